@@ -1,0 +1,352 @@
+import { z } from 'zod';
+
+/**
+ * The event schema, version 1. These schemas are the single source of the TypeScript types.
+ *
+ * Hashed bytes are hard to migrate, so version 1 already carries the fields that audit regimes
+ * ask for (EU AI Act Art. 12/14, NIST AU-3/AU-8/AU-10, SOC 2 CC6/CC8, HIPAA 164.312(b),
+ * SEC/FINRA), optional where unknown. The header is strict (an unknown header field is an error,
+ * because it would be hashed with no meaning); `data` is loose so agents can add context.
+ */
+
+export const SCHEMA_VERSION = 1 as const;
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a SHA-256 digest)');
+const isoTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'must be an ISO-8601 UTC time with milliseconds, e.g. 2026-11-23T10:00:00.123Z');
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID');
+const name = z.string().min(1).max(512);
+const label = z.string().max(4096);
+
+export const Sha256Hex = hex64;
+export const IsoTime = isoTime;
+
+export const EVENT_KINDS = [
+  'session.start',
+  'session.end',
+  'llm.call',
+  'tool.call',
+  'tool.result',
+  'policy.decision',
+  'approval.request',
+  'approval.decision',
+  'capture',
+  'error',
+  'note',
+  'config.change',
+  'review',
+  'human.override',
+  'human.halt',
+  'audit.access',
+  'alert',
+  'key.rotated',
+  'retention.purge',
+  'hold.placed',
+  'hold.released',
+] as const;
+export const EventKind = z.enum(EVENT_KINDS);
+export type EventKind = z.infer<typeof EventKind>;
+
+export const OUTCOMES = ['success', 'error', 'denied', 'pending'] as const;
+export const Outcome = z.enum(OUTCOMES);
+export type Outcome = z.infer<typeof Outcome>;
+
+// ---------------------------------------------------------------- header parts
+
+export const AgentRef = z.strictObject({
+  id: name,
+  version: label.optional(),
+  /** Id of the credential (API key id, mTLS subject) that authenticated the agent; never the secret. */
+  credential: label.optional(),
+});
+export type AgentRef = z.infer<typeof AgentRef>;
+
+export const RecorderRef = z.strictObject({
+  id: label.optional(),
+  kind: z.enum(['sdk', 'gateway', 'server', 'otlp']),
+  version: label.optional(),
+});
+
+export const SourceRef = z.strictObject({
+  host: label.optional(),
+  process: label.optional(),
+});
+
+export const PrincipalRef = z.strictObject({
+  /** The human (or service) on whose authority the agent acts. */
+  id: name,
+  kind: z.enum(['human', 'service']).optional(),
+});
+
+export const Delegation = z.strictObject({
+  id: label,
+  issuer: label.optional(),
+  scopes: z.array(label).max(256).optional(),
+  expires: isoTime.optional(),
+});
+
+export const PolicyDecision = z.enum(['allow', 'deny', 'review']);
+export const PolicyContext = z.strictObject({
+  decision: PolicyDecision,
+  rule: label.optional(),
+  /** SHA-256 of the policy file that was evaluated. */
+  version: hex64.optional(),
+  reason_code: label.optional(),
+  /** `shadow`: evaluated and recorded but not enforced (a dry run). */
+  mode: z.enum(['enforce', 'shadow']).optional(),
+  approver: label.optional(),
+});
+
+export const Approval = z.strictObject({
+  approver: name,
+  role: label.optional(),
+  decision: z.enum(['approved', 'denied']),
+  reason: label.optional(),
+  /** What the signature means (EU AI Act Art. 14 / 21 CFR 11.50 style): "reviewed and approved the refund". */
+  meaning: label.optional(),
+  args_digest: hex64.optional(),
+  ts: isoTime,
+});
+
+export const ArtifactRef = z.strictObject({
+  sha256: hex64,
+  mime: z.string().min(1).max(255),
+  bytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  role: label.optional(),
+  name: label.optional(),
+});
+export type ArtifactRef = z.infer<typeof ArtifactRef>;
+
+/** Everything the caller may set on any event, besides `kind` and `data`. */
+const commonInput = {
+  id: uuid.optional(),
+  ts: isoTime.optional(),
+  received_ts: isoTime.optional(),
+  agent: AgentRef,
+  user: label.optional(),
+  principal: PrincipalRef.optional(),
+  delegation: Delegation.optional(),
+  /** The pseudonymised person the action concerns (customer, patient). */
+  subject: label.optional(),
+  recorder: RecorderRef.optional(),
+  source: SourceRef.optional(),
+  env: label.optional(),
+  tenant: label.optional(),
+  parent: uuid.optional(),
+  resource: label.optional(),
+  action: label.optional(),
+  outcome: Outcome.optional(),
+  policy: PolicyContext.optional(),
+  approvals: z.array(Approval).max(64).optional(),
+  /** Drives retention: e.g. `financial-record` (SEC 17a-4, 6 years), `audit-log`, `clinical`. */
+  record_class: label.optional(),
+  data_categories: z.array(label).max(64).optional(),
+  artifacts: z.array(ArtifactRef).max(1024).optional(),
+};
+
+// ---------------------------------------------------------------- payloads per kind
+
+const loose = z.looseObject;
+
+const Message = z.unknown();
+const ToolCallRequest = loose({ id: label.optional(), name: name, arguments: z.unknown().optional() });
+const Usage = loose({
+  input_tokens: z.number().int().nonnegative().optional(),
+  output_tokens: z.number().int().nonnegative().optional(),
+  total_tokens: z.number().int().nonnegative().optional(),
+});
+const DataSource = loose({ id: label, version: label.optional(), digest: label.optional() });
+const ErrorInfo = loose({ message: z.string(), name: label.optional(), code: z.union([label, z.number()]).optional() });
+
+export const PAYLOADS = {
+  'session.start': loose({
+    /** How `ts` was obtained (NIST AU-8): e.g. `system`, `ntp:pool.ntp.org`, with the measured offset if known. */
+    clock: loose({ source: label, synced: z.boolean().optional(), offset_ms: z.number().optional() }).optional(),
+    purpose: label.optional(),
+    labels: z.record(z.string(), label).optional(),
+  }),
+  'session.end': loose({
+    reason: z.enum(['completed', 'timeout', 'max_iterations', 'error', 'cancelled']),
+    /** What the agent finally told the user. */
+    final_output: z.unknown().optional(),
+    /**
+     * Number of events in the stream before this one and the hash of the last of them, so a
+     * cut-off tail shows. The store fills both inside the append transaction; verify requires them.
+     */
+    event_count: z.number().int().nonnegative().optional(),
+    last_hash: hex64.optional(),
+  }),
+  'llm.call': loose({
+    provider: label.optional(),
+    /** The model the agent asked for. */
+    model: name,
+    /** The model that answered (providers may route to another snapshot). */
+    response_model: label.optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    input: z.array(Message),
+    output: z.unknown().optional(),
+    tool_calls: z.array(ToolCallRequest).optional(),
+    usage: Usage.optional(),
+    latency_ms: z.number().nonnegative().optional(),
+    system_prompt_sha256: hex64.optional(),
+    tool_definitions_sha256: hex64.optional(),
+    data_sources: z.array(DataSource).optional(),
+    stop_reason: label.optional(),
+    agent_version: label.optional(),
+  }),
+  'tool.call': loose({
+    tool: name,
+    server: label.optional(),
+    arguments: z.unknown(),
+    jsonrpc_id: z.union([z.string(), z.number()]).optional(),
+    requires_approval: z.boolean().optional(),
+    /** What the client said about itself (MCP clientInfo, _meta): recorded as a claim, never trusted. */
+    client_claims: z.unknown().optional(),
+  }),
+  'tool.result': loose({
+    tool: name,
+    server: label.optional(),
+    output: z.unknown().optional(),
+    is_error: z.boolean(),
+    error: ErrorInfo.optional(),
+    duration_ms: z.number().nonnegative().optional(),
+    requires_approval: z.boolean().optional(),
+  }),
+  'policy.decision': loose({
+    decision: PolicyDecision,
+    rule: label.optional(),
+    mode: z.enum(['enforce', 'shadow']).optional(),
+    policy_version: hex64.optional(),
+    reason: label.optional(),
+    tool: label.optional(),
+    arguments_digest: hex64.optional(),
+  }),
+  'approval.request': loose({
+    request_id: name,
+    tool: label.optional(),
+    arguments: z.unknown().optional(),
+    arguments_digest: hex64,
+    rule: label.optional(),
+    reason: label.optional(),
+    expires_at: isoTime.optional(),
+  }),
+  'approval.decision': loose({
+    request_id: name,
+    decision: z.enum(['approved', 'denied', 'expired']),
+    approver: name,
+    role: label.optional(),
+    reason: label.optional(),
+    meaning: label.optional(),
+    arguments_digest: hex64,
+  }),
+  capture: loose({
+    role: label,
+    url: label.optional(),
+    viewport: loose({ width: z.number().int().positive(), height: z.number().int().positive() }).optional(),
+    text: z.string().optional(),
+  }),
+  error: loose({
+    message: z.string(),
+    name: label.optional(),
+    code: z.union([label, z.number()]).optional(),
+    stack: z.string().optional(),
+    /** Whose fault: the agent's, a tool's, or the recorder's own (recorded when recording works again). */
+    source: z.enum(['agent', 'tool', 'llm', 'recorder', 'gateway', 'capture']).optional(),
+    retryable: z.boolean().optional(),
+  }),
+  note: loose({ text: z.string(), level: z.enum(['debug', 'info', 'warn']).optional() }),
+  'config.change': loose({
+    target: z.enum(['model', 'prompt', 'policy', 'tool_scope', 'retention', 'key', 'other']),
+    description: z.string(),
+    before_digest: hex64.optional(),
+    after_digest: hex64.optional(),
+    approved_by: label.optional(),
+  }),
+  review: loose({
+    reviewer: name,
+    /** A person attests they reviewed a population of events, bound to its digest. */
+    population_digest: hex64,
+    population: loose({ query: z.unknown().optional(), count: z.number().int().nonnegative() }),
+    attestation: z.string(),
+  }),
+  'human.override': loose({ actor: name, description: z.string(), target_event: uuid.optional() }),
+  'human.halt': loose({ actor: name, reason: z.string() }),
+  'audit.access': loose({
+    actor: name,
+    operation: z.enum(['query', 'export', 'view', 'verify']),
+    scope: z.unknown().optional(),
+    count: z.number().int().nonnegative().optional(),
+  }),
+  alert: loose({ severity: z.enum(['info', 'warning', 'critical']), message: z.string(), code: label.optional() }),
+  'key.rotated': loose({ old_key: label, new_key: label, reason: label.optional() }),
+  'retention.purge': loose({ policy: label, before: isoTime, count: z.number().int().nonnegative() }),
+  'hold.placed': loose({ hold_id: name, scope: z.unknown(), reason: z.string(), placed_by: name }),
+  'hold.released': loose({ hold_id: name, released_by: name, reason: z.string().optional() }),
+} as const satisfies Record<EventKind, z.ZodType>;
+
+export type Payload<K extends EventKind> = z.infer<(typeof PAYLOADS)[K]>;
+
+/** What a caller hands to `Ledger.append`: one member of the union per kind. */
+function inputOf<K extends EventKind>(kind: K) {
+  return z.strictObject({ ...commonInput, kind: z.literal(kind), data: PAYLOADS[kind] });
+}
+
+export const EventInput = z.discriminatedUnion('kind', [
+  inputOf('session.start'),
+  inputOf('session.end'),
+  inputOf('llm.call'),
+  inputOf('tool.call'),
+  inputOf('tool.result'),
+  inputOf('policy.decision'),
+  inputOf('approval.request'),
+  inputOf('approval.decision'),
+  inputOf('capture'),
+  inputOf('error'),
+  inputOf('note'),
+  inputOf('config.change'),
+  inputOf('review'),
+  inputOf('human.override'),
+  inputOf('human.halt'),
+  inputOf('audit.access'),
+  inputOf('alert'),
+  inputOf('key.rotated'),
+  inputOf('retention.purge'),
+  inputOf('hold.placed'),
+  inputOf('hold.released'),
+]);
+export type EventInput = z.infer<typeof EventInput>;
+
+/**
+ * The hashed header: every field but `data`, `salt` and `hash`. Validated on read by `verify`,
+ * so it is strict about its own fields and loose about none.
+ */
+export const EventHeader = z.strictObject({
+  ...commonInput,
+  v: z.literal(SCHEMA_VERSION),
+  id: uuid,
+  ts: isoTime,
+  stream: name,
+  seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  kind: EventKind,
+  payload_digest: hex64,
+  prev: hex64,
+});
+export type EventHeader = z.infer<typeof EventHeader>;
+
+/** A stored event as it is exported: header, payload (null once purged or withheld), salt and hash. */
+export type StoredEvent = EventHeader & {
+  data: Record<string, unknown> | null;
+  salt: string | null;
+  hash: string;
+};
+
+/** Formats a zod issue path the way a person reads it: `data.usage.input_tokens`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(event)' : out;
+}

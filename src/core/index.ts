@@ -1,0 +1,56 @@
+export { ERROR_CODES, WitnessError, isWitnessError, type ErrorCode } from './errors.js';
+export * from './event.js';
+export { canonicalize, canonicalBytes } from './canonical-json.js';
+export { strictParse } from './strict-json.js';
+export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, headerOf, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  chainEvent,
+  parseEventInput,
+  prepareEvent,
+  recommitPayload,
+  type ChainedEvent,
+  type PrepareOptions,
+  type PreparedEvent,
+} from './build.js';
+export {
+  EMPTY_ROOT,
+  Frontier,
+  HASH_SIZE,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  nodeHash,
+  rangeHash,
+  rootFromInclusionProof,
+  rootFromLeafHashes,
+  verifyConsistency,
+  verifyInclusion,
+  type NodeSource,
+  type ProofResult,
+} from './merkle.js';
+export {
+  formatVerifierKey,
+  generateKey,
+  openNote,
+  parseSignerKey,
+  parseVerifierKey,
+  signNote,
+  type NoteKeyId,
+  type NoteSigner,
+  type NoteVerifier,
+  type OpenedNote,
+} from './note.js';
+export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
+export {
+  LedgerVerifier,
+  trustStatement,
+  type Failure,
+  type FailureCode,
+  type KeySource,
+  type LedgerVerifierOptions,
+  type StoredCheckpoint,
+  type TrustStatement,
+  type VerifyReport,
+  type VerifyRow,
+} from './verify.js';

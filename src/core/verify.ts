@@ -1,0 +1,448 @@
+import { canonicalize } from './canonical-json.js';
+import { EVENT_DOMAIN, genesisHash, sha256 } from './chain.js';
+import { openCheckpoint, type Checkpoint } from './checkpoint.js';
+import { WitnessError } from './errors.js';
+import { EventHeader, SCHEMA_VERSION } from './event.js';
+import { Frontier, leafHash, verifyConsistency } from './merkle.js';
+import type { NoteKeyId, NoteVerifier } from './note.js';
+import { createHash } from 'node:crypto';
+
+/**
+ * The verifier trusts no stored hash. It is fed raw rows in global-position order and recomputes
+ * every payload digest, event hash, `prev` link and `seq`, folds each recomputed hash into a fresh
+ * Merkle tree and compares that tree with every signed checkpoint. Memory is O(streams + log n).
+ */
+
+export type FailureCode =
+  | 'malformed_header'
+  | 'non_canonical'
+  | 'unsupported_version'
+  | 'invalid_header'
+  | 'column_mismatch'
+  | 'position_gap'
+  | 'seq_gap'
+  | 'seq_out_of_order'
+  | 'wrong_genesis'
+  | 'prev_mismatch'
+  | 'payload_mismatch'
+  | 'hash_mismatch'
+  | 'session_end_mismatch'
+  | 'event_after_end'
+  | 'artifact_missing'
+  | 'artifact_mismatch'
+  | 'checkpoint_invalid'
+  | 'checkpoint_signature'
+  | 'checkpoint_root_mismatch'
+  | 'checkpoint_beyond_ledger'
+  | 'consistency_failed'
+  | 'inclusion_failed'
+  | 'against_mismatch'
+  | 'session_incomplete'
+  | 'bundle_invalid';
+
+export interface Failure {
+  code: FailureCode;
+  reason: string;
+  stream?: string;
+  seq?: number;
+  /** Global position = Merkle leaf index. */
+  leaf?: number;
+  checkpoint?: number;
+  artifact?: string;
+}
+
+export type KeySource = 'ledger' | 'pinned' | 'bundle';
+
+export interface TrustStatement {
+  /** Keys whose signatures were accepted, and where they came from. */
+  keys: Array<{ name: string; keyHash: string; source: KeySource }>;
+  /** One sentence saying what the result rests on. */
+  statement: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** True when something was written by a newer format: not tampered, but not checkable here. */
+  unverifiable: boolean;
+  events: number;
+  streams: number;
+  checkpoints: number;
+  /** Tree size covered by the newest valid checkpoint. */
+  sealedSize: number;
+  /** Events past the newest checkpoint: chained, but not yet in a signed tree. */
+  unsealed: number;
+  payloadsAbsent: number;
+  artifacts: number;
+  openSessions: number;
+  failures: Failure[];
+  first?: Failure;
+  trust: TrustStatement;
+  warnings: string[];
+}
+
+/** One raw row as stored; nothing in it is trusted. */
+export interface VerifyRow {
+  pos: number;
+  id: string;
+  stream: string;
+  seq: number;
+  ts: string;
+  kind: string;
+  agent: string;
+  resource: string | null;
+  action: string | null;
+  outcome: string | null;
+  header: string;
+  data: string | null;
+  salt: Uint8Array | null;
+  hash: Uint8Array;
+}
+
+export interface StoredCheckpoint {
+  id: number;
+  size: number;
+  note: string;
+  consistency: string[];
+  prevSize: number | null;
+}
+
+interface StreamState {
+  nextSeq: number;
+  prev: Buffer;
+  ended: boolean;
+}
+
+const MAX_FAILURES = 100;
+
+export interface LedgerVerifierOptions {
+  origin: string;
+  verifiers: NoteVerifier[];
+  keySource: KeySource;
+  /** A checkpoint the auditor saved earlier (signed note text): the ledger must still extend it. */
+  against?: string;
+}
+
+export class LedgerVerifier {
+  private readonly streams = new Map<string, StreamState>();
+  private readonly frontier = Frontier.empty();
+  private readonly failures: Failure[] = [];
+  private readonly warnings: string[] = [];
+  private readonly usedKeys = new Map<string, NoteKeyId>();
+  private readonly artifactRefs = new Map<string, number>();
+  private checkpointsDue: Array<{ id: number; checkpoint: Checkpoint }> = [];
+  private nextCheckpoint = 0;
+  private validCheckpoints = 0;
+  private sealedSize = 0;
+  private events = 0;
+  private payloadsAbsent = 0;
+  private unverifiable = false;
+  private againstCp: Checkpoint | undefined;
+  private againstChecked = false;
+
+  constructor(private readonly options: LedgerVerifierOptions) {
+    if (options.against !== undefined) {
+      try {
+        const opened = openCheckpoint(options.against, options.verifiers, options.origin);
+        this.againstCp = opened.checkpoint;
+        for (const k of opened.verified) this.usedKeys.set(keyId(k), k);
+      } catch (e) {
+        this.fail({ code: 'against_mismatch', reason: `The saved checkpoint does not verify: ${messageOf(e)}` });
+      }
+    }
+  }
+
+  /** Verifies signatures and consistency of all checkpoints, before any row is read. */
+  setCheckpoints(rows: readonly StoredCheckpoint[]): void {
+    let prev: { size: number; root: Uint8Array; id: number } | undefined;
+    const due: Array<{ id: number; checkpoint: Checkpoint }> = [];
+    for (const row of rows) {
+      let cp: Checkpoint;
+      try {
+        const opened = openCheckpoint(row.note, this.options.verifiers, this.options.origin);
+        cp = opened.checkpoint;
+        for (const k of opened.verified) this.usedKeys.set(keyId(k), k);
+      } catch (e) {
+        const code = e instanceof WitnessError && (e.code === 'invalid_signature' || e.code === 'invalid_key') ? 'checkpoint_signature' : 'checkpoint_invalid';
+        this.fail({ code, checkpoint: row.id, reason: `Checkpoint ${row.id} (size ${row.size}) does not verify: ${messageOf(e)}` });
+        continue;
+      }
+      if (cp.size !== row.size) {
+        this.fail({ code: 'checkpoint_invalid', checkpoint: row.id, reason: `Checkpoint ${row.id} is stored as size ${row.size} but its signed body says ${cp.size}.` });
+      }
+      if (prev !== undefined) {
+        if (cp.size < prev.size) {
+          this.fail({ code: 'consistency_failed', checkpoint: row.id, reason: `Checkpoint ${row.id} has size ${cp.size}, smaller than the previous checkpoint's ${prev.size}: history was rolled back.` });
+        } else if (prev.size > 0) {
+          const proof = row.consistency.map((h) => (/^[0-9a-f]{64}$/.test(h) ? Buffer.from(h, 'hex') : Buffer.alloc(0)));
+          const r = verifyConsistency(prev.size, cp.size, proof, prev.root, cp.rootHash);
+          if (!r.ok) {
+            this.fail({
+              code: 'consistency_failed',
+              checkpoint: row.id,
+              reason: `Checkpoint ${row.id} (size ${cp.size}) is not consistent with checkpoint ${prev.id} (size ${prev.size}): ${r.reason}; history was rewritten.`,
+            });
+          }
+        }
+      }
+      prev = { size: cp.size, root: cp.rootHash, id: row.id };
+      this.validCheckpoints++;
+      due.push({ id: row.id, checkpoint: cp });
+    }
+    due.sort((a, b) => a.checkpoint.size - b.checkpoint.size || a.id - b.id);
+    this.checkpointsDue = due;
+    this.checkRootsAtCurrentSize();
+  }
+
+  /** Feeds one raw row; rows must come in position order. */
+  addRow(row: VerifyRow): void {
+    const where = { stream: row.stream, seq: row.seq, leaf: row.pos };
+    if (row.pos !== this.frontier.size) {
+      this.fail({ ...where, code: 'position_gap', reason: `Leaf ${this.frontier.size} is missing: the next stored position is ${row.pos}; events were deleted.` });
+    }
+    this.events++;
+    const recomputed = this.checkEvent(row, where);
+    this.frontier.push(leafHash(recomputed));
+    this.checkRootsAtCurrentSize();
+  }
+
+  /** Returns the hash to fold into the tree: the recomputed one whenever it can be computed. */
+  private checkEvent(row: VerifyRow, where: { stream: string; seq: number; leaf: number }): Uint8Array {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(row.header);
+    } catch {
+      this.fail({ ...where, code: 'malformed_header', reason: 'The stored header is not JSON.' });
+      return row.hash;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.fail({ ...where, code: 'malformed_header', reason: 'The stored header is not a JSON object.' });
+      return row.hash;
+    }
+    const v = (parsed as { v?: unknown }).v;
+    if (v !== SCHEMA_VERSION) {
+      if (typeof v === 'number' && Number.isInteger(v) && v > SCHEMA_VERSION) {
+        this.unverifiable = true;
+        this.warnings.push(`Leaf ${row.pos} is event format v${v}, newer than this verifier (v${SCHEMA_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
+        return row.hash;
+      }
+      this.fail({ ...where, code: 'unsupported_version', reason: `The header has version ${JSON.stringify(v)}, which no Witness version writes.` });
+      return row.hash;
+    }
+    // Re-canonicalising and comparing bytes rejects duplicate keys, big integers and any other
+    // spelling that JSON.parse would silently accept.
+    let canonical: string;
+    try {
+      canonical = canonicalize(parsed);
+    } catch (e) {
+      this.fail({ ...where, code: 'non_canonical', reason: `The header cannot be canonicalised: ${messageOf(e)}` });
+      return row.hash;
+    }
+    if (canonical !== row.header) {
+      this.fail({ ...where, code: 'non_canonical', reason: 'The stored header is not in canonical (RFC 8785) form: it was written by something other than Witness.' });
+    }
+    const checked = EventHeader.safeParse(parsed);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      this.fail({ ...where, code: 'invalid_header', reason: `The header field ${issue?.path.join('.') || '(root)'} is invalid: ${issue?.message ?? 'unknown problem'}.` });
+      return row.hash;
+    }
+    const h = checked.data;
+    this.checkColumns(row, h, where);
+
+    let state = this.streams.get(h.stream);
+    if (state === undefined) {
+      state = { nextSeq: 0, prev: genesisHash(this.options.origin, h.stream), ended: false };
+      this.streams.set(h.stream, state);
+    }
+    const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
+    if (state.ended) {
+      this.fail({ ...at, code: 'event_after_end', reason: `Stream ${h.stream} has an event after its session.end.` });
+    }
+    if (h.seq !== state.nextSeq) {
+      if (h.seq > state.nextSeq) {
+        this.fail({ ...at, code: 'seq_gap', reason: `Seq ${state.nextSeq}${h.seq - state.nextSeq > 1 ? `–${h.seq - 1}` : ''} of stream ${h.stream} is missing: events were deleted.` });
+      } else {
+        this.fail({ ...at, code: 'seq_out_of_order', reason: `Seq ${h.seq} of stream ${h.stream} appears again or out of order after seq ${state.nextSeq - 1}: events were reordered or inserted.` });
+      }
+    }
+    const prevHex = state.prev.toString('hex');
+    if (h.prev !== prevHex) {
+      if (h.seq === 0) {
+        this.fail({ ...at, code: 'wrong_genesis', reason: `Stream ${h.stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
+      } else {
+        this.fail({ ...at, code: 'prev_mismatch', reason: `The event does not link to the previous event of stream ${h.stream}: an earlier event was changed, removed or reordered.` });
+      }
+    }
+
+    if (row.data === null || row.salt === null) {
+      if (row.data !== null || row.salt !== null) {
+        this.fail({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
+      }
+      this.payloadsAbsent++;
+    } else {
+      const digest = createHash('sha256').update(row.salt).update(row.data).digest('hex');
+      if (digest !== h.payload_digest) {
+        this.fail({ ...at, code: 'payload_mismatch', reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
+      } else if (h.kind === 'session.end') {
+        this.checkSessionEnd(row.data, h.seq, prevHex, at);
+      }
+    }
+
+    const hash = sha256(EVENT_DOMAIN, Buffer.from(h.prev, 'hex'), row.header);
+    if (!hash.equals(row.hash)) {
+      this.fail({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
+    }
+    for (const a of h.artifacts ?? []) {
+      if (!this.artifactRefs.has(a.sha256)) this.artifactRefs.set(a.sha256, row.pos);
+    }
+    state.nextSeq = h.seq + 1;
+    state.prev = hash;
+    if (h.kind === 'session.end') state.ended = true;
+    return hash;
+  }
+
+  private checkColumns(row: VerifyRow, h: EventHeader, where: { stream: string; seq: number; leaf: number }): void {
+    const pairs: Array<[string, unknown, unknown]> = [
+      ['id', row.id, h.id],
+      ['stream', row.stream, h.stream],
+      ['seq', row.seq, h.seq],
+      ['ts', row.ts, h.ts],
+      ['kind', row.kind, h.kind],
+      ['agent', row.agent, h.agent.id],
+      ['resource', row.resource, h.resource ?? null],
+      ['action', row.action, h.action ?? null],
+      ['outcome', row.outcome, h.outcome ?? null],
+    ];
+    for (const [col, stored, hashed] of pairs) {
+      if (stored !== hashed) {
+        this.fail({
+          ...where,
+          code: 'column_mismatch',
+          reason: `The indexed column "${col}" says ${JSON.stringify(stored)} but the hashed header says ${JSON.stringify(hashed)}: queries on it would lie.`,
+        });
+      }
+    }
+  }
+
+  private checkSessionEnd(data: string, seq: number, prevHex: string, at: { stream: string; seq: number; leaf: number }): void {
+    let d: { event_count?: unknown; last_hash?: unknown };
+    try {
+      d = JSON.parse(data) as typeof d;
+    } catch {
+      this.fail({ ...at, code: 'session_end_mismatch', reason: 'The session.end payload is not JSON.' });
+      return;
+    }
+    if (d.event_count !== seq || d.last_hash !== prevHex) {
+      this.fail({ ...at, code: 'session_end_mismatch', reason: `session.end says ${String(d.event_count)} events before it ending in ${String(d.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….` });
+    }
+  }
+
+  private checkRootsAtCurrentSize(): void {
+    const size = this.frontier.size;
+    while (this.nextCheckpoint < this.checkpointsDue.length && this.checkpointsDue[this.nextCheckpoint]!.checkpoint.size === size) {
+      const { id, checkpoint } = this.checkpointsDue[this.nextCheckpoint]!;
+      if (!this.frontier.root().equals(checkpoint.rootHash)) {
+        this.fail({
+          code: 'checkpoint_root_mismatch',
+          checkpoint: id,
+          leaf: size - 1,
+          reason: `The first ${size} events do not hash to the root signed in checkpoint ${id}: events before leaf ${size} were changed, removed, inserted or reordered.`,
+        });
+      } else {
+        this.sealedSize = size;
+      }
+      this.nextCheckpoint++;
+    }
+    if (this.againstCp !== undefined && !this.againstChecked && this.againstCp.size === size) {
+      this.againstChecked = true;
+      if (!this.frontier.root().equals(this.againstCp.rootHash)) {
+        this.fail({ code: 'against_mismatch', leaf: size - 1, reason: `The ledger no longer extends the saved checkpoint of size ${size}: its first ${size} events were rewritten.` });
+      }
+    }
+  }
+
+  /** Artifacts referenced by events, with the first leaf that references each. */
+  referencedArtifacts(): ReadonlyMap<string, number> {
+    return this.artifactRefs;
+  }
+
+  artifactFailure(sha256: string, missing: boolean): void {
+    const leaf = this.artifactRefs.get(sha256);
+    this.fail({
+      code: missing ? 'artifact_missing' : 'artifact_mismatch',
+      artifact: sha256,
+      ...(leaf === undefined ? {} : { leaf }),
+      reason: missing
+        ? `Artifact ${sha256} referenced at leaf ${leaf} is missing from the artifact store.`
+        : `Artifact ${sha256} referenced at leaf ${leaf} no longer has that SHA-256: its bytes were changed.`,
+    });
+  }
+
+  fail(f: Failure): void {
+    if (this.failures.length < MAX_FAILURES) this.failures.push(f);
+  }
+
+  finish(): VerifyReport {
+    const size = this.frontier.size;
+    for (let i = this.nextCheckpoint; i < this.checkpointsDue.length; i++) {
+      const { id, checkpoint } = this.checkpointsDue[i]!;
+      this.fail({
+        code: 'checkpoint_beyond_ledger',
+        checkpoint: id,
+        leaf: size,
+        reason: `Checkpoint ${id} signs ${checkpoint.size} events but the ledger holds ${size}: events from leaf ${size} on were deleted.`,
+      });
+    }
+    if (this.againstCp !== undefined && !this.againstChecked) {
+      this.fail({ code: 'against_mismatch', leaf: size, reason: `The saved checkpoint covers ${this.againstCp.size} events but the ledger holds only ${size}: events were deleted.` });
+    }
+    let open = 0;
+    for (const s of this.streams.values()) if (!s.ended) open++;
+    const unsealed = size - this.sealedSize;
+    if (this.validCheckpoints === 0 && size > 0) {
+      this.warnings.push('No signed checkpoint covers this ledger: integrity rests on the hash chains alone; run `witness seal`.');
+    } else if (unsealed > 0) {
+      this.warnings.push(`${unsealed} event(s) after the newest checkpoint are chained but not yet signed; run \`witness seal\`.`);
+    }
+    const failures = [...this.failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
+    const keys = [...this.usedKeys.values()].map((k) => ({ name: k.name, keyHash: k.keyHash.toString(16).padStart(8, '0'), source: this.options.keySource }));
+    const report: VerifyReport = {
+      ok: failures.length === 0 && !this.unverifiable,
+      unverifiable: this.unverifiable,
+      events: size,
+      streams: this.streams.size,
+      checkpoints: this.validCheckpoints,
+      sealedSize: this.sealedSize,
+      unsealed,
+      payloadsAbsent: this.payloadsAbsent,
+      artifacts: this.artifactRefs.size,
+      openSessions: open,
+      failures,
+      trust: { keys, statement: trustStatement(this.options.keySource, keys.length, this.validCheckpoints) },
+      warnings: this.warnings,
+    };
+    if (failures[0] !== undefined) report.first = failures[0];
+    return report;
+  }
+}
+
+export function trustStatement(source: KeySource, keys: number, checkpoints: number): string {
+  if (checkpoints === 0) return 'No checkpoint was checked, so no signing key was relied on; only the hash chains were.';
+  const which = `${keys} signing key${keys === 1 ? '' : 's'}`;
+  switch (source) {
+    case 'pinned':
+      return `Checkpoints were verified with ${which} pinned by the auditor (--trusted-key).`;
+    case 'bundle':
+      return `Checkpoints were verified with ${which} shipped inside the bundle; pin the key you trust with --trusted-key for an independent check.`;
+    case 'ledger':
+      return `Checkpoints were verified with ${which} stored beside the ledger, which whoever controls the ledger could replace; pin a key with --trusted-key for an independent check.`;
+  }
+}
+
+function keyId(k: NoteKeyId): string {
+  return `${k.name}+${k.keyHash}`;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,10 @@
+/**
+ * The SDK facade. Named exports only; nothing here may load heavy optional parts (pg, Chromium):
+ * test/sdk-surface.test.ts proves it.
+ */
+export { openWitness, Witness, Session, Redactor } from './recorder/index.js';
+export type { EndInput, EventFields, LlmCallInput, SessionInit, ToolOptions, WitnessOptionsInput, RedactionRule } from './recorder/index.js';
+export { WitnessError, isWitnessError, EVENT_KINDS } from './core/index.js';
+export type { ErrorCode, EventHeader, EventInput, EventKind, StoredEvent, VerifyReport, Failure } from './core/index.js';
+export { openLedger, verifyLedger } from './store/index.js';
+export type { Ledger, QueryFilter, QueryPage } from './store/index.js';

@@ -1,0 +1,101 @@
+/**
+ * Secrets are removed before anything is hashed or written: once in a hash-chained ledger they
+ * could never be taken out again without breaking verification.
+ */
+
+export interface RedactionRule {
+  name: string;
+  pattern: RegExp;
+}
+
+export interface RedactionConfig {
+  /** Extra patterns; every match is replaced by `[REDACTED:<name>]`. */
+  patterns?: RedactionRule[];
+  /** Extra object keys (case-insensitive) whose whole value is replaced. */
+  keys?: string[];
+  /** Turn the built-in rules off (not recommended). */
+  builtins?: boolean;
+}
+
+export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
+  { name: 'private-key', pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g },
+  { name: 'bearer', pattern: /\bBearer\s+[A-Za-z0-9._~+/-]{8,}=*/gi },
+  { name: 'api-key', pattern: /\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g },
+  { name: 'aws-key', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
+  { name: 'github-token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b/g },
+  { name: 'slack-token', pattern: /\bxox[abprs]-[A-Za-z0-9-]{10,}/g },
+  { name: 'jwt', pattern: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g },
+  { name: 'google-api-key', pattern: /\bAIza[0-9A-Za-z_-]{35}\b/g },
+];
+
+export const BUILTIN_SECRET_KEYS: readonly string[] = [
+  'password',
+  'passwd',
+  'secret',
+  'client_secret',
+  'api_key',
+  'apikey',
+  'x-api-key',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'private_key',
+  'token',
+];
+
+export class Redactor {
+  private readonly patterns: RedactionRule[];
+  private readonly keys: Set<string>;
+
+  constructor(config: RedactionConfig = {}) {
+    const builtins = config.builtins ?? true;
+    this.patterns = [...(builtins ? BUILTIN_PATTERNS : []), ...(config.patterns ?? [])].map((r) => ({
+      name: r.name,
+      pattern: new RegExp(r.pattern.source, r.pattern.flags.includes('g') ? r.pattern.flags : `${r.pattern.flags}g`),
+    }));
+    this.keys = new Set([...(builtins ? BUILTIN_SECRET_KEYS : []), ...(config.keys ?? [])].map((k) => k.toLowerCase()));
+  }
+
+  /** Returns a redacted copy; the input is never mutated. Non-JSON values pass through for the validator to name. */
+  redact<T>(value: T): T {
+    return this.walk(value, new WeakSet()) as T;
+  }
+
+  redactString(s: string): string {
+    let out = s;
+    for (const { name, pattern } of this.patterns) {
+      pattern.lastIndex = 0;
+      if (pattern.test(out)) {
+        pattern.lastIndex = 0;
+        out = out.replace(pattern, `[REDACTED:${name}]`);
+      }
+    }
+    return out;
+  }
+
+  private walk(v: unknown, seen: WeakSet<object>): unknown {
+    if (typeof v === 'string') return this.redactString(v);
+    if (typeof v !== 'object' || v === null) return v;
+    // Cycles are left for the canonicaliser, which names them precisely.
+    if (seen.has(v)) return v;
+    if (Array.isArray(v)) {
+      seen.add(v);
+      const out = v.map((x) => this.walk(x, seen));
+      seen.delete(v);
+      return out;
+    }
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) return v;
+    seen.add(v);
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      out[k] = this.keys.has(k.toLowerCase()) && x !== null && x !== undefined && x !== '' ? '[REDACTED:key]' : this.walk(x, seen);
+    }
+    seen.delete(v);
+    return out;
+  }
+}

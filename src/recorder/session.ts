@@ -1,0 +1,182 @@
+import { v7 as uuidv7 } from 'uuid';
+import { sha256Hex, type AgentRef, type ArtifactRef, type EventKind, type EventInput, type Payload } from '../core/index.js';
+import type { AppendReceipt } from '../store/index.js';
+
+/** Fields of the header a session sets on every event, or a caller sets on one. */
+export type EventFields = Partial<Omit<Extract<EventInput, { kind: 'note' }>, 'kind' | 'data' | 'agent'>>;
+
+export interface SessionInit extends EventFields {
+  agent: AgentRef;
+  /** The session id (= stream); a UUIDv7 when omitted. */
+  id?: string;
+  purpose?: string;
+  labels?: Record<string, string>;
+}
+
+export interface LlmCallInput {
+  model: string;
+  input: unknown[];
+  output?: unknown;
+  toolCalls?: Array<{ id?: string; name: string; arguments?: unknown }>;
+  usage?: { input_tokens?: number; output_tokens?: number; total_tokens?: number; [k: string]: unknown };
+  latencyMs?: number;
+  /** The system prompt itself is not stored, only its SHA-256 (it may be proprietary). */
+  systemPrompt?: string;
+  provider?: string;
+  responseModel?: string;
+  parameters?: Record<string, unknown>;
+  stopReason?: string;
+  toolDefinitions?: unknown;
+  dataSources?: Array<{ id: string; version?: string; digest?: string }>;
+}
+
+export interface ToolOptions extends EventFields {
+  server?: string;
+  requiresApproval?: boolean;
+}
+
+export interface EndInput {
+  reason?: 'completed' | 'timeout' | 'max_iterations' | 'error' | 'cancelled';
+  finalOutput?: unknown;
+}
+
+/** What a session needs from its recorder. */
+export interface SessionHost {
+  record(stream: string, input: EventInput): Promise<AppendReceipt | undefined>;
+  storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }>;
+  sessionEnded(stream: string): Promise<void>;
+  now(): number;
+}
+
+/**
+ * One agent run = one stream = one hash chain. Every method resolves once its event is durable and
+ * never rejects because of the recorder's own faults (those go to onError).
+ */
+export class Session {
+  readonly id: string;
+  readonly agent: AgentRef;
+  private readonly defaults: EventFields;
+  private ended = false;
+
+  constructor(
+    private readonly host: SessionHost,
+    init: SessionInit,
+  ) {
+    const { id, agent, purpose: _p, labels: _l, ...defaults } = init;
+    this.id = id ?? uuidv7();
+    this.agent = agent;
+    this.defaults = defaults;
+  }
+
+  /** Records any event kind; the typed helpers below cover the common ones. */
+  async record<K extends EventKind>(kind: K, data: Payload<K>, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    return this.host.record(this.id, { ...this.defaults, ...fields, agent: this.agent, kind, data } as EventInput);
+  }
+
+  async llmCall(call: LlmCallInput, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    const stored = call.output === undefined ? { value: undefined } : await this.host.storeOutput('llm.call', call.output);
+    const data: Payload<'llm.call'> = {
+      model: call.model,
+      input: call.input,
+      ...(stored.value === undefined ? {} : { output: stored.value }),
+      ...(call.toolCalls === undefined ? {} : { tool_calls: call.toolCalls }),
+      ...(call.usage === undefined ? {} : { usage: call.usage }),
+      ...(call.latencyMs === undefined ? {} : { latency_ms: call.latencyMs }),
+      ...(call.systemPrompt === undefined ? {} : { system_prompt_sha256: sha256Hex(call.systemPrompt) }),
+      ...(call.provider === undefined ? {} : { provider: call.provider }),
+      ...(call.responseModel === undefined ? {} : { response_model: call.responseModel }),
+      ...(call.parameters === undefined ? {} : { parameters: call.parameters }),
+      ...(call.stopReason === undefined ? {} : { stop_reason: call.stopReason }),
+      ...(call.toolDefinitions === undefined ? {} : { tool_definitions_sha256: sha256Hex(JSON.stringify(call.toolDefinitions)) }),
+      ...(call.dataSources === undefined ? {} : { data_sources: call.dataSources }),
+      ...(this.agent.version === undefined ? {} : { agent_version: this.agent.version }),
+    };
+    return this.record('llm.call', data, withArtifact(fields, stored.artifact));
+  }
+
+  /**
+   * Records `tool.call`, runs the tool, records `tool.result` (or the thrown error, which is then
+   * rethrown unchanged). The call record is durable before the tool runs, so a crash mid-tool still
+   * leaves evidence that it was attempted.
+   */
+  async tool<T>(name: string, args: unknown, fn: () => T | Promise<T>, options: ToolOptions = {}): Promise<T> {
+    const { server, requiresApproval, ...fields } = options;
+    const base = { resource: fields.resource ?? server ?? name.split('.')[0] ?? name, action: fields.action ?? name };
+    const call = await this.record(
+      'tool.call',
+      {
+        tool: name,
+        arguments: args,
+        ...(server === undefined ? {} : { server }),
+        ...(requiresApproval === undefined ? {} : { requires_approval: requiresApproval }),
+      },
+      { ...fields, ...base, outcome: 'pending' },
+    );
+    const parent = call === undefined ? {} : { parent: call.id };
+    const started = this.host.now();
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const code = (e as { code?: unknown }).code;
+      await this.record(
+        'tool.result',
+        {
+          tool: name,
+          ...(server === undefined ? {} : { server }),
+          is_error: true,
+          error: { message: e.message, name: e.name, ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}) },
+          duration_ms: this.host.now() - started,
+        },
+        { ...fields, ...base, ...parent, outcome: 'error' },
+      );
+      throw err;
+    }
+    const stored = await this.host.storeOutput('tool.result', result);
+    await this.record(
+      'tool.result',
+      {
+        tool: name,
+        ...(server === undefined ? {} : { server }),
+        ...(stored.value === undefined ? {} : { output: stored.value }),
+        is_error: false,
+        duration_ms: this.host.now() - started,
+      },
+      withArtifact({ ...fields, ...base, ...parent, outcome: 'success' }, stored.artifact),
+    );
+    return result;
+  }
+
+  async note(text: string, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    return this.record('note', { text }, fields);
+  }
+
+  /** Records an error the agent met (a failed step, a refused request) without throwing it. */
+  async error(err: unknown, fields: EventFields & { retryable?: boolean } = {}): Promise<AppendReceipt | undefined> {
+    const { retryable, ...rest } = fields;
+    const e = err instanceof Error ? err : new Error(String(err));
+    return this.record(
+      'error',
+      { message: e.message, name: e.name, source: 'agent', ...(retryable === undefined ? {} : { retryable }) },
+      { outcome: 'error', ...rest },
+    );
+  }
+
+  /** Records session.end (with the stream's count and last hash) and seals it into a checkpoint. */
+  async end(input: EndInput = {}, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    if (this.ended) return undefined;
+    this.ended = true;
+    const r = await this.record(
+      'session.end',
+      { reason: input.reason ?? 'completed', ...(input.finalOutput === undefined ? {} : { final_output: input.finalOutput }) },
+      fields,
+    );
+    await this.host.sessionEnded(this.id);
+    return r;
+  }
+}
+
+function withArtifact(fields: EventFields, artifact: ArtifactRef | undefined): EventFields {
+  return artifact === undefined ? fields : { ...fields, artifacts: [...(fields.artifacts ?? []), artifact] };
+}

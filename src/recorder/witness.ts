@@ -1,0 +1,233 @@
+import os from 'node:os';
+import { WitnessError, canonicalize, isWitnessError, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
+import { DEFAULT_STORE, SqliteLedger, parseStoreUrl, type AppendReceipt, type Ledger } from '../store/index.js';
+import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
+import { Redactor } from './redact.js';
+import { Session, type SessionHost, type SessionInit } from './session.js';
+import { BatchWriter } from './writer.js';
+
+export const RECORDER_VERSION = '0.1.0';
+
+/**
+ * Opens (creating when missing) a ledger and returns the recorder. The only call that may throw:
+ * bad options or an unusable store are reported here, once, in one sentence.
+ */
+export async function openWitness(options: WitnessOptionsInput = {}): Promise<Witness> {
+  const parsed = parseOptions(options);
+  const url = parsed.store ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
+  const loc = parseStoreUrl(url);
+  if (loc.driver !== 'sqlite') {
+    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
+  }
+  const ledger = SqliteLedger.open({
+    path: loc.path,
+    durability: parsed.durability,
+    maxPayloadBytes: parsed.maxPayloadBytes,
+    ...(parsed.name === undefined ? {} : { name: parsed.name }),
+  });
+  return new Witness(ledger, parsed);
+}
+
+export class Witness implements SessionHost {
+  readonly ledger: SqliteLedger;
+  private readonly writer: BatchWriter;
+  private readonly redactor: Redactor;
+  private readonly onError: (e: WitnessError) => void;
+  private readonly source = { host: os.hostname(), process: String(process.pid) };
+  private readonly recorder = { kind: 'sdk' as const, version: RECORDER_VERSION };
+  private sinceSeal = 0;
+  private lastSealAt = Date.now();
+  private sealing: Promise<void> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private warnedNoKey = false;
+
+  constructor(
+    ledger: SqliteLedger,
+    private readonly options: ParsedWitnessOptions,
+  ) {
+    this.ledger = ledger;
+    this.onError = options.onError ?? (() => undefined);
+    this.redactor = new Redactor(options.redact);
+    this.writer = new BatchWriter(ledger, {
+      maxBatch: options.maxBatch,
+      maxQueue: options.maxQueue,
+      retryForMs: options.retryForMs,
+      onError: (e) => this.report(e),
+      onCommit: (r) => this.committed(r),
+    });
+    if (options.seal.enabled) {
+      const tick = setInterval(() => this.maybeSeal(false), Math.min(options.seal.everyMs, options.seal.heartbeatMs));
+      tick.unref();
+      this.timers.push(tick);
+    }
+  }
+
+  /** Starts a session: records session.start and resolves once it is durable. */
+  async session(init: SessionInit): Promise<Session> {
+    const s = new Session(this, init);
+    await this.record(s.id, {
+      ...sessionDefaults(init),
+      agent: init.agent,
+      kind: 'session.start',
+      data: {
+        clock: { source: 'system' },
+        ...(init.purpose === undefined ? {} : { purpose: init.purpose }),
+        ...(init.labels === undefined ? {} : { labels: init.labels }),
+      },
+    } as EventInput);
+    return s;
+  }
+
+  // ---------------------------------------------------------------- SessionHost
+
+  async record(stream: string, input: EventInput): Promise<AppendReceipt | undefined> {
+    if (this.closed) {
+      return this.fault(new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.'));
+    }
+    let prepared: PreparedEvent;
+    try {
+      prepared = this.prepare(stream, input);
+    } catch (e) {
+      const err = isWitnessError(e) ? e : new WitnessError('invalid_event', `Invalid event: ${String(e)}.`, { cause: e });
+      if (this.options.strict) throw err;
+      this.report(err);
+      // The rejected record leaves a visible gap rather than none at all.
+      if (input.kind !== 'error') {
+        void this.record(stream, {
+          agent: input.agent,
+          kind: 'error',
+          outcome: 'error',
+          data: { message: `A ${input.kind} record was rejected: ${err.message}`, code: err.code, source: 'recorder' },
+        });
+      }
+      return undefined;
+    }
+    return this.writer.write(prepared);
+  }
+
+  private prepare(stream: string, input: EventInput): PreparedEvent {
+    const redacted = { ...input, data: this.redactor.redact(input.data) } as EventInput;
+    const withContext = {
+      recorder: this.recorder,
+      source: this.source,
+      ...(this.options.env === undefined ? {} : { env: this.options.env }),
+      ...(this.options.tenant === undefined ? {} : { tenant: this.options.tenant }),
+      ...redacted,
+    };
+    return this.ledger.prepare([{ ...withContext, stream }])[0]!;
+  }
+
+  /** Large outputs go to the artifact store and are referenced by digest, never truncated. */
+  async storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }> {
+    if (value === undefined) return { value: undefined };
+    let text: string;
+    try {
+      text = canonicalize(this.redactor.redact(value), { path: 'data.output' });
+    } catch {
+      // Let validation name the problem on the real record.
+      return { value };
+    }
+    if (Buffer.byteLength(text) <= this.options.spillBytes) return { value };
+    try {
+      const artifact = await this.ledger.putArtifact(Buffer.from(text), 'application/json', `${kind}.output`);
+      return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, artifact };
+    } catch (e) {
+      this.report(isWitnessError(e) ? e : new WitnessError('store_unavailable', `Could not store a large output: ${String(e)}.`, { cause: e }));
+      return { value: { $omitted: 'the output was too large to record inline and could not be stored as an artifact', bytes: Buffer.byteLength(text) } };
+    }
+  }
+
+  async sessionEnded(_stream: string): Promise<void> {
+    if (this.options.seal.enabled) await this.sealNow(false);
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  // ---------------------------------------------------------------- sealing
+
+  private committed(receipts: readonly AppendReceipt[]): void {
+    this.sinceSeal += receipts.length;
+    if (this.options.seal.enabled && this.sinceSeal >= this.options.seal.everyEvents) setImmediate(() => this.maybeSeal(false));
+  }
+
+  private maybeSeal(_fromTimer: boolean): void {
+    const elapsed = Date.now() - this.lastSealAt;
+    const due =
+      this.sinceSeal >= this.options.seal.everyEvents ||
+      (this.sinceSeal > 0 && elapsed >= this.options.seal.everyMs) ||
+      elapsed >= this.options.seal.heartbeatMs;
+    if (due) void this.sealNow(elapsed >= this.options.seal.heartbeatMs);
+  }
+
+  /** Writes a checkpoint now (also the hourly heartbeat when `force`). Never throws. */
+  async sealNow(force = false): Promise<void> {
+    if (!this.ledger.canSeal) {
+      if (!this.warnedNoKey) {
+        this.warnedNoKey = true;
+        this.report(new WitnessError('invalid_key', `No signing key for ${this.ledger.info.location}; events are chained but no checkpoint is signed until \`witness seal\` runs with the key.`));
+      }
+      return;
+    }
+    while (this.sealing !== undefined) await this.sealing;
+    const run = (async () => {
+      await this.writer.drain();
+      const before = this.sinceSeal;
+      try {
+        await this.ledger.seal({ force });
+        this.sinceSeal = Math.max(0, this.sinceSeal - before);
+        this.lastSealAt = Date.now();
+      } catch (e) {
+        this.report(isWitnessError(e) ? e : new WitnessError('store_unavailable', `Sealing failed: ${String(e)}.`, { cause: e }));
+      }
+    })();
+    this.sealing = run;
+    try {
+      await run;
+    } finally {
+      this.sealing = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- life cycle
+
+  /** Resolves when every accepted event is durable. */
+  async flush(): Promise<void> {
+    await this.writer.drain();
+  }
+
+  /** Flushes, seals what is unsealed, and closes the ledger. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.writer.drain();
+    if (this.options.seal.enabled && this.sinceSeal > 0) await this.sealNow(false);
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.ledger.close();
+  }
+
+  get store(): Ledger {
+    return this.ledger;
+  }
+
+  private report(e: WitnessError): void {
+    try {
+      this.onError(e);
+    } catch {
+      // An onError hook that throws must not take the agent down with it.
+    }
+  }
+
+  private fault(e: WitnessError): undefined {
+    if (this.options.strict) throw e;
+    this.report(e);
+    return undefined;
+  }
+}
+
+function sessionDefaults(init: SessionInit): Record<string, unknown> {
+  const { id: _i, agent: _a, purpose: _p, labels: _l, ...rest } = init;
+  return rest;
+}

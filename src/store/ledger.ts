@@ -1,0 +1,118 @@
+import type { ArtifactRef, EventInput, StoredEvent } from '../core/index.js';
+
+/** One event to append: the caller's input plus the stream (session) it belongs to. */
+export type AppendRequest = EventInput & { stream: string };
+
+export interface AppendReceipt {
+  id: string;
+  stream: string;
+  seq: number;
+  /** Global position = Merkle leaf index. */
+  pos: number;
+  hash: string;
+}
+
+export interface LedgerInfo {
+  /** The ledger's UUID, fixed at creation. */
+  id: string;
+  /** C2SP checkpoint origin, `<name>/witness/<ledger id>`; also binds every stream's genesis. */
+  origin: string;
+  schemaVersion: number;
+  /** Where the ledger lives, for messages (a path or URL without credentials). */
+  location: string;
+  /** Number of events (= next global position). */
+  size: number;
+}
+
+export interface QueryFilter {
+  agent?: string;
+  stream?: string;
+  kind?: string;
+  resource?: string;
+  action?: string;
+  outcome?: string;
+  /** Inclusive lower bound on `ts` (ISO-8601). */
+  since?: string;
+  /** Exclusive upper bound on `ts` (ISO-8601). */
+  until?: string;
+  limit?: number;
+  /** Opaque cursor from a previous page's `next`. */
+  cursor?: string;
+}
+
+export interface QueryPage {
+  events: Array<StoredEvent & { pos: number }>;
+  /** Present when more events match: pass it back as `cursor`. */
+  next?: string;
+}
+
+/** A raw row as stored, for `verify`: nothing in it is trusted. */
+export interface RawEventRow {
+  pos: number;
+  id: string;
+  stream: string;
+  seq: number;
+  ts: string;
+  kind: string;
+  agent: string;
+  resource: string | null;
+  action: string | null;
+  outcome: string | null;
+  header: string;
+  data: string | null;
+  salt: Buffer | null;
+  hash: Buffer;
+}
+
+export interface CheckpointRow {
+  id: number;
+  size: number;
+  root: Buffer;
+  /** The signed note (C2SP signed-note over a tlog-checkpoint body). */
+  note: string;
+  ts: string;
+  /** Proof that this checkpoint extends the previous one (hex hashes); empty for the first. */
+  consistency: string[];
+  prevSize: number | null;
+}
+
+export interface PublicKeyRow {
+  /** C2SP note verifier key: `<name>+<hash>+<base64 key>`. */
+  vkey: string;
+  name: string;
+  addedAt: string;
+}
+
+export interface SealOptions {
+  /** Write a checkpoint even when no event arrived since the last one (the hourly heartbeat). */
+  force?: boolean;
+  now?: Date;
+}
+
+/**
+ * The one storage contract. Every driver passes test/store/ledger.contract.ts. Appends are
+ * atomic per batch; events, checkpoints and tree nodes are append-only in the database itself.
+ */
+export interface Ledger {
+  readonly info: LedgerInfo;
+  append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]>;
+  getEvent(id: string): Promise<(StoredEvent & { pos: number }) | undefined>;
+  readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>>;
+  query(filter: QueryFilter): Promise<QueryPage>;
+  /** Raw rows in position order, in pages, for verification. */
+  scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
+  /** Seals unsealed events into the Merkle tree and writes a signed checkpoint; null when nothing to seal. */
+  seal(options?: SealOptions): Promise<CheckpointRow | null>;
+  checkpoints(): Promise<CheckpointRow[]>;
+  latestCheckpoint(): Promise<CheckpointRow | undefined>;
+  inclusionProof(pos: number, size: number): Promise<Buffer[]>;
+  consistencyProof(oldSize: number, newSize: number): Promise<Buffer[]>;
+  publicKeys(): Promise<PublicKeyRow[]>;
+  putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
+  getArtifact(sha256: string): Promise<Buffer | undefined>;
+  /** Digests of every artifact that events reference, with where they are, for verification. */
+  artifactPath(sha256: string): string;
+  /** Whether this process can sign checkpoints (it has the private key). */
+  readonly canSeal: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Child-process and SQLite tests are I/O bound; two cores on CI.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
