@@ -43,6 +43,7 @@ export {
 } from './note.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
 export {
+  ChainChecker,
   LedgerVerifier,
   trustStatement,
   type Failure,

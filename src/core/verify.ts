@@ -114,6 +114,166 @@ interface StreamState {
 
 const MAX_FAILURES = 100;
 
+/**
+ * Per-stream chain checks shared by the ledger verifier and the bundle verifier: canonical form,
+ * schema, indexed columns, seq, prev link (or genesis), payload digest, event hash, session.end.
+ */
+export class ChainChecker {
+  readonly streams = new Map<string, StreamState>();
+  readonly artifactRefs = new Map<string, number>();
+  payloadsAbsent = 0;
+  unverifiable = false;
+
+  constructor(
+    private readonly origin: string,
+    private readonly report: (f: Failure) => void,
+    private readonly warn: (w: string) => void,
+    /** Bundles carry no indexed columns to compare. */
+    private readonly compareColumns = true,
+  ) {}
+
+  get openStreams(): number {
+    let open = 0;
+    for (const s of this.streams.values()) if (!s.ended) open++;
+    return open;
+  }
+
+  /** Returns the hash to fold into the tree: the recomputed one whenever it can be computed. */
+  check(row: VerifyRow, where: { stream: string; seq: number; leaf: number }): Uint8Array {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(row.header);
+    } catch {
+      this.report({ ...where, code: 'malformed_header', reason: 'The stored header is not JSON.' });
+      return row.hash;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.report({ ...where, code: 'malformed_header', reason: 'The stored header is not a JSON object.' });
+      return row.hash;
+    }
+    const v = (parsed as { v?: unknown }).v;
+    if (v !== SCHEMA_VERSION) {
+      if (typeof v === 'number' && Number.isInteger(v) && v > SCHEMA_VERSION) {
+        this.unverifiable = true;
+        this.warn(`Leaf ${row.pos} is event format v${v}, newer than this verifier (v${SCHEMA_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
+        return row.hash;
+      }
+      this.report({ ...where, code: 'unsupported_version', reason: `The header has version ${JSON.stringify(v)}, which no Witness version writes.` });
+      return row.hash;
+    }
+    // Re-canonicalising and comparing bytes rejects duplicate keys, big integers and any other
+    // spelling that JSON.parse would silently accept.
+    let canonical: string;
+    try {
+      canonical = canonicalize(parsed);
+    } catch (e) {
+      this.report({ ...where, code: 'non_canonical', reason: `The header cannot be canonicalised: ${messageOf(e)}` });
+      return row.hash;
+    }
+    if (canonical !== row.header) {
+      this.report({ ...where, code: 'non_canonical', reason: 'The stored header is not in canonical (RFC 8785) form: it was written by something other than Witness.' });
+    }
+    const checked = EventHeader.safeParse(parsed);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      this.report({ ...where, code: 'invalid_header', reason: `The header field ${issue?.path.join('.') || '(root)'} is invalid: ${issue?.message ?? 'unknown problem'}.` });
+      return row.hash;
+    }
+    const h = checked.data;
+    if (this.compareColumns) this.checkColumns(row, h, where);
+
+    let state = this.streams.get(h.stream);
+    if (state === undefined) {
+      state = { nextSeq: 0, prev: genesisHash(this.origin, h.stream), ended: false };
+      this.streams.set(h.stream, state);
+    }
+    const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
+    if (state.ended) {
+      this.report({ ...at, code: 'event_after_end', reason: `Stream ${h.stream} has an event after its session.end.` });
+    }
+    if (h.seq !== state.nextSeq) {
+      if (h.seq > state.nextSeq) {
+        this.report({ ...at, code: 'seq_gap', reason: `Seq ${state.nextSeq}${h.seq - state.nextSeq > 1 ? `–${h.seq - 1}` : ''} of stream ${h.stream} is missing: events were deleted.` });
+      } else {
+        this.report({ ...at, code: 'seq_out_of_order', reason: `Seq ${h.seq} of stream ${h.stream} appears again or out of order after seq ${state.nextSeq - 1}: events were reordered or inserted.` });
+      }
+    }
+    const prevHex = state.prev.toString('hex');
+    if (h.prev !== prevHex) {
+      if (h.seq === 0) {
+        this.report({ ...at, code: 'wrong_genesis', reason: `Stream ${h.stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
+      } else {
+        this.report({ ...at, code: 'prev_mismatch', reason: `The event does not link to the previous event of stream ${h.stream}: an earlier event was changed, removed or reordered.` });
+      }
+    }
+
+    if (row.data === null || row.salt === null) {
+      if (row.data !== null || row.salt !== null) {
+        this.report({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
+      }
+      this.payloadsAbsent++;
+    } else {
+      const digest = createHash('sha256').update(row.salt).update(row.data).digest('hex');
+      if (digest !== h.payload_digest) {
+        this.report({ ...at, code: 'payload_mismatch', reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
+      } else if (h.kind === 'session.end') {
+        this.checkSessionEnd(row.data, h.seq, prevHex, at);
+      }
+    }
+
+    const hash = sha256(EVENT_DOMAIN, Buffer.from(h.prev, 'hex'), row.header);
+    if (!hash.equals(row.hash)) {
+      this.report({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
+    }
+    for (const a of h.artifacts ?? []) {
+      if (!this.artifactRefs.has(a.sha256)) this.artifactRefs.set(a.sha256, row.pos);
+    }
+    state.nextSeq = h.seq + 1;
+    state.prev = hash;
+    if (h.kind === 'session.end') state.ended = true;
+    return hash;
+  }
+
+  private checkColumns(row: VerifyRow, h: EventHeader, where: { stream: string; seq: number; leaf: number }): void {
+    const pairs: Array<[string, unknown, unknown]> = [
+      ['id', row.id, h.id],
+      ['stream', row.stream, h.stream],
+      ['seq', row.seq, h.seq],
+      ['ts', row.ts, h.ts],
+      ['kind', row.kind, h.kind],
+      ['agent', row.agent, h.agent.id],
+      ['resource', row.resource, h.resource ?? null],
+      ['action', row.action, h.action ?? null],
+      ['outcome', row.outcome, h.outcome ?? null],
+    ];
+    for (const [col, stored, hashed] of pairs) {
+      if (stored !== hashed) {
+        this.report({
+          ...where,
+          code: 'column_mismatch',
+          reason: `The indexed column "${col}" says ${JSON.stringify(stored)} but the hashed header says ${JSON.stringify(hashed)}: queries on it would lie.`,
+        });
+      }
+    }
+  }
+
+  private checkSessionEnd(data: string, seq: number, prevHex: string, at: { stream: string; seq: number; leaf: number }): void {
+    let d: { event_count?: unknown; last_hash?: unknown };
+    try {
+      d = JSON.parse(data) as typeof d;
+    } catch {
+      this.report({ ...at, code: 'session_end_mismatch', reason: 'The session.end payload is not JSON.' });
+      return;
+    }
+    if (d.event_count !== seq || d.last_hash !== prevHex) {
+      this.report({ ...at, code: 'session_end_mismatch', reason: `session.end says ${String(d.event_count)} events before it ending in ${String(d.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….` });
+    }
+  }
+
+}
+
+
+
 export interface LedgerVerifierOptions {
   origin: string;
   verifiers: NoteVerifier[];
@@ -123,23 +283,21 @@ export interface LedgerVerifierOptions {
 }
 
 export class LedgerVerifier {
-  private readonly streams = new Map<string, StreamState>();
+  private readonly chain: ChainChecker;
   private readonly frontier = Frontier.empty();
   private readonly failures: Failure[] = [];
   private readonly warnings: string[] = [];
   private readonly usedKeys = new Map<string, NoteKeyId>();
-  private readonly artifactRefs = new Map<string, number>();
   private checkpointsDue: Array<{ id: number; checkpoint: Checkpoint }> = [];
   private nextCheckpoint = 0;
   private validCheckpoints = 0;
   private sealedSize = 0;
   private events = 0;
-  private payloadsAbsent = 0;
-  private unverifiable = false;
   private againstCp: Checkpoint | undefined;
   private againstChecked = false;
 
   constructor(private readonly options: LedgerVerifierOptions) {
+    this.chain = new ChainChecker(options.origin, (f) => this.fail(f), (w) => this.warnings.push(w));
     if (options.against !== undefined) {
       try {
         const opened = openCheckpoint(options.against, options.verifiers, options.origin);
@@ -200,141 +358,9 @@ export class LedgerVerifier {
       this.fail({ ...where, code: 'position_gap', reason: `Leaf ${this.frontier.size} is missing: the next stored position is ${row.pos}; events were deleted.` });
     }
     this.events++;
-    const recomputed = this.checkEvent(row, where);
+    const recomputed = this.chain.check(row, where);
     this.frontier.push(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
-  }
-
-  /** Returns the hash to fold into the tree: the recomputed one whenever it can be computed. */
-  private checkEvent(row: VerifyRow, where: { stream: string; seq: number; leaf: number }): Uint8Array {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(row.header);
-    } catch {
-      this.fail({ ...where, code: 'malformed_header', reason: 'The stored header is not JSON.' });
-      return row.hash;
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      this.fail({ ...where, code: 'malformed_header', reason: 'The stored header is not a JSON object.' });
-      return row.hash;
-    }
-    const v = (parsed as { v?: unknown }).v;
-    if (v !== SCHEMA_VERSION) {
-      if (typeof v === 'number' && Number.isInteger(v) && v > SCHEMA_VERSION) {
-        this.unverifiable = true;
-        this.warnings.push(`Leaf ${row.pos} is event format v${v}, newer than this verifier (v${SCHEMA_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
-        return row.hash;
-      }
-      this.fail({ ...where, code: 'unsupported_version', reason: `The header has version ${JSON.stringify(v)}, which no Witness version writes.` });
-      return row.hash;
-    }
-    // Re-canonicalising and comparing bytes rejects duplicate keys, big integers and any other
-    // spelling that JSON.parse would silently accept.
-    let canonical: string;
-    try {
-      canonical = canonicalize(parsed);
-    } catch (e) {
-      this.fail({ ...where, code: 'non_canonical', reason: `The header cannot be canonicalised: ${messageOf(e)}` });
-      return row.hash;
-    }
-    if (canonical !== row.header) {
-      this.fail({ ...where, code: 'non_canonical', reason: 'The stored header is not in canonical (RFC 8785) form: it was written by something other than Witness.' });
-    }
-    const checked = EventHeader.safeParse(parsed);
-    if (!checked.success) {
-      const issue = checked.error.issues[0];
-      this.fail({ ...where, code: 'invalid_header', reason: `The header field ${issue?.path.join('.') || '(root)'} is invalid: ${issue?.message ?? 'unknown problem'}.` });
-      return row.hash;
-    }
-    const h = checked.data;
-    this.checkColumns(row, h, where);
-
-    let state = this.streams.get(h.stream);
-    if (state === undefined) {
-      state = { nextSeq: 0, prev: genesisHash(this.options.origin, h.stream), ended: false };
-      this.streams.set(h.stream, state);
-    }
-    const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
-    if (state.ended) {
-      this.fail({ ...at, code: 'event_after_end', reason: `Stream ${h.stream} has an event after its session.end.` });
-    }
-    if (h.seq !== state.nextSeq) {
-      if (h.seq > state.nextSeq) {
-        this.fail({ ...at, code: 'seq_gap', reason: `Seq ${state.nextSeq}${h.seq - state.nextSeq > 1 ? `–${h.seq - 1}` : ''} of stream ${h.stream} is missing: events were deleted.` });
-      } else {
-        this.fail({ ...at, code: 'seq_out_of_order', reason: `Seq ${h.seq} of stream ${h.stream} appears again or out of order after seq ${state.nextSeq - 1}: events were reordered or inserted.` });
-      }
-    }
-    const prevHex = state.prev.toString('hex');
-    if (h.prev !== prevHex) {
-      if (h.seq === 0) {
-        this.fail({ ...at, code: 'wrong_genesis', reason: `Stream ${h.stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
-      } else {
-        this.fail({ ...at, code: 'prev_mismatch', reason: `The event does not link to the previous event of stream ${h.stream}: an earlier event was changed, removed or reordered.` });
-      }
-    }
-
-    if (row.data === null || row.salt === null) {
-      if (row.data !== null || row.salt !== null) {
-        this.fail({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
-      }
-      this.payloadsAbsent++;
-    } else {
-      const digest = createHash('sha256').update(row.salt).update(row.data).digest('hex');
-      if (digest !== h.payload_digest) {
-        this.fail({ ...at, code: 'payload_mismatch', reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
-      } else if (h.kind === 'session.end') {
-        this.checkSessionEnd(row.data, h.seq, prevHex, at);
-      }
-    }
-
-    const hash = sha256(EVENT_DOMAIN, Buffer.from(h.prev, 'hex'), row.header);
-    if (!hash.equals(row.hash)) {
-      this.fail({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
-    }
-    for (const a of h.artifacts ?? []) {
-      if (!this.artifactRefs.has(a.sha256)) this.artifactRefs.set(a.sha256, row.pos);
-    }
-    state.nextSeq = h.seq + 1;
-    state.prev = hash;
-    if (h.kind === 'session.end') state.ended = true;
-    return hash;
-  }
-
-  private checkColumns(row: VerifyRow, h: EventHeader, where: { stream: string; seq: number; leaf: number }): void {
-    const pairs: Array<[string, unknown, unknown]> = [
-      ['id', row.id, h.id],
-      ['stream', row.stream, h.stream],
-      ['seq', row.seq, h.seq],
-      ['ts', row.ts, h.ts],
-      ['kind', row.kind, h.kind],
-      ['agent', row.agent, h.agent.id],
-      ['resource', row.resource, h.resource ?? null],
-      ['action', row.action, h.action ?? null],
-      ['outcome', row.outcome, h.outcome ?? null],
-    ];
-    for (const [col, stored, hashed] of pairs) {
-      if (stored !== hashed) {
-        this.fail({
-          ...where,
-          code: 'column_mismatch',
-          reason: `The indexed column "${col}" says ${JSON.stringify(stored)} but the hashed header says ${JSON.stringify(hashed)}: queries on it would lie.`,
-        });
-      }
-    }
-  }
-
-  private checkSessionEnd(data: string, seq: number, prevHex: string, at: { stream: string; seq: number; leaf: number }): void {
-    let d: { event_count?: unknown; last_hash?: unknown };
-    try {
-      d = JSON.parse(data) as typeof d;
-    } catch {
-      this.fail({ ...at, code: 'session_end_mismatch', reason: 'The session.end payload is not JSON.' });
-      return;
-    }
-    if (d.event_count !== seq || d.last_hash !== prevHex) {
-      this.fail({ ...at, code: 'session_end_mismatch', reason: `session.end says ${String(d.event_count)} events before it ending in ${String(d.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….` });
-    }
   }
 
   private checkRootsAtCurrentSize(): void {
@@ -363,11 +389,11 @@ export class LedgerVerifier {
 
   /** Artifacts referenced by events, with the first leaf that references each. */
   referencedArtifacts(): ReadonlyMap<string, number> {
-    return this.artifactRefs;
+    return this.chain.artifactRefs;
   }
 
   artifactFailure(sha256: string, missing: boolean): void {
-    const leaf = this.artifactRefs.get(sha256);
+    const leaf = this.chain.artifactRefs.get(sha256);
     this.fail({
       code: missing ? 'artifact_missing' : 'artifact_mismatch',
       artifact: sha256,
@@ -396,8 +422,6 @@ export class LedgerVerifier {
     if (this.againstCp !== undefined && !this.againstChecked) {
       this.fail({ code: 'against_mismatch', leaf: size, reason: `The saved checkpoint covers ${this.againstCp.size} events but the ledger holds only ${size}: events were deleted.` });
     }
-    let open = 0;
-    for (const s of this.streams.values()) if (!s.ended) open++;
     const unsealed = size - this.sealedSize;
     if (this.validCheckpoints === 0 && size > 0) {
       this.warnings.push('No signed checkpoint covers this ledger: integrity rests on the hash chains alone; run `witness seal`.');
@@ -407,16 +431,16 @@ export class LedgerVerifier {
     const failures = [...this.failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
     const keys = [...this.usedKeys.values()].map((k) => ({ name: k.name, keyHash: k.keyHash.toString(16).padStart(8, '0'), source: this.options.keySource }));
     const report: VerifyReport = {
-      ok: failures.length === 0 && !this.unverifiable,
-      unverifiable: this.unverifiable,
+      ok: failures.length === 0 && !this.chain.unverifiable,
+      unverifiable: this.chain.unverifiable,
       events: size,
-      streams: this.streams.size,
+      streams: this.chain.streams.size,
       checkpoints: this.validCheckpoints,
       sealedSize: this.sealedSize,
       unsealed,
-      payloadsAbsent: this.payloadsAbsent,
-      artifacts: this.artifactRefs.size,
-      openSessions: open,
+      payloadsAbsent: this.chain.payloadsAbsent,
+      artifacts: this.chain.artifactRefs.size,
+      openSessions: this.chain.openStreams,
       failures,
       trust: { keys, statement: trustStatement(this.options.keySource, keys.length, this.validCheckpoints) },
       warnings: this.warnings,

@@ -1,0 +1,306 @@
+/**
+ * RFC 8785 (JCS) canonical JSON. The byte-level serialisation is delegated to the `canonicalize`
+ * library; this module owns the question of *what* may be serialised. The library silently emits
+ * `undefined`, `null` or `{}` for values JSON cannot carry, and a ledger must never hash something
+ * other than what the caller thinks it recorded, so every value is validated (and copied into plain
+ * JSON) in one walk before the library sees it.
+ */
+import canonicalizeModule from 'canonicalize';
+import { WitnessError } from './errors.js';
+
+// The package is CommonJS (`module.exports = fn`) but its typings declare an ES default export, so
+// under NodeNext TypeScript thinks the default import is the module object. Accept either shape so
+// the code is right whichever interop a bundler or test runner applies.
+const canonicalizeLib = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (
+  input: unknown,
+) => string | undefined;
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface CanonicalOptions {
+  /** Path of `value` inside a larger document (e.g. `data`), so errors name the full path. */
+  path?: string;
+  /** Maximum nesting of arrays/objects; the top-level container is level 1. */
+  maxDepth?: number;
+}
+
+export const DEFAULT_MAX_DEPTH = 200;
+
+/** How the top-level value is named in errors when the caller gave no `path`. */
+export const ROOT_PATH = '(value)';
+
+/**
+ * Validates `value` and returns it as plain JSON: `toJSON()` applied, undefined properties dropped,
+ * boxed primitives unwrapped, -0 turned into 0. The result is a fresh copy, so it is exactly what
+ * `canonicalize` hashes even if the caller's objects change afterwards or have getters.
+ */
+export function toJsonValue(value: unknown, opts?: CanonicalOptions): JsonValue {
+  return new Walker(opts).root(value);
+}
+
+export function canonicalize(value: unknown, opts?: CanonicalOptions): string {
+  const out = canonicalizeLib(toJsonValue(value, opts));
+  // Unreachable for validated input; guarded so a library change cannot hash "undefined".
+  if (typeof out !== 'string') {
+    throw new WitnessError('not_serialisable', `Value at ${opts?.path || ROOT_PATH} could not be canonicalised as JSON.`, {
+      details: { path: opts?.path || ROOT_PATH },
+    });
+  }
+  return out;
+}
+
+export function canonicalBytes(value: unknown, opts?: CanonicalOptions): Buffer {
+  return Buffer.from(canonicalize(value, opts), 'utf8');
+}
+
+type Segment = string | number;
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** Renders path segments the way a JS programmer would write the access: `a.b[2]["x-y"]`. */
+export function formatJsonPath(segments: readonly Segment[], prefix = ''): string {
+  let out = prefix;
+  for (const s of segments) {
+    if (typeof s === 'number') out += `[${s}]`;
+    else if (IDENTIFIER.test(s)) out += out === '' ? s : `.${s}`;
+    else out += `[${JSON.stringify(s)}]`;
+  }
+  return out === '' ? ROOT_PATH : out;
+}
+
+const nativeIsWellFormed = (String.prototype as { isWellFormed?: unknown }).isWellFormed;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True if `s` has no unpaired UTF-16 surrogate, i.e. it can be encoded as UTF-8. */
+export function isWellFormedString(s: string): boolean {
+  // String.prototype.isWellFormed is native in Node 20; the regex covers runtimes without it.
+  return typeof nativeIsWellFormed === 'function' ? (nativeIsWellFormed.call(s) as boolean) : !LONE_SURROGATE.test(s);
+}
+
+function firstLoneSurrogate(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    return c;
+  }
+  return 0;
+}
+
+function hex4(c: number): string {
+  return c.toString(16).toUpperCase().padStart(4, '0');
+}
+
+const objectProto = Object.prototype;
+
+/**
+ * One validating copy. Paths are kept as a depth-indexed array of segments (overwritten, never
+ * popped) so the hot loop does no string work; the path is rendered only when something fails.
+ * Cycles are not tracked per node: a cycle always runs into the depth limit, and only then are the
+ * ancestors searched for the repeated object, which keeps the common case free of Set traffic.
+ */
+class Walker {
+  private readonly prefix: string;
+  private readonly maxDepth: number;
+  private readonly segments: Segment[] = [];
+  private readonly ancestors: object[] = [];
+
+  constructor(opts?: CanonicalOptions) {
+    this.prefix = opts?.path ?? '';
+    this.maxDepth = opts?.maxDepth ?? DEFAULT_MAX_DEPTH;
+  }
+
+  root(value: unknown): JsonValue {
+    if (value === undefined) this.fail(0, 'undefined', 'pass null or a value instead');
+    return this.walk(value, 0);
+  }
+
+  /** `depth` is the number of containers enclosing `v`; `segments[0..depth)` is its path. */
+  private walk(v: unknown, depth: number): JsonValue {
+    switch (typeof v) {
+      case 'string':
+        if (!isWellFormedString(v)) this.failSurrogate(depth, 'String', firstLoneSurrogate(v));
+        return v;
+      case 'number':
+        if (!Number.isFinite(v)) this.fail(depth, String(v), 'use null or a string instead');
+        // JCS writes these as plain digits, which a strict reader (ours, and any that follows
+        // I-JSON, RFC 7493) must refuse as beyond 2^53: record them as strings so exports re-verify.
+        if (Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) < 1e21) {
+          this.fail(depth, `The integer ${v}`, 'it is beyond 2^53 and loses precision, so record it as a string');
+        }
+        return v === 0 ? 0 : v;
+      case 'boolean':
+        return v;
+      case 'object':
+        return v === null ? null : this.container(v, depth);
+      case 'undefined':
+        // Object properties holding undefined are dropped before we get here, like JSON.stringify.
+        return this.fail(depth, 'undefined', 'use null or remove the element');
+      case 'bigint':
+        return this.fail(depth, 'BigInt', 'convert it to a string or number');
+      case 'function':
+        return this.fail(depth, 'Function', 'remove it or record a description of it instead');
+      case 'symbol':
+        return this.fail(depth, 'Symbol', 'convert it to a string');
+      default:
+        return this.fail(depth, `Value of type ${typeof v}`, 'convert it to a string');
+    }
+  }
+
+  private container(v: object, depth: number): JsonValue {
+    if (Array.isArray(v)) {
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.viaToJSON(v, depth);
+      if (depth >= this.maxDepth) this.tooDeep(v, depth);
+      this.ancestors[depth] = v;
+      const len = v.length;
+      const out: JsonValue[] = [];
+      const next = depth + 1;
+      for (let i = 0; i < len; i++) {
+        const c: unknown = v[i];
+        this.segments[depth] = i;
+        // Sparse slots read as undefined too; JSON.stringify would quietly turn both into null.
+        if (c === undefined) this.fail(next, 'undefined', 'use null or remove the element');
+        out.push(this.walk(c, next));
+      }
+      return out;
+    }
+    const proto: unknown = Object.getPrototypeOf(v);
+    if (proto !== objectProto && proto !== null && !isForeignObjectPrototype(proto)) return this.special(v, depth);
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.viaToJSON(v, depth);
+    if (depth >= this.maxDepth) this.tooDeep(v, depth);
+    this.ancestors[depth] = v;
+    const rec = v as Record<string, unknown>;
+    const keys = Object.keys(rec);
+    const out: Record<string, JsonValue> = {};
+    const next = depth + 1;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const c = rec[k];
+      if (c === undefined) continue;
+      this.segments[depth] = k;
+      if (!isWellFormedString(k)) this.failSurrogate(next, 'Property name', firstLoneSurrogate(k));
+      const j = this.walk(c, next);
+      // Plain assignment to "__proto__" would set the prototype instead of creating the property.
+      if (k === '__proto__') Object.defineProperty(out, k, { value: j, enumerable: true, writable: true, configurable: true });
+      else out[k] = j;
+    }
+    return out;
+  }
+
+  /** Objects with a prototype other than Object.prototype: dates, boxed values, classes, binary. */
+  private special(v: object, depth: number): JsonValue {
+    // Checked before toJSON: Buffer has a toJSON that yields a bulky {type, data:[…]} object.
+    if (isBinary(v)) return this.fail(depth, `${typeName(v)} (binary data)`, 'encode the bytes as a base64 string first');
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return this.viaToJSON(v, depth);
+    // JSON.stringify unwraps these, and so do we.
+    if (v instanceof Number || v instanceof String || v instanceof Boolean) return this.walk(v.valueOf(), depth);
+    if (v instanceof BigInt) return this.fail(depth, 'BigInt', 'convert it to a string or number');
+    if (v instanceof Symbol) return this.fail(depth, 'Symbol', 'convert it to a string');
+    if (v instanceof Map) return this.fail(depth, 'Map', 'convert it with Object.fromEntries(map) first');
+    if (v instanceof Set) return this.fail(depth, 'Set', 'convert it with Array.from(set) first');
+    if (v instanceof Promise) return this.fail(depth, 'Promise', 'await it and record the result');
+    if (v instanceof Error) return this.fail(depth, typeName(v), 'record its name and message as strings');
+    return this.fail(depth, `Instance of ${typeName(v)}`, 'convert it to a plain object or give the class a toJSON() method');
+  }
+
+  /**
+   * Replaces `v` by its toJSON() result. Unlike JSON.stringify, a result that itself has toJSON()
+   * is converted again (as the library would), so a wrapper returning a Date records the date; the
+   * chain is bounded because a toJSON returning fresh objects forever would otherwise never end.
+   */
+  private viaToJSON(v: object, depth: number): JsonValue {
+    // JSON.stringify passes the property name (array indices as strings, '' at the top level).
+    const key = depth === 0 ? '' : String(this.segments[depth - 1]);
+    let cur: unknown = v;
+    for (let hops = 0; typeof cur === 'object' && cur !== null && !isBinary(cur); hops++) {
+      const toJSON: unknown = (cur as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON !== 'function') break;
+      // Date#toJSON turns an invalid date into null; recording that silently would hide the bug.
+      if (cur instanceof Date && Number.isNaN(cur.getTime())) return this.fail(depth, 'Invalid Date', 'record null or a valid date instead');
+      if (hops === MAX_TOJSON_HOPS) {
+        return this.fail(depth, 'Value whose toJSON() keeps returning objects with toJSON()', 'make toJSON() return plain data');
+      }
+      try {
+        cur = toJSON.call(cur, key);
+      } catch (e) {
+        const path = this.path(depth);
+        const why = e instanceof Error ? e.message : String(e);
+        throw new WitnessError('not_serialisable', `toJSON() of the value at ${shortPath(path)} threw (${why}); fix it or convert the value before recording it.`, {
+          details: { path },
+          cause: e,
+        });
+      }
+    }
+    if (cur === undefined) return this.fail(depth, 'undefined (returned by toJSON())', 'make toJSON() return a JSON value');
+    return this.walk(cur, depth);
+  }
+
+  /** Called at the depth limit: names the cycle if there is one, otherwise the excessive depth. */
+  private tooDeep(v: object, depth: number): never {
+    const chain = this.ancestors;
+    for (let i = 1; i <= depth; i++) {
+      const o = i === depth ? v : chain[i];
+      for (let j = 0; j < i; j++) {
+        if (chain[j] !== o) continue;
+        const at = this.path(i);
+        throw new WitnessError(
+          'not_serialisable',
+          `Circular reference at ${shortPath(at)} (a reference back to ${shortPath(this.path(j))}) cannot be recorded as JSON; remove the back-reference.`,
+          { details: { path: at } },
+        );
+      }
+    }
+    const path = this.path(depth);
+    throw new WitnessError(
+      'not_serialisable',
+      `Value at ${shortPath(path)} is nested more than ${this.maxDepth} levels deep and cannot be recorded as JSON; flatten it or store that part as a string.`,
+      { details: { path, maxDepth: this.maxDepth } },
+    );
+  }
+
+  private failSurrogate(depth: number, what: string, unit: number): never {
+    const path = this.path(depth);
+    const fix = what === 'String' ? 'repair the text or record the raw bytes as base64' : 'rename the property';
+    throw new WitnessError(
+      'not_serialisable',
+      `${what} at ${shortPath(path)} contains a lone UTF-16 surrogate (U+${hex4(unit)}) and cannot be recorded as JSON; ${fix}.`,
+      { details: { path } },
+    );
+  }
+
+  private fail(depth: number, what: string, fix: string): never {
+    const path = this.path(depth);
+    throw new WitnessError('not_serialisable', `${what} at ${shortPath(path)} cannot be recorded as JSON; ${fix}.`, { details: { path } });
+  }
+
+  private path(depth: number): string {
+    return formatJsonPath(this.segments.slice(0, depth), this.prefix);
+  }
+}
+
+/** Keeps messages one readable sentence when the path is hundreds of levels long; details keep it whole. */
+function shortPath(path: string): string {
+  return path.length <= 160 ? path : `${path.slice(0, 80)}…${path.slice(-60)}`;
+}
+
+const MAX_TOJSON_HOPS = 16;
+
+/** Object.prototype of another realm (e.g. a node:vm context): such objects are still plain data. */
+function isForeignObjectPrototype(proto: unknown): boolean {
+  return typeof proto === 'object' && proto !== null && Object.getPrototypeOf(proto) === null && typeName(proto) === 'Object';
+}
+
+function isBinary(v: object): boolean {
+  return ArrayBuffer.isView(v) || v instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && v instanceof SharedArrayBuffer);
+}
+
+function typeName(v: object): string {
+  const ctor = (v as { constructor?: { name?: unknown } }).constructor;
+  return typeof ctor?.name === 'string' && ctor.name !== '' ? ctor.name : 'object';
+}
