@@ -1,0 +1,125 @@
+import type { Command } from 'commander';
+import { WitnessError, type StoredEvent } from '../../core/index.js';
+import type { QueryFilter } from '../../store/index.js';
+import { type Io, printJson, table } from '../output.js';
+import { openExisting, resolveStore } from '../store-option.js';
+
+interface QueryOpts {
+  store?: string;
+  agent?: string;
+  session?: string;
+  kind?: string;
+  resource?: string;
+  action?: string;
+  outcome?: string;
+  since?: string;
+  until?: string;
+  limit: string;
+  cursor?: string;
+  json?: boolean;
+}
+
+export function registerQuery(program: Command, io: Io): void {
+  program
+    .command('query')
+    .description('list events by agent, session, kind, resource, action, outcome and time window')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--agent <id>', 'agent identity')
+    .option('--session <id>', 'session (stream) id')
+    .option('--kind <kind>', 'event kind, e.g. tool.call, llm.call, session.start')
+    .option('--resource <name>', 'tool, server, URL or table touched')
+    .option('--action <name>', 'action, e.g. billing.refund')
+    .option('--outcome <outcome>', 'success | error | denied | pending')
+    .option('--since <time>', 'events at or after this time (ISO-8601, or e.g. 24h / 7d ago)')
+    .option('--until <time>', 'events before this time (ISO-8601, or e.g. 1h ago)')
+    .option('--limit <n>', 'events per page (1-10000)', '50')
+    .option('--cursor <cursor>', 'continue after a previous page (its "next" value)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: QueryOpts) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        throw new WitnessError('invalid_argument', `--limit "${opts.limit}" must be a whole number from 1 to 10000.`);
+      }
+      const filter: QueryFilter = { limit };
+      for (const key of ['agent', 'kind', 'resource', 'action', 'outcome', 'cursor'] as const) {
+        if (opts[key] !== undefined) filter[key] = opts[key];
+      }
+      if (opts.session !== undefined) filter.stream = opts.session;
+      if (opts.since !== undefined) filter.since = parseTime(opts.since, '--since');
+      if (opts.until !== undefined) filter.until = parseTime(opts.until, '--until');
+      const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+      try {
+        const page = await ledger.query(filter);
+        if (opts.json) return printJson(io, page);
+        if (page.events.length === 0) {
+          io.out('No events match.');
+          return;
+        }
+        io.out(
+          table(
+            ['TIME', 'AGENT', 'SESSION', 'SEQ', 'KIND', 'ACTION', 'OUTCOME', 'POLICY', 'SUMMARY'],
+            page.events.map((e) => [
+              e.ts,
+              e.agent.id,
+              e.stream.slice(0, 13),
+              String(e.seq),
+              e.kind,
+              e.action ?? e.resource ?? '',
+              e.outcome ?? '',
+              e.policy ? `${e.policy.decision}${e.policy.rule ? ` (${e.policy.rule})` : ''}` : '',
+              summarise(e),
+            ]),
+          ),
+        );
+        if (page.next !== undefined) io.out(`\nMore events match: add --cursor ${page.next}`);
+      } finally {
+        await ledger.close();
+      }
+    });
+}
+
+/** One line a person can scan: what the event says, not its JSON. */
+export function summarise(e: StoredEvent): string {
+  const d = e.data as Record<string, unknown> | null;
+  if (d === null) return '(payload withheld or purged)';
+  const s = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v) ?? '');
+  switch (e.kind) {
+    case 'llm.call':
+      return `${s(d['model'])}: ${s(d['output'] ?? '')}`;
+    case 'tool.call':
+      return `${s(d['tool'])}(${s(d['arguments'])})`;
+    case 'tool.result':
+      return d['is_error'] === true ? `error: ${s((d['error'] as { message?: unknown } | undefined)?.message)}` : s(d['output']);
+    case 'note':
+      return s(d['text']);
+    case 'error':
+      return s(d['message']);
+    case 'session.start':
+      return `started${d['purpose'] === undefined ? '' : `: ${s(d['purpose'])}`}${e.user === undefined ? '' : ` (for ${e.user})`}`;
+    case 'session.end':
+      return `${s(d['reason'])} after ${s(d['event_count'])} events`;
+    case 'policy.decision':
+      return `${s(d['decision'])} by ${s(d['rule'] ?? 'default')}`;
+    case 'approval.decision':
+      return `${s(d['decision'])} by ${s(d['approver'])}`;
+    case 'approval.request':
+      return `${s(d['tool'])} awaits approval (${s(d['reason'] ?? d['rule'] ?? '')})`;
+    default:
+      return s(d);
+  }
+}
+
+/** ISO-8601, or a relative "30m", "24h", "7d" meaning that long ago. */
+export function parseTime(value: string, flag: string, now = Date.now()): string {
+  const rel = /^(\d+)\s*(s|m|h|d)( ago)?$/.exec(value.trim());
+  if (rel) {
+    const n = Number(rel[1]);
+    const unit = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(now - n * unit).toISOString();
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) {
+    throw new WitnessError('invalid_argument', `${flag} "${value}" is not a time; use ISO-8601 (2026-11-23T10:00:00Z) or a span like 24h.`);
+  }
+  return new Date(t).toISOString();
+}

@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import type { VerifyReport } from '../../core/index.js';
+import { verifyBundle } from '../../export/index.js';
+import { readAgainstFile, verifyLedger } from '../../store/index.js';
+import { EXIT_FAILED, EXIT_OK } from '../exit.js';
+import { type Io, printJson, progress } from '../output.js';
+import { openExisting, readTrustedKeys, resolveStore } from '../store-option.js';
+
+interface VerifyOpts {
+  store?: string;
+  session?: string;
+  trustedKey?: string[];
+  against?: string;
+  json?: boolean;
+}
+
+export function registerVerify(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('verify')
+    .description('recompute every digest, hash, chain link, Merkle root and signature; exit 1 at the first bad position')
+    .argument('[bundle]', 'an evidence bundle directory from `witness export` (verified offline, no database)')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--session <id>', "report only this session's chain (the whole tree is still rebuilt)")
+    .option('--trusted-key <key...>', 'pin the public key(s) you trust: a verifier key string or a file of them')
+    .option('--against <file>', 'a signed checkpoint saved earlier: prove the ledger still extends it')
+    .option('--json', 'machine-readable report')
+    .action(async (bundle: string | undefined, opts: VerifyOpts) => {
+      const trustedKeys = readTrustedKeys(opts.trustedKey);
+      let report: VerifyReport;
+      let subject: string;
+      if (bundle !== undefined) {
+        report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
+        subject = `Bundle ${bundle}`;
+      } else {
+        const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+        try {
+          const bar = progress(io, 'verifying');
+          report = await verifyLedger(ledger, {
+            ...(trustedKeys === undefined ? {} : { trustedKeys }),
+            ...(opts.against === undefined ? {} : { against: readAgainstFile(opts.against) }),
+            onProgress: bar.update,
+          });
+          bar.done();
+          subject = `Ledger ${ledger.info.location}`;
+        } finally {
+          await ledger.close();
+        }
+        if (opts.session !== undefined) report = onlySession(report, opts.session);
+      }
+      setExit(report.ok ? EXIT_OK : EXIT_FAILED);
+      if (opts.json) return printJson(io, report);
+      printReport(io, subject, report);
+    });
+}
+
+/** Keeps the session's own failures and the tree-level ones (which concern every session). */
+function onlySession(report: VerifyReport, session: string): VerifyReport {
+  const failures = report.failures.filter((f) => f.stream === undefined || f.stream === session);
+  const r: VerifyReport = { ...report, failures, ok: failures.length === 0 && !report.unverifiable };
+  delete r.first;
+  if (failures[0] !== undefined) r.first = failures[0];
+  return r;
+}
+
+export function printReport(io: Io, subject: string, r: VerifyReport): void {
+  const n = (x: number) => x.toLocaleString('en-US');
+  if (r.ok) {
+    io.out(`✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), ${n(r.checkpoints)} signed checkpoint(s) covering ${n(r.sealedSize)}.`);
+  } else if (r.unverifiable) {
+    io.out(`? ${subject} is unverifiable by this version of Witness (written by a newer format); upgrade Witness.`);
+  } else {
+    const f = r.first!;
+    const at = [f.stream === undefined ? '' : `session ${f.stream}`, f.seq === undefined ? '' : `seq ${f.seq}`, f.leaf === undefined ? '' : `leaf ${f.leaf}`, f.checkpoint === undefined ? '' : `checkpoint ${f.checkpoint}`]
+      .filter((s) => s !== '')
+      .join(', ');
+    io.out(`✘ ${subject} FAILED verification${at === '' ? '' : ` at ${at}`}: ${f.code}: ${f.reason}`);
+    if (r.failures.length > 1) io.out(`  (${r.failures.length - 1} more failure(s); --json lists them all)`);
+  }
+  io.out(`  trust: ${r.trust.statement}`);
+  for (const k of r.trust.keys) io.out(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
+  for (const w of r.warnings.slice(0, 5)) io.out(`  note:  ${w}`);
+}
+
+export function fileExists(p: string): boolean {
+  return fs.existsSync(p);
+}

@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { WitnessError, openCheckpoint, parseVerifierKey, sha256Hex, type StoredEvent } from '../core/index.js';
+import type { Ledger } from '../store/index.js';
+
+/**
+ * An evidence bundle is a directory an auditor can verify with no database and no trust in us:
+ *
+ *   manifest.json     what the bundle holds, the ledger origin, the session, file digests
+ *   events.jsonl      the session's events, each with its global leaf index
+ *   proofs.jsonl      an RFC 6962 inclusion proof per event against the checkpoint
+ *   checkpoint.txt    the signed checkpoint (C2SP signed note) the proofs lead to
+ *   keys.txt          the ledger's public keys (verifier key strings), for convenience only
+ *   artifacts/<sha>   screenshots, large outputs: each named by its SHA-256
+ */
+export const BUNDLE_FORMAT = 'witness-evidence';
+export const BUNDLE_VERSION = 1;
+
+export interface BundleManifest {
+  format: typeof BUNDLE_FORMAT;
+  version: number;
+  created_at: string;
+  ledger: { id: string; origin: string };
+  session: string;
+  agent: string;
+  events: number;
+  checkpoint: { size: number; root: string };
+  withheld: boolean;
+  files: Record<string, string>;
+}
+
+export interface ExportOptions {
+  /** Export headers and salted digests only: shareable without personal data, still verifiable. */
+  withholdData?: boolean;
+  now?: Date;
+}
+
+export interface ExportResult {
+  dir: string;
+  events: number;
+  artifacts: number;
+  checkpointSize: number;
+  manifest: BundleManifest;
+}
+
+export async function exportSession(ledger: Ledger, session: string, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const events = await ledger.readStream(session);
+  if (events.length === 0) {
+    throw new WitnessError('not_found', `No session ${session} in ${ledger.info.location}; list sessions with \`witness query --kind session.start\`.`);
+  }
+  const lastPos = Math.max(...events.map((e) => e.pos));
+  let cp = await ledger.latestCheckpoint();
+  if ((cp === undefined || cp.size <= lastPos) && ledger.canSeal) cp = (await ledger.seal()) ?? cp;
+  if (cp === undefined || cp.size <= lastPos) {
+    throw new WitnessError('invalid_checkpoint', `Session ${session} is not yet covered by a signed checkpoint; run \`witness seal\` with the ledger's signing key, then export again.`);
+  }
+  prepareEmptyDir(outDir);
+  const withhold = options.withholdData === true;
+  const files: Record<string, string> = {};
+  const write = (name: string, text: string | Buffer) => {
+    fs.writeFileSync(path.join(outDir, name), text);
+    files[name] = sha256Hex(typeof text === 'string' ? Buffer.from(text) : text);
+  };
+
+  const eventLines: string[] = [];
+  const proofLines: string[] = [];
+  const artifacts = new Set<string>();
+  for (const ev of events) {
+    const { pos, ...stored } = ev;
+    const line: StoredEvent & { leaf: number } = { ...stored, ...(withhold ? { data: null, salt: null } : {}), leaf: pos };
+    eventLines.push(JSON.stringify(line));
+    const proof = await ledger.inclusionProof(pos, cp.size);
+    proofLines.push(JSON.stringify({ leaf: pos, size: cp.size, proof: proof.map((h) => h.toString('hex')) }));
+    for (const a of ev.artifacts ?? []) artifacts.add(a.sha256);
+  }
+  write('events.jsonl', `${eventLines.join('\n')}\n`);
+  write('proofs.jsonl', `${proofLines.join('\n')}\n`);
+  write('checkpoint.txt', cp.note);
+  const keys = (await ledger.publicKeys()).map((k) => k.vkey);
+  write('keys.txt', `${keys.join('\n')}\n`);
+
+  let copied = 0;
+  if (!withhold && artifacts.size > 0) {
+    fs.mkdirSync(path.join(outDir, 'artifacts'));
+    for (const sha of artifacts) {
+      const bytes = await ledger.getArtifact(sha);
+      if (bytes === undefined) continue; // verify reports it missing, naming the event
+      write(path.join('artifacts', sha), bytes);
+      copied++;
+    }
+  }
+  // Sanity: the checkpoint we ship must open with the keys we ship, or the export is useless.
+  openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin);
+
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    version: BUNDLE_VERSION,
+    created_at: (options.now ?? new Date()).toISOString(),
+    ledger: { id: ledger.info.id, origin: ledger.info.origin },
+    session,
+    agent: events[0]!.agent.id,
+    events: events.length,
+    checkpoint: { size: cp.size, root: cp.root.toString('hex') },
+    withheld: withhold,
+    files,
+  };
+  fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, manifest };
+}
+
+function prepareEmptyDir(dir: string): void {
+  if (fs.existsSync(dir)) {
+    const st = fs.statSync(dir);
+    if (!st.isDirectory() || fs.readdirSync(dir).length > 0) {
+      throw new WitnessError('invalid_argument', `The output ${dir} already exists and is not an empty directory; choose a new path with -o.`);
+    }
+    return;
+  }
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `Cannot create the output directory ${dir}: ${(e as Error).message}.`, { cause: e });
+  }
+}

@@ -1,0 +1,2 @@
+export { BUNDLE_FORMAT, BUNDLE_VERSION, exportSession, type BundleManifest, type ExportOptions, type ExportResult } from './bundle.js';
+export { verifyBundle, type VerifyBundleOptions } from './verify-bundle.js';
