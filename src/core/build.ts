@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { canonicalize } from './canonical-json.js';
+import { canonicalize, isWellFormedString } from './canonical-json.js';
 import { eventHash, newSalt, payloadDigest } from './chain.js';
 import { WitnessError } from './errors.js';
 import { EventInput, SCHEMA_VERSION, formatPath, type EventHeader } from './event.js';
@@ -17,6 +17,18 @@ export interface PreparedEvent {
   data: Record<string, unknown>;
   canonicalData: string;
   salt: Buffer;
+  /**
+   * The canonical header without `prev` and `seq`, split where those two keys sort in, so that
+   * placing the event under the write lock is string concatenation plus one SHA-256.
+   */
+  headerParts: HeaderParts;
+}
+
+/** JCS members of the header: before "prev", between "prev" and "seq", after "seq". */
+export interface HeaderParts {
+  beforePrev: string;
+  betweenPrevAndSeq: string;
+  afterSeq: string;
 }
 
 export interface PrepareOptions {
@@ -63,7 +75,7 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
     ts: rest.ts ?? now.toISOString(),
     payload_digest: payloadDigest(salt, canonicalData).toString('hex'),
   } as PreparedEvent['fields'];
-  return { stream, fields, data: data as Record<string, unknown>, canonicalData, salt };
+  return { stream, fields, data: data as Record<string, unknown>, canonicalData, salt, headerParts: headerParts(fields, stream) };
 }
 
 /** Re-commits a payload that the store completed inside its transaction (session.end's tail). */
@@ -71,19 +83,47 @@ export function recommitPayload(ev: PreparedEvent, data: Record<string, unknown>
   ev.data = data;
   ev.canonicalData = canonicalizeAt(data, 'data');
   ev.fields.payload_digest = payloadDigest(ev.salt, ev.canonicalData).toString('hex');
+  ev.headerParts = headerParts(ev.fields, ev.stream);
+}
+
+/**
+ * JCS sorts members by key (UTF-16 code units, which is what Array#sort compares), so the header
+ * is its sorted members joined; only `prev` and `seq` are unknown until the write lock is held.
+ * test/core/build.test.ts proves the result equals canonicalize() of the whole header.
+ */
+function headerParts(fields: PreparedEvent['fields'], stream: string): HeaderParts {
+  const all: Record<string, unknown> = { ...fields, stream, v: SCHEMA_VERSION };
+  const keys = Object.keys(all).sort();
+  const before: string[] = [];
+  const between: string[] = [];
+  const after: string[] = [];
+  for (const k of keys) {
+    const v = all[k];
+    if (v === undefined) continue;
+    const member = `${JSON.stringify(k)}:${typeof v === 'string' && isWellFormedString(v) ? JSON.stringify(v) : canonicalize(v, { path: k })}`;
+    if (k < 'prev') before.push(member);
+    else if (k < 'seq') between.push(member);
+    else after.push(member);
+  }
+  return { beforePrev: before.join(','), betweenPrevAndSeq: between.join(','), afterSeq: after.join(',') };
 }
 
 export interface ChainedEvent {
-  header: EventHeader;
   canonicalHeader: string;
   hash: Buffer;
 }
 
 /** Places a prepared event at `seq` after `prev` and computes its hash. */
 export function chainEvent(ev: PreparedEvent, seq: number, prev: Buffer): ChainedEvent {
-  const header = { ...ev.fields, v: SCHEMA_VERSION, stream: ev.stream, seq, prev: prev.toString('hex') } as EventHeader;
-  const canonicalHeader = canonicalize(header);
-  return { header, canonicalHeader, hash: eventHash(prev, canonicalHeader) };
+  const { beforePrev, betweenPrevAndSeq, afterSeq } = ev.headerParts;
+  // "agent", "id", "kind" and "payload_digest" always sort before "prev"; "stream", "ts", "v" after "seq".
+  const canonicalHeader = `{${beforePrev},"prev":"${prev.toString('hex')}"${betweenPrevAndSeq === '' ? '' : `,${betweenPrevAndSeq}`},"seq":${seq},${afterSeq}}`;
+  return { canonicalHeader, hash: eventHash(prev, canonicalHeader) };
+}
+
+/** The full header object of a chained event (for callers that need it, not the write path). */
+export function headerObject(ev: PreparedEvent, seq: number, prev: Buffer): EventHeader {
+  return { ...ev.fields, v: SCHEMA_VERSION, stream: ev.stream, seq, prev: prev.toString('hex') } as EventHeader;
 }
 
 function canonicalizeAt(value: unknown, path: string): string {

@@ -39,8 +39,48 @@ export function toJsonValue(value: unknown, opts?: CanonicalOptions): JsonValue 
 }
 
 export function canonicalize(value: unknown, opts?: CanonicalOptions): string {
+  return serializeJcs(toJsonValue(value, opts));
+}
+
+/**
+ * Serialises already-validated plain JSON per RFC 8785: members sorted by UTF-16 code units (what
+ * Array#sort compares), strings and numbers as ECMAScript's JSON.stringify writes them, which JCS
+ * adopts. The `canonicalize` library does the same with a reduce that builds a string per member;
+ * this is the hot path of every append and verify, so it builds one string and no closures.
+ * The library stays the oracle: test/core/canonical-json.test.ts compares both on random values.
+ */
+export function serializeJcs(v: JsonValue): string {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'string':
+    case 'number':
+      return JSON.stringify(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
+  }
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) out += ',';
+      out += serializeJcs(v[i]!);
+    }
+    return `${out}]`;
+  }
+  const keys = Object.keys(v).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (i > 0) out += ',';
+    out += JSON.stringify(k);
+    out += ':';
+    out += serializeJcs((v as Record<string, JsonValue>)[k]!);
+  }
+  return `${out}}`;
+}
+
+/** The reference implementation (the `canonicalize` library), for tests that cross-check. */
+export function canonicalizeWithLibrary(value: unknown, opts?: CanonicalOptions): string {
   const out = canonicalizeLib(toJsonValue(value, opts));
-  // Unreachable for validated input; guarded so a library change cannot hash "undefined".
   if (typeof out !== 'string') {
     throw new WitnessError('not_serialisable', `Value at ${opts?.path || ROOT_PATH} could not be canonicalised as JSON.`, {
       details: { path: opts?.path || ROOT_PATH },

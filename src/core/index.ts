@@ -6,10 +6,12 @@ export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, heade
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   chainEvent,
+  headerObject,
   parseEventInput,
   prepareEvent,
   recommitPayload,
   type ChainedEvent,
+  type HeaderParts,
   type PrepareOptions,
   type PreparedEvent,
 } from './build.js';

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalize, chainEvent, eventHash, headerObject, prepareEvent, sha256 } from '../../src/core/index.js';
+
+const inputs: Array<Record<string, unknown>> = [
+  { agent: { id: 'a' }, kind: 'note', data: { text: 'x' } },
+  {
+    agent: { id: 'support-bot', version: '1.4.2', credential: 'key-1' },
+    user: 'customer-1',
+    principal: { id: 'alice', kind: 'human' },
+    delegation: { id: 'd1', scopes: ['refund'] },
+    subject: 'p-9',
+    recorder: { kind: 'sdk', version: '0.1.0' },
+    source: { host: 'h', process: '1' },
+    env: 'prod',
+    tenant: 't',
+    kind: 'tool.call',
+    resource: 'billing',
+    action: 'billing.refund',
+    outcome: 'pending',
+    received_ts: '2026-11-23T10:00:00.124Z',
+    record_class: 'financial-record',
+    data_categories: ['pii', 'payment'],
+    policy: { decision: 'review', rule: 'r', mode: 'enforce' },
+    approvals: [{ approver: 'alice', decision: 'approved', ts: '2026-11-23T10:00:00.000Z' }],
+    artifacts: [{ sha256: 'a'.repeat(64), mime: 'image/png', bytes: 3, role: 'before' }],
+    data: { tool: 'billing.refund', arguments: { amount: 650, 'é': ['€', null, true, 1.5e-7] } },
+  },
+];
+
+describe('prepared header', () => {
+  it.each(inputs.map((i) => [i['kind'] as string, i]))('splices prev and seq into exactly the canonical header of a %s event', (_k, input) => {
+    for (const seq of [0, 1, 42, 2 ** 40]) {
+      const prev = sha256(String(seq));
+      const ev = prepareEvent('stream-1', input);
+      const chained = chainEvent(ev, seq, prev);
+      expect(chained.canonicalHeader).toBe(canonicalize(headerObject(ev, seq, prev)));
+      expect(chained.hash.equals(eventHash(prev, chained.canonicalHeader))).toBe(true);
+    }
+  });
+});
