@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { canonicalize, isWellFormedString } from './canonical-json.js';
 import { eventHash, newSalt, payloadDigest } from './chain.js';
 import { WitnessError } from './errors.js';
-import { EventInput, SCHEMA_VERSION, formatPath, type EventHeader } from './event.js';
+import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
@@ -42,9 +42,14 @@ export function parseEventInput(input: unknown): EventInput {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const where = issue ? formatPath(issue.path) : '(event)';
-  const what = issue?.message ?? 'is invalid';
-  throw new WitnessError('invalid_event', `Invalid event: ${where} ${lowerFirst(what)}; fix that field and record it again.`, {
-    details: { path: where, issues: r.error.issues.slice(0, 5).map((i) => ({ path: formatPath(i.path), message: i.message })) },
+  const kind = (input as { kind?: unknown } | null)?.kind;
+  // zod's own text for a bad discriminator lists every kind in a second sentence; say it in one.
+  const badKind = typeof input === 'object' && input !== null && !EVENT_KINDS.includes(kind as EventKind);
+  const what = badKind
+    ? `kind ${JSON.stringify(kind) ?? 'undefined'} is not an event kind (use one of ${EVENT_KINDS.join(', ')})`
+    : `${where} ${lowerFirst((issue?.message ?? 'is invalid').replace(/\s+/g, ' ').replace(/\.+$/, ''))}`;
+  throw new WitnessError('invalid_event', `Invalid event: ${what}; fix that field and record it again.`, {
+    details: { path: badKind ? 'kind' : where, issues: r.error.issues.slice(0, 5).map((i) => ({ path: formatPath(i.path), message: i.message })) },
     cause: r.error,
   });
 }

@@ -1,6 +1,6 @@
 export { ERROR_CODES, WitnessError, isWitnessError, type ErrorCode } from './errors.js';
 export * from './event.js';
-export { canonicalize, canonicalBytes } from './canonical-json.js';
+export { canonicalize, canonicalBytes, isWellFormedString, toJsonValue, type JsonValue } from './canonical-json.js';
 export { strictParse } from './strict-json.js';
 export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, headerOf, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';
 export {

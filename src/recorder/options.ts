@@ -11,6 +11,11 @@ export const WitnessOptions = z.strictObject({
   store: z.string().min(1).optional(),
   /** `process`: an awaited record survives kill -9. `power`: also power loss (fsync per commit). */
   durability: z.enum(['process', 'power']).default('process'),
+  /**
+   * How long one append waits for another process's write lock. SQLite appends are synchronous,
+   * so this bounds how long a locked ledger can stall the agent's event loop per attempt.
+   */
+  busyTimeoutMs: z.number().int().nonnegative().max(60_000).default(1000),
   /** First part of the checkpoint origin of a new ledger. */
   name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   /** Payloads above this are refused (or spilled into an artifact for tool and LLM outputs). */

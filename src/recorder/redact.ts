@@ -28,28 +28,34 @@ export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
   { name: 'google-api-key', pattern: /\bAIza[0-9A-Za-z_-]{35}\b/g },
 ];
 
+/**
+ * Key names are compared after lower-casing and dropping everything but letters and digits, so
+ * `DB_PASSWORD`, `secretAccessKey`, `x-api-key` and `OPENAI_API_KEY` all match. A key matches when
+ * its normalised name contains one of these fragments, or ends in `token` (but not `tokens`, so
+ * LLM usage counts such as `input_tokens` are kept).
+ */
 export const BUILTIN_SECRET_KEYS: readonly string[] = [
   'password',
   'passwd',
+  'passphrase',
   'secret',
-  'client_secret',
-  'api_key',
   'apikey',
-  'x-api-key',
-  'access_token',
-  'refresh_token',
-  'id_token',
+  'accesskey',
+  'privatekey',
   'authorization',
-  'proxy-authorization',
   'cookie',
-  'set-cookie',
-  'private_key',
-  'token',
+  'credential',
+  'signature',
 ];
+
+function normaliseKey(k: string): string {
+  return k.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
 
 export class Redactor {
   private readonly patterns: RedactionRule[];
-  private readonly keys: Set<string>;
+  private readonly fragments: string[];
+  private readonly exactKeys: Set<string>;
 
   constructor(config: RedactionConfig = {}) {
     const builtins = config.builtins ?? true;
@@ -57,7 +63,19 @@ export class Redactor {
       name: r.name,
       pattern: new RegExp(r.pattern.source, r.pattern.flags.includes('g') ? r.pattern.flags : `${r.pattern.flags}g`),
     }));
-    this.keys = new Set([...(builtins ? BUILTIN_SECRET_KEYS : []), ...(config.keys ?? [])].map((k) => k.toLowerCase()));
+    this.fragments = builtins ? BUILTIN_SECRET_KEYS.map(normaliseKey) : [];
+    this.exactKeys = new Set((config.keys ?? []).map(normaliseKey));
+    this.tokenSuffix = builtins;
+  }
+
+  private readonly tokenSuffix: boolean;
+
+  isSecretKey(key: string): boolean {
+    const k = normaliseKey(key);
+    if (this.exactKeys.has(k)) return true;
+    if (this.tokenSuffix && k.endsWith('token')) return true;
+    for (const f of this.fragments) if (k.includes(f)) return true;
+    return false;
   }
 
   /** Returns a redacted copy; the input is never mutated. Non-JSON values pass through for the validator to name. */
@@ -93,7 +111,11 @@ export class Redactor {
     seen.add(v);
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      out[k] = this.keys.has(k.toLowerCase()) && x !== null && x !== undefined && x !== '' ? '[REDACTED:key]' : this.walk(x, seen);
+      // A key the caller named is blanked whatever it holds; a container that merely looks secret
+      // (`credentials: {user, password}`) is searched instead, so the record keeps what is not.
+      const scalar = typeof x === 'string' || typeof x === 'number';
+      const named = x !== null && x !== undefined && this.exactKeys.has(normaliseKey(k));
+      out[k] = named || (scalar && x !== '' && this.isSecretKey(k)) ? '[REDACTED:key]' : this.walk(x, seen);
     }
     seen.delete(v);
     return out;

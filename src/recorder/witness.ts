@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { WitnessError, canonicalize, isWitnessError, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
+import { WitnessError, canonicalize, isWitnessError, toJsonValue, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
 import { DEFAULT_STORE, SqliteLedger, parseStoreUrl, type AppendReceipt, type Ledger } from '../store/index.js';
 import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 import { Redactor } from './redact.js';
@@ -23,6 +23,7 @@ export async function openWitness(options: WitnessOptionsInput = {}): Promise<Wi
     path: loc.path,
     durability: parsed.durability,
     maxPayloadBytes: parsed.maxPayloadBytes,
+    busyTimeoutMs: parsed.busyTimeoutMs,
     ...(parsed.name === undefined ? {} : { name: parsed.name }),
   });
   return new Witness(ledger, parsed);
@@ -107,7 +108,9 @@ export class Witness implements SessionHost {
   }
 
   private prepare(stream: string, input: EventInput): PreparedEvent {
-    const redacted = { ...input, data: this.redactor.redact(input.data) } as EventInput;
+    // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
+    // or a class instance whose toJSON() carries a secret is redacted like any other string.
+    const redacted = { ...input, data: this.redactor.redact(toJsonValue(input.data, { path: 'data' })) } as EventInput;
     const withContext = {
       recorder: this.recorder,
       source: this.source,
@@ -123,7 +126,7 @@ export class Witness implements SessionHost {
     if (value === undefined) return { value: undefined };
     let text: string;
     try {
-      text = canonicalize(this.redactor.redact(value), { path: 'data.output' });
+      text = canonicalize(this.redactor.redact(toJsonValue(value, { path: 'data.output' })));
     } catch {
       // Let validation name the problem on the real record.
       return { value };

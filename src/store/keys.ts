@@ -17,20 +17,39 @@ export function loadSigner(keyPath: string, env: NodeJS.ProcessEnv = process.env
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new WitnessError('invalid_key', `Cannot read the signing key ${keyPath}: ${(e as Error).message}; check its permissions.`, { cause: e });
   }
-  return parseSignerKey(text.trim());
+  try {
+    return parseSignerKey(text.trim());
+  } catch (e) {
+    throw new WitnessError('invalid_key', `The signing key file ${keyPath} is not a valid key (${(e as Error).message.replace(/\.$/, '')}); restore it from your backup.`, { cause: e });
+  }
 }
 
-/** Creates a key pair; the private half is written with mode 0600 and never overwritten. */
-export function createKeyFile(keyPath: string, pubPath: string, name: string): { vkey: string } {
+/**
+ * Creates a key pair; the private half is written with mode 0600 and never overwritten. It is
+ * written to a temporary file, synced, then hard-linked into place, so a crash never leaves a
+ * half-written key and of two processes racing, exactly one key wins (the loser reads it).
+ */
+export function createKeyFile(keyPath: string, pubPath: string, name: string): void {
   const { signerKey, verifierKey } = generateKey(name);
+  const tmp = `${keyPath}.${process.pid}.${Date.now()}.tmp`;
   try {
-    fs.writeFileSync(keyPath, `${signerKey}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new WitnessError('invalid_key', `A signing key already exists at ${keyPath}; keep it, or move it away before creating a new ledger there.`);
+    const fd = fs.openSync(tmp, 'wx', 0o600);
+    try {
+      fs.writeSync(fd, `${signerKey}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
-    throw new WitnessError('store_unavailable', `Cannot write the signing key ${keyPath}: ${(e as Error).message}.`, { cause: e });
+    try {
+      fs.linkSync(tmp, keyPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return; // another process won; use its key
+      throw e;
+    }
+    fs.writeFileSync(pubPath, `${verifierKey}\n`, { mode: 0o644 });
+  } catch (e) {
+    throw new WitnessError('store_unavailable', `Cannot write the signing key ${keyPath}: ${(e as Error).message}; check the directory's permissions.`, { cause: e });
+  } finally {
+    fs.rmSync(tmp, { force: true });
   }
-  fs.writeFileSync(pubPath, `${verifierKey}\n`, { mode: 0o644 });
-  return { vkey: verifierKey };
 }

@@ -99,19 +99,19 @@ export class SqliteLedger implements Ledger {
     }
     this.db = db;
     try {
+      // The schema is checked before any pragma that writes, so a file that is not ours is refused
+      // untouched (switching it to WAL would change its header).
+      const meta = this.openOrCreateSchema(file, options, create);
       if (!options.readonly) {
-        // Larger pages halve the B-tree work of our eight indexes per insert (measured: 57k → 100k
-        // rows/s); page_size only takes effect before the first table exists.
-        if (!exists) db.pragma('page_size = 32768');
         db.pragma('journal_mode = WAL');
         db.pragma(`synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
       }
-      db.pragma('foreign_keys = ON');
-      const meta = this.openOrCreateSchema(file, options, create);
       const paths = sidecarPaths(file);
       this.artifactsDir = paths.artifacts;
       let signer = loadSigner(paths.key, options.env);
-      if (signer === undefined && meta.created && !options.readonly) {
+      // A ledger that has never had a key gets one, also when its creator died before writing it;
+      // a ledger whose key was removed does not silently get a new one.
+      if (signer === undefined && !options.readonly && create && this.publicKeyCount() === 0) {
         createKeyFile(paths.key, paths.pub, meta.origin);
         signer = loadSigner(paths.key, {});
       }
@@ -132,24 +132,35 @@ export class SqliteLedger implements Ledger {
 
   private openOrCreateSchema(file: string, options: SqliteLedgerOptions, create: boolean): { id: string; origin: string; version: number; created: boolean } {
     const db = this.db;
+    const listTables = () => db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
     // Reading sqlite_master is the first real read: a non-SQLite file fails here with NOTADB.
-    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
+    let tables = listTables();
     if (tables.length === 0) {
       if (!create || options.readonly) {
         throw new WitnessError('store_corrupt', `${file} is an empty database, not a Witness ledger; run \`witness init\` to create one.`);
       }
+      // Larger pages halve the B-tree work of our eight indexes per insert (measured: 57k → 100k
+      // rows/s); page_size only takes effect before the first table exists.
+      db.pragma('page_size = 32768');
       const id = uuidv7();
       const origin = `${options.name ?? 'local'}/witness/${id}`;
-      db.transaction(() => {
-        db.exec(DDL);
-        db.exec(TRIGGERS);
-        const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-        put.run('schema_version', String(SCHEMA_VERSION));
-        put.run('ledger_id', id);
-        put.run('origin', origin);
-        put.run('created_at', new Date().toISOString());
-      }).immediate();
-      return { id, origin, version: SCHEMA_VERSION, created: true };
+      // Under the write lock, so of two processes creating the same file at once one creates and
+      // the other finds the schema and opens it.
+      const created = db
+        .transaction(() => {
+          if (listTables().length > 0) return false;
+          db.exec(DDL);
+          db.exec(TRIGGERS);
+          const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+          put.run('schema_version', String(SCHEMA_VERSION));
+          put.run('ledger_id', id);
+          put.run('origin', origin);
+          put.run('created_at', new Date().toISOString());
+          return true;
+        })
+        .immediate();
+      if (created) return { id, origin, version: SCHEMA_VERSION, created: true };
+      tables = listTables();
     }
     if (!tables.includes('meta')) {
       throw new WitnessError('store_corrupt', `${file} is an SQLite database but not a Witness ledger; point --store at a ledger or at a new file.`);
@@ -173,13 +184,19 @@ export class SqliteLedger implements Ledger {
     return { id, origin, version, created: false };
   }
 
-  private ensurePublicKey(signer: NoteSigner): void {
-    const vkey = signer.verifierKey;
-    const known = this.db.prepare('SELECT 1 FROM public_keys WHERE vkey = ?').get(vkey);
-    if (known === undefined) {
-      this.db.prepare('INSERT INTO public_keys (vkey, name, added_at) VALUES (?, ?, ?)').run(vkey, signer.name, new Date().toISOString());
-    }
+  private publicKeyCount(): number {
+    return this.db.prepare('SELECT count(*) FROM public_keys').pluck().get() as number;
   }
+
+  private ensurePublicKey(signer: NoteSigner): void {
+    // Opening must not need the write lock when the key is already known (readers stay unblocked);
+    // the guarded insert keeps two processes opening a new ledger together from both inserting it.
+    if (this.db.prepare('SELECT 1 FROM public_keys WHERE vkey = ?').get(signer.verifierKey) !== undefined) return;
+    this.db
+      .prepare('INSERT INTO public_keys (vkey, name, added_at) SELECT @vkey, @name, @at WHERE NOT EXISTS (SELECT 1 FROM public_keys WHERE vkey = @vkey)')
+      .run({ vkey: signer.verifierKey, name: signer.name, at: new Date().toISOString() });
+  }
+
 
   private prepareStatements() {
     const db = this.db;
@@ -202,7 +219,9 @@ export class SqliteLedger implements Ledger {
         'INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       keys: db.prepare('SELECT vkey, name, added_at FROM public_keys ORDER BY added_at, vkey'),
-      putArtifact: db.prepare('INSERT OR IGNORE INTO artifacts (sha256, mime, bytes, created_at) VALUES (?, ?, ?, ?)'),
+      putArtifact: db.prepare(
+        'INSERT INTO artifacts (sha256, mime, bytes, created_at) SELECT @sha256, @mime, @bytes, @at WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = @sha256)',
+      ),
       artifact: db.prepare('SELECT sha256 FROM artifacts WHERE sha256 = ?').pluck(),
     };
   }
@@ -463,7 +482,7 @@ export class SqliteLedger implements Ledger {
     this.assertOpen();
     const sha256 = sha256Hex(bytes);
     writeArtifactFile(this.artifactsDir, sha256, bytes);
-    this.stmts.putArtifact.run(sha256, mime, bytes.byteLength, new Date().toISOString());
+    this.stmts.putArtifact.run({ sha256, mime, bytes: bytes.byteLength, at: new Date().toISOString() });
     return role === undefined ? { sha256, mime, bytes: bytes.byteLength } : { sha256, mime, bytes: bytes.byteLength, role };
   }
 

@@ -71,7 +71,22 @@ CREATE TABLE IF NOT EXISTS artifacts (
 
 const APPEND_ONLY = ['events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'];
 
+/**
+ * INSERT OR REPLACE deletes the conflicting row without firing DELETE triggers (recursive_triggers
+ * is off by default in every connection), so each unique key also refuses a second insert.
+ */
+const UNIQUE_KEYS: Record<string, string[]> = {
+  events: ['pos = NEW.pos', 'id = NEW.id', '(stream = NEW.stream AND seq = NEW.seq)'],
+  tree_nodes: ['(level = NEW.level AND idx = NEW.idx)'],
+  checkpoints: ['id = NEW.id'],
+  public_keys: ['vkey = NEW.vkey'],
+  artifacts: ['sha256 = NEW.sha256'],
+};
+
 export const TRIGGERS = APPEND_ONLY.flatMap((t) => [
+  `CREATE TRIGGER IF NOT EXISTS ${t}_no_replace BEFORE INSERT ON ${t}
+   WHEN EXISTS (SELECT 1 FROM ${t} WHERE ${UNIQUE_KEYS[t]!.join(' OR ')})
+   BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; an existing row cannot be replaced'); END;`,
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_update BEFORE UPDATE ON ${t}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; UPDATE is refused'); END;`,
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_delete BEFORE DELETE ON ${t}
