@@ -11,9 +11,10 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
     .command('demo')
     .description('record a scripted refund agent (no API key), verify the ledger, export and verify its evidence bundle')
     .option('--dir <dir>', 'where the demo ledger and bundle go', './witness-demo')
+    .option('--store <url>', 'record into this ledger instead of <dir>/witness.db')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      const r = await runDemo(path.resolve(opts.dir));
+    .action(async (opts: { dir: string; store?: string; json?: boolean }) => {
+      const r = await runDemo(path.resolve(opts.dir), opts.store);
       const ok = r.ledgerReport.ok && r.bundleReport.ok && r.recorderErrors.length === 0;
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       if (opts.json) return printJson(io, r);
