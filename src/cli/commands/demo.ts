@@ -41,7 +41,7 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       io.out(`\n  database    ${r.database}`);
       io.out(`  bundle      ${r.bundleDir}`);
       io.out(`  public key  ${r.publicKey}`);
-      io.out(`\nTry: witness query --store sqlite:${r.database} --kind tool.call`);
-      io.out(`     witness verify ${r.bundleDir} --trusted-key ${r.database}.pub`);
+      io.out(`\nTry: npx witness query --store sqlite:${r.database} --kind tool.call`);
+      io.out(`     npx witness verify ${r.bundleDir} --trusted-key ${r.database}.pub`);
     });
 }
