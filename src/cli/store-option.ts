@@ -22,8 +22,10 @@ export function readTrustedKeys(values: string[] | undefined): string[] | undefi
   for (const v of values) {
     if (fs.existsSync(v) && fs.statSync(v).isFile()) {
       keys.push(...fs.readFileSync(v, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== ''));
-    } else {
+    } else if (/[+]/.test(v)) {
       keys.push(v.trim());
+    } else {
+      throw new WitnessError('invalid_argument', `--trusted-key ${v} is neither a key file that exists nor a verifier key (name+hash+key); check the path.`);
     }
   }
   return keys;

@@ -156,6 +156,15 @@ export class ChainChecker {
       if (typeof v === 'number' && Number.isInteger(v) && v > SCHEMA_VERSION) {
         this.unverifiable = true;
         this.warn(`Leaf ${row.pos} is event format v${v}, newer than this verifier (v${SCHEMA_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
+        // Keep the stream's later v1 events checkable: trust this one's place and stored hash.
+        const seq = (parsed as { seq?: unknown }).seq;
+        const stream = (parsed as { stream?: unknown }).stream;
+        if (typeof stream === 'string' && typeof seq === 'number' && Number.isSafeInteger(seq)) {
+          const st = this.streams.get(stream) ?? { nextSeq: 0, prev: Buffer.alloc(0), ended: false };
+          st.nextSeq = seq + 1;
+          st.prev = Buffer.from(row.hash);
+          this.streams.set(stream, st);
+        }
         return row.hash;
       }
       this.report({ ...where, code: 'unsupported_version', reason: `The header has version ${JSON.stringify(v)}, which no Witness version writes.` });
@@ -290,6 +299,7 @@ export class LedgerVerifier {
   private readonly usedKeys = new Map<string, NoteKeyId>();
   private checkpointsDue: Array<{ id: number; checkpoint: Checkpoint }> = [];
   private nextCheckpoint = 0;
+  private expectedPos = 0;
   private validCheckpoints = 0;
   private sealedSize = 0;
   private events = 0;
@@ -330,7 +340,9 @@ export class LedgerVerifier {
       if (prev !== undefined) {
         if (cp.size < prev.size) {
           this.fail({ code: 'consistency_failed', checkpoint: row.id, reason: `Checkpoint ${row.id} has size ${cp.size}, smaller than the previous checkpoint's ${prev.size}: history was rolled back.` });
-        } else if (prev.size > 0) {
+        } else if (prev.size > 0 && row.prevSize === prev.size) {
+          // The stored proof was made from row.prevSize; when that checkpoint was itself invalid
+          // and skipped, the roots are still compared with the rebuilt tree below.
           const proof = row.consistency.map((h) => (/^[0-9a-f]{64}$/.test(h) ? Buffer.from(h, 'hex') : Buffer.alloc(0)));
           const r = verifyConsistency(prev.size, cp.size, proof, prev.root, cp.rootHash);
           if (!r.ok) {
@@ -354,9 +366,19 @@ export class LedgerVerifier {
   /** Feeds one raw row; rows must come in position order. */
   addRow(row: VerifyRow): void {
     const where = { stream: row.stream, seq: row.seq, leaf: row.pos };
-    if (row.pos !== this.frontier.size) {
-      this.fail({ ...where, code: 'position_gap', reason: `Leaf ${this.frontier.size} is missing: the next stored position is ${row.pos}; events were deleted.` });
+    // Compared with the previous row, not the tree size, so one deletion is reported once.
+    if (row.pos !== this.expectedPos) {
+      const missing = row.pos > this.expectedPos ? `${this.expectedPos}${row.pos - this.expectedPos > 1 ? `–${row.pos - 1}` : ''}` : undefined;
+      this.fail({
+        ...where,
+        code: 'position_gap',
+        reason:
+          missing === undefined
+            ? `Leaf ${row.pos} is stored after leaf ${this.expectedPos - 1}: positions go backwards, so rows were inserted or renumbered.`
+            : `Leaf ${missing} ${missing.includes('–') ? 'are' : 'is'} missing before this one: events were deleted.`,
+      });
     }
+    this.expectedPos = row.pos + 1;
     this.events++;
     const recomputed = this.chain.check(row, where);
     this.frontier.push(leafHash(recomputed));
@@ -427,6 +449,9 @@ export class LedgerVerifier {
       this.warnings.push('No signed checkpoint covers this ledger: integrity rests on the hash chains alone; run `witness seal`.');
     } else if (unsealed > 0) {
       this.warnings.push(`${unsealed} event(s) after the newest checkpoint are chained but not yet signed; run \`witness seal\`.`);
+    }
+    if (this.chain.payloadsAbsent > 0) {
+      this.warnings.push(`${this.chain.payloadsAbsent} event(s) have no payload (withheld or erased with their salt): their headers and digests verify, their content cannot be checked.`);
     }
     const failures = [...this.failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
     const keys = [...this.usedKeys.values()].map((k) => ({ name: k.name, keyHash: k.keyHash.toString(16).padStart(8, '0'), source: this.options.keySource }));

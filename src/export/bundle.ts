@@ -41,6 +41,8 @@ export interface ExportResult {
   artifacts: number;
   checkpointSize: number;
   manifest: BundleManifest;
+  /** Things the exporter should know, e.g. that the session is still open. */
+  warnings: string[];
 }
 
 export async function exportSession(ledger: Ledger, session: string, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
@@ -105,7 +107,14 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
     files,
   };
   fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, manifest };
+  const warnings: string[] = [];
+  if (events[events.length - 1]!.kind !== 'session.end') {
+    warnings.push(`Session ${session} has not ended, so the bundle has no session.end and its verification will report it incomplete; export again after the session ends.`);
+  }
+  if (copied < artifacts.size && !withhold) {
+    warnings.push(`${artifacts.size - copied} referenced artifact(s) are missing from the artifact store and were not exported; run \`witness verify\`.`);
+  }
+  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, manifest, warnings };
 }
 
 function prepareEmptyDir(dir: string): void {

@@ -93,7 +93,11 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     return bad(`manifest.json is not strict JSON: ${(e as Error).message}`);
   }
   if (manifest['format'] !== BUNDLE_FORMAT) return bad('manifest.json does not describe a Witness evidence bundle.');
-  if (typeof manifest['version'] !== 'number' || manifest['version'] > BUNDLE_VERSION) {
+  const version = manifest['version'];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    return bad(`manifest.json has no valid format version (${JSON.stringify(version) ?? 'none'}): it is damaged or not a Witness bundle.`);
+  }
+  if (version > BUNDLE_VERSION) {
     warnings.push(`The bundle is format version ${String(manifest['version'])}, newer than this verifier (${BUNDLE_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
     return report({ unverifiable: true }, 'bundle', [], 0);
   }
@@ -168,7 +172,10 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
       ev = parsed as Record<string, unknown>;
     } catch (e) {
-      fail({ code: 'bundle_invalid', reason: `events.jsonl line ${i + 1} is not strict JSON: ${(e as Error).message}` });
+      // Name the event the line claims to be (read leniently, for the position only), so this is
+      // reported where it happened and not after the gap it leaves in the chain.
+      const claimed = lenientPosition(line);
+      fail({ code: 'bundle_invalid', ...claimed, reason: `events.jsonl line ${i + 1} is not strict JSON: ${(e as Error).message}` });
       continue;
     }
     const { data, salt, hash, leaf, ...header } = ev;
@@ -267,4 +274,17 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     usedKeys,
     1,
   );
+}
+
+function lenientPosition(line: string): { stream?: string; seq?: number; leaf?: number } {
+  try {
+    const v = JSON.parse(line) as { stream?: unknown; seq?: unknown; leaf?: unknown };
+    return {
+      ...(typeof v.stream === 'string' ? { stream: v.stream } : {}),
+      ...(typeof v.seq === 'number' && Number.isSafeInteger(v.seq) ? { seq: v.seq } : {}),
+      ...(typeof v.leaf === 'number' && Number.isSafeInteger(v.leaf) ? { leaf: v.leaf } : {}),
+    };
+  } catch {
+    return {};
+  }
 }

@@ -8,8 +8,6 @@ export interface VerifyLedgerOptions {
   trustedKeys?: string[];
   /** A signed checkpoint the auditor saved earlier. */
   against?: string;
-  /** Verify only this stream's chain (the tree is still rebuilt from every event). */
-  stream?: string;
   onProgress?: (done: number, total: number) => void;
 }
 

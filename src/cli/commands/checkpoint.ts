@@ -15,7 +15,7 @@ export function registerCheckpoint(program: Command, io: Io): void {
         const cp = await ledger.latestCheckpoint();
         if (cp === undefined) throw new WitnessError('not_found', 'The ledger has no checkpoint yet; run `witness seal` first.');
         if (opts.json) return printJson(io, { id: cp.id, size: cp.size, root: cp.root.toString('hex'), ts: cp.ts, note: cp.note });
-        process.stdout.write(cp.note);
+        io.out(cp.note);
       } finally {
         await ledger.close();
       }

@@ -22,6 +22,7 @@ export function registerExport(program: Command, io: Io): void {
       try {
         const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true });
         if (opts.json) return printJson(io, r);
+        for (const w of r.warnings) io.err(`witness: ${w}`);
         io.out(`Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`);
         io.out(`  bundle  ${r.dir}`);
         io.out(`  check   witness verify ${r.dir} --trusted-key <the ledger's public key>`);

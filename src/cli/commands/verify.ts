@@ -1,6 +1,7 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
-import type { VerifyReport } from '../../core/index.js';
+import { WitnessError, type VerifyReport } from '../../core/index.js';
 import { verifyBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
@@ -30,11 +31,23 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       let report: VerifyReport;
       let subject: string;
       if (bundle !== undefined) {
+        if (opts.against !== undefined) {
+          throw new WitnessError('invalid_argument', '--against checks a ledger, not a bundle; a bundle is checked against its own signed checkpoint and --trusted-key.');
+        }
         report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
         subject = `Bundle ${bundle}`;
+        if (opts.session !== undefined) {
+          const inBundle = readBundleSession(bundle);
+          if (inBundle !== opts.session) {
+            throw new WitnessError('invalid_argument', `The bundle holds session ${inBundle ?? '(unknown)'}, not ${opts.session}; drop --session or pick the right bundle.`);
+          }
+        }
       } else {
         const ledger = openExisting(resolveStore(opts.store), { readonly: true });
         try {
+          if (opts.session !== undefined && (await ledger.query({ stream: opts.session, limit: 1 })).events.length === 0) {
+            throw new WitnessError('not_found', `No session ${opts.session} in ${ledger.info.location}; check the id with \`witness query --kind session.start\`.`);
+          }
           const bar = progress(io, 'verifying');
           report = await verifyLedger(ledger, {
             ...(trustedKeys === undefined ? {} : { trustedKeys }),
@@ -82,6 +95,11 @@ export function printReport(io: Io, subject: string, r: VerifyReport): void {
   for (const w of r.warnings.slice(0, 5)) io.out(`  note:  ${w}`);
 }
 
-export function fileExists(p: string): boolean {
-  return fs.existsSync(p);
+function readBundleSession(dir: string): string | undefined {
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { session?: unknown };
+    return typeof m.session === 'string' ? m.session : undefined;
+  } catch {
+    return undefined;
+  }
 }

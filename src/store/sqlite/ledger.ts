@@ -322,13 +322,13 @@ export class SqliteLedger implements Ledger {
 
   async getEvent(id: string): Promise<(StoredEvent & { pos: number }) | undefined> {
     this.assertOpen();
-    const row = this.stmts.byId.get(id) as RawEventRow | undefined;
+    const row = this.read(() => this.stmts.byId.get(id) as RawEventRow | undefined);
     return row === undefined ? undefined : toStored(row);
   }
 
   async readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>> {
     this.assertOpen();
-    return (this.stmts.byStream.all(stream) as RawEventRow[]).map(toStored);
+    return this.read(() => this.stmts.byStream.all(stream) as RawEventRow[]).map(toStored);
   }
 
   async query(filter: QueryFilter): Promise<QueryPage> {
@@ -362,7 +362,7 @@ export class SqliteLedger implements Ledger {
     }
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
     const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, limit + 1) as RawEventRow[];
+    const rows = this.read(() => this.db.prepare(sql).all(...args, limit + 1) as RawEventRow[]);
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
@@ -370,15 +370,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {
-    this.assertOpen();
-    let pos = fromPos;
-    for (;;) {
-      const rows = this.stmts.scan.all(pos, pageSize) as RawEventRow[];
-      if (rows.length === 0) return;
-      yield rows;
-      pos = rows[rows.length - 1]!.pos + 1;
-      if (rows.length < pageSize) return;
-    }
+    yield* this.scanSync(fromPos, pageSize);
   }
 
   /** Synchronous scan for the verifier's hot loop (no promise per page). */
@@ -386,7 +378,7 @@ export class SqliteLedger implements Ledger {
     this.assertOpen();
     let pos = fromPos;
     for (;;) {
-      const rows = this.stmts.scan.all(pos, pageSize) as RawEventRow[];
+      const rows = this.read(() => this.stmts.scan.all(pos, pageSize) as RawEventRow[]);
       if (rows.length === 0) return;
       yield rows;
       pos = rows[rows.length - 1]!.pos + 1;
@@ -450,12 +442,21 @@ export class SqliteLedger implements Ledger {
 
   async checkpoints(): Promise<CheckpointRow[]> {
     this.assertOpen();
-    return (this.stmts.allCheckpoints.all() as SqlCheckpoint[]).map(toCheckpoint);
+    return this.read(() => (this.stmts.allCheckpoints.all() as SqlCheckpoint[]).map(toCheckpoint));
+  }
+
+  /** Reads that a damaged file can fail must fail as typed errors, never as raw SQLite ones. */
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw translateSqliteError(e, this.info.location);
+    }
   }
 
   async latestCheckpoint(): Promise<CheckpointRow | undefined> {
     this.assertOpen();
-    const row = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
+    const row = this.read(() => this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined);
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
@@ -471,7 +472,7 @@ export class SqliteLedger implements Ledger {
 
   async publicKeys(): Promise<PublicKeyRow[]> {
     this.assertOpen();
-    return (this.stmts.keys.all() as Array<{ vkey: string; name: string; added_at: string }>).map((r) => ({
+    return this.read(() => this.stmts.keys.all() as Array<{ vkey: string; name: string; added_at: string }>).map((r) => ({
       vkey: r.vkey,
       name: r.name,
       addedAt: r.added_at,

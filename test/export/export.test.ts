@@ -1,0 +1,355 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateKey, isWitnessError, strictParse, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
+import { exportSession, verifyBundle, type BundleManifest } from '../../src/export/index.js';
+import { openWitness } from '../../src/index.js';
+import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
+import { artifactFile, buildLedger, copyLedger, oneSentence, runCli, type BuiltLedger } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir('witness-export-');
+let base: BuiltLedger;
+
+beforeAll(async () => {
+  base = await buildLedger(dir);
+});
+
+let outCounter = 0;
+function outDir(): string {
+  outCounter++;
+  return path.join(dir, `bundle-${outCounter}`);
+}
+
+function readLines(bundle: string, name: string): Array<Record<string, unknown>> {
+  return fs
+    .readFileSync(path.join(bundle, name), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => strictParse(l) as Record<string, unknown>);
+}
+
+function allText(bundle: string): string {
+  let text = '';
+  for (const f of fs.readdirSync(bundle, { recursive: true, withFileTypes: true })) {
+    if (f.isFile()) text += fs.readFileSync(path.join(f.parentPath, f.name), 'latin1');
+  }
+  return text;
+}
+
+describe('export then verify', () => {
+  it('round-trips a session with its artifact: every event, proof, checkpoint and file digest verifies offline', async () => {
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false });
+    let stored: Array<StoredEvent & { pos: number }>;
+    try {
+      const r = await exportSession(ledger, base.sessions.b, out);
+      expect(r).toMatchObject({ dir: out, events: 5, artifacts: 1, checkpointSize: 13 });
+      stored = await ledger.readStream(base.sessions.b);
+    } finally {
+      await ledger.close();
+    }
+    expect(fs.readdirSync(out).sort()).toEqual(['artifacts', 'checkpoint.txt', 'events.jsonl', 'keys.txt', 'manifest.json', 'proofs.jsonl']);
+
+    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifest;
+    expect(manifest).toMatchObject({ format: 'witness-evidence', version: 1, session: base.sessions.b, agent: 'billing-bot', events: 5, withheld: false });
+    expect(manifest.ledger.origin).toBe(base.origin);
+    expect(manifest.checkpoint).toEqual({ size: 13, root: base.checkpoints[2]!.root.toString('hex') });
+    for (const [name, digest] of Object.entries(manifest.files)) {
+      expect(createHash('sha256').update(fs.readFileSync(path.join(out, name))).digest('hex'), name).toBe(digest);
+    }
+    expect(Object.keys(manifest.files)).toContain(`artifacts/${base.artifact.sha256}`);
+    expect(fs.readFileSync(path.join(out, 'artifacts', base.artifact.sha256)).equals(base.artifact.bytes)).toBe(true);
+    expect(fs.readFileSync(path.join(out, 'checkpoint.txt'), 'utf8')).toBe(base.checkpoints[2]!.note);
+    expect(fs.readFileSync(path.join(out, 'keys.txt'), 'utf8').trim()).toBe(base.vkey);
+
+    const events = readLines(out, 'events.jsonl');
+    expect(events.map((e) => [e['seq'], e['leaf'], e['hash']])).toEqual(stored.map((e) => [e.seq, e.pos, e.hash]));
+    expect(readLines(out, 'proofs.jsonl').map((p) => [p['leaf'], p['size']])).toEqual(stored.map((e) => [e.pos, 13]));
+
+    const report = verifyBundle(out, { trustedKeys: [base.vkey] });
+    expect(report.failures).toEqual([]);
+    expect(report).toMatchObject({ ok: true, events: 5, streams: 1, checkpoints: 1, sealedSize: 13, artifacts: 1, payloadsAbsent: 0, openSessions: 0 });
+    expect(report.trust.keys).toEqual([expect.objectContaining({ name: base.origin, source: 'pinned' })]);
+  });
+
+  it('round-trips through the CLI: witness export, then witness verify with the public key file pinned', async () => {
+    const out = outDir();
+    const exported = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    expect(exported.stderr).toBe('');
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toContain(`Exported session ${base.sessions.a}: 6 events, 0 artifact(s), proofs against checkpoint size 13.`);
+    expect(exported.stdout).toContain(out);
+
+    const verified = await runCli(['verify', out, '--trusted-key', sidecarPaths(base.file).pub]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toMatch(/✔ Bundle .* is intact: 6 events in 1 session\(s\), 1 signed checkpoint\(s\) covering 13\./);
+    expect(verified.stdout).toContain('(pinned)');
+  });
+
+  it('prints the export result as JSON with --json', async () => {
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.b, '-o', out, '--json']);
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as { dir: string; events: number; artifacts: number; checkpointSize: number; manifest: BundleManifest };
+    expect(json).toMatchObject({ dir: out, events: 5, artifacts: 1, checkpointSize: 13, manifest: { session: base.sessions.b } });
+  });
+});
+
+describe('--withhold-data', () => {
+  it('still verifies, and no payload text, salt or artifact byte is in the bundle', async () => {
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.b, '-o', out, '--withhold-data']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('payloads withheld');
+
+    const text = allText(out);
+    // Payload text recorded in session b (the capture URL, tool arguments and output, the reason).
+    for (const secret of ['billing.example', 'A-1042', 'R-1', 'succeeded', '"amount"']) {
+      expect(text, secret).not.toContain(secret);
+    }
+    expect(fs.existsSync(path.join(out, 'artifacts'))).toBe(false);
+    expect(text).not.toContain(base.artifact.bytes.toString('latin1'));
+    for (const e of readLines(out, 'events.jsonl')) {
+      expect(e['data']).toBeNull();
+      expect(e['salt']).toBeNull();
+      expect(e['payload_digest']).toMatch(/^[0-9a-f]{64}$/);
+    }
+    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifest;
+    expect(manifest.withheld).toBe(true);
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      for (const e of await ledger.readStream(base.sessions.b)) expect(text).not.toContain(e.salt!);
+    } finally {
+      await ledger.close();
+    }
+
+    const report = verifyBundle(out, { trustedKeys: [base.vkey] });
+    expect(report.failures).toEqual([]);
+    expect(report).toMatchObject({ ok: true, events: 5, payloadsAbsent: 5, artifacts: 1 });
+    expect(report.warnings.join(' ')).toMatch(/withheld/);
+  });
+
+  it('keeps the same hashes and proofs as the full export, so either can be shown to the same auditor', async () => {
+    const full = outDir();
+    const withheld = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      await exportSession(ledger, base.sessions.a, full);
+      await exportSession(ledger, base.sessions.a, withheld, { withholdData: true });
+    } finally {
+      await ledger.close();
+    }
+    const strip = (e: Record<string, unknown>) => {
+      const { data: _d, salt: _s, ...rest } = e;
+      return rest;
+    };
+    expect(readLines(withheld, 'events.jsonl').map(strip)).toEqual(readLines(full, 'events.jsonl').map(strip));
+    expect(fs.readFileSync(path.join(withheld, 'proofs.jsonl'), 'utf8')).toBe(fs.readFileSync(path.join(full, 'proofs.jsonl'), 'utf8'));
+  });
+});
+
+describe('sealing before export', () => {
+  async function unsealedLedger(): Promise<{ file: string; session: string }> {
+    const file = tempDb(dir);
+    const w = await openWitness({ store: `sqlite:${file}`, seal: { enabled: false }, strict: true });
+    let session: string;
+    try {
+      const s = await w.session({ agent: { id: 'late-bot' } });
+      await s.tool('crm.lookup', { customer: 'c-1' }, () => ({ found: true }));
+      await s.end();
+      session = s.id;
+    } finally {
+      await w.close();
+    }
+    const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+    try {
+      expect(await ledger.checkpoints()).toEqual([]);
+    } finally {
+      await ledger.close();
+    }
+    return { file, session };
+  }
+
+  it('seals an unsealed session first, then exports proofs against that new checkpoint', async () => {
+    const { file, session } = await unsealedLedger();
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${file}`, '--session', session, '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('proofs against checkpoint size 4');
+
+    const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+    try {
+      const cps = await ledger.checkpoints();
+      expect(cps.map((c) => c.size)).toEqual([4]);
+      expect(fs.readFileSync(path.join(out, 'checkpoint.txt'), 'utf8')).toBe(cps[0]!.note);
+    } finally {
+      await ledger.close();
+    }
+    const report = verifyBundle(out, { trustedKeys: [fs.readFileSync(sidecarPaths(file).pub, 'utf8').trim()] });
+    expect(report.failures).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+
+  it('refuses, in one sentence, to export an unsealed session when the signing key is not available', async () => {
+    const { file, session } = await unsealedLedger();
+    fs.rmSync(sidecarPaths(file).key);
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${file}`, '--session', session, '-o', out]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/not yet covered by a signed checkpoint; run `witness seal`/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe('export errors', () => {
+  it('refuses an unknown session with a one-sentence not_found error and writes nothing', async () => {
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    let thrown: unknown;
+    try {
+      await exportSession(ledger, 'no-such-session', out);
+    } catch (e) {
+      thrown = e;
+    } finally {
+      await ledger.close();
+    }
+    expect(isWitnessError(thrown, 'not_found')).toBe(true);
+    expect(oneSentence((thrown as Error).message)).toContain('No session no-such-session');
+    expect(fs.existsSync(out)).toBe(false);
+
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', 'no-such-session', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(oneSentence(r.stderr)).toContain('No session no-such-session');
+    expect(fs.existsSync(out)).toBe(false);
+
+    const json = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', 'no-such-session', '-o', out, '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'not_found', message: expect.stringContaining('No session no-such-session') } });
+  });
+
+  it('refuses an output directory that is not empty, and leaves its contents alone', async () => {
+    const out = outDir();
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'precious.txt'), 'keep me');
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    expect(r.code).toBe(2);
+    expect(oneSentence(r.stderr)).toMatch(/already exists and is not an empty directory/);
+    expect(fs.readdirSync(out)).toEqual(['precious.txt']);
+  });
+
+  it('refuses an output path that is an existing file', async () => {
+    const out = `${outDir()}.txt`;
+    fs.writeFileSync(out, 'a file');
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    expect(r.code).toBe(2);
+    oneSentence(r.stderr);
+    expect(fs.readFileSync(out, 'utf8')).toBe('a file');
+  });
+
+  it('writes into an existing empty directory', async () => {
+    const out = outDir();
+    fs.mkdirSync(out);
+    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.c, '-o', out]);
+    expect(r.code).toBe(0);
+    expect(fs.readdirSync(out)).toContain('events.jsonl');
+  });
+
+  it('needs --session and -o: usage error, exit 2', async () => {
+    expect((await runCli(['export', '--store', `sqlite:${base.file}`, '-o', outDir()])).code).toBe(2);
+    expect((await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a])).code).toBe(2);
+  });
+
+  it('refuses to export from a ledger that does not exist, without creating it', async () => {
+    const missing = path.join(dir, 'missing.db');
+    const r = await runCli(['export', '--store', `sqlite:${missing}`, '--session', 'x', '-o', outDir()]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toContain(missing);
+    expect(fs.existsSync(missing)).toBe(false);
+  });
+});
+
+describe('verifying an exported bundle', () => {
+  it('fails a bundle with checkpoint_signature when a wrong key is pinned, by string or by file', async () => {
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      await exportSession(ledger, base.sessions.a, out);
+    } finally {
+      await ledger.close();
+    }
+    const wrong = generateKey('someone-else').verifierKey;
+    const r = verifyBundle(out, { trustedKeys: [wrong] });
+    expect(r.ok).toBe(false);
+    expect(r.first).toMatchObject({ code: 'checkpoint_signature' });
+    expect(r.trust.keys).toEqual([]);
+
+    const keyFile = path.join(dir, 'wrong.pub');
+    fs.writeFileSync(keyFile, `${wrong}\n`);
+    const cli = await runCli(['verify', out, '--trusted-key', keyFile, '--json']);
+    expect(cli.code).toBe(1);
+    expect((JSON.parse(cli.stdout) as VerifyReport).first?.code).toBe('checkpoint_signature');
+  });
+
+  it('reports artifact_missing, naming the sha256 and the event, when the ledger lost an artifact before export', async () => {
+    const l = copyLedger(base, dir);
+    fs.rmSync(artifactFile(l.file, l.artifact.sha256));
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: l.file, create: false, readonly: true });
+    try {
+      expect(await exportSession(ledger, l.sessions.b, out)).toMatchObject({ artifacts: 0 });
+    } finally {
+      await ledger.close();
+    }
+    const r = verifyBundle(out, { trustedKeys: [l.vkey] });
+    expect(r.failures.map(({ code, artifact, leaf }) => ({ code, artifact, leaf }))).toEqual([{ code: 'artifact_missing', artifact: l.artifact.sha256, leaf: l.pos(l.sessions.b, 1) }]);
+  });
+
+  it('reports session_incomplete for a session that was still open when exported', async () => {
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      await exportSession(ledger, base.sessions.c, out);
+    } finally {
+      await ledger.close();
+    }
+    const r = verifyBundle(out, { trustedKeys: [base.vkey] });
+    expect(r.failures.map((f) => ({ code: f.code, seq: f.seq }))).toEqual([{ code: 'session_incomplete', seq: 2 }]);
+  });
+
+  it('refuses a path that is not a bundle directory with a one-sentence not_found error', async () => {
+    let thrown: unknown;
+    try {
+      verifyBundle(path.join(dir, 'no-such-bundle'));
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isWitnessError(thrown, 'not_found')).toBe(true);
+    oneSentence((thrown as Error).message);
+  });
+
+  it('reports bundle_invalid for an empty directory and for one missing its checkpoint or events', async () => {
+    const empty = outDir();
+    fs.mkdirSync(empty);
+    expect(verifyBundle(empty).first).toMatchObject({ code: 'bundle_invalid' });
+
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      await exportSession(ledger, base.sessions.a, out);
+    } finally {
+      await ledger.close();
+    }
+    for (const name of ['checkpoint.txt', 'events.jsonl', 'manifest.json']) {
+      const copy = outDir();
+      fs.cpSync(out, copy, { recursive: true });
+      fs.rmSync(path.join(copy, name));
+      const r = verifyBundle(copy, { trustedKeys: [base.vkey] });
+      expect(r.ok, name).toBe(false);
+      expect(r.first?.code, name).toBe('bundle_invalid');
+      expect(r.first?.reason, name).toContain(name);
+    }
+  });
+});
