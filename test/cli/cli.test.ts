@@ -160,7 +160,7 @@ describe('witness query', () => {
   }
   const summary = (events: Array<StoredEvent & { pos: number }>) => events.map((e) => `${e.stream}#${e.seq}`);
 
-  it('filters by agent, session, kind, resource, action and outcome', async () => {
+  it('[R-WHAT-WHEN-RESULT] filters by agent, session, kind, resource, action and outcome', async () => {
     expect(await query('--agent', 'alpha')).toHaveLength(7);
     expect(summary(await query('--agent', 'beta'))).toEqual(['s2#0', 's2#1', 's2#2', 's2#3', 's2#4']);
     expect(summary(await query('--session', 's3'))).toEqual(['s3#0', 's3#1', 's3#2']);

@@ -136,7 +136,7 @@ describe('note keys', () => {
 });
 
 describe('signNote', () => {
-  it("reproduces the signature by PeterNeumann from Go's note_test.go byte for byte", () => {
+  it("[R-KAT] reproduces the signature by PeterNeumann from Go's note_test.go byte for byte", () => {
     expect(signNote(GO_TEXT, [parseSignerKey(PETER_SKEY)])).toBe(`${GO_TEXT}\n${PETER_SIG}`);
   });
 

@@ -39,7 +39,7 @@ function allText(bundle: string): string {
 }
 
 describe('export then verify', () => {
-  it('round-trips a session with its artifact: every event, proof, checkpoint and file digest verifies offline', async () => {
+  it('[R-OFFLINE] round-trips a session with its artifact: every event, proof, checkpoint and file digest verifies offline', async () => {
     const out = outDir();
     const ledger = SqliteLedger.open({ path: base.file, create: false });
     let stored: Array<StoredEvent & { pos: number }>;
@@ -98,7 +98,7 @@ describe('export then verify', () => {
 });
 
 describe('--withhold-data', () => {
-  it('still verifies, and no payload text, salt or artifact byte is in the bundle', async () => {
+  it('[R-WITHHOLD] still verifies, and no payload text, salt or artifact byte is in the bundle', async () => {
     const out = outDir();
     const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.b, '-o', out, '--withhold-data']);
     expect(r.code).toBe(0);
@@ -307,7 +307,7 @@ describe('verifying an exported bundle', () => {
     expect(r.failures.map(({ code, artifact, leaf }) => ({ code, artifact, leaf }))).toEqual([{ code: 'artifact_missing', artifact: l.artifact.sha256, leaf: l.pos(l.sessions.b, 1) }]);
   });
 
-  it('reports session_incomplete for a session that was still open when exported', async () => {
+  it('[R-TAMPER-TRUNCATE] reports session_incomplete for a session that was still open when exported', async () => {
     const out = outDir();
     const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
     try {

@@ -42,7 +42,7 @@ const req = (over: Record<string, unknown>): AppendRequest =>
   ({ stream: 'bad-input', kind: 'note', agent, data: { text: 'fine' }, ...over }) as AppendRequest;
 
 describe('ledger.append on a SqliteLedger refuses invalid events', () => {
-  it('names agent.id when the agent has no id, agent when there is none, and stores nothing', async () => {
+  it('[R-WHO] names agent.id when the agent has no id, agent when there is none, and stores nothing', async () => {
     const ledger = SqliteLedger.open({ path: tempDb(dir) });
     try {
       const e = await expectRefused(() => ledger.append([req({ agent: {} })]), 'invalid_event', 'agent.id');
@@ -101,7 +101,7 @@ describe('ledger.append on a SqliteLedger refuses invalid events', () => {
     }
   });
 
-  it('refuses a payload over maxPayloadBytes with payload_too_large and stores none of it', async () => {
+  it('[R-PAYLOAD-LIMIT] refuses a payload over maxPayloadBytes with payload_too_large and stores none of it', async () => {
     const ledger = SqliteLedger.open({ path: tempDb(dir) });
     try {
       const big = 'x'.repeat(1024 * 1024);
@@ -217,7 +217,7 @@ describe('session.record in strict mode', () => {
 });
 
 describe('session.record in non-strict mode', () => {
-  it('does not throw into the caller, reports to onError and records an error event from the recorder', async () => {
+  it('[R-NO-THROW] does not throw into the caller, reports to onError and records an error event from the recorder', async () => {
     const errors: WitnessError[] = [];
     const w: Witness = await openWitness({ store: `sqlite:${tempDb(dir)}`, onError: (e) => errors.push(e) });
     try {
@@ -283,7 +283,7 @@ describe('session.record in non-strict mode', () => {
 });
 
 describe('tool calls', () => {
-  it('rethrows the tool function error unchanged and records a tool.result with is_error', async () => {
+  it('[R-TOOL-LINK] rethrows the tool function error unchanged and records a tool.result with is_error', async () => {
     const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
     try {
       const s = await w.session({ agent });

@@ -38,7 +38,7 @@ async function existingLedger(): Promise<string> {
 }
 
 describe('two processes writing one ledger', () => {
-  it('keeps every acknowledged event of two SDK processes recording concurrently, and the ledger verifies', async () => {
+  it('[R-CONCURRENT] keeps every acknowledged event of two SDK processes recording concurrently, and the ledger verifies', async () => {
     const db = await existingLedger();
     const [a, b] = await Promise.all([run(RECORD_LOOP, [db, 'agent-one', '400', '60']), run(RECORD_LOOP, [db, 'agent-two', '400', '60'])]);
     const ledger = SqliteLedger.open({ path: db });

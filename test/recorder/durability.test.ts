@@ -104,7 +104,7 @@ async function checkAfterKill(db: string, run: KilledRun): Promise<{ streamEvent
 }
 
 describe('durability under SIGKILL', () => {
-  it('keeps every acknowledged event when the writer is killed with SIGKILL, run after run on the same ledger', async () => {
+  it('[R-DURABLE] keeps every acknowledged event when the writer is killed with SIGKILL, run after run on the same ledger', async () => {
     const db = tempDb(dir);
     let totalAcked = 0;
     let previousTotal = 0;

@@ -66,7 +66,7 @@ async function open(db: string, extra: Record<string, unknown> = {}) {
 }
 
 describe('redaction at write time', () => {
-  it('replaces built-in secret patterns and secret-named keys with [REDACTED:...] in every payload before it is written', async () => {
+  it('[R-REDACT] replaces built-in secret patterns and secret-named keys with [REDACTED:...] in every payload before it is written', async () => {
     const db = tempDb(dir);
     const { w, errors } = await open(db);
     const s = await w.session({ agent, purpose: `triage with key ${OPENAI_KEY}`, labels: { token_hint: `Bearer ${BEARER}` } });

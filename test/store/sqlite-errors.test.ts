@@ -219,7 +219,7 @@ describe('a file that is not a Witness ledger', () => {
 });
 
 describe('append-only tables', () => {
-  it('refuses UPDATE and DELETE on events and checkpoints through raw SQL, leaving the ledger verifiable', async () => {
+  it('[R-APPEND-ONLY] refuses UPDATE and DELETE on events and checkpoints through raw SQL, leaving the ledger verifiable', async () => {
     const file = await makeLedger();
     const raw = new Database(file);
     try {

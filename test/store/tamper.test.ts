@@ -144,7 +144,7 @@ describe('the untouched ledger', () => {
     expect(r.trust.keys).toEqual([expect.objectContaining({ source: 'ledger' })]);
   });
 
-  it('verifies with the ledger key pinned, and says the key was pinned', async () => {
+  it('[R-TRUST] verifies with the ledger key pinned, and says the key was pinned', async () => {
     const r = await verifyFile(base.file, { trustedKeys: [base.vkey] });
     expectOk(r);
     expect(r.trust.keys.map((k) => k.source)).toEqual(['pinned']);
@@ -153,7 +153,7 @@ describe('the untouched ledger', () => {
 });
 
 describe('editing one event', () => {
-  it('reports payload_mismatch at the seq and leaf whose payload (data column) was edited', async () => {
+  it('[R-TAMPER-PAYLOAD] reports payload_mismatch at the seq and leaf whose payload (data column) was edited', async () => {
     const l = fresh();
     const pos = l.pos(B, 2);
     tamper(l.file, (db) => {
@@ -174,7 +174,7 @@ describe('editing one event', () => {
     expect(r.first).toMatchObject({ code: 'payload_mismatch', stream: A, seq: 1, leaf: pos });
   });
 
-  it('reports hash_mismatch at the seq whose header field (outcome, in the header and its column) was edited', async () => {
+  it('[R-TAMPER-HEADER] reports hash_mismatch at the seq whose header field (outcome, in the header and its column) was edited', async () => {
     const l = fresh();
     const pos = l.pos(B, 3);
     tamper(l.file, (db) =>
@@ -237,7 +237,7 @@ describe('editing one event', () => {
 });
 
 describe('deleting, inserting and reordering events', () => {
-  it('reports position_gap and seq_gap where an event in the middle was deleted', async () => {
+  it('[R-TAMPER-DELETE] reports position_gap and seq_gap where an event in the middle was deleted', async () => {
     const l = fresh();
     const deleted = l.pos(A, 2); // leaf 3
     tamper(l.file, (db) => db.prepare('DELETE FROM events WHERE pos = ?').run(deleted));
@@ -273,7 +273,7 @@ describe('deleting, inserting and reordering events', () => {
     expect(where(r)).toContainEqual({ code: 'checkpoint_beyond_ledger', leaf: 12, checkpoint: 3 });
   });
 
-  it('reports checkpoint_beyond_ledger at the new end when the tail of the ledger is cut off', async () => {
+  it('[R-TAMPER-TRUNCATE] reports checkpoint_beyond_ledger at the new end when the tail of the ledger is cut off', async () => {
     const l = fresh();
     tamper(l.file, (db) => db.prepare('DELETE FROM events WHERE pos >= 11').run()); // b's session.end and c's note
     const r = await verifyFile(l.file);
@@ -281,7 +281,7 @@ describe('deleting, inserting and reordering events', () => {
     expect(r.first?.reason).toContain('13');
   });
 
-  it('reports seq_gap and seq_out_of_order where two events of one session were swapped', async () => {
+  it('[R-TAMPER-REORDER] reports seq_gap and seq_out_of_order where two events of one session were swapped', async () => {
     const l = fresh();
     const p = l.pos(A, 2);
     const q = l.pos(A, 3);
@@ -324,7 +324,7 @@ describe('deleting, inserting and reordering events', () => {
     expect(r.first).toMatchObject({ code: 'seq_out_of_order', stream: C, seq: 1, leaf: 13 });
   });
 
-  it('reports checkpoint_root_mismatch for a whole forged session inserted into sealed history', async () => {
+  it('[R-TAMPER-INSERT] reports checkpoint_root_mismatch for a whole forged session inserted into sealed history', async () => {
     const l = fresh();
     const stream = 'forged-session';
     tamper(l.file, (db) => {
@@ -340,7 +340,7 @@ describe('deleting, inserting and reordering events', () => {
     expect(r.failures.every((f) => f.code === 'checkpoint_root_mismatch' || f.code === 'checkpoint_beyond_ledger')).toBe(true);
   });
 
-  it('catches an event moved to another session (stream column and header rewritten)', async () => {
+  it('[R-TAMPER-MOVE] catches an event moved to another session (stream column and header rewritten)', async () => {
     const l = fresh();
     const pos = l.pos(A, 4);
     tamper(l.file, (db) => setHeader(db, pos, (h) => void (h['stream'] = C), { stream: C }));
@@ -365,7 +365,7 @@ describe('deleting, inserting and reordering events', () => {
 });
 
 describe('artifacts', () => {
-  it('reports artifact_mismatch naming the sha256 and the referencing leaf when the file bytes are replaced', async () => {
+  it('[R-TAMPER-ARTIFACT] reports artifact_mismatch naming the sha256 and the referencing leaf when the file bytes are replaced', async () => {
     const l = fresh();
     const file = artifactFile(l.file, l.artifact.sha256);
     expect(fs.readFileSync(file).equals(l.artifact.bytes)).toBe(true);
@@ -391,7 +391,7 @@ describe('checkpoints and keys', () => {
     return note.slice(0, i) + (note[i] === 'A' ? 'B' : 'A') + note.slice(i + 1);
   }
 
-  it('reports checkpoint_signature for the checkpoint whose signature was forged', async () => {
+  it('[R-TAMPER-SIGNATURE] reports checkpoint_signature for the checkpoint whose signature was forged', async () => {
     const l = fresh();
     tamper(l.file, (db) => {
       const note = db.prepare('SELECT note FROM checkpoints WHERE id = 2').pluck().get() as string;
@@ -517,7 +517,7 @@ describe('rewriting history consistently', () => {
     );
   }
 
-  it('passes every chain check but fails the old checkpoints (checkpoint_root_mismatch) and the new one (consistency_failed)', async () => {
+  it('[R-TAMPER-REWRITE] passes every chain check but fails the old checkpoints (checkpoint_root_mismatch) and the new one (consistency_failed)', async () => {
     const l = fresh();
     tamper(l.file, (db) => {
       rewriteStreamConsistently(db, A, 1, { model: 'claude', input: [{ role: 'user', content: 'I was charged twice' }], output: 'No refund for you.' });
@@ -536,7 +536,7 @@ describe('rewriting history consistently', () => {
     ]);
   });
 
-  it('passes when the attacker also deletes every old checkpoint and re-seals, but fails against a checkpoint the auditor saved before', async () => {
+  it('[R-AGAINST] passes when the attacker also deletes every old checkpoint and re-seals, but fails against a checkpoint the auditor saved before', async () => {
     const l = fresh();
     const saved = l.checkpoints[1]!.note; // size 9, kept by the auditor
     const before = await verifyFile(l.file, { against: saved });
@@ -662,7 +662,7 @@ describe('hostile files and rows never crash verify', () => {
     expect(where(r)).toContainEqual({ code: 'malformed_header', stream: C, seq: 1, leaf: 12 });
   });
 
-  it('reports non_canonical for a header with a duplicate key', async () => {
+  it('[R-HOSTILE] reports non_canonical for a header with a duplicate key', async () => {
     const l = fresh();
     tamper(l.file, (db) => {
       const r = row(db, 7);

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/core/index.js';
+import { openWitness } from '../../src/index.js';
+import { verifyLedger } from '../../src/store/index.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir();
+
+describe('the SDK records what an auditor asks for', () => {
+  it('[R-REASONING] records model, input, output, tool calls, tokens, latency and only the digest of the system prompt', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
+    const s = await w.session({ agent: { id: 'support-bot', version: '1.4.2' }, user: 'customer-1' });
+    const r = await s.llmCall({
+      model: 'claude-sonnet-4-5',
+      responseModel: 'claude-sonnet-4-5-20250929',
+      provider: 'anthropic',
+      input: [{ role: 'user', content: 'refund order A-1' }],
+      output: 'I will look it up.',
+      toolCalls: [{ id: 't1', name: 'crm.get', arguments: { id: 'A-1' } }],
+      usage: { input_tokens: 10, output_tokens: 5 },
+      latencyMs: 812,
+      systemPrompt: 'secret house rules',
+      toolDefinitions: [{ name: 'crm.get' }],
+      dataSources: [{ id: 'kb', version: '7' }],
+    });
+    const ev = (await w.ledger.getEvent(r!.id))!;
+    expect(ev.kind).toBe('llm.call');
+    expect(ev.agent).toEqual({ id: 'support-bot', version: '1.4.2' });
+    expect(ev.data).toMatchObject({
+      model: 'claude-sonnet-4-5',
+      response_model: 'claude-sonnet-4-5-20250929',
+      provider: 'anthropic',
+      input: [{ role: 'user', content: 'refund order A-1' }],
+      output: 'I will look it up.',
+      tool_calls: [{ id: 't1', name: 'crm.get', arguments: { id: 'A-1' } }],
+      usage: { input_tokens: 10, output_tokens: 5 },
+      latency_ms: 812,
+      system_prompt_sha256: sha256Hex('secret house rules'),
+      data_sources: [{ id: 'kb', version: '7' }],
+      agent_version: '1.4.2',
+    });
+    expect(JSON.stringify(ev)).not.toContain('secret house rules');
+    await w.close();
+  });
+
+  it('[R-TOOL-LINK] records tool.call before the tool runs and tool.result after, linked by parent, with resource and action', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
+    const s = await w.session({ agent: { id: 'a' } });
+    let seenBeforeRun = 0;
+    const out = await s.tool('billing.refund', { amount: 50 }, async () => {
+      seenBeforeRun = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'tool.call').length;
+      return { ok: true };
+    }, { server: 'billing' });
+    expect(out).toEqual({ ok: true });
+    expect(seenBeforeRun).toBe(1);
+    const events = await w.ledger.readStream(s.id);
+    const call = events.find((e) => e.kind === 'tool.call')!;
+    const result = events.find((e) => e.kind === 'tool.result')!;
+    expect(call).toMatchObject({ resource: 'billing', action: 'billing.refund', outcome: 'pending', data: { tool: 'billing.refund', server: 'billing', arguments: { amount: 50 } } });
+    expect(result).toMatchObject({ parent: call.id, outcome: 'success', data: { is_error: false, output: { ok: true } } });
+    expect(typeof result.data?.['duration_ms']).toBe('number');
+    await w.close();
+  });
+
+  it('[R-SESSION-END] ends a session with reason, final output, the count and last hash of the stream, sealed into a checkpoint', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
+    const s = await w.session({ agent: { id: 'a' } });
+    await s.note('one');
+    const last = await s.note('two');
+    await s.end({ reason: 'max_iterations', finalOutput: 'gave up after 10 steps' });
+    const events = await w.ledger.readStream(s.id);
+    const end = events[events.length - 1]!;
+    expect(end.kind).toBe('session.end');
+    expect(end.data).toEqual({ reason: 'max_iterations', final_output: 'gave up after 10 steps', event_count: 3, last_hash: last!.hash });
+    const cp = await w.ledger.latestCheckpoint();
+    expect(cp!.size).toBe(w.ledger.info.size);
+    const report = await verifyLedger(w.ledger);
+    expect(report.ok).toBe(true);
+    expect(report.unsealed).toBe(0);
+    await w.close();
+  });
+});

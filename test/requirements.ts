@@ -1,0 +1,36 @@
+/**
+ * The audit duties Witness must meet, each with an id that the tests proving it cite in their
+ * names (`[R-…]`). test/requirements.test.ts fails when an id is cited by no test, so a duty
+ * cannot silently lose its proof.
+ */
+export const REQUIREMENTS = {
+  'R-WHO': 'Every event names the acting agent; an event without an agent identity is refused (AU-3).',
+  'R-WHAT-WHEN-RESULT': 'Events are queryable by agent, session, kind, resource, action, outcome and time window (AU-3, Art. 12).',
+  'R-REASONING': 'An LLM call records model, input, output, requested tool calls, tokens, latency and the system-prompt digest (Art. 12).',
+  'R-TOOL-LINK': 'A tool call is recorded before it runs and its result or error after, linked by parent.',
+  'R-SESSION-END': 'session.end records the reason, the final output and the stream count and last hash, so a cut tail shows.',
+  'R-DURABLE': 'An acknowledged event survives kill -9 of the recording process.',
+  'R-CONCURRENT': 'Two processes appending to one ledger lose nothing and the chain verifies.',
+  'R-NO-THROW': 'The recorder never throws its own faults into the agent; it reports them and records the gap.',
+  'R-REDACT': 'Secrets are redacted before anything is hashed or written.',
+  'R-PAYLOAD-LIMIT': 'Oversized payloads are refused or stored as artifacts, never truncated.',
+  'R-APPEND-ONLY': 'The database refuses UPDATE, DELETE and REPLACE of events and checkpoints.',
+  'R-TAMPER-PAYLOAD': 'An edited payload is detected at its position.',
+  'R-TAMPER-HEADER': 'An edited header field is detected at its position.',
+  'R-TAMPER-DELETE': 'A deleted event is detected at its position.',
+  'R-TAMPER-INSERT': 'An inserted event is detected.',
+  'R-TAMPER-REORDER': 'Reordered events are detected.',
+  'R-TAMPER-TRUNCATE': "A cut-off tail is detected, in the ledger and in a single session's export.",
+  'R-TAMPER-MOVE': 'An event moved to another stream or ledger is detected.',
+  'R-TAMPER-ARTIFACT': "A changed artifact byte is detected, naming the artifact.",
+  'R-TAMPER-SIGNATURE': 'A forged checkpoint signature is detected.',
+  'R-TAMPER-REWRITE': 'A consistently rewritten history fails consistency with earlier checkpoints.',
+  'R-AGAINST': 'An auditor can prove the ledger still extends a checkpoint they saved.',
+  'R-TRUST': 'A pass states which keys were trusted and where they came from.',
+  'R-HOSTILE': 'Hostile input (corrupt files, duplicate keys, huge numbers) becomes a typed failure, never a crash.',
+  'R-OFFLINE': 'An exported session verifies offline with no database.',
+  'R-WITHHOLD': 'An export without payloads still verifies.',
+  'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
+} as const;
+
+export type RequirementId = keyof typeof REQUIREMENTS;
