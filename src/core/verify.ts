@@ -1,11 +1,10 @@
 import { canonicalize } from './canonical-json.js';
-import { EVENT_DOMAIN, genesisHash, sha256 } from './chain.js';
+import { eventHash, genesisHash, payloadDigest } from './chain.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, verifyConsistency } from './merkle.js';
 import type { NoteKeyId, NoteVerifier } from './note.js';
-import { createHash } from 'node:crypto';
 
 /**
  * The verifier trusts no stored hash. It is fed raw rows in global-position order and recomputes
@@ -222,7 +221,7 @@ export class ChainChecker {
       }
       this.payloadsAbsent++;
     } else {
-      const digest = createHash('sha256').update(row.salt).update(row.data).digest('hex');
+      const digest = payloadDigest(row.salt, row.data).toString('hex');
       if (digest !== h.payload_digest) {
         this.report({ ...at, code: 'payload_mismatch', reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
       } else if (h.kind === 'session.end') {
@@ -230,7 +229,7 @@ export class ChainChecker {
       }
     }
 
-    const hash = sha256(EVENT_DOMAIN, Buffer.from(h.prev, 'hex'), row.header);
+    const hash = eventHash(Buffer.from(h.prev, 'hex'), row.header);
     if (!hash.equals(row.hash)) {
       this.report({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
     }
@@ -381,7 +380,7 @@ export class LedgerVerifier {
     this.expectedPos = row.pos + 1;
     this.events++;
     const recomputed = this.chain.check(row, where);
-    this.frontier.push(leafHash(recomputed));
+    this.frontier.append(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
   }
 
