@@ -105,6 +105,13 @@ export class SqliteLedger implements Ledger {
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma(`synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
+        // The append-only triggers make SQLite keep a statement journal per INSERT; on disk that
+        // halved insert throughput (measured 63k → 29k rows/s), in memory it costs ~10 %.
+        db.pragma('temp_store = MEMORY');
+        // A one-event commit writes ~11 WAL pages (row + 9 index leaves), so the default
+        // 1,000-page auto-checkpoint would land inside every ~90th awaited record. Let the WAL
+        // grow to ~40 MiB and checkpoint after each seal instead (off the awaited path).
+        db.pragma('wal_autocheckpoint = 10000');
       }
       const paths = sidecarPaths(file);
       this.artifactsDir = paths.artifacts;
@@ -226,6 +233,18 @@ export class SqliteLedger implements Ledger {
       ),
       artifact: db.prepare('SELECT sha256 FROM artifacts WHERE sha256 = ?').pluck(),
     };
+  }
+
+  private readonly queryStatements = new Map<string, Database.Statement>();
+
+  /** Query shapes are few (one per combination of filters), so their statements are kept. */
+  private cachedStatement(sql: string): Database.Statement {
+    let stmt = this.queryStatements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.queryStatements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   private readNextPos(): number {
@@ -362,7 +381,7 @@ export class SqliteLedger implements Ledger {
     }
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
     const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?`;
-    const rows = this.read(() => this.db.prepare(sql).all(...args, limit + 1) as RawEventRow[]);
+    const rows = this.read(() => this.cachedStatement(sql).all(...args, limit + 1) as RawEventRow[]);
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
@@ -419,11 +438,19 @@ export class SqliteLedger implements Ledger {
       const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
       return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson), prevSize };
     });
+    let sealed: CheckpointRow | null;
     try {
-      return run.immediate();
+      sealed = run.immediate();
     } catch (e) {
       throw translateSqliteError(e, this.info.location);
     }
+    // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // A busy checkpoint is not a failure of the seal.
+    }
+    return sealed;
   }
 
   private nodeSource(): NodeSource {

@@ -1,0 +1,49 @@
+/** Sizes for a full run and for a `--quick` smoke run. */
+export interface Config {
+  quick: boolean;
+  /** Repetitions per measurement (medians are reported). */
+  reps: number;
+  append: { events: number; batch: number };
+  recorder: {
+    /** (a) sequential awaited writes per repetition. */
+    seqWrites: number;
+    /** (b) writes fired without awaiting per repetition. */
+    fireWrites: number;
+    seqWritesPower: number;
+    fireWritesPower: number;
+  };
+  verify: { events: number };
+  query: { events: number; queries: number; agents: number };
+  memory: { sizes: number[]; reps: number };
+  /** Events per append transaction while building the shared large ledger. */
+  buildBatch: number;
+  /** The large ledger is sealed every this many events (the recorder seals every 1,000 or 10 s). */
+  buildSealEvery: number;
+}
+
+export function makeConfig(quick: boolean): Config {
+  if (quick) {
+    return {
+      quick,
+      reps: 3,
+      append: { events: 20_000, batch: 1000 },
+      recorder: { seqWrites: 300, fireWrites: 3_000, seqWritesPower: 50, fireWritesPower: 500 },
+      verify: { events: 30_000 },
+      query: { events: 100_000, queries: 50, agents: 100 },
+      memory: { sizes: [25_000, 50_000, 100_000], reps: 1 },
+      buildBatch: 5_000,
+      buildSealEvery: 10_000,
+    };
+  }
+  return {
+    quick,
+    reps: 5,
+    append: { events: 200_000, batch: 1000 },
+    recorder: { seqWrites: 2_000, fireWrites: 20_000, seqWritesPower: 300, fireWritesPower: 5_000 },
+    verify: { events: 300_000 },
+    query: { events: 1_000_000, queries: 200, agents: 100 },
+    memory: { sizes: [250_000, 500_000, 1_000_000], reps: 3 },
+    buildBatch: 5_000,
+    buildSealEvery: 10_000,
+  };
+}
