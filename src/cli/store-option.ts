@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import { WitnessError } from '../core/index.js';
-import { DEFAULT_STORE, SqliteLedger, parseStoreUrl } from '../store/index.js';
+import { WitnessError, parseVerifierKey } from '../core/index.js';
+import { DEFAULT_STORE, SqliteLedger, sqlitePath } from '../store/index.js';
 
 export function resolveStore(flag: string | undefined): string {
   return flag ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
@@ -8,11 +8,7 @@ export function resolveStore(flag: string | undefined): string {
 
 /** Opens an existing ledger; commands other than init/demo never create one by accident. */
 export function openExisting(url: string, opts: { readonly?: boolean } = {}): SqliteLedger {
-  const loc = parseStoreUrl(url);
-  if (loc.driver !== 'sqlite') {
-    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
-  }
-  return SqliteLedger.open({ path: loc.path, create: false, readonly: opts.readonly ?? false });
+  return SqliteLedger.open({ path: sqlitePath(url), create: false, readonly: opts.readonly ?? false });
 }
 
 /** `--trusted-key` takes a verifier key string or a file holding one key per line. */
@@ -20,13 +16,18 @@ export function readTrustedKeys(values: string[] | undefined): string[] | undefi
   if (values === undefined || values.length === 0) return undefined;
   const keys: string[] = [];
   for (const v of values) {
-    if (fs.existsSync(v) && fs.statSync(v).isFile()) {
-      keys.push(...fs.readFileSync(v, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== ''));
-    } else if (/[+]/.test(v)) {
-      keys.push(v.trim());
-    } else {
-      throw new WitnessError('invalid_argument', `--trusted-key ${v} is neither a key file that exists nor a verifier key (name+hash+key); check the path.`);
-    }
+    const isFile = fs.existsSync(v) && fs.statSync(v).isFile();
+    const lines = isFile ? fs.readFileSync(v, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '') : [v.trim()];
+    lines.forEach((line, i) => {
+      try {
+        parseVerifierKey(line);
+      } catch (e) {
+        const where = isFile ? `line ${i + 1} of ${v}` : `--trusted-key ${v}`;
+        const hint = isFile ? '' : ' (or a file that does not exist)';
+        throw new WitnessError('invalid_argument', `${where} is not a verifier key${hint}: ${(e as Error).message.replace(/\.$/, '')}; pass the ledger's .pub file or its key string.`);
+      }
+      keys.push(line);
+    });
   }
   return keys;
 }

@@ -1,5 +1,4 @@
 import crypto, { createHash, randomBytes } from 'node:crypto';
-import type { EventHeader } from './event.js';
 
 /**
  * Hashing, version 1 (see README "How verification works"):
@@ -68,10 +67,4 @@ export function eventHash(prev: Uint8Array, canonicalHeader: string): Buffer {
   EVENT_DOMAIN.copy(prefix, 0);
   prefix.set(prev, EVENT_DOMAIN.length);
   return sha256Of(prefix, canonicalHeader);
-}
-
-/** The header of a full event: every field but `data`, `salt` and `hash`. */
-export function headerOf<T extends EventHeader>(event: T & { data?: unknown; salt?: unknown; hash?: unknown }): EventHeader {
-  const { data: _d, salt: _s, hash: _h, ...header } = event;
-  return header;
 }

@@ -2,7 +2,7 @@ export { ERROR_CODES, WitnessError, isWitnessError, type ErrorCode } from './err
 export * from './event.js';
 export { canonicalize, canonicalBytes, isWellFormedString, toJsonValue, type JsonValue } from './canonical-json.js';
 export { strictParse } from './strict-json.js';
-export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, headerOf, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';
+export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   chainEvent,
@@ -34,6 +34,7 @@ export {
 export {
   formatVerifierKey,
   generateKey,
+  keyFingerprint,
   openNote,
   parseSignerKey,
   parseVerifierKey,
@@ -47,7 +48,9 @@ export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type
 export {
   ChainChecker,
   LedgerVerifier,
+  MAX_FAILURES,
   trustStatement,
+  trustedKeys,
   type Failure,
   type FailureCode,
   type KeySource,

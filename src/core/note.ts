@@ -97,6 +97,11 @@ function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
 
+/** `name+hash`, the short form of a key an auditor compares by eye. */
+export function keyFingerprint(k: NoteKeyId): string {
+  return `${k.name}+${hex8(k.keyHash)}`;
+}
+
 function keyLabel(id: NoteKeyId): string {
   return `${id.name}+${hex8(id.keyHash)}`;
 }

@@ -4,7 +4,7 @@ import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, verifyConsistency } from './merkle.js';
-import type { NoteKeyId, NoteVerifier } from './note.js';
+import { keyFingerprint, type NoteKeyId, type NoteVerifier } from './note.js';
 
 /**
  * The verifier trusts no stored hash. It is fed raw rows in global-position order and recomputes
@@ -24,6 +24,7 @@ export type FailureCode =
   | 'wrong_genesis'
   | 'prev_mismatch'
   | 'payload_mismatch'
+  | 'payload_missing'
   | 'hash_mismatch'
   | 'session_end_mismatch'
   | 'event_after_end'
@@ -37,6 +38,7 @@ export type FailureCode =
   | 'inclusion_failed'
   | 'against_mismatch'
   | 'session_incomplete'
+  | 'not_sealed'
   | 'bundle_invalid';
 
 export interface Failure {
@@ -111,14 +113,16 @@ interface StreamState {
   ended: boolean;
 }
 
-const MAX_FAILURES = 100;
+export const MAX_FAILURES = 100;
 
 /**
  * Per-stream chain checks shared by the ledger verifier and the bundle verifier: canonical form,
  * schema, indexed columns, seq, prev link (or genesis), payload digest, event hash, session.end.
  */
 export class ChainChecker {
+  /** Open streams: where each expects its next event. */
   readonly streams = new Map<string, StreamState>();
+  private readonly endedStreams = new Set<string>();
   readonly artifactRefs = new Map<string, number>();
   payloadsAbsent = 0;
   unverifiable = false;
@@ -129,12 +133,28 @@ export class ChainChecker {
     private readonly warn: (w: string) => void,
     /** Bundles carry no indexed columns to compare. */
     private readonly compareColumns = true,
+    /**
+     * Only a bundle exported with --withhold-data may lack payloads. This version has no
+     * retention purge, so in a ledger an absent payload can only have been erased.
+     */
+    private readonly allowAbsentPayloads = false,
   ) {}
 
+  /** Starts a stream mid-way: its next event must be `nextSeq` and link to `prev` (for sealing a tail). */
+  seed(stream: string, nextSeq: number, prev: Uint8Array): void {
+    this.streams.set(stream, { nextSeq, prev: Buffer.from(prev), ended: false });
+  }
+
   get openStreams(): number {
-    let open = 0;
-    for (const s of this.streams.values()) if (!s.ended) open++;
-    return open;
+    return this.streams.size;
+  }
+
+  get streamCount(): number {
+    return this.streams.size + this.endedStreams.size;
+  }
+
+  private hashOf(header: string, prevHex: string): Buffer {
+    return eventHash(Buffer.from(prevHex, 'hex'), header);
   }
 
   /** Returns the hash to fold into the tree: the recomputed one whenever it can be computed. */
@@ -153,17 +173,10 @@ export class ChainChecker {
     const v = (parsed as { v?: unknown }).v;
     if (v !== SCHEMA_VERSION) {
       if (typeof v === 'number' && Number.isInteger(v) && v > SCHEMA_VERSION) {
-        this.unverifiable = true;
-        this.warn(`Leaf ${row.pos} is event format v${v}, newer than this verifier (v${SCHEMA_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
-        // Keep the stream's later v1 events checkable: trust this one's place and stored hash.
-        const seq = (parsed as { seq?: unknown }).seq;
-        const stream = (parsed as { stream?: unknown }).stream;
-        if (typeof stream === 'string' && typeof seq === 'number' && Number.isSafeInteger(seq)) {
-          const st = this.streams.get(stream) ?? { nextSeq: 0, prev: Buffer.alloc(0), ended: false };
-          st.nextSeq = seq + 1;
-          st.prev = Buffer.from(row.hash);
-          this.streams.set(stream, st);
-        }
+        // A newer Witness marks its ledgers and bundles with a newer container version, which is
+        // reported as unverifiable before any event is read; inside a v1 container a v2 event
+        // can only be an edit that tries to pass as "unverifiable".
+        this.report({ ...where, code: 'unsupported_version', reason: `The event claims format v${v}, which a format-v${SCHEMA_VERSION} ledger or bundle cannot hold: the header was altered.` });
         return row.hash;
       }
       this.report({ ...where, code: 'unsupported_version', reason: `The header has version ${JSON.stringify(v)}, which no Witness version writes.` });
@@ -190,14 +203,15 @@ export class ChainChecker {
     const h = checked.data;
     if (this.compareColumns) this.checkColumns(row, h, where);
 
+    const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
     let state = this.streams.get(h.stream);
     if (state === undefined) {
+      if (this.endedStreams.has(h.stream)) {
+        this.report({ ...at, code: 'event_after_end', reason: `Stream ${h.stream} has an event after its session.end.` });
+        return this.hashOf(row.header, h.prev);
+      }
       state = { nextSeq: 0, prev: genesisHash(this.origin, h.stream), ended: false };
       this.streams.set(h.stream, state);
-    }
-    const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
-    if (state.ended) {
-      this.report({ ...at, code: 'event_after_end', reason: `Stream ${h.stream} has an event after its session.end.` });
     }
     if (h.seq !== state.nextSeq) {
       if (h.seq > state.nextSeq) {
@@ -218,6 +232,8 @@ export class ChainChecker {
     if (row.data === null || row.salt === null) {
       if (row.data !== null || row.salt !== null) {
         this.report({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
+      } else if (!this.allowAbsentPayloads) {
+        this.report({ ...at, code: 'payload_missing', reason: 'The payload and its salt were erased: nothing in this version removes payloads, so the content was deleted after it was recorded.' });
       }
       this.payloadsAbsent++;
     } else {
@@ -229,7 +245,7 @@ export class ChainChecker {
       }
     }
 
-    const hash = eventHash(Buffer.from(h.prev, 'hex'), row.header);
+    const hash = this.hashOf(row.header, h.prev);
     if (!hash.equals(row.hash)) {
       this.report({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
     }
@@ -238,7 +254,11 @@ export class ChainChecker {
     }
     state.nextSeq = h.seq + 1;
     state.prev = hash;
-    if (h.kind === 'session.end') state.ended = true;
+    if (h.kind === 'session.end') {
+      // Ended sessions keep only their id, so memory follows the open sessions, not the ledger.
+      this.streams.delete(h.stream);
+      this.endedStreams.add(h.stream);
+    }
     return hash;
   }
 
@@ -299,11 +319,14 @@ export class LedgerVerifier {
   private checkpointsDue: Array<{ id: number; checkpoint: Checkpoint }> = [];
   private nextCheckpoint = 0;
   private expectedPos = 0;
+  /** Leaves of session.end events past the newest checkpoint seen so far (trimmed as checkpoints cover them). */
+  private endLeaves: number[] = [];
   private validCheckpoints = 0;
   private sealedSize = 0;
   private events = 0;
   private againstCp: Checkpoint | undefined;
   private againstChecked = false;
+  private againstMatched = false;
 
   constructor(private readonly options: LedgerVerifierOptions) {
     this.chain = new ChainChecker(options.origin, (f) => this.fail(f), (w) => this.warnings.push(w));
@@ -380,6 +403,7 @@ export class LedgerVerifier {
     this.expectedPos = row.pos + 1;
     this.events++;
     const recomputed = this.chain.check(row, where);
+    if (row.kind === 'session.end') this.endLeaves.push(row.pos);
     this.frontier.append(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
   }
@@ -397,12 +421,15 @@ export class LedgerVerifier {
         });
       } else {
         this.sealedSize = size;
+        this.endLeaves = [];
       }
       this.nextCheckpoint++;
     }
     if (this.againstCp !== undefined && !this.againstChecked && this.againstCp.size === size) {
       this.againstChecked = true;
-      if (!this.frontier.root().equals(this.againstCp.rootHash)) {
+      if (this.frontier.root().equals(this.againstCp.rootHash)) {
+        this.againstMatched = true;
+      } else {
         this.fail({ code: 'against_mismatch', leaf: size - 1, reason: `The ledger no longer extends the saved checkpoint of size ${size}: its first ${size} events were rewritten.` });
       }
     }
@@ -444,21 +471,30 @@ export class LedgerVerifier {
       this.fail({ code: 'against_mismatch', leaf: size, reason: `The saved checkpoint covers ${this.againstCp.size} events but the ledger holds only ${size}: events were deleted.` });
     }
     const unsealed = size - this.sealedSize;
-    if (this.validCheckpoints === 0 && size > 0) {
-      this.warnings.push('No signed checkpoint covers this ledger: integrity rests on the hash chains alone; run `witness seal`.');
+    if (this.validCheckpoints === 0 && size > 0 && this.options.keySource === 'pinned' && !this.againstMatched) {
+      // With a pinned key the auditor asks "did that key sign this?"; with nothing signed, no.
+      this.fail({ code: 'not_sealed', reason: 'No checkpoint signed by the pinned key covers this ledger: nothing here is vouched for by that key (were the checkpoints deleted?).' });
+    } else if (this.validCheckpoints === 0 && size > 0) {
+      this.warnings.push('No signed checkpoint covers this ledger: integrity rests on the hash chains alone, which anyone with write access can recompute.');
     } else if (unsealed > 0) {
-      this.warnings.push(`${unsealed} event(s) after the newest checkpoint are chained but not yet signed; run \`witness seal\`.`);
+      // Deliberately no advice to seal: sealing after a failed or partial check would sign whatever is there.
+      this.warnings.push(`${unsealed} event(s) after the newest checkpoint are chained but not signed, so they could have been rewritten; compare with a checkpoint you saved (--against).`);
+    }
+    const ends = this.endLeaves.filter((leaf) => leaf >= this.sealedSize);
+    if (ends.length > 0) {
+      this.warnings.push(
+        `${ends.length} session(s) ended (first at leaf ${ends[0]}) with no checkpoint covering the end, although the recorder seals at every session end: a checkpoint may have been deleted.`,
+      );
     }
     if (this.chain.payloadsAbsent > 0) {
       this.warnings.push(`${this.chain.payloadsAbsent} event(s) have no payload (withheld or erased with their salt): their headers and digests verify, their content cannot be checked.`);
     }
     const failures = [...this.failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
-    const keys = [...this.usedKeys.values()].map((k) => ({ name: k.name, keyHash: k.keyHash.toString(16).padStart(8, '0'), source: this.options.keySource }));
     const report: VerifyReport = {
       ok: failures.length === 0 && !this.chain.unverifiable,
       unverifiable: this.chain.unverifiable,
       events: size,
-      streams: this.chain.streams.size,
+      streams: this.chain.streamCount,
       checkpoints: this.validCheckpoints,
       sealedSize: this.sealedSize,
       unsealed,
@@ -466,12 +502,18 @@ export class LedgerVerifier {
       artifacts: this.chain.artifactRefs.size,
       openSessions: this.chain.openStreams,
       failures,
-      trust: { keys, statement: trustStatement(this.options.keySource, keys.length, this.validCheckpoints) },
+      trust: trustedKeys([...this.usedKeys.values()], this.options.keySource, this.validCheckpoints),
       warnings: this.warnings,
     };
     if (failures[0] !== undefined) report.first = failures[0];
     return report;
   }
+}
+
+/** The trust part of a report: which keys signed what was accepted, and where they came from. */
+export function trustedKeys(keys: readonly NoteKeyId[], source: KeySource, checkpoints: number): TrustStatement {
+  const list = keys.map((k) => ({ name: k.name, keyHash: keyFingerprint(k).slice(k.name.length + 1), source }));
+  return { keys: list, statement: trustStatement(source, list.length, checkpoints) };
 }
 
 export function trustStatement(source: KeySource, keys: number, checkpoints: number): string {

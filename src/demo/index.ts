@@ -3,8 +3,7 @@ import path from 'node:path';
 import type { StoredEvent, VerifyReport } from '../core/index.js';
 import { exportSession, verifyBundle } from '../export/index.js';
 import { openWitness } from '../recorder/index.js';
-import { parseStoreUrl, verifyLedger } from '../store/index.js';
-import { WitnessError } from '../core/index.js';
+import { sqlitePath, verifyLedger } from '../store/index.js';
 import { runRefundAgent } from './refund-agent.js';
 
 export { DEMO_POLICY, runRefundAgent } from './refund-agent.js';
@@ -23,11 +22,7 @@ export interface DemoResult {
 /** Records the scripted refund session, verifies the ledger, exports and verifies the evidence. */
 export async function runDemo(dir: string, store?: string): Promise<DemoResult> {
   fs.mkdirSync(dir, { recursive: true });
-  const loc = store === undefined ? undefined : parseStoreUrl(store);
-  if (loc !== undefined && loc.driver !== 'sqlite') {
-    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for the demo.');
-  }
-  const database = loc?.path ?? path.resolve(dir, 'witness.db');
+  const database = store === undefined ? path.resolve(dir, 'witness.db') : sqlitePath(store);
   const recorderErrors: string[] = [];
   const w = await openWitness({ store: `sqlite:${database}`, name: 'demo', onError: (e) => recorderErrors.push(e.message) });
   let sessionId: string;

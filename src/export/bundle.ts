@@ -56,6 +56,10 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   if (cp === undefined || cp.size <= lastPos) {
     throw new WitnessError('invalid_checkpoint', `Session ${session} is not yet covered by a signed checkpoint; run \`witness seal\` with the ledger's signing key, then export again.`);
   }
+  const keys = (await ledger.publicKeys()).map((k) => k.vkey);
+  // The checkpoint shipped must open with the keys shipped, or the bundle is useless: check before
+  // anything is written, so a refused export leaves no half-written directory.
+  openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin);
   prepareEmptyDir(outDir);
   const withhold = options.withholdData === true;
   const files: Record<string, string> = {};
@@ -78,7 +82,6 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   write('events.jsonl', `${eventLines.join('\n')}\n`);
   write('proofs.jsonl', `${proofLines.join('\n')}\n`);
   write('checkpoint.txt', cp.note);
-  const keys = (await ledger.publicKeys()).map((k) => k.vkey);
   write('keys.txt', `${keys.join('\n')}\n`);
 
   let copied = 0;
@@ -91,8 +94,6 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
       copied++;
     }
   }
-  // Sanity: the checkpoint we ship must open with the keys we ship, or the export is useless.
-  openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin);
 
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,

@@ -9,7 +9,8 @@ import {
   openCheckpoint,
   parseVerifierKey,
   strictParse,
-  trustStatement,
+  MAX_FAILURES,
+  trustedKeys,
   verifyInclusion,
   type Checkpoint,
   type Failure,
@@ -37,10 +38,9 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   const failures: Failure[] = [];
   const warnings: string[] = [];
   const fail = (f: Failure) => {
-    if (failures.length < 100) failures.push(f);
+    if (failures.length < MAX_FAILURES) failures.push(f);
   };
   const report = (extra: Partial<VerifyReport>, source: KeySource, keys: NoteKeyId[], checkpoints: number): VerifyReport => {
-    const keyList = keys.map((k) => ({ name: k.name, keyHash: k.keyHash.toString(16).padStart(8, '0'), source }));
     const sorted = [...failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
     const r: VerifyReport = {
       ok: sorted.length === 0 && extra.unverifiable !== true,
@@ -55,7 +55,7 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
       openSessions: 0,
       ...extra,
       failures: sorted,
-      trust: { keys: keyList, statement: trustStatement(source, keyList.length, checkpoints) },
+      trust: trustedKeys(keys, source, checkpoints),
       warnings,
     };
     r.ok = sorted.length === 0 && !r.unverifiable;
@@ -73,7 +73,7 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   const read = (name: string): string | undefined => {
     const p = path.join(dir, name);
     try {
-      const st = fs.statSync(p);
+      const st = fs.lstatSync(p);
       if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined;
       return fs.readFileSync(p, 'utf8');
     } catch {
@@ -159,7 +159,8 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   // --- events
   const eventsText = read('events.jsonl');
   if (eventsText === undefined) return bad('events.jsonl is missing.');
-  const chain = new ChainChecker(origin, fail, (w) => warnings.push(w), false);
+  const withheld = manifest['withheld'] === true;
+  const chain = new ChainChecker(origin, fail, (w) => warnings.push(w), false, withheld);
   let count = 0;
   let last: { kind: string; seq: number; leaf: number } | undefined;
   const lines = eventsText.split('\n');
@@ -246,12 +247,22 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   }
 
   // --- artifacts
-  const withheld = manifest['withheld'] === true;
   for (const [sha, leaf] of chain.artifactRefs) {
     const p = path.join(dir, 'artifacts', sha);
-    if (!fs.existsSync(p)) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      st = undefined;
+    }
+    if (st === undefined) {
       if (withheld) continue;
       fail({ code: 'artifact_missing', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} is not in the bundle.` });
+      continue;
+    }
+    // A link or a device (/dev/zero) would make hashing read forever or outside the bundle.
+    if (!st.isFile() || st.size > MAX_FILE_BYTES) {
+      fail({ code: 'artifact_mismatch', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} is not a regular file of at most ${MAX_FILE_BYTES} bytes in the bundle.` });
       continue;
     }
     if (createHash('sha256').update(fs.readFileSync(p)).digest('hex') !== sha) {
@@ -263,7 +274,7 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   return report(
     {
       events: count,
-      streams: chain.streams.size,
+      streams: chain.streamCount,
       sealedSize: cp.size,
       payloadsAbsent: chain.payloadsAbsent,
       artifacts: chain.artifactRefs.size,

@@ -20,6 +20,12 @@ export interface RedactionConfig {
 export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
   { name: 'private-key', pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g },
   { name: 'bearer', pattern: /\bBearer\s+[A-Za-z0-9._~+/-]{8,}=*/gi },
+  { name: 'basic-auth', pattern: /\bBasic\s+[A-Za-z0-9+/]{8,}={0,2}/g },
+  // The password of scheme://user:password@host; the user and host stay readable.
+  { name: 'url-credentials', pattern: /(?<=\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s/@]+(?=@)/gi },
+  // `password=…`, `api_key: …` written into free text (log lines, error messages, connection strings).
+  { name: 'assigned-secret', pattern: /(?<=\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?token|auth[_-]?token)\s*[=:]\s*)[^\s&#,;"']+/gi },
+  { name: 'query-secret', pattern: /(?<=[?&](?:access_token|api_key|apikey|key|token|sig|signature|password|secret)=)[^&#\s]+/gi },
   { name: 'api-key', pattern: /\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g },
   { name: 'aws-key', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
   { name: 'github-token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b/g },
@@ -46,7 +52,11 @@ export const BUILTIN_SECRET_KEYS: readonly string[] = [
   'cookie',
   'credential',
   'signature',
+  'pwd',
 ];
+
+/** Short names that mean a secret only as a whole key (`pass`, but not `passenger`; `auth`, not `author`). */
+const BUILTIN_EXACT_KEYS: readonly string[] = ['pass', 'auth', 'authkey', 'tokenvalue'];
 
 function normaliseKey(k: string): string {
   return k.toLowerCase().replace(/[^a-z0-9]/g, '');
@@ -65,14 +75,16 @@ export class Redactor {
     }));
     this.fragments = builtins ? BUILTIN_SECRET_KEYS.map(normaliseKey) : [];
     this.exactKeys = new Set((config.keys ?? []).map(normaliseKey));
+    this.builtinExact = new Set(builtins ? BUILTIN_EXACT_KEYS : []);
     this.tokenSuffix = builtins;
   }
 
   private readonly tokenSuffix: boolean;
+  private readonly builtinExact: Set<string>;
 
   isSecretKey(key: string): boolean {
     const k = normaliseKey(key);
-    if (this.exactKeys.has(k)) return true;
+    if (this.exactKeys.has(k) || this.builtinExact.has(k)) return true;
     if (this.tokenSuffix && k.endsWith('token')) return true;
     for (const f of this.fragments) if (k.includes(f)) return true;
     return false;
@@ -113,9 +125,10 @@ export class Redactor {
     for (const [k, x] of Object.entries(v)) {
       // A key the caller named is blanked whatever it holds; a container that merely looks secret
       // (`credentials: {user, password}`) is searched instead, so the record keeps what is not.
-      const scalar = typeof x === 'string' || typeof x === 'number';
+      // Arrays of values (`X-Api-Key: ['k-1']`) are blanked like scalars; only objects are searched.
+      const blankable = typeof x === 'string' || typeof x === 'number' || Array.isArray(x);
       const named = x !== null && x !== undefined && this.exactKeys.has(normaliseKey(k));
-      out[k] = named || (scalar && x !== '' && this.isSecretKey(k)) ? '[REDACTED:key]' : this.walk(x, seen);
+      out[k] = named || (blankable && x !== '' && this.isSecretKey(k)) ? '[REDACTED:key]' : this.walk(x, seen);
     }
     seen.delete(v);
     return out;

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { sha256Hex, type AgentRef, type ArtifactRef, type EventKind, type EventInput, type Payload } from '../core/index.js';
+import { canonicalize, sha256Hex, type AgentRef, type ArtifactRef, type EventKind, type EventInput, type Payload } from '../core/index.js';
 import type { AppendReceipt } from '../store/index.js';
 
 /** Fields of the header a session sets on every event, or a caller sets on one. */
@@ -44,7 +44,7 @@ export interface EndInput {
 export interface SessionHost {
   record(stream: string, input: EventInput): Promise<AppendReceipt | undefined>;
   storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }>;
-  sessionEnded(stream: string): Promise<void>;
+  sessionEnded(): Promise<void>;
   now(): number;
 }
 
@@ -87,7 +87,7 @@ export class Session {
       ...(call.responseModel === undefined ? {} : { response_model: call.responseModel }),
       ...(call.parameters === undefined ? {} : { parameters: call.parameters }),
       ...(call.stopReason === undefined ? {} : { stop_reason: call.stopReason }),
-      ...(call.toolDefinitions === undefined ? {} : { tool_definitions_sha256: sha256Hex(JSON.stringify(call.toolDefinitions)) }),
+      ...(call.toolDefinitions === undefined ? {} : { tool_definitions_sha256: sha256Hex(canonicalize(call.toolDefinitions)) }),
       ...(call.dataSources === undefined ? {} : { data_sources: call.dataSources }),
       ...(this.agent.version === undefined ? {} : { agent_version: this.agent.version }),
     };
@@ -172,7 +172,7 @@ export class Session {
       { reason: input.reason ?? 'completed', ...(input.finalOutput === undefined ? {} : { final_output: input.finalOutput }) },
       fields,
     );
-    await this.host.sessionEnded(this.id);
+    await this.host.sessionEnded();
     return r;
   }
 }

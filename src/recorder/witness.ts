@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { WitnessError, canonicalize, isWitnessError, toJsonValue, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
-import { DEFAULT_STORE, SqliteLedger, parseStoreUrl, type AppendReceipt, type Ledger } from '../store/index.js';
+import { DEFAULT_STORE, SqliteLedger, sqlitePath, type AppendReceipt } from '../store/index.js';
 import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 import { Redactor } from './redact.js';
 import { Session, type SessionHost, type SessionInit } from './session.js';
@@ -15,12 +15,8 @@ export const RECORDER_VERSION = '0.1.0';
 export async function openWitness(options: WitnessOptionsInput = {}): Promise<Witness> {
   const parsed = parseOptions(options);
   const url = parsed.store ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
-  const loc = parseStoreUrl(url);
-  if (loc.driver !== 'sqlite') {
-    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
-  }
   const ledger = SqliteLedger.open({
-    path: loc.path,
+    path: sqlitePath(url),
     durability: parsed.durability,
     maxPayloadBytes: parsed.maxPayloadBytes,
     busyTimeoutMs: parsed.busyTimeoutMs,
@@ -58,7 +54,7 @@ export class Witness implements SessionHost {
       onCommit: (r) => this.committed(r),
     });
     if (options.seal.enabled) {
-      const tick = setInterval(() => this.maybeSeal(false), Math.min(options.seal.everyMs, options.seal.heartbeatMs));
+      const tick = setInterval(() => this.maybeSeal(), Math.min(options.seal.everyMs, options.seal.heartbeatMs));
       tick.unref();
       this.timers.push(tick);
     }
@@ -67,16 +63,11 @@ export class Witness implements SessionHost {
   /** Starts a session: records session.start and resolves once it is durable. */
   async session(init: SessionInit): Promise<Session> {
     const s = new Session(this, init);
-    await this.record(s.id, {
-      ...sessionDefaults(init),
-      agent: init.agent,
-      kind: 'session.start',
-      data: {
-        clock: { source: 'system' },
-        ...(init.purpose === undefined ? {} : { purpose: init.purpose }),
-        ...(init.labels === undefined ? {} : { labels: init.labels }),
-      },
-    } as EventInput);
+    await s.record('session.start', {
+      clock: { source: 'system' },
+      ...(init.purpose === undefined ? {} : { purpose: init.purpose }),
+      ...(init.labels === undefined ? {} : { labels: init.labels }),
+    });
     return s;
   }
 
@@ -111,6 +102,12 @@ export class Witness implements SessionHost {
     // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
     // or a class instance whose toJSON() carries a secret is redacted like any other string.
     const redacted = { ...input, data: this.redactor.redact(toJsonValue(input.data, { path: 'data' })) } as EventInput;
+    // Header strings are hashed too and are all a withheld export shows: a URL with a token in
+    // `resource` must not slip through because it is not in `data`.
+    for (const f of ['resource', 'action', 'user', 'subject'] as const) {
+      const v = redacted[f];
+      if (typeof v === 'string') redacted[f] = this.redactor.redactString(v);
+    }
     const withContext = {
       recorder: this.recorder,
       source: this.source,
@@ -141,7 +138,7 @@ export class Witness implements SessionHost {
     }
   }
 
-  async sessionEnded(_stream: string): Promise<void> {
+  async sessionEnded(): Promise<void> {
     if (this.options.seal.enabled) await this.sealNow(false);
   }
 
@@ -153,10 +150,10 @@ export class Witness implements SessionHost {
 
   private committed(receipts: readonly AppendReceipt[]): void {
     this.sinceSeal += receipts.length;
-    if (this.options.seal.enabled && this.sinceSeal >= this.options.seal.everyEvents) setImmediate(() => this.maybeSeal(false));
+    if (this.options.seal.enabled && this.sinceSeal >= this.options.seal.everyEvents) setImmediate(() => this.maybeSeal());
   }
 
-  private maybeSeal(_fromTimer: boolean): void {
+  private maybeSeal(): void {
     const elapsed = Date.now() - this.lastSealAt;
     const due =
       this.sinceSeal >= this.options.seal.everyEvents ||
@@ -211,10 +208,6 @@ export class Witness implements SessionHost {
     await this.ledger.close();
   }
 
-  get store(): Ledger {
-    return this.ledger;
-  }
-
   private report(e: WitnessError): void {
     try {
       this.onError(e);
@@ -228,9 +221,4 @@ export class Witness implements SessionHost {
     this.report(e);
     return undefined;
   }
-}
-
-function sessionDefaults(init: SessionInit): Record<string, unknown> {
-  const { id: _i, agent: _a, purpose: _p, labels: _l, ...rest } = init;
-  return rest;
 }

@@ -83,7 +83,7 @@ export class BatchWriter {
         this.wakeSpace();
         const receipts = await this.commitWithRetry(batch.map((p) => p.ev));
         for (let i = 0; i < batch.length; i++) batch[i]!.resolve(receipts?.[i]);
-        if (receipts !== undefined) this.options.onCommit?.(receipts);
+        if (receipts !== undefined) this.options.onCommit?.(receipts.filter((r): r is AppendReceipt => r !== undefined));
       }
     } finally {
       this.flushing = false;
@@ -93,7 +93,7 @@ export class BatchWriter {
     }
   }
 
-  private async commitWithRetry(events: PreparedEvent[]): Promise<AppendReceipt[] | undefined> {
+  private async commitWithRetry(events: PreparedEvent[]): Promise<Array<AppendReceipt | undefined> | undefined> {
     const started = Date.now();
     let delay = 10;
     for (;;) {
@@ -105,6 +105,9 @@ export class BatchWriter {
             ? e
             : new WitnessError('store_unavailable', `Recording failed: ${e instanceof Error ? e.message : String(e)}.`, { cause: e });
         const transient = err.code === 'store_locked' || err.code === 'store_unavailable';
+        // One bad event (a reused id, a write after session.end) must not take its batch-mates,
+        // often other sessions' events, down with it: commit them one by one instead.
+        if (!transient && events.length > 1) return this.commitOneByOne(events);
         if (!transient || Date.now() - started >= this.retryForMs) {
           this.options.onError(
             new WitnessError(err.code, `${events.length} event(s) could not be recorded: ${err.message}`, {
@@ -118,6 +121,12 @@ export class BatchWriter {
         delay = Math.min(delay * 2, 1000);
       }
     }
+  }
+
+  private async commitOneByOne(events: PreparedEvent[]): Promise<Array<AppendReceipt | undefined>> {
+    const receipts: Array<AppendReceipt | undefined> = [];
+    for (const ev of events) receipts.push((await this.commitWithRetry([ev]))?.[0]);
+    return receipts;
   }
 
   private wakeSpace(): void {

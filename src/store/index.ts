@@ -11,7 +11,7 @@ export type {
   SealOptions,
 } from './ledger.js';
 export { SqliteLedger, toStored, type SqliteLedgerOptions } from './sqlite/ledger.js';
-export { DEFAULT_STORE, parseStoreUrl, sidecarPaths, type StoreLocation } from './url.js';
+export { DEFAULT_STORE, parseStoreUrl, sidecarPaths, sqlitePath, type StoreLocation } from './url.js';
 export { SIGNING_KEY_ENV, loadSigner } from './keys.js';
 export { openLedger, type OpenLedgerOptions } from './open.js';
 export { verifyLedger, readAgainstFile, type VerifyLedgerOptions } from './verify.js';

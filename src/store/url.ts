@@ -22,6 +22,18 @@ export function parseStoreUrl(url: string): StoreLocation {
   return { driver: 'sqlite', path: path.resolve(p) };
 }
 
+/**
+ * The file of a SQLite store. Until the PostgreSQL driver exists (see the issues), this is the one
+ * place that says so.
+ */
+export function sqlitePath(url: string): string {
+  const loc = parseStoreUrl(url);
+  if (loc.driver !== 'sqlite') {
+    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
+  }
+  return loc.path;
+}
+
 /** Files that live beside a SQLite ledger, never inside it. */
 export function sidecarPaths(dbPath: string): { key: string; pub: string; artifacts: string } {
   return { key: `${dbPath}.key`, pub: `${dbPath}.pub`, artifacts: `${dbPath}.artifacts` };

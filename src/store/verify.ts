@@ -52,9 +52,16 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
 }
 
 export function readAgainstFile(file: string): string {
+  let text: string;
   try {
-    return fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new WitnessError('not_found', `Cannot read the saved checkpoint ${file}: ${(e as Error).message}.`, { cause: e });
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message;
+    throw new WitnessError('invalid_argument', `Cannot read the saved checkpoint ${file}: ${why}; save one with \`witness checkpoint > file\`.`, { cause: e });
   }
+  // Only the shape is checked here; the signature is checked by verify against the trusted keys.
+  if (!/\n\n\u2014 \S+ \S+\n/.test(text) || !/^[^\n]+\n\d+\n[A-Za-z0-9+/=]+\n/.test(text)) {
+    throw new WitnessError('invalid_argument', `${file} is not a signed checkpoint; save one with \`witness checkpoint > file\`.`);
+  }
+  return text;
 }

@@ -235,7 +235,7 @@ describe('witness verify', () => {
     const r = await runCli(['verify', '--store', `sqlite:${base.file}`]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`✔ Ledger ${base.file} is intact: 13 events in 3 session(s), 3 signed checkpoint(s) covering 13.`);
+    expect(r.stdout).toContain(`✔ Ledger ${base.file} is intact: 13 events in 3 session(s), verified against 3 signed checkpoint(s) (tree size 13).`);
     expect(r.stdout).toMatch(/trust: Checkpoints were verified with 1 signing key stored beside the ledger/);
     expect(r.stdout).toMatch(/key: {3}\S+\+[0-9a-f]{8} \(ledger\)/);
   });
@@ -308,11 +308,13 @@ describe('witness verify', () => {
     // A value that is neither a file nor a key is bad usage (exit 2), named as a possibly wrong path.
     const garbage = await runCli(['verify', '--store', store, '--trusted-key', 'not-a-key']);
     expect(garbage.code).toBe(2);
-    expect(oneSentence(garbage.stderr)).toMatch(/neither a key file that exists nor a verifier key/);
+    expect(oneSentence(garbage.stderr)).toMatch(/--trusted-key not-a-key is not a verifier key \(or a file that does not exist\)/);
 
-    const malformed = await runCli(['verify', '--store', store, '--trusted-key', 'name+zz+notbase64']);
-    expect(malformed.code).toBe(1);
-    expect(oneSentence(malformed.stderr)).toMatch(/verifier key/);
+    const notKeys = path.join(dir, 'not-keys.txt');
+    fs.writeFileSync(notKeys, 'hello\n');
+    const badFile = await runCli(['verify', '--store', store, '--trusted-key', notKeys]);
+    expect(badFile.code).toBe(2);
+    expect(oneSentence(badFile.stderr)).toMatch(/line 1 of .*not-keys\.txt is not a verifier key/);
   });
 
   it('proves with --against that the ledger still extends a checkpoint saved by `witness checkpoint`, and fails once history is rewritten', async () => {
@@ -352,9 +354,15 @@ describe('witness verify', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/FAILED verification at leaf 12: against_mismatch: The ledger no longer extends the saved checkpoint of size 13/);
 
+    // A missing or non-checkpoint file is bad usage (exit 2), never reported as a tampered ledger.
     const missing = await runCli(['verify', '--store', `sqlite:${l.file}`, '--against', path.join(dir, 'no-such-checkpoint.txt')]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(oneSentence(missing.stderr)).toContain('no-such-checkpoint.txt');
+    const junk = path.join(dir, 'junk.txt');
+    fs.writeFileSync(junk, 'not a checkpoint\n');
+    const notCheckpoint = await runCli(['verify', '--store', `sqlite:${l.file}`, '--against', junk]);
+    expect(notCheckpoint.code).toBe(2);
+    expect(oneSentence(notCheckpoint.stderr)).toMatch(/junk\.txt is not a signed checkpoint/);
   });
 
   it('fails in one sentence with exit 1 and no stack trace for a missing, non-SQLite or empty file', async () => {
@@ -492,8 +500,8 @@ describe('witness demo', () => {
     for (const kind of ['session.start', 'llm.call', 'tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'tool.result', 'session.end']) {
       expect(r.stdout).toMatch(new RegExp(`^\\d+\\s+\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\s+${kind.replace('.', '\\.')}\\b`, 'm'));
     }
-    expect(r.stdout).toMatch(/^✔ Ledger is intact: \d+ events in 1 session\(s\), \d+ signed checkpoint\(s\)/m);
-    expect(r.stdout).toMatch(/^✔ Evidence bundle is intact: \d+ events in 1 session\(s\), 1 signed checkpoint\(s\)/m);
+    expect(r.stdout).toMatch(/^✔ Ledger is intact: \d+ events in 1 session\(s\), verified against \d+ signed checkpoint\(s\)/m);
+    expect(r.stdout).toMatch(/^✔ Evidence bundle is intact: \d+ events in 1 session\(s\), verified against 1 signed checkpoint\(s\)/m);
     expect(r.stdout).toContain(`database    ${db}`);
     expect(fs.existsSync(db)).toBe(true);
     const bundle = /bundle {6}(\S+)/.exec(r.stdout)![1]!;

@@ -84,7 +84,7 @@ describe('export then verify', () => {
 
     const verified = await runCli(['verify', out, '--trusted-key', sidecarPaths(base.file).pub]);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toMatch(/✔ Bundle .* is intact: 6 events in 1 session\(s\), 1 signed checkpoint\(s\) covering 13\./);
+    expect(verified.stdout).toMatch(/✔ Bundle .* is intact: 6 events in 1 session\(s\), verified against 1 signed checkpoint\(s\) \(tree size 13\)\./);
     expect(verified.stdout).toContain('(pinned)');
   });
 

@@ -247,3 +247,37 @@ describe('redaction at write time', () => {
     await w.close();
   });
 });
+
+describe('redaction of the shapes secrets also take', () => {
+  it('[R-REDACT] redacts header strings, Basic auth, URL passwords, secret query parameters and arrays under secret keys', async () => {
+    const db = tempDb(dir);
+    const w = await openWitness({ store: `sqlite:${db}`, strict: true });
+    const secrets = ['hunter2-db-pass', 'YWRtaW46aHVudGVyMg==', 'tok-3f9a8b7c6d5e', 'k-1234567890', 'S3cretPass'];
+    try {
+      const s = await w.session({ agent, user: 'alice@example.com password=hunter2-db-pass' });
+      await s.tool(
+        'db.query',
+        {
+          dsn: 'postgres://admin:hunter2-db-pass@db.internal:5432/app',
+          url: 'https://api.example.com/v1?access_token=tok-3f9a8b7c6d5e&page=2',
+          headers: { Authorization: 'Basic YWRtaW46aHVudGVyMg==', 'X-Api-Key': ['k-1234567890'] },
+          usage: { input_tokens: 12, output_tokens: 3 },
+        },
+        () => ({ ok: true }),
+        { resource: 'https://user:S3cretPass@db/?api_key=tok-3f9a8b7c6d5e' },
+      );
+      const call = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.call')!;
+      expect(call.data?.['arguments']).toEqual({
+        dsn: 'postgres://admin:[REDACTED:url-credentials]@db.internal:5432/app',
+        url: 'https://api.example.com/v1?access_token=[REDACTED:query-secret]&page=2',
+        headers: { Authorization: '[REDACTED:key]', 'X-Api-Key': '[REDACTED:key]' },
+        // Token counts are not secrets: `tokens` is not a secret key.
+        usage: { input_tokens: 12, output_tokens: 3 },
+      });
+      expect(call.resource).toBe('https://user:[REDACTED:url-credentials]@db/?api_key=[REDACTED:query-secret]');
+    } finally {
+      await w.close();
+    }
+    expect(leakedInFiles(db, secrets)).toEqual([]);
+  });
+});

@@ -481,7 +481,7 @@ describe('checkpoints and keys', () => {
 
   it('fails every checkpoint with checkpoint_signature when only an unrelated key is pinned', async () => {
     const r = await verifyFile(base.file, { trustedKeys: [generateKey('someone-else').verifierKey] });
-    expect(where(r)).toEqual([1, 2, 3].map((checkpoint) => ({ code: 'checkpoint_signature', checkpoint })));
+    expect(where(r)).toEqual([...[1, 2, 3].map((checkpoint) => ({ code: 'checkpoint_signature', checkpoint })), { code: 'not_sealed' }]);
     expect(r.sealedSize).toBe(0);
   });
 
@@ -583,13 +583,16 @@ describe('rewriting history consistently', () => {
     expect(r.first).toMatchObject({ code: 'checkpoint_beyond_ledger', leaf: 0 });
   });
 
-  it('passes with a warning, not a failure, when every checkpoint is deleted but no event is touched, as a saved checkpoint confirms', async () => {
+  it('warns without a pinned key, fails not_sealed with one, when every checkpoint is deleted; a saved checkpoint confirms the events', async () => {
     const l = fresh();
     tamper(l.file, (db) => db.prepare('DELETE FROM checkpoints').run());
     const r = await verifyFile(l.file);
     expectOk(r);
     expect(r.checkpoints).toBe(0);
     expect(r.warnings.join(' ')).toMatch(/No signed checkpoint/);
+    const pinned = await verifyFile(l.file, { trustedKeys: [l.vkey] });
+    expect(pinned.ok).toBe(false);
+    expect(pinned.first).toMatchObject({ code: 'not_sealed' });
     const against = await verifyFile(l.file, { against: l.checkpoints[2]!.note, trustedKeys: [l.vkey] });
     expectOk(against);
     expect(against.trust.keys.map((k) => k.source)).toEqual(['pinned']);
@@ -696,15 +699,15 @@ describe('hostile files and rows never crash verify', () => {
     expect(where(r)).toEqual([{ code: 'unsupported_version', stream: C, seq: 1, leaf: 12 }]);
   });
 
-  it('calls an event written in a newer format (v: 2) unverifiable, not tampered', async () => {
+  it('fails an event stamped v: 2 inside a v1 ledger, instead of excusing the edit as unverifiable', async () => {
     const l = fresh();
-    // The stored hash is left as the newer writer made it, so the signed tree still matches.
+    // A newer Witness would mark the ledger itself as newer (store_newer_schema); a v2 event in a
+    // v1 ledger is an edit hoping to be waved through as "unverifiable".
     tamper(l.file, (db) => setHeader(db, 12, (h) => void (h['v'] = 2)));
     const r = await verifyFile(l.file);
-    expect(r.unverifiable).toBe(true);
+    expect(r.unverifiable).toBe(false);
     expect(r.ok).toBe(false);
-    expect(r.failures).toEqual([]);
-    expect(r.warnings.join(' ')).toMatch(/v2.*newer than this verifier/);
+    expect(r.first).toMatchObject({ code: 'unsupported_version', leaf: 12 });
   });
 
   it('reports position_gap, not a crash, for a position beyond 2^53', async () => {
@@ -714,11 +717,12 @@ describe('hostile files and rows never crash verify', () => {
     expect(r.first).toMatchObject({ code: 'position_gap', stream: C, seq: 1 });
   });
 
-  it('counts a payload erased together with its salt as absent (retention purge), not as tampering', async () => {
+  it('reports payload_missing for a payload erased together with its salt, since this version has no retention purge', async () => {
     const l = fresh();
     tamper(l.file, (db) => db.prepare('UPDATE events SET data = NULL, salt = NULL WHERE pos = 5').run());
     const r = await verifyFile(l.file);
-    expectOk(r);
+    expect(r.ok).toBe(false);
+    expect(r.first).toMatchObject({ code: 'payload_missing', leaf: 5 });
     expect(r.payloadsAbsent).toBe(1);
   });
 });

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { WitnessError } from '../../core/index.js';
 import { exportSession } from '../../export/index.js';
-import { SqliteLedger, parseStoreUrl } from '../../store/index.js';
+import { sidecarPaths } from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
-import { resolveStore } from '../store-option.js';
+import { openExisting, resolveStore } from '../store-option.js';
 
 export function registerExport(program: Command, io: Io): void {
   program
@@ -15,17 +14,15 @@ export function registerExport(program: Command, io: Io): void {
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--json', 'machine-readable output')
     .action(async (opts: { session: string; out: string; withholdData?: boolean; store?: string; json?: boolean }) => {
-      const loc = parseStoreUrl(resolveStore(opts.store));
-      if (loc.driver !== 'sqlite') throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
       // Not read-only: an unsealed session is sealed first when this process holds the key.
-      const ledger = SqliteLedger.open({ path: loc.path, create: false });
+      const ledger = openExisting(resolveStore(opts.store));
       try {
         const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true });
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
         io.out(`Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`);
         io.out(`  bundle  ${r.dir}`);
-        io.out(`  check   witness verify ${r.dir} --trusted-key <the ledger's public key>`);
+        io.out(`  check   npx witness verify ${r.dir} --trusted-key ${sidecarPaths(ledger.info.location).pub}`);
       } finally {
         await ledger.close();
       }

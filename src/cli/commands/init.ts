@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { WitnessError, parseVerifierKey } from '../../core/index.js';
-import { SqliteLedger, parseStoreUrl, sidecarPaths } from '../../store/index.js';
+import { WitnessError, keyFingerprint, parseVerifierKey } from '../../core/index.js';
+import { SqliteLedger, sidecarPaths, sqlitePath } from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
 import { resolveStore } from '../store-option.js';
 
@@ -14,25 +14,24 @@ export function registerInit(program: Command, io: Io): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { store?: string; name: string; json?: boolean }) => {
       const url = resolveStore(opts.store);
-      const loc = parseStoreUrl(url);
-      if (loc.driver !== 'sqlite') throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
+      const file = sqlitePath(url);
       if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.name)) {
         throw new WitnessError('invalid_argument', `--name "${opts.name}" must be 1-64 letters, digits, dots, dashes or underscores.`);
       }
-      const existed = fs.existsSync(loc.path);
-      const ledger = SqliteLedger.open({ path: loc.path, name: opts.name });
+      const existed = fs.existsSync(file);
+      const ledger = SqliteLedger.open({ path: file, name: opts.name });
       try {
         const keys = await ledger.publicKeys();
-        const paths = sidecarPaths(loc.path);
+        const paths = sidecarPaths(file);
         const result = {
           created: !existed,
-          database: loc.path,
+          database: file,
           origin: ledger.info.origin,
           signingKey: ledger.canSeal ? (process.env['WITNESS_SIGNING_KEY'] ? 'WITNESS_SIGNING_KEY' : paths.key) : null,
           publicKeys: keys.map((k) => ({ vkey: k.vkey, fingerprint: fingerprint(k.vkey) })),
         };
         if (opts.json) return printJson(io, result);
-        io.out(existed ? `Ledger already exists at ${loc.path}; nothing changed.` : `Created ledger ${loc.path}`);
+        io.out(existed ? `Ledger already exists at ${file}; nothing changed.` : `Created ledger ${file}`);
         io.out(`  origin       ${result.origin}`);
         io.out(`  signing key  ${result.signingKey ?? 'none (checkpoints cannot be signed by this process)'}`);
         for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);
@@ -45,6 +44,5 @@ export function registerInit(program: Command, io: Io): void {
 
 /** The key hash as the note format defines it: what an auditor compares by eye. */
 export function fingerprint(vkey: string): string {
-  const v = parseVerifierKey(vkey);
-  return `${v.name}+${v.keyHash.toString(16).padStart(8, '0')}`;
+  return keyFingerprint(parseVerifierKey(vkey));
 }

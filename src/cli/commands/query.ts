@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { WitnessError, type StoredEvent } from '../../core/index.js';
+import { EVENT_KINDS, OUTCOMES, WitnessError, type StoredEvent } from '../../core/index.js';
 import type { QueryFilter } from '../../store/index.js';
 import { type Io, printJson, table } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
@@ -40,6 +40,12 @@ export function registerQuery(program: Command, io: Io): void {
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
         throw new WitnessError('invalid_argument', `--limit "${opts.limit}" must be a whole number from 1 to 10000.`);
       }
+      if (opts.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(opts.kind)) {
+        throw new WitnessError('invalid_argument', `--kind "${opts.kind}" is not an event kind; use one of ${EVENT_KINDS.join(', ')}.`);
+      }
+      if (opts.outcome !== undefined && !(OUTCOMES as readonly string[]).includes(opts.outcome)) {
+        throw new WitnessError('invalid_argument', `--outcome "${opts.outcome}" is not an outcome; use one of ${OUTCOMES.join(', ')}.`);
+      }
       const filter: QueryFilter = { limit };
       for (const key of ['agent', 'kind', 'resource', 'action', 'outcome', 'cursor'] as const) {
         if (opts[key] !== undefined) filter[key] = opts[key];
@@ -61,7 +67,7 @@ export function registerQuery(program: Command, io: Io): void {
             page.events.map((e) => [
               e.ts,
               e.agent.id,
-              e.stream.slice(0, 13),
+              e.stream,
               String(e.seq),
               e.kind,
               e.action ?? e.resource ?? '',

@@ -78,18 +78,19 @@ function onlySession(report: VerifyReport, session: string): VerifyReport {
 
 export function printReport(io: Io, subject: string, r: VerifyReport): void {
   const n = (x: number) => x.toLocaleString('en-US');
-  if (r.ok) {
-    io.out(`✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), ${n(r.checkpoints)} signed checkpoint(s) covering ${n(r.sealedSize)}.`);
-  } else if (r.unverifiable) {
-    io.out(`? ${subject} is unverifiable by this version of Witness (written by a newer format); upgrade Witness.`);
-  } else {
-    const f = r.first!;
+  if (r.first !== undefined) {
+    const f = r.first;
     const at = [f.stream === undefined ? '' : `session ${f.stream}`, f.seq === undefined ? '' : `seq ${f.seq}`, f.leaf === undefined ? '' : `leaf ${f.leaf}`, f.checkpoint === undefined ? '' : `checkpoint ${f.checkpoint}`]
       .filter((s) => s !== '')
       .join(', ');
     io.out(`✘ ${subject} FAILED verification${at === '' ? '' : ` at ${at}`}: ${f.code}: ${f.reason}`);
     if (r.failures.length > 1) io.out(`  (${r.failures.length - 1} more failure(s); --json lists them all)`);
+  } else if (r.unverifiable) {
+    io.out(`? ${subject} is unverifiable by this version of Witness (written by a newer format); upgrade Witness.`);
+  } else {
+    io.out(`✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
   }
+  if (r.payloadsAbsent > 0) io.out(`  note:  ${n(r.payloadsAbsent)} event(s) carry no payload; their content was not checked.`);
   io.out(`  trust: ${r.trust.statement}`);
   for (const k of r.trust.keys) io.out(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
   for (const w of r.warnings.slice(0, 5)) io.out(`  note:  ${w}`);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import {
+  ChainChecker,
   Frontier,
   WitnessError,
   chainEvent,
@@ -16,6 +17,7 @@ import {
   sha256Hex,
   signNote,
   type ArtifactRef,
+  type Failure,
   type NodeSource,
   type NoteSigner,
   type PreparedEvent,
@@ -56,6 +58,8 @@ export interface SqliteLedgerOptions {
 interface StreamHead {
   seq: number;
   hash: Buffer;
+  /** The stream's last event is its session.end: nothing may follow it. */
+  ended: boolean;
 }
 
 const HEAD_CACHE_LIMIT = 10_000;
@@ -214,12 +218,12 @@ export class SqliteLedger implements Ledger {
         `INSERT INTO events (pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      head: db.prepare('SELECT seq, hash FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1'),
+      head: db.prepare('SELECT seq, hash, kind FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1'),
       maxPos: db.prepare('SELECT max(pos) AS m FROM events').pluck(),
       byId: db.prepare('SELECT * FROM events WHERE id = ?'),
       byStream: db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq'),
       scan: db.prepare('SELECT * FROM events WHERE pos >= ? ORDER BY pos LIMIT ?'),
-      leafHashes: db.prepare('SELECT pos, hash FROM events WHERE pos >= ? AND pos < ? ORDER BY pos'),
+      hashAt: db.prepare('SELECT hash FROM events WHERE stream = ? AND seq = ?').pluck(),
       node: db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
       putNode: db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)'),
       latestCheckpoint: db.prepare('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'),
@@ -265,9 +269,9 @@ export class SqliteLedger implements Ledger {
   private headOf(stream: string): StreamHead {
     const cached = this.heads.get(stream);
     if (cached !== undefined) return cached;
-    const row = this.stmts.head.get(stream) as { seq: number; hash: Buffer } | undefined;
+    const row = this.stmts.head.get(stream) as { seq: number; hash: Buffer; kind: string } | undefined;
     if (this.heads.size >= HEAD_CACHE_LIMIT) this.heads.clear();
-    const head = row ?? { seq: -1, hash: genesisHash(this.info.origin, stream) };
+    const head = row === undefined ? { seq: -1, hash: genesisHash(this.info.origin, stream), ended: false } : { seq: row.seq, hash: row.hash, ended: row.kind === 'session.end' };
     this.heads.set(stream, head);
     return head;
   }
@@ -295,6 +299,12 @@ export class SqliteLedger implements Ledger {
       const touched = new Map<string, StreamHead>();
       for (const ev of events) {
         const head = touched.get(ev.stream) ?? this.headOf(ev.stream);
+        if (head.ended) {
+          // Anything after session.end would make the whole ledger fail verification forever.
+          throw new WitnessError('invalid_event', `Session ${ev.stream} has already ended; start a new session to record more.`, {
+            details: { stream: ev.stream, id: ev.fields.id },
+          });
+        }
         const seq = head.seq + 1;
         if (ev.fields.kind === 'session.end') {
           recommitPayload(ev, { ...ev.data, event_count: seq, last_hash: head.hash.toString('hex') });
@@ -317,7 +327,7 @@ export class SqliteLedger implements Ledger {
           ev.salt,
           hash,
         );
-        touched.set(ev.stream, { seq, hash });
+        touched.set(ev.stream, { seq, hash, ended: ev.fields.kind === 'session.end' });
         receipts.push({ id: f.id, stream: ev.stream, seq, pos, hash: hash.toString('hex') });
         pos++;
       }
@@ -420,13 +430,31 @@ export class SqliteLedger implements Ledger {
       const end = this.readNextPos();
       if (last !== undefined && end === last.size && options.force !== true) return null;
       if (last === undefined && end === 0 && options.force !== true) return null;
+      // Signing is a statement that these events are genuine, so each new event is verified
+      // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
+      // refused here instead of being signed by the real key.
+      const failures: Failure[] = [];
+      const chain = new ChainChecker(this.info.origin, (f) => failures.push(f), () => undefined);
       for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
-        const rows = this.stmts.leafHashes.all(from, Math.min(from + SEAL_READ_PAGE, end)) as Array<{ pos: number; hash: Buffer }>;
+        const rows = this.stmts.scan.all(from, Math.min(SEAL_READ_PAGE, end - from)) as RawEventRow[];
         for (const row of rows) {
           if (row.pos !== frontier.size) {
-            throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; run \`witness verify\`.`);
+            throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
           }
-          for (const n of frontier.push(leafHash(row.hash))) this.stmts.putNode.run(n.level, n.index, n.hash);
+          if (!chain.streams.has(row.stream) && row.seq > 0) {
+            const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
+            if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
+          }
+          const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
+          const bad = failures[0];
+          if (bad !== undefined || chain.unverifiable) {
+            throw new WitnessError(
+              'store_corrupt',
+              `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad?.code ?? 'unsupported_version'}); the ledger may have been edited, run \`witness verify\`.`,
+              { details: { failure: bad } },
+            );
+          }
+          for (const n of frontier.push(leafHash(hash))) this.stmts.putNode.run(n.level, n.index, n.hash);
         }
       }
       const root = frontier.root();
@@ -571,10 +599,17 @@ function toCheckpoint(r: SqlCheckpoint): CheckpointRow {
 }
 
 export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
-  const header = JSON.parse(row.header) as StoredEvent;
+  let header: StoredEvent;
+  let data: Record<string, unknown> | null;
+  try {
+    header = JSON.parse(row.header) as StoredEvent;
+    data = row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>);
+  } catch {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+  }
   return {
     ...header,
-    data: row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>),
+    data,
     salt: row.salt === null ? null : row.salt.toString('hex'),
     hash: row.hash.toString('hex'),
     pos: row.pos,
