@@ -50,7 +50,7 @@ export class Witness implements SessionHost {
       maxBatch: options.maxBatch,
       maxQueue: options.maxQueue,
       retryForMs: options.retryForMs,
-      onError: (e) => this.report(e),
+      onError: (e) => this.writeFailed(e),
       onCommit: (r) => this.committed(r),
     });
     if (options.seal.enabled) {
@@ -148,7 +148,43 @@ export class Witness implements SessionHost {
 
   // ---------------------------------------------------------------- sealing
 
+  /** Events lost to a store outage, per stream, to be recorded as a gap once writes work again. */
+  private readonly gaps = new Map<string, { agent: string; count: number; from: string; to: string; code: string }>();
+
+  private writeFailed(e: WitnessError): void {
+    this.report(e);
+    if (e.code !== 'store_unavailable' && e.code !== 'store_locked') return;
+    const lost = (e.details?.['lost'] ?? []) as Array<{ stream: string; agent: string; ts: string }>;
+    for (const l of lost) {
+      const g = this.gaps.get(l.stream);
+      if (g === undefined) this.gaps.set(l.stream, { agent: l.agent, count: 1, from: l.ts, to: l.ts, code: e.code });
+      else {
+        g.count++;
+        if (l.ts < g.from) g.from = l.ts;
+        if (l.ts > g.to) g.to = l.ts;
+      }
+    }
+  }
+
+  /** An outage leaves no trace in the chains (lost events never got a seq), so say so in each. */
+  private recordGaps(): void {
+    for (const [stream, g] of this.gaps) {
+      this.gaps.delete(stream);
+      void this.record(stream, {
+        agent: { id: g.agent },
+        kind: 'error',
+        outcome: 'error',
+        data: {
+          message: `${g.count} event(s) of this session between ${g.from} and ${g.to} could not be recorded (${g.code}) and are missing from the ledger.`,
+          code: 'recording_gap',
+          source: 'recorder',
+        },
+      });
+    }
+  }
+
   private committed(receipts: readonly AppendReceipt[]): void {
+    if (this.gaps.size > 0 && receipts.length > 0) this.recordGaps();
     this.sinceSeal += receipts.length;
     if (this.options.seal.enabled && this.sinceSeal >= this.options.seal.everyEvents) setImmediate(() => this.maybeSeal());
   }

@@ -112,7 +112,7 @@ export class BatchWriter {
           this.options.onError(
             new WitnessError(err.code, `${events.length} event(s) could not be recorded: ${err.message}`, {
               cause: err,
-              details: { lost: events.map((x) => ({ id: x.fields.id, stream: x.stream, kind: x.fields.kind })) },
+              details: { lost: events.map((x) => ({ id: x.fields.id, stream: x.stream, kind: x.fields.kind, agent: x.fields.agent.id, ts: x.fields.ts })) },
             }),
           );
           return undefined;

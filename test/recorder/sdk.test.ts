@@ -80,3 +80,54 @@ describe('the SDK records what an auditor asks for', () => {
     await w.close();
   });
 });
+
+describe('when the store fails and recovers', () => {
+  it('[R-NO-THROW] reports events lost to a locked store and records the gap in their session once writes work again', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const file = tempDb(dir);
+    const errors: string[] = [];
+    const w = await openWitness({ store: `sqlite:${file}`, busyTimeoutMs: 20, retryForMs: 100, onError: (e) => errors.push(`${e.code}: ${e.message}`) });
+    const s = await w.session({ agent: { id: 'gap-bot' } });
+    const other = new Database(file);
+    other.exec('BEGIN EXCLUSIVE');
+    const lost = await s.note('written while the ledger is locked');
+    other.exec('ROLLBACK');
+    other.close();
+    expect(lost).toBeUndefined();
+    expect(errors.join('\n')).toMatch(/store_locked: 1 event\(s\) could not be recorded/);
+    await s.note('after recovery');
+    await w.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    await w.flush();
+    const events = await w.ledger.readStream(s.id);
+    const gap = events.find((e) => e.kind === 'error');
+    expect(gap?.data).toMatchObject({ code: 'recording_gap', source: 'recorder', message: expect.stringMatching(/^1 event\(s\) of this session between .* could not be recorded \(store_locked\)/) });
+    expect(events.map((e) => e.data?.['text']).filter(Boolean)).toEqual(['after recovery']);
+    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    await w.close();
+  });
+});
+
+describe('sealing cadence', () => {
+  it('seals after everyEvents events without waiting for the session to end', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true, seal: { everyEvents: 10 } });
+    const s = await w.session({ agent: { id: 'a' } });
+    for (let i = 0; i < 25; i++) await s.note(`n${i}`);
+    await new Promise((r) => setTimeout(r, 50));
+    const sizes = (await w.ledger.checkpoints()).map((c) => c.size);
+    expect(sizes.length).toBeGreaterThanOrEqual(2);
+    expect(sizes.every((n) => n >= 10)).toBe(true);
+    await w.close();
+  });
+
+  it('writes heartbeat checkpoints while idle, so a silent gap is itself evidence', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true, seal: { heartbeatMs: 40, everyMs: 40 } });
+    const s = await w.session({ agent: { id: 'a' } });
+    await s.note('one');
+    await new Promise((r) => setTimeout(r, 300));
+    const cps = await w.ledger.checkpoints();
+    expect(cps.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(cps.map((c) => c.size)).size).toBe(1);
+    await w.close();
+  });
+});
