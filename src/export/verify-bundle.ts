@@ -68,7 +68,8 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   };
 
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new WitnessError('not_found', `${dir} is not an evidence bundle directory; pass the directory written by \`witness export -o\`.`);
+    const hint = fs.existsSync(dir) ? ` (to verify a ledger file, use --store sqlite:${dir})` : '';
+    throw new WitnessError('not_found', `${dir} is not an evidence bundle directory${hint}; pass the directory written by \`witness export -o\`.`);
   }
   const read = (name: string): string | undefined => {
     const p = path.join(dir, name);

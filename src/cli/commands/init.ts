@@ -31,7 +31,7 @@ export function registerInit(program: Command, io: Io): void {
           publicKeys: keys.map((k) => ({ vkey: k.vkey, fingerprint: fingerprint(k.vkey) })),
         };
         if (opts.json) return printJson(io, result);
-        io.out(existed ? `Ledger already exists at ${file}; nothing changed.` : `Created ledger ${file}`);
+        io.out(existed ? `Ledger already exists at ${file}; nothing changed${opts.name !== 'local' ? ' (its origin, and so --name, is fixed at creation)' : ''}.` : `Created ledger ${file}`);
         io.out(`  origin       ${result.origin}`);
         io.out(`  signing key  ${result.signingKey ?? 'none (checkpoints cannot be signed by this process)'}`);
         for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);

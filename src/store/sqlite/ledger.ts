@@ -89,6 +89,9 @@ export class SqliteLedger implements Ledger {
     if (!exists && !create) {
       throw new WitnessError('not_found', `No ledger at ${file}; run \`witness init --store sqlite:${file}\` first or check --store.`);
     }
+    if (exists && fs.statSync(file).isDirectory()) {
+      throw new WitnessError('store_unavailable', `${file} is a directory; give --store the path of a ledger file, e.g. sqlite:${path.join(file, 'witness.db')}.`);
+    }
     if (!exists) {
       const dir = path.dirname(file);
       if (!fs.existsSync(dir)) {
