@@ -5,6 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { rng } from '../test/helpers/random.js';
+
+export { rng };
 
 const started = performance.now();
 
@@ -46,17 +49,6 @@ export function max(xs: readonly number[]): number {
   return xs.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
 }
 
-/** Deterministic PRNG (mulberry32) so every run builds the same rows and asks the same queries. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randInt(r: () => number, lo: number, hiExclusive: number): number {
   return lo + Math.floor(r() * (hiExclusive - lo));

@@ -1,4 +1,4 @@
-import type { ArtifactRef, EventInput, StoredEvent } from '../core/index.js';
+import type { ArtifactRef, EventInput, StoredEvent, VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
@@ -46,23 +46,8 @@ export interface QueryPage {
   next?: string;
 }
 
-/** A raw row as stored, for `verify`: nothing in it is trusted. */
-export interface RawEventRow {
-  pos: number;
-  id: string;
-  stream: string;
-  seq: number;
-  ts: string;
-  kind: string;
-  agent: string;
-  resource: string | null;
-  action: string | null;
-  outcome: string | null;
-  header: string;
-  data: string | null;
-  salt: Buffer | null;
-  hash: Buffer;
-}
+/** A raw row as stored, for `verify`: nothing in it is trusted. SQLite hands blobs over as Buffers. */
+export type RawEventRow = VerifyRow & { salt: Buffer | null; hash: Buffer };
 
 export interface CheckpointRow {
   id: number;

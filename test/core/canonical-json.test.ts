@@ -5,6 +5,7 @@ import canonicalizeModule from 'canonicalize';
 import { DEFAULT_MAX_DEPTH, canonicalBytes, canonicalize, toJsonValue } from '../../src/core/canonical-json.js';
 import { WitnessError } from '../../src/core/errors.js';
 import { strictParse } from '../../src/core/strict-json.js';
+import { rng } from '../helpers/random.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/jcs/${name}`, import.meta.url), 'utf8');
 const library = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string;
@@ -25,17 +26,6 @@ function thrown(fn: () => unknown): WitnessError {
   throw new Error('expected a WitnessError, but nothing was thrown');
 }
 
-/** Deterministic PRNG so a failing property case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CHARS = ['a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\t', '\u0000', '\u001f', '\u007f', '\u0080', 'é', '€', '\u2028', '\ufb33', '\ufeff', '😀', '\ud83d\ude02'];
 

@@ -18,6 +18,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/core/merkle.js';
+import { rng } from '../helpers/random.js';
 
 /**
  * Known-answer data lives in the fixture so its provenance is stated once, next to the values:
@@ -78,17 +79,6 @@ function build(leaves: readonly Uint8Array[]): Built {
   return { frontier, src, roots };
 }
 
-/** Deterministic PRNG (mulberry32) so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomLeaves(seed: number, n: number): Buffer[] {
   const next = rng(seed);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WitnessError } from '../../src/core/errors.js';
 import { DEFAULT_MAX_PARSE_DEPTH, strictParse, strictParseLines } from '../../src/core/strict-json.js';
+import { rng } from '../helpers/random.js';
 
 function thrown(fn: () => unknown): WitnessError {
   try {
@@ -12,17 +13,6 @@ function thrown(fn: () => unknown): WitnessError {
   throw new Error('expected a WitnessError, but nothing was thrown');
 }
 
-/** Deterministic PRNG so a failing fuzz case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
