@@ -280,7 +280,6 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
       payloadsAbsent: chain.payloadsAbsent,
       artifacts: chain.artifactRefs.size,
       openSessions: chain.openStreams,
-      unverifiable: chain.unverifiable,
     },
     source,
     usedKeys,

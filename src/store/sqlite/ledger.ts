@@ -450,10 +450,10 @@ export class SqliteLedger implements Ledger {
           }
           const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
           const bad = failures[0];
-          if (bad !== undefined || chain.unverifiable) {
+          if (bad !== undefined) {
             throw new WitnessError(
               'store_corrupt',
-              `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad?.code ?? 'unsupported_version'}); the ledger may have been edited, run \`witness verify\`.`,
+              `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
               { details: { failure: bad } },
             );
           }
