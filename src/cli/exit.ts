@@ -5,7 +5,7 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['invalid_argument', 'invalid_store_url', 'invalid_event', 'not_serialisable', 'invalid_json']);
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['invalid_argument', 'invalid_store_url', 'invalid_event', 'not_serialisable', 'invalid_json', 'invalid_policy']);
 
 export function exitCodeFor(e: unknown): number {
   if (e instanceof WitnessError && USAGE_CODES.has(e.code)) return EXIT_USAGE;

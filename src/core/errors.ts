@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'payload_too_large',
   'invalid_argument',
   'invalid_store_url',
+  'invalid_policy',
   // integrity
   'verification_failed',
   'unsupported_version',

@@ -9,11 +9,14 @@ import type { Session } from '../recorder/index.js';
  */
 
 export const DEMO_POLICY = `# refunds over $500 need a human
+version: 1
+default: allow
 rules:
   - id: refunds-over-500
-    match: { tool: billing.refund, when: "args.amount > 500" }
+    match: { tool: billing.refund }
+    when: "args.amount > 500"
     effect: review
-default: allow
+    reason: Refunds over $500 need a billing supervisor.
 `;
 
 const MODEL = 'claude-sonnet-4-5';

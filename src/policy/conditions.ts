@@ -1,0 +1,583 @@
+import { posix } from 'node:path';
+
+/**
+ * The condition language of a rule's `when`: a tiny expression language over the call's arguments,
+ * parsed once when the policy is loaded (so a mistake is reported with its line) and evaluated
+ * by a small interpreter. There is no eval, no Function, no regular expression built from policy
+ * text, and evaluation never throws.
+ *
+ *   condition  := or
+ *   or         := and ("or" and)*
+ *   and        := not ("and" not)*
+ *   not        := "not" not | "(" condition ")" | predicate     (so `not a or b` is `(not a) or b`)
+ *   predicate  := operand ("==" | "!=" | "<" | "<=" | ">" | ">=") operand
+ *               | path "in" "[" literal ("," literal)* "]"
+ *               | path "exists"
+ *               | path ("startsWith" | "endsWith" | "contains") operand
+ *               | path "under" string
+ *   operand    := path | literal
+ *   path       := "args" ("." name | "[" string | integer "]")*
+ *   literal    := number | string | true | false | null
+ *
+ * Semantics (documented in the README):
+ * - A path that does not resolve (a missing key, an index past the end, a step into a non-object)
+ *   makes every predicate that reads it false, including `!=`. `not` inverts that as usual.
+ * - `==` / `!=` are strict: no type coercion ("5" is not 5); arrays and objects compare by value.
+ * - `< <= > >=` compare two numbers or two strings (by UTF-16 code units); any other pair is false.
+ * - `under` normalises the argument as a POSIX path (resolving `.` and `..`) and is true when it is
+ *   the prefix directory or inside it. A relative path, or one containing a backslash or NUL,
+ *   is under nothing.
+ * - Only own data properties are read: `args.constructor` does not reach the prototype, and getters
+ *   are not run.
+ */
+
+export type Scalar = string | number | boolean | null;
+export type PathSegment = string | number;
+
+export interface PathOperand {
+  readonly kind: 'path';
+  readonly segments: readonly PathSegment[];
+  /** As written, for messages: `args.customer.id`. */
+  readonly text: string;
+}
+export interface LiteralOperand {
+  readonly kind: 'literal';
+  readonly value: Scalar;
+}
+export type Operand = PathOperand | LiteralOperand;
+
+export const COMPARISONS = ['==', '!=', '<', '<=', '>', '>='] as const;
+export type Comparison = (typeof COMPARISONS)[number];
+export const STRING_TESTS = ['startsWith', 'endsWith', 'contains'] as const;
+export type StringTest = (typeof STRING_TESTS)[number];
+
+export type Condition =
+  | { readonly op: 'and' | 'or'; readonly items: readonly Condition[] }
+  | { readonly op: 'not'; readonly item: Condition }
+  | { readonly op: Comparison; readonly left: Operand; readonly right: Operand }
+  | { readonly op: 'in'; readonly left: PathOperand; readonly values: readonly Scalar[] }
+  | { readonly op: 'exists'; readonly left: PathOperand }
+  | { readonly op: StringTest; readonly left: PathOperand; readonly right: Operand }
+  | { readonly op: 'under'; readonly left: PathOperand; readonly prefix: string };
+
+/** A mistake in a condition, at a character offset of its text. */
+export class ConditionSyntaxError extends Error {
+  override readonly name = 'ConditionSyntaxError';
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
+  }
+}
+
+export const MAX_CONDITION_LENGTH = 4096;
+export const MAX_NESTING = 32;
+const MAX_COMPARE_DEPTH = 64;
+const MAX_COMPARE_VISITS = 100_000;
+
+// ---------------------------------------------------------------- lexer
+
+type Token =
+  | { t: 'num'; v: number; at: number; end: number }
+  | { t: 'str'; v: string; at: number; end: number }
+  | { t: 'word'; v: string; at: number; end: number }
+  | { t: 'op'; v: Comparison; at: number; end: number }
+  | { t: 'punct'; v: '(' | ')' | '[' | ']' | ',' | '.'; at: number; end: number }
+  | { t: 'end'; at: number; end: number };
+
+const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'exists', 'startsWith', 'endsWith', 'contains', 'under', 'true', 'false', 'null', 'args']);
+const WORD = /[A-Za-z_][A-Za-z0-9_]*/y;
+const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+function lex(src: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      i++;
+      continue;
+    }
+    const at = i;
+    if (c === '"' || c === "'") {
+      const [value, end] = lexString(src, i);
+      out.push({ t: 'str', v: value, at, end });
+      i = end;
+      continue;
+    }
+    if ((c >= '0' && c <= '9') || (c === '-' && /[0-9]/.test(src[i + 1] ?? ''))) {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(src)!;
+      const v = Number(m[0]);
+      if (!Number.isFinite(v)) throw new ConditionSyntaxError(`the number ${m[0]} is too large`, at);
+      i += m[0].length;
+      if (/[A-Za-z_]/.test(src[i] ?? '')) throw new ConditionSyntaxError(`"${m[0]}${src[i]}" is not a number`, at);
+      out.push({ t: 'num', v, at, end: i });
+      continue;
+    }
+    if (/[A-Za-z_]/.test(c)) {
+      WORD.lastIndex = i;
+      const m = WORD.exec(src)!;
+      i += m[0].length;
+      out.push({ t: 'word', v: m[0], at, end: i });
+      continue;
+    }
+    const two = src.slice(i, i + 2);
+    if (two === '==' || two === '!=' || two === '<=' || two === '>=') {
+      out.push({ t: 'op', v: two, at, end: i + 2 });
+      i += 2;
+      continue;
+    }
+    if (c === '<' || c === '>') {
+      out.push({ t: 'op', v: c, at, end: i + 1 });
+      i++;
+      continue;
+    }
+    if (c === '(' || c === ')' || c === '[' || c === ']' || c === ',' || c === '.') {
+      out.push({ t: 'punct', v: c, at, end: i + 1 });
+      i++;
+      continue;
+    }
+    throw new ConditionSyntaxError(unexpectedCharacter(src, i), at);
+  }
+  out.push({ t: 'end', at: src.length, end: src.length });
+  return out;
+}
+
+function unexpectedCharacter(src: string, i: number): string {
+  const c = src[i]!;
+  const two = src.slice(i, i + 2);
+  if (two === '&&') return '"&&" is not an operator; use and';
+  if (two === '||') return '"||" is not an operator; use or';
+  if (two === '=>' || two === '=<') return `"${two}" is not an operator; use >= or <=`;
+  if (c === '=') return '"=" is not an operator; use == to compare';
+  if (c === '!') return '"!" is not an operator; use not, or != to compare';
+  if (c === '-') return '"-" is not allowed here; a key with a dash is written args["my-key"]';
+  const shown = /[\u0000-\u001f\u007f]/.test(c) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c;
+  return `"${shown}" is not allowed in a condition`;
+}
+
+function lexString(src: string, start: number): [string, number] {
+  const quote = src[start]!;
+  let i = start + 1;
+  let value = '';
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === quote) return [value, i + 1];
+    if (c === '\\') {
+      const e = src[i + 1];
+      if (e === quote || e === '\\') value += e;
+      else if (e === 'n') value += '\n';
+      else if (e === 't') value += '\t';
+      else if (e === '/') value += '/';
+      else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(src.slice(i + 2, i + 6))) {
+        value += String.fromCharCode(parseInt(src.slice(i + 2, i + 6), 16));
+        i += 6;
+        continue;
+      } else throw new ConditionSyntaxError(`the escape "\\${e ?? ''}" is not supported in a string`, i);
+      i += 2;
+      continue;
+    }
+    value += c;
+    i++;
+  }
+  throw new ConditionSyntaxError(`the string is missing its closing ${quote}`, start);
+}
+
+// ---------------------------------------------------------------- parser
+
+/** Parses a condition; throws ConditionSyntaxError naming the problem and its offset. */
+export function parseCondition(src: string): Condition {
+  if (src.trim() === '') throw new ConditionSyntaxError('the condition is empty', 0);
+  if (src.length > MAX_CONDITION_LENGTH) throw new ConditionSyntaxError(`the condition is longer than ${MAX_CONDITION_LENGTH} characters`, 0);
+  return new Parser(lex(src)).parse();
+}
+
+class Parser {
+  private pos = 0;
+  private depth = 0;
+  constructor(private readonly tokens: Token[]) {}
+
+  parse(): Condition {
+    const c = this.or();
+    const t = this.peek();
+    if (t.t !== 'end') {
+      if (t.t === 'punct' && t.v === ')') throw new ConditionSyntaxError('there is a ")" without a matching "("', t.at);
+      throw new ConditionSyntaxError(`${describe(t)} is unexpected here; join conditions with and or or`, t.at);
+    }
+    return c;
+  }
+
+  private peek(): Token {
+    return this.tokens[this.pos]!;
+  }
+  private next(): Token {
+    const t = this.tokens[this.pos]!;
+    if (t.t !== 'end') this.pos++;
+    return t;
+  }
+  private isWord(v: string): boolean {
+    const t = this.peek();
+    return t.t === 'word' && t.v === v;
+  }
+  private isPunct(v: string): boolean {
+    const t = this.peek();
+    return t.t === 'punct' && t.v === v;
+  }
+
+  private or(): Condition {
+    const items = [this.and()];
+    while (this.isWord('or')) {
+      this.next();
+      items.push(this.and());
+    }
+    return items.length === 1 ? items[0]! : { op: 'or', items };
+  }
+
+  private and(): Condition {
+    const items = [this.not()];
+    while (this.isWord('and')) {
+      this.next();
+      items.push(this.not());
+    }
+    return items.length === 1 ? items[0]! : { op: 'and', items };
+  }
+
+  private not(): Condition {
+    const t = this.peek();
+    if (this.depth >= MAX_NESTING) throw new ConditionSyntaxError(`the condition nests deeper than ${MAX_NESTING} levels`, t.at);
+    if (t.t === 'word' && t.v === 'not') {
+      this.next();
+      this.depth++;
+      const item = this.not();
+      this.depth--;
+      return { op: 'not', item };
+    }
+    if (t.t === 'punct' && t.v === '(') {
+      this.next();
+      this.depth++;
+      const inner = this.or();
+      this.depth--;
+      const close = this.next();
+      if (!(close.t === 'punct' && close.v === ')')) {
+        throw new ConditionSyntaxError(`expected ")" to close the "(" at character ${t.at + 1}, but found ${describe(close)}`, close.at);
+      }
+      return inner;
+    }
+    return this.predicate();
+  }
+
+  private predicate(): Condition {
+    const start = this.peek();
+    if (start.t === 'end') throw new ConditionSyntaxError('the condition ends where an argument such as args.amount was expected', start.at);
+    if (start.t === 'op' || (start.t === 'word' && (start.v === 'and' || start.v === 'or'))) {
+      throw new ConditionSyntaxError(`expected an argument such as args.amount, but found ${describe(start)}`, start.at);
+    }
+    const left = this.operand(undefined);
+    const t = this.next();
+    if (t.t === 'op') {
+      const right = this.operand(`"${t.v}"`);
+      if (left.kind === 'literal' && right.kind === 'literal') {
+        throw new ConditionSyntaxError('this compares two constants; one side must be an argument such as args.amount', start.at);
+      }
+      return { op: t.v, left, right };
+    }
+    if (t.t === 'word' && (t.v === 'in' || t.v === 'exists' || t.v === 'under' || (STRING_TESTS as readonly string[]).includes(t.v))) {
+      if (left.kind !== 'path') throw new ConditionSyntaxError(`${t.v} needs an argument on its left, such as args.path`, start.at);
+      switch (t.v) {
+        case 'exists':
+          return { op: 'exists', left };
+        case 'in':
+          return { op: 'in', left, values: this.list() };
+        case 'under': {
+          const p = this.next();
+          if (p.t !== 'str' || !p.v.startsWith('/')) {
+            throw new ConditionSyntaxError('under needs an absolute path in quotes on its right, such as "/srv/data"', p.at);
+          }
+          if (p.v.includes('\\') || p.v.includes('\u0000')) {
+            throw new ConditionSyntaxError('the path after under may not contain a backslash or a NUL character', p.at);
+          }
+          return { op: 'under', left, prefix: normalisePrefix(p.v) };
+        }
+        default:
+          return { op: t.v as StringTest, left, right: this.operand(t.v) };
+      }
+    }
+    if (t.t === 'end') {
+      throw new ConditionSyntaxError(
+        `expected an operator after ${operandText(left)}, such as ==, >, in, exists or under${left.kind === 'path' ? ` (to test a flag, write ${operandText(left)} == true)` : ''}`,
+        t.at,
+      );
+    }
+    if (t.t === 'word' && KEYWORDS.has(t.v.toLowerCase()) && t.v !== t.v.toLowerCase() && !['startsWith', 'endsWith'].includes(t.v)) {
+      throw new ConditionSyntaxError(`"${t.v}" must be written in lowercase`, t.at);
+    }
+    if (t.t === 'word' && t.v === 'not') {
+      throw new ConditionSyntaxError(`"not" goes before a condition, as in not ${operandText(left)} in [...]`, t.at);
+    }
+    if (t.t === 'word' && ['startswith', 'endswith', 'StartsWith', 'EndsWith'].includes(t.v)) {
+      throw new ConditionSyntaxError(`"${t.v}" is not an operator; write startsWith or endsWith`, t.at);
+    }
+    throw new ConditionSyntaxError(
+      `expected an operator after ${operandText(left)} (==, !=, <, <=, >, >=, in, exists, startsWith, endsWith, contains or under), but found ${describe(t)}`,
+      t.at,
+    );
+  }
+
+  /** A path or a literal; `after` names what precedes it, for messages (undefined at the start). */
+  private operand(after: string | undefined): Operand {
+    const expected = after === undefined ? 'expected an argument such as args.amount' : `expected a value after ${after}`;
+    const t = this.next();
+    switch (t.t) {
+      case 'num':
+        return { kind: 'literal', value: t.v };
+      case 'str':
+        return { kind: 'literal', value: t.v };
+      case 'word':
+        if (t.v === 'true' || t.v === 'false') return { kind: 'literal', value: t.v === 'true' };
+        if (t.v === 'null') return { kind: 'literal', value: null };
+        if (t.v === 'args') return this.path(t);
+        if (KEYWORDS.has(t.v)) throw new ConditionSyntaxError(`${expected}, but found "${t.v}"`, t.at);
+        throw new ConditionSyntaxError(`"${t.v}" is not a known name; argument paths start with args, as in args.${t.v}`, t.at);
+      case 'end':
+        throw new ConditionSyntaxError(`${expected}, but the condition ends`, t.at);
+      default:
+        throw new ConditionSyntaxError(`${expected}, but found ${describe(t)}`, t.at);
+    }
+  }
+
+  private path(head: Token): PathOperand {
+    const segments: PathSegment[] = [];
+    let text = 'args';
+    for (;;) {
+      if (this.isPunct('.')) {
+        const dot = this.next();
+        const name = this.next();
+        if (name.t !== 'word') {
+          throw new ConditionSyntaxError('expected a name after "."; write other keys as args["key"] and indexes as args.list[0]', dot.end);
+        }
+        segments.push(name.v);
+        text += `.${name.v}`;
+      } else if (this.isPunct('[')) {
+        const open = this.next();
+        const key = this.next();
+        if (key.t === 'str') {
+          segments.push(key.v);
+          text += `[${JSON.stringify(key.v)}]`;
+        } else if (key.t === 'num' && Number.isSafeInteger(key.v) && key.v >= 0 && !/[.eE-]/.test(String(key.v))) {
+          segments.push(key.v);
+          text += `[${key.v}]`;
+        } else {
+          throw new ConditionSyntaxError('expected a quoted key or a non-negative whole number inside [ ]', key.at);
+        }
+        const close = this.next();
+        if (!(close.t === 'punct' && close.v === ']')) {
+          throw new ConditionSyntaxError(`expected "]" to close the "[" at character ${open.at + 1}`, close.at);
+        }
+      } else {
+        break;
+      }
+    }
+    if (segments.length === 0) {
+      throw new ConditionSyntaxError('args alone is not a value; name an argument, as in args.amount', head.at);
+    }
+    return { kind: 'path', segments, text };
+  }
+
+  private list(): Scalar[] {
+    const open = this.next();
+    if (!(open.t === 'punct' && open.v === '[')) {
+      throw new ConditionSyntaxError('in needs a list in brackets on its right, such as ["a", "b"]', open.at);
+    }
+    const values: Scalar[] = [];
+    if (this.isPunct(']')) {
+      throw new ConditionSyntaxError('the list after in is empty, so the condition could never be true', open.at);
+    }
+    for (;;) {
+      const v = this.operand('"["');
+      if (v.kind !== 'literal') throw new ConditionSyntaxError('a list after in may hold only constants (numbers, strings, true, false, null)', open.at);
+      values.push(v.value);
+      const t = this.next();
+      if (t.t === 'punct' && t.v === ']') return values;
+      if (!(t.t === 'punct' && t.v === ',')) {
+        throw new ConditionSyntaxError(`expected "," or "]" in the list, but found ${describe(t)}`, t.at);
+      }
+    }
+  }
+}
+
+function describe(t: Token): string {
+  switch (t.t) {
+    case 'end':
+      return 'the end of the condition';
+    case 'str':
+      return `the string ${JSON.stringify(t.v)}`;
+    case 'num':
+      return `the number ${t.v}`;
+    default:
+      return `"${t.v}"`;
+  }
+}
+
+function operandText(o: Operand): string {
+  return o.kind === 'path' ? o.text : JSON.stringify(o.value);
+}
+
+function normalisePrefix(p: string): string {
+  const n = posix.normalize(p);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
+// ---------------------------------------------------------------- evaluation
+
+const MISSING: unique symbol = Symbol('missing');
+type Resolved = unknown;
+
+/** The value at `segments` inside `root`, or MISSING. Reads own data properties only; never throws. */
+function resolve(root: unknown, segments: readonly PathSegment[]): Resolved | typeof MISSING {
+  try {
+    let cur: unknown = root;
+    for (const seg of segments) {
+      if (cur === null || typeof cur !== 'object') return MISSING;
+      let key: string;
+      if (Array.isArray(cur)) {
+        const idx = typeof seg === 'number' ? seg : /^(?:0|[1-9]\d{0,15})$/.test(seg) ? Number(seg) : -1;
+        if (idx < 0 || idx >= cur.length) return MISSING;
+        key = String(idx);
+      } else {
+        key = String(seg);
+      }
+      const d = Object.getOwnPropertyDescriptor(cur, key);
+      if (d === undefined || !('value' in d) || d.value === undefined) return MISSING;
+      cur = d.value;
+    }
+    return cur;
+  } catch {
+    return MISSING;
+  }
+}
+
+function operandValue(o: Operand, args: unknown): Resolved | typeof MISSING {
+  return o.kind === 'literal' ? o.value : resolve(args, o.segments);
+}
+
+/**
+ * Strict structural equality of JSON-like values. Bounded: past a nesting depth or a total number of
+ * visited values (shared or cyclic objects could otherwise make it exponential) it answers false.
+ */
+function equal(a: unknown, b: unknown): boolean {
+  const budget = { left: MAX_COMPARE_VISITS };
+  return equalWithin(a, b, 0, budget);
+}
+
+function equalWithin(a: unknown, b: unknown, depth: number, budget: { left: number }): boolean {
+  if (a === b) return true;
+  if (depth > MAX_COMPARE_DEPTH || --budget.left < 0) return false;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  const aa = Array.isArray(a);
+  if (aa !== Array.isArray(b)) return false;
+  if (aa) {
+    const x = a as unknown[];
+    const y = b as unknown[];
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!equalWithin(x[i], y[i], depth + 1, budget)) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
+    if (!equalWithin((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1, budget)) return false;
+  }
+  return true;
+}
+
+function ordered(op: '<' | '<=' | '>' | '>=', a: unknown, b: unknown): boolean {
+  if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) return false;
+  switch (op) {
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+  }
+}
+
+/** True when `value` is an absolute POSIX path that, once `.` and `..` are resolved, is `prefix` or inside it. */
+export function isUnder(value: unknown, prefix: string): boolean {
+  if (typeof value !== 'string' || !value.startsWith('/') || value.includes('\\') || value.includes('\u0000')) return false;
+  const n = posix.normalize(value);
+  if (prefix === '/') return true;
+  return n === prefix || n === `${prefix}/` || n.startsWith(`${prefix}/`);
+}
+
+function test(c: Condition, args: unknown): boolean {
+  switch (c.op) {
+    case 'and':
+      return c.items.every((i) => test(i, args));
+    case 'or':
+      return c.items.some((i) => test(i, args));
+    case 'not':
+      return !test(c.item, args);
+    default:
+      try {
+        return predicate(c, args);
+      } catch {
+        // Only hostile objects (throwing proxies, revoked objects) get here: unreadable is missing.
+        return false;
+      }
+  }
+}
+
+type Predicate = Exclude<Condition, { op: 'and' | 'or' | 'not' }>;
+
+function predicate(c: Predicate, args: unknown): boolean {
+  switch (c.op) {
+    case 'exists':
+      return resolve(args, c.left.segments) !== MISSING;
+    case 'in': {
+      const v = resolve(args, c.left.segments);
+      return v !== MISSING && c.values.some((x) => equal(v, x));
+    }
+    case 'under':
+      return isUnder(resolve(args, c.left.segments), c.prefix);
+    default:
+      break;
+  }
+  const a = operandValue(c.left, args);
+  const b = operandValue(c.right, args);
+  if (a === MISSING || b === MISSING) return false;
+  switch (c.op) {
+    case '==':
+      return equal(a, b);
+    case '!=':
+      return !equal(a, b);
+    case '<':
+    case '<=':
+    case '>':
+    case '>=':
+      return ordered(c.op, a, b);
+    case 'startsWith':
+      return typeof a === 'string' && typeof b === 'string' && a.startsWith(b);
+    case 'endsWith':
+      return typeof a === 'string' && typeof b === 'string' && a.endsWith(b);
+    case 'contains':
+      if (typeof a === 'string') return typeof b === 'string' && a.includes(b);
+      return Array.isArray(a) && a.some((x) => equal(x, b));
+  }
+}
+
+/**
+ * Evaluates a parsed condition against a call's arguments. Never throws: a value that cannot be
+ * read (a throwing proxy, a revoked object) counts as missing, so the predicate reading it is false.
+ * Nesting is bounded at parse time (MAX_NESTING), so the recursion here is too.
+ */
+export function evaluateCondition(c: Condition, args: unknown): boolean {
+  return test(c, args);
+}

@@ -1,0 +1,437 @@
+import { describe, expect, it } from 'vitest';
+import { ConditionSyntaxError, evaluate, parseCondition, type Policy } from '../../src/policy/index.js';
+import { rng } from '../helpers/random.js';
+import { tempDir } from '../helpers/tmp.js';
+import { loadText, withCondition } from './files.js';
+
+const dir = tempDir('witness-policy-');
+const policies = new Map<string, Policy>();
+
+/** Whether `condition` holds for `args`, through a real policy file (a deny rule with that `when`, default allow). */
+function holds(condition: string, args: unknown): boolean {
+  let policy = policies.get(condition);
+  if (policy === undefined) {
+    policy = withCondition(dir, condition);
+    policies.set(condition, policy);
+  }
+  const { decision } = evaluate(policy, { agent: 'a', server: 's', tool: 't', args });
+  return decision === 'deny';
+}
+
+const ARGS = {
+  amount: 650,
+  neg: -2,
+  zero: 0,
+  name: 'bob',
+  flag: true,
+  nothing: null,
+  list: [1, 2, 'three'],
+  obj: { a: 1, b: [true] },
+  obj2: { b: [true], a: 1 },
+  str500: '500',
+};
+
+describe('comparisons', () => {
+  it.each([
+    ['args.amount > 500', true],
+    ['args.amount > 650', false],
+    ['args.amount >= 650', true],
+    ['args.amount < 651', true],
+    ['args.amount <= 649', false],
+    ['args.amount == 650', true],
+    ['args.amount == 650.0', true],
+    ['args.amount != 650', false],
+    ['args.amount != 651', true],
+    ['500 < args.amount', true],
+    ['args.neg < -1.5', true],
+    ['args.amount < 1e3', true],
+    ['args.amount > args.zero', true],
+    ['args.name == "bob"', true],
+    ["args.name == 'bob'", true],
+    ['args.name != "alice"', true],
+    ['args.name < "carl"', true],
+    ['args.name >= "bob"', true],
+    ['args.name > "bobby"', false],
+    ['args.flag == true', true],
+    ['args.flag != false', true],
+    ['args.nothing == null', true],
+    ['args.obj == args.obj2', true],
+    ['args.list == args.obj', false],
+  ])('%s is %s', (condition, expected) => {
+    expect(holds(condition, ARGS)).toBe(expected);
+  });
+});
+
+describe('in, exists and string tests', () => {
+  it.each([
+    ['args.name in ["alice", "bob"]', true],
+    ['args.name in ["alice"]', false],
+    ['args.amount in [1, 650]', true],
+    ['args.amount in ["650"]', false],
+    ['args.nothing in [null]', true],
+    ['args.list in [1]', false],
+    ['args.amount exists', true],
+    ['args.nothing exists', true],
+    ['args.missing exists', false],
+    ['not args.missing exists', true],
+    ['args.name startsWith "bo"', true],
+    ['args.name startsWith "ob"', false],
+    ['args.name endsWith "ob"', true],
+    ['args.name endsWith "bo"', false],
+    ['args.name contains "o"', true],
+    ['args.name contains "x"', false],
+    ['args.list contains 2', true],
+    ['args.list contains "three"', true],
+    ['args.list contains "2"', false],
+  ])('%s is %s', (condition, expected) => {
+    expect(holds(condition, ARGS)).toBe(expected);
+  });
+});
+
+describe('and, or and not', () => {
+  it.each([
+    ['args.amount > 500 and args.name == "bob"', true],
+    ['args.amount > 500 and args.name == "eve"', false],
+    ['args.amount > 1000 or args.name == "bob"', true],
+    ['args.amount > 1000 or args.name == "eve"', false],
+    ['not args.amount > 1000', true],
+    ['not not args.flag == true', true],
+    // and binds tighter than or: (false and true) or true
+    ['args.flag == false and args.amount > 1 or args.name == "bob"', true],
+    ['args.flag == false and (args.amount > 1 or args.name == "bob")', false],
+    ['((args.amount > 1))', true],
+    // not binds tighter than and/or: (not false) or false
+    ['not args.amount > 1000 or args.name == "eve"', true],
+    ['not (args.amount > 100 or args.name == "eve")', false],
+    ['not args.name in ["alice", "eve"]', true],
+  ])('%s is %s', (condition, expected) => {
+    expect(holds(condition, ARGS)).toBe(expected);
+  });
+
+  it('treats a list of conditions in when as all of them', () => {
+    const policy = loadText(dir, 'version: 1\ndefault: allow\nrules:\n  - id: r\n    when: [args.amount > 500, args.currency == "USD"]\n    effect: review\n');
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: 600, currency: 'USD' } }).decision).toBe('review');
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: 600, currency: 'EUR' } }).decision).toBe('allow');
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: 60, currency: 'USD' } }).decision).toBe('allow');
+  });
+});
+
+describe('missing argument paths', () => {
+  it.each([
+    'args.missing == 5',
+    'args.missing != 5',
+    'args.missing == null',
+    'args.missing < 5',
+    'args.missing >= "a"',
+    'args.missing in [1, null]',
+    'args.missing exists',
+    'args.missing startsWith "a"',
+    'args.missing endsWith "a"',
+    'args.missing contains "a"',
+    'args.missing under "/"',
+    'args.amount == args.missing',
+    'args.customer.id == 1',
+    'args.name.first exists',
+    'args.list[3] exists',
+    'args.amount.value > 1',
+  ])('make %s false', (condition) => {
+    expect(holds(condition, ARGS)).toBe(false);
+  });
+
+  it('are false when the call has no arguments at all, or arguments that are not an object', () => {
+    for (const args of [undefined, null, 5, 'amount', [650]]) {
+      expect(holds('args.amount > 500', args)).toBe(false);
+      expect(holds('args.amount != 500', args)).toBe(false);
+    }
+  });
+
+  it('are inverted by not like any false predicate, so "not ... under" denies a call that omits the path', () => {
+    expect(holds('not args.missing == 5', ARGS)).toBe(true);
+    expect(holds('not args.path under "/srv/data"', {})).toBe(true);
+  });
+});
+
+describe('type mismatches', () => {
+  it.each([
+    ['args.str500 > 400', false],
+    ['args.str500 == 500', false],
+    ['args.str500 != 500', true],
+    ['args.amount == "650"', false],
+    ['args.amount < "700"', false],
+    ['args.name > 1', false],
+    ['args.flag > 0', false],
+    ['args.flag == 1', false],
+    ['args.nothing < 1', false],
+    ['args.nothing == 0', false],
+    ['args.obj > 1', false],
+    ['args.amount startsWith "6"', false],
+    ['args.amount contains 6', false],
+    ['args.name in [1, true]', false],
+    ['args.amount under "/"', false],
+  ])('%s is %s: no coercion, and ordering needs two numbers or two strings', (condition, expected) => {
+    expect(holds(condition, ARGS)).toBe(expected);
+  });
+});
+
+describe('paths under a prefix', () => {
+  it.each([
+    ['/srv/data', true],
+    ['/srv/data/', true],
+    ['/srv/data/report.csv', true],
+    ['/srv/data/a/b/c.txt', true],
+    ['/srv/data/./a', true],
+    ['/srv/data/a/../b', true],
+    ['/srv//data/x', true],
+    ['/srv/data/a/..', true],
+    ['/srv/data/..', false],
+    ['/srv/data/../secrets', false],
+    ['/srv/data/../../etc/passwd', false],
+    ['/srv/data/a/../../../etc', false],
+    ['/srv/database/x', false],
+    ['/srv/dat', false],
+    ['/srv', false],
+    ['/', false],
+    ['srv/data/x', false],
+    ['./srv/data', false],
+    ['../srv/data/x', false],
+    ['/srv/data\\..\\..\\etc', false],
+    ['/srv/data/x\u0000', false],
+    ['', false],
+  ])('%j is under /srv/data: %s', (path, expected) => {
+    expect(holds('args.path under "/srv/data"', { path })).toBe(expected);
+  });
+
+  it('normalise the prefix too, so a trailing slash or dots in it change nothing', () => {
+    for (const prefix of ['/srv/data/', '/srv/x/../data', '/srv/./data']) {
+      expect(holds(`args.path under "${prefix}"`, { path: '/srv/data/a' })).toBe(true);
+      expect(holds(`args.path under "${prefix}"`, { path: '/srv/data/../etc' })).toBe(false);
+    }
+  });
+
+  it('count every absolute path as under /, and no relative one', () => {
+    expect(holds('args.path under "/"', { path: '/etc/../x' })).toBe(true);
+    expect(holds('args.path under "/"', { path: 'x' })).toBe(false);
+  });
+
+  it('differ from startsWith, which compares text and is fooled by ..', () => {
+    const path = '/srv/data/../../etc/passwd';
+    expect(holds('args.path startsWith "/srv/data"', { path })).toBe(true);
+    expect(holds('args.path under "/srv/data"', { path })).toBe(false);
+  });
+});
+
+describe('nested argument paths', () => {
+  const args = JSON.parse(
+    '{"customer": {"id": "c-1", "tags": ["vip"], "address": {"country": "DE"}}, "items": [{"sku": "A", "qty": 2}], "dry-run": true, "a.b": 1, "__proto__": {"x": 1}}',
+  ) as unknown;
+
+  it.each([
+    ['args.customer.id == "c-1"', true],
+    ['args.customer["id"] == "c-1"', true],
+    ['args.customer.address.country in ["DE", "FR"]', true],
+    ['args.customer.tags contains "vip"', true],
+    ['args.items[0].sku == "A"', true],
+    ['args.items["0"].qty >= 2', true],
+    ['args.items[1].sku exists', false],
+    ['args["dry-run"] == true', true],
+    ['args["a.b"] == 1', true],
+    ['args.a.b exists', false],
+    ['args.__proto__.x == 1', true],
+  ])('%s is %s', (condition, expected) => {
+    expect(holds(condition, args)).toBe(expected);
+  });
+
+  it('read own data properties only: nothing from the prototype, no array length, no getters run', () => {
+    let ran = false;
+    const withGetter = Object.defineProperty({ plain: 1 }, 'g', {
+      enumerable: true,
+      get() {
+        ran = true;
+        return 1;
+      },
+    });
+    expect(holds('args.constructor exists', {})).toBe(false);
+    expect(holds('args.toString exists', {})).toBe(false);
+    expect(holds('args.__proto__ exists', {})).toBe(false);
+    expect(holds('args.list.length exists', { list: [1] })).toBe(false);
+    expect(holds('args.name.length > 0', { name: 'x' })).toBe(false);
+    expect(holds('args.g exists', withGetter)).toBe(false);
+    expect(ran).toBe(false);
+  });
+});
+
+describe('condition syntax', () => {
+  it.each([
+    ['args.amount = 5', '"=" is not an operator; use == to compare', 12],
+    ['args.a > 1 && args.b > 2', '"&&" is not an operator; use and', 11],
+    ['args.a > 1 || args.b > 2', '"||" is not an operator; use or', 11],
+    ['!args.a exists', '"!" is not an operator; use not, or != to compare', 0],
+    ['args.a exists AND args.b exists', '"AND" is unexpected here; join conditions with and or or', 14],
+    ['args.a EXISTS', '"EXISTS" must be written in lowercase', 7],
+    ['args.a startswith "x"', '"startswith" is not an operator; write startsWith or endsWith', 7],
+    ['args.flag', 'expected an operator after args.flag, such as ==, >, in, exists or under (to test a flag, write args.flag == true)', 9],
+    ['args.a not in [1]', '"not" goes before a condition, as in not args.a in [...]', 7],
+    ['args.a like "x"', 'expected an operator after args.a (==, !=, <, <=, >, >=, in, exists, startsWith, endsWith, contains or under), but found "like"', 7],
+    ['args > 1', 'args alone is not a value; name an argument, as in args.amount', 0],
+    ['amount > 500', '"amount" is not a known name; argument paths start with args, as in args.amount', 0],
+    ['args.a >', 'expected a value after ">", but the condition ends', 8],
+    ['args.a == 1 and', 'the condition ends where an argument such as args.amount was expected', 15],
+    ['and args.a exists', 'expected an argument such as args.amount, but found "and"', 0],
+    ['(args.a > 1', 'expected ")" to close the "(" at character 1, but found the end of the condition', 11],
+    ['args.a > 1)', 'there is a ")" without a matching "("', 10],
+    ['args.a in "x"', 'in needs a list in brackets on its right, such as ["a", "b"]', 10],
+    ['args.a in []', 'the list after in is empty, so the condition could never be true', 10],
+    ['args.a in [1, args.b]', 'a list after in may hold only constants (numbers, strings, true, false, null)', 10],
+    ['args.a in [1 2]', 'expected "," or "]" in the list, but found the number 2', 13],
+    ['args.p under "srv"', 'under needs an absolute path in quotes on its right, such as "/srv/data"', 13],
+    ['args.p under args.root', 'under needs an absolute path in quotes on its right, such as "/srv/data"', 13],
+    ['args.p under "/srv\\\\x"', 'the path after under may not contain a backslash or a NUL character', 13],
+    ['5 > 3', 'this compares two constants; one side must be an argument such as args.amount', 0],
+    ['"x" exists', 'exists needs an argument on its left, such as args.path', 0],
+    ['args.a == "open', 'the string is missing its closing "', 10],
+    ['args.a == "\\q"', 'the escape "\\q" is not supported in a string', 11],
+    ['args.a > 1 args.b > 2', '"args" is unexpected here; join conditions with and or or', 11],
+    ['args.dry-run == true', '"-" is not allowed here; a key with a dash is written args["my-key"]', 8],
+    ['args.a > 1e999', 'the number 1e999 is too large', 9],
+    ['args.a > 12abc', '"12a" is not a number', 9],
+    ['args.items[-1] exists', 'expected a quoted key or a non-negative whole number inside [ ]', 11],
+    ['args.items[1.5] exists', 'expected a quoted key or a non-negative whole number inside [ ]', 11],
+    ['args.items[0 exists', 'expected "]" to close the "[" at character 11', 13],
+    ['args. > 1', 'expected a name after "."; write other keys as args["key"] and indexes as args.list[0]', 5],
+    ['args.a == 1 ; drop', '";" is not allowed in a condition', 12],
+    ['', 'the condition is empty', 0],
+    ['   ', 'the condition is empty', 0],
+    [`${'not '.repeat(40)}args.a exists`, 'the condition nests deeper than 32 levels', 128],
+    [`${'('.repeat(40)}args.a exists${')'.repeat(40)}`, 'the condition nests deeper than 32 levels', 32],
+    [`args.a == "${'x'.repeat(5000)}"`, 'the condition is longer than 4096 characters', 0],
+  ])('refuses %j: %s', (condition, message, offset) => {
+    let error: unknown;
+    try {
+      parseCondition(condition);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConditionSyntaxError);
+    expect((error as ConditionSyntaxError).message).toBe(message);
+    expect((error as ConditionSyntaxError).offset).toBe(offset);
+  });
+
+  it('accepts whitespace, both quote styles and escapes', () => {
+    expect(holds("  args . name   ==   'b\\'o\"b'  ", { name: 'b\'o"b' })).toBe(true);
+    expect(holds('args.s == "tab\\there\\u00e9"', { s: 'tab\there\u00e9' })).toBe(true);
+  });
+});
+
+describe('evaluation of arbitrary arguments', () => {
+  const everyOperator = loadText(
+    dir,
+    `version: 1
+default: allow
+rules:
+${[
+  'args.a == 1',
+  'args.a != "x"',
+  'args.a < 5',
+  'args.a.b <= "m"',
+  'args.a > args.b',
+  'args.b >= -1',
+  'args.c in [1, "x", true, null]',
+  'args.a.b.c exists',
+  'args.s startsWith "a"',
+  'args.s endsWith "z"',
+  'args.l contains 1',
+  'args.s contains "q"',
+  'args.p under "/srv"',
+  'not (args.a exists or args.b[0] exists) and args["__proto__"] exists',
+  'args.l[2].x == args.l[1]',
+]
+  .map((c, i) => `  - id: r${i}\n    when: ${JSON.stringify(c)}\n    effect: ${['allow', 'deny', 'review'][i % 3]}\n`)
+  .join('')}`,
+  );
+
+  const KEYS = ['a', 'b', 'c', 's', 'l', 'p', 'x', '__proto__', 'constructor', '0', '2'];
+  function randomValue(r: () => number, depth: number): unknown {
+    const k = Math.floor(r() * (depth > 3 ? 9 : 12));
+    switch (k) {
+      case 0:
+        return null;
+      case 1:
+        return r() < 0.5;
+      case 2:
+        return Math.floor(r() * 20) - 5;
+      case 3:
+        return [NaN, Infinity, -Infinity, -0, 1e308, Number.MIN_VALUE][Math.floor(r() * 6)];
+      case 4:
+        return ['', 'a', 'xyz', 'q', '/srv/a', '/srv/../etc', 'x'.repeat(100), '\u0000', '\ud800'][Math.floor(r() * 9)];
+      case 5:
+        return undefined;
+      case 6:
+        return [10n, Symbol('s'), () => 1, new Date(0), /re/][Math.floor(r() * 5)];
+      case 7:
+        return 1;
+      case 8:
+        return 'a';
+      case 9:
+      case 10: {
+        const o: Record<string, unknown> = r() < 0.2 ? (Object.create(null) as Record<string, unknown>) : {};
+        const n = Math.floor(r() * 4);
+        for (let i = 0; i < n; i++) Object.defineProperty(o, KEYS[Math.floor(r() * KEYS.length)]!, { value: randomValue(r, depth + 1), enumerable: true, configurable: true, writable: true });
+        return o;
+      }
+      default:
+        return Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, depth + 1));
+    }
+  }
+
+  it('never throws and always returns a decision, for thousands of random argument objects', () => {
+    const r = rng(0x5eed);
+    for (let i = 0; i < 3000; i++) {
+      const args = randomValue(r, 0);
+      const result = evaluate(everyOperator, { agent: 'a', tool: 't', args });
+      expect(['allow', 'deny', 'review']).toContain(result.decision);
+    }
+  });
+
+  it('never throws on hostile objects: throwing getters and proxies, revoked proxies, cycles', () => {
+    const throwing = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('get');
+        },
+        getOwnPropertyDescriptor() {
+          throw new Error('descriptor');
+        },
+        ownKeys() {
+          throw new Error('keys');
+        },
+        getPrototypeOf() {
+          throw new Error('proto');
+        },
+      },
+    );
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const cycle: Record<string, unknown> = { b: 1 };
+    cycle['a'] = cycle;
+    cycle['l'] = [cycle, cycle];
+    const getter = Object.defineProperty({}, 'a', {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    for (const args of [throwing, revoked, { a: throwing, b: revoked, l: [revoked] }, cycle, getter, { l: [1, throwing, { x: revoked }] }]) {
+      expect(() => evaluate(everyOperator, { agent: 'a', tool: 't', args })).not.toThrow();
+    }
+    // A predicate that cannot read its value is false, and not inverts it as usual.
+    expect(holds('args.a == 1', throwing)).toBe(false);
+    expect(holds('not args.a == 1', throwing)).toBe(true);
+    expect(holds('args.a == args.a', cycle)).toBe(true);
+  });
+
+  it('never throws when the caller passes names that are not strings', () => {
+    const bad = { agent: 5, server: null, tool: undefined, args: {} } as unknown as Parameters<typeof evaluate>[1];
+    expect(() => evaluate(everyOperator, bad)).not.toThrow();
+  });
+});
