@@ -49,6 +49,7 @@ export {
   ChainChecker,
   LedgerVerifier,
   MAX_FAILURES,
+  selectVerifiers,
   trustStatement,
   trustedKeys,
   type Failure,

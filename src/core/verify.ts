@@ -4,7 +4,7 @@ import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, verifyConsistency } from './merkle.js';
-import { keyFingerprint, type NoteKeyId, type NoteVerifier } from './note.js';
+import { keyFingerprint, parseVerifierKey, type NoteKeyId, type NoteVerifier } from './note.js';
 
 /**
  * The verifier trusts no stored hash. It is fed raw rows in global-position order and recomputes
@@ -503,6 +503,30 @@ export class LedgerVerifier {
     if (failures[0] !== undefined) report.first = failures[0];
     return report;
   }
+}
+
+/**
+ * Keys the auditor pinned win; otherwise the keys that came with the data are used (and the
+ * report will say where they came from). A malformed pinned key is the caller's error and throws;
+ * a malformed accompanying key verifies nothing and is passed to `onBad`.
+ */
+export function selectVerifiers(
+  pinned: readonly string[] | undefined,
+  accompanying: readonly string[],
+  accompanyingSource: KeySource,
+  onBad: (key: string, error: Error) => void = () => undefined,
+): { verifiers: NoteVerifier[]; source: KeySource } {
+  if (pinned !== undefined && pinned.length > 0) return { verifiers: pinned.map((k) => parseVerifierKey(k.trim())), source: 'pinned' };
+  const verifiers: NoteVerifier[] = [];
+  for (const k of accompanying) {
+    if (k.trim() === '') continue;
+    try {
+      verifiers.push(parseVerifierKey(k.trim()));
+    } catch (e) {
+      onBad(k, e as Error);
+    }
+  }
+  return { verifiers, source: accompanyingSource };
 }
 
 /** The trust part of a report: which keys signed what was accepted, and where they came from. */

@@ -7,7 +7,7 @@ import {
   canonicalize,
   leafHash,
   openCheckpoint,
-  parseVerifierKey,
+  selectVerifiers,
   strictParse,
   MAX_FAILURES,
   trustedKeys,
@@ -16,7 +16,6 @@ import {
   type Failure,
   type KeySource,
   type NoteKeyId,
-  type NoteVerifier,
   type VerifyReport,
 } from '../core/index.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION } from './bundle.js';
@@ -108,23 +107,9 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   if (origin === undefined || session === undefined) return bad('manifest.json names no ledger origin or session.');
 
   // --- keys and checkpoint
-  let verifiers: NoteVerifier[];
-  let source: KeySource;
-  if (options.trustedKeys !== undefined && options.trustedKeys.length > 0) {
-    verifiers = options.trustedKeys.map((k) => parseVerifierKey(k.trim()));
-    source = 'pinned';
-  } else {
-    verifiers = [];
-    for (const line of (read('keys.txt') ?? '').split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        verifiers.push(parseVerifierKey(line.trim()));
-      } catch (e) {
-        fail({ code: 'checkpoint_signature', reason: `keys.txt holds a malformed key: ${(e as Error).message}` });
-      }
-    }
-    source = 'bundle';
-  }
+  const { verifiers, source } = selectVerifiers(options.trustedKeys, (read('keys.txt') ?? '').split('\n'), 'bundle', (_k, e) =>
+    fail({ code: 'checkpoint_signature', reason: `keys.txt holds a malformed key: ${e.message}` }),
+  );
   const note = read('checkpoint.txt');
   if (note === undefined) return bad('checkpoint.txt is missing: the events cannot be tied to a signed tree.');
   let cp: Checkpoint;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { LedgerVerifier, WitnessError, parseVerifierKey, type KeySource, type NoteVerifier, type VerifyReport } from '../core/index.js';
+import { LedgerVerifier, WitnessError, selectVerifiers, type VerifyReport } from '../core/index.js';
 import type { Ledger } from './ledger.js';
 
 export interface VerifyLedgerOptions {
@@ -13,22 +13,9 @@ export interface VerifyLedgerOptions {
 
 /** Feeds every raw row of a ledger through the core verifier, then re-hashes the artifacts. */
 export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions = {}): Promise<VerifyReport> {
-  let verifiers: NoteVerifier[];
-  let source: KeySource;
-  if (options.trustedKeys !== undefined && options.trustedKeys.length > 0) {
-    verifiers = options.trustedKeys.map((k) => parseVerifierKey(k.trim()));
-    source = 'pinned';
-  } else {
-    verifiers = [];
-    for (const k of await ledger.publicKeys()) {
-      try {
-        verifiers.push(parseVerifierKey(k.vkey));
-      } catch {
-        // An unparseable stored key verifies nothing; checkpoints signed only by it fail below.
-      }
-    }
-    source = 'ledger';
-  }
+  // An unparseable stored key verifies nothing; checkpoints signed only by it fail below.
+  const stored = (await ledger.publicKeys()).map((k) => k.vkey);
+  const { verifiers, source } = selectVerifiers(options.trustedKeys, stored, 'ledger');
   const v = new LedgerVerifier({ origin: ledger.info.origin, verifiers, keySource: source, ...(options.against === undefined ? {} : { against: options.against }) });
   v.setCheckpoints(await ledger.checkpoints());
   const total = ledger.info.size;
