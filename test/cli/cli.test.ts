@@ -511,4 +511,15 @@ describe('witness demo', () => {
     const verify = await runCli(['verify', bundle, '--trusted-key', `${db}.pub`]);
     expect(verify.code).toBe(0);
   });
+
+  it('records into the ledger named by --store and reports it as JSON with --json', async () => {
+    const store = path.join(dir, 'demo-store.db');
+    const r = await runCli(['demo', '--dir', path.join(dir, 'demo-json'), '--store', `sqlite:${store}`, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { database: string; ledgerReport: { ok: boolean }; bundleReport: { ok: boolean }; events: unknown[] };
+    expect(out.database).toBe(store);
+    expect(out.ledgerReport.ok && out.bundleReport.ok).toBe(true);
+    expect(out.events.length).toBeGreaterThan(10);
+    expect(fs.existsSync(store)).toBe(true);
+  });
 });
