@@ -30,6 +30,7 @@ export const REQUIREMENTS = {
   'R-HOSTILE': 'Hostile input (corrupt files, duplicate keys, huge numbers) becomes a typed failure, never a crash.',
   'R-OFFLINE': 'An exported session verifies offline with no database.',
   'R-WITHHOLD': 'An export without payloads still verifies.',
+  'R-AUDIT-ACCESS': 'Exporting audit data is itself recorded: who, which session, what scope (HIPAA 164.312(b)).',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
 } as const;
 

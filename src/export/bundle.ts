@@ -15,6 +15,8 @@ import type { Ledger } from '../store/index.js';
  */
 export const BUNDLE_FORMAT = 'witness-evidence';
 export const BUNDLE_VERSION = 1;
+/** The stream where reads and exports of audit data are themselves recorded. */
+export const AUDIT_STREAM = 'witness.audit-access';
 
 export interface BundleManifest {
   format: typeof BUNDLE_FORMAT;
@@ -32,6 +34,11 @@ export interface BundleManifest {
 export interface ExportOptions {
   /** Export headers and salted digests only: shareable without personal data, still verifiable. */
   withholdData?: boolean;
+  /**
+   * Who is exporting: recorded as an `audit.access` event in the ledger's audit stream (HIPAA
+   * 164.312(b) and SOC 2 ask who read audit data, not only what agents did).
+   */
+  actor?: string;
   now?: Date;
 }
 
@@ -108,6 +115,21 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
     files,
   };
   fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  if (options.actor !== undefined) {
+    await ledger.append([
+      {
+        stream: AUDIT_STREAM,
+        agent: { id: 'witness-cli' },
+        principal: { id: options.actor, kind: 'human' },
+        kind: 'audit.access',
+        resource: session,
+        action: 'export',
+        outcome: 'success',
+        data: { actor: options.actor, operation: 'export', scope: { session, withheld: withhold, dir: path.resolve(outDir) }, count: events.length },
+      },
+    ]);
+    if (ledger.canSeal) await ledger.seal();
+  }
   const warnings: string[] = [];
   if (events[events.length - 1]!.kind !== 'session.end') {
     warnings.push(`Session ${session} has not ended, so the bundle has no session.end and its verification will report it incomplete; export again after the session ends.`);

@@ -24,7 +24,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   init: ['--store', '--name', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
   verify: ['--store', '--session', '--trusted-key', '--against', '--json'],
-  export: ['--session', '--out', '-o', '--withhold-data', '--store', '--json'],
+  export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--json'],
   seal: ['--store', '--force', '--json'],
   checkpoint: ['--store', '--json'],
 };
@@ -407,7 +407,7 @@ describe('witness verify', () => {
   // without that check ever running.
   it('refuses --against and a foreign --session with a bundle instead of silently ignoring them', async () => {
     const bundle = path.join(dir, 'bundle-for-flags');
-    expect((await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', bundle])).code).toBe(0);
+    expect((await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', bundle])).code).toBe(0);
     const saved = path.join(dir, 'saved-for-bundle.txt');
     fs.writeFileSync(saved, base.checkpoints[0]!.note);
     const against = await runCli(['verify', bundle, '--trusted-key', base.vkey, '--against', saved]);

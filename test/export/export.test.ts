@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, isWitnessError, strictParse, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
-import { exportSession, verifyBundle, type BundleManifest } from '../../src/export/index.js';
+import { AUDIT_STREAM, exportSession, verifyBundle, type BundleManifest } from '../../src/export/index.js';
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
 import { artifactFile, buildLedger, copyLedger, oneSentence, runCli, type BuiltLedger } from '../helpers/ledger.js';
@@ -76,7 +76,7 @@ describe('export then verify', () => {
 
   it('round-trips through the CLI: witness export, then witness verify with the public key file pinned', async () => {
     const out = outDir();
-    const exported = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    const exported = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', out]);
     expect(exported.stderr).toBe('');
     expect(exported.code).toBe(0);
     expect(exported.stdout).toContain(`Exported session ${base.sessions.a}: 6 events, 0 artifact(s), proofs against checkpoint size 13.`);
@@ -90,7 +90,7 @@ describe('export then verify', () => {
 
   it('prints the export result as JSON with --json', async () => {
     const out = outDir();
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.b, '-o', out, '--json']);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.b, '-o', out, '--json']);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout) as { dir: string; events: number; artifacts: number; checkpointSize: number; manifest: BundleManifest };
     expect(json).toMatchObject({ dir: out, events: 5, artifacts: 1, checkpointSize: 13, manifest: { session: base.sessions.b } });
@@ -100,7 +100,7 @@ describe('export then verify', () => {
 describe('--withhold-data', () => {
   it('[R-WITHHOLD] still verifies, and no payload text, salt or artifact byte is in the bundle', async () => {
     const out = outDir();
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.b, '-o', out, '--withhold-data']);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.b, '-o', out, '--withhold-data']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('payloads withheld');
 
@@ -150,6 +150,30 @@ describe('--withhold-data', () => {
   });
 });
 
+describe('who exported what', () => {
+  it('[R-AUDIT-ACCESS] records each CLI export as an audit.access event naming the person, the session and the scope, sealed', async () => {
+    const l = copyLedger(base, dir);
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${l.file}`, '--session', base.sessions.a, '-o', out, '--as', 'auditor@example.com', '--withhold-data']);
+    expect(r.code).toBe(0);
+    const ledger = SqliteLedger.open({ path: l.file, create: false, readonly: true });
+    try {
+      const audit = await ledger.readStream(AUDIT_STREAM);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]).toMatchObject({
+        kind: 'audit.access',
+        principal: { id: 'auditor@example.com', kind: 'human' },
+        resource: base.sessions.a,
+        action: 'export',
+        data: { actor: 'auditor@example.com', operation: 'export', scope: { session: base.sessions.a, withheld: true }, count: 6 },
+      });
+      expect((await ledger.latestCheckpoint())!.size).toBe(base.size + 1);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
 describe('sealing before export', () => {
   async function unsealedLedger(): Promise<{ file: string; session: string }> {
     const file = tempDb(dir);
@@ -182,8 +206,9 @@ describe('sealing before export', () => {
 
     const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
     try {
+      // The session's checkpoint (4), then the one sealing the export's own audit.access record.
       const cps = await ledger.checkpoints();
-      expect(cps.map((c) => c.size)).toEqual([4]);
+      expect(cps.map((c) => c.size)).toEqual([4, 5]);
       expect(fs.readFileSync(path.join(out, 'checkpoint.txt'), 'utf8')).toBe(cps[0]!.note);
     } finally {
       await ledger.close();
@@ -220,13 +245,13 @@ describe('export errors', () => {
     expect(oneSentence((thrown as Error).message)).toContain('No session no-such-session');
     expect(fs.existsSync(out)).toBe(false);
 
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', 'no-such-session', '-o', out]);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', 'no-such-session', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(oneSentence(r.stderr)).toContain('No session no-such-session');
     expect(fs.existsSync(out)).toBe(false);
 
-    const json = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', 'no-such-session', '-o', out, '--json']);
+    const json = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', 'no-such-session', '-o', out, '--json']);
     expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'not_found', message: expect.stringContaining('No session no-such-session') } });
   });
 
@@ -234,7 +259,7 @@ describe('export errors', () => {
     const out = outDir();
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'precious.txt'), 'keep me');
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', out]);
     expect(r.code).toBe(2);
     expect(oneSentence(r.stderr)).toMatch(/already exists and is not an empty directory/);
     expect(fs.readdirSync(out)).toEqual(['precious.txt']);
@@ -243,7 +268,7 @@ describe('export errors', () => {
   it('refuses an output path that is an existing file', async () => {
     const out = `${outDir()}.txt`;
     fs.writeFileSync(out, 'a file');
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a, '-o', out]);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', out]);
     expect(r.code).toBe(2);
     oneSentence(r.stderr);
     expect(fs.readFileSync(out, 'utf8')).toBe('a file');
@@ -252,14 +277,14 @@ describe('export errors', () => {
   it('writes into an existing empty directory', async () => {
     const out = outDir();
     fs.mkdirSync(out);
-    const r = await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.c, '-o', out]);
+    const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.c, '-o', out]);
     expect(r.code).toBe(0);
     expect(fs.readdirSync(out)).toContain('events.jsonl');
   });
 
   it('needs --session and -o: usage error, exit 2', async () => {
-    expect((await runCli(['export', '--store', `sqlite:${base.file}`, '-o', outDir()])).code).toBe(2);
-    expect((await runCli(['export', '--store', `sqlite:${base.file}`, '--session', base.sessions.a])).code).toBe(2);
+    expect((await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '-o', outDir()])).code).toBe(2);
+    expect((await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a])).code).toBe(2);
   });
 
   it('refuses to export from a ledger that does not exist, without creating it', async () => {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import { exportSession } from '../../export/index.js';
 import { sidecarPaths } from '../../store/index.js';
@@ -11,13 +12,15 @@ export function registerExport(program: Command, io: Io): void {
     .requiredOption('--session <id>', 'the session to export')
     .requiredOption('-o, --out <dir>', 'output directory (must not exist or be empty)')
     .option('--withhold-data', 'export headers and salted payload digests only: shareable without personal data, still verifiable')
+    .option('--as <person>', 'who is exporting, recorded as an audit.access event (default: the OS user)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { session: string; out: string; withholdData?: boolean; store?: string; json?: boolean }) => {
+    .action(async (opts: { session: string; out: string; withholdData?: boolean; as?: string; store?: string; json?: boolean }) => {
       // Not read-only: an unsealed session is sealed first when this process holds the key.
       const ledger = openExisting(resolveStore(opts.store));
       try {
-        const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true });
+        const actor = opts.as ?? os.userInfo().username;
+        const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true, actor });
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
         io.out(`Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`);
