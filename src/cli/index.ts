@@ -4,6 +4,7 @@ import { registerCheckpoint } from './commands/checkpoint.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerQuery } from './commands/query.js';
 import { registerSeal } from './commands/seal.js';
 import { registerVerify } from './commands/verify.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerExport(program, io);
   registerSeal(program, io);
   registerCheckpoint(program, io);
+  registerProxy(program, io, setExit);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   try {
     await program.parseAsync(argv);

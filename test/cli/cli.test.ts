@@ -27,6 +27,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--json'],
   seal: ['--store', '--force', '--json'],
   checkpoint: ['--store', '--json'],
+  proxy: ['--agent', '--policy', '--server', '--store'],
 };
 
 describe('help and usage', () => {

@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { WitnessError } from '../../core/index.js';
+import { loadPolicyFile, type Policy } from '../../policy/index.js';
+import { openWitness } from '../../recorder/index.js';
+import { EXIT_FAILED, EXIT_OK } from '../exit.js';
+import type { Io } from '../output.js';
+import { resolveStore } from '../store-option.js';
+
+interface ProxyOpts {
+  agent: string;
+  policy?: string;
+  store?: string;
+  server?: string;
+}
+
+/**
+ * `witness proxy --agent <id> [--policy file] [--store url] -- <server command and args>`.
+ * stdout is the MCP channel: nothing but the server's frames (and the proxy's own JSON-RPC
+ * answers) is ever written there; diagnostics go to stderr through `io.err`.
+ */
+export function registerProxy(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('proxy')
+    .description('run an MCP server over stdio behind the audit proxy: record every tool call, enforce a policy')
+    .argument('<server...>', 'the MCP server command and its arguments, after --')
+    .requiredOption('--agent <id>', 'the agent identity to record every call under (never taken from the client)')
+    .option('--policy <file>', 'a policy file (YAML) to enforce: allow, deny or review each tool call')
+    .option('--server <name>', 'a name for the upstream server, for policy rules (match.server) and the records')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .usage('--agent <id> [--policy <file>] [--store <url>] -- <command> [args...]')
+    .action(async (server: string[], opts: ProxyOpts) => {
+      const agent = opts.agent.trim();
+      if (agent === '' || agent.length > 512) throw new WitnessError('invalid_argument', '--agent must be a non-empty agent identity of at most 512 characters.');
+      if (opts.server !== undefined && (opts.server === '' || opts.server.length > 512)) throw new WitnessError('invalid_argument', '--server must be a non-empty name of at most 512 characters.');
+      const [command, ...args] = server;
+      if (command === undefined || command === '') throw new WitnessError('invalid_argument', 'Give the MCP server command after --, e.g. witness proxy --agent bot -- npx my-mcp-server.');
+      // Bad configuration fails here, before the server is started, in one sentence.
+      const policy: Policy | undefined = opts.policy === undefined ? undefined : readPolicy(opts.policy);
+
+      const reported = new Set<string>();
+      const witness = await openWitness({
+        store: resolveStore(opts.store),
+        onError: (e) => {
+          // One line per kind of fault, so a failing store does not flood the client's log.
+          if (reported.has(e.code)) return;
+          reported.add(e.code);
+          io.err(`witness proxy: ${e.message}`);
+        },
+      });
+      const { StdioProxy } = await import('../../gateway/index.js');
+      const proxy = new StdioProxy({
+        witness,
+        agent: { id: agent },
+        command,
+        args,
+        server: opts.server,
+        policy,
+        input: process.stdin,
+        output: process.stdout,
+        onLog: (m) => io.err(m),
+      });
+      const onSignal = () => void proxy.stop();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      try {
+        await proxy.start();
+        const outcome = await proxy.done;
+        if (outcome.message !== undefined) io.err(`witness: ${outcome.message}`);
+        const failed = outcome.reason === 'spawn_failed' || (outcome.reason === 'server_exited' && outcome.serverExitCode !== 0);
+        setExit(failed ? EXIT_FAILED : EXIT_OK);
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        await witness.close();
+        // Nothing more will be read; let the process exit.
+        process.stdin.destroy();
+      }
+    });
+}
+
+/** A missing policy file is bad usage here (exit 2), like a malformed one. */
+function readPolicy(file: string): Policy {
+  try {
+    return loadPolicyFile(file);
+  } catch (e) {
+    if (e instanceof WitnessError && e.code === 'not_found') throw new WitnessError('invalid_argument', e.message, { cause: e });
+    throw e;
+  }
+}

@@ -1,0 +1,273 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { describe, expect, it } from 'vitest';
+import type { StoredEvent } from '../../src/core/index.js';
+import { NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
+import { openWitness } from '../../src/recorder/index.js';
+import { SqliteLedger } from '../../src/store/index.js';
+import { BIN, REPO_ROOT, runCli, verifyFile } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+/**
+ * `witness proxy` end to end, with real parts only: the official SDK Client over its stdio
+ * transport launches the real binary (bin/witness.js → dist/, so build first), which spawns the
+ * real server-everything from npm and records into a temporary SQLite ledger.
+ */
+
+const dir = tempDir('witness-proxy-');
+const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+const SERVER = ['node', EVERYTHING, 'stdio'];
+
+if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
+  throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');
+}
+
+async function connect(args: string[], clientName = 'test-client'): Promise<Client> {
+  const [command, ...rest] = args as [string, ...string[]];
+  const transport = new StdioClientTransport({ command, args: rest, cwd: REPO_ROOT, stderr: 'pipe' });
+  const client = new Client({ name: clientName, version: '9.9.9' });
+  await client.connect(transport);
+  return client;
+}
+
+function proxyArgs(store: string, extra: string[] = []): string[] {
+  return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...SERVER];
+}
+
+async function events(store: string): Promise<StoredEvent[]> {
+  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
+  try {
+    const page = await ledger.query({ limit: 1000 });
+    return [...page.events].sort((a, b) => a.seq - b.seq);
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** A proxy driven line by line, for input no well-behaved SDK client would send. */
+function rawProxy(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  let buf = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      waiters.splice(0).forEach((w) => w());
+    }
+  });
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  return {
+    send: (line: string) => child.stdin.write(`${line}\n`),
+    /** The next line the proxy writes to stdout, parsed (every stdout line must be JSON). */
+    async next(): Promise<Record<string, unknown>> {
+      while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
+      return JSON.parse(lines.shift()!) as Record<string, unknown>;
+    },
+    async close(): Promise<{ code: number | null; stderr: string }> {
+      child.stdin.end();
+      const code = await exited;
+      return { code, stderr };
+    },
+    exited,
+    stderr: () => stderr,
+  };
+}
+
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+
+describe('witness proxy over stdio', () => {
+  it('returns the same echo result as a direct connection and records the call under the configured agent, whatever clientInfo claims', async () => {
+    const store = tempDb(dir);
+    const direct = await connect(SERVER);
+    const proxied = await connect(proxyArgs(store), 'billing-admin');
+    try {
+      const args = { name: 'echo', arguments: { message: 'refund order A-1042' } };
+      const [viaDirect, viaProxy] = await Promise.all([direct.callTool(args), proxied.callTool(args)]);
+      expect(viaProxy).toEqual(viaDirect);
+      expect(viaProxy.content).toEqual([{ type: 'text', text: 'Echo: refund order A-1042' }]);
+      expect((await proxied.listTools()).tools.map((t) => t.name)).toEqual((await direct.listTools()).tools.map((t) => t.name));
+    } finally {
+      await Promise.all([direct.close(), proxied.close()]);
+    }
+
+    const evs = await events(store);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'tool.result', 'session.end']);
+    expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
+    expect(evs.every((e) => e.recorder?.kind === 'gateway')).toBe(true);
+    const call = evs[1]!;
+    const result = evs[2]!;
+    expect(call.data).toMatchObject({ tool: 'echo', arguments: { message: 'refund order A-1042' }, client_claims: { clientInfo: { name: 'billing-admin', version: '9.9.9' } } });
+    expect(typeof call.data?.['jsonrpc_id']).toBe('number');
+    expect(call.outcome).toBe('pending');
+    expect(result.parent).toBe(call.id);
+    expect(result.outcome).toBe('success');
+    expect(result.data).toMatchObject({ tool: 'echo', is_error: false, output: { content: [{ type: 'text', text: 'Echo: refund order A-1042' }] } });
+    expect(result.data?.['duration_ms']).toBeGreaterThanOrEqual(0);
+    expect(evs[3]!.data).toMatchObject({ reason: 'completed' });
+
+    const report = await verifyFile(store);
+    expect(report.failures).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+
+  it('answers a denied call itself with a tool error the model can read, never forwards it, hides hide-rule tools and records the decision', async () => {
+    const store = tempDb(dir);
+    const policy = path.join(dir, 'deny-echo.yaml');
+    fs.writeFileSync(
+      policy,
+      [
+        'version: 1',
+        'default: allow',
+        'rules:',
+        '  - id: no-echo',
+        '    match: { agent: support-*, tool: echo }',
+        '    effect: deny',
+        '    reason: Echoing is not allowed for support agents.',
+        '  - id: no-env',
+        '    match: { tool: get-env }',
+        '    effect: deny',
+        '    hide: true',
+        '',
+      ].join('\n'),
+    );
+    const client = await connect(proxyArgs(store, ['--policy', policy]));
+    let refused;
+    let allowed;
+    let tools: string[];
+    try {
+      refused = await client.callTool({ name: 'echo', arguments: { message: 'hello' } });
+      allowed = await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
+      tools = (await client.listTools()).tools.map((t) => t.name);
+    } finally {
+      await client.close();
+    }
+    expect(refused.isError).toBe(true);
+    const text = (refused.content as Array<{ text: string }>)[0]!.text;
+    expect(text).toContain('Echoing is not allowed for support agents.');
+    expect(text).toContain('no-echo');
+    expect(text).not.toContain('Echo: hello');
+    expect(allowed.isError ?? false).toBe(false);
+    expect(tools).toContain('echo');
+    expect(tools).not.toContain('get-env');
+
+    const evs = await events(store);
+    expect(evs.map((e) => `${e.kind}:${String(e.data?.['tool'] ?? '')}`)).toEqual([
+      'session.start:',
+      'tool.call:echo',
+      'policy.decision:echo',
+      'tool.result:echo',
+      'tool.call:get-sum',
+      'policy.decision:get-sum',
+      'tool.result:get-sum',
+      'session.end:',
+    ]);
+    const [, call, decision, result] = evs;
+    expect(decision!.parent).toBe(call!.id);
+    expect(decision!.outcome).toBe('denied');
+    expect(decision!.policy).toMatchObject({ decision: 'deny', rule: 'no-echo', mode: 'enforce' });
+    expect(decision!.data).toMatchObject({ decision: 'deny', rule: 'no-echo', reason: 'Echoing is not allowed for support agents.' });
+    expect(decision!.data?.['policy_version']).toMatch(/^[0-9a-f]{64}$/);
+    // The only result is the gateway's refusal: the server never answered, because it never saw the call.
+    expect(result!.parent).toBe(call!.id);
+    expect(result!.outcome).toBe('denied');
+    expect(result!.data).toMatchObject({ is_error: true, output: { isError: true, content: [{ type: 'text', text }] } });
+    expect(evs[5]!.data).toMatchObject({ decision: 'allow' });
+    expect((await verifyFile(store)).ok).toBe(true);
+  });
+
+  it('answers a line that is not JSON with a -32700 parse error, records it, and keeps serving', async () => {
+    const store = tempDb(dir);
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', ...SERVER]);
+    p.send('this is not json {');
+    const parseError = await p.next();
+    expect(parseError).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32700 } });
+    p.send(INIT);
+    const init = await p.next();
+    expect(init).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: expect.any(Object) } });
+    const { code, stderr } = await p.close();
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/witness: /);
+    const evs = await events(store);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
+    expect(evs[1]!.data).toMatchObject({ code: 'parse_error', source: 'gateway' });
+  });
+
+  it('gives a pending request a JSON-RPC error and records an error event when the server exits mid-call', async () => {
+    const store = tempDb(dir);
+    const dying = ['node', '-e', 'process.stdin.once("data", () => process.exit(3))'];
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', ...dying]);
+    p.send(INIT);
+    const answer = await p.next();
+    expect(answer).toMatchObject({ jsonrpc: '2.0', id: 1, error: { code: -32000 } });
+    expect(String((answer['error'] as { message: string }).message)).toContain('exited with code 3');
+    const code = await p.exited;
+    expect(code).toBe(1);
+    expect(p.stderr()).toMatch(/^witness: The MCP server .* exited with code 3\.$/m);
+    const evs = await events(store);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
+    expect(evs[1]!.data).toMatchObject({ code: 'upstream_exited', exit_code: 3 });
+    expect(evs[2]!.data).toMatchObject({ reason: 'error' });
+    expect((await verifyFile(store)).ok).toBe(true);
+  });
+});
+
+describe('witness proxy configuration', () => {
+  it('exits 2 with one line on stderr, before starting the server, for a missing or malformed policy file or a missing server command', async () => {
+    const store = tempDb(dir);
+    const bad = path.join(dir, 'bad-policy.yaml');
+    fs.writeFileSync(bad, 'version: 1\ndefault: perhaps\n');
+    for (const args of [
+      ['--policy', path.join(dir, 'missing.yaml'), '--', ...SERVER],
+      ['--policy', bad, '--', ...SERVER],
+      [],
+    ]) {
+      const r = await runCli(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr.trim().split('\n').length, r.stderr).toBeLessThanOrEqual(2);
+    }
+    expect(fs.existsSync(store)).toBe(false);
+  });
+});
+
+describe('StdioProxy in-process', () => {
+  it('refuses a tool call with a JSON-RPC error and never forwards it when the call cannot be recorded (fail closed)', async () => {
+    const store = tempDb(dir);
+    const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const lines: Array<Record<string, unknown>> = [];
+    let buf = '';
+    output.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    const [command, ...args] = SERVER as [string, ...string[]];
+    const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output });
+    await proxy.start();
+    // The ledger goes away under the running proxy.
+    await witness.ledger.close();
+    input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'unrecorded' } } })}\n`);
+    const until = Date.now() + 10_000;
+    while (lines.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    input.end();
+    await proxy.done;
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: NOT_RECORDED } });
+    expect(JSON.stringify(lines[0])).not.toContain('Echo: unrecorded');
+  });
+});
