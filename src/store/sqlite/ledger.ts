@@ -105,12 +105,27 @@ export class SqliteLedger implements Ledger {
       throw translateSqliteError(e, file);
     }
     this.db = db;
+    // Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite's busy handler
+    // being consulted (two processes opening a new file at once); those steps are idempotent, so
+    // they are retried for twice the busy timeout.
+    const deadline = Date.now() + 2 * (options.busyTimeoutMs ?? 5000);
+    const retryBusy = <T>(fn: () => T): T => {
+      for (;;) {
+        try {
+          return fn();
+        } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() >= deadline) throw e;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        }
+      }
+    };
     try {
       // The schema is checked before any pragma that writes, so a file that is not ours is refused
       // untouched (switching it to WAL would change its header).
-      const meta = this.openOrCreateSchema(file, options, create);
+      const meta = retryBusy(() => this.openOrCreateSchema(file, options, create));
       if (!options.readonly) {
-        db.pragma('journal_mode = WAL');
+        retryBusy(() => db.pragma('journal_mode = WAL'));
         db.pragma(`synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
         // The append-only triggers make SQLite keep a statement journal per INSERT; on disk that
         // halved insert throughput (measured 63k → 29k rows/s), in memory it costs ~10 %.
@@ -125,12 +140,12 @@ export class SqliteLedger implements Ledger {
       let signer = loadSigner(paths.key, options.env);
       // A ledger that has never had a key gets one, also when its creator died before writing it;
       // a ledger whose key was removed does not silently get a new one.
-      if (signer === undefined && !options.readonly && create && this.publicKeyCount() === 0) {
+      if (signer === undefined && !options.readonly && create && retryBusy(() => this.publicKeyCount()) === 0) {
         createKeyFile(paths.key, paths.pub, meta.origin);
         signer = loadSigner(paths.key, {});
       }
       this.signer = signer;
-      if (signer !== undefined && !options.readonly) this.ensurePublicKey(signer);
+      if (signer !== undefined && !options.readonly) retryBusy(() => this.ensurePublicKey(signer));
       this.canSeal = signer !== undefined && !options.readonly;
       this.maxPayloadBytes = options.maxPayloadBytes;
       this.stmts = this.prepareStatements();
