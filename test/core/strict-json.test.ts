@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WitnessError } from '../../src/core/errors.js';
 import { DEFAULT_MAX_PARSE_DEPTH, strictParse, strictParseLines } from '../../src/core/strict-json.js';
-import { rng } from '../helpers/random.js';
+import { pick, randomJsonValue, rng } from '../helpers/random.js';
 
 function thrown(fn: () => unknown): WitnessError {
   try {
@@ -14,54 +14,10 @@ function thrown(fn: () => unknown): WitnessError {
 }
 
 
-const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
-const CHARS = ['a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\t', '\u0000', '\u001f', '\u007f', 'é', '€', '\u2028', '\ufeff', '😀'];
 
-function randomString(r: () => number): string {
-  let s = '';
-  const n = Math.floor(r() * 8);
-  for (let i = 0; i < n; i++) s += pick(r, CHARS);
-  return s;
-}
 
-/** Numbers whose JSON.stringify text is not an integer literal beyond 2^53−1 (those are rejected by design). */
-function randomNumber(r: () => number): number {
-  switch (Math.floor(r() * 5)) {
-    case 0:
-      return Math.floor((r() - 0.5) * 2 * Number.MAX_SAFE_INTEGER);
-    case 1:
-      return Math.floor((r() - 0.5) * 2000);
-    case 2:
-      return (r() - 0.5) * 1e6;
-    case 3:
-      return r() * 1e-300;
-    default:
-      return (r() + 1) * 1e21 * 10 ** Math.floor(r() * 280);
-  }
-}
 
-function randomValue(r: () => number, depth = 0): unknown {
-  switch (Math.floor(r() * (depth > 4 ? 5 : 7))) {
-    case 0:
-      return null;
-    case 1:
-      return r() < 0.5;
-    case 2:
-      return randomNumber(r);
-    case 3:
-    case 4:
-      return randomString(r);
-    case 5:
-      return Array.from({ length: Math.floor(r() * 5) }, () => randomValue(r, depth + 1));
-    default: {
-      const o: Record<string, unknown> = {};
-      const n = Math.floor(r() * 5);
-      for (let i = 0; i < n; i++) o[randomString(r)] = randomValue(r, depth + 1);
-      return o;
-    }
-  }
-}
 
 /** JSON text for `v` with random insignificant whitespace and random (valid) escaping choices. */
 function randomText(r: () => number, v: unknown): string {
@@ -149,7 +105,7 @@ describe('strictParse on valid JSON', () => {
   it('parses every random JSON value exactly as JSON.parse does', () => {
     const r = rng(8259);
     for (let i = 0; i < 3000; i++) {
-      const text = randomText(r, randomValue(r));
+      const text = randomText(r, randomJsonValue(r));
       expect(strictParse(text)).toEqual(JSON.parse(text));
     }
   });
@@ -252,7 +208,7 @@ describe('strictParse on hostile or invalid input', () => {
     const r = rng(2);
     const inserts = ['{', '}', '[', ']', ',', ':', '"', '\\', '\\u', '\\ud800', '0', '-', '.', 'e', ' ', '\u0001', '\ud800', '\udc00', '\ufeff', 'x', '"k":1,'];
     for (let i = 0; i < 20_000; i++) {
-      let text = randomText(r, randomValue(r));
+      let text = randomText(r, randomJsonValue(r));
       const edits = 1 + Math.floor(r() * 3);
       for (let k = 0; k < edits; k++) {
         const at = Math.floor(r() * (text.length + 1));
