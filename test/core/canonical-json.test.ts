@@ -3,9 +3,9 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import canonicalizeModule from 'canonicalize';
 import { DEFAULT_MAX_DEPTH, canonicalBytes, canonicalize, toJsonValue } from '../../src/core/canonical-json.js';
-import { WitnessError } from '../../src/core/errors.js';
 import { strictParse } from '../../src/core/strict-json.js';
 import { randomJsonValue, rng } from '../helpers/random.js';
+import { thrown } from '../helpers/errors.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/jcs/${name}`, import.meta.url), 'utf8');
 const library = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (v: unknown) => string;
@@ -14,16 +14,6 @@ function fromBits(hex: string): number {
   const view = new DataView(new ArrayBuffer(8));
   view.setBigUint64(0, BigInt(`0x${hex}`));
   return view.getFloat64(0);
-}
-
-function thrown(fn: () => unknown): WitnessError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(WitnessError);
-    return e as WitnessError;
-  }
-  throw new Error('expected a WitnessError, but nothing was thrown');
 }
 
 

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isWitnessError } from '../../src/core/errors.js';
-import type { ErrorCode } from '../../src/core/errors.js';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from '../../src/core/checkpoint.js';
 import { generateKey, parseSignerKey, parseVerifierKey, signNote } from '../../src/core/note.js';
+import { codeOf } from '../helpers/errors.js';
 
 // A real sum.golang.org signed tree head and the Go checksum database's public key, copied from
 // google/trillian-examples formats/log/checkpoint_test.go (TestSumDBNoteParsing).
@@ -29,15 +28,6 @@ const C2SP_BODY = 'example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/
 
 const ROOT = new Uint8Array(32).map((_, i) => i);
 const ROOT_B64 = Buffer.from(ROOT).toString('base64');
-
-function codeOf(fn: () => unknown): ErrorCode | 'no error' | 'foreign error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isWitnessError(e) ? e.code : 'foreign error';
-  }
-}
 
 describe('formatCheckpoint', () => {
   it("formats the tree head from Go's sumdb/tlog note_test.go byte for byte", () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { isWitnessError } from '../../src/core/errors.js';
-import type { ErrorCode } from '../../src/core/errors.js';
 import {
   MAX_NOTE_BYTES,
   computeKeyHash,
@@ -13,6 +12,7 @@ import {
   signNote,
 } from '../../src/core/note.js';
 import type { NoteSigner, NoteVerifier } from '../../src/core/note.js';
+import { codeOf } from '../helpers/errors.js';
 
 // Known-answer vectors copied from golang.org/x/mod sumdb/note/note_test.go
 // (github.com/golang/mod, TestNewVerifier, TestNewSigner, TestSign, TestOpen).
@@ -33,15 +33,6 @@ const C2SP_NOTE =
   '\n\u2014 quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n';
 
 const ED25519_L = (1n << 252n) + 27742317777372353535851937790883648493n;
-
-function codeOf(fn: () => unknown): ErrorCode | 'no error' | 'foreign error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isWitnessError(e) ? e.code : 'foreign error';
-  }
-}
 
 function errorOf(fn: () => unknown): unknown {
   try {

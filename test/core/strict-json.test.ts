@@ -2,16 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WitnessError } from '../../src/core/errors.js';
 import { DEFAULT_MAX_PARSE_DEPTH, strictParse, strictParseLines } from '../../src/core/strict-json.js';
 import { pick, randomJsonValue, rng } from '../helpers/random.js';
-
-function thrown(fn: () => unknown): WitnessError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(WitnessError);
-    return e as WitnessError;
-  }
-  throw new Error('expected a WitnessError, but nothing was thrown');
-}
+import { thrown } from '../helpers/errors.js';
 
 
 
