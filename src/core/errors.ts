@@ -28,6 +28,10 @@ export const ERROR_CODES = [
   'immutable',
   'not_found',
   'closed',
+  // requests refused
+  'forbidden',
+  'conflict',
+  'unauthorized',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

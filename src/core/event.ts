@@ -64,7 +64,7 @@ export type AgentRef = z.infer<typeof AgentRef>;
 
 export const RecorderRef = z.strictObject({
   id: label.optional(),
-  kind: z.enum(['sdk', 'gateway', 'server', 'otlp']),
+  kind: z.enum(['sdk', 'gateway', 'server', 'otlp', 'cli']),
   version: label.optional(),
 });
 

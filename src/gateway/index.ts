@@ -1,7 +1,10 @@
 /**
- * src/gateway: the MCP audit gateway. For now the stdio proxy (`witness proxy`): per-agent
- * identity from its own configuration, tool calls recorded before they are forwarded (fail
- * closed), policy enforced before the server sees a call, everything else passed through.
+ * src/gateway: the MCP audit gateway. The relay (one MCP session: recording, policy, approval
+ * holds, pass-through) and its transports: the stdio proxy (`witness proxy`) and the Streamable
+ * HTTP gateway (`witness gateway`). Agent identity always comes from the gateway's configuration.
  */
-export { StdioProxy, runStdioProxy, NOT_RECORDED, type ProxyEndReason, type ProxyOutcome, type StdioProxyOptions } from './stdio-proxy.js';
-export { LineSplitter, classify, errorResponse, idKey, resultResponse, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
+export { StdioProxy, runStdioProxy, type ProxyEndReason, type ProxyOutcome, type StdioProxyOptions } from './stdio-proxy.js';
+export { McpRelay, NOT_RECORDED, FRAME_TOO_LARGE, type RelayEnd, type RelayOptions, type RelayPorts } from './relay.js';
+export { DEFAULT_APPROVAL_SETTINGS, type ApprovalSettings } from './approval-desk.js';
+export { argumentsDigest } from './record.js';
+export { LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';

@@ -12,29 +12,79 @@ export { ErrorCode };
 /** A JSON-RPC id as MCP allows it (no null for requests). */
 export type JsonRpcId = string | number;
 
-/** Splits a byte stream into lines; a final line without a newline is delivered at end. */
+/**
+ * Splits a byte stream into lines; a final line without a newline is delivered at end. A line
+ * longer than `maxChars` is never buffered whole: its first characters and its size go to
+ * `onOversize` and the rest is skipped up to the next newline, so a hostile peer cannot make the
+ * gateway hold an unbounded line in memory.
+ */
 export class LineSplitter {
   private buffered = '';
   private readonly decoder = new TextDecoder('utf-8');
+  /** Set while skipping the rest of an oversized line: its head and its length so far. */
+  private skipping: { head: string; chars: number } | undefined;
 
-  constructor(private readonly onLine: (line: string) => void) {}
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly maxChars = Number.POSITIVE_INFINITY,
+    private readonly onOversize: (head: string, chars: number) => void = () => undefined,
+  ) {}
 
   push(chunk: Buffer | string): void {
-    this.buffered += typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
+    const text = typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
+    if (this.skipping !== undefined) {
+      const nl = text.indexOf('\n');
+      if (nl === -1) {
+        this.skipping.chars += text.length;
+        return;
+      }
+      this.skipping.chars += nl;
+      this.oversize();
+      this.buffered = text.slice(nl + 1);
+    } else {
+      this.buffered += text;
+    }
     let nl = this.buffered.indexOf('\n');
     while (nl !== -1) {
       const line = this.buffered.slice(0, nl).replace(/\r$/, '');
       this.buffered = this.buffered.slice(nl + 1);
-      if (line.trim() !== '') this.onLine(line);
+      if (line.length > this.maxChars) {
+        this.skipping = { head: line.slice(0, 512), chars: line.length };
+        this.oversize();
+      } else if (line.trim() !== '') this.onLine(line);
       nl = this.buffered.indexOf('\n');
+    }
+    if (this.buffered.length > this.maxChars) {
+      this.skipping = { head: this.buffered.slice(0, 512), chars: this.buffered.length };
+      this.buffered = '';
     }
   }
 
   end(): void {
+    if (this.skipping !== undefined) return this.oversize();
     this.buffered += this.decoder.decode();
     const rest = this.buffered.replace(/\r$/, '');
     this.buffered = '';
-    if (rest.trim() !== '') this.onLine(rest);
+    if (rest.length > this.maxChars) this.onOversize(rest.slice(0, 512), rest.length);
+    else if (rest.trim() !== '') this.onLine(rest);
+  }
+
+  private oversize(): void {
+    const s = this.skipping!;
+    this.skipping = undefined;
+    this.onOversize(s.head, s.chars);
+  }
+}
+
+/** The JSON-RPC id of a frame read from its first characters only (for a frame too large to parse). */
+export function sniffId(head: string): JsonRpcId | null {
+  const m = /"id"\s*:\s*(-?\d{1,15}(?![\d.eE])|"(?:[^"\\]|\\.){0,256}")/.exec(head);
+  if (m === null) return null;
+  const raw = m[1]!;
+  try {
+    return raw.startsWith('"') ? (JSON.parse(raw) as string) : Number(raw);
+  } catch {
+    return null;
   }
 }
 

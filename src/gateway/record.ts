@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { canonicalize, sha256Hex, type Outcome } from '../core/index.js';
+import { canonicalize, sha256Hex, type AgentRef, type Outcome, type StoredEvent } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import type { Session, Witness } from '../recorder/index.js';
 
@@ -9,8 +9,16 @@ import type { Session, Witness } from '../recorder/index.js';
  * whatever the client says about itself goes into `client_claims` only.
  */
 
+/** What a recorded request is: a tool call, a resource read, a prompt fetch, or a list call. */
+export type CallKind = 'tool' | 'resource' | 'prompt' | 'list';
+
 export interface CallStart {
+  kind: CallKind;
+  /** The tool name; for other requests the MCP method (resources/read, prompts/get, tools/list). */
   tool: string;
+  method?: string;
+  /** The resource URI or prompt name a non-tool request names. */
+  target?: string | undefined;
   server: string | undefined;
   args: unknown;
   jsonrpcId: string | number;
@@ -36,6 +44,7 @@ export class GatewayRecorder {
   constructor(
     private readonly witness: Witness,
     readonly session: Session,
+    readonly agent: AgentRef,
   ) {}
 
   /**
@@ -45,12 +54,18 @@ export class GatewayRecorder {
    */
   async call(c: CallStart): Promise<string | undefined> {
     const callId = uuidv7();
-    const base = { resource: c.server ?? c.tool, action: c.tool };
+    // For a tool the resource is the server and the action the tool; a resource read touches the URI.
+    const base =
+      c.kind === 'tool'
+        ? { resource: c.server ?? c.tool, action: c.tool }
+        : { resource: c.kind === 'resource' && c.target !== undefined ? c.target : (c.server ?? c.tool), action: c.kind === 'prompt' && c.target !== undefined ? `prompts/get ${c.target}` : c.tool };
     const review = c.evaluation?.decision === 'review';
     const call = this.session.record(
       'tool.call',
       {
         tool: c.tool,
+        ...(c.method === undefined ? {} : { method: c.method }),
+        ...(c.target === undefined ? {} : { target: c.target }),
         ...(c.server === undefined ? {} : { server: c.server }),
         arguments: c.args,
         jsonrpc_id: c.jsonrpcId,
@@ -72,7 +87,7 @@ export class GatewayRecorder {
               policy_version: e.policyVersion,
               ...(e.reason === undefined ? {} : { reason: e.reason }),
               tool: c.tool,
-              ...argumentsDigest(c.args),
+              ...digestField(c.args),
               ...(e.matched.length === 0 ? {} : { matched: e.matched }),
             },
             {
@@ -113,8 +128,96 @@ export class GatewayRecorder {
     );
   }
 
+  /** Records `approval.request` (durable before this resolves); returns the request id, or undefined if not recorded. */
+  async approvalRequest(r: { callId: string; tool: string; server: string | undefined; args: unknown; digest: string; evaluation: Evaluation; expiresAt: string }): Promise<string | undefined> {
+    const id = uuidv7();
+    const e = r.evaluation;
+    const receipt = await this.session.record(
+      'approval.request',
+      {
+        request_id: id,
+        tool: r.tool,
+        ...(r.server === undefined ? {} : { server: r.server }),
+        arguments: r.args,
+        arguments_digest: r.digest,
+        ...(e.rule === undefined ? {} : { rule: e.rule }),
+        ...(e.reason === undefined ? {} : { reason: e.reason }),
+        policy_version: e.policyVersion,
+        session: this.session.id,
+        call_id: r.callId,
+        expires_at: r.expiresAt,
+      },
+      {
+        id,
+        parent: r.callId,
+        resource: r.server ?? r.tool,
+        action: r.tool,
+        outcome: 'pending',
+        policy: { decision: 'review', ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
+      },
+    );
+    return receipt === undefined ? undefined : id;
+  }
+
+  /**
+   * Records the policy.decision that releases an approved call and consumes its grant (durable
+   * before this resolves: a call is never forwarded on an unrecorded approval).
+   */
+  async release(r: { callId: string; tool: string; server: string | undefined; digest: string; evaluation: Evaluation; requestId: string; decision: StoredEvent }): Promise<boolean> {
+    const e = r.evaluation;
+    const dd = r.decision.data ?? {};
+    const approver = typeof dd['approver'] === 'string' ? dd['approver'] : 'unknown';
+    const receipt = await this.session.record(
+      'policy.decision',
+      {
+        decision: 'allow',
+        ...(e.rule === undefined ? {} : { rule: e.rule }),
+        mode: e.mode,
+        policy_version: e.policyVersion,
+        reason: `approved by ${approver}`,
+        tool: r.tool,
+        arguments_digest: r.digest,
+        approval: { request_id: r.requestId, decision_id: r.decision.id, approver, stream: r.decision.stream },
+      },
+      {
+        resource: r.server ?? r.tool,
+        action: r.tool,
+        parent: r.callId,
+        outcome: 'success',
+        policy: { decision: 'allow', ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode, approver },
+        approvals: [
+          {
+            approver,
+            decision: 'approved',
+            ...(typeof dd['role'] === 'string' ? { role: dd['role'] } : {}),
+            ...(typeof dd['reason'] === 'string' ? { reason: dd['reason'] } : {}),
+            ...(typeof dd['meaning'] === 'string' ? { meaning: dd['meaning'] } : {}),
+            args_digest: r.digest,
+            ts: r.decision.ts,
+          },
+        ],
+      },
+    );
+    return receipt !== undefined;
+  }
+
+  /** Records that a request expired undecided (the gateway's own decision, first one wins). */
+  async expire(r: { requestId: string; tool: string; server: string | undefined; digest: string; approver: string; evaluation: Evaluation }): Promise<void> {
+    await this.session.record(
+      'approval.decision',
+      { request_id: r.requestId, decision: 'expired', approver: r.approver, arguments_digest: r.digest, tool: r.tool, ...(r.server === undefined ? {} : { server: r.server }), reason: 'no decision before the request expired' },
+      {
+        parent: r.requestId,
+        resource: r.server ?? r.tool,
+        action: r.tool,
+        outcome: 'denied',
+        policy: { decision: 'review', ...(r.evaluation.rule === undefined ? {} : { rule: r.evaluation.rule }), version: r.evaluation.policyVersion, mode: r.evaluation.mode },
+      },
+    );
+  }
+
   /** Records an `error` event: bad input from the client, an upstream that exited, a refused call. */
-  error(message: string, code: string, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
+  error(message: string, code: string | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
     this.track(this.session.record('error', { message, code, source, ...extra }, { outcome: 'error' }));
   }
 
@@ -133,11 +236,19 @@ export class GatewayRecorder {
   }
 }
 
-function argumentsDigest(args: unknown): { arguments_digest?: string } {
+/**
+ * SHA-256 of the canonical JSON (RFC 8785) of a call's arguments: what an approval binds to.
+ * Arguments with no canonical form (numbers beyond 2^53) get the digest of their JSON text
+ * prefixed, so they still bind, but never equal a canonical digest.
+ */
+export function argumentsDigest(args: unknown): string {
   try {
-    return { arguments_digest: sha256Hex(canonicalize(args ?? null)) };
+    return sha256Hex(canonicalize(args ?? null));
   } catch {
-    // Arguments that have no canonical form (numbers beyond 2^53) are still recorded on tool.call.
-    return {};
+    return sha256Hex(`witness/non-canonical-arguments\n${JSON.stringify(args ?? null)}`);
   }
+}
+
+function digestField(args: unknown): { arguments_digest: string } {
+  return { arguments_digest: argumentsDigest(args) };
 }

@@ -3,3 +3,4 @@ export { Session, type EndInput, type EventFields, type LlmCallInput, type Sessi
 export { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, Redactor, type RedactionConfig, type RedactionRule } from './redact.js';
 export { WitnessOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 export { BatchWriter, type BatchWriterOptions } from './writer.js';
+export { APPROVAL_STREAM, bindingMismatch, decideApproval, findApproval, listApprovals, type ApprovalStatus, type ApprovalView, type Binding, type DecideInput, type ListOptions } from './approvals.js';

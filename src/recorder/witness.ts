@@ -98,6 +98,19 @@ export class Witness implements SessionHost {
     return this.writer.write(prepared);
   }
 
+  /**
+   * Records one event outside the batching writer and throws its fault instead of reporting it:
+   * for a person's act at the command line (an approval), where "not recorded" must be said.
+   */
+  async recordStrict(stream: string, input: EventInput): Promise<AppendReceipt> {
+    if (this.closed) throw new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.');
+    const prepared = this.prepare(stream, input);
+    await this.writer.drain();
+    const [receipt] = this.ledger.appendPrepared([prepared]);
+    this.committed([receipt!]);
+    return receipt!;
+  }
+
   private prepare(stream: string, input: EventInput): PreparedEvent {
     // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
     // or a class instance whose toJSON() carries a secret is redacted like any other string.

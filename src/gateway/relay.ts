@@ -1,0 +1,394 @@
+import type { AgentRef } from '../core/index.js';
+import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
+import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
+import { ErrorCode, LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
+import { GatewayRecorder, argumentsDigest, type CallKind } from './record.js';
+
+/**
+ * The transport-independent heart of the gateway: one MCP session between one client and one
+ * upstream server. The stdio proxy and the HTTP gateway feed it serialized JSON-RPC messages from
+ * each side and deliver what it emits; it records, enforces policy, holds calls for approval and
+ * forwards every frame it does not need to change unchanged.
+ *
+ * Client frames are handled strictly in order up to the point of forwarding: a tools/call is held
+ * until its tool.call record is durable, and frames behind it wait, so the server never sees them
+ * out of order. A call held for human approval leaves that queue: frames behind it go on.
+ */
+
+export interface RelayOptions {
+  witness: Witness;
+  /** The agent identity, from the gateway's own configuration: never from anything the client sends. */
+  agent: AgentRef;
+  /** A name for the upstream server, used by policy rules (`match.server`) and in the records. */
+  server?: string | undefined;
+  policy?: Policy | undefined;
+  /** Also record tools/list, resources/list, resources/templates/list and prompts/list. */
+  recordLists?: boolean;
+  /** A client frame larger than this (characters) is refused unread. Default 4 MiB. */
+  maxFrameChars?: number;
+  /**
+   * When a call cannot be recorded: false (default) refuses it — unrecorded actions never reach the
+   * server; true forwards it anyway (for non-critical servers) and the recorder records the gap.
+   */
+  failOpen?: boolean;
+  approvals?: Partial<ApprovalSettings>;
+  /** Diagnostics for a person (stderr). Never the MCP channel. */
+  onLog?: ((message: string) => void) | undefined;
+  /** session.start purpose and labels (transport, command or URL, client address). */
+  purpose: string;
+  labels?: Record<string, string>;
+}
+
+export interface RelayPorts {
+  /** A frame for the client; `related` is the client request it belongs to, when known (HTTP routes by it). */
+  toClient(line: string, related?: JsonRpcId): void;
+  toServer(line: string): void;
+}
+
+/** Error code for a call refused because it could not be recorded (implementation-defined range). */
+export const NOT_RECORDED = -32050;
+/** Error code for a client frame over the size limit. */
+export const FRAME_TOO_LARGE = -32051;
+
+const DEFAULT_MAX_FRAME_CHARS = 4 * 1024 * 1024;
+const LIST_METHODS = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list']);
+
+interface Pending {
+  id: JsonRpcId;
+  method: string;
+  started: number;
+  /** Set for recorded requests: the tool.call event id and what it named. */
+  call?: { callId: string; tool: string };
+}
+
+export type RelayEnd = 'completed' | 'error' | 'cancelled';
+
+export class McpRelay {
+  private readonly pending = new Map<string, Pending>();
+  /** Requests the server sent the client (sampling, elicitation, roots, ping): only their answers go back. */
+  private readonly serverRequests = new Set<string>();
+  private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private clientGoneAt: number | undefined;
+  private ended = false;
+  private readonly desk: ApprovalDesk;
+
+  private constructor(
+    private readonly o: RelayOptions,
+    private readonly ports: RelayPorts,
+    readonly rec: GatewayRecorder,
+  ) {
+    this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
+      agent: o.agent.id,
+      server: o.server,
+      toClient: (line, related) => this.ports.toClient(line, related),
+      release: (held) => {
+        this.pending.set(idKey(held.id), { id: held.id, method: 'tools/call', started: held.started, call: { callId: held.callId, tool: held.tool } });
+        this.ports.toServer(held.line);
+      },
+      log: (m) => this.log(m),
+    });
+  }
+
+  /** Records session.start; resolves once it is durable. */
+  static async open(o: RelayOptions, ports: RelayPorts): Promise<McpRelay> {
+    const session = await o.witness.session({
+      agent: o.agent,
+      recorder: { kind: 'gateway', version: RECORDER_VERSION },
+      purpose: o.purpose.slice(0, 4096),
+      labels: {
+        ...o.labels,
+        ...(o.server === undefined ? {} : { server: o.server }),
+        ...(o.policy === undefined ? {} : { policy: o.policy.sha256, policy_mode: o.policy.mode }),
+        ...(o.failOpen === true ? { on_record_failure: 'forward' } : {}),
+      },
+    });
+    return new McpRelay(o, ports, new GatewayRecorder(o.witness, session, o.agent));
+  }
+
+  get sessionId(): string {
+    return this.rec.session.id;
+  }
+
+  get maxFrameChars(): number {
+    return this.o.maxFrameChars ?? DEFAULT_MAX_FRAME_CHARS;
+  }
+
+  /** A line splitter for a client byte stream, with this relay's frame limit. */
+  clientSplitter(): LineSplitter {
+    return new LineSplitter(
+      (line) => this.fromClient(line),
+      this.maxFrameChars,
+      (head, chars) => this.oversized(head, chars),
+    );
+  }
+
+  /** A frame over the limit: answered (with its id when it can be read from its start) and recorded. */
+  oversized(head: string, chars: number): void {
+    const id = sniffId(head);
+    this.ports.toClient(errorResponse(id, FRAME_TOO_LARGE, `Request too large: the message is ${chars} characters, over this gateway's limit of ${this.maxFrameChars}; it was not forwarded.`));
+    this.rec.error(`The client sent a message of ${chars} characters, over the ${this.maxFrameChars} limit; it was refused unread.`, 'frame_too_large', 'gateway', {
+      chars,
+      limit: this.maxFrameChars,
+      head: head.slice(0, 256),
+      ...(id === null ? {} : { jsonrpc_id: id }),
+    });
+  }
+
+  // ---------------------------------------------------------------- client → server
+
+  fromClient(line: string): void {
+    if (this.ended) return;
+    if (line.length > this.maxFrameChars) return this.oversized(line.slice(0, 512), line.length);
+    const frame = classify(line);
+    if (frame.type === 'invalid') {
+      this.ports.toClient(errorResponse(null, ErrorCode.ParseError, `Parse error: the message is not JSON (${frame.reason}).`));
+      this.rec.error(`The client sent a message that is not JSON: ${frame.reason}.`, 'parse_error', 'gateway', { line: line.slice(0, 1024), chars: line.length });
+      return;
+    }
+    if (frame.type === 'batch') {
+      // MCP (2025-06-18 on) has no batches, and a batch would let calls past the recorder unseen.
+      this.ports.toClient(errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message at a time.'));
+      this.rec.error('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', 'gateway', { size: frame.message.length });
+      return;
+    }
+    this.chain = this.chain.then(() => this.handleClient(frame, line)).catch((e: unknown) => this.log(`witness gateway: could not handle a client message: ${String(e)}`));
+  }
+
+  private async handleClient(frame: Frame, line: string): Promise<void> {
+    if (frame.type === 'request') {
+      const { method } = frame;
+      if (method === 'tools/call') return this.toolCall(frame.id, frame.params, line);
+      if (method === 'resources/read' || method === 'prompts/get' || (this.o.recordLists === true && LIST_METHODS.has(method))) {
+        return this.recordedRequest(frame.id, method, frame.params, line);
+      }
+      if (method === 'initialize') {
+        const p = asObject(frame.params);
+        this.claims = { ...(p['clientInfo'] === undefined ? {} : { clientInfo: p['clientInfo'] }), ...(p['protocolVersion'] === undefined ? {} : { protocolVersion: p['protocolVersion'] }) };
+      }
+      this.pending.set(idKey(frame.id), { id: frame.id, method, started: performance.now() });
+    } else if (frame.type === 'notification' && frame.method === 'notifications/cancelled') {
+      const requestId = asObject(frame.params)['requestId'];
+      if (typeof requestId === 'string' || typeof requestId === 'number') {
+        const reason = asObject(frame.params)['reason'];
+        const why = `The client cancelled the call${typeof reason === 'string' ? `: ${reason}` : ''}.`;
+        // A call still held for approval never reached the server: nothing to forward.
+        if (this.desk.cancel(requestId, why)) return;
+        const p = this.pending.get(idKey(requestId));
+        if (p?.call !== undefined) {
+          this.pending.delete(idKey(p.id));
+          this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message: why, code: 'cancelled' }, durationMs: performance.now() - p.started, outcome: 'error' });
+        }
+      }
+    } else if (frame.type === 'response') {
+      const key = idKey(frame.id);
+      if (!this.serverRequests.delete(key)) {
+        // Forwarding it would answer a request the server never made (or a stale one): drop it, say so.
+        this.rec.error('The client sent a response to a request the server never made; it was not forwarded.', 'unknown_response', 'gateway', { jsonrpc_id: frame.id });
+        return;
+      }
+    }
+    this.ports.toServer(line);
+  }
+
+  private claimsWith(meta: unknown): unknown {
+    return this.claims === undefined && meta === undefined ? undefined : { ...this.claims, ...(meta === undefined ? {} : { _meta: meta }) };
+  }
+
+  private async toolCall(id: JsonRpcId, rawParams: unknown, line: string): Promise<void> {
+    const params = asObject(rawParams);
+    const tool = params['name'];
+    if (typeof tool !== 'string' || tool === '') {
+      this.ports.toClient(errorResponse(id, ErrorCode.InvalidParams, 'Invalid params: tools/call needs params.name, the name of the tool to call.'), id);
+      this.rec.error('The client sent a tools/call without a tool name, which was refused.', 'invalid_params', 'gateway', { jsonrpc_id: id });
+      return;
+    }
+    const args = params['arguments'];
+    const server = this.o.server;
+    const evaluation = this.o.policy === undefined ? undefined : evaluate(this.o.policy, { agent: this.o.agent.id, server, tool, args });
+    const meta = params['_meta'];
+    const started = performance.now();
+    const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation });
+    if (callId === undefined && !this.notRecorded(id, tool)) return;
+    if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
+      const digest = argumentsDigest(args);
+      await this.desk.hold({ id, line, callId, tool, args, digest, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
+      return;
+    }
+    if (evaluation !== undefined && evaluation.enforced && evaluation.decision !== 'allow') {
+      const result = toolErrorResult(refusal(tool, evaluation));
+      this.ports.toClient(resultResponse(id, result), id);
+      if (callId !== undefined) this.rec.result({ callId, tool, server, output: result, isError: true, durationMs: performance.now() - started, outcome: 'denied' });
+      return;
+    }
+    if (callId !== undefined) this.pending.set(idKey(id), { id, method: 'tools/call', started, call: { callId, tool } });
+    else this.pending.set(idKey(id), { id, method: 'tools/call', started });
+    this.ports.toServer(line);
+  }
+
+  /** resources/read, prompts/get (and list calls when configured): recorded like a tool call, no policy. */
+  private async recordedRequest(id: JsonRpcId, method: string, rawParams: unknown, line: string): Promise<void> {
+    const params = asObject(rawParams);
+    const target = typeof params['uri'] === 'string' ? params['uri'] : typeof params['name'] === 'string' ? params['name'] : undefined;
+    const { _meta: meta, ...args } = params;
+    const kind: CallKind = method === 'resources/read' ? 'resource' : method === 'prompts/get' ? 'prompt' : 'list';
+    const started = performance.now();
+    const callId = await this.rec.call({ kind, tool: method, method, target, server: this.o.server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation: undefined });
+    if (callId === undefined && !this.notRecorded(id, method)) return;
+    this.pending.set(idKey(id), { id, method, started, ...(callId === undefined ? {} : { call: { callId, tool: method } }) });
+    this.ports.toServer(line);
+  }
+
+  /** A call that could not be recorded: refused (fail closed, returns false) or let through (fail open). */
+  private notRecorded(id: JsonRpcId, what: string): boolean {
+    if (this.o.failOpen === true) {
+      this.log(`witness gateway: forwarded a call to ${what} that could not be recorded (fail-open is configured for this server).`);
+      return true;
+    }
+    this.ports.toClient(errorResponse(id, NOT_RECORDED, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
+    this.log(`witness gateway: refused a call to ${what} because it could not be recorded.`);
+    return false;
+  }
+
+  // ---------------------------------------------------------------- server → client
+
+  fromServer(line: string): void {
+    const frame = classify(line);
+    if (frame.type === 'request') {
+      this.serverRequests.add(idKey(frame.id));
+      return this.ports.toClient(line);
+    }
+    if (frame.type === 'notification') {
+      const token = frame.method === 'notifications/progress' ? asObject(frame.params)['progressToken'] : undefined;
+      return this.ports.toClient(line, token === undefined ? undefined : this.relatedToToken(token));
+    }
+    if (frame.type !== 'response') return this.ports.toClient(line);
+    const key = idKey(frame.id);
+    const p = this.pending.get(key);
+    if (p === undefined) {
+      if (this.clientGoneAt === undefined) {
+        this.rec.error('The server sent a response to a request the client never made (or one already answered); it was not forwarded.', 'unknown_response', 'tool', { jsonrpc_id: frame.id });
+      }
+      return;
+    }
+    this.pending.delete(key);
+    if (p.call !== undefined) {
+      const result = frame.result;
+      const error = frame.error === undefined ? undefined : rpcError(frame.error);
+      const isError = error !== undefined || asObject(result)['isError'] === true;
+      this.rec.result({
+        callId: p.call.callId,
+        tool: p.call.tool,
+        server: this.o.server,
+        ...(result === undefined ? {} : { output: result }),
+        isError,
+        ...(error === undefined ? {} : { error }),
+        durationMs: performance.now() - p.started,
+        outcome: isError ? 'error' : 'success',
+      });
+    } else if (frame.error !== undefined) {
+      const e = rpcError(frame.error);
+      this.rec.error(`The server answered ${p.method} with an error: ${e.message}`, typeof e.code === 'number' ? e.code : 'rpc_error', 'tool', { method: p.method, jsonrpc_id: p.id });
+    }
+    if (p.method === 'tools/list' && this.o.policy !== undefined && frame.error === undefined) {
+      const filtered = this.filterTools(frame);
+      if (filtered !== undefined) return this.ports.toClient(filtered, p.id);
+    }
+    this.ports.toClient(line, p.id);
+  }
+
+  private relatedToToken(token: unknown): JsonRpcId | undefined {
+    // Progress tokens are chosen by the client; the SDK uses the request id, so try that first.
+    if (typeof token === 'number' || typeof token === 'string') {
+      if (this.pending.has(idKey(token))) return token;
+    }
+    return undefined;
+  }
+
+  /** Hides the tools the policy says this agent may never call; undefined when nothing changes. */
+  private filterTools(frame: Extract<Frame, { type: 'response' }>): string | undefined {
+    const result = asObject(frame.result);
+    const tools = result['tools'];
+    if (!Array.isArray(tools) || this.o.policy === undefined) return undefined;
+    const named = tools.filter((t): t is { name: string } => typeof asObject(t)['name'] === 'string');
+    const visible = new Set(visibleTools(this.o.policy, this.o.agent.id, this.o.server, named));
+    if (visible.size === named.length) return undefined;
+    const kept = tools.filter((t) => typeof asObject(t)['name'] !== 'string' || visible.has(t as { name: string }));
+    return JSON.stringify({ ...frame.message, result: { ...result, tools: kept } });
+  }
+
+  // ---------------------------------------------------------------- ends
+
+  /** Waits until every client frame received so far has been handled (recorded and forwarded). */
+  async drained(): Promise<void> {
+    await this.chain;
+  }
+
+  /**
+   * The upstream server is gone (exited, crashed, unreachable): every open request is answered with
+   * a well-formed error and every open call is recorded as failed. `unexpected` also records why.
+   */
+  async upstreamGone(message: string, code: string, unexpected: boolean, extra: Record<string, unknown> = {}): Promise<void> {
+    await this.chain;
+    for (const p of this.pending.values()) {
+      if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(p.id, ErrorCode.ConnectionClosed, `${message.replace(/\.$/, '')} before answering ${p.method}.`), p.id);
+      if (p.call !== undefined) {
+        this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code }, durationMs: performance.now() - p.started, outcome: 'error' });
+      }
+    }
+    this.pending.clear();
+    this.desk.abandonAll(`${message.replace(/\.$/, '')} while the call waited for approval.`, code);
+    if (unexpected) this.rec.error(message, code, 'tool', extra);
+  }
+
+  /** The client went away (stdin closed, HTTP session deleted or dropped): open calls are recorded as abandoned. */
+  async clientGone(how: string): Promise<void> {
+    if (this.clientGoneAt !== undefined) return;
+    await this.chain;
+    this.clientGoneAt = performance.now();
+    const message = `The client disconnected (${how}) before the server answered.`;
+    for (const p of this.pending.values()) {
+      if (p.call !== undefined) {
+        this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code: 'client_disconnected' }, durationMs: performance.now() - p.started, outcome: 'error' });
+      }
+    }
+    this.pending.clear();
+    this.desk.abandonAll(`The client disconnected (${how}) while the call waited for approval; the approval request stays open for a retry.`, 'client_disconnected');
+  }
+
+  /** Ends the session once every record has been written. */
+  async end(reason: RelayEnd): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.chain;
+    this.desk.close();
+    await this.rec.settle();
+    await this.rec.session.end({ reason });
+    await this.rec.settle();
+  }
+
+  private log(message: string): void {
+    try {
+      this.o.onLog?.(message);
+    } catch {
+      // A logger that throws must not take the gateway down.
+    }
+  }
+}
+
+/** What the model reads when a call is refused by policy. */
+function refusal(tool: string, e: Evaluation): string {
+  const rule = e.rule === undefined ? 'the policy default' : `policy rule "${e.rule}"`;
+  return `The call to ${tool} was denied by ${rule}${e.reason === undefined ? '' : `: ${e.reason}`}${/[.!?]$/.test(e.reason ?? '') ? '' : '.'} It was not sent to the server.`;
+}
+
+export function asObject(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function rpcError(e: unknown): { message: string; code?: number; data?: unknown } {
+  const o = asObject(e);
+  const message = typeof o['message'] === 'string' ? o['message'] : 'The server answered with a malformed JSON-RPC error.';
+  return { message, ...(typeof o['code'] === 'number' ? { code: o['code'] } : {}), ...(o['data'] === undefined ? {} : { data: o['data'] }) };
+}
