@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { RECORDER_VERSION } from '../recorder/index.js';
+import { registerApprovals } from './commands/approvals.js';
 import { registerCheckpoint } from './commands/checkpoint.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerSeal(program, io);
   registerCheckpoint(program, io);
   registerProxy(program, io, setExit);
+  registerApprovals(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   try {
     await program.parseAsync(argv);

@@ -287,7 +287,12 @@ export class ApprovalDesk {
       await this.decide(h, v);
       return;
     }
-    const minutes = Math.round((this.s.timeoutMs / 60_000) * 10) / 10;
-    this.refuse(h, `The call to ${h.tool} was not approved within ${minutes} minute(s) (approval request ${h.requestId}), so it was not made.`);
+    this.refuse(h, `The call to ${h.tool} was not approved within ${duration(this.s.timeoutMs)} (approval request ${h.requestId}), so it was not made.`);
   }
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
+  return `${Math.round(ms / 6000) / 10} minute(s)`;
 }

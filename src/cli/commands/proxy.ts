@@ -11,6 +11,10 @@ interface ProxyOpts {
   policy?: string;
   store?: string;
   server?: string;
+  approvalTimeout: string;
+  onRecordFailure: string;
+  recordLists?: boolean;
+  maxFrameBytes: string;
 }
 
 /**
@@ -27,11 +31,19 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
     .option('--policy <file>', 'a policy file (YAML) to enforce: allow, deny or review each tool call')
     .option('--server <name>', 'a name for the upstream server, for policy rules (match.server) and the records')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--approval-timeout <duration>', 'how long a call held for review waits for `witness approve` before it is refused (e.g. 90s, 5m)', '5m')
+    .option('--on-record-failure <mode>', 'refuse (default: fail closed) or forward (fail open, for non-critical servers) when a call cannot be recorded', 'refuse')
+    .option('--record-lists', 'also record tools/list, resources/list and prompts/list calls')
+    .option('--max-frame-bytes <n>', 'refuse client messages larger than this', String(4 * 1024 * 1024))
     .usage('--agent <id> [--policy <file>] [--store <url>] -- <command> [args...]')
     .action(async (server: string[], opts: ProxyOpts) => {
       const agent = opts.agent.trim();
       if (agent === '' || agent.length > 512) throw new WitnessError('invalid_argument', '--agent must be a non-empty agent identity of at most 512 characters.');
       if (opts.server !== undefined && (opts.server === '' || opts.server.length > 512)) throw new WitnessError('invalid_argument', '--server must be a non-empty name of at most 512 characters.');
+      const timeoutMs = parseDuration(opts.approvalTimeout, '--approval-timeout');
+      if (opts.onRecordFailure !== 'refuse' && opts.onRecordFailure !== 'forward') throw new WitnessError('invalid_argument', `--on-record-failure must be refuse or forward, not "${opts.onRecordFailure}".`);
+      const maxFrame = Number(opts.maxFrameBytes);
+      if (!Number.isInteger(maxFrame) || maxFrame < 1024) throw new WitnessError('invalid_argument', `--max-frame-bytes "${opts.maxFrameBytes}" must be a whole number of at least 1024.`);
       const [command, ...args] = server;
       if (command === undefined || command === '') throw new WitnessError('invalid_argument', 'Give the MCP server command after --, e.g. witness proxy --agent bot -- npx my-mcp-server.');
       // Bad configuration fails here, before the server is started, in one sentence.
@@ -40,6 +52,8 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
       const reported = new Set<string>();
       const witness = await openWitness({
         store: resolveStore(opts.store),
+        // Fail closed quickly: a call waits at most this long for a dead ledger before it is refused.
+        retryForMs: 2000,
         onError: (e) => {
           // One line per kind of fault, so a failing store does not flood the client's log.
           if (reported.has(e.code)) return;
@@ -55,6 +69,10 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
         args,
         server: opts.server,
         policy,
+        failOpen: opts.onRecordFailure === 'forward',
+        recordLists: opts.recordLists === true,
+        maxFrameChars: maxFrame,
+        approvals: { timeoutMs },
         input: process.stdin,
         output: process.stdout,
         onLog: (m) => io.err(m),
@@ -86,4 +104,13 @@ function readPolicy(file: string): Policy {
     if (e instanceof WitnessError && e.code === 'not_found') throw new WitnessError('invalid_argument', e.message, { cause: e });
     throw e;
   }
+}
+
+/** `90s`, `5m`, `1h`, `500ms` or a number of milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  const ms = m === null ? Number.NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit];
+  if (!Number.isFinite(ms) || ms < 1 || ms > 7 * 24 * 3_600_000) throw new WitnessError('invalid_argument', `${flag} "${text}" is not a duration; use e.g. 90s, 5m or 1h (at most 7 days).`);
+  return Math.round(ms);
 }

@@ -1,0 +1,126 @@
+import os from 'node:os';
+import type { Command } from 'commander';
+import { WitnessError } from '../../core/index.js';
+import { decideApproval, listApprovals, openWitness, type ApprovalView } from '../../recorder/index.js';
+import { type Io, printJson, table } from '../output.js';
+import { openExisting, resolveStore } from '../store-option.js';
+
+interface ListOpts {
+  store?: string;
+  all?: boolean;
+  agent?: string;
+  json?: boolean;
+}
+
+interface DecideOpts {
+  store?: string;
+  as?: string;
+  reason?: string;
+  role?: string;
+  meaning?: string;
+  digest?: string;
+  json?: boolean;
+}
+
+/**
+ * `witness approvals`, `witness approve <id>`, `witness deny <id>`: the human side of a `review`
+ * policy. They only read and append to the ledger, so they work from any process (or machine,
+ * with PostgreSQL) that can reach the gateway's ledger.
+ */
+export function registerApprovals(program: Command, io: Io): void {
+  program
+    .command('approvals')
+    .description('list approval requests waiting for a person (gateway calls held by a review rule)')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--all', 'also list decided, expired and used requests')
+    .option('--agent <id>', 'only requests from this agent')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: ListOpts) => {
+      const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+      try {
+        const views = (await listApprovals(ledger, opts.agent === undefined ? {} : { agent: opts.agent })).filter((v) => opts.all === true || v.status === 'pending');
+        if (opts.json) return printJson(io, views.map(summary));
+        if (views.length === 0) {
+          io.out(opts.all === true ? 'No approval requests.' : 'No approval requests are pending.');
+          return;
+        }
+        io.out(
+          table(
+            ['REQUEST', 'STATUS', 'AGENT', 'TOOL', 'RULE', 'EXPIRES', 'ARGUMENTS'],
+            views.map((v) => [v.requestId, v.status, v.agent, v.server === undefined ? v.tool : `${v.server}/${v.tool}`, v.rule ?? '', v.expiresAt, JSON.stringify(v.arguments) ?? '']),
+            64,
+          ),
+        );
+        io.out('\nDecide with: witness approve <request> --as <you> [--reason …]   or   witness deny <request> --as <you> --reason …');
+      } finally {
+        await ledger.close();
+      }
+    });
+
+  for (const decision of ['approved', 'denied'] as const) {
+    const verb = decision === 'approved' ? 'approve' : 'deny';
+    program
+      .command(verb)
+      .description(`${verb} a pending approval request, as a named person (recorded as approval.decision)`)
+      .argument('<request>', 'the request id, or at least 8 of its first characters (see `witness approvals`)')
+      .option('--as <identity>', 'who decides (default: $WITNESS_APPROVER, else your login name); never the agent itself')
+      .option('--reason <text>', 'why, recorded with the decision')
+      .option('--role <role>', 'the role you decide in, e.g. billing-supervisor')
+      .option('--meaning <text>', 'what your decision attests, e.g. "checked the refund against the invoice"')
+      .option('--digest <sha256>', 'the arguments digest you reviewed: refused if the request is for other arguments')
+      .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+      .option('--json', 'machine-readable output')
+      .action(async (request: string, opts: DecideOpts) => {
+        const approver = (opts.as ?? process.env['WITNESS_APPROVER'] ?? loginName()).trim();
+        if (approver === '') throw new WitnessError('invalid_argument', 'Say who decides with --as <identity> (or set WITNESS_APPROVER).');
+        if (opts.digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.digest)) throw new WitnessError('invalid_argument', `--digest "${opts.digest}" is not a SHA-256 hex digest (64 hex characters).`);
+        const store = resolveStore(opts.store);
+        // Fail on a missing ledger rather than create an empty one.
+        await openExisting(store, { readonly: true }).close();
+        const witness = await openWitness({ store });
+        try {
+          const { view, decisionId, stream } = await decideApproval(witness, request, {
+            decision,
+            approver,
+            ...(opts.role === undefined ? {} : { role: opts.role }),
+            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+            ...(opts.meaning === undefined ? {} : { meaning: opts.meaning }),
+            ...(opts.digest === undefined ? {} : { expectDigest: opts.digest }),
+          });
+          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, event: decisionId, stream, arguments_digest: view.argumentsDigest });
+          io.out(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}, arguments ${view.argumentsDigest.slice(0, 12)}…) as ${approver}; recorded as event ${decisionId}.`);
+        } finally {
+          await witness.close();
+        }
+      });
+  }
+}
+
+function loginName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '';
+  }
+}
+
+function summary(v: ApprovalView) {
+  return {
+    request: v.requestId,
+    status: v.status,
+    agent: v.agent,
+    server: v.server,
+    tool: v.tool,
+    arguments: v.arguments,
+    arguments_digest: v.argumentsDigest,
+    rule: v.rule,
+    reason: v.reason,
+    policy_version: v.policyVersion,
+    session: v.session,
+    call: v.callId,
+    requested_at: v.request.ts,
+    expires_at: v.expiresAt,
+    ...(v.decision === undefined ? {} : { decision: { event: v.decision.id, decision: v.decision.data?.['decision'], approver: v.decision.data?.['approver'], reason: v.decision.data?.['reason'], at: v.decision.ts } }),
+    ...(v.consumedBy === undefined ? {} : { used_by: v.consumedBy.id }),
+  };
+}
