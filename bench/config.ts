@@ -15,6 +15,18 @@ export interface Config {
   verify: { events: number };
   query: { events: number; queries: number; agents: number };
   memory: { sizes: number[]; reps: number };
+  gateway: {
+    /** Sequential echo calls per side per repetition (stdio and HTTP latency). */
+    calls: number;
+    warmup: number;
+    reps: number;
+    /** Concurrent HTTP sessions for throughput and memory. */
+    clients: number;
+    /** Sequential calls per session in the throughput runs. */
+    callsPerClient: number;
+    /** Completed-call counts at which the gateway's RSS is sampled; the last is the run's length. */
+    memoryMarks: number[];
+  };
   /** Events per append transaction while building the shared large ledger. */
   buildBatch: number;
   /** The large ledger is sealed every this many events (the recorder seals every 1,000 or 10 s). */
@@ -31,6 +43,7 @@ export function makeConfig(quick: boolean): Config {
       verify: { events: 30_000 },
       query: { events: 100_000, queries: 50, agents: 100 },
       memory: { sizes: [25_000, 50_000, 100_000], reps: 1 },
+      gateway: { calls: 300, warmup: 50, reps: 3, clients: 8, callsPerClient: 150, memoryMarks: [1_000, 2_500, 5_000] },
       buildBatch: 5_000,
       buildSealEvery: 10_000,
     };
@@ -43,6 +56,7 @@ export function makeConfig(quick: boolean): Config {
     verify: { events: 300_000 },
     query: { events: 1_000_000, queries: 200, agents: 100 },
     memory: { sizes: [250_000, 500_000, 1_000_000], reps: 3 },
+    gateway: { calls: 1_000, warmup: 100, reps: 3, clients: 8, callsPerClient: 1_000, memoryMarks: [10_000, 50_000, 100_000] },
     buildBatch: 5_000,
     buildSealEvery: 10_000,
   };

@@ -156,6 +156,8 @@ export interface Verdict {
   /** What was measured, in the target's unit. */
   measured: string;
   met: boolean;
+  /** The target could not be measured in this run (then `met` is false and `note` says why). */
+  notMeasured?: boolean;
   /** One sentence on what limits it, when missed (or a caveat when met). */
   note?: string;
 }
@@ -173,8 +175,12 @@ export interface Section {
 export function verdictTable(vs: readonly Verdict[]): string {
   return mdTable(
     ['target', 'measured', 'verdict'],
-    vs.map((v) => [v.target, v.measured, v.met ? '**MET**' : '**MISSED**']),
+    vs.map((v) => [v.target, v.measured, verdictWord(v)]),
   );
+}
+
+export function verdictWord(v: Verdict): string {
+  return v.notMeasured === true ? '**NOT MEASURED**' : v.met ? '**MET**' : '**MISSED**';
 }
 
 /** Seconds since the suite started, for the report. */
