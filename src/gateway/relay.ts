@@ -68,6 +68,8 @@ export class McpRelay {
   private readonly pending = new Map<string, Pending>();
   /** Requests the server sent the client (sampling, elicitation, roots, ping): only their answers go back. */
   private readonly serverRequests = new Set<string>();
+  /** Requests the client cancelled: a late answer from the server is dropped quietly (the spec allows it). */
+  private readonly cancelled = new Set<string>();
   private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
   private chain: Promise<void> = Promise.resolve();
   private clientGoneAt: number | undefined;
@@ -176,8 +178,11 @@ export class McpRelay {
         // A call still held for approval never reached the server: nothing to forward.
         if (this.desk.cancel(requestId, why)) return;
         const p = this.pending.get(idKey(requestId));
-        if (p?.call !== undefined) {
+        if (p !== undefined) {
           this.pending.delete(idKey(p.id));
+          this.cancelled.add(idKey(p.id));
+        }
+        if (p?.call !== undefined) {
           this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message: why, code: 'cancelled' }, durationMs: performance.now() - p.started, outcome: 'error' });
         }
       }
@@ -267,6 +272,7 @@ export class McpRelay {
     const key = idKey(frame.id);
     const p = this.pending.get(key);
     if (p === undefined) {
+      if (this.cancelled.delete(key)) return;
       if (this.clientGoneAt === undefined) {
         this.rec.error('The server sent a response to a request the client never made (or one already answered); it was not forwarded.', 'unknown_response', 'tool', { jsonrpc_id: frame.id });
       }

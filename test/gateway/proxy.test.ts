@@ -6,7 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
-import { NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
+import { FRAME_TOO_LARGE, NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, runCli, verifyFile } from '../helpers/ledger.js';
@@ -68,10 +68,13 @@ function rawProxy(args: string[]) {
   const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return {
     send: (line: string) => child.stdin.write(`${line}\n`),
-    /** The next line the proxy writes to stdout, parsed (every stdout line must be JSON). */
+    /** The next response the proxy writes to stdout, parsed (every stdout line must be JSON); server notifications are skipped. */
     async next(): Promise<Record<string, unknown>> {
-      while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
-      return JSON.parse(lines.shift()!) as Record<string, unknown>;
+      for (;;) {
+        while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
+        const message = JSON.parse(lines.shift()!) as Record<string, unknown>;
+        if ('id' in message) return message;
+      }
     },
     async close(): Promise<{ code: number | null; stderr: string }> {
       child.stdin.end();
@@ -202,6 +205,55 @@ describe('witness proxy over stdio', () => {
     expect(evs[1]!.data).toMatchObject({ code: 'parse_error', source: 'gateway' });
   });
 
+  it('refuses a batch, an oversized message and a response to a request never made, passes an unknown method to the server, records each, and keeps serving', async () => {
+    const store = tempDb(dir);
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--max-frame-bytes', '2048', '--store', `sqlite:${store}`, '--', ...SERVER]);
+    p.send(INIT);
+    expect(await p.next()).toMatchObject({ id: 1, result: { serverInfo: expect.any(Object) } });
+    p.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    p.send(JSON.stringify([{ jsonrpc: '2.0', id: 2, method: 'tools/list' }]));
+    expect(await p.next()).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining('batches are not supported') } });
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(5000) } } }));
+    expect(await p.next()).toMatchObject({ id: 3, error: { code: FRAME_TOO_LARGE, message: expect.stringContaining('over this gateway\'s limit of 2048') } });
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 99, result: { forged: true } }));
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'witness/no-such-method', params: {} }));
+    expect(await p.next()).toMatchObject({ id: 4, error: { code: -32601 } });
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { message: 'after all that' } } }));
+    expect(await p.next()).toMatchObject({ id: 5, result: { content: [{ type: 'text', text: 'Echo: after all that' }] } });
+    const { code } = await p.close();
+    expect(code).toBe(0);
+    const evs = await events(store);
+    const errors = evs.filter((e) => e.kind === 'error').map((e) => e.data?.['code']);
+    expect(errors).toEqual(['batch_refused', 'frame_too_large', 'unknown_response', -32601]);
+    expect(evs.filter((e) => e.kind === 'tool.call').map((e) => (e.data?.['arguments'] as { message: string }).message)).toEqual(['after all that']);
+    expect((await verifyFile(store)).ok).toBe(true);
+  });
+
+  it("records the client's claims of another identity in _meta and arguments as claims only, under the configured agent", async () => {
+    const store = tempDb(dir);
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', ...SERVER]);
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'billing-admin', version: '1' } } }));
+    await p.next();
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi', agent: 'billing-admin' }, _meta: { agent: { id: 'billing-admin' } } } }));
+    expect(await p.next()).toMatchObject({ id: 2, result: { content: [{ text: 'Echo: hi' }] } });
+    await p.close();
+    const evs = await events(store);
+    expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
+    expect(evs.find((e) => e.kind === 'tool.call')!.data).toMatchObject({ client_claims: { clientInfo: { name: 'billing-admin' }, _meta: { agent: { id: 'billing-admin' } } } });
+  });
+
+  it('exits 1 with one sentence and records it when the server command cannot be started', async () => {
+    const store = tempDb(dir);
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', path.join(dir, 'no-such-server')]);
+    p.send(INIT);
+    const code = await p.exited;
+    expect(code).toBe(1);
+    expect(p.stderr()).toMatch(/^witness: The MCP server ".*no-such-server" could not be started \(spawn .* ENOENT\)\.$/m);
+    const evs = await events(store);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
+    expect(evs[1]!.data).toMatchObject({ code: 'upstream_spawn_failed' });
+  });
+
   it('gives a pending request a JSON-RPC error and records an error event when the server exits mid-call', async () => {
     const store = tempDb(dir);
     const dying = ['node', '-e', 'process.stdin.once("data", () => process.exit(3))'];
@@ -269,5 +321,35 @@ describe('StdioProxy in-process', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: NOT_RECORDED } });
     expect(JSON.stringify(lines[0])).not.toContain('Echo: unrecorded');
+  });
+
+  it('forwards a call it cannot record when configured to fail open, and says so on its log', async () => {
+    const store = tempDb(dir);
+    const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const lines: Array<Record<string, unknown>> = [];
+    const log: string[] = [];
+    let buf = '';
+    output.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    const [command, ...args] = SERVER as [string, ...string[]];
+    const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output, failOpen: true, onLog: (m) => log.push(m) });
+    await proxy.start();
+    input.write(`${INIT}\n`);
+    await witness.ledger.close();
+    input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'unrecorded' } } })}\n`);
+    const until = Date.now() + 10_000;
+    while (lines.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    input.end();
+    await proxy.done;
+    expect(lines[1]).toMatchObject({ id: 7, result: { content: [{ type: 'text', text: 'Echo: unrecorded' }] } });
+    expect(log.join('\n')).toMatch(/forwarded a call to echo that could not be recorded \(fail-open/);
   });
 });
