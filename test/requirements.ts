@@ -31,6 +31,13 @@ export const REQUIREMENTS = {
   'R-OFFLINE': 'An exported session verifies offline with no database.',
   'R-WITHHOLD': 'An export without payloads still verifies.',
   'R-AUDIT-ACCESS': 'Exporting audit data is itself recorded: who, which session, what scope (HIPAA 164.312(b)).',
+  'R-GW-IDENTITY': 'The gateway records every call under the identity from its own configuration (flag or API key); what the client claims is recorded as a claim only.',
+  'R-GW-DENY': 'A call denied by policy is answered by the gateway with a readable tool error and never reaches the server.',
+  'R-GW-APPROVAL': 'A call under a review rule is held until a named person approves or denies it from another process, or it times out and is refused.',
+  'R-GW-APPROVAL-BINDING': 'An approval releases only the call it was given for (same agent, tool, argument digest, policy version, before expiry), once; the agent cannot approve itself.',
+  'R-GW-FAIL-CLOSED': 'A call the gateway cannot record is refused by default (fail open only when configured).',
+  'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
+  'R-GW-BAD-INPUT': 'Malformed, oversized, batched or unsolicited messages get a well-formed error or are dropped, are recorded, and the gateway keeps serving.',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
 } as const;
 

@@ -23,7 +23,10 @@ import { posix } from 'node:path';
  * - A path that does not resolve (a missing key, an index past the end, a step into a non-object)
  *   makes every predicate that reads it false, including `!=`. `not` inverts that as usual.
  * - `==` / `!=` are strict: no type coercion ("5" is not 5); arrays and objects compare by value.
- * - `< <= > >=` compare two numbers or two strings (by UTF-16 code units); any other pair is false.
+ * - `< <= > >=` compare two numbers or two strings (by UTF-16 code units). A number against a
+ *   string that is a plain decimal numeral ("650", "650.00", "-1e3") compares as numbers: agents
+ *   often send amounts as strings, and `args.amount > 500` must not quietly let "650" through a
+ *   deny or review rule. Any other pair is false.
  * - `under` normalises the argument as a POSIX path (resolving `.` and `..`) and is true when it is
  *   the prefix directory or inside it. A relative path, or one containing a backslash or NUL,
  *   is under nothing.
@@ -495,7 +498,20 @@ function equalWithin(a: unknown, b: unknown, depth: number, budget: { left: numb
   return true;
 }
 
-function ordered(op: '<' | '<=' | '>' | '>=', a: unknown, b: unknown): boolean {
+const NUMERAL = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
+
+/** A numeral string beside a number becomes that number; everything else is left as it is. */
+function numeric(v: unknown, other: unknown): unknown {
+  if (typeof v === 'string' && typeof other === 'number' && NUMERAL.test(v)) {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : v;
+  }
+  return v;
+}
+
+function ordered(op: '<' | '<=' | '>' | '>=', a0: unknown, b0: unknown): boolean {
+  const a = numeric(a0, b0);
+  const b = numeric(b0, a0);
   if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) return false;
   switch (op) {
     case '<':

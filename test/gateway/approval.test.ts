@@ -86,7 +86,7 @@ async function waitForPending(store: string, n = 1): Promise<Pending[]> {
 const text = (r: { content?: unknown }) => (r.content as Array<{ text: string }>)[0]!.text;
 
 describe('human approval through witness proxy', () => {
-  it('holds a review call, keeps the client alive with progress, and forwards it once a named person approves it from another process', async () => {
+  it('holds a review call, keeps the client alive with progress, and forwards it once a named person approves it from another process [R-GW-APPROVAL]', async () => {
     const store = tempDb(dir);
     const client = await proxied(store);
     const progress: unknown[] = [];
@@ -184,7 +184,7 @@ describe('human approval through witness proxy', () => {
     expect(decision.outcome).toBe('denied');
   });
 
-  it('refuses to let the agent approve its own call, and refuses a reviewed digest that differs from the request', async () => {
+  it('refuses to let the agent approve its own call, and refuses a reviewed digest that differs from the request [R-GW-APPROVAL-BINDING]', async () => {
     const store = tempDb(dir);
     const client = await proxied(store, ['--approval-timeout', '3s']);
     try {

@@ -49,7 +49,7 @@ async function events(store: string): Promise<StoredEvent[]> {
 }
 
 describe('witness proxy passes through what it does not interpret', () => {
-  it('delivers the server progress notifications of a long-running call to the client, in order', async () => {
+  it('delivers the server progress notifications of a long-running call to the client, in order [R-GW-PASSTHROUGH]', async () => {
     const store = tempDb(dir);
     const client = await connect(viaProxy(store, EVERYTHING));
     const seen: Array<{ progress: number; total?: number }> = [];

@@ -89,7 +89,7 @@ function rawProxy(args: string[]) {
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
 
 describe('witness proxy over stdio', () => {
-  it('returns the same echo result as a direct connection and records the call under the configured agent, whatever clientInfo claims', async () => {
+  it('returns the same echo result as a direct connection and records the call under the configured agent, whatever clientInfo claims [R-GW-IDENTITY]', async () => {
     const store = tempDb(dir);
     const direct = await connect(SERVER);
     const proxied = await connect(proxyArgs(store), 'billing-admin');
@@ -123,7 +123,7 @@ describe('witness proxy over stdio', () => {
     expect(report.ok).toBe(true);
   });
 
-  it('answers a denied call itself with a tool error the model can read, never forwards it, hides hide-rule tools and records the decision', async () => {
+  it('answers a denied call itself with a tool error the model can read, never forwards it, hides hide-rule tools and records the decision [R-GW-DENY]', async () => {
     const store = tempDb(dir);
     const policy = path.join(dir, 'deny-echo.yaml');
     fs.writeFileSync(
@@ -205,7 +205,7 @@ describe('witness proxy over stdio', () => {
     expect(evs[1]!.data).toMatchObject({ code: 'parse_error', source: 'gateway' });
   });
 
-  it('refuses a batch, an oversized message and a response to a request never made, passes an unknown method to the server, records each, and keeps serving', async () => {
+  it('refuses a batch, an oversized message and a response to a request never made, passes an unknown method to the server, records each, and keeps serving [R-GW-BAD-INPUT]', async () => {
     const store = tempDb(dir);
     const p = rawProxy(['proxy', '--agent', 'support-bot', '--max-frame-bytes', '2048', '--store', `sqlite:${store}`, '--', ...SERVER]);
     p.send(INIT);
@@ -293,7 +293,7 @@ describe('witness proxy configuration', () => {
 });
 
 describe('StdioProxy in-process', () => {
-  it('refuses a tool call with a JSON-RPC error and never forwards it when the call cannot be recorded (fail closed)', async () => {
+  it('refuses a tool call with a JSON-RPC error and never forwards it when the call cannot be recorded (fail closed) [R-GW-FAIL-CLOSED]', async () => {
     const store = tempDb(dir);
     const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
     const input = new PassThrough();

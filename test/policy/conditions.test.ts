@@ -153,11 +153,9 @@ describe('missing argument paths', () => {
 
 describe('type mismatches', () => {
   it.each([
-    ['args.str500 > 400', false],
     ['args.str500 == 500', false],
     ['args.str500 != 500', true],
     ['args.amount == "650"', false],
-    ['args.amount < "700"', false],
     ['args.name > 1', false],
     ['args.flag > 0', false],
     ['args.flag == 1', false],
@@ -170,6 +168,21 @@ describe('type mismatches', () => {
     ['args.amount under "/"', false],
   ])('%s is %s: no coercion, and ordering needs two numbers or two strings', (condition, expected) => {
     expect(holds(condition, ARGS)).toBe(expected);
+  });
+
+  it.each([
+    ['args.str500 > 400', true],
+    ['args.str500 >= 500', true],
+    ['args.str500 < 400', false],
+    ['args.amount < "700"', true],
+    ['args.amount > "7e2"', false],
+    ['args.money > 500', true],
+    ['args.money < 500', false],
+    ['args.notnum > 500', false],
+    ['args.notnum < 500', false],
+    ['args.hex > 1', false],
+  ])('%s is %s: a numeral string is ordered against a number as a number, so "650" cannot slip past args.amount > 500', (condition, expected) => {
+    expect(holds(condition, { ...ARGS, money: ' 650.00 ', notnum: '650 EUR', hex: '0x10' })).toBe(expected);
   });
 });
 
