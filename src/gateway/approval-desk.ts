@@ -145,10 +145,10 @@ export class ApprovalDesk {
   }
 
   /** A cancelled held call: true when it was held here (and is now dropped). */
-  cancel(id: JsonRpcId, why: string): boolean {
+  cancel(id: JsonRpcId, why: string, code = 'cancelled'): boolean {
     const h = this.take(id);
     if (h === undefined) return false;
-    this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, isError: true, error: { message: why, code: 'cancelled' }, durationMs: performance.now() - h.started, outcome: 'error' });
+    this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, isError: true, error: { message: why, code }, durationMs: performance.now() - h.started, outcome: 'error' });
     return true;
   }
 

@@ -175,15 +175,17 @@ export class McpRelay {
       if (typeof requestId === 'string' || typeof requestId === 'number') {
         const reason = asObject(frame.params)['reason'];
         const why = `The client cancelled the call${typeof reason === 'string' ? `: ${reason}` : ''}.`;
+        // The SDK cancels with "Request timed out" when its own timeout fires: an auditor asks which it was.
+        const code = typeof reason === 'string' && /timed? ?out/i.test(reason) ? 'timeout' : 'cancelled';
         // A call still held for approval never reached the server: nothing to forward.
-        if (this.desk.cancel(requestId, why)) return;
+        if (this.desk.cancel(requestId, why, code)) return;
         const p = this.pending.get(idKey(requestId));
         if (p !== undefined) {
           this.pending.delete(idKey(p.id));
           this.cancelled.add(idKey(p.id));
         }
         if (p?.call !== undefined) {
-          this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message: why, code: 'cancelled' }, durationMs: performance.now() - p.started, outcome: 'error' });
+          this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message: why, code }, durationMs: performance.now() - p.started, outcome: 'error' });
         }
       }
     } else if (frame.type === 'response') {

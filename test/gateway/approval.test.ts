@@ -83,7 +83,7 @@ async function waitForPending(store: string, n = 1): Promise<Pending[]> {
   throw new Error('no approval request appeared');
 }
 
-const text = (r: { content?: unknown }) => (r.content as Array<{ text: string }>)[0]!.text;
+const text = (r: object) => ((r as { content: Array<{ text: string }> }).content)[0]!.text;
 
 describe('human approval through witness proxy', () => {
   it('holds a review call, keeps the client alive with progress, and forwards it once a named person approves it from another process [R-GW-APPROVAL]', async () => {
