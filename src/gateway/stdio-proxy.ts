@@ -1,7 +1,5 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
-import { LineSplitter } from './jsonrpc.js';
 import { McpRelay, type RelayOptions } from './relay.js';
+import { StdioUpstream } from './upstream-stdio.js';
 
 /**
  * The stdio MCP audit proxy. An MCP client launches `witness proxy … -- <server>` instead of the
@@ -36,12 +34,10 @@ export interface ProxyOutcome {
 export class StdioProxy {
   private readonly o: StdioProxyOptions;
   private relay: McpRelay | undefined;
-  private child: ChildProcessByStdio<Writable, Readable, null> | undefined;
+  private upstream: StdioUpstream | undefined;
   private finishing: Promise<ProxyOutcome> | undefined;
   private clientClosed = false;
   private stopping = false;
-  private childExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
-  private spawnError: Error | undefined;
   private resolveDone!: (o: ProxyOutcome) => void;
   /** Resolves once the session is ended and every record is written. */
   readonly done: Promise<ProxyOutcome> = new Promise((r) => (this.resolveDone = r));
@@ -68,18 +64,9 @@ export class StdioProxy {
     );
     this.relay = relay;
 
-    const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'inherit'], env: this.o.env ?? process.env, ...(this.o.cwd === undefined ? {} : { cwd: this.o.cwd }) });
-    this.child = child;
-    this.childExit = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-    child.once('error', (e) => {
-      // ENOENT / EACCES: 'close' still follows; remember why.
-      this.spawnError = e;
-    });
-    child.stdin.on('error', () => undefined); // EPIPE after the server died: 'close' handles it.
-    const fromServer = new LineSplitter((line) => relay.fromServer(line));
-    child.stdout.on('data', (chunk: Buffer) => fromServer.push(chunk));
-    child.stdout.on('end', () => fromServer.end());
-    void this.childExit.then(() => this.serverGone());
+    const upstream = new StdioUpstream({ command, args, env: this.o.env, cwd: this.o.cwd, stopTimeoutMs: this.o.stopTimeoutMs, onLine: (line) => relay.fromServer(line) });
+    this.upstream = upstream;
+    void upstream.exited.then(() => this.serverGone());
 
     const fromClient = relay.clientSplitter();
     this.o.input.on('data', (chunk: Buffer | string) => fromClient.push(chunk));
@@ -105,36 +92,28 @@ export class StdioProxy {
     await this.stopServer();
   }
 
-  /** Closes the server's stdin, then SIGTERM, then SIGKILL, each after the stop timeout. */
   private async stopServer(): Promise<void> {
-    const child = this.child;
-    if (child === undefined || this.childExit === undefined) return;
-    const wait = this.o.stopTimeoutMs ?? 1000;
-    const exited = (ms: number) => Promise.race([this.childExit!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
-    child.stdin.end();
-    if (await exited(wait)) return;
-    child.kill('SIGTERM');
-    if (await exited(wait)) return;
-    child.kill('SIGKILL');
-    await this.childExit;
+    await this.upstream?.stop();
   }
 
   private serverGone(): Promise<ProxyOutcome> {
     this.finishing ??= (async () => {
-      const { code, signal } = await this.childExit!;
+      const upstream = this.upstream!;
+      const exit = await upstream.exited;
+      const { code, signal } = exit;
+      const spawnError = exit.spawnError;
       const relay = this.relay!;
       const expected = this.clientClosed || this.stopping;
-      const how = this.spawnError !== undefined ? `could not be started (${this.spawnError.message})` : signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
-      const message = `The MCP server "${[this.o.command, ...this.o.args].join(' ')}" ${how}.`;
+      const message = upstream.describe(exit);
       if (this.clientClosed) await relay.clientGone('stdin closed');
-      await relay.upstreamGone(message, this.spawnError !== undefined ? 'upstream_spawn_failed' : 'upstream_exited', !expected || this.spawnError !== undefined, { exit_code: code, signal });
-      const reason: ProxyEndReason = this.spawnError !== undefined ? 'spawn_failed' : this.stopping ? 'stopped' : this.clientClosed ? 'client_closed' : 'server_exited';
+      await relay.upstreamGone(message, spawnError !== undefined ? 'upstream_spawn_failed' : 'upstream_exited', !expected || spawnError !== undefined, { exit_code: code, signal });
+      const reason: ProxyEndReason = spawnError !== undefined ? 'spawn_failed' : this.stopping ? 'stopped' : this.clientClosed ? 'client_closed' : 'server_exited';
       // Stop reading the client: nothing more can be forwarded.
       this.o.input.removeAllListeners('data');
       this.o.input.pause();
       const failed = reason === 'spawn_failed' || (reason === 'server_exited' && code !== 0);
       await relay.end(reason === 'stopped' ? 'cancelled' : failed ? 'error' : 'completed');
-      const outcome: ProxyOutcome = { reason, serverExitCode: code, serverSignal: signal, ...(expected && this.spawnError === undefined ? {} : { message }) };
+      const outcome: ProxyOutcome = { reason, serverExitCode: code, serverSignal: signal, ...(expected && spawnError === undefined ? {} : { message }) };
       this.resolveDone(outcome);
       return outcome;
     })();
@@ -146,9 +125,7 @@ export class StdioProxy {
   }
 
   private toServer(line: string): void {
-    const child = this.child;
-    if (child === undefined || child.stdin.destroyed || !child.stdin.writable) return;
-    child.stdin.write(`${line}\n`);
+    this.upstream?.send(line);
   }
 }
 
