@@ -6,6 +6,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
 import { registerProxy } from './commands/proxy.js';
+import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
 import { registerSeal } from './commands/seal.js';
 import { registerVerify } from './commands/verify.js';
@@ -36,6 +37,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerSeal(program, io);
   registerCheckpoint(program, io);
   registerProxy(program, io, setExit);
+  registerGateway(program, io);
   registerApprovals(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   try {

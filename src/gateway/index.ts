@@ -8,3 +8,8 @@ export { McpRelay, NOT_RECORDED, FRAME_TOO_LARGE, type RelayEnd, type RelayOptio
 export { DEFAULT_APPROVAL_SETTINGS, type ApprovalSettings } from './approval-desk.js';
 export { argumentsDigest } from './record.js';
 export { LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
+export { startHttpGateway, GATEWAY_STREAM, type HttpGateway, type HttpGatewayOptions } from './http-gateway.js';
+export { loadGatewayConfig, parseGatewayConfig, parseListen, DEFAULT_LISTEN, type GatewayConfig, type GatewayServerConfig, type GatewayAgentConfig, type UpstreamConfig } from './http-config.js';
+export { KeyRing, keySha256, keyFingerprint, newGatewayKey, KEY_PREFIX, type AuthResult, type AuthenticatedAgent } from './http-auth.js';
+export { StdioUpstream, type StdioUpstreamOptions, type UpstreamExit } from './upstream-stdio.js';
+export { HttpUpstream, type HttpUpstreamOptions } from './upstream-http.js';

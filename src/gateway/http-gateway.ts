@@ -1,0 +1,407 @@
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { AgentRef } from '../core/index.js';
+import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
+import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
+import { ErrorCode, errorResponse, type JsonRpcId } from './jsonrpc.js';
+import { FRAME_TOO_LARGE, McpRelay, type RelayEnd } from './relay.js';
+import { HttpUpstream } from './upstream-http.js';
+import { StdioUpstream } from './upstream-stdio.js';
+
+/**
+ * `witness gateway`: the Streamable HTTP MCP audit gateway. Each configured upstream server is
+ * exposed at its own path; each MCP session (created by initialize, named by Mcp-Session-Id) gets
+ * its own SDK server transport, relay (recording, policy, approvals) and upstream (a child process
+ * or an HTTP client session). The agent identity comes only from the bearer key.
+ *
+ * Before the SDK transport sees a request, the gateway routes it, authenticates it, checks the
+ * protocol version, reads the body under its size limit and parses it, so that every refusal is
+ * answered with a JSON-RPC error and recorded: the SDK would answer some of them, but silently.
+ */
+
+/** The stream that holds what happens outside any session: refused keys, unknown sessions, bad bodies. */
+export const GATEWAY_STREAM = 'witness.gateway';
+/** Protocol versions the SDK's transport serves; the stateless 2026-07-28 version is not among them. */
+const SUPPORTED_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+
+export interface HttpGatewayOptions {
+  onLog?: ((message: string) => void) | undefined;
+  /** How long a stdio server gets to exit after its stdin closes, before SIGTERM (then SIGKILL). */
+  stopTimeoutMs?: number;
+}
+
+export interface HttpGateway {
+  /** Base URL, e.g. http://127.0.0.1:8808 (the servers are at url + path). */
+  url: string;
+  /** Number of MCP sessions not yet fully ended (session.end not yet written). */
+  readonly sessions: number;
+  /** Stops accepting, ends every session as cancelled, stops the upstreams. Leaves the witness open. */
+  close(): Promise<void>;
+}
+
+interface GatewaySession {
+  id: string;
+  agent: AgentRef;
+  server: GatewayServerConfig;
+  transport: StreamableHTTPServerTransport;
+  relay: McpRelay;
+  upstream: { stop(): Promise<void> };
+  /** Requests of this session still open (an SSE response or the GET stream). */
+  open: number;
+  idle: NodeJS.Timeout | undefined;
+  closing: Promise<void> | undefined;
+  /** Set when the upstream's end has been handed to the relay. */
+  upstreamDone: Promise<void>;
+}
+
+export async function startHttpGateway(config: GatewayConfig, witness: Witness, options: HttpGatewayOptions = {}): Promise<HttpGateway> {
+  const g = new Gateway(config, witness, options);
+  return g.listen();
+}
+
+class Gateway {
+  private readonly keys: KeyRing;
+  private readonly byPath: Map<string, GatewayServerConfig>;
+  private readonly sessions = new Map<string, GatewaySession>();
+  /** Every session not yet fully ended, closing ones included (their records are still being written). */
+  private readonly live = new Set<GatewaySession>();
+  private readonly server: http.Server;
+  private stopping = false;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly witness: Witness,
+    private readonly options: HttpGatewayOptions,
+  ) {
+    this.keys = new KeyRing(config.agents);
+    this.byPath = new Map(config.servers.map((s) => [s.path, s]));
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        this.log(`witness gateway: could not handle ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
+        if (!res.headersSent) reply(res, 500, errorResponse(null, ErrorCode.InternalError, 'Internal error in the Witness gateway; the request was not forwarded.'));
+        else res.destroy();
+      });
+    });
+  }
+
+  async listen(): Promise<HttpGateway> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.port, this.config.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const self = this;
+    return {
+      url: `http://${host}:${addr.port}`,
+      get sessions() {
+        return self.live.size;
+      },
+      close: () => this.close(),
+    };
+  }
+
+  private async close(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    await Promise.all([...this.live].map((s) => this.closeSession(s, 'cancelled', 'the gateway stopped')));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  // ---------------------------------------------------------------- one HTTP request
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    const method = req.method ?? 'GET';
+    const server = this.byPath.get(url.pathname.replace(/\/+$/, '') || '/');
+    if (server === undefined) {
+      return reply(res, 404, errorResponse(null, ErrorCode.InvalidRequest, `Not found: no MCP server is exposed at ${url.pathname.slice(0, 200)} on this gateway.`));
+    }
+    const where = { path: server.path, method, remote_address: req.socket.remoteAddress ?? 'unknown' };
+    if (this.stopping) return reply(res, 503, errorResponse(null, ErrorCode.ConnectionClosed, 'The Witness gateway is shutting down; try again shortly.'));
+
+    const auth = this.keys.authenticate(req.headers.authorization);
+    if (!auth.ok) {
+      const why = auth.reason === 'missing' ? 'no API key was presented' : auth.reason === 'malformed' ? 'the Authorization header is not "Bearer <key>"' : 'the API key is not known to this gateway';
+      this.recordGateway({ id: 'unauthenticated' }, `Refused an unauthenticated ${method} to ${server.path}: ${why}.`, 'unauthorized', {
+        ...where,
+        reason: auth.reason,
+        ...(auth.fingerprint === undefined ? {} : { key_fingerprint: auth.fingerprint }),
+      });
+      res.setHeader('WWW-Authenticate', 'Bearer realm="witness-gateway"');
+      return reply(res, 401, errorResponse(null, ErrorCode.ConnectionClosed, `Unauthorized: ${why}; send Authorization: Bearer <key> with a key configured for your agent.`));
+    }
+    const agent: AgentRef = { id: auth.agent.id, credential: auth.agent.credential };
+
+    const version = headerOf(req, 'mcp-protocol-version');
+    if (version !== undefined && !SUPPORTED_VERSIONS.includes(version)) return this.unsupportedVersion(res, version, agent, where);
+
+    const sessionId = headerOf(req, 'mcp-session-id');
+    let session: GatewaySession | undefined;
+    if (sessionId !== undefined) {
+      session = this.sessions.get(sessionId);
+      if (session === undefined || session.server !== server || session.agent.id !== agent.id) {
+        if (session !== undefined) {
+          // Someone else's session, or another path's: as unknown as a session that never existed.
+          this.recordGateway(agent, `Refused a ${method} naming an MCP session that belongs to another agent or server.`, 'forbidden', { ...where, session: session.relay.sessionId });
+        }
+        return reply(res, 404, errorResponse(null, -32001, 'Session not found: this MCP session does not exist or has ended; initialize a new one.'));
+      }
+    }
+
+    if (method === 'POST') return this.post(req, res, server, agent, session, where);
+    if (method === 'GET' || method === 'DELETE') {
+      if (session === undefined) return reply(res, 400, errorResponse(null, ErrorCode.ConnectionClosed, `Bad request: ${method} needs the Mcp-Session-Id header of an initialized session.`));
+      return this.delegate(session, req, res, undefined);
+    }
+    res.setHeader('Allow', 'GET, POST, DELETE');
+    return reply(res, 405, errorResponse(null, ErrorCode.ConnectionClosed, `Method not allowed: an MCP endpoint takes POST, GET and DELETE, not ${method.slice(0, 20)}.`));
+  }
+
+  private unsupportedVersion(res: ServerResponse, version: string, agent: AgentRef, where: Record<string, unknown>): void {
+    const stateless = version >= '2026';
+    const message = stateless
+      ? `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves the session-based MCP versions (${SUPPORTED_VERSIONS.join(', ')}) but not the stateless ${version.slice(0, 40)} protocol, which its MCP SDK does not implement; initialize a session with 2025-11-25 or 2025-06-18.`
+      : `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves ${SUPPORTED_VERSIONS.join(', ')}.`;
+    this.recordGateway(agent, `Refused a request with MCP-Protocol-Version ${version.slice(0, 40)}, which this gateway cannot serve.`, 'unsupported_protocol_version', { ...where, protocol_version: version.slice(0, 100) });
+    reply(res, 400, errorResponse(null, ErrorCode.InvalidRequest, message, { requested: version.slice(0, 100), supported: SUPPORTED_VERSIONS }));
+  }
+
+  private async post(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, session: GatewaySession | undefined, where: Record<string, unknown>): Promise<void> {
+    const record = (message: string, code: string, data: Record<string, unknown>) =>
+      session === undefined ? this.recordGateway(agent, message, code, { ...where, ...data }) : session.relay.rec.error(message, code, 'gateway', data);
+
+    const body = await readBody(req, this.config.maxBodyBytes);
+    if (body.tooLarge) {
+      record(`The client sent a request body over the ${this.config.maxBodyBytes}-byte limit; it was refused unread.`, 'frame_too_large', { bytes: body.bytes, limit: this.config.maxBodyBytes });
+      res.setHeader('Connection', 'close');
+      return reply(res, 413, errorResponse(null, FRAME_TOO_LARGE, `Request too large: the body is over this gateway's limit of ${this.config.maxBodyBytes} bytes; it was not forwarded.`));
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(body.text);
+    } catch (e) {
+      record('The client sent a request body that is not JSON.', 'parse_error', { body: body.text.slice(0, 1024), bytes: body.bytes, reason: e instanceof Error ? e.message : String(e) });
+      return reply(res, 400, errorResponse(null, ErrorCode.ParseError, 'Parse error: the request body is not JSON.'));
+    }
+    if (Array.isArray(message)) {
+      // Batches left MCP in 2025-06-18; refusing them keeps one request per POST, one record per call.
+      record('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', { size: message.length });
+      return reply(res, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message per request.'));
+    }
+    const isInitialize = typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'initialize';
+    if (session === undefined) {
+      if (!isInitialize) {
+        return reply(res, 400, errorResponse(idOf(message), ErrorCode.ConnectionClosed, 'Bad request: send initialize first, then every request with the Mcp-Session-Id header it returns.'));
+      }
+      session = await this.openSession(server, agent, req);
+    } else if (isInitialize) {
+      return reply(res, 400, errorResponse(idOf(message), ErrorCode.InvalidRequest, 'Invalid request: this MCP session is already initialized; initialize without Mcp-Session-Id to start a new one.'));
+    }
+    // Compact JSON, one line: what the relay records and what a stdio upstream reads.
+    return this.delegate(session, req, res, message, JSON.stringify(message));
+  }
+
+  /** Hands the request to the session's SDK transport, counting it as activity while it is open. */
+  private async delegate(s: GatewaySession, req: IncomingMessage, res: ServerResponse, parsed: unknown, line?: string): Promise<void> {
+    s.open += 1;
+    if (s.idle !== undefined) clearTimeout(s.idle);
+    s.idle = undefined;
+    const request = parsed !== undefined && typeof parsed === 'object' && parsed !== null && 'method' in parsed && 'id' in parsed ? (parsed as { id: JsonRpcId; method: unknown }) : undefined;
+    res.once('close', () => {
+      s.open -= 1;
+      if (request !== undefined && !res.writableEnded && s.closing === undefined) {
+        // The HTTP request was dropped before its answer went out: the call may still complete
+        // upstream (its result is recorded), but the client never saw it.
+        s.relay.rec.error(`The client closed the connection before the answer to ${String(request.method).slice(0, 200)} was delivered.`, 'client_disconnected', 'gateway', { jsonrpc_id: request.id });
+      }
+      if (s.open === 0 && s.closing === undefined) this.armIdle(s);
+    });
+    // The raw line travels with the request, so the relay sees exactly what the client sent.
+    (req as IncomingMessage & { auth?: unknown }).auth = { token: '', clientId: s.agent.id, scopes: [], extra: { line } };
+    await s.transport.handleRequest(req, res, parsed);
+  }
+
+  private armIdle(s: GatewaySession): void {
+    s.idle = setTimeout(() => void this.closeSession(s, 'cancelled', `idle for ${this.config.sessionIdleMs} ms`), this.config.sessionIdleMs);
+    s.idle.unref();
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private async openSession(server: GatewayServerConfig, agent: AgentRef, req: IncomingMessage): Promise<GatewaySession> {
+    const mcpSession = randomUUID();
+    const up = server.upstream;
+    let transport!: StreamableHTTPServerTransport;
+    let upstream!: StdioUpstream | HttpUpstream;
+    const relay = await McpRelay.open(
+      {
+        witness: this.witness,
+        agent,
+        server: server.name,
+        policy: server.policy,
+        recordLists: server.recordLists,
+        ...(server.maxFrameBytes === undefined ? {} : { maxFrameChars: server.maxFrameBytes }),
+        failOpen: server.failOpen,
+        ...(this.config.approvals === undefined ? {} : { approvals: this.config.approvals }),
+        onLog: (m) => this.log(m),
+        purpose: `MCP gateway session for ${server.name}`,
+        labels: {
+          transport: 'streamable-http',
+          path: server.path,
+          mcp_session: mcpSession,
+          client_address: req.socket.remoteAddress ?? 'unknown',
+          upstream: (up.kind === 'stdio' ? [up.command, ...up.args].join(' ') : up.url).slice(0, 4096),
+        },
+      },
+      {
+        toClient: (line, related) => this.toClient(transport, line, related),
+        toServer: (line) => upstream.send(line),
+      },
+    );
+
+    transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => mcpSession });
+    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve() };
+    transport.onmessage = (_message, extra) => {
+      const line = (extra?.authInfo?.extra as { line?: unknown } | undefined)?.line;
+      if (typeof line === 'string') relay.fromClient(line);
+    };
+    transport.onclose = () => void this.closeSession(s, 'completed', 'the MCP session was deleted');
+    transport.onerror = () => undefined; // Every error it reports is also its HTTP answer.
+    await transport.start();
+
+    if (up.kind === 'stdio') {
+      const stdio = new StdioUpstream({
+        command: up.command,
+        args: up.args,
+        env: childEnv(up.env),
+        cwd: up.cwd,
+        stopTimeoutMs: this.options.stopTimeoutMs,
+        onLine: (line) => relay.fromServer(line),
+      });
+      upstream = stdio;
+      s.upstreamDone = stdio.exited.then(async (exit) => {
+        const expected = s.closing !== undefined && exit.spawnError === undefined;
+        const code = exit.spawnError !== undefined ? 'upstream_spawn_failed' : 'upstream_exited';
+        await relay.upstreamGone(stdio.describe(exit), code, !expected, { exit_code: exit.code, signal: exit.signal });
+        // Nothing more can be served: the client must start a new session.
+        if (s.closing === undefined) void this.closeSession(s, 'error', 'the upstream server exited');
+      });
+    } else {
+      const http = new HttpUpstream({
+        url: up.url,
+        headers: up.headers,
+        onLine: (line) => relay.fromServer(line),
+        onFailure: (message, extra) => relay.rec.error(message, 'upstream_unreachable', 'tool', extra),
+        onLog: (m) => this.log(m),
+      });
+      await http.start();
+      upstream = http;
+    }
+    s.upstream = upstream;
+    this.sessions.set(mcpSession, s);
+    this.live.add(s);
+    return s;
+  }
+
+  /** Ends a session once: open calls recorded as abandoned, the upstream stopped, session.end written. */
+  private closeSession(s: GatewaySession, reason: RelayEnd, how: string): Promise<void> {
+    s.closing ??= (async () => {
+      this.sessions.delete(s.id);
+      if (s.idle !== undefined) clearTimeout(s.idle);
+      await s.relay.clientGone(how);
+      await s.upstream.stop();
+      await s.upstreamDone;
+      await s.relay.end(reason);
+      await s.transport.close();
+    })()
+      .catch((e: unknown) => this.log(`witness gateway: could not close session ${s.relay.sessionId} cleanly: ${String(e)}`))
+      .finally(() => this.live.delete(s));
+    return s.closing;
+  }
+
+  private toClient(transport: StreamableHTTPServerTransport, line: string, related: JsonRpcId | undefined): void {
+    let message: JSONRPCMessage;
+    try {
+      message = JSON.parse(line) as JSONRPCMessage;
+    } catch {
+      return; // An upstream line that is not JSON: the relay has already recorded it.
+    }
+    // A response whose request stream is gone (client dropped, id null) cannot be delivered; the
+    // relay has recorded the call's result either way, so it is dropped rather than crash the transport.
+    transport.send(message, related === undefined ? undefined : { relatedRequestId: related }).catch(() => undefined);
+  }
+
+  private recordGateway(agent: AgentRef, message: string, code: string, data: Record<string, unknown>): void {
+    void this.witness
+      .record(GATEWAY_STREAM, { agent, kind: 'error', outcome: 'error', recorder: { kind: 'gateway', version: RECORDER_VERSION }, data: { message, code, source: 'gateway', ...data } })
+      .catch(() => undefined);
+  }
+
+  private log(message: string): void {
+    try {
+      this.options.onLog?.(message);
+    } catch {
+      // A logger that throws must not take the gateway down.
+    }
+  }
+}
+
+/** The upstream's environment: ours plus its own, minus Witness's secrets (a server need not see the ledger key). */
+function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WITNESS_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function idOf(message: unknown): JsonRpcId | null {
+  const id = (message as { id?: unknown } | null)?.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+function reply(res: ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(body);
+}
+
+/** Reads a body up to `max` bytes; past that it stops keeping it (and the connection is closed after the answer). */
+function readBody(req: IncomingMessage, max: number): Promise<{ text: string; bytes: number; tooLarge: boolean }> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    req.resume();
+    return Promise.resolve({ text: '', bytes: declared, tooLarge: true });
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > max) {
+        // Answer now; the rest is read and thrown away, never buffered.
+        req.off('data', onData);
+        req.resume();
+        resolve({ text: '', bytes, tooLarge: true });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve({ text: Buffer.concat(chunks).toString('utf8'), bytes, tooLarge: false }));
+    req.once('error', reject);
+  });
+}

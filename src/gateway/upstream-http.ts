@@ -1,0 +1,94 @@
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, errorResponse, type JsonRpcId } from './jsonrpc.js';
+
+/**
+ * An MCP server reached over Streamable HTTP, through the official SDK's client transport (which
+ * keeps the upstream Mcp-Session-Id, opens the GET stream after initialization and parses SSE).
+ * One per gateway session, so the upstream sees one MCP session per client session.
+ */
+
+export interface HttpUpstreamOptions {
+  url: string;
+  /** Extra headers for every upstream request (e.g. the upstream's own credentials). */
+  headers?: Record<string, string> | undefined;
+  /** Every message the server sends, serialized. */
+  onLine: (line: string) => void;
+  /** A request or notification could not be delivered; requests also get an error response through onLine. */
+  onFailure: (message: string, extra: Record<string, unknown>) => void;
+  onLog?: ((message: string) => void) | undefined;
+}
+
+export class HttpUpstream {
+  private readonly transport: StreamableHTTPClientTransport;
+  /** The initialize POST: later messages wait for it, since they need the session id it returns. */
+  private ready: Promise<unknown> = Promise.resolve();
+  private initializeId: JsonRpcId | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: HttpUpstreamOptions) {
+    this.transport = new StreamableHTTPClientTransport(new URL(o.url), {
+      ...(o.headers === undefined ? {} : { requestInit: { headers: o.headers } }),
+      // A lost GET stream is retried a few times, then given up: requests still work without it.
+      reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 2, maxRetries: 3 },
+    });
+    this.transport.onmessage = (m) => this.received(m);
+    this.transport.onerror = (e) => {
+      if (!this.stopped) this.o.onLog?.(`witness gateway: upstream ${o.url}: ${e.message}`);
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+  }
+
+  send(line: string): void {
+    if (this.stopped) return;
+    const message = JSON.parse(line) as JSONRPCMessage;
+    const isRequest = 'method' in message && 'id' in message;
+    const id = isRequest ? (message as { id: JsonRpcId }).id : undefined;
+    const method = 'method' in message ? message.method : undefined;
+    const deliver = async () => {
+      try {
+        await this.transport.send(message);
+      } catch (e) {
+        if (this.stopped) return;
+        const why = `The upstream MCP server at ${this.o.url} could not be reached or refused the message (${oneLine(e)})`;
+        this.o.onFailure(`${why}.`, { url: this.o.url, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) });
+        // A request must still get an answer, or the client would wait forever.
+        if (id !== undefined) this.o.onLine(errorResponse(id, ErrorCode.ConnectionClosed, `${why}; the request was not answered.`));
+      }
+    };
+    if (method === 'initialize') {
+      this.initializeId = id;
+      this.ready = deliver();
+      return;
+    }
+    void this.ready.then(deliver);
+  }
+
+  private received(m: JSONRPCMessage): void {
+    // The SDK Client would do this itself: later requests carry the negotiated version header.
+    if ('result' in m && this.initializeId !== undefined && m.id === this.initializeId) {
+      const v = (m.result as { protocolVersion?: unknown }).protocolVersion;
+      if (typeof v === 'string') this.transport.setProtocolVersion(v);
+    }
+    this.o.onLine(JSON.stringify(m));
+  }
+
+  /** Ends the upstream session (DELETE, best effort) and closes the connections. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.transport.sessionId !== undefined) {
+      const timeout = new Promise<void>((r) => setTimeout(r, 2000).unref());
+      await Promise.race([this.transport.terminateSession().catch(() => undefined), timeout]);
+    }
+    await this.transport.close();
+  }
+}
+
+function oneLine(e: unknown): string {
+  const s = e instanceof Error ? e.message : String(e);
+  return s.split('\n')[0]!.replace(/\.$/, '').slice(0, 300);
+}

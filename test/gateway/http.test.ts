@@ -1,0 +1,283 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { StoredEvent } from '../../src/core/index.js';
+import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
+import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { SqliteLedger } from '../../src/store/index.js';
+import { REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+/**
+ * `witness gateway` (Streamable HTTP) end to end, with real parts only: the gateway in process on a
+ * free port, recording into a temporary SQLite ledger, in front of the real server-everything and
+ * server-filesystem from npm; the official SDK Client connects over StreamableHTTPClientTransport.
+ */
+
+const dir = tempDir('witness-http-');
+const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+const FILESYSTEM = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
+const FILES = fs.mkdtempSync(path.join(dir, 'files-'));
+fs.writeFileSync(path.join(FILES, 'note.txt'), 'Refund approved for order A-1042.\nSecond line: ünïcödé ✓\n');
+
+const SUPPORT_KEY = 'wk_support-test-key-0000000000000000000000000000';
+const BILLING_KEY = 'wk_billing-test-key-0000000000000000000000000000';
+const ACCEPT = 'application/json, text/event-stream';
+
+function configText(extraServers: string[] = []): string {
+  return [
+    'listen: "127.0.0.1:0"',
+    'agents:',
+    `  - { id: support-bot, key_sha256: "${keySha256(SUPPORT_KEY)}" }`,
+    `  - { id: billing-bot, key_sha256: "${keySha256(BILLING_KEY)}" }`,
+    'max_body_bytes: 65536',
+    'servers:',
+    '  - name: everything',
+    '    path: /mcp/everything',
+    `    command: ${JSON.stringify(process.execPath)}`,
+    `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
+    '  - name: files',
+    '    path: /mcp/files/',
+    `    command: ${JSON.stringify(process.execPath)}`,
+    `    args: ${JSON.stringify([FILESYSTEM, FILES])}`,
+    ...extraServers,
+    '',
+  ].join('\n');
+}
+
+interface Running {
+  gateway: HttpGateway;
+  witness: Witness;
+  store: string;
+}
+
+const running: Running[] = [];
+afterAll(async () => {
+  for (const r of running) {
+    await r.gateway.close();
+    await r.witness.close();
+  }
+});
+
+async function startGateway(extraServers: string[] = [], store = tempDb(dir)): Promise<Running> {
+  const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 2000 });
+  const gateway = await startHttpGateway(parseGatewayConfig(configText(extraServers), { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+  const r = { gateway, witness, store };
+  running.push(r);
+  return r;
+}
+
+async function stopGateway(r: Running): Promise<void> {
+  await r.gateway.close();
+  await r.witness.close();
+  running.splice(running.indexOf(r), 1);
+}
+
+async function httpClient(url: string, key: string | undefined, name = 'test-client'): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), key === undefined ? {} : { requestInit: { headers: { Authorization: `Bearer ${key}` } } });
+  const client = new Client({ name, version: '9.9.9' });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+async function stdioClient(args: string[]): Promise<Client> {
+  const [command, ...rest] = args as [string, ...string[]];
+  const client = new Client({ name: 'direct', version: '1' });
+  await client.connect(new StdioClientTransport({ command, args: rest, cwd: REPO_ROOT, stderr: 'pipe' }));
+  return client;
+}
+
+async function events(r: Running): Promise<StoredEvent[]> {
+  await r.witness.flush();
+  const ledger = SqliteLedger.open({ path: r.store, create: false, readonly: true });
+  try {
+    const page = await ledger.query({ limit: 1000 });
+    return [...page.events].sort((a, b) => a.seq - b.seq);
+  } finally {
+    await ledger.close();
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function post(url: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: ACCEPT, ...headers }, body });
+}
+
+const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+
+describe('witness gateway over Streamable HTTP', () => {
+  it('returns the same echo result as a direct stdio connection and records the call under the key\'s agent, whatever the client claims', async () => {
+    const r = await startGateway();
+    const direct = await stdioClient([process.execPath, EVERYTHING, 'stdio']);
+    const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY, 'billing-admin');
+    const mcpSession = transport.sessionId;
+    try {
+      const args = { name: 'echo', arguments: { message: 'refund order A-1042', agent: 'billing-bot' }, _meta: { agent: 'billing-bot' } };
+      const [viaDirect, viaGateway] = await Promise.all([direct.callTool(args), client.callTool(args)]);
+      expect(viaGateway).toEqual(viaDirect);
+      expect(viaGateway.content).toEqual([{ type: 'text', text: 'Echo: refund order A-1042' }]);
+      // DELETE ends the MCP session: session.end is written before anything else closes.
+      await transport.terminateSession();
+      await until(() => r.gateway.sessions === 0, 'the session to end');
+    } finally {
+      await Promise.all([direct.close(), client.close()]);
+    }
+    const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'tool.result', 'session.end']);
+    expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
+    expect(evs[0]!.agent.credential).toBe(keySha256(SUPPORT_KEY).slice(0, 12));
+    expect(evs[0]!.data).toMatchObject({ labels: { transport: 'streamable-http', path: '/mcp/everything', server: 'everything', mcp_session: mcpSession } });
+    expect(evs[1]!.data).toMatchObject({ tool: 'echo', arguments: { message: 'refund order A-1042', agent: 'billing-bot' }, client_claims: { clientInfo: { name: 'billing-admin' }, _meta: { agent: 'billing-bot' } } });
+    expect(evs[2]!.data).toMatchObject({ is_error: false, output: { content: [{ type: 'text', text: 'Echo: refund order A-1042' }] } });
+    expect(evs[3]!.data).toMatchObject({ reason: 'completed' });
+    await stopGateway(r);
+    const report = await verifyFile(r.store);
+    expect(report.failures).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+
+  it('reads a file through server-filesystem exactly as a direct connection does', async () => {
+    const r = await startGateway();
+    const direct = await stdioClient([process.execPath, FILESYSTEM, FILES]);
+    const { client } = await httpClient(`${r.gateway.url}/mcp/files`, SUPPORT_KEY);
+    try {
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      const tool = tools.includes('read_text_file') ? 'read_text_file' : 'read_file';
+      const args = { name: tool, arguments: { path: path.join(FILES, 'note.txt') } };
+      const [viaDirect, viaGateway] = await Promise.all([direct.callTool(args), client.callTool(args)]);
+      expect(viaGateway).toEqual(viaDirect);
+      expect(JSON.stringify(viaGateway.content)).toContain('ünïcödé ✓');
+    } finally {
+      await Promise.all([direct.close(), client.close()]);
+    }
+  });
+
+  it('answers a missing or unknown key with 401 and WWW-Authenticate, and records both without the key', async () => {
+    const r = await startGateway();
+    const url = `${r.gateway.url}/mcp/everything`;
+    const missing = await post(url, INIT);
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/Unauthorized: no API key/);
+    const wrong = await post(url, INIT, { Authorization: 'Bearer wk_not-a-configured-key' });
+    expect(wrong.status).toBe(401);
+    // The SDK client surfaces it as an error too.
+    await expect(httpClient(url, 'wk_also-wrong')).rejects.toThrow(/401|Unauthorized/);
+    const gateEvents = (await events(r)).filter((e) => e.stream === GATEWAY_STREAM);
+    expect(gateEvents.length).toBeGreaterThanOrEqual(3);
+    expect(gateEvents.every((e) => e.kind === 'error' && e.agent.id === 'unauthenticated')).toBe(true);
+    expect(gateEvents[0]!.data).toMatchObject({ code: 'unauthorized', source: 'gateway', path: '/mcp/everything', method: 'POST', reason: 'missing' });
+    expect(gateEvents[1]!.data).toMatchObject({ code: 'unauthorized', reason: 'unknown', key_fingerprint: keySha256('wk_not-a-configured-key').slice(0, 12) });
+    expect(JSON.stringify(gateEvents)).not.toContain('not-a-configured-key');
+    await stopGateway(r);
+    expect((await verifyFile(r.store)).ok).toBe(true);
+  });
+
+  it('refuses the stateless 2026-07-28 protocol version with a clear JSON-RPC error', async () => {
+    const r = await startGateway();
+    const res = await post(`${r.gateway.url}/mcp/everything`, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } }), {
+      Authorization: `Bearer ${SUPPORT_KEY}`,
+      'MCP-Protocol-Version': '2026-07-28',
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { jsonrpc: string; error: { code: number; message: string; data: { supported: string[] } } };
+    expect(body.jsonrpc).toBe('2.0');
+    expect(body.error.message).toMatch(/^Unsupported protocol version 2026-07-28: .*not the stateless 2026-07-28 protocol.*initialize a session with 2025-11-25 or 2025-06-18\.$/);
+    expect(body.error.data.supported).toEqual(expect.arrayContaining(['2025-06-18', '2025-11-25']));
+  });
+
+  it('answers an unknown path with 404 and a request without a session with 400', async () => {
+    const r = await startGateway();
+    const res = await post(`${r.gateway.url}/mcp/nothing-here`, INIT, { Authorization: `Bearer ${SUPPORT_KEY}` });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/no MCP server is exposed at \/mcp\/nothing-here/);
+    const noSession = await post(`${r.gateway.url}/mcp/everything`, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), { Authorization: `Bearer ${SUPPORT_KEY}` });
+    expect(noSession.status).toBe(400);
+  });
+
+  it('refuses an oversized body with 413 and a body that is not JSON with -32700, and records both', async () => {
+    const r = await startGateway();
+    const url = `${r.gateway.url}/mcp/everything`;
+    const auth = { Authorization: `Bearer ${SUPPORT_KEY}` };
+    const big = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(70_000) } }), auth);
+    expect(big.status).toBe(413);
+    const bad = await post(url, '{"jsonrpc": "2.0", "id": 1,', auth);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: number } }).error.code).toBe(-32700);
+    const gateEvents = (await events(r)).filter((e) => e.stream === GATEWAY_STREAM);
+    expect(gateEvents.map((e) => [e.agent.id, e.data?.['code']])).toEqual([
+      ['support-bot', 'frame_too_large'],
+      ['support-bot', 'parse_error'],
+    ]);
+  });
+
+  it('keeps two agents\' sessions in separate streams and refuses one agent\'s session id under another agent\'s key', async () => {
+    const r = await startGateway();
+    const url = `${r.gateway.url}/mcp/everything`;
+    const a = await httpClient(url, SUPPORT_KEY);
+    const b = await httpClient(url, BILLING_KEY);
+    try {
+      await Promise.all([a.client.callTool({ name: 'echo', arguments: { message: 'a' } }), b.client.callTool({ name: 'echo', arguments: { message: 'b' } })]);
+      const stolen = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hijack' } } }), {
+        Authorization: `Bearer ${BILLING_KEY}`,
+        'Mcp-Session-Id': a.transport.sessionId!,
+      });
+      expect(stolen.status).toBe(404);
+    } finally {
+      await Promise.all([a.client.close(), b.client.close()]);
+    }
+    const evs = await events(r);
+    const calls = evs.filter((e) => e.kind === 'tool.call');
+    expect(calls.map((e) => e.agent.id).sort()).toEqual(['billing-bot', 'support-bot']);
+    expect(new Set(calls.map((e) => e.stream)).size).toBe(2);
+    expect(JSON.stringify(calls)).not.toContain('hijack');
+    const forbidden = evs.filter((e) => e.stream === GATEWAY_STREAM);
+    expect(forbidden.map((e) => [e.agent.id, e.data?.['code']])).toEqual([['billing-bot', 'forbidden']]);
+  });
+
+  it('forwards to an upstream MCP server over HTTP (a gateway in front of a gateway) with the same result as direct', async () => {
+    const inner = await startGateway();
+    const outer = await startGateway([
+      '  - name: chained',
+      '    path: /mcp/chained',
+      `    url: ${JSON.stringify(`${inner.gateway.url}/mcp/everything`)}`,
+      `    headers: { Authorization: "Bearer ${BILLING_KEY}" }`,
+    ]);
+    const direct = await stdioClient([process.execPath, EVERYTHING, 'stdio']);
+    const { client, transport } = await httpClient(`${outer.gateway.url}/mcp/chained`, SUPPORT_KEY);
+    try {
+      const args = { name: 'get-sum', arguments: { a: 2, b: 40 } };
+      const [viaDirect, viaChain] = await Promise.all([direct.callTool(args), client.callTool(args)]);
+      expect(viaChain).toEqual(viaDirect);
+      await transport.terminateSession();
+      // Ending the outer session ends the inner one too (the HTTP upstream is sent DELETE).
+      await until(() => outer.gateway.sessions === 0 && inner.gateway.sessions === 0, 'both sessions to end');
+    } finally {
+      await Promise.all([direct.close(), client.close()]);
+    }
+    const outerCalls = (await events(outer)).filter((e) => e.kind === 'tool.call');
+    const innerCalls = (await events(inner)).filter((e) => e.kind === 'tool.call');
+    expect(outerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['support-bot', 'get-sum']]);
+    expect(innerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['billing-bot', 'get-sum']]);
+    expect((await events(inner)).filter((e) => e.kind === 'session.end')).toHaveLength(1);
+  });
+
+  it('fails at start on a bad configuration file with exit code 2 and one sentence naming the line', async () => {
+    const file = path.join(dir, 'bad-gateway.yaml');
+    fs.writeFileSync(file, ['agents:', `  - { id: a, key_sha256: "${keySha256('k')}" }`, 'servers:', '  - name: everything', '    path: /mcp/everything', '    comand: node', ''].join('\n'));
+    const res = await runBin(['gateway', '--config', file, '--store', `sqlite:${tempDb(dir)}`]);
+    expect(res.code).toBe(2);
+    const sentence = oneSentence(res.stderr);
+    expect(sentence).toMatch(/bad-gateway\.yaml line 6: "comand" is not a setting of servers\[0\]/);
+  });
+});
