@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs the system programs Witness's visual proof needs, from Debian's packages, when missing:
+#   chromium (screenshots, driven by playwright-core; never a downloaded browser),
+#   ffmpeg (the narrated MP4), espeak-ng (the narration), fonts-dejavu-core (titles and captions).
+# Quiet when everything is present. Runs `apt-get update` at most once. Needs root (or sudo).
+set -eu
+
+missing=""
+need() { # need <command-or-file> <package>
+  case "$1" in
+    /*) [ -e "$1" ] || missing="$missing $2" ;;
+    *) command -v "$1" >/dev/null 2>&1 || missing="$missing $2" ;;
+  esac
+}
+need /usr/bin/chromium chromium
+need ffmpeg ffmpeg
+need ffprobe ffmpeg
+need espeak-ng espeak-ng
+need /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
+
+[ -z "$missing" ] && exit 0
+
+# One package name once, in a stable order.
+packages=$(printf '%s\n' $missing | sort -u | tr '\n' ' ')
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "witness: missing system packages: $packages; install them with your package manager (this script knows apt-get only)." >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "witness: missing system packages: $packages; run this script as root: sudo sh scripts/setup-system.sh" >&2
+    exit 1
+  fi
+fi
+echo "witness: installing $packages from Debian's packages (about 20 s)..." >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $packages >/dev/null
+echo "witness: installed $packages." >&2
