@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -8,7 +9,7 @@ import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
-import { REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -270,6 +271,99 @@ describe('witness gateway over Streamable HTTP', () => {
     expect(outerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['support-bot', 'get-sum']]);
     expect(innerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['billing-bot', 'get-sum']]);
     expect((await events(inner)).filter((e) => e.kind === 'session.end')).toHaveLength(1);
+  });
+
+  it('delivers progress on the request\'s own SSE stream and records a call the client cancels as cancelled', async () => {
+    const r = await startGateway();
+    const { client } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
+    try {
+      const seen: number[] = [];
+      const done = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
+      expect(done.isError).not.toBe(true);
+      expect(seen).toEqual([1, 2, 3]);
+      const abort = new AbortController();
+      const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, { signal: abort.signal });
+      setTimeout(() => abort.abort('changed my mind'), 150);
+      await expect(call).rejects.toThrow();
+      await until(async () => (await events(r)).filter((e) => e.kind === 'tool.result').length === 2, 'the cancelled call to be recorded');
+    } finally {
+      await client.close();
+    }
+    const results = (await events(r)).filter((e) => e.kind === 'tool.result');
+    expect(results.map((e) => e.outcome)).toEqual(['success', 'error']);
+    expect(results[1]!.data).toMatchObject({ error: { code: 'cancelled' } });
+  });
+
+  it('records a client that drops the HTTP connection mid-call as disconnected, and still records the call\'s result', async () => {
+    const r = await startGateway();
+    const url = `${r.gateway.url}/mcp/everything`;
+    const auth = { Authorization: `Bearer ${SUPPORT_KEY}` };
+    const init = await post(url, INIT, auth);
+    const session = init.headers.get('mcp-session-id')!;
+    expect(await init.text()).toContain('"serverInfo"');
+    const headers = { ...auth, 'Mcp-Session-Id': session, 'MCP-Protocol-Version': '2025-06-18' };
+    await post(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
+    const abort = new AbortController();
+    const call = fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: ACCEPT, ...headers },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 0.5, steps: 1 } } }),
+      signal: abort.signal,
+    });
+    const res = await call;
+    expect(res.status).toBe(200);
+    abort.abort();
+    await until(async () => (await events(r)).some((e) => e.kind === 'tool.result'), 'the result of the abandoned call');
+    const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'error', 'tool.result']);
+    expect(evs[2]!.data).toMatchObject({ code: 'client_disconnected', source: 'gateway', jsonrpc_id: 5 });
+  });
+
+  it('answers a call pending when the upstream server crashes with a JSON-RPC error and records the crash and the failed call', async () => {
+    // A minimal MCP server that answers initialize and dies on the first tool call.
+    const dying = [
+      'const rl = require("readline").createInterface({ input: process.stdin });',
+      'rl.on("line", (l) => { const m = JSON.parse(l);',
+      '  if (m.method === "initialize") process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "dying", version: "1" } } }) + "\\n");',
+      '  if (m.method === "tools/call") process.exit(3); });',
+    ].join('\n');
+    const r = await startGateway(['  - name: dying', '    path: /mcp/dying', `    command: ${JSON.stringify(process.execPath)}`, `    args: ["-e", ${JSON.stringify(dying)}]`]);
+    const { client } = await httpClient(`${r.gateway.url}/mcp/dying`, SUPPORT_KEY);
+    try {
+      await expect(client.callTool({ name: 'anything', arguments: {} })).rejects.toThrow(/exited with code 3/);
+      await until(() => r.gateway.sessions === 0, 'the session to end');
+    } finally {
+      await client.close();
+    }
+    const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'tool.result', 'error', 'session.end']);
+    expect(evs[2]!.data).toMatchObject({ is_error: true, error: { code: 'upstream_exited' } });
+    expect(evs[3]!.data).toMatchObject({ code: 'upstream_exited', exit_code: 3 });
+    expect(evs[4]!.data).toMatchObject({ reason: 'error' });
+  });
+
+  it('runs as the witness gateway command: prints where it listens, and on SIGTERM ends open sessions as cancelled and exits 0', async () => {
+    const store = tempDb(dir);
+    const file = path.join(dir, 'gateway.yaml');
+    fs.writeFileSync(file, configText().replace('127.0.0.1:0', '127.0.0.1:0') + `store: ${JSON.stringify(`sqlite:${store}`)}\n`);
+    const child = spawn(process.execPath, [BIN, 'gateway', '--config', file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((res) => child.once('close', (code) => res(code)));
+    await until(() => /listening on /.test(stderr), 'the gateway to listen', 10_000);
+    const base = /listening on (http:\/\/\S+) /.exec(stderr)![1]!;
+    expect(stderr).toMatch(/\/mcp\/everything \(everything\), \/mcp\/files \(files\)/);
+    const { client } = await httpClient(`${base}/mcp/everything`, SUPPORT_KEY);
+    await client.callTool({ name: 'echo', arguments: { message: 'before the stop' } });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await client.close();
+    const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
+    const evs = [...(await ledger.query({ limit: 100 })).events].sort((a, b) => a.seq - b.seq);
+    await ledger.close();
+    expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'tool.result', 'session.end']);
+    expect(evs[3]!.data).toMatchObject({ reason: 'cancelled' });
+    expect((await verifyFile(store)).ok).toBe(true);
   });
 
   it('fails at start on a bad configuration file with exit code 2 and one sentence naming the line', async () => {
