@@ -38,6 +38,7 @@ export const REQUIREMENTS = {
   'R-GW-FAIL-CLOSED': 'A call the gateway cannot record is refused by default (fail open only when configured).',
   'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
   'R-GW-BAD-INPUT': 'Malformed, oversized, batched or unsolicited messages get a well-formed error or are dropped, are recorded, and the gateway keeps serving.',
+  'R-GW-AUTH': 'The HTTP gateway admits only bearer keys configured (hashed) for an agent; a missing or unknown key gets 401 and the refusal is recorded without the key.',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
 } as const;
 

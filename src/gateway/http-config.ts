@@ -16,7 +16,7 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SESSION_IDLE_MS = 60 * 60 * 1000;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-const positiveInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const positiveInt = z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).positive({ error: 'must be a positive whole number' }).max(Number.MAX_SAFE_INTEGER, { error: 'must be at most 2^53 - 1' });
 const plainName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { error: 'must be a name of letters, digits and . _ : - (at most 128 characters)' });
 
 const AgentSchema = z.strictObject({
@@ -153,7 +153,7 @@ export function parseGatewayConfig(text: string, options: { source?: string; bas
     fail(source, 1, `not valid YAML (${firstLine(e)})`);
   }
   if (data === null || data === undefined) fail(source, 1, 'the file is empty; a gateway configuration needs at least agents and servers');
-  const parsed = GatewayFileSchema.safeParse(data);
+  const parsed = GatewayFileSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const { line, message } = describeIssue(issue, doc, lineAt);
@@ -242,6 +242,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineAt: (o: numbe
   const subject = field === '' ? 'the file' : field;
   if (issue.code === 'invalid_type') {
     if (issue.input === undefined) return { line, message: `${subject} is missing` };
+    if (/^must /.test(issue.message)) return { line, message: `${subject} ${issue.message}` };
     return { line, message: `${subject} must be ${article(issue.expected)}` };
   }
   if (issue.code === 'invalid_value') return { line, message: `${subject} must be ${issue.values.map(String).join(' or ')}` };

@@ -10,6 +10,7 @@ import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type H
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
+import { thrown } from '../helpers/errors.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -117,7 +118,7 @@ function post(url: string, body: string, headers: Record<string, string> = {}): 
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
 
 describe('witness gateway over Streamable HTTP', () => {
-  it('returns the same echo result as a direct stdio connection and records the call under the key\'s agent, whatever the client claims', async () => {
+  it('returns the same echo result as a direct stdio connection and records the call under the key\'s agent, whatever the client claims [R-GW-IDENTITY]', async () => {
     const r = await startGateway();
     const direct = await stdioClient([process.execPath, EVERYTHING, 'stdio']);
     const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY, 'billing-admin');
@@ -163,7 +164,7 @@ describe('witness gateway over Streamable HTTP', () => {
     }
   });
 
-  it('answers a missing or unknown key with 401 and WWW-Authenticate, and records both without the key', async () => {
+  it('answers a missing or unknown key with 401 and WWW-Authenticate, and records both without the key [R-GW-AUTH]', async () => {
     const r = await startGateway();
     const url = `${r.gateway.url}/mcp/everything`;
     const missing = await post(url, INIT);
@@ -373,5 +374,25 @@ describe('witness gateway over Streamable HTTP', () => {
     expect(res.code).toBe(2);
     const sentence = oneSentence(res.stderr);
     expect(sentence).toMatch(/bad-gateway\.yaml line 6: "comand" is not a setting of servers\[0\]/);
+  });
+
+  it('names the line and the field of each kind of configuration mistake in one sentence', () => {
+    const h = keySha256('k');
+    const cases: Array<[string, RegExp]> = [
+      ['agents: []\nservers: []\n', /^g\.yaml line 1: agents must list at least one agent\.$/],
+      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, url: "http://x" }\n`, /^g\.yaml line 4: servers\[0\] needs exactly one of command .* or url /],
+      [`agents:\n  - id: a\n    key_sha256: abc\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 3: agents\[0\]\.key_sha256 must be 64 hex digits/],
+      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    max_frame_bytes: 1.5\n`, /^g\.yaml line 7: servers\[0\]\.max_frame_bytes must be a whole number\.$/],
+      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, on_record_failure: maybe }\n`, /^g\.yaml line 4: servers\[0\]\.on_record_failure must be refuse or forward\.$/],
+      [`listen: "x:y"\nagents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 1: listen must be host:port or a port/],
+      [`agents:\n  - { id: a, key_sha256: "${h}" }\n  - { id: b, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 3: agents\[1\]\.key_sha256 repeats the key hash/],
+    ];
+    for (const [text, expected] of cases) {
+      const e = thrown(() => parseGatewayConfig(text, { source: 'g.yaml', baseDir: dir }));
+      expect(e.code).toBe('invalid_argument');
+      expect(oneSentence(e.message)).toMatch(expected);
+    }
+    const ok = parseGatewayConfig(`store: sqlite:./ledger.db\nagents:\n  - { id: a, key_sha256: "${h.toUpperCase()}" }\nservers:\n  - { name: a, path: /a/, url: "http://127.0.0.1:9/mcp", on_record_failure: forward }\n`, { source: 'g.yaml', baseDir: dir });
+    expect(ok).toMatchObject({ host: '127.0.0.1', port: 8808, store: `sqlite:${path.join(dir, 'ledger.db')}`, agents: [{ id: 'a', keySha256: h }], servers: [{ path: '/a', failOpen: true, upstream: { kind: 'http' } }] });
   });
 });
