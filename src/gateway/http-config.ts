@@ -14,6 +14,7 @@ import { loadPolicyFile, type Policy } from '../policy/index.js';
 export const DEFAULT_LISTEN = '127.0.0.1:8808';
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SESSION_IDLE_MS = 60 * 60 * 1000;
+export const DEFAULT_MAX_SESSIONS = 256;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 const positiveInt = z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).positive({ error: 'must be a positive whole number' }).max(Number.MAX_SAFE_INTEGER, { error: 'must be at most 2^53 - 1' });
@@ -67,6 +68,7 @@ const GatewayFileSchema = z
     policy: z.string().min(1).optional(),
     max_body_bytes: positiveInt.optional(),
     session_idle_ms: positiveInt.optional(),
+    max_sessions: positiveInt.optional(),
     approvals: z.strictObject({ timeout_ms: positiveInt.optional(), poll_ms: positiveInt.optional(), progress_ms: positiveInt.optional() }).optional(),
     agents: z.array(AgentSchema).min(1, { error: 'must list at least one agent' }),
     servers: z.array(ServerSchema).min(1, { error: 'must list at least one server' }),
@@ -120,6 +122,8 @@ export interface GatewayConfig {
   store?: string | undefined;
   maxBodyBytes: number;
   sessionIdleMs: number;
+  /** Open MCP sessions (each with its own upstream process or connection) across all agents. */
+  maxSessions: number;
   approvals?: { timeoutMs?: number; pollMs?: number; progressMs?: number } | undefined;
   agents: GatewayAgentConfig[];
   servers: GatewayServerConfig[];
@@ -186,6 +190,7 @@ function resolve(f: GatewayFile, doc: Document, lineAt: (o: number) => number, s
     store: f.store === undefined ? undefined : resolveStoreUrl(f.store, baseDir),
     maxBodyBytes: f.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,
     sessionIdleMs: f.session_idle_ms ?? DEFAULT_SESSION_IDLE_MS,
+    maxSessions: f.max_sessions ?? DEFAULT_MAX_SESSIONS,
     approvals,
     agents: f.agents.map((a) => ({ id: a.id, keySha256: a.key_sha256.toLowerCase() })),
     servers: f.servers.map((s, i) => ({
@@ -254,7 +259,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineAt: (o: numbe
 }
 
 function hint(at: Array<string | number>): string {
-  if (at.length === 0) return ' (known: listen, store, policy, max_body_bytes, session_idle_ms, approvals, agents, servers)';
+  if (at.length === 0) return ' (known: listen, store, policy, max_body_bytes, session_idle_ms, max_sessions, approvals, agents, servers)';
   if (at[0] === 'servers' && at.length === 2) return ' (a server has name, path, command/args/env/cwd or url/headers, policy, on_record_failure, record_lists, max_frame_bytes)';
   if (at[0] === 'agents' && at.length === 2) return ' (an agent has id and key_sha256)';
   return '';

@@ -71,6 +71,8 @@ class Gateway {
   private readonly live = new Set<GatewaySession>();
   private readonly server: http.Server;
   private stopping = false;
+  /** Sessions being opened (session.start not yet durable): counted against max_sessions. */
+  private opening = 0;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -203,7 +205,18 @@ class Gateway {
       if (!isInitialize) {
         return reply(res, 400, errorResponse(idOf(message), ErrorCode.ConnectionClosed, 'Bad request: send initialize first, then every request with the Mcp-Session-Id header it returns.'));
       }
-      session = await this.openSession(server, agent, req);
+      if (this.live.size + this.opening >= this.config.maxSessions) {
+        // Each session holds an upstream process or connection: a cap keeps one agent from exhausting the host.
+        record(`Refused a new MCP session: the gateway already has ${this.live.size} open, its max_sessions limit.`, 'too_many_sessions', { limit: this.config.maxSessions });
+        res.setHeader('Retry-After', '5');
+        return reply(res, 503, errorResponse(idOf(message), ErrorCode.ConnectionClosed, `Service unavailable: the gateway has reached its limit of ${this.config.maxSessions} open MCP sessions; close one (DELETE) or try again later.`));
+      }
+      this.opening += 1;
+      try {
+        session = await this.openSession(server, agent, req);
+      } finally {
+        this.opening -= 1;
+      }
     } else if (isInitialize) {
       return reply(res, 400, errorResponse(idOf(message), ErrorCode.InvalidRequest, 'Invalid request: this MCP session is already initialized; initialize without Mcp-Session-Id to start a new one.'));
     }

@@ -64,9 +64,10 @@ afterAll(async () => {
   }
 });
 
-async function startGateway(extraServers: string[] = [], store = tempDb(dir)): Promise<Running> {
+async function startGateway(extraServers: string[] = [], settings = ''): Promise<Running> {
+  const store = tempDb(dir);
   const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 2000 });
-  const gateway = await startHttpGateway(parseGatewayConfig(configText(extraServers), { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+  const gateway = await startHttpGateway(parseGatewayConfig(settings + configText(extraServers), { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
   const r = { gateway, witness, store };
   running.push(r);
   return r;
@@ -374,6 +375,20 @@ describe('witness gateway over Streamable HTTP', () => {
     expect(res.code).toBe(2);
     const sentence = oneSentence(res.stderr);
     expect(sentence).toMatch(/bad-gateway\.yaml line 6: "comand" is not a setting of servers\[0\]/);
+  });
+
+  it('refuses a new session over max_sessions with 503 and records it, and admits one again once a session is deleted', async () => {
+    const r = await startGateway([], 'max_sessions: 1\n');
+    const url = `${r.gateway.url}/mcp/everything`;
+    const first = await httpClient(url, SUPPORT_KEY);
+    await expect(httpClient(url, BILLING_KEY)).rejects.toThrow(/503|limit of 1 open MCP sessions/);
+    await first.transport.terminateSession();
+    await first.client.close();
+    await until(() => r.gateway.sessions === 0, 'the first session to end');
+    const second = await httpClient(url, BILLING_KEY);
+    await second.client.close();
+    const refused = (await events(r)).filter((e) => e.stream === GATEWAY_STREAM);
+    expect(refused.map((e) => [e.agent.id, e.data?.['code']])).toEqual([['billing-bot', 'too_many_sessions']]);
   });
 
   it('names the line and the field of each kind of configuration mistake in one sentence', () => {
