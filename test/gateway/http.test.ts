@@ -6,7 +6,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
-import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
+import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
@@ -389,6 +389,26 @@ describe('witness gateway over Streamable HTTP', () => {
     await second.client.close();
     const refused = (await events(r)).filter((e) => e.stream === GATEWAY_STREAM);
     expect(refused.map((e) => [e.agent.id, e.data?.['code']])).toEqual([['billing-bot', 'too_many_sessions']]);
+  });
+
+  it('refuses a call it cannot record with a JSON-RPC error and never forwards it (fail closed) [R-GW-FAIL-CLOSED]', async () => {
+    const witness = await openWitness({ store: `sqlite:${tempDb(dir)}`, retryForMs: 0, seal: { enabled: false } });
+    const gateway = await startHttpGateway(parseGatewayConfig(configText(), { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+    const { client } = await httpClient(`${gateway.url}/mcp/everything`, SUPPORT_KEY);
+    try {
+      // The ledger goes away under the running gateway.
+      await witness.ledger.close();
+      const refused = await client.callTool({ name: 'echo', arguments: { message: 'unrecorded' } }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: number; message: string },
+      );
+      expect(refused?.code).toBe(NOT_RECORDED);
+      expect(refused?.message).toMatch(/could not record this call to echo, so it was not sent to the server/);
+    } finally {
+      await client.close();
+      await gateway.close();
+      await witness.close().catch(() => undefined);
+    }
   });
 
   it('names the line and the field of each kind of configuration mistake in one sentence', () => {
