@@ -28,6 +28,9 @@ export const ERROR_CODES = [
   'immutable',
   'not_found',
   'closed',
+  // the machine
+  'missing_program',
+  'capture_failed',
   // requests refused
   'forbidden',
   'conflict',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { WitnessError, formatPath } from '../core/index.js';
 import type { RedactionRule } from './redact.js';
+import type { ToolCapturer } from './session.js';
 
 /**
  * Recorder options, parsed once at open. A bad option fails there with one sentence; after that
@@ -48,6 +49,8 @@ export const WitnessOptions = z.strictObject({
   /** Reject the returned promise on invalid input instead of reporting it (for tests and development). */
   strict: z.boolean().default(false),
   onError: z.custom<(error: WitnessError) => void>((v) => typeof v === 'function', 'must be a function').optional(),
+  /** Takes the screenshots tool calls ask for (`new Capturer()` from src/capture). */
+  capturer: z.custom<ToolCapturer>((v) => v !== null && typeof v === 'object' && typeof (v as { shoot?: unknown }).shoot === 'function', 'must have a shoot() method (a Capturer)').optional(),
   env: z.string().optional(),
   tenant: z.string().optional(),
 });
@@ -55,6 +58,7 @@ export const WitnessOptions = z.strictObject({
 export type WitnessOptionsInput = z.input<typeof WitnessOptions> & {
   redact?: { patterns?: RedactionRule[]; keys?: string[]; builtins?: boolean };
   onError?: (error: WitnessError) => void;
+  capturer?: ToolCapturer;
 };
 export type ParsedWitnessOptions = z.output<typeof WitnessOptions>;
 

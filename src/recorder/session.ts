@@ -33,6 +33,30 @@ export interface LlmCallInput {
 export interface ToolOptions extends EventFields {
   server?: string;
   requiresApproval?: boolean;
+  /**
+   * Screenshots around the call, taken by the recorder's capturer (`openWitness({ capturer })`):
+   * `{ url: 'http://…/customers/{customer_id}', before: true, after: true, mask: ['.card-number'] }`.
+   */
+  capture?: unknown;
+}
+
+/** One screenshot, as src/capture's Capturer returns it. */
+export interface CaptureShot {
+  png: Uint8Array;
+  role: string;
+  url: string;
+  status?: number | undefined;
+  title: string;
+  text: string;
+  viewport: { width: number; height: number };
+  mask: readonly string[];
+  ts: string;
+  ms: number;
+}
+
+/** Takes the screenshots a tool's capture spec asks for (src/capture's Capturer fits). */
+export interface ToolCapturer {
+  shoot(spec: unknown, args: unknown, role: 'before' | 'after'): Promise<CaptureShot | undefined>;
 }
 
 export interface EndInput {
@@ -44,6 +68,8 @@ export interface EndInput {
 export interface SessionHost {
   record(stream: string, input: EventInput): Promise<AppendReceipt | undefined>;
   storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }>;
+  storeArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
+  readonly capturer?: ToolCapturer | undefined;
   sessionEnded(): Promise<void>;
   now(): number;
 }
@@ -100,7 +126,7 @@ export class Session {
    * leaves evidence that it was attempted.
    */
   async tool<T>(name: string, args: unknown, fn: () => T | Promise<T>, options: ToolOptions = {}): Promise<T> {
-    const { server, requiresApproval, ...fields } = options;
+    const { server, requiresApproval, capture, ...fields } = options;
     const base = { resource: fields.resource ?? server ?? name.split('.')[0] ?? name, action: fields.action ?? name };
     const call = await this.record(
       'tool.call',
@@ -113,6 +139,7 @@ export class Session {
       { ...fields, ...base, outcome: 'pending' },
     );
     const parent = call === undefined ? {} : { parent: call.id };
+    if (capture !== undefined) await this.shoot(capture, args, 'before', call?.id, base);
     const started = this.host.now();
     let result: T;
     try {
@@ -131,6 +158,7 @@ export class Session {
         },
         { ...fields, ...base, ...parent, outcome: 'error' },
       );
+      if (capture !== undefined) await this.shoot(capture, args, 'after', call?.id, base);
       throw err;
     }
     const stored = await this.host.storeOutput('tool.result', result);
@@ -145,7 +173,49 @@ export class Session {
       },
       withArtifact({ ...fields, ...base, ...parent, outcome: 'success' }, stored.artifact),
     );
+    if (capture !== undefined) await this.shoot(capture, args, 'after', call?.id, base);
     return result;
+  }
+
+  /**
+   * Takes one screenshot for a tool call and records it. A capture that fails is recorded as an
+   * `error` event (source `capture`) and never fails the tool call.
+   */
+  private async shoot(spec: unknown, args: unknown, role: 'before' | 'after', callId: string | undefined, base: { resource: string; action: string }): Promise<void> {
+    const capturer = this.host.capturer;
+    const parent = callId === undefined ? {} : { parent: callId };
+    if (capturer === undefined) {
+      await this.record('error', { message: 'This tool call asks for a capture, but the recorder has no capturer; pass openWitness({ capturer: new Capturer() }).', code: 'no_capturer', source: 'capture' }, { ...parent, ...base, outcome: 'error' });
+      return;
+    }
+    try {
+      const shot = await capturer.shoot(spec, args, role);
+      if (shot !== undefined) await this.capture(shot, { ...parent, resource: base.resource, action: base.action });
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const code = (e as { code?: unknown }).code;
+      await this.record('error', { message: e.message, name: e.name, code: typeof code === 'string' ? code : 'capture_failed', source: 'capture', role }, { ...parent, ...base, outcome: 'error' });
+    }
+  }
+
+  /** Stores a screenshot as an artifact and records the `capture` event that binds it into the chain. */
+  async capture(shot: CaptureShot, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    const artifact = await this.host.storeArtifact(shot.png, 'image/png', shot.role);
+    return this.record(
+      'capture',
+      {
+        role: shot.role,
+        url: shot.url,
+        viewport: shot.viewport,
+        text: shot.text,
+        title: shot.title,
+        ...(shot.status === undefined ? {} : { http_status: shot.status }),
+        ...(shot.mask.length === 0 ? {} : { masked_selectors: [...shot.mask] }),
+        captured_at: shot.ts,
+        capture_ms: Math.round(shot.ms * 10) / 10,
+      },
+      { ...fields, action: fields.action ?? `capture.${shot.role}`, outcome: 'success', artifacts: [...(fields.artifacts ?? []), artifact] },
+    );
   }
 
   async note(text: string, fields: EventFields = {}): Promise<AppendReceipt | undefined> {

@@ -3,7 +3,7 @@ import { WitnessError, canonicalize, isWitnessError, toJsonValue, type ArtifactR
 import { DEFAULT_STORE, SqliteLedger, sqlitePath, type AppendReceipt } from '../store/index.js';
 import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 import { Redactor } from './redact.js';
-import { Session, type SessionHost, type SessionInit } from './session.js';
+import { Session, type SessionHost, type SessionInit, type ToolCapturer } from './session.js';
 import { BatchWriter } from './writer.js';
 
 export const RECORDER_VERSION = '0.1.0';
@@ -149,6 +149,15 @@ export class Witness implements SessionHost {
       this.report(isWitnessError(e) ? e : new WitnessError('store_unavailable', `Could not store a large output: ${String(e)}.`, { cause: e }));
       return { value: { $omitted: 'the output was too large to record inline and could not be stored as an artifact', bytes: Buffer.byteLength(text) } };
     }
+  }
+
+  /** Stores bytes in the content-addressed artifact store (screenshots, videos). */
+  async storeArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef> {
+    return this.ledger.putArtifact(bytes, mime, role);
+  }
+
+  get capturer(): ToolCapturer | undefined {
+    return this.options.capturer;
   }
 
   async sessionEnded(): Promise<void> {

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { WitnessError, formatPath } from '../core/index.js';
+
+/**
+ * What to capture around one tool call, the same in the SDK (`s.tool(…, { capture })`) and in the
+ * gateway configuration. `url` is a template filled from the call's arguments:
+ * `http://127.0.0.1:4000/customers/{customer_id}` or `{order.id}` for a nested argument.
+ */
+export const CaptureSpec = z.strictObject({
+  url: z.string().min(1).max(4096),
+  before: z.boolean().default(true),
+  after: z.boolean().default(true),
+  /** CSS selectors blacked out before the pixels are stored (card numbers, SSNs, patient data). */
+  mask: z.array(z.string().min(1).max(1024)).max(64).default([]),
+  viewport: z.strictObject({ width: z.number().int().min(200).max(4096), height: z.number().int().min(200).max(4096) }).default({ width: 1280, height: 720 }),
+  /** Wait for this selector to be visible before the screenshot. */
+  waitFor: z.string().min(1).max(1024).optional(),
+  timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  fullPage: z.boolean().default(false),
+});
+export type CaptureSpec = z.output<typeof CaptureSpec>;
+export type CaptureSpecInput = z.input<typeof CaptureSpec>;
+
+export function parseCaptureSpec(input: unknown, where = 'capture'): CaptureSpec {
+  const r = CaptureSpec.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new WitnessError('invalid_argument', `Invalid ${where}${issue?.path.length ? ` ${formatPath(issue.path)}` : ''}: ${issue?.message ?? 'invalid'}.`, { cause: r.error });
+}
+
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}/g;
+
+/**
+ * Fills `{name}` placeholders from the arguments, URL-encoded. Only http and https pages are
+ * captured: a `file:` or `chrome:` URL built from an agent's arguments could put local files into
+ * the evidence.
+ */
+export function fillUrl(template: string, args: unknown): string {
+  const url = template.replace(PLACEHOLDER, (_, name: string) => {
+    let cur: unknown = args;
+    for (const step of name.split('.')) {
+      cur = cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.prototype.hasOwnProperty.call(cur, step) ? (cur as Record<string, unknown>)[step] : undefined;
+    }
+    if (typeof cur !== 'string' && typeof cur !== 'number' && typeof cur !== 'boolean') {
+      throw new WitnessError('capture_failed', `The capture URL ${template} needs the argument ${name}, which this call does not have as a string or number.`, { details: { template, argument: name } });
+    }
+    return encodeURIComponent(String(cur));
+  });
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new WitnessError('capture_failed', `The capture URL ${url} is not a valid URL.`, { details: { url } });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new WitnessError('capture_failed', `The capture URL ${url} is not http or https; only web pages are captured.`, { details: { url } });
+  }
+  return parsed.href;
+}
