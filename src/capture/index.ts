@@ -5,5 +5,5 @@
  */
 export { CaptureBrowser, type Shot, type ShootOptions, type Viewport } from './browser.js';
 export { Capturer, type CaptureRole, type ToolShot } from './capturer.js';
-export { CaptureSpec, fillUrl, parseCaptureSpec, type CaptureSpecInput } from './spec.js';
+export { CaptureSpec, fillUrl, parseCaptureMap, parseCaptureSpec, type CaptureSpecInput } from './spec.js';
 export { programSetting, requireProgram, type Program } from './programs.js';

@@ -57,3 +57,16 @@ export function fillUrl(template: string, args: unknown): string {
   }
   return parsed.href;
 }
+
+/**
+ * A capture file: tool name → spec, in YAML or JSON (`witness proxy --capture FILE`, and the
+ * `capture:` section of a gateway server). Errors name the tool and the field.
+ */
+export function parseCaptureMap(input: unknown, where: string): Record<string, CaptureSpec> {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new WitnessError('invalid_argument', `${where} must map tool names to capture settings, e.g. billing.refund: { url: "http://127.0.0.1:4000/customers/{customer_id}" }.`);
+  }
+  const out: Record<string, CaptureSpec> = {};
+  for (const [tool, spec] of Object.entries(input)) out[tool] = parseCaptureSpec(spec, `${where}: capture for ${tool}`);
+  return out;
+}

@@ -180,7 +180,7 @@ class Gateway {
 
   private async post(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, session: GatewaySession | undefined, where: Record<string, unknown>): Promise<void> {
     const record = (message: string, code: string, data: Record<string, unknown>) =>
-      session === undefined ? this.recordGateway(agent, message, code, { ...where, ...data }) : session.relay.rec.error(message, code, 'gateway', data);
+      session === undefined ? this.recordGateway(agent, message, code, { ...where, ...data }) : session.relay.recordError(message, code, data);
 
     const body = await readBody(req, this.config.maxBodyBytes);
     if (body.tooLarge) {
@@ -235,7 +235,7 @@ class Gateway {
       if (request !== undefined && !res.writableEnded && s.closing === undefined) {
         // The HTTP request was dropped before its answer went out: the call may still complete
         // upstream (its result is recorded), but the client never saw it.
-        s.relay.rec.error(`The client closed the connection before the answer to ${String(request.method).slice(0, 200)} was delivered.`, 'client_disconnected', 'gateway', { jsonrpc_id: request.id });
+        s.relay.recordError(`The client closed the connection before the answer to ${String(request.method).slice(0, 200)} was delivered.`, 'client_disconnected', { jsonrpc_id: request.id });
       }
       if (s.open === 0 && s.closing === undefined) this.armIdle(s);
     });
@@ -245,7 +245,7 @@ class Gateway {
   }
 
   private armIdle(s: GatewaySession): void {
-    s.idle = setTimeout(() => void this.closeSession(s, 'cancelled', `idle for ${this.config.sessionIdleMs} ms`), this.config.sessionIdleMs);
+    s.idle = setTimeout(() => void this.closeSession(s, 'timeout', `idle for ${this.config.sessionIdleMs} ms`), this.config.sessionIdleMs);
     s.idle.unref();
   }
 
@@ -314,7 +314,8 @@ class Gateway {
         url: up.url,
         headers: up.headers,
         onLine: (line) => relay.fromServer(line),
-        onFailure: (message, extra) => relay.rec.error(message, 'upstream_unreachable', 'tool', extra),
+        // A request must still get an answer, or the client would wait forever.
+        onFailure: (message, extra, id) => (id === undefined ? relay.recordError(message, 'upstream_unreachable', extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`)),
         onLog: (m) => this.log(m),
       });
       await http.start();

@@ -217,7 +217,7 @@ export class GatewayRecorder {
   }
 
   /** Records an `error` event: bad input from the client, an upstream that exited, a refused call. */
-  error(message: string, code: string | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
+  error(message: string, code: string | number, source: 'gateway' | 'tool' | 'capture', extra: Record<string, unknown> = {}): void {
     this.track(this.session.record('error', { message, code, source, ...extra }, { outcome: 'error' }));
   }
 

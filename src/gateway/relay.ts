@@ -1,6 +1,6 @@
 import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
-import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
 import { ErrorCode, LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
 import { GatewayRecorder, argumentsDigest, type CallKind } from './record.js';
@@ -33,6 +33,12 @@ export interface RelayOptions {
    */
   failOpen?: boolean;
   approvals?: Partial<ApprovalSettings>;
+  /**
+   * Screenshots around tool calls: a spec per tool name (see src/capture's CaptureSpec). The
+   * `before` shot is taken and recorded before the call is forwarded, the `after` shot before the
+   * result is passed back, so the agent cannot act on the page in between.
+   */
+  capture?: { capturer: ToolCapturer; tools: Readonly<Record<string, unknown>> } | undefined;
   /** Diagnostics for a person (stderr). Never the MCP channel. */
   onLog?: ((message: string) => void) | undefined;
   /** session.start purpose and labels (transport, command or URL, client address). */
@@ -60,9 +66,11 @@ interface Pending {
   started: number;
   /** Set for recorded requests: the tool.call event id and what it named. */
   call?: { callId: string; tool: string };
+  /** Arguments, kept for the `after` capture's URL template. */
+  args?: unknown;
 }
 
-export type RelayEnd = 'completed' | 'error' | 'cancelled';
+export type RelayEnd = 'completed' | 'error' | 'cancelled' | 'timeout';
 
 export class McpRelay {
   private readonly pending = new Map<string, Pending>();
@@ -85,10 +93,7 @@ export class McpRelay {
       agent: o.agent.id,
       server: o.server,
       toClient: (line, related) => this.ports.toClient(line, related),
-      release: (held) => {
-        this.pending.set(idKey(held.id), { id: held.id, method: 'tools/call', started: held.started, call: { callId: held.callId, tool: held.tool } });
-        this.ports.toServer(held.line);
-      },
+      release: (held) => this.forwardCall(held.id, held.line, held.started, held.tool, held.args, held.callId),
       log: (m) => this.log(m),
     });
   }
@@ -229,9 +234,36 @@ export class McpRelay {
       if (callId !== undefined) this.rec.result({ callId, tool, server, output: result, isError: true, durationMs: performance.now() - started, outcome: 'denied' });
       return;
     }
-    if (callId !== undefined) this.pending.set(idKey(id), { id, method: 'tools/call', started, call: { callId, tool } });
-    else this.pending.set(idKey(id), { id, method: 'tools/call', started });
+    await this.forwardCall(id, line, started, tool, args, callId);
+  }
+
+  /** Sends a tools/call to the server, after its `before` capture when one is configured. */
+  private async forwardCall(id: JsonRpcId, line: string, started: number, tool: string, args: unknown, callId: string | undefined): Promise<void> {
+    if (callId !== undefined && this.captureSpec(tool) !== undefined) await this.shoot(tool, args, 'before', callId);
+    this.pending.set(idKey(id), { id, method: 'tools/call', started, ...(callId === undefined ? {} : { call: { callId, tool } }), args });
     this.ports.toServer(line);
+  }
+
+  private captureSpec(tool: string): unknown {
+    const tools = this.o.capture?.tools;
+    return tools !== undefined && Object.prototype.hasOwnProperty.call(tools, tool) ? tools[tool] : undefined;
+  }
+
+  /** One screenshot for a call, recorded with the call as parent; a failure is recorded and never fails the call. */
+  private async shoot(tool: string, args: unknown, role: 'before' | 'after', callId: string): Promise<void> {
+    const c = this.o.capture;
+    const spec = this.captureSpec(tool);
+    if (c === undefined || spec === undefined) return;
+    const base = { parent: callId, resource: this.o.server ?? tool, action: tool };
+    try {
+      const shot = await c.capturer.shoot(spec, args, role);
+      if (shot !== undefined) await this.rec.session.capture(shot, base);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      const code = (err as { code?: unknown }).code;
+      this.rec.error(err.message, typeof code === 'string' ? code : 'capture_failed', 'capture', { role, parent_call: callId });
+      this.log(`witness: the ${role} capture for ${tool} failed: ${err.message}`);
+    }
   }
 
   /** resources/read, prompts/get (and list calls when configured): recorded like a tool call, no policy. */
@@ -261,6 +293,22 @@ export class McpRelay {
   // ---------------------------------------------------------------- server → client
 
   fromServer(line: string): void {
+    // While an `after` capture runs, later server frames wait behind it: their order is kept.
+    if (this.serverQueue !== undefined) return this.enqueue(() => this.handleServer(line));
+    this.handleServer(line);
+  }
+
+  private serverQueue: Promise<void> | undefined;
+
+  private enqueue(task: () => void | Promise<void>): void {
+    const q = (this.serverQueue ?? Promise.resolve()).then(task).catch((e: unknown) => this.log(`witness gateway: could not handle a server message: ${String(e)}`));
+    this.serverQueue = q;
+    void q.then(() => {
+      if (this.serverQueue === q) this.serverQueue = undefined;
+    });
+  }
+
+  private handleServer(line: string): void {
     const frame = classify(line);
     if (frame.type === 'request') {
       this.serverRequests.add(idKey(frame.id));
@@ -281,6 +329,18 @@ export class McpRelay {
       return;
     }
     this.pending.delete(key);
+    if (p.call !== undefined && this.captureSpec(p.call.tool) !== undefined && this.clientGoneAt === undefined) {
+      const call = p.call;
+      return this.enqueue(async () => {
+        await this.shoot(call.tool, p.args, 'after', call.callId);
+        this.answer(frame, p, line);
+      });
+    }
+    this.answer(frame, p, line);
+  }
+
+  /** Records the end of a request and passes its response to the client. */
+  private answer(frame: Extract<Frame, { type: 'response' }>, p: Pending, line: string): void {
     if (p.call !== undefined) {
       const result = frame.result;
       const error = frame.error === undefined ? undefined : rpcError(frame.error);
@@ -328,6 +388,29 @@ export class McpRelay {
 
   // ---------------------------------------------------------------- ends
 
+  /** Records a gateway-side error in this session (an HTTP-level refusal, an idle timeout). */
+  recordError(message: string, code: string, extra: Record<string, unknown> = {}): void {
+    this.rec.error(message, code, 'gateway', extra);
+  }
+
+  /**
+   * One request could not be delivered to the upstream (an HTTP upstream refused or was
+   * unreachable): the client gets a JSON-RPC error and the call is recorded as failed there, not as
+   * answered by the server.
+   */
+  upstreamFailed(id: JsonRpcId, message: string, code = 'upstream_unreachable'): void {
+    const key = idKey(id);
+    const p = this.pending.get(key);
+    if (p === undefined) return;
+    this.pending.delete(key);
+    if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(id, ErrorCode.ConnectionClosed, message), id);
+    if (p.call !== undefined) {
+      this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code }, durationMs: performance.now() - p.started, outcome: 'error' });
+    } else {
+      this.rec.error(message, code, 'gateway', { method: p.method, jsonrpc_id: id });
+    }
+  }
+
   /** Waits until every client frame received so far has been handled (recorded and forwarded). */
   async drained(): Promise<void> {
     await this.chain;
@@ -370,6 +453,7 @@ export class McpRelay {
     if (this.ended) return;
     this.ended = true;
     await this.chain;
+    while (this.serverQueue !== undefined) await this.serverQueue;
     this.desk.close();
     await this.rec.settle();
     await this.rec.session.end({ reason });

@@ -1,6 +1,6 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { ErrorCode, errorResponse, type JsonRpcId } from './jsonrpc.js';
+import type { JsonRpcId } from './jsonrpc.js';
 
 /**
  * An MCP server reached over Streamable HTTP, through the official SDK's client transport (which
@@ -15,7 +15,8 @@ export interface HttpUpstreamOptions {
   /** Every message the server sends, serialized. */
   onLine: (line: string) => void;
   /** A request or notification could not be delivered; requests also get an error response through onLine. */
-  onFailure: (message: string, extra: Record<string, unknown>) => void;
+  /** A message could not be delivered; `id` is set for a request, which the relay then fails. */
+  onFailure: (message: string, extra: Record<string, unknown>, id: JsonRpcId | undefined) => void;
   onLog?: ((message: string) => void) | undefined;
 }
 
@@ -54,9 +55,7 @@ export class HttpUpstream {
       } catch (e) {
         if (this.stopped) return;
         const why = `The upstream MCP server at ${this.o.url} could not be reached or refused the message (${oneLine(e)})`;
-        this.o.onFailure(`${why}.`, { url: this.o.url, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) });
-        // A request must still get an answer, or the client would wait forever.
-        if (id !== undefined) this.o.onLine(errorResponse(id, ErrorCode.ConnectionClosed, `${why}; the request was not answered.`));
+        this.o.onFailure(`${why}.`, { url: this.o.url, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) }, id);
       }
     };
     if (method === 'initialize') {

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { WitnessError } from '../../core/index.js';
+import { Capturer, parseCaptureMap } from '../../capture/index.js';
 import { loadPolicyFile, type Policy } from '../../policy/index.js';
 import { openWitness } from '../../recorder/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
@@ -15,6 +18,7 @@ interface ProxyOpts {
   onRecordFailure: string;
   recordLists?: boolean;
   maxFrameBytes: string;
+  capture?: string;
 }
 
 /**
@@ -34,6 +38,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
     .option('--approval-timeout <duration>', 'how long a call held for review waits for `witness approve` before it is refused (e.g. 90s, 5m)', '5m')
     .option('--on-record-failure <mode>', 'refuse (default: fail closed) or forward (fail open, for non-critical servers) when a call cannot be recorded', 'refuse')
     .option('--record-lists', 'also record tools/list, resources/list and prompts/list calls')
+    .option('--capture <file>', 'screenshots around tool calls: a YAML file mapping tool names to { url, before, after, mask }')
     .option('--max-frame-bytes <n>', 'refuse client messages larger than this', String(4 * 1024 * 1024))
     .usage('--agent <id> [--policy <file>] [--store <url>] -- <command> [args...]')
     .action(async (server: string[], opts: ProxyOpts) => {
@@ -44,6 +49,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
       if (opts.onRecordFailure !== 'refuse' && opts.onRecordFailure !== 'forward') throw new WitnessError('invalid_argument', `--on-record-failure must be refuse or forward, not "${opts.onRecordFailure}".`);
       const maxFrame = Number(opts.maxFrameBytes);
       if (!Number.isInteger(maxFrame) || maxFrame < 1024) throw new WitnessError('invalid_argument', `--max-frame-bytes "${opts.maxFrameBytes}" must be a whole number of at least 1024.`);
+      const captureTools = opts.capture === undefined ? undefined : readCaptureFile(opts.capture);
       const [command, ...args] = server;
       if (command === undefined || command === '') throw new WitnessError('invalid_argument', 'Give the MCP server command after --, e.g. witness proxy --agent bot -- npx my-mcp-server.');
       // Bad configuration fails here, before the server is started, in one sentence.
@@ -62,6 +68,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
         },
       });
       const { StdioProxy } = await import('../../gateway/index.js');
+      const capturer = captureTools === undefined ? undefined : new Capturer();
       const proxy = new StdioProxy({
         witness,
         agent: { id: agent },
@@ -73,6 +80,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
         recordLists: opts.recordLists === true,
         maxFrameChars: maxFrame,
         approvals: { timeoutMs },
+        capture: capturer === undefined || captureTools === undefined ? undefined : { capturer, tools: captureTools },
         input: process.stdin,
         output: process.stdout,
         onLog: (m) => io.err(m),
@@ -89,6 +97,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
       } finally {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        await capturer?.close();
         await witness.close();
         // Nothing more will be read; let the process exit.
         process.stdin.destroy();
@@ -113,4 +122,20 @@ export function parseDuration(text: string, flag: string): number {
   const ms = m === null ? Number.NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit];
   if (!Number.isFinite(ms) || ms < 1 || ms > 7 * 24 * 3_600_000) throw new WitnessError('invalid_argument', `${flag} "${text}" is not a duration; use e.g. 90s, 5m or 1h (at most 7 days).`);
   return Math.round(ms);
+}
+
+function readCaptureFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `The capture file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'}); check the path given to --capture.`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `The capture file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return parseCaptureMap(doc, file);
 }
