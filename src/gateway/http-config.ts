@@ -1,3 +1,4 @@
+import { CaptureSpec } from '../capture/index.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
@@ -39,6 +40,8 @@ const ServerSchema = z
     on_record_failure: z.enum(['refuse', 'forward']).optional(),
     record_lists: z.boolean().optional(),
     max_frame_bytes: positiveInt.optional(),
+    /** Screenshots around tool calls: tool name → { url, before, after, mask, … } (src/capture). */
+    capture: z.record(z.string().min(1), CaptureSpec).optional(),
   })
   .superRefine((s, ctx) => {
     if ((s.command === undefined) === (s.url === undefined)) {
@@ -106,6 +109,7 @@ export interface GatewayServerConfig {
   failOpen: boolean;
   recordLists: boolean;
   maxFrameBytes?: number | undefined;
+  capture?: Record<string, CaptureSpec> | undefined;
 }
 
 export interface GatewayAgentConfig {
@@ -204,6 +208,7 @@ function resolve(f: GatewayFile, doc: Document, lineAt: (o: number) => number, s
       failOpen: s.on_record_failure === 'forward',
       recordLists: s.record_lists ?? false,
       maxFrameBytes: s.max_frame_bytes,
+      capture: s.capture,
     })),
   };
 }
@@ -260,7 +265,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineAt: (o: numbe
 
 function hint(at: Array<string | number>): string {
   if (at.length === 0) return ' (known: listen, store, policy, max_body_bytes, session_idle_ms, max_sessions, approvals, agents, servers)';
-  if (at[0] === 'servers' && at.length === 2) return ' (a server has name, path, command/args/env/cwd or url/headers, policy, on_record_failure, record_lists, max_frame_bytes)';
+  if (at[0] === 'servers' && at.length === 2) return ' (a server has name, path, command/args/env/cwd or url/headers, policy, on_record_failure, record_lists, max_frame_bytes, capture)';
   if (at[0] === 'agents' && at.length === 2) return ' (an agent has id and key_sha256)';
   return '';
 }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef } from '../core/index.js';
-import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, type JsonRpcId } from './jsonrpc.js';
@@ -30,6 +30,8 @@ const SUPPORTED_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
 
 export interface HttpGatewayOptions {
   onLog?: ((message: string) => void) | undefined;
+  /** Takes the screenshots that servers' `capture` settings ask for; needed when any server has one. */
+  capturer?: ToolCapturer | undefined;
   /** How long a stdio server gets to exit after its stdin closes, before SIGTERM (then SIGKILL). */
   stopTimeoutMs?: number;
 }
@@ -265,6 +267,7 @@ class Gateway {
         recordLists: server.recordLists,
         ...(server.maxFrameBytes === undefined ? {} : { maxFrameChars: server.maxFrameBytes }),
         failOpen: server.failOpen,
+        ...(server.capture === undefined || this.options.capturer === undefined ? {} : { capture: { capturer: this.options.capturer, tools: server.capture } }),
         ...(this.config.approvals === undefined ? {} : { approvals: this.config.approvals }),
         onLog: (m) => this.log(m),
         purpose: `MCP gateway session for ${server.name}`,

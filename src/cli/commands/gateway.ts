@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
+import { Capturer } from '../../capture/index.js';
 import { openWitness } from '../../recorder/index.js';
 import type { Io } from '../output.js';
 import { resolveStore } from '../store-option.js';
@@ -36,10 +37,13 @@ export function registerGateway(program: Command, io: Io): void {
           io.err(`witness gateway: ${e.message}`);
         },
       });
+      // One warm browser for every server's captures, only when some server asks for them.
+      const capturer = config.servers.some((s) => s.capture !== undefined) ? new Capturer() : undefined;
       let gateway;
       try {
-        gateway = await startHttpGateway(config, witness, { onLog: (m) => io.err(m) });
+        gateway = await startHttpGateway(config, witness, { onLog: (m) => io.err(m), capturer });
       } catch (e) {
+        await capturer?.close();
         await witness.close();
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
@@ -58,6 +62,7 @@ export function registerGateway(program: Command, io: Io): void {
         process.once('SIGINT', stop);
       });
       await gateway.close();
+      await capturer?.close();
       await witness.close();
     });
 
