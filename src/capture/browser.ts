@@ -119,6 +119,32 @@ export class CaptureBrowser {
     }
   }
 
+  /**
+   * Renders HTML documents (the video's title cards) to PNGs in one context with scripts off and
+   * no network: the cards are built from recorded text, which must never run or fetch anything.
+   */
+  async renderHtml(documents: readonly string[], viewport: Viewport): Promise<Buffer[]> {
+    let browser: Browser;
+    try {
+      browser = await this.launch();
+    } catch (e) {
+      throw new WitnessError('capture_failed', `Chromium (${this.executable}) could not be started: ${firstLine(e)}.`, { cause: e });
+    }
+    const context = await browser.newContext({ viewport, deviceScaleFactor: 1, javaScriptEnabled: false, offline: true, colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC' });
+    try {
+      await context.route('**/*', (route) => (route.request().url().startsWith('data:') ? route.continue() : route.abort()));
+      const page = await context.newPage();
+      const out: Buffer[] = [];
+      for (const html of documents) {
+        await page.setContent(html, { waitUntil: 'load' });
+        out.push(await page.screenshot({ type: 'png', animations: 'disabled', caret: 'hide' }));
+      }
+      return out;
+    } finally {
+      await context.close().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
     const b = this.browser;
     this.browser = undefined;

@@ -7,3 +7,6 @@ export { CaptureBrowser, type Shot, type ShootOptions, type Viewport } from './b
 export { Capturer, type CaptureRole, type ToolShot } from './capturer.js';
 export { CaptureSpec, fillUrl, parseCaptureMap, parseCaptureSpec, type CaptureSpecInput } from './spec.js';
 export { programSetting, requireProgram, type Program } from './programs.js';
+export { renderSessionVideo, type VideoChapter, type VideoOptions, type VideoResult } from './video/render.js';
+export { buildStoryboard, summariseArgs, type Step, type Storyboard } from './video/storyboard.js';
+export { parseVtt, toVtt, type Cue } from './video/vtt.js';

@@ -10,6 +10,7 @@ import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
 import { registerSeal } from './commands/seal.js';
 import { registerVerify } from './commands/verify.js';
+import { registerVideo } from './commands/video.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, messageFor } from './exit.js';
 import { type Io, processIo } from './output.js';
 
@@ -39,6 +40,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerProxy(program, io, setExit);
   registerGateway(program, io);
   registerApprovals(program, io);
+  registerVideo(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   try {
     await program.parseAsync(argv);

@@ -1,0 +1,238 @@
+import type { StoredEvent } from '../../core/index.js';
+
+/**
+ * A session turned into the steps of a video, from its events alone (so the same session always
+ * makes the same video): one step per tool call, with the reasoning that preceded it, the policy
+ * decision, the approval, the before and after screenshots and the result. The narration is plain
+ * generated text; nothing is invented beyond what the events say.
+ */
+
+export interface Step {
+  /** 0 for the overview, then 1… for each tool call, then the summary. */
+  index: number;
+  kind: 'overview' | 'call' | 'summary';
+  chapter: string;
+  /** Lines of the title card: a heading, then label/value rows. */
+  heading: string;
+  rows: Array<[string, string]>;
+  /** The tone of the card's badge: allowed, denied, review, error. */
+  tone: 'neutral' | 'ok' | 'denied' | 'review' | 'error';
+  narration: string;
+  before?: string | undefined;
+  after?: string | undefined;
+  callId?: string;
+}
+
+export interface Storyboard {
+  session: string;
+  agent: string;
+  steps: Step[];
+}
+
+type Ev = StoredEvent;
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `customer_id C-1042, amount 650`: the first few scalar arguments, for a person to read or hear. */
+export function summariseArgs(args: unknown, max = 4): string {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) return args === undefined ? '' : clip(JSON.stringify(args), 80);
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(args)) {
+    if (parts.length >= max) break;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') parts.push(`${k} ${clip(String(v), 40)}`);
+  }
+  return parts.join(', ');
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+/** The first sentence or two of a model's output: the "why" of the next call. */
+function reasoningOf(llm: Ev | undefined): string | undefined {
+  if (llm === undefined) return undefined;
+  const out = llm.data?.['output'];
+  let text: string | undefined;
+  if (typeof out === 'string') text = out;
+  else if (out !== null && typeof out === 'object') {
+    const content = (out as { content?: unknown }).content;
+    if (typeof content === 'string') text = content;
+    else if (Array.isArray(content)) text = content.map((c) => str((c as { text?: unknown })?.text) ?? '').join(' ');
+    else text = str((out as { text?: unknown }).text);
+  }
+  if (text === undefined || text.trim() === '') return undefined;
+  const sentences = text.replace(/\s+/g, ' ').trim().match(/[^.!?]+[.!?]?/g) ?? [text];
+  return clip(sentences.slice(0, 2).join('').trim(), 240);
+}
+
+function resultSentence(result: Ev | undefined): { text: string; tone: Step['tone']; row: string } {
+  if (result === undefined) return { text: 'No result was recorded for this call.', tone: 'error', row: 'no result recorded' };
+  const d = result.data ?? {};
+  if (result.outcome === 'denied') return { text: 'The call was not made.', tone: 'denied', row: 'not made' };
+  if (d['is_error'] === true) {
+    const e = d['error'] as { message?: unknown; code?: unknown } | undefined;
+    const msg = str(e?.message) ?? textOf(d['output']) ?? 'an error';
+    return { text: `The call failed: ${clip(msg, 160)}`, tone: 'error', row: `failed: ${clip(msg, 80)}` };
+  }
+  const t = textOf(d['output']);
+  return { text: t === undefined ? 'The call succeeded.' : `The call succeeded: ${clip(t, 160)}`, tone: 'ok', row: t === undefined ? 'succeeded' : clip(t, 90) };
+}
+
+function textOf(output: unknown): string | undefined {
+  if (typeof output === 'string') return output;
+  if (output === null || typeof output !== 'object') return output === undefined ? undefined : JSON.stringify(output);
+  const content = (output as { content?: unknown }).content;
+  if (Array.isArray(content)) {
+    const t = content.map((c) => str((c as { text?: unknown })?.text)).filter((x): x is string => x !== undefined).join(' ');
+    if (t !== '') return t.replace(/\s+/g, ' ');
+  }
+  // Spoken and shown as "refund_id R-1, status succeeded", never as braces and quotes.
+  const summary = summariseArgs(output, 5);
+  return summary === '' ? clip(JSON.stringify(output), 200) : summary;
+}
+
+function sentence(s: string): string {
+  const t = s.trim();
+  return /[.!?…]$/.test(t) ? t : `${t}.`;
+}
+
+export function buildStoryboard(events: readonly Ev[]): Storyboard {
+  const ordered = [...events].sort((a, b) => a.seq - b.seq);
+  const start = ordered.find((e) => e.kind === 'session.start');
+  const end = ordered.find((e) => e.kind === 'session.end');
+  const agent = start?.agent.id ?? ordered[0]?.agent.id ?? 'unknown';
+  const session = ordered[0]?.stream ?? '';
+  const byParent = new Map<string, Ev[]>();
+  for (const e of ordered) {
+    if (e.parent === undefined) continue;
+    const list = byParent.get(e.parent) ?? [];
+    list.push(e);
+    byParent.set(e.parent, list);
+  }
+  const calls = ordered.filter((e) => e.kind === 'tool.call');
+  const steps: Step[] = [];
+  const purpose = str(start?.data?.['purpose']);
+  steps.push({
+    index: 0,
+    kind: 'overview',
+    chapter: 'Overview',
+    heading: `Session of ${agent}`,
+    rows: [
+      ['Session', session],
+      ['Agent', agent],
+      ...(purpose === undefined ? [] : ([['Purpose', purpose]] as Array<[string, string]>)),
+      ['Started', start?.ts ?? ordered[0]?.ts ?? ''],
+      ['Steps', String(calls.length)],
+    ],
+    tone: 'neutral',
+    narration: `This is the recorded session of agent ${agent}${purpose === undefined ? '' : `, whose task was: ${sentence(purpose)}`}${purpose === undefined ? '.' : ''} It made ${calls.length} tool call${calls.length === 1 ? '' : 's'}.`,
+  });
+
+  let n = 0;
+  for (const call of calls) {
+    n += 1;
+    const d = call.data ?? {};
+    const tool = str(d['tool']) ?? call.action ?? 'a tool';
+    const args = summariseArgs(d['arguments']);
+    const children = byParent.get(call.id) ?? [];
+    const decisions = children.filter((e) => e.kind === 'policy.decision');
+    const request = children.find((e) => e.kind === 'approval.request');
+    const approval = request === undefined ? undefined : (byParent.get(request.id) ?? []).find((e) => e.kind === 'approval.decision');
+    const result = children.find((e) => e.kind === 'tool.result');
+    const before = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before');
+    const after = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after');
+    const llm = [...ordered].reverse().find((e) => e.kind === 'llm.call' && e.seq < call.seq);
+    const why = reasoningOf(llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined);
+
+    const first = decisions[0];
+    const rule = str(first?.data?.['rule']) ?? first?.policy?.rule;
+    const decision = first?.policy?.decision ?? str(first?.data?.['decision']);
+    const reason = str(first?.data?.['reason']);
+    let policyText: string | undefined;
+    let policyRow: string | undefined;
+    let tone: Step['tone'] = 'neutral';
+    const ruleName = rule === undefined ? 'the policy default' : `policy rule ${rule}`;
+    if (decision === 'allow') {
+      policyText = `${ruleName} allowed it.`;
+      policyRow = `allowed (${rule ?? 'default'})`;
+    } else if (decision === 'deny') {
+      policyText = `${ruleName} denied it${reason === undefined ? '.' : `: ${sentence(reason)}`}`;
+      policyRow = `denied (${rule ?? 'default'})`;
+      tone = 'denied';
+    } else if (decision === 'review') {
+      policyText = `${ruleName} required human review${reason === undefined ? '.' : `: ${sentence(reason)}`}`;
+      policyRow = `review (${rule ?? 'default'})`;
+      tone = 'review';
+    }
+    let approvalText: string | undefined;
+    let approvalRow: string | undefined;
+    if (approval !== undefined) {
+      const who = str(approval.data?.['approver']) ?? 'someone';
+      const verdict = str(approval.data?.['decision']);
+      const why2 = str(approval.data?.['reason']);
+      if (verdict === 'approved') approvalText = `${who} approved it${why2 === undefined ? '.' : `: ${sentence(why2)}`}`;
+      else if (verdict === 'denied') approvalText = `${who} denied it${why2 === undefined ? '.' : `: ${sentence(why2)}`}`;
+      else approvalText = 'Nobody decided before the request expired.';
+      approvalRow = verdict === 'expired' ? 'expired undecided' : `${verdict ?? 'decided'} by ${who}${why2 === undefined ? '' : ` — ${clip(why2, 60)}`}`;
+    } else if (request !== undefined) {
+      approvalText = 'The approval request was never decided.';
+      approvalRow = 'pending';
+    }
+    const res = resultSentence(result);
+    if (tone === 'neutral' || tone === 'review') tone = res.tone === 'ok' && tone === 'review' ? 'ok' : res.tone;
+    if (decision === 'deny' || approval?.data?.['decision'] === 'denied' || approval?.data?.['decision'] === 'expired') tone = 'denied';
+    const shots = before !== undefined || after !== undefined ? ` The screen ${before !== undefined && after !== undefined ? 'before and after' : before !== undefined ? 'before' : 'after'} the call follows.` : '';
+    const narration = [
+      `Step ${n}.`,
+      why === undefined ? undefined : `The agent reasoned: ${sentence(why)}`,
+      `It called ${tool}${args === '' ? '' : ` with ${args}`}.`,
+      policyText === undefined ? undefined : sentence(policyText.charAt(0).toUpperCase() + policyText.slice(1)),
+      approvalText,
+      res.text === '' ? undefined : sentence(res.text),
+    ]
+      .filter((x): x is string => x !== undefined)
+      .join(' ')
+      .concat(shots);
+    steps.push({
+      index: n,
+      kind: 'call',
+      chapter: `Step ${n}: ${tool}`,
+      heading: `Step ${n} · ${tool}`,
+      rows: [
+        ...(why === undefined ? [] : ([['Why', why]] as Array<[string, string]>)),
+        ['Arguments', args === '' ? '(none)' : args],
+        ...(policyRow === undefined ? [] : ([['Policy', policyRow]] as Array<[string, string]>)),
+        ...(approvalRow === undefined ? [] : ([['Approval', approvalRow]] as Array<[string, string]>)),
+        ['Result', res.row],
+        ['Time', call.ts],
+      ],
+      tone,
+      narration,
+      before: before?.artifacts?.find((a) => a.mime === 'image/png')?.sha256,
+      after: after?.artifacts?.find((a) => a.mime === 'image/png')?.sha256,
+      callId: call.id,
+    });
+  }
+
+  const denied = steps.filter((s) => s.tone === 'denied').length;
+  const failed = steps.filter((s) => s.tone === 'error').length;
+  const reasonEnd = str(end?.data?.['reason']);
+  steps.push({
+    index: n + 1,
+    kind: 'summary',
+    chapter: 'Summary',
+    heading: 'Summary',
+    rows: [
+      ['Tool calls', String(calls.length)],
+      ['Refused', String(denied)],
+      ['Failed', String(failed)],
+      ['Ended', end === undefined ? 'still open' : `${end.ts} (${reasonEnd ?? 'completed'})`],
+      ['Events', String(ordered.length)],
+    ],
+    tone: 'neutral',
+    narration: `In all, ${calls.length} tool call${calls.length === 1 ? ' was' : 's were'} recorded; ${denied} ${denied === 1 ? 'was' : 'were'} refused and ${failed} failed. ${end === undefined ? 'The session is still open.' : `The session ended: ${reasonEnd ?? 'completed'}.`} Every step is in the signed, hash-chained ledger.`,
+  });
+  return { session, agent, steps };
+}
