@@ -1,54 +1,187 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StoredEvent, VerifyReport } from '../core/index.js';
+import { fileURLToPath } from 'node:url';
+import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } from '../capture/index.js';
+import { isWitnessError, type StoredEvent, type VerifyReport } from '../core/index.js';
 import { exportSession, verifyBundle } from '../export/index.js';
-import { openWitness } from '../recorder/index.js';
+import { decideApproval, listApprovals, openWitness, recordVideo } from '../recorder/index.js';
 import { sqlitePath, verifyLedger } from '../store/index.js';
-import { runRefundAgent } from './refund-agent.js';
+import { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent, type StepOutcome } from './agent.js';
+import { startApp } from './app.js';
 
-export { DEMO_POLICY, runRefundAgent } from './refund-agent.js';
+export { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent } from './agent.js';
+export { BackOffice, startApp, type RunningApp } from './app.js';
+
+/** The package's root (where bin/, dist/ and scripts/ are), from this file in dist/demo or src/demo. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'witness') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('the witness package root was not found above the demo module');
+    dir = up;
+  }
+}
+
+/**
+ * Makes sure Chromium, ffmpeg and espeak-ng are there. When one is missing and this runs as root on
+ * a Debian-like system, it runs scripts/setup-system.sh (apt-get, Debian's packages only) once;
+ * otherwise the one-sentence error names the program and the command that installs it.
+ */
+export function ensureSystemPrograms(log: (line: string) => void): void {
+  const check = () => (['chromium', 'ffmpeg', 'ffprobe', 'espeak-ng'] as const).forEach((p) => requireProgram(p));
+  try {
+    return check();
+  } catch (e) {
+    const canInstall = process.getuid?.() === 0 && fs.existsSync('/usr/bin/apt-get') && process.env['WITNESS_NO_SETUP'] !== '1';
+    if (!isWitnessError(e, 'missing_program') || !canInstall) throw e;
+    log(`witness demo: ${e.message.split(';')[0]}; running scripts/setup-system.sh to install it from Debian's packages.`);
+    const r = spawnSync('sh', [path.join(packageRoot(), 'scripts', 'setup-system.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0) throw e;
+  }
+  check();
+}
 
 export interface DemoResult {
   database: string;
   sessionId: string;
   events: Array<StoredEvent & { pos: number }>;
+  outcomes: StepOutcome[];
+  approvals: Array<{ request: string; tool: string; decision: string; approver: string }>;
   ledgerReport: VerifyReport;
   bundleDir: string;
   bundleReport: VerifyReport;
   publicKey: string;
+  video: VideoResult;
+  screenshotsDir: string;
+  screenshots: string[];
+  seconds: number;
   recorderErrors: string[];
 }
 
-/** Records the scripted refund session, verifies the ledger, exports and verifies the evidence. */
-export async function runDemo(dir: string, store?: string): Promise<DemoResult> {
+/** Who decides what in the demo: the $650 duplicate charge is approved, the $1,200 credit denied. */
+const DECISIONS: Record<string, { decision: 'approved' | 'denied'; approver: string; role: string; reason: string }> = {
+  'C-1042': { decision: 'approved', approver: 'alice@acme.example', role: 'billing-supervisor', reason: 'Duplicate charge confirmed on the statement.' },
+  'C-2077': { decision: 'denied', approver: 'bob@acme.example', role: 'billing-manager', reason: 'Goodwill credits over $500 need a written manager request.' },
+};
+
+/**
+ * The whole job a new user sees: the back office web app, its MCP server behind `witness proxy`
+ * with a policy and captures, a scripted agent, two people deciding the held refunds, the
+ * narrated video, and the evidence verified — all on this machine.
+ */
+export async function runDemo(dir: string, store: string | undefined, log: (line: string) => void = () => undefined): Promise<DemoResult> {
+  const started = performance.now();
+  ensureSystemPrograms(log);
   fs.mkdirSync(dir, { recursive: true });
   const database = store === undefined ? path.resolve(dir, 'witness.db') : sqlitePath(store);
+  const root = packageRoot();
+  const app = await startApp();
   const recorderErrors: string[] = [];
-  const w = await openWitness({ store: `sqlite:${database}`, name: 'demo', onError: (e) => recorderErrors.push(e.message) });
-  let sessionId: string;
+  // The approvers' recorder: a person at another terminal, in effect (the proxy is its own process).
+  const witness = await openWitness({ store: `sqlite:${database}`, name: 'demo', onError: (e) => recorderErrors.push(e.message) });
+  const browser = new CaptureBrowser();
+  const warming = browser.warm();
+  const since = new Date(Date.now() - 1000).toISOString();
+  let stop = false;
+  const approvals: DemoResult['approvals'] = [];
   try {
-    const session = await w.session({
-      agent: { id: 'support-bot', version: '1.4.2', credential: 'key-demo-01' },
-      user: 'customer-12345',
-      principal: { id: 'support-team@acme', kind: 'human' },
-      env: 'demo',
-      purpose: 'Resolve a duplicate-charge refund request',
+    const policyFile = path.join(dir, 'policy.yaml');
+    const captureFile = path.join(dir, 'capture.yaml');
+    fs.writeFileSync(policyFile, DEMO_POLICY);
+    fs.writeFileSync(captureFile, demoCapture(app.url));
+    const approver = (async () => {
+      while (!stop) {
+        for (const v of await listApprovals(witness.ledger, { since, agent: 'support-bot' })) {
+          const customer = (v.arguments as { customer_id?: string } | undefined)?.customer_id;
+          const plan = customer === undefined ? undefined : DECISIONS[customer];
+          if (v.status !== 'pending' || plan === undefined) continue;
+          await decideApproval(witness, v.requestId, { decision: plan.decision, approver: plan.approver, role: plan.role, reason: plan.reason, meaning: 'reviewed the refund against the customer record' });
+          approvals.push({ request: v.requestId, tool: v.tool, decision: plan.decision, approver: plan.approver });
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const env: Record<string, string> = { ...(process.env as Record<string, string>), WITNESS_DEMO_APP: app.url };
+    delete env['WITNESS_STORE'];
+    const run = await runScriptedAgent({
+      command: process.execPath,
+      args: [
+        path.join(root, 'bin', 'witness.js'),
+        'proxy',
+        '--agent', 'support-bot',
+        '--server', 'backoffice',
+        '--policy', policyFile,
+        '--capture', captureFile,
+        '--approval-timeout', '60s',
+        '--store', `sqlite:${database}`,
+        '--',
+        process.execPath, path.join(root, 'dist', 'demo', 'mcp-server.js'),
+      ],
+      env,
+      cwd: dir,
+    }).finally(() => {
+      stop = true;
     });
-    ({ sessionId } = await runRefundAgent(session));
-  } finally {
-    await w.close();
-  }
-  const { SqliteLedger } = await import('../store/index.js');
-  const ledger = SqliteLedger.open({ path: database, create: false });
-  try {
+    await approver;
+    if (run.outcomes.length !== SCRIPT.length) throw new Error(`the demo agent stopped after ${run.outcomes.length} of ${SCRIPT.length} steps: ${run.proxyLog.trim()}`);
+
+    const ledger = witness.ledger;
+    const starts = (await ledger.query({ kind: 'session.start', agent: 'support-bot', since, limit: 100 })).events.filter((e) => e.recorder?.kind === 'gateway');
+    const sessionId = starts.sort((a, b) => b.pos - a.pos)[0]?.stream;
+    if (sessionId === undefined) throw new Error(`the proxy recorded no session: ${run.proxyLog.trim()}`);
+
+    await warming;
+    const video = await renderSessionVideo(ledger, sessionId, path.join(dir, 'witness-demo.mp4'), { browser });
+    await recordVideo(witness, sessionId, video, 'witness-demo');
+    await witness.flush();
+    await witness.sealNow();
+
     const events = await ledger.readStream(sessionId);
+    const screenshotsDir = path.join(dir, 'screenshots');
+    fs.rmSync(screenshotsDir, { recursive: true, force: true });
+    fs.mkdirSync(screenshotsDir, { recursive: true });
+    const screenshots: string[] = [];
+    const calls = new Map(events.filter((e) => e.kind === 'tool.call').map((e, i) => [e.id, { n: i + 1, tool: String(e.data?.['tool'] ?? 'tool') }]));
+    for (const e of events.filter((x) => x.kind === 'capture')) {
+      const png = e.artifacts?.find((a) => a.mime === 'image/png');
+      const call = e.parent === undefined ? undefined : calls.get(e.parent);
+      if (png === undefined || call === undefined) continue;
+      const bytes = await ledger.getArtifact(png.sha256);
+      if (bytes === undefined) continue;
+      const file = path.join(screenshotsDir, `step-${String(call.n).padStart(2, '0')}-${call.tool}-${String(e.data?.['role'])}.png`);
+      fs.writeFileSync(file, bytes);
+      screenshots.push(file);
+    }
+
     const ledgerReport = await verifyLedger(ledger);
     const bundleDir = path.resolve(dir, `evidence-${sessionId}`);
-    await exportSession(ledger, sessionId, bundleDir);
+    fs.rmSync(bundleDir, { recursive: true, force: true });
+    await exportSession(ledger, sessionId, bundleDir, { actor: 'witness-demo' });
     const keys = await ledger.publicKeys();
     const bundleReport = verifyBundle(bundleDir, { trustedKeys: keys.map((k) => k.vkey) });
-    return { database, sessionId, events, ledgerReport, bundleDir, bundleReport, publicKey: keys[0]?.vkey ?? '', recorderErrors };
+    return {
+      database,
+      sessionId,
+      events,
+      outcomes: run.outcomes,
+      approvals,
+      ledgerReport,
+      bundleDir,
+      bundleReport,
+      publicKey: keys[0]?.vkey ?? '',
+      video,
+      screenshotsDir,
+      screenshots,
+      seconds: (performance.now() - started) / 1000,
+      recorderErrors,
+    };
   } finally {
-    await ledger.close();
+    stop = true;
+    await browser.close();
+    await witness.close();
+    await app.close();
   }
 }

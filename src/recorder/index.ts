@@ -4,3 +4,4 @@ export { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, Redactor, type RedactionConfig, 
 export { WitnessOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 export { BatchWriter, type BatchWriterOptions } from './writer.js';
 export { APPROVAL_STREAM, bindingMismatch, decideApproval, findApproval, listApprovals, type ApprovalStatus, type ApprovalView, type Binding, type DecideInput, type ListOptions } from './approvals.js';
+export { EVIDENCE_STREAM, recordVideo, type RenderedVideo } from './evidence.js';

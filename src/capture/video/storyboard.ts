@@ -86,6 +86,14 @@ function textOf(output: unknown): string | undefined {
   const content = (output as { content?: unknown }).content;
   if (Array.isArray(content)) {
     const t = content.map((c) => str((c as { text?: unknown })?.text)).filter((x): x is string => x !== undefined).join(' ');
+    // Many tools answer with JSON as text: read it as values, not as braces and quotes.
+    if (/^\s*[{[]/.test(t)) {
+      try {
+        return textOf(JSON.parse(t) as unknown);
+      } catch {
+        // Not JSON after all: fall through to the text.
+      }
+    }
     if (t !== '') return t.replace(/\s+/g, ' ');
   }
   // Spoken and shown as "refund_id R-1, status succeeded", never as braces and quotes.
@@ -113,7 +121,14 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
   }
   const calls = ordered.filter((e) => e.kind === 'tool.call');
   const steps: Step[] = [];
-  const purpose = str(start?.data?.['purpose']);
+  // A gateway session's purpose is the gateway's own ("MCP stdio proxy for …"), not the agent's task.
+  const labels = (start?.data?.['labels'] ?? {}) as Record<string, unknown>;
+  const viaGateway = start?.recorder?.kind === 'gateway';
+  const server = str(labels['server']);
+  const purpose = viaGateway ? undefined : str(start?.data?.['purpose']);
+  const intro = viaGateway
+    ? `This is the session of agent ${agent}, recorded by the Witness MCP gateway${server === undefined ? '' : ` in front of the ${server} server`}, independently of the agent's own code.`
+    : `This is the recorded session of agent ${agent}${purpose === undefined ? '.' : `, whose task was: ${sentence(purpose)}`}`;
   steps.push({
     index: 0,
     kind: 'overview',
@@ -123,11 +138,12 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
       ['Session', session],
       ['Agent', agent],
       ...(purpose === undefined ? [] : ([['Purpose', purpose]] as Array<[string, string]>)),
+      ...(viaGateway ? ([['Recorded by', `MCP gateway (${str(labels['transport']) ?? 'stdio'})${server === undefined ? '' : ` for ${server}`}`]] as Array<[string, string]>) : []),
       ['Started', start?.ts ?? ordered[0]?.ts ?? ''],
       ['Steps', String(calls.length)],
     ],
     tone: 'neutral',
-    narration: `This is the recorded session of agent ${agent}${purpose === undefined ? '' : `, whose task was: ${sentence(purpose)}`}${purpose === undefined ? '.' : ''} It made ${calls.length} tool call${calls.length === 1 ? '' : 's'}.`,
+    narration: `${intro} It made ${calls.length} tool call${calls.length === 1 ? '' : 's'}.`,
   });
 
   let n = 0;
@@ -135,7 +151,7 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     n += 1;
     const d = call.data ?? {};
     const tool = str(d['tool']) ?? call.action ?? 'a tool';
-    const args = summariseArgs(d['arguments']);
+    const args = summariseArgs(omit(d['arguments'], ['reason', 'justification']));
     const children = byParent.get(call.id) ?? [];
     const decisions = children.filter((e) => e.kind === 'policy.decision');
     const request = children.find((e) => e.kind === 'approval.request');
@@ -144,7 +160,11 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const before = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before');
     const after = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after');
     const llm = [...ordered].reverse().find((e) => e.kind === 'llm.call' && e.seq < call.seq);
-    const why = reasoningOf(llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined);
+    // The model's reasoning just before the call when it was recorded (SDK); through a gateway,
+    // the reason the agent gave in the call's own arguments.
+    const argsObj = d['arguments'] !== null && typeof d['arguments'] === 'object' ? (d['arguments'] as Record<string, unknown>) : {};
+    const stated = str(argsObj['reason']) ?? str(argsObj['justification']);
+    const why = reasoningOf(llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined) ?? (stated === undefined ? undefined : clip(stated, 240));
 
     const first = decisions[0];
     const rule = str(first?.data?.['rule']) ?? first?.policy?.rule;
@@ -235,4 +255,9 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     narration: `In all, ${calls.length} tool call${calls.length === 1 ? ' was' : 's were'} recorded; ${denied} ${denied === 1 ? 'was' : 'were'} refused and ${failed} failed. ${end === undefined ? 'The session is still open.' : `The session ended: ${reasonEnd ?? 'completed'}.`} Every step is in the signed, hash-chained ledger.`,
   });
   return { session, agent, steps };
+}
+
+function omit(v: unknown, keys: readonly string[]): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.entries(v).filter(([k]) => !keys.includes(k)));
 }

@@ -9,16 +9,17 @@ import { printReport } from './verify.js';
 export function registerDemo(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('demo')
-    .description('record a scripted refund agent (no API key), verify the ledger, export and verify its evidence bundle')
-    .option('--dir <dir>', 'where the demo ledger and bundle go', './witness-demo')
+    .description('the whole job on this machine: a back office web app, its MCP server behind witness proxy, a scripted support agent (no API key), approvals, screenshots, a narrated video, verified evidence')
+    .option('--dir <dir>', 'where the demo ledger, screenshots, video and bundle go', './witness-demo')
     .option('--store <url>', 'record into this ledger instead of <dir>/witness.db')
+    .option('--open', 'open the viewer afterwards (the viewer is not built yet: prints where everything is)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; store?: string; json?: boolean }) => {
-      const r = await runDemo(path.resolve(opts.dir), opts.store);
+    .action(async (opts: { dir: string; store?: string; json?: boolean; open?: boolean }) => {
+      const r = await runDemo(path.resolve(opts.dir), opts.store, (line) => io.err(line));
       const ok = r.ledgerReport.ok && r.bundleReport.ok && r.recorderErrors.length === 0;
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       if (opts.json) return printJson(io, r);
-      io.out(`Witness demo — a support agent refunds a duplicate $650 charge (session ${r.sessionId})\n`);
+      io.out(`Witness demo — a support agent works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`);
       io.out(
         table(
           ['SEQ', 'TIME', 'KIND', 'ACTION', 'OUTCOME', 'POLICY', 'WHAT HAPPENED'],
@@ -35,13 +36,19 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
         ),
       );
       io.out('');
+      for (const a of r.approvals) io.out(`  ${a.decision === 'approved' ? 'approved' : 'denied  '} ${a.tool} request ${a.request} by ${a.approver}`);
+      io.out('');
       printReport(io, 'Ledger', r.ledgerReport);
       printReport(io, 'Evidence bundle', r.bundleReport);
       for (const e of r.recorderErrors) io.err(`recorder: ${e}`);
-      io.out(`\n  database    ${r.database}`);
-      io.out(`  bundle      ${r.bundleDir}`);
-      io.out(`  public key  ${r.publicKey}`);
-      io.out(`\nTry: npx witness query --store sqlite:${r.database} --kind tool.call`);
+      io.out(`\n  database     ${r.database}`);
+      io.out(`  screenshots  ${r.screenshotsDir} (${r.screenshots.length} PNGs)`);
+      io.out(`  video        ${r.video.path} (${r.video.durationS.toFixed(0)} s, ${r.video.steps} steps, chapters and captions; SHA-256 in the ledger)`);
+      io.out(`  captions     ${r.video.vttPath}`);
+      io.out(`  bundle       ${r.bundleDir}`);
+      io.out(`  public key   ${r.publicKey}`);
+      io.out(`\nDone in ${r.seconds.toFixed(1)} s. Try: npx witness query --store sqlite:${r.database} --kind approval.decision`);
       io.out(`     npx witness verify ${r.bundleDir} --trusted-key ${r.database}.pub`);
+      if (opts.open === true) io.out('\n(--open: the viewer is not built yet; open the video and screenshots above directly.)');
     });
 }

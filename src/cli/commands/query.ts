@@ -94,8 +94,13 @@ export function summarise(e: StoredEvent): string {
       return `${s(d['model'])}: ${s(d['output'] ?? '')}`;
     case 'tool.call':
       return `${s(d['tool'])}(${s(d['arguments'])})`;
-    case 'tool.result':
-      return d['is_error'] === true ? `error: ${s((d['error'] as { message?: unknown } | undefined)?.message)}` : s(d['output']);
+    case 'tool.result': {
+      const text = resultText(d['output']);
+      if (d['is_error'] !== true) return text ?? s(d['output']);
+      return `error: ${s((d['error'] as { message?: unknown } | undefined)?.message ?? text ?? '')}`;
+    }
+    case 'capture':
+      return `${s(d['role'])} screenshot of ${s(d['url'] ?? d['session'] ?? '')}${e.artifacts?.[0] === undefined ? '' : ` (${e.artifacts[0].sha256.slice(0, 12)}…)`}`;
     case 'note':
       return s(d['text']);
     case 'error':
@@ -113,6 +118,14 @@ export function summarise(e: StoredEvent): string {
     default:
       return s(d);
   }
+}
+
+/** The text of an MCP tool result (`content[].text`), when it has one. */
+function resultText(output: unknown): string | undefined {
+  const content = (output as { content?: unknown } | null | undefined)?.content;
+  if (!Array.isArray(content)) return undefined;
+  const texts = content.map((c) => (c as { text?: unknown } | null)?.text).filter((t): t is string => typeof t === 'string');
+  return texts.length === 0 ? undefined : texts.join(' ');
 }
 
 /** ISO-8601, or a relative "30m", "24h", "7d" meaning that long ago. */

@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import type { Command } from 'commander';
-import { renderSessionVideo, type VideoResult } from '../../capture/index.js';
+import { renderSessionVideo } from '../../capture/index.js';
 import { WitnessError } from '../../core/index.js';
-import { RECORDER_VERSION, openWitness, type Witness } from '../../recorder/index.js';
+import { openWitness, recordVideo } from '../../recorder/index.js';
 import { type Io, printJson, progress } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 
@@ -13,9 +12,6 @@ interface VideoOpts {
   store?: string;
   json?: boolean;
 }
-
-/** Where a video of an ended session is recorded: that session's chain is closed by session.end. */
-export const EVIDENCE_STREAM = 'witness.evidence';
 
 export function registerVideo(program: Command, io: Io): void {
   program
@@ -51,41 +47,5 @@ export function registerVideo(program: Command, io: Io): void {
         await witness.close();
       }
     });
-}
-
-/**
- * Binds a rendered video into the chain: its bytes go to the artifact store and a `capture` event
- * with role `video` names its SHA-256 (and the captions'). In the session while it is open, else in
- * the evidence stream with the session's end as parent.
- */
-export async function recordVideo(witness: Witness, session: string, v: VideoResult, actor?: string): Promise<{ id: string; stream: string }> {
-  const events = await witness.ledger.readStream(session);
-  const start = events.find((e) => e.kind === 'session.start');
-  const end = events.find((e) => e.kind === 'session.end');
-  const mp4 = await witness.ledger.putArtifact(fs.readFileSync(v.path), 'video/mp4', 'video');
-  const vtt = await witness.ledger.putArtifact(fs.readFileSync(v.vttPath), 'text/vtt', 'captions');
-  const stream = end === undefined ? session : EVIDENCE_STREAM;
-  const receipt = await witness.recordStrict(stream, {
-    agent: start?.agent ?? { id: 'unknown' },
-    recorder: { kind: 'cli', version: RECORDER_VERSION },
-    ...(actor === undefined ? {} : { principal: { id: actor, kind: 'human' as const } }),
-    kind: 'capture',
-    ...(end === undefined ? {} : { parent: end.id }),
-    resource: session,
-    action: 'video.render',
-    outcome: 'success',
-    artifacts: [mp4, vtt],
-    data: {
-      role: 'video',
-      session,
-      duration_s: Math.round(v.durationS * 1000) / 1000,
-      steps: v.steps,
-      chapters: v.chapters.map((c) => ({ title: c.title, start_s: Math.round(c.startS * 1000) / 1000, end_s: Math.round(c.endS * 1000) / 1000 })),
-      voice: v.voice.voice,
-      speed_wpm: v.voice.speed,
-      ...(v.missingScreenshots.length === 0 ? {} : { missing_screenshots: v.missingScreenshots }),
-    },
-  });
-  return { id: receipt.id, stream };
 }
 
