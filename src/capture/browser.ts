@@ -81,6 +81,11 @@ export class CaptureBrowser {
     return this.browser;
   }
 
+  /** The underlying Playwright browser (for benchmarks and callers that need more than screenshots). */
+  async playwright(): Promise<Browser> {
+    return this.launch();
+  }
+
   /** Starts the browser now, so the first capture does not pay for the launch. */
   async warm(): Promise<void> {
     await this.launch().catch((e: unknown) => {
