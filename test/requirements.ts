@@ -39,6 +39,11 @@ export const REQUIREMENTS = {
   'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
   'R-GW-BAD-INPUT': 'Malformed, oversized, batched or unsolicited messages get a well-formed error or are dropped, are recorded, and the gateway keeps serving.',
   'R-GW-AUTH': 'The HTTP gateway admits only bearer keys configured (hashed) for an agent; a missing or unknown key gets 401 and the refusal is recorded without the key.',
+  'R-CAPTURE-BOUND': 'Before and after screenshots of a tool call are stored by SHA-256, recorded as capture events whose parent is the call, and a changed byte fails verification.',
+  'R-MASK': 'Masked selectors are unreadable in the stored pixels and in the recorded page text.',
+  'R-CAPTURE-SAFE': 'A capture that fails (page error, timeout, bad URL) is recorded as an error and never fails the tool call.',
+  'R-VIDEO': 'A session renders to a narrated MP4 (H.264, AAC, subtitle track, one chapter per step, sidecar WebVTT) whose SHA-256 is recorded in the chain, deterministically.',
+  'R-MISSING-PROGRAM': 'A missing Chromium, ffmpeg or espeak-ng is named in one sentence with the command that installs it.',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
 } as const;
 

@@ -77,7 +77,7 @@ function region(png: PNG, x0: number, y0: number, w: number, h: number): Buffer 
 }
 
 describe('captures around a tool call', () => {
-  it('stores before and after PNGs bound to the call, whose pixels and text show the balance change, with the card number masked in both', async () => {
+  it('stores before and after PNGs bound to the call, whose pixels and text show the balance change, with the card number masked in both [R-CAPTURE-BOUND] [R-MASK]', async () => {
     const store = tempDb(dir);
     const w = await openWitness({ store: `sqlite:${store}`, capturer, strict: true });
     let s;
@@ -137,7 +137,7 @@ describe('captures around a tool call', () => {
     expect(report.failures.map((f) => [f.code, f.artifact])).toContainEqual(['artifact_mismatch', before.artifacts![0]!.sha256]);
   });
 
-  it('records a page that fails to load, times out or lacks an argument as an error event, and the tool call still completes', async () => {
+  it('records a page that fails to load, times out or lacks an argument as an error event, and the tool call still completes [R-CAPTURE-SAFE]', async () => {
     const store = tempDb(dir);
     const w = await openWitness({ store: `sqlite:${store}`, capturer, strict: true });
     try {
@@ -173,7 +173,7 @@ describe('captures around a tool call', () => {
     expect(evs.filter((e) => e.kind === 'tool.result').every((e) => e.outcome === 'success')).toBe(true);
   });
 
-  it('names the missing Chromium and the command that installs it, in one sentence', () => {
+  it('names the missing Chromium and the command that installs it, in one sentence [R-MISSING-PROGRAM]', () => {
     for (const make of [() => new Capturer({ executablePath: '/nonexistent/chromium' }), () => new Capturer({ env: { ...process.env, WITNESS_CHROMIUM: '/nonexistent/chromium' } })]) {
       const err = thrown(make);
       expect(err.code).toBe('missing_program');

@@ -78,7 +78,7 @@ async function events(): Promise<StoredEvent[]> {
 }
 
 describe('witness video', () => {
-  it('renders H.264 + AAC with a subtitle track, one chapter per step and a duration matching the narration, and records its SHA-256', async () => {
+  it('renders H.264 + AAC with a subtitle track, one chapter per step and a duration matching the narration, and records its SHA-256 [R-VIDEO]', async () => {
     const out = path.join(dir, 'session.mp4');
     const r = await runCli(['video', session, '-o', out, '--store', `sqlite:${store}`, '--json']);
     expect(r.stderr).toBe('');
