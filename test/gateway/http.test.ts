@@ -411,6 +411,69 @@ describe('witness gateway over Streamable HTTP', () => {
     }
   });
 
+  it('takes before and after screenshots for a tool named in a server\'s capture settings, bound to the call, with the real Chromium', async () => {
+    const { Capturer } = await import('../../src/capture/index.js');
+    const http = await import('node:http');
+    const seen: string[] = [];
+    const pages = http.createServer((req, res) => {
+      if (req.url === '/favicon.ico') return void res.writeHead(404).end();
+      seen.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<title>Echo page</title><p>Message ${seen.length}</p>`);
+    });
+    await new Promise<void>((r) => pages.listen(0, '127.0.0.1', r));
+    const port = (pages.address() as { port: number }).port;
+    const capturer = new Capturer();
+    const store = tempDb(dir);
+    const witness = await openWitness({ store: `sqlite:${store}` });
+    const config = parseGatewayConfig(
+      [
+        'listen: "127.0.0.1:0"',
+        'agents:',
+        `  - { id: support-bot, key_sha256: "${keySha256(SUPPORT_KEY)}" }`,
+        'servers:',
+        '  - name: everything',
+        '    path: /mcp/everything',
+        `    command: ${JSON.stringify(process.execPath)}`,
+        `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
+        '    capture:',
+        `      echo: { url: "http://127.0.0.1:${port}/messages/{message}", viewport: { width: 800, height: 600 } }`,
+        '',
+      ].join('\n'),
+      { source: 'gateway.yaml', baseDir: dir },
+    );
+    const gateway = await startHttpGateway(config, witness, { capturer, stopTimeoutMs: 500 });
+    try {
+      const { client, transport } = await httpClient(`${gateway.url}/mcp/everything`, SUPPORT_KEY);
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'refund A-1042' } });
+      expect(r.content).toEqual([{ type: 'text', text: 'Echo: refund A-1042' }]);
+      await transport.terminateSession();
+      await client.close();
+    } finally {
+      await gateway.close();
+      await witness.close();
+      await capturer.close();
+      pages.close();
+    }
+    expect(seen).toEqual(['/messages/refund%20A-1042', '/messages/refund%20A-1042']);
+    const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
+    try {
+      const evs = [...(await ledger.query({ limit: 100 })).events].sort((a, b) => a.seq - b.seq);
+      const call = evs.find((e) => e.kind === 'tool.call')!;
+      const shots = evs.filter((e) => e.kind === 'capture');
+      expect(shots.map((e) => [e.parent, e.data?.['role'], e.data?.['text']])).toEqual([
+        [call.id, 'before', 'Message 1'],
+        [call.id, 'after', 'Message 2'],
+      ]);
+      expect(shots.every((e) => e.artifacts?.[0]?.mime === 'image/png')).toBe(true);
+      // The after shot is recorded before the result, which the client only got after it.
+      expect(evs.map((e) => e.kind).filter((k) => k === 'capture' || k === 'tool.result')).toEqual(['capture', 'capture', 'tool.result']);
+    } finally {
+      await ledger.close();
+    }
+    expect((await verifyFile(store)).ok).toBe(true);
+  });
+
   it('names the line and the field of each kind of configuration mistake in one sentence', () => {
     const h = keySha256('k');
     const cases: Array<[string, RegExp]> = [
@@ -421,6 +484,7 @@ describe('witness gateway over Streamable HTTP', () => {
       [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, on_record_failure: maybe }\n`, /^g\.yaml line 4: servers\[0\]\.on_record_failure must be refuse or forward\.$/],
       [`listen: "x:y"\nagents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 1: listen must be host:port or a port/],
       [`agents:\n  - { id: a, key_sha256: "${h}" }\n  - { id: b, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 3: agents\[1\]\.key_sha256 repeats the key hash/],
+      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    capture:\n      refund: { url: "http://x/{id}", mask: ".card" }\n`, /^g\.yaml line 8: servers\[0\]\.capture\.refund\.mask /],
     ];
     for (const [text, expected] of cases) {
       const e = thrown(() => parseGatewayConfig(text, { source: 'g.yaml', baseDir: dir }));
