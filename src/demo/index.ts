@@ -9,9 +9,11 @@ import { decideApproval, listApprovals, openWitness, recordVideo } from '../reco
 import { sqlitePath, verifyLedger } from '../store/index.js';
 import { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent, type StepOutcome } from './agent.js';
 import { startApp } from './app.js';
+import { runLiveAgent, type LiveOptions } from './live-agent.js';
 
 export { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent } from './agent.js';
 export { BackOffice, startApp, type RunningApp } from './app.js';
+export { LIVE_TASK, liveFromEnv, runLiveAgent, type LiveOptions } from './live-agent.js';
 
 /** The package's root (where bin/, dist/ and scripts/ are), from this file in dist/demo or src/demo. */
 export function packageRoot(): string {
@@ -72,7 +74,7 @@ const DECISIONS: Record<string, { decision: 'approved' | 'denied'; approver: str
  * with a policy and captures, a scripted agent, two people deciding the held refunds, the
  * narrated video, and the evidence verified — all on this machine.
  */
-export async function runDemo(dir: string, store: string | undefined, log: (line: string) => void = () => undefined): Promise<DemoResult> {
+export async function runDemo(dir: string, store: string | undefined, log: (line: string) => void = () => undefined, options: { live?: LiveOptions } = {}): Promise<DemoResult> {
   const started = performance.now();
   ensureSystemPrograms(log);
   fs.mkdirSync(dir, { recursive: true });
@@ -106,7 +108,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     })();
     const env: Record<string, string> = { ...(process.env as Record<string, string>), WITNESS_DEMO_APP: app.url };
     delete env['WITNESS_STORE'];
-    const run = await runScriptedAgent({
+    const proxy = {
       command: process.execPath,
       args: [
         path.join(root, 'bin', 'witness.js'),
@@ -122,11 +124,21 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
       ],
       env,
       cwd: dir,
-    }).finally(() => {
+    };
+    const live = options.live;
+    const run = await (async () => {
+      if (live === undefined) return runScriptedAgent(proxy);
+      const llm = await witness.session({ agent: { id: 'support-bot' }, purpose: `The model side of the live demo (${live.provider} ${live.model})`, labels: { provider: live.provider, model: live.model } });
+      try {
+        return await runLiveAgent(live, proxy, llm);
+      } finally {
+        await llm.end();
+      }
+    })().finally(() => {
       stop = true;
     });
     await approver;
-    if (run.outcomes.length !== SCRIPT.length) throw new Error(`the demo agent stopped after ${run.outcomes.length} of ${SCRIPT.length} steps: ${run.proxyLog.trim()}`);
+    if (live === undefined && run.outcomes.length !== SCRIPT.length) throw new Error(`the demo agent stopped after ${run.outcomes.length} of ${SCRIPT.length} steps: ${run.proxyLog.trim()}`);
 
     const ledger = witness.ledger;
     const starts = (await ledger.query({ kind: 'session.start', agent: 'support-bot', since, limit: 100 })).events.filter((e) => e.recorder?.kind === 'gateway');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { runDemo } from '../../demo/index.js';
+import { liveFromEnv, runDemo } from '../../demo/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, printJson, table } from '../output.js';
 import { summarise } from './query.js';
@@ -12,14 +12,18 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
     .description('the whole job on this machine: a back office web app, its MCP server behind witness proxy, a scripted support agent (no API key), approvals, screenshots, a narrated video, verified evidence')
     .option('--dir <dir>', 'where the demo ledger, screenshots, video and bundle go', './witness-demo')
     .option('--store <url>', 'record into this ledger instead of <dir>/witness.db')
+    .option('--live', 'let a real model drive the agent (needs ANTHROPIC_API_KEY or OPENAI_API_KEY; ANTHROPIC_BASE_URL / OPENAI_BASE_URL are honoured)')
+    .option('--model <name>', 'the model for --live (default claude-sonnet-4-5 or gpt-4.1, or $WITNESS_DEMO_MODEL)')
     .option('--open', 'open the viewer afterwards (the viewer is not built yet: prints where everything is)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; store?: string; json?: boolean; open?: boolean }) => {
-      const r = await runDemo(path.resolve(opts.dir), opts.store, (line) => io.err(line));
+    .action(async (opts: { dir: string; store?: string; json?: boolean; open?: boolean; live?: boolean; model?: string }) => {
+      // Checked before anything starts: --live without a key is bad usage, in one sentence.
+      const live = opts.live === true ? liveFromEnv(process.env, opts.model) : undefined;
+      const r = await runDemo(path.resolve(opts.dir), opts.store, (line) => io.err(line), live === undefined ? {} : { live });
       const ok = r.ledgerReport.ok && r.bundleReport.ok && r.recorderErrors.length === 0;
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       if (opts.json) return printJson(io, r);
-      io.out(`Witness demo — a support agent works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`);
+      io.out(`Witness demo — ${live === undefined ? 'a support agent' : `${live.model} (${live.provider}) as the support agent`} works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`);
       io.out(
         table(
           ['SEQ', 'TIME', 'KIND', 'ACTION', 'OUTCOME', 'POLICY', 'WHAT HAPPENED'],
