@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capturer } from '../../src/capture/index.js';
 import type { StoredEvent } from '../../src/core/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { SqliteLedger } from '../../src/store/index.js';
 import { thrown } from '../helpers/errors.js';
-import { artifactFile, verifyFile } from '../helpers/ledger.js';
+import { artifactFile, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -61,14 +60,6 @@ afterAll(async () => {
   server.close();
 });
 
-async function events(store: string): Promise<Array<StoredEvent & { pos: number }>> {
-  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
-  try {
-    return [...(await ledger.query({ limit: 1000 })).events].sort((a, b) => a.pos - b.pos);
-  } finally {
-    await ledger.close();
-  }
-}
 
 function region(png: PNG, x0: number, y0: number, w: number, h: number): Buffer {
   const out = Buffer.alloc(w * h * 4);
@@ -97,7 +88,7 @@ describe('captures around a tool call', () => {
     } finally {
       await w.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => `${e.kind}${e.kind === 'capture' ? `:${String(e.data?.['role'])}` : ''}`)).toEqual(['session.start', 'tool.call', 'capture:before', 'tool.result', 'capture:after', 'session.end']);
     const call = evs[1]!;
     const [before, after] = [evs[2]!, evs[4]!];
@@ -158,7 +149,7 @@ describe('captures around a tool call', () => {
     } finally {
       await w.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const errors = evs.filter((e) => e.kind === 'error');
     expect(errors.map((e) => e.data?.['source'])).toEqual(['capture', 'capture', 'capture', 'capture']);
     expect(errors.map((e) => e.data?.['code'])).toEqual(['capture_failed', 'capture_failed', 'capture_failed', 'capture_failed']);

@@ -6,10 +6,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capturer, parseVtt } from '../../src/capture/index.js';
-import type { StoredEvent } from '../../src/core/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { SqliteLedger } from '../../src/store/index.js';
-import { runCli, verifyFile } from '../helpers/ledger.js';
+import { runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -68,14 +66,6 @@ function framemd5(file: string, stream: string): string {
   return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', stream, '-f', 'framemd5', '-']).toString().split('\n').filter((l) => !l.startsWith('#')).join('\n');
 }
 
-async function events(): Promise<StoredEvent[]> {
-  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
-  try {
-    return [...(await ledger.query({ limit: 1000 })).events].sort((a, b) => a.pos - b.pos);
-  } finally {
-    await ledger.close();
-  }
-}
 
 describe('witness video', () => {
   it('renders H.264 + AAC with a subtitle track, one chapter per step and a duration matching the narration, and records its SHA-256 [R-VIDEO]', async () => {
@@ -109,7 +99,7 @@ describe('witness video', () => {
     expect(text).toContain('The screen before and after the call follows.');
 
     // The video itself is in the chain: the session had ended, so it is in the evidence stream, parented to the end.
-    const evs = await events();
+    const evs = await readEvents(store);
     const video = evs.find((e) => e.id === result.event)!;
     expect(video.stream).toBe('witness.evidence');
     expect(video.parent).toBe(evs.find((e) => e.kind === 'session.end' && e.stream === session)!.id);

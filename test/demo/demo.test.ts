@@ -3,9 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
-import { SqliteLedger } from '../../src/store/index.js';
-import { runBin, verifyFile } from '../helpers/ledger.js';
+import { runBin, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -15,14 +13,6 @@ import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('witness-demo-');
 
-async function allEvents(db: string): Promise<Array<StoredEvent & { pos: number }>> {
-  const ledger = SqliteLedger.open({ path: db, create: false, readonly: true });
-  try {
-    return [...(await ledger.query({ limit: 1000 })).events].sort((a, b) => a.pos - b.pos);
-  } finally {
-    await ledger.close();
-  }
-}
 
 describe('witness demo', () => {
   it('runs the refund, access-change and data-fix workflow through the proxy with approvals, screenshots and a narrated video, and verifies it all', async () => {
@@ -41,7 +31,7 @@ describe('witness demo', () => {
     const seconds = Number(/Done in ([\d.]+) s\./.exec(r.stdout)![1]);
     expect(seconds).toBeGreaterThan(0);
 
-    const evs = await allEvents(db);
+    const evs = await readEvents(db);
     const session = evs.find((e) => e.kind === 'session.start' && e.recorder?.kind === 'gateway')!;
     const own = evs.filter((e) => e.stream === session.stream);
     expect(own.every((e) => e.agent.id === 'support-bot')).toBe(true);

@@ -6,8 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { argumentsDigest } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { SqliteLedger } from '../../src/store/index.js';
-import { BIN, REPO_ROOT, runBin, runCli, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, runBin, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -51,15 +50,6 @@ async function proxied(store: string, extra: string[] = []): Promise<Client> {
   return client;
 }
 
-async function events(store: string): Promise<StoredEvent[]> {
-  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
-  try {
-    const page = await ledger.query({ limit: 1000 });
-    return [...page.events].sort((a, b) => a.pos - b.pos);
-  } finally {
-    await ledger.close();
-  }
-}
 
 interface Pending {
   request: string;
@@ -112,10 +102,10 @@ describe('human approval through witness proxy', () => {
       await client.close();
     }
 
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const kinds = evs.map((e) => `${e.kind}:${String(e.data?.['decision'] ?? '')}`);
     expect(kinds).toEqual(['session.start:', 'tool.call:', 'policy.decision:review', 'approval.request:', 'approval.decision:approved', 'policy.decision:allow', 'tool.result:', 'session.end:']);
-    const [, call, review, request, decision, release, result] = evs as [StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent];
+    const [, call, review, request, decision, release, result] = evs as unknown as [StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent];
     expect(call.data).toMatchObject({ tool: 'get-sum', requires_approval: true });
     expect(review.policy).toMatchObject({ decision: 'review', rule: 'big-sums-need-review' });
     expect(request.parent).toBe(call.id);
@@ -160,7 +150,7 @@ describe('human approval through witness proxy', () => {
     } finally {
       await client.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'tool.result', 'session.end']);
     expect(evs[5]).toMatchObject({ outcome: 'denied', data: { is_error: true } });
     expect((await verifyFile(store)).ok).toBe(true);
@@ -173,13 +163,13 @@ describe('human approval through witness proxy', () => {
       const result = await client.callTool({ name: 'get-sum', arguments: { a: 101, b: 1 } });
       expect(result.isError).toBe(true);
       expect(text(result)).toMatch(/was not approved within 600 ms \(approval request [0-9a-f-]{36}\), so it was not made\./);
-      const late = await runCli(['approve', (await events(store)).find((e) => e.kind === 'approval.request')!.id, '--as', 'alice@corp', '--store', `sqlite:${store}`]);
+      const late = await runCli(['approve', (await readEvents(store)).find((e) => e.kind === 'approval.request')!.id, '--as', 'alice@corp', '--store', `sqlite:${store}`]);
       expect(late.code).toBe(1);
       expect(late.stderr).toMatch(/already expired/);
     } finally {
       await client.close();
     }
-    const decision = (await events(store)).find((e) => e.kind === 'approval.decision')!;
+    const decision = (await readEvents(store)).find((e) => e.kind === 'approval.decision')!;
     expect(decision.data).toMatchObject({ decision: 'expired', approver: 'witness-gateway' });
     expect(decision.outcome).toBe('denied');
   });
@@ -201,7 +191,7 @@ describe('human approval through witness proxy', () => {
     } finally {
       await client.close();
     }
-    const decisions = (await events(store)).filter((e) => e.kind === 'approval.decision');
+    const decisions = (await readEvents(store)).filter((e) => e.kind === 'approval.decision');
     expect(decisions.map((d) => d.data?.['approver'])).toEqual(['witness-gateway']);
   });
 
@@ -230,7 +220,7 @@ describe('human approval through witness proxy', () => {
     } finally {
       await client.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.find((e) => e.data?.['code'] === 'approval_mismatch')).toBeDefined();
     expect(evs.filter((e) => e.kind === 'tool.result').map((e) => e.outcome)).toEqual(['denied']);
   });
@@ -267,7 +257,7 @@ describe('human approval through witness proxy', () => {
     } finally {
       await second.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const releases = evs.filter((e) => e.kind === 'policy.decision' && e.data?.['decision'] === 'allow');
     expect(releases).toHaveLength(1);
     expect(releases[0]!.data).toMatchObject({ approval: { request_id: request.request, approver: 'alice@corp', stream: 'witness.approvals' } });

@@ -4,8 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
-import { BIN, REPO_ROOT, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -38,15 +37,6 @@ function viaProxy(store: string, server: string[], extra: string[] = []): string
   return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...server];
 }
 
-async function events(store: string): Promise<StoredEvent[]> {
-  const { SqliteLedger } = await import('../../src/store/index.js');
-  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
-  try {
-    return [...(await ledger.query({ limit: 1000 })).events].sort((a, b) => a.pos - b.pos);
-  } finally {
-    await ledger.close();
-  }
-}
 
 describe('witness proxy passes through what it does not interpret', () => {
   it('delivers the server progress notifications of a long-running call to the client, in order [R-GW-PASSTHROUGH]', async () => {
@@ -64,7 +54,7 @@ describe('witness proxy passes through what it does not interpret', () => {
       [2, 3],
       [3, 3],
     ]);
-    const result = (await events(store)).find((e) => e.kind === 'tool.result')!;
+    const result = (await readEvents(store)).find((e) => e.kind === 'tool.result')!;
     expect(result.outcome).toBe('success');
   });
 
@@ -84,7 +74,7 @@ describe('witness proxy passes through what it does not interpret', () => {
     } finally {
       await client.close();
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const results = evs.filter((e) => e.kind === 'tool.result');
     expect(results.map((e) => [e.data?.['tool'], e.outcome, (e.data?.['error'] as { code?: string } | undefined)?.code])).toEqual([
       ['trigger-long-running-operation', 'error', 'cancelled'],
@@ -143,15 +133,15 @@ describe('witness proxy passes through what it does not interpret', () => {
         await Promise.all([client.close(), direct.close()]);
       }
     }
-    const calls = (await events(quiet)).filter((e) => e.kind === 'tool.call');
+    const calls = (await readEvents(quiet)).filter((e) => e.kind === 'tool.call');
     expect(calls.map((e) => e.data?.['method'])).toEqual(['resources/read', 'prompts/get']);
     expect(calls[0]!.resource).toMatch(/^demo:\/\//);
     expect(calls[0]!.action).toBe('resources/read');
     expect(calls[1]!.action).toMatch(/^prompts\/get /);
-    const results = (await events(quiet)).filter((e) => e.kind === 'tool.result');
+    const results = (await readEvents(quiet)).filter((e) => e.kind === 'tool.result');
     expect(results.map((e) => e.parent)).toEqual(calls.map((e) => e.id));
     expect(results[0]!.data?.['output']).toMatchObject({ contents: expect.any(Array) });
-    const listed = (await events(loud)).filter((e) => e.kind === 'tool.call').map((e) => e.data?.['method']);
+    const listed = (await readEvents(loud)).filter((e) => e.kind === 'tool.call').map((e) => e.data?.['method']);
     expect(listed).toEqual(['resources/list', 'resources/read', 'prompts/list', 'prompts/get']);
   });
 
@@ -171,7 +161,7 @@ describe('witness proxy passes through what it does not interpret', () => {
     } finally {
       await Promise.all([direct.close(), proxied.close()]);
     }
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const results = evs.filter((e) => e.kind === 'tool.result');
     expect(results).toHaveLength(3);
     expect(JSON.stringify(results[0]!.data?.['output'])).toContain('Amount: 650.00 EUR');

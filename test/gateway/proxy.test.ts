@@ -5,11 +5,9 @@ import { PassThrough } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
 import { FRAME_TOO_LARGE, NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { SqliteLedger } from '../../src/store/index.js';
-import { BIN, REPO_ROOT, runCli, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -38,15 +36,6 @@ function proxyArgs(store: string, extra: string[] = []): string[] {
   return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...SERVER];
 }
 
-async function events(store: string): Promise<StoredEvent[]> {
-  const ledger = SqliteLedger.open({ path: store, create: false, readonly: true });
-  try {
-    const page = await ledger.query({ limit: 1000 });
-    return [...page.events].sort((a, b) => a.seq - b.seq);
-  } finally {
-    await ledger.close();
-  }
-}
 
 /** A proxy driven line by line, for input no well-behaved SDK client would send. */
 function rawProxy(args: string[]) {
@@ -103,7 +92,7 @@ describe('witness proxy over stdio', () => {
       await Promise.all([direct.close(), proxied.close()]);
     }
 
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'tool.result', 'session.end']);
     expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
     expect(evs.every((e) => e.recorder?.kind === 'gateway')).toBe(true);
@@ -163,7 +152,7 @@ describe('witness proxy over stdio', () => {
     expect(tools).toContain('echo');
     expect(tools).not.toContain('get-env');
 
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => `${e.kind}:${String(e.data?.['tool'] ?? '')}`)).toEqual([
       'session.start:',
       'tool.call:echo',
@@ -200,7 +189,7 @@ describe('witness proxy over stdio', () => {
     const { code, stderr } = await p.close();
     expect(code).toBe(0);
     expect(stderr).not.toMatch(/witness: /);
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
     expect(evs[1]!.data).toMatchObject({ code: 'parse_error', source: 'gateway' });
   });
@@ -222,7 +211,7 @@ describe('witness proxy over stdio', () => {
     expect(await p.next()).toMatchObject({ id: 5, result: { content: [{ type: 'text', text: 'Echo: after all that' }] } });
     const { code } = await p.close();
     expect(code).toBe(0);
-    const evs = await events(store);
+    const evs = await readEvents(store);
     const errors = evs.filter((e) => e.kind === 'error').map((e) => e.data?.['code']);
     expect(errors).toEqual(['batch_refused', 'frame_too_large', 'unknown_response', -32601]);
     expect(evs.filter((e) => e.kind === 'tool.call').map((e) => (e.data?.['arguments'] as { message: string }).message)).toEqual(['after all that']);
@@ -237,7 +226,7 @@ describe('witness proxy over stdio', () => {
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi', agent: 'billing-admin' }, _meta: { agent: { id: 'billing-admin' } } } }));
     expect(await p.next()).toMatchObject({ id: 2, result: { content: [{ text: 'Echo: hi' }] } });
     await p.close();
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
     expect(evs.find((e) => e.kind === 'tool.call')!.data).toMatchObject({ client_claims: { clientInfo: { name: 'billing-admin' }, _meta: { agent: { id: 'billing-admin' } } } });
   });
@@ -249,7 +238,7 @@ describe('witness proxy over stdio', () => {
     const code = await p.exited;
     expect(code).toBe(1);
     expect(p.stderr()).toMatch(/^witness: The MCP server ".*no-such-server" could not be started \(spawn .* ENOENT\)\.$/m);
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
     expect(evs[1]!.data).toMatchObject({ code: 'upstream_spawn_failed' });
   });
@@ -265,7 +254,7 @@ describe('witness proxy over stdio', () => {
     const code = await p.exited;
     expect(code).toBe(1);
     expect(p.stderr()).toMatch(/^witness: The MCP server .* exited with code 3\.$/m);
-    const evs = await events(store);
+    const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'error', 'session.end']);
     expect(evs[1]!.data).toMatchObject({ code: 'upstream_exited', exit_code: 3 });
     expect(evs[2]!.data).toMatchObject({ reason: 'error' });
@@ -292,22 +281,28 @@ describe('witness proxy configuration', () => {
   });
 });
 
+/** Every line written to `output`, parsed as it arrives (each must be JSON). */
+function jsonLines(output: NodeJS.ReadableStream): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = '';
+  output.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+  });
+  return lines;
+}
+
 describe('StdioProxy in-process', () => {
   it('refuses a tool call with a JSON-RPC error and never forwards it when the call cannot be recorded (fail closed) [R-GW-FAIL-CLOSED]', async () => {
     const store = tempDb(dir);
     const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
     const input = new PassThrough();
     const output = new PassThrough();
-    const lines: Array<Record<string, unknown>> = [];
-    let buf = '';
-    output.on('data', (c: Buffer) => {
-      buf += c.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-        buf = buf.slice(nl + 1);
-      }
-    });
+    const lines = jsonLines(output);
     const [command, ...args] = SERVER as [string, ...string[]];
     const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output });
     await proxy.start();
@@ -328,17 +323,8 @@ describe('StdioProxy in-process', () => {
     const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
     const input = new PassThrough();
     const output = new PassThrough();
-    const lines: Array<Record<string, unknown>> = [];
+    const lines = jsonLines(output);
     const log: string[] = [];
-    let buf = '';
-    output.on('data', (c: Buffer) => {
-      buf += c.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-        buf = buf.slice(nl + 1);
-      }
-    });
     const [command, ...args] = SERVER as [string, ...string[]];
     const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output, failOpen: true, onLog: (m) => log.push(m) });
     await proxy.start();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openWitness } from '../../src/index.js';
-import type { VerifyReport } from '../../src/core/index.js';
+import type { StoredEvent, VerifyReport } from '../../src/core/index.js';
 import { SqliteLedger, sidecarPaths, verifyLedger, type CheckpointRow, type RawEventRow, type VerifyLedgerOptions } from '../../src/store/index.js';
 import { tempDb } from './tmp.js';
 
@@ -153,6 +153,16 @@ export async function verifyFile(file: string, options: VerifyLedgerOptions = {}
   const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
   try {
     return await verifyLedger(ledger, options);
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** Every event of a ledger file (up to 10,000), read-only, in global position order. */
+export async function readEvents(file: string): Promise<Array<StoredEvent & { pos: number }>> {
+  const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+  try {
+    return [...(await ledger.query({ limit: 10_000 })).events].sort((a, b) => a.pos - b.pos);
   } finally {
     await ledger.close();
   }
