@@ -9,7 +9,7 @@ import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
-import { BIN, REPO_ROOT, oneSentence, runBin, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, oneSentence, readEvents, runBin, runCli, verifyFile } from '../helpers/ledger.js';
 import { thrown } from '../helpers/errors.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -472,6 +472,33 @@ describe('witness gateway over Streamable HTTP', () => {
       await ledger.close();
     }
     expect((await verifyFile(store)).ok).toBe(true);
+  });
+
+  it('holds a review call over HTTP with progress on the request\'s stream until a person approves it with witness approve [R-GW-APPROVAL]', async () => {
+    const policy = path.join(dir, 'review-refunds.yaml');
+    fs.writeFileSync(policy, ['version: 1', 'default: allow', 'rules:', '  - id: refund-echo-needs-review', '    match: { tool: echo }', '    when: args.message startsWith "refund"', '    effect: review', ''].join('\n'));
+    const r = await startGateway([], `policy: ${JSON.stringify(policy)}\napprovals: { poll_ms: 50, progress_ms: 200 }\n`);
+    const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
+    const progress: unknown[] = [];
+    try {
+      const call = client.callTool({ name: 'echo', arguments: { message: 'refund 650' } }, undefined, { onprogress: (p) => progress.push(p), resetTimeoutOnProgress: true });
+      let requestId: string | undefined;
+      await until(async () => {
+        requestId = (await readEvents(r.store)).find((e) => e.kind === 'approval.request')?.id;
+        return requestId !== undefined;
+      }, 'the approval request');
+      await until(() => progress.length >= 2, 'two progress notifications');
+      const approved = await runCli(['approve', requestId!, '--as', 'alice@corp', '--store', `sqlite:${r.store}`]);
+      expect(approved.code).toBe(0);
+      expect((await call).content).toEqual([{ type: 'text', text: 'Echo: refund 650' }]);
+      expect(progress[0]).toMatchObject({ progress: 1, message: expect.stringContaining(requestId!) });
+      await transport.terminateSession();
+    } finally {
+      await client.close();
+    }
+    const evs = await events(r);
+    expect(evs.filter((e) => e.kind !== 'session.start' && e.kind !== 'session.end').map((e) => e.kind)).toEqual(['tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'policy.decision', 'tool.result']);
+    expect(evs.find((e) => e.kind === 'approval.decision')!.data).toMatchObject({ approver: 'alice@corp', decision: 'approved' });
   });
 
   it('names the line and the field of each kind of configuration mistake in one sentence', () => {
