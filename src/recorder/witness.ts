@@ -134,14 +134,26 @@ export class Witness implements SessionHost {
   /** Large outputs go to the artifact store and are referenced by digest, never truncated. */
   async storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }> {
     if (value === undefined) return { value: undefined };
-    let text: string;
+    let plain: unknown;
+    let bytes: number;
     try {
-      text = canonicalize(this.redactor.redact(toJsonValue(value, { path: 'data.output' })));
+      plain = this.redactor.redact(toJsonValue(value, { path: 'data.output' }));
+      // JCS writes strings and numbers as JSON.stringify does and only orders members, so the
+      // native stringify has the canonical byte length: an output that stays inline is
+      // canonicalized once, by prepare, instead of twice.
+      const json = JSON.stringify(plain);
+      bytes = json.length * 3 <= this.options.spillBytes ? json.length : Buffer.byteLength(json);
     } catch {
       // Let validation name the problem on the real record.
       return { value };
     }
-    if (Buffer.byteLength(text) <= this.options.spillBytes) return { value };
+    if (bytes <= this.options.spillBytes) return { value };
+    let text: string;
+    try {
+      text = canonicalize(plain);
+    } catch {
+      return { value };
+    }
     try {
       const artifact = await this.ledger.putArtifact(Buffer.from(text), 'application/json', `${kind}.output`);
       return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, artifact };
