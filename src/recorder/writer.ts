@@ -58,7 +58,7 @@ export class BatchWriter {
     }
     return new Promise((resolve) => {
       this.queue.push({ ev, resolve });
-      this.schedule(true);
+      this.schedule();
     });
   }
 
@@ -68,29 +68,11 @@ export class BatchWriter {
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-  /**
-   * A writer that was idle flushes in a microtask: still after every write made in the same
-   * synchronous run (a gateway's tool.call and its policy.decision, an agent's loop that does not
-   * await), so those share one transaction, but without waiting for the loop's check phase, which
-   * the gateway's forwarding path paid on every call. Only once per turn of the event loop,
-   * though: a caller awaiting record after record would otherwise never yield to timers and I/O
-   * (the sealer's among them), so its next write waits for setImmediate as before. What arrives
-   * while a batch commits is flushed from setImmediate too.
-   */
-  private schedule(fromIdle = false): void {
+  private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    if (fromIdle && !this.fastThisTurn) {
-      this.fastThisTurn = true;
-      setImmediate(() => (this.fastThisTurn = false));
-      queueMicrotask(() => void this.flush());
-    } else {
-      setImmediate(() => void this.flush());
-    }
+    setImmediate(() => void this.flush());
   }
-
-  /** A microtask flush happened and no check phase has run since. */
-  private fastThisTurn = false;
 
   private async flush(): Promise<void> {
     this.scheduled = false;
