@@ -67,9 +67,6 @@ interface StreamHead {
 const HEAD_CACHE_LIMIT = 10_000;
 /** Events verified per turn of the event loop while sealing (~3 ms of work on a busy 2-core machine). */
 const SEAL_SLICE = 100;
-/** More unsealed events than this are sealed in one transaction as they are read (flat memory). */
-const SEAL_IN_SLICES_MAX = 20_000;
-const SEAL_READ_PAGE = 10_000;
 /** Seal attempts before giving up when other processes keep sealing first. */
 const SEAL_ATTEMPTS = 10;
 
@@ -484,8 +481,7 @@ export class SqliteLedger implements Ledger {
    * with every append of other connections waiting too); the root that is signed is computed
    * from exactly the rows that were verified. Only storing the nodes and the checkpoint takes
    * the write lock, after checking that nobody sealed in between (if someone did, it starts over
-   * from their checkpoint). A backlog over SEAL_IN_SLICES_MAX events is verified and stored in
-   * one transaction instead, as before, so its nodes are never all held in memory.
+   * from their checkpoint).
    */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
@@ -548,58 +544,24 @@ export class SqliteLedger implements Ledger {
     if (last !== undefined && end === last.size && !force) return null;
     if (last === undefined && end === 0 && !force) return null;
     const frontier = last === undefined ? Frontier.empty() : Frontier.fromJSON(JSON.parse(last.frontier));
-    const check = this.sealChecker();
-    const sign = this.db.transaction((before: (() => void) | undefined): CheckpointRow | undefined => {
-      const current = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
-      if (current?.id !== last?.id) return undefined;
-      before?.();
-      return this.signCheckpoint(signer, now, last, end, frontier);
-    });
-    try {
-      if (end - frontier.size > SEAL_IN_SLICES_MAX) {
-        // A backlog (a bulk import, a ledger sealed for the first time): verified and stored in
-        // one transaction as it is read, so memory stays flat; a one-shot job, not a live recorder.
-        return sign.immediate(() => {
-          for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
-            check(from, Math.min(from + SEAL_READ_PAGE, end), frontier, (n) => this.stmts.putNode.run(n.level, n.index, n.hash));
-          }
-        });
-      }
-      const nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
-      const start = frontier.size;
-      for (let from = start; from < end; from += SEAL_SLICE) {
-        if (from > start) {
-          await yieldToLoop();
-          this.assertOpen();
-        }
-        this.read(() => check(from, Math.min(from + SEAL_SLICE, end), frontier, (n) => nodes.push(n)));
-      }
-      this.assertOpen();
-      return sign.immediate(() => {
-        for (const n of nodes) this.stmts.putNode.run(n.level, n.index, n.hash);
-      });
-    } catch (e) {
-      throw translateSqliteError(e, this.info.location);
-    }
-  }
-
-  /**
-   * Signing is a statement that these events are genuine, so each new event is verified first
-   * (digest, hash, link to its stored predecessor, gapless positions): a rewrite of the unsealed
-   * tail is refused here instead of being signed by the real key. Returns a function that checks
-   * the events at positions [from, to) and pushes their leaves onto the frontier.
-   */
-  private sealChecker(): (from: number, to: number, frontier: Frontier, onNode: (n: { level: number; index: number; hash: Buffer }) => void) => void {
+    // Signing is a statement that these events are genuine, so each new event is verified
+    // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
+    // refused here instead of being signed by the real key.
     const failures: Failure[] = [];
     const chain = new ChainChecker(this.info.origin, (f) => failures.push(f), () => undefined);
-    return (from, to, frontier, onNode) => {
-      const rows = this.stmts.scan.all(from, to - from) as RawEventRow[];
+    const nodes: ReturnType<Frontier['push']> = [];
+    for (let from = frontier.size; from < end; from += SEAL_SLICE) {
+      if (nodes.length > 0) {
+        await yieldToLoop();
+        this.assertOpen();
+      }
+      const rows = this.read(() => this.stmts.scan.all(from, Math.min(SEAL_SLICE, end - from)) as RawEventRow[]);
       for (const row of rows) {
         if (row.pos !== frontier.size) {
           throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
         }
         if (!chain.streams.has(row.stream) && row.seq > 0) {
-          const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
+          const prev = this.read(() => this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined);
           if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
         }
         const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
@@ -611,24 +573,31 @@ export class SqliteLedger implements Ledger {
             { details: { failure: bad } },
           );
         }
-        for (const n of frontier.push(leafHash(hash))) onNode(n);
+        for (const n of frontier.push(leafHash(hash))) nodes.push(n);
       }
-      if (frontier.size !== to) {
+      if (rows.length < Math.min(SEAL_SLICE, end - from)) {
         throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
       }
-    };
-  }
-
-  /** Inside the write transaction, with the new nodes stored: the signed checkpoint row. */
-  private signCheckpoint(signer: NoteSigner, now: Date, last: SqlCheckpoint | undefined, end: number, frontier: Frontier): CheckpointRow {
-    const root = frontier.root();
-    const prevSize = last?.size ?? null;
-    const consistency = prevSize !== null && prevSize > 0 && prevSize < end ? consistencyProof(prevSize, end, this.nodeSource()) : [];
-    const body = formatCheckpoint({ origin: this.info.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
-    const note = signNote(body, [signer]);
-    const consistencyJson = JSON.stringify(consistency.map((h) => h.toString('hex')));
-    const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
-    return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize };
+    }
+    this.assertOpen();
+    const run = this.db.transaction((): CheckpointRow | undefined => {
+      const current = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
+      if (current?.id !== last?.id) return undefined;
+      for (const n of nodes) this.stmts.putNode.run(n.level, n.index, n.hash);
+      const root = frontier.root();
+      const prevSize = last?.size ?? null;
+      const consistency = prevSize !== null && prevSize > 0 && prevSize < end ? consistencyProof(prevSize, end, this.nodeSource()) : [];
+      const body = formatCheckpoint({ origin: this.info.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
+      const note = signNote(body, [signer]);
+      const consistencyJson = JSON.stringify(consistency.map((h) => h.toString('hex')));
+      const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
+      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize };
+    });
+    try {
+      return run.immediate();
+    } catch (e) {
+      throw translateSqliteError(e, this.info.location);
+    }
   }
 
   private nodeSource(): NodeSource {
