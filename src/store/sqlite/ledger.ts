@@ -1,7 +1,5 @@
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import {
@@ -65,33 +63,12 @@ interface StreamHead {
 }
 
 const HEAD_CACHE_LIMIT = 10_000;
-/** Events verified per turn of the event loop while sealing (~3 ms of work on a busy 2-core machine). */
-const SEAL_SLICE = 100;
+/** Events verified per turn of the event loop while sealing (~5-10 ms of work). */
+const SEAL_SLICE = 250;
 /** Seal attempts before giving up when other processes keep sealing first. */
 const SEAL_ATTEMPTS = 10;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-const requireHere = createRequire(import.meta.url);
-
-/** The WAL checkpointer thread (CommonJS, evaluated): one connection, one PASSIVE checkpoint per message. */
-const CHECKPOINT_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
-const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
-parentPort.on('message', (m) => {
-  if (m === 'close') {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    db.pragma('wal_checkpoint(PASSIVE)');
-  } catch {
-    // Busy: the next seal's checkpoint copies what this one could not.
-  }
-});
-`;
 
 export class SqliteLedger implements Ledger {
   readonly info: LedgerInfo;
@@ -497,42 +474,18 @@ export class SqliteLedger implements Ledger {
       }
       sealed = await this.sealOnce(signer, now, options.force === true);
     }
-    this.checkpointWal();
-    return sealed;
-  }
-
-  private seals = 0;
-  private checkpointer: Worker | undefined;
-
-  /**
-   * Copies the WAL into the database after a seal. PASSIVE never waits for readers or writers;
-   * whatever it cannot copy now, the next one will. It copies and syncs (~25 ms after 1,000
-   * gateway events), so from the second seal of this connection on — a long-running recorder,
-   * not a one-shot `witness seal` — it runs on a worker thread with its own connection (WAL lets
-   * a checkpoint run beside writers) instead of stalling this event loop.
-   */
-  private checkpointWal(): void {
-    if (this.closed) return;
-    this.seals++;
-    if (this.seals >= 2 && this.checkpointer === undefined && this.info.location !== ':memory:') {
+    // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
+    // It runs in a turn of its own: it copies the WAL into the database and syncs it (~25 ms
+    // after 1,000 gateway events), which must not add to the stall of the signing transaction.
+    await yieldToLoop();
+    if (!this.closed) {
       try {
-        this.checkpointer = new Worker(CHECKPOINT_WORKER, { eval: true, workerData: { module: requireHere.resolve('better-sqlite3'), path: this.info.location } });
-        this.checkpointer.unref();
-        // A worker that cannot open the file just leaves the checkpoints to SQLite's auto-checkpoint.
-        this.checkpointer.on('error', () => undefined);
+        this.db.pragma('wal_checkpoint(PASSIVE)');
       } catch {
-        this.checkpointer = undefined;
+        // A busy checkpoint is not a failure of the seal.
       }
     }
-    if (this.checkpointer !== undefined) {
-      this.checkpointer.postMessage('checkpoint');
-      return;
-    }
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch {
-      // A busy checkpoint is not a failure of the seal.
-    }
+    return sealed;
   }
 
   /** One attempt: the checkpoint written, null when there is nothing to seal, undefined when another sealer got there first. */
@@ -687,15 +640,6 @@ export class SqliteLedger implements Ledger {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const worker = this.checkpointer;
-    if (worker !== undefined) {
-      // The worker finishes a running checkpoint, closes its connection and exits.
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage('close');
-      const timer = setTimeout(() => void worker.terminate(), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
     this.db.close();
   }
 
