@@ -63,12 +63,7 @@ interface StreamHead {
 }
 
 const HEAD_CACHE_LIMIT = 10_000;
-/** Events verified per turn of the event loop while sealing (~5-10 ms of work). */
-const SEAL_SLICE = 250;
-/** Seal attempts before giving up when other processes keep sealing first. */
-const SEAL_ATTEMPTS = 10;
-
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const SEAL_READ_PAGE = 10_000;
 
 export class SqliteLedger implements Ledger {
   readonly info: LedgerInfo;
@@ -450,16 +445,6 @@ export class SqliteLedger implements Ledger {
 
   // ------------------------------------------------------------------ seal
 
-  /**
-   * Verifies the events since the last checkpoint, stores their Merkle nodes and signs the new
-   * root. The verification reads the (append-only) rows in slices of SEAL_SLICE, yielding to the
-   * event loop between slices and holding no lock, so a recorder that seals every 1,000 events
-   * no longer stalls its process for the whole seal (it was ~70-85 ms per 1,000 gateway events,
-   * with every append of other connections waiting too); the root that is signed is computed
-   * from exactly the rows that were verified. Only storing the nodes and the checkpoint takes
-   * the write lock, after checking that nobody sealed in between (if someone did, it starts over
-   * from their checkpoint).
-   */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
     const signer = this.signer;
@@ -467,76 +452,39 @@ export class SqliteLedger implements Ledger {
       throw new WitnessError('invalid_key', `No signing key for ${this.info.location}; checkpoints need the key file beside the ledger or WITNESS_SIGNING_KEY.`);
     }
     const now = options.now ?? new Date();
-    let sealed: CheckpointRow | null | undefined;
-    for (let attempt = 0; sealed === undefined; attempt++) {
-      if (attempt >= SEAL_ATTEMPTS) {
-        throw new WitnessError('store_locked', `Other processes kept sealing ${this.info.location} while this one verified; not signing now, the next seal will.`);
-      }
-      sealed = await this.sealOnce(signer, now, options.force === true);
-    }
-    // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
-    // It runs in a turn of its own: it copies the WAL into the database and syncs it (~25 ms
-    // after 1,000 gateway events), which must not add to the stall of the signing transaction.
-    await yieldToLoop();
-    if (!this.closed) {
-      try {
-        this.db.pragma('wal_checkpoint(PASSIVE)');
-      } catch {
-        // A busy checkpoint is not a failure of the seal.
-      }
-    }
-    return sealed;
-  }
-
-  /** One attempt: the checkpoint written, null when there is nothing to seal, undefined when another sealer got there first. */
-  private async sealOnce(signer: NoteSigner, now: Date, force: boolean): Promise<CheckpointRow | null | undefined> {
-    // One read transaction, so the checkpoint and the end position are from the same moment.
-    const { last, end } = this.read(() =>
-      this.db.transaction(() => ({ last: this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined, end: this.readNextPos() })).deferred(),
-    );
-    if (last !== undefined && end === last.size && !force) return null;
-    if (last === undefined && end === 0 && !force) return null;
-    const frontier = last === undefined ? Frontier.empty() : Frontier.fromJSON(JSON.parse(last.frontier));
-    // Signing is a statement that these events are genuine, so each new event is verified
-    // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
-    // refused here instead of being signed by the real key.
-    const failures: Failure[] = [];
-    const chain = new ChainChecker(this.info.origin, (f) => failures.push(f), () => undefined);
-    const nodes: ReturnType<Frontier['push']> = [];
-    for (let from = frontier.size; from < end; from += SEAL_SLICE) {
-      if (nodes.length > 0) {
-        await yieldToLoop();
-        this.assertOpen();
-      }
-      const rows = this.read(() => this.stmts.scan.all(from, Math.min(SEAL_SLICE, end - from)) as RawEventRow[]);
-      for (const row of rows) {
-        if (row.pos !== frontier.size) {
-          throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
+    const run = this.db.transaction((): CheckpointRow | null => {
+      const last = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
+      const frontier = last === undefined ? Frontier.empty() : Frontier.fromJSON(JSON.parse(last.frontier));
+      const end = this.readNextPos();
+      if (last !== undefined && end === last.size && options.force !== true) return null;
+      if (last === undefined && end === 0 && options.force !== true) return null;
+      // Signing is a statement that these events are genuine, so each new event is verified
+      // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
+      // refused here instead of being signed by the real key.
+      const failures: Failure[] = [];
+      const chain = new ChainChecker(this.info.origin, (f) => failures.push(f), () => undefined);
+      for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
+        const rows = this.stmts.scan.all(from, Math.min(SEAL_READ_PAGE, end - from)) as RawEventRow[];
+        for (const row of rows) {
+          if (row.pos !== frontier.size) {
+            throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
+          }
+          if (!chain.streams.has(row.stream) && row.seq > 0) {
+            const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
+            if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
+          }
+          const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
+          const bad = failures[0];
+          if (bad !== undefined) {
+            throw new WitnessError(
+              'store_corrupt',
+              `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
+              { details: { failure: bad } },
+            );
+          }
+          for (const n of frontier.push(leafHash(hash))) this.stmts.putNode.run(n.level, n.index, n.hash);
         }
-        if (!chain.streams.has(row.stream) && row.seq > 0) {
-          const prev = this.read(() => this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined);
-          if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
-        }
-        const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
-        const bad = failures[0];
-        if (bad !== undefined) {
-          throw new WitnessError(
-            'store_corrupt',
-            `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
-            { details: { failure: bad } },
-          );
-        }
-        for (const n of frontier.push(leafHash(hash))) nodes.push(n);
       }
-      if (rows.length < Math.min(SEAL_SLICE, end - from)) {
-        throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
-      }
-    }
-    this.assertOpen();
-    const run = this.db.transaction((): CheckpointRow | undefined => {
-      const current = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
-      if (current?.id !== last?.id) return undefined;
-      for (const n of nodes) this.stmts.putNode.run(n.level, n.index, n.hash);
       const root = frontier.root();
       const prevSize = last?.size ?? null;
       const consistency = prevSize !== null && prevSize > 0 && prevSize < end ? consistencyProof(prevSize, end, this.nodeSource()) : [];
@@ -544,13 +492,21 @@ export class SqliteLedger implements Ledger {
       const note = signNote(body, [signer]);
       const consistencyJson = JSON.stringify(consistency.map((h) => h.toString('hex')));
       const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
-      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize };
+      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson), prevSize };
     });
+    let sealed: CheckpointRow | null;
     try {
-      return run.immediate();
+      sealed = run.immediate();
     } catch (e) {
       throw translateSqliteError(e, this.info.location);
     }
+    // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // A busy checkpoint is not a failure of the seal.
+    }
+    return sealed;
   }
 
   private nodeSource(): NodeSource {
