@@ -190,7 +190,7 @@ export class McpRelay {
           this.cancelled.add(idKey(p.id));
         }
         if (p?.call !== undefined) {
-          this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message: why, code }, durationMs: performance.now() - p.started, outcome: 'error' });
+          this.rec.failed(p.call, this.o.server, p.started, why, code);
         }
       }
     } else if (frame.type === 'response') {
@@ -254,16 +254,8 @@ export class McpRelay {
     const c = this.o.capture;
     const spec = this.captureSpec(tool);
     if (c === undefined || spec === undefined) return;
-    const base = { parent: callId, resource: this.o.server ?? tool, action: tool };
-    try {
-      const shot = await c.capturer.shoot(spec, args, role);
-      if (shot !== undefined) await this.rec.session.capture(shot, base);
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      const code = (err as { code?: unknown }).code;
-      this.rec.error(err.message, typeof code === 'string' ? code : 'capture_failed', 'capture', { role, parent_call: callId });
-      this.log(`witness: the ${role} capture for ${tool} failed: ${err.message}`);
-    }
+    const failed = await this.rec.session.shootAndRecord(c.capturer, spec, args, role, { parent: callId, resource: this.o.server ?? tool, action: tool });
+    if (failed !== undefined) this.log(`witness: the ${role} capture for ${tool} failed: ${failed.message}`);
   }
 
   /** resources/read, prompts/get (and list calls when configured): recorded like a tool call, no policy. */
@@ -405,7 +397,7 @@ export class McpRelay {
     this.pending.delete(key);
     if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(id, ErrorCode.ConnectionClosed, message), id);
     if (p.call !== undefined) {
-      this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code }, durationMs: performance.now() - p.started, outcome: 'error' });
+      this.rec.failed(p.call, this.o.server, p.started, message, code);
     } else {
       this.rec.error(message, code, 'gateway', { method: p.method, jsonrpc_id: id });
     }
@@ -425,7 +417,7 @@ export class McpRelay {
     for (const p of this.pending.values()) {
       if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(p.id, ErrorCode.ConnectionClosed, `${message.replace(/\.$/, '')} before answering ${p.method}.`), p.id);
       if (p.call !== undefined) {
-        this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code }, durationMs: performance.now() - p.started, outcome: 'error' });
+        this.rec.failed(p.call, this.o.server, p.started, message, code);
       }
     }
     this.pending.clear();
@@ -441,7 +433,7 @@ export class McpRelay {
     const message = `The client disconnected (${how}) before the server answered.`;
     for (const p of this.pending.values()) {
       if (p.call !== undefined) {
-        this.rec.result({ callId: p.call.callId, tool: p.call.tool, server: this.o.server, isError: true, error: { message, code: 'client_disconnected' }, durationMs: performance.now() - p.started, outcome: 'error' });
+        this.rec.failed(p.call, this.o.server, p.started, message, 'client_disconnected');
       }
     }
     this.pending.clear();

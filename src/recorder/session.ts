@@ -188,13 +188,24 @@ export class Session {
       await this.record('error', { message: 'This tool call asks for a capture, but the recorder has no capturer; pass openWitness({ capturer: new Capturer() }).', code: 'no_capturer', source: 'capture' }, { ...parent, ...base, outcome: 'error' });
       return;
     }
+    await this.shootAndRecord(capturer, spec, args, role, { ...parent, ...base });
+  }
+
+  /**
+   * Takes the `role` screenshot `spec` asks for and records it as a `capture` event with `fields`
+   * (the call as parent). A failure is recorded as an `error` event (source `capture`) and
+   * returned, never thrown: a capture must not fail the call it documents.
+   */
+  async shootAndRecord(capturer: ToolCapturer, spec: unknown, args: unknown, role: 'before' | 'after', fields: EventFields): Promise<Error | undefined> {
     try {
       const shot = await capturer.shoot(spec, args, role);
-      if (shot !== undefined) await this.capture(shot, { ...parent, resource: base.resource, action: base.action });
+      if (shot !== undefined) await this.capture(shot, fields);
+      return undefined;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       const code = (e as { code?: unknown }).code;
-      await this.record('error', { message: e.message, name: e.name, code: typeof code === 'string' ? code : 'capture_failed', source: 'capture', role }, { ...parent, ...base, outcome: 'error' });
+      await this.record('error', { message: e.message, name: e.name, code: typeof code === 'string' ? code : 'capture_failed', source: 'capture', role }, { ...fields, outcome: 'error' });
+      return e;
     }
   }
 
