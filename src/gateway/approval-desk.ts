@@ -38,6 +38,8 @@ export interface HoldInput {
 
 export interface Held extends HoldInput {
   requestId: string;
+  /** When the request was recorded (ms): decisions are looked for from then on. */
+  requestedAt: number;
   /** True when this call made the request (then the request is bound to this session too). */
   own: boolean;
   expiresAt: number;
@@ -53,6 +55,9 @@ interface DeskHost {
   release(held: Held): void;
   log(message: string): void;
 }
+
+/** How far another process's clock may lag ours when it stamps a decision. */
+const CLOCK_SKEW_MS = 10 * 60_000;
 
 /** The gateway's own name when it records a decision (an expiry), never an agent's. */
 const GATEWAY_APPROVER = 'witness-gateway';
@@ -88,7 +93,7 @@ export class ApprovalDesk {
     const recent = await listApprovals(this.witness.ledger, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
     const grant = recent.find((v) => v.status === 'approved' && bindingMismatch(v, binding, now) === undefined);
     if (grant !== undefined) {
-      const h: Held = { ...input, requestId: grant.requestId, own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
+      const h: Held = { ...input, requestId: grant.requestId, requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
       this.rec.note(`Released by approval request ${grant.requestId}, granted before this call arrived (the client retried an approved call).`, { approval: { request_id: grant.requestId } });
       await this.approve(h, grant);
       return;
@@ -108,9 +113,11 @@ export class ApprovalDesk {
     }
     let requestId: string;
     let expiresAt: number;
+    let requestedAt = now.getTime();
     if (waiting !== undefined) {
       requestId = waiting.requestId;
       expiresAt = Date.parse(waiting.expiresAt);
+      requestedAt = Date.parse(waiting.request.ts);
       this.rec.note(`Waiting on approval request ${requestId}, which a previous identical call made.`, { approval: { request_id: requestId } });
     } else {
       expiresAt = now.getTime() + this.s.timeoutMs;
@@ -129,7 +136,7 @@ export class ApprovalDesk {
       }
       requestId = recorded;
     }
-    const h: Held = { ...input, requestId, own: waiting === undefined, expiresAt, progress: 0, timers: [] };
+    const h: Held = { ...input, requestId, requestedAt, own: waiting === undefined, expiresAt, progress: 0, timers: [] };
     this.held.set(idKey(input.id), h);
     this.host.log(`witness: the call to ${input.tool} needs human approval (policy rule ${input.evaluation.rule ?? 'default'}): witness approve ${requestId} --as <you>  |  witness deny ${requestId} --as <you>`);
     if (typeof h.progressToken === 'string' || typeof h.progressToken === 'number') {
@@ -148,7 +155,7 @@ export class ApprovalDesk {
   cancel(id: JsonRpcId, why: string, code = 'cancelled'): boolean {
     const h = this.take(id);
     if (h === undefined) return false;
-    this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, isError: true, error: { message: why, code }, durationMs: performance.now() - h.started, outcome: 'error' });
+    this.rec.failed(h, this.host.server, h.started, why, code);
     return true;
   }
 
@@ -157,7 +164,7 @@ export class ApprovalDesk {
     for (const h of [...this.held.values()]) {
       this.take(h.id);
       this.host.toClient(errorResponse(h.id, -32000, message), h.id);
-      this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, isError: true, error: { message, code }, durationMs: performance.now() - h.started, outcome: 'error' });
+      this.rec.failed(h, this.host.server, h.started, message, code);
     }
   }
 
@@ -207,7 +214,8 @@ export class ApprovalDesk {
     try {
       const byRequest = new Map([...this.held.values()].filter((h) => only === undefined || h === only).map((h) => [h.requestId, h] as const));
       if (byRequest.size === 0) return;
-      const decided = await this.decidedRequests(new Set(byRequest.keys()));
+      const oldest = Math.min(...[...byRequest.values()].map((h) => h.requestedAt));
+      const decided = await this.decidedRequests(new Set(byRequest.keys()), oldest);
       for (const requestId of decided) {
         const h = byRequest.get(requestId);
         if (h === undefined || !this.held.has(idKey(h.id))) continue;
@@ -221,16 +229,23 @@ export class ApprovalDesk {
     }
   }
 
-  private async decidedRequests(ids: ReadonlySet<string>): Promise<Set<string>> {
+  /**
+   * Requests among `ids` that have a decision. Only decisions recorded since the oldest held
+   * request are read (less a margin for another process's clock), so a poll every 250 ms does not
+   * rescan every decision this agent ever had.
+   */
+  private async decidedRequests(ids: ReadonlySet<string>, oldestRequestMs: number): Promise<Set<string>> {
     const out = new Set<string>();
+    const since = new Date(oldestRequestMs - CLOCK_SKEW_MS).toISOString();
     let cursor: string | undefined;
     do {
-      const page = await this.witness.ledger.query({ kind: 'approval.decision', agent: this.host.agent, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      const page = await this.witness.ledger.query({ kind: 'approval.decision', agent: this.host.agent, since, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
       for (const e of page.events) if (e.parent !== undefined && ids.has(e.parent)) out.add(e.parent);
       cursor = page.next;
     } while (cursor !== undefined);
     return out;
   }
+
 
   private async decide(h: Held, v: ApprovalView): Promise<void> {
     const d = v.decision;
