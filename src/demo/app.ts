@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { escapeHtml } from '../capture/index.js';
 
 /**
  * The demo's back office: a small local web app with the three screens auditors ask about — a
@@ -117,7 +118,7 @@ function validate(fields: Record<string, string>): string[] {
   return problems;
 }
 
-const esc = (s: string | number) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string | number) => escapeHtml(String(s));
 const money = (n: number) => `$${n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 
 function layout(title: string, body: string): string {

@@ -128,6 +128,11 @@ export class GatewayRecorder {
     );
   }
 
+  /** Records that a call ended without an answer from the server (cancelled, timed out, upstream or client gone). */
+  failed(call: { callId: string; tool: string }, server: string | undefined, started: number, message: string, code: string): void {
+    this.result({ callId: call.callId, tool: call.tool, server, isError: true, error: { message, code }, durationMs: performance.now() - started, outcome: 'error' });
+  }
+
   /** Records `approval.request` (durable before this resolves); returns the request id, or undefined if not recorded. */
   async approvalRequest(r: { callId: string; tool: string; server: string | undefined; args: unknown; digest: string; evaluation: Evaluation; expiresAt: string }): Promise<string | undefined> {
     const id = uuidv7();
@@ -217,7 +222,7 @@ export class GatewayRecorder {
   }
 
   /** Records an `error` event: bad input from the client, an upstream that exited, a refused call. */
-  error(message: string, code: string | number, source: 'gateway' | 'tool' | 'capture', extra: Record<string, unknown> = {}): void {
+  error(message: string, code: string | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
     this.track(this.session.record('error', { message, code, source, ...extra }, { outcome: 'error' }));
   }
 
