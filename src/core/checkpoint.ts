@@ -111,3 +111,17 @@ export function openCheckpoint(
   }
   return { checkpoint, text: note.text, verified: note.verified, unknown: note.unknown };
 }
+
+/**
+ * The time the sealer put in the signed body (`witness-time <ISO-8601>`, an extension line that
+ * Witness writes into every checkpoint), in ms since the epoch; undefined when absent or unreadable.
+ * Signed, unlike the checkpoints table's `ts` column.
+ */
+export function witnessTime(cp: Checkpoint): number | undefined {
+  for (const ext of cp.extensions) {
+    if (!ext.startsWith('witness-time ')) continue;
+    const t = Date.parse(ext.slice('witness-time '.length));
+    return Number.isFinite(t) ? t : undefined;
+  }
+  return undefined;
+}

@@ -1,6 +1,6 @@
 import { canonicalize } from './canonical-json.js';
 import { eventHash, genesisHash, payloadDigest } from './chain.js';
-import { openCheckpoint, type Checkpoint } from './checkpoint.js';
+import { openCheckpoint, witnessTime, type Checkpoint } from './checkpoint.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, verifyConsistency } from './merkle.js';
@@ -37,6 +37,9 @@ export type FailureCode =
   | 'consistency_failed'
   | 'inclusion_failed'
   | 'against_mismatch'
+  | 'sealed_record_mismatch'
+  | 'checkpoint_missing'
+  | 'unsealed_gap'
   | 'session_incomplete'
   | 'not_sealed'
   | 'bundle_invalid';
@@ -79,6 +82,8 @@ export interface VerifyReport {
   first?: Failure;
   trust: TrustStatement;
   warnings: string[];
+  /** Present when the sealer's record of its last checkpoint was read: where, its size, and whether the ledger extends it. */
+  sealRecord?: { location: string; size: number; extended: boolean };
 }
 
 /** One raw row as stored; nothing in it is trusted. */
@@ -114,6 +119,15 @@ interface StreamState {
 }
 
 export const MAX_FAILURES = 100;
+
+/**
+ * How much earlier than the newest checkpoint's witness-time an unsealed event may be dated before
+ * its absence from that checkpoint is a failure (`unsealed_gap`). A sealer covers every event
+ * committed before it signs, so an older uncovered event was committed late: the recorder retries
+ * a failing store for 30 s by default and seals every 10 s; a minute covers that and clock steps.
+ */
+export const UNSEALED_TOLERANCE_MS = 60_000;
+const RECEIVED_TS = /[{,]"received_ts":"([^"\\]*)"/;
 
 /**
  * Per-stream chain checks shared by the ledger verifier and the bundle verifier: canonical form,
@@ -304,6 +318,11 @@ export interface LedgerVerifierOptions {
   keySource: KeySource;
   /** A checkpoint the auditor saved earlier (signed note text): the ledger must still extend it. */
   against?: string;
+  /**
+   * The sealer's record of the last checkpoint its key signed, kept beside the key outside the
+   * database: the ledger must extend it and still hold a checkpoint at least that large.
+   */
+  sealRecord?: { note: string; location: string };
 }
 
 export class LedgerVerifier {
@@ -322,6 +341,16 @@ export class LedgerVerifier {
   private againstCp: Checkpoint | undefined;
   private againstChecked = false;
   private againstMatched = false;
+  private record: { checkpoint: Checkpoint; location: string; checked: boolean; matched: boolean } | undefined;
+  /** Largest stored checkpoint whose signature verified. */
+  private largestSigned = 0;
+  /** Latest witness-time among those checkpoints and the sealer's record: what "newer" is measured against. */
+  private newestWitness: { time: number; checkpoint?: number; label: string } | undefined;
+  /**
+   * The first uncovered event dated well before the newest witness-time, and how many there are:
+   * [0] below the record's size (excused once the ledger is shown to extend the record), [1] the rest.
+   */
+  private readonly gaps: Array<{ first: Failure; count: number } | undefined> = [undefined, undefined];
 
   constructor(private readonly options: LedgerVerifierOptions) {
     this.chain = new ChainChecker(options.origin, (f) => this.fail(f), (w) => this.warnings.push(w));
@@ -332,6 +361,18 @@ export class LedgerVerifier {
         for (const k of opened.verified) this.usedKeys.set(keyId(k), k);
       } catch (e) {
         this.fail({ code: 'against_mismatch', reason: `The saved checkpoint does not verify: ${messageOf(e)}` });
+      }
+    }
+    const rec = options.sealRecord;
+    if (rec !== undefined) {
+      try {
+        const opened = openCheckpoint(rec.note, options.verifiers, options.origin);
+        this.record = { checkpoint: opened.checkpoint, location: rec.location, checked: false, matched: false };
+        const wt = witnessTime(opened.checkpoint);
+        if (wt !== undefined) this.newestWitness = { time: wt, label: `the checkpoint recorded in ${rec.location}` };
+      } catch (e) {
+        // Signed by a key the auditor does not trust (or not a checkpoint): it proves nothing either way.
+        this.warnings.push(`The sealer's record ${rec.location} was not used: ${messageOf(e).replace(/\.$/, '')}.`);
       }
     }
   }
@@ -374,6 +415,9 @@ export class LedgerVerifier {
       prev = { size: cp.size, root: cp.rootHash, id: row.id };
       this.validCheckpoints++;
       due.push({ id: row.id, checkpoint: cp });
+      this.largestSigned = Math.max(this.largestSigned, cp.size);
+      const wt = witnessTime(cp);
+      if (wt !== undefined && (this.newestWitness === undefined || wt > this.newestWitness.time)) this.newestWitness = { time: wt, checkpoint: row.id, label: `checkpoint ${row.id}` };
     }
     due.sort((a, b) => a.checkpoint.size - b.checkpoint.size || a.id - b.id);
     this.checkpointsDue = due;
@@ -398,8 +442,42 @@ export class LedgerVerifier {
     this.expectedPos = row.pos + 1;
     const recomputed = this.chain.check(row, where);
     if (row.kind === 'session.end') this.endLeaves.push(row.pos);
+    if (row.pos >= this.largestSigned && this.newestWitness !== undefined) this.checkDated(row);
     this.frontier.append(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
+  }
+
+  /**
+   * A sealer covers every event committed before it signs, so an event that no stored checkpoint
+   * covers but that is dated well before the newest witness-time (of a stored checkpoint, or of
+   * the sealer's record) was appended afterwards with an earlier date, or the checkpoints that
+   * covered it were deleted.
+   */
+  private checkDated(row: VerifyRow): void {
+    const newest = this.newestWitness!;
+    // An event recorded late with the time it happened (an import, OTLP ingest) carries the time it
+    // was received in `received_ts`: that is when the sealer could first have covered it. The header
+    // is canonical and schema-checked by now, so the top-level member is found by its spelling.
+    const received = RECEIVED_TS.exec(row.header)?.[1];
+    const ts = Date.parse(received ?? row.ts);
+    if (!Number.isFinite(ts) || newest.time - ts <= UNSEALED_TOLERANCE_MS) return;
+    const bucket = this.record !== undefined && row.pos < this.record.checkpoint.size ? 0 : 1;
+    const gap = this.gaps[bucket];
+    if (gap !== undefined) {
+      gap.count++;
+      return;
+    }
+    this.gaps[bucket] = {
+      count: 1,
+      first: {
+        code: 'unsealed_gap',
+        stream: row.stream,
+        seq: row.seq,
+        leaf: row.pos,
+        ...(newest.checkpoint === undefined ? {} : { checkpoint: newest.checkpoint }),
+        reason: `${row.kind === 'session.end' ? 'The session.end' : 'The event'} at leaf ${row.pos} is dated ${row.ts}, more than ${UNSEALED_TOLERANCE_MS / 1000} s before ${newest.label} was signed (${new Date(newest.time).toISOString()}), yet no checkpoint in the ledger covers it`,
+      },
+    };
   }
 
   private checkRootsAtCurrentSize(): void {
@@ -425,6 +503,19 @@ export class LedgerVerifier {
         this.againstMatched = true;
       } else {
         this.fail({ code: 'against_mismatch', leaf: size - 1, reason: `The ledger no longer extends the saved checkpoint of size ${size}: its first ${size} events were rewritten.` });
+      }
+    }
+    const rec = this.record;
+    if (rec !== undefined && !rec.checked && rec.checkpoint.size === size) {
+      rec.checked = true;
+      if (this.frontier.root().equals(rec.checkpoint.rootHash)) {
+        rec.matched = true;
+      } else {
+        this.fail({
+          code: 'sealed_record_mismatch',
+          leaf: size - 1,
+          reason: `The ledger no longer extends the last checkpoint its sealer signed (size ${size}, kept in ${rec.location}): its first ${size} events were rewritten.`,
+        });
       }
     }
   }
@@ -464,6 +555,30 @@ export class LedgerVerifier {
     if (this.againstCp !== undefined && !this.againstChecked) {
       this.fail({ code: 'against_mismatch', leaf: size, reason: `The saved checkpoint covers ${this.againstCp.size} events but the ledger holds only ${size}: events were deleted.` });
     }
+    const rec = this.record;
+    if (rec !== undefined && !rec.checked) {
+      this.fail({
+        code: 'sealed_record_mismatch',
+        leaf: size,
+        reason: `The last checkpoint the sealer signed (kept in ${rec.location}) covers ${rec.checkpoint.size} events but the ledger holds only ${size}: events were deleted.`,
+      });
+    } else if (rec !== undefined && rec.matched && this.largestSigned < rec.checkpoint.size) {
+      this.fail({
+        code: 'checkpoint_missing',
+        leaf: this.largestSigned,
+        reason: `The sealer signed a checkpoint of size ${rec.checkpoint.size} (kept in ${rec.location}) but the largest checkpoint left in the ledger has size ${this.largestSigned}: checkpoints were deleted.`,
+      });
+    }
+    // Events the record covers are vouched for once the ledger is shown to extend it.
+    const gaps = (rec?.matched === true ? [this.gaps[1]] : this.gaps).filter((g) => g !== undefined);
+    const firstGap = gaps[0];
+    if (firstGap !== undefined) {
+      const count = gaps.reduce((n, g) => n + g.count, 0);
+      this.fail({
+        ...firstGap.first,
+        reason: `${firstGap.first.reason}${count > 1 ? `, and neither are ${count - 1} later event(s)` : ''}: it was appended after that checkpoint with an earlier date, or the checkpoints that covered it were deleted.`,
+      });
+    }
     const unsealed = size - this.sealedSize;
     if (this.validCheckpoints === 0 && size > 0 && this.options.keySource === 'pinned' && !this.againstMatched) {
       // With a pinned key the auditor asks "did that key sign this?"; with nothing signed, no.
@@ -501,6 +616,7 @@ export class LedgerVerifier {
       warnings: this.warnings,
     };
     if (failures[0] !== undefined) report.first = failures[0];
+    if (rec !== undefined) report.sealRecord = { location: rec.location, size: rec.checkpoint.size, extended: rec.matched && this.largestSigned >= rec.checkpoint.size };
     return report;
   }
 }

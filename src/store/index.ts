@@ -9,6 +9,7 @@ export type {
   QueryPage,
   RawEventRow,
   SealOptions,
+  SealRecordText,
 } from './ledger.js';
 export { SqliteLedger, toStored, type SqliteLedgerOptions } from './sqlite/ledger.js';
 export { DEFAULT_STORE, parseStoreUrl, sidecarPaths, sqlitePath, type StoreLocation } from './url.js';

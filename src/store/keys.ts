@@ -27,11 +27,15 @@ export function loadSigner(keyPath: string, env: NodeJS.ProcessEnv = process.env
 /**
  * Creates a key pair; the private half is written with mode 0600 and never overwritten. It is
  * written to a temporary file, synced, then hard-linked into place, so a crash never leaves a
- * half-written key and of two processes racing, exactly one key wins (the loser reads it).
+ * half-written key and of two processes racing, exactly one key wins (the loser reads it). Neither
+ * half is ever written through a symbolic link: a link planted at `<db>.key` or `<db>.pub` could
+ * otherwise make Witness overwrite whatever file it points to, or use a key someone else holds.
  */
 export function createKeyFile(keyPath: string, pubPath: string, name: string): void {
+  for (const p of [keyPath, pubPath]) refuseKeySymlink(p);
   const { signerKey, verifierKey } = generateKey(name);
   const tmp = `${keyPath}.${process.pid}.${Date.now()}.tmp`;
+  const pubTmp = `${pubPath}.${process.pid}.${Date.now()}.tmp`;
   try {
     const fd = fs.openSync(tmp, 'wx', 0o600);
     try {
@@ -43,13 +47,34 @@ export function createKeyFile(keyPath: string, pubPath: string, name: string): v
     try {
       fs.linkSync(tmp, keyPath);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return; // another process won; use its key
+      // link() never follows a link at the target: a link planted since the check above lands here.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        refuseKeySymlink(keyPath);
+        return; // another process won; use its key
+      }
       throw e;
     }
-    fs.writeFileSync(pubPath, `${verifierKey}\n`, { mode: 0o644 });
+    // Renamed into place, which replaces a link instead of writing through it.
+    fs.writeFileSync(pubTmp, `${verifierKey}\n`, { mode: 0o644, flag: 'wx' });
+    fs.renameSync(pubTmp, pubPath);
   } catch (e) {
+    if (e instanceof WitnessError) throw e;
     throw new WitnessError('store_unavailable', `Cannot write the signing key ${keyPath}: ${(e as Error).message}; check the directory's permissions.`, { cause: e });
   } finally {
     fs.rmSync(tmp, { force: true });
+    fs.rmSync(pubTmp, { force: true });
+  }
+}
+
+/** Throws when `p` is a symbolic link: a key is never written through one. */
+export function refuseKeySymlink(p: string): void {
+  let isLink = false;
+  try {
+    isLink = fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    // Absent (the usual case) or unreadable: the write that follows reports the latter.
+  }
+  if (isLink) {
+    throw new WitnessError('store_unavailable', `Not writing the signing key: ${p} is a symbolic link, which could redirect the write to another file; remove it and run again.`);
   }
 }

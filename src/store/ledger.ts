@@ -68,6 +68,14 @@ export interface PublicKeyRow {
   addedAt: string;
 }
 
+/** The sealer's record of the last checkpoint its key signed, as kept outside the database (unverified). */
+export interface SealRecordText {
+  /** The signed note, exactly as the sealer wrote it. */
+  note: string;
+  /** Where it is kept, for messages. */
+  location: string;
+}
+
 export interface SealOptions {
   /** Write a checkpoint even when no event arrived since the last one (the hourly heartbeat). */
   force?: boolean;
@@ -86,12 +94,21 @@ export interface Ledger {
   query(filter: QueryFilter): Promise<QueryPage>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
-  /** Seals unsealed events into the Merkle tree and writes a signed checkpoint; null when nothing to seal. */
+  /**
+   * Seals unsealed events into the Merkle tree and writes a signed checkpoint; null when nothing to
+   * seal. Refuses (`seal_refused`) unless the tree extends the last checkpoint this key signed.
+   */
   seal(options?: SealOptions): Promise<CheckpointRow | null>;
+  /** The last checkpoint this ledger's sealer recorded outside the database, for verify; undefined when none. */
+  sealRecord(): Promise<SealRecordText | undefined>;
   checkpoints(): Promise<CheckpointRow[]>;
   latestCheckpoint(): Promise<CheckpointRow | undefined>;
   inclusionProof(pos: number, size: number): Promise<Buffer[]>;
   consistencyProof(oldSize: number, newSize: number): Promise<Buffer[]>;
+  /**
+   * Every key recorded for the ledger, in the order they were added. The first is the ledger's own
+   * key (the one it was created with); `verify` trusts no other without --trusted-key.
+   */
   publicKeys(): Promise<PublicKeyRow[]>;
   putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
   getArtifact(sha256: string): Promise<Buffer | undefined>;

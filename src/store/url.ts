@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError } from '../core/index.js';
 
@@ -5,16 +6,24 @@ export type StoreLocation = { driver: 'sqlite'; path: string } | { driver: 'post
 
 export const DEFAULT_STORE = 'sqlite:./witness.db';
 
-/** `sqlite:./witness.db`, `sqlite:/abs/path.db`, a bare path, or `postgres://…`. */
+/**
+ * `sqlite:./witness.db`, `sqlite:/abs/path.db`, `sqlite:///abs/path.db`, a bare path, or
+ * `postgres://…` (schemes in any case). A bare path whose first segment looks like a scheme
+ * (`sqllite:./w.db`) is refused rather than silently created as a file of that name, unless that
+ * segment exists (an existing `logs:2026/` directory) or is a drive letter (`C:\\`); write
+ * `./name:with:colons.db` or `sqlite:name:with:colons.db` for a new one.
+ */
 export function parseStoreUrl(url: string): StoreLocation {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    if (!/^[a-z]+:\/\//i.test(url)) throw new WitnessError('invalid_store_url', `The store "${url}" is not a PostgreSQL URL; write postgres://user@host/database.`);
     return { driver: 'postgres', url };
   }
   let p = url;
-  if (url.startsWith('sqlite://')) p = url.slice('sqlite://'.length);
-  else if (url.startsWith('sqlite:')) p = url.slice('sqlite:'.length);
-  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new WitnessError('invalid_store_url', `Unsupported store "${url}"; use sqlite:./witness.db (or a postgres:// URL once that driver exists).`);
+  if (scheme === 'sqlite') p = url.replace(/^sqlite:(\/\/)?/i, '');
+  else if (scheme !== undefined && !/^[a-z]:[\\/]/i.test(url) && !fs.existsSync(url.split(/[\\/]/)[0]!)) {
+    const asPath = /^[^:]*:\/\//.test(url) ? '' : `, or write ./${url} for a file name with a colon`;
+    throw new WitnessError('invalid_store_url', `The store "${url}" starts with "${scheme}:", which is not a known scheme; use sqlite:<file> or postgres://…${asPath}.`);
   }
   if (p === '' || p === ':memory:') {
     throw new WitnessError('invalid_store_url', `The store "${url}" names no file; use sqlite:./witness.db or another file path.`);
@@ -34,7 +43,10 @@ export function sqlitePath(url: string): string {
   return loc.path;
 }
 
-/** Files that live beside a SQLite ledger, never inside it. */
-export function sidecarPaths(dbPath: string): { key: string; pub: string; artifacts: string } {
-  return { key: `${dbPath}.key`, pub: `${dbPath}.pub`, artifacts: `${dbPath}.artifacts` };
+/**
+ * Files that live beside a SQLite ledger, never inside it. `sealed` is the last checkpoint the
+ * signing key signed for this ledger (see src/store/seal-record.ts).
+ */
+export function sidecarPaths(dbPath: string): { key: string; pub: string; sealed: string; artifacts: string } {
+  return { key: `${dbPath}.key`, pub: `${dbPath}.pub`, sealed: `${dbPath}.sealed`, artifacts: `${dbPath}.artifacts` };
 }

@@ -1,22 +1,36 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { LedgerVerifier, WitnessError, selectVerifiers, type VerifyReport } from '../core/index.js';
+import { LedgerVerifier, WitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type VerifyReport } from '../core/index.js';
 import type { Ledger } from './ledger.js';
 
 export interface VerifyLedgerOptions {
-  /** Verifier keys (`name+hash+key`) the auditor pins; without them the keys stored beside the ledger are used. */
+  /** Verifier keys (`name+hash+key`) the auditor pins; without them the ledger's own key (the first it recorded) is used. */
   trustedKeys?: string[];
   /** A signed checkpoint the auditor saved earlier. */
   against?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Feeds every raw row of a ledger through the core verifier, then re-hashes the artifacts. */
+/**
+ * Feeds every raw row of a ledger through the core verifier, then re-hashes the artifacts. The
+ * sealer's record of its last checkpoint (kept beside the key) is checked like a saved checkpoint.
+ */
 export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions = {}): Promise<VerifyReport> {
-  // An unparseable stored key verifies nothing; checkpoints signed only by it fail below.
-  const stored = (await ledger.publicKeys()).map((k) => k.vkey);
-  const { verifiers, source } = selectVerifiers(options.trustedKeys, stored, 'ledger');
-  const v = new LedgerVerifier({ origin: ledger.info.origin, verifiers, keySource: source, ...(options.against === undefined ? {} : { against: options.against }) });
+  // Without a pinned key only the ledger's own key is trusted: the first one recorded. Nothing in
+  // this version adds a second one, so another key in the table was put there by whoever wrote
+  // the database; it is named and not trusted, and checkpoints signed only by it fail. An
+  // unparseable stored key verifies nothing; checkpoints signed only by it fail below.
+  const stored = await ledger.publicKeys();
+  const [own, ...others] = stored;
+  const { verifiers, source } = selectVerifiers(options.trustedKeys, own === undefined ? [] : [own.vkey], 'ledger');
+  const { record: sealRecord, warning } = await readRecord(ledger);
+  const v = new LedgerVerifier({
+    origin: ledger.info.origin,
+    verifiers,
+    keySource: source,
+    ...(options.against === undefined ? {} : { against: options.against }),
+    ...(sealRecord === undefined ? {} : { sealRecord }),
+  });
   v.setCheckpoints(await ledger.checkpoints());
   const total = ledger.info.size;
   let done = 0;
@@ -35,7 +49,34 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     }
     if (createHash('sha256').update(bytes).digest('hex') !== sha) v.artifactFailure(sha, false);
   }
-  return v.finish();
+  const report = v.finish();
+  if (warning !== undefined) report.warnings.push(warning);
+  if (source === 'ledger') {
+    for (const k of others) {
+      report.warnings.push(
+        `The ledger lists a second signing key ${fingerprint(k.vkey)} (added ${k.addedAt}) besides its own ${own === undefined ? '' : fingerprint(own.vkey)}: Witness never adds one, so it was not trusted; pin the keys you trust with --trusted-key.`,
+      );
+    }
+  }
+  return report;
+}
+
+async function readRecord(ledger: Ledger): Promise<{ record?: { note: string; location: string }; warning?: string }> {
+  try {
+    const record = await ledger.sealRecord();
+    return record === undefined ? {} : { record };
+  } catch (e) {
+    // A record that cannot be read (a symbolic link, say) vouches for nothing; the sealer refuses on it.
+    return { warning: `The sealer's record was not used: ${(e instanceof Error ? e.message : String(e)).replace(/^Not signing: /, '')}` };
+  }
+}
+
+function fingerprint(vkey: string): string {
+  try {
+    return keyFingerprint(parseVerifierKey(vkey));
+  } catch {
+    return JSON.stringify(vkey.slice(0, 80));
+  }
 }
 
 export function readAgainstFile(file: string): string {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from '../../src/core/checkpoint.js';
+import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, witnessTime } from '../../src/core/checkpoint.js';
 import { generateKey, parseSignerKey, parseVerifierKey, signNote } from '../../src/core/note.js';
 import { codeOf } from '../helpers/errors.js';
 
@@ -171,5 +171,19 @@ describe('signed checkpoints', () => {
     const cp = { origin: 'acme/witness/0b5f3c1e-8a41-4c1e-9a5e-0d3f1f0a6b21', size: 0, rootHash: ROOT, extensions: ['note'] };
     const opened = openCheckpoint(signCheckpoint(cp, [parseSignerKey(k.signerKey)]), [parseVerifierKey(k.verifierKey)], cp.origin);
     expect(opened.checkpoint).toEqual(cp);
+  });
+});
+
+describe('witnessTime', () => {
+  const cp = (extensions: string[]) => parseCheckpoint(formatCheckpoint({ origin: 'o', size: 1, rootHash: new Uint8Array(32), extensions }));
+
+  it('[R-UNSEALED-GAP] reads the first `witness-time <ISO-8601>` extension line of the signed body, in ms since the epoch', () => {
+    expect(witnessTime(cp(['other thing', 'witness-time 2026-01-15T10:00:09.000Z', 'witness-time 2030-01-01T00:00:00.000Z']))).toBe(Date.UTC(2026, 0, 15, 10, 0, 9));
+  });
+
+  it('is undefined without the line, or when its time does not parse', () => {
+    expect(witnessTime(cp([]))).toBeUndefined();
+    expect(witnessTime(cp(['witness-time yesterday']))).toBeUndefined();
+    expect(witnessTime(cp(['witness-timer 2026-01-15T10:00:09.000Z']))).toBeUndefined();
   });
 });

@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../src/core/index.js';
 import { verifyBundle } from '../../src/export/index.js';
-import { REPO_ROOT, runBin, runCli } from '../helpers/ledger.js';
+import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
+import { REPO_ROOT, oneSentence, runBin, runCli, verifyFile } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
  * The negative corpus in test/fixtures/tamper: committed evidence bundles, each edited one way,
@@ -180,5 +183,87 @@ describe('witness verify on the tamper corpus', () => {
       expect(r.code, name).toBe(expected(name).ok ? 0 : 1);
       expectVerdict(report, expected(name));
     }
+  });
+});
+
+/**
+ * The ledger half of the corpus (test/fixtures/tamper/ledgers): whole ledgers rewritten by someone
+ * who can write the database but does not hold the key, each as SQL with the sealer's record that
+ * sat beside the key. The real sealer must refuse to sign each forgery, and verify must fail it.
+ */
+interface LedgerExpected {
+  seal: 'refused' | 'accepted';
+  verify: { ok: boolean; code: string | null; leaf?: number; checkpoint?: number };
+  why: string;
+}
+
+const LEDGERS = path.join(CORPUS, 'ledgers');
+const ledgerCases = fs.readdirSync(LEDGERS).filter((d) => fs.existsSync(path.join(LEDGERS, d, 'expected.json'))).sort();
+const workDir = tempDir('witness-corpus-ledgers-');
+const fixtureKey = fs.readFileSync(path.join(CORPUS, 'signing-key.txt'), 'utf8').trim();
+
+/** Rebuilds the case's database from its SQL and puts its record beside it, as it was found. */
+function load(name: string): string {
+  const file = tempDb(workDir);
+  const db = new Database(file);
+  db.exec(fs.readFileSync(path.join(LEDGERS, name, 'ledger.sql'), 'utf8'));
+  db.close();
+  fs.copyFileSync(path.join(LEDGERS, name, 'ledger.sealed'), sidecarPaths(file).sealed);
+  fs.chmodSync(sidecarPaths(file).sealed, 0o600);
+  return file;
+}
+
+function ledgerExpected(name: string): LedgerExpected {
+  return JSON.parse(fs.readFileSync(path.join(LEDGERS, name, 'expected.json'), 'utf8')) as LedgerExpected;
+}
+
+function checkpointCount(file: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT count(*) FROM checkpoints').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
+
+describe('the ledger corpus', () => {
+  it('[R-SEAL-ROLLBACK] holds the positive control and the forged-history, frontier, deleted-checkpoint and second-key ledgers', () => {
+    expect(ledgerCases).toEqual(expect.arrayContaining(['original', 'history-forged', 'history-forged-resealed', 'frontier-doctored', 'checkpoints-deleted', 'second-key']));
+  });
+
+  for (const name of ledgerCases) {
+    const e = ledgerExpected(name);
+    const verdict = e.verify.ok ? 'verifies' : `fails with ${e.verify.code}`;
+    it(`[R-SEAL-ROLLBACK] ${name} ${verdict}, with the fixture key pinned or not, and the sealer ${e.seal === 'refused' ? 'refuses to sign it and writes nothing' : 'signs it'}`, async () => {
+      const file = load(name);
+      for (const options of [{ trustedKeys: [fs.readFileSync(TRUSTED, 'utf8').trim()] }, {}]) {
+        const r = await verifyFile(file, options);
+        if (e.verify.ok) {
+          expect(r.failures).toEqual([]);
+          continue;
+        }
+        expect({ code: r.first?.code, leaf: r.first?.leaf, checkpoint: r.first?.checkpoint }).toEqual({ code: e.verify.code, leaf: e.verify.leaf, checkpoint: e.verify.checkpoint });
+      }
+      const before = { checkpoints: checkpointCount(file), record: fs.readFileSync(sidecarPaths(file).sealed, 'utf8') };
+      const ledger = SqliteLedger.open({ path: file, create: false, env: { WITNESS_SIGNING_KEY: fixtureKey } });
+      try {
+        const sealing = ledger.seal({ force: true });
+        if (e.seal === 'refused') {
+          await expect(sealing).rejects.toMatchObject({ code: 'seal_refused' });
+        } else {
+          await expect(sealing).resolves.toMatchObject({ size: expect.any(Number) });
+        }
+      } finally {
+        await ledger.close();
+      }
+      if (e.seal === 'refused') expect({ checkpoints: checkpointCount(file), record: fs.readFileSync(sidecarPaths(file).sealed, 'utf8') }).toEqual(before);
+    });
+  }
+
+  it('[R-SEAL-ROLLBACK] `witness seal` with the real key refuses the forged history in one sentence, exit 1', async () => {
+    const file = load('history-forged');
+    const r = await runBin(['seal', '--store', `sqlite:${file}`, '--force'], { env: { WITNESS_SIGNING_KEY: fixtureKey } });
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/^Not signing: the newest checkpoint .* has size 4, but this key last signed one of size 8/);
   });
 });

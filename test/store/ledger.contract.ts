@@ -87,10 +87,14 @@ export function ledgerContract(driver: DriverUnderTest): void {
       const l = await driver.open();
       try {
         await l.append([note('p', '1'), note('p', '2'), note('p', '3')]);
+        expect(await l.sealRecord()).toBeUndefined();
         const first = (await l.seal())!;
+        expect((await l.sealRecord())?.note).toBe(first.note);
         await l.append([note('p', '4'), note('p', '5')]);
         const second = (await l.seal())!;
         expect(await l.seal()).toBeNull();
+        // The sealer keeps the last checkpoint it signed outside the database, for the next seal and for verify.
+        expect((await l.sealRecord())?.note).toBe(second.note);
         const keys = (await l.publicKeys()).map((k) => parseVerifierKey(k.vkey));
         const cp1 = openCheckpoint(first.note, keys, l.info.origin).checkpoint;
         const cp2 = openCheckpoint(second.note, keys, l.info.origin).checkpoint;

@@ -11,8 +11,10 @@ import {
   generateKey,
   genesisHash,
   isWitnessError,
+  keyFingerprint,
   leafHash,
   parseSignerKey,
+  parseVerifierKey,
   payloadDigest,
   prepareEvent,
   signNote,
@@ -456,22 +458,32 @@ describe('checkpoints and keys', () => {
     expect(where(r)).toEqual([{ code: 'checkpoint_invalid', checkpoint: 3 }]);
   });
 
-  it('accepts a checkpoint signed by a key the attacker added beside the ledger, but fails it with the real key pinned', async () => {
+  it('[R-SECOND-KEY] names a second key that appeared beside the ledger and does not trust it, so the checkpoint it alone signed fails', async () => {
     const l = fresh();
     const attacker = generateKey('attacker');
-    // The attacker opens the ledger with their own key: it is stored among the ledger's public
-    // keys, a forged event is appended and sealed into a checkpoint that is consistent with the
-    // real ones but signed only by the attacker.
-    const ledger = SqliteLedger.open({ path: l.file, env: { WITNESS_SIGNING_KEY: attacker.signerKey } });
+    // The attacker, who can write the database but holds no real key, appends a forged event,
+    // lists their own key among the ledger's (dated before the real one) and signs a checkpoint
+    // over the forged tree that is consistent with the real ones. (The sealer itself would not
+    // sign with their key: test/store/sealer.test.ts.)
+    const ledger = SqliteLedger.open({ path: l.file });
+    let forged: Buffer;
     try {
-      await ledger.append([{ stream: C, kind: 'note', agent: { id: 'ops-bot' }, data: { text: 'nothing happened tonight' } } as EventInput & { stream: string }]);
-      expect(await ledger.seal()).toMatchObject({ id: 4, size: 14 });
+      const [r] = await ledger.append([{ stream: C, kind: 'note', agent: { id: 'ops-bot' }, data: { text: 'nothing happened tonight' } } as EventInput & { stream: string }]);
+      forged = Buffer.from(r!.hash, 'hex');
     } finally {
       await ledger.close();
     }
+    tamper(l.file, (db) => {
+      db.prepare('INSERT INTO public_keys (vkey, name, added_at) VALUES (?, ?, ?)').run(attacker.verifierKey, 'attacker', '2000-01-01T00:00:00.000Z');
+      const f = Frontier.fromJSON(JSON.parse(db.prepare('SELECT frontier FROM checkpoints WHERE id = 3').pluck().get() as string));
+      f.push(leafHash(forged));
+      const note = signNote(formatCheckpoint({ origin: l.origin, size: 14, rootHash: f.root(), extensions: [`witness-time ${new Date().toISOString()}`] }), [parseSignerKey(attacker.signerKey)]);
+      db.prepare(`INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (14, ?, ?, ?, ?, '[]', 13)`).run(f.root(), note, new Date().toISOString(), JSON.stringify(f.toJSON()));
+    });
     const trusting = await verifyFile(l.file);
-    expectOk(trusting);
-    expect(trusting.trust.keys.map((k) => k.name).sort()).toEqual(['attacker', l.origin].sort());
+    expect(where(trusting)).toEqual([{ code: 'checkpoint_signature', checkpoint: 4 }]);
+    expect(trusting.warnings.join(' ')).toContain(`second signing key ${keyFingerprint(parseVerifierKey(attacker.verifierKey))}`);
+    expect(trusting.trust.keys.map((k) => k.name)).toEqual([l.origin]);
     expect(trusting.trust.statement).toMatch(/stored beside the ledger/);
 
     const pinned = await verifyFile(l.file, { trustedKeys: [l.vkey] });
@@ -596,6 +608,72 @@ describe('rewriting history consistently', () => {
     const against = await verifyFile(l.file, { against: l.checkpoints[2]!.note, trustedKeys: [l.vkey] });
     expectOk(against);
     expect(against.trust.keys.map((k) => k.source)).toEqual(['pinned']);
+  });
+});
+
+describe('events that no checkpoint covers although a later one was signed', () => {
+  /** Appends one event dated `agoMs` before the newest checkpoint was signed, as a forger with write access would. */
+  async function appendDated(l: BuiltLedger, stream: string, kind: string, agoMs: number): Promise<number> {
+    const signedAt = Date.parse(/witness-time (\S+)/.exec(l.checkpoints[2]!.note)![1]!);
+    const ledger = SqliteLedger.open({ path: l.file, create: false });
+    try {
+      const [r] = await ledger.append([{ stream, kind, agent: { id: 'ops-bot' }, ts: new Date(signedAt - agoMs).toISOString(), data: kind === 'note' ? { text: 'approved by phone' } : { reason: 'completed' } } as EventInput & { stream: string }]);
+      return r!.pos;
+    } finally {
+      await ledger.close();
+    }
+  }
+
+  it('[R-UNSEALED-GAP] fails unsealed_gap for an event dated minutes before the newest checkpoint that does not cover it', async () => {
+    const l = fresh();
+    const leaf = await appendDated(l, C, 'note', 5 * 60_000);
+    const r = await verifyFile(l.file);
+    expect(where(r)).toEqual([{ code: 'unsealed_gap', stream: C, seq: 2, leaf, checkpoint: 3 }]);
+    expect(r.first!.reason).toMatch(/more than 60 s before checkpoint 3 was signed .*no checkpoint in the ledger covers it: it was appended after that checkpoint with an earlier date, or the checkpoints that covered it were deleted\.$/);
+  });
+
+  it('[R-UNSEALED-GAP] fails unsealed_gap for a session.end dated before the newest checkpoint that does not cover it', async () => {
+    const l = fresh();
+    const leaf = await appendDated(l, C, 'session.end', 2 * 60_000);
+    const r = await verifyFile(l.file);
+    expect(r.first).toMatchObject({ code: 'unsealed_gap', stream: C, leaf });
+    expect(r.first!.reason).toMatch(/^The session\.end at leaf/);
+  });
+
+  it('[R-UNSEALED-GAP] reports one failure at the first such event and counts the rest', async () => {
+    const l = fresh();
+    const leaf = await appendDated(l, C, 'note', 10 * 60_000);
+    await appendDated(l, C, 'note', 9 * 60_000);
+    await appendDated(l, C, 'note', 8 * 60_000);
+    const r = await verifyFile(l.file);
+    expect(where(r)).toEqual([{ code: 'unsealed_gap', stream: C, seq: 2, leaf, checkpoint: 3 }]);
+    expect(r.first!.reason).toContain('and neither are 2 later event(s)');
+  });
+
+  it('[R-UNSEALED-GAP] judges an event recorded late by its received_ts, so an honest import dated an hour back only warns until the next seal', async () => {
+    const l = fresh();
+    const signedAt = Date.parse(/witness-time (\S+)/.exec(l.checkpoints[2]!.note)![1]!);
+    const ledger = SqliteLedger.open({ path: l.file, create: false });
+    try {
+      await ledger.append([
+        { stream: C, kind: 'note', agent: { id: 'ops-bot' }, ts: new Date(signedAt - 3_600_000).toISOString(), received_ts: new Date(signedAt + 1_000).toISOString(), data: { text: 'imported' } } as EventInput & { stream: string },
+      ]);
+    } finally {
+      await ledger.close();
+    }
+    const r = await verifyFile(l.file);
+    expectOk(r);
+    expect(r.unsealed).toBe(1);
+  });
+
+  it('only warns about an unsealed tail dated after the newest checkpoint, or within a minute before it (a commit that raced the seal)', async () => {
+    const l = fresh();
+    await appendDated(l, C, 'note', 30_000);
+    await appendDated(l, C, 'session.end', -5_000);
+    const r = await verifyFile(l.file);
+    expectOk(r);
+    expect(r.unsealed).toBe(2);
+    expect(r.warnings.join(' ')).toMatch(/2 event\(s\) after the newest checkpoint are chained but not signed/);
   });
 });
 

@@ -35,7 +35,9 @@ export function registerInit(program: Command, io: Io): void {
         io.out(`  origin       ${result.origin}`);
         io.out(`  signing key  ${result.signingKey ?? 'none (checkpoints cannot be signed by this process)'}`);
         for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);
-        io.out(`Give auditors the public key (also in ${paths.pub}); they pin it with \`witness verify --trusted-key\`.`);
+        // The .pub beside the ledger can be replaced by whoever writes the ledger's directory, so it
+        // pins nothing later: the key must be recorded now, somewhere that writer cannot reach.
+        io.out(`Record this public key and its fingerprint now, outside this machine (your auditors' records, a ticket, a password manager), and give auditors that copy: they pin it with \`witness verify --trusted-key\`. ${paths.pub} is a convenience copy only, as changeable as the ledger.`);
       } finally {
         await ledger.close();
       }

@@ -5,26 +5,33 @@ import { v7 as uuidv7 } from 'uuid';
 import {
   ChainChecker,
   Frontier,
+  LedgerVerifier,
   WitnessError,
   chainEvent,
   consistencyProof,
   formatCheckpoint,
   genesisHash,
   inclusionProof,
+  keyFingerprint,
   leafHash,
+  openCheckpoint,
+  parseVerifierKey,
   prepareEvent,
   recommitPayload,
   sha256Hex,
   signNote,
+  verifyConsistency,
   type ArtifactRef,
   type Failure,
   type NodeSource,
   type NoteSigner,
+  type NoteVerifier,
   type PreparedEvent,
   type StoredEvent,
 } from '../../core/index.js';
 import { writeArtifactFile } from '../artifacts.js';
-import { createKeyFile, loadSigner } from '../keys.js';
+import { createKeyFile, loadSigner, refuseKeySymlink } from '../keys.js';
+import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
 import type {
   AppendReceipt,
   AppendRequest,
@@ -36,6 +43,7 @@ import type {
   QueryPage,
   RawEventRow,
   SealOptions,
+  SealRecordText,
 } from '../ledger.js';
 import { sidecarPaths } from '../url.js';
 import { DDL, SCHEMA_VERSION, TRIGGERS } from './schema.js';
@@ -70,6 +78,12 @@ export class SqliteLedger implements Ledger {
   readonly canSeal: boolean;
   private readonly db: Database.Database;
   private readonly signer: NoteSigner | undefined;
+  /** The signer's own verifier, to check the record and the checkpoints it builds on. */
+  private readonly ownVerifier: NoteVerifier | undefined;
+  /** Set when the signer's key is not this ledger's key (the first one recorded): seals are refused. */
+  private readonly foreignKey: { signer: string; ledger: string } | undefined;
+  private readonly sealRecordPath: string;
+  private readonly durability: 'process' | 'power';
   private readonly artifactsDir: string;
   private readonly maxPayloadBytes: number | undefined;
   private readonly heads = new Map<string, StreamHead>();
@@ -102,6 +116,9 @@ export class SqliteLedger implements Ledger {
       if (!fs.existsSync(dir)) {
         throw new WitnessError('store_unavailable', `Cannot create the ledger ${file}: the directory ${dir} does not exist; create it or choose another --store path.`);
       }
+      // Checked before anything is created, so a refused `witness init` leaves nothing behind.
+      const { key, pub } = sidecarPaths(file);
+      for (const p of [key, pub]) refuseKeySymlink(p);
     }
     let db: Database.Database;
     try {
@@ -142,6 +159,8 @@ export class SqliteLedger implements Ledger {
       }
       const paths = sidecarPaths(file);
       this.artifactsDir = paths.artifacts;
+      this.sealRecordPath = paths.sealed;
+      this.durability = options.durability ?? 'process';
       let signer = loadSigner(paths.key, options.env);
       // A ledger that has never had a key gets one, also when its creator died before writing it;
       // a ledger whose key was removed does not silently get a new one.
@@ -150,7 +169,14 @@ export class SqliteLedger implements Ledger {
         signer = loadSigner(paths.key, {});
       }
       this.signer = signer;
-      if (signer !== undefined && !options.readonly) retryBusy(() => this.ensurePublicKey(signer));
+      this.ownVerifier = signer === undefined ? undefined : parseVerifierKey(signer.verifierKey);
+      let ledgerKey: string | undefined;
+      if (signer !== undefined && !options.readonly) ledgerKey = retryBusy(() => this.ensurePublicKey(signer));
+      // Only the key the ledger was created with signs it: a second key would be one more key an
+      // auditor must trust, and nothing in this version adds one legitimately (rotation will, by a
+      // signed key.rotated event). A process holding another key opens the ledger but never signs.
+      this.foreignKey =
+        signer !== undefined && ledgerKey !== undefined && ledgerKey !== signer.verifierKey ? { signer: signer.verifierKey, ledger: ledgerKey } : undefined;
       this.canSeal = signer !== undefined && !options.readonly;
       this.maxPayloadBytes = options.maxPayloadBytes;
       this.stmts = this.prepareStatements();
@@ -225,13 +251,21 @@ export class SqliteLedger implements Ledger {
     return this.db.prepare('SELECT count(*) FROM public_keys').pluck().get() as number;
   }
 
-  private ensurePublicKey(signer: NoteSigner): void {
+  /** The ledger's own key: the first one recorded (in insertion order), or none yet. */
+  private firstKey(): string | undefined {
+    return this.db.prepare('SELECT vkey FROM public_keys ORDER BY rowid LIMIT 1').pluck().get() as string | undefined;
+  }
+
+  /** Records the signer's key when the ledger has none yet; returns the ledger's own key. */
+  private ensurePublicKey(signer: NoteSigner): string | undefined {
     // Opening must not need the write lock when the key is already known (readers stay unblocked);
-    // the guarded insert keeps two processes opening a new ledger together from both inserting it.
-    if (this.db.prepare('SELECT 1 FROM public_keys WHERE vkey = ?').get(signer.verifierKey) !== undefined) return;
+    // the guarded insert keeps two processes opening a new ledger together from both inserting one.
+    const first = this.firstKey();
+    if (first !== undefined) return first;
     this.db
-      .prepare('INSERT INTO public_keys (vkey, name, added_at) SELECT @vkey, @name, @at WHERE NOT EXISTS (SELECT 1 FROM public_keys WHERE vkey = @vkey)')
+      .prepare('INSERT INTO public_keys (vkey, name, added_at) SELECT @vkey, @name, @at WHERE NOT EXISTS (SELECT 1 FROM public_keys)')
       .run({ vkey: signer.verifierKey, name: signer.name, at: new Date().toISOString() });
+    return this.firstKey();
   }
 
 
@@ -255,7 +289,7 @@ export class SqliteLedger implements Ledger {
       putCheckpoint: db.prepare(
         'INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      keys: db.prepare('SELECT vkey, name, added_at FROM public_keys ORDER BY added_at, vkey'),
+      keys: db.prepare('SELECT vkey, name, added_at FROM public_keys ORDER BY rowid'),
       putArtifact: db.prepare(
         'INSERT INTO artifacts (sha256, mime, bytes, created_at) SELECT @sha256, @mime, @bytes, @at WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = @sha256)',
       ),
@@ -445,16 +479,37 @@ export class SqliteLedger implements Ledger {
 
   // ------------------------------------------------------------------ seal
 
+  /**
+   * Signs a checkpoint over every event committed so far, but only over a tree that provably
+   * extends the last checkpoint this key signed for this ledger (its record beside the key, see
+   * seal-record.ts): the newest stored checkpoint must be signed by this key, must be at least as
+   * large as the record, must be consistent with it by a proof from the stored tree nodes checked
+   * by the core verifier, and its stored frontier must reproduce its signed root. Otherwise it
+   * refuses with `seal_refused`, in one sentence, and writes nothing.
+   */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
     const signer = this.signer;
-    if (signer === undefined || !this.canSeal) {
+    const own = this.ownVerifier;
+    if (signer === undefined || own === undefined || !this.canSeal) {
       throw new WitnessError('invalid_key', `No signing key for ${this.info.location}; checkpoints need the key file beside the ledger or WITNESS_SIGNING_KEY.`);
     }
+    if (this.foreignKey !== undefined) {
+      throw new WitnessError(
+        'seal_refused',
+        `Not signing: the signing key ${fingerprintOf(this.foreignKey.signer)} is not this ledger's key ${fingerprintOf(this.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
+      );
+    }
     const now = options.now ?? new Date();
+    // A ledger sealed before records existed (or whose record was moved aside) has checkpoints but
+    // no record: its newest checkpoint is adopted once, after the whole ledger verifies with this key.
+    if (readSealRecordText(this.sealRecordPath) === undefined && this.read(() => this.stmts.latestCheckpoint.get()) !== undefined) this.adoptNewestCheckpoint(own);
     const run = this.db.transaction((): CheckpointRow | null => {
+      // Read under the write lock, so that of two sealers the second sees the first's checkpoint.
+      const text = readSealRecordText(this.sealRecordPath);
+      const record = text === undefined ? undefined : openSealRecord(text, own, this.info.origin, this.sealRecordPath);
       const last = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
-      const frontier = last === undefined ? Frontier.empty() : Frontier.fromJSON(JSON.parse(last.frontier));
+      const { frontier, root: lastRoot } = this.trustedFrontier(last, record, own);
       const end = this.readNextPos();
       if (last !== undefined && end === last.size && options.force !== true) return null;
       if (last === undefined && end === 0 && options.force !== true) return null;
@@ -487,18 +542,30 @@ export class SqliteLedger implements Ledger {
       }
       const root = frontier.root();
       const prevSize = last?.size ?? null;
-      const consistency = prevSize !== null && prevSize > 0 && prevSize < end ? consistencyProof(prevSize, end, this.nodeSource()) : [];
+      let consistency: Buffer[] = [];
+      if (prevSize !== null && lastRoot !== undefined) {
+        // The proof is built from stored nodes, which the database writer could have edited: it
+        // is checked before it is stored, so a stored proof is never one that fails.
+        consistency = this.provenConsistency(prevSize, lastRoot, end, root, () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`);
+      }
       const body = formatCheckpoint({ origin: this.info.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
       const note = signNote(body, [signer]);
       const consistencyJson = JSON.stringify(consistency.map((h) => h.toString('hex')));
       const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
-      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson), prevSize };
+      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize };
     });
     let sealed: CheckpointRow | null;
+    // The record is written after the commit (a record ahead of the database would refuse every
+    // later seal), so the commit must be on disk first: with durability 'process' commits are
+    // not synced, and a power cut could otherwise lose a checkpoint that the record names.
+    const syncOnce = this.durability === 'process';
     try {
+      if (syncOnce) this.db.pragma('synchronous = FULL');
       sealed = run.immediate();
     } catch (e) {
       throw translateSqliteError(e, this.info.location);
+    } finally {
+      if (syncOnce) this.db.pragma('synchronous = NORMAL');
     }
     // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
     try {
@@ -506,7 +573,93 @@ export class SqliteLedger implements Ledger {
     } catch {
       // A busy checkpoint is not a failure of the seal.
     }
+    // A crash before this line leaves the record behind the database, which the next seal accepts:
+    // the newer checkpoint is signed by this key and proven consistent with the record.
+    if (sealed !== null) writeSealRecord(this.sealRecordPath, { note: sealed.note, size: sealed.size, root: sealed.root }, own, this.info.origin);
     return sealed;
+  }
+
+  /**
+   * Where the next tree starts: the newest stored checkpoint's frontier, once that checkpoint is
+   * shown to be this key's and to extend the record. Runs under the write lock.
+   */
+  private trustedFrontier(last: SqlCheckpoint | undefined, record: SealRecord | undefined, own: NoteVerifier): { frontier: Frontier; root: Buffer | undefined } {
+    const where = this.info.location;
+    const kept = `kept in ${this.sealRecordPath}`;
+    if (last === undefined) {
+      if (record !== undefined) {
+        throw sealRefused(`${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${this.sealRecordPath}\``);
+      }
+      return { frontier: Frontier.empty(), root: undefined };
+    }
+    let signed: { size: number; root: Buffer };
+    try {
+      const { checkpoint } = openCheckpoint(last.note, [own], this.info.origin);
+      signed = { size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
+    } catch {
+      throw sealRefused(`the newest checkpoint in ${where} (id ${last.id}, size ${last.size}) is not signed by this key, so it was not written by this ledger's sealer; run \`witness verify\``);
+    }
+    if (signed.size !== last.size) {
+      throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
+    }
+    if (record !== undefined) {
+      if (signed.size < record.size) {
+        throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${this.sealRecordPath}\``);
+      }
+      this.provenConsistency(record.size, record.root, signed.size, signed.root, () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${this.sealRecordPath}\``);
+    }
+    let frontier: Frontier;
+    try {
+      frontier = Frontier.fromJSON(JSON.parse(last.frontier));
+    } catch {
+      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
+    }
+    if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
+      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``);
+    }
+    return { frontier, root: signed.root };
+  }
+
+  /** A consistency proof from stored nodes, checked by the core verifier against two signed roots; refuses when it fails. */
+  private provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, why: () => string): Buffer[] {
+    let proof: Buffer[];
+    try {
+      proof = consistencyProof(oldSize, newSize, this.nodeSource());
+    } catch {
+      throw sealRefused(why());
+    }
+    if (!verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot).ok) throw sealRefused(why());
+    return proof;
+  }
+
+  /**
+   * For a ledger with checkpoints but no record: verifies the whole ledger from raw rows with this
+   * key alone (every checkpoint must be this key's, every root must match the rebuilt tree), then
+   * records its newest checkpoint as the one this key last signed. Trust on first use, once: the
+   * record must therefore be protected like the key, or a deleted record re-opens this door.
+   */
+  private adoptNewestCheckpoint(own: NoteVerifier): void {
+    const v = new LedgerVerifier({ origin: this.info.origin, verifiers: [own], keySource: 'pinned' });
+    const rows = this.read(() => this.stmts.allCheckpoints.all() as SqlCheckpoint[]);
+    v.setCheckpoints(rows.map(toCheckpoint));
+    for (const page of this.scanSync()) for (const row of page) v.addRow(row);
+    // An old event left unsealed says nothing about what this key signed; the tail is checked again when sealed.
+    const bad = v.finish().failures.find((f) => f.code !== 'unsealed_gap');
+    if (bad !== undefined) {
+      const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
+      throw sealRefused(
+        `this key has no record of its last checkpoint for ${this.info.location} (${this.sealRecordPath} is missing) and the ledger does not verify with it (${bad.code}${at}), so it will not vouch for it; run \`witness verify\``,
+      );
+    }
+    const newest = rows[rows.length - 1];
+    if (newest === undefined) return;
+    writeSealRecord(this.sealRecordPath, { note: newest.note, size: newest.size, root: newest.root }, own, this.info.origin);
+  }
+
+  async sealRecord(): Promise<SealRecordText | undefined> {
+    this.assertOpen();
+    const text = readSealRecordText(this.sealRecordPath);
+    return text === undefined ? undefined : { note: text, location: this.sealRecordPath };
   }
 
   private nodeSource(): NodeSource {
@@ -613,6 +766,18 @@ interface SqlCheckpoint {
   frontier: string;
   consistency: string;
   prev_size: number | null;
+}
+
+function sealRefused(why: string): WitnessError {
+  return new WitnessError('seal_refused', `Not signing: ${why}.`);
+}
+
+function fingerprintOf(vkey: string): string {
+  try {
+    return keyFingerprint(parseVerifierKey(vkey));
+  } catch {
+    return JSON.stringify(vkey.slice(0, 80));
+  }
 }
 
 function toCheckpoint(r: SqlCheckpoint): CheckpointRow {

@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { WitnessError, openCheckpoint, type NoteVerifier } from '../core/index.js';
+
+/**
+ * The sealer's record of the last checkpoint its key signed for one ledger, kept outside the
+ * database (`<db>.sealed`, beside the key, mode 0600). Whoever can rewrite the database rows can
+ * delete checkpoint rows and tree nodes together with them; this file is what they cannot rewrite
+ * along with the rows, so the sealer checks every new tree against it before signing.
+ *
+ * The file holds exactly the signed note of that checkpoint (C2SP signed-note over a
+ * tlog-checkpoint body, byte for byte as stored in the checkpoints table and printed by
+ * `witness checkpoint`), so it authenticates itself: it is only believed once its signature
+ * verifies with the sealer's own key and its origin is the ledger's. It is therefore also a saved
+ * checkpoint that `witness verify --against` accepts.
+ */
+
+/** A signed note is a few hundred bytes; anything far larger is not a record. */
+const MAX_RECORD_BYTES = 64 * 1024;
+
+export interface SealRecord {
+  note: string;
+  size: number;
+  root: Buffer;
+}
+
+function refused(message: string, cause?: unknown): WitnessError {
+  return new WitnessError('seal_refused', message, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * The record's text, read without following a symbolic link (a link could point the sealer at a
+ * file the database writer controls); undefined when there is none.
+ */
+export function readSealRecordText(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw refused(`Not signing: ${file}, the record of the last checkpoint this key signed, is a symbolic link, which Witness does not follow; replace it with the file itself.`, e);
+    }
+    throw refused(`Not signing: cannot read ${file}, the record of the last checkpoint this key signed (${(e as Error).message}); check its permissions.`, e);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_RECORD_BYTES) {
+      throw refused(`Not signing: ${file} is not a record of a checkpoint (a regular file of a few hundred bytes); restore it from a backup.`);
+    }
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Believes a record only when the sealer's own key signed it for this ledger. */
+export function openSealRecord(text: string, verifier: NoteVerifier, origin: string, file: string): SealRecord {
+  try {
+    const { checkpoint } = openCheckpoint(text, [verifier], origin);
+    return { note: text, size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
+  } catch (e) {
+    const why = (e instanceof Error ? e.message : String(e)).replace(/\.$/, '').replace(/[.!?]\s+(?=[A-Z])/g, '; ');
+    throw refused(
+      `Not signing: ${file} does not hold a checkpoint of this ledger signed by this key (${why}); restore it from a backup, or move it aside so that the sealer verifies the whole ledger and adopts its newest checkpoint.`,
+      e,
+    );
+  }
+}
+
+/**
+ * Replaces the record atomically (temporary file, fsync, rename, fsync of the directory), with
+ * mode 0600, never writing through a symbolic link (rename replaces a link, it does not follow it).
+ * It only moves forward: when two processes seal one ledger, the one that commits first may write
+ * its record last, and a smaller checkpoint must not then replace a larger one.
+ */
+export function writeSealRecord(file: string, record: SealRecord, verifier: NoteVerifier, origin: string): void {
+  try {
+    const current = readSealRecordText(file);
+    if (current !== undefined) {
+      const known = openSealRecord(current, verifier, origin, file);
+      if (known.size >= record.size) return;
+    }
+  } catch {
+    // An unreadable or foreign record is replaced: this checkpoint was just verified and signed.
+  }
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o600);
+    try {
+      fs.writeSync(fd, record.note);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    syncDirectory(path.dirname(file));
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new WitnessError(
+      'store_unavailable',
+      `Sealed checkpoint of size ${record.size}, but could not record it in ${file} (${(e as Error).message}); fix that directory's permissions, since until then the sealer checks new trees against an older checkpoint.`,
+      { cause: e },
+    );
+  }
+}
+
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}

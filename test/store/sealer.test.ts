@@ -1,0 +1,402 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Frontier, canonicalize, eventHash, generateKey, leafHash, parseSignerKey, payloadDigest, signNote, type EventInput } from '../../src/core/index.js';
+import { openWitness } from '../../src/index.js';
+import { SqliteLedger, sidecarPaths, type RawEventRow } from '../../src/store/index.js';
+import { TRIGGERS } from '../../src/store/sqlite/schema.js';
+import { BIN, buildLedger, copyLedger, oneSentence, runBin, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/**
+ * The attack of issue 9, finding 1, on real ledger files: someone who can write the database but
+ * does not hold the signing key drops the triggers, rewrites sealed history so that every chain
+ * verifies again, removes what would contradict it (the checkpoints and tree nodes above the
+ * edit, or the sealer's stored frontier), restores the triggers, and waits for the real sealer
+ * to sign the result. The sealer must refuse, write nothing, and say why in one sentence.
+ *
+ * The base ledger is test/helpers/ledger.ts's: sessions a, b (ended) and c (open), 13 events,
+ * checkpoints of size 5, 9 and 13; b's tool.result is seq 3 at leaf 7.
+ */
+
+const dir = tempDir('witness-sealer-');
+let base: BuiltLedger;
+let B: string;
+let C: string;
+
+beforeAll(async () => {
+  base = await buildLedger(dir);
+  ({ b: B, c: C } = base.sessions);
+});
+
+/** A copy of the base ledger together with the sealer's record of its last checkpoint. */
+function fresh(): BuiltLedger {
+  const l = copyLedger(base, dir);
+  const from = sidecarPaths(base.file).sealed;
+  if (fs.existsSync(from)) fs.copyFileSync(from, sidecarPaths(l.file).sealed);
+  return l;
+}
+
+/** Raw SQL as the attacker runs it: triggers dropped, the edit, triggers restored, in one transaction. */
+function forge(file: string, edit: (db: Database.Database) => void): void {
+  const db = new Database(file);
+  try {
+    db.transaction(() => {
+      for (const t of db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger'`).pluck().all() as string[]) db.exec(`DROP TRIGGER "${t}"`);
+      edit(db);
+      db.exec(TRIGGERS);
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+/** Rewrites stream `stream` from `fromSeq` on so that its chain verifies again (session.end included). */
+function rewriteStream(db: Database.Database, stream: string, fromSeq: number, newData: Record<string, unknown>): void {
+  const rows = db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq').all(stream) as RawEventRow[];
+  let prev: Buffer = rows[fromSeq - 1]!.hash;
+  for (const r of rows.slice(fromSeq)) {
+    const h = JSON.parse(r.header) as Record<string, unknown>;
+    let data = r.data!;
+    if (r.seq === fromSeq) data = canonicalize(newData);
+    if (h['kind'] === 'session.end') data = canonicalize({ ...(JSON.parse(data) as Record<string, unknown>), last_hash: prev.toString('hex') });
+    h['payload_digest'] = payloadDigest(r.salt!, data).toString('hex');
+    h['prev'] = prev.toString('hex');
+    const header = canonicalize(h);
+    const hash = eventHash(prev, header);
+    db.prepare('UPDATE events SET header = ?, data = ?, hash = ? WHERE pos = ?').run(header, data, hash, r.pos);
+    prev = hash;
+  }
+}
+
+/** Deletes every checkpoint that covers `pos`, and every tree node the sealer would write again from the newest one left. */
+function deleteAbove(db: Database.Database, pos: number): void {
+  db.prepare('DELETE FROM checkpoints WHERE size > ?').run(pos);
+  const keep = (db.prepare('SELECT max(size) FROM checkpoints').pluck().get() as number | null) ?? 0;
+  db.prepare('DELETE FROM tree_nodes WHERE ((idx + 1) << level) > ?').run(keep);
+}
+
+/** The tree over the stored (forged) hashes, as the attacker computes it. */
+function frontierOfStoredHashes(db: Database.Database, size: number): Frontier {
+  const f = Frontier.empty();
+  for (const h of db.prepare('SELECT hash FROM events WHERE pos < ? ORDER BY pos').pluck().all(size) as Buffer[]) f.push(leafHash(h));
+  return f;
+}
+
+const REFUND_DENIED = { tool: 'billing.refund', is_error: false, output: { refund_id: 'R-1', status: 'declined' } };
+
+function snapshot(file: string): { checkpoints: number; nodes: number; record: string | null } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const sealed = sidecarPaths(file).sealed;
+    return {
+      checkpoints: db.prepare('SELECT count(*) FROM checkpoints').pluck().get() as number,
+      nodes: db.prepare('SELECT count(*) FROM tree_nodes').pluck().get() as number,
+      record: fs.existsSync(sealed) ? fs.readFileSync(sealed, 'utf8') : null,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+async function sealFile(file: string, add?: string): Promise<unknown> {
+  const ledger = SqliteLedger.open({ path: file });
+  try {
+    if (add !== undefined) await ledger.append([{ stream: C, kind: 'note', agent: { id: 'ops-bot' }, data: { text: add } } as EventInput & { stream: string }]);
+    return await ledger.seal();
+  } finally {
+    await ledger.close();
+  }
+}
+
+async function refusal(file: string, add?: string): Promise<string> {
+  let error: unknown;
+  try {
+    await sealFile(file, add);
+  } catch (e) {
+    error = e;
+  }
+  expect(error, 'the seal must be refused').toMatchObject({ code: 'seal_refused' });
+  return oneSentence((error as Error).message);
+}
+
+describe('the sealer keeps its last checkpoint beside the key', () => {
+  it('[R-SEAL-ROLLBACK] writes the checkpoint it signed to <db>.sealed, mode 0600, as the signed note itself', () => {
+    const sealed = sidecarPaths(base.file).sealed;
+    expect(fs.readFileSync(sealed, 'utf8')).toBe(base.checkpoints[2]!.note);
+    expect(fs.statSync(sealed).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('the sealer refuses a history that does not extend its last checkpoint', () => {
+  it('[R-SEAL-ROLLBACK] refuses a sealed event rewritten with its chain recomputed and the checkpoints and tree nodes above it deleted, and writes nothing', async () => {
+    const l = fresh();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    const before = snapshot(l.file);
+    expect(before.checkpoints).toBe(1);
+    const message = await refusal(l.file);
+    expect(message).toMatch(/^Not signing: .*size 5.*size 13/);
+    expect(snapshot(l.file)).toEqual(before);
+    // Nor does the real key vouch for it afterwards.
+    expect((await verifyFile(l.file, { trustedKeys: [l.vkey] })).ok).toBe(false);
+  });
+
+  it('[R-SEAL-ROLLBACK] refuses when only checkpoint rows were deleted (a roll-back to an older checkpoint)', async () => {
+    const l = fresh();
+    forge(l.file, (db) => db.prepare('DELETE FROM checkpoints WHERE id = 3').run());
+    const before = snapshot(l.file);
+    expect(await refusal(l.file, 'after the roll-back')).toMatch(/size 9.*size 13/);
+    expect(snapshot(l.file).checkpoints).toBe(before.checkpoints);
+  });
+
+  it('[R-SEAL-ROLLBACK] refuses when every checkpoint and tree node was deleted, so that the ledger looks never sealed', async () => {
+    const l = fresh();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      db.prepare('DELETE FROM checkpoints').run();
+      db.prepare('DELETE FROM tree_nodes').run();
+    });
+    expect(await refusal(l.file)).toMatch(/no checkpoint.*size 13/);
+    expect(snapshot(l.file).checkpoints).toBe(0);
+  });
+
+  it('[R-SEAL-ROLLBACK] refuses a doctored frontier that would make the real key sign the root of a rewritten tree', async () => {
+    const l = fresh();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      // Leave every checkpoint in place; only the sealer's working state points at the forged tree.
+      db.prepare('UPDATE checkpoints SET frontier = ? WHERE id = 3').run(JSON.stringify(frontierOfStoredHashes(db, 13).toJSON()));
+    });
+    const before = snapshot(l.file);
+    expect(await refusal(l.file, 'one more')).toMatch(/frontier/);
+    expect(snapshot(l.file)).toEqual(before);
+  });
+
+  it('[R-SEAL-ROLLBACK] refuses a newest checkpoint that its key did not sign', async () => {
+    const l = fresh();
+    const attacker = generateKey(l.origin);
+    forge(l.file, (db) => {
+      const last = db.prepare('SELECT * FROM checkpoints WHERE id = 3').get() as Record<string, unknown>;
+      const body = (last['note'] as string).slice(0, (last['note'] as string).indexOf('\n\n') + 1);
+      db.prepare('INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+        last['size'],
+        last['root'],
+        signNote(body, [parseSignerKey(attacker.signerKey)]),
+        last['ts'],
+        last['frontier'],
+        '[]',
+        last['size'],
+      );
+    });
+    expect(await refusal(l.file, 'x')).toMatch(/not signed by this key/);
+  });
+
+  it('[R-SEAL-ROLLBACK] refuses when the record beside the key is a symbolic link', async () => {
+    const l = fresh();
+    const sealed = sidecarPaths(l.file).sealed;
+    const elsewhere = path.join(dir, `elsewhere-${Date.now()}.txt`);
+    fs.renameSync(sealed, elsewhere);
+    fs.symlinkSync(elsewhere, sealed);
+    expect(await refusal(l.file, 'x')).toMatch(/symbolic link/);
+    expect(fs.lstatSync(sealed).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe('an honest ledger keeps sealing', () => {
+  it('[R-SEAL-ROLLBACK] advances the record with every checkpoint it signs', async () => {
+    const l = fresh();
+    const cp = (await sealFile(l.file, 'next')) as { size: number; note: string };
+    expect(cp.size).toBe(14);
+    expect(fs.readFileSync(sidecarPaths(l.file).sealed, 'utf8')).toBe(cp.note);
+  });
+
+  it('[R-SEAL-ROLLBACK] accepts a record older than the newest checkpoint (a crash between commit and record), and catches up', async () => {
+    const l = fresh();
+    const sealed = sidecarPaths(l.file).sealed;
+    fs.writeFileSync(sealed, l.checkpoints[0]!.note); // size 5: the process died twice before writing it
+    const cp = (await sealFile(l.file, 'after the crash')) as { size: number; note: string };
+    expect(cp.size).toBe(14);
+    expect(fs.readFileSync(sealed, 'utf8')).toBe(cp.note);
+    expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([]);
+  });
+
+  it('[R-SEAL-ROLLBACK] adopts the newest checkpoint of a ledger sealed before records existed, after verifying it whole', async () => {
+    const l = fresh();
+    fs.rmSync(sidecarPaths(l.file).sealed);
+    const cp = (await sealFile(l.file, 'first seal since the upgrade')) as { size: number; note: string };
+    expect(cp.size).toBe(14);
+    expect(fs.readFileSync(sidecarPaths(l.file).sealed, 'utf8')).toBe(cp.note);
+  });
+
+  it('[R-SEAL-ROLLBACK] does not adopt a ledger without a record whose sealed part fails verification', async () => {
+    const l = fresh();
+    fs.rmSync(sidecarPaths(l.file).sealed);
+    forge(l.file, (db) => db.prepare(`UPDATE events SET data = replace(data, 'twice', 'once') WHERE pos = 2`).run());
+    expect(await refusal(l.file, 'x')).toMatch(/does not verify.*payload_mismatch/);
+    expect(fs.existsSync(sidecarPaths(l.file).sealed)).toBe(false);
+  });
+
+  it('[R-SEAL-ROLLBACK] survives kill -9 at any moment of a seal loop: the next seal still succeeds and everything verifies', async () => {
+    const l = fresh();
+    const store = path.join(path.dirname(BIN), '..', 'dist', 'store', 'index.js');
+    const child = `
+      const { SqliteLedger } = await import(${JSON.stringify(store)});
+      const ledger = SqliteLedger.open({ path: ${JSON.stringify(l.file)} });
+      process.stdout.write('READY\\n');
+      for (let i = 0; ; i++) {
+        await ledger.append([{ stream: ${JSON.stringify(C)}, kind: 'note', agent: { id: 'ops-bot' }, data: { text: 'n' + i } }]);
+        await ledger.seal();
+      }`;
+    for (const delayMs of [40, 90, 170]) {
+      await new Promise<void>((resolve, reject) => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let err = '';
+        p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        p.stdout.on('data', (c: Buffer) => {
+          if (c.toString().includes('READY')) setTimeout(() => p.kill('SIGKILL'), delayMs);
+        });
+        p.on('close', (_code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`child ended without the kill: ${err}`))));
+      });
+    }
+    expect(await sealFile(l.file, 'after three kills')).toMatchObject({ note: expect.any(String) });
+    expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([]);
+  });
+});
+
+describe('verify checks the ledger against the sealer\'s record', () => {
+  it('[R-SEAL-ROLLBACK] passes an honest ledger and says it extends the record', async () => {
+    const r = await verifyFile(base.file);
+    expect(where(r)).toEqual([]);
+    expect(r.sealRecord).toEqual({ location: sidecarPaths(base.file).sealed, size: 13, extended: true });
+  });
+
+  it('[R-SEAL-ROLLBACK] fails a rewritten history with sealed_record_mismatch, with no key pinned and no checkpoint saved', async () => {
+    const l = fresh();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    const r = await verifyFile(l.file);
+    expect(where(r)).toEqual([{ code: 'sealed_record_mismatch', leaf: 12 }]);
+    expect(r.first!.reason).toContain(`kept in ${sidecarPaths(l.file).sealed}`);
+    expect(r.sealRecord).toMatchObject({ size: 13, extended: false });
+  });
+
+  it('[R-SEAL-ROLLBACK] fails a forgery that the real key re-signed where the record was missing, once the record is back', async () => {
+    const l = fresh();
+    const sealed = sidecarPaths(l.file).sealed;
+    const kept = `${sealed}.kept`;
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      db.prepare('DELETE FROM checkpoints').run();
+      db.prepare('DELETE FROM tree_nodes').run();
+    });
+    // Without its record the sealer takes a ledger with no checkpoint for a new one: trust on first use.
+    fs.renameSync(sealed, kept);
+    expect(await sealFile(l.file)).toMatchObject({ size: 13 });
+    expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([]);
+    fs.renameSync(kept, sealed);
+    expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([{ code: 'sealed_record_mismatch', leaf: 12 }]);
+  });
+
+  it('[R-UNSEALED-GAP] counts the record as a newer checkpoint: events it signed that no stored checkpoint covers any more fail unsealed_gap', async () => {
+    const l = fresh();
+    const ledger = SqliteLedger.open({ path: l.file });
+    try {
+      await ledger.append([{ stream: C, kind: 'note', agent: { id: 'ops-bot' }, data: { text: 'ten minutes later' } } as EventInput & { stream: string }]);
+      expect(await ledger.seal({ now: new Date(Date.now() + 10 * 60_000) })).toMatchObject({ size: 14 });
+    } finally {
+      await ledger.close();
+    }
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    const r = await verifyFile(l.file);
+    expect(where(r)).toEqual([
+      { code: 'unsealed_gap', stream: B, seq: 1, leaf: 5 },
+      { code: 'sealed_record_mismatch', leaf: 13 },
+    ]);
+    expect(r.first!.reason).toContain(`before the checkpoint recorded in ${sidecarPaths(l.file).sealed} was signed`);
+    expect(r.first!.reason).toContain('and neither are 8 later event(s)');
+  });
+
+  it('[R-SEAL-ROLLBACK] fails checkpoint_missing when checkpoint rows were deleted but the events are intact', async () => {
+    const l = fresh();
+    forge(l.file, (db) => db.prepare('DELETE FROM checkpoints WHERE id = 3').run());
+    const r = await verifyFile(l.file);
+    expect(where(r)).toEqual([{ code: 'checkpoint_missing', leaf: 9 }]);
+    expect(r.first!.reason).toMatch(/signed a checkpoint of size 13 .* largest checkpoint left in the ledger has size 9: checkpoints were deleted\.$/);
+  });
+
+  it('only warns about a record that the pinned key did not sign', async () => {
+    const r = await verifyFile(base.file, { trustedKeys: [generateKey('someone-else').verifierKey] });
+    expect(where(r).map((f) => f.code)).not.toContain('sealed_record_mismatch');
+    expect(r.warnings.join(' ')).toMatch(/The sealer's record .* was not used/);
+  });
+});
+
+describe('every sealer surfaces the refusal', () => {
+  function forged(): BuiltLedger {
+    const l = fresh();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    return l;
+  }
+
+  it('[R-SEAL-ROLLBACK] `witness seal` exits 1 with one sentence and writes nothing', async () => {
+    const l = forged();
+    const before = snapshot(l.file);
+    const r = await runBin(['seal', '--store', `sqlite:${l.file}`]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/^Not signing: /);
+    expect(snapshot(l.file)).toEqual(before);
+  });
+
+  it('[R-SEAL-ROLLBACK] `witness export`, which seals first, exits 1 with one sentence and writes no bundle', async () => {
+    const l = forged();
+    const out = path.join(dir, `bundle-${Date.now()}`);
+    const r = await runBin(['export', '--store', `sqlite:${l.file}`, '--session', B, '-o', out]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/^Not signing: /);
+    expect(fs.existsSync(out)).toBe(false);
+    expect(snapshot(l.file).checkpoints).toBe(1);
+  });
+
+  it('[R-SEAL-ROLLBACK] the recorder reports it to onError, keeps recording, and never throws into the agent', async () => {
+    const l = forged();
+    const errors: Array<{ code: string; message: string }> = [];
+    const w = await openWitness({ store: `sqlite:${l.file}`, onError: (e) => errors.push({ code: e.code, message: e.message }) });
+    const s = await w.session({ agent: { id: 'late-bot' } });
+    expect(await s.note('still recorded')).toMatchObject({ seq: 1 });
+    await w.sealNow();
+    await w.sealNow(true);
+    await w.close();
+    // Every seal attempt (two here, then close) is refused the same way: reported once, not each time.
+    expect(errors.filter((e) => e.code === 'seal_refused')).toHaveLength(1);
+    oneSentence(errors.find((e) => e.code === 'seal_refused')!.message);
+    expect(snapshot(l.file).checkpoints).toBe(1);
+  });
+});
+
+describe('a second key beside the ledger', () => {
+  it('[R-SECOND-KEY] a process holding another key neither adds it to the ledger nor signs with it', async () => {
+    const l = fresh();
+    const other = generateKey('other');
+    const ledger = SqliteLedger.open({ path: l.file, env: { WITNESS_SIGNING_KEY: other.signerKey } });
+    try {
+      expect((await ledger.publicKeys()).map((k) => k.vkey)).toEqual([l.vkey]);
+      await expect(ledger.seal({ force: true })).rejects.toMatchObject({ code: 'seal_refused', message: expect.stringMatching(/not this ledger's key/) });
+      expect((await ledger.checkpoints()).length).toBe(3);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
