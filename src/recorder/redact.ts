@@ -1,6 +1,23 @@
 /**
  * Secrets are removed before anything is hashed or written: once in a hash-chained ledger they
  * could never be taken out again without breaking verification.
+ *
+ * One pass over a value, the same for every path that records (SDK, proxy, gateway, captures):
+ *
+ * 1. Objects: a member whose key names a secret (see `isSecretKey`) has its value replaced by
+ *    `[REDACTED:key]`; every other member is searched.
+ * 2. Strings that are JSON text (first non-space character `{` or `[`): parsed, with the same key
+ *    rule applied inside and every string value searched in turn (JSON in a string in JSON, up to
+ *    `MAX_TEXT_DEPTH` levels). Only the redacted values are rewritten; spacing, key order and
+ *    numbers keep the tool's own bytes. Text cut off mid-value (the head a gateway keeps of a
+ *    refused frame) is read as far as it goes.
+ * 3. Every other string (and a string that is not JSON after all): the token patterns below, the
+ *    caller's patterns, then the value after a key that names a secret in `key=value`,
+ *    `key: value`, `key => value`, `"key": "value"`, `'key': 'value'`, `--key value` and
+ *    `?key=value`, and the rest of header lines (`Authorization:`, `Cookie:`, `Set-Cookie:`).
+ *
+ * Redacting redacted output changes nothing (values already `[REDACTED:…]` are left alone), so a
+ * tool output measured for spilling and then recorded comes out the same.
  */
 
 export interface RedactionRule {
@@ -17,15 +34,31 @@ export interface RedactionConfig {
   builtins?: boolean;
 }
 
+/** A pattern whose shape alone does not make a secret can ask for a second look at each match. */
+interface BuiltinRule extends RedactionRule {
+  accept?: (match: string) => boolean;
+}
+
+/**
+ * `Basic` is also an English word: a match counts only when what follows decodes (base64) to
+ * printable `user:password`, which is what RFC 7617 credentials are.
+ */
+function isBasicCredential(match: string): boolean {
+  const b64 = match.replace(/^basic(?:\s+|%20|\+)/i, '').replace(/%3D/gi, '=');
+  const decoded = Buffer.from(b64, 'base64').toString('utf8');
+  return decoded.includes(':') && !/[\u0000-\u001f\u007f\ufffd]/.test(decoded);
+}
+
+// Schemes are matched after a non-letter rather than at a word boundary, so that URL-encoded
+// headers (`Authorization%3A%20Bearer%20…`, where a digit precedes the scheme) are found too.
 export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
   { name: 'private-key', pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g },
-  { name: 'bearer', pattern: /\bBearer\s+[A-Za-z0-9._~+/-]{8,}=*/gi },
-  { name: 'basic-auth', pattern: /\bBasic\s+[A-Za-z0-9+/]{8,}={0,2}/g },
+  { name: 'bearer', pattern: /(?<![A-Za-z])Bearer(?:\s+|%20|\+)[A-Za-z0-9._~+/-]{8,}(?:=|%3D)*/gi },
+  { name: 'basic-auth', pattern: /(?<![A-Za-z])Basic(?:\s+|%20|\+)[A-Za-z0-9+/]{8,}(?:=|%3D){0,2}/gi, accept: isBasicCredential } as BuiltinRule,
+  // `Authorization: Token 9944b0…` (Django REST framework, GitHub's `token ghp_…`): a value with a digit, 12 characters or more.
+  { name: 'token-scheme', pattern: /(?<![A-Za-z])Token(?:\s+|%20|\+)(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{12,}=*/gi },
   // The password of scheme://user:password@host; the user and host stay readable.
   { name: 'url-credentials', pattern: /(?<=\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s/@]+(?=@)/gi },
-  // `password=…`, `api_key: …` written into free text (log lines, error messages, connection strings).
-  { name: 'assigned-secret', pattern: /(?<=\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?token|auth[_-]?token)\s*[=:]\s*)[^\s&#,;"']+/gi },
-  { name: 'query-secret', pattern: /(?<=[?&](?:access_token|api_key|apikey|key|token|sig|signature|password|secret)=)[^&#\s]+/gi },
   { name: 'api-key', pattern: /\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g },
   { name: 'aws-key', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
   { name: 'github-token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b/g },
@@ -37,17 +70,20 @@ export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
 /**
  * Key names are compared after lower-casing and dropping everything but letters and digits, so
  * `DB_PASSWORD`, `secretAccessKey`, `x-api-key` and `OPENAI_API_KEY` all match. A key matches when
- * its normalised name contains one of these fragments, or ends in `token` (but not `tokens`, so
- * LLM usage counts such as `input_tokens` are kept).
+ * its normalised name contains one of these fragments, is one of `BUILTIN_EXACT_KEYS`, or ends in
+ * `token` (not `tokens`, so usage counts such as `input_tokens` and `max_tokens` are kept) and is not
+ * one of `NON_SECRET_TOKEN_KEYS`.
  */
 export const BUILTIN_SECRET_KEYS: readonly string[] = [
   'password',
   'passwd',
   'passphrase',
+  'passcode',
   'secret',
   'apikey',
   'accesskey',
   'privatekey',
+  'privkey',
   'authorization',
   'cookie',
   'credential',
@@ -55,37 +91,120 @@ export const BUILTIN_SECRET_KEYS: readonly string[] = [
   'pwd',
 ];
 
-/** Short names that mean a secret only as a whole key (`pass`, but not `passenger`; `auth`, not `author`). */
-const BUILTIN_EXACT_KEYS: readonly string[] = ['pass', 'auth', 'authkey', 'tokenvalue'];
+/**
+ * Short names that mean a secret only as a whole key or its last word (`pass`, `db_pass`, but not
+ * `passenger`; `auth`, `x-auth`, not `author`; `pin`, `userPin`, not `pinned`).
+ */
+const BUILTIN_EXACT_KEYS: readonly string[] = ['pass', 'auth', 'authkey', 'tokenvalue', 'bearer', 'pin', 'otp', 'totp'];
+
+/**
+ * Tokens that correlate or page rather than authenticate: MCP's `progressToken` (also under
+ * `_meta`), and the pagination cursors of cloud APIs (`nextPageToken`, `NextToken`,
+ * `continuationToken`, `syncToken`). A key ending in one of these is not a secret.
+ */
+const NON_SECRET_TOKEN_KEYS: readonly string[] = [
+  'progresstoken',
+  'pagetoken',
+  'nexttoken',
+  'continuationtoken',
+  'synctoken',
+  'resumetoken',
+  'cursortoken',
+  'paginationtoken',
+  'cancellationtoken',
+];
+
+/** Names that are secrets only as a query parameter (`?key=AIza…`, `&sig=…`), not in prose (`primary key: id`). */
+const QUERY_ONLY_KEYS: ReadonlySet<string> = new Set(['key', 'sig']);
+
+/** Headers whose whole value is the credential, scheme and all (`Authorization: Digest …`, `Cookie: a=1; b=2`). */
+const WHOLE_LINE_KEYS: ReadonlySet<string> = new Set(['authorization', 'proxyauthorization', 'cookie', 'setcookie']);
+
+/** JSON text longer than this is searched as free text only (bounded work and memory per string). */
+const MAX_JSON_TEXT_CHARS = 8 * 1024 * 1024;
+/** Levels of JSON text inside a string inside JSON text that are parsed; deeper ones are searched as free text. */
+const MAX_TEXT_DEPTH = 3;
+/** Objects and arrays nested deeper than this in one JSON text make it free text (no deep recursion on hostile input). */
+const MAX_JSON_NESTING = 256;
+
+/**
+ * Cheap first looks, so that the common string (no secret) costs one regex test instead of a dozen.
+ * Every built-in pattern's match contains one of these anchors, and every built-in key name (as
+ * written, before normalising) contains one of these fragments; test/recorder/redaction.test.ts
+ * checks both.
+ */
+const BUILTIN_HINT = /PRIVATE KEY|bearer|basic|token|:\/\/|sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ|AIza/i;
+const KEY_HINT = /pass|pwd|secret|key|auth|cookie|credential|sig|token|bearer|pin|otp/i;
+
+const REDACTED = '[REDACTED:';
+const REDACTED_KEY_JSON = '"[REDACTED:key]"';
+
+/**
+ * A command-line flag (`--password hunter2`, `--token=…`: groups 1), or a key, optionally quoted
+ * (`"key"`, `'key'`, `\"key\"` in JSON inside a string: groups 2 and 3), then `=`, `=>` or `:`.
+ */
+const ASSIGNMENT = /(?<![A-Za-z0-9_.])(?:--([A-Za-z][A-Za-z0-9_.-]{0,63})(?:[ \t]*=[ \t]*|[ \t]+)|(\\*["']?)([A-Za-z_][A-Za-z0-9_.-]{0,63})\2[ \t]*(?:=>|=|:)[ \t]*)/g;
+const QUOTE_AT = /(\\*)(["'])/y;
+// A closing bracket ends a bare value only where it closes something (`(password: x)`); inside a
+// token (`abc)def`) it is part of the secret, which must not leak its tail.
+const BARE_VALUE_AT = /(?:[^\s&#,;"'<>\\)\]}]|[)\]}](?=[^\s&#,;"'<>\\)\]}])|\\(?![nrt"'\\/]))+/y;
+// A header's value runs to the end of its line (in JSON-escaped text, to an escaped newline); when
+// the header was itself opened by a quote (`"Cookie: a=1" was sent`), to that quote.
+const LINE_VALUE_AT = /(?:[^\r\n\\]|\\(?![nr]))+/y;
+const QUOTED_LINE_VALUE_AT = /(?:[^\r\n"\\]|\\(?![nr"]))+/y;
+const LOOKS_LIKE_JSON = /^\s*[[{]/;
+const NUMBER_AT = /-?\d+(?:\.\d*)?(?:[eE][+-]?\d*)?/y;
+
+/** `named`: a key the caller listed, blanked whatever it holds; `secret`: blanked when a non-empty string, a number or an array; `search`: searched. */
+export type KeyRule = 'named' | 'secret' | 'search';
+
+interface TextHost {
+  redactText(s: string, depth: number): string;
+  keyRule(key: string): KeyRule;
+}
+
+/** The last word of a key: after the last separator or lower-to-upper case change (`userPin` → `Pin`). */
+const LAST_WORD = /(?:[A-Z]?[a-z0-9]+|[A-Z0-9]+)$/;
 
 function normaliseKey(k: string): string {
   return k.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
 export class Redactor {
-  private readonly patterns: RedactionRule[];
+  private readonly builtinPatterns: BuiltinRule[];
+  private readonly customPatterns: RedactionRule[];
   private readonly fragments: string[];
+  /** keyRule per key as written: keys repeat (every row of a result has the same ones). */
+  private readonly keyRules = new Map<string, KeyRule>();
   private readonly exactKeys: Set<string>;
+  /** The built-in key rules (fragments, `…token`, query-only names) are on. */
+  private readonly builtinKeys: boolean;
+  private readonly builtinExact: Set<string>;
 
   constructor(config: RedactionConfig = {}) {
     const builtins = config.builtins ?? true;
-    this.patterns = [...(builtins ? BUILTIN_PATTERNS : []), ...(config.patterns ?? [])].map((r) => ({
+    const compile = (r: BuiltinRule): BuiltinRule => ({
       name: r.name,
       pattern: new RegExp(r.pattern.source, r.pattern.flags.includes('g') ? r.pattern.flags : `${r.pattern.flags}g`),
-    }));
+      ...(r.accept === undefined ? {} : { accept: r.accept }),
+    });
+    this.builtinPatterns = builtins ? BUILTIN_PATTERNS.map(compile) : [];
+    this.customPatterns = (config.patterns ?? []).map(compile);
     this.fragments = builtins ? BUILTIN_SECRET_KEYS.map(normaliseKey) : [];
     this.exactKeys = new Set((config.keys ?? []).map(normaliseKey));
     this.builtinExact = new Set(builtins ? BUILTIN_EXACT_KEYS : []);
-    this.tokenSuffix = builtins;
+    this.builtinKeys = builtins;
   }
-
-  private readonly tokenSuffix: boolean;
-  private readonly builtinExact: Set<string>;
 
   isSecretKey(key: string): boolean {
     const k = normaliseKey(key);
     if (this.exactKeys.has(k) || this.builtinExact.has(k)) return true;
-    if (this.tokenSuffix && k.endsWith('token')) return true;
+    if (this.builtinExact.size > 0) {
+      // `db_pass`, `x-auth`, `userPin`: a short name as the key's last word.
+      const last = LAST_WORD.exec(key)?.[0].toLowerCase();
+      if (last !== undefined && this.builtinExact.has(last)) return true;
+    }
+    if (this.builtinKeys && k.endsWith('token') && !NON_SECRET_TOKEN_KEYS.some((t) => k.endsWith(t))) return true;
     for (const f of this.fragments) if (k.includes(f)) return true;
     return false;
   }
@@ -95,20 +214,76 @@ export class Redactor {
     return this.walk(value, new WeakSet()) as T;
   }
 
+  /** Redacts one string: as JSON text when it is JSON, else as free text (see the module comment). */
   redactString(s: string): string {
-    let out = s;
-    for (const { name, pattern } of this.patterns) {
-      pattern.lastIndex = 0;
-      if (pattern.test(out)) {
-        pattern.lastIndex = 0;
-        out = out.replace(pattern, `[REDACTED:${name}]`);
-      }
+    return this.redactText(s, 0);
+  }
+
+  /** What a JsonText needs from its redactor. */
+  private readonly host: TextHost = { redactText: (s, depth) => this.redactText(s, depth), keyRule: (k) => this.keyRule(k) };
+
+  /** `depth` counts the JSON texts this string is nested in. */
+  private redactText(s: string, depth: number): string {
+    if (depth < MAX_TEXT_DEPTH && s.length <= MAX_JSON_TEXT_CHARS && LOOKS_LIKE_JSON.test(s)) {
+      const rewritten = new JsonText(s, this.host, depth).redact();
+      if (rewritten !== undefined) return rewritten;
     }
-    return out;
+    return this.redactFreeText(s);
+  }
+
+  /** How a member's value is treated: blanked whatever it holds, blanked when scalar or array, or searched. */
+  keyRule(key: string): KeyRule {
+    let rule = this.keyRules.get(key);
+    if (rule === undefined) {
+      rule = this.exactKeys.has(normaliseKey(key)) ? 'named' : this.isSecretKey(key) ? 'secret' : 'search';
+      if (this.keyRules.size >= 4096) this.keyRules.clear();
+      this.keyRules.set(key, rule);
+    }
+    return rule;
+  }
+
+  private redactFreeText(s: string): string {
+    let out = s;
+    if (this.builtinPatterns.length > 0 && BUILTIN_HINT.test(out)) out = applyPatterns(out, this.builtinPatterns);
+    if (this.customPatterns.length > 0) out = applyPatterns(out, this.customPatterns);
+    // Custom keys are matched after normalising, which no first look on the raw text can predict.
+    if (this.exactKeys.size === 0 && (!this.builtinKeys || !KEY_HINT.test(out))) return out;
+    return this.redactAssignments(out);
+  }
+
+  /** `key=value`, `key: value`, `"key": "value"`, `?key=value&…` and header lines whose key names a secret. */
+  private redactAssignments(s: string): string {
+    if (s.indexOf('=') === -1 && s.indexOf(':') === -1 && s.indexOf('--') === -1) return s;
+    const re = ASSIGNMENT;
+    re.lastIndex = 0;
+    const parts: string[] = [];
+    let last = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(s)) !== null) {
+      const flag = m[1] !== undefined;
+      const key = m[1] ?? m[3]!;
+      const quote = m[2] ?? '';
+      const before = m.index > 0 ? s[m.index - 1] : '';
+      const query = !flag && quote === '' && (before === '?' || before === '&');
+      const norm = normaliseKey(key);
+      if (this.keyRule(key) === 'search' && !(query && this.builtinKeys && QUERY_ONLY_KEYS.has(norm))) continue;
+      const at = m.index + m[0].length;
+      // `--password --verbose`: the flag has no value here.
+      if (flag && s[at] === '-') continue;
+      const header = !flag && m[0].trimEnd().endsWith(':') && WHOLE_LINE_KEYS.has(norm);
+      const span = valueSpan(s, at, header ? (quote === '' && (before === '"' || before === "'") ? 'quoted-line' : 'line') : 'bare');
+      if (span === undefined) continue;
+      parts.push(s.slice(last, span.start), `[REDACTED:${query ? 'query-secret' : 'assigned-secret'}]`);
+      last = span.end;
+      if (re.lastIndex < span.end) re.lastIndex = span.end;
+    }
+    if (parts.length === 0) return s;
+    parts.push(s.slice(last));
+    return parts.join('');
   }
 
   private walk(v: unknown, seen: WeakSet<object>): unknown {
-    if (typeof v === 'string') return this.redactString(v);
+    if (typeof v === 'string') return this.redactText(v, 0);
     if (typeof v !== 'object' || v === null) return v;
     // Cycles are left for the canonicaliser, which names them precisely.
     if (seen.has(v)) return v;
@@ -126,11 +301,258 @@ export class Redactor {
       // A key the caller named is blanked whatever it holds; a container that merely looks secret
       // (`credentials: {user, password}`) is searched instead, so the record keeps what is not.
       // Arrays of values (`X-Api-Key: ['k-1']`) are blanked like scalars; only objects are searched.
+      const rule = this.keyRule(k);
       const blankable = typeof x === 'string' || typeof x === 'number' || Array.isArray(x);
-      const named = x !== null && x !== undefined && this.exactKeys.has(normaliseKey(k));
-      out[k] = named || (blankable && x !== '' && this.isSecretKey(k)) ? '[REDACTED:key]' : this.walk(x, seen);
+      const named = rule === 'named' && x !== null && x !== undefined;
+      out[k] = named || (rule !== 'search' && blankable && x !== '') ? '[REDACTED:key]' : this.walk(x, seen);
     }
     seen.delete(v);
     return out;
+  }
+}
+
+function applyPatterns(s: string, rules: readonly BuiltinRule[]): string {
+  let out = s;
+  for (const { name, pattern, accept } of rules) {
+    pattern.lastIndex = 0;
+    if (!pattern.test(out)) continue;
+    pattern.lastIndex = 0;
+    out = accept === undefined ? out.replace(pattern, `[REDACTED:${name}]`) : out.replace(pattern, (m) => (accept(m) ? `[REDACTED:${name}]` : m));
+  }
+  return out;
+}
+
+/**
+ * Where the value after `key=` / `key:` starts and ends: a quoted string (to its closing quote, or
+ * the end of a cut-off text), the rest of the line for whole-line headers, else one bare token.
+ * Undefined when there is nothing to redact (empty, or already redacted).
+ */
+function valueSpan(s: string, at: number, extent: 'bare' | 'line' | 'quoted-line'): { start: number; end: number } | undefined {
+  if (s.startsWith(REDACTED, at)) return undefined;
+  QUOTE_AT.lastIndex = at;
+  const q = QUOTE_AT.exec(s);
+  if (q !== null) {
+    const open = q[0];
+    const start = at + open.length;
+    let end: number;
+    if (q[1] === '') {
+      let i = start;
+      while (i < s.length && s[i] !== q[2]) i += s[i] === '\\' ? 2 : 1;
+      end = Math.min(i, s.length);
+    } else {
+      // Quotes escaped once or more (JSON inside a JSON string): the value ends at the same escaped quote.
+      const i = s.indexOf(open, start);
+      end = i === -1 ? s.length : i;
+    }
+    if (end <= start || s.startsWith(REDACTED, start)) return undefined;
+    return { start, end };
+  }
+  const re = extent === 'bare' ? BARE_VALUE_AT : extent === 'line' ? LINE_VALUE_AT : QUOTED_LINE_VALUE_AT;
+  re.lastIndex = at;
+  const v = re.exec(s);
+  if (v === null) return undefined;
+  const end = at + v[0].trimEnd().length;
+  return end > at ? { start: at, end } : undefined;
+}
+
+/** Raised inside JsonText when the text is not JSON after all; the caller then treats it as free text. */
+const NOT_JSON = Symbol('not JSON');
+
+/**
+ * One JSON text (or several, newline-delimited), read once with a small recursive-descent scanner
+ * that records edits instead of building values: unchanged bytes are copied, so numbers beyond
+ * 2^53, spacing and key order survive exactly. Reaching the end of the text mid-value is not an
+ * error (the text was cut off); anything else that is not JSON makes the caller fall back.
+ */
+class JsonText {
+  private i = 0;
+  private readonly n: number;
+  private readonly parts: string[] = [];
+  private last = 0;
+  /** Inside a value that is being blanked as a whole: scanned for its end, not searched. */
+  private quiet = 0;
+
+  constructor(
+    private readonly s: string,
+    private readonly redactor: TextHost,
+    private readonly depth: number,
+  ) {
+    this.n = s.length;
+  }
+
+  redact(): string | undefined {
+    try {
+      this.ws();
+      while (this.i < this.n) {
+        const c = this.s[this.i];
+        if (c !== '{' && c !== '[') throw NOT_JSON;
+        this.value(0);
+        this.ws();
+      }
+    } catch (e) {
+      if (e === NOT_JSON) return undefined;
+      throw e;
+    }
+    if (this.parts.length === 0) return this.s;
+    this.parts.push(this.s.slice(this.last));
+    return this.parts.join('');
+  }
+
+  private edit(start: number, end: number, replacement: string): void {
+    this.parts.push(this.s.slice(this.last, start), replacement);
+    this.last = end;
+  }
+
+  private ws(): void {
+    const s = this.s;
+    while (this.i < this.n) {
+      const c = s.charCodeAt(this.i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return;
+      this.i++;
+    }
+  }
+
+  private get eof(): boolean {
+    return this.i >= this.n;
+  }
+
+  private value(nesting: number): void {
+    if (this.eof) return;
+    const c = this.s[this.i]!;
+    if (c === '{') return this.object(nesting + 1);
+    if (c === '[') return this.array(nesting + 1);
+    if (c === '"') return this.stringValue();
+    if (c === 't') return this.literal('true');
+    if (c === 'f') return this.literal('false');
+    if (c === 'n') return this.literal('null');
+    NUMBER_AT.lastIndex = this.i;
+    const m = NUMBER_AT.exec(this.s);
+    if (m === null) throw NOT_JSON;
+    this.i += m[0].length;
+  }
+
+  private literal(word: string): void {
+    const rest = this.s.slice(this.i, this.i + word.length);
+    if (rest === word) this.i += word.length;
+    else if (this.i + rest.length === this.n && word.startsWith(rest)) this.i = this.n;
+    else throw NOT_JSON;
+  }
+
+  private object(nesting: number): void {
+    if (nesting > MAX_JSON_NESTING) throw NOT_JSON;
+    this.i++;
+    this.ws();
+    if (this.eof) return;
+    if (this.s[this.i] === '}') {
+      this.i++;
+      return;
+    }
+    for (;;) {
+      if (this.s[this.i] !== '"') throw NOT_JSON;
+      const key = this.string();
+      if (!key.complete) return;
+      this.ws();
+      if (this.eof) return;
+      if (this.s[this.i] !== ':') throw NOT_JSON;
+      this.i++;
+      this.ws();
+      if (this.eof) return;
+      this.member(key.text, nesting);
+      this.ws();
+      if (this.eof) return;
+      const c = this.s[this.i];
+      this.i++;
+      if (c === '}') return;
+      if (c !== ',') throw NOT_JSON;
+      this.ws();
+      if (this.eof) return;
+    }
+  }
+
+  /** A member's value, blanked as the object walk would blank it. */
+  private member(key: string, nesting: number): void {
+    if (this.quiet > 0) return this.value(nesting);
+    const rule = this.redactor.keyRule(key);
+    const c = this.s[this.i];
+    const blank =
+      rule === 'named' ? c !== 'n' : rule === 'secret' && (c === '[' || c === '-' || (c !== undefined && c >= '0' && c <= '9') || (c === '"' && this.s[this.i + 1] !== '"'));
+    if (!blank) return this.value(nesting);
+    const start = this.i;
+    this.quiet++;
+    try {
+      this.value(nesting);
+    } finally {
+      this.quiet--;
+    }
+    this.edit(start, this.i, REDACTED_KEY_JSON);
+  }
+
+  private array(nesting: number): void {
+    if (nesting > MAX_JSON_NESTING) throw NOT_JSON;
+    this.i++;
+    this.ws();
+    if (this.eof) return;
+    if (this.s[this.i] === ']') {
+      this.i++;
+      return;
+    }
+    for (;;) {
+      this.value(nesting);
+      this.ws();
+      if (this.eof) return;
+      const c = this.s[this.i];
+      this.i++;
+      if (c === ']') return;
+      if (c !== ',') throw NOT_JSON;
+      this.ws();
+      if (this.eof) return;
+    }
+  }
+
+  private stringValue(): void {
+    const start = this.i;
+    const str = this.string();
+    if (this.quiet > 0) return;
+    const redacted = this.redactor.redactText(str.text, this.depth + 1);
+    if (redacted === str.text) return;
+    const json = JSON.stringify(redacted);
+    // A cut-off string stays visibly cut off: no closing quote is invented.
+    this.edit(start, this.i, str.complete ? json : json.slice(0, -1));
+  }
+
+  /** Reads the string token at `i` and returns its decoded text; one cut off is decoded as far as it goes. */
+  private string(): { text: string; complete: boolean } {
+    const s = this.s;
+    const start = ++this.i;
+    let escaped = false;
+    while (this.i < this.n) {
+      const c = s.charCodeAt(this.i);
+      if (c === 0x22) {
+        const raw = s.slice(start, this.i);
+        this.i++;
+        return { text: escaped ? (JSON.parse(`"${raw}"`) as string) : raw, complete: true };
+      }
+      if (c < 0x20) throw NOT_JSON;
+      if (c === 0x5c) {
+        escaped = true;
+        const e = s[this.i + 1];
+        if (e === undefined) break;
+        if (e === 'u') {
+          const hex = s.slice(this.i + 2, this.i + 6);
+          if (!/^[0-9a-fA-F]*$/.test(hex)) throw NOT_JSON;
+          if (hex.length < 4) break;
+          this.i += 6;
+          continue;
+        }
+        if (!'"\\/bfnrt'.includes(e)) throw NOT_JSON;
+        this.i += 2;
+        continue;
+      }
+      this.i++;
+    }
+    // Cut off (the loop stops before an escape that lost its end): decode what is there.
+    const raw = s.slice(start, this.i);
+    this.i = this.n;
+    return { text: escaped ? (JSON.parse(`"${raw}"`) as string) : raw, complete: false };
   }
 }

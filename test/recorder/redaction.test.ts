@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openWitness, type Witness } from '../../src/index.js';
+import { openWitness, Redactor, type Witness } from '../../src/index.js';
+import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS } from '../../src/recorder/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -279,5 +280,232 @@ describe('redaction of the shapes secrets also take', () => {
       await w.close();
     }
     expect(leakedInFiles(db, secrets)).toEqual([]);
+  });
+});
+
+describe('redaction of JSON carried as text, and of key=value, query-string and header text', () => {
+  // Values in shapes that never occur by chance in hashes, UUIDs or timestamps (they contain non-hex letters).
+  const PW_ARG = 'hunter2-in-json-arg';
+  const API_KEY_OUT = 'ak-live-qwzx-0f9e8d7c';
+  const DEEP = 'deep-nested-passwd-qrs';
+  const PASSWD_ERR = 'passwd-value-xyzzy';
+  const TOKEN_Q = 'tq-zyxw-5c4b3a2918';
+  const PW_LLM = 'llm-tool-pw-wxyz';
+  const AUTH_Q = 'auth-q-mnop-88d7e6';
+  const NOTE_PW = 'note-pass-plugh-31';
+  const TOOL_CALL_PW = 'tool-call-pw-qwz-5';
+
+  it('[R-REDACT] redacts secrets inside JSON text in tool arguments, tool results, error messages, LLM messages and notes, changing nothing else of the text', async () => {
+    const db = tempDb(dir);
+    const { w, errors } = await open(db);
+    const s = await w.session({ agent });
+    // A string argument that is JSON (a request body), and an MCP-style result whose text is pretty-printed
+    // JSON holding a key and, one level down, JSON-in-a-string holding a password.
+    const body = `{"user":"alice","password":"${PW_ARG}","amount":1250.5}`;
+    const resultObject = { customer: 'C-1042', api_key: API_KEY_OUT, items: [{ sku: 'A', qty: 2 }], nested: JSON.stringify({ passwd: DEEP, ok: true }) };
+    const output = { content: [{ type: 'text', text: JSON.stringify(resultObject, null, 2) }] };
+    await s.tool('crm.update', { body, mode: 'merge' }, () => output);
+    await expect(
+      s.tool('vault.login', { user: 'alice' }, () => {
+        throw new Error(`upstream said 401: {"error":"invalid","passwd":"${PASSWD_ERR}"} after GET /v1/keys?token=${TOKEN_Q}&page=2`);
+      }),
+    ).rejects.toThrow(/401/);
+    await s.llmCall({
+      model: 'claude-sonnet',
+      input: [
+        { role: 'user', content: 'Look the customer up.' },
+        { role: 'tool', content: [{ type: 'text', text: `{"result":{"login":"alice","password":"${PW_LLM}"}}` }] },
+      ],
+      output: { text: `I will call https://api.example.com/v1/items?page=2&auth=${AUTH_Q} next.` },
+      // OpenAI-style tool calls carry their arguments as a JSON string.
+      toolCalls: [{ id: 'call_1', name: 'vault.login', arguments: `{"user":"alice","password":"${TOOL_CALL_PW}"}` }],
+      usage: { input_tokens: 120, output_tokens: 30 },
+    });
+    await s.note(`config dump: {"db": {"host": "db.internal", "password": "${NOTE_PW}"}}`);
+    await w.flush();
+
+    const events = await w.ledger.readStream(s.id);
+    const call = events.find((e) => e.kind === 'tool.call' && e.data?.['tool'] === 'crm.update')!;
+    expect(call.data?.['arguments']).toEqual({ body: '{"user":"alice","password":"[REDACTED:key]","amount":1250.5}', mode: 'merge' });
+    const result = events.find((e) => e.kind === 'tool.result' && e.data?.['tool'] === 'crm.update')!;
+    // Only the secret values change: the layout (two-space indent), key order and numbers stay as the tool wrote them.
+    const expected = { ...resultObject, api_key: '[REDACTED:key]', nested: JSON.stringify({ passwd: '[REDACTED:key]', ok: true }) };
+    expect(result.data?.['output']).toEqual({ content: [{ type: 'text', text: JSON.stringify(expected, null, 2) }] });
+    const failed = events.find((e) => e.kind === 'tool.result' && e.data?.['tool'] === 'vault.login')!;
+    expect((failed.data?.['error'] as { message: string }).message).toBe(
+      'upstream said 401: {"error":"invalid","passwd":"[REDACTED:assigned-secret]"} after GET /v1/keys?token=[REDACTED:query-secret]&page=2',
+    );
+    const llm = events.find((e) => e.kind === 'llm.call')!;
+    expect(llm.data?.['input']).toEqual([
+      { role: 'user', content: 'Look the customer up.' },
+      { role: 'tool', content: [{ type: 'text', text: '{"result":{"login":"alice","password":"[REDACTED:key]"}}' }] },
+    ]);
+    expect(llm.data?.['output']).toEqual({ text: 'I will call https://api.example.com/v1/items?page=2&auth=[REDACTED:query-secret] next.' });
+    expect(llm.data?.['tool_calls']).toEqual([{ id: 'call_1', name: 'vault.login', arguments: '{"user":"alice","password":"[REDACTED:key]"}' }]);
+    expect(llm.data?.['usage']).toEqual({ input_tokens: 120, output_tokens: 30 });
+    expect(events.find((e) => e.kind === 'note')!.data).toEqual({ text: 'config dump: {"db": {"host": "db.internal", "password": "[REDACTED:assigned-secret]"}}' });
+
+    const secrets = [PW_ARG, API_KEY_OUT, DEEP, PASSWD_ERR, TOKEN_Q, PW_LLM, AUTH_Q, NOTE_PW, TOOL_CALL_PW];
+    expect(leakedInFiles(db, secrets)).toEqual([]);
+    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    expect(errors).toEqual([]);
+    await w.close();
+    expect(leakedInFiles(db, secrets)).toEqual([]);
+  });
+
+  it('[R-REDACT] redacts header-like and query text: lowercase basic, the Token scheme, URL-encoded Bearer, Cookie, Set-Cookie, auth=, token=, passwd: and JSON fragments', async () => {
+    const db = tempDb(dir);
+    const { w } = await open(db);
+    const s = await w.session({ agent });
+    const basic = Buffer.from('svc-user:s3cr3t-basic-pass').toString('base64');
+    const cases: Array<[string, string]> = [
+      [`authorization: basic ${basic}`, 'authorization: [REDACTED:basic-auth]'],
+      ['Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', 'Authorization: [REDACTED:token-scheme]'],
+      ['callback?h=Authorization%3A%20Bearer%20bearer-enc-qwz-123456&x=1', 'callback?h=Authorization%3A%20[REDACTED:bearer]&x=1'],
+      ['Cookie: sid=cookie-val-qwz-998877; theme=dark', 'Cookie: [REDACTED:assigned-secret]'],
+      ['HTTP/1.1 200 OK\r\nSet-Cookie: session=sess-cookie-qwz-abc; Path=/; HttpOnly\r\nX-Trace: t-1', 'HTTP/1.1 200 OK\r\nSet-Cookie: [REDACTED:assigned-secret]\r\nX-Trace: t-1'],
+      ['https://hooks.example/in?auth=auth-qwz-771&v=2', 'https://hooks.example/in?auth=[REDACTED:query-secret]&v=2'],
+      ['retrying with token=tok-qwz-5521 after 3 s', 'retrying with token=[REDACTED:assigned-secret] after 3 s'],
+      ['passwd: pw-qwz-colon-9 (from .netrc)', 'passwd: [REDACTED:assigned-secret] (from .netrc)'],
+      ["{'password': 'py-repr-qwz-42', 'user': 'bob'}", "{'password': '[REDACTED:assigned-secret]', 'user': 'bob'}"],
+      ['X-Api-Key: xak-qwz-00112233 sent', 'X-Api-Key: [REDACTED:assigned-secret] sent'],
+      ['mysql -u root --password cli-pw-qwz-66 -h db', 'mysql -u root --password [REDACTED:assigned-secret] -h db'],
+      ['Authorization: Digest username="bob", response="dig-qwz-6629"', 'Authorization: [REDACTED:assigned-secret]'],
+      ['the header "Cookie: sid=quoted-qwz-1" was sent', 'the header "Cookie: [REDACTED:assigned-secret]" was sent'],
+    ];
+    for (const [text] of cases) await s.note(text);
+    await w.flush();
+    const notes = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'note').map((e) => e.data?.['text']);
+    expect(notes).toEqual(cases.map(([, redacted]) => redacted));
+    const secrets = [basic, '9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', 'bearer-enc-qwz-123456', 'cookie-val-qwz-998877', 'sess-cookie-qwz-abc', 'auth-qwz-771', 'tok-qwz-5521', 'pw-qwz-colon-9', 'py-repr-qwz-42', 'xak-qwz-00112233', 'cli-pw-qwz-66', 'dig-qwz-6629', 'quoted-qwz-1'];
+    await w.close();
+    expect(leakedInFiles(db, secrets)).toEqual([]);
+  });
+
+  it('[R-REDACT] redacts JSON text that was cut off mid-message, as the gateway keeps the head of a frame it refused', async () => {
+    const db = tempDb(dir);
+    const { w } = await open(db);
+    const s = await w.session({ agent });
+    const frame = (args: string) => `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"login","arguments":${args}`;
+    const heads = [
+      // Cut after the secret value, in the middle of the next key.
+      frame('{"user":"alice","password":"trunc-qwz-4242","no'),
+      // Cut in the middle of the secret value.
+      frame('{"user":"alice","api_key":"ak-trunc-qwz-55'),
+      // Cut inside a JSON string that itself carries JSON with a password.
+      frame('{"payload":"{\\"password\\":\\"lvl2-qwz-secret-77\\",\\"x\\":'),
+    ];
+    for (const head of heads) await s.record('error', { message: 'The client sent a message over the limit.', code: 'frame_too_large', source: 'gateway', head });
+    await w.flush();
+    const stored = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'error').map((e) => e.data?.['head']);
+    expect(stored).toEqual([
+      frame('{"user":"alice","password":"[REDACTED:key]","no'),
+      frame('{"user":"alice","api_key":"[REDACTED:key]"'),
+      frame('{"payload":"{\\"password\\":\\"[REDACTED:key]\\",\\"x\\":'),
+    ]);
+    await w.close();
+    expect(leakedInFiles(db, ['trunc-qwz-4242', 'ak-trunc-qwz-55', 'lvl2-qwz-secret-77'])).toEqual([]);
+  });
+
+  it('[R-REDACT] keeps what is not a secret: amounts, ids, token usage counts, max_tokens, MCP progress tokens, pagination tokens and prose', async () => {
+    const db = tempDb(dir);
+    const { w } = await open(db);
+    const s = await w.session({ agent });
+    const data = {
+      text: 'The password reset link was sent; use at most 1024 max tokens. Basic information is in the Token section.',
+      usage: { input_tokens: 12, output_tokens: 3, total_tokens: 15, promptTokenCount: 12, cache_read_input_tokens: 0 },
+      parameters: { max_tokens: 1024, temperature: 0 },
+      _meta: { progressToken: 'progress-qwz-7' },
+      progressToken: 42,
+      nextPageToken: 'page-qwz-3',
+      amount: 650,
+      order_id: 'A-1042',
+      author: 'Jane',
+      // JSON text that holds no secret stays byte for byte as written: odd spacing, a 20-digit id, a progress token.
+      json: '{ "amount" : 650.50, "id": 12345678901234567890, "progressToken": "p-qwz-1", "tokens": 12, "ok": true }',
+      mcp: '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"},"_meta":{"progressToken":7}}}',
+      query: 'https://api.example.com/v1/items?page=2&max_tokens=1024&progressToken=p-qwz-2&nextPageToken=np-qwz-4',
+      log: 'tokens: 42, token_count=7, keyboard: us, primary key: customer_id',
+      list: '[1, 2, 3]',
+    };
+    const r = await s.record('note', data);
+    await w.flush();
+    expect((await w.ledger.getEvent(r!.id))!.data).toEqual(data);
+    await s.llmCall({ model: 'm', input: [], output: 'ok', usage: { input_tokens: 5, output_tokens: 1 }, parameters: { max_tokens: 64 } });
+    const llm = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'llm.call')!;
+    expect(llm.data).toMatchObject({ usage: { input_tokens: 5, output_tokens: 1 }, parameters: { max_tokens: 64 } });
+    await w.close();
+  });
+
+  it('[R-REDACT] redacts JSON text inside a tool output before it is spilled to an artifact', async () => {
+    const db = tempDb(dir);
+    const { w } = await open(db, { spillBytes: 4096 });
+    const s = await w.session({ agent });
+    const rows = Array.from({ length: 200 }, (_, i) => ({ i, login: `user-${i}`, password: `spill-qwz-pw-${i}` }));
+    await s.tool('db.dump', { table: 'users' }, () => ({ content: [{ type: 'text', text: JSON.stringify(rows) }] }));
+    const result = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.result')!;
+    const ref = result.data?.['output'] as { $artifact: string };
+    expect(ref.$artifact).toMatch(/^[0-9a-f]{64}$/);
+    const stored = JSON.parse((await w.ledger.getArtifact(ref.$artifact))!.toString('utf8')) as { content: Array<{ text: string }> };
+    const inner = JSON.parse(stored.content[0]!.text) as Array<Record<string, unknown>>;
+    expect(inner).toHaveLength(200);
+    expect(inner[7]).toEqual({ i: 7, login: 'user-7', password: '[REDACTED:key]' });
+    await w.close();
+    expect(leakedInFiles(db, ['spill-qwz-pw-7', 'spill-qwz-pw-199'])).toEqual([]);
+  });
+
+  it('[R-REDACT] redacts hostile JSON text (nested past the depth limit, JSON in strings four levels deep) without failing, and is idempotent', () => {
+    const r = new Redactor();
+    const deep = `${'['.repeat(100_000)}{"password":"deep-qwz-1"}`;
+    expect(r.redact(deep).includes('deep-qwz-1')).toBe(false);
+    let nested: unknown = { password: 'nest-qwz-4' };
+    for (let i = 0; i < 4; i++) nested = { level: i, inner: JSON.stringify(nested) };
+    const text = JSON.stringify(nested);
+    const once = r.redact({ text });
+    expect(JSON.stringify(once)).not.toContain('nest-qwz-4');
+    expect(r.redact(once)).toEqual(once);
+    const mixed = { a: `{"token":"t-qwz-1"} and Cookie: a=b-qwz`, b: ['Authorization: Bearer abcdefgh-qwz-123'] };
+    const m1 = r.redact(mixed);
+    expect(r.redact(m1)).toEqual(m1);
+    expect(JSON.stringify(m1)).not.toMatch(/qwz/);
+  });
+});
+
+describe('the first looks that let most strings skip the full search', () => {
+  const r = new Redactor();
+  // One real-shaped sample per built-in pattern: a pattern added without one fails here, as a reminder
+  // that the cheap first look (BUILTIN_HINT in redact.ts) must also find it.
+  const samples: Record<string, string> = {
+    'private-key': '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBqwz\n-----END EC PRIVATE KEY-----',
+    bearer: 'Bearer abcdefgh12345qwz',
+    'basic-auth': `Basic ${Buffer.from('user:pw-qwz-1').toString('base64')}`,
+    'token-scheme': 'Token 9944b09199c62bcf9418qwz',
+    'url-credentials': 'https://user:pw-qwz-2@db.internal/app',
+    'api-key': 'sk-proj-abcdefghijklmnopqwz123',
+    'aws-key': 'AKIAQWZ0123456789ABC',
+    'github-token': `ghp_${'a1B2c3D4e5'.repeat(4)}`,
+    'slack-token': 'xoxb-1234567890-qwzabc',
+    jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJxd3oifQ.c2lnbmF0dXJlcXd6',
+    'google-api-key': 'AIzaSy0123456789abcdefghijklmnopqrstuvw',
+  };
+
+  it('[R-REDACT] finds every built-in pattern in free text and inside JSON text', () => {
+    expect(Object.keys(samples).sort()).toEqual(BUILTIN_PATTERNS.map((p) => p.name).sort());
+    for (const [name, sample] of Object.entries(samples)) {
+      expect(r.redactString(`seen: ${sample} (end)`), name).toContain(`[REDACTED:${name}]`);
+      expect(r.redactString(JSON.stringify({ note: `seen: ${sample}` })), name).toContain(`[REDACTED:${name}]`);
+    }
+  });
+
+  it('[R-REDACT] finds every built-in secret key name in key=value, key: value and JSON text, in the spellings code uses', () => {
+    const spellings = (k: string) => [k, k.toUpperCase(), `db_${k}`, `x-${k}`, `my${k[0]!.toUpperCase()}${k.slice(1)}`];
+    for (const key of [...BUILTIN_SECRET_KEYS, 'api_key', 'access-key', 'private_key', 'access_token', 'x-auth-token', 'token', 'pass', 'auth', 'pin']) {
+      for (const k of spellings(key)) {
+        expect(r.redactString(`${k}=v-qwz-1`), k).not.toContain('qwz');
+        expect(r.redactString(`${k}: v-qwz-1`), k).not.toContain('qwz');
+        expect(r.redactString(`{"${k}": "v-qwz-1"}`), k).not.toContain('qwz');
+        expect(r.redactString(`{"${k}": "v-qwz-1`), k).not.toContain('qwz');
+      }
+    }
   });
 });
