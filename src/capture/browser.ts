@@ -1,4 +1,4 @@
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { WitnessError } from '../core/index.js';
 import { requireProgram } from './programs.js';
 
@@ -142,9 +142,12 @@ export class CaptureBrowser {
       const out: Buffer[] = [];
       for (const html of documents) {
         await page.setContent(html, { waitUntil: 'load' });
-        out.push(await page.screenshot({ type: 'png', animations: 'disabled', caret: 'hide' }));
+        out.push(await cardShot(page));
       }
       return out;
+    } catch (e) {
+      if (e instanceof WitnessError) throw e;
+      throw new WitnessError('capture_failed', `Chromium could not render a title card: ${firstLine(e)}; run the command again, and if it keeps failing check that the machine has free memory.`, { cause: e });
     } finally {
       await context.close().catch(() => undefined);
     }
@@ -154,6 +157,22 @@ export class CaptureBrowser {
     const b = this.browser;
     this.browser = undefined;
     if (b !== undefined) await (await b.catch(() => undefined))?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Chromium on a loaded machine sometimes answers Page.captureScreenshot with "Unable to capture
+ * screenshot" (no frame was produced in time; seen with two cores busy). The card is static HTML
+ * with scripts off, so taking it again is safe and gives the same pixels.
+ */
+async function cardShot(page: Page, attempts = 3): Promise<Buffer> {
+  for (let i = 1; ; i++) {
+    try {
+      return await page.screenshot({ type: 'png', animations: 'disabled', caret: 'hide' });
+    } catch (e) {
+      if (i >= attempts || !/Unable to capture screenshot/.test(e instanceof Error ? e.message : String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 100 * i));
+    }
   }
 }
 

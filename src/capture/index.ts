@@ -10,4 +10,5 @@ export { programSetting, requireProgram, type Program } from './programs.js';
 export { renderSessionVideo, type VideoChapter, type VideoOptions, type VideoResult } from './video/render.js';
 export { buildStoryboard, summariseArgs, type Step, type Storyboard } from './video/storyboard.js';
 export { parseVtt, toVtt, type Cue } from './video/vtt.js';
+export { listVoices, requireVoice, type Voices } from './video/voices.js';
 export { escapeHtml } from './video/card.js';

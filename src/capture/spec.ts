@@ -31,21 +31,52 @@ export function parseCaptureSpec(input: unknown, where = 'capture'): CaptureSpec
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}/g;
 
 /**
- * Fills `{name}` placeholders from the arguments, URL-encoded. Only http and https pages are
- * captured: a `file:` or `chrome:` URL built from an agent's arguments could put local files into
- * the evidence.
+ * A path segment the URL parser resolves away: "." or ".." in any mix with "%2e" (WHATWG URL,
+ * "single-dot" and "double-dot" segments, ASCII case-insensitive).
+ */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/** scheme://authority, then the path, then the query and fragment. */
+const URL_PARTS = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*)([^?#]*)([\s\S]*)$/;
+
+/**
+ * Fills `{name}` placeholders from the arguments, each URL-encoded with encodeURIComponent, so a
+ * value cannot add a `/`, `\`, `?`, `#` or `%`-escape of its own. Encoding leaves `.` alone, and the
+ * URL parser would resolve a whole segment `..` (or `.`) by climbing out of the path the template
+ * names — `/customers/{id}/profile` with id ".." is `/profile` — so a path segment that the
+ * arguments make a dot segment is refused: the capture fails (recorded as an error; the tool call
+ * is unaffected). Only http and https pages are captured: a `file:` or `chrome:` URL built from an
+ * agent's arguments could put local files into the evidence.
  */
 export function fillUrl(template: string, args: unknown): string {
-  const url = template.replace(PLACEHOLDER, (_, name: string) => {
-    let cur: unknown = args;
-    for (const step of name.split('.')) {
-      cur = cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.prototype.hasOwnProperty.call(cur, step) ? (cur as Record<string, unknown>)[step] : undefined;
-    }
-    if (typeof cur !== 'string' && typeof cur !== 'number' && typeof cur !== 'boolean') {
-      throw new WitnessError('capture_failed', `The capture URL ${template} needs the argument ${name}, which this call does not have as a string or number.`, { details: { template, argument: name } });
-    }
-    return encodeURIComponent(String(cur));
-  });
+  const fill = (text: string): string =>
+    text.replace(PLACEHOLDER, (_, name: string) => {
+      let cur: unknown = args;
+      for (const step of name.split('.')) {
+        cur = cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.prototype.hasOwnProperty.call(cur, step) ? (cur as Record<string, unknown>)[step] : undefined;
+      }
+      if (typeof cur !== 'string' && typeof cur !== 'number' && typeof cur !== 'boolean') {
+        throw new WitnessError('capture_failed', `The capture URL ${template} needs the argument ${name}, which this call does not have as a string or number.`, { details: { template, argument: name } });
+      }
+      return encodeURIComponent(String(cur));
+    });
+  const parts = URL_PARTS.exec(template);
+  let url: string;
+  if (parts === null) {
+    url = fill(template);
+  } else {
+    // Filled values hold no "/", so the template's segments are the URL's segments.
+    const segments = parts[2]!.split('/').map((segment) => {
+      const filled = fill(segment);
+      if (filled !== segment && DOT_SEGMENT.test(filled)) {
+        throw new WitnessError('capture_failed', `The capture URL ${template} would get the path segment "${filled}" from this call's arguments, which would leave the page it names; the page was not captured.`, {
+          details: { template, segment: filled },
+        });
+      }
+      return filled;
+    });
+    url = `${fill(parts[1]!)}${segments.join('/')}${fill(parts[3]!)}`;
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -24,15 +24,29 @@ import { posix } from 'node:path';
  *   makes every predicate that reads it false, including `!=`. `not` inverts that as usual.
  * - `==` / `!=` are strict: no type coercion ("5" is not 5); arrays and objects compare by value.
  * - `< <= > >=` compare two numbers or two strings (by UTF-16 code units). A number against a
- *   string that is a plain decimal numeral ("650", "650.00", "-1e3") compares as numbers: agents
- *   often send amounts as strings, and `args.amount > 500` must not quietly let "650" through a
- *   deny or review rule. Any other pair is false.
+ *   plain decimal numeral string (`-?(0|[1-9][0-9]*)(\.[0-9]+)?`: "650", "650.00", "-0.5")
+ *   compares as numbers: agents often send amounts as strings, and `args.amount > 500` must not
+ *   quietly let "650" through a deny or review rule.
+ * - Any other pair of present values cannot be ordered, and the test is *undecided*: a string
+ *   that is not a plain decimal numeral ("0x3e8", "1e3", " 1000 ", "1_000", "Infinity") against a
+ *   number, an array, an object, a boolean, null or NaN. An upstream server may well read such a
+ *   value as a large number (JavaScript's Number("0x3e8") is 1000, [900] > 500 is true, Python's
+ *   int("1_000") is 1000, parseInt("501e-3") is 501), so "false" would fail open. `and`, `or` and
+ *   `not` combine undecided as three-valued (Kleene) logic: false and undecided is false, true or
+ *   undecided is true, not undecided is undecided. What a rule does with an undecided condition is
+ *   evaluate.ts's business: a deny or review rule applies, an allow rule does not (fail closed).
  * - `under` normalises the argument as a POSIX path (resolving `.` and `..`) and is true when it is
  *   the prefix directory or inside it. A relative path, or one containing a backslash or NUL,
  *   is under nothing.
  * - Only own data properties are read: `args.constructor` does not reach the prototype, and getters
  *   are not run.
  */
+
+/**
+ * What a condition says about a call: it holds, it does not, or it cannot be decided, with `why`
+ * naming the argument and the test (never the argument's value, which may be a secret).
+ */
+export type ConditionResult = { readonly holds: boolean } | { readonly holds: 'undecided'; readonly why: string };
 
 export type Scalar = string | number | boolean | null;
 export type PathSegment = string | number;
@@ -498,21 +512,33 @@ function equalWithin(a: unknown, b: unknown, depth: number, budget: { left: numb
   return true;
 }
 
-const NUMERAL = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
+/** A plain decimal numeral: JSON's number grammar without the exponent, nothing around it. */
+const PLAIN_NUMERAL = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/;
 
-/** A numeral string beside a number becomes that number; everything else is left as it is. */
-function numeric(v: unknown, other: unknown): unknown {
-  if (typeof v === 'string' && typeof other === 'number' && NUMERAL.test(v)) {
-    const n = Number(v);
-    return Number.isFinite(n) ? n : v;
-  }
-  return v;
+/** An ordering test that could not be decided, and why. */
+class Undecided {
+  constructor(readonly why: string) {}
+}
+type Truth = boolean | Undecided;
+
+/** How a value takes part in ordering: as a number, as a string that is also a plain numeral, as text, or not at all. */
+function ordinal(v: unknown): 'number' | 'numeral' | 'string' | 'none' {
+  if (typeof v === 'number') return Number.isNaN(v) ? 'none' : 'number';
+  if (typeof v === 'string') return PLAIN_NUMERAL.test(v) ? 'numeral' : 'string';
+  return 'none';
 }
 
-function ordered(op: '<' | '<=' | '>' | '>=', a0: unknown, b0: unknown): boolean {
-  const a = numeric(a0, b0);
-  const b = numeric(b0, a0);
-  if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) return false;
+function kindOf(v: unknown): string {
+  if (typeof v === 'string') return 'a string that is not a plain decimal number';
+  if (typeof v === 'number') return 'not a number';
+  if (typeof v === 'boolean') return 'a boolean';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  return 'not a JSON value';
+}
+
+function compare<T extends number | string>(op: '<' | '<=' | '>' | '>=', a: T, b: T): boolean {
   switch (op) {
     case '<':
       return a < b;
@@ -525,6 +551,17 @@ function ordered(op: '<' | '<=' | '>' | '>=', a0: unknown, b0: unknown): boolean
   }
 }
 
+function ordered(c: { op: '<' | '<=' | '>' | '>='; left: Operand; right: Operand }, a: unknown, b: unknown): Truth {
+  const ka = ordinal(a);
+  const kb = ordinal(b);
+  if (ka !== 'none' && kb !== 'none' && ka !== 'number' && kb !== 'number') return compare(c.op, a as string, b as string);
+  if ((ka === 'number' || ka === 'numeral') && (kb === 'number' || kb === 'numeral')) return compare(c.op, Number(a), Number(b));
+  // Name the side that spoiled it: one that is no number or string at all, else the text against a number.
+  const leftBad = ka === 'none' || (kb !== 'none' && ka === 'string');
+  const [operand, value] = leftBad ? [c.left, a] : [c.right, b];
+  return new Undecided(`${operandText(operand)} is ${kindOf(value)}, so ${operandText(c.left)} ${c.op} ${operandText(c.right)} could not be decided`);
+}
+
 /** True when `value` is an absolute POSIX path that, once `.` and `..` are resolved, is `prefix` or inside it. */
 export function isUnder(value: unknown, prefix: string): boolean {
   if (typeof value !== 'string' || !value.startsWith('/') || value.includes('\\') || value.includes('\u0000')) return false;
@@ -533,14 +570,31 @@ export function isUnder(value: unknown, prefix: string): boolean {
   return n === prefix || n === `${prefix}/` || n.startsWith(`${prefix}/`);
 }
 
-function test(c: Condition, args: unknown): boolean {
+function test(c: Condition, args: unknown): Truth {
   switch (c.op) {
-    case 'and':
-      return c.items.every((i) => test(i, args));
-    case 'or':
-      return c.items.some((i) => test(i, args));
-    case 'not':
-      return !test(c.item, args);
+    case 'and': {
+      // Three-valued: one false decides; otherwise the first undecided item; otherwise true.
+      let undecided: Undecided | undefined;
+      for (const item of c.items) {
+        const t = test(item, args);
+        if (t === false) return false;
+        if (t instanceof Undecided) undecided ??= t;
+      }
+      return undecided ?? true;
+    }
+    case 'or': {
+      let undecided: Undecided | undefined;
+      for (const item of c.items) {
+        const t = test(item, args);
+        if (t === true) return true;
+        if (t instanceof Undecided) undecided ??= t;
+      }
+      return undecided ?? false;
+    }
+    case 'not': {
+      const t = test(c.item, args);
+      return t instanceof Undecided ? t : !t;
+    }
     default:
       try {
         return predicate(c, args);
@@ -553,7 +607,7 @@ function test(c: Condition, args: unknown): boolean {
 
 type Predicate = Exclude<Condition, { op: 'and' | 'or' | 'not' }>;
 
-function predicate(c: Predicate, args: unknown): boolean {
+function predicate(c: Predicate, args: unknown): Truth {
   switch (c.op) {
     case 'exists':
       return resolve(args, c.left.segments) !== MISSING;
@@ -578,7 +632,7 @@ function predicate(c: Predicate, args: unknown): boolean {
     case '<=':
     case '>':
     case '>=':
-      return ordered(c.op, a, b);
+      return ordered({ op: c.op, left: c.left, right: c.right }, a, b);
     case 'startsWith':
       return typeof a === 'string' && typeof b === 'string' && a.startsWith(b);
     case 'endsWith':
@@ -592,8 +646,10 @@ function predicate(c: Predicate, args: unknown): boolean {
 /**
  * Evaluates a parsed condition against a call's arguments. Never throws: a value that cannot be
  * read (a throwing proxy, a revoked object) counts as missing, so the predicate reading it is false.
- * Nesting is bounded at parse time (MAX_NESTING), so the recursion here is too.
+ * Nesting is bounded at parse time (MAX_NESTING), so the recursion here is too. The answer is
+ * three-valued; callers must treat `undecided` as their rule's effect requires (see evaluate.ts).
  */
-export function evaluateCondition(c: Condition, args: unknown): boolean {
-  return test(c, args);
+export function evaluateCondition(c: Condition, args: unknown): ConditionResult {
+  const t = test(c, args);
+  return t instanceof Undecided ? { holds: 'undecided', why: t.why } : { holds: t };
 }

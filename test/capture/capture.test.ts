@@ -164,6 +164,58 @@ describe('captures around a tool call', () => {
     expect(evs.filter((e) => e.kind === 'tool.result').every((e) => e.outcome === 'success')).toBe(true);
   });
 
+  it('keeps every argument inside its path segment: "..", "." and values with / \\ ? # or %2e never change which page is captured [R-CAPTURE-SAFE]', async () => {
+    // A lenient web server that answers every path, so a climbed path would be captured, not 404.
+    const requested: string[] = [];
+    const site = http.createServer((req, res) => {
+      if (req.url !== '/favicon.ico') requested.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(req.url?.startsWith('/customers/') ? '<title>Customer</title>customer page' : '<title>Admin</title>ADMIN CONSOLE');
+    });
+    await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    const store = tempDb(dir);
+    const w = await openWitness({ store: `sqlite:${store}`, capturer, strict: true });
+    // Each value, and the single path segment the server must see (undefined: refused, nothing requested).
+    const cases: Array<[string, string | undefined]> = [
+      ['..', undefined],
+      ['.', undefined],
+      ['%2e%2e', '%252e%252e'],
+      ['.%2E', '.%252E'],
+      ['../admin', '..%2Fadmin'],
+      ['a/../../admin', 'a%2F..%2F..%2Fadmin'],
+      ['..\\..\\admin', '..%5C..%5Cadmin'],
+      ['x?debug=1', 'x%3Fdebug%3D1'],
+      ['x#top', 'x%23top'],
+      ['...', '...'],
+      ['C-1042', 'C-1042'],
+    ];
+    try {
+      const s = await w.session({ agent: { id: 'billing-bot' } });
+      for (const [value] of cases) {
+        expect(await s.tool('lookup', { customer_id: value }, () => `ok ${value}`, { capture: { url: `${origin}/customers/{customer_id}/profile`, after: false } })).toBe(`ok ${value}`);
+      }
+      // Two placeholders that make ".." only together are refused too; a ".." in the query is harmless.
+      expect(await s.tool('lookup', { a: '.', b: '.' }, () => 'ok', { capture: { url: `${origin}/customers/{a}{b}/profile`, after: false } })).toBe('ok');
+      expect(await s.tool('lookup', { q: '..' }, () => 'ok', { capture: { url: `${origin}/customers/search?q={q}`, after: false } })).toBe('ok');
+      await s.end();
+    } finally {
+      await w.close();
+      site.close();
+    }
+    expect(requested).toEqual([...cases.filter(([, seg]) => seg !== undefined).map(([, seg]) => `/customers/${seg}/profile`), '/customers/search?q=..']);
+    const evs = await readEvents(store);
+    expect(evs.filter((e) => e.kind === 'capture').every((e) => e.data?.['title'] === 'Customer')).toBe(true);
+    const errors = evs.filter((e) => e.kind === 'error');
+    expect(errors.map((e) => e.data?.['message'])).toEqual([
+      `The capture URL ${origin}/customers/{customer_id}/profile would get the path segment ".." from this call's arguments, which would leave the page it names; the page was not captured.`,
+      `The capture URL ${origin}/customers/{customer_id}/profile would get the path segment "." from this call's arguments, which would leave the page it names; the page was not captured.`,
+      `The capture URL ${origin}/customers/{a}{b}/profile would get the path segment ".." from this call's arguments, which would leave the page it names; the page was not captured.`,
+    ]);
+    expect(errors.map((e) => e.data?.['code'])).toEqual(['capture_failed', 'capture_failed', 'capture_failed']);
+    expect(evs.filter((e) => e.kind === 'tool.result').every((e) => e.outcome === 'success')).toBe(true);
+  });
+
   it('names the missing Chromium and the command that installs it, in one sentence [R-MISSING-PROGRAM]', () => {
     for (const make of [() => new Capturer({ executablePath: '/nonexistent/chromium' }), () => new Capturer({ env: { ...process.env, WITNESS_CHROMIUM: '/nonexistent/chromium' } })]) {
       const err = thrown(make);

@@ -18,6 +18,27 @@ function holds(condition: string, args: unknown): boolean {
   return decision === 'deny';
 }
 
+/**
+ * The three-valued answer of `condition` for `args`, read off two real policy files: the condition
+ * under a deny rule (default allow) and under an allow rule (default review). A condition that
+ * holds makes both rules match; one that does not, neither; one that cannot be decided (an argument
+ * that cannot be ordered against a number) makes only the deny rule match: it fails closed.
+ */
+function truth(condition: string, args: unknown): boolean | 'undecided' {
+  const key = `allow:${condition}`;
+  let allow = policies.get(key);
+  if (allow === undefined) {
+    allow = loadText(dir, `version: 1\ndefault: review\nrules:\n  - id: r\n    when: ${JSON.stringify(condition)}\n    effect: allow\n`);
+    policies.set(key, allow);
+  }
+  const denied = holds(condition, args);
+  const allowed = evaluate(allow, { agent: 'a', server: 's', tool: 't', args }).decision === 'allow';
+  if (denied && allowed) return true;
+  if (!denied && !allowed) return false;
+  if (denied && !allowed) return 'undecided';
+  throw new Error(`${condition} matched an allow rule but not a deny rule`);
+}
+
 const ARGS = {
   amount: 650,
   neg: -2,
@@ -156,18 +177,14 @@ describe('type mismatches', () => {
     ['args.str500 == 500', false],
     ['args.str500 != 500', true],
     ['args.amount == "650"', false],
-    ['args.name > 1', false],
-    ['args.flag > 0', false],
     ['args.flag == 1', false],
-    ['args.nothing < 1', false],
     ['args.nothing == 0', false],
-    ['args.obj > 1', false],
     ['args.amount startsWith "6"', false],
     ['args.amount contains 6', false],
     ['args.name in [1, true]', false],
     ['args.amount under "/"', false],
-  ])('%s is %s: no coercion, and ordering needs two numbers or two strings', (condition, expected) => {
-    expect(holds(condition, ARGS)).toBe(expected);
+  ])('%s is %s: no coercion', (condition, expected) => {
+    expect(truth(condition, ARGS)).toBe(expected);
   });
 
   it.each([
@@ -175,14 +192,120 @@ describe('type mismatches', () => {
     ['args.str500 >= 500', true],
     ['args.str500 < 400', false],
     ['args.amount < "700"', true],
-    ['args.amount > "7e2"', false],
+    ['args.amount > "650.0"', false],
     ['args.money > 500', true],
-    ['args.money < 500', false],
-    ['args.notnum > 500', false],
-    ['args.notnum < 500', false],
-    ['args.hex > 1', false],
-  ])('%s is %s: a numeral string is ordered against a number as a number, so "650" cannot slip past args.amount > 500', (condition, expected) => {
-    expect(holds(condition, { ...ARGS, money: ' 650.00 ', notnum: '650 EUR', hex: '0x10' })).toBe(expected);
+    ['args.money <= 650', true],
+    ['args.money < 650', false],
+    ['args.negative < 0', true],
+    ['args.zero >= 0', true],
+  ])('%s is %s: a plain decimal numeral string is ordered against a number as a number, so "650" cannot slip past args.amount > 500', (condition, expected) => {
+    expect(truth(condition, { ...ARGS, money: '650.00', negative: '-0.5', zero: '0' })).toBe(expected);
+  });
+});
+
+describe('ordering that cannot be decided [R-POLICY-FAIL-CLOSED]', () => {
+  // What an upstream server might read as a number although it is not a plain decimal numeral:
+  // JavaScript's Number() takes "0x3e8", " 1000 ", "Infinity" and "1e3"; Python's int() takes
+  // "1_000"; parseInt() reads "501e-3" as 501; JavaScript's > coerces [900] to 900 and true to 1.
+  const spellings: Array<[string, unknown]> = [
+    ['"0x3e8"', '0x3e8'],
+    ['"0X3E8"', '0X3E8'],
+    ['"0o1750"', '0o1750'],
+    ['"0b1111101000"', '0b1111101000'],
+    ['"1e3"', '1e3'],
+    ['"501e-3"', '501e-3'],
+    ['" 1000 "', ' 1000 '],
+    ['"1000\\n"', '1000\n'],
+    ['"+1000"', '+1000'],
+    ['"01000"', '01000'],
+    ['".5e4"', '.5e4'],
+    ['"1000."', '1000.'],
+    ['"1_000"', '1_000'],
+    ['"1,000"', '1,000'],
+    ['"Infinity"', 'Infinity'],
+    ['"-Infinity"', '-Infinity'],
+    ['"NaN"', 'NaN'],
+    ['"1000 EUR"', '1000 EUR'],
+    ['"$1000"', '$1000'],
+    ['"１０００" (full-width digits)', '１０００'],
+    ['""', ''],
+    ['[900]', [900]],
+    ['["1000"]', ['1000']],
+    ['[]', []],
+    ['{"valueOf": 1000}', { valueOf: 1000 }],
+    ['{"amount": 1000}', { amount: 1000 }],
+    ['true', true],
+    ['false', false],
+    ['null', null],
+    ['NaN (a number from the SDK)', Number.NaN],
+  ];
+
+  it.each(spellings)('count amount %s as undecided against a number, for every ordering operator', (_name, amount) => {
+    for (const condition of ['args.amount > 500', 'args.amount >= 500', 'args.amount < 500', 'args.amount <= 500', '500 < args.amount', 'args.limit > args.amount']) {
+      expect([condition, truth(condition, { amount, limit: 100 })]).toEqual([condition, 'undecided']);
+    }
+  });
+
+  it.each(spellings)('apply a deny and a review rule, and no allow rule, whose condition reads amount %s', (_name, amount) => {
+    const policy = loadText(
+      dir,
+      `version: 1
+default: allow
+rules:
+  - id: small-refunds
+    match: { tool: billing.refund }
+    when: args.amount <= 100
+    effect: allow
+  - id: refunds-over-500
+    match: { tool: billing.refund }
+    when: args.amount > 500
+    effect: review
+  - id: refunds-over-5000
+    match: { tool: billing.refund }
+    when: not args.amount <= 5000
+    effect: deny
+`,
+    );
+    const r = evaluate(policy, { agent: 'a', tool: 'billing.refund', args: { amount } });
+    expect(r).toMatchObject({ decision: 'deny', rule: 'refunds-over-5000', matched: ['refunds-over-500', 'refunds-over-5000'] });
+    expect(r.reason).toMatch(/^This rule applied because args\.amount is (a string that is not a plain decimal number|an array|an object|a boolean|null|not a number), so args\.amount <= 5000 could not be decided\.$/);
+  });
+
+  it('still decides a plain number and a plain numeral string exactly, so honest calls are unaffected', () => {
+    const policy = loadText(dir, 'version: 1\ndefault: deny\nrules:\n  - id: ok\n    when: args.amount <= 100\n    effect: allow\n  - id: big\n    when: args.amount > 500\n    effect: review\n');
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: 50 } })).toMatchObject({ decision: 'allow', matched: ['ok'] });
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: '50.25' } })).toMatchObject({ decision: 'allow', matched: ['ok'] });
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: 300 } })).toMatchObject({ decision: 'deny', matched: [] });
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: '650' } })).toMatchObject({ decision: 'review', rule: 'big', matched: ['big'] });
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { amount: '650' } }).reason).toBeUndefined();
+  });
+
+  it.each([
+    // and: false wins over undecided; or: true wins over undecided; not keeps undecided.
+    ['args.amount > 500 and args.currency == "EUR"', false],
+    ['args.amount > 500 and args.currency == "USD"', 'undecided'],
+    ['args.amount > 500 or args.currency == "USD"', true],
+    ['args.amount > 500 or args.currency == "EUR"', 'undecided'],
+    ['not args.amount > 500', 'undecided'],
+    ['not not args.amount > 500', 'undecided'],
+    ['not (args.amount > 500 and args.currency == "EUR")', true],
+    ['args.missing > 500', false],
+    ['args.amount exists', true],
+  ] as const)('combine undecided with and, or and not as three-valued logic: %s is %s', (condition, expected) => {
+    expect(truth(condition, { amount: '0x3e8', currency: 'USD' })).toBe(expected);
+  });
+
+  it('let a deny rule "not args.amount >= 0" refuse an amount that is missing, negative or not a plain number, as the README says', () => {
+    for (const amount of [undefined, -1, '-1', '0x3e8', [900], null]) expect([amount, holds('not args.amount >= 0', { amount })]).toEqual([amount, true]);
+    for (const amount of [0, 650, '650', '0.5']) expect([amount, holds('not args.amount >= 0', { amount })]).toEqual([amount, false]);
+  });
+
+  it('names the argument and the test that could not be decided, but never the value, which may be a secret', () => {
+    const policy = loadText(dir, 'version: 1\ndefault: allow\nrules:\n  - id: pin-check\n    when: args.pin > 999\n    effect: review\n    reason: PINs are checked by a person.\n');
+    const r = evaluate(policy, { agent: 'a', tool: 't', args: { pin: '0x4d2' } });
+    expect(r).toMatchObject({ decision: 'review', rule: 'pin-check' });
+    expect(r.reason).toBe('PINs are checked by a person. This rule applied because args.pin is a string that is not a plain decimal number, so args.pin > 999 could not be decided.');
+    expect(r.reason).not.toContain('4d2');
   });
 });
 

@@ -68,9 +68,20 @@ export interface Voice {
   speed: number;
 }
 
-/** Speaks one text with espeak-ng; the text goes in on stdin, never through a shell. */
+/**
+ * The narration as espeak-ng must get it to speak it as the text it is. Without `-m` espeak-ng reads
+ * no SSML, but it still takes `[[…]]` as phoneme codes (so "[[n'A:t]]" says "not", whatever the
+ * captions show) and Ctrl-A as the start of an embedded command (speed, pitch, voice). Brackets
+ * become parentheses, which it speaks alike as a pause, and control characters (other than tab and
+ * line breaks) become spaces. Only what is spoken changes; cards and captions show the text as it is.
+ */
+export function speakable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ').replace(/\[/g, '(').replace(/\]/g, ')');
+}
+
+/** Speaks one text with espeak-ng; the text goes in on stdin, never through a shell, made speakable(). */
 export async function speak(espeak: string, text: string, v: Voice): Promise<Pcm> {
-  const r = await runProgram(espeak, ['-v', v.voice, '-s', String(v.speed), '--stdout', '--stdin'], { input: text });
+  const r = await runProgram(espeak, ['-v', v.voice, '-s', String(v.speed), '--stdout', '--stdin'], { input: speakable(text) });
   if (r.code !== 0 || r.stdout.length === 0) {
     const detail = r.stderr.trim().split('\n')[0] || `exit code ${r.code}`;
     throw new WitnessError('capture_failed', `espeak-ng could not speak the narration with voice ${v.voice} (${detail}); list voices with \`espeak-ng --voices\`.`);

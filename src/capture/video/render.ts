@@ -10,7 +10,8 @@ import { requireProgram } from '../programs.js';
 import { padTo, pcmSeconds, speak, writeWav, type Pcm, type Voice } from './audio.js';
 import { cardHtml } from './card.js';
 import { buildStoryboard, type Step } from './storyboard.js';
-import { toVtt, type Cue } from './vtt.js';
+import { requireVoice } from './voices.js';
+import { movTextCues, toVtt, type Cue } from './vtt.js';
 
 /**
  * `witness video <session>`: the session as a narrated MP4. For each step a title card (what the
@@ -67,8 +68,8 @@ export async function renderSessionVideo(ledger: Ledger, session: string, outPat
   const ffmpeg = requireProgram('ffmpeg', env);
   const espeak = requireProgram('espeak-ng', env);
   const voice: Voice = { voice: options.voice?.voice ?? 'en-us', speed: options.voice?.speed ?? 165 };
-  if (!/^[A-Za-z0-9+_-]{1,64}$/.test(voice.voice)) throw new WitnessError('invalid_argument', `Voice "${voice.voice}" is not an espeak-ng voice name; list them with \`espeak-ng --voices\`.`);
   if (!Number.isInteger(voice.speed) || voice.speed < 80 || voice.speed > 450) throw new WitnessError('invalid_argument', `Speed ${voice.speed} must be a whole number of words per minute from 80 to 450.`);
+  await requireVoice(voice.voice, env);
   const fps = options.fps ?? 2;
   if (!Number.isInteger(fps) || fps < 1 || fps > 30) throw new WitnessError('invalid_argument', `fps ${fps} must be a whole number from 1 to 30.`);
   const events = await ledger.readStream(session);
@@ -134,7 +135,7 @@ export async function renderSessionVideo(ledger: Ledger, session: string, outPat
     fs.writeFileSync(list, `${lines.join('\n')}\n`);
     const vttText = toVtt(cues);
     const vttWork = path.join(work, 'captions.vtt');
-    fs.writeFileSync(vttWork, vttText);
+    fs.writeFileSync(vttWork, toVtt(movTextCues(cues)));
     const meta = path.join(work, 'chapters.txt');
     fs.writeFileSync(meta, ffmetadata(board.session, board.agent, chapters));
 
@@ -232,7 +233,9 @@ function sentenceCues(text: string, start: number, spoken: number): Cue[] {
 }
 
 function ffmetadata(session: string, agent: string, chapters: readonly VideoChapter[]): string {
-  const esc = (s: string) => s.replace(/[=;#\\\n]/g, (c) => `\\${c}`);
+  // FFMETADATA ends a line at CR as well as LF: a tool name with "\r[CHAPTER]\r…" would add chapters or
+  // tags. Control characters become spaces; = ; # and \ are escaped as the format says.
+  const esc = (s: string) => s.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/[=;#\\]/g, (c) => `\\${c}`);
   const lines = [';FFMETADATA1', `title=${esc(`Witness session ${session}`)}`, `artist=${esc(agent)}`, `comment=${esc('Rendered by witness from the session events; every screenshot is bound into the signed ledger by its SHA-256.')}`];
   for (const c of chapters) {
     lines.push('[CHAPTER]', 'TIMEBASE=1/1000', `START=${Math.round(c.startS * 1000)}`, `END=${Math.round(c.endS * 1000)}`, `title=${esc(c.title)}`);

@@ -1,10 +1,13 @@
-import type { StoredEvent } from '../../core/index.js';
+import { formatVerifierKey, parseVerifierKey, sameIdentity, verifyApprovalSignature, type StoredEvent } from '../../core/index.js';
 
 /**
  * A session turned into the steps of a video, from its events alone (so the same session always
  * makes the same video): one step per tool call, with the reasoning that preceded it, the policy
  * decision, the approval, the before and after screenshots and the result. The narration is plain
  * generated text; nothing is invented beyond what the events say.
+ *
+ * Anyone who can write the ledger can append an approval.decision naming anyone, so the approver
+ * shown is the one whose decision counted (see `judgeApproval`), never merely the first recorded.
  */
 
 export interface Step {
@@ -106,6 +109,141 @@ function sentence(s: string): string {
   return /[.!?…]$/.test(t) ? t : `${t}.`;
 }
 
+/** Why a recorded decision did not count, as a short label for the card and a clause for the narration. */
+type IgnoredWhy = 'approval_forged' | 'approver_not_allowed' | 'approval_mismatch' | 'late' | 'not_acted_on';
+
+const IGNORED_LABEL: Record<IgnoredWhy, string> = {
+  approval_forged: 'no valid signature',
+  approver_not_allowed: 'approver not allowed',
+  approval_mismatch: 'does not match the request',
+  late: 'came after the decision that counted',
+  not_acted_on: 'not the decision the gateway acted on',
+};
+
+const IGNORED_CLAUSE: Record<IgnoredWhy, string> = {
+  approval_forged: 'it carries no valid signature by the approver it names',
+  approver_not_allowed: 'its signer is not an approver the request lists, or is the agent itself',
+  approval_mismatch: 'it does not match the request it names',
+  late: 'it came after the decision that counted',
+  not_acted_on: 'it is not the decision the gateway acted on',
+};
+
+const GATEWAY_CODES: ReadonlySet<string> = new Set(['approval_forged', 'approver_not_allowed', 'approval_mismatch']);
+
+/** The decision that counted for an approval request: who, what, and why. */
+interface Counted {
+  who: string;
+  verdict: 'approved' | 'denied' | 'expired';
+  reason: string | undefined;
+  /** Set when the approval was granted to an earlier identical call (a retry the gateway released on it). */
+  earlierRequest?: string;
+}
+
+interface Judged {
+  counted: Counted | undefined;
+  /** Every other decision recorded for the request, with the name it claims, in ledger order. */
+  ignored: Array<{ claimed: string; why: IgnoredWhy }>;
+}
+
+function canonicalKey(vkey: unknown): string | undefined {
+  if (typeof vkey !== 'string') return undefined;
+  try {
+    const v = parseVerifierKey(vkey);
+    return formatVerifierKey(v.name, v.publicKey);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a decision would not count, judged from the events alone, or undefined when it would: the
+ * checks of the gateway (recorder/approvals.ts `decisionProblem`) that the request itself can
+ * answer — a valid signature by the approver it names, from a key the request lists, by someone
+ * other than the agent, binding this request, before its expiry. The ledger origin it also binds is
+ * not in the events; the gateway checks it, and records a decision that fails it as an error.
+ */
+function decisionProblem(request: Ev, d: Ev): IgnoredWhy | undefined {
+  const dd = d.data ?? {};
+  const rd = request.data ?? {};
+  if (dd['decision'] === 'expired') return undefined;
+  if (verifyApprovalSignature(dd) === undefined) return 'approval_forged';
+  const listed = (Array.isArray(rd['approvers']) ? rd['approvers'] : []).map(canonicalKey);
+  const key = canonicalKey(dd['approver_key']);
+  if (sameIdentity(str(dd['approver']) ?? '', request.agent.id) || key === undefined || !listed.includes(key)) return 'approver_not_allowed';
+  const binds: Array<[unknown, unknown]> = [
+    [dd['request_id'], request.id],
+    [dd['agent'], request.agent.id],
+    [dd['tool'], str(rd['tool']) ?? request.action],
+    [dd['server'], rd['server']],
+    [dd['session'], request.stream],
+    [dd['arguments_digest'], rd['arguments_digest']],
+    [dd['policy_version'], rd['policy_version']],
+    [dd['expires_at'], rd['expires_at']],
+  ];
+  if (binds.some(([signed, actual]) => signed !== actual)) return 'approval_mismatch';
+  const decided = str(dd['decided_at']);
+  const expires = str(rd['expires_at']);
+  if (decided === undefined || (expires !== undefined && (Date.parse(decided) > Date.parse(expires) || Date.parse(d.ts) > Date.parse(expires)))) return 'approval_mismatch';
+  return undefined;
+}
+
+function approvalRef(e: Ev): { request_id?: unknown; decision_id?: unknown; approver?: unknown } | undefined {
+  const a = e.data?.['approval'];
+  return a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as { request_id?: unknown; decision_id?: unknown; approver?: unknown }) : undefined;
+}
+
+/**
+ * The decision that counted for a call's approval, as the gateway acted on it:
+ *   1. the decision its release names (`policy.decision` allow, `data.approval.decision_id`);
+ *   2. else the first decision the gateway did not reject (no `error` event naming it with
+ *      `approval_forged`, `approver_not_allowed` or `approval_mismatch`) that also passes the checks
+ *      the events can answer (`decisionProblem`): a denial, or the gateway's own expiry.
+ * Every other decision is reported as ignored, with the name it claims, never as the approver.
+ */
+function judgeApproval(request: Ev | undefined, decisions: readonly Ev[], release: Ev | undefined, rejected: ReadonlyMap<string, IgnoredWhy>): Judged {
+  const ref = release === undefined ? undefined : approvalRef(release);
+  const releasedBy = str(ref?.decision_id);
+  let countedAt = releasedBy === undefined ? -1 : decisions.findIndex((d) => d.id === releasedBy);
+  if (releasedBy === undefined) countedAt = decisions.findIndex((d) => !rejected.has(d.id) && (request === undefined || decisionProblem(request, d) === undefined));
+  const ignored = decisions
+    .map((d, i) => ({ d, i }))
+    .filter(({ i }) => i !== countedAt)
+    .map(({ d, i }) => {
+      const why: IgnoredWhy = rejected.get(d.id) ?? (request === undefined ? undefined : decisionProblem(request, d)) ?? (countedAt !== -1 && i > countedAt ? 'late' : 'not_acted_on');
+      return { claimed: str(d.data?.['approver']) ?? 'nobody', why };
+    });
+  const d = countedAt === -1 ? undefined : decisions[countedAt];
+  if (d !== undefined) {
+    const verdict = d.data?.['decision'];
+    return {
+      counted: {
+        who: str(d.data?.['approver']) ?? 'someone',
+        verdict: verdict === 'approved' || verdict === 'denied' ? verdict : 'expired',
+        reason: verdict === 'expired' ? undefined : str(d.data?.['reason']),
+      },
+      ignored,
+    };
+  }
+  if (release !== undefined && releasedBy !== undefined) {
+    // Released on a decision recorded elsewhere (the approvals stream, after a gateway restart):
+    // the release itself names the approver the gateway checked.
+    const reason = release.approvals?.[0]?.reason;
+    const earlier = request === undefined ? str(ref?.request_id) : undefined;
+    return { counted: { who: str(ref?.approver) ?? 'someone', verdict: 'approved', reason, ...(earlier === undefined ? {} : { earlierRequest: earlier }) }, ignored };
+  }
+  return { counted: undefined, ignored };
+}
+
+/** `alice@corp`, `alice@corp and bob@corp`, `a, b, c and 2 more`: the distinct names claimed. */
+function claimedNames(ignored: Judged['ignored'], joiner: 'and' | ','): string {
+  const names = [...new Set(ignored.map((x) => clip(x.claimed, 40)))];
+  const shown = names.slice(0, 3);
+  const more = names.length - shown.length;
+  if (joiner === ',') return `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+  if (more > 0) return `${shown.join(', ')} and ${more} more`;
+  return shown.length <= 1 ? (shown[0] ?? '') : `${shown.slice(0, -1).join(', ')} and ${shown[shown.length - 1]!}`;
+}
+
 export function buildStoryboard(events: readonly Ev[]): Storyboard {
   const ordered = [...events].sort((a, b) => a.seq - b.seq);
   const start = ordered.find((e) => e.kind === 'session.start');
@@ -120,6 +258,13 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     byParent.set(e.parent, list);
   }
   const calls = ordered.filter((e) => e.kind === 'tool.call');
+  // Decisions the gateway rejected (it records each once, naming it) never count.
+  const rejected = new Map<string, IgnoredWhy>();
+  for (const e of ordered) {
+    const code = e.data?.['code'];
+    const id = str(e.data?.['decision_id']);
+    if (e.kind === 'error' && id !== undefined && typeof code === 'string' && GATEWAY_CODES.has(code) && !rejected.has(id)) rejected.set(id, code as IgnoredWhy);
+  }
   const steps: Step[] = [];
   // A gateway session's purpose is the gateway's own ("MCP stdio proxy for …"), not the agent's task.
   const labels = (start?.data?.['labels'] ?? {}) as Record<string, unknown>;
@@ -155,7 +300,12 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const children = byParent.get(call.id) ?? [];
     const decisions = children.filter((e) => e.kind === 'policy.decision');
     const request = children.find((e) => e.kind === 'approval.request');
-    const approval = request === undefined ? undefined : (byParent.get(request.id) ?? []).find((e) => e.kind === 'approval.decision');
+    const release = decisions.find((e) => approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
+    const judged =
+      request === undefined && release === undefined
+        ? undefined
+        : judgeApproval(request, request === undefined ? [] : (byParent.get(request.id) ?? []).filter((e) => e.kind === 'approval.decision'), release, rejected);
+    const approval = judged?.counted;
     const result = children.find((e) => e.kind === 'tool.result');
     const before = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before');
     const after = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after');
@@ -189,26 +339,38 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     let approvalText: string | undefined;
     let approvalRow: string | undefined;
     if (approval !== undefined) {
-      const who = str(approval.data?.['approver']) ?? 'someone';
-      const verdict = str(approval.data?.['decision']);
-      const why2 = str(approval.data?.['reason']);
-      if (verdict === 'approved') approvalText = `${who} approved it${why2 === undefined ? '.' : `: ${sentence(why2)}`}`;
+      const { who, verdict, reason: why2 } = approval;
+      const earlier = approval.earlierRequest === undefined ? '' : ` (approval request ${approval.earlierRequest}, given for an identical earlier call)`;
+      if (verdict === 'approved') approvalText = `${who} approved it${earlier}${why2 === undefined ? '.' : `: ${sentence(why2)}`}`;
       else if (verdict === 'denied') approvalText = `${who} denied it${why2 === undefined ? '.' : `: ${sentence(why2)}`}`;
       else approvalText = 'Nobody decided before the request expired.';
-      approvalRow = verdict === 'expired' ? 'expired undecided' : `${verdict ?? 'decided'} by ${who}${why2 === undefined ? '' : ` — ${clip(why2, 60)}`}`;
+      approvalRow = verdict === 'expired' ? 'expired undecided' : `${verdict} by ${who}${why2 === undefined ? '' : ` — ${clip(why2, 60)}`}`;
     } else if (request !== undefined) {
-      approvalText = 'The approval request was never decided.';
-      approvalRow = 'pending';
+      approvalText = judged !== undefined && judged.ignored.length > 0 ? 'No decision that counts was recorded for the approval request.' : 'The approval request was never decided.';
+      approvalRow = judged !== undefined && judged.ignored.length > 0 ? 'no decision that counts' : 'pending';
+    }
+    // Decisions that did not count are told as such, with the name they claim, never as the approver.
+    const ignored = judged?.ignored ?? [];
+    let ignoredText: string | undefined;
+    let ignoredRow: string | undefined;
+    if (ignored.length > 0) {
+      ignoredText =
+        ignored.length === 1
+          ? `Witness ignored a decision that claimed to come from ${claimedNames(ignored, 'and')}: ${IGNORED_CLAUSE[ignored[0]!.why]}.`
+          : `Witness ignored ${ignored.length} decisions that did not count, claimed by ${claimedNames(ignored, 'and')}.`;
+      const whys = [...new Set(ignored.map((x) => IGNORED_LABEL[x.why]))].join(', ');
+      ignoredRow = `${ignored.length} decision${ignored.length === 1 ? '' : 's'} (claimed by ${claimedNames(ignored, ',')}: ${whys})`;
     }
     const res = resultSentence(result);
     if (tone === 'neutral' || tone === 'review') tone = res.tone === 'ok' && tone === 'review' ? 'ok' : res.tone;
-    if (decision === 'deny' || approval?.data?.['decision'] === 'denied' || approval?.data?.['decision'] === 'expired') tone = 'denied';
+    if (decision === 'deny' || approval?.verdict === 'denied' || approval?.verdict === 'expired') tone = 'denied';
     const shots = before !== undefined || after !== undefined ? ` The screen ${before !== undefined && after !== undefined ? 'before and after' : before !== undefined ? 'before' : 'after'} the call follows.` : '';
     const narration = [
       `Step ${n}.`,
       why === undefined ? undefined : `The agent reasoned: ${sentence(why)}`,
       `It called ${tool}${args === '' ? '' : ` with ${args}`}.`,
       policyText === undefined ? undefined : sentence(policyText.charAt(0).toUpperCase() + policyText.slice(1)),
+      ignoredText,
       approvalText,
       res.text === '' ? undefined : sentence(res.text),
     ]
@@ -225,6 +387,7 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
         ['Arguments', args === '' ? '(none)' : args],
         ...(policyRow === undefined ? [] : ([['Policy', policyRow]] as Array<[string, string]>)),
         ...(approvalRow === undefined ? [] : ([['Approval', approvalRow]] as Array<[string, string]>)),
+        ...(ignoredRow === undefined ? [] : ([['Ignored', ignoredRow]] as Array<[string, string]>)),
         ['Result', res.row],
         ['Time', call.ts],
       ],

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { renderSessionVideo } from '../../capture/index.js';
+import { renderSessionVideo, requireVoice } from '../../capture/index.js';
 import { WitnessError } from '../../core/index.js';
 import { openWitness, recordVideo } from '../../recorder/index.js';
 import { type Io, printJson, progress } from '../output.js';
@@ -19,13 +19,15 @@ export function registerVideo(program: Command, io: Io): void {
     .description('render a session as a narrated MP4 (title cards, before/after screenshots, spoken narration, captions, chapters) and record its SHA-256 in the ledger')
     .argument('<session>', 'the session id')
     .requiredOption('-o, --output <file>', 'where to write the MP4 (the WebVTT captions go beside it)')
-    .option('--voice <voice>', 'espeak-ng voice (see `espeak-ng --voices`)', 'en-us')
+    .option('--voice <voice>', 'espeak-ng voice, e.g. en-gb or en-us+f3 (see `espeak-ng --voices` and `--voices=variant`)', 'en-us')
     .option('--speed <wpm>', 'narration speed in words per minute (80-450)', '165')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--json', 'machine-readable output')
     .action(async (session: string, opts: VideoOpts) => {
       const speed = Number(opts.speed);
       if (!Number.isInteger(speed)) throw new WitnessError('invalid_argument', `--speed "${opts.speed}" must be a whole number of words per minute from 80 to 450.`);
+      // espeak-ng would speak an unknown voice with another one and exit 0: refuse it before any work.
+      await requireVoice(opts.voice);
       const store = resolveStore(opts.store);
       await openExisting(store, { readonly: true }).close();
       const witness = await openWitness({ store });
