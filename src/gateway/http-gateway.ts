@@ -7,7 +7,7 @@ import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
-import { ErrorCode, errorResponse, type JsonRpcId } from './jsonrpc.js';
+import { ErrorCode, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, type JsonRpcId } from './jsonrpc.js';
 import { FRAME_TOO_LARGE, McpRelay, type RelayEnd } from './relay.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
@@ -201,6 +201,15 @@ class Gateway {
       // Batches left MCP in 2025-06-18; refusing them keeps one request per POST, one record per call.
       record('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', { size: message.length });
       return reply(res, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message per request.'));
+    }
+    // Screened on the body as sent (a repeated key is gone once parsed), before the SDK's transport,
+    // which would accept a tools/call notification and answer other malformed requests unrecorded.
+    const refusal = screenClientMessage(body.text, message, recordedMethods(server.recordLists));
+    if (refusal !== undefined) {
+      const refused = refusalRecord(refusal, body.text);
+      record(refused.message, refusal.code, refused.data);
+      // A notification gets no JSON-RPC answer, but over HTTP input that is not accepted is a 400 (MCP Streamable HTTP).
+      return reply(res, 400, errorResponse(refusal.answerId ?? null, refusal.rpcCode, refusalMessage(refusal)));
     }
     const isInitialize = typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'initialize';
     if (session === undefined) {
