@@ -220,13 +220,24 @@ export const PAYLOADS = {
     policy_version: hex64.optional(),
     reason: label.optional(),
     tool: label.optional(),
+    /**
+     * SHA-256("witness/args/v1\n" ‖ arguments_salt ‖ JCS(redacted arguments)); see core/approval.ts.
+     * Records written before salting (no `arguments_salt`) hold SHA-256(JCS(arguments)).
+     */
     arguments_digest: hex64.optional(),
+    arguments_salt: hex64.optional(),
+    /** For a review: the ids of the approvers the policy allows to release the call. */
+    approvers: z.array(label).max(256).optional(),
   }),
   'approval.request': loose({
     request_id: name,
     tool: label.optional(),
     arguments: z.unknown().optional(),
     arguments_digest: hex64,
+    /** 32 random bytes (hex) salting `arguments_digest`; withheld and purged with the arguments. */
+    arguments_salt: hex64.optional(),
+    /** The verifier keys of the people who may decide this request (from the policy). */
+    approvers: z.array(label).max(256).optional(),
     rule: label.optional(),
     reason: label.optional(),
     expires_at: isoTime.optional(),
@@ -239,6 +250,14 @@ export const PAYLOADS = {
     reason: label.optional(),
     meaning: label.optional(),
     arguments_digest: hex64,
+    /** A person's decision is signed: their verifier key, and Ed25519 (hex) over the rest of `data` (core/approval.ts). */
+    approver_key: label.optional(),
+    approver_sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be an Ed25519 signature in 128 lowercase hex characters').optional(),
+    agent: name.optional(),
+    origin: label.optional(),
+    decided_at: isoTime.optional(),
+    expires_at: isoTime.optional(),
+    policy_version: hex64.optional(),
   }),
   capture: loose({
     role: label,

@@ -44,6 +44,18 @@ export {
   type NoteVerifier,
   type OpenedNote,
 } from './note.js';
+export {
+  APPROVAL_DOMAIN,
+  APPROVER_NAME,
+  ARGUMENTS_DOMAIN,
+  approvalMessage,
+  argumentsDigest,
+  newArgumentsSalt,
+  normaliseIdentity,
+  sameIdentity,
+  signApproval,
+  verifyApprovalSignature,
+} from './approval.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
 export {
   ChainChecker,

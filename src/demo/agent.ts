@@ -31,7 +31,7 @@ export const SCRIPT: readonly ScriptStep[] = [
   },
 ];
 
-/** Refunds over $500 wait for a person; agents may never grant admin. */
+/** Refunds over $500 wait for a person; agents may never grant admin. (The rules; `demoPolicy` adds who may approve.) */
 export const DEMO_POLICY = `# The demo's policy: what the gateway enforces before the back office sees a call.
 version: 1
 default: allow
@@ -47,6 +47,19 @@ rules:
     effect: deny
     reason: Agents may not grant the admin role; ask the security team.
 `;
+
+/**
+ * The demo's policy with the people who may release a held refund, each by their own public key
+ * (`witness approver init` prints these lines): a decision counts only if signed by one of them.
+ */
+export function demoPolicy(approvers: ReadonlyArray<{ id: string; key: string }>): string {
+  const listed = approvers.map((a) => `  - id: ${a.id}\n    key: "${a.key}"\n`).join('');
+  const ids = approvers.map((a) => a.id).join(', ');
+  return DEMO_POLICY.replace('default: allow\n', `default: allow\napprovers:\n${listed}`).replace(
+    '    reason: Refunds over $500 need a billing supervisor.\n',
+    `    reason: Refunds over $500 need a billing supervisor.\n    approvers: [${ids}]\n`,
+  );
+}
 
 /** Screenshots of every state change, with the card number masked before the pixels are stored. */
 export function demoCapture(appUrl: string): string {

@@ -3,15 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } from '../capture/index.js';
-import { isWitnessError, type StoredEvent, type VerifyReport } from '../core/index.js';
+import { WitnessError, generateKey, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
 import { exportSession, verifyBundle } from '../export/index.js';
 import { decideApproval, listApprovals, openWitness, recordVideo } from '../recorder/index.js';
 import { sqlitePath, verifyLedger } from '../store/index.js';
-import { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent, type StepOutcome } from './agent.js';
+import { SCRIPT, demoCapture, demoPolicy, runScriptedAgent, type StepOutcome } from './agent.js';
 import { startApp } from './app.js';
 import { runLiveAgent, type LiveOptions } from './live-agent.js';
 
-export { DEMO_POLICY, SCRIPT, demoCapture, runScriptedAgent } from './agent.js';
+export { DEMO_POLICY, SCRIPT, demoCapture, demoPolicy, runScriptedAgent } from './agent.js';
 export { BackOffice, startApp, type RunningApp } from './app.js';
 export { LIVE_TASK, liveFromEnv, runLiveAgent, type LiveOptions } from './live-agent.js';
 
@@ -70,6 +70,56 @@ const DECISIONS: Record<string, { decision: 'approved' | 'denied'; approver: str
 };
 
 /**
+ * The demo's approvers' own keys, in `<dir>/approvers/<name>.key` (0600), made on the first run and
+ * reused after, as `witness approver init` would make them for real people.
+ */
+function approverKey(dir: string, name: string): NoteSigner {
+  const file = path.join(dir, `${name}.key`);
+  if (fs.existsSync(file)) return parseSignerKey(fs.readFileSync(file, 'utf8').trim());
+  makeDirs(dir, 0o700);
+  const { signerKey, verifierKey } = generateKey(name);
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    fs.writeSync(fd, `${signerKey}\n`);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.writeFileSync(path.join(dir, `${name}.pub`), `${verifierKey}\n`);
+  return parseSignerKey(signerKey);
+}
+
+/**
+ * Creates `dir` and any missing parents, one level at a time from the nearest existing ancestor
+ * (as export's bundle directory is made), so that any refusal is final: fs.mkdirSync with
+ * `recursive` retries forever on a file system that answers ENOENT for a directory whose parent
+ * exists (/proc, /sys). A path that exists must be a directory.
+ */
+function makeDirs(dir: string, mode?: number): void {
+  const target = path.resolve(dir);
+  const missing: string[] = [];
+  let at = target;
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  if (missing.length === 0 && !fs.statSync(target).isDirectory()) {
+    throw new WitnessError('invalid_argument', `The demo directory ${target} exists and is not a directory; choose another path with --dir.`);
+  }
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d, mode === undefined ? undefined : { mode });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      const why = code === 'ENOTDIR' ? `${path.dirname(d)} is not a directory` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : `the file system refused it (${code})`;
+      throw new WitnessError('invalid_argument', `Cannot create the demo directory ${target} (${why}); choose a writable path with --dir.`, { cause: e });
+    }
+  }
+}
+
+/**
  * The whole job a new user sees: the back office web app, its MCP server behind `witness proxy`
  * with a policy and captures, a scripted agent, two people deciding the held refunds, the
  * narrated video, and the evidence verified — all on this machine.
@@ -77,13 +127,19 @@ const DECISIONS: Record<string, { decision: 'approved' | 'denied'; approver: str
 export async function runDemo(dir: string, store: string | undefined, log: (line: string) => void = () => undefined, options: { live?: LiveOptions } = {}): Promise<DemoResult> {
   const started = performance.now();
   ensureSystemPrograms(log);
-  fs.mkdirSync(dir, { recursive: true });
+  // Every directory the demo writes into is made before anything starts, so a --dir that cannot be
+  // used is refused in one sentence and nothing is left running.
+  makeDirs(dir);
+  makeDirs(path.join(dir, 'approvers'), 0o700);
   const database = store === undefined ? path.resolve(dir, 'witness.db') : sqlitePath(store);
   const root = packageRoot();
-  const app = await startApp();
   const recorderErrors: string[] = [];
   // The approvers' recorder: a person at another terminal, in effect (the proxy is its own process).
   const witness = await openWitness({ store: `sqlite:${database}`, name: 'demo', onError: (e) => recorderErrors.push(e.message) });
+  const app = await startApp().catch(async (e: unknown) => {
+    await witness.close();
+    throw e;
+  });
   const browser = new CaptureBrowser();
   const warming = browser.warm();
   const since = new Date(Date.now() - 1000).toISOString();
@@ -92,7 +148,8 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
   try {
     const policyFile = path.join(dir, 'policy.yaml');
     const captureFile = path.join(dir, 'capture.yaml');
-    fs.writeFileSync(policyFile, DEMO_POLICY);
+    const signers = new Map(Object.values(DECISIONS).map((d) => [d.approver, approverKey(path.join(dir, 'approvers'), d.approver)] as const));
+    fs.writeFileSync(policyFile, demoPolicy([...signers.values()].map((k) => ({ id: k.name, key: k.verifierKey }))));
     fs.writeFileSync(captureFile, demoCapture(app.url));
     const approver = (async () => {
       while (!stop) {
@@ -100,7 +157,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
           const customer = (v.arguments as { customer_id?: string } | undefined)?.customer_id;
           const plan = customer === undefined ? undefined : DECISIONS[customer];
           if (v.status !== 'pending' || plan === undefined) continue;
-          await decideApproval(witness, v.requestId, { decision: plan.decision, approver: plan.approver, role: plan.role, reason: plan.reason, meaning: 'reviewed the refund against the customer record' });
+          await decideApproval(witness, v.requestId, { decision: plan.decision, signer: signers.get(plan.approver)!, role: plan.role, reason: plan.reason, meaning: 'reviewed the refund against the customer record' });
           approvals.push({ request: v.requestId, tool: v.tool, decision: plan.decision, approver: plan.approver });
         }
         await new Promise((r) => setTimeout(r, 100));
@@ -154,7 +211,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     const events = await ledger.readStream(sessionId);
     const screenshotsDir = path.join(dir, 'screenshots');
     fs.rmSync(screenshotsDir, { recursive: true, force: true });
-    fs.mkdirSync(screenshotsDir, { recursive: true });
+    makeDirs(screenshotsDir);
     const screenshots: string[] = [];
     const calls = new Map(events.filter((e) => e.kind === 'tool.call').map((e, i) => [e.id, { n: i + 1, tool: String(e.data?.['tool'] ?? 'tool') }]));
     for (const e of events.filter((x) => x.kind === 'capture')) {

@@ -1,14 +1,29 @@
-import type { StoredEvent } from '../core/index.js';
+import { argumentsDigest, newArgumentsSalt, type StoredEvent } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
-import { bindingMismatch, findApproval, listApprovals, type ApprovalView, type Binding, type Witness } from '../recorder/index.js';
+import {
+  GATEWAY_APPROVER,
+  canonicalKey,
+  decisionProblem,
+  findApproval,
+  listApprovals,
+  releaseProblem,
+  requestMismatch,
+  type ApprovalView,
+  type Binding,
+  type DecisionProblem,
+  type Witness,
+} from '../recorder/index.js';
 import { errorResponse, idKey, resultResponse, toolErrorResult, type JsonRpcId } from './jsonrpc.js';
 import type { GatewayRecorder } from './record.js';
 
 /**
  * Holds `review` calls until a person decides. Everything it knows is in the ledger (see
  * recorder/approvals.ts): it writes approval.request, polls for approval.decision written by
- * `witness approve` / `witness deny` in any process, checks the decision's binding itself, and
- * consumes a grant by recording the policy.decision that releases the call.
+ * `witness approve` / `witness deny` in any process, checks each decision itself — the approver's
+ * signature, that the policy in force lists their key for this rule, that they are not the agent,
+ * and the binding to the held call — and consumes a grant by recording the policy.decision that
+ * releases the call. A decision that fails a check is recorded as an error once and ignored: the
+ * call stays held for a decision that counts, or its expiry.
  */
 
 export interface ApprovalSettings {
@@ -29,7 +44,6 @@ export interface HoldInput {
   callId: string;
   tool: string;
   args: unknown;
-  digest: string;
   evaluation: Evaluation;
   started: number;
   progressToken: unknown;
@@ -38,6 +52,13 @@ export interface HoldInput {
 
 export interface Held extends HoldInput {
   requestId: string;
+  /** The request's arguments digest and its salt (the held call's arguments were checked against them). */
+  digest: string;
+  salt: string | undefined;
+  /** The arguments as the ledger stores them (redacted): what every request's digest is checked against. */
+  redacted: unknown;
+  /** Decisions already judged (so a forged one is recorded as an error once, not on every poll). */
+  judged: Set<string>;
   /** When the request was recorded (ms): decisions are looked for from then on. */
   requestedAt: number;
   /** True when this call made the request (then the request is bound to this session too). */
@@ -59,8 +80,6 @@ interface DeskHost {
 /** How far another process's clock may lag ours when it stamps a decision. */
 const CLOCK_SKEW_MS = 10 * 60_000;
 
-/** The gateway's own name when it records a decision (an expiry), never an agent's. */
-const GATEWAY_APPROVER = 'witness-gateway';
 
 export class ApprovalDesk {
   private readonly held = new Map<string, Held>();
@@ -78,8 +97,14 @@ export class ApprovalDesk {
     this.s = { ...DEFAULT_APPROVAL_SETTINGS, ...settings };
   }
 
-  private binding(h: { tool: string; digest: string; evaluation: Evaluation }): Binding {
-    return { agent: this.host.agent, server: this.host.server, tool: h.tool, argumentsDigest: h.digest, policyVersion: h.evaluation.policyVersion };
+  /** What a decision must bind to release this call; the approvers come from the policy in force, never from the ledger. */
+  private binding(h: { tool: string; redacted: unknown; evaluation: Evaluation }): Binding {
+    const approvers = (h.evaluation.approvers ?? []).map((a) => canonicalKey(a.key)).filter((k): k is string => k !== undefined);
+    return { agent: this.host.agent, server: this.host.server, tool: h.tool, arguments: h.redacted, policyVersion: h.evaluation.policyVersion, approvers };
+  }
+
+  private get origin(): string {
+    return this.witness.ledger.info.origin;
   }
 
   /**
@@ -89,56 +114,76 @@ export class ApprovalDesk {
    */
   async hold(input: HoldInput): Promise<void> {
     const now = new Date();
-    const binding = this.binding(input);
+    let redacted: unknown;
+    try {
+      redacted = this.witness.redactData(input.args);
+    } catch {
+      // Arguments the recorder cannot hold (the tool.call would not have been recorded either).
+      this.host.toClient(errorResponse(input.id, -32050, `Witness could not record the arguments of this call to ${input.tool}, so it was not sent to the server.`), input.id);
+      return;
+    }
+    const binding = this.binding({ ...input, redacted });
     const recent = await listApprovals(this.witness.ledger, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
-    const grant = recent.find((v) => v.status === 'approved' && bindingMismatch(v, binding, now) === undefined);
+    const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
     if (grant !== undefined) {
-      const h: Held = { ...input, requestId: grant.requestId, requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
+      const h: Held = { ...input, requestId: grant.requestId, digest: grant.argumentsDigest, salt: grant.argumentsSalt, redacted, judged: new Set(), requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
       this.rec.note(`Released by approval request ${grant.requestId}, granted before this call arrived (the client retried an approved call).`, { approval: { request_id: grant.requestId } });
       await this.approve(h, grant);
       return;
     }
     const joined = new Set([...this.held.values()].map((h) => h.requestId));
-    const waiting = recent.find(
-      (v) => v.status === 'pending' && !joined.has(v.requestId) && v.tool === input.tool && v.server === this.host.server && v.argumentsDigest === input.digest && v.policyVersion === input.evaluation.policyVersion,
-    );
+    const waiting = recent.find((v) => v.status === 'pending' && !joined.has(v.requestId) && requestMismatch(v, binding) === undefined);
     for (const v of recent) {
-      if (v.status === 'approved' && v.tool === input.tool && v.server === this.host.server && v.argumentsDigest !== input.digest) {
-        this.rec.error(`Approval request ${v.requestId} was granted for other arguments of ${input.tool} (digest ${v.argumentsDigest}), so it does not release this call (digest ${input.digest}); this call needs its own approval.`, 'approval_mismatch', 'gateway', {
+      const mismatch = v.status === 'approved' && v.tool === input.tool && v.server === this.host.server && v.argumentsSalt !== undefined ? requestMismatch(v, binding) : undefined;
+      if (mismatch !== undefined && v.argumentsSalt !== undefined) {
+        const theirs = safeDigest(v.argumentsSalt, redacted);
+        this.rec.error(`Approval request ${v.requestId} was granted for another call to ${input.tool} (${mismatch}), so it does not release this one; this call needs its own approval.`, 'approval_mismatch', 'gateway', {
           request_id: v.requestId,
           approved_digest: v.argumentsDigest,
-          arguments_digest: input.digest,
+          ...(theirs === undefined ? {} : { arguments_digest: theirs }),
         });
       }
     }
     let requestId: string;
     let expiresAt: number;
+    let digest: string;
+    let salt: string | undefined;
     let requestedAt = now.getTime();
     if (waiting !== undefined) {
       requestId = waiting.requestId;
       expiresAt = Date.parse(waiting.expiresAt);
       requestedAt = Date.parse(waiting.request.ts);
+      digest = waiting.argumentsDigest;
+      salt = waiting.argumentsSalt;
       this.rec.note(`Waiting on approval request ${requestId}, which a previous identical call made.`, { approval: { request_id: requestId } });
     } else {
       expiresAt = now.getTime() + this.s.timeoutMs;
-      const recorded = await this.rec.approvalRequest({
-        callId: input.callId,
-        tool: input.tool,
-        server: this.host.server,
-        args: input.args,
-        digest: input.digest,
-        evaluation: input.evaluation,
-        expiresAt: new Date(expiresAt).toISOString(),
-      });
-      if (recorded === undefined) {
+      salt = newArgumentsSalt();
+      const computed = safeDigest(salt, redacted);
+      const recorded =
+        computed === undefined
+          ? undefined
+          : await this.rec.approvalRequest({
+              callId: input.callId,
+              tool: input.tool,
+              server: this.host.server,
+              args: redacted,
+              salt,
+              digest: computed,
+              approvers: binding.approvers,
+              evaluation: input.evaluation,
+              expiresAt: new Date(expiresAt).toISOString(),
+            });
+      if (recorded === undefined || computed === undefined) {
         this.host.toClient(errorResponse(input.id, -32050, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
         return;
       }
       requestId = recorded;
+      digest = computed;
     }
-    const h: Held = { ...input, requestId, requestedAt, own: waiting === undefined, expiresAt, progress: 0, timers: [] };
+    const h: Held = { ...input, requestId, digest, salt, redacted, judged: new Set(), requestedAt, own: waiting === undefined, expiresAt, progress: 0, timers: [] };
     this.held.set(idKey(input.id), h);
-    this.host.log(`witness: the call to ${input.tool} needs human approval (policy rule ${input.evaluation.rule ?? 'default'}): witness approve ${requestId} --as <you>  |  witness deny ${requestId} --as <you>`);
+    this.host.log(`witness: the call to ${input.tool} needs human approval (policy rule ${input.evaluation.rule ?? 'default'}): witness approve ${requestId} --key <your key>  |  witness deny ${requestId} --key <your key>`);
     if (typeof h.progressToken === 'string' || typeof h.progressToken === 'number') {
       this.keepAlive(h);
       const t = setInterval(() => this.keepAlive(h), this.s.progressMs);
@@ -247,34 +292,63 @@ export class ApprovalDesk {
   }
 
 
-  private async decide(h: Held, v: ApprovalView): Promise<void> {
-    const d = v.decision;
-    if (d === undefined) return;
-    const decision = d.data?.['decision'];
-    const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : 'unknown';
-    const reason = typeof d.data?.['reason'] === 'string' ? `: ${d.data['reason']}` : '';
-    if (decision === 'approved') {
-      // A decision recorded before the expiry counts even if it is read just after.
-      const mismatch = bindingMismatch(v, { ...this.binding(h), ...(h.own ? { session: h.session } : {}) }, new Date(Math.min(Date.now(), h.expiresAt - 1)));
-      if (mismatch === undefined) {
+  /**
+   * Acts on the decisions recorded for a held call's request, in ledger order: the first that
+   * counts decides (an expiry, a denial, or an approval that binds this call). Those that do not
+   * count are recorded once as `approval_forged`, `approver_not_allowed` or `approval_mismatch` and
+   * skipped, so a forged or unauthorised decision can neither release nor refuse the call.
+   */
+  private async decide(h: Held, v: ApprovalView, expired = `The call to ${h.tool} was not approved before its approval request ${v.requestId} expired, so it was not made.`): Promise<void> {
+    const binding = { ...this.binding(h), ...(h.own ? { session: h.session } : {}) };
+    for (const d of v.decisions) {
+      if (h.judged.has(d.id)) continue;
+      h.judged.add(d.id);
+      const decision = d.data?.['decision'];
+      if (decision === 'expired') {
         this.take(h.id);
-        await this.approve(h, v);
+        this.refuse(h, expired);
         return;
       }
+      const problem = decisionProblem(v, d, binding.approvers, this.origin);
+      if (problem !== undefined) {
+        this.ignore(h, v, d, problem);
+        continue;
+      }
+      const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : 'unknown';
+      if (decision === 'denied') {
+        const reason = typeof d.data?.['reason'] === 'string' ? `: ${d.data['reason']}` : '';
+        this.take(h.id);
+        this.refuse(h, `The call to ${h.tool} was denied by ${approver}${reason} (approval request ${v.requestId}). It was not sent to the server.`);
+        return;
+      }
+      // A decision recorded before the expiry counts even if it is read just after.
+      const mismatch = releaseProblem(v, d, binding, new Date(Math.min(Date.now(), h.expiresAt - 1)), this.origin);
       this.take(h.id);
-      this.rec.error(`Approval request ${v.requestId} cannot release this call: ${mismatch}.`, 'approval_mismatch', 'gateway', { request_id: v.requestId, decision_id: d.id, arguments_digest: h.digest });
-      this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) does not match it (${mismatch}).`);
+      if (mismatch === undefined) {
+        await this.approve(h, v, d);
+        return;
+      }
+      this.rec.error(`Approval request ${v.requestId} cannot release this call: ${mismatch.reason}.`, mismatch.code, 'gateway', { request_id: v.requestId, decision_id: d.id, arguments_digest: h.digest });
+      this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) does not match it (${mismatch.reason}).`);
       return;
     }
-    this.take(h.id);
-    if (decision === 'denied') this.refuse(h, `The call to ${h.tool} was denied by ${approver}${reason} (approval request ${v.requestId}). It was not sent to the server.`);
-    else this.refuse(h, `The call to ${h.tool} was not approved before its approval request ${v.requestId} expired, so it was not made.`);
+  }
+
+  /** A decision that does not count: recorded once, with what it claimed, and otherwise ignored. */
+  private ignore(h: Held, v: ApprovalView, d: StoredEvent, problem: DecisionProblem): void {
+    const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : undefined;
+    this.rec.error(`The ${String(d.data?.['decision'] ?? '')} decision ${d.id} on approval request ${v.requestId} was ignored: ${problem.reason}; the call stays held.`, problem.code, 'gateway', {
+      request_id: v.requestId,
+      decision_id: d.id,
+      ...(approver === undefined ? {} : { approver }),
+      ...(typeof d.data?.['approver_key'] === 'string' ? { approver_key: d.data['approver_key'] } : {}),
+    });
+    this.host.log(`witness: ignored decision ${d.id} on approval request ${v.requestId}: ${problem.reason}.`);
   }
 
   /** Records the release (consuming the grant), then forwards the call. */
-  private async approve(h: Held, v: ApprovalView): Promise<void> {
-    const d = v.decision as StoredEvent;
-    const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
+  private async approve(h: Held, v: ApprovalView, d: StoredEvent = v.decision as StoredEvent): Promise<void> {
+    const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, salt: h.salt, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
     if (!released) {
       this.host.toClient(errorResponse(h.id, -32050, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
       return;
@@ -295,14 +369,16 @@ export class ApprovalDesk {
     if (!this.held.has(idKey(h.id))) return;
     this.take(h.id);
     await this.rec.expire({ requestId: h.requestId, tool: h.tool, server: this.host.server, digest: h.digest, approver: GATEWAY_APPROVER, evaluation: h.evaluation });
-    // Whatever was recorded first counts: a person's decision that raced the expiry wins.
+    const timedOut = `The call to ${h.tool} was not approved within ${duration(this.s.timeoutMs)} (approval request ${h.requestId}), so it was not made.`;
+    // Whatever counting decision was recorded first wins: a person's decision that raced the expiry wins.
     const v = await findApproval(this.witness.ledger, h.requestId).catch(() => undefined);
-    if (v?.decision !== undefined && v.decision.data?.['decision'] !== 'expired') {
+    if (v !== undefined) {
       this.held.set(idKey(h.id), h);
-      await this.decide(h, v);
-      return;
+      await this.decide(h, v, timedOut);
+      if (!this.held.has(idKey(h.id))) return;
+      this.take(h.id);
     }
-    this.refuse(h, `The call to ${h.tool} was not approved within ${duration(this.s.timeoutMs)} (approval request ${h.requestId}), so it was not made.`);
+    this.refuse(h, timedOut);
   }
 }
 
@@ -310,4 +386,12 @@ function duration(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
   return `${Math.round(ms / 6000) / 10} minute(s)`;
+}
+
+function safeDigest(salt: string, args: unknown): string | undefined {
+  try {
+    return argumentsDigest(salt, args);
+  } catch {
+    return undefined;
+  }
 }

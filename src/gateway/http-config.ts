@@ -4,7 +4,7 @@ import path from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { WitnessError } from '../core/index.js';
-import { loadPolicyFile, type Policy } from '../policy/index.js';
+import { loadPolicyFile, requireApprovers, type Policy } from '../policy/index.js';
 
 /**
  * The `witness gateway --config` file: YAML, validated by a strict zod schema so a misspelt key
@@ -175,7 +175,10 @@ function resolve(f: GatewayFile, doc: Document, lineAt: (o: number) => number, s
   const readPolicy = (file: string, at: Array<string | number>): Policy => {
     const full = path.resolve(baseDir, file);
     try {
-      return loadPolicyFile(full);
+      const policy = loadPolicyFile(full);
+      // A policy that can hold a call must name who can release it, or the gateway does not start.
+      requireApprovers(policy);
+      return policy;
     } catch (e) {
       // A policy file's own errors already name its file and line; a missing one is named here.
       if (e instanceof WitnessError && e.code === 'not_found') fail(source, lineOf(doc, at, lineAt), `the policy file ${full} does not exist`);

@@ -6,7 +6,6 @@
 export { StdioProxy, runStdioProxy, type ProxyEndReason, type ProxyOutcome, type StdioProxyOptions } from './stdio-proxy.js';
 export { McpRelay, NOT_RECORDED, FRAME_TOO_LARGE, type RelayEnd, type RelayOptions, type RelayPorts } from './relay.js';
 export { DEFAULT_APPROVAL_SETTINGS, type ApprovalSettings } from './approval-desk.js';
-export { argumentsDigest } from './record.js';
 export { LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
 export { startHttpGateway, GATEWAY_STREAM, type HttpGateway, type HttpGatewayOptions } from './http-gateway.js';
 export { loadGatewayConfig, parseGatewayConfig, parseListen, DEFAULT_LISTEN, type GatewayConfig, type GatewayServerConfig, type GatewayAgentConfig, type UpstreamConfig } from './http-config.js';

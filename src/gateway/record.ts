@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { canonicalize, sha256Hex, type AgentRef, type Outcome, type StoredEvent } from '../core/index.js';
+import { argumentsDigest, newArgumentsSalt, type AgentRef, type Outcome, type StoredEvent } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import type { Session, Witness } from '../recorder/index.js';
 
@@ -87,8 +87,9 @@ export class GatewayRecorder {
               policy_version: e.policyVersion,
               ...(e.reason === undefined ? {} : { reason: e.reason }),
               tool: c.tool,
-              ...digestField(c.args),
+              ...this.digestFields(c.args),
               ...(e.matched.length === 0 ? {} : { matched: e.matched }),
+              ...(e.approvers === undefined ? {} : { approvers: e.approvers.map((a) => a.id) }),
             },
             {
               ...base,
@@ -133,8 +134,12 @@ export class GatewayRecorder {
     this.result({ callId: call.callId, tool: call.tool, server, isError: true, error: { message, code }, durationMs: performance.now() - started, outcome: 'error' });
   }
 
-  /** Records `approval.request` (durable before this resolves); returns the request id, or undefined if not recorded. */
-  async approvalRequest(r: { callId: string; tool: string; server: string | undefined; args: unknown; digest: string; evaluation: Evaluation; expiresAt: string }): Promise<string | undefined> {
+  /**
+   * Records `approval.request` (durable before this resolves); returns the request id, or undefined
+   * if not recorded. `args` are the redacted arguments, `digest` their digest under `salt`, and
+   * `approvers` the verifier keys of the people the policy allows to decide.
+   */
+  async approvalRequest(r: { callId: string; tool: string; server: string | undefined; args: unknown; salt: string; digest: string; approvers: readonly string[]; evaluation: Evaluation; expiresAt: string }): Promise<string | undefined> {
     const id = uuidv7();
     const e = r.evaluation;
     const receipt = await this.session.record(
@@ -144,7 +149,9 @@ export class GatewayRecorder {
         tool: r.tool,
         ...(r.server === undefined ? {} : { server: r.server }),
         arguments: r.args,
+        arguments_salt: r.salt,
         arguments_digest: r.digest,
+        approvers: [...r.approvers],
         ...(e.rule === undefined ? {} : { rule: e.rule }),
         ...(e.reason === undefined ? {} : { reason: e.reason }),
         policy_version: e.policyVersion,
@@ -168,10 +175,11 @@ export class GatewayRecorder {
    * Records the policy.decision that releases an approved call and consumes its grant (durable
    * before this resolves: a call is never forwarded on an unrecorded approval).
    */
-  async release(r: { callId: string; tool: string; server: string | undefined; digest: string; evaluation: Evaluation; requestId: string; decision: StoredEvent }): Promise<boolean> {
+  async release(r: { callId: string; tool: string; server: string | undefined; salt: string | undefined; digest: string; evaluation: Evaluation; requestId: string; decision: StoredEvent }): Promise<boolean> {
     const e = r.evaluation;
     const dd = r.decision.data ?? {};
     const approver = typeof dd['approver'] === 'string' ? dd['approver'] : 'unknown';
+    const key = typeof dd['approver_key'] === 'string' ? { approver_key: dd['approver_key'] } : {};
     const receipt = await this.session.record(
       'policy.decision',
       {
@@ -181,8 +189,10 @@ export class GatewayRecorder {
         policy_version: e.policyVersion,
         reason: `approved by ${approver}`,
         tool: r.tool,
+        // The request's digest (the held call's arguments were checked to have it under its salt).
+        ...(r.salt === undefined ? {} : { arguments_salt: r.salt }),
         arguments_digest: r.digest,
-        approval: { request_id: r.requestId, decision_id: r.decision.id, approver, stream: r.decision.stream },
+        approval: { request_id: r.requestId, decision_id: r.decision.id, approver, ...key, stream: r.decision.stream },
       },
       {
         resource: r.server ?? r.tool,
@@ -235,25 +245,23 @@ export class GatewayRecorder {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
+  /**
+   * The salted digest of a call's arguments as the ledger stores them (redacted), with its salt
+   * (core/approval.ts). Empty when the arguments have no canonical form: the call itself then
+   * cannot be recorded either, and is refused.
+   */
+  digestFields(args: unknown): { arguments_salt: string; arguments_digest: string } | Record<string, never> {
+    try {
+      const salt = newArgumentsSalt();
+      return { arguments_salt: salt, arguments_digest: argumentsDigest(salt, this.witness.redactData(args)) };
+    } catch {
+      return {};
+    }
+  }
+
   private track(p: Promise<unknown>): void {
     const q = p.catch(() => undefined).finally(() => this.inFlight.delete(q));
     this.inFlight.add(q);
   }
 }
 
-/**
- * SHA-256 of the canonical JSON (RFC 8785) of a call's arguments: what an approval binds to.
- * Arguments with no canonical form (numbers beyond 2^53) get the digest of their JSON text
- * prefixed, so they still bind, but never equal a canonical digest.
- */
-export function argumentsDigest(args: unknown): string {
-  try {
-    return sha256Hex(canonicalize(args ?? null));
-  } catch {
-    return sha256Hex(`witness/non-canonical-arguments\n${JSON.stringify(args ?? null)}`);
-  }
-}
-
-function digestField(args: unknown): { arguments_digest: string } {
-  return { arguments_digest: argumentsDigest(args) };
-}

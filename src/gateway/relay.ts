@@ -2,8 +2,8 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { ErrorCode, LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
-import { GatewayRecorder, argumentsDigest, type CallKind } from './record.js';
+import { ErrorCode, LineSplitter, classify, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import { GatewayRecorder, type CallKind } from './record.js';
 
 /**
  * The transport-independent heart of the gateway: one MCP session between one client and one
@@ -58,7 +58,6 @@ export const NOT_RECORDED = -32050;
 export const FRAME_TOO_LARGE = -32051;
 
 const DEFAULT_MAX_FRAME_CHARS = 4 * 1024 * 1024;
-const LIST_METHODS = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list']);
 
 interface Pending {
   id: JsonRpcId;
@@ -83,12 +82,15 @@ export class McpRelay {
   private clientGoneAt: number | undefined;
   private ended = false;
   private readonly desk: ApprovalDesk;
+  /** The methods this relay records: a message naming one of them must be a well-formed request. */
+  private readonly recorded: ReadonlySet<string>;
 
   private constructor(
     private readonly o: RelayOptions,
     private readonly ports: RelayPorts,
     readonly rec: GatewayRecorder,
   ) {
+    this.recorded = recordedMethods(o.recordLists === true);
     this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
       agent: o.agent.id,
       server: o.server,
@@ -164,12 +166,15 @@ export class McpRelay {
   }
 
   private async handleClient(frame: Frame, line: string): Promise<void> {
+    const refusal = screenClientMessage(line, 'message' in frame ? frame.message : undefined, this.recorded);
+    if (refusal !== undefined) return this.refuse(refusal, line);
     if (frame.type === 'request') {
       const { method } = frame;
-      if (method === 'tools/call') return this.toolCall(frame.id, frame.params, line);
-      if (method === 'resources/read' || method === 'prompts/get' || (this.o.recordLists === true && LIST_METHODS.has(method))) {
-        return this.recordedRequest(frame.id, method, frame.params, line);
-      }
+      // A recorded request is forwarded as the compact JSON of what was parsed and recorded, not
+      // as the client's bytes: the server then reads exactly the values in the ledger, however
+      // differently from JSON.parse its parser treats spellings of numbers, escapes or white space.
+      if (method === 'tools/call') return this.toolCall(frame.id, frame.params, JSON.stringify(frame.message));
+      if (this.recorded.has(method)) return this.recordedRequest(frame.id, method, frame.params, JSON.stringify(frame.message));
       if (method === 'initialize') {
         const p = asObject(frame.params);
         this.claims = { ...(p['clientInfo'] === undefined ? {} : { clientInfo: p['clientInfo'] }), ...(p['protocolVersion'] === undefined ? {} : { protocolVersion: p['protocolVersion'] }) };
@@ -204,6 +209,16 @@ export class McpRelay {
     this.ports.toServer(line);
   }
 
+  /**
+   * A client message that screening refused (see screenClientMessage): answered with a JSON-RPC
+   * error unless it is a notification or no request, recorded as refused, never forwarded.
+   */
+  refuse(r: Refusal, text: string): void {
+    if (r.answerId !== undefined) this.ports.toClient(errorResponse(r.answerId, r.rpcCode, refusalMessage(r)), r.answerId ?? undefined);
+    const { message, data } = refusalRecord(r, text);
+    this.rec.error(message, r.code, 'gateway', data);
+  }
+
   private claimsWith(meta: unknown): unknown {
     return this.claims === undefined && meta === undefined ? undefined : { ...this.claims, ...(meta === undefined ? {} : { _meta: meta }) };
   }
@@ -216,7 +231,8 @@ export class McpRelay {
       this.rec.error('The client sent a tools/call without a tool name, which was refused.', 'invalid_params', 'gateway', { jsonrpc_id: id });
       return;
     }
-    const args = params['arguments'];
+    // An absent `arguments` (MCP allows it) is recorded as null, as its digest has always been taken.
+    const args = params['arguments'] ?? null;
     const server = this.o.server;
     const evaluation = this.o.policy === undefined ? undefined : evaluate(this.o.policy, { agent: this.o.agent.id, server, tool, args });
     const meta = params['_meta'];
@@ -224,8 +240,7 @@ export class McpRelay {
     const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation });
     if (callId === undefined && !this.notRecorded(id, tool)) return;
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
-      const digest = argumentsDigest(args);
-      await this.desk.hold({ id, line, callId, tool, args, digest, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
+      await this.desk.hold({ id, line, callId, tool, args, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
       return;
     }
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision !== 'allow') {

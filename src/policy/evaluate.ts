@@ -1,3 +1,4 @@
+import { approversFor } from './approvers.js';
 import { evaluateCondition } from './conditions.js';
 import { matchAny } from './glob.js';
 import type { CallContext, Effect, Evaluation, Policy, PolicyRule } from './types.js';
@@ -6,6 +7,11 @@ import type { CallContext, Effect, Evaluation, Policy, PolicyRule } from './type
  * Deciding a call. Precedence: among all rules that match the call, deny wins over review, and
  * review wins over allow; the deciding rule is the first (in file order) with the winning effect.
  * When no rule matches, the policy's default applies. File order never changes the decision.
+ *
+ * A condition that cannot be decided (an argument such as "0x3e8" or [900] ordered against a
+ * number; see conditions.ts) fails closed: a deny or review rule applies, an allow rule does not.
+ * The upstream server may read such a value as a number beyond the limit, so skipping the rule
+ * would let the call through unchecked. The decision's reason then says which test was undecided.
  *
  * Evaluation is pure and never throws, whatever the arguments hold.
  */
@@ -26,24 +32,33 @@ export function evaluate(policy: Policy, call: CallContext): Evaluation {
   const tool = str(call.tool);
   const args = call.args;
   let winner: PolicyRule | undefined;
+  let winnerUndecided: string | undefined;
   const matched: string[] = [];
   for (const rule of policy.rules) {
     if (!matchesTarget(rule, agent, server, tool)) continue;
-    if (rule.condition !== undefined && !evaluateCondition(rule.condition, args)) continue;
+    const result = rule.condition === undefined ? { holds: true } : evaluateCondition(rule.condition, args);
+    if (result.holds === false) continue;
+    if (result.holds === 'undecided' && rule.effect === 'allow') continue;
     matched.push(rule.id);
-    if (winner === undefined || RANK[rule.effect] > RANK[winner.effect]) winner = rule;
+    if (winner === undefined || RANK[rule.effect] > RANK[winner.effect]) {
+      winner = rule;
+      winnerUndecided = 'why' in result ? result.why : undefined;
+    }
   }
   const decision = winner?.effect ?? policy.default;
   const enforced = policy.mode === 'enforce';
+  const reason = [winner?.reason, winnerUndecided === undefined ? undefined : `This rule applied because ${winnerUndecided}.`].filter((x) => x !== undefined).join(' ');
   return {
     decision,
     ...(winner !== undefined ? { rule: winner.id } : {}),
-    ...(winner?.reason !== undefined ? { reason: winner.reason } : {}),
+    ...(reason !== '' ? { reason } : {}),
     mode: policy.mode,
     enforced,
     ...(enforced ? {} : { wouldBe: decision }),
     matched,
     policyVersion: policy.sha256,
+    // Omitted when none are listed (only a policy in shadow mode, or one not yet used by a gateway, can be so): nobody may release.
+    ...(decision === 'review' && policy.approvers.length > 0 ? { approvers: approversFor(policy, winner) } : {}),
   };
 }
 

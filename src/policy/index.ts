@@ -2,9 +2,10 @@
  * src/policy: the policy file format (YAML), its validation and its evaluation. Pure, apart from
  * loadPolicyFile reading the file. The format is documented in the README ("Policy files").
  */
-export { EFFECTS, MODES, type CallContext, type Effect, type Evaluation, type Mode, type Policy, type PolicyRule } from './types.js';
+export { EFFECTS, MODES, type Approver, type CallContext, type Effect, type Evaluation, type Mode, type Policy, type PolicyRule } from './types.js';
 export { MAX_POLICY_BYTES, parsePolicy, type ParseOptions, type PolicyProblem } from './parse.js';
 export { loadPolicyFile } from './load.js';
 export { evaluate, visibleTools } from './evaluate.js';
+export { approversFor, requireApprovers } from './approvers.js';
 export { evaluateCondition, parseCondition, ConditionSyntaxError, type Condition } from './conditions.js';
 export { matchGlob } from './glob.js';

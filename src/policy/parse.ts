@@ -1,8 +1,8 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import type { z } from 'zod';
-import { WitnessError, sha256Hex } from '../core/index.js';
+import { WitnessError, keyFingerprint, parseVerifierKey, sha256Hex } from '../core/index.js';
 import { KNOWN_KEYS, PolicyFileSchema, type PolicyFile } from './schema.js';
-import type { Policy, PolicyRule } from './types.js';
+import type { Approver, Policy, PolicyRule } from './types.js';
 
 /**
  * YAML text → validated Policy. Every problem is reported as `<file> line N: <one sentence>`,
@@ -312,6 +312,7 @@ function knownKeys(path: Path): readonly string[] {
   if (path.length === 0) return KNOWN_KEYS.policy;
   if (path.length === 2 && path[0] === 'rules') return KNOWN_KEYS.rule;
   if (path.length === 3 && path[0] === 'rules' && path[2] === 'match') return KNOWN_KEYS.match;
+  if (path.length === 2 && path[0] === 'approvers') return KNOWN_KEYS.approver;
   return [];
 }
 
@@ -363,14 +364,25 @@ function compile(file: PolicyFile, doc: Document, at: (o: number) => { line: num
       effect: r.effect,
       reason: r.reason,
       hide: r.hide ?? false,
+      approvers: r.approvers === undefined ? undefined : Object.freeze([...r.approvers]),
       line: node?.range ? at(node.range[0]).line : 1,
     });
   });
+  const approverSeq = doc.getIn(['approvers'], true);
+  const approvers: Approver[] = (file.approvers ?? []).map((a, i) => {
+    const node = isSeq(approverSeq) ? (approverSeq.items[i] as { range?: [number, number, number] } | undefined) : undefined;
+    // The schema has parsed the key already; this cannot throw.
+    return Object.freeze({ id: a.id, key: a.key, fingerprint: keyFingerprint(parseVerifierKey(a.key)), line: node?.range ? at(node.range[0]).line : 1 });
+  });
+  const defaultPair = isMap(doc.contents) ? doc.contents.items.find((p) => isScalar(p.key) && p.key.value === 'default') : undefined;
+  const defaultRange = (defaultPair?.key as { range?: [number, number, number] } | undefined)?.range;
   return Object.freeze({
     version: 1 as const,
     default: file.default,
     mode: file.mode ?? 'enforce',
     rules: Object.freeze(rules),
+    approvers: Object.freeze(approvers),
+    defaultLine: defaultRange ? at(defaultRange[0]).line : 1,
     sha256,
     source,
   });

@@ -24,7 +24,21 @@ export interface PolicyRule {
   readonly effect: Effect;
   readonly reason: string | undefined;
   readonly hide: boolean;
+  /** Review rules only: the ids of the approvers who may release its calls; undefined = every approver listed. */
+  readonly approvers: readonly string[] | undefined;
   /** 1-based line of the rule in the policy file, for messages. */
+  readonly line: number;
+}
+
+/** A person who may release held calls, identified by their own Ed25519 public key. */
+export interface Approver {
+  /** The approver's name, which is also the name inside their key (e.g. alice@acme.example). */
+  readonly id: string;
+  /** Their verifier key, `<name>+<hash>+<base64>`, as `witness approver init` prints it. */
+  readonly key: string;
+  /** `<name>+<hash>`, the short form a person compares by eye. */
+  readonly fingerprint: string;
+  /** 1-based line in the policy file. */
   readonly line: number;
 }
 
@@ -35,6 +49,10 @@ export interface Policy {
   readonly default: Effect;
   readonly mode: Mode;
   readonly rules: readonly PolicyRule[];
+  /** Who may release calls held for review. Part of the file, so the policy version covers it. */
+  readonly approvers: readonly Approver[];
+  /** 1-based line of `default:`, for messages. */
+  readonly defaultLine: number;
   /** SHA-256 (hex) of the file's bytes: the policy version recorded with every decision. */
   readonly sha256: string;
   /** Where it came from (the path given to loadPolicyFile), for messages. */
@@ -65,4 +83,6 @@ export interface Evaluation {
   readonly matched: readonly string[];
   /** SHA-256 (hex) of the policy file's bytes. */
   readonly policyVersion: string;
+  /** A review only, when the policy lists approvers: who may release the call (the deciding rule's approvers, else every approver listed). */
+  readonly approvers?: readonly Approver[];
 }

@@ -1,4 +1,17 @@
-import { WitnessError, type StoredEvent } from '../core/index.js';
+import {
+  WitnessError,
+  argumentsDigest,
+  canonicalize,
+  formatVerifierKey,
+  keyFingerprint,
+  parseVerifierKey,
+  sameIdentity,
+  signApproval,
+  verifyApprovalSignature,
+  type NoteSigner,
+  type Payload,
+  type StoredEvent,
+} from '../core/index.js';
 import type { AppendReceipt, Ledger } from '../store/index.js';
 import { RECORDER_VERSION, type Witness } from './witness.js';
 
@@ -8,27 +21,44 @@ import { RECORDER_VERSION, type Witness } from './witness.js';
  * granted approval outlives a gateway restart.
  *
  *   approval.request   written by the gateway in the call's session; its event id is the request id.
- *                      Binds agent, server, tool, the exact arguments and their digest, the policy
- *                      version, the session, the tool.call and an expiry.
- *   approval.decision  written by a person (approved / denied) or by the gateway (expired), with
- *                      `parent` = the request. The FIRST decision recorded for a request wins.
+ *                      Binds agent, server, tool, the (redacted) arguments, their salted digest, the
+ *                      policy version, the session, the tool.call, an expiry, and the verifier keys
+ *                      of the people the policy allows to decide it.
+ *   approval.decision  written by a person (approved / denied), signed with their own Ed25519 key
+ *                      over everything it says (core/approval.ts), or by the gateway (expired), with
+ *                      `parent` = the request. The FIRST decision recorded that counts wins; one that
+ *                      does not count (unsigned, signed by a key the request does not allow, by the
+ *                      agent itself, or for other arguments, policy or expiry) is ignored.
  *   policy.decision    written by the gateway when a grant releases a call: `data.approval` names the
  *                      request and the decision, which consumes the grant (once).
+ *
+ * Anyone who can write the ledger can write an approval.decision; only a holder of an allowed key
+ * can write one that counts. The gateway checks every decision itself against its own policy.
  */
 
 /** Where decisions go when the request's session has already ended (e.g. the gateway restarted). */
 export const APPROVAL_STREAM = 'witness.approvals';
 
+/** The gateway's own name when it records a decision (an expiry), never a person's. */
+export const GATEWAY_APPROVER = 'witness-gateway';
+
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
+
+type Row = StoredEvent & { pos: number };
 
 export interface ApprovalView {
   requestId: string;
-  request: StoredEvent & { pos: number };
+  request: Row;
   agent: string;
   server: string | undefined;
   tool: string;
+  /** The arguments as recorded (redacted). */
   arguments: unknown;
   argumentsDigest: string;
+  /** The salt of `argumentsDigest`; undefined for a request written before digests were salted. */
+  argumentsSalt: string | undefined;
+  /** Verifier keys (canonical form) of the people allowed to decide this request. */
+  approvers: string[];
   policyVersion: string | undefined;
   rule: string | undefined;
   reason: string | undefined;
@@ -36,10 +66,12 @@ export interface ApprovalView {
   session: string;
   callId: string | undefined;
   status: ApprovalStatus;
-  /** The decision that counts (the first one recorded), if any. */
-  decision: (StoredEvent & { pos: number }) | undefined;
+  /** The decision that counts (the first one recorded that counts), if any. */
+  decision: Row | undefined;
+  /** Every decision recorded for the request, in ledger order, whether it counts or not. */
+  decisions: Row[];
   /** The event that consumed a grant, if any. */
-  consumedBy: (StoredEvent & { pos: number }) | undefined;
+  consumedBy: Row | undefined;
 }
 
 /** What a held call must match for a decision to release it. */
@@ -47,13 +79,22 @@ export interface Binding {
   agent: string;
   server: string | undefined;
   tool: string;
-  argumentsDigest: string;
+  /** The held call's arguments as the ledger stores them (redacted): digested with each request's salt. */
+  arguments: unknown;
   policyVersion: string | undefined;
-  /** The session and tool.call of the held call; only checked when the request came from it. */
+  /** Verifier keys the gateway's own policy allows to release this call. */
+  approvers: readonly string[];
+  /** The session of the held call; only checked when the request came from it. */
   session?: string;
 }
 
-type Row = StoredEvent & { pos: number };
+export type DecisionProblemCode = 'approval_forged' | 'approver_not_allowed' | 'approval_mismatch';
+
+/** Why a recorded decision does not count, in one clause. */
+export interface DecisionProblem {
+  code: DecisionProblemCode;
+  reason: string;
+}
 
 async function all(ledger: Ledger, filter: Parameters<Ledger['query']>[0]): Promise<Row[]> {
   const out: Row[] = [];
@@ -70,11 +111,124 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** A verifier key in one spelling (the hash in lowercase hex), or undefined when it is not one. */
+export function canonicalKey(vkey: unknown): string | undefined {
+  if (typeof vkey !== 'string') return undefined;
+  try {
+    const v = parseVerifierKey(vkey);
+    return formatVerifierKey(v.name, v.publicKey);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `alice@corp+1a2b3c4d` for a verifier key, or the text itself when it is not one. */
+export function fingerprintOf(vkey: string): string {
+  try {
+    return keyFingerprint(parseVerifierKey(vkey));
+  } catch {
+    return vkey;
+  }
+}
+
+/** The parts of a request a decision must bind, as the request records them. */
+type RequestParts = Pick<ApprovalView, 'requestId' | 'agent' | 'server' | 'tool' | 'argumentsDigest' | 'policyVersion' | 'expiresAt' | 'session'>;
+
+/**
+ * Why decision `d` does not count for the request, or undefined when it does: a person's decision
+ * must carry a valid signature by the approver it names, from a key in `allowed`, by someone who is
+ * not the agent, binding exactly this request (id, agent, tool, server, session, arguments digest,
+ * policy version, expiry, ledger origin) and made before the expiry. The gateway's own expiry
+ * record counts unsigned: it can only ever refuse.
+ */
+export function decisionProblem(v: RequestParts, d: StoredEvent, allowed: readonly string[], origin: string): DecisionProblem | undefined {
+  const dd = d.data ?? {};
+  if (dd['decision'] === 'expired') return undefined;
+  const named = str(dd['approver']) ?? '(nobody)';
+  if (verifyApprovalSignature(dd) === undefined) {
+    return { code: 'approval_forged', reason: `it carries no valid signature by the approver it names (${named})` };
+  }
+  const key = canonicalKey(dd['approver_key'])!;
+  if (sameIdentity(named, v.agent)) return { code: 'approver_not_allowed', reason: `${named} is the agent that made the call (${v.agent})` };
+  if (!allowed.includes(key)) return { code: 'approver_not_allowed', reason: `${named} (key ${fingerprintOf(key)}) is not among the approvers the policy allows for this request` };
+  const binds: Array<[string, unknown, string | undefined]> = [
+    ['request_id', dd['request_id'], v.requestId],
+    ['agent', dd['agent'], v.agent],
+    ['tool', dd['tool'], v.tool],
+    ['server', dd['server'], v.server],
+    ['session', dd['session'], v.session],
+    ['arguments_digest', dd['arguments_digest'], v.argumentsDigest],
+    ['policy_version', dd['policy_version'], v.policyVersion],
+    ['expires_at', dd['expires_at'], v.expiresAt],
+    ['origin', dd['origin'], origin],
+  ];
+  for (const [field, signed, actual] of binds) {
+    if (signed !== actual) {
+      const what = field === 'arguments_digest' ? 'arguments with digest' : field.replace('_', ' ');
+      return { code: 'approval_mismatch', reason: `the decision signed ${what} ${String(signed ?? '(none)')}, but the request has ${String(actual ?? '(none)')}` };
+    }
+  }
+  const decided = str(dd['decided_at']);
+  if (decided === undefined || Date.parse(decided) > Date.parse(v.expiresAt) || Date.parse(d.ts) > Date.parse(v.expiresAt)) {
+    return { code: 'approval_mismatch', reason: `the decision was made after the request expired at ${v.expiresAt}` };
+  }
+  return undefined;
+}
+
+/**
+ * Why a request cannot stand for the held call, or undefined when it can: same agent, server, tool,
+ * policy version, and arguments whose digest under the request's salt is the request's digest.
+ */
+export function requestMismatch(v: ApprovalView, held: Binding): string | undefined {
+  if (v.agent !== held.agent) return `the request is for agent ${v.agent}, not ${held.agent}`;
+  if (v.server !== held.server) return `the request is for server ${v.server ?? '(none)'}, not ${held.server ?? '(none)'}`;
+  if (v.tool !== held.tool) return `the request is for tool ${v.tool}, not ${held.tool}`;
+  if (v.argumentsSalt === undefined) return 'the request has no salted arguments digest (an older Witness wrote it)';
+  let digest: string;
+  try {
+    digest = argumentsDigest(v.argumentsSalt, held.arguments);
+  } catch {
+    return 'the call\'s arguments have no canonical JSON form';
+  }
+  if (digest !== v.argumentsDigest) return `the request is for other arguments (digest ${v.argumentsDigest}, the call's under its salt ${digest})`;
+  if (v.policyVersion !== held.policyVersion) return `the approval was given under policy ${v.policyVersion ?? '(none)'}, not the policy now in force (${held.policyVersion ?? '(none)'})`;
+  if (held.session !== undefined && v.session !== held.session) return `the request belongs to session ${v.session}`;
+  return undefined;
+}
+
+/**
+ * Why a request's first counting decision cannot release the held call (in one clause, with the
+ * code to record), or undefined when it can. The gateway checks this itself, against its own
+ * policy's approvers, rather than trusting whoever wrote the decision or the request.
+ */
+export function releaseProblem(v: ApprovalView, d: StoredEvent, held: Binding, now: Date, origin: string): DecisionProblem | undefined {
+  const problem = decisionProblem(v, d, held.approvers, origin);
+  if (problem !== undefined) return problem;
+  const decided = d.data?.['decision'];
+  if (decided !== 'approved') return { code: 'approval_mismatch', reason: `the request was ${String(decided)}` };
+  if (v.consumedBy !== undefined) return { code: 'approval_mismatch', reason: `the approval was already used by event ${v.consumedBy.id}` };
+  if (Date.parse(v.expiresAt) <= now.getTime()) return { code: 'approval_mismatch', reason: `the approval expired at ${v.expiresAt}` };
+  const mismatch = requestMismatch(v, held);
+  return mismatch === undefined ? undefined : { code: 'approval_mismatch', reason: mismatch };
+}
+
 /** Builds the view of one request from the decisions and consumptions recorded for it. */
-function view(request: Row, decisions: readonly Row[], consumptions: readonly Row[], now: Date): ApprovalView {
+function view(request: Row, decisions: readonly Row[], consumptions: readonly Row[], now: Date, origin: string): ApprovalView {
   const d = request.data ?? {};
   const expiresAt = str(d['expires_at']) ?? request.ts;
-  const decision = decisions.filter((e) => e.parent === request.id).sort((a, b) => a.pos - b.pos)[0];
+  const approvers = (Array.isArray(d['approvers']) ? d['approvers'] : []).map(canonicalKey).filter((k): k is string => k !== undefined);
+  const parts: RequestParts = {
+    requestId: request.id,
+    agent: request.agent.id,
+    server: str(d['server']),
+    tool: str(d['tool']) ?? request.action ?? '',
+    argumentsDigest: str(d['arguments_digest']) ?? '',
+    policyVersion: str(d['policy_version']),
+    expiresAt,
+    session: request.stream,
+  };
+  const mine = decisions.filter((e) => e.parent === request.id).sort((a, b) => a.pos - b.pos);
+  const decision = mine.find((e) => decisionProblem(parts, e, approvers, origin) === undefined);
   const consumedBy = decision === undefined ? undefined : consumptions.find((e) => approvalRef(e)?.decision_id === decision.id);
   const decided = str(decision?.data?.['decision']);
   let status: ApprovalStatus;
@@ -84,21 +238,17 @@ function view(request: Row, decisions: readonly Row[], consumptions: readonly Ro
   else if (decided === 'expired' || Date.parse(expiresAt) <= now.getTime()) status = 'expired';
   else status = 'pending';
   return {
-    requestId: request.id,
+    ...parts,
     request,
-    agent: request.agent.id,
-    server: str(d['server']),
-    tool: str(d['tool']) ?? request.action ?? '',
     arguments: d['arguments'],
-    argumentsDigest: str(d['arguments_digest']) ?? '',
-    policyVersion: str(d['policy_version']),
+    argumentsSalt: str(d['arguments_salt']),
+    approvers,
     rule: str(d['rule']),
     reason: str(d['reason']),
-    expiresAt,
-    session: request.stream,
     callId: request.parent,
     status,
     decision,
+    decisions: mine,
     consumedBy,
   };
 }
@@ -126,7 +276,7 @@ export async function listApprovals(ledger: Ledger, options: ListOptions = {}): 
   ]);
   const consumptions = policy.filter((e) => approvalRef(e)?.decision_id !== undefined);
   const now = options.now ?? new Date();
-  return requests.sort((a, b) => a.pos - b.pos).map((r) => view(r, decisions, consumptions, now));
+  return requests.sort((a, b) => a.pos - b.pos).map((r) => view(r, decisions, consumptions, now, ledger.info.origin));
 }
 
 /** One request by id or a unique prefix of it (at least 8 characters), like a git commit. */
@@ -148,8 +298,8 @@ export async function findApproval(ledger: Ledger, idOrPrefix: string, now = new
 
 export interface DecideInput {
   decision: 'approved' | 'denied';
-  /** The person deciding: recorded as the approver and as the event's principal. */
-  approver: string;
+  /** The approver's own key: it names them, and signs the decision. */
+  signer: NoteSigner;
   role?: string;
   reason?: string;
   /** What the approval means, recorded with it (e.g. "reviewed the refund amount and customer"). */
@@ -162,43 +312,72 @@ export interface DecideInput {
   now?: Date;
 }
 
+function who(d: StoredEvent): string {
+  return d.data?.['decision'] === 'expired' ? 'nobody (it expired undecided)' : (str(d.data?.['approver']) ?? 'unknown');
+}
+
 /**
- * Records a person's decision on a pending request (`witness approve` / `witness deny`). Refuses
- * when the request is not pending, when the approver is the agent that made the call, or when the
- * reviewed digest differs from the request's.
+ * Records a person's signed decision on a pending request (`witness approve` / `witness deny`).
+ * Refuses when the signer is the agent that made the call, is not among the request's approvers,
+ * when the request is not pending, when its recorded arguments do not match its digest, or when
+ * the reviewed digest differs from the request's. Two people deciding at once from two processes
+ * both append; the one recorded second is told it lost (`conflict`), and its decision does not count.
  */
-export async function decideApproval(witness: Witness, idOrPrefix: string, input: DecideInput): Promise<{ view: ApprovalView; decisionId: string; stream: string }> {
+export async function decideApproval(witness: Witness, idOrPrefix: string, input: DecideInput): Promise<{ view: ApprovalView; decisionId: string; stream: string; key: string }> {
   const now = input.now ?? new Date();
   const v = await findApproval(witness.ledger, idOrPrefix, now);
-  const approver = input.approver.trim();
-  if (approver === '') throw new WitnessError('invalid_argument', 'The approver identity is empty; pass --as <your identity>.');
-  if (approver === v.agent) {
-    throw new WitnessError('forbidden', `${approver} is the agent that made this call and cannot decide its own approval request; a person must approve it with --as <their identity>.`);
+  const approver = input.signer.name;
+  const key = canonicalKey(input.signer.verifierKey)!;
+  const fingerprint = fingerprintOf(key);
+  if (sameIdentity(approver, v.agent)) {
+    throw new WitnessError('forbidden', `${approver} is the agent that made this call (${v.agent}) and cannot decide its own approval request; a person must decide it with their own key.`);
+  }
+  if (v.approvers.length === 0) {
+    throw new WitnessError('conflict', `Approval request ${v.requestId} names no approvers (an older Witness made it), so no signed decision can release it; nothing was recorded; retry the call to get a new request.`);
+  }
+  if (!v.approvers.includes(key)) {
+    const allowed = v.approvers.map(fingerprintOf).join(', ');
+    throw new WitnessError('forbidden', `${approver} (key ${fingerprint}) is not among the approvers the policy allows for this request (${allowed}); nothing was recorded.`);
   }
   if (v.status !== 'pending') {
-    const by = v.decision === undefined ? '' : ` by ${str(v.decision.data?.['approver']) ?? 'unknown'} at ${v.decision.ts}`;
+    const by = v.decision === undefined ? '' : ` by ${who(v.decision)} at ${v.decision.ts}`;
     throw new WitnessError('conflict', `Approval request ${v.requestId} is already ${v.status}${by}; nothing was recorded.`);
+  }
+  if (v.argumentsSalt === undefined || safeDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
+    throw new WitnessError('conflict', `The arguments shown in approval request ${v.requestId} do not match its digest, so they may not be what the gateway holds; nothing was recorded.`);
   }
   if (input.expectDigest !== undefined && input.expectDigest.toLowerCase() !== v.argumentsDigest) {
     throw new WitnessError('conflict', `The arguments of request ${v.requestId} have digest ${v.argumentsDigest}, not the ${input.expectDigest} you reviewed; nothing was recorded.`);
   }
   const ts = now.toISOString();
-  const data = {
+  // Everything here is signed (core/approval.ts), so an auditor can hold the person to each field.
+  const unsigned: Payload<'approval.decision'> = {
     request_id: v.requestId,
     decision: input.decision,
     approver,
+    approver_key: key,
     ...(input.role === undefined ? {} : { role: input.role }),
     ...(input.reason === undefined ? {} : { reason: input.reason }),
     ...(input.meaning === undefined ? {} : { meaning: input.meaning }),
-    arguments_digest: v.argumentsDigest,
+    agent: v.agent,
     tool: v.tool,
     ...(v.server === undefined ? {} : { server: v.server }),
     session: v.session,
     ...(v.callId === undefined ? {} : { call_id: v.callId }),
+    arguments_digest: v.argumentsDigest,
     ...(v.policyVersion === undefined ? {} : { policy_version: v.policyVersion }),
+    ...(v.rule === undefined ? {} : { rule: v.rule }),
     expires_at: v.expiresAt,
+    origin: witness.ledger.info.origin,
+    decided_at: ts,
   };
-  const input2 = {
+  const data = { ...unsigned, approver_sig: signApproval(input.signer, unsigned) };
+  // The recorder redacts before it writes; if that changed a signed field the signature would not
+  // verify and the decision would silently not count. Say so now instead.
+  if (canonicalize(witness.redactData(data)) !== canonicalize(data)) {
+    throw new WitnessError('invalid_argument', 'Your reason, role or meaning contains text that Witness redacts as a secret, which would void your signature; reword it without the secret.');
+  }
+  const event = {
     agent: { id: v.agent },
     principal: { id: approver, kind: 'human' as const },
     recorder: { kind: 'cli' as const, version: RECORDER_VERSION },
@@ -225,37 +404,30 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
   // In the call's own session while it is open (its evidence then holds the decision); once that
   // session has ended — the gateway was restarted — in the approvals stream.
   let stream = v.session;
-  let receipt: AppendReceipt | undefined = await witness.recordStrict(stream, input2).catch((e: unknown) => {
+  let receipt: AppendReceipt | undefined = await witness.recordStrict(stream, event).catch((e: unknown) => {
     if (e instanceof WitnessError && e.code === 'invalid_event' && /already ended/.test(e.message)) return undefined;
     throw e;
   });
   if (receipt === undefined) {
     stream = APPROVAL_STREAM;
-    receipt = await witness.recordStrict(stream, input2);
+    receipt = await witness.recordStrict(stream, event);
   }
-  return { view: v, decisionId: receipt.id, stream };
+  // Another person (or the gateway's expiry) may have decided between our read and our append:
+  // the ledger's order decides, and whoever came second must hear it.
+  const after = await findApproval(witness.ledger, v.requestId, now);
+  const first = after.decision;
+  if (first !== undefined && first.id !== receipt.id) {
+    const mine = input.decision === 'approved' ? 'approval' : 'denial';
+    const verdict = first.data?.['decision'] === 'expired' ? `it expired before your decision was recorded (event ${first.id})` : `${who(first)} ${String(first.data?.['decision'])} it first (event ${first.id}, ${first.ts})`;
+    throw new WitnessError('conflict', `You lost the race for approval request ${v.requestId}: ${verdict}; your ${mine}, event ${receipt.id}, stays in the ledger but does not count.`);
+  }
+  return { view: v, decisionId: receipt.id, stream, key };
 }
 
-/**
- * Why a decision cannot release a held call, in one sentence, or undefined when it can. The gateway
- * checks this itself rather than trusting whoever wrote the decision.
- */
-export function bindingMismatch(v: ApprovalView, held: Binding, now: Date): string | undefined {
-  const d = v.decision;
-  if (d === undefined) return 'no decision has been recorded';
-  const dd = d.data ?? {};
-  if (dd['decision'] !== 'approved') return `the request was ${String(dd['decision'])}`;
-  if (v.consumedBy !== undefined) return `the approval was already used by event ${v.consumedBy.id}`;
-  if (Date.parse(v.expiresAt) <= now.getTime()) return `the approval expired at ${v.expiresAt}`;
-  if (Date.parse(d.ts) > Date.parse(v.expiresAt)) return `the approval was recorded after the request expired at ${v.expiresAt}`;
-  const approver = str(dd['approver']);
-  if (approver === undefined || approver === v.agent || approver === held.agent) return `the approver ${approver ?? '(none)'} is the agent itself`;
-  if (v.agent !== held.agent) return `the request is for agent ${v.agent}, not ${held.agent}`;
-  if (v.server !== held.server) return `the request is for server ${v.server ?? '(none)'}, not ${held.server ?? '(none)'}`;
-  if (v.tool !== held.tool) return `the request is for tool ${v.tool}, not ${held.tool}`;
-  if (dd['arguments_digest'] !== v.argumentsDigest) return `the decision approved arguments with digest ${String(dd['arguments_digest'])}, but the request's arguments have digest ${v.argumentsDigest}`;
-  if (v.argumentsDigest !== held.argumentsDigest) return `the approval is for arguments with digest ${v.argumentsDigest}, but the call's arguments have digest ${held.argumentsDigest}`;
-  if (v.policyVersion !== held.policyVersion) return `the approval was given under policy ${v.policyVersion ?? '(none)'}, not the policy now in force (${held.policyVersion ?? '(none)'})`;
-  if (held.session !== undefined && v.session !== held.session) return `the request belongs to session ${v.session}`;
-  return undefined;
+function safeDigest(salt: string, args: unknown): string | undefined {
+  try {
+    return argumentsDigest(salt, args);
+  } catch {
+    return undefined;
+  }
 }

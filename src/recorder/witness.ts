@@ -35,6 +35,8 @@ export class Witness implements SessionHost {
   private sinceSeal = 0;
   private lastSealAt = Date.now();
   private sealing: Promise<void> | undefined;
+  /** The last seal failure reported (code and message), so a repeating one is reported once. */
+  private sealFault: string | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private warnedNoKey = false;
@@ -129,6 +131,14 @@ export class Witness implements SessionHost {
       ...redacted,
     };
     return this.ledger.prepare([{ ...withContext, stream }])[0]!;
+  }
+
+  /**
+   * `value` as `record` would store it inside `data`: plain JSON, then redacted. The gateway digests
+   * a call's arguments in this form, so an approval binds what the ledger shows, never a secret.
+   */
+  redactData(value: unknown): unknown {
+    return this.redactor.redact(toJsonValue(value, { path: 'data' }));
   }
 
   /** Large outputs go to the artifact store and are referenced by digest, never truncated. */
@@ -249,8 +259,14 @@ export class Witness implements SessionHost {
         await this.ledger.seal({ force });
         this.sinceSeal = Math.max(0, this.sinceSeal - before);
         this.lastSealAt = Date.now();
+        this.sealFault = undefined;
       } catch (e) {
-        this.report(isWitnessError(e) ? e : new WitnessError('store_unavailable', `Sealing failed: ${String(e)}.`, { cause: e }));
+        const err = isWitnessError(e) ? e : new WitnessError('store_unavailable', `Sealing failed: ${String(e)}.`, { cause: e });
+        // A refused seal (the ledger no longer extends what this key signed) is retried every
+        // interval and fails the same way each time: report it once, not every 10 s.
+        const key = `${err.code}\n${err.message}`;
+        if (this.sealFault !== key) this.report(err);
+        this.sealFault = key;
       }
     })();
     this.sealing = run;

@@ -3,7 +3,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBin, verifyFile, readEvents } from '../helpers/ledger.js';
+import { verifyApprovalSignature } from '../../src/core/index.js';
+import { oneSentence, runBin, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -42,6 +43,13 @@ describe('witness demo', () => {
       ['approved', 'alice@acme.example'],
       ['denied', 'bob@acme.example'],
     ]);
+    // Each decision is signed by the person's own key (kept 0600 in approvers/), which the policy the proxy enforced lists.
+    const policyText = fs.readFileSync(path.join(demo, 'policy.yaml'), 'utf8');
+    for (const d of own.filter((e) => e.kind === 'approval.decision')) {
+      expect(policyText).toContain(String(d.data?.['approver_key']));
+      expect(verifyApprovalSignature(d.data!)?.name).toBe(d.data?.['approver']);
+    }
+    expect(fs.statSync(path.join(demo, 'approvers', 'alice@acme.example.key')).mode & 0o777).toBe(0o600);
     expect(own.find((e) => e.kind === 'policy.decision' && e.data?.['rule'] === 'no-admin-grants')?.data).toMatchObject({ decision: 'deny' });
     const results = own.filter((e) => e.kind === 'tool.result').map((e) => e.outcome);
     expect(results).toEqual(['success', 'success', 'denied', 'denied', 'success', 'success']);
@@ -84,4 +92,28 @@ describe('witness demo', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('witness: ffmpeg is not installed (looked at /nonexistent/ffmpeg); install it with `sudo sh scripts/setup-system.sh` (or `apt-get install ffmpeg`), or set WITNESS_FFMPEG to its path.\n');
   });
+
+  it('[R-CLI-USAGE] refuses a --dir it cannot make or write in one sentence with exit 2, promptly, without starting anything', async () => {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'not a directory\n');
+    // /proc answers ENOENT for a new directory whose parent exists: Node's recursive mkdir retried
+    // that forever, and a failure after the web app started left the process running. runBin
+    // kills the demo after 30 s (code -1).
+    const cases: Array<[string, RegExp]> = [
+      ['/proc/witness-demo-test/run', /^Cannot create the demo directory \/proc\/witness-demo-test\/run \(the file system refused it \(ENOENT\)\); choose a writable path with --dir\.$/],
+      ['/proc', /^Cannot create the demo directory \/proc\/approvers \(the file system refused it \(ENOENT\)\); choose a writable path with --dir\.$/],
+      [file, /^The demo directory .*\/a-file exists and is not a directory; choose another path with --dir\.$/],
+      [path.join(file, 'run'), /^Cannot create the demo directory .*\/a-file\/run \(.*\/a-file is not a directory\); choose a writable path with --dir\.$/],
+    ];
+    const started = Date.now();
+    const results = await Promise.all(cases.map(([d]) => runBin(['demo', '--dir', d], { env: { WITNESS_NO_SETUP: '1' } })));
+    for (const [i, r] of results.entries()) {
+      const [d, message] = cases[i]!;
+      expect(r.code, d).toBe(2);
+      expect(r.stdout, d).toBe('');
+      expect(oneSentence(r.stderr), d).toMatch(message);
+    }
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(fs.existsSync(path.join(file, 'run'))).toBe(false);
+  }, 60_000);
 });

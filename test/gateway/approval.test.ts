@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
-import { argumentsDigest } from '../../src/gateway/index.js';
+import { canonicalize, generateKey, parseSignerKey, parseVerifierKey, type StoredEvent } from '../../src/core/index.js';
+import { parseGatewayConfig } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
 import { BIN, REPO_ROOT, runBin, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -12,18 +13,47 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
 /**
  * Human approval end to end: the official SDK Client talks to the real `witness proxy` binary in
  * front of the real server-everything; `witness approvals` / `approve` / `deny` run as other
- * processes on the same SQLite ledger, as a person at another terminal would.
+ * processes on the same SQLite ledger, as a person at another terminal would, each holding their
+ * own approver key. Decisions written straight into the ledger play the attacker who can write
+ * the database but holds no approver's key.
  */
 
 const dir = tempDir('witness-approval-');
 const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 const SERVER = ['node', EVERYTHING, 'stdio'];
+
+/** An approver's key pair and the 0600 file holding the private half, as `witness approver init` writes it. */
+interface Person {
+  name: string;
+  vkey: string;
+  skey: string;
+  file: string;
+}
+
+function person(name: string): Person {
+  const { signerKey, verifierKey } = generateKey(name);
+  const file = path.join(dir, `${name}.key`);
+  fs.writeFileSync(file, `${signerKey}\n`, { mode: 0o600 });
+  return { name, vkey: verifierKey, skey: signerKey, file };
+}
+
+const alice = person('alice@corp');
+const bob = person('bob@corp');
+/** Listed by a careless operator, but it is the agent's own identity (in another case). */
+const agentKey = person('Support-Bot');
+/** Holds a key, but the policy does not list her. */
+const carol = person('carol@corp');
+
 const POLICY = path.join(dir, 'review-big-sums.yaml');
 fs.writeFileSync(
   POLICY,
   [
     'version: 1',
     'default: allow',
+    'approvers:',
+    `  - { id: alice@corp, key: "${alice.vkey}" }`,
+    `  - { id: bob@corp, key: "${bob.vkey}" }`,
+    `  - { id: Support-Bot, key: "${agentKey.vkey}" }`,
     'rules:',
     '  - id: big-sums-need-review',
     '    match: { tool: get-sum }',
@@ -38,10 +68,10 @@ if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
   throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');
 }
 
-async function proxied(store: string, extra: string[] = []): Promise<Client> {
+async function proxied(store: string, extra: string[] = [], policy = POLICY): Promise<Client> {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [BIN, 'proxy', '--agent', 'support-bot', '--server', 'everything', '--policy', POLICY, '--store', `sqlite:${store}`, ...extra, '--', ...SERVER],
+    args: [BIN, 'proxy', '--agent', 'support-bot', '--server', 'everything', '--policy', policy, '--store', `sqlite:${store}`, ...extra, '--', ...SERVER],
     cwd: REPO_ROOT,
     stderr: 'pipe',
   });
@@ -49,7 +79,6 @@ async function proxied(store: string, extra: string[] = []): Promise<Client> {
   await client.connect(transport);
   return client;
 }
-
 
 interface Pending {
   request: string;
@@ -75,24 +104,87 @@ async function waitForPending(store: string, n = 1): Promise<Pending[]> {
 
 const text = (r: object) => ((r as { content: Array<{ text: string }> }).content)[0]!.text;
 
+/** The README's arguments digest, re-implemented here as an auditor would: SHA-256("witness/args/v1\n" ‖ salt ‖ JCS(arguments)). */
+function saltedDigest(saltHex: string, args: unknown): string {
+  return createHash('sha256').update('witness/args/v1\n').update(Buffer.from(saltHex, 'hex')).update(canonicalize(args)).digest('hex');
+}
+
+/** The README's approval message: "witness/approval/v1\n" ‖ JCS(data without approver_sig). */
+function approvalMessage(data: Record<string, unknown>): Buffer {
+  const { approver_sig: _sig, ...signed } = data;
+  return Buffer.concat([Buffer.from('witness/approval/v1\n'), Buffer.from(canonicalize(signed))]);
+}
+
+function signatureVerifies(data: Record<string, unknown>): boolean {
+  const v = parseVerifierKey(String(data['approver_key']));
+  return v.verify(approvalMessage(data), Buffer.from(String(data['approver_sig']), 'hex'));
+}
+
+/** A decision written straight into the ledger (not through `witness approve`), as anyone who can write the database could. */
+async function writeDecision(store: string, session: string, request: string, data: Record<string, unknown>): Promise<void> {
+  const w = await openWitness({ store: `sqlite:${store}`, strict: true });
+  try {
+    await w.recordStrict(session, { agent: { id: 'support-bot' }, kind: 'approval.decision', parent: request, data: { request_id: request, ...data } as never });
+  } finally {
+    await w.close();
+  }
+}
+
+/** A decision that `who` really signed, binding what the request says, with `override` changed before signing. */
+async function signedDecision(store: string, pending: Pending, who: Person, decision: 'approved' | 'denied', override: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const request = (await readEvents(store)).find((e) => e.id === pending.request)!;
+  const rd = request.data!;
+  const origin = (await readEvents(store)).length > 0 ? await ledgerOrigin(store) : '';
+  const data: Record<string, unknown> = {
+    request_id: request.id,
+    decision,
+    approver: who.name,
+    approver_key: who.vkey,
+    agent: request.agent.id,
+    tool: rd['tool'],
+    server: rd['server'],
+    session: request.stream,
+    call_id: rd['call_id'],
+    arguments_digest: rd['arguments_digest'],
+    policy_version: rd['policy_version'],
+    rule: rd['rule'],
+    expires_at: rd['expires_at'],
+    origin,
+    decided_at: new Date().toISOString(),
+    ...override,
+  };
+  data['approver_sig'] = Buffer.from(parseSignerKey(who.skey).sign(approvalMessage(data))).toString('hex');
+  return data;
+}
+
+async function ledgerOrigin(store: string): Promise<string> {
+  const w = await openWitness({ store: `sqlite:${store}` });
+  try {
+    return w.ledger.info.origin;
+  } finally {
+    await w.close();
+  }
+}
+
 describe('human approval through witness proxy', () => {
-  it('holds a review call, keeps the client alive with progress, and forwards it once a named person approves it from another process [R-GW-APPROVAL]', async () => {
+  it('holds a review call, keeps the client alive with progress, and forwards it once a person approves it with their own key from another process [R-GW-APPROVAL] [R-APPROVER-SIGNED]', async () => {
     const store = tempDb(dir);
     const client = await proxied(store);
     const progress: unknown[] = [];
     try {
       const call = client.callTool({ name: 'get-sum', arguments: { a: 500, b: 25 } }, undefined, { onprogress: (p) => progress.push(p), resetTimeoutOnProgress: true });
       const [pending] = await waitForPending(store);
-      expect(pending).toMatchObject({ status: 'pending', tool: 'get-sum', arguments: { a: 500, b: 25 }, arguments_digest: argumentsDigest({ a: 500, b: 25 }) });
-      // The table a person reads names the request, the tool and the arguments.
+      expect(pending).toMatchObject({ status: 'pending', tool: 'get-sum', arguments: { a: 500, b: 25 }, arguments_digest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      // The table a person reads names the request, the tool and the arguments, and how to decide.
       const listed = await runCli(['approvals', '--store', `sqlite:${store}`]);
       expect(listed.stdout).toContain(pending!.request);
       expect(listed.stdout).toContain('{"a":500,"b":25}');
+      expect(listed.stdout).toContain('--key');
 
-      const approved = await runBin(['approve', pending!.request.slice(0, 13), '--as', 'alice@corp', '--reason', 'checked with the customer', '--role', 'supervisor', '--store', `sqlite:${store}`]);
+      const approved = await runBin(['approve', pending!.request.slice(0, 13), '--key', alice.file, '--reason', 'checked with the customer', '--role', 'supervisor', '--store', `sqlite:${store}`]);
       expect(approved.stderr).toBe('');
       expect(approved.code).toBe(0);
-      expect(approved.stdout).toMatch(/^Approved request .* as alice@corp; recorded as event [0-9a-f-]{36}\.\n$/);
+      expect(approved.stdout).toMatch(/^Approved request .* as alice@corp \(key alice@corp\+[0-9a-f]{8}\); recorded as event [0-9a-f-]{36}\.\n$/);
       const result = await call;
       expect(result.isError ?? false).toBe(false);
       expect(text(result)).toContain('525');
@@ -108,22 +200,39 @@ describe('human approval through witness proxy', () => {
     const [, call, review, request, decision, release, result] = evs as unknown as [StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent, StoredEvent];
     expect(call.data).toMatchObject({ tool: 'get-sum', requires_approval: true });
     expect(review.policy).toMatchObject({ decision: 'review', rule: 'big-sums-need-review' });
+    expect(review.data).toMatchObject({ approvers: ['alice@corp', 'bob@corp', 'Support-Bot'] });
+    expect(review.data?.['arguments_digest']).toBe(saltedDigest(String(review.data?.['arguments_salt']), { a: 500, b: 25 }));
     expect(request.parent).toBe(call.id);
-    expect(request.data).toMatchObject({ request_id: request.id, arguments: { a: 500, b: 25 }, arguments_digest: argumentsDigest({ a: 500, b: 25 }), session: call.stream, call_id: call.id, policy_version: review.data?.['policy_version'] });
+    const salt = String(request.data?.['arguments_salt']);
+    expect(salt).toMatch(/^[0-9a-f]{64}$/);
+    const digest = saltedDigest(salt, { a: 500, b: 25 });
+    expect(request.data).toMatchObject({ request_id: request.id, arguments: { a: 500, b: 25 }, arguments_digest: digest, session: call.stream, call_id: call.id, policy_version: review.data?.['policy_version'], approvers: [alice.vkey, bob.vkey, agentKey.vkey] });
     const lifetime = Date.parse(String(request.data?.['expires_at'])) - Date.parse(request.ts);
     expect(lifetime).toBeGreaterThan(5 * 60_000 - 1000);
     expect(lifetime).toBeLessThanOrEqual(5 * 60_000);
-    // The person's act: their identity, the digest they approved, in the call's own session.
+    // The person's act: their identity, the digest they approved, signed with their key, in the call's own session.
     expect(decision.stream).toBe(call.stream);
     expect(decision.parent).toBe(request.id);
     expect(decision.agent.id).toBe('support-bot');
     expect(decision.principal).toEqual({ id: 'alice@corp', kind: 'human' });
-    expect(decision.data).toMatchObject({ decision: 'approved', approver: 'alice@corp', role: 'supervisor', reason: 'checked with the customer', arguments_digest: request.data?.['arguments_digest'] });
+    expect(decision.data).toMatchObject({
+      decision: 'approved',
+      approver: 'alice@corp',
+      approver_key: alice.vkey,
+      role: 'supervisor',
+      reason: 'checked with the customer',
+      arguments_digest: digest,
+      policy_version: review.data?.['policy_version'],
+      expires_at: request.data?.['expires_at'],
+      request_id: request.id,
+      origin: await ledgerOrigin(store),
+    });
+    expect(signatureVerifies(decision.data!)).toBe(true);
     // The gateway's release consumes the grant and names it.
     expect(release.parent).toBe(call.id);
     expect(release.policy).toMatchObject({ decision: 'allow', approver: 'alice@corp' });
-    expect(release.data).toMatchObject({ approval: { request_id: request.id, decision_id: decision.id, approver: 'alice@corp' } });
-    expect(release.approvals).toEqual([expect.objectContaining({ approver: 'alice@corp', decision: 'approved', args_digest: request.data?.['arguments_digest'] })]);
+    expect(release.data).toMatchObject({ arguments_digest: digest, approval: { request_id: request.id, decision_id: decision.id, approver: 'alice@corp', approver_key: alice.vkey } });
+    expect(release.approvals).toEqual([expect.objectContaining({ approver: 'alice@corp', decision: 'approved', args_digest: digest })]);
     expect(result).toMatchObject({ parent: call.id, outcome: 'success' });
 
     const listed = JSON.parse((await runCli(['approvals', '--all', '--json', '--store', `sqlite:${store}`])).stdout) as Array<{ status: string; used_by?: string }>;
@@ -137,14 +246,14 @@ describe('human approval through witness proxy', () => {
     try {
       const call = client.callTool({ name: 'get-sum', arguments: { a: 900, b: 1 } });
       const [pending] = await waitForPending(store);
-      const denied = await runCli(['deny', pending!.request, '--as', 'bob@corp', '--reason', 'not a valid order', '--store', `sqlite:${store}`]);
+      const denied = await runCli(['deny', pending!.request, '--key', bob.file, '--reason', 'not a valid order', '--store', `sqlite:${store}`]);
       expect(denied.code).toBe(0);
       const result = await call;
       expect(result.isError).toBe(true);
       expect(text(result)).toContain('denied by bob@corp: not a valid order');
       expect(text(result)).not.toContain('901');
       // An approver who comes late finds the request decided.
-      const late = await runCli(['approve', pending!.request, '--as', 'carol@corp', '--store', `sqlite:${store}`]);
+      const late = await runCli(['approve', pending!.request, '--key', alice.file, '--store', `sqlite:${store}`]);
       expect(late.code).toBe(1);
       expect(late.stderr).toMatch(/already denied by bob@corp/);
     } finally {
@@ -152,6 +261,7 @@ describe('human approval through witness proxy', () => {
     }
     const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'tool.result', 'session.end']);
+    expect(signatureVerifies(evs[4]!.data!)).toBe(true);
     expect(evs[5]).toMatchObject({ outcome: 'denied', data: { is_error: true } });
     expect((await verifyFile(store)).ok).toBe(true);
   });
@@ -163,7 +273,7 @@ describe('human approval through witness proxy', () => {
       const result = await client.callTool({ name: 'get-sum', arguments: { a: 101, b: 1 } });
       expect(result.isError).toBe(true);
       expect(text(result)).toMatch(/was not approved within 600 ms \(approval request [0-9a-f-]{36}\), so it was not made\./);
-      const late = await runCli(['approve', (await readEvents(store)).find((e) => e.kind === 'approval.request')!.id, '--as', 'alice@corp', '--store', `sqlite:${store}`]);
+      const late = await runCli(['approve', (await readEvents(store)).find((e) => e.kind === 'approval.request')!.id, '--key', alice.file, '--store', `sqlite:${store}`]);
       expect(late.code).toBe(1);
       expect(late.stderr).toMatch(/already expired/);
     } finally {
@@ -174,55 +284,75 @@ describe('human approval through witness proxy', () => {
     expect(decision.outcome).toBe('denied');
   });
 
-  it('refuses to let the agent approve its own call, and refuses a reviewed digest that differs from the request [R-GW-APPROVAL-BINDING]', async () => {
+  it('refuses the agent approving its own call whatever the case of its name, a key the policy does not list, --as naming someone else, and a reviewed digest that differs [R-GW-APPROVAL-BINDING] [R-APPROVER-ALLOWED]', async () => {
     const store = tempDb(dir);
-    const client = await proxied(store, ['--approval-timeout', '3s']);
+    const client = await proxied(store, ['--approval-timeout', '4s']);
     try {
       const call = client.callTool({ name: 'get-sum', arguments: { a: 200, b: 2 } });
       const [pending] = await waitForPending(store);
-      const self = await runCli(['approve', pending!.request, '--as', 'support-bot', '--store', `sqlite:${store}`]);
+      const self = await runCli(['approve', pending!.request, '--key', agentKey.file, '--store', `sqlite:${store}`]);
       expect(self.code).toBe(1);
-      expect(self.stderr).toMatch(/^witness: support-bot is the agent that made this call and cannot decide its own approval request/);
-      const other = await runCli(['approve', pending!.request, '--as', 'alice@corp', '--digest', argumentsDigest({ a: 200, b: 3 }), '--store', `sqlite:${store}`]);
+      expect(self.stderr).toMatch(/^witness: Support-Bot is the agent that made this call \(support-bot\) and cannot decide its own approval request/);
+      const claimed = await runCli(['approve', pending!.request, '--key', alice.file, '--as', 'Support-Bot', '--store', `sqlite:${store}`]);
+      expect(claimed.code).toBe(2);
+      expect(claimed.stderr).toMatch(/^witness: --as Support-Bot does not match the holder of the key .*, alice@corp; /);
+      const unlisted = await runCli(['approve', pending!.request, '--key', carol.file, '--store', `sqlite:${store}`]);
+      expect(unlisted.code).toBe(1);
+      expect(unlisted.stderr).toMatch(/^witness: carol@corp \(key carol@corp\+[0-9a-f]{8}\) is not among the approvers the policy allows for this request/);
+      const other = await runCli(['approve', pending!.request, '--key', alice.file, '--digest', 'ab'.repeat(32), '--store', `sqlite:${store}`]);
       expect(other.code).toBe(1);
       expect(other.stderr).toMatch(/not the .* you reviewed; nothing was recorded\./);
-      const result = await call;
-      expect(result.isError).toBe(true);
-    } finally {
-      await client.close();
-    }
-    const decisions = (await readEvents(store)).filter((e) => e.kind === 'approval.decision');
-    expect(decisions.map((d) => d.data?.['approver'])).toEqual(['witness-gateway']);
-  });
 
-  it('does not release a call with a decision bound to other arguments, and records the mismatch', async () => {
-    const store = tempDb(dir);
-    const client = await proxied(store);
-    try {
-      const call = client.callTool({ name: 'get-sum', arguments: { a: 300, b: 3 } });
-      const [pending] = await waitForPending(store);
-      // A decision written straight into the ledger (not through `witness approve`) that approved
-      // other arguments: the gateway checks the binding itself and does not trust the writer.
-      const w = await openWitness({ store: `sqlite:${store}`, strict: true });
-      try {
-        await w.recordStrict(pending!.session, {
-          agent: { id: 'support-bot' },
-          kind: 'approval.decision',
-          parent: pending!.request,
-          data: { request_id: pending!.request, decision: 'approved', approver: 'mallory@corp', arguments_digest: argumentsDigest({ a: 3, b: 3 }) },
-        });
-      } finally {
-        await w.close();
-      }
+      // The same two people, writing their (genuinely signed) decisions straight into the ledger.
+      await writeDecision(store, pending!.session, pending!.request, await signedDecision(store, pending!, agentKey, 'approved'));
+      await writeDecision(store, pending!.session, pending!.request, await signedDecision(store, pending!, carol, 'approved'));
       const result = await call;
       expect(result.isError).toBe(true);
-      expect(text(result)).toMatch(/does not match it \(the decision approved arguments with digest [0-9a-f]{64}, but the request's arguments have digest/);
+      expect(text(result)).toMatch(/was not approved within 4 s/);
     } finally {
       await client.close();
     }
     const evs = await readEvents(store);
-    expect(evs.find((e) => e.data?.['code'] === 'approval_mismatch')).toBeDefined();
-    expect(evs.filter((e) => e.kind === 'tool.result').map((e) => e.outcome)).toEqual(['denied']);
+    expect(evs.filter((e) => e.kind === 'approval.decision').map((d) => d.data?.['approver'])).toEqual(['Support-Bot', 'carol@corp', 'witness-gateway']);
+    const refused = evs.filter((e) => e.kind === 'error' && e.data?.['code'] === 'approver_not_allowed');
+    expect(refused.map((e) => e.data?.['approver'])).toEqual(['Support-Bot', 'carol@corp']);
+    expect(evs.some((e) => e.kind === 'policy.decision' && e.data?.['decision'] === 'allow')).toBe(false);
+  });
+
+  it('never releases a call on a decision nobody signed, signed by a key other than the one it names, or signed for other arguments; the genuine approval then releases it once [R-APPROVER-SIGNED]', async () => {
+    const store = tempDb(dir);
+    const client = await proxied(store);
+    let genuine: string;
+    try {
+      const call = client.callTool({ name: 'get-sum', arguments: { a: 300, b: 3 } });
+      const [pending] = await waitForPending(store);
+      const request = (await readEvents(store)).find((e) => e.id === pending!.request)!;
+      // Today's attack: an unsigned decision naming a person, with the request's own digest.
+      await writeDecision(store, pending!.session, pending!.request, { decision: 'approved', approver: 'alice@corp', arguments_digest: request.data?.['arguments_digest'] });
+      // alice's public key, carol's signature.
+      const borrowed = await signedDecision(store, pending!, carol, 'approved', { approver: 'alice@corp', approver_key: alice.vkey });
+      await writeDecision(store, pending!.session, pending!.request, borrowed);
+      // alice really signed it, but for other arguments.
+      await writeDecision(store, pending!.session, pending!.request, await signedDecision(store, pending!, alice, 'approved', { arguments_digest: 'cd'.repeat(32) }));
+      await new Promise((r) => setTimeout(r, 1000));
+      const still = await waitForPending(store);
+      expect(still.map((p) => p.status)).toEqual(['pending']);
+
+      const approved = await runCli(['approve', pending!.request, '--key', alice.file, '--json', '--store', `sqlite:${store}`]);
+      expect(approved.code).toBe(0);
+      genuine = (JSON.parse(approved.stdout) as { event: string }).event;
+      const result = await call;
+      expect(result.isError ?? false).toBe(false);
+      expect(text(result)).toContain('303');
+    } finally {
+      await client.close();
+    }
+    const evs = await readEvents(store);
+    expect(evs.filter((e) => e.kind === 'error').map((e) => e.data?.['code'])).toEqual(['approval_forged', 'approval_forged', 'approval_mismatch']);
+    const releases = evs.filter((e) => e.kind === 'policy.decision' && e.data?.['decision'] === 'allow');
+    expect(releases).toHaveLength(1);
+    expect(releases[0]!.data).toMatchObject({ approval: { decision_id: genuine!, approver: 'alice@corp' } });
+    expect((await verifyFile(store)).ok).toBe(true);
   });
 
   it('keeps an approval across a gateway restart: the identical retry is released once, a retry with other arguments is not', async () => {
@@ -237,8 +367,9 @@ describe('human approval through witness proxy', () => {
     } finally {
       await first.close().catch(() => undefined);
     }
-    // Approved while no gateway runs: the session has ended, so the decision goes to the approvals stream.
-    const approved = await runCli(['approve', request.request, '--as', 'alice@corp', '--json', '--store', `sqlite:${store}`]);
+    // Approved while no gateway runs (the key from the environment): the session has ended, so the decision goes to the approvals stream.
+    const approved = await runBin(['approve', request.request, '--json', '--store', `sqlite:${store}`], { env: { WITNESS_APPROVER_KEY: alice.file } });
+    expect(approved.stderr).toBe('');
     expect(approved.code).toBe(0);
     expect(JSON.parse(approved.stdout)).toMatchObject({ stream: 'witness.approvals', approver: 'alice@corp' });
 
@@ -267,5 +398,108 @@ describe('human approval through witness proxy', () => {
     expect(evs.some((e) => e.data?.['code'] === 'approval_mismatch')).toBe(true);
     const report = await verifyFile(store);
     expect(report.failures).toEqual([]);
+  });
+
+  it('lets the first of a concurrent approve and deny from two processes win, and tells the other it lost [R-APPROVAL-RACE]', async () => {
+    const store = tempDb(dir);
+    const client = await proxied(store);
+    try {
+      const call = client.callTool({ name: 'get-sum', arguments: { a: 400, b: 4 } });
+      const [pending] = await waitForPending(store);
+      const [yes, no] = await Promise.all([
+        runBin(['approve', pending!.request, '--key', alice.file, '--store', `sqlite:${store}`]),
+        runBin(['deny', pending!.request, '--key', bob.file, '--reason', 'no', '--store', `sqlite:${store}`]),
+      ]);
+      expect([yes.code, no.code].sort()).toEqual([0, 1]);
+      const [winner, loser] = yes.code === 0 ? [yes, no] : [no, yes];
+      const won = yes.code === 0 ? 'approved' : 'denied';
+      const by = yes.code === 0 ? 'alice@corp' : 'bob@corp';
+      expect(winner.stdout).toMatch(/recorded as event/);
+      expect(loser.stdout).toBe('');
+      expect(loser.stderr).not.toMatch(/recorded as event/);
+      expect(loser.stderr).toMatch(new RegExp(`^witness: .*(already ${won} by ${by}|${by} ${won} it first)`));
+      const result = await call;
+      expect(result.isError ?? false).toBe(won === 'denied');
+      const decisions = (await readEvents(store)).filter((e) => e.kind === 'approval.decision');
+      expect(decisions[0]!.data).toMatchObject({ decision: won, approver: by });
+    } finally {
+      await client.close();
+    }
+    const listed = JSON.parse((await runCli(['approvals', '--all', '--json', '--store', `sqlite:${store}`])).stdout) as Array<{ status: string }>;
+    expect(listed.map((v) => v.status)).toEqual([(await readEvents(store)).some((e) => e.kind === 'tool.result' && e.outcome === 'success') ? 'consumed' : 'denied']);
+  });
+
+  it('refuses witness approve without an approver key, saying how to get one, and records nothing [R-APPROVER-KEY]', async () => {
+    const store = tempDb(dir);
+    const client = await proxied(store, ['--approval-timeout', '2s']);
+    try {
+      const call = client.callTool({ name: 'get-sum', arguments: { a: 150, b: 1 } });
+      const [pending] = await waitForPending(store);
+      const r = await runBin(['approve', pending!.request, '--store', `sqlite:${store}`]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('witness: witness approve needs your approver key to sign the decision: pass --key <file> or set WITNESS_APPROVER_KEY (make a key with `witness approver init --name <you>`).\n');
+      const asOnly = await runBin(['deny', pending!.request, '--as', 'alice@corp', '--store', `sqlite:${store}`]);
+      expect(asOnly.code).toBe(2);
+      expect((await call).isError).toBe(true);
+    } finally {
+      await client.close();
+    }
+    expect((await readEvents(store)).filter((e) => e.kind === 'approval.decision').map((e) => e.data?.['approver'])).toEqual(['witness-gateway']);
+  });
+
+  it('refuses to start a proxy or an HTTP gateway whose policy can hold a call but lists nobody who could release it [R-APPROVER-ALLOWED]', async () => {
+    const bare = path.join(dir, 'no-approvers.yaml');
+    fs.writeFileSync(bare, ['version: 1', 'default: allow', 'rules:', '  - id: big-sums-need-review', '    match: { tool: get-sum }', '    effect: review', ''].join('\n'));
+    const sentence = `${bare} line 4: rules[0] holds calls for review, but the policy lists no approvers who could release them; add an approvers: list with their public keys (\`witness approver init\` makes one).`;
+    const r = await runBin(['proxy', '--agent', 'support-bot', '--policy', bare, '--store', `sqlite:${tempDb(dir)}`, '--', ...SERVER]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`witness: ${sentence}\n`);
+    const config = `policy: ${JSON.stringify(bare)}\nagents:\n  - { id: support-bot, key_sha256: "${'ab'.repeat(32)}" }\nservers:\n  - { name: everything, path: /mcp, command: node }\n`;
+    expect(() => parseGatewayConfig(config, { source: 'gateway.yaml', baseDir: dir })).toThrow(expect.objectContaining({ code: 'invalid_policy', message: sentence }) as Error);
+  });
+
+  it('keeps a redacted PIN unguessable: digests are salted per call over the redacted arguments, and a withheld bundle shows nothing a guess can be tested against [R-DIGEST-SALTED]', async () => {
+    const store = tempDb(dir);
+    const client = await proxied(store);
+    const args = { a: 500, b: 25, password: '4821' };
+    try {
+      for (let i = 0; i < 2; i++) {
+        const call = client.callTool({ name: 'get-sum', arguments: args });
+        const [pending] = await waitForPending(store);
+        expect(await runCli(['approve', pending!.request, '--key', alice.file, '--store', `sqlite:${store}`])).toMatchObject({ code: 0 });
+        expect(text(await call)).toContain('525');
+      }
+    } finally {
+      await client.close();
+    }
+    const evs = await readEvents(store);
+    const requests = evs.filter((e) => e.kind === 'approval.request');
+    expect(requests).toHaveLength(2);
+    // What is stored, and digested, is the redacted arguments; an auditor shown a payload recomputes its digest.
+    for (const r of requests) {
+      expect(JSON.stringify(r.data?.['arguments'])).not.toContain('4821');
+      // The very arguments the tool.call recorded, redacted the same way.
+      expect(r.data?.['arguments']).toEqual(evs.find((e) => e.id === r.parent)!.data?.['arguments']);
+      expect(r.data?.['arguments_digest']).toBe(saltedDigest(String(r.data?.['arguments_salt']), r.data?.['arguments']));
+    }
+    // The same arguments twice: two salts, two digests.
+    expect(requests[0]!.data?.['arguments_digest']).not.toBe(requests[1]!.data?.['arguments_digest']);
+
+    const out = path.join(dir, `withheld-${path.basename(store)}`);
+    const exported = await runCli(['export', '--store', `sqlite:${store}`, '--session', requests[0]!.stream, '-o', out, '--withhold-data']);
+    expect(exported.code).toBe(0);
+    const bundle = fs.readdirSync(out).filter((f) => f.endsWith('.json') || f.endsWith('.jsonl') || f.endsWith('.txt')).map((f) => fs.readFileSync(path.join(out, f), 'utf8')).join('\n');
+    const seen = new Set(bundle.match(/\b[0-9a-f]{64}\b/g) ?? []);
+    // The headers still carry the approvals' digests...
+    const shown = bundle.split('\n').filter((l) => l.includes('"args_digest"'));
+    expect(shown.length).toBeGreaterThanOrEqual(2);
+    // ...but no guess of the PIN, raw or redacted, unsalted, matches anything in the bundle.
+    const sha = (v: unknown) => createHash('sha256').update(canonicalize(v)).digest('hex');
+    for (let pin = 0; pin < 10_000; pin++) {
+      const guess = String(pin).padStart(4, '0');
+      expect(seen.has(sha({ ...args, password: guess }))).toBe(false);
+    }
+    expect(seen.has(sha(requests[0]!.data?.['arguments']))).toBe(false);
   });
 });

@@ -476,7 +476,12 @@ describe('witness gateway over Streamable HTTP', () => {
 
   it('holds a review call over HTTP with progress on the request\'s stream until a person approves it with witness approve [R-GW-APPROVAL]', async () => {
     const policy = path.join(dir, 'review-refunds.yaml');
-    fs.writeFileSync(policy, ['version: 1', 'default: allow', 'rules:', '  - id: refund-echo-needs-review', '    match: { tool: echo }', '    when: args.message startsWith "refund"', '    effect: review', ''].join('\n'));
+    // The approver's own key, listed in the policy (R-APPROVER-SIGNED).
+    const { generateKey } = await import('../../src/core/index.js');
+    const alice = generateKey('alice@corp');
+    const aliceKey = path.join(dir, 'alice@corp.key');
+    fs.writeFileSync(aliceKey, `${alice.signerKey}\n`, { mode: 0o600 });
+    fs.writeFileSync(policy, ['version: 1', 'default: allow', 'approvers:', `  - { id: alice@corp, key: "${alice.verifierKey}" }`, 'rules:', '  - id: refund-echo-needs-review', '    match: { tool: echo }', '    when: args.message startsWith "refund"', '    effect: review', ''].join('\n'));
     const r = await startGateway([], `policy: ${JSON.stringify(policy)}\napprovals: { poll_ms: 50, progress_ms: 200 }\n`);
     const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
     const progress: unknown[] = [];
@@ -488,7 +493,7 @@ describe('witness gateway over Streamable HTTP', () => {
         return requestId !== undefined;
       }, 'the approval request');
       await until(() => progress.length >= 2, 'two progress notifications');
-      const approved = await runCli(['approve', requestId!, '--as', 'alice@corp', '--store', `sqlite:${r.store}`]);
+      const approved = await runCli(['approve', requestId!, '--key', aliceKey, '--store', `sqlite:${r.store}`]);
       expect(approved.code).toBe(0);
       expect((await call).content).toEqual([{ type: 'text', text: 'Echo: refund 650' }]);
       expect(progress[0]).toMatchObject({ progress: 1, message: expect.stringContaining(requestId!) });

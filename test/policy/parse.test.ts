@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { evaluate, loadPolicyFile, parsePolicy, type PolicyProblem } from '../../src/policy/index.js';
+import { generateKey } from '../../src/core/index.js';
+import { evaluate, loadPolicyFile, parsePolicy, requireApprovers, type PolicyProblem } from '../../src/policy/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { loadError, loadText, writePolicy } from './files.js';
 
@@ -114,7 +115,7 @@ describe('bad policy files', () => {
     ['a misspelt key in a rule', `${head}  - id: a\n    efect: deny\n`, 'policy.yaml line 5: rules[0] has an unknown key "efect"; did you mean "effect"?'],
     ['a misspelt top-level key', 'version: 1\ndefault: allow\nrule:\n  - id: a\n    effect: deny\n', 'policy.yaml line 3: the policy has an unknown key "rule"; did you mean "rules"?'],
     ['a misspelt match key', `${head}  - id: a\n    match: { tools: x }\n    effect: deny\n`, 'policy.yaml line 5: rules[0].match has an unknown key "tools"; did you mean "tool"?'],
-    ['an unknown key unlike any other', `${head}  - id: a\n    effect: deny\n    priority: 3\n`, 'policy.yaml line 6: rules[0] has an unknown key "priority"; the keys allowed here are id, description, match, when, effect, reason or hide'],
+    ['an unknown key unlike any other', `${head}  - id: a\n    effect: deny\n    priority: 3\n`, 'policy.yaml line 6: rules[0] has an unknown key "priority"; the keys allowed here are id, description, match, when, effect, reason, hide or approvers'],
     ['a duplicate rule id', `${head}  - id: a\n    effect: deny\n  - id: b\n    effect: deny\n  - id: a\n    effect: allow\n`, 'policy.yaml line 8: rules[2].id "a" is already the id of rules[0]'],
     ['a key given twice', `${head}  - id: a\n    effect: allow\n    effect: deny\n`, 'policy.yaml line 6: the key "effect" appears twice in the same mapping'],
     ['a bad condition operator', `${head}  - id: a\n    when: "args.amount => 500"\n    effect: deny\n`, 'policy.yaml line 5: rules[0].when is not a valid condition: "=>" is not an operator; use >= or <= (at character 13)'],
@@ -194,5 +195,53 @@ describe('bad policy files', () => {
   it('name the source given to parsePolicy, or "policy" by default', () => {
     expect(() => parsePolicy('version: 3\ndefault: allow\n')).toThrow(expect.objectContaining({ code: 'invalid_policy', message: 'policy line 1: version must be 1' }) as Error);
     expect(() => parsePolicy('version: 3\ndefault: allow\n', { source: 'staging.yaml' })).toThrow('staging.yaml line 1: version must be 1');
+  });
+});
+
+describe('approvers', () => {
+  const alice = generateKey('alice@corp').verifierKey;
+  const bob = generateKey('bob@corp').verifierKey;
+  const listed = `approvers:\n  - id: alice@corp\n    key: "${alice}"\n  - { id: bob@corp, key: "${bob}" }\n`;
+
+  it('are listed once with their public keys, named per review rule, and handed to the gateway with the decision, inside the hashed policy version [R-APPROVER-ALLOWED]', () => {
+    const policy = loadText(
+      dir,
+      `version: 1\ndefault: review\n${listed}rules:\n  - id: big\n    match: { tool: billing.refund }\n    effect: review\n    approvers: [bob@corp]\n  - id: small\n    match: { tool: billing.note }\n    effect: allow\n`,
+    );
+    expect(policy.approvers).toEqual([
+      { id: 'alice@corp', key: alice, fingerprint: expect.stringMatching(/^alice@corp\+[0-9a-f]{8}$/), line: 4 },
+      { id: 'bob@corp', key: bob, fingerprint: expect.stringMatching(/^bob@corp\+[0-9a-f]{8}$/), line: 6 },
+    ]);
+    expect(policy.rules[0]!.approvers).toEqual(['bob@corp']);
+    expect(policy.rules[1]!.approvers).toBeUndefined();
+    // The rule's own list; the whole list for a review rule without one and for the default; none for the rest.
+    expect(evaluate(policy, { agent: 'a', tool: 'billing.refund' }).approvers?.map((a) => a.id)).toEqual(['bob@corp']);
+    expect(evaluate(policy, { agent: 'a', tool: 'other' }).approvers?.map((a) => a.id)).toEqual(['alice@corp', 'bob@corp']);
+    expect(evaluate(policy, { agent: 'a', tool: 'billing.note' }).approvers).toBeUndefined();
+    expect(() => requireApprovers(policy)).not.toThrow();
+  });
+
+  const head = 'version: 1\ndefault: allow\n';
+  const cases: Array<[string, string, string]> = [
+    ['a key that belongs to someone else', `${head}approvers:\n  - { id: alice@corp, key: "${bob}" }\n`, 'policy.yaml line 4: approvers[0].key belongs to bob@corp, not alice@corp; give the public key that alice@corp made with witness approver init'],
+    ['a key that is not a key', `${head}approvers:\n  - { id: alice@corp, key: "alice@corp+00000000+AAAA" }\n`, 'policy.yaml line 4: approvers[0].key is not an approver public key (<name>+<hash>+<base64>, as witness approver init prints it): The verifier key uses an unknown algorithm; only Ed25519 (0x01) is supported'],
+    ['an approver listed twice', `${head}${listed}  - { id: alice@corp, key: "${alice}" }\n`, 'policy.yaml line 7: approvers[2].id "alice@corp" is already the id of approvers[0]'],
+    ['an approver name with spaces', `${head}approvers:\n  - { id: alice smith, key: "${alice}" }\n`, 'policy.yaml line 4: approvers[0].id must be a name of letters, digits and . _ @ - (at most 128), as in alice@acme.example'],
+    ['a rule naming nobody listed', `${head}${listed}rules:\n  - id: r\n    effect: review\n    approvers: [alice@corp, carol@corp]\n`, 'policy.yaml line 10: rules[0].approvers[1] "carol@corp" is not listed under approvers'],
+    ['approvers on a rule that holds nothing', `${head}${listed}rules:\n  - id: r\n    effect: deny\n    approvers: [alice@corp]\n`, 'policy.yaml line 10: rules[0].approvers applies only to a review rule, since only review holds a call for a person'],
+    ['an empty approvers list on a rule', `${head}${listed}rules:\n  - id: r\n    effect: review\n    approvers: []\n`, 'policy.yaml line 10: rules[0].approvers must not be an empty list'],
+  ];
+
+  it.each(cases)('are refused with the line and one sentence: %s', (_name, text, message) => {
+    expect(loadError(dir, text).message).toBe(message);
+  });
+
+  it('must exist before a gateway enforces a policy that can hold a call, and need not in shadow mode or without review [R-APPROVER-ALLOWED]', () => {
+    const rule = loadText(dir, `${head}rules:\n  - id: ok\n    effect: allow\n  - id: big\n    effect: review\n`);
+    expect(() => requireApprovers(rule)).toThrow(expect.objectContaining({ code: 'invalid_policy', message: expect.stringMatching(/ line 6: rules\[1\] holds calls for review, but the policy lists no approvers who could release them; add an approvers: list with their public keys \(`witness approver init` makes one\)\.$/) }) as Error);
+    const byDefault = loadText(dir, 'version: 1\ndefault: review\n');
+    expect(() => requireApprovers(byDefault)).toThrow(/ line 2: default is review, but the policy lists no approvers who could release/);
+    expect(() => requireApprovers(loadText(dir, 'version: 1\ndefault: review\nmode: shadow\n'))).not.toThrow();
+    expect(() => requireApprovers(loadText(dir, `${head}rules:\n  - id: no\n    effect: deny\n`))).not.toThrow();
   });
 });

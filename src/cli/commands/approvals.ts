@@ -1,9 +1,9 @@
-import os from 'node:os';
 import type { Command } from 'commander';
-import { WitnessError } from '../../core/index.js';
-import { decideApproval, listApprovals, openWitness, type ApprovalView } from '../../recorder/index.js';
-import { type Io, printJson, table } from '../output.js';
+import { WitnessError, keyFingerprint, sameIdentity } from '../../core/index.js';
+import { decideApproval, fingerprintOf, listApprovals, openWitness, type ApprovalView } from '../../recorder/index.js';
+import { type Io, inert, printJson, table } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
+import { APPROVER_KEY_ENV, readApproverKey } from './approver.js';
 
 interface ListOpts {
   store?: string;
@@ -14,6 +14,7 @@ interface ListOpts {
 
 interface DecideOpts {
   store?: string;
+  key?: string;
   as?: string;
   reason?: string;
   role?: string;
@@ -25,7 +26,8 @@ interface DecideOpts {
 /**
  * `witness approvals`, `witness approve <id>`, `witness deny <id>`: the human side of a `review`
  * policy. They only read and append to the ledger, so they work from any process (or machine,
- * with PostgreSQL) that can reach the gateway's ledger.
+ * with PostgreSQL) that can reach the gateway's ledger. A decision is signed with the person's own
+ * approver key (`witness approver init`); the key's holder is who decides, never a typed name.
  */
 export function registerApprovals(program: Command, io: Io): void {
   program
@@ -51,7 +53,7 @@ export function registerApprovals(program: Command, io: Io): void {
             64,
           ),
         );
-        io.out('\nDecide with: witness approve <request> --as <you> [--reason …]   or   witness deny <request> --as <you> --reason …');
+        io.out('\nDecide with: witness approve <request> --key <your key file> [--reason …]   or   witness deny <request> --key <your key file> --reason …');
       } finally {
         await ledger.close();
       }
@@ -61,9 +63,10 @@ export function registerApprovals(program: Command, io: Io): void {
     const verb = decision === 'approved' ? 'approve' : 'deny';
     program
       .command(verb)
-      .description(`${verb} a pending approval request, as a named person (recorded as approval.decision)`)
+      .description(`${verb} a pending approval request, signed with your approver key (recorded as approval.decision)`)
       .argument('<request>', 'the request id, or at least 8 of its first characters (see `witness approvals`)')
-      .option('--as <identity>', 'who decides (default: $WITNESS_APPROVER, else your login name); never the agent itself')
+      .option('--key <file>', `your approver key, made by \`witness approver init\` (default: $${APPROVER_KEY_ENV}); its holder is who decides`)
+      .option('--as <identity>', 'optional: who you are; must match the holder of the key')
       .option('--reason <text>', 'why, recorded with the decision')
       .option('--role <role>', 'the role you decide in, e.g. billing-supervisor')
       .option('--meaning <text>', 'what your decision attests, e.g. "checked the refund against the invoice"')
@@ -71,8 +74,11 @@ export function registerApprovals(program: Command, io: Io): void {
       .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
       .option('--json', 'machine-readable output')
       .action(async (request: string, opts: DecideOpts) => {
-        const approver = (opts.as ?? process.env['WITNESS_APPROVER'] ?? loginName()).trim();
-        if (approver === '') throw new WitnessError('invalid_argument', 'Say who decides with --as <identity> (or set WITNESS_APPROVER).');
+        const { signer, source } = readApproverKey(opts.key, verb);
+        const approver = signer.name;
+        if (opts.as !== undefined && !sameIdentity(opts.as, approver)) {
+          throw new WitnessError('invalid_argument', `--as ${opts.as} does not match the holder of the key ${source}, ${approver}; leave --as out, or pass your own key.`);
+        }
         if (opts.digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.digest)) throw new WitnessError('invalid_argument', `--digest "${opts.digest}" is not a SHA-256 hex digest (64 hex characters).`);
         const store = resolveStore(opts.store);
         // Fail on a missing ledger rather than create an empty one.
@@ -81,26 +87,21 @@ export function registerApprovals(program: Command, io: Io): void {
         try {
           const { view, decisionId, stream } = await decideApproval(witness, request, {
             decision,
-            approver,
+            signer,
             ...(opts.role === undefined ? {} : { role: opts.role }),
             ...(opts.reason === undefined ? {} : { reason: opts.reason }),
             ...(opts.meaning === undefined ? {} : { meaning: opts.meaning }),
             ...(opts.digest === undefined ? {} : { expectDigest: opts.digest }),
           });
-          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, event: decisionId, stream, arguments_digest: view.argumentsDigest });
-          io.out(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}, arguments ${view.argumentsDigest.slice(0, 12)}…) as ${approver}; recorded as event ${decisionId}.`);
+          const fingerprint = keyFingerprint(signer);
+          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, key: fingerprint, event: decisionId, stream, arguments_digest: view.argumentsDigest });
+          // One line whatever the recorded values hold: the agent and tool names are the agent's own
+          // text, and a newline in them would print a line of its choosing under this confirmation.
+          io.out(inert(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}, arguments ${view.argumentsDigest.slice(0, 12)}…) as ${approver} (key ${fingerprint}); recorded as event ${decisionId}.`));
         } finally {
           await witness.close();
         }
       });
-  }
-}
-
-function loginName(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return '';
   }
 }
 
@@ -113,6 +114,7 @@ function summary(v: ApprovalView) {
     tool: v.tool,
     arguments: v.arguments,
     arguments_digest: v.argumentsDigest,
+    approvers: v.approvers.map(fingerprintOf),
     rule: v.rule,
     reason: v.reason,
     policy_version: v.policyVersion,
@@ -120,7 +122,9 @@ function summary(v: ApprovalView) {
     call: v.callId,
     requested_at: v.request.ts,
     expires_at: v.expiresAt,
-    ...(v.decision === undefined ? {} : { decision: { event: v.decision.id, decision: v.decision.data?.['decision'], approver: v.decision.data?.['approver'], reason: v.decision.data?.['reason'], at: v.decision.ts } }),
+    ...(v.decision === undefined ? {} : { decision: { event: v.decision.id, decision: v.decision.data?.['decision'], approver: v.decision.data?.['approver'], key: v.decision.data?.['approver_key'] === undefined ? undefined : fingerprintOf(String(v.decision.data['approver_key'])), reason: v.decision.data?.['reason'], at: v.decision.ts } }),
+    // Decisions recorded for the request that do not count (unsigned, unauthorised, late): listed, never hidden.
+    ...(v.decisions.length > (v.decision === undefined ? 0 : 1) ? { ignored_decisions: v.decisions.filter((d) => d !== v.decision).map((d) => d.id) } : {}),
     ...(v.consumedBy === undefined ? {} : { used_by: v.consumedBy.id }),
   };
 }

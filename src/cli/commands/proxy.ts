@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { WitnessError } from '../../core/index.js';
 import { Capturer, parseCaptureMap } from '../../capture/index.js';
-import { loadPolicyFile, type Policy } from '../../policy/index.js';
+import { loadPolicyFile, requireApprovers, type Policy } from '../../policy/index.js';
 import { openWitness } from '../../recorder/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import type { Io } from '../output.js';
@@ -105,10 +105,15 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
     });
 }
 
-/** A missing policy file is bad usage here (exit 2), like a malformed one. */
+/**
+ * A missing policy file is bad usage here (exit 2), like a malformed one, and so is a policy that
+ * can hold a call for review but lists no approvers who could release it.
+ */
 function readPolicy(file: string): Policy {
   try {
-    return loadPolicyFile(file);
+    const policy = loadPolicyFile(file);
+    requireApprovers(policy);
+    return policy;
   } catch (e) {
     if (e instanceof WitnessError && e.code === 'not_found') throw new WitnessError('invalid_argument', e.message, { cause: e });
     throw e;
