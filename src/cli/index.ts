@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RECORDER_VERSION } from '../recorder/index.js';
 import { registerApprovals } from './commands/approvals.js';
+import { registerApprover } from './commands/approver.js';
 import { registerCheckpoint } from './commands/checkpoint.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
@@ -12,24 +13,24 @@ import { registerSeal } from './commands/seal.js';
 import { registerVerify } from './commands/verify.js';
 import { registerVideo } from './commands/video.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, messageFor } from './exit.js';
-import { type Io, processIo } from './output.js';
+import { type Io, inert, inertIo, jsonText, processIo } from './output.js';
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit.js';
 export type { Io } from './output.js';
 
 /** Runs the `witness` command; returns the exit code instead of exiting, so tests can call it. */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], terminal: Io = processIo): Promise<number> {
+  // Everything printed goes through `inert`: recorded text is agent-controlled (see output.ts).
+  const io = inertIo(terminal);
   let exitCode = EXIT_OK;
+  let usage: string | undefined;
   const setExit = (code: number) => {
     exitCode = code;
   };
   const program = new Command()
     .name('witness')
     .description('Tamper-evident flight recorder for AI agents: record, verify, query and export evidence.')
-    .version(RECORDER_VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    .version(RECORDER_VERSION);
   registerDemo(program, io, setExit);
   registerInit(program, io);
   registerQuery(program, io);
@@ -40,19 +41,52 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerProxy(program, io, setExit);
   registerGateway(program, io);
   registerApprovals(program, io);
+  registerApprover(program, io);
   registerVideo(program, io);
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  // Commander prints its usage errors as several lines; keep the text, print it as one sentence
+  // below. Every command, nested ones too, is configured after all are registered.
+  const configure = (cmd: Command, name: string): void => {
+    cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s) => void (usage = usageSentence(s, name)) });
+    for (const sub of cmd.commands) configure(sub, `${name} ${sub.name()}`);
+  };
+  configure(program, 'witness');
+  // Only flags before `--` are ours: what follows is another program's command line (proxy).
+  const dashes = argv.indexOf('--');
+  const json = (dashes === -1 ? argv : argv.slice(0, dashes)).includes('--json');
   try {
     await program.parseAsync(argv);
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // --help and --version exit 0 through here; everything else is bad usage.
-      return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+      // --help and --version exit 0 through here; everything else is bad usage. Help printed on
+      // an error (`witness` alone) has no sentence of its own.
+      if (e.exitCode === 0) return EXIT_OK;
+      if (usage !== undefined) {
+        if (json) io.out(jsonText({ error: { code: 'invalid_argument', message: usage } }, 0));
+        io.err(`witness: ${usage}`);
+      }
+      return EXIT_USAGE;
     }
-    const json = argv.includes('--json');
-    if (json) io.out(JSON.stringify({ error: { code: (e as { code?: string }).code ?? 'internal', message: messageFor(e) } }));
-    io.err(`witness: ${messageFor(e)}`);
+    // One line whatever the error says: a message can echo agent-controlled text.
+    const message = inert(messageFor(e));
+    if (json) io.out(jsonText({ error: { code: (e as { code?: string }).code ?? 'internal', message: messageFor(e) } }, 0));
+    io.err(`witness: ${message}`);
     return exitCodeFor(e);
   }
+}
+
+/**
+ * Commander's "error: unknown option '--stor'\n(Did you mean --store?)" or "error: too many
+ * arguments for 'verify'. Expected 1 argument but got 2." as the one sentence every other error
+ * is, with the help to run.
+ */
+function usageSentence(text: string, command: string): string {
+  const what = text
+    .trim()
+    .replace(/^error:\s*/i, '')
+    .replace(/\s*\(Did you mean/g, ' (did you mean')
+    .replace(/\.\s+([A-Z])/g, (_m, c: string) => `; ${c.toLowerCase()}`)
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/[.\s]+$/, '');
+  return `${what}; run \`${command} --help\` for usage.`;
 }

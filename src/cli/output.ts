@@ -11,13 +11,55 @@ export const processIo: Io = {
   isTTY: process.stdout.isTTY === true,
 };
 
+/** What a terminal acts on instead of printing (see `inert`), and the subset JSON.stringify leaves raw. */
+const ACTIVE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+const hex4 = (c: string) => c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+
 export function printJson(io: Io, value: unknown): void {
-  io.out(JSON.stringify(value, null, 2));
+  io.out(jsonText(value));
 }
 
-/** A plain aligned table; columns are cut to keep one event per line. */
+/**
+ * JSON with every character a terminal could act on written as a `\uXXXX` escape. JSON.stringify
+ * already escapes C0 controls; DEL, C1 controls (U+009B is an 8-bit CSI to many terminals), bidi
+ * overrides and line separators it leaves raw. They can only occur inside strings, where the escape
+ * parses back to the same character, so the output stays exact JSON.
+ */
+export function jsonText(value: unknown, indent = 2): string {
+  return JSON.stringify(value, null, indent).replace(RAW_IN_JSON, (c) => `\\u${hex4(c)}`);
+}
+
+/**
+ * Recorded text is agent-controlled: a tool result or note can hold ANSI CSI/OSC sequences that
+ * clear the operator's screen, retitle the window, plant a hyperlink, or (with CR, backspace or a
+ * newline) overwrite and fake lines of our own output. Human-readable output shows every such
+ * character as a visible stand-in instead of deleting it, so the attempt itself stays visible:
+ * C0 controls and DEL as their Unicode control pictures (ESC as ␛, LF as ␊, BEL as ␇), C1
+ * controls, bidi controls and line separators as `<U+XXXX>`. `keepNewlines` lets the CLI's own
+ * multi-line output through; values interpolated into one line never keep them.
+ */
+export function inert(text: string, keepNewlines = false): string {
+  return text.replace(ACTIVE, (c) => {
+    if (c === '\n' && keepNewlines) return c;
+    const code = c.charCodeAt(0);
+    if (code < 0x20) return String.fromCharCode(0x2400 + code);
+    if (code === 0x7f) return '\u2421';
+    return `<U+${hex4(c)}>`;
+  });
+}
+
+/** The same Io with everything written through `inert` (keeping the CLI's own newlines). */
+export function inertIo(io: Io): Io {
+  return { out: (t) => io.out(inert(t, true)), err: (t) => io.err(inert(t, true)), isTTY: io.isTTY };
+}
+
+/** A plain aligned table; cells are made inert and cut, to keep one event per line. */
 export function table(headers: string[], rows: string[][], maxWidth = 48): string {
-  const cut = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s);
+  const cut = (raw: string) => {
+    const s = inert(raw);
+    return s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s;
+  };
   const cells = [headers, ...rows].map((r) => r.map(cut));
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { WitnessError, openCheckpoint, parseVerifierKey, sha256Hex, type StoredEvent } from '../core/index.js';
+import { WitnessError, keyFingerprint, openCheckpoint, parseVerifierKey, sha256Hex, type StoredEvent } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 
 /**
@@ -10,7 +10,7 @@ import type { Ledger } from '../store/index.js';
  *   events.jsonl      the session's events, each with its global leaf index
  *   proofs.jsonl      an RFC 6962 inclusion proof per event against the checkpoint
  *   checkpoint.txt    the signed checkpoint (C2SP signed note) the proofs lead to
- *   keys.txt          the ledger's public keys (verifier key strings), for convenience only
+ *   keys.txt          the ledger's own public key (verifier key string), for convenience only
  *   artifacts/<sha>   screenshots, large outputs: each named by its SHA-256
  */
 export const BUNDLE_FORMAT = 'witness-evidence';
@@ -47,6 +47,12 @@ export interface ExportResult {
   events: number;
   artifacts: number;
   checkpointSize: number;
+  /**
+   * Fingerprints (`<name>+<key hash>`) of the keys whose signatures on the exported checkpoint
+   * verified: what an auditor compares with the key they pin, which must come from their own
+   * record, not from the files beside the ledger.
+   */
+  signedBy: string[];
   manifest: BundleManifest;
   /** Things the exporter should know, e.g. that the session is still open. */
   warnings: string[];
@@ -63,10 +69,13 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   if (cp === undefined || cp.size <= lastPos) {
     throw new WitnessError('invalid_checkpoint', `Session ${session} is not yet covered by a signed checkpoint; run \`witness seal\` with the ledger's signing key, then export again.`);
   }
-  const keys = (await ledger.publicKeys()).map((k) => k.vkey);
+  // Only the ledger's own key (its first key row) travels: any other key in the table was put there
+  // by someone who can write the database, never by the sealer, and a bundle must not carry it to an
+  // auditor as if it were the ledger's (verify names such a key and does not trust it either).
+  const keys = (await ledger.publicKeys()).slice(0, 1).map((k) => k.vkey);
   // The checkpoint shipped must open with the keys shipped, or the bundle is useless: check before
   // anything is written, so a refused export leaves no half-written directory.
-  openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin);
+  const signedBy = openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin).verified.map(keyFingerprint);
   prepareEmptyDir(outDir);
   const withhold = options.withholdData === true;
   const files: Record<string, string> = {};
@@ -137,7 +146,7 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   if (copied < artifacts.size && !withhold) {
     warnings.push(`${artifacts.size - copied} referenced artifact(s) are missing from the artifact store and were not exported; run \`witness verify\`.`);
   }
-  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, manifest, warnings };
+  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, signedBy, manifest, warnings };
 }
 
 function prepareEmptyDir(dir: string): void {
@@ -148,9 +157,24 @@ function prepareEmptyDir(dir: string): void {
     }
     return;
   }
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new WitnessError('invalid_argument', `Cannot create the output directory ${dir}: ${(e as Error).message}.`, { cause: e });
+  // Not fs.mkdirSync(dir, { recursive: true }): on a file system that answers ENOENT for a
+  // directory whose parent exists (/proc, /sys) it retries forever. One level at a time, from the
+  // nearest existing ancestor, any refusal is final.
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      const why = code === 'ENOTDIR' ? `${path.dirname(d)} is not a directory` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : `the file system refused it (${code})`;
+      throw new WitnessError('invalid_argument', `Cannot create the output directory ${dir} (${why}); choose a writable path with -o.`, { cause: e });
+    }
   }
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -19,13 +18,37 @@ import {
   type VerifyReport,
 } from '../core/index.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION } from './bundle.js';
+import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile, type Line } from './bundle-files.js';
 
 export interface VerifyBundleOptions {
   /** Verifier keys the auditor trusts; without them the keys shipped in the bundle are used (and the report says so). */
   trustedKeys?: string[];
 }
 
-const MAX_FILE_BYTES = 512 * 1024 * 1024;
+/**
+ * Size caps, so that a hostile bundle is refused instead of read into memory. Each file is read
+ * once, line by line, holding one line at a time; the caps are far above anything an honest
+ * export writes.
+ */
+export const BUNDLE_LIMITS = {
+  /** manifest.json: about 150 bytes per artifact listed. */
+  manifestBytes: 16 * 1024 * 1024,
+  checkpointBytes: 1024 * 1024,
+  keysBytes: 1024 * 1024,
+  /** events.jsonl, and each artifact. */
+  fileBytes: 512 * 1024 * 1024,
+  /** One event: the recorder refuses payloads over 64 MiB (its largest maxPayloadBytes), plus 1 MiB for the header. */
+  eventLineBytes: 65 * 1024 * 1024,
+  /**
+   * One proof line: a proof in a tree of at most 2^53 leaves has at most 53 steps of 64 hex
+   * digits (about 3.6 KiB as JSON). proofs.jsonl holds one line per event, so it may be at most
+   * this much per line of events.jsonl.
+   */
+  proofLineBytes: 8 * 1024,
+  proofSteps: 64,
+} as const;
+
+const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`);
 
 /**
  * Verifies an evidence bundle offline: every event's digest, hash and chain link are recomputed,
@@ -65,25 +88,37 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     fail({ code: 'bundle_invalid', reason });
     return report({}, 'bundle', [], 0);
   };
+  /** A file or line over its cap: the bundle is refused as a whole, whatever else was found. */
+  const refuse = (reason: string): VerifyReport => {
+    failures.length = 0;
+    return bad(reason);
+  };
 
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     const hint = fs.existsSync(dir) ? ` (to verify a ledger file, use --store sqlite:${dir})` : '';
     throw new WitnessError('not_found', `${dir} is not an evidence bundle directory${hint}; pass the directory written by \`witness export -o\`.`);
   }
-  const read = (name: string): string | undefined => {
-    const p = path.join(dir, name);
+  const open = (name: string, max: number): BundleFile => openBundleFile(path.join(dir, name), max);
+  /** Why a file cannot be read, in words for a failure reason; undefined when it is open. */
+  const unreadable = (name: string, f: BundleFile, max: number): string | undefined => {
+    if ('missing' in f) return `${name} is missing`;
+    if ('notFile' in f) return `${name} is not a regular file`;
+    if ('tooLarge' in f) return `${name} is ${f.size} bytes, more than the ${bytes(max)} it may have`;
+    return undefined;
+  };
+  const readSmall = (name: string, max: number): string | { reason: string } => {
+    const f = open(name, max);
+    if (!('fd' in f)) return { reason: unreadable(name, f, max)! };
     try {
-      const st = fs.lstatSync(p);
-      if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined;
-      return fs.readFileSync(p, 'utf8');
-    } catch {
-      return undefined;
+      return readWhole(f);
+    } finally {
+      fs.closeSync(f.fd);
     }
   };
 
   // --- manifest
-  const manifestText = read('manifest.json');
-  if (manifestText === undefined) return bad('manifest.json is missing: this is not a Witness evidence bundle.');
+  const manifestText = readSmall('manifest.json', BUNDLE_LIMITS.manifestBytes);
+  if (typeof manifestText !== 'string') return bad(`${manifestText.reason}: this is not a readable Witness evidence bundle.`);
   let manifest: Record<string, unknown>;
   try {
     const m = strictParse(manifestText);
@@ -107,11 +142,14 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   if (origin === undefined || session === undefined) return bad('manifest.json names no ledger origin or session.');
 
   // --- keys and checkpoint
-  const { verifiers, source } = selectVerifiers(options.trustedKeys, (read('keys.txt') ?? '').split('\n'), 'bundle', (_k, e) =>
+  const keysText = readSmall('keys.txt', BUNDLE_LIMITS.keysBytes);
+  // Shipped keys are a convenience: without --trusted-key they are all there is, so an
+  // unreadable keys.txt then fails the checkpoint's signature below.
+  const { verifiers, source } = selectVerifiers(options.trustedKeys, (typeof keysText === 'string' ? keysText : '').split('\n'), 'bundle', (_k, e) =>
     fail({ code: 'checkpoint_signature', reason: `keys.txt holds a malformed key: ${e.message}` }),
   );
-  const note = read('checkpoint.txt');
-  if (note === undefined) return bad('checkpoint.txt is missing: the events cannot be tied to a signed tree.');
+  const note = readSmall('checkpoint.txt', BUNDLE_LIMITS.checkpointBytes);
+  if (typeof note !== 'string') return bad(`${note.reason}: the events cannot be tied to a signed tree.`);
   let cp: Checkpoint;
   let usedKeys: NoteKeyId[] = [];
   try {
@@ -124,99 +162,112 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     return report({}, source, [], 0);
   }
 
-  // --- proofs
-  const proofs = new Map<number, { size: number; proof: Buffer[] }>();
-  const proofText = read('proofs.jsonl') ?? '';
-  proofText.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    try {
-      const p = strictParse(line) as { leaf?: unknown; size?: unknown; proof?: unknown };
-      if (!Number.isSafeInteger(p.leaf) || !Number.isSafeInteger(p.size) || !Array.isArray(p.proof)) throw new Error('needs leaf, size and proof');
-      const hashes = (p.proof as unknown[]).map((h) => {
-        if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) throw new Error('a proof step is not 64 hex characters');
-        return Buffer.from(h, 'hex');
-      });
-      proofs.set(p.leaf as number, { size: p.size as number, proof: hashes });
-    } catch (e) {
-      fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${i + 1} is malformed: ${(e as Error).message}.` });
-    }
-  });
-
-  // --- events
-  const eventsText = read('events.jsonl');
-  if (eventsText === undefined) return bad('events.jsonl is missing.');
+  // --- events and their proofs, read side by side
+  const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
+  if (!('fd' in eventsFile)) return bad(`${unreadable('events.jsonl', eventsFile, BUNDLE_LIMITS.fileBytes)!}.`);
   const withheld = manifest['withheld'] === true;
   const chain = new ChainChecker(origin, fail, (w) => warnings.push(w), false, withheld);
   let count = 0;
   let last: { kind: string; seq: number; leaf: number } | undefined;
-  const lines = eventsText.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === '') continue;
-    let ev: Record<string, unknown>;
-    try {
-      const parsed = strictParse(line);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-      ev = parsed as Record<string, unknown>;
-    } catch (e) {
-      // Name the event the line claims to be (read leniently, for the position only), so this is
-      // reported where it happened and not after the gap it leaves in the chain.
-      const claimed = lenientPosition(line);
-      fail({ code: 'bundle_invalid', ...claimed, reason: `events.jsonl line ${i + 1} is not strict JSON: ${(e as Error).message}` });
-      continue;
+  let proofsFile: BundleFile = { missing: true };
+  try {
+    // One proof line per event line: a bigger proofs.jsonl holds something else, and is refused
+    // before it is read (a 96 MB one once took 356 MB of memory).
+    const maxProofs = Math.min(BUNDLE_LIMITS.fileBytes, countLines(eventsFile) * BUNDLE_LIMITS.proofLineBytes);
+    proofsFile = open('proofs.jsonl', maxProofs);
+    if ('tooLarge' in proofsFile || 'notFile' in proofsFile) {
+      return refuse(`${unreadable('proofs.jsonl', proofsFile, maxProofs)!} (${BUNDLE_LIMITS.proofLineBytes} bytes for each line of events.jsonl): the bundle was refused unread.`);
     }
-    const { data, salt, hash, leaf, ...header } = ev;
-    const seq = typeof header['seq'] === 'number' ? header['seq'] : -1;
-    const stream = typeof header['stream'] === 'string' ? header['stream'] : '';
-    if (!Number.isSafeInteger(leaf) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
-      fail({ code: 'bundle_invalid', stream, seq, reason: `events.jsonl line ${i + 1} lacks a valid leaf index or hash.` });
-      continue;
-    }
-    if (stream !== session) {
-      fail({ code: 'bundle_invalid', stream, seq, leaf: leaf as number, reason: `An event of stream ${stream} is in the bundle of session ${session}: it was moved here.` });
-    }
-    count++;
-    let headerText: string;
-    let dataText: string | null;
-    try {
-      headerText = canonicalize(header);
-      dataText = data === null || data === undefined ? null : canonicalize(data);
-    } catch (e) {
-      fail({ code: 'non_canonical', stream, seq, leaf: leaf as number, reason: `The event cannot be canonicalised: ${(e as Error).message}` });
-      continue;
-    }
-    const saltBytes = typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
-    const recomputed = chain.check(
-      {
-        pos: leaf as number,
-        id: String(header['id']),
-        stream,
-        seq,
-        ts: String(header['ts']),
-        kind: String(header['kind']),
-        agent: '',
-        resource: null,
-        action: null,
-        outcome: null,
-        header: headerText,
-        data: dataText,
-        salt: saltBytes,
-        hash: Buffer.from(hash, 'hex'),
-      },
-      { stream, seq, leaf: leaf as number },
-    );
-    const p = proofs.get(leaf as number);
-    if (p === undefined) {
-      fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `No inclusion proof for leaf ${String(leaf)}: the event cannot be shown to be in the signed tree.` });
-    } else if (p.size !== cp.size) {
-      fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `The proof for leaf ${String(leaf)} is for tree size ${p.size}, not the checkpoint's ${cp.size}.` });
-    } else {
-      const r = verifyInclusion(leafHash(recomputed), leaf as number, cp.size, p.proof, cp.rootHash);
-      if (!r.ok) {
-        fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `Leaf ${String(leaf)} is not in the signed tree of size ${cp.size}: ${r.reason}.` });
+    const proofs = new ProofReader('fd' in proofsFile ? readLines(proofsFile, BUNDLE_LIMITS.proofLineBytes) : undefined, fail);
+
+    for (const read of readLines(eventsFile, BUNDLE_LIMITS.eventLineBytes)) {
+      // Past this many failures the verdict cannot change; stop instead of grinding through a
+      // hostile file of junk lines.
+      if (failures.length >= MAX_FAILURES) {
+        warnings.push(`Verification stopped at events.jsonl line ${read.n} after ${MAX_FAILURES} failures.`);
+        break;
       }
+      if ('tooLong' in read) {
+        return refuse(`events.jsonl line ${read.n} is longer than ${bytes(BUNDLE_LIMITS.eventLineBytes)}, more than any recorded event: the bundle was refused without reading it.`);
+      }
+      const line = read.text;
+      const i = read.n - 1;
+      if (line.trim() === '') continue;
+      let ev: Record<string, unknown>;
+      try {
+        const parsed = strictParse(line);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+        ev = parsed as Record<string, unknown>;
+      } catch (e) {
+        // Name the event the line claims to be (read leniently, for the position only), so this is
+        // reported where it happened and not after the gap it leaves in the chain.
+        const claimed = lenientPosition(line);
+        fail({ code: 'bundle_invalid', ...claimed, reason: `events.jsonl line ${i + 1} is not strict JSON: ${(e as Error).message}` });
+        continue;
+      }
+      const { data, salt, hash, leaf, ...header } = ev;
+      const seq = typeof header['seq'] === 'number' ? header['seq'] : -1;
+      const stream = typeof header['stream'] === 'string' ? header['stream'] : '';
+      if (!Number.isSafeInteger(leaf) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
+        fail({ code: 'bundle_invalid', stream, seq, reason: `events.jsonl line ${i + 1} lacks a valid leaf index or hash.` });
+        continue;
+      }
+      if (stream !== session) {
+        fail({ code: 'bundle_invalid', stream, seq, leaf: leaf as number, reason: `An event of stream ${stream} is in the bundle of session ${session}: it was moved here.` });
+      }
+      count++;
+      let headerText: string;
+      let dataText: string | null;
+      try {
+        headerText = canonicalize(header);
+        dataText = data === null || data === undefined ? null : canonicalize(data);
+      } catch (e) {
+        fail({ code: 'non_canonical', stream, seq, leaf: leaf as number, reason: `The event cannot be canonicalised: ${(e as Error).message}` });
+        continue;
+      }
+      const saltBytes = typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
+      const recomputed = chain.check(
+        {
+          pos: leaf as number,
+          id: String(header['id']),
+          stream,
+          seq,
+          ts: String(header['ts']),
+          kind: String(header['kind']),
+          agent: '',
+          resource: null,
+          action: null,
+          outcome: null,
+          header: headerText,
+          data: dataText,
+          salt: saltBytes,
+          hash: Buffer.from(hash, 'hex'),
+        },
+        { stream, seq, leaf: leaf as number },
+      );
+      const p = proofs.take(leaf as number);
+      if (proofs.tooLong !== undefined) {
+        return refuse(`proofs.jsonl line ${proofs.tooLong} is longer than ${BUNDLE_LIMITS.proofLineBytes} bytes, more than any inclusion proof: the bundle was refused without reading it.`);
+      }
+      if (p === undefined) {
+        fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `No inclusion proof for leaf ${String(leaf)}: the event cannot be shown to be in the signed tree.` });
+      } else if (p.size !== cp.size) {
+        fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `The proof for leaf ${String(leaf)} is for tree size ${p.size}, not the checkpoint's ${cp.size}.` });
+      } else {
+        const r = verifyInclusion(leafHash(recomputed), leaf as number, cp.size, p.proof, cp.rootHash);
+        if (!r.ok) {
+          fail({ code: 'inclusion_failed', stream, seq, leaf: leaf as number, reason: `Leaf ${String(leaf)} is not in the signed tree of size ${cp.size}: ${r.reason}.` });
+        }
+      }
+      last = { kind: String(header['kind']), seq, leaf: leaf as number };
     }
-    last = { kind: String(header['kind']), seq, leaf: leaf as number };
+    if (failures.length < MAX_FAILURES) proofs.drain();
+    if (proofs.tooLong !== undefined) {
+      return refuse(`proofs.jsonl line ${proofs.tooLong} is longer than ${BUNDLE_LIMITS.proofLineBytes} bytes, more than any inclusion proof: the bundle was refused without reading it.`);
+    }
+  } finally {
+    fs.closeSync(eventsFile.fd);
+    if ('fd' in proofsFile) fs.closeSync(proofsFile.fd);
   }
   if (last === undefined) {
     fail({ code: 'bundle_invalid', reason: 'events.jsonl holds no events.' });
@@ -234,24 +285,24 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
 
   // --- artifacts
   for (const [sha, leaf] of chain.artifactRefs) {
-    const p = path.join(dir, 'artifacts', sha);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(p);
-    } catch {
-      st = undefined;
-    }
-    if (st === undefined) {
+    // A link or a device (/dev/zero) would make hashing read forever or outside the bundle.
+    const f = open(path.join('artifacts', sha), BUNDLE_LIMITS.fileBytes);
+    if ('missing' in f) {
       if (withheld) continue;
       fail({ code: 'artifact_missing', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} is not in the bundle.` });
       continue;
     }
-    // A link or a device (/dev/zero) would make hashing read forever or outside the bundle.
-    if (!st.isFile() || st.size > MAX_FILE_BYTES) {
-      fail({ code: 'artifact_mismatch', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} is not a regular file of at most ${MAX_FILE_BYTES} bytes in the bundle.` });
+    if (!('fd' in f)) {
+      fail({ code: 'artifact_mismatch', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} is not a regular file of at most ${BUNDLE_LIMITS.fileBytes} bytes in the bundle.` });
       continue;
     }
-    if (createHash('sha256').update(fs.readFileSync(p)).digest('hex') !== sha) {
+    let digest: string;
+    try {
+      digest = sha256OfFile(f);
+    } finally {
+      fs.closeSync(f.fd);
+    }
+    if (digest !== sha) {
       fail({ code: 'artifact_mismatch', artifact: sha, leaf, reason: `Artifact ${sha} referenced at leaf ${leaf} no longer has that SHA-256: its bytes were changed.` });
     }
   }
@@ -270,6 +321,76 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     usedKeys,
     1,
   );
+}
+
+interface ParsedProof {
+  leaf: number;
+  size: number;
+  proof: Buffer[];
+}
+
+/**
+ * The proofs of proofs.jsonl, taken in step with the events, so that neither file is ever held
+ * whole: the exporter writes one proof line per event, in the same order (ascending leaf index).
+ * A proof for a leaf no event asks for is skipped, still checked for form; an event whose proof
+ * is not next in that order has none.
+ */
+class ProofReader {
+  private pending: ParsedProof | undefined;
+  private started = false;
+  /** The first line over the cap, which refuses the bundle; nothing is read after it. */
+  tooLong: number | undefined;
+
+  constructor(
+    private readonly lines: Generator<Line> | undefined,
+    private readonly fail: (f: Failure) => void,
+  ) {}
+
+  take(leaf: number): ParsedProof | undefined {
+    let p = this.peek();
+    while (p !== undefined && p.leaf < leaf) p = this.pending = this.read();
+    if (p === undefined || p.leaf !== leaf) return undefined;
+    this.pending = this.read();
+    return p;
+  }
+
+  /** Reads the rest, so a malformed line after the last event's proof is reported too. */
+  drain(): void {
+    while (this.peek() !== undefined) this.pending = this.read();
+  }
+
+  private peek(): ParsedProof | undefined {
+    if (!this.started) {
+      this.started = true;
+      this.pending = this.read();
+    }
+    return this.pending;
+  }
+
+  private read(): ParsedProof | undefined {
+    if (this.lines === undefined || this.tooLong !== undefined) return undefined;
+    for (let r = this.lines.next(); r.done !== true; r = this.lines.next()) {
+      const line = r.value;
+      if ('tooLong' in line) {
+        this.tooLong = line.n;
+        return undefined;
+      }
+      if (line.text.trim() === '') continue;
+      try {
+        const p = strictParse(line.text) as { leaf?: unknown; size?: unknown; proof?: unknown };
+        if (!Number.isSafeInteger(p.leaf) || !Number.isSafeInteger(p.size) || !Array.isArray(p.proof)) throw new Error('needs leaf, size and proof');
+        if (p.proof.length > BUNDLE_LIMITS.proofSteps) throw new Error(`it has ${p.proof.length} steps, more than the ${BUNDLE_LIMITS.proofSteps} any tree needs`);
+        const proof = (p.proof as unknown[]).map((h) => {
+          if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) throw new Error('a proof step is not 64 hex characters');
+          return Buffer.from(h, 'hex');
+        });
+        return { leaf: p.leaf as number, size: p.size as number, proof };
+      } catch (e) {
+        this.fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${line.n} is malformed: ${(e as Error).message}.` });
+      }
+    }
+    return undefined;
+  }
 }
 
 function lenientPosition(line: string): { stream?: string; seq?: number; leaf?: number } {

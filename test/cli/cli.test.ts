@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ beforeAll(async () => {
 });
 
 const COMMAND_FLAGS: Record<string, string[]> = {
-  demo: ['--dir', '--store', '--open', '--json'],
+  demo: ['--dir', '--store', '--live', '--model', '--open', '--json'],
   init: ['--store', '--name', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
   verify: ['--store', '--session', '--trusted-key', '--against', '--json'],
@@ -29,28 +30,32 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   checkpoint: ['--store', '--json'],
   proxy: ['--agent', '--policy', '--server', '--store', '--approval-timeout', '--on-record-failure', '--record-lists', '--max-frame-bytes', '--capture'],
   gateway: ['--config', '--store'],
-  'gateway-key': ['--agent'],
+  'gateway-key': ['--agent', '--json'],
   approvals: ['--store', '--all', '--agent', '--json'],
-  approve: ['--as', '--reason', '--role', '--meaning', '--digest', '--store', '--json'],
-  deny: ['--as', '--reason', '--role', '--meaning', '--digest', '--store', '--json'],
-  video: ['--output', '-o', '--voice', '--speed', '--store', '--json'],
+  approve: ['--key', '--as', '--reason', '--role', '--meaning', '--digest', '--store', '--json'],
+  deny: ['--key', '--as', '--reason', '--role', '--meaning', '--digest', '--store', '--json'],
+  video: ['--output', '-o', '--voice', '--voices', '--speed', '--store', '--json'],
+  'approver init': ['--name', '--out', '--json'],
 };
 
 describe('help and usage', () => {
-  it('prints help for every command with exit 0, mentioning each of its flags', async () => {
+  it('prints help for every command with exit 0, mentioning each of its flags and no flag the table lacks', async () => {
     for (const [command, flags] of Object.entries(COMMAND_FLAGS)) {
-      const r = await runCli([command, '--help']);
+      const r = await runCli([...command.split(' '), '--help']);
       expect(r.code, command).toBe(0);
       expect(r.stderr, command).toBe('');
       expect(r.stdout, command).toContain(`Usage: witness ${command}`);
       for (const flag of flags) expect(r.stdout, `${command} ${flag}`).toMatch(new RegExp(`(^|[\\s,])${flag}\\b`, 'm'));
+      // Every flag the help offers is in the table, so a new or renamed flag is listed (and tested) here.
+      const offered = [...r.stdout.matchAll(/^\s+(?:(-[A-Za-z]), )?(--[a-z][a-z-]*)/gm)].flatMap((m) => [m[1], m[2]]).filter((f): f is string => f !== undefined && f !== '-h' && f !== '--help');
+      expect(offered.filter((f) => !flags.includes(f)), command).toEqual([]);
     }
   });
 
   it('lists every command in the top-level help, and prints the version, with exit 0', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
-    for (const command of Object.keys(COMMAND_FLAGS)) expect(help.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    for (const command of Object.keys(COMMAND_FLAGS)) expect(help.stdout).toMatch(new RegExp(`^\\s+${command.split(' ')[0]!}\\b`, 'm'));
     const version = await runCli(['--version']);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
@@ -252,7 +257,7 @@ describe('witness verify', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as VerifyReport;
     expect(Object.keys(report).sort()).toEqual(
-      ['artifacts', 'checkpoints', 'events', 'failures', 'ok', 'openSessions', 'payloadsAbsent', 'sealedSize', 'streams', 'trust', 'unsealed', 'unverifiable', 'warnings'].sort(),
+      ['artifacts', 'checkpoints', 'events', 'failures', 'ok', 'openSessions', 'payloadsAbsent', 'sealRecord', 'sealedSize', 'streams', 'trust', 'unsealed', 'unverifiable', 'warnings'].sort(),
     );
     expect(report).toMatchObject({ ok: true, unverifiable: false, events: 13, streams: 3, checkpoints: 3, sealedSize: 13, unsealed: 0, artifacts: 1, openSessions: 1, failures: [], warnings: [] });
     expect(report.trust).toEqual({ keys: [{ name: base.origin, keyHash: expect.stringMatching(/^[0-9a-f]{8}$/), source: 'ledger' }], statement: expect.any(String) });
@@ -395,10 +400,10 @@ describe('witness verify', () => {
     expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'not_found', message: expect.stringContaining(missing) } });
   });
 
-  it('fails in one sentence with exit 1 for a bundle directory that does not exist', async () => {
+  it('[R-CLI-USAGE] fails in one sentence with exit 2 (bad usage) for a bundle directory that does not exist', async () => {
     const r = await runCli(['verify', path.join(dir, 'no-such-bundle')]);
-    expect(r.code).toBe(1);
-    expect(oneSentence(r.stderr)).toMatch(/is not an evidence bundle directory/);
+    expect(r.code).toBe(2);
+    expect(oneSentence(r.stderr)).toMatch(/no-such-bundle does not exist; pass the evidence bundle directory/);
   });
 
   // BUG (src/cli/commands/verify.ts onlySession): a --session the ledger does not hold filters every
@@ -437,6 +442,30 @@ describe('witness verify', () => {
     expect(byDefault.code).toBe(1);
     expect(oneSentence(byDefault.stderr)).toContain(path.join(cwd, 'witness.db'));
     expect(fs.readdirSync(cwd)).toEqual([]);
+  });
+});
+
+describe('witness gateway-key', () => {
+  it('prints a new key and its configuration line, or the same facts as JSON with --json', async () => {
+    const text = await runCli(['gateway-key', '--agent', 'support-bot']);
+    expect(text.code).toBe(0);
+    const key = /^key: (wk_\S+)$/m.exec(text.stdout)?.[1];
+    expect(key).toBeDefined();
+    const sha = crypto.createHash('sha256').update(key!).digest('hex');
+    expect(text.stdout).toContain(`  - { id: "support-bot", key_sha256: "${sha}" }`);
+
+    const r = await runCli(['gateway-key', '--agent', 'support-bot', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const json = JSON.parse(r.stdout) as { key: string; agent: string; key_sha256: string; config: string };
+    expect(json).toEqual({ key: expect.stringMatching(/^wk_[A-Za-z0-9_-]{43}$/), agent: 'support-bot', key_sha256: expect.stringMatching(/^[0-9a-f]{64}$/), config: expect.any(String) });
+    expect(json.key).not.toBe(key);
+    expect(json.key_sha256).toBe(crypto.createHash('sha256').update(json.key).digest('hex'));
+    expect(json.config).toBe(`{ id: "support-bot", key_sha256: "${json.key_sha256}" }`);
+
+    const bad = await runCli(['gateway-key', '--agent', ' ', '--json']);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ error: { code: 'invalid_argument' } });
   });
 });
 

@@ -1,12 +1,14 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, isWitnessError, strictParse, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
 import { AUDIT_STREAM, exportSession, verifyBundle, type BundleManifest } from '../../src/export/index.js';
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
-import { artifactFile, buildLedger, copyLedger, oneSentence, runCli, type BuiltLedger } from '../helpers/ledger.js';
+import { REPO_ROOT, artifactFile, buildLedger, copyLedger, oneSentence, runBin, runCli, tamper, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('witness-export-');
@@ -282,6 +284,23 @@ describe('export errors', () => {
     expect(fs.readdirSync(out)).toContain('events.jsonl');
   });
 
+  it('[R-CLI-USAGE] fails in one sentence, at once, for an output path no directory can be made at (/proc/x, under a file)', async () => {
+    const file = `${outDir()}.txt`;
+    fs.writeFileSync(file, 'a file');
+    for (const out of ['/proc/witness-export-test', '/proc/witness-export-test/a/b', path.join(file, 'bundle')]) {
+      // The real binary: Node's recursive mkdir loops forever on /proc, which would hang this worker.
+      const r = await runBin(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', out]);
+      expect(r.code, out).toBe(2);
+      expect(oneSentence(r.stderr), out).toMatch(/^Cannot create the output directory /);
+      expect(r.stderr, out).toContain(out);
+    }
+    // Missing parents of a sane path are still created.
+    const nested = path.join(outDir(), 'a', 'b');
+    const ok = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', nested]);
+    expect(ok.code).toBe(0);
+    expect(fs.readdirSync(nested)).toContain('events.jsonl');
+  }, 120_000);
+
   it('needs --session and -o: usage error, exit 2', async () => {
     expect((await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '-o', outDir()])).code).toBe(2);
     expect((await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a])).code).toBe(2);
@@ -316,6 +335,26 @@ describe('verifying an exported bundle', () => {
     const cli = await runCli(['verify', out, '--trusted-key', keyFile, '--json']);
     expect(cli.code).toBe(1);
     expect((JSON.parse(cli.stdout) as VerifyReport).first?.code).toBe('checkpoint_signature');
+  });
+
+  it('[R-SECOND-KEY] ships only the ledger\'s own key in keys.txt, never a second key someone added to the key table', async () => {
+    const copy = copyLedger(base, dir);
+    const planted = generateKey('planted').verifierKey;
+    tamper(copy.file, (db) => {
+      db.prepare('INSERT INTO public_keys (vkey, name, added_at) VALUES (?, ?, ?)').run(planted, 'planted', '2000-01-01T00:00:00.000Z');
+    });
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: copy.file, create: false, readonly: true });
+    let own: string;
+    try {
+      own = (await ledger.publicKeys())[0]!.vkey;
+      await exportSession(ledger, base.sessions.a, out);
+    } finally {
+      await ledger.close();
+    }
+    expect(own).not.toBe(planted);
+    expect(fs.readFileSync(path.join(out, 'keys.txt'), 'utf8')).toBe(`${own}\n`);
+    expect(verifyBundle(out).ok).toBe(true);
   });
 
   it('reports artifact_missing, naming the sha256 and the event, when the ledger lost an artifact before export', async () => {
@@ -376,5 +415,99 @@ describe('verifying an exported bundle', () => {
       expect(r.first?.code, name).toBe('bundle_invalid');
       expect(r.first?.reason, name).toContain(name);
     }
+  });
+});
+
+describe('hostile bundle files', () => {
+  const MB = 1024 * 1024;
+
+  async function exported(session: 'a' | 'b'): Promise<string> {
+    const out = outDir();
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      await exportSession(ledger, base.sessions[session], out);
+    } finally {
+      await ledger.close();
+    }
+    return out;
+  }
+
+  /** Writes `unit` over and over until the file is at least `bytes` long, a few MB at a time. */
+  function fill(file: string, unit: string, bytes: number, flag: 'w' | 'a' = 'w'): void {
+    const block = Buffer.from(unit.repeat(Math.max(1, Math.floor((4 * MB) / unit.length))));
+    const fd = fs.openSync(file, flag);
+    try {
+      for (let n = 0; n < bytes; n += block.length) fs.writeSync(fd, block);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Verifies in a process of its own (the built verifier), so that its peak memory (maxRSS) is
+   * the verifier's alone. Node itself with the module loaded peaks near 60 MB.
+   */
+  function verifyInChild(bundle: string): Promise<{ ok: boolean; first?: { code: string; reason: string }; failures: number; maxRssMB: number }> {
+    const script = `const { verifyBundle } = await import(${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'dist', 'export', 'index.js')).href)});
+const r = verifyBundle(process.argv[1], { trustedKeys: [process.argv[2]] });
+console.log(JSON.stringify({ ok: r.ok, first: r.first, failures: r.failures.length, maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, ['--input-type=module', '-e', script, bundle, base.vkey], { timeout: 120_000 }, (err, stdout, stderr) => {
+        if (err !== null) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout) as { ok: boolean; first?: { code: string; reason: string }; failures: number; maxRssMB: number });
+      });
+    });
+  }
+
+  it('[R-BUNDLE-BOUNDED] [R-HOSTILE] refuses a 96 MB proofs.jsonl unread, with bundle_invalid, instead of holding it in memory', async () => {
+    const out = await exported('a');
+    // The genuine proofs, repeated: the old verifier kept the last copy of each and passed.
+    fill(path.join(out, 'proofs.jsonl'), fs.readFileSync(path.join(out, 'proofs.jsonl'), 'utf8'), 96 * MB);
+    const r = await verifyInChild(out);
+    expect(r.ok).toBe(false);
+    expect(r.failures).toBe(1);
+    expect(r.first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^proofs\.jsonl is \d+ bytes, more than the \d+ bytes it may have/) });
+    expect(r.maxRssMB).toBeLessThan(120);
+  }, 180_000);
+
+  it('[R-BUNDLE-BOUNDED] refuses a 96 MB line in events.jsonl without ever holding more than its cap', async () => {
+    const out = await exported('a');
+    const file = path.join(out, 'events.jsonl');
+    fs.appendFileSync(file, '{"pad":"');
+    fill(file, 'x', 96 * MB, 'a');
+    fs.appendFileSync(file, '"}\n');
+    const r = await verifyInChild(out);
+    expect(r.first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^events\.jsonl line 7 is longer than 65 MiB/) });
+    expect(r.failures).toBe(1);
+    expect(r.maxRssMB).toBeLessThan(200);
+  }, 180_000);
+
+  it('[R-BUNDLE-BOUNDED] stops at the hundredth failure in 96 MB of junk event lines, and says so', async () => {
+    const out = await exported('a');
+    fill(path.join(out, 'events.jsonl'), `{"leaf":1,"hash":"${'a'.repeat(64)}"}\n`, 96 * MB, 'a');
+    const r = await verifyInChild(out);
+    expect(r.ok).toBe(false);
+    expect(r.failures).toBe(100);
+    expect(r.maxRssMB).toBeLessThan(120);
+    const report = verifyBundle(out, { trustedKeys: [base.vkey] });
+    expect(report.warnings).toEqual([expect.stringMatching(/^Verification stopped at events\.jsonl line \d+ after 100 failures\.$/)]);
+  }, 180_000);
+
+  it('[R-BUNDLE-BOUNDED] refuses an oversized manifest, a proof line longer than any proof, and files that are not regular files', async () => {
+    const big = await exported('a');
+    fill(path.join(big, 'manifest.json'), ' ', 17 * MB);
+    expect(verifyBundle(big, { trustedKeys: [base.vkey] }).first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^manifest\.json is \d+ bytes, more than the 16 MiB it may have/) });
+
+    const longProof = await exported('a');
+    const proofs = fs.readFileSync(path.join(longProof, 'proofs.jsonl'), 'utf8').split('\n');
+    proofs[1] = proofs[1]!.replace('"proof":[', `"proof":[${`"${'0'.repeat(64)}",`.repeat(200)}`);
+    fs.writeFileSync(path.join(longProof, 'proofs.jsonl'), proofs.join('\n'));
+    const r = verifyBundle(longProof, { trustedKeys: [base.vkey] });
+    expect(r.failures).toEqual([{ code: 'bundle_invalid', reason: expect.stringMatching(/^proofs\.jsonl line 2 is longer than 8192 bytes/) }]);
+
+    const linked = await exported('a');
+    fs.renameSync(path.join(linked, 'checkpoint.txt'), path.join(dir, 'elsewhere-checkpoint.txt'));
+    fs.symlinkSync(path.join(dir, 'elsewhere-checkpoint.txt'), path.join(linked, 'checkpoint.txt'));
+    expect(verifyBundle(linked, { trustedKeys: [base.vkey] }).first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^checkpoint\.txt is not a regular file/) });
   });
 });

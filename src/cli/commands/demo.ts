@@ -1,8 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { keyFingerprint, parseVerifierKey } from '../../core/index.js';
 import { liveFromEnv, runDemo } from '../../demo/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
-import { type Io, printJson, table } from '../output.js';
+import { type Io, inert, printJson, table } from '../output.js';
 import { summarise } from './query.js';
 import { printReport } from './verify.js';
 
@@ -22,7 +23,8 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       const r = await runDemo(path.resolve(opts.dir), opts.store, (line) => io.err(line), live === undefined ? {} : { live });
       const ok = r.ledgerReport.ok && r.bundleReport.ok && r.recorderErrors.length === 0;
       setExit(ok ? EXIT_OK : EXIT_FAILED);
-      if (opts.json) return printJson(io, r);
+      const fingerprint = r.publicKey === '' ? '' : keyFingerprint(parseVerifierKey(r.publicKey));
+      if (opts.json) return printJson(io, { ...r, fingerprint });
       io.out(`Witness demo — ${live === undefined ? 'a support agent' : `${live.model} (${live.provider}) as the support agent`} works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`);
       io.out(
         table(
@@ -40,7 +42,8 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
         ),
       );
       io.out('');
-      for (const a of r.approvals) io.out(`  ${a.decision === 'approved' ? 'approved' : 'denied  '} ${a.tool} request ${a.request} by ${a.approver}`);
+      // One line each whatever the (agent-chosen) tool name holds.
+      for (const a of r.approvals) io.out(inert(`  ${a.decision === 'approved' ? 'approved' : 'denied  '} ${a.tool} request ${a.request} by ${a.approver}`));
       io.out('');
       printReport(io, 'Ledger', r.ledgerReport);
       printReport(io, 'Evidence bundle', r.bundleReport);
@@ -51,8 +54,11 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       io.out(`  captions     ${r.video.vttPath}`);
       io.out(`  bundle       ${r.bundleDir}`);
       io.out(`  public key   ${r.publicKey}`);
+      // The key is printed for recording now, away from the ledger: the .pub file beside it is
+      // replaceable by whoever can rewrite the ledger, so it is never offered as the pin.
+      io.out(`  fingerprint  ${fingerprint} (record it, and the key, somewhere the ledger's writer cannot change)`);
       io.out(`\nDone in ${r.seconds.toFixed(1)} s. Try: npx witness query --store sqlite:${r.database} --kind approval.decision`);
-      io.out(`     npx witness verify ${r.bundleDir} --trusted-key ${r.database}.pub`);
+      io.out(`     npx witness verify ${r.bundleDir} --trusted-key <the public key, from your record>`);
       if (opts.open === true) io.out('\n(--open: the viewer is not built yet; open the video and screenshots above directly.)');
     });
 }

@@ -1,7 +1,6 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { exportSession } from '../../export/index.js';
-import { sidecarPaths } from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 
@@ -24,8 +23,11 @@ export function registerExport(program: Command, io: Io): void {
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
         io.out(`Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`);
-        io.out(`  bundle  ${r.dir}`);
-        io.out(`  check   npx witness verify ${r.dir} --trusted-key ${sidecarPaths(ledger.info.location).pub}`);
+        // Not the .pub beside the ledger: whoever can rewrite the ledger can replace that file too,
+        // so it pins nothing. The fingerprint is what to compare with the auditor's own record.
+        io.out(`  bundle     ${r.dir}`);
+        io.out(`  signed by  ${r.signedBy.join(', ')} (the key fingerprint: compare it with the one recorded when the ledger was created)`);
+        io.out(`  check      npx witness verify ${r.dir} --trusted-key <that public key, from your own record>`);
       } finally {
         await ledger.close();
       }

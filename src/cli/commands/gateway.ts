@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
 import { Capturer } from '../../capture/index.js';
 import { openWitness } from '../../recorder/index.js';
-import type { Io } from '../output.js';
+import { type Io, printJson } from '../output.js';
 import { resolveStore } from '../store-option.js';
 
 interface GatewayOpts {
@@ -70,13 +70,17 @@ export function registerGateway(program: Command, io: Io): void {
     .command('gateway-key')
     .description('print a new random API key for the gateway and the agents: line (with its SHA-256) for gateway.yaml')
     .option('--agent <id>', 'the agent id to put in the configuration line', 'my-agent')
-    .action(async (opts: { agent: string }) => {
+    .option('--json', 'machine-readable output: the key, its SHA-256 and the configuration line')
+    .action(async (opts: { agent: string; json?: boolean }) => {
       const { keySha256, newGatewayKey } = await import('../../gateway/index.js');
       const agent = opts.agent.trim();
       if (agent === '' || agent.length > 512) throw new WitnessError('invalid_argument', '--agent must be a non-empty agent identity of at most 512 characters.');
       const key = newGatewayKey();
+      const sha = keySha256(key);
+      const config = `{ id: ${JSON.stringify(agent)}, key_sha256: "${sha}" }`;
+      if (opts.json) return printJson(io, { key, agent, key_sha256: sha, config });
       io.out(`key: ${key}`);
       io.out('Give the key to the agent (Authorization: Bearer <key>); it is not stored anywhere. Add this under agents: in gateway.yaml:');
-      io.out(`  - { id: ${JSON.stringify(agent)}, key_sha256: "${keySha256(key)}" }`);
+      io.out(`  - ${config}`);
     });
 }

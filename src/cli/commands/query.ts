@@ -128,17 +128,37 @@ function resultText(output: unknown): string | undefined {
   return texts.length === 0 ? undefined : texts.join(' ');
 }
 
-/** ISO-8601, or a relative "30m", "24h", "7d" meaning that long ago. */
+/**
+ * ISO-8601 (a date, or a date and time; without `Z` or an offset it is local time), or a relative
+ * "30m", "24h", "7d" meaning that long ago. Anything else is bad usage: JavaScript's Date.parse
+ * alone would read "1" as the year 2001 and "2026-02-30" as 2 March. Results must lie in the years
+ * 0000-9999, because stored times are compared as text and "+010000-…" sorts before "2026-…".
+ */
 export function parseTime(value: string, flag: string, now = Date.now()): string {
-  const rel = /^(\d+)\s*(s|m|h|d)( ago)?$/.exec(value.trim());
+  const v = value.trim();
+  const rel = /^(\d+)\s*(s|m|h|d)( ago)?$/.exec(v);
+  let t: number;
   if (rel) {
-    const n = Number(rel[1]);
     const unit = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd'];
-    return new Date(now - n * unit).toISOString();
+    t = now - Number(rel[1]) * unit;
+  } else {
+    const iso = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i.exec(v);
+    t = iso === null || !isCalendarDate(Number(iso[1]), Number(iso[2]), Number(iso[3])) ? NaN : Date.parse(v);
+    if (Number.isNaN(t)) {
+      throw new WitnessError('invalid_argument', `${flag} "${value}" is not a time; use ISO-8601 (2026-11-23T10:00:00Z) or a span like 24h.`);
+    }
   }
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) {
-    throw new WitnessError('invalid_argument', `${flag} "${value}" is not a time; use ISO-8601 (2026-11-23T10:00:00Z) or a span like 24h.`);
+  if (!(t >= MIN_TIME && t <= MAX_TIME)) {
+    throw new WitnessError('invalid_argument', `${flag} "${value}" lies outside the years 0000-9999; give a time within them or a shorter span.`);
   }
   return new Date(t).toISOString();
+}
+
+const MIN_TIME = Date.parse('0000-01-01T00:00:00.000Z');
+const MAX_TIME = Date.parse('9999-12-31T23:59:59.999Z');
+
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
 }

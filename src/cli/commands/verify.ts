@@ -5,7 +5,7 @@ import { WitnessError, type VerifyReport } from '../../core/index.js';
 import { verifyBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
-import { type Io, printJson, progress } from '../output.js';
+import { type Io, inert, printJson, progress } from '../output.js';
 import { openExisting, readTrustedKeys, resolveStore } from '../store-option.js';
 
 interface VerifyOpts {
@@ -34,6 +34,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
         if (opts.against !== undefined) {
           throw new WitnessError('invalid_argument', '--against checks a ledger, not a bundle; a bundle is checked against its own signed checkpoint and --trusted-key.');
         }
+        checkBundleArgument(bundle);
         report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
         subject = `Bundle ${bundle}`;
         if (opts.session !== undefined) {
@@ -76,7 +77,10 @@ function onlySession(report: VerifyReport, session: string): VerifyReport {
   return r;
 }
 
-export function printReport(io: Io, subject: string, r: VerifyReport): void {
+export function printReport(terminal: Io, subject: string, r: VerifyReport): void {
+  // One line each: stream ids, reasons, key names and warnings can hold recorded (agent-controlled)
+  // text, and a newline in it must not start a line of its own ("✔ … is intact").
+  const io = { out: (line: string) => terminal.out(inert(line)) };
   const n = (x: number) => x.toLocaleString('en-US');
   if (r.first !== undefined) {
     const f = r.first;
@@ -94,6 +98,25 @@ export function printReport(io: Io, subject: string, r: VerifyReport): void {
   io.out(`  trust: ${r.trust.statement}`);
   for (const k of r.trust.keys) io.out(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
   for (const w of r.warnings.slice(0, 5)) io.out(`  note:  ${w}`);
+}
+
+/**
+ * A bundle argument that names nothing, or a file, is a mistyped command (exit 2), not evidence
+ * that failed verification (exit 1). A directory that is not a bundle is left to the verifier,
+ * which reports what is missing from it.
+ */
+function checkBundleArgument(bundle: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(bundle);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code ?? 'error'})`;
+    throw new WitnessError('invalid_argument', `${bundle} ${what}; pass the evidence bundle directory written by \`witness export -o\`, or --store to verify a ledger.`, { cause: e });
+  }
+  if (!st.isDirectory()) {
+    throw new WitnessError('invalid_argument', `${bundle} is a file, not an evidence bundle directory; to verify a ledger file, use --store sqlite:${bundle}.`);
+  }
 }
 
 function readBundleSession(dir: string): string | undefined {
