@@ -108,6 +108,9 @@ describe('a locked ledger', () => {
   it('still opens a WAL ledger for reading while another connection holds a write lock', async () => {
     const file = await makeLedger();
     const other = new Database(file);
+    // A writer holding the ledger open keeps it in WAL mode (the last one to close switches it to
+    // rollback-journal mode for read-only readers, test/store/readonly.test.ts).
+    other.pragma('journal_mode = WAL');
     other.exec('BEGIN EXCLUSIVE');
     try {
       const ledger = SqliteLedger.open({ path: file, busyTimeoutMs: 50 });

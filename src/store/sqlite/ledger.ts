@@ -84,6 +84,8 @@ export class SqliteLedger implements Ledger {
   private readonly foreignKey: { signer: string; ledger: string } | undefined;
   private readonly sealRecordPath: string;
   private readonly durability: 'process' | 'power';
+  /** Opened for reading only (verify, query, an auditor's account): never writes, never needs the private key. */
+  private readonly readonly: boolean;
   private readonly artifactsDir: string;
   private readonly maxPayloadBytes: number | undefined;
   private readonly heads = new Map<string, StreamHead>();
@@ -161,7 +163,15 @@ export class SqliteLedger implements Ledger {
       this.artifactsDir = paths.artifacts;
       this.sealRecordPath = paths.sealed;
       this.durability = options.durability ?? 'process';
-      let signer = loadSigner(paths.key, options.env);
+      this.readonly = options.readonly ?? false;
+      let signer: NoteSigner | undefined;
+      try {
+        signer = loadSigner(paths.key, options.env);
+      } catch (e) {
+        // A reader (an auditor's account on a root-owned ledger) needs no private key and is
+        // usually not allowed to read it; only a writer must have a usable one.
+        if (!options.readonly) throw e;
+      }
       // A ledger that has never had a key gets one, also when its creator died before writing it;
       // a ledger whose key was removed does not silently get a new one.
       if (signer === undefined && !options.readonly && create && retryBusy(() => this.publicKeyCount()) === 0) {
@@ -749,6 +759,19 @@ export class SqliteLedger implements Ledger {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.readonly) {
+      // A WAL database can be read only by someone who may create its -shm file, i.e. write the
+      // ledger's directory: an auditor's account reading a root-owned ledger may not. So the last
+      // writer to close leaves the file in rollback-journal mode, which a read-only reader can open
+      // as it is; the next writer switches back to WAL when it opens. With another connection open
+      // the switch is refused at once (no busy wait) and left to whoever closes last.
+      try {
+        this.db.pragma('busy_timeout = 0');
+        this.db.pragma('journal_mode = DELETE');
+      } catch {
+        // Another process has the ledger open; it will do this when it closes.
+      }
+    }
     this.db.close();
   }
 
