@@ -1,5 +1,5 @@
 /**
- * The import table of DESIGN.md, enforced (errors, not warnings) by `npm test`.
+ * The import table of docs/ARCHITECTURE.md, enforced (errors, not warnings) by `npm test`.
  * Each folder under src/ may import only the folders listed for it, and only through their
  * index.ts; no cycles anywhere.
  */
@@ -36,7 +36,7 @@ const forbidden = [
   ...MODULES.map((m) => ({
     name: `${m}-imports`,
     severity: 'error',
-    comment: `DESIGN.md: src/${m} may import ${ALLOWED[m].length === 0 ? 'nothing in src' : ALLOWED[m].join(', ')}.`,
+    comment: `docs/ARCHITECTURE.md: src/${m} may import ${ALLOWED[m].length === 0 ? 'nothing in src' : ALLOWED[m].join(', ')}.`,
     from: { path: `^src/${m}/` },
     to: {
       path: '^src/',

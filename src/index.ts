@@ -1,6 +1,6 @@
 /**
  * The SDK facade. Named exports only; nothing here may load heavy optional parts (pg, Chromium):
- * test/sdk-surface.test.ts proves it.
+ * test/sdk-surface.test.ts proves it (pg is not a dependency yet).
  */
 export { openWitness, Witness, Session, Redactor } from './recorder/index.js';
 export type { CaptureShot, EndInput, EventFields, LlmCallInput, SessionInit, ToolCapturer, ToolOptions, WitnessOptionsInput, RedactionRule } from './recorder/index.js';
