@@ -1,7 +1,8 @@
 import { canonicalize } from './canonical-json.js';
 import { newSalt, sha256Hex, SALT_BYTES } from './chain.js';
 import { WitnessError } from './errors.js';
-import { parseVerifierKey, type NoteSigner, type NoteVerifier } from './note.js';
+import type { StoredEvent } from './event.js';
+import { formatVerifierKey, keyFingerprint, parseVerifierKey, type NoteSigner, type NoteVerifier } from './note.js';
 
 /**
  * The two commitments a human approval rests on, specified so an auditor can recompute them in
@@ -91,4 +92,126 @@ export function normaliseIdentity(id: string): string {
 
 export function sameIdentity(a: string, b: string): boolean {
   return normaliseIdentity(a) === normaliseIdentity(b);
+}
+
+/** A verifier key in one spelling (the hash in lowercase hex), or undefined when it is not one. */
+export function canonicalKey(vkey: unknown): string | undefined {
+  if (typeof vkey !== 'string') return undefined;
+  try {
+    const v = parseVerifierKey(vkey);
+    return formatVerifierKey(v.name, v.publicKey);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `alice@corp+1a2b3c4d` for a verifier key, or the text itself when it is not one. */
+export function fingerprintOf(vkey: string): string {
+  try {
+    return keyFingerprint(parseVerifierKey(vkey));
+  } catch {
+    return vkey;
+  }
+}
+
+/** The parts of an approval.request a decision must bind, as the request records them. */
+export interface ApprovalRequestParts {
+  /** The request's event id. */
+  requestId: string;
+  agent: string;
+  server: string | undefined;
+  tool: string;
+  argumentsDigest: string;
+  policyVersion: string | undefined;
+  /** ISO-8601. */
+  expiresAt: string;
+  /** The stream (session) the request was recorded in. */
+  session: string;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * Reads an approval.request event the one way every judge of its decisions reads it. A request
+ * that names no expiry expires when it was made (so nothing decided after it counts); a field that
+ * is not text is absent.
+ */
+export function approvalRequestParts(request: StoredEvent): ApprovalRequestParts {
+  const d = request.data ?? {};
+  return {
+    requestId: request.id,
+    agent: request.agent.id,
+    server: str(d['server']),
+    tool: str(d['tool']) ?? request.action ?? '',
+    argumentsDigest: str(d['arguments_digest']) ?? '',
+    policyVersion: str(d['policy_version']),
+    expiresAt: str(d['expires_at']) ?? request.ts,
+    session: request.stream,
+  };
+}
+
+/** The verifier keys an approval.request lists as allowed to decide it, in canonical form; entries that are not keys are dropped. */
+export function listedApprovers(request: StoredEvent): string[] {
+  const listed = request.data?.['approvers'];
+  return (Array.isArray(listed) ? listed : []).map(canonicalKey).filter((k): k is string => k !== undefined);
+}
+
+export type DecisionProblemCode = 'approval_forged' | 'approver_not_allowed' | 'approval_mismatch';
+
+/** Why a recorded decision does not count: a code (recorded by the gateway) and one clause. */
+export interface DecisionProblem {
+  code: DecisionProblemCode;
+  reason: string;
+}
+
+/**
+ * Why approval.decision `d` does not count for the request, or undefined when it does. A person's
+ * decision must carry a valid signature by the approver it names (`verifyApprovalSignature`), from
+ * a key in `allowed`, by someone who is not the agent (`sameIdentity`), binding exactly this request
+ * (id, agent, tool, server, session, arguments digest, policy version, expiry and, when `origin` is
+ * given, the ledger origin) and made before the expiry, both by its own `decided_at` and by the time
+ * it was recorded. The gateway's own expiry record (`decision: "expired"`) counts unsigned: it can
+ * only ever refuse.
+ *
+ * `allowed` is the caller's to choose: the gateway passes the keys its own policy lists for the
+ * rule, never the ledger's word; a reader of the events alone passes `listedApprovers(request)`.
+ * `origin` is undefined only for such a reader, who does not know which ledger the events came from
+ * (the gateway checks it, and records a decision that fails it as an error).
+ */
+export function decisionProblem(request: ApprovalRequestParts, d: Pick<StoredEvent, 'data' | 'ts'>, allowed: readonly string[], origin: string | undefined): DecisionProblem | undefined {
+  const dd = d.data ?? {};
+  if (dd['decision'] === 'expired') return undefined;
+  const named = str(dd['approver']) ?? '(nobody)';
+  if (verifyApprovalSignature(dd) === undefined) {
+    return { code: 'approval_forged', reason: `it carries no valid signature by the approver it names (${named})` };
+  }
+  // The signature verified, so the key parses.
+  const key = canonicalKey(dd['approver_key'])!;
+  if (sameIdentity(named, request.agent)) return { code: 'approver_not_allowed', reason: `${named} is the agent that made the call (${request.agent})` };
+  if (!allowed.includes(key)) return { code: 'approver_not_allowed', reason: `${named} (key ${fingerprintOf(key)}) is not among the approvers the policy allows for this request` };
+  const binds: Array<[string, unknown, string | undefined]> = [
+    ['request_id', dd['request_id'], request.requestId],
+    ['agent', dd['agent'], request.agent],
+    ['tool', dd['tool'], request.tool],
+    ['server', dd['server'], request.server],
+    ['session', dd['session'], request.session],
+    ['arguments_digest', dd['arguments_digest'], request.argumentsDigest],
+    ['policy_version', dd['policy_version'], request.policyVersion],
+    ['expires_at', dd['expires_at'], request.expiresAt],
+    ...(origin === undefined ? [] : ([['origin', dd['origin'], origin]] as Array<[string, unknown, string]>)),
+  ];
+  for (const [field, signed, actual] of binds) {
+    if (signed !== actual) {
+      const what = field === 'arguments_digest' ? 'arguments with digest' : field.replace('_', ' ');
+      return { code: 'approval_mismatch', reason: `the decision signed ${what} ${String(signed ?? '(none)')}, but the request has ${String(actual ?? '(none)')}` };
+    }
+  }
+  const decided = str(dd['decided_at']);
+  const expires = Date.parse(request.expiresAt);
+  if (decided === undefined || Date.parse(decided) > expires || Date.parse(d.ts) > expires) {
+    return { code: 'approval_mismatch', reason: `the decision was made after the request expired at ${request.expiresAt}` };
+  }
+  return undefined;
 }

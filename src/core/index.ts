@@ -49,12 +49,20 @@ export {
   APPROVER_NAME,
   ARGUMENTS_DOMAIN,
   approvalMessage,
+  approvalRequestParts,
   argumentsDigest,
+  canonicalKey,
+  decisionProblem,
+  fingerprintOf,
+  listedApprovers,
   newArgumentsSalt,
   normaliseIdentity,
   sameIdentity,
   signApproval,
   verifyApprovalSignature,
+  type ApprovalRequestParts,
+  type DecisionProblem,
+  type DecisionProblemCode,
 } from './approval.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
 export {

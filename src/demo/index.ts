@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } from '../capture/index.js';
-import { WitnessError, generateKey, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
-import { exportSession, verifyBundle } from '../export/index.js';
+import { generateKey, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
+import { exportSession, makeDirectory, verifyBundle, type DirectoryUse } from '../export/index.js';
 import { decideApproval, listApprovals, openWitness, recordVideo } from '../recorder/index.js';
 import { sqlitePath, verifyLedger } from '../store/index.js';
 import { SCRIPT, demoCapture, demoPolicy, runScriptedAgent, type StepOutcome } from './agent.js';
@@ -90,33 +90,12 @@ function approverKey(dir: string, name: string): NoteSigner {
 }
 
 /**
- * Creates `dir` and any missing parents, one level at a time from the nearest existing ancestor
- * (as export's bundle directory is made), so that any refusal is final: fs.mkdirSync with
- * `recursive` retries forever on a file system that answers ENOENT for a directory whose parent
- * exists (/proc, /sys). A path that exists must be a directory.
+ * Makes a directory under --dir (and --dir itself), refusing in one sentence with the resolved
+ * path; export's `makeDirectory`, which never loops on /proc or /sys.
  */
 function makeDirs(dir: string, mode?: number): void {
-  const target = path.resolve(dir);
-  const missing: string[] = [];
-  let at = target;
-  while (!fs.existsSync(at)) {
-    missing.unshift(at);
-    const parent = path.dirname(at);
-    if (parent === at) break;
-    at = parent;
-  }
-  if (missing.length === 0 && !fs.statSync(target).isDirectory()) {
-    throw new WitnessError('invalid_argument', `The demo directory ${target} exists and is not a directory; choose another path with --dir.`);
-  }
-  for (const d of missing) {
-    try {
-      fs.mkdirSync(d, mode === undefined ? undefined : { mode });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      const why = code === 'ENOTDIR' ? `${path.dirname(d)} is not a directory` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : `the file system refused it (${code})`;
-      throw new WitnessError('invalid_argument', `Cannot create the demo directory ${target} (${why}); choose a writable path with --dir.`, { cause: e });
-    }
-  }
+  const use: DirectoryUse = { what: 'demo directory', flag: '--dir', ...(mode === undefined ? {} : { mode }) };
+  makeDirectory(path.resolve(dir), use);
 }
 
 /**

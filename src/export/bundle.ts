@@ -157,9 +157,28 @@ function prepareEmptyDir(dir: string): void {
     }
     return;
   }
-  // Not fs.mkdirSync(dir, { recursive: true }): on a file system that answers ENOENT for a
-  // directory whose parent exists (/proc, /sys) it retries forever. One level at a time, from the
-  // nearest existing ancestor, any refusal is final.
+  makeDirectory(dir, { what: 'output directory', flag: '-o' });
+}
+
+/** What a directory a person named is for, as its errors say it. */
+export interface DirectoryUse {
+  /** The noun in the errors: `output directory`, `demo directory`. */
+  what: string;
+  /** The option that chooses another path: `-o`, `--dir`. */
+  flag: string;
+  /** The mode of each directory created (an existing one is left as it is). */
+  mode?: number;
+}
+
+/**
+ * Makes `dir` and any missing parents, or throws `invalid_argument` in one sentence naming `dir`
+ * (as given) and `use.flag`. An existing directory is fine; an existing file is not.
+ *
+ * Not fs.mkdirSync(dir, { recursive: true }): on a file system that answers ENOENT for a
+ * directory whose parent exists (/proc, /sys) it retries forever. One level at a time, from the
+ * nearest existing ancestor, any refusal is final.
+ */
+export function makeDirectory(dir: string, use: DirectoryUse): void {
   const missing: string[] = [];
   let at = path.resolve(dir);
   while (!fs.existsSync(at)) {
@@ -168,13 +187,16 @@ function prepareEmptyDir(dir: string): void {
     if (parent === at) break;
     at = parent;
   }
+  if (missing.length === 0 && !fs.statSync(at).isDirectory()) {
+    throw new WitnessError('invalid_argument', `The ${use.what} ${dir} exists and is not a directory; choose another path with ${use.flag}.`);
+  }
   for (const d of missing) {
     try {
-      fs.mkdirSync(d);
+      fs.mkdirSync(d, use.mode === undefined ? undefined : { mode: use.mode });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
       const why = code === 'ENOTDIR' ? `${path.dirname(d)} is not a directory` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : `the file system refused it (${code})`;
-      throw new WitnessError('invalid_argument', `Cannot create the output directory ${dir} (${why}); choose a writable path with -o.`, { cause: e });
+      throw new WitnessError('invalid_argument', `Cannot create the ${use.what} ${dir} (${why}); choose a writable path with ${use.flag}.`, { cause: e });
     }
   }
 }

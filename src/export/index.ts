@@ -1,2 +1,2 @@
-export { AUDIT_STREAM, BUNDLE_FORMAT, BUNDLE_VERSION, exportSession, type BundleManifest, type ExportOptions, type ExportResult } from './bundle.js';
+export { AUDIT_STREAM, BUNDLE_FORMAT, BUNDLE_VERSION, exportSession, makeDirectory, type BundleManifest, type DirectoryUse, type ExportOptions, type ExportResult } from './bundle.js';
 export { verifyBundle, type VerifyBundleOptions } from './verify-bundle.js';

@@ -1,13 +1,16 @@
 import {
   WitnessError,
+  approvalRequestParts,
   argumentsDigest,
+  canonicalKey,
   canonicalize,
-  formatVerifierKey,
-  keyFingerprint,
-  parseVerifierKey,
+  decisionProblem,
+  fingerprintOf,
+  listedApprovers,
   sameIdentity,
   signApproval,
-  verifyApprovalSignature,
+  type ApprovalRequestParts,
+  type DecisionProblem,
   type NoteSigner,
   type Payload,
   type StoredEvent,
@@ -34,7 +37,12 @@ import { RECORDER_VERSION, type Witness } from './witness.js';
  *
  * Anyone who can write the ledger can write an approval.decision; only a holder of an allowed key
  * can write one that counts. The gateway checks every decision itself against its own policy.
+ *
+ * Whether a decision counts is core's `decisionProblem` (pure, so the video tells the same story
+ * from the events alone); it is part of this module's surface because the gateway and the CLI
+ * judge approvals through it.
  */
+export { canonicalKey, decisionProblem, fingerprintOf, type DecisionProblem, type DecisionProblemCode } from '../core/index.js';
 
 /** Where decisions go when the request's session has already ended (e.g. the gateway restarted). */
 export const APPROVAL_STREAM = 'witness.approvals';
@@ -46,24 +54,16 @@ export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'co
 
 type Row = StoredEvent & { pos: number };
 
-export interface ApprovalView {
-  requestId: string;
+export interface ApprovalView extends ApprovalRequestParts {
   request: Row;
-  agent: string;
-  server: string | undefined;
-  tool: string;
   /** The arguments as recorded (redacted). */
   arguments: unknown;
-  argumentsDigest: string;
   /** The salt of `argumentsDigest`; undefined for a request written before digests were salted. */
   argumentsSalt: string | undefined;
   /** Verifier keys (canonical form) of the people allowed to decide this request. */
   approvers: string[];
-  policyVersion: string | undefined;
   rule: string | undefined;
   reason: string | undefined;
-  expiresAt: string;
-  session: string;
   callId: string | undefined;
   status: ApprovalStatus;
   /** The decision that counts (the first one recorded that counts), if any. */
@@ -88,14 +88,6 @@ export interface Binding {
   session?: string;
 }
 
-export type DecisionProblemCode = 'approval_forged' | 'approver_not_allowed' | 'approval_mismatch';
-
-/** Why a recorded decision does not count, in one clause. */
-export interface DecisionProblem {
-  code: DecisionProblemCode;
-  reason: string;
-}
-
 async function all(ledger: Ledger, filter: Parameters<Ledger['query']>[0]): Promise<Row[]> {
   const out: Row[] = [];
   let cursor: string | undefined;
@@ -109,70 +101,6 @@ async function all(ledger: Ledger, filter: Parameters<Ledger['query']>[0]): Prom
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
-}
-
-/** A verifier key in one spelling (the hash in lowercase hex), or undefined when it is not one. */
-export function canonicalKey(vkey: unknown): string | undefined {
-  if (typeof vkey !== 'string') return undefined;
-  try {
-    const v = parseVerifierKey(vkey);
-    return formatVerifierKey(v.name, v.publicKey);
-  } catch {
-    return undefined;
-  }
-}
-
-/** `alice@corp+1a2b3c4d` for a verifier key, or the text itself when it is not one. */
-export function fingerprintOf(vkey: string): string {
-  try {
-    return keyFingerprint(parseVerifierKey(vkey));
-  } catch {
-    return vkey;
-  }
-}
-
-/** The parts of a request a decision must bind, as the request records them. */
-type RequestParts = Pick<ApprovalView, 'requestId' | 'agent' | 'server' | 'tool' | 'argumentsDigest' | 'policyVersion' | 'expiresAt' | 'session'>;
-
-/**
- * Why decision `d` does not count for the request, or undefined when it does: a person's decision
- * must carry a valid signature by the approver it names, from a key in `allowed`, by someone who is
- * not the agent, binding exactly this request (id, agent, tool, server, session, arguments digest,
- * policy version, expiry, ledger origin) and made before the expiry. The gateway's own expiry
- * record counts unsigned: it can only ever refuse.
- */
-export function decisionProblem(v: RequestParts, d: StoredEvent, allowed: readonly string[], origin: string): DecisionProblem | undefined {
-  const dd = d.data ?? {};
-  if (dd['decision'] === 'expired') return undefined;
-  const named = str(dd['approver']) ?? '(nobody)';
-  if (verifyApprovalSignature(dd) === undefined) {
-    return { code: 'approval_forged', reason: `it carries no valid signature by the approver it names (${named})` };
-  }
-  const key = canonicalKey(dd['approver_key'])!;
-  if (sameIdentity(named, v.agent)) return { code: 'approver_not_allowed', reason: `${named} is the agent that made the call (${v.agent})` };
-  if (!allowed.includes(key)) return { code: 'approver_not_allowed', reason: `${named} (key ${fingerprintOf(key)}) is not among the approvers the policy allows for this request` };
-  const binds: Array<[string, unknown, string | undefined]> = [
-    ['request_id', dd['request_id'], v.requestId],
-    ['agent', dd['agent'], v.agent],
-    ['tool', dd['tool'], v.tool],
-    ['server', dd['server'], v.server],
-    ['session', dd['session'], v.session],
-    ['arguments_digest', dd['arguments_digest'], v.argumentsDigest],
-    ['policy_version', dd['policy_version'], v.policyVersion],
-    ['expires_at', dd['expires_at'], v.expiresAt],
-    ['origin', dd['origin'], origin],
-  ];
-  for (const [field, signed, actual] of binds) {
-    if (signed !== actual) {
-      const what = field === 'arguments_digest' ? 'arguments with digest' : field.replace('_', ' ');
-      return { code: 'approval_mismatch', reason: `the decision signed ${what} ${String(signed ?? '(none)')}, but the request has ${String(actual ?? '(none)')}` };
-    }
-  }
-  const decided = str(dd['decided_at']);
-  if (decided === undefined || Date.parse(decided) > Date.parse(v.expiresAt) || Date.parse(d.ts) > Date.parse(v.expiresAt)) {
-    return { code: 'approval_mismatch', reason: `the decision was made after the request expired at ${v.expiresAt}` };
-  }
-  return undefined;
 }
 
 /**
@@ -215,18 +143,9 @@ export function releaseProblem(v: ApprovalView, d: StoredEvent, held: Binding, n
 /** Builds the view of one request from the decisions and consumptions recorded for it. */
 function view(request: Row, decisions: readonly Row[], consumptions: readonly Row[], now: Date, origin: string): ApprovalView {
   const d = request.data ?? {};
-  const expiresAt = str(d['expires_at']) ?? request.ts;
-  const approvers = (Array.isArray(d['approvers']) ? d['approvers'] : []).map(canonicalKey).filter((k): k is string => k !== undefined);
-  const parts: RequestParts = {
-    requestId: request.id,
-    agent: request.agent.id,
-    server: str(d['server']),
-    tool: str(d['tool']) ?? request.action ?? '',
-    argumentsDigest: str(d['arguments_digest']) ?? '',
-    policyVersion: str(d['policy_version']),
-    expiresAt,
-    session: request.stream,
-  };
+  const parts = approvalRequestParts(request);
+  const { expiresAt } = parts;
+  const approvers = listedApprovers(request);
   const mine = decisions.filter((e) => e.parent === request.id).sort((a, b) => a.pos - b.pos);
   const decision = mine.find((e) => decisionProblem(parts, e, approvers, origin) === undefined);
   const consumedBy = decision === undefined ? undefined : consumptions.find((e) => approvalRef(e)?.decision_id === decision.id);

@@ -208,4 +208,46 @@ describe('the storyboard names the decision that counted', () => {
     expect(told(step!)).not.toMatch(/approved it|approved by/);
     expect(step!.tone).toBe('denied');
   });
+
+  it('judges a decision exactly as `witness approvals` and the gateway do: a request that names no expiry expires when it was made [R-VIDEO-APPROVER]', async () => {
+    const store = tempDb(dir);
+    const w = await openWitness({ store: `sqlite:${store}`, strict: true });
+    let session: string;
+    let requestId: string;
+    try {
+      const s = await w.session({ agent: { id: 'support-bot' } });
+      session = s.id;
+      const call = await s.record('tool.call', { tool: 'billing.refund', arguments: { order: 'A-2', amount: 900 } });
+      requestId = uuidv7();
+      // No expires_at: nothing decided after the request was made can count (core/approval.ts approvalRequestParts).
+      await s.record('approval.request', { request_id: requestId, tool: 'billing.refund', arguments_digest: 'ab'.repeat(32), approvers: [alice.vkey] }, { id: requestId, parent: call!.id });
+      await new Promise((r) => setTimeout(r, 5));
+      const data: Record<string, unknown> = {
+        request_id: requestId,
+        decision: 'approved',
+        approver: alice.name,
+        approver_key: alice.vkey,
+        agent: 'support-bot',
+        tool: 'billing.refund',
+        session: s.id,
+        arguments_digest: 'ab'.repeat(32),
+        decided_at: new Date().toISOString(),
+      };
+      await s.record('approval.decision', { ...data, approver_sig: signApproval(parseSignerKey(alice.skey), data) } as never, { parent: requestId });
+      await s.end();
+    } finally {
+      await w.close();
+    }
+    const evs = (await readEvents(store)).filter((e: StoredEvent) => e.stream === session);
+    const [step] = buildStoryboard(evs).steps.filter((st) => st.kind === 'call');
+    expect(row(step!, 'Approval')).toBe('no decision that counts');
+    expect(row(step!, 'Ignored')).toBe('1 decision (claimed by alice@corp: does not match the request)');
+    expect(told(step!)).not.toMatch(/approved it|approved by/);
+    // `witness approvals` reads the same events the same way.
+    const r = await runCli(['approvals', '--store', `sqlite:${store}`, '--json', '--all']);
+    expect(r.code, r.stderr).toBe(0);
+    const listed = (JSON.parse(r.stdout) as Array<{ request: string; status: string; decision?: unknown }>).find((v) => v.request === requestId);
+    expect(listed).toMatchObject({ status: 'expired' });
+    expect(listed?.decision).toBeUndefined();
+  });
 });

@@ -1,4 +1,4 @@
-import { formatVerifierKey, parseVerifierKey, sameIdentity, verifyApprovalSignature, type StoredEvent } from '../../core/index.js';
+import { approvalRequestParts, decisionProblem, listedApprovers, type DecisionProblemCode, type StoredEvent } from '../../core/index.js';
 
 /**
  * A session turned into the steps of a video, from its events alone (so the same session always
@@ -110,7 +110,7 @@ function sentence(s: string): string {
 }
 
 /** Why a recorded decision did not count, as a short label for the card and a clause for the narration. */
-type IgnoredWhy = 'approval_forged' | 'approver_not_allowed' | 'approval_mismatch' | 'late' | 'not_acted_on';
+type IgnoredWhy = DecisionProblemCode | 'late' | 'not_acted_on';
 
 const IGNORED_LABEL: Record<IgnoredWhy, string> = {
   approval_forged: 'no valid signature',
@@ -145,46 +145,14 @@ interface Judged {
   ignored: Array<{ claimed: string; why: IgnoredWhy }>;
 }
 
-function canonicalKey(vkey: unknown): string | undefined {
-  if (typeof vkey !== 'string') return undefined;
-  try {
-    const v = parseVerifierKey(vkey);
-    return formatVerifierKey(v.name, v.publicKey);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Why a decision would not count, judged from the events alone, or undefined when it would: the
- * checks of the gateway (recorder/approvals.ts `decisionProblem`) that the request itself can
- * answer — a valid signature by the approver it names, from a key the request lists, by someone
- * other than the agent, binding this request, before its expiry. The ledger origin it also binds is
- * not in the events; the gateway checks it, and records a decision that fails it as an error.
+ * Why a decision would not count, judged from the events alone (core's `decisionProblem`, the
+ * gateway's own judgement) against the keys the request lists, or undefined when it would. The
+ * ledger origin a decision also binds is not in the events; the gateway checks it, and records a
+ * decision that fails it as an error (which `rejected` below then holds).
  */
-function decisionProblem(request: Ev, d: Ev): IgnoredWhy | undefined {
-  const dd = d.data ?? {};
-  const rd = request.data ?? {};
-  if (dd['decision'] === 'expired') return undefined;
-  if (verifyApprovalSignature(dd) === undefined) return 'approval_forged';
-  const listed = (Array.isArray(rd['approvers']) ? rd['approvers'] : []).map(canonicalKey);
-  const key = canonicalKey(dd['approver_key']);
-  if (sameIdentity(str(dd['approver']) ?? '', request.agent.id) || key === undefined || !listed.includes(key)) return 'approver_not_allowed';
-  const binds: Array<[unknown, unknown]> = [
-    [dd['request_id'], request.id],
-    [dd['agent'], request.agent.id],
-    [dd['tool'], str(rd['tool']) ?? request.action],
-    [dd['server'], rd['server']],
-    [dd['session'], request.stream],
-    [dd['arguments_digest'], rd['arguments_digest']],
-    [dd['policy_version'], rd['policy_version']],
-    [dd['expires_at'], rd['expires_at']],
-  ];
-  if (binds.some(([signed, actual]) => signed !== actual)) return 'approval_mismatch';
-  const decided = str(dd['decided_at']);
-  const expires = str(rd['expires_at']);
-  if (decided === undefined || (expires !== undefined && (Date.parse(decided) > Date.parse(expires) || Date.parse(d.ts) > Date.parse(expires)))) return 'approval_mismatch';
-  return undefined;
+function problemOf(request: Ev, d: Ev): IgnoredWhy | undefined {
+  return decisionProblem(approvalRequestParts(request), d, listedApprovers(request), undefined)?.code;
 }
 
 function approvalRef(e: Ev): { request_id?: unknown; decision_id?: unknown; approver?: unknown } | undefined {
@@ -197,19 +165,19 @@ function approvalRef(e: Ev): { request_id?: unknown; decision_id?: unknown; appr
  *   1. the decision its release names (`policy.decision` allow, `data.approval.decision_id`);
  *   2. else the first decision the gateway did not reject (no `error` event naming it with
  *      `approval_forged`, `approver_not_allowed` or `approval_mismatch`) that also passes the checks
- *      the events can answer (`decisionProblem`): a denial, or the gateway's own expiry.
+ *      the events can answer (`problemOf`): a denial, or the gateway's own expiry.
  * Every other decision is reported as ignored, with the name it claims, never as the approver.
  */
 function judgeApproval(request: Ev | undefined, decisions: readonly Ev[], release: Ev | undefined, rejected: ReadonlyMap<string, IgnoredWhy>): Judged {
   const ref = release === undefined ? undefined : approvalRef(release);
   const releasedBy = str(ref?.decision_id);
   let countedAt = releasedBy === undefined ? -1 : decisions.findIndex((d) => d.id === releasedBy);
-  if (releasedBy === undefined) countedAt = decisions.findIndex((d) => !rejected.has(d.id) && (request === undefined || decisionProblem(request, d) === undefined));
+  if (releasedBy === undefined) countedAt = decisions.findIndex((d) => !rejected.has(d.id) && (request === undefined || problemOf(request, d) === undefined));
   const ignored = decisions
     .map((d, i) => ({ d, i }))
     .filter(({ i }) => i !== countedAt)
     .map(({ d, i }) => {
-      const why: IgnoredWhy = rejected.get(d.id) ?? (request === undefined ? undefined : decisionProblem(request, d)) ?? (countedAt !== -1 && i > countedAt ? 'late' : 'not_acted_on');
+      const why: IgnoredWhy = rejected.get(d.id) ?? (request === undefined ? undefined : problemOf(request, d)) ?? (countedAt !== -1 && i > countedAt ? 'late' : 'not_acted_on');
       return { claimed: str(d.data?.['approver']) ?? 'nobody', why };
     });
   const d = countedAt === -1 ? undefined : decisions[countedAt];
