@@ -5,8 +5,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { buildStoryboard, type Step } from '../../src/capture/index.js';
-import { generateKey, parseSignerKey, signApproval, type StoredEvent } from '../../src/core/index.js';
+import { parseSignerKey, signApproval, type StoredEvent } from '../../src/core/index.js';
 import { openWitness } from '../../src/recorder/index.js';
+import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
 import { BIN, REPO_ROOT, readEvents, runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -20,42 +21,11 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
 const dir = tempDir('witness-storyboard-');
 const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 
-interface Person {
-  name: string;
-  vkey: string;
-  skey: string;
-  file: string;
-}
+const alice = person(dir, 'alice@corp');
+const bob = person(dir, 'bob@corp');
+const carol = person(dir, 'carol@corp');
 
-function person(name: string): Person {
-  const { signerKey, verifierKey } = generateKey(name);
-  const file = path.join(dir, `${name}.key`);
-  fs.writeFileSync(file, `${signerKey}\n`, { mode: 0o600 });
-  return { name, vkey: verifierKey, skey: signerKey, file };
-}
-
-const alice = person('alice@corp');
-const bob = person('bob@corp');
-const carol = person('carol@corp');
-
-const POLICY = path.join(dir, 'review.yaml');
-fs.writeFileSync(
-  POLICY,
-  [
-    'version: 1',
-    'default: allow',
-    'approvers:',
-    `  - { id: alice@corp, key: "${alice.vkey}" }`,
-    `  - { id: bob@corp, key: "${bob.vkey}" }`,
-    'rules:',
-    '  - id: big-sums-need-review',
-    '    match: { tool: get-sum }',
-    '    when: args.a > 100',
-    '    effect: review',
-    '    reason: Sums over 100 need a supervisor.',
-    '',
-  ].join('\n'),
-);
+const POLICY = writeReviewPolicy(path.join(dir, 'review.yaml'), [alice, bob]);
 
 if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
   throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');

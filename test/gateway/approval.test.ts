@@ -4,9 +4,10 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
-import { canonicalize, generateKey, parseSignerKey, parseVerifierKey, type StoredEvent } from '../../src/core/index.js';
+import { canonicalize, parseSignerKey, parseVerifierKey, type StoredEvent } from '../../src/core/index.js';
 import { parseGatewayConfig } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
+import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
 import { BIN, REPO_ROOT, runBin, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -22,47 +23,14 @@ const dir = tempDir('witness-approval-');
 const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 const SERVER = ['node', EVERYTHING, 'stdio'];
 
-/** An approver's key pair and the 0600 file holding the private half, as `witness approver init` writes it. */
-interface Person {
-  name: string;
-  vkey: string;
-  skey: string;
-  file: string;
-}
-
-function person(name: string): Person {
-  const { signerKey, verifierKey } = generateKey(name);
-  const file = path.join(dir, `${name}.key`);
-  fs.writeFileSync(file, `${signerKey}\n`, { mode: 0o600 });
-  return { name, vkey: verifierKey, skey: signerKey, file };
-}
-
-const alice = person('alice@corp');
-const bob = person('bob@corp');
+const alice = person(dir, 'alice@corp');
+const bob = person(dir, 'bob@corp');
 /** Listed by a careless operator, but it is the agent's own identity (in another case). */
-const agentKey = person('Support-Bot');
+const agentKey = person(dir, 'Support-Bot');
 /** Holds a key, but the policy does not list her. */
-const carol = person('carol@corp');
+const carol = person(dir, 'carol@corp');
 
-const POLICY = path.join(dir, 'review-big-sums.yaml');
-fs.writeFileSync(
-  POLICY,
-  [
-    'version: 1',
-    'default: allow',
-    'approvers:',
-    `  - { id: alice@corp, key: "${alice.vkey}" }`,
-    `  - { id: bob@corp, key: "${bob.vkey}" }`,
-    `  - { id: Support-Bot, key: "${agentKey.vkey}" }`,
-    'rules:',
-    '  - id: big-sums-need-review',
-    '    match: { tool: get-sum }',
-    '    when: args.a > 100',
-    '    effect: review',
-    '    reason: Sums over 100 need a supervisor.',
-    '',
-  ].join('\n'),
-);
+const POLICY = writeReviewPolicy(path.join(dir, 'review-big-sums.yaml'), [alice, bob, agentKey]);
 
 if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
   throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');

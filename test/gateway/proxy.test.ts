@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
 import { FRAME_TOO_LARGE, NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { BIN, REPO_ROOT, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
+import { REPO_ROOT, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
+import { proxyArgs, rawProxy, stdioClient } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -24,64 +22,13 @@ if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
   throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');
 }
 
-async function connect(args: string[], clientName = 'test-client'): Promise<Client> {
-  const [command, ...rest] = args as [string, ...string[]];
-  const transport = new StdioClientTransport({ command, args: rest, cwd: REPO_ROOT, stderr: 'pipe' });
-  const client = new Client({ name: clientName, version: '9.9.9' });
-  await client.connect(transport);
-  return client;
-}
-
-function proxyArgs(store: string, extra: string[] = []): string[] {
-  return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...SERVER];
-}
-
-
-/** A proxy driven line by line, for input no well-behaved SDK client would send. */
-function rawProxy(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  let buf = '';
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return {
-    send: (line: string) => child.stdin.write(`${line}\n`),
-    /** The next response the proxy writes to stdout, parsed (every stdout line must be JSON); server notifications are skipped. */
-    async next(): Promise<Record<string, unknown>> {
-      for (;;) {
-        while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
-        const message = JSON.parse(lines.shift()!) as Record<string, unknown>;
-        if ('id' in message) return message;
-      }
-    },
-    async close(): Promise<{ code: number | null; stderr: string }> {
-      child.stdin.end();
-      const code = await exited;
-      return { code, stderr };
-    },
-    exited,
-    stderr: () => stderr,
-  };
-}
-
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
 
 describe('witness proxy over stdio', () => {
   it('returns the same echo result as a direct connection and records the call under the configured agent, whatever clientInfo claims [R-GW-IDENTITY]', async () => {
     const store = tempDb(dir);
-    const direct = await connect(SERVER);
-    const proxied = await connect(proxyArgs(store), 'billing-admin');
+    const direct = await stdioClient(SERVER);
+    const proxied = await stdioClient(proxyArgs(store, SERVER), 'billing-admin');
     try {
       const args = { name: 'echo', arguments: { message: 'refund order A-1042' } };
       const [viaDirect, viaProxy] = await Promise.all([direct.callTool(args), proxied.callTool(args)]);
@@ -132,7 +79,7 @@ describe('witness proxy over stdio', () => {
         '',
       ].join('\n'),
     );
-    const client = await connect(proxyArgs(store, ['--policy', policy]));
+    const client = await stdioClient(proxyArgs(store, SERVER, ['--policy', policy]));
     let refused;
     let allowed;
     let tools: string[];
@@ -186,7 +133,8 @@ describe('witness proxy over stdio', () => {
     p.send(INIT);
     const init = await p.next();
     expect(init).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: expect.any(Object) } });
-    const { code, stderr } = await p.close();
+    const code = await p.close();
+    const stderr = p.stderr();
     expect(code).toBe(0);
     expect(stderr).not.toMatch(/witness: /);
     const evs = await readEvents(store);
@@ -209,7 +157,7 @@ describe('witness proxy over stdio', () => {
     expect(await p.next()).toMatchObject({ id: 4, error: { code: -32601 } });
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { message: 'after all that' } } }));
     expect(await p.next()).toMatchObject({ id: 5, result: { content: [{ type: 'text', text: 'Echo: after all that' }] } });
-    const { code } = await p.close();
+    const code = await p.close();
     expect(code).toBe(0);
     const evs = await readEvents(store);
     const errors = evs.filter((e) => e.kind === 'error').map((e) => e.data?.['code']);

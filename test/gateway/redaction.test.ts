@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { BIN, REPO_ROOT, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
+import { REPO_ROOT, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
+import { proxyArgs, rawProxy, stdioClient } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -67,49 +66,6 @@ function leaks(files: readonly string[], secrets: readonly string[]): string[] {
   return found;
 }
 
-async function stdioClient(args: string[]): Promise<Client> {
-  const [command, ...rest] = args as [string, ...string[]];
-  const client = new Client({ name: 'redaction-test', version: '1.0.0' });
-  await client.connect(new StdioClientTransport({ command, args: rest, cwd: REPO_ROOT, stderr: 'pipe' }));
-  return client;
-}
-
-function proxyArgs(store: string, server: string[], extra: string[] = []): string[] {
-  return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...server];
-}
-
-/** A proxy driven line by line, for frames no SDK client would send. */
-function rawProxy(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  let buf = '';
-  child.stdout.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return {
-    send: (line: string) => child.stdin.write(`${line}\n`),
-    async next(): Promise<Record<string, unknown>> {
-      for (;;) {
-        while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
-        const message = JSON.parse(lines.shift()!) as Record<string, unknown>;
-        if ('id' in message) return message;
-      }
-    },
-    async close(): Promise<number | null> {
-      child.stdin.end();
-      return exited;
-    },
-  };
-}
-
 describe('redaction on the gateway paths', () => {
   it('[R-REDACT] the stdio proxy records JSON-text results, string arguments and refused frames redacted, keeps progress tokens, and neither the bundle nor the narrated video carries a secret', async () => {
     const store = tempDb(dir);
@@ -118,7 +74,7 @@ describe('redaction on the gateway paths', () => {
     fs.writeFileSync(creds, `${JSON.stringify({ service: 'billing', password: FILE_PASSWORD, api_key: FILE_API_KEY, region: 'eu-west-1' }, null, 2)}\n`);
 
     // server-filesystem reads a file that is JSON with secrets: the result's content[].text is JSON text.
-    const fsClient = await stdioClient(proxyArgs(store, ['node', FILESYSTEM, files], ['--server', 'files']));
+    const fsClient = await stdioClient(proxyArgs(store, ['node', FILESYSTEM, files], ['--server', 'files']), 'redaction-test');
     try {
       const read = await fsClient.callTool({ name: 'read_text_file', arguments: { path: creds } });
       // The client gets the file as it is: redaction is for the record, never for the traffic.
@@ -129,7 +85,7 @@ describe('redaction on the gateway paths', () => {
 
     // server-everything: a string argument that is JSON (echoed back inside prose), and a call with a
     // progress token, which the SDK puts in params._meta and the gateway keeps as a client claim.
-    const everything = await stdioClient(proxyArgs(store, ['node', EVERYTHING, 'stdio'], ['--server', 'everything']));
+    const everything = await stdioClient(proxyArgs(store, ['node', EVERYTHING, 'stdio'], ['--server', 'everything']), 'redaction-test');
     try {
       const message = JSON.stringify({ login: 'alice', password: ECHO_PASSWORD, note: `retry with token=${ECHO_TOKEN}` });
       const echoed = await everything.callTool({ name: 'echo', arguments: { message } });

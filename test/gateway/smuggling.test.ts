@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_STREAM, keySha256 } from '../../src/gateway/index.js';
 import { BIN, REPO_ROOT, readEvents, runBin } from '../helpers/ledger.js';
+import { rawProxy } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -82,42 +83,6 @@ function lenientLog(file: string): { received: Array<Record<string, unknown>>; e
   return {
     received: entries.filter((e) => 'received' in e).map((e) => JSON.parse(e['received'] as string) as Record<string, unknown>),
     executed: entries.filter((e) => 'executed' in e).map((e) => e['executed'] as Record<string, unknown>),
-  };
-}
-
-/** `witness proxy` driven line by line, as a hostile client would. */
-function rawProxy(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  let buf = '';
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return {
-    send: (line: string) => child.stdin.write(`${line}\n`),
-    /** Every message written to stdout up to and including the answer to `id`. */
-    async until(id: number): Promise<Array<Record<string, unknown>>> {
-      const deadline = Date.now() + 15_000;
-      while (!lines.some((m) => m['id'] === id)) {
-        if (Date.now() > deadline) throw new Error(`no answer to ${id}; got ${JSON.stringify(lines)}; stderr: ${stderr}`);
-        await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 100))]);
-      }
-      return lines.splice(0, lines.findIndex((m) => m['id'] === id) + 1);
-    },
-    async close(): Promise<number | null> {
-      child.stdin.end();
-      return exited;
-    },
   };
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openWitness } from '../../src/index.js';
-import type { StoredEvent, VerifyReport } from '../../src/core/index.js';
+import { canonicalize, eventHash, payloadDigest, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
 import { SqliteLedger, sidecarPaths, verifyLedger, type CheckpointRow, type RawEventRow, type VerifyLedgerOptions } from '../../src/store/index.js';
 import { tempDb } from './tmp.js';
 
@@ -145,6 +145,29 @@ export function tamper(file: string, edit: (db: Database.Database) => void): voi
     db.transaction(() => edit(db))();
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Inside `tamper`: rewrites stream `stream` from `fromSeq` on so that its chain verifies again, as
+ * an attacker who can write the database would: new payload for one event, then every later header
+ * re-linked and re-hashed, session.end's last_hash recomputed. Only what is signed (checkpoints)
+ * or kept outside the database can still tell.
+ */
+export function rewriteStream(db: Database.Database, stream: string, fromSeq: number, newData: Record<string, unknown>): void {
+  const rows = db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq').all(stream) as RawEventRow[];
+  let prev: Buffer = rows[fromSeq - 1]!.hash;
+  for (const r of rows.slice(fromSeq)) {
+    const h = JSON.parse(r.header) as Record<string, unknown>;
+    let data = r.data!;
+    if (r.seq === fromSeq) data = canonicalize(newData);
+    if (h['kind'] === 'session.end') data = canonicalize({ ...(JSON.parse(data) as Record<string, unknown>), last_hash: prev.toString('hex') });
+    h['payload_digest'] = payloadDigest(r.salt!, data).toString('hex');
+    h['prev'] = prev.toString('hex');
+    const header = canonicalize(h);
+    const hash = eventHash(prev, header);
+    db.prepare('UPDATE events SET header = ?, data = ?, hash = ? WHERE pos = ?').run(header, data, hash, r.pos);
+    prev = hash;
   }
 }
 

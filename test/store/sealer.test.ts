@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Frontier, canonicalize, eventHash, generateKey, leafHash, parseSignerKey, payloadDigest, signNote, type EventInput } from '../../src/core/index.js';
+import { Frontier, generateKey, leafHash, parseSignerKey, signNote, type EventInput } from '../../src/core/index.js';
 import { openWitness } from '../../src/index.js';
-import { SqliteLedger, sidecarPaths, type RawEventRow } from '../../src/store/index.js';
+import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
 import { TRIGGERS } from '../../src/store/sqlite/schema.js';
-import { BIN, buildLedger, copyLedger, oneSentence, runBin, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
+import { BIN, buildLedger, copyLedger, oneSentence, rewriteStream, runBin, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -50,24 +50,6 @@ function forge(file: string, edit: (db: Database.Database) => void): void {
     })();
   } finally {
     db.close();
-  }
-}
-
-/** Rewrites stream `stream` from `fromSeq` on so that its chain verifies again (session.end included). */
-function rewriteStream(db: Database.Database, stream: string, fromSeq: number, newData: Record<string, unknown>): void {
-  const rows = db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq').all(stream) as RawEventRow[];
-  let prev: Buffer = rows[fromSeq - 1]!.hash;
-  for (const r of rows.slice(fromSeq)) {
-    const h = JSON.parse(r.header) as Record<string, unknown>;
-    let data = r.data!;
-    if (r.seq === fromSeq) data = canonicalize(newData);
-    if (h['kind'] === 'session.end') data = canonicalize({ ...(JSON.parse(data) as Record<string, unknown>), last_hash: prev.toString('hex') });
-    h['payload_digest'] = payloadDigest(r.salt!, data).toString('hex');
-    h['prev'] = prev.toString('hex');
-    const header = canonicalize(h);
-    const hash = eventHash(prev, header);
-    db.prepare('UPDATE events SET header = ?, data = ?, hash = ? WHERE pos = ?').run(header, data, hash, r.pos);
-    prev = hash;
   }
 }
 

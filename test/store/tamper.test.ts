@@ -15,14 +15,13 @@ import {
   leafHash,
   parseSignerKey,
   parseVerifierKey,
-  payloadDigest,
   prepareEvent,
   signNote,
   type EventInput,
   type VerifyReport,
 } from '../../src/core/index.js';
 import { SqliteLedger, type RawEventRow } from '../../src/store/index.js';
-import { artifactFile, buildLedger, copyLedger, readRows, tamper, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
+import { artifactFile, buildLedger, copyLedger, readRows, rewriteStream, tamper, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -103,29 +102,6 @@ function forgeRow(stream: string, seq: number, prev: Buffer, pos: number, input:
     salt: ev.salt,
     hash,
   };
-}
-
-/**
- * Rewrites stream `stream` from `fromSeq` on so that its chain verifies again: new payload for one
- * event, then every later header re-linked and re-hashed, session.end's last_hash recomputed.
- */
-function rewriteStreamConsistently(db: Database.Database, stream: string, fromSeq: number, newData: Record<string, unknown>): void {
-  const rows = db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq').all(stream) as RawEventRow[];
-  let prev: Buffer = rows[fromSeq - 1]!.hash;
-  for (const r of rows.slice(fromSeq)) {
-    const h = JSON.parse(r.header) as Record<string, unknown>;
-    let data = r.data!;
-    if (r.seq === fromSeq) data = canonicalize(newData);
-    if (h['kind'] === 'session.end') {
-      data = canonicalize({ ...(JSON.parse(data) as Record<string, unknown>), last_hash: prev.toString('hex') });
-    }
-    h['payload_digest'] = payloadDigest(r.salt!, data).toString('hex');
-    h['prev'] = prev.toString('hex');
-    const header = canonicalize(h);
-    const hash = eventHash(prev, header);
-    db.prepare('UPDATE events SET header = ?, data = ?, hash = ? WHERE pos = ?').run(header, data, hash, r.pos);
-    prev = hash;
-  }
 }
 
 function expectOk(r: VerifyReport): void {
@@ -532,7 +508,7 @@ describe('rewriting history consistently', () => {
   it('[R-TAMPER-REWRITE] passes every chain check but fails the old checkpoints (checkpoint_root_mismatch) and the new one (consistency_failed)', async () => {
     const l = fresh();
     tamper(l.file, (db) => {
-      rewriteStreamConsistently(db, A, 1, { model: 'claude', input: [{ role: 'user', content: 'I was charged twice' }], output: 'No refund for you.' });
+      rewriteStream(db, A, 1, { model: 'claude', input: [{ role: 'user', content: 'I was charged twice' }], output: 'No refund for you.' });
       resealByHand(db, l.signerKey, l.origin);
     });
     const r = await verifyFile(l.file, { trustedKeys: [l.vkey] });
@@ -554,7 +530,7 @@ describe('rewriting history consistently', () => {
     const before = await verifyFile(l.file, { against: saved });
     expectOk(before);
     tamper(l.file, (db) => {
-      rewriteStreamConsistently(db, A, 1, { model: 'claude', input: [], output: 'No refund for you.' });
+      rewriteStream(db, A, 1, { model: 'claude', input: [], output: 'No refund for you.' });
       db.prepare('DELETE FROM checkpoints').run();
       db.prepare('DELETE FROM tree_nodes').run();
     });
