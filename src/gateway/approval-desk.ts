@@ -82,6 +82,15 @@ const CLOCK_SKEW_MS = 10 * 60_000;
 
 
 export class ApprovalDesk {
+  /**
+   * Decisions this process has released a call on. The ledger's release record is what makes a
+   * grant "used", but whoever can write the database can hide that row (relabel its kind, which
+   * the query reads from an indexed column) and have the grant released again until it expires;
+   * verify would catch the edit only afterwards. So a grant used by this process is never used again
+   * by it, whatever the rows say. Shared by every session of the process (one HTTP gateway serves
+   * many); decision ids are UUIDv7s, so they never collide.
+   */
+  private static readonly used = new Set<string>();
   private readonly held = new Map<string, Held>();
   private readonly s: ApprovalSettings;
   private poller: NodeJS.Timeout | undefined;
@@ -124,7 +133,7 @@ export class ApprovalDesk {
     }
     const binding = this.binding({ ...input, redacted });
     const recent = await listApprovals(this.witness.ledger, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
-    const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
+    const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && !ApprovalDesk.used.has(v.decision.id) && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
     if (grant !== undefined) {
       const h: Held = { ...input, requestId: grant.requestId, digest: grant.argumentsDigest, salt: grant.argumentsSalt, redacted, judged: new Set(), requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
       this.rec.note(`Released by approval request ${grant.requestId}, granted before this call arrived (the client retried an approved call).`, { approval: { request_id: grant.requestId } });
@@ -322,7 +331,9 @@ export class ApprovalDesk {
         return;
       }
       // A decision recorded before the expiry counts even if it is read just after.
-      const mismatch = releaseProblem(v, d, binding, new Date(Math.min(Date.now(), h.expiresAt - 1)), this.origin);
+      const mismatch = ApprovalDesk.used.has(d.id)
+        ? { code: 'approval_mismatch' as const, reason: `its approval (decision ${d.id}) has already released a call, and a grant is used once` }
+        : releaseProblem(v, d, binding, new Date(Math.min(Date.now(), h.expiresAt - 1)), this.origin);
       this.take(h.id);
       if (mismatch === undefined) {
         await this.approve(h, v, d);
@@ -348,8 +359,15 @@ export class ApprovalDesk {
 
   /** Records the release (consuming the grant), then forwards the call. */
   private async approve(h: Held, v: ApprovalView, d: StoredEvent = v.decision as StoredEvent): Promise<void> {
+    // Marked before the release is awaited, so two sessions polling the same grant cannot both pass.
+    if (ApprovalDesk.used.has(d.id)) {
+      this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) has already released a call, and a grant is used once.`);
+      return;
+    }
+    ApprovalDesk.used.add(d.id);
     const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, salt: h.salt, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
     if (!released) {
+      ApprovalDesk.used.delete(d.id);
       this.host.toClient(errorResponse(h.id, -32050, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
       return;
     }

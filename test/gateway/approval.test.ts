@@ -8,7 +8,7 @@ import { canonicalize, parseSignerKey, parseVerifierKey, type StoredEvent } from
 import { parseGatewayConfig } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
 import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
-import { BIN, REPO_ROOT, runBin, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, runBin, runCli, tamper, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -366,6 +366,36 @@ describe('human approval through witness proxy', () => {
     expect(evs.some((e) => e.data?.['code'] === 'approval_mismatch')).toBe(true);
     const report = await verifyFile(store);
     expect(report.failures).toEqual([]);
+  });
+
+  it('never uses a grant twice in one gateway, even when someone who can write the database hides the row that consumed it [R-GW-APPROVAL-BINDING]', async () => {
+    const store = tempDb(dir);
+    const client = await proxied(store);
+    try {
+      const first = client.callTool({ name: 'get-sum', arguments: { a: 600, b: 1 } });
+      const [p1] = await waitForPending(store);
+      const approved = await runBin(['approve', p1!.request, '--key', alice.file, '--store', `sqlite:${store}`]);
+      expect(approved.code, approved.stderr).toBe(0);
+      expect(text(await first)).toContain('601');
+      // The attacker relabels the release (the row that says the grant was used), as a note.
+      tamper(store, (db) => {
+        const hidden = db.prepare(`UPDATE events SET kind = 'note' WHERE kind = 'policy.decision' AND data LIKE '%decision_id%'`).run();
+        expect(hidden.changes).toBe(1);
+      });
+      // The identical call again is not released by the old grant: it asks for a new approval.
+      const again = client.callTool({ name: 'get-sum', arguments: { a: 600, b: 1 } });
+      const [p2] = await waitForPending(store);
+      expect(p2!.request).not.toBe(p1!.request);
+      const denied = await runBin(['deny', p2!.request, '--key', bob.file, '--reason', 'once is enough', '--store', `sqlite:${store}`]);
+      expect(denied.code, denied.stderr).toBe(0);
+      const r = await again;
+      expect(r.isError).toBe(true);
+      expect(text(r)).toMatch(/denied by bob@corp/);
+    } finally {
+      await client.close();
+    }
+    const evs = await readEvents(store);
+    expect(evs.filter((e) => e.kind === 'tool.result' && e.outcome === 'success')).toHaveLength(1);
   });
 
   it('lets the first of a concurrent approve and deny from two processes win, and tells the other it lost [R-APPROVAL-RACE]', async () => {
