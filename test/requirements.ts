@@ -52,7 +52,7 @@ export const REQUIREMENTS = {
   'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
   'R-GW-BAD-INPUT': 'Malformed, oversized, batched or unsolicited messages get a well-formed error or are dropped, are recorded, and the gateway keeps serving.',
   'R-GW-NO-SMUGGLE': 'Every tools/call, resources/read and prompts/get is recorded and evaluated, or refused: one that is not a well-formed request (bad or missing id, misspelled method or member, repeated or case-colliding keys, malformed params) is answered with an error or dropped, recorded as refused and never forwarded, over stdio and HTTP; a recorded request reaches the server exactly as recorded.',
-  'R-POLICY-FAIL-CLOSED': 'A deny or review rule whose condition cannot be decided (an argument such as "0x3e8", "Infinity" or [900] ordered against a number) applies; an allow rule does not.',
+  'R-POLICY-FAIL-CLOSED': 'A deny or review rule whose condition cannot be decided (an argument such as "0x3e8", "Infinity" or [900] ordered against a number; a key spelled "Amount" or with a zero-width character for args.amount; an array or object where a string test, in, == or under expects one value) applies; an allow rule does not.',
   'R-GW-AUTH': 'The HTTP gateway admits only bearer keys configured (hashed) for an agent; a missing or unknown key gets 401 and the refusal is recorded without the key.',
   'R-CAPTURE-BOUND': 'Before and after screenshots of a tool call are stored by SHA-256, recorded as capture events whose parent is the call, and a changed byte fails verification.',
   'R-MASK': 'Masked selectors are unreadable in the stored pixels and in the recorded page text.',

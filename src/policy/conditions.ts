@@ -22,7 +22,16 @@ import { posix } from 'node:path';
  * Semantics (documented in the README):
  * - A path that does not resolve (a missing key, an index past the end, a step into a non-object)
  *   makes every predicate that reads it false, including `!=`. `not` inverts that as usual.
- * - `==` / `!=` are strict: no type coercion ("5" is not 5); arrays and objects compare by value.
+ * - A path step into an object that holds another key folding to the same name (NFKC, invisible
+ *   characters removed, trimmed, case folded: "Amount", "amount\u200b" for amount), instead of the
+ *   exact key or beside it, makes every predicate reading the path *undecided*: Go's encoding/json
+ *   (mcp-go) reads "Amount" into amount, so the server may act on a value the rule never saw.
+ * - `==` / `!=` are strict between scalars: no type coercion ("5" is not 5); two arrays or objects
+ *   compare by value; an array or object against a scalar is undecided (a server expecting one value
+ *   may read ["admin"] as "admin").
+ * - `in`, `startsWith`, `endsWith` and `under` are undecided on an array or object. `contains` on an
+ *   array is membership; when no element equals the value sought but a deeper value does, or (for a
+ *   string) the array's text holds it (see heldInside), it is undecided; on an object, undecided.
  * - `< <= > >=` compare two numbers or two strings (by UTF-16 code units). A number against a
  *   plain decimal numeral string (`-?(0|[1-9][0-9]*)(\.[0-9]+)?`: "650", "650.00", "-0.5")
  *   compares as numbers: agents often send amounts as strings, and `args.amount > 500` must not
@@ -449,13 +458,121 @@ function normalisePrefix(p: string): string {
 // ---------------------------------------------------------------- evaluation
 
 const MISSING: unique symbol = Symbol('missing');
-type Resolved = unknown;
 
-/** The value at `segments` inside `root`, or MISSING. Reads own data properties only; never throws. */
-function resolve(root: unknown, segments: readonly PathSegment[]): Resolved | typeof MISSING {
+/** A test that could not be decided, and why (naming arguments and the test, never a value). */
+class Undecided {
+  constructor(readonly why: string) {}
+}
+type Truth = boolean | Undecided;
+
+/**
+ * A path that cannot be honestly resolved: on the way, an object holds a key that is spelled
+ * differently from the path's segment but folds to the same name (instead of it, or beside it).
+ * `where` says so without any value: `args has "Amount", not "amount"`.
+ */
+class Ambiguous {
+  constructor(readonly where: string) {}
+}
+
+/**
+ * Characters a lenient reader may drop from a key: default-ignorable code points (zero-width
+ * characters, the soft hyphen, the byte order mark, variation selectors, tags), controls (a C
+ * reader stops at NUL) and other format characters.
+ */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}]/gu;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * The name a lenient reader might take `key` for: NFKC (full-width and mathematical letters, the
+ * Kelvin sign, the long s), invisible characters removed, white space trimmed, then case folded
+ * (upper case, then lower case, so "ß" and "SS" meet as Unicode's full folding lets them).
+ */
+function fold(key: string): string {
+  // Printable ASCII is its own NFKC form and holds nothing invisible: only trimming and case remain.
+  if (PRINTABLE_ASCII.test(key)) return key.trim().toLowerCase();
+  return key.normalize('NFKC').replace(INVISIBLE, '').trim().toUpperCase().toLowerCase();
+}
+
+/**
+ * Per evaluation of one call: each object's own keys grouped by their folded name, built the first
+ * time a path steps into that object and shared by every rule, so a call with 100,000 keys is
+ * folded once, not once per rule and segment.
+ */
+type FoldIndex = WeakMap<object, Map<string, string[]>>;
+
+function keysFolding(index: FoldIndex, obj: object, key: string): readonly string[] {
+  let byName = index.get(obj);
+  if (byName === undefined) {
+    byName = new Map();
+    for (const k of Object.keys(obj)) {
+      const f = fold(k);
+      const list = byName.get(f);
+      if (list === undefined) byName.set(f, [k]);
+      else list.push(k);
+    }
+    index.set(obj, byName);
+  }
+  return byName.get(fold(key)) ?? [];
+}
+
+/** Whether `obj` has `key` as an own data property with a value (what resolve reads). */
+function hasValue(obj: object, key: string): boolean {
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  return d !== undefined && 'value' in d && d.value !== undefined;
+}
+
+/**
+ * Another own key of `obj` that folds to `key`'s name, if any. Keys whose value is undefined are
+ * skipped (JSON.stringify drops them, so no server sees them); a getter counts (it would be sent).
+ */
+function twinOf(index: FoldIndex, obj: object, key: string): string | undefined {
+  for (const k of keysFolding(index, obj, key)) {
+    if (k === key) continue;
+    const d = Object.getOwnPropertyDescriptor(obj, k);
+    if (d !== undefined && (!('value' in d) || d.value !== undefined)) return k;
+  }
+  return undefined;
+}
+
+const SHOWN_KEY_LENGTH = 64;
+const UNSHOWABLE = /[\p{C}\p{Z}\p{M}\p{Default_Ignorable_Code_Point}]/u;
+
+/**
+ * A key from the arguments, quoted for a reason: the first 64 characters, with quotes, backslashes
+ * and anything invisible, combining or spacing (except a plain space) written as \uXXXX, so the
+ * difference from the path's spelling can be seen and nothing reaches a terminal raw.
+ */
+function quoteKey(k: string): string {
+  const chars = [...k];
+  const shown = chars
+    .slice(0, SHOWN_KEY_LENGTH)
+    .map((c) => {
+      if (c === '"' || c === '\\') return `\\${c}`;
+      if (c === ' ' || !UNSHOWABLE.test(c)) return c;
+      let units = '';
+      for (let i = 0; i < c.length; i++) units += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+      return units;
+    })
+    .join('');
+  return `"${shown}${chars.length > SHOWN_KEY_LENGTH ? '…' : ''}"`;
+}
+
+/** A path as text, for messages: `args.customer["dry-run"][0]`. */
+function pathText(segments: readonly PathSegment[]): string {
+  let text = 'args';
+  for (const s of segments) text += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`;
+  return text;
+}
+
+/**
+ * The value at `segments` inside `root`, MISSING, or Ambiguous when an object on the way holds
+ * another spelling of the segment's key. Reads own data properties only; never throws.
+ */
+function resolve(root: unknown, segments: readonly PathSegment[], index: FoldIndex): unknown {
   try {
     let cur: unknown = root;
-    for (const seg of segments) {
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
       if (cur === null || typeof cur !== 'object') return MISSING;
       let key: string;
       if (Array.isArray(cur)) {
@@ -464,6 +581,13 @@ function resolve(root: unknown, segments: readonly PathSegment[]): Resolved | ty
         key = String(idx);
       } else {
         key = String(seg);
+        // Go's encoding/json (mcp-go) takes "Amount" for amount and lets the last spelling win;
+        // other readers normalise or drop invisible characters. Such a key may be what the server reads.
+        const twin = twinOf(index, cur, key);
+        if (twin !== undefined) {
+          const parent = pathText(segments.slice(0, i));
+          return new Ambiguous(hasValue(cur, key) ? `${parent} has both ${quoteKey(key)} and ${quoteKey(twin)}` : `${parent} has ${quoteKey(twin)}, not ${quoteKey(key)}`);
+        }
       }
       const d = Object.getOwnPropertyDescriptor(cur, key);
       if (d === undefined || !('value' in d) || d.value === undefined) return MISSING;
@@ -475,8 +599,8 @@ function resolve(root: unknown, segments: readonly PathSegment[]): Resolved | ty
   }
 }
 
-function operandValue(o: Operand, args: unknown): Resolved | typeof MISSING {
-  return o.kind === 'literal' ? o.value : resolve(args, o.segments);
+function operandValue(o: Operand, args: unknown, index: FoldIndex): unknown {
+  return o.kind === 'literal' ? o.value : resolve(args, o.segments, index);
 }
 
 /**
@@ -512,14 +636,54 @@ function equalWithin(a: unknown, b: unknown, depth: number, budget: { left: numb
   return true;
 }
 
+/** An array or an object (anything JSON would write with brackets or braces). */
+function isStructured(v: unknown): v is object {
+  return v !== null && typeof v === 'object';
+}
+
+function structureName(v: object): string {
+  return Array.isArray(v) ? 'an array' : 'an object';
+}
+
+/**
+ * Whether `list` (an array that has no element equal to `needle`) still holds it in a way a lenient
+ * server could act on: a value equal to it nested deeper (in an inner array or object), or, for a
+ * string needle, an occurrence in the array's text — every string inside it at any depth (object
+ * keys and values included), in order, joined by single spaces, so `["rm", "-rf", "/"]` holds
+ * "rm -rf". Past MAX_COMPARE_VISITS values or MAX_COMPARE_DEPTH levels it gives up: 'overflow'.
+ */
+function heldInside(list: readonly unknown[], needle: unknown): 'inside' | 'overflow' | false {
+  const budget = { left: MAX_COMPARE_VISITS };
+  const text: string[] = [];
+  let found = false;
+  const walk = (v: unknown, depth: number): void => {
+    if (found || budget.left < 0) return;
+    if (depth > MAX_COMPARE_DEPTH || --budget.left < 0) {
+      budget.left = -1;
+      return;
+    }
+    if (depth > 1 && equalWithin(v, needle, 0, budget)) {
+      found = true;
+      return;
+    }
+    if (typeof v === 'string') text.push(v);
+    else if (Array.isArray(v)) for (const x of v) walk(x, depth + 1);
+    else if (isStructured(v)) {
+      for (const k of Object.keys(v)) {
+        text.push(k);
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        if (d !== undefined && 'value' in d) walk(d.value, depth + 1);
+      }
+    }
+  };
+  for (const x of list) walk(x, 1);
+  if (found) return 'inside';
+  if (budget.left < 0) return 'overflow';
+  return typeof needle === 'string' && text.join(' ').includes(needle) ? 'inside' : false;
+}
+
 /** A plain decimal numeral: JSON's number grammar without the exponent, nothing around it. */
 const PLAIN_NUMERAL = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/;
-
-/** An ordering test that could not be decided, and why. */
-class Undecided {
-  constructor(readonly why: string) {}
-}
-type Truth = boolean | Undecided;
 
 /** How a value takes part in ordering: as a number, as a string that is also a plain numeral, as text, or not at all. */
 function ordinal(v: unknown): 'number' | 'numeral' | 'string' | 'none' {
@@ -551,7 +715,7 @@ function compare<T extends number | string>(op: '<' | '<=' | '>' | '>=', a: T, b
   }
 }
 
-function ordered(c: { op: '<' | '<=' | '>' | '>='; left: Operand; right: Operand }, a: unknown, b: unknown): Truth {
+function ordered(c: { op: '<' | '<=' | '>' | '>='; left: Operand; right: Operand }, a: unknown, b: unknown, because: (subject: string) => Undecided): Truth {
   const ka = ordinal(a);
   const kb = ordinal(b);
   if (ka !== 'none' && kb !== 'none' && ka !== 'number' && kb !== 'number') return compare(c.op, a as string, b as string);
@@ -559,7 +723,7 @@ function ordered(c: { op: '<' | '<=' | '>' | '>='; left: Operand; right: Operand
   // Name the side that spoiled it: one that is no number or string at all, else the text against a number.
   const leftBad = ka === 'none' || (kb !== 'none' && ka === 'string');
   const [operand, value] = leftBad ? [c.left, a] : [c.right, b];
-  return new Undecided(`${operandText(operand)} is ${kindOf(value)}, so ${operandText(c.left)} ${c.op} ${operandText(c.right)} could not be decided`);
+  return because(`${operandText(operand)} is ${kindOf(value)}`);
 }
 
 /** True when `value` is an absolute POSIX path that, once `.` and `..` are resolved, is `prefix` or inside it. */
@@ -570,13 +734,13 @@ export function isUnder(value: unknown, prefix: string): boolean {
   return n === prefix || n === `${prefix}/` || n.startsWith(`${prefix}/`);
 }
 
-function test(c: Condition, args: unknown): Truth {
+function test(c: Condition, args: unknown, index: FoldIndex): Truth {
   switch (c.op) {
     case 'and': {
       // Three-valued: one false decides; otherwise the first undecided item; otherwise true.
       let undecided: Undecided | undefined;
       for (const item of c.items) {
-        const t = test(item, args);
+        const t = test(item, args, index);
         if (t === false) return false;
         if (t instanceof Undecided) undecided ??= t;
       }
@@ -585,19 +749,19 @@ function test(c: Condition, args: unknown): Truth {
     case 'or': {
       let undecided: Undecided | undefined;
       for (const item of c.items) {
-        const t = test(item, args);
+        const t = test(item, args, index);
         if (t === true) return true;
         if (t instanceof Undecided) undecided ??= t;
       }
       return undecided ?? false;
     }
     case 'not': {
-      const t = test(c.item, args);
+      const t = test(c.item, args, index);
       return t instanceof Undecided ? t : !t;
     }
     default:
       try {
-        return predicate(c, args);
+        return predicate(c, args, index);
       } catch {
         // Only hostile objects (throwing proxies, revoked objects) get here: unreadable is missing.
         return false;
@@ -607,39 +771,72 @@ function test(c: Condition, args: unknown): Truth {
 
 type Predicate = Exclude<Condition, { op: 'and' | 'or' | 'not' }>;
 
-function predicate(c: Predicate, args: unknown): Truth {
+/** A predicate as text, for reasons: `args.role in ["admin"]`. Only policy text, never an argument's value. */
+function predicateText(c: Predicate): string {
   switch (c.op) {
     case 'exists':
-      return resolve(args, c.left.segments) !== MISSING;
-    case 'in': {
-      const v = resolve(args, c.left.segments);
-      return v !== MISSING && c.values.some((x) => equal(v, x));
-    }
+      return `${c.left.text} exists`;
+    case 'in':
+      return `${c.left.text} in [${c.values.map((v) => JSON.stringify(v)).join(', ')}]`;
     case 'under':
-      return isUnder(resolve(args, c.left.segments), c.prefix);
+      return `${c.left.text} under ${JSON.stringify(c.prefix)}`;
     default:
-      break;
+      return `${operandText(c.left)} ${c.op} ${operandText(c.right)}`;
   }
-  const a = operandValue(c.left, args);
-  const b = operandValue(c.right, args);
+}
+
+function predicate(c: Predicate, args: unknown, index: FoldIndex): Truth {
+  const because = (subject: string): Undecided => new Undecided(`${subject}, so ${predicateText(c)} could not be decided`);
+  const a = operandValue(c.left, args, index);
+  const b = c.op === 'exists' || c.op === 'in' || c.op === 'under' ? null : operandValue(c.right, args, index);
+  // A missing argument decides the test (false) whatever the other side holds; a key that is
+  // only another spelling of the path's may be the argument the server reads, so nothing is decided.
   if (a === MISSING || b === MISSING) return false;
+  if (a instanceof Ambiguous) return because(a.where);
+  if (b instanceof Ambiguous) return because(b.where);
+  /** The undecided answer naming the first of the operands that holds an array or an object. */
+  const structured = (...sides: Array<[Operand, unknown]>): Undecided | undefined => {
+    for (const [o, v] of sides) if (isStructured(v)) return because(`${operandText(o)} is ${structureName(v)}`);
+    return undefined;
+  };
   switch (c.op) {
+    case 'exists':
+      return true;
+    case 'in':
+      // The list holds constants: an array or object is not one of them, but a server expecting one
+      // value may read its first, last or any element (or, in JavaScript, its text).
+      return structured([c.left, a]) ?? c.values.some((x) => equal(a, x));
+    case 'under':
+      return structured([c.left, a]) ?? isUnder(a, c.prefix);
     case '==':
-      return equal(a, b);
-    case '!=':
-      return !equal(a, b);
+    case '!=': {
+      // Two arrays or objects compare by value; an array or object against a constant cannot be decided.
+      if (isStructured(a) !== isStructured(b)) return structured([c.left, a], [c.right, b])!;
+      const same = equal(a, b);
+      return c.op === '==' ? same : !same;
+    }
     case '<':
     case '<=':
     case '>':
     case '>=':
-      return ordered({ op: c.op, left: c.left, right: c.right }, a, b);
+      return ordered({ op: c.op, left: c.left, right: c.right }, a, b, because);
     case 'startsWith':
-      return typeof a === 'string' && typeof b === 'string' && a.startsWith(b);
     case 'endsWith':
-      return typeof a === 'string' && typeof b === 'string' && a.endsWith(b);
-    case 'contains':
-      if (typeof a === 'string') return typeof b === 'string' && a.includes(b);
-      return Array.isArray(a) && a.some((x) => equal(x, b));
+      return (
+        structured([c.left, a], [c.right, b]) ??
+        (typeof a === 'string' && typeof b === 'string' && (c.op === 'startsWith' ? a.startsWith(b) : a.endsWith(b)))
+      );
+    case 'contains': {
+      if (Array.isArray(a)) {
+        // An array contains what one of its elements equals; held any other way, it is undecided.
+        if (a.some((x) => equal(x, b))) return true;
+        const inside = heldInside(a, b);
+        if (inside === 'overflow') return because(`${c.left.text} is an array too large or too deeply nested to search`);
+        if (inside === 'inside') return because(`${c.left.text} is an array that holds ${operandText(c.right)} only nested deeper or as part of its text, not as an element`);
+        return false;
+      }
+      return structured([c.left, a], [c.right, b]) ?? (typeof a === 'string' && typeof b === 'string' && a.includes(b));
+    }
   }
 }
 
@@ -650,6 +847,18 @@ function predicate(c: Predicate, args: unknown): Truth {
  * three-valued; callers must treat `undecided` as their rule's effect requires (see evaluate.ts).
  */
 export function evaluateCondition(c: Condition, args: unknown): ConditionResult {
-  const t = test(c, args);
-  return t instanceof Undecided ? { holds: 'undecided', why: t.why } : { holds: t };
+  return conditionsOn(args)(c);
+}
+
+/**
+ * The evaluator for many conditions over one call's arguments (a policy's rules): the same answers
+ * as evaluateCondition, sharing the work of folding the arguments' keys between conditions. The
+ * arguments must not change while it is in use.
+ */
+export function conditionsOn(args: unknown): (c: Condition) => ConditionResult {
+  const index: FoldIndex = new WeakMap();
+  return (c) => {
+    const t = test(c, args, index);
+    return t instanceof Undecided ? { holds: 'undecided', why: t.why } : { holds: t };
+  };
 }

@@ -1,5 +1,5 @@
 import { approversFor } from './approvers.js';
-import { evaluateCondition } from './conditions.js';
+import { conditionsOn } from './conditions.js';
 import { matchAny } from './glob.js';
 import type { CallContext, Effect, Evaluation, Policy, PolicyRule } from './types.js';
 
@@ -9,9 +9,10 @@ import type { CallContext, Effect, Evaluation, Policy, PolicyRule } from './type
  * When no rule matches, the policy's default applies. File order never changes the decision.
  *
  * A condition that cannot be decided (an argument such as "0x3e8" or [900] ordered against a
- * number; see conditions.ts) fails closed: a deny or review rule applies, an allow rule does not.
- * The upstream server may read such a value as a number beyond the limit, so skipping the rule
- * would let the call through unchecked. The decision's reason then says which test was undecided.
+ * number, a key spelled "Amount" for args.amount, an array where a string test or `in` expects one
+ * value; see conditions.ts) fails closed: a deny or review rule applies, an allow rule does not.
+ * The upstream server may read such a value as one the rule forbids, so skipping the rule would
+ * let the call through unchecked. The decision's reason then says which test was undecided.
  *
  * Evaluation is pure and never throws, whatever the arguments hold.
  */
@@ -31,12 +32,13 @@ export function evaluate(policy: Policy, call: CallContext): Evaluation {
   const server = str(call.server);
   const tool = str(call.tool);
   const args = call.args;
+  const holds = conditionsOn(args);
   let winner: PolicyRule | undefined;
   let winnerUndecided: string | undefined;
   const matched: string[] = [];
   for (const rule of policy.rules) {
     if (!matchesTarget(rule, agent, server, tool)) continue;
-    const result = rule.condition === undefined ? { holds: true } : evaluateCondition(rule.condition, args);
+    const result = rule.condition === undefined ? { holds: true } : holds(rule.condition);
     if (result.holds === false) continue;
     if (result.holds === 'undecided' && rule.effect === 'allow') continue;
     matched.push(rule.id);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConditionSyntaxError, evaluate, parseCondition, type Policy } from '../../src/policy/index.js';
+import { ConditionSyntaxError, evaluate, evaluateCondition, parseCondition, type Policy } from '../../src/policy/index.js';
 import { rng } from '../helpers/random.js';
 import { tempDir } from '../helpers/tmp.js';
 import { loadText, withCondition } from './files.js';
@@ -90,7 +90,6 @@ describe('in, exists and string tests', () => {
     ['args.amount in [1, 650]', true],
     ['args.amount in ["650"]', false],
     ['args.nothing in [null]', true],
-    ['args.list in [1]', false],
     ['args.amount exists', true],
     ['args.nothing exists', true],
     ['args.missing exists', false],
@@ -306,6 +305,218 @@ rules:
     expect(r).toMatchObject({ decision: 'review', rule: 'pin-check' });
     expect(r.reason).toBe('PINs are checked by a person. This rule applied because args.pin is a string that is not a plain decimal number, so args.pin > 999 could not be decided.');
     expect(r.reason).not.toContain('4d2');
+  });
+});
+
+describe('argument keys spelled another way [R-POLICY-FAIL-CLOSED]', () => {
+  // Go's encoding/json (behind mcp-go) matches field names case-insensitively and lets the last of two
+  // spellings win; other readers normalise Unicode, trim, or drop invisible characters. A key that is
+  // not the rule's but folds to it may well be the argument the server reads, so "missing" would fail open.
+  const spellings: Array<[string, string]> = [
+    ['"Amount"', 'Amount'],
+    ['"AMOUNT"', 'AMOUNT'],
+    ['"aMoUnT"', 'aMoUnT'],
+    ['"amount" + zero-width space', 'amount\u200b'],
+    ['zero-width joiner + "amount"', '\u200damount'],
+    ['"am" + soft hyphen + "ount"', 'am\u00adount'],
+    ['"amount" + byte order mark', 'amount\ufeff'],
+    ['"amount" + NUL', 'amount\u0000'],
+    ['" amount "', ' amount '],
+    ['full-width "ａｍｏｕｎｔ"', 'ａｍｏｕｎｔ'],
+    ['full-width "ＡＭＯＵＮＴ"', 'ＡＭＯＵＮＴ'],
+    ['mathematical bold "𝐚𝐦𝐨𝐮𝐧𝐭"', '𝐚𝐦𝐨𝐮𝐧𝐭'],
+  ];
+  const conditions = [
+    'args.amount > 500',
+    'args.amount <= 500',
+    'args.amount == 100000',
+    'args.amount != 5',
+    'args.amount in [1, 2]',
+    'args.amount exists',
+    'not args.amount exists',
+    'args.amount startsWith "1"',
+    'args.amount contains "1"',
+    'args.amount under "/"',
+    'args.limit < args.amount',
+  ];
+
+  it.each(spellings)('count every test reading args.amount as undecided when the call spells it %s', (_name, key) => {
+    for (const condition of conditions) expect([condition, truth(condition, { [key]: 100000, limit: 1 })]).toEqual([condition, 'undecided']);
+  });
+
+  it.each(spellings)('count args.amount as undecided when the call holds both "amount" and %s, in either order', (_name, key) => {
+    for (const args of [{ amount: 10, [key]: 100000 }, { [key]: 100000, amount: 10 }]) {
+      expect(truth('args.amount > 500', args)).toBe('undecided');
+      expect(truth('args.amount <= 500', args)).toBe('undecided');
+    }
+  });
+
+  it('fold compatibility letters such as the Kelvin sign and the long s, as NFKC and Go do', () => {
+    expect(truth('args.kind == "refund"', { '\u212aind': 'wire' })).toBe('undecided');
+    expect(truth('args.task == "x"', { 'ta\u017fk': 'y' })).toBe('undecided');
+  });
+
+  it.each([
+    ['args.customer.id == "c-1"', { customer: { ID: 'c-1' } }],
+    ['args.customer.id == "c-1"', { Customer: { id: 'c-1' } }],
+    ['args.customer.id == "c-1"', { customer: { id: 'c-2' }, CUSTOMER: { id: 'c-1' } }],
+    ['args.customer["id"] != "c-1"', { customer: { Id: 'c-1' } }],
+    ['args.items[0].sku == "A"', { items: [{ Sku: 'A' }] }],
+    ['args["dry-run"] == false', { 'Dry-Run': true }],
+    ['args["dry-run"] == false', { 'dry-run\u2060': true }],
+    ['args.customer.address.country in ["DE"]', { customer: { address: { Country: 'DE' } } }],
+  ])('count %s as undecided for %j', (condition, args) => {
+    expect(truth(condition, args)).toBe('undecided');
+  });
+
+  it('apply a deny rule on args.amount > 500 to {"Amount": 100000}, as the review showed, and no allow rule', () => {
+    const policy = loadText(
+      dir,
+      'version: 1\ndefault: allow\nrules:\n  - id: small\n    when: args.amount <= 500\n    effect: allow\n  - id: big-wires\n    match: { tool: wire }\n    when: args.amount > 500\n    effect: deny\n    reason: Wires over 500 are refused.\n',
+    );
+    const r = evaluate(policy, { agent: 'a', tool: 'wire', args: JSON.parse('{"to":"x","Amount":100000}') });
+    expect(r).toMatchObject({ decision: 'deny', rule: 'big-wires', matched: ['big-wires'] });
+    expect(r.reason).toBe('Wires over 500 are refused. This rule applied because args has "Amount", not "amount", so args.amount > 500 could not be decided.');
+  });
+
+  it.each([
+    ['args.amount > 500', { amount: 10, Amount: 100000 }, 'args has both "amount" and "Amount", so args.amount > 500 could not be decided'],
+    ['args.amount > 500', { 'amount\u200b': 100000 }, 'args has "amount\\u200b", not "amount", so args.amount > 500 could not be decided'],
+    ['args.amount exists', { 'amount\u0000': 1 }, 'args has "amount\\u0000", not "amount", so args.amount exists could not be decided'],
+    ['args.customer.id == 1', { customer: { ID: 1 } }, 'args.customer has "ID", not "id", so args.customer.id == 1 could not be decided'],
+    ['args["dry-run"] == false', { 'DRY-RUN': true }, 'args has "DRY-RUN", not "dry-run", so args["dry-run"] == false could not be decided'],
+    [
+      'args.amount > 500',
+      { [`AMOUNT${'\u200b'.repeat(100)}`]: 1 },
+      `args has "AMOUNT${'\\u200b'.repeat(58)}…", not "amount", so args.amount > 500 could not be decided`,
+    ],
+  ])('name the key and the path for %s, never the value, with invisible characters escaped', (condition, args, why) => {
+    expect(evaluateCondition(parseCondition(condition), args)).toEqual({ holds: 'undecided', why });
+  });
+
+  it('leave honest calls as they were: an exact key alone, and keys that are not another spelling of the path', () => {
+    const args = { amount: 650, currency: 'EUR', Currency2: 1, amounts: [1], amount_usd: 1, AMOUNT_USD: 2, 'amount-': 1, Name: 'x' };
+    expect(truth('args.amount > 500', args)).toBe(true);
+    expect(truth('args.amount < 500', args)).toBe(false);
+    expect(truth('args.currency == "EUR"', args)).toBe(true);
+    expect(truth('args.currency == "EUR"', { currency: 'EUR', amount: 1, Amount: 2 })).toBe(true);
+    expect(truth('args.missing exists', { Amount: 1 })).toBe(false);
+    expect(truth('args.customer.id == 1', { customer: 5, Other: { id: 1 } })).toBe(false);
+    expect(truth('args.list[0] == 1', { list: [1] })).toBe(true);
+    // Through the SDK a key may hold undefined; JSON drops it, so no server reads it.
+    expect(truth('args.amount > 500', { amount: 650, Amount: undefined })).toBe(true);
+  });
+});
+
+describe('values of a type the test cannot decide [R-POLICY-FAIL-CLOSED]', () => {
+  // A server that expects one string may read an array as its first, last or any element, or join it
+  // (JavaScript's String(["prod"]) is "prod"; a shell joins argv with spaces): a string test, in or ==
+  // that answered "no" for an array or an object would let it past a deny rule.
+  it.each([
+    ['args.env startsWith "prod"', { env: ['prod'] }],
+    ['args.env startsWith "prod"', { env: ['dev', 'prod-eu'] }],
+    ['args.env startsWith "prod"', { env: [] }],
+    ['args.env startsWith "prod"', { env: { name: 'prod' } }],
+    ['not args.env startsWith "prod"', { env: ['prod'] }],
+    ['args.url endsWith ".internal"', { url: ['http://db.internal'] }],
+    ['args.url endsWith ".internal"', { url: [['http://db.internal']] }],
+    ['args.cmd contains "rm -rf"', { cmd: ['rm -rf /'] }],
+    ['args.cmd contains "rm -rf"', { cmd: ['rm', '-rf', '/'] }],
+    ['args.cmd contains "rm -rf"', { cmd: [['rm -rf /']] }],
+    ['args.cmd contains "rm -rf"', { cmd: [{ run: 'rm -rf /' }] }],
+    ['args.cmd contains "rm -rf"', { cmd: { run: 'rm -rf /' } }],
+    ['args.cmd contains "rm -rf"', { cmd: {} }],
+    ['args.list contains 2', { list: [[2]] }],
+    ['args.list contains 2', { list: [1, { n: 2 }] }],
+    ['args.role in ["admin"]', { role: ['admin'] }],
+    ['args.role in ["admin"]', { role: ['viewer', 'admin'] }],
+    ['args.role in ["admin"]', { role: ['viewer'] }],
+    ['args.role in ["admin"]', { role: { name: 'admin' } }],
+    ['args.role in ["admin"]', { role: [] }],
+    ['args.list in [1]', { list: [1, 2, 'three'] }],
+    ['args.role == "admin"', { role: ['admin'] }],
+    ['args.role != "admin"', { role: ['admin'] }],
+    ['args.role == "admin"', { role: { 0: 'admin' } }],
+    ['args.confirm == true', { confirm: [true] }],
+    ['args.amount == 1000000', { amount: [1000000] }],
+    ['args.owner == null', { owner: [] }],
+    ['args.role == args.expected', { role: ['admin'], expected: 'admin' }],
+    ['args.path under "/etc"', { path: ['/etc/passwd'] }],
+    ['args.path under "/etc"', { path: { p: '/etc/passwd' } }],
+    ['not args.path under "/srv/data"', { path: ['/srv/data/x', '/etc/passwd'] }],
+    ['args.name startsWith args.prefix', { name: 'prod-1', prefix: ['prod'] }],
+    ['args.name contains args.part', { name: 'prod-1', part: { p: 'prod' } }],
+  ])('%s is undecided for %j', (condition, args) => {
+    expect(truth(condition, args)).toBe('undecided');
+  });
+
+  it('apply the deny rules that the review showed failing open on arrays, and still allow honest strings', () => {
+    const rules = [
+      ['no-prod', 'args.env startsWith "prod"'],
+      ['no-rm', 'args.command contains "rm -rf"'],
+      ['no-internal', 'args.url endsWith ".internal"'],
+      ['no-admin', 'args.role in ["admin"]'],
+    ];
+    const policy = loadText(dir, `version: 1\ndefault: allow\nrules:\n${rules.map(([id, when]) => `  - id: ${id}\n    when: ${JSON.stringify(when)}\n    effect: deny\n`).join('')}`);
+    const attacks: Array<[Record<string, unknown>, string]> = [
+      [{ env: ['prod'] }, 'no-prod'],
+      [{ command: ['rm -rf /'] }, 'no-rm'],
+      [{ url: ['http://db.internal'] }, 'no-internal'],
+      [{ role: ['admin'] }, 'no-admin'],
+    ];
+    for (const [args, rule] of attacks) {
+      const r = evaluate(policy, { agent: 'a', tool: 't', args });
+      expect(r).toMatchObject({ decision: 'deny', rule, matched: [rule] });
+      expect(r.reason).toMatch(/^This rule applied because args\.[a-z]+ is an array/);
+    }
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { env: 'dev', command: 'ls -l', url: 'https://example.com', role: 'viewer' } })).toMatchObject({ decision: 'allow', matched: [] });
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { env: 'prod', command: 'ls', url: 'x', role: 'viewer' } })).toMatchObject({ decision: 'deny', rule: 'no-prod' });
+  });
+
+  it.each([
+    ['args.env startsWith "prod"', { env: ['prod'] }, 'args.env is an array, so args.env startsWith "prod" could not be decided'],
+    ['args.role in ["admin", "root"]', { role: {} }, 'args.role is an object, so args.role in ["admin", "root"] could not be decided'],
+    ['args.role == args.want', { role: 'x', want: ['x'] }, 'args.want is an array, so args.role == args.want could not be decided'],
+    ['args.path under "/etc"', { path: ['/etc/shadow'] }, 'args.path is an array, so args.path under "/etc" could not be decided'],
+    [
+      'args.cmd contains "rm -rf"',
+      { cmd: ['rm -rf /secret-7731'] },
+      'args.cmd is an array that holds "rm -rf" only nested deeper or as part of its text, not as an element, so args.cmd contains "rm -rf" could not be decided',
+    ],
+  ])('explain why %s could not be decided without showing the argument', (condition, args, why) => {
+    expect(evaluateCondition(parseCondition(condition), args)).toEqual({ holds: 'undecided', why });
+  });
+
+  it('count an array too deep to search as undecided for contains', () => {
+    let deep: unknown = 'safe';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(truth('args.cmd contains "rm"', { cmd: deep })).toBe('undecided');
+  });
+
+  it.each([
+    ['args.tags contains "vip"', { tags: ['vip', 'gold'] }, true],
+    ['args.tags contains "vip"', { tags: ['gold', 'silver'] }, false],
+    ['args.tags contains "vip"', { tags: [] }, false],
+    ['args.ids contains 2', { ids: [1, 2, 3] }, true],
+    ['args.ids contains 2', { ids: [1, 3, 12] }, false],
+    ['args.list contains "2"', { list: [1, 2, 'three'] }, false],
+    ['args.cmd contains "rm -rf"', { cmd: ['rm -rf'] }, true],
+    ['args.cmd contains "rm -rf"', { cmd: ['ls', '-l', '/tmp'] }, false],
+    ['args.a == args.b', { a: [1, { x: 2 }], b: [1, { x: 2 }] }, true],
+    ['args.a != args.b', { a: [1], b: { 0: 1 } }, true],
+    ['args.role in ["admin"]', { role: 'admin' }, true],
+    ['args.role in ["admin"]', { role: 'Admin' }, false],
+    ['args.role == "admin"', { role: 'admin' }, true],
+    ['args.env startsWith "prod"', { env: 'prod-eu' }, true],
+    ['args.env startsWith "prod"', { env: 'dev' }, false],
+    ['args.env startsWith "prod"', { env: 7 }, false],
+    ['args.env startsWith "prod"', { env: null }, false],
+    ['args.flag contains "t"', { flag: true }, false],
+    ['args.path under "/srv"', { path: '/srv/x' }, true],
+    ['args.path under "/srv"', { path: 5 }, false],
+    ['args.list exists', { list: [] }, true],
+  ])('%s is still %s for %j, as before', (condition, args, expected) => {
+    expect(truth(condition, args)).toBe(expected);
   });
 });
 
