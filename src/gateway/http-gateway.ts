@@ -360,7 +360,7 @@ class Gateway {
     try {
       message = JSON.parse(line) as JSONRPCMessage;
     } catch {
-      return; // An upstream line that is not JSON: the relay has already recorded it.
+      return; // An upstream line that is not JSON: HTTP carries only messages, so it is dropped (the relay does not record it).
     }
     // A response whose request stream is gone (client dropped, id null) cannot be delivered; the
     // relay has recorded the call's result either way, so it is dropped rather than crash the transport.

@@ -5,7 +5,8 @@ import { isWellFormedString, strictParse } from '../core/index.js';
  * Newline-delimited JSON-RPC framing, as the MCP stdio transport defines it: one message per
  * line, UTF-8, no embedded newlines. The proxy reads frames itself (rather than through the SDK's
  * transports, which parse, validate and drop what they do not understand) so that every frame it
- * does not need to change is forwarded byte for byte, and a line that is not JSON can be answered.
+ * does not need to change is forwarded byte for byte (but for raw CRs, see oneLine), and a line that
+ * is not JSON can be answered.
  */
 
 export { ErrorCode };
@@ -75,6 +76,27 @@ export class LineSplitter {
     this.skipping = undefined;
     this.onOversize(s.head, s.chars);
   }
+}
+
+/**
+ * A line as it may be written to the other side: every raw carriage return (CR) replaced by a space.
+ *
+ * Lines are framed at LF, as MCP's stdio transport says and the TypeScript SDK reads. But JSON
+ * allows a raw CR as white space between tokens, and many stdio readers also end a line at a lone
+ * CR: the official MCP Python SDK (a TextIOWrapper with universal newlines), Node's readline,
+ * Java's BufferedReader, .NET's ReadLine. To them, one line the gateway read as a single message can
+ * be two or three, and a tools/call hidden between two CRs inside a frame the gateway passes on
+ * unread (an unknown notification, a ping) would run unrecorded; a response hidden the same way in
+ * a server line would reach the client unrecorded. JSON allows no raw control character inside a
+ * string, so in a line JSON.parse accepted every CR is white space, and a space is too: the line
+ * means exactly what it meant, to every JSON parser, and nothing else in it changes. A line that is
+ * not JSON (only a server's is ever forwarded) stays one line. No other character needs this:
+ * LF is the frame end itself, and the other characters some text readers treat as line ends
+ * (U+0085, U+2028, U+2029, which Python's str.splitlines also splits at) can occur in valid JSON
+ * only inside a string, where a split cannot leave a message on either side.
+ */
+export function oneLine(line: string): string {
+  return line.includes('\r') ? line.replace(/\r/g, ' ') : line;
 }
 
 /** The JSON-RPC id of a frame read from its first characters only (for a frame too large to parse). */

@@ -2,7 +2,7 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { ErrorCode, LineSplitter, classify, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import { ErrorCode, LineSplitter, classify, errorResponse, idKey, oneLine, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
 import { GatewayRecorder, type CallKind } from './record.js';
 
 /**
@@ -84,12 +84,22 @@ export class McpRelay {
   private readonly desk: ApprovalDesk;
   /** The methods this relay records: a message naming one of them must be a well-formed request. */
   private readonly recorded: ReadonlySet<string>;
+  /**
+   * Where every line this relay writes goes: through `oneLine`, so that no line either side
+   * receives holds a raw CR, which some readers take for a line end (see oneLine). This is the one
+   * place: forwarded client and server frames, answers, refusals and approval progress all pass it.
+   */
+  private readonly ports: RelayPorts;
 
   private constructor(
     private readonly o: RelayOptions,
-    private readonly ports: RelayPorts,
+    ports: RelayPorts,
     readonly rec: GatewayRecorder,
   ) {
+    this.ports = {
+      toClient: (line, related) => ports.toClient(oneLine(line), related),
+      toServer: (line) => ports.toServer(oneLine(line)),
+    };
     this.recorded = recordedMethods(o.recordLists === true);
     this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
       agent: o.agent.id,

@@ -6,7 +6,7 @@ import { StdioUpstream } from './upstream-stdio.js';
  * server; the proxy spawns the server and links the two newline-delimited JSON-RPC streams
  * through a relay (relay.ts), which looks only at what it must; every other frame — progress,
  * server→client requests such as sampling or elicitation, their responses, methods it has never
- * heard of — is forwarded byte for byte.
+ * heard of — is forwarded byte for byte, except that a raw CR becomes a space (see jsonrpc.ts oneLine).
  */
 
 export interface StdioProxyOptions extends Omit<RelayOptions, 'purpose' | 'labels'> {
