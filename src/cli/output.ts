@@ -30,6 +30,11 @@ export function jsonText(value: unknown, indent = 2): string {
   return JSON.stringify(value, null, indent).replace(RAW_IN_JSON, (c) => `\\u${hex4(c)}`);
 }
 
+/** A JSON text serialised elsewhere (canonical JSON) with jsonText's escapes: the same JSON, inert on a terminal. */
+export function inertJsonText(json: string): string {
+  return json.replace(RAW_IN_JSON, (c) => `\\u${hex4(c)}`);
+}
+
 /**
  * Recorded text is agent-controlled: a tool result or note can hold ANSI CSI/OSC sequences that
  * clear the operator's screen, retitle the window, plant a hyperlink, or (with CR, backspace or a

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { WitnessError, keyFingerprint, sameIdentity } from '../../core/index.js';
+import { WitnessError, canonicalize, keyFingerprint, sameIdentity } from '../../core/index.js';
 import { decideApproval, fingerprintOf, listApprovals, openWitness, type ApprovalView } from '../../recorder/index.js';
-import { type Io, inert, printJson, table } from '../output.js';
+import { type Io, inert, inertJsonText, printJson } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 import { APPROVER_KEY_ENV, readApproverKey } from './approver.js';
 
@@ -28,6 +28,11 @@ interface DecideOpts {
  * policy. They only read and append to the ledger, so they work from any process (or machine,
  * with PostgreSQL) that can reach the gateway's ledger. A decision is signed with the person's own
  * approver key (`witness approver init`); the key's holder is who decides, never a typed name.
+ *
+ * A person decides on the arguments, so they are shown whole wherever a person reads them: as
+ * canonical JSON (the text the digest covers), never cut to fit a column. An agent chooses its
+ * arguments and could otherwise push the one that matters (`to`) out of view behind a long one
+ * (`a_memo` sorts first).
  */
 export function registerApprovals(program: Command, io: Io): void {
   program
@@ -46,14 +51,8 @@ export function registerApprovals(program: Command, io: Io): void {
           io.out(opts.all === true ? 'No approval requests.' : 'No approval requests are pending.');
           return;
         }
-        io.out(
-          table(
-            ['REQUEST', 'STATUS', 'AGENT', 'TOOL', 'RULE', 'EXPIRES', 'ARGUMENTS'],
-            views.map((v) => [v.requestId, v.status, v.agent, v.server === undefined ? v.tool : `${v.server}/${v.tool}`, v.rule ?? '', v.expiresAt, JSON.stringify(v.arguments) ?? '']),
-            64,
-          ),
-        );
-        io.out('\nDecide with: witness approve <request> --key <your key file> [--reason …]   or   witness deny <request> --key <your key file> --reason …');
+        io.out(views.map(block).join('\n\n'));
+        io.out('\nDecide with: witness approve <request> --key <your key file> [--digest <digest>] [--reason …]   or   witness deny <request> --key <your key file> --reason …');
       } finally {
         await ledger.close();
       }
@@ -94,15 +93,51 @@ export function registerApprovals(program: Command, io: Io): void {
             ...(opts.digest === undefined ? {} : { expectDigest: opts.digest }),
           });
           const fingerprint = keyFingerprint(signer);
-          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, key: fingerprint, event: decisionId, stream, arguments_digest: view.argumentsDigest });
+          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, key: fingerprint, event: decisionId, stream, arguments: view.arguments, arguments_digest: view.argumentsDigest });
           // One line whatever the recorded values hold: the agent and tool names are the agent's own
           // text, and a newline in them would print a line of its choosing under this confirmation.
-          io.out(inert(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}, arguments ${view.argumentsDigest.slice(0, 12)}…) as ${approver} (key ${fingerprint}); recorded as event ${decisionId}.`));
+          // The arguments are the ones whose digest was signed (decideApproval checked them against it), whole.
+          io.out(inert(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}) with arguments ${argumentsText(view.arguments)} (digest ${view.argumentsDigest.slice(0, 12)}…) as ${approver} (key ${fingerprint}); recorded as event ${decisionId}.`));
         } finally {
           await witness.close();
         }
       });
   }
+}
+
+/**
+ * The arguments as a person reads them: their canonical JSON (RFC 8785, members sorted, the text
+ * `arguments_digest` covers), whole, on one line, with every character a terminal could act on
+ * written as a JSON escape, so it is still exactly that JSON.
+ */
+function argumentsText(args: unknown): string {
+  let text: string;
+  try {
+    text = canonicalize(args ?? null);
+  } catch {
+    // Not representable as canonical JSON (an older record): shown as stored, and no decision on it is accepted.
+    text = JSON.stringify(args) ?? 'null';
+  }
+  return inert(inertJsonText(text));
+}
+
+/** One request as a person reads it before deciding: every field on its own line, nothing cut. */
+function block(v: ApprovalView): string {
+  const decided = v.decision?.data ?? undefined;
+  const lines: Array<[string, string]> = [
+    ['agent', v.agent],
+    ['tool', v.server === undefined ? v.tool : `${v.server}/${v.tool}`],
+    ...(v.rule === undefined ? [] : [['rule', v.reason === undefined ? v.rule : `${v.rule}: ${v.reason}`] as [string, string]]),
+    ['expires', v.expiresAt],
+    ...(decided === undefined
+      ? []
+      : [['decision', `${String(decided['decision'])} by ${String(decided['approver'] ?? '(unnamed)')}${typeof decided['approver_key'] === 'string' ? ` (key ${fingerprintOf(decided['approver_key'])})` : ''} at ${v.decision!.ts}`] as [string, string]]),
+    ['digest', v.argumentsDigest],
+  ];
+  const head = inert(`Request ${v.requestId} (${v.status})`);
+  const body = lines.map(([k, val]) => `  ${`${k}:`.padEnd(11)}${inert(val)}`);
+  // Last, and on a line of its own, however long: the agent chose them, and nothing may hide them.
+  return [head, ...body, `  ${'arguments:'.padEnd(11)}${argumentsText(v.arguments)}`].join('\n');
 }
 
 function summary(v: ApprovalView) {
