@@ -6,10 +6,21 @@ export function resolveStore(flag: string | undefined): string {
   return flag ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
 }
 
-/** Opens an existing ledger; commands other than init/demo never create one by accident. */
-export function openExisting(url: string, opts: { readonly?: boolean } = {}): SqliteLedger {
-  return SqliteLedger.open({ path: sqlitePath(url), create: false, readonly: opts.readonly ?? false });
+/**
+ * Opens an existing ledger; commands other than init/demo never create one by accident.
+ * `sealRecord` is `--seal-record`; without it the ledger reads $WITNESS_SEAL_RECORD, else uses
+ * `<db>.sealed`.
+ */
+export function openExisting(url: string, opts: { readonly?: boolean; sealRecord?: string } = {}): SqliteLedger {
+  return SqliteLedger.open({
+    path: sqlitePath(url),
+    create: false,
+    readonly: opts.readonly ?? false,
+    ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }),
+  });
 }
+
+export const SEAL_RECORD_HELP = "the sealer's record of the last checkpoint its key signed (default: $WITNESS_SEAL_RECORD, else <db>.sealed beside the ledger)";
 
 /** `--trusted-key` takes a verifier key string or a file holding one key per line. */
 export function readTrustedKeys(values: string[] | undefined): string[] | undefined {

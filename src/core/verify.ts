@@ -319,8 +319,9 @@ export interface LedgerVerifierOptions {
   /** A checkpoint the auditor saved earlier (signed note text): the ledger must still extend it. */
   against?: string;
   /**
-   * The sealer's record of the last checkpoint its key signed, kept beside the key outside the
-   * database: the ledger must extend it and still hold a checkpoint at least that large.
+   * The sealer's record of the last checkpoint its key signed, kept outside the database (beside
+   * the ledger by default, or where the sealer was told): the ledger must extend it and still hold
+   * a checkpoint at least that large.
    */
   sealRecord?: { note: string; location: string };
 }

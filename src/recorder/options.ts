@@ -17,6 +17,12 @@ export const WitnessOptions = z.strictObject({
    * so this bounds how long a locked ledger can stall the agent's event loop per attempt.
    */
   busyTimeoutMs: z.number().int().nonnegative().max(60_000).default(1000),
+  /**
+   * Where the sealer records the last checkpoint its key signed (a file path; default
+   * $WITNESS_SEAL_RECORD, else `<db>.sealed` beside the ledger). Put it, with the key, where the
+   * database's writers cannot write, or they can roll it back.
+   */
+  sealRecord: z.string().min(1).optional(),
   /** First part of the checkpoint origin of a new ledger. */
   name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   /** Payloads above this are refused (or spilled into an artifact for tool and LLM outputs). */

@@ -21,6 +21,7 @@ export async function openWitness(options: WitnessOptionsInput = {}): Promise<Wi
     maxPayloadBytes: parsed.maxPayloadBytes,
     busyTimeoutMs: parsed.busyTimeoutMs,
     ...(parsed.name === undefined ? {} : { name: parsed.name }),
+    ...(parsed.sealRecord === undefined ? {} : { sealRecord: parsed.sealRecord }),
   });
   return new Witness(ledger, parsed);
 }

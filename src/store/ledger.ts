@@ -76,6 +76,21 @@ export interface SealRecordText {
   location: string;
 }
 
+/** For a ledger that has checkpoints but no record (see Ledger.adopt). */
+export interface AdoptOptions {
+  /** A signed checkpoint saved earlier (note text): the ledger must still extend it to be adopted. */
+  against?: string;
+}
+
+export interface AdoptResult {
+  /** The checkpoint now recorded as the last one this key signed; null when the ledger has none (nothing to adopt). */
+  checkpoint: CheckpointRow | null;
+  /** Where the record was written. */
+  location: string;
+  /** What verification noted but did not fail (an unsealed tail, say): the adopter should read them. */
+  warnings: string[];
+}
+
 export interface SealOptions {
   /** Write a checkpoint even when no event arrived since the last one (the hourly heartbeat). */
   force?: boolean;
@@ -101,6 +116,14 @@ export interface Ledger {
   seal(options?: SealOptions): Promise<CheckpointRow | null>;
   /** The last checkpoint this ledger's sealer recorded outside the database, for verify; undefined when none. */
   sealRecord(): Promise<SealRecordText | undefined>;
+  /** Where the sealer's record is kept (or looked for), for messages. */
+  readonly sealRecordLocation: string;
+  /**
+   * The explicit first use of a ledger that has checkpoints but no record: verifies the whole
+   * ledger with this key (and against a saved checkpoint when given), then records its newest
+   * checkpoint. Never done silently by seal(), which refuses such a ledger.
+   */
+  adopt(options?: AdoptOptions): Promise<AdoptResult>;
   checkpoints(): Promise<CheckpointRow[]>;
   latestCheckpoint(): Promise<CheckpointRow | undefined>;
   inclusionProof(pos: number, size: number): Promise<Buffer[]>;

@@ -4,16 +4,50 @@ import { WitnessError, openCheckpoint, type NoteVerifier } from '../core/index.j
 
 /**
  * The sealer's record of the last checkpoint its key signed for one ledger, kept outside the
- * database (`<db>.sealed`, beside the key, mode 0600). Whoever can rewrite the database rows can
- * delete checkpoint rows and tree nodes together with them; this file is what they cannot rewrite
- * along with the rows, so the sealer checks every new tree against it before signing.
+ * database (by default `<db>.sealed`, beside the key, mode 0600; or wherever `sealRecord` /
+ * `$WITNESS_SEAL_RECORD` says). Whoever can rewrite the database rows can delete checkpoint rows
+ * and tree nodes together with them; this file is what they cannot rewrite along with the rows, so
+ * the sealer checks every new tree against it before signing.
  *
  * The file holds exactly the signed note of that checkpoint (C2SP signed-note over a
  * tlog-checkpoint body, byte for byte as stored in the checkpoints table and printed by
  * `witness checkpoint`), so it authenticates itself: it is only believed once its signature
  * verifies with the sealer's own key and its origin is the ledger's. It is therefore also a saved
- * checkpoint that `witness verify --against` accepts.
+ * checkpoint that `witness verify --against` accepts. Being genuine, an older note of the same
+ * ledger is believed too: whoever can replace the file can roll it back, which is why the file
+ * must live where the database's writers cannot write when they are not trusted (README, "The
+ * sealer's record").
  */
+
+/** Where the sealer's record is kept when no `sealRecord` option is given (a file path). */
+export const SEAL_RECORD_ENV = 'WITNESS_SEAL_RECORD';
+
+/**
+ * The record's path: the option, else `$WITNESS_SEAL_RECORD`, else `<db>.sealed`. `configured` is
+ * false for the default, so messages can tell the user to name a non-default one again.
+ */
+export function sealRecordPath(defaultPath: string, option: string | undefined, env: NodeJS.ProcessEnv = process.env): { file: string; configured: boolean } {
+  const given = option ?? env[SEAL_RECORD_ENV];
+  if (given === undefined || given.trim() === '') return { file: defaultPath, configured: false };
+  return { file: path.resolve(given.trim()), configured: true };
+}
+
+/**
+ * A configured record must be writable before anything is signed: a checkpoint committed but not
+ * recorded would make every later seal ask for adoption. Checked when a writer opens the ledger.
+ */
+export function checkSealRecordDirectory(file: string): void {
+  const dir = path.dirname(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `The sealer's record ${file} cannot be kept there: its directory ${dir} does not exist; create it (writable by the sealer only) or change the record's path.`, { cause: e });
+  }
+  if (!st.isDirectory()) {
+    throw new WitnessError('invalid_argument', `The sealer's record ${file} cannot be kept there: ${dir} is not a directory; change the record's path.`);
+  }
+}
 
 /** A signed note is a few hundred bytes; anything far larger is not a record. */
 const MAX_RECORD_BYTES = 64 * 1024;
@@ -63,7 +97,7 @@ export function openSealRecord(text: string, verifier: NoteVerifier, origin: str
   } catch (e) {
     const why = (e instanceof Error ? e.message : String(e)).replace(/\.$/, '').replace(/[.!?]\s+(?=[A-Z])/g, '; ');
     throw refused(
-      `Not signing: ${file} does not hold a checkpoint of this ledger signed by this key (${why}); restore it from a backup, or move it aside so that the sealer verifies the whole ledger and adopts its newest checkpoint.`,
+      `Not signing: ${file} does not hold a checkpoint of this ledger signed by this key (${why}); restore it from a backup, or move it aside (keep it as evidence) and run \`witness seal --adopt\`.`,
       e,
     );
   }

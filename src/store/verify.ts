@@ -13,7 +13,8 @@ export interface VerifyLedgerOptions {
 
 /**
  * Feeds every raw row of a ledger through the core verifier, then re-hashes the artifacts. The
- * sealer's record of its last checkpoint (kept beside the key) is checked like a saved checkpoint.
+ * sealer's record of its last checkpoint (kept outside the database) is checked like a saved
+ * checkpoint; when there is none but checkpoints exist, a warning says where it was looked for.
  */
 export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions = {}): Promise<VerifyReport> {
   // Without a pinned key only the ledger's own key is trusted: the first one recorded. Nothing in
@@ -39,6 +40,28 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     done += page.length;
     options.onProgress?.(done, total);
   }
+  checkArtifacts(v, ledger);
+  const report = v.finish();
+  if (warning !== undefined) report.warnings.push(warning);
+  if (sealRecord === undefined && warning === undefined && report.checkpoints > 0) {
+    // Without the record a roll-back of the checkpoints to an older genuine one (rows and tree
+    // nodes deleted above an edit) leaves nothing here that disagrees: say so, and where we looked.
+    report.warnings.push(
+      `The ledger has checkpoints signed by the trusted key, but no record of its sealer's last checkpoint was found at ${ledger.sealRecordLocation}, so checkpoints deleted back to an older one would not show here; point verify at the record with --seal-record FILE (or $WITNESS_SEAL_RECORD), or compare with a checkpoint you saved (--against).`,
+    );
+  }
+  if (source === 'ledger') {
+    for (const k of others) {
+      report.warnings.push(
+        `The ledger lists a second signing key ${fingerprint(k.vkey)} (added ${k.addedAt}) besides its own ${own === undefined ? '' : fingerprint(own.vkey)}: Witness never adds one, so it was not trusted; pin the keys you trust with --trusted-key.`,
+      );
+    }
+  }
+  return report;
+}
+
+/** Re-hashes every artifact the events reference; a missing or changed one is a failure. */
+export function checkArtifacts(v: LedgerVerifier, ledger: Pick<Ledger, 'artifactPath'>): void {
   for (const sha of v.referencedArtifacts().keys()) {
     let bytes: Buffer;
     try {
@@ -49,16 +72,6 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     }
     if (createHash('sha256').update(bytes).digest('hex') !== sha) v.artifactFailure(sha, false);
   }
-  const report = v.finish();
-  if (warning !== undefined) report.warnings.push(warning);
-  if (source === 'ledger') {
-    for (const k of others) {
-      report.warnings.push(
-        `The ledger lists a second signing key ${fingerprint(k.vkey)} (added ${k.addedAt}) besides its own ${own === undefined ? '' : fingerprint(own.vkey)}: Witness never adds one, so it was not trusted; pin the keys you trust with --trusted-key.`,
-      );
-    }
-  }
-  return report;
 }
 
 async function readRecord(ledger: Ledger): Promise<{ record?: { note: string; location: string }; warning?: string }> {

@@ -24,9 +24,9 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   demo: ['--dir', '--store', '--live', '--model', '--open', '--json'],
   init: ['--store', '--name', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
-  verify: ['--store', '--session', '--trusted-key', '--against', '--json'],
-  export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--json'],
-  seal: ['--store', '--force', '--json'],
+  verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json'],
+  export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--seal-record', '--json'],
+  seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--json'],
   checkpoint: ['--store', '--json'],
   proxy: ['--agent', '--policy', '--server', '--store', '--approval-timeout', '--on-record-failure', '--record-lists', '--max-frame-bytes', '--capture'],
   gateway: ['--config', '--store'],
@@ -106,7 +106,9 @@ describe('witness init', () => {
     expect(r.stdout).toContain(`public key   ${vkey}`);
     expect(r.stdout).toContain(`fingerprint  ${fingerprint}`);
     expect(r.stdout).toContain(`signing key  ${key}`);
-    expect(fs.readFileSync(key, 'utf8')).not.toContain(vkey.split('+')[2]!); // the private half is not the public key
+    expect(r.stdout).toContain(`seal record  ${sidecarPaths(file).sealed}`);
+    expect(r.stdout).toMatch(/protects against edits to the database's rows only; .*WITNESS_SEAL_RECORD/);
+    expect(fs.readFileSync(key, 'utf8')).not.toContain(vkey.split('+').slice(2).join('+')); // the private half is not the public key (whose base64 may itself hold a '+')
 
     const again = await runCli(['init', '--store', `sqlite:${file}`]);
     expect(again.code).toBe(0);
@@ -119,7 +121,7 @@ describe('witness init', () => {
     const r = await runCli(['init', '--store', `sqlite:${file}`, '--json']);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout) as { created: boolean; database: string; origin: string; signingKey: string; publicKeys: Array<{ vkey: string; fingerprint: string }> };
-    expect(json).toMatchObject({ created: true, database: file, signingKey: sidecarPaths(file).key });
+    expect(json).toMatchObject({ created: true, database: file, signingKey: sidecarPaths(file).key, sealRecord: sidecarPaths(file).sealed });
     expect(json.origin).toMatch(/^local\/witness\//);
     expect(json.publicKeys).toEqual([{ vkey: fs.readFileSync(sidecarPaths(file).pub, 'utf8').trim(), fingerprint: expect.stringMatching(/^local\/witness\/.+\+[0-9a-f]{8}$/) }]);
   });
@@ -358,6 +360,9 @@ describe('witness verify', () => {
       }
       db.exec('DELETE FROM checkpoints; DELETE FROM tree_nodes;');
     });
+    // The record beside the ledger would refuse this seal; whoever writes the ledger's directory can
+    // delete it too (keeping it elsewhere is test/store/sealer.test.ts's), and then the ledger looks new.
+    fs.rmSync(sidecarPaths(l.file).sealed);
     const resealed = await runBin(['seal', '--store', `sqlite:${l.file}`]);
     expect(resealed.code).toBe(0);
     expect((await runCli(['verify', '--store', `sqlite:${l.file}`, '--trusted-key', l.vkey])).code).toBe(0);

@@ -118,7 +118,7 @@ function describeLedger(file: string, sessions: BuiltLedger['sessions'], artifac
   }
 }
 
-/** Copies a ledger with its key, public key and artifacts, so each test tampers with its own. */
+/** Copies a ledger with its key, public key, sealer's record and artifacts, so each test tampers with its own. */
 export function copyLedger(src: BuiltLedger, dir: string): BuiltLedger {
   const file = tempDb(dir);
   for (const suffix of ['', '-wal', '-shm']) {
@@ -129,6 +129,8 @@ export function copyLedger(src: BuiltLedger, dir: string): BuiltLedger {
   fs.copyFileSync(from.key, to.key);
   fs.chmodSync(to.key, 0o600);
   fs.copyFileSync(from.pub, to.pub);
+  // The sealer's record travels with its ledger: without it, sealing the copy is refused until adopted.
+  if (fs.existsSync(from.sealed)) fs.copyFileSync(from.sealed, to.sealed);
   if (fs.existsSync(from.artifacts)) fs.cpSync(from.artifacts, to.artifacts, { recursive: true });
   return { ...src, file };
 }

@@ -7,7 +7,7 @@ import { Frontier, generateKey, leafHash, parseSignerKey, signNote, type EventIn
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
 import { TRIGGERS } from '../../src/store/sqlite/schema.js';
-import { BIN, buildLedger, copyLedger, oneSentence, rewriteStream, runBin, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
+import { BIN, buildLedger, copyLedger, oneSentence, rewriteStream, runBin, runCli, verifyFile, where, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -207,19 +207,33 @@ describe('an honest ledger keeps sealing', () => {
     expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([]);
   });
 
-  it('[R-SEAL-ROLLBACK] adopts the newest checkpoint of a ledger sealed before records existed, after verifying it whole', async () => {
+  it('[R-SEAL-ADOPT] adopts the newest checkpoint of a ledger sealed before records existed only when told to, after verifying it whole', async () => {
     const l = fresh();
     fs.rmSync(sidecarPaths(l.file).sealed);
+    const ledger = SqliteLedger.open({ path: l.file });
+    try {
+      expect(await ledger.adopt()).toMatchObject({ checkpoint: { size: 13, note: l.checkpoints[2]!.note }, location: sidecarPaths(l.file).sealed });
+      expect(fs.readFileSync(sidecarPaths(l.file).sealed, 'utf8')).toBe(l.checkpoints[2]!.note);
+    } finally {
+      await ledger.close();
+    }
     const cp = (await sealFile(l.file, 'first seal since the upgrade')) as { size: number; note: string };
     expect(cp.size).toBe(14);
     expect(fs.readFileSync(sidecarPaths(l.file).sealed, 'utf8')).toBe(cp.note);
   });
 
-  it('[R-SEAL-ROLLBACK] does not adopt a ledger without a record whose sealed part fails verification', async () => {
+  it('[R-SEAL-ADOPT] does not adopt a ledger without a record whose sealed part fails verification', async () => {
     const l = fresh();
     fs.rmSync(sidecarPaths(l.file).sealed);
     forge(l.file, (db) => db.prepare(`UPDATE events SET data = replace(data, 'twice', 'once') WHERE pos = 2`).run());
-    expect(await refusal(l.file, 'x')).toMatch(/does not verify.*payload_mismatch/);
+    const ledger = SqliteLedger.open({ path: l.file });
+    try {
+      const error = await ledger.adopt().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'seal_refused' });
+      expect(oneSentence((error as Error).message)).toMatch(/^Not adopting: .*does not verify.*payload_mismatch at leaf 2/);
+    } finally {
+      await ledger.close();
+    }
     expect(fs.existsSync(sidecarPaths(l.file).sealed)).toBe(false);
   });
 
@@ -365,6 +379,247 @@ describe('every sealer surfaces the refusal', () => {
     expect(errors.filter((e) => e.code === 'seal_refused')).toHaveLength(1);
     oneSentence(errors.find((e) => e.code === 'seal_refused')!.message);
     expect(snapshot(l.file).checkpoints).toBe(1);
+  });
+});
+
+describe('no silent trust on first use', () => {
+  /** A copy whose record is gone: what anyone who can write the ledger's directory can arrange. */
+  function withoutRecord(): BuiltLedger {
+    const l = fresh();
+    fs.rmSync(sidecarPaths(l.file).sealed);
+    return l;
+  }
+
+  async function appendTo(file: string, stream: string, text: string): Promise<void> {
+    const ledger = SqliteLedger.open({ path: file });
+    try {
+      await ledger.append([{ stream, kind: 'note', agent: { id: 'ops-bot' }, data: { text } } as EventInput & { stream: string }]);
+    } finally {
+      await ledger.close();
+    }
+  }
+
+  it('[R-SEAL-ADOPT] refuses to seal a ledger that has checkpoints but no record, naming where it looked and `witness seal --adopt`, and writes nothing', async () => {
+    const l = withoutRecord();
+    const before = snapshot(l.file);
+    const message = await refusal(l.file, 'after the record vanished');
+    expect(message).toMatch(/^Not signing: .* has checkpoints but no record of the last one this key signed/);
+    expect(message).toContain(`looked for ${sidecarPaths(l.file).sealed}`);
+    expect(message).toContain(`witness seal --adopt --store sqlite:${l.file}`);
+    expect(snapshot(l.file)).toEqual(before);
+  });
+
+  it('[R-SEAL-ADOPT] the recorder reports the missing record once through onError and keeps recording', async () => {
+    const l = withoutRecord();
+    const errors: Array<{ code: string; message: string }> = [];
+    const w = await openWitness({ store: `sqlite:${l.file}`, onError: (e) => errors.push({ code: e.code, message: e.message }) });
+    const s = await w.session({ agent: { id: 'late-bot' } });
+    expect(await s.note('still recorded')).toMatchObject({ seq: 1 });
+    await w.sealNow();
+    await w.sealNow(true);
+    await w.close();
+    const refusals = errors.filter((e) => e.code === 'seal_refused');
+    expect(refusals).toHaveLength(1);
+    expect(oneSentence(refusals[0]!.message)).toContain('witness seal --adopt');
+    expect(snapshot(l.file)).toMatchObject({ checkpoints: 3, record: null });
+  });
+
+  it('[R-SEAL-ADOPT] `witness export`, sealing first, refuses with exit 1 naming `witness seal --adopt`, and writes no bundle', async () => {
+    const l = withoutRecord();
+    await appendTo(l.file, C, 'needs a seal before export');
+    const out = path.join(dir, `bundle-adopt-${Date.now()}`);
+    const r = await runBin(['export', '--store', `sqlite:${l.file}`, '--session', C, '-o', out]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/^Not signing: .*witness seal --adopt/);
+    expect(fs.existsSync(out)).toBe(false);
+    expect(snapshot(l.file)).toMatchObject({ checkpoints: 3, record: null });
+  });
+
+  it('[R-SEAL-ADOPT] `witness seal --adopt` verifies the whole ledger with the sealer\'s key, records its newest checkpoint, then seals', async () => {
+    const l = withoutRecord();
+    await appendTo(l.file, C, 'sealed after the adoption');
+    const r = await runBin(['seal', '--adopt', '--store', `sqlite:${l.file}`]);
+    expect(r.code).toBe(0);
+    // What verification noted is shown to the person adopting: here the event appended since.
+    expect(r.stderr).toMatch(/^witness: 1 event\(s\) after the newest checkpoint are chained but not signed/);
+    expect(r.stdout).toContain(`Adopted checkpoint 3 (13 events) as the sealer's record in ${sidecarPaths(l.file).sealed}, after verifying the whole ledger with this key.`);
+    expect(r.stdout).toMatch(/Sealed checkpoint 4: 14 events/);
+    const after = snapshot(l.file);
+    expect(after.checkpoints).toBe(4);
+    expect(after.record).toMatch(new RegExp(`^${l.origin}\n14\n`));
+    expect(where(await verifyFile(l.file, { trustedKeys: [l.vkey] }))).toEqual([]);
+    // Once there is a record, there is nothing to adopt: asking again is bad usage.
+    const again = await runBin(['seal', '--adopt', '--store', `sqlite:${l.file}`]);
+    expect(again.code).toBe(2);
+    expect(oneSentence(again.stderr)).toMatch(/already has a record .*size 14.*nothing to adopt/);
+  });
+
+  it('[R-SEAL-ADOPT] `witness seal --adopt --against FILE` adopts only a ledger that still extends the saved checkpoint', async () => {
+    const saved = path.join(dir, `saved-${Date.now()}.txt`);
+    fs.writeFileSync(saved, base.checkpoints[2]!.note);
+    // An intact ledger extends it.
+    const honest = withoutRecord();
+    const ok = await runBin(['seal', '--adopt', '--against', saved, '--store', `sqlite:${honest.file}`, '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ adopted: { size: 13, location: sidecarPaths(honest.file).sealed, warnings: [] }, sealed: false });
+    // A rewritten one, its record removed and the checkpoints above the edit deleted, does not.
+    const l = withoutRecord();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    const before = snapshot(l.file);
+    const r = await runBin(['seal', '--adopt', '--against', saved, '--store', `sqlite:${l.file}`]);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/^Not adopting: .*against_mismatch/);
+    expect(snapshot(l.file)).toEqual(before);
+    // --against means nothing without --adopt.
+    expect((await runBin(['seal', '--against', saved, '--store', `sqlite:${l.file}`])).code).toBe(2);
+  });
+
+  it('[R-SEAL-ADOPT] a brand-new ledger needs no adoption: its first seal starts the record', async () => {
+    const file = path.join(dir, `new-${Date.now()}.db`);
+    const ledger = SqliteLedger.open({ path: file });
+    try {
+      await ledger.append([{ stream: 's', kind: 'note', agent: { id: 'new-bot' }, data: { text: 'first' } } as EventInput & { stream: string }]);
+      const cp = await ledger.seal();
+      expect(cp).toMatchObject({ size: 1 });
+      expect(fs.readFileSync(sidecarPaths(file).sealed, 'utf8')).toBe(cp!.note);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
+describe('the record kept where the database\'s writers cannot write', () => {
+  /** A copy whose record lives in a directory of its own (the sealer's), besides the stale one a copy leaves beside the ledger. */
+  function keptElsewhere(): { l: BuiltLedger; record: string } {
+    const l = fresh();
+    const record = path.join(fs.mkdtempSync(path.join(dir, 'sealer-')), 'ledger.sealed');
+    fs.copyFileSync(sidecarPaths(base.file).sealed, record);
+    return { l, record };
+  }
+
+  /** The review's attack: a rewrite, the checkpoints above it deleted, and an old genuine note written over <db>.sealed. */
+  function rollBack(l: BuiltLedger): void {
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      deleteAbove(db, l.pos(B, 3));
+    });
+    fs.writeFileSync(sidecarPaths(l.file).sealed, base.checkpoints[0]!.note);
+  }
+
+  it('[R-SEAL-RECORD-PATH] openWitness({ sealRecord }) and $WITNESS_SEAL_RECORD put the record at that path, and nothing beside the ledger', async () => {
+    const keys = fs.mkdtempSync(path.join(dir, 'keys-'));
+    const file = path.join(dir, `elsewhere-${Date.now()}.db`);
+    const record = path.join(keys, 'witness.sealed');
+    const w = await openWitness({ store: `sqlite:${file}`, sealRecord: record });
+    const s = await w.session({ agent: { id: 'kept-bot' } });
+    await s.note('one');
+    await s.end();
+    await w.close();
+    const cps = (await verifyFile(file)).checkpoints;
+    expect(cps).toBeGreaterThan(0);
+    expect(fs.readFileSync(record, 'utf8')).toMatch(/\n3\n/);
+    expect(fs.statSync(record).mode & 0o777).toBe(0o600);
+    expect(fs.existsSync(sidecarPaths(file).sealed)).toBe(false);
+
+    const byEnv = path.join(keys, 'by-env.sealed');
+    fs.copyFileSync(record, byEnv);
+    const ledger = SqliteLedger.open({ path: file, env: { WITNESS_SEAL_RECORD: byEnv } });
+    try {
+      expect(ledger.sealRecordLocation).toBe(byEnv);
+      await ledger.append([{ stream: 'after', kind: 'note', agent: { id: 'kept-bot' }, data: { text: 'two' } } as EventInput & { stream: string }]);
+      const cp = await ledger.seal();
+      expect(fs.readFileSync(byEnv, 'utf8')).toBe(cp!.note);
+    } finally {
+      await ledger.close();
+    }
+    expect(fs.existsSync(sidecarPaths(file).sealed)).toBe(false);
+  });
+
+  it('[R-SEAL-RECORD-PATH] with the record outside the ledger\'s directory, an old checkpoint note written over <db>.sealed does not make the key sign a forged history', async () => {
+    // Beside the ledger (the default), whoever writes its directory can roll the record back: the documented limit.
+    const beside = fresh();
+    rollBack(beside);
+    expect(await sealFile(beside.file)).toMatchObject({ size: 13 });
+
+    const { l, record } = keptElsewhere();
+    rollBack(l);
+    const before = snapshot(l.file);
+    const ledger = SqliteLedger.open({ path: l.file, sealRecord: record });
+    try {
+      const error = await ledger.seal({ force: true }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'seal_refused' });
+      expect(oneSentence((error as Error).message)).toMatch(new RegExp(`^Not signing: .*size 5.*size 13 \\(kept in ${record.replace(/[.]/g, '\\.')}\\)`));
+    } finally {
+      await ledger.close();
+    }
+    // The CLI, given the record by flag or by environment, refuses the same way.
+    const byFlag = await runBin(['seal', '--force', '--store', `sqlite:${l.file}`, '--seal-record', record]);
+    expect(byFlag.code).toBe(1);
+    expect(oneSentence(byFlag.stderr)).toMatch(/^Not signing: /);
+    const byEnv = await runBin(['seal', '--force', '--store', `sqlite:${l.file}`], { env: { WITNESS_SEAL_RECORD: record } });
+    expect(byEnv.code).toBe(1);
+    expect(snapshot(l.file)).toEqual(before);
+    expect(fs.readFileSync(record, 'utf8')).toBe(base.checkpoints[2]!.note);
+  });
+
+  it('[R-SEAL-RECORD-PATH] with the record elsewhere, deleting every checkpoint and <db>.sealed does not make the ledger look new', async () => {
+    const { l, record } = keptElsewhere();
+    forge(l.file, (db) => {
+      rewriteStream(db, B, 3, REFUND_DENIED);
+      db.prepare('DELETE FROM checkpoints').run();
+      db.prepare('DELETE FROM tree_nodes').run();
+    });
+    fs.rmSync(sidecarPaths(l.file).sealed);
+    const ledger = SqliteLedger.open({ path: l.file, sealRecord: record });
+    try {
+      await expect(ledger.seal()).rejects.toMatchObject({ code: 'seal_refused', message: expect.stringMatching(/holds no checkpoint.*size 13/) });
+    } finally {
+      await ledger.close();
+    }
+    expect(snapshot(l.file).checkpoints).toBe(0);
+  });
+
+  it('[R-SEAL-RECORD-PATH] `witness verify --seal-record FILE` checks the ledger against the record kept elsewhere', async () => {
+    const { l, record } = keptElsewhere();
+    rollBack(l);
+    // Beside the ledger it finds the rolled-back note, which the forgery extends.
+    const beside = await runCli(['verify', '--store', `sqlite:${l.file}`, '--json']);
+    expect((JSON.parse(beside.stdout) as { sealRecord: unknown }).sealRecord).toEqual({ location: sidecarPaths(l.file).sealed, size: 5, extended: true });
+    const r = await runCli(['verify', '--store', `sqlite:${l.file}`, '--seal-record', record, '--json']);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as { sealRecord: unknown; failures: Array<{ code: string }> };
+    expect(report.sealRecord).toEqual({ location: record, size: 13, extended: false });
+    expect(report.failures.map((f) => f.code)).toContain('sealed_record_mismatch');
+    // A record that is not there, or given with a bundle, is bad usage.
+    expect((await runCli(['verify', '--store', `sqlite:${l.file}`, '--seal-record', path.join(dir, 'no-such.sealed')])).code).toBe(2);
+    expect((await runCli(['verify', dir, '--seal-record', record])).code).toBe(2);
+  });
+
+  it('[R-SEAL-RECORD-PATH] verify warns when checkpoints signed by the trusted key exist but no record is found, saying where it looked', async () => {
+    const l = fresh();
+    fs.rmSync(sidecarPaths(l.file).sealed);
+    const r = await verifyFile(l.file, { trustedKeys: [l.vkey] });
+    expect(where(r)).toEqual([]);
+    const warning = r.warnings.find((w) => w.includes('record'));
+    expect(warning).toBeDefined();
+    expect(warning).toContain(`no record of its sealer's last checkpoint was found at ${sidecarPaths(l.file).sealed}`);
+    expect(warning).toContain('--seal-record FILE');
+    // With a record, or with nothing signed by the trusted key, there is nothing to warn about.
+    expect((await verifyFile(base.file, { trustedKeys: [l.vkey] })).warnings.filter((w) => w.includes('record'))).toEqual([]);
+    const other = await verifyFile(l.file, { trustedKeys: [generateKey('someone-else').verifierKey] });
+    expect(other.warnings.filter((w) => w.includes('no record'))).toEqual([]);
+  });
+
+  it('[R-SEAL-RECORD-PATH] a record path in a directory that does not exist is refused when the ledger is opened for writing, before anything is signed', async () => {
+    const file = path.join(dir, `nowhere-${Date.now()}.db`);
+    const record = path.join(dir, 'no', 'such', 'dir', 'w.sealed');
+    await expect(openWitness({ store: `sqlite:${file}`, sealRecord: record })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringContaining(path.dirname(record)),
+    });
   });
 });
 

@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { exportSession } from '../../export/index.js';
 import { type Io, printJson } from '../output.js';
-import { openExisting, resolveStore } from '../store-option.js';
+import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 
 export function registerExport(program: Command, io: Io): void {
   program
@@ -13,10 +13,12 @@ export function registerExport(program: Command, io: Io): void {
     .option('--withhold-data', 'export headers and salted payload digests only: shareable without personal data, still verifiable')
     .option('--as <person>', 'who is exporting, recorded as an audit.access event (default: the OS user)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { session: string; out: string; withholdData?: boolean; as?: string; store?: string; json?: boolean }) => {
-      // Not read-only: an unsealed session is sealed first when this process holds the key.
-      const ledger = openExisting(resolveStore(opts.store));
+    .action(async (opts: { session: string; out: string; withholdData?: boolean; as?: string; store?: string; sealRecord?: string; json?: boolean }) => {
+      // Not read-only: an unsealed session is sealed first when this process holds the key, and
+      // that seal checks the ledger against the record like `witness seal` does.
+      const ledger = openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
         const actor = opts.as ?? os.userInfo().username;
         const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true, actor });

@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
-import { type Io, printJson } from '../output.js';
-import { openExisting, resolveStore } from '../store-option.js';
+import { WitnessError } from '../../core/index.js';
+import { readAgainstFile } from '../../store/index.js';
+import { type Io, inert, printJson } from '../output.js';
+import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
+
+interface SealOpts {
+  store?: string;
+  force?: boolean;
+  adopt?: boolean;
+  against?: string;
+  sealRecord?: string;
+  json?: boolean;
+}
 
 export function registerSeal(program: Command, io: Io): void {
   program
@@ -8,12 +19,33 @@ export function registerSeal(program: Command, io: Io): void {
     .description('fold unsealed events into the Merkle tree and sign a checkpoint now')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--force', 'write a checkpoint even when nothing new arrived (a heartbeat)')
+    .option('--adopt', 'for a ledger with checkpoints but no record: verify it whole with the key, record its newest checkpoint, then seal')
+    .option('--against <file>', 'with --adopt: a checkpoint saved earlier that the ledger must still extend')
+    .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { store?: string; force?: boolean; json?: boolean }) => {
-      const ledger = openExisting(resolveStore(opts.store));
+    .action(async (opts: SealOpts) => {
+      if (opts.against !== undefined && opts.adopt !== true) {
+        throw new WitnessError('invalid_argument', '--against is checked only when adopting; add --adopt, or use `witness verify --against` to check a ledger.');
+      }
+      const against = opts.against === undefined ? undefined : readAgainstFile(opts.against);
+      const ledger = openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
+        // Adoption is never implicit (seal refuses a ledger with checkpoints and no record): only a
+        // person can say the ledger is theirs and intact, so it is this flag, and it verifies first.
+        const adopted = opts.adopt === true ? await ledger.adopt(against === undefined ? {} : { against }) : undefined;
+        if (adopted !== undefined && !opts.json) {
+          for (const w of adopted.warnings) io.err(inert(`witness: ${w}`));
+          io.out(
+            adopted.checkpoint === null
+              ? 'Nothing to adopt: the ledger has no checkpoint yet, so its first seal starts the record.'
+              : `Adopted checkpoint ${adopted.checkpoint.id} (${adopted.checkpoint.size} events) as the sealer's record in ${adopted.location}, after verifying the whole ledger with this key.`,
+          );
+        }
         const cp = await ledger.seal({ force: opts.force === true });
-        if (opts.json) return printJson(io, cp === null ? { sealed: false } : { sealed: true, size: cp.size, root: cp.root.toString('hex'), note: cp.note });
+        if (opts.json) {
+          const adoptedJson = adopted === undefined ? {} : { adopted: { size: adopted.checkpoint?.size ?? null, location: adopted.location, warnings: adopted.warnings } };
+          return printJson(io, cp === null ? { ...adoptedJson, sealed: false } : { ...adoptedJson, sealed: true, size: cp.size, root: cp.root.toString('hex'), note: cp.note });
+        }
         if (cp === null) io.out('Nothing to seal: every event is already in a signed checkpoint.');
         else io.out(`Sealed checkpoint ${cp.id}: ${cp.size} events, root ${cp.root.toString('hex')}.\n\n${cp.note}`);
       } finally {

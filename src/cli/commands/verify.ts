@@ -6,13 +6,14 @@ import { verifyBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
-import { openExisting, readTrustedKeys, resolveStore } from '../store-option.js';
+import { SEAL_RECORD_HELP, openExisting, readTrustedKeys, resolveStore } from '../store-option.js';
 
 interface VerifyOpts {
   store?: string;
   session?: string;
   trustedKey?: string[];
   against?: string;
+  sealRecord?: string;
   json?: boolean;
 }
 
@@ -25,6 +26,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--session <id>', "report only this session's chain (the whole tree is still rebuilt)")
     .option('--trusted-key <key...>', 'pin the public key(s) you trust: a verifier key string or a file of them')
     .option('--against <file>', 'a signed checkpoint saved earlier: prove the ledger still extends it')
+    .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
       const trustedKeys = readTrustedKeys(opts.trustedKey);
@@ -33,6 +35,9 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       if (bundle !== undefined) {
         if (opts.against !== undefined) {
           throw new WitnessError('invalid_argument', '--against checks a ledger, not a bundle; a bundle is checked against its own signed checkpoint and --trusted-key.');
+        }
+        if (opts.sealRecord !== undefined) {
+          throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
         report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
@@ -44,7 +49,8 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           }
         }
       } else {
-        const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+        if (opts.sealRecord !== undefined) checkSealRecordArgument(opts.sealRecord);
+        const ledger = openExisting(resolveStore(opts.store), { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
         try {
           if (opts.session !== undefined && (await ledger.query({ stream: opts.session, limit: 1 })).events.length === 0) {
             throw new WitnessError('not_found', `No session ${opts.session} in ${ledger.info.location}; check the id with \`witness query --kind session.start\`.`);
@@ -117,6 +123,19 @@ function checkBundleArgument(bundle: string): void {
   if (!st.isDirectory()) {
     throw new WitnessError('invalid_argument', `${bundle} is a file, not an evidence bundle directory; to verify a ledger file, use --store sqlite:${bundle}.`);
   }
+}
+
+/** A record named on the command line must be there: a typo must not pass as "no record". */
+function checkSealRecordArgument(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code ?? 'error'})`;
+    throw new WitnessError('invalid_argument', `The sealer's record ${file} ${what}; pass the file the sealer writes (\`--seal-record\` of \`witness seal\`, or $WITNESS_SEAL_RECORD).`, { cause: e });
+  }
+  if (!st.isFile()) throw new WitnessError('invalid_argument', `The sealer's record ${file} is not a file; pass the file the sealer writes.`);
 }
 
 function readBundleSession(dir: string): string | undefined {

@@ -31,8 +31,11 @@ import {
 } from '../../core/index.js';
 import { writeArtifactFile } from '../artifacts.js';
 import { createKeyFile, loadSigner, refuseKeySymlink } from '../keys.js';
-import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { checkSealRecordDirectory, openSealRecord, readSealRecordText, sealRecordPath, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { checkArtifacts } from '../verify.js';
 import type {
+  AdoptOptions,
+  AdoptResult,
   AppendReceipt,
   AppendRequest,
   CheckpointRow,
@@ -60,6 +63,13 @@ export interface SqliteLedgerOptions {
   name?: string;
   busyTimeoutMs?: number;
   maxPayloadBytes?: number;
+  /**
+   * Where the sealer keeps its record of the last checkpoint its key signed (a file path). Default
+   * `$WITNESS_SEAL_RECORD`, else `<db>.sealed` beside the ledger; see seal-record.ts for what each
+   * protects against.
+   */
+  sealRecord?: string;
+  /** Environment for WITNESS_SIGNING_KEY and WITNESS_SEAL_RECORD (default process.env). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -83,6 +93,8 @@ export class SqliteLedger implements Ledger {
   /** Set when the signer's key is not this ledger's key (the first one recorded): seals are refused. */
   private readonly foreignKey: { signer: string; ledger: string } | undefined;
   private readonly sealRecordPath: string;
+  /** The record's path was given (option or environment), so messages repeat it. */
+  private readonly sealRecordConfigured: boolean;
   private readonly durability: 'process' | 'power';
   /** Opened for reading only (verify, query, an auditor's account): never writes, never needs the private key. */
   private readonly readonly: boolean;
@@ -106,6 +118,12 @@ export class SqliteLedger implements Ledger {
   private constructor(options: SqliteLedgerOptions) {
     const file = options.path;
     const create = options.create ?? true;
+    const record = sealRecordPath(sidecarPaths(file).sealed, options.sealRecord, options.env);
+    // Refused before anything is opened or created: a writer that could not record what it signs
+    // would leave checkpoints without a record, which every later seal refuses.
+    if (record.configured && !(options.readonly ?? false)) checkSealRecordDirectory(record.file);
+    this.sealRecordPath = record.file;
+    this.sealRecordConfigured = record.configured;
     const exists = fs.existsSync(file);
     if (!exists && !create) {
       throw new WitnessError('not_found', `No ledger at ${file}; run \`witness init --store sqlite:${file}\` first or check --store.`);
@@ -161,7 +179,6 @@ export class SqliteLedger implements Ledger {
       }
       const paths = sidecarPaths(file);
       this.artifactsDir = paths.artifacts;
-      this.sealRecordPath = paths.sealed;
       this.durability = options.durability ?? 'process';
       this.readonly = options.readonly ?? false;
       let signer: NoteSigner | undefined;
@@ -491,29 +508,19 @@ export class SqliteLedger implements Ledger {
 
   /**
    * Signs a checkpoint over every event committed so far, but only over a tree that provably
-   * extends the last checkpoint this key signed for this ledger (its record beside the key, see
-   * seal-record.ts): the newest stored checkpoint must be signed by this key, must be at least as
-   * large as the record, must be consistent with it by a proof from the stored tree nodes checked
-   * by the core verifier, and its stored frontier must reproduce its signed root. Otherwise it
-   * refuses with `seal_refused`, in one sentence, and writes nothing.
+   * extends the last checkpoint this key signed for this ledger (its record outside the database,
+   * see seal-record.ts; with checkpoints but no record it refuses, see adopt()): the newest stored
+   * checkpoint must be signed by this key, must be at least as large as the record, must be
+   * consistent with it by a proof from the stored tree nodes checked by the core verifier, and its
+   * stored frontier must reproduce its signed root. Otherwise it refuses with `seal_refused`, in
+   * one sentence, and writes nothing.
    */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
-    const signer = this.signer;
-    const own = this.ownVerifier;
-    if (signer === undefined || own === undefined || !this.canSeal) {
-      throw new WitnessError('invalid_key', `No signing key for ${this.info.location}; checkpoints need the key file beside the ledger or WITNESS_SIGNING_KEY.`);
-    }
-    if (this.foreignKey !== undefined) {
-      throw new WitnessError(
-        'seal_refused',
-        `Not signing: the signing key ${fingerprintOf(this.foreignKey.signer)} is not this ledger's key ${fingerprintOf(this.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
-      );
-    }
+    const { signer, own } = this.sealingKey();
+    this.refuseForeignKey();
     const now = options.now ?? new Date();
-    // A ledger sealed before records existed (or whose record was moved aside) has checkpoints but
-    // no record: its newest checkpoint is adopted once, after the whole ledger verifies with this key.
-    if (readSealRecordText(this.sealRecordPath) === undefined && this.read(() => this.stmts.latestCheckpoint.get()) !== undefined) this.adoptNewestCheckpoint(own);
+    this.checkRecordWritable();
     const run = this.db.transaction((): CheckpointRow | null => {
       // Read under the write lock, so that of two sealers the second sees the first's checkpoint.
       const text = readSealRecordText(this.sealRecordPath);
@@ -602,6 +609,15 @@ export class SqliteLedger implements Ledger {
       }
       return { frontier: Frontier.empty(), root: undefined };
     }
+    if (record === undefined) {
+      // No silent trust on first use: a ledger with checkpoints and no record was sealed before
+      // records existed, had its record moved aside, or had it deleted by someone rolling it back.
+      // Only a person can tell which, so adoption is an explicit command that verifies first.
+      const seal = `witness seal --adopt --store sqlite:${where}${this.sealRecordConfigured ? ` --seal-record ${this.sealRecordPath}` : ''}`;
+      throw sealRefused(
+        `${where} has checkpoints but no record of the last one this key signed (looked for ${this.sealRecordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
+      );
+    }
     let signed: { size: number; root: Buffer };
     try {
       const { checkpoint } = openCheckpoint(last.note, [own], this.info.origin);
@@ -612,12 +628,10 @@ export class SqliteLedger implements Ledger {
     if (signed.size !== last.size) {
       throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
     }
-    if (record !== undefined) {
-      if (signed.size < record.size) {
-        throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${this.sealRecordPath}\``);
-      }
-      this.provenConsistency(record.size, record.root, signed.size, signed.root, () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${this.sealRecordPath}\``);
+    if (signed.size < record.size) {
+      throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${this.sealRecordPath}\``);
     }
+    this.provenConsistency(record.size, record.root, signed.size, signed.root, () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${this.sealRecordPath}\``);
     let frontier: Frontier;
     try {
       frontier = Frontier.fromJSON(JSON.parse(last.frontier));
@@ -642,28 +656,101 @@ export class SqliteLedger implements Ledger {
     return proof;
   }
 
-  /**
-   * For a ledger with checkpoints but no record: verifies the whole ledger from raw rows with this
-   * key alone (every checkpoint must be this key's, every root must match the rebuilt tree), then
-   * records its newest checkpoint as the one this key last signed. Trust on first use, once: the
-   * record must therefore be protected like the key, or a deleted record re-opens this door.
-   */
-  private adoptNewestCheckpoint(own: NoteVerifier): void {
-    const v = new LedgerVerifier({ origin: this.info.origin, verifiers: [own], keySource: 'pinned' });
-    const rows = this.read(() => this.stmts.allCheckpoints.all() as SqlCheckpoint[]);
-    v.setCheckpoints(rows.map(toCheckpoint));
-    for (const page of this.scanSync()) for (const row of page) v.addRow(row);
-    // An old event left unsealed says nothing about what this key signed; the tail is checked again when sealed.
-    const bad = v.finish().failures.find((f) => f.code !== 'unsealed_gap');
-    if (bad !== undefined) {
-      const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
-      throw sealRefused(
-        `this key has no record of its last checkpoint for ${this.info.location} (${this.sealRecordPath} is missing) and the ledger does not verify with it (${bad.code}${at}), so it will not vouch for it; run \`witness verify\``,
+  /** The signer and its verifier, or the reason this process cannot seal. */
+  private sealingKey(): { signer: NoteSigner; own: NoteVerifier } {
+    const signer = this.signer;
+    const own = this.ownVerifier;
+    if (signer === undefined || own === undefined || !this.canSeal) {
+      throw new WitnessError('invalid_key', `No signing key for ${this.info.location}; checkpoints need the key file beside the ledger or WITNESS_SIGNING_KEY.`);
+    }
+    return { signer, own };
+  }
+
+  private refuseForeignKey(): void {
+    if (this.foreignKey !== undefined) {
+      throw new WitnessError(
+        'seal_refused',
+        `Not signing: the signing key ${fingerprintOf(this.foreignKey.signer)} is not this ledger's key ${fingerprintOf(this.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
       );
     }
-    const newest = rows[rows.length - 1];
-    if (newest === undefined) return;
-    writeSealRecord(this.sealRecordPath, { note: newest.note, size: newest.size, root: newest.root }, own, this.info.origin);
+  }
+
+  /**
+   * Checked before signing, since a checkpoint committed but not recorded makes every later seal
+   * ask for adoption (the record is replaced by a rename, so the directory is what must be writable).
+   */
+  private checkRecordWritable(): void {
+    const dir = path.dirname(this.sealRecordPath);
+    try {
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (e) {
+      throw sealRefused(`this process cannot write ${dir}, where it must record the checkpoint it signs (${this.sealRecordPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); create that directory or let the sealer write it`);
+    }
+  }
+
+  /**
+   * For a ledger with checkpoints but no record, on explicit request (`witness seal --adopt`):
+   * verifies the whole ledger from raw rows, in one read snapshot, with this key alone (every
+   * checkpoint must be this key's, every root must match the rebuilt tree, every artifact its
+   * digest) and against `against` when given; any failure refuses. Then records the newest
+   * checkpoint as the one this key last signed. It signs nothing itself. An existing record, even a
+   * damaged one, is never replaced here: it may be the evidence of a roll-back.
+   */
+  async adopt(options: AdoptOptions = {}): Promise<AdoptResult> {
+    this.assertOpen();
+    const { own } = this.sealingKey();
+    this.refuseForeignKey();
+    const location = this.sealRecordPath;
+    let existing: string | undefined;
+    try {
+      existing = readSealRecordText(location);
+    } catch (e) {
+      throw sealRefused(`${location} exists but cannot be used as the record (${(e as Error).message.replace(/^Not signing: /, '').replace(/\.$/, '')}), and adopting never replaces a record; move it aside (keep it as evidence) and run again`);
+    }
+    if (existing !== undefined) {
+      let size = '';
+      try {
+        size = `, size ${openSealRecord(existing, own, this.info.origin, location).size}`;
+      } catch {
+        // Foreign or damaged: still a record that adopting must not replace.
+      }
+      throw new WitnessError(
+        'invalid_argument',
+        `The sealer already has a record of its last checkpoint for ${this.info.location} (${location}${size}), so there is nothing to adopt; run \`witness seal\` without --adopt, or move the record aside (keep it as evidence) if you mean to replace it.`,
+      );
+    }
+    this.checkRecordWritable();
+    const { report, newest } = this.read(() =>
+      this.db.transaction(() => {
+        const v = new LedgerVerifier({
+          origin: this.info.origin,
+          verifiers: [own],
+          keySource: 'pinned',
+          ...(options.against === undefined ? {} : { against: options.against }),
+        });
+        const rows = this.stmts.allCheckpoints.all() as SqlCheckpoint[];
+        v.setCheckpoints(rows.map(toCheckpoint));
+        for (const page of this.scanSync()) for (const row of page) v.addRow(row);
+        checkArtifacts(v, this);
+        return { report: v.finish(), newest: rows[rows.length - 1] };
+      })(),
+    );
+    const bad = report.first;
+    if (bad !== undefined) {
+      const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
+      throw new WitnessError(
+        'seal_refused',
+        `Not adopting: ${this.info.location} does not verify with this key (${bad.code}${at}${report.failures.length > 1 ? ` and ${report.failures.length - 1} more` : ''}), so its newest checkpoint is not recorded as one this key vouches for; run \`witness verify --trusted-key\` with this ledger's public key to see why.`,
+        { details: { failure: bad } },
+      );
+    }
+    if (newest === undefined) return { checkpoint: null, location, warnings: report.warnings };
+    writeSealRecord(location, { note: newest.note, size: newest.size, root: newest.root }, own, this.info.origin);
+    return { checkpoint: toCheckpoint(newest), location, warnings: report.warnings };
+  }
+
+  get sealRecordLocation(): string {
+    return this.sealRecordPath;
   }
 
   async sealRecord(): Promise<SealRecordText | undefined> {
