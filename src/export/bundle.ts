@@ -137,9 +137,18 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
         data: { actor: options.actor, operation: 'export', scope: { session, withheld: withhold, dir: path.resolve(outDir) }, count: events.length },
       },
     ]);
-    if (ledger.canSeal) await ledger.seal();
   }
   const warnings: string[] = [];
+  if (options.actor !== undefined && ledger.canSeal) {
+    // The bundle is complete and the access is recorded; sealing that record is the ledger's next
+    // job, not a reason to report the export as failed. A refused seal (the ledger no longer extends
+    // the sealer's record, or it needs adopting) is said once here and again by `witness seal`.
+    try {
+      await ledger.seal();
+    } catch (e) {
+      warnings.push(`The bundle is complete and this export is recorded, but the record of it could not be sealed: ${e instanceof Error ? e.message.replace(/\.$/, '') : String(e)}.`);
+    }
+  }
   if (events[events.length - 1]!.kind !== 'session.end') {
     warnings.push(`Session ${session} has not ended, so the bundle has no session.end and its verification will report it incomplete; export again after the session ends.`);
   }

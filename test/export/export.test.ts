@@ -357,6 +357,16 @@ describe('verifying an exported bundle', () => {
     expect(verifyBundle(out).ok).toBe(true);
   });
 
+  it('exports a session already covered by a checkpoint even when the sealer refuses to seal the export record, and says so', async () => {
+    const copy = copyLedger(base, dir);
+    fs.rmSync(sidecarPaths(copy.file).sealed, { force: true }); // checkpoints but no record: the sealer wants --adopt
+    const out = outDir();
+    const r = await runCli(['export', '--store', `sqlite:${copy.file}`, '--session', base.sessions.a, '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^witness: The bundle is complete and this export is recorded, but the record of it could not be sealed: .*--adopt/m);
+    expect(verifyBundle(out).ok).toBe(true);
+  });
+
   it('reports artifact_missing, naming the sha256 and the event, when the ledger lost an artifact before export', async () => {
     const l = copyLedger(base, dir);
     fs.rmSync(artifactFile(l.file, l.artifact.sha256));
