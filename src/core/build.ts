@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { canonicalize, isWellFormedString } from './canonical-json.js';
+import { canonicalize, isWellFormedString, serializeJcs, toJsonValue } from './canonical-json.js';
 import { eventHash, newSalt, payloadDigest } from './chain.js';
 import { WitnessError } from './errors.js';
 import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
@@ -60,9 +60,15 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
       details: { path: 'stream' },
     });
   }
-  const ev = parseEventInput(input);
-  const { data, ...rest } = ev;
-  const canonicalData = canonicalizeAt(data, 'data');
+  // zod builds its output by assignment, which drops a "__proto__" member (JSON data like any
+  // other) from every object it copies. So the payload is made plain JSON first, zod only checks
+  // that copy, and the copy is what is hashed and stored: exactly what the caller recorded.
+  const given = typeof input === 'object' && input !== null ? (input as { data?: unknown }).data : undefined;
+  const plain = typeof given === 'object' && given !== null ? toJsonValue(given, { path: 'data' }) : undefined;
+  const ev = parseEventInput(plain === undefined ? input : { ...(input as object), data: plain });
+  const { data: checked, ...rest } = ev;
+  const data = plain ?? checked;
+  const canonicalData = plain === undefined ? canonicalizeAt(data, 'data') : serializeJcs(plain);
   const limit = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const size = Buffer.byteLength(canonicalData, 'utf8');
   if (size > limit) {

@@ -5,7 +5,8 @@
  * One pass over a value, the same for every path that records (SDK, proxy, gateway, captures):
  *
  * 1. Objects: a member whose key names a secret (see `isSecretKey`) has its value replaced by
- *    `[REDACTED:key]`; every other member is searched.
+ *    `[REDACTED:key]`; every other member is searched. Copies keep a `__proto__` member as data
+ *    (`setMember`).
  * 2. Strings that are JSON text (first non-space character `{` or `[`): parsed, with the same key
  *    rule applied inside and every string value searched in turn (JSON in a string in JSON, up to
  *    `MAX_TEXT_DEPTH` levels). Only the redacted values are rewritten; spacing, key order and
@@ -304,11 +305,21 @@ export class Redactor {
       const rule = this.keyRule(k);
       const blankable = typeof x === 'string' || typeof x === 'number' || Array.isArray(x);
       const named = rule === 'named' && x !== null && x !== undefined;
-      out[k] = named || (rule !== 'search' && blankable && x !== '') ? '[REDACTED:key]' : this.walk(x, seen);
+      setMember(out, k, named || (rule !== 'search' && blankable && x !== '') ? '[REDACTED:key]' : this.walk(x, seen));
     }
     seen.delete(v);
     return out;
   }
+}
+
+/**
+ * `out[k] = v` with k = "__proto__" sets the copy's prototype instead of adding a member: a string
+ * value would vanish from the record (though it was forwarded), an object value would make the
+ * copy unrecordable. JSON gives that name no meaning, so it is defined as an ordinary member.
+ */
+function setMember(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
 }
 
 function applyPatterns(s: string, rules: readonly BuiltinRule[]): string {

@@ -149,6 +149,22 @@ describe('canonicalize on values that can be recorded', () => {
     expect((copy as { polluted?: unknown }).polluted).toBeUndefined();
   });
 
+  it('sorts a "__proto__" member among the others by its code units, as the canonicalize library does, at every depth and whatever it holds [R-HOSTILE]', () => {
+    const texts = [
+      '{"__proto__":1}',
+      '{"b":2,"__proto__":"attacker-iban","A":1,"_":0,"a":[{"__proto__":null}]}',
+      '{"x":{"__proto__":{"__proto__":{"y":[1,"__proto__"]}}},"__proto__":[]}',
+    ];
+    for (const text of texts) {
+      const value = strictParse(text);
+      expect(canonicalize(value), text).toBe(library(JSON.parse(text)));
+      // The copy that is hashed re-serialises to the same bytes, so no member was lost on the way.
+      expect(canonicalize(toJsonValue(value)), text).toBe(canonicalize(value));
+    }
+    expect(canonicalize(strictParse('{"__proto__":1}'))).toBe('{"__proto__":1}');
+    expect(canonicalize(strictParse(texts[1]!))).toBe('{"A":1,"_":0,"__proto__":"attacker-iban","a":[{"__proto__":null}],"b":2}');
+  });
+
   it('returns from toJsonValue a plain copy that later changes to the input do not reach', () => {
     const input = { a: [1, { b: 'c' }], d: new Date(0), e: undefined };
     const copy = toJsonValue(input);

@@ -76,6 +76,13 @@ describe('strictParse on valid JSON', () => {
     expect(v).toEqual(JSON.parse('{"__proto__":{"polluted":true}}'));
   });
 
+  it('keeps a string-valued "__proto__" member and refuses a repeated one, at any depth [R-HOSTILE]', () => {
+    const v = strictParse('{"a":[{"__proto__":"attacker-iban","b":1}]}') as { a: Array<Record<string, unknown>> };
+    expect(Object.keys(v.a[0]!)).toEqual(['__proto__', 'b']);
+    expect(Object.getOwnPropertyDescriptor(v.a[0]!, '__proto__')?.value).toBe('attacker-iban');
+    expect(thrown(() => strictParse('{"x":{"__proto__":1,"__proto__":{}}}')).message).toMatch(/duplicate property name "__proto__"/);
+  });
+
   it(`accepts nesting up to ${DEFAULT_MAX_PARSE_DEPTH} levels and honours a custom maxDepth`, () => {
     const n = DEFAULT_MAX_PARSE_DEPTH;
     expect(() => strictParse('['.repeat(n) + ']'.repeat(n))).not.toThrow();
