@@ -16,6 +16,7 @@
  *    caller's patterns, then the value after a key that names a secret in `key=value`,
  *    `key: value`, `key => value`, `"key": "value"`, `'key': 'value'`, `--key value` and
  *    `?key=value`, and the rest of header lines (`Authorization:`, `Cookie:`, `Set-Cookie:`).
+ * 4. The event header's caller-written text fields (`HEADER_TEXT`), as strings (`redactHeader`).
  *
  * Redacting redacted output changes nothing (values already `[REDACTED:…]` are left alone), so a
  * tool output measured for spilling and then recorded comes out the same.
@@ -34,6 +35,43 @@ export interface RedactionConfig {
   /** Turn the built-in rules off (not recommended). */
   builtins?: boolean;
 }
+
+/**
+ * The header fields a caller writes as text, redacted like any string in `data` (`true`: the field
+ * itself, a string or a list of strings; a list of names: those members of the object, or of each
+ * object in the list). Not redacted, because Witness writes them or their format admits no secret:
+ * `id`, `ts`, `received_ts`, `stream`, `seq`, `parent`, `kind`, `outcome`, `prev`,
+ * `payload_digest`, `policy.decision` / `version` / `mode`, `approvals[].decision` / `args_digest` /
+ * `ts`, `artifacts[].sha256` / `mime` / `bytes`, `delegation.expires`, `principal.kind`,
+ * `recorder.kind`.
+ */
+const HEADER_TEXT: Readonly<Record<string, true | readonly string[]>> = {
+  agent: ['id', 'version', 'credential'],
+  user: true,
+  principal: ['id'],
+  delegation: ['id', 'issuer', 'scopes'],
+  subject: true,
+  recorder: ['id', 'version'],
+  source: ['host', 'process'],
+  env: true,
+  tenant: true,
+  resource: true,
+  action: true,
+  policy: ['rule', 'reason_code', 'approver'],
+  approvals: ['approver', 'role', 'reason', 'meaning'],
+  record_class: true,
+  data_categories: true,
+  artifacts: ['role', 'name'],
+};
+
+/** The header fields that are lists (of strings, or of objects). */
+const HEADER_LISTS: ReadonlySet<string> = new Set(['approvals', 'artifacts', 'data_categories', 'delegation.scopes']);
+
+/** `HEADER_TEXT` as paths (`approvals[].reason`, `data_categories[]`), for documentation and tests. */
+export const HEADER_TEXT_FIELDS: readonly string[] = Object.entries(HEADER_TEXT).flatMap(([field, names]) => {
+  const path = (p: string): string => (HEADER_LISTS.has(p) ? `${p}[]` : p);
+  return names === true ? [path(field)] : names.map((n) => path(`${path(field)}.${n}`));
+});
 
 /** A pattern whose shape alone does not make a secret can ask for a second look at each match. */
 interface BuiltinRule extends RedactionRule {
@@ -218,6 +256,28 @@ export class Redactor {
   /** Redacts one string: as JSON text when it is JSON, else as free text (see the module comment). */
   redactString(s: string): string {
     return this.redactText(s, 0);
+  }
+
+  /**
+   * A copy of an event's header fields with every caller-written text field (`HEADER_TEXT_FIELDS`)
+   * redacted as a string; the input is never mutated. The header is hashed and is all an export
+   * that withholds payloads still shows, so a secret there is as permanent as one in `data`.
+   */
+  redactHeader<T extends object>(fields: T): T {
+    const out: Record<string, unknown> = { ...(fields as Record<string, unknown>) };
+    const text = (v: unknown): unknown => (typeof v === 'string' ? this.redactText(v, 0) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.redactText(x, 0) : x)) : v);
+    const members = (v: unknown, names: readonly string[]): unknown => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+      const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+      for (const n of names) if (Object.hasOwn(copy, n)) copy[n] = text(copy[n]);
+      return copy;
+    };
+    for (const [field, names] of Object.entries(HEADER_TEXT)) {
+      if (!Object.hasOwn(out, field)) continue;
+      const v = out[field];
+      out[field] = names === true ? text(v) : Array.isArray(v) ? v.map((x) => members(x, names)) : members(v, names);
+    }
+    return out as T;
   }
 
   /** What a JsonText needs from its redactor. */

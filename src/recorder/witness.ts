@@ -117,20 +117,16 @@ export class Witness implements SessionHost {
   private prepare(stream: string, input: EventInput): PreparedEvent {
     // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
     // or a class instance whose toJSON() carries a secret is redacted like any other string.
-    const redacted = { ...input, data: this.redactor.redact(toJsonValue(input.data, { path: 'data' })) } as EventInput;
     // Header strings are hashed too and are all a withheld export shows: a URL with a token in
-    // `resource` must not slip through because it is not in `data`.
-    for (const f of ['resource', 'action', 'user', 'subject'] as const) {
-      const v = redacted[f];
-      if (typeof v === 'string') redacted[f] = this.redactor.redactString(v);
-    }
-    const withContext = {
+    // `resource`, or a reason an approver typed, must not slip through because it is not in `data`.
+    const withContext = this.redactor.redactHeader({
       recorder: this.recorder,
       source: this.source,
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
       ...(this.options.tenant === undefined ? {} : { tenant: this.options.tenant }),
-      ...redacted,
-    };
+      ...input,
+      data: this.redactor.redact(toJsonValue(input.data, { path: 'data' })),
+    } as EventInput);
     return this.ledger.prepare([{ ...withContext, stream }])[0]!;
   }
 

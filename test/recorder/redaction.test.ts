@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openWitness, Redactor, type Witness } from '../../src/index.js';
-import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS } from '../../src/recorder/index.js';
+import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS } from '../../src/recorder/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -276,6 +276,97 @@ describe('redaction of the shapes secrets also take', () => {
         usage: { input_tokens: 12, output_tokens: 3 },
       });
       expect(call.resource).toBe('https://user:[REDACTED:url-credentials]@db/?api_key=[REDACTED:query-secret]');
+    } finally {
+      await w.close();
+    }
+    expect(leakedInFiles(db, secrets)).toEqual([]);
+  });
+
+  it('[R-REDACT] redacts every free-text header field a caller supplies (approvals, principal, delegation, policy, agent, labels of the record) and leaves ids, digests, kinds and times alone', async () => {
+    const db = tempDb(dir);
+    const w = await openWitness({ store: `sqlite:${db}`, strict: true, env: 'prod password=hdr-env-qwz', tenant: 'acme token=hdr-tenant-qwz-77' });
+    const digest = 'a'.repeat(64);
+    const ts = '2026-11-23T10:00:00.123Z';
+    const secrets = [
+      'hdr-reason-qwz',
+      'hdr-meaning-qwz',
+      'hdr-role-qwz',
+      'hdr-approver-qwz',
+      'hdr-principal-qwz',
+      'hdr-deleg-id-qwz',
+      'hdr-issuer-qwz',
+      'hdr-scope-qwz',
+      'hdr-rule-qwz',
+      'hdr-code-qwz-1234',
+      'hdr-policy-approver-qwz',
+      'hdr-cred-qwz',
+      'hdr-version-qwz',
+      'hdr-class-qwz',
+      'hdr-category-qwz',
+      'hdr-art-role-qwz',
+      'hdr-art-name-qwz',
+      'hdr-env-qwz',
+      'hdr-tenant-qwz-77',
+      'hdr-recorder-qwz',
+    ];
+    let stream = '';
+    try {
+      const s = await w.session({ agent: { id: 'hdr-bot', version: 'v1 passwd=hdr-version-qwz', credential: 'key-id-7 sk-proj-hdrcredqwz0123456789' } });
+      stream = s.id;
+      const ref = await w.storeArtifact(Buffer.from('x'), 'text/plain', 'role token=hdr-art-role-qwz');
+      await s.record('note', { text: 'released' }, {
+        principal: { id: 'https://alice:hdr-principal-qwz@idp.example/alice', kind: 'human' },
+        delegation: { id: 'grant api_key=hdr-deleg-id-qwz', issuer: 'https://svc:hdr-issuer-qwz@idp.example', scopes: ['refunds:write', 'secret=hdr-scope-qwz'], expires: ts },
+        policy: { decision: 'allow', rule: 'r password=hdr-rule-qwz', reason_code: 'token=hdr-code-qwz-1234', version: digest, mode: 'enforce', approver: 'bob pin=hdr-policy-approver-qwz' },
+        approvals: [
+          { approver: 'carol pwd=hdr-approver-qwz', role: 'lead secret=hdr-role-qwz', decision: 'approved', reason: 'ok password=hdr-reason-qwz', meaning: 'approved; token=hdr-meaning-qwz', args_digest: digest, ts },
+        ],
+        record_class: 'audit-log passwd=hdr-class-qwz',
+        data_categories: ['financial', 'apikey=hdr-category-qwz'],
+        artifacts: [{ ...ref, name: 'dump.txt password=hdr-art-name-qwz' }],
+        recorder: { kind: 'sdk', id: 'sdk token=hdr-recorder-qwz' },
+      });
+      await w.flush();
+      const ev = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'note')!;
+      expect(ev.approvals).toEqual([
+        {
+          approver: 'carol pwd=[REDACTED:assigned-secret]',
+          role: 'lead secret=[REDACTED:assigned-secret]',
+          decision: 'approved',
+          reason: 'ok password=[REDACTED:assigned-secret]',
+          meaning: 'approved; token=[REDACTED:assigned-secret]',
+          args_digest: digest,
+          ts,
+        },
+      ]);
+      expect(ev.principal).toEqual({ id: 'https://alice:[REDACTED:url-credentials]@idp.example/alice', kind: 'human' });
+      expect(ev.delegation).toEqual({
+        id: 'grant api_key=[REDACTED:assigned-secret]',
+        issuer: 'https://svc:[REDACTED:url-credentials]@idp.example',
+        scopes: ['refunds:write', 'secret=[REDACTED:assigned-secret]'],
+        expires: ts,
+      });
+      expect(ev.policy).toEqual({
+        decision: 'allow',
+        rule: 'r password=[REDACTED:assigned-secret]',
+        reason_code: 'token=[REDACTED:assigned-secret]',
+        version: digest,
+        mode: 'enforce',
+        approver: 'bob pin=[REDACTED:assigned-secret]',
+      });
+      expect(ev.agent).toEqual({ id: 'hdr-bot', version: 'v1 passwd=[REDACTED:assigned-secret]', credential: 'key-id-7 [REDACTED:api-key]' });
+      expect(ev.record_class).toBe('audit-log passwd=[REDACTED:assigned-secret]');
+      expect(ev.data_categories).toEqual(['financial', 'apikey=[REDACTED:assigned-secret]']);
+      expect(ev.artifacts).toEqual([{ sha256: ref.sha256, mime: 'text/plain', bytes: 1, role: 'role token=[REDACTED:assigned-secret]', name: 'dump.txt password=[REDACTED:assigned-secret]' }]);
+      expect(ev.env).toBe('prod password=[REDACTED:assigned-secret]');
+      expect(ev.tenant).toBe('acme token=[REDACTED:assigned-secret]');
+      expect(ev.recorder).toEqual({ kind: 'sdk', id: 'sdk token=[REDACTED:assigned-secret]' });
+      expect(ev.stream).toBe(stream);
+      expect((await verifyLedger(w.ledger)).ok).toBe(true);
+      // The README's list is the code's list.
+      const readme = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+      const listed = /\*Header fields\.\*([\s\S]*?)The others are/.exec(readme)?.[1] ?? '';
+      expect([...listed.matchAll(/`([^`]+)`/g)].map((m) => m[1])).toEqual([...HEADER_TEXT_FIELDS]);
     } finally {
       await w.close();
     }
