@@ -5,8 +5,10 @@
  * One pass over a value, the same for every path that records (SDK, proxy, gateway, captures):
  *
  * 1. Objects: a member whose key names a secret (see `isSecretKey`) has its value replaced by
- *    `[REDACTED:key]`; every other member is searched. Copies keep a `__proto__` member as data
- *    (`setMember`).
+ *    `[REDACTED:key]`; every other member is searched. A `value` beside a `name`/`key` that names
+ *    a secret counts as that key (`{name: "DB_PASSWORD", value: …}`), and so does the second of a
+ *    `[name, value]` pair in a list; argument vectors get the command-line rules of 3 (see
+ *    `Redactor.listEdits`). Copies keep a `__proto__` member as data (`setMember`).
  * 2. Strings that are JSON text (first non-space character `{` or `[`): parsed, with the same key
  *    rule applied inside and every string value searched in turn (JSON in a string in JSON, up to
  *    `MAX_TEXT_DEPTH` levels). Only the redacted values are rewritten; spacing, key order and
@@ -15,7 +17,8 @@
  * 3. Every other string (and a string that is not JSON after all): the token patterns below, the
  *    caller's patterns, then the value after a key that names a secret in `key=value`,
  *    `key: value`, `key => value`, `"key": "value"`, `'key': 'value'`, `--key value` and
- *    `?key=value`, and the rest of header lines (`Authorization:`, `Cookie:`, `Set-Cookie:`).
+ *    `?key=value`, and the rest of header lines (`Authorization:`, `Cookie:`, `Set-Cookie:`);
+ *    in `curl` and `mysql` command lines, `-u user:password` and `-pPASSWORD`.
  * 4. The event header's caller-written text fields (`HEADER_TEXT`), as strings (`redactHeader`).
  *
  * Redacting redacted output changes nothing (values already `[REDACTED:…]` are left alone), so a
@@ -96,8 +99,8 @@ export const BUILTIN_PATTERNS: readonly RedactionRule[] = [
   { name: 'basic-auth', pattern: /(?<![A-Za-z])Basic(?:\s+|%20|\+)[A-Za-z0-9+/]{8,}(?:=|%3D){0,2}/gi, accept: isBasicCredential } as BuiltinRule,
   // `Authorization: Token 9944b0…` (Django REST framework, GitHub's `token ghp_…`): a value with a digit, 12 characters or more.
   { name: 'token-scheme', pattern: /(?<![A-Za-z])Token(?:\s+|%20|\+)(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{12,}=*/gi },
-  // The password of scheme://user:password@host; the user and host stay readable.
-  { name: 'url-credentials', pattern: /(?<=\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s/@]+(?=@)/gi },
+  // The password of scheme://user:password@host (or scheme://:password@host); the user and host stay readable.
+  { name: 'url-credentials', pattern: /(?<=\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s/@]+(?=@)/gi },
   { name: 'api-key', pattern: /\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g },
   { name: 'aws-key', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
   { name: 'github-token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b/g },
@@ -194,12 +197,40 @@ const QUOTED_LINE_VALUE_AT = /(?:[^\r\n"\\]|\\(?![nr"]))+/y;
 const LOOKS_LIKE_JSON = /^\s*[[{]/;
 const NUMBER_AT = /-?\d+(?:\.\d*)?(?:[eE][+-]?\d*)?/y;
 
+/** A name in a name/value list or a `[name, value]` pair: one identifier-like word, as a key in text is. */
+const NAME_LIKE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** `{name: "DB_PASSWORD", value: "…"}` (Kubernetes env, HAR headers, AWS `{Name, Value}`): the members that hold the name and the value. */
+const NAME_KEYS: ReadonlySet<string> = new Set(['name', 'Name', 'NAME', 'key', 'Key', 'KEY']);
+const VALUE_KEYS: ReadonlySet<string> = new Set(['value', 'Value', 'VALUE']);
+/** An argument vector's command whose options carry passwords: `mysql -pPASSWORD`, `curl -u user:password` (any path, `.exe`). */
+const CLI_COMMAND = /^(?:.*[/\\])?(curl|mysql[a-z]*|mariadb[a-z-]*)(?:\.exe)?$/;
+/** A long flag as one element of an argument vector (`--api-key`), whose value is the next element. */
+const SECRET_FLAG = /^--([A-Za-z][A-Za-z0-9_.-]{0,63})$/;
+/** curl's `-uuser:password` or `--user=user:password` as one element: group 1 is kept. */
+const CURL_USER_ELEMENT = /^((?:-u|--user=)[^:]*:)(?!$)/;
+const CLI_REDACTED = '[REDACTED:cli-password]';
+
+/**
+ * Command lines in text: a `curl` or `mysql`-family command word (any path, `.exe`), up to the end
+ * of its command (a line break, `;`, `|` or `&&`). Within one, `-pPASSWORD` (mysql: `-p` with the
+ * value attached; `-p` alone prompts, `-P` is the port) and the password of `-u user:password`,
+ * `-uuser:password`, `--user user:password` or `--user=user:password` (curl) are redacted.
+ */
+const COMMAND_HINT = /curl|mysql|mariadb/;
+// A path before the word (`/usr/bin/curl`) ends in a separator, which the look-behind allows.
+const COMMAND_AT = /(?<![\w.-])(curl|mysql[a-z]*|mariadb[a-z-]*)(?:\.exe)?(?![\w.-])/g;
+const COMMAND_END = /[\r\n;|]|&&/g;
+const MYSQL_PASSWORD = /(^|\s)-p('[^']*'|"[^"]*"|[^\s'"]+)/g;
+const CURL_PASSWORD = /(^|\s)(-u|--user(?![\w-]))([ \t]*=?[ \t]*['"]?[^\s:'"]*:)([^\s'"]+)/g;
+
 /** `named`: a key the caller listed, blanked whatever it holds; `secret`: blanked when a non-empty string, a number or an array; `search`: searched. */
 export type KeyRule = 'named' | 'secret' | 'search';
 
 interface TextHost {
   redactText(s: string, depth: number): string;
   keyRule(key: string): KeyRule;
+  nameRule(name: string | undefined): KeyRule;
+  listEdits(elems: readonly Element[], inList: boolean): Array<[number, string]>;
 }
 
 /** The last word of a key: after the last separator or lower-to-upper case change (`userPin` → `Pin`). */
@@ -281,7 +312,12 @@ export class Redactor {
   }
 
   /** What a JsonText needs from its redactor. */
-  private readonly host: TextHost = { redactText: (s, depth) => this.redactText(s, depth), keyRule: (k) => this.keyRule(k) };
+  private readonly host: TextHost = {
+    redactText: (s, depth) => this.redactText(s, depth),
+    keyRule: (k) => this.keyRule(k),
+    nameRule: (n) => this.nameRule(n),
+    listEdits: (elems, inList) => this.listEdits(elems, inList),
+  };
 
   /** `depth` counts the JSON texts this string is nested in. */
   private redactText(s: string, depth: number): string {
@@ -306,6 +342,7 @@ export class Redactor {
   private redactFreeText(s: string): string {
     let out = s;
     if (this.builtinPatterns.length > 0 && BUILTIN_HINT.test(out)) out = applyPatterns(out, this.builtinPatterns);
+    if (this.builtinKeys && COMMAND_HINT.test(out)) out = redactCommandLines(out);
     if (this.customPatterns.length > 0) out = applyPatterns(out, this.customPatterns);
     // Custom keys are matched after normalising, which no first look on the raw text can predict.
     if (this.exactKeys.size === 0 && (!this.builtinKeys || !KEY_HINT.test(out))) return out;
@@ -343,33 +380,118 @@ export class Redactor {
     return parts.join('');
   }
 
-  private walk(v: unknown, seen: WeakSet<object>): unknown {
+  private walk(v: unknown, seen: WeakSet<object>, inList = false): unknown {
     if (typeof v === 'string') return this.redactText(v, 0);
     if (typeof v !== 'object' || v === null) return v;
     // Cycles are left for the canonicaliser, which names them precisely.
     if (seen.has(v)) return v;
     if (Array.isArray(v)) {
       seen.add(v);
-      const out = v.map((x) => this.walk(x, seen));
+      const out = v.map((x) => this.walk(x, seen, true));
       seen.delete(v);
+      if (typeof v[0] === 'string' && mayNeedListEdits(v, inList)) for (const [i, rep] of this.listEdits(v.map(elementOf), inList)) out[i] = rep;
       return out;
     }
     const proto = Object.getPrototypeOf(v) as unknown;
     if (proto !== Object.prototype && proto !== null) return v;
     seen.add(v);
+    const rec = v as Record<string, unknown>;
+    // `{name: "DB_PASSWORD", value: "…"}`: the value is treated as if the name were its key.
+    const valueRule = rec['value'] !== undefined || rec['Value'] !== undefined || rec['VALUE'] !== undefined ? this.siblingNameRule(rec) : 'search';
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
+    for (const [k, x] of Object.entries(rec)) {
       // A key the caller named is blanked whatever it holds; a container that merely looks secret
       // (`credentials: {user, password}`) is searched instead, so the record keeps what is not.
       // Arrays of values (`X-Api-Key: ['k-1']`) are blanked like scalars; only objects are searched.
-      const rule = this.keyRule(k);
-      const blankable = typeof x === 'string' || typeof x === 'number' || Array.isArray(x);
-      const named = rule === 'named' && x !== null && x !== undefined;
-      setMember(out, k, named || (rule !== 'search' && blankable && x !== '') ? '[REDACTED:key]' : this.walk(x, seen));
+      let rule = this.keyRule(k);
+      if (rule === 'search' && valueRule !== 'search' && VALUE_KEYS.has(k)) rule = valueRule;
+      setMember(out, k, rule !== 'search' && blanks(rule, elementOf(x)) ? '[REDACTED:key]' : this.walk(x, seen));
     }
     seen.delete(v);
     return out;
   }
+
+  /** The rule a name gives the value beside it (`{name, value}`, `[name, value]`); `search` unless it names a secret. */
+  nameRule(name: string | undefined): KeyRule {
+    return name !== undefined && NAME_LIKE.test(name) ? this.keyRule(name) : 'search';
+  }
+
+  private siblingNameRule(rec: Record<string, unknown>): KeyRule {
+    for (const k of NAME_KEYS) {
+      const n = rec[k];
+      if (typeof n === 'string' && Object.hasOwn(rec, k)) {
+        const rule = this.nameRule(n);
+        if (rule !== 'search') return rule;
+      }
+    }
+    return 'search';
+  }
+
+  /**
+   * Replacements (index → new string) for a list whose first element is a string: the second of a
+   * `[name, value]` pair inside a list (`[["X-Api-Key", "…"]]`) when the name is a secret's; in an
+   * argument vector, the element after a flag naming a secret (`--api-key`, `…`), and, after a
+   * `mysql`-family command, `-pPASSWORD`, after `curl`, the password of `-u user:password`.
+   */
+  listEdits(elems: readonly Element[], inList: boolean): Array<[number, string]> {
+    const out: Array<[number, string]> = [];
+    if (inList && elems.length === 2 && blanks(this.nameRule(elems[0]!.str), elems[1]!)) out.push([1, '[REDACTED:key]']);
+    let cmd: string | undefined;
+    for (let i = 0; i < elems.length; i++) {
+      const s = elems[i]!.str;
+      if (s === undefined) continue;
+      const c = this.builtinKeys ? CLI_COMMAND.exec(s) : null;
+      if (c !== null) {
+        cmd = c[1] === 'curl' ? 'curl' : 'mysql';
+        continue;
+      }
+      const next = elems[i + 1]?.str;
+      const flag = SECRET_FLAG.exec(s);
+      if (flag !== null && next !== undefined && next !== '' && !next.startsWith('-') && this.keyRule(flag[1]!) !== 'search') {
+        out.push([++i, '[REDACTED:key]']);
+      } else if (cmd === 'mysql' && s.length > 2 && s.startsWith('-p')) {
+        out.push([i, `-p${CLI_REDACTED}`]);
+      } else if (cmd === 'curl' && (s === '-u' || s === '--user') && next !== undefined) {
+        const colon = next.indexOf(':');
+        if (colon !== -1 && colon < next.length - 1) out.push([++i, `${next.slice(0, colon + 1)}${CLI_REDACTED}`]);
+      } else if (cmd === 'curl') {
+        const m = CURL_USER_ELEMENT.exec(s);
+        if (m !== null) out.push([i, `${m[1]}${CLI_REDACTED}`]);
+      }
+    }
+    return out;
+  }
+}
+
+/** What the list and name/value rules need to know of a value: its type, and its text if a string. */
+export interface Element {
+  type: 'string' | 'number' | 'boolean' | 'null' | 'array' | 'object' | 'none';
+  str?: string;
+}
+
+/**
+ * Whether a list that starts with a string can get an edit from Redactor.listEdits: it is a pair in
+ * a list, or holds an option (every argument-vector rule acts at a string starting with `-`).
+ */
+function mayNeedListEdits(v: readonly unknown[], inList: boolean): boolean {
+  if (inList && v.length === 2) return true;
+  for (const x of v) if (typeof x === 'string' && x.charCodeAt(0) === 0x2d) return true;
+  return false;
+}
+
+function elementOf(x: unknown): Element {
+  if (typeof x === 'string') return { type: 'string', str: x };
+  if (x === null || x === undefined) return { type: 'null' };
+  if (Array.isArray(x)) return { type: 'array' };
+  const t = typeof x;
+  return { type: t === 'number' ? 'number' : t === 'boolean' ? 'boolean' : 'object' };
+}
+
+/** `named`: blanked unless null; `secret`: blanked when a non-empty string, a number or a list; `search`: never. */
+function blanks(rule: KeyRule, e: Element): boolean {
+  if (rule === 'named') return e.type !== 'null' && e.type !== 'none';
+  if (rule === 'secret') return (e.type === 'string' && e.str !== '') || e.type === 'number' || e.type === 'array';
+  return false;
 }
 
 /**
@@ -380,6 +502,29 @@ export class Redactor {
 function setMember(out: Record<string, unknown>, k: string, v: unknown): void {
   if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   else out[k] = v;
+}
+
+/** See COMMAND_AT: each command is read once, to its end, so the work is linear in the text. */
+function redactCommandLines(s: string): string {
+  COMMAND_AT.lastIndex = 0;
+  const parts: string[] = [];
+  let last = 0;
+  let m: RegExpExecArray | null;
+  while ((m = COMMAND_AT.exec(s)) !== null) {
+    const from = m.index + m[0].length;
+    COMMAND_END.lastIndex = from;
+    const end = COMMAND_END.exec(s)?.index ?? s.length;
+    const args = s.slice(from, end);
+    const redacted = m[1] === 'curl' ? args.replace(CURL_PASSWORD, `$1$2$3${CLI_REDACTED}`) : args.replace(MYSQL_PASSWORD, `$1-p${CLI_REDACTED}`);
+    if (redacted !== args) {
+      parts.push(s.slice(last, from), redacted);
+      last = end;
+    }
+    COMMAND_AT.lastIndex = end;
+  }
+  if (parts.length === 0) return s;
+  parts.push(s.slice(last));
+  return parts.join('');
 }
 
 function applyPatterns(s: string, rules: readonly BuiltinRule[]): string {
@@ -426,6 +571,12 @@ function valueSpan(s: string, at: number, extent: 'bare' | 'line' | 'quoted-line
   return end > at ? { start: at, end } : undefined;
 }
 
+/** A `{name, value}` object as JsonText reads it: the rule the name gives, and where the value is. */
+interface Pair {
+  rule: KeyRule;
+  value?: { start: number; end: number; element: Element };
+}
+
 /** Raised inside JsonText when the text is not JSON after all; the caller then treats it as free text. */
 const NOT_JSON = Symbol('not JSON');
 
@@ -438,10 +589,13 @@ const NOT_JSON = Symbol('not JSON');
 class JsonText {
   private i = 0;
   private readonly n: number;
-  private readonly parts: string[] = [];
-  private last = 0;
+  /** Replacements [start, end, text]: in order of start, never overlapping. */
+  private readonly edits: Array<[number, number, string]> = [];
   /** Inside a value that is being blanked as a whole: scanned for its end, not searched. */
   private quiet = 0;
+  /** The text of the last string value scanned, and whether the text ran out inside it. */
+  private text = '';
+  private complete = true;
 
   constructor(
     private readonly s: string,
@@ -457,21 +611,40 @@ class JsonText {
       while (this.i < this.n) {
         const c = this.s[this.i];
         if (c !== '{' && c !== '[') throw NOT_JSON;
-        this.value(0);
+        this.value(0, false);
         this.ws();
       }
     } catch (e) {
       if (e === NOT_JSON) return undefined;
       throw e;
     }
-    if (this.parts.length === 0) return this.s;
-    this.parts.push(this.s.slice(this.last));
-    return this.parts.join('');
+    if (this.edits.length === 0) return this.s;
+    const parts: string[] = [];
+    let last = 0;
+    for (const [start, end, text] of this.edits) {
+      parts.push(this.s.slice(last, start), text);
+      last = end;
+    }
+    parts.push(this.s.slice(last));
+    return parts.join('');
   }
 
   private edit(start: number, end: number, replacement: string): void {
-    this.parts.push(this.s.slice(this.last, start), replacement);
-    this.last = end;
+    this.edits.push([start, end, replacement]);
+  }
+
+  /**
+   * Replaces a value scanned earlier (a sibling decided it is a secret), dropping the edits made
+   * inside it. Those are at the end of the list but for the few of later siblings, so each edit is
+   * looked at about once: linear, even for a list of 100,000 pairs.
+   */
+  private replace(start: number, end: number, replacement: string): void {
+    const e = this.edits;
+    let after = e.length;
+    while (after > 0 && e[after - 1]![0] >= end) after--;
+    let inside = after;
+    while (inside > 0 && e[inside - 1]![0] >= start) inside--;
+    e.splice(inside, after - inside, [start, end, replacement]);
   }
 
   private ws(): void {
@@ -487,19 +660,35 @@ class JsonText {
     return this.i >= this.n;
   }
 
-  private value(nesting: number): void {
-    if (this.eof) return;
+  /** Scans one value (`inList`: it is an element of an array) and says what it was; a string's text is left in `text`. */
+  private value(nesting: number, inList: boolean): Element['type'] {
+    if (this.eof) return 'none';
     const c = this.s[this.i]!;
-    if (c === '{') return this.object(nesting + 1);
-    if (c === '[') return this.array(nesting + 1);
-    if (c === '"') return this.stringValue();
-    if (c === 't') return this.literal('true');
-    if (c === 'f') return this.literal('false');
-    if (c === 'n') return this.literal('null');
+    if (c === '{') {
+      this.object(nesting + 1);
+      return 'object';
+    }
+    if (c === '[') {
+      this.array(nesting + 1, inList);
+      return 'array';
+    }
+    if (c === '"') {
+      this.stringValue();
+      return 'string';
+    }
+    if (c === 't' || c === 'f') {
+      this.literal(c === 't' ? 'true' : 'false');
+      return 'boolean';
+    }
+    if (c === 'n') {
+      this.literal('null');
+      return 'null';
+    }
     NUMBER_AT.lastIndex = this.i;
     const m = NUMBER_AT.exec(this.s);
     if (m === null) throw NOT_JSON;
     this.i += m[0].length;
+    return 'number';
   }
 
   private literal(word: string): void {
@@ -511,6 +700,13 @@ class JsonText {
 
   private object(nesting: number): void {
     if (nesting > MAX_JSON_NESTING) throw NOT_JSON;
+    // `{"name": "DB_PASSWORD", "value": "…"}`, in either order: decided once both are read.
+    const pair: Pair = { rule: 'search' };
+    this.members(nesting, pair);
+    if (pair.value !== undefined && this.quiet === 0 && blanks(pair.rule, pair.value.element)) this.replace(pair.value.start, pair.value.end, REDACTED_KEY_JSON);
+  }
+
+  private members(nesting: number, pair: Pair): void {
     this.i++;
     this.ws();
     if (this.eof) return;
@@ -528,7 +724,10 @@ class JsonText {
       this.i++;
       this.ws();
       if (this.eof) return;
-      this.member(key.text, nesting);
+      const start = this.i;
+      const type = this.member(key.text, nesting);
+      if (VALUE_KEYS.has(key.text)) pair.value = { start, end: this.i, element: type === 'string' ? { type, str: this.text } : { type } };
+      else if (type === 'string' && this.complete && pair.rule === 'search' && NAME_KEYS.has(key.text)) pair.rule = this.redactor.nameRule(this.text);
       this.ws();
       if (this.eof) return;
       const c = this.s[this.i];
@@ -541,48 +740,76 @@ class JsonText {
   }
 
   /** A member's value, blanked as the object walk would blank it. */
-  private member(key: string, nesting: number): void {
-    if (this.quiet > 0) return this.value(nesting);
+  private member(key: string, nesting: number): Element['type'] {
+    if (this.quiet > 0) return this.value(nesting, false);
     const rule = this.redactor.keyRule(key);
     const c = this.s[this.i];
     const blank =
       rule === 'named' ? c !== 'n' : rule === 'secret' && (c === '[' || c === '-' || (c !== undefined && c >= '0' && c <= '9') || (c === '"' && this.s[this.i + 1] !== '"'));
-    if (!blank) return this.value(nesting);
+    if (!blank) return this.value(nesting, false);
     const start = this.i;
+    let type: Element['type'];
     this.quiet++;
     try {
-      this.value(nesting);
+      type = this.value(nesting, false);
     } finally {
       this.quiet--;
     }
     this.edit(start, this.i, REDACTED_KEY_JSON);
+    return type;
   }
 
-  private array(nesting: number): void {
+  private array(nesting: number, inList: boolean): void {
     if (nesting > MAX_JSON_NESTING) throw NOT_JSON;
+    // A list that starts with a string (an argument vector, a pair) keeps where its elements are and
+    // what they hold, for Redactor.listEdits; flat arrays, so a long list costs no object per element.
+    let track = this.quiet === 0;
+    const spans: number[] = [];
+    const elements: Element[] = [];
+    let complete = true;
+    let option = false;
     this.i++;
     this.ws();
-    if (this.eof) return;
-    if (this.s[this.i] === ']') {
+    if (!this.eof && this.s[this.i] === ']') {
       this.i++;
       return;
     }
-    for (;;) {
-      this.value(nesting);
+    while (!this.eof) {
+      const start = this.i;
+      const type = this.value(nesting, true);
+      if (track) {
+        if (elements.length === 0 && type !== 'string') track = false;
+        else {
+          spans.push(start, this.i);
+          elements.push(type === 'string' ? { type, str: this.text } : { type });
+          if (type === 'string') {
+            complete = this.complete;
+            if (this.text.charCodeAt(0) === 0x2d) option = true;
+          }
+        }
+      }
       this.ws();
-      if (this.eof) return;
+      if (this.eof) break;
       const c = this.s[this.i];
       this.i++;
-      if (c === ']') return;
+      if (c === ']') break;
       if (c !== ',') throw NOT_JSON;
       this.ws();
-      if (this.eof) return;
+    }
+    if (!track || elements.length === 0 || !(option || (inList && elements.length === 2))) return;
+    for (const [k, replacement] of this.redactor.listEdits(elements, inList)) {
+      const json = JSON.stringify(replacement);
+      // Only the last element can have been cut off by the end of the text.
+      const cut = k === elements.length - 1 && !complete;
+      this.replace(spans[2 * k]!, spans[2 * k + 1]!, cut ? json.slice(0, -1) : json);
     }
   }
 
   private stringValue(): void {
     const start = this.i;
     const str = this.string();
+    this.text = str.text;
+    this.complete = str.complete;
     if (this.quiet > 0) return;
     const redacted = this.redactor.redactText(str.text, this.depth + 1);
     if (redacted === str.text) return;

@@ -562,6 +562,91 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
   });
 });
 
+describe('redaction of URL passwords without a user, command lines, name/value lists and header pairs', () => {
+  const r = new Redactor();
+
+  it('[R-REDACT] redacts scheme://:password@host, mysql -pPASSWORD and curl -u user:password in text, and leaves ports, uids and prompts alone', () => {
+    const cases: Array<[string, string]> = [
+      ['redis://:hunter2-qwz@cache:6379/0', 'redis://:[REDACTED:url-credentials]@cache:6379/0'],
+      ['REDIS_URL=rediss://:rd-qwz-2@cache.internal', 'REDIS_URL=rediss://:[REDACTED:url-credentials]@cache.internal'],
+      ['mysql -h db -u root -pmy-qwz-pw app', 'mysql -h db -u root -p[REDACTED:cli-password] app'],
+      ["mysqldump -uroot -p'my qwz pw' shop > dump.sql", 'mysqldump -uroot -p[REDACTED:cli-password] shop > dump.sql'],
+      ['/usr/bin/mariadb -pmdb-qwz-1 -e "select 1"', '/usr/bin/mariadb -p[REDACTED:cli-password] -e "select 1"'],
+      ['mysql --password=my-qwz-pw2 app', 'mysql --password=[REDACTED:assigned-secret] app'],
+      ['curl -u admin:curl-qwz-pw https://api.example', 'curl -u admin:[REDACTED:cli-password] https://api.example'],
+      ['curl --user=admin:curl-qwz-pw2 https://api.example', 'curl --user=admin:[REDACTED:cli-password] https://api.example'],
+      ['curl -sS -uadmin:curl-qwz-pw3 https://api.example', 'curl -sS -uadmin:[REDACTED:cli-password] https://api.example'],
+      ["curl -s 'https://x.example/?a=1&b=2' -u 'svc:curl-qwz-pw4' -o out", "curl -s 'https://x.example/?a=1&b=2' -u 'svc:[REDACTED:cli-password]' -o out"],
+      // Not passwords: ports, a uid:gid, a password prompt, a user without a password, another command's -p.
+      ['ssh -p 2222 host && ssh -p2222 host', 'ssh -p 2222 host && ssh -p2222 host'],
+      ['docker run -p 8080:80 --user 1000:1000 img', 'docker run -p 8080:80 --user 1000:1000 img'],
+      ['mysql -P 3306 -h db -u root -p app', 'mysql -P 3306 -h db -u root -p app'],
+      ['psql -p 5432 -U app', 'psql -p 5432 -U app'],
+      ['curl -u alice https://x.example', 'curl -u alice https://x.example'],
+      ['curl https://x.example && docker run --user 1000:1000 img', 'curl https://x.example && docker run --user 1000:1000 img'],
+      ['mysql -e "select 1"; tar -pxf a.tar', 'mysql -e "select 1"; tar -pxf a.tar'],
+      ['see https://:8080/ and http://host:80/path', 'see https://:8080/ and http://host:80/path'],
+    ];
+    for (const [text, redacted] of cases) {
+      expect(r.redactString(text), text).toBe(redacted);
+      // Idempotent, and the same inside JSON text.
+      expect(r.redactString(redacted), redacted).toBe(redacted);
+      expect(r.redactString(JSON.stringify({ cmd: text })), text).toBe(JSON.stringify({ cmd: redacted }));
+    }
+  });
+
+  it('[R-REDACT] redacts the value beside a secret name in name/value lists (Kubernetes env, AWS, HAR), header pairs and argv lists, as objects and as JSON text', () => {
+    const value = {
+      env: [
+        { name: 'DB_PASSWORD', value: 'k8s-qwz-pw' },
+        { name: 'HOME', value: '/root' },
+        { name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } },
+        { value: 'k8s-qwz-2', name: 'api_key' },
+      ],
+      aws: [{ Name: 'DB_PASS', Value: 'aws-qwz-3' }, { Name: 'REGION', Value: 'eu-west-1' }],
+      har: { headers: [{ name: 'Authorization', value: 'Digest username="bob", response="har-qwz-4"' }, { name: 'Accept', value: 'application/json' }] },
+      pairs: [
+        ['X-Api-Key', 'pair-qwz-1'],
+        ['Authorization', 'Bearer pair-qwz-2-abcdefgh'],
+        ['Accept', 'json'],
+      ],
+      argv: [
+        ['mysql', '-uroot', '-pargv-qwz-1', 'app'],
+        ['/usr/bin/curl', '-u', 'svc:argv-qwz-2', 'https://x.example'],
+        ['deploy', '--api-key', 'argv-qwz-3', '--verbose'],
+      ],
+      // Not secrets: a port, a uid:gid, a pair that is not in a list, a name that is prose, an object value.
+      kept: {
+        ssh: ['ssh', '-p2222', 'host'],
+        docker: ['docker', 'run', '--user', '1000:1000', 'img'],
+        tags: ['password', 'reset'],
+        header: [['name', 'email']],
+        prose: { name: 'Password reset page', value: 'shown' },
+        policy: [{ name: 'password_policy', value: { min_length: 12 } }],
+        flag: ['login', '--password', '--verbose'],
+      },
+    };
+    const expected = structuredClone(value);
+    expected.env[0]!.value = '[REDACTED:key]';
+    expected.env[3]!.value = '[REDACTED:key]';
+    expected.aws[0]!.Value = '[REDACTED:key]';
+    expected.har.headers[0]!.value = '[REDACTED:key]';
+    expected.pairs[0]![1] = '[REDACTED:key]';
+    expected.pairs[1]![1] = '[REDACTED:key]';
+    expected.argv[0]![2] = '-p[REDACTED:cli-password]';
+    expected.argv[1]![2] = 'svc:[REDACTED:cli-password]';
+    expected.argv[2]![2] = '[REDACTED:key]';
+    const before = structuredClone(value);
+    expect(r.redact(value)).toEqual(expected);
+    expect(value).toEqual(before);
+    expect(r.redact(expected)).toEqual(expected);
+    // The same shapes carried as JSON text (compact and pretty-printed) are rewritten the same way.
+    expect(r.redactString(JSON.stringify(value))).toBe(JSON.stringify(expected));
+    expect(r.redactString(JSON.stringify(value, null, 2))).toBe(JSON.stringify(expected, null, 2));
+    expect(r.redactString(JSON.stringify(expected))).toBe(JSON.stringify(expected));
+  });
+});
+
 describe('the first looks that let most strings skip the full search', () => {
   const r = new Redactor();
   // One real-shaped sample per built-in pattern: a pattern added without one fails here, as a reminder
