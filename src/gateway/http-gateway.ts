@@ -8,7 +8,7 @@ import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/i
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, type JsonRpcId } from './jsonrpc.js';
-import { FRAME_TOO_LARGE, McpRelay, type RelayEnd } from './relay.js';
+import { McpRelay, type RelayEnd } from './relay.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
@@ -158,7 +158,7 @@ class Gateway {
           // Someone else's session, or another path's: as unknown as a session that never existed.
           this.recordGateway(agent, `Refused a ${method} naming an MCP session that belongs to another agent or server.`, 'forbidden', { ...where, session: session.relay.sessionId });
         }
-        return reply(res, 404, errorResponse(null, -32001, 'Session not found: this MCP session does not exist or has ended; initialize a new one.'));
+        return reply(res, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found: this MCP session does not exist or has ended; initialize a new one.'));
       }
     }
 
@@ -188,7 +188,7 @@ class Gateway {
     if (body.tooLarge) {
       record(`The client sent a request body over the ${this.config.maxBodyBytes}-byte limit; it was refused unread.`, 'frame_too_large', { bytes: body.bytes, limit: this.config.maxBodyBytes });
       res.setHeader('Connection', 'close');
-      return reply(res, 413, errorResponse(null, FRAME_TOO_LARGE, `Request too large: the body is over this gateway's limit of ${this.config.maxBodyBytes} bytes; it was not forwarded.`));
+      return reply(res, 413, errorResponse(null, ErrorCode.FrameTooLarge, `Request too large: the body is over this gateway's limit of ${this.config.maxBodyBytes} bytes; it was not forwarded.`));
     }
     let message: unknown;
     try {

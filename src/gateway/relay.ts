@@ -3,6 +3,7 @@ import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
 import { ErrorCode, LineSplitter, classify, errorResponse, idKey, oneLine, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import { OrderedQueue } from './ordered-queue.js';
 import { GatewayRecorder, type CallKind } from './record.js';
 
 /**
@@ -52,10 +53,10 @@ export interface RelayPorts {
   toServer(line: string): void;
 }
 
-/** Error code for a call refused because it could not be recorded (implementation-defined range). */
-export const NOT_RECORDED = -32050;
-/** Error code for a client frame over the size limit. */
-export const FRAME_TOO_LARGE = -32051;
+/** Error code for a call refused because it could not be recorded (ErrorCode.NotRecorded). */
+export const NOT_RECORDED = ErrorCode.NotRecorded;
+/** Error code for a client frame over the size limit (ErrorCode.FrameTooLarge). */
+export const FRAME_TOO_LARGE = ErrorCode.FrameTooLarge;
 
 const DEFAULT_MAX_FRAME_CHARS = 4 * 1024 * 1024;
 
@@ -78,7 +79,10 @@ export class McpRelay {
   /** Requests the client cancelled: a late answer from the server is dropped quietly (the spec allows it). */
   private readonly cancelled = new Set<string>();
   private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  /** Client frames, handled one at a time up to forwarding (see the class comment). */
+  private readonly clientQueue = new OrderedQueue((e) => this.log(`witness gateway: could not handle a client message: ${String(e)}`));
+  /** Server frames that arrive while an `after` capture runs wait here, so their order is kept. */
+  private readonly serverQueue = new OrderedQueue((e) => this.log(`witness gateway: could not handle a server message: ${String(e)}`));
   private clientGoneAt: number | undefined;
   private ended = false;
   private readonly desk: ApprovalDesk;
@@ -146,7 +150,7 @@ export class McpRelay {
   /** A frame over the limit: answered (with its id when it can be read from its start) and recorded. */
   oversized(head: string, chars: number): void {
     const id = sniffId(head);
-    this.ports.toClient(errorResponse(id, FRAME_TOO_LARGE, `Request too large: the message is ${chars} characters, over this gateway's limit of ${this.maxFrameChars}; it was not forwarded.`));
+    this.ports.toClient(errorResponse(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${chars} characters, over this gateway's limit of ${this.maxFrameChars}; it was not forwarded.`));
     this.rec.error(`The client sent a message of ${chars} characters, over the ${this.maxFrameChars} limit; it was refused unread.`, 'frame_too_large', 'gateway', {
       chars,
       limit: this.maxFrameChars,
@@ -172,7 +176,7 @@ export class McpRelay {
       this.rec.error('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', 'gateway', { size: frame.message.length });
       return;
     }
-    this.chain = this.chain.then(() => this.handleClient(frame, line)).catch((e: unknown) => this.log(`witness gateway: could not handle a client message: ${String(e)}`));
+    this.clientQueue.push(() => this.handleClient(frame, line));
   }
 
   private async handleClient(frame: Frame, line: string): Promise<void> {
@@ -302,7 +306,7 @@ export class McpRelay {
       this.log(`witness gateway: forwarded a call to ${what} that could not be recorded (fail-open is configured for this server).`);
       return true;
     }
-    this.ports.toClient(errorResponse(id, NOT_RECORDED, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
+    this.ports.toClient(errorResponse(id, ErrorCode.NotRecorded, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
     this.log(`witness gateway: refused a call to ${what} because it could not be recorded.`);
     return false;
   }
@@ -311,18 +315,8 @@ export class McpRelay {
 
   fromServer(line: string): void {
     // While an `after` capture runs, later server frames wait behind it: their order is kept.
-    if (this.serverQueue !== undefined) return this.enqueue(() => this.handleServer(line));
+    if (this.serverQueue.busy) return this.serverQueue.push(() => this.handleServer(line));
     this.handleServer(line);
-  }
-
-  private serverQueue: Promise<void> | undefined;
-
-  private enqueue(task: () => void | Promise<void>): void {
-    const q = (this.serverQueue ?? Promise.resolve()).then(task).catch((e: unknown) => this.log(`witness gateway: could not handle a server message: ${String(e)}`));
-    this.serverQueue = q;
-    void q.then(() => {
-      if (this.serverQueue === q) this.serverQueue = undefined;
-    });
   }
 
   private handleServer(line: string): void {
@@ -348,7 +342,7 @@ export class McpRelay {
     this.pending.delete(key);
     if (p.call !== undefined && this.captureSpec(p.call.tool) !== undefined && this.clientGoneAt === undefined) {
       const call = p.call;
-      return this.enqueue(async () => {
+      return this.serverQueue.push(async () => {
         await this.shoot(call.tool, p.args, 'after', call.callId);
         this.answer(frame, p, line);
       });
@@ -430,7 +424,7 @@ export class McpRelay {
 
   /** Waits until every client frame received so far has been handled (recorded and forwarded). */
   async drained(): Promise<void> {
-    await this.chain;
+    await this.clientQueue.drained();
   }
 
   /**
@@ -438,7 +432,7 @@ export class McpRelay {
    * a well-formed error and every open call is recorded as failed. `unexpected` also records why.
    */
   async upstreamGone(message: string, code: string, unexpected: boolean, extra: Record<string, unknown> = {}): Promise<void> {
-    await this.chain;
+    await this.clientQueue.drained();
     for (const p of this.pending.values()) {
       if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(p.id, ErrorCode.ConnectionClosed, `${message.replace(/\.$/, '')} before answering ${p.method}.`), p.id);
       if (p.call !== undefined) {
@@ -453,7 +447,7 @@ export class McpRelay {
   /** The client went away (stdin closed, HTTP session deleted or dropped): open calls are recorded as abandoned. */
   async clientGone(how: string): Promise<void> {
     if (this.clientGoneAt !== undefined) return;
-    await this.chain;
+    await this.clientQueue.drained();
     this.clientGoneAt = performance.now();
     const message = `The client disconnected (${how}) before the server answered.`;
     for (const p of this.pending.values()) {
@@ -469,8 +463,8 @@ export class McpRelay {
   async end(reason: RelayEnd): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    await this.chain;
-    while (this.serverQueue !== undefined) await this.serverQueue;
+    await this.clientQueue.drained();
+    while (this.serverQueue.busy) await this.serverQueue.drained();
     this.desk.close();
     await this.rec.settle();
     await this.rec.session.end({ reason });
