@@ -7,8 +7,8 @@ import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
-import { ErrorCode, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, type JsonRpcId } from './jsonrpc.js';
-import { McpRelay, type RelayEnd } from './relay.js';
+import { ErrorCode, classifyMessage, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId } from './jsonrpc.js';
+import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
@@ -58,6 +58,14 @@ interface GatewaySession {
   closing: Promise<void> | undefined;
   /** Set when the upstream's end has been handed to the relay. */
   upstreamDone: Promise<void>;
+  /**
+   * Messages parsed and screened at the edge, waiting for the SDK transport to accept them (it
+   * answers some POSTs itself: a wrong Accept header, a missing protocol version). When it does,
+   * onmessage takes the edge's object from here and hands it to the relay: the transport's own
+   * copy (validated and rebuilt by zod) is never what gets recorded or forwarded. Keyed by what
+   * both copies share (see inboxKey); a key holds several while same-keyed POSTs overlap.
+   */
+  inbox: Map<string, unknown[]>;
 }
 
 export async function startHttpGateway(config: GatewayConfig, witness: Witness, options: HttpGatewayOptions = {}): Promise<HttpGateway> {
@@ -190,6 +198,19 @@ class Gateway {
       res.setHeader('Connection', 'close');
       return reply(res, 413, errorResponse(null, ErrorCode.FrameTooLarge, `Request too large: the body is over this gateway's limit of ${this.config.maxBodyBytes} bytes; it was not forwarded.`));
     }
+    const frameLimit = server.maxFrameBytes ?? DEFAULT_MAX_FRAME_CHARS;
+    if (body.bytes > frameLimit) {
+      // The server's own limit (max_frame_bytes), answered here like the body limit, on this POST.
+      const head = body.text.slice(0, 512);
+      const id = sniffId(head);
+      record(`The client sent a message of ${body.bytes} bytes, over the ${frameLimit}-byte limit of ${server.name}; it was refused unread.`, 'frame_too_large', {
+        bytes: body.bytes,
+        limit: frameLimit,
+        head: head.slice(0, 256),
+        ...(id === null ? {} : { jsonrpc_id: id }),
+      });
+      return reply(res, 413, errorResponse(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${body.bytes} bytes, over this server's limit of ${frameLimit} bytes; it was not forwarded.`));
+    }
     let message: unknown;
     try {
       message = JSON.parse(body.text);
@@ -231,12 +252,11 @@ class Gateway {
     } else if (isInitialize) {
       return reply(res, 400, errorResponse(idOf(message), ErrorCode.InvalidRequest, 'Invalid request: this MCP session is already initialized; initialize without Mcp-Session-Id to start a new one.'));
     }
-    // Compact JSON, one line: what the relay records and what a stdio upstream reads.
-    return this.delegate(session, req, res, message, JSON.stringify(message));
+    return this.delegate(session, req, res, message);
   }
 
   /** Hands the request to the session's SDK transport, counting it as activity while it is open. */
-  private async delegate(s: GatewaySession, req: IncomingMessage, res: ServerResponse, parsed: unknown, line?: string): Promise<void> {
+  private async delegate(s: GatewaySession, req: IncomingMessage, res: ServerResponse, parsed: unknown): Promise<void> {
     s.open += 1;
     if (s.idle !== undefined) clearTimeout(s.idle);
     s.idle = undefined;
@@ -250,9 +270,29 @@ class Gateway {
       }
       if (s.open === 0 && s.closing === undefined) this.armIdle(s);
     });
-    // The raw line travels with the request, so the relay sees exactly what the client sent.
-    (req as IncomingMessage & { auth?: unknown }).auth = { token: '', clientId: s.agent.id, scopes: [], extra: { line } };
-    await s.transport.handleRequest(req, res, parsed);
+    if (parsed === undefined) return s.transport.handleRequest(req, res);
+    const key = inboxKey(parsed);
+    const waiting = s.inbox.get(key) ?? [];
+    waiting.push(parsed);
+    s.inbox.set(key, waiting);
+    try {
+      await s.transport.handleRequest(req, res, parsed);
+    } finally {
+      // Not taken: the transport refused the POST itself, so the message must never reach the relay.
+      const left = s.inbox.get(key);
+      const at = left?.indexOf(parsed) ?? -1;
+      if (left !== undefined && at !== -1) left.splice(at, 1);
+      if (left?.length === 0) s.inbox.delete(key);
+    }
+  }
+
+  /** The edge's parsed object for a message the SDK transport accepted, or undefined. */
+  private takeFromInbox(s: GatewaySession, accepted: unknown): unknown {
+    const key = inboxKey(accepted);
+    const waiting = s.inbox.get(key);
+    const parsed = waiting?.shift();
+    if (waiting?.length === 0) s.inbox.delete(key);
+    return parsed;
   }
 
   private armIdle(s: GatewaySession): void {
@@ -295,10 +335,13 @@ class Gateway {
     );
 
     transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => mcpSession });
-    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve() };
-    transport.onmessage = (_message, extra) => {
-      const line = (extra?.authInfo?.extra as { line?: unknown } | undefined)?.line;
-      if (typeof line === 'string') relay.fromClient(line);
+    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve(), inbox: new Map() };
+    transport.onmessage = (accepted) => {
+      const parsed = this.takeFromInbox(s, accepted);
+      if (parsed !== undefined) return relay.fromClientMessage(parsed);
+      // Every POST's message is put in the inbox before the transport sees it; this cannot happen.
+      this.log(`witness gateway: the MCP transport delivered a message the gateway did not screen; it was dropped.`);
+      relay.recordError('The MCP transport delivered a message the gateway had not screened; it was dropped, not forwarded.', 'internal_error', { kind: classifyMessage(accepted).type });
     };
     transport.onclose = () => void this.closeSession(s, 'completed', 'the MCP session was deleted');
     transport.onerror = () => undefined; // Every error it reports is also its HTTP answer.
@@ -392,6 +435,16 @@ function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * What the edge's parsed message and the SDK transport's copy of it have in common: the kind, and
+ * the id of a request or response (`1` and `"1"` differ) or the method of a notification.
+ */
+function inboxKey(message: unknown): string {
+  const f = classifyMessage(message);
+  if (f.type === 'request' || f.type === 'response') return `${f.type} ${idKey(f.id)}`;
+  return f.type === 'notification' ? `notification ${f.method}` : f.type;
 }
 
 function idOf(message: unknown): JsonRpcId | null {

@@ -159,6 +159,11 @@ export function classify(line: string): Frame {
   } catch (e) {
     return { type: 'invalid', reason: (e as Error).message };
   }
+  return classifyMessage(message);
+}
+
+/** What kind of JSON-RPC message an already parsed value is. */
+export function classifyMessage(message: unknown): Exclude<Frame, { type: 'invalid' }> {
   if (Array.isArray(message)) return { type: 'batch', message };
   if (message === null || typeof message !== 'object') return { type: 'other', message };
   const m = message as Record<string, unknown>;

@@ -2,7 +2,7 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { ErrorCode, LineSplitter, classify, errorResponse, idKey, oneLine, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import { ErrorCode, LineSplitter, classify, classifyMessage, errorResponse, idKey, oneLine, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { GatewayRecorder, type CallKind } from './record.js';
 
@@ -58,7 +58,8 @@ export const NOT_RECORDED = ErrorCode.NotRecorded;
 /** Error code for a client frame over the size limit (ErrorCode.FrameTooLarge). */
 export const FRAME_TOO_LARGE = ErrorCode.FrameTooLarge;
 
-const DEFAULT_MAX_FRAME_CHARS = 4 * 1024 * 1024;
+/** The default client frame limit (characters over stdio; bytes of the body over HTTP). */
+export const DEFAULT_MAX_FRAME_CHARS = 4 * 1024 * 1024;
 
 interface Pending {
   id: JsonRpcId;
@@ -170,18 +171,40 @@ export class McpRelay {
       this.rec.error(`The client sent a message that is not JSON: ${frame.reason}.`, 'parse_error', 'gateway', { line: line.slice(0, 1024), chars: line.length });
       return;
     }
-    if (frame.type === 'batch') {
-      // MCP (2025-06-18 on) has no batches, and a batch would let calls past the recorder unseen.
-      this.ports.toClient(errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message at a time.'));
-      this.rec.error('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', 'gateway', { size: frame.message.length });
-      return;
-    }
-    this.clientQueue.push(() => this.handleClient(frame, line));
+    if (frame.type === 'batch') return this.batch(frame.message.length);
+    this.clientQueue.push(() => {
+      const refusal = screenClientMessage(line, 'message' in frame ? frame.message : undefined, this.recorded);
+      if (refusal !== undefined) return this.refuse(refusal, line);
+      return this.handleClient(frame, line);
+    });
   }
 
-  private async handleClient(frame: Frame, line: string): Promise<void> {
-    const refusal = screenClientMessage(line, 'message' in frame ? frame.message : undefined, this.recorded);
-    if (refusal !== undefined) return this.refuse(refusal, line);
+  private batch(size: number): void {
+    // MCP (2025-06-18 on) has no batches, and a batch would let calls past the recorder unseen.
+    this.ports.toClient(errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message at a time.'));
+    this.rec.error('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', 'gateway', { size });
+  }
+
+  /**
+   * One client message that the transport has already parsed and screened (see
+   * screenClientMessage: the HTTP gateway screens each body as sent, since a repeated key is gone
+   * once parsed) and refused when over the size limit, not JSON or a batch. The object itself is
+   * recorded and forwarded: it is not serialized and parsed again on the way in. Messages are
+   * handled in the order of these calls, interleaved with fromClient.
+   */
+  fromClientMessage(message: unknown): void {
+    if (this.ended) return;
+    const frame = classifyMessage(message);
+    if (frame.type === 'batch') return this.batch(frame.message.length);
+    this.clientQueue.push(() => this.handleClient(frame, undefined));
+  }
+
+  /**
+   * `line` is the frame as the client sent it (stdio), forwarded byte for byte when nothing needs
+   * changing; undefined when the client's transport delivered a parsed message (HTTP), which is
+   * then serialized once, here, for the server.
+   */
+  private async handleClient(frame: Exclude<Frame, { type: 'invalid' }>, line: string | undefined): Promise<void> {
     if (frame.type === 'request') {
       const { method } = frame;
       // A recorded request is forwarded as the compact JSON of what was parsed and recorded, not
@@ -220,7 +243,7 @@ export class McpRelay {
         return;
       }
     }
-    this.ports.toServer(line);
+    this.ports.toServer(line ?? JSON.stringify(frame.message));
   }
 
   /**
