@@ -55,7 +55,7 @@ function runWitness(inputs: readonly AppendRequest[], batch: number, keep = fals
     const a = performance.now();
     const prepared = ledger.prepare(inputs.slice(i, i + batch));
     const b = performance.now();
-    ledger.appendPrepared(prepared);
+    ledger.appendPreparedSync(prepared);
     appendMs += performance.now() - b;
     prepareMs += b - a;
   }

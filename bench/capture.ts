@@ -128,7 +128,7 @@ export async function benchCapture(cfg: Config): Promise<Section> {
     let duration = 0;
     for (let r = 0; r < c.videoReps; r++) {
       const t0 = performance.now();
-      const v = await renderSessionVideo(vw.ledger, vs.id, path.join(dir, `video-${r}.mp4`), { browser: capturer.browser });
+      const v = await renderSessionVideo(vw.reader, vs.id, path.join(dir, `video-${r}.mp4`), { browser: capturer.browser });
       seconds.push((performance.now() - t0) / 1000);
       bytes = v.bytes;
       duration = v.durationS;

@@ -64,7 +64,7 @@ export class LargeLedgers {
         const n = Math.min(buildBatch, size - built, buildSealEvery - (built % buildSealEvery));
         const batch = new Array(n);
         for (let i = 0; i < n; i++) batch[i] = timeline.next();
-        ledger.appendPrepared(ledger.prepare(batch));
+        ledger.appendPreparedSync(ledger.prepare(batch));
         built += n;
         if (built % buildSealEvery === 0) {
           if ((await ledger.seal()) !== null) checkpoints++;

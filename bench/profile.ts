@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     const inputs = toolCallInputs(n, 200, 1);
     const ledger = SqliteLedger.open({ path: freshDbPath('profile-append') });
     work = async () => {
-      for (let i = 0; i < inputs.length; i += 1000) ledger.appendPrepared(ledger.prepare(inputs.slice(i, i + 1000)));
+      for (let i = 0; i < inputs.length; i += 1000) ledger.appendPreparedSync(ledger.prepare(inputs.slice(i, i + 1000)));
       await ledger.close();
     };
   } else if (what === 'verify') {
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < n; i += 5000) {
       const batch = [];
       for (let k = 0; k < 5000 && i + k < n; k++) batch.push(t.next());
-      ledger.appendPrepared(ledger.prepare(batch));
+      ledger.appendPreparedSync(ledger.prepare(batch));
       if ((i + 5000) % 10_000 === 0) await ledger.seal();
     }
     await ledger.seal();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { WitnessError, parseVerifierKey } from '../core/index.js';
-import { DEFAULT_STORE, SqliteLedger, sqlitePath } from '../store/index.js';
+import { DEFAULT_STORE, openLedger, type Ledger } from '../store/index.js';
 
 export function resolveStore(flag: string | undefined): string {
   return flag ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
@@ -11,9 +11,8 @@ export function resolveStore(flag: string | undefined): string {
  * `sealRecord` is `--seal-record`; without it the ledger reads $WITNESS_SEAL_RECORD, else uses
  * `<db>.sealed`.
  */
-export function openExisting(url: string, opts: { readonly?: boolean; sealRecord?: string } = {}): SqliteLedger {
-  return SqliteLedger.open({
-    path: sqlitePath(url),
+export async function openExisting(url: string, opts: { readonly?: boolean; sealRecord?: string } = {}): Promise<Ledger> {
+  return openLedger(url, {
     create: false,
     readonly: opts.readonly ?? false,
     ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }),

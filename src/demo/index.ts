@@ -6,7 +6,7 @@ import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } 
 import { generateKey, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
 import { exportSession, makeDirectory, verifyBundle, type DirectoryUse } from '../export/index.js';
 import { decideApproval, listApprovals, openWitness, recordVideo } from '../recorder/index.js';
-import { sqlitePath, verifyLedger } from '../store/index.js';
+import { openLedger, sqlitePath, verifyLedger } from '../store/index.js';
 import { SCRIPT, demoCapture, demoPolicy, runScriptedAgent, type StepOutcome } from './agent.js';
 import { startApp } from './app.js';
 import { runLiveAgent, type LiveOptions } from './live-agent.js';
@@ -132,7 +132,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     fs.writeFileSync(captureFile, demoCapture(app.url));
     const approver = (async () => {
       while (!stop) {
-        for (const v of await listApprovals(witness.ledger, { since, agent: 'support-bot' })) {
+        for (const v of await listApprovals(witness.reader, { since, agent: 'support-bot' })) {
           const customer = (v.arguments as { customer_id?: string } | undefined)?.customer_id;
           const plan = customer === undefined ? undefined : DECISIONS[customer];
           if (v.status !== 'pending' || plan === undefined) continue;
@@ -176,7 +176,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     await approver;
     if (live === undefined && run.outcomes.length !== SCRIPT.length) throw new Error(`the demo agent stopped after ${run.outcomes.length} of ${SCRIPT.length} steps: ${run.proxyLog.trim()}`);
 
-    const ledger = witness.ledger;
+    const ledger = witness.reader;
     const starts = (await ledger.query({ kind: 'session.start', agent: 'support-bot', since, limit: 100 })).events.filter((e) => e.recorder?.kind === 'gateway');
     const sessionId = starts.sort((a, b) => b.pos - a.pos)[0]?.stream;
     if (sessionId === undefined) throw new Error(`the proxy recorded no session: ${run.proxyLog.trim()}`);
@@ -204,11 +204,20 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
       screenshots.push(file);
     }
 
-    const ledgerReport = await verifyLedger(ledger);
+    // Verifying and exporting need the whole ledger, which the recorder does not hand out: open it
+    // as any auditor or exporter would, beside the recorder (SQLite's WAL lets both work at once).
+    const auditor = await openLedger(`sqlite:${database}`, { create: false });
+    let ledgerReport: VerifyReport;
+    let keys: Awaited<ReturnType<typeof auditor.publicKeys>>;
     const bundleDir = path.resolve(dir, `evidence-${sessionId}`);
-    fs.rmSync(bundleDir, { recursive: true, force: true });
-    await exportSession(ledger, sessionId, bundleDir, { actor: 'witness-demo' });
-    const keys = await ledger.publicKeys();
+    try {
+      ledgerReport = await verifyLedger(auditor);
+      fs.rmSync(bundleDir, { recursive: true, force: true });
+      await exportSession(auditor, sessionId, bundleDir, { actor: 'witness-demo' });
+      keys = await auditor.publicKeys();
+    } finally {
+      await auditor.close();
+    }
     const bundleReport = verifyBundle(bundleDir, { trustedKeys: keys.map((k) => k.vkey) });
     return {
       database,

@@ -113,7 +113,7 @@ export class ApprovalDesk {
   }
 
   private get origin(): string {
-    return this.witness.ledger.info.origin;
+    return this.witness.reader.info.origin;
   }
 
   /**
@@ -132,7 +132,7 @@ export class ApprovalDesk {
       return;
     }
     const binding = this.binding({ ...input, redacted });
-    const recent = await listApprovals(this.witness.ledger, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
+    const recent = await listApprovals(this.witness.reader, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
     const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && !ApprovalDesk.used.has(v.decision.id) && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
     if (grant !== undefined) {
       const h: Held = { ...input, requestId: grant.requestId, digest: grant.argumentsDigest, salt: grant.argumentsSalt, redacted, judged: new Set(), requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
@@ -273,7 +273,7 @@ export class ApprovalDesk {
       for (const requestId of decided) {
         const h = byRequest.get(requestId);
         if (h === undefined || !this.held.has(idKey(h.id))) continue;
-        const v = await findApproval(this.witness.ledger, requestId);
+        const v = await findApproval(this.witness.reader, requestId);
         await this.decide(h, v);
       }
     } catch (e) {
@@ -293,7 +293,7 @@ export class ApprovalDesk {
     const since = new Date(oldestRequestMs - CLOCK_SKEW_MS).toISOString();
     let cursor: string | undefined;
     do {
-      const page = await this.witness.ledger.query({ kind: 'approval.decision', agent: this.host.agent, since, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      const page = await this.witness.reader.query({ kind: 'approval.decision', agent: this.host.agent, since, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
       for (const e of page.events) if (e.parent !== undefined && ids.has(e.parent)) out.add(e.parent);
       cursor = page.next;
     } while (cursor !== undefined);
@@ -389,7 +389,7 @@ export class ApprovalDesk {
     await this.rec.expire({ requestId: h.requestId, tool: h.tool, server: this.host.server, digest: h.digest, approver: GATEWAY_APPROVER, evaluation: h.evaluation });
     const timedOut = `The call to ${h.tool} was not approved within ${duration(this.s.timeoutMs)} (approval request ${h.requestId}), so it was not made.`;
     // Whatever counting decision was recorded first wins: a person's decision that raced the expiry wins.
-    const v = await findApproval(this.witness.ledger, h.requestId).catch(() => undefined);
+    const v = await findApproval(this.witness.reader, h.requestId).catch(() => undefined);
     if (v !== undefined) {
       this.held.set(idKey(h.id), h);
       await this.decide(h, v, timedOut);

@@ -15,7 +15,7 @@ import {
   type Payload,
   type StoredEvent,
 } from '../core/index.js';
-import type { AppendReceipt, Ledger } from '../store/index.js';
+import type { AppendReceipt, LedgerReader } from '../store/index.js';
 import { RECORDER_VERSION, type Witness } from './witness.js';
 
 /**
@@ -88,7 +88,7 @@ export interface Binding {
   session?: string;
 }
 
-async function all(ledger: Ledger, filter: Parameters<Ledger['query']>[0]): Promise<Row[]> {
+async function all(ledger: LedgerReader, filter: Parameters<LedgerReader['query']>[0]): Promise<Row[]> {
   const out: Row[] = [];
   let cursor: string | undefined;
   do {
@@ -185,7 +185,7 @@ export interface ListOptions {
 }
 
 /** Every approval request (newest last) with its status. */
-export async function listApprovals(ledger: Ledger, options: ListOptions = {}): Promise<ApprovalView[]> {
+export async function listApprovals(ledger: LedgerReader, options: ListOptions = {}): Promise<ApprovalView[]> {
   const since = options.since === undefined ? {} : { since: options.since };
   const agent = options.agent === undefined ? {} : { agent: options.agent };
   const [requests, decisions, policy] = await Promise.all([
@@ -199,7 +199,7 @@ export async function listApprovals(ledger: Ledger, options: ListOptions = {}): 
 }
 
 /** One request by id or a unique prefix of it (at least 8 characters), like a git commit. */
-export async function findApproval(ledger: Ledger, idOrPrefix: string, now = new Date()): Promise<ApprovalView> {
+export async function findApproval(ledger: LedgerReader, idOrPrefix: string, now = new Date()): Promise<ApprovalView> {
   const id = idOrPrefix.trim().toLowerCase();
   if (id.length < 8) throw new WitnessError('invalid_argument', `"${idOrPrefix}" is too short to name an approval request; give at least 8 characters of its id (see \`witness approvals\`).`);
   const exact = await ledger.getEvent(id);
@@ -244,7 +244,7 @@ function who(d: StoredEvent): string {
  */
 export async function decideApproval(witness: Witness, idOrPrefix: string, input: DecideInput): Promise<{ view: ApprovalView; decisionId: string; stream: string; key: string }> {
   const now = input.now ?? new Date();
-  const v = await findApproval(witness.ledger, idOrPrefix, now);
+  const v = await findApproval(witness.reader, idOrPrefix, now);
   const approver = input.signer.name;
   const key = canonicalKey(input.signer.verifierKey)!;
   const fingerprint = fingerprintOf(key);
@@ -287,7 +287,7 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
     ...(v.policyVersion === undefined ? {} : { policy_version: v.policyVersion }),
     ...(v.rule === undefined ? {} : { rule: v.rule }),
     expires_at: v.expiresAt,
-    origin: witness.ledger.info.origin,
+    origin: witness.reader.info.origin,
     decided_at: ts,
   };
   const data = { ...unsigned, approver_sig: signApproval(input.signer, unsigned) };
@@ -333,7 +333,7 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
   }
   // Another person (or the gateway's expiry) may have decided between our read and our append:
   // the ledger's order decides, and whoever came second must hear it.
-  const after = await findApproval(witness.ledger, v.requestId, now);
+  const after = await findApproval(witness.reader, v.requestId, now);
   const first = after.decision;
   if (first !== undefined && first.id !== receipt.id) {
     const mine = input.decision === 'approved' ? 'approval' : 'denial';

@@ -21,11 +21,11 @@ export interface RenderedVideo {
  * the evidence stream with the session's end as parent.
  */
 export async function recordVideo(witness: Witness, session: string, v: RenderedVideo, actor?: string): Promise<{ id: string; stream: string }> {
-  const events = await witness.ledger.readStream(session);
+  const events = await witness.reader.readStream(session);
   const start = events.find((e) => e.kind === 'session.start');
   const end = events.find((e) => e.kind === 'session.end');
-  const mp4 = await witness.ledger.putArtifact(fs.readFileSync(v.path), 'video/mp4', 'video');
-  const vtt = await witness.ledger.putArtifact(fs.readFileSync(v.vttPath), 'text/vtt', 'captions');
+  const mp4 = await witness.storeArtifact(fs.readFileSync(v.path), 'video/mp4', 'video');
+  const vtt = await witness.storeArtifact(fs.readFileSync(v.vttPath), 'text/vtt', 'captions');
   const stream = end === undefined ? session : EVIDENCE_STREAM;
   const receipt = await witness.recordStrict(stream, {
     agent: start?.agent ?? { id: 'unknown' },

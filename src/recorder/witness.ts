@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { WitnessError, canonicalize, isWitnessError, toJsonValue, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
-import { DEFAULT_STORE, SqliteLedger, sqlitePath, type AppendReceipt } from '../store/index.js';
+import { DEFAULT_STORE, openLedger, type AppendReceipt, type Ledger, type LedgerReader } from '../store/index.js';
 import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 import { Redactor } from './redact.js';
 import { Session, type SessionHost, type SessionInit, type ToolCapturer } from './session.js';
@@ -15,8 +15,7 @@ export const RECORDER_VERSION = '0.1.0';
 export async function openWitness(options: WitnessOptionsInput = {}): Promise<Witness> {
   const parsed = parseOptions(options);
   const url = parsed.store ?? process.env['WITNESS_STORE'] ?? DEFAULT_STORE;
-  const ledger = SqliteLedger.open({
-    path: sqlitePath(url),
+  const ledger = await openLedger(url, {
     durability: parsed.durability,
     maxPayloadBytes: parsed.maxPayloadBytes,
     busyTimeoutMs: parsed.busyTimeoutMs,
@@ -27,7 +26,11 @@ export async function openWitness(options: WitnessOptionsInput = {}): Promise<Wi
 }
 
 export class Witness implements SessionHost {
-  readonly ledger: SqliteLedger;
+  /**
+   * Not handed out: whoever holds the ledger could seal, close or write around the recorder's
+   * redaction and batching. Readers get `reader`; tests reach the driver on purpose.
+   */
+  private readonly ledger: Ledger;
   private readonly writer: BatchWriter;
   private readonly redactor: Redactor;
   private readonly onError: (e: WitnessError) => void;
@@ -43,7 +46,7 @@ export class Witness implements SessionHost {
   private warnedNoKey = false;
 
   constructor(
-    ledger: SqliteLedger,
+    ledger: Ledger,
     private readonly options: ParsedWitnessOptions,
   ) {
     this.ledger = ledger;
@@ -61,6 +64,18 @@ export class Witness implements SessionHost {
       tick.unref();
       this.timers.push(tick);
     }
+  }
+
+  /** The ledger, for reading only (the gateway's approval desk, evidence, approvals): no write, seal or close. */
+  get reader(): LedgerReader {
+    const l = this.ledger;
+    return {
+      info: l.info,
+      getEvent: (id) => l.getEvent(id),
+      readStream: (stream) => l.readStream(stream),
+      query: (filter) => l.query(filter),
+      getArtifact: (sha256) => l.getArtifact(sha256),
+    };
   }
 
   /** Starts a session: records session.start and resolves once it is durable. */
@@ -109,7 +124,7 @@ export class Witness implements SessionHost {
     if (this.closed) throw new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.');
     const prepared = this.prepare(stream, input);
     await this.writer.drain();
-    const [receipt] = this.ledger.appendPrepared([prepared]);
+    const [receipt] = await this.ledger.appendPrepared([prepared]);
     this.committed([receipt!]);
     return receipt!;
   }

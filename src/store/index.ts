@@ -6,6 +6,7 @@ export type {
   CheckpointRow,
   Ledger,
   LedgerInfo,
+  LedgerReader,
   PublicKeyRow,
   QueryFilter,
   QueryPage,

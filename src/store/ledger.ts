@@ -1,4 +1,4 @@
-import type { ArtifactRef, EventInput, StoredEvent, VerifyRow } from '../core/index.js';
+import type { ArtifactRef, EventInput, PreparedEvent, StoredEvent, VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
@@ -98,15 +98,31 @@ export interface SealOptions {
 }
 
 /**
- * The one storage contract. Every driver passes test/store/ledger.contract.ts. Appends are
- * atomic per batch; events, checkpoints and tree nodes are append-only in the database itself.
+ * What a reader of the ledger needs and nothing more: the gateway's approval desk and anyone
+ * handed a recorder's view of its ledger read through this, never write or seal.
  */
-export interface Ledger {
+export interface LedgerReader {
   readonly info: LedgerInfo;
-  append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]>;
   getEvent(id: string): Promise<(StoredEvent & { pos: number }) | undefined>;
   readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>>;
   query(filter: QueryFilter): Promise<QueryPage>;
+  /** An artifact's bytes by SHA-256 (hex); undefined when the store does not hold it. */
+  getArtifact(sha256: string): Promise<Buffer | undefined>;
+}
+
+/**
+ * The one storage contract. Every driver passes test/store/ledger.contract.ts. Appends are
+ * atomic per batch; events, checkpoints and tree nodes are append-only in the database itself.
+ */
+export interface Ledger extends LedgerReader {
+  append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]>;
+  /**
+   * Validates and commits to payloads (salt, digest, canonical bytes) without touching storage, so
+   * a caller can do this CPU work before it queues: pure, no I/O, hence synchronous in every driver.
+   */
+  prepare(batch: readonly AppendRequest[]): PreparedEvent[];
+  /** Appends events made by `prepare` of this ledger, atomically: `append` is prepare + this. */
+  appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
   /**
@@ -134,7 +150,6 @@ export interface Ledger {
    */
   publicKeys(): Promise<PublicKeyRow[]>;
   putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
-  getArtifact(sha256: string): Promise<Buffer | undefined>;
   /** Digests of every artifact that events reference, with where they are, for verification. */
   artifactPath(sha256: string): string;
   /** Whether this process can sign checkpoints (it has the private key). */

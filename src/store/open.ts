@@ -4,6 +4,11 @@ import { sqlitePath } from './url.js';
 
 export type OpenLedgerOptions = Omit<SqliteLedgerOptions, 'path'>;
 
-export async function openLedger(url: string, options: OpenLedgerOptions = {}): Promise<Ledger & { canSeal: boolean }> {
+/**
+ * The only way src/ opens a ledger: the URL picks the driver (`sqlite:` today, `postgres:` next),
+ * and callers see the `Ledger` interface alone, so a second driver needs no change outside store.
+ * SQLite opens synchronously inside; the promise is the shape a pooled driver needs.
+ */
+export async function openLedger(url: string, options: OpenLedgerOptions = {}): Promise<Ledger> {
   return SqliteLedger.open({ ...options, path: sqlitePath(url) });
 }

@@ -8,7 +8,7 @@ import { canonicalize, parseSignerKey, parseVerifierKey, type StoredEvent } from
 import { parseGatewayConfig } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
 import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
-import { BIN, REPO_ROOT, runBin, runCli, tamper, verifyFile, readEvents } from '../helpers/ledger.js';
+import { driverOf, BIN, REPO_ROOT, runBin, runCli, tamper, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -128,7 +128,7 @@ async function signedDecision(store: string, pending: Pending, who: Person, deci
 async function ledgerOrigin(store: string): Promise<string> {
   const w = await openWitness({ store: `sqlite:${store}` });
   try {
-    return w.ledger.info.origin;
+    return driverOf(w).info.origin;
   } finally {
     await w.close();
   }

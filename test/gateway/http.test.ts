@@ -9,7 +9,7 @@ import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
-import { BIN, REPO_ROOT, oneSentence, readEvents, runBin, runCli, verifyFile } from '../helpers/ledger.js';
+import { driverOf, BIN, REPO_ROOT, oneSentence, readEvents, runBin, runCli, verifyFile } from '../helpers/ledger.js';
 import { thrown } from '../helpers/errors.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -397,7 +397,7 @@ describe('witness gateway over Streamable HTTP', () => {
     const { client } = await httpClient(`${gateway.url}/mcp/everything`, SUPPORT_KEY);
     try {
       // The ledger goes away under the running gateway.
-      await witness.ledger.close();
+      await driverOf(witness).close();
       const refused = await client.callTool({ name: 'echo', arguments: { message: 'unrecorded' } }).then(
         () => undefined,
         (e: unknown) => e as { code?: number; message: string },

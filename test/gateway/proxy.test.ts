@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FRAME_TOO_LARGE, NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
 import { openWitness } from '../../src/recorder/index.js';
-import { REPO_ROOT, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
+import { driverOf, REPO_ROOT, runCli, verifyFile, readEvents } from '../helpers/ledger.js';
 import { proxyArgs, rawProxy, stdioClient } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -255,7 +255,7 @@ describe('StdioProxy in-process', () => {
     const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output });
     await proxy.start();
     // The ledger goes away under the running proxy.
-    await witness.ledger.close();
+    await driverOf(witness).close();
     input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'unrecorded' } } })}\n`);
     const until = Date.now() + 10_000;
     while (lines.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
@@ -277,7 +277,7 @@ describe('StdioProxy in-process', () => {
     const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output, failOpen: true, onLog: (m) => log.push(m) });
     await proxy.start();
     input.write(`${INIT}\n`);
-    await witness.ledger.close();
+    await driverOf(witness).close();
     input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'unrecorded' } } })}\n`);
     const until = Date.now() + 10_000;
     while (lines.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { openWitness } from '../../src/index.js';
+import { openWitness, type Witness } from '../../src/index.js';
 import { canonicalize, eventHash, payloadDigest, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
 import { SqliteLedger, sidecarPaths, verifyLedger, type CheckpointRow, type RawEventRow, type VerifyLedgerOptions } from '../../src/store/index.js';
 import { tempDb } from './tmp.js';
@@ -39,6 +39,15 @@ export const PNG_BYTES = Buffer.from(
   'hex',
 );
 
+/**
+ * The recorder's own driver, for tests that look at what it wrote or break it on purpose. Witness
+ * keeps its ledger private (callers get `reader`, which cannot write, seal or close); a test of the
+ * driver under the recorder reaches it here, deliberately, through TypeScript's index access.
+ */
+export function driverOf(w: Witness): SqliteLedger {
+  return w['ledger'] as SqliteLedger;
+}
+
 export async function buildLedger(dir: string): Promise<BuiltLedger> {
   const file = tempDb(dir);
   const errors: unknown[] = [];
@@ -46,7 +55,7 @@ export async function buildLedger(dir: string): Promise<BuiltLedger> {
   const sealed: CheckpointRow[] = [];
   const seal = async () => {
     await w.flush();
-    const cp = await w.ledger.seal();
+    const cp = await driverOf(w).seal();
     if (cp === null) throw new Error('expected a checkpoint');
     sealed.push(cp);
   };
@@ -59,7 +68,7 @@ export async function buildLedger(dir: string): Promise<BuiltLedger> {
     await a.tool('crm.lookup', { customer: 'customer-12345' }, () => ({ name: 'J. Doe', orders: 2 }));
     await seal(); // checkpoint 1: size 5
 
-    const ref = await w.ledger.putArtifact(PNG_BYTES, 'image/png', 'before');
+    const ref = await driverOf(w).putArtifact(PNG_BYTES, 'image/png', 'before');
     artifact = { sha256: ref.sha256, bytes: PNG_BYTES };
     await b.record('capture', { role: 'before', url: 'https://billing.example/orders/A-1042' }, { artifacts: [ref], resource: 'billing', action: 'screenshot' });
     await b.tool('billing.refund', { order: 'A-1042', amount: 50 }, () => ({ refund_id: 'R-1', status: 'succeeded' }));

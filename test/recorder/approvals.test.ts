@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { argumentsDigest, generateKey, newArgumentsSalt, parseSignerKey, type NoteSigner } from '../../src/core/index.js';
 import { decideApproval, findApproval, openWitness, type Witness } from '../../src/recorder/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 /**
  * The approval protocol over a real SQLite ledger, without a gateway: a request written as the
@@ -54,7 +55,7 @@ describe('deciding an approval request', () => {
       const winner = (won[0] as PromiseFulfilledResult<{ decisionId: string }>).value;
       expect(lost[0]!.reason).toMatchObject({ code: 'conflict', message: expect.stringMatching(/^You lost the race for approval request .*: (alice@corp approved|bob@corp denied) it first \(event [0-9a-f-]{36}, .*\); your (approval|denial), event [0-9a-f-]{36}, stays in the ledger but does not count\.$/) });
       // Both are in the ledger; the first recorded is the decision that counts.
-      const v = await findApproval(gateway.ledger, id);
+      const v = await findApproval(driverOf(gateway), id);
       expect(v.decisions).toHaveLength(2);
       expect(v.decision?.id).toBe(winner.decisionId);
       expect(v.decisions[0]!.id).toBe(winner.decisionId);
@@ -69,7 +70,7 @@ describe('deciding an approval request', () => {
     try {
       const id = await request(w, [alice]);
       await expect(decideApproval(w, id, { decision: 'approved', signer: alice, reason: 'the customer read out password=hunter2 on the call' })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/redacts as a secret/) });
-      expect((await findApproval(w.ledger, id)).decisions).toEqual([]);
+      expect((await findApproval(driverOf(w), id)).decisions).toEqual([]);
     } finally {
       await w.close();
     }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { WitnessError, isWitnessError, openWitness, type ErrorCode, type Witness } from '../../src/index.js';
 import { SqliteLedger, verifyLedger, type AppendRequest } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 const dir = tempDir('witness-bad-input-');
 const agent = { id: 'bad-input-bot', version: '0.0.1' };
@@ -33,8 +34,8 @@ async function expectRefused(fn: () => unknown, code: ErrorCode, field: string):
   return e;
 }
 
-function countEvents(w: { ledger: SqliteLedger } | SqliteLedger): number {
-  const l = 'ledger' in w ? w.ledger : w;
+function countEvents(w: Witness | SqliteLedger): number {
+  const l = w instanceof SqliteLedger ? w : driverOf(w);
   return l.database.prepare('SELECT count(*) FROM events').pluck().get() as number;
 }
 
@@ -165,10 +166,10 @@ describe('session.record in strict mode', () => {
       expect(e.details?.['bytes']).toBeGreaterThan(4096);
       await w.flush();
       expect(countEvents(w)).toBe(1);
-      const hits = w.ledger.database.prepare(`SELECT count(*) FROM events WHERE data LIKE '%' || ? || '%'`).pluck().get(marker);
+      const hits = driverOf(w).database.prepare(`SELECT count(*) FROM events WHERE data LIKE '%' || ? || '%'`).pluck().get(marker);
       expect(hits).toBe(0);
       const ok = await s.note('z'.repeat(3000));
-      expect((await w.ledger.getEvent(ok!.id))?.data?.['text']).toHaveLength(3000);
+      expect((await driverOf(w).getEvent(ok!.id))?.data?.['text']).toHaveLength(3000);
     } finally {
       await w.close();
     }
@@ -241,7 +242,7 @@ describe('session.record in non-strict mode', () => {
       expect(errors[0]!.message).toContain('data.model');
       expect(errors[3]!.message).toContain('outcome');
 
-      const events = await w.ledger.readStream(s.id);
+      const events = await driverOf(w).readStream(s.id);
       const recorderErrors = events.filter((e) => e.kind === 'error');
       expect(recorderErrors).toHaveLength(4);
       for (const ev of recorderErrors) {
@@ -252,11 +253,11 @@ describe('session.record in non-strict mode', () => {
       expect(recorderErrors.map((e) => e.data?.['code'])).toEqual(['invalid_event', 'payload_too_large', 'not_serialisable', 'invalid_event']);
       expect(String(recorderErrors[0]!.data?.['message'])).toMatch(/llm\.call record was rejected.*data\.model/);
       // Nothing of the refused payload was stored, only the notice that it was refused.
-      expect(w.ledger.database.prepare(`SELECT count(*) FROM events WHERE data LIKE '%nnnnnnnnnn%'`).pluck().get()).toBe(0);
+      expect(driverOf(w).database.prepare(`SELECT count(*) FROM events WHERE data LIKE '%nnnnnnnnnn%'`).pluck().get()).toBe(0);
       expect(events.map((e) => e.kind)).toContain('note');
 
       await s.end();
-      const report = await verifyLedger(w.ledger);
+      const report = await verifyLedger(driverOf(w));
       expect(report.failures).toEqual([]);
       expect(report.ok).toBe(true);
     } finally {
@@ -275,7 +276,7 @@ describe('session.record in non-strict mode', () => {
       const s = await w.session({ agent });
       await expect(s.record('llm.call', { input: [] } as never)).resolves.toBeUndefined();
       await w.flush();
-      expect((await w.ledger.readStream(s.id)).map((e) => e.kind)).toEqual(['session.start', 'error']);
+      expect((await driverOf(w).readStream(s.id)).map((e) => e.kind)).toEqual(['session.start', 'error']);
     } finally {
       await w.close();
     }
@@ -307,7 +308,7 @@ describe('tool calls', () => {
       );
       expect(nonError).toBe('a bare string');
 
-      const events = await w.ledger.readStream(s.id);
+      const events = await driverOf(w).readStream(s.id);
       const results = events.filter((e) => e.kind === 'tool.result');
       expect(results).toHaveLength(3);
       const [charge, refund, voided] = results;
@@ -322,7 +323,7 @@ describe('tool calls', () => {
       });
       expect(refund?.data).toMatchObject({ is_error: true, error: { message: 'async failure', name: 'TypeError' } });
       expect(voided?.data).toMatchObject({ is_error: true, error: { message: 'a bare string' } });
-      expect((await verifyLedger(w.ledger)).ok).toBe(true);
+      expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     } finally {
       await w.close();
     }
@@ -337,13 +338,13 @@ describe('tool calls', () => {
       const returned = await s.tool('crm.export', { all: true }, () => output);
       expect(returned).toBe(output);
 
-      const result = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.result')!;
+      const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
       const ref = result.data?.['output'] as { $artifact: string; bytes: number; mime: string };
       expect(ref.$artifact).toMatch(/^[0-9a-f]{64}$/);
       expect(ref.mime).toBe('application/json');
       expect(result.artifacts).toEqual([{ sha256: ref.$artifact, mime: 'application/json', bytes: ref.bytes, role: 'tool.result.output' }]);
 
-      const bytes = await w.ledger.getArtifact(ref.$artifact);
+      const bytes = await driverOf(w).getArtifact(ref.$artifact);
       expect(bytes).toBeDefined();
       expect(bytes!.byteLength).toBe(ref.bytes);
       expect(ref.bytes).toBeGreaterThan(64 * 1024);
@@ -353,7 +354,7 @@ describe('tool calls', () => {
       expect(Buffer.byteLength(JSON.stringify(result.data))).toBeLessThan(1024);
 
       await s.end();
-      const report = await verifyLedger(w.ledger);
+      const report = await verifyLedger(driverOf(w));
       expect(report.failures).toEqual([]);
       expect(report.ok).toBe(true);
       expect(report.artifacts).toBe(1);
@@ -368,11 +369,11 @@ describe('tool calls', () => {
       const s = await w.session({ agent });
       const output = 'b'.repeat(2 * 1024 * 1024);
       await s.tool('files.read', { path: '/big' }, () => output);
-      const result = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.result')!;
+      const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
       const ref = result.data?.['output'] as { $artifact: string; bytes: number };
-      const bytes = await w.ledger.getArtifact(ref.$artifact);
+      const bytes = await driverOf(w).getArtifact(ref.$artifact);
       expect(JSON.parse(bytes!.toString('utf8'))).toBe(output);
-      expect((await verifyLedger(w.ledger)).ok).toBe(true);
+      expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     } finally {
       await w.close();
     }

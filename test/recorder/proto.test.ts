@@ -3,6 +3,7 @@ import { canonicalize } from '../../src/core/index.js';
 import { Redactor, openWitness } from '../../src/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 /**
  * A "__proto__" member is ordinary JSON data; every copy the recorder makes (redaction, schema
@@ -42,7 +43,7 @@ describe('a "__proto__" member in what the SDK records', () => {
       await s.record('note', obj('{"text":"top-level member","__proto__":"note-proto"}') as { text: string });
       await s.llmCall({ model: 'm', input: [], output: 'ok', parameters: obj('{"temperature":0,"__proto__":{"seed":7}}') });
       await w.flush();
-      const evs = await w.ledger.readStream(s.id);
+      const evs = await driverOf(w).readStream(s.id);
       const data = (kind: string) => evs.find((e) => e.kind === kind)!.data!;
       expect(canonicalize(data('session.start')['labels'])).toBe('{"__proto__":"label-proto","team":"billing"}');
       expect(canonicalize(data('tool.call')['arguments'])).toBe(canonicalize(args));
@@ -51,7 +52,7 @@ describe('a "__proto__" member in what the SDK records', () => {
       expect(canonicalize(data('llm.call')['parameters'])).toBe('{"__proto__":{"seed":7},"temperature":0}');
       // What the gateway digests for an approval is the same redacted value, member included.
       expect(canonicalize(w.redactData(args))).toBe(canonicalize(args));
-      const report = await verifyLedger(w.ledger);
+      const report = await verifyLedger(driverOf(w));
       expect(report.failures).toEqual([]);
     } finally {
       await w.close();

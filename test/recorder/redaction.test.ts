@@ -5,6 +5,7 @@ import { openWitness, Redactor, type Witness } from '../../src/index.js';
 import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS } from '../../src/recorder/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 const dir = tempDir('witness-redaction-');
 const agent = { id: 'redaction-bot', version: '2.0.0' };
@@ -51,7 +52,7 @@ function leakedInFiles(db: string, secrets: readonly string[]): string[] {
 }
 
 function rawData(w: Witness): string[] {
-  return w.ledger.database.prepare('SELECT data FROM events ORDER BY pos').pluck().all() as string[];
+  return driverOf(w).database.prepare('SELECT data FROM events ORDER BY pos').pluck().all() as string[];
 }
 
 async function open(db: string, extra: Record<string, unknown> = {}) {
@@ -111,7 +112,7 @@ describe('redaction at write time', () => {
     }
 
     // The surrounding text and the harmless fields survive unchanged.
-    const events = await w.ledger.readStream(s.id);
+    const events = await driverOf(w).readStream(s.id);
     const call = events.find((e) => e.kind === 'tool.call' && e.data?.['tool'] === 'billing.refund')!;
     expect(call.data?.['arguments']).toEqual({
       request: {
@@ -142,7 +143,7 @@ describe('redaction at write time', () => {
 
     // Not in the raw bytes of the database or its WAL either, while open ...
     expect(leakedInFiles(db, SECRETS)).toEqual([]);
-    const report = await verifyLedger(w.ledger);
+    const report = await verifyLedger(driverOf(w));
     expect(report.failures).toEqual([]);
     expect(report.ok).toBe(true);
     expect(errors).toEqual([]);
@@ -157,13 +158,13 @@ describe('redaction at write time', () => {
     const s = await w.session({ agent });
     const rows = Array.from({ length: 400 }, (_, i) => ({ i, line: `row ${i}`, password: PASSWORD, note: i === 7 ? `leaked ${OPENAI_KEY}` : 'ok' }));
     await s.tool('db.dump', { table: 'users' }, () => rows);
-    const result = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.result')!;
+    const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
     const ref = result.data?.['output'] as { $artifact: string };
-    const stored = JSON.parse((await w.ledger.getArtifact(ref.$artifact))!.toString('utf8')) as Array<Record<string, unknown>>;
+    const stored = JSON.parse((await driverOf(w).getArtifact(ref.$artifact))!.toString('utf8')) as Array<Record<string, unknown>>;
     expect(stored).toHaveLength(400);
     expect(stored[7]).toEqual({ i: 7, line: 'row 7', password: '[REDACTED:key]', note: 'leaked [REDACTED:api-key]' });
     expect(leakedInFiles(db, [PASSWORD, OPENAI_KEY])).toEqual([]);
-    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     await w.close();
   });
 
@@ -187,7 +188,7 @@ describe('redaction at write time', () => {
       internal_notes: { anything: 'here' },
       kept: OPENAI_KEY,
     });
-    const stored = (await w.ledger.getEvent(r!.id))!.data;
+    const stored = (await driverOf(w).getEvent(r!.id))!.data;
     expect(stored).toEqual({
       text: '[REDACTED:ticket] and [REDACTED:ticket] refund to [REDACTED:iban]',
       internal_notes: '[REDACTED:key]',
@@ -197,7 +198,7 @@ describe('redaction at write time', () => {
     expect(leakedInFiles(db, ['TICKET-1234', 'TICKET-5678', 'DE89370400440532013000'])).toEqual([]);
     // Positive control: the byte scan does find a string that was written.
     expect(leakedInFiles(db, [OPENAI_KEY]).length).toBeGreaterThan(0);
-    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     await w.close();
   });
 
@@ -267,7 +268,7 @@ describe('redaction of the shapes secrets also take', () => {
         () => ({ ok: true }),
         { resource: 'https://user:S3cretPass@db/?api_key=tok-3f9a8b7c6d5e' },
       );
-      const call = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.call')!;
+      const call = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.call')!;
       expect(call.data?.['arguments']).toEqual({
         dsn: 'postgres://admin:[REDACTED:url-credentials]@db.internal:5432/app',
         url: 'https://api.example.com/v1?access_token=[REDACTED:query-secret]&page=2',
@@ -327,7 +328,7 @@ describe('redaction of the shapes secrets also take', () => {
         recorder: { kind: 'sdk', id: 'sdk token=hdr-recorder-qwz' },
       });
       await w.flush();
-      const ev = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'note')!;
+      const ev = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'note')!;
       expect(ev.approvals).toEqual([
         {
           approver: 'carol pwd=[REDACTED:assigned-secret]',
@@ -362,7 +363,7 @@ describe('redaction of the shapes secrets also take', () => {
       expect(ev.tenant).toBe('acme token=[REDACTED:assigned-secret]');
       expect(ev.recorder).toEqual({ kind: 'sdk', id: 'sdk token=[REDACTED:assigned-secret]' });
       expect(ev.stream).toBe(stream);
-      expect((await verifyLedger(w.ledger)).ok).toBe(true);
+      expect((await verifyLedger(driverOf(w))).ok).toBe(true);
       // The README's list is the code's list.
       const readme = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
       const listed = /\*Header fields\.\*([\s\S]*?)The others are/.exec(readme)?.[1] ?? '';
@@ -415,7 +416,7 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     await s.note(`config dump: {"db": {"host": "db.internal", "password": "${NOTE_PW}"}}`);
     await w.flush();
 
-    const events = await w.ledger.readStream(s.id);
+    const events = await driverOf(w).readStream(s.id);
     const call = events.find((e) => e.kind === 'tool.call' && e.data?.['tool'] === 'crm.update')!;
     expect(call.data?.['arguments']).toEqual({ body: '{"user":"alice","password":"[REDACTED:key]","amount":1250.5}', mode: 'merge' });
     const result = events.find((e) => e.kind === 'tool.result' && e.data?.['tool'] === 'crm.update')!;
@@ -438,7 +439,7 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
 
     const secrets = [PW_ARG, API_KEY_OUT, DEEP, PASSWD_ERR, TOKEN_Q, PW_LLM, AUTH_Q, NOTE_PW, TOOL_CALL_PW];
     expect(leakedInFiles(db, secrets)).toEqual([]);
-    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     expect(errors).toEqual([]);
     await w.close();
     expect(leakedInFiles(db, secrets)).toEqual([]);
@@ -466,7 +467,7 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     ];
     for (const [text] of cases) await s.note(text);
     await w.flush();
-    const notes = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'note').map((e) => e.data?.['text']);
+    const notes = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'note').map((e) => e.data?.['text']);
     expect(notes).toEqual(cases.map(([, redacted]) => redacted));
     const secrets = [basic, '9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', 'bearer-enc-qwz-123456', 'cookie-val-qwz-998877', 'sess-cookie-qwz-abc', 'auth-qwz-771', 'tok-qwz-5521', 'pw-qwz-colon-9', 'py-repr-qwz-42', 'xak-qwz-00112233', 'cli-pw-qwz-66', 'dig-qwz-6629', 'quoted-qwz-1'];
     await w.close();
@@ -488,7 +489,7 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     ];
     for (const head of heads) await s.record('error', { message: 'The client sent a message over the limit.', code: 'frame_too_large', source: 'gateway', head });
     await w.flush();
-    const stored = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'error').map((e) => e.data?.['head']);
+    const stored = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'error').map((e) => e.data?.['head']);
     expect(stored).toEqual([
       frame('{"user":"alice","password":"[REDACTED:key]","no'),
       frame('{"user":"alice","api_key":"[REDACTED:key]"'),
@@ -521,9 +522,9 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     };
     const r = await s.record('note', data);
     await w.flush();
-    expect((await w.ledger.getEvent(r!.id))!.data).toEqual(data);
+    expect((await driverOf(w).getEvent(r!.id))!.data).toEqual(data);
     await s.llmCall({ model: 'm', input: [], output: 'ok', usage: { input_tokens: 5, output_tokens: 1 }, parameters: { max_tokens: 64 } });
-    const llm = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'llm.call')!;
+    const llm = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'llm.call')!;
     expect(llm.data).toMatchObject({ usage: { input_tokens: 5, output_tokens: 1 }, parameters: { max_tokens: 64 } });
     await w.close();
   });
@@ -534,10 +535,10 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     const s = await w.session({ agent });
     const rows = Array.from({ length: 200 }, (_, i) => ({ i, login: `user-${i}`, password: `spill-qwz-pw-${i}` }));
     await s.tool('db.dump', { table: 'users' }, () => ({ content: [{ type: 'text', text: JSON.stringify(rows) }] }));
-    const result = (await w.ledger.readStream(s.id)).find((e) => e.kind === 'tool.result')!;
+    const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
     const ref = result.data?.['output'] as { $artifact: string };
     expect(ref.$artifact).toMatch(/^[0-9a-f]{64}$/);
-    const stored = JSON.parse((await w.ledger.getArtifact(ref.$artifact))!.toString('utf8')) as { content: Array<{ text: string }> };
+    const stored = JSON.parse((await driverOf(w).getArtifact(ref.$artifact))!.toString('utf8')) as { content: Array<{ text: string }> };
     const inner = JSON.parse(stored.content[0]!.text) as Array<Record<string, unknown>>;
     expect(inner).toHaveLength(200);
     expect(inner[7]).toEqual({ i: 7, login: 'user-7', password: '[REDACTED:key]' });

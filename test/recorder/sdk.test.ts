@@ -3,6 +3,7 @@ import { sha256Hex } from '../../src/core/index.js';
 import { openWitness } from '../../src/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 const dir = tempDir();
 
@@ -23,7 +24,7 @@ describe('the SDK records what an auditor asks for', () => {
       toolDefinitions: [{ name: 'crm.get' }],
       dataSources: [{ id: 'kb', version: '7' }],
     });
-    const ev = (await w.ledger.getEvent(r!.id))!;
+    const ev = (await driverOf(w).getEvent(r!.id))!;
     expect(ev.kind).toBe('llm.call');
     expect(ev.agent).toEqual({ id: 'support-bot', version: '1.4.2' });
     expect(ev.data).toMatchObject({
@@ -48,12 +49,12 @@ describe('the SDK records what an auditor asks for', () => {
     const s = await w.session({ agent: { id: 'a' } });
     let seenBeforeRun = 0;
     const out = await s.tool('billing.refund', { amount: 50 }, async () => {
-      seenBeforeRun = (await w.ledger.readStream(s.id)).filter((e) => e.kind === 'tool.call').length;
+      seenBeforeRun = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'tool.call').length;
       return { ok: true };
     }, { server: 'billing' });
     expect(out).toEqual({ ok: true });
     expect(seenBeforeRun).toBe(1);
-    const events = await w.ledger.readStream(s.id);
+    const events = await driverOf(w).readStream(s.id);
     const call = events.find((e) => e.kind === 'tool.call')!;
     const result = events.find((e) => e.kind === 'tool.result')!;
     expect(call).toMatchObject({ resource: 'billing', action: 'billing.refund', outcome: 'pending', data: { tool: 'billing.refund', server: 'billing', arguments: { amount: 50 } } });
@@ -68,13 +69,13 @@ describe('the SDK records what an auditor asks for', () => {
     await s.note('one');
     const last = await s.note('two');
     await s.end({ reason: 'max_iterations', finalOutput: 'gave up after 10 steps' });
-    const events = await w.ledger.readStream(s.id);
+    const events = await driverOf(w).readStream(s.id);
     const end = events[events.length - 1]!;
     expect(end.kind).toBe('session.end');
     expect(end.data).toEqual({ reason: 'max_iterations', final_output: 'gave up after 10 steps', event_count: 3, last_hash: last!.hash });
-    const cp = await w.ledger.latestCheckpoint();
-    expect(cp!.size).toBe(w.ledger.info.size);
-    const report = await verifyLedger(w.ledger);
+    const cp = await driverOf(w).latestCheckpoint();
+    expect(cp!.size).toBe(driverOf(w).info.size);
+    const report = await verifyLedger(driverOf(w));
     expect(report.ok).toBe(true);
     expect(report.unsealed).toBe(0);
     await w.close();
@@ -99,11 +100,11 @@ describe('when the store fails and recovers', () => {
     await w.flush();
     await new Promise((r) => setTimeout(r, 20));
     await w.flush();
-    const events = await w.ledger.readStream(s.id);
+    const events = await driverOf(w).readStream(s.id);
     const gap = events.find((e) => e.kind === 'error');
     expect(gap?.data).toMatchObject({ code: 'recording_gap', source: 'recorder', message: expect.stringMatching(/^1 event\(s\) of this session between .* could not be recorded \(store_locked\)/) });
     expect(events.map((e) => e.data?.['text']).filter(Boolean)).toEqual(['after recovery']);
-    expect((await verifyLedger(w.ledger)).ok).toBe(true);
+    expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     await w.close();
   });
 });
@@ -114,7 +115,7 @@ describe('sealing cadence', () => {
     const s = await w.session({ agent: { id: 'a' } });
     for (let i = 0; i < 25; i++) await s.note(`n${i}`);
     await new Promise((r) => setTimeout(r, 50));
-    const sizes = (await w.ledger.checkpoints()).map((c) => c.size);
+    const sizes = (await driverOf(w).checkpoints()).map((c) => c.size);
     expect(sizes.length).toBeGreaterThanOrEqual(2);
     expect(sizes.every((n) => n >= 10)).toBe(true);
     await w.close();
@@ -125,7 +126,7 @@ describe('sealing cadence', () => {
     const s = await w.session({ agent: { id: 'a' } });
     await s.note('one');
     await new Promise((r) => setTimeout(r, 300));
-    const cps = await w.ledger.checkpoints();
+    const cps = await driverOf(w).checkpoints();
     expect(cps.length).toBeGreaterThanOrEqual(3);
     expect(new Set(cps.map((c) => c.size)).size).toBe(1);
     await w.close();

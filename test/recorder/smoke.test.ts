@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openWitness } from '../../src/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
+import { driverOf } from '../helpers/ledger.js';
 
 const dir = tempDir();
 
@@ -15,7 +16,7 @@ describe('smoke', () => {
     expect(r).toEqual({ ok: true });
     await s.note('done');
     await s.end();
-    const report = await verifyLedger(w.ledger);
+    const report = await verifyLedger(driverOf(w));
     expect(errors).toEqual([]);
     expect(report.failures).toEqual([]);
     expect(report.ok).toBe(true);

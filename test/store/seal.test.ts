@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { exportSession, verifyBundle } from '../../src/export/index.js';
-import { tamper, verifyFile } from '../helpers/ledger.js';
+import { driverOf, tamper, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
@@ -14,7 +14,7 @@ async function ledgerWithUnsealedTail(): Promise<{ file: string; session: string
   const w = await openWitness({ store: `sqlite:${file}`, strict: true, seal: { enabled: false } });
   const s = await w.session({ agent: { id: 'support-bot' } });
   await s.note('sealed');
-  await w.ledger.seal();
+  await driverOf(w).seal();
   await s.tool('billing.refund', { amount: 650 }, () => ({ ok: true }));
   await w.close();
   return { file, session: s.id };
@@ -101,7 +101,7 @@ describe('hostile bundles', () => {
     await s.tool('crm.export', {}, () => ({ rows: 'x'.repeat(100) }));
     await s.end();
     const out = path.join(dir, `bundle-${Date.now()}`);
-    const r = await exportSession(w.ledger, s.id, out);
+    const r = await exportSession(driverOf(w), s.id, out);
     await w.close();
     const sha = fs.readdirSync(path.join(out, 'artifacts'))[0]!;
     fs.rmSync(path.join(out, 'artifacts', sha));
@@ -119,7 +119,7 @@ describe('hostile bundles', () => {
     await s.note('keep me');
     await s.end();
     const out = path.join(dir, `bundle-strip-${Date.now()}`);
-    await exportSession(w.ledger, s.id, out);
+    await exportSession(driverOf(w), s.id, out);
     await w.close();
     const lines = fs.readFileSync(path.join(out, 'events.jsonl'), 'utf8').trim().split('\n');
     const ev = JSON.parse(lines[1]!) as Record<string, unknown>;

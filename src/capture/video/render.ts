@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WitnessError } from '../../core/index.js';
-import type { Ledger } from '../../store/index.js';
+import type { LedgerReader } from '../../store/index.js';
 import { CaptureBrowser } from '../browser.js';
 import { runProgram } from '../exec.js';
 import { requireProgram } from '../programs.js';
@@ -62,7 +62,7 @@ interface Slide {
   seconds: number;
 }
 
-export async function renderSessionVideo(ledger: Ledger, session: string, outPath: string, options: VideoOptions = {}): Promise<VideoResult> {
+export async function renderSessionVideo(ledger: LedgerReader, session: string, outPath: string, options: VideoOptions = {}): Promise<VideoResult> {
   const env = options.env ?? process.env;
   // Every program is looked for before any work, so a missing one is named at once.
   const ffmpeg = requireProgram('ffmpeg', env);
@@ -198,7 +198,7 @@ export async function renderSessionVideo(ledger: Ledger, session: string, outPat
   }
 }
 
-async function screenshotsOf(ledger: Ledger, step: Step, work: string, missing: string[]): Promise<string[]> {
+async function screenshotsOf(ledger: LedgerReader, step: Step, work: string, missing: string[]): Promise<string[]> {
   const files: string[] = [];
   for (const [role, sha] of [
     ['before', step.before],

@@ -43,7 +43,7 @@ export function registerApprovals(program: Command, io: Io): void {
     .option('--agent <id>', 'only requests from this agent')
     .option('--json', 'machine-readable output')
     .action(async (opts: ListOpts) => {
-      const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+      const ledger = await openExisting(resolveStore(opts.store), { readonly: true });
       try {
         const views = (await listApprovals(ledger, opts.agent === undefined ? {} : { agent: opts.agent })).filter((v) => opts.all === true || v.status === 'pending');
         if (opts.json) return printJson(io, views.map(summary));
@@ -81,7 +81,7 @@ export function registerApprovals(program: Command, io: Io): void {
         if (opts.digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.digest)) throw new WitnessError('invalid_argument', `--digest "${opts.digest}" is not a SHA-256 hex digest (64 hex characters).`);
         const store = resolveStore(opts.store);
         // Fail on a missing ledger rather than create an empty one.
-        await openExisting(store, { readonly: true }).close();
+        await (await openExisting(store, { readonly: true })).close();
         const witness = await openWitness({ store });
         try {
           const { view, decisionId, stream } = await decideApproval(witness, request, {

@@ -10,7 +10,7 @@ export function registerCheckpoint(program: Command, io: Io): void {
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--json', 'machine-readable output')
     .action(async (opts: { store?: string; json?: boolean }) => {
-      const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+      const ledger = await openExisting(resolveStore(opts.store), { readonly: true });
       try {
         const cp = await ledger.latestCheckpoint();
         if (cp === undefined) throw new WitnessError('not_found', 'The ledger has no checkpoint yet; run `witness seal` first.');

@@ -18,7 +18,7 @@ export function registerExport(program: Command, io: Io): void {
     .action(async (opts: { session: string; out: string; withholdData?: boolean; as?: string; store?: string; sealRecord?: string; json?: boolean }) => {
       // Not read-only: an unsealed session is sealed first when this process holds the key, and
       // that seal checks the ledger against the record like `witness seal` does.
-      const ledger = openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
+      const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
         const actor = opts.as ?? os.userInfo().username;
         const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true, actor });

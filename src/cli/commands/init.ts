@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError, keyFingerprint, parseVerifierKey } from '../../core/index.js';
-import { SqliteLedger, sidecarPaths, sqlitePath } from '../../store/index.js';
+import { openLedger, sidecarPaths, sqlitePath } from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
 import { resolveStore } from '../store-option.js';
 
@@ -20,7 +20,7 @@ export function registerInit(program: Command, io: Io): void {
         throw new WitnessError('invalid_argument', `--name "${opts.name}" must be 1-64 letters, digits, dots, dashes or underscores.`);
       }
       const existed = fs.existsSync(file);
-      const ledger = SqliteLedger.open({ path: file, name: opts.name });
+      const ledger = await openLedger(url, { name: opts.name });
       try {
         const keys = await ledger.publicKeys();
         const paths = sidecarPaths(file);

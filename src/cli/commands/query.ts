@@ -53,7 +53,7 @@ export function registerQuery(program: Command, io: Io): void {
       if (opts.session !== undefined) filter.stream = opts.session;
       if (opts.since !== undefined) filter.since = parseTime(opts.since, '--since');
       if (opts.until !== undefined) filter.until = parseTime(opts.until, '--until');
-      const ledger = openExisting(resolveStore(opts.store), { readonly: true });
+      const ledger = await openExisting(resolveStore(opts.store), { readonly: true });
       try {
         const page = await ledger.query(filter);
         if (opts.json) return printJson(io, page);

@@ -28,7 +28,7 @@ export function registerSeal(program: Command, io: Io): void {
         throw new WitnessError('invalid_argument', '--against is checked only when adopting; add --adopt, or use `witness verify --against` to check a ledger.');
       }
       const against = opts.against === undefined ? undefined : readAgainstFile(opts.against);
-      const ledger = openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
+      const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
         // Adoption is never implicit (seal refuses a ledger with checkpoints and no record): only a
         // person can say the ledger is theirs and intact, so it is this flag, and it verifies first.

@@ -50,7 +50,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
         }
       } else {
         if (opts.sealRecord !== undefined) checkSealRecordArgument(opts.sealRecord);
-        const ledger = openExisting(resolveStore(opts.store), { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
+        const ledger = await openExisting(resolveStore(opts.store), { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
         try {
           if (opts.session !== undefined && (await ledger.query({ stream: opts.session, limit: 1 })).events.length === 0) {
             throw new WitnessError('not_found', `No session ${opts.session} in ${ledger.info.location}; check the id with \`witness query --kind session.start\`.`);

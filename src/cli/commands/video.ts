@@ -29,12 +29,12 @@ export function registerVideo(program: Command, io: Io): void {
       // espeak-ng would speak an unknown voice with another one and exit 0: refuse it before any work.
       await requireVoice(opts.voice);
       const store = resolveStore(opts.store);
-      await openExisting(store, { readonly: true }).close();
+      await (await openExisting(store, { readonly: true })).close();
       const witness = await openWitness({ store });
       try {
         const bar = progress(io, 'rendering');
         const stages = { narration: 0, cards: 1, encoding: 2 } as const;
-        const result = await renderSessionVideo(witness.ledger, session, opts.output, {
+        const result = await renderSessionVideo(witness.reader, session, opts.output, {
           voice: { voice: opts.voice, speed },
           onProgress: (stage, done, total) => bar.update(stages[stage] * 1000 + Math.round((done / Math.max(total, 1)) * 1000), 3000),
         });

@@ -372,11 +372,16 @@ export class SqliteLedger implements Ledger {
   }
 
   async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
-    return this.appendPrepared(this.prepare(batch));
+    return this.appendPreparedSync(this.prepare(batch));
+  }
+
+  /** The interface's form: the work is done synchronously inside, so a fault becomes a rejection. */
+  async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+    return this.appendPreparedSync(events);
   }
 
   /** One IMMEDIATE transaction: seq, prev, hash and position are assigned under the write lock. */
-  appendPrepared(events: readonly PreparedEvent[]): AppendReceipt[] {
+  appendPreparedSync(events: readonly PreparedEvent[]): AppendReceipt[] {
     this.assertOpen();
     if (events.length === 0) return [];
     const receipts: AppendReceipt[] = [];
