@@ -197,7 +197,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
       const png = e.artifacts?.find((a) => a.mime === 'image/png');
       const call = e.parent === undefined ? undefined : calls.get(e.parent);
       if (png === undefined || call === undefined) continue;
-      const bytes = await ledger.getArtifact(png.sha256);
+      const bytes = await ledger.readArtifact(png.sha256);
       if (bytes === undefined) continue;
       const file = path.join(screenshotsDir, `step-${String(call.n).padStart(2, '0')}-${call.tool}-${String(e.data?.['role'])}.png`);
       fs.writeFileSync(file, bytes);

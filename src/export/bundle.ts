@@ -104,7 +104,7 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   if (!withhold && artifacts.size > 0) {
     fs.mkdirSync(path.join(outDir, 'artifacts'));
     for (const sha of artifacts) {
-      const bytes = await ledger.getArtifact(sha);
+      const bytes = await ledger.readArtifact(sha);
       if (bytes === undefined) continue; // verify reports it missing, naming the event
       write(path.join('artifacts', sha), bytes);
       copied++;

@@ -74,7 +74,7 @@ export class Witness implements SessionHost {
       getEvent: (id) => l.getEvent(id),
       readStream: (stream) => l.readStream(stream),
       query: (filter) => l.query(filter),
-      getArtifact: (sha256) => l.getArtifact(sha256),
+      readArtifact: (sha256) => l.readArtifact(sha256),
     };
   }
 

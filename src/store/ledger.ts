@@ -107,7 +107,7 @@ export interface LedgerReader {
   readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>>;
   query(filter: QueryFilter): Promise<QueryPage>;
   /** An artifact's bytes by SHA-256 (hex); undefined when the store does not hold it. */
-  getArtifact(sha256: string): Promise<Buffer | undefined>;
+  readArtifact(sha256: string): Promise<Buffer | undefined>;
 }
 
 /**
@@ -150,8 +150,11 @@ export interface Ledger extends LedgerReader {
    */
   publicKeys(): Promise<PublicKeyRow[]>;
   putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
-  /** Digests of every artifact that events reference, with where they are, for verification. */
-  artifactPath(sha256: string): string;
+  /**
+   * Whether the store holds an artifact's bytes. Artifacts are named by digest only, never by a
+   * file path: where the bytes live (files beside a SQLite ledger, a table) is the driver's affair.
+   */
+  hasArtifact(sha256: string): Promise<boolean>;
   /** Whether this process can sign checkpoints (it has the private key). */
   readonly canSeal: boolean;
   close(): Promise<void>;

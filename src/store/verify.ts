@@ -40,7 +40,7 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     done += page.length;
     options.onProgress?.(done, total);
   }
-  checkArtifacts(v, ledger);
+  await checkArtifacts(v, ledger);
   const report = v.finish();
   if (warning !== undefined) report.warnings.push(warning);
   if (sealRecord === undefined && warning === undefined && report.checkpoints > 0) {
@@ -61,12 +61,10 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
 }
 
 /** Re-hashes every artifact the events reference; a missing or changed one is a failure. */
-export function checkArtifacts(v: LedgerVerifier, ledger: Pick<Ledger, 'artifactPath'>): void {
+export async function checkArtifacts(v: LedgerVerifier, ledger: Pick<Ledger, 'readArtifact'>): Promise<void> {
   for (const sha of v.referencedArtifacts().keys()) {
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(ledger.artifactPath(sha));
-    } catch {
+    const bytes = await ledger.readArtifact(sha);
+    if (bytes === undefined) {
       v.artifactFailure(sha, true);
       continue;
     }

@@ -344,7 +344,7 @@ describe('tool calls', () => {
       expect(ref.mime).toBe('application/json');
       expect(result.artifacts).toEqual([{ sha256: ref.$artifact, mime: 'application/json', bytes: ref.bytes, role: 'tool.result.output' }]);
 
-      const bytes = await driverOf(w).getArtifact(ref.$artifact);
+      const bytes = await driverOf(w).readArtifact(ref.$artifact);
       expect(bytes).toBeDefined();
       expect(bytes!.byteLength).toBe(ref.bytes);
       expect(ref.bytes).toBeGreaterThan(64 * 1024);
@@ -371,7 +371,7 @@ describe('tool calls', () => {
       await s.tool('files.read', { path: '/big' }, () => output);
       const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
       const ref = result.data?.['output'] as { $artifact: string; bytes: number };
-      const bytes = await driverOf(w).getArtifact(ref.$artifact);
+      const bytes = await driverOf(w).readArtifact(ref.$artifact);
       expect(JSON.parse(bytes!.toString('utf8'))).toBe(output);
       expect((await verifyLedger(driverOf(w))).ok).toBe(true);
     } finally {

@@ -160,7 +160,7 @@ describe('redaction at write time', () => {
     await s.tool('db.dump', { table: 'users' }, () => rows);
     const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
     const ref = result.data?.['output'] as { $artifact: string };
-    const stored = JSON.parse((await driverOf(w).getArtifact(ref.$artifact))!.toString('utf8')) as Array<Record<string, unknown>>;
+    const stored = JSON.parse((await driverOf(w).readArtifact(ref.$artifact))!.toString('utf8')) as Array<Record<string, unknown>>;
     expect(stored).toHaveLength(400);
     expect(stored[7]).toEqual({ i: 7, line: 'row 7', password: '[REDACTED:key]', note: 'leaked [REDACTED:api-key]' });
     expect(leakedInFiles(db, [PASSWORD, OPENAI_KEY])).toEqual([]);
@@ -538,7 +538,7 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     const result = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'tool.result')!;
     const ref = result.data?.['output'] as { $artifact: string };
     expect(ref.$artifact).toMatch(/^[0-9a-f]{64}$/);
-    const stored = JSON.parse((await driverOf(w).getArtifact(ref.$artifact))!.toString('utf8')) as { content: Array<{ text: string }> };
+    const stored = JSON.parse((await driverOf(w).readArtifact(ref.$artifact))!.toString('utf8')) as { content: Array<{ text: string }> };
     const inner = JSON.parse(stored.content[0]!.text) as Array<Record<string, unknown>>;
     expect(inner).toHaveLength(200);
     expect(inner[7]).toEqual({ i: 7, login: 'user-7', password: '[REDACTED:key]' });

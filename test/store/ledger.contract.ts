@@ -120,8 +120,23 @@ export function ledgerContract(driver: DriverUnderTest): void {
         const b = await l.putArtifact(bytes, 'image/png', 'before');
         expect(a).toEqual({ sha256: sha256Hex(bytes), mime: 'image/png', bytes: bytes.length, role: 'before' });
         expect(b).toEqual(a);
-        expect(await l.getArtifact(a.sha256)).toEqual(bytes);
-        expect(await l.getArtifact('0'.repeat(64))).toBeUndefined();
+        expect(await l.readArtifact(a.sha256)).toEqual(bytes);
+        expect(await l.readArtifact('0'.repeat(64))).toBeUndefined();
+      } finally {
+        await l.close();
+      }
+    });
+
+    it('answers for artifacts by digest alone (put, read, has), never with a file path a caller could open', async () => {
+      const l = await driver.open();
+      try {
+        const bytes = Buffer.from('video bytes');
+        const ref = await l.putArtifact(bytes, 'video/mp4', 'video');
+        expect(await l.hasArtifact(ref.sha256)).toBe(true);
+        expect(await l.hasArtifact(sha256Hex(Buffer.from('never stored')))).toBe(false);
+        expect(await l.readArtifact(ref.sha256)).toEqual(bytes);
+        // A path is a driver detail (PostgreSQL keeps artifacts elsewhere): the seam does not offer one.
+        expect(Object.keys(l).concat(Object.getOwnPropertyNames(Object.getPrototypeOf(l)))).not.toContain('artifactPath');
       } finally {
         await l.close();
       }

@@ -205,7 +205,7 @@ async function screenshotsOf(ledger: LedgerReader, step: Step, work: string, mis
     ['after', step.after],
   ] as const) {
     if (sha === undefined) continue;
-    const bytes = await ledger.getArtifact(sha);
+    const bytes = await ledger.readArtifact(sha);
     if (bytes === undefined) {
       missing.push(sha);
       continue;

@@ -725,7 +725,7 @@ export class SqliteLedger implements Ledger {
       );
     }
     this.checkRecordWritable();
-    const { report, newest } = this.read(() =>
+    const { v: verifier, newest } = this.read(() =>
       this.db.transaction(() => {
         const v = new LedgerVerifier({
           origin: this.info.origin,
@@ -736,10 +736,12 @@ export class SqliteLedger implements Ledger {
         const rows = this.stmts.allCheckpoints.all() as SqlCheckpoint[];
         v.setCheckpoints(rows.map(toCheckpoint));
         for (const page of this.scanSync()) for (const row of page) v.addRow(row);
-        checkArtifacts(v, this);
-        return { report: v.finish(), newest: rows[rows.length - 1] };
+        return { v, newest: rows[rows.length - 1] };
       })(),
     );
+    // Artifacts are files, outside the read snapshot, so they are re-hashed after it as verify does.
+    await checkArtifacts(verifier, this);
+    const report = verifier.finish();
     const bad = report.first;
     if (bad !== undefined) {
       const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
@@ -827,16 +829,22 @@ export class SqliteLedger implements Ledger {
     return role === undefined ? { sha256, mime, bytes: bytes.byteLength } : { sha256, mime, bytes: bytes.byteLength, role };
   }
 
-  async getArtifact(sha256: string): Promise<Buffer | undefined> {
+  async readArtifact(sha256: string): Promise<Buffer | undefined> {
     this.assertOpen();
     try {
-      return fs.readFileSync(this.artifactPath(sha256));
+      return fs.readFileSync(this.artifactFile(sha256));
     } catch {
       return undefined;
     }
   }
 
-  artifactPath(sha256: string): string {
+  async hasArtifact(sha256: string): Promise<boolean> {
+    this.assertOpen();
+    return fs.existsSync(this.artifactFile(sha256));
+  }
+
+  /** Where an artifact's bytes live beside this ledger: the driver's own affair, not the interface's. */
+  private artifactFile(sha256: string): string {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new WitnessError('invalid_argument', `"${sha256}" is not a SHA-256 hex digest.`);
     return path.join(this.artifactsDir, sha256.slice(0, 2), sha256);
   }
