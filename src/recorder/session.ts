@@ -199,7 +199,7 @@ export class Session {
   async shootAndRecord(capturer: ToolCapturer, spec: unknown, args: unknown, role: 'before' | 'after', fields: EventFields): Promise<Error | undefined> {
     try {
       const shot = await capturer.shoot(spec, args, role);
-      if (shot !== undefined) await this.capture(shot, fields);
+      if (shot !== undefined) await this.storeShot(shot, fields);
       return undefined;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
@@ -209,8 +209,30 @@ export class Session {
     }
   }
 
-  /** Stores a screenshot as an artifact and records the `capture` event that binds it into the chain. */
+  /**
+   * Stores a screenshot as an artifact and records the `capture` event that binds it into the
+   * chain. Like every recording call it never rejects into the agent's code: a shot that cannot be
+   * stored (the artifact store failing, a shot without PNG bytes) is recorded as an `error` event
+   * (source `capture`, code `capture_failed`) and the promise resolves to undefined.
+   */
   async capture(shot: CaptureShot, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
+    try {
+      return await this.storeShot(shot, fields);
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const o = (shot ?? {}) as Partial<Record<keyof CaptureShot, unknown>>;
+      const role = typeof o.role === 'string' ? o.role.slice(0, 200) : undefined;
+      const of = typeof o.url === 'string' ? ` of ${o.url.slice(0, 2048)}` : '';
+      await this.record(
+        'error',
+        { message: `The ${role ?? ''}${role === undefined ? '' : ' '}screenshot${of} could not be stored: ${e.message}`, name: e.name, code: 'capture_failed', source: 'capture', ...(role === undefined ? {} : { role }) },
+        { ...fields, outcome: 'error' },
+      );
+      return undefined;
+    }
+  }
+
+  private async storeShot(shot: CaptureShot, fields: EventFields): Promise<AppendReceipt | undefined> {
     const artifact = await this.host.storeArtifact(shot.png, 'image/png', shot.role);
     return this.record(
       'capture',
