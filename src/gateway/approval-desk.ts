@@ -13,7 +13,7 @@ import {
   type DecisionProblem,
   type Witness,
 } from '../recorder/index.js';
-import { errorResponse, idKey, resultResponse, toolErrorResult, type JsonRpcId } from './jsonrpc.js';
+import { ErrorCode, errorResponse, idKey, resultResponse, toolErrorResult, type JsonRpcId } from './jsonrpc.js';
 import type { GatewayRecorder } from './record.js';
 
 /**
@@ -128,11 +128,24 @@ export class ApprovalDesk {
       redacted = this.witness.redactData(input.args);
     } catch {
       // Arguments the recorder cannot hold (the tool.call would not have been recorded either).
-      this.host.toClient(errorResponse(input.id, -32050, `Witness could not record the arguments of this call to ${input.tool}, so it was not sent to the server.`), input.id);
+      this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, `Witness could not record the arguments of this call to ${input.tool}, so it was not sent to the server.`), input.id);
       return;
     }
     const binding = this.binding({ ...input, redacted });
-    const recent = await listApprovals(this.witness.reader, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now }).catch(() => [] as ApprovalView[]);
+    let recent: ApprovalView[];
+    try {
+      recent = await listApprovals(this.witness.reader, { agent: this.host.agent, since: new Date(now.getTime() - this.s.timeoutMs - 60_000).toISOString(), now });
+    } catch (e) {
+      // Without the list the desk can neither find a grant nor join a pending request: opening a
+      // new request as if there were none would put a second one before the approvers. Fail closed.
+      const why = e instanceof Error ? e.message : String(e);
+      const message = `Witness could not read the approval requests in the ledger, so this call to ${input.tool} was not sent to the server; try again once the ledger is readable.`;
+      this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, message), input.id);
+      this.rec.error(`Could not read the approval requests for a call to ${input.tool} under review, so it was refused: ${why}`, 'approvals_unreadable', 'gateway', { tool: input.tool, jsonrpc_id: input.id });
+      this.rec.failed(input, this.host.server, input.started, message, 'approvals_unreadable');
+      this.host.log(`witness gateway: refused a call to ${input.tool} because the approval requests could not be read: ${why}`);
+      return;
+    }
     const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && !ApprovalDesk.used.has(v.decision.id) && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
     if (grant !== undefined) {
       const h: Held = { ...input, requestId: grant.requestId, digest: grant.argumentsDigest, salt: grant.argumentsSalt, redacted, judged: new Set(), requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
@@ -184,7 +197,7 @@ export class ApprovalDesk {
               expiresAt: new Date(expiresAt).toISOString(),
             });
       if (recorded === undefined || computed === undefined) {
-        this.host.toClient(errorResponse(input.id, -32050, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
+        this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
         return;
       }
       requestId = recorded;
@@ -217,7 +230,7 @@ export class ApprovalDesk {
   abandonAll(message: string, code: string): void {
     for (const h of [...this.held.values()]) {
       this.take(h.id);
-      this.host.toClient(errorResponse(h.id, -32000, message), h.id);
+      this.host.toClient(errorResponse(h.id, ErrorCode.ConnectionClosed, message), h.id);
       this.rec.failed(h, this.host.server, h.started, message, code);
     }
   }
@@ -368,7 +381,7 @@ export class ApprovalDesk {
     const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, salt: h.salt, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
     if (!released) {
       ApprovalDesk.used.delete(d.id);
-      this.host.toClient(errorResponse(h.id, -32050, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
+      this.host.toClient(errorResponse(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
       return;
     }
     this.host.release(h);
