@@ -12,6 +12,7 @@ export const REQUIREMENTS = {
   'R-DURABLE': 'An acknowledged event survives kill -9 of the recording process.',
   'R-CONCURRENT': 'Two processes appending to one ledger lose nothing and the chain verifies.',
   'R-NO-THROW': 'The recorder never throws its own faults into the agent; it reports them and records the gap.',
+  'R-STORE-FAULT': 'A store error Witness has no case for (not a lock, a full or failing disk) is a bug reported to onError at once, naming the error, never retried as an outage.',
   'R-REDACT': 'Secrets are redacted before anything is hashed or written.',
   'R-PAYLOAD-LIMIT': 'Oversized payloads are refused or stored as artifacts, never truncated.',
   'R-APPEND-ONLY': 'The database refuses UPDATE, DELETE and REPLACE of events and checkpoints.',

@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'store_newer_schema',
   'store_readonly',
   'immutable',
+  // the store failed in a way Witness has no case for: a bug to report, never retried as an outage
+  'store_fault',
   // the sealer will not sign: the ledger does not extend what its key signed before
   'seal_refused',
   'not_found',

@@ -209,7 +209,8 @@ export class Witness implements SessionHost {
 
   private writeFailed(e: WitnessError): void {
     this.report(e);
-    if (e.code !== 'store_unavailable' && e.code !== 'store_locked') return;
+    // Events the store lost (an outage, or a fault it has no case for), not events that were refused.
+    if (e.code !== 'store_unavailable' && e.code !== 'store_locked' && e.code !== 'store_fault') return;
     const lost = (e.details?.['lost'] ?? []) as Array<{ stream: string; agent: string; ts: string }>;
     for (const l of lost) {
       const g = this.gaps.get(l.stream);

@@ -100,10 +100,13 @@ export class BatchWriter {
       try {
         return await this.sink.appendPrepared(events);
       } catch (e) {
+        // Anything but a WitnessError is a bug in the sink (a TypeError, say): waiting cannot mend
+        // it, so it is reported at once instead of being retried as an outage for retryForMs.
         const err =
           e instanceof WitnessError
             ? e
-            : new WitnessError('store_unavailable', `Recording failed: ${e instanceof Error ? e.message : String(e)}.`, { cause: e });
+            : new WitnessError('store_fault', `Recording failed with an error Witness has no case for (${e instanceof Error ? e.message : String(e)}), which is a bug; report it with this message.`, { cause: e });
+        // Only a lock held elsewhere or a store that is down or full may clear by itself.
         const transient = err.code === 'store_locked' || err.code === 'store_unavailable';
         // One bad event (a reused id, a write after session.end) must not take its batch-mates,
         // often other sessions' events, down with it: commit them one by one instead.
