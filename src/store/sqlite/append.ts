@@ -1,0 +1,107 @@
+import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
+import type { AppendReceipt, AppendRequest } from '../ledger.js';
+import { SqliteArtifacts } from './artifacts.js';
+import { translateSqliteError } from './errors.js';
+import type { StreamHead } from './open.js';
+
+const HEAD_CACHE_LIMIT = 10_000;
+
+/** Appending: seq, prev, hash and position assigned under SQLite's single writer lock. */
+export abstract class SqliteAppend extends SqliteArtifacts {
+  protected syncWithOtherWriters(): void {
+    const v = this.stmts.dataVersion.get() as number;
+    if (v !== this.seenDataVersion) {
+      this.heads.clear();
+      this.nextPos = this.readNextPos();
+      this.seenDataVersion = v;
+    }
+  }
+
+  protected headOf(stream: string): StreamHead {
+    const cached = this.heads.get(stream);
+    if (cached !== undefined) return cached;
+    const row = this.stmts.head.get(stream) as { seq: number; hash: Buffer; kind: string } | undefined;
+    if (this.heads.size >= HEAD_CACHE_LIMIT) this.heads.clear();
+    const head = row === undefined ? { seq: -1, hash: genesisHash(this.info.origin, stream), ended: false } : { seq: row.seq, hash: row.hash, ended: row.kind === 'session.end' };
+    this.heads.set(stream, head);
+    return head;
+  }
+
+  // ------------------------------------------------------------------ append
+
+  /** Validates and commits to payloads before taking the write lock. */
+  prepare(batch: readonly AppendRequest[]): PreparedEvent[] {
+    this.assertOpen();
+    return batch.map(({ stream, ...input }) => prepareEvent(stream, input, { maxPayloadBytes: this.maxPayloadBytes }));
+  }
+
+  async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
+    return this.appendPreparedSync(this.prepare(batch));
+  }
+
+  /** The interface's form: the work is done synchronously inside, so a fault becomes a rejection. */
+  async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+    return this.appendPreparedSync(events);
+  }
+
+  /** One IMMEDIATE transaction: seq, prev, hash and position are assigned under the write lock. */
+  appendPreparedSync(events: readonly PreparedEvent[]): AppendReceipt[] {
+    this.assertOpen();
+    if (events.length === 0) return [];
+    const receipts: AppendReceipt[] = [];
+    try {
+      const { pos, touched } = this.appendTxn(events, receipts);
+      this.nextPos = pos;
+      for (const [s, h] of touched) this.heads.set(s, h);
+      this.info.size = pos;
+      // Our own commit does not change data_version for this connection, so the cache stays valid.
+      return receipts;
+    } catch (e) {
+      this.heads.clear();
+      this.seenDataVersion = -1;
+      throw translateSqliteError(e, this.info.location);
+    }
+  }
+
+  /** The body of appendPrepared's transaction; runs with the write lock held. */
+  protected appendLocked(events: readonly PreparedEvent[], receipts: AppendReceipt[]): { pos: number; touched: Map<string, StreamHead> } {
+    this.syncWithOtherWriters();
+    let pos = this.nextPos;
+    const touched = new Map<string, StreamHead>();
+    for (const ev of events) {
+      const head = touched.get(ev.stream) ?? this.headOf(ev.stream);
+      if (head.ended) {
+        // Anything after session.end would make the whole ledger fail verification forever.
+        throw new WitnessError('invalid_event', `Session ${ev.stream} has already ended; start a new session to record more.`, {
+          details: { stream: ev.stream, id: ev.fields.id },
+        });
+      }
+      const seq = head.seq + 1;
+      if (ev.fields.kind === 'session.end') {
+        recommitPayload(ev, { ...ev.data, event_count: seq, last_hash: head.hash.toString('hex') });
+      }
+      const { canonicalHeader, hash } = chainEvent(ev, seq, head.hash);
+      const f = ev.fields;
+      this.stmts.insert.run(
+        pos,
+        f.id,
+        ev.stream,
+        seq,
+        f.ts,
+        f.kind,
+        f.agent.id,
+        f.resource ?? null,
+        f.action ?? null,
+        f.outcome ?? null,
+        canonicalHeader,
+        ev.canonicalData,
+        ev.salt,
+        hash,
+      );
+      touched.set(ev.stream, { seq, hash, ended: ev.fields.kind === 'session.end' });
+      receipts.push({ id: f.id, stream: ev.stream, seq, pos, hash: hash.toString('hex') });
+      pos++;
+    }
+    return { pos, touched };
+  }
+}

@@ -1,0 +1,117 @@
+import type Database from 'better-sqlite3';
+import { WitnessError, type StoredEvent } from '../../core/index.js';
+import type { QueryFilter, QueryPage, RawEventRow } from '../ledger.js';
+import { SqliteAppend } from './append.js';
+
+/** Reading events: by id, by stream, by filter with a cursor, and raw rows in position order for verification. */
+export abstract class SqliteQuery extends SqliteAppend {
+  /** Query shapes are few (one per combination of filters), so their statements are kept. */
+  protected cachedStatement(sql: string): Database.Statement {
+    let stmt = this.queryStatements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.queryStatements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  // ------------------------------------------------------------------ read
+
+  async getEvent(id: string): Promise<(StoredEvent & { pos: number }) | undefined> {
+    this.assertOpen();
+    const row = this.read(() => this.stmts.byId.get(id) as RawEventRow | undefined);
+    return row === undefined ? undefined : toStored(row);
+  }
+
+  async readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>> {
+    this.assertOpen();
+    return this.read(() => this.stmts.byStream.all(stream) as RawEventRow[]).map(toStored);
+  }
+
+  async query(filter: QueryFilter): Promise<QueryPage> {
+    this.assertOpen();
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const eq = (col: string, v: string | undefined) => {
+      if (v !== undefined) {
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
+    };
+    eq('agent', filter.agent);
+    eq('stream', filter.stream);
+    eq('kind', filter.kind);
+    eq('resource', filter.resource);
+    eq('action', filter.action);
+    eq('outcome', filter.outcome);
+    if (filter.since !== undefined) {
+      where.push('ts >= ?');
+      args.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push('ts < ?');
+      args.push(filter.until);
+    }
+    if (filter.cursor !== undefined) {
+      const [ts, pos] = decodeCursor(filter.cursor);
+      where.push('(ts > ? OR (ts = ? AND pos > ?))');
+      args.push(ts, ts, pos);
+    }
+    const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
+    const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?`;
+    const rows = this.read(() => this.cachedStatement(sql).all(...args, limit + 1) as RawEventRow[]);
+    const more = rows.length > limit;
+    const page = rows.slice(0, limit).map(toStored);
+    const last = page[page.length - 1];
+    return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {
+    yield* this.scanSync(fromPos, pageSize);
+  }
+
+  /** Synchronous scan for the verifier's hot loop (no promise per page). */
+  *scanSync(fromPos = 0, pageSize = 5000): Iterable<RawEventRow[]> {
+    this.assertOpen();
+    let pos = fromPos;
+    for (;;) {
+      const rows = this.read(() => this.stmts.scan.all(pos, pageSize) as RawEventRow[]);
+      if (rows.length === 0) return;
+      yield rows;
+      pos = rows[rows.length - 1]!.pos + 1;
+      if (rows.length < pageSize) return;
+    }
+  }
+}
+
+export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
+  let header: StoredEvent;
+  let data: Record<string, unknown> | null;
+  try {
+    header = JSON.parse(row.header) as StoredEvent;
+    data = row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>);
+  } catch {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+  }
+  return {
+    ...header,
+    data,
+    salt: row.salt === null ? null : row.salt.toString('hex'),
+    hash: row.hash.toString('hex'),
+    pos: row.pos,
+  };
+}
+
+function encodeCursor(ts: string, pos: number): string {
+  return Buffer.from(JSON.stringify([ts, pos])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, number] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
+  } catch {
+    // fall through to the error below
+  }
+  throw new WitnessError('invalid_argument', 'The cursor is not one this ledger issued; pass the `next` value of the previous page unchanged.');
+}
