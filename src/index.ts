@@ -9,4 +9,4 @@ export type { CaptureSpecInput } from './capture/index.js';
 export { WitnessError, isWitnessError, EVENT_KINDS } from './core/index.js';
 export type { ErrorCode, EventHeader, EventInput, EventKind, StoredEvent, VerifyReport, Failure } from './core/index.js';
 export { openLedger, verifyLedger } from './store/index.js';
-export type { Ledger, QueryFilter, QueryPage } from './store/index.js';
+export type { Ledger, LedgerReader, OpenLedgerOptions, QueryFilter, QueryPage } from './store/index.js';

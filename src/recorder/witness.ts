@@ -50,6 +50,14 @@ export class Witness implements SessionHost {
     private readonly options: ParsedWitnessOptions,
   ) {
     this.ledger = ledger;
+    // Methods bound one by one, so nothing but these five is reachable from the reader.
+    this.readOnly = Object.freeze({
+      info: ledger.info,
+      getEvent: (id: string) => ledger.getEvent(id),
+      readStream: (stream: string) => ledger.readStream(stream),
+      query: (filter: Parameters<LedgerReader['query']>[0]) => ledger.query(filter),
+      readArtifact: (sha256: string) => ledger.readArtifact(sha256),
+    });
     this.onError = options.onError ?? (() => undefined);
     this.redactor = new Redactor(options.redact);
     this.writer = new BatchWriter(ledger, {
@@ -68,15 +76,11 @@ export class Witness implements SessionHost {
 
   /** The ledger, for reading only (the gateway's approval desk, evidence, approvals): no write, seal or close. */
   get reader(): LedgerReader {
-    const l = this.ledger;
-    return {
-      info: l.info,
-      getEvent: (id) => l.getEvent(id),
-      readStream: (stream) => l.readStream(stream),
-      query: (filter) => l.query(filter),
-      readArtifact: (sha256) => l.readArtifact(sha256),
-    };
+    return this.readOnly;
   }
+
+  /** Built once: the approval desk reads through it on every held call. */
+  private readonly readOnly: LedgerReader;
 
   /** Starts a session: records session.start and resolves once it is durable. */
   async session(init: SessionInit): Promise<Session> {
