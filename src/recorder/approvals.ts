@@ -260,7 +260,9 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
   }
   if (v.status !== 'pending') {
     const by = v.decision === undefined ? '' : ` by ${who(v.decision)} at ${v.decision.ts}`;
-    throw new WitnessError('conflict', `Approval request ${v.requestId} is already ${v.status}${by}; nothing was recorded.`);
+    // A grant the gateway has already used reads as what the person did first, then what followed.
+    const state = v.status === 'consumed' ? `approved${by}, and that approval has released the call` : `${v.status}${by}`;
+    throw new WitnessError('conflict', `Approval request ${v.requestId} is already ${state}; nothing was recorded.`);
   }
   if (v.argumentsSalt === undefined || safeDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
     throw new WitnessError('conflict', `The arguments shown in approval request ${v.requestId} do not match its digest, so they may not be what the gateway holds; nothing was recorded.`);

@@ -205,6 +205,10 @@ describe('human approval through witness proxy', () => {
 
     const listed = JSON.parse((await runCli(['approvals', '--all', '--json', '--store', `sqlite:${store}`])).stdout) as Array<{ status: string; used_by?: string }>;
     expect(listed).toEqual([expect.objectContaining({ status: 'consumed', used_by: release.id })]);
+    // A person deciding after the grant was used is told who approved it and that it already ran.
+    const late = await runBin(['deny', request.id, '--key', bob.file, '--reason', 'too late', '--store', `sqlite:${store}`]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(new RegExp(`^witness: Approval request ${request.id} is already approved by alice@corp at \\S+, and that approval has released the call; nothing was recorded\\.\n$`));
     expect((await verifyFile(store)).ok).toBe(true);
   });
 
