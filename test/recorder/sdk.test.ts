@@ -125,8 +125,11 @@ describe('sealing cadence', () => {
     const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true, seal: { heartbeatMs: 40, everyMs: 40 } });
     const s = await w.session({ agent: { id: 'a' } });
     await s.note('one');
-    await new Promise((r) => setTimeout(r, 300));
-    const cps = await driverOf(w).checkpoints();
+    // Heartbeats every 40 ms: wait for three (up to 10 s, so a busy CI machine only makes it slower).
+    let cps = await driverOf(w).checkpoints();
+    for (const deadline = Date.now() + 10_000; cps.length < 3 && Date.now() < deadline; cps = await driverOf(w).checkpoints()) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(cps.length).toBeGreaterThanOrEqual(3);
     expect(new Set(cps.map((c) => c.size)).size).toBe(1);
     await w.close();
