@@ -794,6 +794,19 @@ function predicate(c: Predicate, args: unknown, index: FoldIndex): Truth {
   if (a === MISSING || b === MISSING) return false;
   if (a instanceof Ambiguous) return because(a.where);
   if (b instanceof Ambiguous) return because(b.where);
+  /**
+   * A number or boolean tested with a string operator: a server that takes it as text (JavaScript,
+   * a template, a query string) reads 99123 as "99123", which startsWith "99", while one that takes
+   * it as a number does not. When its text would pass the test the answer depends on the server, so
+   * it is undecided (deny and review rules apply); when even its text fails, it is false.
+   */
+  const scalar = (o: Operand, v: unknown, other: unknown): Undecided | false | undefined => {
+    if (typeof other !== 'string' || (typeof v !== 'number' && typeof v !== 'boolean')) return undefined;
+    const text = String(v);
+    const passes = c.op === 'startsWith' ? text.startsWith(other) : c.op === 'endsWith' ? text.endsWith(other) : text.includes(other);
+    // The reason names the operand, never its value (which may be a secret, e.g. a PIN).
+    return passes ? because(`${operandText(o)} is a ${typeof v} whose text passes the test but whose value does not`) : false;
+  };
   /** The undecided answer naming the first of the operands that holds an array or an object. */
   const structured = (...sides: Array<[Operand, unknown]>): Undecided | undefined => {
     for (const [o, v] of sides) if (isStructured(v)) return because(`${operandText(o)} is ${structureName(v)}`);
@@ -824,6 +837,7 @@ function predicate(c: Predicate, args: unknown, index: FoldIndex): Truth {
     case 'endsWith':
       return (
         structured([c.left, a], [c.right, b]) ??
+        scalar(c.left, a, b) ??
         (typeof a === 'string' && typeof b === 'string' && (c.op === 'startsWith' ? a.startsWith(b) : a.endsWith(b)))
       );
     case 'contains': {
@@ -835,7 +849,7 @@ function predicate(c: Predicate, args: unknown, index: FoldIndex): Truth {
         if (inside === 'inside') return because(`${c.left.text} is an array that holds ${operandText(c.right)} only nested deeper or as part of its text, not as an element`);
         return false;
       }
-      return structured([c.left, a], [c.right, b]) ?? (typeof a === 'string' && typeof b === 'string' && a.includes(b));
+      return structured([c.left, a], [c.right, b]) ?? scalar(c.left, a, b) ?? (typeof a === 'string' && typeof b === 'string' && a.includes(b));
     }
   }
 }

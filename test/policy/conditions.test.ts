@@ -178,7 +178,6 @@ describe('type mismatches', () => {
     ['args.amount == "650"', false],
     ['args.flag == 1', false],
     ['args.nothing == 0', false],
-    ['args.amount startsWith "6"', false],
     ['args.amount contains 6', false],
     ['args.name in [1, true]', false],
     ['args.amount under "/"', false],
@@ -408,6 +407,41 @@ describe('argument keys spelled another way [R-POLICY-FAIL-CLOSED]', () => {
   });
 });
 
+describe('numbers and booleans under string tests [R-POLICY-FAIL-CLOSED]', () => {
+  // A server that reads the value as text (JavaScript, a template, a query string) sees 99123 as
+  // "99123"; one that reads it as a number does not. Where the text passes, the answer depends on the
+  // server, so a deny or review rule applies; where even the text fails, the test is false.
+  it.each([
+    ['args.acct startsWith "99"', { acct: 99123 }],
+    ['args.acct endsWith "23"', { acct: 99123 }],
+    ['args.acct contains "912"', { acct: 99123 }],
+    ['args.amount startsWith "6"', { amount: 650 }],
+    ['args.flag contains "t"', { flag: true }],
+    ['args.flag startsWith "fal"', { flag: false }],
+    ['not args.acct startsWith "99"', { acct: 99123 }],
+  ])('%s is undecided for %j', (condition, args) => {
+    expect(truth(condition, args)).toBe('undecided');
+  });
+
+  it.each([
+    ['args.acct startsWith "98"', { acct: 99123 }],
+    ['args.env startsWith "prod"', { env: 7 }],
+    ['args.flag contains "x"', { flag: true }],
+    ['args.acct startsWith "99"', { acct: '99123' }],
+  ])('%s is decided for %j', (condition, args) => {
+    expect(truth(condition, args)).toBe(condition === 'args.acct startsWith "99"');
+  });
+
+  it('applies a deny rule on an account prefix when the account arrives as a number', () => {
+    const policy = loadText(dir, `version: 1\ndefault: allow\nrules:\n  - id: no-internal-accounts\n    when: 'args.acct startsWith "99"'\n    effect: deny\n`);
+    const r = evaluate(policy, { agent: 'a', tool: 't', args: { acct: 99123 } });
+    expect(r).toMatchObject({ decision: 'deny', rule: 'no-internal-accounts' });
+    expect(r.reason).toContain('args.acct is a number whose text passes the test but whose value does not');
+    expect(r.reason).not.toContain('99123');
+    expect(evaluate(policy, { agent: 'a', tool: 't', args: { acct: 12345 } }).decision).toBe('allow');
+  });
+});
+
 describe('values of a type the test cannot decide [R-POLICY-FAIL-CLOSED]', () => {
   // A server that expects one string may read an array as its first, last or any element, or join it
   // (JavaScript's String(["prod"]) is "prod"; a shell joins argv with spaces): a string test, in or ==
@@ -511,7 +545,6 @@ describe('values of a type the test cannot decide [R-POLICY-FAIL-CLOSED]', () =>
     ['args.env startsWith "prod"', { env: 'dev' }, false],
     ['args.env startsWith "prod"', { env: 7 }, false],
     ['args.env startsWith "prod"', { env: null }, false],
-    ['args.flag contains "t"', { flag: true }, false],
     ['args.path under "/srv"', { path: '/srv/x' }, true],
     ['args.path under "/srv"', { path: 5 }, false],
     ['args.list exists', { list: [] }, true],
