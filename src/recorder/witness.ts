@@ -306,6 +306,11 @@ export class Witness implements SessionHost {
     if (this.closed) return;
     await this.writer.drain();
     if (this.options.seal.enabled && this.sinceSeal > 0) await this.sealNow(false);
+    // A periodic seal may still be on its way: let it finish before the ledger closes under it, or it
+    // fails with "ledger is closed" (what broke the off-thread sealer reverted at bbcbecd). With
+    // today's SQLite driver a seal has no await inside, so no test can open that window yet; an
+    // asynchronous driver (PostgreSQL, a sealer worker) will.
+    while (this.sealing !== undefined) await this.sealing;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.ledger.close();
