@@ -50,9 +50,13 @@ export class Witness implements SessionHost {
     private readonly options: ParsedWitnessOptions,
   ) {
     this.ledger = ledger;
-    // Methods bound one by one, so nothing but these five is reachable from the reader.
+    // Methods bound one by one, so nothing but these five is reachable from the reader; `info` is a
+    // fresh frozen copy on every read, since the driver's own object is live (its size grows) and an
+    // origin changed through it would make the driver chain and sign under the wrong origin.
     this.readOnly = Object.freeze({
-      info: ledger.info,
+      get info() {
+        return Object.freeze({ ...ledger.info });
+      },
       getEvent: (id: string) => ledger.getEvent(id),
       readStream: (stream: string) => ledger.readStream(stream),
       query: (filter: Parameters<LedgerReader['query']>[0]) => ledger.query(filter),

@@ -135,3 +135,28 @@ describe('sealing cadence', () => {
     await w.close();
   });
 });
+
+describe('witness.reader', () => {
+  it('reads the ledger but reaches nothing that writes, and its info cannot be changed to mislead the driver', async () => {
+    const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
+    try {
+      const s = await w.session({ agent: { id: 'reader-bot' } });
+      await s.note('first');
+      const r = w.reader as unknown as Record<string, unknown>;
+      expect(Object.keys(r).sort()).toEqual(['getEvent', 'info', 'query', 'readArtifact', 'readStream']);
+      expect(Object.isFrozen(r)).toBe(true);
+      const origin = w.reader.info.origin;
+      expect(() => {
+        (w.reader.info as { origin: string }).origin = 'forged/witness/0';
+      }).toThrow(TypeError);
+      expect(w.reader.info.origin).toBe(origin);
+      // The driver still chains and seals under its own origin.
+      await s.note('second');
+      await w.sealNow();
+      expect((await driverOf(w).checkpoints()).at(-1)!.note.startsWith(`${origin}\n`)).toBe(true);
+      expect(w.reader.info.size).toBe((await w.reader.readStream(s.id)).length);
+    } finally {
+      await w.close();
+    }
+  });
+});
