@@ -46,6 +46,18 @@ export function argumentsDigest(saltHex: string, args: unknown): string {
   return sha256Hex(ARGUMENTS_DOMAIN, Buffer.from(saltHex, 'hex'), canonicalize(args ?? null));
 }
 
+/**
+ * The digest, or undefined when the arguments have no canonical JSON form (numbers beyond 2^53,
+ * lone surrogates): callers compare it with a recorded digest, and such arguments match nothing.
+ */
+export function tryArgumentsDigest(saltHex: string, args: unknown): string | undefined {
+  try {
+    return argumentsDigest(saltHex, args);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The bytes an approver signs: the domain, then the canonical JSON of the decision without its signature. */
 export function approvalMessage(data: Readonly<Record<string, unknown>>): Buffer {
   const { approver_sig: _sig, ...signed } = data;

@@ -51,6 +51,7 @@ export {
   approvalMessage,
   approvalRequestParts,
   argumentsDigest,
+  tryArgumentsDigest,
   canonicalKey,
   decisionProblem,
   fingerprintOf,

@@ -1,4 +1,4 @@
-import { argumentsDigest, newArgumentsSalt, type StoredEvent } from '../core/index.js';
+import { newArgumentsSalt, tryArgumentsDigest, type StoredEvent } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import {
   GATEWAY_APPROVER,
@@ -158,7 +158,7 @@ export class ApprovalDesk {
     for (const v of recent) {
       const mismatch = v.status === 'approved' && v.tool === input.tool && v.server === this.host.server && v.argumentsSalt !== undefined ? requestMismatch(v, binding) : undefined;
       if (mismatch !== undefined && v.argumentsSalt !== undefined) {
-        const theirs = safeDigest(v.argumentsSalt, redacted);
+        const theirs = tryArgumentsDigest(v.argumentsSalt, redacted);
         this.rec.error(`Approval request ${v.requestId} was granted for another call to ${input.tool} (${mismatch}), so it does not release this one; this call needs its own approval.`, 'approval_mismatch', 'gateway', {
           request_id: v.requestId,
           approved_digest: v.argumentsDigest,
@@ -181,7 +181,7 @@ export class ApprovalDesk {
     } else {
       expiresAt = now.getTime() + this.s.timeoutMs;
       salt = newArgumentsSalt();
-      const computed = safeDigest(salt, redacted);
+      const computed = tryArgumentsDigest(salt, redacted);
       const recorded =
         computed === undefined
           ? undefined
@@ -419,10 +419,3 @@ function duration(ms: number): string {
   return `${Math.round(ms / 6000) / 10} minute(s)`;
 }
 
-function safeDigest(salt: string, args: unknown): string | undefined {
-  try {
-    return argumentsDigest(salt, args);
-  } catch {
-    return undefined;
-  }
-}

@@ -9,6 +9,7 @@ import {
   listedApprovers,
   sameIdentity,
   signApproval,
+  tryArgumentsDigest,
   type ApprovalRequestParts,
   type DecisionProblem,
   type NoteSigner,
@@ -264,7 +265,7 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
     const state = v.status === 'consumed' ? `approved${by}, and that approval has released the call` : `${v.status}${by}`;
     throw new WitnessError('conflict', `Approval request ${v.requestId} is already ${state}; nothing was recorded.`);
   }
-  if (v.argumentsSalt === undefined || safeDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
+  if (v.argumentsSalt === undefined || tryArgumentsDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
     throw new WitnessError('conflict', `The arguments shown in approval request ${v.requestId} do not match its digest, so they may not be what the gateway holds; nothing was recorded.`);
   }
   if (input.expectDigest !== undefined && input.expectDigest.toLowerCase() !== v.argumentsDigest) {
@@ -345,10 +346,3 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
   return { view: v, decisionId: receipt.id, stream, key };
 }
 
-function safeDigest(salt: string, args: unknown): string | undefined {
-  try {
-    return argumentsDigest(salt, args);
-  } catch {
-    return undefined;
-  }
-}
