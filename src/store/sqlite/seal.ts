@@ -41,6 +41,20 @@ export abstract class SqliteSeal extends SqliteQuery {
    * one sentence, and writes nothing.
    */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
+    // Another process that has just committed a ledger's first checkpoint writes the record right
+    // after its commit: a seal that lands in between sees checkpoints and no record yet. Look again
+    // for up to a second before refusing (a deleted record stays refused, a second later).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.sealOnce(options);
+      } catch (e) {
+        if (attempt >= 20 || !(e instanceof WitnessError) || e.details?.['noRecord'] !== true) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  private sealOnce(options: SealOptions): CheckpointRow | null {
     this.assertOpen();
     const { signer, own } = this.sealingKey();
     this.refuseForeignKey();
@@ -141,6 +155,7 @@ export abstract class SqliteSeal extends SqliteQuery {
       const seal = `witness seal --adopt --store sqlite:${where}${this.sealRecordConfigured ? ` --seal-record ${this.sealRecordPath}` : ''}`;
       throw sealRefused(
         `${where} has checkpoints but no record of the last one this key signed (looked for ${this.sealRecordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
+        { noRecord: true },
       );
     }
     let signed: { size: number; root: Buffer };
@@ -343,8 +358,8 @@ interface SqlCheckpoint {
   prev_size: number | null;
 }
 
-function sealRefused(why: string): WitnessError {
-  return new WitnessError('seal_refused', `Not signing: ${why}.`);
+function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
+  return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
 }
 
 function fingerprintOf(vkey: string): string {
