@@ -164,7 +164,7 @@ describe('a ledger written by a newer Witness', () => {
     raw.close();
     const e = await expectWitnessError(() => SqliteLedger.open({ path: file }), 'store_newer_schema', file);
     expect(e.message).toContain('7');
-    expect(e.message).toContain('(1)');
+    expect(e.message).toContain('(2)');
     await expectWitnessError(() => SqliteLedger.open({ path: file, readonly: true }), 'store_newer_schema');
     await expectWitnessError(() => openWitness({ store: `sqlite:${file}` }), 'store_newer_schema');
   });

@@ -28,38 +28,36 @@ export abstract class SqliteQuery extends SqliteAppend {
     return this.read(() => this.stmts.byStream.all(stream) as RawEventRow[]).map(toStored);
   }
 
+  /**
+   * Filtered, cursor-paged, in (ts, pos) order. A stream filter goes to `events` through its
+   * (stream, seq) index; every other filter (agent, kind, resource, action, outcome, time window)
+   * is answered from the query index, united with the events it has not reached yet (positions at
+   * or after its end, scanned directly) — one statement, so one snapshot: the result is the same
+   * whether or not the tail has been indexed. A version-1 ledger opened read-only has its filters
+   * indexed on `events` itself.
+   */
   async query(filter: QueryFilter): Promise<QueryPage> {
     this.assertOpen();
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const eq = (col: string, v: string | undefined) => {
-      if (v !== undefined) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    };
-    eq('agent', filter.agent);
-    eq('stream', filter.stream);
-    eq('kind', filter.kind);
-    eq('resource', filter.resource);
-    eq('action', filter.action);
-    eq('outcome', filter.outcome);
-    if (filter.since !== undefined) {
-      where.push('ts >= ?');
-      args.push(filter.since);
-    }
-    if (filter.until !== undefined) {
-      where.push('ts < ?');
-      args.push(filter.until);
-    }
-    if (filter.cursor !== undefined) {
-      const [ts, pos] = decodeCursor(filter.cursor);
-      where.push('(ts > ? OR (ts = ? AND pos > ?))');
-      args.push(ts, ts, pos);
-    }
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
-    const sql = `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?`;
-    const rows = this.read(() => this.cachedStatement(sql).all(...args, limit + 1) as RawEventRow[]);
+    const useIndex = filter.stream === undefined && this.info.schemaVersion >= 2;
+    const { where, args } = conditions(filter, useIndex ? 'x.' : '');
+    let sql: string;
+    let all: unknown[];
+    if (!useIndex) {
+      sql = `SELECT * FROM events ${whereClause(where)} ORDER BY ts, pos LIMIT ?`;
+      all = [...args, limit + 1];
+    } else {
+      const tail = conditions(filter, '');
+      // CROSS JOIN keeps event_index the outer loop: its index picks the rows, events is only
+      // looked up by pos for the page being returned.
+      sql =
+        `SELECT * FROM (SELECT e.* FROM event_index x CROSS JOIN events e ON e.pos = x.pos ${whereClause(where)} ORDER BY x.ts, x.pos LIMIT ?)` +
+        ` UNION ALL SELECT * FROM (SELECT * FROM events WHERE pos >= (SELECT coalesce(max(pos) + 1, 0) FROM event_index)` +
+        `${tail.where.length > 0 ? ` AND ${tail.where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?)` +
+        ' ORDER BY ts, pos LIMIT ?';
+      all = [...args, limit + 1, ...tail.args, limit + 1, limit + 1];
+    }
+    const rows = this.read(() => this.cachedStatement(sql).all(...all) as RawEventRow[]);
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
@@ -100,6 +98,44 @@ export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
     hash: row.hash.toString('hex'),
     pos: row.pos,
   };
+}
+
+/** The WHERE terms of a filter over columns prefixed by `p` (`x.` for the query index, '' for events). */
+function conditions(filter: QueryFilter, p: string): { where: string[]; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const eq = (col: string, v: string | undefined) => {
+    if (v !== undefined) {
+      where.push(`${p}${col} = ?`);
+      args.push(v);
+    }
+  };
+  eq('agent', filter.agent);
+  eq('stream', filter.stream);
+  eq('kind', filter.kind);
+  eq('resource', filter.resource);
+  eq('action', filter.action);
+  eq('outcome', filter.outcome);
+  if (filter.since !== undefined) {
+    where.push(`${p}ts >= ?`);
+    args.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    where.push(`${p}ts < ?`);
+    args.push(filter.until);
+  }
+  if (filter.cursor !== undefined) {
+    const [ts, pos] = decodeCursor(filter.cursor);
+    // Written as a range on ts plus a tie-break (not "ts > ? OR (ts = ? AND pos > ?)"), so that
+    // SQLite can seek the (…, ts) index to the cursor instead of walking from the start.
+    where.push(`${p}ts >= ? AND (${p}ts > ? OR ${p}pos > ?)`);
+    args.push(ts, ts, pos);
+  }
+  return { where, args };
+}
+
+function whereClause(where: string[]): string {
+  return where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
 }
 
 function encodeCursor(ts: string, pos: number): string {

@@ -3,13 +3,20 @@ import { v7 as uuidv7 } from 'uuid';
 import { WitnessError, type NoteSigner } from '../../core/index.js';
 
 /**
- * The SQLite schema, version 1. Events, checkpoints, tree nodes and public keys are append-only:
- * triggers abort UPDATE and DELETE, so even a process holding the file cannot quietly rewrite
- * history through SQL (editing the bytes on disk is what `witness verify` is for).
+ * The SQLite schema, version 2. Events, checkpoints, tree nodes, public keys and the query index
+ * are append-only: triggers abort UPDATE and DELETE, so even a process holding the file cannot
+ * quietly rewrite history through SQL (editing the bytes on disk is what `witness verify` is for).
+ *
+ * Version 2 keeps the write path lean: `events` carries only the indexes integrity and the
+ * recorder need (pos, id, stream + seq), and every filter of `query` (agent, kind, resource,
+ * action, outcome, time window) is served from `event_index`, a copy of those columns filled after
+ * commit by `indexTail` (indexer.ts), united with the few rows it has not reached yet (query.ts).
+ * Measured on a one-event commit: v1's 8 secondary indexes and 3-probe INSERT trigger wrote ~11
+ * WAL pages; v2 writes ~4.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
-export const DDL = `
+const EVENTS_TABLE = `
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -34,13 +41,35 @@ CREATE TABLE IF NOT EXISTS events (
 
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_seq ON events (stream, seq);
-CREATE INDEX IF NOT EXISTS events_agent_ts ON events (agent, ts);
-CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts);
-CREATE INDEX IF NOT EXISTS events_resource_ts ON events (resource, ts) WHERE resource IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_action_ts ON events (action, ts) WHERE action IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_outcome_ts ON events (outcome, ts) WHERE outcome IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+`;
 
+/**
+ * The query index: the filter columns of every event below max(pos) + 1, in position order (that
+ * maximum is how far the indexer got, so there is no state row to update). pos is the rowid, so
+ * each index below ends in pos and serves ORDER BY ts, pos without a sort.
+ */
+const INDEX_TABLE = `
+CREATE TABLE IF NOT EXISTS event_index (
+  pos      INTEGER PRIMARY KEY,   -- = events.pos
+  ts       TEXT NOT NULL,
+  agent    TEXT NOT NULL,
+  kind     TEXT NOT NULL,
+  resource TEXT,
+  action   TEXT,
+  outcome  TEXT
+) STRICT;
+`;
+
+export const INDEX_INDEXES = `
+CREATE INDEX IF NOT EXISTS event_index_agent_ts ON event_index (agent, ts);
+CREATE INDEX IF NOT EXISTS event_index_kind_ts ON event_index (kind, ts);
+CREATE INDEX IF NOT EXISTS event_index_resource_ts ON event_index (resource, ts) WHERE resource IS NOT NULL;
+CREATE INDEX IF NOT EXISTS event_index_action_ts ON event_index (action, ts) WHERE action IS NOT NULL;
+CREATE INDEX IF NOT EXISTS event_index_outcome_ts ON event_index (outcome, ts) WHERE outcome IS NOT NULL;
+CREATE INDEX IF NOT EXISTS event_index_ts ON event_index (ts);
+`;
+
+const OTHER_TABLES = `
 CREATE TABLE IF NOT EXISTS tree_nodes (
   level INTEGER NOT NULL,
   idx   INTEGER NOT NULL,
@@ -73,29 +102,58 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) STRICT;
 `;
 
-const APPEND_ONLY = ['events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'];
+export const DDL = EVENTS_TABLE + INDEX_TABLE + INDEX_INDEXES + OTHER_TABLES;
+
+/** The indexes version 1 kept on `events` and version 2 serves from `event_index` instead. */
+export const V1_MOVED_INDEXES = ['events_agent_ts', 'events_kind_ts', 'events_resource_ts', 'events_action_ts', 'events_outcome_ts', 'events_ts'];
+
+const APPEND_ONLY = ['events', 'event_index', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'];
 
 /**
  * INSERT OR REPLACE deletes the conflicting row without firing DELETE triggers (recursive_triggers
- * is off by default in every connection), so each unique key also refuses a second insert.
+ * is off by default in every connection), so each table also refuses an insert that would replace
+ * a row. For the tables on the write path that check is one probe of the rowid b-tree's last entry
+ * instead of one per unique key: an event must land at exactly max(pos) + 1 (an index row strictly
+ * after the last). An OR REPLACE of an existing event under a new position still passes here, but it
+ * deletes the old row and so leaves a hole in the positions, which `witness verify` reports as
+ * `position_gap` (test/store/schema-migration.test.ts proves both).
  */
-const UNIQUE_KEYS: Record<string, string[]> = {
-  events: ['pos = NEW.pos', 'id = NEW.id', '(stream = NEW.stream AND seq = NEW.seq)'],
-  tree_nodes: ['(level = NEW.level AND idx = NEW.idx)'],
-  checkpoints: ['id = NEW.id'],
-  public_keys: ['vkey = NEW.vkey'],
-  artifacts: ['sha256 = NEW.sha256'],
+const NO_REPLACE: Record<string, string> = {
+  events: `NEW.pos IS NOT (SELECT coalesce(max(pos) + 1, 0) FROM events)`,
+  event_index: `NEW.pos <= (SELECT max(pos) FROM event_index)`,
+  tree_nodes: `EXISTS (SELECT 1 FROM tree_nodes WHERE level = NEW.level AND idx = NEW.idx)`,
+  checkpoints: `EXISTS (SELECT 1 FROM checkpoints WHERE id = NEW.id)`,
+  public_keys: `EXISTS (SELECT 1 FROM public_keys WHERE vkey = NEW.vkey)`,
+  artifacts: `EXISTS (SELECT 1 FROM artifacts WHERE sha256 = NEW.sha256)`,
 };
 
 export const TRIGGERS = APPEND_ONLY.flatMap((t) => [
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_replace BEFORE INSERT ON ${t}
-   WHEN EXISTS (SELECT 1 FROM ${t} WHERE ${UNIQUE_KEYS[t]!.join(' OR ')})
+   WHEN ${NO_REPLACE[t]!}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; an existing row cannot be replaced'); END;`,
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_update BEFORE UPDATE ON ${t}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; UPDATE is refused'); END;`,
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_delete BEFORE DELETE ON ${t}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; DELETE is refused'); END;`,
 ]).join('\n');
+
+/**
+ * Version 1 → 2, in the caller's IMMEDIATE transaction: the query index is created and filled
+ * from every event (rows first, then its indexes, which SQLite then builds by sorting), the moved
+ * indexes are dropped, and the 3-probe INSERT trigger on events gives way to the one-probe one.
+ * The events themselves, their hashes and checkpoints are untouched, so the ledger verifies as
+ * before.
+ */
+function migrateV1(db: Database.Database): void {
+  db.exec(INDEX_TABLE);
+  db.exec('INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome) SELECT pos, ts, agent, kind, resource, action, outcome FROM events ORDER BY pos');
+  db.exec(INDEX_INDEXES);
+  for (const i of V1_MOVED_INDEXES) db.exec(`DROP INDEX IF EXISTS ${i}`);
+  db.exec('DROP TRIGGER IF EXISTS events_no_replace');
+  db.exec(TRIGGERS);
+  db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
+  db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('migrated_v1_to_v2_at', new Date().toISOString());
+}
 
 // ------------------------------------------------------------------ opening the schema
 
@@ -150,6 +208,22 @@ export function openOrCreateSchema(db: Database.Database, file: string, options:
   const origin = meta.get('origin');
   if (id === undefined || origin === undefined) {
     throw new WitnessError('store_corrupt', `${file} is missing its ledger id or origin; it is damaged.`);
+  }
+  if (version < SCHEMA_VERSION && !options.readonly) {
+    // Under the write lock and checked again inside it: of two processes upgrading at once, one
+    // migrates and the other finds version 2. A read-only open leaves the file as it is and reads
+    // it with the version-1 queries.
+    const migrated = db
+      .transaction(() => {
+        const now = Number(db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get());
+        if (now === 1) migrateV1(db);
+        return now;
+      })
+      .immediate();
+    if (migrated !== 1 && migrated !== SCHEMA_VERSION) {
+      throw new WitnessError('store_corrupt', `${file} has schema version ${migrated}, which no Witness release wrote; it is damaged.`);
+    }
+    return { id, origin, version: SCHEMA_VERSION, created: false };
   }
   return { id, origin, version, created: false };
 }
