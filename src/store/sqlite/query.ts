@@ -28,35 +28,10 @@ export abstract class SqliteQuery extends SqliteAppend {
     return this.read(() => this.stmts.byStream.all(stream) as RawEventRow[]).map(toStored);
   }
 
-  /**
-   * Filtered, cursor-paged, in (ts, pos) order. A stream filter goes to `events` through its
-   * (stream, seq) index; every other filter (agent, kind, resource, action, outcome, time window)
-   * is answered from the query index, united with the events it has not reached yet (positions at
-   * or after its end, scanned directly) — one statement, so one snapshot: the result is the same
-   * whether or not the tail has been indexed. A version-1 ledger opened read-only has its filters
-   * indexed on `events` itself.
-   */
   async query(filter: QueryFilter): Promise<QueryPage> {
     this.assertOpen();
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
-    const useIndex = filter.stream === undefined && this.info.schemaVersion >= 2;
-    const { where, args } = conditions(filter, useIndex ? 'x.' : '');
-    let sql: string;
-    let all: unknown[];
-    if (!useIndex) {
-      sql = `SELECT * FROM events ${whereClause(where)} ORDER BY ts, pos LIMIT ?`;
-      all = [...args, limit + 1];
-    } else {
-      const tail = conditions(filter, '');
-      // CROSS JOIN keeps event_index the outer loop: its index picks the rows, events is only
-      // looked up by pos for the page being returned.
-      sql =
-        `SELECT * FROM (SELECT e.* FROM event_index x CROSS JOIN events e ON e.pos = x.pos ${whereClause(where)} ORDER BY x.ts, x.pos LIMIT ?)` +
-        ` UNION ALL SELECT * FROM (SELECT * FROM events WHERE pos >= (SELECT coalesce(max(pos) + 1, 0) FROM event_index)` +
-        `${tail.where.length > 0 ? ` AND ${tail.where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?)` +
-        ' ORDER BY ts, pos LIMIT ?';
-      all = [...args, limit + 1, ...tail.args, limit + 1, limit + 1];
-    }
+    const { sql, args: all } = querySql(filter, limit + 1, this.info.schemaVersion);
     const rows = this.read(() => this.cachedStatement(sql).all(...all) as RawEventRow[]);
     const more = rows.length > limit;
     const page = rows.slice(0, limit).map(toStored);
@@ -98,6 +73,31 @@ export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
     hash: row.hash.toString('hex'),
     pos: row.pos,
   };
+}
+
+/**
+ * The statement `query` runs and its arguments, fetching `fetch` rows in (ts, pos) order. A stream
+ * filter goes to `events` through its (stream, seq) index; every other filter (agent, kind,
+ * resource, action, outcome, time window) is answered from the query index, united with the
+ * events it has not reached yet (positions at or after its end, scanned directly) — one
+ * statement, so one snapshot: the result is the same whether or not the tail has been indexed. A
+ * version-1 ledger opened read-only has its filters indexed on `events` itself.
+ */
+export function querySql(filter: QueryFilter, fetch: number, schemaVersion: number): { sql: string; args: unknown[] } {
+  const useIndex = filter.stream === undefined && schemaVersion >= 2;
+  const head = conditions(filter, useIndex ? 'x.' : '');
+  if (!useIndex) {
+    return { sql: `SELECT * FROM events ${whereClause(head.where)} ORDER BY ts, pos LIMIT ?`, args: [...head.args, fetch] };
+  }
+  const tail = conditions(filter, '');
+  // CROSS JOIN keeps event_index the outer loop: its index picks the rows, and events is only
+  // looked up by pos for the rows of the page.
+  const sql =
+    `SELECT * FROM (SELECT e.* FROM event_index x CROSS JOIN events e ON e.pos = x.pos ${whereClause(head.where)} ORDER BY x.ts, x.pos LIMIT ?)` +
+    ` UNION ALL SELECT * FROM (SELECT * FROM events WHERE pos >= (SELECT coalesce(max(pos) + 1, 0) FROM event_index)` +
+    `${tail.where.length > 0 ? ` AND ${tail.where.join(' AND ')}` : ''} ORDER BY ts, pos LIMIT ?)` +
+    ' ORDER BY ts, pos LIMIT ?';
+  return { sql, args: [...head.args, fetch, ...tail.args, fetch, fetch] };
 }
 
 /** The WHERE terms of a filter over columns prefixed by `p` (`x.` for the query index, '' for events). */
