@@ -16,6 +16,7 @@ export const REQUIREMENTS = {
   'R-REDACT': 'Secrets are redacted before anything is hashed or written.',
   'R-PAYLOAD-LIMIT': 'Oversized payloads are refused or stored as artifacts, never truncated.',
   'R-APPEND-ONLY': 'The database refuses UPDATE, DELETE and REPLACE of events and checkpoints.',
+  'R-DRIVER-CONTRACT': 'Every ledger driver passes one contract suite on its real database: append and receipts, stream chaining, session end lockout, refusal of edits, two writers (handles and processes), sealing and proofs, query filters and paging, artifacts, read-only handles, and every tamper class made through a test-only edit hook the driver provides.',
   'R-TAMPER-PAYLOAD': 'An edited payload is detected at its position.',
   'R-TAMPER-HEADER': 'An edited header field is detected at its position.',
   'R-TAMPER-DELETE': 'A deleted event is detected at its position.',

@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { genesisHash } from '../../../src/core/index.js';
+import type { AppendReceipt, Ledger } from '../../../src/store/index.js';
+import type { DriverUnderTest } from './driver.js';
+import { note, rawRows, verifyAfresh, withLedger } from './fixtures.js';
+
+const WRITER = fileURLToPath(new URL('../contract-writer.mjs', import.meta.url));
+const DIST = fileURLToPath(new URL('../../../dist/store/index.js', import.meta.url));
+
+interface Finished {
+  code: number | null;
+  lines: string[];
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string>): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRITER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => (stdout += c));
+    child.stderr.on('data', (c: string) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, lines: stdout.split('\n').filter((l) => l !== ''), stderr }));
+  });
+}
+
+/** Every stream is one unbroken chain from its genesis, and positions are 0..n-1 with no gap. */
+async function expectOneHistory(l: Ledger, streams: string[]): Promise<void> {
+  const rows = await rawRows(l);
+  expect(rows.map((r) => r.pos)).toEqual(rows.map((_, i) => i));
+  for (const s of streams) {
+    const events = await l.readStream(s);
+    expect(events.map((e) => e.seq), s).toEqual(events.map((_, i) => i));
+    expect(events[0]?.prev, s).toBe(genesisHash(l.info.origin, s).toString('hex'));
+    for (let i = 1; i < events.length; i++) expect(events[i]!.prev, `${s}#${i}`).toBe(events[i - 1]!.hash);
+  }
+}
+
+export function concurrencyContract(driver: DriverUnderTest): void {
+  describe('two writers on one store', () => {
+    it('[R-CONCURRENT] keeps every receipt of two handles appending to one shared and to separate streams at once: no fork, gapless positions, and it verifies', async () => {
+      await withLedger(driver, async (one, also) => {
+        const two = also(await driver.openAgain(one));
+        const receipts: AppendReceipt[] = [];
+        for (let round = 0; round < 25; round++) {
+          const [r1, r2] = await Promise.all([
+            one.append([note('shared', `one ${round}`), note('one-own', `${round}`), note('shared', `one ${round}b`)]),
+            two.append([note('two-own', `${round}`), note('shared', `two ${round}`)]),
+          ]);
+          receipts.push(...r1, ...r2);
+          // Both handles seal as they go, each extending what the other signed.
+          if (round % 5 === 4) await (round % 10 === 4 ? one : two).seal();
+        }
+        expect(receipts).toHaveLength(125);
+        expect(new Set(receipts.map((r) => r.pos)).size).toBe(125);
+        expect(new Set(receipts.map((r) => `${r.stream}#${r.seq}`)).size).toBe(125);
+        for (const r of receipts) expect(await one.getEvent(r.id), r.id).toMatchObject({ stream: r.stream, seq: r.seq, pos: r.pos, hash: r.hash });
+        await expectOneHistory(one, ['shared', 'one-own', 'two-own']);
+        expect(await one.readStream('shared')).toHaveLength(75);
+        await one.seal();
+        const cps = await two.checkpoints();
+        expect(cps.length).toBeGreaterThanOrEqual(3);
+        for (let i = 1; i < cps.length; i++) expect(cps[i]!.prevSize).toBe(cps[i - 1]!.size);
+        const report = await verifyAfresh(driver, one);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: 125, streams: 3, sealedSize: 125, unsealed: 0 });
+      });
+    });
+
+    it('refuses, on either handle, an event after a session.end the other handle appended', async () => {
+      await withLedger(driver, async (one, also) => {
+        const two = also(await driver.openAgain(one));
+        await one.append([note('s', 'start')]);
+        await two.append([note('s', 'seen by two')]);
+        await one.append([{ stream: 's', agent: { id: 'contract-bot' }, kind: 'session.end', data: { reason: 'completed' } } as never]);
+        await expect(two.append([note('s', 'late')])).rejects.toMatchObject({ code: 'invalid_event' });
+        expect(await two.readStream('s')).toHaveLength(3);
+      });
+    });
+
+    it.skipIf(driver.childStore === undefined)('[R-CONCURRENT] keeps every receipt of two processes appending and sealing at once through openLedger, with one linear checkpoint history', async () => {
+      if (!fs.existsSync(DIST)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before the cross-process contract tests.');
+      await withLedger(driver, async (l) => {
+        const { url, env = {} } = driver.childStore!(l);
+        const [batches, size] = [20, 8];
+        const [left, right] = await Promise.all([run([url, 'left', String(batches), String(size), '3'], env), run([url, 'right', String(batches), String(size), '3'], env)]);
+        const sealed: number[] = [];
+        for (const [name, child] of [
+          ['left', left],
+          ['right', right],
+        ] as const) {
+          expect(child.stderr, name).toBe('');
+          expect(child.code, name).toBe(0);
+          expect(child.lines, name).toContain(`DONE ${batches * size}`);
+          const acked = child.lines.filter((x) => x.startsWith('A ')).map((x) => x.split(' '));
+          expect(acked, name).toHaveLength(batches * size);
+          for (const [, id, stream, seq, pos, hash] of acked) {
+            expect(await l.getEvent(id!), `${name}: acknowledged ${id} is missing`).toMatchObject({ stream, seq: Number(seq), pos: Number(pos), hash });
+          }
+          sealed.push(...child.lines.filter((x) => x.startsWith('C ')).map((x) => Number(x.slice(2))));
+        }
+        const total = 2 * batches * size;
+        await expectOneHistory(l, ['shared', 'left-own', 'right-own']);
+        const cps = await l.checkpoints();
+        expect(cps.map((c) => c.size).sort((x, y) => x - y)).toEqual([...sealed].sort((x, y) => x - y));
+        for (let i = 1; i < cps.length; i++) {
+          expect(cps[i]!.prevSize).toBe(cps[i - 1]!.size);
+          expect(cps[i]!.size).toBeGreaterThan(cps[i - 1]!.size);
+        }
+        expect(cps[cps.length - 1]!.size).toBe(total);
+        const report = await verifyAfresh(driver, l);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: total, streams: 3, sealedSize: total, unsealed: 0 });
+      });
+    });
+  });
+}
