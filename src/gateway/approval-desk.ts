@@ -13,7 +13,7 @@ import {
   type DecisionProblem,
   type Witness,
 } from '../recorder/index.js';
-import { ErrorCode, errorResponse, idKey, resultResponse, toolErrorResult, type JsonRpcId } from './jsonrpc.js';
+import { ErrorCode, errorMessage, idKey, resultMessage, toolErrorResult, type JsonRpcId, type Wire } from './jsonrpc.js';
 import type { GatewayRecorder } from './record.js';
 
 /**
@@ -39,8 +39,8 @@ export const DEFAULT_APPROVAL_SETTINGS: ApprovalSettings = { timeoutMs: 5 * 60_0
 
 export interface HoldInput {
   id: JsonRpcId;
-  /** The client's frame, forwarded unchanged if the call is approved. */
-  line: string;
+  /** The client's message, forwarded unchanged if the call is approved. */
+  message: Wire;
   callId: string;
   tool: string;
   args: unknown;
@@ -71,7 +71,8 @@ export interface Held extends HoldInput {
 interface DeskHost {
   agent: string;
   server: string | undefined;
-  toClient(line: string, related?: JsonRpcId): void;
+  /** A message for the client (an answer, a progress notification), as an object. */
+  toClient(message: Record<string, unknown>, related?: JsonRpcId): void;
   /** Sends a released call to the server (after its release is recorded). */
   release(held: Held): void;
   log(message: string): void;
@@ -128,7 +129,7 @@ export class ApprovalDesk {
       redacted = this.witness.redactData(input.args);
     } catch {
       // Arguments the recorder cannot hold (the tool.call would not have been recorded either).
-      this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, `Witness could not record the arguments of this call to ${input.tool}, so it was not sent to the server.`), input.id);
+      this.host.toClient(errorMessage(input.id, ErrorCode.NotRecorded, `Witness could not record the arguments of this call to ${input.tool}, so it was not sent to the server.`), input.id);
       return;
     }
     const binding = this.binding({ ...input, redacted });
@@ -140,7 +141,7 @@ export class ApprovalDesk {
       // new request as if there were none would put a second one before the approvers. Fail closed.
       const why = e instanceof Error ? e.message : String(e);
       const message = `Witness could not read the approval requests in the ledger, so this call to ${input.tool} was not sent to the server; try again once the ledger is readable.`;
-      this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, message), input.id);
+      this.host.toClient(errorMessage(input.id, ErrorCode.NotRecorded, message), input.id);
       this.rec.error(`Could not read the approval requests for a call to ${input.tool} under review, so it was refused: ${why}`, 'approvals_unreadable', 'gateway', { tool: input.tool, jsonrpc_id: input.id });
       this.rec.failed(input, this.host.server, input.started, message, 'approvals_unreadable');
       this.host.log(`witness gateway: refused a call to ${input.tool} because the approval requests could not be read: ${why}`);
@@ -197,7 +198,7 @@ export class ApprovalDesk {
               expiresAt: new Date(expiresAt).toISOString(),
             });
       if (recorded === undefined || computed === undefined) {
-        this.host.toClient(errorResponse(input.id, ErrorCode.NotRecorded, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
+        this.host.toClient(errorMessage(input.id, ErrorCode.NotRecorded, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
         return;
       }
       requestId = recorded;
@@ -230,7 +231,7 @@ export class ApprovalDesk {
   abandonAll(message: string, code: string): void {
     for (const h of [...this.held.values()]) {
       this.take(h.id);
-      this.host.toClient(errorResponse(h.id, ErrorCode.ConnectionClosed, message), h.id);
+      this.host.toClient(errorMessage(h.id, ErrorCode.ConnectionClosed, message), h.id);
       this.rec.failed(h, this.host.server, h.started, message, code);
     }
   }
@@ -259,11 +260,11 @@ export class ApprovalDesk {
     h.progress += 1;
     const left = Math.max(0, Math.round((h.expiresAt - Date.now()) / 1000));
     this.host.toClient(
-      JSON.stringify({
+      {
         jsonrpc: '2.0',
         method: 'notifications/progress',
         params: { progressToken: h.progressToken, progress: h.progress, message: `Waiting for human approval of ${h.tool} (request ${h.requestId}, ${left} s left).` },
-      }),
+      },
       h.id,
     );
   }
@@ -381,7 +382,7 @@ export class ApprovalDesk {
     const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, salt: h.salt, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
     if (!released) {
       ApprovalDesk.used.delete(d.id);
-      this.host.toClient(errorResponse(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
+      this.host.toClient(errorMessage(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
       return;
     }
     this.host.release(h);
@@ -389,7 +390,7 @@ export class ApprovalDesk {
 
   private refuse(h: Held, text: string): void {
     const result = toolErrorResult(text);
-    this.host.toClient(resultResponse(h.id, result), h.id);
+    this.host.toClient(resultMessage(h.id, result), h.id);
     this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, output: result, isError: true, durationMs: performance.now() - h.started, outcome: 'denied' });
   }
 

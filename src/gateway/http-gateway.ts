@@ -7,7 +7,7 @@ import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
-import { ErrorCode, classifyMessage, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId } from './jsonrpc.js';
+import { ErrorCode, classifyMessage, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
@@ -329,8 +329,9 @@ class Gateway {
         },
       },
       {
-        toClient: (line, related) => this.toClient(transport, line, related),
-        toServer: (line) => upstream.send(line),
+        toClient: (message, related) => this.toClient(transport, message, related),
+        // A stdio server gets the line (the client's object serialized once), an HTTP one the object.
+        toServer: (message) => (upstream instanceof StdioUpstream ? upstream.send(message.text) : upstream.send(message.value)),
       },
     );
 
@@ -368,7 +369,7 @@ class Gateway {
       const http = new HttpUpstream({
         url: up.url,
         headers: up.headers,
-        onLine: (line) => relay.fromServer(line),
+        onMessage: (message) => relay.fromServerMessage(message),
         // A request must still get an answer, or the client would wait forever.
         onFailure: (message, extra, id) => (id === undefined ? relay.recordError(message, 'upstream_unreachable', extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`)),
         onLog: (m) => this.log(m),
@@ -398,13 +399,11 @@ class Gateway {
     return s.closing;
   }
 
-  private toClient(transport: StreamableHTTPServerTransport, line: string, related: JsonRpcId | undefined): void {
-    let message: JSONRPCMessage;
-    try {
-      message = JSON.parse(line) as JSONRPCMessage;
-    } catch {
-      return; // An upstream line that is not JSON: HTTP carries only messages, so it is dropped (the relay does not record it).
-    }
+  private toClient(transport: StreamableHTTPServerTransport, wire: Wire, related: JsonRpcId | undefined): void {
+    // The object the relay already holds (parsed once, from the server's line or transport).
+    const message = wire.value as JSONRPCMessage | undefined;
+    // An upstream line that is not JSON: HTTP carries only messages, so it is dropped (the relay does not record it).
+    if (message === undefined) return;
     // A response whose request stream is gone (client dropped, id null) cannot be delivered; the
     // relay has recorded the call's result either way, so it is dropped rather than crash the transport.
     transport.send(message, related === undefined ? undefined : { relatedRequestId: related }).catch(() => undefined);

@@ -6,7 +6,7 @@
 export { StdioProxy, runStdioProxy, type ProxyEndReason, type ProxyOutcome, type StdioProxyOptions } from './stdio-proxy.js';
 export { McpRelay, NOT_RECORDED, FRAME_TOO_LARGE, type RelayEnd, type RelayOptions, type RelayPorts } from './relay.js';
 export { DEFAULT_APPROVAL_SETTINGS, type ApprovalSettings } from './approval-desk.js';
-export { LineSplitter, classify, errorResponse, idKey, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
+export { LineSplitter, Wire, classify, errorMessage, errorResponse, idKey, resultMessage, resultResponse, sniffId, toolErrorResult, type Frame, type JsonRpcId } from './jsonrpc.js';
 export { startHttpGateway, GATEWAY_STREAM, type HttpGateway, type HttpGatewayOptions } from './http-gateway.js';
 export { loadGatewayConfig, parseGatewayConfig, parseListen, DEFAULT_LISTEN, type GatewayConfig, type GatewayServerConfig, type GatewayAgentConfig, type UpstreamConfig } from './http-config.js';
 export { KeyRing, keySha256, keyFingerprint, newGatewayKey, KEY_PREFIX, type AuthResult, type AuthenticatedAgent } from './http-auth.js';

@@ -183,12 +183,66 @@ export function idKey(id: JsonRpcId): string {
   return typeof id === 'number' ? `n:${id}` : `s:${id}`;
 }
 
+/** A JSON-RPC error response as an object, which the relay hands its ports (see Wire). */
+export function errorMessage(id: JsonRpcId | null, code: number, message: string, data?: unknown): Record<string, unknown> {
+  return { jsonrpc: '2.0', id, error: { code, message, ...(data === undefined ? {} : { data }) } };
+}
+
+/** The same, serialized: for an HTTP answer written by the gateway itself. */
 export function errorResponse(id: JsonRpcId | null, code: number, message: string, data?: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, ...(data === undefined ? {} : { data }) } });
+  return JSON.stringify(errorMessage(id, code, message, data));
+}
+
+export function resultMessage(id: JsonRpcId, result: unknown): Record<string, unknown> {
+  return { jsonrpc: '2.0', id, result };
 }
 
 export function resultResponse(id: JsonRpcId, result: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, result });
+  return JSON.stringify(resultMessage(id, result));
+}
+
+/**
+ * One JSON-RPC message on its way through the relay, parsed at most once per hop. A frame read from
+ * a byte stream (stdio) keeps its text, which a byte stream on the other side gets unchanged (but
+ * for raw CRs, see oneLine); a message that a transport delivered parsed (HTTP), or that the relay
+ * built, keeps its object, which a transport on the other side gets as it is. The other form is
+ * made only when a port asks for it, once: a stdio frame going to an HTTP client is not parsed
+ * again, and an HTTP message going to a stdio server is serialized once.
+ */
+export class Wire {
+  private line: string | undefined;
+
+  private constructor(
+    /** The text as read, when the message came from a byte stream. */
+    private readonly source: string | undefined,
+    private readonly parsed: unknown,
+    /** False for a line that is not JSON (only a server's is ever forwarded, and only to a byte stream). */
+    readonly json: boolean,
+  ) {}
+
+  /** A frame read from a byte stream, with what it parsed to (`json` false when it is not JSON). */
+  static read(text: string, value: unknown, json = true): Wire {
+    return new Wire(text, value, json);
+  }
+
+  /** A message as an object: parsed by a transport, or built by the gateway. */
+  static of(value: unknown): Wire {
+    return new Wire(undefined, value, true);
+  }
+
+  /**
+   * The line to write to a byte stream (without its newline). Every line the relay writes to
+   * either side is made here, through oneLine, so that none holds a raw CR.
+   */
+  get text(): string {
+    this.line ??= this.source !== undefined ? oneLine(this.source) : JSON.stringify(this.parsed);
+    return this.line;
+  }
+
+  /** The message for a transport that takes objects; undefined for a line that is not JSON. */
+  get value(): unknown {
+    return this.json ? this.parsed : undefined;
+  }
 }
 
 /** A tool result the model reads: how MCP says "this call failed" without a protocol error. */

@@ -2,15 +2,17 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { ErrorCode, LineSplitter, classify, classifyMessage, errorResponse, idKey, oneLine, recordedMethods, refusalMessage, refusalRecord, resultResponse, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import { ErrorCode, LineSplitter, Wire, classify, classifyMessage, errorMessage, idKey, recordedMethods, refusalMessage, refusalRecord, resultMessage, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { GatewayRecorder, type CallKind } from './record.js';
 
 /**
  * The transport-independent heart of the gateway: one MCP session between one client and one
- * upstream server. The stdio proxy and the HTTP gateway feed it serialized JSON-RPC messages from
- * each side and deliver what it emits; it records, enforces policy, holds calls for approval and
- * forwards every frame it does not need to change unchanged.
+ * upstream server. The stdio proxy and the HTTP gateway feed it JSON-RPC messages from each side
+ * (lines from a byte stream, objects from a transport that parses) and deliver what it emits, as a
+ * Wire that keeps whichever form it came in; it records, enforces policy, holds calls for approval
+ * and forwards every frame it does not need to change unchanged. Each message is parsed once on
+ * its way through: never serialized and parsed again between the two sides.
  *
  * Client frames are handled strictly in order up to the point of forwarding: a tools/call is held
  * until its tool.call record is durable, and frames behind it wait, so the server never sees them
@@ -48,9 +50,12 @@ export interface RelayOptions {
 }
 
 export interface RelayPorts {
-  /** A frame for the client; `related` is the client request it belongs to, when known (HTTP routes by it). */
-  toClient(line: string, related?: JsonRpcId): void;
-  toServer(line: string): void;
+  /**
+   * A message for the client; `related` is the client request it belongs to, when known (HTTP
+   * routes by it). A byte stream writes `message.text`, a transport sends `message.value`.
+   */
+  toClient(message: Wire, related?: JsonRpcId): void;
+  toServer(message: Wire): void;
 }
 
 /** Error code for a call refused because it could not be recorded (ErrorCode.NotRecorded). */
@@ -89,28 +94,22 @@ export class McpRelay {
   private readonly desk: ApprovalDesk;
   /** The methods this relay records: a message naming one of them must be a well-formed request. */
   private readonly recorded: ReadonlySet<string>;
-  /**
-   * Where every line this relay writes goes: through `oneLine`, so that no line either side
-   * receives holds a raw CR, which some readers take for a line end (see oneLine). This is the one
-   * place: forwarded client and server frames, answers, refusals and approval progress all pass it.
-   */
-  private readonly ports: RelayPorts;
-
   private constructor(
     private readonly o: RelayOptions,
-    ports: RelayPorts,
+    /**
+     * Where everything this relay sends goes, as a Wire: a line written to a byte stream is made by
+     * Wire.text, through oneLine, so that no line either side receives holds a raw CR, which some
+     * readers take for a line end. Forwarded frames, answers, refusals and approval progress all pass it.
+     */
+    private readonly ports: RelayPorts,
     readonly rec: GatewayRecorder,
   ) {
-    this.ports = {
-      toClient: (line, related) => ports.toClient(oneLine(line), related),
-      toServer: (line) => ports.toServer(oneLine(line)),
-    };
     this.recorded = recordedMethods(o.recordLists === true);
     this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
       agent: o.agent.id,
       server: o.server,
-      toClient: (line, related) => this.ports.toClient(line, related),
-      release: (held) => this.forwardCall(held.id, held.line, held.started, held.tool, held.args, held.callId),
+      toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
+      release: (held) => this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId),
       log: (m) => this.log(m),
     });
   }
@@ -151,7 +150,7 @@ export class McpRelay {
   /** A frame over the limit: answered (with its id when it can be read from its start) and recorded. */
   oversized(head: string, chars: number): void {
     const id = sniffId(head);
-    this.ports.toClient(errorResponse(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${chars} characters, over this gateway's limit of ${this.maxFrameChars}; it was not forwarded.`));
+    this.toClient(errorMessage(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${chars} characters, over this gateway's limit of ${this.maxFrameChars}; it was not forwarded.`));
     this.rec.error(`The client sent a message of ${chars} characters, over the ${this.maxFrameChars} limit; it was refused unread.`, 'frame_too_large', 'gateway', {
       chars,
       limit: this.maxFrameChars,
@@ -167,21 +166,21 @@ export class McpRelay {
     if (line.length > this.maxFrameChars) return this.oversized(line.slice(0, 512), line.length);
     const frame = classify(line);
     if (frame.type === 'invalid') {
-      this.ports.toClient(errorResponse(null, ErrorCode.ParseError, `Parse error: the message is not JSON (${frame.reason}).`));
+      this.toClient(errorMessage(null, ErrorCode.ParseError, `Parse error: the message is not JSON (${frame.reason}).`));
       this.rec.error(`The client sent a message that is not JSON: ${frame.reason}.`, 'parse_error', 'gateway', { line: line.slice(0, 1024), chars: line.length });
       return;
     }
     if (frame.type === 'batch') return this.batch(frame.message.length);
     this.clientQueue.push(() => {
-      const refusal = screenClientMessage(line, 'message' in frame ? frame.message : undefined, this.recorded);
+      const refusal = screenClientMessage(line, frame.message, this.recorded);
       if (refusal !== undefined) return this.refuse(refusal, line);
-      return this.handleClient(frame, line);
+      return this.handleClient(frame, Wire.read(line, frame.message));
     });
   }
 
   private batch(size: number): void {
     // MCP (2025-06-18 on) has no batches, and a batch would let calls past the recorder unseen.
-    this.ports.toClient(errorResponse(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message at a time.'));
+    this.toClient(errorMessage(null, ErrorCode.InvalidRequest, 'Invalid request: JSON-RPC batches are not supported by this gateway; send one message at a time.'));
     this.rec.error('The client sent a JSON-RPC batch, which was refused.', 'batch_refused', 'gateway', { size });
   }
 
@@ -196,22 +195,22 @@ export class McpRelay {
     if (this.ended) return;
     const frame = classifyMessage(message);
     if (frame.type === 'batch') return this.batch(frame.message.length);
-    this.clientQueue.push(() => this.handleClient(frame, undefined));
+    this.clientQueue.push(() => this.handleClient(frame, Wire.of(message)));
   }
 
   /**
-   * `line` is the frame as the client sent it (stdio), forwarded byte for byte when nothing needs
-   * changing; undefined when the client's transport delivered a parsed message (HTTP), which is
-   * then serialized once, here, for the server.
+   * `wire` is the message as the client's transport delivered it: the line as sent (stdio),
+   * forwarded byte for byte when nothing needs changing, or the parsed object (HTTP).
    */
-  private async handleClient(frame: Exclude<Frame, { type: 'invalid' }>, line: string | undefined): Promise<void> {
+  private async handleClient(frame: Exclude<Frame, { type: 'invalid' }>, wire: Wire): Promise<void> {
     if (frame.type === 'request') {
       const { method } = frame;
-      // A recorded request is forwarded as the compact JSON of what was parsed and recorded, not
-      // as the client's bytes: the server then reads exactly the values in the ledger, however
-      // differently from JSON.parse its parser treats spellings of numbers, escapes or white space.
-      if (method === 'tools/call') return this.toolCall(frame.id, frame.params, JSON.stringify(frame.message));
-      if (this.recorded.has(method)) return this.recordedRequest(frame.id, method, frame.params, JSON.stringify(frame.message));
+      // A recorded request is forwarded as what was parsed and recorded (a stdio server gets its
+      // compact JSON), not as the client's bytes: the server then reads exactly the values in the
+      // ledger, however differently from JSON.parse its parser treats spellings of numbers, escapes
+      // or white space.
+      if (method === 'tools/call') return this.toolCall(frame.id, frame.params, Wire.of(frame.message));
+      if (this.recorded.has(method)) return this.recordedRequest(frame.id, method, frame.params, Wire.of(frame.message));
       if (method === 'initialize') {
         const p = asObject(frame.params);
         this.claims = { ...(p['clientInfo'] === undefined ? {} : { clientInfo: p['clientInfo'] }), ...(p['protocolVersion'] === undefined ? {} : { protocolVersion: p['protocolVersion'] }) };
@@ -243,7 +242,7 @@ export class McpRelay {
         return;
       }
     }
-    this.ports.toServer(line ?? JSON.stringify(frame.message));
+    this.ports.toServer(wire);
   }
 
   /**
@@ -251,7 +250,7 @@ export class McpRelay {
    * error unless it is a notification or no request, recorded as refused, never forwarded.
    */
   refuse(r: Refusal, text: string): void {
-    if (r.answerId !== undefined) this.ports.toClient(errorResponse(r.answerId, r.rpcCode, refusalMessage(r)), r.answerId ?? undefined);
+    if (r.answerId !== undefined) this.toClient(errorMessage(r.answerId, r.rpcCode, refusalMessage(r)), r.answerId ?? undefined);
     const { message, data } = refusalRecord(r, text);
     this.rec.error(message, r.code, 'gateway', data);
   }
@@ -260,11 +259,11 @@ export class McpRelay {
     return this.claims === undefined && meta === undefined ? undefined : { ...this.claims, ...(meta === undefined ? {} : { _meta: meta }) };
   }
 
-  private async toolCall(id: JsonRpcId, rawParams: unknown, line: string): Promise<void> {
+  private async toolCall(id: JsonRpcId, rawParams: unknown, message: Wire): Promise<void> {
     const params = asObject(rawParams);
     const tool = params['name'];
     if (typeof tool !== 'string' || tool === '') {
-      this.ports.toClient(errorResponse(id, ErrorCode.InvalidParams, 'Invalid params: tools/call needs params.name, the name of the tool to call.'), id);
+      this.toClient(errorMessage(id, ErrorCode.InvalidParams, 'Invalid params: tools/call needs params.name, the name of the tool to call.'), id);
       this.rec.error('The client sent a tools/call without a tool name, which was refused.', 'invalid_params', 'gateway', { jsonrpc_id: id });
       return;
     }
@@ -277,23 +276,23 @@ export class McpRelay {
     const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation });
     if (callId === undefined && !this.notRecorded(id, tool)) return;
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
-      await this.desk.hold({ id, line, callId, tool, args, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
+      await this.desk.hold({ id, message, callId, tool, args, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
       return;
     }
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision !== 'allow') {
       const result = toolErrorResult(refusal(tool, evaluation));
-      this.ports.toClient(resultResponse(id, result), id);
+      this.toClient(resultMessage(id, result), id);
       if (callId !== undefined) this.rec.result({ callId, tool, server, output: result, isError: true, durationMs: performance.now() - started, outcome: 'denied' });
       return;
     }
-    await this.forwardCall(id, line, started, tool, args, callId);
+    await this.forwardCall(id, message, started, tool, args, callId);
   }
 
   /** Sends a tools/call to the server, after its `before` capture when one is configured. */
-  private async forwardCall(id: JsonRpcId, line: string, started: number, tool: string, args: unknown, callId: string | undefined): Promise<void> {
+  private async forwardCall(id: JsonRpcId, message: Wire, started: number, tool: string, args: unknown, callId: string | undefined): Promise<void> {
     if (callId !== undefined && this.captureSpec(tool) !== undefined) await this.shoot(tool, args, 'before', callId);
     this.pending.set(idKey(id), { id, method: 'tools/call', started, ...(callId === undefined ? {} : { call: { callId, tool } }), args });
-    this.ports.toServer(line);
+    this.ports.toServer(message);
   }
 
   private captureSpec(tool: string): unknown {
@@ -311,7 +310,7 @@ export class McpRelay {
   }
 
   /** resources/read, prompts/get (and list calls when configured): recorded like a tool call, no policy. */
-  private async recordedRequest(id: JsonRpcId, method: string, rawParams: unknown, line: string): Promise<void> {
+  private async recordedRequest(id: JsonRpcId, method: string, rawParams: unknown, message: Wire): Promise<void> {
     const params = asObject(rawParams);
     const target = typeof params['uri'] === 'string' ? params['uri'] : typeof params['name'] === 'string' ? params['name'] : undefined;
     const { _meta: meta, ...args } = params;
@@ -320,7 +319,7 @@ export class McpRelay {
     const callId = await this.rec.call({ kind, tool: method, method, target, server: this.o.server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation: undefined });
     if (callId === undefined && !this.notRecorded(id, method)) return;
     this.pending.set(idKey(id), { id, method, started, ...(callId === undefined ? {} : { call: { callId, tool: method } }) });
-    this.ports.toServer(line);
+    this.ports.toServer(message);
   }
 
   /** A call that could not be recorded: refused (fail closed, returns false) or let through (fail open). */
@@ -329,30 +328,40 @@ export class McpRelay {
       this.log(`witness gateway: forwarded a call to ${what} that could not be recorded (fail-open is configured for this server).`);
       return true;
     }
-    this.ports.toClient(errorResponse(id, ErrorCode.NotRecorded, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
+    this.toClient(errorMessage(id, ErrorCode.NotRecorded, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
     this.log(`witness gateway: refused a call to ${what} because it could not be recorded.`);
     return false;
   }
 
   // ---------------------------------------------------------------- server → client
 
+  /** A line the server wrote to its byte stream (stdio). */
   fromServer(line: string): void {
-    // While an `after` capture runs, later server frames wait behind it: their order is kept.
-    if (this.serverQueue.busy) return this.serverQueue.push(() => this.handleServer(line));
-    this.handleServer(line);
+    const frame = classify(line);
+    this.fromServerFrame(frame, Wire.read(line, frame.type === 'invalid' ? undefined : frame.message, frame.type !== 'invalid'));
   }
 
-  private handleServer(line: string): void {
-    const frame = classify(line);
+  /** A message the server's transport delivered parsed (HTTP). */
+  fromServerMessage(message: unknown): void {
+    this.fromServerFrame(classifyMessage(message), Wire.of(message));
+  }
+
+  private fromServerFrame(frame: Frame, wire: Wire): void {
+    // While an `after` capture runs, later server frames wait behind it: their order is kept.
+    if (this.serverQueue.busy) return this.serverQueue.push(() => this.handleServer(frame, wire));
+    this.handleServer(frame, wire);
+  }
+
+  private handleServer(frame: Frame, wire: Wire): void {
     if (frame.type === 'request') {
       this.serverRequests.add(idKey(frame.id));
-      return this.ports.toClient(line);
+      return this.ports.toClient(wire);
     }
     if (frame.type === 'notification') {
       const token = frame.method === 'notifications/progress' ? asObject(frame.params)['progressToken'] : undefined;
-      return this.ports.toClient(line, token === undefined ? undefined : this.relatedToToken(token));
+      return this.ports.toClient(wire, token === undefined ? undefined : this.relatedToToken(token));
     }
-    if (frame.type !== 'response') return this.ports.toClient(line);
+    if (frame.type !== 'response') return this.ports.toClient(wire);
     const key = idKey(frame.id);
     const p = this.pending.get(key);
     if (p === undefined) {
@@ -367,14 +376,14 @@ export class McpRelay {
       const call = p.call;
       return this.serverQueue.push(async () => {
         await this.shoot(call.tool, p.args, 'after', call.callId);
-        this.answer(frame, p, line);
+        this.answer(frame, p, wire);
       });
     }
-    this.answer(frame, p, line);
+    this.answer(frame, p, wire);
   }
 
   /** Records the end of a request and passes its response to the client. */
-  private answer(frame: Extract<Frame, { type: 'response' }>, p: Pending, line: string): void {
+  private answer(frame: Extract<Frame, { type: 'response' }>, p: Pending, wire: Wire): void {
     if (p.call !== undefined) {
       const result = frame.result;
       const error = frame.error === undefined ? undefined : rpcError(frame.error);
@@ -395,9 +404,9 @@ export class McpRelay {
     }
     if (p.method === 'tools/list' && this.o.policy !== undefined && frame.error === undefined) {
       const filtered = this.filterTools(frame);
-      if (filtered !== undefined) return this.ports.toClient(filtered, p.id);
+      if (filtered !== undefined) return this.toClient(filtered, p.id);
     }
-    this.ports.toClient(line, p.id);
+    this.ports.toClient(wire, p.id);
   }
 
   private relatedToToken(token: unknown): JsonRpcId | undefined {
@@ -409,7 +418,7 @@ export class McpRelay {
   }
 
   /** Hides the tools the policy says this agent may never call; undefined when nothing changes. */
-  private filterTools(frame: Extract<Frame, { type: 'response' }>): string | undefined {
+  private filterTools(frame: Extract<Frame, { type: 'response' }>): Record<string, unknown> | undefined {
     const result = asObject(frame.result);
     const tools = result['tools'];
     if (!Array.isArray(tools) || this.o.policy === undefined) return undefined;
@@ -417,7 +426,7 @@ export class McpRelay {
     const visible = new Set(visibleTools(this.o.policy, this.o.agent.id, this.o.server, named));
     if (visible.size === named.length) return undefined;
     const kept = tools.filter((t) => typeof asObject(t)['name'] !== 'string' || visible.has(t as { name: string }));
-    return JSON.stringify({ ...frame.message, result: { ...result, tools: kept } });
+    return { ...frame.message, result: { ...result, tools: kept } };
   }
 
   // ---------------------------------------------------------------- ends
@@ -437,7 +446,7 @@ export class McpRelay {
     const p = this.pending.get(key);
     if (p === undefined) return;
     this.pending.delete(key);
-    if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(id, ErrorCode.ConnectionClosed, message), id);
+    if (this.clientGoneAt === undefined) this.toClient(errorMessage(id, ErrorCode.ConnectionClosed, message), id);
     if (p.call !== undefined) {
       this.rec.failed(p.call, this.o.server, p.started, message, code);
     } else {
@@ -457,7 +466,7 @@ export class McpRelay {
   async upstreamGone(message: string, code: string, unexpected: boolean, extra: Record<string, unknown> = {}): Promise<void> {
     await this.clientQueue.drained();
     for (const p of this.pending.values()) {
-      if (this.clientGoneAt === undefined) this.ports.toClient(errorResponse(p.id, ErrorCode.ConnectionClosed, `${message.replace(/\.$/, '')} before answering ${p.method}.`), p.id);
+      if (this.clientGoneAt === undefined) this.toClient(errorMessage(p.id, ErrorCode.ConnectionClosed, `${message.replace(/\.$/, '')} before answering ${p.method}.`), p.id);
       if (p.call !== undefined) {
         this.rec.failed(p.call, this.o.server, p.started, message, code);
       }
@@ -492,6 +501,11 @@ export class McpRelay {
     await this.rec.settle();
     await this.rec.session.end({ reason });
     await this.rec.settle();
+  }
+
+  /** A message the relay itself sends the client (an answer, a refusal). */
+  private toClient(message: Record<string, unknown>, related?: JsonRpcId): void {
+    this.ports.toClient(Wire.of(message), related);
   }
 
   private log(message: string): void {

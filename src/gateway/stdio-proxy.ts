@@ -60,7 +60,7 @@ export class StdioProxy {
         purpose: `MCP stdio proxy for ${this.o.server ?? command}`,
         labels: { transport: 'stdio', command: [command, ...args].join(' ').slice(0, 4096) },
       },
-      { toClient: (line) => this.toClient(line), toServer: (line) => this.toServer(line) },
+      { toClient: (message) => this.toClient(message.text), toServer: (message) => this.toServer(message.text) },
     );
     this.relay = relay;
 

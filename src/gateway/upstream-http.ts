@@ -12,9 +12,8 @@ export interface HttpUpstreamOptions {
   url: string;
   /** Extra headers for every upstream request (e.g. the upstream's own credentials). */
   headers?: Record<string, string> | undefined;
-  /** Every message the server sends, serialized. */
-  onLine: (line: string) => void;
-  /** A request or notification could not be delivered; requests also get an error response through onLine. */
+  /** Every message the server sends, as the SDK's transport parsed it (handed on, not serialized again). */
+  onMessage: (message: unknown) => void;
   /** A message could not be delivered; `id` is set for a request, which the relay then fails. */
   onFailure: (message: string, extra: Record<string, unknown>, id: JsonRpcId | undefined) => void;
   onLog?: ((message: string) => void) | undefined;
@@ -43,9 +42,10 @@ export class HttpUpstream {
     await this.transport.start();
   }
 
-  send(line: string): void {
+  /** Sends one message (an object, as the relay holds it: it is not parsed again here). */
+  send(value: unknown): void {
     if (this.stopped) return;
-    const message = JSON.parse(line) as JSONRPCMessage;
+    const message = value as JSONRPCMessage;
     const isRequest = 'method' in message && 'id' in message;
     const id = isRequest ? (message as { id: JsonRpcId }).id : undefined;
     const method = 'method' in message ? message.method : undefined;
@@ -72,7 +72,7 @@ export class HttpUpstream {
       const v = (m.result as { protocolVersion?: unknown }).protocolVersion;
       if (typeof v === 'string') this.transport.setProtocolVersion(v);
     }
-    this.o.onLine(JSON.stringify(m));
+    this.o.onMessage(m);
   }
 
   /** Ends the upstream session (DELETE, best effort) and closes the connections. */
