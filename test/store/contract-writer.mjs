@@ -4,6 +4,7 @@
 //
 //   node contract-writer.mjs <store url> <writer name> <batches> <batch size> <seal every>
 //
+// With 0 batches it appends until it is killed (the kill -9 test).
 // Lines: A <id> <stream> <seq> <pos> <hash> per receipt, once its batch committed | C <size> for
 // every checkpoint this process wrote | DONE <events>. Errors go to stderr and exit 1.
 import { openLedger } from '../../dist/store/index.js';
@@ -19,7 +20,8 @@ const agent = { id: `writer-${writer}` };
 const streams = [`${writer}-own`, 'shared'];
 let total = 0;
 try {
-  for (let b = 0; b < Number(batchesArg); b++) {
+  const batches = Number(batchesArg) === 0 ? Infinity : Number(batchesArg);
+  for (let b = 0; b < batches; b++) {
     const batch = [];
     for (let i = 0; i < Number(sizeArg); i++) batch.push({ stream: streams[i % streams.length], agent, kind: 'note', data: { text: `${writer} ${b}.${i}` } });
     const receipts = await ledger.append(batch);

@@ -18,6 +18,10 @@ export async function sqliteEdit(l: Ledger, op: LedgerEdit, options: { bypass?: 
     editArtifactFile(file, op);
     return;
   }
+  if (op.kind === 'forgetSealRecord') {
+    fs.rmSync(l.sealRecordLocation);
+    return;
+  }
   const bypass = options.bypass ?? true;
   const db = new Database(file, { timeout: 10_000 });
   try {
@@ -32,7 +36,7 @@ export async function sqliteEdit(l: Ledger, op: LedgerEdit, options: { bypass?: 
   }
 }
 
-function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewriteArtifact' | 'deleteArtifact' }>): void {
+function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewriteArtifact' | 'deleteArtifact' | 'forgetSealRecord' }>): void {
   switch (op.kind) {
     case 'rewriteData':
       return void db.prepare('UPDATE events SET data = ? WHERE pos = ?').run(op.data, op.pos);

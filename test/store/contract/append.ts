@@ -115,6 +115,24 @@ export function appendContract(driver: DriverUnderTest): void {
         expect(l.info.size).toBe(3);
       });
     });
+    it('answers undefined for an unknown event id and an empty list for an unknown stream, without storing anything', async () => {
+      await withLedger(driver, async (l) => {
+        await l.append([note('known', 'x')]);
+        expect(await l.getEvent('01900000-0000-7000-8000-000000000000')).toBeUndefined();
+        expect(await l.readStream('unknown')).toEqual([]);
+        expect(l.info.size).toBe(1);
+      });
+    });
+
+    it('refuses every call after close with closed, and a second close is harmless', async () => {
+      const l = await driver.open();
+      await l.append([note('c', 'before close')]);
+      await l.close();
+      await l.close();
+      for (const call of [() => l.append([note('c', 'after')]), () => l.readStream('c'), () => l.query({}), () => l.seal({ force: true }), () => l.checkpoints()]) {
+        await expect(call()).rejects.toMatchObject({ code: 'closed' });
+      }
+    });
   });
 
   describe('session end lockout', () => {

@@ -16,17 +16,22 @@ interface Finished {
   stderr: string;
 }
 
-function run(args: string[], env: Record<string, string>): Promise<Finished> {
+/** Runs the writer; `killWhen` sees its output so far and says when to kill it with SIGKILL. */
+function run(args: string[], env: Record<string, string>, killWhen?: (stdout: string) => boolean): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WRITER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (c: string) => (stdout += c));
+    child.stdout.on('data', (c: string) => {
+      stdout += c;
+      if (killWhen?.(stdout) === true && child.exitCode === null) child.kill('SIGKILL');
+    });
     child.stderr.on('data', (c: string) => (stderr += c));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, lines: stdout.split('\n').filter((l) => l !== ''), stderr }));
+    // Only whole lines count: a receipt cut by the kill was never acknowledged.
+    child.on('close', (code) => resolve({ code, lines: stdout.split('\n').slice(0, -1).filter((l) => l !== ''), stderr }));
   });
 }
 
@@ -117,6 +122,34 @@ export function concurrencyContract(driver: DriverUnderTest): void {
         const report = await verifyAfresh(driver, l);
         expect(report.failures).toEqual([]);
         expect(report).toMatchObject({ ok: true, events: total, streams: 3, sealedSize: total, unsealed: 0 });
+      });
+    });
+
+    it.skipIf(driver.childStore === undefined)('[R-DURABLE] loses no acknowledged event when a writer that seals after every batch is killed with SIGKILL, and the next seal resumes', async () => {
+      if (!fs.existsSync(DIST)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before the cross-process contract tests.');
+      await withLedger(driver, async (l) => {
+        const { url, env = {} } = driver.childStore!(l);
+        let acked = 0;
+        for (const [round, after] of [20, 47, 75].entries()) {
+          // Killed after a different number of receipts each round, so the kill lands at different moments of append and seal.
+          const child = await run([url, `killed${round}`, '0', '3', '1'], env, (out) => (out.match(/^A /gm)?.length ?? 0) >= after && /^C /m.test(out));
+          expect(child.code, child.stderr).toBeNull();
+          const receipts = child.lines.filter((x) => x.startsWith('A ')).map((x) => x.split(' '));
+          expect(receipts.length).toBeGreaterThanOrEqual(after);
+          for (const [, id, stream, seq, pos, hash] of receipts) {
+            expect(await l.getEvent(id!), `acknowledged ${id} is missing`).toMatchObject({ stream, seq: Number(seq), pos: Number(pos), hash });
+          }
+          acked += receipts.length;
+          const before = await verifyAfresh(driver, l);
+          expect(before.failures, `round ${round}`).toEqual([]);
+          // The next seal (from another process, as after a crash) resumes where the killed one stopped.
+          await l.seal();
+          const after2 = await verifyAfresh(driver, l);
+          expect(after2.failures).toEqual([]);
+          expect(after2.unsealed).toBe(0);
+          expect(after2.events).toBeGreaterThanOrEqual(acked);
+        }
+        await expectOneHistory(l, ['shared', 'killed0-own', 'killed1-own', 'killed2-own']);
       });
     });
   });

@@ -82,4 +82,6 @@ export type LedgerEdit =
   /** Replace the stored bytes of an artifact, keeping its name (digest). */
   | { kind: 'rewriteArtifact'; sha256: string; bytes: Buffer }
   /** Remove the stored bytes of an artifact. */
-  | { kind: 'deleteArtifact'; sha256: string };
+  | { kind: 'deleteArtifact'; sha256: string }
+  /** Remove the sealer's record of its last checkpoint, kept outside the database (at `sealRecordLocation`). */
+  | { kind: 'forgetSealRecord' };

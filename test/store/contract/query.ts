@@ -111,6 +111,27 @@ export function queryContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('answers every filter the same across the boundary between sealed and not yet sealed events, sealed by another handle or not', async () => {
+      await withLedger(driver, async (l, also) => {
+        const all = corpus();
+        await l.append(all.slice(0, 25));
+        const other = also(await driver.openAgain(l));
+        // Sealed by the other handle: whatever the sealer builds for queries, this handle must see it.
+        await other.seal();
+        await l.append(all.slice(25, 45));
+        await l.seal();
+        await other.append(all.slice(45));
+        for (const handle of [l, other]) {
+          for (const [name, filter, pred] of cases) {
+            expect(await allPages(handle, { ...filter, limit: 1000 }), name).toEqual(expected(pred));
+            expect(await allPages(handle, { ...filter, since: minute(20), until: minute(50), limit: 2 }), `${name} + window across both`).toEqual(expected((i) => pred(i) && i >= 20 && i < 50));
+          }
+        }
+        const reopened = also(await driver.openAgain(l));
+        for (const [name, filter, pred] of cases) expect(await allPages(reopened, { ...filter, limit: 5 }), `${name} after reopen`).toEqual(expected(pred));
+      });
+    });
+
     it('pages without duplicates or gaps while appends continue between pages, and later events appear on later pages', async () => {
       await withLedger(driver, async (l, also) => {
         await l.append(corpus().slice(0, 30));

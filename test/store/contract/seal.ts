@@ -116,6 +116,71 @@ export function sealContract(driver: DriverUnderTest): void {
         expect(report).toMatchObject({ ok: true, checkpoints: 4, sealedSize: 7 });
       });
     });
+
+    it('refuses, with a typed error, proofs for a range that is not sealed or sizes that make no sense', async () => {
+      await withLedger(driver, async (l) => {
+        await l.append([note('r', '1'), note('r', '2')]);
+        await l.seal();
+        await l.append([note('r', '3'), note('r', '4')]);
+        expect(await l.inclusionProof(1, 2)).toHaveLength(1);
+        for (const attempt of [() => l.inclusionProof(3, 4), () => l.inclusionProof(5, 2), () => l.consistencyProof(2, 4), () => l.consistencyProof(3, 2), () => l.inclusionProof(-1, 2)]) {
+          await expect(attempt()).rejects.toMatchObject({ name: 'WitnessError' });
+        }
+      });
+    });
+
+    it('lists the key the ledger was created with, the one its checkpoints are signed by, and no other', async () => {
+      await withLedger(driver, async (l, also) => {
+        await l.append([note('k', '1')]);
+        const cp = (await l.seal())!;
+        const keys = await l.publicKeys();
+        expect(keys).toHaveLength(1);
+        expect(() => openCheckpoint(cp.note, [parseVerifierKey(keys[0]!.vkey)], l.info.origin)).not.toThrow();
+        expect(Number.isNaN(Date.parse(keys[0]!.addedAt))).toBe(false);
+        const other = also(await driver.openAgain(l));
+        expect(await other.publicKeys()).toEqual(keys);
+        expect(other.info).toMatchObject({ id: l.info.id, origin: l.info.origin });
+      });
+    });
+  });
+
+  describe('adopting a ledger without the sealer\'s record', () => {
+    it('[R-SEAL-ADOPT] refuses to seal a ledger with checkpoints but no record, until adopt() verifies it whole and records its newest checkpoint', async () => {
+      await withLedger(driver, async (l) => {
+        const s = await buildSealed(l);
+        await driver.edit(l, { kind: 'forgetSealRecord' });
+        expect(await l.sealRecord()).toBeUndefined();
+        await l.append([note(s.c, 'after the record was lost')]);
+        await expect(l.seal()).rejects.toMatchObject({ code: 'seal_refused', message: expect.stringMatching(/adopt/) });
+        expect((await l.checkpoints()).length).toBe(3);
+        const adopted = await l.adopt({ against: s.checkpoints[1]!.note });
+        expect(adopted.checkpoint?.note).toBe(s.checkpoints[2]!.note);
+        expect(adopted.location).toBe(l.sealRecordLocation);
+        expect((await l.sealRecord())?.note).toBe(s.checkpoints[2]!.note);
+        expect(await l.seal()).toMatchObject({ size: 12, prevSize: 11 });
+        expect((await verifyAfresh(driver, l)).failures).toEqual([]);
+      });
+    });
+
+    it('[R-SEAL-ADOPT] does not adopt a ledger whose sealed part fails verification, and records nothing', async () => {
+      await withLedger(driver, async (l) => {
+        const s = await buildSealed(l);
+        await driver.edit(l, { kind: 'forgetSealRecord' });
+        await driver.edit(l, { kind: 'rewriteData', pos: s.pos(s.a, 1), data: '{"arguments":{"amount":5000,"order":"A-1042"},"tool":"billing.refund"}' });
+        await expect(l.adopt()).rejects.toMatchObject({ name: 'WitnessError' });
+        expect(await l.sealRecord()).toBeUndefined();
+        await expect(l.seal({ force: true })).rejects.toMatchObject({ code: 'seal_refused' });
+      });
+    });
+
+    it('needs no adoption for a brand-new ledger: its first seal starts the record', async () => {
+      await withLedger(driver, async (l) => {
+        expect(await l.sealRecord()).toBeUndefined();
+        await l.append([note('n', 'first')]);
+        const cp = (await l.seal())!;
+        expect((await l.sealRecord())?.note).toBe(cp.note);
+      });
+    });
   });
 
   describe('the sealer signs only what verifies', () => {

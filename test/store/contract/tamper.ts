@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { eventHash, genesisHash, type VerifyReport } from '../../../src/core/index.js';
+import { canonicalize, eventHash, genesisHash, payloadDigest, type VerifyReport } from '../../../src/core/index.js';
 import type { Ledger, VerifyLedgerOptions } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
-import { buildSealed, editedHeader, forge, rawRows, rewrittenStream, verifyAfresh, where, withLedger, type SealedLedger } from './fixtures.js';
+import { buildSealed, editedHeader, forge, image, note, rawRows, rewrittenStream, verifyAfresh, where, withLedger, type SealedLedger } from './fixtures.js';
 
 /**
  * The tamper classes of the foundation issue, made through each driver's edit hook on the ledger
@@ -162,6 +162,42 @@ export function tamperContract(driver: DriverUnderTest): void {
         await driver.edit(l, { kind: 'insertEvent', row: forge('moved-in', 0, foreign, 11, 'session.start', {}) });
       });
       expect(r.first).toMatchObject({ code: 'wrong_genesis', stream: 'moved-in', seq: 0, leaf: 11 });
+    });
+
+    it('[R-HOSTILE] reports malformed_header, non_canonical and invalid_header for headers that are not JSON, repeat a key or break the schema, without crashing', async () => {
+      const { r, s } = await tampered(driver, async (l, s) => {
+        const dup = await rowAt(l, s.pos(s.b, 2));
+        await driver.edit(l, { kind: 'rewriteHeader', pos: s.pos(s.a, 1), header: '{not json' });
+        await driver.edit(l, { kind: 'rewriteHeader', pos: dup.pos, header: dup.header.replace('"outcome":"success"', '"outcome":"error","outcome":"success"') });
+        await driver.edit(l, { kind: 'rewriteHeader', pos: s.pos(s.c, 1), header: editedHeader((await rowAt(l, s.pos(s.c, 1))).header, (h) => void (h['kind'] = 'tool.teleport')) });
+      });
+      expect(r.ok).toBe(false);
+      expect(where(r)).toContainEqual({ code: 'malformed_header', stream: s.a, seq: 1, leaf: s.pos(s.a, 1) });
+      expect(where(r)).toContainEqual({ code: 'non_canonical', stream: s.b, seq: 2, leaf: s.pos(s.b, 2) });
+      expect(where(r)).toContainEqual({ code: 'invalid_header', stream: s.c, seq: 1, leaf: s.pos(s.c, 1) });
+    });
+
+    it('reports session_end_mismatch for a session.end whose count and last hash were rewritten and re-hashed consistently', async () => {
+      let at = 0;
+      const { r, s } = await tampered(driver, async (l, s) => {
+        at = s.pos(s.a, 4);
+        const end = await rowAt(l, at);
+        const data = canonicalize({ ...(JSON.parse(end.data!) as Record<string, unknown>), event_count: 3 });
+        const header = editedHeader(end.header, (h) => void (h['payload_digest'] = payloadDigest(end.salt!, data).toString('hex')));
+        const prev = Buffer.from((JSON.parse(header) as { prev: string }).prev, 'hex');
+        await driver.edit(l, { kind: 'replaceEvent', row: { ...image(end), header, data, hash: eventHash(prev, header) } });
+      });
+      expect(r.first).toMatchObject({ code: 'session_end_mismatch', stream: s.a, seq: 4, leaf: at });
+    });
+
+    it('[R-UNSEALED-GAP] fails unsealed_gap for an event appended after the newest checkpoint but dated minutes before it', async () => {
+      let leaf = 0;
+      const { r, s } = await tampered(driver, async (l, s) => {
+        const signedAt = Date.parse(/witness-time (\S+)/.exec(s.checkpoints[2]!.note)![1]!);
+        const [late] = await l.append([note(s.c, 'approved by phone', { ts: new Date(signedAt - 5 * 60_000).toISOString() })]);
+        leaf = late!.pos;
+      });
+      expect(r.failures).toContainEqual(expect.objectContaining({ code: 'unsealed_gap', stream: s.c, seq: 2, leaf }));
     });
 
     it('[R-TAMPER-ARTIFACT] reports artifact_mismatch naming the sha256 and the referencing leaf when its bytes change, and artifact_missing when they are gone', async () => {
