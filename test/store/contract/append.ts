@@ -115,6 +115,22 @@ export function appendContract(driver: DriverUnderTest): void {
         expect(l.info.size).toBe(3);
       });
     });
+    it('scans raw rows in position order, in pages no larger than asked, from any position', async () => {
+      await withLedger(driver, async (l) => {
+        const receipts = await l.append(Array.from({ length: 11 }, (_, i) => note(`scan${i % 2}`, `${i}`)));
+        const pages: number[][] = [];
+        for await (const page of l.scan(4, 3)) pages.push(page.map((r) => r.pos));
+        expect(pages.every((p) => p.length > 0 && p.length <= 3)).toBe(true);
+        expect(pages.flat()).toEqual([4, 5, 6, 7, 8, 9, 10]);
+        const all = await rawRows(l);
+        expect(all.map((r) => [r.id, r.stream, r.seq, Buffer.from(r.hash).toString('hex')])).toEqual(receipts.map((r) => [r.id, r.stream, r.seq, r.hash]));
+        for (const r of all) expect(r.salt === null ? null : Buffer.from(r.salt).length).toBe(32);
+        const beyond: unknown[] = [];
+        for await (const page of l.scan(11)) beyond.push(...page);
+        expect(beyond).toEqual([]);
+      });
+    });
+
     it('answers undefined for an unknown event id and an empty list for an unknown stream, without storing anything', async () => {
       await withLedger(driver, async (l) => {
         await l.append([note('known', 'x')]);

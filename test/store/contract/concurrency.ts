@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { genesisHash } from '../../../src/core/index.js';
 import type { AppendReceipt, Ledger } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
-import { note, rawRows, verifyAfresh, withLedger } from './fixtures.js';
+import { event, note, rawRows, verifyAfresh, withLedger } from './fixtures.js';
 
 const WRITER = fileURLToPath(new URL('../contract-writer.mjs', import.meta.url));
 const DIST = fileURLToPath(new URL('../../../dist/store/index.js', import.meta.url));
@@ -83,9 +83,51 @@ export function concurrencyContract(driver: DriverUnderTest): void {
         const two = also(await driver.openAgain(one));
         await one.append([note('s', 'start')]);
         await two.append([note('s', 'seen by two')]);
-        await one.append([{ stream: 's', agent: { id: 'contract-bot' }, kind: 'session.end', data: { reason: 'completed' } } as never]);
+        await one.append([event('s', 'session.end', { reason: 'completed' })]);
         await expect(two.append([note('s', 'late')])).rejects.toMatchObject({ code: 'invalid_event' });
         expect(await two.readStream('s')).toHaveLength(3);
+      });
+    });
+
+    it('makes one linear history of two handles sealing at the same moment while a third keeps appending', async () => {
+      await withLedger(driver, async (one, also) => {
+        const two = also(await driver.openAgain(one));
+        const three = also(await driver.openAgain(one));
+        for (let round = 0; round < 10; round++) {
+          const appends = three.append([note('busy', `${round}a`), note('busy', `${round}b`)]);
+          const [a, b] = await Promise.all([one.seal(), two.seal(), appends]);
+          // Each returns its checkpoint, or null when the other had just sealed everything it saw.
+          for (const cp of [a, b]) if (cp !== null) expect(cp.size).toBeGreaterThan(0);
+        }
+        await one.seal();
+        const cps = await one.checkpoints();
+        for (let i = 1; i < cps.length; i++) {
+          expect(cps[i]!.prevSize).toBe(cps[i - 1]!.size);
+          expect(cps[i]!.size).toBeGreaterThanOrEqual(cps[i - 1]!.size);
+        }
+        expect(cps[cps.length - 1]!.size).toBe(20);
+        const report = await verifyAfresh(driver, one);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: 20, sealedSize: 20, unsealed: 0 });
+      });
+    });
+
+    it('waits, on close, for a seal already on its way: a new handle finds the checkpoint, the record matching it, and seals on from there', async () => {
+      await withLedger(driver, async (l, also) => {
+        const batch = Array.from({ length: 500 }, (_, i) => note(`s${i % 5}`, `event ${i}`));
+        await l.append(batch);
+        const sealing = l.seal();
+        await l.close();
+        const cp = await sealing;
+        expect(cp).toMatchObject({ size: 500 });
+        const again = also(await driver.openAgain(l));
+        expect((await again.latestCheckpoint())?.note).toBe(cp!.note);
+        expect((await again.sealRecord())?.note).toBe(cp!.note);
+        await again.append([note('s0', 'after the reopen')]);
+        expect(await again.seal()).toMatchObject({ size: 501, prevSize: 500 });
+        const report = await verifyAfresh(driver, again);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: 501, sealedSize: 501 });
       });
     });
 
