@@ -7,8 +7,9 @@ import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
-import { ErrorCode, classifyMessage, errorResponse, idKey, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
+import { ErrorCode, classifyMessage, errorMessage, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
+import { Inbox } from './inbox.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
@@ -58,14 +59,8 @@ interface GatewaySession {
   closing: Promise<void> | undefined;
   /** Set when the upstream's end has been handed to the relay. */
   upstreamDone: Promise<void>;
-  /**
-   * Messages parsed and screened at the edge, waiting for the SDK transport to accept them (it
-   * answers some POSTs itself: a wrong Accept header, a missing protocol version). When it does,
-   * onmessage takes the edge's object from here and hands it to the relay: the transport's own
-   * copy (validated and rebuilt by zod) is never what gets recorded or forwarded. Keyed by what
-   * both copies share (see inboxKey); a key holds several while same-keyed POSTs overlap.
-   */
-  inbox: Map<string, unknown[]>;
+  /** Messages parsed and screened at the edge, waiting for the SDK transport to accept them (see Inbox). */
+  inbox: Inbox;
 }
 
 export async function startHttpGateway(config: GatewayConfig, witness: Witness, options: HttpGatewayOptions = {}): Promise<HttpGateway> {
@@ -271,28 +266,13 @@ class Gateway {
       if (s.open === 0 && s.closing === undefined) this.armIdle(s);
     });
     if (parsed === undefined) return s.transport.handleRequest(req, res);
-    const key = inboxKey(parsed);
-    const waiting = s.inbox.get(key) ?? [];
-    waiting.push(parsed);
-    s.inbox.set(key, waiting);
+    const withdraw = s.inbox.put(parsed);
     try {
       await s.transport.handleRequest(req, res, parsed);
     } finally {
       // Not taken: the transport refused the POST itself, so the message must never reach the relay.
-      const left = s.inbox.get(key);
-      const at = left?.indexOf(parsed) ?? -1;
-      if (left !== undefined && at !== -1) left.splice(at, 1);
-      if (left?.length === 0) s.inbox.delete(key);
+      withdraw();
     }
-  }
-
-  /** The edge's parsed object for a message the SDK transport accepted, or undefined. */
-  private takeFromInbox(s: GatewaySession, accepted: unknown): unknown {
-    const key = inboxKey(accepted);
-    const waiting = s.inbox.get(key);
-    const parsed = waiting?.shift();
-    if (waiting?.length === 0) s.inbox.delete(key);
-    return parsed;
   }
 
   private armIdle(s: GatewaySession): void {
@@ -336,13 +316,19 @@ class Gateway {
     );
 
     transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => mcpSession });
-    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve(), inbox: new Map() };
+    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve(), inbox: new Inbox() };
     transport.onmessage = (accepted) => {
-      const parsed = this.takeFromInbox(s, accepted);
+      const parsed = s.inbox.take(accepted);
       if (parsed !== undefined) return relay.fromClientMessage(parsed);
-      // Every POST's message is put in the inbox before the transport sees it; this cannot happen.
+      // Every POST's message is put in the inbox before the transport sees it, and an accepted copy
+      // equals its original: this cannot happen, but if it did, only a message screened at the edge
+      // may go on, so it is dropped (and a request answered, so that its client does not wait).
+      const frame = classifyMessage(accepted);
       this.log(`witness gateway: the MCP transport delivered a message the gateway did not screen; it was dropped.`);
-      relay.recordError('The MCP transport delivered a message the gateway had not screened; it was dropped, not forwarded.', 'internal_error', { kind: classifyMessage(accepted).type });
+      relay.recordError('The MCP transport delivered a message the gateway had not screened; it was dropped, not forwarded.', 'internal_error', { kind: frame.type, ...(frame.type === 'request' ? { jsonrpc_id: frame.id } : {}) });
+      if (frame.type === 'request') {
+        transport.send(errorMessage(frame.id, ErrorCode.InternalError, 'Internal error in the Witness gateway; the request was not forwarded.') as JSONRPCMessage, { relatedRequestId: frame.id }).catch(() => undefined);
+      }
     };
     transport.onclose = () => void this.closeSession(s, 'completed', 'the MCP session was deleted');
     transport.onerror = () => undefined; // Every error it reports is also its HTTP answer.
@@ -434,16 +420,6 @@ function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/**
- * What the edge's parsed message and the SDK transport's copy of it have in common: the kind, and
- * the id of a request or response (`1` and `"1"` differ) or the method of a notification.
- */
-function inboxKey(message: unknown): string {
-  const f = classifyMessage(message);
-  if (f.type === 'request' || f.type === 'response') return `${f.type} ${idKey(f.id)}`;
-  return f.type === 'notification' ? `notification ${f.method}` : f.type;
 }
 
 function idOf(message: unknown): JsonRpcId | null {

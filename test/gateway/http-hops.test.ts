@@ -107,4 +107,26 @@ describe('a message through witness gateway (HTTP)', () => {
     expect(evs.filter((e) => e.kind === 'error')).toEqual([]);
     expect(evs.filter((e) => e.kind === 'tool.call').map((e) => canonicalize(e.data?.['arguments']))).toEqual(received);
   });
+
+  it('is forwarded and recorded from the POST the transport accepted, never from a same-id POST it refused at the same time [R-GW-NO-SMUGGLE]', async () => {
+    const log = path.join(dir, 'same-id.log');
+    const g = await start(log, 65536);
+    const headers = await session(g.url);
+    const body = (id: number, memo: string) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'wire', arguments: { memo } } });
+    // Each pair: first a POST the SDK transport refuses (406: its Accept header lacks
+    // text/event-stream) after the edge has screened it, then the same id with other arguments.
+    const pairs = Array.from({ length: 12 }, (_, i) => 100 + i);
+    const results = await Promise.all(
+      pairs.flatMap((id) => [
+        post(g.url, body(id, `refused ${id}`), { ...headers, Accept: 'application/json' }).then(async (r) => ({ status: r.status, messages: await messages(r) })),
+        post(g.url, body(id, `accepted ${id}`), headers).then(async (r) => ({ status: r.status, messages: await messages(r) })),
+      ]),
+    );
+    expect(results.map((r) => r.status)).toEqual(pairs.flatMap(() => [406, 200]));
+    const received = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { params: { arguments: { memo: string } } }).params.arguments.memo);
+    expect([...received].sort()).toEqual(pairs.map((id) => `accepted ${id}`).sort());
+    await g.witness.flush();
+    const evs = await readEvents(g.store);
+    expect(evs.filter((e) => e.kind === 'tool.call').map((e) => (e.data?.['arguments'] as { memo: string }).memo).sort()).toEqual(pairs.map((id) => `accepted ${id}`).sort());
+  });
 });
