@@ -37,11 +37,15 @@ async function allPages(l: Ledger, filter: QueryFilter, between?: () => Promise<
   const ids = new Set<string>();
   let cursor: string | undefined;
   let pages = 0;
+  let last: { ts: string; pos: number } | undefined;
   do {
     const page = await l.query({ ...filter, ...(cursor === undefined ? {} : { cursor }) });
     for (const e of page.events) {
       expect(ids.has(e.id), `event ${e.id} came twice`).toBe(false);
       ids.add(e.id);
+      // Pages come in time order (position order among equal times), across page boundaries too.
+      if (last !== undefined) expect(e.ts > last.ts || (e.ts === last.ts && e.pos > last.pos), `${e.ts}#${e.pos} after ${last.ts}#${last.pos}`).toBe(true);
+      last = { ts: e.ts, pos: e.pos };
       seen.push(new Date(e.ts).getUTCMinutes());
     }
     if (filter.limit !== undefined) expect(page.events.length).toBeLessThanOrEqual(filter.limit);
@@ -49,7 +53,7 @@ async function allPages(l: Ledger, filter: QueryFilter, between?: () => Promise<
     pages++;
     if (between !== undefined && cursor !== undefined) await between();
   } while (cursor !== undefined && pages < 1000);
-  return seen.sort((a, b) => a - b);
+  return seen;
 }
 
 export function queryContract(driver: DriverUnderTest): void {
