@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe } from 'vitest';
 import { openLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -6,18 +8,34 @@ import { sqliteEdit } from './sqlite-edit-hook.js';
 
 const dir = tempDir('witness-contract-');
 
-/** Every driver runs the same contract; WITNESS_TEST_DRIVERS=sqlite,postgres picks some. */
-const DRIVERS: DriverUnderTest[] = [
-  {
-    name: 'sqlite',
-    open: async () => openLedger(`sqlite:${tempDb(dir)}`),
+type OpenLedger = typeof openLedger;
+
+const DIST_STORE = new URL('../../dist/store/index.js', import.meta.url);
+
+/**
+ * The built package's openLedger. Run from the TypeScript sources the SQLite driver seals inline;
+ * built, it seals on a thread of its own (src/store/sqlite/seal-thread.ts), and that path owes the
+ * same contract.
+ */
+async function builtOpenLedger(): Promise<OpenLedger> {
+  if (!fs.existsSync(fileURLToPath(DIST_STORE))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before the sqlite-built contract tests.');
+  return ((await import(DIST_STORE.href)) as { openLedger: OpenLedger }).openLedger;
+}
+
+function sqlite(name: string, open: () => Promise<OpenLedger>): DriverUnderTest {
+  return {
+    name,
+    open: async () => (await open())(`sqlite:${tempDb(dir)}`),
     // A second connection on the same file, as a second process holds one; the key is found beside it.
-    openAgain: async (l, options = {}) => openLedger(`sqlite:${l.info.location}`, { create: false, readonly: options.readonly ?? false }),
+    openAgain: async (l, options = {}) => (await open())(`sqlite:${l.info.location}`, { create: false, readonly: options.readonly ?? false }),
     readonly: true,
     childStore: (l) => ({ url: `sqlite:${l.info.location}` }),
     edit: sqliteEdit,
-  },
-];
+  };
+}
+
+/** Every driver runs the same contract; WITNESS_TEST_DRIVERS=sqlite,postgres picks some. */
+const DRIVERS: DriverUnderTest[] = [sqlite('sqlite', async () => openLedger), sqlite('sqlite-built', builtOpenLedger)];
 
 const wanted = process.env['WITNESS_TEST_DRIVERS']?.split(',').map((s) => s.trim());
 for (const driver of DRIVERS) {
