@@ -8,6 +8,10 @@
  *   (3) throughput with N concurrent HTTP clients, one MCP session each;
  *   (4) RSS of the gateway process while it serves a long run of calls.
  *
+ * Targets (issue 10): `witness proxy --policy` adds ≤ 0.3 ms p50 to a tools/call over stdio;
+ * `witness gateway` p50 ≤ 0.5× `mcp-proxy --no-eventStore` over HTTP, recording and evaluating
+ * policy; the seal stall visible in p99 gone (p99 reported against the baseline's, before and after).
+ *
  * Everything runs as separate processes launched from the built binaries (bin/witness.js → dist/,
  * node_modules/mcp-proxy, node_modules/@modelcontextprotocol/server-everything); the SDK client
  * runs in this process. Sides of a comparison are interleaved call by call so machine load falls
@@ -35,6 +39,19 @@ const NODE = process.execPath;
 const SERVER = [NODE, EVERYTHING, 'stdio'];
 const AGENT = 'bench';
 const MiB = 1024 * 1024;
+/**
+ * A call this slow is a stall, not load: a seal on the recording thread took 60-85 ms here, while
+ * the same machine's busiest direct calls stay well under it. Counted per side as context for p99.
+ */
+const STALL_MS = 40;
+/**
+ * "The seal stall visible in p99 gone": Witness's p99 within this factor of its baseline's p99 (the
+ * recording work itself has a tail, a stall of tens of ms every few hundred calls lifts p99 past it).
+ * Before issue 10 (BENCHMARKS.md at cc095c0) the ratios were 1.66× (stdio) and 1.46× (HTTP).
+ */
+const P99_FACTOR = 1.25;
+/** The p99s measured before issue 10's changes (BENCHMARKS.md at cc095c0), shown beside today's. */
+const P99_BEFORE = { stdio: { witness: 5.74, base: 3.46 }, http: { witness: 16.3, base: 11.2 } };
 
 /** The policy every Witness side evaluates: default allow, two rules that are checked on every call. */
 const POLICY_YAML = [
@@ -229,21 +246,40 @@ interface Stats {
   p50: number[];
   p99: number[];
   mean: number[];
+  /** Calls of STALL_MS or more, per repetition. */
+  stalls: number[];
+  calls: number;
 }
 
-const emptyStats = (): Stats => ({ p50: [], p99: [], mean: [] });
+const emptyStats = (): Stats => ({ p50: [], p99: [], mean: [], stalls: [], calls: 0 });
 
 function add(into: Stats, lat: readonly number[]): void {
   into.p50.push(percentile(lat, 50));
   into.p99.push(percentile(lat, 99));
   into.mean.push(lat.reduce((a, b) => a + b, 0) / lat.length);
+  into.stalls.push(lat.filter((ms) => ms >= STALL_MS).length);
+  into.calls += lat.length;
 }
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
 function statRow(label: string, s: Stats): string[] {
-  return [label, fmtMs(median(s.p50)), fmtMs(median(s.p99)), fmtMs(median(s.mean)), `${fmtMs(min(s.p50))} – ${fmtMs(max(s.p50))}`];
+  return [label, fmtMs(median(s.p50)), fmtMs(median(s.p99)), fmtMs(median(s.mean)), `${fmtMs(min(s.p50))} – ${fmtMs(max(s.p50))}`, `${fmtInt(sum(s.stalls))} of ${fmtInt(s.calls)}`];
 }
 
-const STAT_HEAD = ['side', 'p50 ms', 'p99 ms', 'mean ms', 'p50 range over reps ms'];
+const STAT_HEAD = ['side', 'p50 ms', 'p99 ms', 'mean ms', 'p50 range over reps ms', `calls ≥ ${STALL_MS} ms (all reps)`];
+
+/** The p99 verdict: Witness's p99 against its baseline's, today and before issue 10. */
+function p99Verdict(target: string, witness: Stats, base: Stats, baseName: string, before: { witness: number; base: number }): Verdict {
+  const w = median(witness.p99);
+  const b = median(base.p99);
+  return {
+    target,
+    measured: `${fmtMs(w)} vs ${fmtMs(b)} ms ${baseName} (${fmtRatio(w / b)}); before: ${fmtMs(before.witness)} vs ${fmtMs(before.base)} ms (${fmtRatio(before.witness / before.base)})`,
+    met: w <= P99_FACTOR * b,
+    note: `Calls of ${STALL_MS} ms or more (a seal on the recording thread took 60-85 ms): ${fmtInt(sum(witness.stalls))} of ${fmtInt(witness.calls)} through Witness, ${fmtInt(sum(base.stalls))} of ${fmtInt(base.calls)} ${baseName}. "Before" is BENCHMARKS.md at commit cc095c0, the same benchmark on this machine.`,
+  };
+}
 
 // ---------------------------------------------------------------- servers under test
 
@@ -383,13 +419,14 @@ async function stdioPart(cfg: Config, dir: string, body: string[], verdicts: Ver
   );
   const met = addedP50 <= 0.3;
   verdicts.push({
-    target: '(1) stdio: `witness proxy` adds ≤ 0.3 ms to the p50 of a tools/call',
+    target: '(1) stdio: `witness proxy --policy` adds ≤ 0.3 ms p50 to a tools/call over stdio',
     measured: `+${fmtMs(addedP50)} ms (p50 ${fmtMs(median(proxy.p50))} vs ${fmtMs(median(direct.p50))} ms direct)`,
     met,
     note: met
       ? `A process that only pipes bytes already adds ${fmtMs(hopP50)} ms of the budget (two more pipe writes and wake-ups per direction).`
-      : `Of the +${fmtMs(addedP50)} ms, an extra process hop alone (a relay that only pipes bytes) accounts for ${fmtMs(hopP50)} ms; recording without a policy brings it to +${fmtMs(bareP50)} ms (parsing each frame, preparing \`tool.call\` and waiting for its SQLite commit — a setImmediate hop and a one-event transaction — before forwarding, then preparing \`tool.result\`); the policy adds ${fmtMs(addedP50 - bareP50)} ms, the \`policy.decision\` event written in the same transaction (a CPU profile of the proxy, \`node --cpu-prof\`, puts policy evaluation itself under 0.1 % of its time; the ledger work — canonical JSON, hashing, zod validation and the SQLite transaction — is the bulk). Sealing every 1,000 events (every ~333 calls here) re-verifies them, signs and checkpoints the WAL on the proxy's thread (60-85 ms), which shows in p99; a sliced, off-thread sealer was tried and reverted (it let a close race a running seal and the full suite then met a malformed database image). On this machine a process hop plus one durable SQLite commit (about 13 WAL pages with the 8 query indexes) already costs about as much as the 0.3 ms target.`,
+      : `Of the +${fmtMs(addedP50)} ms, an extra process hop alone (a relay that only pipes bytes) accounts for ${fmtMs(hopP50)} ms, and recording without a policy brings it to +${fmtMs(bareP50)} ms; the policy adds ${fmtMs(addedP50 - bareP50)} ms, its \`policy.decision\` event committed in the same transaction as \`tool.call\`. The gateway's own work on a call is small: each frame is parsed once, screened, evaluated against the policy and forwarded, a few µs in process (parsing, screening and policy evaluation together are about 1 % of a CPU profile of the proxy, \`node --cpu-prof\`). The rest is recording before forwarding: preparing \`tool.call\` and \`policy.decision\` (redaction, validation, canonical JSON, hashing) and committing both in one transaction, the path of an awaited write (section 2), which the proxy waits for so that no call reaches the server unrecorded; \`tool.result\` is recorded after the answer is passed back, outside the measured path.`,
   });
+  verdicts.push(p99Verdict(`(1) stdio: the seal stall visible in p99 is gone: \`witness proxy --policy\` p99 ≤ ${P99_FACTOR}× direct p99`, proxy, direct, 'direct', P99_BEFORE.stdio));
   return { hop: hopP50, bare: bareP50, full: addedP50 };
 }
 
@@ -524,7 +561,7 @@ export async function benchGateway(cfg: Config): Promise<Section> {
   }
   const notMeasured = `not measured: witness gateway not available — ${unavailable ?? ''}`;
   const rows = sides.map((s) => statRow(s.label, lat.get(s.key)!));
-  if (witness === undefined) rows.unshift(['**`witness gateway`** (recording + policy)', notMeasured, '', '', '']);
+  if (witness === undefined) rows.unshift(['**`witness gateway`** (recording + policy)', notMeasured, '', '', '', '']);
   body.push(
     `**(2) Streamable HTTP, sequential** — one MCP session per side per repetition (SDK \`StreamableHTTPClientTransport\`, keep-alive), ${fmtInt(g.warmup)} warm-up calls, then ${fmtInt(g.calls)} sequential echo calls per side, interleaved call by call; ${g.reps} repetitions, medians. \`witness gateway\` gives each MCP session its own upstream server process (started at initialize); \`mcp-proxy\` starts one upstream server at start-up and multiplexes every HTTP session onto it.`,
     mdTable(STAT_HEAD, rows),
@@ -536,14 +573,15 @@ export async function benchGateway(cfg: Config): Promise<Section> {
     const ratio = median(w.p50) / median(base.p50);
     const ratioDefault = median(w.p50) / median(baseDefault.p50);
     verdicts.push({
-      target: '(2) HTTP: `witness gateway` p50 ≤ ½ of `mcp-proxy`\'s p50 while recording and evaluating policy',
+      target: '(2) HTTP: `witness gateway` p50 ≤ 0.5× `mcp-proxy --no-eventStore` over HTTP, recording and evaluating policy',
       measured: `${fmtRatio(ratio)} (${fmtMs(median(w.p50))} vs ${fmtMs(median(base.p50))} ms, mcp-proxy --no-eventStore; ${fmtRatio(ratioDefault)} vs its defaults)`,
       met: ratio <= 0.5,
-      note: `Compared with mcp-proxy with its resumability event store off (Witness keeps none), the stricter baseline; against mcp-proxy's defaults (${fmtMs(median(baseDefault.p50))} ms) the ratio is ${fmtRatio(ratioDefault)}.${ratio <= 0.5 ? '' : ` Both serve HTTP through the SDK's Streamable HTTP server transport and reach the same stdio server; on top of that Witness does per call the relay work its stdio proxy does, which (1) measures at ${fmtMs(stdio.full - stdio.hop)} ms over a bare process hop (parsing, policy, the tool.call + policy.decision commit before forwarding, tool.result after). Halving mcp-proxy's p50 would need Witness's HTTP handling to be ${fmtMs(median(base.p50) / 2)} ms all told, recording included.`}`,
+      note: `Compared with mcp-proxy with its resumability event store off (Witness keeps none), the stricter baseline; against mcp-proxy's defaults (${fmtMs(median(baseDefault.p50))} ms) the ratio is ${fmtRatio(ratioDefault)}.${ratio <= 0.5 ? '' : ` Both serve HTTP through the SDK's Streamable HTTP server transport (an SSE response per POST) and reach the same stdio server; the gateway parses and screens each body once at the edge and hands that object through the relay to the server's stdin and the server's answer, parsed once, back to the transport. On top of what mcp-proxy does, Witness does per call the relay work its stdio proxy does, which (1) measures at ${fmtMs(stdio.full - stdio.hop)} ms over a bare process hop, nearly all of it recording before forwarding. Halving mcp-proxy's p50 would need Witness's HTTP handling to be ${fmtMs(median(base.p50) / 2)} ms all told, recording included.`}`,
     });
+    verdicts.push(p99Verdict(`(2) HTTP: the seal stall visible in p99 is gone: \`witness gateway\` p99 ≤ ${P99_FACTOR}× \`mcp-proxy --no-eventStore\` p99`, w, base, 'mcp-proxy --no-eventStore', P99_BEFORE.http));
   } else {
     verdicts.push({
-      target: '(2) HTTP: `witness gateway` p50 ≤ ½ of `mcp-proxy`\'s p50 while recording and evaluating policy',
+      target: '(2) HTTP: `witness gateway` p50 ≤ 0.5× `mcp-proxy --no-eventStore` over HTTP, recording and evaluating policy',
       measured: `not measured (mcp-proxy p50 ${fmtMs(median(base.p50))} ms, ${fmtMs(median(baseDefault.p50))} ms with its defaults)`,
       met: false,
       notMeasured: true,
@@ -617,6 +655,7 @@ export async function benchGateway(cfg: Config): Promise<Section> {
       `Upstream: \`@modelcontextprotocol/server-everything\` (stdio), its \`echo\` tool with a ~10-byte message. Client: the official \`@modelcontextprotocol/sdk\` \`Client\` in the benchmark process, over \`StdioClientTransport\` or \`StreamableHTTPClientTransport\`; every answer is checked (\`Echo: <message>\`).`,
       `Witness sides: \`node bin/witness.js proxy --agent ${AGENT} --policy policy.yaml --store sqlite:<tmp> -- node …/server-everything/dist/index.js stdio\` and \`node bin/witness.js gateway --config gateway.yaml\` (same policy, same store kind, bearer-key agent \`${AGENT}\`), both with default recorder settings (durability \`process\`, sealing every 1,000 events): each call is recorded (\`tool.call\` committed before forwarding, then \`tool.result\`) and evaluated against this policy:\n\n\`\`\`yaml\n${POLICY_YAML}\`\`\``,
       `Baseline: \`mcp-proxy\` (npm) bridging the same stdio server, \`node node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs --port <p> --host 127.0.0.1 --server stream [--no-eventStore] -- node …/server-everything/dist/index.js stdio\`, endpoint \`/mcp\`; shown with its resumability event store off (like-for-like: Witness keeps none) and with its defaults.`,
+      `"The seal stall visible in p99 gone" is judged as Witness's p99 within ${P99_FACTOR}× its baseline's (direct over stdio, \`mcp-proxy --no-eventStore\` over HTTP): recording has a tail of its own, but a stall of tens of ms every few hundred calls lifts p99 past that (before issue 10: ${fmtRatio(P99_BEFORE.stdio.witness / P99_BEFORE.stdio.base)} and ${fmtRatio(P99_BEFORE.http.witness / P99_BEFORE.http.base)}). Calls of ${STALL_MS} ms or more are counted per side as context.`,
     ],
     body,
     verdicts,
