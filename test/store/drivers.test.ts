@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe } from 'vitest';
-import { openLedger } from '../../src/store/index.js';
+import { openLedger, sidecarPaths } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { ledgerContract, type DriverUnderTest } from './ledger.contract.js';
 import { sqliteEdit } from './sqlite-edit-hook.js';
@@ -22,6 +22,17 @@ async function builtOpenLedger(): Promise<OpenLedger> {
   return ((await import(DIST_STORE.href)) as { openLedger: OpenLedger }).openLedger;
 }
 
+/** `cp witness.db*` as an operator backs up a closed ledger: the database, key, record and artifacts; never -wal or -shm. */
+function copyClosedFiles(file: string): string {
+  const copy = tempDb(dir);
+  fs.copyFileSync(file, copy);
+  const from = sidecarPaths(file);
+  const to = sidecarPaths(copy);
+  for (const k of ['key', 'pub', 'sealed'] as const) if (fs.existsSync(from[k])) fs.copyFileSync(from[k], to[k]);
+  if (fs.existsSync(from.artifacts)) fs.cpSync(from.artifacts, to.artifacts, { recursive: true });
+  return copy;
+}
+
 function sqlite(name: string, open: () => Promise<OpenLedger>): DriverUnderTest {
   return {
     name,
@@ -30,6 +41,7 @@ function sqlite(name: string, open: () => Promise<OpenLedger>): DriverUnderTest 
     openAgain: async (l, options = {}) => (await open())(`sqlite:${l.info.location}`, { create: false, readonly: options.readonly ?? false }),
     readonly: true,
     childStore: (l) => ({ url: `sqlite:${l.info.location}` }),
+    copyClosed: async (l) => (await open())(`sqlite:${copyClosedFiles(l.info.location)}`, { create: false }),
     edit: sqliteEdit,
   };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { genesisHash } from '../../../src/core/index.js';
-import type { AppendReceipt, Ledger } from '../../../src/store/index.js';
+import { verifyLedger, type AppendReceipt, type Ledger } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
 import { event, note, rawRows, verifyAfresh, withLedger } from './fixtures.js';
 
@@ -129,6 +129,26 @@ export function concurrencyContract(driver: DriverUnderTest): void {
         expect(report.failures).toEqual([]);
         expect(report).toMatchObject({ ok: true, events: 501, sealedSize: 501 });
       });
+    });
+
+    it.skipIf(driver.copyClosed === undefined)('leaves, once closed during a seal, a store whose copy is whole: every event, the checkpoint, and it verifies', async () => {
+      const l = await driver.open();
+      await l.append(Array.from({ length: 2000 }, (_, i) => note(`c${i % 7}`, `event ${i}`)));
+      const sealing = l.seal();
+      await l.close();
+      const cp = await sealing;
+      const copy = await driver.copyClosed!(l);
+      try {
+        expect(copy.info.id).toBe(l.info.id);
+        expect((await copy.latestCheckpoint())?.note).toBe(cp!.note);
+        const report = await verifyLedger(copy);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: 2000, sealedSize: 2000, unsealed: 0 });
+        await copy.append([note('c0', 'the copy keeps recording')]);
+        expect(await copy.seal()).toMatchObject({ size: 2001, prevSize: 2000 });
+      } finally {
+        await copy.close();
+      }
     });
 
     it.skipIf(driver.childStore === undefined)('[R-CONCURRENT] keeps every receipt of two processes appending and sealing at once through openLedger, with one linear checkpoint history', async () => {

@@ -21,6 +21,12 @@ export interface DriverUnderTest {
    */
   childStore?(l: Ledger): { url: string; env?: Record<string, string> };
   /**
+   * A copy of the store of `l`, which the caller has closed, taken the way an operator backs it up
+   * (SQLite: the database file and what lives beside it, not the -wal/-shm files of a store that
+   * is closed), opened as a ledger. Omit to skip the copy test.
+   */
+  copyClosed?(l: Ledger): Promise<Ledger>;
+  /**
    * The test-only edit hook: changes the stored ledger as someone with write access to the
    * database would, in the driver-neutral vocabulary below. With `bypass: true` (the default) the
    * driver's protections (triggers, grants) are lifted for the edit and restored afterwards; with
