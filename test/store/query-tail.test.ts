@@ -153,20 +153,15 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
     const filter = { agent: 'support-bot' };
     const want = expected(all, filter);
     const first = await ledger.query({ ...filter, limit: 11 });
-    const l2 = SqliteLedger.open({ path: file });
+    const copy = tempDb(dir);
+    await ledger.database.backup(copy);
+    const other = SqliteLedger.open({ path: copy });
     try {
-      const copy = tempDb(dir);
-      await l2.database.backup(copy);
-      const other = SqliteLedger.open({ path: copy });
-      try {
-        expect(indexTail(other.database)).toEqual({ indexed: TOTAL - INDEXED, upto: TOTAL });
-        const rest = await allPages(other, { ...filter, cursor: first.next! }, 13);
-        expect([...first.events.map((e) => e.pos), ...rest]).toEqual(want);
-      } finally {
-        await other.close();
-      }
+      expect(indexTail(other.database)).toEqual({ indexed: TOTAL - INDEXED, upto: TOTAL });
+      const rest = await allPages(other, { ...filter, cursor: first.next! }, 13);
+      expect([...first.events.map((e) => e.pos), ...rest]).toEqual(want);
     } finally {
-      await l2.close();
+      await other.close();
     }
   });
 
@@ -200,6 +195,20 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
       const indexed = plan.split('RIGHT')[0]!;
       expect(indexed.split('\n').filter((l) => l.includes('TEMP B-TREE')), name).toHaveLength(1);
       if (filter.since !== undefined && filter.until !== undefined) expect(plan, name).toMatch(/ts>\? AND ts<\?/);
+    }
+  });
+
+  it('closing a writer indexes what it left unindexed', async () => {
+    const copy = tempDb(dir);
+    await ledger.database.backup(copy);
+    const other = SqliteLedger.open({ path: copy });
+    expect(indexedUpto(other.database)).toBe(INDEXED);
+    await other.close();
+    const ro = new Database(copy, { readonly: true });
+    try {
+      expect(indexedUpto(ro)).toBe(TOTAL);
+    } finally {
+      ro.close();
     }
   });
 
