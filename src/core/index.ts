@@ -68,6 +68,7 @@ export {
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
 export {
   ChainChecker,
+  ChunkChecker,
   LedgerVerifier,
   MAX_FAILURES,
   selectVerifiers,
@@ -75,6 +76,8 @@ export {
   trustedKeys,
   type Failure,
   type FailureCode,
+  type ChunkPlan,
+  type ChunkResult,
   type KeySource,
   type LedgerVerifierOptions,
   type StoredCheckpoint,

@@ -3,7 +3,7 @@ import { genesisHash } from './chain.js';
 import { openCheckpoint, witnessTime, type Checkpoint } from './checkpoint.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
-import { Frontier, leafHash, verifyConsistency } from './merkle.js';
+import { Frontier, leafHash, nodeHash, verifyConsistency } from './merkle.js';
 import { keyFingerprint, parseVerifierKey, type NoteKeyId, type NoteVerifier } from './note.js';
 import { scanHeader, type HeaderFields } from './verify-header.js';
 import { eventHashFromHex, payloadDigestHex } from './verify-hash.js';
@@ -162,6 +162,35 @@ export class ChainChecker {
 
   get openStreams(): number {
     return this.streams.size;
+  }
+
+  /** Whether a stream met first in a chunk, as `e`, continues from where this checker has it. */
+  continues(e: { stream: string; seq: number; prev: string }): boolean {
+    const s = this.streams.get(e.stream);
+    if (s !== undefined) return s.nextSeq === e.seq && s.prev.toString('hex') === e.prev;
+    return !this.endedStreams.has(e.stream) && e.seq === 0 && genesisHash(this.origin, e.stream).toString('hex') === e.prev;
+  }
+
+  /** Where a chunk left its streams, its absent payloads and the artifacts it referenced. */
+  exits(): Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'artifacts'> {
+    const exits: ChunkResult['exits'] = [];
+    for (const [stream, st] of this.streams) exits.push({ stream, nextSeq: st.nextSeq, prev: st.prev.toString('hex'), ended: false });
+    for (const stream of this.endedStreams) exits.push({ stream, nextSeq: 0, prev: '', ended: true });
+    return { exits, payloadsAbsent: this.payloadsAbsent, artifacts: [...this.artifactRefs] };
+  }
+
+  /** Takes in what exits() said of a chunk that follows this checker's state. */
+  takeChunk(r: Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'artifacts'>): void {
+    for (const x of r.exits) {
+      if (x.ended) {
+        this.streams.delete(x.stream);
+        this.endedStreams.add(x.stream);
+      } else {
+        this.streams.set(x.stream, { nextSeq: x.nextSeq, prev: Buffer.from(x.prev, 'hex'), ended: false });
+      }
+    }
+    this.payloadsAbsent += r.payloadsAbsent;
+    for (const [sha, leaf] of r.artifacts) if (!this.artifactRefs.has(sha)) this.artifactRefs.set(sha, leaf);
   }
 
   get streamCount(): number {
@@ -355,7 +384,7 @@ export interface LedgerVerifierOptions {
 
 export class LedgerVerifier {
   private readonly chain: ChainChecker;
-  private readonly frontier = Frontier.empty();
+  private frontier = Frontier.empty();
   private readonly failures: Failure[] = [];
   private readonly warnings: string[] = [];
   private readonly usedKeys = new Map<string, NoteKeyId>();
@@ -454,25 +483,69 @@ export class LedgerVerifier {
 
   /** Feeds one raw row; rows must come in position order. */
   addRow(row: VerifyRow): void {
-    const where = { stream: row.stream, seq: row.seq, leaf: row.pos };
     // Compared with the previous row, not the tree size, so one deletion is reported once.
-    if (row.pos !== this.expectedPos) {
-      const missing = row.pos > this.expectedPos ? `${this.expectedPos}${row.pos - this.expectedPos > 1 ? `–${row.pos - 1}` : ''}` : undefined;
-      this.fail({
-        ...where,
-        code: 'position_gap',
-        reason:
-          missing === undefined
-            ? `Leaf ${row.pos} is stored after leaf ${this.expectedPos - 1}: positions go backwards, so rows were inserted or renumbered.`
-            : `Leaf ${missing} ${missing.includes('–') ? 'are' : 'is'} missing before this one: events were deleted.`,
-      });
-    }
+    if (row.pos !== this.expectedPos) this.fail(positionGap(row, this.expectedPos));
     this.expectedPos = row.pos + 1;
-    const recomputed = this.chain.check(row, where);
+    const recomputed = this.chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
     if (row.kind === 'session.end') this.endLeaves.push(row.pos);
     if (row.pos >= this.largestSigned && this.newestWitness !== undefined) this.checkDated(row);
     this.frontier.append(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
+  }
+
+  /**
+   * What a ChunkChecker needs to check positions [start, end) on its own (a worker thread): the
+   * tree sizes in that range whose roots are compared with something, and how to date events.
+   * `start` must be a multiple of the chunk size, a power of two no smaller than end - start.
+   */
+  chunkPlan(start: number, end: number): ChunkPlan {
+    const sizes = new Set<number>();
+    for (const d of this.checkpointsDue) sizes.add(d.checkpoint.size);
+    if (this.againstCp !== undefined) sizes.add(this.againstCp.size);
+    if (this.record !== undefined) sizes.add(this.record.checkpoint.size);
+    const marks = [...sizes].filter((n) => n > start && n <= end).sort((x, y) => x - y);
+    const plan: ChunkPlan = { origin: this.options.origin, start, end, marks };
+    if (this.newestWitness !== undefined) {
+      plan.dated = { from: this.largestSigned, newest: this.newestWitness, ...(this.record === undefined ? {} : { recordSize: this.record.checkpoint.size }) };
+    }
+    return plan;
+  }
+
+  /**
+   * Takes in a chunk checked elsewhere, as if its rows had been fed here one by one; false (and
+   * nothing taken in) when that cannot be shown, and the caller then feeds the chunk's rows to
+   * addRow. That is when the chunk's streams do not continue from where they stood before it (an
+   * edit, a deletion, a stream moved: its failures depend on the state before the chunk), or when
+   * the tree is not where the chunk starts (rows deleted earlier shift every leaf index).
+   */
+  addChunk(r: ChunkResult): boolean {
+    if (this.frontier.size !== r.start) return false;
+    for (const e of r.entries) if (!this.chain.continues(e)) return false;
+    if (r.first !== undefined) {
+      if (r.first.pos !== this.expectedPos) this.fail(positionGap(r.first, this.expectedPos));
+      this.expectedPos = r.lastPos + 1;
+    }
+    const base = this.frontier;
+    let f = 0;
+    let e = 0;
+    for (const m of r.marks) {
+      for (; f < m.failures; f++) this.fail(r.failures[f]!);
+      for (; e < m.ends; e++) this.endLeaves.push(r.ends[e]!);
+      this.frontier = extendFrontier(base, m.frontier, m.size - r.start);
+      this.checkRootsAtCurrentSize();
+    }
+    for (; f < r.failures.length; f++) this.fail(r.failures[f]!);
+    for (; e < r.ends.length; e++) this.endLeaves.push(r.ends[e]!);
+    this.frontier = extendFrontier(base, r.frontier, r.rows);
+    this.chain.takeChunk(r);
+    for (const b of [0, 1] as const) {
+      const g = r.gaps[b];
+      if (g === undefined || g === null) continue;
+      const mine = this.gaps[b];
+      if (mine === undefined) this.gaps[b] = { first: g.first, count: g.count };
+      else mine.count += g.count;
+    }
+    return true;
   }
 
   /**
@@ -482,37 +555,20 @@ export class LedgerVerifier {
    * covered it were deleted.
    */
   private checkDated(row: VerifyRow): void {
-    const newest = this.newestWitness!;
-    // An event recorded late with the time it happened (an import, OTLP ingest) carries the time it
-    // was received in `received_ts`: that is when the sealer could first have covered it. The header
-    // is canonical and schema-checked by now, so the top-level member is found by its spelling.
-    const received = RECEIVED_TS.exec(row.header)?.[1];
-    const ts = Date.parse(received ?? row.ts);
-    if (!Number.isFinite(ts) || newest.time - ts <= UNSEALED_TOLERANCE_MS) return;
-    const bucket = this.record !== undefined && row.pos < this.record.checkpoint.size ? 0 : 1;
-    const gap = this.gaps[bucket];
-    if (gap !== undefined) {
-      gap.count++;
-      return;
-    }
-    this.gaps[bucket] = {
-      count: 1,
-      first: {
-        code: 'unsealed_gap',
-        stream: row.stream,
-        seq: row.seq,
-        leaf: row.pos,
-        ...(newest.checkpoint === undefined ? {} : { checkpoint: newest.checkpoint }),
-        reason: `${row.kind === 'session.end' ? 'The session.end' : 'The event'} at leaf ${row.pos} is dated ${row.ts}, more than ${UNSEALED_TOLERANCE_MS / 1000} s before ${newest.label} was signed (${new Date(newest.time).toISOString()}), yet no checkpoint in the ledger covers it`,
-      },
-    };
+    const found = datedGap(row, this.newestWitness!, this.record?.checkpoint.size);
+    if (found === undefined) return;
+    const gap = this.gaps[found.bucket];
+    if (gap !== undefined) gap.count++;
+    else this.gaps[found.bucket] = { count: 1, first: found.first() };
   }
 
   private checkRootsAtCurrentSize(): void {
     const size = this.frontier.size;
+    let root: Buffer | undefined;
+    const rootNow = (): Buffer => (root ??= this.frontier.root());
     while (this.nextCheckpoint < this.checkpointsDue.length && this.checkpointsDue[this.nextCheckpoint]!.checkpoint.size === size) {
       const { id, checkpoint } = this.checkpointsDue[this.nextCheckpoint]!;
-      if (!this.frontier.root().equals(checkpoint.rootHash)) {
+      if (!rootNow().equals(checkpoint.rootHash)) {
         this.fail({
           code: 'checkpoint_root_mismatch',
           checkpoint: id,
@@ -527,7 +583,7 @@ export class LedgerVerifier {
     }
     if (this.againstCp !== undefined && !this.againstChecked && this.againstCp.size === size) {
       this.againstChecked = true;
-      if (this.frontier.root().equals(this.againstCp.rootHash)) {
+      if (rootNow().equals(this.againstCp.rootHash)) {
         this.againstMatched = true;
       } else {
         this.fail({ code: 'against_mismatch', leaf: size - 1, reason: `The ledger no longer extends the saved checkpoint of size ${size}: its first ${size} events were rewritten.` });
@@ -536,7 +592,7 @@ export class LedgerVerifier {
     const rec = this.record;
     if (rec !== undefined && !rec.checked && rec.checkpoint.size === size) {
       rec.checked = true;
-      if (this.frontier.root().equals(rec.checkpoint.rootHash)) {
+      if (rootNow().equals(rec.checkpoint.rootHash)) {
         rec.matched = true;
       } else {
         this.fail({
@@ -717,4 +773,176 @@ export function headerFields(h: EventHeader): HeaderFields {
     received_ts: h.received_ts,
     artifacts: (h.artifacts ?? []).map((a) => a.sha256),
   };
+}
+
+/** The failure for a row whose position is not the one expected after the previous row. */
+function positionGap(row: { pos: number; stream: string; seq: number }, expectedPos: number): Failure {
+  const missing = row.pos > expectedPos ? `${expectedPos}${row.pos - expectedPos > 1 ? `–${row.pos - 1}` : ''}` : undefined;
+  return {
+    stream: row.stream,
+    seq: row.seq,
+    leaf: row.pos,
+    code: 'position_gap',
+    reason:
+      missing === undefined
+        ? `Leaf ${row.pos} is stored after leaf ${expectedPos - 1}: positions go backwards, so rows were inserted or renumbered.`
+        : `Leaf ${missing} ${missing.includes('–') ? 'are' : 'is'} missing before this one: events were deleted.`,
+  };
+}
+
+export interface NewestWitness {
+  time: number;
+  checkpoint?: number;
+  label: string;
+}
+
+/**
+ * Whether an event no checkpoint covers is dated well before the newest witness-time, and in
+ * which bucket: [0] below the sealer's record size, [1] the rest. The failure is made on demand.
+ */
+function datedGap(row: VerifyRow, newest: NewestWitness, recordSize: number | undefined): { bucket: 0 | 1; first: () => Failure } | undefined {
+  // An event recorded late with the time it happened (an import, OTLP ingest) carries the time it
+  // was received in `received_ts`: that is when the sealer could first have covered it. The header
+  // is canonical and schema-checked by now, so the top-level member is found by its spelling.
+  const received = RECEIVED_TS.exec(row.header)?.[1];
+  const ts = Date.parse(received ?? row.ts);
+  if (!Number.isFinite(ts) || newest.time - ts <= UNSEALED_TOLERANCE_MS) return undefined;
+  const bucket = recordSize !== undefined && row.pos < recordSize ? 0 : 1;
+  return {
+    bucket,
+    first: () => ({
+      code: 'unsealed_gap',
+      stream: row.stream,
+      seq: row.seq,
+      leaf: row.pos,
+      ...(newest.checkpoint === undefined ? {} : { checkpoint: newest.checkpoint }),
+      reason: `${row.kind === 'session.end' ? 'The session.end' : 'The event'} at leaf ${row.pos} is dated ${row.ts}, more than ${UNSEALED_TOLERANCE_MS / 1000} s before ${newest.label} was signed (${new Date(newest.time).toISOString()}), yet no checkpoint in the ledger covers it`,
+    }),
+  };
+}
+
+/**
+ * `base` (whose size is a multiple of the chunk size) followed by a chunk's first `rows` leaves,
+ * given as the chunk's own frontier (hex, largest subtree first). Each of those subtrees is
+ * perfect and starts at a multiple of its size, so it joins the tree as a leaf joins a frontier,
+ * one level up.
+ */
+function extendFrontier(base: Frontier, local: readonly string[], rows: number): Frontier {
+  if (rows === 0) return base;
+  const { size: baseSize, hashes: baseHex } = base.toJSON();
+  const hashes: Buffer[] = baseHex.map((h) => Buffer.from(h, 'hex'));
+  let size = baseSize;
+  let i = 0;
+  let left = rows;
+  for (let sub = 2 ** Math.floor(Math.log2(rows)); left > 0; sub /= 2) {
+    if (left < sub) continue;
+    let h: Buffer = Buffer.from(local[i++]!, 'hex');
+    for (let level = sub; Math.floor(size / level) % 2 === 1; level *= 2) h = nodeHash(hashes.pop()!, h);
+    hashes.push(h);
+    size += sub;
+    left -= sub;
+  }
+  return Frontier.fromJSON({ size, hashes: hashes.map((h) => h.toString('hex')) });
+}
+
+/** What a worker is asked to check: positions [start, end) of the ledger. See LedgerVerifier.chunkPlan. */
+export interface ChunkPlan {
+  origin: string;
+  start: number;
+  end: number;
+  /** Tree sizes in (start, end] at which the chunk reports its frontier, ascending. */
+  marks: number[];
+  /** For dating events no checkpoint covers (LedgerVerifier.checkDated), when there is a witness-time. */
+  dated?: { from: number; newest: NewestWitness; recordSize?: number };
+}
+
+/** A chunk's findings, in the order a single pass would have made them; plain data, for postMessage. */
+export interface ChunkResult {
+  start: number;
+  rows: number;
+  /** The first row, whose position is checked by whoever knows the row before it. */
+  first?: { pos: number; stream: string; seq: number };
+  lastPos: number;
+  failures: Failure[];
+  /** At each planned size: how many failures and session ends came before it, and the chunk's frontier (hex). */
+  marks: Array<{ size: number; failures: number; ends: number; frontier: string[] }>;
+  /** The chunk's frontier after its last row (hex, largest subtree first). */
+  frontier: string[];
+  /** Leaves of session.end rows. */
+  ends: number[];
+  /** Each stream where the chunk first met it: it assumed the stream continues from there. */
+  entries: Array<{ stream: string; seq: number; prev: string }>;
+  exits: Array<{ stream: string; nextSeq: number; prev: string; ended: boolean }>;
+  payloadsAbsent: number;
+  artifacts: Array<[string, number]>;
+  gaps: Array<{ first: Failure; count: number } | null>;
+}
+
+/**
+ * Checks one chunk of a ledger on its own (in a worker thread) with the chain checker every pass
+ * uses, recording what a single pass needs to take the chunk in (LedgerVerifier.addChunk). Memory
+ * is bounded by the chunk: its streams, its session ends and a frontier of log2(chunk) hashes.
+ */
+export class ChunkChecker {
+  private readonly chain: ChainChecker;
+  private readonly failures: Failure[] = [];
+  private readonly entries: ChunkResult['entries'];
+  private readonly frontier = Frontier.empty();
+  private readonly marks: ChunkResult['marks'] = [];
+  private readonly ends: number[] = [];
+  private readonly gaps: ChunkResult['gaps'] = [null, null];
+  private first: ChunkResult['first'];
+  private expectedPos = 0;
+  private nextMark = 0;
+
+  constructor(private readonly plan: ChunkPlan) {
+    this.chain = new ChainChecker(
+      plan.origin,
+      (f) => {
+        if (this.failures.length < MAX_FAILURES) this.failures.push(f);
+      },
+      () => undefined,
+    );
+    this.entries = this.chain.trackEntries();
+  }
+
+  add(row: VerifyRow): void {
+    if (this.first === undefined) this.first = { pos: row.pos, stream: row.stream, seq: row.seq };
+    else if (row.pos !== this.expectedPos && this.failures.length < MAX_FAILURES) this.failures.push(positionGap(row, this.expectedPos));
+    this.expectedPos = row.pos + 1;
+    const recomputed = this.chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
+    if (row.kind === 'session.end') this.ends.push(row.pos);
+    const dated = this.plan.dated;
+    if (dated !== undefined && row.pos >= dated.from) {
+      const found = datedGap(row, dated.newest, dated.recordSize);
+      if (found !== undefined) {
+        const g = this.gaps[found.bucket];
+        if (g === null || g === undefined) this.gaps[found.bucket] = { first: found.first(), count: 1 };
+        else g.count++;
+      }
+    }
+    this.frontier.append(leafHash(recomputed));
+    const size = this.plan.start + this.frontier.size;
+    const marks = this.plan.marks;
+    while (this.nextMark < marks.length && marks[this.nextMark] === size) {
+      this.marks.push({ size, failures: this.failures.length, ends: this.ends.length, frontier: this.frontier.toJSON().hashes });
+      this.nextMark++;
+    }
+  }
+
+  finish(): ChunkResult {
+    return {
+      start: this.plan.start,
+      rows: this.frontier.size,
+      ...(this.first === undefined ? {} : { first: this.first }),
+      lastPos: this.expectedPos - 1,
+      failures: this.failures,
+      marks: this.marks,
+      frontier: this.frontier.toJSON().hashes,
+      ends: this.ends,
+      entries: this.entries,
+      ...this.chain.exits(),
+      gaps: this.gaps,
+    };
+  }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { LedgerVerifier, WitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type VerifyReport } from '../core/index.js';
+import { LedgerVerifier, WitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type ChunkResult, type VerifyReport } from '../core/index.js';
 import type { Ledger } from './ledger.js';
+import { VerifyPool, availableThreads, scanRange, workerEntry } from './verify-pool.js';
 
 export interface VerifyLedgerOptions {
   /** Verifier keys (`name+hash+key`) the auditor pins; without them the ledger's own key (the first it recorded) is used. */
@@ -9,7 +10,24 @@ export interface VerifyLedgerOptions {
   /** A signed checkpoint the auditor saved earlier. */
   against?: string;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Worker threads to verify with: 1 checks everything in this thread; by default one per core
+   * once the ledger holds PARALLEL_MIN_EVENTS or more (below that, starting threads costs more
+   * than it saves). Each thread opens the ledger read-only and checks chunks of it.
+   */
+  threads?: number;
+  /** Where the threads open the ledger; by default `ledger.info.location` (a SQLite file). */
+  url?: string;
+  /** Events per chunk, a power of two (default 32,768); smaller only to test the chunk seams. */
+  chunkEvents?: number;
+  /** Called once the work is split: threads used (1 = in-thread), chunks, and how many chunks the threads' results stood for. */
+  onPlan?: (plan: { threads: number; chunks: number }) => void;
+  onChunks?: (stats: { fromThreads: number; rechecked: number }) => void;
 }
+
+/** Below this many events a ledger is verified in-thread by default. */
+export const PARALLEL_MIN_EVENTS = 65_536;
+const CHUNK_EVENTS = 32_768;
 
 /**
  * Feeds every raw row of a ledger through the core verifier, then re-hashes the artifacts. The
@@ -33,13 +51,7 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     ...(sealRecord === undefined ? {} : { sealRecord }),
   });
   v.setCheckpoints(await ledger.checkpoints());
-  const total = ledger.info.size;
-  let done = 0;
-  for await (const page of ledger.scan()) {
-    for (const row of page) v.addRow(row);
-    done += page.length;
-    options.onProgress?.(done, total);
-  }
+  await feedRows(v, ledger, options);
   await checkArtifacts(v, ledger);
   const report = v.finish();
   if (warning !== undefined) report.warnings.push(warning);
@@ -58,6 +70,71 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     }
   }
   return report;
+}
+
+/**
+ * Every row into the verifier: in this thread, or in chunks checked by worker threads and taken in
+ * order, with any chunk whose result cannot be taken in as is (see LedgerVerifier.addChunk), and
+ * anything appended meanwhile, checked here row by row. Either way the report is the same.
+ */
+async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedgerOptions): Promise<void> {
+  const total = ledger.info.size;
+  const chunk = options.chunkEvents ?? CHUNK_EVENTS;
+  if (!Number.isInteger(Math.log2(chunk))) throw new WitnessError('invalid_argument', `chunkEvents must be a power of two, not ${chunk}.`);
+  const chunks = Math.ceil(total / chunk);
+  const wanted = options.threads ?? (total >= PARALLEL_MIN_EVENTS ? availableThreads() : 1);
+  const entry = wanted > 1 && chunks > 1 ? workerEntry() : undefined;
+  let done = 0;
+  const progress = (n: number) => {
+    done += n;
+    options.onProgress?.(done, total);
+  };
+  const inThread = async (from: number, to: number) => {
+    let n = 0;
+    for await (const row of scanRange(ledger, from, to)) {
+      v.addRow(row);
+      if (++n === 5000) {
+        progress(n);
+        n = 0;
+      }
+    }
+    progress(n);
+  };
+  if (entry === undefined) {
+    options.onPlan?.({ threads: 1, chunks: 1 });
+    await inThread(0, Number.MAX_SAFE_INTEGER);
+    return;
+  }
+  const threads = Math.min(wanted, chunks);
+  options.onPlan?.({ threads, chunks });
+  const pool = new VerifyPool(entry, options.url ?? ledger.info.location, threads);
+  const stats = { fromThreads: 0, rechecked: 0 };
+  try {
+    // A few chunks ahead of the one being taken in, so threads never wait and results never pile up.
+    const pending = new Map<number, Promise<ChunkResult | undefined>>();
+    let next = 0;
+    for (let i = 0; i < chunks; i++) {
+      for (; next < chunks && next < i + 2 * threads; next++) {
+        pending.set(next, pool.run(v.chunkPlan(next * chunk, Math.min(total, (next + 1) * chunk))).catch(() => undefined));
+      }
+      const r = await pending.get(i);
+      pending.delete(i);
+      const start = i * chunk;
+      const end = Math.min(total, start + chunk);
+      if (r !== undefined && v.addChunk(r)) {
+        stats.fromThreads++;
+        progress(end - start);
+      } else {
+        stats.rechecked++;
+        await inThread(start, end);
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  options.onChunks?.(stats);
+  // Appended while the threads worked: checked here, after the rest.
+  await inThread(total, Number.MAX_SAFE_INTEGER);
 }
 
 /** Re-hashes every artifact the events reference; a missing or changed one is a failure. */

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ChunkPlan, ChunkResult, VerifyRow } from '../core/index.js';
+import type { Ledger } from './ledger.js';
+
+/**
+ * Worker threads that each open the ledger read-only through `openLedger` and check chunks of it
+ * (core ChunkChecker); the caller takes the results in, in order (core LedgerVerifier.addChunk).
+ */
+
+const ENTRY = new URL('./verify-worker.js', import.meta.url);
+
+/**
+ * The worker script, or undefined when there is none to run (then verification stays in-thread).
+ * Run from the TypeScript sources (the test suite) the compiled worker in dist/ is used: a worker
+ * thread cannot load .ts files, and the tests that spawn bin/witness.js need dist/ built anyway.
+ */
+export function workerEntry(): URL | undefined {
+  if (ENTRY.protocol !== 'file:') return undefined;
+  if (fs.existsSync(fileURLToPath(ENTRY))) return ENTRY;
+  if (import.meta.url.endsWith('.ts')) {
+    const built = new URL('../../dist/store/verify-worker.js', import.meta.url);
+    if (fs.existsSync(fileURLToPath(built))) return built;
+  }
+  return undefined;
+}
+
+export function availableThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/** Rows at positions [start, end), in order, read page by page (memory: one page). */
+export async function* scanRange(ledger: Pick<Ledger, 'scan'>, start: number, end: number, pageSize = 5000): AsyncIterable<VerifyRow> {
+  let pos = start;
+  while (pos < end) {
+    let last = -1;
+    // One page per scan call, never longer than what is left of the range.
+    for await (const page of ledger.scan(pos, Math.min(pageSize, end - pos))) {
+      for (const row of page) {
+        if (row.pos >= end) return;
+        yield row;
+      }
+      last = page.length === 0 ? -1 : page[page.length - 1]!.pos;
+      break;
+    }
+    if (last < 0) return;
+    pos = last + 1;
+  }
+}
+
+export type ToWorker = { plan: ChunkPlan } | { close: true };
+export type FromWorker = { result: ChunkResult } | { error: string };
+
+interface Task {
+  plan: ChunkPlan;
+  resolve: (r: ChunkResult) => void;
+  reject: (e: Error) => void;
+}
+
+export class VerifyPool {
+  private readonly workers = new Set<Worker>();
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, Task>();
+  private readonly queue: Task[] = [];
+
+  constructor(entry: URL, url: string, size: number) {
+    // A thread inherits the process's flags, and some refuse a script file (`node -e …`): dropped.
+    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(entry, { workerData: { url }, execArgv });
+      this.workers.add(w);
+      this.idle.push(w);
+      w.on('message', (m: FromWorker) => this.done(w, m));
+      w.on('error', (e) => this.lost(w, e));
+      w.on('exit', (code) => this.lost(w, new Error(`the verify thread exited with code ${code}`)));
+    }
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  /** Checks one chunk on the next free thread; rejects when no thread can (the caller then checks it in-thread). */
+  run(plan: ChunkPlan): Promise<ChunkResult> {
+    return new Promise((resolve, reject) => {
+      if (this.workers.size === 0) {
+        reject(new Error('no verify thread is running'));
+        return;
+      }
+      this.queue.push({ plan, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const task = this.queue.shift()!;
+      this.busy.set(w, task);
+      w.postMessage({ plan: task.plan } satisfies ToWorker);
+    }
+  }
+
+  private done(w: Worker, m: FromWorker): void {
+    const task = this.busy.get(w);
+    this.busy.delete(w);
+    this.idle.push(w);
+    if (task !== undefined) {
+      if ('result' in m) task.resolve(m.result);
+      else task.reject(new Error(m.error));
+    }
+    this.pump();
+  }
+
+  private lost(w: Worker, e: Error): void {
+    if (!this.workers.delete(w)) return;
+    const i = this.idle.indexOf(w);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.busy.get(w)?.reject(e);
+    this.busy.delete(w);
+    if (this.workers.size === 0) for (const t of this.queue.splice(0)) t.reject(e);
+  }
+
+  /** Lets every thread close its connection and exit (terminated after 5 s if one does not). */
+  async close(): Promise<void> {
+    const all = [...this.workers];
+    this.workers.clear();
+    for (const t of this.queue.splice(0)) t.reject(new Error('the verify pool was closed'));
+    await Promise.all(
+      all.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => void w.terminate(), 5000);
+            w.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            w.postMessage({ close: true } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+}
