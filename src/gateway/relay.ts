@@ -382,8 +382,16 @@ export class McpRelay {
     this.answer(frame, p, wire);
   }
 
-  /** Records the end of a request and passes its response to the client. */
+  /**
+   * Passes a response to the client, then records the end of its request: the answer does not wait
+   * for the result's redaction and preparation (its record was never awaited), and the client's
+   * transport has serialized it before the recorder reads it.
+   */
   private answer(frame: Extract<Frame, { type: 'response' }>, p: Pending, wire: Wire): void {
+    const durationMs = performance.now() - p.started;
+    const filtered = p.method === 'tools/list' && this.o.policy !== undefined && frame.error === undefined ? this.filterTools(frame) : undefined;
+    if (filtered !== undefined) this.toClient(filtered, p.id);
+    else this.ports.toClient(wire, p.id);
     if (p.call !== undefined) {
       const result = frame.result;
       const error = frame.error === undefined ? undefined : rpcError(frame.error);
@@ -395,18 +403,13 @@ export class McpRelay {
         ...(result === undefined ? {} : { output: result }),
         isError,
         ...(error === undefined ? {} : { error }),
-        durationMs: performance.now() - p.started,
+        durationMs,
         outcome: isError ? 'error' : 'success',
       });
     } else if (frame.error !== undefined) {
       const e = rpcError(frame.error);
       this.rec.error(`The server answered ${p.method} with an error: ${e.message}`, typeof e.code === 'number' ? e.code : 'rpc_error', 'tool', { method: p.method, jsonrpc_id: p.id });
     }
-    if (p.method === 'tools/list' && this.o.policy !== undefined && frame.error === undefined) {
-      const filtered = this.filterTools(frame);
-      if (filtered !== undefined) return this.toClient(filtered, p.id);
-    }
-    this.ports.toClient(wire, p.id);
   }
 
   private relatedToToken(token: unknown): JsonRpcId | undefined {

@@ -84,6 +84,20 @@ describe('the relay parses each message once', () => {
     expect(kinds).toEqual(['session.start', 'tool.call', 'policy.decision', 'tool.result', 'session.end']);
   });
 
+  it('hands the client the server\'s answer untouched, while the ledger keeps it redacted', async () => {
+    const { relay: r, toClient, store } = await relay();
+    r.fromClientMessage({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_config', arguments: {} } });
+    await r.drained();
+    const answer = { jsonrpc: '2.0', id: 5, result: { content: [{ type: 'text', text: 'ok' }], structuredContent: { service: 'billing', api_key: 'sk-live-0123456789abcdef0123' } } };
+    const copy = structuredClone(answer);
+    r.fromServerMessage(answer);
+    expect(toClient[0]!.value).toBe(answer);
+    await r.end('completed');
+    expect(answer).toEqual(copy);
+    const result = (await readEvents(store)).find((e) => e.kind === 'tool.result')!;
+    expect(result.data?.['output']).toEqual({ content: [{ type: 'text', text: 'ok' }], structuredContent: { service: 'billing', api_key: '[REDACTED:key]' } });
+  });
+
   it('forwards a recorded call from a byte stream as the compact JSON of what it recorded, not the client\'s spelling', async () => {
     const { relay: r, toServer, store } = await relay();
     r.fromClient('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"n":1.50,"s":"\\u0041"}}}');
