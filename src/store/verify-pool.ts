@@ -31,22 +31,26 @@ export function availableThreads(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
-/** Rows at positions [start, end), in order, read page by page (memory: one page). */
+/** Rows at positions [start, end) (`end` may be Infinity), in order, read page by page (memory: one page). */
 export async function* scanRange(ledger: Pick<Ledger, 'scan'>, start: number, end: number, pageSize = 5000): AsyncIterable<VerifyRow> {
   let pos = start;
-  while (pos < end) {
-    let last = -1;
+  for (;;) {
     // One page per scan call, never longer than what is left of the range.
-    for await (const page of ledger.scan(pos, Math.min(pageSize, end - pos))) {
-      for (const row of page) {
-        if (row.pos >= end) return;
-        yield row;
-      }
-      last = page.length === 0 ? -1 : page[page.length - 1]!.pos;
+    const want = Math.min(pageSize, end - pos);
+    let page: VerifyRow[] | undefined;
+    for await (const p of ledger.scan(pos, want)) {
+      page = p;
       break;
     }
-    if (last < 0) return;
-    pos = last + 1;
+    if (page === undefined || page.length === 0) return;
+    for (const row of page) {
+      if (row.pos >= end) return;
+      yield row;
+    }
+    // A short page is the end; so is a position past 2^53, where pos + 1 is pos again.
+    const next = page[page.length - 1]!.pos + 1;
+    if (page.length < want || next <= pos || next >= end) return;
+    pos = next;
   }
 }
 

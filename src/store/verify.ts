@@ -82,27 +82,31 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
   const chunk = options.chunkEvents ?? CHUNK_EVENTS;
   if (!Number.isInteger(Math.log2(chunk))) throw new WitnessError('invalid_argument', `chunkEvents must be a power of two, not ${chunk}.`);
   const chunks = Math.ceil(total / chunk);
-  const wanted = options.threads ?? (total >= PARALLEL_MIN_EVENTS ? availableThreads() : 1);
+  // The size comes from the stored positions; one past 2^53 is hostile and is checked row by row.
+  const wanted = !Number.isSafeInteger(total) ? 1 : (options.threads ?? (total >= PARALLEL_MIN_EVENTS ? availableThreads() : 1));
   const entry = wanted > 1 && chunks > 1 ? workerEntry() : undefined;
   let done = 0;
   const progress = (n: number) => {
     done += n;
     options.onProgress?.(done, total);
   };
-  const inThread = async (from: number, to: number) => {
+  const inThread = async (from: number, to: number): Promise<number> => {
     let n = 0;
+    let rows = 0;
     for await (const row of scanRange(ledger, from, to)) {
       v.addRow(row);
+      rows++;
       if (++n === 5000) {
         progress(n);
         n = 0;
       }
     }
     progress(n);
+    return rows;
   };
   if (entry === undefined) {
     options.onPlan?.({ threads: 1, chunks: 1 });
-    await inThread(0, Number.MAX_SAFE_INTEGER);
+    await inThread(0, Infinity);
     return;
   }
   const threads = Math.min(wanted, chunks);
@@ -121,12 +125,21 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
       pending.delete(i);
       const start = i * chunk;
       const end = Math.min(total, start + chunk);
+      let rows: number;
       if (r !== undefined && v.addChunk(r)) {
         stats.fromThreads++;
-        progress(end - start);
+        rows = r.rows;
+        progress(rows);
       } else {
         stats.rechecked++;
-        await inThread(start, end);
+        rows = await inThread(start, end);
+      }
+      if (rows !== end - start) {
+        // Rows are missing (deleted: the report says so): every later leaf index is shifted, so
+        // no later chunk lines up with the tree; the rest is checked here, row by row.
+        await inThread(end, Infinity);
+        options.onChunks?.(stats);
+        return;
       }
     }
   } finally {
@@ -134,7 +147,7 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
   }
   options.onChunks?.(stats);
   // Appended while the threads worked: checked here, after the rest.
-  await inThread(total, Number.MAX_SAFE_INTEGER);
+  await inThread(total, Infinity);
 }
 
 /** Re-hashes every artifact the events reference; a missing or changed one is a failure. */

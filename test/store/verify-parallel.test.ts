@@ -143,6 +143,16 @@ describe('parallel verification', () => {
     });
   }
 
+  it('[R-HOSTILE] checks a ledger whose stored positions claim more than 2^53 events in one thread, and reports the gap', async () => {
+    const l = fresh();
+    tamper(l.file, (db) => void db.prepare('UPDATE events SET pos = ? WHERE pos = 12').run(2n ** 62n));
+    const single = await verifyWith(l.file, { threads: 1 });
+    const asked = await verifyWith(l.file, { threads: 2, chunkEvents: 2 });
+    expect(asked.threads).toBe(1);
+    expect(asked.report).toEqual(single.report);
+    expect(single.report.first).toMatchObject({ code: 'position_gap', stream: l.sessions.c, seq: 1 });
+  });
+
   it('[R-SEAL-ROLLBACK] gives the single-pass report on every ledger of the tamper corpus, pinned key or not', async () => {
     const corpus = path.join(REPO_ROOT, 'test', 'fixtures', 'tamper');
     const ledgers = path.join(corpus, 'ledgers');
