@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError, sha256Hex, type ArtifactRef } from '../../core/index.js';
 import { writeArtifactFile } from '../artifacts.js';
+import { translateSqliteError } from './errors.js';
 import { SqliteBase } from './open.js';
 
 /** Artifacts, content addressed by SHA-256: files beside the ledger, a row each in `artifacts`. */
@@ -10,9 +11,17 @@ export abstract class SqliteArtifacts extends SqliteBase {
 
   async putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef> {
     this.assertOpen();
+    if (this.readonly) {
+      // Refused before the file is written: a read-only handle must leave the store as it found it.
+      throw new WitnessError('store_readonly', `The ledger ${this.info.location} is open read-only; open it for writing to store an artifact.`);
+    }
     const sha256 = sha256Hex(bytes);
     writeArtifactFile(this.artifactsDir, sha256, bytes);
-    this.stmts.putArtifact.run({ sha256, mime, bytes: bytes.byteLength, at: new Date().toISOString() });
+    try {
+      this.stmts.putArtifact.run({ sha256, mime, bytes: bytes.byteLength, at: new Date().toISOString() });
+    } catch (e) {
+      throw translateSqliteError(e, this.info.location);
+    }
     return role === undefined ? { sha256, mime, bytes: bytes.byteLength } : { sha256, mime, bytes: bytes.byteLength, role };
   }
 

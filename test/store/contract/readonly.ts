@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leafHash, verifyInclusion } from '../../../src/core/index.js';
+import { leafHash, sha256Hex, verifyInclusion } from '../../../src/core/index.js';
 import { verifyLedger } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
 import { buildSealed, note, withLedger } from './fixtures.js';
@@ -23,11 +23,12 @@ export function readonlyContract(driver: DriverUnderTest): void {
         expect(report).toMatchObject({ ok: true, events: 11, checkpoints: 3 });
         await expect(reader.append([note('ro', 'refused')])).rejects.toMatchObject({ name: 'WitnessError', code: 'store_readonly' });
         await expect(reader.seal({ force: true })).rejects.toMatchObject({ name: 'WitnessError' });
-        await expect(reader.putArtifact(Buffer.from('refused'), 'text/plain')).rejects.toBeDefined();
+        await expect(reader.putArtifact(Buffer.from('refused'), 'text/plain')).rejects.toMatchObject({ name: 'WitnessError', code: 'store_readonly' });
         // The writer was not disturbed, and the refused writes left nothing.
         await l.append([note('rw', 'still writing')]);
         expect(await l.readStream('ro')).toEqual([]);
         expect((await l.checkpoints()).length).toBe(3);
+        expect(await l.hasArtifact(sha256Hex(Buffer.from('refused')))).toBe(false);
       });
     });
   });
