@@ -1,19 +1,11 @@
 /**
- * RFC 8785 (JCS) canonical JSON. The byte-level serialisation is delegated to the `canonicalize`
- * library; this module owns the question of *what* may be serialised. The library silently emits
- * `undefined`, `null` or `{}` for values JSON cannot carry, and a ledger must never hash something
- * other than what the caller thinks it recorded, so every value is validated (and copied into plain
- * JSON) in one walk before the library sees it.
+ * RFC 8785 (JCS) canonical JSON, written here: this module owns both the question of *what* may be
+ * serialised (a ledger must never hash something other than what the caller thinks it recorded, so
+ * every value is validated and copied into plain JSON) and the bytes. The `canonicalize` library is
+ * a development dependency only: the test oracle that test/core/canonical-json.test.ts compares
+ * these bytes with, on the RFC's vectors and on random values.
  */
-import canonicalizeModule from 'canonicalize';
 import { WitnessError } from './errors.js';
-
-// The package is CommonJS (`module.exports = fn`) but its typings declare an ES default export, so
-// under NodeNext TypeScript thinks the default import is the module object. Accept either shape so
-// the code is right whichever interop a bundler or test runner applies.
-const canonicalizeLib = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (
-  input: unknown,
-) => string | undefined;
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -31,23 +23,51 @@ export const ROOT_PATH = '(value)';
 
 /**
  * Validates `value` and returns it as plain JSON: `toJSON()` applied, undefined properties dropped,
- * boxed primitives unwrapped, -0 turned into 0. The result is a fresh copy, so it is exactly what
- * `canonicalize` hashes even if the caller's objects change afterwards or have getters.
+ * boxed primitives unwrapped, -0 turned into 0, members in JCS order. The result is a fresh copy, so
+ * it is exactly what `canonicalize` hashes even if the caller's objects change afterwards or have
+ * getters.
  */
 export function toJsonValue(value: unknown, opts?: CanonicalOptions): JsonValue {
   return new Walker(opts).root(value);
 }
 
 export function canonicalize(value: unknown, opts?: CanonicalOptions): string {
-  return serializeJcs(toJsonValue(value, opts));
+  return encodeJcs(value, opts).text;
+}
+
+/** A value as plain JSON and its JCS text, from one walk. */
+export interface Encoded {
+  value: JsonValue;
+  text: string;
+}
+
+/**
+ * `toJsonValue` and `canonicalize` in one walk. The copy is built with every object's members
+ * inserted in JCS order, and JSON.stringify writes members in insertion order, strings and numbers
+ * exactly as JCS does (RFC 8785 adopts ECMAScript's serialisation) and -0 as 0: so on the copy the
+ * native stringify *is* JCS, at a fraction of the cost of a serialiser in JavaScript. Two cases
+ * break that equality and take serializeJcs instead: a member name that is an array index ("7"),
+ * which engines enumerate first in numeric order, and a toJSON someone put on Object.prototype or
+ * Array.prototype, which JSON.stringify would call.
+ */
+export function encodeJcs(value: unknown, opts?: CanonicalOptions): Encoded {
+  const w = new Walker(opts);
+  const plain = w.root(value);
+  const text = w.indexLikeKeys || prototypesHaveToJSON() ? serializeJcs(plain) : (JSON.stringify(plain) as string);
+  return { value: plain, text };
+}
+
+/** Someone put a toJSON on Object.prototype or Array.prototype: JSON.stringify is then not JCS. */
+export function prototypesHaveToJSON(): boolean {
+  return (objectProto as { toJSON?: unknown }).toJSON !== undefined || (Array.prototype as { toJSON?: unknown }).toJSON !== undefined;
 }
 
 /**
  * Serialises already-validated plain JSON per RFC 8785: members sorted by UTF-16 code units (what
  * Array#sort compares), strings and numbers as ECMAScript's JSON.stringify writes them, which JCS
- * adopts. The `canonicalize` library does the same with a reduce that builds a string per member;
- * this is the hot path of every append and verify, so it builds one string and no closures.
- * The library stays the oracle: test/core/canonical-json.test.ts compares both on random values.
+ * adopts. For plain JSON whose members may be in any order (a value built elsewhere, zod's output);
+ * a value still to be validated goes through encodeJcs, which is faster. The `canonicalize`
+ * library is the oracle: test/core/canonical-json.test.ts compares both on random values.
  */
 export function serializeJcs(v: JsonValue): string {
   if (v === null) return 'null';
@@ -76,17 +96,6 @@ export function serializeJcs(v: JsonValue): string {
     out += serializeJcs((v as Record<string, JsonValue>)[k]!);
   }
   return `${out}}`;
-}
-
-/** The reference implementation (the `canonicalize` library), for tests that cross-check. */
-export function canonicalizeWithLibrary(value: unknown, opts?: CanonicalOptions): string {
-  const out = canonicalizeLib(toJsonValue(value, opts));
-  if (typeof out !== 'string') {
-    throw new WitnessError('not_serialisable', `Value at ${opts?.path || ROOT_PATH} could not be canonicalised as JSON.`, {
-      details: { path: opts?.path || ROOT_PATH },
-    });
-  }
-  return out;
 }
 
 export function canonicalBytes(value: unknown, opts?: CanonicalOptions): Buffer {
@@ -150,6 +159,8 @@ class Walker {
   private readonly maxDepth: number;
   private readonly segments: Segment[] = [];
   private readonly ancestors: object[] = [];
+  /** Some member name may be an array index, so the copy's insertion order is not its JCS order. */
+  indexLikeKeys = false;
 
   constructor(opts?: CanonicalOptions) {
     this.prefix = opts?.path ?? '';
@@ -217,18 +228,34 @@ class Walker {
     this.ancestors[depth] = v;
     const rec = v as Record<string, unknown>;
     const keys = Object.keys(rec);
-    const out: Record<string, JsonValue> = {};
+    let out: Record<string, JsonValue> = {};
     const next = depth + 1;
+    let last = '';
+    let sorted = true;
+    // Members are visited in the caller's order (toJSON sees the order JSON.stringify would use),
+    // and the copy is rebuilt in JCS order only when that order was not already JCS: see encodeJcs.
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       const c = rec[k];
       if (c === undefined) continue;
       this.segments[depth] = k;
       if (!isWellFormedString(k)) this.failSurrogate(next, 'Property name', firstLoneSurrogate(k));
-      const j = this.walk(c, next);
-      // Plain assignment to "__proto__" would set the prototype instead of creating the property.
-      if (k === '__proto__') Object.defineProperty(out, k, { value: j, enumerable: true, writable: true, configurable: true });
-      else out[k] = j;
+      // Conservative: any name starting with a digit may be an array index.
+      const c0 = k.charCodeAt(0);
+      if (c0 >= 0x30 && c0 <= 0x39) this.indexLikeKeys = true;
+      if (k < last) sorted = false;
+      last = k;
+      setMember(out, k, this.walk(c, next));
+    }
+    if (!sorted) {
+      keys.sort();
+      const inOrder: Record<string, JsonValue> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        const j = out[k];
+        if (j !== undefined && Object.hasOwn(out, k)) setMember(inOrder, k, j);
+      }
+      out = inOrder;
     }
     return out;
   }
@@ -322,6 +349,12 @@ class Walker {
   private path(depth: number): string {
     return formatJsonPath(this.segments.slice(0, depth), this.prefix);
   }
+}
+
+/** Plain assignment to "__proto__" would set the prototype instead of creating the property. */
+function setMember(out: Record<string, JsonValue>, k: string, j: JsonValue): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: j, enumerable: true, writable: true, configurable: true });
+  else out[k] = j;
 }
 
 /** Keeps messages one readable sentence when the path is hundreds of levels long; details keep it whole. */

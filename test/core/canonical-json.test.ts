@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import canonicalizeModule from 'canonicalize';
-import { DEFAULT_MAX_DEPTH, canonicalBytes, canonicalize, toJsonValue } from '../../src/core/canonical-json.js';
+import { DEFAULT_MAX_DEPTH, canonicalBytes, canonicalize, encodeJcs, serializeJcs, toJsonValue } from '../../src/core/canonical-json.js';
 import { strictParse } from '../../src/core/strict-json.js';
 import { randomJsonValue, rng } from '../helpers/random.js';
 import { thrown } from '../helpers/errors.js';
@@ -315,5 +315,55 @@ describe('canonicalize on values that cannot be recorded', () => {
     const e = thrown(() => canonicalize(new Node()));
     expect(e.code).toBe('not_serialisable');
     expect(e.message).toMatch(/nested more than 200 levels/);
+  });
+});
+
+describe('encodeJcs: the plain copy and its JCS text from one walk', () => {
+  it('writes the same bytes as the canonicalize library and as serializeJcs, and the same copy as toJsonValue, on random JSON values', () => {
+    const r = rng(9785);
+    for (let i = 0; i < 3000; i++) {
+      const v = randomJsonValue(r);
+      const { value, text } = encodeJcs(v);
+      expect(text).toBe(library(v));
+      expect(text).toBe(serializeJcs(toJsonValue(v)));
+      expect(value).toEqual(toJsonValue(v));
+    }
+  });
+
+  it('orders member names that are array indices by code units, not numerically as engines enumerate them', () => {
+    const input = { '10': 'a', '9': 'b', '1': { '2': 0, '10': 1, x: 2 }, b: [{ '0': 1, '-1': 2 }], '4294967295': 3, '01': 4 };
+    const { text } = encodeJcs(input);
+    expect(text).toBe(library(input));
+    expect(text).toBe('{"01":4,"1":{"10":1,"2":0,"x":2},"10":"a","4294967295":3,"9":"b","b":[{"-1":2,"0":1}]}');
+  });
+
+  it('keeps a "__proto__" member in the text and in the copy', () => {
+    const input = strictParse('{"b":1,"__proto__":{"x":[1]},"A":2}');
+    const { value, text } = encodeJcs(input);
+    expect(text).toBe('{"A":2,"__proto__":{"x":[1]},"b":1}');
+    expect(Object.hasOwn(value as object, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+  });
+
+  it('writes the JCS of its copy even when someone has put a toJSON on Object.prototype or Array.prototype', () => {
+    // A toJSON that answers differently each time: JSON.stringify on the copy would call it again.
+    for (const proto of [Object.prototype, Array.prototype] as object[]) {
+      let calls = 0;
+      const toJSON = (): unknown => Object.assign(Object.create(null) as object, { call: ++calls });
+      Object.defineProperty(proto, 'toJSON', { value: toJSON, configurable: true, writable: true, enumerable: false });
+      let encoded: ReturnType<typeof encodeJcs>;
+      try {
+        encoded = encodeJcs(proto === Array.prototype ? [1] : { a: 1 });
+      } finally {
+        delete (proto as { toJSON?: unknown }).toJSON;
+      }
+      expect(encoded.value).toEqual({ call: 1 });
+      expect(encoded.text).toBe('{"call":1}');
+    }
+  });
+
+  it('refuses what canonicalize refuses, naming the same path', () => {
+    expect(thrown(() => encodeJcs({ a: [1, { b: 'x\ud800' }] }, { path: 'data' })).details).toEqual({ path: 'data.a[1].b' });
+    expect(thrown(() => encodeJcs({ n: 2 ** 60 })).details).toEqual({ path: 'n' });
   });
 });
