@@ -1,8 +1,9 @@
-import { v7 as uuidv7 } from 'uuid';
-import { canonicalize, isWellFormedString, serializeJcs, toJsonValue } from './canonical-json.js';
+import { canonicalize, encodeJcs, isWellFormedString, prototypesHaveToJSON, type Encoded } from './canonical-json.js';
 import { eventHash, newSalt, payloadDigest } from './chain.js';
 import { WitnessError } from './errors.js';
 import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
+import { fastHeader, fastHeaderParts } from './fast-header.js';
+import { isoAt, uuidv7At } from './ids.js';
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
@@ -61,32 +62,49 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
     });
   }
   // zod builds its output by assignment, which drops a "__proto__" member (JSON data like any
-  // other) from every object it copies. So the payload is made plain JSON first, zod only checks
-  // that copy, and the copy is what is hashed and stored: exactly what the caller recorded.
+  // other) from every object it copies. So the payload is made plain JSON first (one walk that
+  // also writes its JCS text), only that copy is checked, and the copy is what is hashed and
+  // stored: exactly what the caller recorded.
   const given = typeof input === 'object' && input !== null ? (input as { data?: unknown }).data : undefined;
-  const plain = typeof given === 'object' && given !== null ? toJsonValue(given, { path: 'data' }) : undefined;
-  const ev = parseEventInput(plain === undefined ? input : { ...(input as object), data: plain });
-  const { data: checked, ...rest } = ev;
-  const data = plain ?? checked;
-  const canonicalData = plain === undefined ? canonicalizeAt(data, 'data') : serializeJcs(plain);
+  const encoded: Encoded | undefined = typeof given === 'object' && given !== null ? encodeJcs(given, { path: 'data' }) : undefined;
+  const withData = encoded === undefined ? input : { ...(input as object), data: encoded.value };
+  // The compiled check accepts only what zod accepts and copies the header in JCS order; anything
+  // it does not accept (invalid, or beyond what it decides) goes to zod, which also names the field.
+  const fast = encoded !== undefined && isWellFormedString(stream) && !prototypesHaveToJSON() ? fastHeader(withData as Record<string, unknown>) : undefined;
+  let kind: EventKind;
+  let rest: Record<string, unknown>;
+  let data: unknown;
+  let canonicalData: string;
+  if (fast !== undefined) {
+    rest = fast;
+    kind = fast['kind'] as EventKind;
+    data = encoded!.value;
+    canonicalData = encoded!.text;
+  } else {
+    const { data: checked, ...others } = parseEventInput(withData);
+    rest = others;
+    kind = others.kind;
+    data = encoded?.value ?? checked;
+    canonicalData = encoded?.text ?? canonicalizeAt(checked, 'data');
+  }
   const limit = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-  const size = Buffer.byteLength(canonicalData, 'utf8');
+  // One UTF-8 byte per UTF-16 unit at least, three at most: the exact count only when in doubt.
+  const size = canonicalData.length * 3 <= limit ? canonicalData.length : Buffer.byteLength(canonicalData, 'utf8');
   if (size > limit) {
     throw new WitnessError(
       'payload_too_large',
-      `The ${ev.kind} payload is ${size} bytes, over the ${limit}-byte limit; store large content as an artifact and reference it, or raise maxPayloadBytes.`,
-      { details: { bytes: size, limit, kind: ev.kind } },
+      `The ${kind} payload is ${size} bytes, over the ${limit}-byte limit; store large content as an artifact and reference it, or raise maxPayloadBytes.`,
+      { details: { bytes: size, limit, kind } },
     );
   }
   const salt = newSalt();
-  const now = opts.now?.() ?? new Date();
-  const fields = {
-    ...rest,
-    id: rest.id ?? uuidv7({ msecs: now.getTime() }),
-    ts: rest.ts ?? now.toISOString(),
-    payload_digest: payloadDigest(salt, canonicalData).toString('hex'),
-  } as PreparedEvent['fields'];
-  return { stream, fields, data: data as Record<string, unknown>, canonicalData, salt, headerParts: headerParts(fields, stream) };
+  const now = opts.now === undefined ? Date.now() : opts.now().getTime();
+  if (rest['ts'] === undefined) rest['ts'] = isoAt(now);
+  if (rest['id'] === undefined) rest['id'] = uuidv7At(now);
+  rest['payload_digest'] = payloadDigest(salt, canonicalData).toString('hex');
+  const fields = rest as PreparedEvent['fields'];
+  const parts = fast !== undefined ? fastHeaderParts(rest, stream) : headerParts(fields, stream);
+  return { stream, fields, data: data as Record<string, unknown>, canonicalData, salt, headerParts: parts };
 }
 
 /** Re-commits a payload that the store completed inside its transaction (session.end's tail). */
