@@ -43,6 +43,8 @@ export class Witness implements SessionHost {
   private sealFault: string | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** close() has begun: no periodic seal starts any more (close seals what is left itself). */
+  private closing = false;
   private warnedNoKey = false;
 
   constructor(
@@ -255,6 +257,8 @@ export class Witness implements SessionHost {
   }
 
   private maybeSeal(): void {
+    // A commit's setImmediate or the timer can fire while close() runs: close seals once itself.
+    if (this.closing) return;
     const elapsed = Date.now() - this.lastSealAt;
     const due =
       this.sinceSeal >= this.options.seal.everyEvents ||
@@ -308,12 +312,12 @@ export class Witness implements SessionHost {
   /** Flushes, seals what is unsealed, and closes the ledger. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     await this.writer.drain();
+    // A periodic seal may still be on its way (on the sealer thread): let it finish before the
+    // ledger closes under it, or it fails with "ledger is closed" (what broke the off-thread sealer
+    // reverted at bbcbecd); sealNow waits for it before sealing what is left.
     if (this.options.seal.enabled && this.sinceSeal > 0) await this.sealNow(false);
-    // A periodic seal may still be on its way: let it finish before the ledger closes under it, or it
-    // fails with "ledger is closed" (what broke the off-thread sealer reverted at bbcbecd). With
-    // today's SQLite driver a seal has no await inside, so no test can open that window yet; an
-    // asynchronous driver (PostgreSQL, a sealer worker) will.
     while (this.sealing !== undefined) await this.sealing;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);

@@ -1,35 +1,37 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ChainChecker,
-  Frontier,
   LedgerVerifier,
   WitnessError,
   consistencyProof,
-  formatCheckpoint,
   inclusionProof,
   keyFingerprint,
-  leafHash,
-  openCheckpoint,
   parseVerifierKey,
   signNote,
-  verifyConsistency,
-  type Failure,
   type NodeSource,
   type NoteSigner,
   type NoteVerifier,
+  type PreparedEvent,
 } from '../../core/index.js';
-import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { openSealRecord, readSealRecordText, writeSealRecord } from '../seal-record.js';
 import { checkArtifacts } from '../verify.js';
-import type { AdoptOptions, AdoptResult, CheckpointRow, PublicKeyRow, RawEventRow, SealOptions, SealRecordText } from '../ledger.js';
-import { translateSqliteError } from './errors.js';
+import type { AdoptOptions, AdoptResult, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
+import { SealThread, sealThreadAvailable } from './seal-thread.js';
+import { Sealer, sealRefused, type SealerContext, type SqlCheckpoint } from './sealer.js';
 import { SqliteQuery } from './query.js';
-
-const SEAL_READ_PAGE = 10_000;
 
 /** Sealing: the Merkle tree, signed checkpoints, the sealer's record, adoption and proofs. */
 export abstract class SqliteSeal extends SqliteQuery {
   // ------------------------------------------------------------------ seal
+
+  /** The sealer thread of this ledger, once started; undefined while sealing inline. */
+  private sealThread: SealThread | undefined;
+  private inlineSealer: Sealer | undefined;
+  /** Seals run one after another; close() waits for the last one. */
+  private sealChain: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+  private sealThreadRefused = false;
+  private warmed = false;
 
   /**
    * Signs a checkpoint over every event committed so far, but only over a tree that provably
@@ -38,15 +40,27 @@ export abstract class SqliteSeal extends SqliteQuery {
    * checkpoint must be signed by this key, must be at least as large as the record, must be
    * consistent with it by a proof from the stored tree nodes checked by the core verifier, and its
    * stored frontier must reproduce its signed root. Otherwise it refuses with `seal_refused`, in
-   * one sentence, and writes nothing.
+   * one sentence, and writes nothing (sealer.ts holds the rules).
+   *
+   * The work runs on the sealer thread (seal-thread.ts) with its own connection, so the thread that
+   * records only waits for the short transaction that stores the checkpoint, as any second writer
+   * would make it wait. Resolves once the checkpoint is committed, synced and recorded.
    */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
+    this.assertOpen();
+    if (this.closing !== undefined) throw new WitnessError('closed', `The ledger ${this.info.location} is closing; open it again to seal.`);
+    const run = this.sealChain.then(() => this.sealRetrying(options));
+    this.sealChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async sealRetrying(options: SealOptions): Promise<CheckpointRow | null> {
     // Another process that has just committed a ledger's first checkpoint writes the record right
     // after its commit: a seal that lands in between sees checkpoints and no record yet. Look again
     // for up to a second before refusing (a deleted record stays refused, a second later).
     for (let attempt = 1; ; attempt++) {
       try {
-        return this.sealOnce(options);
+        return await this.sealOnce(options);
       } catch (e) {
         if (attempt >= 20 || !(e instanceof WitnessError) || e.details?.['noRecord'] !== true) throw e;
         await new Promise((r) => setTimeout(r, 50));
@@ -54,146 +68,76 @@ export abstract class SqliteSeal extends SqliteQuery {
     }
   }
 
-  private sealOnce(options: SealOptions): CheckpointRow | null {
-    this.assertOpen();
+  private async sealOnce(options: SealOptions): Promise<CheckpointRow | null> {
     const { signer, own } = this.sealingKey();
     this.refuseForeignKey();
-    const now = options.now ?? new Date();
     this.checkRecordWritable();
-    const run = this.db.transaction((): CheckpointRow | null => {
-      // Read under the write lock, so that of two sealers the second sees the first's checkpoint.
-      const text = readSealRecordText(this.sealRecordPath);
-      const record = text === undefined ? undefined : openSealRecord(text, own, this.info.origin, this.sealRecordPath);
-      const last = this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined;
-      const { frontier, root: lastRoot } = this.trustedFrontier(last, record, own);
-      const end = this.readNextPos();
-      if (last !== undefined && end === last.size && options.force !== true) return null;
-      if (last === undefined && end === 0 && options.force !== true) return null;
-      // Signing is a statement that these events are genuine, so each new event is verified
-      // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
-      // refused here instead of being signed by the real key.
-      const failures: Failure[] = [];
-      const chain = new ChainChecker(this.info.origin, (f) => failures.push(f), () => undefined);
-      for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
-        const rows = this.stmts.scan.all(from, Math.min(SEAL_READ_PAGE, end - from)) as RawEventRow[];
-        for (const row of rows) {
-          if (row.pos !== frontier.size) {
-            throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
-          }
-          if (!chain.streams.has(row.stream) && row.seq > 0) {
-            const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
-            if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
-          }
-          const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
-          const bad = failures[0];
-          if (bad !== undefined) {
-            throw new WitnessError(
-              'store_corrupt',
-              `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
-              { details: { failure: bad } },
-            );
-          }
-          for (const n of frontier.push(leafHash(hash))) this.stmts.putNode.run(n.level, n.index, n.hash);
-        }
-      }
-      const root = frontier.root();
-      const prevSize = last?.size ?? null;
-      let consistency: Buffer[] = [];
-      if (prevSize !== null && lastRoot !== undefined) {
-        // The proof is built from stored nodes, which the database writer could have edited: it
-        // is checked before it is stored, so a stored proof is never one that fails.
-        consistency = this.provenConsistency(prevSize, lastRoot, end, root, () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`);
-      }
-      const body = formatCheckpoint({ origin: this.info.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
-      const note = signNote(body, [signer]);
-      const consistencyJson = JSON.stringify(consistency.map((h) => h.toString('hex')));
-      const info = this.stmts.putCheckpoint.run(end, root, note, now.toISOString(), JSON.stringify(frontier.toJSON()), consistencyJson, prevSize);
-      return { id: Number(info.lastInsertRowid), size: end, root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize };
-    });
-    let sealed: CheckpointRow | null;
-    // The record is written after the commit (a record ahead of the database would refuse every
-    // later seal), so the commit must be on disk first: with durability 'process' commits are
-    // not synced, and a power cut could otherwise lose a checkpoint that the record names.
-    const syncOnce = this.durability === 'process';
-    try {
-      if (syncOnce) this.db.pragma('synchronous = FULL');
-      sealed = run.immediate();
-    } catch (e) {
-      throw translateSqliteError(e, this.info.location);
-    } finally {
-      if (syncOnce) this.db.pragma('synchronous = NORMAL');
-    }
-    // PASSIVE never waits for readers or writers; whatever it cannot copy now, the next one will.
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch {
-      // A busy checkpoint is not a failure of the seal.
-    }
-    // A crash before this line leaves the record behind the database, which the next seal accepts:
-    // the newer checkpoint is signed by this key and proven consistent with the record.
-    if (sealed !== null) writeSealRecord(this.sealRecordPath, { note: sealed.note, size: sealed.size, root: sealed.root }, own, this.info.origin);
+    const request = { force: options.force === true, now: options.now ?? new Date() };
+    const thread = this.threadFor(signer);
+    if (thread !== undefined) return thread.seal(request);
+    // Inline, on this connection: a commit here is synchronous=NORMAL under durability 'process'.
+    this.inlineSealer ??= new Sealer(this.db, this.sealerContext(), own, { sign: (body) => signNote(body, [signer]), durable: this.durability === 'process' ? 'raise-sync' : 'as-is' });
+    const sealed = await this.inlineSealer.seal(request);
+    await this.inlineSealer.afterSeal();
     return sealed;
   }
 
-  /**
-   * Where the next tree starts: the newest stored checkpoint's frontier, once that checkpoint is
-   * shown to be this key's and to extend the record. Runs under the write lock.
-   */
-  protected trustedFrontier(last: SqlCheckpoint | undefined, record: SealRecord | undefined, own: NoteVerifier): { frontier: Frontier; root: Buffer | undefined } {
-    const where = this.info.location;
-    const kept = `kept in ${this.sealRecordPath}`;
-    if (last === undefined) {
-      if (record !== undefined) {
-        throw sealRefused(`${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${this.sealRecordPath}\``);
-      }
-      return { frontier: Frontier.empty(), root: undefined };
-    }
-    if (record === undefined) {
-      // No silent trust on first use: a ledger with checkpoints and no record was sealed before
-      // records existed, had its record moved aside, or had it deleted by someone rolling it back.
-      // Only a person can tell which, so adoption is an explicit command that verifies first.
-      const seal = `witness seal --adopt --store sqlite:${where}${this.sealRecordConfigured ? ` --seal-record ${this.sealRecordPath}` : ''}`;
-      throw sealRefused(
-        `${where} has checkpoints but no record of the last one this key signed (looked for ${this.sealRecordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
-        { noRecord: true },
-      );
-    }
-    let signed: { size: number; root: Buffer };
-    try {
-      const { checkpoint } = openCheckpoint(last.note, [own], this.info.origin);
-      signed = { size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
-    } catch {
-      throw sealRefused(`the newest checkpoint in ${where} (id ${last.id}, size ${last.size}) is not signed by this key, so it was not written by this ledger's sealer; run \`witness verify\``);
-    }
-    if (signed.size !== last.size) {
-      throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
-    }
-    if (signed.size < record.size) {
-      throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${this.sealRecordPath}\``);
-    }
-    this.provenConsistency(record.size, record.root, signed.size, signed.root, () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${this.sealRecordPath}\``);
-    let frontier: Frontier;
-    try {
-      frontier = Frontier.fromJSON(JSON.parse(last.frontier));
-    } catch {
-      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
-    }
-    if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
-      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``);
-    }
-    return { frontier, root: signed.root };
+  private sealerContext(): SealerContext {
+    return { location: this.info.location, origin: this.info.origin, sealRecordPath: this.sealRecordPath, sealRecordConfigured: this.sealRecordConfigured };
   }
 
-  /** A consistency proof from stored nodes, checked by the core verifier against two signed roots; refuses when it fails. */
-  protected provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, why: () => string): Buffer[] {
-    let proof: Buffer[];
-    try {
-      proof = consistencyProof(oldSize, newSize, this.nodeSource());
-    } catch {
-      throw sealRefused(why());
+  /** This ledger's sealer thread, started on first need; undefined where it cannot run (sources, `:memory:`). */
+  private threadFor(signer: NoteSigner): SealThread | undefined {
+    if (this.sealThread === undefined && !this.sealThreadRefused) {
+      this.sealThreadRefused = this.info.location === ':memory:' || !sealThreadAvailable();
+      if (!this.sealThreadRefused) {
+        const busyTimeoutMs = Number(this.db.pragma('busy_timeout', { simple: true }));
+        this.sealThread = new SealThread({ path: this.info.location, busyTimeoutMs, context: this.sealerContext(), verifierKey: signer.verifierKey }, signer);
+      }
     }
-    if (!verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot).ok) throw sealRefused(why());
-    return proof;
+    return this.sealThread;
+  }
+
+  /** A writer that can seal will: its first append warms the sealer thread (SealThread.warm). */
+  private warmSealThread(): void {
+    this.warmed = true;
+    if (!this.canSeal || this.foreignKey !== undefined || this.signer === undefined || this.closing !== undefined) return;
+    this.threadFor(this.signer)?.warm();
+  }
+
+  /**
+   * While the sealer thread writes (a few milliseconds per seal), appends wait here, off the event
+   * loop, rather than in SQLite's busy handler, which sleeps the recording thread in steps of up to
+   * 100 ms. Against another process's lock the busy handler still applies.
+   */
+  override async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
+    const events = this.prepare(batch);
+    if (!this.warmed) this.warmSealThread();
+    const writing = this.sealThread?.writing;
+    if (writing !== undefined) await writing;
+    return this.appendPreparedSync(events);
+  }
+
+  override async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+    if (!this.warmed) this.warmSealThread();
+    const writing = this.sealThread?.writing;
+    if (writing !== undefined) await writing;
+    return this.appendPreparedSync(events);
+  }
+
+  /**
+   * Waits for a seal on its way (it completes and is recorded) and for the sealer thread's WAL copy
+   * to finish, lets that thread close its connection, and only then closes this one: afterwards the
+   * file is whole on its own, ready to be copied or reopened.
+   */
+  override async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing ??= (async () => {
+      await this.sealChain;
+      await this.sealThread?.close();
+      await super.close();
+    })();
+    return this.closing;
   }
 
   /** The signer and its verifier, or the reason this process cannot seal. */
@@ -345,21 +289,6 @@ export abstract class SqliteSeal extends SqliteQuery {
       addedAt: r.added_at,
     }));
   }
-}
-
-interface SqlCheckpoint {
-  id: number;
-  size: number;
-  root: Buffer;
-  note: string;
-  ts: string;
-  frontier: string;
-  consistency: string;
-  prev_size: number | null;
-}
-
-function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
-  return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
 }
 
 function fingerprintOf(vkey: string): string {

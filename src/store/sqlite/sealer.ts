@@ -1,0 +1,407 @@
+import fs from 'node:fs';
+import type Database from 'better-sqlite3';
+import {
+  ChainChecker,
+  Frontier,
+  WitnessError,
+  consistencyProof,
+  formatCheckpoint,
+  leafHash,
+  openCheckpoint,
+  verifyConsistency,
+  type Failure,
+  type NodeSource,
+  type NoteVerifier,
+} from '../../core/index.js';
+import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
+import type { CheckpointRow, RawEventRow } from '../ledger.js';
+import { translateSqliteError } from './errors.js';
+import { indexTail } from './indexer.js';
+
+const SEAL_READ_PAGE = 10_000;
+/**
+ * At most this many events go into one checkpoint: their new tree nodes are held in memory until
+ * the short write transaction stores them. A larger backlog (a bulk import, a ledger sealed for the
+ * first time) is sealed as several checkpoints in a row, each extending the one before.
+ */
+export const SEAL_MAX_EVENTS = 100_000;
+/** Attempts before giving up when other sealers keep committing a checkpoint first. */
+const SEAL_ATTEMPTS = 10;
+
+/** What the sealer needs to know about its ledger; plain data, so it can cross to a worker thread. */
+export interface SealerContext {
+  location: string;
+  origin: string;
+  sealRecordPath: string;
+  /** The record's path was given (option or environment), so messages repeat it. */
+  sealRecordConfigured: boolean;
+}
+
+/** Signs a checkpoint body (a signed note comes back). Where the key lives is the caller's affair. */
+export type SignBody = (body: string) => string | Promise<string>;
+
+/**
+ * Taken around each short write transaction of a sealer on another thread: the recording thread
+ * then holds its appends back (awaiting, its event loop free) instead of spinning in SQLite's busy
+ * handler, whose sleeps (1, 2, 5, 10 … ms) would stall it longer than the transaction itself.
+ */
+export interface WriteGate {
+  acquire(): Promise<void>;
+  release(): void;
+}
+
+export interface SealerOptions {
+  sign: SignBody;
+  gate?: WriteGate;
+  /**
+   * How the checkpoint's commit is made durable before the record names it (a record ahead of the
+   * disk would refuse every later seal after a power cut). `raise-sync`: the commit itself runs at
+   * synchronous=FULL (a connection that otherwise commits at NORMAL). `fsync-wal`: the commit runs
+   * at NORMAL, holding the write lock for no fsync, and the WAL file is synced right after it; its
+   * frames are either still in the WAL or were already copied into the database by a checkpoint,
+   * which syncs the database before the WAL is ever reused. `as-is`: the connection already syncs.
+   */
+  durable: 'raise-sync' | 'fsync-wal' | 'as-is';
+}
+
+/** Events indexed per gated transaction after a seal (see WriteGate). */
+const INDEX_STEP = 500;
+
+export interface SealRequest {
+  force: boolean;
+  now: Date;
+}
+
+/**
+ * One seal, on whatever connection it is given: the driver's own (inline) or the sealer thread's
+ * (seal-worker.ts). The heavy part — re-verifying every new event, building the tree nodes, the
+ * consistency proof — reads one snapshot and holds no lock; only storing the nodes and the
+ * checkpoint takes the write lock, after checking that nobody sealed in between. So the recorder's
+ * appends, on another connection, wait at most for that short transaction.
+ */
+export class Sealer {
+  private readonly stmts: {
+    latest: Database.Statement;
+    maxPos: Database.Statement;
+    scan: Database.Statement;
+    hashAt: Database.Statement;
+    node: Database.Statement;
+    putNode: Database.Statement;
+    putCheckpoint: Database.Statement;
+  };
+
+  private readonly sign: SignBody;
+  private readonly gate: WriteGate | undefined;
+  private readonly durable: SealerOptions['durable'];
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly ctx: SealerContext,
+    private readonly own: NoteVerifier,
+    options: SealerOptions,
+  ) {
+    this.sign = options.sign;
+    this.gate = options.gate;
+    this.durable = options.durable;
+    this.stmts = {
+      latest: db.prepare('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'),
+      maxPos: db.prepare('SELECT max(pos) AS m FROM events').pluck(),
+      scan: db.prepare('SELECT * FROM events WHERE pos >= ? ORDER BY pos LIMIT ?'),
+      hashAt: db.prepare('SELECT hash FROM events WHERE stream = ? AND seq = ?').pluck(),
+      node: db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?').pluck(),
+      putNode: db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)'),
+      putCheckpoint: db.prepare('INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    };
+  }
+
+  /**
+   * Seals everything committed so far (in checkpoints of at most SEAL_MAX_EVENTS); null when there
+   * was nothing to seal. Refuses with `seal_refused` exactly as described in seal.ts.
+   */
+  async seal(request: SealRequest): Promise<CheckpointRow | null> {
+    let newest: CheckpointRow | null = null;
+    let force = request.force;
+    for (;;) {
+      const sealed = await this.sealOnce(force, request.now);
+      if (sealed === null) return newest;
+      newest = sealed.row;
+      force = false;
+      if (!sealed.more) return newest;
+    }
+  }
+
+  /**
+   * The housekeeping after a seal, off the recording path: the query index catches up with the
+   * events committed since (indexer.ts, in short transactions), then the WAL is copied into the
+   * database. PASSIVE never waits for readers or writers; whatever it cannot copy now, the next
+   * one will.
+   */
+  async afterSeal(): Promise<void> {
+    try {
+      if (this.gate === undefined) indexTail(this.db);
+      else {
+        for (;;) {
+          await this.gate.acquire();
+          let added: number;
+          try {
+            added = indexTail(this.db, INDEX_STEP).indexed;
+          } finally {
+            this.gate.release();
+          }
+          if (added < INDEX_STEP) break;
+        }
+      }
+    } catch {
+      // Queries unite the index with the unindexed tail, and the next seal indexes again.
+    }
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // A busy checkpoint is not a failure of the seal.
+    }
+  }
+
+  private async sealOnce(force: boolean, now: Date): Promise<{ row: CheckpointRow; more: boolean } | null> {
+    for (let attempt = 0; attempt < SEAL_ATTEMPTS; attempt++) {
+      const plan = this.read(() => this.db.transaction(() => this.plan(force, now)).deferred());
+      if (plan === null) return null;
+      const note = await this.sign(plan.body);
+      await this.gate?.acquire();
+      let row: CheckpointRow | undefined;
+      try {
+        row = this.commit(plan, note, now);
+      } finally {
+        this.gate?.release();
+      }
+      if (row === undefined) continue; // another sealer committed first: start again from its checkpoint
+      if (this.durable === 'fsync-wal') this.syncWal();
+      // A crash before this line leaves the record behind the database, which the next seal
+      // accepts: the newer checkpoint is signed by this key and proven consistent with the record.
+      writeSealRecord(this.ctx.sealRecordPath, { note: row.note, size: row.size, root: row.root }, this.own, this.ctx.origin);
+      return { row, more: plan.more };
+    }
+    throw new WitnessError('store_locked', `Other processes kept sealing ${this.ctx.location} while this one verified; not signing now, the next seal will.`);
+  }
+
+  /**
+   * In one read snapshot, no lock: checks the newest checkpoint against the record, verifies the
+   * new events and builds their tree nodes, the new root and the consistency proof.
+   */
+  private plan(force: boolean, now: Date): Plan | null {
+    const recordText = readSealRecordText(this.ctx.sealRecordPath);
+    const record = recordText === undefined ? undefined : openSealRecord(recordText, this.own, this.ctx.origin, this.ctx.sealRecordPath);
+    const last = this.stmts.latest.get() as SqlCheckpoint | undefined;
+    const { frontier, root: lastRoot } = this.trustedFrontier(last, record);
+    const max = this.stmts.maxPos.get() as number | null;
+    const committed = max === null ? 0 : max + 1;
+    if (last !== undefined && committed === last.size && !force) return null;
+    if (last === undefined && committed === 0 && !force) return null;
+    const end = Math.min(committed, frontier.size + SEAL_MAX_EVENTS);
+    // Signing is a statement that these events are genuine, so each new event is verified
+    // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
+    // refused here instead of being signed by the real key.
+    const failures: Failure[] = [];
+    const chain = new ChainChecker(this.ctx.origin, (f) => failures.push(f), () => undefined);
+    const nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+    for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
+      const want = Math.min(SEAL_READ_PAGE, end - from);
+      const rows = this.stmts.scan.all(from, want) as RawEventRow[];
+      for (const row of rows) {
+        if (row.pos !== frontier.size) {
+          throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.ctx.location}; not signing: run \`witness verify\`.`);
+        }
+        if (!chain.streams.has(row.stream) && row.seq > 0) {
+          const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
+          if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
+        }
+        const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
+        const bad = failures[0];
+        if (bad !== undefined) {
+          throw new WitnessError(
+            'store_corrupt',
+            `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
+            { details: { failure: bad } },
+          );
+        }
+        for (const n of frontier.push(leafHash(hash))) nodes.push(n);
+      }
+      if (rows.length < want) {
+        throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.ctx.location}; not signing: run \`witness verify\`.`);
+      }
+    }
+    const root = frontier.root();
+    const prevSize = last?.size ?? null;
+    let consistency: Buffer[] = [];
+    if (prevSize !== null && lastRoot !== undefined) {
+      // The proof is built from stored nodes (and the new ones, not stored yet), which the database
+      // writer could have edited: it is checked before it is stored, so a stored proof never fails.
+      consistency = this.provenConsistency(prevSize, lastRoot, end, root, this.withNew(nodes), () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`);
+    }
+    const body = formatCheckpoint({ origin: this.ctx.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
+    return { recordText, lastId: last?.id, end, more: end < committed, nodes, root, frontier: JSON.stringify(frontier.toJSON()), consistency, prevSize, body };
+  }
+
+  /** The write lock, briefly: stores the nodes and the checkpoint unless someone sealed meanwhile (then undefined). */
+  private commit(plan: Plan, note: string, now: Date): CheckpointRow | undefined {
+    const consistencyJson = JSON.stringify(plan.consistency.map((h) => h.toString('hex')));
+    const run = this.db.transaction((): CheckpointRow | undefined => {
+      const current = this.stmts.latest.get() as SqlCheckpoint | undefined;
+      // Of two sealers the second sees the first's checkpoint (or its record) here and starts over.
+      if (current?.id !== plan.lastId || readSealRecordText(this.ctx.sealRecordPath) !== plan.recordText) return undefined;
+      for (const n of plan.nodes) this.stmts.putNode.run(n.level, n.index, n.hash);
+      const info = this.stmts.putCheckpoint.run(plan.end, plan.root, note, now.toISOString(), plan.frontier, consistencyJson, plan.prevSize);
+      return { id: Number(info.lastInsertRowid), size: plan.end, root: plan.root, note, ts: now.toISOString(), consistency: JSON.parse(consistencyJson) as string[], prevSize: plan.prevSize };
+    });
+    try {
+      if (this.durable === 'raise-sync') this.db.pragma('synchronous = FULL');
+      return run.immediate();
+    } catch (e) {
+      throw translateSqliteError(e, this.ctx.location);
+    } finally {
+      if (this.durable === 'raise-sync') this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  /** fsync of the WAL (or, when a checkpoint has already emptied and removed it, of the database). */
+  private syncWal(): void {
+    for (const file of [`${this.ctx.location}-wal`, this.ctx.location]) {
+      let fd: number;
+      try {
+        fd = fs.openSync(file, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && file !== this.ctx.location) continue;
+        throw new WitnessError('store_unavailable', `Sealed a checkpoint but could not sync ${file} (${(e as Error).message}); not recording it, the next seal will.`, { cause: e });
+      }
+      try {
+        fs.fsyncSync(fd);
+        return;
+      } catch (e) {
+        throw new WitnessError('store_unavailable', `Sealed a checkpoint but could not sync ${file} (${(e as Error).message}); not recording it, the next seal will.`, { cause: e });
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw translateSqliteError(e, this.ctx.location);
+    }
+  }
+
+  /**
+   * Where the next tree starts: the newest stored checkpoint's frontier, once that checkpoint is
+   * shown to be this key's and to extend the record.
+   */
+  private trustedFrontier(last: SqlCheckpoint | undefined, record: SealRecord | undefined): { frontier: Frontier; root: Buffer | undefined } {
+    const where = this.ctx.location;
+    const recordPath = this.ctx.sealRecordPath;
+    const kept = `kept in ${recordPath}`;
+    if (last === undefined) {
+      if (record !== undefined) {
+        throw sealRefused(`${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${recordPath}\``);
+      }
+      return { frontier: Frontier.empty(), root: undefined };
+    }
+    if (record === undefined) {
+      // No silent trust on first use: a ledger with checkpoints and no record was sealed before
+      // records existed, had its record moved aside, or had it deleted by someone rolling it back.
+      // Only a person can tell which, so adoption is an explicit command that verifies first.
+      const seal = `witness seal --adopt --store sqlite:${where}${this.ctx.sealRecordConfigured ? ` --seal-record ${recordPath}` : ''}`;
+      throw sealRefused(
+        `${where} has checkpoints but no record of the last one this key signed (looked for ${recordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
+        { noRecord: true },
+      );
+    }
+    let signed: { size: number; root: Buffer };
+    try {
+      const { checkpoint } = openCheckpoint(last.note, [this.own], this.ctx.origin);
+      signed = { size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
+    } catch {
+      throw sealRefused(`the newest checkpoint in ${where} (id ${last.id}, size ${last.size}) is not signed by this key, so it was not written by this ledger's sealer; run \`witness verify\``);
+    }
+    if (signed.size !== last.size) {
+      throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
+    }
+    if (signed.size < record.size) {
+      throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${recordPath}\``);
+    }
+    this.provenConsistency(record.size, record.root, signed.size, signed.root, this.stored(), () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${recordPath}\``);
+    let frontier: Frontier;
+    try {
+      frontier = Frontier.fromJSON(JSON.parse(last.frontier));
+    } catch {
+      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
+    }
+    if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
+      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``);
+    }
+    return { frontier, root: signed.root };
+  }
+
+  /** A consistency proof from stored nodes, checked by the core verifier against two signed roots; refuses when it fails. */
+  private provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, src: NodeSource, why: () => string): Buffer[] {
+    let proof: Buffer[];
+    try {
+      proof = consistencyProof(oldSize, newSize, src);
+    } catch {
+      throw sealRefused(why());
+    }
+    if (!verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot).ok) throw sealRefused(why());
+    return proof;
+  }
+
+  private stored(): NodeSource {
+    const stmt = this.stmts.node;
+    const location = this.ctx.location;
+    return {
+      node(level: number, index: number): Uint8Array {
+        const h = stmt.get(level, index) as Buffer | undefined;
+        if (h === undefined) {
+          throw new WitnessError('not_found', `Merkle node ${level}/${index} is not in ${location}; the range asked for is not sealed yet, run \`witness seal\`.`);
+        }
+        return h;
+      },
+    };
+  }
+
+  /** The stored nodes plus the ones this seal is about to store. */
+  private withNew(nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>): NodeSource {
+    const fresh = new Map<string, Buffer>();
+    for (const n of nodes) fresh.set(`${n.level}/${n.index}`, n.hash);
+    const stored = this.stored();
+    return { node: (level, index) => fresh.get(`${level}/${index}`) ?? stored.node(level, index) };
+  }
+}
+
+interface Plan {
+  /** The record as read with the snapshot; the commit starts over when it changed since. */
+  recordText: string | undefined;
+  lastId: number | undefined;
+  end: number;
+  /** More events were committed than one checkpoint takes (SEAL_MAX_EVENTS): seal again. */
+  more: boolean;
+  nodes: Array<{ level: number; index: number; hash: Buffer }>;
+  root: Buffer;
+  frontier: string;
+  consistency: Buffer[];
+  prevSize: number | null;
+  body: string;
+}
+
+export interface SqlCheckpoint {
+  id: number;
+  size: number;
+  root: Buffer;
+  note: string;
+  ts: string;
+  frontier: string;
+  consistency: string;
+  prev_size: number | null;
+}
+
+export function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
+  return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
+}
