@@ -64,6 +64,7 @@ export const REQUIREMENTS = {
   'R-CAPTURE-BOUND': 'Before and after screenshots of a tool call are stored by SHA-256, recorded as capture events whose parent is the call, and a changed byte fails verification.',
   'R-MASK': 'Masked selectors are unreadable in the stored pixels and in the recorded page text.',
   'R-CAPTURE-SAFE': 'A capture that fails (page error, timeout, bad URL) is recorded as an error and never fails the tool call.',
+  'R-CAPTURE-ISOLATED': 'Every screenshot, the before and after of one call included, is taken in a browser context no other capture used (no cookie, storage, IndexedDB or HTTP cache carries over), and closing the capturer leaves no Chromium process running.',
   'R-VIDEO': 'A session renders to a narrated MP4 (H.264, AAC, subtitle track, one chapter per step, sidecar WebVTT) whose SHA-256 is recorded in the chain, deterministically.',
   'R-VIDEO-APPROVER': "The video's title cards and narration name the approver whose decision counted (the one the gateway's release names, or the first it did not reject), and tell a forged, unauthorised or mismatched decision as ignored, never as the approver.",
   'R-MISSING-PROGRAM': 'A missing Chromium, ffmpeg or espeak-ng is named in one sentence with the command that installs it.',

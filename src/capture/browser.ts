@@ -1,10 +1,16 @@
 import type { Browser, Page } from 'playwright-core';
 import { WitnessError } from '../core/index.js';
+import { firstLine } from './errors.js';
+import { LeasePool, type Lease } from './pool.js';
 import { requireProgram } from './programs.js';
+import { shootIn, type ShootOptions, type Shot, type Viewport } from './shot.js';
+
+export type { ShootOptions, Shot, Viewport };
 
 /**
  * One headless Chromium (Debian's, through playwright-core: no browser is ever downloaded), kept
- * warm and reused; every capture gets a fresh context, so no cookie, storage or script state leaks
+ * warm and reused; every capture gets a fresh context of its own, opened ahead of time by a small
+ * pool (pool.ts) and closed after the one screenshot, so no cookie, storage or script state leaks
  * from one screenshot into the next.
  */
 
@@ -14,62 +20,35 @@ import { requireProgram } from './programs.js';
  */
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--font-render-hinting=none'];
 
-export interface Viewport {
-  width: number;
-  height: number;
-}
-
-export interface ShootOptions {
-  viewport: Viewport;
-  /** CSS selectors painted over with solid black before the pixels leave the browser. */
-  mask: readonly string[];
-  /** A selector to wait for before the screenshot. */
-  waitFor?: string | undefined;
-  timeoutMs: number;
-  fullPage?: boolean | undefined;
-}
-
-export interface Shot {
-  png: Buffer;
-  /** The URL after redirects. */
-  url: string;
-  status: number | undefined;
-  title: string;
-  /** The page's visible text at capture time, with masked elements' text replaced. */
-  text: string;
-  viewport: Viewport;
-  masked: number;
-  ts: string;
-  ms: number;
-}
-
-const MASK_TEXT = '[masked]';
-/** Runs in the page (a string: this package is compiled without the DOM types). */
-const READ_TEXT = `({ selectors, replacement, max }) => {
-  for (const s of selectors) for (const el of document.querySelectorAll(s)) {
-    if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) el.value = replacement;
-    el.textContent = replacement;
-  }
-  return { title: document.title, text: (document.body ? document.body.innerText : '').slice(0, max) };
-}`;
-const MAX_TEXT = 64 * 1024;
-
 export class CaptureBrowser {
   private browser: Promise<Browser> | undefined;
   private readonly executable: string;
+  private readonly poolSize: number;
+  private pool: LeasePool;
 
-  constructor(options: { executablePath?: string; env?: NodeJS.ProcessEnv } = {}) {
+  /**
+   * `pool`: how many isolated contexts to keep open and ready (default 2: the before and the
+   * after shot of one call); 0 opens each capture's context when it is needed.
+   */
+  constructor(options: { executablePath?: string; env?: NodeJS.ProcessEnv; pool?: number } = {}) {
     const env = options.env ?? process.env;
     this.executable = requireProgram('chromium', options.executablePath === undefined ? env : { ...env, WITNESS_CHROMIUM: options.executablePath });
+    this.poolSize = Math.max(0, Math.floor(options.pool ?? 2));
+    this.pool = this.newPool();
+  }
+
+  private newPool(): LeasePool {
+    return new LeasePool(this.poolSize, () => this.started());
   }
 
   private launch(): Promise<Browser> {
     if (this.browser === undefined) {
       // playwright-core is loaded on first use: the SDK facade must stay light for agents that never capture.
       const launching = import('playwright-core').then(({ chromium }) => chromium.launch({ executablePath: this.executable, args: FLAGS, headless: true, timeout: 30_000 }).then((b) => {
-        // A crashed browser is launched again on the next capture.
+        // A crashed browser is launched again on the next capture; its pooled contexts died with it.
         b.on('disconnected', () => {
           if (this.browser === launching) this.browser = undefined;
+          this.pool.clear();
         });
         return b;
       }));
@@ -81,46 +60,51 @@ export class CaptureBrowser {
     return this.browser;
   }
 
+  private async started(): Promise<Browser> {
+    try {
+      return await this.launch();
+    } catch (e) {
+      throw new WitnessError('capture_failed', `Chromium (${this.executable}) could not be started: ${firstLine(e)}.`, { cause: e });
+    }
+  }
+
   /** The underlying Playwright browser (for benchmarks and callers that need more than screenshots). */
   async playwright(): Promise<Browser> {
     return this.launch();
   }
 
-  /** Starts the browser now, so the first capture does not pay for the launch. */
+  /** Starts the browser and fills the pool now, so the first captures pay for neither. */
   async warm(): Promise<void> {
-    await this.launch().catch((e: unknown) => {
-      throw new WitnessError('capture_failed', `Chromium (${this.executable}) could not be started: ${firstLine(e)}.`, { cause: e });
-    });
+    await this.started();
+    await this.pool.fill();
   }
 
+  /** Resolves once the pool has finished opening and closing contexts in the background. */
+  async idle(): Promise<void> {
+    await this.pool.idle();
+  }
+
+  /**
+   * One screenshot in a context of its own, taken from the pool (never reused: closed afterwards),
+   * so no cookie, storage, cache or script state of one capture reaches another. A capture whose
+   * browser or page died under it (Chromium killed, a renderer crash) is taken once more on a
+   * relaunched browser: the page is read with a GET, so loading it again changes nothing.
+   */
   async shoot(url: string, o: ShootOptions): Promise<Shot> {
     const started = performance.now();
-    let browser: Browser;
-    try {
-      browser = await this.launch();
-    } catch (e) {
-      throw new WitnessError('capture_failed', `Chromium (${this.executable}) could not be started: ${firstLine(e)}.`, { cause: e });
-    }
-    const context = await browser.newContext({ viewport: o.viewport, deviceScaleFactor: 1, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC' });
-    try {
-      const page = await context.newPage();
-      page.setDefaultTimeout(o.timeoutMs);
-      let status: number | undefined;
+    for (let attempt = 1; ; attempt++) {
+      let lease: Lease | undefined;
       try {
-        const response = await page.goto(url, { waitUntil: 'load', timeout: o.timeoutMs });
-        status = response?.status();
-        if (o.waitFor !== undefined) await page.waitForSelector(o.waitFor, { timeout: o.timeoutMs, state: 'visible' });
+        lease = await this.pool.take(o.viewport);
+        return { ...(await shootIn(lease, url, o)), ms: performance.now() - started };
       } catch (e) {
-        throw new WitnessError('capture_failed', `The page ${url} could not be captured: ${firstLine(e)}.`, { cause: e, details: { url } });
+        const died = lease === undefined ? !(e instanceof WitnessError) : await gone(lease);
+        if (!died) throw e;
+        if (attempt < 2) continue;
+        throw new WitnessError('capture_failed', `The page ${url} could not be captured: Chromium stopped during the capture (${firstLine(e)}).`, { cause: e, details: { url } });
+      } finally {
+        if (lease !== undefined) this.pool.release(lease);
       }
-      const locators = o.mask.map((s) => page.locator(s));
-      const masked = (await Promise.all(locators.map((l) => l.count()))).reduce((a, b) => a + b, 0);
-      const png = await page.screenshot({ type: 'png', mask: locators, maskColor: '#000000', animations: 'disabled', caret: 'hide', fullPage: o.fullPage ?? false, timeout: o.timeoutMs });
-      // The text is read after the pixels, with what the mask hid blanked out of it too.
-      const { title, text } = (await page.evaluate(`(${READ_TEXT})(${JSON.stringify({ selectors: o.mask, replacement: MASK_TEXT, max: MAX_TEXT })})`)) as { title: string; text: string };
-      return { png, url: page.url(), status, title, text, viewport: o.viewport, masked, ts: new Date().toISOString(), ms: performance.now() - started };
-    } finally {
-      await context.close().catch(() => undefined);
     }
   }
 
@@ -129,12 +113,7 @@ export class CaptureBrowser {
    * no network: the cards are built from recorded text, which must never run or fetch anything.
    */
   async renderHtml(documents: readonly string[], viewport: Viewport): Promise<Buffer[]> {
-    let browser: Browser;
-    try {
-      browser = await this.launch();
-    } catch (e) {
-      throw new WitnessError('capture_failed', `Chromium (${this.executable}) could not be started: ${firstLine(e)}.`, { cause: e });
-    }
+    const browser = await this.started();
     const context = await browser.newContext({ viewport, deviceScaleFactor: 1, javaScriptEnabled: false, offline: true, colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC' });
     try {
       await context.route('**/*', (route) => (route.request().url().startsWith('data:') ? route.continue() : route.abort()));
@@ -153,11 +132,30 @@ export class CaptureBrowser {
     }
   }
 
+  /** Closes the pooled contexts and the browser; nothing of Chromium keeps running. A later capture starts afresh. */
   async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = this.newPool();
+    await pool.close();
     const b = this.browser;
     this.browser = undefined;
     if (b !== undefined) await (await b.catch(() => undefined))?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Whether a failed capture's page died under it (browser killed, renderer crashed) rather than
+ * failed on its own (a timeout, a refused connection). A renderer killed mid-navigation fails the
+ * navigation with net::ERR_ABORTED before Playwright reports the crash, so a page that still
+ * looks alive is asked once whether it is there.
+ */
+async function gone(lease: Lease): Promise<boolean> {
+  if (!lease.browser.isConnected() || lease.crashed || lease.page.isClosed()) return true;
+  // A page busy in a script of its own does not answer either; only a refusal (the target crashed or
+  // went away) counts as death, and a silent page is left to the timeout that already failed it.
+  const probe = lease.cdp.send('Runtime.evaluate', { expression: '1', returnByValue: true });
+  const refused = await Promise.race([probe.then(() => false, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+  return refused || !lease.browser.isConnected() || lease.crashed;
 }
 
 /**
@@ -174,10 +172,4 @@ async function cardShot(page: Page, attempts = 3): Promise<Buffer> {
       await new Promise((r) => setTimeout(r, 100 * i));
     }
   }
-}
-
-function firstLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  // Playwright's messages carry a call log after the first line; one sentence is what a person needs.
-  return (m.split('\n')[0] ?? m).replace(/[.\s]+$/, '');
 }

@@ -15,8 +15,15 @@ export interface ToolShot extends Shot {
 export class Capturer {
   readonly browser: CaptureBrowser;
 
-  constructor(options: { browser?: CaptureBrowser; executablePath?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.browser = options.browser ?? new CaptureBrowser({ ...(options.executablePath === undefined ? {} : { executablePath: options.executablePath }), ...(options.env === undefined ? {} : { env: options.env }) });
+  /** `pool`: contexts kept open and ready for the next captures (default 2; see CaptureBrowser). */
+  constructor(options: { browser?: CaptureBrowser; executablePath?: string; env?: NodeJS.ProcessEnv; pool?: number } = {}) {
+    this.browser =
+      options.browser ??
+      new CaptureBrowser({
+        ...(options.executablePath === undefined ? {} : { executablePath: options.executablePath }),
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(options.pool === undefined ? {} : { pool: options.pool }),
+      });
   }
 
   /** Validates a spec (throws one sentence naming the bad field). */

@@ -1,7 +1,8 @@
 /**
  * src/capture: visual proof made on this machine. Screenshots with Debian's Chromium through
- * playwright-core (one warm browser, a fresh context per capture, masking before the pixels are
- * stored) and narrated MP4s of a session with ffmpeg and espeak-ng. Nothing is downloaded.
+ * playwright-core (one warm browser, a fresh context per capture taken from a small pre-warmed
+ * pool, masking before the pixels are stored) and narrated MP4s of a session with ffmpeg and
+ * espeak-ng. Nothing is downloaded.
  */
 export { CaptureBrowser, type Shot, type ShootOptions, type Viewport } from './browser.js';
 export { Capturer, type CaptureRole, type ToolShot } from './capturer.js';
