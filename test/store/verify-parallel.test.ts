@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalize, type VerifyReport } from '../../src/core/index.js';
 import { SqliteLedger, sidecarPaths, verifyLedger, type RawEventRow, type VerifyLedgerOptions } from '../../src/store/index.js';
-import { REPO_ROOT, buildLedger, copyLedger, rewriteStream, tamper, type BuiltLedger } from '../helpers/ledger.js';
+import { REPO_ROOT, buildLedger, copyLedger, rewriteStream, runCli, tamper, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -178,5 +178,16 @@ describe('parallel verification', () => {
     expect((await expectSameReports(l.file, { against: note })).ok).toBe(true);
     tamper(l.file, (d) => void d.prepare(`UPDATE events SET data = '{"text":"x"}' WHERE pos = 1`).run());
     expect((await expectSameReports(l.file, { against: note })).ok).toBe(false);
+  });
+
+  it('[R-CLI-USAGE] witness verify --threads N verifies with that many threads, and refuses a count that is not one', async () => {
+    const ok = await runCli(['verify', '--store', `sqlite:${base.file}`, '--threads', '2', '--json']);
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as VerifyReport).ok).toBe(true);
+    for (const bad of ['0', 'two', '1.5', '-1']) {
+      const r = await runCli(['verify', '--store', `sqlite:${base.file}`, '--threads', bad]);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr).toContain('--threads takes a whole number');
+    }
   });
 });

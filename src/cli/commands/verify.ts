@@ -14,6 +14,7 @@ interface VerifyOpts {
   trustedKey?: string[];
   against?: string;
   sealRecord?: string;
+  threads?: string;
   json?: boolean;
 }
 
@@ -27,9 +28,11 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--trusted-key <key...>', 'pin the public key(s) you trust: a verifier key string or a file of them')
     .option('--against <file>', 'a signed checkpoint saved earlier: prove the ledger still extends it')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
+    .option('--threads <n>', 'worker threads for a ledger (default: one per core from 65,536 events; 1 = this thread only)')
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
       const trustedKeys = readTrustedKeys(opts.trustedKey);
+      const threads = opts.threads === undefined ? undefined : threadCount(opts.threads);
       let report: VerifyReport;
       let subject: string;
       if (bundle !== undefined) {
@@ -60,6 +63,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
             ...(trustedKeys === undefined ? {} : { trustedKeys }),
             ...(opts.against === undefined ? {} : { against: readAgainstFile(opts.against) }),
             onProgress: bar.update,
+            ...(threads === undefined ? {} : { threads }),
           });
           bar.done();
           subject = `Ledger ${ledger.info.location}`;
@@ -72,6 +76,14 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       if (opts.json) return printJson(io, report);
       printReport(io, subject, report);
     });
+}
+
+function threadCount(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > 256) {
+    throw new WitnessError('invalid_argument', `--threads takes a whole number from 1 to 256, not ${JSON.stringify(text)}.`);
+  }
+  return n;
 }
 
 /** Keeps the session's own failures and the tree-level ones (which concern every session). */
