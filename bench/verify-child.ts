@@ -4,6 +4,8 @@
  * Usage: node --expose-gc verify-child.js <ledger.db> [--live]; prints one JSON line on stdout.
  * With --live it runs a full GC at every eighth of the ledger (and at its last page) and reports the live heap and RSS
  * after those GCs: what the verifier really retains, as opposed to garbage V8 has not yet collected.
+ * verifyLedger runs with default options, so on a large ledger its worker threads are part of the
+ * process: RSS and maxRSS include their heaps and connections; the heap figures are this thread's.
  */
 import { SqliteLedger, verifyLedger } from '../src/store/index.js';
 
@@ -15,7 +17,7 @@ export interface ChildResult {
   /** After opening the ledger, after a full GC, before verifying. */
   baseRss: number;
   baseHeapUsed: number;
-  /** Highest values sampled at every scanned page (5,000 rows) and at the end. */
+  /** Highest values sampled at every progress report (each chunk taken in, or 5,000 rows in-thread) and at the end. */
   peakRss: number;
   peakHeapUsed: number;
   peakHeapTotal: number;

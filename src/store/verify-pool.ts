@@ -63,6 +63,25 @@ interface Task {
   reject: (e: Error) => void;
 }
 
+/**
+ * A thread inherits the process's flags; some refuse a script file (`node -e …`) and are dropped,
+ * and a process started with flags a thread may not take (`--expose-gc`, V8 options) starts its
+ * threads with none. A thread that cannot start at all leaves its share to the calling thread.
+ */
+function spawn(entry: URL, url: string): Worker | undefined {
+  const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
+  try {
+    return new Worker(entry, { workerData: { url }, execArgv });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') return undefined;
+  }
+  try {
+    return new Worker(entry, { workerData: { url }, execArgv: [] });
+  } catch {
+    return undefined;
+  }
+}
+
 export class VerifyPool {
   private readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];
@@ -70,10 +89,9 @@ export class VerifyPool {
   private readonly queue: Task[] = [];
 
   constructor(entry: URL, url: string, size: number) {
-    // A thread inherits the process's flags, and some refuse a script file (`node -e …`): dropped.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
     for (let i = 0; i < size; i++) {
-      const w = new Worker(entry, { workerData: { url }, execArgv });
+      const w = spawn(entry, url);
+      if (w === undefined) continue;
       this.workers.add(w);
       this.idle.push(w);
       w.on('message', (m: FromWorker) => this.done(w, m));
