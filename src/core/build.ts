@@ -1,5 +1,5 @@
 import { canonicalize, encodeJcs, isWellFormedString, prototypesHaveToJSON, type Encoded } from './canonical-json.js';
-import { eventHash, newSalt, payloadDigest } from './chain.js';
+import { eventHash, newSalt, payloadDigestHex } from './chain.js';
 import { WitnessError } from './errors.js';
 import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
 import { fastHeader, fastHeaderParts } from './fast-header.js';
@@ -101,7 +101,7 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
   const now = opts.now === undefined ? Date.now() : opts.now().getTime();
   if (rest['ts'] === undefined) rest['ts'] = isoAt(now);
   if (rest['id'] === undefined) rest['id'] = uuidv7At(now);
-  rest['payload_digest'] = payloadDigest(salt, canonicalData).toString('hex');
+  rest['payload_digest'] = payloadDigestHex(salt, canonicalData);
   const fields = rest as PreparedEvent['fields'];
   const parts = fast !== undefined ? fastHeaderParts(rest, stream) : headerParts(fields, stream);
   return { stream, fields, data: data as Record<string, unknown>, canonicalData, salt, headerParts: parts };
@@ -111,7 +111,7 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
 export function recommitPayload(ev: PreparedEvent, data: Record<string, unknown>): void {
   ev.data = data;
   ev.canonicalData = canonicalizeAt(data, 'data');
-  ev.fields.payload_digest = payloadDigest(ev.salt, ev.canonicalData).toString('hex');
+  ev.fields.payload_digest = payloadDigestHex(ev.salt, ev.canonicalData);
   ev.headerParts = headerParts(ev.fields, ev.stream);
 }
 

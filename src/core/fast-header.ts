@@ -61,13 +61,20 @@ function members(fields: Record<string, unknown>, keys: readonly string[], strea
     if (v === undefined) continue;
     if (out !== '') out += ',';
     out += PREFIX[k]!;
-    out += typeof v === 'string' ? quote(v) : JSON.stringify(v);
+    out += typeof v === 'string' ? (PLAIN_TEXT.has(k) ? `"${v}"` : quote(v)) : JSON.stringify(v);
   }
   return out;
 }
 
 /** `"name":` of every header member. */
 const PREFIX: Readonly<Record<string, string>> = Object.fromEntries(HEADER_KEYS.map((k) => [k, `${JSON.stringify(k)}:`]));
+
+/**
+ * Members whose text never needs escaping: their schemas admit only hex, digits, letters, `-`,
+ * `.`, `:` (ids, times, digests, kinds, outcomes), and the generated ones are made that way.
+ * test/core/fast-check.test.ts checks the schemas still say so.
+ */
+export const PLAIN_TEXT: ReadonlySet<string> = new Set(['id', 'ts', 'received_ts', 'parent', 'kind', 'outcome', 'payload_digest']);
 
 const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
 

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalize, chainEvent, eventHash, headerObject, prepareEvent, sha256 } from '../../src/core/index.js';
+import { EVENT_DOMAIN, canonicalize, chainEvent, eventHash, headerObject, payloadDigest, prepareEvent, sha256 } from '../../src/core/index.js';
+import { payloadDigestHex } from '../../src/core/chain.js';
 
 const inputs: Array<Record<string, unknown>> = [
   { agent: { id: 'a' }, kind: 'note', data: { text: 'x' } },
@@ -36,5 +38,31 @@ describe('prepared header', () => {
       expect(chained.canonicalHeader).toBe(canonicalize(headerObject(ev, seq, prev)));
       expect(chained.hash.equals(eventHash(prev, chained.canonicalHeader))).toBe(true);
     }
+  });
+});
+
+describe('payload digests and event hashes', () => {
+  const reference = (...parts: Array<Uint8Array | string>): string => {
+    const h = createHash('sha256');
+    for (const p of parts) h.update(p);
+    return h.digest('hex');
+  };
+
+  it('hash salt ‖ text and domain ‖ prev ‖ header exactly, for texts small and larger than the reused buffer, one after another', () => {
+    const salt = sha256('salt');
+    const prev = sha256('prev');
+    // ASCII, multi-byte and astral text; 30,000 "€" is 90,000 UTF-8 bytes, beyond the 64 KiB scratch buffer.
+    const texts = ['', '{"a":1}', 'é€😀'.repeat(50), '€'.repeat(30_000), 'x'.repeat(70_000), '{"b":2}'];
+    for (const t of texts) {
+      expect(payloadDigest(salt, t).toString('hex')).toBe(reference(salt, t));
+      expect(payloadDigestHex(salt, t)).toBe(reference(salt, t));
+      expect(eventHash(prev, t).toString('hex')).toBe(reference(EVENT_DOMAIN, prev, t));
+    }
+  });
+
+  it('records the payload digest of the exact canonical payload in the header', () => {
+    const ev = prepareEvent('s', { agent: { id: 'a' }, kind: 'note', data: { text: 'é', z: [1, 2], a: null } });
+    expect(ev.canonicalData).toBe('{"a":null,"text":"é","z":[1,2]}');
+    expect(ev.fields.payload_digest).toBe(reference(ev.salt, ev.canonicalData));
   });
 });

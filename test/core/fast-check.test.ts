@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodeJcs } from '../../src/core/canonical-json.js';
-import { EventInput, PAYLOADS, canonicalize, chainEvent, headerObject, parseEventInput, prepareEvent, sha256, type EventKind } from '../../src/core/index.js';
+import { EventHeader, EventInput, PAYLOADS, canonicalize, chainEvent, headerObject, parseEventInput, prepareEvent, sha256, type EventKind } from '../../src/core/index.js';
 import { ASK_ZOD, compileCheck } from '../../src/core/fast-check.js';
-import { fastHeader } from '../../src/core/fast-header.js';
+import { PLAIN_TEXT, fastHeader } from '../../src/core/fast-header.js';
 import { rng } from '../helpers/random.js';
 import { thrown } from '../helpers/errors.js';
 import { mutate, validInputs } from './event-corpus.js';
@@ -86,6 +86,17 @@ describe('the header check compiled from the zod schemas', () => {
         const fast = check(plain) !== ASK_ZOD;
         if (fast) expect(zod, JSON.stringify(plain)).toBe(true);
         if (zod && !JSON.stringify(plain).includes('😀')) expect(fast, JSON.stringify(plain)).toBe(true);
+      }
+    }
+  });
+
+  it('writes unescaped only the header members whose schemas admit no character JSON escapes', () => {
+    const valid: Record<string, string> = { id: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12), ts: '2026-11-23T10:00:00.123Z', received_ts: '2026-11-23T10:00:00.123Z', parent: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12), kind: 'note', outcome: 'success', payload_digest: 'a'.repeat(64) };
+    for (const k of PLAIN_TEXT) {
+      const schema = (EventHeader.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>)[k]!;
+      expect(schema.safeParse(valid[k]).success, k).toBe(true);
+      for (const bad of ['"', '\\', '\n', '\u0000', '\u001f']) {
+        for (const at of [0, 3, valid[k]!.length]) expect(schema.safeParse(valid[k]!.slice(0, at) + bad + valid[k]!.slice(at)).success, `${k} with ${JSON.stringify(bad)}`).toBe(false);
       }
     }
   });
