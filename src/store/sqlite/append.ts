@@ -48,6 +48,10 @@ export abstract class SqliteAppend extends SqliteArtifacts {
   appendPreparedSync(events: readonly PreparedEvent[]): AppendReceipt[] {
     this.assertOpen();
     if (events.length === 0) return [];
+    if (events.length === 1) {
+      const one = this.appendOneOptimistic(events[0]!);
+      if (one !== undefined) return one;
+    }
     const receipts: AppendReceipt[] = [];
     try {
       const { pos, touched } = this.appendTxn(events, receipts);
@@ -61,6 +65,38 @@ export abstract class SqliteAppend extends SqliteArtifacts {
       this.seenDataVersion = -1;
       throw translateSqliteError(e, this.info.location);
     }
+  }
+
+  /**
+   * One event as a single autocommit INSERT, without BEGIN IMMEDIATE … COMMIT around it: the
+   * awaited one-event write is what agents do most, and the explicit transaction costs it ~13 % of
+   * its CPU (two more statements and a statement journal; measured 21.3 → 18.6 µs per commit). It
+   * is safe because the schema checks what the lock would have guaranteed: the INSERT trigger
+   * admits the event only at exactly max(pos) + 1, inside the statement's own write transaction, so
+   * if any other writer appended since this connection last looked (which is the only way the
+   * cached position, stream head or session-ended flag can be stale) the INSERT is refused and
+   * nothing is written. Then the caches are dropped and the caller takes the locked path. Returns
+   * undefined when it did not append.
+   */
+  private appendOneOptimistic(ev: PreparedEvent): AppendReceipt[] | undefined {
+    const receipts: AppendReceipt[] = [];
+    let result: { pos: number; touched: Map<string, StreamHead> };
+    try {
+      result = this.appendLocked([ev], receipts);
+    } catch (e) {
+      this.heads.clear();
+      this.seenDataVersion = -1;
+      // A refused INSERT (stale position; or a real duplicate id, or an ended session, which the
+      // locked path then reports with the lock held): retry under the lock. Anything else (a busy
+      // lock already waited for, a full disk) would fail the locked path the same way.
+      const code = (e as { code?: unknown }).code;
+      if (e instanceof WitnessError || (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT'))) return undefined;
+      throw translateSqliteError(e, this.info.location);
+    }
+    this.nextPos = result.pos;
+    for (const [s, h] of result.touched) this.heads.set(s, h);
+    this.info.size = result.pos;
+    return receipts;
   }
 
   /** The body of appendPrepared's transaction; runs with the write lock held. */
