@@ -69,6 +69,8 @@ export class LeasePool {
   private viewport: Viewport = { width: 1280, height: 720 };
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** The lease housekeeping is opening, settled once it is in `ready` (or failed). */
+  private opening: Promise<void> | undefined;
 
   constructor(
     private readonly size: number,
@@ -82,7 +84,13 @@ export class LeasePool {
     try {
       for (;;) {
         const lease = this.ready.shift();
-        if (lease === undefined) break;
+        if (lease === undefined) {
+          // A lease the pool is opening now is nearer than one opened from scratch, and two renderers
+          // starting at once on a small machine both start slower.
+          if (this.opening === undefined) break;
+          await this.opening.catch(() => undefined);
+          continue;
+        }
         if (!usable(lease)) {
           this.used.push(lease);
           continue;
@@ -165,14 +173,19 @@ export class LeasePool {
     if (this.active > 0 && this.used.length < MAX_UNCLOSED) return;
     await this.closeUsed();
     while (!this.closed && this.active === 0 && this.ready.length < this.size) {
-      let lease: Lease;
+      const opening = (async () => {
+        const lease = await openLease(await this.browser(), this.viewport);
+        if (this.closed || !usable(lease)) this.used.push(lease);
+        else this.ready.push(lease);
+      })();
+      this.opening = opening;
       try {
-        lease = await openLease(await this.browser(), this.viewport);
+        await opening;
       } catch {
         return;
+      } finally {
+        this.opening = undefined;
       }
-      if (this.closed || !usable(lease)) this.used.push(lease);
-      else this.ready.push(lease);
     }
     await this.closeUsed();
   }
