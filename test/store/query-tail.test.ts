@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { SqliteLedger, type AppendRequest, type QueryFilter } from '../../src/store/index.js';
-import { indexTail, indexedUpto } from '../../src/store/sqlite/indexer.js';
+import { indexMismatches, indexTail, indexedUpto } from '../../src/store/sqlite/indexer.js';
 import { querySql } from '../../src/store/sqlite/query.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -246,6 +246,25 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('indexMismatches names a forged index row (its triggers dropped), which would make queries lie, and nothing on an honest index', async () => {
+    const copy = tempDb(dir);
+    await ledger.database.backup(copy);
+    const db = new Database(copy);
+    try {
+      indexTail(db);
+      expect(indexMismatches(db)).toEqual([]);
+      db.transaction(() => {
+        for (const t of db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'event_index'`).pluck().all() as string[]) db.exec(`DROP TRIGGER "${t}"`);
+        db.exec(`UPDATE event_index SET agent = 'someone-else' WHERE pos = 42`);
+        db.exec(`UPDATE event_index SET outcome = NULL WHERE pos = 77 AND outcome IS NOT NULL`);
+        db.exec(`UPDATE event_index SET outcome = 'success' WHERE pos = 77 AND outcome IS NULL`);
+      })();
+      expect(indexMismatches(db)).toEqual([42, 77]);
+    } finally {
+      db.close();
     }
   });
 

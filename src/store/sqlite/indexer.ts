@@ -81,3 +81,27 @@ export function indexTail(db: Database.Database, maxRows = Number.POSITIVE_INFIN
     throw translateSqliteError(e, db.name);
   }
 }
+
+/**
+ * Positions (at most `limit`, ascending) where the query index disagrees with the events it copies
+ * — a row for no event, or a column that differs. `verify` checks the events' columns against
+ * their hashed headers; this is the same duty one step further, since a forged index row (its
+ * triggers dropped) would make queries lie about events that themselves verify. Empty for a
+ * version-1 ledger, which has no index.
+ */
+export function indexMismatches(db: Database.Database, limit = 10): number[] {
+  try {
+    if (statementsFor(db) === null) return [];
+    return db
+      .prepare(
+        `SELECT x.pos FROM event_index x LEFT JOIN events e ON e.pos = x.pos
+         WHERE e.pos IS NULL OR x.ts IS NOT e.ts OR x.agent IS NOT e.agent OR x.kind IS NOT e.kind
+            OR x.resource IS NOT e.resource OR x.action IS NOT e.action OR x.outcome IS NOT e.outcome
+         ORDER BY x.pos LIMIT ?`,
+      )
+      .pluck()
+      .all(limit) as number[];
+  } catch (e) {
+    throw translateSqliteError(e, db.name);
+  }
+}
