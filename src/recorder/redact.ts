@@ -67,6 +67,8 @@ const HEADER_TEXT: Readonly<Record<string, true | readonly string[]>> = {
   artifacts: ['role', 'name'],
 };
 
+const HEADER_TEXT_ENTRIES = Object.entries(HEADER_TEXT);
+
 /** The header fields that are lists (of strings, or of objects). */
 const HEADER_LISTS: ReadonlySet<string> = new Set(['approvals', 'artifacts', 'data_categories', 'delegation.scopes']);
 
@@ -296,19 +298,25 @@ export class Redactor {
    */
   redactHeader<T extends object>(fields: T): T {
     const out: Record<string, unknown> = { ...(fields as Record<string, unknown>) };
-    const text = (v: unknown): unknown => (typeof v === 'string' ? this.redactText(v, 0) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.redactText(x, 0) : x)) : v);
-    const members = (v: unknown, names: readonly string[]): unknown => {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
-      const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
-      for (const n of names) if (Object.hasOwn(copy, n)) copy[n] = text(copy[n]);
-      return copy;
-    };
-    for (const [field, names] of Object.entries(HEADER_TEXT)) {
+    // Runs once per event: a table read once and methods, not closures made per call.
+    for (let i = 0; i < HEADER_TEXT_ENTRIES.length; i++) {
+      const [field, names] = HEADER_TEXT_ENTRIES[i]!;
       if (!Object.hasOwn(out, field)) continue;
       const v = out[field];
-      out[field] = names === true ? text(v) : Array.isArray(v) ? v.map((x) => members(x, names)) : members(v, names);
+      out[field] = names === true ? this.headerText(v) : Array.isArray(v) ? v.map((x) => this.headerMembers(x, names)) : this.headerMembers(v, names);
     }
     return out as T;
+  }
+
+  private headerText(v: unknown): unknown {
+    return typeof v === 'string' ? this.redactText(v, 0) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.redactText(x, 0) : x)) : v;
+  }
+
+  private headerMembers(v: unknown, names: readonly string[]): unknown {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+    const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+    for (const n of names) if (Object.hasOwn(copy, n)) copy[n] = this.headerText(copy[n]);
+    return copy;
   }
 
   /** What a JsonText needs from its redactor. */
