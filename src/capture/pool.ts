@@ -71,6 +71,7 @@ export class LeasePool {
   private running: Promise<void> | undefined;
   /** The lease housekeeping is opening, settled once it is in `ready` (or failed). */
   private opening: Promise<void> | undefined;
+  private openFailed = false;
 
   constructor(
     private readonly size: number,
@@ -81,6 +82,7 @@ export class LeasePool {
   async take(viewport: Viewport): Promise<Lease> {
     this.viewport = viewport;
     this.active++;
+    this.openFailed = false;
     try {
       for (;;) {
         const lease = this.ready.shift();
@@ -104,6 +106,7 @@ export class LeasePool {
       return await openLease(await this.browser(), viewport);
     } catch (e) {
       this.active--;
+      this.openFailed = true;
       this.schedule();
       throw e;
     }
@@ -154,7 +157,8 @@ export class LeasePool {
 
   private schedule(): void {
     if (this.closed || this.timer !== undefined || this.running !== undefined) return;
-    if (this.used.length === 0 && this.ready.length >= this.size) return;
+    // After a failed open (Chromium gone and not starting) the next capture tries again, not a loop.
+    if (this.used.length === 0 && (this.ready.length >= this.size || this.openFailed)) return;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
@@ -182,6 +186,7 @@ export class LeasePool {
       try {
         await opening;
       } catch {
+        this.openFailed = true;
         return;
       } finally {
         this.opening = undefined;
