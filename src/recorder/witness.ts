@@ -258,7 +258,9 @@ export class Witness implements SessionHost {
 
   private maybeSeal(): void {
     // A commit's setImmediate or the timer can fire while close() runs: close seals once itself.
-    if (this.closing) return;
+    // While a seal runs (on the sealer thread) every commit would ask for another, all queued
+    // behind it and each finding next to nothing: the first commit after it asks again if due.
+    if (this.closing || this.sealing !== undefined) return;
     const elapsed = Date.now() - this.lastSealAt;
     const due =
       this.sinceSeal >= this.options.seal.everyEvents ||
@@ -277,6 +279,7 @@ export class Witness implements SessionHost {
       return;
     }
     while (this.sealing !== undefined) await this.sealing;
+    let sealed = false;
     const run = (async () => {
       await this.writer.drain();
       const before = this.sinceSeal;
@@ -285,6 +288,7 @@ export class Witness implements SessionHost {
         this.sinceSeal = Math.max(0, this.sinceSeal - before);
         this.lastSealAt = Date.now();
         this.sealFault = undefined;
+        sealed = true;
       } catch (e) {
         const err = isWitnessError(e) ? e : new WitnessError('store_unavailable', `Sealing failed: ${String(e)}.`, { cause: e });
         // A refused seal (the ledger no longer extends what this key signed) is retried every
@@ -300,6 +304,9 @@ export class Witness implements SessionHost {
     } finally {
       this.sealing = undefined;
     }
+    // Events that arrived during the seal may already be due (maybeSeal skipped them while it ran).
+    // Only after a success: a failing seal is retried on the timer, not back to back.
+    if (sealed && !this.closing && this.options.seal.enabled) setImmediate(() => this.maybeSeal());
   }
 
   // ---------------------------------------------------------------- life cycle

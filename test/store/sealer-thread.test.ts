@@ -36,12 +36,26 @@ function notes(stream: string, from: number, n: number): AppendRequest[] {
   return Array.from({ length: n }, (_, i) => ({ stream, agent: AGENT, kind: 'note', resource: 'loop', action: 'note', data: { text: `note ${from + i}` } }) as AppendRequest);
 }
 
-/** A ledger (built package) with `n` unsealed events in one stream, ready to seal. */
+/**
+ * Waits until the ledger's sealer thread (started by its first append) has loaded: before that a
+ * seal runs inline (seal.ts), and these tests are about the thread. Reached through the index
+ * access on purpose, as driverOf reaches the recorder's driver.
+ */
+async function threadReady(ledger: Store.SqliteLedger): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((ledger as unknown as { sealThread?: { ready: boolean } }).sealThread?.ready !== true) {
+    if (Date.now() > deadline) throw new Error('the sealer thread did not start within 30 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A ledger (built package) with `n` unsealed events in one stream and its sealer thread loaded, ready to seal. */
 async function unsealed(n: number): Promise<{ file: string; ledger: Store.SqliteLedger; stream: string }> {
   const file = tempDb(dir);
   const ledger = store.SqliteLedger.open({ path: file });
   const stream = `s-${path.basename(file)}`;
   for (let i = 0; i < n; i += 1000) await ledger.append(notes(stream, i, Math.min(1000, n - i)));
+  await threadReady(ledger);
   return { file, ledger, stream };
 }
 

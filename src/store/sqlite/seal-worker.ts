@@ -82,12 +82,14 @@ async function seal(id: number, force: boolean, now: string): Promise<void> {
   } catch (e) {
     send({ type: 'failed', id, error: toWire(e) });
   }
-  // After the answer, so the caller does not wait for the index or the WAL copy; close() waits for 'done'.
-  await sealer?.afterSeal();
+  // After the answer, so the caller does not wait for the index or the WAL copy; close() waits for
+  // 'done'. A seal that found nothing new left nothing to index or copy.
+  if (row !== null) await sealer?.afterSeal();
   send({ type: 'done', id });
 }
 
 let queue: Promise<void> = Promise.resolve();
+send({ type: 'ready' });
 
 port.on('message', (m: ToSealWorker) => {
   switch (m.type) {

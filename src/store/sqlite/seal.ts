@@ -44,7 +44,8 @@ export abstract class SqliteSeal extends SqliteQuery {
    *
    * The work runs on the sealer thread (seal-thread.ts) with its own connection, so the thread that
    * records only waits for the short transaction that stores the checkpoint, as any second writer
-   * would make it wait. Resolves once the checkpoint is committed, synced and recorded.
+   * would make it wait; before that thread has loaded, inline (sealOnce). Resolves once the
+   * checkpoint is committed, synced and recorded.
    */
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
@@ -74,8 +75,12 @@ export abstract class SqliteSeal extends SqliteQuery {
     this.checkRecordWritable();
     const request = { force: options.force === true, now: options.now ?? new Date() };
     const thread = this.threadFor(signer);
-    if (thread !== undefined) return thread.seal(request);
-    // Inline, on this connection: a commit here is synchronous=NORMAL under durability 'process'.
+    if (thread?.ready === true) return thread.seal(request);
+    // Until the thread has loaded (the first few hundred milliseconds of a process, or a one-shot
+    // `witness seal`), the seal runs inline rather than waiting for it: such seals are small or
+    // have nobody recording beside them. Inline, on this connection, a commit is
+    // synchronous=NORMAL under durability 'process'.
+    thread?.warm();
     this.inlineSealer ??= new Sealer(this.db, this.sealerContext(), own, { sign: (body) => signNote(body, [signer]), durable: this.durability === 'process' ? 'raise-sync' : 'as-is' });
     const sealed = await this.inlineSealer.seal(request);
     await this.inlineSealer.afterSeal();
