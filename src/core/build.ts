@@ -1,5 +1,5 @@
 import { canonicalize, encodeJcs, isWellFormedString, prototypesHaveToJSON, type Encoded } from './canonical-json.js';
-import { eventHash, newSalt, payloadDigestHex } from './chain.js';
+import { eventHashHex, newSalt, payloadDigestHex } from './chain.js';
 import { WitnessError } from './errors.js';
 import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
 import { fastHeader, fastHeaderParts } from './fast-header.js';
@@ -140,6 +140,8 @@ function headerParts(fields: PreparedEvent['fields'], stream: string): HeaderPar
 export interface ChainedEvent {
   canonicalHeader: string;
   hash: Buffer;
+  /** `hash` as lowercase hex, for receipts (converting the Buffer again costs ~0.3 µs). */
+  hashHex: string;
 }
 
 /** Places a prepared event at `seq` after `prev` and computes its hash. */
@@ -147,7 +149,9 @@ export function chainEvent(ev: PreparedEvent, seq: number, prev: Buffer): Chaine
   const { beforePrev, betweenPrevAndSeq, afterSeq } = ev.headerParts;
   // "agent", "id", "kind" and "payload_digest" always sort before "prev"; "stream", "ts", "v" after "seq".
   const canonicalHeader = `{${beforePrev},"prev":"${prev.toString('hex')}"${betweenPrevAndSeq === '' ? '' : `,${betweenPrevAndSeq}`},"seq":${seq},${afterSeq}}`;
-  return { canonicalHeader, hash: eventHash(prev, canonicalHeader) };
+  // Hex out of crypto.hash and a Buffer made from it costs less than a Buffer out of crypto.hash.
+  const hashHex = eventHashHex(prev, canonicalHeader);
+  return { canonicalHeader, hash: Buffer.from(hashHex, 'hex'), hashHex };
 }
 
 /** The full header object of a chained event (for callers that need it, not the write path). */

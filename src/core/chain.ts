@@ -82,3 +82,8 @@ export function payloadDigestHex(salt: Uint8Array, canonicalData: string): strin
 export function eventHash(prev: Uint8Array, canonicalHeader: string): Buffer {
   return oneShot === undefined ? sha256(EVENT_DOMAIN, prev, canonicalHeader) : (hashed(EVENT_DOMAIN, prev, canonicalHeader, 'buffer') as Buffer);
 }
+
+/** `eventHash` as lowercase hex. */
+export function eventHashHex(prev: Uint8Array, canonicalHeader: string): string {
+  return oneShot === undefined ? sha256Hex(EVENT_DOMAIN, prev, canonicalHeader) : (hashed(EVENT_DOMAIN, prev, canonicalHeader, 'hex') as string);
+}

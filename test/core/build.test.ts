@@ -37,6 +37,7 @@ describe('prepared header', () => {
       const chained = chainEvent(ev, seq, prev);
       expect(chained.canonicalHeader).toBe(canonicalize(headerObject(ev, seq, prev)));
       expect(chained.hash.equals(eventHash(prev, chained.canonicalHeader))).toBe(true);
+      expect(chained.hashHex).toBe(chained.hash.toString('hex'));
     }
   });
 });
