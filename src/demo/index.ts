@@ -119,7 +119,8 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     await witness.close();
     throw e;
   });
-  const browser = new CaptureBrowser();
+  // Only title cards are rendered here (the proxy child takes the screenshots): no context pool.
+  const browser = new CaptureBrowser({ pool: 0 });
   const warming = browser.warm();
   const since = new Date(Date.now() - 1000).toISOString();
   let stop = false;

@@ -39,6 +39,8 @@ export function registerGateway(program: Command, io: Io): void {
       });
       // One warm browser for every server's captures, only when some server asks for them.
       const capturer = config.servers.some((s) => s.capture !== undefined) ? new Capturer() : undefined;
+      // Launch Chromium and fill the context pool now (see proxy.ts); a failure is reported by the capture.
+      capturer?.browser.warm().catch(() => undefined);
       let gateway;
       try {
         gateway = await startHttpGateway(config, witness, { onLog: (m) => io.err(m), capturer });

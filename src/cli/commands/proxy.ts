@@ -69,6 +69,9 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
       });
       const { StdioProxy } = await import('../../gateway/index.js');
       const capturer = captureTools === undefined ? undefined : new Capturer();
+      // Launch Chromium and fill the context pool now, so the first captured call pays for neither;
+      // a failure here is reported by the capture that needs it, as an error event in its session.
+      capturer?.browser.warm().catch(() => undefined);
       const proxy = new StdioProxy({
         witness,
         agent: { id: agent },
