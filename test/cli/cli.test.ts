@@ -24,7 +24,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   demo: ['--dir', '--store', '--live', '--model', '--open', '--json'],
   init: ['--store', '--name', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
-  verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json'],
+  verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads'],
   export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--seal-record', '--json'],
   seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--json'],
   checkpoint: ['--store', '--json'],
