@@ -38,7 +38,6 @@ const MCP_PROXY = path.join(ROOT, 'node_modules', 'mcp-proxy', 'dist', 'bin', 'm
 const NODE = process.execPath;
 const SERVER = [NODE, EVERYTHING, 'stdio'];
 const AGENT = 'bench';
-const MiB = 1024 * 1024;
 /**
  * A call this slow is a stall, not load: a seal on the recording thread took 60-85 ms here, while
  * the same machine's busiest direct calls stay well under it. Counted per side as context for p99.
@@ -201,7 +200,7 @@ async function stdioConn(command: string, args: string[]): Promise<Conn> {
   try {
     await client.connect(transport);
   } catch (e) {
-    throw new Error(`could not connect over stdio to ${path.basename(args[0] ?? command)}: ${e instanceof Error ? e.message : String(e)} ${tail}`);
+    throw new Error(`could not connect over stdio to ${path.basename(args[0] ?? command)}: ${e instanceof Error ? e.message : String(e)} ${tail}`, { cause: e });
   }
   return { client, close: () => client.close() };
 }

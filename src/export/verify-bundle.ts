@@ -151,7 +151,7 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
   const note = readSmall('checkpoint.txt', BUNDLE_LIMITS.checkpointBytes);
   if (typeof note !== 'string') return bad(`${note.reason}: the events cannot be tied to a signed tree.`);
   let cp: Checkpoint;
-  let usedKeys: NoteKeyId[] = [];
+  let usedKeys: NoteKeyId[];
   try {
     const opened = openCheckpoint(note, verifiers, origin);
     cp = opened.checkpoint;

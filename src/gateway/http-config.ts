@@ -48,7 +48,7 @@ const ServerSchema = z
       ctx.addIssue({ code: 'custom', path: [], message: 'needs exactly one of command (a stdio server to start) or url (an HTTP server to forward to)' });
     }
     if (s.url !== undefined) {
-      let ok = false;
+      let ok: boolean;
       try {
         ok = ['http:', 'https:'].includes(new URL(s.url).protocol);
       } catch {

@@ -5,7 +5,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
-import { KeyRing, type AuthenticatedAgent } from './http-auth.js';
+import { KeyRing } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, classifyMessage, errorMessage, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
@@ -105,11 +105,11 @@ class Gateway {
     });
     const addr = this.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const self = this;
+    const live = this.live;
     return {
       url: `http://${host}:${addr.port}`,
       get sessions() {
-        return self.live.size;
+        return live.size;
       },
       close: () => this.close(),
     };
@@ -285,6 +285,8 @@ class Gateway {
   private async openSession(server: GatewayServerConfig, agent: AgentRef, req: IncomingMessage): Promise<GatewaySession> {
     const mcpSession = randomUUID();
     const up = server.upstream;
+    // Assigned once below, after the relay whose ports close over it exists.
+    // eslint-disable-next-line prefer-const
     let transport!: StreamableHTTPServerTransport;
     let upstream!: StdioUpstream | HttpUpstream;
     const relay = await McpRelay.open(

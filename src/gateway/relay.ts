@@ -109,7 +109,10 @@ export class McpRelay {
       agent: o.agent.id,
       server: o.server,
       toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
-      release: (held) => this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId),
+      // forwardCall's only await is the before shot, which records its own failure and resolves.
+      release: (held) => {
+        this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) => this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`));
+      },
       log: (m) => this.log(m),
     });
   }

@@ -88,7 +88,12 @@ function chromiumDescendants(): Array<{ pid: number; args: string }> {
   const mine = new Set([process.pid]);
   for (let grew = true; grew; ) {
     grew = false;
-    for (const r of rows) if (!mine.has(r.pid) && mine.has(r.ppid)) (mine.add(r.pid), (grew = true));
+    for (const r of rows) {
+      if (!mine.has(r.pid) && mine.has(r.ppid)) {
+        mine.add(r.pid);
+        grew = true;
+      }
+    }
   }
   return rows.filter((r) => r.pid !== process.pid && mine.has(r.pid) && /chromium/.test(r.args)).map(({ pid, args }) => ({ pid, args }));
 }

@@ -243,10 +243,10 @@ describe('strictParse on hostile or invalid input', () => {
       ours = strictParse(text);
     } catch (e) {
       if (!(e instanceof WitnessError) || e.code !== 'invalid_json' || typeof e.details?.['offset'] !== 'number') {
-        throw new Error(`strictParse threw ${String(e)} on ${JSON.stringify(text)}`);
+        throw new Error(`strictParse threw ${String(e)} on ${JSON.stringify(text)}`, { cause: e });
       }
       if (jsonParseOk && !STRICTER_THAN_JSON_PARSE.test(e.message)) {
-        throw new Error(`strictParse rejected JSON.parse-valid ${JSON.stringify(text)}: ${e.message}`);
+        throw new Error(`strictParse rejected JSON.parse-valid ${JSON.stringify(text)}: ${e.message}`, { cause: e });
       }
       return;
     }

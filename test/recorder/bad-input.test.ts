@@ -303,7 +303,7 @@ describe('tool calls', () => {
       await expect(s.tool('billing.refund', { amount: 1 }, async () => Promise.reject(asyncBoom))).rejects.toBe(asyncBoom);
       const nonError = await caught(() =>
         s.tool('billing.void', {}, () => {
-          throw 'a bare string'; // eslint-disable-line no-throw-literal
+          throw 'a bare string';
         }),
       );
       expect(nonError).toBe('a bare string');

@@ -1,5 +1,4 @@
-import type { PreparedEvent } from '../../core/index.js';
-import type { AppendReceipt, AppendRequest, Ledger } from '../ledger.js';
+import type { Ledger } from '../ledger.js';
 import type { SqliteLedgerOptions } from './open.js';
 import { SqliteSeal } from './seal.js';
 
