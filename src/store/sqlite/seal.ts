@@ -209,6 +209,10 @@ export abstract class SqliteSeal extends SqliteQuery {
       );
     }
     this.checkRecordWritable();
+    if (this.read(() => this.stmts.latestCheckpoint.get()) === undefined) {
+      // No checkpoint, so no record can be missing: the first seal starts the record itself.
+      return { checkpoint: null, location, warnings: [`${this.info.location} has no checkpoint yet; \`witness seal\` signs its first one and starts the record.`] };
+    }
     const { v: verifier, newest } = this.read(() =>
       this.db.transaction(() => {
         const v = new LedgerVerifier({

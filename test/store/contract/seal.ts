@@ -218,6 +218,11 @@ export function sealContract(driver: DriverUnderTest): void {
       await withLedger(driver, async (l) => {
         expect(await l.sealRecord()).toBeUndefined();
         await l.append([note('n', 'first')]);
+        // Events but no checkpoint: nothing to adopt, and adopting records nothing.
+        const nothing = await l.adopt();
+        expect(nothing.checkpoint).toBeNull();
+        expect(nothing.warnings.join(' ')).toMatch(/no checkpoint yet/);
+        expect(await l.sealRecord()).toBeUndefined();
         const cp = (await l.seal())!;
         expect((await l.sealRecord())?.note).toBe(cp.note);
       });
