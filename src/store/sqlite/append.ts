@@ -116,7 +116,7 @@ export abstract class SqliteAppend extends SqliteArtifacts {
       if (ev.fields.kind === 'session.end') {
         recommitPayload(ev, { ...ev.data, event_count: seq, last_hash: head.hash.toString('hex') });
       }
-      const { canonicalHeader, hash } = chainEvent(ev, seq, head.hash);
+      const { canonicalHeader, hash, hashHex } = chainEvent(ev, seq, head.hash);
       const f = ev.fields;
       this.stmts.insert.run(
         pos,
@@ -135,7 +135,7 @@ export abstract class SqliteAppend extends SqliteArtifacts {
         hash,
       );
       touched.set(ev.stream, { seq, hash, ended: ev.fields.kind === 'session.end' });
-      receipts.push({ id: f.id, stream: ev.stream, seq, pos, hash: hash.toString('hex') });
+      receipts.push({ id: f.id, stream: ev.stream, seq, pos, hash: hashHex });
       pos++;
     }
     return { pos, touched };
