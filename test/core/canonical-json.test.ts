@@ -118,7 +118,6 @@ describe('canonicalize on values that can be recorded', () => {
   });
 
   it('unwraps boxed primitives like JSON.stringify', () => {
-    // eslint-disable-next-line no-new-wrappers
     expect(canonicalize([new Number(1.5), new String('s'), new Boolean(false)])).toBe('[1.5,"s",false]');
   });
 
@@ -235,6 +234,7 @@ describe('canonicalize on values that cannot be recorded', () => {
     ['a function', { data: { args: { cb: () => 1 } } }, 'data.args.cb', /^Function at data\.args\.cb /],
     ['a symbol', { tags: ['a', Symbol('b')] }, 'tags[1]', /^Symbol at tags\[1\] /],
     ['undefined inside an array', { items: [1, 2, undefined] }, 'items[2]', /^undefined at items\[2\] .*use null/],
+    // eslint-disable-next-line no-sparse-arrays -- the hole is what is being tested
     ['an empty array slot', { items: [1, , 3] }, 'items[1]', /^undefined at items\[1\] /],
     ['undefined at the top level', undefined, '(value)', /^undefined at \(value\) /],
     ['NaN', { m: { ratio: NaN } }, 'm.ratio', /^NaN at m\.ratio /],
