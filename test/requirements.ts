@@ -27,6 +27,7 @@ export const REQUIREMENTS = {
   'R-TAMPER-ARTIFACT': "A changed artifact byte is detected, naming the artifact.",
   'R-TAMPER-SIGNATURE': 'A forged checkpoint signature is detected.',
   'R-TAMPER-REWRITE': 'A consistently rewritten history fails consistency with earlier checkpoints.',
+  'R-TAMPER-INDEX': 'A query-index row forged, altered, added or removed (so that a query would hide or misattribute an event that itself verifies) is reported by verify at its position.',
   'R-AGAINST': 'An auditor can prove the ledger still extends a checkpoint they saved.',
   'R-SEAL-ROLLBACK': 'The sealer signs only a tree that provably extends the last checkpoint its key signed, recorded outside the database; otherwise it refuses in one sentence and writes nothing, and verify fails a ledger that no longer extends that record.',
   'R-SEAL-ADOPT': 'No silent trust on first use: a ledger with checkpoints but no sealer\'s record is refused by every automatic sealer, naming `witness seal --adopt`, which verifies the whole ledger with the key (and against a saved checkpoint) before recording its newest checkpoint.',

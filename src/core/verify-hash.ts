@@ -28,8 +28,20 @@ function room(which: 0 | 1, head: number, text: string): Buffer {
   return s;
 }
 
-/** hex(SHA-256(salt ‖ data)): the payload digest, as the header spells it. */
-export function payloadDigestHex(salt: Uint8Array, data: string): string {
+/**
+ * hex(SHA-256(salt ‖ data)): the payload digest, as the header spells it. The salt comes as bytes
+ * or as hex (a driver's verify scan reads it so: a Buffer per row cost ~2 µs, measured).
+ */
+export function payloadDigestHex(salt: Uint8Array | string, data: string): string {
+  if (typeof salt === 'string') {
+    if (oneShot === undefined) return payloadDigest(Buffer.from(salt, 'hex'), data).toString('hex');
+    // Hex decodes to at most half its length; writing stops at the first character that is not hex,
+    // as Buffer.from(salt, 'hex') does.
+    const s = room(0, salt.length >> 1, data);
+    const k = s.write(salt, 0, 'hex');
+    const n = k + s.write(data, k, 'utf8');
+    return oneShot('sha256', s.subarray(0, n), 'hex') as string;
+  }
   if (oneShot === undefined) return payloadDigest(salt, data).toString('hex');
   const s = room(0, salt.length, data);
   s.set(salt, 0);

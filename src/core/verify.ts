@@ -32,6 +32,7 @@ export type FailureCode =
   | 'event_after_end'
   | 'artifact_missing'
   | 'artifact_mismatch'
+  | 'index_mismatch'
   | 'checkpoint_invalid'
   | 'checkpoint_signature'
   | 'checkpoint_root_mismatch'
@@ -88,7 +89,10 @@ export interface VerifyReport {
   sealRecord?: { location: string; size: number; extended: boolean };
 }
 
-/** One raw row as stored; nothing in it is trusted. */
+/**
+ * One raw row as stored; nothing in it is trusted. `salt` and `hash` come as bytes, or as lowercase
+ * hex from a driver's verify scan (Ledger.scanForVerify), which reads no Buffers.
+ */
 export interface VerifyRow {
   pos: number;
   id: string;
@@ -102,8 +106,8 @@ export interface VerifyRow {
   outcome: string | null;
   header: string;
   data: string | null;
-  salt: Uint8Array | null;
-  hash: Uint8Array;
+  salt: Uint8Array | string | null;
+  hash: Uint8Array | string;
 }
 
 export interface StoredCheckpoint {
@@ -116,7 +120,8 @@ export interface StoredCheckpoint {
 
 interface StreamState {
   nextSeq: number;
-  prev: Buffer;
+  /** Hex: it is compared with the header's `prev`, which is hex. */
+  prev: string;
   ended: boolean;
 }
 
@@ -157,7 +162,7 @@ export class ChainChecker {
 
   /** Starts a stream mid-way: its next event must be `nextSeq` and link to `prev` (for sealing a tail). */
   seed(stream: string, nextSeq: number, prev: Uint8Array): void {
-    this.streams.set(stream, { nextSeq, prev: Buffer.from(prev), ended: false });
+    this.streams.set(stream, { nextSeq, prev: Buffer.from(prev).toString('hex'), ended: false });
   }
 
   get openStreams(): number {
@@ -167,14 +172,14 @@ export class ChainChecker {
   /** Whether a stream met first in a chunk, as `e`, continues from where this checker has it. */
   continues(e: { stream: string; seq: number; prev: string }): boolean {
     const s = this.streams.get(e.stream);
-    if (s !== undefined) return s.nextSeq === e.seq && s.prev.toString('hex') === e.prev;
+    if (s !== undefined) return s.nextSeq === e.seq && s.prev === e.prev;
     return !this.endedStreams.has(e.stream) && e.seq === 0 && genesisHash(this.origin, e.stream).toString('hex') === e.prev;
   }
 
   /** Where a chunk left its streams, its absent payloads and the artifacts it referenced. */
   exits(): Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'artifacts'> {
     const exits: ChunkResult['exits'] = [];
-    for (const [stream, st] of this.streams) exits.push({ stream, nextSeq: st.nextSeq, prev: st.prev.toString('hex'), ended: false });
+    for (const [stream, st] of this.streams) exits.push({ stream, nextSeq: st.nextSeq, prev: st.prev, ended: false });
     for (const stream of this.endedStreams) exits.push({ stream, nextSeq: 0, prev: '', ended: true });
     return { exits, payloadsAbsent: this.payloadsAbsent, artifacts: [...this.artifactRefs] };
   }
@@ -186,7 +191,7 @@ export class ChainChecker {
         this.streams.delete(x.stream);
         this.endedStreams.add(x.stream);
       } else {
-        this.streams.set(x.stream, { nextSeq: x.nextSeq, prev: Buffer.from(x.prev, 'hex'), ended: false });
+        this.streams.set(x.stream, { nextSeq: x.nextSeq, prev: x.prev, ended: false });
       }
     }
     this.payloadsAbsent += r.payloadsAbsent;
@@ -219,7 +224,7 @@ export class ChainChecker {
     // The fast path accepts only headers that are canonical and schema-valid; everything else is
     // examined the slow way, which is what names the problem.
     const h = scanHeader(row.header) ?? this.parseHeader(row, where);
-    if (h === undefined) return row.hash;
+    if (h === undefined) return typeof row.hash === 'string' ? Buffer.from(row.hash, 'hex') : row.hash;
     if (this.compareColumns) this.checkColumns(row, h, where);
 
     const at = { stream: h.stream, seq: h.seq, leaf: row.pos };
@@ -230,10 +235,10 @@ export class ChainChecker {
         return this.hashOf(row.header, h.prev);
       }
       if (this.entries === undefined) {
-        state = { nextSeq: 0, prev: genesisHash(this.origin, h.stream), ended: false };
+        state = { nextSeq: 0, prev: genesisHash(this.origin, h.stream).toString('hex'), ended: false };
       } else {
         this.entries.push({ stream: h.stream, seq: h.seq, prev: h.prev });
-        state = { nextSeq: h.seq, prev: Buffer.from(h.prev, 'hex'), ended: false };
+        state = { nextSeq: h.seq, prev: h.prev, ended: false };
       }
       this.streams.set(h.stream, state);
     }
@@ -244,7 +249,7 @@ export class ChainChecker {
         this.report({ ...at, code: 'seq_out_of_order', reason: `Seq ${h.seq} of stream ${h.stream} appears again or out of order after seq ${state.nextSeq - 1}: events were reordered or inserted.` });
       }
     }
-    const prevHex = state.prev.toString('hex');
+    const prevHex = state.prev;
     if (h.prev !== prevHex) {
       if (h.seq === 0) {
         this.report({ ...at, code: 'wrong_genesis', reason: `Stream ${h.stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
@@ -269,14 +274,16 @@ export class ChainChecker {
     }
 
     const hash = this.hashOf(row.header, h.prev);
-    if (!hash.equals(row.hash)) {
+    // Hex once per event: the stored hash of a verify scan is hex, and so is the next event's `prev`.
+    const hashHex = hash.toString('hex');
+    if (typeof row.hash === 'string' ? hashHex !== row.hash : !hash.equals(row.hash)) {
       this.report({ ...at, code: 'hash_mismatch', reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
     }
     for (const sha of h.artifacts) {
       if (!this.artifactRefs.has(sha)) this.artifactRefs.set(sha, row.pos);
     }
     state.nextSeq = h.seq + 1;
-    state.prev = hash;
+    state.prev = hashHex;
     if (h.kind === 'session.end') {
       // Ended sessions keep only their id, so memory follows the open sessions, not the ledger.
       this.streams.delete(h.stream);
@@ -621,6 +628,24 @@ export class LedgerVerifier {
     });
   }
 
+  /**
+   * The driver's query index (a copy of each event's filter columns, kept apart from the events)
+   * disagrees with the events at `leaf`: an index row that was forged, altered, added for no
+   * event or removed. The events themselves may verify, but `query` answers from the index.
+   */
+  /**
+   * Leaves where the driver's query index (each event's filter columns, kept apart from the events)
+   * disagrees with the events: an index row forged, altered, added for no event or removed. The
+   * events may verify, but `query` answers from the index. Reported by finish() only when nothing
+   * else failed: where events were edited, deleted or moved, the index disagrees with them at every
+   * such place, which would only repeat those failures under another name.
+   */
+  indexMismatches(leaves: readonly number[]): void {
+    this.indexLeaves = leaves;
+  }
+
+  private indexLeaves: readonly number[] = [];
+
   fail(f: Failure): void {
     if (this.failures.length < MAX_FAILURES) this.failures.push(f);
   }
@@ -681,6 +706,15 @@ export class LedgerVerifier {
     }
     if (this.chain.payloadsAbsent > 0) {
       this.warnings.push(`${this.chain.payloadsAbsent} event(s) have no payload (withheld or erased with their salt): their headers and digests verify, their content cannot be checked.`);
+    }
+    if (this.failures.length === 0) {
+      for (const leaf of this.indexLeaves) {
+        this.fail({
+          code: 'index_mismatch',
+          leaf,
+          reason: `The query index disagrees with the event at leaf ${leaf} (an index row was added, removed or altered outside Witness), so \`witness query\` may hide or misattribute it; the events themselves verify, and the index must be rebuilt from them before queries on this ledger are trusted.`,
+        });
+      }
     }
     const failures = [...this.failures].sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
     const report: VerifyReport = {

@@ -49,6 +49,12 @@ export interface QueryPage {
 /** A raw row as stored, for `verify`: nothing in it is trusted. SQLite hands blobs over as Buffers. */
 export type RawEventRow = VerifyRow & { salt: Buffer | null; hash: Buffer };
 
+/**
+ * A row as `verify` reads it (Ledger.scanForVerify): every column, nothing converted but the two
+ * blobs, which come as lowercase hex (a Buffer per blob cost ~2 µs a row, hex strings ~0.1 µs).
+ */
+export type VerifyScanRow = VerifyRow & { salt: string | null; hash: string };
+
 export interface CheckpointRow {
   id: number;
   size: number;
@@ -125,6 +131,18 @@ export interface Ledger extends LedgerReader {
   appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
+  /**
+   * The rows at positions [fromPos, toPos) in position order, in pages of at most `pageSize`, as
+   * cheaply as the driver can read them (see VerifyScanRow): what `verify` and its threads read.
+   */
+  scanForVerify(fromPos: number, toPos?: number, pageSize?: number): AsyncIterable<VerifyScanRow[]>;
+  /**
+   * Positions (ascending, at most `limit`) where a separate query index the driver keeps disagrees
+   * with the events it copies: a row altered, added for no event, or missing below the index's end.
+   * `verify` reports each, since `query` answers from that index. A driver that answers queries
+   * from the events themselves has nothing to check and may leave this out.
+   */
+  queryIndexMismatches?(limit: number): Promise<number[]>;
   /**
    * Seals unsealed events into the Merkle tree and writes a signed checkpoint; null when nothing to
    * seal. Refuses (`seal_refused`) unless the tree extends the last checkpoint this key signed.

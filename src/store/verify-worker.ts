@@ -31,7 +31,7 @@ port.on('message', (m: ToWorker) => {
       ledger ??= openLedger(url, { readonly: true });
       const l = await ledger;
       const c = new ChunkChecker(m.plan);
-      for await (const row of scanRange(l, m.plan.start, m.plan.end)) c.add(row);
+      for await (const page of scanRange(l, m.plan.start, m.plan.end)) for (const row of page) c.add(row);
       reply = { result: c.finish() };
     } catch (e) {
       reply = { error: e instanceof Error ? e.message : String(e) };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { LedgerVerifier, WitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type ChunkResult, type VerifyReport } from '../core/index.js';
+import { LedgerVerifier, MAX_FAILURES, WitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type ChunkResult, type VerifyReport } from '../core/index.js';
 import type { Ledger } from './ledger.js';
 import { VerifyPool, availableThreads, scanRange, workerEntry } from './verify-pool.js';
 
@@ -53,6 +53,8 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
   v.setCheckpoints(await ledger.checkpoints());
   await feedRows(v, ledger, options);
   await checkArtifacts(v, ledger);
+  // A query index the driver keeps beside the events is compared with them (see indexMismatches).
+  v.indexMismatches((await ledger.queryIndexMismatches?.(MAX_FAILURES)) ?? []);
   const report = v.finish();
   if (warning !== undefined) report.warnings.push(warning);
   if (sealRecord === undefined && warning === undefined && report.checkpoints > 0) {
@@ -91,17 +93,13 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
     options.onProgress?.(done, total);
   };
   const inThread = async (from: number, to: number): Promise<number> => {
-    let n = 0;
     let rows = 0;
-    for await (const row of scanRange(ledger, from, to)) {
-      v.addRow(row);
-      rows++;
-      if (++n === 5000) {
-        progress(n);
-        n = 0;
-      }
+    for await (const page of scanRange(ledger, from, to)) {
+      for (const row of page) v.addRow(row);
+      rows += page.length;
+      progress(page.length);
     }
-    progress(n);
+    if (rows === 0) progress(0);
     return rows;
   };
   if (entry === undefined) {

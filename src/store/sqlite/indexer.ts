@@ -84,7 +84,9 @@ export function indexTail(db: Database.Database, maxRows = Number.POSITIVE_INFIN
 
 /**
  * Positions (at most `limit`, ascending) where the query index disagrees with the events it copies
- * — a row for no event, or a column that differs. `verify` checks the events' columns against
+ * — a row for no event, a column that differs, or an event below the index's end (its max(pos) + 1:
+ * queries take the events from there on from the table itself) that has no row, which every query
+ * would miss. `verify` checks the events' columns against
  * their hashed headers; this is the same duty one step further, since a forged index row (its
  * triggers dropped) would make queries lie about events that themselves verify. Empty for a
  * version-1 ledger, which has no index.
@@ -97,7 +99,11 @@ export function indexMismatches(db: Database.Database, limit = 10): number[] {
         `SELECT x.pos FROM event_index x LEFT JOIN events e ON e.pos = x.pos
          WHERE e.pos IS NULL OR x.ts IS NOT e.ts OR x.agent IS NOT e.agent OR x.kind IS NOT e.kind
             OR x.resource IS NOT e.resource OR x.action IS NOT e.action OR x.outcome IS NOT e.outcome
-         ORDER BY x.pos LIMIT ?`,
+         UNION
+         SELECT e.pos FROM events e
+         WHERE e.pos < (SELECT coalesce(max(pos) + 1, 0) FROM event_index)
+           AND NOT EXISTS (SELECT 1 FROM event_index x WHERE x.pos = e.pos)
+         ORDER BY 1 LIMIT ?`,
       )
       .pluck()
       .all(limit) as number[];

@@ -1,7 +1,13 @@
 import type Database from 'better-sqlite3';
 import { WitnessError, type StoredEvent } from '../../core/index.js';
-import type { QueryFilter, QueryPage, RawEventRow } from '../ledger.js';
+import type { QueryFilter, QueryPage, RawEventRow, VerifyScanRow } from '../ledger.js';
 import { SqliteAppend } from './append.js';
+import { indexMismatches } from './indexer.js';
+
+/** The largest position SQLite stores, as the open upper bound of a verify scan. */
+const MAX_POS = 2n ** 63n - 1n;
+
+type ScanTuple = [number, string, string, number, string, string, string, string | null, string | null, string | null, string, string | null, string | null, string];
 
 /** Reading events: by id, by stream, by filter with a cursor, and raw rows in position order for verification. */
 export abstract class SqliteQuery extends SqliteAppend {
@@ -54,6 +60,31 @@ export abstract class SqliteQuery extends SqliteAppend {
       pos = rows[rows.length - 1]!.pos + 1;
       if (rows.length < pageSize) return;
     }
+  }
+
+  async *scanForVerify(fromPos: number, toPos = Number.POSITIVE_INFINITY, pageSize = 5000): AsyncIterable<VerifyScanRow[]> {
+    this.assertOpen();
+    const end = Number.isFinite(toPos) ? toPos : MAX_POS;
+    let pos = fromPos;
+    for (;;) {
+      const tuples = this.read(() => this.stmts.scanVerify.all(pos, end, pageSize) as ScanTuple[]);
+      if (tuples.length === 0) return;
+      const rows = new Array<VerifyScanRow>(tuples.length);
+      for (let i = 0; i < tuples.length; i++) {
+        const t = tuples[i]!;
+        rows[i] = { pos: t[0], id: t[1], stream: t[2], seq: t[3], ts: t[4], kind: t[5], agent: t[6], resource: t[7], action: t[8], outcome: t[9], header: t[10], data: t[11], salt: t[12], hash: t[13] };
+      }
+      yield rows;
+      // A position past 2^53 comes back rounded, so pos + 1 may not move: that is the end.
+      const next = rows[rows.length - 1]!.pos + 1;
+      if (rows.length < pageSize || next <= pos) return;
+      pos = next;
+    }
+  }
+
+  async queryIndexMismatches(limit: number): Promise<number[]> {
+    this.assertOpen();
+    return indexMismatches(this.db, limit);
   }
 }
 
