@@ -51,10 +51,20 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     ...(sealRecord === undefined ? {} : { sealRecord }),
   });
   v.setCheckpoints(await ledger.checkpoints());
-  await feedRows(v, ledger, options);
+  // A query index the driver keeps beside the events is compared with them (see indexMismatches):
+  // with worker threads, while they check the rows, which leaves this thread idle.
+  let index: Promise<number[]> | undefined;
+  const checkIndex = (): Promise<number[]> => {
+    if (index === undefined) {
+      index = ledger.queryIndexMismatches?.(MAX_FAILURES) ?? Promise.resolve([]);
+      // Awaited below; until then a rejection must not count as unhandled.
+      index.catch(() => undefined);
+    }
+    return index;
+  };
+  await feedRows(v, ledger, options, checkIndex);
   await checkArtifacts(v, ledger);
-  // A query index the driver keeps beside the events is compared with them (see indexMismatches).
-  v.indexMismatches((await ledger.queryIndexMismatches?.(MAX_FAILURES)) ?? []);
+  v.indexMismatches(await checkIndex());
   const report = v.finish();
   if (warning !== undefined) report.warnings.push(warning);
   if (sealRecord === undefined && warning === undefined && report.checkpoints > 0) {
@@ -79,7 +89,7 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
  * order, with any chunk whose result cannot be taken in as is (see LedgerVerifier.addChunk), and
  * anything appended meanwhile, checked here row by row. Either way the report is the same.
  */
-async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedgerOptions): Promise<void> {
+async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedgerOptions, meanwhile: () => unknown): Promise<void> {
   const total = ledger.info.size;
   const chunk = options.chunkEvents ?? CHUNK_EVENTS;
   if (!Number.isInteger(Math.log2(chunk))) throw new WitnessError('invalid_argument', `chunkEvents must be a power of two, not ${chunk}.`);
@@ -119,6 +129,8 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
       for (; next < chunks && next < i + 2 * threads; next++) {
         pending.set(next, pool.run(v.chunkPlan(next * chunk, Math.min(total, (next + 1) * chunk))).catch(() => undefined));
       }
+      // The threads have work queued: this thread's own SQL (synchronous in SQLite) runs meanwhile.
+      if (i === 0) meanwhile();
       const r = await pending.get(i);
       pending.delete(i);
       const start = i * chunk;
