@@ -271,8 +271,9 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     head: db.prepare('SELECT seq, hash, kind FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1'),
     maxPos: db.prepare('SELECT max(pos) AS m FROM events').pluck(),
-    byId: db.prepare('SELECT * FROM events WHERE id = ?'),
-    byStream: db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY seq'),
+    // Positions start at 0; a row below is not served (see querySql) and verify reports it.
+    byId: db.prepare('SELECT * FROM events WHERE id = ? AND +pos >= 0'),
+    byStream: db.prepare('SELECT * FROM events WHERE stream = ? AND +pos >= 0 ORDER BY seq'),
     scan: db.prepare('SELECT * FROM events WHERE pos >= ? ORDER BY pos LIMIT ?'),
     // Rows as arrays (raw mode) and blobs as hex: on 200k events 4.2 µs a row against 8.2 for
     // `SELECT *` as objects with Buffers (measured, CPU time). iif keeps a NULL salt NULL (hex(NULL) is '').

@@ -117,10 +117,14 @@ export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
 export function querySql(filter: QueryFilter, fetch: number, schemaVersion: number): { sql: string; args: unknown[] } {
   const useIndex = filter.stream === undefined && schemaVersion >= 2;
   const head = conditions(filter, useIndex ? 'x.' : '');
+  // Positions start at 0: a row below can only have been put there behind the driver's back, and
+  // is served to no one (verify reports it). The unary + keeps the term from steering the planner.
   if (!useIndex) {
-    return { sql: `SELECT * FROM events ${whereClause(head.where)} ORDER BY ts, pos LIMIT ?`, args: [...head.args, fetch] };
+    return { sql: `SELECT * FROM events ${whereClause([...head.where, '+pos >= 0'])} ORDER BY ts, pos LIMIT ?`, args: [...head.args, fetch] };
   }
+  head.where.push('+e.pos >= 0');
   const tail = conditions(filter, '');
+  tail.where.push('+pos >= 0');
   // CROSS JOIN keeps event_index the outer loop: its index picks the rows, and events is only
   // looked up by pos for the rows of the page.
   const sql =
