@@ -1,7 +1,8 @@
 import type { CDPSession, Page } from 'playwright-core';
 import { WitnessError } from '../core/index.js';
 import { firstLine } from './errors.js';
-import { PREPARE } from './page-scripts.js';
+import { PREPARE, REMEASURE } from './page-scripts.js';
+import { paintBlack, type CssRect } from './png-mask.js';
 
 export interface Viewport {
   width: number;
@@ -54,19 +55,33 @@ const FAST_PNG = false;
 export async function shootIn(target: { page: Page; cdp: CDPSession }, url: string, o: ShootOptions): Promise<Omit<Shot, 'ms'>> {
   const { page, cdp } = target;
   page.setDefaultTimeout(o.timeoutMs);
+  // Asked while the page loads: the main frame keeps its id across navigations.
+  const frameTree = cdp.send('Page.getFrameTree');
+  frameTree.catch(() => undefined);
   let status: number | undefined;
+  let contextId: number;
   try {
     const response = await page.goto(url, { waitUntil: 'load', timeout: o.timeoutMs });
     status = response?.status();
     if (o.waitFor !== undefined) await page.waitForSelector(o.waitFor, { timeout: o.timeoutMs, state: 'visible' });
+    const frameId = (await timed(frameTree, o.timeoutMs)).frameTree.frame.id;
+    // From here on the page's own scripts (timers, observers, animation frames, event handlers) do
+    // not run, so none can undo the mask before the pixels are taken; and the capture's script runs
+    // in a world of its own, where the page's changes to DOM prototypes and globals are not seen.
+    const [, world] = await timed(
+      Promise.all([cdp.send('Emulation.setScriptExecutionDisabled', { value: true }), cdp.send('Page.createIsolatedWorld', { frameId, worldName: WORLD, grantUniveralAccess: false })]),
+      o.timeoutMs,
+    );
+    contextId = world.executionContextId;
   } catch (e) {
     throw failed(url, e);
   }
   const fullPage = o.fullPage ?? false;
-  const prepared = (await evaluate(cdp, PREPARE, { selectors: o.mask, fullPage, replacement: MASK_TEXT, max: MAX_TEXT }, url, o.timeoutMs)) as { masked: number; title: string; text: string; width: number; height: number };
-  const fits = !fullPage || (prepared.width <= o.viewport.width && prepared.height <= o.viewport.height);
+  const prepared = (await evaluate(cdp, contextId, PREPARE, { selectors: o.mask, fullPage, replacement: MASK_TEXT, max: MAX_TEXT }, url, o.timeoutMs)) as Prepared;
+  const { area } = prepared;
+  const fits = !fullPage || (area.width <= o.viewport.width && area.height <= o.viewport.height);
   const params = fullPage
-    ? { format: 'png' as const, optimizeForSpeed: FAST_PNG, clip: { x: 0, y: 0, width: prepared.width, height: prepared.height, scale: 1 }, captureBeyondViewport: !fits }
+    ? { format: 'png' as const, optimizeForSpeed: FAST_PNG, clip: { x: 0, y: 0, width: area.width, height: area.height, scale: 1 }, captureBeyondViewport: !fits }
     : { format: 'png' as const, optimizeForSpeed: FAST_PNG };
   let png: Buffer;
   try {
@@ -74,13 +89,37 @@ export async function shootIn(target: { page: Page; cdp: CDPSession }, url: stri
   } catch (e) {
     throw failed(url, e);
   }
+  if (o.mask.length > 0) {
+    // The overlay drawn in the page is the first layer; this is the one that holds: the boxes where
+    // the masked elements were before the pixels were taken and where they are after, painted black
+    // into the PNG itself.
+    const now = (await evaluate(cdp, contextId, REMEASURE, undefined, url, o.timeoutMs)) as CssRect[];
+    try {
+      png = paintBlack(png, [...prepared.rects, ...now], area);
+    } catch (e) {
+      throw failed(url, e);
+    }
+  }
   return { png, url: page.url(), status, title: prepared.title, text: prepared.text, viewport: o.viewport, masked: prepared.masked, ts: new Date().toISOString() };
 }
 
-async function evaluate(cdp: CDPSession, fn: string, arg: unknown, url: string, timeoutMs: number): Promise<unknown> {
+interface Prepared {
+  masked: number;
+  title: string;
+  text: string;
+  /** Masked elements' boxes in page coordinates. */
+  rects: CssRect[];
+  /** The part of the page the screenshot shows, in page coordinates. */
+  area: CssRect;
+}
+
+/** The name of the isolated world the capture's scripts run in. */
+const WORLD = 'witness';
+
+async function evaluate(cdp: CDPSession, contextId: number, fn: string, arg: unknown, url: string, timeoutMs: number): Promise<unknown> {
   let r;
   try {
-    r = await timed(cdp.send('Runtime.evaluate', { expression: `(${fn})(${JSON.stringify(arg)})`, awaitPromise: true, returnByValue: true }), timeoutMs);
+    r = await timed(cdp.send('Runtime.evaluate', { expression: `(${fn})(${arg === undefined ? '' : JSON.stringify(arg)})`, contextId, awaitPromise: true, returnByValue: true }), timeoutMs);
   } catch (e) {
     throw failed(url, e);
   }
