@@ -36,12 +36,18 @@ function statementsFor(db: Database.Database): IndexerStatements | null {
     const upto = db.prepare('SELECT coalesce(max(pos) + 1, 0) FROM event_index').pluck();
     const copy = db.prepare(
       `INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome)
-       SELECT pos, ts, agent, kind, resource, action, outcome FROM events WHERE pos >= ? ORDER BY pos LIMIT ?`,
+       SELECT pos, ts, agent, kind, resource, action, outcome FROM events WHERE pos >= ? AND pos < ? ORDER BY pos`,
     );
+    const positions = db.prepare('SELECT pos FROM events WHERE pos >= ? ORDER BY pos LIMIT ?').pluck();
     const chunk = db.transaction((_from: number, limit: number) => {
       // Read again under the write lock: another process may have indexed since the caller looked.
       const from = upto.get() as number;
-      const indexed = copy.run(from, limit).changes;
+      // The index only grows contiguously (its trigger): stop before a missing event, which verify
+      // reports; queries read the events from there on from the table itself, so they stay right.
+      const next = positions.all(from, limit) as number[];
+      let end = from;
+      while (end - from < next.length && next[end - from] === end) end++;
+      const indexed = end === from ? 0 : copy.run(from, end).changes;
       return { indexed, upto: indexed === 0 ? from : (upto.get() as number) };
     }).immediate;
     s = { upto, copy, chunk };

@@ -120,7 +120,9 @@ const APPEND_ONLY = ['events', 'event_index', 'tree_nodes', 'checkpoints', 'publ
  */
 const NO_REPLACE: Record<string, string> = {
   events: `NEW.pos IS NOT (SELECT coalesce(max(pos) + 1, 0) FROM events)`,
-  event_index: `NEW.pos <= (SELECT max(pos) FROM event_index)`,
+  // Contiguous, not merely increasing: one legal INSERT of a later event's row would otherwise
+  // move the indexer past an event that no query filter would then ever find (found by review).
+  event_index: `NEW.pos IS NOT (SELECT coalesce(max(pos) + 1, 0) FROM event_index)`,
   tree_nodes: `EXISTS (SELECT 1 FROM tree_nodes WHERE level = NEW.level AND idx = NEW.idx)`,
   checkpoints: `EXISTS (SELECT 1 FROM checkpoints WHERE id = NEW.id)`,
   public_keys: `EXISTS (SELECT 1 FROM public_keys WHERE vkey = NEW.vkey)`,
