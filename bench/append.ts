@@ -12,22 +12,7 @@ import { SqliteLedger, type AppendRequest } from '../src/store/index.js';
 import { DDL, TRIGGERS } from '../src/store/sqlite/schema.js';
 import type { Config } from './config.js';
 import { toolCallInputs } from './events.js';
-import {
-  fmtInt,
-  fmtMs,
-  fmtRatio,
-  fmtUs,
-  freshDbPath,
-  gc,
-  log,
-  max,
-  mdTable,
-  median,
-  min,
-  removeDb,
-  type Section,
-  type Verdict,
-} from './util.js';
+import { fmtInt, fmtMs, fmtRatio, fmtUs, freshDbPath, gc, log, max, mdTable, median, min, removeDb, type Section, type Verdict } from './util.js';
 
 const DEFAULT_PAGE = 4096;
 const COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
@@ -234,7 +219,7 @@ export async function benchAppend(cfg: Config): Promise<Section> {
     [
       row('**Witness** `prepare()` + `appendPrepared()`', wRates),
       row('Witness `appendPrepared()` only (prepare untimed)', wAppendRates),
-      row('**raw better-sqlite3 insert, table with only its primary key** (the target\'s baseline)', plainRates),
+      row("**raw better-sqlite3 insert, table with only its primary key** (the target's baseline)", plainRates),
       row('raw insert, v2 `events` indexes (unique id, unique (stream, seq))', idxRates),
       row("_context:_ raw insert, v2 indexes + Witness's append-only `TRIGGERS` from schema.ts", rawTrig.map(rate)),
       row("_context:_ raw insert, schema v1's 8 secondary indexes (earlier runs' baseline)", rawV1.map(rate)),

@@ -200,7 +200,9 @@ export async function benchCapture(cfg: Config): Promise<Section> {
       target: `video: render a ${c.videoSteps}-step session ≤ 15 s on 2 cores`,
       measured: `${s.toFixed(1)} s`,
       met: c.videoSteps >= 20 ? s <= 15 : false,
-      ...(c.videoSteps < 20 ? { notMeasured: true, note: 'quick run: fewer steps' } : { note: 'Title cards by Chromium, narration by espeak-ng, one H.264 (2 fps slides, veryfast) + AAC (fast coder) encode.' }),
+      ...(c.videoSteps < 20
+        ? { notMeasured: true, note: 'quick run: fewer steps' }
+        : { note: 'Title cards by Chromium, narration by espeak-ng, one H.264 (2 fps slides, veryfast) + AAC (fast coder) encode.' }),
     });
   } finally {
     await capturer.close();

@@ -402,7 +402,9 @@ async function stdioPart(cfg: Config, dir: string, body: string[], verdicts: Ver
       const recorded = countCalls(db);
       if (recorded !== g.warmup + g.calls) throw new Error(`witness proxy recorded ${recorded} tool.call events in ${path.basename(db)}, expected ${g.warmup + g.calls}`);
     }
-    log(`gateway stdio rep ${rep + 1}/${g.reps}: p50 direct ${fmtMs(direct.p50.at(-1)!)} ms | null relay ${fmtMs(hop.p50.at(-1)!)} ms | witness proxy, no policy ${fmtMs(bare.p50.at(-1)!)} ms | witness proxy ${fmtMs(proxy.p50.at(-1)!)} ms (added ${fmtMs(added.at(-1)!)} ms)`);
+    log(
+      `gateway stdio rep ${rep + 1}/${g.reps}: p50 direct ${fmtMs(direct.p50.at(-1)!)} ms | null relay ${fmtMs(hop.p50.at(-1)!)} ms | witness proxy, no policy ${fmtMs(bare.p50.at(-1)!)} ms | witness proxy ${fmtMs(proxy.p50.at(-1)!)} ms (added ${fmtMs(added.at(-1)!)} ms)`,
+    );
   }
   const addedP50 = median(added);
   const hopP50 = median(addedHop);
@@ -577,7 +579,9 @@ export async function benchGateway(cfg: Config): Promise<Section> {
       met: ratio <= 0.5,
       note: `Compared with mcp-proxy with its resumability event store off (Witness keeps none), the stricter baseline; against mcp-proxy's defaults (${fmtMs(median(baseDefault.p50))} ms) the ratio is ${fmtRatio(ratioDefault)}.${ratio <= 0.5 ? '' : ` Both serve HTTP through the SDK's Streamable HTTP server transport (an SSE response per POST) and reach the same stdio server; the gateway parses and screens each body once at the edge and hands that object through the relay to the server's stdin and the server's answer, parsed once, back to the transport. On top of what mcp-proxy does, Witness does per call the relay work its stdio proxy does, which (1) measures at ${fmtMs(stdio.full - stdio.hop)} ms over a bare process hop, nearly all of it recording before forwarding. Halving mcp-proxy's p50 would need Witness's HTTP handling to be ${fmtMs(median(base.p50) / 2)} ms all told, recording included.`}`,
     });
-    verdicts.push(p99Verdict(`(2) HTTP: the seal stall visible in p99 is gone: \`witness gateway\` p99 ≤ ${P99_FACTOR}× \`mcp-proxy --no-eventStore\` p99`, w, base, 'mcp-proxy --no-eventStore', P99_BEFORE.http));
+    verdicts.push(
+      p99Verdict(`(2) HTTP: the seal stall visible in p99 is gone: \`witness gateway\` p99 ≤ ${P99_FACTOR}× \`mcp-proxy --no-eventStore\` p99`, w, base, 'mcp-proxy --no-eventStore', P99_BEFORE.http),
+    );
   } else {
     verdicts.push({
       target: '(2) HTTP: `witness gateway` p50 ≤ 0.5× `mcp-proxy --no-eventStore` over HTTP, recording and evaluating policy',
@@ -636,14 +640,23 @@ export async function benchGateway(cfg: Config): Promise<Section> {
   if (wm !== undefined) {
     const at = (m: number) => wm.run.samples.find(([n]) => n === m)?.[1] ?? Number.NaN;
     const growth = at(total) / at(midMark) - 1;
-    if (wm.run.recorded !== undefined) body.push(`The Witness ledger of that run holds ${fmtInt(wm.run.recorded)} \`tool.call\` events (expected ${fmtInt(total + g.clients * 10 + 1)}: ${fmtInt(total)} calls, ${fmtInt(g.clients * 10)} warm-up calls and 1 start-up check), ${fmtMiB(wm.run.dbBytes ?? Number.NaN)} MiB on disk with its WAL.`);
+    if (wm.run.recorded !== undefined)
+      body.push(
+        `The Witness ledger of that run holds ${fmtInt(wm.run.recorded)} \`tool.call\` events (expected ${fmtInt(total + g.clients * 10 + 1)}: ${fmtInt(total)} calls, ${fmtInt(g.clients * 10)} warm-up calls and 1 start-up check), ${fmtMiB(wm.run.dbBytes ?? Number.NaN)} MiB on disk with its WAL.`,
+      );
     verdicts.push({
       target: `(4) gateway RSS flat under load: growth from ${fmtInt(midMark)} to ${fmtInt(total)} calls ≤ 10 %`,
       measured: `${fmtMiB(at(midMark))} → ${fmtMiB(at(total))} MiB (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %)`,
       met: growth <= 0.1,
     });
   } else {
-    verdicts.push({ target: `(4) gateway RSS flat under load: growth from ${fmtInt(midMark)} to ${fmtInt(total)} calls ≤ 10 %`, measured: 'not measured', met: false, notMeasured: true, note: notMeasured });
+    verdicts.push({
+      target: `(4) gateway RSS flat under load: growth from ${fmtInt(midMark)} to ${fmtInt(total)} calls ≤ 10 %`,
+      measured: 'not measured',
+      met: false,
+      notMeasured: true,
+      note: notMeasured,
+    });
   }
 
   if (callErrors > 0) body.push(`⚠️ ${callErrors} echo call(s) came back with an error or an unexpected text (first: \`${firstError}\`); the numbers above may be invalid.`);

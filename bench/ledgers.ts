@@ -107,6 +107,8 @@ export class LargeLedgers {
       batch: buildBatch,
       sealEvery: buildSealEvery,
     };
-    log(`ledger: built ${fmtInt(total)} events in ${seconds.toFixed(1)} s (${fmtInt(total / seconds)} ev/s), ${fmtInt(timeline.sessions)} sessions, ${checkpoints} checkpoints, ${fmtMiB(this.info.bytes)} MiB`);
+    log(
+      `ledger: built ${fmtInt(total)} events in ${seconds.toFixed(1)} s (${fmtInt(total / seconds)} ev/s), ${fmtInt(timeline.sessions)} sessions, ${checkpoints} checkpoints, ${fmtMiB(this.info.bytes)} MiB`,
+    );
   }
 }

@@ -39,7 +39,20 @@ export async function benchMemory(cfg: Config, ledgers: LargeLedgers): Promise<S
   }
   const med = (size: number, f: (r: ChildResult) => number) => median(results.get(size)!.map(f));
   const table = mdTable(
-    ['ledger size', 'sessions (streams)', 'RSS before verify MiB', '**peak RSS MiB** (kernel maxrss)', 'peak RSS sampled MiB', 'heap used before MiB', '**peak heap used MiB**', 'peak heap total MiB', 'peak external MiB', 'verify events/s', 'live heap after full GC MiB', 'RSS after full GC MiB'],
+    [
+      'ledger size',
+      'sessions (streams)',
+      'RSS before verify MiB',
+      '**peak RSS MiB** (kernel maxrss)',
+      'peak RSS sampled MiB',
+      'heap used before MiB',
+      '**peak heap used MiB**',
+      'peak heap total MiB',
+      'peak external MiB',
+      'verify events/s',
+      'live heap after full GC MiB',
+      'RSS after full GC MiB',
+    ],
     sizes.map((s) => [
       fmtInt(s),
       fmtInt(med(s, (r) => r.streams)),

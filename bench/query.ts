@@ -135,19 +135,30 @@ export async function benchQuery(cfg: Config, ledgers: LargeLedgers): Promise<Se
   const plans = new Map<Field, string>();
   for (const f of FIELDS) {
     const { sql: s, args } = querySql({ [f]: domain(f, 1)[0]!, since: 'a', until: 'b' }, 101, ledger.info.schemaVersion);
-    plans.set(f, (db.prepare(`EXPLAIN QUERY PLAN ${s}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).filter((d) => /^(SEARCH|SCAN) (x|events)/.test(d)).join('; '));
+    plans.set(
+      f,
+      (db.prepare(`EXPLAIN QUERY PLAN ${s}`).all(...args) as Array<{ detail: string }>)
+        .map((r) => r.detail)
+        .filter((d) => /^(SEARCH|SCAN) (x|events)/.test(d))
+        .join('; '),
+    );
   }
   await ledger.close();
 
-  const rowsOf = (label: string, st: Stats) => [label, fmtMs(median(st.p50)), fmtMs(median(st.p99)), fmtMs(median(st.worst)), `${fmtMs(Math.min(...st.p50))} – ${fmtMs(Math.max(...st.p50))}`, (st.rows / st.total).toFixed(1), `${fmtInt((st.full / st.total) * 100)} %`];
+  const rowsOf = (label: string, st: Stats) => [
+    label,
+    fmtMs(median(st.p50)),
+    fmtMs(median(st.p99)),
+    fmtMs(median(st.worst)),
+    `${fmtMs(Math.min(...st.p50))} – ${fmtMs(Math.max(...st.p50))}`,
+    (st.rows / st.total).toFixed(1),
+    `${fmtInt((st.full / st.total) * 100)} %`,
+  ];
   const table = mdTable(
     ['filter (+ since, until, limit 100)', 'p50 ms', 'p99 ms', 'max ms', 'p50 range over reps ms', 'events returned (mean)', 'pages hitting the limit'],
     FIELDS.flatMap((f) => [rowsOf(`**${f}**, query index current`, indexed.get(f)!), rowsOf(`${f}, last ${fmtInt(TAIL)} events not yet indexed`, tailed.get(f)!)]),
   );
-  const context = mdTable(
-    ['context', 'p50 ms'],
-    [['the agent queries through better-sqlite3 alone (same statement, rows not turned into events), index current', fmtMs(median(rawP50))]],
-  );
+  const context = mdTable(['context', 'p50 ms'], [['the agent queries through better-sqlite3 alone (same statement, rows not turned into events), index current', fmtMs(median(rawP50))]]);
   const verdicts: Verdict[] = FIELDS.map((f) => {
     const a = median(indexed.get(f)!.p50);
     const b = median(tailed.get(f)!.p50);

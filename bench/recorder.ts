@@ -216,15 +216,7 @@ function summarise(lat: number[], into: SeqResult): void {
   into.mean.push(lat.reduce((a, b) => a + b, 0) / lat.length);
 }
 
-async function runMode(
-  cfg: Config,
-  durability: Durability,
-  datas: readonly Data[],
-  body: string[],
-  verdicts: Verdict[],
-  prepareUs: number,
-  wal: { witness: WalUse; naive: WalUse },
-): Promise<void> {
+async function runMode(cfg: Config, durability: Durability, datas: readonly Data[], body: string[], verdicts: Verdict[], prepareUs: number, wal: { witness: WalUse; naive: WalUse }): Promise<void> {
   const seqN = durability === 'power' ? cfg.recorder.seqWritesPower : cfg.recorder.seqWrites;
   const fireN = durability === 'power' ? cfg.recorder.fireWritesPower : cfg.recorder.fireWrites;
   const seqData = datas.slice(0, seqN);
@@ -240,7 +232,9 @@ async function runMode(
       if (side === 'w') summarise(await seqWitness(seqData, durability), w);
       else summarise(await seqNaive(seqData, durability), nv);
     }
-    log(`recorder ${durability} (a) rep ${rep + 1}/${reps}: Witness p50 ${fmtUs(w.p50.at(-1)! * 1000)} µs p99 ${fmtUs(w.p99.at(-1)! * 1000)} µs | naive p50 ${fmtUs(nv.p50.at(-1)! * 1000)} µs p99 ${fmtUs(nv.p99.at(-1)! * 1000)} µs`);
+    log(
+      `recorder ${durability} (a) rep ${rep + 1}/${reps}: Witness p50 ${fmtUs(w.p50.at(-1)! * 1000)} µs p99 ${fmtUs(w.p99.at(-1)! * 1000)} µs | naive p50 ${fmtUs(nv.p50.at(-1)! * 1000)} µs p99 ${fmtUs(nv.p99.at(-1)! * 1000)} µs`,
+    );
   }
   const us = (ms: number) => fmtUs(ms * 1000);
   body.push(
@@ -248,7 +242,7 @@ async function runMode(
     mdTable(
       ['side', 'p50 µs', 'p99 µs', 'mean µs', 'p50 range over reps µs'],
       [
-        ['**Witness** `await s.record(\'tool.call\', …)`', us(median(w.p50)), us(median(w.p99)), us(median(w.mean)), `${us(min(w.p50))} – ${us(max(w.p50))}`],
+        ["**Witness** `await s.record('tool.call', …)`", us(median(w.p50)), us(median(w.p99)), us(median(w.mean)), `${us(min(w.p50))} – ${us(max(w.p50))}`],
         ['naive logger `await log(…)` (autocommit INSERT)', us(median(nv.p50)), us(median(nv.p99)), us(median(nv.mean)), `${us(min(nv.p50))} – ${us(max(nv.p50))}`],
         ['ratio Witness / naive', fmtRatio(median(w.p50) / median(nv.p50)), fmtRatio(median(w.p99) / median(nv.p99)), fmtRatio(median(w.mean) / median(nv.mean)), ''],
       ],
@@ -289,11 +283,23 @@ async function runMode(
   const wRate = median(fw.map(rate));
   const nRate = median(fn.map(rate));
   const rows = [
-    ['**Witness**: fire N `s.record()` without awaiting, then `await Promise.all`', fmtInt(wRate), `${fmtInt(min(fw.map(rate)))} – ${fmtInt(max(fw.map(rate)))}`, fmtUs(1e6 / wRate), fmtRatio(wRate / nRate)],
+    [
+      '**Witness**: fire N `s.record()` without awaiting, then `await Promise.all`',
+      fmtInt(wRate),
+      `${fmtInt(min(fw.map(rate)))} – ${fmtInt(max(fw.map(rate)))}`,
+      fmtUs(1e6 / wRate),
+      fmtRatio(wRate / nRate),
+    ],
   ];
   if (fwNoSeal.length > 0) {
     const x = median(fwNoSeal.map(rate));
-    rows.push(['Witness, sealing disabled (shows what sealing every 1,000 events costs)', fmtInt(x), `${fmtInt(min(fwNoSeal.map(rate)))} – ${fmtInt(max(fwNoSeal.map(rate)))}`, fmtUs(1e6 / x), fmtRatio(x / nRate)]);
+    rows.push([
+      'Witness, sealing disabled (shows what sealing every 1,000 events costs)',
+      fmtInt(x),
+      `${fmtInt(min(fwNoSeal.map(rate)))} – ${fmtInt(max(fwNoSeal.map(rate)))}`,
+      fmtUs(1e6 / x),
+      fmtRatio(x / nRate),
+    ]);
   }
   rows.push(['naive logger: N autocommit INSERTs', fmtInt(nRate), `${fmtInt(min(fn.map(rate)))} – ${fmtInt(max(fn.map(rate)))}`, fmtUs(1e6 / nRate), '1.00×']);
   body.push(
@@ -326,7 +332,9 @@ export async function benchRecorder(cfg: Config): Promise<Section> {
   log(`recorder: prepare() alone costs ${fmtUs(prepareUs)} µs per event`);
   const walData = datas.slice(0, 500);
   const wal = { witness: await walPerWrite(walData, 'witness'), naive: await walPerWrite(walData, 'naive') };
-  log(`recorder: WAL per awaited write: Witness ${fmtInt(wal.witness.bytes)} bytes (${wal.witness.pages.toFixed(1)} × ${wal.witness.pageSize}), naive ${fmtInt(wal.naive.bytes)} bytes (${wal.naive.pages.toFixed(1)} × ${wal.naive.pageSize})`);
+  log(
+    `recorder: WAL per awaited write: Witness ${fmtInt(wal.witness.bytes)} bytes (${wal.witness.pages.toFixed(1)} × ${wal.witness.pageSize}), naive ${fmtInt(wal.naive.bytes)} bytes (${wal.naive.pages.toFixed(1)} × ${wal.naive.pageSize})`,
+  );
   const body: string[] = [];
   const verdicts: Verdict[] = [];
   await runMode(cfg, 'process', datas, body, verdicts, prepareUs, wal);
@@ -336,8 +344,8 @@ export async function benchRecorder(cfg: Config): Promise<Section> {
     id: 'recorder',
     title: '2. Recorder vs the naive pattern',
     method: [
-      'Witness: `openWitness({ store, durability })` with default options (batch 1,000, sealing every 1,000 events on), one session, `s.record(\'tool.call\', data, { resource, action, outcome })` with the same ~300-byte `tool.call` payloads as benchmark 1. Each repetition uses a fresh database.',
-      'Naive: one better-sqlite3 connection, `journal_mode=WAL` and the same `synchronous` setting, a plain append-only table (rowid key, ts, stream, agent, kind, resource, action, outcome, JSON data; no secondary index; SQLite\'s default page size), and per event `JSON.stringify` + one `INSERT` in autocommit mode inside an `async log()` that the caller awaits. It has the same crash durability as Witness (`process`: WAL + NORMAL survives kill -9; `power`: FULL syncs the WAL at every commit).',
+      "Witness: `openWitness({ store, durability })` with default options (batch 1,000, sealing every 1,000 events on), one session, `s.record('tool.call', data, { resource, action, outcome })` with the same ~300-byte `tool.call` payloads as benchmark 1. Each repetition uses a fresh database.",
+      "Naive: one better-sqlite3 connection, `journal_mode=WAL` and the same `synchronous` setting, a plain append-only table (rowid key, ts, stream, agent, kind, resource, action, outcome, JSON data; no secondary index; SQLite's default page size), and per event `JSON.stringify` + one `INSERT` in autocommit mode inside an `async log()` that the caller awaits. It has the same crash durability as Witness (`process`: WAL + NORMAL survives kill -9; `power`: FULL syncs the WAL at every commit).",
       `For context: \`ledger.prepare()\` of one such event alone takes ${fmtUs(prepareUs)} µs (median of 3 × 5,000); one awaited write appends ${fmtInt(wal.witness.bytes)} bytes to the WAL with Witness (${wal.witness.pages.toFixed(1)} pages of ${fmtInt(wal.witness.pageSize)} bytes) and ${fmtInt(wal.naive.bytes)} bytes with the naive logger (${wal.naive.pages.toFixed(1)} pages of ${fmtInt(wal.naive.pageSize)} bytes) — 500 writes with the auto-checkpoint off, measured apart from the timings.`,
     ],
     body,

@@ -218,7 +218,7 @@ function report(args: Args, cfg: Config, info: Array<[string, string]>, sections
       '- Every timing uses `performance.now()` in one Node process started with `--expose-gc`; a full GC runs before each timed repetition. Progress goes to stderr.',
       '- Databases live in a fresh directory under `os.tmpdir()`; each append/recorder repetition uses a new file, so no side benefits from a warmer or smaller database.',
       '- The code measured is the compiled TypeScript of `src/` (tsc output in `dist-bench/src`), the same code `npm run build` ships.',
-      '- Targets are the issue\'s, unchanged; where the issue names no number (memory) the section states the criterion used.',
+      "- Targets are the issue's, unchanged; where the issue names no number (memory) the section states the criterion used.",
       '- `npm run bench -- --quick` (or `BENCH_QUICK=1`) is a smoke run with small sizes; `--only append,verify,…` runs a subset; both write `dist-bench/BENCHMARKS.partial.md` unless `--out` is given. `node dist-bench/bench/profile.js append|verify|recorder [events]` prints a CPU profile of one hot path.',
     ].join('\n'),
   );

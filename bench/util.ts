@@ -49,7 +49,6 @@ export function max(xs: readonly number[]): number {
   return xs.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
 }
 
-
 export function randInt(r: () => number, lo: number, hiExclusive: number): number {
   return lo + Math.floor(r() * (hiExclusive - lo));
 }

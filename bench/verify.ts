@@ -167,10 +167,28 @@ export async function benchVerify(cfg: Config, ledgers: LargeLedgers): Promise<S
   const table = mdTable(
     ['what', 'events/s (median)', 'min – max', 'µs per event', 'verify / this'],
     [
-      [`**\`verifyLedger(ledger)\`** (reads from SQLite; default: ${threads} worker thread${threads === 1 ? '' : 's'}, ${chunks} chunks)`, fmtInt(vRate), `${fmtInt(min(verifyMs.map(rate)))} – ${fmtInt(max(verifyMs.map(rate)))}`, fmtUs(1e6 / vRate), '1.00×'],
-      ['`verifyLedger(ledger, { threads: 1 })` (all in the calling thread)', fmtInt(oneRate), `${fmtInt(min(oneThreadMs.map(rate)))} – ${fmtInt(max(oneThreadMs.map(rate)))}`, fmtUs(1e6 / oneRate), fmtRatio(vRate / oneRate)],
+      [
+        `**\`verifyLedger(ledger)\`** (reads from SQLite; default: ${threads} worker thread${threads === 1 ? '' : 's'}, ${chunks} chunks)`,
+        fmtInt(vRate),
+        `${fmtInt(min(verifyMs.map(rate)))} – ${fmtInt(max(verifyMs.map(rate)))}`,
+        fmtUs(1e6 / vRate),
+        '1.00×',
+      ],
+      [
+        '`verifyLedger(ledger, { threads: 1 })` (all in the calling thread)',
+        fmtInt(oneRate),
+        `${fmtInt(min(oneThreadMs.map(rate)))} – ${fmtInt(max(oneThreadMs.map(rate)))}`,
+        fmtUs(1e6 / oneRate),
+        fmtRatio(vRate / oneRate),
+      ],
       ['raw SHA-256 of header + data + salt per row (rows in memory)', fmtInt(rawRate), `${fmtInt(min(rawMs.map(rate)))} – ${fmtInt(max(rawMs.map(rate)))}`, fmtUs(1e6 / rawRate), fmtRatio(ratio)],
-      ['_context:_ the format\u2019s minimum hashing (payload digest + event hash + Merkle leaf/nodes, rows in memory)', fmtInt(floorRate), `${fmtInt(min(floorMs.map(rate)))} – ${fmtInt(max(floorMs.map(rate)))}`, fmtUs(1e6 / floorRate), fmtRatio(vRate / floorRate)],
+      [
+        '_context:_ the format\u2019s minimum hashing (payload digest + event hash + Merkle leaf/nodes, rows in memory)',
+        fmtInt(floorRate),
+        `${fmtInt(min(floorMs.map(rate)))} – ${fmtInt(max(floorMs.map(rate)))}`,
+        fmtUs(1e6 / floorRate),
+        fmtRatio(vRate / floorRate),
+      ],
     ],
   );
 
@@ -232,7 +250,11 @@ export async function benchVerify(cfg: Config, ledgers: LargeLedgers): Promise<S
       `\`verifyLedger(ledger)\` (store/verify.ts: every payload digest, event hash, prev link, seq, column, header canonical form and schema, the Merkle tree rebuilt and compared with every signed checkpoint) over a sealed ledger of ${fmtInt(n)} events (${fmtInt(streams)} sessions, ${fmtInt(checkpoints)} signed checkpoints; built as described under "The shared large ledger"), ${reps} repetitions on one open connection (the OS page cache is warm after the first). ${threads > 1 ? `With default options it splits the ledger into ${chunks} chunks checked by ${threads} worker threads (each opens the ledger read-only through \`openLedger\`; thread start-up is included in the time); \`threads: 1\` is the same check in the calling thread.` : 'At this size the default is to verify in the calling thread (worker threads start from 65,536 events).'}`,
       `Baseline: the same rows read into memory first (${(bytes / n).toFixed(0)} bytes of header + data + salt per row on average), then one \`createHash('sha256').update(header).update(data).update(salt).digest()\` per row — the issue's definition. A second line shows the hashing the v1 format requires at minimum (two SHA-256 per event plus the Merkle leaf and interior nodes), for context.`,
     ],
-    body: [table, '**Where the time goes** (each step timed alone over the same rows held in memory, except the scan, median of the repetitions; pieces timed alone need not add up to the integrated run, so read the shares as approximate):', bdTable],
+    body: [
+      table,
+      '**Where the time goes** (each step timed alone over the same rows held in memory, except the scan, median of the repetitions; pieces timed alone need not add up to the integrated run, so read the shares as approximate):',
+      bdTable,
+    ],
     verdicts,
   };
 }

@@ -16,7 +16,8 @@ export const REQUIREMENTS = {
   'R-REDACT': 'Secrets are redacted before anything is hashed or written.',
   'R-PAYLOAD-LIMIT': 'Oversized payloads are refused or stored as artifacts, never truncated.',
   'R-APPEND-ONLY': 'The database refuses UPDATE, DELETE and REPLACE of events and checkpoints.',
-  'R-DRIVER-CONTRACT': 'Every ledger driver passes one contract suite on its real database: append and receipts, stream chaining, session end lockout, refusal of edits, two writers (handles and processes), sealing and proofs, query filters and paging, artifacts, read-only handles, and every tamper class made through a test-only edit hook the driver provides.',
+  'R-DRIVER-CONTRACT':
+    'Every ledger driver passes one contract suite on its real database: append and receipts, stream chaining, session end lockout, refusal of edits, two writers (handles and processes), sealing and proofs, query filters and paging, artifacts, read-only handles, and every tamper class made through a test-only edit hook the driver provides.',
   'R-TAMPER-PAYLOAD': 'An edited payload is detected at its position.',
   'R-TAMPER-HEADER': 'An edited header field is detected at its position.',
   'R-TAMPER-DELETE': 'A deleted event is detected at its position.',
@@ -24,17 +25,21 @@ export const REQUIREMENTS = {
   'R-TAMPER-REORDER': 'Reordered events are detected.',
   'R-TAMPER-TRUNCATE': "A cut-off tail is detected, in the ledger and in a single session's export.",
   'R-TAMPER-MOVE': 'An event moved to another stream or ledger is detected.',
-  'R-TAMPER-ARTIFACT': "A changed artifact byte is detected, naming the artifact.",
+  'R-TAMPER-ARTIFACT': 'A changed artifact byte is detected, naming the artifact.',
   'R-TAMPER-SIGNATURE': 'A forged checkpoint signature is detected.',
   'R-TAMPER-REWRITE': 'A consistently rewritten history fails consistency with earlier checkpoints.',
   'R-TAMPER-INDEX': 'A query-index row forged, altered, added or removed (so that a query would hide or misattribute an event that itself verifies) is reported by verify at its position.',
   'R-AGAINST': 'An auditor can prove the ledger still extends a checkpoint they saved.',
-  'R-SEAL-ROLLBACK': 'The sealer signs only a tree that provably extends the last checkpoint its key signed, recorded outside the database; otherwise it refuses in one sentence and writes nothing, and verify fails a ledger that no longer extends that record.',
-  'R-SEAL-ADOPT': 'No silent trust on first use: a ledger with checkpoints but no sealer\'s record is refused by every automatic sealer, naming `witness seal --adopt`, which verifies the whole ledger with the key (and against a saved checkpoint) before recording its newest checkpoint.',
-  'R-SEAL-RECORD-PATH': 'The sealer\'s record can be kept where the database\'s writers cannot write (sealRecord, $WITNESS_SEAL_RECORD, --seal-record), and then rolling back or deleting the file beside the ledger does not make the key sign a forged history; verify warns when checkpoints exist but no record is found.',
-  'R-SEAL-OFF-THREAD': 'Sealing runs beside the recording thread: appends commit while a seal runs, close() waits for a running seal and its WAL checkpoint so the file is whole on its own, and kill -9 during a seal loses nothing acknowledged and the next seal resumes.',
+  'R-SEAL-ROLLBACK':
+    'The sealer signs only a tree that provably extends the last checkpoint its key signed, recorded outside the database; otherwise it refuses in one sentence and writes nothing, and verify fails a ledger that no longer extends that record.',
+  'R-SEAL-ADOPT':
+    "No silent trust on first use: a ledger with checkpoints but no sealer's record is refused by every automatic sealer, naming `witness seal --adopt`, which verifies the whole ledger with the key (and against a saved checkpoint) before recording its newest checkpoint.",
+  'R-SEAL-RECORD-PATH':
+    "The sealer's record can be kept where the database's writers cannot write (sealRecord, $WITNESS_SEAL_RECORD, --seal-record), and then rolling back or deleting the file beside the ledger does not make the key sign a forged history; verify warns when checkpoints exist but no record is found.",
+  'R-SEAL-OFF-THREAD':
+    'Sealing runs beside the recording thread: appends commit while a seal runs, close() waits for a running seal and its WAL checkpoint so the file is whole on its own, and kill -9 during a seal loses nothing acknowledged and the next seal resumes.',
   'R-UNSEALED-GAP': 'Verify fails when an event or session.end that no checkpoint covers is dated well before a signed checkpoint (appended late with an earlier date, or its checkpoints deleted).',
-  'R-SECOND-KEY': 'A second key appearing beside the ledger is named and not trusted, and the sealer never signs with or adds a key other than the ledger\'s own.',
+  'R-SECOND-KEY': "A second key appearing beside the ledger is named and not trusted, and the sealer never signs with or adds a key other than the ledger's own.",
   'R-KEY-FILES': '`witness init` never writes the signing key or its public half through a symbolic link.',
   'R-TRUST': 'A pass states which keys were trusted and where they came from.',
   'R-HOSTILE': 'Hostile input (corrupt files, duplicate keys, huge numbers) becomes a typed failure, never a crash.',
@@ -49,25 +54,33 @@ export const REQUIREMENTS = {
   'R-GW-DENY': 'A call denied by policy is answered by the gateway with a readable tool error and never reaches the server.',
   'R-GW-APPROVAL': 'A call under a review rule is held until a named person approves or denies it from another process, or it times out and is refused.',
   'R-GW-APPROVAL-BINDING': 'An approval releases only the call it was given for (same agent, tool, argument digest, policy version, before expiry), once; the agent cannot approve itself.',
-  'R-APPROVER-KEY': 'Each approver holds an Ed25519 key of their own (`witness approver init`: written 0600, never overwritten, never through a symlink); approving or denying without one is an error.',
-  'R-APPROVER-SIGNED': "A decision counts only when signed by the approver's key over the request id, arguments digest, policy version and expiry; unsigned, forged or mismatched decisions are recorded as errors and release nothing.",
+  'R-APPROVER-KEY':
+    'Each approver holds an Ed25519 key of their own (`witness approver init`: written 0600, never overwritten, never through a symlink); approving or denying without one is an error.',
+  'R-APPROVER-SIGNED':
+    "A decision counts only when signed by the approver's key over the request id, arguments digest, policy version and expiry; unsigned, forged or mismatched decisions are recorded as errors and release nothing.",
   'R-APPROVER-ALLOWED': 'Only an approver the policy lists by public key for the rule may release a call, never the agent itself (identities compared after NFKC, trimming and case folding).',
   'R-APPROVAL-RACE': 'Of concurrent decisions on one request the first recorded wins, and the other decider is told it lost.',
   'R-DIGEST-SALTED': 'Arguments digests are salted per call and computed over the redacted arguments, so no guess can be tested against a digest without the withheld payload.',
   'R-GW-FAIL-CLOSED': 'A call the gateway cannot record is refused by default (fail open only when configured).',
   'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
   'R-GW-BAD-INPUT': 'Malformed, oversized, batched or unsolicited messages get a well-formed error or are dropped, are recorded, and the gateway keeps serving.',
-  'R-GW-NO-SMUGGLE': 'Every tools/call, resources/read and prompts/get is recorded and evaluated, or refused: one that is not a well-formed request (bad or missing id, misspelled method or member, repeated or case-colliding keys, malformed params) is answered with an error or dropped, recorded as refused and never forwarded, over stdio and HTTP; a recorded request reaches the server exactly as recorded.',
-  'R-GW-ONE-LINE': 'No line the stdio proxy writes to the server or the client holds a raw carriage return (a raw CR, JSON white space, is forwarded as a space), so a reader that also ends lines at CR (the MCP Python SDK, Node readline) reads each frame as the one message the gateway read and recorded.',
-  'R-APPROVAL-ARGS-SHOWN': '`witness approvals` shows every request\'s arguments whole, never cut, as the canonical JSON their digest covers; `witness approve` and `deny` print the whole arguments they signed.',
-  'R-POLICY-FAIL-CLOSED': 'A deny or review rule whose condition cannot be decided (an argument such as "0x3e8", "Infinity" or [900] ordered against a number; a key spelled "Amount" or with a zero-width character for args.amount; an array or object where a string test, in, == or under expects one value) applies; an allow rule does not.',
+  'R-GW-NO-SMUGGLE':
+    'Every tools/call, resources/read and prompts/get is recorded and evaluated, or refused: one that is not a well-formed request (bad or missing id, misspelled method or member, repeated or case-colliding keys, malformed params) is answered with an error or dropped, recorded as refused and never forwarded, over stdio and HTTP; a recorded request reaches the server exactly as recorded.',
+  'R-GW-ONE-LINE':
+    'No line the stdio proxy writes to the server or the client holds a raw carriage return (a raw CR, JSON white space, is forwarded as a space), so a reader that also ends lines at CR (the MCP Python SDK, Node readline) reads each frame as the one message the gateway read and recorded.',
+  'R-APPROVAL-ARGS-SHOWN':
+    "`witness approvals` shows every request's arguments whole, never cut, as the canonical JSON their digest covers; `witness approve` and `deny` print the whole arguments they signed.",
+  'R-POLICY-FAIL-CLOSED':
+    'A deny or review rule whose condition cannot be decided (an argument such as "0x3e8", "Infinity" or [900] ordered against a number; a key spelled "Amount" or with a zero-width character for args.amount; an array or object where a string test, in, == or under expects one value) applies; an allow rule does not.',
   'R-GW-AUTH': 'The HTTP gateway admits only bearer keys configured (hashed) for an agent; a missing or unknown key gets 401 and the refusal is recorded without the key.',
   'R-CAPTURE-BOUND': 'Before and after screenshots of a tool call are stored by SHA-256, recorded as capture events whose parent is the call, and a changed byte fails verification.',
   'R-MASK': 'Masked selectors are unreadable in the stored pixels and in the recorded page text.',
   'R-CAPTURE-SAFE': 'A capture that fails (page error, timeout, bad URL) is recorded as an error and never fails the tool call.',
-  'R-CAPTURE-ISOLATED': 'Every screenshot, the before and after of one call included, is taken in a browser context no other capture used (no cookie, storage, IndexedDB or HTTP cache carries over), and closing the capturer leaves no Chromium process running.',
+  'R-CAPTURE-ISOLATED':
+    'Every screenshot, the before and after of one call included, is taken in a browser context no other capture used (no cookie, storage, IndexedDB or HTTP cache carries over), and closing the capturer leaves no Chromium process running.',
   'R-VIDEO': 'A session renders to a narrated MP4 (H.264, AAC, subtitle track, one chapter per step, sidecar WebVTT) whose SHA-256 is recorded in the chain, deterministically.',
-  'R-VIDEO-APPROVER': "The video's title cards and narration name the approver whose decision counted (the one the gateway's release names, or the first it did not reject), and tell a forged, unauthorised or mismatched decision as ignored, never as the approver.",
+  'R-VIDEO-APPROVER':
+    "The video's title cards and narration name the approver whose decision counted (the one the gateway's release names, or the first it did not reject), and tell a forged, unauthorised or mismatched decision as ignored, never as the approver.",
   'R-MISSING-PROGRAM': 'A missing Chromium, ffmpeg or espeak-ng is named in one sentence with the command that installs it.',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
 } as const;

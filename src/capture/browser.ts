@@ -18,7 +18,17 @@ export type { ShootOptions, Shot, Viewport };
  * Flags for a closed network and a root user: without the background-networking ones Chromium
  * keeps trying to reach Google's services, and as root it refuses to start sandboxed.
  */
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--font-render-hinting=none'];
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--hide-scrollbars',
+  '--font-render-hinting=none',
+];
 
 export class CaptureBrowser {
   private browser: Promise<Browser> | undefined;
@@ -44,14 +54,16 @@ export class CaptureBrowser {
   private launch(): Promise<Browser> {
     if (this.browser === undefined) {
       // playwright-core is loaded on first use: the SDK facade must stay light for agents that never capture.
-      const launching = import('playwright-core').then(({ chromium }) => chromium.launch({ executablePath: this.executable, args: FLAGS, headless: true, timeout: 30_000 }).then((b) => {
-        // A crashed browser is launched again on the next capture; its pooled contexts died with it.
-        b.on('disconnected', () => {
-          if (this.browser === launching) this.browser = undefined;
-          this.pool.clear();
-        });
-        return b;
-      }));
+      const launching = import('playwright-core').then(({ chromium }) =>
+        chromium.launch({ executablePath: this.executable, args: FLAGS, headless: true, timeout: 30_000 }).then((b) => {
+          // A crashed browser is launched again on the next capture; its pooled contexts died with it.
+          b.on('disconnected', () => {
+            if (this.browser === launching) this.browser = undefined;
+            this.pool.clear();
+          });
+          return b;
+        }),
+      );
       launching.catch(() => {
         if (this.browser === launching) this.browser = undefined;
       });
@@ -126,7 +138,9 @@ export class CaptureBrowser {
       return out;
     } catch (e) {
       if (e instanceof WitnessError) throw e;
-      throw new WitnessError('capture_failed', `Chromium could not render a title card: ${firstLine(e)}; run the command again, and if it keeps failing check that the machine has free memory.`, { cause: e });
+      throw new WitnessError('capture_failed', `Chromium could not render a title card: ${firstLine(e)}; run the command again, and if it keeps failing check that the machine has free memory.`, {
+        cause: e,
+      });
     } finally {
       await context.close().catch(() => undefined);
     }
@@ -154,7 +168,13 @@ async function gone(lease: Lease): Promise<boolean> {
   // A page busy in a script of its own does not answer either; only a refusal (the target crashed or
   // went away) counts as death, and a silent page is left to the timeout that already failed it.
   const probe = lease.cdp.send('Runtime.evaluate', { expression: '1', returnByValue: true });
-  const refused = await Promise.race([probe.then(() => false, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+  const refused = await Promise.race([
+    probe.then(
+      () => false,
+      () => true,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
+  ]);
   return refused || !lease.browser.isConnected() || lease.crashed;
 }
 

@@ -33,7 +33,7 @@ export function paintBlack(png: Buffer, rects: readonly CssRect[], area: CssRect
   const before: Buffer[] = [SIGNATURE];
   const after: Buffer[] = [];
   const idat: Buffer[] = [];
-  for (let at = 8; at < png.length; ) {
+  for (let at = 8; at < png.length;) {
     if (at + 12 > png.length) throw new Error('the screenshot PNG is truncated');
     const length = png.readUInt32BE(at);
     const type = png.toString('latin1', at + 4, at + 8);

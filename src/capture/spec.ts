@@ -56,7 +56,9 @@ export function fillUrl(template: string, args: unknown): string {
         cur = cur !== null && typeof cur === 'object' && !Array.isArray(cur) && Object.prototype.hasOwnProperty.call(cur, step) ? (cur as Record<string, unknown>)[step] : undefined;
       }
       if (typeof cur !== 'string' && typeof cur !== 'number' && typeof cur !== 'boolean') {
-        throw new WitnessError('capture_failed', `The capture URL ${template} needs the argument ${name}, which this call does not have as a string or number.`, { details: { template, argument: name } });
+        throw new WitnessError('capture_failed', `The capture URL ${template} needs the argument ${name}, which this call does not have as a string or number.`, {
+          details: { template, argument: name },
+        });
       }
       return encodeURIComponent(String(cur));
     });
@@ -69,9 +71,13 @@ export function fillUrl(template: string, args: unknown): string {
     const segments = parts[2]!.split('/').map((segment) => {
       const filled = fill(segment);
       if (filled !== segment && DOT_SEGMENT.test(filled)) {
-        throw new WitnessError('capture_failed', `The capture URL ${template} would get the path segment "${filled}" from this call's arguments, which would leave the page it names; the page was not captured.`, {
-          details: { template, segment: filled },
-        });
+        throw new WitnessError(
+          'capture_failed',
+          `The capture URL ${template} would get the path segment "${filled}" from this call's arguments, which would leave the page it names; the page was not captured.`,
+          {
+            details: { template, segment: filled },
+          },
+        );
       }
       return filled;
     });

@@ -67,7 +67,14 @@ export function table(headers: string[], rows: string[][], maxWidth = 48): strin
   };
   const cells = [headers, ...rows].map((r) => r.map(cut));
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** A one-line progress indicator on a TTY; silent otherwise (logs stay clean). */

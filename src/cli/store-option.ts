@@ -27,7 +27,13 @@ export function readTrustedKeys(values: string[] | undefined): string[] | undefi
   const keys: string[] = [];
   for (const v of values) {
     const isFile = fs.existsSync(v) && fs.statSync(v).isFile();
-    const lines = isFile ? fs.readFileSync(v, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '') : [v.trim()];
+    const lines = isFile
+      ? fs
+          .readFileSync(v, 'utf8')
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '')
+      : [v.trim()];
     lines.forEach((line, i) => {
       try {
         parseVerifierKey(line);

@@ -91,11 +91,9 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
   // One UTF-8 byte per UTF-16 unit at least, three at most: the exact count only when in doubt.
   const size = canonicalData.length * 3 <= limit ? canonicalData.length : Buffer.byteLength(canonicalData, 'utf8');
   if (size > limit) {
-    throw new WitnessError(
-      'payload_too_large',
-      `The ${kind} payload is ${size} bytes, over the ${limit}-byte limit; store large content as an artifact and reference it, or raise maxPayloadBytes.`,
-      { details: { bytes: size, limit, kind } },
-    );
+    throw new WitnessError('payload_too_large', `The ${kind} payload is ${size} bytes, over the ${limit}-byte limit; store large content as an artifact and reference it, or raise maxPayloadBytes.`, {
+      details: { bytes: size, limit, kind },
+    });
   }
   const salt = newSalt();
   const now = opts.now === undefined ? Date.now() : opts.now().getTime();

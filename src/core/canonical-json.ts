@@ -316,11 +316,9 @@ class Walker {
       for (let j = 0; j < i; j++) {
         if (chain[j] !== o) continue;
         const at = this.path(i);
-        throw new WitnessError(
-          'not_serialisable',
-          `Circular reference at ${shortPath(at)} (a reference back to ${shortPath(this.path(j))}) cannot be recorded as JSON; remove the back-reference.`,
-          { details: { path: at } },
-        );
+        throw new WitnessError('not_serialisable', `Circular reference at ${shortPath(at)} (a reference back to ${shortPath(this.path(j))}) cannot be recorded as JSON; remove the back-reference.`, {
+          details: { path: at },
+        });
       }
     }
     const path = this.path(depth);
@@ -334,11 +332,7 @@ class Walker {
   private failSurrogate(depth: number, what: string, unit: number): never {
     const path = this.path(depth);
     const fix = what === 'String' ? 'repair the text or record the raw bytes as base64' : 'rename the property';
-    throw new WitnessError(
-      'not_serialisable',
-      `${what} at ${shortPath(path)} contains a lone UTF-16 surrogate (U+${hex4(unit)}) and cannot be recorded as JSON; ${fix}.`,
-      { details: { path } },
-    );
+    throw new WitnessError('not_serialisable', `${what} at ${shortPath(path)} contains a lone UTF-16 surrogate (U+${hex4(unit)}) and cannot be recorded as JSON; ${fix}.`, { details: { path } });
   }
 
   private fail(depth: number, what: string, fix: string): never {

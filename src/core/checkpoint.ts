@@ -97,11 +97,7 @@ export function signCheckpoint(cp: CheckpointInput, signers: readonly NoteSigner
  * Verifies the note first and only then reads the body: unsigned text is never interpreted. A
  * wrong `expectedOrigin` means a checkpoint from some other log, hence `invalid_checkpoint`.
  */
-export function openCheckpoint(
-  msg: string | Uint8Array,
-  verifiers: readonly NoteVerifier[],
-  expectedOrigin?: string,
-): OpenedCheckpoint {
+export function openCheckpoint(msg: string | Uint8Array, verifiers: readonly NoteVerifier[], expectedOrigin?: string): OpenedCheckpoint {
   const note = openNote(msg, verifiers);
   const checkpoint = parseCheckpoint(note.text);
   if (expectedOrigin !== undefined && checkpoint.origin !== expectedOrigin) {

@@ -12,9 +12,7 @@ import { z } from 'zod';
 export const SCHEMA_VERSION = 1 as const;
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a SHA-256 digest)');
-const isoTime = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'must be an ISO-8601 UTC time with milliseconds, e.g. 2026-11-23T10:00:00.123Z');
+const isoTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'must be an ISO-8601 UTC time with milliseconds, e.g. 2026-11-23T10:00:00.123Z');
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lowercase UUID');
 const name = z.string().min(1).max(512);
 const label = z.string().max(4096);
@@ -252,7 +250,10 @@ export const PAYLOADS = {
     arguments_digest: hex64,
     /** A person's decision is signed: their verifier key, and Ed25519 (hex) over the rest of `data` (core/approval.ts). */
     approver_key: label.optional(),
-    approver_sig: z.string().regex(/^[0-9a-f]{128}$/, 'must be an Ed25519 signature in 128 lowercase hex characters').optional(),
+    approver_sig: z
+      .string()
+      .regex(/^[0-9a-f]{128}$/, 'must be an Ed25519 signature in 128 lowercase hex characters')
+      .optional(),
     agent: name.optional(),
     origin: label.optional(),
     decided_at: isoTime.optional(),

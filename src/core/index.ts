@@ -31,19 +31,7 @@ export {
   type NodeSource,
   type ProofResult,
 } from './merkle.js';
-export {
-  formatVerifierKey,
-  generateKey,
-  keyFingerprint,
-  openNote,
-  parseSignerKey,
-  parseVerifierKey,
-  signNote,
-  type NoteKeyId,
-  type NoteSigner,
-  type NoteVerifier,
-  type OpenedNote,
-} from './note.js';
+export { formatVerifierKey, generateKey, keyFingerprint, openNote, parseSignerKey, parseVerifierKey, signNote, type NoteKeyId, type NoteSigner, type NoteVerifier, type OpenedNote } from './note.js';
 export {
   APPROVAL_DOMAIN,
   APPROVER_NAME,

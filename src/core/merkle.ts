@@ -257,13 +257,7 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
  *   and oldRoot is EMPTY_ROOT; we check the root so a forged "empty" checkpoint cannot slip by.
  * Never throws.
  */
-export function verifyConsistency(
-  oldSize: number,
-  newSize: number,
-  proof: readonly Uint8Array[],
-  oldRoot: Uint8Array,
-  newRoot: Uint8Array,
-): ProofResult {
+export function verifyConsistency(oldSize: number, newSize: number, proof: readonly Uint8Array[], oldRoot: Uint8Array, newRoot: Uint8Array): ProofResult {
   if (!isSize(oldSize)) return fail('old tree size is not a safe non-negative integer');
   if (!isSize(newSize)) return fail('new tree size is not a safe non-negative integer');
   if (oldSize > newSize) return fail(`old tree size ${oldSize} is larger than new tree size ${newSize}`);
@@ -355,8 +349,7 @@ export class Frontier {
 
   /** Rejects anything toJSON could not have produced, since a frontier is restored from storage and checkpoints. */
   static fromJSON(s: unknown): Frontier {
-    const invalid = (why: string): WitnessError =>
-      new WitnessError('invalid_proof', `Merkle frontier is malformed: ${why}.`);
+    const invalid = (why: string): WitnessError => new WitnessError('invalid_proof', `Merkle frontier is malformed: ${why}.`);
     if (typeof s !== 'object' || s === null || Array.isArray(s)) throw invalid('expected an object {size, hashes}');
     const { size, hashes } = s as { size?: unknown; hashes?: unknown };
     if (!isSize(size)) throw invalid('size must be a safe non-negative integer');

@@ -203,7 +203,8 @@ class Parser {
             this.pos = pos + 1;
             continue nextValue;
           }
-          if (d !== 0x5d /* ] */) throw new Failure(pos, d === -1 ? "unexpected end of input; expected ',' or ']'" : `unexpected character ${describeChar(text, pos)}; expected ',' or ']' after an array element`);
+          if (d !== 0x5d /* ] */)
+            throw new Failure(pos, d === -1 ? "unexpected end of input; expected ',' or ']'" : `unexpected character ${describeChar(text, pos)}; expected ',' or ']' after an array element`);
         } else {
           const key = keys[keys.length - 1]!;
           // A "__proto__" assignment would set the prototype instead of creating the property.
@@ -214,7 +215,8 @@ class Parser {
             keys[keys.length - 1] = this.parseKey(top, -1);
             continue nextValue;
           }
-          if (d !== 0x7d /* } */) throw new Failure(pos, d === -1 ? "unexpected end of input; expected ',' or '}'" : `unexpected character ${describeChar(text, pos)}; expected ',' or '}' after a property value`);
+          if (d !== 0x7d /* } */)
+            throw new Failure(pos, d === -1 ? "unexpected end of input; expected ',' or '}'" : `unexpected character ${describeChar(text, pos)}; expected ',' or '}' after a property value`);
         }
         this.pos = pos + 1;
         stack.pop();
@@ -317,7 +319,12 @@ class Parser {
       }
     }
     const code = u.toString(16).toUpperCase();
-    throw new Failure(i, u <= 0xdbff ? `lone surrogate escape \\u${code} not followed by a low-surrogate escape (not valid Unicode)` : `lone surrogate escape \\u${code} without a preceding high surrogate (not valid Unicode)`);
+    throw new Failure(
+      i,
+      u <= 0xdbff
+        ? `lone surrogate escape \\u${code} not followed by a low-surrogate escape (not valid Unicode)`
+        : `lone surrogate escape \\u${code} without a preceding high surrogate (not valid Unicode)`,
+    );
   }
 
   /** Value of the `\uXXXX` escape whose backslash is at `i`. */

@@ -261,7 +261,11 @@ function keep(value: Value, set: (out: HeaderFields, v: string) => void): Value 
 }
 
 const agentRef = object([
-  field('id', keep(name, (o, v) => (o.agent = v)), true),
+  field(
+    'id',
+    keep(name, (o, v) => (o.agent = v)),
+    true,
+  ),
   field('version', label),
   field('credential', label),
 ]);
@@ -303,9 +307,20 @@ const artifactRef = object([
 
 const header = object([
   // commonInput
-  field('id', keep(uuid, (o, v) => (o.id = v)), true),
-  field('ts', keep(isoTime, (o, v) => (o.ts = v)), true),
-  field('received_ts', keep(isoTime, (o, v) => (o.received_ts = v))),
+  field(
+    'id',
+    keep(uuid, (o, v) => (o.id = v)),
+    true,
+  ),
+  field(
+    'ts',
+    keep(isoTime, (o, v) => (o.ts = v)),
+    true,
+  ),
+  field(
+    'received_ts',
+    keep(isoTime, (o, v) => (o.received_ts = v)),
+  ),
   field('agent', agentRef, true),
   field('user', label),
   field('principal', principalRef),
@@ -316,9 +331,18 @@ const header = object([
   field('env', label),
   field('tenant', label),
   field('parent', uuid),
-  field('resource', keep(label, (o, v) => (o.resource = v))),
-  field('action', keep(label, (o, v) => (o.action = v))),
-  field('outcome', keep(oneOf(OUTCOMES), (o, v) => (o.outcome = v))),
+  field(
+    'resource',
+    keep(label, (o, v) => (o.resource = v)),
+  ),
+  field(
+    'action',
+    keep(label, (o, v) => (o.action = v)),
+  ),
+  field(
+    'outcome',
+    keep(oneOf(OUTCOMES), (o, v) => (o.outcome = v)),
+  ),
   field('policy', policyContext),
   field('approvals', arrayOf(approval, 64)),
   field('record_class', label),
@@ -326,7 +350,11 @@ const header = object([
   field('artifacts', arrayOf(artifactRef, 1024)),
   // EventHeader's own
   field('v', (c) => c.t.charCodeAt(c.i) === 0x31 && !isDigit(c.t.charCodeAt(c.i + 1)) && ++c.i > 0, true),
-  field('stream', keep(name, (o, v) => (o.stream = v)), true),
+  field(
+    'stream',
+    keep(name, (o, v) => (o.stream = v)),
+    true,
+  ),
   field(
     'seq',
     (c) => {
@@ -336,9 +364,21 @@ const header = object([
     },
     true,
   ),
-  field('kind', keep(oneOf(EVENT_KINDS), (o, v) => (o.kind = v)), true),
-  field('payload_digest', keep(hex64, (o, v) => (o.payload_digest = v)), true),
-  field('prev', keep(hex64, (o, v) => (o.prev = v)), true),
+  field(
+    'kind',
+    keep(oneOf(EVENT_KINDS), (o, v) => (o.kind = v)),
+    true,
+  ),
+  field(
+    'payload_digest',
+    keep(hex64, (o, v) => (o.payload_digest = v)),
+    true,
+  ),
+  field(
+    'prev',
+    keep(hex64, (o, v) => (o.prev = v)),
+    true,
+  ),
 ]);
 
 /** The header keys the scanner knows, for the test that compares them with the zod schema's. */

@@ -370,7 +370,11 @@ export class ChainChecker {
       return;
     }
     if (d.event_count !== seq || d.last_hash !== prevHex) {
-      this.report({ ...at, code: 'session_end_mismatch', reason: `session.end says ${String(d.event_count)} events before it ending in ${String(d.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….` });
+      this.report({
+        ...at,
+        code: 'session_end_mismatch',
+        reason: `session.end says ${String(d.event_count)} events before it ending in ${String(d.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….`,
+      });
     }
   }
 }
@@ -417,7 +421,11 @@ export class LedgerVerifier {
   private readonly gaps: Array<{ first: Failure; count: number } | undefined> = [undefined, undefined];
 
   constructor(private readonly options: LedgerVerifierOptions) {
-    this.chain = new ChainChecker(options.origin, (f) => this.fail(f), (w) => this.warnings.push(w));
+    this.chain = new ChainChecker(
+      options.origin,
+      (f) => this.fail(f),
+      (w) => this.warnings.push(w),
+    );
     if (options.against !== undefined) {
       try {
         const opened = openCheckpoint(options.against, options.verifiers, options.origin);
@@ -461,7 +469,11 @@ export class LedgerVerifier {
       }
       if (prev !== undefined) {
         if (cp.size < prev.size) {
-          this.fail({ code: 'consistency_failed', checkpoint: row.id, reason: `Checkpoint ${row.id} has size ${cp.size}, smaller than the previous checkpoint's ${prev.size}: history was rolled back.` });
+          this.fail({
+            code: 'consistency_failed',
+            checkpoint: row.id,
+            reason: `Checkpoint ${row.id} has size ${cp.size}, smaller than the previous checkpoint's ${prev.size}: history was rolled back.`,
+          });
         } else if (prev.size > 0 && row.prevSize === prev.size) {
           // The stored proof was made from row.prevSize; when that checkpoint was itself invalid
           // and skipped, the roots are still compared with the rebuilt tree below.

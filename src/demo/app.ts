@@ -141,13 +141,17 @@ function layout(title: string, body: string): string {
 
 export function customerPage(c: Customer): string {
   const charges = c.charges.map((x) => `<tr><td>${esc(x.id)}</td><td>${esc(x.order)}</td><td>${esc(x.date)}</td><td>${money(x.amount)}</td></tr>`).join('');
-  const refunds = c.refunds.length === 0 ? '<tr><td colspan="3">No refunds.</td></tr>' : c.refunds.map((r) => `<tr><td>${esc(r.id)}</td><td>${money(r.amount)}</td><td>${esc(r.reason)}</td></tr>`).join('');
-  return layout(`Customer ${c.id}`, `<h1>${esc(c.name)}</h1>
+  const refunds =
+    c.refunds.length === 0 ? '<tr><td colspan="3">No refunds.</td></tr>' : c.refunds.map((r) => `<tr><td>${esc(r.id)}</td><td>${money(r.amount)}</td><td>${esc(r.reason)}</td></tr>`).join('');
+  return layout(
+    `Customer ${c.id}`,
+    `<h1>${esc(c.name)}</h1>
   <div class="grid"><div class="label">Customer</div><div>${esc(c.id)} · ${esc(c.email)}</div>
   <div class="label">Card on file</div><div class="card-number">${esc(c.card)}</div>
   <div class="label">Balance</div><div class="balance" id="balance">${money(c.balance)}</div></div>
   <h2>Charges</h2><table><tr><th>Charge</th><th>Order</th><th>Date</th><th>Amount</th></tr>${charges}</table>
-  <h2>Refunds</h2><table id="refunds"><tr><th>Refund</th><th>Amount</th><th>Reason</th></tr>${refunds}</table>`);
+  <h2>Refunds</h2><table id="refunds"><tr><th>Refund</th><th>Amount</th><th>Reason</th></tr>${refunds}</table>`,
+  );
 }
 
 export function accessPage(users: Iterable<User>): string {
@@ -156,7 +160,9 @@ export function accessPage(users: Iterable<User>): string {
 }
 
 export function recordPage(r: PatientRecord): string {
-  const fields = Object.entries(r.fields).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="patient-data">${esc(v)}</td></tr>`).join('');
+  const fields = Object.entries(r.fields)
+    .map(([k, v]) => `<tr><td>${esc(k)}</td><td class="patient-data">${esc(v)}</td></tr>`)
+    .join('');
   const status = r.problems.length === 0 ? '<p class="ok">Valid: no problems found.</p>' : `<p class="bad">Invalid:</p><ul>${r.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>`;
   return layout(`Record ${r.id}`, `<h1>Record ${esc(r.id)} (patient ${esc(r.patient)})</h1><table><tr><th>Field</th><th>Value</th></tr>${fields}</table><h2>Validation</h2>${status}`);
 }

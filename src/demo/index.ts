@@ -137,7 +137,13 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
           const customer = (v.arguments as { customer_id?: string } | undefined)?.customer_id;
           const plan = customer === undefined ? undefined : DECISIONS[customer];
           if (v.status !== 'pending' || plan === undefined) continue;
-          await decideApproval(witness, v.requestId, { decision: plan.decision, signer: signers.get(plan.approver)!, role: plan.role, reason: plan.reason, meaning: 'reviewed the refund against the customer record' });
+          await decideApproval(witness, v.requestId, {
+            decision: plan.decision,
+            signer: signers.get(plan.approver)!,
+            role: plan.role,
+            reason: plan.reason,
+            meaning: 'reviewed the refund against the customer record',
+          });
           approvals.push({ request: v.requestId, tool: v.tool, decision: plan.decision, approver: plan.approver });
         }
         await new Promise((r) => setTimeout(r, 100));
@@ -150,14 +156,21 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
       args: [
         path.join(root, 'bin', 'witness.js'),
         'proxy',
-        '--agent', 'support-bot',
-        '--server', 'backoffice',
-        '--policy', policyFile,
-        '--capture', captureFile,
-        '--approval-timeout', '60s',
-        '--store', `sqlite:${database}`,
+        '--agent',
+        'support-bot',
+        '--server',
+        'backoffice',
+        '--policy',
+        policyFile,
+        '--capture',
+        captureFile,
+        '--approval-timeout',
+        '60s',
+        '--store',
+        `sqlite:${database}`,
         '--',
-        process.execPath, path.join(root, 'dist', 'demo', 'mcp-server.js'),
+        process.execPath,
+        path.join(root, 'dist', 'demo', 'mcp-server.js'),
       ],
       env,
       cwd: dir,
@@ -165,7 +178,11 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     const live = options.live;
     const run = await (async () => {
       if (live === undefined) return runScriptedAgent(proxy);
-      const llm = await witness.session({ agent: { id: 'support-bot' }, purpose: `The model side of the live demo (${live.provider} ${live.model})`, labels: { provider: live.provider, model: live.model } });
+      const llm = await witness.session({
+        agent: { id: 'support-bot' },
+        purpose: `The model side of the live demo (${live.provider} ${live.model})`,
+        labels: { provider: live.provider, model: live.model },
+      });
       try {
         return await runLiveAgent(live, proxy, llm);
       } finally {

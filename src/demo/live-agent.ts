@@ -34,7 +34,12 @@ export function liveFromEnv(env: NodeJS.ProcessEnv, model?: string): LiveOptions
   const anthropic = env['ANTHROPIC_API_KEY'];
   const openai = env['OPENAI_API_KEY'];
   if (anthropic !== undefined && anthropic !== '') {
-    return { provider: 'anthropic', apiKey: anthropic, model: model ?? env['WITNESS_DEMO_MODEL'] ?? 'claude-sonnet-4-5', baseUrl: (env['ANTHROPIC_BASE_URL'] ?? 'https://api.anthropic.com').replace(/\/$/, '') };
+    return {
+      provider: 'anthropic',
+      apiKey: anthropic,
+      model: model ?? env['WITNESS_DEMO_MODEL'] ?? 'claude-sonnet-4-5',
+      baseUrl: (env['ANTHROPIC_BASE_URL'] ?? 'https://api.anthropic.com').replace(/\/$/, ''),
+    };
   }
   if (openai !== undefined && openai !== '') {
     return { provider: 'openai', apiKey: openai, model: model ?? env['WITNESS_DEMO_MODEL'] ?? 'gpt-4.1', baseUrl: (env['OPENAI_BASE_URL'] ?? 'https://api.openai.com/v1').replace(/\/$/, '') };
@@ -83,7 +88,10 @@ async function turn(o: LiveOptions, tools: readonly ToolDef[], history: unknown[
     const usage = raw['usage'] as { input_tokens?: number; output_tokens?: number } | undefined;
     return {
       uses: content.filter((c) => c.type === 'tool_use').map((c) => ({ id: c.id ?? '', name: fromApi(c.name ?? ''), input: c.input ?? {} })),
-      text: content.filter((c) => c.type === 'text').map((c) => c.text ?? '').join('\n'),
+      text: content
+        .filter((c) => c.type === 'text')
+        .map((c) => c.text ?? '')
+        .join('\n'),
       raw,
       ...(usage === undefined ? {} : { usage: { input_tokens: usage.input_tokens ?? 0, output_tokens: usage.output_tokens ?? 0 } }),
     };
@@ -91,7 +99,11 @@ async function turn(o: LiveOptions, tools: readonly ToolDef[], history: unknown[
   const raw = await post(
     `${o.baseUrl}/chat/completions`,
     { authorization: `Bearer ${o.apiKey}` },
-    { model: o.model, messages: [{ role: 'system', content: LIVE_TASK }, ...history], tools: tools.map((t) => ({ type: 'function', function: { name: toApi(t.name), description: t.description ?? '', parameters: t.inputSchema } })) },
+    {
+      model: o.model,
+      messages: [{ role: 'system', content: LIVE_TASK }, ...history],
+      tools: tools.map((t) => ({ type: 'function', function: { name: toApi(t.name), description: t.description ?? '', parameters: t.inputSchema } })),
+    },
   );
   const message = ((raw['choices'] as Array<{ message: { content?: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }> } }>)[0]?.message ?? {}) as {
     content?: string | null;

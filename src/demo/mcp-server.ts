@@ -26,10 +26,8 @@ async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promi
 
 const server = new McpServer({ name: 'acme-back-office', version: '1.0.0' });
 
-server.registerTool(
-  'crm.lookup_customer',
-  { description: 'Look up a customer: name, balance, charges and refunds.', inputSchema: { customer_id: z.string() } },
-  async ({ customer_id }) => call('GET', `/api/customers/${encodeURIComponent(customer_id)}`),
+server.registerTool('crm.lookup_customer', { description: 'Look up a customer: name, balance, charges and refunds.', inputSchema: { customer_id: z.string() } }, async ({ customer_id }) =>
+  call('GET', `/api/customers/${encodeURIComponent(customer_id)}`),
 );
 server.registerTool(
   'billing.refund',

@@ -75,7 +75,11 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   const keys = (await ledger.publicKeys()).slice(0, 1).map((k) => k.vkey);
   // The checkpoint shipped must open with the keys shipped, or the bundle is useless: check before
   // anything is written, so a refused export leaves no half-written directory.
-  const signedBy = openCheckpoint(cp.note, keys.map((k) => parseVerifierKey(k)), ledger.info.origin).verified.map(keyFingerprint);
+  const signedBy = openCheckpoint(
+    cp.note,
+    keys.map((k) => parseVerifierKey(k)),
+    ledger.info.origin,
+  ).verified.map(keyFingerprint);
   prepareEmptyDir(outDir);
   const withhold = options.withholdData === true;
   const files: Record<string, string> = {};
@@ -204,7 +208,14 @@ export function makeDirectory(dir: string, use: DirectoryUse): void {
       fs.mkdirSync(d, use.mode === undefined ? undefined : { mode: use.mode });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      const why = code === 'ENOTDIR' ? `${path.dirname(d)} is not a directory` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : `the file system refused it (${code})`;
+      const why =
+        code === 'ENOTDIR'
+          ? `${path.dirname(d)} is not a directory`
+          : code === 'EACCES' || code === 'EPERM'
+            ? 'permission denied'
+            : code === 'EROFS'
+              ? 'read-only file system'
+              : `the file system refused it (${code})`;
       throw new WitnessError('invalid_argument', `Cannot create the ${use.what} ${dir} (${why}); choose a writable path with ${use.flag}.`, { cause: e });
     }
   }

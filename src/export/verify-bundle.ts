@@ -133,7 +133,9 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     return bad(`manifest.json has no valid format version (${JSON.stringify(version) ?? 'none'}): it is damaged or not a Witness bundle.`);
   }
   if (version > BUNDLE_VERSION) {
-    warnings.push(`The bundle is format version ${String(manifest['version'])}, newer than this verifier (${BUNDLE_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`);
+    warnings.push(
+      `The bundle is format version ${String(manifest['version'])}, newer than this verifier (${BUNDLE_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`,
+    );
     return report({ unverifiable: true }, 'bundle', [], 0);
   }
   const ledger = manifest['ledger'] as { origin?: unknown } | undefined;

@@ -81,7 +81,6 @@ interface DeskHost {
 /** How far another process's clock may lag ours when it stamps a decision. */
 const CLOCK_SKEW_MS = 10 * 60_000;
 
-
 export class ApprovalDesk {
   /**
    * Decisions this process has released a call on. The ledger's release record is what makes a
@@ -142,14 +141,31 @@ export class ApprovalDesk {
       const why = e instanceof Error ? e.message : String(e);
       const message = `Witness could not read the approval requests in the ledger, so this call to ${input.tool} was not sent to the server; try again once the ledger is readable.`;
       this.host.toClient(errorMessage(input.id, ErrorCode.NotRecorded, message), input.id);
-      this.rec.error(`Could not read the approval requests for a call to ${input.tool} under review, so it was refused: ${why}`, 'approvals_unreadable', 'gateway', { tool: input.tool, jsonrpc_id: input.id });
+      this.rec.error(`Could not read the approval requests for a call to ${input.tool} under review, so it was refused: ${why}`, 'approvals_unreadable', 'gateway', {
+        tool: input.tool,
+        jsonrpc_id: input.id,
+      });
       this.rec.failed(input, this.host.server, input.started, message, 'approvals_unreadable');
       this.host.log(`witness gateway: refused a call to ${input.tool} because the approval requests could not be read: ${why}`);
       return;
     }
-    const grant = recent.find((v) => v.status === 'approved' && v.decision !== undefined && !ApprovalDesk.used.has(v.decision.id) && releaseProblem(v, v.decision, binding, now, this.origin) === undefined);
+    const grant = recent.find(
+      (v) => v.status === 'approved' && v.decision !== undefined && !ApprovalDesk.used.has(v.decision.id) && releaseProblem(v, v.decision, binding, now, this.origin) === undefined,
+    );
     if (grant !== undefined) {
-      const h: Held = { ...input, requestId: grant.requestId, digest: grant.argumentsDigest, salt: grant.argumentsSalt, redacted, judged: new Set(), requestedAt: Date.parse(grant.request.ts), own: false, expiresAt: Date.parse(grant.expiresAt), progress: 0, timers: [] };
+      const h: Held = {
+        ...input,
+        requestId: grant.requestId,
+        digest: grant.argumentsDigest,
+        salt: grant.argumentsSalt,
+        redacted,
+        judged: new Set(),
+        requestedAt: Date.parse(grant.request.ts),
+        own: false,
+        expiresAt: Date.parse(grant.expiresAt),
+        progress: 0,
+        timers: [],
+      };
       this.rec.note(`Released by approval request ${grant.requestId}, granted before this call arrived (the client retried an approved call).`, { approval: { request_id: grant.requestId } });
       await this.approve(h, grant);
       return;
@@ -160,11 +176,16 @@ export class ApprovalDesk {
       const mismatch = v.status === 'approved' && v.tool === input.tool && v.server === this.host.server && v.argumentsSalt !== undefined ? requestMismatch(v, binding) : undefined;
       if (mismatch !== undefined && v.argumentsSalt !== undefined) {
         const theirs = tryArgumentsDigest(v.argumentsSalt, redacted);
-        this.rec.error(`Approval request ${v.requestId} was granted for another call to ${input.tool} (${mismatch}), so it does not release this one; this call needs its own approval.`, 'approval_mismatch', 'gateway', {
-          request_id: v.requestId,
-          approved_digest: v.argumentsDigest,
-          ...(theirs === undefined ? {} : { arguments_digest: theirs }),
-        });
+        this.rec.error(
+          `Approval request ${v.requestId} was granted for another call to ${input.tool} (${mismatch}), so it does not release this one; this call needs its own approval.`,
+          'approval_mismatch',
+          'gateway',
+          {
+            request_id: v.requestId,
+            approved_digest: v.argumentsDigest,
+            ...(theirs === undefined ? {} : { arguments_digest: theirs }),
+          },
+        );
       }
     }
     let requestId: string;
@@ -198,7 +219,14 @@ export class ApprovalDesk {
               expiresAt: new Date(expiresAt).toISOString(),
             });
       if (recorded === undefined || computed === undefined) {
-        this.host.toClient(errorMessage(input.id, ErrorCode.NotRecorded, `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`), input.id);
+        this.host.toClient(
+          errorMessage(
+            input.id,
+            ErrorCode.NotRecorded,
+            `Witness could not record the approval request for this call to ${input.tool}, so it was not sent to the server; try again once the ledger is available.`,
+          ),
+          input.id,
+        );
         return;
       }
       requestId = recorded;
@@ -206,7 +234,9 @@ export class ApprovalDesk {
     }
     const h: Held = { ...input, requestId, digest, salt, redacted, judged: new Set(), requestedAt, own: waiting === undefined, expiresAt, progress: 0, timers: [] };
     this.held.set(idKey(input.id), h);
-    this.host.log(`witness: the call to ${input.tool} needs human approval (policy rule ${input.evaluation.rule ?? 'default'}): witness approve ${requestId} --key <your key>  |  witness deny ${requestId} --key <your key>`);
+    this.host.log(
+      `witness: the call to ${input.tool} needs human approval (policy rule ${input.evaluation.rule ?? 'default'}): witness approve ${requestId} --key <your key>  |  witness deny ${requestId} --key <your key>`,
+    );
     if (typeof h.progressToken === 'string' || typeof h.progressToken === 'number') {
       this.keepAlive(h);
       const t = setInterval(() => this.keepAlive(h), this.s.progressMs);
@@ -314,7 +344,6 @@ export class ApprovalDesk {
     return out;
   }
 
-
   /**
    * Acts on the decisions recorded for a held call's request, in ledger order: the first that
    * counts decides (an expiry, a denial, or an approval that binds this call). Those that do not
@@ -353,7 +382,11 @@ export class ApprovalDesk {
         await this.approve(h, v, d);
         return;
       }
-      this.rec.error(`Approval request ${v.requestId} cannot release this call: ${mismatch.reason}.`, mismatch.code, 'gateway', { request_id: v.requestId, decision_id: d.id, arguments_digest: h.digest });
+      this.rec.error(`Approval request ${v.requestId} cannot release this call: ${mismatch.reason}.`, mismatch.code, 'gateway', {
+        request_id: v.requestId,
+        decision_id: d.id,
+        arguments_digest: h.digest,
+      });
       this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) does not match it (${mismatch.reason}).`);
       return;
     }
@@ -379,10 +412,22 @@ export class ApprovalDesk {
       return;
     }
     ApprovalDesk.used.add(d.id);
-    const released = await this.rec.release({ callId: h.callId, tool: h.tool, server: this.host.server, salt: h.salt, digest: h.digest, evaluation: h.evaluation, requestId: v.requestId, decision: d });
+    const released = await this.rec.release({
+      callId: h.callId,
+      tool: h.tool,
+      server: this.host.server,
+      salt: h.salt,
+      digest: h.digest,
+      evaluation: h.evaluation,
+      requestId: v.requestId,
+      decision: d,
+    });
     if (!released) {
       ApprovalDesk.used.delete(d.id);
-      this.host.toClient(errorMessage(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`), h.id);
+      this.host.toClient(
+        errorMessage(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`),
+        h.id,
+      );
       return;
     }
     this.host.release(h);
@@ -419,4 +464,3 @@ function duration(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 100) / 10} s`;
   return `${Math.round(ms / 6000) / 10} minute(s)`;
 }
-

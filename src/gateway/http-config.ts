@@ -18,7 +18,11 @@ export const DEFAULT_SESSION_IDLE_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_SESSIONS = 256;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-const positiveInt = z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).positive({ error: 'must be a positive whole number' }).max(Number.MAX_SAFE_INTEGER, { error: 'must be at most 2^53 - 1' });
+const positiveInt = z
+  .number({ error: 'must be a number' })
+  .int({ error: 'must be a whole number' })
+  .positive({ error: 'must be a positive whole number' })
+  .max(Number.MAX_SAFE_INTEGER, { error: 'must be at most 2^53 - 1' });
 const plainName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { error: 'must be a name of letters, digits and . _ : - (at most 128 characters)' });
 
 const AgentSchema = z.strictObject({
@@ -97,8 +101,7 @@ const GatewayFileSchema = z
 type GatewayFile = z.infer<typeof GatewayFileSchema>;
 
 export type UpstreamConfig =
-  | { kind: 'stdio'; command: string; args: string[]; env: Record<string, string> | undefined; cwd: string | undefined }
-  | { kind: 'http'; url: string; headers: Record<string, string> | undefined };
+  { kind: 'stdio'; command: string; args: string[]; env: Record<string, string> | undefined; cwd: string | undefined } | { kind: 'http'; url: string; headers: Record<string, string> | undefined };
 
 export interface GatewayServerConfig {
   name: string;
@@ -186,11 +189,14 @@ function resolve(f: GatewayFile, doc: Document, lineAt: (o: number) => number, s
     }
   };
   const defaultPolicy = f.policy === undefined ? undefined : readPolicy(f.policy, ['policy']);
-  const approvals = f.approvals === undefined ? undefined : {
-    ...(f.approvals.timeout_ms === undefined ? {} : { timeoutMs: f.approvals.timeout_ms }),
-    ...(f.approvals.poll_ms === undefined ? {} : { pollMs: f.approvals.poll_ms }),
-    ...(f.approvals.progress_ms === undefined ? {} : { progressMs: f.approvals.progress_ms }),
-  };
+  const approvals =
+    f.approvals === undefined
+      ? undefined
+      : {
+          ...(f.approvals.timeout_ms === undefined ? {} : { timeoutMs: f.approvals.timeout_ms }),
+          ...(f.approvals.poll_ms === undefined ? {} : { pollMs: f.approvals.poll_ms }),
+          ...(f.approvals.progress_ms === undefined ? {} : { progressMs: f.approvals.progress_ms }),
+        };
   return {
     host: listen.host,
     port: listen.port,

@@ -179,7 +179,10 @@ class Gateway {
     const message = stateless
       ? `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves the session-based MCP versions (${SUPPORTED_VERSIONS.join(', ')}) but not the stateless ${version.slice(0, 40)} protocol, which its MCP SDK does not implement; initialize a session with 2025-11-25 or 2025-06-18.`
       : `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves ${SUPPORTED_VERSIONS.join(', ')}.`;
-    this.recordGateway(agent, `Refused a request with MCP-Protocol-Version ${version.slice(0, 40)}, which this gateway cannot serve.`, 'unsupported_protocol_version', { ...where, protocol_version: version.slice(0, 100) });
+    this.recordGateway(agent, `Refused a request with MCP-Protocol-Version ${version.slice(0, 40)}, which this gateway cannot serve.`, 'unsupported_protocol_version', {
+      ...where,
+      protocol_version: version.slice(0, 100),
+    });
     reply(res, 400, errorResponse(null, ErrorCode.InvalidRequest, message, { requested: version.slice(0, 100), supported: SUPPORTED_VERSIONS }));
   }
 
@@ -204,7 +207,11 @@ class Gateway {
         head: head.slice(0, 256),
         ...(id === null ? {} : { jsonrpc_id: id }),
       });
-      return reply(res, 413, errorResponse(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${body.bytes} bytes, over this server's limit of ${frameLimit} bytes; it was not forwarded.`));
+      return reply(
+        res,
+        413,
+        errorResponse(id, ErrorCode.FrameTooLarge, `Request too large: the message is ${body.bytes} bytes, over this server's limit of ${frameLimit} bytes; it was not forwarded.`),
+      );
     }
     let message: unknown;
     try {
@@ -236,7 +243,15 @@ class Gateway {
         // Each session holds an upstream process or connection: a cap keeps one agent from exhausting the host.
         record(`Refused a new MCP session: the gateway already has ${this.live.size} open, its max_sessions limit.`, 'too_many_sessions', { limit: this.config.maxSessions });
         res.setHeader('Retry-After', '5');
-        return reply(res, 503, errorResponse(idOf(message), ErrorCode.ConnectionClosed, `Service unavailable: the gateway has reached its limit of ${this.config.maxSessions} open MCP sessions; close one (DELETE) or try again later.`));
+        return reply(
+          res,
+          503,
+          errorResponse(
+            idOf(message),
+            ErrorCode.ConnectionClosed,
+            `Service unavailable: the gateway has reached its limit of ${this.config.maxSessions} open MCP sessions; close one (DELETE) or try again later.`,
+          ),
+        );
       }
       this.opening += 1;
       try {
@@ -318,7 +333,19 @@ class Gateway {
     );
 
     transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => mcpSession });
-    const s: GatewaySession = { id: mcpSession, agent, server, transport, relay, upstream: { stop: async () => undefined }, open: 0, idle: undefined, closing: undefined, upstreamDone: Promise.resolve(), inbox: new Inbox() };
+    const s: GatewaySession = {
+      id: mcpSession,
+      agent,
+      server,
+      transport,
+      relay,
+      upstream: { stop: async () => undefined },
+      open: 0,
+      idle: undefined,
+      closing: undefined,
+      upstreamDone: Promise.resolve(),
+      inbox: new Inbox(),
+    };
     transport.onmessage = (accepted) => {
       const parsed = s.inbox.take(accepted);
       if (parsed !== undefined) return relay.fromClientMessage(parsed);
@@ -327,9 +354,14 @@ class Gateway {
       // may go on, so it is dropped (and a request answered, so that its client does not wait).
       const frame = classifyMessage(accepted);
       this.log(`witness gateway: the MCP transport delivered a message the gateway did not screen; it was dropped.`);
-      relay.recordError('The MCP transport delivered a message the gateway had not screened; it was dropped, not forwarded.', 'internal_error', { kind: frame.type, ...(frame.type === 'request' ? { jsonrpc_id: frame.id } : {}) });
+      relay.recordError('The MCP transport delivered a message the gateway had not screened; it was dropped, not forwarded.', 'internal_error', {
+        kind: frame.type,
+        ...(frame.type === 'request' ? { jsonrpc_id: frame.id } : {}),
+      });
       if (frame.type === 'request') {
-        transport.send(errorMessage(frame.id, ErrorCode.InternalError, 'Internal error in the Witness gateway; the request was not forwarded.') as JSONRPCMessage, { relatedRequestId: frame.id }).catch(() => undefined);
+        transport
+          .send(errorMessage(frame.id, ErrorCode.InternalError, 'Internal error in the Witness gateway; the request was not forwarded.') as JSONRPCMessage, { relatedRequestId: frame.id })
+          .catch(() => undefined);
       }
     };
     transport.onclose = () => void this.closeSession(s, 'completed', 'the MCP session was deleted');
@@ -359,7 +391,8 @@ class Gateway {
         headers: up.headers,
         onMessage: (message) => relay.fromServerMessage(message),
         // A request must still get an answer, or the client would wait forever.
-        onFailure: (message, extra, id) => (id === undefined ? relay.recordError(message, 'upstream_unreachable', extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`)),
+        onFailure: (message, extra, id) =>
+          id === undefined ? relay.recordError(message, 'upstream_unreachable', extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`),
         onLog: (m) => this.log(m),
       });
       await http.start();

@@ -317,7 +317,10 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
 export function fold(name: string): string {
   if (SELF_FOLDING.test(name)) return name;
   if (PRINTABLE_ASCII.test(name)) return name.toLowerCase();
-  return name.normalize('NFKC').replace(/[\s\p{Cc}\p{Cf}]/gu, '').toLowerCase();
+  return name
+    .normalize('NFKC')
+    .replace(/[\s\p{Cc}\p{Cf}]/gu, '')
+    .toLowerCase();
 }
 
 /**
@@ -339,7 +342,8 @@ export function screenClientMessage(text: string, message: unknown, recorded: Re
   const requestLike = keys.some((k) => fold(k) === 'method') && keys.some((k) => fold(k) === 'id');
   const answerId = requestLike ? (isRequestId(m['id']) ? m['id'] : null) : undefined;
   const params = m['params'];
-  const target = typeof params === 'object' && params !== null ? [(params as Record<string, unknown>)['name'], (params as Record<string, unknown>)['uri']].find((v) => typeof v === 'string') : undefined;
+  const target =
+    typeof params === 'object' && params !== null ? [(params as Record<string, unknown>)['name'], (params as Record<string, unknown>)['uri']].find((v) => typeof v === 'string') : undefined;
   const notification = !requestLike && keys.some((k) => fold(k) === 'method');
   const about = { answerId, notification, ...(method === undefined ? {} : { method: method.slice(0, 200) }), ...(typeof target === 'string' ? { target: target.slice(0, 200) } : {}) };
   const refuse = (code: Refusal['code'], problem: string, override: Partial<Refusal> = {}): Refusal => ({
@@ -426,7 +430,11 @@ function walk(root: Record<string, unknown>, values: boolean): Walked {
     parts.reverse();
     const show = (p: string | number, i: number) => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `${i === 0 ? '' : '.'}${p}` : `[${quote(p)}]`);
     // A path thousands of levels deep is named by its ends.
-    if (parts.length > 12) return `${parts.slice(0, 6).map(show).join('')}…(${parts.length - 10} levels)…${parts.slice(-4).map((p, i) => show(p, i + 1)).join('')}`;
+    if (parts.length > 12)
+      return `${parts.slice(0, 6).map(show).join('')}…(${parts.length - 10} levels)…${parts
+        .slice(-4)
+        .map((p, i) => show(p, i + 1))
+        .join('')}`;
     return parts.map(show).join('');
   };
   const stack: Container[] = [{ v: root, parent: undefined, key: '' }];
@@ -435,7 +443,8 @@ function walk(root: Record<string, unknown>, values: boolean): Walked {
     else if (values && out.unrepresentable === undefined) {
       if (typeof c === 'number') {
         // canonical JSON's rule: below 1e21 JavaScript writes the rounded digits as if they were exact.
-        if (Number.isInteger(c) && !Number.isSafeInteger(c) && Math.abs(c) < 1e21) out.unrepresentable = `its ${where(parent, key)} is an integer beyond ±(2^53−1), which JSON numbers do not carry exactly (send it as a string)`;
+        if (Number.isInteger(c) && !Number.isSafeInteger(c) && Math.abs(c) < 1e21)
+          out.unrepresentable = `its ${where(parent, key)} is an integer beyond ±(2^53−1), which JSON numbers do not carry exactly (send it as a string)`;
       } else if (typeof c === 'string' && !isWellFormedString(c)) {
         out.unrepresentable = `its ${where(parent, key)} contains a lone surrogate, which is not valid Unicode`;
       }

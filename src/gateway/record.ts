@@ -139,7 +139,17 @@ export class GatewayRecorder {
    * if not recorded. `args` are the redacted arguments, `digest` their digest under `salt`, and
    * `approvers` the verifier keys of the people the policy allows to decide.
    */
-  async approvalRequest(r: { callId: string; tool: string; server: string | undefined; args: unknown; salt: string; digest: string; approvers: readonly string[]; evaluation: Evaluation; expiresAt: string }): Promise<string | undefined> {
+  async approvalRequest(r: {
+    callId: string;
+    tool: string;
+    server: string | undefined;
+    args: unknown;
+    salt: string;
+    digest: string;
+    approvers: readonly string[];
+    evaluation: Evaluation;
+    expiresAt: string;
+  }): Promise<string | undefined> {
     const id = uuidv7();
     const e = r.evaluation;
     const receipt = await this.session.record(
@@ -175,7 +185,16 @@ export class GatewayRecorder {
    * Records the policy.decision that releases an approved call and consumes its grant (durable
    * before this resolves: a call is never forwarded on an unrecorded approval).
    */
-  async release(r: { callId: string; tool: string; server: string | undefined; salt: string | undefined; digest: string; evaluation: Evaluation; requestId: string; decision: StoredEvent }): Promise<boolean> {
+  async release(r: {
+    callId: string;
+    tool: string;
+    server: string | undefined;
+    salt: string | undefined;
+    digest: string;
+    evaluation: Evaluation;
+    requestId: string;
+    decision: StoredEvent;
+  }): Promise<boolean> {
     const e = r.evaluation;
     const dd = r.decision.data ?? {};
     const approver = typeof dd['approver'] === 'string' ? dd['approver'] : 'unknown';
@@ -220,7 +239,15 @@ export class GatewayRecorder {
   async expire(r: { requestId: string; tool: string; server: string | undefined; digest: string; approver: string; evaluation: Evaluation }): Promise<void> {
     await this.session.record(
       'approval.decision',
-      { request_id: r.requestId, decision: 'expired', approver: r.approver, arguments_digest: r.digest, tool: r.tool, ...(r.server === undefined ? {} : { server: r.server }), reason: 'no decision before the request expired' },
+      {
+        request_id: r.requestId,
+        decision: 'expired',
+        approver: r.approver,
+        arguments_digest: r.digest,
+        tool: r.tool,
+        ...(r.server === undefined ? {} : { server: r.server }),
+        reason: 'no decision before the request expired',
+      },
       {
         parent: r.requestId,
         resource: r.server ?? r.tool,
@@ -264,4 +291,3 @@ export class GatewayRecorder {
     this.inFlight.add(q);
   }
 }
-

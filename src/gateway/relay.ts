@@ -2,7 +2,25 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { ErrorCode, LineSplitter, Wire, classify, classifyMessage, errorMessage, idKey, recordedMethods, refusalMessage, refusalRecord, resultMessage, screenClientMessage, sniffId, toolErrorResult, type Frame, type JsonRpcId, type Refusal } from './jsonrpc.js';
+import {
+  ErrorCode,
+  LineSplitter,
+  Wire,
+  classify,
+  classifyMessage,
+  errorMessage,
+  idKey,
+  recordedMethods,
+  refusalMessage,
+  refusalRecord,
+  resultMessage,
+  screenClientMessage,
+  sniffId,
+  toolErrorResult,
+  type Frame,
+  type JsonRpcId,
+  type Refusal,
+} from './jsonrpc.js';
 import { OrderedQueue } from './ordered-queue.js';
 import { GatewayRecorder, type CallKind } from './record.js';
 
@@ -111,7 +129,9 @@ export class McpRelay {
       toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
       // forwardCall's only await is the before shot, which records its own failure and resolves.
       release: (held) => {
-        this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) => this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`));
+        this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) =>
+          this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`),
+        );
       },
       log: (m) => this.log(m),
     });
@@ -331,7 +351,10 @@ export class McpRelay {
       this.log(`witness gateway: forwarded a call to ${what} that could not be recorded (fail-open is configured for this server).`);
       return true;
     }
-    this.toClient(errorMessage(id, ErrorCode.NotRecorded, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`), id);
+    this.toClient(
+      errorMessage(id, ErrorCode.NotRecorded, `Witness could not record this call to ${what}, so it was not sent to the server (the gateway fails closed); try again once the ledger is available.`),
+      id,
+    );
     this.log(`witness gateway: refused a call to ${what} because it could not be recorded.`);
     return false;
   }

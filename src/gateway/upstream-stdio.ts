@@ -41,9 +41,7 @@ export class StdioUpstream {
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
     }) as ChildProcessByStdio<Writable, Readable, null>;
     this.child = child;
-    this.exited = new Promise((resolve) =>
-      child.once('close', (code, signal) => resolve({ code, signal, ...(this.spawnError === undefined ? {} : { spawnError: this.spawnError }) })),
-    );
+    this.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, ...(this.spawnError === undefined ? {} : { spawnError: this.spawnError }) })));
     child.once('error', (e) => {
       // ENOENT / EACCES: 'close' still follows; remember why.
       this.spawnError = e;

@@ -25,7 +25,9 @@ export function requireApprovers(policy: Policy): void {
   const fix = 'but the policy lists no approvers who could release them; add an approvers: list with their public keys (`witness approver init` makes one).';
   if (index >= 0) {
     const rule = policy.rules[index]!;
-    throw new WitnessError('invalid_policy', `${policy.source} line ${rule.line}: rules[${index}] holds calls for review, ${fix}`, { details: { file: policy.source, line: rule.line, path: `rules[${index}]` } });
+    throw new WitnessError('invalid_policy', `${policy.source} line ${rule.line}: rules[${index}] holds calls for review, ${fix}`, {
+      details: { file: policy.source, line: rule.line, path: `rules[${index}]` },
+    });
   }
   if (policy.default === 'review') {
     throw new WitnessError('invalid_policy', `${policy.source} line ${policy.defaultLine}: default is review, ${fix}`, { details: { file: policy.source, line: policy.defaultLine, path: 'default' } });

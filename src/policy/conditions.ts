@@ -345,10 +345,7 @@ class Parser {
     if (t.t === 'word' && ['startswith', 'endswith', 'StartsWith', 'EndsWith'].includes(t.v)) {
       throw new ConditionSyntaxError(`"${t.v}" is not an operator; write startsWith or endsWith`, t.at);
     }
-    throw new ConditionSyntaxError(
-      `expected an operator after ${operandText(left)} (==, !=, <, <=, >, >=, in, exists, startsWith, endsWith, contains or under), but found ${describe(t)}`,
-      t.at,
-    );
+    throw new ConditionSyntaxError(`expected an operator after ${operandText(left)} (==, !=, <, <=, >, >=, in, exists, startsWith, endsWith, contains or under), but found ${describe(t)}`, t.at);
   }
 
   /** A path or a literal; `after` names what precedes it, for messages (undefined at the start). */
@@ -835,11 +832,7 @@ function predicate(c: Predicate, args: unknown, index: FoldIndex): Truth {
       return ordered({ op: c.op, left: c.left, right: c.right }, a, b, because);
     case 'startsWith':
     case 'endsWith':
-      return (
-        structured([c.left, a], [c.right, b]) ??
-        scalar(c.left, a, b) ??
-        (typeof a === 'string' && typeof b === 'string' && (c.op === 'startsWith' ? a.startsWith(b) : a.endsWith(b)))
-      );
+      return structured([c.left, a], [c.right, b]) ?? scalar(c.left, a, b) ?? (typeof a === 'string' && typeof b === 'string' && (c.op === 'startsWith' ? a.startsWith(b) : a.endsWith(b)));
     case 'contains': {
       if (Array.isArray(a)) {
         // An array contains what one of its elements equals; held any other way, it is undecided.

@@ -66,7 +66,10 @@ export function parsePolicy(input: string | Uint8Array, options: ParseOptions = 
   const result = PolicyFileSchema.safeParse(data);
   if (!result.success) {
     const locate = new Locator(doc, text, at);
-    fail(source, result.error.issues.flatMap((i) => issueProblems(i, [], data, locate)));
+    fail(
+      source,
+      result.error.issues.flatMap((i) => issueProblems(i, [], data, locate)),
+    );
   }
   return compile(result.data, doc, at, sha256, source);
 }
@@ -113,7 +116,10 @@ function yamlProblem(e: YAMLError, text: string, at: (o: number) => { line: numb
       message = 'a second YAML document starts here, but a policy file holds exactly one';
       break;
     case 'DUPLICATE_KEY': {
-      const key = /^(?:"[^"\n]*"|'[^'\n]*'|[^:\n]*)/.exec(text.slice(e.pos[0]))![0].trim().replace(/^["']|["']$/g, '');
+      const key = /^(?:"[^"\n]*"|'[^'\n]*'|[^:\n]*)/
+        .exec(text.slice(e.pos[0]))![0]
+        .trim()
+        .replace(/^["']|["']$/g, '');
       message = `the key "${key}" appears twice in the same mapping`;
       break;
     }
@@ -257,7 +263,13 @@ function issueProblems(issue: Issue, prefix: Path, data: unknown, locate: Locato
     case 'too_small':
       return [problem(path, issue.origin === 'array' ? 'must not be an empty list' : issue.origin === 'string' ? 'must not be empty' : `must be at least ${issue.minimum}`, locate.position(path))];
     case 'too_big':
-      return [problem(path, issue.origin === 'array' ? `may hold at most ${issue.maximum} items` : issue.origin === 'string' ? `must be at most ${issue.maximum} characters` : `must be at most ${issue.maximum}`, locate.position(path))];
+      return [
+        problem(
+          path,
+          issue.origin === 'array' ? `may hold at most ${issue.maximum} items` : issue.origin === 'string' ? `must be at most ${issue.maximum} characters` : `must be at most ${issue.maximum}`,
+          locate.position(path),
+        ),
+      ];
     case 'custom': {
       const offset = (issue.params as { offset?: unknown } | undefined)?.offset;
       const pos = typeof offset === 'number' ? locate.stringPosition(path, offset) : locate.position(path);

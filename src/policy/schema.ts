@@ -16,39 +16,35 @@ const TEXT_MAX = 2048;
 const text = z.string().min(1).max(TEXT_MAX);
 
 /** A glob or a non-empty list of globs, normalised to a list; each glob is checked by glob.ts. */
-const Globs = z
-  .union([z.string(), z.array(z.string()).min(1)], { error: 'must be a glob or a list of globs' })
-  .transform((v, ctx) => {
-    const list = Array.isArray(v) ? v : [v];
-    list.forEach((g, i) => {
-      const problem = globProblem(g);
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: Array.isArray(v) ? [i] : [] });
-    });
-    return list;
+const Globs = z.union([z.string(), z.array(z.string()).min(1)], { error: 'must be a glob or a list of globs' }).transform((v, ctx) => {
+  const list = Array.isArray(v) ? v : [v];
+  list.forEach((g, i) => {
+    const problem = globProblem(g);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: Array.isArray(v) ? [i] : [] });
   });
+  return list;
+});
 
 /** Conditions: one string or a list of strings (all must hold), parsed now so mistakes name their line. */
-const When = z
-  .union([z.string(), z.array(z.string()).min(1)], { error: 'must be a condition or a list of conditions' })
-  .transform((v, ctx): { text: string[]; condition: Condition | undefined } => {
-    const list = Array.isArray(v) ? v : [v];
-    const parsed: Condition[] = [];
-    list.forEach((src, i) => {
-      try {
-        parsed.push(parseCondition(src));
-      } catch (e) {
-        if (!(e instanceof ConditionSyntaxError)) throw e;
-        ctx.addIssue({
-          code: 'custom',
-          message: `is not a valid condition: ${e.message} (at character ${e.offset + 1})`,
-          path: Array.isArray(v) ? [i] : [],
-          params: { offset: e.offset },
-        });
-      }
-    });
-    const condition = parsed.length === 0 ? undefined : parsed.length === 1 ? parsed[0] : { op: 'and' as const, items: parsed };
-    return { text: list, condition };
+const When = z.union([z.string(), z.array(z.string()).min(1)], { error: 'must be a condition or a list of conditions' }).transform((v, ctx): { text: string[]; condition: Condition | undefined } => {
+  const list = Array.isArray(v) ? v : [v];
+  const parsed: Condition[] = [];
+  list.forEach((src, i) => {
+    try {
+      parsed.push(parseCondition(src));
+    } catch (e) {
+      if (!(e instanceof ConditionSyntaxError)) throw e;
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not a valid condition: ${e.message} (at character ${e.offset + 1})`,
+        path: Array.isArray(v) ? [i] : [],
+        params: { offset: e.offset },
+      });
+    }
   });
+  const condition = parsed.length === 0 ? undefined : parsed.length === 1 ? parsed[0] : { op: 'and' as const, items: parsed };
+  return { text: list, condition };
+});
 
 export const MatchSchema = z.strictObject({
   agent: Globs.optional(),
@@ -99,49 +95,51 @@ export const ApproverSchema = z
     if (name !== a.id) ctx.addIssue({ code: 'custom', path: ['key'], message: `belongs to ${name}, not ${a.id}; give the public key that ${a.id} made with witness approver init` });
   });
 
-export const PolicyFileSchema = z.strictObject({
-  version: z.literal(1),
-  default: z.enum(EFFECTS),
-  mode: z.enum(MODES).optional(),
-  approvers: z
-    .array(ApproverSchema)
-    .max(1000)
-    .optional()
-    .superRefine((list, ctx) => {
-      if (list === undefined) return;
-      const ids = new Map<string, number>();
-      const keys = new Map<string, number>();
-      list.forEach((a, i) => {
-        const first = ids.get(a.id);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${a.id}" is already the id of approvers[${first}]` });
-        else ids.set(a.id, i);
-        const firstKey = keys.get(a.key);
-        if (firstKey !== undefined && first === undefined) ctx.addIssue({ code: 'custom', path: [i, 'key'], message: `is already the key of approvers[${firstKey}]` });
-        else keys.set(a.key, i);
+export const PolicyFileSchema = z
+  .strictObject({
+    version: z.literal(1),
+    default: z.enum(EFFECTS),
+    mode: z.enum(MODES).optional(),
+    approvers: z
+      .array(ApproverSchema)
+      .max(1000)
+      .optional()
+      .superRefine((list, ctx) => {
+        if (list === undefined) return;
+        const ids = new Map<string, number>();
+        const keys = new Map<string, number>();
+        list.forEach((a, i) => {
+          const first = ids.get(a.id);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${a.id}" is already the id of approvers[${first}]` });
+          else ids.set(a.id, i);
+          const firstKey = keys.get(a.key);
+          if (firstKey !== undefined && first === undefined) ctx.addIssue({ code: 'custom', path: [i, 'key'], message: `is already the key of approvers[${firstKey}]` });
+          else keys.set(a.key, i);
+        });
+      }),
+    rules: z
+      .array(RuleSchema)
+      .max(10_000)
+      .optional()
+      .superRefine((rules, ctx) => {
+        if (rules === undefined) return;
+        const seen = new Map<string, number>();
+        rules.forEach((r, i) => {
+          const first = seen.get(r.id);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${r.id}" is already the id of rules[${first}]` });
+          else seen.set(r.id, i);
+        });
+      }),
+  })
+  .superRefine((f, ctx) => {
+    // A rule may only name approvers the file lists, with their keys.
+    const listed = new Set((f.approvers ?? []).map((a) => a.id));
+    (f.rules ?? []).forEach((r, i) => {
+      (r.approvers ?? []).forEach((id, j) => {
+        if (!listed.has(id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'approvers', j], message: `"${id}" is not listed under approvers` });
       });
-    }),
-  rules: z
-    .array(RuleSchema)
-    .max(10_000)
-    .optional()
-    .superRefine((rules, ctx) => {
-      if (rules === undefined) return;
-      const seen = new Map<string, number>();
-      rules.forEach((r, i) => {
-        const first = seen.get(r.id);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${r.id}" is already the id of rules[${first}]` });
-        else seen.set(r.id, i);
-      });
-    }),
-}).superRefine((f, ctx) => {
-  // A rule may only name approvers the file lists, with their keys.
-  const listed = new Set((f.approvers ?? []).map((a) => a.id));
-  (f.rules ?? []).forEach((r, i) => {
-    (r.approvers ?? []).forEach((id, j) => {
-      if (!listed.has(id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'approvers', j], message: `"${id}" is not listed under approvers` });
     });
   });
-});
 
 export type PolicyFile = z.output<typeof PolicyFileSchema>;
 

@@ -117,7 +117,7 @@ export function requestMismatch(v: ApprovalView, held: Binding): string | undefi
   try {
     digest = argumentsDigest(v.argumentsSalt, held.arguments);
   } catch {
-    return 'the call\'s arguments have no canonical JSON form';
+    return "the call's arguments have no canonical JSON form";
   }
   if (digest !== v.argumentsDigest) return `the request is for other arguments (digest ${v.argumentsDigest}, the call's under its salt ${digest})`;
   if (v.policyVersion !== held.policyVersion) return `the approval was given under policy ${v.policyVersion ?? '(none)'}, not the policy now in force (${held.policyVersion ?? '(none)'})`;
@@ -253,7 +253,10 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
     throw new WitnessError('forbidden', `${approver} is the agent that made this call (${v.agent}) and cannot decide its own approval request; a person must decide it with their own key.`);
   }
   if (v.approvers.length === 0) {
-    throw new WitnessError('conflict', `Approval request ${v.requestId} names no approvers (an older Witness made it), so no signed decision can release it; nothing was recorded; retry the call to get a new request.`);
+    throw new WitnessError(
+      'conflict',
+      `Approval request ${v.requestId} names no approvers (an older Witness made it), so no signed decision can release it; nothing was recorded; retry the call to get a new request.`,
+    );
   }
   if (!v.approvers.includes(key)) {
     const allowed = v.approvers.map(fingerprintOf).join(', ');
@@ -340,9 +343,11 @@ export async function decideApproval(witness: Witness, idOrPrefix: string, input
   const first = after.decision;
   if (first !== undefined && first.id !== receipt.id) {
     const mine = input.decision === 'approved' ? 'approval' : 'denial';
-    const verdict = first.data?.['decision'] === 'expired' ? `it expired before your decision was recorded (event ${first.id})` : `${who(first)} ${String(first.data?.['decision'])} it first (event ${first.id}, ${first.ts})`;
+    const verdict =
+      first.data?.['decision'] === 'expired'
+        ? `it expired before your decision was recorded (event ${first.id})`
+        : `${who(first)} ${String(first.data?.['decision'])} it first (event ${first.id}, ${first.ts})`;
     throw new WitnessError('conflict', `You lost the race for approval request ${v.requestId}: ${verdict}; your ${mine}, event ${receipt.id}, stays in the ledger but does not count.`);
   }
   return { view: v, decisionId: receipt.id, stream, key };
 }
-

@@ -50,4 +50,3 @@ export async function recordVideo(witness: Witness, session: string, v: Rendered
   });
   return { id: receipt.id, stream };
 }
-

@@ -24,11 +24,23 @@ export const WitnessOptions = z.strictObject({
    */
   sealRecord: z.string().min(1).optional(),
   /** First part of the checkpoint origin of a new ledger. */
-  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores')
+    .optional(),
   /** Payloads above this are refused (or spilled into an artifact for tool and LLM outputs). */
-  maxPayloadBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
+  maxPayloadBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
   /** Tool/LLM outputs larger than this are stored as artifacts and referenced by digest. */
-  spillBytes: z.number().int().positive().default(256 * 1024),
+  spillBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024),
   /** Events waiting to be committed before `record` calls wait (backpressure, never drops). */
   maxQueue: z.number().int().positive().default(10_000),
   maxBatch: z.number().int().positive().max(100_000).default(1000),
@@ -41,7 +53,11 @@ export const WitnessOptions = z.strictObject({
       /** Seal at least this often while events arrive. */
       everyMs: z.number().int().positive().default(10_000),
       /** Write a heartbeat checkpoint this often even when idle, so a silent gap is itself evidence. */
-      heartbeatMs: z.number().int().positive().default(60 * 60 * 1000),
+      heartbeatMs: z
+        .number()
+        .int()
+        .positive()
+        .default(60 * 60 * 1000),
       enabled: z.boolean().default(true),
     })
     .prefault({}),

@@ -146,17 +146,7 @@ const BUILTIN_EXACT_KEYS: readonly string[] = ['pass', 'auth', 'authkey', 'token
  * `_meta`), and the pagination cursors of cloud APIs (`nextPageToken`, `NextToken`,
  * `continuationToken`, `syncToken`). A key ending in one of these is not a secret.
  */
-const NON_SECRET_TOKEN_KEYS: readonly string[] = [
-  'progresstoken',
-  'pagetoken',
-  'nexttoken',
-  'continuationtoken',
-  'synctoken',
-  'resumetoken',
-  'cursortoken',
-  'paginationtoken',
-  'cancellationtoken',
-];
+const NON_SECRET_TOKEN_KEYS: readonly string[] = ['progresstoken', 'pagetoken', 'nexttoken', 'continuationtoken', 'synctoken', 'resumetoken', 'cursortoken', 'paginationtoken', 'cancellationtoken'];
 
 /** Names that are secrets only as a query parameter (`?key=AIza…`, `&sig=…`), not in prose (`primary key: id`). */
 const QUERY_ONLY_KEYS: ReadonlySet<string> = new Set(['key', 'sig']);
@@ -762,8 +752,7 @@ class JsonText {
     if (this.quiet > 0) return this.value(nesting, false);
     const rule = this.redactor.keyRule(key);
     const c = this.s[this.i];
-    const blank =
-      rule === 'named' ? c !== 'n' : rule === 'secret' && (c === '[' || c === '-' || (c !== undefined && c >= '0' && c <= '9') || (c === '"' && this.s[this.i + 1] !== '"'));
+    const blank = rule === 'named' ? c !== 'n' : rule === 'secret' && (c === '[' || c === '-' || (c !== undefined && c >= '0' && c <= '9') || (c === '"' && this.s[this.i + 1] !== '"'));
     if (!blank) return this.value(nesting, false);
     const start = this.i;
     let type: Element['type'];

@@ -185,7 +185,11 @@ export class Session {
     const capturer = this.host.capturer;
     const parent = callId === undefined ? {} : { parent: callId };
     if (capturer === undefined) {
-      await this.record('error', { message: 'This tool call asks for a capture, but the recorder has no capturer; pass openWitness({ capturer: new Capturer() }).', code: 'no_capturer', source: 'capture' }, { ...parent, ...base, outcome: 'error' });
+      await this.record(
+        'error',
+        { message: 'This tool call asks for a capture, but the recorder has no capturer; pass openWitness({ capturer: new Capturer() }).', code: 'no_capturer', source: 'capture' },
+        { ...parent, ...base, outcome: 'error' },
+      );
       return;
     }
     await this.shootAndRecord(capturer, spec, args, role, { ...parent, ...base });
@@ -225,7 +229,13 @@ export class Session {
       const of = typeof o.url === 'string' ? ` of ${o.url.slice(0, 2048)}` : '';
       await this.record(
         'error',
-        { message: `The ${role ?? ''}${role === undefined ? '' : ' '}screenshot${of} could not be stored: ${e.message}`, name: e.name, code: 'capture_failed', source: 'capture', ...(role === undefined ? {} : { role }) },
+        {
+          message: `The ${role ?? ''}${role === undefined ? '' : ' '}screenshot${of} could not be stored: ${e.message}`,
+          name: e.name,
+          code: 'capture_failed',
+          source: 'capture',
+          ...(role === undefined ? {} : { role }),
+        },
         { ...fields, outcome: 'error' },
       );
       return undefined;
@@ -259,22 +269,14 @@ export class Session {
   async error(err: unknown, fields: EventFields & { retryable?: boolean } = {}): Promise<AppendReceipt | undefined> {
     const { retryable, ...rest } = fields;
     const e = err instanceof Error ? err : new Error(String(err));
-    return this.record(
-      'error',
-      { message: e.message, name: e.name, source: 'agent', ...(retryable === undefined ? {} : { retryable }) },
-      { outcome: 'error', ...rest },
-    );
+    return this.record('error', { message: e.message, name: e.name, source: 'agent', ...(retryable === undefined ? {} : { retryable }) }, { outcome: 'error', ...rest });
   }
 
   /** Records session.end (with the stream's count and last hash) and seals it into a checkpoint. */
   async end(input: EndInput = {}, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
     if (this.ended) return undefined;
     this.ended = true;
-    const r = await this.record(
-      'session.end',
-      { reason: input.reason ?? 'completed', ...(input.finalOutput === undefined ? {} : { final_output: input.finalOutput }) },
-      fields,
-    );
+    const r = await this.record('session.end', { reason: input.reason ?? 'completed', ...(input.finalOutput === undefined ? {} : { final_output: input.finalOutput }) }, fields);
     await this.host.sessionEnded();
     return r;
   }

@@ -262,10 +262,7 @@ export class Witness implements SessionHost {
     // behind it and each finding next to nothing: the first commit after it asks again if due.
     if (this.closing || this.sealing !== undefined) return;
     const elapsed = Date.now() - this.lastSealAt;
-    const due =
-      this.sinceSeal >= this.options.seal.everyEvents ||
-      (this.sinceSeal > 0 && elapsed >= this.options.seal.everyMs) ||
-      elapsed >= this.options.seal.heartbeatMs;
+    const due = this.sinceSeal >= this.options.seal.everyEvents || (this.sinceSeal > 0 && elapsed >= this.options.seal.everyMs) || elapsed >= this.options.seal.heartbeatMs;
     if (due) void this.sealNow(elapsed >= this.options.seal.heartbeatMs);
   }
 

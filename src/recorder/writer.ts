@@ -105,7 +105,9 @@ export class BatchWriter {
         const err =
           e instanceof WitnessError
             ? e
-            : new WitnessError('store_fault', `Recording failed with an error Witness has no case for (${e instanceof Error ? e.message : String(e)}), which is a bug; report it with this message.`, { cause: e });
+            : new WitnessError('store_fault', `Recording failed with an error Witness has no case for (${e instanceof Error ? e.message : String(e)}), which is a bug; report it with this message.`, {
+                cause: e,
+              });
         // Only a lock held elsewhere or a store that is down or full may clear by itself.
         const transient = err.code === 'store_locked' || err.code === 'store_unavailable';
         // One bad event (a reused id, a write after session.end) must not take its batch-mates,

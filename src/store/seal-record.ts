@@ -42,7 +42,11 @@ export function checkSealRecordDirectory(file: string): void {
   try {
     st = fs.statSync(dir);
   } catch (e) {
-    throw new WitnessError('invalid_argument', `The sealer's record ${file} cannot be kept there: its directory ${dir} does not exist; create it (writable by the sealer only) or change the record's path.`, { cause: e });
+    throw new WitnessError(
+      'invalid_argument',
+      `The sealer's record ${file} cannot be kept there: its directory ${dir} does not exist; create it (writable by the sealer only) or change the record's path.`,
+      { cause: e },
+    );
   }
   if (!st.isDirectory()) {
     throw new WitnessError('invalid_argument', `The sealer's record ${file} cannot be kept there: ${dir} is not a directory; change the record's path.`);

@@ -134,7 +134,10 @@ async function feedRows(v: LedgerVerifier, ledger: Ledger, options: VerifyLedger
     let next = 0;
     for (let i = 0; i < chunks; i++) {
       for (; next < chunks && next < i + 2 * threads; next++) {
-        pending.set(next, pool.run(v.chunkPlan(next * chunk, Math.min(total, (next + 1) * chunk))).catch(() => undefined));
+        pending.set(
+          next,
+          pool.run(v.chunkPlan(next * chunk, Math.min(total, (next + 1) * chunk))).catch(() => undefined),
+        );
       }
       // The threads have work queued: this thread's own SQL (synchronous in SQLite) runs meanwhile.
       if (i === 0) meanwhile();

@@ -60,7 +60,6 @@ afterAll(async () => {
   server.close();
 });
 
-
 function region(png: PNG, x0: number, y0: number, w: number, h: number): Buffer {
   const out = Buffer.alloc(w * h * 4);
   for (let y = 0; y < h; y++) png.data.copy(out, y * w * 4, ((y0 + y) * png.width + x0) * 4, ((y0 + y) * png.width + x0 + w) * 4);
@@ -89,7 +88,14 @@ describe('captures around a tool call', () => {
       await w.close();
     }
     const evs = await readEvents(store);
-    expect(evs.map((e) => `${e.kind}${e.kind === 'capture' ? `:${String(e.data?.['role'])}` : ''}`)).toEqual(['session.start', 'tool.call', 'capture:before', 'tool.result', 'capture:after', 'session.end']);
+    expect(evs.map((e) => `${e.kind}${e.kind === 'capture' ? `:${String(e.data?.['role'])}` : ''}`)).toEqual([
+      'session.start',
+      'tool.call',
+      'capture:before',
+      'tool.result',
+      'capture:after',
+      'session.end',
+    ]);
     const call = evs[1]!;
     const [before, after] = [evs[2]!, evs[4]!];
     for (const c of [before, after]) {
@@ -220,7 +226,9 @@ describe('captures around a tool call', () => {
     for (const make of [() => new Capturer({ executablePath: '/nonexistent/chromium' }), () => new Capturer({ env: { ...process.env, WITNESS_CHROMIUM: '/nonexistent/chromium' } })]) {
       const err = thrown(make);
       expect(err.code).toBe('missing_program');
-      expect((err as Error).message).toBe('chromium is not installed (looked at /nonexistent/chromium); install it with `sudo sh scripts/setup-system.sh` (or `apt-get install chromium`), or set WITNESS_CHROMIUM to its path.');
+      expect((err as Error).message).toBe(
+        'chromium is not installed (looked at /nonexistent/chromium); install it with `sudo sh scripts/setup-system.sh` (or `apt-get install chromium`), or set WITNESS_CHROMIUM to its path.',
+      );
     }
   });
 });

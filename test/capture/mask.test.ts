@@ -97,9 +97,11 @@ describe('masking', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(thrown(() => {
-      throw err;
-    })).toMatchObject({ code: 'capture_failed' });
+    expect(
+      thrown(() => {
+        throw err;
+      }),
+    ).toMatchObject({ code: 'capture_failed' });
     expect((err as Error).message).toBe(`The page ${base}/account could not be captured: the mask selector "p[" is not a valid CSS selector.`);
   });
 });

@@ -23,8 +23,7 @@ const dir = tempDir('witness-narration-');
 const espeak = requireProgram('espeak-ng');
 
 /** A caption line written to break out: markup, character references, a CR-only line break that starts a forged cue, ASS override codes, phoneme codes. */
-const HOSTILE =
-  'Refund <b>bold</b> & &lt;co&gt; <c.x>tag</c> --> here\r\r00:00:00.000 --> 00:59:00.000\rFORGED {\\fs1 secret words} line\\Nbreak [[h@loU]] \u0001200S\u0000 end.';
+const HOSTILE = 'Refund <b>bold</b> & &lt;co&gt; <c.x>tag</c> --> here\r\r00:00:00.000 --> 00:59:00.000\rFORGED {\\fs1 secret words} line\\Nbreak [[h@loU]] \u0001200S\u0000 end.';
 /** What a person must read: the same characters, line breaks as spaces, control characters as spaces. */
 const SHOWN = 'Refund <b>bold</b> & &lt;co&gt; <c.x>tag</c> --> here 00:00:00.000 --> 00:59:00.000 FORGED {\\fs1 secret words} line\\Nbreak [[h@loU]]  200S  end.';
 
@@ -154,7 +153,10 @@ describe('a session whose text is hostile', () => {
     // One cue per sentence of narration, none forged: the parser agrees with parseVtt on the count.
     expect(cues.length).toBe(parseVtt(vtt).length);
 
-    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_chapters', '-show_format', '-of', 'json', result.path]).toString()) as { chapters: Array<{ tags: { title: string } }>; format: { tags: Record<string, string> } };
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_chapters', '-show_format', '-of', 'json', result.path]).toString()) as {
+      chapters: Array<{ tags: { title: string } }>;
+      format: { tags: Record<string, string> };
+    };
     expect(probe.chapters.map((c) => c.tags.title)).toEqual(['Overview', 'Step 1: crm.lookup artist=INJECTED [CHAPTER] TIMEBASE=1/1000 START=0 END=500 title=FORGED', 'Summary']);
     expect(probe.format.tags['artist']).toBe('billing-bot');
 
@@ -214,7 +216,9 @@ describe('voices', () => {
       (e: unknown) => e as Error & { code: string },
     );
     expect(err?.code).toBe('invalid_argument');
-    expect(oneSentence(err!.message)).toBe(`${JSON.stringify(voice)} is not an espeak-ng voice; list the voices with \`espeak-ng --voices\` (a language such as en-us) and the variants with \`espeak-ng --voices=variant\` (added as en-us+f3).`);
+    expect(oneSentence(err!.message)).toBe(
+      `${JSON.stringify(voice)} is not an espeak-ng voice; list the voices with \`espeak-ng --voices\` (a language such as en-us) and the variants with \`espeak-ng --voices=variant\` (added as en-us+f3).`,
+    );
   });
 
   it('refuse an unknown --voice of witness video, which espeak-ng would speak with another voice, with exit code 2 before rendering anything', async () => {
@@ -228,7 +232,9 @@ describe('voices', () => {
       const out = path.join(dir, `never-${voice}.mp4`);
       const r = await runCli(['video', s.id, '-o', out, '--voice', voice, '--store', `sqlite:${store}`]);
       expect([voice, r.code]).toEqual([voice, 2]);
-      expect(oneSentence(r.stderr)).toBe(`"${voice}" is not an espeak-ng voice; list the voices with \`espeak-ng --voices\` (a language such as en-us) and the variants with \`espeak-ng --voices=variant\` (added as en-us+f3).`);
+      expect(oneSentence(r.stderr)).toBe(
+        `"${voice}" is not an espeak-ng voice; list the voices with \`espeak-ng --voices\` (a language such as en-us) and the variants with \`espeak-ng --voices=variant\` (added as en-us+f3).`,
+      );
       expect(fs.existsSync(out)).toBe(false);
     }
   }, 60_000);

@@ -49,10 +49,15 @@ describe('paintBlack', () => {
           ],
           { x: 0, y: 0, width: 97, height: 61 },
         );
-        expectPainted(expected, PNG.sync.read(out), [
-          [10, 20, 41, 30],
-          [90, 55, 97, 61],
-        ], colorType === 6);
+        expectPainted(
+          expected,
+          PNG.sync.read(out),
+          [
+            [10, 20, 41, 30],
+            [90, 55, 97, 61],
+          ],
+          colorType === 6,
+        );
       });
     }
   }

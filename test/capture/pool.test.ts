@@ -86,7 +86,7 @@ function chromiumDescendants(): Array<{ pid: number; args: string }> {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
   const mine = new Set([process.pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const r of rows) {
       if (!mine.has(r.pid) && mine.has(r.ppid)) {

@@ -123,7 +123,11 @@ describe('the storyboard names the decision that counted', () => {
     expect(expiredStep.tone).toBe('denied');
 
     // The ignored decision is told as ignored, with the name it claimed, never as the approver.
-    for (const [step, claimed] of [[approvedStep, 'bob@corp'], [deniedStep, 'bob@corp'], [expiredStep, 'alice@corp']] as const) {
+    for (const [step, claimed] of [
+      [approvedStep, 'bob@corp'],
+      [deniedStep, 'bob@corp'],
+      [expiredStep, 'alice@corp'],
+    ] as const) {
       expect(step.narration).toContain(`Witness ignored a decision that claimed to come from ${claimed}: it carries no valid signature by the approver it names.`);
       expect(row(step, 'Ignored')).toBe(`1 decision (claimed by ${claimed}: no valid signature)`);
     }
@@ -141,7 +145,11 @@ describe('the storyboard names the decision that counted', () => {
       const expiresAt = new Date(Date.now() + 60_000).toISOString();
       const digest = 'ab'.repeat(32);
       const request = { id: uuidv7() };
-      await s.record('approval.request', { request_id: request.id, tool: 'billing.refund', arguments: { order: 'A-1', amount: 900 }, arguments_digest: digest, expires_at: expiresAt, approvers: [alice.vkey] }, { id: request.id, parent: call!.id });
+      await s.record(
+        'approval.request',
+        { request_id: request.id, tool: 'billing.refund', arguments: { order: 'A-1', amount: 900 }, arguments_digest: digest, expires_at: expiresAt, approvers: [alice.vkey] },
+        { id: request.id, parent: call!.id },
+      );
       const signed = (who: Person, decision: string, override: Record<string, unknown> = {}) => {
         const data: Record<string, unknown> = {
           request_id: request.id,

@@ -63,9 +63,12 @@ function ffprobe(file: string): { streams: Array<Record<string, unknown>>; chapt
 }
 
 function framemd5(file: string, stream: string): string {
-  return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', stream, '-f', 'framemd5', '-']).toString().split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', stream, '-f', 'framemd5', '-'])
+    .toString()
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
 }
-
 
 describe('witness video', () => {
   it('renders H.264 + AAC with a subtitle track, one chapter per step and a duration matching the narration, and records its SHA-256 [R-VIDEO]', async () => {
@@ -73,7 +76,15 @@ describe('witness video', () => {
     const r = await runCli(['video', session, '-o', out, '--store', `sqlite:${store}`, '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const result = JSON.parse(r.stdout) as { sha256: string; durationS: number; steps: number; chapters: Array<{ title: string; startS: number; endS: number }>; vttPath: string; event: string; stream: string };
+    const result = JSON.parse(r.stdout) as {
+      sha256: string;
+      durationS: number;
+      steps: number;
+      chapters: Array<{ title: string; startS: number; endS: number }>;
+      vttPath: string;
+      event: string;
+      stream: string;
+    };
     expect(result.steps).toBe(2);
 
     const probe = ffprobe(out);
@@ -127,7 +138,9 @@ describe('witness video', () => {
       try {
         const r = await runCli(['video', session, '-o', path.join(dir, 'never.mp4'), '--store', `sqlite:${store}`]);
         expect(r.code).toBe(1);
-        expect(r.stderr).toBe(`witness: ${name} is not installed (looked at /nonexistent/bin/tool); install it with \`sudo sh scripts/setup-system.sh\` (or \`apt-get install ${pkg}\`), or set ${variable} to its path.\n`);
+        expect(r.stderr).toBe(
+          `witness: ${name} is not installed (looked at /nonexistent/bin/tool); install it with \`sudo sh scripts/setup-system.sh\` (or \`apt-get install ${pkg}\`), or set ${variable} to its path.\n`,
+        );
       } finally {
         if (before === undefined) delete process.env[variable];
         else process.env[variable] = before;

@@ -32,7 +32,11 @@ describe('witness approver init', () => {
     expect(policy.approvers).toEqual([expect.objectContaining({ id: 'alice@acme.example', key: vkey })]);
     const json = await runCli(['approver', 'init', '--name', 'bob@acme.example', '--out', out, '--json']);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'bob@acme.example', private_key: path.join(out, 'bob@acme.example.key'), public_key: expect.stringMatching(/^bob@acme\.example\+[0-9a-f]{8}\+/) });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      name: 'bob@acme.example',
+      private_key: path.join(out, 'bob@acme.example.key'),
+      public_key: expect.stringMatching(/^bob@acme\.example\+[0-9a-f]{8}\+/),
+    });
   });
 
   it('never overwrites a key, never writes through a symlink, and refuses a name it cannot use [R-APPROVER-KEY]', async () => {

@@ -48,7 +48,10 @@ describe('help and usage', () => {
       for (const flag of flags) expect(r.stdout, `${command} ${flag}`).toMatch(new RegExp(`(^|[\\s,])${flag}\\b`, 'm'));
       // Every flag the help offers is in the table, so a new or renamed flag is listed (and tested) here.
       const offered = [...r.stdout.matchAll(/^\s+(?:(-[A-Za-z]), )?(--[a-z][a-z-]*)/gm)].flatMap((m) => [m[1], m[2]]).filter((f): f is string => f !== undefined && f !== '-h' && f !== '--help');
-      expect(offered.filter((f) => !flags.includes(f)), command).toEqual([]);
+      expect(
+        offered.filter((f) => !flags.includes(f)),
+        command,
+      ).toEqual([]);
     }
   });
 

@@ -57,12 +57,19 @@ describe('witness approve and deny confirmations', () => {
 
     const approved = await runCli(['approve', requests[0]!, '--key', keyFile, '--store', `sqlite:${file}`]);
     const denied = await runCli(['deny', requests[1]!, '--key', keyFile, '--reason', 'no', '--store', `sqlite:${file}`]);
-    for (const [r, verb] of [[approved, 'Approved'], [denied, 'Denied']] as const) {
+    for (const [r, verb] of [
+      [approved, 'Approved'],
+      [denied, 'Denied'],
+    ] as const) {
       expect(r.stderr, verb).toBe('');
       expect(r.code, verb).toBe(0);
       // One line: the tool name's newline is shown as ␊, its CR as ␍ and ESC as ␛, never acted on.
       expect(r.stdout.split('\n'), verb).toHaveLength(2);
-      expect(r.stdout, verb).toMatch(new RegExp(`^${verb} request [0-9a-f-]{36} \\(support-bot␛\\]0;pwned␇ → billing\\.refund␊✔ approved request 0{8}-0{4}-7000-8000-0{12} as ceo@corp␍␛\\[2K\\) with arguments \\{"amount":(650|1200)\\} \\(digest [0-9a-f]{12}…\\) as alice@corp \\(key alice@corp\\+[0-9a-f]{8}\\); recorded as event [0-9a-f-]{36}\\.\\n$`));
+      expect(r.stdout, verb).toMatch(
+        new RegExp(
+          `^${verb} request [0-9a-f-]{36} \\(support-bot␛\\]0;pwned␇ → billing\\.refund␊✔ approved request 0{8}-0{4}-7000-8000-0{12} as ceo@corp␍␛\\[2K\\) with arguments \\{"amount":(650|1200)\\} \\(digest [0-9a-f]{12}…\\) as alice@corp \\(key alice@corp\\+[0-9a-f]{8}\\); recorded as event [0-9a-f-]{36}\\.\\n$`,
+        ),
+      );
     }
     // --json keeps the recorded text exact, escaped as JSON.
     const json = await runCli(['approvals', '--all', '--json', '--store', `sqlite:${file}`]);

@@ -29,7 +29,6 @@ const HOSTILE_TEXT = Object.values(HOSTILE).join(' | ');
 /** Anything a terminal acts on: C0 controls but the newline the CLI itself writes, DEL, C1, bidi and line separators. */
 const ACTIVE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 
-
 let file: string;
 let store: string;
 const agent = `bot${ESC}[8m`;
@@ -48,7 +47,14 @@ beforeAll(async () => {
       ev('note', { text: HOSTILE.fakeRow }),
       ev(
         'approval.request',
-        { request_id: 'req-1', tool: `billing.refund${HOSTILE.overwrite}`, arguments: { amount: HOSTILE.erase, memo: HOSTILE.link }, arguments_digest: 'a'.repeat(64), expires_at: '2999-01-01T00:00:00.000Z', rule: HOSTILE.fakeRow },
+        {
+          request_id: 'req-1',
+          tool: `billing.refund${HOSTILE.overwrite}`,
+          arguments: { amount: HOSTILE.erase, memo: HOSTILE.link },
+          arguments_digest: 'a'.repeat(64),
+          expires_at: '2999-01-01T00:00:00.000Z',
+          rule: HOSTILE.fakeRow,
+        },
         { resource: 'billing', action: 'billing.refund', outcome: 'pending' },
       ),
       ev('session.end', { reason: 'completed' }),

@@ -78,7 +78,12 @@ describe('out-of-range times', () => {
 
   it('[R-CLI-USAGE] still accept ISO-8601 times with an offset and spans up to the year 0000', async () => {
     const store = `sqlite:${base.file}`;
-    for (const args of [['--since', '2020-01-01T10:00:00+02:00'], ['--since', '2020-01-01'], ['--since', '700000d'], ['--until', '2999-12-31T23:59:59.999Z']]) {
+    for (const args of [
+      ['--since', '2020-01-01T10:00:00+02:00'],
+      ['--since', '2020-01-01'],
+      ['--since', '700000d'],
+      ['--until', '2999-12-31T23:59:59.999Z'],
+    ]) {
       const r = await runCli(['query', '--store', store, '--json', ...args]);
       expect(r.code, args.join(' ')).toBe(0);
       expect((JSON.parse(r.stdout) as { events: unknown[] }).events.length, args.join(' ')).toBe(13);
@@ -111,7 +116,12 @@ describe('a mistyped store scheme', () => {
       expect(sentence, store).toMatch(/sqlite:.*postgres:\/\//);
     }
     expect(fs.readdirSync(cwd)).toEqual([]);
-    expect(isWitnessError(catchError(() => parseStoreUrl('sqllite:/tmp/w.db')), 'invalid_store_url')).toBe(true);
+    expect(
+      isWitnessError(
+        catchError(() => parseStoreUrl('sqllite:/tmp/w.db')),
+        'invalid_store_url',
+      ),
+    ).toBe(true);
   });
 
   it('[R-CLI-USAGE] keeps sane paths working: ./a:b, an existing directory a:b/, a drive letter, any case of sqlite:', async () => {

@@ -35,7 +35,11 @@ describe('the arguments digest', () => {
     expect(salt).toMatch(/^[0-9a-f]{64}$/);
     expect(newArgumentsSalt()).not.toBe(salt);
     const args = { b: [1, 'x'], a: { pin: '[REDACTED:key]' } };
-    const independent = createHash('sha256').update(Buffer.from('witness/args/v1\n', 'utf8')).update(Buffer.from(salt, 'hex')).update('{"a":{"pin":"[REDACTED:key]"},"b":[1,"x"]}', 'utf8').digest('hex');
+    const independent = createHash('sha256')
+      .update(Buffer.from('witness/args/v1\n', 'utf8'))
+      .update(Buffer.from(salt, 'hex'))
+      .update('{"a":{"pin":"[REDACTED:key]"},"b":[1,"x"]}', 'utf8')
+      .digest('hex');
     expect(argumentsDigest(salt, args)).toBe(independent);
     // Missing arguments are digested as null; another salt gives another digest; the unsalted hash never appears.
     expect(argumentsDigest(salt, undefined)).toBe(argumentsDigest(salt, null));
@@ -79,10 +83,15 @@ describe('the approver signature', () => {
     expect(verifyApprovalSignature(data)?.name).toBe('alice@acme.example');
   });
 
-  it('fails when any signed field changes, the signature is missing or malformed, or the key is not the named approver\'s', () => {
+  it("fails when any signed field changes, the signature is missing or malformed, or the key is not the named approver's", () => {
     const signer = parseSignerKey(signerKey);
     const data = { ...base, approver_sig: signApproval(signer, base) };
-    for (const [field, value] of [['decision', 'denied'], ['arguments_digest', 'ef'.repeat(32)], ['expires_at', '2027-01-01T00:00:00.000Z'], ['reason', 'added later']] as const) {
+    for (const [field, value] of [
+      ['decision', 'denied'],
+      ['arguments_digest', 'ef'.repeat(32)],
+      ['expires_at', '2027-01-01T00:00:00.000Z'],
+      ['reason', 'added later'],
+    ] as const) {
       expect(verifyApprovalSignature({ ...data, [field]: value }), field).toBeUndefined();
     }
     expect(verifyApprovalSignature(base)).toBeUndefined();
@@ -209,7 +218,10 @@ describe('whether a decision counts', () => {
       reason: `carol@corp (key ${fingerprintOf(carol.verifierKey)}) is not among the approvers the policy allows for this request`,
     });
     // Listed by a careless operator, the agent's own key still cannot decide: identities are compared folded.
-    expect(decisionProblem(parts, decision(agentKey), [...allowed, agentKey.verifierKey], ORIGIN)).toEqual({ code: 'approver_not_allowed', reason: 'Support-Bot is the agent that made the call (support-bot)' });
+    expect(decisionProblem(parts, decision(agentKey), [...allowed, agentKey.verifierKey], ORIGIN)).toEqual({
+      code: 'approver_not_allowed',
+      reason: 'Support-Bot is the agent that made the call (support-bot)',
+    });
     // Who may decide is the caller's list (the gateway passes its own policy's), not the request's.
     expect(decisionProblem(parts, decision(alice), [bob.verifierKey], ORIGIN)?.code).toBe('approver_not_allowed');
   });

@@ -25,7 +25,7 @@ const inputs: Array<Record<string, unknown>> = [
     policy: { decision: 'review', rule: 'r', mode: 'enforce' },
     approvals: [{ approver: 'alice', decision: 'approved', ts: '2026-11-23T10:00:00.000Z' }],
     artifacts: [{ sha256: 'a'.repeat(64), mime: 'image/png', bytes: 3, role: 'before' }],
-    data: { tool: 'billing.refund', arguments: { amount: 650, 'é': ['€', null, true, 1.5e-7] } },
+    data: { tool: 'billing.refund', arguments: { amount: 650, é: ['€', null, true, 1.5e-7] } },
   },
 ];
 

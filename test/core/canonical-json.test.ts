@@ -16,11 +16,6 @@ function fromBits(hex: string): number {
   return view.getFloat64(0);
 }
 
-
-
-
-
-
 describe('RFC 8785 test vectors', () => {
   it('canonicalises the Section 3.2.2 example to the output the RFC prints', () => {
     const input = strictParse(fixture('rfc8785-3.2.2-input.json'));
@@ -63,11 +58,14 @@ describe('RFC 8785 test vectors', () => {
     expect(canonicalize([fromBits(bits)])).toBe(`[${json}]`);
   });
 
-  it.each(appendixB.valid.filter((v) => unsafeInteger(v.json)).map((v) => [v.ieee754, v.json]))('refuses 0x%s (JCS form %s), an integer beyond 2^53 that a strict reader could not read back', (bits) => {
-    const e = thrown(() => canonicalize({ n: fromBits(bits) }));
-    expect(e.code).toBe('not_serialisable');
-    expect(e.details).toEqual({ path: 'n' });
-  });
+  it.each(appendixB.valid.filter((v) => unsafeInteger(v.json)).map((v) => [v.ieee754, v.json]))(
+    'refuses 0x%s (JCS form %s), an integer beyond 2^53 that a strict reader could not read back',
+    (bits) => {
+      const e = thrown(() => canonicalize({ n: fromBits(bits) }));
+      expect(e.code).toBe('not_serialisable');
+      expect(e.details).toEqual({ path: 'n' });
+    },
+  );
 
   it.each(appendixB.invalid.map((v) => [v.comment, v.ieee754]))('rejects %s (0x%s), which Appendix B leaves without a JSON form', (_name, bits) => {
     const e = thrown(() => canonicalize({ n: fromBits(bits) }));
@@ -149,11 +147,7 @@ describe('canonicalize on values that can be recorded', () => {
   });
 
   it('sorts a "__proto__" member among the others by its code units, as the canonicalize library does, at every depth and whatever it holds [R-HOSTILE]', () => {
-    const texts = [
-      '{"__proto__":1}',
-      '{"b":2,"__proto__":"attacker-iban","A":1,"_":0,"a":[{"__proto__":null}]}',
-      '{"x":{"__proto__":{"__proto__":{"y":[1,"__proto__"]}}},"__proto__":[]}',
-    ];
+    const texts = ['{"__proto__":1}', '{"b":2,"__proto__":"attacker-iban","A":1,"_":0,"a":[{"__proto__":null}]}', '{"x":{"__proto__":{"__proto__":{"y":[1,"__proto__"]}}},"__proto__":[]}'];
     for (const text of texts) {
       const value = strictParse(text);
       expect(canonicalize(value), text).toBe(library(JSON.parse(text)));
@@ -293,9 +287,7 @@ describe('canonicalize on values that cannot be recorded', () => {
   });
 
   it('prefixes error paths with the path option', () => {
-    expect(thrown(() => canonicalize({ args: { amount: 1n } }, { path: 'data' })).message).toBe(
-      'BigInt at data.args.amount cannot be recorded as JSON; convert it to a string or number.',
-    );
+    expect(thrown(() => canonicalize({ args: { amount: 1n } }, { path: 'data' })).message).toBe('BigInt at data.args.amount cannot be recorded as JSON; convert it to a string or number.');
     expect(thrown(() => canonicalize([1n], { path: 'data' })).details).toEqual({ path: 'data[0]' });
     expect(thrown(() => canonicalize(1n, { path: 'data' })).details).toEqual({ path: 'data' });
   });

@@ -35,9 +35,7 @@ describe('formatCheckpoint', () => {
   });
 
   it('formats size zero and extension lines', () => {
-    expect(formatCheckpoint({ origin: 'o', size: 0, rootHash: ROOT, extensions: ['ext one', 'two'] })).toBe(
-      `o\n0\n${ROOT_B64}\next one\ntwo\n`,
-    );
+    expect(formatCheckpoint({ origin: 'o', size: 0, rootHash: ROOT, extensions: ['ext one', 'two'] })).toBe(`o\n0\n${ROOT_B64}\next one\ntwo\n`);
   });
 
   it('rejects an empty origin, an origin with a newline, a bad size, a wrong-length root and bad extensions', () => {
@@ -81,17 +79,16 @@ describe('parseCheckpoint', () => {
   });
 
   it("rejects the bad trees from Go's sumdb/tlog note_test.go", () => {
-    expect(codeOf(() => parseCheckpoint('go.sum database tree\n0xabcdef\nTszzRgjTG6xce+z2AG31kAXYKBgQVtCSCE40HmuwBb0=\n'))).toBe(
-      'invalid_checkpoint',
-    );
-    expect(codeOf(() => parseCheckpoint('go.sum database tree\n123456789012\nTszzRgjTG6xce+z2AG31kAXYKBgQVtCSCE40HmuwBTOOBIG=\n'))).toBe(
-      'invalid_checkpoint',
-    );
+    expect(codeOf(() => parseCheckpoint('go.sum database tree\n0xabcdef\nTszzRgjTG6xce+z2AG31kAXYKBgQVtCSCE40HmuwBb0=\n'))).toBe('invalid_checkpoint');
+    expect(codeOf(() => parseCheckpoint('go.sum database tree\n123456789012\nTszzRgjTG6xce+z2AG31kAXYKBgQVtCSCE40HmuwBTOOBIG=\n'))).toBe('invalid_checkpoint');
   });
 
   it('rejects sizes with leading zeros, signs, non-digits or beyond the safe integer range', () => {
     for (const size of ['00', '01', '007', '-1', '-0', '+1', '', ' 1', '1 ', 'abc', '1e3', '1.0', '0x10', '\u0661', '9007199254740992']) {
-      expect(codeOf(() => parseCheckpoint(`o\n${size}\n${ROOT_B64}\n`)), size).toBe('invalid_checkpoint');
+      expect(
+        codeOf(() => parseCheckpoint(`o\n${size}\n${ROOT_B64}\n`)),
+        size,
+      ).toBe('invalid_checkpoint');
     }
     expect(parseCheckpoint(`o\n0\n${ROOT_B64}\n`).size).toBe(0);
     expect(parseCheckpoint(`o\n9007199254740991\n${ROOT_B64}\n`).size).toBe(Number.MAX_SAFE_INTEGER);
@@ -104,7 +101,10 @@ describe('parseCheckpoint', () => {
     const roots = [b31, b33, '', ROOT_B64.replace(/=$/, ''), `${ROOT_B64}=`, `-${ROOT_B64.slice(1)}`, `_${ROOT_B64.slice(1)}`, `${ROOT_B64} `, nonCanonical, '!'.repeat(44)];
     expect(Buffer.from(nonCanonical, 'base64').equals(Buffer.from(ROOT))).toBe(true);
     for (const root of roots) {
-      expect(codeOf(() => parseCheckpoint(`o\n1\n${root}\n`)), root).toBe('invalid_checkpoint');
+      expect(
+        codeOf(() => parseCheckpoint(`o\n1\n${root}\n`)),
+        root,
+      ).toBe('invalid_checkpoint');
     }
   });
 
@@ -120,7 +120,10 @@ describe('parseCheckpoint', () => {
       `o\x01\n1\n${ROOT_B64}\n`,
       `o\r\n1\n${ROOT_B64}\n`,
     ]) {
-      expect(codeOf(() => parseCheckpoint(text)), JSON.stringify(text)).toBe('invalid_checkpoint');
+      expect(
+        codeOf(() => parseCheckpoint(text)),
+        JSON.stringify(text),
+      ).toBe('invalid_checkpoint');
     }
     expect(codeOf(() => parseCheckpoint(undefined as unknown as string))).toBe('invalid_checkpoint');
   });
@@ -136,9 +139,7 @@ describe('signed checkpoints', () => {
   });
 
   it('rejects the sum.golang.org checkpoint when another origin is expected', () => {
-    expect(codeOf(() => openCheckpoint(SUMDB_NOTE, [parseVerifierKey(SUMDB_VKEY)], 'Go rocks but I might have the wrong ID'))).toBe(
-      'invalid_checkpoint',
-    );
+    expect(codeOf(() => openCheckpoint(SUMDB_NOTE, [parseVerifierKey(SUMDB_VKEY)], 'Go rocks but I might have the wrong ID'))).toBe('invalid_checkpoint');
   });
 
   it('rejects the sum.golang.org checkpoint with a changed size', () => {

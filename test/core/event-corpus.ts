@@ -155,10 +155,10 @@ export function mutate(r: () => number, input: Record<string, unknown>): Record<
     } else if (roll < 0.75 && !Array.isArray(n.parent)) {
       delete n.parent[n.key as string];
     } else {
-      const target = pick(r, [copy, ...all.map((x) => (x.parent as Record<string, unknown>)[x.key as string])].filter((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) as Record<
-        string,
-        unknown
-      >;
+      const target = pick(
+        r,
+        [copy, ...all.map((x) => (x.parent as Record<string, unknown>)[x.key as string])].filter((x) => typeof x === 'object' && x !== null && !Array.isArray(x)),
+      ) as Record<string, unknown>;
       const name = pick(r, ['extra', '__proto__', 'id', 'kind', 'data', 'version', 'toString', '0']);
       Object.defineProperty(target, name, { value: structuredClone(pick(r, HOSTILE)), enumerable: true, writable: true, configurable: true });
     }

@@ -91,7 +91,15 @@ describe('the header check compiled from the zod schemas', () => {
   });
 
   it('writes unescaped only the header members whose schemas admit no character JSON escapes', () => {
-    const valid: Record<string, string> = { id: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12), ts: '2026-11-23T10:00:00.123Z', received_ts: '2026-11-23T10:00:00.123Z', parent: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12), kind: 'note', outcome: 'success', payload_digest: 'a'.repeat(64) };
+    const valid: Record<string, string> = {
+      id: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12),
+      ts: '2026-11-23T10:00:00.123Z',
+      received_ts: '2026-11-23T10:00:00.123Z',
+      parent: 'a'.repeat(8) + '-aaaa-7aaa-8aaa-' + 'a'.repeat(12),
+      kind: 'note',
+      outcome: 'success',
+      payload_digest: 'a'.repeat(64),
+    };
     for (const k of PLAIN_TEXT) {
       const schema = (EventHeader.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>)[k]!;
       expect(schema.safeParse(valid[k]).success, k).toBe(true);

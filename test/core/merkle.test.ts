@@ -37,9 +37,7 @@ interface Vectors {
   subtreeVectors: { maxSize: number; subtreeHashes: string; subtreeInclusionProofs: string };
 }
 
-const V = JSON.parse(
-  readFileSync(new URL('../fixtures/merkle/transparency-dev-vectors.json', import.meta.url), 'utf8'),
-) as Vectors;
+const V = JSON.parse(readFileSync(new URL('../fixtures/merkle/transparency-dev-vectors.json', import.meta.url), 'utf8')) as Vectors;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Buffer => Buffer.from(s, 'hex');
@@ -79,7 +77,6 @@ function build(leaves: readonly Uint8Array[]): Built {
   return { frontier, src, roots };
 }
 
-
 function randomLeaves(seed: number, n: number): Buffer[] {
   const next = rng(seed);
   return Array.from({ length: n }, () => {
@@ -100,9 +97,7 @@ function refPath(m: number, leaves: readonly Uint8Array[]): Buffer[] {
   const n = leaves.length;
   if (n <= 1) return [];
   const k = split(n);
-  return m < k
-    ? [...refPath(m, leaves.slice(0, k)), rootFromLeafHashes(leaves.slice(k))]
-    : [...refPath(m - k, leaves.slice(k)), rootFromLeafHashes(leaves.slice(0, k))];
+  return m < k ? [...refPath(m, leaves.slice(0, k)), rootFromLeafHashes(leaves.slice(k))] : [...refPath(m - k, leaves.slice(k)), rootFromLeafHashes(leaves.slice(0, k))];
 }
 
 /** RFC 6962 2.1.2 SUBPROOF transcribed literally over arrays. */
@@ -110,9 +105,7 @@ function refSubproof(m: number, leaves: readonly Uint8Array[], complete: boolean
   const n = leaves.length;
   if (m === n) return complete ? [] : [rootFromLeafHashes(leaves)];
   const k = split(n);
-  return m <= k
-    ? [...refSubproof(m, leaves.slice(0, k), complete), rootFromLeafHashes(leaves.slice(k))]
-    : [...refSubproof(m - k, leaves.slice(k), false), rootFromLeafHashes(leaves.slice(0, k))];
+  return m <= k ? [...refSubproof(m, leaves.slice(0, k), complete), rootFromLeafHashes(leaves.slice(k))] : [...refSubproof(m - k, leaves.slice(k), false), rootFromLeafHashes(leaves.slice(0, k))];
 }
 
 function flipBit(proof: readonly Buffer[], step: number, bit: number): Buffer[] {
@@ -215,10 +208,21 @@ describe('Merkle hashing primitives', () => {
 
   it('prefixes leaves with 0x00 and interior nodes with 0x01', () => {
     const l = Buffer.from('entry');
-    expect(leafHash(l)).toEqual(createHash('sha256').update(Buffer.from([0])).update(l).digest());
+    expect(leafHash(l)).toEqual(
+      createHash('sha256')
+        .update(Buffer.from([0]))
+        .update(l)
+        .digest(),
+    );
     const a = leafHash(Buffer.from('a'));
     const b = leafHash(Buffer.from('b'));
-    expect(nodeHash(a, b)).toEqual(createHash('sha256').update(Buffer.from([1])).update(a).update(b).digest());
+    expect(nodeHash(a, b)).toEqual(
+      createHash('sha256')
+        .update(Buffer.from([1]))
+        .update(a)
+        .update(b)
+        .digest(),
+    );
   });
 
   it('computes the published root for every tree size from 0 to 8', () => {
@@ -282,14 +286,11 @@ describe('known-answer vectors from transparency-dev/merkle', () => {
     expect(verifyConsistency(oldSize, newSize, proof.map(unhex), vectorRoot(oldSize), vectorRoot(newSize))).toEqual({ ok: true });
   });
 
-  it.each(V.consistencyProofs.filter((c) => c.proof.length > 0))(
-    'rejects every transparency-dev corruption of the consistency proof from $oldSize to $newSize',
-    ({ oldSize, newSize, proof }) => {
-      const probes = corruptConsistency(oldSize, newSize, proof.map(unhex), vectorRoot(oldSize), vectorRoot(newSize));
-      const accepted = probes.filter((p) => verifyConsistency(p.oldSize, p.newSize, p.proof, p.oldRoot, p.newRoot).ok).map((p) => p.desc);
-      expect(accepted).toEqual([]);
-    },
-  );
+  it.each(V.consistencyProofs.filter((c) => c.proof.length > 0))('rejects every transparency-dev corruption of the consistency proof from $oldSize to $newSize', ({ oldSize, newSize, proof }) => {
+    const probes = corruptConsistency(oldSize, newSize, proof.map(unhex), vectorRoot(oldSize), vectorRoot(newSize));
+    const accepted = probes.filter((p) => verifyConsistency(p.oldSize, p.newSize, p.proof, p.oldRoot, p.newRoot).ok).map((p) => p.desc);
+    expect(accepted).toEqual([]);
+  });
 
   it('verifies a single-entry tree exactly when leaf and root are the same 32-byte hash', () => {
     // Mirrors TestVerifyInclusionSingleEntry in transparency-dev/merkle proof/verify_test.go.
@@ -304,7 +305,12 @@ describe('known-answer vectors from transparency-dev/merkle', () => {
   it('rejects the degenerate inclusion probes of transparency-dev for every bad (index, size)', () => {
     // Mirrors the first loop of TestVerifyInclusion: (0,0), (1,0) and (2,1) are out of range, and
     // (0,1) must not verify against mismatched or malformed roots and leaves.
-    for (const [index, size] of [[0, 0], [0, 1], [1, 0], [2, 1]] as const) {
+    for (const [index, size] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [2, 1],
+    ] as const) {
       expectRejected(verifyInclusion(SOME_HASH, index, size, [], Buffer.alloc(0)));
       expectRejected(verifyInclusion(Buffer.alloc(0), index, size, [], EMPTY_ROOT));
       expectRejected(verifyInclusion(SOME_HASH, index, size, [], EMPTY_ROOT));
@@ -558,7 +564,14 @@ describe('tampered consistency proofs', () => {
   const rootOf = (n: number): Buffer => at(roots, n);
 
   it('rejects a consistency proof with one flipped bit in any step', () => {
-    for (const [m, n] of [[1, 50], [3, 7], [16, 50], [17, 50], [32, 33], [49, 50]] as const) {
+    for (const [m, n] of [
+      [1, 50],
+      [3, 7],
+      [16, 50],
+      [17, 50],
+      [32, 33],
+      [49, 50],
+    ] as const) {
       const proof = consistencyProof(m, n, src);
       for (let step = 0; step < proof.length; step++) {
         for (let bit = 0; bit < 8 * HASH_SIZE; bit++) {
@@ -669,11 +682,7 @@ describe('hostile input', () => {
       ])();
     for (let k = 0; k < 5000; k++) {
       const a = Array.from({ length: 5 }, values) as [never, never, never, never, never];
-      const results = [
-        verifyInclusion(a[0], a[1], a[2], a[3], a[4]),
-        verifyConsistency(a[0], a[1], a[2], a[3], a[4]),
-        rootFromInclusionProof(a[0], a[1], a[2], a[3]),
-      ];
+      const results = [verifyInclusion(a[0], a[1], a[2], a[3], a[4]), verifyConsistency(a[0], a[1], a[2], a[3], a[4]), rootFromInclusionProof(a[0], a[1], a[2], a[3])];
       for (const r of results) {
         if (!r.ok) expect(typeof r.reason).toBe('string');
       }
@@ -738,13 +747,28 @@ describe('Frontier', () => {
     const levels = leaves.map((l) => f.push(l).map((n) => [n.level, n.index]));
     expect(levels).toEqual([
       [[0, 0]],
-      [[0, 1], [1, 0]],
+      [
+        [0, 1],
+        [1, 0],
+      ],
       [[0, 2]],
-      [[0, 3], [1, 1], [2, 0]],
+      [
+        [0, 3],
+        [1, 1],
+        [2, 0],
+      ],
       [[0, 4]],
-      [[0, 5], [1, 2]],
+      [
+        [0, 5],
+        [1, 2],
+      ],
       [[0, 6]],
-      [[0, 7], [1, 3], [2, 1], [3, 0]],
+      [
+        [0, 7],
+        [1, 3],
+        [2, 1],
+        [3, 0],
+      ],
     ]);
   });
 

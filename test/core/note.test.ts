@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isWitnessError } from '../../src/core/errors.js';
-import {
-  MAX_NOTE_BYTES,
-  computeKeyHash,
-  formatVerifierKey,
-  generateKey,
-  isCanonicalEd25519Signature,
-  openNote,
-  parseSignerKey,
-  parseVerifierKey,
-  signNote,
-} from '../../src/core/note.js';
+import { MAX_NOTE_BYTES, computeKeyHash, formatVerifierKey, generateKey, isCanonicalEd25519Signature, openNote, parseSignerKey, parseVerifierKey, signNote } from '../../src/core/note.js';
 import type { NoteSigner, NoteVerifier } from '../../src/core/note.js';
 import { codeOf } from '../helpers/errors.js';
 
@@ -20,17 +10,13 @@ const PETER_SKEY = 'PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y
 const PETER_VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
 const ENOCH_VKEY = 'EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop';
 const GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-const PETER_SIG =
-  '\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
-const ENOCH_SIG =
-  '\u2014 EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n';
+const PETER_SIG = '\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
+const ENOCH_SIG = '\u2014 EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n';
 
 // The example note in c2sp.org/signed-note (C2SP/C2SP signed-note.md). The spec publishes no
 // verifier key for it, so it only exercises parsing: its text contains a blank line of its own.
 const C2SP_TEXT = 'Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n';
-const C2SP_NOTE =
-  C2SP_TEXT +
-  '\n\u2014 quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n';
+const C2SP_NOTE = C2SP_TEXT + '\n\u2014 quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n';
 
 const ED25519_L = (1n << 252n) + 27742317777372353535851937790883648493n;
 
@@ -62,7 +48,10 @@ describe('note keys', () => {
     for (let i = 0; i <= PETER_VKEY.length; i++) {
       for (let j = i + 1; j <= PETER_VKEY.length; j++) {
         if (i === 0 && j === PETER_VKEY.length) continue;
-        expect(codeOf(() => parseVerifierKey(PETER_VKEY.slice(i, j))), PETER_VKEY.slice(i, j)).toBe('invalid_key');
+        expect(
+          codeOf(() => parseVerifierKey(PETER_VKEY.slice(i, j))),
+          PETER_VKEY.slice(i, j),
+        ).toBe('invalid_key');
       }
     }
   });
@@ -70,11 +59,14 @@ describe('note keys', () => {
   it("rejects every single-character increment of the verifier key, as Go's TestNewVerifier does", () => {
     for (let i = 0; i < PETER_VKEY.length; i++) {
       const k = PETER_VKEY.slice(0, i) + String.fromCharCode(PETER_VKEY.charCodeAt(i) + 1) + PETER_VKEY.slice(i + 1);
-      expect(codeOf(() => parseVerifierKey(k)), k).toBe('invalid_key');
+      expect(
+        codeOf(() => parseVerifierKey(k)),
+        k,
+      ).toBe('invalid_key');
     }
   });
 
-  it('rejects a wrong-length key and an unknown algorithm even with a matching key hash, from Go\'s TestNewVerifier', () => {
+  it("rejects a wrong-length key and an unknown algorithm even with a matching key hash, from Go's TestNewVerifier", () => {
     expect(codeOf(() => parseVerifierKey('PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=='))).toBe('invalid_key');
     expect(codeOf(() => parseVerifierKey('PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW'))).toBe('invalid_key');
   });
@@ -83,12 +75,18 @@ describe('note keys', () => {
     for (let i = 0; i <= PETER_SKEY.length; i++) {
       for (let j = i + 1; j <= PETER_SKEY.length; j++) {
         if (i === 0 && j === PETER_SKEY.length) continue;
-        expect(codeOf(() => parseSignerKey(PETER_SKEY.slice(i, j))), PETER_SKEY.slice(i, j)).toBe('invalid_key');
+        expect(
+          codeOf(() => parseSignerKey(PETER_SKEY.slice(i, j))),
+          PETER_SKEY.slice(i, j),
+        ).toBe('invalid_key');
       }
     }
     for (let i = 0; i < PETER_SKEY.length; i++) {
       const k = PETER_SKEY.slice(0, i) + String.fromCharCode(PETER_SKEY.charCodeAt(i) + 1) + PETER_SKEY.slice(i + 1);
-      expect(codeOf(() => parseSignerKey(k)), k).toBe('invalid_key');
+      expect(
+        codeOf(() => parseSignerKey(k)),
+        k,
+      ).toBe('invalid_key');
     }
   });
 
@@ -169,7 +167,7 @@ describe('openNote', () => {
     expect(n.unknown).toEqual([]);
   });
 
-  it("accepts the note as bytes too", () => {
+  it('accepts the note as bytes too', () => {
     const n = openNote(new TextEncoder().encode(GO_TEXT + '\n' + PETER_SIG), [peter()]);
     expect(n.text).toBe(GO_TEXT);
   });
@@ -221,7 +219,7 @@ describe('openNote', () => {
     }
   });
 
-  it('rejects a signature from a trusted key that does not verify, from Go\'s TestOpen', () => {
+  it("rejects a signature from a trusted key that does not verify, from Go's TestOpen", () => {
     const bad = PETER_SIG.slice(0, 60) + 'ABCD' + PETER_SIG.slice(60);
     const e = errorOf(() => openNote(GO_TEXT + '\n' + bad, [peter()]));
     expect(isWitnessError(e, 'invalid_signature')).toBe(true);
@@ -262,7 +260,7 @@ describe('openNote', () => {
     }
   });
 
-  it('rejects invalid UTF-8 bytes, including the \\xff case from Go\'s TestOpen', () => {
+  it("rejects invalid UTF-8 bytes, including the \\xff case from Go's TestOpen", () => {
     const enc = new TextEncoder();
     const msg = new Uint8Array([0xff, ...enc.encode(GO_TEXT + '\n' + PETER_SIG)]);
     expect(codeOf(() => openNote(msg, [peter()]))).toBe('invalid_signature');
@@ -291,7 +289,10 @@ describe('openNote', () => {
       `\u2014 Peter\u3000Neumann ${sigB64}\n`,
     ];
     for (const line of lines) {
-      expect(codeOf(() => openNote(GO_TEXT + '\n' + line, [peter()])), line).toBe('invalid_signature');
+      expect(
+        codeOf(() => openNote(GO_TEXT + '\n' + line, [peter()])),
+        line,
+      ).toBe('invalid_signature');
     }
   });
 
@@ -303,8 +304,14 @@ describe('openNote', () => {
 
   it('accepts several signatures from distinct trusted keys', () => {
     const keys = Array.from({ length: 16 }, (_, i) => generateKey(`k${i}.example`));
-    const msg = signNote('checkpoint\n', keys.map((k) => parseSignerKey(k.signerKey)));
-    const n = openNote(msg, keys.map((k) => parseVerifierKey(k.verifierKey)));
+    const msg = signNote(
+      'checkpoint\n',
+      keys.map((k) => parseSignerKey(k.signerKey)),
+    );
+    const n = openNote(
+      msg,
+      keys.map((k) => parseVerifierKey(k.verifierKey)),
+    );
     expect(n.verified.map((v) => v.name)).toEqual(keys.map((_, i) => `k${i}.example`));
   });
 

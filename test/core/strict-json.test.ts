@@ -4,12 +4,6 @@ import { DEFAULT_MAX_PARSE_DEPTH, strictParse, strictParseLines } from '../../sr
 import { pick, randomJsonValue, rng } from '../helpers/random.js';
 import { thrown } from '../helpers/errors.js';
 
-
-
-
-
-
-
 /** JSON text for `v` with random insignificant whitespace and random (valid) escaping choices. */
 function randomText(r: () => number, v: unknown): string {
   const ws = () => (r() < 0.7 ? '' : pick(r, [' ', '\n', '\t', '\r\n', '  ']));
@@ -193,7 +187,49 @@ describe('strictParse on hostile or invalid input', () => {
 
   it('throws only WitnessError on random text and agrees with JSON.parse whenever it accepts', () => {
     const r = rng(1);
-    const tokens = ['{', '}', '[', ']', ',', ':', '"', '\\', 'u', 'd83d', 'DC00', '0', '1', '9', '-', '+', '.', 'e', 'E', 'true', 'false', 'null', 'nul', ' ', '\n', '\t', '\u0000', '\ud800', '\udc00', '😀', 'é', '\ufeff', '"a"', '"a":', '12', '1e999', '9007199254740993', '\\u00', '\\n', '/', 'x'];
+    const tokens = [
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      ':',
+      '"',
+      '\\',
+      'u',
+      'd83d',
+      'DC00',
+      '0',
+      '1',
+      '9',
+      '-',
+      '+',
+      '.',
+      'e',
+      'E',
+      'true',
+      'false',
+      'null',
+      'nul',
+      ' ',
+      '\n',
+      '\t',
+      '\u0000',
+      '\ud800',
+      '\udc00',
+      '😀',
+      'é',
+      '\ufeff',
+      '"a"',
+      '"a":',
+      '12',
+      '1e999',
+      '9007199254740993',
+      '\\u00',
+      '\\n',
+      '/',
+      'x',
+    ];
     for (let i = 0; i < 20_000; i++) {
       let text = '';
       const n = Math.floor(r() * 16);

@@ -63,7 +63,12 @@ function validHeader(r: () => number): Record<string, unknown> {
     received_ts: maybe(r, 0.2, () => iso(r)),
     user: maybe(r, 0.3, () => text(r)),
     principal: maybe(r, 0.2, () => ({ id: nonEmpty(r), kind: maybe(r, 0.5, () => pick(r, ['human', 'service'])) })),
-    delegation: maybe(r, 0.15, () => ({ id: text(r), issuer: maybe(r, 0.5, () => text(r)), scopes: maybe(r, 0.5, () => Array.from({ length: Math.floor(r() * 4) }, () => text(r))), expires: maybe(r, 0.5, () => iso(r)) })),
+    delegation: maybe(r, 0.15, () => ({
+      id: text(r),
+      issuer: maybe(r, 0.5, () => text(r)),
+      scopes: maybe(r, 0.5, () => Array.from({ length: Math.floor(r() * 4) }, () => text(r))),
+      expires: maybe(r, 0.5, () => iso(r)),
+    })),
     subject: maybe(r, 0.2, () => text(r)),
     recorder: maybe(r, 0.4, () => ({ id: maybe(r, 0.5, () => text(r)), kind: pick(r, ['sdk', 'gateway', 'server', 'otlp', 'cli']), version: maybe(r, 0.5, () => text(r)) })),
     source: maybe(r, 0.3, () => ({ host: maybe(r, 0.5, () => text(r)), process: maybe(r, 0.5, () => text(r)) })),
@@ -95,7 +100,13 @@ function validHeader(r: () => number): Record<string, unknown> {
     record_class: maybe(r, 0.2, () => text(r)),
     data_categories: maybe(r, 0.2, () => Array.from({ length: Math.floor(r() * 3) }, () => text(r))),
     artifacts: maybe(r, 0.3, () =>
-      Array.from({ length: Math.floor(r() * 3) }, () => ({ sha256: hex(r, 64), mime: nonEmpty(r), bytes: pick(r, [0, 48213, Number.MAX_SAFE_INTEGER]), role: maybe(r, 0.5, () => text(r)), name: maybe(r, 0.3, () => text(r)) })),
+      Array.from({ length: Math.floor(r() * 3) }, () => ({
+        sha256: hex(r, 64),
+        mime: nonEmpty(r),
+        bytes: pick(r, [0, 48213, Number.MAX_SAFE_INTEGER]),
+        role: maybe(r, 0.5, () => text(r)),
+        name: maybe(r, 0.3, () => text(r)),
+      })),
     ),
   };
   return h;
@@ -121,12 +132,18 @@ function mutate(r: () => number, t: string, h: Record<string, unknown>): string 
     // Members: moved, duplicated, unknown, null, of the wrong type.
     () => canonicalize({ ...h, [pick(r, Object.keys(h))]: pick(r, [null, 1, 'x', '', true, [], {}, 'a'.repeat(513), 'b'.repeat(4097)]) }),
     () => {
-      const k = pick(r, Object.keys(h).filter((x) => h[x] !== undefined));
+      const k = pick(
+        r,
+        Object.keys(h).filter((x) => h[x] !== undefined),
+      );
       return t.replace('{', `{"${k}":${JSON.stringify(h[k])},`);
     },
     () => t.replace('{', `{"${pick(r, ['zzz', 'data', 'salt', 'hash', '__proto__', 'Agent'])}":1,`),
     () => {
-      const keys = Object.keys(h).filter((x) => h[x] !== undefined).sort().reverse();
+      const keys = Object.keys(h)
+        .filter((x) => h[x] !== undefined)
+        .sort()
+        .reverse();
       return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalize(h[k])}`).join(',')}}`;
     },
     () => t.replace(/"(kind|outcome|decision|mode)":"([a-z.]+)"/, (_m, k: string, v: string) => `"${k}":"${v}x"`),

@@ -14,7 +14,6 @@ import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('witness-demo-');
 
-
 describe('witness demo', () => {
   it('runs the refund, access-change and data-fix workflow through the proxy with approvals, screenshots and a narrated video, and verifies it all', async () => {
     const demo = path.join(dir, 'run');
@@ -90,7 +89,9 @@ describe('witness demo', () => {
     const r = await runBin(['demo', '--dir', path.join(dir, 'missing')], { env: { WITNESS_FFMPEG: '/nonexistent/ffmpeg', WITNESS_NO_SETUP: '1' } });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('witness: ffmpeg is not installed (looked at /nonexistent/ffmpeg); install it with `sudo sh scripts/setup-system.sh` (or `apt-get install ffmpeg`), or set WITNESS_FFMPEG to its path.\n');
+    expect(r.stderr).toBe(
+      'witness: ffmpeg is not installed (looked at /nonexistent/ffmpeg); install it with `sudo sh scripts/setup-system.sh` (or `apt-get install ffmpeg`), or set WITNESS_FFMPEG to its path.\n',
+    );
   });
 
   it('[R-CLI-USAGE] refuses a --dir it cannot make or write in one sentence with exit 2, promptly, without starting anything', async () => {

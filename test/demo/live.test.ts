@@ -42,11 +42,35 @@ async function fakeModel(kind: 'anthropic' | 'openai'): Promise<{ url: string; s
       const step = PLAN[n];
       res.writeHead(200, { 'content-type': 'application/json' });
       if (kind === 'anthropic') {
-        const content = step === undefined ? [{ type: 'text', text: 'All four cases are handled.' }] : [{ type: 'text', text: `Case step ${n + 1}.` }, { type: 'tool_use', id: `toolu_${n}`, name: step[0], input: step[1] }];
-        res.end(JSON.stringify({ id: `msg_${n}`, type: 'message', role: 'assistant', content, stop_reason: step === undefined ? 'end_turn' : 'tool_use', usage: { input_tokens: 100 + n, output_tokens: 20 } }));
+        const content =
+          step === undefined
+            ? [{ type: 'text', text: 'All four cases are handled.' }]
+            : [
+                { type: 'text', text: `Case step ${n + 1}.` },
+                { type: 'tool_use', id: `toolu_${n}`, name: step[0], input: step[1] },
+              ];
+        res.end(
+          JSON.stringify({
+            id: `msg_${n}`,
+            type: 'message',
+            role: 'assistant',
+            content,
+            stop_reason: step === undefined ? 'end_turn' : 'tool_use',
+            usage: { input_tokens: 100 + n, output_tokens: 20 },
+          }),
+        );
       } else {
-        const message = step === undefined ? { role: 'assistant', content: 'All four cases are handled.' } : { role: 'assistant', content: null, tool_calls: [{ id: `call_${n}`, type: 'function', function: { name: step[0], arguments: JSON.stringify(step[1]) } }] };
-        res.end(JSON.stringify({ id: `chatcmpl_${n}`, choices: [{ index: 0, message, finish_reason: step === undefined ? 'stop' : 'tool_calls' }], usage: { prompt_tokens: 100 + n, completion_tokens: 20 } }));
+        const message =
+          step === undefined
+            ? { role: 'assistant', content: 'All four cases are handled.' }
+            : { role: 'assistant', content: null, tool_calls: [{ id: `call_${n}`, type: 'function', function: { name: step[0], arguments: JSON.stringify(step[1]) } }] };
+        res.end(
+          JSON.stringify({
+            id: `chatcmpl_${n}`,
+            choices: [{ index: 0, message, finish_reason: step === undefined ? 'stop' : 'tool_calls' }],
+            usage: { prompt_tokens: 100 + n, completion_tokens: 20 },
+          }),
+        );
       }
     });
   });

@@ -31,7 +31,6 @@ const fixtures = fs
   .filter((d) => fs.existsSync(path.join(CORPUS, d, 'expected.json')))
   .sort();
 
-
 function expected(name: string): Expected {
   return JSON.parse(fs.readFileSync(path.join(CORPUS, name, 'expected.json'), 'utf8')) as Expected;
 }
@@ -164,7 +163,10 @@ describe('witness verify on the tamper corpus', () => {
       const report = JSON.parse(res.stdout) as VerifyReport;
       expect(report.ok, name).toBe(code === 0);
       if (code === 1) expect(report.first?.code, name).toBe(expected(name).code);
-      expect(report.trust.keys.every((k) => k.source === 'pinned'), name).toBe(true);
+      expect(
+        report.trust.keys.every((k) => k.source === 'pinned'),
+        name,
+      ).toBe(true);
     });
   });
 
@@ -198,7 +200,10 @@ interface LedgerExpected {
 }
 
 const LEDGERS = path.join(CORPUS, 'ledgers');
-const ledgerCases = fs.readdirSync(LEDGERS).filter((d) => fs.existsSync(path.join(LEDGERS, d, 'expected.json'))).sort();
+const ledgerCases = fs
+  .readdirSync(LEDGERS)
+  .filter((d) => fs.existsSync(path.join(LEDGERS, d, 'expected.json')))
+  .sort();
 const workDir = tempDir('witness-corpus-ledgers-');
 const fixtureKey = fs.readFileSync(path.join(CORPUS, 'signing-key.txt'), 'utf8').trim();
 

@@ -47,7 +47,9 @@ describe('makeDirectory', () => {
 try { makeDirectory(process.argv[1], { what: 'output directory', flag: '-o' }); console.log('{}'); }
 catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
     const out = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, ['--input-type=module', '-e', script, '/proc/witness-directory-test/a'], { timeout: 10_000 }, (err, stdout, stderr) => (err === null ? resolve(stdout) : reject(new Error(`${err.message}\n${stderr}`)))),
+      execFile(process.execPath, ['--input-type=module', '-e', script, '/proc/witness-directory-test/a'], { timeout: 10_000 }, (err, stdout, stderr) =>
+        err === null ? resolve(stdout) : reject(new Error(`${err.message}\n${stderr}`)),
+      ),
     );
     expect(JSON.parse(out)).toEqual({
       code: 'invalid_argument',

@@ -59,7 +59,12 @@ describe('export then verify', () => {
     expect(manifest.ledger.origin).toBe(base.origin);
     expect(manifest.checkpoint).toEqual({ size: 13, root: base.checkpoints[2]!.root.toString('hex') });
     for (const [name, digest] of Object.entries(manifest.files)) {
-      expect(createHash('sha256').update(fs.readFileSync(path.join(out, name))).digest('hex'), name).toBe(digest);
+      expect(
+        createHash('sha256')
+          .update(fs.readFileSync(path.join(out, name)))
+          .digest('hex'),
+        name,
+      ).toBe(digest);
     }
     expect(Object.keys(manifest.files)).toContain(`artifacts/${base.artifact.sha256}`);
     expect(fs.readFileSync(path.join(out, 'artifacts', base.artifact.sha256)).equals(base.artifact.bytes)).toBe(true);
@@ -337,7 +342,7 @@ describe('verifying an exported bundle', () => {
     expect((JSON.parse(cli.stdout) as VerifyReport).first?.code).toBe('checkpoint_signature');
   });
 
-  it('[R-SECOND-KEY] ships only the ledger\'s own key in keys.txt, never a second key someone added to the key table', async () => {
+  it("[R-SECOND-KEY] ships only the ledger's own key in keys.txt, never a second key someone added to the key table", async () => {
     const copy = copyLedger(base, dir);
     const planted = generateKey('planted').verifierKey;
     tamper(copy.file, (db) => {
@@ -506,7 +511,10 @@ console.log(JSON.stringify({ ok: r.ok, first: r.first, failures: r.failures.leng
   it('[R-BUNDLE-BOUNDED] refuses an oversized manifest, a proof line longer than any proof, and files that are not regular files', async () => {
     const big = await exported('a');
     fill(path.join(big, 'manifest.json'), ' ', 17 * MB);
-    expect(verifyBundle(big, { trustedKeys: [base.vkey] }).first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^manifest\.json is \d+ bytes, more than the 16 MiB it may have/) });
+    expect(verifyBundle(big, { trustedKeys: [base.vkey] }).first).toMatchObject({
+      code: 'bundle_invalid',
+      reason: expect.stringMatching(/^manifest\.json is \d+ bytes, more than the 16 MiB it may have/),
+    });
 
     const longProof = await exported('a');
     const proofs = fs.readFileSync(path.join(longProof, 'proofs.jsonl'), 'utf8').split('\n');

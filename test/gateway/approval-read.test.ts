@@ -43,7 +43,7 @@ describe('a review call when the approval requests cannot be read', () => {
       p.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
       p.send(CALL(2));
       const kinds = () => readRows(store).map((r) => r.kind);
-      await until(() => kinds().includes('approval.request'), 'the first call\'s approval request');
+      await until(() => kinds().includes('approval.request'), "the first call's approval request");
       // The stored request is damaged: reading the ledger's approval requests now fails.
       tamper(store, (db) => db.prepare(`UPDATE events SET data = '{' WHERE kind = 'approval.request'`).run());
 
@@ -51,7 +51,7 @@ describe('a review call when the approval requests cannot be read', () => {
       p.send(CALL(3));
       const answer = (await p.until(3)).find((m) => m['id'] === 3)!;
       expect(answer).toMatchObject({ jsonrpc: '2.0', id: 3, error: { code: NOT_RECORDED, message: expect.stringContaining('could not read the approval requests') } });
-      await until(() => kinds().filter((k) => k === 'tool.result').length === 1, 'the refused call\'s result');
+      await until(() => kinds().filter((k) => k === 'tool.result').length === 1, "the refused call's result");
     } finally {
       await p.close();
     }

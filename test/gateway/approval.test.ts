@@ -70,7 +70,7 @@ async function waitForPending(store: string, n = 1): Promise<Pending[]> {
   throw new Error('no approval request appeared');
 }
 
-const text = (r: object) => ((r as { content: Array<{ text: string }> }).content)[0]!.text;
+const text = (r: object) => (r as { content: Array<{ text: string }> }).content[0]!.text;
 
 /** The README's arguments digest, re-implemented here as an auditor would: SHA-256("witness/args/v1\n" ‖ salt ‖ JCS(arguments)). */
 function saltedDigest(saltHex: string, args: unknown): string {
@@ -174,7 +174,15 @@ describe('human approval through witness proxy', () => {
     const salt = String(request.data?.['arguments_salt']);
     expect(salt).toMatch(/^[0-9a-f]{64}$/);
     const digest = saltedDigest(salt, { a: 500, b: 25 });
-    expect(request.data).toMatchObject({ request_id: request.id, arguments: { a: 500, b: 25 }, arguments_digest: digest, session: call.stream, call_id: call.id, policy_version: review.data?.['policy_version'], approvers: [alice.vkey, bob.vkey, agentKey.vkey] });
+    expect(request.data).toMatchObject({
+      request_id: request.id,
+      arguments: { a: 500, b: 25 },
+      arguments_digest: digest,
+      session: call.stream,
+      call_id: call.id,
+      policy_version: review.data?.['policy_version'],
+      approvers: [alice.vkey, bob.vkey, agentKey.vkey],
+    });
     const lifetime = Date.parse(String(request.data?.['expires_at'])) - Date.parse(request.ts);
     expect(lifetime).toBeGreaterThan(5 * 60_000 - 1000);
     expect(lifetime).toBeLessThanOrEqual(5 * 60_000);
@@ -440,7 +448,9 @@ describe('human approval through witness proxy', () => {
       const r = await runBin(['approve', pending!.request, '--store', `sqlite:${store}`]);
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
-      expect(r.stderr).toBe('witness: witness approve needs your approver key to sign the decision: pass --key <file> or set WITNESS_APPROVER_KEY (make a key with `witness approver init --name <you>`).\n');
+      expect(r.stderr).toBe(
+        'witness: witness approve needs your approver key to sign the decision: pass --key <file> or set WITNESS_APPROVER_KEY (make a key with `witness approver init --name <you>`).\n',
+      );
       const asOnly = await runBin(['deny', pending!.request, '--as', 'alice@corp', '--store', `sqlite:${store}`]);
       expect(asOnly.code).toBe(2);
       expect((await call).isError).toBe(true);
@@ -491,7 +501,11 @@ describe('human approval through witness proxy', () => {
     const out = path.join(dir, `withheld-${path.basename(store)}`);
     const exported = await runCli(['export', '--store', `sqlite:${store}`, '--session', requests[0]!.stream, '-o', out, '--withhold-data']);
     expect(exported.code).toBe(0);
-    const bundle = fs.readdirSync(out).filter((f) => f.endsWith('.json') || f.endsWith('.jsonl') || f.endsWith('.txt')).map((f) => fs.readFileSync(path.join(out, f), 'utf8')).join('\n');
+    const bundle = fs
+      .readdirSync(out)
+      .filter((f) => f.endsWith('.json') || f.endsWith('.jsonl') || f.endsWith('.txt'))
+      .map((f) => fs.readFileSync(path.join(out, f), 'utf8'))
+      .join('\n');
     const seen = new Set(bundle.match(/\b[0-9a-f]{64}\b/g) ?? []);
     // The headers still carry the approvals' digests...
     const shown = bundle.split('\n').filter((l) => l.includes('"args_digest"'));

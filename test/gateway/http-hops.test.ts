@@ -75,7 +75,7 @@ async function session(url: string): Promise<Record<string, string>> {
 }
 
 describe('a message through witness gateway (HTTP)', () => {
-  it('is refused at once with a JSON-RPC error, recorded and not forwarded, when it is over the server\'s max_frame_bytes [R-GW-BAD-INPUT]', async () => {
+  it("is refused at once with a JSON-RPC error, recorded and not forwarded, when it is over the server's max_frame_bytes [R-GW-BAD-INPUT]", async () => {
     const log = path.join(dir, 'frame.log');
     const g = await start(log, 1024);
     const headers = await session(g.url);
@@ -98,9 +98,15 @@ describe('a message through witness gateway (HTTP)', () => {
     const g = await start(log, 65536);
     const headers = await session(g.url);
     const calls = ['{"amount":10,"__proto__":"attacker-iban"}', '{"payment":{"amount":10,"__proto__":{"to":"attacker-iban"}}}', '{"memo":"__proto__"}'];
-    const answers = await Promise.all(calls.map(async (args, i) => messages(await post(g.url, `{"jsonrpc":"2.0","id":${20 + i},"method":"tools/call","params":{"name":"wire","arguments":${args}}}`, headers))));
+    const answers = await Promise.all(
+      calls.map(async (args, i) => messages(await post(g.url, `{"jsonrpc":"2.0","id":${20 + i},"method":"tools/call","params":{"name":"wire","arguments":${args}}}`, headers))),
+    );
     expect(answers.map((a) => a.map((m) => [m['id'], m['error']]))).toEqual(calls.map((_, i) => [[20 + i, undefined]]));
-    const received = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => canonicalize((JSON.parse(l) as { params: { arguments: unknown } }).params.arguments));
+    const received = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => canonicalize((JSON.parse(l) as { params: { arguments: unknown } }).params.arguments));
     expect([...received].sort()).toEqual(calls.map((c) => canonicalize(JSON.parse(c))).sort());
     await g.witness.flush();
     const evs = await readEvents(g.store);
@@ -123,10 +129,19 @@ describe('a message through witness gateway (HTTP)', () => {
       ]),
     );
     expect(results.map((r) => r.status)).toEqual(pairs.flatMap(() => [406, 200]));
-    const received = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { params: { arguments: { memo: string } } }).params.arguments.memo);
+    const received = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { params: { arguments: { memo: string } } }).params.arguments.memo);
     expect([...received].sort()).toEqual(pairs.map((id) => `accepted ${id}`).sort());
     await g.witness.flush();
     const evs = await readEvents(g.store);
-    expect(evs.filter((e) => e.kind === 'tool.call').map((e) => (e.data?.['arguments'] as { memo: string }).memo).sort()).toEqual(pairs.map((id) => `accepted ${id}`).sort());
+    expect(
+      evs
+        .filter((e) => e.kind === 'tool.call')
+        .map((e) => (e.data?.['arguments'] as { memo: string }).memo)
+        .sort(),
+    ).toEqual(pairs.map((id) => `accepted ${id}`).sort());
   });
 });

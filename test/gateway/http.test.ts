@@ -119,7 +119,7 @@ function post(url: string, body: string, headers: Record<string, string> = {}): 
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
 
 describe('witness gateway over Streamable HTTP', () => {
-  it('returns the same echo result as a direct stdio connection and records the call under the key\'s agent, whatever the client claims [R-GW-IDENTITY]', async () => {
+  it("returns the same echo result as a direct stdio connection and records the call under the key's agent, whatever the client claims [R-GW-IDENTITY]", async () => {
     const r = await startGateway();
     const direct = await stdioClient([process.execPath, EVERYTHING, 'stdio']);
     const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY, 'billing-admin');
@@ -140,7 +140,11 @@ describe('witness gateway over Streamable HTTP', () => {
     expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
     expect(evs[0]!.agent.credential).toBe(keySha256(SUPPORT_KEY).slice(0, 12));
     expect(evs[0]!.data).toMatchObject({ labels: { transport: 'streamable-http', path: '/mcp/everything', server: 'everything', mcp_session: mcpSession } });
-    expect(evs[1]!.data).toMatchObject({ tool: 'echo', arguments: { message: 'refund order A-1042', agent: 'billing-bot' }, client_claims: { clientInfo: { name: 'billing-admin' }, _meta: { agent: 'billing-bot' } } });
+    expect(evs[1]!.data).toMatchObject({
+      tool: 'echo',
+      arguments: { message: 'refund order A-1042', agent: 'billing-bot' },
+      client_claims: { clientInfo: { name: 'billing-admin' }, _meta: { agent: 'billing-bot' } },
+    });
     expect(evs[2]!.data).toMatchObject({ is_error: false, output: { content: [{ type: 'text', text: 'Echo: refund order A-1042' }] } });
     expect(evs[3]!.data).toMatchObject({ reason: 'completed' });
     await stopGateway(r);
@@ -224,7 +228,7 @@ describe('witness gateway over Streamable HTTP', () => {
     ]);
   });
 
-  it('keeps two agents\' sessions in separate streams and refuses one agent\'s session id under another agent\'s key', async () => {
+  it("keeps two agents' sessions in separate streams and refuses one agent's session id under another agent's key", async () => {
     const r = await startGateway();
     const url = `${r.gateway.url}/mcp/everything`;
     const a = await httpClient(url, SUPPORT_KEY);
@@ -275,7 +279,7 @@ describe('witness gateway over Streamable HTTP', () => {
     expect((await events(inner)).filter((e) => e.kind === 'session.end')).toHaveLength(1);
   });
 
-  it('delivers progress on the request\'s own SSE stream and records a call the client cancels as cancelled', async () => {
+  it("delivers progress on the request's own SSE stream and records a call the client cancels as cancelled", async () => {
     const r = await startGateway();
     const { client } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
     try {
@@ -296,7 +300,7 @@ describe('witness gateway over Streamable HTTP', () => {
     expect(results[1]!.data).toMatchObject({ error: { code: 'cancelled' } });
   });
 
-  it('records a client that drops the HTTP connection mid-call as disconnected, and still records the call\'s result', async () => {
+  it("records a client that drops the HTTP connection mid-call as disconnected, and still records the call's result", async () => {
     const r = await startGateway();
     const url = `${r.gateway.url}/mcp/everything`;
     const auth = { Authorization: `Bearer ${SUPPORT_KEY}` };
@@ -411,7 +415,7 @@ describe('witness gateway over Streamable HTTP', () => {
     }
   });
 
-  it('takes before and after screenshots for a tool named in a server\'s capture settings, bound to the call, with the real Chromium', async () => {
+  it("takes before and after screenshots for a tool named in a server's capture settings, bound to the call, with the real Chromium", async () => {
     const { Capturer } = await import('../../src/capture/index.js');
     const http = await import('node:http');
     const seen: string[] = [];
@@ -474,14 +478,28 @@ describe('witness gateway over Streamable HTTP', () => {
     expect((await verifyFile(store)).ok).toBe(true);
   });
 
-  it('holds a review call over HTTP with progress on the request\'s stream until a person approves it with witness approve [R-GW-APPROVAL]', async () => {
+  it("holds a review call over HTTP with progress on the request's stream until a person approves it with witness approve [R-GW-APPROVAL]", async () => {
     const policy = path.join(dir, 'review-refunds.yaml');
     // The approver's own key, listed in the policy (R-APPROVER-SIGNED).
     const { generateKey } = await import('../../src/core/index.js');
     const alice = generateKey('alice@corp');
     const aliceKey = path.join(dir, 'alice@corp.key');
     fs.writeFileSync(aliceKey, `${alice.signerKey}\n`, { mode: 0o600 });
-    fs.writeFileSync(policy, ['version: 1', 'default: allow', 'approvers:', `  - { id: alice@corp, key: "${alice.verifierKey}" }`, 'rules:', '  - id: refund-echo-needs-review', '    match: { tool: echo }', '    when: args.message startsWith "refund"', '    effect: review', ''].join('\n'));
+    fs.writeFileSync(
+      policy,
+      [
+        'version: 1',
+        'default: allow',
+        'approvers:',
+        `  - { id: alice@corp, key: "${alice.verifierKey}" }`,
+        'rules:',
+        '  - id: refund-echo-needs-review',
+        '    match: { tool: echo }',
+        '    when: args.message startsWith "refund"',
+        '    effect: review',
+        '',
+      ].join('\n'),
+    );
     const r = await startGateway([], `policy: ${JSON.stringify(policy)}\napprovals: { poll_ms: 50, progress_ms: 200 }\n`);
     const { client, transport } = await httpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
     const progress: unknown[] = [];
@@ -502,7 +520,14 @@ describe('witness gateway over Streamable HTTP', () => {
       await client.close();
     }
     const evs = await events(r);
-    expect(evs.filter((e) => e.kind !== 'session.start' && e.kind !== 'session.end').map((e) => e.kind)).toEqual(['tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'policy.decision', 'tool.result']);
+    expect(evs.filter((e) => e.kind !== 'session.start' && e.kind !== 'session.end').map((e) => e.kind)).toEqual([
+      'tool.call',
+      'policy.decision',
+      'approval.request',
+      'approval.decision',
+      'policy.decision',
+      'tool.result',
+    ]);
     expect(evs.find((e) => e.kind === 'approval.decision')!.data).toMatchObject({ approver: 'alice@corp', decision: 'approved' });
   });
 
@@ -512,18 +537,39 @@ describe('witness gateway over Streamable HTTP', () => {
       ['agents: []\nservers: []\n', /^g\.yaml line 1: agents must list at least one agent\.$/],
       [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, url: "http://x" }\n`, /^g\.yaml line 4: servers\[0\] needs exactly one of command .* or url /],
       [`agents:\n  - id: a\n    key_sha256: abc\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 3: agents\[0\]\.key_sha256 must be 64 hex digits/],
-      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    max_frame_bytes: 1.5\n`, /^g\.yaml line 7: servers\[0\]\.max_frame_bytes must be a whole number\.$/],
-      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, on_record_failure: maybe }\n`, /^g\.yaml line 4: servers\[0\]\.on_record_failure must be refuse or forward\.$/],
+      [
+        `agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    max_frame_bytes: 1.5\n`,
+        /^g\.yaml line 7: servers\[0\]\.max_frame_bytes must be a whole number\.$/,
+      ],
+      [
+        `agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node, on_record_failure: maybe }\n`,
+        /^g\.yaml line 4: servers\[0\]\.on_record_failure must be refuse or forward\.$/,
+      ],
       [`listen: "x:y"\nagents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 1: listen must be host:port or a port/],
-      [`agents:\n  - { id: a, key_sha256: "${h}" }\n  - { id: b, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`, /^g\.yaml line 3: agents\[1\]\.key_sha256 repeats the key hash/],
-      [`agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    capture:\n      refund: { url: "http://x/{id}", mask: ".card" }\n`, /^g\.yaml line 8: servers\[0\]\.capture\.refund\.mask /],
+      [
+        `agents:\n  - { id: a, key_sha256: "${h}" }\n  - { id: b, key_sha256: "${h}" }\nservers:\n  - { name: a, path: /a, command: node }\n`,
+        /^g\.yaml line 3: agents\[1\]\.key_sha256 repeats the key hash/,
+      ],
+      [
+        `agents:\n  - { id: a, key_sha256: "${h}" }\nservers:\n  - name: a\n    path: /a\n    command: node\n    capture:\n      refund: { url: "http://x/{id}", mask: ".card" }\n`,
+        /^g\.yaml line 8: servers\[0\]\.capture\.refund\.mask /,
+      ],
     ];
     for (const [text, expected] of cases) {
       const e = thrown(() => parseGatewayConfig(text, { source: 'g.yaml', baseDir: dir }));
       expect(e.code).toBe('invalid_argument');
       expect(oneSentence(e.message)).toMatch(expected);
     }
-    const ok = parseGatewayConfig(`store: sqlite:./ledger.db\nagents:\n  - { id: a, key_sha256: "${h.toUpperCase()}" }\nservers:\n  - { name: a, path: /a/, url: "http://127.0.0.1:9/mcp", on_record_failure: forward }\n`, { source: 'g.yaml', baseDir: dir });
-    expect(ok).toMatchObject({ host: '127.0.0.1', port: 8808, store: `sqlite:${path.join(dir, 'ledger.db')}`, agents: [{ id: 'a', keySha256: h }], servers: [{ path: '/a', failOpen: true, upstream: { kind: 'http' } }] });
+    const ok = parseGatewayConfig(
+      `store: sqlite:./ledger.db\nagents:\n  - { id: a, key_sha256: "${h.toUpperCase()}" }\nservers:\n  - { name: a, path: /a/, url: "http://127.0.0.1:9/mcp", on_record_failure: forward }\n`,
+      { source: 'g.yaml', baseDir: dir },
+    );
+    expect(ok).toMatchObject({
+      host: '127.0.0.1',
+      port: 8808,
+      store: `sqlite:${path.join(dir, 'ledger.db')}`,
+      agents: [{ id: 'a', keySha256: h }],
+      servers: [{ path: '/a', failOpen: true, upstream: { kind: 'http' } }],
+    });
   });
 });

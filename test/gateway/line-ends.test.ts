@@ -54,7 +54,10 @@ function universalLines(onLine: (line: string) => void): { push(chunk: string): 
 
 /** `witness proxy` in front of the lenient server, its stdout read as a Python SDK client reads it. */
 function proxy(store: string, log: string) {
-  const child = spawn(process.execPath, [BIN, 'proxy', '--agent', 'support-bot', '--policy', POLICY, '--store', `sqlite:${store}`, '--', process.execPath, LENIENT, log], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'proxy', '--agent', 'support-bot', '--policy', POLICY, '--store', `sqlite:${store}`, '--', process.execPath, LENIENT, log], {
+    cwd: REPO_ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const reads: Read[] = [];
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
@@ -86,7 +89,12 @@ function proxy(store: string, log: string) {
 }
 
 function lenientLog(file: string): { received: string[]; executed: Array<Record<string, unknown>> } {
-  const entries = fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const entries = fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   return {
     received: entries.filter((e) => 'received' in e).map((e) => e['received'] as string),
     executed: entries.filter((e) => 'executed' in e).map((e) => e['executed'] as Record<string, unknown>),
@@ -155,7 +163,10 @@ describe('line ends a reader may see where the gateway sees none', () => {
       [3, recorded[1]],
     ] as const) {
       const answers = p.reads.filter((r): r is { json: Message } => 'json' in r && r.json['id'] === id);
-      expect(answers.map((a) => a.json['result']), `the answers the client read to ${id}`).toEqual([output]);
+      expect(
+        answers.map((a) => a.json['result']),
+        `the answers the client read to ${id}`,
+      ).toEqual([output]);
       expect(JSON.stringify(output)).not.toContain('forged');
     }
     // The server's notification arrived as the one message it is, its forged "answer" only data in it.

@@ -37,7 +37,6 @@ function viaProxy(store: string, server: string[], extra: string[] = []): string
   return [process.execPath, BIN, 'proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...extra, '--', ...server];
 }
 
-
 describe('witness proxy passes through what it does not interpret', () => {
   it('delivers the server progress notifications of a long-running call to the client, in order [R-GW-PASSTHROUGH]', async () => {
     const store = tempDb(dir);

@@ -47,7 +47,11 @@ describe('a "__proto__" member on the way through witness proxy', () => {
     expect(answers.map((m) => m['error'])).toEqual(calls.map(() => undefined));
     expect(answers.map((m) => canonicalize((m['result'] as Record<string, unknown>)['structuredContent']))).toEqual(calls.map(() => canonicalize(JSON.parse(STRUCTURED))));
 
-    const received = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { params: { arguments: unknown } }).params.arguments);
+    const received = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { params: { arguments: unknown } }).params.arguments);
     expect(received.map((a) => canonicalize(a))).toEqual(calls.map((c) => canonicalize(JSON.parse(c))));
 
     const evs = await readEvents(store);

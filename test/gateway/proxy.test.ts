@@ -151,7 +151,7 @@ describe('witness proxy over stdio', () => {
     p.send(JSON.stringify([{ jsonrpc: '2.0', id: 2, method: 'tools/list' }]));
     expect(await p.next()).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining('batches are not supported') } });
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(5000) } } }));
-    expect(await p.next()).toMatchObject({ id: 3, error: { code: FRAME_TOO_LARGE, message: expect.stringContaining('over this gateway\'s limit of 2048') } });
+    expect(await p.next()).toMatchObject({ id: 3, error: { code: FRAME_TOO_LARGE, message: expect.stringContaining("over this gateway's limit of 2048") } });
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 99, result: { forged: true } }));
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'witness/no-such-method', params: {} }));
     expect(await p.next()).toMatchObject({ id: 4, error: { code: -32601 } });
@@ -215,11 +215,7 @@ describe('witness proxy configuration', () => {
     const store = tempDb(dir);
     const bad = path.join(dir, 'bad-policy.yaml');
     fs.writeFileSync(bad, 'version: 1\ndefault: perhaps\n');
-    for (const args of [
-      ['--policy', path.join(dir, 'missing.yaml'), '--', ...SERVER],
-      ['--policy', bad, '--', ...SERVER],
-      [],
-    ]) {
+    for (const args of [['--policy', path.join(dir, 'missing.yaml'), '--', ...SERVER], ['--policy', bad, '--', ...SERVER], []]) {
       const r = await runCli(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, ...args]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stdout, args.join(' ')).toBe('');

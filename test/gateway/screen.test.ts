@@ -27,7 +27,10 @@ describe('screening a client message', () => {
     expect(screen('{"jsonrpc":"2.0","id":null,"method":"ping"}')).toBeUndefined();
     expect(screen('{"jsonrpc":"1.0","id":1.5,"method":"vendor/thing","params":[1,2]}')).toBeUndefined();
     expect(screen('{"jsonrpc":"2.0","id":2,"method":"Tools/List"}')).toBeUndefined();
-    expect(screenClientMessage('{"jsonrpc":"2.0","id":2,"method":"Tools/List"}', { jsonrpc: '2.0', id: 2, method: 'Tools/List' }, recordedMethods(true))).toMatchObject({ code: 'invalid_request', answerId: 2 });
+    expect(screenClientMessage('{"jsonrpc":"2.0","id":2,"method":"Tools/List"}', { jsonrpc: '2.0', id: 2, method: 'Tools/List' }, recordedMethods(true))).toMatchObject({
+      code: 'invalid_request',
+      answerId: 2,
+    });
     expect(screen('[1]')).toBeUndefined();
     expect(screen('42')).toBeUndefined();
   });

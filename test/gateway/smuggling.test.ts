@@ -54,7 +54,12 @@ const ATTEMPTS: Attempt[] = [
   { what: 'id overflowing to Infinity', line: `{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":${WIRE}}`, answer: { id: null, code: REQ }, recorded: 'invalid_request' },
   { what: 'no id (a notification)', line: `{"jsonrpc":"2.0","method":"tools/call","params":${WIRE}}`, answer: 'dropped', recorded: 'invalid_request' },
   { what: 'prompts/get as a notification', line: '{"jsonrpc":"2.0","method":"prompts/get","params":{"name":"secrets"}}', answer: 'dropped', recorded: 'invalid_request' },
-  { what: 'resources/read with id null', line: '{"jsonrpc":"2.0","id":null,"method":"resources/read","params":{"uri":"file:///etc/shadow"}}', answer: { id: null, code: REQ }, recorded: 'invalid_request' },
+  {
+    what: 'resources/read with id null',
+    line: '{"jsonrpc":"2.0","id":null,"method":"resources/read","params":{"uri":"file:///etc/shadow"}}',
+    answer: { id: null, code: REQ },
+    recorded: 'invalid_request',
+  },
   { what: 'method in other case', line: `{"jsonrpc":"2.0","id":11,"method":"Tools/Call","params":${WIRE}}`, answer: { id: 11, code: REQ }, recorded: 'invalid_request' },
   { what: 'method with a leading space', line: `{"jsonrpc":"2.0","id":12,"method":" tools/call","params":${WIRE}}`, answer: { id: 12, code: REQ }, recorded: 'invalid_request' },
   { what: 'method with a zero-width space', line: `{"jsonrpc":"2.0","id":13,"method":"tools/\\u200bcall","params":${WIRE}}`, answer: { id: 13, code: REQ }, recorded: 'invalid_request' },
@@ -63,15 +68,50 @@ const ATTEMPTS: Attempt[] = [
   { what: '"Method" before "method"', line: `{"jsonrpc":"2.0","id":16,"Method":"tools/call","method":"ping","params":${WIRE}}`, answer: { id: 16, code: REQ }, recorded: 'ambiguous_keys' },
   { what: 'only "METHOD"', line: `{"jsonrpc":"2.0","id":17,"METHOD":"tools/call","params":${WIRE}}`, answer: { id: 17, code: REQ }, recorded: 'invalid_request' },
   { what: 'method given twice', line: `{"jsonrpc":"2.0","id":18,"method":"tools/call","method":"ping","params":${WIRE}}`, answer: { id: null, code: REQ }, recorded: 'ambiguous_keys' },
-  { what: 'tool name given twice', line: '{"jsonrpc":"2.0","id":19,"method":"tools/call","params":{"name":"wire","name":"echo","arguments":{"to":"attacker"}}}', answer: { id: null, code: REQ }, recorded: 'ambiguous_keys' },
-  { what: 'an argument given twice', line: '{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"echo","arguments":{"amount":1000000,"amount":1}}}', answer: { id: null, code: REQ }, recorded: 'ambiguous_keys' },
-  { what: '"Name" before "name"', line: '{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"Name":"wire","name":"echo","arguments":{}}}', answer: { id: 21, code: REQ }, recorded: 'ambiguous_keys' },
-  { what: '"Arguments" instead of "arguments"', line: '{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"echo","Arguments":{"to":"attacker"}}}', answer: { id: 22, code: PARAMS }, recorded: 'invalid_params' },
-  { what: '"args", which Witness would not record', line: '{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"echo","args":{"to":"attacker"}}}', answer: { id: 23, code: PARAMS }, recorded: 'invalid_params' },
+  {
+    what: 'tool name given twice',
+    line: '{"jsonrpc":"2.0","id":19,"method":"tools/call","params":{"name":"wire","name":"echo","arguments":{"to":"attacker"}}}',
+    answer: { id: null, code: REQ },
+    recorded: 'ambiguous_keys',
+  },
+  {
+    what: 'an argument given twice',
+    line: '{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"echo","arguments":{"amount":1000000,"amount":1}}}',
+    answer: { id: null, code: REQ },
+    recorded: 'ambiguous_keys',
+  },
+  {
+    what: '"Name" before "name"',
+    line: '{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"Name":"wire","name":"echo","arguments":{}}}',
+    answer: { id: 21, code: REQ },
+    recorded: 'ambiguous_keys',
+  },
+  {
+    what: '"Arguments" instead of "arguments"',
+    line: '{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"echo","Arguments":{"to":"attacker"}}}',
+    answer: { id: 22, code: PARAMS },
+    recorded: 'invalid_params',
+  },
+  {
+    what: '"args", which Witness would not record',
+    line: '{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"echo","args":{"to":"attacker"}}}',
+    answer: { id: 23, code: PARAMS },
+    recorded: 'invalid_params',
+  },
   { what: 'params an array', line: '{"jsonrpc":"2.0","id":24,"method":"tools/call","params":["wire",{"to":"attacker"}]}', answer: { id: 24, code: PARAMS }, recorded: 'invalid_params' },
   { what: 'params.name not a string', line: '{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"name":["wire"],"arguments":{}}}', answer: { id: 25, code: PARAMS }, recorded: 'invalid_params' },
-  { what: 'params.arguments not an object', line: '{"jsonrpc":"2.0","id":26,"method":"tools/call","params":{"name":"wire","arguments":"to=attacker"}}', answer: { id: 26, code: PARAMS }, recorded: 'invalid_params' },
-  { what: 'an argument past 2^53', line: '{"jsonrpc":"2.0","id":27,"method":"tools/call","params":{"name":"echo","arguments":{"account":12345678901234567891}}}', answer: { id: 27, code: PARAMS }, recorded: 'invalid_params' },
+  {
+    what: 'params.arguments not an object',
+    line: '{"jsonrpc":"2.0","id":26,"method":"tools/call","params":{"name":"wire","arguments":"to=attacker"}}',
+    answer: { id: 26, code: PARAMS },
+    recorded: 'invalid_params',
+  },
+  {
+    what: 'an argument past 2^53',
+    line: '{"jsonrpc":"2.0","id":27,"method":"tools/call","params":{"name":"echo","arguments":{"account":12345678901234567891}}}',
+    answer: { id: 27, code: PARAMS },
+    recorded: 'invalid_params',
+  },
   { what: 'no jsonrpc member', line: `{"id":28,"method":"tools/call","params":${WIRE}}`, answer: { id: 28, code: REQ }, recorded: 'invalid_request' },
   { what: 'jsonrpc "1.0"', line: `{"jsonrpc":"1.0","id":29,"method":"tools/call","params":${WIRE}}`, answer: { id: 29, code: REQ }, recorded: 'invalid_request' },
   { what: 'an extra "result" member', line: `{"jsonrpc":"2.0","id":30,"method":"tools/call","params":${WIRE},"result":{}}`, answer: { id: 30, code: REQ }, recorded: 'invalid_request' },
@@ -79,7 +119,14 @@ const ATTEMPTS: Attempt[] = [
 ];
 
 function lenientLog(file: string): { received: Array<Record<string, unknown>>; executed: Array<Record<string, unknown>> } {
-  const entries = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  const entries = fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
   return {
     received: entries.filter((e) => 'received' in e).map((e) => JSON.parse(e['received'] as string) as Record<string, unknown>),
     executed: entries.filter((e) => 'executed' in e).map((e) => e['executed'] as Record<string, unknown>),
@@ -153,7 +200,13 @@ describe('witness proxy refuses calls smuggled past the recorder', () => {
     p.send('{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo"}}');
     expect((await p.until(8)).at(-1)).toMatchObject({ id: 8, result: { content: [{ text: 'executed echo null' }] } });
     expect(await p.close()).toBe(0);
-    const received = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { received?: string }).filter((e) => e.received !== undefined).map((e) => e.received);
+    const received = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { received?: string })
+      .filter((e) => e.received !== undefined)
+      .map((e) => e.received);
     const [call, bare] = (await readEvents(store)).filter((e) => e.kind === 'tool.call');
     expect(call!.data).toMatchObject({ tool: 'echo', arguments: { amount: 1.5, n: 100, note: 'café' }, jsonrpc_id: 7 });
     expect(bare!.data).toMatchObject({ tool: 'echo', arguments: null, jsonrpc_id: 8 });
@@ -170,7 +223,10 @@ function messagesOf(text: string): Array<Record<string, unknown>> {
   const t = text.trim();
   if (t === '') return [];
   if (t.startsWith('{')) return [JSON.parse(t) as Record<string, unknown>];
-  return t.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return t
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
 }
 
 describe('witness gateway refuses calls smuggled past the recorder', () => {
@@ -208,7 +264,12 @@ describe('witness gateway refuses calls smuggled past the recorder', () => {
     const post = async (body: string) => {
       const res = await fetch(url, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...(session === '' ? {} : { 'Mcp-Session-Id': session, 'MCP-Protocol-Version': '2025-06-18' }) },
+        headers: {
+          Authorization: `Bearer ${KEY}`,
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          ...(session === '' ? {} : { 'Mcp-Session-Id': session, 'MCP-Protocol-Version': '2025-06-18' }),
+        },
         body,
       });
       return { status: res.status, headers: res.headers, messages: messagesOf(await res.text()) };

@@ -84,7 +84,7 @@ describe('the relay parses each message once', () => {
     expect(kinds).toEqual(['session.start', 'tool.call', 'policy.decision', 'tool.result', 'session.end']);
   });
 
-  it('hands the client the server\'s answer untouched, while the ledger keeps it redacted', async () => {
+  it("hands the client the server's answer untouched, while the ledger keeps it redacted", async () => {
     const { relay: r, toClient, store } = await relay();
     r.fromClientMessage({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'read_config', arguments: {} } });
     await r.drained();
@@ -98,7 +98,7 @@ describe('the relay parses each message once', () => {
     expect(result.data?.['output']).toEqual({ content: [{ type: 'text', text: 'ok' }], structuredContent: { service: 'billing', api_key: '[REDACTED:key]' } });
   });
 
-  it('forwards a recorded call from a byte stream as the compact JSON of what it recorded, not the client\'s spelling', async () => {
+  it("forwards a recorded call from a byte stream as the compact JSON of what it recorded, not the client's spelling", async () => {
     const { relay: r, toServer, store } = await relay();
     r.fromClient('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"n":1.50,"s":"\\u0041"}}}');
     await r.drained();

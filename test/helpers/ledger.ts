@@ -34,10 +34,7 @@ export interface BuiltLedger {
   pos: (stream: string, seq: number) => number;
 }
 
-export const PNG_BYTES = Buffer.from(
-  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4e20000000049454e44ae426082',
-  'hex',
-);
+export const PNG_BYTES = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4e20000000049454e44ae426082', 'hex');
 
 /**
  * The recorder's own driver, for tests that look at what it wrote or break it on purpose. Witness
@@ -93,17 +90,15 @@ function describeLedger(file: string, sessions: BuiltLedger['sessions'], artifac
   try {
     const origin = db.prepare(`SELECT value FROM meta WHERE key = 'origin'`).pluck().get() as string;
     const rows = db.prepare('SELECT pos, stream, seq FROM events ORDER BY pos').all() as Array<{ pos: number; stream: string; seq: number }>;
-    const checkpoints = (db.prepare('SELECT * FROM checkpoints ORDER BY id').all() as Array<Record<string, unknown>>).map(
-      (r): CheckpointRow => ({
-        id: r['id'] as number,
-        size: r['size'] as number,
-        root: r['root'] as Buffer,
-        note: r['note'] as string,
-        ts: r['ts'] as string,
-        consistency: JSON.parse(r['consistency'] as string) as string[],
-        prevSize: r['prev_size'] as number | null,
-      }),
-    );
+    const checkpoints = (db.prepare('SELECT * FROM checkpoints ORDER BY id').all() as Array<Record<string, unknown>>).map((r): CheckpointRow => ({
+      id: r['id'] as number,
+      size: r['size'] as number,
+      root: r['root'] as Buffer,
+      note: r['note'] as string,
+      ts: r['ts'] as string,
+      consistency: JSON.parse(r['consistency'] as string) as string[],
+      prevSize: r['prev_size'] as number | null,
+    }));
     const index = new Map(rows.map((r) => [`${r.stream}#${r.seq}`, r.pos]));
     const { key, pub } = sidecarPaths(file);
     return {
@@ -121,8 +116,7 @@ function describeLedger(file: string, sessions: BuiltLedger['sessions'], artifac
         return p;
       },
     };
-  }
-  finally {
+  } finally {
     db.close();
   }
 }
@@ -262,7 +256,7 @@ export function runBin(args: string[], options: { env?: Record<string, string>; 
   for (const k of ['WITNESS_STORE', 'WITNESS_SIGNING_KEY']) if (options.env?.[k] === undefined) delete env[k];
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { env, cwd: options.cwd ?? REPO_ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1;
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
       resolve({ code, stdout, stderr });
     });
   });

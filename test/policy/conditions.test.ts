@@ -266,7 +266,9 @@ rules:
     );
     const r = evaluate(policy, { agent: 'a', tool: 'billing.refund', args: { amount } });
     expect(r).toMatchObject({ decision: 'deny', rule: 'refunds-over-5000', matched: ['refunds-over-500', 'refunds-over-5000'] });
-    expect(r.reason).toMatch(/^This rule applied because args\.amount is (a string that is not a plain decimal number|an array|an object|a boolean|null|not a number), so args\.amount <= 5000 could not be decided\.$/);
+    expect(r.reason).toMatch(
+      /^This rule applied because args\.amount is (a string that is not a plain decimal number|an array|an object|a boolean|null|not a number), so args\.amount <= 5000 could not be decided\.$/,
+    );
   });
 
   it('still decides a plain number and a plain numeral string exactly, so honest calls are unaffected', () => {
@@ -344,7 +346,10 @@ describe('argument keys spelled another way [R-POLICY-FAIL-CLOSED]', () => {
   });
 
   it.each(spellings)('count args.amount as undecided when the call holds both "amount" and %s, in either order', (_name, key) => {
-    for (const args of [{ amount: 10, [key]: 100000 }, { [key]: 100000, amount: 10 }]) {
+    for (const args of [
+      { amount: 10, [key]: 100000 },
+      { [key]: 100000, amount: 10 },
+    ]) {
       expect(truth('args.amount > 500', args)).toBe('undecided');
       expect(truth('args.amount <= 500', args)).toBe('undecided');
     }
@@ -384,11 +389,7 @@ describe('argument keys spelled another way [R-POLICY-FAIL-CLOSED]', () => {
     ['args.amount exists', { 'amount\u0000': 1 }, 'args has "amount\\u0000", not "amount", so args.amount exists could not be decided'],
     ['args.customer.id == 1', { customer: { ID: 1 } }, 'args.customer has "ID", not "id", so args.customer.id == 1 could not be decided'],
     ['args["dry-run"] == false', { 'DRY-RUN': true }, 'args has "DRY-RUN", not "dry-run", so args["dry-run"] == false could not be decided'],
-    [
-      'args.amount > 500',
-      { [`AMOUNT${'\u200b'.repeat(100)}`]: 1 },
-      `args has "AMOUNT${'\\u200b'.repeat(58)}…", not "amount", so args.amount > 500 could not be decided`,
-    ],
+    ['args.amount > 500', { [`AMOUNT${'\u200b'.repeat(100)}`]: 1 }, `args has "AMOUNT${'\\u200b'.repeat(58)}…", not "amount", so args.amount > 500 could not be decided`],
   ])('name the key and the path for %s, never the value, with invisible characters escaped', (condition, args, why) => {
     expect(evaluateCondition(parseCondition(condition), args)).toEqual({ holds: 'undecided', why });
   });
@@ -601,9 +602,7 @@ describe('paths under a prefix', () => {
 });
 
 describe('nested argument paths', () => {
-  const args = JSON.parse(
-    '{"customer": {"id": "c-1", "tags": ["vip"], "address": {"country": "DE"}}, "items": [{"sku": "A", "qty": 2}], "dry-run": true, "a.b": 1, "__proto__": {"x": 1}}',
-  ) as unknown;
+  const args = JSON.parse('{"customer": {"id": "c-1", "tags": ["vip"], "address": {"country": "DE"}}, "items": [{"sku": "A", "qty": 2}], "dry-run": true, "a.b": 1, "__proto__": {"x": 1}}') as unknown;
 
   it.each([
     ['args.customer.id == "c-1"', true],

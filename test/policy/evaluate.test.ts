@@ -15,16 +15,13 @@ function permutations<T>(xs: readonly T[]): T[][] {
 }
 
 describe('precedence', () => {
-  it.each(permutations(['allow', 'review', 'deny'] as const).map((p) => [p.join(', '), p]))(
-    'lets deny win over review and allow whatever the file order (%s)',
-    (_name, order) => {
-      const policy = loadText(dir, `version: 1\ndefault: allow\nrules:\n${order.map((e) => rule(`r-${e}`, e)).join('')}`);
-      const result = evaluate(policy, { agent: 'a', tool: 't' });
-      expect(result.decision).toBe('deny');
-      expect(result.rule).toBe('r-deny');
-      expect(result.matched).toEqual(order.map((e) => `r-${e}`));
-    },
-  );
+  it.each(permutations(['allow', 'review', 'deny'] as const).map((p) => [p.join(', '), p]))('lets deny win over review and allow whatever the file order (%s)', (_name, order) => {
+    const policy = loadText(dir, `version: 1\ndefault: allow\nrules:\n${order.map((e) => rule(`r-${e}`, e)).join('')}`);
+    const result = evaluate(policy, { agent: 'a', tool: 't' });
+    expect(result.decision).toBe('deny');
+    expect(result.rule).toBe('r-deny');
+    expect(result.matched).toEqual(order.map((e) => `r-${e}`));
+  });
 
   it('lets review win over allow, and names the first review rule when several match', () => {
     const policy = loadText(dir, `version: 1\ndefault: deny\nrules:\n${rule('ok', 'allow')}${rule('check-1', 'review', '    reason: first\n')}${rule('check-2', 'review', '    reason: second\n')}`);
@@ -53,7 +50,10 @@ describe('precedence', () => {
   });
 
   it('skips a rule whose condition is false, so a conditional deny does not outrank an allow', () => {
-    const policy = loadText(dir, `version: 1\ndefault: deny\nrules:\n${rule('refund', 'allow', '    match: { tool: billing.refund }\n')}${rule('big', 'deny', '    match: { tool: billing.refund }\n    when: args.amount > 10000\n')}`);
+    const policy = loadText(
+      dir,
+      `version: 1\ndefault: deny\nrules:\n${rule('refund', 'allow', '    match: { tool: billing.refund }\n')}${rule('big', 'deny', '    match: { tool: billing.refund }\n    when: args.amount > 10000\n')}`,
+    );
     expect(evaluate(policy, { agent: 'a', tool: 'billing.refund', args: { amount: 20 } })).toMatchObject({ decision: 'allow', rule: 'refund', matched: ['refund'] });
     expect(evaluate(policy, { agent: 'a', tool: 'billing.refund', args: { amount: 20000 } })).toMatchObject({ decision: 'deny', rule: 'big' });
   });
@@ -134,7 +134,8 @@ rules:
 });
 
 describe('shadow mode', () => {
-  const text = (mode: string) => `version: 1\ndefault: allow\nmode: ${mode}\nrules:\n${rule('no-delete', 'deny', '    match: { tool: "*.delete" }\n    reason: Deletes are forbidden.\n')}${rule('big-refund', 'review', '    match: { tool: billing.refund }\n    when: args.amount > 500\n')}`;
+  const text = (mode: string) =>
+    `version: 1\ndefault: allow\nmode: ${mode}\nrules:\n${rule('no-delete', 'deny', '    match: { tool: "*.delete" }\n    reason: Deletes are forbidden.\n')}${rule('big-refund', 'review', '    match: { tool: billing.refund }\n    when: args.amount > 500\n')}`;
   const shadow = loadText(dir, text('shadow'));
   const enforce = loadText(dir, text('enforce'));
 
@@ -208,7 +209,10 @@ rules:
   });
 
   it('filters tool objects by their name and keeps them intact', () => {
-    const listed = [{ name: 'shell.exec', description: 'run' }, { name: 'crm.get_customer', inputSchema: { type: 'object' } }];
+    const listed = [
+      { name: 'shell.exec', description: 'run' },
+      { name: 'crm.get_customer', inputSchema: { type: 'object' } },
+    ];
     expect(visibleTools(policy, 'a', 'crm', listed)).toEqual([{ name: 'crm.get_customer', inputSchema: { type: 'object' } }]);
   });
 

@@ -115,23 +115,59 @@ describe('bad policy files', () => {
     ['a misspelt key in a rule', `${head}  - id: a\n    efect: deny\n`, 'policy.yaml line 5: rules[0] has an unknown key "efect"; did you mean "effect"?'],
     ['a misspelt top-level key', 'version: 1\ndefault: allow\nrule:\n  - id: a\n    effect: deny\n', 'policy.yaml line 3: the policy has an unknown key "rule"; did you mean "rules"?'],
     ['a misspelt match key', `${head}  - id: a\n    match: { tools: x }\n    effect: deny\n`, 'policy.yaml line 5: rules[0].match has an unknown key "tools"; did you mean "tool"?'],
-    ['an unknown key unlike any other', `${head}  - id: a\n    effect: deny\n    priority: 3\n`, 'policy.yaml line 6: rules[0] has an unknown key "priority"; the keys allowed here are id, description, match, when, effect, reason, hide or approvers'],
+    [
+      'an unknown key unlike any other',
+      `${head}  - id: a\n    effect: deny\n    priority: 3\n`,
+      'policy.yaml line 6: rules[0] has an unknown key "priority"; the keys allowed here are id, description, match, when, effect, reason, hide or approvers',
+    ],
     ['a duplicate rule id', `${head}  - id: a\n    effect: deny\n  - id: b\n    effect: deny\n  - id: a\n    effect: allow\n`, 'policy.yaml line 8: rules[2].id "a" is already the id of rules[0]'],
     ['a key given twice', `${head}  - id: a\n    effect: allow\n    effect: deny\n`, 'policy.yaml line 6: the key "effect" appears twice in the same mapping'],
-    ['a bad condition operator', `${head}  - id: a\n    when: "args.amount => 500"\n    effect: deny\n`, 'policy.yaml line 5: rules[0].when is not a valid condition: "=>" is not an operator; use >= or <= (at character 13)'],
-    ['a condition without its right side', `${head}  - id: a\n    when: args.amount >\n    effect: deny\n`, 'policy.yaml line 5: rules[0].when is not a valid condition: expected a value after ">", but the condition ends (at character 14)'],
-    ['a condition naming something other than args', `${head}  - id: a\n    when:\n      - args.a exists\n      - amount > 5\n    effect: deny\n`, 'policy.yaml line 7: rules[0].when[1] is not a valid condition: "amount" is not a known name; argument paths start with args, as in args.amount (at character 1)'],
-    ['a bad glob', `${head}  - id: a\n    match:\n      tool: "fs.[rw]*"\n    effect: deny\n`, 'policy.yaml line 6: rules[0].match.tool "fs.[rw]*" contains "[": character classes ([...]) are not supported; use * or ?'],
-    ['a negated glob', `${head}  - id: a\n    match:\n      agent: ["ops-*", "!ops-bot"]\n    effect: deny\n`, 'policy.yaml line 6: rules[0].match.agent[1] "!ops-bot" starts with !, but negated globs are not supported; write a separate rule'],
+    [
+      'a bad condition operator',
+      `${head}  - id: a\n    when: "args.amount => 500"\n    effect: deny\n`,
+      'policy.yaml line 5: rules[0].when is not a valid condition: "=>" is not an operator; use >= or <= (at character 13)',
+    ],
+    [
+      'a condition without its right side',
+      `${head}  - id: a\n    when: args.amount >\n    effect: deny\n`,
+      'policy.yaml line 5: rules[0].when is not a valid condition: expected a value after ">", but the condition ends (at character 14)',
+    ],
+    [
+      'a condition naming something other than args',
+      `${head}  - id: a\n    when:\n      - args.a exists\n      - amount > 5\n    effect: deny\n`,
+      'policy.yaml line 7: rules[0].when[1] is not a valid condition: "amount" is not a known name; argument paths start with args, as in args.amount (at character 1)',
+    ],
+    [
+      'a bad glob',
+      `${head}  - id: a\n    match:\n      tool: "fs.[rw]*"\n    effect: deny\n`,
+      'policy.yaml line 6: rules[0].match.tool "fs.[rw]*" contains "[": character classes ([...]) are not supported; use * or ?',
+    ],
+    [
+      'a negated glob',
+      `${head}  - id: a\n    match:\n      agent: ["ops-*", "!ops-bot"]\n    effect: deny\n`,
+      'policy.yaml line 6: rules[0].match.agent[1] "!ops-bot" starts with !, but negated globs are not supported; write a separate rule',
+    ],
     ['an empty glob list', `${head}  - id: a\n    match:\n      tool: []\n    effect: deny\n`, 'policy.yaml line 6: rules[0].match.tool must not be an empty list'],
-    ['hide on a rule that is not an unconditional deny', `${head}  - id: a\n    when: args.x exists\n    effect: deny\n    hide: true\n`, 'policy.yaml line 7: rules[0].hide can be true only on a deny rule without when, since only such a rule forbids a tool outright'],
-    ['a rule id with spaces', `${head}  - id: refund rule\n    effect: deny\n`, 'policy.yaml line 4: rules[0].id must start with a letter or digit and hold only letters, digits and . _ : / - (at most 128)'],
+    [
+      'hide on a rule that is not an unconditional deny',
+      `${head}  - id: a\n    when: args.x exists\n    effect: deny\n    hide: true\n`,
+      'policy.yaml line 7: rules[0].hide can be true only on a deny rule without when, since only such a rule forbids a tool outright',
+    ],
+    [
+      'a rule id with spaces',
+      `${head}  - id: refund rule\n    effect: deny\n`,
+      'policy.yaml line 4: rules[0].id must start with a letter or digit and hold only letters, digits and . _ : / - (at most 128)',
+    ],
     ['an empty description', `${head}  - id: a\n    description:\n    effect: deny\n`, 'policy.yaml line 5: rules[0].description must be a string'],
     ['a rule that is not a mapping', `${head}  - deny everything\n`, 'policy.yaml line 4: rules[0] must be a mapping (key: value lines)'],
     ['an empty file', '', 'policy.yaml line 1: the file is empty; a policy needs at least version and default'],
     ['a list instead of a mapping', '- a\n- b\n', 'policy.yaml line 1: the policy must be a mapping (key: value lines)'],
     ['two YAML documents', 'version: 1\ndefault: allow\n---\nversion: 1\n', 'policy.yaml line 3: a second YAML document starts here, but a policy file holds exactly one'],
-    ['a YAML alias', 'version: 1\ndefault: &d deny\nmode: enforce\nrules:\n  - id: a\n    effect: *d\n', 'policy.yaml line 6: YAML aliases (*d) are not supported in a policy file; write the value out'],
+    [
+      'a YAML alias',
+      'version: 1\ndefault: &d deny\nmode: enforce\nrules:\n  - id: a\n    effect: *d\n',
+      'policy.yaml line 6: YAML aliases (*d) are not supported in a policy file; write the value out',
+    ],
     ['a YAML tag', 'version: 1\ndefault: !effect allow\n', 'policy.yaml line 2: YAML tags are not used in policy files (unresolved tag: !effect)'],
     ['an invalid mode', 'version: 1\ndefault: allow\nmode: dry-run\n', 'policy.yaml line 3: mode must be enforce or shadow'],
   ];
@@ -223,12 +259,32 @@ describe('approvers', () => {
 
   const head = 'version: 1\ndefault: allow\n';
   const cases: Array<[string, string, string]> = [
-    ['a key that belongs to someone else', `${head}approvers:\n  - { id: alice@corp, key: "${bob}" }\n`, 'policy.yaml line 4: approvers[0].key belongs to bob@corp, not alice@corp; give the public key that alice@corp made with witness approver init'],
-    ['a key that is not a key', `${head}approvers:\n  - { id: alice@corp, key: "alice@corp+00000000+AAAA" }\n`, 'policy.yaml line 4: approvers[0].key is not an approver public key (<name>+<hash>+<base64>, as witness approver init prints it): The verifier key uses an unknown algorithm; only Ed25519 (0x01) is supported'],
+    [
+      'a key that belongs to someone else',
+      `${head}approvers:\n  - { id: alice@corp, key: "${bob}" }\n`,
+      'policy.yaml line 4: approvers[0].key belongs to bob@corp, not alice@corp; give the public key that alice@corp made with witness approver init',
+    ],
+    [
+      'a key that is not a key',
+      `${head}approvers:\n  - { id: alice@corp, key: "alice@corp+00000000+AAAA" }\n`,
+      'policy.yaml line 4: approvers[0].key is not an approver public key (<name>+<hash>+<base64>, as witness approver init prints it): The verifier key uses an unknown algorithm; only Ed25519 (0x01) is supported',
+    ],
     ['an approver listed twice', `${head}${listed}  - { id: alice@corp, key: "${alice}" }\n`, 'policy.yaml line 7: approvers[2].id "alice@corp" is already the id of approvers[0]'],
-    ['an approver name with spaces', `${head}approvers:\n  - { id: alice smith, key: "${alice}" }\n`, 'policy.yaml line 4: approvers[0].id must be a name of letters, digits and . _ @ - (at most 128), as in alice@acme.example'],
-    ['a rule naming nobody listed', `${head}${listed}rules:\n  - id: r\n    effect: review\n    approvers: [alice@corp, carol@corp]\n`, 'policy.yaml line 10: rules[0].approvers[1] "carol@corp" is not listed under approvers'],
-    ['approvers on a rule that holds nothing', `${head}${listed}rules:\n  - id: r\n    effect: deny\n    approvers: [alice@corp]\n`, 'policy.yaml line 10: rules[0].approvers applies only to a review rule, since only review holds a call for a person'],
+    [
+      'an approver name with spaces',
+      `${head}approvers:\n  - { id: alice smith, key: "${alice}" }\n`,
+      'policy.yaml line 4: approvers[0].id must be a name of letters, digits and . _ @ - (at most 128), as in alice@acme.example',
+    ],
+    [
+      'a rule naming nobody listed',
+      `${head}${listed}rules:\n  - id: r\n    effect: review\n    approvers: [alice@corp, carol@corp]\n`,
+      'policy.yaml line 10: rules[0].approvers[1] "carol@corp" is not listed under approvers',
+    ],
+    [
+      'approvers on a rule that holds nothing',
+      `${head}${listed}rules:\n  - id: r\n    effect: deny\n    approvers: [alice@corp]\n`,
+      'policy.yaml line 10: rules[0].approvers applies only to a review rule, since only review holds a call for a person',
+    ],
     ['an empty approvers list on a rule', `${head}${listed}rules:\n  - id: r\n    effect: review\n    approvers: []\n`, 'policy.yaml line 10: rules[0].approvers must not be an empty list'],
   ];
 
@@ -238,7 +294,14 @@ describe('approvers', () => {
 
   it('must exist before a gateway enforces a policy that can hold a call, and need not in shadow mode or without review [R-APPROVER-ALLOWED]', () => {
     const rule = loadText(dir, `${head}rules:\n  - id: ok\n    effect: allow\n  - id: big\n    effect: review\n`);
-    expect(() => requireApprovers(rule)).toThrow(expect.objectContaining({ code: 'invalid_policy', message: expect.stringMatching(/ line 6: rules\[1\] holds calls for review, but the policy lists no approvers who could release them; add an approvers: list with their public keys \(`witness approver init` makes one\)\.$/) }) as Error);
+    expect(() => requireApprovers(rule)).toThrow(
+      expect.objectContaining({
+        code: 'invalid_policy',
+        message: expect.stringMatching(
+          / line 6: rules\[1\] holds calls for review, but the policy lists no approvers who could release them; add an approvers: list with their public keys \(`witness approver init` makes one\)\.$/,
+        ),
+      }) as Error,
+    );
     const byDefault = loadText(dir, 'version: 1\ndefault: review\n');
     expect(() => requireApprovers(byDefault)).toThrow(/ line 2: default is review, but the policy lists no approvers who could release/);
     expect(() => requireApprovers(loadText(dir, 'version: 1\ndefault: review\nmode: shadow\n'))).not.toThrow();

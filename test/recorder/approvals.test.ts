@@ -44,16 +44,18 @@ describe('deciding an approval request', () => {
     const id = await request(gateway, [alice, bob]);
     const [a, b] = [await openWitness({ store }), await openWitness({ store })];
     try {
-      const results = await Promise.allSettled([
-        decideApproval(a, id, { decision: 'approved', signer: alice }),
-        decideApproval(b, id, { decision: 'denied', signer: bob, reason: 'no' }),
-      ]);
+      const results = await Promise.allSettled([decideApproval(a, id, { decision: 'approved', signer: alice }), decideApproval(b, id, { decision: 'denied', signer: bob, reason: 'no' })]);
       const won = results.filter((r) => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(won).toHaveLength(1);
       expect(lost).toHaveLength(1);
       const winner = (won[0] as PromiseFulfilledResult<{ decisionId: string }>).value;
-      expect(lost[0]!.reason).toMatchObject({ code: 'conflict', message: expect.stringMatching(/^You lost the race for approval request .*: (alice@corp approved|bob@corp denied) it first \(event [0-9a-f-]{36}, .*\); your (approval|denial), event [0-9a-f-]{36}, stays in the ledger but does not count\.$/) });
+      expect(lost[0]!.reason).toMatchObject({
+        code: 'conflict',
+        message: expect.stringMatching(
+          /^You lost the race for approval request .*: (alice@corp approved|bob@corp denied) it first \(event [0-9a-f-]{36}, .*\); your (approval|denial), event [0-9a-f-]{36}, stays in the ledger but does not count\.$/,
+        ),
+      });
       // Both are in the ledger; the first recorded is the decision that counts.
       const v = await findApproval(driverOf(gateway), id);
       expect(v.decisions).toHaveLength(2);
@@ -69,7 +71,10 @@ describe('deciding an approval request', () => {
     const w = await openWitness({ store });
     try {
       const id = await request(w, [alice]);
-      await expect(decideApproval(w, id, { decision: 'approved', signer: alice, reason: 'the customer read out password=hunter2 on the call' })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/redacts as a secret/) });
+      await expect(decideApproval(w, id, { decision: 'approved', signer: alice, reason: 'the customer read out password=hunter2 on the call' })).rejects.toMatchObject({
+        code: 'invalid_argument',
+        message: expect.stringMatching(/redacts as a secret/),
+      });
       expect((await findApproval(driverOf(w), id)).decisions).toEqual([]);
     } finally {
       await w.close();

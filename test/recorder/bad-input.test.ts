@@ -39,8 +39,7 @@ function countEvents(w: Witness | SqliteLedger): number {
   return l.database.prepare('SELECT count(*) FROM events').pluck().get() as number;
 }
 
-const req = (over: Record<string, unknown>): AppendRequest =>
-  ({ stream: 'bad-input', kind: 'note', agent, data: { text: 'fine' }, ...over }) as AppendRequest;
+const req = (over: Record<string, unknown>): AppendRequest => ({ stream: 'bad-input', kind: 'note', agent, data: { text: 'fine' }, ...over }) as AppendRequest;
 
 describe('ledger.append on a SqliteLedger refuses invalid events', () => {
   it('[R-WHO] names agent.id when the agent has no id, agent when there is none, and stores nothing', async () => {
@@ -71,11 +70,7 @@ describe('ledger.append on a SqliteLedger refuses invalid events', () => {
   it('names data.model for an llm.call without a model, and refuses the whole batch', async () => {
     const ledger = SqliteLedger.open({ path: tempDb(dir) });
     try {
-      await expectRefused(
-        () => ledger.append([req({}), req({ kind: 'llm.call', data: { input: [{ role: 'user', content: 'hi' }] } }), req({})]),
-        'invalid_event',
-        'data.model',
-      );
+      await expectRefused(() => ledger.append([req({}), req({ kind: 'llm.call', data: { input: [{ role: 'user', content: 'hi' }] } }), req({})]), 'invalid_event', 'data.model');
       expect(countEvents(ledger)).toBe(0);
       await expectRefused(() => ledger.append([req({ unknown_header: 1 })]), 'invalid_event', 'unknown_header');
       await expectRefused(() => ledger.append([req({ stream: '' })]), 'invalid_event', 'stream');

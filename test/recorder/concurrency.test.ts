@@ -57,7 +57,10 @@ describe('two processes writing one ledger', () => {
         expect(notes + tools, name).toBe(400);
         const acked = child.lines.filter((l) => l.startsWith('A ')).map((l) => l.slice(2));
         expect(acked, name).toHaveLength(notes);
-        expect(child.lines.filter((l) => l.startsWith('T ')), name).toHaveLength(tools);
+        expect(
+          child.lines.filter((l) => l.startsWith('T ')),
+          name,
+        ).toHaveLength(tools);
 
         for (const id of acked) {
           const ev = await ledger.getEvent(id);
@@ -102,10 +105,7 @@ describe('two processes writing one ledger', () => {
     const db = await existingLedger();
     const batches = 40;
     const size = 10;
-    const [a, b] = await Promise.all([
-      run(APPEND_BATCHES, [db, 'left', String(batches), String(size), '1']),
-      run(APPEND_BATCHES, [db, 'right', String(batches), String(size), '1']),
-    ]);
+    const [a, b] = await Promise.all([run(APPEND_BATCHES, [db, 'left', String(batches), String(size), '1']), run(APPEND_BATCHES, [db, 'right', String(batches), String(size), '1'])]);
     const ledger = SqliteLedger.open({ path: db });
     try {
       const sealedSizes: number[] = [];

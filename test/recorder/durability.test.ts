@@ -84,8 +84,14 @@ async function checkAfterKill(db: string, run: KilledRun): Promise<{ streamEvent
     }
     const stream = await ledger.readStream(run.session);
     expect(stream[0]?.kind, context).toBe('session.start');
-    expect(stream.map((e) => e.seq), context).toEqual(stream.map((_, i) => i));
-    expect(stream.some((e) => e.kind === 'session.end'), context).toBe(false);
+    expect(
+      stream.map((e) => e.seq),
+      context,
+    ).toEqual(stream.map((_, i) => i));
+    expect(
+      stream.some((e) => e.kind === 'session.end'),
+      context,
+    ).toBe(false);
     for (const n of run.tools) {
       const call = stream.find((e) => e.kind === 'tool.call' && (e.data?.['arguments'] as { n?: number } | undefined)?.n === n);
       expect(call, `${context}: acknowledged tool call ${n} is missing`).toBeDefined();

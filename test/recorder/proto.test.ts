@@ -18,11 +18,7 @@ const obj = (text: string): Record<string, unknown> => JSON.parse(text) as Recor
 describe('a "__proto__" member in what the SDK records', () => {
   it('survives redaction as an ordinary member, whatever it holds, and its own secrets are still redacted [R-HOSTILE]', () => {
     const r = new Redactor();
-    for (const text of [
-      '{"amount":10,"__proto__":"attacker-iban"}',
-      '{"amount":10,"__proto__":{"x":1,"to":"attacker-iban"}}',
-      '{"list":[{"__proto__":[1,2]}],"__proto__":null}',
-    ]) {
+    for (const text of ['{"amount":10,"__proto__":"attacker-iban"}', '{"amount":10,"__proto__":{"x":1,"to":"attacker-iban"}}', '{"list":[{"__proto__":[1,2]}],"__proto__":null}']) {
       const out = r.redact(obj(text));
       expect(canonicalize(out), text).toBe(canonicalize(obj(text)));
       expect(Object.getPrototypeOf(out)).toBe(Object.prototype);

@@ -315,18 +315,30 @@ describe('redaction of the shapes secrets also take', () => {
       const s = await w.session({ agent: { id: 'hdr-bot', version: 'v1 passwd=hdr-version-qwz', credential: 'key-id-7 sk-proj-hdrcredqwz0123456789' } });
       stream = s.id;
       const ref = await w.storeArtifact(Buffer.from('x'), 'text/plain', 'role token=hdr-art-role-qwz');
-      await s.record('note', { text: 'released' }, {
-        principal: { id: 'https://alice:hdr-principal-qwz@idp.example/alice', kind: 'human' },
-        delegation: { id: 'grant api_key=hdr-deleg-id-qwz', issuer: 'https://svc:hdr-issuer-qwz@idp.example', scopes: ['refunds:write', 'secret=hdr-scope-qwz'], expires: ts },
-        policy: { decision: 'allow', rule: 'r password=hdr-rule-qwz', reason_code: 'token=hdr-code-qwz-1234', version: digest, mode: 'enforce', approver: 'bob pin=hdr-policy-approver-qwz' },
-        approvals: [
-          { approver: 'carol pwd=hdr-approver-qwz', role: 'lead secret=hdr-role-qwz', decision: 'approved', reason: 'ok password=hdr-reason-qwz', meaning: 'approved; token=hdr-meaning-qwz', args_digest: digest, ts },
-        ],
-        record_class: 'audit-log passwd=hdr-class-qwz',
-        data_categories: ['financial', 'apikey=hdr-category-qwz'],
-        artifacts: [{ ...ref, name: 'dump.txt password=hdr-art-name-qwz' }],
-        recorder: { kind: 'sdk', id: 'sdk token=hdr-recorder-qwz' },
-      });
+      await s.record(
+        'note',
+        { text: 'released' },
+        {
+          principal: { id: 'https://alice:hdr-principal-qwz@idp.example/alice', kind: 'human' },
+          delegation: { id: 'grant api_key=hdr-deleg-id-qwz', issuer: 'https://svc:hdr-issuer-qwz@idp.example', scopes: ['refunds:write', 'secret=hdr-scope-qwz'], expires: ts },
+          policy: { decision: 'allow', rule: 'r password=hdr-rule-qwz', reason_code: 'token=hdr-code-qwz-1234', version: digest, mode: 'enforce', approver: 'bob pin=hdr-policy-approver-qwz' },
+          approvals: [
+            {
+              approver: 'carol pwd=hdr-approver-qwz',
+              role: 'lead secret=hdr-role-qwz',
+              decision: 'approved',
+              reason: 'ok password=hdr-reason-qwz',
+              meaning: 'approved; token=hdr-meaning-qwz',
+              args_digest: digest,
+              ts,
+            },
+          ],
+          record_class: 'audit-log passwd=hdr-class-qwz',
+          data_categories: ['financial', 'apikey=hdr-category-qwz'],
+          artifacts: [{ ...ref, name: 'dump.txt password=hdr-art-name-qwz' }],
+          recorder: { kind: 'sdk', id: 'sdk token=hdr-recorder-qwz' },
+        },
+      );
       await w.flush();
       const ev = (await driverOf(w).readStream(s.id)).find((e) => e.kind === 'note')!;
       expect(ev.approvals).toEqual([
@@ -469,7 +481,21 @@ describe('redaction of JSON carried as text, and of key=value, query-string and 
     await w.flush();
     const notes = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'note').map((e) => e.data?.['text']);
     expect(notes).toEqual(cases.map(([, redacted]) => redacted));
-    const secrets = [basic, '9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', 'bearer-enc-qwz-123456', 'cookie-val-qwz-998877', 'sess-cookie-qwz-abc', 'auth-qwz-771', 'tok-qwz-5521', 'pw-qwz-colon-9', 'py-repr-qwz-42', 'xak-qwz-00112233', 'cli-pw-qwz-66', 'dig-qwz-6629', 'quoted-qwz-1'];
+    const secrets = [
+      basic,
+      '9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b',
+      'bearer-enc-qwz-123456',
+      'cookie-val-qwz-998877',
+      'sess-cookie-qwz-abc',
+      'auth-qwz-771',
+      'tok-qwz-5521',
+      'pw-qwz-colon-9',
+      'py-repr-qwz-42',
+      'xak-qwz-00112233',
+      'cli-pw-qwz-66',
+      'dig-qwz-6629',
+      'quoted-qwz-1',
+    ];
     await w.close();
     expect(leakedInFiles(db, secrets)).toEqual([]);
   });
@@ -604,8 +630,16 @@ describe('redaction of URL passwords without a user, command lines, name/value l
         { name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } },
         { value: 'k8s-qwz-2', name: 'api_key' },
       ],
-      aws: [{ Name: 'DB_PASS', Value: 'aws-qwz-3' }, { Name: 'REGION', Value: 'eu-west-1' }],
-      har: { headers: [{ name: 'Authorization', value: 'Digest username="bob", response="har-qwz-4"' }, { name: 'Accept', value: 'application/json' }] },
+      aws: [
+        { Name: 'DB_PASS', Value: 'aws-qwz-3' },
+        { Name: 'REGION', Value: 'eu-west-1' },
+      ],
+      har: {
+        headers: [
+          { name: 'Authorization', value: 'Digest username="bob", response="har-qwz-4"' },
+          { name: 'Accept', value: 'application/json' },
+        ],
+      },
       pairs: [
         ['X-Api-Key', 'pair-qwz-1'],
         ['Authorization', 'Bearer pair-qwz-2-abcdefgh'],

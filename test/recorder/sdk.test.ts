@@ -48,10 +48,15 @@ describe('the SDK records what an auditor asks for', () => {
     const w = await openWitness({ store: `sqlite:${tempDb(dir)}`, strict: true });
     const s = await w.session({ agent: { id: 'a' } });
     let seenBeforeRun = 0;
-    const out = await s.tool('billing.refund', { amount: 50 }, async () => {
-      seenBeforeRun = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'tool.call').length;
-      return { ok: true };
-    }, { server: 'billing' });
+    const out = await s.tool(
+      'billing.refund',
+      { amount: 50 },
+      async () => {
+        seenBeforeRun = (await driverOf(w).readStream(s.id)).filter((e) => e.kind === 'tool.call').length;
+        return { ok: true };
+      },
+      { server: 'billing' },
+    );
     expect(out).toEqual({ ok: true });
     expect(seenBeforeRun).toBe(1);
     const events = await driverOf(w).readStream(s.id);

@@ -17,7 +17,9 @@ describe('an event stored below position 0', () => {
           `INSERT INTO events (pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash)
            SELECT -1, '00000000-0000-7000-8000-000000000000', 'forged-session', 0, '2026-01-01T00:00:00.000Z', 'approval.decision', 'cfo-bot', 'billing', 'refund', 'success', header, data, salt, hash FROM events WHERE pos = 0`,
         ).run();
-        db.prepare(`INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome) VALUES (-1, '2026-01-01T00:00:00.000Z', 'cfo-bot', 'approval.decision', 'billing', 'refund', 'success')`).run();
+        db.prepare(
+          `INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome) VALUES (-1, '2026-01-01T00:00:00.000Z', 'cfo-bot', 'approval.decision', 'billing', 'refund', 'success')`,
+        ).run();
       });
       const ledger = SqliteLedger.open({ path: l.file, create: false, readonly: true });
       try {

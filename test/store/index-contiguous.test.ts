@@ -21,7 +21,9 @@ describe('the query index grows only contiguously [R-TAMPER-INDEX]', () => {
       // Another process with SQL access and every trigger in place:
       const db = new Database(file);
       try {
-        expect(() => db.exec('INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome) SELECT pos, ts, agent, kind, resource, action, outcome FROM events WHERE pos = 11')).toThrow(/append-only/);
+        expect(() => db.exec('INSERT INTO event_index (pos, ts, agent, kind, resource, action, outcome) SELECT pos, ts, agent, kind, resource, action, outcome FROM events WHERE pos = 11')).toThrow(
+          /append-only/,
+        );
       } finally {
         db.close();
       }

@@ -128,8 +128,14 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
   it('the test ledger has matches for every filter on both sides of the boundary', () => {
     for (const { name, filter } of FILTERS) {
       const pos = expected(all, filter);
-      expect(pos.some((p) => p < INDEXED), name).toBe(true);
-      expect(pos.some((p) => p >= INDEXED), name).toBe(true);
+      expect(
+        pos.some((p) => p < INDEXED),
+        name,
+      ).toBe(true);
+      expect(
+        pos.some((p) => p >= INDEXED),
+        name,
+      ).toBe(true);
     }
   });
 
@@ -137,7 +143,10 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
     for (const { name, filter } of FILTERS) {
       const want = expected(all, filter);
       const page = await ledger.query({ ...filter, limit: 10_000 });
-      expect(page.events.map((e) => e.pos), name).toEqual(want);
+      expect(
+        page.events.map((e) => e.pos),
+        name,
+      ).toEqual(want);
       expect(page.next, name).toBeUndefined();
     }
     expect(indexedUpto(ledger.database)).toBe(INDEXED);
@@ -193,7 +202,10 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
       expect(plan, name).toContain('SEARCH events USING INTEGER PRIMARY KEY (rowid>?)');
       // The indexed subquery is ordered by its index: no sort of the whole match before LIMIT.
       const indexed = plan.split('RIGHT')[0]!;
-      expect(indexed.split('\n').filter((l) => l.includes('TEMP B-TREE')), name).toHaveLength(1);
+      expect(
+        indexed.split('\n').filter((l) => l.includes('TEMP B-TREE')),
+        name,
+      ).toHaveLength(1);
       if (filter.since !== undefined && filter.until !== undefined) expect(plan, name).toMatch(/ts>\? AND ts<\?/);
     }
   });
@@ -242,7 +254,14 @@ describe('[R-WHAT-WHEN-RESULT] queries over the query index and the unindexed ta
       expect(n).toBe(5000);
       const db = a.database;
       expect(db.prepare('SELECT count(*) FROM event_index').pluck().get()).toBe(5000);
-      expect(db.prepare('SELECT count(*) FROM event_index x JOIN events e USING (pos) WHERE x.ts = e.ts AND x.agent = e.agent AND x.kind = e.kind AND x.resource IS e.resource AND x.action IS e.action AND x.outcome IS e.outcome').pluck().get()).toBe(5000);
+      expect(
+        db
+          .prepare(
+            'SELECT count(*) FROM event_index x JOIN events e USING (pos) WHERE x.ts = e.ts AND x.agent = e.agent AND x.kind = e.kind AND x.resource IS e.resource AND x.action IS e.action AND x.outcome IS e.outcome',
+          )
+          .pluck()
+          .get(),
+      ).toBe(5000);
     } finally {
       await a.close();
       await b.close();

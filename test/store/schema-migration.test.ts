@@ -20,7 +20,9 @@ function batch(n: number, from: number, dated = true): AppendRequest[] {
       ...(dated ? { ts: new Date(Date.UTC(2026, 3, 1) + i * 60_000).toISOString() } : {}),
       agent: { id: `agent-${s % 3}` },
       kind: i % 4 === 0 ? 'note' : 'tool.call',
-      ...(i % 4 === 0 ? { data: { text: `n${i}` } } : { resource: i % 3 === 0 ? 'crm' : 'billing', action: 'refund', outcome: i % 7 === 0 ? 'error' : 'success', data: { tool: 'billing.refund', arguments: { i } } }),
+      ...(i % 4 === 0
+        ? { data: { text: `n${i}` } }
+        : { resource: i % 3 === 0 ? 'crm' : 'billing', action: 'refund', outcome: i % 7 === 0 ? 'error' : 'success', data: { tool: 'billing.refund', arguments: { i } } }),
     } as AppendRequest);
   }
   return out;
@@ -157,7 +159,18 @@ describe('schema version 1 → 2', () => {
       expect(s.version).toBe('2');
       expect(s.tables).toContain('event_index');
       for (const i of V1_MOVED_INDEXES) expect(s.indexes).not.toContain(i);
-      expect(s.indexes).toEqual(expect.arrayContaining(['events_id', 'events_stream_seq', 'event_index_agent_ts', 'event_index_kind_ts', 'event_index_resource_ts', 'event_index_action_ts', 'event_index_outcome_ts', 'event_index_ts']));
+      expect(s.indexes).toEqual(
+        expect.arrayContaining([
+          'events_id',
+          'events_stream_seq',
+          'event_index_agent_ts',
+          'event_index_kind_ts',
+          'event_index_resource_ts',
+          'event_index_action_ts',
+          'event_index_outcome_ts',
+          'event_index_ts',
+        ]),
+      );
       expect(s.triggers.get('events_no_replace')).toContain('max(pos)');
       expect(s.triggers.get('events_no_replace')).not.toContain('id = NEW.id');
       for (const t of ['events_no_update', 'events_no_delete', 'event_index_no_replace', 'event_index_no_update', 'event_index_no_delete']) expect(s.triggers.has(t), t).toBe(true);
@@ -175,7 +188,7 @@ describe('schema version 1 → 2', () => {
       expect(after.events).toBe(245);
       expect(after.unsealed).toBe(0);
       expect((await l.query({ agent: 'agent-0', limit: 1000 })).events.map((e) => e.pos)).toEqual(
-        (l.database.prepare(`SELECT pos FROM events WHERE agent = 'agent-0' ORDER BY ts, pos`).pluck().all() as number[]),
+        l.database.prepare(`SELECT pos FROM events WHERE agent = 'agent-0' ORDER BY ts, pos`).pluck().all() as number[],
       );
     } finally {
       await l.close();
@@ -262,7 +275,9 @@ describe('[R-APPEND-ONLY] the one-probe INSERT guard of version 2', () => {
         // Same id (or same stream and seq) at max(pos) + 1: the trigger lets it through, and REPLACE
         // deletes the original row without firing the DELETE trigger.
         const id = conflict === 'id' ? 'id' : `'forged-' || id`;
-        db.exec(`INSERT OR REPLACE INTO events SELECT (SELECT max(pos) + 1 FROM events), ${id}, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash FROM events WHERE pos = ${moved}`);
+        db.exec(
+          `INSERT OR REPLACE INTO events SELECT (SELECT max(pos) + 1 FROM events), ${id}, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash FROM events WHERE pos = ${moved}`,
+        );
         expect(db.prepare('SELECT count(*) FROM events WHERE pos = ?').pluck().get(moved)).toBe(0);
       } finally {
         db.close();

@@ -264,7 +264,7 @@ describe('an honest ledger keeps sealing', () => {
   });
 });
 
-describe('verify checks the ledger against the sealer\'s record', () => {
+describe("verify checks the ledger against the sealer's record", () => {
   it('[R-SEAL-ROLLBACK] passes an honest ledger and says it extends the record', async () => {
     const r = await verifyFile(base.file);
     expect(where(r)).toEqual([]);
@@ -435,7 +435,7 @@ describe('no silent trust on first use', () => {
     expect(snapshot(l.file)).toMatchObject({ checkpoints: 3, record: null });
   });
 
-  it('[R-SEAL-ADOPT] `witness seal --adopt` verifies the whole ledger with the sealer\'s key, records its newest checkpoint, then seals', async () => {
+  it("[R-SEAL-ADOPT] `witness seal --adopt` verifies the whole ledger with the sealer's key, records its newest checkpoint, then seals", async () => {
     const l = withoutRecord();
     await appendTo(l.file, C, 'sealed after the adoption');
     const r = await runBin(['seal', '--adopt', '--store', `sqlite:${l.file}`]);
@@ -491,7 +491,7 @@ describe('no silent trust on first use', () => {
   });
 });
 
-describe('the record kept where the database\'s writers cannot write', () => {
+describe("the record kept where the database's writers cannot write", () => {
   /** A copy whose record lives in a directory of its own (the sealer's), besides the stale one a copy leaves beside the ledger. */
   function keptElsewhere(): { l: BuiltLedger; record: string } {
     const l = fresh();
@@ -538,7 +538,7 @@ describe('the record kept where the database\'s writers cannot write', () => {
     expect(fs.existsSync(sidecarPaths(file).sealed)).toBe(false);
   });
 
-  it('[R-SEAL-RECORD-PATH] with the record outside the ledger\'s directory, an old checkpoint note written over <db>.sealed does not make the key sign a forged history', async () => {
+  it("[R-SEAL-RECORD-PATH] with the record outside the ledger's directory, an old checkpoint note written over <db>.sealed does not make the key sign a forged history", async () => {
     // Beside the ledger (the default), whoever writes its directory can roll the record back: the documented limit.
     const beside = fresh();
     rollBack(beside);

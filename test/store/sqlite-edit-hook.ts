@@ -119,7 +119,7 @@ function derivedColumns(db: Database.Database, header: string): Record<string, u
     action: h['action'] ?? null,
     outcome: h['outcome'] ?? null,
   };
-  const present = new Set((db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events') as string[]));
+  const present = new Set(db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events') as string[]);
   return Object.fromEntries(Object.entries(fromHeader).filter(([k, v]) => present.has(k) && v !== undefined));
 }
 

@@ -33,8 +33,7 @@ async function expectWitnessError(fn: () => unknown, code: ErrorCode, mentions?:
   return thrown;
 }
 
-const note = (text: string, stream = 'errors-stream'): AppendRequest =>
-  ({ stream, kind: 'note', agent: { id: 'errors-bot' }, data: { text } }) as AppendRequest;
+const note = (text: string, stream = 'errors-stream'): AppendRequest => ({ stream, kind: 'note', agent: { id: 'errors-bot' }, data: { text } }) as AppendRequest;
 
 async function makeLedger(): Promise<string> {
   const file = tempDb(dir);
@@ -235,9 +234,7 @@ describe('append-only tables', () => {
         }
         expect(err, sql).toBeInstanceOf(Error);
         expect((err as { code?: string }).code).toBe('SQLITE_CONSTRAINT_TRIGGER');
-        expect((err as Error).message).toBe(
-          verb === 'REPLACE' ? `witness: ${table} are append-only; an existing row cannot be replaced` : `witness: ${table} are append-only; ${verb} is refused`,
-        );
+        expect((err as Error).message).toBe(verb === 'REPLACE' ? `witness: ${table} are append-only; an existing row cannot be replaced` : `witness: ${table} are append-only; ${verb} is refused`);
       };
       refused(`UPDATE events SET data = '{"text":"forged"}' WHERE pos = 0`, 'events', 'UPDATE');
       refused(`UPDATE events SET outcome = 'success'`, 'events', 'UPDATE');
@@ -247,11 +244,7 @@ describe('append-only tables', () => {
       refused(`DELETE FROM checkpoints`, 'checkpoints', 'DELETE');
       refused(`UPDATE tree_nodes SET hash = zeroblob(32)`, 'tree_nodes', 'UPDATE');
       refused(`DELETE FROM public_keys`, 'public_keys', 'DELETE');
-      refused(
-        `INSERT INTO events SELECT * FROM events WHERE pos = 0 ON CONFLICT (pos) DO UPDATE SET data = '{"text":"forged"}'`,
-        'events',
-        'REPLACE',
-      );
+      refused(`INSERT INTO events SELECT * FROM events WHERE pos = 0 ON CONFLICT (pos) DO UPDATE SET data = '{"text":"forged"}'`, 'events', 'REPLACE');
       refused(`INSERT OR REPLACE INTO events SELECT * FROM events WHERE pos = 0`, 'events', 'REPLACE');
       refused(`REPLACE INTO checkpoints SELECT * FROM checkpoints`, 'checkpoints', 'REPLACE');
       expect(raw.prepare('SELECT count(*) FROM events').pluck().get()).toBe(2);

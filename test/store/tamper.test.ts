@@ -290,9 +290,7 @@ describe('deleting, inserting and reordering events', () => {
   it('reports event_after_end for a correctly chained event forged after a session.end', async () => {
     const l = fresh();
     const ended = readRows(l.file).find((r) => r.stream === A && r.kind === 'session.end')!;
-    tamper(l.file, (db) =>
-      insertRow(db, forgeRow(A, ended.seq + 1, ended.hash, 13, { kind: 'note', agent: { id: 'support-bot' }, data: { text: 'also refunded $5,000' } } as EventInput)),
-    );
+    tamper(l.file, (db) => insertRow(db, forgeRow(A, ended.seq + 1, ended.hash, 13, { kind: 'note', agent: { id: 'support-bot' }, data: { text: 'also refunded $5,000' } } as EventInput)));
     const r = await verifyFile(l.file);
     expect(where(r)).toEqual([{ code: 'event_after_end', stream: A, seq: ended.seq + 1, leaf: 13 }]);
   });
@@ -460,7 +458,12 @@ describe('checkpoints and keys', () => {
       const f = Frontier.fromJSON(JSON.parse(db.prepare('SELECT frontier FROM checkpoints WHERE id = 3').pluck().get() as string));
       f.push(leafHash(forged));
       const note = signNote(formatCheckpoint({ origin: l.origin, size: 14, rootHash: f.root(), extensions: [`witness-time ${new Date().toISOString()}`] }), [parseSignerKey(attacker.signerKey)]);
-      db.prepare(`INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (14, ?, ?, ?, ?, '[]', 13)`).run(f.root(), note, new Date().toISOString(), JSON.stringify(f.toJSON()));
+      db.prepare(`INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (14, ?, ?, ?, ?, '[]', 13)`).run(
+        f.root(),
+        note,
+        new Date().toISOString(),
+        JSON.stringify(f.toJSON()),
+      );
     });
     const trusting = await verifyFile(l.file);
     expect(where(trusting)).toEqual([{ code: 'checkpoint_signature', checkpoint: 4 }]);
@@ -599,7 +602,11 @@ describe('events that no checkpoint covers although a later one was signed', () 
     const signedAt = Date.parse(/witness-time (\S+)/.exec(l.checkpoints[2]!.note)![1]!);
     const ledger = SqliteLedger.open({ path: l.file, create: false });
     try {
-      const [r] = await ledger.append([{ stream, kind, agent: { id: 'ops-bot' }, ts: new Date(signedAt - agoMs).toISOString(), data: kind === 'note' ? { text: 'approved by phone' } : { reason: 'completed' } } as EventInput & { stream: string }]);
+      const [r] = await ledger.append([
+        { stream, kind, agent: { id: 'ops-bot' }, ts: new Date(signedAt - agoMs).toISOString(), data: kind === 'note' ? { text: 'approved by phone' } : { reason: 'completed' } } as EventInput & {
+          stream: string;
+        },
+      ]);
       return r!.pos;
     } finally {
       await ledger.close();
@@ -611,7 +618,9 @@ describe('events that no checkpoint covers although a later one was signed', () 
     const leaf = await appendDated(l, C, 'note', 5 * 60_000);
     const r = await verifyFile(l.file);
     expect(where(r)).toEqual([{ code: 'unsealed_gap', stream: C, seq: 2, leaf, checkpoint: 3 }]);
-    expect(r.first!.reason).toMatch(/more than 60 s before checkpoint 3 was signed .*no checkpoint in the ledger covers it: it was appended after that checkpoint with an earlier date, or the checkpoints that covered it were deleted\.$/);
+    expect(r.first!.reason).toMatch(
+      /more than 60 s before checkpoint 3 was signed .*no checkpoint in the ledger covers it: it was appended after that checkpoint with an earlier date, or the checkpoints that covered it were deleted\.$/,
+    );
   });
 
   it('[R-UNSEALED-GAP] fails unsealed_gap for a session.end dated before the newest checkpoint that does not cover it', async () => {
@@ -638,7 +647,14 @@ describe('events that no checkpoint covers although a later one was signed', () 
     const ledger = SqliteLedger.open({ path: l.file, create: false });
     try {
       await ledger.append([
-        { stream: C, kind: 'note', agent: { id: 'ops-bot' }, ts: new Date(signedAt - 3_600_000).toISOString(), received_ts: new Date(signedAt + 1_000).toISOString(), data: { text: 'imported' } } as EventInput & { stream: string },
+        {
+          stream: C,
+          kind: 'note',
+          agent: { id: 'ops-bot' },
+          ts: new Date(signedAt - 3_600_000).toISOString(),
+          received_ts: new Date(signedAt + 1_000).toISOString(),
+          data: { text: 'imported' },
+        } as EventInput & { stream: string },
       ]);
     } finally {
       await ledger.close();

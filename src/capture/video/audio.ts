@@ -76,7 +76,10 @@ export interface Voice {
  * line breaks) become spaces. Only what is spoken changes; cards and captions show the text as it is.
  */
 export function speakable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ').replace(/\[/g, '(').replace(/\]/g, ')');
+  return text
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ')
+    .replace(/\[/g, '(')
+    .replace(/\]/g, ')');
 }
 
 /** Speaks one text with espeak-ng; the text goes in on stdin, never through a shell, made speakable(). */

@@ -68,7 +68,8 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
   const ffmpeg = requireProgram('ffmpeg', env);
   const espeak = requireProgram('espeak-ng', env);
   const voice: Voice = { voice: options.voice?.voice ?? 'en-us', speed: options.voice?.speed ?? 165 };
-  if (!Number.isInteger(voice.speed) || voice.speed < 80 || voice.speed > 450) throw new WitnessError('invalid_argument', `Speed ${voice.speed} must be a whole number of words per minute from 80 to 450.`);
+  if (!Number.isInteger(voice.speed) || voice.speed < 80 || voice.speed > 450)
+    throw new WitnessError('invalid_argument', `Speed ${voice.speed} must be a whole number of words per minute from 80 to 450.`);
   await requireVoice(voice.voice, env);
   const fps = options.fps ?? 2;
   if (!Number.isInteger(fps) || fps < 1 || fps > 30) throw new WitnessError('invalid_argument', `fps ${fps} must be a whole number from 1 to 30.`);
@@ -144,20 +145,74 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const tmpOut = `${out}.partial-${process.pid}.mp4`;
     const args = [
-      '-y', '-hide_banner', '-loglevel', 'error', '-nostats', '-progress', 'pipe:2',
-      '-f', 'concat', '-safe', '0', '-i', list,
-      '-i', wav,
-      '-i', vttWork,
-      '-f', 'ffmetadata', '-i', meta,
-      '-map', '0:v', '-map', '1:a', '-map', '2:s', '-map_metadata', '3', '-map_chapters', '3',
-      '-vf', `scale=${WIDTH}:${HEIGHT}:force_original_aspect_ratio=decrease,pad=${WIDTH}:${HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=0x0f172a,fps=${fps},format=yuv420p`,
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'stillimage', '-crf', '26', '-g', String(fps * 10), '-threads', '2',
+      '-y',
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-nostats',
+      '-progress',
+      'pipe:2',
+      '-f',
+      'concat',
+      '-safe',
+      '0',
+      '-i',
+      list,
+      '-i',
+      wav,
+      '-i',
+      vttWork,
+      '-f',
+      'ffmetadata',
+      '-i',
+      meta,
+      '-map',
+      '0:v',
+      '-map',
+      '1:a',
+      '-map',
+      '2:s',
+      '-map_metadata',
+      '3',
+      '-map_chapters',
+      '3',
+      '-vf',
+      `scale=${WIDTH}:${HEIGHT}:force_original_aspect_ratio=decrease,pad=${WIDTH}:${HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=0x0f172a,fps=${fps},format=yuv420p`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-tune',
+      'stillimage',
+      '-crf',
+      '26',
+      '-g',
+      String(fps * 10),
+      '-threads',
+      '2',
       // The native encoder's default coder took 10 s for 6 minutes of speech; "fast" is as clear for a voice.
-      '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '64k',
-      '-c:s', 'mov_text', '-metadata:s:s:0', 'language=eng', '-metadata:s:a:0', 'language=eng',
-      '-fflags', '+bitexact', '-flags:v', '+bitexact', '-flags:a', '+bitexact',
-      '-movflags', '+faststart',
-      '-t', durationS.toFixed(3),
+      '-c:a',
+      'aac',
+      '-aac_coder',
+      'fast',
+      '-b:a',
+      '64k',
+      '-c:s',
+      'mov_text',
+      '-metadata:s:s:0',
+      'language=eng',
+      '-metadata:s:a:0',
+      'language=eng',
+      '-fflags',
+      '+bitexact',
+      '-flags:v',
+      '+bitexact',
+      '-flags:a',
+      '+bitexact',
+      '-movflags',
+      '+faststart',
+      '-t',
+      durationS.toFixed(3),
       tmpOut,
     ];
     const totalUs = durationS * 1e6;
@@ -220,7 +275,10 @@ async function screenshotsOf(ledger: LedgerReader, step: Step, work: string, mis
 /** Captions: one cue per sentence, timed by its share of the spoken length. */
 function sentenceCues(text: string, start: number, spoken: number): Cue[] {
   // Split only where punctuation is followed by a space, so "billing.refund" or "1.5" stay whole.
-  const sentences = text.split(/(?<=[.!?])\s+/).map((s) => s.trim()).filter((s) => s !== '');
+  const sentences = text
+    .split(/(?<=[.!?])\s+/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const chars = sentences.reduce((n, s) => n + s.length, 0) || 1;
   const cues: Cue[] = [];
   let t = start;
@@ -236,7 +294,12 @@ function ffmetadata(session: string, agent: string, chapters: readonly VideoChap
   // FFMETADATA ends a line at CR as well as LF: a tool name with "\r[CHAPTER]\r…" would add chapters or
   // tags. Control characters become spaces; = ; # and \ are escaped as the format says.
   const esc = (s: string) => s.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/[=;#\\]/g, (c) => `\\${c}`);
-  const lines = [';FFMETADATA1', `title=${esc(`Witness session ${session}`)}`, `artist=${esc(agent)}`, `comment=${esc('Rendered by witness from the session events; every screenshot is bound into the signed ledger by its SHA-256.')}`];
+  const lines = [
+    ';FFMETADATA1',
+    `title=${esc(`Witness session ${session}`)}`,
+    `artist=${esc(agent)}`,
+    `comment=${esc('Rendered by witness from the session events; every screenshot is bound into the signed ledger by its SHA-256.')}`,
+  ];
   for (const c of chapters) {
     lines.push('[CHAPTER]', 'TIMEBASE=1/1000', `START=${Math.round(c.startS * 1000)}`, `END=${Math.round(c.endS * 1000)}`, `title=${esc(c.title)}`);
   }

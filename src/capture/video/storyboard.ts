@@ -66,7 +66,10 @@ function reasoningOf(llm: Ev | undefined): string | undefined {
     else text = str((out as { text?: unknown }).text);
   }
   if (text === undefined || text.trim() === '') return undefined;
-  const sentences = text.replace(/\s+/g, ' ').trim().match(/[^.!?]+[.!?]?/g) ?? [text];
+  const sentences = text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .match(/[^.!?]+[.!?]?/g) ?? [text];
   return clip(sentences.slice(0, 2).join('').trim(), 240);
 }
 
@@ -88,7 +91,10 @@ function textOf(output: unknown): string | undefined {
   if (output === null || typeof output !== 'object') return output === undefined ? undefined : JSON.stringify(output);
   const content = (output as { content?: unknown }).content;
   if (Array.isArray(content)) {
-    const t = content.map((c) => str((c as { text?: unknown })?.text)).filter((x): x is string => x !== undefined).join(' ');
+    const t = content
+      .map((c) => str((c as { text?: unknown })?.text))
+      .filter((x): x is string => x !== undefined)
+      .join(' ');
     // Many tools answer with JSON as text: read it as values, not as braces and quotes.
     if (/^\s*[{[]/.test(t)) {
       try {
@@ -332,7 +338,10 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const res = resultSentence(result);
     if (tone === 'neutral' || tone === 'review') tone = res.tone === 'ok' && tone === 'review' ? 'ok' : res.tone;
     if (decision === 'deny' || approval?.verdict === 'denied' || approval?.verdict === 'expired') tone = 'denied';
-    const shots = before !== undefined || after !== undefined ? ` The screen ${before !== undefined && after !== undefined ? 'before and after' : before !== undefined ? 'before' : 'after'} the call follows.` : '';
+    const shots =
+      before !== undefined || after !== undefined
+        ? ` The screen ${before !== undefined && after !== undefined ? 'before and after' : before !== undefined ? 'before' : 'after'} the call follows.`
+        : '';
     const narration = [
       `Step ${n}.`,
       why === undefined ? undefined : `The agent reasoned: ${sentence(why)}`,

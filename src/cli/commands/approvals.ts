@@ -78,7 +78,8 @@ export function registerApprovals(program: Command, io: Io): void {
         if (opts.as !== undefined && !sameIdentity(opts.as, approver)) {
           throw new WitnessError('invalid_argument', `--as ${opts.as} does not match the holder of the key ${source}, ${approver}; leave --as out, or pass your own key.`);
         }
-        if (opts.digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.digest)) throw new WitnessError('invalid_argument', `--digest "${opts.digest}" is not a SHA-256 hex digest (64 hex characters).`);
+        if (opts.digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.digest))
+          throw new WitnessError('invalid_argument', `--digest "${opts.digest}" is not a SHA-256 hex digest (64 hex characters).`);
         const store = resolveStore(opts.store);
         // Fail on a missing ledger rather than create an empty one.
         await (await openExisting(store, { readonly: true })).close();
@@ -93,11 +94,16 @@ export function registerApprovals(program: Command, io: Io): void {
             ...(opts.digest === undefined ? {} : { expectDigest: opts.digest }),
           });
           const fingerprint = keyFingerprint(signer);
-          if (opts.json) return printJson(io, { request: view.requestId, decision, approver, key: fingerprint, event: decisionId, stream, arguments: view.arguments, arguments_digest: view.argumentsDigest });
+          if (opts.json)
+            return printJson(io, { request: view.requestId, decision, approver, key: fingerprint, event: decisionId, stream, arguments: view.arguments, arguments_digest: view.argumentsDigest });
           // One line whatever the recorded values hold: the agent and tool names are the agent's own
           // text, and a newline in them would print a line of its choosing under this confirmation.
           // The arguments are the ones whose digest was signed (decideApproval checked them against it), whole.
-          io.out(inert(`${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}) with arguments ${argumentsText(view.arguments)} (digest ${view.argumentsDigest.slice(0, 12)}…) as ${approver} (key ${fingerprint}); recorded as event ${decisionId}.`));
+          io.out(
+            inert(
+              `${decision === 'approved' ? 'Approved' : 'Denied'} request ${view.requestId} (${view.agent} → ${view.tool}) with arguments ${argumentsText(view.arguments)} (digest ${view.argumentsDigest.slice(0, 12)}…) as ${approver} (key ${fingerprint}); recorded as event ${decisionId}.`,
+            ),
+          );
         } finally {
           await witness.close();
         }
@@ -131,7 +137,12 @@ function block(v: ApprovalView): string {
     ['expires', v.expiresAt],
     ...(decided === undefined
       ? []
-      : [['decision', `${String(decided['decision'])} by ${String(decided['approver'] ?? '(unnamed)')}${typeof decided['approver_key'] === 'string' ? ` (key ${fingerprintOf(decided['approver_key'])})` : ''} at ${v.decision!.ts}`] as [string, string]]),
+      : [
+          [
+            'decision',
+            `${String(decided['decision'])} by ${String(decided['approver'] ?? '(unnamed)')}${typeof decided['approver_key'] === 'string' ? ` (key ${fingerprintOf(decided['approver_key'])})` : ''} at ${v.decision!.ts}`,
+          ] as [string, string],
+        ]),
     ['digest', v.argumentsDigest],
   ];
   const head = inert(`Request ${v.requestId} (${v.status})`);
@@ -157,7 +168,18 @@ function summary(v: ApprovalView) {
     call: v.callId,
     requested_at: v.request.ts,
     expires_at: v.expiresAt,
-    ...(v.decision === undefined ? {} : { decision: { event: v.decision.id, decision: v.decision.data?.['decision'], approver: v.decision.data?.['approver'], key: v.decision.data?.['approver_key'] === undefined ? undefined : fingerprintOf(String(v.decision.data['approver_key'])), reason: v.decision.data?.['reason'], at: v.decision.ts } }),
+    ...(v.decision === undefined
+      ? {}
+      : {
+          decision: {
+            event: v.decision.id,
+            decision: v.decision.data?.['decision'],
+            approver: v.decision.data?.['approver'],
+            key: v.decision.data?.['approver_key'] === undefined ? undefined : fingerprintOf(String(v.decision.data['approver_key'])),
+            reason: v.decision.data?.['reason'],
+            at: v.decision.ts,
+          },
+        }),
     // Decisions recorded for the request that do not count (unsigned, unauthorised, late): listed, never hidden.
     ...(v.decisions.length > (v.decision === undefined ? 0 : 1) ? { ignored_decisions: v.decisions.filter((d) => d !== v.decision).map((d) => d.id) } : {}),
     ...(v.consumedBy === undefined ? {} : { used_by: v.consumedBy.id }),

@@ -99,7 +99,10 @@ function writeNew(file: string, text: string, mode: number): void {
 export function readApproverKey(flag: string | undefined, verb: string): { signer: NoteSigner; source: string } {
   const source = flag ?? process.env[APPROVER_KEY_ENV];
   if (source === undefined || source.trim() === '') {
-    throw new WitnessError('invalid_argument', `witness ${verb} needs your approver key to sign the decision: pass --key <file> or set ${APPROVER_KEY_ENV} (make a key with \`witness approver init --name <you>\`).`);
+    throw new WitnessError(
+      'invalid_argument',
+      `witness ${verb} needs your approver key to sign the decision: pass --key <file> or set ${APPROVER_KEY_ENV} (make a key with \`witness approver init --name <you>\`).`,
+    );
   }
   if (flag === undefined && source.startsWith('PRIVATE+KEY+')) return { signer: parseKey(source.trim(), APPROVER_KEY_ENV), source: APPROVER_KEY_ENV };
   let st: fs.Stats;

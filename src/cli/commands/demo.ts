@@ -10,7 +10,9 @@ import { printReport } from './verify.js';
 export function registerDemo(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('demo')
-    .description('the whole job on this machine: a back office web app, its MCP server behind witness proxy, a scripted support agent (no API key), approvals, screenshots, a narrated video, verified evidence')
+    .description(
+      'the whole job on this machine: a back office web app, its MCP server behind witness proxy, a scripted support agent (no API key), approvals, screenshots, a narrated video, verified evidence',
+    )
     .option('--dir <dir>', 'where the demo ledger, screenshots, video and bundle go', './witness-demo')
     .option('--store <url>', 'record into this ledger instead of <dir>/witness.db')
     .option('--live', 'let a real model drive the agent (needs ANTHROPIC_API_KEY or OPENAI_API_KEY; ANTHROPIC_BASE_URL / OPENAI_BASE_URL are honoured)')
@@ -25,7 +27,9 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       const fingerprint = r.publicKey === '' ? '' : keyFingerprint(parseVerifierKey(r.publicKey));
       if (opts.json) return printJson(io, { ...r, fingerprint });
-      io.out(`Witness demo — ${live === undefined ? 'a support agent' : `${live.model} (${live.provider}) as the support agent`} works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`);
+      io.out(
+        `Witness demo — ${live === undefined ? 'a support agent' : `${live.model} (${live.provider}) as the support agent`} works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`,
+      );
       io.out(
         table(
           ['SEQ', 'TIME', 'KIND', 'ACTION', 'OUTCOME', 'POLICY', 'WHAT HAPPENED'],

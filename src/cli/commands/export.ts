@@ -24,7 +24,9 @@ export function registerExport(program: Command, io: Io): void {
         const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true, actor });
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
-        io.out(`Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`);
+        io.out(
+          `Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`,
+        );
         // Not the .pub beside the ledger: whoever can rewrite the ledger can replace that file too,
         // so it pins nothing. The fingerprint is what to compare with the auditor's own record.
         io.out(`  bundle     ${r.dir}`);

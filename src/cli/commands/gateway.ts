@@ -20,7 +20,7 @@ export function registerGateway(program: Command, io: Io): void {
     .command('gateway')
     .description('run the Streamable HTTP MCP audit gateway: bearer-key agents, one recorded session per MCP session')
     .requiredOption('--config <file>', 'the gateway configuration (YAML): listen address, agents and their key hashes, servers')
-    .option('--store <url>', 'ledger location (default: the config file\'s store, $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--store <url>', "ledger location (default: the config file's store, $WITNESS_STORE or sqlite:./witness.db)")
     .action(async (opts: GatewayOpts) => {
       const { loadGatewayConfig, startHttpGateway } = await import('../../gateway/index.js');
       // Bad configuration fails here, before anything listens, in one sentence naming the line.

@@ -41,10 +41,14 @@ export function registerInit(program: Command, io: Io): void {
         for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);
         // The .pub beside the ledger can be replaced by whoever writes the ledger's directory, so it
         // pins nothing later: the key must be recorded now, somewhere that writer cannot reach.
-        io.out(`Record this public key and its fingerprint now, outside this machine (your auditors' records, a ticket, a password manager), and give auditors that copy: they pin it with \`witness verify --trusted-key\`. ${paths.pub} is a convenience copy only, as changeable as the ledger.`);
+        io.out(
+          `Record this public key and its fingerprint now, outside this machine (your auditors' records, a ticket, a password manager), and give auditors that copy: they pin it with \`witness verify --trusted-key\`. ${paths.pub} is a convenience copy only, as changeable as the ledger.`,
+        );
         if (result.sealRecord === paths.sealed) {
           // Beside the ledger, the record stops whoever can only edit rows, not whoever can write this directory.
-          io.out(`The seal record beside the ledger protects against edits to the database's rows only; if other accounts or processes can write ${path.dirname(file)}, set $WITNESS_SEAL_RECORD to a file in a directory only the sealer can write, and keep the key there too (or in $WITNESS_SIGNING_KEY).`);
+          io.out(
+            `The seal record beside the ledger protects against edits to the database's rows only; if other accounts or processes can write ${path.dirname(file)}, set $WITNESS_SEAL_RECORD to a file in a directory only the sealer can write, and keep the key there too (or in $WITNESS_SIGNING_KEY).`,
+          );
         }
       } finally {
         await ledger.close();

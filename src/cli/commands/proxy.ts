@@ -46,7 +46,8 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
       if (agent === '' || agent.length > 512) throw new WitnessError('invalid_argument', '--agent must be a non-empty agent identity of at most 512 characters.');
       if (opts.server !== undefined && (opts.server === '' || opts.server.length > 512)) throw new WitnessError('invalid_argument', '--server must be a non-empty name of at most 512 characters.');
       const timeoutMs = parseDuration(opts.approvalTimeout, '--approval-timeout');
-      if (opts.onRecordFailure !== 'refuse' && opts.onRecordFailure !== 'forward') throw new WitnessError('invalid_argument', `--on-record-failure must be refuse or forward, not "${opts.onRecordFailure}".`);
+      if (opts.onRecordFailure !== 'refuse' && opts.onRecordFailure !== 'forward')
+        throw new WitnessError('invalid_argument', `--on-record-failure must be refuse or forward, not "${opts.onRecordFailure}".`);
       const maxFrame = Number(opts.maxFrameBytes);
       if (!Number.isInteger(maxFrame) || maxFrame < 1024) throw new WitnessError('invalid_argument', `--max-frame-bytes "${opts.maxFrameBytes}" must be a whole number of at least 1024.`);
       const captureTools = opts.capture === undefined ? undefined : readCaptureFile(opts.capture);

@@ -88,7 +88,7 @@ export function registerQuery(program: Command, io: Io): void {
 export function summarise(e: StoredEvent): string {
   const d = e.data as Record<string, unknown> | null;
   if (d === null) return '(payload withheld or purged)';
-  const s = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v) ?? '');
+  const s = (v: unknown) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? ''));
   switch (e.kind) {
     case 'llm.call':
       return `${s(d['model'])}: ${s(d['output'] ?? '')}`;

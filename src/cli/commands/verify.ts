@@ -102,7 +102,12 @@ export function printReport(terminal: Io, subject: string, r: VerifyReport): voi
   const n = (x: number) => x.toLocaleString('en-US');
   if (r.first !== undefined) {
     const f = r.first;
-    const at = [f.stream === undefined ? '' : `session ${f.stream}`, f.seq === undefined ? '' : `seq ${f.seq}`, f.leaf === undefined ? '' : `leaf ${f.leaf}`, f.checkpoint === undefined ? '' : `checkpoint ${f.checkpoint}`]
+    const at = [
+      f.stream === undefined ? '' : `session ${f.stream}`,
+      f.seq === undefined ? '' : `seq ${f.seq}`,
+      f.leaf === undefined ? '' : `leaf ${f.leaf}`,
+      f.checkpoint === undefined ? '' : `checkpoint ${f.checkpoint}`,
+    ]
       .filter((s) => s !== '')
       .join(', ');
     io.out(`✘ ${subject} FAILED verification${at === '' ? '' : ` at ${at}`}: ${f.code}: ${f.reason}`);

@@ -50,4 +50,3 @@ export function registerVideo(program: Command, io: Io): void {
       }
     });
 }
-

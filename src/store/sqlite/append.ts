@@ -118,22 +118,7 @@ export abstract class SqliteAppend extends SqliteArtifacts {
       }
       const { canonicalHeader, hash, hashHex } = chainEvent(ev, seq, head.hash);
       const f = ev.fields;
-      this.stmts.insert.run(
-        pos,
-        f.id,
-        ev.stream,
-        seq,
-        f.ts,
-        f.kind,
-        f.agent.id,
-        f.resource ?? null,
-        f.action ?? null,
-        f.outcome ?? null,
-        canonicalHeader,
-        ev.canonicalData,
-        ev.salt,
-        hash,
-      );
+      this.stmts.insert.run(pos, f.id, ev.stream, seq, f.ts, f.kind, f.agent.id, f.resource ?? null, f.action ?? null, f.outcome ?? null, canonicalHeader, ev.canonicalData, ev.salt, hash);
       touched.set(ev.stream, { seq, hash, ended: ev.fields.kind === 'session.end' });
       receipts.push({ id: f.id, stream: ev.stream, seq, pos, hash: hashHex });
       pos++;

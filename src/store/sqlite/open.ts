@@ -187,8 +187,7 @@ export abstract class SqliteBase {
       // Only the key the ledger was created with signs it: a second key would be one more key an
       // auditor must trust, and nothing in this version adds one legitimately (rotation will, by a
       // signed key.rotated event). A process holding another key opens the ledger but never signs.
-      this.foreignKey =
-        signer !== undefined && ledgerKey !== undefined && ledgerKey !== signer.verifierKey ? { signer: signer.verifierKey, ledger: ledgerKey } : undefined;
+      this.foreignKey = signer !== undefined && ledgerKey !== undefined && ledgerKey !== signer.verifierKey ? { signer: signer.verifierKey, ledger: ledgerKey } : undefined;
       this.canSeal = signer !== undefined && !options.readonly;
       this.maxPayloadBytes = options.maxPayloadBytes;
       this.stmts = prepareStatements(db);
@@ -208,7 +207,6 @@ export abstract class SqliteBase {
     const m = this.stmts.maxPos.get() as number | null;
     return m === null ? 0 : m + 1;
   }
-
 
   /** Reads that a damaged file can fail must fail as typed errors, never as raw SQLite ones. */
   protected read<T>(fn: () => T): T {
@@ -289,13 +287,9 @@ export function prepareStatements(db: Database.Database): Statements {
     putNode: db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)'),
     latestCheckpoint: db.prepare('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'),
     allCheckpoints: db.prepare('SELECT * FROM checkpoints ORDER BY id'),
-    putCheckpoint: db.prepare(
-      'INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ),
+    putCheckpoint: db.prepare('INSERT INTO checkpoints (size, root, note, ts, frontier, consistency, prev_size) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     keys: db.prepare('SELECT vkey, name, added_at FROM public_keys ORDER BY rowid'),
-    putArtifact: db.prepare(
-      'INSERT INTO artifacts (sha256, mime, bytes, created_at) SELECT @sha256, @mime, @bytes, @at WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = @sha256)',
-    ),
+    putArtifact: db.prepare('INSERT INTO artifacts (sha256, mime, bytes, created_at) SELECT @sha256, @mime, @bytes, @at WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = @sha256)'),
     artifact: db.prepare('SELECT sha256 FROM artifacts WHERE sha256 = ?').pluck(),
     // db.pragma() compiles its statement on every call; this runs once per append.
     dataVersion: db.prepare('PRAGMA data_version').pluck(),

@@ -72,7 +72,22 @@ export abstract class SqliteQuery extends SqliteAppend {
       const rows = new Array<VerifyScanRow>(tuples.length);
       for (let i = 0; i < tuples.length; i++) {
         const t = tuples[i]!;
-        rows[i] = { pos: t[0], id: t[1], stream: t[2], seq: t[3], ts: t[4], kind: t[5], agent: t[6], resource: t[7], action: t[8], outcome: t[9], header: t[10], data: t[11], salt: t[12], hash: t[13] };
+        rows[i] = {
+          pos: t[0],
+          id: t[1],
+          stream: t[2],
+          seq: t[3],
+          ts: t[4],
+          kind: t[5],
+          agent: t[6],
+          resource: t[7],
+          action: t[8],
+          outcome: t[9],
+          header: t[10],
+          data: t[11],
+          salt: t[12],
+          hash: t[13],
+        };
       }
       yield rows;
       // A position past 2^53 comes back rounded, so pos + 1 may not move: that is the end.

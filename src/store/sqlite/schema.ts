@@ -159,7 +159,12 @@ function migrateV1(db: Database.Database): void {
 
 // ------------------------------------------------------------------ opening the schema
 
-export function openOrCreateSchema(db: Database.Database, file: string, options: { readonly?: boolean; name?: string }, create: boolean): { id: string; origin: string; version: number; created: boolean } {
+export function openOrCreateSchema(
+  db: Database.Database,
+  file: string,
+  options: { readonly?: boolean; name?: string },
+  create: boolean,
+): { id: string; origin: string; version: number; created: boolean } {
   const listTables = () => db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
   // Reading sqlite_master is the first real read: a non-SQLite file fails here with NOTADB.
   let tables = listTables();
@@ -201,10 +206,7 @@ export function openOrCreateSchema(db: Database.Database, file: string, options:
     throw new WitnessError('store_corrupt', `${file} has no valid schema version; it is not a Witness ledger or it is damaged.`);
   }
   if (version > SCHEMA_VERSION) {
-    throw new WitnessError(
-      'store_newer_schema',
-      `${file} uses ledger schema version ${version}, newer than this Witness understands (${SCHEMA_VERSION}); upgrade Witness to open it.`,
-    );
+    throw new WitnessError('store_newer_schema', `${file} uses ledger schema version ${version}, newer than this Witness understands (${SCHEMA_VERSION}); upgrade Witness to open it.`);
   }
   const id = meta.get('ledger_id');
   const origin = meta.get('origin');
@@ -245,8 +247,10 @@ export function ensurePublicKey(db: Database.Database, signer: NoteSigner): stri
   // the guarded insert keeps two processes opening a new ledger together from both inserting one.
   const first = firstKey(db);
   if (first !== undefined) return first;
-  db
-    .prepare('INSERT INTO public_keys (vkey, name, added_at) SELECT @vkey, @name, @at WHERE NOT EXISTS (SELECT 1 FROM public_keys)')
-    .run({ vkey: signer.verifierKey, name: signer.name, at: new Date().toISOString() });
+  db.prepare('INSERT INTO public_keys (vkey, name, added_at) SELECT @vkey, @name, @at WHERE NOT EXISTS (SELECT 1 FROM public_keys)').run({
+    vkey: signer.verifierKey,
+    name: signer.name,
+    at: new Date().toISOString(),
+  });
   return firstKey(db);
 }

@@ -20,11 +20,7 @@ export interface WireError {
   details?: Record<string, unknown>;
 }
 
-export type ToSealWorker =
-  | { type: 'seal'; id: number; force: boolean; now: string }
-  | { type: 'signed'; id: number; note?: string; error?: string }
-  | { type: 'locked' }
-  | { type: 'close' };
+export type ToSealWorker = { type: 'seal'; id: number; force: boolean; now: string } | { type: 'signed'; id: number; note?: string; error?: string } | { type: 'locked' } | { type: 'close' };
 
 export type FromSealWorker =
   | { type: 'sign'; id: number; body: string }

@@ -173,7 +173,9 @@ export abstract class SqliteSeal extends SqliteQuery {
     try {
       fs.accessSync(dir, fs.constants.W_OK);
     } catch (e) {
-      throw sealRefused(`this process cannot write ${dir}, where it must record the checkpoint it signs (${this.sealRecordPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); create that directory or let the sealer write it`);
+      throw sealRefused(
+        `this process cannot write ${dir}, where it must record the checkpoint it signs (${this.sealRecordPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); create that directory or let the sealer write it`,
+      );
     }
   }
 
@@ -194,7 +196,9 @@ export abstract class SqliteSeal extends SqliteQuery {
     try {
       existing = readSealRecordText(location);
     } catch (e) {
-      throw sealRefused(`${location} exists but cannot be used as the record (${(e as Error).message.replace(/^Not signing: /, '').replace(/\.$/, '')}), and adopting never replaces a record; move it aside (keep it as evidence) and run again`);
+      throw sealRefused(
+        `${location} exists but cannot be used as the record (${(e as Error).message.replace(/^Not signing: /, '').replace(/\.$/, '')}), and adopting never replaces a record; move it aside (keep it as evidence) and run again`,
+      );
     }
     if (existing !== undefined) {
       let size = '';
@@ -272,7 +276,6 @@ export abstract class SqliteSeal extends SqliteQuery {
     this.assertOpen();
     return this.read(() => (this.stmts.allCheckpoints.all() as SqlCheckpoint[]).map(toCheckpoint));
   }
-
 
   async latestCheckpoint(): Promise<CheckpointRow | undefined> {
     this.assertOpen();

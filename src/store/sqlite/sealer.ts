@@ -214,7 +214,11 @@ export class Sealer {
     // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
     // refused here instead of being signed by the real key.
     const failures: Failure[] = [];
-    const chain = new ChainChecker(this.ctx.origin, (f) => failures.push(f), () => undefined);
+    const chain = new ChainChecker(
+      this.ctx.origin,
+      (f) => failures.push(f),
+      () => undefined,
+    );
     const nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
     for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
       const want = Math.min(SEAL_READ_PAGE, end - from);
@@ -248,7 +252,14 @@ export class Sealer {
     if (prevSize !== null && lastRoot !== undefined) {
       // The proof is built from stored nodes (and the new ones, not stored yet), which the database
       // writer could have edited: it is checked before it is stored, so a stored proof never fails.
-      consistency = this.provenConsistency(prevSize, lastRoot, end, root, this.withNew(nodes), () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`);
+      consistency = this.provenConsistency(
+        prevSize,
+        lastRoot,
+        end,
+        root,
+        this.withNew(nodes),
+        () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`,
+      );
     }
     const body = formatCheckpoint({ origin: this.ctx.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
     return { recordText, lastId: last?.id, end, more: end < committed, nodes, root, frontier: JSON.stringify(frontier.toJSON()), consistency, prevSize, body };
@@ -314,7 +325,9 @@ export class Sealer {
     const kept = `kept in ${recordPath}`;
     if (last === undefined) {
       if (record !== undefined) {
-        throw sealRefused(`${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${recordPath}\``);
+        throw sealRefused(
+          `${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${recordPath}\``,
+        );
       }
       return { frontier: Frontier.empty(), root: undefined };
     }
@@ -339,9 +352,19 @@ export class Sealer {
       throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
     }
     if (signed.size < record.size) {
-      throw sealRefused(`the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${recordPath}\``);
+      throw sealRefused(
+        `the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${recordPath}\``,
+      );
     }
-    this.provenConsistency(record.size, record.root, signed.size, signed.root, this.stored(), () => `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${recordPath}\``);
+    this.provenConsistency(
+      record.size,
+      record.root,
+      signed.size,
+      signed.root,
+      this.stored(),
+      () =>
+        `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${recordPath}\``,
+    );
     let frontier: Frontier;
     try {
       frontier = Frontier.fromJSON(JSON.parse(last.frontier));
@@ -349,7 +372,9 @@ export class Sealer {
       throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
     }
     if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
-      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``);
+      throw sealRefused(
+        `the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``,
+      );
     }
     return { frontier, root: signed.root };
   }

@@ -31,7 +31,16 @@ function run(args: string[], env: Record<string, string>, killWhen?: (stdout: st
     child.stderr.on('data', (c: string) => (stderr += c));
     child.on('error', reject);
     // Only whole lines count: a receipt cut by the kill was never acknowledged.
-    child.on('close', (code) => resolve({ code, lines: stdout.split('\n').slice(0, -1).filter((l) => l !== ''), stderr }));
+    child.on('close', (code) =>
+      resolve({
+        code,
+        lines: stdout
+          .split('\n')
+          .slice(0, -1)
+          .filter((l) => l !== ''),
+        stderr,
+      }),
+    );
   });
 }
 
@@ -41,7 +50,10 @@ async function expectOneHistory(l: Ledger, streams: string[]): Promise<void> {
   expect(rows.map((r) => r.pos)).toEqual(rows.map((_, i) => i));
   for (const s of streams) {
     const events = await l.readStream(s);
-    expect(events.map((e) => e.seq), s).toEqual(events.map((_, i) => i));
+    expect(
+      events.map((e) => e.seq),
+      s,
+    ).toEqual(events.map((_, i) => i));
     expect(events[0]?.prev, s).toBe(genesisHash(l.info.origin, s).toString('hex'));
     for (let i = 1; i < events.length; i++) expect(events[i]!.prev, `${s}#${i}`).toBe(events[i - 1]!.hash);
   }

@@ -79,9 +79,7 @@ export function queryContract(driver: DriverUnderTest): void {
         expect(await allPages(l, { ...window, limit: 1000 })).toEqual(expected(inWindow));
         expect(await allPages(l, { since: minute(59), limit: 1000 })).toEqual([59]);
         expect(await allPages(l, { until: minute(1), limit: 1000 })).toEqual([0]);
-        expect(await allPages(l, { agent: 'even', kind: 'tool.call', outcome: 'success', ...window, limit: 1000 })).toEqual(
-          expected((i) => i % 2 === 0 && isCall(i) && i % 7 !== 0 && inWindow(i)),
-        );
+        expect(await allPages(l, { agent: 'even', kind: 'tool.call', outcome: 'success', ...window, limit: 1000 })).toEqual(expected((i) => i % 2 === 0 && isCall(i) && i % 7 !== 0 && inWindow(i)));
         expect((await l.query({ agent: 'nobody', limit: 10 })).events).toEqual([]);
         expect((await l.query({ resource: 'billing', until: minute(0), limit: 10 })).events).toEqual([]);
       });

@@ -185,7 +185,7 @@ export function sealContract(driver: DriverUnderTest): void {
     });
   });
 
-  describe('adopting a ledger without the sealer\'s record', () => {
+  describe("adopting a ledger without the sealer's record", () => {
     it('[R-SEAL-ADOPT] refuses to seal a ledger with checkpoints but no record, until adopt() verifies it whole and records its newest checkpoint', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);

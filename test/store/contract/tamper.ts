@@ -156,7 +156,7 @@ export function tamperContract(driver: DriverUnderTest): void {
       expect(where(r)).toContainEqual({ code: 'seq_gap', stream: s.a, seq: 4, leaf: s.pos(s.a, 4) });
     });
 
-    it('reports wrong_genesis for a stream chained from another ledger\'s genesis', async () => {
+    it("reports wrong_genesis for a stream chained from another ledger's genesis", async () => {
       const { r } = await tampered(driver, async (l) => {
         const foreign = genesisHash('elsewhere/witness/00000000-0000-0000-0000-000000000000', 'moved-in');
         await driver.edit(l, { kind: 'insertEvent', row: forge('moved-in', 0, foreign, 11, 'session.start', {}) });
@@ -225,13 +225,13 @@ export function tamperContract(driver: DriverUnderTest): void {
       expect(where(r)).toEqual([{ code: 'consistency_failed', checkpoint: 2 }]);
     });
 
-    it('fails every checkpoint with checkpoint_signature when the ledger\'s public key is replaced', async () => {
+    it("fails every checkpoint with checkpoint_signature when the ledger's public key is replaced", async () => {
       const { r } = await tampered(driver, async (l) => driver.edit(l, { kind: 'rewritePublicKey', vkey: 'garbage' }));
       expect(where(r).filter((f) => f.code === 'checkpoint_signature')).toEqual([1, 2, 3].map((checkpoint) => ({ code: 'checkpoint_signature', checkpoint })));
       expect(r.ok).toBe(false);
     });
 
-    it('[R-TAMPER-REWRITE] passes every chain check of a consistently rewritten stream but fails the checkpoints and the sealer\'s record', async () => {
+    it("[R-TAMPER-REWRITE] passes every chain check of a consistently rewritten stream but fails the checkpoints and the sealer's record", async () => {
       const { r } = await tampered(driver, async (l, s) => {
         for (const row of rewrittenStream(await rawRows(l), s.a, 1, { tool: 'billing.refund', arguments: { order: 'A-1042', amount: 0 } })) {
           await driver.edit(l, { kind: 'replaceEvent', row });
