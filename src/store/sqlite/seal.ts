@@ -17,7 +17,7 @@ import { openSealRecord, readSealRecordText, writeSealRecord } from '../seal-rec
 import { checkArtifacts } from '../verify.js';
 import type { AdoptOptions, AdoptResult, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
 import { SealThread, sealThreadAvailable } from './seal-thread.js';
-import { Sealer, sealRefused, type SealerContext, type SqlCheckpoint } from './sealer.js';
+import { Sealer, sealRefused, storedNodes, type SealerContext, type SqlCheckpoint } from './sealer.js';
 import { SqliteQuery } from './query.js';
 
 /** Sealing: the Merkle tree, signed checkpoints, the sealer's record, adoption and proofs. */
@@ -259,17 +259,7 @@ export abstract class SqliteSeal extends SqliteQuery {
   }
 
   protected nodeSource(): NodeSource {
-    const stmt = this.stmts.node;
-    const location = this.info.location;
-    return {
-      node(level: number, index: number): Uint8Array {
-        const h = stmt.get(level, index) as Buffer | undefined;
-        if (h === undefined) {
-          throw new WitnessError('not_found', `Merkle node ${level}/${index} is not in ${location}; the range asked for is not sealed yet, run \`witness seal\`.`);
-        }
-        return h;
-      },
-    };
+    return storedNodes(this.stmts.node, this.info.location);
   }
 
   async checkpoints(): Promise<CheckpointRow[]> {

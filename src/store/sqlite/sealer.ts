@@ -392,17 +392,7 @@ export class Sealer {
   }
 
   private stored(): NodeSource {
-    const stmt = this.stmts.node;
-    const location = this.ctx.location;
-    return {
-      node(level: number, index: number): Uint8Array {
-        const h = stmt.get(level, index) as Buffer | undefined;
-        if (h === undefined) {
-          throw new WitnessError('not_found', `Merkle node ${level}/${index} is not in ${location}; the range asked for is not sealed yet, run \`witness seal\`.`);
-        }
-        return h;
-      },
-    };
+    return storedNodes(this.stmts.node, this.ctx.location);
   }
 
   /** The stored nodes plus the ones this seal is about to store. */
@@ -442,4 +432,17 @@ export interface SqlCheckpoint {
 
 export function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
   return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
+}
+
+/** The Merkle nodes stored in `tree_nodes`, read by `stmt` (level, index → hash); a missing one is `not_found`. */
+export function storedNodes(stmt: Database.Statement, location: string): NodeSource {
+  return {
+    node(level: number, index: number): Uint8Array {
+      const h = stmt.get(level, index) as Buffer | undefined;
+      if (h === undefined) {
+        throw new WitnessError('not_found', `Merkle node ${level}/${index} is not in ${location}; the range asked for is not sealed yet, run \`witness seal\`.`);
+      }
+      return h;
+    },
+  };
 }
