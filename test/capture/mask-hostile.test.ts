@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capturer } from '../../src/capture/index.js';
+import { colours } from '../helpers/png.js';
 
 /**
  * Masking that the captured page cannot switch off: the page's scripts may patch the DOM API,
@@ -75,13 +76,6 @@ afterAll(async () => {
   await capturer?.close();
   server.close();
 });
-
-/** The colours inside a box, 2 px in from each edge (anti-aliasing at the border is not the question). */
-function colours(png: PNG, x: number, y: number, w: number, h: number): string[] {
-  const seen = new Set<string>();
-  for (let yy = y + 2; yy < y + h - 2; yy++) for (let xx = x + 2; xx < x + w - 2; xx++) seen.add(png.data.subarray((yy * png.width + xx) * 4, (yy * png.width + xx) * 4 + 4).toString('hex'));
-  return [...seen];
-}
 
 describe('masking in a page that fights it', () => {
   for (const [path, what] of [

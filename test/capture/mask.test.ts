@@ -4,6 +4,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capturer } from '../../src/capture/index.js';
 import { thrown } from '../helpers/errors.js';
+import { colours } from '../helpers/png.js';
 
 /**
  * Masking where a plain `document.querySelectorAll` and a plain overlay would fail: inside a web
@@ -55,13 +56,6 @@ afterAll(async () => {
   await capturer?.close();
   server.close();
 });
-
-/** The colours inside a box, 2 px in from each edge (anti-aliasing at the border is not the question). */
-function colours(png: PNG, x: number, y: number, w: number, h: number): string[] {
-  const seen = new Set<string>();
-  for (let yy = y + 2; yy < y + h - 2; yy++) for (let xx = x + 2; xx < x + w - 2; xx++) seen.add(png.data.subarray((yy * png.width + xx) * 4, (yy * png.width + xx) * 4 + 4).toString('hex'));
-  return [...seen];
-}
 
 describe('masking', () => {
   it('paints solid black over masked elements in the page, in an open shadow root and in a modal dialog, and reads them as [masked] [R-MASK]', async () => {
