@@ -109,6 +109,8 @@ export class McpRelay {
   private readonly serverQueue = new OrderedQueue((e) => this.log(`witness gateway: could not handle a server message: ${String(e)}`));
   private clientGoneAt: number | undefined;
   private ended = false;
+  /** False for a relay attached to a session it did not open (see attach): end() leaves that session open. */
+  private ownsSession = true;
   private readonly desk: ApprovalDesk;
   /** The methods this relay records: a message naming one of them must be a well-formed request. */
   private readonly recorded: ReadonlySet<string>;
@@ -151,6 +153,18 @@ export class McpRelay {
       },
     });
     return new McpRelay(o, ports, new GatewayRecorder(o.witness, session, o.agent));
+  }
+
+  /**
+   * A relay for one exchange inside a Witness session someone else owns (the 2026-07-28 era has no
+   * protocol session: each HTTP request gets its own relay, so that JSON-RPC ids of different
+   * requests never meet, while their records go to the session their group shares). `end()` of
+   * such a relay waits for its records but leaves the session open: its owner ends it.
+   */
+  static attach(o: Omit<RelayOptions, 'purpose' | 'labels'>, ports: RelayPorts, rec: GatewayRecorder): McpRelay {
+    const relay = new McpRelay({ ...o, purpose: '' }, ports, rec);
+    relay.ownsSession = false;
+    return relay;
   }
 
   get sessionId(): string {
@@ -528,6 +542,7 @@ export class McpRelay {
     while (this.serverQueue.busy) await this.serverQueue.drained();
     this.desk.close();
     await this.rec.settle();
+    if (!this.ownsSession) return;
     await this.rec.session.end({ reason });
     await this.rec.settle();
   }
