@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing } from './http-auth.js';
@@ -10,6 +10,7 @@ import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, classifyMessage, errorMessage, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
 import { Inbox } from './inbox.js';
+import { LEGACY_VERSIONS, ModernErrorCode, ModernGateway, classifyPost, servedVersions } from './http-modern.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
@@ -19,6 +20,10 @@ import { StdioUpstream } from './upstream-stdio.js';
  * its own SDK server transport, relay (recording, policy, approvals) and upstream (a child process
  * or an HTTP client session). The agent identity comes only from the bearer key.
  *
+ * Beside those 2025 sessions it serves 2026-07-28 requests, which have no session: each POST's
+ * era is decided on its body by the official SDK's rule, and a modern one is served on its own
+ * (see http-modern.ts), recorded in the Witness session of its group.
+ *
  * Before the SDK transport sees a request, the gateway routes it, authenticates it, checks the
  * protocol version, reads the body under its size limit and parses it, so that every refusal is
  * answered with a JSON-RPC error and recorded: the SDK would answer some of them, but silently.
@@ -26,8 +31,6 @@ import { StdioUpstream } from './upstream-stdio.js';
 
 /** The stream that holds what happens outside any session: refused keys, unknown sessions, bad bodies. */
 export const GATEWAY_STREAM = 'witness.gateway';
-/** Protocol versions the SDK's transport serves; the stateless 2026-07-28 version is not among them. */
-const SUPPORTED_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
 
 export interface HttpGatewayOptions {
   onLog?: ((message: string) => void) | undefined;
@@ -40,7 +43,7 @@ export interface HttpGatewayOptions {
 export interface HttpGateway {
   /** Base URL, e.g. http://127.0.0.1:8808 (the servers are at url + path). */
   url: string;
-  /** Number of MCP sessions not yet fully ended (session.end not yet written). */
+  /** Number of Witness sessions not yet fully ended (session.end not yet written): 2025 MCP sessions and 2026-07-28 groups. */
   readonly sessions: number;
   /** Stops accepting, ends every session as cancelled, stops the upstreams. Leaves the witness open. */
   close(): Promise<void>;
@@ -78,6 +81,8 @@ class Gateway {
   private stopping = false;
   /** Sessions being opened (session.start not yet durable): counted against max_sessions. */
   private opening = 0;
+  /** The 2026-07-28 requests: no MCP session, recorded in per-group Witness sessions. */
+  private readonly modern: ModernGateway;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -86,6 +91,14 @@ class Gateway {
   ) {
     this.keys = new KeyRing(config.agents);
     this.byPath = new Map(config.servers.map((s) => [s.path, s]));
+    this.modern = new ModernGateway({
+      witness,
+      config,
+      capturer: options.capturer,
+      log: (m) => this.log(m),
+      recordGateway: (agent, message, code, data) => this.recordGateway(agent, message, code, data),
+      legacySessions: () => this.live.size + this.opening,
+    });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
         this.log(`witness gateway: could not handle ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
@@ -106,10 +119,11 @@ class Gateway {
     const addr = this.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const live = this.live;
+    const modern = this.modern;
     return {
       url: `http://${host}:${addr.port}`,
       get sessions() {
-        return live.size;
+        return live.size + modern.size;
       },
       close: () => this.close(),
     };
@@ -119,7 +133,7 @@ class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    await Promise.all([...this.live].map((s) => this.closeSession(s, 'cancelled', 'the gateway stopped')));
+    await Promise.all([...[...this.live].map((s) => this.closeSession(s, 'cancelled', 'the gateway stopped')), this.modern.close()]);
     this.server.closeAllConnections();
     await closed;
   }
@@ -149,8 +163,9 @@ class Gateway {
     }
     const agent: AgentRef = { id: auth.agent.id, credential: auth.agent.credential };
 
+    // A POST's era is decided on its body (see post); GET and DELETE exist only in 2025 sessions.
     const version = headerOf(req, 'mcp-protocol-version');
-    if (version !== undefined && !SUPPORTED_VERSIONS.includes(version)) return this.unsupportedVersion(res, version, agent, where);
+    if (method !== 'POST' && version !== undefined && !LEGACY_VERSIONS.includes(version)) return this.unsupportedVersion(res, version, agent, where, server);
 
     const sessionId = headerOf(req, 'mcp-session-id');
     let session: GatewaySession | undefined;
@@ -174,16 +189,20 @@ class Gateway {
     return reply(res, 405, errorResponse(null, ErrorCode.ConnectionClosed, `Method not allowed: an MCP endpoint takes POST, GET and DELETE, not ${method.slice(0, 20)}.`));
   }
 
-  private unsupportedVersion(res: ServerResponse, version: string, agent: AgentRef, where: Record<string, unknown>): void {
-    const stateless = version >= '2026';
-    const message = stateless
-      ? `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves the session-based MCP versions (${SUPPORTED_VERSIONS.join(', ')}) but not the stateless ${version.slice(0, 40)} protocol, which its MCP SDK does not implement; initialize a session with 2025-11-25 or 2025-06-18.`
-      : `Unsupported protocol version ${version.slice(0, 40)}: this gateway serves ${SUPPORTED_VERSIONS.join(', ')}.`;
+  private unsupportedVersion(res: ServerResponse, version: string, agent: AgentRef, where: Record<string, unknown>, server: GatewayServerConfig): void {
     this.recordGateway(agent, `Refused a request with MCP-Protocol-Version ${version.slice(0, 40)}, which this gateway cannot serve.`, 'unsupported_protocol_version', {
       ...where,
       protocol_version: version.slice(0, 100),
     });
-    reply(res, 400, errorResponse(null, ErrorCode.InvalidRequest, message, { requested: version.slice(0, 100), supported: SUPPORTED_VERSIONS }));
+    // -32022 with the versions served (spec 2026-07-28): a v2 client picks one, or falls back to a 2025 session.
+    reply(
+      res,
+      400,
+      errorResponse(null, ModernErrorCode.UnsupportedProtocolVersion, `Unsupported protocol version: ${version.slice(0, 100)}`, {
+        supported: servedVersions(server),
+        requested: version.slice(0, 100),
+      }),
+    );
   }
 
   private async post(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, session: GatewaySession | undefined, where: Record<string, unknown>): Promise<void> {
@@ -234,12 +253,25 @@ class Gateway {
       // A notification gets no JSON-RPC answer, but over HTTP input that is not accepted is a 400 (MCP Streamable HTTP).
       return reply(res, 400, errorResponse(refusal.answerId ?? null, refusal.rpcCode, refusalMessage(refusal)));
     }
+    // The era of this POST, by the official SDK's rule; a 2026-07-28 request has no MCP session.
+    const era = classifyPost(req, message, server);
+    if (era.era === 'refused') {
+      const version = headerOf(req, 'mcp-protocol-version');
+      record(`Refused a request: ${era.text.replace(/\.$/, '')}.`, era.reason, {
+        rpc_code: era.code,
+        ...(era.id === null ? {} : { jsonrpc_id: era.id }),
+        ...(version === undefined ? {} : { protocol_version: version.slice(0, 100) }),
+      });
+      // Never a 5xx for an era refusal: a v2 client falls back to a 2025 session only on a 4xx.
+      return reply(res, era.status, errorResponse(era.id, era.code, era.text, era.data));
+    }
+    if (era.era === 'modern') return this.modern.serve(req, res, server, agent, era, where);
     const isInitialize = typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'initialize';
     if (session === undefined) {
       if (!isInitialize) {
         return reply(res, 400, errorResponse(idOf(message), ErrorCode.ConnectionClosed, 'Bad request: send initialize first, then every request with the Mcp-Session-Id header it returns.'));
       }
-      if (this.live.size + this.opening >= this.config.maxSessions) {
+      if (this.live.size + this.opening + this.modern.size >= this.config.maxSessions) {
         // Each session holds an upstream process or connection: a cap keeps one agent from exhausting the host.
         record(`Refused a new MCP session: the gateway already has ${this.live.size} open, its max_sessions limit.`, 'too_many_sessions', { limit: this.config.maxSessions });
         res.setHeader('Retry-After', '5');

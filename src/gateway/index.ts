@@ -12,3 +12,5 @@ export { loadGatewayConfig, parseGatewayConfig, parseListen, DEFAULT_LISTEN, typ
 export { KeyRing, keySha256, keyFingerprint, newGatewayKey, KEY_PREFIX, type AuthResult, type AuthenticatedAgent } from './http-auth.js';
 export { StdioUpstream, type StdioUpstreamOptions, type UpstreamExit } from './upstream-stdio.js';
 export { HttpUpstream, type HttpUpstreamOptions } from './upstream-http.js';
+export { SESSION_HINT_META, LEGACY_VERSIONS, classifyPost, servedVersions, type Classified } from './http-modern.js';
+export { postModern, type ModernPostOptions, type ModernPostOutcome } from './upstream-modern.js';

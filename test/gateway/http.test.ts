@@ -190,17 +190,20 @@ describe('witness gateway over Streamable HTTP', () => {
     expect((await verifyFile(r.store)).ok).toBe(true);
   });
 
-  it('refuses the stateless 2026-07-28 protocol version with a clear JSON-RPC error', async () => {
+  it('answers a 2026-07-28 request to a stdio server with 400 and -32022 naming the 2025 versions it is served in (a v2 client then falls back), and one without its envelope with -32602', async () => {
     const r = await startGateway();
-    const res = await post(`${r.gateway.url}/mcp/everything`, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } }), {
-      Authorization: `Bearer ${SUPPORT_KEY}`,
-      'MCP-Protocol-Version': '2026-07-28',
-    });
+    const url = `${r.gateway.url}/mcp/everything`;
+    const headers = { Authorization: `Bearer ${SUPPORT_KEY}`, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' };
+    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+    const res = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' }, _meta: envelope } }), headers);
     expect(res.status).toBe(400);
-    const body = (await res.json()) as { jsonrpc: string; error: { code: number; message: string; data: { supported: string[] } } };
-    expect(body.jsonrpc).toBe('2.0');
-    expect(body.error.message).toMatch(/^Unsupported protocol version 2026-07-28: .*not the stateless 2026-07-28 protocol.*initialize a session with 2025-11-25 or 2025-06-18\.$/);
+    const body = (await res.json()) as { jsonrpc: string; id: number; error: { code: number; message: string; data: { supported: string[]; requested: string } } };
+    expect(body).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32022, message: 'Unsupported protocol version: 2026-07-28', data: { requested: '2026-07-28' } } });
     expect(body.error.data.supported).toEqual(expect.arrayContaining(['2025-06-18', '2025-11-25']));
+    expect(body.error.data.supported).not.toContain('2026-07-28');
+    const bare = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } }), headers);
+    expect(bare.status).toBe(400);
+    expect(((await bare.json()) as { error: { code: number } }).error.code).toBe(-32602);
   });
 
   it('answers an unknown path with 404 and a request without a session with 400', async () => {
