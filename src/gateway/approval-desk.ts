@@ -48,6 +48,8 @@ export interface HoldInput {
   started: number;
   progressToken: unknown;
   session: string;
+  /** Shapes a result the desk writes itself for the request's era (see era.ts ownResult); unchanged when absent. */
+  shape?: (result: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export interface Held extends HoldInput {
@@ -434,7 +436,7 @@ export class ApprovalDesk {
   }
 
   private refuse(h: Held, text: string): void {
-    const result = toolErrorResult(text);
+    const result = h.shape === undefined ? toolErrorResult(text) : h.shape(toolErrorResult(text));
     this.host.toClient(resultMessage(h.id, result), h.id);
     this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, output: result, isError: true, durationMs: performance.now() - h.started, outcome: 'denied' });
   }

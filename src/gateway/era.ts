@@ -50,3 +50,135 @@ export function claimedVersion(message: unknown): unknown {
 export function eraOfMessage(message: unknown): Era {
   return claimedVersion(message) === undefined ? 'legacy' : 'modern';
 }
+
+// ---------------------------------------------------------------- what the relay does per era
+//
+// Everything below is the relay's era-specific behaviour, so that relay.ts asks one question
+// here instead of branching on the era itself. A message's era is read from the message alone
+// (eraOfMessage): on stdio a process could in principle mix both, and each request is then treated
+// as what it says it is.
+
+/** The modern discovery request: a client's first (auto mode) or only (a version probe) request. */
+export const DISCOVER = 'server/discover';
+/** A modern request whose answer is a stream of notifications, ended by a result or by the client's cancellation. */
+export const LISTEN = 'subscriptions/listen';
+
+/**
+ * params members a modern request may carry beyond what the legacy era knows: the retry of a
+ * multi round-trip request (MRTR) answers the server's input requests (`inputResponses`) and
+ * echoes its opaque `requestState`. Both are recorded with the call (see roundTrip).
+ */
+export const MODERN_CALL_PARAMS: ReadonlySet<string> = new Set(['inputResponses', 'requestState']);
+
+/** The params members a tools/call of this message's era may carry besides name, arguments, _meta and task. */
+export function extraCallParams(message: unknown): ReadonlySet<string> {
+  return eraOfMessage(message) === 'modern' ? MODERN_CALL_PARAMS : NONE;
+}
+const NONE: ReadonlySet<string> = new Set();
+
+/**
+ * What a modern request claims about its client, from its own envelope: the protocol version, the
+ * self-declared clientInfo and capabilities, and whatever else `_meta` holds (a progress token,
+ * keys of the client's own). All of it is a claim: it is recorded under `client_claims` and never
+ * decides the agent, which comes from the gateway's configuration only. Undefined for a message
+ * without the envelope (legacy: the claims come from `initialize`).
+ */
+export function envelopeClaims(meta: unknown): Record<string, unknown> | undefined {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) return undefined;
+  const m = meta as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(m, META.protocolVersion)) return undefined;
+  const { [META.protocolVersion]: protocolVersion, [META.clientInfo]: clientInfo, [META.clientCapabilities]: clientCapabilities, ...rest } = m;
+  return {
+    era: 'modern',
+    protocolVersion,
+    ...(clientInfo === undefined ? {} : { clientInfo }),
+    ...(clientCapabilities === undefined ? {} : { clientCapabilities }),
+    ...(Object.keys(rest).length === 0 ? {} : { _meta: rest }),
+  };
+}
+
+/** Why a request's version claim cannot be served, as the JSON-RPC error to answer with. */
+export interface VersionRefusal {
+  code: number;
+  message: string;
+  data: { supported: readonly string[]; requested: unknown };
+}
+
+/** JSON-RPC error codes of the modern era (spec: basic/versioning). */
+export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
+/**
+ * A request whose envelope claims a revision this gateway does not speak is refused here, with the
+ * spec's error (-32022, naming the versions served), before anything is recorded as a call or
+ * forwarded: the gateway cannot audit a revision whose messages it does not know. A client in
+ * auto mode reads the list and retries with a version in it.
+ */
+export function versionRefusal(message: unknown): VersionRefusal | undefined {
+  const claimed = claimedVersion(message);
+  if (claimed === undefined || (typeof claimed === 'string' && MODERN_VERSIONS.includes(claimed))) return undefined;
+  const shown = typeof claimed === 'string' ? claimed.slice(0, 64) : JSON.stringify(claimed)?.slice(0, 64);
+  return {
+    code: UNSUPPORTED_PROTOCOL_VERSION,
+    message: `Unsupported protocol version: ${shown}; this Witness gateway speaks ${MODERN_VERSIONS.join(', ')} (and the 2025 revisions through initialize).`,
+    data: { supported: MODERN_VERSIONS, requested: claimed },
+  };
+}
+
+/**
+ * A tool result the gateway writes itself (a refusal by policy or by a person), shaped for the era
+ * of the request it answers: a modern client rejects a result without `resultType` from a server
+ * that speaks 2026-07-28 ("absent means complete" holds only for earlier revisions).
+ */
+export function ownResult(requestParams: unknown, result: Record<string, unknown>): Record<string, unknown> {
+  return eraOfMessage({ params: requestParams }) === 'modern' ? { ...result, resultType: 'complete' } : result;
+}
+
+/**
+ * Whether a result finishes its request. A modern server may answer tools/call, resources/read or
+ * prompts/get with `resultType: "input_required"` (a multi round-trip request, MRTR): the client
+ * must answer the server's input requests and send the request again (a new id). Such a result is
+ * passed to the client untouched and recorded with outcome `pending` and its result type, so an
+ * auditor sees that the action has not happened yet; the retry is a call of its own. Undefined
+ * means complete (the legacy era has no result types; a modern `complete` is complete).
+ */
+export function incompleteResult(result: unknown): string | undefined {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
+  const t = (result as Record<string, unknown>)['resultType'];
+  return t === undefined || t === 'complete' ? undefined : typeof t === 'string' ? t.slice(0, 64) : 'unknown';
+}
+
+/**
+ * The MRTR members of a retried request, for its tool.call record: the client's answers to the
+ * server's input requests and the server's opaque state, recorded as sent (the state is never
+ * read or trusted: it is the server's, and it is passed on untouched).
+ */
+export function roundTrip(params: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...(params['inputResponses'] === undefined ? {} : { input_responses: params['inputResponses'] }),
+    ...(params['requestState'] === undefined ? {} : { request_state: params['requestState'] }),
+  };
+}
+
+/**
+ * Whether a run's client requests, in order, are a version probe: the v2 SDK's stdio transport in
+ * auto mode launches the server command once only to ask server/discover, then kills it and
+ * launches it again for the real connection. Such a run is a normal, complete session (recorded
+ * with a note), not a failure, however it was stopped.
+ */
+export function isVersionProbe(methods: readonly string[]): boolean {
+  return methods.length > 0 && methods.every((m) => m === DISCOVER);
+}
+
+/**
+ * What a server/discover answer says about the server, for the probe's note: the versions it
+ * offers, or its error (a 2025-only server answers -32601, which makes the client fall back).
+ * A discover error is no fault of anyone's and is not recorded as an error.
+ */
+export function discoverySummary(result: unknown, error: unknown): Record<string, unknown> {
+  if (error !== undefined) {
+    const e = error !== null && typeof error === 'object' ? (error as Record<string, unknown>) : {};
+    return { server_era: 'legacy', discover_error: { code: e['code'], message: typeof e['message'] === 'string' ? e['message'].slice(0, 200) : undefined } };
+  }
+  const r = result !== null && typeof result === 'object' ? (result as Record<string, unknown>) : {};
+  return { server_era: 'modern', supported_versions: r['supportedVersions'] };
+}

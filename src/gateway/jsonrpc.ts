@@ -1,4 +1,5 @@
 import { isWellFormedString, strictParse } from '../core/index.js';
+import { extraCallParams } from './era.js';
 
 /**
  * Newline-delimited JSON-RPC framing, as the MCP stdio transport defines it: one message per
@@ -377,26 +378,33 @@ export function screenClientMessage(text: string, message: unknown, recorded: Re
   const extra = keys.find((k) => !REQUEST_MEMBERS.has(k));
   if (extra !== undefined) return refuse('invalid_request', `it has a member ${quote(extra)}, which a request does not have`);
   if (walked.unrepresentable !== undefined) return refuse('invalid_params', walked.unrepresentable);
-  const wrong = paramsProblem(canonical, params);
+  const wrong = paramsProblem(canonical, params, extraCallParams(m));
   return wrong === undefined ? undefined : refuse('invalid_params', wrong);
 }
 
-/** What is wrong with the params of a recorded request, or undefined. */
-function paramsProblem(method: string, params: unknown): string | undefined {
+/**
+ * What is wrong with the params of a recorded request, or undefined. `extra`: the tools/call
+ * members the message's era adds (a modern MRTR retry's inputResponses and requestState, which
+ * the relay records with the call).
+ */
+function paramsProblem(method: string, params: unknown, extra: ReadonlySet<string>): string | undefined {
   const lists = LIST_METHOD_NAMES.includes(method);
   if (params === undefined) return lists ? undefined : `it has no params, and ${method} needs ${method === 'resources/read' ? 'params.uri' : 'params.name'}`;
   if (!isPlainObject(params)) return `its params is ${describeValue(params)}, not an object`;
   for (const k of Object.keys(params)) {
     const f = fold(k);
     if (KNOWN_PARAMS.has(f) && k !== f) return `its params member ${quote(k)} is not spelled ${quote(f)}`;
-    if (method === 'tools/call' && !TOOL_CALL_PARAMS.has(k)) return `its params has a member ${quote(k)}, which Witness would not record (tools/call takes name, arguments, _meta and task)`;
+    if (method === 'tools/call' && !TOOL_CALL_PARAMS.has(k) && !extra.has(k))
+      return `its params has a member ${quote(k)}, which Witness would not record (tools/call takes name, arguments, _meta and task${extra.size === 0 ? '' : `, and ${[...extra].join(' and ')} in this protocol revision`})`;
   }
   const named = (key: string): string | undefined => {
     const v = params[key];
     return typeof v === 'string' && v !== '' ? undefined : `its params.${key} is ${describeValue(v)}, not a non-empty string`;
   };
   const object = (key: string): string | undefined => (params[key] === undefined || isPlainObject(params[key]) ? undefined : `its params.${key} is ${describeValue(params[key])}, not an object`);
-  if (method === 'tools/call' || method === 'prompts/get') return named('name') ?? object('arguments') ?? object('_meta');
+  const state = params['requestState'] === undefined || typeof params['requestState'] === 'string' ? undefined : `its params.requestState is ${describeValue(params['requestState'])}, not a string`;
+  if (method === 'tools/call') return named('name') ?? object('arguments') ?? object('_meta') ?? object('inputResponses') ?? state;
+  if (method === 'prompts/get') return named('name') ?? object('arguments') ?? object('_meta');
   if (method === 'resources/read') return named('uri') ?? object('_meta');
   const cursor = params['cursor'];
   return cursor === undefined || typeof cursor === 'string' ? object('_meta') : `its params.cursor is ${describeValue(cursor)}, not a string`;

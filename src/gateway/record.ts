@@ -24,6 +24,8 @@ export interface CallStart {
   jsonrpcId: string | number;
   claims: unknown;
   evaluation: Evaluation | undefined;
+  /** More facts for the tool.call record (a modern MRTR retry's input responses and request state). */
+  extra?: Record<string, unknown>;
 }
 
 export interface CallEnd {
@@ -35,6 +37,8 @@ export interface CallEnd {
   error?: { message: string; code?: string | number; name?: string; data?: unknown };
   durationMs: number;
   outcome: Outcome;
+  /** A modern result that does not finish its request (`input_required`): recorded as result_type. */
+  resultType?: string;
 }
 
 export class GatewayRecorder {
@@ -71,6 +75,7 @@ export class GatewayRecorder {
         jsonrpc_id: c.jsonrpcId,
         ...(review ? { requires_approval: true } : {}),
         ...(c.claims === undefined ? {} : { client_claims: c.claims }),
+        ...c.extra,
       },
       { ...base, id: callId, outcome: 'pending' },
     );
@@ -114,6 +119,7 @@ export class GatewayRecorder {
             ...(r.server === undefined ? {} : { server: r.server }),
             ...(stored.value === undefined ? {} : { output: stored.value }),
             is_error: r.isError,
+            ...(r.resultType === undefined ? {} : { result_type: r.resultType }),
             ...(r.error === undefined ? {} : { error: r.error }),
             duration_ms: Math.max(0, r.durationMs),
           },

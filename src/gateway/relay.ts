@@ -2,6 +2,7 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
+import { DISCOVER, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, roundTrip, versionRefusal } from './era.js';
 import {
   ErrorCode,
   LineSplitter,
@@ -103,6 +104,10 @@ export class McpRelay {
   /** Requests the client cancelled: a late answer from the server is dropped quietly (the spec allows it). */
   private readonly cancelled = new Set<string>();
   private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
+  /** The methods of the client's first requests (a few): enough to tell a version probe (era.ts isVersionProbe). */
+  private readonly firstMethods: string[] = [];
+  /** What the server's answer to server/discover said (era.ts discoverySummary). */
+  private discovery: Record<string, unknown> | undefined;
   /** Client frames, handled one at a time up to forwarding (see the class comment). */
   private readonly clientQueue = new OrderedQueue((e) => this.log(`witness gateway: could not handle a client message: ${String(e)}`));
   /** Server frames that arrive while an `after` capture runs wait here, so their order is kept. */
@@ -242,6 +247,23 @@ export class McpRelay {
   private async handleClient(frame: Exclude<Frame, { type: 'invalid' }>, wire: Wire): Promise<void> {
     if (frame.type === 'request') {
       const { method } = frame;
+      if (this.firstMethods.length < 4) this.firstMethods.push(method);
+      const badVersion = versionRefusal(frame.message);
+      if (badVersion !== undefined) {
+        this.toClient(errorMessage(frame.id, badVersion.code, badVersion.message, badVersion.data), frame.id);
+        this.rec.error(
+          `Refused a ${method.slice(0, 200)} claiming protocol version ${String(badVersion.data.requested).slice(0, 64)}, which this gateway does not speak; it was not forwarded.`,
+          'unsupported_protocol_version',
+          'gateway',
+          {
+            method: method.slice(0, 200),
+            jsonrpc_id: frame.id,
+            requested: badVersion.data.requested,
+            supported: badVersion.data.supported,
+          },
+        );
+        return;
+      }
       // A recorded request is forwarded as what was parsed and recorded (a stdio server gets its
       // compact JSON), not as the client's bytes: the server then reads exactly the values in the
       // ledger, however differently from JSON.parse its parser treats spellings of numbers, escapes
@@ -292,8 +314,18 @@ export class McpRelay {
     this.rec.error(message, r.code, 'gateway', data);
   }
 
+  /** What the client claims about itself for one request: its envelope (modern), else initialize's claims and the request's _meta. */
   private claimsWith(meta: unknown): unknown {
-    return this.claims === undefined && meta === undefined ? undefined : { ...this.claims, ...(meta === undefined ? {} : { _meta: meta }) };
+    return envelopeClaims(meta) ?? (this.claims === undefined && meta === undefined ? undefined : { ...this.claims, ...(meta === undefined ? {} : { _meta: meta }) });
+  }
+
+  /**
+   * When every request the client sent was server/discover (a v2 client's version probe, see
+   * era.ts isVersionProbe) and all were answered: what the server said, for the run's note.
+   */
+  versionProbe(): Record<string, unknown> | undefined {
+    if (!isVersionProbe(this.firstMethods) || this.pending.size > 0) return undefined;
+    return { probe: true, method: DISCOVER, ...this.discovery };
   }
 
   private async toolCall(id: JsonRpcId, rawParams: unknown, message: Wire): Promise<void> {
@@ -310,14 +342,25 @@ export class McpRelay {
     const evaluation = this.o.policy === undefined ? undefined : evaluate(this.o.policy, { agent: this.o.agent.id, server, tool, args });
     const meta = params['_meta'];
     const started = performance.now();
-    const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation });
+    const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation, extra: roundTrip(params) });
     if (callId === undefined && !this.notRecorded(id, tool)) return;
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
-      await this.desk.hold({ id, message, callId, tool, args, evaluation, started, progressToken: asObject(meta)['progressToken'], session: this.sessionId });
+      await this.desk.hold({
+        id,
+        message,
+        callId,
+        tool,
+        args,
+        evaluation,
+        started,
+        progressToken: asObject(meta)['progressToken'],
+        session: this.sessionId,
+        shape: (result) => ownResult(rawParams, result),
+      });
       return;
     }
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision !== 'allow') {
-      const result = toolErrorResult(refusal(tool, evaluation));
+      const result = ownResult(rawParams, toolErrorResult(refusal(tool, evaluation)));
       this.toClient(resultMessage(id, result), id);
       if (callId !== undefined) this.rec.result({ callId, tool, server, output: result, isError: true, durationMs: performance.now() - started, outcome: 'denied' });
       return;
@@ -436,6 +479,8 @@ export class McpRelay {
       const result = frame.result;
       const error = frame.error === undefined ? undefined : rpcError(frame.error);
       const isError = error !== undefined || asObject(result)['isError'] === true;
+      // A modern result that asks for more input (MRTR) ends this round, not the action: pending.
+      const incomplete = error === undefined ? incompleteResult(result) : undefined;
       this.rec.result({
         callId: p.call.callId,
         tool: p.call.tool,
@@ -444,8 +489,12 @@ export class McpRelay {
         isError,
         ...(error === undefined ? {} : { error }),
         durationMs,
-        outcome: isError ? 'error' : 'success',
+        outcome: isError ? 'error' : incomplete !== undefined ? 'pending' : 'success',
+        ...(incomplete === undefined ? {} : { resultType: incomplete }),
       });
+    } else if (p.method === DISCOVER) {
+      // An error here is a 2025-only server saying so (the client falls back), not a fault.
+      this.discovery = discoverySummary(frame.result, frame.error);
     } else if (frame.error !== undefined) {
       const e = rpcError(frame.error);
       this.rec.error(`The server answered ${p.method} with an error: ${e.message}`, typeof e.code === 'number' ? e.code : 'rpc_error', 'tool', { method: p.method, jsonrpc_id: p.id });

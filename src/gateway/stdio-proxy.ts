@@ -112,7 +112,11 @@ export class StdioProxy {
       this.o.input.removeAllListeners('data');
       this.o.input.pause();
       const failed = reason === 'spawn_failed' || (reason === 'server_exited' && code !== 0);
-      await relay.end(reason === 'stopped' ? 'cancelled' : failed ? 'error' : 'completed');
+      // A v2 client in auto mode launches the proxy once only to ask server/discover, then stops it
+      // (stdin closed and SIGTERM at once): that run did what it was for, and ends completed.
+      const probe = reason === 'stopped' || reason === 'client_closed' ? relay.versionProbe() : undefined;
+      if (probe !== undefined) relay.rec.note('A version probe: the client only asked server/discover, as a v2 MCP client in auto mode does in a run of its own before it connects.', probe);
+      await relay.end(probe !== undefined ? 'completed' : reason === 'stopped' ? 'cancelled' : failed ? 'error' : 'completed');
       const outcome: ProxyOutcome = { reason, serverExitCode: code, serverSignal: signal, ...(expected && spawnError === undefined ? {} : { message }) };
       this.resolveDone(outcome);
       return outcome;
