@@ -382,12 +382,15 @@ export class ModernGateway {
             onMessage: (m) => {
               if (!abort.signal.aborted) relay.fromServerMessage(m);
             },
+            // An upstream's 4xx (an era refusal, an unknown method) is passed on: a v2 client decides on it whether to fall back.
+            onStatus: (status) => {
+              if (forwardedId !== undefined && status >= 400 && status < 500) writer.status = status;
+            },
             onComment: () => writer.comment(),
           }).then(
             (outcome) => {
               if (forwardedId === undefined || abort.signal.aborted || finished) return;
               // The upstream ended its answer without the response: the request must still be answered.
-              if (outcome.status >= 400 && outcome.status < 500) writer.status = outcome.status;
               const why = outcome.refusal ?? `The upstream MCP server at ${up.url} ended its answer (HTTP ${outcome.status}) without a response to the request.`;
               relay.upstreamFailed(forwardedId, `${why.replace(/\.$/, '')}; the request was not answered.`, outcome.refusal === undefined ? 'upstream_no_response' : 'upstream_refused');
             },

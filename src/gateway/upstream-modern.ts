@@ -14,6 +14,8 @@ export interface ModernPostOptions {
   signal: AbortSignal;
   /** Each JSON-RPC message of the answer, parsed, in the order received. */
   onMessage: (message: unknown) => void;
+  /** The upstream's HTTP status, once its headers arrive (before any message). */
+  onStatus?: ((status: number) => void) | undefined;
   /** An SSE comment (the upstream's keep-alive on a long stream). */
   onComment?: (() => void) | undefined;
 }
@@ -36,6 +38,7 @@ const MAX_EVENT_CHARS = 64 * 1024 * 1024;
 /** Sends one message; rejects only when the upstream cannot be reached (or the signal aborted). */
 export async function postModern(o: ModernPostOptions): Promise<ModernPostOutcome> {
   const res = await fetch(o.url, { method: 'POST', headers: o.headers, body: o.body, signal: o.signal });
+  o.onStatus?.(res.status);
   const type = (res.headers.get('content-type') ?? '').toLowerCase();
   if (type.includes('text/event-stream') && res.body !== null) {
     let messages = 0;

@@ -88,7 +88,7 @@ function policyFile(): string {
   return file;
 }
 
-async function startGateway(settings = ''): Promise<Running> {
+async function startGateway(settings = '', extraServers: string[] = []): Promise<Running> {
   const store = tempDb(dir);
   const text = [
     'listen: "127.0.0.1:0"',
@@ -113,6 +113,7 @@ async function startGateway(settings = ''): Promise<Running> {
     '    path: /mcp/v2stdio',
     `    command: ${JSON.stringify(process.execPath)}`,
     `    args: ${JSON.stringify([V2_SERVER, 'stdio'])}`,
+    ...extraServers,
     '',
   ].join('\n');
   const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 2000 });
@@ -460,5 +461,58 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
       ['unsupported_protocol_version', -32022],
     ]);
     expect((await events(r)).filter((e) => e.kind === 'tool.call').map((e) => e.data?.['tool'])).toEqual(['echo', 'echo']);
+  });
+
+  it('passes a 2025-only HTTP upstream’s 4xx refusal of the discovery probe on, so a v2 auto client falls back to a 2025 session that works', async () => {
+    // The 2025-only upstream: another gateway's stdio server, reached over HTTP (it refuses 2026-07-28 with 400 -32022).
+    const inner = await startGateway();
+    const outer = await startGateway('', [
+      '  - name: chained',
+      '    path: /mcp/chained',
+      `    url: ${JSON.stringify(`${inner.gateway.url}/mcp/everything`)}`,
+      `    headers: { Authorization: "Bearer ${BILLING_KEY}" }`,
+    ]);
+    const probe = await modernPost(`${outer.gateway.url}/mcp/chained`, SUPPORT_KEY, { id: 'server-discover-probe-1', method: 'server/discover' });
+    expect(probe.status).toBe(400);
+    const refusal = (await probe.json()) as { id: string; error: { code: number; data: { supported: string[] } } };
+    expect(refusal).toMatchObject({ id: 'server-discover-probe-1', error: { code: -32022 } });
+    expect(refusal.error.data.supported).not.toContain(MODERN);
+    const client = await connect(`${outer.gateway.url}/mcp/chained`, SUPPORT_KEY);
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+      const res = await client.callTool({ name: 'echo', arguments: { message: 'through two gateways' } });
+      expect(res.content).toEqual([{ type: 'text', text: 'Echo: through two gateways' }]);
+    } finally {
+      await client.close();
+    }
+    const outerCalls = (await events(outer)).filter((e) => e.kind === 'tool.call');
+    expect(outerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['support-bot', 'echo']]);
+    const innerCalls = (await events(inner)).filter((e) => e.kind === 'tool.call');
+    expect(innerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['billing-bot', 'echo']]);
+  });
+
+  it('ends a group’s session after session_idle_ms without a request, but not while a listen stream is open, and counts groups against max_sessions', async () => {
+    const r = await startGateway('session_idle_ms: 300\nmax_sessions: 1\n');
+    const url = `${r.gateway.url}/mcp/v2`;
+    const client = await connect(url, SUPPORT_KEY);
+    try {
+      const sub = await client.listen({ resourceSubscriptions: ['mem://counter'] });
+      // A second group while the first is open: over max_sessions.
+      const refused = await modernPost(url, BILLING_KEY, { id: 1, method: 'tools/list' });
+      expect(refused.status).toBe(503);
+      await new Promise((res) => setTimeout(res, 700));
+      expect(r.gateway.sessions).toBe(1);
+      expect((await events(r)).some((e) => e.kind === 'session.end')).toBe(false);
+      await sub.close();
+      await until(() => r.gateway.sessions === 0, 'the idle group to end');
+    } finally {
+      await client.close();
+    }
+    const evs = await events(r);
+    expect(evs.filter((e) => e.kind === 'session.end').map((e) => e.data?.['reason'])).toEqual(['completed']);
+    expect(evs.filter((e) => e.stream === GATEWAY_STREAM).map((e) => [e.agent.id, e.data?.['code']])).toEqual([['billing-bot', 'too_many_sessions']]);
+    // Once it has ended, the next request starts a new group.
+    const again = await modernPost(url, BILLING_KEY, { id: 2, method: 'tools/list' });
+    expect(again.status).toBe(200);
   });
 });
