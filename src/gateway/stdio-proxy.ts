@@ -38,6 +38,7 @@ export class StdioProxy {
   private finishing: Promise<ProxyOutcome> | undefined;
   private clientClosed = false;
   private stopping = false;
+  private probeEnded = false;
   private resolveDone!: (o: ProxyOutcome) => void;
   /** Resolves once the session is ended and every record is written. */
   readonly done: Promise<ProxyOutcome> = new Promise((r) => (this.resolveDone = r));
@@ -81,8 +82,28 @@ export class StdioProxy {
   /** Stops the proxy (a signal): the server is asked to exit and the session ends as cancelled. */
   async stop(): Promise<ProxyOutcome> {
     this.stopping = true;
+    // A version probe's client sends SIGTERM and SIGKILLs a second later: its records are finished
+    // before the server is asked to exit, which may take longer.
+    await this.endProbe();
     await this.stopServer();
     return this.done;
+  }
+
+  /**
+   * A v2 client in auto mode launches the proxy once only to ask server/discover, then stops it
+   * (stdin closed and SIGTERM at once): that run did what it was for, so its session gets a note
+   * and ends completed. True when this run was such a probe (and its session is now ended).
+   */
+  private async endProbe(): Promise<boolean> {
+    const relay = this.relay;
+    if (relay === undefined) return false;
+    if (this.probeEnded) return true;
+    const probe = relay.versionProbe();
+    if (probe === undefined) return false;
+    this.probeEnded = true;
+    relay.rec.note('A version probe: the client only asked server/discover, as a v2 MCP client in auto mode does in a run of its own before it connects.', probe);
+    await relay.end('completed');
+    return true;
   }
 
   private async clientGone(): Promise<void> {
@@ -112,11 +133,8 @@ export class StdioProxy {
       this.o.input.removeAllListeners('data');
       this.o.input.pause();
       const failed = reason === 'spawn_failed' || (reason === 'server_exited' && code !== 0);
-      // A v2 client in auto mode launches the proxy once only to ask server/discover, then stops it
-      // (stdin closed and SIGTERM at once): that run did what it was for, and ends completed.
-      const probe = reason === 'stopped' || reason === 'client_closed' ? relay.versionProbe() : undefined;
-      if (probe !== undefined) relay.rec.note('A version probe: the client only asked server/discover, as a v2 MCP client in auto mode does in a run of its own before it connects.', probe);
-      await relay.end(probe !== undefined ? 'completed' : reason === 'stopped' ? 'cancelled' : failed ? 'error' : 'completed');
+      const probe = (reason === 'stopped' || reason === 'client_closed') && (await this.endProbe());
+      await relay.end(probe ? 'completed' : reason === 'stopped' ? 'cancelled' : failed ? 'error' : 'completed');
       const outcome: ProxyOutcome = { reason, serverExitCode: code, serverSignal: signal, ...(expected && spawnError === undefined ? {} : { message }) };
       this.resolveDone(outcome);
       return outcome;

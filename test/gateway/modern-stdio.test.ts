@@ -174,6 +174,27 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(real.at(-1)!.data).toMatchObject({ reason: 'completed' });
   });
 
+  it('ends the probe run completed before its client kills it, even in front of a server that outlives its stdin', async () => {
+    const store = tempDb(dir);
+    // The fixture, kept alive for 4 s after stdin closes: stopping it takes the proxy its full stop
+    // timeout. (It then exits by itself: the probe's proxy is SIGKILLed before it can stop it.)
+    const stubborn = [
+      'node',
+      '--input-type=module',
+      '-e',
+      `process.argv[2] = 'stdio'; process.stdin.on('end', () => setTimeout(() => process.exit(0), 4000)); setInterval(() => {}, 1000); await import(${JSON.stringify(V2_SERVER)});`,
+    ];
+    const { client } = await v2Proxy(store, { server: stubborn });
+    try {
+      expect(await client.callTool({ name: 'echo', arguments: { text: 'x' } })).toMatchObject({ content: [{ text: 'x' }] });
+    } finally {
+      await client.close();
+    }
+    const [probe] = (await sessions(store)) as [Ev[]];
+    expect(kinds(probe)).toEqual(['session.start', 'note', 'session.end']);
+    expect(probe.at(-1)!.data).toMatchObject({ reason: 'completed' });
+  });
+
   it('forwards a cancellation (AbortSignal) to the server, whose handler stops, and records the call as cancelled', async () => {
     const store = tempDb(dir);
     const { client, stderr } = await v2Proxy(store, { env: { DEBUG: '1' } });
