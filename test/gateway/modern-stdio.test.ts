@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as V1StdioTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Client } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
+import { NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
+import { openWitness } from '../../src/recorder/index.js';
 import { person } from '../helpers/approvers.js';
-import { readEvents, REPO_ROOT, runBin, runCli, verifyFile } from '../helpers/ledger.js';
+import { driverOf, readEvents, REPO_ROOT, runBin, runCli, verifyFile } from '../helpers/ledger.js';
 import { proxyArgs, rawProxy } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { V2_SERVER, v2StdioClient, type Negotiation } from '../helpers/v2.js';
@@ -380,6 +383,39 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     const evs = (await sessions(store))[0]!;
     expect(kinds(evs)).toEqual(['session.start', 'error', 'tool.call:resources/read', 'tool.result:resources/read', 'session.end']);
     expect(evs[1]!.data).toMatchObject({ code: 'unsupported_protocol_version', requested: '2099-01-01' });
+  });
+
+  it('refuses a modern tool call it cannot record and never forwards it (fail closed): a listening client hears no update from it', async () => {
+    const store = tempDb(dir);
+    const witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 0, seal: { enabled: false } });
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const lines: Array<Record<string, unknown>> = [];
+    let buf = '';
+    output.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    const [command, ...args] = SERVER as [string, ...string[]];
+    const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command, args, input, output });
+    await proxy.start();
+    const env = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} };
+    // A listen is passed through unrecorded; its acknowledgement shows the server is serving it.
+    input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 'listen:0', method: 'subscriptions/listen', params: { _meta: env, notifications: { resourceSubscriptions: ['mem://counter'] } } })}\n`);
+    await until(() => lines.some((l) => l['method'] === 'notifications/subscriptions/acknowledged'), 'the listen acknowledgement');
+    // The ledger goes away under the running proxy.
+    await driverOf(witness).close();
+    input.write(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'touch', arguments: {}, _meta: env } })}\n`);
+    await until(() => lines.some((l) => l['id'] === 7), 'the answer to the call');
+    await new Promise((r) => setTimeout(r, 500));
+    input.end();
+    await proxy.done;
+    expect(lines.find((l) => l['id'] === 7)).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: NOT_RECORDED } });
+    // touch would have fired notifications/resources/updated on the listen: the server never ran it.
+    expect(lines.filter((l) => l['method'] === 'notifications/resources/updated')).toEqual([]);
   });
 
   it('serves a v1 SDK client in front of the v2 server as 2025-11-25', async () => {
