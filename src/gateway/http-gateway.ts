@@ -10,7 +10,7 @@ import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, classifyMessage, errorMessage, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
 import { Inbox } from './inbox.js';
-import { LEGACY_VERSIONS, ModernErrorCode, ModernGateway, classifyPost, servedVersions } from './http-modern.js';
+import { LEGACY_VERSIONS, ModernErrorCode, ModernGateway, childEnv, classifyPost, servedVersions } from './http-modern.js';
 import { HttpUpstream } from './upstream-http.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
@@ -98,6 +98,7 @@ class Gateway {
       log: (m) => this.log(m),
       recordGateway: (agent, message, code, data) => this.recordGateway(agent, message, code, data),
       legacySessions: () => this.live.size + this.opening,
+      stopTimeoutMs: options.stopTimeoutMs,
     });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
@@ -475,13 +476,6 @@ class Gateway {
       // A logger that throws must not take the gateway down.
     }
   }
-}
-
-/** The upstream's environment: ours plus its own, minus Witness's secrets (a server need not see the ledger key). */
-function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WITNESS_')) env[k] = v;
-  return { ...env, ...extra };
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

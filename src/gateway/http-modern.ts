@@ -7,8 +7,8 @@ import { MODERN_VERSIONS, isModernVersion } from './era.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, idKey, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { GatewayRecorder } from './record.js';
-import { McpRelay } from './relay.js';
-import { postModern } from './upstream-modern.js';
+import { McpRelay, type RelayEnd } from './relay.js';
+import { SharedStdioUpstream, postModern } from './upstream-modern.js';
 
 /**
  * The 2026-07-28 ("modern") era of `witness gateway`: no initialize, no Mcp-Session-Id; every POST
@@ -30,9 +30,20 @@ export const LEGACY_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
 /** Error codes of the modern era (spec 2026-07-28). */
 export const ModernErrorCode = { HeaderMismatch: -32020, UnsupportedProtocolVersion: -32022 } as const;
 
-/** The protocol versions the gateway serves for one upstream: stdio upstreams are served in the 2025 era only. */
-export function servedVersions(server: GatewayServerConfig): string[] {
-  return server.upstream.kind === 'http' ? [...MODERN_VERSIONS, ...LEGACY_VERSIONS] : [...LEGACY_VERSIONS];
+/**
+ * The protocol versions the gateway serves for one upstream (named in -32022 refusals). Every kind
+ * of upstream is served in both eras: an HTTP one gets each request in its own era, a stdio one a
+ * child per 2025 session and a child per 2026-07-28 group.
+ */
+export function servedVersions(_server: GatewayServerConfig): string[] {
+  return [...MODERN_VERSIONS, ...LEGACY_VERSIONS];
+}
+
+/** An upstream child's environment: ours plus its own, minus Witness's secrets (a server need not see the ledger key). */
+export function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WITNESS_')) env[k] = v;
+  return { ...env, ...extra };
 }
 
 export type Classified =
@@ -170,6 +181,8 @@ export interface ModernDeps {
   recordGateway(agent: AgentRef, message: string, code: string, data: Record<string, unknown>): void;
   /** Sessions the 2025 side holds (and is opening): groups count against the same max_sessions. */
   legacySessions(): number;
+  /** How long a stdio server gets to exit after its stdin closes, before SIGTERM (then SIGKILL). */
+  stopTimeoutMs?: number | undefined;
 }
 
 /** One Witness session shared by the modern requests of one (agent, server path, hint). */
@@ -187,6 +200,8 @@ interface Group {
   /** Aborts every open exchange (the gateway is closing). */
   aborts: Set<() => void>;
   closing: Promise<void> | undefined;
+  /** A stdio server's one child for this group (an HTTP server gets one POST per request instead). */
+  stdio: SharedStdioUpstream | undefined;
 }
 
 /** The hop-by-hop and client-only headers never copied upstream; only the MCP ones below are. */
@@ -218,14 +233,6 @@ export class ModernGateway {
 
   /** Serves one classified modern POST (route, authentication and screening are done). */
   async serve(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, c: Extract<Classified, { era: 'modern' }>, where: Record<string, unknown>): Promise<void> {
-    if (server.upstream.kind !== 'http') {
-      // classifyPost refuses this already (stdio upstreams are served in the 2025 era); kept as a guard.
-      return reply(
-        res,
-        400,
-        errorResponse(echoId(c.message), ModernErrorCode.UnsupportedProtocolVersion, `Unsupported protocol version: ${c.version}`, { supported: servedVersions(server), requested: c.version }),
-      );
-    }
     const group = this.groupFor(server, agent, c.hint, req, where);
     if (group === undefined) {
       res.setHeader('Retry-After', '5');
@@ -279,6 +286,10 @@ export class ModernGateway {
       return undefined;
     }
     const up = server.upstream;
+    const stdio =
+      up.kind === 'stdio'
+        ? new SharedStdioUpstream({ command: up.command, args: up.args, env: childEnv(up.env), cwd: up.cwd, stopTimeoutMs: this.d.stopTimeoutMs, onLog: (m) => this.d.log(m) })
+        : undefined;
     const ready = this.d.witness
       .session({
         agent,
@@ -300,11 +311,24 @@ export class ModernGateway {
         (session) => new GatewayRecorder(this.d.witness, session, agent),
         (e: unknown) => {
           this.d.log(`witness gateway: could not start a session for ${server.name}: ${e instanceof Error ? e.message : String(e)}`);
+          // Nothing can be recorded in this group: the next request tries a new one.
+          if (this.groups.get(key) === group) this.groups.delete(key);
+          void stdio?.stop();
           return undefined;
         },
       );
-    const group: Group = { key, agent, server, ready, open: 0, idle: undefined, exchanges: new Set(), aborts: new Set(), closing: undefined };
+    const group: Group = { key, agent, server, ready, open: 0, idle: undefined, exchanges: new Set(), aborts: new Set(), closing: undefined, stdio };
     this.groups.set(key, group);
+    if (stdio !== undefined) {
+      void stdio.exited.then(async (exit) => {
+        if (group.closing !== undefined) return;
+        // The server died under the group: its open requests were answered with errors; the next request starts a new group and child.
+        const rec = await group.ready;
+        const code = exit.spawnError !== undefined ? 'upstream_spawn_failed' : 'upstream_exited';
+        rec?.error(stdio.describe(exit), code, 'tool', { exit_code: exit.code, signal: exit.signal });
+        await this.closeGroup(group, 'error');
+      });
+    }
     return group;
   }
 
@@ -332,7 +356,6 @@ export class ModernGateway {
     c: Extract<Classified, { era: 'modern' }>,
   ): Promise<void> {
     const up = server.upstream;
-    if (up.kind !== 'http') return;
     const headers = upstreamHeaders(req, server);
     const abort = new AbortController();
     const requestId = c.kind === 'request' ? (c.message['id'] as JsonRpcId) : undefined;
@@ -374,6 +397,8 @@ export class ModernGateway {
           if (cancelled && value['method'] === 'notifications/cancelled') return;
           const isRequest = 'id' in value && 'method' in value;
           const forwardedId = isRequest ? (value['id'] as JsonRpcId) : undefined;
+          if (group.stdio !== undefined) return toStdio(group.stdio, value, forwardedId, relay, abort.signal);
+          if (up.kind !== 'http') return;
           postModern({
             url: up.url,
             headers,
@@ -430,12 +455,13 @@ export class ModernGateway {
     await relay.end(cancelled ? 'cancelled' : 'completed');
   }
 
-  /** Ends a group's session once every exchange in it has settled. */
-  private closeGroup(group: Group, reason: 'completed' | 'cancelled'): Promise<void> {
+  /** Ends a group's session once every exchange in it has settled (and its stdio server has stopped). */
+  private closeGroup(group: Group, reason: RelayEnd): Promise<void> {
     group.closing ??= (async () => {
       if (group.idle !== undefined) clearTimeout(group.idle);
       for (const abort of [...group.aborts]) abort();
       while (group.exchanges.size > 0) await Promise.allSettled([...group.exchanges]);
+      await group.stdio?.stop();
       const rec = await group.ready;
       if (rec !== undefined) {
         await rec.session.end({ reason });
@@ -454,6 +480,28 @@ export class ModernGateway {
     this.stopping = true;
     await Promise.all([...this.groups.values()].map((g) => this.closeGroup(g, 'cancelled')));
   }
+}
+
+/**
+ * One message of an exchange to the group's stdio server: a request goes under the server's own
+ * id (see SharedStdioUpstream) and is cancelled there when the client's POST closes; a client's
+ * notifications/cancelled names an id the server never saw (and over HTTP closing the POST is the
+ * cancellation), so it is not sent on.
+ */
+function toStdio(stdio: SharedStdioUpstream, value: Record<string, unknown>, id: JsonRpcId | undefined, relay: McpRelay, signal: AbortSignal): void {
+  if (id === undefined) {
+    if (value['method'] !== 'notifications/cancelled') stdio.notify(value);
+    return;
+  }
+  const cancel = stdio.request(value, {
+    onMessage: (m) => {
+      if (!signal.aborted) relay.fromServerMessage(m);
+    },
+    onGone: (why) => {
+      if (!signal.aborted) relay.upstreamFailed(id, `${why.replace(/\.$/, '')} before answering; the request was not answered.`, 'upstream_exited');
+    },
+  });
+  signal.addEventListener('abort', cancel, { once: true });
 }
 
 /** Answers one POST: JSON when the final response is the first message, otherwise SSE frames. */

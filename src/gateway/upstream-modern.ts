@@ -1,3 +1,9 @@
+import { META } from './era.js';
+import type { JsonRpcId } from './jsonrpc.js';
+import { StdioUpstream, type UpstreamExit } from './upstream-stdio.js';
+
+const SUBSCRIPTION_ID = META.subscriptionId;
+
 /**
  * One 2026-07-28 ("modern") request to an upstream MCP server over Streamable HTTP: one POST per
  * client POST, its answer read as JSON or as an SSE stream and handed on message by message.
@@ -117,4 +123,129 @@ function parseJson(text: string): unknown {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+// ---------------------------------------------------------------- stdio: one child per group
+
+export interface SharedStdioOptions {
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv | undefined;
+  cwd?: string | undefined;
+  stopTimeoutMs?: number | undefined;
+  onLog?: ((message: string) => void) | undefined;
+}
+
+/** What one forwarded request receives back: its messages (ids and tokens restored), or the server's end. */
+export interface StdioRoute {
+  onMessage(message: unknown): void;
+  /** The server exited before the request was answered. */
+  onGone(message: string): void;
+}
+
+interface OpenRoute extends StdioRoute {
+  id: JsonRpcId;
+  token: unknown;
+  /** The request's own envelope, for the notifications/cancelled that cancels it (a claim-less line would pin the server to 2025). */
+  envelope: Record<string, unknown>;
+}
+
+/**
+ * A stdio MCP server shared by the 2026-07-28 requests of one group. Requests from different
+ * clients of a group carry ids (and progress tokens) chosen by each client, which may collide, so
+ * each is sent under an id of the gateway's own (`witness-<n>`, also its progress token) and every
+ * answer, progress notification and listen notification (stamped with the listen's id as
+ * subscriptionId) is mapped back before it goes to the request's route. The first line the child
+ * reads carries the modern envelope, which pins it to the 2026-07-28 era.
+ */
+export class SharedStdioUpstream {
+  private readonly child: StdioUpstream;
+  private readonly routes = new Map<string, OpenRoute>();
+  private next = 0;
+  private gone: string | undefined;
+  readonly exited: Promise<UpstreamExit>;
+
+  constructor(private readonly o: SharedStdioOptions) {
+    this.child = new StdioUpstream({
+      command: o.command,
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      stopTimeoutMs: o.stopTimeoutMs,
+      onLine: (line) => this.received(line),
+    });
+    this.exited = this.child.exited.then((exit) => {
+      this.gone = this.child.describe(exit);
+      for (const route of [...this.routes.values()]) route.onGone(this.gone);
+      this.routes.clear();
+      return exit;
+    });
+  }
+
+  get commandLine(): string {
+    return this.child.commandLine;
+  }
+
+  /** Sends a request under a fresh id; returns the function that cancels it (notifications/cancelled to the server). */
+  request(message: Record<string, unknown>, route: StdioRoute): () => void {
+    if (this.gone !== undefined) {
+      route.onGone(this.gone);
+      return () => undefined;
+    }
+    const wire = `witness-${++this.next}`;
+    const params = isObject(message['params']) ? message['params'] : {};
+    const meta = isObject(params['_meta']) ? params['_meta'] : {};
+    const { progressToken, ...envelope } = meta;
+    const mapped = { ...message, id: wire, params: { ...params, _meta: progressToken === undefined ? envelope : { ...envelope, progressToken: wire } } };
+    this.routes.set(wire, { ...route, id: message['id'] as JsonRpcId, token: progressToken, envelope });
+    this.child.send(JSON.stringify(mapped));
+    return () => {
+      if (!this.routes.delete(wire)) return;
+      this.child.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: wire, reason: 'The client closed its HTTP request.', _meta: envelope } }));
+    };
+  }
+
+  /** A client notification other than a cancellation (those name the client's ids, which the server never saw). */
+  notify(message: Record<string, unknown>): void {
+    if (this.gone === undefined) this.child.send(JSON.stringify(message));
+  }
+
+  private received(line: string): void {
+    const m = parseJson(line);
+    if (!isObject(m)) return this.o.onLog?.(`witness gateway: ${this.commandLine} wrote a line that is not a JSON-RPC message; it was dropped.`);
+    const params = isObject(m['params']) ? m['params'] : undefined;
+    if ('id' in m && !('method' in m)) {
+      const key = String(m['id']);
+      const route = this.routes.get(key);
+      if (route === undefined) return;
+      this.routes.delete(key);
+      return route.onMessage({ ...m, id: route.id });
+    }
+    if (typeof m['method'] !== 'string' || 'id' in m || params === undefined) {
+      // The 2026-07-28 era has no server-to-client requests on stdio (input goes through results).
+      return this.o.onLog?.(`witness gateway: ${this.commandLine} sent ${String(m['method']).slice(0, 100)} outside any request; it was dropped.`);
+    }
+    const token = params['progressToken'];
+    if (m['method'] === 'notifications/progress' && typeof token === 'string' && this.routes.has(token)) {
+      const route = this.routes.get(token)!;
+      return route.onMessage({ ...m, params: { ...params, progressToken: route.token } });
+    }
+    const meta = isObject(params['_meta']) ? params['_meta'] : undefined;
+    const sub = meta?.[SUBSCRIPTION_ID];
+    if (typeof sub === 'string' && this.routes.has(sub)) {
+      const route = this.routes.get(sub)!;
+      return route.onMessage({ ...m, params: { ...params, _meta: { ...meta, [SUBSCRIPTION_ID]: route.id } } });
+    }
+    this.o.onLog?.(`witness gateway: ${this.commandLine} sent ${m['method'].slice(0, 100)} for no open request; it was dropped.`);
+  }
+
+  /** One sentence saying how the server ended, for records. */
+  describe(exit: UpstreamExit): string {
+    return this.child.describe(exit);
+  }
+
+  async stop(): Promise<void> {
+    await this.child.stop();
+    await this.exited;
+  }
 }

@@ -190,18 +190,20 @@ describe('witness gateway over Streamable HTTP', () => {
     expect((await verifyFile(r.store)).ok).toBe(true);
   });
 
-  it('answers a 2026-07-28 request to a stdio server with 400 and -32022 naming the 2025 versions it is served in (a v2 client then falls back), and one without its envelope with -32602', async () => {
+  it('answers a request naming a protocol version neither era serves with 400 and -32022 listing the versions served, and a 2026-07-28 header without its envelope with -32602', async () => {
     const r = await startGateway();
     const url = `${r.gateway.url}/mcp/everything`;
-    const headers = { Authorization: `Bearer ${SUPPORT_KEY}`, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' };
-    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+    const headers = { Authorization: `Bearer ${SUPPORT_KEY}`, 'MCP-Protocol-Version': '2099-01-01', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' };
+    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2099-01-01', 'io.modelcontextprotocol/clientCapabilities': {} };
     const res = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' }, _meta: envelope } }), headers);
     expect(res.status).toBe(400);
     const body = (await res.json()) as { jsonrpc: string; id: number; error: { code: number; message: string; data: { supported: string[]; requested: string } } };
-    expect(body).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32022, message: 'Unsupported protocol version: 2026-07-28', data: { requested: '2026-07-28' } } });
-    expect(body.error.data.supported).toEqual(expect.arrayContaining(['2025-06-18', '2025-11-25']));
-    expect(body.error.data.supported).not.toContain('2026-07-28');
-    const bare = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } }), headers);
+    expect(body).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32022, message: 'Unsupported protocol version: 2099-01-01', data: { requested: '2099-01-01' } } });
+    expect(body.error.data.supported).toEqual(expect.arrayContaining(['2026-07-28', '2025-06-18', '2025-11-25']));
+    const bare = await post(url, JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } }), {
+      ...headers,
+      'MCP-Protocol-Version': '2026-07-28',
+    });
     expect(bare.status).toBe(400);
     expect(((await bare.json()) as { error: { code: number } }).error.code).toBe(-32602);
   });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -11,7 +12,7 @@ import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { person } from '../helpers/approvers.js';
 import { REPO_ROOT, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { V2_SERVER, v2Client } from '../helpers/v2.js';
+import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
 
 /**
  * `witness gateway` in the 2026-07-28 era over Streamable HTTP, real parts only: the official v2
@@ -138,6 +139,17 @@ async function connect(url: string, key: string, name = 'v2-test'): Promise<Clie
 async function events(r: Running): Promise<StoredEvent[]> {
   await r.witness.flush();
   return readEvents(r.store);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 8000): Promise<void> {
@@ -442,53 +454,123 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(evs[0]!.data?.['labels']).not.toHaveProperty('era');
   });
 
-  it('makes a v2 auto client fall back to a 2025 session for stdio upstreams (served in the 2025 era only), and that session works', async () => {
+  it('serves 2026-07-28 requests to a stdio server through one child per group, byte for byte as a direct stdio connection', async () => {
     const r = await startGateway();
-    for (const path of ['/mcp/everything', '/mcp/v2stdio']) {
-      const client = await connect(`${r.gateway.url}${path}`, SUPPORT_KEY);
-      try {
-        expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
-        const args = path === '/mcp/everything' ? { message: 'fallback' } : { text: 'fallback' };
-        const res = await client.callTool({ name: 'echo', arguments: args });
-        expect(JSON.stringify(res.content)).toContain('fallback');
-      } finally {
-        await client.close();
-      }
+    const direct = await v2StdioClient([process.execPath, V2_SERVER, 'stdio']);
+    const client = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
+    let viaDirect: string[];
+    let viaGateway: string[];
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
+      viaDirect = await script(direct.client);
+      viaGateway = await script(client);
+    } finally {
+      await Promise.all([direct.client.close(), client.close()]);
     }
-    const gate = (await events(r)).filter((e) => e.stream === GATEWAY_STREAM);
-    expect(gate.map((e) => [e.data?.['code'], e.data?.['rpc_code']])).toEqual([
-      ['unsupported_protocol_version', -32022],
-      ['unsupported_protocol_version', -32022],
-    ]);
-    expect((await events(r)).filter((e) => e.kind === 'tool.call').map((e) => e.data?.['tool'])).toEqual(['echo', 'echo']);
+    expect(viaGateway).toEqual(viaDirect);
+    expect(viaGateway[4]).toMatch(/^error -32602 .*Tool nope not found/);
+    expect(JSON.parse(viaGateway[8]!)).toHaveLength(2);
+    const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
+    expect(new Set(evs.map((e) => e.stream)).size).toBe(1);
+    expect(evs.filter((e) => e.kind === 'tool.result').map((e) => e.outcome)).toEqual(['success', 'error', 'error', 'error', 'success', 'success', 'success']);
+    expect(evs[0]!.data?.['labels']).toMatchObject({ era: MODERN, path: '/mcp/v2stdio', upstream: `${process.execPath} ${V2_SERVER} stdio` });
   });
 
-  it('passes a 2025-only HTTP upstream’s 4xx refusal of the discovery probe on, so a v2 auto client falls back to a 2025 session that works', async () => {
-    // The 2025-only upstream: another gateway's stdio server, reached over HTTP (it refuses 2026-07-28 with 400 -32022).
-    const inner = await startGateway();
-    const outer = await startGateway('', [
-      '  - name: chained',
-      '    path: /mcp/chained',
-      `    url: ${JSON.stringify(`${inner.gateway.url}/mcp/everything`)}`,
-      `    headers: { Authorization: "Bearer ${BILLING_KEY}" }`,
-    ]);
-    const probe = await modernPost(`${outer.gateway.url}/mcp/chained`, SUPPORT_KEY, { id: 'server-discover-probe-1', method: 'server/discover' });
-    expect(probe.status).toBe(400);
-    const refusal = (await probe.json()) as { id: string; error: { code: number; data: { supported: string[] } } };
-    expect(refusal).toMatchObject({ id: 'server-discover-probe-1', error: { code: -32022 } });
-    expect(refusal.error.data.supported).not.toContain(MODERN);
-    const client = await connect(`${outer.gateway.url}/mcp/chained`, SUPPORT_KEY);
+  it('keeps concurrent requests of two clients in one stdio group apart though their JSON-RPC ids and progress tokens collide', async () => {
+    const r = await startGateway();
+    const a = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-a');
+    const b = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-b');
+    const progress: Record<string, number[]> = { a: [], b: [] };
     try {
-      expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
-      const res = await client.callTool({ name: 'echo', arguments: { message: 'through two gateways' } });
-      expect(res.content).toEqual([{ type: 'text', text: 'Echo: through two gateways' }]);
+      // Both clients number their requests from 0 and use the id as progress token: the same id 0 and token 0 at once.
+      const [ra, rb] = await Promise.all([
+        a.callTool({ name: 'slow', arguments: { steps: 2 } }, { onprogress: (p) => progress['a']!.push(p.progress) }),
+        b.callTool({ name: 'slow', arguments: { steps: 4 } }, { onprogress: (p) => progress['b']!.push(p.progress) }),
+      ]);
+      expect(ra.content).toEqual([{ type: 'text', text: 'done 2' }]);
+      expect(rb.content).toEqual([{ type: 'text', text: 'done 4' }]);
+      expect(progress).toEqual({ a: [1, 2], b: [1, 2, 3, 4] });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+    const calls = (await events(r)).filter((e) => e.kind === 'tool.call');
+    expect(calls.map((e) => e.data?.['jsonrpc_id'])).toEqual([0, 0]);
+    expect(new Set(calls.map((e) => e.stream)).size).toBe(1);
+  });
+
+  it('cancels a stdio call when its client aborts (recorded cancelled), delivers listen notifications, and the group’s child keeps serving', async () => {
+    const r = await startGateway();
+    const client = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
+    const updates: unknown[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params));
+    try {
+      const seen: number[] = [];
+      const abort = new AbortController();
+      const call = client.callTool({ name: 'slow', arguments: { steps: 20 } }, { signal: abort.signal, onprogress: (p) => seen.push(p.progress) });
+      await until(() => seen.length >= 1, 'a progress notification');
+      abort.abort('changed my mind');
+      await expect(call).rejects.toThrow();
+      const sub = await client.listen({ resourceSubscriptions: ['mem://counter'] });
+      expect(sub.honoredFilter).toMatchObject({ resourceSubscriptions: ['mem://counter'] });
+      expect((await client.callTool({ name: 'touch', arguments: {} })).content).toEqual([{ type: 'text', text: '1' }]);
+      await until(() => updates.length === 1, 'the resources/updated notification');
+      expect(updates[0]).toMatchObject({ uri: 'mem://counter' });
+      await sub.close();
     } finally {
       await client.close();
     }
-    const outerCalls = (await events(outer)).filter((e) => e.kind === 'tool.call');
-    expect(outerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['support-bot', 'echo']]);
-    const innerCalls = (await events(inner)).filter((e) => e.kind === 'tool.call');
-    expect(innerCalls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['billing-bot', 'echo']]);
+    const results = (await events(r)).filter((e) => e.kind === 'tool.result');
+    expect(results.map((e) => [e.data?.['tool'], e.outcome])).toEqual([
+      ['slow', 'error'],
+      ['touch', 'success'],
+    ]);
+    expect(results[0]!.data).toMatchObject({ error: { code: 'cancelled' } });
+  });
+
+  it('lets a v2 auto client fall back to a 2025 session in front of a 2025-only stdio server (server-everything), and that session works', async () => {
+    const r = await startGateway();
+    const client = await connect(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
+    try {
+      // The server itself answers the discovery probe with -32601, which makes the client fall back.
+      expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+      const res = await client.callTool({ name: 'echo', arguments: { message: 'fallback' } });
+      expect(res.content).toEqual([{ type: 'text', text: 'Echo: fallback' }]);
+    } finally {
+      await client.close();
+    }
+    const evs = await events(r);
+    expect(evs.filter((e) => e.kind === 'tool.call').map((e) => e.data?.['tool'])).toEqual(['echo']);
+    // The probe went to the 2026-07-28 group's own child; the calls are in the 2025 session.
+    const starts = evs.filter((e) => e.kind === 'session.start').map((e) => (e.data?.['labels'] as Record<string, string>)['era']);
+    expect(starts).toEqual(['2026-07-28', undefined]);
+    expect(evs.find((e) => e.kind === 'tool.call')!.stream).toBe(evs.filter((e) => e.kind === 'session.start')[1]!.stream);
+  });
+
+  it('passes a 2025-only HTTP upstream’s 4xx refusal of the discovery probe on, so a v2 auto client falls back to a 2025 session that works', async () => {
+    // server-everything over Streamable HTTP: a sessionful 1.x SDK server that refuses anything before initialize with 400.
+    const port = await freePort();
+    const everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PORT: String(port) } });
+    try {
+      let log = '';
+      everything.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+      await until(() => /listening on port/.test(log), 'server-everything to listen');
+      const r = await startGateway('', ['  - name: sessionful', '    path: /mcp/sessionful', `    url: "http://127.0.0.1:${port}/mcp"`]);
+      const probe = await modernPost(`${r.gateway.url}/mcp/sessionful`, SUPPORT_KEY, { id: 'server-discover-probe-1', method: 'server/discover' });
+      expect(probe.status).toBe(400);
+      expect(await probe.json()).toMatchObject({ id: 'server-discover-probe-1', error: { code: -32000, message: expect.stringMatching(/HTTP 400 \(Bad Request: Server not initialized\)/) } });
+      const client = await connect(`${r.gateway.url}/mcp/sessionful`, SUPPORT_KEY);
+      try {
+        expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+        const res = await client.callTool({ name: 'echo', arguments: { message: 'after the fallback' } });
+        expect(res.content).toEqual([{ type: 'text', text: 'Echo: after the fallback' }]);
+      } finally {
+        await client.close();
+      }
+      const calls = (await events(r)).filter((e) => e.kind === 'tool.call');
+      expect(calls.map((e) => [e.agent.id, e.data?.['tool']])).toEqual([['support-bot', 'echo']]);
+    } finally {
+      everything.kill();
+    }
   });
 
   it('ends a group’s session after session_idle_ms without a request, but not while a listen stream is open, and counts groups against max_sessions', async () => {
