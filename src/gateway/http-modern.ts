@@ -204,7 +204,11 @@ interface Group {
   stdio: SharedStdioUpstream | undefined;
 }
 
-/** The hop-by-hop and client-only headers never copied upstream; only the MCP ones below are. */
+/**
+ * The headers of an upstream POST: the MCP ones the client sent (which mirror the body the
+ * upstream gets unchanged) and the server's configured ones. Nothing else of the client's is
+ * copied: not its Authorization (the gateway's API key), Mcp-Session-Id or hop-by-hop headers.
+ */
 function upstreamHeaders(req: IncomingMessage, server: GatewayServerConfig): Record<string, string> {
   const out: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   for (const name of ['mcp-protocol-version', 'mcp-method', 'mcp-name']) {
@@ -262,10 +266,13 @@ export class ModernGateway {
     }
     const ended = this.exchange(req, res, server, agent, group, rec, c);
     group.exchanges.add(ended);
-    void ended.finally(() => {
-      group.exchanges.delete(ended);
-      this.release(group);
-    });
+    // A failure is reported through `await ended` below (the caller answers 500); this chain must not reject unhandled.
+    ended
+      .finally(() => {
+        group.exchanges.delete(ended);
+        this.release(group);
+      })
+      .catch(() => undefined);
     await ended;
   }
 
