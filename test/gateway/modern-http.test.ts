@@ -7,10 +7,10 @@ import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextp
 import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
-import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
+import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { person } from '../helpers/approvers.js';
-import { REPO_ROOT, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
+import { REPO_ROOT, driverOf, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
 
@@ -362,6 +362,43 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(call.agent.id).toBe('support-bot');
     expect(call.agent.credential).toBe(keySha256(SUPPORT_KEY).slice(0, 12));
     expect(JSON.stringify(call.data?.['client_claims'])).toContain('billing-bot');
+  });
+
+  it('refuses a modern call it cannot record with -32050 and never forwards it, in a started group and in a new one (fail closed)', async () => {
+    const witness = await openWitness({ store: `sqlite:${tempDb(dir)}`, retryForMs: 0, seal: { enabled: false } });
+    const text = [
+      'listen: "127.0.0.1:0"',
+      'agents:',
+      `  - { id: support-bot, key_sha256: "${keySha256(SUPPORT_KEY)}" }`,
+      'servers:',
+      '  - name: v2',
+      '    path: /mcp/v2',
+      `    url: ${JSON.stringify(upstreamUrl)}`,
+      '',
+    ].join('\n');
+    const gateway = await startHttpGateway(parseGatewayConfig(text, { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+    const client = await connect(`${gateway.url}/mcp/v2`, SUPPORT_KEY);
+    try {
+      const before = await client.readResource({ uri: 'mem://counter' });
+      // The ledger goes away under the running gateway.
+      await driverOf(witness).close();
+      const refused = await client.callTool({ name: 'touch', arguments: {} }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: number; message: string },
+      );
+      expect(refused?.code).toBe(NOT_RECORDED);
+      const fresh = await modernPost(`${gateway.url}/mcp/v2`, SUPPORT_KEY, { id: 9, method: 'tools/call', params: { name: 'touch', arguments: {} } }, { [HINT]: 'new-group' });
+      expect(await fresh.json()).toMatchObject({ id: 9, error: { code: NOT_RECORDED } });
+      // Neither touch reached the server.
+      const direct = v2Client('direct', 'auto');
+      await direct.connect(new StreamableHTTPClientTransport(new URL(upstreamUrl)));
+      expect((await direct.readResource({ uri: 'mem://counter' })).contents).toEqual(before.contents);
+      await direct.close();
+    } finally {
+      await client.close();
+      await gateway.close();
+      await witness.close().catch(() => undefined);
+    }
   });
 
   it('refuses a wrong API key with 401 before anything is forwarded', async () => {
