@@ -101,11 +101,13 @@ export function envelopeClaims(meta: unknown): Record<string, unknown> | undefin
 export interface VersionRefusal {
   code: number;
   message: string;
-  data: { supported: readonly string[]; requested: unknown };
+  /** `requested`: the claimed version (at most 64 characters), null when the claim is not a string. */
+  data: { supported: readonly string[]; requested: string | null };
 }
 
-/** JSON-RPC error codes of the modern era (spec: basic/versioning). */
+/** JSON-RPC error codes of the modern era (spec: basic/versioning); a malformed envelope is Invalid params. */
 export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+const INVALID_PARAMS = -32602;
 
 /**
  * A request whose envelope claims a revision this gateway does not speak is refused here, with the
@@ -116,11 +118,19 @@ export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 export function versionRefusal(message: unknown): VersionRefusal | undefined {
   const claimed = claimedVersion(message);
   if (claimed === undefined || (typeof claimed === 'string' && MODERN_VERSIONS.includes(claimed))) return undefined;
-  const shown = typeof claimed === 'string' ? claimed.slice(0, 64) : JSON.stringify(claimed)?.slice(0, 64);
+  if (typeof claimed !== 'string') {
+    // Not a version at all: a malformed envelope, which the spec answers -32602 (and the value is not echoed).
+    return {
+      code: INVALID_PARAMS,
+      message: `Invalid _meta envelope: ${META.protocolVersion} must be a string naming a protocol revision, not ${claimed === null ? 'null' : Array.isArray(claimed) ? 'an array' : typeof claimed}.`,
+      data: { supported: MODERN_VERSIONS, requested: null },
+    };
+  }
+  const requested = claimed.slice(0, 64);
   return {
     code: UNSUPPORTED_PROTOCOL_VERSION,
-    message: `Unsupported protocol version: ${shown}; this Witness gateway speaks ${MODERN_VERSIONS.join(', ')} (and the 2025 revisions through initialize).`,
-    data: { supported: MODERN_VERSIONS, requested: claimed },
+    message: `Unsupported protocol version: ${requested}; this Witness gateway speaks ${MODERN_VERSIONS.join(', ')} (and the 2025 revisions through initialize).`,
+    data: { supported: MODERN_VERSIONS, requested },
   };
 }
 

@@ -2,7 +2,7 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { DISCOVER, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, roundTrip, versionRefusal } from './era.js';
+import { DISCOVER, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, roundTrip, versionRefusal } from './era.js';
 import {
   ErrorCode,
   LineSplitter,
@@ -250,18 +250,16 @@ export class McpRelay {
       if (this.firstMethods.length < 4) this.firstMethods.push(method);
       const badVersion = versionRefusal(frame.message);
       if (badVersion !== undefined) {
-        this.toClient(errorMessage(frame.id, badVersion.code, badVersion.message, badVersion.data), frame.id);
-        this.rec.error(
-          `Refused a ${method.slice(0, 200)} claiming protocol version ${String(badVersion.data.requested).slice(0, 64)}, which this gateway does not speak; it was not forwarded.`,
-          'unsupported_protocol_version',
-          'gateway',
-          {
-            method: method.slice(0, 200),
-            jsonrpc_id: frame.id,
-            requested: badVersion.data.requested,
-            supported: badVersion.data.supported,
-          },
-        );
+        // -32022 names the versions served (a client retries with one); a malformed claim gets -32602 alone.
+        const data = badVersion.code === UNSUPPORTED_PROTOCOL_VERSION ? badVersion.data : undefined;
+        this.toClient(errorMessage(frame.id, badVersion.code, badVersion.message, data), frame.id);
+        const what = badVersion.data.requested === null ? 'a protocol version that is not a string' : `protocol version ${badVersion.data.requested}, which this gateway does not speak`;
+        this.rec.error(`Refused a ${method.slice(0, 200)} claiming ${what}; it was not forwarded.`, 'unsupported_protocol_version', 'gateway', {
+          method: method.slice(0, 200),
+          jsonrpc_id: frame.id,
+          requested: badVersion.data.requested,
+          supported: badVersion.data.supported,
+        });
         return;
       }
       // A recorded request is forwarded as what was parsed and recorded (a stdio server gets its

@@ -376,13 +376,17 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
       }),
     );
     expect(await p.next()).toMatchObject({ id: 1, error: { code: -32022, data: { supported: [MODERN], requested: '2099-01-01' } } });
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'touch', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': 2026 } } }));
+    expect(await p.next()).toMatchObject({ id: 3, error: { code: -32602, message: expect.stringContaining('must be a string') } });
     const env = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} };
+    // Neither touch ran: the counter is still 0.
     p.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'resources/read', params: { uri: 'mem://counter', _meta: env } }));
     expect(await p.next()).toMatchObject({ id: 2, result: { contents: [{ text: 'counter=0' }] } });
     expect(await p.close()).toBe(0);
     const evs = (await sessions(store))[0]!;
-    expect(kinds(evs)).toEqual(['session.start', 'error', 'tool.call:resources/read', 'tool.result:resources/read', 'session.end']);
-    expect(evs[1]!.data).toMatchObject({ code: 'unsupported_protocol_version', requested: '2099-01-01' });
+    expect(kinds(evs)).toEqual(['session.start', 'error', 'error', 'tool.call:resources/read', 'tool.result:resources/read', 'session.end']);
+    expect(evs[1]!.data).toMatchObject({ code: 'unsupported_protocol_version', requested: '2099-01-01', supported: [MODERN] });
+    expect(evs[2]!.data).toMatchObject({ code: 'unsupported_protocol_version', requested: null });
   });
 
   it('refuses a modern tool call it cannot record and never forwards it (fail closed): a listening client hears no update from it', async () => {
