@@ -266,7 +266,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect((await verifyFile(r.store)).ok).toBe(true);
   });
 
-  it('records a call the client aborts as cancelled and stops it upstream', async () => {
+  it('records a call the client aborts as cancelled and stops it upstream [R-GW-PASSTHROUGH]', async () => {
     const r = await startGateway();
     const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
     const seen: number[] = [];
@@ -307,7 +307,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(calls.map((e) => e.data?.['tool'])).toEqual(['touch']);
   });
 
-  it('enforces the policy on modern requests: a denied call is not forwarded, its tool is hidden, and review calls wait for a person who approves one and denies another', async () => {
+  it('enforces the policy on modern requests: a denied call is not forwarded, its tool is hidden, and review calls wait for a person who approves one and denies another [R-GW-DENY] [R-GW-APPROVAL]', async () => {
     const r = await startGateway();
     const client = await connect(`${r.gateway.url}/mcp/guarded`, SUPPORT_KEY);
     const before = await client.readResource({ uri: 'mem://counter' });
@@ -350,7 +350,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(results.map((e) => e.outcome)).toEqual(['success', 'denied']);
   });
 
-  it('records spoofed identity in _meta as a claim only: the agent is the API key’s', async () => {
+  it('records spoofed identity in _meta as a claim only: the agent is the API key’s [R-GW-IDENTITY]', async () => {
     const r = await startGateway();
     const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY, 'billing-admin');
     try {
@@ -364,7 +364,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(JSON.stringify(call.data?.['client_claims'])).toContain('billing-bot');
   });
 
-  it('refuses a modern call it cannot record with -32050 and never forwards it, in a started group and in a new one (fail closed)', async () => {
+  it('refuses a modern call it cannot record with -32050 and never forwards it, in a started group and in a new one (fail closed) [R-GW-FAIL-CLOSED]', async () => {
     const witness = await openWitness({ store: `sqlite:${tempDb(dir)}`, retryForMs: 0, seal: { enabled: false } });
     const text = [
       'listen: "127.0.0.1:0"',
@@ -401,7 +401,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     }
   });
 
-  it('refuses a wrong API key with 401 before anything is forwarded', async () => {
+  it('refuses a wrong API key with 401 before anything is forwarded [R-GW-AUTH]', async () => {
     const r = await startGateway();
     await expect(connect(`${r.gateway.url}/mcp/v2`, 'wk_not-a-configured-key')).rejects.toThrow();
     const res = await modernPost(`${r.gateway.url}/mcp/v2`, 'wk_not-a-configured-key', { id: 1, method: 'tools/call', params: { name: 'touch', arguments: {} } });
