@@ -27,6 +27,8 @@ export interface Config {
     /** Completed-call counts at which the gateway's RSS is sampled; the last is the run's length. */
     memoryMarks: number[];
   };
+  /** Benchmark 7, the 2026-07-28 era over HTTP: sequential echo calls per side per repetition. */
+  modern: { calls: number; warmup: number; reps: number };
   capture: { captures: number; warmup: number; calls: number; videoSteps: number; videoReps: number };
   /** Events per append transaction while building the shared large ledger. */
   buildBatch: number;
@@ -45,6 +47,7 @@ export function makeConfig(quick: boolean): Config {
       query: { events: 100_000, queries: 50, agents: 100 },
       memory: { sizes: [25_000, 50_000, 100_000], reps: 1 },
       gateway: { calls: 300, warmup: 50, reps: 3, clients: 8, callsPerClient: 150, memoryMarks: [1_000, 2_500, 5_000] },
+      modern: { calls: 300, warmup: 50, reps: 3 },
       capture: { captures: 10, warmup: 3, calls: 5, videoSteps: 5, videoReps: 1 },
       buildBatch: 5_000,
       buildSealEvery: 10_000,
@@ -59,6 +62,7 @@ export function makeConfig(quick: boolean): Config {
     query: { events: 1_000_000, queries: 200, agents: 100 },
     memory: { sizes: [250_000, 500_000, 1_000_000], reps: 3 },
     gateway: { calls: 1_000, warmup: 100, reps: 3, clients: 8, callsPerClient: 1_000, memoryMarks: [10_000, 50_000, 100_000] },
+    modern: { calls: 1_000, warmup: 100, reps: 3 },
     capture: { captures: 50, warmup: 5, calls: 30, videoSteps: 20, videoReps: 3 },
     buildBatch: 5_000,
     buildSealEvery: 10_000,

@@ -37,12 +37,12 @@ const EVERYTHING = path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'ser
 const MCP_PROXY = path.join(ROOT, 'node_modules', 'mcp-proxy', 'dist', 'bin', 'mcp-proxy.mjs');
 const NODE = process.execPath;
 const SERVER = [NODE, EVERYTHING, 'stdio'];
-const AGENT = 'bench';
+export const AGENT = 'bench';
 /**
  * A call this slow is a stall, not load: a seal on the recording thread took 60-85 ms here, while
  * the same machine's busiest direct calls stay well under it. Counted per side as context for p99.
  */
-const STALL_MS = 40;
+export const STALL_MS = 40;
 /**
  * "The seal stall visible in p99 gone": Witness's p99 within this factor of its baseline's p99 (the
  * recording work itself has a tail, a stall of tens of ms every few hundred calls lifts p99 past it).
@@ -53,7 +53,7 @@ const P99_FACTOR = 1.25;
 const P99_BEFORE = { stdio: { witness: 5.74, base: 3.46 }, http: { witness: 16.3, base: 11.2 } };
 
 /** The policy every Witness side evaluates: default allow, two rules that are checked on every call. */
-const POLICY_YAML = [
+export const POLICY_YAML = [
   'version: 1',
   'default: allow',
   'rules:',
@@ -78,7 +78,7 @@ c.on('exit', (code) => process.exit(code ?? 0));
 
 // ---------------------------------------------------------------- processes
 
-interface Proc {
+export interface Proc {
   child: ChildProcess;
   pid: number;
   stderrTail(): string;
@@ -102,7 +102,7 @@ function killGroup(p: Proc, signal: NodeJS.Signals): void {
 }
 
 /** Starts a long-lived process in its own process group (so its server children end with it). */
-function start(command: string, args: string[], cwd = ROOT): Proc {
+export function start(command: string, args: string[], cwd = ROOT): Proc {
   const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   let tail = '';
@@ -124,7 +124,7 @@ function start(command: string, args: string[], cwd = ROOT): Proc {
   return p;
 }
 
-async function stop(p: Proc): Promise<void> {
+export async function stop(p: Proc): Promise<void> {
   if (!p.alive()) return;
   killGroup(p, 'SIGTERM');
   const t = setTimeout(() => killGroup(p, 'SIGKILL'), 5000);
@@ -134,7 +134,7 @@ async function stop(p: Proc): Promise<void> {
   killGroup(p, 'SIGKILL');
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -146,7 +146,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(p: Proc, port: number, what: string, timeoutMs = 30_000): Promise<void> {
+export async function waitForPort(p: Proc, port: number, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (!p.alive()) throw new Error(`${what} exited before listening: ${p.stderrTail().slice(-600) || '(no output)'}`);
@@ -241,7 +241,7 @@ async function interleaved(conns: readonly Conn[], n: number): Promise<number[][
   return lat;
 }
 
-interface Stats {
+export interface Stats {
   p50: number[];
   p99: number[];
   mean: number[];
@@ -250,9 +250,9 @@ interface Stats {
   calls: number;
 }
 
-const emptyStats = (): Stats => ({ p50: [], p99: [], mean: [], stalls: [], calls: 0 });
+export const emptyStats = (): Stats => ({ p50: [], p99: [], mean: [], stalls: [], calls: 0 });
 
-function add(into: Stats, lat: readonly number[]): void {
+export function add(into: Stats, lat: readonly number[]): void {
   into.p50.push(percentile(lat, 50));
   into.p99.push(percentile(lat, 99));
   into.mean.push(lat.reduce((a, b) => a + b, 0) / lat.length);
@@ -262,11 +262,11 @@ function add(into: Stats, lat: readonly number[]): void {
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
-function statRow(label: string, s: Stats): string[] {
+export function statRow(label: string, s: Stats): string[] {
   return [label, fmtMs(median(s.p50)), fmtMs(median(s.p99)), fmtMs(median(s.mean)), `${fmtMs(min(s.p50))} – ${fmtMs(max(s.p50))}`, `${fmtInt(sum(s.stalls))} of ${fmtInt(s.calls)}`];
 }
 
-const STAT_HEAD = ['side', 'p50 ms', 'p99 ms', 'mean ms', 'p50 range over reps ms', `calls ≥ ${STALL_MS} ms (all reps)`];
+export const STAT_HEAD = ['side', 'p50 ms', 'p99 ms', 'mean ms', 'p50 range over reps ms', `calls ≥ ${STALL_MS} ms (all reps)`];
 
 /** The p99 verdict: Witness's p99 against its baseline's, today and before issue 10. */
 function p99Verdict(target: string, witness: Stats, base: Stats, baseName: string, before: { witness: number; base: number }): Verdict {
@@ -345,7 +345,7 @@ async function startMcpProxy(eventStore: boolean): Promise<HttpSide> {
   };
 }
 
-function countCalls(db: string): number {
+export function countCalls(db: string): number {
   const d = new Database(db, { readonly: true, fileMustExist: true });
   try {
     return d.prepare("SELECT count(*) FROM events WHERE kind = 'tool.call'").pluck().get() as number;

@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, capture (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -21,6 +21,7 @@ import { benchAppend } from './append.js';
 import { makeConfig, type Config } from './config.js';
 import { benchCapture } from './capture.js';
 import { benchGateway } from './gateway.js';
+import { benchGatewayModern } from './gateway-modern.js';
 import { LargeLedgers } from './ledgers.js';
 import { benchMemory } from './memory.js';
 import { benchQuery } from './query.js';
@@ -39,7 +40,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'capture'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
     query: () => benchQuery(cfg, ledgers),
     memory: () => benchMemory(cfg, ledgers),
     gateway: () => benchGateway(cfg),
+    modern: () => benchGatewayModern(cfg),
     capture: () => benchCapture(cfg),
   };
   const sections: Section[] = [];
