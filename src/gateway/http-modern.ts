@@ -438,17 +438,19 @@ export class ModernGateway {
       rec,
     );
 
-    const onAbort = () => {
+    const onAbort = (reason: string) => {
       if (finished) return;
       cancelled = true;
       abort.abort();
-      if (requestId !== undefined) {
-        relay.fromClientMessage({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'the client closed the HTTP request before its answer' } });
-      }
+      if (requestId !== undefined) relay.fromClientMessage({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } });
       finish();
+      // Ended by the gateway (stopping, or the group's server died) while the client still waits: drop its connection.
+      if (!res.writableEnded && !res.destroyed) res.destroy();
     };
-    res.once('close', onAbort);
-    group.aborts.add(onAbort);
+    const onClose = () => onAbort('the client closed the HTTP request before its answer');
+    const onStop = () => onAbort('the gateway ended the session of this request (it stopped, or its server exited)');
+    res.once('close', onClose);
+    group.aborts.add(onStop);
     relay.fromClientMessage(c.message);
     if (c.kind === 'notification') {
       // Accepted once forwarded (the upstream's own 202 is not awaited: a notification has no answer).
@@ -457,8 +459,8 @@ export class ModernGateway {
       finish();
     }
     await over;
-    group.aborts.delete(onAbort);
-    res.off('close', onAbort);
+    group.aborts.delete(onStop);
+    res.off('close', onClose);
     await relay.end(cancelled ? 'cancelled' : 'completed');
   }
 

@@ -350,6 +350,21 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(results.map((e) => e.outcome)).toEqual(['success', 'denied']);
   });
 
+  it('drops a client still waiting on a held call when the gateway stops, and records the call and its session as cancelled', async () => {
+    const r = await startGateway();
+    const waiting = modernPost(`${r.gateway.url}/mcp/guarded`, SUPPORT_KEY, { id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'refund 1' } } }).then(
+      async (res) => res.text(),
+      (e: unknown) => e,
+    );
+    await until(async () => (await events(r)).some((e) => e.kind === 'approval.request'), 'the approval request');
+    await stop(r);
+    expect(await waiting).toBeInstanceOf(Error);
+    const evs = await readEvents(r.store);
+    expect(evs.filter((e) => e.kind === 'tool.result').map((e) => [e.outcome, (e.data?.['error'] as { code?: string } | undefined)?.code])).toEqual([['error', 'cancelled']]);
+    expect(evs.filter((e) => e.kind === 'session.end').map((e) => e.data?.['reason'])).toEqual(['cancelled']);
+    expect((await verifyFile(r.store)).ok).toBe(true);
+  });
+
   it('records spoofed identity in _meta as a claim only: the agent is the API key’s [R-GW-IDENTITY]', async () => {
     const r = await startGateway();
     const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY, 'billing-admin');
@@ -562,6 +577,31 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
       ['touch', 'success'],
     ]);
     expect(results[0]!.data).toMatchObject({ error: { code: 'cancelled' } });
+  });
+
+  it('answers a call pending when the group’s stdio server dies with a JSON-RPC error, ends the group as error, and starts a new child for the next request', async () => {
+    // A minimal 2026-07-28 stdio server that answers tools/list and dies on the first tool call.
+    const dying = [
+      'const rl = require("readline").createInterface({ input: process.stdin });',
+      'rl.on("line", (l) => { const m = JSON.parse(l);',
+      '  if (m.method === "tools/list") process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { tools: [], resultType: "complete" } }) + "\\n");',
+      '  if (m.method === "tools/call") process.exit(3); });',
+    ].join('\n');
+    const r = await startGateway('', ['  - name: dying', '    path: /mcp/dying', `    command: ${JSON.stringify(process.execPath)}`, `    args: ["-e", ${JSON.stringify(dying)}]`]);
+    const url = `${r.gateway.url}/mcp/dying`;
+    const list = await modernPost(url, SUPPORT_KEY, { id: 1, method: 'tools/list' });
+    expect(await list.json()).toEqual({ jsonrpc: '2.0', id: 1, result: { tools: [], resultType: 'complete' } });
+    const call = await modernPost(url, SUPPORT_KEY, { id: 2, method: 'tools/call', params: { name: 'anything', arguments: {} } });
+    expect(await call.json()).toMatchObject({ id: 2, error: { code: -32000, message: expect.stringMatching(/exited with code 3/) } });
+    await until(async () => (await events(r)).some((e) => e.kind === 'session.end'), 'the group to end');
+    const again = await modernPost(url, SUPPORT_KEY, { id: 3, method: 'tools/list' });
+    expect(await again.json()).toMatchObject({ id: 3, result: { tools: [] } });
+    const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
+    expect(evs.map(label)).toEqual(['session.start', 'tool.call:anything', 'tool.result:anything', 'error', 'session.end', 'session.start']);
+    expect(evs[2]!.data).toMatchObject({ is_error: true, error: { code: 'upstream_exited' } });
+    expect(evs[3]!.data).toMatchObject({ code: 'upstream_exited', exit_code: 3 });
+    expect(evs[4]!.data).toMatchObject({ reason: 'error' });
+    expect(evs[5]!.stream).not.toBe(evs[0]!.stream);
   });
 
   it('lets a v2 auto client fall back to a 2025 session in front of a 2025-only stdio server (server-everything), and that session works', async () => {
