@@ -14,10 +14,11 @@ import { SharedStdioUpstream, postModern } from './upstream-modern.js';
  * The 2026-07-28 ("modern") era of `witness gateway`: no initialize, no Mcp-Session-Id; every POST
  * is one request (or notification) that carries its protocol version and client claims in
  * `params._meta`. Each POST gets its own relay (recording, policy, approval holds: McpRelay.attach)
- * and its own upstream POST, so JSON-RPC ids of different requests never meet. The records of
- * requests go to the Witness session of their group (see groupKey): modern MCP has no session, so
- * the gateway makes one from what it knows itself (the agent of the API key, the server path) and
- * an optional hint the client may send.
+ * and its own upstream exchange (one POST to an HTTP server; one request, under an id of the
+ * gateway's own, to the group's stdio child), so JSON-RPC ids of different requests never meet. The
+ * records of requests go to the Witness session of their group (see groupFor): modern MCP has no
+ * session, so the gateway makes one from what it knows itself (the agent of the API key, the
+ * server path) and an optional hint the client may send.
  */
 
 /** `_meta` key a client may set to split its requests into separate Witness sessions (a string of at most 200 characters). */
