@@ -144,6 +144,16 @@ export function ownResult(requestParams: unknown, result: Record<string, unknown
 }
 
 /**
+ * A tools/list result under a policy is an answer for one agent (the tools a rule hides are gone, or
+ * would be for another agent): a modern result that lets any cache share it across authorization
+ * contexts (`cacheScope: "public"`) is passed on as `"private"`, so a shared cache cannot hand one
+ * agent's list to another. The same object when nothing changes (legacy results have no scope).
+ */
+export function privateScope(result: Record<string, unknown>): Record<string, unknown> {
+  return result['cacheScope'] === undefined || result['cacheScope'] === 'private' ? result : { ...result, cacheScope: 'private' };
+}
+
+/**
  * Whether a result finishes its request. A modern server may answer tools/call, resources/read or
  * prompts/get with `resultType: "input_required"` (a multi round-trip request, MRTR): the client
  * must answer the server's input requests and send the request again (a new id). Such a result is

@@ -2,7 +2,7 @@ import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { DISCOVER, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, roundTrip, versionRefusal } from './era.js';
+import { DISCOVER, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
 import {
   ErrorCode,
   LineSplitter,
@@ -507,16 +507,20 @@ export class McpRelay {
     return undefined;
   }
 
-  /** Hides the tools the policy says this agent may never call; undefined when nothing changes. */
+  /**
+   * Hides the tools the policy says this agent may never call, and keeps a modern list from being
+   * cached across agents (era.ts privateScope); undefined when nothing changes.
+   */
   private filterTools(frame: Extract<Frame, { type: 'response' }>): Record<string, unknown> | undefined {
     const result = asObject(frame.result);
     const tools = result['tools'];
     if (!Array.isArray(tools) || this.o.policy === undefined) return undefined;
     const named = tools.filter((t): t is { name: string } => typeof asObject(t)['name'] === 'string');
     const visible = new Set(visibleTools(this.o.policy, this.o.agent.id, this.o.server, named));
-    if (visible.size === named.length) return undefined;
-    const kept = tools.filter((t) => typeof asObject(t)['name'] !== 'string' || visible.has(t as { name: string }));
-    return { ...frame.message, result: { ...result, tools: kept } };
+    const scoped = privateScope(result);
+    if (visible.size === named.length && scoped === result) return undefined;
+    const kept = visible.size === named.length ? tools : tools.filter((t) => typeof asObject(t)['name'] !== 'string' || visible.has(t as { name: string }));
+    return { ...frame.message, result: { ...scoped, tools: kept } };
   }
 
   // ---------------------------------------------------------------- ends

@@ -422,6 +422,29 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(lines.filter((l) => l['method'] === 'notifications/resources/updated')).toEqual([]);
   });
 
+  it('passes a tools/list a policy narrows as cacheScope private, so no shared cache hands one agent the list of another, and leaves it public without a policy', async () => {
+    const policy = path.join(dir, 'hide-b.yaml');
+    fs.writeFileSync(policy, ['version: 1', 'default: allow', 'rules:', '  - id: no-b', '    match: { tool: b }', '    effect: deny', '    hide: true', ''].join('\n'));
+    const list = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/list',
+      params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} } },
+    });
+    const answers: Array<Record<string, unknown>> = [];
+    for (const extra of [['--policy', policy], []]) {
+      const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${tempDb(dir)}`, ...extra, '--', ...PUBLIC_SERVER]);
+      p.send(list);
+      answers.push(asRecord((await p.next())['result']));
+      expect(await p.close()).toBe(0);
+    }
+    const [narrowed, plain] = answers as [Record<string, unknown>, Record<string, unknown>];
+    expect((narrowed['tools'] as Array<{ name: string }>).map((t) => t.name)).toEqual(['a']);
+    expect(narrowed).toMatchObject({ resultType: 'complete', ttlMs: 60000, cacheScope: 'private' });
+    expect((plain['tools'] as Array<{ name: string }>).map((t) => t.name)).toEqual(['a', 'b']);
+    expect(plain).toMatchObject({ cacheScope: 'public' });
+  });
+
   it('serves a v1 SDK client in front of the v2 server as 2025-11-25', async () => {
     const store = tempDb(dir);
     const [command, ...args] = proxyArgs(store, SERVER) as [string, ...string[]];
@@ -476,6 +499,28 @@ const MRTR_SERVER = [
     '});',
   ].join('\n'),
 ];
+
+/** A real v2 McpServer whose tools/list (tools a and b) says any cache may share it (cacheScope public). */
+const PUBLIC_SERVER = [
+  'node',
+  '--input-type=module',
+  '-e',
+  [
+    "import { McpServer } from '@modelcontextprotocol/server';",
+    "import { serveStdio } from '@modelcontextprotocol/server/stdio';",
+    "import { z } from 'zod';",
+    'serveStdio(() => {',
+    "  const s = new McpServer({ name: 'pub', version: '1.0.0' }, { capabilities: { tools: {} }, cacheHints: { 'tools/list': { ttlMs: 60000, cacheScope: 'public' } } });",
+    "  s.registerTool('a', { inputSchema: z.object({}) }, async () => ({ content: [] }));",
+    "  s.registerTool('b', { inputSchema: z.object({}) }, async () => ({ content: [] }));",
+    '  return s;',
+    '});',
+  ].join('\n'),
+];
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
 
 async function until(ok: () => boolean, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
