@@ -1,19 +1,8 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import {
-  ChainChecker,
-  Frontier,
-  WitnessError,
-  consistencyProof,
-  formatCheckpoint,
-  leafHash,
-  openCheckpoint,
-  verifyConsistency,
-  type Failure,
-  type NodeSource,
-  type NoteVerifier,
-} from '../../core/index.js';
+import { ChainChecker, Frontier, WitnessError, formatCheckpoint, leafHash, type Failure, type NodeSource, type NoteVerifier } from '../../core/index.js';
 import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { provenConsistency, sealRefused, trustedFrontier, withNewNodes } from '../seal-rules.js';
 import type { CheckpointRow, RawEventRow } from '../ledger.js';
 import { translateSqliteError } from './errors.js';
 import { indexTail } from './indexer.js';
@@ -315,80 +304,13 @@ export class Sealer {
     }
   }
 
-  /**
-   * Where the next tree starts: the newest stored checkpoint's frontier, once that checkpoint is
-   * shown to be this key's and to extend the record.
-   */
+  /** The sealing rules (../seal-rules.ts), over this connection's stored tree nodes. */
   private trustedFrontier(last: SqlCheckpoint | undefined, record: SealRecord | undefined): { frontier: Frontier; root: Buffer | undefined } {
-    const where = this.ctx.location;
-    const recordPath = this.ctx.sealRecordPath;
-    const kept = `kept in ${recordPath}`;
-    if (last === undefined) {
-      if (record !== undefined) {
-        throw sealRefused(
-          `${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${recordPath}\``,
-        );
-      }
-      return { frontier: Frontier.empty(), root: undefined };
-    }
-    if (record === undefined) {
-      // No silent trust on first use: a ledger with checkpoints and no record was sealed before
-      // records existed, had its record moved aside, or had it deleted by someone rolling it back.
-      // Only a person can tell which, so adoption is an explicit command that verifies first.
-      const seal = `witness seal --adopt --store sqlite:${where}${this.ctx.sealRecordConfigured ? ` --seal-record ${recordPath}` : ''}`;
-      throw sealRefused(
-        `${where} has checkpoints but no record of the last one this key signed (looked for ${recordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
-        { noRecord: true },
-      );
-    }
-    let signed: { size: number; root: Buffer };
-    try {
-      const { checkpoint } = openCheckpoint(last.note, [this.own], this.ctx.origin);
-      signed = { size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
-    } catch {
-      throw sealRefused(`the newest checkpoint in ${where} (id ${last.id}, size ${last.size}) is not signed by this key, so it was not written by this ledger's sealer; run \`witness verify\``);
-    }
-    if (signed.size !== last.size) {
-      throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
-    }
-    if (signed.size < record.size) {
-      throw sealRefused(
-        `the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${recordPath}\``,
-      );
-    }
-    this.provenConsistency(
-      record.size,
-      record.root,
-      signed.size,
-      signed.root,
-      this.stored(),
-      () =>
-        `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${recordPath}\``,
-    );
-    let frontier: Frontier;
-    try {
-      frontier = Frontier.fromJSON(JSON.parse(last.frontier));
-    } catch {
-      throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
-    }
-    if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
-      throw sealRefused(
-        `the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``,
-      );
-    }
-    return { frontier, root: signed.root };
+    return trustedFrontier(last, record, this.own, { ...this.ctx, storeArg: `sqlite:${this.ctx.location}` }, this.stored());
   }
 
-  /** A consistency proof from stored nodes, checked by the core verifier against two signed roots; refuses when it fails. */
   private provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, src: NodeSource, why: () => string): Buffer[] {
-    let proof: Buffer[];
-    try {
-      proof = consistencyProof(oldSize, newSize, src);
-    } catch {
-      throw sealRefused(why());
-    }
-    if (!verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot).ok) throw sealRefused(why());
-    return proof;
+    return provenConsistency(oldSize, oldRoot, newSize, newRoot, src, why);
   }
 
   private stored(): NodeSource {
@@ -397,10 +319,7 @@ export class Sealer {
 
   /** The stored nodes plus the ones this seal is about to store. */
   private withNew(nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>): NodeSource {
-    const fresh = new Map<string, Buffer>();
-    for (const n of nodes) fresh.set(`${n.level}/${n.index}`, n.hash);
-    const stored = this.stored();
-    return { node: (level, index) => fresh.get(`${level}/${index}`) ?? stored.node(level, index) };
+    return withNewNodes(this.stored(), nodes);
   }
 }
 
@@ -430,9 +349,7 @@ export interface SqlCheckpoint {
   prev_size: number | null;
 }
 
-export function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
-  return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
-}
+export { sealRefused };
 
 /** The Merkle nodes stored in `tree_nodes`, read by `stmt` (level, index → hash); a missing one is `not_found`. */
 export function storedNodes(stmt: Database.Statement, location: string): NodeSource {

@@ -1,0 +1,143 @@
+import { Frontier, WitnessError, consistencyProof, openCheckpoint, verifyConsistency, type NodeSource, type NoteVerifier } from '../core/index.js';
+import type { SealRecord } from './seal-record.js';
+
+/*
+ * The sealing rules every driver applies before its key signs anything, independent of how the
+ * driver reads its rows (SQLite's synchronous statements, PostgreSQL's pooled queries): the newest
+ * stored checkpoint must be this key's, at least as large as the sealer's record, provably
+ * consistent with it, and its stored frontier must reproduce its signed root. Moved here from
+ * sqlite/sealer.ts unchanged so the PostgreSQL sealer (postgres/seal.ts) refuses exactly the same
+ * ledgers with exactly the same sentences.
+ */
+
+/** The stored checkpoint columns the rules read. */
+export interface StoredCheckpoint {
+  id: number;
+  size: number;
+  note: string;
+  frontier: string;
+}
+
+/** What the rules say in their sentences about the ledger being sealed. */
+export interface SealRulesContext {
+  /** The ledger, for messages (a path, or a URL without credentials). */
+  location: string;
+  origin: string;
+  sealRecordPath: string;
+  /** The record's path was given (option or environment), so messages repeat it. */
+  sealRecordConfigured: boolean;
+  /** The `--store` argument that names this ledger, for the `witness seal --adopt` a message suggests. */
+  storeArg: string;
+}
+
+export function sealRefused(why: string, details?: Record<string, unknown>): WitnessError {
+  return new WitnessError('seal_refused', `Not signing: ${why}.`, details === undefined ? {} : { details });
+}
+
+/**
+ * Where the next tree starts: the newest stored checkpoint's frontier, once that checkpoint is
+ * shown to be this key's and to extend the record. `stored` serves the stored tree nodes the
+ * consistency proof from the record's size to the checkpoint's size needs (see neededNodes).
+ */
+export function trustedFrontier(
+  last: StoredCheckpoint | undefined,
+  record: SealRecord | undefined,
+  own: NoteVerifier,
+  ctx: SealRulesContext,
+  stored: NodeSource,
+): { frontier: Frontier; root: Buffer | undefined } {
+  const where = ctx.location;
+  const recordPath = ctx.sealRecordPath;
+  const kept = `kept in ${recordPath}`;
+  if (last === undefined) {
+    if (record !== undefined) {
+      throw sealRefused(
+        `${where} holds no checkpoint, but this key last signed one of size ${record.size} for it (${kept}), so its checkpoints were deleted or the ledger was replaced; run \`witness verify --against ${recordPath}\``,
+      );
+    }
+    return { frontier: Frontier.empty(), root: undefined };
+  }
+  if (record === undefined) {
+    // No silent trust on first use: a ledger with checkpoints and no record was sealed before
+    // records existed, had its record moved aside, or had it deleted by someone rolling it back.
+    // Only a person can tell which, so adoption is an explicit command that verifies first.
+    const seal = `witness seal --adopt --store ${ctx.storeArg}${ctx.sealRecordConfigured ? ` --seal-record ${recordPath}` : ''}`;
+    throw sealRefused(
+      `${where} has checkpoints but no record of the last one this key signed (looked for ${recordPath}), so it cannot tell whether they were rolled back; if the ledger is yours and intact, run \`${seal}\` (with --against FILE if you saved a checkpoint), which verifies it whole and then records its newest checkpoint`,
+      { noRecord: true },
+    );
+  }
+  let signed: { size: number; root: Buffer };
+  try {
+    const { checkpoint } = openCheckpoint(last.note, [own], ctx.origin);
+    signed = { size: checkpoint.size, root: Buffer.from(checkpoint.rootHash) };
+  } catch {
+    throw sealRefused(`the newest checkpoint in ${where} (id ${last.id}, size ${last.size}) is not signed by this key, so it was not written by this ledger's sealer; run \`witness verify\``);
+  }
+  if (signed.size !== last.size) {
+    throw sealRefused(`checkpoint ${last.id} in ${where} is stored as size ${last.size} but signed for size ${signed.size}, so the checkpoints table was edited; run \`witness verify\``);
+  }
+  if (signed.size < record.size) {
+    throw sealRefused(
+      `the newest checkpoint in ${where} has size ${signed.size}, but this key last signed one of size ${record.size} (${kept}), so checkpoints were deleted or the ledger was rolled back; run \`witness verify --against ${recordPath}\``,
+    );
+  }
+  provenConsistency(
+    record.size,
+    record.root,
+    signed.size,
+    signed.root,
+    stored,
+    () =>
+      `the newest checkpoint in ${where} (size ${signed.size}) does not extend the last one this key signed (size ${record.size}, ${kept}), so history was rewritten; run \`witness verify --against ${recordPath}\``,
+  );
+  let frontier: Frontier;
+  try {
+    frontier = Frontier.fromJSON(JSON.parse(last.frontier));
+  } catch {
+    throw sealRefused(`the stored frontier of checkpoint ${last.id} in ${where} is malformed, so the sealer's working state was edited; run \`witness verify\``);
+  }
+  if (frontier.size !== signed.size || !frontier.root().equals(signed.root)) {
+    throw sealRefused(
+      `the stored frontier of checkpoint ${last.id} in ${where} does not reproduce the root this key signed for size ${signed.size}, so it was edited to make the key sign another tree; run \`witness verify\``,
+    );
+  }
+  return { frontier, root: signed.root };
+}
+
+/** A consistency proof from stored nodes, checked by the core verifier against two signed roots; refuses when it fails. */
+export function provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, src: NodeSource, why: () => string): Buffer[] {
+  let proof: Buffer[];
+  try {
+    proof = consistencyProof(oldSize, newSize, src);
+  } catch {
+    throw sealRefused(why());
+  }
+  if (!verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot).ok) throw sealRefused(why());
+  return proof;
+}
+
+/** `stored` plus the nodes a seal is about to store. */
+export function withNewNodes(stored: NodeSource, nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>): NodeSource {
+  const fresh = new Map<string, Buffer>();
+  for (const n of nodes) fresh.set(`${n.level}/${n.index}`, n.hash);
+  return { node: (level, index) => fresh.get(`${level}/${index}`) ?? stored.node(level, index) };
+}
+
+/**
+ * The (level, index) of every stored node `proof` reads, found by running it over placeholder
+ * hashes: which nodes a proof reads depends on the sizes alone, never on the hashes. A driver
+ * whose reads are asynchronous fetches these in one query and then runs the proof for real.
+ * Invalid sizes throw here as they would in the proof itself.
+ */
+export function neededNodes(proof: (src: NodeSource) => unknown): Array<{ level: number; index: number }> {
+  const seen = new Map<string, { level: number; index: number }>();
+  const placeholder = Buffer.alloc(32);
+  proof({
+    node(level, index) {
+      seen.set(`${level}/${index}`, { level, index });
+      return placeholder;
+    },
+  });
+  return [...seen.values()];
+}
