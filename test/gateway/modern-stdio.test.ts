@@ -244,6 +244,17 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(evs.at(-1)!.data).toMatchObject({ reason: 'completed' });
   });
 
+  it('ends the session completed when the client goes away with a subscription still open', async () => {
+    const store = tempDb(dir);
+    const { client } = await v2Proxy(store);
+    await client.listen({ resourceSubscriptions: ['mem://counter'] });
+    await client.callTool({ name: 'touch', arguments: {} });
+    await client.close();
+    const evs = await mainSession(store);
+    expect(kinds(evs)).toEqual(['session.start', 'tool.call:touch', 'tool.result:touch', 'session.end']);
+    expect(evs.at(-1)!.data).toMatchObject({ reason: 'completed' });
+  });
+
   it('refuses a denied call without sending it (the server never ran it), hides hide-rule tools from tools/list, and records the decision', async () => {
     const store = tempDb(dir);
     const policy = path.join(dir, 'deny-touch.yaml');
