@@ -7,6 +7,10 @@ import { StdioUpstream } from './upstream-stdio.js';
  * through a relay (relay.ts), which looks only at what it must; every other frame — progress,
  * server→client requests such as sampling or elicitation, their responses, methods it has never
  * heard of — is forwarded byte for byte, except that a raw CR becomes a space (see jsonrpc.ts oneLine).
+ *
+ * Both MCP eras pass through the same way (era.ts): each message is forwarded in the era it was
+ * sent, and one proxy process is one Witness session whatever the era, since the 2026-07-28 wire
+ * names no session of its own.
  */
 
 export interface StdioProxyOptions extends Omit<RelayOptions, 'purpose' | 'labels'> {
@@ -79,7 +83,7 @@ export class StdioProxy {
     this.o.output.on('error', () => void this.clientGone());
   }
 
-  /** Stops the proxy (a signal): the server is asked to exit and the session ends as cancelled. */
+  /** Stops the proxy (a signal): the server is asked to exit and the session ends as cancelled (a version probe's: completed). */
   async stop(): Promise<ProxyOutcome> {
     this.stopping = true;
     // A version probe's client sends SIGTERM and SIGKILLs a second later: its records are finished
