@@ -25,6 +25,8 @@
  * tool output measured for spilling and then recorded comes out the same.
  */
 
+import { isWellFormedString } from '../core/index.js';
+
 export interface RedactionRule {
   name: string;
   pattern: RegExp;
@@ -154,6 +156,15 @@ const QUERY_ONLY_KEYS: ReadonlySet<string> = new Set(['key', 'sig']);
 /** Headers whose whole value is the credential, scheme and all (`Authorization: Digest …`, `Cookie: a=1; b=2`). */
 const WHOLE_LINE_KEYS: ReadonlySet<string> = new Set(['authorization', 'proxyauthorization', 'cookie', 'setcookie']);
 
+/** Returned by Redactor.redactPlainJson for a value that is not plain JSON (see there). */
+export const NOT_PLAIN: unique symbol = Symbol('not plain JSON');
+/** Plain values nested deeper than this take toJsonValue's walk, which also names a cycle. */
+const PLAIN_MAX_DEPTH = 64;
+
+/** Header strings up to this long, and this many of them, are remembered as holding no secret. */
+const MAX_CACHED_HEADER_CHARS = 256;
+const MAX_CACHED_HEADER_STRINGS = 1024;
+
 /** JSON text longer than this is searched as free text only (bounded work and memory per string). */
 const MAX_JSON_TEXT_CHARS = 8 * 1024 * 1024;
 /** Levels of JSON text inside a string inside JSON text that are parsed; deeper ones are searched as free text. */
@@ -245,6 +256,8 @@ export class Redactor {
   /** The built-in key rules (fragments, `…token`, query-only names) are on. */
   private readonly builtinKeys: boolean;
   private readonly builtinExact: Set<string>;
+  /** Header strings that redaction leaves as they are (see headerString). */
+  private readonly cleanHeaderText = new Set<string>();
 
   constructor(config: RedactionConfig = {}) {
     const builtins = config.builtins ?? true;
@@ -290,7 +303,19 @@ export class Redactor {
    * that withholds payloads still shows, so a secret there is as permanent as one in `data`.
    */
   redactHeader<T extends object>(fields: T): T {
-    const out: Record<string, unknown> = { ...(fields as Record<string, unknown>) };
+    return this.redactHeaderOf({ ...(fields as Record<string, unknown>) }) as T;
+  }
+
+  /**
+   * redactHeader on a top-level object the caller has just built and owns (the recorder's own
+   * header literal), redacted in place instead of copied once more. Nested objects (`agent`,
+   * `policy`, …) are still the caller's: they are copied, and only when a member changes.
+   */
+  redactOwnHeader(fields: Record<string, unknown>): Record<string, unknown> {
+    return this.redactHeaderOf(fields);
+  }
+
+  private redactHeaderOf(out: Record<string, unknown>): Record<string, unknown> {
     // Runs once per event: a table read once and methods, not closures made per call.
     for (let i = 0; i < HEADER_TEXT_ENTRIES.length; i++) {
       const [field, names] = HEADER_TEXT_ENTRIES[i]!;
@@ -298,16 +323,34 @@ export class Redactor {
       const v = out[field];
       out[field] = names === true ? this.headerText(v) : Array.isArray(v) ? v.map((x) => this.headerMembers(x, names)) : this.headerMembers(v, names);
     }
-    return out as T;
+    return out;
   }
 
   private headerText(v: unknown): unknown {
-    return typeof v === 'string' ? this.redactText(v, 0) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.redactText(x, 0) : x)) : v;
+    return typeof v === 'string' ? this.headerString(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? this.headerString(x) : x)) : v;
+  }
+
+  /**
+   * Header strings repeat from event to event (agent ids, versions, host, resource, action), and
+   * most hold no secret: those are remembered, so the next event's copy costs a set lookup instead
+   * of a dozen scans (redaction is a function of the string alone). Only strings that came out
+   * unchanged are kept, so no secret is held here longer than the caller holds it.
+   */
+  private headerString(s: string): string {
+    if (this.cleanHeaderText.has(s)) return s;
+    const out = this.redactText(s, 0);
+    if (out === s && s.length <= MAX_CACHED_HEADER_CHARS) {
+      if (this.cleanHeaderText.size >= MAX_CACHED_HEADER_STRINGS) this.cleanHeaderText.clear();
+      this.cleanHeaderText.add(s);
+    }
+    return out;
   }
 
   private headerMembers(v: unknown, names: readonly string[]): unknown {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
-    const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+    const src = v as Record<string, unknown>;
+    // Still a copy, though nothing may change: the caller keeps the object and could alter it.
+    const copy: Record<string, unknown> = { ...src };
     for (const n of names) if (Object.hasOwn(copy, n)) copy[n] = this.headerText(copy[n]);
     return copy;
   }
@@ -411,6 +454,113 @@ export class Redactor {
       setMember(out, k, rule !== 'search' && blanks(rule, elementOf(x)) ? '[REDACTED:key]' : this.walk(x, seen));
     }
     seen.delete(v);
+    return out;
+  }
+
+  /**
+   * `redact(toJsonValue(value))` in one walk, for the common value that is plain JSON already:
+   * plain objects and arrays (no `toJSON`, no holes), well-formed strings, finite numbers within
+   * 2^53, booleans and null, nested less than `PLAIN_MAX_DEPTH` deep. For those toJsonValue only
+   * copies (dropping undefined members, turning -0 into 0, putting members in JCS order), so the
+   * result is the same but for member order, which canonical encoding sorts anyway. Anything else
+   * (a Date, a class instance, a cycle, a value toJsonValue refuses) returns `NOT_PLAIN` before any
+   * conversion, and the caller takes the two walks, so every conversion and error stays
+   * toJsonValue's. Each member and element is read once, as toJsonValue reads it.
+   */
+  redactPlainJson(value: unknown): unknown {
+    if (value === undefined) return NOT_PLAIN;
+    try {
+      return this.plainWalk(value, 0, false);
+    } catch (e) {
+      if (e === NOT_PLAIN) return NOT_PLAIN;
+      throw e;
+    }
+  }
+
+  /** See redactPlainJson; throws NOT_PLAIN. The rules are walk's, applied to what toJsonValue would copy. */
+  private plainWalk(v: unknown, depth: number, inList: boolean): unknown {
+    switch (typeof v) {
+      case 'string':
+        if (!isWellFormedString(v)) throw NOT_PLAIN;
+        return this.redactText(v, 0);
+      case 'number':
+        // What toJsonValue refuses: not finite, or an integer JCS would write beyond 2^53.
+        if (!Number.isFinite(v) || (Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) < 1e21)) throw NOT_PLAIN;
+        return v === 0 ? 0 : v;
+      case 'boolean':
+        return v;
+      case 'object':
+        if (v === null) return null;
+        // Also what ends a cycle here: toJsonValue then names it.
+        if (depth >= PLAIN_MAX_DEPTH) throw NOT_PLAIN;
+        return Array.isArray(v) ? this.plainArray(v, depth, inList) : this.plainObject(v, depth);
+      default:
+        throw NOT_PLAIN;
+    }
+  }
+
+  private plainArray(v: readonly unknown[], depth: number, inList: boolean): unknown[] {
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
+    // Read once: the list rules below look at the elements as they were.
+    const src = v.slice();
+    const n = src.length;
+    const out = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) {
+      const x = src[i];
+      if (x === undefined) throw NOT_PLAIN;
+      out[i] = this.plainWalk(x, depth + 1, true);
+    }
+    if (typeof src[0] === 'string' && mayNeedListEdits(src, inList)) for (const [i, rep] of this.listEdits(src.map(elementOf), inList)) out[i] = rep;
+    return out;
+  }
+
+  private plainObject(v: object, depth: number): Record<string, unknown> {
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN;
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
+    const rec = v as Record<string, unknown>;
+    const keys = Object.keys(rec);
+    const n = keys.length;
+    const vals = new Array<unknown>(n);
+    let hasValue = false;
+    let sorted = true;
+    for (let i = 0; i < n; i++) {
+      const k = keys[i]!;
+      if (!isWellFormedString(k)) throw NOT_PLAIN;
+      const x = rec[k];
+      vals[i] = x;
+      if (x !== undefined && VALUE_KEYS.has(k)) hasValue = true;
+      if (i > 0 && k < keys[i - 1]!) sorted = false;
+    }
+    // `{name: "DB_PASSWORD", value: "…"}`: as siblingNameRule decides it on toJsonValue's copy.
+    let valueRule: KeyRule = 'search';
+    if (hasValue) {
+      for (const nk of NAME_KEYS) {
+        const at = keys.indexOf(nk);
+        const name = at === -1 ? undefined : vals[at];
+        if (typeof name !== 'string') continue;
+        const rule = this.nameRule(name);
+        if (rule !== 'search') {
+          valueRule = rule;
+          break;
+        }
+      }
+    }
+    // The copy is built in JCS order, as toJsonValue builds it, so that encoding it next
+    // (prepareEvent) finds it in order instead of sorting and copying it once more.
+    const order = sorted ? undefined : keys.map((_, i) => i).sort((a, b) => (keys[a]! < keys[b]! ? -1 : 1));
+    const out: Record<string, unknown> = {};
+    for (let j = 0; j < n; j++) {
+      const i = order === undefined ? j : order[j]!;
+      const x = vals[i];
+      if (x === undefined) continue;
+      const k = keys[i]!;
+      let rule = this.keyRule(k);
+      if (rule === 'search' && valueRule !== 'search' && VALUE_KEYS.has(k)) rule = valueRule;
+      // Walked even when blanked: toJsonValue would refuse what is inside a secret too.
+      const walked = this.plainWalk(x, depth + 1, false);
+      setMember(out, k, rule !== 'search' && blanks(rule, elementOf(x)) ? '[REDACTED:key]' : walked);
+    }
     return out;
   }
 

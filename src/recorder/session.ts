@@ -96,7 +96,15 @@ export class Session {
 
   /** Records any event kind; the typed helpers below cover the common ones. */
   async record<K extends EventKind>(kind: K, data: Payload<K>, fields: EventFields = {}): Promise<AppendReceipt | undefined> {
-    return this.host.record(this.id, { ...this.defaults, ...fields, agent: this.agent, kind, data } as EventInput);
+    // `{ ...this.defaults, ...fields, agent, kind, data }`, written with members ahead of the
+    // spreads and set again after them: V8 (Node 20) builds a literal that opens with a spread as a
+    // clone of that object, and members added to the clone cost 1-8 µs per record (measured), more
+    // than the rest of the recorder's own work on it.
+    const input: Record<string, unknown> = { agent: this.agent, kind, data, ...this.defaults, ...fields };
+    input['agent'] = this.agent;
+    input['kind'] = kind;
+    input['data'] = data;
+    return this.host.record(this.id, input as unknown as EventInput);
   }
 
   async llmCall(call: LlmCallInput, fields: EventFields = {}): Promise<AppendReceipt | undefined> {

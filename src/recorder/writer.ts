@@ -13,6 +13,11 @@ export interface BatchWriterOptions {
   maxQueue?: number;
   /** How long to keep retrying a failing store before giving the events up to `onError`. */
   retryForMs?: number;
+  /**
+   * For how long in each turn of the event loop a write that finds the writer idle is committed at
+   * once (on a microtask) instead of after the turn (see quickAllowed); 0, the default, turns that off.
+   */
+  quickForMs?: number;
   onError: (error: WitnessError) => void;
   /** Called after every durable batch (the sealer listens). */
   onCommit?: (receipts: readonly AppendReceipt[]) => void;
@@ -24,9 +29,11 @@ interface Pending {
 }
 
 /**
- * Group commit: everything written during one turn of the event loop goes into one transaction,
- * and each writer's promise resolves once its transaction has committed — so an awaited record is
- * durable, and an agent that does not await gets batching for free.
+ * Group commit: a write that finds the writer idle starts a transaction once the code that made it
+ * yields (a microtask; see quickAllowed) or at the end of the event loop's turn, and everything
+ * written until then goes into that transaction, up to maxBatch. Each writer's promise resolves
+ * once its transaction has committed — so an awaited record is durable, and an agent that does not
+ * await gets batching for free.
  */
 export class BatchWriter {
   private queue: Pending[] = [];
@@ -37,6 +44,9 @@ export class BatchWriter {
   private readonly maxBatch: number;
   private readonly maxQueue: number;
   private readonly retryForMs: number;
+  private readonly quickForMs: number;
+  /** When the first quick commit of this loop turn was scheduled; cleared as the turn ends. */
+  private turnStart: number | undefined;
 
   constructor(
     private readonly sink: PreparedSink,
@@ -45,6 +55,7 @@ export class BatchWriter {
     this.maxBatch = options.maxBatch ?? 1000;
     this.maxQueue = options.maxQueue ?? 10_000;
     this.retryForMs = options.retryForMs ?? 30_000;
+    this.quickForMs = options.quickForMs ?? 0;
   }
 
   get pending(): number {
@@ -52,10 +63,21 @@ export class BatchWriter {
   }
 
   /** Resolves with the receipt once durable, or undefined if the store gave up (reported to onError). */
-  async write(ev: PreparedEvent): Promise<AppendReceipt | undefined> {
+  write(ev: PreparedEvent): Promise<AppendReceipt | undefined> {
+    // With room in the queue (nearly always), the promise is handed back as it is: wrapping it in an
+    // async function would add a promise and two turns of the microtask queue to every record.
+    if (this.queue.length < this.maxQueue) return this.enqueue(ev);
+    return this.writeWhenRoom(ev);
+  }
+
+  private async writeWhenRoom(ev: PreparedEvent): Promise<AppendReceipt | undefined> {
     while (this.queue.length >= this.maxQueue) {
       await new Promise<void>((r) => this.spaceWaiters.push(r));
     }
+    return this.enqueue(ev);
+  }
+
+  private enqueue(ev: PreparedEvent): Promise<AppendReceipt | undefined> {
     return new Promise((resolve) => {
       this.queue.push({ ev, resolve });
       this.schedule();
@@ -71,7 +93,27 @@ export class BatchWriter {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    setImmediate(() => void this.flush());
+    if (this.quickAllowed()) queueMicrotask(() => void this.flush());
+    else setImmediate(() => void this.flush());
+  }
+
+  /**
+   * A write that finds the writer idle is committed on a microtask rather than after the event
+   * loop's next turn: an agent that awaits each record waits for one commit, not for a loop turn
+   * too. Writes made in the same synchronous run still share a transaction (the microtask runs
+   * after that run), but writes that arrive in separate callbacks of one turn would each get a
+   * transaction of their own, so this holds for `quickForMs` per turn only: after that the writer
+   * waits for the turn to end as before, which batches the rest and lets I/O and timers run.
+   */
+  private quickAllowed(): boolean {
+    if (this.quickForMs <= 0) return false;
+    const now = performance.now();
+    if (this.turnStart === undefined) {
+      this.turnStart = now;
+      setImmediate(() => (this.turnStart = undefined));
+      return true;
+    }
+    return now - this.turnStart < this.quickForMs;
   }
 
   private async flush(): Promise<void> {
