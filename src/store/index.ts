@@ -15,7 +15,9 @@ export type {
   SealRecordText,
 } from './ledger.js';
 export { SqliteLedger, toStored, type SqliteLedgerOptions } from './sqlite/ledger.js';
-export { DEFAULT_STORE, parseStoreUrl, sidecarPaths, sqlitePath, type StoreLocation } from './url.js';
+export { DEFAULT_PG_SCHEMA, DEFAULT_STORE, SIGNING_KEY_FILE_ENV, parsePostgresUrl, parseStoreUrl, redactUrl, sidecarPaths, sqlitePath, type PostgresLocation, type StoreLocation } from './url.js';
+// Types only: the PostgreSQL driver (and node-postgres) loads when openLedger meets a postgres:// URL.
+export type { PostgresLedgerOptions } from './postgres/ledger.js';
 export { SIGNING_KEY_ENV, loadSigner } from './keys.js';
 export { SEAL_RECORD_ENV } from './seal-record.js';
 export { openLedger, type OpenLedgerOptions } from './open.js';

@@ -31,16 +31,59 @@ export function parseStoreUrl(url: string): StoreLocation {
   return { driver: 'sqlite', path: path.resolve(p) };
 }
 
-/**
- * The file of a SQLite store. Until the PostgreSQL driver exists (see the issues), this is the one
- * place that says so.
- */
+/** The file of a SQLite store; a `postgres://` URL is refused here (openLedger routes it to its own driver). */
 export function sqlitePath(url: string): string {
   const loc = parseStoreUrl(url);
   if (loc.driver !== 'sqlite') {
-    throw new WitnessError('invalid_store_url', 'The PostgreSQL driver is not built yet; use a sqlite: store for now.');
+    throw new WitnessError('invalid_store_url', `The store "${redactUrl(url)}" is a PostgreSQL URL, not a SQLite file; open it with openLedger.`);
   }
   return loc.path;
+}
+
+/** A PostgreSQL ledger has no file to keep its signing key beside: this names the key's file (see postgres/open.ts). */
+export const SIGNING_KEY_FILE_ENV = 'WITNESS_SIGNING_KEY_FILE';
+
+/** The default PostgreSQL schema of a ledger when the URL names none (`?schema=`). */
+export const DEFAULT_PG_SCHEMA = 'witness';
+
+export interface PostgresLocation {
+  /** What node-postgres connects with: the URL minus Witness's own parameters. */
+  connectionString: string;
+  /** The PostgreSQL schema that holds the ledger's tables. */
+  schema: string;
+  /** The URL without its password, for messages and `info.location`. */
+  location: string;
+}
+
+/**
+ * `postgres://user@host:port/db?schema=<name>`: `schema` is a Witness parameter, not a libpq one
+ * (node-postgres would send it to the server as a setting), so it is taken out here. One database
+ * can then hold many ledgers, one per schema. A schema name is a plain lowercase identifier, so it
+ * can be spliced into DDL and trigger bodies without quoting surprises.
+ */
+export function parsePostgresUrl(url: string): PostgresLocation {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new WitnessError('invalid_store_url', `The store "${redactUrl(url)}" is not a valid PostgreSQL URL; write postgres://user@host:5432/database?schema=witness.`);
+  }
+  const given = u.searchParams.get('schema');
+  const schema = given ?? DEFAULT_PG_SCHEMA;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new WitnessError('invalid_store_url', `The schema "${schema}" in --store is not a plain lowercase name (letters, digits, _; at most 63); choose e.g. ?schema=witness.`);
+  }
+  u.searchParams.delete('schema');
+  const connectionString = u.toString();
+  const shown = new URL(u.toString());
+  if (shown.password !== '') shown.password = '';
+  shown.searchParams.set('schema', schema);
+  return { connectionString, schema, location: shown.toString() };
+}
+
+/** A URL fit for a message: its password, if any, replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1***@');
 }
 
 /**

@@ -4,6 +4,7 @@ import { describe } from 'vitest';
 import { openLedger, sidecarPaths } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { ledgerContract, type DriverUnderTest } from './ledger.contract.js';
+import { postgresDriver } from './postgres-driver.js';
 import { sqliteEdit } from './sqlite-edit-hook.js';
 
 const dir = tempDir('witness-contract-');
@@ -46,10 +47,18 @@ function sqlite(name: string, open: () => Promise<OpenLedger>): DriverUnderTest 
   };
 }
 
-/** Every driver runs the same contract; WITNESS_TEST_DRIVERS=sqlite,postgres picks some. */
-const DRIVERS: DriverUnderTest[] = [sqlite('sqlite', async () => openLedger), sqlite('sqlite-built', builtOpenLedger)];
+/**
+ * Every driver runs the same contract; WITNESS_TEST_DRIVERS=sqlite,postgres picks some. The
+ * PostgreSQL driver runs on this machine's server (test/store/postgres-driver.ts), and fails loudly
+ * when it is down rather than being skipped.
+ */
+const DRIVERS: Array<[string, () => DriverUnderTest]> = [
+  ['sqlite', () => sqlite('sqlite', async () => openLedger)],
+  ['sqlite-built', () => sqlite('sqlite-built', builtOpenLedger)],
+  ['postgres', () => postgresDriver('postgres')],
+];
 
 const wanted = process.env['WITNESS_TEST_DRIVERS']?.split(',').map((s) => s.trim());
-for (const driver of DRIVERS) {
-  if (wanted === undefined || wanted.includes(driver.name)) describe(`[R-DRIVER-CONTRACT] Ledger contract: ${driver.name}`, () => ledgerContract(driver));
+for (const [name, make] of DRIVERS) {
+  if (wanted === undefined || wanted.includes(name)) describe(`[R-DRIVER-CONTRACT] Ledger contract: ${name}`, () => ledgerContract(make()));
 }

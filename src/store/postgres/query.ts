@@ -1,0 +1,124 @@
+import { WitnessError, type StoredEvent } from '../../core/index.js';
+import type { QueryFilter, QueryPage, RawEventRow, VerifyScanRow } from '../ledger.js';
+import { PostgresAppend } from './append.js';
+
+const COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
+/** The bigint range, as the open bounds of a verify scan (a row below 0 was put there behind the driver's back). */
+const MIN_POS = '-9223372036854775808';
+const MAX_POS = '9223372036854775807';
+
+/**
+ * Reading events: by id, by stream, by filter with a cursor, and raw rows in position order for
+ * verification. Every filter is answered from `events` through its own (column, ts, pos) index,
+ * which PostgreSQL maintains on the write path, so there is no separate query index to keep in
+ * step (and nothing for `queryIndexMismatches` to check: the driver leaves it out).
+ */
+export abstract class PostgresQuery extends PostgresAppend {
+  // ------------------------------------------------------------------ read
+
+  async getEvent(id: string): Promise<(StoredEvent & { pos: number }) | undefined> {
+    this.assertOpen();
+    const rows = await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1 AND pos >= 0`, [id]);
+    return rows[0] === undefined ? undefined : toStored(rows[0]);
+  }
+
+  async readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>> {
+    this.assertOpen();
+    return (await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE stream = $1 AND pos >= 0 ORDER BY seq`, [stream])).map(toStored);
+  }
+
+  async query(filter: QueryFilter): Promise<QueryPage> {
+    this.assertOpen();
+    const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
+    const { sql, args } = pgQuerySql(filter, limit + 1);
+    const rows = await this.sql<RawEventRow>(sql, args);
+    const more = rows.length > limit;
+    const page = rows.slice(0, limit).map(toStored);
+    const last = page[page.length - 1];
+    return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {
+    this.assertOpen();
+    let pos = fromPos;
+    for (;;) {
+      const rows = await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE pos >= $1 ORDER BY pos LIMIT $2`, [pos, pageSize]);
+      if (rows.length === 0) return;
+      yield rows;
+      pos = rows[rows.length - 1]!.pos + 1;
+      if (rows.length < pageSize) return;
+    }
+  }
+
+  async *scanForVerify(fromPos: number, toPos = Number.POSITIVE_INFINITY, pageSize = 5000): AsyncIterable<VerifyScanRow[]> {
+    this.assertOpen();
+    const end = Number.isFinite(toPos) ? toPos : MAX_POS;
+    let pos: number | string = Number.isFinite(fromPos) ? fromPos : MIN_POS;
+    for (;;) {
+      const rows = await this.sql<VerifyScanRow>(
+        `SELECT pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, encode(salt, 'hex') AS salt, encode(hash, 'hex') AS hash
+         FROM events WHERE pos >= $1 AND pos < $2 ORDER BY pos LIMIT $3`,
+        [pos, end, pageSize],
+      );
+      if (rows.length === 0) return;
+      yield rows;
+      const next = rows[rows.length - 1]!.pos + 1;
+      if (rows.length < pageSize || (typeof pos === 'number' && next <= pos)) return;
+      pos = next;
+    }
+  }
+}
+
+/** The statement `query` runs and its arguments, fetching `fetch` rows in (ts, pos) order. */
+export function pgQuerySql(filter: QueryFilter, fetch: number): { sql: string; args: unknown[] } {
+  const where: string[] = ['pos >= 0'];
+  const args: unknown[] = [];
+  const arg = (v: unknown) => {
+    args.push(v);
+    return `$${args.length}`;
+  };
+  const eq = (col: string, v: string | undefined) => {
+    if (v !== undefined) where.push(`${col} = ${arg(v)}`);
+  };
+  eq('agent', filter.agent);
+  eq('stream', filter.stream);
+  eq('kind', filter.kind);
+  eq('resource', filter.resource);
+  eq('action', filter.action);
+  eq('outcome', filter.outcome);
+  if (filter.since !== undefined) where.push(`ts >= ${arg(filter.since)}`);
+  if (filter.until !== undefined) where.push(`ts < ${arg(filter.until)}`);
+  if (filter.cursor !== undefined) {
+    const [ts, pos] = decodeCursor(filter.cursor);
+    // A row comparison, which PostgreSQL turns into one seek on the (…, ts, pos) indexes.
+    where.push(`(ts, pos) > (${arg(ts)}, ${arg(pos)})`);
+  }
+  return { sql: `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY ts, pos LIMIT ${arg(fetch)}`, args };
+}
+
+function encodeCursor(ts: string, pos: number): string {
+  return Buffer.from(JSON.stringify([ts, pos])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, number] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
+  } catch {
+    // fall through to the error below
+  }
+  throw new WitnessError('invalid_argument', 'The cursor is not one this ledger issued; pass the `next` value of the previous page unchanged.');
+}
+
+/** A stored row as the interface hands it out (the same shape as the SQLite driver's). */
+export function toStored(row: RawEventRow): StoredEvent & { pos: number } {
+  let header: StoredEvent;
+  let data: Record<string, unknown> | null;
+  try {
+    header = JSON.parse(row.header) as StoredEvent;
+    data = row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>);
+  } catch {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+  }
+  return { ...header, data, salt: row.salt === null ? null : row.salt.toString('hex'), hash: row.hash.toString('hex'), pos: row.pos };
+}

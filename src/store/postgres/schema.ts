@@ -1,0 +1,231 @@
+import type { PoolClient } from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import { WitnessError, type NoteSigner } from '../../core/index.js';
+import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
+
+/**
+ * The PostgreSQL schema, version 1, in the schema the URL names (`?schema=`, default `witness`):
+ * one ledger per PostgreSQL schema, so one database can hold many.
+ *
+ * - `events` carries the query indexes itself: (agent, ts), (resource, ts), (action, ts),
+ *   (outcome, ts), (kind, ts), (stream, seq). PostgreSQL maintains them on the write path within
+ *   the batched INSERT, so there is no companion index table and no `queryIndexMismatches`.
+ * - `ledger_head` is one row: the next global position. Every append locks it (FOR UPDATE) and holds
+ *   the lock to commit, so positions are gap-free and in commit order across any number of writer
+ *   processes. `stream_heads` is one row per stream (its last seq and hash, and whether it ended),
+ *   locked FOR UPDATE by the append that extends the stream. Both are working state, derived from
+ *   the events, and are not append-only.
+ * - Events, checkpoints, tree nodes, public keys and artifacts are append-only in the database
+ *   itself: BEFORE UPDATE/DELETE row triggers and a BEFORE TRUNCATE trigger refuse, each enabled
+ *   ALWAYS so it fires under `session_replication_role = replica` as well. The INSERT guard on
+ *   events admits an event only at the ledger's next position (max(pos) + 1), so a row cannot be
+ *   slipped in below the head either.
+ * - Text columns compared by `query` use the "C" collation: ISO-8601 times and ids then order by
+ *   their bytes, as in SQLite, whatever the database's locale.
+ */
+export const PG_SCHEMA_VERSION = 1;
+
+export const APPEND_ONLY = ['events', 'checkpoints', 'tree_nodes', 'public_keys', 'artifacts'] as const;
+
+function ddl(s: string): string {
+  return `
+CREATE TABLE IF NOT EXISTS ${s}.meta (
+  key   text PRIMARY KEY,
+  value text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.ledger_head (
+  id       integer PRIMARY KEY CHECK (id = 1),
+  next_pos bigint NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.stream_heads (
+  stream text COLLATE "C" PRIMARY KEY,
+  seq    bigint NOT NULL,
+  hash   bytea NOT NULL,
+  ended  boolean NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.events (
+  pos      bigint PRIMARY KEY,        -- global position = Merkle leaf index, gapless, commit order
+  id       text COLLATE "C" NOT NULL,
+  stream   text COLLATE "C" NOT NULL,
+  seq      bigint NOT NULL,
+  ts       text COLLATE "C" NOT NULL,
+  kind     text COLLATE "C" NOT NULL,
+  agent    text COLLATE "C" NOT NULL,
+  resource text COLLATE "C",
+  action   text COLLATE "C",
+  outcome  text COLLATE "C",
+  header   text NOT NULL,             -- JCS of the header: the exact bytes that were hashed
+  data     text,                      -- JCS of the payload; NULL once purged under retention
+  salt     bytea,
+  hash     bytea NOT NULL,
+  CONSTRAINT events_id_key UNIQUE (id),
+  CONSTRAINT events_stream_seq_key UNIQUE (stream, seq)
+);
+
+CREATE INDEX IF NOT EXISTS events_agent_ts ON ${s}.events (agent, ts, pos);
+CREATE INDEX IF NOT EXISTS events_kind_ts ON ${s}.events (kind, ts, pos);
+CREATE INDEX IF NOT EXISTS events_resource_ts ON ${s}.events (resource, ts, pos) WHERE resource IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_action_ts ON ${s}.events (action, ts, pos) WHERE action IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_outcome_ts ON ${s}.events (outcome, ts, pos) WHERE outcome IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_ts ON ${s}.events (ts, pos);
+
+CREATE TABLE IF NOT EXISTS ${s}.tree_nodes (
+  level integer NOT NULL,
+  idx   bigint NOT NULL,
+  hash  bytea NOT NULL,
+  PRIMARY KEY (level, idx)
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.checkpoints (
+  id          bigint PRIMARY KEY,
+  size        bigint NOT NULL,
+  root        bytea NOT NULL,
+  note        text NOT NULL,
+  ts          text NOT NULL,
+  frontier    text NOT NULL,          -- right edge of the tree, so the sealer resumes without a rebuild
+  consistency text NOT NULL,          -- JSON array of hex hashes: proof from the previous checkpoint
+  prev_size   bigint
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.public_keys (
+  n        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,   -- insertion order: the first is the ledger's own key
+  vkey     text NOT NULL UNIQUE,
+  name     text NOT NULL,
+  added_at text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.artifacts (
+  sha256     text COLLATE "C" PRIMARY KEY,
+  mime       text NOT NULL,
+  size       bigint NOT NULL,
+  bytes      bytea NOT NULL,
+  created_at text NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION ${s}.witness_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = '${IMMUTABLE_STATE}', MESSAGE = format('witness: %s are append-only; %s is refused', TG_TABLE_NAME, TG_OP);
+END $$;
+
+CREATE OR REPLACE FUNCTION ${s}.witness_next_position() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE next bigint;
+BEGIN
+  -- Rows inserted earlier by the same statement are visible here, so a batch must be in order.
+  SELECT coalesce(max(pos) + 1, 0) INTO next FROM ${s}.events;
+  IF NEW.pos IS DISTINCT FROM next THEN
+    RAISE EXCEPTION USING ERRCODE = '${POSITION_STATE}', MESSAGE = format('witness: an event may only be added at position %s, not %s', next, NEW.pos);
+  END IF;
+  RETURN NEW;
+END $$;
+`;
+}
+
+/** The triggers of version 1, each (name, table, definition); enabled ALWAYS after creation. */
+export function triggers(s: string): Array<{ name: string; table: string; sql: string }> {
+  const out: Array<{ name: string; table: string; sql: string }> = [];
+  for (const t of APPEND_ONLY) {
+    out.push({ name: `${t}_no_change`, table: t, sql: `CREATE TRIGGER ${t}_no_change BEFORE UPDATE OR DELETE ON ${s}.${t} FOR EACH ROW EXECUTE FUNCTION ${s}.witness_append_only()` });
+    out.push({ name: `${t}_no_truncate`, table: t, sql: `CREATE TRIGGER ${t}_no_truncate BEFORE TRUNCATE ON ${s}.${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.witness_append_only()` });
+  }
+  out.push({ name: 'events_next_position', table: 'events', sql: `CREATE TRIGGER events_next_position BEFORE INSERT ON ${s}.events FOR EACH ROW EXECUTE FUNCTION ${s}.witness_next_position()` });
+  return out;
+}
+
+/** The advisory lock key under which a schema is created or migrated (transaction-scoped). */
+export function schemaLockKey(schema: string): string {
+  return `witness-schema:${schema}`;
+}
+
+export interface SchemaMeta {
+  id: string;
+  origin: string;
+  version: number;
+  created: boolean;
+}
+
+/**
+ * Opens the ledger in `schema`, creating it on a writable open when it is missing: CREATE SCHEMA IF
+ * NOT EXISTS, the tables, the triggers and the meta rows, in one transaction under an advisory lock
+ * (of two processes creating the same ledger at once, one creates and the other finds it). A
+ * schema written by a newer Witness is refused with one sentence; a read-only open never writes.
+ */
+export async function openOrCreateSchema(client: PoolClient, schema: string, location: string, options: { readonly?: boolean; name?: string }, create: boolean): Promise<SchemaMeta> {
+  const hasMeta = async () => (await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${schema}.meta`])).rows[0]?.t != null;
+  let created = false;
+  if (!(await hasMeta())) {
+    if (!create || options.readonly === true) {
+      throw new WitnessError('not_found', `No ledger in schema "${schema}" at ${location}; run \`witness init --store ${location}\` first or check --store.`);
+    }
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [schemaLockKey(schema)]);
+      if (!(await hasMeta())) {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+        await client.query(ddl(schema));
+        for (const t of triggers(schema)) {
+          await client.query(t.sql);
+          // ALWAYS: fires under session_replication_role = replica too, which disables ordinary triggers.
+          await client.query(`ALTER TABLE ${schema}.${t.table} ENABLE ALWAYS TRIGGER ${t.name}`);
+        }
+        const id = uuidv7();
+        const origin = `${options.name ?? 'local'}/witness/${id}`;
+        await client.query(`INSERT INTO ${schema}.ledger_head (id, next_pos) VALUES (1, 0)`);
+        await client.query(`INSERT INTO ${schema}.meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [
+          ['schema_version', 'ledger_id', 'origin', 'created_at'],
+          [String(PG_SCHEMA_VERSION), id, origin, new Date().toISOString()],
+        ]);
+        created = true;
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+  const rows = (await client.query<{ key: string; value: string }>(`SELECT key, value FROM ${schema}.meta`)).rows;
+  const meta = new Map(rows.map((r) => [r.key, r.value]));
+  const version = Number(meta.get('schema_version'));
+  if (!Number.isInteger(version)) {
+    throw new WitnessError('store_corrupt', `Schema "${schema}" at ${location} has no valid ledger schema version; it is not a Witness ledger or it is damaged.`);
+  }
+  if (version > PG_SCHEMA_VERSION) {
+    throw new WitnessError(
+      'store_newer_schema',
+      `Schema "${schema}" at ${location} uses ledger schema version ${version}, newer than this Witness understands (${PG_SCHEMA_VERSION}); upgrade Witness to open it.`,
+    );
+  }
+  const id = meta.get('ledger_id');
+  const origin = meta.get('origin');
+  if (id === undefined || origin === undefined) {
+    throw new WitnessError('store_corrupt', `Schema "${schema}" at ${location} is missing its ledger id or origin; it is damaged.`);
+  }
+  return { id, origin, version, created };
+}
+
+export async function publicKeyCount(client: PoolClient, schema: string): Promise<number> {
+  return Number((await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.public_keys`)).rows[0]!.n);
+}
+
+/** Records the signer's key when the ledger has none yet (under the schema lock); returns the ledger's own key. */
+export async function ensurePublicKey(client: PoolClient, schema: string, signer: NoteSigner): Promise<string | undefined> {
+  const first = async () => (await client.query<{ vkey: string }>(`SELECT vkey FROM ${schema}.public_keys ORDER BY n LIMIT 1`)).rows[0]?.vkey;
+  const known = await first();
+  if (known !== undefined) return known;
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [schemaLockKey(schema)]);
+    await client.query(`INSERT INTO ${schema}.public_keys (vkey, name, added_at) SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM ${schema}.public_keys)`, [
+      signer.verifierKey,
+      signer.name,
+      new Date().toISOString(),
+    ]);
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+  return first();
+}

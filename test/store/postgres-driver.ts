@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
+import { openLedger, parsePostgresUrl, type Ledger } from '../../src/store/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import type { DriverUnderTest } from './contract/driver.js';
+import { postgresEdit } from './postgres-edit-hook.js';
+
+/**
+ * The PostgreSQL server the contract runs against: this machine's cluster (trust auth, database
+ * `test`), or WITNESS_TEST_PG_URL. Each open() is a fresh schema with a random name, dropped after
+ * the run; the signing key and the sealer's record live in a temporary directory, as they would
+ * live on the sealer's host.
+ */
+export const PG_URL = process.env['WITNESS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const START_HINT = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
+
+/** Fails loudly, in one sentence, when the server is down: the contract is never skipped silently. */
+export async function requirePostgres(): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+  } catch (e) {
+    throw new Error(`PostgreSQL is not reachable at ${PG_URL} (${(e as Error).message}); start it with \`${START_HINT}\` and run the tests again.`, { cause: e });
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+export function postgresDriver(name = 'postgres'): DriverUnderTest {
+  const dir = tempDir('witness-pg-contract-');
+  const schemas: string[] = [];
+  const keyFile = (l: Ledger) => path.join(dir, `${parsePostgresUrl(l.info.location).schema}.key`);
+  beforeAll(requirePostgres);
+  afterAll(async () => {
+    if (schemas.length === 0) return;
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+    } finally {
+      await c.end();
+    }
+  });
+  const urlOf = (schema: string) => `${PG_URL}?schema=${schema}`;
+  return {
+    name,
+    open: async () => {
+      const schema = `wt_${randomBytes(6).toString('hex')}`;
+      schemas.push(schema);
+      return openLedger(urlOf(schema), { keyFile: path.join(dir, `${schema}.key`) });
+    },
+    openAgain: async (l, options = {}) => openLedger(l.info.location, { create: false, readonly: options.readonly ?? false, keyFile: keyFile(l) }),
+    readonly: true,
+    // A second process finds the key by the environment, as a sealer on another host would.
+    childStore: (l) => ({ url: l.info.location, env: { WITNESS_SIGNING_KEY_FILE: keyFile(l) } }),
+    edit: postgresEdit,
+  };
+}
