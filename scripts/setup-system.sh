@@ -3,7 +3,19 @@
 #   chromium (screenshots, driven by playwright-core; never a downloaded browser),
 #   ffmpeg (the narrated MP4), espeak-ng (the narration), fonts-dejavu-core (titles and captions).
 # Quiet when everything is present. Runs `apt-get update` at most once. Needs root (or sudo).
+# Also starts this machine's PostgreSQL cluster when it is installed but down: the PostgreSQL
+# driver's contract tests run against it (127.0.0.1:5432) and fail, never skip, without it.
 set -eu
+
+if command -v pg_lsclusters >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+  for version in $(ls /etc/postgresql); do
+    if [ -d "/etc/postgresql/$version/main" ] && ! pg_lsclusters -h "$version" main 2>/dev/null | grep -q online; then
+      echo "witness: starting PostgreSQL $version (cluster main)..." >&2
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        echo "witness: could not start PostgreSQL $version; start it with: pg_ctlcluster --skip-systemctl-redirect $version main start" >&2
+    fi
+  done
+fi
 
 missing=""
 need() { # need <command-or-file> <package>
