@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
@@ -46,17 +48,34 @@ export function postgresDriver(name = 'postgres'): DriverUnderTest {
     }
   });
   const urlOf = (schema: string) => `${PG_URL}?schema=${schema}`;
+  const newSchema = () => {
+    const schema = `wt_${randomBytes(6).toString('hex')}`;
+    schemas.push(schema);
+    return schema;
+  };
   return {
     name,
     open: async () => {
-      const schema = `wt_${randomBytes(6).toString('hex')}`;
-      schemas.push(schema);
+      const schema = newSchema();
       return openLedger(urlOf(schema), { keyFile: path.join(dir, `${schema}.key`) });
     },
     openAgain: async (l, options = {}) => openLedger(l.info.location, { create: false, readonly: options.readonly ?? false, keyFile: keyFile(l) }),
     readonly: true,
     // A second process finds the key by the environment, as a sealer on another host would.
     childStore: (l) => ({ url: l.info.location, env: { WITNESS_SIGNING_KEY_FILE: keyFile(l) } }),
+    // As an operator copies a PostgreSQL ledger: pg_dump of its schema restored under another
+    // name, with the key file and the sealer's record copied beside it.
+    copyClosed: async (l) => {
+      const from = parsePostgresUrl(l.info.location).schema;
+      const to = newSchema();
+      const dump = execFileSync('pg_dump', ['--no-owner', '--schema', from, PG_URL], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      execFileSync('psql', ['--quiet', '--set', 'ON_ERROR_STOP=1', PG_URL], { input: dump.replaceAll(from, to), stdio: ['pipe', 'ignore', 'pipe'] });
+      for (const ext of ['key', 'pub', 'sealed']) {
+        const file = path.join(dir, `${from}.${ext}`);
+        if (fs.existsSync(file)) fs.copyFileSync(file, path.join(dir, `${to}.${ext}`));
+      }
+      return openLedger(urlOf(to), { create: false, keyFile: path.join(dir, `${to}.key`) });
+    },
     edit: postgresEdit,
   };
 }
