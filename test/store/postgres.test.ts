@@ -107,9 +107,16 @@ describe('the PostgreSQL driver', () => {
             out.push((e as { code?: string }).code ?? '');
           }
         }
+        try {
+          // Two rows in one statement, the first at the right position and the second past a gap.
+          await c.query(`INSERT INTO events (pos, id, stream, seq, ts, kind, agent, header, hash) SELECT p, 'y' || p, 's', 9 + p, 't', 'note', 'a', '{}', '\\x00' FROM unnest(ARRAY[1, 3]) AS p`);
+        } catch (e) {
+          out.push((e as { code?: string }).code ?? '');
+        }
         return out;
       });
-      expect(codes).toEqual(['WA002', 'WA002', 'WA002']);
+      // Position 0 is taken (the primary key refuses it first); 5 would leave a gap; -1 is below the start; 1 and 3 leave one between them.
+      expect(codes).toEqual(['23505', 'WA002', 'WA002', 'WA002']);
       expect(r!.pos).toBe(0);
     } finally {
       await l.close();

@@ -4,14 +4,12 @@ import { PostgresArtifacts } from './artifacts.js';
 
 /**
  * The batch in one statement: the events as one multi-row INSERT from arrays (unnest), the stream
- * heads it moved, and the ledger head. Ordered by position, since the INSERT guard admits each row
- * only at the next position.
+ * heads it moved, and the ledger head. The INSERT guard checks the positions once, after the statement.
  */
 const INSERT_BATCH = `
 WITH e AS (
   INSERT INTO events (pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash)
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])
-  ORDER BY 1
   RETURNING 1
 ), h AS (
   INSERT INTO stream_heads (stream, seq, hash, ended)

@@ -18,8 +18,9 @@ import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
  * - Events, checkpoints, tree nodes, public keys and artifacts are append-only in the database
  *   itself: BEFORE UPDATE/DELETE row triggers and a BEFORE TRUNCATE trigger refuse, each enabled
  *   ALWAYS so it fires under `session_replication_role = replica` as well. The INSERT guard on
- *   events admits an event only at the ledger's next position (max(pos) + 1), so a row cannot be
- *   slipped in below the head either.
+ *   events (once per statement, over the rows it added) admits events only at the ledger's next
+ *   positions (from max(pos) + 1 on, without a gap), so a row cannot be slipped in below the head
+ *   or beyond it either.
  * - Text columns compared by `query` use the "C" collation: ISO-8601 times and ids then order by
  *   their bytes, as in SQLite, whatever the database's locale.
  */
@@ -111,14 +112,19 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION ${s}.witness_next_position() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE next bigint;
+DECLARE lo bigint; hi bigint; n bigint; below bigint; top bigint;
 BEGIN
-  -- Rows inserted earlier by the same statement are visible here, so a batch must be in order.
-  SELECT coalesce(max(pos) + 1, 0) INTO next FROM ${s}.events;
-  IF NEW.pos IS DISTINCT FROM next THEN
-    RAISE EXCEPTION USING ERRCODE = '${POSITION_STATE}', MESSAGE = format('witness: an event may only be added at position %s, not %s', next, NEW.pos);
+  -- Once per statement, over the rows it inserted (all visible here): they must be exactly the
+  -- positions after the ledger's previous end, with no gap and nothing beyond them. Per row, the
+  -- same check cost about a third of a 1,000-event batch's execution time (measured).
+  SELECT min(pos), max(pos), count(*) INTO lo, hi, n FROM added;
+  IF n = 0 THEN RETURN NULL; END IF;
+  SELECT coalesce(max(pos) + 1, 0) INTO below FROM ${s}.events WHERE pos < lo;
+  SELECT max(pos) INTO top FROM ${s}.events;
+  IF lo IS DISTINCT FROM below OR hi - lo + 1 <> n OR top IS DISTINCT FROM hi THEN
+    RAISE EXCEPTION USING ERRCODE = '${POSITION_STATE}', MESSAGE = format('witness: events may only be added at position %s onwards, without gaps, not %s..%s', below, lo, hi);
   END IF;
-  RETURN NEW;
+  RETURN NULL;
 END $$;
 `;
 }
@@ -130,7 +136,11 @@ export function triggers(s: string): Array<{ name: string; table: string; sql: s
     out.push({ name: `${t}_no_change`, table: t, sql: `CREATE TRIGGER ${t}_no_change BEFORE UPDATE OR DELETE ON ${s}.${t} FOR EACH ROW EXECUTE FUNCTION ${s}.witness_append_only()` });
     out.push({ name: `${t}_no_truncate`, table: t, sql: `CREATE TRIGGER ${t}_no_truncate BEFORE TRUNCATE ON ${s}.${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.witness_append_only()` });
   }
-  out.push({ name: 'events_next_position', table: 'events', sql: `CREATE TRIGGER events_next_position BEFORE INSERT ON ${s}.events FOR EACH ROW EXECUTE FUNCTION ${s}.witness_next_position()` });
+  out.push({
+    name: 'events_next_position',
+    table: 'events',
+    sql: `CREATE TRIGGER events_next_position AFTER INSERT ON ${s}.events REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ${s}.witness_next_position()`,
+  });
   return out;
 }
 
