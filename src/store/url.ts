@@ -35,7 +35,10 @@ export function parseStoreUrl(url: string): StoreLocation {
 export function sqlitePath(url: string): string {
   const loc = parseStoreUrl(url);
   if (loc.driver !== 'sqlite') {
-    throw new WitnessError('invalid_store_url', `The store "${redactUrl(url)}" is a PostgreSQL URL, not a SQLite file; open it with openLedger.`);
+    throw new WitnessError(
+      'invalid_store_url',
+      `The store "${redactUrl(url)}" is a PostgreSQL URL, and this command handles SQLite files only for now; a PostgreSQL ledger is created by its first writable open (openLedger, or any command that records).`,
+    );
   }
   return loc.path;
 }
