@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,6 +119,41 @@ describe('the PostgreSQL driver', () => {
       // Position 0 is taken (the primary key refuses it first); 5 would leave a gap; -1 is below the start; 1 and 3 leave one between them.
       expect(codes).toEqual(['23505', 'WA002', 'WA002', 'WA002']);
       expect(r!.pos).toBe(0);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("waits while another process holds the ledger's sealer lock, and seals as soon as that process is killed (its lock goes with its connection)", async () => {
+    const { l } = await fresh();
+    try {
+      await l.append([note('s', 'one'), note('s', 'two')]);
+      // A stand-in for a sealer mid-seal in another process: it holds the lock and never lets go.
+      const holder = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import pg from 'pg'; const c = new pg.Client(${JSON.stringify(PG_URL)}); await c.connect(); await c.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [${JSON.stringify(`witness-seal:${l.info.id}`)}]); console.log('LOCKED'); setInterval(() => {}, 1000);`,
+        ],
+        { cwd: path.join(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => (String(d).includes('LOCKED') ? resolve() : undefined));
+        holder.on('exit', () => reject(new Error('the lock holder exited early')));
+      });
+      let sealed = false;
+      const sealing = l.seal().then((cp) => {
+        sealed = true;
+        return cp;
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sealed).toBe(false);
+      const killedAt = Date.now();
+      holder.kill('SIGKILL');
+      const cp = await sealing;
+      expect(cp).toMatchObject({ size: 2 });
+      expect(Date.now() - killedAt).toBeLessThan(3000);
     } finally {
       await l.close();
     }
