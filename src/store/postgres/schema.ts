@@ -73,6 +73,12 @@ CREATE INDEX IF NOT EXISTS events_action_ts ON ${s}.events (action, ts, pos) WHE
 CREATE INDEX IF NOT EXISTS events_outcome_ts ON ${s}.events (outcome, ts, pos) WHERE outcome IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_ts ON ${s}.events (ts, pos);
 
+-- Consume-once for approvals (src/recorder/approvals.ts): a grant (an approval.decision) is used by
+-- at most one policy.decision naming it in data.approval.decision_id, whichever gateway on whichever
+-- host writes it; the second is refused here (append.ts turns that into a conflict error). Only
+-- policy.decision rows are indexed, so other appends pay nothing for it.
+CREATE UNIQUE INDEX IF NOT EXISTS events_grant_once ON ${s}.events ((((data::jsonb) -> 'approval') ->> 'decision_id')) WHERE kind = 'policy.decision';
+
 CREATE TABLE IF NOT EXISTS ${s}.tree_nodes (
   level integer NOT NULL,
   idx   bigint NOT NULL,
