@@ -19,7 +19,9 @@ import type { GatewayRecorder } from './record.js';
 /**
  * Holds `review` calls until a person decides. Everything it knows is in the ledger (see
  * recorder/approvals.ts): it writes approval.request, polls for approval.decision written by
- * `witness approve` / `witness deny` in any process, checks each decision itself — the approver's
+ * `witness approve` / `witness deny` in any process (and, on a ledger that announces commits —
+ * PostgreSQL's LISTEN/NOTIFY — reads as soon as one is committed on any host, polling on as the
+ * fallback), checks each decision itself — the approver's
  * signature, that the policy in force lists their key for this rule, that they are not the agent,
  * and the binding to the held call — and consumes a grant by recording the policy.decision that
  * releases the call. A decision that fails a check is recorded as an error once and ignored: the
@@ -96,7 +98,11 @@ export class ApprovalDesk {
   private readonly held = new Map<string, Held>();
   private readonly s: ApprovalSettings;
   private poller: NodeJS.Timeout | undefined;
+  /** Stops listening for decisions (Ledger.watch), while calls are held on a ledger that announces them. */
+  private unwatch: (() => void) | undefined;
   private polling = false;
+  /** A decision was announced while a poll was under way (which may have read before it committed): poll again after it. */
+  private pollAgain = false;
   private closed = false;
 
   constructor(
@@ -274,6 +280,8 @@ export class ApprovalDesk {
     this.held.clear();
     if (this.poller !== undefined) clearInterval(this.poller);
     this.poller = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 
   private take(id: JsonRpcId): Held | undefined {
@@ -284,6 +292,8 @@ export class ApprovalDesk {
     if (this.held.size === 0 && this.poller !== undefined) {
       clearInterval(this.poller);
       this.poller = undefined;
+      this.unwatch?.();
+      this.unwatch = undefined;
     }
     return h;
   }
@@ -305,11 +315,15 @@ export class ApprovalDesk {
     if (this.poller !== undefined || this.closed) return;
     this.poller = setInterval(() => void this.poll(), this.s.pollMs);
     this.poller.unref();
+    this.unwatch = this.witness.reader.watch?.('approval.decision', () => void this.poll());
   }
 
   /** Reads the decisions recorded since the oldest held request, and acts on those for held calls. */
   private async poll(only?: Held): Promise<void> {
-    if (this.polling && only === undefined) return;
+    if (this.polling && only === undefined) {
+      this.pollAgain = true;
+      return;
+    }
     if (only === undefined) this.polling = true;
     try {
       const byRequest = new Map([...this.held.values()].filter((h) => only === undefined || h === only).map((h) => [h.requestId, h] as const));
@@ -325,7 +339,13 @@ export class ApprovalDesk {
     } catch (e) {
       this.host.log(`witness: could not read approval decisions: ${String(e)}`);
     } finally {
-      if (only === undefined) this.polling = false;
+      if (only === undefined) {
+        this.polling = false;
+        if (this.pollAgain && !this.closed) {
+          this.pollAgain = false;
+          void this.poll();
+        }
+      }
     }
   }
 
@@ -425,6 +445,20 @@ export class ApprovalDesk {
       decision: d,
     });
     if (!released) {
+      // A gateway in another process, perhaps on another host, may have used the grant first: the
+      // ledger refuses a second consumption (PostgreSQL: a unique index), and the ledger says whose.
+      const now = await findApproval(this.witness.reader, v.requestId).catch(() => undefined);
+      const first = now?.decision?.id === d.id ? now.consumedBy : undefined;
+      if (first !== undefined) {
+        this.rec.error(
+          `Approval request ${v.requestId} cannot release this call: its approval (decision ${d.id}) released another call first (event ${first.id}), and a grant is used once.`,
+          'approval_mismatch',
+          'gateway',
+          { request_id: v.requestId, decision_id: d.id, arguments_digest: h.digest },
+        );
+        this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) has already released a call, and a grant is used once.`);
+        return;
+      }
       ApprovalDesk.used.delete(d.id);
       this.host.toClient(
         errorMessage(h.id, ErrorCode.NotRecorded, `Witness could not record the release of this approved call to ${h.tool}, so it was not sent to the server; retry it within the approval's expiry.`),

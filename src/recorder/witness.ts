@@ -54,7 +54,7 @@ export class Witness implements SessionHost {
     private readonly options: ParsedWitnessOptions,
   ) {
     this.ledger = ledger;
-    // Methods bound one by one, so nothing but these five is reachable from the reader; `info` is a
+    // Methods bound one by one, so nothing but these (and watch) is reachable from the reader; `info` is a
     // fresh frozen copy on every read, since the driver's own object is live (its size grows) and an
     // origin changed through it would make the driver chain and sign under the wrong origin.
     this.readOnly = Object.freeze({
@@ -65,6 +65,8 @@ export class Witness implements SessionHost {
       readStream: (stream: string) => ledger.readStream(stream),
       query: (filter: Parameters<LedgerReader['query']>[0]) => ledger.query(filter),
       readArtifact: (sha256: string) => ledger.readArtifact(sha256),
+      // Only when the driver can announce commits (PostgreSQL): the approval desk listens for decisions.
+      ...(ledger.watch === undefined ? {} : { watch: ledger.watch.bind(ledger) }),
     });
     this.deployment =
       options.env === undefined && options.tenant === undefined

@@ -104,6 +104,12 @@ export interface SealOptions {
 }
 
 /**
+ * Event kinds a driver with `watch` announces as they commit: rare ones a process waits on (a held
+ * call waits for a person's approval.decision), so that ordinary appends never pay for announcing.
+ */
+export type WatchedKind = 'approval.decision';
+
+/**
  * What a reader of the ledger needs and nothing more: the gateway's approval desk and anyone
  * handed a recorder's view of its ledger read through this, never write or seal.
  */
@@ -114,6 +120,14 @@ export interface LedgerReader {
   query(filter: QueryFilter): Promise<QueryPage>;
   /** An artifact's bytes by SHA-256 (hex); undefined when the store does not hold it. */
   readArtifact(sha256: string): Promise<Buffer | undefined>;
+  /**
+   * Optional: calls `onCommit` soon after any process on any host commits an event of `kind` to
+   * this ledger (PostgreSQL: LISTEN/NOTIFY), and once each time the driver (re)starts listening, since
+   * announcements made meanwhile are lost. A hint to read now, never the events themselves: the
+   * watcher reads the ledger, and keeps polling as the fallback. A driver without it (SQLite, one
+   * host) leaves readers to poll. Returns the function that stops watching.
+   */
+  watch?(kind: WatchedKind, onCommit: () => void): () => void;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
 import type { AppendReceipt, AppendRequest } from '../ledger.js';
 import { PostgresArtifacts } from './artifacts.js';
+import { notifyChannel } from './open.js';
 
 /**
  * The batch in one statement: the events as one multi-row INSERT from arrays (unnest), the stream
@@ -34,6 +35,14 @@ interface Head {
  * hands positions out in receipts, so they are assigned at append, under the lock.) Each stream's
  * chain head is a row of its own in `stream_heads`, also locked FOR UPDATE, so seq and prev are
  * serialized per stream. Four round trips per batch, whatever its size.
+ *
+ * A batch holding an approval.decision also NOTIFYs the ledger's channel (see PostgresBase.watch),
+ * in the same transaction, so a gateway on any host holding the call hears of it at commit: one
+ * more round trip for that rare batch, none for any other (NOTIFY also serialises committing
+ * transactions on a database-wide lock, which ordinary appends must not take). A policy.decision
+ * that consumes a grant already consumed is refused by the unique index events_grant_once
+ * (schema.ts), under the ledger lock, as a `conflict`: a grant releases one call, whichever
+ * gateway on whichever host asks first.
  */
 export abstract class PostgresAppend extends PostgresArtifacts {
   // ------------------------------------------------------------------ append
@@ -65,6 +74,7 @@ export abstract class PostgresAppend extends PostgresArtifacts {
       const cols: unknown[][] = Array.from({ length: 14 }, () => []);
       const receipts: AppendReceipt[] = [];
       let pos = start;
+      let announce = false;
       for (const ev of events) {
         const head = heads.get(ev.stream) ?? { seq: -1, hash: genesisHash(this.info.origin, ev.stream), ended: false };
         if (head.ended) {
@@ -72,6 +82,7 @@ export abstract class PostgresAppend extends PostgresArtifacts {
           throw new WitnessError('invalid_event', `Session ${ev.stream} has already ended; start a new session to record more.`, { details: { stream: ev.stream, id: ev.fields.id } });
         }
         const seq = head.seq + 1;
+        if (ev.fields.kind === 'approval.decision') announce = true;
         if (ev.fields.kind === 'session.end') recommitPayload(ev, { ...ev.data, event_count: seq, last_hash: head.hash.toString('hex') });
         const { canonicalHeader, hash, hashHex } = chainEvent(ev, seq, head.hash);
         const f = ev.fields;
@@ -82,10 +93,25 @@ export abstract class PostgresAppend extends PostgresArtifacts {
         pos++;
       }
       const moved = streams.map((s) => [s, heads.get(s)!] as const);
-      await c.query(INSERT_BATCH, [...cols, moved.map(([s]) => s), moved.map(([, h]) => h.seq), moved.map(([, h]) => h.hash), moved.map(([, h]) => h.ended), pos]);
+      try {
+        await c.query(INSERT_BATCH, [...cols, moved.map(([s]) => s), moved.map(([, h]) => h.seq), moved.map(([, h]) => h.hash), moved.map(([, h]) => h.ended), pos]);
+      } catch (e) {
+        throw grantUsed(e, this.info.location) ?? e;
+      }
+      if (announce) await c.query('SELECT pg_notify($1, $2)', [notifyChannel(this.info.id), 'approval.decision']);
       return { receipts, next: pos };
     });
     this.info.size = Math.max(this.info.size, next);
     return receipts;
   }
+}
+
+/** The refusal of a second consumption of one grant (events_grant_once), in one sentence; undefined for any other error. */
+function grantUsed(e: unknown, location: string): WitnessError | undefined {
+  const err = e as { code?: unknown; constraint?: unknown; detail?: unknown };
+  if (err.code !== '23505' || err.constraint !== 'events_grant_once') return undefined;
+  const decision = /\)=\((.*)\) already exists/.exec(typeof err.detail === 'string' ? err.detail : '')?.[1];
+  return new WitnessError('conflict', `Approval decision ${decision ?? '(unknown)'} has already released a call in ${location}, and a grant is used once; this release was not recorded.`, {
+    cause: e,
+  });
 }

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import type { Client, ClientConfig, Pool, PoolClient, QueryResultRow } from 'pg';
 import { WitnessError, parseVerifierKey, type NoteSigner, type NoteVerifier } from '../../core/index.js';
 import { createKeyFile, loadSigner, refuseKeySymlink } from '../keys.js';
 import { checkSealRecordDirectory, sealRecordPath } from '../seal-record.js';
-import type { LedgerInfo } from '../ledger.js';
+import type { LedgerInfo, WatchedKind } from '../ledger.js';
 import { SIGNING_KEY_FILE_ENV, parsePostgresUrl, type PostgresLocation } from '../url.js';
 import { translatePgError } from './errors.js';
 import { ensurePublicKey, openOrCreateSchema, publicKeyCount } from './schema.js';
@@ -45,6 +45,8 @@ export interface PostgresLedgerOptions {
 /** Everything an open finds out before the ledger object exists (the constructor cannot await). */
 export interface PgOpened {
   pool: Pool;
+  /** node-postgres's Client, for the connection that LISTENs (watch), which the pool cannot lend. */
+  newClient: (config: ClientConfig) => Client;
   loc: PostgresLocation;
   connectionOptions: string;
   info: LedgerInfo;
@@ -118,6 +120,7 @@ export async function openPostgres(options: PostgresLedgerOptions): Promise<PgOp
     client.release();
     return {
       pool,
+      newClient: (config) => new pg.Client(config),
       loc,
       connectionOptions,
       info: { id: meta.id, origin: meta.origin, schemaVersion: meta.version, location: loc.location, size },
@@ -139,11 +142,25 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
+/** The NOTIFY channel of a ledger: its id, so two ledgers in one database never hear each other. */
+export function notifyChannel(ledgerId: string): string {
+  return `witness_${ledgerId}`;
+}
+
+/** Reconnecting the LISTEN connection after a loss: first after this long, doubling up to the cap. */
+const LISTEN_RETRY_MS = [100, 5000] as const;
+
 /** Opening, the driver's state and its life cycle; the concerns are added by the files that extend it. */
 export abstract class PostgresBase {
   readonly info: LedgerInfo;
   readonly canSeal: boolean;
   protected readonly pool: Pool;
+  private readonly newClient: (config: ClientConfig) => Client;
+  /** Whoever watches (see watch), and the one connection that LISTENs for them all while any do. */
+  private readonly watchers = new Set<{ kind: WatchedKind; onCommit: () => void }>();
+  private listener: Client | undefined;
+  private listenRetry: NodeJS.Timeout | undefined;
+  private listenDelayMs: number = LISTEN_RETRY_MS[0];
   protected readonly loc: PostgresLocation;
   protected readonly connectionOptions: string;
   protected readonly signer: NoteSigner | undefined;
@@ -159,6 +176,7 @@ export abstract class PostgresBase {
   protected constructor(o: PgOpened) {
     this.info = o.info;
     this.pool = o.pool;
+    this.newClient = o.newClient;
     this.loc = o.loc;
     this.connectionOptions = o.connectionOptions;
     this.signer = o.signer;
@@ -210,11 +228,94 @@ export abstract class PostgresBase {
     }
   }
 
+  // ------------------------------------------------------------------ watching (LISTEN/NOTIFY)
+
+  /**
+   * See Ledger.watch. The append that commits an event of a watched kind NOTIFYs the ledger's
+   * channel in its transaction (append.ts), so every listener anywhere hears of it at commit. One
+   * dedicated connection per ledger handle LISTENs while anyone watches (a pooled one cannot: the
+   * pool lends it to others and may close it); it is opened by the first watcher, closed after the
+   * last, and reopened after a loss with a growing delay. Each time it starts listening every
+   * watcher is called once, for whatever committed while nobody listened.
+   */
+  watch(kind: WatchedKind, onCommit: () => void): () => void {
+    this.assertOpen();
+    const w = { kind, onCommit };
+    this.watchers.add(w);
+    this.listen();
+    return () => {
+      this.watchers.delete(w);
+      if (this.watchers.size === 0) this.unlisten();
+    };
+  }
+
+  private announce(kind: string | undefined): void {
+    for (const w of [...this.watchers]) {
+      if (kind !== undefined && w.kind !== kind) continue;
+      try {
+        w.onCommit();
+      } catch {
+        // One watcher's fault must not keep the others from hearing.
+      }
+    }
+  }
+
+  private listen(): void {
+    if (this.closed || this.watchers.size === 0 || this.listener !== undefined || this.listenRetry !== undefined) return;
+    const channel = notifyChannel(this.info.id);
+    const client = this.newClient({
+      connectionString: this.loc.connectionString,
+      connectionTimeoutMillis: Math.max(this.busyTimeoutMs, 1000),
+      // A silently dead peer (a host gone) is noticed by TCP keepalive rather than never.
+      keepAlive: true,
+      application_name: 'witness-listen',
+    });
+    this.listener = client;
+    let lost = false;
+    const onLost = (): void => {
+      if (lost) return;
+      lost = true;
+      client.end().catch(() => undefined);
+      if (this.listener !== client) return; // closed on purpose
+      this.listener = undefined;
+      if (this.closed || this.watchers.size === 0) return;
+      this.listenRetry = setTimeout(() => {
+        this.listenRetry = undefined;
+        this.listen();
+      }, this.listenDelayMs);
+      this.listenRetry.unref();
+      this.listenDelayMs = Math.min(this.listenDelayMs * 2, LISTEN_RETRY_MS[1]);
+    };
+    client.on('error', onLost);
+    client.on('end', onLost);
+    client.on('notification', (n) => {
+      if (n.channel === channel) this.announce(n.payload);
+    });
+    client
+      .connect()
+      .then(() => client.query(`LISTEN ${client.escapeIdentifier(channel)}`))
+      .then(() => {
+        if (this.listener !== client) return;
+        this.listenDelayMs = LISTEN_RETRY_MS[0];
+        this.announce(undefined);
+      }, onLost);
+  }
+
+  private unlisten(): void {
+    if (this.listenRetry !== undefined) clearTimeout(this.listenRetry);
+    this.listenRetry = undefined;
+    const client = this.listener;
+    this.listener = undefined;
+    client?.end().catch(() => undefined);
+  }
+
   // ------------------------------------------------------------------ life cycle
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watchers.clear();
+    this.unlisten();
     await this.pool.end().catch(() => undefined);
   }
 
