@@ -6,6 +6,7 @@ import { registerCheckpoint } from './commands/checkpoint.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
+import { registerMigrate } from './commands/migrate.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   const program = new Command().name('witness').description('Tamper-evident flight recorder for AI agents: record, verify, query and export evidence.').version(RECORDER_VERSION);
   registerDemo(program, io, setExit);
   registerInit(program, io);
+  registerMigrate(program, io);
   registerQuery(program, io);
   registerVerify(program, io, setExit);
   registerExport(program, io);

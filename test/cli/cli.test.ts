@@ -22,7 +22,8 @@ beforeAll(async () => {
 
 const COMMAND_FLAGS: Record<string, string[]> = {
   demo: ['--dir', '--store', '--live', '--model', '--open', '--json'],
-  init: ['--store', '--name', '--json'],
+  init: ['--store', '--name', '--roles', '--writer-role', '--auditor-role', '--json'],
+  migrate: ['--from', '--to', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
   verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads'],
   export: ['--session', '--out', '-o', '--withhold-data', '--as', '--store', '--seal-record', '--json'],

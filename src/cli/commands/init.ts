@@ -2,9 +2,29 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError, keyFingerprint, parseVerifierKey } from '../../core/index.js';
-import { openLedger, sidecarPaths, sqlitePath } from '../../store/index.js';
+import {
+  DEFAULT_AUDITOR_ROLE,
+  DEFAULT_WRITER_ROLE,
+  SIGNING_KEY_ENV,
+  createPostgresRoles,
+  openLedger,
+  parseStoreUrl,
+  postgresKeyFile,
+  sidecarPaths,
+  sqlitePath,
+  type Ledger,
+} from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
 import { resolveStore } from '../store-option.js';
+
+interface InitOpts {
+  store?: string;
+  name: string;
+  roles?: boolean;
+  writerRole: string;
+  auditorRole: string;
+  json?: boolean;
+}
 
 export function registerInit(program: Command, io: Io): void {
   program
@@ -12,13 +32,19 @@ export function registerInit(program: Command, io: Io): void {
     .description('create a ledger and its Ed25519 signing key (private key mode 0600, outside the database)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--name <name>', 'name for the checkpoint origin, e.g. your team or host', 'local')
+    .option('--roles', 'PostgreSQL: also create a writer and an auditor role (NOLOGIN) and grant them what they need, printing each grant')
+    .option('--writer-role <name>', 'with --roles: the writer role (appends and seals)', DEFAULT_WRITER_ROLE)
+    .option('--auditor-role <name>', 'with --roles: the read-only auditor role', DEFAULT_AUDITOR_ROLE)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { store?: string; name: string; json?: boolean }) => {
+    .action(async (opts: InitOpts) => {
       const url = resolveStore(opts.store);
-      const file = sqlitePath(url);
       if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.name)) {
         throw new WitnessError('invalid_argument', `--name "${opts.name}" must be 1-64 letters, digits, dots, dashes or underscores.`);
       }
+      if (parseStoreUrl(url).driver === 'postgres') return initPostgres(url, opts, io);
+      if (opts.roles === true)
+        throw new WitnessError('invalid_argument', '--roles creates PostgreSQL roles; a SQLite ledger is protected by its file permissions, so drop --roles or use --store postgres://….');
+      const file = sqlitePath(url);
       const existed = fs.existsSync(file);
       const ledger = await openLedger(url, { name: opts.name });
       try {
@@ -59,4 +85,57 @@ export function registerInit(program: Command, io: Io): void {
 /** The key hash as the note format defines it: what an auditor compares by eye. */
 export function fingerprint(vkey: string): string {
   return keyFingerprint(parseVerifierKey(vkey));
+}
+
+/**
+ * A PostgreSQL ledger: its schema created (or found, and checked to be a version this Witness can
+ * open: a newer one is refused in one sentence), its signing key created where the driver keeps
+ * it, and with --roles the writer and auditor roles and their grants.
+ */
+async function initPostgres(url: string, opts: InitOpts, io: Io): Promise<void> {
+  let existed = true;
+  let ledger: Ledger;
+  try {
+    ledger = await openLedger(url, { create: false });
+  } catch (e) {
+    if (!(e instanceof WitnessError) || e.code !== 'not_found') throw e;
+    existed = false;
+    ledger = await openLedger(url, { name: opts.name });
+  }
+  try {
+    const keys = await ledger.publicKeys();
+    const fromEnv = (process.env[SIGNING_KEY_ENV] ?? '').trim() !== '';
+    const keyFile = postgresKeyFile(ledger.info.id, undefined).file;
+    const roles = opts.roles === true ? await createPostgresRoles(url, { writer: opts.writerRole, auditor: opts.auditorRole }) : undefined;
+    const result = {
+      created: !existed,
+      database: ledger.info.location,
+      schemaVersion: ledger.info.schemaVersion,
+      origin: ledger.info.origin,
+      signingKey: ledger.canSeal ? (fromEnv ? SIGNING_KEY_ENV : keyFile) : null,
+      sealRecord: ledger.sealRecordLocation,
+      publicKeys: keys.map((k) => ({ vkey: k.vkey, fingerprint: fingerprint(k.vkey) })),
+      ...(roles === undefined ? {} : { roles }),
+    };
+    if (opts.json) return printJson(io, result);
+    io.out(
+      existed
+        ? `Ledger already exists at ${result.database} (schema version ${result.schemaVersion}, current); nothing changed${opts.name !== 'local' ? ' (its origin, and so --name, is fixed at creation)' : ''}.`
+        : `Created ledger ${result.database} (schema version ${result.schemaVersion})`,
+    );
+    io.out(`  origin       ${result.origin}`);
+    io.out(`  signing key  ${result.signingKey ?? `none found (looked for ${keyFile}; checkpoints cannot be signed by this process)`}`);
+    io.out(`  seal record  ${result.sealRecord}`);
+    for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);
+    if (roles !== undefined) {
+      for (const r of [roles.writer, roles.auditor]) io.out(roles.created.includes(r) ? `Created role ${r} (NOLOGIN)` : `Role ${r} exists; its privileges on the ledger were replaced by these`);
+      for (const sql of roles.statements.filter((q) => !q.startsWith('CREATE ROLE'))) io.out(`  ${sql};`);
+      io.out(`Make each host's login a member, e.g. \`GRANT ${roles.writer} TO recorder_host_1;\` and \`GRANT ${roles.auditor} TO auditor_jane;\`: the roles themselves cannot log in.`);
+    }
+    io.out(
+      `Record this public key and its fingerprint now, outside this machine and this database, and give auditors that copy: they pin it with \`witness verify --trusted-key\`; keep the private key on the sealer's host only (${result.signingKey ?? keyFile}).`,
+    );
+  } finally {
+    await ledger.close();
+  }
 }

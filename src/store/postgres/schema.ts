@@ -1,4 +1,4 @@
-import type { PoolClient } from 'pg';
+import type { ClientBase, PoolClient } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { WitnessError, type NoteSigner } from '../../core/index.js';
 import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
@@ -180,20 +180,8 @@ export async function openOrCreateSchema(client: PoolClient, schema: string, loc
     try {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [schemaLockKey(schema)]);
       if (!(await hasMeta())) {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-        await client.query(ddl(schema));
-        for (const t of triggers(schema)) {
-          await client.query(t.sql);
-          // ALWAYS: fires under session_replication_role = replica too, which disables ordinary triggers.
-          await client.query(`ALTER TABLE ${schema}.${t.table} ENABLE ALWAYS TRIGGER ${t.name}`);
-        }
         const id = uuidv7();
-        const origin = `${options.name ?? 'local'}/witness/${id}`;
-        await client.query(`INSERT INTO ${schema}.ledger_head (id, next_pos) VALUES (1, 0)`);
-        await client.query(`INSERT INTO ${schema}.meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [
-          ['schema_version', 'ledger_id', 'origin', 'created_at'],
-          [String(PG_SCHEMA_VERSION), id, origin, new Date().toISOString()],
-        ]);
+        await createSchemaObjects(client, schema, { id, origin: `${options.name ?? 'local'}/witness/${id}` });
         created = true;
       }
       await client.query('COMMIT');
@@ -220,6 +208,56 @@ export async function openOrCreateSchema(client: PoolClient, schema: string, loc
     throw new WitnessError('store_corrupt', `Schema "${schema}" at ${location} is missing its ledger id or origin; it is damaged.`);
   }
   return { id, origin, version, created };
+}
+
+/**
+ * The ledger's tables, triggers (enabled ALWAYS) and meta rows in `schema`, inside the caller's
+ * transaction. `identity` is a new ledger's, or for `witness migrate` the copied ledger's own id
+ * and origin (the origin binds every stream's genesis and every checkpoint, so it moves unchanged).
+ */
+export async function createSchemaObjects(client: ClientBase, schema: string, identity: { id: string; origin: string }, extraMeta: Record<string, string> = {}): Promise<void> {
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  await client.query(ddl(schema));
+  for (const t of triggers(schema)) {
+    await client.query(t.sql);
+    // ALWAYS: fires under session_replication_role = replica too, which disables ordinary triggers.
+    await client.query(`ALTER TABLE ${schema}.${t.table} ENABLE ALWAYS TRIGGER ${t.name}`);
+  }
+  await client.query(`INSERT INTO ${schema}.ledger_head (id, next_pos) VALUES (1, 0)`);
+  const meta: Record<string, string> = { schema_version: String(PG_SCHEMA_VERSION), ledger_id: identity.id, origin: identity.origin, created_at: new Date().toISOString(), ...extraMeta };
+  await client.query(`INSERT INTO ${schema}.meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [Object.keys(meta), Object.values(meta)]);
+}
+
+/** Every table of a version 1 ledger. */
+export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'] as const;
+
+/**
+ * The privileges of the two roles `witness init --roles` creates (see README, PostgreSQL):
+ *
+ * - The writer (recorders, gateways, the sealer) reads every table and INSERTs into what appends
+ *   and seals add to: events, stream_heads, tree_nodes, checkpoints, artifacts. It UPDATEs only the
+ *   two working-state tables the append path moves, and only their moving columns: ledger_head's
+ *   next_pos (append locks the row FOR UPDATE, which needs UPDATE, and advances it) and
+ *   stream_heads' seq, hash and ended (locked FOR UPDATE, advanced by INSERT … ON CONFLICT DO
+ *   UPDATE). It never gets UPDATE, DELETE or TRUNCATE on events, checkpoints, tree nodes, public
+ *   keys or artifacts, nor INSERT on public_keys or meta (`witness init` records the key). No
+ *   table of the ledger draws from a sequence the writer uses (public_keys' identity is the
+ *   writer-free one), so no sequence is granted.
+ * - The auditor reads every table and nothing else.
+ *
+ * Every earlier privilege of both roles on the schema's tables is revoked first, so the grants
+ * below are the whole of what they hold there.
+ */
+export function roleGrants(schema: string, writer: string, auditor: string): string[] {
+  const all = LEDGER_TABLES.map((t) => `${schema}.${t}`).join(', ');
+  return [
+    `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${writer}, ${auditor}`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${writer}, ${auditor}`,
+    `GRANT SELECT ON ${all} TO ${writer}, ${auditor}`,
+    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts'].map((t) => `${schema}.${t}`).join(', ')} TO ${writer}`,
+    `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${writer}`,
+    `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${writer}`,
+  ];
 }
 
 export async function publicKeyCount(client: PoolClient, schema: string): Promise<number> {

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedger, sidecarPaths, type Ledger, type RawEventRow } from '../../src/store/index.js';
+import { PNG_BYTES, buildLedger, copyLedger, oneSentence, runBin, tamper, type BuiltLedger } from '../helpers/ledger.js';
+import { tempDir } from '../helpers/tmp.js';
+import { note } from '../store/contract/fixtures.js';
+import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
+
+/**
+ * `witness migrate --from sqlite:… --to postgres://…` with the real binary (build dist first) and
+ * the real PostgreSQL: a SQLite ledger recorded through the SDK (three sessions, three sealed
+ * checkpoints, a PNG screenshot) moves with its exact rows, checkpoints, key, sealer's record and
+ * artifact; `witness verify` passes on the copy, also against a checkpoint saved before the move,
+ * and the sealer carries on there. A non-empty destination and a tampered source are refused.
+ */
+const dir = tempDir('witness-migrate-');
+const schemas: string[] = [];
+let base: BuiltLedger;
+
+beforeAll(async () => {
+  await requirePostgres();
+  base = await buildLedger(dir);
+});
+afterAll(async () => {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+  } finally {
+    await c.end();
+  }
+});
+
+function target(): { url: string; schema: string; keyFile: string; env: Record<string, string> } {
+  const schema = `wt_migrate_${randomBytes(5).toString('hex')}`;
+  schemas.push(schema);
+  const keyFile = path.join(dir, `${schema}.key`);
+  return { url: `${PG_URL}?schema=${schema}`, schema, keyFile, env: { WITNESS_SIGNING_KEY_FILE: keyFile } };
+}
+
+async function rows(l: Ledger): Promise<RawEventRow[]> {
+  const out: RawEventRow[] = [];
+  for await (const page of l.scan(0, 4)) out.push(...page);
+  return out;
+}
+
+describe('witness migrate', () => {
+  it('copies a SQLite ledger to PostgreSQL with its exact rows, checkpoints, key, record and screenshot, and the copy verifies, also against a checkpoint saved before the move', async () => {
+    const src = copyLedger(base, dir);
+    const saved = path.join(dir, 'before-the-move.note');
+    const cp = await runBin(['checkpoint', '--store', `sqlite:${src.file}`]);
+    expect(cp.code, cp.stderr).toBe(0);
+    fs.writeFileSync(saved, cp.stdout);
+    const to = target();
+
+    const m = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
+    expect(m.stderr).toBe('');
+    expect(m.code).toBe(0);
+    expect(m.stdout).toContain(`13 events in 3 session(s), 3 checkpoint(s)`);
+    expect(m.stdout).toContain('1 artifact(s)');
+    expect(m.stdout).toContain(`root ${src.checkpoints[2]!.root.toString('hex')}, the same on both sides`);
+    expect(m.stdout).toContain(`signing key  ${to.keyFile}`);
+
+    // The key moved where the PostgreSQL driver looks (0600), with the sealer's record beside it.
+    expect(fs.readFileSync(to.keyFile, 'utf8').trim()).toBe(src.signerKey);
+    expect(fs.statSync(to.keyFile).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(to.keyFile.replace(/\.key$/, '.sealed'), 'utf8')).toBe(fs.readFileSync(sidecarPaths(src.file).sealed, 'utf8'));
+
+    // witness verify on the copy, pinned to the key recorded at creation, and against the saved note.
+    const v = await runBin(['verify', '--store', to.url, '--trusted-key', src.vkey], { env: to.env });
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    expect(v.stdout).toContain('is intact: 13 events in 3 session(s), verified against 3 signed checkpoint(s) (tree size 13)');
+    const against = await runBin(['verify', '--store', to.url, '--against', saved], { env: to.env });
+    expect(against.code, against.stdout + against.stderr).toBe(0);
+
+    // Row for row the same: positions, seq, stored header and payload bytes, salt, hash; the same PNG.
+    const a = await openLedger(`sqlite:${src.file}`, { create: false, readonly: true });
+    const b = await openLedger(to.url, { create: false, keyFile: to.keyFile });
+    try {
+      const [ra, rb] = [await rows(a), await rows(b)];
+      expect(rb).toHaveLength(13);
+      expect(rb.map((r) => [r.pos, r.id, r.stream, r.seq, r.header, r.data, r.salt?.toString('hex'), r.hash.toString('hex')])).toEqual(
+        ra.map((r) => [r.pos, r.id, r.stream, r.seq, r.header, r.data, r.salt?.toString('hex'), r.hash.toString('hex')]),
+      );
+      expect(b.info.origin).toBe(src.origin);
+      expect(b.info.id).toBe(a.info.id);
+      expect((await b.readArtifact(src.artifact.sha256))?.equals(PNG_BYTES)).toBe(true);
+      expect((await b.publicKeys()).map((k) => k.vkey)).toEqual([src.vkey]);
+      const [ca, cb] = [await a.checkpoints(), await b.checkpoints()];
+      expect(cb.map((c) => [c.id, c.size, c.root.toString('hex'), c.note, c.consistency, c.prevSize])).toEqual(
+        ca.map((c) => [c.id, c.size, c.root.toString('hex'), c.note, c.consistency, c.prevSize]),
+      );
+      for (const pos of [0, 6, 12]) expect(await b.inclusionProof(pos, 13)).toEqual(await a.inclusionProof(pos, 13));
+
+      // The sealer carries on on PostgreSQL: the session still open takes more events, then a seal.
+      await b.append([note(src.sessions.c, 'after the move')]);
+      const next = await b.seal();
+      expect(next?.size).toBe(14);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const later = await runBin(['verify', '--store', to.url, '--against', saved, '--trusted-key', src.vkey], { env: to.env });
+    expect(later.code, later.stdout + later.stderr).toBe(0);
+    expect(later.stdout).toContain('is intact: 14 events');
+  });
+
+  it('refuses a destination schema that is not empty, in one sentence, and leaves it as it was', async () => {
+    const src = copyLedger(base, dir);
+    const to = target();
+    const first = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
+    expect(first.code, first.stderr).toBe(0);
+    const again = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
+    expect(again.code).toBe(1);
+    expect(oneSentence(again.stderr)).toMatch(new RegExp(`destination schema "${to.schema}" .* is not empty`));
+    const v = await runBin(['verify', '--store', to.url], { env: to.env });
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toContain('is intact: 13 events');
+  });
+
+  it('verifies the source first and refuses a tampered one, in one sentence, creating nothing', async () => {
+    const src = copyLedger(base, dir);
+    tamper(src.file, (db) => db.prepare(`UPDATE events SET data = '{"text":"forged"}' WHERE pos = ?`).run(src.pos(src.sessions.a, 4)));
+    const to = target();
+    const m = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
+    expect(m.code).toBe(1);
+    expect(oneSentence(m.stderr)).toMatch(new RegExp(`^Not migrating: the source .* fails verification at leaf ${src.pos(src.sessions.a, 4)} \\(payload_mismatch\\)`));
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      expect((await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [to.schema])).rowCount).toBe(0);
+    } finally {
+      await c.end();
+    }
+    expect(fs.existsSync(to.keyFile)).toBe(false);
+  });
+
+  it('says in one sentence what is missing when --to is absent or not PostgreSQL', async () => {
+    const r = await runBin(['migrate', '--from', `sqlite:${base.file}`]);
+    expect(r.code).toBe(2);
+    expect(oneSentence(r.stderr)).toMatch(/needs both --from .* and --to postgres/);
+    const s = await runBin(['migrate', '--from', `sqlite:${base.file}`, '--to', `sqlite:${path.join(dir, 'x.db')}`]);
+    expect(s.code).toBe(2);
+    expect(oneSentence(s.stderr)).toMatch(/is not a PostgreSQL URL/);
+  });
+});
