@@ -30,6 +30,21 @@ export interface Config {
   /** Benchmark 7, the 2026-07-28 era over HTTP: sequential echo calls per side per repetition. */
   modern: { calls: number; warmup: number; reps: number };
   capture: { captures: number; warmup: number; calls: number; videoSteps: number; videoReps: number };
+  /** Benchmark 8, the PostgreSQL ledger (bench/postgres.ts). */
+  postgres: {
+    /** (1) events per append repetition, in batches of `batch`. */
+    appendEvents: number;
+    batch: number;
+    /** (2) writer process counts, events per writer, its batch size and streams, repetitions. */
+    writers: number[];
+    writerEvents: number;
+    writerBatch: number;
+    writerStreams: number;
+    writerReps: number;
+    /** (3) size of the ledger queried (built per run), events per append while building it. */
+    queryEvents: number;
+    buildBatch: number;
+  };
   /** Events per append transaction while building the shared large ledger. */
   buildBatch: number;
   /** The large ledger is sealed every this many events (the recorder seals every 1,000 or 10 s). */
@@ -49,6 +64,7 @@ export function makeConfig(quick: boolean): Config {
       gateway: { calls: 300, warmup: 50, reps: 3, clients: 8, callsPerClient: 150, memoryMarks: [1_000, 2_500, 5_000] },
       modern: { calls: 300, warmup: 50, reps: 3 },
       capture: { captures: 10, warmup: 3, calls: 5, videoSteps: 5, videoReps: 1 },
+      postgres: { appendEvents: 20_000, batch: 1000, writers: [1, 2, 4], writerEvents: 2_000, writerBatch: 100, writerStreams: 10, writerReps: 2, queryEvents: 100_000, buildBatch: 5_000 },
       buildBatch: 5_000,
       buildSealEvery: 10_000,
     };
@@ -64,6 +80,7 @@ export function makeConfig(quick: boolean): Config {
     gateway: { calls: 1_000, warmup: 100, reps: 3, clients: 8, callsPerClient: 1_000, memoryMarks: [10_000, 50_000, 100_000] },
     modern: { calls: 1_000, warmup: 100, reps: 3 },
     capture: { captures: 50, warmup: 5, calls: 30, videoSteps: 20, videoReps: 3 },
+    postgres: { appendEvents: 50_000, batch: 1000, writers: [1, 2, 4], writerEvents: 5_000, writerBatch: 100, writerStreams: 10, writerReps: 3, queryEvents: 1_000_000, buildBatch: 5_000 },
     buildBatch: 5_000,
     buildSealEvery: 10_000,
   };

@@ -37,7 +37,7 @@ function domain(field: Field, agents: number): string[] {
 const FIELDS: Field[] = ['agent', 'resource', 'action', 'outcome', 'kind'];
 
 /** Random value of the field, window of 1 hour to 7 days (log-uniform), placed anywhere in the month. */
-function queries(field: Field, count: number, agents: number, seed: number): QueryFilter[] {
+export function queries(field: Field, count: number, agents: number, seed: number): QueryFilter[] {
   const r = rng(seed);
   const values = domain(field, agents);
   const out: QueryFilter[] = [];

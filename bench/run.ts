@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -24,6 +24,7 @@ import { benchGateway } from './gateway.js';
 import { benchGatewayModern } from './gateway-modern.js';
 import { LargeLedgers } from './ledgers.js';
 import { benchMemory } from './memory.js';
+import { benchPostgres } from './postgres.js';
 import { benchQuery } from './query.js';
 import { benchRecorder } from './recorder.js';
 import { benchVerify } from './verify.js';
@@ -40,7 +41,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -252,6 +253,7 @@ async function main(): Promise<void> {
     gateway: () => benchGateway(cfg),
     modern: () => benchGatewayModern(cfg),
     capture: () => benchCapture(cfg),
+    postgres: () => benchPostgres(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];
