@@ -180,7 +180,7 @@ export function roundTrip(params: Record<string, unknown>): Record<string, unkno
 }
 
 /**
- * Whether a run's client requests, in order, are a version probe: the v2 SDK's stdio transport in
+ * Whether a run's client requests (their distinct methods) are a version probe: the v2 SDK's stdio transport in
  * auto mode launches the server command once only to ask server/discover, then kills it and
  * launches it again for the real connection. Such a run is a normal, complete session (recorded
  * with a note), not a failure, however it was stopped.

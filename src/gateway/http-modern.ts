@@ -403,6 +403,9 @@ export class ModernGateway {
           const value = asObject(wire.value);
           // The relay's own record of a cancellation (below): the upstream learns of it from the closed POST.
           if (cancelled && value['method'] === 'notifications/cancelled') return;
+          // The client closed its POST while the relay held the message (recording it, or waiting for an
+          // approval): the call is recorded as cancelled, so it must never reach the server now.
+          if (abort.signal.aborted) return;
           const isRequest = 'id' in value && 'method' in value;
           const forwardedId = isRequest ? (value['id'] as JsonRpcId) : undefined;
           if (group.stdio !== undefined) return toStdio(group.stdio, value, forwardedId, relay, abort.signal);
@@ -499,6 +502,8 @@ export class ModernGateway {
  * cancellation), so it is not sent on.
  */
 function toStdio(stdio: SharedStdioUpstream, value: Record<string, unknown>, id: JsonRpcId | undefined, relay: McpRelay, signal: AbortSignal): void {
+  // Already cancelled (an abort listener added now would never fire): nothing may reach the server.
+  if (signal.aborted) return;
   if (id === undefined) {
     if (value['method'] !== 'notifications/cancelled') stdio.notify(value);
     return;

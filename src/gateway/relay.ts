@@ -104,7 +104,11 @@ export class McpRelay {
   /** Requests the client cancelled: a late answer from the server is dropped quietly (the spec allows it). */
   private readonly cancelled = new Set<string>();
   private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
-  /** The methods of the client's first requests (a few): enough to tell a version probe (era.ts isVersionProbe). */
+  /**
+   * The distinct methods of the client's requests, at most two: enough to tell a version probe
+   * (era.ts isVersionProbe). Distinct, so that requests repeating server/discover cannot push a
+   * later tools/call out of view and make a real run look like a probe.
+   */
   private readonly firstMethods: string[] = [];
   /** What the server's answer to server/discover said (era.ts discoverySummary). */
   private discovery: Record<string, unknown> | undefined;
@@ -247,7 +251,7 @@ export class McpRelay {
   private async handleClient(frame: Exclude<Frame, { type: 'invalid' }>, wire: Wire): Promise<void> {
     if (frame.type === 'request') {
       const { method } = frame;
-      if (this.firstMethods.length < 4) this.firstMethods.push(method);
+      if (this.firstMethods.length < 2 && !this.firstMethods.includes(method)) this.firstMethods.push(method);
       const badVersion = versionRefusal(frame.message);
       if (badVersion !== undefined) {
         // -32022 names the versions served (a client retries with one); a malformed claim gets -32602 alone.

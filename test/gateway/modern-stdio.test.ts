@@ -177,6 +177,21 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(real.at(-1)!.data).toMatchObject({ reason: 'completed' });
   });
 
+  it('does not take a run for a version probe because it opened with several server/discover requests: once it calls a tool it is a real session', async () => {
+    const store = tempDb(dir);
+    const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', ...SERVER]);
+    const env = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} };
+    for (let id = 1; id <= 4; id++) {
+      p.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'server/discover', params: { _meta: env } }));
+      expect(await p.next()).toMatchObject({ id });
+    }
+    p.send(JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { text: 'real work' }, _meta: env } }));
+    expect(await p.next()).toMatchObject({ id: 5, result: { content: [{ text: 'real work' }] } });
+    expect(await p.close()).toBe(0);
+    const [run] = (await sessions(store)) as [Ev[]];
+    expect(kinds(run)).toEqual(['session.start', 'tool.call:echo', 'tool.result:echo', 'session.end']);
+  });
+
   it('ends the probe run completed before its client kills it, even in front of a server that outlives its stdin', async () => {
     const store = tempDb(dir);
     // The fixture, kept alive for 4 s after stdin closes: stopping it takes the proxy its full stop
