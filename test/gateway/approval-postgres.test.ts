@@ -150,7 +150,7 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
       await until(async () => (heard >= 1 ? true : undefined), 'the decision announced', 2000);
       const ms = performance.now() - t0;
       console.log(`NOTIFY: decision appended and heard on another connection in ${ms.toFixed(1)} ms (append included)`);
-      expect(ms).toBeLessThan(1000);
+      expect(ms).toBeLessThan(2000);
       // The LISTEN connection is cut (a server restart, a failover): it comes back by itself.
       heard = 0;
       const cut = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'witness-listen' AND query ILIKE 'LISTEN%'`);
@@ -222,7 +222,8 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
       const release = (await eventsOf(reader, 'policy.decision')).find((e) => e.data?.['approval'] !== undefined)!;
       const latency = Date.parse(release.ts) - Date.parse(String(decision.data?.['decided_at']));
       console.log(`cross-process approval: decided_at → release recorded in ${latency} ms (gateway poll interval ${POLL_MS} ms)`);
-      expect(latency).toBeLessThan(1000);
+      // ~0.2 s on an idle machine; the bound leaves room for a loaded one, and is 30× under the poll interval.
+      expect(latency).toBeLessThan(2000);
     } finally {
       await client.close();
       await reader.close();
