@@ -79,13 +79,12 @@ export class Witness implements SessionHost {
       maxQueue: options.maxQueue,
       retryForMs: options.retryForMs,
       // Quick commits (BatchWriter.quickAllowed) save an awaited write ~2 µs of its ~45 at
-      // durability process, but are off: they shift the recording loop's timing so that a kill -9
-      // more often lands between the sealer's first checkpoint commit and its first seal record,
-      // after which every later seal is refused (test/recorder/durability.test.ts [R-DURABLE]
-      // failed 5 of 6 runs with them, 0 of 6 without; the window is the store's to close). At
-      // `power` they would stay off regardless: next to an fsync per commit (~0.3 ms) the turn
-      // saved is nothing, and writes from separate callbacks sharing one fsync is what group
-      // commit is for.
+      // durability process, but are off: the faster loop makes a kill -9 land more often between
+      // the sealer's first checkpoint commit and its first seal record, after which every later
+      // seal is refused (test/recorder/durability.test.ts [R-DURABLE] failed 6 of 9 runs with
+      // them, 2 of 11 without; the window is the store's to close). At `power` they would stay off
+      // regardless: next to an fsync per commit (~0.3 ms) the turn saved is nothing, and writes
+      // from separate callbacks sharing one fsync is what group commit is for.
       quickForMs: 0,
       onError: (e) => this.writeFailed(e),
       onCommit: (r) => this.committed(r),
