@@ -24,4 +24,4 @@ export { openLedger, type OpenLedgerOptions } from './open.js';
 export { verifyLedger, readAgainstFile, type VerifyLedgerOptions } from './verify.js';
 // Both import the PostgreSQL driver's modules (and node-postgres) lazily, when called.
 export { migrateToPostgres, postgresKeyFile, type MigrateOptions, type MigrateResult } from './migrate.js';
-export { DEFAULT_AUDITOR_ROLE, DEFAULT_WRITER_ROLE, createPostgresRoles, type RoleOptions, type RolesResult } from './roles.js';
+export { DEFAULT_AUDITOR_ROLE, DEFAULT_WRITER_ROLE, createPostgresRoles, migratePostgresSchema, type RoleOptions, type RolesResult } from './roles.js';

@@ -94,3 +94,26 @@ export async function createPostgresRoles(url: string, options: RoleOptions = {}
   }
   return { writer, auditor, created, statements };
 }
+
+/**
+ * `witness init` on an existing PostgreSQL ledger: applies the schema migrations this Witness has
+ * (postgres/schema.ts PG_MIGRATIONS) as the connecting user; undefined when the schema holds no
+ * ledger yet (init then creates it). A schema newer than this Witness is refused in one sentence.
+ */
+export async function migratePostgresSchema(url: string): Promise<{ from: number; to: number } | undefined> {
+  const loc = parsePostgresUrl(url);
+  const { default: pg } = await import('pg');
+  const { translatePgError } = await import('./postgres/errors.js');
+  const { migrateSchema } = await import('./postgres/schema.js');
+  const client = new pg.Client({ connectionString: loc.connectionString });
+  try {
+    await client.connect();
+    const meta = (await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${loc.schema}.meta`])).rows[0]?.t;
+    if (meta == null) return undefined;
+    return await migrateSchema(client, loc.schema, loc.location);
+  } catch (e) {
+    throw translatePgError(e, loc.location);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

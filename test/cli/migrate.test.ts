@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger, sidecarPaths, type Ledger, type RawEventRow } from '../../src/store/index.js';
+import { migrateSchema } from '../../src/store/postgres/schema.js';
 import { PNG_BYTES, buildLedger, copyLedger, oneSentence, runBin, tamper, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { note } from '../store/contract/fixtures.js';
@@ -54,12 +55,19 @@ describe('witness migrate', () => {
     const cp = await runBin(['checkpoint', '--store', `sqlite:${src.file}`]);
     expect(cp.code, cp.stderr).toBe(0);
     fs.writeFileSync(saved, cp.stdout);
+    // One event after the last checkpoint: the tail moves unsealed, and the PostgreSQL sealer folds it in.
+    const w = await openLedger(`sqlite:${src.file}`, { create: false });
+    try {
+      await w.append([note(src.sessions.c, 'after the last seal, before the move')]);
+    } finally {
+      await w.close();
+    }
     const to = target();
 
     const m = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
     expect(m.stderr).toBe('');
     expect(m.code).toBe(0);
-    expect(m.stdout).toContain(`13 events in 3 session(s), 3 checkpoint(s)`);
+    expect(m.stdout).toContain(`14 events in 3 session(s), 3 checkpoint(s)`);
     expect(m.stdout).toContain('1 artifact(s)');
     expect(m.stdout).toContain(`root ${src.checkpoints[2]!.root.toString('hex')}, the same on both sides`);
     expect(m.stdout).toContain(`signing key  ${to.keyFile}`);
@@ -72,7 +80,7 @@ describe('witness migrate', () => {
     // witness verify on the copy, pinned to the key recorded at creation, and against the saved note.
     const v = await runBin(['verify', '--store', to.url, '--trusted-key', src.vkey], { env: to.env });
     expect(v.code, v.stdout + v.stderr).toBe(0);
-    expect(v.stdout).toContain('is intact: 13 events in 3 session(s), verified against 3 signed checkpoint(s) (tree size 13)');
+    expect(v.stdout).toContain('is intact: 14 events in 3 session(s), verified against 3 signed checkpoint(s) (tree size 13)');
     const against = await runBin(['verify', '--store', to.url, '--against', saved], { env: to.env });
     expect(against.code, against.stdout + against.stderr).toBe(0);
 
@@ -81,7 +89,7 @@ describe('witness migrate', () => {
     const b = await openLedger(to.url, { create: false, keyFile: to.keyFile });
     try {
       const [ra, rb] = [await rows(a), await rows(b)];
-      expect(rb).toHaveLength(13);
+      expect(rb).toHaveLength(14);
       expect(rb.map((r) => [r.pos, r.id, r.stream, r.seq, r.header, r.data, r.salt?.toString('hex'), r.hash.toString('hex')])).toEqual(
         ra.map((r) => [r.pos, r.id, r.stream, r.seq, r.header, r.data, r.salt?.toString('hex'), r.hash.toString('hex')]),
       );
@@ -98,14 +106,14 @@ describe('witness migrate', () => {
       // The sealer carries on on PostgreSQL: the session still open takes more events, then a seal.
       await b.append([note(src.sessions.c, 'after the move')]);
       const next = await b.seal();
-      expect(next?.size).toBe(14);
+      expect(next?.size).toBe(15);
     } finally {
       await a.close();
       await b.close();
     }
     const later = await runBin(['verify', '--store', to.url, '--against', saved, '--trusted-key', src.vkey], { env: to.env });
     expect(later.code, later.stdout + later.stderr).toBe(0);
-    expect(later.stdout).toContain('is intact: 14 events');
+    expect(later.stdout).toContain('is intact: 15 events in 3 session(s), verified against 4 signed checkpoint(s) (tree size 15)');
   });
 
   it('refuses a destination schema that is not empty, in one sentence, and leaves it as it was', async () => {
@@ -145,5 +153,33 @@ describe('witness migrate', () => {
     const s = await runBin(['migrate', '--from', `sqlite:${base.file}`, '--to', `sqlite:${path.join(dir, 'x.db')}`]);
     expect(s.code).toBe(2);
     expect(oneSentence(s.stderr)).toMatch(/is not a PostgreSQL URL/);
+  });
+});
+
+describe('witness init on an existing PostgreSQL ledger', () => {
+  it('finds a current ledger and changes nothing, applies versioned migrations in order, and refuses a newer schema in one sentence', async () => {
+    const to = target();
+    const first = await runBin(['init', '--store', to.url], { env: to.env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`Created ledger ${to.url} (schema version 1)`);
+    const again = await runBin(['init', '--store', to.url], { env: to.env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`Ledger already exists at ${to.url} (schema version 1, current); nothing changed.`);
+    // The migration mechanism with a step of its own (version 1 has none yet): 1 → 2 adds an index.
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      const steps = [(s: string) => `CREATE INDEX events_kind_only ON ${s}.events (kind)`];
+      expect(await migrateSchema(c, to.schema, to.url, steps, 2)).toEqual({ from: 1, to: 2 });
+      expect((await c.query('SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [to.schema, 'events_kind_only'])).rowCount).toBe(1);
+      expect((await c.query(`SELECT value FROM ${to.schema}.meta WHERE key = 'schema_version'`)).rows[0]).toEqual({ value: '2' });
+      expect(await migrateSchema(c, to.schema, to.url, steps, 2)).toEqual({ from: 2, to: 2 });
+    } finally {
+      await c.end();
+    }
+    // Version 2 is newer than this Witness: init refuses it and leaves it as it is.
+    const newer = await runBin(['init', '--store', to.url], { env: to.env });
+    expect(newer.code).toBe(1);
+    expect(oneSentence(newer.stderr)).toMatch(/uses ledger schema version 2, newer than this Witness understands \(1\); upgrade Witness to open it\.$/);
   });
 });

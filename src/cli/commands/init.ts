@@ -7,6 +7,7 @@ import {
   DEFAULT_WRITER_ROLE,
   SIGNING_KEY_ENV,
   createPostgresRoles,
+  migratePostgresSchema,
   openLedger,
   parseStoreUrl,
   postgresKeyFile,
@@ -93,15 +94,10 @@ export function fingerprint(vkey: string): string {
  * it, and with --roles the writer and auditor roles and their grants.
  */
 async function initPostgres(url: string, opts: InitOpts, io: Io): Promise<void> {
-  let existed = true;
-  let ledger: Ledger;
-  try {
-    ledger = await openLedger(url, { create: false });
-  } catch (e) {
-    if (!(e instanceof WitnessError) || e.code !== 'not_found') throw e;
-    existed = false;
-    ledger = await openLedger(url, { name: opts.name });
-  }
+  // An existing ledger is brought to this Witness's schema version first (a newer one is refused).
+  const migrated = await migratePostgresSchema(url);
+  const existed = migrated !== undefined;
+  const ledger: Ledger = await openLedger(url, existed ? { create: false } : { name: opts.name });
   try {
     const keys = await ledger.publicKeys();
     const fromEnv = (process.env[SIGNING_KEY_ENV] ?? '').trim() !== '';
@@ -115,12 +111,15 @@ async function initPostgres(url: string, opts: InitOpts, io: Io): Promise<void> 
       signingKey: ledger.canSeal ? (fromEnv ? SIGNING_KEY_ENV : keyFile) : null,
       sealRecord: ledger.sealRecordLocation,
       publicKeys: keys.map((k) => ({ vkey: k.vkey, fingerprint: fingerprint(k.vkey) })),
+      ...(migrated === undefined ? {} : { migratedFrom: migrated.from }),
       ...(roles === undefined ? {} : { roles }),
     };
     if (opts.json) return printJson(io, result);
     io.out(
       existed
-        ? `Ledger already exists at ${result.database} (schema version ${result.schemaVersion}, current); nothing changed${opts.name !== 'local' ? ' (its origin, and so --name, is fixed at creation)' : ''}.`
+        ? migrated.from !== migrated.to
+          ? `Migrated ledger ${result.database} from schema version ${migrated.from} to ${migrated.to}.`
+          : `Ledger already exists at ${result.database} (schema version ${result.schemaVersion}, current); nothing changed${opts.name !== 'local' ? ' (its origin, and so --name, is fixed at creation)' : ''}.`
         : `Created ledger ${result.database} (schema version ${result.schemaVersion})`,
     );
     io.out(`  origin       ${result.origin}`);

@@ -228,6 +228,51 @@ export async function createSchemaObjects(client: ClientBase, schema: string, id
   await client.query(`INSERT INTO ${schema}.meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [Object.keys(meta), Object.values(meta)]);
 }
 
+/**
+ * The versioned migrations: step n (index n - 1) takes a ledger from schema version n to n + 1, as
+ * DDL on the schema. Version 1 is the only version so far, so there are none yet; the next schema
+ * change adds its step here and raises PG_SCHEMA_VERSION. They run only from `witness init` (see
+ * migrateSchema), as the schema's owner: the writer role has no DDL privilege, and an open never
+ * changes the schema behind the operator's back.
+ */
+export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [];
+
+/**
+ * Brings the ledger in `schema` to version `to` with `steps` (by default this Witness's own), in
+ * one transaction under the schema's advisory lock; a newer schema is refused in one sentence, as
+ * an open refuses it. Returns the version found and the version left.
+ */
+export async function migrateSchema(
+  client: ClientBase,
+  schema: string,
+  location: string,
+  steps: ReadonlyArray<(schema: string) => string> = PG_MIGRATIONS,
+  to = PG_SCHEMA_VERSION,
+): Promise<{ from: number; to: number }> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [schemaLockKey(schema)]);
+    const from = Number((await client.query<{ value: string }>(`SELECT value FROM ${schema}.meta WHERE key = 'schema_version'`)).rows[0]?.value);
+    if (!Number.isInteger(from) || from < 1) {
+      throw new WitnessError('store_corrupt', `Schema "${schema}" at ${location} has no valid ledger schema version; it is not a Witness ledger or it is damaged.`);
+    }
+    if (from > to) {
+      throw new WitnessError('store_newer_schema', `Schema "${schema}" at ${location} uses ledger schema version ${from}, newer than this Witness understands (${to}); upgrade Witness to open it.`);
+    }
+    for (let v = from; v < to; v++) {
+      const step = steps[v - 1];
+      if (step === undefined) throw new WitnessError('store_fault', `This Witness has no migration from ledger schema version ${v} to ${v + 1}, which is a bug; report it with this message.`);
+      await client.query(step(schema));
+    }
+    if (from !== to) await client.query(`UPDATE ${schema}.meta SET value = $1 WHERE key = 'schema_version'`, [String(to)]);
+    await client.query('COMMIT');
+    return { from, to };
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}
+
 /** Every table of a version 1 ledger. */
 export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'] as const;
 
