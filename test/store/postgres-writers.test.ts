@@ -308,13 +308,7 @@ describe('many writer processes on one PostgreSQL ledger', () => {
     HEAVY_MS,
   );
 
-  // Known driver bug (issue 12), so marked `fails` until it is fixed: a pooled connection checked
-  // out by the driver (transaction() in src/store/postgres/open.ts, and the sealer's connection in
-  // seal.ts) has no 'error' listener, so when its backend is terminated node-postgres emits
-  // 'error' with nobody listening and the whole writer process dies ("Unhandled 'error' event …
-  // Connection terminated unexpectedly") instead of the append failing with store_unavailable and
-  // being retried. With that fixed this test passes (checked on a patched build); then drop `.fails`.
-  it.fails(
+  it(
     "keeps every acknowledged event once when the sealer is killed mid-seal and writers' backends are terminated mid-batch; another process takes over sealing and `witness verify` passes",
     async () => {
       const f = await fresh();
@@ -364,12 +358,9 @@ describe('many writer processes on one PostgreSQL ledger', () => {
     HEAVY_MS,
   );
 
-  // Known driver bug (issue 12), so marked `fails` until it is fixed: besides the crash above,
-  // appendPrepared is not idempotent. The retry of a batch that did commit re-chains it at new
-  // seqs and fails on the unique id (invalid_event "An event with the same id already exists …
-  // do not reuse event ids"), so its writer (and the recorder's, which then reports the events
-  // to onError as not recorded) never gets the receipts of a batch that is in the ledger.
-  it.fails('acknowledges a batch whose COMMIT reached the server but whose reply was lost, on the retry, and stores it once', async () => {
+  // A client that loses the answer to its COMMIT cannot know whether the batch is in; it retries
+  // the same prepared events (same ids), and the driver answers with the stored receipts.
+  it('acknowledges a batch whose COMMIT reached the server but whose reply was lost, on the retry, and stores it once', async () => {
     const f = await fresh();
     const cutter = await commitReplyCutter();
     try {

@@ -56,7 +56,50 @@ export abstract class PostgresAppend extends PostgresArtifacts {
     return this.appendPrepared(this.prepare(batch));
   }
 
+  /**
+   * A batch is appended whole or not at all, but a client can lose the answer to its COMMIT (a cut
+   * connection) and not know which. The recorder then retries the same prepared events, whose ids
+   * are fixed: when every one of them is already stored with the same stream, header fields and
+   * payload commitment, that retry is answered with the stored receipts instead of a duplicate-id
+   * refusal, so nothing acknowledged is lost and nothing is written twice.
+   */
   async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+    try {
+      return await this.appendOnce(events);
+    } catch (e) {
+      if (!duplicateId(e)) throw e;
+      const stored = await this.storedReceipts(events);
+      if (stored === undefined) throw e;
+      return stored;
+    }
+  }
+
+  /** The receipts of a batch already committed exactly as prepared; undefined unless every event matches. */
+  private async storedReceipts(events: readonly PreparedEvent[]): Promise<AppendReceipt[] | undefined> {
+    const rows = await this.sql<{ id: string; stream: string; seq: number; pos: number; ts: string; kind: string; agent: string; data: string | null; salt: Buffer | null; hash: Buffer }>(
+      'SELECT id, stream, seq, pos, ts, kind, agent, data, salt, hash FROM events WHERE id = ANY($1::text[])',
+      [events.map((e) => e.fields.id)],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const receipts: AppendReceipt[] = [];
+    for (const ev of events) {
+      const r = byId.get(ev.fields.id);
+      const same =
+        r !== undefined &&
+        r.stream === ev.stream &&
+        r.ts === ev.fields.ts &&
+        r.kind === ev.fields.kind &&
+        r.agent === ev.fields.agent.id &&
+        r.data === ev.canonicalData &&
+        r.salt !== null &&
+        Buffer.compare(r.salt, ev.salt) === 0;
+      if (!same) return undefined;
+      receipts.push({ id: r.id, stream: r.stream, seq: r.seq, pos: r.pos, hash: r.hash.toString('hex') });
+    }
+    return receipts;
+  }
+
+  private async appendOnce(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
     this.assertOpen();
     this.assertWritable('append events');
     if (events.length === 0) return [];
@@ -104,6 +147,12 @@ export abstract class PostgresAppend extends PostgresArtifacts {
     this.info.size = Math.max(this.info.size, next);
     return receipts;
   }
+}
+
+/** Whether an append failed on the unique event id (the events_id_key constraint), before or after translation. */
+function duplicateId(e: unknown): boolean {
+  const pgError = (e instanceof WitnessError ? e.cause : e) as { code?: unknown; constraint?: unknown } | undefined;
+  return pgError?.code === '23505' && pgError.constraint === 'events_id_key';
 }
 
 /** The refusal of a second consumption of one grant (events_grant_once), in one sentence; undefined for any other error. */

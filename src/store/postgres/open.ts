@@ -81,6 +81,13 @@ export async function openPostgres(options: PostgresLedgerOptions): Promise<PgOp
   });
   // An idle pooled connection the server drops (a restart) must not crash the process.
   pool.on('error', () => undefined);
+  // Nor one that is checked out: pg-pool removes its own listener while a client is lent, and a
+  // backend that dies under a transaction (terminated, a restart, a cut network) then emits
+  // 'error' with nobody listening, which ends the process. The pending query is rejected anyway,
+  // so the caller gets store_unavailable and may retry; this listener only keeps the process alive.
+  pool.on('connect', (c) => {
+    c.on('error', () => undefined);
+  });
   let client: PoolClient;
   try {
     client = await pool.connect();

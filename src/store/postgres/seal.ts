@@ -141,7 +141,12 @@ export abstract class PostgresSeal extends PostgresQuery {
   private async sealerConnection(): Promise<PoolClient> {
     if (this.sealConnection === undefined) {
       try {
-        this.sealConnection = await this.pool.connect();
+        const c = await this.pool.connect();
+        // Held between seals: when its backend dies the next seal takes a fresh one (and the lock with it).
+        c.once('error', () => {
+          if (this.sealConnection === c) this.dropSealConnection();
+        });
+        this.sealConnection = c;
       } catch (e) {
         throw translatePgError(e, this.info.location);
       }
