@@ -151,6 +151,13 @@ export async function migrateToPostgres(fromUrl: string, toUrl: string, options:
       await client.query('COMMIT');
     } catch (e) {
       await client.query('ROLLBACK').catch(() => undefined);
+      if ((e as { code?: unknown }).code === '42501') {
+        throw new WitnessError(
+          'forbidden',
+          `The user in --to may not create schema "${target.schema}" or its tables at ${target.location} (${(e as Error).message}); run \`witness migrate\` as a user with CREATE on the database, who then owns the ledger.`,
+          { cause: e },
+        );
+      }
       throw translatePgError(e, target.location);
     } finally {
       await client.end().catch(() => undefined);

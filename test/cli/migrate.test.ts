@@ -49,7 +49,7 @@ async function rows(l: Ledger): Promise<RawEventRow[]> {
 }
 
 describe('witness migrate', () => {
-  it('copies a SQLite ledger to PostgreSQL with its exact rows, checkpoints, key, record and screenshot, and the copy verifies, also against a checkpoint saved before the move', async () => {
+  it('copies a SQLite ledger to PostgreSQL with its exact rows, checkpoints, key, record and screenshot, and the copy verifies, also against a checkpoint saved before the move [R-AGAINST]', async () => {
     const src = copyLedger(base, dir);
     const saved = path.join(dir, 'before-the-move.note');
     const cp = await runBin(['checkpoint', '--store', `sqlite:${src.file}`]);
@@ -144,6 +144,25 @@ describe('witness migrate', () => {
       await c.end();
     }
     expect(fs.existsSync(to.keyFile)).toBe(false);
+  });
+
+  it('refuses in one sentence a --to user who may not create the schema, leaving nothing behind', async () => {
+    const src = copyLedger(base, dir);
+    const to = target();
+    const nobody = `wt_nobody_${randomBytes(4).toString('hex')}`;
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      await c.query(`CREATE ROLE ${nobody} LOGIN`);
+      const m = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url.replace('//postgres@', `//${nobody}@`)], { env: to.env });
+      expect(m.code).toBe(1);
+      expect(oneSentence(m.stderr)).toMatch(new RegExp(`may not create schema "${to.schema}"`));
+      expect((await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [to.schema])).rowCount).toBe(0);
+      expect(fs.existsSync(to.keyFile)).toBe(false);
+    } finally {
+      await c.query(`DROP ROLE IF EXISTS ${nobody}`);
+      await c.end();
+    }
   });
 
   it('says in one sentence what is missing when --to is absent or not PostgreSQL', async () => {

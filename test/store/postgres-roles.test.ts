@@ -129,7 +129,7 @@ describe('witness init --roles', () => {
     expect(printed.some((l) => l.includes(`GRANT INSERT ON ${schema}.events, ${schema}.stream_heads, ${schema}.tree_nodes, ${schema}.checkpoints, ${schema}.artifacts TO ${writer};`))).toBe(true);
   });
 
-  it('lets a login in the writer role append, store a screenshot and seal through the driver, and refuses it every UPDATE, DELETE and TRUNCATE of stored rows, with or without triggers', async () => {
+  it('lets a login in the writer role append, store a screenshot and seal through the driver, and refuses it every UPDATE, DELETE and TRUNCATE of stored rows, with or without triggers [R-APPEND-ONLY]', async () => {
     const { schema, keyFile, writer } = await initWithRoles();
     const l = await openLedger(asUser(`${writer}_login`, schema), { create: false, keyFile });
     try {
