@@ -165,13 +165,19 @@ describe('witness migrate', () => {
     }
   });
 
-  it('says in one sentence what is missing when --to is absent or not PostgreSQL', async () => {
+  it('says in one sentence what is missing when --to is absent or not PostgreSQL, and that --roles needs PostgreSQL', async () => {
     const r = await runBin(['migrate', '--from', `sqlite:${base.file}`]);
     expect(r.code).toBe(2);
     expect(oneSentence(r.stderr)).toMatch(/needs both --from .* and --to postgres/);
     const s = await runBin(['migrate', '--from', `sqlite:${base.file}`, '--to', `sqlite:${path.join(dir, 'x.db')}`]);
     expect(s.code).toBe(2);
     expect(oneSentence(s.stderr)).toMatch(/is not a PostgreSQL URL/);
+    // Roles are PostgreSQL's: init --roles on a SQLite file is bad usage, and creates no file.
+    const file = path.join(dir, 'roles.db');
+    const roles = await runBin(['init', '--store', `sqlite:${file}`, '--roles']);
+    expect(roles.code).toBe(2);
+    expect(oneSentence(roles.stderr)).toMatch(/--roles creates PostgreSQL roles/);
+    expect(fs.existsSync(file)).toBe(false);
   });
 });
 
