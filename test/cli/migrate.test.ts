@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger, sidecarPaths, type Ledger, type RawEventRow } from '../../src/store/index.js';
@@ -102,6 +103,20 @@ describe('witness migrate', () => {
         ca.map((c) => [c.id, c.size, c.root.toString('hex'), c.note, c.consistency, c.prevSize]),
       );
       for (const pos of [0, 6, 12]) expect(await b.inclusionProof(pos, 13)).toEqual(await a.inclusionProof(pos, 13));
+      // The tree nodes, recomputed from the copied hashes, are the very nodes the SQLite sealer stored.
+      const db = new Database(src.file, { readonly: true });
+      const sqliteNodes = (db.prepare('SELECT level, idx, hash FROM tree_nodes ORDER BY level, idx').all() as Array<{ level: number; idx: number; hash: Buffer }>).map(
+        (n) => `${n.level}/${n.idx}/${n.hash.toString('hex')}`,
+      );
+      db.close();
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      const pgNodes = (await c.query<{ level: number; idx: string; hash: Buffer }>(`SELECT level, idx, hash FROM ${to.schema}.tree_nodes ORDER BY level, idx`)).rows.map(
+        (n) => `${n.level}/${n.idx}/${n.hash.toString('hex')}`,
+      );
+      await c.end();
+      expect(sqliteNodes.length).toBeGreaterThan(13);
+      expect(pgNodes).toEqual(sqliteNodes);
 
       // The sealer carries on on PostgreSQL: the session still open takes more events, then a seal.
       await b.append([note(src.sessions.c, 'after the move')]);
