@@ -16,6 +16,12 @@ export const DEFAULT_LISTEN = '127.0.0.1:8808';
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SESSION_IDLE_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_SESSIONS = 256;
+/** 2026-07-28 groups (Witness sessions made from an agent's hints) one agent may hold open: no agent takes every max_sessions slot. */
+export const DEFAULT_MAX_GROUPS_PER_AGENT = 32;
+/** Requests open at once in one 2026-07-28 group (slow calls, held calls and listen streams together). */
+export const DEFAULT_MAX_REQUESTS_PER_GROUP = 64;
+/** subscriptions/listen streams open at once in one 2026-07-28 group. */
+export const DEFAULT_MAX_LISTENS_PER_GROUP = 8;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 const positiveInt = z
@@ -76,6 +82,9 @@ const GatewayFileSchema = z
     max_body_bytes: positiveInt.optional(),
     session_idle_ms: positiveInt.optional(),
     max_sessions: positiveInt.optional(),
+    max_groups_per_agent: positiveInt.optional(),
+    max_requests_per_group: positiveInt.optional(),
+    max_listens_per_group: positiveInt.optional(),
     approvals: z.strictObject({ timeout_ms: positiveInt.optional(), poll_ms: positiveInt.optional(), progress_ms: positiveInt.optional() }).optional(),
     agents: z.array(AgentSchema).min(1, { error: 'must list at least one agent' }),
     servers: z.array(ServerSchema).min(1, { error: 'must list at least one server' }),
@@ -131,6 +140,12 @@ export interface GatewayConfig {
   sessionIdleMs: number;
   /** Open MCP sessions (each with its own upstream process or connection) across all agents. */
   maxSessions: number;
+  /** Open 2026-07-28 groups (sessions) of one agent. */
+  maxGroupsPerAgent: number;
+  /** Open requests (listen streams included) of one 2026-07-28 group. */
+  maxRequestsPerGroup: number;
+  /** Open subscriptions/listen streams of one 2026-07-28 group. */
+  maxListensPerGroup: number;
   approvals?: { timeoutMs?: number; pollMs?: number; progressMs?: number } | undefined;
   agents: GatewayAgentConfig[];
   servers: GatewayServerConfig[];
@@ -204,6 +219,9 @@ function resolve(f: GatewayFile, doc: Document, lineAt: (o: number) => number, s
     maxBodyBytes: f.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES,
     sessionIdleMs: f.session_idle_ms ?? DEFAULT_SESSION_IDLE_MS,
     maxSessions: f.max_sessions ?? DEFAULT_MAX_SESSIONS,
+    maxGroupsPerAgent: f.max_groups_per_agent ?? DEFAULT_MAX_GROUPS_PER_AGENT,
+    maxRequestsPerGroup: f.max_requests_per_group ?? DEFAULT_MAX_REQUESTS_PER_GROUP,
+    maxListensPerGroup: f.max_listens_per_group ?? DEFAULT_MAX_LISTENS_PER_GROUP,
     approvals,
     agents: f.agents.map((a) => ({ id: a.id, keySha256: a.key_sha256.toLowerCase() })),
     servers: f.servers.map((s, i) => ({
@@ -273,7 +291,8 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineAt: (o: numbe
 }
 
 function hint(at: Array<string | number>): string {
-  if (at.length === 0) return ' (known: listen, store, policy, max_body_bytes, session_idle_ms, max_sessions, approvals, agents, servers)';
+  if (at.length === 0)
+    return ' (known: listen, store, policy, max_body_bytes, session_idle_ms, max_sessions, max_groups_per_agent, max_requests_per_group, max_listens_per_group, approvals, agents, servers)';
   if (at[0] === 'servers' && at.length === 2) return ' (a server has name, path, command/args/env/cwd or url/headers, policy, on_record_failure, record_lists, max_frame_bytes, capture)';
   if (at[0] === 'agents' && at.length === 2) return ' (an agent has id and key_sha256)';
   return '';

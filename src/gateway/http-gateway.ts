@@ -12,6 +12,7 @@ import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
 import { Inbox } from './inbox.js';
 import { LEGACY_VERSIONS, ModernErrorCode, ModernGateway, childEnv, classifyPost, servedVersions } from './http-modern.js';
 import { HttpUpstream } from './upstream-http.js';
+import { publicUrl } from './upstream-modern.js';
 import { StdioUpstream } from './upstream-stdio.js';
 
 /**
@@ -38,6 +39,8 @@ export interface HttpGatewayOptions {
   capturer?: ToolCapturer | undefined;
   /** How long a stdio server gets to exit after its stdin closes, before SIGTERM (then SIGKILL). */
   stopTimeoutMs?: number;
+  /** How often the gateway writes a keep-alive comment on an open 2026-07-28 listen stream (default 15 s). */
+  keepAliveMs?: number;
 }
 
 export interface HttpGateway {
@@ -99,6 +102,7 @@ class Gateway {
       recordGateway: (agent, message, code, data) => this.recordGateway(agent, message, code, data),
       legacySessions: () => this.live.size + this.opening,
       stopTimeoutMs: options.stopTimeoutMs,
+      keepAliveMs: options.keepAliveMs,
     });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
@@ -170,18 +174,26 @@ class Gateway {
 
     const sessionId = headerOf(req, 'mcp-session-id');
     let session: GatewaySession | undefined;
+    /** Set when the request names a session that is not the caller's to use: refused, unless it is a 2026-07-28 POST (see post). */
+    let unknownSession: (() => void) | undefined;
     if (sessionId !== undefined) {
       session = this.sessions.get(sessionId);
       if (session === undefined || session.server !== server || session.agent.id !== agent.id) {
-        if (session !== undefined) {
-          // Someone else's session, or another path's: as unknown as a session that never existed.
-          this.recordGateway(agent, `Refused a ${method} naming an MCP session that belongs to another agent or server.`, 'forbidden', { ...where, session: session.relay.sessionId });
-        }
-        return reply(res, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found: this MCP session does not exist or has ended; initialize a new one.'));
+        const other = session;
+        session = undefined;
+        unknownSession = () => {
+          if (other !== undefined) {
+            // Someone else's session, or another path's: as unknown as a session that never existed.
+            this.recordGateway(agent, `Refused a ${method} naming an MCP session that belongs to another agent or server.`, 'forbidden', { ...where, session: other.relay.sessionId });
+          }
+          reply(res, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found: this MCP session does not exist or has ended; initialize a new one.'));
+        };
       }
     }
 
-    if (method === 'POST') return this.post(req, res, server, agent, session, where);
+    // A 2026-07-28 request ignores Mcp-Session-Id (spec 2026-07-28), so a POST's era is decided first.
+    if (method === 'POST') return this.post(req, res, server, agent, session, where, unknownSession);
+    if (unknownSession !== undefined) return unknownSession();
     if (method === 'GET' || method === 'DELETE') {
       if (session === undefined) return reply(res, 400, errorResponse(null, ErrorCode.ConnectionClosed, `Bad request: ${method} needs the Mcp-Session-Id header of an initialized session.`));
       return this.delegate(session, req, res, undefined);
@@ -206,7 +218,15 @@ class Gateway {
     );
   }
 
-  private async post(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, session: GatewaySession | undefined, where: Record<string, unknown>): Promise<void> {
+  private async post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: GatewayServerConfig,
+    agent: AgentRef,
+    session: GatewaySession | undefined,
+    where: Record<string, unknown>,
+    unknownSession: (() => void) | undefined,
+  ): Promise<void> {
     const record = (message: string, code: string, data: Record<string, unknown>) =>
       session === undefined ? this.recordGateway(agent, message, code, { ...where, ...data }) : session.relay.recordError(message, code, data);
 
@@ -267,6 +287,7 @@ class Gateway {
       return reply(res, era.status, errorResponse(era.id, era.code, era.text, era.data));
     }
     if (era.era === 'modern') return this.modern.serve(req, res, server, agent, era, where);
+    if (unknownSession !== undefined) return unknownSession();
     const isInitialize = typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'initialize';
     if (session === undefined) {
       if (!isInitialize) {
@@ -355,7 +376,7 @@ class Gateway {
           path: server.path,
           mcp_session: mcpSession,
           client_address: req.socket.remoteAddress ?? 'unknown',
-          upstream: (up.kind === 'stdio' ? [up.command, ...up.args].join(' ') : up.url).slice(0, 4096),
+          upstream: (up.kind === 'stdio' ? [up.command, ...up.args].join(' ') : publicUrl(up.url)).slice(0, 4096),
         },
       },
       {

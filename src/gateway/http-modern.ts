@@ -7,8 +7,9 @@ import { MODERN_VERSIONS, isModernVersion } from './era.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, idKey, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { GatewayRecorder } from './record.js';
-import { McpRelay, type RelayEnd } from './relay.js';
-import { SharedStdioUpstream, postModern } from './upstream-modern.js';
+import { DEFAULT_MAX_FRAME_CHARS, McpRelay, type RelayEnd } from './relay.js';
+import { SharedStdioUpstream, UpstreamTooLarge, postModern, publicUrl } from './upstream-modern.js';
+import { childEnv } from './upstream-stdio.js';
 
 /**
  * The 2026-07-28 ("modern") era of `witness gateway`: no initialize, no Mcp-Session-Id; every POST
@@ -21,9 +22,16 @@ import { SharedStdioUpstream, postModern } from './upstream-modern.js';
  * server path) and an optional hint the client may send.
  */
 
+/** The 2026-07-28 method that opens a notification stream (it replaces the 2025 GET stream). */
+const LISTEN = 'subscriptions/listen';
+/** How often the gateway writes a comment on an open listen stream (the spec's servers use 15 s). */
+const KEEPALIVE_MS = 15_000;
+
 /** `_meta` key a client may set to split its requests into separate Witness sessions (a string of at most 200 characters). */
 export const SESSION_HINT_META = 'dev.witness/session';
 const MAX_HINT_CHARS = 200;
+/** A UTF-16 surrogate without its pair (String.prototype.isWellFormed is Node 20's, but not in this project's ES2023 lib). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The 2025 versions the gateway serves in sessions (through the SDK's session transport). */
 export const LEGACY_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
@@ -40,12 +48,7 @@ export function servedVersions(_server: GatewayServerConfig): string[] {
   return [...MODERN_VERSIONS, ...LEGACY_VERSIONS];
 }
 
-/** An upstream child's environment: ours plus its own, minus Witness's secrets (a server need not see the ledger key). */
-export function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WITNESS_')) env[k] = v;
-  return { ...env, ...extra };
-}
+export { childEnv };
 
 export type Classified =
   | { era: 'legacy' }
@@ -85,6 +88,16 @@ export function classifyPost(req: IncomingMessage, body: unknown, server: Gatewa
     return { era: 'refused', status: out.httpStatus, code: out.code, text: out.message, ...(out.data === undefined ? {} : { data: out.data }), id, reason: rejectionReason(out.code) };
   }
   if (out.kind === 'legacy') {
+    if (protocolVersionHeader !== undefined && isModernVersion(protocolVersionHeader) && isResponseBody(body)) {
+      return {
+        era: 'refused',
+        status: 400,
+        code: ErrorCode.InvalidRequest,
+        text: 'Invalid request: the 2026-07-28 era has no server-to-client requests, so there is nothing to respond to; send requests and notifications only.',
+        id,
+        reason: 'invalid_request',
+      };
+    }
     // A 2025 request naming a version no era of this gateway knows (the SDK's session transport would refuse it unrecorded).
     if (protocolVersionHeader !== undefined && !LEGACY_VERSIONS.includes(protocolVersionHeader)) return unsupported(protocolVersionHeader);
     return { era: 'legacy' };
@@ -108,17 +121,24 @@ export function classifyPost(req: IncomingMessage, body: unknown, server: Gatewa
   }
   const meta = asObject(asObject(message['params'])['_meta']);
   const hint = meta[SESSION_HINT_META];
-  if (hint !== undefined && (typeof hint !== 'string' || hint.length > MAX_HINT_CHARS)) {
+  // Well-formed Unicode too: a lone surrogate cannot be stored in the session's labels.
+  if (hint !== undefined && (typeof hint !== 'string' || hint.length > MAX_HINT_CHARS || LONE_SURROGATE.test(hint))) {
     return {
       era: 'refused',
       status: 400,
       code: ErrorCode.InvalidParams,
-      text: `Invalid params: _meta["${SESSION_HINT_META}"] must be a string of at most ${MAX_HINT_CHARS} characters (it names the Witness session this request is recorded in).`,
+      text: `Invalid params: _meta["${SESSION_HINT_META}"] must be a well-formed string of at most ${MAX_HINT_CHARS} characters (it names the Witness session this request is recorded in).`,
       id,
       reason: 'invalid_session_hint',
     };
   }
   return { era: 'modern', kind: out.messageKind, message, version, hint };
+}
+
+/** A JSON-RPC response (a result or an error, no method): what a 2025 client posts to answer a server's request. */
+function isResponseBody(body: unknown): boolean {
+  const m = asObject(body);
+  return !('method' in m) && ('result' in m || 'error' in m);
 }
 
 function rejectionReason(code: number): string {
@@ -184,6 +204,8 @@ export interface ModernDeps {
   legacySessions(): number;
   /** How long a stdio server gets to exit after its stdin closes, before SIGTERM (then SIGKILL). */
   stopTimeoutMs?: number | undefined;
+  /** How often a comment is written on an open listen stream (default 15 s). */
+  keepAliveMs?: number | undefined;
 }
 
 /** One Witness session shared by the modern requests of one (agent, server path, hint). */
@@ -195,6 +217,8 @@ interface Group {
   ready: Promise<GatewayRecorder | undefined>;
   /** Exchanges still open (a response not yet ended: a slow call, a held one, a listen stream). */
   open: number;
+  /** Of those, subscriptions/listen streams. */
+  listens: number;
   idle: NodeJS.Timeout | undefined;
   /** Every exchange's end (its records settled), awaited before session.end. */
   exchanges: Set<Promise<void>>;
@@ -239,7 +263,7 @@ export class ModernGateway {
   /** Serves one classified modern POST (route, authentication and screening are done). */
   async serve(req: IncomingMessage, res: ServerResponse, server: GatewayServerConfig, agent: AgentRef, c: Extract<Classified, { era: 'modern' }>, where: Record<string, unknown>): Promise<void> {
     const group = this.groupFor(server, agent, c.hint, req, where);
-    if (group === undefined) {
+    if (group === 'sessions') {
       res.setHeader('Retry-After', '5');
       return reply(
         res,
@@ -247,11 +271,34 @@ export class ModernGateway {
         errorResponse(echoId(c.message), ErrorCode.ConnectionClosed, `Service unavailable: the gateway has reached its limit of ${this.d.config.maxSessions} open sessions; try again later.`),
       );
     }
+    if (group === 'agent') {
+      const limit = this.d.config.maxGroupsPerAgent;
+      res.setHeader('Retry-After', '5');
+      return reply(
+        res,
+        429,
+        errorResponse(
+          echoId(c.message),
+          ErrorCode.ConnectionClosed,
+          `Too many sessions: your agent already holds ${limit} open sessions on this gateway (max_groups_per_agent); reuse a session hint, or try again once one has been idle long enough to end.`,
+        ),
+      );
+    }
+    const over = this.overGroupLimit(group, c);
+    if (over !== undefined) {
+      // The group's own client(s) asked too much at once: refused and recorded in its session, nothing forwarded.
+      void group.ready.then((rec) => rec?.error(over.record, over.code, 'gateway', { ...where, limit: over.limit, method: String(c.message['method']).slice(0, 200) }));
+      res.setHeader('Retry-After', '1');
+      return reply(res, 429, errorResponse(echoId(c.message), ErrorCode.ConnectionClosed, over.text));
+    }
+    const listen = c.kind === 'request' && c.message['method'] === LISTEN;
+    if (listen) group.listens += 1;
     group.open += 1;
     if (group.idle !== undefined) clearTimeout(group.idle);
     group.idle = undefined;
     const rec = await group.ready;
     if (rec === undefined) {
+      if (listen) group.listens -= 1;
       this.release(group);
       const id = echoId(c.message);
       if (c.kind === 'notification') return reply(res, 202, '');
@@ -265,33 +312,66 @@ export class ModernGateway {
         ),
       );
     }
-    const ended = this.exchange(req, res, server, agent, group, rec, c);
+    const ended = this.exchange(req, res, server, agent, group, rec, c, listen);
     group.exchanges.add(ended);
     // A failure is reported through `await ended` below (the caller answers 500); this chain must not reject unhandled.
     ended
       .finally(() => {
         group.exchanges.delete(ended);
+        if (listen) group.listens -= 1;
         this.release(group);
       })
       .catch(() => undefined);
     await ended;
   }
 
+  /** Why a group's request limits refuse this request (open requests, listen streams), or undefined. */
+  private overGroupLimit(group: Group, c: Extract<Classified, { era: 'modern' }>): { code: string; limit: number; text: string; record: string } | undefined {
+    const { maxRequestsPerGroup: requests, maxListensPerGroup: listens } = this.d.config;
+    if (c.kind === 'request' && c.message['method'] === LISTEN && group.listens >= listens) {
+      return {
+        code: 'too_many_listens',
+        limit: listens,
+        text: `Too many requests: this session already has ${listens} open subscriptions/listen streams (max_listens_per_group); close one first.`,
+        record: `Refused a subscriptions/listen: the session already has ${listens} open listen streams, its max_listens_per_group limit.`,
+      };
+    }
+    if (group.open >= requests) {
+      return {
+        code: 'too_many_requests',
+        limit: requests,
+        text: `Too many requests: this session already has ${requests} requests open (max_requests_per_group); try again once some are answered.`,
+        record: `Refused a request: the session already has ${requests} requests open, its max_requests_per_group limit.`,
+      };
+    }
+    return undefined;
+  }
+
   /**
    * The group of a request: the agent of the API key, the server path, and the client's hint.
    * Everything in the key but the hint comes from the gateway itself, so nothing a client sends
-   * can put its records into another agent's session. Undefined when max_sessions is reached.
+   * can put its records into another agent's session. 'sessions' when max_sessions is reached,
+   * 'agent' when this agent holds max_groups_per_agent groups already (hints are the client's to
+   * choose, so without that limit one agent could take every slot).
    */
-  private groupFor(server: GatewayServerConfig, agent: AgentRef, hint: string | undefined, req: IncomingMessage, where: Record<string, unknown>): Group | undefined {
+  private groupFor(server: GatewayServerConfig, agent: AgentRef, hint: string | undefined, req: IncomingMessage, where: Record<string, unknown>): Group | 'sessions' | 'agent' {
     const key = JSON.stringify([agent.id, agent.credential ?? null, server.path, hint ?? null]);
     const existing = this.groups.get(key);
     if (existing !== undefined && existing.closing === undefined) return existing;
+    const mine = [...this.groups.values()].filter((g) => g.agent.id === agent.id).length;
+    if (mine >= this.d.config.maxGroupsPerAgent) {
+      this.d.recordGateway(agent, `Refused a new session: the agent already holds ${mine} open, its max_groups_per_agent limit.`, 'too_many_groups', {
+        ...where,
+        limit: this.d.config.maxGroupsPerAgent,
+      });
+      return 'agent';
+    }
     if (this.d.legacySessions() + this.groups.size >= this.d.config.maxSessions) {
       this.d.recordGateway(agent, `Refused a new session: the gateway already has ${this.d.legacySessions() + this.groups.size} open, its max_sessions limit.`, 'too_many_sessions', {
         ...where,
         limit: this.d.config.maxSessions,
       });
-      return undefined;
+      return 'sessions';
     }
     const up = server.upstream;
     const stdio =
@@ -309,7 +389,7 @@ export class ModernGateway {
           path: server.path,
           ...(hint === undefined ? {} : { hint }),
           client_address: req.socket.remoteAddress ?? 'unknown',
-          upstream: (up.kind === 'stdio' ? [up.command, ...up.args].join(' ') : up.url).slice(0, 4096),
+          upstream: (up.kind === 'stdio' ? [up.command, ...up.args].join(' ') : publicUrl(up.url)).slice(0, 4096),
           server: server.name,
           ...(server.policy === undefined ? {} : { policy: server.policy.sha256, policy_mode: server.policy.mode }),
           ...(server.failOpen ? { on_record_failure: 'forward' } : {}),
@@ -325,7 +405,7 @@ export class ModernGateway {
           return undefined;
         },
       );
-    const group: Group = { key, agent, server, ready, open: 0, idle: undefined, exchanges: new Set(), aborts: new Set(), closing: undefined, stdio };
+    const group: Group = { key, agent, server, ready, open: 0, listens: 0, idle: undefined, exchanges: new Set(), aborts: new Set(), closing: undefined, stdio };
     this.groups.set(key, group);
     if (stdio !== undefined) {
       void stdio.exited.then(async (exit) => {
@@ -362,6 +442,7 @@ export class ModernGateway {
     group: Group,
     rec: GatewayRecorder,
     c: Extract<Classified, { era: 'modern' }>,
+    listen: boolean,
   ): Promise<void> {
     const up = server.upstream;
     const headers = upstreamHeaders(req, server);
@@ -410,13 +491,19 @@ export class ModernGateway {
           const forwardedId = isRequest ? (value['id'] as JsonRpcId) : undefined;
           if (group.stdio !== undefined) return toStdio(group.stdio, value, forwardedId, relay, abort.signal);
           if (up.kind !== 'http') return;
+          const shown = publicUrl(up.url);
           postModern({
             url: up.url,
             headers,
             body: JSON.stringify(value),
             signal: abort.signal,
+            maxBytes: server.maxFrameBytes ?? DEFAULT_MAX_FRAME_CHARS,
             onMessage: (m) => {
-              if (!abort.signal.aborted) relay.fromServerMessage(m);
+              if (abort.signal.aborted) return;
+              const wrong = notModernServerMessage(m);
+              // Dropped, not passed on: a 2026-07-28 client has no way to answer it, and it is the server's fault.
+              if (wrong !== undefined) return relay.recordError(`The upstream MCP server at ${shown} sent ${wrong}; it was dropped.`, 'protocol_error', { message: preview(m) });
+              relay.fromServerMessage(m);
             },
             // An upstream's 4xx (an era refusal, an unknown method) is passed on: a v2 client decides on it whether to fall back.
             onStatus: (status) => {
@@ -427,14 +514,20 @@ export class ModernGateway {
             (outcome) => {
               if (forwardedId === undefined || abort.signal.aborted || finished) return;
               // The upstream ended its answer without the response: the request must still be answered.
-              const why = outcome.refusal ?? `The upstream MCP server at ${up.url} ended its answer (HTTP ${outcome.status}) without a response to the request.`;
-              relay.upstreamFailed(forwardedId, `${why.replace(/\.$/, '')}; the request was not answered.`, outcome.refusal === undefined ? 'upstream_no_response' : 'upstream_refused');
+              const why = outcome.refusal ?? `The upstream MCP server at ${shown} ended its answer (HTTP ${outcome.status}) without a response to the request.`;
+              relay.upstreamFailed(
+                forwardedId,
+                `${why.replace(/\.$/, '')}; the request was not answered.`,
+                outcome.refusal === undefined ? 'upstream_no_response' : (outcome.code ?? 'upstream_refused'),
+              );
             },
             (e: unknown) => {
               if (abort.signal.aborted) return;
-              const why = `The upstream MCP server at ${up.url} could not be reached (${e instanceof Error ? e.message : String(e)})`;
-              if (forwardedId !== undefined) relay.upstreamFailed(forwardedId, `${why}; the request was not answered.`);
-              else relay.recordError(`${why}; a notification was not delivered.`, 'upstream_unreachable', { url: up.url, method: value['method'] });
+              const tooLarge = e instanceof UpstreamTooLarge;
+              const why = tooLarge ? `At ${shown}, ${e.message}` : `The upstream MCP server at ${shown} could not be reached (${e instanceof Error ? e.message.replaceAll(up.url, shown) : String(e)})`;
+              const code = tooLarge ? 'frame_too_large' : 'upstream_unreachable';
+              if (forwardedId !== undefined) relay.upstreamFailed(forwardedId, `${why}; the request was not answered.`, code);
+              else relay.recordError(`${why}; a notification was not delivered.`, code, { url: shown, method: value['method'] });
             },
           );
         },
@@ -455,6 +548,11 @@ export class ModernGateway {
     const onStop = () => onAbort('the gateway ended the session of this request (it stopped, or its server exited)');
     res.once('close', onClose);
     group.aborts.add(onStop);
+    // A listen stream may stay silent for hours (a stdio server sends nothing between updates): a
+    // comment every 15 s keeps proxies from dropping it, and a write to a dead socket closes it,
+    // which ends the exchange and lets the group go idle.
+    const keepAlive = listen ? setInterval(() => writer.keepAlive(), this.d.keepAliveMs ?? KEEPALIVE_MS) : undefined;
+    keepAlive?.unref();
     relay.fromClientMessage(c.message);
     if (c.kind === 'notification') {
       // Accepted once forwarded (the upstream's own 202 is not awaited: a notification has no answer).
@@ -463,6 +561,7 @@ export class ModernGateway {
       finish();
     }
     await over;
+    if (keepAlive !== undefined) clearInterval(keepAlive);
     group.aborts.delete(onStop);
     res.off('close', onClose);
     await relay.end(cancelled ? 'cancelled' : 'completed');
@@ -535,10 +634,7 @@ class ResponseWriter {
       this.res.end(JSON.stringify(message));
       return;
     }
-    if (!this.sse) {
-      this.sse = true;
-      this.res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' });
-    }
+    this.openStream();
     this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
     if (final) this.res.end();
   }
@@ -546,6 +642,19 @@ class ResponseWriter {
   /** The upstream's keep-alive, passed on once the stream is open (proxies drop silent streams). */
   comment(): void {
     if (this.sse && !this.res.writableEnded && !this.res.destroyed) this.res.write(': keepalive\n\n');
+  }
+
+  /** The gateway's own keep-alive on a listen stream: opens the SSE stream if no message has yet. */
+  keepAlive(): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
+    this.openStream();
+    this.res.write(': keepalive\n\n');
+  }
+
+  private openStream(): void {
+    if (this.sse) return;
+    this.sse = true;
+    this.res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' });
   }
 }
 
@@ -559,6 +668,21 @@ function completeResult(message: unknown): unknown {
   const result = m['result'];
   if (result === null || typeof result !== 'object' || Array.isArray(result) || 'resultType' in result) return message;
   return { ...m, result: { ...result, resultType: 'complete' } };
+}
+
+/**
+ * What is wrong with a message an HTTP upstream sent in a 2026-07-28 answer that the era forbids:
+ * a request (the era has no server-to-client requests; input goes through results) or a batch.
+ */
+function notModernServerMessage(m: unknown): string | undefined {
+  if (Array.isArray(m)) return 'a JSON-RPC batch, which the 2026-07-28 era does not have';
+  const o = asObject(m);
+  if ('method' in o && 'id' in o) return `a request (${String(o['method']).slice(0, 100)}), which the 2026-07-28 era does not allow a server to send`;
+  return undefined;
+}
+
+function preview(m: unknown): string {
+  return JSON.stringify(m).slice(0, 1024);
 }
 
 function isResponseTo(message: unknown, id: JsonRpcId): boolean {

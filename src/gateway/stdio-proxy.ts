@@ -1,5 +1,5 @@
 import { McpRelay, type RelayOptions } from './relay.js';
-import { StdioUpstream } from './upstream-stdio.js';
+import { StdioUpstream, childEnv } from './upstream-stdio.js';
 
 /**
  * The stdio MCP audit proxy. An MCP client launches `witness proxy … -- <server>` instead of the
@@ -69,7 +69,15 @@ export class StdioProxy {
     );
     this.relay = relay;
 
-    const upstream = new StdioUpstream({ command, args, env: this.o.env, cwd: this.o.cwd, stopTimeoutMs: this.o.stopTimeoutMs, onLine: (line) => relay.fromServer(line) });
+    // The ledger's secrets stay with the proxy (see childEnv), whatever environment the server is given.
+    const upstream = new StdioUpstream({
+      command,
+      args,
+      env: childEnv(undefined, this.o.env ?? process.env),
+      cwd: this.o.cwd,
+      stopTimeoutMs: this.o.stopTimeoutMs,
+      onLine: (line) => relay.fromServer(line),
+    });
     this.upstream = upstream;
     void upstream.exited.then(() => this.serverGone());
 

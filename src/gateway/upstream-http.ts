@@ -1,6 +1,7 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { JsonRpcId } from './jsonrpc.js';
+import { publicUrl } from './upstream-modern.js';
 
 /**
  * An MCP server reached over Streamable HTTP, through the official SDK's client transport (which
@@ -25,16 +26,21 @@ export class HttpUpstream {
   private ready: Promise<unknown> = Promise.resolve();
   private initializeId: JsonRpcId | undefined;
   private stopped = false;
+  /** The URL as clients and records may see it (no user, password or query). */
+  private readonly shown: string;
 
   constructor(private readonly o: HttpUpstreamOptions) {
+    this.shown = publicUrl(o.url);
     this.transport = new StreamableHTTPClientTransport(new URL(o.url), {
-      ...(o.headers === undefined ? {} : { requestInit: { headers: o.headers } }),
+      // A redirect of a POST or DELETE fails it: following one would carry the configured credentials and the
+      // message elsewhere (the SDK follows a GET stream's redirect only within the same origin).
+      requestInit: { redirect: 'error', ...(o.headers === undefined ? {} : { headers: o.headers }) },
       // A lost GET stream is retried a few times, then given up: requests still work without it.
       reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 2, maxRetries: 3 },
     });
     this.transport.onmessage = (m) => this.received(m);
     this.transport.onerror = (e) => {
-      if (!this.stopped) this.o.onLog?.(`witness gateway: upstream ${o.url}: ${e.message}`);
+      if (!this.stopped) this.o.onLog?.(`witness gateway: upstream ${this.shown}: ${e.message.replaceAll(o.url, this.shown)}`);
     };
   }
 
@@ -54,8 +60,8 @@ export class HttpUpstream {
         await this.transport.send(message);
       } catch (e) {
         if (this.stopped) return;
-        const why = `The upstream MCP server at ${this.o.url} could not be reached or refused the message (${oneLine(e)})`;
-        this.o.onFailure(`${why}.`, { url: this.o.url, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) }, id);
+        const why = `The upstream MCP server at ${this.shown} could not be reached or refused the message (${oneLine(e).replaceAll(this.o.url, this.shown)})`;
+        this.o.onFailure(`${why}.`, { url: this.shown, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) }, id);
       }
     };
     if (method === 'initialize') {

@@ -1,4 +1,6 @@
-import { META } from './era.js';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { META, claimedVersion } from './era.js';
 import type { JsonRpcId } from './jsonrpc.js';
 import { StdioUpstream, type UpstreamExit } from './upstream-stdio.js';
 
@@ -18,6 +20,8 @@ export interface ModernPostOptions {
   /** The JSON-RPC message, serialized. */
   body: string;
   signal: AbortSignal;
+  /** The largest message the answer may carry, in bytes (a JSON body, or one SSE event): past it the POST is aborted. */
+  maxBytes: number;
   /** Each JSON-RPC message of the answer, parsed, in the order received. */
   onMessage: (message: unknown) => void;
   /** The upstream's HTTP status, once its headers arrive (before any message). */
@@ -32,25 +36,51 @@ export interface ModernPostOutcome {
   messages: number;
   /**
    * Set when the upstream refused the POST without a JSON-RPC answer for it (a non-2xx status with
-   * no body, or a JSON-RPC error with id null, which a 2025-only server sends for a request it
-   * cannot place in a session): why, in one sentence.
+   * no body, a redirect, or a JSON-RPC error with id null, which a 2025-only server sends for a
+   * request it cannot place in a session): why, in one sentence.
    */
   refusal?: string;
+  /** The record code of a refusal: upstream_redirect, else upstream_refused. */
+  code?: string;
 }
 
-/** Longest SSE event kept while its blank line has not come (a frame larger than this is refused). */
-const MAX_EVENT_CHARS = 64 * 1024 * 1024;
+/** An upstream answer (a JSON body, or one SSE event) over the byte limit: the POST was aborted. */
+export class UpstreamTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the upstream MCP server's answer is over the ${limit}-byte limit of a message (max_frame_bytes), so it was cut off and not passed on`);
+  }
+}
 
-/** Sends one message; rejects only when the upstream cannot be reached (or the signal aborted). */
+/**
+ * Sends one message; rejects when the upstream cannot be reached, when its answer is over
+ * maxBytes (UpstreamTooLarge) or when the signal aborted. Over node:http rather than fetch, for
+ * three reasons: fetch follows redirects (carrying the configured credentials and the body to
+ * wherever the upstream points), it gives up on an answer after 300 s (undici's headers and body
+ * timeouts, while a tool call may rightly take longer: the client's closing its POST is what
+ * cancels), and its text() keeps an answer of any size.
+ */
 export async function postModern(o: ModernPostOptions): Promise<ModernPostOutcome> {
-  const res = await fetch(o.url, { method: 'POST', headers: o.headers, body: o.body, signal: o.signal });
-  o.onStatus?.(res.status);
-  const type = (res.headers.get('content-type') ?? '').toLowerCase();
-  if (type.includes('text/event-stream') && res.body !== null) {
+  const res = await request(o);
+  o.onStatus?.(res.statusCode ?? 0);
+  const status = res.statusCode ?? 0;
+  if (status >= 300 && status < 400) {
+    res.resume();
+    const location = res.headers.location;
+    const where = location === undefined ? '' : ` to ${publicUrl(location, o.url)}`;
+    return {
+      status,
+      messages: 0,
+      refusal: `The upstream MCP server answered HTTP ${status}, a redirect${where}, which the gateway does not follow (it would carry the server's credentials and the request elsewhere).`,
+      code: 'upstream_redirect',
+    };
+  }
+  const type = String(res.headers['content-type'] ?? '').toLowerCase();
+  if (type.includes('text/event-stream')) {
     let messages = 0;
     await readSse(
-      res.body,
+      res,
       o.signal,
+      o.maxBytes,
       (data) => {
         const parsed = parseJson(data);
         if (parsed === undefined) return;
@@ -59,29 +89,73 @@ export async function postModern(o: ModernPostOptions): Promise<ModernPostOutcom
       },
       o.onComment,
     );
-    return { status: res.status, messages };
+    return { status, messages };
   }
-  const text = await res.text();
+  const text = await readAll(res, o.maxBytes);
   const parsed = text.trim() === '' ? undefined : parseJson(text);
   const isNullIdError = isObject(parsed) && parsed['id'] === null && isObject(parsed['error']);
   if (parsed !== undefined && !isNullIdError && isObject(parsed)) {
     o.onMessage(parsed);
-    return { status: res.status, messages: 1 };
+    return { status, messages: 1 };
   }
-  if (res.status === 202 || (res.ok && parsed === undefined)) return { status: res.status, messages: 0 };
+  const ok = status >= 200 && status < 300;
+  if (status === 202 || (ok && parsed === undefined)) return { status, messages: 0 };
   const said = isNullIdError ? String((parsed['error'] as Record<string, unknown>)['message'] ?? '').slice(0, 300) : text.slice(0, 300).replace(/\s+/g, ' ');
-  return { status: res.status, messages: 0, refusal: `The upstream MCP server answered HTTP ${res.status}${said === '' ? '' : ` (${said.replace(/\.$/, '')})`}.` };
+  return { status, messages: 0, refusal: `The upstream MCP server answered HTTP ${status}${said === '' ? '' : ` (${said.replace(/\.$/, '')})`}.` };
 }
 
-/** Reads an SSE body: each event's data lines joined, each comment reported; stops at the end or on abort. */
-async function readSse(body: ReadableStream<Uint8Array>, signal: AbortSignal, onData: (data: string) => void, onComment: (() => void) | undefined): Promise<void> {
+/** The upstream POST, resolved once its response headers arrive. No timeouts: the signal ends it. */
+function request(o: ModernPostOptions): Promise<IncomingMessage> {
+  const url = new URL(o.url);
+  const send = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method: 'POST', headers: { ...o.headers, 'content-length': String(Buffer.byteLength(o.body)) }, signal: o.signal }, resolve);
+    req.once('error', reject);
+    req.end(o.body);
+  });
+}
+
+/** A whole (non-SSE) body as text, refused past `max` bytes. */
+async function readAll(res: IncomingMessage, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > max) {
+      res.destroy();
+      throw new UpstreamTooLarge(max);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A URL as it may be shown to clients and recorded: no user, password, query or fragment (where credentials hide). */
+export function publicUrl(url: string, base?: string): string {
+  try {
+    const u = new URL(url, base);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    return u.toString();
+  } catch {
+    return '(an invalid URL)';
+  }
+}
+
+/** Reads an SSE body: each event's data lines joined, each comment reported; stops at the end or on abort. An event over `max` bytes is refused. */
+async function readSse(body: IncomingMessage, signal: AbortSignal, max: number, onData: (data: string) => void, onComment: (() => void) | undefined): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = '';
   let data: string[] = [];
+  // Characters of the event being read (its data lines so far): a JS string's length is at most its UTF-8 bytes.
+  let size = 0;
   const line = (l: string) => {
     if (l === '') {
       if (data.length > 0) onData(data.join('\n'));
       data = [];
+      size = 0;
       return;
     }
     if (l.startsWith(':')) return onComment?.();
@@ -89,27 +163,28 @@ async function readSse(body: ReadableStream<Uint8Array>, signal: AbortSignal, on
     const field = colon === -1 ? l : l.slice(0, colon);
     let value = colon === -1 ? '' : l.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') data.push(value);
+    if (field !== 'data') return;
+    size += value.length + 1;
+    if (size > max) throw new UpstreamTooLarge(max);
+    data.push(value);
   };
-  const reader = body.getReader();
   try {
-    for (;;) {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
       if (signal.aborted) return;
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
+      buffer += decoder.decode(chunk, { stream: true });
       let at: number;
       while ((at = buffer.search(/\r\n|\r|\n/)) !== -1) {
         const nl = buffer[at] === '\r' && buffer[at + 1] === '\n' ? 2 : 1;
         line(buffer.slice(0, at));
         buffer = buffer.slice(at + nl);
       }
-      if (buffer.length > MAX_EVENT_CHARS) throw new Error(`an SSE line over ${MAX_EVENT_CHARS} characters`);
+      if (buffer.length + size > max) throw new UpstreamTooLarge(max);
     }
     if (buffer !== '') line(buffer);
     line('');
-  } finally {
-    reader.releaseLock();
+  } catch (e) {
+    body.destroy();
+    throw e;
   }
 }
 
@@ -163,6 +238,8 @@ export class SharedStdioUpstream {
   private readonly routes = new Map<string, OpenRoute>();
   private next = 0;
   private gone: string | undefined;
+  /** Set once the child has been sent a line with the modern claim (every request has one): it speaks 2026-07-28. */
+  private pinned = false;
   readonly exited: Promise<UpstreamExit>;
 
   constructor(private readonly o: SharedStdioOptions) {
@@ -198,6 +275,7 @@ export class SharedStdioUpstream {
     const { progressToken, ...envelope } = meta;
     const mapped = { ...message, id: wire, params: { ...params, _meta: progressToken === undefined ? envelope : { ...envelope, progressToken: wire } } };
     this.routes.set(wire, { ...route, id: message['id'] as JsonRpcId, token: progressToken, envelope });
+    this.pinned = true;
     this.child.send(JSON.stringify(mapped));
     return () => {
       if (!this.routes.delete(wire)) return;
@@ -205,9 +283,20 @@ export class SharedStdioUpstream {
     };
   }
 
-  /** A client notification other than a cancellation (those name the client's ids, which the server never saw). */
+  /**
+   * A client notification other than a cancellation (those name the client's ids, which the server
+   * never saw). Until the child has read a line with the 2026-07-28 claim, one without it is
+   * dropped: as the first line it would pin the child to the 2025 era for the whole group.
+   */
   notify(message: Record<string, unknown>): void {
-    if (this.gone === undefined) this.child.send(JSON.stringify(message));
+    if (this.gone !== undefined) return;
+    if (!this.pinned && claimedVersion(message) === undefined) {
+      return this.o.onLog?.(
+        `witness gateway: a ${String(message['method']).slice(0, 100)} without the protocol version claim was not sent to ${this.commandLine}, which has not read a 2026-07-28 message yet.`,
+      );
+    }
+    this.pinned = true;
+    this.child.send(JSON.stringify(message));
   }
 
   private received(line: string): void {

@@ -81,3 +81,20 @@ export class StdioUpstream {
     return `The MCP server "${this.commandLine}" ${how}.`;
   }
 }
+
+/**
+ * An upstream child's environment: ours plus its own, minus the ledger's secrets, which a server
+ * must not see: Witness's own variables (WITNESS_*: the store URL, which may carry a password) and
+ * libpq's (PG*: PGPASSWORD, PGPASSFILE, PGUSER, PGHOST, PGSERVICE, PGSSLKEY, …), which a
+ * PostgreSQL ledger is opened with. A server that needs one of them gets it from its own `env`.
+ * DATABASE_URL and the like are left alone: Witness never reads them, so they are the server's.
+ */
+export function childEnv(extra: Record<string, string> | undefined, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(from)) if (!isLedgerSecret(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+function isLedgerSecret(name: string): boolean {
+  return name.startsWith('WITNESS_') || /^PG[A-Z_]+$/.test(name);
+}
