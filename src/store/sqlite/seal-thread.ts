@@ -69,6 +69,8 @@ export class SealThread {
   private used = false;
   /** Its modules are loaded (they take 30 ms on an idle machine and over 300 ms on a loaded one). */
   ready = false;
+  /** `new Worker` threw: this process cannot start the thread, so it is not tried again and seals run inline. */
+  private unstartable = false;
 
   constructor(
     private readonly data: SealWorkerData,
@@ -81,7 +83,14 @@ export class SealThread {
    * is asked for, the thread has no connection open.
    */
   warm(): void {
-    this.start();
+    if (this.unstartable) return;
+    try {
+      this.start();
+    } catch {
+      // Never a failed append because of the sealer thread: without it, seals run inline
+      // (SqliteLedger.sealOnce seals inline while `ready` is false), as from TypeScript sources.
+      this.unstartable = true;
+    }
   }
 
   seal(request: SealRequest): Promise<CheckpointRow | null> {
@@ -114,10 +123,11 @@ export class SealThread {
 
   private start(): Worker {
     if (this.worker !== undefined) return this.worker;
-    // A thread inherits the process's flags, and some refuse a script file (`node --input-type=module
-    // -e …`, as a test's child runs): those are dropped.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-    const worker = new Worker(WORKER, { workerData: this.data, execArgv });
+    // None of the process's flags: a thread inherits them by default, and refuses V8 ones (`node
+    // --max-old-space-size=2048 app.js`, `--expose-gc`) with ERR_WORKER_INVALID_EXEC_ARGV, others
+    // a script file (`--input-type=module -e …`). The thread runs only Witness's compiled modules,
+    // which need none of them (flags given in NODE_OPTIONS still apply).
+    const worker = new Worker(WORKER, { workerData: this.data, execArgv: [] });
     this.worker = worker;
     worker.unref();
     worker.on('message', (m: FromSealWorker) => this.receive(m));
