@@ -443,10 +443,13 @@ class Gateway {
       const http = new HttpUpstream({
         url: up.url,
         headers: up.headers,
+        maxBytes: server.maxFrameBytes ?? DEFAULT_MAX_FRAME_CHARS,
         onMessage: (message) => relay.fromServerMessage(message),
         // A request must still get an answer, or the client would wait forever.
-        onFailure: (message, extra, id) =>
-          id === undefined ? relay.recordError(message, 'upstream_unreachable', extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`),
+        onFailure: (message, extra, id) => {
+          const code = /-byte limit of a message/.test(message) ? 'frame_too_large' : 'upstream_unreachable';
+          return id === undefined ? relay.recordError(message, code, extra) : relay.upstreamFailed(id, `${message.replace(/\.$/, '')}; the request was not answered.`, code);
+        },
         onLog: (m) => this.log(m),
       });
       await http.start();

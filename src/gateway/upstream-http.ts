@@ -13,6 +13,8 @@ export interface HttpUpstreamOptions {
   url: string;
   /** Extra headers for every upstream request (e.g. the upstream's own credentials). */
   headers?: Record<string, string> | undefined;
+  /** The largest message an answer may carry, in bytes (a JSON body, or one SSE event): past it the answer is cut off. */
+  maxBytes: number;
   /** Every message the server sends, as the SDK's transport parsed it (handed on, not serialized again). */
   onMessage: (message: unknown) => void;
   /** A message could not be delivered; `id` is set for a request, which the relay then fails. */
@@ -35,6 +37,8 @@ export class HttpUpstream {
       // A redirect of a POST or DELETE fails it: following one would carry the configured credentials and the
       // message elsewhere (the SDK follows a GET stream's redirect only within the same origin).
       requestInit: { redirect: 'error', ...(o.headers === undefined ? {} : { headers: o.headers }) },
+      // The SDK reads a JSON answer whole and an SSE event until its blank line: both are capped here.
+      fetch: async (url, init) => capped(await fetch(url, init), o.maxBytes),
       // A lost GET stream is retried a few times, then given up: requests still work without it.
       reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 2, maxRetries: 3 },
     });
@@ -96,4 +100,34 @@ export class HttpUpstream {
 function oneLine(e: unknown): string {
   const s = e instanceof Error ? e.message : String(e);
   return s.split('\n')[0]!.replace(/\.$/, '').slice(0, 300);
+}
+
+/**
+ * A response whose body errors once it carries more than `max` bytes in one message: the whole
+ * body for JSON, the bytes since the last blank line (one event) for an SSE stream, which may
+ * rightly run for hours.
+ */
+function capped(res: Response, max: number): Response {
+  if (res.body === null) return res;
+  const sse = (res.headers.get('content-type') ?? '').toLowerCase().includes('text/event-stream');
+  let size = 0;
+  // The last two bytes seen, so that a blank line (\n\n, \r\r, \r\n\r\n) split across chunks still ends an event (to a byte or so).
+  let tail = '';
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        if (sse) {
+          const text = tail + Buffer.from(chunk).toString('latin1');
+          const end = Math.max(text.lastIndexOf('\n\n'), text.lastIndexOf('\r\r'), text.lastIndexOf('\n\r\n'));
+          size = end === -1 ? size + chunk.length : text.length - end - 2;
+          tail = text.slice(-2);
+        } else {
+          size += chunk.length;
+        }
+        if (size > max) return controller.error(new Error(`the upstream MCP server's answer is over the ${max}-byte limit of a message (max_frame_bytes), so it was cut off and not passed on`));
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
@@ -204,6 +206,32 @@ describe('witness gateway 2026-07-28 limits and refusals', () => {
     }
     const results = (await events(r)).filter((e) => e.kind === 'tool.result');
     expect(results.map((e) => (e.data?.['error'] as Record<string, unknown>)['code'])).toEqual(['frame_too_large', 'frame_too_large']);
+  });
+
+  it('refuses an over-large upstream answer in a 2025 session too, with a JSON-RPC error recorded as frame_too_large', async () => {
+    // A minimal sessionful 2025 server: initialize, then a tools/call answered with 300 kB.
+    const big = await upstreamServer((body, res) => {
+      // The GET stream and DELETE: not offered.
+      if (body === '') return void res.writeHead(405).end();
+      const m = JSON.parse(body) as { id?: number; method: string; params?: { protocolVersion?: string } };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      const result =
+        m.method === 'initialize'
+          ? { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'big', version: '1' } }
+          : { content: [{ type: 'text', text: 'x'.repeat(300_000) }] };
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'big-1' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+    });
+    const r = await startGateway(httpServer('big', big.url, ['    max_frame_bytes: 100000']));
+    const client = new V1Client({ name: 'v1', version: '1' });
+    await client.connect(new V1HttpTransport(new URL(`${r.gateway.url}/mcp/big`), { requestInit: { headers: { Authorization: `Bearer ${SUPPORT_KEY}` } } }));
+    try {
+      await expect(client.callTool({ name: 'echo', arguments: {} })).rejects.toThrow(/100000-byte limit/);
+    } finally {
+      await client.close();
+    }
+    const result = (await events(r)).find((e) => e.kind === 'tool.result')!;
+    expect(result.data?.['error']).toMatchObject({ code: 'frame_too_large' });
   });
 
   it('refuses an upstream redirect instead of following it with the configured credentials and the body, and records the refusal', async () => {
