@@ -1,11 +1,12 @@
 import http from 'node:http';
+import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
-import { GATEWAY_STREAM, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
+import { GATEWAY_STREAM, StdioProxy, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { driverOf, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -282,6 +283,27 @@ describe('witness gateway 2026-07-28 limits and refusals', () => {
         else process.env[k] = saved[k];
       }
     }
+  });
+
+  it('starts witness proxy’s server without the ledger’s credentials either', async () => {
+    const dump = [
+      'const rl = require("readline").createInterface({ input: process.stdin });',
+      'rl.on("line", () => { process.stdout.write(JSON.stringify({ keys: Object.keys(process.env).filter((k) => /^(PG|WITNESS_)/.test(k)) }) + "\\n"); });',
+    ].join('\n');
+    const witness = await openWitness({ store: `sqlite:${tempDb(dir)}` });
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let out = '';
+    output.on('data', (c: Buffer) => (out += c.toString()));
+    const env = { ...process.env, PGPASSWORD: 'ledger-pw', PGHOST: 'db', WITNESS_STORE: 'postgres://x', KEEP_ME: '1' };
+    const proxy = new StdioProxy({ witness, agent: { id: 'support-bot' }, command: process.execPath, args: ['-e', dump], input, output, env });
+    await proxy.start();
+    input.write('{"jsonrpc":"2.0","method":"notifications/ping"}\n');
+    await until(() => out.includes('\n'), 'the server’s answer');
+    input.end();
+    await proxy.done;
+    await witness.close();
+    expect(JSON.parse(out)).toEqual({ keys: [] });
   });
 
   it('limits the groups one agent holds (max_groups_per_agent): a further hint is refused with 429 and recorded, another agent still gets a group', async () => {
