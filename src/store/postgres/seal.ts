@@ -18,7 +18,7 @@ import {
   type NoteVerifier,
 } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, CheckpointRow, PublicKeyRow, RawEventRow, SealOptions, SealRecordText } from '../ledger.js';
-import { openSealRecord, readSealRecordText, writeSealRecord } from '../seal-record.js';
+import { clearPendingRecord, openSealRecord, readSealRecordText, recordOrPending, testKillAfterCommit, writePendingRecord, writeSealRecord } from '../seal-record.js';
 import { neededNodes, provenConsistency, sealRefused, trustedFrontier, withNewNodes, type SealRulesContext } from '../seal-rules.js';
 import { checkArtifacts } from '../verify.js';
 import { translatePgError } from './errors.js';
@@ -115,12 +115,17 @@ export abstract class PostgresSeal extends PostgresQuery {
         const plan = await this.plan(c, own, force, now);
         if (plan === null) return newest;
         const note = signNote(plan.body, [signer]);
+        // No record yet (the ledger's first checkpoint): its note goes beside it first, so a crash
+        // between the commit and the record leaves what the next seal needs (seal-record.ts).
+        if (plan.recordText === undefined) writePendingRecord(this.sealRecordPath, note);
         const row = await this.commit(c, plan, note, now);
         if (row === undefined) {
           // Someone stored a checkpoint without the lock (an older Witness, a hand edit): start over from it.
+          if (plan.recordText === undefined) clearPendingRecord(this.sealRecordPath);
           attempt++;
           continue;
         }
+        testKillAfterCommit();
         // A crash before this line leaves the record behind the database, which the next seal
         // accepts: the newer checkpoint is signed by this key and proven consistent with the record.
         writeSealRecord(this.sealRecordPath, { note: row.note, size: row.size, root: row.root }, own, this.info.origin);
@@ -194,8 +199,14 @@ export abstract class PostgresSeal extends PostgresQuery {
   private async planInSnapshot(c: PoolClient, own: NoteVerifier, force: boolean, now: Date): Promise<Plan | null> {
     const ctx = this.rulesContext();
     const recordText = readSealRecordText(this.sealRecordPath);
-    const record = recordText === undefined ? undefined : openSealRecord(recordText, own, this.info.origin, this.sealRecordPath);
     const last = (await this.run<PgCheckpoint>(c, 'SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'))[0];
+    const record = recordOrPending(
+      this.sealRecordPath,
+      recordText === undefined ? undefined : openSealRecord(recordText, own, this.info.origin, this.sealRecordPath),
+      last !== undefined,
+      own,
+      this.info.origin,
+    );
     const toLast = record !== undefined && last !== undefined && record.size <= last.size ? neededNodes((src) => consistencyProof(record.size, last.size, src)) : [];
     const { frontier, root: lastRoot } = trustedFrontier(last, record, own, ctx, await this.nodes(c, toLast));
     const committed = (await this.run<{ n: number }>(c, 'SELECT coalesce(max(pos) + 1, 0) AS n FROM events'))[0]!.n;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { ChainChecker, Frontier, WitnessError, formatCheckpoint, leafHash, type Failure, type NodeSource, type NoteVerifier } from '../../core/index.js';
-import { openSealRecord, readSealRecordText, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { clearPendingRecord, openSealRecord, readSealRecordText, recordOrPending, testKillAfterCommit, writePendingRecord, writeSealRecord, type SealRecord } from '../seal-record.js';
 import { provenConsistency, sealRefused, trustedFrontier, withNewNodes } from '../seal-rules.js';
 import type { CheckpointRow, RawEventRow } from '../ledger.js';
 import { translateSqliteError } from './errors.js';
@@ -165,6 +165,9 @@ export class Sealer {
       const plan = this.read(() => this.db.transaction(() => this.plan(force, now)).deferred());
       if (plan === null) return null;
       const note = await this.sign(plan.body);
+      // No record yet (a ledger's first checkpoint): its note goes beside it first, so a crash
+      // between the commit and the record leaves what the next seal needs (seal-record.ts).
+      if (plan.recordText === undefined) writePendingRecord(this.ctx.sealRecordPath, note);
       await this.gate?.acquire();
       let row: CheckpointRow | undefined;
       try {
@@ -175,8 +178,14 @@ export class Sealer {
       } finally {
         this.gate?.release();
       }
-      if (row === undefined) continue; // another sealer committed first: start again from its checkpoint
+      if (row === undefined) {
+        // Another sealer committed first: start again from its checkpoint. Once it has recorded,
+        // this seal's pending note must not outlive the record's absence later on.
+        if (plan.recordText === undefined && readSealRecordText(this.ctx.sealRecordPath) !== undefined) clearPendingRecord(this.ctx.sealRecordPath);
+        continue;
+      }
       if (this.durable === 'fsync-wal') this.syncWal();
+      testKillAfterCommit();
       // A crash before this line leaves the record behind the database, which the next seal
       // accepts: the newer checkpoint is signed by this key and proven consistent with the record.
       writeSealRecord(this.ctx.sealRecordPath, { note: row.note, size: row.size, root: row.root }, this.own, this.ctx.origin);
@@ -191,8 +200,14 @@ export class Sealer {
    */
   private plan(force: boolean, now: Date): Plan | null {
     const recordText = readSealRecordText(this.ctx.sealRecordPath);
-    const record = recordText === undefined ? undefined : openSealRecord(recordText, this.own, this.ctx.origin, this.ctx.sealRecordPath);
     const last = this.stmts.latest.get() as SqlCheckpoint | undefined;
+    const record = recordOrPending(
+      this.ctx.sealRecordPath,
+      recordText === undefined ? undefined : openSealRecord(recordText, this.own, this.ctx.origin, this.ctx.sealRecordPath),
+      last !== undefined,
+      this.own,
+      this.ctx.origin,
+    );
     const { frontier, root: lastRoot } = this.trustedFrontier(last, record);
     const max = this.stmts.maxPos.get() as number | null;
     const committed = max === null ? 0 : max + 1;
