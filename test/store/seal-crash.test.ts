@@ -68,6 +68,10 @@ describe('kill -9 between the first checkpoint and its record', () => {
       for (const id of acked) expect(ids.has(id)).toBe(true);
       const ledger = SqliteLedger.open({ path: file });
       try {
+        // Nothing new to seal: the stored checkpoint becomes the record, the pending note goes.
+        expect(await ledger.seal()).toBeNull();
+        expect(fs.readFileSync(sidecarPaths(file).sealed, 'utf8')).toMatch(/\n31\n/);
+        expect(fs.existsSync(pendingRecordPath(sidecarPaths(file).sealed))).toBe(false);
         await ledger.append([{ stream: 'after', agent: { id: 'after' }, kind: 'note', resource: 'loop', action: 'note', data: { text: 'after the crash' } }]);
         const cp = await ledger.seal();
         expect(cp?.size).toBe(EVENTS + 2);
@@ -118,6 +122,8 @@ describe('kill -9 between the first checkpoint and its record, on PostgreSQL', (
       expect((await ledger.checkpoints()).map((c) => c.size)).toEqual([EVENTS + 1]);
       expect((await verifyLedger(ledger)).failures).toEqual([]);
       for (const id of acked) expect(await ledger.getEvent(id)).toBeDefined();
+      expect(await ledger.seal()).toBeNull();
+      expect((await ledger.sealRecord())?.note).toMatch(/\n31\n/);
       await ledger.append([{ stream: 'after', agent: { id: 'after' }, kind: 'note', resource: 'loop', action: 'note', data: { text: 'after the crash' } }]);
       expect((await ledger.seal())?.size).toBe(EVENTS + 2);
       expect((await ledger.sealRecord())?.note).toMatch(/\n32\n/);

@@ -210,7 +210,12 @@ export abstract class PostgresSeal extends PostgresQuery {
     const toLast = record !== undefined && last !== undefined && record.size <= last.size ? neededNodes((src) => consistencyProof(record.size, last.size, src)) : [];
     const { frontier, root: lastRoot } = trustedFrontier(last, record, own, ctx, await this.nodes(c, toLast));
     const committed = (await this.run<{ n: number }>(c, 'SELECT coalesce(max(pos) + 1, 0) AS n FROM events'))[0]!.n;
-    if (last !== undefined && committed === last.size && !force) return null;
+    if (last !== undefined && committed === last.size && !force) {
+      // Nothing new since a kill -9 that left only the pending note (seal-record.ts): the newest
+      // checkpoint, just shown to extend it, becomes the record, so the ledger needs the note no more.
+      if (recordText === undefined) writeSealRecord(this.sealRecordPath, { note: last.note, size: Number(last.size), root: Buffer.from(last.root) }, own, this.info.origin);
+      return null;
+    }
     if (last === undefined && committed === 0 && !force) return null;
     const end = Math.min(committed, frontier.size + SEAL_MAX_EVENTS);
     // Signing is a statement that these events are genuine, so each new event is verified first.

@@ -211,7 +211,12 @@ export class Sealer {
     const { frontier, root: lastRoot } = this.trustedFrontier(last, record);
     const max = this.stmts.maxPos.get() as number | null;
     const committed = max === null ? 0 : max + 1;
-    if (last !== undefined && committed === last.size && !force) return null;
+    if (last !== undefined && committed === last.size && !force) {
+      // Nothing new since a kill -9 that left only the pending note (seal-record.ts): the newest
+      // checkpoint, just shown to extend it, becomes the record, so the ledger needs the note no more.
+      if (recordText === undefined) writeSealRecord(this.ctx.sealRecordPath, { note: last.note, size: last.size, root: last.root }, this.own, this.ctx.origin);
+      return null;
+    }
     if (last === undefined && committed === 0 && !force) return null;
     const end = Math.min(committed, frontier.size + SEAL_MAX_EVENTS);
     // Signing is a statement that these events are genuine, so each new event is verified
