@@ -1,7 +1,7 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { JsonRpcId } from './jsonrpc.js';
-import { publicUrl } from './upstream-modern.js';
+import { nodeFetch, publicUrl } from './upstream-modern.js';
 
 /**
  * An MCP server reached over Streamable HTTP, through the official SDK's client transport (which
@@ -38,7 +38,8 @@ export class HttpUpstream {
       // message elsewhere (the SDK follows a GET stream's redirect only within the same origin).
       requestInit: { redirect: 'error', ...(o.headers === undefined ? {} : { headers: o.headers }) },
       // The SDK reads a JSON answer whole and an SSE event until its blank line: both are capped here.
-      fetch: async (url, init) => capped(await fetch(url, init), o.maxBytes),
+      // Over node:http (nodeFetch): no 300 s limit on a slow answer, which Node's fetch would impose.
+      fetch: async (url, init) => capped(await nodeFetch(url, init), o.maxBytes),
       // A lost GET stream is retried a few times, then given up: requests still work without it.
       reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 2, maxRetries: 3 },
     });

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import { META, claimedVersion } from './era.js';
 import type { JsonRpcId } from './jsonrpc.js';
 import { StdioUpstream, type UpstreamExit } from './upstream-stdio.js';
@@ -112,6 +113,46 @@ function request(o: ModernPostOptions): Promise<IncomingMessage> {
     const req = send(url, { method: 'POST', headers: { ...o.headers, 'content-length': String(Buffer.byteLength(o.body)) }, signal: o.signal }, resolve);
     req.once('error', reject);
     req.end(o.body);
+  });
+}
+
+/**
+ * fetch() over node:http, for the official SDK's client transport (the 2025 path): Node's own
+ * fetch gives up on an answer after 300 s (undici's headers and body timeouts), which would record
+ * a slow tool call as unreachable although it ran; here only the signal ends a request. It takes
+ * what the SDK sends (a string body or none) and never follows a redirect: with `redirect: 'error'`
+ * a 3xx rejects, otherwise it is returned for the caller to judge.
+ */
+export function nodeFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  if (input instanceof Request) return Promise.reject(new TypeError('nodeFetch takes a URL and RequestInit, not a Request'));
+  const url = new URL(String(input));
+  const headers = Object.fromEntries(new Headers(init.headers).entries());
+  const body = init.body === undefined || init.body === null ? undefined : typeof init.body === 'string' ? init.body : null;
+  if (body === null) return Promise.reject(new TypeError('nodeFetch sends string bodies only'));
+  const send = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      {
+        method: init.method ?? 'GET',
+        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        ...(init.signal ? { signal: init.signal } : {}),
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 300 && status < 400 && init.redirect === 'error') {
+          res.resume();
+          return reject(new TypeError(`the upstream answered HTTP ${status}, a redirect, which the gateway does not follow`));
+        }
+        const out = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) out.append(k, one);
+        const empty = status === 204 || status === 304 || init.method === 'HEAD';
+        if (empty) res.resume();
+        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers: out }));
+      },
+    );
+    req.once('error', reject);
+    req.end(body);
   });
 }
 

@@ -249,6 +249,12 @@ describe('witness gateway 2026-07-28 limits and refusals', () => {
     expect(await res.json()).toMatchObject({ id: 1, error: { message: expect.stringMatching(/redirect/) } });
     expect(redirecting.seen).toHaveLength(1);
     expect(elsewhere.seen).toHaveLength(0);
+    // A 2025 session's initialize is not followed there either.
+    const v1 = new V1Client({ name: 'v1', version: '1' });
+    await expect(v1.connect(new V1HttpTransport(new URL(`${r.gateway.url}/mcp/r`), { requestInit: { headers: { Authorization: `Bearer ${SUPPORT_KEY}` } } }))).rejects.toThrow(/redirect/);
+    await v1.close();
+    expect(redirecting.seen).toHaveLength(2);
+    expect(elsewhere.seen).toHaveLength(0);
     const result = (await events(r)).find((e) => e.kind === 'tool.result')!;
     expect(result.data?.['error']).toMatchObject({ code: 'upstream_redirect' });
   });
