@@ -95,6 +95,18 @@ describe('kill -9 between the first checkpoint and its record', () => {
       await ledger.close();
     }
   }, 60_000);
+
+  it('does not let a pending note of another ledger stand for the record', async () => {
+    const { file } = await crashed(false);
+    const other = await crashed(false);
+    fs.copyFileSync(pendingRecordPath(sidecarPaths(other.file).sealed), pendingRecordPath(sidecarPaths(file).sealed));
+    const ledger = SqliteLedger.open({ path: file });
+    try {
+      await expect(ledger.seal({ force: true })).rejects.toMatchObject({ code: 'seal_refused', message: expect.stringMatching(/has checkpoints but no record/) });
+    } finally {
+      await ledger.close();
+    }
+  }, 60_000);
 });
 
 describe('kill -9 between the first checkpoint and its record, on PostgreSQL', () => {
