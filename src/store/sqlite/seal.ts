@@ -36,7 +36,8 @@ export abstract class SqliteSeal extends SqliteQuery {
   /**
    * Signs a checkpoint over every event committed so far, but only over a tree that provably
    * extends the last checkpoint this key signed for this ledger (its record outside the database,
-   * see seal-record.ts; with checkpoints but no record it refuses, see adopt()): the newest stored
+   * see seal-record.ts; with checkpoints but no record it refuses, see adopt(), unless the pending
+   * note a kill -9 left beside it stands for it): the newest stored
    * checkpoint must be signed by this key, must be at least as large as the record, must be
    * consistent with it by a proof from the stored tree nodes checked by the core verifier, and its
    * stored frontier must reproduce its signed root. Otherwise it refuses with `seal_refused`, in
