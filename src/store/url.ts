@@ -37,7 +37,7 @@ export function sqlitePath(url: string): string {
   if (loc.driver !== 'sqlite') {
     throw new WitnessError(
       'invalid_store_url',
-      `The store "${redactUrl(url)}" is a PostgreSQL URL, and this command handles SQLite files only for now; create a PostgreSQL ledger with `witness init --store postgres://…` (a recorder's first writable open also creates one).`,
+      `The store "${redactUrl(url)}" is a PostgreSQL URL, and this command handles SQLite files only for now; create a PostgreSQL ledger with "witness init --store postgres://…" (a recorder's first writable open also creates one).`,
     );
   }
   return loc.path;
