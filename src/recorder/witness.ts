@@ -82,7 +82,9 @@ export class Witness implements SessionHost {
       // durability process, but are off: the faster loop makes a kill -9 land more often between
       // the sealer's first checkpoint commit and its first seal record, after which every later
       // seal is refused (test/recorder/durability.test.ts [R-DURABLE] failed 6 of 9 runs with
-      // them, 2 of 11 without; the window is the store's to close). At `power` they would stay off
+      // them, 2 of 11 without; that window is now closed by the sealer's pending note,
+      // test/store/seal-crash.test.ts, so they can be turned on once (b) throughput is re-measured
+      // with them and test/recorder/writer-batching.test.ts is changed to match). At `power` they would stay off
       // regardless: next to an fsync per commit (~0.3 ms) the turn saved is nothing, and writes
       // from separate callbacks sharing one fsync is what group commit is for.
       quickForMs: 0,
