@@ -284,6 +284,17 @@ export class ApprovalDesk {
     this.unwatch = undefined;
   }
 
+  /**
+   * Takes `h` itself off the desk: false when it is no longer held (cancelled, its client gone, the
+   * desk closed, or another call now held under the same JSON-RPC id) while a decision was being
+   * read, and then nothing may be decided for it: no grant consumed, nothing released or refused.
+   */
+  private takeHeld(h: Held): boolean {
+    if (this.closed || this.held.get(idKey(h.id)) !== h) return false;
+    this.take(h.id);
+    return true;
+  }
+
   private take(id: JsonRpcId): Held | undefined {
     const h = this.held.get(idKey(id));
     if (h === undefined) return undefined;
@@ -375,11 +386,12 @@ export class ApprovalDesk {
   private async decide(h: Held, v: ApprovalView, expired = `The call to ${h.tool} was not approved before its approval request ${v.requestId} expired, so it was not made.`): Promise<void> {
     const binding = { ...this.binding(h), ...(h.own ? { session: h.session } : {}) };
     for (const d of v.decisions) {
+      if (this.closed || this.held.get(idKey(h.id)) !== h) return;
       if (h.judged.has(d.id)) continue;
       h.judged.add(d.id);
       const decision = d.data?.['decision'];
       if (decision === 'expired') {
-        this.take(h.id);
+        if (!this.takeHeld(h)) return;
         this.refuse(h, expired);
         return;
       }
@@ -391,7 +403,7 @@ export class ApprovalDesk {
       const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : 'unknown';
       if (decision === 'denied') {
         const reason = typeof d.data?.['reason'] === 'string' ? `: ${d.data['reason']}` : '';
-        this.take(h.id);
+        if (!this.takeHeld(h)) return;
         this.refuse(h, `The call to ${h.tool} was denied by ${approver}${reason} (approval request ${v.requestId}). It was not sent to the server.`);
         return;
       }
@@ -399,7 +411,7 @@ export class ApprovalDesk {
       const mismatch = ApprovalDesk.used.has(d.id)
         ? { code: 'approval_mismatch' as const, reason: `its approval (decision ${d.id}) has already released a call, and a grant is used once` }
         : releaseProblem(v, d, binding, new Date(Math.min(Date.now(), h.expiresAt - 1)), this.origin);
-      this.take(h.id);
+      if (!this.takeHeld(h)) return;
       if (mismatch === undefined) {
         await this.approve(h, v, d);
         return;

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -8,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, StdioProxy, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
-import { driverOf, readEvents } from '../helpers/ledger.js';
+import { person } from '../helpers/approvers.js';
+import { driverOf, readEvents, runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { V2_SERVER, v2Client } from '../helpers/v2.js';
 
@@ -180,6 +183,46 @@ describe('witness gateway 2026-07-28 limits and refusals', () => {
     expect(await counter(url)).toBe('counter=0');
     const results = (await events(r)).filter((e) => e.kind === 'tool.result' && e.data?.['tool'] === 'touch');
     expect(results.map((e) => e.data?.['error'])).toEqual([expect.objectContaining({ code: 'cancelled' })]);
+  });
+
+  it('consumes no grant and releases nothing for a held call whose client closed its POST while the desk was reading its approval', async () => {
+    const alice = person(dir, 'alice@corp');
+    const policy = path.join(dir, 'touch-review.yaml');
+    fs.writeFileSync(
+      policy,
+      ['version: 1', 'default: allow', 'approvers:', `  - { id: alice@corp, key: "${alice.vkey}" }`, 'rules:', '  - id: touch-review', '    match: { tool: touch }', '    effect: review', ''].join(
+        '\n',
+      ),
+    );
+    const r = await startGateway([...stdioServer('s', [V2_SERVER, 'stdio']), `    policy: ${JSON.stringify(policy)}`], 'approvals: { poll_ms: 50 }');
+    const url = `${r.gateway.url}/mcp/s`;
+    expect(await counter(url)).toBe('counter=0');
+    const abort = new AbortController();
+    const call = modernPost(url, SUPPORT_KEY, { id: 2, method: 'tools/call', params: { name: 'touch', arguments: {} } }, {}, {}, abort.signal).catch((e: unknown) => e);
+    let requestId: string | undefined;
+    await until(async () => (requestId = (await events(r)).find((e) => e.kind === 'approval.request')?.id) !== undefined, 'the approval request');
+    // The desk reads a decision with getEvent(request): held there (as a slow remote store would), the client leaves meanwhile.
+    const ledger = driverOf(r.witness);
+    const getEvent = ledger.getEvent.bind(ledger);
+    let armed = true;
+    ledger.getEvent = async (id) => {
+      if (armed && id === requestId) {
+        armed = false;
+        setTimeout(() => abort.abort(), 100);
+        await sleep(800);
+      }
+      return getEvent(id);
+    };
+    const decided = await runCli(['approve', requestId!, '--key', alice.file, '--reason', 'ok', '--store', `sqlite:${r.store}`]);
+    expect(decided.code).toBe(0);
+    await call;
+    await until(() => !armed, 'the desk reading the decision');
+    await sleep(1200);
+    expect(await counter(url)).toBe('counter=0');
+    const evs = (await events(r)).filter((e) => e.data?.['tool'] === 'touch');
+    // Recorded cancelled, and no policy.decision after the review one: the grant was not consumed.
+    expect(evs.filter((e) => e.kind === 'policy.decision').map((e) => e.data?.['decision'])).toEqual(['review']);
+    expect(evs.filter((e) => e.kind === 'tool.result').map((e) => (e.data?.['error'] as { code?: string } | undefined)?.code)).toEqual(['cancelled']);
   });
 
   it('refuses an upstream answer larger than the server’s max_frame_bytes, as JSON and as an SSE event without its blank line, with a JSON-RPC error recorded as frame_too_large', async () => {
