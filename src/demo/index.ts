@@ -149,7 +149,8 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    const env: Record<string, string> = { ...(process.env as Record<string, string>), WITNESS_DEMO_APP: app.url };
+    // Not a WITNESS_ name: the proxy keeps those (the ledger's secrets) from the servers it starts.
+    const env: Record<string, string> = { ...(process.env as Record<string, string>), BACKOFFICE_URL: app.url };
     delete env['WITNESS_STORE'];
     const proxy = {
       command: process.execPath,

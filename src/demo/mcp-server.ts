@@ -6,12 +6,12 @@ import { z } from 'zod';
 /**
  * The demo's MCP server (stdio): four tools over the back office's HTTP API, the way a team would
  * expose an internal system to an agent. `witness proxy` starts it; the app's URL comes from
- * WITNESS_DEMO_APP.
+ * BACKOFFICE_URL.
  */
 
-const base = process.env['WITNESS_DEMO_APP'];
+const base = process.env['BACKOFFICE_URL'];
 if (base === undefined || base === '') {
-  process.stderr.write('demo MCP server: set WITNESS_DEMO_APP to the back office URL (witness demo does).\n');
+  process.stderr.write('demo MCP server: set BACKOFFICE_URL to the back office URL (witness demo does).\n');
   process.exit(2);
 }
 
