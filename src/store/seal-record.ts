@@ -176,19 +176,25 @@ export function clearPendingRecord(file: string): void {
 
 /**
  * The record the sealing rules check against: the record itself; when there is none but the ledger
- * has checkpoints, the pending note if this key signed it for this ledger (see above); otherwise
- * undefined. A pending note that is unreadable or not genuine is ignored (the rules then refuse, as
- * for any missing record).
+ * has checkpoints, the pending note if this key signed it for this ledger and it names no more
+ * events than the newest stored checkpoint (see above); otherwise undefined. A pending note that is
+ * unreadable or not genuine is ignored (the rules then refuse, as for any missing record), and so
+ * is one larger than the newest checkpoint: it was written by a seal that has not committed, or
+ * never will (it lost the race to another process's first checkpoint, whose record is on its way),
+ * so it vouches for no stored checkpoint; taking it for the record would call that race a roll-back.
  */
-export function recordOrPending(file: string, record: SealRecord | undefined, hasCheckpoints: boolean, verifier: NoteVerifier, origin: string): SealRecord | undefined {
-  if (record !== undefined || !hasCheckpoints) return record;
+export function recordOrPending(file: string, record: SealRecord | undefined, newestSize: number | undefined, verifier: NoteVerifier, origin: string): SealRecord | undefined {
+  if (record !== undefined || newestSize === undefined) return record;
   const pending = pendingRecordPath(file);
+  let note: SealRecord;
   try {
     const text = readSealRecordText(pending);
-    return text === undefined ? undefined : openSealRecord(text, verifier, origin, pending);
+    if (text === undefined) return undefined;
+    note = openSealRecord(text, verifier, origin, pending);
   } catch {
     return undefined;
   }
+  return note.size <= newestSize ? note : undefined;
 }
 
 /** Temporary file, fsync, rename, fsync of the directory; never through a symbolic link. */

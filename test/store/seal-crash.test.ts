@@ -96,6 +96,42 @@ describe('kill -9 between the first checkpoint and its record', () => {
     }
   }, 60_000);
 
+  it('takes a pending note larger than the newest checkpoint (a seal that lost the race to another process) for no record, not for a roll-back, and seals once the record is written', async () => {
+    // Two processes seal a ledger's first checkpoint at once: one commits size 8 and is about to
+    // write its record; the other had written its pending note for size 16 and will find its
+    // commit beaten. A third seal in that moment must not read the note as "this key signed 16,
+    // the ledger holds 8, so it was rolled back" (CI saw exactly that, at random).
+    const file = tempDb(dir);
+    const { sealed, key } = sidecarPaths(file);
+    const writer = SqliteLedger.open({ path: file });
+    const note8 = Array.from({ length: 8 }, (_, i) => ({ stream: 's', agent: { id: 'a' }, kind: 'note' as const, resource: 'loop', action: 'note', data: { text: `n${i}` } }));
+    await writer.append(note8);
+    await writer.seal();
+    await writer.close();
+    const at8 = `${file}-at8.db`;
+    fs.copyFileSync(file, at8);
+    fs.copyFileSync(key, sidecarPaths(at8).key);
+    const again = SqliteLedger.open({ path: file });
+    await again.append(note8.map((e, i) => ({ ...e, data: { text: `n${i + 8}` } })));
+    expect((await again.seal())?.size).toBe(16);
+    await again.close();
+    const record16 = fs.readFileSync(sealed, 'utf8');
+    expect(record16).toMatch(/\n16\n/);
+    fs.writeFileSync(pendingRecordPath(sidecarPaths(at8).sealed), record16, { mode: 0o600 });
+    const racing = SqliteLedger.open({ path: at8 });
+    try {
+      await expect(racing.seal({ force: true })).rejects.toMatchObject({ code: 'seal_refused', message: expect.stringMatching(/has checkpoints but no record/) });
+      // The winner's record arrives (here: the size-8 checkpoint becomes the record): sealing goes on.
+      const cp8 = (await racing.latestCheckpoint())!;
+      fs.writeFileSync(sidecarPaths(at8).sealed, cp8.note, { mode: 0o600 });
+      await racing.append([{ stream: 's', agent: { id: 'a' }, kind: 'note', resource: 'loop', action: 'note', data: { text: 'n8' } }]);
+      expect((await racing.seal())?.size).toBe(9);
+    } finally {
+      await racing.close();
+    }
+    expect((await verifyFile(at8)).failures).toEqual([]);
+  }, 60_000);
+
   it('does not let a pending note of another ledger stand for the record', async () => {
     const { file } = await crashed(false);
     const other = await crashed(false);

@@ -203,7 +203,7 @@ export abstract class PostgresSeal extends PostgresQuery {
     const record = recordOrPending(
       this.sealRecordPath,
       recordText === undefined ? undefined : openSealRecord(recordText, own, this.info.origin, this.sealRecordPath),
-      last !== undefined,
+      last?.size,
       own,
       this.info.origin,
     );

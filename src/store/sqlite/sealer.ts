@@ -204,7 +204,7 @@ export class Sealer {
     const record = recordOrPending(
       this.ctx.sealRecordPath,
       recordText === undefined ? undefined : openSealRecord(recordText, this.own, this.ctx.origin, this.ctx.sealRecordPath),
-      last !== undefined,
+      last?.size,
       this.own,
       this.ctx.origin,
     );
