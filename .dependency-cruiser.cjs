@@ -8,13 +8,14 @@ const ALLOWED = {
   store: ['core'],
   recorder: ['core', 'store'],
   integrations: ['recorder', 'core'],
+  approvals: ['core', 'store', 'recorder'],
   policy: ['core'],
-  gateway: ['recorder', 'policy', 'capture', 'core', 'store'],
+  gateway: ['recorder', 'policy', 'capture', 'approvals', 'core', 'store'],
   capture: ['core', 'store'],
-  server: ['core', 'store', 'recorder', 'integrations', 'policy', 'gateway', 'capture', 'export'],
+  server: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'export'],
   export: ['core', 'store', 'capture'],
-  cli: ['core', 'store', 'recorder', 'integrations', 'policy', 'gateway', 'capture', 'server', 'export', 'demo'],
-  demo: ['core', 'store', 'recorder', 'integrations', 'policy', 'gateway', 'capture', 'server', 'export'],
+  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'demo'],
+  demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export'],
 };
 const MODULES = Object.keys(ALLOWED);
 
@@ -51,6 +52,6 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.build.json' },
-    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js'] },
   },
 };
