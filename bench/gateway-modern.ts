@@ -20,14 +20,14 @@
  * The issue sets no number for this, so the section reports measurements without verdicts. All
  * sides are open at once and called in turn, call by call (order rotating), like benchmark 6.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import Database from 'better-sqlite3';
 import type { Config } from './config.js';
-import { AGENT, POLICY_YAML, STAT_HEAD, add, countCalls, emptyStats, freePort, start, statRow, stop, waitForPort, type Proc, type Stats } from './gateway.js';
+import { AGENT, POLICY_YAML, STAT_HEAD, add, countCalls, emptyStats, freePort, start, statRow, stop, waitForPort, writeGatewayConfig, type Proc, type Stats } from './gateway.js';
 import { benchDir, fmtInt, fmtMs, fmtRatio, gc, log, mdTable, median, percentile, type Section } from './util.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -163,27 +163,10 @@ export async function benchGatewayModern(cfg: Config): Promise<Section> {
     const key = randomBytes(24).toString('hex');
     const db = path.join(dir, 'gateway.db');
     const gwPort = await freePort();
-    const config = path.join(dir, 'gateway.yaml');
-    fs.writeFileSync(
-      config,
-      [
-        `listen: ${JSON.stringify(`127.0.0.1:${gwPort}`)}`,
-        `store: ${JSON.stringify(`sqlite:${db}`)}`,
-        'policy: "./policy.yaml"',
-        'agents:',
-        `  - id: ${AGENT}`,
-        `    key_sha256: ${JSON.stringify(createHash('sha256').update(key).digest('hex'))}`,
-        'servers:',
-        '  - name: v2',
-        '    path: /mcp/v2',
-        `    url: ${JSON.stringify(upstreamUrl)}`,
-        '  - name: v2stdio',
-        '    path: /mcp/v2stdio',
-        `    command: ${JSON.stringify(NODE)}`,
-        `    args: ${JSON.stringify([V2_SERVER, 'stdio'])}`,
-        '',
-      ].join('\n'),
-    );
+    const config = writeGatewayConfig(path.join(dir, 'gateway.yaml'), gwPort, db, key, [
+      { name: 'v2', path: '/mcp/v2', url: upstreamUrl },
+      { name: 'v2stdio', path: '/mcp/v2stdio', command: NODE, args: [V2_SERVER, 'stdio'] },
+    ]);
     const gateway = start(NODE, [BIN, 'gateway', '--config', config]);
     procs.push(gateway);
     await waitForPort(gateway, gwPort, 'witness gateway');

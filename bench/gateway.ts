@@ -297,28 +297,37 @@ function gatewayAvailable(): string | undefined {
   return undefined;
 }
 
+/** One MCP server behind `witness gateway`: an HTTP `url`, or a `command` with its `args`. */
+export type GatewayServer = { name: string; path: string } & ({ url: string } | { command: string; args: readonly string[] });
+
+/**
+ * Writes the `witness gateway` configuration both gateway benchmarks run (one agent, bearer key
+ * `key`, the benchmark policy beside it as ./policy.yaml) and returns its path.
+ */
+export function writeGatewayConfig(file: string, port: number, db: string, key: string, servers: readonly GatewayServer[]): string {
+  const lines = [
+    `listen: ${JSON.stringify(`127.0.0.1:${port}`)}`,
+    `store: ${JSON.stringify(`sqlite:${db}`)}`,
+    'policy: "./policy.yaml"',
+    'agents:',
+    `  - id: ${AGENT}`,
+    `    key_sha256: ${JSON.stringify(createHash('sha256').update(key).digest('hex'))}`,
+    'servers:',
+  ];
+  for (const s of servers) {
+    lines.push(`  - name: ${s.name}`, `    path: ${s.path}`);
+    if ('url' in s) lines.push(`    url: ${JSON.stringify(s.url)}`);
+    else lines.push(`    command: ${JSON.stringify(s.command)}`, `    args: ${JSON.stringify(s.args)}`);
+  }
+  fs.writeFileSync(file, [...lines, ''].join('\n'));
+  return file;
+}
+
 async function startWitnessGateway(dir: string, label: string): Promise<HttpSide> {
   const port = await freePort();
   const key = randomBytes(24).toString('hex');
   const db = path.join(dir, `${label}.db`);
-  const config = path.join(dir, `${label}.yaml`);
-  fs.writeFileSync(
-    config,
-    [
-      `listen: ${JSON.stringify(`127.0.0.1:${port}`)}`,
-      `store: ${JSON.stringify(`sqlite:${db}`)}`,
-      'policy: "./policy.yaml"',
-      'agents:',
-      `  - id: ${AGENT}`,
-      `    key_sha256: ${JSON.stringify(createHash('sha256').update(key).digest('hex'))}`,
-      'servers:',
-      '  - name: everything',
-      '    path: /mcp/everything',
-      `    command: ${JSON.stringify(NODE)}`,
-      `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
-      '',
-    ].join('\n'),
-  );
+  const config = writeGatewayConfig(path.join(dir, `${label}.yaml`), port, db, key, [{ name: 'everything', path: '/mcp/everything', command: NODE, args: [EVERYTHING, 'stdio'] }]);
   const proc = start(NODE, [BIN, 'gateway', '--config', config]);
   await waitForPort(proc, port, 'witness gateway');
   const side: HttpSide = { key: 'witness', label: '**`witness gateway`** (recording + policy)', url: `http://127.0.0.1:${port}/mcp/everything`, headers: { Authorization: `Bearer ${key}` }, proc, db };
