@@ -1,7 +1,7 @@
 import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
 import type { AppendReceipt, AppendRequest } from '../ledger.js';
 import { SqliteArtifacts } from './artifacts.js';
-import { translateSqliteError } from './errors.js';
+import { grantUsed, translateSqliteError } from './errors.js';
 import type { StreamHead } from './open.js';
 
 const HEAD_CACHE_LIMIT = 10_000;
@@ -63,7 +63,24 @@ export abstract class SqliteAppend extends SqliteArtifacts {
     } catch (e) {
       this.heads.clear();
       this.seenDataVersion = -1;
-      throw translateSqliteError(e, this.info.location);
+      throw grantUsed(e, this.info.location, () => this.consumedGrant(events)) ?? translateSqliteError(e, this.info.location);
+    }
+  }
+
+  /** Which grant released by `events` the ledger (or the batch itself) had already used. */
+  private consumedGrant(events: readonly PreparedEvent[]): string | undefined {
+    const ids = events
+      .filter((ev) => ev.fields.kind === 'policy.decision')
+      .flatMap((ev) => {
+        const approval = (ev.data as { approval?: { decision_id?: unknown } } | undefined)?.approval;
+        return typeof approval?.decision_id === 'string' ? [approval.decision_id] : [];
+      });
+    if (ids.length <= 1) return ids[0];
+    try {
+      const stored = this.db.prepare(`SELECT 1 FROM events WHERE json_extract(data, '$.approval.decision_id') = ? AND kind = 'policy.decision' AND instr(data, '"decision_id"') > 0`).pluck();
+      return ids.find((id) => stored.get(id) !== undefined) ?? ids.find((id, i) => ids.indexOf(id) !== i);
+    } catch {
+      return undefined;
     }
   }
 

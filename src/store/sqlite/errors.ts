@@ -49,6 +49,19 @@ export function translateSqliteError(e: unknown, file: string): WitnessError {
   }
 }
 
+/**
+ * The refusal of a second consumption of one grant (the events_grant_once index, schema.ts), in the
+ * sentence PostgreSQL's driver says; undefined for any other error. SQLite's message names the
+ * index but not the value, so `decisionOf` says which grant of the batch it was.
+ */
+export function grantUsed(e: unknown, file: string, decisionOf: () => string | undefined): WitnessError | undefined {
+  const err = e as { code?: unknown; message?: unknown };
+  if (err.code !== 'SQLITE_CONSTRAINT_UNIQUE' || typeof err.message !== 'string' || !err.message.includes(`'events_grant_once'`)) return undefined;
+  return new WitnessError('conflict', `Approval decision ${decisionOf() ?? '(unknown)'} has already released a call in ${file}, and a grant is used once; this release was not recorded.`, {
+    cause: e,
+  });
+}
+
 /** Retrying cannot mend what nobody expected (a CHECK added by hand, a bug): say so at once, with the error. */
 function fault(e: unknown, code: string, msg: string, file: string): WitnessError {
   const what = code === '' ? msg : `${code}: ${msg}`;

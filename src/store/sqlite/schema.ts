@@ -102,7 +102,25 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) STRICT;
 `;
 
-export const DDL = EVENTS_TABLE + INDEX_TABLE + INDEX_INDEXES + OTHER_TABLES;
+/**
+ * Consume-once for approvals, as PostgreSQL's events_grant_once: a grant (an approval.decision) is
+ * used by at most one policy.decision naming it in data.approval.decision_id, whichever process
+ * writing this file records it; the second is refused by SQLite itself (append.ts turns that into
+ * a `conflict`). `data` is the JCS text, so json_extract reads it; the instr() keeps every other
+ * row, and the policy.decisions that name no grant, out of the index without parsing their JSON.
+ * The index is maintained by any connection to the file, an older Witness's too, so adding it
+ * needs no new schema version (which would make older releases refuse to read the file).
+ * `fromPos` leaves out the history of a ledger that already held two releases of one grant when
+ * the index came (that record stays as it was written); the rule holds from there on.
+ */
+export const GRANT_ONCE = 'events_grant_once';
+
+export function grantOnceIndex(fromPos = 0): string {
+  const floor = fromPos > 0 ? ` AND pos >= ${Math.trunc(fromPos)}` : '';
+  return `CREATE UNIQUE INDEX IF NOT EXISTS ${GRANT_ONCE} ON events (json_extract(data, '$.approval.decision_id')) WHERE kind = 'policy.decision' AND instr(data, '"decision_id"') > 0${floor};`;
+}
+
+export const DDL = EVENTS_TABLE + grantOnceIndex() + INDEX_TABLE + INDEX_INDEXES + OTHER_TABLES;
 
 /** The indexes version 1 kept on `events` and version 2 serves from `event_index` instead. */
 export const V1_MOVED_INDEXES = ['events_agent_ts', 'events_kind_ts', 'events_resource_ts', 'events_action_ts', 'events_outcome_ts', 'events_ts'];
@@ -155,6 +173,29 @@ function migrateV1(db: Database.Database): void {
   db.exec(TRIGGERS);
   db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
   db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('migrated_v1_to_v2_at', new Date().toISOString());
+}
+
+/**
+ * Gives a ledger written before consume-once was enforced its index, under the write lock and
+ * checked again inside it (two processes opening it at once create it once). Only a writer does:
+ * a reader leaves the file as it is.
+ */
+function ensureGrantOnce(db: Database.Database): void {
+  const has = () => db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`).pluck().get(GRANT_ONCE) !== undefined;
+  if (has()) return;
+  db.transaction(() => {
+    if (has()) return;
+    try {
+      db.exec(grantOnceIndex());
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw e;
+      // Two processes already released one grant twice here before this Witness: that history is
+      // evidence and stays; the index covers every event from the next one on.
+      const next = db.prepare('SELECT coalesce(max(pos) + 1, 0) FROM events').pluck().get() as number;
+      db.exec(grantOnceIndex(next));
+      db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('grant_once_from_pos', String(next));
+    }
+  }).immediate();
 }
 
 // ------------------------------------------------------------------ opening the schema
@@ -227,8 +268,10 @@ export function openOrCreateSchema(
     if (migrated !== 1 && migrated !== SCHEMA_VERSION) {
       throw new WitnessError('store_corrupt', `${file} has schema version ${migrated}, which no Witness release wrote; it is damaged.`);
     }
+    ensureGrantOnce(db);
     return { id, origin, version: SCHEMA_VERSION, created: false };
   }
+  if (!options.readonly) ensureGrantOnce(db);
   return { id, origin, version, created: false };
 }
 

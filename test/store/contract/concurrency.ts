@@ -101,6 +101,49 @@ export function concurrencyContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('[R-GW-APPROVAL-BINDING] lets exactly one of two handles record the release of one grant, refuses the other as a conflict in one sentence, and loses nothing else', async () => {
+      await withLedger(driver, async (one, also) => {
+        const two = also(await driver.openAgain(one));
+        const release = (call: string, decisionId: string) =>
+          event(`gw-${call}`, 'policy.decision', { decision: 'allow', tool: 'get-sum', approval: { request_id: `req-${decisionId}`, decision_id: decisionId } });
+        let conflicts = 0;
+        for (let round = 0; round < 10; round++) {
+          const id = `dec-${round}`;
+          // Each handle records around the race too, so a refused release can be seen to take nothing else with it.
+          const results = await Promise.allSettled([
+            (async () => {
+              await one.append([note('one-own', `before ${round}`)]);
+              await one.append([release(`one-${round}`, id)]);
+            })(),
+            (async () => {
+              await two.append([note('two-own', `before ${round}`)]);
+              await two.append([release(`two-${round}`, id)]);
+            })(),
+          ]);
+          await Promise.all([one.append([note('one-own', `after ${round}`)]), two.append([note('two-own', `after ${round}`)])]);
+          expect(results.map((r) => r.status).sort(), `round ${round}`).toEqual(['fulfilled', 'rejected']);
+          const refused = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as { code?: string; message: string };
+          expect(refused.code, refused.message).toBe('conflict');
+          expect(refused.message).toBe(`Approval decision ${id} has already released a call in ${one.info.location}, and a grant is used once; this release was not recorded.`);
+          conflicts++;
+        }
+        expect(conflicts).toBe(10);
+        // A policy.decision naming no grant, or another grant, is not limited.
+        await one.append([event('plain', 'policy.decision', { decision: 'allow', tool: 'echo' }), event('plain', 'policy.decision', { decision: 'allow', tool: 'echo' })]);
+        const rows = await rawRows(one);
+        const released = rows.filter((r) => r.data?.includes('"decision_id"') === true).map((r) => (JSON.parse(r.data!) as { approval: { decision_id: string } }).approval.decision_id);
+        expect(released.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `dec-${i}`).sort());
+        expect(await one.readStream('one-own')).toHaveLength(20);
+        expect(await two.readStream('two-own')).toHaveLength(20);
+        expect(rows).toHaveLength(10 + 40 + 2);
+        await expectOneHistory(one, ['one-own', 'two-own', 'plain']);
+        await one.seal();
+        const report = await verifyAfresh(driver, one);
+        expect(report.failures).toEqual([]);
+        expect(report).toMatchObject({ ok: true, events: 52 });
+      });
+    });
+
     it('makes one linear history of two handles sealing at the same moment while a third keeps appending', async () => {
       await withLedger(driver, async (one, also) => {
         const two = also(await driver.openAgain(one));
