@@ -1,0 +1,253 @@
+import { buildStoryboard, type Step } from '../../capture/index.js';
+import type { StoredEvent } from '../../core/index.js';
+import type { ApprovalDecisionView, ApprovalView, Chrome, ErrorView, IntegrityBadge, PolicyView, Region, Screenshot, SessionPageModel, TimelineStep, VideoView } from './model.js';
+import { isSha256Hex } from './paths.js';
+
+/**
+ * A session's events turned into the timeline's steps: one per tool call, with what preceded and
+ * followed it. Events are tied to their call by `parent` (as the recorder and the gateway write
+ * them); the reasoning is the last llm.call before the call with no other call in between. Which
+ * approval decision counted, and the step's tone, are the storyboard's (src/capture), so the page
+ * and the narrated video never tell a different story.
+ */
+
+type Ev = StoredEvent;
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** Keys with undefined values left out, so models compare cleanly and optional fields stay absent. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** The text of a model's answer: a string, Anthropic/OpenAI content parts, or `{ text }`. */
+export function outputText(out: unknown): string | undefined {
+  if (typeof out === 'string') return out;
+  const o = obj(out);
+  if (o === undefined) return undefined;
+  const content = o['content'];
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    const parts = content.map((c) => str(obj(c)?.['text'])).filter((x): x is string => x !== undefined && x !== '');
+    return parts.length === 0 ? undefined : parts.join('\n');
+  }
+  return str(o['text']);
+}
+
+function changedRegion(v: unknown): Screenshot['changed'] {
+  const o = obj(v);
+  const [x, y, width, height, imageWidth, imageHeight] = ['x', 'y', 'width', 'height', 'image_width', 'image_height'].map((k) => num(o?.[k]));
+  if (x === undefined || y === undefined || width === undefined || height === undefined || imageWidth === undefined || imageHeight === undefined) return undefined;
+  if (x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > imageWidth || y + height > imageHeight) return undefined;
+  const region: Region = { x, y, width, height };
+  return { region, imageWidth, imageHeight };
+}
+
+function screenshot(e: Ev | undefined): Screenshot | undefined {
+  if (e === undefined) return undefined;
+  const png = e.artifacts?.find((a) => a.mime.startsWith('image/') && isSha256Hex(a.sha256));
+  if (png === undefined) return undefined;
+  const d = e.data ?? {};
+  const vp = obj(d['viewport']);
+  const w = num(vp?.['width']);
+  const h = num(vp?.['height']);
+  return defined({
+    sha256: png.sha256,
+    url: str(d['url']),
+    title: str(d['title']),
+    capturedAt: str(d['captured_at']) ?? e.ts,
+    viewport: w !== undefined && h !== undefined && w > 0 && h > 0 ? { width: w, height: h } : undefined,
+    // Not recorded by src/capture today; read when a writer adds it.
+    changed: changedRegion(d['changed_region']),
+  });
+}
+
+function errorView(e: Ev): ErrorView {
+  const d = e.data ?? {};
+  const code = d['code'];
+  return defined({
+    message: str(d['message']) ?? '(no message recorded)',
+    code: typeof code === 'number' ? String(code) : str(code),
+    source: str(d['source']),
+    ts: e.ts,
+  });
+}
+
+function policyView(e: Ev): PolicyView | undefined {
+  const d = e.data ?? {};
+  const decision = e.policy?.decision ?? str(d['decision']);
+  if (decision !== 'allow' && decision !== 'deny' && decision !== 'review') return undefined;
+  const mode = e.policy?.mode ?? str(d['mode']);
+  return defined<PolicyView>({
+    decision,
+    rule: e.policy?.rule ?? str(d['rule']),
+    version: e.policy?.version ?? str(d['policy_version']),
+    mode: mode === 'enforce' || mode === 'shadow' ? mode : undefined,
+    reason: str(d['reason']),
+    ts: e.ts,
+  });
+}
+
+function decisionView(e: Ev): ApprovalDecisionView | undefined {
+  const d = e.data ?? {};
+  const decision = d['decision'];
+  if (decision !== 'approved' && decision !== 'denied' && decision !== 'expired') return undefined;
+  return defined<ApprovalDecisionView>({
+    approver: str(d['approver']) ?? 'unknown',
+    decision,
+    role: str(d['role']),
+    reason: str(d['reason']),
+    signed: typeof d['approver_sig'] === 'string',
+    ts: str(d['decided_at']) ?? e.ts,
+  });
+}
+
+function row(step: Step | undefined, label: string): string | undefined {
+  return step?.rows.find(([k]) => k === label)?.[1];
+}
+
+/** The video of a session from the `capture` event (role `video`) that binds it, or undefined. */
+export function videoView(e: Ev): VideoView | undefined {
+  if (e.kind !== 'capture' || e.data?.['role'] !== 'video') return undefined;
+  const mp4 = e.artifacts?.find((a) => a.mime === 'video/mp4' && isSha256Hex(a.sha256));
+  if (mp4 === undefined) return undefined;
+  const vtt = e.artifacts?.find((a) => a.mime === 'text/vtt' && isSha256Hex(a.sha256));
+  const raw = e.data['chapters'];
+  const chapters: VideoView['chapters'] = [];
+  if (Array.isArray(raw)) {
+    for (const c of raw) {
+      const o = obj(c);
+      const title = str(o?.['title']);
+      const startS = num(o?.['start_s']);
+      const endS = num(o?.['end_s']);
+      if (title !== undefined && startS !== undefined && endS !== undefined && endS >= startS) chapters.push({ title, startS, endS });
+    }
+  }
+  return defined({ eventId: e.id, videoSha256: mp4.sha256, captionsSha256: vtt?.sha256, durationS: num(e.data['duration_s']), chapters });
+}
+
+export interface SessionModelOptions {
+  chrome: Chrome;
+  /**
+   * The video's capture event when it lives outside the session: a video rendered after the
+   * session ended is recorded in the `witness.evidence` stream with `resource` = the session id.
+   */
+  videoEvent?: Ev;
+  integrity?: IntegrityBadge;
+}
+
+export function buildSessionModel(events: readonly Ev[], options: SessionModelOptions): SessionPageModel {
+  const ordered = [...events].sort((a, b) => a.seq - b.seq);
+  const start = ordered.find((e) => e.kind === 'session.start');
+  const end = ordered.find((e) => e.kind === 'session.end');
+  const board = buildStoryboard(ordered);
+  const boardSteps = new Map(board.steps.filter((s) => s.callId !== undefined).map((s) => [s.callId!, s]));
+
+  const byParent = new Map<string, Ev[]>();
+  for (const e of ordered) {
+    if (e.parent === undefined) continue;
+    const list = byParent.get(e.parent) ?? [];
+    list.push(e);
+    byParent.set(e.parent, list);
+  }
+  const calls = ordered.filter((e) => e.kind === 'tool.call');
+  const placed = new Set<string>();
+  const steps: TimelineStep[] = [];
+  let n = 0;
+  for (const call of calls) {
+    n += 1;
+    const d = call.data ?? {};
+    const children = byParent.get(call.id) ?? [];
+    const request = children.find((e) => e.kind === 'approval.request');
+    const related = [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))];
+    for (const e of related) placed.add(e.id);
+    const llm = [...ordered].reverse().find((e) => e.kind === 'llm.call' && e.seq < call.seq);
+    const reasoningEvent = llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined;
+    const reasoningText = outputText(reasoningEvent?.data?.['output']);
+    const result = children.find((e) => e.kind === 'tool.result');
+    const rd = result?.data ?? {};
+    const story = boardSteps.get(call.id);
+    const decisions = related.filter((e) => e.kind === 'approval.decision').map(decisionView);
+    let approval: ApprovalView | undefined;
+    if (request !== undefined || decisions.length > 0) {
+      const rq = request?.data ?? {};
+      approval = defined({
+        requestId: str(rq['request_id']),
+        rule: str(rq['rule']),
+        reason: str(rq['reason']),
+        expiresAt: str(rq['expires_at']),
+        summary: row(story, 'Approval') ?? 'no decision recorded',
+        decisions: decisions.filter((x): x is ApprovalDecisionView => x !== undefined),
+        ignored: row(story, 'Ignored'),
+      });
+    }
+    const resultError = obj(rd['error']);
+    steps.push(
+      defined({
+        index: n,
+        callId: call.id,
+        seq: call.seq,
+        ts: call.ts,
+        tool: str(d['tool']) ?? call.action ?? 'tool',
+        server: str(d['server']),
+        arguments: d['arguments'],
+        reasoning:
+          reasoningEvent === undefined || reasoningText === undefined || reasoningText.trim() === ''
+            ? undefined
+            : defined({ text: reasoningText, model: str(reasoningEvent.data?.['response_model']) ?? str(reasoningEvent.data?.['model']), ts: reasoningEvent.ts }),
+        policy: related
+          .filter((e) => e.kind === 'policy.decision')
+          .map(policyView)
+          .filter((x): x is PolicyView => x !== undefined),
+        approval,
+        result:
+          result === undefined
+            ? undefined
+            : defined({
+                outcome: result.outcome,
+                isError: rd['is_error'] === true,
+                output: rd['output'],
+                error: str(resultError?.['message']),
+                durationMs: num(rd['duration_ms']),
+                ts: result.ts,
+              }),
+        before: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before')),
+        after: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after')),
+        errors: related.filter((e) => e.kind === 'error').map(errorView),
+        tone: story?.tone ?? 'neutral',
+      }),
+    );
+  }
+
+  const videoEvent = options.videoEvent ?? [...ordered].reverse().find((e) => e.kind === 'capture' && e.data?.['role'] === 'video');
+  const labels = obj(start?.data?.['labels']) ?? {};
+  return defined({
+    chrome: options.chrome,
+    session: defined({
+      id: ordered[0]?.stream ?? '',
+      agent: start?.agent.id ?? ordered[0]?.agent.id ?? 'unknown',
+      agentVersion: start?.agent.version,
+      purpose: str(start?.data?.['purpose']),
+      recordedBy: start?.recorder === undefined ? undefined : [start.recorder.kind, str(labels['server'])].filter((x) => x !== undefined).join(' for '),
+      started: start?.ts ?? ordered[0]?.ts,
+      ended: end?.ts,
+      endReason: str(end?.data?.['reason']),
+      finalOutput: end?.data?.['final_output'],
+      events: ordered.length,
+    }),
+    steps,
+    errors: ordered.filter((e) => e.kind === 'error' && !placed.has(e.id)).map(errorView),
+    video: videoEvent === undefined ? undefined : videoView(videoEvent),
+    integrity: options.integrity,
+  });
+}
