@@ -72,6 +72,11 @@ function spawn(entry: URL, url: string): Worker | undefined {
   }
 }
 
+/**
+ * `url` is what each thread opens: the store as the caller opened it, with the credentials it used
+ * (a password in a PostgreSQL URL; PGPASSWORD and the password file reach the threads through the
+ * environment they inherit). It stays in this process's memory (workerData) and is never logged.
+ */
 export class VerifyPool {
   private readonly workers = new Set<Worker>();
   private readonly idle: Worker[] = [];

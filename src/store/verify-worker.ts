@@ -6,7 +6,8 @@ import { scanRange, type FromWorker, type ToWorker } from './verify-pool.js';
 
 /**
  * A verify thread (see verify-pool.ts): opens the ledger read-only through the one seam and checks
- * the chunks it is sent, one at a time, until told to close.
+ * the chunks it is sent, one at a time, until told to close. The URL may carry a password: it is
+ * only ever opened, and an error names the store by the driver's redacted location.
  */
 
 const port = parentPort;
@@ -28,7 +29,7 @@ port.on('message', (m: ToWorker) => {
   void (async () => {
     let reply: FromWorker;
     try {
-      ledger ??= openLedger(url, { readonly: true });
+      ledger ??= openLedger(url, { readonly: true, create: false });
       const l = await ledger;
       const c = new ChunkChecker(m.plan);
       for await (const page of scanRange(l, m.plan.start, m.plan.end)) for (const row of page) c.add(row);

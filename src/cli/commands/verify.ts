@@ -53,7 +53,8 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
         }
       } else {
         if (opts.sealRecord !== undefined) checkSealRecordArgument(opts.sealRecord);
-        const ledger = await openExisting(resolveStore(opts.store), { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
+        const store = resolveStore(opts.store);
+        const ledger = await openExisting(store, { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
         try {
           if (opts.session !== undefined && (await ledger.query({ stream: opts.session, limit: 1 })).events.length === 0) {
             throw new WitnessError('not_found', `No session ${opts.session} in ${ledger.info.location}; check the id with \`witness query --kind session.start\`.`);
@@ -64,6 +65,8 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
             ...(opts.against === undefined ? {} : { against: readAgainstFile(opts.against) }),
             onProgress: bar.update,
             ...(threads === undefined ? {} : { threads }),
+            // The threads open the store as given, password included (info.location has none).
+            url: store,
           });
           bar.done();
           subject = `Ledger ${ledger.info.location}`;
