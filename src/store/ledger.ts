@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { ArtifactRef, EventInput, PreparedEvent, StoredEvent, VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
@@ -103,6 +104,27 @@ export interface SealOptions {
   now?: Date;
 }
 
+/** What a store knows of an artifact without reading its bytes. */
+export interface ArtifactInfo {
+  sha256: string;
+  /** Its length in bytes. */
+  bytes: number;
+  /** As given when it was first stored; undefined when the store kept the bytes but not the type. */
+  mime?: string;
+}
+
+/**
+ * A byte range of an artifact, both ends inclusive as in HTTP `Range: bytes=start-end` and
+ * fs.createReadStream: `start` defaults to 0, `end` to the last byte and is clamped to it.
+ */
+export interface ArtifactRange {
+  start?: number;
+  end?: number;
+}
+
+/** Bytes fed to putArtifactStream: any async iterable of byte chunks, such as a Node Readable without an encoding. */
+export type ArtifactSource = AsyncIterable<Uint8Array>;
+
 /**
  * Event kinds a driver with `watch` announces as they commit: rare ones a process waits on (a held
  * call waits for a person's approval.decision), so that ordinary appends never pay for announcing.
@@ -182,6 +204,23 @@ export interface Ledger extends LedgerReader {
    */
   publicKeys(): Promise<PublicKeyRow[]>;
   putArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
+  /**
+   * Stores an artifact read from `source` without holding it whole: hashed while written, so its
+   * SHA-256 is known only at the end. It becomes visible under that digest only once complete; a
+   * source that throws (or a crash) midway leaves nothing under any digest, and the source's own
+   * error is rethrown. Bytes already stored are kept once (deduplicated).
+   */
+  putArtifactStream(source: ArtifactSource, mime: string, role?: string): Promise<ArtifactRef>;
+  /**
+   * An artifact's bytes (or a range of them) as a stream that reads from the store as it is
+   * consumed, never the whole artifact at once; undefined when the store does not hold it. A range
+   * that starts past the last byte is refused (`invalid_argument`), as HTTP answers 416.
+   */
+  readArtifactStream(sha256: string, range?: ArtifactRange): Promise<Readable | undefined>;
+  /** An artifact's length (and type) without its bytes; undefined when the store does not hold it. */
+  artifactInfo(sha256: string): Promise<ArtifactInfo | undefined>;
+  /** Every artifact the store holds, by digest (whether or not an event names it), in digest order. */
+  listArtifacts(): AsyncIterable<ArtifactInfo>;
   /**
    * Whether the store holds an artifact's bytes. Artifacts are named by digest only, never by a
    * file path: where the bytes live (files beside a SQLite ledger, a table) is the driver's affair.

@@ -4,9 +4,6 @@ import { parsePostgresUrl, type Ledger } from '../../src/store/index.js';
 import type { EventImage, LedgerEdit } from './contract/driver.js';
 import { PG_URL } from './postgres-driver.js';
 
-/** The tables whose triggers make them append-only (src/store/postgres/schema.ts). */
-const PROTECTED = ['events', 'checkpoints', 'tree_nodes', 'public_keys', 'artifacts'];
-
 /**
  * The PostgreSQL driver's edit hook for the contract suite: connects as the database owner, as
  * anyone with that access could, and (unless asked not to) disables the ledger's triggers with
@@ -33,7 +30,8 @@ export async function postgresEdit(l: Ledger, op: LedgerEdit, options: { bypass?
         [schema],
       )
     ).rows;
-    if (bypass) for (const t of PROTECTED) await c.query(`ALTER TABLE ${t} DISABLE TRIGGER USER`);
+    // Every table with a trigger of the ledger's (src/store/postgres/schema.ts), whichever schema version it is.
+    if (bypass) for (const t of new Set(triggers.map((x) => x.table))) await c.query(`ALTER TABLE ${t} DISABLE TRIGGER USER`);
     await applyEdit(c, op);
     if (bypass) for (const t of triggers) await c.query(`ALTER TABLE ${t.table} ENABLE ALWAYS TRIGGER ${t.name}`);
     await c.query('COMMIT');
@@ -90,14 +88,30 @@ async function applyEdit(c: pg.Client, op: Exclude<LedgerEdit, { kind: 'forgetSe
       return void (await c.query('UPDATE public_keys SET vkey = $1 WHERE n = (SELECT min(n) FROM public_keys)', [op.vkey]));
     case 'rewriteArtifact':
     case 'deleteArtifact': {
-      const r =
-        op.kind === 'deleteArtifact'
-          ? await c.query('DELETE FROM artifacts WHERE sha256 = $1', [op.sha256])
-          : await c.query('UPDATE artifacts SET bytes = $1 WHERE sha256 = $2', [op.bytes, op.sha256]);
-      if (r.rowCount !== 1) throw new Error(`The PostgreSQL edit hook found no artifact ${op.sha256}; the driver's artifact table changed.`);
-      return;
+      const found = (await c.query<{ upload: string | null; chunk_size: number | null }>('SELECT upload, chunk_size FROM artifacts WHERE sha256 = $1', [op.sha256])).rows[0];
+      if (found === undefined) throw new Error(`The PostgreSQL edit hook found no artifact ${op.sha256}; the driver's artifact table changed.`);
+      if (op.kind === 'deleteArtifact') {
+        await c.query('DELETE FROM artifacts WHERE sha256 = $1', [op.sha256]);
+        if (found.upload !== null) await c.query('DELETE FROM artifact_chunks WHERE upload = $1', [found.upload]);
+        return;
+      }
+      if (found.upload === null) return void (await c.query('UPDATE artifacts SET bytes = $1 WHERE sha256 = $2', [op.bytes, op.sha256]));
+      // Chunked: only the chunks whose bytes differ are rewritten, as a forger changing one frame would.
+      return rewriteChunks(c, found.upload, found.chunk_size!, op.bytes);
     }
   }
+}
+
+async function rewriteChunks(c: pg.Client, upload: string, size: number, bytes: Buffer): Promise<void> {
+  const stored = new Map((await c.query<{ n: number; bytes: Buffer }>('SELECT n, bytes FROM artifact_chunks WHERE upload = $1', [upload])).rows.map((r) => [Number(r.n), r.bytes]));
+  const count = Math.ceil(bytes.length / size);
+  for (let n = 0; n < count; n++) {
+    const part = bytes.subarray(n * size, (n + 1) * size);
+    const old = stored.get(n);
+    if (old === undefined) await c.query('INSERT INTO artifact_chunks (upload, n, bytes) VALUES ($1, $2, $3)', [upload, n, part]);
+    else if (!old.equals(part)) await c.query('UPDATE artifact_chunks SET bytes = $1 WHERE upload = $2 AND n = $3', [part, upload, n]);
+  }
+  await c.query('DELETE FROM artifact_chunks WHERE upload = $1 AND n >= $2', [upload, count]);
 }
 
 async function insertRow(c: pg.Client, row: EventImage): Promise<void> {

@@ -23,9 +23,12 @@ import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
  *   or beyond it either.
  * - Text columns compared by `query` use the "C" collation: ISO-8601 times and ids then order by
  *   their bytes, as in SQLite, whatever the database's locale.
+ *
+ * Version 2 (PG_MIGRATIONS[0]) streams large artifacts: see artifactChunks below.
  */
-export const PG_SCHEMA_VERSION = 1;
+export const PG_SCHEMA_VERSION = 2;
 
+/** The append-only tables of version 1; version 2 adds `artifact_chunks` (artifactChunks). */
 export const APPEND_ONLY = ['events', 'checkpoints', 'tree_nodes', 'public_keys', 'artifacts'] as const;
 
 function ddl(s: string): string {
@@ -136,13 +139,18 @@ END $$;
 `;
 }
 
+/** The append-only triggers of one table: row and TRUNCATE refusals, each (name, table, definition). */
+function appendOnlyTriggers(s: string, t: string): Array<{ name: string; table: string; sql: string }> {
+  return [
+    { name: `${t}_no_change`, table: t, sql: `CREATE TRIGGER ${t}_no_change BEFORE UPDATE OR DELETE ON ${s}.${t} FOR EACH ROW EXECUTE FUNCTION ${s}.witness_append_only()` },
+    { name: `${t}_no_truncate`, table: t, sql: `CREATE TRIGGER ${t}_no_truncate BEFORE TRUNCATE ON ${s}.${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.witness_append_only()` },
+  ];
+}
+
 /** The triggers of version 1, each (name, table, definition); enabled ALWAYS after creation. */
 export function triggers(s: string): Array<{ name: string; table: string; sql: string }> {
   const out: Array<{ name: string; table: string; sql: string }> = [];
-  for (const t of APPEND_ONLY) {
-    out.push({ name: `${t}_no_change`, table: t, sql: `CREATE TRIGGER ${t}_no_change BEFORE UPDATE OR DELETE ON ${s}.${t} FOR EACH ROW EXECUTE FUNCTION ${s}.witness_append_only()` });
-    out.push({ name: `${t}_no_truncate`, table: t, sql: `CREATE TRIGGER ${t}_no_truncate BEFORE TRUNCATE ON ${s}.${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.witness_append_only()` });
-  }
+  for (const t of APPEND_ONLY) out.push(...appendOnlyTriggers(s, t));
   out.push({
     name: 'events_next_position',
     table: 'events',
@@ -202,6 +210,13 @@ export async function openOrCreateSchema(client: PoolClient, schema: string, loc
       `Schema "${schema}" at ${location} uses ledger schema version ${version}, newer than this Witness understands (${PG_SCHEMA_VERSION}); upgrade Witness to open it.`,
     );
   }
+  if (version < PG_SCHEMA_VERSION) {
+    // Never migrated by an open: the schema's owner runs the DDL (writers have no DDL privilege), once.
+    throw new WitnessError(
+      'unsupported_version',
+      `Schema "${schema}" at ${location} uses ledger schema version ${version}, older than this Witness needs (${PG_SCHEMA_VERSION}); run \`witness init --store ${location}\` as the schema's owner to migrate it.`,
+    );
+  }
   const id = meta.get('ledger_id');
   const origin = meta.get('origin');
   if (id === undefined || origin === undefined) {
@@ -214,8 +229,16 @@ export async function openOrCreateSchema(client: PoolClient, schema: string, loc
  * The ledger's tables, triggers (enabled ALWAYS) and meta rows in `schema`, inside the caller's
  * transaction. `identity` is a new ledger's, or for `witness migrate` the copied ledger's own id
  * and origin (the origin binds every stream's genesis and every checkpoint, so it moves unchanged).
+ * A new ledger is version 1 plus every migration step, so it is exactly what a migrated one is;
+ * `version` stops earlier (tests build a version 1 ledger this way).
  */
-export async function createSchemaObjects(client: ClientBase, schema: string, identity: { id: string; origin: string }, extraMeta: Record<string, string> = {}): Promise<void> {
+export async function createSchemaObjects(
+  client: ClientBase,
+  schema: string,
+  identity: { id: string; origin: string },
+  extraMeta: Record<string, string> = {},
+  version = PG_SCHEMA_VERSION,
+): Promise<void> {
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   await client.query(ddl(schema));
   for (const t of triggers(schema)) {
@@ -223,19 +246,66 @@ export async function createSchemaObjects(client: ClientBase, schema: string, id
     // ALWAYS: fires under session_replication_role = replica too, which disables ordinary triggers.
     await client.query(`ALTER TABLE ${schema}.${t.table} ENABLE ALWAYS TRIGGER ${t.name}`);
   }
+  for (let v = 1; v < version; v++) await client.query(PG_MIGRATIONS[v - 1]!(schema));
   await client.query(`INSERT INTO ${schema}.ledger_head (id, next_pos) VALUES (1, 0)`);
-  const meta: Record<string, string> = { schema_version: String(PG_SCHEMA_VERSION), ledger_id: identity.id, origin: identity.origin, created_at: new Date().toISOString(), ...extraMeta };
+  const meta: Record<string, string> = { schema_version: String(version), ledger_id: identity.id, origin: identity.origin, created_at: new Date().toISOString(), ...extraMeta };
   await client.query(`INSERT INTO ${schema}.meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [Object.keys(meta), Object.values(meta)]);
+}
+
+/** Bytes per row of `artifact_chunks`: large enough that a round trip per chunk is noise, small enough to hold one. */
+export const ARTIFACT_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Version 1 → 2: large artifacts in chunks. An artifact of at most one chunk keeps the version 1
+ * form (its bytes in `artifacts.bytes`); a larger one is written as rows of `artifact_chunks`
+ * (`upload`, n, at most `chunk_size` bytes each) under an id of its own, since its digest is known
+ * only once the last byte is hashed, and its `artifacts` row (bytes NULL, `upload`, `chunk_size`)
+ * is inserted last, in the same transaction: a reader finds an artifact only by that row, so it
+ * never meets a partial one, and a failure or crash midway rolls the chunks back with it, leaving
+ * nothing behind in a table from which nothing can ever be deleted. Chunks rather than large
+ * objects: they are ordinary rows, so the append-only triggers, the role grants, pg_dump of one
+ * schema and logical replication cover them as they cover every other table (large objects live
+ * in pg_largeobject, outside the schema, with privileges of their own and no logical replication).
+ * STORAGE EXTERNAL keeps chunks uncompressed (screenshots and videos are compressed already), so
+ * a ranged read fetches only the bytes it asks for. Roles holding SELECT or INSERT on `artifacts`
+ * get the same on `artifact_chunks`, so `witness init --roles` need not be run again.
+ */
+function artifactChunks(s: string): string {
+  const trig = appendOnlyTriggers(s, 'artifact_chunks');
+  return `
+CREATE TABLE ${s}.artifact_chunks (
+  upload text COLLATE "C" NOT NULL,
+  n      integer NOT NULL CHECK (n >= 0),
+  bytes  bytea NOT NULL,
+  PRIMARY KEY (upload, n)
+);
+ALTER TABLE ${s}.artifact_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
+ALTER TABLE ${s}.artifacts ALTER COLUMN bytes DROP NOT NULL;
+ALTER TABLE ${s}.artifacts ADD COLUMN upload text COLLATE "C";
+ALTER TABLE ${s}.artifacts ADD COLUMN chunk_size integer CHECK (chunk_size > 0);
+ALTER TABLE ${s}.artifacts ADD CONSTRAINT artifacts_one_form CHECK ((bytes IS NULL) = (upload IS NOT NULL) AND (upload IS NULL) = (chunk_size IS NULL));
+${trig.map((t) => `${t.sql};\nALTER TABLE ${s}.${t.table} ENABLE ALWAYS TRIGGER ${t.name};`).join('\n')}
+DO $grants$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT a.grantee::regrole::text AS grantee, a.privilege_type AS p
+           FROM pg_class c, aclexplode(c.relacl) a
+           WHERE c.oid = '${s}.artifacts'::regclass AND a.privilege_type IN ('SELECT', 'INSERT') AND a.grantee <> c.relowner AND a.grantee <> 0
+  LOOP
+    EXECUTE format('GRANT %s ON ${s}.artifact_chunks TO %s', r.p, r.grantee);
+  END LOOP;
+END $grants$;
+`;
 }
 
 /**
  * The versioned migrations: step n (index n - 1) takes a ledger from schema version n to n + 1, as
- * DDL on the schema. Version 1 is the only version so far, so there are none yet; the next schema
- * change adds its step here and raises PG_SCHEMA_VERSION. They run only from `witness init` (see
- * migrateSchema), as the schema's owner: the writer role has no DDL privilege, and an open never
- * changes the schema behind the operator's back.
+ * DDL on the schema; the next schema change adds its step here and raises PG_SCHEMA_VERSION. They
+ * run only from `witness init` (see migrateSchema), as the schema's owner: the writer role has no
+ * DDL privilege, and an open never changes the schema behind the operator's back (it refuses an
+ * older one, saying to run `witness init`).
  */
-export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [];
+export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [artifactChunks];
 
 /**
  * Brings the ledger in `schema` to version `to` with `steps` (by default this Witness's own), in
@@ -273,19 +343,19 @@ export async function migrateSchema(
   }
 }
 
-/** Every table of a version 1 ledger. */
-export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts'] as const;
+/** Every table of a ledger of this version. */
+export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts', 'artifact_chunks'] as const;
 
 /**
  * The privileges of the two roles `witness init --roles` creates (see README, PostgreSQL):
  *
  * - The writer (recorders, gateways, the sealer) reads every table and INSERTs into what appends
- *   and seals add to: events, stream_heads, tree_nodes, checkpoints, artifacts. It UPDATEs only the
+ *   and seals add to: events, stream_heads, tree_nodes, checkpoints, artifacts, artifact_chunks. It UPDATEs only the
  *   two working-state tables the append path moves, and only their moving columns: ledger_head's
  *   next_pos (append locks the row FOR UPDATE, which needs UPDATE, and advances it) and
  *   stream_heads' seq, hash and ended (locked FOR UPDATE, advanced by INSERT … ON CONFLICT DO
  *   UPDATE). It never gets UPDATE, DELETE or TRUNCATE on events, checkpoints, tree nodes, public
- *   keys or artifacts, nor INSERT on public_keys or meta (`witness init` records the key). No
+ *   keys or artifacts (nor their chunks), nor INSERT on public_keys or meta (`witness init` records the key). No
  *   table of the ledger draws from a sequence the writer uses (public_keys' identity is the
  *   writer-free one), so no sequence is granted.
  * - The auditor reads every table and nothing else.
@@ -299,7 +369,7 @@ export function roleGrants(schema: string, writer: string, auditor: string): str
     `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${writer}, ${auditor}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${writer}, ${auditor}`,
     `GRANT SELECT ON ${all} TO ${writer}, ${auditor}`,
-    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts'].map((t) => `${schema}.${t}`).join(', ')} TO ${writer}`,
+    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks'].map((t) => `${schema}.${t}`).join(', ')} TO ${writer}`,
     `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${writer}`,
     `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${writer}`,
   ];
