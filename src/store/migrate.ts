@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ClientBase } from 'pg';
 import { Frontier, WitnessError, leafHash, type NoteSigner, type VerifyReport } from '../core/index.js';
+import { chunked } from './artifacts.js';
 import { SIGNING_KEY_ENV, loadSigner, refuseKeySymlink } from './keys.js';
 import type { Ledger, RawEventRow } from './ledger.js';
 import { openLedger } from './open.js';
@@ -15,7 +16,7 @@ import { verifyLedger } from './verify.js';
  * both sides. Rows are written as they are stored (the exact header and payload bytes, salt, hash,
  * position and seq), never prepared again: a re-prepared event would get a new salt and hash, and
  * the checkpoints signed before the move would no longer match. The source is read only through
- * the Ledger interface (scan, checkpoints, publicKeys, readArtifact, sealRecord), so any driver can
+ * the Ledger interface (scan, checkpoints, publicKeys, listArtifacts, readArtifactStream, sealRecord), so any driver can
  * be a source; the target's rows go in through plain INSERTs in position order, inside one
  * transaction, with its append-only triggers and its position guard active as always.
  *
@@ -196,7 +197,7 @@ export async function migrateToPostgres(fromUrl: string, toUrl: string, options:
 /**
  * Events in position order (their rows exactly as the source stores them), then the stream heads
  * and ledger head they leave, the tree nodes and frontiers the checkpoints cover, the checkpoints,
- * and the artifacts the events reference.
+ * and every artifact the source holds.
  */
 async function copyRows(client: ClientBase, source: Ledger): Promise<{ streams: number; treeNodes: number; artifacts: number }> {
   const checkpoints = await source.checkpoints();
@@ -263,12 +264,62 @@ async function copyRows(client: ClientBase, source: Ledger): Promise<{ streams: 
       c.prevSize,
     ]);
   }
-  for (const [sha256, mime] of mimes) {
-    const bytes = await source.readArtifact(sha256);
-    if (bytes === undefined) continue; // verified above: only an artifact the source never held (verify said so) is absent
-    await client.query('INSERT INTO artifacts (sha256, mime, size, bytes, created_at) VALUES ($1, $2, $3, $4, $5)', [sha256, mime, bytes.byteLength, bytes, new Date().toISOString()]);
+  const artifacts = await copyArtifacts(client, source, mimes);
+  return { streams: heads.size, treeNodes, artifacts };
+}
+
+/**
+ * Every artifact the source holds, whether or not an event names it (a screenshot stored before
+ * the event that cites it was written is still the operator's), streamed a chunk at a time in
+ * the PostgreSQL driver's own layout (postgres/schema.ts artifactChunks) and re-hashed on the way:
+ * bytes that no longer match their digest are not moved under it.
+ */
+async function copyArtifacts(client: ClientBase, source: Ledger, mimes: ReadonlyMap<string, string>): Promise<number> {
+  const { ARTIFACT_CHUNK_BYTES } = await import('./postgres/schema.js');
+  const { v7: uuidv7 } = await import('uuid');
+  let copied = 0;
+  for await (const info of source.listArtifacts()) {
+    const stream = await source.readArtifactStream(info.sha256);
+    if (stream === undefined) continue; // gone since it was listed: nothing to copy
+    const mime = info.mime ?? mimes.get(info.sha256) ?? 'application/octet-stream';
+    const { chunks, digest, total } = chunked(stream, ARTIFACT_CHUNK_BYTES);
+    const upload = uuidv7();
+    let held: Buffer | undefined;
+    let n = 0;
+    for await (const c of chunks) {
+      // The first chunk waits: an artifact of one chunk or less keeps the single-row form.
+      if (n === 0 && held === undefined) {
+        held = c;
+        continue;
+      }
+      if (held !== undefined) {
+        await client.query('INSERT INTO artifact_chunks (upload, n, bytes) VALUES ($1, $2, $3)', [upload, n++, held]);
+        held = undefined;
+      }
+      await client.query('INSERT INTO artifact_chunks (upload, n, bytes) VALUES ($1, $2, $3)', [upload, n++, c]);
+    }
+    if (digest() !== info.sha256) {
+      throw new WitnessError(
+        'verification_failed',
+        `Not migrating: the source's artifact ${info.sha256} no longer matches its digest, so it is not copied under it; run \`witness verify\` on the source, and restore that artifact from a backup.`,
+      );
+    }
+    const at = new Date().toISOString();
+    if (n === 0) {
+      await client.query('INSERT INTO artifacts (sha256, mime, size, bytes, created_at) VALUES ($1, $2, $3, $4, $5)', [info.sha256, mime, total(), held ?? Buffer.alloc(0), at]);
+    } else {
+      await client.query('INSERT INTO artifacts (sha256, mime, size, bytes, upload, chunk_size, created_at) VALUES ($1, $2, $3, NULL, $4, $5, $6)', [
+        info.sha256,
+        mime,
+        total(),
+        upload,
+        ARTIFACT_CHUNK_BYTES,
+        at,
+      ]);
+    }
+    copied++;
   }
-  return { streams: heads.size, treeNodes, artifacts: mimes.size };
+  return copied;
 }
 
 function artifactRefs(row: RawEventRow): Array<{ sha256: string; mime: string }> {

@@ -1,14 +1,15 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger, sidecarPaths, type Ledger, type RawEventRow } from '../../src/store/index.js';
-import { migrateSchema } from '../../src/store/postgres/schema.js';
+import { v7 as uuidv7 } from 'uuid';
+import { PG_SCHEMA_VERSION, createSchemaObjects } from '../../src/store/postgres/schema.js';
 import { PNG_BYTES, buildLedger, copyLedger, oneSentence, runBin, tamper, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { note } from '../store/contract/fixtures.js';
+import { event, note } from '../store/contract/fixtures.js';
 import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
 
 /**
@@ -197,29 +198,123 @@ describe('witness migrate', () => {
 });
 
 describe('witness init on an existing PostgreSQL ledger', () => {
-  it('finds a current ledger and changes nothing, applies versioned migrations in order, and refuses a newer schema in one sentence', async () => {
+  it('finds a current ledger and changes nothing, migrates a version 1 ledger (which no open accepts until then), and refuses a newer schema in one sentence', async () => {
     const to = target();
     const first = await runBin(['init', '--store', to.url], { env: to.env });
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toContain(`Created ledger ${to.url} (schema version 1)`);
+    expect(first.stdout).toContain(`Created ledger ${to.url} (schema version ${PG_SCHEMA_VERSION})`);
     const again = await runBin(['init', '--store', to.url], { env: to.env });
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toContain(`Ledger already exists at ${to.url} (schema version 1, current); nothing changed.`);
-    // The migration mechanism with a step of its own (version 1 has none yet): 1 → 2 adds an index.
+    expect(again.stdout).toContain(`Ledger already exists at ${to.url} (schema version ${PG_SCHEMA_VERSION}, current); nothing changed.`);
+
+    // A ledger as version 1 made it: refused by witness verify (any open) with the command to run, then migrated by it.
+    const old = target();
     const c = new pg.Client({ connectionString: PG_URL });
     await c.connect();
     try {
-      const steps = [(s: string) => `CREATE INDEX events_kind_only ON ${s}.events (kind)`];
-      expect(await migrateSchema(c, to.schema, to.url, steps, 2)).toEqual({ from: 1, to: 2 });
-      expect((await c.query('SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [to.schema, 'events_kind_only'])).rowCount).toBe(1);
-      expect((await c.query(`SELECT value FROM ${to.schema}.meta WHERE key = 'schema_version'`)).rows[0]).toEqual({ value: '2' });
-      expect(await migrateSchema(c, to.schema, to.url, steps, 2)).toEqual({ from: 2, to: 2 });
+      await c.query('BEGIN');
+      const id = uuidv7();
+      await createSchemaObjects(c, old.schema, { id, origin: `local/witness/${id}` }, {}, 1);
+      await c.query('COMMIT');
+      const refused = await runBin(['verify', '--store', old.url], { env: old.env });
+      expect(refused.code).toBe(1);
+      expect(oneSentence(refused.stderr)).toMatch(/uses ledger schema version 1, older than this Witness needs \(2\); run `witness init --store .*` as the schema's owner to migrate it\.$/);
+      const migrated = await runBin(['init', '--store', old.url], { env: old.env });
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(migrated.stdout).toContain(`Migrated ledger ${old.url} from schema version 1 to ${PG_SCHEMA_VERSION}.`);
+      expect((await c.query(`SELECT to_regclass($1) AS t`, [`${old.schema}.artifact_chunks`])).rows[0]).toEqual({ t: `${old.schema}.artifact_chunks` });
+      const v = await runBin(['verify', '--store', old.url], { env: old.env });
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+
+      // A version newer than this Witness: init refuses it and leaves it as it is.
+      await c.query(`UPDATE ${to.schema}.meta SET value = '${PG_SCHEMA_VERSION + 1}' WHERE key = 'schema_version'`);
     } finally {
       await c.end();
     }
-    // Version 2 is newer than this Witness: init refuses it and leaves it as it is.
     const newer = await runBin(['init', '--store', to.url], { env: to.env });
     expect(newer.code).toBe(1);
-    expect(oneSentence(newer.stderr)).toMatch(/uses ledger schema version 2, newer than this Witness understands \(1\); upgrade Witness to open it\.$/);
+    expect(oneSentence(newer.stderr)).toMatch(
+      new RegExp(`uses ledger schema version ${PG_SCHEMA_VERSION + 1}, newer than this Witness understands \\(${PG_SCHEMA_VERSION}\\); upgrade Witness to open it\\.$`),
+    );
+  });
+});
+
+describe('witness migrate from PostgreSQL', () => {
+  it('copies a PostgreSQL ledger to another schema with every artifact it holds, a multi-chunk video streamed and an unreferenced one too, and both verify', async () => {
+    const from = target();
+    const MiB = 1 << 20;
+    const video = randomBytes(3 * MiB + 17);
+    const loose = Buffer.from('stored, never cited by an event');
+    const l = await openLedger(from.url, { keyFile: from.keyFile });
+    let videoSha: string;
+    try {
+      const ref = await l.putArtifactStream(
+        (async function* () {
+          for (let at = 0; at < video.length; at += 777_777) yield video.subarray(at, at + 777_777);
+        })(),
+        'video/mp4',
+        'video',
+      );
+      videoSha = ref.sha256;
+      await l.putArtifact(loose, 'text/plain');
+      await l.append([event('s', 'session.start', {}), event('s', 'capture', { role: 'video' }, { artifacts: [ref] }), note('s', 'done')]);
+      await l.seal();
+    } finally {
+      await l.close();
+    }
+    const to = target();
+    // One key file for both: the source's key is found, and placed (the same) where the copy's driver looks.
+    const m = await runBin(['migrate', '--from', from.url, '--to', to.url], { env: from.env });
+    expect(m.stderr).toBe('');
+    expect(m.code).toBe(0);
+    expect(m.stdout).toContain('3 events in 1 session(s), 1 checkpoint(s)');
+    expect(m.stdout).toContain('2 artifact(s)');
+    const v = await runBin(['verify', '--store', to.url], { env: from.env });
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    const b = await openLedger(to.url, { create: false, readonly: true, keyFile: from.keyFile });
+    try {
+      const parts: Buffer[] = [];
+      for await (const p of (await b.readArtifactStream(videoSha))!) parts.push(p as Buffer);
+      expect(Buffer.concat(parts).equals(video)).toBe(true);
+      expect(await b.readArtifact(createHash('sha256').update(loose).digest('hex'))).toEqual(loose);
+      expect(await b.artifactInfo(videoSha)).toEqual({ sha256: videoSha, bytes: video.length, mime: 'video/mp4' });
+    } finally {
+      await b.close();
+    }
+    // In the copy's own layout: the video in 1 MiB chunks.
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      expect((await c.query(`SELECT count(*)::int AS n FROM ${to.schema}.artifact_chunks`)).rows[0]).toEqual({ n: 4 });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('copies from SQLite an artifact no event cites as well as those they do', async () => {
+    const src = copyLedger(base, dir);
+    const loose = Buffer.from('a screenshot whose event was never written');
+    const w = await openLedger(`sqlite:${src.file}`, { create: false });
+    try {
+      await w.putArtifactStream(
+        (async function* () {
+          yield loose;
+        })(),
+        'image/png',
+      );
+    } finally {
+      await w.close();
+    }
+    const to = target();
+    const m = await runBin(['migrate', '--from', `sqlite:${src.file}`, '--to', to.url], { env: to.env });
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.stdout).toContain('2 artifact(s)');
+    const b = await openLedger(to.url, { create: false, readonly: true, keyFile: to.keyFile });
+    try {
+      expect(await b.readArtifact(createHash('sha256').update(loose).digest('hex'))).toEqual(loose);
+      expect((await b.readArtifact(src.artifact.sha256))?.equals(PNG_BYTES)).toBe(true);
+    } finally {
+      await b.close();
+    }
   });
 });
