@@ -11,6 +11,8 @@ import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
 import { registerSeal } from './commands/seal.js';
+import { registerServe } from './commands/serve.js';
+import { registerKeys } from './commands/keys.js';
 import { registerVerify } from './commands/verify.js';
 import { registerVideo } from './commands/video.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, messageFor } from './exit.js';
@@ -42,6 +44,8 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerApprovals(program, io);
   registerApprover(program, io);
   registerVideo(program, io);
+  registerServe(program, io);
+  registerKeys(program, io);
   // Commander prints its usage errors as several lines; keep the text, print it as one sentence
   // below. Every command, nested ones too, is configured after all are registered.
   const configure = (cmd: Command, name: string): void => {

@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { WitnessError } from '../../core/index.js';
+import { type Io, inert } from '../output.js';
+import { openExisting, resolveStore } from '../store-option.js';
+
+interface ServeOpts {
+  store?: string;
+  port: string;
+  host: string;
+}
+
+/**
+ * `witness serve`: the HTTP API over one ledger until SIGINT/SIGTERM, then a clean close (requests
+ * in flight finish, what arrived is sealed, the ledger is closed). The server's modules (hono) are
+ * loaded only by this command.
+ */
+export function registerServe(program: Command, io: Io): void {
+  program
+    .command('serve')
+    .description('serve the HTTP API (ingest, search, artifacts, proofs, verify) over a ledger, with API keys and roles')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--port <n>', 'TCP port (0 picks a free one)', '7350')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .action(async (opts: ServeOpts) => {
+      if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new WitnessError('invalid_argument', `--port "${opts.port}" must be a port number from 0 to 65535.`);
+      const { listen } = await import('../../server/index.js');
+      const ledger = await openExisting(resolveStore(opts.store));
+      let server;
+      try {
+        server = await listen({ ledger, port: Number(opts.port), host: opts.host, onError: (e) => io.err(inert(`witness serve: ${(e as Error).message ?? String(e)}`)) });
+      } catch (e) {
+        await ledger.close();
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+          throw new WitnessError('invalid_argument', `witness serve cannot listen on ${opts.host}:${opts.port} (${code}); choose another --port or --host.`);
+        }
+        throw e;
+      }
+      io.out(`Witness server listening on ${server.url} (ledger ${ledger.info.location}); create a key with \`witness keys create --role auditor\`. Stop with Ctrl-C.`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          resolve();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      await server.close();
+      io.err('witness serve: stopped; every acknowledged event is committed and the ledger is closed.');
+    });
+}

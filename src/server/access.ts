@@ -1,0 +1,54 @@
+import type { Ledger } from '../store/index.js';
+import { RECORDER_VERSION } from '../recorder/index.js';
+import type { Caller } from './keys.js';
+
+/** The system stream every person's read of audit data is recorded on (HIPAA 164.312(b), SOC 2 CC6.1). */
+export const ACCESS_STREAM = 'witness.access';
+
+export type AccessOperation = 'query' | 'view' | 'verify' | 'export';
+
+export interface AccessRecord {
+  caller: Caller;
+  operation: AccessOperation;
+  /** The route as declared (`GET /v1/sessions/:stream`). */
+  route: string;
+  /** The path and query string as requested. */
+  target: string;
+  /** Where the request came from (the peer address; `unknown` when served without a socket). */
+  from: string;
+  /** How many events (or bytes, for an artifact) the answer held. */
+  count?: number;
+  /** What the read was about: the session, event or artifact digest. */
+  resource?: string;
+}
+
+/**
+ * Appends an `audit.access` event: who (key id and name, role), what (route and request), when
+ * (the event's time), from where. Awaited before the answer is sent, so a read whose record
+ * cannot be written is refused instead of served unrecorded.
+ */
+export async function recordAccess(ledger: Ledger, a: AccessRecord): Promise<void> {
+  const actor = a.caller.name === undefined ? `key:${a.caller.keyId}` : `${a.caller.name} (key:${a.caller.keyId})`;
+  await ledger.append([
+    {
+      stream: ACCESS_STREAM,
+      agent: { id: 'witness-server', credential: a.caller.keyId },
+      principal: { id: actor, kind: 'human' },
+      recorder: { kind: 'server', version: RECORDER_VERSION },
+      source: { host: a.from },
+      kind: 'audit.access',
+      resource: a.resource ?? a.route,
+      action: a.route,
+      outcome: 'success',
+      data: {
+        actor,
+        role: a.caller.role,
+        key_id: a.caller.keyId,
+        operation: a.operation,
+        scope: { route: a.route, request: a.target },
+        from: a.from,
+        ...(a.count === undefined ? {} : { count: a.count }),
+      },
+    },
+  ]);
+}

@@ -1,0 +1,171 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { WitnessError, strictParse } from '../core/index.js';
+import type { Ledger } from '../store/index.js';
+import { recordAccess } from './access.js';
+import type { LedgerExtras, RouteContext, RouteSpec } from './context.js';
+import { errorResponse, payloadTooLarge, toErrorResponse } from './errors.js';
+import { KeyRing, type Caller } from './keys.js';
+import { ServerMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { routeTable } from './routes.js';
+import { describeIssue } from './schemas.js';
+
+export interface ServerOptions {
+  ledger: Ledger;
+  /** Largest ingest body in bytes (default 10 MiB); other routes take 64 KiB. */
+  maxIngestBytes?: number;
+  /** Shared with the process that serves the app (its seal loop counts errors here). */
+  metrics?: ServerMetrics;
+  /** Failures that are bugs in Witness (answered 500): for the server's log. */
+  onError?: (e: unknown) => void;
+}
+
+const DEFAULT_BODY_BYTES = 64 * 1024;
+
+type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; Variables: { caller?: Caller } };
+
+/**
+ * The HTTP API as a Hono app: testable with `app.request()` and served by @hono/node-server
+ * (listen.ts). It holds only the `Ledger` interface, so it runs on SQLite and PostgreSQL alike.
+ */
+export function createServer(options: ServerOptions): Hono<Env> {
+  const ledger = options.ledger as Ledger & LedgerExtras;
+  const keys = new KeyRing(ledger);
+  const metrics = options.metrics ?? new ServerMetrics();
+  const routes = routeTable(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes });
+  const openapi = openApiDocument(routes);
+  const app = new Hono<Env>();
+
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('X-Content-Type-Options', 'nosniff');
+    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+  });
+
+  for (const route of routes) {
+    const limit = route.maxBodyBytes ?? DEFAULT_BODY_BYTES;
+    app.on(
+      route.method,
+      route.path,
+      // Every refused or failed ingest is counted by its code (a misconfigured agent key, a body
+      // over the limit too), for alerts.
+      async (c, next) => {
+        if (!route.countsIngest) return next();
+        try {
+          await next();
+        } catch (e) {
+          metrics.ingestError(e instanceof WitnessError ? e.code : 'internal');
+          throw e;
+        }
+        if (c.res.status >= 400) metrics.ingestError(((await c.res.clone().json()) as { error?: { code?: string } }).error?.code ?? String(c.res.status));
+      },
+      // The key and role are checked before any of the body is read.
+      async (c, next) => {
+        if (route.roles === 'public') return next();
+        const auth = await authenticate(c);
+        if (!auth.ok) return errorResponse(c, 'unauthorized', auth.message);
+        if (!route.roles.includes(auth.caller.role)) {
+          return errorResponse(c, 'forbidden', `A ${auth.caller.role} key may not call ${route.method} ${route.path}; use a key with one of the roles ${route.roles.join(', ')}.`);
+        }
+        c.set('caller', auth.caller);
+        return next();
+      },
+      bodyLimit({ maxSize: limit, onError: (c) => payloadTooLarge(c, limit) }),
+      async (c) => {
+        if (route.path === '/v1/openapi.json') return c.json(openapi);
+        return run(c, route);
+      },
+    );
+  }
+
+  // Default deny: whatever the table does not declare (path or method) is refused, 401 without a key.
+  app.all('*', async (c) => {
+    const auth = await authenticate(c);
+    if (!auth.ok) return errorResponse(c, 'unauthorized', auth.message);
+    return errorResponse(c, 'forbidden', `${c.req.method} ${new URL(c.req.url).pathname} is not a route of this server; see /v1/openapi.json.`);
+  });
+
+  app.onError((e, c) => toErrorResponse(c, e, options.onError));
+
+  async function authenticate(c: Context): Promise<{ ok: true; caller: Caller } | { ok: false; message: string }> {
+    // Read on every request, so a key revoked by another process is refused from its next request.
+    await keys.refresh();
+    const r = keys.authenticate(c.req.header('authorization'));
+    return r.ok ? { ok: true, caller: r.caller } : r;
+  }
+
+  async function run(c: Context<Env>, route: RouteSpec): Promise<Response> {
+    const caller = c.get('caller');
+    const params = parse(route.params, c.req.param(), 'params');
+    const query = route.query === undefined ? {} : parse(route.query, singleQuery(c), 'query');
+    const body = route.body === undefined ? undefined : parse(route.body, await readJson(c), 'body');
+    const from = c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+    let recorded = false;
+    const ctx: RouteContext = {
+      c,
+      caller,
+      params,
+      query,
+      body,
+      ledger,
+      keys,
+      metrics,
+      from,
+      recordAccess: async (detail = {}) => {
+        if (route.access === undefined || caller === undefined || caller.role === 'agent' || recorded) return;
+        recorded = true;
+        try {
+          await recordAccess(ledger, {
+            caller,
+            operation: route.access,
+            route: `${route.method} ${route.path}`,
+            target: c.req.url.slice(new URL(c.req.url).origin.length),
+            from,
+            ...detail,
+          });
+        } catch (e) {
+          metrics.accessRecordErrors++;
+          throw new WitnessError('store_unavailable', 'This read could not be recorded in the ledger as an access, so it is refused; try again when the store is writable.', { cause: e });
+        }
+        metrics.appended++;
+      },
+    };
+    const res = await route.handler(ctx);
+    if (res.status < 400) await ctx.recordAccess();
+    return res;
+  }
+
+  return app;
+}
+
+function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } } | undefined, value: unknown, where: string): T {
+  if (schema === undefined) return value as T;
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const { message, path } = describeIssue(r.error, where);
+  throw new WitnessError('invalid_argument', message, { details: { path } });
+}
+
+/** Query parameters, each at most once: a repeated one is ambiguous and refused. */
+function singleQuery(c: Context): Record<string, string> {
+  const all = c.req.queries();
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(all)) {
+    if (v.length > 1) throw new WitnessError('invalid_argument', `Query parameter ${JSON.stringify(k)} is given ${v.length} times; give it once.`, { details: { path: k } });
+    out[k] = v[0] ?? '';
+  }
+  return out;
+}
+
+/** The body as strict JSON (no duplicate keys, no integers beyond 2^53); an empty body is `{}`. */
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') return {};
+  try {
+    return strictParse(text);
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/\.$/, '') : 'it does not parse';
+    throw new WitnessError('invalid_json', `The request body is not valid JSON: ${why}.`, { cause: e, details: { path: 'body' } });
+  }
+}

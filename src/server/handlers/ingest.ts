@@ -1,0 +1,109 @@
+import { EVENT_KINDS, WitnessError, isWitnessError, parseEventInput, type EventKind } from '../../core/index.js';
+import { type AppendRequest } from '../../store/index.js';
+import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
+import type { RouteContext } from '../context.js';
+import { SYSTEM_STREAM_PREFIX } from '../keys.js';
+
+/**
+ * Kinds that record what a person or Witness itself did: an agent's key may not write them,
+ * whatever stream it names (an agent cannot approve its own call, halt itself on someone's
+ * behalf, or fake an access record, a purge or a legal hold).
+ */
+export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
+  'approval.decision',
+  'human.override',
+  'human.halt',
+  'review',
+  'audit.access',
+  'key.rotated',
+  'retention.purge',
+  'hold.placed',
+  'hold.released',
+]);
+
+// The same write-time redaction as every other way into the ledger: secrets never reach it.
+const redactor = new Redactor();
+
+/**
+ * Which agent owns each stream this server has seen (by its first event): an agent appends only
+ * to its own sessions. Bounded: the oldest entries go first, and a forgotten stream is simply
+ * read again.
+ */
+export class StreamOwners {
+  private readonly owners = new Map<string, string>();
+  constructor(private readonly max = 10_000) {}
+
+  async ownerOf(ctx: RouteContext, stream: string): Promise<string | undefined> {
+    const known = this.owners.get(stream);
+    if (known !== undefined) return known;
+    const page = await ctx.ledger.query({ stream, limit: 1 });
+    const owner = page.events[0]?.agent.id;
+    if (owner !== undefined) this.remember(stream, owner);
+    return owner;
+  }
+
+  remember(stream: string, agent: string): void {
+    if (this.owners.size >= this.max) this.owners.delete(this.owners.keys().next().value as string);
+    this.owners.set(stream, agent);
+  }
+}
+
+/**
+ * POST /v1/events: the identity is the key's, never the body's. `agent.id` and `agent.credential`
+ * come from the key, `recorder` is this server, `received_ts` is now; an `agent.version` in the
+ * body is kept as the agent's own claim about its software. The server assigns seq, prev, hash and
+ * position; the batch is appended atomically or not at all.
+ */
+export async function ingest(ctx: RouteContext<unknown, unknown, { events: unknown[] }>, owners: StreamOwners): Promise<Response> {
+  const caller = ctx.caller!;
+  const agentId = caller.agent;
+  if (agentId === undefined) throw new WitnessError('forbidden', 'This key has no agent identity to record under; ingest with an agent key.');
+  const received = new Date().toISOString();
+  const batch: AppendRequest[] = ctx.body.events.map((raw, i) => stamp(raw, i, agentId, caller.keyId, received));
+  for (const stream of new Set(batch.map((e) => e.stream))) {
+    const owner = await owners.ownerOf(ctx, stream);
+    if (owner !== undefined && owner !== agentId) {
+      throw new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session; record under a session id of your own.`, { details: { path: 'stream' } });
+    }
+  }
+  const receipts = await ctx.ledger.append(batch);
+  for (const e of batch) owners.remember(e.stream, agentId);
+  ctx.metrics.appended += receipts.length;
+  return ctx.c.json({ receipts: receipts.map((r) => ({ id: r.id, stream: r.stream, seq: r.seq, pos: r.pos, hash: r.hash })) }, 201);
+}
+
+function stamp(raw: unknown, i: number, agentId: string, keyId: string, received: string): AppendRequest {
+  const at = `events[${i}]`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new WitnessError('invalid_event', `${at} must be a JSON object (an event); fix it and send the batch again.`, { details: { path: at } });
+  }
+  const { stream, agent, recorder: _recorder, received_ts: _received, ...rest } = raw as Record<string, unknown>;
+  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512) {
+    throw new WitnessError('invalid_event', `${at}.stream must be the session id, 1 to 512 characters; fix it and send the batch again.`, { details: { path: `${at}.stream` } });
+  }
+  if (stream.startsWith(SYSTEM_STREAM_PREFIX)) {
+    throw new WitnessError('forbidden', `${at}.stream ${JSON.stringify(stream)} is reserved for Witness (names starting with "${SYSTEM_STREAM_PREFIX}"); use a session id of your own.`, {
+      details: { path: `${at}.stream` },
+    });
+  }
+  const kind = rest['kind'];
+  if (typeof kind === 'string' && (EVENT_KINDS as readonly string[]).includes(kind) && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
+    throw new WitnessError('forbidden', `${at}.kind ${kind} records what a person or Witness did, which an agent key may not write.`, { details: { path: `${at}.kind` } });
+  }
+  const version = typeof agent === 'object' && agent !== null ? (agent as { version?: unknown }).version : undefined;
+  const input = {
+    ...rest,
+    agent: { id: agentId, ...(typeof version === 'string' ? { version } : {}), credential: keyId },
+    recorder: { kind: 'server', version: RECORDER_VERSION },
+    received_ts: received,
+  };
+  try {
+    parseEventInput(input);
+  } catch (e) {
+    if (!isWitnessError(e)) throw e;
+    const path = typeof e.details?.['path'] === 'string' ? `${at}.${e.details['path'] as string}` : at;
+    throw new WitnessError('invalid_event', `${at}: ${e.message.replace(/^Invalid event: /, '')}`, { details: { ...e.details, path } });
+  }
+  const redacted = redactor.redactHeader({ ...input, data: redactor.redact((input as { data?: unknown }).data) });
+  return { ...(redacted as unknown as AppendRequest), stream };
+}

@@ -1,0 +1,102 @@
+import { WitnessError, type StoredEvent } from '../../core/index.js';
+import type { QueryFilter } from '../../store/index.js';
+import type { RouteContext } from '../context.js';
+import { errorResponse } from '../errors.js';
+import { maskEvent } from '../mask.js';
+import type { EventSearchQuery } from '../schemas.js';
+import type { z } from 'zod';
+
+type Stored = StoredEvent & { pos: number };
+
+/** An event as this caller may see it: developers get the masked copy (mask.ts). */
+export function view(ctx: RouteContext, e: Stored): Stored {
+  return ctx.caller?.role === 'developer' ? maskEvent(e) : e;
+}
+
+/** At most this many events are read to answer one free-text search page (see `search`). */
+export const TEXT_SCAN_LIMIT = 10_000;
+
+/**
+ * GET /v1/events. The store has no text index, so `q` filters the store's pages here: pages are
+ * read with as many events as matches are still wanted (so the page's `next` is exactly where
+ * this answer stops), until the page is full, the ledger ends, or TEXT_SCAN_LIMIT events were
+ * read. A page with fewer matches than `limit` and a `next` means "keep going", not "the end".
+ * A developer's search runs over the masked events, so it cannot confirm a masked value.
+ */
+export async function search(ctx: RouteContext<unknown, z.infer<typeof EventSearchQuery>>): Promise<Response> {
+  const q = ctx.query;
+  const limit = q.limit ?? 50;
+  const filter: QueryFilter = {};
+  for (const k of ['agent', 'kind', 'resource', 'action', 'outcome', 'since', 'until', 'cursor'] as const) {
+    if (q[k] !== undefined) filter[k] = q[k];
+  }
+  if (q.session !== undefined) filter.stream = q.session;
+  if (q.since !== undefined && q.until !== undefined && q.since >= q.until) {
+    throw new WitnessError('invalid_argument', 'since must be before until; swap them or widen the window.', { details: { path: 'since' } });
+  }
+  let events: Stored[];
+  let next: string | undefined;
+  if (q.q === undefined) {
+    const page = await ctx.ledger.query({ ...filter, limit });
+    events = page.events.map((e) => view(ctx, e));
+    next = page.next;
+  } else {
+    const needle = q.q.toLowerCase();
+    events = [];
+    let scanned = 0;
+    let cursor = filter.cursor;
+    for (;;) {
+      const want = limit - events.length;
+      const page = await ctx.ledger.query({ ...filter, limit: want, ...(cursor === undefined ? {} : { cursor }) });
+      scanned += page.events.length;
+      for (const e of page.events) {
+        const seen = view(ctx, e);
+        if (textOf(seen).includes(needle)) events.push(seen);
+      }
+      next = page.next;
+      if (next === undefined || events.length >= limit || scanned >= TEXT_SCAN_LIMIT) break;
+      cursor = next;
+    }
+  }
+  await ctx.recordAccess({ count: events.length });
+  return ctx.c.json(next === undefined ? { events } : { events, next });
+}
+
+/** What free text is matched against: tool names and arguments, requested tool calls, resource and action. */
+function textOf(e: Stored): string {
+  const d = e.data ?? {};
+  const parts: unknown[] = [e.resource, e.action, d['tool'], d['server'], d['arguments'], d['tool_calls']];
+  return parts
+    .filter((p) => p !== undefined && p !== null)
+    .map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
+    .join('\n')
+    .toLowerCase();
+}
+
+export async function getEvent(ctx: RouteContext<{ id: string }>): Promise<Response> {
+  const e = await ctx.ledger.getEvent(ctx.params.id);
+  if (e === undefined) return errorResponse(ctx.c, 'not_found', `No event has id ${ctx.params.id}; check the id, or search with GET /v1/events.`);
+  await ctx.recordAccess({ count: 1, resource: e.stream });
+  return ctx.c.json(view(ctx, e));
+}
+
+export async function getSession(ctx: RouteContext<{ stream: string }>): Promise<Response> {
+  const events = await ctx.ledger.readStream(ctx.params.stream);
+  if (events.length === 0) return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(ctx.params.stream)} is recorded; list sessions with GET /v1/sessions.`);
+  await ctx.recordAccess({ count: events.length, resource: ctx.params.stream });
+  return ctx.c.json({ stream: ctx.params.stream, events: events.map((e) => view(ctx, e)) });
+}
+
+/**
+ * GET /v1/sessions: the store's session listing. TODO(issue 13, second round): `Ledger.listSessions`
+ * is being added to src/store at the same time as this module; until a ledger has it, 501.
+ */
+export async function listSessions(ctx: RouteContext<unknown, Record<string, string | number | boolean | undefined>>): Promise<Response> {
+  if (typeof ctx.ledger.listSessions !== 'function') {
+    return errorResponse(ctx.c, 'not_implemented', 'Listing sessions is not available on this server yet; search events with GET /v1/events?kind=session.start instead.', 501);
+  }
+  const { limit, cursor, ...filter } = ctx.query;
+  const page = await ctx.ledger.listSessions(filter, { ...(limit === undefined ? {} : { limit: Number(limit) }), ...(cursor === undefined ? {} : { cursor: String(cursor) }) });
+  await ctx.recordAccess({ count: page.sessions.length });
+  return ctx.c.json(page);
+}

@@ -1,0 +1,10 @@
+export { createServer, type ServerOptions } from './app.js';
+export { listen, DEFAULT_HOST, DEFAULT_PORT, type ListenOptions, type RunningServer } from './listen.js';
+export { routeTable } from './routes.js';
+export type { RouteSpec, RouteContext } from './context.js';
+export { ROLES, Role } from './roles.js';
+export { ACCESS_STREAM } from './access.js';
+export { KEYS_STREAM, SYSTEM_STREAM_PREFIX, KeyRing, createKey, listKeys, revokeKey, type ApiKeyRecord, type Caller, type CreateKeyInput, type KeyActor } from './keys.js';
+export { maskEvent, maskText } from './mask.js';
+export { ServerMetrics } from './metrics.js';
+export { openApiDocument } from './openapi.js';

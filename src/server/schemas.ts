@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { EventKind, Outcome } from '../core/index.js';
+import { AgentId, KeyName } from './keys.js';
+import { Role } from './roles.js';
+
+/**
+ * The request and response shapes of every route: checked at the edge and the source of
+ * /v1/openapi.json. Query strings arrive as text, so numbers are parsed from digits here and a
+ * parameter a route does not know is refused (strict objects), naming it.
+ */
+
+/** Most events one ingest request may carry; a larger batch is refused whole (413) before anything is appended. */
+export const MAX_INGEST_EVENTS = 1000;
+export const MAX_PAGE = 1000;
+
+const digits = (what: string) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, `must be a whole number (${what})`)
+    .transform(Number);
+
+/**
+ * ISO-8601 with a time and a zone (`2026-11-23T10:00:00Z`, `…+02:00`) or a bare date (midnight
+ * UTC), on a real calendar day in the years 0000-9999, normalised to the stored form (UTC with
+ * milliseconds, compared as text by the store). Date.parse alone would take "1" as 2001.
+ */
+export const TimeParam = z
+  .string()
+  .max(40)
+  .regex(/^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/, 'must be an ISO-8601 time with a zone, e.g. 2026-11-23T10:00:00Z, or a date')
+  .refine((v) => realDay(v) && !Number.isNaN(Date.parse(v)), 'is not a real calendar time')
+  .transform((v) => new Date(Date.parse(v)).toISOString());
+
+function realDay(v: string): boolean {
+  const [y, m, d] = [Number(v.slice(0, 4)), Number(v.slice(5, 7)), Number(v.slice(8, 10))];
+  const t = new Date(0);
+  t.setUTCFullYear(y, m - 1, d);
+  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
+}
+
+const text = z.string().min(1).max(512);
+
+export const EventSearchQuery = z.strictObject({
+  agent: text.optional().describe('agent identity'),
+  session: text.optional().describe('session (stream) id'),
+  kind: EventKind.optional(),
+  resource: text.optional(),
+  action: text.optional(),
+  outcome: Outcome.optional(),
+  since: TimeParam.optional().describe('events at or after this time'),
+  until: TimeParam.optional().describe('events before this time'),
+  q: z.string().min(1).max(256).optional().describe('free text, case-insensitive, over tool names and arguments, resource and action'),
+  limit: digits('events per page').pipe(z.number().int().min(1).max(MAX_PAGE)).optional().describe(`events per page, 1-${MAX_PAGE} (default 50)`),
+  cursor: z.string().min(1).max(1024).optional().describe('the `next` of the previous page, unchanged'),
+});
+
+export const EventIdParam = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an event id (a lowercase UUID)'),
+});
+export const StreamParam = z.strictObject({ stream: text });
+export const Sha256Param = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a SHA-256 digest)') });
+export const KeyIdParam = z.strictObject({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a key id (16 lowercase hex characters)') });
+export const NoQuery = z.strictObject({});
+
+export const InclusionQuery = z.strictObject({
+  pos: digits('the event position, from 0'),
+  size: digits('the tree size of a checkpoint'),
+});
+export const ConsistencyQuery = z.strictObject({
+  from: digits('the older tree size'),
+  to: digits('the newer tree size'),
+});
+
+/**
+ * One event to ingest: any field of the event schema (see README, "The event"), plus the stream.
+ * `agent` (all but `version`), `recorder` and `received_ts` are set by the server from the API key:
+ * whatever the body says there is replaced, never trusted.
+ */
+export const IngestEvent = z.looseObject({
+  stream: z.string().min(1).max(512).describe('session id; names starting with `witness.` are reserved'),
+  kind: EventKind,
+  data: z.record(z.string(), z.unknown()),
+});
+export const IngestBody = z.strictObject({
+  events: z.array(z.unknown()).min(1, 'must hold at least one event').max(MAX_INGEST_EVENTS, `must hold at most ${MAX_INGEST_EVENTS} events; split the batch`),
+});
+export const IngestBodyDoc = z.strictObject({ events: z.array(IngestEvent).min(1).max(MAX_INGEST_EVENTS) });
+
+export const Receipt = z.object({ id: z.string(), stream: z.string(), seq: z.number().int(), pos: z.number().int(), hash: z.string() });
+export const IngestResponse = z.object({ receipts: z.array(Receipt) });
+
+export const StoredEventDoc = z.looseObject({
+  v: z.literal(1),
+  id: z.string(),
+  stream: z.string(),
+  seq: z.number().int(),
+  pos: z.number().int(),
+  ts: z.string(),
+  kind: EventKind,
+  agent: z.looseObject({ id: z.string() }),
+  data: z.record(z.string(), z.unknown()).nullable(),
+  hash: z.string(),
+  masked: z.boolean().optional().describe('true when personal data was masked for the caller role (developer); the payload then no longer matches its digest'),
+});
+export const EventPage = z.object({ events: z.array(StoredEventDoc), next: z.string().optional() });
+export const SessionEvents = z.object({ stream: z.string(), events: z.array(StoredEventDoc) });
+
+export const CheckpointDoc = z.object({
+  id: z.number().int(),
+  size: z.number().int(),
+  root: z.string(),
+  ts: z.string(),
+  note: z.string(),
+  prev_size: z.number().int().nullable(),
+  consistency: z.array(z.string()),
+});
+export const CheckpointList = z.object({ checkpoints: z.array(CheckpointDoc) });
+export const ProofResponse = z.object({ proof: z.array(z.string()), checkpoint: CheckpointDoc.optional() });
+
+export const VerifyBody = z.strictObject({}).describe('no options yet: the ledger is verified against its own key and the sealer record');
+export const VerifyResponse = z.looseObject({ ok: z.boolean(), checked_at: z.string(), events: z.number().int(), failures: z.array(z.unknown()) });
+
+export const KeyDoc = z.object({
+  id: z.string(),
+  role: Role,
+  agent: z.string().optional(),
+  name: z.string().optional(),
+  createdAt: z.string(),
+  createdBy: z.string(),
+  revokedAt: z.string().optional(),
+  revokedBy: z.string().optional(),
+});
+export const KeyList = z.object({ keys: z.array(KeyDoc) });
+export const CreateKeyBody = z.strictObject({ role: Role, agent: AgentId.optional(), name: KeyName.optional() });
+export const CreatedKey = z.object({ key: z.string().describe('shown once; only its SHA-256 is kept'), record: KeyDoc });
+export const WhoAmI = z.object({ keyId: z.string(), role: Role, agent: z.string().optional(), name: z.string().optional() });
+export const Health = z.object({ ok: z.boolean(), ledger: z.string(), size: z.number().int() });
+export const ErrorDoc = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) });
+
+/** Turns a zod failure into one sentence naming the field (`events[2].kind`, `since`). */
+export function describeIssue(error: z.ZodError, where: string): { message: string; path: string } {
+  const issue = error.issues[0];
+  const path = issue === undefined ? where : joinPath(where, issue.path);
+  if (issue?.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => JSON.stringify(k)).join(', ');
+    return {
+      message: `${where === 'query' ? 'Query parameter' : 'Field'}${issue.keys.length > 1 ? 's' : ''} ${keys} ${issue.keys.length > 1 ? 'are' : 'is'} not accepted here; see /v1/openapi.json.`,
+      path: joinPath(where, [issue.keys[0] ?? '']),
+    };
+  }
+  const msg = (issue?.message ?? 'is invalid').replace(/\s+/g, ' ').replace(/\.+$/, '');
+  return { message: `${path} ${msg.charAt(0).toLowerCase()}${msg.slice(1)}; fix it and send the request again.`, path };
+}
+
+function joinPath(where: string, path: readonly PropertyKey[]): string {
+  let out = where === 'query' || where === 'params' || where === 'body' ? '' : where;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out === '' ? where : out;
+}
