@@ -114,19 +114,23 @@ describe('witness init --roles', () => {
       };
     });
     expect(held.canLogin).toEqual([false, false]);
-    const all = ['artifacts', 'checkpoints', 'events', 'ledger_head', 'meta', 'public_keys', 'stream_heads', 'tree_nodes'];
+    const all = ['artifact_chunks', 'artifacts', 'checkpoints', 'events', 'ledger_head', 'meta', 'public_keys', 'stream_heads', 'tree_nodes'];
     expect(held.tables).toEqual(
       [
         ...all.map((t) => `auditor ${t}:SELECT`),
         ...all.map((t) => `writer ${t}:SELECT`),
-        ...['artifacts', 'checkpoints', 'events', 'stream_heads', 'tree_nodes'].map((t) => `writer ${t}:INSERT`),
+        ...['artifact_chunks', 'artifacts', 'checkpoints', 'events', 'stream_heads', 'tree_nodes'].map((t) => `writer ${t}:INSERT`),
       ].sort(),
     );
     expect(held.columns).toEqual(['writer ledger_head(next_pos):UPDATE', 'writer stream_heads(ended):UPDATE', 'writer stream_heads(hash):UPDATE', 'writer stream_heads(seq):UPDATE']);
     // Every privilege held was printed.
     expect(printed.some((l) => l.includes(`GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${writer};`))).toBe(true);
     expect(printed.some((l) => l.includes(`GRANT SELECT ON ${schema}.meta`) && l.includes(`TO ${writer}, ${auditor};`))).toBe(true);
-    expect(printed.some((l) => l.includes(`GRANT INSERT ON ${schema}.events, ${schema}.stream_heads, ${schema}.tree_nodes, ${schema}.checkpoints, ${schema}.artifacts TO ${writer};`))).toBe(true);
+    expect(
+      printed.some((l) =>
+        l.includes(`GRANT INSERT ON ${schema}.events, ${schema}.stream_heads, ${schema}.tree_nodes, ${schema}.checkpoints, ${schema}.artifacts, ${schema}.artifact_chunks TO ${writer};`),
+      ),
+    ).toBe(true);
   });
 
   it('lets a login in the writer role append, store a screenshot and seal through the driver, and refuses it every UPDATE, DELETE and TRUNCATE of stored rows, with or without triggers [R-APPEND-ONLY]', async () => {

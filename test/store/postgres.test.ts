@@ -52,7 +52,7 @@ describe('the PostgreSQL driver', () => {
       const tables = await superuser(schema, async (c) =>
         (await c.query<{ t: string }>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema])).rows.map((r) => r.t),
       );
-      expect(tables).toEqual(['artifacts', 'checkpoints', 'events', 'ledger_head', 'meta', 'public_keys', 'stream_heads', 'tree_nodes']);
+      expect(tables).toEqual(['artifact_chunks', 'artifacts', 'checkpoints', 'events', 'ledger_head', 'meta', 'public_keys', 'stream_heads', 'tree_nodes']);
     } finally {
       await l.close();
     }
@@ -165,7 +165,7 @@ describe('the PostgreSQL driver', () => {
     await superuser(schema, (c) => c.query(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`));
     await expect(openLedger(url, { keyFile: path.join(dir, `${schema}.key`) })).rejects.toMatchObject({
       code: 'store_newer_schema',
-      message: expect.stringMatching(/version 99, newer than this Witness understands \(1\); upgrade Witness/),
+      message: expect.stringMatching(/version 99, newer than this Witness understands \(2\); upgrade Witness/),
     });
   });
 
