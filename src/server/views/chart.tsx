@@ -22,7 +22,7 @@ export interface ChartProps {
 
 const W = 480;
 const H = 160;
-const PAD = { top: 10, right: 8, bottom: 22, left: 44 };
+const PAD = { top: 10, right: 8, bottom: 22, left: 64 };
 
 function scaleMax(values: readonly number[]): number {
   const m = Math.max(0, ...values.filter((v) => Number.isFinite(v)));

@@ -68,3 +68,35 @@ export function showOffset(s: number): string {
   const t = Math.max(0, Math.round(s));
   return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`;
 }
+
+/**
+ * A tool's output as a reader wants it: MCP text content shown as its text (JSON text indented),
+ * anything else as indented JSON. The exact recorded value is in the ledger and the bundle.
+ */
+export function showToolOutput(v: unknown, max = MAX_SHOWN): string {
+  // Only a result that is nothing but text content is shown as text: any other field (isError,
+  // structuredContent, _meta, something unexpected) must stay visible, so such a result is shown whole.
+  const o = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  const content = o !== undefined && Object.keys(o).every((k) => k === 'content') ? o['content'] : undefined;
+  if (!Array.isArray(content) || content.length === 0) return showValue(v, max);
+  const texts: string[] = [];
+  for (const part of content) {
+    const p = part !== null && typeof part === 'object' ? (part as Record<string, unknown>) : undefined;
+    if (p === undefined || p['type'] !== 'text' || typeof p['text'] !== 'string' || Object.keys(p).some((k) => k !== 'type' && k !== 'text')) return showValue(v, max);
+    texts.push(p['text'] as string);
+  }
+  return clip(
+    texts
+      .map((t) => {
+        if (!/^\s*[{[]/.test(t)) return t;
+        try {
+          return JSON.stringify(JSON.parse(t) as unknown, null, 2);
+        } catch {
+          // Text that only looks like JSON is shown as it is.
+          return t;
+        }
+      })
+      .join('\n'),
+    max,
+  );
+}

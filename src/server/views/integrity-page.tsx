@@ -19,7 +19,7 @@ const Signers: FC<{ signers: readonly SignerView[] }> = ({ signers }) =>
   signers.length === 0 ? (
     <span>no key</span>
   ) : (
-    <ul>
+    <ul class="plain">
       {signers.map((k) => (
         <li>
           <span class="mono">{k.fingerprint}</span> — trusted because it is {SOURCE[k.source]}

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import { clip, plural, showDuration, showOffset, showTime, showValue, shortHash } from './format.js';
+import { clip, plural, showDuration, showOffset, showTime, showToolOutput, showValue, shortHash } from './format.js';
 import { Layout, renderDocument } from './layout.js';
 import type { ErrorView, IntegrityBadge, Screenshot, SessionPageModel, TimelineStep, VideoView } from './model.js';
 import { PATHS, artifactPath, chaptersPath } from './paths.js';
@@ -91,7 +91,7 @@ const Step: FC<{ step: TimelineStep }> = ({ step: s }) => (
     </header>
     {s.reasoning === undefined ? null : (
       <div class="part">
-        <div class="label">Reasoning before the call{s.reasoning.model === undefined ? '' : ` (${s.reasoning.model})`}</div>
+        <div class="label">Reasoning before the call{s.reasoning.model === undefined ? null : <span class="model"> · {s.reasoning.model}</span>}</div>
         <p class="reasoning">{clip(s.reasoning.text, 8000)}</p>
       </div>
     )}
@@ -180,7 +180,7 @@ const Step: FC<{ step: TimelineStep }> = ({ step: s }) => (
             {s.result.durationMs === undefined ? '' : ` · took ${showDuration(s.result.durationMs)}`}
             {s.result.error === undefined ? '' : ` · ${clip(s.result.error, 2000)}`}
           </p>
-          {s.result.output === undefined ? null : <pre>{showValue(s.result.output)}</pre>}
+          {s.result.output === undefined ? null : <pre>{showToolOutput(s.result.output)}</pre>}
         </>
       )}
     </div>

@@ -58,7 +58,11 @@ button.link { background: none; border: none; color: var(--accent); padding: 0; 
 .step > header .when { color: var(--muted); font-size: 0.85rem; margin-left: auto; }
 .step .part { padding: 0.5rem 0.9rem; border-top: 1px solid var(--panel); }
 .step .part:first-of-type { border-top: none; }
-.step .label { font-size: 0.78rem; font-weight: 700; letter-spacing: 0.04em; text-transform: uppercase; color: var(--muted); }
+.label { font-size: 0.78rem; font-weight: 700; letter-spacing: 0.04em; text-transform: uppercase; color: var(--muted); margin-top: 0.5rem; }
+.step .label { margin-top: 0; }
+.label .model { text-transform: none; letter-spacing: 0; font-weight: 600; }
+.panel > h2:first-child, .queue h2 { margin-top: 0; }
+ul.plain { list-style: none; padding: 0; margin: 0; }
 .reasoning { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.2rem 0 0; border-left: 3px solid var(--accent-bg); padding-left: 0.6rem; }
 .shots { display: grid; grid-template-columns: 1fr 1fr; gap: 0.75rem; }
 figure { margin: 0; }
@@ -95,6 +99,7 @@ figcaption { font-size: 0.85rem; color: var(--muted); overflow-wrap: anywhere; }
 .signin { max-width: 26rem; margin: 4rem auto; border: 1px solid var(--line); border-radius: 8px; padding: 1.5rem; }
 .signin form { display: grid; gap: 0.75rem; }
 .or { text-align: center; color: var(--muted); margin: 1rem 0; }
+.signin .button { display: block; text-align: center; }
 .panel { border: 1px solid var(--line); border-radius: 8px; padding: 0.75rem 1rem; margin-bottom: 1rem; }
 .print-only { display: none; }
 @media (max-width: 800px) { .shots { grid-template-columns: 1fr; } .chapters { columns: 1; } main { padding: 1rem; } }
@@ -102,6 +107,7 @@ figcaption { font-size: 0.85rem; color: var(--muted); overflow-wrap: anywhere; }
   html { font-size: 10.5pt; }
   .top nav, .who, form, .paging, .no-print, video { display: none !important; }
   .print-only { display: block; }
+  .shots { grid-template-columns: 1fr 1fr; }
   main { max-width: none; padding: 0; }
   pre { max-height: none; overflow: visible; border-color: #999; }
   .step, .queue > li, .panel, .chart { border-color: #999; }

@@ -26,6 +26,9 @@ export const HOSTILE = {
 
 export const ALL_HOSTILE = Object.values(HOSTILE).join(' ');
 
+/** The same session with the hostile strings left out, for screenshots a person reads. */
+const PLAIN: Record<keyof typeof HOSTILE, string> = { script: '', img: '', svg: '', jsUrl: 'http://127.0.0.1:8081/customers/C-1042', quote: '', iframe: '', style: '', link: '' };
+
 export interface Fixture {
   ledger: Ledger;
   session: string;
@@ -40,13 +43,14 @@ function at(base: number, s: number): string {
   return new Date(base + s * 1000).toISOString();
 }
 
-/** `leak` is a URL that must never be fetched: hostile markup points at it. */
-export async function buildFixture(dir: string, options: { leak: string; png: { before: Buffer; after: Buffer }; mp4: Buffer; captions: string }): Promise<Fixture> {
+/** `leak` is a URL that must never be fetched: hostile markup points at it. `plain` leaves the hostile strings out. */
+export async function buildFixture(dir: string, options: { leak: string; png: { before: Buffer; after: Buffer }; mp4: Buffer; captions: string; plain?: boolean }): Promise<Fixture> {
+  const H = options.plain === true ? PLAIN : HOSTILE;
   const ledger = await openLedger(`sqlite:${tempDb(dir)}`, { name: 'views' });
   const session = `refund-${randomUUID()}`;
-  const agent = { id: `support-bot ${HOSTILE.quote}`, version: '1.4.2' };
+  const agent = { id: `support-bot ${H.quote}`, version: '1.4.2' };
   const base = Date.parse('2026-11-23T10:00:00.000Z');
-  const leakImg = `<img src="${options.leak}/img">`;
+  const leakImg = options.plain === true ? '' : `<img src="${options.leak}/img">`;
   const before = await ledger.putArtifact(options.png.before, 'image/png', 'before');
   const after = await ledger.putArtifact(options.png.after, 'image/png', 'after');
   const mp4 = await ledger.putArtifact(options.mp4, 'video/mp4', 'video');
@@ -63,7 +67,10 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
     grant: randomUUID(),
     video: randomUUID(),
   };
-  const refundArgs = { customer_id: 'C-1042', amount: 650, note: `${HOSTILE.quote}${HOSTILE.svg}`, callback: HOSTILE.jsUrl, html: leakImg };
+  const refundArgs =
+    options.plain === true
+      ? { customer_id: 'C-1042', amount: 650, reason: 'Parcel arrived damaged' }
+      : { customer_id: 'C-1042', amount: 650, note: `${H.quote}${H.svg}`, callback: H.jsUrl, html: leakImg };
   const argsDigest = sha256Hex(Buffer.from(JSON.stringify(refundArgs)));
   const policyVersion = sha256Hex(Buffer.from('policy'));
   const expiresAt = at(base, 600);
@@ -74,7 +81,7 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
     decision: 'approved',
     approver: 'alice@acme.example',
     role: 'billing supervisor',
-    reason: `Checked the order. </textarea>${HOSTILE.script}`,
+    reason: options.plain === true ? 'Checked the order: the parcel arrived damaged, photo attached to the ticket.' : `Checked the order. </textarea>${H.script}`,
     arguments_digest: argsDigest,
     approver_key: alice.verifierKey,
     agent: agent.id,
@@ -89,7 +96,7 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
 
   const ev = (e: Omit<AppendRequest, 'stream' | 'agent'> & { agent?: AppendRequest['agent'] }): AppendRequest => ({ stream: session, agent, ...e }) as AppendRequest;
   const batch: AppendRequest[] = [
-    ev({ id: id.start, ts: at(base, 0), kind: 'session.start', recorder: { kind: 'gateway' }, data: { purpose: `Refund order 1042 ${HOSTILE.script}`, labels: { server: `billing ${HOSTILE.img}` } } }),
+    ev({ id: id.start, ts: at(base, 0), kind: 'session.start', recorder: { kind: 'gateway' }, data: { purpose: `Refund order 1042 ${H.script}`, labels: { server: `billing ${H.img}` } } }),
     ev({
       id: id.llm,
       ts: at(base, 1),
@@ -97,7 +104,7 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
       data: {
         model: 'claude-x',
         input: [{ role: 'user', content: 'Refund order 1042' }],
-        output: { content: [{ type: 'text', text: `The order arrived damaged, so I will refund it. ${HOSTILE.script} ${HOSTILE.img} [docs](${HOSTILE.jsUrl}) ${leakImg}` }] },
+        output: { content: [{ type: 'text', text: `The order arrived damaged, so I will refund it. ${H.script} ${H.img} [docs](${H.jsUrl}) ${leakImg}` }] },
       },
     }),
     ev({ id: id.refund, ts: at(base, 2), kind: 'tool.call', resource: 'billing', action: 'refund', outcome: 'pending', data: { tool: 'refund', server: 'billing', arguments: refundArgs } }),
@@ -107,15 +114,15 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
       parent: id.refund,
       artifacts: [before],
       outcome: 'success',
-      data: { role: 'before', url: HOSTILE.jsUrl, title: `Order 1042 ${HOSTILE.iframe}`, viewport: { width: 640, height: 400 }, captured_at: at(base, 3) },
+      data: { role: 'before', url: H.jsUrl, title: `Order 1042 ${H.iframe}`, viewport: { width: 640, height: 400 }, captured_at: at(base, 3) },
     }),
     ev({
       id: id.review,
       ts: at(base, 4),
       kind: 'policy.decision',
       parent: id.refund,
-      policy: { decision: 'review', rule: `refunds-over-500 ${HOSTILE.style}`, version: policyVersion },
-      data: { decision: 'review', rule: `refunds-over-500 ${HOSTILE.style}`, policy_version: policyVersion, reason: `Refunds over $500 need a supervisor ${HOSTILE.link}`, tool: 'refund' },
+      policy: { decision: 'review', rule: `refunds-over-500 ${H.style}`, version: policyVersion },
+      data: { decision: 'review', rule: `refunds-over-500 ${H.style}`, policy_version: policyVersion, reason: `Refunds over $500 need a supervisor ${H.link}`, tool: 'refund' },
     }),
     ev({
       id: id.request,
@@ -155,7 +162,10 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
         tool: 'refund',
         is_error: false,
         duration_ms: 412,
-        output: { content: [{ type: 'text', text: `<h1>Refunded</h1>${HOSTILE.link}${leakImg}` }], isEscaped: true, toString: HOSTILE.script },
+        output:
+          options.plain === true
+            ? { content: [{ type: 'text', text: '{"refund_id":"R-2001","status":"succeeded","amount":650}' }] }
+            : { content: [{ type: 'text', text: `<h1>Refunded</h1>${H.link}${leakImg}` }], isEscaped: true, toString: H.script },
       },
     }),
     ev({
@@ -180,7 +190,7 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
       resource: 'admin',
       action: 'grant_admin',
       outcome: 'denied',
-      data: { tool: 'grant_admin', server: 'admin', arguments: { user: `mallory ${HOSTILE.img}` } },
+      data: { tool: 'grant_admin', server: 'admin', arguments: { user: `mallory ${H.img}` } },
     }),
     ev({
       ts: at(base, 121),
@@ -190,9 +200,9 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
       policy: { decision: 'deny', rule: 'no-admin-grants' },
       data: { decision: 'deny', rule: 'no-admin-grants', reason: 'Agents never grant admin rights.' },
     }),
-    ev({ ts: at(base, 122), kind: 'tool.result', parent: id.grant, outcome: 'denied', data: { tool: 'grant_admin', is_error: true, error: { message: `Refused by policy ${HOSTILE.svg}` } } }),
-    ev({ ts: at(base, 123), kind: 'error', parent: id.grant, outcome: 'error', data: { message: `upstream said ${HOSTILE.iframe}`, code: 'upstream_error', source: 'tool' } }),
-    ev({ ts: at(base, 130), kind: 'error', outcome: 'error', data: { message: `Recording stalled ${HOSTILE.script}`, code: 'store_busy', source: 'recorder' } }),
+    ev({ ts: at(base, 122), kind: 'tool.result', parent: id.grant, outcome: 'denied', data: { tool: 'grant_admin', is_error: true, error: { message: `Refused by policy ${H.svg}` } } }),
+    ev({ ts: at(base, 123), kind: 'error', parent: id.grant, outcome: 'error', data: { message: `upstream said ${H.iframe}`, code: 'upstream_error', source: 'tool' } }),
+    ev({ ts: at(base, 130), kind: 'error', outcome: 'error', data: { message: `Recording stalled ${H.script}`, code: 'store_busy', source: 'recorder' } }),
     ev({
       id: id.video,
       ts: at(base, 140),
@@ -208,12 +218,12 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
         steps: 2,
         chapters: [
           { title: 'Overview', start_s: 0, end_s: 0.5 },
-          { title: `Step 1: refund ${HOSTILE.script}\n\nWEBVTT 00:00.000 --> 00:09.000`, start_s: 0.5, end_s: 1.5 },
+          { title: options.plain === true ? 'Step 1: refund' : `Step 1: refund ${H.script}\n\nWEBVTT 00:00.000 --> 00:09.000`, start_s: 0.5, end_s: 1.5 },
           { title: 'Summary', start_s: 1.5, end_s: 2 },
         ],
       },
     }),
-    ev({ ts: at(base, 150), kind: 'session.end', outcome: 'success', data: { reason: 'completed', final_output: `Refund done. ${HOSTILE.link}` } }),
+    ev({ ts: at(base, 150), kind: 'session.end', outcome: 'success', data: { reason: 'completed', final_output: `Refund done. ${H.link}` } }),
   ];
   await ledger.append(batch);
   const events = await ledger.readStream(session);
