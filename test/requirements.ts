@@ -83,6 +83,13 @@ export const REQUIREMENTS = {
     "The video's title cards and narration name the approver whose decision counted (the one the gateway's release names, or the first it did not reject), and tell a forged, unauthorised or mismatched decision as ignored, never as the approver.",
   'R-MISSING-PROGRAM': 'A missing Chromium, ffmpeg or espeak-ng is named in one sentence with the command that installs it.',
   'R-KAT': 'Merkle, JCS and Ed25519 signed notes match known-answer vectors from other implementations.',
+  'R-ROLES': "One table declares every server route's roles; a route or role it does not list is refused (403), a request without a valid key gets 401.",
+  'R-INGEST-IDENTITY':
+    "Events ingested over HTTP are recorded under the API key's agent and key id, whatever the body claims; an agent key cannot write system streams, human acts or another agent's session.",
+  'R-KEY-REVOKE': 'API keys are stored only as hashes in the ledger (config.change events); a key revoked from another process is refused from the next request.',
+  'R-ACCESS-LOG':
+    'Every read of audit data by a person through the server is recorded as an audit.access event (who, role, what, when, from where) before it is answered, and the ledger still verifies.',
+  'R-DEV-MASK': "A developer's reads have personal data masked and secrets redacted, and never carry the salt that would let a masked value be confirmed.",
 } as const;
 
 export type RequirementId = keyof typeof REQUIREMENTS;

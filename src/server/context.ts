@@ -1,5 +1,4 @@
 import type { Context } from 'hono';
-import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import type { Ledger } from '../store/index.js';
 import type { AccessOperation } from './access.js';
@@ -8,14 +7,12 @@ import type { ServerMetrics } from './metrics.js';
 import type { Role } from './roles.js';
 
 /**
- * Parts of the `Ledger` interface that other engineers are adding while this module is built
- * (session listing, streamed artifacts). Routes use them when the ledger has them and say so
- * (501) when it does not; once they are in `Ledger` this file's optional view goes away.
+ * Session listing, which another engineer is adding to the `Ledger` interface while this module
+ * is built: GET /v1/sessions uses it when the ledger has it and answers 501 when it does not.
+ * TODO(issue 13): drop this once `Ledger.listSessions` has landed.
  */
 export interface LedgerExtras {
   listSessions?(filter?: Record<string, unknown>, page?: { limit?: number; cursor?: string }): Promise<{ sessions: unknown[]; next?: string }>;
-  artifactInfo?(sha256: string): Promise<{ sha256: string; bytes: number; mime?: string } | undefined>;
-  readArtifactStream?(sha256: string, range?: { start?: number; end?: number }): Promise<Readable | undefined>;
 }
 
 /** What every handler gets: the request, the caller, the parsed inputs and the server's parts. */

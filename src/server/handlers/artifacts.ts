@@ -84,41 +84,42 @@ function headers(sha256: string, type: string, length: number): Record<string, s
 }
 
 /**
- * GET /v1/artifacts/:sha256. With a store that streams (`readArtifactStream`) the bytes are never
- * held whole and `Range` is honoured (206 / 416); otherwise the bytes are read whole and served
- * whole.
+ * GET /v1/artifacts/:sha256: read from the store as it is sent (never held whole), `Range`
+ * honoured (206, or 416 past the end). The type is the one stored with the artifact, served only
+ * when it is in SAFE_TYPES; a store that kept no type gets the magic numbers' word for it.
  */
 export async function getArtifact(ctx: RouteContext<{ sha256: string }>): Promise<Response> {
   const { sha256 } = ctx.params;
-  const notFound = () => errorResponse(ctx.c, 'not_found', `The store holds no artifact ${sha256}; check the digest in the event's artifacts list.`);
   const l = ctx.ledger;
-  if (typeof l.artifactInfo === 'function' && typeof l.readArtifactStream === 'function') {
-    const info = await l.artifactInfo(sha256);
-    if (info === undefined) return notFound();
-    const range = parseRange(ctx.c.req.header('range'), info.bytes);
-    if (range === 'unsatisfiable') {
-      return new Response(JSON.stringify({ error: { code: 'invalid_argument', message: `The range is outside the artifact's ${info.bytes} bytes; ask for bytes within it.` } }), {
-        status: 416,
-        headers: { 'Content-Type': 'application/json', 'Content-Range': `bytes */${info.bytes}` },
-      });
-    }
-    let type = servedType(info.mime);
-    if (info.mime === undefined) {
-      const head = await l.readArtifactStream(sha256, { start: 0, end: 15 });
-      const chunks: Buffer[] = [];
-      if (head !== undefined) for await (const c of head) chunks.push(c as Buffer);
-      type = servedType(sniff(Buffer.concat(chunks)));
-    }
-    const stream = await l.readArtifactStream(sha256, range ?? {});
-    if (stream === undefined) return notFound();
-    await ctx.recordAccess({ count: range === undefined ? info.bytes : range.end - range.start + 1, resource: sha256 });
-    const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
-    if (range === undefined) return new Response(body, { status: 200, headers: headers(sha256, type, info.bytes) });
-    return new Response(body, { status: 206, headers: { ...headers(sha256, type, range.end - range.start + 1), 'Content-Range': `bytes ${range.start}-${range.end}/${info.bytes}` } });
+  const info = await l.artifactInfo(sha256);
+  if (info === undefined) return notFound(ctx, sha256);
+  const range = parseRange(ctx.c.req.header('range'), info.bytes);
+  if (range === 'unsatisfiable') {
+    return new Response(JSON.stringify({ error: { code: 'invalid_argument', message: `The range is outside the artifact's ${info.bytes} bytes; ask for bytes within it.` } }), {
+      status: 416,
+      headers: { 'Content-Type': 'application/json', 'Content-Range': `bytes */${info.bytes}`, 'X-Content-Type-Options': 'nosniff' },
+    });
   }
-  const bytes = await l.readArtifact(sha256);
-  if (bytes === undefined) return notFound();
-  const type = servedType(sniff(bytes.subarray(0, 16)));
-  await ctx.recordAccess({ count: bytes.length, resource: sha256 });
-  return new Response(new Uint8Array(bytes), { status: 200, headers: headers(sha256, type, bytes.length) });
+  let type = servedType(info.mime);
+  if (info.mime === undefined && info.bytes > 0) {
+    const head = await l.readArtifactStream(sha256, { start: 0, end: 15 });
+    const chunks: Buffer[] = [];
+    if (head !== undefined) for await (const c of head) chunks.push(c as Buffer);
+    type = servedType(sniff(Buffer.concat(chunks)));
+  }
+  const stream = await l.readArtifactStream(sha256, range ?? {});
+  if (stream === undefined) return notFound(ctx, sha256);
+  try {
+    await ctx.recordAccess({ count: range === undefined ? info.bytes : range.end - range.start + 1, resource: sha256 });
+  } catch (e) {
+    stream.destroy();
+    throw e;
+  }
+  const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+  if (range === undefined) return new Response(body, { status: 200, headers: headers(sha256, type, info.bytes) });
+  return new Response(body, { status: 206, headers: { ...headers(sha256, type, range.end - range.start + 1), 'Content-Range': `bytes ${range.start}-${range.end}/${info.bytes}` } });
+}
+
+function notFound(ctx: RouteContext, sha256: string): Response {
+  return errorResponse(ctx.c, 'not_found', `The store holds no artifact ${sha256}; check the digest in the event's artifacts list.`);
 }
