@@ -16,6 +16,10 @@ export type {
   RawEventRow,
   SealOptions,
   SealRecordText,
+  SessionFilter,
+  SessionPage,
+  SessionPageRequest,
+  SessionSummary,
 } from './ledger.js';
 export { SqliteLedger, toStored, type SqliteLedgerOptions } from './sqlite/ledger.js';
 export { DEFAULT_PG_SCHEMA, DEFAULT_STORE, SIGNING_KEY_FILE_ENV, parsePostgresUrl, parseStoreUrl, redactUrl, sidecarPaths, sqlitePath, type PostgresLocation, type StoreLocation } from './url.js';

@@ -47,6 +47,64 @@ export interface QueryPage {
   next?: string;
 }
 
+/**
+ * Which sessions `listSessions` lists. A session is a stream, except the system streams (named
+ * `witness.…`: approvals decided after their session ended, audit access, the gateway's own
+ * errors), which belong to no one session. Every filter must hold; none given lists them all.
+ */
+export interface SessionFilter {
+  /** Sessions in which this agent recorded at least one event. */
+  agent?: string;
+  /** Sessions with at least one event on this resource. */
+  resource?: string;
+  /** Sessions with at least one event of this outcome. */
+  outcome?: string;
+  /** Sessions overlapping [since, until): the last event at or after `since` (ISO-8601). */
+  since?: string;
+  /** …and the first event before `until` (ISO-8601). */
+  until?: string;
+  /** true: only sessions closed by a session.end; false: only those still open. */
+  ended?: boolean;
+}
+
+export interface SessionPageRequest {
+  /** Sessions per page, 1 to 1,000; default 100. */
+  limit?: number;
+  /** Opaque cursor from a previous page's `next`. */
+  cursor?: string;
+}
+
+/** One session as listed: what it is, when, and how much of what happened in it. */
+export interface SessionSummary {
+  stream: string;
+  /** Every agent that recorded in it, the first event's agent first (almost always just one). */
+  agents: string[];
+  /** `ts` of its first event. */
+  start: string;
+  /** `ts` of its last event so far. */
+  end: string;
+  /** Closed by a session.end. */
+  ended: boolean;
+  /** The session.end's reason (undefined while open, or when its payload was purged). */
+  endReason?: string;
+  events: number;
+  /** tool.call events. */
+  toolCalls: number;
+  /** Events with outcome `denied`. */
+  denials: number;
+  /** `error` events and events with outcome `error`, each counted once. */
+  errors: number;
+  /** approval.request events, and approval.decision events by their data.decision (a purged payload counts in none). */
+  approvals: { requested: number; approved: number; denied: number; expired: number };
+}
+
+export interface SessionPage {
+  /** Newest first: by start, then by stream id, descending. */
+  sessions: SessionSummary[];
+  /** Present when more sessions match: pass it back as `cursor`. */
+  next?: string;
+}
+
 /** A raw row as stored, for `verify`: nothing in it is trusted. SQLite hands blobs over as Buffers. */
 export type RawEventRow = VerifyRow & { salt: Buffer | null; hash: Buffer };
 
@@ -165,6 +223,13 @@ export interface Ledger extends LedgerReader {
   prepare(batch: readonly AppendRequest[]): PreparedEvent[];
   /** Appends events made by `prepare` of this ledger, atomically: `append` is prepare + this. */
   appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]>;
+  /**
+   * Sessions matching `filter`, newest first, with their counts, in pages. A page continues after
+   * the previous one's last session whatever was appended since: sessions that start later are
+   * not on later pages (list again from the top for them), and counts are as of each page's read.
+   * An invalid cursor is refused (`invalid_argument`).
+   */
+  listSessions(filter?: SessionFilter, page?: SessionPageRequest): Promise<SessionPage>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
   /**

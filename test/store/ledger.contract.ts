@@ -6,6 +6,7 @@ import { queryContract } from './contract/query.js';
 import { readonlyContract } from './contract/readonly.js';
 import { refusalContract } from './contract/refusal.js';
 import { sealContract } from './contract/seal.js';
+import { sessionsContract } from './contract/sessions.js';
 import { tamperContract } from './contract/tamper.js';
 
 export type { DriverUnderTest, EventImage, LedgerEdit } from './contract/driver.js';
@@ -23,6 +24,7 @@ export function ledgerContract(driver: DriverUnderTest): void {
   concurrencyContract(driver);
   sealContract(driver);
   queryContract(driver);
+  sessionsContract(driver);
   artifactsContract(driver);
   readonlyContract(driver);
   refusalContract(driver);

@@ -1,6 +1,8 @@
 import { WitnessError, type StoredEvent } from '../../core/index.js';
-import type { QueryFilter, QueryPage, RawEventRow, VerifyScanRow } from '../ledger.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type { QueryFilter, QueryPage, RawEventRow, SessionFilter, SessionPage, SessionPageRequest, VerifyScanRow } from '../ledger.js';
 import { PostgresAppend } from './append.js';
+import { pgSessionPage, pgSessionsSql, type PgSessionRow } from './sessions.js';
 
 const COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
 /** The bigint range, as the open bounds of a verify scan (a row below 0 was put there behind the driver's back). */
@@ -36,6 +38,12 @@ export abstract class PostgresQuery extends PostgresAppend {
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
     return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
+    this.assertOpen();
+    const { sql, args, limit } = pgSessionsSql(filter, page);
+    return pgSessionPage(await this.sql<PgSessionRow>(sql, args), limit);
   }
 
   async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {
@@ -94,20 +102,6 @@ export function pgQuerySql(filter: QueryFilter, fetch: number): { sql: string; a
     where.push(`(ts, pos) > (${arg(ts)}, ${arg(pos)})`);
   }
   return { sql: `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY ts, pos LIMIT ${arg(fetch)}`, args };
-}
-
-function encodeCursor(ts: string, pos: number): string {
-  return Buffer.from(JSON.stringify([ts, pos])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [string, number] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
-  } catch {
-    // fall through to the error below
-  }
-  throw new WitnessError('invalid_argument', 'The cursor is not one this ledger issued; pass the `next` value of the previous page unchanged.');
 }
 
 /** A stored row as the interface hands it out (the same shape as the SQLite driver's). */

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { translateSqliteError } from './errors.js';
+import { indexSessionsLocked, sessionMismatches } from './sessions.js';
 
 /**
  * Filling the query index (`event_index`, schema.ts) after commit, off the recording path.
@@ -20,7 +21,7 @@ const CHUNK = 2_000;
 interface IndexerStatements {
   upto: Database.Statement;
   copy: Database.Statement;
-  chunk: (from: number, limit: number) => { indexed: number; upto: number };
+  chunk: (from: number, limit: number) => { indexed: number; upto: number; sessions: number };
 }
 
 const compiled = new WeakMap<Database.Database, IndexerStatements | null>();
@@ -48,7 +49,9 @@ function statementsFor(db: Database.Database): IndexerStatements | null {
       let end = from;
       while (end - from < next.length && next[end - from] === end) end++;
       const indexed = end === from ? 0 : copy.run(from, end).changes;
-      return { indexed, upto: indexed === 0 ? from : (upto.get() as number) };
+      const now = indexed === 0 ? from : (upto.get() as number);
+      // The session rows (sessions.ts) in the same transaction, up to the index's end and no further.
+      return { indexed, upto: now, sessions: indexSessionsLocked(db, now, limit) };
     }).immediate;
     s = { upto, copy, chunk };
   }
@@ -63,8 +66,9 @@ export function indexedUpto(db: Database.Database): number {
 }
 
 /**
- * Copies the filter columns of events not yet in the query index into it, in short IMMEDIATE
- * transactions of at most 2,000 rows, until the index is current or `maxRows` rows were added.
+ * Copies the filter columns of events not yet in the query index into it, and folds them into the
+ * session rows, in short IMMEDIATE transactions of at most 2,000 rows each, until both are current
+ * or `maxRows` rows were added.
  * Returns how many rows this call added and the first position still unindexed. On a read-only
  * connection, or a version-1 ledger opened read-only, it adds nothing.
  */
@@ -75,12 +79,16 @@ export function indexTail(db: Database.Database, maxRows = Number.POSITIVE_INFIN
     if (db.readonly) return { indexed: 0, upto: s.upto.get() as number };
     let indexed = 0;
     let upto = s.upto.get() as number;
-    while (indexed < maxRows) {
-      const limit = Math.min(CHUNK, maxRows - indexed);
+    // Rows of either kind count against maxRows: the session rows may lag the index (a ledger
+    // indexed before they existed) and catch up here too, in the same bounded steps.
+    let done = 0;
+    while (done < maxRows) {
+      const limit = Math.min(CHUNK, maxRows - done);
       const r = s.chunk(upto, limit);
       indexed += r.indexed;
       upto = r.upto;
-      if (r.indexed < limit) break;
+      done += Math.max(r.indexed, r.sessions);
+      if (r.indexed < limit && r.sessions < limit) break;
     }
     return { indexed, upto };
   } catch (e) {
@@ -103,7 +111,7 @@ export function indexTail(db: Database.Database, maxRows = Number.POSITIVE_INFIN
 export function indexMismatches(db: Database.Database, limit = 10): number[] {
   try {
     if (statementsFor(db) === null) return [];
-    return db
+    const rows = db
       .prepare(
         `SELECT e.pos FROM events e LEFT JOIN event_index x ON x.pos = e.pos
          WHERE CASE WHEN x.pos IS NULL THEN e.pos < (SELECT coalesce(max(pos) + 1, 0) FROM event_index)
@@ -115,6 +123,8 @@ export function indexMismatches(db: Database.Database, limit = 10): number[] {
       )
       .pluck()
       .all(limit) as number[];
+    // The session list's rows are derived from the events too, and checked the same way.
+    return [...new Set([...rows, ...sessionMismatches(db, limit)])].sort((a, b) => a - b).slice(0, limit);
   } catch (e) {
     throw translateSqliteError(e, db.name);
   }

@@ -1,8 +1,10 @@
 import type Database from 'better-sqlite3';
 import { WitnessError, type StoredEvent } from '../../core/index.js';
-import type { QueryFilter, QueryPage, RawEventRow, VerifyScanRow } from '../ledger.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type { QueryFilter, QueryPage, RawEventRow, SessionFilter, SessionPage, SessionPageRequest, VerifyScanRow } from '../ledger.js';
 import { SqliteAppend } from './append.js';
 import { indexMismatches } from './indexer.js';
+import { listSessionsSqlite } from './sessions.js';
 
 /** The largest position SQLite stores, as the open upper bound of a verify scan. */
 const MAX_POS = 2n ** 63n - 1n;
@@ -43,6 +45,11 @@ export abstract class SqliteQuery extends SqliteAppend {
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
     return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
+    this.assertOpen();
+    return this.read(() => listSessionsSqlite(this.db, filter, page, (sql) => this.cachedStatement(sql)));
   }
 
   async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {
@@ -186,18 +193,4 @@ function conditions(filter: QueryFilter, p: string): { where: string[]; args: un
 
 function whereClause(where: string[]): string {
   return where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-}
-
-function encodeCursor(ts: string, pos: number): string {
-  return Buffer.from(JSON.stringify([ts, pos])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [string, number] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
-  } catch {
-    // fall through to the error below
-  }
-  throw new WitnessError('invalid_argument', 'The cursor is not one this ledger issued; pass the `next` value of the previous page unchanged.');
 }

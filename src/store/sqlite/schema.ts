@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { WitnessError, type NoteSigner } from '../../core/index.js';
+import { ensureSessionIndex } from './sessions.js';
 
 /**
  * The SQLite schema, version 2. Events, checkpoints, tree nodes, public keys and the query index
@@ -235,7 +236,11 @@ export function openOrCreateSchema(
         return true;
       })
       .immediate();
-    if (created) return { id, origin, version: SCHEMA_VERSION, created: true };
+    if (created) {
+      // The session list's tables (sessions.ts), which also come to ledgers written before them.
+      ensureSessionIndex(db);
+      return { id, origin, version: SCHEMA_VERSION, created: true };
+    }
     tables = listTables();
   }
   if (!tables.includes('meta')) {
@@ -269,9 +274,13 @@ export function openOrCreateSchema(
       throw new WitnessError('store_corrupt', `${file} has schema version ${migrated}, which no Witness release wrote; it is damaged.`);
     }
     ensureGrantOnce(db);
+    ensureSessionIndex(db);
     return { id, origin, version: SCHEMA_VERSION, created: false };
   }
-  if (!options.readonly) ensureGrantOnce(db);
+  if (!options.readonly) {
+    ensureGrantOnce(db);
+    ensureSessionIndex(db);
+  }
   return { id, origin, version, created: false };
 }
 

@@ -1,0 +1,100 @@
+import { decodeSessionCursor, encodeSessionCursor } from '../cursor.js';
+import type { SessionFilter, SessionPage, SessionPageRequest, SessionSummary } from '../ledger.js';
+import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
+
+/**
+ * The session list as one statement over `events` (one snapshot), with no table of its own: the
+ * page's sessions are found newest first among the streams' first events (seq = 0), each filter
+ * checked per candidate through the (stream, seq) index and `stream_heads`, and only the page's
+ * sessions are then counted, each by one walk of its own events. The cost is the page's events
+ * plus the candidates a filter rejects, never the ledger's size.
+ *
+ * A partial index on the first events, `CREATE INDEX events_session_start ON events (ts, stream)
+ * WHERE seq = 0`, turns the walk over the newest events into a walk over the newest sessions; the
+ * statement is written so that PostgreSQL uses it once it exists (see the README's benchmarks).
+ */
+export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest): { sql: string; args: unknown[]; limit: number } {
+  const limit = sessionLimit(page.limit);
+  const args: unknown[] = [];
+  const arg = (v: unknown) => {
+    args.push(v);
+    return `$${args.length}`;
+  };
+  const where = ['e.seq = 0', 'e.pos >= 0', `left(e.stream, ${SYSTEM_STREAM_PREFIX.length}) <> ${arg(SYSTEM_STREAM_PREFIX)}`];
+  if (filter.until !== undefined) where.push(`e.ts < ${arg(filter.until)}`);
+  if (page.cursor !== undefined) {
+    const c = decodeSessionCursor(page.cursor);
+    where.push(`(e.ts, e.stream) < (${arg(c.start)}, ${arg(c.stream)})`);
+  }
+  const has = (col: string, v: string | undefined) => {
+    if (v !== undefined) where.push(`EXISTS (SELECT 1 FROM events f WHERE f.stream = e.stream AND f.${col} = ${arg(v)} AND f.pos >= 0)`);
+  };
+  has('agent', filter.agent);
+  has('resource', filter.resource);
+  has('outcome', filter.outcome);
+  if (filter.since !== undefined) where.push(`(SELECT l.ts FROM events l WHERE l.stream = e.stream ORDER BY l.seq DESC LIMIT 1) >= ${arg(filter.since)}`);
+  if (filter.ended !== undefined) where.push(`EXISTS (SELECT 1 FROM stream_heads h WHERE h.stream = e.stream AND h.ended = ${arg(filter.ended)})`);
+  const decision = (d: string) => `count(*) FILTER (WHERE f.kind = 'approval.decision' AND f.data::jsonb ->> 'decision' = '${d}')::int`;
+  const sql = `
+WITH s AS (
+  SELECT e.stream, e.ts AS start_ts, e.agent FROM events e
+  WHERE ${where.join(' AND ')}
+  ORDER BY e.ts DESC, e.stream DESC LIMIT ${arg(limit + 1)}
+)
+SELECT s.stream, s.start_ts, s.agent, l.ts AS end_ts, a.* FROM s
+CROSS JOIN LATERAL (
+  SELECT count(*)::int AS events,
+    count(*) FILTER (WHERE f.kind = 'tool.call')::int AS tool_calls,
+    count(*) FILTER (WHERE f.outcome = 'denied')::int AS denials,
+    count(*) FILTER (WHERE f.kind = 'error' OR f.outcome = 'error')::int AS errors,
+    count(*) FILTER (WHERE f.kind = 'approval.request')::int AS requested,
+    ${decision('approved')} AS approved, ${decision('denied')} AS denied, ${decision('expired')} AS expired,
+    bool_or(f.kind = 'session.end') AS ended,
+    max(CASE WHEN f.kind = 'session.end' THEN f.data::jsonb ->> 'reason' END) AS end_reason,
+    array_agg(DISTINCT f.agent) AS agents
+  FROM events f WHERE f.stream = s.stream AND f.pos >= 0
+) a
+CROSS JOIN LATERAL (SELECT l.ts FROM events l WHERE l.stream = s.stream ORDER BY l.seq DESC LIMIT 1) l
+ORDER BY s.start_ts DESC, s.stream DESC`;
+  return { sql, args, limit };
+}
+
+export interface PgSessionRow {
+  stream: string;
+  start_ts: string;
+  agent: string;
+  end_ts: string;
+  events: number;
+  tool_calls: number;
+  denials: number;
+  errors: number;
+  requested: number;
+  approved: number;
+  denied: number;
+  expired: number;
+  ended: boolean;
+  end_reason: string | null;
+  agents: string[];
+}
+
+export function pgSessionPage(rows: PgSessionRow[], limit: number): SessionPage {
+  const sessions = rows.slice(0, limit).map(summary);
+  const last = sessions[sessions.length - 1];
+  return rows.length > limit && last !== undefined ? { sessions, next: encodeSessionCursor(last.start, last.stream) } : { sessions };
+}
+
+function summary(r: PgSessionRow): SessionSummary {
+  return {
+    stream: r.stream,
+    agents: [r.agent, ...r.agents.filter((a) => a !== r.agent).sort()],
+    start: r.start_ts,
+    end: r.end_ts,
+    ended: r.ended,
+    ...(r.end_reason === null || !r.ended ? {} : { endReason: r.end_reason }),
+    events: r.events,
+    toolCalls: r.tool_calls,
+    denials: r.denials,
+    errors: r.errors,
+    approvals: { requested: r.requested, approved: r.approved, denied: r.denied, expired: r.expired },
+  };
+}
