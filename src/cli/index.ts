@@ -11,6 +11,7 @@ import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
 import { registerSeal } from './commands/seal.js';
+import { registerSessions } from './commands/sessions.js';
 import { registerServe } from './commands/serve.js';
 import { registerKeys } from './commands/keys.js';
 import { registerVerify } from './commands/verify.js';
@@ -34,6 +35,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerDemo(program, io, setExit);
   registerInit(program, io);
   registerMigrate(program, io);
+  registerSessions(program, io);
   registerQuery(program, io);
   registerVerify(program, io, setExit);
   registerExport(program, io);
