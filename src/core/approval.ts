@@ -1,7 +1,7 @@
 import { canonicalize } from './canonical-json.js';
 import { newSalt, sha256Hex, SALT_BYTES } from './chain.js';
 import { WitnessError } from './errors.js';
-import type { StoredEvent } from './event.js';
+import { textField as str, type Payload, type StoredEvent, type Unchecked } from './event.js';
 import { formatVerifierKey, keyFingerprint, parseVerifierKey, type NoteSigner, type NoteVerifier } from './note.js';
 
 /**
@@ -141,32 +141,30 @@ export interface ApprovalRequestParts {
   session: string;
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-
 /**
  * Reads an approval.request event the one way every judge of its decisions reads it. A request
  * that names no expiry expires when it was made (so nothing decided after it counts); a field that
  * is not text is absent.
  */
 export function approvalRequestParts(request: StoredEvent): ApprovalRequestParts {
-  const d = request.data ?? {};
+  // Named as the gateway writes it, but read as a ledger may hold it: checked, never trusted.
+  const d: Unchecked<Payload<'approval.request'>> | null = request.data;
   return {
     requestId: request.id,
     agent: request.agent.id,
-    server: str(d['server']),
-    tool: str(d['tool']) ?? request.action ?? '',
-    argumentsDigest: str(d['arguments_digest']) ?? '',
-    policyVersion: str(d['policy_version']),
-    expiresAt: str(d['expires_at']) ?? request.ts,
+    server: str(d?.server),
+    tool: str(d?.tool) ?? request.action ?? '',
+    argumentsDigest: str(d?.arguments_digest) ?? '',
+    policyVersion: str(d?.policy_version),
+    expiresAt: str(d?.expires_at) ?? request.ts,
     session: request.stream,
   };
 }
 
 /** The verifier keys an approval.request lists as allowed to decide it, in canonical form; entries that are not keys are dropped. */
 export function listedApprovers(request: StoredEvent): string[] {
-  const listed = request.data?.['approvers'];
+  const d: Unchecked<Payload<'approval.request'>> | null = request.data;
+  const listed = d?.approvers;
   return (Array.isArray(listed) ? listed : []).map(canonicalKey).filter((k): k is string => k !== undefined);
 }
 
@@ -192,27 +190,28 @@ export interface DecisionProblem {
  * `origin` is undefined only for such a reader, who does not know which ledger the events came from
  * (the gateway checks it, and records a decision that fails it as an error).
  */
-export function decisionProblem(request: ApprovalRequestParts, d: Pick<StoredEvent, 'data' | 'ts'>, allowed: readonly string[], origin: string | undefined): DecisionProblem | undefined {
-  const dd = d.data ?? {};
-  if (dd['decision'] === 'expired') return undefined;
-  const named = str(dd['approver']) ?? '(nobody)';
-  if (verifyApprovalSignature(dd) === undefined) {
+export function decisionProblem(request: ApprovalRequestParts, decision: Pick<StoredEvent, 'data' | 'ts'>, allowed: readonly string[], origin: string | undefined): DecisionProblem | undefined {
+  const data: Unchecked<Payload<'approval.decision'>> | null = decision.data;
+  const d = { ts: decision.ts, data };
+  if (d.data?.decision === 'expired') return undefined;
+  const named = str(d.data?.approver) ?? '(nobody)';
+  if (verifyApprovalSignature(decision.data) === undefined) {
     return { code: 'approval_forged', reason: `it carries no valid signature by the approver it names (${named})` };
   }
   // The signature verified, so the key parses.
-  const key = canonicalKey(dd['approver_key'])!;
+  const key = canonicalKey(d.data?.approver_key)!;
   if (sameIdentity(named, request.agent)) return { code: 'approver_not_allowed', reason: `${named} is the agent that made the call (${request.agent})` };
   if (!allowed.includes(key)) return { code: 'approver_not_allowed', reason: `${named} (key ${fingerprintOf(key)}) is not among the approvers the policy allows for this request` };
   const binds: Array<[string, unknown, string | undefined]> = [
-    ['request_id', dd['request_id'], request.requestId],
-    ['agent', dd['agent'], request.agent],
-    ['tool', dd['tool'], request.tool],
-    ['server', dd['server'], request.server],
-    ['session', dd['session'], request.session],
-    ['arguments_digest', dd['arguments_digest'], request.argumentsDigest],
-    ['policy_version', dd['policy_version'], request.policyVersion],
-    ['expires_at', dd['expires_at'], request.expiresAt],
-    ...(origin === undefined ? [] : ([['origin', dd['origin'], origin]] as Array<[string, unknown, string]>)),
+    ['request_id', d.data?.request_id, request.requestId],
+    ['agent', d.data?.agent, request.agent],
+    ['tool', d.data?.tool, request.tool],
+    ['server', d.data?.server, request.server],
+    ['session', d.data?.session, request.session],
+    ['arguments_digest', d.data?.arguments_digest, request.argumentsDigest],
+    ['policy_version', d.data?.policy_version, request.policyVersion],
+    ['expires_at', d.data?.expires_at, request.expiresAt],
+    ...(origin === undefined ? [] : ([['origin', d.data?.origin, origin]] as Array<[string, unknown, string]>)),
   ];
   for (const [field, signed, actual] of binds) {
     if (signed !== actual) {
@@ -220,7 +219,7 @@ export function decisionProblem(request: ApprovalRequestParts, d: Pick<StoredEve
       return { code: 'approval_mismatch', reason: `the decision signed ${what} ${String(signed ?? '(none)')}, but the request has ${String(actual ?? '(none)')}` };
     }
   }
-  const decided = str(dd['decided_at']);
+  const decided = str(d.data?.decided_at);
   const expires = Date.parse(request.expiresAt);
   if (decided === undefined || Date.parse(decided) > expires || Date.parse(d.ts) > expires) {
     return { code: 'approval_mismatch', reason: `the decision was made after the request expired at ${request.expiresAt}` };

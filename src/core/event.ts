@@ -46,7 +46,13 @@ export const EVENT_KINDS = [
 export const EventKind = z.enum(EVENT_KINDS);
 export type EventKind = z.infer<typeof EventKind>;
 
-export const OUTCOMES = ['success', 'error', 'denied', 'pending'] as const;
+/**
+ * What happened, as a compliance reader means it (README "The event", per kind): `pending` is
+ * waiting (a call recorded before its answer, a call held for a person); `denied` was refused (by
+ * the policy, a person, or the gateway); `expired` ran out of time undecided; `success` and `error`
+ * are done. `expired` came last: the header is hashed, so older ledgers simply never use it.
+ */
+export const OUTCOMES = ['success', 'error', 'denied', 'pending', 'expired'] as const;
 export const Outcome = z.enum(OUTCOMES);
 export type Outcome = z.infer<typeof Outcome>;
 
@@ -147,6 +153,78 @@ const commonInput = {
 
 const loose = z.looseObject;
 
+/**
+ * Fields written by Witness's own writers (gateway, recorder, capture, demo) are declared below so
+ * readers get them typed. They are declared as wide as their writers write them (plain strings, no
+ * length caps beyond what was already checked) and optional: an event any earlier version accepted
+ * is still accepted, and no stored payload's bytes or digest change (`data` is hashed as written).
+ */
+const text = z.string();
+
+/** Streams Witness writes itself, besides one stream per session. */
+export const SYSTEM_STREAMS = ['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access'] as const;
+export type SystemStream = (typeof SYSTEM_STREAMS)[number];
+
+/**
+ * Codes Witness records in `error` events (`data.code`), so readers (the video, the viewer,
+ * alerts) branch on a known set. A tool's own JSON-RPC error codes (numbers) and an agent's codes
+ * are recorded too, so a reader must still expect other values.
+ */
+export const RECORDED_ERROR_CODES = [
+  // approvals (core/approval.ts, approvals/)
+  'approval_forged',
+  'approver_not_allowed',
+  'approval_mismatch',
+  'approvals_unreadable',
+  // the gateway refusing or losing a message
+  'parse_error',
+  'batch_refused',
+  'frame_too_large',
+  'unsupported_protocol_version',
+  'unknown_response',
+  'invalid_params',
+  'internal_error',
+  'protocol_error',
+  'rpc_error',
+  'too_many_sessions',
+  'too_many_groups',
+  'too_many_requests',
+  'too_many_listens',
+  'unauthenticated',
+  'unauthorized',
+  'forbidden',
+  'client_disconnected',
+  'cancelled',
+  'timeout',
+  'server_exited',
+  'upstream_exited',
+  'upstream_spawn_failed',
+  'upstream_unreachable',
+  'upstream_redirect',
+  'upstream_refused',
+  'upstream_no_response',
+  // the recorder's own faults, recorded once recording works again
+  'recording_gap',
+  // capture
+  'capture_failed',
+  'no_capturer',
+] as const;
+export type RecordedErrorCode = (typeof RECORDED_ERROR_CODES)[number];
+
+export function isRecordedErrorCode(code: unknown): code is RecordedErrorCode {
+  return typeof code === 'string' && (RECORDED_ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** What a policy.decision that released an approved call names (and so consumes, once). */
+export const ApprovalRef = loose({
+  request_id: text,
+  decision_id: text.optional(),
+  approver: text.optional(),
+  approver_key: text.optional(),
+  stream: text.optional(),
+});
+export type ApprovalRef = z.infer<typeof ApprovalRef>;
+
 const Message = z.unknown();
 const ToolCallRequest = loose({ id: label.optional(), name: name, arguments: z.unknown().optional() });
 const Usage = loose({
@@ -196,11 +274,18 @@ export const PAYLOADS = {
   'tool.call': loose({
     tool: name,
     server: label.optional(),
+    /** A request other than tools/call (resources/read, prompts/get, tools/list): its MCP method. */
+    method: text.optional(),
+    /** The resource URI or prompt name such a request names. */
+    target: text.optional(),
     arguments: z.unknown(),
     jsonrpc_id: z.union([z.string(), z.number()]).optional(),
     requires_approval: z.boolean().optional(),
     /** What the client said about itself (MCP clientInfo, _meta): recorded as a claim, never trusted. */
     client_claims: z.unknown().optional(),
+    /** A 2026-07-28 retry round (MRTR): the client's answers and the server's opaque state, as sent. */
+    input_responses: z.unknown().optional(),
+    request_state: z.unknown().optional(),
   }),
   'tool.result': loose({
     tool: name,
@@ -210,6 +295,8 @@ export const PAYLOADS = {
     error: ErrorInfo.optional(),
     duration_ms: z.number().nonnegative().optional(),
     requires_approval: z.boolean().optional(),
+    /** A 2026-07-28 result that does not finish its request (e.g. `input_required`). */
+    result_type: text.optional(),
   }),
   'policy.decision': loose({
     decision: PolicyDecision,
@@ -226,6 +313,10 @@ export const PAYLOADS = {
     arguments_salt: hex64.optional(),
     /** For a review: the ids of the approvers the policy allows to release the call. */
     approvers: z.array(label).max(256).optional(),
+    /** Ids of every rule that matched, in file order (including those outranked). */
+    matched: z.array(text).readonly().optional(),
+    /** On the decision that releases an approved call: the grant it consumes. */
+    approval: ApprovalRef.optional(),
   }),
   'approval.request': loose({
     request_id: name,
@@ -239,6 +330,11 @@ export const PAYLOADS = {
     rule: label.optional(),
     reason: label.optional(),
     expires_at: isoTime.optional(),
+    server: text.optional(),
+    policy_version: text.optional(),
+    /** The session the held call was made in, and its tool.call event. */
+    session: text.optional(),
+    call_id: text.optional(),
   }),
   'approval.decision': loose({
     request_id: name,
@@ -259,12 +355,32 @@ export const PAYLOADS = {
     decided_at: isoTime.optional(),
     expires_at: isoTime.optional(),
     policy_version: hex64.optional(),
+    /** What the decision binds besides the digest (all signed; see core/approval.ts). */
+    tool: text.optional(),
+    server: text.optional(),
+    session: text.optional(),
+    call_id: text.optional(),
+    rule: text.optional(),
   }),
   capture: loose({
     role: label,
     url: label.optional(),
     viewport: loose({ width: z.number().int().positive(), height: z.number().int().positive() }).optional(),
     text: z.string().optional(),
+    /** A screenshot: the page's title, the HTTP status of its document, what was masked, when and how long. */
+    title: text.optional(),
+    http_status: z.number().optional(),
+    masked_selectors: z.array(text).optional(),
+    captured_at: text.optional(),
+    capture_ms: z.number().optional(),
+    /** A narrated video (role `video`): the session it shows and its chapters. */
+    session: text.optional(),
+    duration_s: z.number().optional(),
+    steps: z.number().optional(),
+    chapters: z.array(loose({ title: text, start_s: z.number(), end_s: z.number() })).optional(),
+    voice: text.optional(),
+    speed_wpm: z.number().optional(),
+    missing_screenshots: z.array(z.unknown()).readonly().optional(),
   }),
   error: loose({
     message: z.string(),
@@ -274,8 +390,25 @@ export const PAYLOADS = {
     /** Whose fault: the agent's, a tool's, or the recorder's own (recorded when recording works again). */
     source: z.enum(['agent', 'tool', 'llm', 'recorder', 'gateway', 'capture']).optional(),
     retryable: z.boolean().optional(),
+    /** Context the gateway adds to an approval error: which request, decision and digest. */
+    tool: text.optional(),
+    request_id: text.optional(),
+    decision_id: text.optional(),
+    approver: text.optional(),
+    approver_key: text.optional(),
+    arguments_digest: text.optional(),
+    approved_digest: text.optional(),
+    method: z.unknown().optional(),
+    jsonrpc_id: z.unknown().optional(),
+    /** A screenshot that could not be stored: its role. */
+    role: text.optional(),
   }),
-  note: loose({ text: z.string(), level: z.enum(['debug', 'info', 'warn']).optional() }),
+  note: loose({
+    text: z.string(),
+    level: z.enum(['debug', 'info', 'warn']).optional(),
+    /** A held call that waits on, or was released by, an existing approval request. */
+    approval: loose({ request_id: text }).optional(),
+  }),
   'config.change': loose({
     target: z.enum(['model', 'prompt', 'policy', 'tool_scope', 'retention', 'key', 'other']),
     description: z.string(),
@@ -354,12 +487,33 @@ export const EventHeader = z.strictObject({
 });
 export type EventHeader = z.infer<typeof EventHeader>;
 
-/** A stored event as it is exported: header, payload (null once purged or withheld), salt and hash. */
-export type StoredEvent = EventHeader & {
-  data: Record<string, unknown> | null;
-  salt: string | null;
-  hash: string;
-};
+/**
+ * A stored event as it is exported: header, payload (null once purged or withheld), salt and hash.
+ * `StoredEvent<K>` is one of kind K, its payload typed by K's schema (narrow with `isKind`).
+ *
+ * The payload type is what Witness's writers put there; it is not re-validated on read, because a
+ * payload is hashed as written and an older or hostile ledger may hold other values. Readers that
+ * judge something (an approval) still check the type of what they rely on.
+ */
+export type StoredEvent<K extends EventKind = EventKind> = [EventKind] extends [K] ? EventHeader & { data: Record<string, unknown> | null; salt: string | null; hash: string } : TypedStoredEvent<K>;
+
+type TypedStoredEvent<K extends EventKind> = K extends EventKind ? Omit<EventHeader, 'kind'> & { kind: K; data: Payload<K> | null; salt: string | null; hash: string } : never;
+
+/** Narrows a stored event to one kind (or one of several), so its payload reads typed. */
+export function isKind<E extends { kind: EventKind }, K extends EventKind>(e: E, ...kinds: K[]): e is E & StoredEvent<K> {
+  return (kinds as readonly EventKind[]).includes(e.kind);
+}
+
+/**
+ * A payload as a judge reads it from a ledger that may hold anything (an older Witness, an edited
+ * row): the field names are the schema's, checked by the compiler; every value is still unknown.
+ */
+export type Unchecked<T> = { readonly [K in keyof T]?: unknown };
+
+/** A payload field that is text, else undefined (for values read from a ledger that may hold anything). */
+export function textField(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
 
 /** Formats a zod issue path the way a person reads it: `data.usage.input_tokens`. */
 export function formatPath(path: readonly PropertyKey[]): string {
