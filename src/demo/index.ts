@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } from '../capture/index.js';
-import { generateKey, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
+import { decideApproval, listApprovals } from '../approvals/index.js';
+import { generateKey, isKind, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
 import { exportSession, makeDirectory, verifyBundle, type DirectoryUse } from '../export/index.js';
-import { decideApproval, listApprovals, openWitness, recordVideo } from '../recorder/index.js';
+import { openWitness, recordVideo } from '../recorder/index.js';
 import { openLedger, sqlitePath, verifyLedger } from '../store/index.js';
 import { SCRIPT, demoCapture, demoPolicy, runScriptedAgent, type StepOutcome } from './agent.js';
 import { startApp } from './app.js';
@@ -211,14 +212,14 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     fs.rmSync(screenshotsDir, { recursive: true, force: true });
     makeDirs(screenshotsDir);
     const screenshots: string[] = [];
-    const calls = new Map(events.filter((e) => e.kind === 'tool.call').map((e, i) => [e.id, { n: i + 1, tool: String(e.data?.['tool'] ?? 'tool') }]));
-    for (const e of events.filter((x) => x.kind === 'capture')) {
+    const calls = new Map(events.filter((e) => isKind(e, 'tool.call')).map((e, i) => [e.id, { n: i + 1, tool: String(e.data?.tool ?? 'tool') }]));
+    for (const e of events.filter((x) => isKind(x, 'capture'))) {
       const png = e.artifacts?.find((a) => a.mime === 'image/png');
       const call = e.parent === undefined ? undefined : calls.get(e.parent);
       if (png === undefined || call === undefined) continue;
       const bytes = await ledger.readArtifact(png.sha256);
       if (bytes === undefined) continue;
-      const file = path.join(screenshotsDir, `step-${String(call.n).padStart(2, '0')}-${call.tool}-${String(e.data?.['role'])}.png`);
+      const file = path.join(screenshotsDir, `step-${String(call.n).padStart(2, '0')}-${call.tool}-${String(e.data?.role)}.png`);
       fs.writeFileSync(file, bytes);
       screenshots.push(file);
     }

@@ -1,24 +1,28 @@
-import { newArgumentsSalt, tryArgumentsDigest, type StoredEvent } from '../core/index.js';
-import type { Evaluation } from '../policy/index.js';
 import {
   GATEWAY_APPROVER,
   canonicalKey,
+  decidedRequests,
   decisionProblem,
   findApproval,
+  grantsUsedHere,
   listApprovals,
   releaseProblem,
   requestMismatch,
+  watchDecisions,
   type ApprovalView,
   type Binding,
   type DecisionProblem,
-  type Witness,
-} from '../recorder/index.js';
+  type Row,
+} from '../approvals/index.js';
+import { newArgumentsSalt, textField, tryArgumentsDigest } from '../core/index.js';
+import type { Evaluation } from '../policy/index.js';
+import type { Witness } from '../recorder/index.js';
 import { ErrorCode, errorMessage, idKey, resultMessage, toolErrorResult, type JsonRpcId, type Wire } from './jsonrpc.js';
 import type { GatewayRecorder } from './record.js';
 
 /**
- * Holds `review` calls until a person decides. Everything it knows is in the ledger (see
- * recorder/approvals.ts): it writes approval.request, polls for approval.decision written by
+ * Holds `review` calls until a person decides: the MCP side of the approval protocol (src/approvals
+ * holds the protocol itself). Everything it knows is in the ledger: it writes approval.request, polls for approval.decision written by
  * `witness approve` / `witness deny` in any process (and, on a ledger that announces commits —
  * PostgreSQL's LISTEN/NOTIFY — reads as soon as one is committed on any host, polling on as the
  * fallback), checks each decision itself — the approver's
@@ -82,19 +86,9 @@ interface DeskHost {
   log(message: string): void;
 }
 
-/** How far another process's clock may lag ours when it stamps a decision. */
-const CLOCK_SKEW_MS = 10 * 60_000;
-
 export class ApprovalDesk {
-  /**
-   * Decisions this process has released a call on. The ledger's release record is what makes a
-   * grant "used", but whoever can write the database can hide that row (relabel its kind, which
-   * the query reads from an indexed column) and have the grant released again until it expires;
-   * verify would catch the edit only afterwards. So a grant used by this process is never used again
-   * by it, whatever the rows say. Shared by every session of the process (one HTTP gateway serves
-   * many); decision ids are UUIDv7s, so they never collide.
-   */
-  private static readonly used = new Set<string>();
+  /** Decisions this process has released a call on, never used again by it (approvals/wait.ts says why). */
+  private static readonly used = grantsUsedHere;
   private readonly held = new Map<string, Held>();
   private readonly s: ApprovalSettings;
   private poller: NodeJS.Timeout | undefined;
@@ -326,7 +320,7 @@ export class ApprovalDesk {
     if (this.poller !== undefined || this.closed) return;
     this.poller = setInterval(() => void this.poll(), this.s.pollMs);
     this.poller.unref();
-    this.unwatch = this.witness.reader.watch?.('approval.decision', () => void this.poll());
+    this.unwatch = watchDecisions(this.witness.reader, () => void this.poll());
   }
 
   /** Reads the decisions recorded since the oldest held request, and acts on those for held calls. */
@@ -340,7 +334,7 @@ export class ApprovalDesk {
       const byRequest = new Map([...this.held.values()].filter((h) => only === undefined || h === only).map((h) => [h.requestId, h] as const));
       if (byRequest.size === 0) return;
       const oldest = Math.min(...[...byRequest.values()].map((h) => h.requestedAt));
-      const decided = await this.decidedRequests(new Set(byRequest.keys()), oldest);
+      const decided = await decidedRequests(this.witness.reader, this.host.agent, new Set(byRequest.keys()), oldest);
       for (const requestId of decided) {
         const h = byRequest.get(requestId);
         if (h === undefined || !this.held.has(idKey(h.id))) continue;
@@ -361,23 +355,6 @@ export class ApprovalDesk {
   }
 
   /**
-   * Requests among `ids` that have a decision. Only decisions recorded since the oldest held
-   * request are read (less a margin for another process's clock), so a poll every 250 ms does not
-   * rescan every decision this agent ever had.
-   */
-  private async decidedRequests(ids: ReadonlySet<string>, oldestRequestMs: number): Promise<Set<string>> {
-    const out = new Set<string>();
-    const since = new Date(oldestRequestMs - CLOCK_SKEW_MS).toISOString();
-    let cursor: string | undefined;
-    do {
-      const page = await this.witness.reader.query({ kind: 'approval.decision', agent: this.host.agent, since, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-      for (const e of page.events) if (e.parent !== undefined && ids.has(e.parent)) out.add(e.parent);
-      cursor = page.next;
-    } while (cursor !== undefined);
-    return out;
-  }
-
-  /**
    * Acts on the decisions recorded for a held call's request, in ledger order: the first that
    * counts decides (an expiry, a denial, or an approval that binds this call). Those that do not
    * count are recorded once as `approval_forged`, `approver_not_allowed` or `approval_mismatch` and
@@ -389,10 +366,10 @@ export class ApprovalDesk {
       if (this.closed || this.held.get(idKey(h.id)) !== h) return;
       if (h.judged.has(d.id)) continue;
       h.judged.add(d.id);
-      const decision = d.data?.['decision'];
+      const decision = d.data?.decision;
       if (decision === 'expired') {
         if (!this.takeHeld(h)) return;
-        this.refuse(h, expired);
+        this.refuse(h, expired, 'expired');
         return;
       }
       const problem = decisionProblem(v, d, binding.approvers, this.origin);
@@ -400,9 +377,10 @@ export class ApprovalDesk {
         this.ignore(h, v, d, problem);
         continue;
       }
-      const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : 'unknown';
+      const approver = textField(d.data?.approver) ?? 'unknown';
       if (decision === 'denied') {
-        const reason = typeof d.data?.['reason'] === 'string' ? `: ${d.data['reason']}` : '';
+        const why = textField(d.data?.reason);
+        const reason = why === undefined ? '' : `: ${why}`;
         if (!this.takeHeld(h)) return;
         this.refuse(h, `The call to ${h.tool} was denied by ${approver}${reason} (approval request ${v.requestId}). It was not sent to the server.`);
         return;
@@ -427,19 +405,20 @@ export class ApprovalDesk {
   }
 
   /** A decision that does not count: recorded once, with what it claimed, and otherwise ignored. */
-  private ignore(h: Held, v: ApprovalView, d: StoredEvent, problem: DecisionProblem): void {
-    const approver = typeof d.data?.['approver'] === 'string' ? d.data['approver'] : undefined;
-    this.rec.error(`The ${String(d.data?.['decision'] ?? '')} decision ${d.id} on approval request ${v.requestId} was ignored: ${problem.reason}; the call stays held.`, problem.code, 'gateway', {
+  private ignore(h: Held, v: ApprovalView, d: Row<'approval.decision'>, problem: DecisionProblem): void {
+    const approver = textField(d.data?.approver);
+    const approverKey = textField(d.data?.approver_key);
+    this.rec.error(`The ${String(d.data?.decision ?? '')} decision ${d.id} on approval request ${v.requestId} was ignored: ${problem.reason}; the call stays held.`, problem.code, 'gateway', {
       request_id: v.requestId,
       decision_id: d.id,
       ...(approver === undefined ? {} : { approver }),
-      ...(typeof d.data?.['approver_key'] === 'string' ? { approver_key: d.data['approver_key'] } : {}),
+      ...(approverKey === undefined ? {} : { approver_key: approverKey }),
     });
     this.host.log(`witness: ignored decision ${d.id} on approval request ${v.requestId}: ${problem.reason}.`);
   }
 
   /** Records the release (consuming the grant), then forwards the call. */
-  private async approve(h: Held, v: ApprovalView, d: StoredEvent = v.decision as StoredEvent): Promise<void> {
+  private async approve(h: Held, v: ApprovalView, d: Row<'approval.decision'> = v.decision!): Promise<void> {
     // Marked before the release is awaited, so two sessions polling the same grant cannot both pass.
     if (ApprovalDesk.used.has(d.id)) {
       this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) has already released a call, and a grant is used once.`);
@@ -481,10 +460,11 @@ export class ApprovalDesk {
     this.host.release(h);
   }
 
-  private refuse(h: Held, text: string): void {
+  /** Answers a held call it will not make: `denied` (a person, or a binding that failed), or `expired` (nobody decided in time). */
+  private refuse(h: Held, text: string, outcome: 'denied' | 'expired' = 'denied'): void {
     const result = h.shape === undefined ? toolErrorResult(text) : h.shape(toolErrorResult(text));
     this.host.toClient(resultMessage(h.id, result), h.id);
-    this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, output: result, isError: true, durationMs: performance.now() - h.started, outcome: 'denied' });
+    this.rec.result({ callId: h.callId, tool: h.tool, server: this.host.server, output: result, isError: true, durationMs: performance.now() - h.started, outcome });
   }
 
   /** No decision by the expiry: one last look, then the gateway records the expiry and refuses. */
@@ -503,7 +483,7 @@ export class ApprovalDesk {
       if (!this.held.has(idKey(h.id))) return;
       this.take(h.id);
     }
-    this.refuse(h, timedOut);
+    this.refuse(h, timedOut, 'expired');
   }
 }
 

@@ -1,5 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
-import { argumentsDigest, newArgumentsSalt, type AgentRef, type Outcome, type StoredEvent } from '../core/index.js';
+import { recordExpiry, recordRelease, recordRequest, type ExpiryRecord, type ReleaseRecord, type RequestRecord } from '../approvals/index.js';
+import { argumentsDigest, newArgumentsSalt, type AgentRef, type Outcome, type RecordedErrorCode } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import type { Session, Witness } from '../recorder/index.js';
 
@@ -99,7 +100,7 @@ export class GatewayRecorder {
             {
               ...base,
               parent: callId,
-              outcome: e.enforced && e.decision !== 'allow' ? 'denied' : 'success',
+              outcome: policyOutcome(e),
               policy: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
             },
           );
@@ -141,131 +142,27 @@ export class GatewayRecorder {
   }
 
   /**
-   * Records `approval.request` (durable before this resolves); returns the request id, or undefined
-   * if not recorded. `args` are the redacted arguments, `digest` their digest under `salt`, and
-   * `approvers` the verifier keys of the people the policy allows to decide.
+   * The approval records (approvals/records.ts) in this session: the request, the release that
+   * consumes a grant, the gateway's expiry. `args` are the redacted arguments, `digest` their
+   * digest under `salt`, `approvers` the verifier keys of the people the policy allows to decide.
    */
-  async approvalRequest(r: {
-    callId: string;
-    tool: string;
-    server: string | undefined;
-    args: unknown;
-    salt: string;
-    digest: string;
-    approvers: readonly string[];
-    evaluation: Evaluation;
-    expiresAt: string;
-  }): Promise<string | undefined> {
-    const id = uuidv7();
-    const e = r.evaluation;
-    const receipt = await this.session.record(
-      'approval.request',
-      {
-        request_id: id,
-        tool: r.tool,
-        ...(r.server === undefined ? {} : { server: r.server }),
-        arguments: r.args,
-        arguments_salt: r.salt,
-        arguments_digest: r.digest,
-        approvers: [...r.approvers],
-        ...(e.rule === undefined ? {} : { rule: e.rule }),
-        ...(e.reason === undefined ? {} : { reason: e.reason }),
-        policy_version: e.policyVersion,
-        session: this.session.id,
-        call_id: r.callId,
-        expires_at: r.expiresAt,
-      },
-      {
-        id,
-        parent: r.callId,
-        resource: r.server ?? r.tool,
-        action: r.tool,
-        outcome: 'pending',
-        policy: { decision: 'review', ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
-      },
-    );
-    return receipt === undefined ? undefined : id;
+  async approvalRequest(r: Omit<RequestRecord, 'policy'> & { evaluation: Evaluation }): Promise<string | undefined> {
+    const { evaluation, ...rest } = r;
+    return recordRequest(this.session, { ...rest, policy: evaluation });
   }
 
-  /**
-   * Records the policy.decision that releases an approved call and consumes its grant (durable
-   * before this resolves: a call is never forwarded on an unrecorded approval).
-   */
-  async release(r: {
-    callId: string;
-    tool: string;
-    server: string | undefined;
-    salt: string | undefined;
-    digest: string;
-    evaluation: Evaluation;
-    requestId: string;
-    decision: StoredEvent;
-  }): Promise<boolean> {
-    const e = r.evaluation;
-    const dd = r.decision.data ?? {};
-    const approver = typeof dd['approver'] === 'string' ? dd['approver'] : 'unknown';
-    const key = typeof dd['approver_key'] === 'string' ? { approver_key: dd['approver_key'] } : {};
-    const receipt = await this.session.record(
-      'policy.decision',
-      {
-        decision: 'allow',
-        ...(e.rule === undefined ? {} : { rule: e.rule }),
-        mode: e.mode,
-        policy_version: e.policyVersion,
-        reason: `approved by ${approver}`,
-        tool: r.tool,
-        // The request's digest (the held call's arguments were checked to have it under its salt).
-        ...(r.salt === undefined ? {} : { arguments_salt: r.salt }),
-        arguments_digest: r.digest,
-        approval: { request_id: r.requestId, decision_id: r.decision.id, approver, ...key, stream: r.decision.stream },
-      },
-      {
-        resource: r.server ?? r.tool,
-        action: r.tool,
-        parent: r.callId,
-        outcome: 'success',
-        policy: { decision: 'allow', ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode, approver },
-        approvals: [
-          {
-            approver,
-            decision: 'approved',
-            ...(typeof dd['role'] === 'string' ? { role: dd['role'] } : {}),
-            ...(typeof dd['reason'] === 'string' ? { reason: dd['reason'] } : {}),
-            ...(typeof dd['meaning'] === 'string' ? { meaning: dd['meaning'] } : {}),
-            args_digest: r.digest,
-            ts: r.decision.ts,
-          },
-        ],
-      },
-    );
-    return receipt !== undefined;
+  async release(r: Omit<ReleaseRecord, 'policy'> & { evaluation: Evaluation }): Promise<boolean> {
+    const { evaluation, ...rest } = r;
+    return recordRelease(this.session, { ...rest, policy: evaluation });
   }
 
-  /** Records that a request expired undecided (the gateway's own decision, first one wins). */
-  async expire(r: { requestId: string; tool: string; server: string | undefined; digest: string; approver: string; evaluation: Evaluation }): Promise<void> {
-    await this.session.record(
-      'approval.decision',
-      {
-        request_id: r.requestId,
-        decision: 'expired',
-        approver: r.approver,
-        arguments_digest: r.digest,
-        tool: r.tool,
-        ...(r.server === undefined ? {} : { server: r.server }),
-        reason: 'no decision before the request expired',
-      },
-      {
-        parent: r.requestId,
-        resource: r.server ?? r.tool,
-        action: r.tool,
-        outcome: 'denied',
-        policy: { decision: 'review', ...(r.evaluation.rule === undefined ? {} : { rule: r.evaluation.rule }), version: r.evaluation.policyVersion, mode: r.evaluation.mode },
-      },
-    );
+  async expire(r: Omit<ExpiryRecord, 'policy'> & { evaluation: Evaluation }): Promise<void> {
+    const { evaluation, ...rest } = r;
+    await recordExpiry(this.session, { ...rest, policy: evaluation });
   }
 
   /** Records an `error` event: bad input from the client, an upstream that exited, a refused call. */
-  error(message: string, code: string | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
+  error(message: string, code: RecordedErrorCode | (string & Record<never, never>) | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
     this.track(this.session.record('error', { message, code, source, ...extra }, { outcome: 'error' }));
   }
 
@@ -296,4 +193,15 @@ export class GatewayRecorder {
     const q = p.catch(() => undefined).finally(() => this.inFlight.delete(q));
     this.inFlight.add(q);
   }
+}
+
+/**
+ * A policy decision's outcome as a compliance reader means it: an enforced `deny` refused the
+ * call (`denied`); an enforced `review` holds it for a person (`pending`; the person's decision
+ * and the release or refusal that follow carry what happened); an allow, or any decision in shadow
+ * mode (recorded, not enforced), let it through (`success`).
+ */
+export function policyOutcome(e: Pick<Evaluation, 'decision' | 'enforced'>): Outcome {
+  if (!e.enforced || e.decision === 'allow') return 'success';
+  return e.decision === 'deny' ? 'denied' : 'pending';
 }

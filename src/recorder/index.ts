@@ -3,23 +3,4 @@ export { Session, type CaptureShot, type ToolCapturer, type EndInput, type Event
 export { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS, Redactor, type RedactionConfig, type RedactionRule } from './redact.js';
 export { WitnessOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 export { BatchWriter, type BatchWriterOptions } from './writer.js';
-export {
-  APPROVAL_STREAM,
-  GATEWAY_APPROVER,
-  canonicalKey,
-  decideApproval,
-  decisionProblem,
-  findApproval,
-  fingerprintOf,
-  listApprovals,
-  releaseProblem,
-  requestMismatch,
-  type ApprovalStatus,
-  type ApprovalView,
-  type Binding,
-  type DecideInput,
-  type DecisionProblem,
-  type DecisionProblemCode,
-  type ListOptions,
-} from './approvals.js';
 export { EVIDENCE_STREAM, recordVideo, type RenderedVideo } from './evidence.js';

@@ -210,6 +210,8 @@ describe('human approval through witness proxy', () => {
     expect(release.data).toMatchObject({ arguments_digest: digest, approval: { request_id: request.id, decision_id: decision.id, approver: 'alice@corp', approver_key: alice.vkey } });
     expect(release.approvals).toEqual([expect.objectContaining({ approver: 'alice@corp', decision: 'approved', args_digest: digest })]);
     expect(result).toMatchObject({ parent: call.id, outcome: 'success' });
+    // Held, then approved: pending while held, success once decided and released; nothing denied.
+    expect([review, request, decision, release].map((e) => e.outcome)).toEqual(['pending', 'pending', 'success', 'success']);
 
     const listed = JSON.parse((await runCli(['approvals', '--all', '--json', '--store', `sqlite:${store}`])).stdout) as Array<{ status: string; used_by?: string }>;
     expect(listed).toEqual([expect.objectContaining({ status: 'consumed', used_by: release.id })]);
@@ -242,6 +244,8 @@ describe('human approval through witness proxy', () => {
     const evs = await readEvents(store);
     expect(evs.map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'policy.decision', 'approval.request', 'approval.decision', 'tool.result', 'session.end']);
     expect(signatureVerifies(evs[4]!.data!)).toBe(true);
+    // A held call is pending, a person's denial and the refusal that follows are denied.
+    expect(evs.slice(2, 6).map((e) => e.outcome)).toEqual(['pending', 'pending', 'denied', 'denied']);
     expect(evs[5]).toMatchObject({ outcome: 'denied', data: { is_error: true } });
     expect((await verifyFile(store)).ok).toBe(true);
   });
@@ -261,7 +265,10 @@ describe('human approval through witness proxy', () => {
     }
     const decision = (await readEvents(store)).find((e) => e.kind === 'approval.decision')!;
     expect(decision.data).toMatchObject({ decision: 'expired', approver: 'witness-gateway' });
-    expect(decision.outcome).toBe('denied');
+    // Nobody refused it: it ran out of time, and the call it held was never made.
+    expect(decision.outcome).toBe('expired');
+    const result = (await readEvents(store)).find((e) => e.kind === 'tool.result')!;
+    expect(result).toMatchObject({ outcome: 'expired', data: { is_error: true } });
   });
 
   it('refuses the agent approving its own call whatever the case of its name, a key the policy does not list, --as naming someone else, and a reviewed digest that differs [R-GW-APPROVAL-BINDING] [R-APPROVER-ALLOWED]', async () => {

@@ -1,4 +1,4 @@
-import { approvalRequestParts, decisionProblem, listedApprovers, type DecisionProblemCode, type StoredEvent } from '../../core/index.js';
+import { approvalRequestParts, decisionProblem, isKind, listedApprovers, textField as str, type DecisionProblemCode, type StoredEvent } from '../../core/index.js';
 
 /**
  * A session turned into the steps of a video, from its events alone (so the same session always
@@ -33,10 +33,8 @@ export interface Storyboard {
 }
 
 type Ev = StoredEvent;
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
+type Request = StoredEvent<'approval.request'>;
+type Decision = StoredEvent<'approval.decision'>;
 
 /** `customer_id C-1042, amount 650`: the first few scalar arguments, for a person to read or hear. */
 export function summariseArgs(args: unknown, max = 4): string {
@@ -54,9 +52,9 @@ function clip(s: string, n: number): string {
 }
 
 /** The first sentence or two of a model's output: the "why" of the next call. */
-function reasoningOf(llm: Ev | undefined): string | undefined {
+function reasoningOf(llm: StoredEvent<'llm.call'> | undefined): string | undefined {
   if (llm === undefined) return undefined;
-  const out = llm.data?.['output'];
+  const out = llm.data?.output;
   let text: string | undefined;
   if (typeof out === 'string') text = out;
   else if (out !== null && typeof out === 'object') {
@@ -73,16 +71,17 @@ function reasoningOf(llm: Ev | undefined): string | undefined {
   return clip(sentences.slice(0, 2).join('').trim(), 240);
 }
 
-function resultSentence(result: Ev | undefined): { text: string; tone: Step['tone']; row: string } {
+function resultSentence(result: StoredEvent<'tool.result'> | undefined): { text: string; tone: Step['tone']; row: string } {
   if (result === undefined) return { text: 'No result was recorded for this call.', tone: 'error', row: 'no result recorded' };
-  const d = result.data ?? {};
-  if (result.outcome === 'denied') return { text: 'The call was not made.', tone: 'denied', row: 'not made' };
-  if (d['is_error'] === true) {
-    const e = d['error'] as { message?: unknown; code?: unknown } | undefined;
-    const msg = str(e?.message) ?? textOf(d['output']) ?? 'an error';
+  const d = result.data;
+  // Refused (by the policy, a person, or a binding that failed) or expired undecided: never made.
+  if (result.outcome === 'denied' || result.outcome === 'expired') return { text: 'The call was not made.', tone: 'denied', row: 'not made' };
+  if (d?.is_error === true) {
+    const e: unknown = d.error;
+    const msg = str(e !== null && typeof e === 'object' ? (e as { message?: unknown }).message : undefined) ?? textOf(d.output) ?? 'an error';
     return { text: `The call failed: ${clip(msg, 160)}`, tone: 'error', row: `failed: ${clip(msg, 80)}` };
   }
-  const t = textOf(d['output']);
+  const t = textOf(d?.output);
   return { text: t === undefined ? 'The call succeeded.' : `The call succeeded: ${clip(t, 160)}`, tone: 'ok', row: t === undefined ? 'succeeded' : clip(t, 90) };
 }
 
@@ -157,12 +156,12 @@ interface Judged {
  * ledger origin a decision also binds is not in the events; the gateway checks it, and records a
  * decision that fails it as an error (which `rejected` below then holds).
  */
-function problemOf(request: Ev, d: Ev): IgnoredWhy | undefined {
+function problemOf(request: Request, d: Decision): IgnoredWhy | undefined {
   return decisionProblem(approvalRequestParts(request), d, listedApprovers(request), undefined)?.code;
 }
 
-function approvalRef(e: Ev): { request_id?: unknown; decision_id?: unknown; approver?: unknown } | undefined {
-  const a = e.data?.['approval'];
+function approvalRef(e: StoredEvent<'policy.decision'>): { request_id?: unknown; decision_id?: unknown; approver?: unknown } | undefined {
+  const a: unknown = e.data?.approval;
   return a !== null && typeof a === 'object' && !Array.isArray(a) ? (a as { request_id?: unknown; decision_id?: unknown; approver?: unknown }) : undefined;
 }
 
@@ -174,7 +173,7 @@ function approvalRef(e: Ev): { request_id?: unknown; decision_id?: unknown; appr
  *      the events can answer (`problemOf`): a denial, or the gateway's own expiry.
  * Every other decision is reported as ignored, with the name it claims, never as the approver.
  */
-function judgeApproval(request: Ev | undefined, decisions: readonly Ev[], release: Ev | undefined, rejected: ReadonlyMap<string, IgnoredWhy>): Judged {
+function judgeApproval(request: Request | undefined, decisions: readonly Decision[], release: StoredEvent<'policy.decision'> | undefined, rejected: ReadonlyMap<string, IgnoredWhy>): Judged {
   const ref = release === undefined ? undefined : approvalRef(release);
   const releasedBy = str(ref?.decision_id);
   let countedAt = releasedBy === undefined ? -1 : decisions.findIndex((d) => d.id === releasedBy);
@@ -184,16 +183,16 @@ function judgeApproval(request: Ev | undefined, decisions: readonly Ev[], releas
     .filter(({ i }) => i !== countedAt)
     .map(({ d, i }) => {
       const why: IgnoredWhy = rejected.get(d.id) ?? (request === undefined ? undefined : problemOf(request, d)) ?? (countedAt !== -1 && i > countedAt ? 'late' : 'not_acted_on');
-      return { claimed: str(d.data?.['approver']) ?? 'nobody', why };
+      return { claimed: str(d.data?.approver) ?? 'nobody', why };
     });
   const d = countedAt === -1 ? undefined : decisions[countedAt];
   if (d !== undefined) {
-    const verdict = d.data?.['decision'];
+    const verdict = d.data?.decision;
     return {
       counted: {
-        who: str(d.data?.['approver']) ?? 'someone',
+        who: str(d.data?.approver) ?? 'someone',
         verdict: verdict === 'approved' || verdict === 'denied' ? verdict : 'expired',
-        reason: verdict === 'expired' ? undefined : str(d.data?.['reason']),
+        reason: verdict === 'expired' ? undefined : str(d.data?.reason),
       },
       ignored,
     };
@@ -220,8 +219,8 @@ function claimedNames(ignored: Judged['ignored'], joiner: 'and' | ','): string {
 
 export function buildStoryboard(events: readonly Ev[]): Storyboard {
   const ordered = [...events].sort((a, b) => a.seq - b.seq);
-  const start = ordered.find((e) => e.kind === 'session.start');
-  const end = ordered.find((e) => e.kind === 'session.end');
+  const start = ordered.find((e) => isKind(e, 'session.start'));
+  const end = ordered.find((e) => isKind(e, 'session.end'));
   const agent = start?.agent.id ?? ordered[0]?.agent.id ?? 'unknown';
   const session = ordered[0]?.stream ?? '';
   const byParent = new Map<string, Ev[]>();
@@ -231,20 +230,21 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     list.push(e);
     byParent.set(e.parent, list);
   }
-  const calls = ordered.filter((e) => e.kind === 'tool.call');
+  const calls = ordered.filter((e) => isKind(e, 'tool.call'));
   // Decisions the gateway rejected (it records each once, naming it) never count.
   const rejected = new Map<string, IgnoredWhy>();
   for (const e of ordered) {
-    const code = e.data?.['code'];
-    const id = str(e.data?.['decision_id']);
-    if (e.kind === 'error' && id !== undefined && typeof code === 'string' && GATEWAY_CODES.has(code) && !rejected.has(id)) rejected.set(id, code as IgnoredWhy);
+    if (!isKind(e, 'error')) continue;
+    const code: unknown = e.data?.code;
+    const id = str(e.data?.decision_id);
+    if (id !== undefined && typeof code === 'string' && GATEWAY_CODES.has(code) && !rejected.has(id)) rejected.set(id, code as IgnoredWhy);
   }
   const steps: Step[] = [];
   // A gateway session's purpose is the gateway's own ("MCP stdio proxy for …"), not the agent's task.
-  const labels = (start?.data?.['labels'] ?? {}) as Record<string, unknown>;
+  const labels: Record<string, unknown> = start?.data?.labels ?? {};
   const viaGateway = start?.recorder?.kind === 'gateway';
   const server = str(labels['server']);
-  const purpose = viaGateway ? undefined : str(start?.data?.['purpose']);
+  const purpose = viaGateway ? undefined : str(start?.data?.purpose);
   const intro = viaGateway
     ? `This is the session of agent ${agent}, recorded by the Witness MCP gateway${server === undefined ? '' : ` in front of the ${server} server`}, independently of the agent's own code.`
     : `This is the recorded session of agent ${agent}${purpose === undefined ? '.' : `, whose task was: ${sentence(purpose)}`}`;
@@ -268,32 +268,37 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
   let n = 0;
   for (const call of calls) {
     n += 1;
-    const d = call.data ?? {};
-    const tool = str(d['tool']) ?? call.action ?? 'a tool';
-    const args = summariseArgs(omit(d['arguments'], ['reason', 'justification']));
+    const d = call.data;
+    const tool = str(d?.tool) ?? call.action ?? 'a tool';
+    const callArgs: unknown = d?.arguments;
+    const args = summariseArgs(omit(callArgs, ['reason', 'justification']));
     const children = byParent.get(call.id) ?? [];
-    const decisions = children.filter((e) => e.kind === 'policy.decision');
-    const request = children.find((e) => e.kind === 'approval.request');
+    const decisions = children.filter((e) => isKind(e, 'policy.decision'));
+    const request = children.find((e) => isKind(e, 'approval.request'));
     const release = decisions.find((e) => approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
     const judged =
       request === undefined && release === undefined
         ? undefined
-        : judgeApproval(request, request === undefined ? [] : (byParent.get(request.id) ?? []).filter((e) => e.kind === 'approval.decision'), release, rejected);
+        : judgeApproval(request, request === undefined ? [] : (byParent.get(request.id) ?? []).filter((e) => isKind(e, 'approval.decision')), release, rejected);
     const approval = judged?.counted;
-    const result = children.find((e) => e.kind === 'tool.result');
-    const before = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before');
-    const after = children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after');
-    const llm = [...ordered].reverse().find((e) => e.kind === 'llm.call' && e.seq < call.seq);
+    const result = children.find((e) => isKind(e, 'tool.result'));
+    const captures = children.filter((e) => isKind(e, 'capture'));
+    const before = captures.find((e) => e.data?.role === 'before');
+    const after = captures.find((e) => e.data?.role === 'after');
+    const llm = ordered
+      .filter((e) => isKind(e, 'llm.call'))
+      .reverse()
+      .find((e) => e.seq < call.seq);
     // The model's reasoning just before the call when it was recorded (SDK); through a gateway,
     // the reason the agent gave in the call's own arguments.
-    const argsObj = d['arguments'] !== null && typeof d['arguments'] === 'object' ? (d['arguments'] as Record<string, unknown>) : {};
+    const argsObj = callArgs !== null && typeof callArgs === 'object' ? (callArgs as Record<string, unknown>) : {};
     const stated = str(argsObj['reason']) ?? str(argsObj['justification']);
     const why = reasoningOf(llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined) ?? (stated === undefined ? undefined : clip(stated, 240));
 
     const first = decisions[0];
-    const rule = str(first?.data?.['rule']) ?? first?.policy?.rule;
-    const decision = first?.policy?.decision ?? str(first?.data?.['decision']);
-    const reason = str(first?.data?.['reason']);
+    const rule = str(first?.data?.rule) ?? first?.policy?.rule;
+    const decision = first?.policy?.decision ?? str(first?.data?.decision);
+    const reason = str(first?.data?.reason);
     let policyText: string | undefined;
     let policyRow: string | undefined;
     let tone: Step['tone'] = 'neutral';
@@ -378,7 +383,7 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
 
   const denied = steps.filter((s) => s.tone === 'denied').length;
   const failed = steps.filter((s) => s.tone === 'error').length;
-  const reasonEnd = str(end?.data?.['reason']);
+  const reasonEnd = str(end?.data?.reason);
   steps.push({
     index: n + 1,
     kind: 'summary',

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { WitnessError, canonicalize, keyFingerprint, sameIdentity } from '../../core/index.js';
-import { decideApproval, fingerprintOf, listApprovals, openWitness, type ApprovalView } from '../../recorder/index.js';
+import { decideApproval, fingerprintOf, listApprovals, type ApprovalView } from '../../approvals/index.js';
+import { WitnessError, canonicalize, keyFingerprint, sameIdentity, textField } from '../../core/index.js';
+import { openWitness } from '../../recorder/index.js';
 import { type Io, inert, inertJsonText, printJson } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 import { APPROVER_KEY_ENV, readApproverKey } from './approver.js';
@@ -45,7 +46,7 @@ export function registerApprovals(program: Command, io: Io): void {
     .action(async (opts: ListOpts) => {
       const ledger = await openExisting(resolveStore(opts.store), { readonly: true });
       try {
-        const views = (await listApprovals(ledger, opts.agent === undefined ? {} : { agent: opts.agent })).filter((v) => opts.all === true || v.status === 'pending');
+        const views = await listApprovals(ledger, { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.all === true ? {} : { status: 'pending' as const }) });
         if (opts.json) return printJson(io, views.map(summary));
         if (views.length === 0) {
           io.out(opts.all === true ? 'No approval requests.' : 'No approval requests are pending.');
@@ -130,6 +131,7 @@ function argumentsText(args: unknown): string {
 /** One request as a person reads it before deciding: every field on its own line, nothing cut. */
 function block(v: ApprovalView): string {
   const decided = v.decision?.data ?? undefined;
+  const decidedKey = textField(decided?.approver_key);
   const lines: Array<[string, string]> = [
     ['agent', v.agent],
     ['tool', v.server === undefined ? v.tool : `${v.server}/${v.tool}`],
@@ -138,10 +140,10 @@ function block(v: ApprovalView): string {
     ...(decided === undefined
       ? []
       : [
-          [
-            'decision',
-            `${String(decided['decision'])} by ${String(decided['approver'] ?? '(unnamed)')}${typeof decided['approver_key'] === 'string' ? ` (key ${fingerprintOf(decided['approver_key'])})` : ''} at ${v.decision!.ts}`,
-          ] as [string, string],
+          ['decision', `${String(decided.decision)} by ${String(decided.approver ?? '(unnamed)')}${decidedKey === undefined ? '' : ` (key ${fingerprintOf(decidedKey)})`} at ${v.decision!.ts}`] as [
+            string,
+            string,
+          ],
         ]),
     ['digest', v.argumentsDigest],
   ];
@@ -173,10 +175,10 @@ function summary(v: ApprovalView) {
       : {
           decision: {
             event: v.decision.id,
-            decision: v.decision.data?.['decision'],
-            approver: v.decision.data?.['approver'],
-            key: v.decision.data?.['approver_key'] === undefined ? undefined : fingerprintOf(String(v.decision.data['approver_key'])),
-            reason: v.decision.data?.['reason'],
+            decision: v.decision.data?.decision,
+            approver: v.decision.data?.approver,
+            key: v.decision.data?.approver_key === undefined ? undefined : fingerprintOf(String(v.decision.data.approver_key)),
+            reason: v.decision.data?.reason,
             at: v.decision.ts,
           },
         }),

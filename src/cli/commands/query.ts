@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EVENT_KINDS, OUTCOMES, WitnessError, type StoredEvent } from '../../core/index.js';
+import { EVENT_KINDS, OUTCOMES, WitnessError, isKind, type StoredEvent } from '../../core/index.js';
 import type { QueryFilter } from '../../store/index.js';
 import { type Io, printJson, table } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
@@ -29,7 +29,7 @@ export function registerQuery(program: Command, io: Io): void {
     .option('--kind <kind>', 'event kind, e.g. tool.call, llm.call, session.start')
     .option('--resource <name>', 'tool, server, URL or table touched')
     .option('--action <name>', 'action, e.g. billing.refund')
-    .option('--outcome <outcome>', 'success | error | denied | pending')
+    .option('--outcome <outcome>', OUTCOMES.join(' | '))
     .option('--since <time>', 'events at or after this time (ISO-8601, or e.g. 24h / 7d ago)')
     .option('--until <time>', 'events before this time (ISO-8601, or e.g. 1h ago)')
     .option('--limit <n>', 'events per page (1-10000)', '50')
@@ -84,40 +84,33 @@ export function registerQuery(program: Command, io: Io): void {
     });
 }
 
-/** One line a person can scan: what the event says, not its JSON. */
+/**
+ * One line a person can scan: what the event says, not its JSON. Fields are read by their declared
+ * names (core/event.ts) but printed whatever they hold, since a ledger may hold anything.
+ */
 export function summarise(e: StoredEvent): string {
-  const d = e.data as Record<string, unknown> | null;
-  if (d === null) return '(payload withheld or purged)';
+  if (e.data === null) return '(payload withheld or purged)';
   const s = (v: unknown) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? ''));
-  switch (e.kind) {
-    case 'llm.call':
-      return `${s(d['model'])}: ${s(d['output'] ?? '')}`;
-    case 'tool.call':
-      return `${s(d['tool'])}(${s(d['arguments'])})`;
-    case 'tool.result': {
-      const text = resultText(d['output']);
-      if (d['is_error'] !== true) return text ?? s(d['output']);
-      return `error: ${s((d['error'] as { message?: unknown } | undefined)?.message ?? text ?? '')}`;
-    }
-    case 'capture':
-      return `${s(d['role'])} screenshot of ${s(d['url'] ?? d['session'] ?? '')}${e.artifacts?.[0] === undefined ? '' : ` (${e.artifacts[0].sha256.slice(0, 12)}…)`}`;
-    case 'note':
-      return s(d['text']);
-    case 'error':
-      return s(d['message']);
-    case 'session.start':
-      return `started${d['purpose'] === undefined ? '' : `: ${s(d['purpose'])}`}${e.user === undefined ? '' : ` (for ${e.user})`}`;
-    case 'session.end':
-      return `${s(d['reason'])} after ${s(d['event_count'])} events`;
-    case 'policy.decision':
-      return `${s(d['decision'])} by ${s(d['rule'] ?? 'default')}`;
-    case 'approval.decision':
-      return `${s(d['decision'])} by ${s(d['approver'])}`;
-    case 'approval.request':
-      return `${s(d['tool'])} awaits approval (${s(d['reason'] ?? d['rule'] ?? '')})`;
-    default:
-      return s(d);
+  if (isKind(e, 'llm.call')) return `${s(e.data?.model)}: ${s(e.data?.output ?? '')}`;
+  if (isKind(e, 'tool.call')) return `${s(e.data?.tool)}(${s(e.data?.arguments)})`;
+  if (isKind(e, 'tool.result')) {
+    const text = resultText(e.data?.output);
+    if (e.data?.is_error !== true) return text ?? s(e.data?.output);
+    const error: unknown = e.data.error;
+    return `error: ${s((error as { message?: unknown } | undefined)?.message ?? text ?? '')}`;
   }
+  if (isKind(e, 'capture')) {
+    const d = e.data;
+    return `${s(d?.role)} screenshot of ${s(d?.url ?? d?.session ?? '')}${e.artifacts?.[0] === undefined ? '' : ` (${e.artifacts[0].sha256.slice(0, 12)}…)`}`;
+  }
+  if (isKind(e, 'note')) return s(e.data?.text);
+  if (isKind(e, 'error')) return s(e.data?.message);
+  if (isKind(e, 'session.start')) return `started${e.data?.purpose === undefined ? '' : `: ${s(e.data.purpose)}`}${e.user === undefined ? '' : ` (for ${e.user})`}`;
+  if (isKind(e, 'session.end')) return `${s(e.data?.reason)} after ${s(e.data?.event_count)} events`;
+  if (isKind(e, 'policy.decision')) return `${s(e.data?.decision)} by ${s(e.data?.rule ?? 'default')}`;
+  if (isKind(e, 'approval.decision')) return `${s(e.data?.decision)} by ${s(e.data?.approver)}`;
+  if (isKind(e, 'approval.request')) return `${s(e.data?.tool)} awaits approval (${s(e.data?.reason ?? e.data?.rule ?? '')})`;
+  return s(e.data);
 }
 
 /** The text of an MCP tool result (`content[].text`), when it has one. */

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { argumentsDigest, generateKey, newArgumentsSalt, parseSignerKey, type NoteSigner } from '../../src/core/index.js';
-import { decideApproval, findApproval, openWitness, type Witness } from '../../src/recorder/index.js';
+import { decide, decideApproval, findApproval, listApprovals } from '../../src/approvals/index.js';
+import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { driverOf } from '../helpers/ledger.js';
 
@@ -13,6 +14,8 @@ import { driverOf } from '../helpers/ledger.js';
 const dir = tempDir('witness-approvals-');
 const alice = parseSignerKey(generateKey('alice@corp').signerKey);
 const bob = parseSignerKey(generateKey('bob@corp').signerKey);
+/** A key a careless operator listed, named for the agent itself. */
+const agentKey = parseSignerKey(generateKey('Support-Bot').signerKey);
 
 async function request(w: Witness, approvers: NoteSigner[]): Promise<string> {
   const s = await w.session({ agent: { id: 'support-bot' } });
@@ -75,6 +78,54 @@ describe('deciding an approval request', () => {
         code: 'invalid_argument',
         message: expect.stringMatching(/redacts as a secret/),
       });
+      expect((await findApproval(driverOf(w), id)).decisions).toEqual([]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('decides as the identity the caller gives, binding it as witness approve does, and lists the request by status [R-GW-APPROVAL-BINDING] [R-OUTCOMES]', async () => {
+    const store = `sqlite:${tempDb(dir)}`;
+    const w = await openWitness({ store });
+    try {
+      const approved = await request(w, [alice, bob]);
+      const denied = await request(w, [alice, bob]);
+      expect((await listApprovals(driverOf(w), { status: 'pending' })).map((v) => v.requestId)).toEqual([approved, denied]);
+      const a = await decide(w, { request: approved.slice(0, 13), approver: 'alice@corp', signer: alice, decision: 'approved', reason: 'checked' });
+      const d = await decide(w, { request: denied, approver: 'bob@corp', signer: bob, decision: 'denied', reason: 'no' });
+      await w.flush();
+      const reader = driverOf(w);
+      const [va, vd] = [await findApproval(reader, approved), await findApproval(reader, denied)];
+      expect(va).toMatchObject({
+        status: 'approved',
+        decision: { id: a.decisionId, outcome: 'success', data: { approver: 'alice@corp', decision: 'approved', request_id: approved, agent: 'support-bot' } },
+      });
+      expect(vd).toMatchObject({ status: 'denied', decision: { id: d.decisionId, outcome: 'denied', data: { approver: 'bob@corp', decision: 'denied' } } });
+      expect(await listApprovals(reader, { status: 'pending' })).toEqual([]);
+      expect((await listApprovals(reader, { status: ['approved', 'denied'] })).map((v) => v.status)).toEqual(['approved', 'denied']);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it("refuses the agent deciding its own request with a typed error whatever the case of its name, and a key that is not the approver's, recording nothing [R-APPROVER-ALLOWED]", async () => {
+    const store = `sqlite:${tempDb(dir)}`;
+    const w = await openWitness({ store });
+    try {
+      const id = await request(w, [alice, agentKey]);
+      await expect(decide(w, { request: id, approver: 'ＳＵＰＰＯＲＴ-bot', signer: agentKey, decision: 'approved' })).rejects.toMatchObject({
+        code: 'forbidden',
+        details: { refusal: 'approver_is_agent', request: id },
+        message: expect.stringMatching(/is the agent that made this call \(support-bot\) and cannot decide its own approval request/),
+      });
+      // Named as a person, signed with the agent's key: still the agent.
+      await expect(decide(w, { request: id, approver: 'alice@corp', signer: agentKey, decision: 'approved' })).rejects.toMatchObject({ code: 'forbidden', details: { refusal: 'approver_is_agent' } });
+      await expect(decide(w, { request: id, approver: 'bob@corp', signer: alice, decision: 'denied' })).rejects.toMatchObject({
+        code: 'forbidden',
+        details: { refusal: 'key_not_approver' },
+        message: expect.stringMatching(/belongs to alice@corp, not to bob@corp/),
+      });
+      await w.flush();
       expect((await findApproval(driverOf(w), id)).decisions).toEqual([]);
     } finally {
       await w.close();
