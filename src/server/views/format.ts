@@ -74,10 +74,11 @@ export function showOffset(s: number): string {
  * anything else as indented JSON. The exact recorded value is in the ledger and the bundle.
  */
 export function showToolOutput(v: unknown, max = MAX_SHOWN): string {
-  // Only a result that is nothing but text content is shown as text: any other field (isError,
-  // structuredContent, _meta, something unexpected) must stay visible, so such a result is shown whole.
+  // Only a result that is nothing but text content (and the isError flag the page shows as a badge)
+  // is shown as text: any other field (structuredContent, _meta, something unexpected) must stay
+  // visible, so such a result is shown whole.
   const o = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  const content = o !== undefined && Object.keys(o).every((k) => k === 'content') ? o['content'] : undefined;
+  const content = o !== undefined && Object.keys(o).every((k) => k === 'content' || (k === 'isError' && typeof o[k] === 'boolean')) ? o['content'] : undefined;
   if (!Array.isArray(content) || content.length === 0) return showValue(v, max);
   const texts: string[] = [];
   for (const part of content) {

@@ -235,7 +235,7 @@ function hostilePages(): Record<string, string> {
 }
 
 describe('hostile recorded text in real Chromium, under the viewer CSP', () => {
-  it('fires no dialog, runs no handler, loads nothing from elsewhere, and the pages need nothing the CSP refuses', async () => {
+  it('[R-VIEWER-INERT] fires no dialog, runs no handler, loads nothing from elsewhere, and the pages need nothing the CSP refuses', async () => {
     for (const [name, html] of Object.entries(hostilePages())) {
       const v = await visit(name, html);
       try {

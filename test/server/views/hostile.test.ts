@@ -104,7 +104,7 @@ afterAll(async () => {
 describe('hostile recorded text renders as inert text on every page', () => {
   const names = ['session', 'sessions', 'approvals', 'integrity', 'overview', 'signIn', 'error'];
 
-  it.each(names)('%s: every tag in the page is one the views write, with no handler, style or foreign URL attribute', (name) => {
+  it.each(names)('[R-VIEWER-INERT] %s: every tag in the page is one the views write, with no handler, style or foreign URL attribute', (name) => {
     const tags = scanTags(pages[name]!);
     expect(tags.length).toBeGreaterThan(10);
     for (const t of tags) {
@@ -117,7 +117,7 @@ describe('hostile recorded text renders as inert text on every page', () => {
     }
   });
 
-  it.each(names.filter((n) => n !== 'overview'))('%s: the hostile strings are shown, escaped, as text', (name) => {
+  it.each(names.filter((n) => n !== 'overview'))('[R-VIEWER-INERT] %s: the hostile strings are shown, escaped, as text', (name) => {
     const html = pages[name]!;
     expect(html).toContain('&lt;script&gt;alert(&quot;script-1&quot;)&lt;/script&gt;');
     expect(html).not.toContain('<script');
@@ -135,7 +135,7 @@ describe('hostile recorded text renders as inert text on every page', () => {
     expect(html).not.toContain('[object Object]');
   });
 
-  it('recorded URLs (a page URL, a javascript: callback) are text only, never a link', () => {
+  it('[R-VIEWER-INERT] recorded URLs (a page URL, a javascript: callback) are text only, never a link', () => {
     const tags = scanTags(pages['session']!);
     const urls = tags.flatMap((t) => t.attrs.filter(([a]) => URL_ATTRS.has(a)).map(([, v]) => v ?? ''));
     expect(urls.some((u) => u.includes('javascript') || u.includes('127.0.0.1') || u.includes('evil'))).toBe(false);
@@ -186,7 +186,7 @@ describe('the page scanner these tests rest on', () => {
 });
 
 describe('the Content-Security-Policy', () => {
-  it('allows nothing but same-origin images, media, styles and form posts, and no script at all', () => {
+  it('[R-VIEWER-INERT] allows nothing but same-origin images, media, styles and form posts, and no script at all', () => {
     const directives = Object.fromEntries(
       contentSecurityPolicy()
         .split(';')

@@ -110,12 +110,21 @@ describe('the session timeline', () => {
     expect(html).toContain('<form method="post" action="/sign-out"><input type="hidden" name="csrf" value="tok-123"/>');
   });
 
-  it("a tool's MCP text content is shown as its text, with JSON text indented", () => {
-    const events = fx.events.map((e) =>
-      e.kind === 'tool.result' && e.parent === fx.ids.refund ? { ...e, data: { ...e.data, output: { content: [{ type: 'text', text: '{"refund_id":"R-2001","status":"succeeded"}' }] } } } : e,
-    );
-    const html = renderSessionPage(buildSessionModel(events, { chrome }));
-    expect(html).toContain('<pre>{\n  &quot;refund_id&quot;: &quot;R-2001&quot;,\n  &quot;status&quot;: &quot;succeeded&quot;\n}</pre>');
+  it("a tool's MCP text content is shown as its text, with JSON text indented; a result with any other field is shown whole", () => {
+    const withOutput = (output: unknown) =>
+      renderSessionPage(
+        buildSessionModel(
+          fx.events.map((e) => (e.kind === 'tool.result' && e.parent === fx.ids.refund ? { ...e, data: { ...e.data, output } } : e)),
+          { chrome },
+        ),
+      );
+    const text = [{ type: 'text', text: '{"refund_id":"R-2001","status":"succeeded"}' }];
+    const pretty = '<pre>{\n  &quot;refund_id&quot;: &quot;R-2001&quot;,\n  &quot;status&quot;: &quot;succeeded&quot;\n}</pre>';
+    expect(withOutput({ content: text })).toContain(pretty);
+    expect(withOutput({ content: text, isError: true })).toContain(pretty);
+    const whole = withOutput({ content: text, structuredContent: { refund_id: 'R-2001' } });
+    expect(whole).not.toContain(pretty);
+    expect(whole).toContain('&quot;structuredContent&quot;: {');
   });
 
   it('a session with no tool call and no video says so instead of showing empty sections', () => {
