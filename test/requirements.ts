@@ -45,6 +45,8 @@ export const REQUIREMENTS = {
   'R-HOSTILE': 'Hostile input (corrupt files, duplicate keys, huge numbers) becomes a typed failure, never a crash.',
   'R-BUNDLE-BOUNDED': 'The bundle verifier reads files line by line under per-line and per-file size caps, refusing an oversized file or line with a typed failure instead of holding it in memory.',
   'R-CLI-INERT-OUTPUT': "The CLI's human-readable output shows terminal control characters from recorded text as visible stand-ins, never raw; --json keeps the text exact, escaped as JSON.",
+  'R-VIEWER-INERT':
+    'The viewer shows recorded text (agent output, tool results, page titles, URLs, names) as inert text: no markup, handler or script from it runs, no URL from it becomes a link or a load, and every page is sent with a Content-Security-Policy that allows no script and nothing from another origin.',
   'R-CLI-USAGE': 'Bad usage (unknown flag or command, missing value, out-of-range time, mistyped store scheme, a path that is not there) exits 2 with one sentence saying what to do.',
   'R-KEY-PIN-ADVICE': 'The CLI never presents the public key file beside the ledger as an independent pin; it prints the signing key fingerprint to compare with one recorded elsewhere.',
   'R-OFFLINE': 'An exported session verifies offline with no database.',
