@@ -8,6 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { createPostgresRoles, openLedger, verifyLedger, type Ledger } from '../../src/store/index.js';
 import { ARTIFACT_CHUNK_BYTES, PG_SCHEMA_VERSION, createSchemaObjects, migrateSchema } from '../../src/store/postgres/schema.js';
 import { tempDir } from '../helpers/tmp.js';
+import { killMidArtifact } from './contract/artifacts.js';
 import { event, note } from './contract/fixtures.js';
 import { PG_URL, requirePostgres } from './postgres-driver.js';
 
@@ -153,6 +154,30 @@ describe('PostgreSQL artifacts', () => {
       ]);
       // Six chunks of the one artifact, nothing left of the failed one (rolled back with its transaction).
       expect(rows.chunks.map((c) => [c.upload, c.n, c.len])).toEqual([0, 1, 2, 3, 4, 5].map((n) => [rows.upload, n, n < 5 ? MiB : 3]));
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('leaves no chunk row behind when the writing process is killed with SIGKILL midway: the server rolls its transaction back', async () => {
+    const { l, schema, url, keyFile } = await fresh();
+    try {
+      await killMidArtifact(url, { WITNESS_SIGNING_KEY_FILE: keyFile }, 3);
+      const settled = await superuser(schema, async (c) => {
+        // Until the killed client's backend has gone (and its transaction with it), and its statistics are in.
+        for (let i = 0; i < 100; i++) {
+          const open = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND query LIKE '%artifact_chunks%'`)).rows[0]!.n;
+          const tried = (await c.query<{ n: number }>(`SELECT coalesce(sum(n_tup_ins), 0)::int AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'artifact_chunks'`, [schema])).rows[0]!
+            .n;
+          if (open === 0 && tried >= 3) return { tried, rows: (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM artifact_chunks')).rows[0]!.n };
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error('the killed writer never wrote three chunks, or its backend never went');
+      });
+      // It had inserted chunks (three or more: 3 MiB in), and none of them remain.
+      expect(settled.tried).toBeGreaterThanOrEqual(3);
+      expect(settled.rows).toBe(0);
+      expect((await l.artifactInfo('0'.repeat(64))) === undefined && (await l.listArtifacts()[Symbol.asyncIterator]().next()).done).toBe(true);
     } finally {
       await l.close();
     }

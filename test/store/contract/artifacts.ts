@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../../src/core/index.js';
 import type { ArtifactInfo, ArtifactRange, Ledger } from '../../../src/store/index.js';
@@ -7,6 +9,23 @@ import type { DriverUnderTest } from './driver.js';
 import { event, verifyAfresh, where, withLedger } from './fixtures.js';
 
 const MiB = 1 << 20;
+const WRITER = fileURLToPath(new URL('../artifact-writer.mjs', import.meta.url));
+
+/** Starts test/store/artifact-writer.mjs streaming an endless artifact into `url`, and kills it with SIGKILL once it is `mid` MiB in. */
+export async function killMidArtifact(url: string, env: Record<string, string>, mid: number): Promise<void> {
+  const child = spawn(process.execPath, [WRITER, url, String(mid)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('MID')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the artifact writer exited (${code}) before it was killed: ${err}`)));
+  });
+  child.kill('SIGKILL');
+  await exited;
+}
 
 /** `bytes` in pieces of odd, changing sizes (never aligned to a chunk), as a socket or a file reader hands them over. */
 async function* oddPieces(bytes: Buffer, fail?: { after: number; error: Error }): AsyncGenerator<Uint8Array> {
@@ -183,6 +202,19 @@ export function artifactsContract(driver: DriverUnderTest): void {
           expect(where(await verifyAfresh(driver, l)), edit).toEqual([{ code: 'artifact_mismatch', artifact: ref.sha256, leaf: r!.pos }]);
         });
       }
+    });
+
+    it.skipIf(driver.childStore === undefined)('leaves no artifact, under any digest, of a writer killed with SIGKILL while it streamed one in', async () => {
+      await withLedger(driver, async (l, also) => {
+        const { url, env = {} } = driver.childStore!(l);
+        await killMidArtifact(url, env, 3);
+        const other = also(await driver.openAgain(l));
+        expect(await listed(other)).toEqual([]);
+        // And the store takes the next one whole.
+        const bytes = randomBytes(2 * MiB + 1);
+        const ref = await other.putArtifactStream(oddPieces(bytes), 'video/mp4');
+        expect((await listed(l)).map((a) => a.sha256)).toEqual([ref.sha256]);
+      });
     });
   });
 }
