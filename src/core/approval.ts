@@ -76,8 +76,9 @@ export function signApproval(signer: NoteSigner, data: Readonly<Record<string, u
  */
 export function verifyApprovalSignature(data: Readonly<Record<string, unknown>> | null | undefined): NoteVerifier | undefined {
   if (data === null || data === undefined) return undefined;
-  const key = data['approver_key'];
-  const sig = data['approver_sig'];
+  const d: Unchecked<Payload<'approval.decision'>> = data;
+  const key = d.approver_key;
+  const sig = d.approver_sig;
   if (typeof key !== 'string' || typeof sig !== 'string' || !HEX_SIG.test(sig)) return undefined;
   let verifier: NoteVerifier;
   try {
@@ -85,7 +86,7 @@ export function verifyApprovalSignature(data: Readonly<Record<string, unknown>> 
   } catch {
     return undefined;
   }
-  if (verifier.name !== data['approver']) return undefined;
+  if (verifier.name !== d.approver) return undefined;
   try {
     return verifier.verify(approvalMessage(data), Buffer.from(sig, 'hex')) ? verifier : undefined;
   } catch {
