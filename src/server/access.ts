@@ -2,8 +2,8 @@ import type { Ledger } from '../store/index.js';
 import { RECORDER_VERSION } from '../recorder/index.js';
 import type { Caller } from './keys.js';
 
-/** The system stream every person's read of audit data is recorded on (HIPAA 164.312(b), SOC 2 CC6.1). */
-export const ACCESS_STREAM = 'witness.access';
+/** The system stream every person's read of audit data is recorded on (HIPAA 164.312(b), SOC 2 CC6.1), the one `witness export` records on too. */
+export const ACCESS_STREAM = 'witness.audit-access';
 
 export type AccessOperation = 'query' | 'view' | 'verify' | 'export';
 

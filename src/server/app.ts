@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { WitnessError, strictParse } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import { recordAccess } from './access.js';
-import type { LedgerExtras, RouteContext, RouteSpec } from './context.js';
+import type { RouteContext, RouteSpec } from './context.js';
 import { errorResponse, payloadTooLarge, toErrorResponse } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
@@ -30,7 +30,7 @@ type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; V
  * (listen.ts). It holds only the `Ledger` interface, so it runs on SQLite and PostgreSQL alike.
  */
 export function createServer(options: ServerOptions): Hono<Env> {
-  const ledger = options.ledger as Ledger & LedgerExtras;
+  const ledger: Ledger = options.ledger;
   const keys = new KeyRing(ledger);
   const metrics = options.metrics ?? new ServerMetrics();
   const routes = routeTable(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes });

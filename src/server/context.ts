@@ -6,15 +6,6 @@ import type { Caller, KeyRing } from './keys.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Role } from './roles.js';
 
-/**
- * Session listing, which another engineer is adding to the `Ledger` interface while this module
- * is built: GET /v1/sessions uses it when the ledger has it and answers 501 when it does not.
- * TODO(issue 13): drop this once `Ledger.listSessions` has landed.
- */
-export interface LedgerExtras {
-  listSessions?(filter?: Record<string, unknown>, page?: { limit?: number; cursor?: string }): Promise<{ sessions: unknown[]; next?: string }>;
-}
-
 /** What every handler gets: the request, the caller, the parsed inputs and the server's parts. */
 export interface RouteContext<P = unknown, Q = unknown, B = unknown> {
   c: Context;
@@ -23,7 +14,7 @@ export interface RouteContext<P = unknown, Q = unknown, B = unknown> {
   params: P;
   query: Q;
   body: B;
-  ledger: Ledger & LedgerExtras;
+  ledger: Ledger;
   keys: KeyRing;
   metrics: ServerMetrics;
   /** The peer address, for access records. */

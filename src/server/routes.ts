@@ -24,10 +24,11 @@ import {
   NoQuery,
   ProofResponse,
   Sha256Param,
+  SessionList,
+  SessionListQuery,
   SessionEvents,
   StoredEventDoc,
   StreamParam,
-  TimeParam,
   VerifyBody,
   VerifyResponse,
   WhoAmI,
@@ -35,25 +36,6 @@ import {
 
 /** Largest ingest body by default: 1,000 events of about 10 KB each. */
 export const DEFAULT_INGEST_BODY_BYTES = 10 * 1024 * 1024;
-
-export const SessionListQuery = z.strictObject({
-  agent: z.string().min(1).max(512).optional(),
-  resource: z.string().min(1).max(512).optional(),
-  outcome: z.string().min(1).max(64).optional(),
-  since: TimeParam.optional(),
-  until: TimeParam.optional(),
-  ended: z
-    .enum(['true', 'false'])
-    .transform((v) => v === 'true')
-    .optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,4}$/, 'must be a whole number from 1 to 1000')
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(1000))
-    .optional(),
-  cursor: z.string().min(1).max(1024).optional(),
-});
 
 /**
  * Every route the server answers, with who may call it. This table is the whole of access
@@ -138,9 +120,9 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       method: 'GET',
       path: '/v1/sessions',
       roles: readers,
-      summary: 'Sessions, newest first, with counts (501 until the store offers session listing).',
+      summary: 'Sessions, newest first, with agents, start, end, counts of events, tool calls, denials, errors and approvals; cursor paging.',
       query: SessionListQuery,
-      response: z.object({ sessions: z.array(z.record(z.string(), z.unknown())), next: z.string().optional() }),
+      response: SessionList,
       access: 'query',
       handler: listSessions,
     },

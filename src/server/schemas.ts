@@ -54,6 +54,25 @@ export const EventSearchQuery = z.strictObject({
   cursor: z.string().min(1).max(1024).optional().describe('the `next` of the previous page, unchanged'),
 });
 
+export const SessionListQuery = z.strictObject({
+  agent: z.string().min(1).max(512).optional(),
+  resource: z.string().min(1).max(512).optional(),
+  outcome: Outcome.optional(),
+  since: TimeParam.optional(),
+  until: TimeParam.optional(),
+  ended: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, 'must be a whole number from 1 to 1000')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(1000))
+    .optional(),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+
 export const EventIdParam = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an event id (a lowercase UUID)'),
 });
@@ -104,6 +123,21 @@ export const StoredEventDoc = z.looseObject({
 });
 export const EventPage = z.object({ events: z.array(StoredEventDoc), next: z.string().optional() });
 export const SessionEvents = z.object({ stream: z.string(), events: z.array(StoredEventDoc) });
+
+export const SessionSummaryDoc = z.object({
+  stream: z.string(),
+  agents: z.array(z.string()),
+  start: z.string(),
+  end: z.string(),
+  ended: z.boolean(),
+  endReason: z.string().optional(),
+  events: z.number().int(),
+  toolCalls: z.number().int(),
+  denials: z.number().int(),
+  errors: z.number().int(),
+  approvals: z.object({ requested: z.number().int(), approved: z.number().int(), denied: z.number().int(), expired: z.number().int() }),
+});
+export const SessionList = z.object({ sessions: z.array(SessionSummaryDoc), next: z.string().optional() });
 
 export const CheckpointDoc = z.object({
   id: z.number().int(),

@@ -133,3 +133,29 @@ describe('audit.access and what each role reads', () => {
     expect(maskText('4111 1111 1111 1112')).toBe('4111 1111 1111 1112');
   });
 });
+
+describe('GET /v1/sessions', () => {
+  const dir = tempDir('witness-server-sessions-');
+  let f: ServerFixture;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+  });
+  afterAll(async () => f.close());
+
+  it('[R-ACCESS-LOG] lists sessions newest first with counts, filters and pages them, leaves system streams out, and records the listing', async () => {
+    const all = (await (await f.call('GET', '/v1/sessions', { key: f.keys.auditor })).json()) as { sessions: Array<{ stream: string; agents: string[]; toolCalls: number }>; next?: string };
+    expect(all.sessions.map((s) => s.stream).sort()).toEqual(Object.values(f.built.sessions).sort());
+    const billing = (await (await f.call('GET', '/v1/sessions?agent=billing-bot', { key: f.keys.developer })).json()) as { sessions: Array<{ stream: string; toolCalls: number }> };
+    expect(billing.sessions.map((s) => s.stream)).toEqual([f.built.sessions.b]);
+    expect(billing.sessions[0]!.toolCalls).toBe(1);
+    const first = (await (await f.call('GET', '/v1/sessions?limit=2', { key: f.keys.auditor })).json()) as { sessions: unknown[]; next: string };
+    expect(first.sessions).toHaveLength(2);
+    const second = (await (await f.call('GET', `/v1/sessions?limit=2&cursor=${first.next}`, { key: f.keys.auditor })).json()) as { sessions: unknown[]; next?: string };
+    expect(second.sessions).toHaveLength(1);
+    expect(second.next).toBeUndefined();
+    expect((await f.call('GET', '/v1/sessions?cursor=bogus', { key: f.keys.auditor })).status).toBe(400);
+    expect((await f.call('GET', '/v1/sessions?ended=maybe', { key: f.keys.auditor })).status).toBe(400);
+    const listings = (await f.ledger.readStream(ACCESS_STREAM)).filter((e) => (e.data as { scope: { route: string } }).scope.route === 'GET /v1/sessions');
+    expect(listings.map((e) => (e.data as { role: string }).role)).toEqual(['auditor', 'developer', 'auditor', 'auditor']);
+  });
+});

@@ -1,9 +1,9 @@
 import { WitnessError, type StoredEvent } from '../../core/index.js';
-import type { QueryFilter } from '../../store/index.js';
+import type { QueryFilter, SessionFilter } from '../../store/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
 import { maskEvent } from '../mask.js';
-import type { EventSearchQuery } from '../schemas.js';
+import type { EventSearchQuery, SessionListQuery } from '../schemas.js';
 import type { z } from 'zod';
 
 type Stored = StoredEvent & { pos: number };
@@ -87,16 +87,17 @@ export async function getSession(ctx: RouteContext<{ stream: string }>): Promise
   return ctx.c.json({ stream: ctx.params.stream, events: events.map((e) => view(ctx, e)) });
 }
 
-/**
- * GET /v1/sessions: the store's session listing. TODO(issue 13, second round): `Ledger.listSessions`
- * is being added to src/store at the same time as this module; until a ledger has it, 501.
- */
-export async function listSessions(ctx: RouteContext<unknown, Record<string, string | number | boolean | undefined>>): Promise<Response> {
-  if (typeof ctx.ledger.listSessions !== 'function') {
-    return errorResponse(ctx.c, 'not_implemented', 'Listing sessions is not available on this server yet; search events with GET /v1/events?kind=session.start instead.', 501);
+/** GET /v1/sessions: the store's session listing (`Ledger.listSessions`), newest first, with counts. */
+export async function listSessions(ctx: RouteContext<unknown, z.infer<typeof SessionListQuery>>): Promise<Response> {
+  const { limit, cursor, ...rest } = ctx.query;
+  const filter: SessionFilter = {};
+  for (const k of ['agent', 'resource', 'outcome', 'since', 'until', 'ended'] as const) {
+    if (rest[k] !== undefined) (filter as Record<string, unknown>)[k] = rest[k];
   }
-  const { limit, cursor, ...filter } = ctx.query;
-  const page = await ctx.ledger.listSessions(filter, { ...(limit === undefined ? {} : { limit: Number(limit) }), ...(cursor === undefined ? {} : { cursor: String(cursor) }) });
+  if (filter.since !== undefined && filter.until !== undefined && filter.since >= filter.until) {
+    throw new WitnessError('invalid_argument', 'since must be before until; swap them or widen the window.', { details: { path: 'since' } });
+  }
+  const page = await ctx.ledger.listSessions(filter, { ...(limit === undefined ? {} : { limit }), ...(cursor === undefined ? {} : { cursor }) });
   await ctx.recordAccess({ count: page.sessions.length });
   return ctx.c.json(page);
 }
