@@ -1,5 +1,18 @@
-import { Frontier, WitnessError, consistencyProof, openCheckpoint, verifyConsistency, type NodeSource, type NoteVerifier } from '../core/index.js';
-import type { SealRecord } from './seal-record.js';
+import {
+  ChainChecker,
+  Frontier,
+  WitnessError,
+  consistencyProof,
+  formatCheckpoint,
+  leafHash,
+  openCheckpoint,
+  verifyConsistency,
+  type Failure,
+  type NodeSource,
+  type NoteVerifier,
+} from '../core/index.js';
+import type { RawEventRow } from './ledger.js';
+import { openSealRecord, readSealRecordText, recordOrPending, writeSealRecord, type SealRecord } from './seal-record.js';
 
 /*
  * The sealing rules every driver applies before its key signs anything, independent of how the
@@ -140,4 +153,146 @@ export function neededNodes(proof: (src: NodeSource) => unknown): Array<{ level:
     },
   });
   return [...seen.values()];
+}
+
+// ------------------------------------------------------------------ the plan of one seal
+
+/**
+ * At most this many events go into one checkpoint: their new tree nodes are held in memory until
+ * the short write transaction stores them. A larger backlog (a bulk import, a ledger sealed for the
+ * first time) is sealed as several checkpoints in a row, each extending the one before.
+ */
+export const SEAL_MAX_EVENTS = 100_000;
+
+/** A seal's work, planned in one read snapshot and stored by the driver's short write transaction. */
+export interface SealPlan {
+  /** The record as read with the snapshot; the commit starts over when it changed since. */
+  recordText: string | undefined;
+  lastId: number | undefined;
+  end: number;
+  /** More events were committed than one checkpoint takes (SEAL_MAX_EVENTS): seal again. */
+  more: boolean;
+  nodes: Array<{ level: number; index: number; hash: Buffer }>;
+  root: Buffer;
+  frontier: string;
+  consistency: Buffer[];
+  prevSize: number | null;
+  body: string;
+}
+
+/** The sealer's record as the plan reads it (read before the newest checkpoint is looked at), or the pending note that stands for it. */
+export function readRecord(ctx: SealRulesContext, own: NoteVerifier): { recordText: string | undefined; record: (newestSize: number | undefined) => SealRecord | undefined } {
+  const recordText = readSealRecordText(ctx.sealRecordPath);
+  const opened = recordText === undefined ? undefined : openSealRecord(recordText, own, ctx.origin, ctx.sealRecordPath);
+  return { recordText, record: (newestSize) => recordOrPending(ctx.sealRecordPath, opened, newestSize, own, ctx.origin) };
+}
+
+/**
+ * Whether there is nothing to seal: no event since the newest checkpoint (or none at all), and no
+ * forced heartbeat. After a kill -9 that left only the pending note (seal-record.ts), the newest
+ * checkpoint, just shown to extend it, becomes the record here, so the ledger needs the note no more.
+ */
+export function nothingToSeal(
+  last: (StoredCheckpoint & { root: Buffer }) | undefined,
+  committed: number,
+  force: boolean,
+  recordText: string | undefined,
+  ctx: SealRulesContext,
+  own: NoteVerifier,
+): boolean {
+  if (force) return false;
+  if (last === undefined) return committed === 0;
+  if (committed !== last.size) return false;
+  if (recordText === undefined) writeSealRecord(ctx.sealRecordPath, { note: last.note, size: Number(last.size), root: Buffer.from(last.root) }, own, ctx.origin);
+  return true;
+}
+
+/**
+ * The new events of a seal, in position order, each verified before the key vouches for it (digest,
+ * hash, link to its stored predecessor: a rewrite of the unsealed tail is refused here instead of
+ * being signed by the real key) and folded into the tree.
+ */
+export class NewEvents {
+  private readonly failures: Failure[] = [];
+  private readonly chain: ChainChecker;
+  readonly nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+
+  constructor(
+    private readonly ctx: SealRulesContext,
+    readonly frontier: Frontier,
+  ) {
+    this.chain = new ChainChecker(
+      ctx.origin,
+      (f) => this.failures.push(f),
+      () => undefined,
+    );
+  }
+
+  /** The next position the tree expects. */
+  get size(): number {
+    return this.frontier.size;
+  }
+
+  /** Whether `row` continues a stream that began before this seal, so its stored predecessor must be given (seed). */
+  needsPredecessor(row: Pick<RawEventRow, 'stream' | 'seq'>): boolean {
+    return !this.chain.streams.has(row.stream) && row.seq > 0;
+  }
+
+  /** The stored hash of the event before `seq` in `stream`. */
+  seed(stream: string, seq: number, prev: Buffer): void {
+    this.chain.seed(stream, seq, prev);
+  }
+
+  add(row: RawEventRow): void {
+    if (row.pos !== this.frontier.size) throw this.missing();
+    const hash = this.chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
+    const bad = this.failures[0];
+    if (bad !== undefined) {
+      throw new WitnessError(
+        'store_corrupt',
+        `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
+        { details: { failure: bad } },
+      );
+    }
+    for (const n of this.frontier.push(leafHash(hash))) this.nodes.push(n);
+  }
+
+  /** A page came back shorter than asked: a position below the committed end is not stored. */
+  missing(): WitnessError {
+    return new WitnessError('store_corrupt', `Event position ${this.frontier.size} is missing from ${this.ctx.location}; not signing: run \`witness verify\`.`);
+  }
+}
+
+/**
+ * The rest of the plan once the new events are in: the new root, the consistency proof from the
+ * newest checkpoint (built from stored nodes plus the new ones, which the database's writer could
+ * have edited: checked before it is stored, so a stored proof never fails), and the body to sign.
+ * `stored` serves the stored nodes that proof reads (see neededNodes).
+ */
+export function finishPlan(
+  ctx: SealRulesContext,
+  events: NewEvents,
+  last: { id: number; size: number } | undefined,
+  lastRoot: Buffer | undefined,
+  committed: number,
+  recordText: string | undefined,
+  stored: NodeSource,
+  now: Date,
+): SealPlan {
+  const end = events.size;
+  const root = events.frontier.root();
+  const prevSize = last?.size ?? null;
+  let consistency: Buffer[] = [];
+  if (last !== undefined && lastRoot !== undefined) {
+    consistency = provenConsistency(
+      last.size,
+      lastRoot,
+      end,
+      root,
+      withNewNodes(stored, events.nodes),
+      () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last.id} (size ${last.size}): the tree_nodes table was edited`,
+    );
+  }
+  const body = formatCheckpoint({ origin: ctx.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
+  return { recordText, lastId: last?.id, end, more: end < committed, nodes: events.nodes, root, frontier: JSON.stringify(events.frontier.toJSON()), consistency, prevSize, body };
 }

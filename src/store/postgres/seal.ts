@@ -1,59 +1,20 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { PoolClient } from 'pg';
-import {
-  ChainChecker,
-  LedgerVerifier,
-  WitnessError,
-  consistencyProof,
-  formatCheckpoint,
-  inclusionProof,
-  keyFingerprint,
-  leafHash,
-  parseVerifierKey,
-  signNote,
-  type Failure,
-  type NodeSource,
-  type NoteSigner,
-  type NoteVerifier,
-} from '../../core/index.js';
+import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteVerifier } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, CheckpointRow, PublicKeyRow, RawEventRow, SealOptions, SealRecordText } from '../ledger.js';
-import { clearPendingRecord, openSealRecord, readSealRecordText, recordOrPending, testKillAfterCommit, writePendingRecord, writeSealRecord } from '../seal-record.js';
-import { neededNodes, provenConsistency, sealRefused, trustedFrontier, withNewNodes, type SealRulesContext } from '../seal-rules.js';
-import { checkArtifacts } from '../verify.js';
+import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
+import { clearPendingRecord, readSealRecordText, testKillAfterCommit, writePendingRecord, writeSealRecord } from '../seal-record.js';
+import { NewEvents, SEAL_MAX_EVENTS, finishPlan, neededNodes, nothingToSeal, readRecord, trustedFrontier, type SealPlan, type SealRulesContext } from '../seal-rules.js';
 import { translatePgError } from './errors.js';
 import { PostgresQuery } from './query.js';
 
 const SEAL_READ_PAGE = 10_000;
-/** At most this many events per checkpoint (their new nodes are held in memory until stored); a larger backlog becomes several. */
-const SEAL_MAX_EVENTS = 100_000;
 /** How long a seal waits for another process's sealer to finish before giving up with store_locked. */
 const SEALER_LOCK_WAIT_MS = 30_000;
 const EVENT_COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
 
-interface PgCheckpoint {
-  id: number;
-  size: number;
-  root: Buffer;
-  note: string;
-  ts: string;
-  frontier: string;
-  consistency: string;
-  prev_size: number | null;
-}
+type PgCheckpoint = StoredCheckpointRow;
 
-interface Plan {
-  recordText: string | undefined;
-  lastId: number | undefined;
-  end: number;
-  more: boolean;
-  nodes: Array<{ level: number; index: number; hash: Buffer }>;
-  root: Buffer;
-  frontier: string;
-  consistency: Buffer[];
-  prevSize: number | null;
-  body: string;
-}
+type Plan = SealPlan;
 
 /**
  * Sealing: the Merkle tree, signed checkpoints, the sealer's record, adoption and proofs, under the
@@ -84,17 +45,8 @@ export abstract class PostgresSeal extends PostgresQuery {
     return run;
   }
 
-  private async sealRetrying(options: SealOptions): Promise<CheckpointRow | null> {
-    // As in the SQLite driver: another process that has just committed a ledger's first
-    // checkpoint writes the record right after; look again for up to a second before refusing.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.sealLocked(options);
-      } catch (e) {
-        if (attempt >= 20 || !(e instanceof WitnessError) || e.details?.['noRecord'] !== true) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+  private sealRetrying(options: SealOptions): Promise<CheckpointRow | null> {
+    return retryWhileRecordMissing(() => this.sealLocked(options));
   }
 
   private rulesContext(): SealRulesContext {
@@ -102,9 +54,7 @@ export abstract class PostgresSeal extends PostgresQuery {
   }
 
   private async sealLocked(options: SealOptions): Promise<CheckpointRow | null> {
-    const { signer, own } = this.sealingKey();
-    this.refuseForeignKey();
-    this.checkRecordWritable();
+    const { signer, own } = sealFrontSteps(this.sealFront());
     const c = await this.sealerConnection();
     await this.lockSealer(c);
     try {
@@ -198,41 +148,21 @@ export abstract class PostgresSeal extends PostgresQuery {
 
   private async planInSnapshot(c: PoolClient, own: NoteVerifier, force: boolean, now: Date): Promise<Plan | null> {
     const ctx = this.rulesContext();
-    const recordText = readSealRecordText(this.sealRecordPath);
+    const { recordText, record: recordFor } = readRecord(ctx, own);
     const last = (await this.run<PgCheckpoint>(c, 'SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'))[0];
-    const record = recordOrPending(
-      this.sealRecordPath,
-      recordText === undefined ? undefined : openSealRecord(recordText, own, this.info.origin, this.sealRecordPath),
-      last?.size,
-      own,
-      this.info.origin,
-    );
+    const record = recordFor(last?.size);
     const toLast = record !== undefined && last !== undefined && record.size <= last.size ? neededNodes((src) => consistencyProof(record.size, last.size, src)) : [];
     const { frontier, root: lastRoot } = trustedFrontier(last, record, own, ctx, await this.nodes(c, toLast));
     const committed = (await this.run<{ n: number }>(c, 'SELECT coalesce(max(pos) + 1, 0) AS n FROM events'))[0]!.n;
-    if (last !== undefined && committed === last.size && !force) {
-      // Nothing new since a kill -9 that left only the pending note (seal-record.ts): the newest
-      // checkpoint, just shown to extend it, becomes the record, so the ledger needs the note no more.
-      if (recordText === undefined) writeSealRecord(this.sealRecordPath, { note: last.note, size: Number(last.size), root: Buffer.from(last.root) }, own, this.info.origin);
-      return null;
-    }
-    if (last === undefined && committed === 0 && !force) return null;
+    if (nothingToSeal(last, committed, force, recordText, ctx, own)) return null;
     const end = Math.min(committed, frontier.size + SEAL_MAX_EVENTS);
-    // Signing is a statement that these events are genuine, so each new event is verified first.
-    const failures: Failure[] = [];
-    const chain = new ChainChecker(
-      this.info.origin,
-      (f) => failures.push(f),
-      () => undefined,
-    );
-    const nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
-    const missing = () => new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.info.location}; not signing: run \`witness verify\`.`);
+    const events = new NewEvents(ctx, frontier);
     for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
       const want = Math.min(SEAL_READ_PAGE, end - from);
       const rows = await this.run<RawEventRow>(c, `SELECT ${EVENT_COLUMNS} FROM events WHERE pos >= $1 ORDER BY pos LIMIT $2`, [from, want]);
-      // The stored predecessor of each stream's first event here, when the stream began before this seal.
+      // The stored predecessor of each stream's first event here, when the stream began before this seal: one query per page.
       const firsts = new Map<string, number>();
-      for (const row of rows) if (!chain.streams.has(row.stream) && !firsts.has(row.stream) && row.seq > 0) firsts.set(row.stream, row.seq - 1);
+      for (const row of rows) if (events.needsPredecessor(row) && !firsts.has(row.stream)) firsts.set(row.stream, row.seq - 1);
       const prevs = new Map<string, Buffer>();
       if (firsts.size > 0) {
         const found = await this.run<{ stream: string; hash: Buffer }>(c, 'SELECT stream, hash FROM events WHERE (stream, seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))', [
@@ -242,41 +172,24 @@ export abstract class PostgresSeal extends PostgresQuery {
         for (const f of found) prevs.set(f.stream, f.hash);
       }
       for (const row of rows) {
-        if (row.pos !== frontier.size) throw missing();
-        if (!chain.streams.has(row.stream) && row.seq > 0) {
+        if (events.needsPredecessor(row)) {
           const prev = prevs.get(row.stream);
-          if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
+          if (prev !== undefined) events.seed(row.stream, row.seq, prev);
         }
-        const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
-        const bad = failures[0];
-        if (bad !== undefined) {
-          throw new WitnessError(
-            'store_corrupt',
-            `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
-            { details: { failure: bad } },
-          );
-        }
-        for (const n of frontier.push(leafHash(hash))) nodes.push(n);
+        events.add(row);
       }
-      if (rows.length < want) throw missing();
+      if (rows.length < want) throw events.missing();
     }
-    const root = frontier.root();
-    const prevSize = last?.size ?? null;
-    let consistency: Buffer[] = [];
-    if (prevSize !== null && lastRoot !== undefined) {
-      const fresh = new Set(nodes.map((n) => `${n.level}/${n.index}`));
-      const want = neededNodes((src) => consistencyProof(prevSize, end, src)).filter((k) => !fresh.has(`${k.level}/${k.index}`));
-      consistency = provenConsistency(
-        prevSize,
-        lastRoot,
-        end,
-        root,
-        withNewNodes(await this.nodes(c, want), nodes),
-        () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`,
+    // The stored nodes the consistency proof reads, fetched in one query (the new ones are in memory).
+    let stored: NodeSource = await this.nodes(c, []);
+    if (last !== undefined && lastRoot !== undefined) {
+      const fresh = new Set(events.nodes.map((n) => `${n.level}/${n.index}`));
+      stored = await this.nodes(
+        c,
+        neededNodes((src) => consistencyProof(last.size, end, src)).filter((k) => !fresh.has(`${k.level}/${k.index}`)),
       );
     }
-    const body = formatCheckpoint({ origin: this.info.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
-    return { recordText, lastId: last?.id, end, more: end < committed, nodes, root, frontier: JSON.stringify(frontier.toJSON()), consistency, prevSize, body };
+    return finishPlan(ctx, events, last, lastRoot, committed, recordText, stored, now);
   }
 
   /** Stores the nodes and the checkpoint unless someone sealed meanwhile (then undefined). */
@@ -352,95 +265,43 @@ export abstract class PostgresSeal extends PostgresQuery {
     return this.closing;
   }
 
-  protected sealingKey(): { signer: NoteSigner; own: NoteVerifier } {
-    const signer = this.signer;
-    const own = this.ownVerifier;
-    if (signer === undefined || own === undefined || !this.canSeal) {
-      throw new WitnessError(
-        'invalid_key',
-        `No signing key for ${this.info.location}; checkpoints need the ledger's key file (keyFile, or $WITNESS_SIGNING_KEY_FILE) or WITNESS_SIGNING_KEY, on a handle open for writing.`,
-      );
-    }
-    return { signer, own };
+  /** The sealing state the front steps (../seal-front.ts) read. */
+  private sealFront(): SealFront {
+    return {
+      location: this.info.location,
+      origin: this.info.origin,
+      sealRecordPath: this.sealRecordPath,
+      signer: this.signer,
+      own: this.ownVerifier,
+      canSeal: this.canSeal,
+      foreignKey: this.foreignKey,
+      keyHint: "the ledger's key file (keyFile, or $WITNESS_SIGNING_KEY_FILE) or WITNESS_SIGNING_KEY, on a handle open for writing",
+    };
   }
 
-  protected refuseForeignKey(): void {
-    if (this.foreignKey !== undefined) {
-      throw new WitnessError(
-        'seal_refused',
-        `Not signing: the signing key ${fingerprintOf(this.foreignKey.signer)} is not this ledger's key ${fingerprintOf(this.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
-      );
-    }
-  }
-
-  /** Checked before signing: a checkpoint committed but not recorded makes every later seal ask for adoption. */
-  protected checkRecordWritable(): void {
-    const dir = path.dirname(this.sealRecordPath);
-    try {
-      fs.accessSync(dir, fs.constants.W_OK);
-    } catch (e) {
-      throw sealRefused(
-        `this process cannot write ${dir}, where it must record the checkpoint it signs (${this.sealRecordPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); create that directory or let the sealer write it`,
-      );
-    }
-  }
-
-  /** As the SQLite driver's adopt(): verifies the whole ledger in one snapshot with this key, then records its newest checkpoint. */
+  /** As the SQLite driver's: verifies the whole ledger in one REPEATABLE READ snapshot with this key, then records its newest checkpoint (../seal-front.ts). */
   async adopt(options: AdoptOptions = {}): Promise<AdoptResult> {
     this.assertOpen();
-    const { own } = this.sealingKey();
-    this.refuseForeignKey();
-    const location = this.sealRecordPath;
-    let existing: string | undefined;
-    try {
-      existing = readSealRecordText(location);
-    } catch (e) {
-      throw sealRefused(
-        `${location} exists but cannot be used as the record (${(e as Error).message.replace(/^Not signing: /, '').replace(/\.$/, '')}), and adopting never replaces a record; move it aside (keep it as evidence) and run again`,
-      );
-    }
-    if (existing !== undefined) {
-      let size = '';
-      try {
-        size = `, size ${openSealRecord(existing, own, this.info.origin, location).size}`;
-      } catch {
-        // Foreign or damaged: still a record that adopting must not replace.
-      }
-      throw new WitnessError(
-        'invalid_argument',
-        `The sealer already has a record of its last checkpoint for ${this.info.location} (${location}${size}), so there is nothing to adopt; run \`witness seal\` without --adopt, or move the record aside (keep it as evidence) if you mean to replace it.`,
-      );
-    }
-    this.checkRecordWritable();
-    if ((await this.latestCheckpoint()) === undefined) {
-      return { checkpoint: null, location, warnings: [`${this.info.location} has no checkpoint yet; \`witness seal\` signs its first one and starts the record.`] };
-    }
-    const { verifier, newest } = await this.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (c) => {
-      const v = new LedgerVerifier({ origin: this.info.origin, verifiers: [own], keySource: 'pinned', ...(options.against === undefined ? {} : { against: options.against }) });
-      const rows = (await c.query<PgCheckpoint>('SELECT * FROM checkpoints ORDER BY id')).rows;
-      v.setCheckpoints(rows.map(toCheckpoint));
-      for (let pos = 0; ;) {
-        const page = (await c.query<RawEventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE pos >= $1 ORDER BY pos LIMIT 5000`, [pos])).rows;
-        for (const row of page) v.addRow(row);
-        if (page.length < 5000) break;
-        pos = page[page.length - 1]!.pos + 1;
-      }
-      return { verifier: v, newest: rows[rows.length - 1] };
-    });
-    await checkArtifacts(verifier, this);
-    const report = verifier.finish();
-    const bad = report.first;
-    if (bad !== undefined) {
-      const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
-      throw new WitnessError(
-        'seal_refused',
-        `Not adopting: ${this.info.location} does not verify with this key (${bad.code}${at}${report.failures.length > 1 ? ` and ${report.failures.length - 1} more` : ''}), so its newest checkpoint is not recorded as one this key vouches for; run \`witness verify --trusted-key\` with this ledger's public key to see why.`,
-        { details: { failure: bad } },
-      );
-    }
-    if (newest === undefined) return { checkpoint: null, location, warnings: report.warnings };
-    writeSealRecord(location, { note: newest.note, size: newest.size, root: newest.root }, own, this.info.origin);
-    return { checkpoint: toCheckpoint(newest), location, warnings: report.warnings };
+    return adoptLedger(
+      this.sealFront(),
+      this,
+      {
+        hasCheckpoint: async () => (await this.latestCheckpoint()) !== undefined,
+        readAll: (v) =>
+          this.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (c) => {
+            const rows = (await c.query<PgCheckpoint>('SELECT * FROM checkpoints ORDER BY id')).rows.map(toCheckpoint);
+            v.setCheckpoints(rows);
+            for (let pos = 0; ;) {
+              const page = (await c.query<RawEventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE pos >= $1 ORDER BY pos LIMIT 5000`, [pos])).rows;
+              for (const row of page) v.addRow(row);
+              if (page.length < 5000) break;
+              pos = page[page.length - 1]!.pos + 1;
+            }
+            return rows[rows.length - 1];
+          }),
+      },
+      options,
+    );
   }
 
   get sealRecordLocation(): string {
@@ -449,8 +310,7 @@ export abstract class PostgresSeal extends PostgresQuery {
 
   async sealRecord(): Promise<SealRecordText | undefined> {
     this.assertOpen();
-    const text = readSealRecordText(this.sealRecordPath);
-    return text === undefined ? undefined : { note: text, location: this.sealRecordPath };
+    return sealRecordText(this.sealRecordPath);
   }
 
   async checkpoints(): Promise<CheckpointRow[]> {
@@ -490,23 +350,4 @@ export abstract class PostgresSeal extends PostgresQuery {
       addedAt: r.added_at,
     }));
   }
-}
-
-function fingerprintOf(vkey: string): string {
-  try {
-    return keyFingerprint(parseVerifierKey(vkey));
-  } catch {
-    return JSON.stringify(vkey.slice(0, 80));
-  }
-}
-
-function toCheckpoint(r: PgCheckpoint): CheckpointRow {
-  let consistency: string[] = [];
-  try {
-    const parsed: unknown = JSON.parse(r.consistency);
-    if (Array.isArray(parsed)) consistency = parsed.map(String);
-  } catch {
-    // A damaged proof column surfaces as a failed consistency check in verify, not here.
-  }
-  return { id: r.id, size: r.size, root: r.root, note: r.note, ts: r.ts, consistency, prevSize: r.prev_size };
 }

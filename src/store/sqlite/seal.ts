@@ -1,23 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import {
-  LedgerVerifier,
-  WitnessError,
-  consistencyProof,
-  inclusionProof,
-  keyFingerprint,
-  parseVerifierKey,
-  signNote,
-  type NodeSource,
-  type NoteSigner,
-  type NoteVerifier,
-  type PreparedEvent,
-} from '../../core/index.js';
-import { openSealRecord, readSealRecordText, writeSealRecord } from '../seal-record.js';
-import { checkArtifacts } from '../verify.js';
+import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteSigner, type PreparedEvent } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
+import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
 import { SealThread, sealThreadAvailable } from './seal-thread.js';
-import { Sealer, sealRefused, storedNodes, type SealerContext, type SqlCheckpoint } from './sealer.js';
+import { Sealer, storedNodes, type SealerContext } from './sealer.js';
 import { SqliteQuery } from './query.js';
 
 /** Sealing: the Merkle tree, signed checkpoints, the sealer's record, adoption and proofs. */
@@ -56,24 +41,12 @@ export abstract class SqliteSeal extends SqliteQuery {
     return run;
   }
 
-  private async sealRetrying(options: SealOptions): Promise<CheckpointRow | null> {
-    // Another process that has just committed a ledger's first checkpoint writes the record right
-    // after its commit: a seal that lands in between sees checkpoints and no record yet. Look again
-    // for up to a second before refusing (a deleted record stays refused, a second later).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.sealOnce(options);
-      } catch (e) {
-        if (attempt >= 20 || !(e instanceof WitnessError) || e.details?.['noRecord'] !== true) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+  private sealRetrying(options: SealOptions): Promise<CheckpointRow | null> {
+    return retryWhileRecordMissing(() => this.sealOnce(options));
   }
 
   private async sealOnce(options: SealOptions): Promise<CheckpointRow | null> {
-    const { signer, own } = this.sealingKey();
-    this.refuseForeignKey();
-    this.checkRecordWritable();
+    const { signer, own } = sealFrontSteps(this.sealFront());
     const request = { force: options.force === true, now: options.now ?? new Date() };
     const thread = this.threadFor(signer);
     if (thread?.ready === true) return thread.seal(request);
@@ -146,107 +119,44 @@ export abstract class SqliteSeal extends SqliteQuery {
     return this.closing;
   }
 
-  /** The signer and its verifier, or the reason this process cannot seal. */
-  protected sealingKey(): { signer: NoteSigner; own: NoteVerifier } {
-    const signer = this.signer;
-    const own = this.ownVerifier;
-    if (signer === undefined || own === undefined || !this.canSeal) {
-      throw new WitnessError('invalid_key', `No signing key for ${this.info.location}; checkpoints need the key file beside the ledger or WITNESS_SIGNING_KEY.`);
-    }
-    return { signer, own };
-  }
-
-  protected refuseForeignKey(): void {
-    if (this.foreignKey !== undefined) {
-      throw new WitnessError(
-        'seal_refused',
-        `Not signing: the signing key ${fingerprintOf(this.foreignKey.signer)} is not this ledger's key ${fingerprintOf(this.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
-      );
-    }
-  }
-
-  /**
-   * Checked before signing, since a checkpoint committed but not recorded makes every later seal
-   * ask for adoption (the record is replaced by a rename, so the directory is what must be writable).
-   */
-  protected checkRecordWritable(): void {
-    const dir = path.dirname(this.sealRecordPath);
-    try {
-      fs.accessSync(dir, fs.constants.W_OK);
-    } catch (e) {
-      throw sealRefused(
-        `this process cannot write ${dir}, where it must record the checkpoint it signs (${this.sealRecordPath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}); create that directory or let the sealer write it`,
-      );
-    }
+  /** The sealing state the front steps (../seal-front.ts) read. */
+  private sealFront(): SealFront {
+    return {
+      location: this.info.location,
+      origin: this.info.origin,
+      sealRecordPath: this.sealRecordPath,
+      signer: this.signer,
+      own: this.ownVerifier,
+      canSeal: this.canSeal,
+      foreignKey: this.foreignKey,
+      keyHint: 'the key file beside the ledger or WITNESS_SIGNING_KEY',
+    };
   }
 
   /**
    * For a ledger with checkpoints but no record, on explicit request (`witness seal --adopt`):
-   * verifies the whole ledger from raw rows, in one read snapshot, with this key alone (every
-   * checkpoint must be this key's, every root must match the rebuilt tree, every artifact its
-   * digest) and against `against` when given; any failure refuses. Then records the newest
-   * checkpoint as the one this key last signed. It signs nothing itself. An existing record, even a
-   * damaged one, is never replaced here: it may be the evidence of a roll-back.
+   * verifies the whole ledger in one read transaction with this key alone, then records its newest
+   * checkpoint (../seal-front.ts holds the rules and the sentences).
    */
   async adopt(options: AdoptOptions = {}): Promise<AdoptResult> {
     this.assertOpen();
-    const { own } = this.sealingKey();
-    this.refuseForeignKey();
-    const location = this.sealRecordPath;
-    let existing: string | undefined;
-    try {
-      existing = readSealRecordText(location);
-    } catch (e) {
-      throw sealRefused(
-        `${location} exists but cannot be used as the record (${(e as Error).message.replace(/^Not signing: /, '').replace(/\.$/, '')}), and adopting never replaces a record; move it aside (keep it as evidence) and run again`,
-      );
-    }
-    if (existing !== undefined) {
-      let size = '';
-      try {
-        size = `, size ${openSealRecord(existing, own, this.info.origin, location).size}`;
-      } catch {
-        // Foreign or damaged: still a record that adopting must not replace.
-      }
-      throw new WitnessError(
-        'invalid_argument',
-        `The sealer already has a record of its last checkpoint for ${this.info.location} (${location}${size}), so there is nothing to adopt; run \`witness seal\` without --adopt, or move the record aside (keep it as evidence) if you mean to replace it.`,
-      );
-    }
-    this.checkRecordWritable();
-    if (this.read(() => this.stmts.latestCheckpoint.get()) === undefined) {
-      // No checkpoint, so no record can be missing: the first seal starts the record itself.
-      return { checkpoint: null, location, warnings: [`${this.info.location} has no checkpoint yet; \`witness seal\` signs its first one and starts the record.`] };
-    }
-    const { v: verifier, newest } = this.read(() =>
-      this.db.transaction(() => {
-        const v = new LedgerVerifier({
-          origin: this.info.origin,
-          verifiers: [own],
-          keySource: 'pinned',
-          ...(options.against === undefined ? {} : { against: options.against }),
-        });
-        const rows = this.stmts.allCheckpoints.all() as SqlCheckpoint[];
-        v.setCheckpoints(rows.map(toCheckpoint));
-        for (const page of this.scanSync()) for (const row of page) v.addRow(row);
-        return { v, newest: rows[rows.length - 1] };
-      })(),
+    return adoptLedger(
+      this.sealFront(),
+      this,
+      {
+        hasCheckpoint: async () => this.read(() => this.stmts.latestCheckpoint.get()) !== undefined,
+        readAll: async (v) =>
+          this.read(() =>
+            this.db.transaction(() => {
+              const rows = (this.stmts.allCheckpoints.all() as StoredCheckpointRow[]).map(toCheckpoint);
+              v.setCheckpoints(rows);
+              for (const page of this.scanSync()) for (const row of page) v.addRow(row);
+              return rows[rows.length - 1];
+            })(),
+          ),
+      },
+      options,
     );
-    // Artifacts are files, outside the read snapshot, so they are re-hashed after it as verify does.
-    await checkArtifacts(verifier, this);
-    const report = verifier.finish();
-    const bad = report.first;
-    if (bad !== undefined) {
-      const at = bad.leaf !== undefined ? ` at leaf ${bad.leaf}` : bad.checkpoint !== undefined ? ` at checkpoint ${bad.checkpoint}` : '';
-      throw new WitnessError(
-        'seal_refused',
-        `Not adopting: ${this.info.location} does not verify with this key (${bad.code}${at}${report.failures.length > 1 ? ` and ${report.failures.length - 1} more` : ''}), so its newest checkpoint is not recorded as one this key vouches for; run \`witness verify --trusted-key\` with this ledger's public key to see why.`,
-        { details: { failure: bad } },
-      );
-    }
-    if (newest === undefined) return { checkpoint: null, location, warnings: report.warnings };
-    writeSealRecord(location, { note: newest.note, size: newest.size, root: newest.root }, own, this.info.origin);
-    return { checkpoint: toCheckpoint(newest), location, warnings: report.warnings };
   }
 
   get sealRecordLocation(): string {
@@ -255,8 +165,7 @@ export abstract class SqliteSeal extends SqliteQuery {
 
   async sealRecord(): Promise<SealRecordText | undefined> {
     this.assertOpen();
-    const text = readSealRecordText(this.sealRecordPath);
-    return text === undefined ? undefined : { note: text, location: this.sealRecordPath };
+    return sealRecordText(this.sealRecordPath);
   }
 
   protected nodeSource(): NodeSource {
@@ -265,12 +174,12 @@ export abstract class SqliteSeal extends SqliteQuery {
 
   async checkpoints(): Promise<CheckpointRow[]> {
     this.assertOpen();
-    return this.read(() => (this.stmts.allCheckpoints.all() as SqlCheckpoint[]).map(toCheckpoint));
+    return this.read(() => (this.stmts.allCheckpoints.all() as StoredCheckpointRow[]).map(toCheckpoint));
   }
 
   async latestCheckpoint(): Promise<CheckpointRow | undefined> {
     this.assertOpen();
-    const row = this.read(() => this.stmts.latestCheckpoint.get() as SqlCheckpoint | undefined);
+    const row = this.read(() => this.stmts.latestCheckpoint.get() as StoredCheckpointRow | undefined);
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
@@ -292,23 +201,4 @@ export abstract class SqliteSeal extends SqliteQuery {
       addedAt: r.added_at,
     }));
   }
-}
-
-function fingerprintOf(vkey: string): string {
-  try {
-    return keyFingerprint(parseVerifierKey(vkey));
-  } catch {
-    return JSON.stringify(vkey.slice(0, 80));
-  }
-}
-
-function toCheckpoint(r: SqlCheckpoint): CheckpointRow {
-  let consistency: string[] = [];
-  try {
-    const parsed: unknown = JSON.parse(r.consistency);
-    if (Array.isArray(parsed)) consistency = parsed.map(String);
-  } catch {
-    // A damaged proof column surfaces as a failed consistency check in verify, not here.
-  }
-  return { id: r.id, size: r.size, root: r.root, note: r.note, ts: r.ts, consistency, prevSize: r.prev_size };
 }

@@ -1,19 +1,14 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { ChainChecker, Frontier, WitnessError, formatCheckpoint, leafHash, type Failure, type NodeSource, type NoteVerifier } from '../../core/index.js';
-import { clearPendingRecord, openSealRecord, readSealRecordText, recordOrPending, testKillAfterCommit, writePendingRecord, writeSealRecord, type SealRecord } from '../seal-record.js';
-import { provenConsistency, sealRefused, trustedFrontier, withNewNodes } from '../seal-rules.js';
+import { WitnessError, type Frontier, type NodeSource, type NoteVerifier } from '../../core/index.js';
+import type { StoredCheckpointRow } from '../seal-front.js';
+import { clearPendingRecord, readSealRecordText, testKillAfterCommit, writePendingRecord, writeSealRecord, type SealRecord } from '../seal-record.js';
+import { NewEvents, SEAL_MAX_EVENTS, finishPlan, nothingToSeal, readRecord, trustedFrontier, type SealPlan, type SealRulesContext } from '../seal-rules.js';
 import type { CheckpointRow, RawEventRow } from '../ledger.js';
 import { translateSqliteError } from './errors.js';
 import { indexTail } from './indexer.js';
 
 const SEAL_READ_PAGE = 10_000;
-/**
- * At most this many events go into one checkpoint: their new tree nodes are held in memory until
- * the short write transaction stores them. A larger backlog (a bulk import, a ledger sealed for the
- * first time) is sealed as several checkpoints in a row, each extending the one before.
- */
-export const SEAL_MAX_EVENTS = 100_000;
 /** Attempts before giving up when other sealers keep committing a checkpoint first. */
 const SEAL_ATTEMPTS = 10;
 
@@ -199,79 +194,27 @@ export class Sealer {
    * new events and builds their tree nodes, the new root and the consistency proof.
    */
   private plan(force: boolean, now: Date): Plan | null {
-    const recordText = readSealRecordText(this.ctx.sealRecordPath);
+    const { recordText, record: recordFor } = readRecord(this.rulesCtx(), this.own);
     const last = this.stmts.latest.get() as SqlCheckpoint | undefined;
-    const record = recordOrPending(
-      this.ctx.sealRecordPath,
-      recordText === undefined ? undefined : openSealRecord(recordText, this.own, this.ctx.origin, this.ctx.sealRecordPath),
-      last?.size,
-      this.own,
-      this.ctx.origin,
-    );
-    const { frontier, root: lastRoot } = this.trustedFrontier(last, record);
+    const { frontier, root: lastRoot } = this.trustedFrontier(last, recordFor(last?.size));
     const max = this.stmts.maxPos.get() as number | null;
     const committed = max === null ? 0 : max + 1;
-    if (last !== undefined && committed === last.size && !force) {
-      // Nothing new since a kill -9 that left only the pending note (seal-record.ts): the newest
-      // checkpoint, just shown to extend it, becomes the record, so the ledger needs the note no more.
-      if (recordText === undefined) writeSealRecord(this.ctx.sealRecordPath, { note: last.note, size: last.size, root: last.root }, this.own, this.ctx.origin);
-      return null;
-    }
-    if (last === undefined && committed === 0 && !force) return null;
+    if (nothingToSeal(last, committed, force, recordText, this.rulesCtx(), this.own)) return null;
     const end = Math.min(committed, frontier.size + SEAL_MAX_EVENTS);
-    // Signing is a statement that these events are genuine, so each new event is verified
-    // first (digest, hash, link to its stored predecessor): a rewrite of the unsealed tail is
-    // refused here instead of being signed by the real key.
-    const failures: Failure[] = [];
-    const chain = new ChainChecker(
-      this.ctx.origin,
-      (f) => failures.push(f),
-      () => undefined,
-    );
-    const nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+    const events = new NewEvents(this.rulesCtx(), frontier);
     for (let from = frontier.size; from < end; from += SEAL_READ_PAGE) {
       const want = Math.min(SEAL_READ_PAGE, end - from);
       const rows = this.stmts.scan.all(from, want) as RawEventRow[];
       for (const row of rows) {
-        if (row.pos !== frontier.size) {
-          throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.ctx.location}; not signing: run \`witness verify\`.`);
-        }
-        if (!chain.streams.has(row.stream) && row.seq > 0) {
+        if (events.needsPredecessor(row)) {
           const prev = this.stmts.hashAt.get(row.stream, row.seq - 1) as Buffer | undefined;
-          if (prev !== undefined) chain.seed(row.stream, row.seq, prev);
+          if (prev !== undefined) events.seed(row.stream, row.seq, prev);
         }
-        const hash = chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
-        const bad = failures[0];
-        if (bad !== undefined) {
-          throw new WitnessError(
-            'store_corrupt',
-            `Not signing: the event at leaf ${row.pos} (session ${row.stream}, seq ${row.seq}) does not verify (${bad.code}); the ledger may have been edited, run \`witness verify\`.`,
-            { details: { failure: bad } },
-          );
-        }
-        for (const n of frontier.push(leafHash(hash))) nodes.push(n);
+        events.add(row);
       }
-      if (rows.length < want) {
-        throw new WitnessError('store_corrupt', `Event position ${frontier.size} is missing from ${this.ctx.location}; not signing: run \`witness verify\`.`);
-      }
+      if (rows.length < want) throw events.missing();
     }
-    const root = frontier.root();
-    const prevSize = last?.size ?? null;
-    let consistency: Buffer[] = [];
-    if (prevSize !== null && lastRoot !== undefined) {
-      // The proof is built from stored nodes (and the new ones, not stored yet), which the database
-      // writer could have edited: it is checked before it is stored, so a stored proof never fails.
-      consistency = this.provenConsistency(
-        prevSize,
-        lastRoot,
-        end,
-        root,
-        this.withNew(nodes),
-        () => `the stored tree nodes do not prove that the new tree of ${end} events extends checkpoint ${last!.id} (size ${prevSize}): the tree_nodes table was edited`,
-      );
-    }
-    const body = formatCheckpoint({ origin: this.ctx.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
-    return { recordText, lastId: last?.id, end, more: end < committed, nodes, root, frontier: JSON.stringify(frontier.toJSON()), consistency, prevSize, body };
+    return finishPlan(this.rulesCtx(), events, last, lastRoot, committed, recordText, this.stored(), now);
   }
 
   /** The write lock, briefly: stores the nodes and the checkpoint unless someone sealed meanwhile (then undefined). */
@@ -326,50 +269,21 @@ export class Sealer {
 
   /** The sealing rules (../seal-rules.ts), over this connection's stored tree nodes. */
   private trustedFrontier(last: SqlCheckpoint | undefined, record: SealRecord | undefined): { frontier: Frontier; root: Buffer | undefined } {
-    return trustedFrontier(last, record, this.own, { ...this.ctx, storeArg: `sqlite:${this.ctx.location}` }, this.stored());
+    return trustedFrontier(last, record, this.own, this.rulesCtx(), this.stored());
   }
 
-  private provenConsistency(oldSize: number, oldRoot: Buffer, newSize: number, newRoot: Buffer, src: NodeSource, why: () => string): Buffer[] {
-    return provenConsistency(oldSize, oldRoot, newSize, newRoot, src, why);
+  private rulesCtx(): SealRulesContext {
+    return { ...this.ctx, storeArg: `sqlite:${this.ctx.location}` };
   }
 
   private stored(): NodeSource {
     return storedNodes(this.stmts.node, this.ctx.location);
   }
-
-  /** The stored nodes plus the ones this seal is about to store. */
-  private withNew(nodes: ReadonlyArray<{ level: number; index: number; hash: Buffer }>): NodeSource {
-    return withNewNodes(this.stored(), nodes);
-  }
 }
 
-interface Plan {
-  /** The record as read with the snapshot; the commit starts over when it changed since. */
-  recordText: string | undefined;
-  lastId: number | undefined;
-  end: number;
-  /** More events were committed than one checkpoint takes (SEAL_MAX_EVENTS): seal again. */
-  more: boolean;
-  nodes: Array<{ level: number; index: number; hash: Buffer }>;
-  root: Buffer;
-  frontier: string;
-  consistency: Buffer[];
-  prevSize: number | null;
-  body: string;
-}
+type Plan = SealPlan;
 
-export interface SqlCheckpoint {
-  id: number;
-  size: number;
-  root: Buffer;
-  note: string;
-  ts: string;
-  frontier: string;
-  consistency: string;
-  prev_size: number | null;
-}
-
-export { sealRefused };
+export type SqlCheckpoint = StoredCheckpointRow;
 
 /** The Merkle nodes stored in `tree_nodes`, read by `stmt` (level, index → hash); a missing one is `not_found`. */
 export function storedNodes(stmt: Database.Statement, location: string): NodeSource {
