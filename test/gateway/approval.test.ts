@@ -269,6 +269,10 @@ describe('human approval through witness proxy', () => {
     expect(decision.outcome).toBe('expired');
     const result = (await readEvents(store)).find((e) => e.kind === 'tool.result')!;
     expect(result).toMatchObject({ outcome: 'expired', data: { is_error: true } });
+    // The newer outcome verifies, and is what `witness query --outcome expired` finds.
+    expect((await verifyFile(store)).ok).toBe(true);
+    const listed = await runCli(['query', '--outcome', 'expired', '--json', '--store', `sqlite:${store}`]);
+    expect((JSON.parse(listed.stdout) as { events: StoredEvent[] }).events.map((e) => e.id).sort()).toEqual([decision.id, result.id].sort());
   });
 
   it('refuses the agent approving its own call whatever the case of its name, a key the policy does not list, --as naming someone else, and a reviewed digest that differs [R-GW-APPROVAL-BINDING] [R-APPROVER-ALLOWED]', async () => {
