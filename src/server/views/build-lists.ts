@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { fingerprintOf, type ApprovalView } from '../../approvals/index.js';
 import { OUTCOMES, type StoredEvent, type VerifyReport } from '../../core/index.js';
-import type { OverviewBucket, SessionCounts, SessionFilters, SessionRow, SignerView, VerificationView } from './model.js';
+import { showTime } from './format.js';
+import type { IntegrityBadge, OverviewBucket, PendingApproval, SessionCounts, SessionFilters, SessionRow, SignerView, VerificationView } from './model.js';
 
 /**
  * Builders for the list-shaped pages (sessions, overview, integrity) from what the Ledger and
@@ -136,6 +138,58 @@ export function verificationView(report: VerifyReport, at: string, durationMs?: 
   if (f !== undefined) view.firstFailure = `${f.reason}${where === '' ? '' : ` (${where})`}`;
   if (durationMs !== undefined) view.durationMs = durationMs;
   return view;
+}
+
+/** A request from the approvals module's list as the queue shows it; approvers by key fingerprint. */
+export function pendingApproval(v: ApprovalView): PendingApproval {
+  const p: PendingApproval = {
+    requestId: v.requestId,
+    session: v.session,
+    agent: v.agent,
+    arguments: v.arguments,
+    argumentsDigest: v.argumentsDigest,
+    requestedAt: v.request.ts,
+    expiresAt: v.expiresAt,
+    approvers: v.approvers.map(fingerprintOf),
+  };
+  const principal = v.request.principal?.id;
+  if (principal !== undefined) p.principal = principal;
+  if (v.tool !== '') p.tool = v.tool;
+  if (v.server !== undefined) p.server = v.server;
+  if (v.rule !== undefined) p.rule = v.rule;
+  if (v.policyVersion !== undefined) p.policyVersion = v.policyVersion;
+  if (v.reason !== undefined) p.reason = v.reason;
+  return p;
+}
+
+export interface BadgeInput {
+  /** The newest checkpoint and the keys that signed it. */
+  checkpoint?: { id: number; size: number; ts: string };
+  signers?: readonly SignerView[];
+  /** The last verification of the whole ledger, if one ran. */
+  last?: VerificationView;
+}
+
+/**
+ * A session's integrity badge from its events' positions (leaf indices): failed when the last
+ * verification failed; unsealed while an event is past the newest checkpoint; verified when a
+ * signed checkpoint covers every event and the last verification covered them too; unknown when
+ * they are sealed but not verified since.
+ */
+export function integrityBadge(events: ReadonlyArray<{ pos: number }>, b: BadgeInput): IntegrityBadge {
+  if (b.last !== undefined && !b.last.ok && !b.last.unverifiable) {
+    return { state: 'failed', text: `The last verification of the ledger (${showTime(b.last.at)}) failed: ${b.last.firstFailure ?? 'see the integrity page'}.` };
+  }
+  const top = events.reduce((m, e) => Math.max(m, e.pos), -1);
+  const cp = b.checkpoint;
+  if (cp === undefined || top >= cp.size) {
+    const unsealed = cp === undefined ? events.length : events.filter((e) => e.pos >= cp.size).length;
+    return { state: 'unsealed', text: `${unsealed} of ${events.length} events of this session are hash-chained but not yet in a signed checkpoint.` };
+  }
+  const by = b.signers === undefined || b.signers.length === 0 ? '' : ` by ${b.signers.map((k) => k.fingerprint).join(' and ')}`;
+  const sealed = `Every event of this session is in checkpoint ${cp.id}, signed ${showTime(cp.ts)}${by}`;
+  if (b.last !== undefined && b.last.ok && b.last.sealedSize > top) return { state: 'verified', text: `${sealed}; the ledger verified ${showTime(b.last.at)}. ${b.last.trust}` };
+  return { state: 'unknown', text: `${sealed}; not verified since it was signed.` };
 }
 
 // ---------------------------------------------------------------- the sessions filter form

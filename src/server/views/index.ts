@@ -9,7 +9,18 @@ export { contentSecurityPolicy, viewerHeaders } from './csp.js';
 export { STYLESHEET } from './style.js';
 export { chaptersVtt, captionsVtt } from './vtt.js';
 export { buildSessionModel, outputText, videoView, type SessionModelOptions } from './build-session.js';
-export { SessionFilterForm, countEvents, overviewBuckets, parseSessionFilters, sessionRow, verificationView, type OverviewOptions } from './build-lists.js';
+export {
+  SessionFilterForm,
+  countEvents,
+  integrityBadge,
+  overviewBuckets,
+  parseSessionFilters,
+  pendingApproval,
+  sessionRow,
+  verificationView,
+  type BadgeInput,
+  type OverviewOptions,
+} from './build-lists.js';
 export { renderSessionsPage } from './sessions-page.js';
 export { renderSessionPage } from './session-page.js';
 export { renderApprovalsPage } from './approvals-page.js';

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listApprovals } from '../../../src/approvals/index.js';
 import { PNG_BYTES } from '../../helpers/ledger.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
   buildSessionModel,
+  integrityBadge,
   overviewBuckets,
+  pendingApproval,
   renderApprovalsPage,
   renderErrorPage,
   renderIntegrityPage,
@@ -199,6 +202,27 @@ describe('the approvals queue', () => {
     expect(html).toContain('Approvals (1)');
   });
 
+  it("maps the approvals module's request to the queue's model: the exact recorded arguments, its digest, approvers by key fingerprint", async () => {
+    const [view] = await listApprovals(fx.ledger, { now: new Date('2026-11-23T10:00:30.000Z') });
+    const p = pendingApproval(view!);
+    const request = fx.events.find((e) => e.kind === 'approval.request')!;
+    expect(p).toEqual({
+      requestId: fx.ids.request,
+      session: fx.session,
+      agent: request.agent.id,
+      tool: 'refund',
+      server: 'billing',
+      arguments: request.data?.['arguments'],
+      argumentsDigest: request.data?.['arguments_digest'],
+      rule: 'refunds-over-500',
+      policyVersion: request.data?.['policy_version'],
+      reason: 'Refunds over $500 need a supervisor',
+      requestedAt: request.ts,
+      expiresAt: request.data?.['expires_at'],
+      approvers: [expect.stringMatching(/^alice@acme\.example\+[0-9a-f]{8}$/)],
+    });
+  });
+
   it('an expired request has no decision form, and an empty queue says so', () => {
     const html = renderApprovalsPage({ chrome, now: '2026-11-23T10:11:00.000Z', pending: [pending] });
     expect(html).toContain('expired 55 s ago');
@@ -258,6 +282,46 @@ describe('the integrity panel', () => {
     expect(html).toContain('<span class="badge denied">failed</span>');
     expect(textAfter(html, 'First failure')).toMatch(/the event hash does not match its contents \(session s1, seq 4\) \(and 1 more failure\)/);
     expect(html).toContain('No checkpoint has been signed yet');
+  });
+});
+
+describe("a session's integrity badge", () => {
+  const cp = { id: 3, size: 40, ts: '2026-11-23T10:05:00.000Z' };
+  const signers = [{ name: 'views', fingerprint: 'views+1a2b3c4d', source: 'pinned' as const }];
+  const ok = {
+    at: '2026-11-23T10:06:00.000Z',
+    ok: true,
+    unverifiable: false,
+    events: 40,
+    checkpoints: 3,
+    sealedSize: 40,
+    unsealed: 0,
+    failures: 0,
+    trust: 'Checkpoints were verified with 1 signing key pinned by the auditor (--trusted-key).',
+    signers,
+    warnings: [],
+  };
+
+  it('is verified only when a signed checkpoint covers every event and the last verification covered them', () => {
+    expect(integrityBadge(fx.events, { checkpoint: cp, signers, last: ok })).toEqual({
+      state: 'verified',
+      text: 'Every event of this session is in checkpoint 3, signed 2026-11-23 10:05:00 UTC by views+1a2b3c4d; the ledger verified 2026-11-23 10:06:00 UTC. Checkpoints were verified with 1 signing key pinned by the auditor (--trusted-key).',
+    });
+    expect(integrityBadge(fx.events, { checkpoint: cp, signers }).state).toBe('unknown');
+    expect(integrityBadge(fx.events, { checkpoint: cp, signers, last: { ...ok, sealedSize: 5 } }).state).toBe('unknown');
+  });
+
+  it('is unsealed while an event is past the newest checkpoint, and failed when the last verification failed', () => {
+    const last = fx.events[fx.events.length - 1]!;
+    expect(integrityBadge(fx.events, { checkpoint: { ...cp, size: last.pos }, signers, last: ok })).toEqual({
+      state: 'unsealed',
+      text: `1 of ${fx.events.length} events of this session are hash-chained but not yet in a signed checkpoint.`,
+    });
+    expect(integrityBadge(fx.events, {}).text).toBe(`${fx.events.length} of ${fx.events.length} events of this session are hash-chained but not yet in a signed checkpoint.`);
+    expect(integrityBadge(fx.events, { checkpoint: cp, last: { ...ok, ok: false, firstFailure: 'the event hash does not match (session s, seq 2)' } })).toEqual({
+      state: 'failed',
+      text: 'The last verification of the ledger (2026-11-23 10:06:00 UTC) failed: the event hash does not match (session s, seq 2).',
+    });
   });
 });
 
