@@ -20,6 +20,8 @@ const STATUS: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  immutable: 409,
+  store_readonly: 503,
   store_unavailable: 503,
   store_locked: 503,
   closed: 503,

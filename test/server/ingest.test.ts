@@ -88,6 +88,18 @@ describe('POST /v1/events', () => {
     }
   });
 
+  it('an event id sent twice, or an event after its session ended, is refused with 400, never 500', async () => {
+    const stream = `s-${randomUUID()}`;
+    const id = '0190c5b8-0000-7000-8000-' + randomUUID().slice(-12);
+    expect((await post({ events: [{ id, stream, kind: 'session.start', data: {} }] })).status).toBe(201);
+    const again = await post({ events: [{ id, stream, kind: 'note', data: { text: 'x' } }] });
+    expect(again.status).toBe(400);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe('invalid_event');
+    expect((await post({ events: [{ stream, kind: 'session.end', data: { reason: 'completed' } }] })).status).toBe(201);
+    const late = await post({ events: [{ stream, kind: 'note', data: { text: 'after the end' } }] });
+    expect(late.status).toBe(400);
+  });
+
   it('secrets in an ingested event are redacted before they are written', async () => {
     const stream = `s-${randomUUID()}`;
     const res = await post({
@@ -99,13 +111,21 @@ describe('POST /v1/events', () => {
     expect(JSON.stringify(e!.data)).not.toContain('abcdefghijklmnop');
   });
 
-  it('the events appended by this server and the ingest errors are counted in /metrics', async () => {
+  it('the events appended by this server, the ingest errors and the last verification are in /metrics', async () => {
+    const verified = await f.call('POST', '/v1/verify', { key: f.keys.auditor, body: {} });
+    expect(verified.status).toBe(200);
+    expect(await verified.json()).toMatchObject({ ok: true, failures: [] });
     const res = await f.call('GET', '/metrics', { key: f.keys.auditor });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();
     expect(Number(/^witness_server_events_appended_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
     expect(text).toMatch(/^witness_server_ingest_errors_total\{code="forbidden"\} 4$/m);
+    expect(text).toMatch(/^witness_server_ingest_errors_total\{code="invalid_event"\} \d+$/m);
+    expect(text).toMatch(/^witness_server_ingest_errors_total\{code="invalid_argument"\} 4$/m);
     expect(text).toMatch(/^witness_last_checkpoint_age_seconds \d+$/m);
+    expect(text).toMatch(/^witness_last_verify_ok 1$/m);
+    expect(text).toMatch(/^witness_last_verify_failures 0$/m);
+    expect(Number(/^witness_last_verify_timestamp_seconds (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(Date.now() / 1000 - 60);
   });
 });
