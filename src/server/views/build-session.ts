@@ -136,6 +136,41 @@ export function videoView(e: Ev): VideoView | undefined {
   return defined({ eventId: e.id, videoSha256: mp4.sha256, captionsSha256: vtt?.sha256, durationS: num(e.data['duration_s']), chapters });
 }
 
+/**
+ * The storyboard's steps for the calls that went through an approval, keyed by call id. The
+ * storyboard is given only those calls and what bears on them (their events, their request's
+ * decisions, the gateway's errors naming a decision), since it costs time in proportion to calls
+ * times events and a long session may hold thousands of calls and few approvals.
+ */
+function judgedApprovals(ordered: readonly Ev[], calls: readonly Ev[], byParent: ReadonlyMap<string, Ev[]>): Map<string, Step> {
+  const keep = new Set<string>();
+  for (const call of calls) {
+    const children = byParent.get(call.id) ?? [];
+    const request = children.find((e) => e.kind === 'approval.request');
+    const released = children.some((e) => e.kind === 'policy.decision' && obj(e.data?.['approval'])?.['decision_id'] !== undefined);
+    if (request === undefined && !released) continue;
+    keep.add(call.id);
+    for (const e of children) keep.add(e.id);
+    for (const e of request === undefined ? [] : (byParent.get(request.id) ?? [])) keep.add(e.id);
+  }
+  if (keep.size === 0) return new Map();
+  const subset = ordered.filter((e) => keep.has(e.id) || e.kind === 'session.start' || (e.kind === 'error' && e.data?.['decision_id'] !== undefined));
+  return new Map(
+    buildStoryboard(subset)
+      .steps.filter((s) => s.callId !== undefined)
+      .map((s) => [s.callId!, s]),
+  );
+}
+
+/** A call's tone without an approval, as the storyboard gives it: the policy's refusal, else the result. */
+function toneOf(policy: Ev | undefined, result: Ev | undefined): TimelineStep['tone'] {
+  const decision = policy?.policy?.decision ?? str(policy?.data?.['decision']);
+  if (decision === 'deny') return 'denied';
+  if (result === undefined) return 'error';
+  if (result.outcome === 'denied') return 'denied';
+  return result.data?.['is_error'] === true ? 'error' : 'ok';
+}
+
 export interface SessionModelOptions {
   chrome: Chrome;
   /**
@@ -150,9 +185,6 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
   const ordered = [...events].sort((a, b) => a.seq - b.seq);
   const start = ordered.find((e) => e.kind === 'session.start');
   const end = ordered.find((e) => e.kind === 'session.end');
-  const board = buildStoryboard(ordered);
-  const boardSteps = new Map(board.steps.filter((s) => s.callId !== undefined).map((s) => [s.callId!, s]));
-
   const byParent = new Map<string, Ev[]>();
   for (const e of ordered) {
     if (e.parent === undefined) continue;
@@ -161,6 +193,17 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
     byParent.set(e.parent, list);
   }
   const calls = ordered.filter((e) => e.kind === 'tool.call');
+  // The reasoning of each call, in one pass: the last llm.call since the previous tool call.
+  const reasoningOf = new Map<string, Ev>();
+  let lastLlm: Ev | undefined;
+  for (const e of ordered) {
+    if (e.kind === 'llm.call') lastLlm = e;
+    else if (e.kind === 'tool.call') {
+      if (lastLlm !== undefined) reasoningOf.set(e.id, lastLlm);
+      lastLlm = undefined;
+    }
+  }
+  const boardSteps = judgedApprovals(ordered, calls, byParent);
   const placed = new Set<string>();
   const steps: TimelineStep[] = [];
   let n = 0;
@@ -171,8 +214,7 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
     const request = children.find((e) => e.kind === 'approval.request');
     const related = [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))];
     for (const e of related) placed.add(e.id);
-    const llm = [...ordered].reverse().find((e) => e.kind === 'llm.call' && e.seq < call.seq);
-    const reasoningEvent = llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined;
+    const reasoningEvent = reasoningOf.get(call.id);
     const reasoningText = outputText(reasoningEvent?.data?.['output']);
     const result = children.find((e) => e.kind === 'tool.result');
     const rd = result?.data ?? {};
@@ -224,7 +266,12 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
         before: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before')),
         after: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after')),
         errors: related.filter((e) => e.kind === 'error').map(errorView),
-        tone: story?.tone ?? 'neutral',
+        tone:
+          story?.tone ??
+          toneOf(
+            related.find((e) => e.kind === 'policy.decision'),
+            result,
+          ),
       }),
     );
   }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listApprovals } from '../../../src/approvals/index.js';
+import { buildStoryboard } from '../../../src/capture/index.js';
 import { PNG_BYTES } from '../../helpers/ledger.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
@@ -83,6 +84,19 @@ describe('the session timeline', () => {
     expect(m.steps[0]?.approval?.decisions.map((d) => d.approver)).toEqual(['alice@acme.example', 'mallory@evil.example']);
     expect(m.steps[0]?.approval?.summary).toMatch(/^approved by alice@acme\.example/);
     expect(m.steps[0]?.approval?.ignored).toMatch(/mallory@evil\.example: no valid signature/);
+  });
+
+  it("agrees with the narrated video's storyboard on every step's tone and approval line, a forged extra decision included", () => {
+    const real = fx.events.find((e) => e.kind === 'approval.decision')!;
+    const last = fx.events[fx.events.length - 1]!;
+    const forged = { ...real, id: '01a24bad-0000-7000-8000-000000000002', seq: last.seq + 1, data: { ...real.data, approver: 'mallory@evil.example' } };
+    for (const events of [fx.events, [...fx.events, forged]]) {
+      const story = buildStoryboard(events).steps.filter((s) => s.kind === 'call');
+      const m = buildSessionModel(events, { chrome });
+      expect(m.steps.map((s) => s.tone)).toEqual(story.map((s) => s.tone));
+      expect(m.steps.map((s) => s.approval?.summary)).toEqual(story.map((s) => s.rows.find(([k]) => k === 'Approval')?.[1]));
+      expect(m.steps.map((s) => s.approval?.ignored)).toEqual(story.map((s) => s.rows.find(([k]) => k === 'Ignored')?.[1]));
+    }
   });
 
   it('renders every part of a step: reasoning, arguments, policy rule and version, approver and reason, screenshots side by side, result, errors, the video with its tracks', () => {
