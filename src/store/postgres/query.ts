@@ -2,7 +2,8 @@ import { WitnessError, type StoredEvent } from '../../core/index.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type { QueryFilter, QueryPage, RawEventRow, SessionFilter, SessionPage, SessionPageRequest, VerifyScanRow } from '../ledger.js';
 import { PostgresAppend } from './append.js';
-import { pgSessionPage, pgSessionsSql, type PgSessionRow } from './sessions.js';
+import { drivenColumn, pgDrivenWalkSql, pgSessionPage, pgSessionsSql, type PgSessionRow } from './sessions.js';
+import { sessionLimit } from '../sessions.js';
 
 const COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
 /** The bigint range, as the open bounds of a verify scan (a row below 0 was put there behind the driver's back). */
@@ -42,8 +43,33 @@ export abstract class PostgresQuery extends PostgresAppend {
 
   async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
     this.assertOpen();
-    const { sql, args, limit } = pgSessionsSql(filter, page);
-    return pgSessionPage(await this.sql<PgSessionRow>(sql, args), limit);
+    const driver = drivenColumn(filter);
+    if (driver === undefined && filter.ended !== false) {
+      const { sql, args, limit } = pgSessionsSql(filter, page);
+      return pgSessionPage(await this.sql<PgSessionRow>(sql, args), limit);
+    }
+    if (driver === undefined) {
+      // Open sessions only: the streams not ended, from their heads (one row each), looked up one by one.
+      return this.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (c) => {
+        const streams = (await c.query<{ stream: string }>('SELECT stream FROM stream_heads WHERE NOT ended')).rows.map((r) => r.stream);
+        const { sql, args, limit } = pgSessionsSql(filter, page, { streams });
+        return pgSessionPage((await c.query<PgSessionRow>(sql, args)).rows, limit);
+      });
+    }
+    // Walk the filter column's index newest first, 4× further each round, until the page is full
+    // of sessions that started after the last event read (see sessions.ts) or the index ends.
+    return this.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (c) => {
+      const limit = sessionLimit(page.limit);
+      for (let step = Math.max(256, (limit + 1) * 64); ; step *= 4) {
+        const walked = (await c.query<{ stream: string; ts: string }>(pgDrivenWalkSql(driver.col), [driver.value, step])).rows;
+        const exhausted = walked.length < step;
+        const streams = [...new Set(walked.map((r) => r.stream))];
+        const after = exhausted ? undefined : walked[walked.length - 1]?.ts;
+        const { sql, args } = pgSessionsSql(filter, page, { streams, ...(after === undefined ? {} : { after }) });
+        const rows = (await c.query<PgSessionRow>(sql, args)).rows;
+        if (exhausted || rows.length > limit) return pgSessionPage(rows, limit);
+      }
+    });
   }
 
   async *scan(fromPos = 0, pageSize = 5000): AsyncIterable<RawEventRow[]> {

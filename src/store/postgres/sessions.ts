@@ -3,17 +3,27 @@ import type { SessionFilter, SessionPage, SessionPageRequest, SessionSummary } f
 import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
 
 /**
- * The session list as one statement over `events` (one snapshot), with no table of its own: the
- * page's sessions are found newest first among the streams' first events (seq = 0), each filter
- * checked per candidate through the (stream, seq) index and `stream_heads`, and only the page's
- * sessions are then counted, each by one walk of its own events. The cost is the page's events
- * plus the candidates a filter rejects, never the ledger's size.
+ * The session list over `events` alone, with no table of its own (PostgreSQL maintains the
+ * indexes used here on the write path; nothing is added to it). Two plans, by filter:
  *
- * A partial index on the first events, `CREATE INDEX events_session_start ON events (ts, stream)
- * WHERE seq = 0`, turns the walk over the newest events into a walk over the newest sessions; the
- * statement is written so that PostgreSQL uses it once it exists (see the README's benchmarks).
+ * - No agent, resource or outcome: one statement walks the streams' first events (seq = 0) newest
+ *   first down the (ts, pos) index, checks the other filters per candidate through the (stream,
+ *   seq) index and `stream_heads`, and counts only the page's sessions, each by one walk of its
+ *   own events. Open sessions only (ended = false) are the streams `stream_heads` (one row per
+ *   stream) has not ended, looked up one by one, so a page of the few open ones walks nothing.
+ * - An agent, resource or outcome: that column's (column, ts, pos) index is walked newest first in
+ *   growing steps (pgDrivenWalkSql), and the streams met are the candidates. A stream not met yet
+ *   has all such events older than the last one read, so its start is too: once the page is full
+ *   of candidates that started after that event, no stream not met can come before them.
+ *
+ * Both read one snapshot (REPEATABLE READ), so a page is consistent whatever is appended meanwhile.
+ * The cost is the page's events plus what the filter reads, never the ledger's size, except where
+ * a filter matches few sessions among many (PostgreSQL then walks far). A partial index on the
+ * first events, `CREATE INDEX events_session_start ON events (ts, stream) WHERE seq = 0`, turns the
+ * walk over the newest events into one over the newest sessions; the statements are written so
+ * that PostgreSQL uses it once it exists.
  */
-export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest): { sql: string; args: unknown[]; limit: number } {
+export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest, candidates?: { streams: string[]; after?: string }): { sql: string; args: unknown[]; limit: number } {
   const limit = sessionLimit(page.limit);
   const args: unknown[] = [];
   const arg = (v: unknown) => {
@@ -21,6 +31,9 @@ export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest): 
     return `$${args.length}`;
   };
   const where = ['e.seq = 0', 'e.pos >= 0', `left(e.stream, ${SYSTEM_STREAM_PREFIX.length}) <> ${arg(SYSTEM_STREAM_PREFIX)}`];
+  // Candidates found by a driven walk are looked up by the (stream, seq) index, one each.
+  if (candidates !== undefined) where.push(`e.stream = ANY(${arg(candidates.streams)}::text[])`);
+  if (candidates?.after !== undefined) where.push(`e.ts > ${arg(candidates.after)}`);
   if (filter.until !== undefined) where.push(`e.ts < ${arg(filter.until)}`);
   if (page.cursor !== undefined) {
     const c = decodeSessionCursor(page.cursor);
@@ -57,6 +70,22 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (SELECT l.ts FROM events l WHERE l.stream = s.stream ORDER BY l.seq DESC LIMIT 1) l
 ORDER BY s.start_ts DESC, s.stream DESC`;
   return { sql, args, limit };
+}
+
+/** The columns whose index can drive a walk, most selective first (an agent's sessions are usually a few among many). */
+const DRIVERS = ['agent', 'outcome', 'resource'] as const;
+
+export function drivenColumn(filter: SessionFilter): { col: (typeof DRIVERS)[number]; value: string } | undefined {
+  for (const col of DRIVERS) {
+    const value = filter[col];
+    if (value !== undefined) return { col, value };
+  }
+  return undefined;
+}
+
+/** The newest `$2` events with `col` = `$1`, newest first: the (col, ts, pos) index walked backward. */
+export function pgDrivenWalkSql(col: (typeof DRIVERS)[number]): string {
+  return `SELECT stream, ts FROM events WHERE ${col} = $1 AND pos >= 0 ORDER BY ts DESC, pos DESC LIMIT $2`;
 }
 
 export interface PgSessionRow {

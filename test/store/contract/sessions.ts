@@ -195,6 +195,35 @@ export function sessionsContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('[R-WHAT-WHEN-RESULT] filters exactly on a ledger larger than a driver reads in one step, sessions interleaved, pages small', async () => {
+      await withLedger(driver, async (l) => {
+        // 70 sessions, 8 events each, interleaved in time; every second by "busy" (280 events), every fifth with a denial.
+        const batch: AppendRequest[] = [];
+        const id = (i: number) => `big-${String(i).padStart(2, '0')}`;
+        const who = (i: number) => (i % 2 === 0 ? 'busy' : `idle-${i % 4}`);
+        for (let step = 0; step < 8; step++) {
+          for (let i = 0; i < 70; i++) {
+            const t = i * 4 + step * 3;
+            if (step === 0) batch.push(start(id(i), who(i), t));
+            else batch.push(call(id(i), who(i), t, step % 2 === 0 ? 'billing' : 'crm', i % 5 === 0 && step === 4 ? 'denied' : 'success'));
+          }
+        }
+        await l.append(batch);
+        const all = [...Array(70).keys()].reverse();
+        const cases: Array<[SessionFilter, number[]]> = [
+          [{ agent: 'busy' }, all.filter((i) => i % 2 === 0)],
+          [{ agent: 'busy', outcome: 'denied' }, all.filter((i) => i % 10 === 0)],
+          [{ outcome: 'denied', until: minute(200) }, all.filter((i) => i % 5 === 0 && i * 4 < 200)],
+          [{ resource: 'crm', since: minute(250) }, all.filter((i) => i * 4 + 21 >= 250)],
+          [{ agent: 'busy', until: minute(100), ended: false }, all.filter((i) => i % 2 === 0 && i * 4 < 100)],
+        ];
+        for (const [filter, want] of cases) {
+          expect(streams(await allSessions(l, filter, 2)), JSON.stringify(filter)).toEqual(want.map(id));
+          expect(streams(await allSessions(l, filter, 7)), JSON.stringify(filter)).toEqual(want.map(id));
+        }
+      });
+    });
+
     it('[R-WHAT-WHEN-RESULT] refuses a cursor it did not issue as invalid_argument, an event cursor of query included', async () => {
       await withLedger(driver, async (l) => {
         const batch: AppendRequest[] = [];
