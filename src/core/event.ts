@@ -402,12 +402,43 @@ export const PAYLOADS = {
     jsonrpc_id: z.unknown().optional(),
     /** A screenshot that could not be stored: its role. */
     role: text.optional(),
+    /**
+     * What the gateway saw when it refused or lost a message, as it was (values vary, so unknown):
+     * the request (`path`, `remote_address`, `session`, `protocol_version`, `requested` and
+     * `supported` versions, `key_fingerprint`), the message (`kind`, `head`, `line`, `body`,
+     * `chars`, `bytes`, `size`, `limit`), the upstream (`url`, `exit_code`, `signal`), and why (`reason`).
+     */
+    path: z.unknown().optional(),
+    remote_address: z.unknown().optional(),
+    session: z.unknown().optional(),
+    protocol_version: z.unknown().optional(),
+    requested: z.unknown().optional(),
+    supported: z.unknown().optional(),
+    key_fingerprint: z.unknown().optional(),
+    kind: z.unknown().optional(),
+    head: z.unknown().optional(),
+    line: z.unknown().optional(),
+    body: z.unknown().optional(),
+    chars: z.unknown().optional(),
+    bytes: z.unknown().optional(),
+    size: z.unknown().optional(),
+    limit: z.unknown().optional(),
+    url: z.unknown().optional(),
+    exit_code: z.unknown().optional(),
+    signal: z.unknown().optional(),
+    reason: z.unknown().optional(),
   }),
   note: loose({
     text: z.string(),
     level: z.enum(['debug', 'info', 'warn']).optional(),
     /** A held call that waits on, or was released by, an existing approval request. */
     approval: loose({ request_id: text }).optional(),
+    /** A v2 client's version probe run (the gateway's note): what the server's server/discover said. */
+    probe: z.boolean().optional(),
+    method: text.optional(),
+    server_era: text.optional(),
+    supported_versions: z.unknown().optional(),
+    discover_error: z.unknown().optional(),
   }),
   'config.change': loose({
     target: z.enum(['model', 'prompt', 'policy', 'tool_scope', 'retention', 'key', 'other']),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
+import { PAYLOADS, type StoredEvent } from '../../src/core/index.js';
 import { demoPolicy, startApp, type RunningApp } from '../../src/demo/index.js';
 import { person } from '../helpers/approvers.js';
 import { BIN, REPO_ROOT, readEvents, runCli } from '../helpers/ledger.js';
@@ -112,6 +112,14 @@ describe('witness query --outcome after a held refund', () => {
     }
 
     const evs = await readEvents(store);
+    // Every field the gateway and the approvals module wrote is declared in core/event.ts.
+    expect(
+      evs.flatMap((e) =>
+        Object.keys(e.data ?? {})
+          .filter((k) => !(k in PAYLOADS[e.kind].shape))
+          .map((k) => `${e.kind}.${k}`),
+      ),
+    ).toEqual([]);
     const calls = evs.filter((e) => e.kind === 'tool.call');
     expect(calls.map((e) => (e.data?.['arguments'] as { amount: number }).amount)).toEqual([650, 1200]);
     const refund = callFamily(evs, calls[0]!);

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { verifyApprovalSignature } from '../../src/core/index.js';
+import { PAYLOADS, verifyApprovalSignature, type EventKind } from '../../src/core/index.js';
 import { oneSentence, runBin, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -32,6 +32,13 @@ describe('witness demo', () => {
     expect(seconds).toBeGreaterThan(0);
 
     const evs = await readEvents(db);
+    // Every payload field Witness's own writers put in the ledger (gateway, approvals, capture, video) is declared in core/event.ts.
+    const undeclared = evs.flatMap((e) =>
+      Object.keys(e.data ?? {})
+        .filter((k) => !(k in PAYLOADS[e.kind as EventKind].shape))
+        .map((k) => `${e.kind}.${k}`),
+    );
+    expect([...new Set(undeclared)]).toEqual([]);
     const session = evs.find((e) => e.kind === 'session.start' && e.recorder?.kind === 'gateway')!;
     const own = evs.filter((e) => e.stream === session.stream);
     expect(own.every((e) => e.agent.id === 'support-bot')).toBe(true);
