@@ -92,8 +92,12 @@ function checkCreate(input: CreateKeyInput): void {
   if (input.role !== 'agent' && input.agent !== undefined) {
     throw new WitnessError('invalid_argument', `Only agent keys carry an agent id; drop --agent for a ${input.role} key.`);
   }
-  if (input.agent !== undefined) AgentId.parse(input.agent);
-  if (input.name !== undefined) KeyName.parse(input.name);
+  if (input.agent !== undefined && !AgentId.safeParse(input.agent).success) {
+    throw new WitnessError('invalid_argument', '--agent must be an agent id of 1 to 512 characters without control characters.', { details: { path: 'agent' } });
+  }
+  if (input.name !== undefined && !KeyName.safeParse(input.name).success) {
+    throw new WitnessError('invalid_argument', '--name must be 1 to 128 characters without control characters.', { details: { path: 'name' } });
+  }
 }
 
 function actorFields(actor: KeyActor): { agent: AgentRef; principal: { id: string; kind: 'human' } } {

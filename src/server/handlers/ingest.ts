@@ -1,4 +1,4 @@
-import { EVENT_KINDS, WitnessError, isWitnessError, parseEventInput, type EventKind } from '../../core/index.js';
+import { EVENT_KINDS, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
 import { type AppendRequest } from '../../store/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
 import type { RouteContext } from '../context.js';
@@ -60,13 +60,15 @@ export async function ingest(ctx: RouteContext<unknown, unknown, { events: unkno
   if (agentId === undefined) throw new WitnessError('forbidden', 'This key has no agent identity to record under; ingest with an agent key.');
   const received = new Date().toISOString();
   const batch: AppendRequest[] = ctx.body.events.map((raw, i) => stamp(raw, i, agentId, caller.keyId, received));
+  // Validated and committed to one by one, so that a refusal names its event; appended as one batch.
+  const prepared = batch.map((e, i) => prepareOne(ctx, e, i));
   for (const stream of new Set(batch.map((e) => e.stream))) {
     const owner = await owners.ownerOf(ctx, stream);
     if (owner !== undefined && owner !== agentId) {
       throw new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session; record under a session id of your own.`, { details: { path: 'stream' } });
     }
   }
-  const receipts = await ctx.ledger.append(batch);
+  const receipts = await ctx.ledger.appendPrepared(prepared);
   for (const e of batch) owners.remember(e.stream, agentId);
   ctx.metrics.appended += receipts.length;
   return ctx.c.json({ receipts: receipts.map((r) => ({ id: r.id, stream: r.stream, seq: r.seq, pos: r.pos, hash: r.hash })) }, 201);
@@ -97,13 +99,18 @@ function stamp(raw: unknown, i: number, agentId: string, keyId: string, received
     recorder: { kind: 'server', version: RECORDER_VERSION },
     received_ts: received,
   };
+  const redacted = redactor.redactHeader({ ...input, data: redactor.redact((input as { data?: unknown }).data) });
+  return { ...(redacted as unknown as AppendRequest), stream };
+}
+
+function prepareOne(ctx: RouteContext, event: AppendRequest, i: number): PreparedEvent {
+  const at = `events[${i}]`;
   try {
-    parseEventInput(input);
+    const [prepared] = ctx.ledger.prepare([event]);
+    return prepared!;
   } catch (e) {
     if (!isWitnessError(e)) throw e;
     const path = typeof e.details?.['path'] === 'string' ? `${at}.${e.details['path'] as string}` : at;
-    throw new WitnessError('invalid_event', `${at}: ${e.message.replace(/^Invalid event: /, '')}`, { details: { ...e.details, path } });
+    throw new WitnessError(e.code, `${at}: ${e.message.replace(/^Invalid event: /, '')}`, { details: { ...e.details, path }, cause: e });
   }
-  const redacted = redactor.redactHeader({ ...input, data: redactor.redact((input as { data?: unknown }).data) });
-  return { ...(redacted as unknown as AppendRequest), stream };
 }
