@@ -179,7 +179,15 @@ export interface SessionModelOptions {
    */
   videoEvent?: Ev;
   integrity?: IntegrityBadge;
+  /**
+   * Which steps to show: from step `from` (1-based, default 1), at most `limit` (default
+   * STEPS_PER_PAGE), so a session of thousands of calls is read a page at a time.
+   */
+  steps?: { from?: number; limit?: number };
 }
+
+/** Steps on one page of a session: enough for a whole ordinary session, bounded for a long one. */
+export const STEPS_PER_PAGE = 200;
 
 export function buildSessionModel(events: readonly Ev[], options: SessionModelOptions): SessionPageModel {
   const ordered = [...events].sort((a, b) => a.seq - b.seq);
@@ -203,17 +211,25 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
       lastLlm = undefined;
     }
   }
-  const boardSteps = judgedApprovals(ordered, calls, byParent);
+  const limit = Math.max(1, Math.floor(options.steps?.limit ?? STEPS_PER_PAGE));
+  const first = Math.min(Math.max(1, Math.floor(options.steps?.from ?? 1)), Math.max(1, calls.length));
+  const shown = calls.slice(first - 1, first - 1 + limit);
+  const boardSteps = judgedApprovals(ordered, shown, byParent);
+  // Events tied to any call, shown or not, are not "other errors".
   const placed = new Set<string>();
-  const steps: TimelineStep[] = [];
-  let n = 0;
   for (const call of calls) {
+    const children = byParent.get(call.id) ?? [];
+    const request = children.find((e) => e.kind === 'approval.request');
+    for (const e of [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))]) placed.add(e.id);
+  }
+  const steps: TimelineStep[] = [];
+  let n = first - 1;
+  for (const call of shown) {
     n += 1;
     const d = call.data ?? {};
     const children = byParent.get(call.id) ?? [];
     const request = children.find((e) => e.kind === 'approval.request');
     const related = [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))];
-    for (const e of related) placed.add(e.id);
     const reasoningEvent = reasoningOf.get(call.id);
     const reasoningText = outputText(reasoningEvent?.data?.['output']);
     const result = children.find((e) => e.kind === 'tool.result');
@@ -293,6 +309,7 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
       events: ordered.length,
     }),
     steps,
+    stepWindow: { from: first, to: first + shown.length - 1, total: calls.length },
     errors: ordered.filter((e) => e.kind === 'error' && !placed.has(e.id)).map(errorView),
     video: videoEvent === undefined ? undefined : videoView(videoEvent),
     integrity: options.integrity,

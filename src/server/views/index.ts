@@ -8,7 +8,7 @@ export { CSRF_FIELD, PATHS, artifactPath, chaptersPath, isSha256Hex, localReturn
 export { contentSecurityPolicy, viewerHeaders } from './csp.js';
 export { STYLESHEET } from './style.js';
 export { chaptersVtt, captionsVtt } from './vtt.js';
-export { buildSessionModel, outputText, videoView, type SessionModelOptions } from './build-session.js';
+export { STEPS_PER_PAGE, buildSessionModel, outputText, videoView, type SessionModelOptions } from './build-session.js';
 export {
   SessionFilterForm,
   countEvents,

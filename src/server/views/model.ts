@@ -198,6 +198,8 @@ export interface SessionPageModel {
     events: number;
   };
   steps: TimelineStep[];
+  /** Which steps `steps` holds (1-based, inclusive) of how many: a long session is shown a page at a time. */
+  stepWindow?: { from: number; to: number; total: number };
   /** Errors not tied to a tool call (the recorder's own, a failed LLM call). */
   errors: ErrorView[];
   video?: VideoView;

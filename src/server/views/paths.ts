@@ -47,11 +47,14 @@ export function chaptersPath(eventId: string): string | undefined {
 }
 
 /**
- * A session's timeline. The session id is recorded data (any string up to 512 characters, even
- * `..`), so it goes in the query string, where dot segments and slashes mean nothing.
+ * A session's timeline, from step `fromStep` when given. The session id is recorded data (any string
+ * up to 512 characters, even `..`), so it goes in the query string, where dot segments and slashes
+ * mean nothing.
  */
-export function sessionPath(id: string): string {
-  return `${PATHS.session}?${new URLSearchParams({ id }).toString()}`;
+export function sessionPath(id: string, fromStep?: number): string {
+  const q = new URLSearchParams({ id });
+  if (fromStep !== undefined && fromStep > 1) q.set('from', String(Math.floor(fromStep)));
+  return `${PATHS.session}?${q.toString()}`;
 }
 
 /** A same-origin path to return to after sign-in, or undefined: never another origin, never a scheme. */

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import { clip, plural, showDuration, showOffset, showTime, showToolOutput, showValue, shortHash } from './format.js';
 import { Layout, renderDocument } from './layout.js';
 import type { ErrorView, IntegrityBadge, Screenshot, SessionPageModel, TimelineStep, VideoView } from './model.js';
-import { PATHS, artifactPath, chaptersPath } from './paths.js';
+import { PATHS, artifactPath, chaptersPath, sessionPath } from './paths.js';
 
 /**
  * A session as a timeline: for each tool call, the reasoning before it, the call and its arguments,
@@ -225,6 +225,22 @@ const Video: FC<{ video: VideoView }> = ({ video: v }) => {
   );
 };
 
+/** Links to the neighbouring pages of steps, when the session has more than one page. */
+const StepPaging: FC<{ model: SessionPageModel }> = ({ model: m }) => {
+  const w = m.stepWindow;
+  if (w === undefined || (w.from <= 1 && w.to >= w.total)) return null;
+  const size = Math.max(1, w.to - w.from + 1);
+  return (
+    <nav class="paging" aria-label="Steps">
+      <span>
+        Steps {w.from}–{w.to} of {w.total}
+      </span>
+      {w.from > 1 ? <a href={sessionPath(m.session.id, Math.max(1, w.from - size))}>Earlier steps</a> : null}
+      {w.to < w.total ? <a href={sessionPath(m.session.id, w.to + 1)}>Later steps</a> : null}
+    </nav>
+  );
+};
+
 export function renderSessionPage(m: SessionPageModel): string {
   const s = m.session;
   return renderDocument(
@@ -272,6 +288,7 @@ export function renderSessionPage(m: SessionPageModel): string {
       </dl>
       {m.video === undefined ? null : <Video video={m.video} />}
       <h2>Timeline</h2>
+      <StepPaging model={m} />
       {m.steps.length === 0 ? (
         <p class="notice">This session recorded no tool call.</p>
       ) : (
@@ -281,6 +298,7 @@ export function renderSessionPage(m: SessionPageModel): string {
           ))}
         </ol>
       )}
+      <StepPaging model={m} />
       {m.errors.length === 0 ? null : (
         <section>
           <h2>Other errors</h2>

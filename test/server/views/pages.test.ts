@@ -144,6 +144,24 @@ describe('the session timeline', () => {
     expect(whole).toContain('&quot;structuredContent&quot;: {');
   });
 
+  it('a long session is shown a page of steps at a time, with links to the neighbouring pages', () => {
+    const page1 = buildSessionModel(fx.events, { chrome, steps: { limit: 1 } });
+    expect(page1.steps.map((s) => [s.index, s.tool])).toEqual([[1, 'refund']]);
+    expect(page1.stepWindow).toEqual({ from: 1, to: 1, total: 2 });
+    // The second call's error is its step's, not one of the session's "other errors", even off the page.
+    expect(page1.errors.map((e) => e.code)).toEqual(['store_busy']);
+    const q = new URLSearchParams({ id: fx.session }).toString();
+    const html1 = renderSessionPage(page1);
+    expect(html1).toContain(`<nav class="paging" aria-label="Steps"><span>Steps 1–1 of 2</span><a href="/session?${q}&amp;from=2">Later steps</a></nav>`);
+    expect(html1).not.toContain('Earlier steps');
+    const page2 = buildSessionModel(fx.events, { chrome, steps: { from: 2, limit: 1 } });
+    expect(page2.steps.map((s) => [s.index, s.tool, s.tone])).toEqual([[2, 'grant_admin', 'denied']]);
+    expect(renderSessionPage(page2)).toContain(`<span>Steps 2–2 of 2</span><a href="/session?${q}">Earlier steps</a></nav>`);
+    // A step number past the end shows the last step rather than an empty page.
+    expect(buildSessionModel(fx.events, { chrome, steps: { from: 99, limit: 1 } }).steps.map((s) => s.index)).toEqual([2]);
+    expect(renderSessionPage(model)).not.toContain('aria-label="Steps"');
+  });
+
   it('a session with no tool call and no video says so instead of showing empty sections', () => {
     const start = fx.events.filter((e) => e.kind === 'session.start');
     const html = renderSessionPage(buildSessionModel(start, { chrome }));
