@@ -44,16 +44,22 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const every = options.sealEveryMs ?? SEAL_EVERY_MS;
   let sealing: Promise<void> | undefined;
   let lastSeal = Date.now();
-  let sealedSize = ledger.info.size;
+  // Below any size, so the first tick also seals a tail left unsealed before the server started.
+  let sealedSize = -1;
+  let lastFault: string | undefined;
   const seal = (force: boolean): Promise<void> => {
     sealing ??= (async () => {
       try {
         await ledger.seal({ force });
         lastSeal = Date.now();
         sealedSize = ledger.info.size;
+        lastFault = undefined;
       } catch (e) {
         metrics.sealErrors++;
-        options.onError?.(e);
+        // A refusal repeats on every tick until someone acts (witness seal --adopt, a key): said once, counted always.
+        const fault = e instanceof Error ? e.message : String(e);
+        if (fault !== lastFault) options.onError?.(e);
+        lastFault = fault;
       } finally {
         sealing = undefined;
       }

@@ -41,6 +41,31 @@ describe('the API over a real socket', () => {
   });
 });
 
+describe('sealing while serving', () => {
+  const dir = tempDir('witness-server-seal-');
+  it('a listening server seals what it ingested on its own, and a tail left unsealed before it started', async () => {
+    const f = await serverFixture(dir);
+    await f.call('POST', '/v1/events', { key: f.keys.agent, body: { events: [{ stream: `before-${randomUUID()}`, kind: 'note', data: { text: 'unsealed' } }] } });
+    const server = await listen({ ledger: f.ledger, port: 0, sealEveryMs: 50 });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (((await f.ledger.latestCheckpoint())?.size ?? 0) < f.ledger.info.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await f.ledger.latestCheckpoint())?.size).toBe(f.ledger.info.size);
+      const res = await fetch(`${server.url}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${f.keys.agent}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [{ stream: `after-${randomUUID()}`, kind: 'note', data: { text: 'sealed soon' } }] }),
+      });
+      const { receipts } = (await res.json()) as { receipts: Array<{ pos: number }> };
+      while (((await f.ledger.latestCheckpoint())?.size ?? 0) <= receipts[0]!.pos && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await f.ledger.latestCheckpoint())!.size).toBeGreaterThan(receipts[0]!.pos);
+      expect(server.metrics.sealErrors).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('witness serve', () => {
   const dir = tempDir('witness-serve-cli-');
   let child: ChildProcess | undefined;

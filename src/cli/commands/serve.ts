@@ -36,6 +36,10 @@ export function registerServe(program: Command, io: Io): void {
         }
         throw e;
       }
+      if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
+        io.err(`witness serve: listening on ${opts.host} without TLS: API keys cross the network in clear text unless a TLS proxy sits in front.`);
+      }
+      if (!ledger.canSeal) io.err('witness serve: no signing key for this ledger here, so this server signs no checkpoints; run `witness seal` where the key is.');
       io.out(`Witness server listening on ${server.url} (ledger ${ledger.info.location}); create a key with \`witness keys create --role auditor\`. Stop with Ctrl-C.`);
       await new Promise<void>((resolve) => {
         const stop = () => {
