@@ -83,6 +83,22 @@ describe('API keys', () => {
     expect((await listKeys(f.ledger)).find((k) => k.id === created.id)?.revokedBy).toBeDefined();
   });
 
+  it('witness serve and witness keys print help naming each of their flags', async () => {
+    const flags: Record<string, string[]> = {
+      serve: ['--store', '--port', '--host'],
+      'keys create': ['--role', '--agent', '--name', '--store', '--json'],
+      'keys list': ['--store', '--json'],
+      'keys revoke': ['--store', '--json'],
+    };
+    for (const [command, expected] of Object.entries(flags)) {
+      const io = capture();
+      expect(await main(['node', 'witness', ...command.split(' '), '--help'], io), command).toBe(0);
+      expect(io.text(), command).toContain(`Usage: witness ${command}`);
+      const offered = [...io.text().matchAll(/^\s+(--[a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+      expect(offered.sort(), command).toEqual([...expected].sort());
+    }
+  });
+
   it('an admin creates and revokes keys through the API, each change recorded with the admin key as credential', async () => {
     const res = await f.call('POST', '/v1/keys', { key: f.keys.admin, body: { role: 'agent', agent: 'bot-7', name: 'bot seven' } });
     expect(res.status).toBe(201);
