@@ -41,6 +41,7 @@ function summary(props: ChartProps): string {
   return props.series
     .map((s) => {
       const finite = s.values.filter((v) => Number.isFinite(v));
+      if (finite.length === 0) return `${s.name}: no data in this period`;
       const total = finite.reduce((a, b) => a + b, 0);
       const peak = Math.max(0, ...finite);
       return props.format === undefined ? `${s.name}: ${fmt(total)} in all, at most ${fmt(peak)} per interval` : `${s.name}: at most ${fmt(peak)}`;

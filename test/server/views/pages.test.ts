@@ -386,6 +386,24 @@ describe('the overview', () => {
   });
 });
 
+describe('the charts', () => {
+  it('an interval with no data is a gap, not a zero, and a chart with none says so', () => {
+    const empty = overviewBuckets([], { from: '2026-11-23T10:00:00.000Z', to: '2026-11-23T11:00:00.000Z', buckets: 4 });
+    expect(empty.map((b) => b.approvalWaitMs)).toEqual([undefined, undefined, undefined, undefined]);
+    const html = renderOverviewPage({
+      chrome,
+      from: '2026-11-23T10:00:00.000Z',
+      to: '2026-11-23T11:00:00.000Z',
+      buckets: empty,
+      totals: { events: 0, sessions: 0, toolCalls: 0, denials: 0, approvals: 0, pendingApprovals: 0, recordingErrors: 0 },
+    });
+    expect(html).toContain('wait: no data in this period');
+    expect(html).not.toContain('<polyline');
+    expect(html).not.toContain('<rect class="bar');
+    expect(overviewBuckets(fx.events, { from: '2026-11-23T11:00:00.000Z', to: '2026-11-23T10:00:00.000Z' })).toEqual([]);
+  });
+});
+
 describe('sign-in and errors', () => {
   it('the sign-in page has an API key field and a CSRF token, and an OpenID Connect button only when configured', () => {
     const plain = renderSignInPage({ csrfToken: 'pre-1' });
