@@ -1,4 +1,10 @@
+import { listApprovals } from '../approvals/index.js';
 import type { Ledger } from '../store/index.js';
+
+/** Pending approvals are counted among requests made this long ago at most (holds last minutes: `--approval-timeout`, 5 m by default). */
+export const PENDING_WINDOW_MS = 24 * 3_600_000;
+/** …and counted at most this often, since counting reads the window's requests, decisions and policy decisions. */
+export const PENDING_CACHE_MS = 30_000;
 
 export interface VerifyOutcome {
   ok: boolean;
@@ -20,6 +26,7 @@ export class ServerMetrics {
   sealErrors = 0;
   accessRecordErrors = 0;
   lastVerify: VerifyOutcome | undefined;
+  private pending: { at: number; count: number; oldestTs: string | undefined } | undefined;
 
   ingestError(code: string): void {
     this.ingestErrors.set(code, (this.ingestErrors.get(code) ?? 0) + 1);
@@ -42,6 +49,11 @@ export class ServerMetrics {
       metric('witness_last_checkpoint_size', 'gauge', 'Tree size of the newest signed checkpoint.', [['', cp.size]]);
       metric('witness_last_checkpoint_age_seconds', 'gauge', 'Seconds since the newest signed checkpoint was made.', [['', Math.max(0, Math.round((now - Date.parse(cp.ts)) / 1000))]]);
     }
+    const pending = await this.pendingApprovals(ledger, now);
+    metric('witness_pending_approvals', 'gauge', "Calls held for a person's approval, among requests of the last 24 h (counted at most every 30 s).", [['', pending.count]]);
+    metric('witness_oldest_pending_approval_age_seconds', 'gauge', 'How long the oldest pending approval has waited (0 when none).', [
+      ['', pending.oldestTs === undefined ? 0 : Math.max(0, Math.round((now - Date.parse(pending.oldestTs)) / 1000))],
+    ]);
     if (this.lastVerify !== undefined) {
       const v = this.lastVerify;
       metric('witness_last_verify_ok', 'gauge', '1 when the last verification run through this server passed, 0 when it failed.', [['', v.ok ? 1 : 0]]);
@@ -49,5 +61,13 @@ export class ServerMetrics {
       metric('witness_last_verify_failures', 'gauge', 'Failures the last verification reported.', [['', v.failures]]);
     }
     return `${lines.join('\n')}\n`;
+  }
+
+  private async pendingApprovals(ledger: Ledger, now: number): Promise<{ count: number; oldestTs: string | undefined }> {
+    if (this.pending !== undefined && now - this.pending.at < PENDING_CACHE_MS) return this.pending;
+    const views = await listApprovals(ledger, { since: new Date(now - PENDING_WINDOW_MS).toISOString(), status: 'pending', now: new Date(now) });
+    const oldestTs = views.map((v) => v.request.ts).sort()[0];
+    this.pending = { at: now, count: views.length, oldestTs };
+    return this.pending;
   }
 }

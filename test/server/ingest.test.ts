@@ -50,6 +50,7 @@ describe('POST /v1/events', () => {
     const cases: Array<[unknown, number, string]> = [
       [{ stream: 'witness.keys', kind: 'config.change', data: { target: 'key', description: 'x' } }, 403, 'events[0].stream'],
       [{ stream: `s-${randomUUID()}`, kind: 'approval.decision', data: {} }, 403, 'events[0].kind'],
+      [{ stream: `s-${randomUUID()}`, kind: 'approval.request', data: { request_id: 'r1', arguments_digest: 'a'.repeat(64) } }, 403, 'events[0].kind'],
       [{ stream: `s-${randomUUID()}`, kind: 'audit.access', data: { actor: 'me', operation: 'view' } }, 403, 'events[0].kind'],
       [{ stream: f.built.sessions.a, kind: 'note', data: { text: 'mine now' } }, 403, 'stream'],
     ];
@@ -111,7 +112,18 @@ describe('POST /v1/events', () => {
     expect(JSON.stringify(e!.data)).not.toContain('abcdefghijklmnop');
   });
 
-  it('the events appended by this server, the ingest errors and the last verification are in /metrics', async () => {
+  it('the events appended by this server, the ingest errors, pending approvals and the last verification are in /metrics', async () => {
+    // A call held for review, as the gateway records it, waiting since a minute ago.
+    await f.ledger.append([
+      {
+        stream: f.built.sessions.c,
+        agent: { id: 'ops-bot' },
+        kind: 'approval.request',
+        ts: new Date(Date.now() - 60_000).toISOString(),
+        action: 'restart',
+        data: { request_id: 'held-1', tool: 'restart', arguments_digest: 'b'.repeat(64), expires_at: new Date(Date.now() + 600_000).toISOString() },
+      },
+    ]);
     const verified = await f.call('POST', '/v1/verify', { key: f.keys.auditor, body: {} });
     expect(verified.status).toBe(200);
     expect(await verified.json()).toMatchObject({ ok: true, failures: [] });
@@ -120,11 +132,13 @@ describe('POST /v1/events', () => {
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();
     expect(Number(/^witness_server_events_appended_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
-    expect(text).toMatch(/^witness_server_ingest_errors_total\{code="forbidden"\} 4$/m);
+    expect(text).toMatch(/^witness_server_ingest_errors_total\{code="forbidden"\} 5$/m);
     expect(text).toMatch(/^witness_server_ingest_errors_total\{code="invalid_event"\} \d+$/m);
     expect(text).toMatch(/^witness_server_ingest_errors_total\{code="invalid_argument"\} 4$/m);
     expect(text).toMatch(/^witness_last_checkpoint_age_seconds \d+$/m);
     expect(text).toMatch(/^witness_last_verify_ok 1$/m);
+    expect(text).toMatch(/^witness_pending_approvals 1$/m);
+    expect(Number(/^witness_oldest_pending_approval_age_seconds (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(59);
     expect(text).toMatch(/^witness_last_verify_failures 0$/m);
     expect(Number(/^witness_last_verify_timestamp_seconds (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(Date.now() / 1000 - 60);
   });

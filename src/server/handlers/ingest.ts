@@ -7,9 +7,12 @@ import { SYSTEM_STREAM_PREFIX } from '../keys.js';
 /**
  * Kinds that record what a person or Witness itself did: an agent's key may not write them,
  * whatever stream it names (an agent cannot approve its own call, halt itself on someone's
- * behalf, or fake an access record, a purge or a legal hold).
+ * behalf, or fake an access record, a purge or a legal hold). Approval requests are the
+ * gateway's: approvers' queues list every approval.request in the ledger, so one an agent wrote
+ * would put its own words in front of a person as a held call.
  */
 export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
+  'approval.request',
   'approval.decision',
   'human.override',
   'human.halt',
