@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS_STREAM, listen, type RunningServer } from '../../src/server/index.js';
 import { openLedger, verifyLedger } from '../../src/store/index.js';
-import { BIN, buildLedger, runBin } from '../helpers/ledger.js';
+import { BIN, buildLedger, oneSentence, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
 
@@ -127,6 +128,20 @@ describe('witness serve', () => {
       expect(report.unsealed).toBe(0);
     } finally {
       await ledger.close();
+    }
+  });
+
+  it('a port already in use is bad usage in one sentence, and the ledger is left closed', async () => {
+    const built = await buildLedger(tempDir('witness-serve-busy-'));
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const r = await runBin(['serve', '--store', `sqlite:${built.file}`, '--port', String(port)]);
+      expect(r.code).toBe(2);
+      expect(oneSentence(r.stderr)).toContain(`cannot listen on 127.0.0.1:${port} (EADDRINUSE)`);
+    } finally {
+      busy.close();
     }
   });
 
