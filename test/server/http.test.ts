@@ -131,7 +131,7 @@ describe('witness serve', () => {
     }
   });
 
-  it('a port already in use is bad usage in one sentence, and the ledger is left closed', async () => {
+  it('a port already in use is bad usage in one sentence', async () => {
     const built = await buildLedger(tempDir('witness-serve-busy-'));
     const busy = net.createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
