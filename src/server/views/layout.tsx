@@ -64,5 +64,24 @@ export const Layout: FC<{ title: string; chrome?: Chrome | undefined; children?:
 export function renderDocument(node: unknown): string {
   const out = (node as unknown as { toString(): string | Promise<string> }).toString();
   if (typeof out !== 'string') throw new Error('A viewer page rendered asynchronously; the views must stay synchronous.');
-  return `<!DOCTYPE html>${out}`;
+  return `<!DOCTYPE html>${showHidden(out)}`;
+}
+
+/**
+ * Characters that change how recorded text reads without showing themselves: bidi controls (a tool
+ * name or an argument written backwards, as in "Trojan Source"), zero-width characters that split a
+ * word, line separators, C0 and C1 controls. The views write none of them, so every one in a page
+ * came from recorded data; each is shown as a visible stand-in (a control picture, or `<U+XXXX>`),
+ * as the CLI shows them, so a person approving a call reads what the agent actually sent. Newline and
+ * tab are kept: indented JSON needs them. ZWJ and ZWNJ are kept too: emoji and several scripts need them.
+ */
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\u2028\u2029\ufeff]/g;
+
+function showHidden(html: string): string {
+  return html.replace(HIDDEN, (c) => {
+    const code = c.charCodeAt(0);
+    if (code < 0x20) return String.fromCharCode(0x2400 + code);
+    if (code === 0x7f) return '\u2421';
+    return `&lt;U+${code.toString(16).toUpperCase().padStart(4, '0')}&gt;`;
+  });
 }

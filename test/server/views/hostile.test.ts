@@ -151,6 +151,34 @@ describe('hostile recorded text renders as inert text on every page', () => {
     expect(chaptersPath('../../etc')).toBeUndefined();
   });
 
+  it('[R-VIEWER-INERT] characters that hide or reorder text (bidi controls, zero-width space, controls) are shown as visible stand-ins', () => {
+    const tool = 'refund\u202Efdp.exe';
+    const html = renderApprovalsPage({
+      chrome,
+      now: '2026-11-23T10:01:00.000Z',
+      pending: [
+        {
+          requestId: 'r1',
+          session: 's\u2066x',
+          agent: 'support\u200Bbot',
+          tool,
+          arguments: { amount: '650\u0007', note: 'a\u2028b\tc\nd' },
+          argumentsDigest: 'a'.repeat(64),
+          requestedAt: '2026-11-23T10:00:00.000Z',
+          approvers: [],
+        },
+      ],
+    });
+    expect(html).not.toMatch(/[\u202E\u2066\u200B\u0007\u2028]/);
+    expect(html).toContain('refund&lt;U+202E&gt;fdp.exe');
+    expect(html).toContain('support&lt;U+200B&gt;bot');
+    // JSON.stringify escapes the BEL itself; the line separator, tab and newline come through JSON raw.
+    expect(html).toContain('&quot;amount&quot;: &quot;650\\u0007&quot;');
+    expect(html).toContain('a&lt;U+2028&gt;b\\tc\\nd');
+    expect(html).toContain('/session?id=s%E2%81%A6x');
+    expect(renderErrorPage({ status: 400, message: 'bell\u0007 here' })).toContain('bell\u2407 here');
+  });
+
   it('form values echoed back (the filters) stay inside their attribute', () => {
     const inputs = scanTags(pages['sessions']!).filter((t) => t.name === 'input');
     expect(inputs.find((t) => t.attrs.some(([a, v]) => a === 'name' && v === 'agent'))?.attrs).toEqual([
