@@ -58,7 +58,13 @@ export function createServer(options: ServerOptions): Hono<Env> {
           metrics.ingestError(e instanceof WitnessError ? e.code : 'internal');
           throw e;
         }
-        if (c.res.status >= 400) metrics.ingestError(((await c.res.clone().json()) as { error?: { code?: string } }).error?.code ?? String(c.res.status));
+        if (c.res.status >= 400) {
+          const body = (await c.res
+            .clone()
+            .json()
+            .catch(() => ({}))) as { error?: { code?: string } };
+          metrics.ingestError(body.error?.code ?? String(c.res.status));
+        }
       },
       // The key and role are checked before any of the body is read.
       async (c, next) => {
