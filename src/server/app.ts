@@ -8,6 +8,7 @@ import { errorResponse, payloadTooLarge, toErrorResponse } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { PersonSessions, SESSIONS_VAR } from './person-session.js';
 import { routeTable } from './routes.js';
 import { describeIssue } from './schemas.js';
 
@@ -23,7 +24,7 @@ export interface ServerOptions {
 
 const DEFAULT_BODY_BYTES = 64 * 1024;
 
-type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; Variables: { caller?: Caller } };
+type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; Variables: { caller?: Caller; [SESSIONS_VAR]: PersonSessions } };
 
 /**
  * The HTTP API as a Hono app: testable with `app.request()` and served by @hono/node-server
@@ -36,8 +37,11 @@ export function createServer(options: ServerOptions): Hono<Env> {
   const routes = routeTable(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes });
   const openapi = openApiDocument(routes);
   const app = new Hono<Env>();
+  // People's viewer sessions, in this process's memory (person-session.ts): they end when it restarts.
+  const personSessions = new PersonSessions();
 
   app.use('*', async (c, next) => {
+    c.set(SESSIONS_VAR, personSessions);
     await next();
     c.header('X-Content-Type-Options', 'nosniff');
     if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
