@@ -231,6 +231,17 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     byParent.set(e.parent, list);
   }
   const calls = ordered.filter((e) => isKind(e, 'tool.call'));
+  // The model output a call may be explained by: the last llm.call before it, when no other call
+  // came between them. Found in one pass, not by a scan of every event per call (3,000 calls: 3.3 s).
+  const reasoningBefore = new Map<string, StoredEvent<'llm.call'>>();
+  let lastLlm: StoredEvent<'llm.call'> | undefined;
+  for (const e of ordered) {
+    if (isKind(e, 'llm.call')) lastLlm = e;
+    else if (isKind(e, 'tool.call')) {
+      if (lastLlm !== undefined && lastLlm.seq < e.seq) reasoningBefore.set(e.id, lastLlm);
+      lastLlm = undefined;
+    }
+  }
   // Decisions the gateway rejected (it records each once, naming it) never count.
   const rejected = new Map<string, IgnoredWhy>();
   for (const e of ordered) {
@@ -285,15 +296,11 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const captures = children.filter((e) => isKind(e, 'capture'));
     const before = captures.find((e) => e.data?.role === 'before');
     const after = captures.find((e) => e.data?.role === 'after');
-    const llm = ordered
-      .filter((e) => isKind(e, 'llm.call'))
-      .reverse()
-      .find((e) => e.seq < call.seq);
     // The model's reasoning just before the call when it was recorded (SDK); through a gateway,
     // the reason the agent gave in the call's own arguments.
     const argsObj = callArgs !== null && typeof callArgs === 'object' ? (callArgs as Record<string, unknown>) : {};
     const stated = str(argsObj['reason']) ?? str(argsObj['justification']);
-    const why = reasoningOf(llm !== undefined && !calls.some((c) => c.seq > llm.seq && c.seq < call.seq) ? llm : undefined) ?? (stated === undefined ? undefined : clip(stated, 240));
+    const why = reasoningOf(reasoningBefore.get(call.id)) ?? (stated === undefined ? undefined : clip(stated, 240));
 
     const first = decisions[0];
     const rule = str(first?.data?.rule) ?? first?.policy?.rule;
