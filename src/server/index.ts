@@ -8,3 +8,4 @@ export { KEYS_STREAM, SYSTEM_STREAM_PREFIX, KeyRing, createKey, listKeys, revoke
 export { maskEvent, maskText } from './mask.js';
 export { ServerMetrics } from './metrics.js';
 export { openApiDocument } from './openapi.js';
+export { loadServerConfig, parseServerConfig, PERSON_ROLES, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';
