@@ -162,7 +162,7 @@ const loose = z.looseObject;
 const text = z.string();
 
 /** Streams Witness writes itself, besides one stream per session. */
-export const SYSTEM_STREAMS = ['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access'] as const;
+export const SYSTEM_STREAMS = ['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys'] as const;
 export type SystemStream = (typeof SYSTEM_STREAMS)[number];
 
 /**

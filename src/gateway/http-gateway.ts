@@ -3,7 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { AgentRef } from '../core/index.js';
+import type { AgentRef, SystemStream } from '../core/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
@@ -31,7 +31,7 @@ import { StdioUpstream } from './upstream-stdio.js';
  */
 
 /** The stream that holds what happens outside any session: refused keys, unknown sessions, bad bodies. */
-export const GATEWAY_STREAM = 'witness.gateway';
+export const GATEWAY_STREAM: SystemStream = 'witness.gateway';
 
 export interface HttpGatewayOptions {
   onLog?: ((message: string) => void) | undefined;

@@ -502,7 +502,7 @@ export class ModernGateway {
               if (abort.signal.aborted) return;
               const wrong = notModernServerMessage(m);
               // Dropped, not passed on: a 2026-07-28 client has no way to answer it, and it is the server's fault.
-              if (wrong !== undefined) return relay.recordError(`The upstream MCP server at ${shown} sent ${wrong}; it was dropped.`, 'protocol_error', { message: preview(m) });
+              if (wrong !== undefined) return relay.recordError(`The upstream MCP server at ${shown} sent ${wrong}; it was dropped.`, 'protocol_error', { head: preview(m) });
               relay.fromServerMessage(m);
             },
             // An upstream's 4xx (an era refusal, an unknown method) is passed on: a v2 client decides on it whether to fall back.

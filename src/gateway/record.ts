@@ -163,7 +163,8 @@ export class GatewayRecorder {
 
   /** Records an `error` event: bad input from the client, an upstream that exited, a refused call. */
   error(message: string, code: RecordedErrorCode | (string & Record<never, never>) | number, source: 'gateway' | 'tool', extra: Record<string, unknown> = {}): void {
-    this.track(this.session.record('error', { message, code, source, ...extra }, { outcome: 'error' }));
+    // The sentence, code and source are the recorder's own: context in `extra` never replaces them.
+    this.track(this.session.record('error', { ...extra, message, code, source }, { outcome: 'error' }));
   }
 
   note(text: string, extra: Record<string, unknown> = {}): void {

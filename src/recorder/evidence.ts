@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import type { SystemStream } from '../core/index.js';
 import { RECORDER_VERSION, type Witness } from './witness.js';
 
 /** Where evidence about an ended session (its video) is recorded: that session's chain is closed by session.end. */
-export const EVIDENCE_STREAM = 'witness.evidence';
+export const EVIDENCE_STREAM: SystemStream = 'witness.evidence';
 
 /** A rendered video as src/capture's renderSessionVideo describes it. */
 export interface RenderedVideo {
