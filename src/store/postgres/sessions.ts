@@ -14,7 +14,10 @@ import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
  * - An agent, resource or outcome: that column's (column, ts, pos) index is walked newest first in
  *   growing steps (pgDrivenWalkSql), and the streams met are the candidates. A stream not met yet
  *   has all such events older than the last one read, so its start is too: once the page is full
- *   of candidates that started after that event, no stream not met can come before them.
+ *   of candidates that started after that event, no stream not met can come before them. This
+ *   rests on no event being dated before its session's first event, which holds for every event
+ *   the recorder and gateway stamp; an event a caller dates earlier by hand can leave its session
+ *   off a filtered page here (the SQLite driver, which keeps rows per session, does not rely on it).
  *
  * Both read one snapshot (REPEATABLE READ), so a page is consistent whatever is appended meanwhile.
  * The cost is the page's events plus what the filter reads, never the ledger's size, except where
