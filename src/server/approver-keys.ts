@@ -94,6 +94,11 @@ export function storeApproverKey(dir: string, keyId: string, source: { name: str
   return describe(parseSigner(signerKey, file), file);
 }
 
+/** The identity inside a person's own approver key file (checked as storeApproverKey checks it), before anything is created. */
+export function approverKeyName(file: string): string {
+  return parseSigner(readKeyFile(file, 'the --approver-key'), file).name;
+}
+
 /** Removes the approver signing key of an API key (on revocation); true when there was one. */
 export function removeApproverKey(dir: string, keyId: string): boolean {
   const file = keyPath(dir, keyId);

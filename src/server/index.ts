@@ -8,4 +8,6 @@ export { KEYS_STREAM, SYSTEM_STREAM_PREFIX, KeyRing, createKey, listKeys, revoke
 export { maskEvent, maskText } from './mask.js';
 export { ServerMetrics } from './metrics.js';
 export { openApiDocument } from './openapi.js';
+export { approveAs, type ApproveResult, type LedgerContext, type Person } from './approve.js';
+export { APPROVER_KEYS_ENV, approverKeyName, approverKeysDir, loadApproverKey, removeApproverKey, storeApproverKey, type ApproverKeyInfo } from './approver-keys.js';
 export { loadServerConfig, parseServerConfig, PERSON_ROLES, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { WitnessError } from '../../core/index.js';
+import { APPROVER_NAME, WitnessError } from '../../core/index.js';
 import { type Io, printJson, table } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 
@@ -31,24 +31,73 @@ export function registerKeys(program: Command, io: Io): void {
     .description('create an API key and print it once (only its SHA-256 is kept)')
     .requiredOption('--role <role>', `one of ${ROLE_NAMES.join(', ')}`)
     .option('--agent <id>', 'for an agent key: the agent identity its events are recorded under')
-    .option('--name <name>', 'who or what holds the key, for lists and access records')
+    .option('--name <name>', 'who or what holds the key, for lists and access records; for an approver key, their identity (e.g. alice@acme.example), which names the approver signing key')
+    .option('--approver-key <file>', "for an approver key: sign this person's decisions with their own key from witness approver init (copied into --approver-keys) instead of a new one")
+    .option('--approver-keys <dir>', `for an approver key: where the server keeps approver signing keys (default $WITNESS_APPROVER_KEYS, else beside the ledger: <db>.approvers/)`)
     .option(store, storeHelp)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { role: string; agent?: string; name?: string; store?: string; json?: boolean }) => {
+    .action(async (opts: { role: string; agent?: string; name?: string; approverKey?: string; approverKeys?: string; store?: string; json?: boolean }) => {
       if (!(ROLE_NAMES as readonly string[]).includes(opts.role)) throw new WitnessError('invalid_argument', `--role "${opts.role}" is not a role; use one of ${ROLE_NAMES.join(', ')}.`);
-      const { createKey } = await import('../../server/index.js');
+      const approver = opts.role === 'approver';
+      if (!approver && (opts.approverKey !== undefined || opts.approverKeys !== undefined)) {
+        throw new WitnessError('invalid_argument', `--approver-key and --approver-keys are for approver keys only; drop them for a ${opts.role} key.`);
+      }
+      if (approver && opts.name === undefined && opts.approverKey === undefined) {
+        throw new WitnessError(
+          'invalid_argument',
+          "An approver key needs the approver's identity, which their decisions are recorded under: give --name <you@example> (or --approver-key <file> to use their own key).",
+        );
+      }
+      const { approverKeyName, approverKeysDir, createKey, revokeKey, storeApproverKey } = await import('../../server/index.js');
+      // Everything about the approver key is checked before the API key is created.
+      const signerName = opts.approverKey === undefined ? undefined : approverKeyName(opts.approverKey);
+      if (signerName !== undefined && opts.name !== undefined && opts.name !== signerName) {
+        throw new WitnessError('invalid_argument', `The approver key ${opts.approverKey} belongs to ${signerName}, not to ${opts.name}; give --name ${signerName} or leave --name out.`);
+      }
+      if (approver && signerName === undefined && !APPROVER_NAME.test(opts.name ?? '')) {
+        throw new WitnessError(
+          'invalid_argument',
+          `--name "${opts.name}" must be the approver's identity, of letters, digits and . _ @ - (at most 128, starting with a letter or digit), as in alice@acme.example.`,
+        );
+      }
+      const name = opts.name ?? signerName;
       const ledger = await openExisting(resolveStore(opts.store));
       try {
         const { key, record } = await createKey(
           ledger,
-          { role: opts.role as RoleName, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.name === undefined ? {} : { name: opts.name }) },
+          { role: opts.role as RoleName, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(name === undefined ? {} : { name }) },
           { who: who(), recorder: 'cli' },
         );
-        if (opts.json) return printJson(io, { key, ...record });
+        let signing: { name: string; verifierKey: string; fingerprint: string; file: string } | undefined;
+        if (approver) {
+          const dir = approverKeysDir(ledger.info, opts.approverKeys);
+          try {
+            signing = storeApproverKey(dir, record.id, opts.approverKey === undefined ? { name: name! } : { from: opts.approverKey, ...(opts.name === undefined ? {} : { name: opts.name }) });
+          } catch (e) {
+            // An approver key that cannot sign is useless and would mislead: take it back, say why.
+            await revokeKey(ledger, record.id, { who: who(), recorder: 'cli' });
+            throw e;
+          }
+        }
+        const policy = signing === undefined ? undefined : `approvers:\n  - id: ${signing.name}\n    key: "${signing.verifierKey}"\n`;
+        if (opts.json) {
+          return printJson(io, {
+            key,
+            ...record,
+            ...(signing === undefined ? {} : { approver: { name: signing.name, public_key: signing.verifierKey, fingerprint: signing.fingerprint, file: signing.file, policy } }),
+          });
+        }
         io.out(`key: ${key}`);
         io.out(
           `Key ${record.id} (${record.role}${record.agent === undefined ? '' : `, agent ${record.agent}`}) created. This is the only time the key is shown: give it to its holder, who sends it as Authorization: Bearer <key>.`,
         );
+        if (signing !== undefined) {
+          io.out('');
+          io.out(`The server signs ${signing.name}'s decisions with the approver key ${signing.file} (0600; fingerprint ${signing.fingerprint}).`);
+          io.out('A decision counts only if the policy lists this public key; add these lines to the policy file:');
+          io.out('');
+          io.out(policy!);
+        }
       } finally {
         await ledger.close();
       }
@@ -81,15 +130,18 @@ export function registerKeys(program: Command, io: Io): void {
     .command('revoke')
     .description('revoke an API key: a running witness serve refuses it from its next request')
     .argument('<id>', 'the key id (from `witness keys list`)')
+    .option('--approver-keys <dir>', 'for an approver key: where the server keeps approver signing keys (default as for keys create)')
     .option(store, storeHelp)
     .option('--json', 'machine-readable output')
-    .action(async (id: string, opts: { store?: string; json?: boolean }) => {
-      const { revokeKey } = await import('../../server/index.js');
+    .action(async (id: string, opts: { approverKeys?: string; store?: string; json?: boolean }) => {
+      const { approverKeysDir, removeApproverKey, revokeKey } = await import('../../server/index.js');
       const ledger = await openExisting(resolveStore(opts.store));
       try {
         const record = await revokeKey(ledger, id, { who: who(), recorder: 'cli' });
-        if (opts.json) return printJson(io, record);
-        io.out(`Key ${record.id} (${record.role}) revoked at ${record.revokedAt ?? 'now'}.`);
+        // The server signs with the key no longer; deleting it means nobody else can either.
+        const removed = record.role === 'approver' && removeApproverKey(approverKeysDir(ledger.info, opts.approverKeys), record.id);
+        if (opts.json) return printJson(io, { ...record, ...(record.role === 'approver' ? { approver_key_removed: removed } : {}) });
+        io.out(`Key ${record.id} (${record.role}) revoked at ${record.revokedAt ?? 'now'}${removed ? '; the approver signing key the server held for it is deleted' : ''}.`);
       } finally {
         await ledger.close();
       }
