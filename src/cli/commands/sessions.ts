@@ -26,7 +26,7 @@ export function registerSessions(program: Command, io: Io): void {
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--agent <id>', 'sessions in which this agent recorded')
     .option('--resource <name>', 'sessions that touched this tool, server, URL or table')
-    .option('--outcome <outcome>', 'sessions with an event of this outcome: success | error | denied | pending')
+    .option('--outcome <outcome>', `sessions with an event of this outcome: ${OUTCOMES.join(' | ')}`)
     .option('--since <time>', 'sessions still running at or after this time (ISO-8601, or e.g. 24h / 7d ago)')
     .option('--until <time>', 'sessions started before this time (ISO-8601, or e.g. 1h ago)')
     .option('--ended', 'only sessions closed by a session end')

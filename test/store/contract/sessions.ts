@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { WitnessError } from '../../../src/core/index.js';
+import { SYSTEM_STREAMS, type WitnessError } from '../../../src/core/index.js';
 import type { AppendRequest, Ledger, SessionFilter, SessionSummary } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
 import { withLedger } from './fixtures.js';
@@ -123,6 +123,17 @@ export function sessionsContract(driver: DriverUnderTest): void {
         expect((await l.listSessions({}, { limit: 100 })).sessions).toEqual(want);
         const reader = also(await driver.openAgain(l, driver.readonly ? { readonly: true } : {}));
         expect((await reader.listSessions()).sessions).toEqual(want);
+      });
+    });
+
+    it('[R-WHAT-WHEN-RESULT] lists none of the system streams core names, even one that starts with a session.start', async () => {
+      await withLedger(driver, async (l) => {
+        await l.append(SYSTEM_STREAMS.flatMap((s, i) => [start(s, 'gateway', i), call(s, 'gateway', i, 'crm', 'denied')]));
+        await l.append([start('real', 'gateway', 50)]);
+        expect(streams((await l.listSessions()).sessions)).toEqual(['real']);
+        expect(streams((await l.listSessions({ agent: 'gateway', outcome: 'denied' })).sessions)).toEqual([]);
+        await l.seal();
+        expect(streams((await l.listSessions()).sessions)).toEqual(['real']);
       });
     });
 
