@@ -28,6 +28,11 @@ export class ServerMetrics {
   lastVerify: VerifyOutcome | undefined;
   private pending: { at: number; count: number; oldestTs: string | undefined } | undefined;
 
+  /** A decision made through this server: the next scrape counts again, so /metrics agrees with GET /v1/approvals at once. */
+  approvalsChanged(): void {
+    this.pending = undefined;
+  }
+
   ingestError(code: string): void {
     this.ingestErrors.set(code, (this.ingestErrors.get(code) ?? 0) + 1);
   }

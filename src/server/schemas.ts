@@ -171,6 +171,61 @@ export const WhoAmI = z.object({ keyId: z.string(), role: Role, agent: z.string(
 export const Health = z.object({ ok: z.boolean(), ledger: z.string(), size: z.number().int() });
 export const ErrorDoc = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) });
 
+export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired', 'consumed'] as const;
+export const ApprovalListQuery = z.strictObject({
+  status: z
+    .enum([...APPROVAL_STATUSES, 'all'])
+    .optional()
+    .describe('pending (default), approved, denied, expired, consumed (approved and used by the gateway) or all'),
+  agent: text.optional().describe('only requests by this agent'),
+  since: TimeParam.optional().describe('only requests made at or after this time'),
+  limit: digits('requests per answer').pipe(z.number().int().min(1).max(MAX_PAGE)).optional().describe(`at most this many, oldest first (default 100, at most ${MAX_PAGE})`),
+});
+export const ApprovalIdParam = z.strictObject({
+  id: z.string().regex(/^[0-9a-f-]{8,36}$/, 'must be an approval request id (its event id) or at least 8 of its first characters'),
+});
+export const DecideBody = z.strictObject({
+  reason: z.string().max(2000).optional().describe('why, recorded and signed with the decision'),
+  arguments_digest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
+    .optional()
+    .describe('the arguments digest you reviewed; the decision is refused (409) when the request holds other arguments'),
+});
+export const ApprovalDoc = z.object({
+  id: z.string().describe('the request id (the approval.request event)'),
+  status: z.enum(APPROVAL_STATUSES),
+  agent: z.string().describe('who asked: the agent that made the held call'),
+  user: z.string().optional().describe('on whose behalf the agent acted'),
+  session: z.string(),
+  call_id: z.string().optional(),
+  server: z.string().optional(),
+  tool: z.string(),
+  arguments: z.unknown().describe('the exact arguments held, as recorded (redacted at write time)'),
+  arguments_digest: z.string(),
+  rule: z.string().optional(),
+  policy_reason: z.string().optional(),
+  policy_version: z.string().optional(),
+  requested_at: z.string(),
+  expires_at: z.string(),
+  seconds_left: z.number().int().describe('until it expires, 0 once it has'),
+  approvers: z.array(z.object({ key: z.string(), fingerprint: z.string() })).describe('the keys the policy allows to decide it'),
+  decision: z
+    .object({ id: z.string(), decision: z.string(), approver: z.string(), role: z.string().optional(), reason: z.string().optional(), meaning: z.string().optional(), at: z.string() })
+    .optional(),
+  decisions_recorded: z.number().int().describe('decisions recorded for it, counting or not'),
+  consumed_by: z.string().optional().describe('the policy.decision that released the call'),
+});
+export const ApprovalList = z.object({ approvals: z.array(ApprovalDoc), truncated: z.boolean() });
+export const DecidedDoc = z.object({
+  request_id: z.string(),
+  decision: z.enum(['approved', 'denied']),
+  decision_id: z.string(),
+  approver: z.string().describe("the approver's identity, from the key the server signed with"),
+  approver_key_fingerprint: z.string(),
+  status: z.enum(APPROVAL_STATUSES),
+});
+
 /** Turns a zod failure into one sentence naming the field (`events[2].kind`, `since`). */
 export function describeIssue(error: z.ZodError, where: string): { message: string; path: string } {
   const issue = error.issues[0];
