@@ -4,11 +4,14 @@ import { WitnessError, strictParse } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import { recordAccess } from './access.js';
 import type { RouteContext, RouteSpec } from './context.js';
-import { errorResponse, payloadTooLarge, toErrorResponse } from './errors.js';
+import { errorResponse, payloadTooLarge, statusFor, toErrorResponse } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { PersonSessions, SESSIONS_VAR } from './person-session.js';
+import { checkCsrfToken } from './csrf.js';
+import { PersonSessions, SESSIONS_VAR, SESSION_VAR, currentPersonSession, personCaller, type PersonSession } from './person-session.js';
+import { pageError } from './handlers/pages.js';
+import { CSRF_FIELD, PATHS, localReturnPath, viewerHeaders } from './views/index.js';
 import { routeTable } from './routes.js';
 import { describeIssue } from './schemas.js';
 
@@ -24,7 +27,7 @@ export interface ServerOptions {
 
 const DEFAULT_BODY_BYTES = 64 * 1024;
 
-type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; Variables: { caller?: Caller; [SESSIONS_VAR]: PersonSessions } };
+type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } }; Variables: { caller?: Caller; [SESSIONS_VAR]: PersonSessions; [SESSION_VAR]?: PersonSession } };
 
 /**
  * The HTTP API as a Hono app: testable with `app.request()` and served by @hono/node-server
@@ -70,21 +73,49 @@ export function createServer(options: ServerOptions): Hono<Env> {
           metrics.ingestError(body.error?.code ?? String(c.res.status));
         }
       },
-      // The key and role are checked before any of the body is read.
+      // The key (or a person's session) and role are checked before any of the body is read.
       async (c, next) => {
         if (route.roles === 'public') return next();
-        const auth = await authenticate(c);
-        if (!auth.ok) return errorResponse(c, 'unauthorized', auth.message);
+        const session = route.page === true || route.acceptsSession === true ? await sessionOf(c) : undefined;
+        const auth = session !== undefined ? { ok: true as const, caller: personCaller(session.person) } : await authenticate(c);
+        if (!auth.ok) {
+          // A person without a session is sent to sign in and brought back; a form post cannot be replayed that way.
+          if (route.page === true && route.method === 'GET' && c.req.header('authorization') === undefined) {
+            const back = localReturnPath(c.req.url.slice(new URL(c.req.url).origin.length));
+            return c.redirect(back === undefined || back === '/' ? PATHS.signIn : `${PATHS.signIn}?${new URLSearchParams({ next: back }).toString()}`, 303);
+          }
+          if (route.page === true) return pageError(c, 401, 'unauthorized', 'You are not signed in, or your sign-in has ended; sign in again.');
+          return errorResponse(c, 'unauthorized', auth.message);
+        }
         if (!route.roles.includes(auth.caller.role)) {
-          return errorResponse(c, 'forbidden', `A ${auth.caller.role} key may not call ${route.method} ${route.path}; use a key with one of the roles ${route.roles.join(', ')}.`);
+          const who = session === undefined ? 'key' : 'person';
+          const message = `A ${auth.caller.role} ${who} may not call ${route.method} ${route.path}; use a key with one of the roles ${route.roles.join(', ')}.`;
+          return route.page === true ? pageError(c, 403, 'forbidden', message, session) : errorResponse(c, 'forbidden', message);
         }
         c.set('caller', auth.caller);
+        if (session !== undefined) c.set(SESSION_VAR, session);
         return next();
       },
       bodyLimit({ maxSize: limit, onError: (c) => payloadTooLarge(c, limit) }),
       async (c) => {
         if (route.path === '/v1/openapi.json') return c.json(openapi);
-        return run(c, route);
+        if (route.page !== true) return run(c, route);
+        try {
+          // A form posted with the session cookie must carry the session's token; a key in a header cannot be forged by another site.
+          const session = c.get(SESSION_VAR);
+          if (route.method === 'POST' && session !== undefined) {
+            const form = await c.req.parseBody();
+            checkCsrfToken(c, session.csrfToken, form[CSRF_FIELD]);
+          }
+          const res = await run(c, route);
+          for (const [k, v] of Object.entries(viewerHeaders())) if (k !== 'Content-Type' || !res.headers.has(k)) res.headers.set(k, v);
+          return res;
+        } catch (e) {
+          if (!(e instanceof WitnessError)) options.onError?.(e);
+          return e instanceof WitnessError
+            ? pageError(c, statusFor(e.code), e.code, e.message, c.get(SESSION_VAR))
+            : pageError(c, 500, 'internal', 'The server failed unexpectedly; the failure is logged, and the page can be reloaded.', c.get(SESSION_VAR));
+        }
       },
     );
   }
@@ -97,6 +128,22 @@ export function createServer(options: ServerOptions): Hono<Env> {
   });
 
   app.onError((e, c) => toErrorResponse(c, e, options.onError));
+
+  /**
+   * The person's live session, if the request carries one. A key sign-in is checked against the
+   * key on every request, so revoking the key ends its sessions at once.
+   */
+  async function sessionOf(c: Context): Promise<PersonSession | undefined> {
+    const s = currentPersonSession(c);
+    if (s === undefined || s.person.via !== 'key') return s;
+    await keys.refresh();
+    const rec = s.person.keyId === undefined ? undefined : keys.get(s.person.keyId);
+    if (rec === undefined || rec.revokedAt !== undefined || rec.role !== s.person.role) {
+      personSessions.endForKey(s.person.keyId ?? '');
+      return undefined;
+    }
+    return s;
+  }
 
   async function authenticate(c: Context): Promise<{ ok: true; caller: Caller } | { ok: false; message: string }> {
     // Read on every request, so a key revoked by another process is refused from its next request.

@@ -48,6 +48,14 @@ export interface RouteSpec {
   produces?: string;
   /** Refusals and failures of this route are counted as ingest errors in /metrics. */
   countsIngest?: boolean;
+  /**
+   * A viewer page: a person's session cookie authenticates it (an API key still does, for
+   * scripts), refusals are HTML pages, a GET without either redirects to sign-in, and a form
+   * posted with the cookie must carry the session's CSRF token (csrf.ts).
+   */
+  page?: boolean;
+  /** An API route that a person's session cookie also authenticates (artifacts, for <img> and <video>). */
+  acceptsSession?: boolean;
   /** A person's call is an audit read, recorded as `audit.access` with this operation. */
   access?: AccessOperation;
   // Method syntax: each handler narrows the parsed inputs to its own schemas.

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { WitnessError } from '../core/index.js';
+import type { Caller } from './keys.js';
 import type { Role } from './roles.js';
 
 /**
@@ -34,6 +35,8 @@ export interface PersonSession {
   csrfToken: string;
   startedAt: number;
   lastSeenAt: number;
+  /** The outcome of the last form this person posted, shown once on the next page. */
+  flash?: { kind: 'ok' | 'error'; text: string };
 }
 
 /** The roles a person may sign in to the viewer with: an agent's key is for ingest only. */
@@ -109,6 +112,14 @@ export class PersonSessions {
 
 /** The context variable the app puts the server's PersonSessions under, for every request. */
 export const SESSIONS_VAR = 'personSessions';
+
+/** The context variable the request's live session is put under once authenticated. */
+export const SESSION_VAR = 'personSession';
+
+/** A signed-in person as the route runner's caller; an OpenID Connect person has no key, so its id says where it came from. */
+export function personCaller(p: Person): Caller {
+  return { keyId: p.keyId ?? `oidc:${p.id}`, role: p.role, name: p.name };
+}
 
 export function personSessionsOf(c: Context): PersonSessions {
   const s = c.get(SESSIONS_VAR) as PersonSessions | undefined;

@@ -4,15 +4,11 @@ import { createKeyRoute, listKeysRoute, revokeKeyRoute, whoami } from './handler
 import { getArtifact } from './handlers/artifacts.js';
 import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handlers/integrity.js';
 import { ingest, StreamOwners } from './handlers/ingest.js';
-import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
 import { getEvent, getSession, listSessions, search } from './handlers/read.js';
+import { PageState, approvalsPage, chapters, decideApproval, integrityPage, overview, reverify, sessionPage, sessionsPage, signIn, signInForm, signOut, stylesheet } from './handlers/pages.js';
+import type { AccessOperation } from './access.js';
+import type { Role } from './roles.js';
 import {
-  ApprovalDoc,
-  ApprovalIdParam,
-  ApprovalList,
-  ApprovalListQuery,
-  DecideBody,
-  DecidedDoc,
   CheckpointList,
   ConsistencyQuery,
   CreateKeyBody,
@@ -54,6 +50,8 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
   const readers = ['developer', 'auditor'] as const;
+  const people = ['developer', 'approver', 'auditor', 'admin'] as const;
+  const pages = new PageState();
   return [
     {
       method: 'GET',
@@ -81,6 +79,21 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       // Filled in by the app, which holds the whole table.
       handler: async (ctx) => ctx.c.json({}),
     },
+    // The viewer's pages (handlers/pages.ts): a person's session cookie authenticates them, and
+    // they follow the API's roles: developers read masked and get no screenshots, auditors read
+    // everything, approvers see the queue, admins the integrity panel.
+    ...page('GET', '/sign-in', 'public', 'Sign-in page (an API key, or OpenID Connect when configured).', signInForm),
+    ...page('POST', '/sign-in', 'public', 'Sign in with an API key (form: csrf, api_key, next); starts a session cookie. An agent key is refused.', signIn),
+    ...page('POST', '/sign-out', people, "Ends the person's session (form: csrf).", signOut),
+    ...page('GET', '/assets/viewer.css', 'public', "The viewer's stylesheet.", stylesheet),
+    ...page('GET', '/', readers, 'Overview: events, tool calls, denials, approvals and recording errors of the last 24 hours as charts.', overview, 'query'),
+    ...page('GET', '/sessions', readers, 'Sessions list with filters and counts.', sessionsPage, 'query'),
+    ...page('GET', '/session', readers, "A session's timeline (?id=&from=); developers see it masked, without screenshots or video.", (ctx) => sessionPage(ctx, pages), 'view'),
+    ...page('GET', '/video/:id/chapters.vtt', ['auditor'], "A recorded video's chapters as WebVTT (like the video, not for developers).", chapters, 'view'),
+    ...page('GET', '/approvals', ['approver', 'auditor', 'admin'], 'Pending approvals with their exact arguments, rule and time left.', approvalsPage, 'view'),
+    ...page('POST', '/approvals/decide', ['approver'], 'Approve or deny a held call as the signed-in approver (form: csrf, request_id, arguments_digest, decision, reason).', decideApproval),
+    ...page('GET', '/integrity', ['developer', 'auditor', 'admin'], 'Integrity panel: the newest checkpoint, its signers, the last verification.', (ctx) => integrityPage(ctx, pages), 'view'),
+    ...page('POST', '/integrity/verify', ['auditor', 'admin'], 'Verify the whole ledger again (form: csrf).', (ctx) => reverify(ctx, pages), 'verify'),
     {
       method: 'GET',
       path: '/v1/whoami',
@@ -149,6 +162,8 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       path: '/v1/artifacts/:sha256',
       // Screenshots and videos cannot be masked here, so developers do not get them.
       roles: ['auditor'],
+      // A signed-in auditor's <img> and <video> load it with the session cookie.
+      acceptsSession: true,
       summary: 'An artifact by SHA-256, as an attachment never rendered as a page; Range honoured when the store streams.',
       params: Sha256Param,
       query: NoQuery,
@@ -199,48 +214,6 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
     },
     {
       method: 'GET',
-      path: '/v1/approvals',
-      roles: ['approver', 'auditor', 'admin'],
-      summary: 'Approval requests (pending by default; ?status=), oldest first: the exact arguments, who asked, the policy rule, the time left, the decision.',
-      query: ApprovalListQuery,
-      response: ApprovalList,
-      access: 'query',
-      handler: listApprovalsRoute,
-    },
-    {
-      method: 'GET',
-      path: '/v1/approvals/:id',
-      roles: ['approver', 'auditor', 'admin'],
-      summary: 'One approval request by id (or a unique prefix of at least 8 characters), with every decision recorded for it.',
-      params: ApprovalIdParam,
-      query: NoQuery,
-      response: ApprovalDoc,
-      access: 'view',
-      handler: getApprovalRoute,
-    },
-    {
-      method: 'POST',
-      path: '/v1/approvals/:id/approve',
-      roles: ['approver'],
-      summary:
-        "Approve a held call as the caller, signed with the approver key the server holds for the caller's API key; 409 when it is already decided or expired, 403 when the caller is the agent that asked.",
-      params: ApprovalIdParam,
-      body: DecideBody,
-      response: DecidedDoc,
-      handler: decideRoute('approved'),
-    },
-    {
-      method: 'POST',
-      path: '/v1/approvals/:id/deny',
-      roles: ['approver'],
-      summary: 'Deny a held call as the caller, signed like an approval; the gateway refuses the call.',
-      params: ApprovalIdParam,
-      body: DecideBody,
-      response: DecidedDoc,
-      handler: decideRoute('denied'),
-    },
-    {
-      method: 'GET',
       path: '/v1/keys',
       roles: ['admin'],
       summary: 'API keys (ids, roles, agents, names, created and revoked; never the keys).',
@@ -266,6 +239,23 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       body: z.strictObject({}),
       response: z.object({ record: KeyDoc }),
       handler: revokeKeyRoute,
+    },
+  ];
+}
+
+/** One viewer page as a row of the table: HTML, no JSON schema of its own. */
+function page(method: 'GET' | 'POST', path: string, roles: readonly Role[] | 'public', summary: string, handler: RouteSpec['handler'], access?: AccessOperation): [RouteSpec] {
+  return [
+    {
+      method,
+      path,
+      roles,
+      summary,
+      page: true,
+      response: z.string(),
+      produces: path.endsWith('.css') ? 'text/css' : path.endsWith('.vtt') ? 'text/vtt' : 'text/html',
+      ...(access === undefined ? {} : { access }),
+      handler,
     },
   ];
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approverKeysDir, createKey, loadApproverKey, routeTable, storeApproverKey, type RouteSpec } from '../../src/server/index.js';
+import { createKey, routeTable, type RouteSpec } from '../../src/server/index.js';
 import { tempDir } from '../helpers/tmp.js';
-import { heldRequest } from './approve-helpers.js';
 import { ROLE_LIST, serverFixture, type ServerFixture } from './fixture.js';
 
 /**
@@ -10,7 +9,16 @@ import { ROLE_LIST, serverFixture, type ServerFixture } from './fixture.js';
  * route lives here; a route added to the table without one fails this test, so no route escapes
  * the matrix.
  */
-type Example = (f: ServerFixture) => Promise<{ path: string; body?: unknown }>;
+type Example = (f: ServerFixture) => Promise<{ path: string; body?: unknown; form?: Record<string, string>; headers?: Record<string, string>; allowed?: number[] }>;
+
+/** A video capture event (with an MP4 artifact and one chapter), for the chapters route. */
+async function videoEvent(f: ServerFixture): Promise<string> {
+  const mp4 = await f.ledger.putArtifact(Buffer.from('00000018667479706d703432', 'hex'), 'video/mp4', 'video');
+  const [r] = await f.ledger.append([
+    { stream: f.built.sessions.c, kind: 'capture', agent: { id: 'ops-bot' }, artifacts: [mp4], data: { role: 'video', chapters: [{ title: 'Step 1', start_s: 0, end_s: 1 }] } },
+  ]);
+  return r!.id;
+}
 
 const EXAMPLES: Record<string, Example> = {
   'GET /healthz': async () => ({ path: '/healthz' }),
@@ -29,27 +37,34 @@ const EXAMPLES: Record<string, Example> = {
   'POST /v1/verify': async () => ({ path: '/v1/verify', body: {} }),
   'GET /v1/keys': async () => ({ path: '/v1/keys' }),
   'POST /v1/keys': async () => ({ path: '/v1/keys', body: { role: 'auditor', name: 'from the matrix' } }),
-  'GET /v1/approvals': async () => ({ path: '/v1/approvals?status=all' }),
-  'GET /v1/approvals/:id': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}` }),
-  'POST /v1/approvals/:id/approve': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/approve`, body: { reason: 'checked' } }),
-  'POST /v1/approvals/:id/deny': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/deny`, body: {} }),
+  // Viewer pages: with an API key (scripts) they answer like the API; a person's session cookie is in viewer.test.ts.
+  'GET /sign-in': async () => ({ path: '/sign-in' }),
+  'POST /sign-in': async (f) => {
+    const form = await f.app.request('/sign-in');
+    const cookie = form.headers.getSetCookie()[0]!.split(';')[0]!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+    return { path: '/sign-in', form: { csrf, api_key: f.keys.auditor }, headers: { cookie }, allowed: [303] };
+  },
+  'POST /sign-out': async () => ({ path: '/sign-out', form: {}, allowed: [303] }),
+  'GET /assets/viewer.css': async () => ({ path: '/assets/viewer.css' }),
+  'GET /': async () => ({ path: '/' }),
+  'GET /sessions': async () => ({ path: '/sessions' }),
+  'GET /session': async (f) => ({ path: `/session?id=${f.built.sessions.a}` }),
+  'GET /video/:id/chapters.vtt': async (f) => ({ path: `/video/${await videoEvent(f)}/chapters.vtt` }),
+  'GET /approvals': async () => ({ path: '/approvals' }),
+  // No request has this id: an approver gets past the role check to the approvals module's 404.
+  'POST /approvals/decide': async () => ({
+    path: '/approvals/decide',
+    form: { request_id: '0190aaaa-0000-7000-8000-000000000000', arguments_digest: 'a'.repeat(64), decision: 'approve' },
+    allowed: [404],
+  }),
+  'GET /integrity': async () => ({ path: '/integrity' }),
+  'POST /integrity/verify': async () => ({ path: '/integrity/verify', form: {}, allowed: [303] }),
   'POST /v1/keys/:id/revoke': async (f) => {
     const { record } = await createKey(f.ledger, { role: 'developer', name: 'throwaway' }, { who: 'test', recorder: 'cli' });
     return { path: `/v1/keys/${record.id}/revoke`, body: {} };
   },
 };
-
-/** A fresh held call that the fixture's approver key may decide (the server holds a signing key for it beside the ledger). */
-async function pendingForApprover(f: ServerFixture): Promise<string> {
-  const dir = approverKeysDir(f.ledger.info);
-  let key: string;
-  try {
-    key = loadApproverKey(dir, f.ids.approver).info.verifierKey;
-  } catch {
-    key = storeApproverKey(dir, f.ids.approver, { name: 'matrix-approver' }).verifierKey;
-  }
-  return heldRequest(f.ledger, [key]);
-}
 
 const name = (r: RouteSpec) => `${r.method} ${r.path}`;
 
@@ -71,11 +86,29 @@ describe('route × role matrix', () => {
       expect(example, `no example for ${name(route)}`).toBeDefined();
       for (const who of [...ROLE_LIST, undefined]) {
         const req = await example!(f);
-        const res = await f.call(route.method, req.path, { key: who === undefined ? undefined : f.keys[who], body: req.body });
+        const headers = { ...(req.headers ?? {}), ...(req.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }) };
+        const res = await f.call(route.method, req.path, {
+          key: who === undefined ? undefined : f.keys[who],
+          body: req.body,
+          headers,
+          ...(req.form === undefined ? {} : { raw: new URLSearchParams(req.form).toString() }),
+        });
         const label = `${name(route)} as ${who ?? 'no key'} -> ${res.status}`;
         const allowed = route.roles === 'public' || (who !== undefined && route.roles.includes(who));
         if (allowed) {
-          expect([200, 201], label).toContain(res.status);
+          expect(req.allowed ?? [200, 201], label).toContain(res.status);
+        } else if (route.page === true && who === undefined) {
+          // A person without a session: a page sends them to sign in, a form post is refused.
+          if (route.method === 'GET') {
+            expect(res.status, label).toBe(303);
+            expect(res.headers.get('location'), label).toMatch(/^\/sign-in/);
+          } else {
+            expect(res.status, label).toBe(401);
+          }
+        } else if (route.page === true) {
+          expect(res.status, label).toBe(403);
+          expect(res.headers.get('content-type'), label).toMatch(/^text\/html/);
+          expect(await res.text(), label).toContain(`A ${who} key may not call`);
         } else if (who === undefined) {
           expect(res.status, label).toBe(401);
           expect((await res.json()) as unknown, label).toMatchObject({ error: { code: 'unauthorized' } });
@@ -94,7 +127,7 @@ describe('route × role matrix', () => {
       ['GET', '/v1/nothing-here'],
       ['DELETE', '/v1/events'],
       ['PUT', '/v1/keys'],
-      ['GET', '/'],
+      ['GET', '/sessions/elsewhere'],
     ] as const) {
       expect((await f.call(method, path)).status, `${method} ${path}`).toBe(401);
       for (const role of ROLE_LIST) {

@@ -204,6 +204,8 @@ export interface SessionPageModel {
   errors: ErrorView[];
   video?: VideoView;
   integrity?: IntegrityBadge;
+  /** Why parts of the session are not shown to this person (a developer gets no screenshots or video), in one sentence. */
+  withheld?: string;
 }
 
 // ---------------------------------------------------------------- approvals queue

@@ -287,6 +287,7 @@ export function renderSessionPage(m: SessionPageModel): string {
         </dd>
       </dl>
       {m.video === undefined ? null : <Video video={m.video} />}
+      {m.withheld === undefined ? null : <p class="notice">{m.withheld}</p>}
       <h2>Timeline</h2>
       <StepPaging model={m} />
       {m.steps.length === 0 ? (

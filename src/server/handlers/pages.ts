@@ -1,0 +1,357 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
+import { listApprovals } from '../../approvals/index.js';
+import { WitnessError, type StoredEvent } from '../../core/index.js';
+import { verifyLedger, type Ledger, type SessionFilter } from '../../store/index.js';
+import { approveAs } from '../approve.js';
+import type { RouteContext } from '../context.js';
+import { checkPresession, presessionToken } from '../csrf.js';
+import { maskEvent } from '../mask.js';
+import { SESSION_VAR, endPersonSession, startPersonSession, type PersonSession } from '../person-session.js';
+import {
+  PATHS,
+  STYLESHEET,
+  buildSessionModel,
+  chaptersVtt,
+  integrityBadge,
+  localReturnPath,
+  overviewBuckets,
+  parseSessionFilters,
+  pendingApproval,
+  renderApprovalsPage,
+  renderErrorPage,
+  renderIntegrityPage,
+  renderOverviewPage,
+  renderSessionPage,
+  renderSessionsPage,
+  renderSignInPage,
+  verificationView,
+  videoView,
+  viewerHeaders,
+  type Chrome,
+  type Section,
+  type SessionRow,
+  type SignerView,
+  type VerificationView,
+} from '../views/index.js';
+
+/**
+ * The viewer's pages as route handlers (routes.ts lists them with their roles). Each reads the
+ * ledger through the `Ledger` interface, masks for a developer as the API does (mask.ts), fills a
+ * view model and answers with the views' headers (the app adds the CSP to every page).
+ */
+
+type Stored = StoredEvent & { pos: number };
+
+const SESSIONS_PER_PAGE = 50;
+/** The overview counts at most this many events of its window: a chart of a busier day says so in its totals, not by stalling. */
+const OVERVIEW_EVENT_LIMIT = 50_000;
+const OVERVIEW_HOURS = 24;
+/** How long the re-verify button waits for the verification before showing it as running. */
+const VERIFY_WAIT_MS = 10_000;
+
+const WITHHELD = 'Screenshots and the video are not shown to developers: images cannot be masked. An auditor sees them.';
+
+export function html(c: Context, body: string, status: ContentfulStatusCode = 200): Response {
+  return c.body(body, status, viewerHeaders());
+}
+
+/** A refusal or failure as a page, with the person's navigation when signed in. */
+export function pageError(c: Context, status: number, code: string, message: string, session?: PersonSession): Response {
+  const chrome: Chrome | undefined = session === undefined ? undefined : { user: { name: session.person.name, role: session.person.role }, csrfToken: session.csrfToken };
+  return html(c, renderErrorPage({ status, code, message, ...(chrome === undefined ? {} : { chrome }) }), status as ContentfulStatusCode);
+}
+
+function sessionOf(ctx: RouteContext): PersonSession | undefined {
+  return ctx.c.get(SESSION_VAR) as PersonSession | undefined;
+}
+
+function chrome(ctx: RouteContext, active?: Section): Chrome {
+  const caller = ctx.caller!;
+  const s = sessionOf(ctx);
+  const out: Chrome = { user: { name: caller.name ?? `key ${caller.keyId}`, role: caller.role } };
+  if (s !== undefined) out.csrfToken = s.csrfToken;
+  if (active !== undefined) out.active = active;
+  if (caller.role === 'developer') out.masked = true;
+  return out;
+}
+
+function seen<E extends Stored>(ctx: RouteContext, e: E): E {
+  return ctx.caller?.role === 'developer' ? maskEvent(e) : e;
+}
+
+/** Where a person lands after signing in when no page was asked for: the first page their role may read. */
+function homeOf(role: string): string {
+  if (role === 'approver') return PATHS.approvals;
+  if (role === 'admin') return PATHS.integrity;
+  return PATHS.overview;
+}
+
+// ---------------------------------------------------------------- sign-in, sign-out, stylesheet
+
+export async function signInForm(ctx: RouteContext): Promise<Response> {
+  const next = localReturnPath(ctx.c.req.query('next'));
+  return html(ctx.c, renderSignInPage({ csrfToken: presessionToken(ctx.c), ...(next === undefined ? {} : { next }) }));
+}
+
+export async function signIn(ctx: RouteContext): Promise<Response> {
+  const c = ctx.c;
+  const form = await c.req.parseBody();
+  checkPresession(c, form['csrf']);
+  const next = localReturnPath(typeof form['next'] === 'string' ? form['next'] : undefined);
+  const again = (status: ContentfulStatusCode, error: string) => html(c, renderSignInPage({ csrfToken: presessionToken(c), error, ...(next === undefined ? {} : { next }) }), status);
+  const key = typeof form['api_key'] === 'string' ? form['api_key'].trim() : '';
+  if (key === '') return again(400, 'Enter an API key to sign in.');
+  await ctx.keys.refresh();
+  const auth = ctx.keys.authenticate(`Bearer ${key}`);
+  if (!auth.ok) return again(401, auth.message);
+  const caller = auth.caller;
+  if (caller.role === 'agent') return again(403, 'An agent key may not sign in to the viewer; sign in with a developer, approver, auditor or admin key.');
+  startPersonSession(c, { id: `key:${caller.keyId}`, name: caller.name ?? `key ${caller.keyId}`, role: caller.role, via: 'key', keyId: caller.keyId });
+  return c.redirect(next ?? homeOf(caller.role), 303);
+}
+
+export async function signOut(ctx: RouteContext): Promise<Response> {
+  endPersonSession(ctx.c);
+  return ctx.c.redirect(PATHS.signIn, 303);
+}
+
+export async function stylesheet(ctx: RouteContext): Promise<Response> {
+  return ctx.c.body(STYLESHEET, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=3600' });
+}
+
+// ---------------------------------------------------------------- overview
+
+export async function overview(ctx: RouteContext): Promise<Response> {
+  const to = new Date();
+  const from = new Date(to.getTime() - OVERVIEW_HOURS * 3_600_000);
+  const events: Stored[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await ctx.ledger.query({ since: from.toISOString(), limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    events.push(...page.events);
+    cursor = page.next;
+  } while (cursor !== undefined && events.length < OVERVIEW_EVENT_LIMIT);
+  const mine = events.filter((e) => !e.stream.startsWith('witness.') || e.kind !== 'audit.access');
+  const buckets = overviewBuckets(mine, { from: from.toISOString(), to: to.toISOString(), buckets: 24 });
+  const sum = (k: 'events' | 'toolCalls' | 'denials' | 'approvals' | 'recordingErrors') => buckets.reduce((n, b) => n + b[k], 0);
+  const pending = (await listApprovals(ctx.ledger, { status: 'pending', since: new Date(to.getTime() - 7 * 86_400_000).toISOString() })).length;
+  const cp = await ctx.ledger.latestCheckpoint();
+  await ctx.recordAccess({ count: mine.length });
+  return html(
+    ctx.c,
+    renderOverviewPage({
+      chrome: chrome(ctx, 'overview'),
+      from: from.toISOString(),
+      to: to.toISOString(),
+      buckets,
+      totals: {
+        events: sum('events'),
+        sessions: new Set(mine.filter((e) => !e.stream.startsWith('witness.')).map((e) => e.stream)).size,
+        toolCalls: sum('toolCalls'),
+        denials: sum('denials'),
+        approvals: sum('approvals'),
+        pendingApprovals: pending,
+        recordingErrors: sum('recordingErrors'),
+      },
+      ...(cp === undefined ? {} : { checkpoint: { size: cp.size, ts: cp.ts } }),
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- sessions
+
+export async function sessionsPage(ctx: RouteContext): Promise<Response> {
+  const parsed = parseSessionFilters(ctx.c.req.query());
+  if ('error' in parsed) throw new WitnessError('invalid_argument', parsed.error);
+  const filter: SessionFilter = { ...parsed.filters };
+  const page = await ctx.ledger.listSessions(filter, { limit: SESSIONS_PER_PAGE, ...(parsed.cursor === undefined ? {} : { cursor: parsed.cursor }) });
+  const mask = ctx.caller?.role === 'developer';
+  const rows: SessionRow[] = page.sessions.map((s) => {
+    const row: SessionRow = {
+      id: s.stream,
+      agent: s.agents[0] ?? 'unknown',
+      started: s.start,
+      counts: { events: s.events, toolCalls: s.toolCalls, denials: s.denials + s.approvals.denied + s.approvals.expired, approvals: s.approvals.approved },
+    };
+    if (s.ended) row.ended = s.end;
+    if (s.endReason !== undefined) row.endReason = mask ? '[MASKED]' : s.endReason;
+    return row;
+  });
+  await ctx.recordAccess({ count: rows.length });
+  return html(
+    ctx.c,
+    renderSessionsPage({
+      chrome: chrome(ctx, 'sessions'),
+      filters: parsed.filters,
+      sessions: rows,
+      ...(page.next === undefined ? {} : { next: page.next }),
+      ...(parsed.cursor === undefined ? {} : { cursor: parsed.cursor }),
+    }),
+  );
+}
+
+const SessionQuery = z.object({
+  id: z.string().min(1, 'must name a session').max(512),
+  from: z.coerce.number().int().min(1).max(10_000_000).optional(),
+});
+
+export async function sessionPage(ctx: RouteContext, state: PageState): Promise<Response> {
+  const q = SessionQuery.safeParse(ctx.c.req.query());
+  if (!q.success)
+    throw new WitnessError(
+      'invalid_argument',
+      `The session link is not valid: ${q.error.issues[0]?.path.join('.') ?? 'id'} ${q.error.issues[0]?.message ?? ''}; open the session from the sessions list.`,
+    );
+  const { id, from } = q.data;
+  const raw = await ctx.ledger.readStream(id);
+  if (raw.length === 0) throw new WitnessError('not_found', 'No session with this id is recorded; open one from the sessions list.');
+  const video = raw.some((e) => e.kind === 'capture' && e.data?.['role'] === 'video') ? undefined : await evidenceVideo(ctx.ledger, id);
+  const developer = ctx.caller?.role === 'developer';
+  const events = raw.map((e) => seen(ctx, e));
+  const cp = await ctx.ledger.latestCheckpoint();
+  const signers = await signersOf(ctx.ledger, state.last);
+  const model = buildSessionModel(events, {
+    chrome: chrome(ctx, 'sessions'),
+    ...(video === undefined || developer ? {} : { videoEvent: video }),
+    steps: from === undefined ? {} : { from },
+    integrity: integrityBadge(raw, { ...(cp === undefined ? {} : { checkpoint: { id: cp.id, size: cp.size, ts: cp.ts } }), signers, ...(state.last === undefined ? {} : { last: state.last }) }),
+  });
+  if (developer) {
+    // The API gives developers no artifacts (they cannot be masked); the page agrees and says so.
+    for (const step of model.steps) {
+      delete step.before;
+      delete step.after;
+    }
+    delete model.video;
+    model.withheld = WITHHELD;
+  }
+  await ctx.recordAccess({ count: raw.length, resource: id });
+  return html(ctx.c, renderSessionPage(model));
+}
+
+/** A video rendered after the session ended lives in the evidence stream, its resource the session id. */
+async function evidenceVideo(ledger: Ledger, session: string): Promise<Stored | undefined> {
+  const page = await ledger.query({ stream: 'witness.evidence', kind: 'capture', resource: session, limit: 100 });
+  return page.events.filter((e) => e.data?.['role'] === 'video').at(-1);
+}
+
+const EventIdParam = z.object({ id: z.uuid() });
+
+export async function chapters(ctx: RouteContext): Promise<Response> {
+  const p = EventIdParam.safeParse(ctx.c.req.param());
+  if (!p.success) throw new WitnessError('invalid_argument', 'The chapters link must name a video event by its UUID.');
+  const e = await ctx.ledger.getEvent(p.data.id);
+  const v = e === undefined || e.kind !== 'capture' ? undefined : videoView(e);
+  if (e === undefined || v === undefined) throw new WitnessError('not_found', 'No recorded video has this id; open the session page again.');
+  await ctx.recordAccess({ count: v.chapters.length, resource: e.resource ?? e.stream });
+  return ctx.c.body(chaptersVtt(v.chapters), 200, { 'Content-Type': 'text/vtt; charset=utf-8' });
+}
+
+// ---------------------------------------------------------------- approvals
+
+export async function approvalsPage(ctx: RouteContext): Promise<Response> {
+  const now = new Date();
+  const views = await listApprovals(ctx.ledger, { status: 'pending', now });
+  const s = sessionOf(ctx);
+  const flash = s?.flash;
+  if (s !== undefined) delete s.flash;
+  await ctx.recordAccess({ count: views.length });
+  return html(
+    ctx.c,
+    renderApprovalsPage({
+      chrome: { ...chrome(ctx, 'approvals'), pendingApprovals: views.length },
+      now: now.toISOString(),
+      pending: views.map(pendingApproval),
+      ...(flash === undefined ? {} : { flash }),
+    }),
+  );
+}
+
+const DecideForm = z.object({
+  request_id: z.string().min(8).max(128),
+  arguments_digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits shown'),
+  decision: z.enum(['approve', 'deny']),
+  reason: z.string().max(2000).optional(),
+});
+
+export async function decideApproval(ctx: RouteContext): Promise<Response> {
+  const form = await ctx.c.req.parseBody();
+  const parsed = DecideForm.safeParse(form);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new WitnessError('invalid_argument', `The decision form's ${i?.path.join('.') ?? 'fields'} ${i?.message ?? 'is not valid'}; reload the approvals page and decide again.`);
+  }
+  const f = parsed.data;
+  const caller = ctx.caller!;
+  const s = sessionOf(ctx);
+  const reason = f.reason === undefined || f.reason.trim() === '' ? undefined : f.reason.trim();
+  try {
+    const r = await approveAs({ ledger: ctx.ledger }, { keyId: caller.keyId, name: caller.name, role: caller.role }, f.request_id, f.decision === 'approve' ? 'approved' : 'denied', reason, {
+      expectDigest: f.arguments_digest,
+    });
+    if (s !== undefined) s.flash = { kind: 'ok', text: `${r.decision === 'approved' ? 'Approved' : 'Denied'} request ${r.requestId} as ${r.approver}.` };
+  } catch (e) {
+    if (!(e instanceof WitnessError) || s === undefined) throw e;
+    s.flash = { kind: 'error', text: e.message };
+  }
+  return ctx.c.redirect(PATHS.approvals, 303);
+}
+
+// ---------------------------------------------------------------- integrity
+
+/** What the pages keep between requests: the last verification the viewer ran, and one running. */
+export class PageState {
+  last: VerificationView | undefined;
+  running: Promise<void> | undefined;
+
+  verify(ledger: Ledger): Promise<void> {
+    this.running ??= (async () => {
+      const t0 = Date.now();
+      const report = await verifyLedger(ledger);
+      this.last = verificationView(report, new Date().toISOString(), Date.now() - t0);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+}
+
+/** The keys that signed: as the last verification found them, else the ledger's own key (the one verify trusts). */
+async function signersOf(ledger: Ledger, last: VerificationView | undefined): Promise<SignerView[]> {
+  if (last !== undefined) return last.signers;
+  const first = (await ledger.publicKeys())[0];
+  if (first === undefined) return [];
+  const [name, hash] = first.vkey.split('+');
+  return [{ name: first.name, fingerprint: `${name}+${hash}`, source: 'ledger' }];
+}
+
+export async function integrityPage(ctx: RouteContext, state: PageState): Promise<Response> {
+  const cp = await ctx.ledger.latestCheckpoint();
+  const signers = await signersOf(ctx.ledger, state.last);
+  await ctx.recordAccess({ count: ctx.ledger.info.size });
+  return html(
+    ctx.c,
+    renderIntegrityPage({
+      chrome: chrome(ctx, 'integrity'),
+      ledger: { origin: ctx.ledger.info.origin, size: ctx.ledger.info.size },
+      ...(cp === undefined ? {} : { checkpoint: { id: cp.id, size: cp.size, ts: cp.ts, rootHex: cp.root.toString('hex') } }),
+      signers,
+      ...(state.last === undefined ? {} : { last: state.last }),
+      ...(state.running === undefined ? {} : { running: true }),
+    }),
+  );
+}
+
+export async function reverify(ctx: RouteContext, state: PageState): Promise<Response> {
+  const done = state.verify(ctx.ledger);
+  // A failure after the wait is shown by the next verification, not thrown into nobody's hands.
+  done.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  // A small ledger is verified before the page comes back; a large one shows as running.
+  await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, VERIFY_WAIT_MS)))]);
+  clearTimeout(timer);
+  await ctx.recordAccess({ count: state.last?.events ?? 0 });
+  return ctx.c.redirect(PATHS.integrity, 303);
+}

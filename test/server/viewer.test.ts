@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { revokeKey } from '../../src/server/index.js';
+import { verifyLedger } from '../../src/store/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { serverFixture, type RoleName, type ServerFixture } from './fixture.js';
+
+/** A browser's view of the viewer through app.request(): cookies kept, forms posted urlencoded. */
+class Person {
+  cookies = new Map<string, string>();
+  constructor(private readonly f: ServerFixture) {}
+
+  async request(method: string, path: string, form?: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+    const h: Record<string, string> = { ...headers };
+    if (this.cookies.size > 0) h['cookie'] = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const init: RequestInit = { method, headers: h };
+    if (form !== undefined) {
+      h['content-type'] = 'application/x-www-form-urlencoded';
+      init.body = new URLSearchParams(form).toString();
+    }
+    const res = await this.f.app.request(`http://localhost${path}`, init);
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const [k, v] = pair!.split('=');
+      if (/Max-Age=0/.test(c) || v === '') this.cookies.delete(k!);
+      else this.cookies.set(k!, v!);
+    }
+    return res;
+  }
+
+  async signIn(key: string, next?: string): Promise<Response> {
+    const form = await (await this.request('GET', '/sign-in')).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form)![1]!;
+    return this.request('POST', '/sign-in', { csrf, api_key: key, ...(next === undefined ? {} : { next }) });
+  }
+
+  async csrf(path = '/sessions'): Promise<string> {
+    const page = await (await this.request('GET', path)).text();
+    return /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+  }
+}
+
+describe('viewer pages', () => {
+  const dir = tempDir('witness-viewer-');
+  let f: ServerFixture;
+  const secretSession = `viewer-${randomUUID()}`;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+    await f.ledger.append([
+      { stream: secretSession, kind: 'session.start', agent: { id: 'support-bot' }, data: { purpose: 'refund for ann.lee@example.com' } },
+      {
+        stream: secretSession,
+        kind: 'tool.call',
+        agent: { id: 'support-bot' },
+        resource: 'crm',
+        action: 'lookup',
+        data: { tool: 'lookup', arguments: { email: 'ann.lee@example.com', phone: '+44 20 7946 0958' } },
+      },
+    ]);
+  });
+  afterAll(async () => f.close());
+
+  it('[R-ROLES] an auditor signs in with a key and reads every page, each with the strict CSP', async () => {
+    const p = new Person(f);
+    const res = await p.signIn(f.keys.auditor);
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/');
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith('witness_session='))!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    for (const path of ['/', '/sessions', `/session?id=${f.built.sessions.b}`, '/approvals', '/integrity']) {
+      const page = await p.request('GET', path);
+      expect(page.status, path).toBe(200);
+      expect(page.headers.get('content-security-policy'), path).toContain("script-src 'none'");
+      expect(page.headers.get('content-type'), path).toMatch(/^text\/html/);
+    }
+    const art = await p.request('GET', `/v1/artifacts/${f.built.artifact.sha256}`);
+    expect(art.status).toBe(200);
+  });
+
+  it('[R-ROLES] without a session a page redirects to sign-in and comes back after it; an agent key may not sign in', async () => {
+    const p = new Person(f);
+    const res = await p.request('GET', `/session?id=${f.built.sessions.a}`);
+    expect(res.status).toBe(303);
+    const to = res.headers.get('location')!;
+    expect(to).toMatch(/^\/sign-in\?next=/);
+    const next = new URLSearchParams(to.split('?')[1]).get('next')!;
+    const signed = await p.signIn(f.keys.developer, next);
+    expect(signed.headers.get('location')).toBe(`/session?id=${f.built.sessions.a}`);
+    const agent = new Person(f);
+    const refused = await agent.signIn(f.keys.agent);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('An agent key may not sign in');
+    expect(agent.cookies.has('witness_session')).toBe(false);
+  });
+
+  it('[R-ROLES] a developer sees personal data masked and no screenshots, and is refused artifacts and the approvals queue', async () => {
+    const p = new Person(f);
+    await p.signIn(f.keys.developer);
+    const page = await (await p.request('GET', `/session?id=${encodeURIComponent(secretSession)}`)).text();
+    expect(page).not.toContain('ann.lee@example.com');
+    expect(page).toContain('[MASKED');
+    const shots = await (await p.request('GET', `/session?id=${f.built.sessions.b}`)).text();
+    expect(shots).not.toContain('/v1/artifacts/');
+    expect(shots).toContain('not shown to developers');
+    expect((await p.request('GET', `/v1/artifacts/${f.built.artifact.sha256}`)).status).toBe(403);
+    const q = await p.request('GET', '/approvals');
+    expect(q.status).toBe(403);
+    expect(q.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
+  it('[R-ROLES] a form posted without the CSRF token, with a wrong one, or from another site is refused 403; with it, it works', async () => {
+    const p = new Person(f);
+    await p.signIn(f.keys.auditor);
+    const token = await p.csrf();
+    expect((await p.request('POST', '/integrity/verify', {})).status).toBe(403);
+    expect((await p.request('POST', '/integrity/verify', { csrf: token.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) })).status).toBe(403);
+    expect((await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await p.request('POST', '/integrity/verify', { csrf: token }, { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    const ok = await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'http://localhost', 'sec-fetch-site': 'same-origin' });
+    expect(ok.status).toBe(303);
+    const panel = await (await p.request('GET', '/integrity')).text();
+    expect(panel).toMatch(/verified|Verified/);
+    // The sign-in form needs its own token too.
+    const stranger = new Person(f);
+    expect((await stranger.request('POST', '/sign-in', { api_key: f.keys.auditor })).status).toBe(403);
+  });
+
+  it('[R-ACCESS] reading a session page records an audit.access event naming the person and the session, and the ledger still verifies', async () => {
+    const p = new Person(f);
+    await p.signIn(f.keys.auditor);
+    await p.request('GET', `/session?id=${f.built.sessions.a}`);
+    const access = (await f.ledger.query({ stream: 'witness.audit-access', kind: 'audit.access', limit: 1000 })).events;
+    const mine = access.filter((e) => e.resource === f.built.sessions.a && e.data?.['key_id'] === f.ids.auditor);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.at(-1)!.data).toMatchObject({ role: 'auditor', operation: 'view' });
+    await f.ledger.seal({ force: true });
+    expect((await verifyLedger(f.ledger)).ok).toBe(true);
+  });
+
+  it('[R-ROLES] revoking the key ends its session at once, and sign-out ends it too', async () => {
+    const { createKey } = await import('../../src/server/index.js');
+    const { key, record } = await createKey(f.ledger, { role: 'auditor', name: 'short-lived' }, { who: 'test', recorder: 'cli' });
+    const p = new Person(f);
+    await p.signIn(key);
+    expect((await p.request('GET', '/sessions')).status).toBe(200);
+    await revokeKey(f.ledger, record.id, { who: 'test', recorder: 'cli' });
+    expect((await p.request('GET', '/sessions')).status).toBe(303);
+    const q = new Person(f);
+    await q.signIn(f.keys.auditor);
+    const token = await q.csrf();
+    expect((await q.request('POST', '/sign-out', { csrf: token })).status).toBe(303);
+    expect((await q.request('GET', '/sessions')).status).toBe(303);
+  });
+
+  it('[R-ROLES] an approver lands on the approvals queue and may not read sessions', async () => {
+    const p = new Person(f);
+    const res = await p.signIn(f.keys.approver as string);
+    expect(res.headers.get('location')).toBe('/approvals');
+    expect((await p.request('GET', '/approvals')).status).toBe(200);
+    expect((await p.request('GET', '/sessions')).status).toBe(403);
+  });
+});
+
+export type { RoleName };
