@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { WitnessError, keyFingerprint, openCheckpoint, parseVerifierKey, sha256Hex, type StoredEvent } from '../core/index.js';
-import type { Ledger } from '../store/index.js';
+import type { CheckpointRow, Ledger } from '../store/index.js';
+import { zipDirectory } from './zip.js';
 
 /**
  * An evidence bundle is a directory an auditor can verify with no database and no trust in us:
@@ -80,7 +84,84 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
     keys.map((k) => parseVerifierKey(k)),
     ledger.info.origin,
   ).verified.map(keyFingerprint);
-  prepareEmptyDir(outDir);
+  // A bundle named *.zip is written as a directory beside it, zipped, and the directory removed:
+  // the zip appears whole (renamed into place) or not at all.
+  const zipOut = /\.zip$/i.test(outDir) ? outDir : undefined;
+  let dir = outDir;
+  if (zipOut !== undefined) {
+    if (fs.existsSync(zipOut)) throw new WitnessError('invalid_argument', `The output ${zipOut} already exists; choose a new path with -o.`);
+    makeDirectory(path.dirname(path.resolve(zipOut)), { what: 'output directory', flag: '-o' });
+    dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(zipOut)), `.${path.basename(zipOut)}.`));
+  } else prepareEmptyDir(dir);
+  let written: Written;
+  try {
+    written = await writeBundle(ledger, session, dir, events, cp, keys, options);
+    if (zipOut !== undefined) {
+      const partial = `${dir}.zip`;
+      try {
+        await zipDirectory(dir, partial, options.now);
+        fs.renameSync(partial, zipOut);
+      } finally {
+        fs.rmSync(partial, { force: true });
+      }
+    }
+  } finally {
+    if (zipOut !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const out = zipOut ?? outDir;
+  const { manifest, copied, referenced } = written;
+  const withhold = manifest.withheld;
+  // After the zip is in place: the record says what was handed out, where.
+  if (options.actor !== undefined) {
+    await ledger.append([
+      {
+        stream: AUDIT_STREAM,
+        agent: { id: 'witness-cli' },
+        principal: { id: options.actor, kind: 'human' },
+        kind: 'audit.access',
+        resource: session,
+        action: 'export',
+        outcome: 'success',
+        data: { actor: options.actor, operation: 'export', scope: { session, withheld: withhold, dir: path.resolve(out) }, count: events.length },
+      },
+    ]);
+  }
+  const warnings: string[] = [];
+  if (options.actor !== undefined && ledger.canSeal) {
+    // The bundle is complete and the access is recorded; sealing that record is the ledger's next
+    // job, not a reason to report the export as failed. A refused seal (the ledger no longer extends
+    // the sealer's record, or it needs adopting) is said once here and again by `witness seal`.
+    try {
+      await ledger.seal();
+    } catch (e) {
+      warnings.push(`The bundle is complete and this export is recorded, but the record of it could not be sealed: ${e instanceof Error ? e.message.replace(/\.$/, '') : String(e)}.`);
+    }
+  }
+  if (events[events.length - 1]!.kind !== 'session.end') {
+    warnings.push(`Session ${session} has not ended, so the bundle has no session.end and its verification will report it incomplete; export again after the session ends.`);
+  }
+  if (copied < referenced && !withhold) {
+    warnings.push(`${referenced - copied} referenced artifact(s) are missing from the artifact store and were not exported; run \`witness verify\`.`);
+  }
+  return { dir: out, events: events.length, artifacts: copied, checkpointSize: cp.size, signedBy, manifest, warnings };
+}
+
+interface Written {
+  manifest: BundleManifest;
+  /** Artifacts copied into the bundle, and how many its events reference. */
+  copied: number;
+  referenced: number;
+}
+
+async function writeBundle(
+  ledger: Ledger,
+  session: string,
+  outDir: string,
+  events: ReadonlyArray<StoredEvent & { pos: number }>,
+  cp: CheckpointRow,
+  keys: string[],
+  options: ExportOptions,
+): Promise<Written> {
   const withhold = options.withholdData === true;
   const files: Record<string, string> = {};
   const write = (name: string, text: string | Buffer) => {
@@ -108,9 +189,23 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
   if (!withhold && artifacts.size > 0) {
     fs.mkdirSync(path.join(outDir, 'artifacts'));
     for (const sha of artifacts) {
-      const bytes = await ledger.readArtifact(sha);
-      if (bytes === undefined) continue; // verify reports it missing, naming the event
-      write(path.join('artifacts', sha), bytes);
+      // Streamed from the store to the file and hashed on the way: a session's video may be
+      // hundreds of megabytes, and readArtifact would hold it whole.
+      const stream = await ledger.readArtifactStream(sha);
+      if (stream === undefined) continue; // verify reports it missing, naming the event
+      const name = path.join('artifacts', sha);
+      const hash = createHash('sha256');
+      await pipeline(
+        stream,
+        new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+        fs.createWriteStream(path.join(outDir, name), { flags: 'wx' }),
+      );
+      files[name] = hash.digest('hex');
       copied++;
     }
   }
@@ -128,38 +223,7 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
     files,
   };
   fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  if (options.actor !== undefined) {
-    await ledger.append([
-      {
-        stream: AUDIT_STREAM,
-        agent: { id: 'witness-cli' },
-        principal: { id: options.actor, kind: 'human' },
-        kind: 'audit.access',
-        resource: session,
-        action: 'export',
-        outcome: 'success',
-        data: { actor: options.actor, operation: 'export', scope: { session, withheld: withhold, dir: path.resolve(outDir) }, count: events.length },
-      },
-    ]);
-  }
-  const warnings: string[] = [];
-  if (options.actor !== undefined && ledger.canSeal) {
-    // The bundle is complete and the access is recorded; sealing that record is the ledger's next
-    // job, not a reason to report the export as failed. A refused seal (the ledger no longer extends
-    // the sealer's record, or it needs adopting) is said once here and again by `witness seal`.
-    try {
-      await ledger.seal();
-    } catch (e) {
-      warnings.push(`The bundle is complete and this export is recorded, but the record of it could not be sealed: ${e instanceof Error ? e.message.replace(/\.$/, '') : String(e)}.`);
-    }
-  }
-  if (events[events.length - 1]!.kind !== 'session.end') {
-    warnings.push(`Session ${session} has not ended, so the bundle has no session.end and its verification will report it incomplete; export again after the session ends.`);
-  }
-  if (copied < artifacts.size && !withhold) {
-    warnings.push(`${artifacts.size - copied} referenced artifact(s) are missing from the artifact store and were not exported; run \`witness verify\`.`);
-  }
-  return { dir: outDir, events: events.length, artifacts: copied, checkpointSize: cp.size, signedBy, manifest, warnings };
+  return { manifest, copied, referenced: artifacts.size };
 }
 
 function prepareEmptyDir(dir: string): void {

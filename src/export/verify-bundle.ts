@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   ChainChecker,
@@ -18,6 +19,7 @@ import {
   type VerifyReport,
 } from '../core/index.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION } from './bundle.js';
+import { extractZip, looksLikeZip } from './zip.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile, type Line } from './bundle-files.js';
 
 export interface VerifyBundleOptions {
@@ -51,12 +53,42 @@ export const BUNDLE_LIMITS = {
 const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`);
 
 /**
- * Verifies an evidence bundle offline: every event's digest, hash and chain link are recomputed,
+ * Verifies an evidence bundle (the directory `witness export` writes, or a zip of it) offline: every event's digest, hash and chain link are recomputed,
  * every inclusion proof is checked link by link against the signed checkpoint, the session must
  * end in a session.end that is itself in the signed tree, and artifacts are re-hashed. Hostile
  * files produce failures, never crashes.
  */
-export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): VerifyReport {
+export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}): VerifyReport {
+  if (!looksLikeZip(bundle)) return verifyDirectory(bundle, options);
+  // A zip is extracted (only the names a bundle has, within their caps) into a private directory
+  // and that directory verified like any other; a refused archive is one bundle_invalid failure.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-bundle-'));
+  try {
+    const refusal = extractZip(bundle, tmp, capOfName);
+    return verifyDirectory(tmp, options, refusal === undefined ? undefined : `${refusal}: this is not a readable Witness evidence bundle.`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The cap of each name an evidence bundle holds (what verifyDirectory reads them with), or undefined for a name it never has. */
+function capOfName(name: string): number | undefined {
+  switch (name) {
+    case 'manifest.json':
+      return BUNDLE_LIMITS.manifestBytes;
+    case 'checkpoint.txt':
+      return BUNDLE_LIMITS.checkpointBytes;
+    case 'keys.txt':
+      return BUNDLE_LIMITS.keysBytes;
+    case 'events.jsonl':
+    case 'proofs.jsonl':
+      return BUNDLE_LIMITS.fileBytes;
+    default:
+      return /^artifacts\/[0-9a-f]{64}$/.test(name) ? BUNDLE_LIMITS.fileBytes : undefined;
+  }
+}
+
+function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: string): VerifyReport {
   const failures: Failure[] = [];
   const warnings: string[] = [];
   const fail = (f: Failure) => {
@@ -94,6 +126,7 @@ export function verifyBundle(dir: string, options: VerifyBundleOptions = {}): Ve
     return bad(reason);
   };
 
+  if (refusal !== undefined) return refuse(refusal);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     const hint = fs.existsSync(dir) ? ` (to verify a ledger file, use --store sqlite:${dir})` : '';
     throw new WitnessError('not_found', `${dir} is not an evidence bundle directory${hint}; pass the directory written by \`witness export -o\`.`);

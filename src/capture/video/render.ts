@@ -2,8 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { WitnessError } from '../../core/index.js';
-import type { LedgerReader } from '../../store/index.js';
+import type { Ledger, LedgerReader } from '../../store/index.js';
 import { CaptureBrowser } from '../browser.js';
 import { runProgram } from '../exec.js';
 import { requireProgram } from '../programs.js';
@@ -233,12 +234,14 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
     fs.renameSync(tmpOut, out);
     const vttPath = out.replace(/\.mp4$/i, '') + '.vtt';
     fs.writeFileSync(vttPath, vttText);
-    const bytes = fs.readFileSync(out);
+    // Hashed as read, never held whole: a long session's video runs to hundreds of megabytes.
+    const hash = crypto.createHash('sha256');
+    await pipeline(fs.createReadStream(out), hash);
     return {
       path: out,
       vttPath,
-      sha256: crypto.createHash('sha256').update(bytes).digest('hex'),
-      bytes: bytes.length,
+      sha256: hash.digest('hex'),
+      bytes: fs.statSync(out).size,
       vttSha256: crypto.createHash('sha256').update(vttText).digest('hex'),
       durationS,
       steps: board.steps.filter((s) => s.kind === 'call').length,
@@ -260,16 +263,36 @@ async function screenshotsOf(ledger: LedgerReader, step: Step, work: string, mis
     ['after', step.after],
   ] as const) {
     if (sha === undefined) continue;
-    const bytes = await ledger.readArtifact(sha);
-    if (bytes === undefined) {
+    const file = path.join(work, `${role}-${String(step.index).padStart(3, '0')}.png`);
+    if (!(await copyArtifact(ledger, sha, file))) {
       missing.push(sha);
       continue;
     }
-    const file = path.join(work, `${role}-${String(step.index).padStart(3, '0')}.png`);
-    fs.writeFileSync(file, bytes);
     files.push(file);
   }
   return files;
+}
+
+/**
+ * Writes an artifact to `file`, streamed from the store when the caller handed a whole Ledger (a
+ * recorder's reader has only readArtifact), so a large one is never held in memory. False when the
+ * store does not hold it.
+ */
+async function copyArtifact(ledger: LedgerReader, sha: string, file: string): Promise<boolean> {
+  if (isStreaming(ledger)) {
+    const stream = await ledger.readArtifactStream(sha);
+    if (stream === undefined) return false;
+    await pipeline(stream, fs.createWriteStream(file));
+    return true;
+  }
+  const bytes = await ledger.readArtifact(sha);
+  if (bytes === undefined) return false;
+  fs.writeFileSync(file, bytes);
+  return true;
+}
+
+function isStreaming(ledger: LedgerReader): ledger is LedgerReader & Pick<Ledger, 'readArtifactStream'> {
+  return typeof (ledger as Partial<Pick<Ledger, 'readArtifactStream'>>).readArtifactStream === 'function';
 }
 
 /** Captions: one cue per sentence, timed by its share of the spoken length. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
-import { verifyBundle } from '../../export/index.js';
+import { looksLikeZip, verifyBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
@@ -22,7 +22,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
   program
     .command('verify')
     .description('recompute every digest, hash, chain link, Merkle root and signature; exit 1 at the first bad position')
-    .argument('[bundle]', 'an evidence bundle directory from `witness export` (verified offline, no database)')
+    .argument('[bundle]', 'an evidence bundle from `witness export` (its directory or a .zip; verified offline, no database)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--session <id>', "report only this session's chain (the whole tree is still rebuilt)")
     .option('--trusted-key <key...>', 'pin the public key(s) you trust: a verifier key string or a file of them')
@@ -140,8 +140,8 @@ function checkBundleArgument(bundle: string): void {
     const what = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code ?? 'error'})`;
     throw new WitnessError('invalid_argument', `${bundle} ${what}; pass the evidence bundle directory written by \`witness export -o\`, or --store to verify a ledger.`, { cause: e });
   }
-  if (!st.isDirectory()) {
-    throw new WitnessError('invalid_argument', `${bundle} is a file, not an evidence bundle directory; to verify a ledger file, use --store sqlite:${bundle}.`);
+  if (!st.isDirectory() && !looksLikeZip(bundle)) {
+    throw new WitnessError('invalid_argument', `${bundle} is a file, not an evidence bundle directory or zip; to verify a ledger file, use --store sqlite:${bundle}.`);
   }
 }
 

@@ -1,0 +1,181 @@
+import { execFile, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { exportSession, verifyBundle } from '../../src/export/index.js';
+import { openWitness } from '../../src/index.js';
+import { openLedger } from '../../src/store/index.js';
+import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+/**
+ * A bundle written as a zip (`-o bundle.zip`, and what the server hands out) streams its
+ * artifacts from the store into the archive, so a session holding a 64 MiB video is exported
+ * without holding the video in memory, and `witness verify bundle.zip` checks it offline as it
+ * checks a directory, refusing hostile archives with a typed failure.
+ */
+
+const dir = tempDir('witness-zip-');
+const BIG = 64 * 1024 * 1024;
+let store: string;
+let vkey: string;
+let bigSession: string;
+let smallSession: string;
+let bigSha: string;
+
+/** 64 MiB of random bytes, made and hashed a mebibyte at a time. */
+function randomBytes(total: number, hash: crypto.Hash): Readable {
+  let left = total;
+  return new Readable({
+    read() {
+      if (left === 0) return void this.push(null);
+      const n = Math.min(left, 1024 * 1024);
+      left -= n;
+      const chunk = crypto.randomBytes(n);
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+}
+
+beforeAll(async () => {
+  const file = tempDb(dir);
+  store = `sqlite:${file}`;
+  const w = await openWitness({ store, strict: true });
+  try {
+    const ledger = await openLedger(store, { create: false });
+    try {
+      const hash = crypto.createHash('sha256');
+      const ref = await ledger.putArtifactStream(randomBytes(BIG, hash), 'video/mp4', 'video');
+      bigSha = hash.digest('hex');
+      expect(ref.sha256).toBe(bigSha);
+      const big = await w.session({ agent: { id: 'support-bot' }, purpose: 'a long session with its video' });
+      await big.tool('billing.refund', { order: 'A-1042', amount: 50 }, () => ({ refund_id: 'R-1' }));
+      await big.record('note', { text: 'the narrated video' }, { artifacts: [ref], resource: 'video', action: 'render' });
+      await big.end();
+      bigSession = big.id;
+      const tiny = await ledger.putArtifactStream(Readable.from([Buffer.from('tiny artifact')]), 'text/plain', 'output');
+      const small = await w.session({ agent: { id: 'support-bot' }, purpose: 'a short session' });
+      await small.tool('billing.refund', { order: 'A-1043', amount: 5 }, () => ({ refund_id: 'R-2' }));
+      await small.record('note', { text: 'a small output' }, { artifacts: [tiny], resource: 'output', action: 'keep' });
+      await small.end();
+      smallSession = small.id;
+    } finally {
+      await ledger.close();
+    }
+  } finally {
+    await w.close();
+  }
+  vkey = fs.readFileSync(`${file}.pub`, 'utf8').trim();
+}, 120_000);
+
+/** Runs the built CLI and reports its peak resident memory (KiB), read by the process itself as it exits. */
+function runMeasured(args: string[]): Promise<{ code: number; stdout: string; stderr: string; maxRssKiB: number }> {
+  const preload = path.join(dir, 'maxrss.mjs');
+  fs.writeFileSync(preload, "process.on('exit', () => process.stderr.write(`\\nmaxrss_kib=${process.resourceUsage().maxRSS}\\n`));\n");
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', preload, BIN, ...args], { cwd: REPO_ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
+      const m = /maxrss_kib=(\d+)/.exec(stderr);
+      resolve({ code, stdout, stderr, maxRssKiB: m === null ? Number.NaN : Number(m[1]) });
+    });
+  });
+}
+
+describe('zip evidence bundles', () => {
+  it('[R-OFFLINE] exports a session holding a 64 MiB video to bundle.zip in far less memory than the video, and the zip verifies offline', async () => {
+    const small = await runMeasured(['export', '--session', smallSession, '-o', path.join(dir, 'small.zip'), '--store', store, '--as', 'auditor@corp']);
+    expect(small.code, small.stderr).toBe(0);
+    const out = path.join(dir, 'big.zip');
+    const big = await runMeasured(['export', '--session', bigSession, '-o', out, '--store', store, '--as', 'auditor@corp']);
+    expect(big.code, big.stderr).toBe(0);
+    expect(fs.statSync(out).isFile()).toBe(true);
+    expect(fs.statSync(out).size).toBeGreaterThan(BIG);
+    // The same command on a session with a 13-byte artifact is the baseline: the 64 MiB one may
+    // add buffers, never the video. What it adds is the store's 1 MiB read chunks, which V8 frees
+    // lazily (it collects external memory in steps of tens of megabytes); reading the artifact
+    // whole, as export did, held all 64 MiB at once and more while hashing and writing it.
+    const growthMiB = (big.maxRssKiB - small.maxRssKiB) / 1024;
+    console.info(`peak RSS: ${Math.round(small.maxRssKiB / 1024)} MiB for a 13-byte artifact, +${growthMiB.toFixed(1)} MiB for 64 MiB`);
+    expect(growthMiB).toBeLessThan(40);
+    // Nothing but the zip is left beside it.
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('big'))).toEqual(['big.zip']);
+
+    // A standard tool reads it: the archive is an ordinary zip.
+    const listing = execFileSync('unzip', ['-Z1', out], { encoding: 'utf8' }).trim().split('\n').sort();
+    expect(listing).toEqual(['artifacts/', `artifacts/${bigSha}`, 'checkpoint.txt', 'events.jsonl', 'keys.txt', 'manifest.json', 'proofs.jsonl'].sort());
+    execFileSync('unzip', ['-tq', out]);
+
+    const verified = await runMeasured(['verify', out, '--trusted-key', vkey, '--json']);
+    expect(verified.code, verified.stderr).toBe(0);
+    const report = JSON.parse(verified.stdout) as { ok: boolean; artifacts: number; events: number };
+    expect(report).toMatchObject({ ok: true, artifacts: 1, events: 5 });
+    console.info(`verify bundle.zip: peak RSS +${((verified.maxRssKiB - small.maxRssKiB) / 1024).toFixed(1)} MiB over the small export`);
+    expect((verified.maxRssKiB - small.maxRssKiB) / 1024).toBeLessThan(40);
+  });
+
+  it('verifies a bundle an auditor re-zipped with deflate, and finds a changed byte in a zipped artifact', async () => {
+    const out = path.join(dir, 'small-dir');
+    const ledger = await openLedger(store, { create: false });
+    try {
+      await exportSession(ledger, smallSession, out);
+    } finally {
+      await ledger.close();
+    }
+    const rezipped = path.join(dir, 'rezipped.zip');
+    execFileSync('zip', ['-qr9', rezipped, '.'], { cwd: out });
+    expect(verifyBundle(rezipped, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1 });
+
+    const art = fs.readdirSync(path.join(out, 'artifacts'))[0]!;
+    fs.writeFileSync(path.join(out, 'artifacts', art), 'tiny artifacT');
+    const tampered = path.join(dir, 'tampered.zip');
+    execFileSync('zip', ['-qr0', tampered, '.'], { cwd: out });
+    const r = verifyBundle(tampered, { trustedKeys: [vkey] });
+    expect(r.ok).toBe(false);
+    expect(r.failures.map((f) => f.code)).toContain('artifact_mismatch');
+  });
+
+  it('refuses hostile archives with one failure and writes nothing outside: a path out of the bundle, a duplicated manifest, not a zip at all', async () => {
+    const src = path.join(dir, 'hostile-src');
+    const ledger = await openLedger(store, { create: false });
+    try {
+      await exportSession(ledger, smallSession, src);
+    } finally {
+      await ledger.close();
+    }
+    const escaped = path.join(dir, 'escaped.txt');
+    const escape = path.join(dir, 'escape.zip');
+    fs.writeFileSync(path.join(src, 'QQQQ'), 'out');
+    execFileSync('zip', ['-qr', escape, '.'], { cwd: src });
+    fs.rmSync(path.join(src, 'QQQQ'));
+    // Rename QQQQ to ../e in place (same length, so the archive stays well formed).
+    const bytes = fs.readFileSync(escape);
+    fs.writeFileSync(escape, Buffer.from(bytes.toString('latin1').split('QQQQ').join('../e'), 'latin1'));
+    const cases: Array<[string, RegExp]> = [
+      [escape, /\.\.\/e/],
+      [path.join(dir, 'notzip.zip'), /not a zip/i],
+    ];
+    fs.writeFileSync(path.join(dir, 'notzip.zip'), Buffer.concat([Buffer.from('504b0304', 'hex'), Buffer.from(' but no archive follows')]));
+    // A manifest twice: the same bytes under another name of the same length, renamed in place.
+    fs.copyFileSync(path.join(src, 'manifest.json'), path.join(src, 'Manifest.json'));
+    const dupAll = path.join(dir, 'dupall.zip');
+    execFileSync('zip', ['-qr0', dupAll, '.'], { cwd: src });
+    fs.writeFileSync(dupAll, Buffer.from(fs.readFileSync(dupAll).toString('latin1').split('Manifest.json').join('manifest.json'), 'latin1'));
+    cases.push([dupAll, /manifest\.json.*more than once/]);
+    for (const [file, why] of cases) {
+      const r = verifyBundle(file, { trustedKeys: [vkey] });
+      expect(r.ok, file).toBe(false);
+      expect(
+        r.failures.map((f) => f.code),
+        file,
+      ).toEqual(['bundle_invalid']);
+      expect(r.failures[0]!.reason, file).toMatch(why);
+    }
+    expect(fs.existsSync(escaped)).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'e'))).toBe(false);
+    const cli = await runBin(['verify', escape, '--trusted-key', vkey]);
+    expect(cli.code).toBe(1);
+  });
+});
