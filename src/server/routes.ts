@@ -4,11 +4,18 @@ import { createKeyRoute, listKeysRoute, revokeKeyRoute, whoami } from './handler
 import { getArtifact } from './handlers/artifacts.js';
 import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handlers/integrity.js';
 import { ingest, StreamOwners } from './handlers/ingest.js';
+import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
 import { getEvent, getSession, listSessions, search } from './handlers/read.js';
 import { PageState, approvalsPage, chapters, decideApproval, integrityPage, overview, reverify, sessionPage, sessionsPage, signIn, signInForm, signOut, stylesheet } from './handlers/pages.js';
 import type { AccessOperation } from './access.js';
 import type { Role } from './roles.js';
 import {
+  ApprovalDoc,
+  ApprovalIdParam,
+  ApprovalList,
+  ApprovalListQuery,
+  DecideBody,
+  DecidedDoc,
   CheckpointList,
   ConsistencyQuery,
   CreateKeyBody,
@@ -211,6 +218,48 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       response: VerifyResponse,
       access: 'verify',
       handler: (ctx) => verifier.run(ctx),
+    },
+    {
+      method: 'GET',
+      path: '/v1/approvals',
+      roles: ['approver', 'auditor', 'admin'],
+      summary: 'Approval requests (pending by default; ?status=), oldest first: the exact arguments, who asked, the policy rule, the time left, the decision.',
+      query: ApprovalListQuery,
+      response: ApprovalList,
+      access: 'query',
+      handler: listApprovalsRoute,
+    },
+    {
+      method: 'GET',
+      path: '/v1/approvals/:id',
+      roles: ['approver', 'auditor', 'admin'],
+      summary: 'One approval request by id (or a unique prefix of at least 8 characters), with every decision recorded for it.',
+      params: ApprovalIdParam,
+      query: NoQuery,
+      response: ApprovalDoc,
+      access: 'view',
+      handler: getApprovalRoute,
+    },
+    {
+      method: 'POST',
+      path: '/v1/approvals/:id/approve',
+      roles: ['approver'],
+      summary:
+        "Approve a held call as the caller, signed with the approver key the server holds for the caller's API key; 409 when it is already decided or expired, 403 when the caller is the agent that asked.",
+      params: ApprovalIdParam,
+      body: DecideBody,
+      response: DecidedDoc,
+      handler: decideRoute('approved'),
+    },
+    {
+      method: 'POST',
+      path: '/v1/approvals/:id/deny',
+      roles: ['approver'],
+      summary: 'Deny a held call as the caller, signed like an approval; the gateway refuses the call.',
+      params: ApprovalIdParam,
+      body: DecideBody,
+      response: DecidedDoc,
+      handler: decideRoute('denied'),
     },
     {
       method: 'GET',

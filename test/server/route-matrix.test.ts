@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey, routeTable, type RouteSpec } from '../../src/server/index.js';
+import { approverKeysDir, createKey, loadApproverKey, routeTable, storeApproverKey, type RouteSpec } from '../../src/server/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { heldRequest } from './approve-helpers.js';
 import { ROLE_LIST, serverFixture, type ServerFixture } from './fixture.js';
 
 /**
@@ -60,11 +61,27 @@ const EXAMPLES: Record<string, Example> = {
   }),
   'GET /integrity': async () => ({ path: '/integrity' }),
   'POST /integrity/verify': async () => ({ path: '/integrity/verify', form: {}, allowed: [303] }),
+  'GET /v1/approvals': async () => ({ path: '/v1/approvals?status=all' }),
+  'GET /v1/approvals/:id': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}` }),
+  'POST /v1/approvals/:id/approve': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/approve`, body: { reason: 'checked' } }),
+  'POST /v1/approvals/:id/deny': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/deny`, body: {} }),
   'POST /v1/keys/:id/revoke': async (f) => {
     const { record } = await createKey(f.ledger, { role: 'developer', name: 'throwaway' }, { who: 'test', recorder: 'cli' });
     return { path: `/v1/keys/${record.id}/revoke`, body: {} };
   },
 };
+
+/** A fresh held call that the fixture's approver key may decide (the server holds a signing key for it beside the ledger). */
+async function pendingForApprover(f: ServerFixture): Promise<string> {
+  const dir = approverKeysDir(f.ledger.info);
+  let key: string;
+  try {
+    key = loadApproverKey(dir, f.ids.approver).info.verifierKey;
+  } catch {
+    key = storeApproverKey(dir, f.ids.approver, { name: 'matrix-approver' }).verifierKey;
+  }
+  return heldRequest(f.ledger, [key]);
+}
 
 const name = (r: RouteSpec) => `${r.method} ${r.path}`;
 
