@@ -99,13 +99,13 @@ async function setup(store: string, env: Record<string, string>): Promise<Setup>
   return { gateway, server, approverKey: key.key, client };
 }
 
-async function http(s: Setup, method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
+async function http(s: Setup, method: string, route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${s.server}${route}`, {
     method,
     headers: { authorization: `Bearer ${s.approverKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 /** The pending request for get-sum with `a`, as an approver finds it in GET /v1/approvals. */
@@ -114,7 +114,7 @@ async function pendingFor(s: Setup, a: number): Promise<{ id: string; arguments:
   for (;;) {
     const list = await http(s, 'GET', '/v1/approvals');
     expect(list.status).toBe(200);
-    const found = (list.json.approvals as Array<{ id: string; arguments: { a: number; b: number }; rule: string; seconds_left: number }>).find((x) => x.arguments.a === a);
+    const found = (list.json['approvals'] as Array<{ id: string; arguments: { a: number; b: number }; rule: string; seconds_left: number }>).find((x) => x.arguments.a === a);
     if (found !== undefined) return found;
     if (Date.now() > deadline) throw new Error(`no pending approval for a=${a}`);
     await new Promise((r) => setTimeout(r, 50));
