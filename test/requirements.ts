@@ -93,6 +93,8 @@ export const REQUIREMENTS = {
   'R-KEY-REVOKE': 'API keys are stored only as hashes in the ledger (config.change events); a key revoked from another process is refused from the next request.',
   'R-ACCESS-LOG':
     'Every read of audit data by a person through the server is recorded as an audit.access event (who, role, what, when, from where) before it is answered, and the ledger still verifies.',
+  'R-OIDC':
+    "People sign in to the viewer with OpenID Connect (authorization code, PKCE S256, state and nonce, bound to the browser that started it): the config's claim → role map gives the role, a claim that maps to none is refused with no default role, and a changed state, a replayed answer, another browser's code or a wrong nonce is refused.",
   'R-DEV-MASK': "A developer's reads have personal data masked and secrets redacted, and never carry the salt that would let a masked value be confirmed.",
 } as const;
 

@@ -4,6 +4,7 @@ import { WitnessError, strictParse } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import { recordAccess } from './access.js';
 import type { RouteContext, RouteSpec } from './context.js';
+import type { OidcConfig } from './config.js';
 import { errorResponse, payloadTooLarge, statusFor, toErrorResponse } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
@@ -23,6 +24,8 @@ export interface ServerOptions {
   metrics?: ServerMetrics;
   /** Failures that are bugs in Witness (answered 500): for the server's log. */
   onError?: (e: unknown) => void;
+  /** OpenID Connect sign-in for the viewer (the config file's oidc: section); without it, key sign-in only. */
+  oidc?: OidcConfig;
 }
 
 const DEFAULT_BODY_BYTES = 64 * 1024;
@@ -37,7 +40,11 @@ export function createServer(options: ServerOptions): Hono<Env> {
   const ledger: Ledger = options.ledger;
   const keys = new KeyRing(ledger);
   const metrics = options.metrics ?? new ServerMetrics();
-  const routes = routeTable(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes });
+  const routes = routeTable({
+    ...(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes }),
+    ...(options.oidc === undefined ? {} : { oidc: options.oidc }),
+    ...(options.onError === undefined ? {} : { onError: options.onError }),
+  });
   const openapi = openApiDocument(routes);
   const app = new Hono<Env>();
   // People's viewer sessions, in this process's memory (person-session.ts): they end when it restarts.

@@ -136,7 +136,7 @@ export function parseServerConfig(text: string, options: { source?: string; env?
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true, merge: false });
   const lineAt = (offset: number): number => lines.linePos(offset).line;
-  const fail = (line: number, message: string, field = ''): never => {
+  const fail: (line: number, message: string, field?: string) => never = (line, message, field = '') => {
     throw new WitnessError('invalid_argument', `${source} line ${line}: ${message.replace(/\.$/, '')}.`, { details: { file: source, line, path: field } });
   };
 

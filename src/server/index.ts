@@ -10,4 +10,4 @@ export { ServerMetrics } from './metrics.js';
 export { openApiDocument } from './openapi.js';
 export { approveAs, type ApproveResult, type LedgerContext, type Person } from './approve.js';
 export { APPROVER_KEYS_ENV, approverKeyName, approverKeysDir, loadApproverKey, removeApproverKey, storeApproverKey, type ApproverKeyInfo } from './approver-keys.js';
-export { loadServerConfig, parseServerConfig, PERSON_ROLES, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';
+export { loadServerConfig, parseServerConfig, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';

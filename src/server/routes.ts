@@ -6,6 +6,8 @@ import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handler
 import { ingest, StreamOwners } from './handlers/ingest.js';
 import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
 import { getEvent, getSession, listSessions, search } from './handlers/read.js';
+import type { OidcConfig } from './config.js';
+import { OidcSignIn, oidcRoutes } from './oidc.js';
 import { PageState, approvalsPage, chapters, decideApproval, integrityPage, overview, reverify, sessionPage, sessionsPage, signIn, signInForm, signOut, stylesheet } from './handlers/pages.js';
 import type { AccessOperation } from './access.js';
 import type { Role } from './roles.js';
@@ -53,7 +55,7 @@ export const DEFAULT_INGEST_BODY_BYTES = 10 * 1024 * 1024;
  * `/healthz` and `/v1/openapi.json` are public (they say nothing about what was recorded);
  * `/metrics` is for auditors and admins, who are the ones alerted when audit generation fails.
  */
-export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec[] {
+export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig; onError?: (e: unknown) => void } = {}): RouteSpec[] {
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
   const readers = ['developer', 'auditor'] as const;
@@ -89,8 +91,8 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
     // The viewer's pages (handlers/pages.ts): a person's session cookie authenticates them, and
     // they follow the API's roles: developers read masked and get no screenshots, auditors read
     // everything, approvers see the queue, admins the integrity panel.
-    ...page('GET', '/sign-in', 'public', 'Sign-in page (an API key, or OpenID Connect when configured).', signInForm),
-    ...page('POST', '/sign-in', 'public', 'Sign in with an API key (form: csrf, api_key, next); starts a session cookie. An agent key is refused.', signIn),
+    ...page('GET', '/sign-in', 'public', 'Sign-in page (an API key, or OpenID Connect when configured).', (ctx) => signInForm(ctx, options.oidc)),
+    ...page('POST', '/sign-in', 'public', 'Sign in with an API key (form: csrf, api_key, next); starts a session cookie. An agent key is refused.', (ctx) => signIn(ctx, options.oidc)),
     ...page('POST', '/sign-out', people, "Ends the person's session (form: csrf).", signOut),
     ...page('GET', '/assets/viewer.css', 'public', "The viewer's stylesheet.", stylesheet),
     ...page('GET', '/', readers, 'Overview: events, tool calls, denials, approvals and recording errors of the last 24 hours as charts.', overview, 'query'),
@@ -289,6 +291,8 @@ export function routeTable(options: { maxIngestBytes?: number } = {}): RouteSpec
       response: z.object({ record: KeyDoc }),
       handler: revokeKeyRoute,
     },
+    // OpenID Connect sign-in (oidc.ts): public, answering 404 when the config has no oidc: section.
+    ...oidcRoutes(options.oidc === undefined ? undefined : new OidcSignIn(options.oidc), options.onError),
   ];
 }
 

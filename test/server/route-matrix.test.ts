@@ -59,6 +59,9 @@ const EXAMPLES: Record<string, Example> = {
     form: { request_id: '0190aaaa-0000-7000-8000-000000000000', arguments_digest: 'a'.repeat(64), decision: 'approve' },
     allowed: [404],
   }),
+  // OpenID Connect is not configured on the fixture: public routes, so every role and no key get the same 404 page (oidc.test.ts runs the flow).
+  'GET /sign-in/oidc': async () => ({ path: '/sign-in/oidc', allowed: [404] }),
+  'GET /sign-in/oidc/callback': async () => ({ path: '/sign-in/oidc/callback?code=x&state=y', allowed: [404] }),
   'GET /integrity': async () => ({ path: '/integrity' }),
   'POST /integrity/verify': async () => ({ path: '/integrity/verify', form: {}, allowed: [303] }),
   'GET /v1/approvals': async () => ({ path: '/v1/approvals?status=all' }),

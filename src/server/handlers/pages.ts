@@ -90,17 +90,19 @@ function homeOf(role: string): string {
 
 // ---------------------------------------------------------------- sign-in, sign-out, stylesheet
 
-export async function signInForm(ctx: RouteContext): Promise<Response> {
+/** `oidc`: the configured OpenID provider, offered beside the key form. */
+export async function signInForm(ctx: RouteContext, oidc?: { label: string }): Promise<Response> {
   const next = localReturnPath(ctx.c.req.query('next'));
-  return html(ctx.c, renderSignInPage({ csrfToken: presessionToken(ctx.c), ...(next === undefined ? {} : { next }) }));
+  return html(ctx.c, renderSignInPage({ csrfToken: presessionToken(ctx.c), ...(next === undefined ? {} : { next }), ...(oidc === undefined ? {} : { oidc: { label: oidc.label } }) }));
 }
 
-export async function signIn(ctx: RouteContext): Promise<Response> {
+export async function signIn(ctx: RouteContext, oidc?: { label: string }): Promise<Response> {
   const c = ctx.c;
   const form = await c.req.parseBody();
   checkPresession(c, form['csrf']);
   const next = localReturnPath(typeof form['next'] === 'string' ? form['next'] : undefined);
-  const again = (status: ContentfulStatusCode, error: string) => html(c, renderSignInPage({ csrfToken: presessionToken(c), error, ...(next === undefined ? {} : { next }) }), status);
+  const again = (status: ContentfulStatusCode, error: string) =>
+    html(c, renderSignInPage({ csrfToken: presessionToken(c), error, ...(next === undefined ? {} : { next }), ...(oidc === undefined ? {} : { oidc: { label: oidc.label } }) }), status);
   const key = typeof form['api_key'] === 'string' ? form['api_key'].trim() : '';
   if (key === '') return again(400, 'Enter an API key to sign in.');
   await ctx.keys.refresh();
