@@ -95,6 +95,8 @@ export const REQUIREMENTS = {
     'Every read of audit data by a person through the server is recorded as an audit.access event (who, role, what, when, from where) before it is answered, and the ledger still verifies.',
   'R-OIDC':
     "People sign in to the viewer with OpenID Connect (authorization code, PKCE S256, state and nonce, bound to the browser that started it): the config's claim → role map gives the role, a claim that maps to none is refused with no default role, and a changed state, a replayed answer, another browser's code or a wrong nonce is refused.",
+  'R-SERVER-APPROVE':
+    'An approver approves or denies a held call over the HTTP API as themselves: the server signs with the approver key it holds for their API key (never a name from the body), binds the decision as `witness approve` does (409 once decided or expired, 403 for the agent itself), and the held call then completes or is refused.',
   'R-DEV-MASK': "A developer's reads have personal data masked and secrets redacted, and never carry the salt that would let a masked value be confirmed.",
 } as const;
 

@@ -152,7 +152,7 @@ async function approveThenDeny(s: Setup): Promise<void> {
 }
 
 describe('approving a held gateway call over the HTTP API', () => {
-  it('an approver approves a call a running gateway holds through a running witness serve on the same SQLite ledger, and the call completes; a denial refuses the next', async () => {
+  it('[R-SERVER-APPROVE] an approver approves a call a running gateway holds through a running witness serve on the same SQLite ledger, and the call completes; a denial refuses the next', async () => {
     const file = tempDb(dir);
     const store = `sqlite:${file}`;
     await (await openLedger(store)).close();
@@ -168,7 +168,7 @@ describe('approving a held gateway call over the HTTP API', () => {
     }
   }, 60_000);
 
-  it('does the same on PostgreSQL', async () => {
+  it('[R-SERVER-APPROVE] does the same on PostgreSQL', async () => {
     await requirePostgres();
     const schema = `wt_${randomBytes(6).toString('hex')}`;
     schemas.push(schema);

@@ -31,7 +31,7 @@ describe('approvals over HTTP', () => {
   });
   afterAll(async () => f.close());
 
-  it('lists pending requests by default with the exact arguments, who asked, the rule and the time left, and records the read as audit.access', async () => {
+  it('[R-ACCESS-LOG] lists pending requests by default with the exact arguments, who asked, the rule and the time left, and records the read as audit.access', async () => {
     const id = await heldRequest(f.ledger, [alice], { args: { amount: 650, note: '<script>alert(1)</script>' } });
     const res = await f.call('GET', '/v1/approvals', { key: f.keys.auditor });
     expect(res.status).toBe(200);
@@ -53,7 +53,7 @@ describe('approvals over HTTP', () => {
     expect(access.at(-1)?.data).toMatchObject({ role: 'auditor', key_id: f.ids.auditor, operation: 'query', scope: { route: 'GET /v1/approvals' } });
   });
 
-  it('approves as the signed-in approver: the decision names the key holder, then the request is approved and /v1/approvals/:id shows who and why', async () => {
+  it('[R-SERVER-APPROVE] approves as the signed-in approver: the decision names the key holder, then the request is approved and /v1/approvals/:id shows who and why', async () => {
     const id = await heldRequest(f.ledger, [alice]);
     const res = await f.call('POST', `/v1/approvals/${id}/approve`, { key: f.keys.approver, body: { reason: 'customer verified' } });
     expect(res.status).toBe(201);
@@ -69,7 +69,7 @@ describe('approvals over HTTP', () => {
     expect((await verifyLedger(f.ledger)).ok).toBe(true);
   });
 
-  it('answers 409 for a request already decided or expired, 403 when the approver is the agent that asked, 404 for an unknown one, 400 for a bad body', async () => {
+  it('[R-SERVER-APPROVE] answers 409 for a request already decided or expired, 403 when the approver is the agent that asked, 404 for an unknown one, 400 for a bad body', async () => {
     const id = await heldRequest(f.ledger, [alice]);
     expect((await f.call('POST', `/v1/approvals/${id}/deny`, { key: f.keys.approver, body: { reason: 'no' } })).status).toBe(201);
     const again = await f.call('POST', `/v1/approvals/${id}/approve`, { key: f.keys.approver, body: {} });
