@@ -218,7 +218,9 @@ describe('witness init on an existing PostgreSQL ledger', () => {
       await c.query('COMMIT');
       const refused = await runBin(['verify', '--store', old.url], { env: old.env });
       expect(refused.code).toBe(1);
-      expect(oneSentence(refused.stderr)).toMatch(/uses ledger schema version 1, older than this Witness needs \(2\); run `witness init --store .*` as the schema's owner to migrate it\.$/);
+      expect(oneSentence(refused.stderr)).toMatch(
+        new RegExp(`uses ledger schema version 1, older than this Witness needs \\(${PG_SCHEMA_VERSION}\\); run \`witness init --store .*\` as the schema's owner to migrate it\\.$`),
+      );
       const migrated = await runBin(['init', '--store', old.url], { env: old.env });
       expect(migrated.code, migrated.stderr).toBe(0);
       expect(migrated.stdout).toContain(`Migrated ledger ${old.url} from schema version 1 to ${PG_SCHEMA_VERSION}.`);
