@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { z } from 'zod';
 import type { RouteContext, RouteSpec } from './context.js';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute, whoami } from './handlers/admin.js';
 import { getArtifact } from './handlers/artifacts.js';
+import { ExportRunner } from './handlers/exports.js';
 import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handlers/integrity.js';
 import { ingest, StreamOwners } from './handlers/ingest.js';
 import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
@@ -22,6 +24,9 @@ import {
   ConsistencyQuery,
   CreateKeyBody,
   CreatedKey,
+  ExportBody,
+  ExportDoc,
+  ExportIdParam,
   EventIdParam,
   EventPage,
   EventSearchQuery,
@@ -58,6 +63,8 @@ export const DEFAULT_INGEST_BODY_BYTES = 10 * 1024 * 1024;
 export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig; onError?: (e: unknown) => void } = {}): RouteSpec[] {
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
+  // Bundles go to the server's own directory, fixed when it starts, never to a path from a request.
+  const exports = new ExportRunner(path.resolve('witness-exports'));
   const readers = ['developer', 'auditor'] as const;
   const people = ['developer', 'approver', 'auditor', 'admin'] as const;
   const pages = new PageState();
@@ -220,6 +227,38 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       response: VerifyResponse,
       access: 'verify',
       handler: (ctx) => verifier.run(ctx),
+    },
+    {
+      method: 'POST',
+      path: '/v1/exports',
+      roles: ['auditor', 'admin'],
+      summary: "Start exporting a session as an evidence bundle (zip) in the background, into the server's own directory; recorded as audit.access. 202 with the export's id.",
+      body: ExportBody,
+      response: ExportDoc,
+      access: 'export',
+      handler: (ctx) => exports.start(ctx as RouteContext<unknown, unknown, { session: string; withhold_data?: boolean }>),
+    },
+    {
+      method: 'GET',
+      path: '/v1/exports/:id',
+      roles: ['auditor', 'admin'],
+      summary: 'An export started on this server: running, done (with the bundle link, events, artifacts, bytes, signing key) or failed (with why).',
+      params: ExportIdParam,
+      query: NoQuery,
+      response: ExportDoc,
+      handler: (ctx) => exports.status(ctx as RouteContext<{ id: string }>),
+    },
+    {
+      method: 'GET',
+      path: '/v1/exports/:id/bundle.zip',
+      roles: ['auditor', 'admin'],
+      summary: "A finished export's bundle, streamed as an attachment; every download recorded as audit.access. `witness verify bundle.zip` checks it offline.",
+      params: ExportIdParam,
+      query: NoQuery,
+      response: z.string(),
+      produces: 'application/zip',
+      access: 'export',
+      handler: (ctx) => exports.download(ctx as RouteContext<{ id: string }>),
     },
     {
       method: 'GET',

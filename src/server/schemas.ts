@@ -246,3 +246,26 @@ function joinPath(where: string, path: readonly PropertyKey[]): string {
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
   return out === '' ? where : out;
 }
+
+/** `POST /v1/exports`: one session, as `witness export --session` takes it. */
+export const ExportBody = z.strictObject({
+  session: text.describe('the session (stream) id to export'),
+  withhold_data: z.boolean().optional().describe('headers and salted digests only, as `witness export --withhold-data`'),
+});
+export const ExportIdParam = z.strictObject({ id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an export id (a UUID)') });
+export const ExportDoc = z.object({
+  id: z.string(),
+  session: z.string(),
+  withheld: z.boolean(),
+  status: z.enum(['running', 'done', 'failed']),
+  started_at: z.string(),
+  started_by: z.string(),
+  finished_at: z.string().optional(),
+  events: z.number().int().optional(),
+  artifacts: z.number().int().optional(),
+  bytes: z.number().int().optional(),
+  signed_by: z.array(z.string()).optional(),
+  warnings: z.array(z.string()).optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  bundle: z.string().optional().describe('where to download the bundle once done'),
+});

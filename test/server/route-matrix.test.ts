@@ -36,6 +36,10 @@ const EXAMPLES: Record<string, Example> = {
   'GET /v1/proofs/inclusion': async (f) => ({ path: `/v1/proofs/inclusion?pos=0&size=${f.built.size}` }),
   'GET /v1/proofs/consistency': async (f) => ({ path: `/v1/proofs/consistency?from=1&to=${f.built.size}` }),
   'POST /v1/verify': async () => ({ path: '/v1/verify', body: {} }),
+  // Exports: every allowed call starts one (202); status and download use one finished export.
+  'POST /v1/exports': async (f) => ({ path: '/v1/exports', body: { session: f.built.sessions.b }, allowed: [202] }),
+  'GET /v1/exports/:id': async (f) => ({ path: `/v1/exports/${await finishedExport(f)}` }),
+  'GET /v1/exports/:id/bundle.zip': async (f) => ({ path: `/v1/exports/${await finishedExport(f)}/bundle.zip` }),
   'GET /v1/keys': async () => ({ path: '/v1/keys' }),
   'POST /v1/keys': async () => ({ path: '/v1/keys', body: { role: 'auditor', name: 'from the matrix' } }),
   // Viewer pages: with an API key (scripts) they answer like the API; a person's session cookie is in viewer.test.ts.
@@ -86,15 +90,43 @@ async function pendingForApprover(f: ServerFixture): Promise<string> {
   return heldRequest(f.ledger, [key]);
 }
 
+let exported: string | undefined;
+
+/** One export started by the admin key and waited for, shared by the export routes' examples. */
+async function finishedExport(f: ServerFixture): Promise<string> {
+  if (exported !== undefined) return exported;
+  let started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b } });
+  // The POST example's own exports may still be running, up to the server's limit: 409 until one ends.
+  for (let i = 0; i < 400 && started.status === 409; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b } });
+  }
+  expect(started.status).toBe(202);
+  const { id } = (await started.json()) as { id: string };
+  for (let i = 0; i < 400; i++) {
+    const doc = (await (await f.call('GET', `/v1/exports/${id}`, { key: f.keys.admin })).json()) as { status: string };
+    if (doc.status === 'done') return (exported = id);
+    if (doc.status === 'failed') throw new Error(`export failed: ${JSON.stringify(doc)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the export did not finish');
+}
+
 const name = (r: RouteSpec) => `${r.method} ${r.path}`;
 
 describe('route × role matrix', () => {
   const dir = tempDir('witness-server-matrix-');
   let f: ServerFixture;
+  const cwd = process.cwd();
   beforeAll(async () => {
+    // The server writes export bundles under its working directory: the test's own, not the repository.
+    process.chdir(dir);
     f = await serverFixture(dir);
   });
-  afterAll(async () => f.close());
+  afterAll(async () => {
+    process.chdir(cwd);
+    await f.close();
+  });
 
   it('has an example request for every route in the table, and no example for a route that is gone', () => {
     expect(Object.keys(EXAMPLES).sort()).toEqual(routeTable().map(name).sort());
