@@ -86,9 +86,9 @@ describe('API keys', () => {
   it('witness serve and witness keys print help naming each of their flags', async () => {
     const flags: Record<string, string[]> = {
       serve: ['--store', '--port', '--host'],
-      'keys create': ['--role', '--agent', '--name', '--store', '--json'],
+      'keys create': ['--role', '--agent', '--name', '--approver-key', '--approver-keys', '--store', '--json'],
       'keys list': ['--store', '--json'],
-      'keys revoke': ['--store', '--json'],
+      'keys revoke': ['--approver-keys', '--store', '--json'],
     };
     for (const [command, expected] of Object.entries(flags)) {
       const io = capture();

@@ -32,7 +32,7 @@ export function registerKeys(program: Command, io: Io): void {
     .requiredOption('--role <role>', `one of ${ROLE_NAMES.join(', ')}`)
     .option('--agent <id>', 'for an agent key: the agent identity its events are recorded under')
     .option('--name <name>', 'who or what holds the key, for lists and access records; for an approver key, their identity (e.g. alice@acme.example), which names the approver signing key')
-    .option('--approver-key <file>', "for an approver key: sign this person's decisions with their own key from witness approver init (copied into --approver-keys) instead of a new one")
+    .option('--approver-key <file>', "for an approver key: sign this person's decisions with their own key from witness approver init (the server keeps a copy) instead of a new one")
     .option('--approver-keys <dir>', `for an approver key: where the server keeps approver signing keys (default $WITNESS_APPROVER_KEYS, else beside the ledger: <db>.approvers/)`)
     .option(store, storeHelp)
     .option('--json', 'machine-readable output')
