@@ -85,7 +85,7 @@ describe('API keys', () => {
 
   it('witness serve and witness keys print help naming each of their flags', async () => {
     const flags: Record<string, string[]> = {
-      serve: ['--store', '--port', '--host'],
+      serve: ['--store', '--port', '--host', '--config'],
       'keys create': ['--role', '--agent', '--name', '--approver-key', '--approver-keys', '--store', '--json'],
       'keys list': ['--store', '--json'],
       'keys revoke': ['--approver-keys', '--store', '--json'],

@@ -7,6 +7,7 @@ interface ServeOpts {
   store?: string;
   port: string;
   host: string;
+  config?: string;
 }
 
 /**
@@ -21,13 +22,22 @@ export function registerServe(program: Command, io: Io): void {
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--port <n>', 'TCP port (0 picks a free one)', '7350')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--config <file>', 'server config file (YAML): public_url, and an oidc: section for OpenID Connect sign-in to the viewer')
     .action(async (opts: ServeOpts) => {
       if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new WitnessError('invalid_argument', `--port "${opts.port}" must be a port number from 0 to 65535.`);
-      const { listen } = await import('../../server/index.js');
+      const { listen, loadServerConfig } = await import('../../server/index.js');
+      // Read before the ledger is opened: a bad config stops the start in one sentence.
+      const config = opts.config === undefined ? {} : loadServerConfig(opts.config);
       const ledger = await openExisting(resolveStore(opts.store));
       let server;
       try {
-        server = await listen({ ledger, port: Number(opts.port), host: opts.host, onError: (e) => io.err(inert(`witness serve: ${(e as Error).message ?? String(e)}`)) });
+        server = await listen({
+          ledger,
+          port: Number(opts.port),
+          host: opts.host,
+          ...(config.oidc === undefined ? {} : { oidc: config.oidc }),
+          onError: (e) => io.err(inert(`witness serve: ${(e as Error).message ?? String(e)}`)),
+        });
       } catch (e) {
         await ledger.close();
         const code = (e as NodeJS.ErrnoException).code;
@@ -39,6 +49,7 @@ export function registerServe(program: Command, io: Io): void {
       if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
         io.err(`witness serve: listening on ${opts.host} without TLS: API keys cross the network in clear text unless a TLS proxy sits in front.`);
       }
+      if (config.oidc !== undefined) io.err(inert(`witness serve: OpenID Connect sign-in through ${config.oidc.issuer}, returning to ${config.oidc.redirectUri}.`));
       if (!ledger.canSeal) io.err('witness serve: no signing key for this ledger here, so this server signs no checkpoints; run `witness seal` where the key is.');
       io.out(`Witness server listening on ${server.url} (ledger ${ledger.info.location}); create a key with \`witness keys create --role auditor\`. Stop with Ctrl-C.`);
       await new Promise<void>((resolve) => {
