@@ -105,7 +105,9 @@ export interface ListOptions {
 export async function listApprovals(ledger: LedgerReader, options: ListOptions = {}): Promise<ApprovalView[]> {
   const filter = { ...(options.since === undefined ? {} : { since: options.since }), ...(options.agent === undefined ? {} : { agent: options.agent }) };
   const [requests, decisions, policy] = await Promise.all([all(ledger, 'approval.request', filter), all(ledger, 'approval.decision', filter), all(ledger, 'policy.decision', filter)]);
-  const consumptions = policy.filter((e) => approvalRef(e)?.decision_id !== undefined);
+  // Only the gateway releases a held call and so uses up its grant: a policy.decision naming a
+  // decision that anything else recorded (an SDK, an agent key through the server) consumes nothing.
+  const consumptions = policy.filter((e) => e.recorder?.kind === 'gateway' && approvalRef(e)?.decision_id !== undefined);
   const now = options.now ?? new Date();
   const views = requests.sort((a, b) => a.pos - b.pos).map((r) => view(r, decisions, consumptions, now, ledger.info.origin));
   if (options.status === undefined) return views;

@@ -286,7 +286,9 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const children = byParent.get(call.id) ?? [];
     const decisions = children.filter((e) => isKind(e, 'policy.decision'));
     const request = children.find((e) => isKind(e, 'approval.request'));
-    const release = decisions.find((e) => approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
+    // Only the gateway releases a held call: a policy.decision naming an approval that anything else
+    // recorded (an SDK, an agent's key through the server) is a claim, never told as an approval.
+    const release = decisions.find((e) => e.recorder?.kind === 'gateway' && approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
     const judged =
       request === undefined && release === undefined
         ? undefined

@@ -9,9 +9,12 @@ import { SYSTEM_STREAM_PREFIX } from '../keys.js';
  * whatever stream it names (an agent cannot approve its own call, halt itself on someone's
  * behalf, or fake an access record, a purge or a legal hold). Approval requests are the
  * gateway's: approvers' queues list every approval.request in the ledger, so one an agent wrote
- * would put its own words in front of a person as a held call.
+ * would put its own words in front of a person as a held call. Policy decisions are the
+ * gateway's too: one naming an approval is a release, which consumes the grant (once, by a
+ * unique index) and which the storyboard and viewer tell as "<approver> approved it".
  */
 export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
+  'policy.decision',
   'approval.request',
   'approval.decision',
   'human.override',
@@ -23,6 +26,14 @@ export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
   'hold.placed',
   'hold.released',
 ]);
+
+/**
+ * Header fields that state what a person or the gateway did: the policy verdict, the approvals
+ * given, the human the agent acted for. An agent key saying so is only its claim, and a reader
+ * shows these fields as facts, so they are refused rather than stored (an agent's own account
+ * belongs in `data`, e.g. a note).
+ */
+const AGENT_REFUSED_FIELDS = ['policy', 'approvals', 'principal'] as const;
 
 // The same write-time redaction as every other way into the ledger: secrets never reach it.
 const redactor = new Redactor();
@@ -53,7 +64,8 @@ export class StreamOwners {
 
 /**
  * POST /v1/events: the identity is the key's, never the body's. `agent.id` and `agent.credential`
- * come from the key, `recorder` is this server, `received_ts` is now; an `agent.version` in the
+ * come from the key, `recorder` is this server, `ts` and `received_ts` are now (a `ts` in the body
+ * is dropped); `policy`, `approvals` and `principal` are refused; an `agent.version` in the
  * body is kept as the agent's own claim about its software. The server assigns seq, prev, hash and
  * position; the batch is appended atomically or not at all.
  */
@@ -82,7 +94,8 @@ function stamp(raw: unknown, i: number, agentId: string, keyId: string, received
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new WitnessError('invalid_event', `${at} must be a JSON object (an event); fix it and send the batch again.`, { details: { path: at } });
   }
-  const { stream, agent, recorder: _recorder, received_ts: _received, ...rest } = raw as Record<string, unknown>;
+  // `ts` is the server's clock: an agent key cannot backdate (or postdate) what it records.
+  const { stream, agent, recorder: _recorder, received_ts: _received, ts: _ts, ...rest } = raw as Record<string, unknown>;
   if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512) {
     throw new WitnessError('invalid_event', `${at}.stream must be the session id, 1 to 512 characters; fix it and send the batch again.`, { details: { path: `${at}.stream` } });
   }
@@ -95,11 +108,19 @@ function stamp(raw: unknown, i: number, agentId: string, keyId: string, received
   if (typeof kind === 'string' && (EVENT_KINDS as readonly string[]).includes(kind) && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
     throw new WitnessError('forbidden', `${at}.kind ${kind} records what a person or Witness did, which an agent key may not write.`, { details: { path: `${at}.kind` } });
   }
+  for (const field of AGENT_REFUSED_FIELDS) {
+    if (rest[field] !== undefined) {
+      throw new WitnessError('forbidden', `${at}.${field} states what a person or the Witness gateway did, which an agent key may not write; leave it out.`, {
+        details: { path: `${at}.${field}` },
+      });
+    }
+  }
   const version = typeof agent === 'object' && agent !== null ? (agent as { version?: unknown }).version : undefined;
   const input = {
     ...rest,
     agent: { id: agentId, ...(typeof version === 'string' ? { version } : {}), credential: keyId },
     recorder: { kind: 'server', version: RECORDER_VERSION },
+    ts: received,
     received_ts: received,
   };
   const redacted = redactor.redactHeader({ ...input, data: redactor.redact((input as { data?: unknown }).data) });

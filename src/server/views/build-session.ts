@@ -83,17 +83,29 @@ function errorView(e: Ev): ErrorView {
   });
 }
 
+/** A policy.decision naming an approval decision: a release, believed only when the Witness gateway recorded it. */
+function namesApproval(e: Ev): boolean {
+  return e.kind === 'policy.decision' && obj(e.data?.['approval'])?.['decision_id'] !== undefined;
+}
+
+function isRelease(e: Ev): boolean {
+  return namesApproval(e) && e.recorder?.kind === 'gateway';
+}
+
 function policyView(e: Ev): PolicyView | undefined {
   const d = e.data ?? {};
   const decision = e.policy?.decision ?? str(d['decision']);
   if (decision !== 'allow' && decision !== 'deny' && decision !== 'review') return undefined;
   const mode = e.policy?.mode ?? str(d['mode']);
+  // A "release" anything but the gateway recorded would read as "approved by <name>": its own
+  // words are not shown as the reason, only that it is not one.
+  const claimed = namesApproval(e) && !isRelease(e);
   return defined<PolicyView>({
     decision,
     rule: e.policy?.rule ?? str(d['rule']),
     version: e.policy?.version ?? str(d['policy_version']),
     mode: mode === 'enforce' || mode === 'shadow' ? mode : undefined,
-    reason: str(d['reason']),
+    reason: claimed ? `names an approval, but was recorded by ${e.recorder?.kind ?? 'an unknown recorder'}, not the Witness gateway: not a release` : str(d['reason']),
     ts: e.ts,
   });
 }
@@ -147,7 +159,7 @@ function judgedApprovals(ordered: readonly Ev[], calls: readonly Ev[], byParent:
   for (const call of calls) {
     const children = byParent.get(call.id) ?? [];
     const request = children.find((e) => e.kind === 'approval.request');
-    const released = children.some((e) => e.kind === 'policy.decision' && obj(e.data?.['approval'])?.['decision_id'] !== undefined);
+    const released = children.some((e) => isRelease(e));
     if (request === undefined && !released) continue;
     keep.add(call.id);
     for (const e of children) keep.add(e.id);
