@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { WitnessError, type AgentRef, type StoredEvent } from '../core/index.js';
 import type { Ledger, LedgerReader } from '../store/index.js';
 import { RECORDER_VERSION } from '../recorder/index.js';
+import { keyringKeyPath, loadKeyringKey, type KeyRecordFields, type KeyringKey } from './keyring-key.js';
 import { Role } from './roles.js';
 
 /**
@@ -10,6 +11,11 @@ import { Role } from './roles.js';
  * `witness.keys` (one on creation, one on revocation): tamper-evident like every other record,
  * the same on SQLite and PostgreSQL through the `Ledger` seam, with no table of their own. Only
  * the SHA-256 of a key is recorded; the key is shown once, to whoever created it.
+ *
+ * Every record is signed with the server's API-key signing key (keyring-key.ts says which bytes),
+ * kept outside the database: whoever can only append to the ledger (on PostgreSQL, every
+ * recorder host) cannot mint a key or revoke one, since a record without a valid signature is
+ * ignored.
  *
  * A key is `wk_<16 hex id>_<32 random bytes, base64url>`: the id finds the record without
  * comparing against every key, the 256 random bits make guessing pointless, and the prefix lets
@@ -43,9 +49,20 @@ const KeyEvent = z.discriminatedUnion('op', [
     agent: AgentId.optional(),
     name: KeyName.optional(),
     key_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    signature: z.string().optional(),
   }),
-  z.looseObject({ target: z.literal('key'), op: z.literal('revoke'), key_id: z.string().regex(/^[0-9a-f]{16}$/) }),
+  z.looseObject({ target: z.literal('key'), op: z.literal('revoke'), key_id: z.string().regex(/^[0-9a-f]{16}$/), signature: z.string().optional() }),
 ]);
+
+/** The key-record signing key of a ledger, created on first need (by `witness keys create`, or `witness serve` on its first refresh). */
+function signingKey(reader: LedgerReader): KeyringKey {
+  return loadKeyringKey(keyringKeyPath(reader.info), true)!;
+}
+
+function signed(reader: LedgerReader, f: KeyRecordFields): { signature: string; signed_by: string } {
+  const k = signingKey(reader);
+  return { signature: k.sign(reader.info.id, f), signed_by: k.fingerprint };
+}
 
 export interface ApiKeyRecord {
   id: string;
@@ -110,6 +127,14 @@ export async function createKey(ledger: Ledger, input: CreateKeyInput, actor: Ke
   checkCreate(input);
   const id = randomBytes(8).toString('hex');
   const key = `wk_${id}_${randomBytes(32).toString('base64url')}`;
+  const fields: KeyRecordFields = {
+    op: 'create',
+    key_id: id,
+    role: input.role,
+    ...(input.agent === undefined ? {} : { agent: input.agent }),
+    ...(input.name === undefined ? {} : { name: input.name }),
+    key_sha256: keySha256(key).toString('hex'),
+  };
   const what = `API key ${id} created for role ${input.role}${input.agent === undefined ? '' : ` as agent ${input.agent}`}${input.name === undefined ? '' : ` (${input.name})`}`;
   const [receipt] = await ledger.append([
     {
@@ -123,12 +148,8 @@ export async function createKey(ledger: Ledger, input: CreateKeyInput, actor: Ke
       data: {
         target: 'key',
         description: what,
-        op: 'create',
-        key_id: id,
-        role: input.role,
-        ...(input.agent === undefined ? {} : { agent: input.agent }),
-        ...(input.name === undefined ? {} : { name: input.name }),
-        key_sha256: keySha256(key).toString('hex'),
+        ...fields,
+        ...signed(ledger, fields),
       },
     },
   ]);
@@ -160,7 +181,7 @@ export async function revokeKey(ledger: Ledger, id: string, actor: KeyActor): Pr
       resource: 'api-keys',
       action: 'key.revoke',
       outcome: 'success',
-      data: { target: 'key', description: `API key ${id} (${rec.role}) revoked`, op: 'revoke', key_id: id },
+      data: { target: 'key', description: `API key ${id} (${rec.role}) revoked`, op: 'revoke', key_id: id, ...signed(ledger, { op: 'revoke', key_id: id }) },
     },
   ]);
   await ring.refresh();
@@ -200,10 +221,14 @@ export class KeyRing {
   private fullReadAt = 0;
   /** Events on the keys stream that are not key changes Witness wrote (kept out of the key set). */
   ignored = 0;
+  /** Of those, key changes whose signature does not verify with this ledger's API-key signing key: forgeries, or records signed with another key file. */
+  unverified = 0;
+  private signer: KeyringKey | undefined;
 
   constructor(private readonly reader: LedgerReader) {}
 
   async refresh(): Promise<void> {
+    this.signer ??= signingKey(this.reader);
     if (this.newestTs === undefined || Date.now() - this.fullReadAt >= KEY_FULL_READ_MS) {
       this.fullReadAt = Date.now();
       this.applyAll(await this.reader.readStream(KEYS_STREAM));
@@ -243,6 +268,15 @@ export class KeyRing {
       return;
     }
     const d = parsed.data;
+    const fields: KeyRecordFields =
+      d.op === 'create'
+        ? { op: 'create', key_id: d.key_id, role: d.role, ...(d.agent === undefined ? {} : { agent: d.agent }), ...(d.name === undefined ? {} : { name: d.name }), key_sha256: d.key_sha256 }
+        : { op: 'revoke', key_id: d.key_id };
+    if (d.signature === undefined || !this.signer!.verify(this.reader.info.id, fields, d.signature)) {
+      this.ignored++;
+      this.unverified++;
+      return;
+    }
     const by = e.principal?.id ?? e.agent.id;
     if (d.op === 'create') {
       if (this.keys.has(d.key_id)) {

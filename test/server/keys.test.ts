@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, type Io } from '../../src/cli/index.js';
 import { KEYS_STREAM, KeyRing, createKey, listKeys, revokeKey } from '../../src/server/index.js';
+import { keyringKeyPath, loadKeyringKey } from '../../src/server/keyring-key.js';
 import { openLedger, verifyLedger } from '../../src/store/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
@@ -124,14 +125,18 @@ describe('API keys', () => {
       // A year of key history, written as createKey writes it but dated in the past.
       const t0 = Date.now() - 365 * 864e5;
       const ids = Array.from({ length: 1000 }, (_, i) => i.toString(16).padStart(16, '0'));
+      const signer = loadKeyringKey(keyringKeyPath(ledger.info), true)!;
       await ledger.append(
-        ids.map((id, i) => ({
-          stream: KEYS_STREAM,
-          ts: new Date(t0 + i * 3_600_000).toISOString(),
-          agent: { id: 'witness-cli' },
-          kind: 'config.change' as const,
-          data: { target: 'key', description: 'history', op: 'create', key_id: id, role: 'developer', key_sha256: '0'.repeat(64) },
-        })),
+        ids.map((id, i) => {
+          const fields = { op: 'create' as const, key_id: id, role: 'developer', key_sha256: '0'.repeat(64) };
+          return {
+            stream: KEYS_STREAM,
+            ts: new Date(t0 + i * 3_600_000).toISOString(),
+            agent: { id: 'witness-cli' },
+            kind: 'config.change' as const,
+            data: { target: 'key', description: 'history', ...fields, signature: signer.sign(ledger.info.id, fields) },
+          };
+        }),
       );
       const ring = new KeyRing(ledger);
       await ring.refresh();
