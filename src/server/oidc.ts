@@ -15,8 +15,9 @@ import { PATHS, localReturnPath, renderErrorPage, viewerHeaders } from './views/
 
 /**
  * OpenID Connect sign-in for the viewer: the authorization code flow with PKCE (S256), a state and
- * a nonce, through openid-client (discovery, the code exchange, ID token checks: signature
- * algorithm, issuer, audience, nonce, expiry). The provider says who the person is; the config's
+ * a nonce, through openid-client (discovery, the code exchange, ID token checks: issuer,
+ * audience, nonce, expiry; the token comes over TLS straight from the token endpoint, which OIDC Core
+ * 3.1.3.7 accepts in place of its signature). The provider says who the person is; the config's
  * claim → role map says what they may do, and a person whose claim maps to no role is refused,
  * never given a default.
  *
