@@ -73,6 +73,12 @@ export const SessionListQuery = z.strictObject({
   cursor: z.string().min(1).max(1024).optional(),
 });
 
+/** A session can be arbitrarily long, so its events come in pages, like GET /v1/events. */
+export const SessionEventsQuery = z.strictObject({
+  limit: digits('events per page').pipe(z.number().int().min(1).max(MAX_PAGE)).optional().describe(`events per page, 1-${MAX_PAGE} (default 200)`),
+  cursor: z.string().min(1).max(1024).optional().describe('the `next` of the previous page, unchanged'),
+});
+
 export const EventIdParam = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an event id (a lowercase UUID)'),
 });
@@ -122,7 +128,11 @@ export const StoredEventDoc = z.looseObject({
   masked: z.boolean().optional().describe('true when personal data was masked for the caller role (developer); the payload then no longer matches its digest'),
 });
 export const EventPage = z.object({ events: z.array(StoredEventDoc), next: z.string().optional() });
-export const SessionEvents = z.object({ stream: z.string(), events: z.array(StoredEventDoc) });
+export const SessionEvents = z.object({
+  stream: z.string(),
+  events: z.array(StoredEventDoc),
+  next: z.string().optional().describe('present when the session has more events: pass it back as `cursor`'),
+});
 
 export const SessionSummaryDoc = z.object({
   stream: z.string(),

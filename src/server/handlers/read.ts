@@ -3,7 +3,7 @@ import type { QueryFilter, SessionFilter } from '../../store/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
 import { maskEvent } from '../mask.js';
-import type { EventSearchQuery, SessionListQuery } from '../schemas.js';
+import type { EventSearchQuery, SessionEventsQuery, SessionListQuery } from '../schemas.js';
 import type { z } from 'zod';
 
 type Stored = StoredEvent & { pos: number };
@@ -80,11 +80,24 @@ export async function getEvent(ctx: RouteContext<{ id: string }>): Promise<Respo
   return ctx.c.json(view(ctx, e));
 }
 
-export async function getSession(ctx: RouteContext<{ stream: string }>): Promise<Response> {
-  const events = await ctx.ledger.readStream(ctx.params.stream);
-  if (events.length === 0) return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(ctx.params.stream)} is recorded; list sessions with GET /v1/sessions.`);
-  await ctx.recordAccess({ count: events.length, resource: ctx.params.stream });
-  return ctx.c.json({ stream: ctx.params.stream, events: events.map((e) => view(ctx, e)) });
+/** Events per page of GET /v1/sessions/:stream when the caller names no limit. */
+export const SESSION_PAGE = 200;
+
+/**
+ * GET /v1/sessions/:stream, a page at a time: an agent can make a session arbitrarily long, so
+ * it is never read whole. The page is the store's stream query (its (stream, seq) index), in the
+ * same (ts, position) order and with the same opaque cursor as GET /v1/events?session=.
+ */
+export async function getSession(ctx: RouteContext<{ stream: string }, z.infer<typeof SessionEventsQuery>>): Promise<Response> {
+  const { stream } = ctx.params;
+  const { limit = SESSION_PAGE, cursor } = ctx.query;
+  const page = await ctx.ledger.query({ stream, limit, ...(cursor === undefined ? {} : { cursor }) });
+  if (page.events.length === 0 && cursor === undefined) {
+    return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(stream)} is recorded; list sessions with GET /v1/sessions.`);
+  }
+  await ctx.recordAccess({ count: page.events.length, resource: stream });
+  const events = page.events.map((e) => view(ctx, e));
+  return ctx.c.json(page.next === undefined ? { stream, events } : { stream, events, next: page.next });
 }
 
 /** GET /v1/sessions: the store's session listing (`Ledger.listSessions`), newest first, with counts. */

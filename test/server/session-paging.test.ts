@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppendRequest } from '../../src/store/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { serverFixture, type ServerFixture } from './fixture.js';
+
+interface Page {
+  stream: string;
+  events: Array<{ id: string; seq: number; pos: number }>;
+  next?: string;
+}
+
+describe('GET /v1/sessions/:stream pages a long session', () => {
+  const dir = tempDir('witness-server-session-paging-');
+  const stream = `long-${randomUUID()}`;
+  const total = 2_500;
+  let f: ServerFixture;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+    for (let i = 0; i < total; i += 500) {
+      const batch: AppendRequest[] = [];
+      for (let j = i; j < i + 500; j++) batch.push({ stream, agent: { id: 'pager' }, kind: 'note', data: { text: `step ${j}` } });
+      await f.ledger.append(batch);
+    }
+  });
+  afterAll(async () => f.close());
+
+  const get = async (query: string) => f.call('GET', `/v1/sessions/${stream}${query}`, { key: f.keys.auditor });
+
+  it('a session of 2,500 events is read completely in pages of 200 by default, in seq order, none twice, the last page without next', async () => {
+    const seen: Page['events'] = [];
+    const sizes: number[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 50; pages++) {
+      const res = await get(cursor === undefined ? '' : `?cursor=${encodeURIComponent(cursor)}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as Page;
+      expect(page.stream).toBe(stream);
+      sizes.push(page.events.length);
+      seen.push(...page.events);
+      if (page.next === undefined) break;
+      cursor = page.next;
+    }
+    expect(sizes).toEqual([...Array<number>(12).fill(200), 100]);
+    expect(new Set(seen.map((e) => e.id)).size).toBe(total);
+    expect(seen.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+
+  it('limit takes up to 1,000 events a page and refuses more, naming the field', async () => {
+    const page = (await (await get('?limit=1000')).json()) as Page;
+    expect(page.events).toHaveLength(1000);
+    expect(page.next).toBeDefined();
+    const res = await get('?limit=1001');
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: 'invalid_argument' } });
+    expect(JSON.stringify(await (await get('?limit=1001')).json())).toContain('limit');
+  });
+
+  it('an invalid cursor is a 400, never a 500: garbage, and a session-list cursor handed to an event page', async () => {
+    const garbage = await get('?cursor=not-a-cursor');
+    expect(garbage.status).toBe(400);
+    expect(await garbage.json()).toMatchObject({ error: { code: 'invalid_argument' } });
+    const list = (await (await f.call('GET', '/v1/sessions?limit=1', { key: f.keys.auditor })).json()) as { next?: string };
+    expect(list.next).toBeDefined();
+    const wrong = await get(`?cursor=${encodeURIComponent(list.next!)}`);
+    expect(wrong.status).toBe(400);
+  });
+
+  it('a session that does not exist is still a 404', async () => {
+    const res = await f.call('GET', `/v1/sessions/none-${randomUUID()}`, { key: f.keys.auditor });
+    expect(res.status).toBe(404);
+  });
+});
