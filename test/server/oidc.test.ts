@@ -84,7 +84,7 @@ describe('OpenID Connect sign-in', () => {
     const body = await res.text();
     expect(res.status, body).toBe(200);
     // A page that moves on by itself: the session cookie is SameSite=Strict, kept off a redirect chain begun at the provider.
-    expect(body).toContain('<meta http-equiv="refresh" content="0;url=/sessions">');
+    expect(body).toMatch(/<meta http-equiv="refresh" content="0;url=\/sessions" ?\/?>/);
     expect(body).toContain('Signed in as Alice Auditor (auditor)');
     const session = res.headers.getSetCookie().find((c) => c.startsWith('witness_session='));
     expect(session).toMatch(/HttpOnly/i);
