@@ -23,6 +23,27 @@ export interface AccessRecord {
 }
 
 /**
+ * The request as a person reads it: path and query percent-decoded (`q=jane.doe@example.com`, not
+ * `q=jane.doe%40example.com`), so masking for developers finds what a search was for; a part that
+ * is not valid percent-encoding is kept as sent.
+ */
+export function readableRequest(target: string): string {
+  const q = target.indexOf('?');
+  // In a query `+` is a space (application/x-www-form-urlencoded); in a path it is itself.
+  return q < 0 ? decodeRuns(target) : `${decodeRuns(target.slice(0, q))}?${decodeRuns(target.slice(q + 1).replace(/\+/g, ' '))}`;
+}
+
+function decodeRuns(s: string): string {
+  return s.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+
+/**
  * Appends an `audit.access` event: who (key id and name, role), what (route and request), when
  * (the event's time), from where. Awaited before the answer is sent, so a read whose record
  * cannot be written is refused instead of served unrecorded.
@@ -45,7 +66,7 @@ export async function recordAccess(ledger: Ledger, a: AccessRecord): Promise<voi
         role: a.caller.role,
         key_id: a.caller.keyId,
         operation: a.operation,
-        scope: { route: a.route, request: a.target },
+        scope: { route: a.route, request: readableRequest(a.target) },
         from: a.from,
         ...(a.count === undefined ? {} : { count: a.count }),
       },
