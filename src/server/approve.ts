@@ -9,6 +9,8 @@ import type { Role } from './roles.js';
 export interface LedgerContext {
   ledger: Ledger;
   approverKeys?: string;
+  /** The server's metrics (a RouteContext has them): told of the decision, so /metrics counts pending approvals again at once. */
+  metrics?: { approvalsChanged(): void };
 }
 
 /** The signed-in person: who authenticated (API key id, or later a sign-in's id), their name and role. */
@@ -64,7 +66,8 @@ function recorderFor(ledger: Ledger): Witness {
  * approver key here, or whose key the request's policy does not list; `conflict` when the request
  * is already decided or expired; `not_found` for an unknown request.
  *
- * The viewer's approvals form and `POST /v1/approvals/:id/approve|deny` both decide through this.
+ * The viewer's approvals form and `POST /v1/approvals/:id/approve|deny` both decide through this;
+ * pass the RouteContext itself as `ctx` (it has `ledger` and `metrics`).
  */
 export async function approveAs(ctx: LedgerContext, person: Person, requestId: string, decision: 'approved' | 'denied', reason?: string, options: ApproveOptions = {}): Promise<ApproveResult> {
   if (person.role !== 'approver') {
@@ -86,6 +89,7 @@ export async function approveAs(ctx: LedgerContext, person: Person, requestId: s
     ...(options.expectDigest === undefined ? {} : { expectDigest: options.expectDigest }),
     now,
   });
+  ctx.metrics?.approvalsChanged();
   const after = await findApproval(ctx.ledger, decided.view.requestId, now);
   return {
     requestId: decided.view.requestId,

@@ -81,10 +81,9 @@ export function decideRoute(decision: 'approved' | 'denied') {
   return async (ctx: RouteContext<z.infer<typeof ApprovalIdParam>, unknown, z.infer<typeof DecideBody>>): Promise<Response> => {
     const caller = ctx.caller;
     if (caller === undefined) throw new WitnessError('unauthorized', 'Deciding an approval request needs an approver key; send it as `Authorization: Bearer <key>`.');
-    const r = await approveAs({ ledger: ctx.ledger }, { keyId: caller.keyId, name: caller.name, role: caller.role }, ctx.params.id, decision, ctx.body.reason, {
+    const r = await approveAs(ctx, { keyId: caller.keyId, name: caller.name, role: caller.role }, ctx.params.id, decision, ctx.body.reason, {
       ...(ctx.body.arguments_digest === undefined ? {} : { expectDigest: ctx.body.arguments_digest }),
     });
-    ctx.metrics.approvalsChanged();
     const out: z.infer<typeof DecidedDoc> = {
       request_id: r.requestId,
       decision: r.decision,
