@@ -32,8 +32,10 @@ export function checkSameOrigin(c: Context): void {
   if (site !== undefined && site !== 'same-origin') {
     throw new WitnessError('forbidden', `This form was posted from another site (Sec-Fetch-Site: ${site.slice(0, 32)}); open the page on this server and submit it again.`);
   }
+  // The pages go out with `Referrer-Policy: no-referrer`, under which browsers send `Origin: null`
+  // even for a same-origin form: that says nothing, so Sec-Fetch-Site and the token decide.
   const origin = c.req.header('origin');
-  if (origin !== undefined && origin !== new URL(c.req.url).origin) {
+  if (origin !== undefined && origin !== 'null' && origin !== new URL(c.req.url).origin) {
     throw new WitnessError('forbidden', 'This form was posted from another origin; open the page on this server and submit it again.');
   }
 }

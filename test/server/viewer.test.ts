@@ -117,8 +117,11 @@ describe('viewer pages', () => {
     expect((await p.request('POST', '/integrity/verify', { csrf: token.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) })).status).toBe(403);
     expect((await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'https://evil.example' })).status).toBe(403);
     expect((await p.request('POST', '/integrity/verify', { csrf: token }, { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect((await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'null', 'sec-fetch-site': 'cross-site' })).status).toBe(403);
     const ok = await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'http://localhost', 'sec-fetch-site': 'same-origin' });
     expect(ok.status).toBe(303);
+    // Under the pages' no-referrer policy a browser's same-origin form says `Origin: null`.
+    expect((await p.request('POST', '/integrity/verify', { csrf: token }, { origin: 'null', 'sec-fetch-site': 'same-origin' })).status).toBe(303);
     const panel = await (await p.request('GET', '/integrity')).text();
     expect(panel).toMatch(/verified|Verified/);
     // The sign-in form needs its own token too.

@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { keyFingerprint, parseVerifierKey } from '../../core/index.js';
+import { WitnessError, keyFingerprint, parseVerifierKey } from '../../core/index.js';
+import { openLedger } from '../../store/index.js';
 import { liveFromEnv, runDemo } from '../../demo/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, table } from '../output.js';
@@ -17,16 +20,22 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
     .option('--store <url>', 'record into this ledger instead of <dir>/witness.db')
     .option('--live', 'let a real model drive the agent (needs ANTHROPIC_API_KEY or OPENAI_API_KEY; ANTHROPIC_BASE_URL / OPENAI_BASE_URL are honoured)')
     .option('--model <name>', 'the model for --live (default claude-sonnet-4-5 or gpt-4.1, or $WITNESS_DEMO_MODEL)')
-    .option('--open', 'open the viewer afterwards (the viewer is not built yet: prints where everything is)')
+    .option('--open', "then serve the viewer on the demo's ledger and print the demo session's URL and an auditor key to sign in with (until Ctrl-C)")
+    .option('--port <n>', 'TCP port for --open (0 picks a free one)', '7350')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; store?: string; json?: boolean; open?: boolean; live?: boolean; model?: string }) => {
+    .action(async (opts: { dir: string; store?: string; json?: boolean; open?: boolean; live?: boolean; model?: string; port: string }) => {
+      if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new WitnessError('invalid_argument', `--port "${opts.port}" must be a port number from 0 to 65535.`);
       // Checked before anything starts: --live without a key is bad usage, in one sentence.
       const live = opts.live === true ? liveFromEnv(process.env, opts.model) : undefined;
       const r = await runDemo(path.resolve(opts.dir), opts.store, (line) => io.err(line), live === undefined ? {} : { live });
       const ok = r.ledgerReport.ok && r.bundleReport.ok && r.recorderErrors.length === 0;
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       const fingerprint = r.publicKey === '' ? '' : keyFingerprint(parseVerifierKey(r.publicKey));
-      if (opts.json) return printJson(io, { ...r, fingerprint });
+      if (opts.json) {
+        printJson(io, { ...r, fingerprint });
+        if (opts.open === true) await openViewer(io, path.resolve(opts.dir), opts.store ?? `sqlite:${r.database}`, r.sessionId, Number(opts.port));
+        return;
+      }
       io.out(
         `Witness demo — ${live === undefined ? 'a support agent' : `${live.model} (${live.provider}) as the support agent`} works a refund, an access change and a data fix through the MCP audit proxy (session ${r.sessionId})\n`,
       );
@@ -63,6 +72,57 @@ export function registerDemo(program: Command, io: Io, setExit: (code: number) =
       io.out(`  fingerprint  ${fingerprint} (record it, and the key, somewhere the ledger's writer cannot change)`);
       io.out(`\nDone in ${r.seconds.toFixed(1)} s. Try: npx witness query --store sqlite:${r.database} --kind approval.decision`);
       io.out(`     npx witness verify ${r.bundleDir} --trusted-key <the public key, from your record>`);
-      if (opts.open === true) io.out('\n(--open: the viewer is not built yet; open the video and screenshots above directly.)');
+      if (opts.open === true) await openViewer(io, path.resolve(opts.dir), opts.store ?? `sqlite:${r.database}`, r.sessionId, Number(opts.port));
     });
+}
+
+/** Where the demo keeps the auditor key it signs people in with: beside its ledger, 0600, like the approvers' keys. */
+const AUDITOR_KEY_FILE = 'viewer-auditor.key';
+
+/**
+ * `witness demo --open`: serves the viewer on the demo's ledger until SIGINT/SIGTERM and prints
+ * the demo session's URL and an auditor key. The key is reused from the demo directory while the
+ * ledger still knows it and it is not revoked; otherwise a new one is created (a config.change
+ * event, as `witness keys create` records) and kept there.
+ */
+async function openViewer(io: Io, dir: string, store: string, sessionId: string, port: number): Promise<void> {
+  const { createKey, listen, KeyRing } = await import('../../server/index.js');
+  const ledger = await openLedger(store, { create: false });
+  const file = path.join(dir, AUDITOR_KEY_FILE);
+  let key: string | undefined;
+  try {
+    const kept = fs.readFileSync(file, 'utf8').trim();
+    const ring = new KeyRing(ledger);
+    await ring.refresh();
+    const auth = ring.authenticate(`Bearer ${kept}`);
+    if (auth.ok && auth.caller.role === 'auditor') key = kept;
+  } catch {
+    // No key kept yet (or unreadable): a new one is made below.
+  }
+  if (key === undefined) {
+    key = (await createKey(ledger, { role: 'auditor', name: 'witness demo --open' }, { who: `${os.userInfo().username} (witness demo --open)`, recorder: 'cli' })).key;
+    fs.writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  }
+  let server;
+  try {
+    server = await listen({ ledger, port, host: '127.0.0.1', onError: (e) => io.err(inert(`witness demo --open: ${(e as Error).message ?? String(e)}`)) });
+  } catch (e) {
+    await ledger.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') throw new WitnessError('invalid_argument', `witness demo --open cannot listen on 127.0.0.1:${port} (${code}); choose another --port.`);
+    throw e;
+  }
+  io.out(`\nViewer: ${server.url}/session?${new URLSearchParams({ id: sessionId }).toString()}`);
+  io.out(`Sign in with this auditor key (kept in ${file}): ${key}`);
+  io.out('Stop with Ctrl-C.');
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await server.close();
 }
