@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 
 const COMMAND_FLAGS: Record<string, string[]> = {
-  demo: ['--dir', '--store', '--live', '--model', '--open', '--json'],
+  demo: ['--dir', '--store', '--live', '--model', '--open', '--port', '--json'],
   init: ['--store', '--name', '--roles', '--writer-role', '--auditor-role', '--json'],
   migrate: ['--from', '--to', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
