@@ -42,6 +42,8 @@ export interface ApproveResult {
   status: ApprovalStatus;
 }
 
+const API_KEY_ID = /^[0-9a-f]{16}$/;
+
 /** The meaning recorded when the caller gives none. */
 export const DEFAULT_MEANING = 'reviewed the held call and its exact arguments in the Witness server';
 
@@ -76,6 +78,14 @@ export async function approveAs(ctx: LedgerContext, person: Person, requestId: s
   const now = options.now ?? new Date();
   // Look the request up first, so an unknown id is a 404 whether or not this person holds a key.
   await findApproval(ctx.ledger, requestId, now);
+  if (!API_KEY_ID.test(person.keyId)) {
+    // An OpenID Connect sign-in has no API key, so no server-held signing key is named for it yet.
+    throw new WitnessError(
+      'forbidden',
+      `This server keeps approver signing keys only for approver API keys, and ${person.name ?? person.keyId} signed in otherwise; sign in with your approver API key, or decide with \`witness approve --key\` and your own key.`,
+      { details: { refusal: 'no_approver_key' } },
+    );
+  }
   const { signer } = loadApproverKey(approverKeysDir(ctx.ledger.info, ctx.approverKeys), person.keyId);
   const credential = `witness serve, API key ${person.keyId}; signed by the server-held approver key`;
   const decided = await decide(recorderFor(ctx.ledger), {

@@ -87,6 +87,21 @@ describe('approveAs', () => {
     }
   });
 
+  it('refuses, in one sentence, a person signed in with OpenID Connect, for whom the server holds no signing key', async () => {
+    const { gateway, ledger, keysDir } = await setup();
+    try {
+      const alice = storeApproverKey(keysDir, '00000000000000a1', { name: 'alice@corp' });
+      const id = await request(gateway, [alice.verifierKey]);
+      await expect(approveAs({ ledger, approverKeys: keysDir }, { keyId: 'oidc:https://idp.example#alice', name: 'Alice', role: 'approver' }, id, 'approved')).rejects.toMatchObject({
+        code: 'forbidden',
+        message: expect.stringMatching(/^This server keeps approver signing keys only for approver API keys, and Alice signed in otherwise; .*\.$/),
+      });
+    } finally {
+      await gateway.close();
+      await ledger.close();
+    }
+  });
+
   it('refuses a person whose role is not approver, even when a key is held for them', async () => {
     const { gateway, ledger, keysDir } = await setup();
     try {
