@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { revokeKey } from '../../src/server/index.js';
+import { approverKeysDir, revokeKey, storeApproverKey } from '../../src/server/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { heldRequest } from './approve-helpers.js';
 import { serverFixture, type RoleName, type ServerFixture } from './fixture.js';
 
 /** A browser's view of the viewer through app.request(): cookies kept, forms posted urlencoded. */
@@ -154,6 +155,29 @@ describe('viewer pages', () => {
     const token = await q.csrf();
     expect((await q.request('POST', '/sign-out', { csrf: token })).status).toBe(303);
     expect((await q.request('GET', '/sessions')).status).toBe(303);
+  });
+
+  it('[R-ROLES] an approver approves a held call from the approvals page as themself; a digest other than the one shown is refused and said so', async () => {
+    const signer = storeApproverKey(approverKeysDir(f.ledger.info), f.ids.approver, { name: 'ann@acme.example' });
+    const id = await heldRequest(f.ledger, [signer.verifierKey]);
+    const other = await heldRequest(f.ledger, [signer.verifierKey]);
+    const p = new Person(f);
+    await p.signIn(f.keys.approver);
+    const queue = await (await p.request('GET', '/approvals')).text();
+    expect(queue).toContain(id);
+    const digest = (await f.ledger.getEvent(id))!.data!['arguments_digest'] as string;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(queue)![1]!;
+    expect((await p.request('POST', '/approvals/decide', { request_id: id, arguments_digest: digest, decision: 'approve', reason: 'checked' })).status).toBe(403);
+    const res = await p.request('POST', '/approvals/decide', { csrf, request_id: id, arguments_digest: digest, decision: 'approve', reason: 'checked the customer' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/approvals');
+    const after = await (await p.request('GET', '/approvals')).text();
+    expect(after).toContain(`Approved request ${id} as ann@acme.example`);
+    expect(after).not.toContain(`value="${id}"`);
+    const decision = (await f.ledger.query({ kind: 'approval.decision', limit: 100 })).events.find((e) => e.data?.['request_id'] === id)!;
+    expect(decision.data).toMatchObject({ decision: 'approved', approver: 'ann@acme.example', reason: 'checked the customer' });
+    await p.request('POST', '/approvals/decide', { csrf, request_id: other, arguments_digest: 'b'.repeat(64), decision: 'deny' });
+    expect(await (await p.request('GET', '/approvals')).text()).toMatch(/notice error[^>]*>[^<]*digest/i);
   });
 
   it('[R-ROLES] an approver lands on the approvals queue and may not read sessions', async () => {
