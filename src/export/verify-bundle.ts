@@ -71,6 +71,30 @@ export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}):
   }
 }
 
+/**
+ * The session a bundle (directory or zip) says it holds, from its manifest; undefined when that
+ * cannot be read. For naming the bundle to a person, not for trusting: verifyBundle checks it.
+ */
+export function bundleSession(bundle: string): string | undefined {
+  const zipped = looksLikeZip(bundle);
+  const dir = zipped ? fs.mkdtempSync(path.join(os.tmpdir(), 'witness-bundle-')) : bundle;
+  try {
+    if (zipped && extractZip(bundle, dir, capOfName, (name) => name === 'manifest.json') !== undefined) return undefined;
+    const f = openBundleFile(path.join(dir, 'manifest.json'), BUNDLE_LIMITS.manifestBytes);
+    if (!('fd' in f)) return undefined;
+    try {
+      const m = strictParse(readWhole(f)) as { session?: unknown } | null;
+      return typeof m === 'object' && m !== null && typeof m.session === 'string' ? m.session : undefined;
+    } finally {
+      fs.closeSync(f.fd);
+    }
+  } catch {
+    return undefined;
+  } finally {
+    if (zipped) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The cap of each name an evidence bundle holds (what verifyDirectory reads them with), or undefined for a name it never has. */
 function capOfName(name: string): number | undefined {
   switch (name) {

@@ -184,9 +184,10 @@ interface Entry {
  * Extracts a zip bundle into `destDir` (an empty directory), synchronously and in bounded memory:
  * stored entries are copied a chunk at a time, deflated ones inflated whole up to 64 MiB. Returns
  * why the archive is refused, in words for a verification failure, or undefined when every entry
- * was extracted and matched its CRC-32.
+ * was extracted and matched its CRC-32. With `only`, every entry is still checked but only those it
+ * picks are extracted.
  */
-export function extractZip(file: string, destDir: string, capOf: EntryCap): string | undefined {
+export function extractZip(file: string, destDir: string, capOf: EntryCap, only?: (name: string) => boolean): string | undefined {
   const base = path.basename(file);
   let fd: number;
   try {
@@ -255,7 +256,7 @@ export function extractZip(file: string, destDir: string, capOf: EntryCap): stri
       if (e.usize > cap) return `${name} is ${e.usize} bytes, more than the ${cap} bytes it may have`;
       if (e.method === 8 && e.usize > INFLATE_MAX) return `${name} is deflated and ${e.usize} bytes, more than the ${INFLATE_MAX} bytes inflated in memory; unzip the bundle and verify the directory`;
       if (e.method === 0 && e.csize !== e.usize) return `${base} holds ${shown} stored with two different sizes`;
-      entries.push(e);
+      if (only === undefined || only(name)) entries.push(e);
     }
     for (const e of entries) {
       const why = extractEntry(fd, read, st.size, e, destDir, base);

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
-import { looksLikeZip, verifyBundle } from '../../export/index.js';
+import { bundleSession, looksLikeZip, verifyBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
@@ -46,7 +45,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
         report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
         subject = `Bundle ${bundle}`;
         if (opts.session !== undefined) {
-          const inBundle = readBundleSession(bundle);
+          const inBundle = bundleSession(bundle);
           if (inBundle !== opts.session) {
             throw new WitnessError('invalid_argument', `The bundle holds session ${inBundle ?? '(unknown)'}, not ${opts.session}; drop --session or pick the right bundle.`);
           }
@@ -156,13 +155,4 @@ function checkSealRecordArgument(file: string): void {
     throw new WitnessError('invalid_argument', `The sealer's record ${file} ${what}; pass the file the sealer writes (\`--seal-record\` of \`witness seal\`, or $WITNESS_SEAL_RECORD).`, { cause: e });
   }
   if (!st.isFile()) throw new WitnessError('invalid_argument', `The sealer's record ${file} is not a file; pass the file the sealer writes.`);
-}
-
-function readBundleSession(dir: string): string | undefined {
-  try {
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { session?: unknown };
-    return typeof m.session === 'string' ? m.session : undefined;
-  } catch {
-    return undefined;
-  }
 }
