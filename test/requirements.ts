@@ -98,6 +98,9 @@ export const REQUIREMENTS = {
   'R-SERVER-APPROVE':
     'An approver approves or denies a held call over the HTTP API as themselves: the server signs with the approver key it holds for their API key (never a name from the body), binds the decision as `witness approve` does (409 once decided or expired, 403 for the agent itself), and the held call then completes or is refused.',
   'R-DEV-MASK': "A developer's reads have personal data masked and secrets redacted, and never carry the salt that would let a masked value be confirmed.",
+  'R-VIEWER-SIGNIN':
+    "People sign in to the viewer with a person's key (never an agent's) into a session whose cookie is HttpOnly and SameSite=Strict and whose id the server keeps only hashed; it ends when idle, at an absolute limit, at sign-out, and at once when the key is revoked.",
+  'R-CSRF': "Every viewer form carries a token bound to the person's session, compared in constant time; a post without it, with another, or from another site is refused (403).",
 } as const;
 
 export type RequirementId = keyof typeof REQUIREMENTS;

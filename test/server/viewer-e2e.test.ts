@@ -84,7 +84,7 @@ describe('the viewer in Chromium on the demo', () => {
     }
   });
 
-  it('[R-ROLES] an auditor signs in, opens the demo session and sees both screenshots of a step and a video that plays', async () => {
+  it('[R-VIEWER-SIGNIN] an auditor signs in, opens the demo session and sees both screenshots of a step and a video that plays', async () => {
     const page = await auditor.newPage();
     await page.goto(demo.url);
     expect(new URL(page.url()).pathname).toBe('/sign-in');
@@ -139,13 +139,13 @@ describe('the viewer in Chromium on the demo', () => {
     await page.close();
   });
 
-  it('[R-ROLES] a form posted without the CSRF token is refused 403', async () => {
+  it('[R-CSRF] a form posted without the CSRF token is refused 403', async () => {
     const res = await auditor.request.post(`${demo.origin}/integrity/verify`, { form: { nothing: 'here' } });
     expect(res.status()).toBe(403);
     expect(await res.text()).toContain('CSRF');
   });
 
-  it('[R-ROLES] a developer sees personal data masked and no screenshots', async () => {
+  it('[R-DEV-MASK] a developer sees personal data masked and no screenshots', async () => {
     const { key } = await createKey(ledger, { role: 'developer', name: 'e2e developer' }, { who: 'test', recorder: 'cli' });
     const auditorPage = await auditor.newPage();
     await auditorPage.goto(demo.url);
@@ -165,7 +165,7 @@ describe('the viewer in Chromium on the demo', () => {
     await dev.close();
   });
 
-  it('[R-ACCESS] the auditor’s read of the session is an audit.access event in the ledger, and the ledger still verifies', async () => {
+  it('[R-ACCESS-LOG] the auditor’s read of the session is an audit.access event in the ledger, and the ledger still verifies', async () => {
     const kept = fs.readFileSync(path.join(demo.dir, 'viewer-auditor.key'), 'utf8').trim();
     const keyId = /^wk_([0-9a-f]{16})_/.exec(kept)![1]!;
     const reads = (await ledger.query({ stream: 'witness.audit-access', kind: 'audit.access', limit: 1000 })).events.filter((e) => e.resource === demo.sessionId);

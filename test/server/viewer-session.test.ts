@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { PersonSessions, SESSIONS_VAR, SESSION_COOKIE, currentPersonSession, startPersonSession } from '../../src/server/person-session.js';
 
 describe('person sessions', () => {
-  it('keeps only the hash of a session id: the id is accepted, a guess of the same length is not', () => {
+  it('[R-VIEWER-SIGNIN] keeps only the hash of a session id: the id is accepted, a guess of the same length is not', () => {
     const s = new PersonSessions();
     const { id, session } = s.start({ id: 'k1', name: 'Ann', role: 'auditor', via: 'key', keyId: 'k1' });
     expect(s.get(id)).toBe(session);
@@ -11,7 +11,7 @@ describe('person sessions', () => {
     expect(JSON.stringify([...(s as unknown as { byHash: Map<string, unknown> }).byHash.keys()])).not.toContain(id);
   });
 
-  it('ends a session after the idle time and after the absolute time even when used', () => {
+  it('[R-VIEWER-SIGNIN] ends a session after the idle time and after the absolute time even when used', () => {
     let t = 0;
     const s = new PersonSessions({ idleMs: 100, absoluteMs: 250 }, () => t);
     const idle = s.start({ id: 'a', name: 'A', role: 'developer', via: 'oidc' }).id;
@@ -27,7 +27,7 @@ describe('person sessions', () => {
     expect(s.get(busy)).toBeUndefined();
   });
 
-  it('refuses an agent, and ends every session of a revoked key', () => {
+  it('[R-VIEWER-SIGNIN] refuses an agent, and ends every session of a revoked key', () => {
     const s = new PersonSessions();
     expect(() => s.start({ id: 'x', name: 'bot', role: 'agent', via: 'key', keyId: 'x' })).toThrow(/may not sign in/);
     const a = s.start({ id: 'k', name: 'A', role: 'approver', via: 'key', keyId: 'k' }).id;

@@ -61,7 +61,7 @@ describe('viewer pages', () => {
   });
   afterAll(async () => f.close());
 
-  it('[R-ROLES] an auditor signs in with a key and reads every page, each with the strict CSP', async () => {
+  it('[R-ROLES] [R-VIEWER-SIGNIN] an auditor signs in with a key and reads every page, each with the strict CSP', async () => {
     const p = new Person(f);
     const res = await p.signIn(f.keys.auditor);
     expect(res.status).toBe(303);
@@ -79,7 +79,7 @@ describe('viewer pages', () => {
     expect(art.status).toBe(200);
   });
 
-  it('[R-ROLES] without a session a page redirects to sign-in and comes back after it; an agent key may not sign in', async () => {
+  it('[R-ROLES] [R-VIEWER-SIGNIN] without a session a page redirects to sign-in and comes back after it; an agent key may not sign in', async () => {
     const p = new Person(f);
     const res = await p.request('GET', `/session?id=${f.built.sessions.a}`);
     expect(res.status).toBe(303);
@@ -95,7 +95,7 @@ describe('viewer pages', () => {
     expect(agent.cookies.has('witness_session')).toBe(false);
   });
 
-  it('[R-ROLES] a developer sees personal data masked and no screenshots, and is refused artifacts and the approvals queue', async () => {
+  it('[R-ROLES] [R-DEV-MASK] a developer sees personal data masked and no screenshots, and is refused artifacts and the approvals queue', async () => {
     const p = new Person(f);
     await p.signIn(f.keys.developer);
     const page = await (await p.request('GET', `/session?id=${encodeURIComponent(secretSession)}`)).text();
@@ -110,7 +110,7 @@ describe('viewer pages', () => {
     expect(q.headers.get('content-type')).toMatch(/^text\/html/);
   });
 
-  it('[R-ROLES] a form posted without the CSRF token, with a wrong one, or from another site is refused 403; with it, it works', async () => {
+  it('[R-CSRF] a form posted without the CSRF token, with a wrong one, or from another site is refused 403; with it, it works', async () => {
     const p = new Person(f);
     await p.signIn(f.keys.auditor);
     const token = await p.csrf();
@@ -130,7 +130,7 @@ describe('viewer pages', () => {
     expect((await stranger.request('POST', '/sign-in', { api_key: f.keys.auditor })).status).toBe(403);
   });
 
-  it('[R-ACCESS] reading a session page records an audit.access event naming the person and the session, and the ledger still verifies', async () => {
+  it('[R-ACCESS-LOG] reading a session page records an audit.access event naming the person and the session, and the ledger still verifies', async () => {
     const p = new Person(f);
     await p.signIn(f.keys.auditor);
     await p.request('GET', `/session?id=${f.built.sessions.a}`);
@@ -142,7 +142,7 @@ describe('viewer pages', () => {
     expect((await verifyLedger(f.ledger)).ok).toBe(true);
   });
 
-  it('[R-ROLES] revoking the key ends its session at once, and sign-out ends it too', async () => {
+  it('[R-VIEWER-SIGNIN] [R-KEY-REVOKE] revoking the key ends its session at once, and sign-out ends it too', async () => {
     const { createKey } = await import('../../src/server/index.js');
     const { key, record } = await createKey(f.ledger, { role: 'auditor', name: 'short-lived' }, { who: 'test', recorder: 'cli' });
     const p = new Person(f);
@@ -157,7 +157,7 @@ describe('viewer pages', () => {
     expect((await q.request('GET', '/sessions')).status).toBe(303);
   });
 
-  it('[R-ROLES] an approver approves a held call from the approvals page as themself; a digest other than the one shown is refused and said so', async () => {
+  it('[R-SERVER-APPROVE] an approver approves a held call from the approvals page as themself; a digest other than the one shown is refused and said so', async () => {
     const signer = storeApproverKey(approverKeysDir(f.ledger.info), f.ids.approver, { name: 'ann@acme.example' });
     const id = await heldRequest(f.ledger, [signer.verifierKey]);
     const other = await heldRequest(f.ledger, [signer.verifierKey]);
