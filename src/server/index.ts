@@ -11,3 +11,4 @@ export { openApiDocument } from './openapi.js';
 export { approveAs, type ApproveResult, type LedgerContext, type Person } from './approve.js';
 export { APPROVER_KEYS_ENV, approverKeyName, approverKeysDir, loadApproverKey, removeApproverKey, storeApproverKey, type ApproverKeyInfo } from './approver-keys.js';
 export { loadServerConfig, parseServerConfig, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';
+export { OidcSignIn } from './oidc.js';

@@ -158,6 +158,14 @@ export class OidcSignIn {
     return { person: { subject, name, role: hit.role, matched: hit.value }, next: flow.next };
   }
 
+  /**
+   * Discovers the provider now, so `witness serve` can say at start that it cannot be reached.
+   * Throws SignInRefused (oidc_discovery_failed) with the sentence a person would be shown.
+   */
+  async ready(): Promise<void> {
+    await this.provider();
+  }
+
   /** The provider's metadata, discovered once; a failure is retried on the next sign-in. */
   private provider(): Promise<client.Configuration> {
     this.discovered ??= (async () => {

@@ -55,6 +55,10 @@ describe('witness serve --config', () => {
     expect(html).toContain('Sign in with Corp SSO (OpenID Connect)');
     expect(html).toContain('href="/sign-in/oidc"');
     expect(stderr).toContain('OpenID Connect sign-in through https://idp.example, returning to http://127.0.0.1:7350/sign-in/oidc/callback.');
+    // idp.example does not exist: said at start, the server still serving key sign-in.
+    for (let i = 0; i < 100 && !stderr.includes('could not be reached'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toContain('witness serve: The OpenID provider https://idp.example could not be reached');
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
     child.kill('SIGTERM');
     await new Promise((resolve) => child!.once('exit', resolve));
   });

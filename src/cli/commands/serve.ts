@@ -25,7 +25,7 @@ export function registerServe(program: Command, io: Io): void {
     .option('--config <file>', 'server config file (YAML): public_url, and an oidc: section for OpenID Connect sign-in to the viewer')
     .action(async (opts: ServeOpts) => {
       if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new WitnessError('invalid_argument', `--port "${opts.port}" must be a port number from 0 to 65535.`);
-      const { listen, loadServerConfig } = await import('../../server/index.js');
+      const { listen, loadServerConfig, OidcSignIn } = await import('../../server/index.js');
       // Read before the ledger is opened: a bad config stops the start in one sentence.
       const config = opts.config === undefined ? {} : loadServerConfig(opts.config);
       const ledger = await openExisting(resolveStore(opts.store));
@@ -49,7 +49,11 @@ export function registerServe(program: Command, io: Io): void {
       if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
         io.err(`witness serve: listening on ${opts.host} without TLS: API keys cross the network in clear text unless a TLS proxy sits in front.`);
       }
-      if (config.oidc !== undefined) io.err(inert(`witness serve: OpenID Connect sign-in through ${config.oidc.issuer}, returning to ${config.oidc.redirectUri}.`));
+      if (config.oidc !== undefined) {
+        io.err(inert(`witness serve: OpenID Connect sign-in through ${config.oidc.issuer}, returning to ${config.oidc.redirectUri}.`));
+        // Not fatal: the provider may be down for a moment; each sign-in discovers it again until it answers.
+        new OidcSignIn(config.oidc).ready().catch((e: unknown) => io.err(inert(`witness serve: ${(e as Error).message}`)));
+      }
       if (!ledger.canSeal) io.err('witness serve: no signing key for this ledger here, so this server signs no checkpoints; run `witness seal` where the key is.');
       io.out(`Witness server listening on ${server.url} (ledger ${ledger.info.location}); create a key with \`witness keys create --role auditor\`. Stop with Ctrl-C.`);
       await new Promise<void>((resolve) => {
