@@ -203,7 +203,7 @@ export function parseServerConfig(text: string, options: { source?: string; env?
   if (!scopes.includes('openid')) fail(where.valueLine(['oidc', 'scopes']), 'oidc.scopes must include openid, or the provider returns no ID token', 'oidc.scopes');
   const redirectUri = o.redirect_uri ?? (publicUrl === undefined ? undefined : `${publicUrl}${OIDC_CALLBACK_PATH}`);
   if (redirectUri === undefined) fail(where.keyLine(['oidc']), `oidc.redirect_uri is missing: set it, or set public_url and it is derived (public_url + ${OIDC_CALLBACK_PATH})`, 'oidc.redirect_uri');
-  if (new URL(redirectUri!).pathname !== OIDC_CALLBACK_PATH) {
+  if (!new URL(redirectUri!).pathname.endsWith(OIDC_CALLBACK_PATH)) {
     fail(where.valueLine(['oidc', 'redirect_uri']), `oidc.redirect_uri must end in ${OIDC_CALLBACK_PATH}, the path this server answers the provider on`, 'oidc.redirect_uri');
   }
   // The map's order is the order written: JavaScript objects would put keys that look like numbers first.

@@ -79,6 +79,10 @@ describe('server config file', () => {
       [GOOD.replace('  client_id', '  clientid'), /oidc has an unknown key "clientid"; did you mean "client_id"\?/],
       [GOOD, /oidc\.client_secret_env names WITNESS_OIDC_SECRET, which is not set/, {}],
       [GOOD.replace('public_url: https://witness.example.com\n', ''), /oidc\.redirect_uri is missing: set it, or set public_url/],
+      [
+        GOOD.replace('  client_id: witness\n', '  client_id: witness\n  redirect_uri: https://witness.example.com/callback\n'),
+        /^server\.yaml line 6: oidc\.redirect_uri must end in \/sign-in\/oidc\/callback, the path this server answers the provider on\.$/,
+      ],
       [GOOD.replace('client_secret_env: WITNESS_OIDC_SECRET', 'client_secret_env: WITNESS_OIDC_SECRET\n  client_secret: inline'), /give the client secret one way only/],
       [GOOD.replace('    map:\n      auditors: auditor\n      approvers: approver\n      devs: developer\n', '    map: {}\n'), /oidc\.roles\.map must map at least one claim value to a role/],
       ['oidc: [1, 2\n', /^server\.yaml line \d+: not valid YAML/],
