@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -27,6 +27,7 @@ import { benchMemory } from './memory.js';
 import { benchPostgres } from './postgres.js';
 import { benchQuery } from './query.js';
 import { benchRecorder } from './recorder.js';
+import { benchServer } from './server.js';
 import { benchVerify } from './verify.js';
 import { benchDir, cleanupBenchDir, elapsedSeconds, fmtInt, fmtMiB, fmtMs, gc, log, mdTable, median, verdictWord, type Section } from './util.js';
 
@@ -41,7 +42,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -211,7 +212,7 @@ function report(args: Args, cfg: Config, info: Array<[string, string]>, sections
   if (b !== undefined) {
     lines.push(
       '## The shared large ledger',
-      `Benchmarks 3–5 share one ledger built per run in \`${os.tmpdir()}\` with \`SqliteLedger.prepare()\` + \`appendPrepared()\` in batches of ${fmtInt(b.batch)}, sealed (Merkle nodes + signed checkpoint) every ${fmtInt(b.sealEvery)} events: ${fmtInt(b.events)} events, ${fmtInt(b.sessions)} sessions of 20–80 events (session.start, llm.call → tool.call → tool.result cycles, session.end) by ${b.agents} agents, ~16 sessions interleaved at a time, explicit \`ts\` rising evenly over one month (January 2026), ${b.checkpoints} checkpoints, ${fmtMiB(b.bytes)} MiB on disk. It took ${b.seconds.toFixed(1)} s to build (${fmtInt(b.events / b.seconds)} events/s including sealing). Smaller sizes are file copies taken while it grew; everything is deleted at the end of the run.`,
+      `Benchmarks 3–5 and 9's reads share one ledger built per run in \`${os.tmpdir()}\` with \`SqliteLedger.prepare()\` + \`appendPrepared()\` in batches of ${fmtInt(b.batch)}, sealed (Merkle nodes + signed checkpoint) every ${fmtInt(b.sealEvery)} events: ${fmtInt(b.events)} events, ${fmtInt(b.sessions)} sessions of 20–80 events (session.start, llm.call → tool.call → tool.result cycles, session.end) by ${b.agents} agents, ~16 sessions interleaved at a time, explicit \`ts\` rising evenly over one month (January 2026), ${b.checkpoints} checkpoints, ${fmtMiB(b.bytes)} MiB on disk. It took ${b.seconds.toFixed(1)} s to build (${fmtInt(b.events / b.seconds)} events/s including sealing). Smaller sizes are file copies taken while it grew; everything is deleted at the end of the run.`,
     );
   }
   lines.push(
@@ -241,6 +242,7 @@ async function main(): Promise<void> {
   const sizes: number[] = [];
   if (selected.has('verify')) sizes.push(cfg.verify.events);
   if (selected.has('query')) sizes.push(cfg.query.events);
+  if (selected.has('server')) sizes.push(cfg.query.events);
   if (selected.has('memory')) sizes.push(...cfg.memory.sizes);
   const ledgers = new LargeLedgers(cfg, sizes);
 
@@ -254,6 +256,7 @@ async function main(): Promise<void> {
     modern: () => benchGatewayModern(cfg),
     capture: () => benchCapture(cfg),
     postgres: () => benchPostgres(cfg),
+    server: () => benchServer(cfg, ledgers),
   };
   const sections: Section[] = [];
   const failed: string[] = [];
