@@ -39,8 +39,15 @@ function session(calls: number): StoredEvent[] {
       const d1 = add({ kind: 'approval.decision', parent: request, data: { request_id: request, decision: 'approved', approver: `alice-${i % 2}@corp`, reason: 'checked' } });
       if (i % 4 === 2) add({ kind: 'approval.decision', parent: request, data: { request_id: request, decision: 'denied', approver: 'mallory@corp' } });
       if (i % 8 === 2) add({ kind: 'error', data: { code: 'approval_forged', decision_id: d1 } });
+      // A release the gateway recorded counts; one recorded by anything else is only a claim.
       if (i % 2 === 0)
-        add({ kind: 'policy.decision', parent: call, policy: { decision: 'allow' }, data: { decision: 'allow', approval: { request_id: request, decision_id: d1, approver: 'alice-0@corp' } } });
+        add({
+          kind: 'policy.decision',
+          parent: call,
+          recorder: { kind: i % 4 === 0 ? 'gateway' : 'sdk' },
+          policy: { decision: 'allow' },
+          data: { decision: 'allow', approval: { request_id: request, decision_id: d1, approver: 'alice-0@corp' } },
+        });
     }
     if (i % 2 === 0) add({ kind: 'capture', parent: call, data: { role: 'before' }, artifacts: [{ sha256: `${i}`.padStart(64, 'b'), mime: 'image/png', bytes: 1, role: 'before' }] });
     if (i % 11 !== 10) {
