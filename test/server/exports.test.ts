@@ -88,6 +88,18 @@ describe('exports over the API', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('runs at most two exports at once: of three started together, one is refused with 409 in one sentence', async () => {
+    const body = { session: f.built.sessions.b };
+    const answers = await Promise.all([0, 1, 2].map(() => f.call('POST', '/v1/exports', { key: f.keys.auditor, body })));
+    expect(answers.map((r) => r.status).sort()).toEqual([202, 202, 409]);
+    const refused = answers.find((r) => r.status === 409)!;
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'conflict',
+      message: expect.stringMatching(/^2 exports are running already; .*\.$/) as unknown,
+    });
+    for (const r of answers.filter((a) => a.status === 202)) expect(await waitForExport(f, ((await r.json()) as { id: string }).id, f.keys.auditor)).toMatchObject({ status: 'done' });
+  });
+
   it('a withheld export carries no artifacts and still verifies', async () => {
     const started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b, withhold_data: true } });
     const { id } = (await started.json()) as { id: string };

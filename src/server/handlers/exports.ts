@@ -54,8 +54,15 @@ export class ExportRunner {
       return errorResponse(ctx.c, 'conflict', `${this.running} exports are running already; wait until one is done (GET /v1/exports/:id) and start this one again.`);
     }
     const id = randomUUID();
-    // Recorded before anything is written: an export whose record cannot be kept is refused.
-    await ctx.recordAccess({ resource: session });
+    // The slot is taken before the first await, so simultaneous requests cannot all pass the check.
+    this.running++;
+    try {
+      // Recorded before anything is written: an export whose record cannot be kept is refused.
+      await ctx.recordAccess({ resource: session });
+    } catch (e) {
+      this.running--;
+      throw e;
+    }
     const caller = ctx.caller!;
     const job: ExportJob = {
       id,
@@ -66,7 +73,6 @@ export class ExportRunner {
       started_by: caller.name === undefined ? `key:${caller.keyId}` : `${caller.name} (key:${caller.keyId})`,
     };
     this.jobs.set(id, job);
-    this.running++;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const ledger = ctx.ledger;
     void exportSession(ledger, session, this.file(id), { withholdData: withheld })
