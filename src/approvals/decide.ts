@@ -29,6 +29,8 @@ export interface DecisionInput extends DecideInput {
    * request body. The signer must be this person's key (its name is theirs).
    */
   approver: string;
+  /** What recorded the decision: `witness approve` (cli, the default) or `witness serve` (server). */
+  recorder?: 'cli' | 'server';
 }
 
 export interface Decided {
@@ -122,7 +124,7 @@ export async function decide(witness: Witness, input: DecisionInput): Promise<De
   const event = {
     agent: { id: v.agent },
     principal: { id: signedBy, kind: 'human' as const },
-    recorder: { kind: 'cli' as const, version: RECORDER_VERSION },
+    recorder: { kind: input.recorder ?? ('cli' as const), version: RECORDER_VERSION },
     kind: 'approval.decision' as const,
     parent: v.requestId,
     resource: v.request.resource,

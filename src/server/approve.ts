@@ -94,6 +94,7 @@ export async function approveAs(ctx: LedgerContext, person: Person, requestId: s
     signer,
     decision,
     role: person.role,
+    recorder: 'server',
     ...(reason === undefined || reason.trim() === '' ? {} : { reason }),
     meaning: `${options.meaning ?? DEFAULT_MEANING} (${credential})`,
     ...(options.expectDigest === undefined ? {} : { expectDigest: options.expectDigest }),

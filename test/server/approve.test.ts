@@ -61,6 +61,8 @@ describe('approveAs', () => {
       const d = await ledger.getEvent(r.decisionId);
       expect(d?.data).toMatchObject({ approver: 'alice@corp', role: 'approver', reason: 'amount checked', meaning: expect.stringContaining('API key 00000000000000a1') });
       expect(d?.principal).toEqual({ id: 'alice@corp', kind: 'human' });
+      // Recorded by the server, not labelled as a `witness approve` from a terminal.
+      expect(d?.recorder?.kind).toBe('server');
       // Judged as the gateway judges it: a signed decision by a listed key.
       const req = await ledger.getEvent(id);
       expect(decisionProblem(approvalRequestParts(req!), d as never, listedApprovers(req as never), ledger.info.origin)).toBeUndefined();
