@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppendRequest } from '../../src/store/index.js';
+import type { AppendRequest, Ledger } from '../../src/store/index.js';
+import { postgresDriver } from '../store/postgres-driver.js';
 import { tempDir } from '../helpers/tmp.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
 
@@ -10,18 +11,33 @@ interface Page {
   next?: string;
 }
 
-describe('GET /v1/sessions/:stream pages a long session', () => {
+/** The handler pages through `Ledger.query`, so it is run on both drivers. */
+const DRIVERS: Array<{ name: string; ledger: () => (() => Promise<Ledger>) | undefined }> = [
+  { name: 'SQLite', ledger: () => undefined },
+  {
+    name: 'PostgreSQL',
+    ledger: () => {
+      const driver = postgresDriver('server-session-paging');
+      return () => driver.open();
+    },
+  },
+];
+
+describe.each(DRIVERS)('GET /v1/sessions/:stream pages a long session ($name)', ({ ledger: opener }) => {
   const dir = tempDir('witness-server-session-paging-');
+  const open = opener();
   const stream = `long-${randomUUID()}`;
   const total = 2_500;
   let f: ServerFixture;
   beforeAll(async () => {
-    f = await serverFixture(dir);
+    f = await serverFixture(dir, open === undefined ? {} : { ledger: await open() });
     for (let i = 0; i < total; i += 500) {
       const batch: AppendRequest[] = [];
       for (let j = i; j < i + 500; j++) batch.push({ stream, agent: { id: 'pager' }, kind: 'note', data: { text: `step ${j}` } });
       await f.ledger.append(batch);
     }
+    // A second session, so that the session list has a next page whose cursor can be misused below.
+    await f.ledger.append([{ stream: `short-${randomUUID()}`, agent: { id: 'pager' }, kind: 'note', data: { text: 'short' } }]);
   });
   afterAll(async () => f.close());
 
