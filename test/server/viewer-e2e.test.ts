@@ -96,7 +96,7 @@ describe('the viewer in Chromium on the demo', () => {
     expect(await imgs.count()).toBeGreaterThanOrEqual(2);
     for (const img of await imgs.all()) {
       await img.scrollIntoViewIfNeeded();
-      await expect.poll(() => img.evaluate((e: HTMLImageElement) => e.complete && e.naturalWidth), { timeout: 5_000 }).toBeGreaterThan(0);
+      await expect.poll(() => img.evaluate((e: { complete: boolean; naturalWidth: number }) => (e.complete ? e.naturalWidth : 0)), { timeout: 5_000 }).toBeGreaterThan(0);
     }
     const step = page
       .locator('ol.steps > li')
@@ -105,12 +105,12 @@ describe('the viewer in Chromium on the demo', () => {
     expect(await step.locator('img[src^="/v1/artifacts/"]').count()).toBe(2);
     await shot(page, 'session');
     const video = page.locator('video');
-    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.readyState), { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
-    await video.evaluate((v: HTMLVideoElement) => {
+    await expect.poll(() => video.evaluate((v: { readyState: number }) => v.readyState), { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await video.evaluate((v: { muted: boolean; play(): Promise<void> }) => {
       v.muted = true;
       return v.play();
     });
-    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(0.2);
+    await expect.poll(() => video.evaluate((v: { currentTime: number }) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(0.2);
     const tracks = await page.$$eval('video track', (els) => els.map((e) => e.getAttribute('src')));
     expect(tracks.some((t) => t?.endsWith('/chapters.vtt'))).toBe(true);
     for (const t of tracks) expect((await page.request.get(`${demo.origin}${t}`)).status(), t!).toBe(200);
