@@ -93,6 +93,10 @@ describe('viewer pages', () => {
     expect(refused.status).toBe(403);
     expect(await refused.text()).toContain('An agent key may not sign in');
     expect(agent.cookies.has('witness_session')).toBe(false);
+    // Both are on the access stream, as OpenID Connect sign-ins are.
+    const signIns = (await f.ledger.query({ stream: 'witness.audit-access', kind: 'config.change', limit: 1000 })).events.filter((e) => e.action === 'sign-in');
+    expect(signIns.find((e) => e.data?.['key_id'] === f.ids.developer)).toMatchObject({ outcome: 'success', data: { via: 'key', role: 'developer' } });
+    expect(signIns.find((e) => e.data?.['key_id'] === f.ids.agent)).toMatchObject({ outcome: 'denied', data: { via: 'key', role: 'agent' } });
   });
 
   it('[R-ROLES] [R-DEV-MASK] a developer sees personal data masked and no screenshots, and is refused artifacts and the approvals queue', async () => {

@@ -3,10 +3,13 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
 import { listApprovals } from '../../approvals/index.js';
 import { WitnessError, type StoredEvent } from '../../core/index.js';
+import { RECORDER_VERSION } from '../../recorder/index.js';
 import { verifyLedger, type Ledger, type SessionFilter } from '../../store/index.js';
 import { approveAs } from '../approve.js';
 import type { RouteContext } from '../context.js';
+import { ACCESS_STREAM } from '../access.js';
 import { checkPresession, presessionToken } from '../csrf.js';
+import type { Caller } from '../keys.js';
 import { maskEvent } from '../mask.js';
 import { SESSION_VAR, endPersonSession, startPersonSession, type PersonSession } from '../person-session.js';
 import {
@@ -107,11 +110,44 @@ export async function signIn(ctx: RouteContext, oidc?: { label: string }): Promi
   if (key === '') return again(400, 'Enter an API key to sign in.');
   await ctx.keys.refresh();
   const auth = ctx.keys.authenticate(`Bearer ${key}`);
+  // A key this server did not issue is not recorded: anyone can send one, and it names no one.
   if (!auth.ok) return again(401, auth.message);
   const caller = auth.caller;
-  if (caller.role === 'agent') return again(403, 'An agent key may not sign in to the viewer; sign in with a developer, approver, auditor or admin key.');
+  if (caller.role === 'agent') {
+    await recordKeySignIn(ctx, caller, 'denied');
+    return again(403, 'An agent key may not sign in to the viewer; sign in with a developer, approver, auditor or admin key.');
+  }
+  // Recorded before the session starts, as an OpenID Connect sign-in is: one that cannot be recorded is refused.
+  await recordKeySignIn(ctx, caller, 'success');
   startPersonSession(c, { id: `key:${caller.keyId}`, name: caller.name ?? `key ${caller.keyId}`, role: caller.role, via: 'key', keyId: caller.keyId });
   return c.redirect(next ?? homeOf(caller.role), 303);
+}
+
+/** A key sign-in to the viewer, on the access stream beside OpenID Connect ones (oidc.ts): who, as what, from where. */
+async function recordKeySignIn(ctx: RouteContext, caller: Caller, outcome: 'success' | 'denied'): Promise<void> {
+  const actor = caller.name === undefined ? `key:${caller.keyId}` : `${caller.name} (key:${caller.keyId})`;
+  await ctx.ledger.append([
+    {
+      stream: ACCESS_STREAM,
+      agent: { id: 'witness-server', credential: caller.keyId },
+      principal: { id: actor, kind: 'human' },
+      recorder: { kind: 'server', version: RECORDER_VERSION },
+      source: { host: ctx.from },
+      kind: 'config.change',
+      resource: 'viewer',
+      action: 'sign-in',
+      outcome,
+      data: {
+        target: 'other',
+        description: outcome === 'success' ? `${actor} signed in to the viewer as ${caller.role} with an API key` : `${actor} was refused sign-in to the viewer: a ${caller.role} key may not sign in`,
+        via: 'key',
+        key_id: caller.keyId,
+        role: caller.role,
+        from: ctx.from,
+      },
+    },
+  ]);
+  ctx.metrics.appended++;
 }
 
 export async function signOut(ctx: RouteContext): Promise<Response> {
