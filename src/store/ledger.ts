@@ -1,8 +1,40 @@
 import type { Readable } from 'node:stream';
-import type { ArtifactRef, EventInput, PreparedEvent, StoredEvent, VerifyRow } from '../core/index.js';
+import { WitnessError, type ArtifactRef, type EventInput, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
+
+/** Conditions an append must meet, checked inside its transaction (so no other append slips between check and write). */
+export interface AppendOptions {
+  /**
+   * Every stream the batch touches must be new (its first event in this batch, by this agent) or
+   * already begun by this agent (its seq-0 event's `agent.id`); otherwise the whole batch is
+   * refused with `forbidden`. The server passes an agent key's identity, so two agents posting to
+   * one new session id at once cannot both write into it. Absent: no check, no extra statement.
+   */
+  owner?: string;
+}
+
+/** The streams a batch touches, each with the agent of its first event in the batch. */
+export function batchStreams(events: readonly PreparedEvent[]): Map<string, string> {
+  const first = new Map<string, string>();
+  for (const ev of events) if (!first.has(ev.stream)) first.set(ev.stream, ev.fields.agent.id);
+  return first;
+}
+
+/**
+ * The owner check both drivers run inside their append transaction, given `stored`: the agent of
+ * each touched stream's stored seq-0 event (absent for a new stream). Throws `forbidden`.
+ */
+export function checkOwner(first: ReadonlyMap<string, string>, owner: string, stored: ReadonlyMap<string, string>): void {
+  for (const [stream, batchAgent] of first) {
+    if ((stored.get(stream) ?? batchAgent) !== owner) throw ownerRefusal(stream);
+  }
+}
+
+export function ownerRefusal(stream: string): WitnessError {
+  return new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session; record under a session id of your own.`, { details: { path: 'stream', stream } });
+}
 
 export interface AppendReceipt {
   id: string;
@@ -215,14 +247,14 @@ export interface LedgerReader {
  * atomic per batch; events, checkpoints and tree nodes are append-only in the database itself.
  */
 export interface Ledger extends LedgerReader {
-  append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]>;
+  append(batch: readonly AppendRequest[], options?: AppendOptions): Promise<AppendReceipt[]>;
   /**
    * Validates and commits to payloads (salt, digest, canonical bytes) without touching storage, so
    * a caller can do this CPU work before it queues: pure, no I/O, hence synchronous in every driver.
    */
   prepare(batch: readonly AppendRequest[]): PreparedEvent[];
   /** Appends events made by `prepare` of this ledger, atomically: `append` is prepare + this. */
-  appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]>;
+  appendPrepared(events: readonly PreparedEvent[], options?: AppendOptions): Promise<AppendReceipt[]>;
   /**
    * Sessions matching `filter`, newest first, with their counts, in pages. A page continues after
    * the previous one's last session whatever was appended since: sessions that start later are

@@ -4,6 +4,7 @@ import { buildStoryboard } from '../../src/capture/index.js';
 import { decideApproval, findApproval } from '../../src/approvals/index.js';
 import { argumentsDigest, generateKey, newArgumentsSalt, parseSignerKey, type StoredEvent } from '../../src/core/index.js';
 import { openWitness } from '../../src/recorder/index.js';
+import { createKey } from '../../src/server/index.js';
 import { buildSessionModel } from '../../src/server/views/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
@@ -145,5 +146,45 @@ describe('a grant is used up only by the gateway', () => {
     } finally {
       await w.close();
     }
+  });
+});
+
+describe('one session, one agent', () => {
+  const dir = tempDir('witness-server-race-');
+  let f: ServerFixture;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+  });
+  afterAll(async () => f.close());
+
+  it('[R-INGEST-IDENTITY] two agent keys posting to one new session id at once: one writes, the other is refused, 10 times over', async () => {
+    const other = await createKey(f.ledger, { role: 'agent', agent: 'evil-bot' }, { who: 'test', recorder: 'cli' });
+    for (let i = 0; i < 10; i++) {
+      const stream = `race-${randomUUID()}`;
+      const [a, b] = await Promise.all([
+        f.call('POST', '/v1/events', { key: f.keys.agent, body: { events: [{ stream, kind: 'session.start', data: {} }] } }),
+        f.call('POST', '/v1/events', { key: other.key, body: { events: [{ stream, kind: 'note', data: { text: 'injected by evil-bot' } }] } }),
+      ]);
+      expect([a.status, b.status].sort()).toEqual([201, 403]);
+      expect(new Set((await f.ledger.readStream(stream)).map((e) => e.agent.id)).size).toBe(1);
+    }
+  });
+});
+
+describe('errors name no server file', () => {
+  const dir = tempDir('witness-server-paths-');
+  let f: ServerFixture;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+  });
+  afterAll(async () => f.close());
+
+  it('[R-ROLES] a refusal that the store words with the ledger’s location does not give an API client the file path', async () => {
+    const res = await f.call('GET', `/v1/approvals/${randomUUID()}`, { key: f.keys.approver });
+    const text = await res.text();
+    expect(res.status).toBe(404);
+    expect(text).not.toContain(f.built.file);
+    expect(text).not.toContain(dir);
+    expect(text).toContain('[path withheld]');
   });
 });

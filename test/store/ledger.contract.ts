@@ -2,6 +2,7 @@ import { appendContract } from './contract/append.js';
 import { artifactsContract } from './contract/artifacts.js';
 import { concurrencyContract } from './contract/concurrency.js';
 import type { DriverUnderTest } from './contract/driver.js';
+import { ownerContract } from './contract/owner.js';
 import { queryContract } from './contract/query.js';
 import { readonlyContract } from './contract/readonly.js';
 import { refusalContract } from './contract/refusal.js';
@@ -22,6 +23,7 @@ export type { DriverUnderTest, EventImage, LedgerEdit } from './contract/driver.
 export function ledgerContract(driver: DriverUnderTest): void {
   appendContract(driver);
   concurrencyContract(driver);
+  ownerContract(driver);
   sealContract(driver);
   queryContract(driver);
   sessionsContract(driver);

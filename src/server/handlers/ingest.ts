@@ -39,21 +39,18 @@ const AGENT_REFUSED_FIELDS = ['policy', 'approvals', 'principal'] as const;
 const redactor = new Redactor();
 
 /**
- * Which agent owns each stream this server has seen (by its first event): an agent appends only
- * to its own sessions. Bounded: the oldest entries go first, and a forgotten stream is simply
- * read again.
+ * Which agent owns each stream this server has appended to: a batch for a stream known to be
+ * another agent's is refused before any work. Only a shortcut: the rule itself (an agent appends
+ * only to its own sessions) is the store's owner condition (AppendOptions.owner), checked inside
+ * the append transaction, so two agents racing on one new stream cannot both write into it.
+ * Bounded: the oldest entries go first.
  */
 export class StreamOwners {
   private readonly owners = new Map<string, string>();
   constructor(private readonly max = 10_000) {}
 
-  async ownerOf(ctx: RouteContext, stream: string): Promise<string | undefined> {
-    const known = this.owners.get(stream);
-    if (known !== undefined) return known;
-    const page = await ctx.ledger.query({ stream, limit: 1 });
-    const owner = page.events[0]?.agent.id;
-    if (owner !== undefined) this.remember(stream, owner);
-    return owner;
+  ownerOf(stream: string): string | undefined {
+    return this.owners.get(stream);
   }
 
   remember(stream: string, agent: string): void {
@@ -78,12 +75,12 @@ export async function ingest(ctx: RouteContext<unknown, unknown, { events: unkno
   // Validated and committed to one by one, so that a refusal names its event; appended as one batch.
   const prepared = batch.map((e, i) => prepareOne(ctx, e, i));
   for (const stream of new Set(batch.map((e) => e.stream))) {
-    const owner = await owners.ownerOf(ctx, stream);
+    const owner = owners.ownerOf(stream);
     if (owner !== undefined && owner !== agentId) {
       throw new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session; record under a session id of your own.`, { details: { path: 'stream' } });
     }
   }
-  const receipts = await ctx.ledger.appendPrepared(prepared);
+  const receipts = await ctx.ledger.appendPrepared(prepared, { owner: agentId });
   for (const e of batch) owners.remember(e.stream, agentId);
   ctx.metrics.appended += receipts.length;
   return ctx.c.json({ receipts: receipts.map((r) => ({ id: r.id, stream: r.stream, seq: r.seq, pos: r.pos, hash: r.hash })) }, 201);

@@ -1,5 +1,5 @@
 import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
-import type { AppendReceipt, AppendRequest } from '../ledger.js';
+import { batchStreams, checkOwner, type AppendOptions, type AppendReceipt, type AppendRequest } from '../ledger.js';
 import { PostgresArtifacts } from './artifacts.js';
 import { notifyChannel } from './open.js';
 
@@ -52,8 +52,8 @@ export abstract class PostgresAppend extends PostgresArtifacts {
     return batch.map(({ stream, ...input }) => prepareEvent(stream, input, { maxPayloadBytes: this.maxPayloadBytes }));
   }
 
-  async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
-    return this.appendPrepared(this.prepare(batch));
+  async append(batch: readonly AppendRequest[], options?: AppendOptions): Promise<AppendReceipt[]> {
+    return this.appendPrepared(this.prepare(batch), options);
   }
 
   /**
@@ -63,9 +63,9 @@ export abstract class PostgresAppend extends PostgresArtifacts {
    * payload commitment, that retry is answered with the stored receipts instead of a duplicate-id
    * refusal, so nothing acknowledged is lost and nothing is written twice.
    */
-  async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+  async appendPrepared(events: readonly PreparedEvent[], options?: AppendOptions): Promise<AppendReceipt[]> {
     try {
-      return await this.appendOnce(events);
+      return await this.appendOnce(events, options?.owner);
     } catch (e) {
       if (!duplicateId(e)) throw e;
       const stored = await this.storedReceipts(events);
@@ -99,7 +99,7 @@ export abstract class PostgresAppend extends PostgresArtifacts {
     return receipts;
   }
 
-  private async appendOnce(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+  private async appendOnce(events: readonly PreparedEvent[], owner: string | undefined): Promise<AppendReceipt[]> {
     this.assertOpen();
     this.assertWritable('append events');
     if (events.length === 0) return [];
@@ -114,6 +114,14 @@ export abstract class PostgresAppend extends PostgresArtifacts {
         [streams],
       );
       const heads = new Map<string, Head>(headRows.rows.map((r) => [r.stream, { seq: r.seq, hash: r.hash, ended: r.ended }]));
+      if (owner !== undefined) {
+        // Under the ledger lock and the stream_heads row locks: a stream with no head row is new,
+        // and no other append can begin it before this one commits. One more round trip, only
+        // for an append that asks for the check (and none when every stream is new).
+        const begun = [...heads.keys()];
+        const firsts = begun.length === 0 ? [] : (await c.query<{ stream: string; agent: string }>('SELECT stream, agent FROM events WHERE stream = ANY($1::text[]) AND seq = 0', [begun])).rows;
+        checkOwner(batchStreams(events), owner, new Map(firsts.map((r) => [r.stream, r.agent])));
+      }
       const cols: unknown[][] = Array.from({ length: 14 }, () => []);
       const receipts: AppendReceipt[] = [];
       let pos = start;

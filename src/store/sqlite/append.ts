@@ -1,5 +1,5 @@
 import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
-import type { AppendReceipt, AppendRequest } from '../ledger.js';
+import { batchStreams, checkOwner, type AppendOptions, type AppendReceipt, type AppendRequest } from '../ledger.js';
 import { SqliteArtifacts } from './artifacts.js';
 import { grantUsed, translateSqliteError } from './errors.js';
 import type { StreamHead } from './open.js';
@@ -35,26 +35,29 @@ export abstract class SqliteAppend extends SqliteArtifacts {
     return batch.map(({ stream, ...input }) => prepareEvent(stream, input, { maxPayloadBytes: this.maxPayloadBytes }));
   }
 
-  async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
-    return this.appendPreparedSync(this.prepare(batch));
+  async append(batch: readonly AppendRequest[], options?: AppendOptions): Promise<AppendReceipt[]> {
+    return this.appendPreparedSync(this.prepare(batch), options);
   }
 
   /** The interface's form: the work is done synchronously inside, so a fault becomes a rejection. */
-  async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
-    return this.appendPreparedSync(events);
+  async appendPrepared(events: readonly PreparedEvent[], options?: AppendOptions): Promise<AppendReceipt[]> {
+    return this.appendPreparedSync(events, options);
   }
 
   /** One IMMEDIATE transaction: seq, prev, hash and position are assigned under the write lock. */
-  appendPreparedSync(events: readonly PreparedEvent[]): AppendReceipt[] {
+  appendPreparedSync(events: readonly PreparedEvent[], options?: AppendOptions): AppendReceipt[] {
     this.assertOpen();
     if (events.length === 0) return [];
-    if (events.length === 1) {
+    const owner = options?.owner;
+    // With an owner condition the optimistic single INSERT is skipped: the check must read the
+    // stream's first event under the same write lock as the append.
+    if (events.length === 1 && owner === undefined) {
       const one = this.appendOneOptimistic(events[0]!);
       if (one !== undefined) return one;
     }
     const receipts: AppendReceipt[] = [];
     try {
-      const { pos, touched } = this.appendTxn(events, receipts);
+      const { pos, touched } = owner === undefined ? this.appendTxn(events, receipts) : this.ownedTxn()(events, receipts, owner);
       this.nextPos = pos;
       for (const [s, h] of touched) this.heads.set(s, h);
       this.info.size = pos;
@@ -65,6 +68,30 @@ export abstract class SqliteAppend extends SqliteArtifacts {
       this.seenDataVersion = -1;
       throw grantUsed(e, this.info.location, () => this.consumedGrant(events)) ?? translateSqliteError(e, this.info.location);
     }
+  }
+
+  private ownedTxnFn: ((events: readonly PreparedEvent[], receipts: AppendReceipt[], owner: string) => { pos: number; touched: Map<string, StreamHead> }) | undefined;
+
+  /**
+   * appendTxn with the owner condition (AppendOptions.owner) checked first, inside the same
+   * IMMEDIATE transaction: no other writer can begin the stream between the check and the write.
+   * Made on first use, so a ledger that never checks an owner prepares nothing more.
+   */
+  private ownedTxn(): (events: readonly PreparedEvent[], receipts: AppendReceipt[], owner: string) => { pos: number; touched: Map<string, StreamHead> } {
+    if (this.ownedTxnFn === undefined) {
+      const first = this.db.prepare('SELECT agent FROM events WHERE stream = ? AND seq = 0').pluck();
+      this.ownedTxnFn = this.db.transaction((events: readonly PreparedEvent[], receipts: AppendReceipt[], owner: string) => {
+        const streams = batchStreams(events);
+        const stored = new Map<string, string>();
+        for (const s of streams.keys()) {
+          const agent = first.get(s) as string | undefined;
+          if (agent !== undefined) stored.set(s, agent);
+        }
+        checkOwner(streams, owner, stored);
+        return this.appendLocked(events, receipts);
+      }).immediate;
+    }
+    return this.ownedTxnFn;
   }
 
   /** Which grant released by `events` the ledger (or the batch itself) had already used. */

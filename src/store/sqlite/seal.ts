@@ -1,5 +1,5 @@
 import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteSigner, type PreparedEvent } from '../../core/index.js';
-import type { AdoptOptions, AdoptResult, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
+import type { AdoptOptions, AdoptResult, AppendOptions, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
 import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
 import { SealThread, sealThreadAvailable } from './seal-thread.js';
 import { Sealer, storedNodes, type SealerContext } from './sealer.js';
@@ -89,19 +89,19 @@ export abstract class SqliteSeal extends SqliteQuery {
    * loop, rather than in SQLite's busy handler, which sleeps the recording thread in steps of up to
    * 100 ms. Against another process's lock the busy handler still applies.
    */
-  override async append(batch: readonly AppendRequest[]): Promise<AppendReceipt[]> {
+  override async append(batch: readonly AppendRequest[], options?: AppendOptions): Promise<AppendReceipt[]> {
     const events = this.prepare(batch);
     if (!this.warmed) this.warmSealThread();
     const writing = this.sealThread?.writing;
     if (writing !== undefined) await writing;
-    return this.appendPreparedSync(events);
+    return this.appendPreparedSync(events, options);
   }
 
-  override async appendPrepared(events: readonly PreparedEvent[]): Promise<AppendReceipt[]> {
+  override async appendPrepared(events: readonly PreparedEvent[], options?: AppendOptions): Promise<AppendReceipt[]> {
     if (!this.warmed) this.warmSealThread();
     const writing = this.sealThread?.writing;
     if (writing !== undefined) await writing;
-    return this.appendPreparedSync(events);
+    return this.appendPreparedSync(events, options);
   }
 
   /**
