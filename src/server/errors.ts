@@ -45,7 +45,7 @@ export function errorResponse(c: Context, code: string, message: string, status:
  * `onInternal` (the server's log).
  */
 export function toErrorResponse(c: Context, e: unknown, onInternal?: (e: unknown) => void): Response {
-  if (e instanceof WitnessError) return errorResponse(c, e.code, e.message, statusFor(e.code), pickDetails(e));
+  if (e instanceof WitnessError) return errorResponse(c, e.code, withoutFilePaths(e.message), statusFor(e.code), pickDetails(e));
   if (e instanceof HTTPException && e.status === 413) return payloadTooLarge(c);
   if (e instanceof HTTPException) return errorResponse(c, e.status === 401 ? 'unauthorized' : 'invalid_argument', e.message || 'The request was refused.', e.status as ContentfulStatusCode);
   onInternal?.(e);
@@ -55,6 +55,20 @@ export function toErrorResponse(c: Context, e: unknown, onInternal?: (e: unknown
 export function payloadTooLarge(c: Context, limit?: number): Response {
   const size = limit === undefined ? '' : ` of ${limit.toLocaleString('en-US')} bytes`;
   return errorResponse(c, 'payload_too_large', `The request body is over this route's limit${size}; send smaller batches.`, 413);
+}
+
+/**
+ * An absolute file path of two or more segments (`/var/lib/witness/witness.db`), not inside a
+ * word or URL. Store errors name the ledger by its location, which for SQLite is the server's file
+ * path: an API client is told the sentence without it. API paths (`/v1/...`) are kept, and a
+ * PostgreSQL location is already shown without its password.
+ */
+const FILE_PATH = /(?<![\w.~:/@-])\/(?:[\w.@~+-]+\/)+[\w.@~+-]*[\w~+-]/g;
+const API_PATH = /^\/v\d+\//;
+
+/** The message with every server file path replaced by "[path withheld]". */
+export function withoutFilePaths(message: string): string {
+  return message.replace(FILE_PATH, (p) => (API_PATH.test(p) ? p : '[path withheld]'));
 }
 
 function pickDetails(e: WitnessError): Record<string, unknown> | undefined {
