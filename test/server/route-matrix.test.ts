@@ -57,12 +57,11 @@ const EXAMPLES: Record<string, Example> = {
   'GET /session': async (f) => ({ path: `/session?id=${f.built.sessions.a}` }),
   'GET /video/:id/chapters.vtt': async (f) => ({ path: `/video/${await videoEvent(f)}/chapters.vtt` }),
   'GET /approvals': async () => ({ path: '/approvals' }),
-  // No request has this id: an approver gets past the role check to the approvals module's 404.
-  'POST /approvals/decide': async () => ({
-    path: '/approvals/decide',
-    form: { request_id: '0190aaaa-0000-7000-8000-000000000000', arguments_digest: 'a'.repeat(64), decision: 'approve' },
-    allowed: [404],
-  }),
+  'POST /approvals/decide': async (f) => {
+    const id = await pendingForApprover(f);
+    const digest = String((await f.ledger.getEvent(id))!.data!['arguments_digest']);
+    return { path: '/approvals/decide', form: { request_id: id, arguments_digest: digest, decision: 'approve', reason: 'checked' }, allowed: [303] };
+  },
   // OpenID Connect is not configured on the fixture: public routes, so every role and no key get the same 404 page (oidc.test.ts runs the flow).
   'GET /sign-in/oidc': async () => ({ path: '/sign-in/oidc', allowed: [404] }),
   'GET /sign-in/oidc/callback': async () => ({ path: '/sign-in/oidc/callback?code=x&state=y', allowed: [404] }),
