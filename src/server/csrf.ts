@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { WitnessError } from '../core/index.js';
+import { overHttps } from './person-session.js';
 
 /**
  * Cross-site request forgery protection for the viewer's forms, in two independent layers:
@@ -56,7 +57,7 @@ export function presessionToken(c: Context): string {
   const have = getCookie(c, PRESESSION_COOKIE);
   if (have !== undefined && /^[A-Za-z0-9_-]{43}$/.test(have)) return have;
   const token = randomBytes(32).toString('base64url');
-  setCookie(c, PRESESSION_COOKIE, token, { httpOnly: true, sameSite: 'Strict', secure: new URL(c.req.url).protocol === 'https:', path: '/sign-in', maxAge: 3600 });
+  setCookie(c, PRESESSION_COOKIE, token, { httpOnly: true, sameSite: 'Strict', secure: overHttps(c), path: '/sign-in', maxAge: 3600 });
   return token;
 }
 

@@ -128,9 +128,13 @@ export function personSessionsOf(c: Context): PersonSessions {
   return s;
 }
 
-/** Whether cookies must be Secure: the request reached this server over https. */
-function overHttps(c: Context): boolean {
-  return new URL(c.req.url).protocol === 'https:';
+/**
+ * Whether cookies must be Secure: the request reached this server over https, or a TLS proxy in
+ * front says the browser used https. Believing the header can only make a cookie stricter (a
+ * client that lies gets a cookie its own plain-http requests never carry back).
+ */
+export function overHttps(c: Context): boolean {
+  return new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
 }
 
 /**

@@ -60,6 +60,8 @@ describe('person sessions', () => {
     expect(cookie).not.toMatch(/Secure/);
     const secure = await app.request('https://localhost/in', { method: 'POST' });
     expect(secure.headers.get('set-cookie')).toMatch(/Secure/);
+    const proxied = await app.request('http://localhost/in', { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+    expect(proxied.headers.get('set-cookie')).toMatch(/Secure/);
     const pair = cookie.split(';')[0]!;
     expect(await (await app.request('http://localhost/me', { headers: { cookie: pair } })).text()).toBe('Ann');
     expect(await (await app.request('http://localhost/me')).text()).toBe('nobody');
