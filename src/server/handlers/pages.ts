@@ -10,7 +10,7 @@ import type { RouteContext } from '../context.js';
 import { ACCESS_STREAM } from '../access.js';
 import { checkPresession, presessionToken } from '../csrf.js';
 import type { Caller } from '../keys.js';
-import { maskEvent } from '../mask.js';
+import { maskEvent, maskText } from '../mask.js';
 import { SESSION_VAR, endPersonSession, startPersonSession, type PersonSession } from '../person-session.js';
 import {
   PATHS,
@@ -214,7 +214,7 @@ export async function sessionsPage(ctx: RouteContext): Promise<Response> {
       counts: { events: s.events, toolCalls: s.toolCalls, denials: s.denials + s.approvals.denied + s.approvals.expired, approvals: s.approvals.approved },
     };
     if (s.ended) row.ended = s.end;
-    if (s.endReason !== undefined) row.endReason = mask ? '[MASKED]' : s.endReason;
+    if (s.endReason !== undefined) row.endReason = mask ? maskText(s.endReason) : s.endReason;
     return row;
   });
   await ctx.recordAccess({ count: rows.length });
