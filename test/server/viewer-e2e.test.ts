@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/server/index.js';
+import { approverKeysDir, createKey, storeApproverKey } from '../../src/server/index.js';
 import { openLedger, verifyLedger, type Ledger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
+import { heldRequest } from './approve-helpers.js';
 
 /**
  * The viewer end to end as people use it: the real `witness demo --open` (the demo's workflow with
@@ -163,6 +164,26 @@ describe('the viewer in Chromium on the demo', () => {
     expect(await page.$$eval('img[src^="/v1/artifacts/"]', (els) => els.length)).toBe(0);
     expect(masked).toContain('not shown to developers');
     await dev.close();
+  });
+
+  it('[R-SERVER-APPROVE] an approver approves a held call from the approvals page in the browser, as themself', async () => {
+    const { key, record } = await createKey(ledger, { role: 'approver', name: 'e2e approver' }, { who: 'test', recorder: 'cli' });
+    const signer = storeApproverKey(approverKeysDir(ledger.info), record.id, { name: 'erin@acme.example' });
+    const id = await heldRequest(ledger, [signer.verifierKey]);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${demo.origin}/approvals`);
+    await signIn(page, key);
+    expect(new URL(page.url()).pathname).toBe('/approvals');
+    const form = page.locator('form.decide').filter({ has: page.locator(`input[name="request_id"][value="${id}"]`) });
+    await form.locator('textarea[name="reason"]').fill('Checked the duplicate charge.');
+    await shot(page, 'approvals-pending');
+    await Promise.all([page.waitForURL(`${demo.origin}/approvals`), form.locator('button[value="approve"]').click()]);
+    expect(await page.textContent('main')).toContain(`Approved request ${id} as erin@acme.example`);
+    await shot(page, 'approvals-approved');
+    const decision = (await ledger.query({ kind: 'approval.decision', limit: 1000 })).events.find((e) => e.data?.['request_id'] === id);
+    expect(decision?.data).toMatchObject({ decision: 'approved', approver: 'erin@acme.example', reason: 'Checked the duplicate charge.' });
+    await ctx.close();
   });
 
   it('[R-ACCESS-LOG] the auditor’s read of the session is an audit.access event in the ledger, and the ledger still verifies', async () => {

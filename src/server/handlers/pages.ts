@@ -311,7 +311,7 @@ const DecideForm = z.object({
   request_id: z.string().min(8).max(128),
   arguments_digest: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits shown'),
   decision: z.enum(['approve', 'deny']),
-  reason: z.string().max(2000).optional(),
+  reason: z.string().max(4096).optional(),
 });
 
 export async function decideApproval(ctx: RouteContext): Promise<Response> {
