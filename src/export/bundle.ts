@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, pipeline as pipe, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WitnessError, keyFingerprint, openCheckpoint, parseVerifierKey, sha256Hex, type StoredEvent } from '../core/index.js';
 import type { CheckpointRow, Ledger } from '../store/index.js';
-import { zipDirectory } from './zip.js';
+import { createZip, type ZipWriter } from './zip.js';
 
 /**
  * An evidence bundle is a directory an auditor can verify with no database and no trust in us:
@@ -84,29 +84,26 @@ export async function exportSession(ledger: Ledger, session: string, outDir: str
     keys.map((k) => parseVerifierKey(k)),
     ledger.info.origin,
   ).verified.map(keyFingerprint);
-  // A bundle named *.zip is written as a directory beside it, zipped, and the directory removed:
-  // the zip appears whole (renamed into place) or not at all.
+  // A bundle named *.zip is written straight into the zip (a hidden file beside it, renamed into
+  // place when whole), the artifacts streamed from the store: no directory, no second copy.
   const zipOut = /\.zip$/i.test(outDir) ? outDir : undefined;
-  let dir = outDir;
+  let sink: BundleSink;
+  let zip: ZipWriter | undefined;
   if (zipOut !== undefined) {
     if (fs.existsSync(zipOut)) throw new WitnessError('invalid_argument', `The output ${zipOut} already exists; choose a new path with -o.`);
     makeDirectory(path.dirname(path.resolve(zipOut)), { what: 'output directory', flag: '-o' });
-    dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(zipOut)), `.${path.basename(zipOut)}.`));
-  } else prepareEmptyDir(dir);
+    zip = createZip(zipOut, options.now);
+    sink = zipSink(zip);
+  } else {
+    prepareEmptyDir(outDir);
+    sink = directorySink(outDir);
+  }
   let written: Written;
   try {
-    written = await writeBundle(ledger, session, dir, events, cp, keys, options);
-    if (zipOut !== undefined) {
-      const partial = `${dir}.zip`;
-      try {
-        await zipDirectory(dir, partial, options.now);
-        fs.renameSync(partial, zipOut);
-      } finally {
-        fs.rmSync(partial, { force: true });
-      }
-    }
+    written = await writeBundle(ledger, session, sink, events, cp, keys, options);
+    await zip?.finish();
   } finally {
-    if (zipOut !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+    await zip?.abort();
   }
   const out = zipOut ?? outDir;
   const { manifest, copied, referenced } = written;
@@ -156,7 +153,7 @@ interface Written {
 async function writeBundle(
   ledger: Ledger,
   session: string,
-  outDir: string,
+  out: BundleSink,
   events: ReadonlyArray<StoredEvent & { pos: number }>,
   cp: CheckpointRow,
   keys: string[],
@@ -164,9 +161,10 @@ async function writeBundle(
 ): Promise<Written> {
   const withhold = options.withholdData === true;
   const files: Record<string, string> = {};
-  const write = (name: string, text: string | Buffer) => {
-    fs.writeFileSync(path.join(outDir, name), text);
-    files[name] = sha256Hex(typeof text === 'string' ? Buffer.from(text) : text);
+  const write = (name: string, text: string) => {
+    const bytes = Buffer.from(text);
+    out.file(name, bytes);
+    files[name] = sha256Hex(bytes);
   };
 
   const eventLines: string[] = [];
@@ -187,23 +185,24 @@ async function writeBundle(
 
   let copied = 0;
   if (!withhold && artifacts.size > 0) {
-    fs.mkdirSync(path.join(outDir, 'artifacts'));
+    out.directory('artifacts');
     for (const sha of artifacts) {
-      // Streamed from the store to the file and hashed on the way: a session's video may be
-      // hundreds of megabytes, and readArtifact would hold it whole.
+      // Streamed from the store to the file or zip and hashed on the way: a session's video may
+      // be hundreds of megabytes, and readArtifact would hold it whole.
       const stream = await ledger.readArtifactStream(sha);
       if (stream === undefined) continue; // verify reports it missing, naming the event
-      const name = path.join('artifacts', sha);
+      const name = `artifacts/${sha}`;
       const hash = createHash('sha256');
-      await pipeline(
-        stream,
-        new Transform({
-          transform(chunk: Buffer, _enc, done) {
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        }),
-        fs.createWriteStream(path.join(outDir, name), { flags: 'wx' }),
+      const hashed = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      });
+      // pipe() with a callback passes the store's error on to `hashed`, where the sink sees it.
+      await out.stream(
+        name,
+        pipe(stream, hashed, () => undefined),
       );
       files[name] = hash.digest('hex');
       copied++;
@@ -222,8 +221,33 @@ async function writeBundle(
     withheld: withhold,
     files,
   };
-  fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  out.file('manifest.json', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
   return { manifest, copied, referenced: artifacts.size };
+}
+
+/** Where a bundle's files go: a directory, or a zip being written. Names are `/`-separated. */
+interface BundleSink {
+  file(name: string, bytes: Buffer): void;
+  directory(name: string): void;
+  /** Resolves once `source` is written whole. */
+  stream(name: string, source: Readable): Promise<void>;
+}
+
+function directorySink(dir: string): BundleSink {
+  const at = (name: string) => path.join(dir, ...name.split('/'));
+  return {
+    file: (name, bytes) => fs.writeFileSync(at(name), bytes, { flag: 'wx' }),
+    directory: (name) => fs.mkdirSync(at(name)),
+    stream: (name, source) => pipeline(source, fs.createWriteStream(at(name), { flags: 'wx' })),
+  };
+}
+
+function zipSink(zip: ZipWriter): BundleSink {
+  return {
+    file: (name, bytes) => zip.addBuffer(name, bytes),
+    directory: (name) => zip.addDirectory(name),
+    stream: (name, source) => zip.addStream(name, source),
+  };
 }
 
 function prepareEmptyDir(dir: string): void {

@@ -1,3 +1,3 @@
 export { AUDIT_STREAM, BUNDLE_FORMAT, BUNDLE_VERSION, exportSession, makeDirectory, type BundleManifest, type DirectoryUse, type ExportOptions, type ExportResult } from './bundle.js';
-export { bundleSession, verifyBundle, type VerifyBundleOptions } from './verify-bundle.js';
+export { bundleSession, verifyBundle, verifyZipBundle, type VerifyBundleOptions } from './verify-bundle.js';
 export { looksLikeZip } from './zip.js';

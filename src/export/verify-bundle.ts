@@ -53,18 +53,27 @@ export const BUNDLE_LIMITS = {
 const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`);
 
 /**
- * Verifies an evidence bundle (the directory `witness export` writes, or a zip of it) offline: every event's digest, hash and chain link are recomputed,
+ * Verifies an evidence bundle directory (what `witness export` writes) offline: every event's digest, hash and chain link are recomputed,
  * every inclusion proof is checked link by link against the signed checkpoint, the session must
  * end in a session.end that is itself in the signed tree, and artifacts are re-hashed. Hostile
- * files produce failures, never crashes.
+ * files produce failures, never crashes. A zip of a bundle is read asynchronously: verifyZipBundle.
  */
 export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}): VerifyReport {
-  if (!looksLikeZip(bundle)) return verifyDirectory(bundle, options);
-  // A zip is extracted (only the names a bundle has, within their caps) into a private directory
-  // and that directory verified like any other; a refused archive is one bundle_invalid failure.
+  if (looksLikeZip(bundle)) {
+    throw new WitnessError('invalid_argument', `${bundle} is a zip bundle; verify it with verifyZipBundle (as \`witness verify\` does), or unzip it and verify the directory.`);
+  }
+  return verifyDirectory(bundle, options);
+}
+
+/**
+ * Verifies a zip of an evidence bundle offline: it is extracted (only the names a bundle has,
+ * within their caps) into a private directory, and that directory verified as verifyBundle does;
+ * an archive refused is one bundle_invalid failure, with nothing written outside that directory.
+ */
+export async function verifyZipBundle(file: string, options: VerifyBundleOptions = {}): Promise<VerifyReport> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-bundle-'));
   try {
-    const refusal = extractZip(bundle, tmp, capOfName);
+    const refusal = await extractZip(file, tmp, capOfName);
     return verifyDirectory(tmp, options, refusal === undefined ? undefined : `${refusal}: this is not a readable Witness evidence bundle.`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -73,13 +82,13 @@ export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}):
 
 /**
  * The session a bundle (directory or zip) says it holds, from its manifest; undefined when that
- * cannot be read. For naming the bundle to a person, not for trusting: verifyBundle checks it.
+ * cannot be read. For naming the bundle to a person, not for trusting: verification checks it.
  */
-export function bundleSession(bundle: string): string | undefined {
+export async function bundleSession(bundle: string): Promise<string | undefined> {
   const zipped = looksLikeZip(bundle);
   const dir = zipped ? fs.mkdtempSync(path.join(os.tmpdir(), 'witness-bundle-')) : bundle;
   try {
-    if (zipped && extractZip(bundle, dir, capOfName, (name) => name === 'manifest.json') !== undefined) return undefined;
+    if (zipped && (await extractZip(bundle, dir, capOfName, (name) => name === 'manifest.json')) !== undefined) return undefined;
     const f = openBundleFile(path.join(dir, 'manifest.json'), BUNDLE_LIMITS.manifestBytes);
     if (!('fd' in f)) return undefined;
     try {

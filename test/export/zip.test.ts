@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportSession, verifyBundle } from '../../src/export/index.js';
+import yazl from 'yazl';
+import { exportSession, verifyBundle, verifyZipBundle } from '../../src/export/index.js';
 import { openWitness } from '../../src/index.js';
 import { openLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
@@ -136,18 +137,18 @@ describe('zip evidence bundles', () => {
     }
     const rezipped = path.join(dir, 'rezipped.zip');
     execFileSync('zip', ['-qr9', rezipped, '.'], { cwd: out });
-    expect(verifyBundle(rezipped, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1 });
+    expect(await verifyZipBundle(rezipped, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1 });
 
     const art = fs.readdirSync(path.join(out, 'artifacts'))[0]!;
     fs.writeFileSync(path.join(out, 'artifacts', art), 'tiny artifacT');
     const tampered = path.join(dir, 'tampered.zip');
     execFileSync('zip', ['-qr0', tampered, '.'], { cwd: out });
-    const r = verifyBundle(tampered, { trustedKeys: [vkey] });
+    const r = await verifyZipBundle(tampered, { trustedKeys: [vkey] });
     expect(r.ok).toBe(false);
     expect(r.failures.map((f) => f.code)).toContain('artifact_mismatch');
   });
 
-  it('refuses hostile archives with one failure and writes nothing outside: a path out of the bundle, a duplicated manifest, not a zip at all', async () => {
+  it('refuses hostile archives with one failure and writes nothing outside: a path out of the bundle, a duplicated manifest, an encrypted entry, a changed byte, a cut-off archive, not a zip at all', async () => {
     const src = path.join(dir, 'hostile-src');
     const ledger = await openLedger(store, { create: false });
     try {
@@ -174,8 +175,32 @@ describe('zip evidence bundles', () => {
     execFileSync('zip', ['-qr0', dupAll, '.'], { cwd: src });
     fs.writeFileSync(dupAll, Buffer.from(fs.readFileSync(dupAll).toString('latin1').split('Manifest.json').join('manifest.json'), 'latin1'));
     cases.push([dupAll, /manifest\.json.*more than once/]);
+    fs.rmSync(path.join(src, 'Manifest.json'));
+    // Encrypted (ZipCrypto, as `zip -P` writes it).
+    const encrypted = path.join(dir, 'encrypted.zip');
+    execFileSync('zip', ['-qr0', '-P', 'secret', encrypted, '.'], { cwd: src });
+    cases.push([encrypted, /encrypted/]);
+    // One byte of a stored artifact changed inside the archive: sizes agree, the CRC-32 does not.
+    const flipped = path.join(dir, 'flipped.zip');
+    const ours = path.join(dir, 'ours.zip');
+    const l2 = await openLedger(store, { create: false });
+    try {
+      await exportSession(l2, smallSession, ours);
+    } finally {
+      await l2.close();
+    }
+    const zipped = fs.readFileSync(ours);
+    const at = zipped.indexOf('tiny artifact');
+    expect(at).toBeGreaterThan(0);
+    zipped.writeUInt8(zipped.readUInt8(at) ^ 0x20, at);
+    fs.writeFileSync(flipped, zipped);
+    cases.push([flipped, /CRC-32/]);
+    // Cut off before its central directory.
+    const truncated = path.join(dir, 'truncated.zip');
+    fs.writeFileSync(truncated, fs.readFileSync(ours).subarray(0, 300));
+    cases.push([truncated, /not a zip archive/]);
     for (const [file, why] of cases) {
-      const r = verifyBundle(file, { trustedKeys: [vkey] });
+      const r = await verifyZipBundle(file, { trustedKeys: [vkey] });
       expect(r.ok, file).toBe(false);
       expect(
         r.failures.map((f) => f.code),
@@ -187,5 +212,62 @@ describe('zip evidence bundles', () => {
     expect(fs.existsSync(path.join(dir, 'e'))).toBe(false);
     const cli = await runBin(['verify', escape, '--trusted-key', vkey]);
     expect(cli.code).toBe(1);
+  });
+
+  it('reads a ZIP64 bundle (what the writer makes past 4 GiB), and leaves a zip to verifyZipBundle', async () => {
+    const src = path.join(dir, 'zip64-src');
+    const ledger = await openLedger(store, { create: false });
+    try {
+      await exportSession(ledger, smallSession, src);
+    } finally {
+      await ledger.close();
+    }
+    // yazl writes ZIP64 records by itself only past 4 GiB; forced here, the same records in a small file.
+    const zip64 = path.join(dir, 'zip64.zip');
+    const z = new yazl.ZipFile();
+    for (const name of ['manifest.json', 'events.jsonl', 'proofs.jsonl', 'checkpoint.txt', 'keys.txt']) z.addFile(path.join(src, name), name, { compress: false, forceZip64Format: true });
+    for (const name of fs.readdirSync(path.join(src, 'artifacts'))) z.addFile(path.join(src, 'artifacts', name), `artifacts/${name}`, { compress: true, forceZip64Format: true });
+    z.end({ forceZip64Format: true, comment: '' });
+    await new Promise<void>((resolve, reject) => z.outputStream.pipe(fs.createWriteStream(zip64)).on('close', resolve).on('error', reject));
+    expect(execFileSync('zipinfo', ['-v', zip64], { encoding: 'utf8' })).toMatch(/Zip64/i);
+    expect(await verifyZipBundle(zip64, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1, events: 5 });
+    expect(() => verifyBundle(zip64, { trustedKeys: [vkey] })).toThrow(/zip bundle; verify it with verifyZipBundle/);
+  });
+
+  it('leaves no zip and no partial file when the store fails mid-export, and reports the failure', async () => {
+    const own = path.join(dir, 'failing');
+    fs.mkdirSync(own);
+    const file = tempDb(own);
+    const url = `sqlite:${file}`;
+    const w = await openWitness({ store: url, strict: true });
+    let sha: string;
+    let id: string;
+    try {
+      const ledger = await openLedger(url, { create: false });
+      try {
+        const ref = await ledger.putArtifactStream(Readable.from([Buffer.from('a screenshot')]), 'image/png', 'before');
+        sha = ref.sha256;
+        const s = await w.session({ agent: { id: 'support-bot' }, purpose: 'an artifact the store cannot read' });
+        await s.record('note', { text: 'a screenshot' }, { artifacts: [ref], resource: 'page', action: 'capture' });
+        await s.end();
+        id = s.id;
+      } finally {
+        await ledger.close();
+      }
+    } finally {
+      await w.close();
+    }
+    // The artifact's file becomes a directory: it opens, and the first read fails (EISDIR).
+    const artifact = path.join(`${file}.artifacts`, sha.slice(0, 2), sha);
+    fs.rmSync(artifact);
+    fs.mkdirSync(artifact);
+    const out = path.join(own, 'out', 'bundle.zip');
+    const ledger = await openLedger(url, { create: false });
+    try {
+      await expect(exportSession(ledger, id, out)).rejects.toThrow(/EISDIR/);
+    } finally {
+      await ledger.close();
+    }
+    expect(fs.readdirSync(path.dirname(out))).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
-import { bundleSession, looksLikeZip, verifyBundle } from '../../export/index.js';
+import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
@@ -42,10 +42,11 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
-        report = verifyBundle(bundle, trustedKeys === undefined ? {} : { trustedKeys });
+        const bundleOptions = trustedKeys === undefined ? {} : { trustedKeys };
+        report = looksLikeZip(bundle) ? await verifyZipBundle(bundle, bundleOptions) : verifyBundle(bundle, bundleOptions);
         subject = `Bundle ${bundle}`;
         if (opts.session !== undefined) {
-          const inBundle = bundleSession(bundle);
+          const inBundle = await bundleSession(bundle);
           if (inBundle !== opts.session) {
             throw new WitnessError('invalid_argument', `The bundle holds session ${inBundle ?? '(unknown)'}, not ${opts.session}; drop --session or pick the right bundle.`);
           }
