@@ -137,6 +137,21 @@ export interface SessionPage {
   next?: string;
 }
 
+/** Which events of one stream `readStreamPage` reads. */
+export interface StreamPageRequest {
+  /** The first seq to read, an integer from 0 (the default). */
+  fromSeq?: number;
+  /** Events per page, an integer from 1 to 10,000; default 200. */
+  limit?: number;
+}
+
+export interface StreamPage {
+  /** In seq order: the chain's order, which is what a session's timeline means. */
+  events: Array<StoredEvent & { pos: number }>;
+  /** Present when the stream held more events when this page was read: pass it back as `fromSeq`. */
+  nextSeq?: number;
+}
+
 /** A raw row as stored, for `verify`: nothing in it is trusted. SQLite hands blobs over as Buffers. */
 export type RawEventRow = VerifyRow & { salt: Buffer | null; hash: Buffer };
 
@@ -262,6 +277,14 @@ export interface Ledger extends LedgerReader {
    * An invalid cursor is refused (`invalid_argument`).
    */
   listSessions(filter?: SessionFilter, page?: SessionPageRequest): Promise<SessionPage>;
+  /**
+   * One stream a page at a time in seq order, read through the (stream, seq) index that appends
+   * keep anyway, so a page costs the same wherever it starts and however long the stream is (an
+   * agent can make one arbitrarily long). A page continues at `fromSeq` whatever was appended
+   * since: pages read while the stream grows are complete and never repeat an event. Anything but
+   * integers in range is refused (`invalid_argument`).
+   */
+  readStreamPage(stream: string, page?: StreamPageRequest): Promise<StreamPage>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
   /**
@@ -326,4 +349,30 @@ export interface Ledger extends LedgerReader {
   /** Whether this process can sign checkpoints (it has the private key). */
   readonly canSeal: boolean;
   close(): Promise<void>;
+}
+
+/** Events per page of `readStreamPage` when the caller names no limit, and the most it allows. */
+export const STREAM_PAGE_DEFAULT = 200;
+export const STREAM_PAGE_MAX = 10_000;
+
+/** `readStreamPage`'s arguments checked as both drivers need them: { fromSeq, limit }, or a refusal. */
+export function streamPageArgs(stream: string, page: StreamPageRequest): { fromSeq: number; limit: number } {
+  const { fromSeq = 0, limit = STREAM_PAGE_DEFAULT } = page;
+  if (typeof stream !== 'string' || stream === '') {
+    throw new WitnessError('invalid_argument', 'readStreamPage needs a stream name; pass the session id.', { details: { path: 'stream' } });
+  }
+  if (!Number.isSafeInteger(fromSeq) || fromSeq < 0) {
+    throw new WitnessError('invalid_argument', `fromSeq must be an integer from 0, not ${String(fromSeq)}; pass 0 or the previous page's nextSeq.`, { details: { path: 'fromSeq' } });
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > STREAM_PAGE_MAX) {
+    throw new WitnessError('invalid_argument', `limit must be an integer from 1 to ${STREAM_PAGE_MAX}, not ${String(limit)}; read a long stream in several pages.`, { details: { path: 'limit' } });
+  }
+  return { fromSeq, limit };
+}
+
+/** A page from `limit + 1` rows read in seq order: the extra row only says that more follow. */
+export function streamPageOf(rows: Array<StoredEvent & { pos: number }>, limit: number): StreamPage {
+  if (rows.length <= limit) return { events: rows };
+  const events = rows.slice(0, limit);
+  return { events, nextSeq: events[events.length - 1]!.seq + 1 };
 }

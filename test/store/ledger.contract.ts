@@ -8,6 +8,7 @@ import { readonlyContract } from './contract/readonly.js';
 import { refusalContract } from './contract/refusal.js';
 import { sealContract } from './contract/seal.js';
 import { sessionsContract } from './contract/sessions.js';
+import { streamPageContract } from './contract/stream-page.js';
 import { tamperContract } from './contract/tamper.js';
 
 export type { DriverUnderTest, EventImage, LedgerEdit } from './contract/driver.js';
@@ -15,7 +16,7 @@ export type { DriverUnderTest, EventImage, LedgerEdit } from './contract/driver.
 /**
  * The one contract every Ledger driver passes, on its real database (no mocks): append and
  * receipts, stream chaining, session end lockout, refusal of edits, two writers, sealing and
- * proofs, query filters and paging, artifacts, read-only handles, and the tamper classes made
+ * proofs, query filters and paging, paged stream reads, artifacts, read-only handles, and the tamper classes made
  * through the driver's edit hook. A driver's entry in drivers.test.ts supplies the factory and
  * the hook (see contract/driver.ts) and calls this inside its describe block; the parts live in
  * contract/, one file per duty.
@@ -27,6 +28,7 @@ export function ledgerContract(driver: DriverUnderTest): void {
   sealContract(driver);
   queryContract(driver);
   sessionsContract(driver);
+  streamPageContract(driver);
   artifactsContract(driver);
   readonlyContract(driver);
   refusalContract(driver);

@@ -1,6 +1,18 @@
 import { WitnessError, type StoredEvent } from '../../core/index.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import type { QueryFilter, QueryPage, RawEventRow, SessionFilter, SessionPage, SessionPageRequest, VerifyScanRow } from '../ledger.js';
+import {
+  streamPageArgs,
+  streamPageOf,
+  type QueryFilter,
+  type QueryPage,
+  type RawEventRow,
+  type SessionFilter,
+  type SessionPage,
+  type SessionPageRequest,
+  type StreamPage,
+  type StreamPageRequest,
+  type VerifyScanRow,
+} from '../ledger.js';
 import { PostgresAppend } from './append.js';
 import { drivenColumn, pgDrivenWalkSql, pgSessionPage, pgSessionsSql, type PgSessionRow } from './sessions.js';
 import { sessionLimit } from '../sessions.js';
@@ -28,6 +40,14 @@ export abstract class PostgresQuery extends PostgresAppend {
   async readStream(stream: string): Promise<Array<StoredEvent & { pos: number }>> {
     this.assertOpen();
     return (await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE stream = $1 AND pos >= 0 ORDER BY seq`, [stream])).map(toStored);
+  }
+
+  async readStreamPage(stream: string, page: StreamPageRequest = {}): Promise<StreamPage> {
+    this.assertOpen();
+    const { fromSeq, limit } = streamPageArgs(stream, page);
+    // The UNIQUE (stream, seq) constraint's index: one seek, then limit + 1 entries in order.
+    const rows = await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE stream = $1 AND seq >= $2 AND pos >= 0 ORDER BY seq LIMIT $3`, [stream, fromSeq, limit + 1]);
+    return streamPageOf(rows.map(toStored), limit);
   }
 
   async query(filter: QueryFilter): Promise<QueryPage> {
