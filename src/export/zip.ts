@@ -118,6 +118,16 @@ export function createZip(outFile: string, now: Date = new Date()): ZipWriter {
 /** How large each name a bundle holds may be; any other name is refused. */
 export type EntryCap = (name: string) => number | undefined;
 
+/** Bytes free for this process in the file system holding `dir` (its whole size when that cannot be read: no limit is better than a wrong one). */
+function freeBytes(dir: string): number {
+  try {
+    const st = fs.statfsSync(dir);
+    return Number(st.bavail) * Number(st.bsize);
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
+
 /** Refusal of the archive, with the sentence a verification failure gives. */
 class Refused extends Error {}
 
@@ -127,7 +137,7 @@ class Refused extends Error {}
  * verification failure, or undefined when every entry was extracted and matched its CRC-32. With
  * `only`, every entry is still checked but only those it picks are extracted.
  */
-export async function extractZip(file: string, destDir: string, capOf: EntryCap, only?: (name: string) => boolean): Promise<string | undefined> {
+export async function extractZip(file: string, destDir: string, capOf: EntryCap, only?: (name: string) => boolean, budget: number = freeBytes(destDir)): Promise<string | undefined> {
   const base = path.basename(file);
   let fd: number;
   try {
@@ -151,6 +161,7 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
   const closed = new Promise<void>((resolve) => zip.once('close', () => resolve()));
   try {
     const seen = new Set<string>();
+    let unpacked = 0;
     for await (const entry of zip.eachEntry()) {
       const name = entry.fileName;
       const shown = JSON.stringify(name);
@@ -163,6 +174,13 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       if (!entry.canDecodeFileData()) return `${base} holds ${shown} compressed with method ${entry.compressionMethod}; only stored and deflated entries are read`;
       if (entry.uncompressedSize > cap) return `${name} is ${entry.uncompressedSize} bytes, more than the ${cap} bytes it may have`;
       if (only !== undefined && !only(name)) continue;
+      // A few kilobytes of deflated zeros can claim gigabytes per entry, each within its cap: the
+      // sizes the archive declares (which yauzl holds each entry to) must fit where they unpack,
+      // or the auditor's disk fills before verification can say anything.
+      unpacked += entry.uncompressedSize;
+      if (unpacked > budget) {
+        return `${base} unpacks to more than the ${budget} bytes this verification may write (${destDir} has that much free); free space there or point TMPDIR at a larger disk`;
+      }
       if (name.startsWith('artifacts/')) fs.mkdirSync(path.join(destDir, 'artifacts'), { recursive: true });
       let crc = 0;
       const check = new Transform({

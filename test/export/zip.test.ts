@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { exportSession, verifyBundle, verifyZipBundle } from '../../src/export/index.js';
 import { openWitness } from '../../src/index.js';
+import { extractZip } from '../../src/export/zip.js';
 import { openLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -212,6 +213,27 @@ describe('zip evidence bundles', () => {
     expect(fs.existsSync(path.join(dir, 'e'))).toBe(false);
     const cli = await runBin(['verify', escape, '--trusted-key', vkey]);
     expect(cli.code).toBe(1);
+  });
+
+  it('refuses, before writing it, an archive whose entries unpack to more than the disk it unpacks onto has free (a few KiB of deflated zeros claiming 64 MiB each)', async () => {
+    const bomb = path.join(dir, 'bomb.zip');
+    const z = new yazl.ZipFile();
+    z.addBuffer(Buffer.from('{}'), 'manifest.json');
+    for (let i = 0; i < 4; i++) z.addBuffer(Buffer.alloc(64 * 1024 * 1024), `artifacts/${String(i).repeat(64)}`, { compress: true });
+    z.end();
+    await new Promise<void>((resolve, reject) => z.outputStream.pipe(fs.createWriteStream(bomb)).on('close', resolve).on('error', reject));
+    expect(fs.statSync(bomb).size).toBeLessThan(1024 * 1024);
+    const out = fs.mkdtempSync(path.join(dir, 'bomb-out-'));
+    // As if the disk had 100 MiB free: the second 64 MiB entry is refused before a byte of it is written.
+    const refusal = await extractZip(bomb, out, () => 1 << 30, undefined, 100 * 1024 * 1024);
+    expect(refusal).toMatch(/^bomb\.zip unpacks to more than the 104857600 bytes this verification may write/);
+    const written = fs.readdirSync(path.join(out, 'artifacts')).map((f) => fs.statSync(path.join(out, 'artifacts', f)).size);
+    expect(written).toEqual([64 * 1024 * 1024]);
+    // With the room it claims, the same archive unpacks whole: the refusal above was the budget's.
+    const roomy = fs.mkdtempSync(path.join(dir, 'bomb-roomy-'));
+    expect(await extractZip(bomb, roomy, () => 1 << 30, undefined, 1024 * 1024 * 1024)).toBeUndefined();
+    fs.rmSync(roomy, { recursive: true, force: true });
+    fs.rmSync(out, { recursive: true, force: true });
   });
 
   it('reads a ZIP64 bundle (what the writer makes past 4 GiB), and leaves a zip to verifyZipBundle', async () => {
