@@ -85,19 +85,42 @@ export const SESSION_PAGE = 200;
 
 /**
  * GET /v1/sessions/:stream, a page at a time: an agent can make a session arbitrarily long, so
- * it is never read whole. The page is the store's stream query (its (stream, seq) index), in the
- * same (ts, position) order and with the same opaque cursor as GET /v1/events?session=.
+ * it is never read whole. A page is the store's `readStreamPage` (its (stream, seq) index), in seq
+ * order, which is the chain's order and what a session's timeline means (recorded times are a
+ * client's claim and may run backwards). Pages read while the session grows miss and repeat
+ * nothing.
  */
 export async function getSession(ctx: RouteContext<{ stream: string }, z.infer<typeof SessionEventsQuery>>): Promise<Response> {
   const { stream } = ctx.params;
   const { limit = SESSION_PAGE, cursor } = ctx.query;
-  const page = await ctx.ledger.query({ stream, limit, ...(cursor === undefined ? {} : { cursor }) });
+  const page = await ctx.ledger.readStreamPage(stream, { limit, fromSeq: cursor === undefined ? 0 : decodeSeqCursor(cursor) });
   if (page.events.length === 0 && cursor === undefined) {
     return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(stream)} is recorded; list sessions with GET /v1/sessions.`);
   }
   await ctx.recordAccess({ count: page.events.length, resource: stream });
   const events = page.events.map((e) => view(ctx, e));
-  return ctx.c.json(page.next === undefined ? { stream, events } : { stream, events, next: page.next });
+  return ctx.c.json(page.nextSeq === undefined ? { stream, events } : { stream, events, next: encodeSeqCursor(page.nextSeq) });
+}
+
+/**
+ * A session page's cursor: base64url of `{"seq":n}`, the next seq to read. An object, where the
+ * store's event and session cursors are arrays, so that none of them is taken for another
+ * (`["seq", 200]` would read as an event cursor's (ts, pos)).
+ */
+function encodeSeqCursor(seq: number): string {
+  return Buffer.from(JSON.stringify({ seq })).toString('base64url');
+}
+
+function decodeSeqCursor(cursor: string): number {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    v = undefined;
+  }
+  const seq = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 ? (v as { seq?: unknown }).seq : undefined;
+  if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) return seq;
+  throw new WitnessError('invalid_argument', "The cursor is not one this session's pages issued; pass the `next` of the previous page of this session unchanged.", { details: { path: 'cursor' } });
 }
 
 /** GET /v1/sessions: the store's session listing (`Ledger.listSessions`), newest first, with counts. */
