@@ -14,9 +14,23 @@ import { SYSTEM_STREAM_PREFIX } from './keys.js';
  *    with a leading + or separators, not a date) become `[MASKED:email]`, `[MASKED:card]`,
  *    `[MASKED:phone]`.
  * 3. The whole value of a member whose key names personal data (PERSONAL_KEYS, compared without
- *    case and separators) becomes `[MASKED:<key>]`; a bare `name` is not one, since tools and
- *    models are named by it. In the header, an approver (`policy.approver`,
- *    `approvals[].approver`) is a person too.
+ *    case and separators, and any key naming a birth date: `birthday`, `born`, `*_dob`) becomes
+ *    `[MASKED:<key>]`. In the header, an approver (`policy.approver`, `approvals[].approver`) is a
+ *    person too. A bare `name` is not personal by itself, since tools (MCP `params.name`), models
+ *    and clients are named by it; it is masked (as `name`, `username`, `login`, `nickname`) when
+ *    a. its object is a person's record: it has a member of rule 3 beside it, or it sits under a
+ *       key naming a person (PERSON_KEYS: `customer`, `patient`, `user`, `contact`, `holder`,
+ *       `recipient`, …, also plural or as `customer_record`, `patient_info`, …), or
+ *    b. its text reads as a person's name (PERSON_NAME: two to five capitalised words or
+ *       initials, `Jordan Doe`, `M. Garcia`; MCP tool names cannot contain spaces), unless its
+ *       object is software's (under `clientInfo`, `serverInfo`, `model`, `tool`, … SOFTWARE_KEYS).
+ *    c. In an object whose `field` / `key` / `attribute` / `property` / `column` / `name` member
+ *       names a personal field (`date_of_birth`, `patient.email`, `name`), the members carrying that
+ *       field's value (`value`, `previous`, `old`, `new`, `before`, `after`, … FIELD_VALUE_KEYS)
+ *       are masked whole.
+ *    d. On an object that is itself a person's record (rule 3a's person keys), a bare calendar
+ *       date (`1984-03-13`, `13/03/1984`; not a time-stamp) is masked: most often a birth date.
+ *       A date beside a personal member elsewhere (a refund's order date) is kept.
  * 4. A string that is JSON text (first non-space character `{` or `[`, as the recorder's redactor
  *    reads them: an OpenAI tool call's `arguments`) is parsed and masked by these rules inside,
  *    then written back as JSON text (up to 3 levels of JSON in a string, 1 MB each; past that, or
@@ -28,6 +42,12 @@ import { SYSTEM_STREAM_PREFIX } from './keys.js';
  * 7. Witness's own system streams (`witness.keys`, `witness.audit-access`, …: key hashes, who read
  *    what and the search terms they used) are not a developer's to read: their payload is
  *    withheld whole (`data: null`).
+ * 8. Every value rule 3 masked (3 characters or more) is masked too wherever the same event
+ *    repeats it in other text, as whole words (`the insurance card shows 1984-03-13` beside
+ *    `value: "1984-03-13"`), with the same `[MASKED:<key>]`.
+ * 9. A capture's page `text` is the screenshot in words, free text no rule can read names out of;
+ *    developers get no screenshots, and it becomes `[MASKED:text]` (the title and URL are masked
+ *    as text).
  */
 const PERSONAL_KEYS: ReadonlySet<string> = new Set(
   [
@@ -124,7 +144,137 @@ interface Walk {
 const DATA_WALK: Walk = { personal: PERSONAL_KEYS, withhold: true };
 const HEADER_WALK: Walk = { personal: new Set([...PERSONAL_KEYS, 'approver']), withhold: false };
 
-function maskString(s: string, w: Walk, textLevel: number): string {
+/** Keys whose object (or whose array's objects) is a person's record: a `name` there is a person's. */
+const PERSON_KEYS: ReadonlySet<string> = new Set([
+  'customer',
+  'patient',
+  'user',
+  'person',
+  'people',
+  'contact',
+  'holder',
+  'cardholder',
+  'accountholder',
+  'recipient',
+  'member',
+  'employee',
+  'owner',
+  'sender',
+  'beneficiary',
+  'applicant',
+  'subscriber',
+  'guest',
+  'passenger',
+  'student',
+  'payer',
+  'payee',
+  'insured',
+  'guarantor',
+  'principal',
+]);
+const PERSON_KEY_SUFFIXES = ['', 's', 'record', 'records', 'info', 'details', 'profile', 'data'];
+
+/** Members masked as a name in a person's record (rule 3a). */
+const NAME_KEYS: ReadonlySet<string> = new Set(['name', 'username', 'login', 'nickname']);
+
+/** Parents whose `name` is software's (MCP's clientInfo / serverInfo, a model, a tool), never read as a person's (rule 3b). */
+const SOFTWARE_KEYS: ReadonlySet<string> = new Set([
+  'clientinfo',
+  'serverinfo',
+  'implementation',
+  'client',
+  'server',
+  'model',
+  'tool',
+  'tools',
+  'function',
+  'prompt',
+  'prompts',
+  'resource',
+  'resources',
+  'agent',
+  'recorder',
+  'app',
+  'application',
+  'service',
+]);
+
+/** Members that name a field (`{ "field": "date_of_birth", "value": … }`) and members that carry its value (rule 3c). */
+const FIELD_NAMING_KEYS: ReadonlySet<string> = new Set(['field', 'key', 'attribute', 'property', 'column', 'name', 'fieldname']);
+const FIELD_VALUE_KEYS: ReadonlySet<string> = new Set([
+  'value',
+  'values',
+  'previous',
+  'previousvalue',
+  'old',
+  'oldvalue',
+  'new',
+  'newvalue',
+  'current',
+  'currentvalue',
+  'before',
+  'after',
+  'from',
+  'to',
+  'original',
+  'corrected',
+  'expected',
+  'actual',
+]);
+
+/** A person's name as people write it: two to five capitalised words or initials, maybe a note in parentheses. Tool names (MCP: letters, digits, `_ - .`) never match. */
+const PERSON_NAME = /^\p{Lu}(?:[\p{L}'’-]*|\.)(?:\s+\p{Lu}(?:[\p{L}'’-]*|\.)){1,4}(?:\s+\(.*\))?$/u;
+/** A calendar date without a time (a time-stamp is an event's, a bare date on a person's record is most often their birth date). */
+const BARE_DATE = /^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})$/;
+
+function isPersonKey(k: string | undefined): boolean {
+  if (k === undefined) return false;
+  return [...PERSON_KEYS].some((p) => k.startsWith(p) && PERSON_KEY_SUFFIXES.includes(k.slice(p.length)));
+}
+
+/** `birthday`, `patient_birth_date`, `born`: a birth date however a writer spells it. */
+function isBirthKey(k: string): boolean {
+  return k.includes('birth') || k === 'born' || k.endsWith('dob');
+}
+
+/** A field name (`date_of_birth`, `patient.dob`, `/customer/email`) that names personal data or a person's name. */
+function namesPersonalField(v: unknown): boolean {
+  if (typeof v !== 'string' || v.length > 200) return false;
+  const last = normalise(
+    v
+      .split(/[./:[\]]/)
+      .filter((s) => s !== '')
+      .pop() ?? '',
+  );
+  return PERSONAL_KEYS.has(last) || NAME_KEYS.has(last) || isBirthKey(last);
+}
+
+/** Values masked so far in this event, by what masked them: rule 8 masks them wherever else the event repeats them. */
+type Known = Map<string, string>;
+
+/** Minimum length of a masked value sought elsewhere in the event: shorter ones would mask common words and numbers. */
+const MIN_KNOWN_CHARS = 3;
+/** Bounds on the search for repeats, so a hostile payload cannot make one pattern of megabytes: a longer or later value is masked where it stands, not sought elsewhere. */
+const MAX_KNOWN_CHARS = 256;
+const MAX_KNOWN = 200;
+
+function remember(v: unknown, label: string, known: Known, depth = 0): void {
+  if (typeof v === 'string') {
+    const t = v.trim();
+    if (t.length >= MIN_KNOWN_CHARS && t.length <= MAX_KNOWN_CHARS && known.size < MAX_KNOWN && !known.has(t)) known.set(t, label);
+  } else if (typeof v === 'number') {
+    remember(String(v), label, known, depth);
+  } else if (v !== null && typeof v === 'object' && depth < MAX_DEPTH) {
+    for (const x of Object.values(v as Record<string, unknown>)) remember(x, label, known, depth + 1);
+  }
+}
+
+function maskWhole(k: string, x: unknown, known: Known): string {
+  remember(x, `[MASKED:${k}]`, known);
+  return `[MASKED:${k}]`;
+}
+
+function maskString(s: string, w: Walk, textLevel: number, known: Known): string {
   const first = /\S/.exec(s)?.[0];
   if ((first === '{' || first === '[') && textLevel < MAX_JSON_TEXT_LEVELS && s.length <= MAX_JSON_TEXT_CHARS) {
     let parsed: unknown;
@@ -133,24 +283,63 @@ function maskString(s: string, w: Walk, textLevel: number): string {
     } catch {
       return maskText(s);
     }
-    if (parsed !== null && typeof parsed === 'object') return JSON.stringify(maskValue(parsed, 0, w, textLevel + 1));
+    if (parsed !== null && typeof parsed === 'object') return JSON.stringify(maskValue(parsed, 0, w, known, textLevel + 1));
   }
   return maskText(s);
 }
 
-function maskValue(v: unknown, depth: number, w: Walk, textLevel = 0): unknown {
-  if (typeof v === 'string') return maskString(v, w, textLevel);
+const maskable = (x: unknown) => x !== null && x !== undefined && typeof x !== 'boolean';
+
+function maskValue(v: unknown, depth: number, w: Walk, known: Known, textLevel = 0, parentKey?: string): unknown {
+  if (typeof v === 'string') return maskString(v, w, textLevel, known);
   if (v === null || typeof v !== 'object') return v;
   // Deeper than this is hostile or pathological: masked whole, never handed back unread.
   if (depth > MAX_DEPTH) return '[MASKED:depth]';
-  if (Array.isArray(v)) return v.map((x) => maskValue(x, depth + 1, w, textLevel));
+  if (Array.isArray(v)) return v.map((x) => maskValue(x, depth + 1, w, known, textLevel, parentKey));
+  const entries = Object.entries(v as Record<string, unknown>);
+  const keys = entries.map(([k]) => normalise(k));
+  const software = parentKey !== undefined && SOFTWARE_KEYS.has(parentKey);
+  // Rule 3a/3b: whether this object is a person's record decides what its `name` and bare dates are.
+  const personLike =
+    !software &&
+    (isPersonKey(parentKey) ||
+      entries.some(([, x], i) => w.personal.has(keys[i]!) && maskable(x)) ||
+      entries.some(([, x], i) => NAME_KEYS.has(keys[i]!) && typeof x === 'string' && PERSON_NAME.test(x.trim())));
+  // Rule 3d: a bare date is a birth date as often as not on a record that is itself a person's (under a person key), not on one that merely mentions a person (a refund's arguments).
+  const personRecord = !software && isPersonKey(parentKey);
+  // Rule 3c: a member naming a personal field makes its value members personal.
+  const personalField = entries.some(([, x], i) => FIELD_NAMING_KEYS.has(keys[i]!) && namesPersonalField(x));
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (w.withhold && withheldKey(k)) continue;
-    const value = w.personal.has(normalise(k)) && x !== null && x !== undefined && typeof x !== 'boolean' ? `[MASKED:${k}]` : maskValue(x, depth + 1, w, textLevel);
+  entries.forEach(([k, x], i) => {
+    if (w.withhold && withheldKey(k)) return;
+    const nk = keys[i]!;
+    let value: unknown;
+    if (maskable(x) && (w.personal.has(nk) || isBirthKey(nk))) value = maskWhole(k, x, known);
+    else if (maskable(x) && personLike && NAME_KEYS.has(nk)) value = maskWhole(k, x, known);
+    else if (maskable(x) && personalField && FIELD_VALUE_KEYS.has(nk)) value = maskWhole(k, x, known);
+    else if (personRecord && typeof x === 'string' && BARE_DATE.test(x.trim())) value = maskWhole(k, x, known);
+    else value = maskValue(x, depth + 1, w, known, textLevel, nk);
     Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
-  }
+  });
   return out;
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Rule 8: every value masked somewhere in the event, masked too where the event repeats it in other text. */
+function maskKnown(v: unknown, known: Known, depth = 0): unknown {
+  if (known.size === 0) return v;
+  const values = [...known.keys()].sort((a, b) => b.length - a.length);
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${values.map(escapeRegExp).join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+  const walk = (x: unknown, d: number): unknown => {
+    if (typeof x === 'string') return x.replace(re, (m) => known.get(m) ?? m);
+    if (x === null || typeof x !== 'object' || d > MAX_DEPTH) return x;
+    if (Array.isArray(x)) return x.map((y) => walk(y, d + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, y] of Object.entries(x as Record<string, unknown>)) Object.defineProperty(out, k, { value: walk(y, d + 1), enumerable: true, writable: true, configurable: true });
+    return out;
+  };
+  return walk(v, depth);
 }
 
 /**
@@ -191,15 +380,24 @@ const redactor = new Redactor();
 
 /** A developer's copy of an event (see the rules above). */
 export function maskEvent<E extends StoredEvent>(e: E): E & { masked: true } {
+  const known: Known = new Map();
   const header = redactor.redactHeader({ ...e, data: null }) as Record<string, unknown>;
   const system = isSystemStream(e.stream);
-  const data = e.data === null || system ? null : (maskValue(redactor.redact(e.data), 0, DATA_WALK) as Record<string, unknown>);
+  let data = e.data === null || system ? null : (maskValue(redactor.redact(e.data), 0, DATA_WALK, known) as Record<string, unknown>);
+  // Rule 9: a screenshot's page text is the screenshot in words, and developers get no screenshots.
+  if (data !== null && e.kind === 'capture' && typeof data['text'] === 'string') data = { ...data, text: '[MASKED:text]' };
   const out: Record<string, unknown> = {};
+  const walked: string[] = [];
   for (const [k, v] of Object.entries(header)) {
-    const value = HEADER_KEPT.has(k) || v === undefined ? v : HEADER_WALK.personal.has(normalise(k)) ? `[MASKED:${k}]` : maskValue(v, 1, HEADER_WALK);
+    let value = v;
+    if (!HEADER_KEPT.has(k) && v !== undefined) {
+      value = HEADER_WALK.personal.has(normalise(k)) ? maskWhole(k, v, known) : maskValue(v, 1, HEADER_WALK, known, 0, normalise(k));
+      walked.push(k);
+    }
     Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
   }
-  out['data'] = data;
+  for (const k of walked) out[k] = maskKnown(out[k], known);
+  out['data'] = maskKnown(data, known);
   out['salt'] = null;
   out['masked'] = true;
   return out as E & { masked: true };
