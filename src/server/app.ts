@@ -40,6 +40,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
   const ledger: Ledger = options.ledger;
   const keys = new KeyRing(ledger);
   const metrics = options.metrics ?? new ServerMetrics();
+  metrics.keyRing = keys;
   const routes = routeTable({
     ...(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes }),
     ...(options.oidc === undefined ? {} : { oidc: options.oidc }),

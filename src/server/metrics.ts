@@ -26,6 +26,8 @@ export class ServerMetrics {
   sealErrors = 0;
   accessRecordErrors = 0;
   lastVerify: VerifyOutcome | undefined;
+  /** The server's key set (createServer sets it): key records it ignored because their signature does not verify. */
+  keyRing: { readonly unverified: number } | undefined;
   private pending: { at: number; count: number; oldestTs: string | undefined } | undefined;
 
   /** A decision made through this server: the next scrape counts again, so /metrics agrees with GET /v1/approvals at once. */
@@ -48,6 +50,13 @@ export class ServerMetrics {
     metric('witness_server_ingest_errors_total', 'counter', 'Ingest requests refused or failed, by error code.', errs.length === 0 ? [['{code="none"}', 0]] : errs);
     metric('witness_server_seal_errors_total', 'counter', 'Periodic seals that failed.', [['', this.sealErrors]]);
     metric('witness_server_access_record_errors_total', 'counter', 'Reads refused because their audit.access record could not be written.', [['', this.accessRecordErrors]]);
+    // Someone who can append to the ledger but does not hold the API-key signing key tried to make a key, or the server runs with another key file: either wants a person.
+    metric(
+      'witness_server_unverified_key_records_total',
+      'counter',
+      "API-key records ignored because their signature does not verify with this ledger's API-key signing key (forged, or signed with another key file).",
+      [['', this.keyRing?.unverified ?? 0]],
+    );
     const cp = await ledger.latestCheckpoint();
     metric('witness_ledger_events', 'gauge', 'Events in the ledger when this server last read its size.', [['', ledger.info.size]]);
     if (cp !== undefined) {
