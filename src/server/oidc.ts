@@ -10,7 +10,7 @@ import type { Ledger } from '../store/index.js';
 import { ACCESS_STREAM } from './access.js';
 import { OIDC_CALLBACK_PATH, type OidcConfig, type PersonRole } from './config.js';
 import type { RouteContext, RouteSpec } from './context.js';
-import { startPersonSession } from './person-session.js';
+import { overHttps, startPersonSession } from './person-session.js';
 import { PATHS, localReturnPath, renderErrorPage, viewerHeaders } from './views/index.js';
 
 /**
@@ -55,6 +55,12 @@ const Claims = z.record(z.string(), z.unknown());
 
 export class OidcSignIn {
   private readonly flows = new Map<string, Flow>();
+  /**
+   * Refusals before the provider named anyone (provider error, bad state, failed exchange), by
+   * code. Anyone who can start a flow can cause them, so they are counted here and never written
+   * to the ledger, where each would be a permanent event an unauthenticated stranger chose.
+   */
+  readonly unnamedRefusals = new Map<string, number>();
   private discovered: Promise<client.Configuration> | undefined;
 
   constructor(
@@ -92,6 +98,15 @@ export class OidcSignIn {
    * maps the claim to a role and signs the person in. Throws `SignInRefused` for every refusal.
    */
   async finish(c: Context): Promise<{ person: OidcPerson; next: string | undefined }> {
+    try {
+      return await this.check(c);
+    } catch (e) {
+      if (e instanceof SignInRefused && !e.recorded) this.unnamedRefusals.set(e.code, (this.unnamedRefusals.get(e.code) ?? 0) + 1);
+      throw e;
+    }
+  }
+
+  private async check(c: Context): Promise<{ person: OidcPerson; next: string | undefined }> {
     const flow = this.take(getCookie(c, FLOW_COOKIE));
     deleteCookie(c, FLOW_COOKIE, { path: PATHS.oidc, secure: overHttps(c), httpOnly: true, sameSite: 'Lax' });
     if (flow === undefined) {
@@ -101,7 +116,8 @@ export class OidcSignIn {
     if (!sameString(params.get('state') ?? '', flow.state)) {
       throw new SignInRefused(400, 'oidc_state_mismatch', "The provider's answer does not carry the state this sign-in was started with, so it is refused; sign in again.");
     }
-    // From here the answer belongs to a flow this server started: refusals are recorded.
+    // Still nobody named: the redirect's text is whatever its sender chose, so it is shown to
+    // them (escaped) and never kept.
     const error = params.get('error');
     if (error !== null) {
       const why = params.get('error_description');
@@ -109,7 +125,6 @@ export class OidcSignIn {
         403,
         'oidc_provider_refused',
         `${this.config.label} refused the sign-in (${clip(error, 64)}${why === null ? '' : `: ${clip(why, 200)}`}); try again or ask its administrator.`,
-        true,
       );
     }
     const provider = await this.provider();
@@ -120,10 +135,12 @@ export class OidcSignIn {
     try {
       tokens = await client.authorizationCodeGrant(provider, current, { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce, idTokenExpected: true });
     } catch (e) {
-      throw new SignInRefused(403, 'oidc_exchange_failed', `The sign-in could not be completed with ${this.config.label}: ${describeOidcError(e)}; sign in again.`, true, e);
+      throw new SignInRefused(403, 'oidc_exchange_failed', `The sign-in could not be completed with ${this.config.label}: ${describeOidcError(e)}; sign in again.`, e);
     }
     const idClaims = tokens.claims();
-    if (idClaims === undefined) throw new SignInRefused(403, 'oidc_exchange_failed', `${this.config.label} returned no ID token; sign in again.`, true);
+    if (idClaims === undefined) throw new SignInRefused(403, 'oidc_exchange_failed', `${this.config.label} returned no ID token; sign in again.`);
+    // From here the provider has named someone: a refusal is theirs, and recorded.
+    const subject = idClaims.sub;
     let claims: Record<string, unknown> = { ...idClaims };
     // Providers often leave groups out of the ID token and answer them from userinfo.
     if (claims[this.config.roleClaim] === undefined && tokens.access_token !== undefined && provider.serverMetadata().userinfo_endpoint !== undefined) {
@@ -131,10 +148,12 @@ export class OidcSignIn {
         const info = Claims.parse(await client.fetchUserInfo(provider, tokens.access_token, idClaims.sub));
         claims = { ...info, ...claims };
       } catch (e) {
-        throw new SignInRefused(502, 'oidc_userinfo_failed', `${this.config.label}'s userinfo endpoint did not answer who signed in (${describeOidcError(e)}); try again later.`, true, e);
+        throw new SignInRefused(502, 'oidc_userinfo_failed', `${this.config.label}'s userinfo endpoint did not answer who signed in (${describeOidcError(e)}); try again later.`, e, {
+          subject,
+          name: personName(claims) ?? subject,
+        });
       }
     }
-    const subject = idClaims.sub;
     const name = personName(claims) ?? subject;
     const values = claimValues(claims[this.config.roleClaim]);
     const hit = this.config.roleMap.find((entry) => values.includes(entry.value));
@@ -150,7 +169,6 @@ export class OidcSignIn {
         403,
         'oidc_no_role',
         `${clip(name, 128)} signed in at ${this.config.label} but has ${held}, which this server maps to no role; ask an administrator to add your group to the roles map of the server's config.`,
-        true,
         undefined,
         { subject, name },
       );
@@ -181,7 +199,6 @@ export class OidcSignIn {
           503,
           'oidc_discovery_failed',
           `The OpenID provider ${c.issuer} could not be reached or described itself wrongly (${describeOidcError(e)}); try again later, or check oidc.issuer in the server's config.`,
-          false,
           e,
         );
       }
@@ -213,17 +230,20 @@ export class OidcSignIn {
   }
 }
 
-/** A sign-in refused: shown to the person as a page; `recorded` when it belongs to a flow this server started. */
+/** A sign-in refused: shown to the person as a page; recorded in the ledger only when the provider named `who` it was. */
 export class SignInRefused extends Error {
   constructor(
     readonly status: 400 | 403 | 404 | 502 | 503,
     readonly code: string,
     message: string,
-    readonly recorded = false,
     cause?: unknown,
     readonly who?: { subject: string; name: string },
   ) {
     super(message, cause === undefined ? undefined : { cause });
+  }
+
+  get recorded(): boolean {
+    return this.who !== undefined;
   }
 }
 
@@ -265,15 +285,8 @@ export function oidcRoutes(oidc: OidcSignIn | undefined, onError?: (e: unknown) 
         try {
           done = await oidc.finish(ctx.c);
         } catch (e) {
-          if (e instanceof SignInRefused && e.recorded) {
-            await recordSignIn(ctx.ledger, {
-              config: oidc.config,
-              from: ctx.from,
-              outcome: e.status === 403 ? 'denied' : 'error',
-              reason: e.message,
-              code: e.code,
-              ...(e.who === undefined ? {} : { who: e.who }),
-            }).catch(onError);
+          if (e instanceof SignInRefused && e.who !== undefined) {
+            await recordSignIn(ctx.ledger, { config: oidc.config, from: ctx.from, outcome: e.status === 403 ? 'denied' : 'error', reason: e.message, code: e.code, who: e.who }).catch(onError);
           }
           return refusalPage(ctx, e, onError);
         }
@@ -401,8 +414,4 @@ function sameString(a: string, b: string): boolean {
 
 function hashOf(id: string): string {
   return createHash('sha256').update(id, 'utf8').digest('hex');
-}
-
-function overHttps(c: Context): boolean {
-  return new URL(c.req.url).protocol === 'https:';
 }
