@@ -85,23 +85,20 @@ function wrap(signer: NoteSigner): KeyringKey {
   };
 }
 
-/** Reads the key, creating it (0600, never overwriting, never through a link) when `create` and it does not exist; undefined when absent and not created. */
+/**
+ * Reads the key, creating it (0600, never overwriting, never through a link) when `create` and it
+ * does not exist; undefined when absent and not created. Refused like an approver's key (and as ssh
+ * refuses a private key) when it is a link, not a regular file, or open to other users: whoever can
+ * read it can mint API keys the server believes.
+ */
 export function loadKeyringKey(file: string, create: boolean): KeyringKey | undefined {
-  let text: string | undefined;
-  try {
-    if (fs.lstatSync(file).isSymbolicLink()) {
-      throw new WitnessError('invalid_key', `The API-key signing key ${file} is a symbolic link; replace it with the key file itself.`);
-    }
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (e instanceof WitnessError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new WitnessError('invalid_key', `Cannot read the API-key signing key ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); check its permissions.`, { cause: e });
-    }
-  }
+  let text = readKeyringKey(file);
   if (text === undefined) {
     if (!create) return undefined;
-    text = createKeyringKey(file);
+    createKeyringKey(file);
+    // Read back through the same checks: of two processes racing, the other's file may have won.
+    text = readKeyringKey(file);
+    if (text === undefined) throw new WitnessError('store_unavailable', `The API-key signing key ${file} vanished right after it was written; check what else manages that directory.`);
   }
   try {
     return wrap(parseSignerKey(text.trim()));
@@ -110,8 +107,35 @@ export function loadKeyringKey(file: string, create: boolean): KeyringKey | unde
   }
 }
 
+/** The key file's text, undefined when it does not exist. */
+function readKeyringKey(file: string): string | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new WitnessError('invalid_key', `Cannot read the API-key signing key ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); check its permissions.`, { cause: e });
+  }
+  if (st.isSymbolicLink()) throw new WitnessError('invalid_key', `The API-key signing key ${file} is a symbolic link; replace it with the key file itself.`);
+  if (!st.isFile()) throw new WitnessError('invalid_key', `The API-key signing key ${file} is not a regular file; replace it with the key file itself.`);
+  if ((st.mode & 0o077) !== 0) {
+    throw new WitnessError('invalid_key', `The API-key signing key ${file} can be read or written by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it.`);
+  }
+  try {
+    // O_NOFOLLOW: a link swapped in after the lstat is refused by the kernel, not followed.
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      return fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    throw new WitnessError('invalid_key', `Cannot read the API-key signing key ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); check its permissions.`, { cause: e });
+  }
+}
+
 /** Writes a new key to a temporary file and hard-links it into place: of two processes racing, one key wins and both use it. */
-function createKeyringKey(file: string): string {
+function createKeyringKey(file: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   try {
@@ -128,8 +152,6 @@ function createKeyringKey(file: string): string {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    if (fs.lstatSync(file).isSymbolicLink()) throw new WitnessError('invalid_key', `The API-key signing key ${file} is a symbolic link; replace it with the key file itself.`);
-    return fs.readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof WitnessError) throw e;
     throw new WitnessError('store_unavailable', `Cannot write the API-key signing key ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); check the directory's permissions.`, { cause: e });
