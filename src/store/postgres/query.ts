@@ -18,6 +18,8 @@ import { drivenColumn, pgDrivenWalkSql, pgSessionPage, pgSessionsSql, type PgSes
 import { sessionLimit } from '../sessions.js';
 
 const COLUMNS = 'pos, id, stream, seq, ts, kind, agent, resource, action, outcome, header, data, salt, hash';
+/** A stream's events from a seq on; positions start at 0 (a row below was put there behind the driver's back). */
+const STREAM_PAGE_SQL = `SELECT ${COLUMNS} FROM events WHERE stream = $1 AND seq >= $2 AND pos >= 0`;
 /** The bigint range, as the open bounds of a verify scan (a row below 0 was put there behind the driver's back). */
 const MIN_POS = '-9223372036854775808';
 const MAX_POS = '9223372036854775807';
@@ -45,8 +47,18 @@ export abstract class PostgresQuery extends PostgresAppend {
   async readStreamPage(stream: string, page: StreamPageRequest = {}): Promise<StreamPage> {
     this.assertOpen();
     const { fromSeq, limit } = streamPageArgs(stream, page);
-    // The UNIQUE (stream, seq) constraint's index: one seek, then limit + 1 entries in order.
-    const rows = await this.sql<RawEventRow>(`SELECT ${COLUMNS} FROM events WHERE stream = $1 AND seq >= $2 AND pos >= 0 ORDER BY seq LIMIT $3`, [stream, fromSeq, limit + 1]);
+    // Through the UNIQUE (stream, seq) index, first as a closed range of seqs: a stream's seqs
+    // have no gaps, so it holds the page, and PostgreSQL reads only those rows whatever it plans.
+    // Open-ended ("seq >= $2 ORDER BY seq LIMIT"), a table not yet analyzed was planned as a
+    // bitmap scan of the whole rest of the stream and a sort: 48 ms a page of 200 (p50), 25 s
+    // through 100,000 events, against SQLite's 2 ms. Only a short range (the stream's end, or a
+    // row missing, which verify reports) reads on past it, for what is left.
+    const rows = await this.sql<RawEventRow>(`${STREAM_PAGE_SQL} AND seq <= $3 ORDER BY seq`, [stream, fromSeq, fromSeq + limit]);
+    const last = rows[rows.length - 1];
+    if (rows.length <= limit) {
+      const after = last === undefined ? fromSeq : last.seq + 1;
+      rows.push(...(await this.sql<RawEventRow>(`${STREAM_PAGE_SQL} ORDER BY seq LIMIT $3`, [stream, after, limit + 1 - rows.length])));
+    }
     return streamPageOf(rows.map(toStored), limit);
   }
 

@@ -71,6 +71,15 @@ export function streamPageContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('reads on past a row missing from the stream (an edit verify reports), every remaining event once', async () => {
+      await withLedger(driver, async (l) => {
+        const receipts = await l.append(range(12).map((i) => note('holed', `n${i}`)));
+        await driver.edit(l, { kind: 'deleteEvent', pos: receipts[6]!.pos });
+        const { seqs } = await allPages(l, 'holed', 5);
+        expect(seqs).toEqual(range(12).filter((i) => i !== 6));
+      });
+    });
+
     it('an unknown stream, and a fromSeq past the end, are an empty page without nextSeq; the default limit is 200', async () => {
       await withLedger(driver, async (l) => {
         expect(await l.readStreamPage('nothing-here')).toEqual({ events: [] });
