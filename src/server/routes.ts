@@ -325,10 +325,10 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       method: 'POST',
       path: '/v1/keys/:id/revoke',
       roles: ['admin'],
-      summary: 'Revoke an API key at once (a config.change event).',
+      summary: 'Revoke an API key at once (a config.change event); for an approver key, also delete the approver signing key the server held for it (`approver_key_removed`).',
       params: KeyIdParam,
       body: z.strictObject({}),
-      response: z.object({ record: KeyDoc }),
+      response: z.object({ record: KeyDoc, approver_key_removed: z.boolean().optional() }),
       handler: revokeKeyRoute,
     },
     // OpenID Connect sign-in (oidc.ts): public, answering 404 when the config has no oidc: section.

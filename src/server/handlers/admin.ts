@@ -1,3 +1,4 @@
+import { approverKeysDir, removeApproverKey } from '../approver-keys.js';
 import type { RouteContext } from '../context.js';
 import { createKey, revokeKey, type CreateKeyInput } from '../keys.js';
 
@@ -25,5 +26,8 @@ export async function revokeKeyRoute(ctx: RouteContext<{ id: string }>): Promise
   const record = await revokeKey(ctx.ledger, ctx.params.id, actor(ctx));
   ctx.metrics.appended += 1;
   await ctx.keys.refresh();
-  return ctx.c.json({ record });
+  if (record.role !== 'approver') return ctx.c.json({ record });
+  // As `witness keys revoke`: the server signs with it no longer, and deleting it means nobody else can either.
+  const removed = removeApproverKey(approverKeysDir(ctx.ledger.info), record.id);
+  return ctx.c.json({ record, approver_key_removed: removed });
 }
