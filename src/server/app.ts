@@ -5,7 +5,7 @@ import type { Ledger } from '../store/index.js';
 import { recordAccess } from './access.js';
 import type { RouteContext, RouteSpec } from './context.js';
 import type { OidcConfig } from './config.js';
-import { errorResponse, payloadTooLarge, statusFor, toErrorResponse } from './errors.js';
+import { errorResponse, payloadTooLarge, serverLocations, statusFor, toErrorResponse, withoutServerPaths } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -41,6 +41,8 @@ export function createServer(options: ServerOptions): Hono<Env> {
   const keys = new KeyRing(ledger);
   const metrics = options.metrics ?? new ServerMetrics();
   metrics.keyRing = keys;
+  // Where this ledger keeps its files, withheld exactly from every refusal (errors.ts).
+  const locations = serverLocations(ledger.info);
   const routes = routeTable({
     ...(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes }),
     ...(options.oidc === undefined ? {} : { oidc: options.oidc }),
@@ -121,7 +123,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
         } catch (e) {
           if (!(e instanceof WitnessError)) options.onError?.(e);
           return e instanceof WitnessError
-            ? pageError(c, statusFor(e.code), e.code, e.message, c.get(SESSION_VAR))
+            ? pageError(c, statusFor(e.code), e.code, withoutServerPaths(e.message, locations), c.get(SESSION_VAR))
             : pageError(c, 500, 'internal', 'The server failed unexpectedly; the failure is logged, and the page can be reloaded.', c.get(SESSION_VAR));
         }
       },
@@ -135,7 +137,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
     return errorResponse(c, 'forbidden', `${c.req.method} ${new URL(c.req.url).pathname} is not a route of this server; see /v1/openapi.json.`);
   });
 
-  app.onError((e, c) => toErrorResponse(c, e, options.onError));
+  app.onError((e, c) => toErrorResponse(c, e, options.onError, locations));
 
   /**
    * The person's live session, if the request carries one. A key sign-in is checked against the
