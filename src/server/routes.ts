@@ -65,7 +65,7 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
   // Bundles go to the server's own directory, fixed when it starts, never to a path from a request.
-  const exports = new ExportRunner(path.resolve('witness-exports'));
+  const exports = new ExportRunner(path.resolve('witness-exports'), options.onError);
   const readers = ['developer', 'auditor'] as const;
   const people = ['developer', 'approver', 'auditor', 'admin'] as const;
   const pages = new PageState();
@@ -232,7 +232,7 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
     {
       method: 'POST',
       path: '/v1/exports',
-      roles: ['auditor', 'admin'],
+      roles: ['auditor'],
       summary: "Start exporting a session as an evidence bundle (zip) in the background, into the server's own directory; recorded as audit.access. 202 with the export's id.",
       body: ExportBody,
       response: ExportDoc,
@@ -242,17 +242,19 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
     {
       method: 'GET',
       path: '/v1/exports/:id',
-      roles: ['auditor', 'admin'],
-      summary: 'An export started on this server: running, done (with the bundle link, events, artifacts, bytes, signing key) or failed (with why).',
+      roles: ['auditor'],
+      summary:
+        'An export started on this server: running, done (with the bundle link, events, artifacts, bytes, signing key) or failed (with why); kept 24 h after it finishes; recorded as audit.access.',
       params: ExportIdParam,
       query: NoQuery,
       response: ExportDoc,
+      access: 'view',
       handler: (ctx) => exports.status(ctx as RouteContext<{ id: string }>),
     },
     {
       method: 'GET',
       path: '/v1/exports/:id/bundle.zip',
-      roles: ['auditor', 'admin'],
+      roles: ['auditor'],
       summary: "A finished export's bundle, streamed as an attachment; every download recorded as audit.access. `witness verify bundle.zip` checks it offline.",
       params: ExportIdParam,
       query: NoQuery,

@@ -46,7 +46,7 @@ describe('exports over the API', () => {
     expect(job).toMatchObject({ status: 'running', session, started_by: `test auditor (key:${f.ids.auditor})` });
     expect(started.headers.get('location')).toBe(`/v1/exports/${job.id}`);
 
-    const done = await waitForExport(f, job.id, f.keys.admin);
+    const done = await waitForExport(f, job.id, f.keys.auditor);
     expect(done).toMatchObject({ status: 'done', events: 5, artifacts: 1, bundle: `/v1/exports/${job.id}/bundle.zip` });
     expect(fs.existsSync(path.join(dir, 'witness-exports', `${job.id}.zip`))).toBe(true);
 
@@ -79,7 +79,7 @@ describe('exports over the API', () => {
     const withPath = await f.call('POST', '/v1/exports', { key: f.keys.auditor, body: { session: f.built.sessions.a, out: '/tmp/elsewhere.zip' } });
     expect(withPath.status).toBe(400);
     expect(JSON.stringify(await withPath.json())).toMatch(/out/);
-    const unknown = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: 'no-such-session' } });
+    const unknown = await f.call('POST', '/v1/exports', { key: f.keys.auditor, body: { session: 'no-such-session' } });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(/^No session no-such-session in the ledger; .*\.$/);
     const missing = await f.call('GET', '/v1/exports/01234567-89ab-4def-8123-456789abcdef', { key: f.keys.auditor });
@@ -101,10 +101,10 @@ describe('exports over the API', () => {
   });
 
   it('a withheld export carries no artifacts and still verifies', async () => {
-    const started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b, withhold_data: true } });
+    const started = await f.call('POST', '/v1/exports', { key: f.keys.auditor, body: { session: f.built.sessions.b, withhold_data: true } });
     const { id } = (await started.json()) as { id: string };
-    expect(await waitForExport(f, id, f.keys.admin)).toMatchObject({ status: 'done', withheld: true, artifacts: 0 });
-    const res = await f.call('GET', `/v1/exports/${id}/bundle.zip`, { key: f.keys.admin });
+    expect(await waitForExport(f, id, f.keys.auditor)).toMatchObject({ status: 'done', withheld: true, artifacts: 0 });
+    const res = await f.call('GET', `/v1/exports/${id}/bundle.zip`, { key: f.keys.auditor });
     const file = path.join(dir, 'withheld.zip');
     fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
     const verified = await runBin(['verify', file, '--trusted-key', f.built.vkey, '--json']);

@@ -91,19 +91,19 @@ async function pendingForApprover(f: ServerFixture): Promise<string> {
 
 let exported: string | undefined;
 
-/** One export started by the admin key and waited for, shared by the export routes' examples. */
+/** One export started by the auditor key and waited for, shared by the export routes' examples. */
 async function finishedExport(f: ServerFixture): Promise<string> {
   if (exported !== undefined) return exported;
-  let started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b } });
+  let started = await f.call('POST', '/v1/exports', { key: f.keys.auditor, body: { session: f.built.sessions.b } });
   // The POST example's own exports may still be running, up to the server's limit: 409 until one ends.
   for (let i = 0; i < 400 && started.status === 409; i++) {
     await new Promise((r) => setTimeout(r, 25));
-    started = await f.call('POST', '/v1/exports', { key: f.keys.admin, body: { session: f.built.sessions.b } });
+    started = await f.call('POST', '/v1/exports', { key: f.keys.auditor, body: { session: f.built.sessions.b } });
   }
   expect(started.status).toBe(202);
   const { id } = (await started.json()) as { id: string };
   for (let i = 0; i < 400; i++) {
-    const doc = (await (await f.call('GET', `/v1/exports/${id}`, { key: f.keys.admin })).json()) as { status: string };
+    const doc = (await (await f.call('GET', `/v1/exports/${id}`, { key: f.keys.auditor })).json()) as { status: string };
     if (doc.status === 'done') return (exported = id);
     if (doc.status === 'failed') throw new Error(`export failed: ${JSON.stringify(doc)}`);
     await new Promise((r) => setTimeout(r, 25));

@@ -9,6 +9,12 @@ import { errorResponse } from '../errors.js';
 
 /** Exports running at once: each reads a session and copies its artifacts, so a few are plenty. */
 export const MAX_RUNNING_EXPORTS = 2;
+/**
+ * How long a finished export (its status and its zip) stays on the server: a day to download it.
+ * A bundle holds a whole session unmasked, so it must not outlive its need on the server's disk;
+ * whoever needs it later starts a new export, which is recorded again.
+ */
+export const EXPORT_TTL_MS = 24 * 3_600_000;
 
 export interface ExportJob {
   id: string;
@@ -31,8 +37,9 @@ export interface ExportJob {
  * Evidence exports started over the API (`POST /v1/exports`), run in the background into
  * `<dir>/<id>.zip`: the directory is the server's own (`witness-exports` under its working
  * directory), never a path from the request. Jobs are kept in this process's memory, so their
- * status is lost when the server restarts; the bundles stay on disk and each export stays
- * recorded in the ledger.
+ * status is lost when the server restarts; each export stays recorded in the ledger. A finished
+ * job and its zip are deleted EXPORT_TTL_MS after it finished: checked on every export request,
+ * and by a timer (unref'd, so it never keeps the process alive) in case none comes.
  */
 export class ExportRunner {
   private readonly jobs = new Map<string, ExportJob>();
@@ -45,6 +52,7 @@ export class ExportRunner {
 
   /** POST /v1/exports: checks the session is there, records the export as `audit.access`, then starts it. */
   async start(ctx: RouteContext<unknown, unknown, { session: string; withhold_data?: boolean }>): Promise<Response> {
+    this.expire();
     const { session } = ctx.body;
     const withheld = ctx.body.withhold_data === true;
     if ((await ctx.ledger.query({ stream: session, limit: 1 })).events.length === 0) {
@@ -94,19 +102,23 @@ export class ExportRunner {
       .finally(() => {
         job.finished_at = new Date().toISOString();
         this.running--;
+        setTimeout(() => this.expire(), EXPORT_TTL_MS + 1_000).unref();
       });
     return ctx.c.json(this.doc(job), 202, { Location: `/v1/exports/${id}` });
   }
 
-  /** GET /v1/exports/:id */
+  /** GET /v1/exports/:id: recorded as audit.access, since it says which session was exported, by whom, and its size. */
   async status(ctx: RouteContext<{ id: string }>): Promise<Response> {
+    this.expire();
     const job = this.jobs.get(ctx.params.id);
     if (job === undefined) return notFound(ctx);
+    await ctx.recordAccess({ resource: job.session });
     return ctx.c.json(this.doc(job));
   }
 
   /** GET /v1/exports/:id/bundle.zip: the bundle streamed from disk as an attachment, each download recorded. */
   async download(ctx: RouteContext<{ id: string }>): Promise<Response> {
+    this.expire();
     const job = this.jobs.get(ctx.params.id);
     if (job === undefined) return notFound(ctx);
     if (job.status === 'running') return errorResponse(ctx.c, 'conflict', `Export ${job.id} is still running; poll GET /v1/exports/${job.id} until its status is done.`);
@@ -138,6 +150,20 @@ export class ExportRunner {
     });
   }
 
+  /** Forgets finished jobs older than EXPORT_TTL_MS and deletes their zips (a running one is never touched). */
+  private expire(now = Date.now()): void {
+    for (const [id, job] of this.jobs) {
+      if (job.finished_at === undefined || now - Date.parse(job.finished_at) <= EXPORT_TTL_MS) continue;
+      this.jobs.delete(id);
+      try {
+        fs.rmSync(this.file(id), { force: true });
+      } catch (e) {
+        // A zip that cannot be deleted is the operator's to know about; the job is forgotten anyway.
+        this.onError?.(e);
+      }
+    }
+  }
+
   private file(id: string): string {
     return path.join(this.dir, `${id}.zip`);
   }
@@ -148,5 +174,9 @@ export class ExportRunner {
 }
 
 function notFound(ctx: RouteContext<{ id: string }>): Response {
-  return errorResponse(ctx.c, 'not_found', `No export ${ctx.params.id} on this server (exports are listed until it restarts); start one with POST /v1/exports.`);
+  return errorResponse(
+    ctx.c,
+    'not_found',
+    `No export ${ctx.params.id} on this server (exports are kept ${EXPORT_TTL_MS / 3_600_000} h after they finish, and until it restarts); start one with POST /v1/exports.`,
+  );
 }
