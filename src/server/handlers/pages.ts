@@ -29,6 +29,7 @@ import {
   renderSessionPage,
   renderSessionsPage,
   renderSignInPage,
+  STEPS_PER_PAGE,
   verificationView,
   videoView,
   viewerHeaders,
@@ -242,20 +243,36 @@ export async function sessionPage(ctx: RouteContext, state: PageState): Promise<
       'invalid_argument',
       `The session link is not valid: ${q.error.issues[0]?.path.join('.') ?? 'id'} ${q.error.issues[0]?.message ?? ''}; open the session from the sessions list.`,
     );
-  const { id, from } = q.data;
-  const raw = await ctx.ledger.readStream(id);
-  if (raw.length === 0) throw new WitnessError('not_found', 'No session with this id is recorded; open one from the sessions list.');
-  const video = raw.some((e) => e.kind === 'capture' && e.data?.['role'] === 'video') ? undefined : await evidenceVideo(ctx.ledger, id);
-  const developer = ctx.caller?.role === 'developer';
-  const events = raw.map((e) => seen(ctx, e));
+  const { id, from = 1 } = q.data;
   const cp = await ctx.ledger.latestCheckpoint();
+  let walk = await walkSession(ctx.ledger, id, from, cp?.size);
+  if (walk.events === 0) throw new WitnessError('not_found', 'No session with this id is recorded; open one from the sessions list.');
+  // A step past the end shows the last step, as the views do for a session read whole.
+  if (walk.calls > 0 && from > walk.calls) walk = await walkSession(ctx.ledger, id, walk.calls, cp?.size);
+  const video = walk.video ?? (await evidenceVideo(ctx.ledger, id));
+  const developer = ctx.caller?.role === 'developer';
   const signers = await signersOf(ctx.ledger, state.last);
-  const model = buildSessionModel(events, {
-    chrome: chrome(ctx, 'sessions'),
-    ...(video === undefined || developer ? {} : { videoEvent: video }),
-    steps: from === undefined ? {} : { from },
-    integrity: integrityBadge(raw, { ...(cp === undefined ? {} : { checkpoint: { id: cp.id, size: cp.size, ts: cp.ts } }), signers, ...(state.last === undefined ? {} : { last: state.last }) }),
+  const first = walk.calls === 0 ? 1 : Math.min(from, walk.calls);
+  const badge = integrityBadge([{ pos: walk.top }], {
+    ...(cp === undefined ? {} : { checkpoint: { id: cp.id, size: cp.size, ts: cp.ts } }),
+    signers,
+    ...(state.last === undefined ? {} : { last: state.last }),
   });
+  // The badge's "n of m unsealed" needs every event's position; the walk counted them instead.
+  if (badge.state === 'unsealed') badge.text = `${walk.unsealed} of ${walk.events} events of this session are hash-chained but not yet in a signed checkpoint.`;
+  const model = buildSessionModel(
+    walk.kept.map((e) => seen(ctx, e)),
+    {
+      chrome: chrome(ctx, 'sessions'),
+      ...(video === undefined || developer ? {} : { videoEvent: video }),
+      integrity: badge,
+    },
+  );
+  // The model was built from the window's events alone: number its steps and count the session as a whole.
+  for (const step of model.steps) step.index += first - 1;
+  model.stepWindow = { from: first, to: first + model.steps.length - 1, total: walk.calls };
+  model.session.events = walk.events;
+  if (walk.truncated) model.withheld = `${model.withheld === undefined ? '' : `${model.withheld} `}${TRUNCATED}`;
   if (developer) {
     // The API gives developers no artifacts (they cannot be masked); the page agrees and says so.
     for (const step of model.steps) {
@@ -263,10 +280,82 @@ export async function sessionPage(ctx: RouteContext, state: PageState): Promise<
       delete step.after;
     }
     delete model.video;
-    model.withheld = WITHHELD;
+    model.withheld = walk.truncated ? `${WITHHELD} ${TRUNCATED}` : WITHHELD;
   }
-  await ctx.recordAccess({ count: raw.length, resource: id });
+  await ctx.recordAccess({ count: walk.events, resource: id });
   return html(ctx.c, renderSessionPage(model));
+}
+
+/** Events per read while walking a session for its page: the walk holds one read at a time. */
+const SESSION_READ = 1_000;
+/** At most this many events of one page of steps are kept to build it (200 steps of 50 events each). */
+const SESSION_KEEP = 10_000;
+const TRUNCATED = `These steps have more than ${SESSION_KEEP.toLocaleString('en-US')} events tied to them; only the first are shown. Read the session in full with GET /v1/sessions/:id or an export.`;
+
+/** What `walkSession` found: the events one page of steps is built from, and the counts of the whole session. */
+interface SessionWalk {
+  /** In seq order: session.start, session.end, and the window's calls with what the views show of them. */
+  kept: Stored[];
+  /** Events in the session, tool calls among them, events past the checkpoint, the highest position. */
+  events: number;
+  calls: number;
+  unsealed: number;
+  top: number;
+  /** The session's own video capture, the last one recorded. */
+  video?: Stored;
+  /** SESSION_KEEP was reached: the page shows less than the window holds. */
+  truncated: boolean;
+}
+
+/**
+ * Reads a session a page at a time (an agent can make one arbitrarily long) and keeps only what
+ * the STEPS_PER_PAGE steps from step `from` show: each call, the llm.call just before it (its
+ * reasoning), the events tied to it by `parent` and to its approval request however late they
+ * were recorded, and the errors recorded among those steps that name no parent (the page's "other
+ * errors"). Everything else is only counted. Memory is bounded by one read and SESSION_KEEP; time
+ * still grows with the session's length, since its step count and end are at its end.
+ */
+async function walkSession(ledger: Ledger, stream: string, from: number, sealedSize: number | undefined): Promise<SessionWalk> {
+  const walk: SessionWalk = { kept: [], events: 0, calls: 0, unsealed: 0, top: -1, truncated: false };
+  const last = from + STEPS_PER_PAGE - 1;
+  const tied = new Set<string>();
+  let start: Stored | undefined;
+  let end: Stored | undefined;
+  let reasoning: Stored | undefined;
+  const keep = (e: Stored) => {
+    if (walk.kept.length < SESSION_KEEP) walk.kept.push(e);
+    else walk.truncated = true;
+  };
+  for (let fromSeq: number | undefined = 0; fromSeq !== undefined;) {
+    const page = await ledger.readStreamPage(stream, { fromSeq, limit: SESSION_READ });
+    for (const e of page.events) {
+      walk.events += 1;
+      walk.top = Math.max(walk.top, e.pos);
+      if (sealedSize === undefined || e.pos >= sealedSize) walk.unsealed += 1;
+      // Between the previous page's last call and this page's first call once more than `last` calls have been seen.
+      const inWindow = walk.calls >= from - 1 && walk.calls < last;
+      if (e.kind === 'session.start' && start === undefined) start = e;
+      else if (e.kind === 'session.end') end = e;
+      else if (e.kind === 'capture' && e.data?.['role'] === 'video') walk.video = e;
+      else if (e.kind === 'llm.call') reasoning = e;
+      else if (e.kind === 'tool.call') {
+        walk.calls += 1;
+        if (walk.calls >= from && walk.calls <= last) {
+          if (reasoning !== undefined) keep(reasoning);
+          keep(e);
+          tied.add(e.id);
+        }
+        reasoning = undefined;
+      } else if (e.parent !== undefined && tied.has(e.parent)) {
+        keep(e);
+        if (e.kind === 'approval.request') tied.add(e.id);
+      } else if (e.kind === 'error' && e.parent === undefined && inWindow) keep(e);
+    }
+    fromSeq = page.nextSeq;
+  }
+  const ends = [start, end].filter((e): e is Stored => e !== undefined);
+  walk.kept = [...ends, ...walk.kept].sort((a, b) => a.seq - b.seq);
+  return walk;
 }
 
 /** A video rendered after the session ended lives in the evidence stream, its resource the session id. */
