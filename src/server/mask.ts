@@ -48,6 +48,9 @@ import { SYSTEM_STREAM_PREFIX } from './keys.js';
  * 9. A capture's page `text` is the screenshot in words, free text no rule can read names out of;
  *    developers get no screenshots, and it becomes `[MASKED:text]` (the title and URL are masked
  *    as text).
+ * 10. In a JSON Schema's `properties` whose members all read as schemas (objects with `type`,
+ *    `$ref`, `enum`, `anyOf`, … : an MCP tool's `inputSchema`), the members are schemas named after
+ *    fields, not values: rule 3 does not mask them by name (inside, every rule still applies).
  */
 const PERSONAL_KEYS: ReadonlySet<string> = new Set(
   [
@@ -297,6 +300,12 @@ function maskValue(v: unknown, depth: number, w: Walk, known: Known, textLevel =
   if (depth > MAX_DEPTH) return '[MASKED:depth]';
   if (Array.isArray(v)) return v.map((x) => maskValue(x, depth + 1, w, known, textLevel, parentKey));
   const entries = Object.entries(v as Record<string, unknown>);
+  // A JSON Schema's `properties` (an MCP tool's inputSchema) maps field names to schemas, not to values: its members are read as schemas, not masked by name.
+  if (parentKey === 'properties' && entries.length > 0 && entries.every(([, x]) => isSchema(x))) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of entries) Object.defineProperty(out, k, { value: maskValue(x, depth + 1, w, known, textLevel, undefined), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
   const keys = entries.map(([k]) => normalise(k));
   const software = parentKey !== undefined && SOFTWARE_KEYS.has(parentKey);
   // Rule 3a/3b: whether this object is a person's record decides what its `name` and bare dates are.
@@ -322,6 +331,13 @@ function maskValue(v: unknown, depth: number, w: Walk, known: Known, textLevel =
     Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
   });
   return out;
+}
+
+const SCHEMA_KEYS = ['type', '$ref', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', 'items', 'properties'];
+
+/** An object that reads as a JSON Schema (rule 10). */
+function isSchema(x: unknown): boolean {
+  return x !== null && typeof x === 'object' && !Array.isArray(x) && SCHEMA_KEYS.some((k) => Object.hasOwn(x, k));
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -139,6 +139,16 @@ describe('the developer masking rules behind it', () => {
     expect(masked({ field: 'amount', value: 650 })).toEqual({ field: 'amount', value: 650 });
   });
 
+  it('[R-DEV-MASK] keeps an MCP tool’s input schema whole, whose properties are named after personal fields but hold schemas, and masks values shaped otherwise', () => {
+    const tools = {
+      tools: [
+        { name: 'send_email', description: 'Send mail', inputSchema: { type: 'object', properties: { name: { type: 'string' }, email: { type: 'string', format: 'email' } }, required: ['email'] } },
+      ],
+    };
+    expect(masked(tools, 'tool.result')).toEqual(tools);
+    expect(masked({ properties: { name: { value: 'riley' }, email: { value: 'r' } } })).toEqual({ properties: { name: '[MASKED:name]', email: '[MASKED:email]' } });
+  });
+
   it('[R-DEV-MASK] withholds a capture’s page text, the screenshot in words, as developers get no screenshots', () => {
     expect(masked({ role: 'before', title: 'Customer C-1', text: 'Jordan Doe\nBalance $1,300.00' }, 'capture')).toEqual({ role: 'before', title: 'Customer C-1', text: '[MASKED:text]' });
   });
