@@ -63,7 +63,7 @@ export const REQUIREMENTS = {
   'R-APPROVER-ALLOWED': 'Only an approver the policy lists by public key for the rule may release a call, never the agent itself (identities compared after NFKC, trimming and case folding).',
   'R-APPROVAL-RACE': 'Of concurrent decisions on one request the first recorded wins, and the other decider is told it lost.',
   'R-OUTCOMES':
-    "Outcomes mean what a compliance reader expects: a held call is pending, a denial (policy, person, refused call) denied, an expiry expired, an approval success; a call held and then approved is never listed as denied.",
+    'Outcomes mean what a compliance reader expects: a held call is pending, a denial (policy, person, refused call) denied, an expiry expired, an approval success; a call held and then approved is never listed as denied.',
   'R-DIGEST-SALTED': 'Arguments digests are salted per call and computed over the redacted arguments, so no guess can be tested against a digest without the withheld payload.',
   'R-GW-FAIL-CLOSED': 'A call the gateway cannot record is refused by default (fail open only when configured).',
   'R-GW-PASSTHROUGH': 'Progress, cancellation and server-to-client requests pass through the gateway unchanged.',
