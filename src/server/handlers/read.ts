@@ -2,7 +2,7 @@ import { WitnessError, type StoredEvent } from '../../core/index.js';
 import type { QueryFilter, SessionFilter } from '../../store/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
-import { maskEvent } from '../mask.js';
+import { isSystemStream, maskEvent } from '../mask.js';
 import type { EventSearchQuery, SessionEventsQuery, SessionListQuery } from '../schemas.js';
 import type { z } from 'zod';
 
@@ -11,6 +11,31 @@ type Stored = StoredEvent & { pos: number };
 /** An event as this caller may see it: developers get the masked copy (mask.ts). */
 export function view(ctx: RouteContext, e: Stored): Stored {
   return ctx.caller?.role === 'developer' ? maskEvent(e) : e;
+}
+
+/**
+ * Witness's own streams (who read what, key records) are not a developer's: to a developer they
+ * answer as if absent. Masking their payload is not enough, since their header names the reader,
+ * the session read and the key.
+ */
+export function hiddenFrom(ctx: RouteContext, stream: string): boolean {
+  return ctx.caller?.role === 'developer' && isSystemStream(stream);
+}
+
+/**
+ * Header fields a developer sees masked (mask.ts keeps only fields Witness writes itself): a filter
+ * on one would confirm the value the mask hides ("which sessions touched mailto:jane@…"), so it is
+ * refused, naming the field.
+ */
+export function refuseMaskedFilters(ctx: RouteContext, query: Partial<Record<'resource' | 'action', unknown>>): void {
+  if (ctx.caller?.role !== 'developer') return;
+  for (const field of ['resource', 'action'] as const) {
+    if (query[field] !== undefined) {
+      throw new WitnessError('invalid_argument', `A developer may not filter on ${field}, which developers see masked; filter by agent, kind, outcome, time or text instead.`, {
+        details: { path: field },
+      });
+    }
+  }
 }
 
 /** At most this many events are read to answer one free-text search page (see `search`). */
@@ -25,6 +50,10 @@ export const TEXT_SCAN_LIMIT = 10_000;
  */
 export async function search(ctx: RouteContext<unknown, z.infer<typeof EventSearchQuery>>): Promise<Response> {
   const q = ctx.query;
+  refuseMaskedFilters(ctx, q);
+  if (q.session !== undefined && hiddenFrom(ctx, q.session)) {
+    return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(q.session)} is recorded; list sessions with GET /v1/sessions.`);
+  }
   const limit = q.limit ?? 50;
   const filter: QueryFilter = {};
   for (const k of ['agent', 'kind', 'resource', 'action', 'outcome', 'since', 'until', 'cursor'] as const) {
@@ -38,7 +67,7 @@ export async function search(ctx: RouteContext<unknown, z.infer<typeof EventSear
   let next: string | undefined;
   if (q.q === undefined) {
     const page = await ctx.ledger.query({ ...filter, limit });
-    events = page.events.map((e) => view(ctx, e));
+    events = page.events.filter((e) => !hiddenFrom(ctx, e.stream)).map((e) => view(ctx, e));
     next = page.next;
   } else {
     const needle = q.q.toLowerCase();
@@ -50,6 +79,7 @@ export async function search(ctx: RouteContext<unknown, z.infer<typeof EventSear
       const page = await ctx.ledger.query({ ...filter, limit: want, ...(cursor === undefined ? {} : { cursor }) });
       scanned += page.events.length;
       for (const e of page.events) {
+        if (hiddenFrom(ctx, e.stream)) continue;
         const seen = view(ctx, e);
         if (textOf(seen).includes(needle)) events.push(seen);
       }
@@ -75,7 +105,7 @@ function textOf(e: Stored): string {
 
 export async function getEvent(ctx: RouteContext<{ id: string }>): Promise<Response> {
   const e = await ctx.ledger.getEvent(ctx.params.id);
-  if (e === undefined) return errorResponse(ctx.c, 'not_found', `No event has id ${ctx.params.id}; check the id, or search with GET /v1/events.`);
+  if (e === undefined || hiddenFrom(ctx, e.stream)) return errorResponse(ctx.c, 'not_found', `No event has id ${ctx.params.id}; check the id, or search with GET /v1/events.`);
   await ctx.recordAccess({ count: 1, resource: e.stream });
   return ctx.c.json(view(ctx, e));
 }
@@ -93,6 +123,7 @@ export const SESSION_PAGE = 200;
 export async function getSession(ctx: RouteContext<{ stream: string }, z.infer<typeof SessionEventsQuery>>): Promise<Response> {
   const { stream } = ctx.params;
   const { limit = SESSION_PAGE, cursor } = ctx.query;
+  if (hiddenFrom(ctx, stream)) return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(stream)} is recorded; list sessions with GET /v1/sessions.`);
   const page = await ctx.ledger.readStreamPage(stream, { limit, fromSeq: cursor === undefined ? 0 : decodeSeqCursor(cursor) });
   if (page.events.length === 0 && cursor === undefined) {
     return errorResponse(ctx.c, 'not_found', `No session ${JSON.stringify(stream)} is recorded; list sessions with GET /v1/sessions.`);
@@ -126,6 +157,7 @@ function decodeSeqCursor(cursor: string): number {
 /** GET /v1/sessions: the store's session listing (`Ledger.listSessions`), newest first, with counts. */
 export async function listSessions(ctx: RouteContext<unknown, z.infer<typeof SessionListQuery>>): Promise<Response> {
   const { limit, cursor, ...rest } = ctx.query;
+  refuseMaskedFilters(ctx, rest);
   const filter: SessionFilter = {};
   for (const k of ['agent', 'resource', 'outcome', 'since', 'until', 'ended'] as const) {
     if (rest[k] !== undefined) (filter as Record<string, unknown>)[k] = rest[k];
