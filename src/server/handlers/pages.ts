@@ -12,6 +12,7 @@ import { checkPresession, presessionToken } from '../csrf.js';
 import type { Caller } from '../keys.js';
 import { maskEvent, maskText } from '../mask.js';
 import { SESSION_VAR, endPersonSession, startPersonSession, type PersonSession } from '../person-session.js';
+import { hiddenFrom, refuseMaskedFilters } from './read.js';
 import {
   PATHS,
   STYLESHEET,
@@ -204,6 +205,7 @@ export async function overview(ctx: RouteContext): Promise<Response> {
 export async function sessionsPage(ctx: RouteContext): Promise<Response> {
   const parsed = parseSessionFilters(ctx.c.req.query());
   if ('error' in parsed) throw new WitnessError('invalid_argument', parsed.error);
+  refuseMaskedFilters(ctx, parsed.filters);
   const filter: SessionFilter = { ...parsed.filters };
   const page = await ctx.ledger.listSessions(filter, { limit: SESSIONS_PER_PAGE, ...(parsed.cursor === undefined ? {} : { cursor: parsed.cursor }) });
   const mask = ctx.caller?.role === 'developer';
@@ -244,6 +246,7 @@ export async function sessionPage(ctx: RouteContext, state: PageState): Promise<
       `The session link is not valid: ${q.error.issues[0]?.path.join('.') ?? 'id'} ${q.error.issues[0]?.message ?? ''}; open the session from the sessions list.`,
     );
   const { id, from = 1 } = q.data;
+  if (hiddenFrom(ctx, id)) throw new WitnessError('not_found', 'No session with this id is recorded; open one from the sessions list.');
   const cp = await ctx.ledger.latestCheckpoint();
   let walk = await walkSession(ctx.ledger, id, from, cp?.size);
   if (walk.events === 0) throw new WitnessError('not_found', 'No session with this id is recorded; open one from the sessions list.');
