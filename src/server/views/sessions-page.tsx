@@ -25,16 +25,19 @@ export function renderSessionsPage(m: SessionsPageModel): string {
   return renderDocument(
     <Layout title="Sessions" chrome={{ ...m.chrome, active: 'sessions' }}>
       <h1>Sessions</h1>
-      <p class="sub">Every recorded session, newest first. Filter by agent, resource, outcome and time (UTC).</p>
+      <p class="sub">Every recorded session, newest first. Filter by agent{m.chrome.masked === true ? '' : ', resource'}, outcome and time (UTC).</p>
       <form class="filters" method="get" action={PATHS.sessions}>
         <label>
           Agent
           <input name="agent" value={f.agent ?? ''} maxlength={512} />
         </label>
-        <label>
-          Resource
-          <input name="resource" value={f.resource ?? ''} maxlength={4096} />
-        </label>
+        {m.chrome.masked === true ? null : (
+          // A masked reader filtering on a resource's real value would learn it from the answer, so the server refuses that filter; the form does not offer it.
+          <label>
+            Resource
+            <input name="resource" value={f.resource ?? ''} maxlength={4096} />
+          </label>
+        )}
         <label>
           Outcome
           <select name="outcome">

@@ -198,6 +198,11 @@ describe('the sessions list', () => {
     expect(html).not.toContain('First page');
     expect(html).not.toContain('Next page');
   });
+
+  it('offers no resource filter to a reader whose page is masked, since the server refuses it (the answer would confirm a masked value)', () => {
+    expect(renderSessionsPage({ chrome, filters: {}, sessions: [] })).toContain('name="resource"');
+    expect(renderSessionsPage({ chrome: { ...chrome, masked: true }, filters: {}, sessions: [] })).not.toContain('name="resource"');
+  });
 });
 
 describe('the approvals queue', () => {
