@@ -283,7 +283,7 @@ export function renderSessionPage(m: SessionPageModel): string {
         <dd>{s.ended === undefined ? 'still open' : `${showTime(s.ended)}${s.endReason === undefined ? '' : ` (${s.endReason})`}`}</dd>
         <dt>Recorded</dt>
         <dd>
-          {plural(s.events, 'event')}, {plural(m.steps.length, 'tool call')}
+          {plural(s.events, 'event')}, {plural(m.stepWindow?.total ?? m.steps.length, 'tool call')}
         </dd>
       </dl>
       {m.video === undefined ? null : <Video video={m.video} />}

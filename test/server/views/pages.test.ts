@@ -154,6 +154,8 @@ describe('the session timeline', () => {
     const html1 = renderSessionPage(page1);
     expect(html1).toContain(`<nav class="paging" aria-label="Steps"><span>Steps 1–1 of 2</span><a href="/session?${q}&amp;from=2">Later steps</a></nav>`);
     expect(html1).not.toContain('Earlier steps');
+    // The summary counts the session's tool calls, not the page's.
+    expect(html1).toMatch(/event[s]?, 2 tool calls/);
     const page2 = buildSessionModel(fx.events, { chrome, steps: { from: 2, limit: 1 } });
     expect(page2.steps.map((s) => [s.index, s.tool, s.tone])).toEqual([[2, 'grant_admin', 'denied']]);
     expect(renderSessionPage(page2)).toContain(`<span>Steps 2–2 of 2</span><a href="/session?${q}">Earlier steps</a></nav>`);
