@@ -15,10 +15,15 @@ import type { Role } from './roles.js';
  * A session ends after IDLE_MS without a request and ABSOLUTE_MS after sign-in whatever happens,
  * at sign-out, and, for a key sign-in, as soon as the key is revoked (the app checks the key on
  * every request).
+ *
+ * A person (one API key, or one OpenID Connect subject) holds at most MAX_SESSIONS_PER_PERSON
+ * sessions at once: signing in again beyond that ends their oldest. Without a cap a leaked key
+ * could fill the server's memory with sessions, and twenty covers a person's browsers and devices.
  */
 export const SESSION_COOKIE = 'witness_session';
 export const IDLE_MS = 30 * 60_000;
 export const ABSOLUTE_MS = 12 * 3_600_000;
+export const MAX_SESSIONS_PER_PERSON = 20;
 
 /** Who signed in, and how. `keyId` is the API key's id for a key sign-in. */
 export interface Person {
@@ -50,16 +55,17 @@ export class PersonSessions {
   private readonly byHash = new Map<string, PersonSession>();
 
   constructor(
-    private readonly limits: { idleMs: number; absoluteMs: number } = { idleMs: IDLE_MS, absoluteMs: ABSOLUTE_MS },
+    private readonly limits: { idleMs: number; absoluteMs: number; perPerson?: number } = { idleMs: IDLE_MS, absoluteMs: ABSOLUTE_MS },
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Starts a session; returns the id for the cookie (never stored) and the session. */
+  /** Starts a session, ending the person's oldest when they hold the most allowed; returns the id for the cookie (never stored) and the session. */
   start(person: Person): { id: string; session: PersonSession } {
     if (!PERSON_ROLES.includes(person.role)) {
       throw new WitnessError('forbidden', `A ${person.role} may not sign in to the viewer; sign in with a developer, approver, auditor or admin key.`);
     }
     this.sweep();
+    this.makeRoomFor(person);
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
     const session: PersonSession = { person: { ...person }, csrfToken: randomBytes(32).toString('base64url'), startedAt: t, lastSeenAt: t };
@@ -102,12 +108,25 @@ export class PersonSessions {
     return this.byHash.size;
   }
 
+  /** Ends the person's oldest sessions until one more fits under the cap (the map keeps sign-in order, so the first found is the oldest). */
+  private makeRoomFor(person: Person): void {
+    const max = this.limits.perPerson ?? MAX_SESSIONS_PER_PERSON;
+    const who = personKey(person);
+    const theirs = [...this.byHash].filter(([, s]) => personKey(s.person) === who);
+    for (const [h] of theirs.slice(0, Math.max(0, theirs.length - max + 1))) this.byHash.delete(h);
+  }
+
   private sweep(): void {
     const t = this.now();
     for (const [h, s] of this.byHash) {
       if (t - s.lastSeenAt > this.limits.idleMs || t - s.startedAt > this.limits.absoluteMs) this.byHash.delete(h);
     }
   }
+}
+
+/** Who a session belongs to, for the cap: the API key for a key sign-in, the provider's subject for OpenID Connect. */
+function personKey(p: Person): string {
+  return p.via === 'key' ? `key:${p.keyId ?? p.id}` : `oidc:${p.id}`;
 }
 
 /** The context variable the app puts the server's PersonSessions under, for every request. */
