@@ -100,6 +100,8 @@ export const REQUIREMENTS = {
   'R-DEV-MASK': "A developer's reads have personal data masked and secrets redacted, and never carry the salt that would let a masked value be confirmed.",
   'R-VIEWER-SIGNIN':
     "People sign in to the viewer with a person's key (never an agent's) into a session whose cookie is HttpOnly and SameSite=Strict and whose id the server keeps only hashed; it ends when idle, at an absolute limit, at sign-out, and at once when the key is revoked.",
+  'R-METRICS':
+    '/metrics lets operations alert when audit generation fails: error events recorders wrote about their own failures (recorder, capture, gateway) over the last 24 h, and refused keys and sign-ins that are counted because they name no one.',
   'R-CSRF': "Every viewer form carries a token bound to the person's session, compared in constant time; a post without it, with another, or from another site is refused (403).",
 } as const;
 

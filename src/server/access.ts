@@ -20,6 +20,50 @@ export interface AccessRecord {
   count?: number;
   /** What the read was about: the session, event or artifact digest. */
   resource?: string;
+  /** A person refused the route for their role (403): recorded with outcome `denied` and why. */
+  refusal?: { status: 403; message: string; unrecordedBefore?: number };
+}
+
+/** A person's role refusals recorded per minute at most; the rest are counted, and the next record says how many it follows. */
+export const REFUSALS_PER_MINUTE = 30;
+const MINUTE_MS = 60_000;
+
+/**
+ * Rate limit for recording people's role refusals, per caller (key id, or `oidc:<sub>`). Only
+ * authenticated people reach it, so the ledger cannot be filled anonymously; the limit keeps a
+ * script with a developer key from filling it on purpose. A fixed one-minute window per caller.
+ */
+export class RefusalLimiter {
+  private readonly byCaller = new Map<string, { windowStart: number; recorded: number; skipped: number }>();
+
+  constructor(
+    private readonly perMinute = REFUSALS_PER_MINUTE,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether to record this caller's refusal; when so, how many of theirs went unrecorded since their last record. */
+  take(caller: string): { record: true; unrecordedBefore: number } | { record: false } {
+    const t = this.now();
+    let slot = this.byCaller.get(caller);
+    if (slot === undefined || t - slot.windowStart >= MINUTE_MS) {
+      if (this.byCaller.size >= 10_000) this.forgetIdle(t);
+      slot = { windowStart: t, recorded: 0, skipped: slot?.skipped ?? 0 };
+      this.byCaller.set(caller, slot);
+    }
+    if (slot.recorded >= this.perMinute) {
+      slot.skipped++;
+      return { record: false };
+    }
+    slot.recorded++;
+    const unrecordedBefore = slot.skipped;
+    slot.skipped = 0;
+    return { record: true, unrecordedBefore };
+  }
+
+  /** Callers whose window ended and who owe no count of skipped refusals. */
+  private forgetIdle(t: number): void {
+    for (const [k, s] of this.byCaller) if (t - s.windowStart >= MINUTE_MS && s.skipped === 0) this.byCaller.delete(k);
+  }
 }
 
 /**
@@ -46,7 +90,9 @@ function decodeRuns(s: string): string {
 /**
  * Appends an `audit.access` event: who (key id and name, role), what (route and request), when
  * (the event's time), from where. Awaited before the answer is sent, so a read whose record
- * cannot be written is refused instead of served unrecorded.
+ * cannot be written is refused instead of served unrecorded. A refusal is recorded the same way,
+ * with outcome `denied` and `data.refusal` (status, the sentence the person was answered, and
+ * `unrecorded_before`: their refusals the rate limit left out since their last record).
  */
 export async function recordAccess(ledger: Ledger, a: AccessRecord): Promise<void> {
   const actor = a.caller.name === undefined ? `key:${a.caller.keyId}` : `${a.caller.name} (key:${a.caller.keyId})`;
@@ -60,7 +106,7 @@ export async function recordAccess(ledger: Ledger, a: AccessRecord): Promise<voi
       kind: 'audit.access',
       resource: a.resource ?? a.route,
       action: a.route,
-      outcome: 'success',
+      outcome: a.refusal === undefined ? 'success' : 'denied',
       data: {
         actor,
         role: a.caller.role,
@@ -69,6 +115,15 @@ export async function recordAccess(ledger: Ledger, a: AccessRecord): Promise<voi
         scope: { route: a.route, request: readableRequest(a.target) },
         from: a.from,
         ...(a.count === undefined ? {} : { count: a.count }),
+        ...(a.refusal === undefined
+          ? {}
+          : {
+              refusal: {
+                status: a.refusal.status,
+                message: a.refusal.message,
+                ...(a.refusal.unrecordedBefore === undefined || a.refusal.unrecordedBefore === 0 ? {} : { unrecorded_before: a.refusal.unrecordedBefore }),
+              },
+            }),
       },
     },
   ]);

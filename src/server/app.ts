@@ -2,12 +2,13 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { WitnessError, strictParse } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
-import { recordAccess } from './access.js';
+import { RefusalLimiter, recordAccess } from './access.js';
 import type { RouteContext, RouteSpec } from './context.js';
 import type { OidcConfig } from './config.js';
 import { errorResponse, payloadTooLarge, serverLocations, statusFor, toErrorResponse, withoutServerPaths } from './errors.js';
 import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
+import { OidcSignIn } from './oidc.js';
 import { openApiDocument } from './openapi.js';
 import { checkCsrfToken } from './csrf.js';
 import { PersonSessions, SESSIONS_VAR, SESSION_VAR, currentPersonSession, personCaller, type PersonSession } from './person-session.js';
@@ -41,11 +42,15 @@ export function createServer(options: ServerOptions): Hono<Env> {
   const keys = new KeyRing(ledger);
   const metrics = options.metrics ?? new ServerMetrics();
   metrics.keyRing = keys;
+  const oidc = options.oidc === undefined ? undefined : new OidcSignIn(options.oidc);
+  metrics.oidc = oidc;
+  const refusals = new RefusalLimiter();
   // Where this ledger keeps its files, withheld exactly from every refusal (errors.ts).
   const locations = serverLocations(ledger.info);
   const routes = routeTable({
     ...(options.maxIngestBytes === undefined ? {} : { maxIngestBytes: options.maxIngestBytes }),
     ...(options.oidc === undefined ? {} : { oidc: options.oidc }),
+    ...(oidc === undefined ? {} : { oidcSignIn: oidc }),
     ...(options.onError === undefined ? {} : { onError: options.onError }),
   });
   const openapi = openApiDocument(routes);
@@ -100,6 +105,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
         if (!route.roles.includes(auth.caller.role)) {
           const who = session === undefined ? 'key' : 'person';
           const message = `A ${auth.caller.role} ${who} may not call ${route.method} ${route.path}; use a key with one of the roles ${route.roles.join(', ')}.`;
+          await recordRefusal(c, route, auth.caller, message);
           return route.page === true ? pageError(c, 403, 'forbidden', message, session) : errorResponse(c, 'forbidden', message);
         }
         c.set('caller', auth.caller);
@@ -118,6 +124,9 @@ export function createServer(options: ServerOptions): Hono<Env> {
             checkCsrfToken(c, session.csrfToken, form[CSRF_FIELD]);
           }
           const res = await run(c, route);
+          // The sign-in form's only 401 is a key this server did not issue or has revoked, which
+          // pages.ts does not record (it names no one): counted here, where every route's answer passes.
+          if (route.method === 'POST' && route.path === PATHS.signIn && res.status === 401) metrics.keyRefused('sign-in');
           for (const [k, v] of Object.entries(viewerHeaders())) if (k !== 'Content-Type' || !res.headers.has(k)) res.headers.set(k, v);
           return res;
         } catch (e) {
@@ -158,8 +167,42 @@ export function createServer(options: ServerOptions): Hono<Env> {
   async function authenticate(c: Context): Promise<{ ok: true; caller: Caller } | { ok: false; message: string }> {
     // Read on every request, so a key revoked by another process is refused from its next request.
     await keys.refresh();
-    const r = keys.authenticate(c.req.header('authorization'));
+    const header = c.req.header('authorization');
+    const r = keys.authenticate(header);
+    // A request that sent no key at all is a browser or a probe; one that sent a wrong key is worth an alert.
+    if (!r.ok && header !== undefined && header.trim() !== '') metrics.keyRefused('bearer');
     return r.ok ? { ok: true, caller: r.caller } : r;
+  }
+
+  /**
+   * Records a person's refusal for their role as `audit.access` denied: trying to read what the
+   * role does not allow is what an access review looks for. People only (an agent's key reads
+   * nothing, and its refusals are its configuration's fault), rate-limited per person; a record
+   * that fails is counted and the refusal answered all the same.
+   */
+  async function recordRefusal(c: Context, route: RouteSpec, caller: Caller, message: string): Promise<void> {
+    if (caller.role === 'agent') return;
+    const slot = refusals.take(caller.keyId);
+    if (!slot.record) {
+      metrics.refusalsUnrecorded++;
+      return;
+    }
+    try {
+      await recordAccess(ledger, {
+        caller,
+        // The enum has no value for a refused write; the route in `scope` says what was tried.
+        operation: route.access ?? 'view',
+        route: `${route.method} ${route.path}`,
+        target: c.req.url.slice(new URL(c.req.url).origin.length),
+        from: peerOf(c),
+        refusal: { status: 403, message, unrecordedBefore: slot.unrecordedBefore },
+      });
+      metrics.appended++;
+      metrics.refusalsRecorded++;
+    } catch (e) {
+      metrics.refusalRecordErrors++;
+      options.onError?.(e);
+    }
   }
 
   async function run(c: Context<Env>, route: RouteSpec): Promise<Response> {
@@ -167,7 +210,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
     const params = parse(route.params, c.req.param(), 'params');
     const query = route.query === undefined ? {} : parse(route.query, singleQuery(c), 'query');
     const body = route.body === undefined ? undefined : parse(route.body, await readJson(c), 'body');
-    const from = c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+    const from = peerOf(c);
     let recorded = false;
     const ctx: RouteContext = {
       c,
@@ -204,6 +247,11 @@ export function createServer(options: ServerOptions): Hono<Env> {
   }
 
   return app;
+}
+
+/** The peer address, for access records; `unknown` when served without a socket (app.request in tests). */
+function peerOf(c: Context<Env>): string {
+  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
 function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } } | undefined, value: unknown, where: string): T {

@@ -6,6 +6,20 @@ export const PENDING_WINDOW_MS = 24 * 3_600_000;
 /** …and counted at most this often, since counting reads the window's requests, decisions and policy decisions. */
 export const PENDING_CACHE_MS = 30_000;
 
+/** `error` events are counted by whose fault among those recorded this long ago at most… */
+export const RECORDED_ERRORS_WINDOW_MS = 24 * 3_600_000;
+/** …at most this often, since counting reads the window's error events… */
+export const RECORDED_ERRORS_CACHE_MS = 30_000;
+/** …and at most this many of them per count (oldest first), so a flood of tool errors cannot make a scrape read without end. */
+export const RECORDED_ERRORS_MAX_READ = 100_000;
+
+/** Whose fault an `error` event says it records (core/event.ts, `data.source`); `unknown` when it says nothing. */
+export const ERROR_SOURCES = ['recorder', 'capture', 'gateway', 'tool', 'llm', 'agent', 'unknown'] as const;
+export type ErrorSource = (typeof ERROR_SOURCES)[number];
+
+/** Where a refused API key was presented: an `Authorization: Bearer` header, or the viewer's key sign-in form. */
+export type KeyRefusalVia = 'bearer' | 'sign-in';
+
 export interface VerifyOutcome {
   ok: boolean;
   /** When it finished (ISO-8601). */
@@ -28,11 +42,26 @@ export class ServerMetrics {
   lastVerify: VerifyOutcome | undefined;
   /** The server's key set (createServer sets it): key records it ignored because their signature does not verify. */
   keyRing: { readonly unverified: number } | undefined;
+  /** OpenID Connect sign-in, when configured (createServer sets it): refusals before the provider named anyone, by code. */
+  oidc: { readonly unnamedRefusals: ReadonlyMap<string, number> } | undefined;
+  /** API keys refused (not issued here, revoked, or not `Bearer <key>`), by where they were presented: unauthenticated, so counted, never recorded. */
+  readonly keyRefusals = new Map<KeyRefusalVia, number>();
+  /** People's role refusals (403) recorded as `audit.access` denied… */
+  refusalsRecorded = 0;
+  /** …left unrecorded because that person passed the rate limit (access.ts)… */
+  refusalsUnrecorded = 0;
+  /** …or because the record could not be written (the refusal is answered all the same). */
+  refusalRecordErrors = 0;
   private pending: { at: number; count: number; oldestTs: string | undefined } | undefined;
+  private recordedErrors: { at: number; bySource: Map<ErrorSource, number>; capped: boolean } | undefined;
 
   /** A decision made through this server: the next scrape counts again, so /metrics agrees with GET /v1/approvals at once. */
   approvalsChanged(): void {
     this.pending = undefined;
+  }
+
+  keyRefused(via: KeyRefusalVia): void {
+    this.keyRefusals.set(via, (this.keyRefusals.get(via) ?? 0) + 1);
   }
 
   ingestError(code: string): void {
@@ -57,6 +86,34 @@ export class ServerMetrics {
       "API-key records ignored because their signature does not verify with this ledger's API-key signing key (forged, or signed with another key file).",
       [['', this.keyRing?.unverified ?? 0]],
     );
+    metric(
+      'witness_server_refused_keys_total',
+      'counter',
+      'API keys refused because this server did not issue them, they are revoked, or the header is not `Bearer <key>` (never recorded: they name no one), by where they were presented.',
+      (['bearer', 'sign-in'] as const).map((via): [string, number] => [`{via="${via}"}`, this.keyRefusals.get(via) ?? 0]),
+    );
+    const oidc = [...(this.oidc?.unnamedRefusals ?? new Map<string, number>()).entries()].map(([code, n]): [string, number] => [`{code="${labelValue(code)}"}`, n]);
+    metric(
+      'witness_server_oidc_unnamed_refusals_total',
+      'counter',
+      'OpenID Connect sign-ins refused before the provider named anyone (provider error, bad state, failed exchange), by code; never recorded.',
+      oidc.length === 0 ? [['{code="none"}', 0]] : oidc,
+    );
+    metric('witness_server_refusals_recorded_total', 'counter', 'People refused a route or page for their role, recorded as audit.access with outcome denied.', [['', this.refusalsRecorded]]);
+    metric('witness_server_refusals_unrecorded_total', 'counter', 'Such refusals not recorded: over the per-person rate limit (reason="rate") or the record failed (reason="error").', [
+      ['{reason="rate"}', this.refusalsUnrecorded],
+      ['{reason="error"}', this.refusalRecordErrors],
+    ]);
+    const errors = await this.recordedErrorCounts(ledger, now);
+    metric(
+      'witness_recorded_errors',
+      'gauge',
+      "error events recorded in the last 24 h, by whose fault (data.source: recorder, capture and gateway are Witness failing to record or capture; tool, llm and agent are the agent's own), counted at most every 30 s.",
+      ERROR_SOURCES.map((source): [string, number] => [`{source="${source}"}`, errors.bySource.get(source) ?? 0]),
+    );
+    metric('witness_recorded_errors_capped', 'gauge', `1 when the last count stopped after ${RECORDED_ERRORS_MAX_READ} error events (the counts above are then lower bounds).`, [
+      ['', errors.capped ? 1 : 0],
+    ]);
     const cp = await ledger.latestCheckpoint();
     metric('witness_ledger_events', 'gauge', 'Events in the ledger when this server last read its size.', [['', ledger.info.size]]);
     if (cp !== undefined) {
@@ -77,6 +134,30 @@ export class ServerMetrics {
     return `${lines.join('\n')}\n`;
   }
 
+  /**
+   * Counts the window's `error` events by `data.source`. Recorders write their own failures this
+   * way (a rejected record, a gap after a store outage, a failed screenshot, the gateway losing a
+   * message), so this is how operations see audit generation failing in other processes.
+   */
+  private async recordedErrorCounts(ledger: Ledger, now: number): Promise<{ bySource: Map<ErrorSource, number>; capped: boolean }> {
+    if (this.recordedErrors !== undefined && now - this.recordedErrors.at < RECORDED_ERRORS_CACHE_MS) return this.recordedErrors;
+    const bySource = new Map<ErrorSource, number>();
+    const since = new Date(now - RECORDED_ERRORS_WINDOW_MS).toISOString();
+    let read = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await ledger.query({ kind: 'error', since, limit: Math.min(10_000, RECORDED_ERRORS_MAX_READ - read), ...(cursor === undefined ? {} : { cursor }) });
+      for (const e of page.events) {
+        const source = sourceOf(e.data);
+        bySource.set(source, (bySource.get(source) ?? 0) + 1);
+      }
+      read += page.events.length;
+      cursor = page.next;
+    } while (cursor !== undefined && read < RECORDED_ERRORS_MAX_READ);
+    this.recordedErrors = { at: now, bySource, capped: cursor !== undefined };
+    return this.recordedErrors;
+  }
+
   private async pendingApprovals(ledger: Ledger, now: number): Promise<{ count: number; oldestTs: string | undefined }> {
     if (this.pending !== undefined && now - this.pending.at < PENDING_CACHE_MS) return this.pending;
     const views = await listApprovals(ledger, { since: new Date(now - PENDING_WINDOW_MS).toISOString(), status: 'pending', now: new Date(now) });
@@ -84,4 +165,15 @@ export class ServerMetrics {
     this.pending = { at: now, count: views.length, oldestTs };
     return this.pending;
   }
+}
+
+function sourceOf(data: unknown): ErrorSource {
+  const source = typeof data === 'object' && data !== null ? (data as { source?: unknown }).source : undefined;
+  // The schema admits only the listed sources; anything else (an older writer) is not theirs to name a label.
+  return typeof source === 'string' && (ERROR_SOURCES as readonly string[]).includes(source) ? (source as ErrorSource) : 'unknown';
+}
+
+/** A label value in the exposition format: backslash, quote and newline escaped. */
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }

@@ -61,7 +61,7 @@ export const DEFAULT_INGEST_BODY_BYTES = 10 * 1024 * 1024;
  * `/healthz` and `/v1/openapi.json` are public (they say nothing about what was recorded);
  * `/metrics` is for auditors and admins, who are the ones alerted when audit generation fails.
  */
-export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig; onError?: (e: unknown) => void } = {}): RouteSpec[] {
+export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig; oidcSignIn?: OidcSignIn; onError?: (e: unknown) => void } = {}): RouteSpec[] {
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
   // Bundles go to the server's own directory, fixed when it starts, never to a path from a request.
@@ -334,7 +334,8 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       handler: revokeKeyRoute,
     },
     // OpenID Connect sign-in (oidc.ts): public, answering 404 when the config has no oidc: section.
-    ...oidcRoutes(options.oidc === undefined ? undefined : new OidcSignIn(options.oidc), options.onError),
+    // The app passes its own sign-in (its refusals are counted in /metrics); a table built alone makes one.
+    ...oidcRoutes(options.oidcSignIn ?? (options.oidc === undefined ? undefined : new OidcSignIn(options.oidc)), options.onError),
   ];
 }
 
