@@ -82,7 +82,8 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       method: 'GET',
       path: '/metrics',
       roles: ['auditor', 'admin'],
-      summary: 'Prometheus text: events appended, ingest and seal errors, age of the last checkpoint, the last verification.',
+      summary:
+        "Prometheus text: events appended, ingest and seal errors, recorders' own recorded errors (24 h, by source), refused keys and sign-ins, people's recorded refusals, pending approvals and their age, age of the last checkpoint, the last verification.",
       response: z.string(),
       produces: 'text/plain; version=0.0.4',
       handler: async (ctx) => ctx.c.text(await ctx.metrics.render(ctx.ledger), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
