@@ -1,4 +1,5 @@
 import zlib from 'node:zlib';
+import { inflateRows, parsePng, unfilter } from './png-read.js';
 
 /** A rectangle in CSS pixels, in the same coordinates as `Area`. */
 export interface CssRect {
@@ -7,10 +8,6 @@ export interface CssRect {
   width: number;
   height: number;
 }
-
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-/** Bytes per pixel of an 8-bit PNG by colour type (grey, RGB, grey + alpha, RGBA); palette images are not what Chromium writes. */
-const CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
 /**
  * Paints `rects` (CSS pixels of `area`, the part of the page the PNG shows) solid opaque black
@@ -25,37 +22,8 @@ const CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 4: 2, 6: 4 };
  * change for the numbers).
  */
 export function paintBlack(png: Buffer, rects: readonly CssRect[], area: CssRect): Buffer {
-  if (png.length < 8 || !png.subarray(0, 8).equals(SIGNATURE)) throw new Error('the screenshot is not a PNG');
-  let width = 0;
-  let height = 0;
-  let bpp = 0;
-  let alpha = false;
-  const before: Buffer[] = [SIGNATURE];
-  const after: Buffer[] = [];
-  const idat: Buffer[] = [];
-  for (let at = 8; at < png.length;) {
-    if (at + 12 > png.length) throw new Error('the screenshot PNG is truncated');
-    const length = png.readUInt32BE(at);
-    const type = png.toString('latin1', at + 4, at + 8);
-    const end = at + 12 + length;
-    if (end > png.length) throw new Error('the screenshot PNG is truncated');
-    const chunk = png.subarray(at, end);
-    if (type === 'IHDR') {
-      width = png.readUInt32BE(at + 8);
-      height = png.readUInt32BE(at + 12);
-      const depth = png[at + 16];
-      const colour = png[at + 17] ?? -1;
-      const interlace = png[at + 20];
-      bpp = CHANNELS[colour] ?? 0;
-      alpha = colour === 4 || colour === 6;
-      if (depth !== 8 || bpp === 0 || interlace !== 0) throw new Error(`the screenshot PNG has a layout masking does not handle (bit depth ${depth}, colour type ${colour}, interlace ${interlace})`);
-      before.push(chunk);
-    } else if (type === 'IDAT') {
-      idat.push(png.subarray(at + 8, at + 8 + length));
-    } else (idat.length === 0 ? before : after).push(chunk);
-    at = end;
-  }
-  if (width === 0 || idat.length === 0) throw new Error('the screenshot PNG has no image data');
+  const img = parsePng(png);
+  const { width, height, bpp, alpha } = img;
 
   const sx = width / area.width;
   const sy = height / area.height;
@@ -69,10 +37,9 @@ export function paintBlack(png: Buffer, rects: readonly CssRect[], area: CssRect
   }
   if (boxes.length === 0) return png;
 
-  const raw = zlib.inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
+  const raw = inflateRows(img);
   const line = width * bpp;
   const stride = line + 1;
-  if (raw.length < stride * height) throw new Error('the screenshot PNG has less image data than its size');
   const top = Math.min(...boxes.map((b) => b[1]));
   // The painted rows, and the one below them: its filter may refer to the row above, which changes.
   const last = Math.min(height - 1, Math.max(...boxes.map((b) => b[3])));
@@ -96,42 +63,7 @@ export function paintBlack(png: Buffer, rects: readonly CssRect[], area: CssRect
     [prev, cur] = [cur, prev];
   }
   const data = zlib.deflateSync(raw.subarray(0, stride * height));
-  return Buffer.concat([...before, chunk('IDAT', data), ...after]);
-}
-
-/** PNG filter types 0-4 (None, Sub, Up, Average, Paeth) undone for one row into `out`. */
-function unfilter(raw: Buffer, at: number, out: Buffer, prev: Buffer, bpp: number): void {
-  const filter = raw[at]!;
-  const n = out.length;
-  const src = at + 1;
-  switch (filter) {
-    case 0:
-      raw.copy(out, 0, src, src + n);
-      return;
-    case 1:
-      for (let i = 0; i < n; i++) out[i] = (raw[src + i]! + (i >= bpp ? out[i - bpp]! : 0)) & 255;
-      return;
-    case 2:
-      for (let i = 0; i < n; i++) out[i] = (raw[src + i]! + prev[i]!) & 255;
-      return;
-    case 3:
-      for (let i = 0; i < n; i++) out[i] = (raw[src + i]! + (((i >= bpp ? out[i - bpp]! : 0) + prev[i]!) >> 1)) & 255;
-      return;
-    case 4:
-      for (let i = 0; i < n; i++) {
-        const a = i >= bpp ? out[i - bpp]! : 0;
-        const b = prev[i]!;
-        const c = i >= bpp ? prev[i - bpp]! : 0;
-        const p = a + b - c;
-        const pa = Math.abs(p - a);
-        const pb = Math.abs(p - b);
-        const pc = Math.abs(p - c);
-        out[i] = (raw[src + i]! + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 255;
-      }
-      return;
-    default:
-      throw new Error(`the screenshot PNG has an unknown row filter ${filter}`);
-  }
+  return Buffer.concat([...img.before, chunk('IDAT', data), ...img.after]);
 }
 
 function chunk(type: string, data: Buffer): Buffer {

@@ -373,6 +373,20 @@ export const PAYLOADS = {
     masked_selectors: z.array(text).optional(),
     captured_at: text.optional(),
     capture_ms: z.number().optional(),
+    /**
+     * An `after` screenshot: the bounding box, in the image's pixels, of what differs from the
+     * call's `before` screenshot (src/capture/png-diff.ts); absent when nothing does or there was no
+     * before shot. `size_changed`: the two images differ in size, so the whole image is the region.
+     */
+    changed_region: loose({
+      x: z.number().int().nonnegative(),
+      y: z.number().int().nonnegative(),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      image_width: z.number().int().positive(),
+      image_height: z.number().int().positive(),
+      size_changed: z.literal(true).optional(),
+    }).optional(),
     /** A narrated video (role `video`): the session it shows and its chapters. */
     session: text.optional(),
     duration_s: z.number().optional(),
