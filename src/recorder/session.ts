@@ -52,11 +52,16 @@ export interface CaptureShot {
   mask: readonly string[];
   ts: string;
   ms: number;
+  /** An `after` shot: where it differs from the call's `before` shot, recorded as `changed_region`. */
+  changedRegion?: Payload<'capture'>['changed_region'];
 }
 
-/** Takes the screenshots a tool's capture spec asks for (src/capture's Capturer fits). */
+/**
+ * Takes the screenshots a tool's capture spec asks for (src/capture's Capturer fits). `call` is
+ * the tool.call event's id, the same for a call's before and after shots.
+ */
 export interface ToolCapturer {
-  shoot(spec: unknown, args: unknown, role: 'before' | 'after'): Promise<CaptureShot | undefined>;
+  shoot(spec: unknown, args: unknown, role: 'before' | 'after', call?: string): Promise<CaptureShot | undefined>;
 }
 
 export interface EndInput {
@@ -210,7 +215,7 @@ export class Session {
    */
   async shootAndRecord(capturer: ToolCapturer, spec: unknown, args: unknown, role: 'before' | 'after', fields: EventFields): Promise<Error | undefined> {
     try {
-      const shot = await capturer.shoot(spec, args, role);
+      const shot = await capturer.shoot(spec, args, role, fields.parent);
       if (shot !== undefined) await this.storeShot(shot, fields);
       return undefined;
     } catch (err) {
@@ -264,6 +269,7 @@ export class Session {
         ...(shot.mask.length === 0 ? {} : { masked_selectors: [...shot.mask] }),
         captured_at: shot.ts,
         capture_ms: Math.round(shot.ms * 10) / 10,
+        ...(shot.changedRegion === undefined ? {} : { changed_region: shot.changedRegion }),
       },
       { ...fields, action: fields.action ?? `capture.${shot.role}`, outcome: 'success', artifacts: [...(fields.artifacts ?? []), artifact] },
     );

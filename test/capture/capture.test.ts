@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capturer } from '../../src/capture/index.js';
 import type { StoredEvent } from '../../src/core/index.js';
 import { openWitness } from '../../src/recorder/index.js';
+import { buildSessionModel, renderSessionPage } from '../../src/server/views/index.js';
 import { thrown } from '../helpers/errors.js';
 import { artifactFile, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -107,6 +108,14 @@ describe('captures around a tool call', () => {
     }
     expect(before.data?.['text']).toContain('Balance: $1200');
     expect(after.data?.['text']).toContain('Balance: $550');
+    // The after shot names where it differs from the before shot: inside the balance line, not the whole page.
+    expect(before.data?.['changed_region']).toBeUndefined();
+    const changed = after.data?.['changed_region'] as { x: number; y: number; width: number; height: number };
+    expect(changed).toMatchObject({ image_width: 1280, image_height: 720 });
+    expect([changed.x >= 40, changed.y >= 100, changed.x + changed.width <= 640, changed.y + changed.height <= 160, changed.width > 0]).toEqual([true, true, true, true, true]);
+    // The viewer draws it over the after screenshot, from the recorded event.
+    const html = renderSessionPage(buildSessionModel(evs, { chrome: {} }));
+    expect(html).toContain(`<rect class="changed" x="${changed.x}" y="${changed.y}" width="${changed.width}" height="${changed.height}"></rect>`);
 
     const png = (e: StoredEvent) => PNG.sync.read(fs.readFileSync(artifactFile(store, e.artifacts![0]!.sha256)));
     const [a, b] = [png(before), png(after)];

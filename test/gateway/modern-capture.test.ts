@@ -117,6 +117,11 @@ async function expectCaptured(store: string, evs: Ev[], atAnswer: Ev[], answered
     expect(s.data).toMatchObject({ url: `${pageBase}/orders/refund%20A-1042`, title: 'Order page', http_status: 200, viewport: { width: 800, height: 600 } });
     expect(s.artifacts).toEqual([expect.objectContaining({ mime: 'image/png', role: s.data?.['role'] })]);
   }
+  // The after shot names where it differs from the before shot: the view counter's digit, a small part of the page.
+  expect(shots[0]!.data?.['changed_region']).toBeUndefined();
+  const changed = shots[1]!.data?.['changed_region'] as { width: number; height: number };
+  expect(changed).toMatchObject({ image_width: 800, image_height: 600 });
+  expect(changed.width * changed.height).toBeLessThan((800 * 600) / 100);
   // In the ledger: call, before, after, then the result (the result is recorded after the answer is sent).
   expect(evs.filter((e) => ['tool.call', 'capture', 'tool.result'].includes(e.kind)).map((e) => `${e.kind}${e.kind === 'capture' ? `:${e.data?.['role']}` : ''}`)).toEqual([
     'tool.call',
