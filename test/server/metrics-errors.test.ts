@@ -4,6 +4,7 @@ import { openWitness } from '../../src/index.js';
 import { createServer, parseServerConfig } from '../../src/server/index.js';
 import { RECORDED_ERRORS_CACHE_MS, RECORDED_ERRORS_WINDOW_MS, ServerMetrics } from '../../src/server/metrics.js';
 import { tempDir } from '../helpers/tmp.js';
+import { postgresDriver } from '../store/postgres-driver.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
 import { Person } from './viewer-person.js';
 
@@ -82,8 +83,35 @@ describe('/metrics and the failures recorders write into the ledger', () => {
     await f.ledger.append([{ stream: 'metrics-cache', agent: { id: 'cache-bot' }, kind: 'error', outcome: 'error', data: { message: 'rejected', code: 'invalid_event', source: 'recorder' } }]);
     expect(await recorder(now + 1_000)).toBe(before);
     expect(await recorder(now + RECORDED_ERRORS_CACHE_MS + 1_000)).toBe(before! + 1);
+    // Counting again reads only what is new, and counts nothing twice.
+    expect(await recorder(now + 2 * RECORDED_ERRORS_CACHE_MS + 2_000)).toBe(before! + 1);
+    await f.ledger.append([{ stream: 'metrics-cache', agent: { id: 'cache-bot' }, kind: 'error', outcome: 'error', data: { message: 'gap', code: 'recording_gap', source: 'recorder' } }]);
+    expect(await recorder(now + 3 * RECORDED_ERRORS_CACHE_MS + 3_000)).toBe(before! + 2);
     // A day later, nothing recorded now is in the window.
     expect(await recorder(now + RECORDED_ERRORS_WINDOW_MS + 60_000)).toBe(0);
+  });
+});
+
+describe('/metrics when error events flood the window', () => {
+  const dir = tempDir('witness-server-metrics-flood-');
+  let f: ServerFixture;
+  beforeAll(async () => {
+    f = await serverFixture(dir);
+  });
+  afterAll(async () => f.close());
+
+  it('[R-METRICS] holds at most the configured number of error events and says its counts are lower bounds', async () => {
+    const metrics = new ServerMetrics({ maxRecordedErrors: 3 });
+    const error = (i: number) => ({ stream: 'flood', agent: { id: 'flood-bot' }, kind: 'error' as const, outcome: 'error' as const, data: { message: `tool failed ${i}`, source: 'tool' as const } });
+    await f.ledger.append([error(1), error(2)]);
+    const now = Date.now();
+    let text = await metrics.render(f.ledger, now);
+    expect(sample(text, 'witness_recorded_errors{source="tool"}')).toBe(2);
+    expect(sample(text, 'witness_recorded_errors_capped')).toBe(0);
+    await f.ledger.append([error(3), error(4), error(5)]);
+    text = await metrics.render(f.ledger, now + RECORDED_ERRORS_CACHE_MS);
+    expect(sample(text, 'witness_recorded_errors{source="tool"}')).toBe(3);
+    expect(sample(text, 'witness_recorded_errors_capped')).toBe(1);
   });
 });
 
@@ -137,5 +165,35 @@ describe('/metrics and refusals that name no one', () => {
     const text = await scrape();
     expect(sample(text, 'witness_server_oidc_unnamed_refusals_total{code="oidc_no_flow"}')).toBe(3);
     expect(text).not.toContain('witness_server_oidc_unnamed_refusals_total{code="none"}');
+  });
+});
+
+describe('/metrics on PostgreSQL', () => {
+  const driver = postgresDriver();
+  it('[R-METRICS] counts the error events recorders wrote, by source, from the same Ledger interface', async () => {
+    const ledger = await driver.open();
+    try {
+      const error = (source: string | undefined, code: string) => ({
+        stream: 'pg-errors',
+        agent: { id: 'pg-bot' },
+        kind: 'error' as const,
+        outcome: 'error' as const,
+        data: { message: `failed: ${code}`, code, ...(source === undefined ? {} : { source }) },
+      });
+      await ledger.append([
+        error('recorder', 'recording_gap'),
+        error('capture', 'capture_failed'),
+        error('capture', 'no_capturer'),
+        error('gateway', 'upstream_unreachable'),
+        error(undefined, 'E_AGENT'),
+      ] as never);
+      const text = await new ServerMetrics().render(ledger);
+      expect(sample(text, 'witness_recorded_errors{source="recorder"}')).toBe(1);
+      expect(sample(text, 'witness_recorded_errors{source="capture"}')).toBe(2);
+      expect(sample(text, 'witness_recorded_errors{source="gateway"}')).toBe(1);
+      expect(sample(text, 'witness_recorded_errors{source="unknown"}')).toBe(1);
+    } finally {
+      await ledger.close();
+    }
   });
 });
