@@ -6,6 +6,7 @@
  */
 export { CaptureBrowser, type Shot, type ShootOptions, type Viewport } from './browser.js';
 export { Capturer, type CaptureRole, type ToolShot } from './capturer.js';
+export { changedRegion, type ChangedRegion } from './png-diff.js';
 export { CaptureSpec, fillUrl, parseCaptureMap, parseCaptureSpec, type CaptureSpecInput } from './spec.js';
 export { programSetting, requireProgram, type Program } from './programs.js';
 export { renderSessionVideo, type VideoChapter, type VideoOptions, type VideoResult } from './video/render.js';
