@@ -67,7 +67,7 @@ function screenshot(e: Ev | undefined): Screenshot | undefined {
     title: str(d['title']),
     capturedAt: str(d['captured_at']) ?? e.ts,
     viewport: w !== undefined && h !== undefined && w > 0 && h > 0 ? { width: w, height: h } : undefined,
-    // Not recorded by src/capture today; read when a writer adds it.
+    // Recorded on an after shot by src/capture (png-diff.ts); absent on a before shot, identical shots and older events.
     changed: changedRegion(d['changed_region']),
   });
 }

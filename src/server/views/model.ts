@@ -89,9 +89,9 @@ export interface Screenshot {
   viewport?: { width: number; height: number };
   /**
    * The part of the page the step changed, in the image's own pixels (hence its size beside it),
-   * when known. src/capture does not record one today: a capture event's `data.changed_region`
-   * `{ x, y, width, height, image_width, image_height }` is read when a writer adds it, and a
-   * route that compares the two images may fill it.
+   * when known: read from the after shot's `data.changed_region`
+   * `{ x, y, width, height, image_width, image_height }`, which src/capture records by comparing it
+   * with the call's before shot (absent for identical shots and for events recorded earlier).
    */
   changed?: { region: Region; imageWidth: number; imageHeight: number };
 }
