@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError } from '../core/index.js';
 import type { ArtifactRange, ArtifactSource } from './ledger.js';
+import { syncDirectory } from './sync-directory.js';
 
 /*
  * What both drivers share about artifacts: digest checks, byte ranges, cutting a stream into
@@ -108,25 +109,12 @@ export async function writeArtifactFileStream(dir: string, source: ArtifactSourc
       fs.mkdirSync(sub, { recursive: true });
       fs.renameSync(tmp, target);
       renamed = true;
-      syncDir(sub);
+      syncDirectory(sub);
     }
     return { sha256, bytes: total() };
   } finally {
     await fd.close().catch(() => undefined);
     if (!renamed) fs.rmSync(tmp, { force: true });
-  }
-}
-
-/** Makes a rename durable: the directory entry is on disk, not only the file's bytes. */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

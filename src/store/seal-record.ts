@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError, openCheckpoint, type NoteVerifier } from '../core/index.js';
+import { syncDirectory } from './sync-directory.js';
 
 /**
  * The sealer's record of the last checkpoint its key signed for one ledger, kept outside the
@@ -223,16 +224,4 @@ function replaceAtomically(file: string, text: string): void {
  */
 export function testKillAfterCommit(): void {
   if (process.env['WITNESS_TEST_SEAL_KILL'] === 'after-commit') process.kill(process.pid, 'SIGKILL');
-}
-
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }

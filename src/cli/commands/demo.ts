@@ -9,6 +9,7 @@ import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, table } from '../output.js';
 import { summarise } from './query.js';
 import { printReport } from './verify.js';
+import { untilStopped } from '../until-stopped.js';
 
 export function registerDemo(program: Command, io: Io, setExit: (code: number) => void): void {
   program
@@ -115,14 +116,6 @@ async function openViewer(io: Io, dir: string, store: string, sessionId: string,
   io.out(`\nViewer: ${server.url}/session?${new URLSearchParams({ id: sessionId }).toString()}`);
   io.out(`Sign in with this auditor key (kept in ${file}): ${key}`);
   io.out('Stop with Ctrl-C.');
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  await untilStopped();
   await server.close();
 }

@@ -4,6 +4,7 @@ import { Capturer } from '../../capture/index.js';
 import { openWitness } from '../../recorder/index.js';
 import { type Io, printJson } from '../output.js';
 import { resolveStore } from '../store-option.js';
+import { untilStopped } from '../until-stopped.js';
 
 interface GatewayOpts {
   config: string;
@@ -54,15 +55,7 @@ export function registerGateway(program: Command, io: Io): void {
         throw e;
       }
       io.err(`witness gateway: listening on ${gateway.url} — ${config.servers.map((s) => `${s.path} (${s.name})`).join(', ')}`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
+      await untilStopped();
       await gateway.close();
       await capturer?.close();
       await witness.close();

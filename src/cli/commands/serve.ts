@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
 import { type Io, inert } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
+import { untilStopped } from '../until-stopped.js';
 
 interface ServeOpts {
   store?: string;
@@ -56,15 +57,7 @@ export function registerServe(program: Command, io: Io): void {
       }
       if (!ledger.canSeal) io.err('witness serve: no signing key for this ledger here, so this server signs no checkpoints; run `witness seal` where the key is.');
       io.out(`Witness server listening on ${server.url} (ledger ${ledger.info.location}); create a key with \`witness keys create --role auditor\`. Stop with Ctrl-C.`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
+      await untilStopped();
       await server.close();
       io.err('witness serve: stopped; every acknowledged event is committed and the ledger is closed.');
     });
