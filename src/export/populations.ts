@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import { SYSTEM_STREAMS, type EventHeader } from '../core/index.js';
+import type { BundleScope, PopulationLine } from './bundle-format.js';
+
+/**
+ * The populations an auditor samples from, and which events of an export are in its scope. Both
+ * are decided from hashed header fields only, so they can be recomputed from a bundle whose
+ * payloads are withheld: the verifier re-derives every population from events.jsonl and compares
+ * it with the bundle's files, which is what makes a population provably complete (the span is a
+ * contiguous run of the signed tree, so no event of it can be left out unnoticed).
+ *
+ * docs/FORMAT.md "Populations" states these rules in prose; the standalone verifier (verify.mjs)
+ * and the independent Python verifier implement them from that text.
+ */
+
+/** The header fields the rules read. */
+export type ScopedHeader = Pick<EventHeader, 'id' | 'stream' | 'seq' | 'kind' | 'ts' | 'outcome' | 'agent' | 'resource' | 'parent' | 'policy'>;
+
+export type PopulationPredicate = { kinds: string[] } | { outcomes: string[]; policy_decisions: string[] } | { kinds: string[]; outcomes: string[] };
+
+export interface PopulationDefinition {
+  name: string;
+  title: string;
+  /** The `witness query` an auditor can run on the ledger for the same kinds of event. */
+  query: string;
+  predicate: PopulationPredicate;
+}
+
+export const POPULATIONS: readonly PopulationDefinition[] = [
+  {
+    name: 'approvals',
+    title: 'Human approvals requested and decided',
+    query: 'witness query --kind approval.request,approval.decision',
+    predicate: { kinds: ['approval.request', 'approval.decision'] },
+  },
+  {
+    name: 'denials',
+    title: 'Actions denied (by policy, a person or the gateway)',
+    query: 'witness query --outcome denied',
+    predicate: { outcomes: ['denied'], policy_decisions: ['deny'] },
+  },
+  {
+    name: 'overrides-and-halts',
+    title: 'Human overrides and halts',
+    query: 'witness query --kind human.override,human.halt',
+    predicate: { kinds: ['human.override', 'human.halt'] },
+  },
+  {
+    name: 'configuration-changes',
+    title: 'Configuration changes (models, prompts, policies, tool scopes, retention, keys)',
+    query: 'witness query --kind config.change',
+    predicate: { kinds: ['config.change'] },
+  },
+  {
+    name: 'reviews',
+    title: 'Reviews of populations performed by people',
+    query: 'witness query --kind review',
+    predicate: { kinds: ['review'] },
+  },
+  {
+    name: 'audit-access',
+    title: 'Access to audit data (reads, searches, exports, verifications)',
+    query: 'witness query --kind audit.access',
+    predicate: { kinds: ['audit.access'] },
+  },
+  {
+    name: 'errors-and-gaps',
+    title: 'Errors, alerts and recording gaps',
+    query: 'witness query --kind error,alert; witness query --outcome error',
+    predicate: { kinds: ['error', 'alert'], outcomes: ['error'] },
+  },
+];
+
+/** Whether `e` belongs to population `p`. A predicate's lists are alternatives (any match). */
+export function inPopulation(p: PopulationDefinition, e: ScopedHeader): boolean {
+  const pr = p.predicate as { kinds?: string[]; outcomes?: string[]; policy_decisions?: string[] };
+  if (pr.kinds?.includes(e.kind) === true) return true;
+  if (e.outcome !== undefined && pr.outcomes?.includes(e.outcome) === true) return true;
+  if (e.policy !== undefined && pr.policy_decisions?.includes(e.policy.decision) === true) return true;
+  return false;
+}
+
+/** The line an event contributes to a population file (keys in this order, then LF). */
+export function populationLine(leaf: number, e: ScopedHeader & { hash: string }): string {
+  const line: PopulationLine = { leaf, id: e.id, stream: e.stream, seq: e.seq, kind: e.kind, ts: e.ts, outcome: e.outcome ?? null, hash: e.hash };
+  return `${JSON.stringify(line)}\n`;
+}
+
+const SYSTEM = new Set<string>(SYSTEM_STREAMS);
+
+/**
+ * Decides, event by event in leaf order, which events of a span are in an export's scope:
+ *
+ * - with `since`/`until`: `since <= ts < until`, compared as instants (Date.parse);
+ * - with `sessions`: the event's stream is one of them; with `agents`: its `agent.id` is one of them;
+ * - an event of a system stream (witness.approvals, witness.evidence, …) that does not match the
+ *   sessions/agents filter is still in scope when its `resource` names an in-scope session, or its
+ *   `parent` is the id of an event already found in scope (a decision on a held call, the video of
+ *   a session), so an export of one session carries its approvals and its video;
+ * - all filters given must hold (time window AND (session/agent filter OR the system-stream rule)).
+ *
+ * Stateful (it remembers in-scope ids and streams), so feed it every event of the span in leaf order.
+ */
+export class ScopeTracker {
+  private readonly ids = new Set<string>();
+  private readonly sessions: Set<string> | null;
+  private readonly agents: Set<string> | null;
+  private readonly since: number | null;
+  private readonly until: number | null;
+
+  constructor(scope: Pick<BundleScope, 'since' | 'until' | 'agents' | 'sessions'>) {
+    this.sessions = scope.sessions === null ? null : new Set(scope.sessions);
+    this.agents = scope.agents === null ? null : new Set(scope.agents);
+    this.since = scope.since === null ? null : Date.parse(scope.since);
+    this.until = scope.until === null ? null : Date.parse(scope.until);
+  }
+
+  inScope(e: ScopedHeader): boolean {
+    const t = Date.parse(e.ts);
+    if (this.since !== null && !(t >= this.since)) return false;
+    if (this.until !== null && !(t < this.until)) return false;
+    let ok = (this.sessions === null || this.sessions.has(e.stream)) && (this.agents === null || this.agents.has(e.agent.id));
+    if (!ok && SYSTEM.has(e.stream)) {
+      ok = (e.resource !== undefined && this.sessions?.has(e.resource) === true) || (e.parent !== undefined && this.ids.has(e.parent));
+    }
+    if (ok) this.ids.add(e.id);
+    return ok;
+  }
+}
+
+/**
+ * The digest an export's audit.access event binds: SHA-256 over the 32 raw bytes of each event
+ * hash of the span, in leaf order. With the span and the mode in that signed event, a bundle
+ * cannot drop, swap or strip an event of its span without the verifier noticing.
+ */
+export class EventsDigest {
+  private readonly h = createHash('sha256');
+  private n = 0;
+  add(hashHex: string): void {
+    this.h.update(Buffer.from(hashHex, 'hex'));
+    this.n++;
+  }
+  get count(): number {
+    return this.n;
+  }
+  hex(): string {
+    return this.h.digest('hex');
+  }
+}
+
+/** Builds every population's file text as events of the span arrive (in-scope events only). */
+export class PopulationBuilder {
+  private readonly lines = new Map<string, string[]>(POPULATIONS.map((p) => [p.name, []]));
+  add(leaf: number, e: ScopedHeader & { hash: string }): void {
+    for (const p of POPULATIONS) if (inPopulation(p, e)) this.lines.get(p.name)!.push(populationLine(leaf, e));
+  }
+  /** Each population's file text, count and SHA-256 (hex) of that text. */
+  results(): Array<{ def: PopulationDefinition; text: string; count: number; digest: string }> {
+    return POPULATIONS.map((def) => {
+      const lines = this.lines.get(def.name)!;
+      const text = lines.join('');
+      return { def, text, count: lines.length, digest: createHash('sha256').update(text).digest('hex') };
+    });
+  }
+}
