@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the system programs Witness's visual proof needs, from Debian's packages, when missing:
 #   chromium (screenshots, driven by playwright-core; never a downloaded browser),
-#   ffmpeg (the narrated MP4), espeak-ng (the narration), fonts-dejavu-core (titles and captions).
+#   ffmpeg (the narrated MP4), espeak-ng (the narration), fonts-dejavu-core (titles and captions),
+#   and for the tests poppler-utils (pdftoppm) and python3-cryptography (the Python verifier).
 # Quiet when everything is present. Runs `apt-get update` at most once. Needs root (or sudo).
 # Also starts this machine's PostgreSQL cluster when it is installed but down: the PostgreSQL
 # driver's contract tests run against it (127.0.0.1:5432) and fail, never skip, without it.
@@ -29,6 +30,11 @@ need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need espeak-ng espeak-ng
 need /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
+# For the test suite's auditor checks: the report's PDF is rendered to PNG with pdftoppm, and an
+# independent verifier written in Python (Debian's python3-cryptography for Ed25519) checks bundles.
+need pdftoppm poppler-utils
+need /usr/bin/python3 python3
+need /usr/lib/python3/dist-packages/cryptography/__init__.py python3-cryptography
 
 [ -z "$missing" ] && exit 0
 
