@@ -2,3 +2,5 @@ export { AUDIT_STREAM, BUNDLE_FORMAT, BUNDLE_VERSION, exportSession, makeDirecto
 export { bundleSession, verifyBundle, verifyZipBundle, type VerifyBundleOptions } from './verify-bundle.js';
 export { looksLikeZip } from './zip.js';
 export { resolveSpan, type Span, type SpanScope } from './span.js';
+export { BundleManifestV2, BundleMode, BundleScope, artifactExtension } from './bundle-format.js';
+export { POPULATIONS, PopulationBuilder, ScopeTracker, inPopulation, type PopulationDefinition, type ScopedHeader } from './populations.js';
