@@ -1,0 +1,91 @@
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { openWitness } from '../../src/index.js';
+import { exportSiem } from '../../src/export/index.js';
+import { SqliteLedger, type AppendRequest } from '../../src/store/index.js';
+import { driverOf } from '../helpers/ledger.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir('witness-siem-stream-');
+const N = 20_000;
+let file: string;
+
+beforeAll(async () => {
+  file = tempDb(dir);
+  const w = await openWitness({ store: `sqlite:${file}`, name: 'siem', strict: true, seal: { enabled: false } });
+  try {
+    const ledger = driverOf(w);
+    for (let b = 0; b < N / 1000; b++) {
+      const batch: AppendRequest[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const n = b * 1000 + i;
+        batch.push({
+          stream: `s-${n % 50}`,
+          kind: 'tool.call',
+          agent: { id: 'bulk-bot' },
+          resource: 'crm',
+          action: 'crm.lookup',
+          outcome: 'pending',
+          data: { tool: 'crm.lookup', arguments: { customer: `c-${n}`, note: 'x'.repeat(200) } },
+        });
+      }
+      await ledger.append(batch);
+    }
+    await ledger.seal();
+  } finally {
+    await w.close();
+  }
+}, 120_000);
+
+describe('SIEM export of 20,000 events', () => {
+  it('writes progressively under backpressure: the output buffer stays bounded and memory flat while every line arrives', async () => {
+    const ledger = SqliteLedger.open({ path: file, create: false });
+    try {
+      let bytes = 0;
+      let lines = 0;
+      let maxBuffered = 0;
+      let maxHeap = 0;
+      const heap0 = process.memoryUsage().heapUsed;
+      // A slow reader (one write per macrotask, 64 KiB buffer), counting and discarding what it gets.
+      const out = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _enc, done) {
+          bytes += chunk.length;
+          for (const c of chunk) if (c === 10) lines++;
+          maxBuffered = Math.max(maxBuffered, out.writableLength);
+          if (lines % 1000 === 0) maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed);
+          setImmediate(done);
+        },
+      });
+      const firstLineSeen = new Promise<number>((resolve) => {
+        const t = setInterval(() => {
+          if (lines > 0) {
+            clearInterval(t);
+            resolve(Date.now());
+          }
+        }, 1);
+      });
+      const started = Date.now();
+      const result = await exportSiem(ledger, out, { format: 'ocsf', scope: { since: null, until: null, agents: null, sessions: null } });
+      const finished = Date.now();
+      out.end();
+      await once(out, 'finish');
+      const first = await firstLineSeen;
+      expect(result.events).toBe(N);
+      expect(lines).toBe(N);
+      // Progressive: the first line reached the reader long before the export ended.
+      expect(first - started).toBeLessThan((finished - started) / 2);
+      // Backpressure: never more than the buffer plus one line waiting, though the output is tens of MB.
+      expect(bytes).toBeGreaterThan(20 * 1024 * 1024);
+      expect(maxBuffered).toBeLessThan(64 * 1024 + 8 * 1024);
+      // Loosely flat: holding the whole output would take more than its size again in heap.
+      expect(maxHeap - heap0).toBeLessThan(bytes);
+      console.log(
+        `OCSF export of ${N} events: ${finished - started} ms, ${(bytes / 1048576).toFixed(1)} MiB, first line after ${first - started} ms, heap growth ${((maxHeap - heap0) / 1048576).toFixed(1)} MiB`,
+      );
+    } finally {
+      await ledger.close();
+    }
+  }, 120_000);
+});
