@@ -1,0 +1,1760 @@
+#!/usr/bin/env node
+/**
+ * The standalone verifier of a Witness evidence bundle (format version 2), shipped inside every
+ * bundle as verify.mjs. One file of plain JavaScript that needs Node.js 18 or later and nothing
+ * else: no npm install, no Witness, no network. It checks what `witness verify` checks on a v2
+ * bundle, from the bytes of the bundle alone:
+ *
+ *   node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads]
+ *
+ * BUNDLE defaults to the directory this file sits in. KEY is a verifier key string
+ * (`<name>+<hash>+<base64>`) or a file of them, one per line; without it the keys shipped in
+ * keys.json are used, and the verdict says so. Exit code 0: the bundle verifies; 1: it does not;
+ * 2: bad usage, or a bundle this verifier cannot read (a v1 bundle, a ZIP64 archive).
+ *
+ * The rules it implements are those of docs/FORMAT.md: RFC 8785 canonical JSON, the event hash
+ * chain, RFC 9162 Merkle proofs, C2SP signed-note checkpoints with Ed25519 keys, and the bundle's
+ * own bindings (span, export record, scope, populations, file digests). Every file is read once and
+ * streamed; events.jsonl is never held whole.
+ */
+import { createHash, createPublicKey, verify as ed25519Verify } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+// ---------------------------------------------------------------------------------------------
+// Limits: a hostile bundle is refused, never read into memory (the same caps as `witness verify`).
+
+export const LIMITS = {
+  manifestBytes: 16 * 1024 * 1024,
+  smallFileBytes: 1024 * 1024,
+  fileBytes: 512 * 1024 * 1024,
+  eventLineBytes: 65 * 1024 * 1024,
+  proofLineBytes: 8 * 1024,
+  proofSteps: 64,
+  checkpointLineBytes: 64 * 1024,
+  populationLineBytes: 64 * 1024,
+  /** Everything a zip may inflate to, all entries together. */
+  zipTotalBytes: 64 * 1024 * 1024 * 1024,
+  zipEntries: 1_000_000,
+  maxFailures: 100,
+};
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8785 (JCS) canonical JSON and strict parsing.
+
+/**
+ * JCS of a value produced by strictParse: object members sorted by UTF-16 code units (what
+ * Array#sort compares by default), strings escaped and numbers written as ECMAScript's
+ * JSON.stringify writes them — which RFC 8785 adopts (Number::toString, -0 as 0). Like Witness,
+ * it refuses integers beyond 2^53 however they were spelled (1e20 parses, but is not recordable).
+ */
+export function jcs(v) {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      if (!Number.isFinite(v)) throw new Error(`the number ${v} has no JSON form`);
+      if (Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) < 1e21) throw new Error(`the integer ${v} is beyond 2^53`);
+      return JSON.stringify(v);
+    case 'object':
+      break;
+    default:
+      throw new Error(`a ${typeof v} has no JSON form`);
+  }
+  if (Array.isArray(v)) return `[${v.map(jcs).join(',')}]`;
+  const keys = Object.keys(v).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${jcs(v[k])}`).join(',')}}`;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const ESCAPES = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+/**
+ * RFC 8259 JSON, refusing what JSON.parse lets through ambiguously: duplicate member names, integers
+ * beyond ±(2^53−1), numbers that overflow, lone surrogates, a byte order mark. Objects are created
+ * without a prototype, so "__proto__" is an ordinary member. Throws Error with a position.
+ */
+export function strictParse(text, maxDepth = 512) {
+  let i = 0;
+  const fail = (why) => {
+    throw new Error(`${why} at character ${i}`);
+  };
+  const ws = () => {
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
+      else return;
+    }
+  };
+  const str = () => {
+    i++; // opening quote
+    let out = '';
+    let start = i;
+    for (;;) {
+      if (i >= text.length) fail('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) break;
+      if (c < 0x20) fail('unescaped control character in a string');
+      if (c !== 0x5c) {
+        i++;
+        continue;
+      }
+      out += text.slice(start, i);
+      const e = text[i + 1];
+      if (e === 'u') {
+        const hex = text.slice(i + 2, i + 6);
+        if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('invalid \\u escape');
+        out += String.fromCharCode(Number.parseInt(hex, 16));
+        i += 6;
+      } else if (e !== undefined && Object.hasOwn(ESCAPES, e)) {
+        out += ESCAPES[e];
+        i += 2;
+      } else {
+        fail('invalid escape');
+      }
+      start = i;
+    }
+    out += text.slice(start, i);
+    i++;
+    if (LONE_SURROGATE.test(out)) fail('lone surrogate in a string');
+    return out;
+  };
+  const num = () => {
+    const m = /^-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 4096));
+    if (m === null) fail('unexpected character');
+    const n = Number(m[0]);
+    if (m[1] === undefined && m[2] === undefined) {
+      if (!Number.isSafeInteger(n)) fail(`integer ${m[0].slice(0, 40)} is outside ±(2^53−1)`);
+    } else if (!Number.isFinite(n)) {
+      fail('number too large');
+    }
+    i += m[0].length;
+    return n;
+  };
+  const value = (depth) => {
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      if (depth >= maxDepth) fail(`nested more than ${maxDepth} levels deep`);
+      i++;
+      ws();
+      if (c === '[') {
+        const arr = [];
+        if (text[i] === ']') {
+          i++;
+          return arr;
+        }
+        for (;;) {
+          arr.push(value(depth + 1));
+          ws();
+          if (text[i] === ',') i++;
+          else if (text[i] === ']') {
+            i++;
+            return arr;
+          } else fail("expected ',' or ']'");
+        }
+      }
+      const obj = Object.create(null);
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail('expected a property name');
+        const k = str();
+        if (Object.hasOwn(obj, k)) fail(`duplicate property name ${JSON.stringify(k)}`);
+        ws();
+        if (text[i] !== ':') fail("expected ':'");
+        i++;
+        obj[k] = value(depth + 1);
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') {
+          i++;
+          return obj;
+        } else fail("expected ',' or '}'");
+      }
+    }
+    if (c === '"') return str();
+    if (text.startsWith('true', i)) return ((i += 4), true);
+    if (text.startsWith('false', i)) return ((i += 5), false);
+    if (text.startsWith('null', i)) return ((i += 4), null);
+    return num();
+  };
+  if (typeof text !== 'string') throw new Error('expected text');
+  if (text.charCodeAt(0) === 0xfeff) fail('byte order mark before the value');
+  const v = value(0);
+  ws();
+  if (i !== text.length) fail('unexpected text after the value');
+  return v;
+}
+
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// ---------------------------------------------------------------------------------------------
+// Hashing (docs/FORMAT.md "The event" and "Merkle tree").
+
+const sha256 = (...parts) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const EVENT_DOMAIN = Buffer.from('witness/event/v1\n');
+const GENESIS_DOMAIN = Buffer.from('witness/genesis/v1\n');
+
+export const genesisHex = (origin, stream) => sha256(GENESIS_DOMAIN, origin, '\n', stream).toString('hex');
+export const payloadDigestHex = (saltHex, dataJcs) => sha256(Buffer.from(saltHex, 'hex'), dataJcs).toString('hex');
+export const eventHashHex = (prevHex, headerJcs) => sha256(EVENT_DOMAIN, Buffer.from(prevHex, 'hex'), headerJcs).toString('hex');
+export const leafHash = (entry) => sha256(Buffer.from([0]), entry);
+export const nodeHash = (left, right) => sha256(Buffer.from([1]), left, right);
+
+// ---------------------------------------------------------------------------------------------
+// RFC 9162 proofs. Sizes are safe integers; shifts are divisions (no 32-bit bitwise operators).
+
+const half = (n) => Math.floor(n / 2);
+const isSize = (n) => Number.isSafeInteger(n) && n >= 0;
+
+/** RFC 9162 2.1.3.2: the root an inclusion proof leads to, or a reason it cannot. Every step is used. */
+export function rootFromInclusionProof(leaf, index, size, proof) {
+  if (!isSize(index) || !isSize(size) || index >= size) return { reason: `leaf index ${index} is not below tree size ${size}` };
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return { reason: `the proof has ${proof.length} steps, more than leaf ${index} of a tree of size ${size} needs` };
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn /= 2;
+        sn = half(sn);
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  if (sn !== 0) return { reason: `the proof has ${proof.length} steps, fewer than leaf ${index} of a tree of size ${size} needs` };
+  return { root: r };
+}
+
+const EMPTY_ROOT = sha256();
+
+/** RFC 9162 2.1.4.2, with the equal-size and empty-tree cases; returns a reason or undefined when consistent. */
+export function consistencyProblem(oldSize, newSize, proof, oldRoot, newRoot) {
+  if (!isSize(oldSize) || !isSize(newSize) || oldSize > newSize) return `size ${oldSize} cannot precede size ${newSize}`;
+  if (oldSize === 0) return proof.length === 0 && oldRoot.equals(EMPTY_ROOT) ? undefined : 'a proof from the empty tree must be empty and start from the empty root';
+  if (oldSize === newSize) return proof.length === 0 && oldRoot.equals(newRoot) ? undefined : `two checkpoints of size ${oldSize} have different roots`;
+  if (proof.length === 0) return `the consistency proof from size ${oldSize} to ${newSize} is empty`;
+  let k = 1;
+  while (k < oldSize) k *= 2;
+  const nodes = k === oldSize ? [oldRoot, ...proof] : proof;
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  while (fn % 2 === 1) {
+    fn = half(fn);
+    sn = half(sn);
+  }
+  let fr = nodes[0];
+  let sr = nodes[0];
+  for (const c of nodes.slice(1)) {
+    if (sn === 0) return `the consistency proof has more steps than sizes ${oldSize} -> ${newSize} need`;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn /= 2;
+        sn = half(sn);
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  if (sn !== 0) return `the consistency proof has fewer steps than sizes ${oldSize} -> ${newSize} need`;
+  if (!fr.equals(oldRoot)) return `the consistency proof does not reproduce the root of size ${oldSize}`;
+  if (!sr.equals(newRoot)) return `the consistency proof does not reproduce the root of size ${newSize}`;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// C2SP signed notes and tlog checkpoints, Ed25519.
+
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const ED25519_L = (1n << 252n) + 27742317777372353535851937790883648493n;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const KEY_NAME_BAD = /[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000+\u0000-\u001f]/;
+
+/** Canonical standard base64 only: Buffer.from(_, 'base64') skips junk silently. */
+function base64Strict(s) {
+  if (!BASE64.test(s)) return undefined;
+  const b = Buffer.from(s, 'base64');
+  return b.toString('base64') === s ? b : undefined;
+}
+
+export function keyHashOf(name, publicKey) {
+  return sha256(`${name}\n`, Buffer.from([1]), publicKey).readUInt32BE(0);
+}
+
+const hex8 = (n) => n.toString(16).padStart(8, '0');
+
+/** Parses `<name>+<8 hex key hash>+<base64(0x01 ‖ 32-byte Ed25519 key)>`; throws Error saying what is wrong. */
+export function parseVerifierKey(vkey) {
+  const m = /^([^+]+)\+([0-9a-fA-F]{8})\+(.+)$/.exec(vkey);
+  if (m === null) throw new Error('a verifier key has the form <name>+<8 hex digits>+<base64 key>');
+  const [, name, hash, b64] = m;
+  if (KEY_NAME_BAD.test(name) || LONE_SURROGATE.test(name)) throw new Error('the key name has spaces, plus signs or control characters');
+  const raw = base64Strict(b64);
+  if (raw === undefined || raw.length !== 33 || raw[0] !== 1) throw new Error('the key is not base64 of 0x01 and a 32-byte Ed25519 public key');
+  const publicKey = raw.subarray(1);
+  const keyHash = Number.parseInt(hash, 16);
+  if (keyHashOf(name, publicKey) !== keyHash) throw new Error('the key hash does not match its name and public key');
+  let key;
+  try {
+    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  } catch {
+    throw new Error('the key is not a usable Ed25519 public key');
+  }
+  return { name, keyHash, publicKey, key, fingerprint: `${name}+${hex8(keyHash)}` };
+}
+
+/**
+ * Opens a signed note (https://c2sp.org/signed-note): the text up to the last blank line, then
+ * `— <name> <base64(key hash ‖ signature)>` lines. Signatures by unknown keys are ignored; every
+ * signature by a trusted key must verify, and at least one must. Returns { text, verified } or
+ * throws Error with `code` 'checkpoint_signature' or 'checkpoint_invalid'.
+ */
+export function openNote(note, verifiers) {
+  const bad = (code, why) => Object.assign(new Error(why), { code });
+  if (/[\u0000-\u0009\u000b-\u001f]/.test(note) || LONE_SURROGATE.test(note)) throw bad('checkpoint_invalid', 'the note holds control characters or invalid Unicode');
+  const split = note.lastIndexOf('\n\n');
+  if (split < 0) throw bad('checkpoint_invalid', 'the note has no blank line before its signatures');
+  const text = note.slice(0, split + 1);
+  const block = note.slice(split + 2);
+  if (block === '' || !block.endsWith('\n')) throw bad('checkpoint_invalid', 'the note must end with signature lines, each ending in a newline');
+  const lines = block.slice(0, -1).split('\n');
+  if (lines.length > 100) throw bad('checkpoint_invalid', 'the note has more than 100 signatures');
+  const verified = [];
+  for (const line of lines) {
+    const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+    const raw = m === null ? undefined : base64Strict(m[2]);
+    if (m === null || raw === undefined || raw.length < 5) throw bad('checkpoint_invalid', 'a signature line is not "— <name> <base64>"');
+    const label = `${m[1]}+${hex8(raw.readUInt32BE(0))}`;
+    const matches = verifiers.filter((v) => v.fingerprint === label);
+    if (matches.length === 0) continue;
+    const sig = raw.subarray(4);
+    const ok = matches.every((v) => {
+      // RFC 8032 requires S < L; S + L would be a second, malleable spelling of one signature.
+      if (sig.length !== 64 || BigInt(`0x${Buffer.from(sig.subarray(32)).reverse().toString('hex')}`) >= ED25519_L) return false;
+      try {
+        return ed25519Verify(null, Buffer.from(text), v.key, sig);
+      } catch {
+        return false;
+      }
+    });
+    if (!ok) throw bad('checkpoint_signature', `the signature by key ${label} does not verify`);
+    if (!verified.some((v) => v.fingerprint === label)) verified.push(matches[0]);
+  }
+  if (verified.length === 0) throw bad('checkpoint_signature', 'the note has no signature from a trusted key');
+  return { text, verified };
+}
+
+/** The body of a C2SP tlog-checkpoint: origin, decimal size, base64 root, extension lines. */
+export function parseCheckpoint(text) {
+  const bad = (why) => Object.assign(new Error(why), { code: 'checkpoint_invalid' });
+  const lines = text.slice(0, -1).split('\n');
+  if (!text.endsWith('\n') || lines.length < 3) throw bad('the checkpoint needs origin, size and root lines');
+  const [origin, sizeText, rootText, ...extensions] = lines;
+  if (origin === '' || !/^(?:0|[1-9][0-9]*)$/.test(sizeText) || !Number.isSafeInteger(Number(sizeText))) throw bad('the checkpoint size is not a plain decimal number');
+  const root = base64Strict(rootText);
+  if (root === undefined || root.length !== 32) throw bad('the checkpoint root is not base64 of 32 bytes');
+  if (extensions.some((e) => e === '')) throw bad('a checkpoint extension line is empty');
+  return { origin, size: Number(sizeText), root, extensions };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event header's schema (docs/FORMAT.md "The event"), as data.
+
+export const EVENT_KINDS = [
+  'session.start',
+  'session.end',
+  'llm.call',
+  'tool.call',
+  'tool.result',
+  'policy.decision',
+  'approval.request',
+  'approval.decision',
+  'capture',
+  'error',
+  'note',
+  'config.change',
+  'review',
+  'human.override',
+  'human.halt',
+  'audit.access',
+  'alert',
+  'key.rotated',
+  'retention.purge',
+  'hold.placed',
+  'hold.released',
+];
+const OUTCOMES = ['success', 'error', 'denied', 'pending', 'expired'];
+const SYSTEM_STREAMS = new Set(['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys']);
+
+const T = {
+  text: (min, max) => (v) => typeof v === 'string' && v.length >= min && v.length <= max,
+  re: (re) => (v) => typeof v === 'string' && re.test(v),
+  oneOf: (list) => (v) => list.includes(v),
+  count: (v) => Number.isSafeInteger(v) && v >= 0,
+  array: (item, max) => (v) => Array.isArray(v) && v.length <= max && v.every(item),
+  /** A strict object: `spec` maps each allowed key to [check, required]. */
+  object: (spec) => (v) => isObject(v) && Object.keys(v).every((k) => Object.hasOwn(spec, k) && spec[k][0](v[k])) && Object.entries(spec).every(([k, [, req]]) => !req || Object.hasOwn(v, k)),
+};
+const NAME = T.text(1, 512);
+const LABEL = T.text(0, 4096);
+const HEX64 = T.re(/^[0-9a-f]{64}$/);
+const ISO = T.re(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+const UUID = T.re(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+const opt = (f) => [f, false];
+const req = (f) => [f, true];
+
+const HEADER = {
+  id: req(UUID),
+  ts: req(ISO),
+  received_ts: opt(ISO),
+  agent: req(T.object({ id: req(NAME), version: opt(LABEL), credential: opt(LABEL) })),
+  user: opt(LABEL),
+  principal: opt(T.object({ id: req(NAME), kind: opt(T.oneOf(['human', 'service'])) })),
+  delegation: opt(T.object({ id: req(LABEL), issuer: opt(LABEL), scopes: opt(T.array(LABEL, 256)), expires: opt(ISO) })),
+  subject: opt(LABEL),
+  recorder: opt(T.object({ id: opt(LABEL), kind: req(T.oneOf(['sdk', 'gateway', 'server', 'otlp', 'cli'])), version: opt(LABEL) })),
+  source: opt(T.object({ host: opt(LABEL), process: opt(LABEL) })),
+  env: opt(LABEL),
+  tenant: opt(LABEL),
+  parent: opt(UUID),
+  resource: opt(LABEL),
+  action: opt(LABEL),
+  outcome: opt(T.oneOf(OUTCOMES)),
+  policy: opt(
+    T.object({
+      decision: req(T.oneOf(['allow', 'deny', 'review'])),
+      rule: opt(LABEL),
+      version: opt(HEX64),
+      reason_code: opt(LABEL),
+      mode: opt(T.oneOf(['enforce', 'shadow'])),
+      approver: opt(LABEL),
+    }),
+  ),
+  approvals: opt(
+    T.array(
+      T.object({
+        approver: req(NAME),
+        role: opt(LABEL),
+        decision: req(T.oneOf(['approved', 'denied'])),
+        reason: opt(LABEL),
+        meaning: opt(LABEL),
+        args_digest: opt(HEX64),
+        ts: req(ISO),
+      }),
+      64,
+    ),
+  ),
+  record_class: opt(LABEL),
+  data_categories: opt(T.array(LABEL, 64)),
+  artifacts: opt(T.array(T.object({ sha256: req(HEX64), mime: req(T.text(1, 255)), bytes: req(T.count), role: opt(LABEL), name: opt(LABEL) }), 1024)),
+  v: req((v) => v === 1),
+  stream: req(NAME),
+  seq: req(T.count),
+  kind: req(T.oneOf(EVENT_KINDS)),
+  payload_digest: req(HEX64),
+  prev: req(HEX64),
+};
+
+/** The first header field that breaks the schema, or undefined. */
+export function headerProblem(h) {
+  for (const k of Object.keys(h)) if (!Object.hasOwn(HEADER, k)) return `${k} is not a header field`;
+  for (const [k, [check, required]] of Object.entries(HEADER)) {
+    if (!Object.hasOwn(h, k)) {
+      if (required) return `${k} is missing`;
+    } else if (!check(h[k])) return `${k} is invalid`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scope and populations (docs/FORMAT.md "Scope" and "Populations").
+
+/**
+ * Decides, in leaf order, which events of the span are in the export's scope: `since <= ts <
+ * until` (as instants); the stream is one of `sessions` and the agent one of `agents` (each when
+ * given); an event of a system stream that fails that filter is still in scope when its `resource`
+ * names an in-scope session or its `parent` is an event already in scope.
+ */
+export class ScopeTracker {
+  constructor(scope) {
+    this.ids = new Set();
+    this.sessions = scope.sessions === null ? null : new Set(scope.sessions);
+    this.agents = scope.agents === null ? null : new Set(scope.agents);
+    this.since = scope.since === null ? null : Date.parse(scope.since);
+    this.until = scope.until === null ? null : Date.parse(scope.until);
+  }
+
+  inScope(e) {
+    const t = Date.parse(e.ts);
+    if (this.since !== null && !(t >= this.since)) return false;
+    if (this.until !== null && !(t < this.until)) return false;
+    let ok = (this.sessions === null || this.sessions.has(e.stream)) && (this.agents === null || this.agents.has(e.agent.id));
+    if (!ok && SYSTEM_STREAMS.has(e.stream)) {
+      ok = (e.resource !== undefined && this.sessions?.has(e.resource) === true) || (e.parent !== undefined && this.ids.has(e.parent));
+    }
+    if (ok) this.ids.add(e.id);
+    return ok;
+  }
+}
+
+export const POPULATIONS = [
+  {
+    name: 'approvals',
+    title: 'Human approvals requested and decided',
+    query: 'witness query --kind approval.request,approval.decision',
+    predicate: { kinds: ['approval.request', 'approval.decision'] },
+  },
+  { name: 'denials', title: 'Actions denied (by policy, a person or the gateway)', query: 'witness query --outcome denied', predicate: { outcomes: ['denied'], policy_decisions: ['deny'] } },
+  { name: 'overrides-and-halts', title: 'Human overrides and halts', query: 'witness query --kind human.override,human.halt', predicate: { kinds: ['human.override', 'human.halt'] } },
+  {
+    name: 'configuration-changes',
+    title: 'Configuration changes (models, prompts, policies, tool scopes, retention, keys)',
+    query: 'witness query --kind config.change',
+    predicate: { kinds: ['config.change'] },
+  },
+  { name: 'reviews', title: 'Reviews of populations performed by people', query: 'witness query --kind review', predicate: { kinds: ['review'] } },
+  { name: 'audit-access', title: 'Access to audit data (reads, searches, exports, verifications)', query: 'witness query --kind audit.access', predicate: { kinds: ['audit.access'] } },
+  {
+    name: 'errors-and-gaps',
+    title: 'Errors, alerts and recording gaps',
+    query: 'witness query --kind error,alert; witness query --outcome error',
+    predicate: { kinds: ['error', 'alert'], outcomes: ['error'] },
+  },
+];
+
+/** A predicate's lists are alternatives: any match puts the event in the population. */
+export function inPopulation(p, e) {
+  const pr = p.predicate;
+  return (
+    pr.kinds?.includes(e.kind) === true ||
+    (e.outcome !== undefined && pr.outcomes?.includes(e.outcome) === true) ||
+    (e.policy !== undefined && pr.policy_decisions?.includes(e.policy.decision) === true)
+  );
+}
+
+/** The line an event contributes to populations/<name>.jsonl: these keys in this order, then LF. */
+export function populationLine(leaf, e, hash) {
+  return `${JSON.stringify({ leaf, id: e.id, stream: e.stream, seq: e.seq, kind: e.kind, ts: e.ts, outcome: e.outcome ?? null, hash })}\n`;
+}
+
+const ARTIFACT_EXTENSIONS = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'image/svg+xml': 'svg',
+  'video/mp4': 'mp4',
+  'video/webm': 'webm',
+  'audio/wav': 'wav',
+  'audio/x-wav': 'wav',
+  'text/vtt': 'vtt',
+  'text/plain': 'txt',
+  'text/html': 'html.txt',
+  'text/csv': 'csv',
+  'application/json': 'json',
+  'application/pdf': 'pdf',
+};
+
+export function artifactExtension(mime) {
+  const base = mime.split(';')[0].trim().toLowerCase();
+  return Object.hasOwn(ARTIFACT_EXTENSIONS, base) ? ARTIFACT_EXTENSIONS[base] : 'bin';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a bundle: a directory, or a zip read here with node:zlib.
+
+/** The bundle as a whole is refused: one bundle_invalid failure, whatever else was found. */
+class Refusal extends Error {}
+
+/** A bundle this verifier cannot read at all (exit 2): not evidence of tampering. */
+class Unreadable extends Error {}
+
+const ARTIFACT_NAME = /^artifacts\/([0-9a-f]{64})\.([a-z0-9]+(?:\.[a-z0-9]+)?)$/;
+const POPULATION_NAME = /^populations\/([a-z0-9-]+)\.jsonl$/;
+
+/** The cap of each name a v2 bundle holds, or undefined for a name it never has. */
+function capOfName(name) {
+  switch (name) {
+    case 'manifest.json':
+      return LIMITS.manifestBytes;
+    case 'checkpoint.txt':
+    case 'keys.json':
+    case 'README.txt':
+    case 'verify.mjs':
+      return LIMITS.smallFileBytes * 4;
+    case 'system.json':
+    case 'checkpoints.jsonl':
+    case 'populations/index.json':
+      return LIMITS.manifestBytes;
+    case 'events.jsonl':
+    case 'proofs.jsonl':
+    case 'report.html':
+      return LIMITS.fileBytes;
+    default:
+      return ARTIFACT_NAME.test(name) || POPULATION_NAME.test(name) ? LIMITS.fileBytes : undefined;
+  }
+}
+
+/** A directory bundle: files opened without following links, regular files only, within caps. */
+class DirectorySource {
+  constructor(dir) {
+    this.dir = dir;
+  }
+
+  /** { size, chunks() } or { missing } / { problem }. */
+  open(name, cap) {
+    let fd;
+    try {
+      fd = fs.openSync(path.join(this.dir, name), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+    } catch (e) {
+      if (e.code === 'ENOENT') return { missing: true };
+      return { problem: `${name} cannot be opened (${e.code ?? 'error'}; a link is not followed)` };
+    }
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      fs.closeSync(fd);
+      return { problem: `${name} is not a regular file` };
+    }
+    if (st.size > cap) {
+      fs.closeSync(fd);
+      return { problem: `${name} is ${st.size} bytes, more than the ${cap} it may have`, tooLarge: true };
+    }
+    return { size: st.size, chunks: () => fs.createReadStream('', { fd, highWaterMark: 1024 * 1024 }) };
+  }
+
+  /** The names of the files in the bundle, `/`-separated: the top level and its two folders. */
+  names() {
+    const out = [];
+    for (const d of fs.readdirSync(this.dir, { withFileTypes: true })) {
+      if (d.isDirectory() && (d.name === 'artifacts' || d.name === 'populations')) {
+        for (const f of fs.readdirSync(path.join(this.dir, d.name))) out.push(`${d.name}/${f}`);
+      } else out.push(d.name);
+    }
+    return out;
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+function crc32(crc, buf) {
+  let c = ~crc;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/**
+ * A zip bundle, read from its central directory. Refused (Refusal: one bundle_invalid) for: a name
+ * with `..`, a leading `/`, a backslash or a drive letter; a name no bundle has; a name twice; a
+ * symbolic link; an encrypted entry; a method other than stored or deflate; an entry declaring more
+ * than its name's cap; entries overlapping each other. Entries are inflated as streams and stop the
+ * moment they exceed their declared size (a zip bomb is read no further than that size, which is
+ * capped); sizes and CRC-32 are checked at the end of each entry. ZIP64 archives (over 4 GiB) are
+ * not read here: unzip them and verify the directory.
+ */
+class ZipSource {
+  constructor(file) {
+    this.file = file;
+    this.fd = fs.openSync(file, 'r');
+    this.size = fs.fstatSync(this.fd).size;
+    this.entries = new Map();
+    this.readDirectory();
+  }
+
+  read(pos, len) {
+    const b = Buffer.alloc(len);
+    const n = fs.readSync(this.fd, b, 0, len, pos);
+    if (n !== len) throw new Refusal('the zip is cut off');
+    return b;
+  }
+
+  readDirectory() {
+    const tail = Math.min(this.size, 22 + 0xffff);
+    const buf = this.read(this.size - tail, tail);
+    let at = -1;
+    for (let i = buf.length - 22; i >= 0; i--) {
+      if (buf.readUInt32LE(i) === 0x06054b50 && i + 22 + buf.readUInt16LE(i + 20) === buf.length) {
+        at = i;
+        break;
+      }
+    }
+    if (at < 0) throw new Refusal('the file is not a zip archive (no end of central directory)');
+    const eocd = this.size - tail + at;
+    const count = buf.readUInt16LE(at + 10);
+    const cdSize = buf.readUInt32LE(at + 12);
+    const cdOffset = buf.readUInt32LE(at + 16);
+    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || (eocd >= 20 && this.read(eocd - 20, 4).readUInt32LE(0) === 0x07064b50)) {
+      throw new Unreadable('the zip is in ZIP64 format (over 4 GiB), which this standalone verifier does not read; unzip it and pass the directory, or use `witness verify`');
+    }
+    if (buf.readUInt16LE(at + 4) !== 0 || buf.readUInt16LE(at + 6) !== 0 || buf.readUInt16LE(at + 8) !== count) throw new Refusal('the zip spans several disks');
+    if (cdOffset + cdSize !== eocd || count > LIMITS.zipEntries) throw new Refusal('the zip central directory is damaged');
+    const cd = this.read(cdOffset, cdSize);
+    const list = [];
+    let p = 0;
+    let total = 0;
+    for (let n = 0; n < count; n++) {
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw new Refusal('the zip central directory is damaged');
+      const madeBy = cd.readUInt16LE(p + 4);
+      const flags = cd.readUInt16LE(p + 8);
+      const method = cd.readUInt16LE(p + 10);
+      const crc = cd.readUInt32LE(p + 16);
+      const csize = cd.readUInt32LE(p + 20);
+      const usize = cd.readUInt32LE(p + 24);
+      const nameLen = cd.readUInt16LE(p + 28);
+      const extraLen = cd.readUInt16LE(p + 30);
+      const commentLen = cd.readUInt16LE(p + 32);
+      const attrs = cd.readUInt32LE(p + 38);
+      const offset = cd.readUInt32LE(p + 42);
+      const raw = cd.subarray(p + 46, p + 46 + nameLen);
+      p += 46 + nameLen + extraLen + commentLen;
+      if (p > cd.length) throw new Refusal('the zip central directory is damaged');
+      const name = raw.toString('latin1');
+      if (!/^[\x20-\x7e]+$/.test(name)) throw new Refusal(`the zip holds an entry whose name is not plain ASCII (${JSON.stringify(name.slice(0, 80))})`);
+      if (name.startsWith('/') || name.includes('\\') || /^[A-Za-z]:/.test(name) || name.split('/').includes('..')) {
+        throw new Refusal(`the zip holds the entry ${JSON.stringify(name)}, a path outside the bundle`);
+      }
+      if (madeBy >>> 8 === 3 && ((attrs >>> 16) & 0o170000) === 0o120000) throw new Refusal(`the zip entry ${name} is a symbolic link`);
+      if (flags & 0x41) throw new Refusal(`the zip entry ${name} is encrypted`);
+      if (this.entries.has(name)) throw new Refusal(`the zip holds ${name} twice`);
+      if (name === 'artifacts/' || name === 'populations/') continue;
+      const cap = capOfName(name);
+      if (cap === undefined) throw new Refusal(`the zip holds ${JSON.stringify(name)}, which no evidence bundle has`);
+      if (method !== 0 && method !== 8) throw new Refusal(`the zip entry ${name} uses compression method ${method}; only stored and deflate are read`);
+      if (method === 0 && csize !== usize) throw new Refusal(`the stored zip entry ${name} declares two different sizes`);
+      if (usize > cap) throw new Refusal(`the zip entry ${name} declares ${usize} bytes, more than the ${cap} it may have`);
+      total += usize;
+      if (total > LIMITS.zipTotalBytes) throw new Refusal('the zip declares more content than any evidence bundle holds');
+      const e = { name, method, crc, csize, usize, offset };
+      this.entries.set(name, e);
+      list.push(e);
+    }
+    // Entries must not overlap: each one's data ends before the next one starts (a classic bomb
+    // reuses one compressed stream for many entries).
+    list.sort((a, b) => a.offset - b.offset);
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      if (e.offset + 30 > cdOffset) throw new Refusal(`the zip entry ${e.name} lies outside the archive`);
+      const lh = this.read(e.offset, 30);
+      if (lh.readUInt32LE(0) !== 0x04034b50) throw new Refusal(`the zip entry ${e.name} has no local header`);
+      const nameLen = lh.readUInt16LE(26);
+      e.data = e.offset + 30 + nameLen + lh.readUInt16LE(28);
+      if (this.read(e.offset + 30, nameLen).toString('latin1') !== e.name) throw new Refusal(`the zip entry ${e.name} has another name in its local header`);
+      const end = i + 1 < list.length ? list[i + 1].offset : cdOffset;
+      if (e.data + e.csize > end) throw new Refusal(`the zip entry ${e.name} overlaps the next one`);
+    }
+  }
+
+  open(name, cap) {
+    const e = this.entries.get(name);
+    if (e === undefined) return { missing: true };
+    if (e.usize > cap) return { problem: `${name} is ${e.usize} bytes, more than the ${cap} it may have`, tooLarge: true };
+    return { size: e.usize, chunks: () => this.entryChunks(e) };
+  }
+
+  async *entryChunks(e) {
+    let source = e.csize === 0 ? [] : fs.createReadStream(this.file, { start: e.data, end: e.data + e.csize - 1, highWaterMark: 1024 * 1024 });
+    if (e.method === 8) {
+      const inflate = zlib.createInflateRaw();
+      if (e.csize === 0) inflate.end();
+      else {
+        source.on('error', (err) => inflate.destroy(err));
+        source.pipe(inflate);
+      }
+      source = inflate;
+    }
+    let n = 0;
+    let crc = 0;
+    try {
+      for await (const chunk of source) {
+        n += chunk.length;
+        if (n > e.usize) throw new Refusal(`the zip entry ${e.name} inflates to more than the ${e.usize} bytes it declares`);
+        crc = crc32(crc, chunk);
+        yield chunk;
+      }
+    } catch (err) {
+      if (err instanceof Refusal) throw err;
+      throw new Refusal(`the zip entry ${e.name} cannot be read (${err.message})`);
+    } finally {
+      source.destroy?.();
+    }
+    if (n !== e.usize || crc !== e.crc) throw new Refusal(`the zip entry ${e.name} does not match its declared size and CRC-32: the archive is damaged`);
+  }
+
+  names() {
+    return [...this.entries.keys()];
+  }
+
+  close() {
+    fs.closeSync(this.fd);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Lines of a file, streamed: { n, text } per LF-terminated line (a last line without LF too).
+ * `hash` receives every byte. A line longer than `maxLine` refuses the bundle.
+ */
+async function* lines(name, chunks, maxLine, hash) {
+  let parts = [];
+  let len = 0;
+  let n = 0;
+  const decode = () => {
+    try {
+      return utf8.decode(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    } catch {
+      return undefined;
+    }
+  };
+  for await (const chunk of chunks) {
+    hash?.update(chunk);
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      const piece = chunk.subarray(start, nl < 0 ? chunk.length : nl);
+      len += piece.length;
+      if (len > maxLine) throw new Refusal(`${name} line ${n + 1} is longer than ${maxLine} bytes, more than the bundle's writer ever puts on one line`);
+      if (piece.length > 0) parts.push(piece);
+      if (nl < 0) break;
+      n++;
+      yield { n, text: decode() };
+      parts = [];
+      len = 0;
+      start = nl + 1;
+    }
+  }
+  if (len > 0) {
+    n++;
+    yield { n, text: decode() };
+  }
+}
+
+async function readAll(chunks) {
+  const parts = [];
+  for await (const c of chunks) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verifier.
+
+const FORMAT = 'witness-evidence';
+
+/** Verifies the bundle read through `source`; returns the report (never throws on hostile input). */
+export async function verifyBundle(source, opts = {}) {
+  const failures = [];
+  const warnings = [];
+  let stopped = false;
+  const fail = (f) => {
+    if (failures.length < LIMITS.maxFailures) failures.push(f);
+    else stopped = true;
+  };
+  const r = {
+    ok: false,
+    unverifiable: false,
+    events: 0,
+    streams: 0,
+    checkpoints: 0,
+    sealedSize: 0,
+    unsealed: 0,
+    payloadsAbsent: 0,
+    artifacts: 0,
+    openSessions: 0,
+    failures,
+    trust: { keys: [], statement: 'No checkpoint was checked, so no signing key was relied on; only the hash chains were.' },
+    warnings,
+    bundle: undefined,
+  };
+  const finish = () => {
+    failures.sort((a, b) => (a.leaf ?? Number.MAX_SAFE_INTEGER) - (b.leaf ?? Number.MAX_SAFE_INTEGER));
+    r.ok = failures.length === 0 && !r.unverifiable;
+    if (failures[0] !== undefined) r.first = failures[0];
+    return r;
+  };
+  try {
+    await verifyInto(source, opts, r, fail, warnings, () => stopped);
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    failures.length = 0;
+    failures.push({ code: 'bundle_invalid', reason: `${e.message}: the bundle was refused.` });
+  }
+  return finish();
+}
+
+/**
+ * The checks, in the order `witness verify` makes them (so both name the same first failure):
+ * manifest; every file against manifest.files; keys and checkpoint.txt; checkpoints.jsonl;
+ * events.jsonl beside proofs.jsonl; the export event; populations; artifacts; system.json.
+ */
+async function verifyInto(source, opts, r, fail, warnings, stopped) {
+  const openOrFail = (name, cap) => {
+    const f = source.open(name, cap);
+    if (f.tooLarge) throw new Refusal(f.problem);
+    if (f.missing) {
+      fail({ code: 'bundle_invalid', reason: `${name} is missing: a format-2 bundle has it.` });
+      return undefined;
+    }
+    if (f.problem !== undefined) {
+      fail({ code: 'bundle_invalid', reason: `${f.problem}.` });
+      return undefined;
+    }
+    return f;
+  };
+  const readSmall = async (name, cap) => {
+    const f = openOrFail(name, cap);
+    if (f === undefined) return undefined;
+    const bytes = await readAll(f.chunks());
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      fail({ code: 'bundle_invalid', reason: `${name} is not UTF-8 text.` });
+      return undefined;
+    }
+  };
+  const readJson = async (name, cap) => {
+    const text = await readSmall(name, cap);
+    if (text === undefined) return undefined;
+    try {
+      return strictParse(text);
+    } catch (e) {
+      fail({ code: 'bundle_invalid', reason: `${name} is not strict JSON: ${e.message}.` });
+      return undefined;
+    }
+  };
+  const digestOf = async (f) => {
+    const h = createHash('sha256');
+    for await (const c of f.chunks()) h.update(c);
+    return h.digest('hex');
+  };
+
+  // --- manifest
+  const m = await readJson('manifest.json', LIMITS.manifestBytes);
+  if (!isObject(m)) {
+    if (m !== undefined) fail({ code: 'bundle_invalid', reason: 'manifest.json is not a JSON object.' });
+    return;
+  }
+  if (m.format !== FORMAT) return void fail({ code: 'bundle_invalid', reason: 'manifest.json does not describe a Witness evidence bundle.' });
+  if (m.version === 1) throw new Unreadable('this is a version 1 bundle; verify it with `witness verify`, which reads both versions');
+  if (Number.isSafeInteger(m.version) && m.version > 2) {
+    r.unverifiable = true;
+    warnings.push(`The bundle is format version ${m.version}, newer than this verifier (2): unverifiable by this version, not necessarily tampered.`);
+    return;
+  }
+  const manifestProblem = checkManifest(m);
+  if (manifestProblem !== undefined) return void fail({ code: 'bundle_invalid', reason: `manifest.json is invalid: ${manifestProblem}.` });
+  const origin = m.ledger.origin;
+  const span = m.span;
+  const spanCount = span.to - span.from;
+
+  // --- files: every one listed in the manifest, re-hashed; nothing else in the bundle
+  const present = source.names().sort();
+  const digests = new Map();
+  for (const name of present) {
+    if (name === 'manifest.json') continue;
+    const cap = capOfName(name);
+    if (cap === undefined) {
+      fail({ code: 'bundle_invalid', reason: `The bundle holds ${JSON.stringify(name)}, which no format-2 bundle has.` });
+      continue;
+    }
+    const f = source.open(name, cap);
+    if (f.tooLarge) throw new Refusal(f.problem);
+    if (f.missing || f.problem !== undefined) {
+      fail({ code: 'bundle_invalid', reason: `${f.problem ?? `${name} cannot be read`}.` });
+      continue;
+    }
+    digests.set(name, await digestOf(f));
+    if (!Object.hasOwn(m.files, name)) fail({ code: 'file_mismatch', reason: `${name} is in the bundle but not listed in manifest.json: it was added after the export.` });
+  }
+  for (const [name, sha] of Object.entries(m.files)) {
+    const got = digests.get(name);
+    if (got === undefined) {
+      if (!present.includes(name)) fail({ code: 'file_mismatch', reason: `manifest.json lists ${name}, which is not in the bundle: it was removed.` });
+    } else if (got !== sha) {
+      fail({ code: 'file_mismatch', reason: `${name} does not have the SHA-256 manifest.json lists for it: it was changed after the export.` });
+    }
+  }
+
+  // --- keys and checkpoint.txt
+  const keysJson = await readJson('keys.json', LIMITS.smallFileBytes);
+  const shipped = [];
+  if (keysJson !== undefined) {
+    const problem = keyHistoryProblem(keysJson);
+    if (problem !== undefined) fail({ code: 'bundle_invalid', reason: `keys.json is invalid: ${problem}.` });
+    else {
+      keysJson.keys.forEach((k, i) => {
+        try {
+          const v = parseVerifierKey(k.vkey);
+          shipped.push(v);
+          if (v.fingerprint !== k.fingerprint)
+            fail({ code: 'bundle_invalid', reason: `keys.json key ${i + 1} gives the fingerprint ${k.fingerprint}, which is not its key's: the key history was edited.` });
+        } catch (e) {
+          fail({ code: 'checkpoint_signature', reason: `keys.json key ${i + 1} is malformed: ${e.message}.` });
+        }
+      });
+    }
+  }
+  const pinned = opts.trustedKeys !== undefined && opts.trustedKeys.length > 0;
+  const verifiers = pinned ? opts.trustedKeys.map(parseVerifierKey) : shipped;
+  const keySource = pinned ? 'pinned' : 'bundle';
+  const usedKeys = new Map();
+  const trust = (checkpoints) => {
+    r.checkpoints = checkpoints;
+    r.trust = {
+      keys: [...usedKeys.values()].map((k) => ({ name: k.name, keyHash: hex8(k.keyHash), source: keySource })),
+      statement: trustStatement(keySource, usedKeys.size, checkpoints),
+    };
+  };
+  const open = (note) => {
+    const { text, verified } = openNote(note, verifiers);
+    const c = parseCheckpoint(text);
+    if (c.origin !== origin) throw Object.assign(new Error(`the checkpoint is for log ${JSON.stringify(c.origin)}, not ${JSON.stringify(origin)}`), { code: 'checkpoint_invalid' });
+    for (const v of verified) usedKeys.set(v.fingerprint, v);
+    return { ...c, text };
+  };
+  const note = await readSmall('checkpoint.txt', LIMITS.smallFileBytes);
+  if (note === undefined) return;
+  let cp;
+  try {
+    cp = open(note);
+  } catch (e) {
+    fail({ code: e.code ?? 'checkpoint_invalid', reason: `The bundle's checkpoint does not verify: ${e.message}.` });
+    return trust(0);
+  }
+  if (cp.size !== m.checkpoint.size || cp.root.toString('hex') !== m.checkpoint.root) {
+    fail({ code: 'checkpoint_invalid', reason: `manifest.json names checkpoint size ${m.checkpoint.size}, but checkpoint.txt signs size ${cp.size} with another root.` });
+  }
+  r.sealedSize = cp.size;
+
+  // --- checkpoints.jsonl: each note signed, each extending the previous, the last one checkpoint.txt
+  let checked = 1;
+  const cpsFile = openOrFail('checkpoints.jsonl', LIMITS.manifestBytes);
+  if (cpsFile !== undefined) {
+    checked = 0;
+    let prev;
+    let n = 0;
+    for await (const line of lines('checkpoints.jsonl', cpsFile.chunks(), LIMITS.checkpointLineBytes)) {
+      if (line.text === '') continue;
+      n = line.n;
+      const where = { checkpoint: line.n };
+      let c;
+      try {
+        if (line.text === undefined) throw new Error('it is not UTF-8');
+        c = strictParse(line.text);
+        const problem = checkpointLineProblem(c);
+        if (problem !== undefined) throw new Error(problem);
+      } catch (e) {
+        fail({ code: 'bundle_invalid', ...where, reason: `checkpoints.jsonl line ${line.n} is malformed: ${e.message}.` });
+        prev = undefined;
+        continue;
+      }
+      let opened;
+      try {
+        opened = open(c.note);
+      } catch (e) {
+        fail({ code: e.code ?? 'checkpoint_invalid', ...where, reason: `Checkpoint on line ${line.n} of checkpoints.jsonl does not verify: ${e.message}.` });
+        prev = undefined;
+        continue;
+      }
+      if (opened.size !== c.size || opened.root.toString('hex') !== c.root) {
+        fail({ code: 'checkpoint_invalid', ...where, reason: `checkpoints.jsonl line ${line.n} says size ${c.size}, but its signed note says size ${opened.size} with another root.` });
+      }
+      if (prev !== undefined) {
+        const why = consistencyProblem(
+          prev.size,
+          opened.size,
+          (c.consistency ?? []).map((x) => Buffer.from(x, 'hex')),
+          prev.root,
+          opened.root,
+        );
+        if (why !== undefined)
+          fail({
+            code: 'consistency_failed',
+            ...where,
+            reason: `Checkpoint on line ${line.n} (size ${opened.size}) is not consistent with the previous line's (size ${prev.size}): ${why}; history was rewritten.`,
+          });
+      }
+      prev = opened;
+      checked++;
+    }
+    if (n === 0) fail({ code: 'bundle_invalid', reason: 'checkpoints.jsonl holds no checkpoint; it must end with checkpoint.txt.' });
+    else if (prev === undefined || prev.size !== cp.size || !prev.root.equals(cp.root)) {
+      fail({ code: 'checkpoint_invalid', checkpoint: n, reason: 'The last line of checkpoints.jsonl is not the checkpoint of checkpoint.txt.' });
+    }
+  }
+  trust(checked);
+
+  // --- events.jsonl beside proofs.jsonl
+  const eventsFile = openOrFail('events.jsonl', LIMITS.fileBytes);
+  if (eventsFile === undefined) return;
+  const scope = new ScopeTracker(m.scope);
+  const eventsDigest = createHash('sha256');
+  const pops = POPULATIONS.map((def) => ({ def, lines: [] }));
+  const streams = new Map();
+  const wanted = new Map();
+  const without = [];
+  let inScope = 0;
+  let exportEvent;
+  let expectLeaf = span.from;
+  let lineCount = 0;
+  const proofsFile = source.open('proofs.jsonl', LIMITS.fileBytes);
+  if (proofsFile.tooLarge) throw new Refusal(proofsFile.problem);
+  const proofs = new ProofReader(proofsFile.chunks === undefined ? undefined : lines('proofs.jsonl', proofsFile.chunks(), LIMITS.proofLineBytes), fail);
+  const range = (from, to) => (to - from === 1 ? `leaf ${from}` : `leaves ${from}–${to - 1}`);
+  /** Marks `leaf` as the next of the span, reporting what is missing or repeated before it. */
+  const place = (leaf, at) => {
+    if (leaf === expectLeaf) expectLeaf++;
+    else if (leaf < expectLeaf)
+      fail({ code: 'span_gap', ...at, leaf, reason: `Leaf ${leaf} appears again or out of order in events.jsonl (leaf ${expectLeaf} was due): events were reordered or inserted.` });
+    else {
+      fail({ code: 'span_gap', ...at, leaf, reason: `${range(expectLeaf, Math.min(leaf, span.to))} of the span ${span.from}–${span.to - 1} are missing from events.jsonl: events were left out.` });
+      expectLeaf = leaf + 1;
+    }
+  };
+  for await (const line of lines('events.jsonl', eventsFile.chunks(), LIMITS.eventLineBytes)) {
+    if (stopped()) {
+      warnings.push(`Verification stopped at events.jsonl line ${line.n} after ${LIMITS.maxFailures} failures.`);
+      break;
+    }
+    if (line.text === '') continue;
+    lineCount++;
+    let ev;
+    try {
+      if (line.text === undefined) throw new Error('it is not UTF-8');
+      ev = strictParse(line.text);
+      if (!isObject(ev)) throw new Error('it is not a JSON object');
+    } catch (e) {
+      let claimed;
+      try {
+        claimed = JSON.parse(line.text).leaf;
+      } catch {
+        claimed = undefined;
+      }
+      const leaf = Number.isSafeInteger(claimed) ? claimed : undefined;
+      fail({ code: 'bundle_invalid', leaf, reason: `events.jsonl line ${line.n} is not strict JSON: ${e.message}.` });
+      // Counted where it claims to be, so the one bad line is not also a gap in the span.
+      if (leaf !== undefined && leaf < span.to) place(leaf, {});
+      continue;
+    }
+    const { data, salt, hash, leaf, ...header } = ev;
+    const stream = typeof header.stream === 'string' ? header.stream : '';
+    const seq = Number.isSafeInteger(header.seq) ? header.seq : -1;
+    if (!isSize(leaf) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
+      fail({ code: 'bundle_invalid', stream, seq, reason: `events.jsonl line ${line.n} lacks a valid leaf index or hash.` });
+      continue;
+    }
+    const at = { stream, seq, leaf };
+    if (exportEvent !== undefined) {
+      fail({ code: 'bundle_invalid', ...at, reason: `events.jsonl line ${line.n} follows the export event, which must be the last line.` });
+      continue;
+    }
+    const isExport = leaf === m.export_event.leaf;
+    if (!isExport) {
+      if (leaf >= span.to) {
+        fail({ code: 'span_gap', ...at, reason: `Leaf ${leaf} is outside the span ${span.from}–${span.to - 1} and is not the export event (leaf ${m.export_event.leaf}).` });
+        continue;
+      }
+      place(leaf, at);
+    }
+
+    // --- header: canonical form, schema
+    let headerText;
+    let dataText = null;
+    try {
+      headerText = jcs(header);
+      if (data !== null && data !== undefined) dataText = jcs(data);
+    } catch (e) {
+      fail({ code: 'non_canonical', ...at, reason: `The event cannot be canonicalised: ${e.message}.` });
+      continue;
+    }
+    if (header.v !== 1) {
+      fail({ code: 'unsupported_version', ...at, reason: `The header has version ${JSON.stringify(header.v)}, which no format-2 bundle holds: the header was altered.` });
+      continue;
+    }
+    const problem = headerProblem(header);
+    if (problem !== undefined) {
+      fail({ code: 'invalid_header', ...at, reason: `The header field ${problem}.` });
+      continue;
+    }
+
+    // --- chain between the events of a stream the bundle holds; genesis at seq 0
+    // The export event is checked on its own: audit.access events recorded between the span's
+    // end and the export are not in the bundle, so its seq may rightly skip ahead.
+    const key = isExport ? `export\u0000${stream}` : stream;
+    const st = streams.get(key);
+    if (st?.ended === true) {
+      fail({ code: 'event_after_end', ...at, reason: `Stream ${stream} has an event after its session.end.` });
+    } else if (st !== undefined) {
+      if (seq > st.nextSeq) fail({ code: 'seq_gap', ...at, reason: `Seq ${st.nextSeq}${seq - st.nextSeq > 1 ? `–${seq - 1}` : ''} of stream ${stream} is missing: events were deleted.` });
+      else if (seq < st.nextSeq)
+        fail({ code: 'seq_out_of_order', ...at, reason: `Seq ${seq} of stream ${stream} appears again or out of order after seq ${st.nextSeq - 1}: events were reordered or inserted.` });
+      if (header.prev !== st.prev) {
+        fail({ code: 'prev_mismatch', ...at, reason: `The event does not link to the previous event of stream ${stream}: an earlier event was changed, removed or reordered.` });
+      }
+    }
+    const prevHex = st !== undefined && st.ended !== true ? st.prev : header.prev;
+    const hasData = data !== null && data !== undefined;
+    const hasSalt = salt !== null && salt !== undefined;
+    if (hasData !== hasSalt) fail({ code: 'payload_mismatch', ...at, reason: 'The payload and its salt must be present or absent together.' });
+    else if (hasData) {
+      if (typeof salt !== 'string' || !/^[0-9a-f]{64}$/.test(salt) || payloadDigestHex(salt, dataText) !== header.payload_digest) {
+        fail({ code: 'payload_mismatch', ...at, reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
+      } else if (header.kind === 'session.end' && (!isObject(data) || data.event_count !== seq || data.last_hash !== prevHex)) {
+        fail({
+          code: 'session_end_mismatch',
+          ...at,
+          reason: `session.end says ${String(data?.event_count)} events before it ending in ${String(data?.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….`,
+        });
+      }
+    }
+    const recomputed = eventHashHex(header.prev, headerText);
+    if (recomputed !== hash) fail({ code: 'hash_mismatch', ...at, reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
+    streams.set(key, { nextSeq: seq + 1, prev: recomputed, ended: header.kind === 'session.end' });
+    if (st === undefined && seq === 0 && header.prev !== genesisHex(origin, stream)) {
+      fail({ code: 'wrong_genesis', ...at, reason: `Stream ${stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
+    }
+
+    // --- inclusion in the signed tree, every step of the proof
+    const p = await proofs.take(leaf);
+    if (p === undefined) fail({ code: 'inclusion_failed', ...at, reason: `No inclusion proof for leaf ${leaf}: the event cannot be shown to be in the signed tree.` });
+    else if (p.size !== cp.size) fail({ code: 'inclusion_failed', ...at, reason: `The proof for leaf ${leaf} is for tree size ${p.size}, not the checkpoint's ${cp.size}.` });
+    else {
+      const got = rootFromInclusionProof(leafHash(Buffer.from(recomputed, 'hex')), leaf, cp.size, p.proof);
+      if (got.root === undefined || !got.root.equals(cp.root)) {
+        fail({
+          code: 'inclusion_failed',
+          ...at,
+          reason: `Leaf ${leaf} is not in the signed tree of size ${cp.size}: ${got.reason ?? `the inclusion proof for leaf ${leaf} leads to a different root`}.`,
+        });
+      }
+    }
+    if (isExport) {
+      exportEvent = { header, data, leaf };
+      continue;
+    }
+
+    // --- scope, payload presence, populations, the events digest
+    eventsDigest.update(Buffer.from(recomputed, 'hex'));
+    const within = scope.inScope(header);
+    if (within) {
+      inScope++;
+      for (const pop of pops) if (inPopulation(pop.def, header)) pop.lines.push(populationLine(leaf, header, recomputed));
+    }
+    const due = m.mode === 'full' && within;
+    if (hasData && !due) {
+      fail({
+        code: 'payload_unexpected',
+        ...at,
+        reason: within
+          ? "The event carries its payload, but the bundle's mode is withheld: no in-scope payload may travel."
+          : "The event is outside the bundle's scope but carries its payload: a bundle must not carry data outside its scope.",
+      });
+    }
+    if (!hasData) {
+      const reason = !within ? 'out_of_scope' : m.mode === 'withheld' ? 'withheld' : 'missing';
+      addRange(without, leaf, reason);
+      r.payloadsAbsent++;
+      if (reason === 'missing') fail({ code: 'payload_missing', ...at, reason: 'The event is in scope of a full export but carries no payload: it was stripped from the bundle.' });
+    } else {
+      for (const a of header.artifacts ?? []) {
+        const w = wanted.get(a.sha256);
+        if (w === undefined) wanted.set(a.sha256, { exts: new Set([artifactExtension(a.mime)]), leaf });
+        else w.exts.add(artifactExtension(a.mime));
+      }
+    }
+  }
+  if (!stopped()) await proofs.drain();
+  if (expectLeaf < span.to && !stopped()) {
+    fail({ code: 'span_gap', leaf: expectLeaf, reason: `${range(expectLeaf, span.to)} of the span ${span.from}–${span.to - 1} are missing from events.jsonl: its tail was cut off.` });
+  }
+  if (lineCount !== m.events) fail({ code: 'bundle_invalid', reason: `manifest.json lists ${m.events} lines of events but events.jsonl holds ${lineCount}.` });
+  if (inScope !== m.in_scope) fail({ code: 'bundle_invalid', reason: `manifest.json says ${m.in_scope} events are in scope, but ${inScope} of the span are.` });
+
+  // --- the export's own signed event binds scope, mode, span and the span's events
+  const no = (reason) => fail({ code: 'export_record_mismatch', leaf: m.export_event.leaf, reason });
+  const x = exportEvent;
+  const digestHex = eventsDigest.digest('hex');
+  if (x === undefined) no(`events.jsonl holds no export event at leaf ${m.export_event.leaf}: nothing signed says what this bundle must hold.`);
+  else {
+    if (x.header.id !== m.export_event.id) no(`The event at leaf ${x.leaf} is ${String(x.header.id)}, not the export event ${m.export_event.id} manifest.json names.`);
+    const d = x.data;
+    const problem = exportRecordProblem(d);
+    if (x.header.kind !== 'audit.access' || x.header.stream !== 'witness.audit-access' || x.header.action !== 'export')
+      no(`The event at leaf ${x.leaf} is not an export's audit.access event of witness.audit-access.`);
+    else if (d === null || d === undefined) no('The export event carries no payload, so what it binds cannot be checked.');
+    else if (problem !== undefined) no(`The export event's payload is not an export record: ${problem}.`);
+    else {
+      if (jcs(d.scope) !== jcs(m.scope)) no("manifest.json's scope is not the scope the signed export event recorded.");
+      if (d.mode !== m.mode) no(`manifest.json says mode ${m.mode}, but the signed export event recorded mode ${d.mode}.`);
+      if (d.span.from !== span.from || d.span.to !== span.to) no(`manifest.json's span ${span.from}–${span.to - 1} is not the span ${d.span.from}–${d.span.to - 1} the signed export event recorded.`);
+      if (d.count !== spanCount) no(`The signed export event counts ${d.count} events in the span, not ${spanCount}.`);
+      if (d.in_scope !== inScope) no(`The signed export event counts ${d.in_scope} events in scope, but ${inScope} of the span are.`);
+      if (d.events_digest !== digestHex) no('The events of the bundle are not the events the signed export event recorded (events digest differs): events were dropped, swapped or added.');
+    }
+  }
+
+  // --- populations, recomputed from the span and compared byte for byte
+  const index = await readJson('populations/index.json', LIMITS.smallFileBytes);
+  if (index !== undefined) {
+    const problem = populationIndexProblem(index);
+    if (problem !== undefined) fail({ code: 'bundle_invalid', reason: `populations/index.json is invalid: ${problem}.` });
+    else {
+      if (index.span.from !== span.from || index.span.to !== span.to || index.checkpoint.size !== m.checkpoint.size || index.checkpoint.root !== m.checkpoint.root) {
+        fail({ code: 'population_mismatch', reason: "populations/index.json's span or checkpoint is not the manifest's." });
+      }
+      for (const e of index.populations)
+        if (!POPULATIONS.some((p) => p.name === e.name))
+          fail({ code: 'population_mismatch', reason: `populations/index.json lists ${JSON.stringify(e.name)}, which is no population of this format.` });
+      for (const name of present) {
+        const pm = POPULATION_NAME.exec(name);
+        if (pm !== null && !POPULATIONS.some((p) => p.name === pm[1])) fail({ code: 'bundle_invalid', reason: `${name} is no population of this format.` });
+      }
+      for (const pop of pops) {
+        const name = pop.def.name;
+        const text = pop.lines.join('');
+        const digest = sha256(text).toString('hex');
+        const entry = index.populations.find((e) => e.name === name);
+        if (entry === undefined) {
+          fail({ code: 'population_incomplete', reason: `populations/index.json lists no population ${name}.` });
+          continue;
+        }
+        if (entry.count !== pop.lines.length || entry.digest !== digest) {
+          const fewer = entry.count < pop.lines.length;
+          fail({
+            code: fewer ? 'population_incomplete' : 'population_mismatch',
+            reason: `populations/index.json gives ${name} ${entry.count} events, but the span holds ${pop.lines.length} of it${fewer ? '' : ' (or other ones)'}.`,
+          });
+        }
+        const file = `populations/${name}.jsonl`;
+        const f = source.open(file, LIMITS.fileBytes);
+        if (f.tooLarge) throw new Refusal(f.problem);
+        if (f.chunks === undefined) {
+          fail({ code: 'population_incomplete', reason: `${file} is missing or unreadable, but the span holds ${pop.lines.length} of its events.` });
+          continue;
+        }
+        // Only a file that differs is read line by line, to name the event it leaves out.
+        if (digests.get(file) === digest) continue;
+        const have = new Set();
+        for await (const l of lines(file, f.chunks(), LIMITS.populationLineBytes)) if (l.text !== '' && l.text !== undefined) have.add(`${l.text}\n`);
+        const lost = pop.lines.find((l) => !have.has(l));
+        if (lost !== undefined) {
+          const leaf = JSON.parse(lost).leaf;
+          fail({ code: 'population_incomplete', leaf, reason: `${file} leaves out the event at leaf ${leaf}, which the span holds and the population includes.` });
+        } else {
+          fail({ code: 'population_mismatch', reason: `${file} is not the population recomputed from the span: it holds other events, or other bytes.` });
+        }
+      }
+    }
+  }
+
+  // --- artifacts: exactly those referenced by events carrying their payload, re-hashed
+  const artifactFiles = new Map();
+  for (const name of present) {
+    const a = ARTIFACT_NAME.exec(name);
+    if (a !== null) artifactFiles.set(a[1], a[2]);
+  }
+  for (const [sha, w] of wanted) {
+    const ext = artifactFiles.get(sha);
+    if (ext === undefined) {
+      fail({ code: 'artifact_missing', artifact: sha, leaf: w.leaf, reason: `Artifact ${sha} referenced at leaf ${w.leaf} is not in the bundle.` });
+      continue;
+    }
+    if (!w.exts.has(ext)) {
+      fail({ code: 'bundle_invalid', artifact: sha, leaf: w.leaf, reason: `Artifact ${sha} is named .${ext}, but the events referencing it give ${[...w.exts].map((e) => `.${e}`).join(' or ')}.` });
+    }
+    const got = digests.get(`artifacts/${sha}.${ext}`);
+    if (got !== undefined && got !== sha) {
+      fail({ code: 'artifact_mismatch', artifact: sha, leaf: w.leaf, reason: `Artifact ${sha} referenced at leaf ${w.leaf} no longer has that SHA-256: its bytes were changed.` });
+    }
+  }
+  for (const [sha, ext] of artifactFiles) {
+    if (!wanted.has(sha)) {
+      fail({
+        code: 'payload_unexpected',
+        artifact: sha,
+        reason: `artifacts/${sha}.${ext} is referenced by no event of the bundle that carries its payload: a bundle must not carry data outside its scope or mode.`,
+      });
+    }
+  }
+
+  // --- system.json: free-form (docs/FORMAT.md), but a strict JSON object
+  const system = await readJson('system.json', LIMITS.manifestBytes);
+  if (system !== undefined && !isObject(system)) fail({ code: 'bundle_invalid', reason: 'system.json is not a JSON object.' });
+
+  if (opts.requirePayloads) {
+    for (const w of without) {
+      fail({ code: 'payload_missing', leaf: w.from, reason: `${range(w.from, w.to)} carry no payload (${REASON_WORDS[w.reason]}), and --require-payloads asks for every one.` });
+    }
+  }
+  if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
+
+  r.events = lineCount;
+  r.streams = new Set([...streams.keys()]).size;
+  r.artifacts = wanted.size;
+  r.openSessions = [...streams.entries()].filter(([k, s]) => !k.startsWith('export\u0000') && !s.ended).length;
+  r.bundle = {
+    version: 2,
+    ledger: m.ledger,
+    scope: m.scope,
+    mode: m.mode,
+    span,
+    spanEvents: spanCount,
+    inScope,
+    exportEvent: m.export_event,
+    checkpoint: m.checkpoint,
+    populations: pops.map((p) => ({ name: p.def.name, title: p.def.title, count: p.lines.length })),
+    withoutPayload: without,
+    withoutPayloadCount: r.payloadsAbsent,
+    artifacts: wanted.size,
+  };
+}
+
+const REASON_WORDS = { out_of_scope: 'out of scope (header only)', withheld: 'withheld by export mode', missing: 'stripped from a full export' };
+
+/** Runs of consecutive leaves [from, to) sharing a reason. */
+function addRange(list, leaf, reason) {
+  const last = list[list.length - 1];
+  if (last !== undefined && last.to === leaf && last.reason === reason) last.to++;
+  else list.push({ from: leaf, to: leaf + 1, reason });
+}
+
+function trustStatement(source, keys, checkpoints) {
+  if (checkpoints === 0) return 'No checkpoint was checked, so no signing key was relied on; only the hash chains were.';
+  const which = `${keys} signing key${keys === 1 ? '' : 's'}`;
+  return source === 'pinned'
+    ? `Checkpoints were verified with ${which} pinned by the auditor (--trusted-key).`
+    : `Checkpoints were verified with ${which} shipped inside the bundle; pin the key you trust with --trusted-key for an independent check.`;
+}
+
+/** The proofs of proofs.jsonl, taken in step with the events (ascending leaf order); a proof no event asks for is skipped. */
+class ProofReader {
+  constructor(it, fail) {
+    this.it = it;
+    this.fail = fail;
+    this.pending = undefined;
+    this.started = false;
+  }
+
+  async take(leaf) {
+    if (!this.started) {
+      this.started = true;
+      this.pending = await this.read();
+    }
+    while (this.pending !== undefined && this.pending.leaf < leaf) this.pending = await this.read();
+    if (this.pending === undefined || this.pending.leaf !== leaf) return undefined;
+    const p = this.pending;
+    this.pending = await this.read();
+    return p;
+  }
+
+  async drain() {
+    if (!this.started) await this.take(Number.MAX_SAFE_INTEGER);
+    while (this.pending !== undefined) this.pending = await this.read();
+  }
+
+  async read() {
+    if (this.it === undefined) return undefined;
+    for (;;) {
+      const { value: line, done } = await this.it.next();
+      if (done) return undefined;
+      try {
+        if (line.text === undefined) throw new Error('it is not UTF-8');
+        const p = strictParse(line.text);
+        if (!isObject(p) || !isSize(p.leaf) || !isSize(p.size) || !Array.isArray(p.proof)) throw new Error('it needs leaf, size and proof');
+        if (p.proof.length > LIMITS.proofSteps) throw new Error(`it has ${p.proof.length} steps, more than any tree needs`);
+        if (!p.proof.every((x) => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x))) throw new Error('a proof step is not 64 hex characters');
+        return { leaf: p.leaf, size: p.size, proof: p.proof.map((x) => Buffer.from(x, 'hex')) };
+      } catch (e) {
+        this.fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${line.n} is malformed: ${e.message}.` });
+      }
+    }
+  }
+}
+
+// --- shapes (docs/FORMAT.md; src/export/bundle-format.ts holds the same as zod schemas)
+
+const strictKeys = (o, allowed) => isObject(o) && Object.keys(o).every((k) => allowed.includes(k));
+const isIso = (v) => typeof v === 'string' && v.length >= 1 && v.length <= 64;
+const isSpan = (s) => strictKeys(s, ['from', 'to']) && isSize(s.from) && isSize(s.to) && s.from <= s.to;
+const isTreeHead = (c) => strictKeys(c, ['size', 'root']) && isSize(c.size) && HEX64(c.root);
+const isNames = (a) => a === null || (Array.isArray(a) && a.every((s) => typeof s === 'string' && s.length > 0));
+const REGIMES = ['eu-ai-act', 'soc2', 'hipaa', 'sec'];
+const isScope = (s) =>
+  strictKeys(s, ['since', 'until', 'agents', 'sessions', 'regimes']) &&
+  ['since', 'until', 'agents', 'sessions', 'regimes'].every((k) => Object.hasOwn(s, k)) &&
+  (s.since === null || isIso(s.since)) &&
+  (s.until === null || isIso(s.until)) &&
+  isNames(s.agents) &&
+  isNames(s.sessions) &&
+  Array.isArray(s.regimes) &&
+  s.regimes.every((x) => REGIMES.includes(x));
+
+function checkManifest(m) {
+  const keys = ['format', 'version', 'created_at', 'ledger', 'scope', 'mode', 'span', 'export_event', 'checkpoint', 'events', 'in_scope', 'files'];
+  if (!strictKeys(m, keys)) return 'it has a field this format does not define';
+  const missing = keys.find((k) => !Object.hasOwn(m, k));
+  if (missing !== undefined) return `${missing} is missing`;
+  if (m.version !== 2) return 'version is not 2';
+  if (!isIso(m.created_at)) return 'created_at is invalid';
+  if (!strictKeys(m.ledger, ['id', 'origin']) || typeof m.ledger.id !== 'string' || typeof m.ledger.origin !== 'string' || m.ledger.origin === '') return 'ledger is invalid';
+  if (!isScope(m.scope)) return 'scope is invalid';
+  if (m.mode !== 'full' && m.mode !== 'withheld') return 'mode is neither full nor withheld';
+  if (!isSpan(m.span)) return 'span is invalid';
+  if (!strictKeys(m.export_event, ['leaf', 'id']) || !isSize(m.export_event.leaf) || typeof m.export_event.id !== 'string') return 'export_event is invalid';
+  if (m.export_event.leaf < m.span.to) return 'the export event lies inside the span';
+  if (!isTreeHead(m.checkpoint)) return 'checkpoint is invalid';
+  if (m.checkpoint.size <= m.export_event.leaf) return 'its checkpoint does not cover the export event';
+  if (!isSize(m.events) || !isSize(m.in_scope)) return 'events or in_scope is not a count';
+  if (!isObject(m.files) || !Object.values(m.files).every(HEX64)) return 'files is not a map of SHA-256 digests';
+  return undefined;
+}
+
+function checkpointLineProblem(c) {
+  if (!strictKeys(c, ['size', 'root', 'note', 'consistency'])) return 'it has a field a checkpoint line does not';
+  if (!isSize(c.size) || !HEX64(c.root) || typeof c.note !== 'string' || c.note === '') return 'it needs size, root and note';
+  if (c.consistency !== undefined && !(Array.isArray(c.consistency) && c.consistency.length <= LIMITS.proofSteps && c.consistency.every(HEX64))) return 'its consistency proof is not a list of hashes';
+  return undefined;
+}
+
+function keyHistoryProblem(k) {
+  if (!strictKeys(k, ['keys']) || !Array.isArray(k.keys)) return 'it needs a keys list';
+  for (const e of k.keys) {
+    if (!strictKeys(e, ['vkey', 'fingerprint', 'role', 'valid_from', 'valid_until', 'source'])) return 'a key entry has a field this format does not define';
+    if (
+      typeof e.vkey !== 'string' ||
+      typeof e.fingerprint !== 'string' ||
+      e.role !== 'ledger-signing' ||
+      !isIso(e.valid_from) ||
+      !(e.valid_until === null || isIso(e.valid_until)) ||
+      typeof e.source !== 'string'
+    ) {
+      return 'a key entry is incomplete';
+    }
+  }
+  return undefined;
+}
+
+function exportRecordProblem(d) {
+  if (!isObject(d)) return 'it is not an object';
+  if (typeof d.actor !== 'string' || d.actor === '') return 'actor is missing';
+  if (d.operation !== 'export' || d.format !== 'witness-evidence/2') return 'it does not describe a version 2 export';
+  if (!isScope(d.scope)) return 'scope is invalid';
+  if (d.mode !== 'full' && d.mode !== 'withheld') return 'mode is invalid';
+  if (!isSpan(d.span)) return 'span is invalid';
+  if (!HEX64(d.events_digest)) return 'events_digest is invalid';
+  if (!isSize(d.count) || !isSize(d.in_scope)) return 'count or in_scope is not a count';
+  return undefined;
+}
+
+function populationIndexProblem(x) {
+  if (!strictKeys(x, ['span', 'checkpoint', 'populations']) || !isSpan(x.span) || !isTreeHead(x.checkpoint) || !Array.isArray(x.populations)) return 'it needs span, checkpoint and populations';
+  for (const p of x.populations) {
+    if (!strictKeys(p, ['name', 'title', 'query', 'predicate', 'count', 'digest']) || typeof p.name !== 'string' || typeof p.title !== 'string' || typeof p.query !== 'string')
+      return 'a population entry is incomplete';
+    if (!Object.hasOwn(p, 'predicate') || !isSize(p.count) || !HEX64(p.digest)) return `population ${p.name} has no valid predicate, count or digest`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line.
+
+/** Opens a directory or zip bundle; throws Unreadable for what is not a bundle at all. */
+export function openSource(target) {
+  let st;
+  try {
+    st = fs.statSync(target);
+  } catch {
+    throw new Unreadable(`${target} does not exist; pass an evidence bundle directory or zip`);
+  }
+  if (st.isDirectory()) return new DirectorySource(target);
+  const head = Buffer.alloc(4);
+  const fd = fs.openSync(target, 'r');
+  try {
+    fs.readSync(fd, head, 0, 4, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (head.readUInt32LE(0) !== 0x04034b50 && head.readUInt32LE(0) !== 0x06054b50) throw new Unreadable(`${target} is neither a directory nor a zip; pass an evidence bundle`);
+  return new ZipSource(target);
+}
+
+function parseArgs(argv) {
+  const opts = { trustedKeys: [], json: false, requirePayloads: false, target: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') opts.json = true;
+    else if (a === '--require-payloads') opts.requirePayloads = true;
+    else if (a === '--trusted-key' || a.startsWith('--trusted-key=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined || v === '') throw new Unreadable('--trusted-key needs a verifier key string or a file of them');
+      const isFile = fs.existsSync(v) && fs.statSync(v).isFile();
+      const keys = isFile
+        ? fs
+            .readFileSync(v, 'utf8')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => l !== '')
+        : [v.trim()];
+      for (const k of keys) {
+        try {
+          parseVerifierKey(k);
+        } catch (e) {
+          throw new Unreadable(`${isFile ? `a line of ${v}` : `--trusted-key ${v}`} is not a verifier key (${e.message}); pass the key string from your own record`);
+        }
+      }
+      opts.trustedKeys.push(...keys);
+    } else if (a === '--help' || a === '-h') opts.help = true;
+    else if (a.startsWith('-')) throw new Unreadable(`unknown option ${a}; usage: node verify.mjs [BUNDLE] [--trusted-key KEY] [--json] [--require-payloads]`);
+    else if (opts.target !== undefined) throw new Unreadable('pass one bundle at a time');
+    else opts.target = a;
+  }
+  return opts;
+}
+
+/** The verdict in plain words: PASS or FAIL, what it rests on, and every event without payload. */
+export function formatVerdict(subject, r) {
+  const out = [];
+  // Stream ids, reasons and key names can hold recorded text: one line each, controls made visible.
+  const line = (s) => out.push(s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const n = (x) => x.toLocaleString('en-US');
+  if (r.first !== undefined) {
+    const f = r.first;
+    const at = [
+      f.stream === undefined ? '' : `session ${f.stream}`,
+      f.seq === undefined || f.seq < 0 ? '' : `seq ${f.seq}`,
+      f.leaf === undefined ? '' : `leaf ${f.leaf}`,
+      f.checkpoint === undefined ? '' : `checkpoint ${f.checkpoint}`,
+    ]
+      .filter((s) => s !== '')
+      .join(', ');
+    line(`FAIL ✘ ${subject} FAILED verification${at === '' ? '' : ` at ${at}`}: ${f.code}: ${f.reason}`);
+    for (const g of r.failures.slice(1, 10)) line(`  also:  ${g.code}${g.leaf === undefined ? '' : ` (leaf ${g.leaf})`}: ${g.reason}`);
+    if (r.failures.length > 10) line(`  (${r.failures.length - 10} more failure(s); --json lists them all)`);
+  } else if (r.unverifiable) {
+    line(`? ${subject} is unverifiable by this verifier (written by a newer format).`);
+  } else {
+    line(`PASS ✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
+  }
+  const b = r.bundle;
+  if (b !== undefined) {
+    line(
+      `  span:  leaves ${n(b.span.from)}–${n(Math.max(b.span.from, b.span.to - 1))} (${n(b.span.to - b.span.from)} events, ${n(b.inScope)} in scope), mode ${b.mode}; export event at leaf ${n(b.exportEvent.leaf)}`,
+    );
+    if (b.populations.length > 0) line(`  populations: ${b.populations.map((p) => `${p.name} ${n(p.count)}`).join(', ')}`);
+    const byReason = new Map();
+    for (const w of b.withoutPayload) {
+      if (!byReason.has(w.reason)) byReason.set(w.reason, []);
+      byReason.get(w.reason).push(w);
+    }
+    if (byReason.size > 0) line(`  note:  ${n(b.withoutPayloadCount)} event(s) carry no payload; their content was not checked:`);
+    for (const [reason, runs] of byReason) {
+      const count = runs.reduce((k, w) => k + w.to - w.from, 0);
+      const shown = runs.slice(0, 50).map((w) => (w.to - w.from === 1 ? `${w.from}` : `${w.from}–${w.to - 1}`));
+      line(`         ${REASON_WORDS[reason]} (${n(count)}): leaves ${shown.join(', ')}${runs.length > 50 ? `, and ${runs.length - 50} more runs (--json lists them all)` : ''}`);
+    }
+  }
+  line(`  trust: ${r.trust.statement}`);
+  for (const k of r.trust.keys) line(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
+  for (const w of r.warnings.slice(0, 5)) line(`  note:  ${w}`);
+  return out.join('\n');
+}
+
+export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), err = (s) => process.stderr.write(`${s}\n`)) {
+  let opts;
+  let source;
+  try {
+    opts = parseArgs(argv);
+    if (opts.help) {
+      out(
+        'usage: node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads]\nBUNDLE defaults to the directory this file is in. Exit 0: verified; 1: verification failed; 2: bad usage.',
+      );
+      return 0;
+    }
+    const target = opts.target ?? path.dirname(fileURLToPath(import.meta.url));
+    try {
+      source = openSource(target);
+    } catch (e) {
+      if (!(e instanceof Refusal)) throw e;
+      source = { refusal: e };
+    }
+    const report =
+      source.refusal !== undefined
+        ? {
+            ok: false,
+            unverifiable: false,
+            events: 0,
+            streams: 0,
+            checkpoints: 0,
+            sealedSize: 0,
+            unsealed: 0,
+            payloadsAbsent: 0,
+            artifacts: 0,
+            openSessions: 0,
+            failures: [{ code: 'bundle_invalid', reason: `${source.refusal.message}: the bundle was refused.` }],
+            trust: { keys: [], statement: trustStatement('bundle', 0, 0) },
+            warnings: [],
+          }
+        : await verifyBundle(source, opts);
+    if (report.first === undefined && report.failures.length > 0) report.first = report.failures[0];
+    out(opts.json ? JSON.stringify(report, null, 2) : formatVerdict(`Bundle ${target}`, report));
+    return report.ok ? 0 : 1;
+  } catch (e) {
+    if (e instanceof Unreadable) {
+      err(`verify.mjs: ${e.message}.`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    source?.close?.();
+  }
+}
+
+const invoked =
+  process.argv[1] !== undefined &&
+  (() => {
+    try {
+      return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+    } catch {
+      return false;
+    }
+  })();
+if (invoked) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`verify.mjs: unexpected error, please report it: ${e?.stack ?? e}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
