@@ -10,7 +10,7 @@ import { KeyRing, type Caller } from './keys.js';
 import { ServerMetrics } from './metrics.js';
 import { OidcSignIn } from './oidc.js';
 import { openApiDocument } from './openapi.js';
-import { checkCsrfToken } from './csrf.js';
+import { CSRF_HEADER, checkCsrfToken } from './csrf.js';
 import { PersonSessions, SESSIONS_VAR, SESSION_VAR, currentPersonSession, personCaller, type PersonSession } from './person-session.js';
 import { pageError } from './handlers/pages.js';
 import { CSRF_FIELD, PATHS, localReturnPath, viewerHeaders } from './views/index.js';
@@ -115,7 +115,14 @@ export function createServer(options: ServerOptions): Hono<Env> {
       bodyLimit({ maxSize: limit, onError: (c) => payloadTooLarge(c, limit) }),
       async (c) => {
         if (route.path === '/v1/openapi.json') return c.json(openapi);
-        if (route.page !== true) return run(c, route);
+        if (route.page !== true) {
+          // An API write authenticated by a person's session cookie (an OpenID Connect approver
+          // deciding from a script in their browser) carries the session's CSRF token in a header,
+          // as a form carries it in a field; a key in an Authorization header needs none.
+          const session = c.get(SESSION_VAR);
+          if (route.method === 'POST' && session !== undefined) checkCsrfToken(c, session.csrfToken, c.req.header(CSRF_HEADER));
+          return run(c, route);
+        }
         try {
           // A form posted with the session cookie must carry the session's token; a key in a header cannot be forged by another site.
           const session = c.get(SESSION_VAR);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,8 +8,9 @@ import type { LedgerInfo } from '../store/index.js';
 /**
  * Server-held approver signing keys. A decision counts only when signed by an Ed25519 key the
  * policy lists for the approver (src/approvals, core's decisionProblem). A person signed in to the
- * server holds an API key (or, later, an OpenID Connect session), not their Ed25519 key, so the
- * server keeps one signing key per approver API key and signs on that person's behalf: whoever
+ * server holds an API key or an OpenID Connect session, not their Ed25519 key, so the server keeps
+ * one signing key per approver API key (and per OpenID Connect approver the config lists, named by
+ * oidcApproverKeyId) and signs on that person's behalf: whoever
  * controls the server's key directory can approve as any approver it holds a key for (README
  * "Server" says so). The keys live in files (0600, in a 0700 directory), never in the ledger or
  * the database; the API key's id names the file, so the key a request signs with is fixed by the
@@ -19,6 +21,19 @@ import type { LedgerInfo } from '../store/index.js';
 export const APPROVER_KEYS_ENV = 'WITNESS_APPROVER_KEYS';
 
 const KEY_ID = /^[0-9a-f]{16}$/;
+/** The file id of an OpenID Connect person's key: see oidcApproverKeyId. */
+const OIDC_KEY_ID = /^oidc-[0-9a-f]{32}$/;
+
+/**
+ * The id that names the approver signing key the server holds for an OpenID Connect person:
+ * `oidc-` and 32 hex digits of SHA-256 over the issuer and the subject, both exactly as the
+ * provider gives them. The issuer is part of it, so the same `sub` at another provider (another
+ * person) never finds this key; the hash keeps whatever characters a provider puts in a subject
+ * out of file names.
+ */
+export function oidcApproverKeyId(issuer: string, subject: string): string {
+  return `oidc-${createHash('sha256').update(`witness/oidc-approver/v1\n${issuer}\n${subject}`, 'utf8').digest('hex').slice(0, 32)}`;
+}
 
 /**
  * The directory of approver signing keys for a ledger: `dir`, else $WITNESS_APPROVER_KEYS, else
@@ -37,7 +52,9 @@ function nonEmpty(v: string | undefined): string | undefined {
 }
 
 function keyPath(dir: string, keyId: string): string {
-  if (!KEY_ID.test(keyId)) throw new WitnessError('invalid_argument', `${JSON.stringify(keyId)} is not an API key id (16 hex characters).`);
+  if (!KEY_ID.test(keyId) && !OIDC_KEY_ID.test(keyId)) {
+    throw new WitnessError('invalid_argument', `${JSON.stringify(keyId)} is not an API key id (16 hex characters) or an OpenID Connect approver's key id.`);
+  }
   return path.join(dir, `${keyId}.key`);
 }
 
@@ -111,8 +128,11 @@ export function removeApproverKey(dir: string, keyId: string): boolean {
   }
 }
 
-/** The approver signing key the server holds for API key `keyId`; refuses (forbidden) when it holds none. */
-export function loadApproverKey(dir: string, keyId: string): { signer: NoteSigner; info: ApproverKeyInfo } {
+/**
+ * The approver signing key the server holds for API key `keyId` (or an OpenID Connect person's
+ * oidcApproverKeyId); refuses (forbidden) when it holds none, with `missing` as the sentence when given.
+ */
+export function loadApproverKey(dir: string, keyId: string, missing?: string): { signer: NoteSigner; info: ApproverKeyInfo } {
   const file = keyPath(dir, keyId);
   let text: string;
   try {
@@ -121,7 +141,8 @@ export function loadApproverKey(dir: string, keyId: string): { signer: NoteSigne
     if (e instanceof WitnessError && e.details?.['missing'] === true) {
       throw new WitnessError(
         'forbidden',
-        `This server holds no approver signing key for API key ${keyId}, so it cannot sign a decision for you; an admin creates one with \`witness keys create --role approver --name <you>\` (or links yours with --approver-key).`,
+        missing ??
+          `This server holds no approver signing key for API key ${keyId}, so it cannot sign a decision for you; an admin creates one with \`witness keys create --role approver --name <you>\` (or links yours with --approver-key).`,
         { details: { refusal: 'no_approver_key' } },
       );
     }

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import { WitnessError } from '../core/index.js';
+import { APPROVER_NAME, WitnessError } from '../core/index.js';
 import type { Role } from './roles.js';
 
 /**
@@ -22,6 +22,10 @@ import type { Role } from './roles.js';
  *       auditors: auditor
  *       approvers: approver
  *       devs: developer
+ *   approvers:                                 # OpenID Connect people who may decide approvals (role approver)
+ *     - subject: 248289761001                  # the provider's `sub` for them, exactly (never an email)
+ *       name: alice@acme.example               # their approver identity: the name in the key
+ *                                              # `witness keys oidc-approver` made for this issuer + subject
  * ```
  */
 
@@ -45,6 +49,18 @@ export interface OidcConfig {
   roleClaim: string;
   /** In the order written in the file: the first entry whose value the person's claim holds gives the role. */
   roleMap: Array<{ value: string; role: PersonRole }>;
+  /**
+   * People this provider signs in who may decide approval requests, each bound by the provider's
+   * `sub` (exactly; with `issuer`, the identity OIDC Core says is stable and never reassigned) to
+   * the approver signing key the server holds for that issuer and subject (approver-keys.ts). The
+   * name is the key's, checked when a decision is signed. Empty when the file lists none.
+   */
+  approvers: OidcApprover[];
+}
+
+export interface OidcApprover {
+  subject: string;
+  name: string;
 }
 
 export interface ServerConfig {
@@ -100,6 +116,14 @@ const OidcSection = z.strictObject({
     claim: Name,
     map: z.record(z.string().min(1), RoleName),
   }),
+  approvers: z.array(z.unknown()).optional(),
+});
+
+/** Approver identities as witness keys oidc-approver accepts them (core's APPROVER_NAME). */
+const ApproverEntry = z.strictObject({
+  // A subject is whatever string the provider issues; YAML may read a numeric one as a number.
+  subject: z.union([z.string().min(1).max(255), z.number().int().nonnegative()]).transform(String),
+  name: z.string().regex(APPROVER_NAME, 'must be an approver identity of letters, digits and . _ @ - (as in alice@acme.example)'),
 });
 
 const ConfigFile = z.strictObject({
@@ -112,6 +136,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   oidc: Object.keys(OidcSection.shape),
   'oidc.roles': ['claim', 'map'],
 };
+const APPROVER_KEYS = ['subject', 'name'];
 
 type Env = Record<string, string | undefined>;
 
@@ -213,6 +238,8 @@ export function parseServerConfig(text: string, options: { source?: string; env?
     : [];
   if (roleMap.length === 0) fail(where.valueLine(['oidc', 'roles', 'map']), 'oidc.roles.map must map at least one claim value to a role; with none, nobody could sign in', 'oidc.roles.map');
 
+  const approvers = parseApprovers(o.approvers, where, fail);
+
   out.oidc = {
     issuer: o.issuer,
     clientId: o.client_id,
@@ -223,7 +250,45 @@ export function parseServerConfig(text: string, options: { source?: string; env?
     label: o.label ?? new URL(o.issuer).hostname,
     roleClaim: o.roles.claim,
     roleMap,
+    approvers,
   };
+  return out;
+}
+
+/**
+ * `oidc.approvers`: each entry a subject and a name. An entry that names a person by email (or by
+ * any claim but `sub`) is refused: an address can be reassigned to someone else, and a provider's
+ * `email_verified` says only that the address worked once, so it never binds a signing key here.
+ */
+function parseApprovers(raw: unknown[] | undefined, where: Where, fail: (line: number, message: string, field?: string) => never): OidcApprover[] {
+  const out: OidcApprover[] = [];
+  const seen = new Set<string>();
+  for (const [i, item] of (raw ?? []).entries()) {
+    const at = ['oidc', 'approvers', String(i)];
+    const field = `oidc.approvers[${i}]`;
+    if (item !== null && typeof item === 'object' && !Array.isArray(item) && 'email' in item) {
+      fail(
+        where.keyLine([...at, 'email']),
+        `${field} names a person by email, which can be reassigned to someone else; bind them by the provider's subject instead (subject: <their sub claim>)`,
+        `${field}.email`,
+      );
+    }
+    const r = ApproverEntry.safeParse(item);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      if (issue.code === 'unrecognized_keys') {
+        const key = issue.keys[0]!;
+        fail(where.keyLine([...at, key]), `${field} has an unknown key ${JSON.stringify(key)}${suggest(key, APPROVER_KEYS)}`, `${field}.${key}`);
+      }
+      const p = issue.path.map(String);
+      if (p.length === 0) fail(where.valueLine(at), `${field} must be a mapping with subject: and name:`, field);
+      if (valueAt(item, p) === undefined) fail(where.keyLine(at), `${field}.${p.join('.')} is missing`, `${field}.${p.join('.')}`);
+      fail(where.valueLine([...at, ...p]), `${field}.${p.join('.')} ${issue.code === 'invalid_type' ? 'must be a string' : issue.message}`, `${field}.${p.join('.')}`);
+    }
+    if (seen.has(r.data.subject)) fail(where.valueLine([...at, 'subject']), `${field}.subject ${JSON.stringify(r.data.subject)} is listed twice; list each person once`, `${field}.subject`);
+    seen.add(r.data.subject);
+    out.push(r.data);
+  }
   return out;
 }
 
@@ -248,6 +313,11 @@ class Where {
     let node: unknown = this.doc.contents;
     let line = 1;
     for (const seg of p) {
+      if (isSeq(node) && /^\d+$/.test(seg) && node.items[Number(seg)] !== undefined) {
+        node = node.items[Number(seg)];
+        line = this.line(node) ?? line;
+        continue;
+      }
       if (!isMap(node)) break;
       const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === seg);
       if (pair === undefined) break;

@@ -20,6 +20,9 @@ import { overHttps } from './person-session.js';
  */
 export const PRESESSION_COOKIE = 'witness_signin';
 
+/** Where an API POST authenticated by a session cookie (not a form) carries the session's token. */
+export const CSRF_HEADER = 'x-csrf-token';
+
 /** Equal strings, compared in constant time (hashed first, so lengths say nothing either). */
 export function tokensEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a, 'utf8').digest();

@@ -8,7 +8,9 @@ export { KEYS_STREAM, SYSTEM_STREAM_PREFIX, KeyRing, createKey, listKeys, revoke
 export { maskEvent, maskText } from './mask.js';
 export { ServerMetrics } from './metrics.js';
 export { openApiDocument } from './openapi.js';
-export { approveAs, type ApproveResult, type LedgerContext, type Person } from './approve.js';
-export { APPROVER_KEYS_ENV, approverKeyName, approverKeysDir, loadApproverKey, removeApproverKey, storeApproverKey, type ApproverKeyInfo } from './approver-keys.js';
-export { loadServerConfig, parseServerConfig, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';
+export { approveAs, createOidcApproverKey, type ApproveResult, type LedgerContext, type Person } from './approve.js';
+export { APPROVER_KEYS_ENV, approverKeyName, approverKeysDir, loadApproverKey, oidcApproverKeyId, removeApproverKey, storeApproverKey, type ApproverKeyInfo } from './approver-keys.js';
+export { loadServerConfig, parseServerConfig, type OidcApprover, type OidcConfig, type PersonRole, type ServerConfig } from './config.js';
 export { OidcSignIn } from './oidc.js';
+/** The viewer's views and model builders, for the auditor report (src/report), which renders with them. */
+export * as views from './views/index.js';

@@ -69,6 +69,8 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
   const readers = ['developer', 'auditor'] as const;
   const people = ['developer', 'approver', 'auditor', 'admin'] as const;
   const pages = new PageState();
+  // Who among the people OpenID Connect signs in may decide approvals, and with which held key (approve.ts).
+  const oidcApprovers = options.oidc === undefined ? undefined : { issuer: options.oidc.issuer, approvers: options.oidc.approvers };
   return [
     {
       method: 'GET',
@@ -109,7 +111,9 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
     ...page('GET', '/session', readers, "A session's timeline (?id=&from=); developers see it masked, without screenshots or video.", (ctx) => sessionPage(ctx, pages), 'view'),
     ...page('GET', '/video/:id/chapters.vtt', ['auditor'], "A recorded video's chapters as WebVTT (like the video, not for developers).", chapters, 'view'),
     ...page('GET', '/approvals', ['approver', 'auditor', 'admin'], 'Pending approvals with their exact arguments, rule and time left.', approvalsPage, 'view'),
-    ...page('POST', '/approvals/decide', ['approver'], 'Approve or deny a held call as the signed-in approver (form: csrf, request_id, arguments_digest, decision, reason).', decideApproval),
+    ...page('POST', '/approvals/decide', ['approver'], 'Approve or deny a held call as the signed-in approver (form: csrf, request_id, arguments_digest, decision, reason).', (ctx) =>
+      decideApproval(ctx, oidcApprovers),
+    ),
     ...page('GET', '/integrity', ['developer', 'auditor', 'admin'], 'Integrity panel: the newest checkpoint, its signers, the last verification.', (ctx) => integrityPage(ctx, pages), 'view'),
     ...page('POST', '/integrity/verify', ['auditor', 'admin'], 'Verify the whole ledger again (form: csrf).', (ctx) => reverify(ctx, pages), 'verify'),
     {
@@ -290,11 +294,14 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       path: '/v1/approvals/:id/approve',
       roles: ['approver'],
       summary:
-        "Approve a held call as the caller, signed with the approver key the server holds for the caller's API key; 409 when it is already decided or expired, 403 when the caller is the agent that asked.",
+        "Approve a held call as the caller, signed with the approver key the server holds for the caller's API key (or OpenID Connect subject, with the session cookie and an X-CSRF-Token header); 409 when it is already decided or expired, 403 when the caller is the agent that asked.",
       params: ApprovalIdParam,
       body: DecideBody,
       response: DecidedDoc,
-      handler: decideRoute('approved'),
+      // A person signed in to the viewer (OpenID Connect approvers have no API key) may call it with
+      // their session cookie and the session's CSRF token in an X-CSRF-Token header (app.ts).
+      acceptsSession: true,
+      handler: decideRoute('approved', oidcApprovers),
     },
     {
       method: 'POST',
@@ -304,7 +311,10 @@ export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig
       params: ApprovalIdParam,
       body: DecideBody,
       response: DecidedDoc,
-      handler: decideRoute('denied'),
+      // A person signed in to the viewer (OpenID Connect approvers have no API key) may call it with
+      // their session cookie and the session's CSRF token in an X-CSRF-Token header (app.ts).
+      acceptsSession: true,
+      handler: decideRoute('denied', oidcApprovers),
     },
     {
       method: 'GET',

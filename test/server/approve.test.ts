@@ -6,7 +6,7 @@ import { argumentsDigest, decisionProblem, approvalRequestParts, listedApprovers
 import { findApproval } from '../../src/approvals/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { approveAs } from '../../src/server/approve.js';
-import { approverKeysDir, loadApproverKey, storeApproverKey } from '../../src/server/approver-keys.js';
+import { approverKeysDir, loadApproverKey, oidcApproverKeyId, storeApproverKey } from '../../src/server/approver-keys.js';
 import { openLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -89,15 +89,40 @@ describe('approveAs', () => {
     }
   });
 
-  it('refuses, in one sentence, a person signed in with OpenID Connect, for whom the server holds no signing key', async () => {
+  it('refuses, in one sentence saying what the admin must run, a person signed in with OpenID Connect whom the config does not list, whose key is missing, or whose key bears another name', async () => {
     const { gateway, ledger, keysDir } = await setup();
     try {
-      const alice = storeApproverKey(keysDir, '00000000000000a1', { name: 'alice@corp' });
+      const issuer = 'https://idp.example';
+      const alice = storeApproverKey(keysDir, oidcApproverKeyId(issuer, 'alice'), { name: 'alice@corp' });
+      storeApproverKey(keysDir, oidcApproverKeyId(issuer, 'mallory'), { name: 'alice@corp' });
       const id = await request(gateway, [alice.verifierKey]);
-      await expect(approveAs({ ledger, approverKeys: keysDir }, { keyId: 'oidc:https://idp.example#alice', name: 'Alice', role: 'approver' }, id, 'approved')).rejects.toMatchObject({
+      const ctx = {
+        ledger,
+        approverKeys: keysDir,
+        oidc: {
+          issuer,
+          approvers: [
+            { subject: 'bob', name: 'bob@corp' },
+            { subject: 'mallory', name: 'mallory@corp' },
+          ],
+        },
+      };
+      const as = (subject: string, name: string) => approveAs(ctx, { keyId: `oidc:${subject}`, name, role: 'approver' }, id, 'approved');
+      await expect(as('alice', 'Alice')).rejects.toMatchObject({
         code: 'forbidden',
-        message: expect.stringMatching(/^This server keeps approver signing keys only for approver API keys, and Alice signed in otherwise; .*\.$/),
+        message: `This server holds no approver signing key for Alice (OpenID Connect subject "alice"), so it cannot sign a decision for you; an admin runs \`witness keys oidc-approver --issuer https://idp.example --subject alice --name <your identity>\`, adds the policy lines it prints, and lists you under oidc.approvers in the server's config (subject: alice).`,
       });
+      await expect(as('bob', 'Bob')).rejects.toMatchObject({
+        code: 'forbidden',
+        message: `This server holds no approver signing key for Bob (OpenID Connect subject "bob"), so it cannot sign a decision for you; an admin runs \`witness keys oidc-approver --issuer https://idp.example --subject bob --name bob@corp\` and adds the policy lines it prints.`,
+      });
+      await expect(as('mallory', 'Mallory')).rejects.toMatchObject({
+        code: 'forbidden',
+        message: expect.stringMatching(/names Mallory .* mallory@corp, but the approver key held for them belongs to alice@corp/),
+      });
+      // Without the server's OpenID Connect configuration nobody signed in that way can decide.
+      await expect(approveAs({ ledger, approverKeys: keysDir }, { keyId: 'oidc:alice', name: 'Alice', role: 'approver' }, id, 'approved')).rejects.toMatchObject({ code: 'forbidden' });
+      expect((await findApproval(ledger, id)).decisions).toHaveLength(0);
     } finally {
       await gateway.close();
       await ledger.close();

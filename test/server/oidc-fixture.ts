@@ -15,6 +15,9 @@ export const CLIENT_SECRET = 'a-test-client-secret-that-is-long-enough';
 export const ACCOUNTS: Record<string, { name: string; groups: string[] }> = {
   alice: { name: 'Alice Auditor', groups: ['staff', 'auditors'] },
   bob: { name: 'Bob Contractor', groups: ['contractors'] },
+  carol: { name: 'Carol Approver', groups: ['approvers'] },
+  dave: { name: 'Dave Approver', groups: ['approvers'] },
+  erin: { name: 'Erin Developer', groups: ['devs'] },
 };
 
 export interface TestProvider {

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listen, parseServerConfig, type OidcConfig, type RunningServer } from '../../src/server/index.js';
-import { openLedger, type Ledger } from '../../src/store/index.js';
+import { findApproval } from '../../src/approvals/index.js';
+import { createOidcApproverKey, listen, parseServerConfig, type OidcConfig, type RunningServer } from '../../src/server/index.js';
+import { openLedger, verifyLedger, type Ledger } from '../../src/store/index.js';
 import { buildLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
+import { heldRequest } from './approve-helpers.js';
 import { CLIENT_ID, CLIENT_SECRET, CookieBrowser, freePort, signInAtProvider, startProvider, type TestProvider } from './oidc-fixture.js';
 
 /**
@@ -18,6 +20,7 @@ describe('OpenID Connect sign-in', () => {
   let ledger: Ledger;
   let base: string;
   let oidc: OidcConfig;
+  let carolKey: string;
 
   beforeAll(async () => {
     const port = await freePort();
@@ -41,10 +44,17 @@ describe('OpenID Connect sign-in', () => {
         '      auditors: auditor',
         '      approvers: approver',
         '      devs: developer',
+        // carol has a key the server holds for her; dave is listed, but nobody made his key yet.
+        '  approvers:',
+        '    - subject: carol',
+        '      name: carol@corp',
+        '    - subject: dave',
+        '      name: dave@corp',
       ].join('\n'),
       { source: 'server.yaml', env: { TEST_OIDC_SECRET: CLIENT_SECRET } },
     );
     oidc = config.oidc!;
+    carolKey = (await createOidcApproverKey(ledger, { issuer: provider.issuer, subject: 'carol', name: 'carol@corp' }, { who: 'test-admin' })).verifierKey;
     server = await listen({ ledger, port, host: '127.0.0.1', sealEveryMs: 0, oidc });
   }, 30_000);
 
@@ -179,6 +189,86 @@ describe('OpenID Connect sign-in', () => {
     const res = await browser.get(await signInAtProvider(browser, auth.href, 'alice'));
     expect(res.status).toBe(403);
     expect(await res.text()).toContain('The sign-in could not be completed with Test IdP');
+  });
+
+  /** Signs `login` in through the provider and returns the browser with its session, and the approvals page's CSRF token. */
+  async function signedIn(login: string): Promise<{ browser: CookieBrowser; csrf: string | undefined; page: Response }> {
+    const browser = new CookieBrowser();
+    const auth = await begin(browser);
+    const res = await browser.get(await signInAtProvider(browser, auth.href, login));
+    expect(res.status).toBe(200);
+    const page = await browser.get(`${base}/approvals`);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await page.clone().text())?.[1];
+    return { browser, csrf, page };
+  }
+
+  async function decideOnPage(browser: CookieBrowser, csrf: string, id: string, decision: 'approve' | 'deny', reason: string): Promise<Response> {
+    const digest = (await findApproval(ledger, id)).argumentsDigest;
+    return browser.post(`${base}/approvals/decide`, { csrf, request_id: id, arguments_digest: digest, decision, reason });
+  }
+
+  it('[R-SERVER-APPROVE] an OpenID Connect approver the config binds to a held key approves a held call from the approvals page: the decision names her key and her issuer and subject, and releases the call', async () => {
+    const id = await heldRequest(ledger, [carolKey]);
+    const { browser, csrf, page } = await signedIn('carol');
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain(id);
+    const res = await decideOnPage(browser, csrf!, id, 'approve', 'customer verified');
+    expect(res.status).toBe(303);
+    const after = await findApproval(ledger, id);
+    // findApproval counts a decision only when its signature verifies against a key the request allows: what the gateway waits for.
+    expect(after.status).toBe('approved');
+    expect(after.decision?.data).toMatchObject({
+      decision: 'approved',
+      approver: 'carol@corp',
+      approver_key: carolKey,
+      role: 'approver',
+      reason: 'customer verified',
+      meaning: expect.stringContaining(`OpenID Connect ${provider.issuer} subject carol`),
+    });
+    const shown = await (await browser.get(`${base}/approvals`)).text();
+    expect(shown).toContain(`Approved request ${id} as carol@corp.`);
+    expect((await verifyLedger(ledger)).ok).toBe(true);
+  });
+
+  it('[R-SERVER-APPROVE] the same approver denies through the API with her session cookie and the X-CSRF-Token header, and is refused without the header', async () => {
+    const id = await heldRequest(ledger, [carolKey]);
+    const { browser, csrf } = await signedIn('carol');
+    const cookie = `witness_session=${browser.cookie(base, 'witness_session')!}`;
+    const post = (headers: Record<string, string>) =>
+      fetch(`${base}/v1/approvals/${id}/deny`, { method: 'POST', headers: { cookie, 'content-type': 'application/json', ...headers }, body: JSON.stringify({ reason: 'not this one' }) });
+    const without = await post({});
+    expect(without.status).toBe(403);
+    expect(((await without.json()) as { error: { message: string } }).error.message).toContain('CSRF token');
+    const res = await post({ 'x-csrf-token': csrf! });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ request_id: id, decision: 'denied', approver: 'carol@corp', status: 'denied' });
+  });
+
+  it('[R-SERVER-APPROVE] an OpenID Connect approver without a held key is refused with the one sentence saying what the admin must run, and nothing is recorded', async () => {
+    const id = await heldRequest(ledger, [carolKey]);
+    const { browser, csrf } = await signedIn('dave');
+    const res = await decideOnPage(browser, csrf!, id, 'approve', 'looks fine');
+    expect(res.status).toBe(303);
+    const shown = await (await browser.get(`${base}/approvals`)).text();
+    expect(shown).toContain(
+      `This server holds no approver signing key for Dave Approver (OpenID Connect subject &quot;dave&quot;), so it cannot sign a decision for you; an admin runs \`witness keys oidc-approver --issuer ${provider.issuer} --subject dave --name dave@corp\` and adds the policy lines it prints.`,
+    );
+    const after = await findApproval(ledger, id);
+    expect([after.status, after.decisions.length]).toEqual(['pending', 0]);
+  });
+
+  it('[R-SERVER-APPROVE] a developer signed in through OpenID Connect cannot decide (403), and the request stays pending', async () => {
+    const id = await heldRequest(ledger, [carolKey]);
+    const browser = new CookieBrowser();
+    const auth = await begin(browser);
+    expect((await browser.get(await signInAtProvider(browser, auth.href, 'erin'))).status).toBe(200);
+    const sessions = await (await browser.get(`${base}/sessions`)).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(sessions)?.[1];
+    expect(csrf).toBeDefined();
+    const res = await decideOnPage(browser, csrf!, id, 'approve', 'let me');
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('A developer person may not call POST /approvals/decide');
+    expect((await findApproval(ledger, id)).status).toBe('pending');
   });
 
   it('answers the OpenID Connect routes with a 404 page in one sentence when no oidc section is configured', async () => {

@@ -104,6 +104,64 @@ export function registerKeys(program: Command, io: Io): void {
     });
 
   keys
+    .command('oidc-approver')
+    .description('make the approver signing key the server holds for a person who signs in through OpenID Connect (by issuer and subject), and print the policy lines for it')
+    .requiredOption('--subject <sub>', "the person's sub claim at the provider, exactly (not their email: an address can be reassigned)")
+    .option('--issuer <url>', "the provider, exactly as oidc.issuer in the server's config")
+    .option('--config <file>', "read --issuer from this server config file's oidc.issuer instead")
+    .option('--name <name>', "the approver's identity, which their decisions are recorded under (e.g. alice@acme.example)")
+    .option('--approver-key <file>', "sign this person's decisions with their own key from witness approver init (the server keeps a copy) instead of a new one")
+    .option('--approver-keys <dir>', 'where the server keeps approver signing keys (default $WITNESS_APPROVER_KEYS, else beside the ledger: <db>.approvers/)')
+    .option(store, storeHelp)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { subject: string; issuer?: string; config?: string; name?: string; approverKey?: string; approverKeys?: string; store?: string; json?: boolean }) => {
+      const { createOidcApproverKey, loadServerConfig } = await import('../../server/index.js');
+      if ((opts.issuer === undefined) === (opts.config === undefined)) {
+        throw new WitnessError('invalid_argument', "Give the provider one way: --issuer <url> (exactly as oidc.issuer in the server's config) or --config <server.yaml>.");
+      }
+      let issuer = opts.issuer;
+      if (opts.config !== undefined) {
+        const config = loadServerConfig(opts.config);
+        if (config.oidc === undefined) throw new WitnessError('invalid_argument', `${opts.config} has no oidc: section, so it names no provider; add one, or give --issuer.`);
+        issuer = config.oidc.issuer;
+      }
+      if (opts.name === undefined && opts.approverKey === undefined) {
+        throw new WitnessError(
+          'invalid_argument',
+          "An approver key needs the approver's identity, which their decisions are recorded under: give --name <you@example> (or --approver-key <file> to use their own key).",
+        );
+      }
+      const ledger = await openExisting(resolveStore(opts.store));
+      try {
+        const made = await createOidcApproverKey(
+          ledger,
+          {
+            issuer: issuer!,
+            subject: opts.subject,
+            ...(opts.name === undefined ? {} : { name: opts.name }),
+            ...(opts.approverKey === undefined ? {} : { from: opts.approverKey }),
+            ...(opts.approverKeys === undefined ? {} : { dir: opts.approverKeys }),
+          },
+          { who: who() },
+        );
+        const policy = `approvers:\n  - id: ${made.name}\n    key: "${made.verifierKey}"\n`;
+        const config = `oidc:\n  approvers:\n    - subject: ${JSON.stringify(opts.subject)}\n      name: ${made.name}\n`;
+        if (opts.json) {
+          return printJson(io, { issuer, subject: opts.subject, name: made.name, public_key: made.verifierKey, fingerprint: made.fingerprint, file: made.file, policy, config });
+        }
+        io.out(`The server signs the decisions of ${made.name} (${issuer}, subject ${opts.subject}) with the approver key ${made.file} (0600; fingerprint ${made.fingerprint}).`);
+        io.out('A decision counts only if the policy lists this public key; add these lines to the policy file:');
+        io.out('');
+        io.out(policy);
+        io.out("And list the person in the server's config (witness serve --config), then restart the server:");
+        io.out('');
+        io.out(config);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+  keys
     .command('list')
     .description('list API keys: id, role, agent, name, created, revoked (never the keys)')
     .option(store, storeHelp)

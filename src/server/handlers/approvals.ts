@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { WitnessError, fingerprintOf, textField } from '../../core/index.js';
 import { findApproval, listApprovals, type ApprovalView } from '../../approvals/index.js';
-import { approveAs } from '../approve.js';
+import { approveAs, type LedgerContext } from '../approve.js';
 import type { RouteContext } from '../context.js';
 import type { ApprovalDoc, ApprovalIdParam, ApprovalListQuery, DecideBody, DecidedDoc } from '../schemas.js';
 
@@ -77,13 +77,20 @@ export async function getApprovalRoute(ctx: RouteContext<z.infer<typeof Approval
  * approver key the server holds for their API key (approve.ts). The decision event is the record
  * of this act, so no separate access record is written.
  */
-export function decideRoute(decision: 'approved' | 'denied') {
+export function decideRoute(decision: 'approved' | 'denied', oidc?: LedgerContext['oidc']) {
   return async (ctx: RouteContext<z.infer<typeof ApprovalIdParam>, unknown, z.infer<typeof DecideBody>>): Promise<Response> => {
     const caller = ctx.caller;
     if (caller === undefined) throw new WitnessError('unauthorized', 'Deciding an approval request needs an approver key; send it as `Authorization: Bearer <key>`.');
-    const r = await approveAs(ctx, { keyId: caller.keyId, name: caller.name, role: caller.role }, ctx.params.id, decision, ctx.body.reason, {
-      ...(ctx.body.arguments_digest === undefined ? {} : { expectDigest: ctx.body.arguments_digest }),
-    });
+    const r = await approveAs(
+      { ledger: ctx.ledger, metrics: ctx.metrics, ...(oidc === undefined ? {} : { oidc }) },
+      { keyId: caller.keyId, name: caller.name, role: caller.role },
+      ctx.params.id,
+      decision,
+      ctx.body.reason,
+      {
+        ...(ctx.body.arguments_digest === undefined ? {} : { expectDigest: ctx.body.arguments_digest }),
+      },
+    );
     const out: z.infer<typeof DecidedDoc> = {
       request_id: r.requestId,
       decision: r.decision,

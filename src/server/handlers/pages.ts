@@ -5,7 +5,7 @@ import { listApprovals } from '../../approvals/index.js';
 import { WitnessError, type StoredEvent } from '../../core/index.js';
 import { RECORDER_VERSION } from '../../recorder/index.js';
 import { verifyLedger, type Ledger, type SessionFilter } from '../../store/index.js';
-import { approveAs } from '../approve.js';
+import { approveAs, type LedgerContext } from '../approve.js';
 import type { RouteContext } from '../context.js';
 import { ACCESS_STREAM } from '../access.js';
 import { checkPresession, presessionToken } from '../csrf.js';
@@ -406,7 +406,7 @@ const DecideForm = z.object({
   reason: z.string().max(4096).optional(),
 });
 
-export async function decideApproval(ctx: RouteContext): Promise<Response> {
+export async function decideApproval(ctx: RouteContext, oidc?: LedgerContext['oidc']): Promise<Response> {
   const form = await ctx.c.req.parseBody();
   const parsed = DecideForm.safeParse(form);
   if (!parsed.success) {
@@ -418,9 +418,16 @@ export async function decideApproval(ctx: RouteContext): Promise<Response> {
   const s = sessionOf(ctx);
   const reason = f.reason === undefined || f.reason.trim() === '' ? undefined : f.reason.trim();
   try {
-    const r = await approveAs({ ledger: ctx.ledger }, { keyId: caller.keyId, name: caller.name, role: caller.role }, f.request_id, f.decision === 'approve' ? 'approved' : 'denied', reason, {
-      expectDigest: f.arguments_digest,
-    });
+    const r = await approveAs(
+      { ledger: ctx.ledger, metrics: ctx.metrics, ...(oidc === undefined ? {} : { oidc }) },
+      { keyId: caller.keyId, name: caller.name, role: caller.role },
+      f.request_id,
+      f.decision === 'approve' ? 'approved' : 'denied',
+      reason,
+      {
+        expectDigest: f.arguments_digest,
+      },
+    );
     if (s !== undefined) s.flash = { kind: 'ok', text: `${r.decision === 'approved' ? 'Approved' : 'Denied'} request ${r.requestId} as ${r.approver}.` };
   } catch (e) {
     if (!(e instanceof WitnessError) || s === undefined) throw e;
