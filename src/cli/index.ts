@@ -21,6 +21,7 @@ import { type Io, inert, inertIo, jsonText, processIo } from './output.js';
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit.js';
 export type { Io } from './output.js';
+export { guardStandardStreams, outputFailure } from './output.js';
 
 /** Runs the `witness` command; returns the exit code instead of exiting, so tests can call it. */
 export async function main(argv: string[], terminal: Io = processIo): Promise<number> {

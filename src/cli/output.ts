@@ -5,9 +5,61 @@ export interface Io {
   isTTY: boolean;
 }
 
+/** What became of a standard stream this process writes to. */
+interface StreamState {
+  /** Nothing more can be written: the reader went away or the stream failed. */
+  closed: boolean;
+  /** A failure other than the reader going away (EPIPE): output the user asked for was lost. */
+  failure: NodeJS.ErrnoException | undefined;
+}
+
+const streams = new WeakMap<NodeJS.WriteStream, StreamState>();
+
+/**
+ * The state of `stream`, listening for its errors from the first use. A pipe reports a write
+ * failure as an 'error' event after the write returned; unheard, Node turns it into an uncaught
+ * exception and exit code 1 — so `witness verify | head -1` could fail a passing ledger. A reader
+ * that closes early (EPIPE, as `head` does) is no error of ours: what follows is dropped and the
+ * command still exits with its verdict. Any other failure is kept for `outputFailure()`.
+ */
+function stateOf(stream: NodeJS.WriteStream): StreamState {
+  let state = streams.get(stream);
+  if (state === undefined) {
+    const s: StreamState = { closed: false, failure: undefined };
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      s.closed = true;
+      if (e.code !== 'EPIPE') s.failure ??= e;
+    });
+    streams.set(stream, s);
+    state = s;
+  }
+  return state;
+}
+
+/** Writes to a standard stream unless it has closed; see `stateOf`. */
+export function writeTo(stream: NodeJS.WriteStream, text: string): void {
+  const state = stateOf(stream);
+  if (state.closed || stream.destroyed) return;
+  stream.write(text);
+}
+
+/** Listens for the standard streams' errors before anything is written (bin/witness.js calls it first). */
+export function guardStandardStreams(): void {
+  stateOf(process.stdout);
+  stateOf(process.stderr);
+}
+
+/**
+ * A write failure of standard output other than its reader going away (EIO, ENOSPC on a pipe's
+ * far side, ...), or undefined: output was lost, so a command that succeeded must not say so.
+ */
+export function outputFailure(): NodeJS.ErrnoException | undefined {
+  return streams.get(process.stdout)?.failure;
+}
+
 export const processIo: Io = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  out: (t) => writeTo(process.stdout, t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => writeTo(process.stderr, t.endsWith('\n') ? t : `${t}\n`),
   isTTY: process.stdout.isTTY === true,
 };
 
@@ -87,10 +139,10 @@ export function progress(io: Io, label: string): { update: (done: number, total:
       if (now - last < 100 && done < total) return;
       last = now;
       const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-      process.stderr.write(`\r${label} ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} (${pct}%)`);
+      writeTo(process.stderr, `\r${label} ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} (${pct}%)`);
     },
     done() {
-      process.stderr.write('\r\x1b[K');
+      writeTo(process.stderr, '\r\x1b[K');
     },
   };
 }
