@@ -9,7 +9,7 @@ import { EventHeader } from '../../src/core/event.js';
 import { leafHash, nodeHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../src/core/merkle.js';
 import { parseVerifierKey } from '../../src/core/note.js';
 import { strictParse } from '../../src/core/strict-json.js';
-import { POPULATIONS } from '../../src/export/populations.js';
+import { EventsDigest, POPULATIONS, populationLine } from '../../src/export/populations.js';
 import { artifactExtension } from '../../src/export/bundle-format.js';
 
 /**
@@ -140,6 +140,17 @@ describe('docs/FORMAT.md', () => {
     const sig = Buffer.from(sigLine.slice(sigLine.lastIndexOf(' ') + 1), 'base64');
     expect(one('signature-bytes')).toBe(hex(sig));
     expect(verifier.verify(Buffer.from(opened.text), sig.subarray(4))).toBe(true);
+  });
+
+  it('prints the v2 events digest and a population line of the example as the exporter computes them', () => {
+    const ev = lines();
+    const digest = new EventsDigest();
+    for (const e of ev) digest.add(e.hash);
+    expect(one('events-digest')).toBe(digest.hex());
+    const e1 = ev[1]!;
+    const line = populationLine(e1.leaf, { ...EventHeader.parse(e1.header), hash: e1.hash });
+    expect(block('population-line')).toBe(line);
+    expect(one('population-digest')).toBe(hex(sha256(line)));
   });
 
   it('lists the populations and artifact extensions the exporter uses', () => {
