@@ -10,6 +10,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
+import { registerReview } from './commands/review.js';
 import { registerSeal } from './commands/seal.js';
 import { registerSessions } from './commands/sessions.js';
 import { registerServe } from './commands/serve.js';
@@ -40,6 +41,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerQuery(program, io);
   registerVerify(program, io, setExit);
   registerExport(program, io);
+  registerReview(program, io);
   registerSeal(program, io);
   registerCheckpoint(program, io);
   registerProxy(program, io, setExit);

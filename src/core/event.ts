@@ -465,8 +465,14 @@ export const PAYLOADS = {
     reviewer: name,
     /** A person attests they reviewed a population of events, bound to its digest. */
     population_digest: hex64,
-    population: loose({ query: z.unknown().optional(), count: z.number().int().nonnegative() }),
+    /** `name`: the bundle population (export/populations.ts POPULATIONS) that was reviewed. */
+    population: loose({ query: z.unknown().optional(), count: z.number().int().nonnegative(), name: text.optional() }),
     attestation: z.string(),
+    /** What `witness review` binds besides the digest: the verdict, the leaves, the checkpoint the population was taken at, and the scope that chose them. */
+    disposition: z.enum(['ok', 'escalated']).optional(),
+    span: loose({ from: z.number().int().nonnegative(), to: z.number().int().nonnegative() }).optional(),
+    checkpoint: loose({ size: z.number().int().nonnegative(), root: hex64 }).optional(),
+    scope: z.unknown().optional(),
   }),
   'human.override': loose({ actor: name, description: z.string(), target_event: uuid.optional() }),
   'human.halt': loose({ actor: name, reason: z.string() }),
