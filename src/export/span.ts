@@ -7,10 +7,7 @@ import { ScopeTracker, type ScopedHeader } from './populations.js';
 export type SpanScope = Pick<BundleScope, 'since' | 'until' | 'agents' | 'sessions'>;
 
 /** A contiguous run of leaves `from <= leaf < to`. */
-export interface Span {
-  from: number;
-  to: number;
-}
+export type Span = { from: number; to: number };
 
 /** A row as Ledger.scanForVerify reads it (the store exports no name for it). */
 export type ScanRow = Ledger['scanForVerify'] extends (...a: never[]) => AsyncIterable<Array<infer R>> ? R : never;

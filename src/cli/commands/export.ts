@@ -1,31 +1,93 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { exportSession } from '../../export/index.js';
+import { WitnessError } from '../../core/index.js';
+import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
+
+const REGIMES = BundleScope.shape.regimes.element.options;
+
+interface ExportFlags {
+  since?: string;
+  until?: string;
+  agent?: string;
+  session?: string;
+  regime?: string;
+  withholdData?: boolean;
+  out: string;
+  as?: string;
+  store?: string;
+  sealRecord?: string;
+  json?: boolean;
+}
+
+/** `--agent a,b` → ['a', 'b']; absent → null (not filtered). */
+function list(value: string | undefined, flag: string): string[] | null {
+  if (value === undefined) return null;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (items.length === 0) throw new WitnessError('invalid_argument', `${flag} needs at least one id; give them separated by commas.`);
+  return items;
+}
+
+function instant(value: string | undefined, flag: string): string | null {
+  if (value === undefined) return null;
+  // An ISO date or date-time (a bare date is midnight UTC), nothing Date.parse guesses at.
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} is not a date; give an ISO date or time such as 2026-11-01 or 2026-11-01T09:00:00Z.`);
+  }
+  return new Date(value).toISOString();
+}
+
+/** The scope the flags ask for, or a one-sentence refusal (exit 2). */
+export function scopeFromFlags(opts: ExportFlags): BundleScope {
+  const since = instant(opts.since, '--since');
+  const until = instant(opts.until, '--until');
+  if (since !== null && until !== null && Date.parse(since) >= Date.parse(until)) {
+    throw new WitnessError('invalid_argument', `--since ${opts.since} is not before --until ${opts.until}; give a window that is not empty.`);
+  }
+  const regimes = list(opts.regime, '--regime') ?? [];
+  for (const r of regimes) {
+    if (!(REGIMES as readonly string[]).includes(r)) throw new WitnessError('invalid_argument', `Unknown regime ${JSON.stringify(r)}; choose from ${REGIMES.join(', ')}.`);
+  }
+  const scope: BundleScope = { since, until, agents: list(opts.agent, '--agent'), sessions: list(opts.session, '--session'), regimes: regimes as BundleScope['regimes'] };
+  if (since === null && until === null && scope.agents === null && scope.sessions === null) {
+    throw new WitnessError('invalid_argument', 'Say what to export: give --since/--until, --agent or --session (or several of them).');
+  }
+  return scope;
+}
 
 export function registerExport(program: Command, io: Io): void {
   program
     .command('export')
-    .description('write a session as an evidence bundle (events, inclusion proofs, signed checkpoint, keys, artifacts) that verifies offline')
-    .requiredOption('--session <id>', 'the session to export')
-    .requiredOption('-o, --out <dir>', 'output directory (must not exist or be empty)')
-    .option('--withhold-data', 'export headers and salted payload digests only: shareable without personal data, still verifiable')
-    .option('--as <person>', 'who is exporting, recorded as an audit.access event (default: the OS user)')
+    .description('write an evidence bundle (events of a time window, agents or sessions with inclusion proofs, signed checkpoints, keys, populations, artifacts, verifier) that verifies offline')
+    .option('--since <iso>', 'events at or after this time (ISO date or time)')
+    .option('--until <iso>', 'events before this time (ISO date or time)')
+    .option('--agent <ids>', 'events of these agents (comma-separated)')
+    .option('--session <ids>', 'events of these sessions (comma-separated), with their approvals and video')
+    .option('--regime <names>', `the audit regimes the bundle is for (comma-separated: ${REGIMES.join(', ')})`)
+    .requiredOption('-o, --out <path>', 'bundle.zip, or an output directory (must not exist or be empty)')
+    .option('--withhold-data', 'export headers and salted payload digests only (no payloads, no artifacts): shareable without personal data, still verifiable')
+    .option('--as <person>', 'who is exporting, recorded in the export event (default: the OS user)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { session: string; out: string; withholdData?: boolean; as?: string; store?: string; sealRecord?: string; json?: boolean }) => {
-      // Not read-only: an unsealed session is sealed first when this process holds the key, and
-      // that seal checks the ledger against the record like `witness seal` does.
+    .action(async (opts: ExportFlags) => {
+      // Flags first: a bad date or regime is refused before the ledger is opened.
+      const scope = scopeFromFlags(opts);
+      // Not read-only: the export records itself and seals, which checks the ledger against the
+      // sealer's record like `witness seal` does.
       const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
         const actor = opts.as ?? os.userInfo().username;
-        const r = await exportSession(ledger, opts.session, opts.out, { withholdData: opts.withholdData === true, actor });
+        const options: ExportOptions = { withholdData: opts.withholdData === true, actor };
+        const r = await exportBundle(ledger, scope, opts.out, options);
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
         io.out(
-          `Exported session ${opts.session}: ${r.events} events, ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`,
+          `Exported ${r.inScope} event(s) in scope (leaves ${r.span.from}–${r.span.to - 1}, ${r.events} lines with the export's own record), ${r.artifacts} artifact(s), proofs against checkpoint size ${r.checkpointSize}${opts.withholdData ? ', payloads withheld' : ''}.`,
         );
         // Not the .pub beside the ledger: whoever can rewrite the ledger can replace that file too,
         // so it pins nothing. The fingerprint is what to compare with the auditor's own record.

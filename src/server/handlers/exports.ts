@@ -83,7 +83,13 @@ export class ExportRunner {
     this.jobs.set(id, job);
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const ledger = ctx.ledger;
-    void exportSession(ledger, session, this.file(id), { withholdData: withheld })
+    // The export's own audit.access event (what the bundle holds, signed into the tree) names the
+    // person behind the key, recorded by the server under the key's id.
+    void exportSession(ledger, session, this.file(id), {
+      withholdData: withheld,
+      actor: job.started_by,
+      identity: { agent: { id: 'witness-server', credential: caller.keyId }, recorder: { kind: 'server' } },
+    })
       .then((r) => {
         Object.assign(job, {
           status: 'done',

@@ -1,0 +1,295 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WitnessError, keyFingerprint, openCheckpoint, parseVerifierKey, type ArtifactRef, type StoredEvent } from '../core/index.js';
+import type { CheckpointRow, Ledger } from '../store/index.js';
+import { BundleOut } from './bundle-out.js';
+import { BUNDLE_FORMAT_V2, BUNDLE_VERSION_V2, BundleManifestV2, BundleScope, CheckpointLine, PopulationIndex, artifactExtension, type BundleMode } from './bundle-format.js';
+import { assertCanSeal, recordExport, type ExportIdentity } from './export-record.js';
+import { keyHistory } from './key-history.js';
+import { EventsDigest, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
+import { readmeText } from './readme-text.js';
+import { resolveSpan, type ScanRow, type Span } from './span.js';
+import { SystemFacts } from './system-manifest.js';
+
+/** What the report hook is given: the ledger, the bundle's manifest but its file digests, and where each artifact is in the bundle. */
+export interface ReportContext {
+  ledger: Ledger;
+  manifest: Omit<BundleManifestV2, 'files'>;
+  /** `artifacts/<sha256>.<ext>` when the bundle holds that artifact, else undefined. */
+  artifactFile: (sha256: string) => string | undefined;
+}
+
+export interface ExportOptions {
+  /** Export headers and salted digests only (mode `withheld`): shareable without personal data, still verifiable. */
+  withholdData?: boolean;
+  /**
+   * Who is exporting, recorded as the principal of the export's own `audit.access` event (HIPAA
+   * 164.312(b) and SOC 2 ask who read audit data, not only what agents did). Default `unknown`.
+   */
+  actor?: string;
+  /** The recording program and where the request came from, when not the CLI (the server passes its own). */
+  identity?: Omit<ExportIdentity, 'actor'>;
+  now?: Date;
+  /** Renders report.html from the ledger and the manifest (src/report implements it). */
+  renderReport?: (ctx: ReportContext) => Promise<string>;
+}
+
+export interface ExportResult {
+  /** The bundle: the zip file or the directory written. */
+  dir: string;
+  /** Lines of events.jsonl: the span, then the export's own event. */
+  events: number;
+  inScope: number;
+  span: Span;
+  exportEvent: { leaf: number; id: string };
+  artifacts: number;
+  checkpointSize: number;
+  /**
+   * Fingerprints (`<name>+<key hash>`) of the keys whose signatures on the exported checkpoint
+   * verified: what an auditor compares with the key they pin, which must come from their own
+   * record, not from the files beside the ledger.
+   */
+  signedBy: string[];
+  manifest: BundleManifestV2;
+  /** Things the exporter should know: a session still open, an artifact missing from the store. */
+  warnings: string[];
+}
+
+/** Rows read per page while the span is read (twice): payloads travel in the second read, so pages stay small. */
+const PAGE = 500;
+
+/** Where the standalone verifier sits beside this module (the build copies src/export/standalone/*.mjs to dist/export/standalone/). */
+export const STANDALONE_VERIFIER = fileURLToPath(new URL('./standalone/verify.mjs', import.meta.url));
+
+/**
+ * Writes an evidence bundle, version 2 (bundle-format.ts), of every event in `scope` to `out` (a
+ * `*.zip` path, or a new or empty directory):
+ *
+ * 1. the span — the smallest contiguous run of leaves holding every in-scope event — is resolved
+ *    and read once: the digest of its event hashes, the populations, the system facts and the
+ *    artifacts its in-scope events reference;
+ * 2. the export's own audit.access event (ExportRecord) is appended and sealed, so the signed tree
+ *    says what the bundle holds;
+ * 3. the span is read again and written, with that event as the last line and every file streamed
+ *    into the zip or directory, then the manifest with every file's digest.
+ *
+ * Nothing is held whole but the in-scope ids, the population lines and the set of artifacts: a
+ * bundle of 100,000 events and 1,000 screenshots is written in bounded memory.
+ */
+export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const parsed = BundleScope.safeParse(scopeIn);
+  if (!parsed.success)
+    throw new WitnessError('invalid_argument', `The export scope is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); give --since/--until as ISO times and known regimes.`);
+  const scope = parsed.data;
+  if (scope.since === null && scope.until === null && scope.agents === null && scope.sessions === null) {
+    throw new WitnessError('invalid_argument', 'An export needs a scope; give --since/--until, --agent or --session.');
+  }
+  for (const [name, t] of [
+    ['since', scope.since],
+    ['until', scope.until],
+  ] as const) {
+    if (t !== null && Number.isNaN(Date.parse(t))) throw new WitnessError('invalid_argument', `--${name} ${JSON.stringify(t)} is not a date; give an ISO time such as 2026-11-01T00:00:00Z.`);
+  }
+  assertCanSeal(ledger);
+  BundleOut.check(out);
+  const mode: BundleMode = options.withholdData === true ? 'withheld' : 'full';
+  const now = options.now ?? new Date();
+
+  const span = await resolveSpan(ledger, scope);
+  if (span === undefined) {
+    throw new WitnessError('not_found', `No events in ${ledger.info.location} match this scope (${describeScope(scope)}); check the ids with \`witness sessions\` or widen the time window.`);
+  }
+
+  // ---- 1. the span, read once
+  const tracker = new ScopeTracker(scope);
+  const digest = new EventsDigest();
+  const populations = new PopulationBuilder();
+  const system = new SystemFacts(mode);
+  const artifacts = new Map<string, ArtifactRef>();
+  const ended = new Set<string>();
+  let inScope = 0;
+  for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
+    for (const row of page) {
+      const h = headerOf(row);
+      digest.add(row.hash);
+      if (!tracker.inScope(h)) continue;
+      inScope++;
+      populations.add(row.pos, { ...h, hash: row.hash });
+      system.add(row.pos, { ...h, ...(mode === 'full' && h.kind === 'llm.call' && row.data !== null ? { data: JSON.parse(row.data) as unknown } : {}) });
+      if (h.kind === 'session.end') ended.add(h.stream);
+      if (mode === 'full') for (const a of h.artifacts ?? []) if (!artifacts.has(a.sha256)) artifacts.set(a.sha256, a);
+    }
+  }
+  if (digest.count !== span.to - span.from) {
+    throw new WitnessError('store_corrupt', `The ledger has ${digest.count} events at leaves ${span.from}–${span.to - 1}, not ${span.to - span.from}: positions are missing; run \`witness verify\`.`);
+  }
+
+  // ---- 2. the export's own record, sealed
+  const actor = options.actor ?? 'unknown';
+  const recorded = await recordExport(ledger, { actor, ...options.identity }, { scope, mode, span, eventsDigest: digest.hex(), count: digest.count, inScope, output: path.resolve(out) });
+  const cp = recorded.checkpoint;
+  const keyRows = (await ledger.publicKeys()).slice(0, 1);
+  // The checkpoint shipped must open with the key shipped, or the bundle is useless: checked before anything is written.
+  const signedBy = openCheckpoint(
+    cp.note,
+    keyRows.map((k) => parseVerifierKey(k.vkey)),
+    ledger.info.origin,
+  ).verified.map(keyFingerprint);
+
+  // ---- 3. the bundle
+  const bundle = BundleOut.open(out, now);
+  const warnings: string[] = [];
+  let copied = 0;
+  let manifest: BundleManifestV2;
+  try {
+    await bundle.stream('events.jsonl', eventLines(ledger, span, scope, mode, recorded.id));
+    await bundle.stream('proofs.jsonl', proofLines(ledger, span, recorded.leaf, cp.size));
+    bundle.file('checkpoint.txt', cp.note);
+    const chain = await checkpointChain(ledger, span.from, cp);
+    bundle.file('checkpoints.jsonl', chain.map(({ ts: _ts, ...l }) => `${JSON.stringify(l)}\n`).join(''));
+    bundle.file('keys.json', `${JSON.stringify(await keyHistory(ledger, chain[0]?.ts), null, 2)}\n`);
+    bundle.file('system.json', `${JSON.stringify(system.result(), null, 2)}\n`);
+    const pops = populations.results();
+    const index = PopulationIndex.parse({
+      span,
+      checkpoint: { size: cp.size, root: cp.root.toString('hex') },
+      populations: pops.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
+    });
+    bundle.file('populations/index.json', `${JSON.stringify(index, null, 2)}\n`);
+    for (const p of pops) bundle.file(`populations/${p.def.name}.jsonl`, p.text);
+
+    const written = new Map<string, string>();
+    for (const [sha, ref] of artifacts) {
+      // Streamed from the store and hashed on the way: a session's video may be hundreds of megabytes.
+      const stream = await ledger.readArtifactStream(sha);
+      if (stream === undefined) continue; // verify reports it missing, naming the event
+      const name = `artifacts/${sha}.${artifactExtension(ref.mime)}`;
+      await bundle.stream(name, stream);
+      written.set(sha, name);
+      copied++;
+    }
+    if (copied < artifacts.size) warnings.push(`${artifacts.size - copied} referenced artifact(s) are missing from the artifact store and were not exported; run \`witness verify\`.`);
+
+    const head: Omit<BundleManifestV2, 'files'> = {
+      format: BUNDLE_FORMAT_V2,
+      version: BUNDLE_VERSION_V2,
+      created_at: now.toISOString(),
+      ledger: { id: ledger.info.id, origin: ledger.info.origin },
+      scope,
+      mode,
+      span,
+      export_event: { leaf: recorded.leaf, id: recorded.id },
+      checkpoint: { size: cp.size, root: cp.root.toString('hex') },
+      events: digest.count + 1,
+      in_scope: inScope,
+    };
+    if (options.renderReport !== undefined) {
+      bundle.file('report.html', await options.renderReport({ ledger, manifest: head, artifactFile: (sha) => written.get(sha) }));
+    }
+    const hasVerifier = fs.existsSync(STANDALONE_VERIFIER);
+    if (hasVerifier) await bundle.stream('verify.mjs', fs.createReadStream(STANDALONE_VERIFIER));
+    else warnings.push(`The standalone verifier (${STANDALONE_VERIFIER}) is not installed, so the bundle has no verify.mjs; verify it with \`witness verify\`.`);
+    bundle.file('README.txt', readmeText(head, signedBy, hasVerifier));
+
+    manifest = BundleManifestV2.parse({ ...head, files: { ...bundle.files } });
+    bundle.file('manifest.json', `${JSON.stringify(manifest, null, 2)}\n`, false);
+    await bundle.finish();
+  } finally {
+    await bundle.abort();
+  }
+  for (const s of scope.sessions ?? []) {
+    if (!ended.has(s)) warnings.push(`Session ${s} has not ended (or its session.end is outside the time window), so the bundle has no session.end for it and verification will report it incomplete.`);
+  }
+  return {
+    dir: out,
+    events: manifest.events,
+    inScope,
+    span,
+    exportEvent: manifest.export_event,
+    artifacts: copied,
+    checkpointSize: cp.size,
+    signedBy,
+    manifest,
+    warnings,
+  };
+}
+
+type Header = ScopedHeader & Pick<StoredEvent, 'artifacts' | 'recorder'>;
+
+function headerOf(row: ScanRow): Header {
+  try {
+    return JSON.parse(row.header) as Header;
+  } catch {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+  }
+}
+
+/**
+ * events.jsonl, a line at a time: every event of the span in its stored form plus `leaf` (an
+ * out-of-scope one, and any in mode `withheld`, with data and salt null), then the export's own
+ * event with its payload. The stored header and payload are copied as text, not re-serialised.
+ */
+async function* eventLines(ledger: Ledger, span: Span, scope: BundleScope, mode: BundleMode, exportId: string): AsyncGenerator<string> {
+  const tracker = new ScopeTracker(scope);
+  for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
+    let chunk = '';
+    for (const row of page) {
+      const keep = tracker.inScope(headerOf(row)) && mode === 'full';
+      const data = keep && row.data !== null ? row.data : 'null';
+      const salt = keep && row.salt !== null ? `"${row.salt}"` : 'null';
+      chunk += `${row.header.slice(0, row.header.lastIndexOf('}'))},"data":${data},"salt":${salt},"hash":"${row.hash}","leaf":${row.pos}}\n`;
+    }
+    yield chunk;
+  }
+  const ev = await ledger.getEvent(exportId);
+  if (ev === undefined) throw new WitnessError('store_corrupt', `The export's own event ${exportId} cannot be read back from the ledger; run \`witness verify\`.`);
+  const { pos, ...stored } = ev;
+  yield `${JSON.stringify({ ...stored, leaf: pos })}\n`;
+}
+
+/** proofs.jsonl: one inclusion proof per line of events.jsonl, to the checkpoint's size. */
+async function* proofLines(ledger: Ledger, span: Span, exportLeaf: number, size: number): AsyncGenerator<string> {
+  let chunk = '';
+  const line = async (leaf: number) => `${JSON.stringify({ leaf, size, proof: (await ledger.inclusionProof(leaf, size)).map((h) => h.toString('hex')) })}\n`;
+  for (let leaf = span.from; leaf < span.to; leaf++) {
+    chunk += await line(leaf);
+    if (chunk.length > 1 << 16) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  yield chunk + (await line(exportLeaf));
+}
+
+/**
+ * checkpoints.jsonl: the stored checkpoints from the newest at or below the span's start (or the
+ * first, when none is) to `final`, each after the first with the consistency proof from the one before.
+ */
+async function checkpointChain(ledger: Ledger, from: number, final: CheckpointRow): Promise<Array<CheckpointLine & { ts: string }>> {
+  const all = (await ledger.checkpoints()).filter((c) => c.size <= final.size).sort((a, b) => a.size - b.size || a.id - b.id);
+  let start = 0;
+  for (let i = 0; i < all.length; i++) if (all[i]!.size <= from) start = i;
+  // One checkpoint per size (a heartbeat re-signs the same tree), the newest of each, `final` last.
+  const bySize = new Map<number, CheckpointRow>();
+  for (const c of [...all.slice(start), final]) bySize.set(c.size, c);
+  const lines: Array<CheckpointLine & { ts: string }> = [];
+  let prev: CheckpointRow | undefined;
+  for (const c of [...bySize.values()].sort((a, b) => a.size - b.size)) {
+    const line: CheckpointLine = { size: c.size, root: c.root.toString('hex'), note: c.note };
+    if (prev !== undefined) line.consistency = (await ledger.consistencyProof(prev.size, c.size)).map((h) => h.toString('hex'));
+    lines.push({ ...CheckpointLine.parse(line), ts: c.ts });
+    prev = c;
+  }
+  return lines;
+}
+
+function describeScope(s: BundleScope): string {
+  const parts = [
+    s.since === null ? undefined : `since ${s.since}`,
+    s.until === null ? undefined : `until ${s.until}`,
+    s.agents === null ? undefined : `agent ${s.agents.join(', ')}`,
+    s.sessions === null ? undefined : `session ${s.sessions.join(', ')}`,
+  ];
+  return parts.filter((p) => p !== undefined).join(', ');
+}
