@@ -10,7 +10,7 @@ import { leafHash, nodeHash, rootFromLeafHashes, verifyConsistency, verifyInclus
 import { parseVerifierKey } from '../../src/core/note.js';
 import { strictParse } from '../../src/core/strict-json.js';
 import { EventsDigest, POPULATIONS, populationLine } from '../../src/export/populations.js';
-import { artifactExtension } from '../../src/export/bundle-format.js';
+import { BundleManifestV2, CheckpointLine, ExportRecord, artifactExtension } from '../../src/export/bundle-format.js';
 
 /**
  * docs/FORMAT.md is what an auditor writes a verifier from, without reading this code. Its worked
@@ -151,6 +151,49 @@ describe('docs/FORMAT.md', () => {
     const line = populationLine(e1.leaf, { ...EventHeader.parse(e1.header), hash: e1.hash });
     expect(block('population-line')).toBe(line);
     expect(one('population-digest')).toBe(hex(sha256(line)));
+  });
+
+  it('prints a v2 bundle whose export record, proof and checkpoint history recompute', () => {
+    const manifest = strictParse(block('v2-manifest.json')) as BundleManifestV2;
+    expect(BundleManifestV2.safeParse(manifest).success).toBe(true);
+    const { data, salt, hash, leaf, ...header } = strictParse(one('v2-export-event')) as Record<string, unknown> & { data: ExportRecord; salt: string; hash: string; leaf: number };
+    expect(EventHeader.safeParse(header).success).toBe(true);
+    expect(header['prev']).toBe(hex(genesisHash(manifest.ledger.origin, 'witness.audit-access')));
+    expect(hex(payloadDigest(Buffer.from(salt, 'hex'), canonicalize(data)))).toBe(header['payload_digest']);
+    const exportHash = eventHash(Buffer.from(header['prev'] as string, 'hex'), canonicalize(header));
+    expect(hex(exportHash)).toBe(hash);
+    expect(leaf).toBe(manifest.export_event.leaf);
+    expect(header['id']).toBe(manifest.export_event.id);
+
+    // The export record binds what the unsigned manifest says, and the span's events.
+    const record = ExportRecord.parse(data);
+    expect(canonicalize(record.scope)).toBe(canonicalize(manifest.scope));
+    expect([record.mode, record.span, record.count, record.in_scope]).toEqual([manifest.mode, manifest.span, manifest.span.to - manifest.span.from, manifest.in_scope]);
+    const digest = new EventsDigest();
+    for (const e of lines()) digest.add(e.hash);
+    expect(record.events_digest).toBe(digest.hex());
+
+    // The checkpoint history: both notes open, the sizes and roots are theirs, the consistency proof holds.
+    const verifier = parseVerifierKey(one('vkey'));
+    const cps = one('v2-checkpoints.jsonl')
+      .split('\n')
+      .map((l) => CheckpointLine.parse(strictParse(l)));
+    const opened = cps.map((c) => openCheckpoint(c.note, [verifier], manifest.ledger.origin).checkpoint);
+    for (const [i, c] of cps.entries()) {
+      expect([opened[i]!.size, hex(opened[i]!.rootHash)]).toEqual([c.size, c.root]);
+    }
+    expect(cps[0]!.note).toBe(note);
+    const [from, to] = [cps[0]!, cps[1]!];
+    const proof = to.consistency!.map((h) => Buffer.from(h, 'hex'));
+    expect(verifyConsistency(from.size, to.size, proof, Buffer.from(from.root, 'hex'), Buffer.from(to.root, 'hex'))).toEqual({ ok: true });
+    expect([to.size, to.root]).toEqual([manifest.checkpoint.size, manifest.checkpoint.root]);
+
+    // The export event is in the tree of the final checkpoint.
+    const p = strictParse(one('v2-proof')) as { leaf: number; size: number; proof: string[] };
+    expect([p.leaf, p.size]).toEqual([leaf, to.size]);
+    const steps = p.proof.map((h) => Buffer.from(h, 'hex'));
+    expect(verifyInclusion(leafHash(exportHash), p.leaf, p.size, steps, Buffer.from(to.root, 'hex'))).toEqual({ ok: true });
+    expect(DOC).toContain(`\`fr\` is the old root \`${from.root.slice(0, 4)}…${from.root.slice(-4)}\` and\n\`sr\` the new root \`${to.root.slice(0, 4)}…${to.root.slice(-4)}\``);
   });
 
   it('lists the populations and artifact extensions the exporter uses', () => {
