@@ -14,7 +14,8 @@ const ALLOWED = {
   capture: ['core', 'store'],
   server: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'export'],
   export: ['core', 'store', 'capture'],
-  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'demo'],
+  report: ['core', 'store', 'capture', 'export', 'server'],
+  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo'],
   demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export'],
 };
 const MODULES = Object.keys(ALLOWED);

@@ -22,7 +22,11 @@ export {
   type OverviewOptions,
 } from './build-lists.js';
 export { renderSessionsPage } from './sessions-page.js';
-export { renderSessionPage } from './session-page.js';
+export { renderSessionPage, Shot, Step } from './session-page.js';
+// What the auditor report (src/report) renders with, so it shows a step as the viewer does.
+export { BarChart, LineChart, type ChartProps, type Series } from './chart.js';
+export { MAX_SHOWN, clip, plural, shortHash, showDuration, showTime, showToolOutput, showValue } from './format.js';
+export { renderDocument } from './layout.js';
 export { renderApprovalsPage } from './approvals-page.js';
 export { renderIntegrityPage } from './integrity-page.js';
 export { renderOverviewPage } from './overview-page.js';

@@ -14,7 +14,7 @@ const TONE_LABEL: Record<TimelineStep['tone'], string> = { ok: 'done', denied: '
 const POLICY_TONE = { allow: 'ok', deny: 'denied', review: 'review' } as const;
 const BADGE_TONE: Record<IntegrityBadge['state'], string> = { verified: 'ok', unsealed: 'review', failed: 'denied', unknown: 'neutral' };
 
-const Shot: FC<{ shot: Screenshot | undefined; role: 'Before' | 'After' }> = ({ shot, role }) => {
+export const Shot: FC<{ shot: Screenshot | undefined; role: 'Before' | 'After' }> = ({ shot, role }) => {
   const src = shot === undefined ? undefined : artifactPath(shot.sha256);
   if (shot === undefined || src === undefined) {
     return (
@@ -77,7 +77,7 @@ const Errors: FC<{ errors: readonly ErrorView[] }> = ({ errors }) =>
     </ul>
   );
 
-const Step: FC<{ step: TimelineStep }> = ({ step: s }) => (
+export const Step: FC<{ step: TimelineStep }> = ({ step: s }) => (
   <li class="step" id={`step-${s.index}`}>
     <header>
       <h3>
