@@ -10,6 +10,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
+import { registerReport } from './commands/report.js';
 import { registerReview } from './commands/review.js';
 import { registerSeal } from './commands/seal.js';
 import { registerSessions } from './commands/sessions.js';
@@ -41,6 +42,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerQuery(program, io);
   registerVerify(program, io, setExit);
   registerExport(program, io);
+  registerReport(program, io);
   registerReview(program, io);
   registerSeal(program, io);
   registerCheckpoint(program, io);
