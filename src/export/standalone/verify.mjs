@@ -591,25 +591,24 @@ class Refusal extends Error {}
 /** A bundle this verifier cannot read at all (exit 2): not evidence of tampering. */
 class Unreadable extends Error {}
 
-const ARTIFACT_NAME = /^artifacts\/([0-9a-f]{64})\.([a-z0-9]+(?:\.[a-z0-9]+)?)$/;
-const POPULATION_NAME = /^populations\/([a-z0-9-]+)\.jsonl$/;
+const ARTIFACT_NAME = /^artifacts\/([0-9a-f]{64})\.([a-z0-9]{1,8}(?:\.[a-z0-9]{1,8})?)$/;
+const POPULATION_NAME = /^populations\/([a-z0-9][a-z0-9-]{0,63})\.jsonl$/;
 
-/** The cap of each name a v2 bundle holds, or undefined for a name it never has. */
+/** The cap of each name a v2 bundle holds (docs/FORMAT.md 7.1), or undefined for a name it never has. */
 function capOfName(name) {
   switch (name) {
     case 'manifest.json':
+    case 'system.json':
+    case 'verify.mjs':
       return LIMITS.manifestBytes;
     case 'checkpoint.txt':
     case 'keys.json':
     case 'README.txt':
-    case 'verify.mjs':
-      return LIMITS.smallFileBytes * 4;
-    case 'system.json':
-    case 'checkpoints.jsonl':
     case 'populations/index.json':
-      return LIMITS.manifestBytes;
+      return LIMITS.smallFileBytes;
     case 'events.jsonl':
     case 'proofs.jsonl':
+    case 'checkpoints.jsonl':
     case 'report.html':
       return LIMITS.fileBytes;
     default:
@@ -751,6 +750,7 @@ class ZipSource {
       if (method !== 0 && method !== 8) throw new Refusal(`the zip entry ${name} uses compression method ${method}; only stored and deflate are read`);
       if (method === 0 && csize !== usize) throw new Refusal(`the stored zip entry ${name} declares two different sizes`);
       if (usize > cap) throw new Refusal(`the zip entry ${name} declares ${usize} bytes, more than the ${cap} it may have`);
+      if (usize > 1024 * 1024 && usize > 200 * csize) throw new Refusal(`the zip entry ${name} unpacks to ${usize} bytes from ${csize}, more than 200 times its size: a compression bomb`);
       total += usize;
       if (total > LIMITS.zipTotalBytes) throw new Refusal('the zip declares more content than any evidence bundle holds');
       const e = { name, method, crc, csize, usize, offset };
@@ -950,9 +950,14 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       return undefined;
     }
   };
-  const digestOf = async (f) => {
+  /** Lines of events.jsonl, counted while it is hashed (before proofs.jsonl, whose size they bound). */
+  let eventLines = 0;
+  const digestOf = async (f, countLines = false) => {
     const h = createHash('sha256');
-    for await (const c of f.chunks()) h.update(c);
+    for await (const c of f.chunks()) {
+      h.update(c);
+      if (countLines) for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) eventLines++;
+    }
     return h.digest('hex');
   };
 
@@ -991,7 +996,10 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       fail({ code: 'bundle_invalid', reason: `${f.problem ?? `${name} cannot be read`}.` });
       continue;
     }
-    digests.set(name, await digestOf(f));
+    if (name === 'proofs.jsonl' && f.size > Math.max(eventLines, 1) * LIMITS.proofLineBytes) {
+      throw new Refusal(`proofs.jsonl is ${f.size} bytes, more than ${LIMITS.proofLineBytes} bytes for each of the ${eventLines} lines of events.jsonl`);
+    }
+    digests.set(name, await digestOf(f, name === 'events.jsonl'));
     if (!Object.hasOwn(m.files, name)) fail({ code: 'file_mismatch', reason: `${name} is in the bundle but not listed in manifest.json: it was added after the export.` });
   }
   for (const [name, sha] of Object.entries(m.files)) {
@@ -1056,7 +1064,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
 
   // --- checkpoints.jsonl: each note signed, each extending the previous, the last one checkpoint.txt
   let checked = 1;
-  const cpsFile = openOrFail('checkpoints.jsonl', LIMITS.manifestBytes);
+  const cpsFile = openOrFail('checkpoints.jsonl', LIMITS.fileBytes);
   if (cpsFile !== undefined) {
     checked = 0;
     let prev;
