@@ -45,7 +45,20 @@ export type FailureCode =
   | 'unsealed_gap'
   | 'session_incomplete'
   | 'not_sealed'
-  | 'bundle_invalid';
+  | 'bundle_invalid'
+  // Evidence bundles, format 2 (src/export/verify-bundle-v2.ts):
+  /** A file's SHA-256 differs from the one manifest.json lists, or a file is unlisted. */
+  | 'file_mismatch'
+  /** events.jsonl does not hold every leaf of the span exactly once, in order. */
+  | 'span_gap'
+  /** The export's own signed audit.access event does not match the manifest or the bundle's span. */
+  | 'export_record_mismatch'
+  /** A population file lacks events of its population that the span holds. */
+  | 'population_incomplete'
+  /** A population file or its index entry differs from the population recomputed from the span. */
+  | 'population_mismatch'
+  /** An event carries a payload the bundle's scope and mode say it must not (data outside the export). */
+  | 'payload_unexpected';
 
 export interface Failure {
   code: FailureCode;

@@ -18,37 +18,21 @@ import {
   type NoteKeyId,
   type VerifyReport,
 } from '../core/index.js';
-import { BUNDLE_FORMAT, BUNDLE_VERSION } from './bundle.js';
+import { BUNDLE_FORMAT } from './bundle.js';
 import { extractZip, looksLikeZip } from './zip.js';
-import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile, type Line } from './bundle-files.js';
+import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
+import { BUNDLE_LIMITS, ProofReader, capOfName, lenientPosition } from './bundle-checks.js';
+import { BUNDLE_VERSION_V2 } from './bundle-format.js';
+import { verifyDirectoryV2, type BundleVerifyReport } from './verify-bundle-v2.js';
 
 export interface VerifyBundleOptions {
   /** Verifier keys the auditor trusts; without them the keys shipped in the bundle are used (and the report says so). */
   trustedKeys?: string[];
+  /** Fail on any event that carries no payload, whatever the reason (`witness verify --require-payloads`). */
+  requirePayloads?: boolean;
 }
 
-/**
- * Size caps, so that a hostile bundle is refused instead of read into memory. Each file is read
- * once, line by line, holding one line at a time; the caps are far above anything an honest
- * export writes.
- */
-export const BUNDLE_LIMITS = {
-  /** manifest.json: about 150 bytes per artifact listed. */
-  manifestBytes: 16 * 1024 * 1024,
-  checkpointBytes: 1024 * 1024,
-  keysBytes: 1024 * 1024,
-  /** events.jsonl, and each artifact. */
-  fileBytes: 512 * 1024 * 1024,
-  /** One event: the recorder refuses payloads over 64 MiB (its largest maxPayloadBytes), plus 1 MiB for the header. */
-  eventLineBytes: 65 * 1024 * 1024,
-  /**
-   * One proof line: a proof in a tree of at most 2^53 leaves has at most 53 steps of 64 hex
-   * digits (about 3.6 KiB as JSON). proofs.jsonl holds one line per event, so it may be at most
-   * this much per line of events.jsonl.
-   */
-  proofLineBytes: 8 * 1024,
-  proofSteps: 64,
-} as const;
+export { BUNDLE_LIMITS };
 
 const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`);
 
@@ -58,7 +42,7 @@ const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n
  * end in a session.end that is itself in the signed tree, and artifacts are re-hashed. Hostile
  * files produce failures, never crashes. A zip of a bundle is read asynchronously: verifyZipBundle.
  */
-export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}): VerifyReport {
+export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}): BundleVerifyReport {
   if (looksLikeZip(bundle)) {
     throw new WitnessError('invalid_argument', `${bundle} is a zip bundle; verify it with verifyZipBundle (as \`witness verify\` does), or unzip it and verify the directory.`);
   }
@@ -70,7 +54,7 @@ export function verifyBundle(bundle: string, options: VerifyBundleOptions = {}):
  * within their caps) into a private directory, and that directory verified as verifyBundle does;
  * an archive refused is one bundle_invalid failure, with nothing written outside that directory.
  */
-export async function verifyZipBundle(file: string, options: VerifyBundleOptions = {}): Promise<VerifyReport> {
+export async function verifyZipBundle(file: string, options: VerifyBundleOptions = {}): Promise<BundleVerifyReport> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-bundle-'));
   try {
     const refusal = await extractZip(file, tmp, capOfName);
@@ -92,8 +76,12 @@ export async function bundleSession(bundle: string): Promise<string | undefined>
     const f = openBundleFile(path.join(dir, 'manifest.json'), BUNDLE_LIMITS.manifestBytes);
     if (!('fd' in f)) return undefined;
     try {
-      const m = strictParse(readWhole(f)) as { session?: unknown } | null;
-      return typeof m === 'object' && m !== null && typeof m.session === 'string' ? m.session : undefined;
+      const m = strictParse(readWhole(f)) as { session?: unknown; scope?: { sessions?: unknown } } | null;
+      if (typeof m !== 'object' || m === null) return undefined;
+      if (typeof m.session === 'string') return m.session;
+      // Format 2: a bundle of exactly one session names it in its scope.
+      const sessions = m.scope?.sessions;
+      return Array.isArray(sessions) && sessions.length === 1 && typeof sessions[0] === 'string' ? sessions[0] : undefined;
     } finally {
       fs.closeSync(f.fd);
     }
@@ -104,24 +92,7 @@ export async function bundleSession(bundle: string): Promise<string | undefined>
   }
 }
 
-/** The cap of each name an evidence bundle holds (what verifyDirectory reads them with), or undefined for a name it never has. */
-function capOfName(name: string): number | undefined {
-  switch (name) {
-    case 'manifest.json':
-      return BUNDLE_LIMITS.manifestBytes;
-    case 'checkpoint.txt':
-      return BUNDLE_LIMITS.checkpointBytes;
-    case 'keys.txt':
-      return BUNDLE_LIMITS.keysBytes;
-    case 'events.jsonl':
-    case 'proofs.jsonl':
-      return BUNDLE_LIMITS.fileBytes;
-    default:
-      return /^artifacts\/[0-9a-f]{64}$/.test(name) ? BUNDLE_LIMITS.fileBytes : undefined;
-  }
-}
-
-function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: string): VerifyReport {
+function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: string): BundleVerifyReport {
   const failures: Failure[] = [];
   const warnings: string[] = [];
   const fail = (f: Failure) => {
@@ -198,9 +169,10 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     return bad(`manifest.json has no valid format version (${JSON.stringify(version) ?? 'none'}): it is damaged or not a Witness bundle.`);
   }
-  if (version > BUNDLE_VERSION) {
+  if (version === BUNDLE_VERSION_V2) return verifyDirectoryV2(dir, manifest, options);
+  if (version > BUNDLE_VERSION_V2) {
     warnings.push(
-      `The bundle is format version ${String(manifest['version'])}, newer than this verifier (${BUNDLE_VERSION}): unverifiable by this version, not necessarily tampered; upgrade Witness.`,
+      `The bundle is format version ${String(manifest['version'])}, newer than this verifier (${BUNDLE_VERSION_V2}): unverifiable by this version, not necessarily tampered; upgrade Witness.`,
     );
     return report({ unverifiable: true }, 'bundle', [], 0);
   }
@@ -375,6 +347,12 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
     }
   }
   if (withheld) warnings.push('Payloads and artifacts were withheld from this bundle: headers, digests and the signed tree were verified, not the content.');
+  if (options.requirePayloads === true && chain.payloadsAbsent > 0) {
+    fail({
+      code: 'payload_missing',
+      reason: `${chain.payloadsAbsent} event(s) of the bundle carry no payload${withheld ? ' (withheld by the export)' : ''}, and --require-payloads asks for every one.`,
+    });
+  }
 
   return report(
     {
@@ -389,87 +367,4 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
     usedKeys,
     1,
   );
-}
-
-interface ParsedProof {
-  leaf: number;
-  size: number;
-  proof: Buffer[];
-}
-
-/**
- * The proofs of proofs.jsonl, taken in step with the events, so that neither file is ever held
- * whole: the exporter writes one proof line per event, in the same order (ascending leaf index).
- * A proof for a leaf no event asks for is skipped, still checked for form; an event whose proof
- * is not next in that order has none.
- */
-class ProofReader {
-  private pending: ParsedProof | undefined;
-  private started = false;
-  /** The first line over the cap, which refuses the bundle; nothing is read after it. */
-  tooLong: number | undefined;
-
-  constructor(
-    private readonly lines: Generator<Line> | undefined,
-    private readonly fail: (f: Failure) => void,
-  ) {}
-
-  take(leaf: number): ParsedProof | undefined {
-    let p = this.peek();
-    while (p !== undefined && p.leaf < leaf) p = this.pending = this.read();
-    if (p === undefined || p.leaf !== leaf) return undefined;
-    this.pending = this.read();
-    return p;
-  }
-
-  /** Reads the rest, so a malformed line after the last event's proof is reported too. */
-  drain(): void {
-    while (this.peek() !== undefined) this.pending = this.read();
-  }
-
-  private peek(): ParsedProof | undefined {
-    if (!this.started) {
-      this.started = true;
-      this.pending = this.read();
-    }
-    return this.pending;
-  }
-
-  private read(): ParsedProof | undefined {
-    if (this.lines === undefined || this.tooLong !== undefined) return undefined;
-    for (let r = this.lines.next(); r.done !== true; r = this.lines.next()) {
-      const line = r.value;
-      if ('tooLong' in line) {
-        this.tooLong = line.n;
-        return undefined;
-      }
-      if (line.text.trim() === '') continue;
-      try {
-        const p = strictParse(line.text) as { leaf?: unknown; size?: unknown; proof?: unknown };
-        if (!Number.isSafeInteger(p.leaf) || !Number.isSafeInteger(p.size) || !Array.isArray(p.proof)) throw new Error('needs leaf, size and proof');
-        if (p.proof.length > BUNDLE_LIMITS.proofSteps) throw new Error(`it has ${p.proof.length} steps, more than the ${BUNDLE_LIMITS.proofSteps} any tree needs`);
-        const proof = (p.proof as unknown[]).map((h) => {
-          if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) throw new Error('a proof step is not 64 hex characters');
-          return Buffer.from(h, 'hex');
-        });
-        return { leaf: p.leaf as number, size: p.size as number, proof };
-      } catch (e) {
-        this.fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${line.n} is malformed: ${(e as Error).message}.` });
-      }
-    }
-    return undefined;
-  }
-}
-
-function lenientPosition(line: string): { stream?: string; seq?: number; leaf?: number } {
-  try {
-    const v = JSON.parse(line) as { stream?: unknown; seq?: unknown; leaf?: unknown };
-    return {
-      ...(typeof v.stream === 'string' ? { stream: v.stream } : {}),
-      ...(typeof v.seq === 'number' && Number.isSafeInteger(v.seq) ? { seq: v.seq } : {}),
-      ...(typeof v.leaf === 'number' && Number.isSafeInteger(v.leaf) ? { leaf: v.leaf } : {}),
-    };
-  } catch {
-    return {};
-  }
 }

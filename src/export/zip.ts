@@ -128,6 +128,24 @@ function freeBytes(dir: string): number {
   }
 }
 
+/**
+ * Limits on what a zip may claim to unpack to, beyond each name's cap and the free space: deflate
+ * reaches about 1,032 to 1 on zeros, while JSON lines of events deflate about 5-20 to 1 and PNG or
+ * MP4 not at all (the exporter stores every entry uncompressed), so an entry past 1 MiB that
+ * claims more than 200 times its compressed size is a compression bomb, not evidence.
+ */
+export const ZIP_LIMITS = {
+  maxRatio: 200,
+  ratioFloorBytes: 1024 * 1024,
+  /** All entries together, whatever the free space: far above any export (its videos included). */
+  totalBytes: 64 * 1024 * 1024 * 1024,
+} as const;
+
+/** The directory entries a bundle zip may list (written by `zip -r`, for instance). */
+const DIRECTORIES = new Set(['artifacts/', 'populations/']);
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+
 /** Refusal of the archive, with the sentence a verification failure gives. */
 class Refused extends Error {}
 
@@ -167,7 +185,13 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       const shown = JSON.stringify(name);
       if (seen.has(name)) return `${base} holds ${shown} more than once, so which one counts is ambiguous`;
       seen.add(name);
-      if (name === 'artifacts/') continue;
+      // Made on Unix (high byte 3): the high 16 bits of the external attributes are the file mode,
+      // and a symbolic link's "content" is its target; extracting it as a file would be harmless,
+      // but a bundle never holds one, so the archive is not one Witness wrote.
+      if (entry.versionMadeBy >> 8 === 3 && ((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) {
+        return `${base} holds ${shown} as a symbolic link, which a bundle never has`;
+      }
+      if (DIRECTORIES.has(name)) continue;
       const cap = capOf(name);
       if (cap === undefined) return `${base} holds an entry ${shown}, which no Witness evidence bundle has`;
       if (entry.isEncrypted()) return `${base} holds ${shown} encrypted, which a bundle never is`;
@@ -181,7 +205,13 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       if (unpacked > budget) {
         return `${base} unpacks to more than the ${budget} bytes this verification may write (${destDir} has that much free); free space there or point TMPDIR at a larger disk`;
       }
-      if (name.startsWith('artifacts/')) fs.mkdirSync(path.join(destDir, 'artifacts'), { recursive: true });
+      if (entry.uncompressedSize > ZIP_LIMITS.ratioFloorBytes && entry.uncompressedSize > entry.compressedSize * ZIP_LIMITS.maxRatio) {
+        return `${base} holds ${shown} claiming ${entry.uncompressedSize} bytes from ${entry.compressedSize} compressed, more than ${ZIP_LIMITS.maxRatio} to 1: a compression bomb, not evidence`;
+      }
+      if (unpacked > ZIP_LIMITS.totalBytes) return `${base} claims to unpack to more than ${ZIP_LIMITS.totalBytes} bytes in all, more than any evidence bundle`;
+      // capOf admits one level of folder at most (artifacts/, populations/).
+      const slash = name.indexOf('/');
+      if (slash > 0) fs.mkdirSync(path.join(destDir, name.slice(0, slash)), { recursive: true });
       let crc = 0;
       const check = new Transform({
         transform(chunk: Buffer, _enc, done) {
@@ -201,7 +231,9 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
   } catch (e) {
     if (e instanceof Refused) return e.message;
     // yauzl's own refusals: a `..` or absolute name, a damaged central directory or local header.
-    return `${base} is not a readable zip archive (${(e as Error).message})`;
+    const why = (e as Error).message;
+    if (/^(absolute path|invalid relative path)/.test(why)) return `${base} holds an entry named ${JSON.stringify(why.replace(/^[^:]*: /, ''))}, which points outside the bundle`;
+    return `${base} is not a readable zip archive (${why})`;
   } finally {
     // yauzl now owns the descriptor: it closes it once the last entry stream has let go.
     zip.close();
