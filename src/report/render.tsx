@@ -333,11 +333,42 @@ export function reviewedPopulation(e: Ev): string | undefined {
   return undefined;
 }
 
+/** `YYYY-MM` of every calendar month (UTC) overlapping [since, until). */
+function monthsBetween(since: string, until: string): string[] {
+  const out: string[] = [];
+  const end = new Date(Date.parse(until) - 1);
+  const d = new Date(since);
+  if (Number.isNaN(d.getTime()) || Number.isNaN(end.getTime())) return out;
+  let y = d.getUTCFullYear();
+  let mo = d.getUTCMonth();
+  while ((y < end.getUTCFullYear() || (y === end.getUTCFullYear() && mo <= end.getUTCMonth())) && out.length < 120) {
+    out.push(`${y}-${String(mo + 1).padStart(2, '0')}`);
+    mo += 1;
+    if (mo === 12) {
+      mo = 0;
+      y += 1;
+    }
+  }
+  return out;
+}
+
+/** The months a review covers: those of the scope it recorded (since and until), else the month it was recorded in. */
+export function reviewedMonths(e: Ev): string[] {
+  const scope = e.data?.['scope'];
+  const s = scope !== null && typeof scope === 'object' ? (scope as Record<string, unknown>) : {};
+  if (typeof s['since'] === 'string' && typeof s['until'] === 'string') {
+    const months = monthsBetween(s['since'], s['until']);
+    if (months.length > 0) return months;
+  }
+  return [e.ts.slice(0, 7)];
+}
+
 const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
   const done = new Map<string, number>();
   for (const r of m.facts.reviews.items) {
     const p = reviewedPopulation(r);
-    if (p !== undefined) done.set(`${p} ${r.ts.slice(0, 7)}`, (done.get(`${p} ${r.ts.slice(0, 7)}`) ?? 0) + 1);
+    if (p === undefined) continue;
+    for (const month of reviewedMonths(r)) done.set(`${p} ${month}`, (done.get(`${p} ${month}`) ?? 0) + 1);
   }
   const due: Array<{ pop: string; month: string; events: number; reviews: number }> = [];
   for (const [pop, months] of m.facts.populationMonths) {
@@ -350,8 +381,10 @@ const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
       <h2>6. Reviews performed and due</h2>
       <p>
         <b>The rule used here:</b> one review is due per population per calendar month (UTC) in which that population has at least one event in scope; a review counts for the population it names and
-        the month in which it was recorded. {`${met} of ${due.length} due reviews were performed; ${plural(m.facts.reviews.total, 'review event')} in scope.`}
+        for every month of the period it recorded (its scope's since and until), or, when it recorded none, for the month in which it was recorded.{' '}
+        {`${met} of ${due.length} due reviews were performed; ${plural(m.facts.reviews.total, 'review event')} in scope.`}
       </p>
+      {m.mode === 'withheld' && m.facts.reviews.total > 0 ? <p class="note">Which population a review covers is in its payload, withheld in this export: no review is counted below.</p> : null}
       {due.length === 0 ? (
         <p>No population has an event in scope, so no review is due.</p>
       ) : (

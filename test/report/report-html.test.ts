@@ -128,4 +128,40 @@ describe('the auditor report (HTML)', () => {
     expect(html).not.toContain('billing.refund');
     expect(html).not.toMatch(/<img /);
   });
+
+  it('counts a review for the months of the period it recorded, and then the review rows have evidence', async () => {
+    const own = await buildReportLedger(dir);
+    const ledger = await openLedger(own.store, { create: false });
+    try {
+      await ledger.append([
+        {
+          stream: 'witness.reviews',
+          agent: { id: 'witness-cli' },
+          ts: '2026-12-02T09:00:00.000Z',
+          kind: 'review',
+          principal: { id: 'rita@corp', kind: 'human' },
+          data: {
+            reviewer: 'rita@corp',
+            population_digest: 'b'.repeat(64),
+            population: { name: 'approvals', count: 2 },
+            attestation: 'November approvals reviewed',
+            disposition: 'ok',
+            scope: { since: '2026-11-01T00:00:00.000Z', until: '2026-12-01T00:00:00.000Z' },
+          },
+        },
+      ]);
+      await ledger.seal();
+      const scope: BundleScope = { ...ALL, since: '2026-11-01T00:00:00.000Z', until: '2027-01-01T00:00:00.000Z' };
+      const span = (await resolveSpan(ledger, scope))!;
+      const cp = (await ledger.latestCheckpoint())!;
+      const html = await renderReport(ledger, { scope, span, checkpoint: { size: cp.size, root: cp.root.toString('hex') }, mode: 'full' });
+      expect(html).toContain('1 of 5 due reviews were performed; 1 review event in scope.');
+      expect(html).toMatch(/<td>approvals<\/td><td>2026-11<\/td><td class="num">2<\/td><td class="num">1<\/td><td><span class="status present">reviewed<\/span>/);
+      expect(html).toMatch(/<td>denials<\/td><td>2026-11<\/td><td class="num">1<\/td><td class="num">0<\/td><td><span class="status gap">not reviewed<\/span>/);
+      expect(row(html, 'CC7.3')).toContain('status present');
+      expect(html).toContain('rita@corp');
+    } finally {
+      await ledger.close();
+    }
+  });
 });
