@@ -4,10 +4,12 @@ import { WitnessError } from '../../core/index.js';
 import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
+import { FORMAT_HELP, isSiemFormat, siemExportCommand } from './export-siem.js';
 
 const REGIMES = BundleScope.shape.regimes.element.options;
 
 interface ExportFlags {
+  format?: string;
   since?: string;
   until?: string;
   agent?: string;
@@ -73,8 +75,11 @@ export function registerExport(program: Command, io: Io): void {
     .option('--as <person>', 'who is exporting, recorded in the export event (default: the OS user)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
+    .option('--format <format>', FORMAT_HELP)
     .option('--json', 'machine-readable output')
     .action(async (opts: ExportFlags) => {
+      // OCSF and JSONL stream lines for a SIEM (export-siem.ts); the rest of this action is the bundle.
+      if (isSiemFormat(opts.format)) return siemExportCommand(io, opts);
       // Flags first: a bad date or regime is refused before the ledger is opened.
       const scope = scopeFromFlags(opts);
       // Not read-only: the export records itself and seals, which checks the ledger against the
