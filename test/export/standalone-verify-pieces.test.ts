@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +29,7 @@ interface Standalone {
   openNote(note: string, verifiers: unknown[]): { text: string; verified: Array<{ fingerprint: string }> };
   parseCheckpoint(text: string): { origin: string; size: number; root: Buffer; extensions: string[] };
   headerProblem(h: Record<string, unknown>): string | undefined;
+  crc32Table(crc: number, buf: Buffer): number;
   ScopeTracker: new (scope: { since: string | null; until: string | null; agents: string[] | null; sessions: string[] | null }) => { inScope(e: unknown): boolean };
 }
 
@@ -88,6 +90,15 @@ describe('the standalone verifier’s strict JSON', () => {
     const v = S.strictParse('{"__proto__":{"x":1},"a":2}') as Record<string, unknown>;
     expect(Object.keys(v)).toEqual(['__proto__', 'a']);
     expect(S.jcs(v)).toBe('{"__proto__":{"x":1},"a":2}');
+  });
+});
+
+describe('the standalone verifier’s CRC-32 for Node versions without zlib.crc32', () => {
+  it('equals zlib’s, in one piece and carried over chunks', () => {
+    const data = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 256));
+    expect(S.crc32Table(0, data)).toBe(zlib.crc32(data));
+    expect(S.crc32Table(S.crc32Table(0, data.subarray(0, 333)), data.subarray(333))).toBe(zlib.crc32(data));
+    expect(S.crc32Table(0, Buffer.alloc(0))).toBe(0);
   });
 });
 
