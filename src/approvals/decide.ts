@@ -85,7 +85,16 @@ export async function decide(witness: Witness, input: DecisionInput): Promise<De
     const state = v.status === 'consumed' ? `approved${by}, and that approval has released the call` : `${v.status}${by}`;
     throw new WitnessError('conflict', `Approval request ${v.requestId} is already ${state}; nothing was recorded.`);
   }
-  if (v.argumentsSalt === undefined || tryArgumentsDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
+  if (v.argumentsSalt === undefined) {
+    // Written before digests were salted: its digest is SHA-256(JCS(arguments)), which a withheld
+    // bundle would let anyone test guesses against. No gateway releases a call on it (binding.ts),
+    // so a signature over it would bind nothing; the events themselves still verify.
+    throw new WitnessError(
+      'conflict',
+      `Approval request ${v.requestId} was recorded by an older Witness with an unsalted arguments digest, which no gateway of this version releases a call on; nothing was recorded; retry the call to get a new request.`,
+    );
+  }
+  if (tryArgumentsDigest(v.argumentsSalt, v.arguments) !== v.argumentsDigest) {
     throw new WitnessError('conflict', `The arguments shown in approval request ${v.requestId} do not match its digest, so they may not be what the gateway holds; nothing was recorded.`);
   }
   if (input.expectDigest !== undefined && input.expectDigest.toLowerCase() !== v.argumentsDigest) {

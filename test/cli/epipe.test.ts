@@ -103,7 +103,7 @@ describe('witness verify into a pipe that closes early', () => {
       const child = spawn(process.execPath, [BIN, 'verify', '--store', `sqlite:${good.file}`], { cwd: REPO_ROOT, stdio: ['ignore', out, 'pipe'] });
       fs.closeSync(out);
       let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stderr }));
     });

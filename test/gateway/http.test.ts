@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../src/core/index.js';
+import { argumentsDigest, canonicalize, type StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
@@ -534,6 +535,18 @@ describe('witness gateway over Streamable HTTP', () => {
       'tool.result',
     ]);
     expect(evs.find((e) => e.kind === 'approval.decision')!.data).toMatchObject({ approver: 'alice@corp', decision: 'approved' });
+    // The digest bound by request, decision and release is salted per request (README "Human
+    // approval"): the headers, all a withheld export shows, never hold the arguments' plain hash.
+    const args = { message: 'refund 650' };
+    const request = evs.find((e) => e.kind === 'approval.request')!;
+    const digest = argumentsDigest(String(request.data?.['arguments_salt']), args);
+    expect(request.data?.['arguments_digest']).toBe(digest);
+    expect(evs.filter((e) => e.approvals !== undefined).map((e) => [e.kind, e.approvals?.[0]?.args_digest])).toEqual([
+      ['approval.decision', digest],
+      ['policy.decision', digest],
+    ]);
+    const unsalted = createHash('sha256').update(canonicalize(args)).digest('hex');
+    expect(evs.map(({ data: _data, ...header }) => JSON.stringify(header)).join('\n')).not.toContain(unsalted);
   });
 
   it('names the line and the field of each kind of configuration mistake in one sentence', () => {
