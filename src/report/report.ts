@@ -1,5 +1,5 @@
 import { WitnessError, keyFingerprint, leafHash, openCheckpoint, parseVerifierKey, verifyInclusion } from '../core/index.js';
-import { ScopeTracker, type BundleMode, type BundleScope, type Span } from '../export/index.js';
+import { ScopeTracker, type BundleMode, type BundleScope, type ReportContext, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import type { Ledger } from '../store/index.js';
 import { asExported, collectFacts, type Ev, type ReportFacts } from './collect.js';
@@ -193,4 +193,21 @@ async function artifactUrl(ledger: Ledger, sha: string, events: readonly Ev[], o
   if (ref === undefined || ref.bytes > MAX_EMBEDDED_BYTES || !/^image\/(png|jpeg|webp|gif)$/.test(ref.mime)) return undefined;
   const bytes = await ledger.readArtifact(sha);
   return bytes === undefined ? undefined : `data:${ref.mime};base64,${bytes.toString('base64')}`;
+}
+
+/**
+ * The export hook (ExportOptions.renderReport): the report.html of a bundle, for exactly the
+ * bundle's scope, span, mode and checkpoint, its screenshots linked as the bundle's own files.
+ */
+export function bundleReport(ctx: ReportContext): Promise<string> {
+  const m = ctx.manifest;
+  return renderReport(ctx.ledger, {
+    scope: m.scope,
+    span: m.span,
+    checkpoint: m.checkpoint,
+    mode: m.mode,
+    exportEvent: m.export_event,
+    artifactFile: ctx.artifactFile,
+    now: new Date(m.created_at),
+  });
 }

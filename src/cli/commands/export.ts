@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
 import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
+import { bundleReport } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 import { FORMAT_HELP, isSiemFormat, siemExportCommand } from './export-siem.js';
@@ -87,7 +88,8 @@ export function registerExport(program: Command, io: Io): void {
       const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
       try {
         const actor = opts.as ?? os.userInfo().username;
-        const options: ExportOptions = { withholdData: opts.withholdData === true, actor };
+        // report.html: the auditor report of exactly this bundle (src/report), its screenshots linked as the bundle's files.
+        const options: ExportOptions = { withholdData: opts.withholdData === true, actor, renderReport: bundleReport };
         const r = await exportBundle(ledger, scope, opts.out, options);
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);
