@@ -13,6 +13,7 @@ export {
   type ReportContext,
 } from './bundle.js';
 export { bundleSession, verifyBundle, verifyZipBundle, type VerifyBundleOptions } from './verify-bundle.js';
+export type { BundleVerdict, BundleVerifyReport } from './verify-bundle-v2.js';
 export { looksLikeZip } from './zip.js';
 export { resolveSpan, type Span, type SpanScope } from './span.js';
 export { BundleManifestV2, BundleMode, BundleScope, artifactExtension } from './bundle-format.js';

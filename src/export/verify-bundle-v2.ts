@@ -477,7 +477,11 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
 
   if (options.requirePayloads === true) {
     for (const r of without.ranges) {
-      fail({ code: 'payload_missing', leaf: r.from, reason: `${range(r.from, r.to)} carry no payload (${REASON_WORDS[r.reason]}), and --require-payloads asks for every one.` });
+      fail({
+        code: 'payload_missing',
+        leaf: r.from,
+        reason: `${range(r.from, r.to)} carr${r.to - r.from === 1 ? 'ies' : 'y'} no payload (${REASON_WORDS[r.reason]}), and --require-payloads asks for every one.`,
+      });
     }
   }
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');

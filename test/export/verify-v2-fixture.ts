@@ -48,6 +48,8 @@ export interface Built {
   manifest: BundleManifestV2;
   /** The ids of every ledger event, by leaf. */
   ids: string[];
+  /** Every ledger event as stored, payload and salt included, by leaf (for forging a bundle from the ledger). */
+  stored: Array<Record<string, unknown>>;
 }
 
 const ORIGIN = 'fixture.example/witness/0190c0de-0000-7000-8000-000000000001';
@@ -191,7 +193,7 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
     files,
   };
   fs.writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  return { dir, vkey: KEY.verifierKey, origin: ORIGIN, manifest, ids: rows.map((r) => String(r.line['id'])) };
+  return { dir, vkey: KEY.verifierKey, origin: ORIGIN, manifest, ids: rows.map((r) => String(r.line['id'])), stored: rows.map((r) => r.line) };
 }
 
 /** Re-lists every file's digest in manifest.json, as a forger who edits files would. */

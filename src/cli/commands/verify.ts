@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
-import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle } from '../../export/index.js';
+import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle, type BundleVerdict, type BundleVerifyReport } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
@@ -14,6 +14,7 @@ interface VerifyOpts {
   against?: string;
   sealRecord?: string;
   threads?: string;
+  requirePayloads?: boolean;
   json?: boolean;
 }
 
@@ -28,11 +29,12 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--against <file>', 'a signed checkpoint saved earlier: prove the ledger still extends it')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--threads <n>', 'worker threads for a ledger (default: one per core from 65,536 events; 1 = this thread only)')
+    .option('--require-payloads', 'a bundle: fail on any event that carries no payload (out of scope or withheld), not only on stripped ones')
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
       const trustedKeys = readTrustedKeys(opts.trustedKey);
       const threads = opts.threads === undefined ? undefined : threadCount(opts.threads);
-      let report: VerifyReport;
+      let report: BundleVerifyReport;
       let subject: string;
       if (bundle !== undefined) {
         if (opts.against !== undefined) {
@@ -42,7 +44,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
-        const bundleOptions = trustedKeys === undefined ? {} : { trustedKeys };
+        const bundleOptions = { ...(trustedKeys === undefined ? {} : { trustedKeys }), ...(opts.requirePayloads === true ? { requirePayloads: true } : {}) };
         report = looksLikeZip(bundle) ? await verifyZipBundle(bundle, bundleOptions) : verifyBundle(bundle, bundleOptions);
         subject = `Bundle ${bundle}`;
         if (opts.session !== undefined) {
@@ -52,6 +54,9 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           }
         }
       } else {
+        if (opts.requirePayloads === true) {
+          throw new WitnessError('invalid_argument', '--require-payloads checks an evidence bundle, not a ledger; name the bundle to verify, or drop it.');
+        }
         if (opts.sealRecord !== undefined) checkSealRecordArgument(opts.sealRecord);
         const store = resolveStore(opts.store);
         const ledger = await openExisting(store, { readonly: true, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
@@ -98,7 +103,7 @@ function onlySession(report: VerifyReport, session: string): VerifyReport {
   return r;
 }
 
-export function printReport(terminal: Io, subject: string, r: VerifyReport): void {
+export function printReport(terminal: Io, subject: string, r: VerifyReport & { bundle?: BundleVerdict }): void {
   // One line each: stream ids, reasons, key names and warnings can hold recorded (agent-controlled)
   // text, and a newline in it must not start a line of its own ("✔ … is intact").
   const io = { out: (line: string) => terminal.out(inert(line)) };
@@ -120,10 +125,43 @@ export function printReport(terminal: Io, subject: string, r: VerifyReport): voi
   } else {
     io.out(`✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
   }
-  if (r.payloadsAbsent > 0) io.out(`  note:  ${n(r.payloadsAbsent)} event(s) carry no payload; their content was not checked.`);
+  if (r.payloadsAbsent > 0 && r.bundle === undefined) io.out(`  note:  ${n(r.payloadsAbsent)} event(s) carry no payload; their content was not checked.`);
+  if (r.bundle !== undefined) printBundle(io, r.bundle, n);
   io.out(`  trust: ${r.trust.statement}`);
   for (const k of r.trust.keys) io.out(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
   for (const w of r.warnings.slice(0, 5)) io.out(`  note:  ${w}`);
+}
+
+const NO_PAYLOAD_WORDS: Record<BundleVerdict['withoutPayload'][number]['reason'], string> = {
+  out_of_scope: 'out of scope (header only)',
+  withheld: 'withheld by export mode',
+  missing: 'stripped from a full export',
+};
+
+/** What a format-2 bundle's verdict covers: span, scope, mode, populations, and every event without payload by reason. */
+function printBundle(io: { out: (line: string) => void }, b: BundleVerdict, n: (x: number) => string): void {
+  const leaves = (from: number, to: number) => (to - from === 1 ? String(from) : `${from}–${to - 1}`);
+  io.out(`  span:  leaves ${leaves(b.span.from, b.span.to)} (${n(b.spanEvents)} events), ${n(b.inScope)} in scope; mode ${b.mode}; export event at leaf ${b.exportEvent.leaf}`);
+  const s = b.scope;
+  const scope = [
+    s.since === null ? '' : `since ${s.since}`,
+    s.until === null ? '' : `until ${s.until}`,
+    s.agents === null ? '' : `agents ${s.agents.join(', ')}`,
+    s.sessions === null ? '' : `sessions ${s.sessions.join(', ')}`,
+    s.regimes.length === 0 ? '' : `regimes ${s.regimes.join(', ')}`,
+  ].filter((x) => x !== '');
+  io.out(`  scope: ${scope.length === 0 ? 'everything in the span' : scope.join('; ')}`);
+  io.out(`  populations: ${b.populations.map((p) => `${p.name} ${n(p.count)}`).join(', ')}`);
+  const byReason = new Map<string, string[]>();
+  const counts = new Map<string, number>();
+  for (const r of b.withoutPayload) {
+    byReason.set(r.reason, [...(byReason.get(r.reason) ?? []), leaves(r.from, r.to)]);
+    counts.set(r.reason, (counts.get(r.reason) ?? 0) + r.to - r.from);
+  }
+  for (const [reason, list] of byReason) {
+    const shown = list.length > 12 ? `${list.slice(0, 12).join(', ')}, … (${list.length - 12} more runs; --json lists them all)` : list.join(', ');
+    io.out(`  no payload, ${NO_PAYLOAD_WORDS[reason as keyof typeof NO_PAYLOAD_WORDS]}: ${n(counts.get(reason)!)} event(s), leaves ${shown}`);
+  }
 }
 
 /**
