@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { WitnessError, type StoredEvent } from '../core/index.js';
+import { WitnessError, leafHash, nodeHash, type StoredEvent } from '../core/index.js';
 import { toStored, type Ledger } from '../store/index.js';
 import { AUDIT_STREAM } from './bundle.js';
 import { OCSF_VERSION, toOcsf } from './ocsf-map.js';
@@ -79,6 +79,70 @@ function isClosedPipe(e: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END';
 }
 
+const BLOCK_BITS = 8;
+const BLOCK = 1 << BLOCK_BITS;
+
+/**
+ * Inclusion proofs for a scan of consecutive leaves, without one proof query per leaf (0.45 ms each
+ * on SQLite: 11 s of a 20,000-event export). Leaves are taken in aligned blocks of 256: a block that
+ * was read whole and lies inside the tree is a node of the tree (RFC 6962's split is at powers of
+ * two), so a leaf's proof is its 8 siblings inside the block, computed here from the leaf hashes read,
+ * followed by the block's own path, the tail of the ledger's proof for the block's first leaf. A
+ * block read in part (the span's edges) asks the ledger for each leaf. Holds one block at a time.
+ */
+class BlockProofs {
+  private block = -1;
+  private items: Array<{ pos: number; hash: Buffer; ev: StoredEvent | null }> = [];
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly size: number,
+    private readonly emit: (ev: StoredEvent, leaf: number, proof: string[]) => Promise<void>,
+  ) {}
+
+  /** Every leaf of the scan, in order; `ev` null for one out of scope (its hash is still needed). */
+  async add(pos: number, hash: Buffer, ev: StoredEvent | null): Promise<void> {
+    const b = Math.floor(pos / BLOCK);
+    if (b !== this.block) {
+      await this.flush();
+      this.block = b;
+    }
+    this.items.push({ pos, hash, ev });
+  }
+
+  async flush(): Promise<void> {
+    const items = this.items;
+    this.items = [];
+    if (!items.some((i) => i.ev !== null)) return;
+    const start = this.block * BLOCK;
+    const whole = items.length === BLOCK && items[0]!.pos === start && start + BLOCK <= this.size;
+    let levels: Buffer[][] = [];
+    let upper: string[] = [];
+    if (whole) {
+      levels = [items.map((i) => leafHash(i.hash))];
+      for (let l = 0; l < BLOCK_BITS; l++) {
+        const prev = levels[l]!;
+        const next: Buffer[] = [];
+        for (let j = 0; j < prev.length; j += 2) next.push(nodeHash(prev[j]!, prev[j + 1]!));
+        levels.push(next);
+      }
+      upper = (await this.ledger.inclusionProof(start, this.size)).slice(BLOCK_BITS).map((h) => h.toString('hex'));
+    }
+    for (const [index, item] of items.entries()) {
+      if (item.ev === null) continue;
+      let proof: string[];
+      if (whole) {
+        proof = [];
+        for (let l = 0, k = index; l < BLOCK_BITS; l++, k >>= 1) proof.push(levels[l]![k ^ 1]!.toString('hex'));
+        proof.push(...upper);
+      } else {
+        proof = (await this.ledger.inclusionProof(item.pos, this.size)).map((h) => h.toString('hex'));
+      }
+      await this.emit(item.ev, item.pos, proof);
+    }
+  }
+}
+
 /**
  * Writes the scope's events to `out` as `options.format` lines. `out` is not ended here (it may be
  * the process's stdout): the caller ends a file it opened. A write error other than a closed pipe
@@ -114,29 +178,32 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
   try {
     if (full !== undefined) {
       const tracker = new ScopeTracker(options.scope);
+      const emit = async (ev: StoredEvent, leaf: number, proof: string[] | undefined) => {
+        const line = proof === undefined ? JSON.stringify({ ...ev, leaf }) : JSON.stringify(toOcsf(ev, { leaf, proof, checkpoint, origin: ledger.info.origin, product }));
+        if (outError !== undefined) throw isClosedPipe(outError) ? new OutputClosed() : outError;
+        await writeLine(out, `${line}\n`);
+        written++;
+      };
+      const proofs = new BlockProofs(ledger, cp.size, emit);
       scan: for await (const page of ledger.scan(full.from, options.pageSize ?? 1000)) {
         for (const row of page) {
           if (row.pos >= full.to) break scan;
           const e = toStored(row);
-          if (!tracker.inScope(e)) continue;
+          const inScope = tracker.inScope(e);
           if (row.pos >= cp.size) {
-            unsealed++;
+            if (inScope) unsealed++;
             continue;
           }
           const { pos, ...stored } = e;
-          const ev: StoredEvent = withhold ? { ...stored, data: null, salt: null } : stored;
-          let line: string;
+          const ev: StoredEvent | null = !inScope ? null : withhold ? { ...stored, data: null, salt: null } : stored;
           if (options.format === 'jsonl') {
-            line = JSON.stringify({ ...ev, leaf: pos });
+            if (ev !== null) await emit(ev, pos, undefined);
           } else {
-            const proof = (await ledger.inclusionProof(pos, cp.size)).map((h) => h.toString('hex'));
-            line = JSON.stringify(toOcsf(ev, { leaf: pos, proof, checkpoint, origin: ledger.info.origin, product }));
+            await proofs.add(pos, row.hash, ev);
           }
-          if (outError !== undefined) throw isClosedPipe(outError) ? new OutputClosed() : outError;
-          await writeLine(out, `${line}\n`);
-          written++;
         }
       }
+      await proofs.flush();
     }
     if (outError !== undefined && !isClosedPipe(outError)) throw outError;
   } catch (e) {

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openWitness } from '../../src/index.js';
+import { leafHash, verifyInclusion } from '../../src/core/index.js';
 import { exportSiem } from '../../src/export/index.js';
 import { SqliteLedger, type AppendRequest } from '../../src/store/index.js';
 import { driverOf } from '../helpers/ledger.js';
@@ -84,6 +85,35 @@ describe('SIEM export of 20,000 events', () => {
       console.log(
         `OCSF export of ${N} events: ${finished - started} ms, ${(bytes / 1048576).toFixed(1)} MiB, first line after ${first - started} ms, heap growth ${((maxHeap - heap0) / 1048576).toFixed(1)} MiB`,
       );
+    } finally {
+      await ledger.close();
+    }
+  }, 120_000);
+  it('gives every line an inclusion proof that verifies against the checkpoint, in whole 256-leaf blocks and at the edges of a span', async () => {
+    const ledger = SqliteLedger.open({ path: file, create: false });
+    try {
+      const cp = (await ledger.latestCheckpoint())!;
+      for (const sessions of [null, ['s-3']]) {
+        const chunks: Buffer[] = [];
+        const out = new Writable({
+          write(chunk: Buffer, _enc, done) {
+            chunks.push(chunk);
+            done();
+          },
+        });
+        const r = await exportSiem(ledger, out, { format: 'ocsf', scope: { since: null, until: null, agents: null, sessions } });
+        const lines = Buffer.concat(chunks)
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== '');
+        expect(lines.length).toBe(sessions === null ? cp.size : N / 50);
+        expect(r.events).toBe(lines.length);
+        for (const l of lines) {
+          const w = (JSON.parse(l) as { unmapped: { witness: { event: { hash: string }; leaf: number; inclusion_proof: { tree_size: number; hashes: string[] } } } }).unmapped.witness;
+          const proof = w.inclusion_proof.hashes.map((h) => Buffer.from(h, 'hex'));
+          expect(verifyInclusion(leafHash(Buffer.from(w.event.hash, 'hex')), w.leaf, w.inclusion_proof.tree_size, proof, cp.root), `leaf ${w.leaf}`).toEqual({ ok: true });
+        }
+      }
     } finally {
       await ledger.close();
     }
