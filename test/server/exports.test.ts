@@ -47,7 +47,8 @@ describe('exports over the API', () => {
     expect(started.headers.get('location')).toBe(`/v1/exports/${job.id}`);
 
     const done = await waitForExport(f, job.id, f.keys.auditor);
-    expect(done).toMatchObject({ status: 'done', events: 5, artifacts: 1, bundle: `/v1/exports/${job.id}/bundle.zip` });
+    // The session's 5 events and the record of this POST, whose resource names the session (a bundle carries its session's access records).
+    expect(done).toMatchObject({ status: 'done', events: 6, artifacts: 1, bundle: `/v1/exports/${job.id}/bundle.zip` });
     expect(fs.existsSync(path.join(dir, 'witness-exports', `${job.id}.zip`))).toBe(true);
 
     const res = await f.call('GET', `/v1/exports/${job.id}/bundle.zip`, { key: f.keys.auditor });
@@ -61,9 +62,17 @@ describe('exports over the API', () => {
     fs.writeFileSync(downloaded, bytes);
     const verified = await runBin(['verify', downloaded, '--trusted-key', f.built.vkey, '--json']);
     expect(verified.code, verified.stderr).toBe(0);
-    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, events: 5, artifacts: 1 });
+    // Every leaf of the span (other sessions' events as headers only), then the export's own event.
+    const span = done['span'] as { from: number; to: number };
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, events: span.to - span.from + 1, artifacts: 1 });
 
-    const access = (await f.ledger.readStream(ACCESS_STREAM)).filter((e) => e.data?.['operation'] === 'export');
+    const records = await f.ledger.readStream(ACCESS_STREAM);
+    // The bundle's own export event, appended and sealed before the zip was written, names the key's person.
+    const own = records.filter((e) => e.action === 'export');
+    expect(own.map((e) => [e.agent, e.principal, e.data?.['actor'], e.data?.['span']])).toEqual([
+      [{ id: 'witness-server', credential: f.ids.auditor }, { id: `test auditor (key:${f.ids.auditor})`, kind: 'human' }, `test auditor (key:${f.ids.auditor})`, done['span']],
+    ]);
+    const access = records.filter((e) => e.data?.['operation'] === 'export' && e.action !== 'export');
     expect(access.map((e) => [e.action, e.resource, e.data?.['key_id'], e.data?.['role'], e.data?.['count']])).toEqual([
       ['POST /v1/exports', session, f.ids.auditor, 'auditor', undefined],
       ['GET /v1/exports/:id/bundle.zip', session, f.ids.auditor, 'auditor', bytes.length],

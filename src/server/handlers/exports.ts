@@ -25,7 +25,10 @@ export interface ExportJob {
   /** Who started it: the key's name and id, as the access record names them. */
   started_by: string;
   finished_at?: string;
+  /** The session's events (with its approvals and video): the bundle's in-scope events. */
   events?: number;
+  /** The leaves the bundle covers (events of other sessions in between are there as headers only). */
+  span?: { from: number; to: number };
   artifacts?: number;
   bytes?: number;
   signed_by?: string[];
@@ -93,7 +96,8 @@ export class ExportRunner {
       .then((r) => {
         Object.assign(job, {
           status: 'done',
-          events: r.events,
+          events: r.inScope,
+          span: r.span,
           artifacts: r.artifacts,
           bytes: fs.statSync(this.file(id)).size,
           signed_by: r.signedBy,
