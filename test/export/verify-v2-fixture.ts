@@ -8,6 +8,7 @@ import {
   inclusionProof,
   keyFingerprint,
   leafHash,
+  nodeHash,
   parseSignerKey,
   parseVerifierKey,
   prepareEvent,
@@ -132,7 +133,15 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
 
   // The tree, a checkpoint covering the export event and an earlier one.
   const leaves = rows.map((r) => leafHash(r.hash));
-  const src: NodeSource = { node: (level, index) => rootFromLeafHashes(leaves.slice(index * 2 ** level, (index + 1) * 2 ** level)) };
+  const nodes = new Map<string, Buffer>();
+  const node = (level: number, index: number): Buffer => {
+    if (level === 0) return leaves[index]!;
+    const key = `${level}:${index}`;
+    let h = nodes.get(key);
+    if (h === undefined) nodes.set(key, (h = nodeHash(node(level - 1, 2 * index), node(level - 1, 2 * index + 1))));
+    return h;
+  };
+  const src: NodeSource = { node };
   const size = leaves.length;
   const root = rootFromLeafHashes(leaves);
   const note = signCheckpoint({ origin: ORIGIN, size, rootHash: root }, [signer]);
