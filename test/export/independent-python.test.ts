@@ -1,0 +1,432 @@
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/**
+ * The auditor's test of docs/FORMAT.md: a verifier written in Python from that document alone
+ * (test/export/independent/verify_bundle.py, standard library + python3-cryptography, nothing read
+ * from src/) must pass the bundles the built CLI writes and fail every tamper class with the code the
+ * document names — and `witness verify` must say the same on the same bytes. Where they disagree,
+ * the document, the code or the independent reading of it is wrong, and this test says which bundle.
+ */
+
+const PY = '/usr/bin/python3';
+const HERE = path.join(REPO_ROOT, 'test', 'export', 'independent');
+const VERIFIER = path.join(HERE, 'verify_bundle.py');
+const DOC_VECTORS = path.join(HERE, 'doc_vectors.py');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+interface PyReport {
+  verdict: 'PASS' | 'FAIL' | 'UNVERIFIABLE';
+  keys: string;
+  signedBy: string[];
+  failures: Array<{ code: string; message: string; leaf?: number; file?: string }>;
+  withoutPayload: Array<{ leaf: number; why: string }>;
+}
+interface WitnessReport {
+  ok: boolean;
+  unverifiable: boolean;
+  payloadsAbsent: number;
+  failures: Array<{ code: string }>;
+}
+
+function run(cmd: string, args: string[], input?: string, timeout = 60_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { cwd: REPO_ROOT, timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+async function python(bundle: string, extra: string[] = []): Promise<{ code: number; report: PyReport }> {
+  const r = await run(PY, [VERIFIER, bundle, '--json', ...extra]);
+  expect(r.stderr, `verify_bundle.py crashed on ${bundle}`).toBe('');
+  return { code: r.code, report: JSON.parse(r.stdout) as PyReport };
+}
+
+async function witness(bundle: string, extra: string[] = []): Promise<WitnessReport> {
+  const r = await runBin(['verify', bundle, '--json', ...extra]);
+  return JSON.parse(r.stdout) as WitnessReport;
+}
+
+const codes = (r: { failures: Array<{ code: string }> }): string[] => [...new Set(r.failures.map((f) => f.code))].sort();
+
+// ------------------------------------------------------------------ bundles as maps of files
+
+type Files = Map<string, Buffer>;
+
+function readTree(dir: string): Files {
+  const out: Files = new Map();
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) walk(full);
+      else out.set(path.relative(dir, full).split(path.sep).join('/'), fs.readFileSync(full));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function writeTree(dir: string, files: Files): string {
+  for (const [name, bytes] of files) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), bytes);
+  }
+  return dir;
+}
+
+const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+const lines = (b: Buffer): string[] => b.toString('utf8').split('\n').slice(0, -1);
+const unlines = (l: string[]): Buffer => Buffer.from(l.map((x) => `${x}\n`).join(''), 'utf8');
+
+/** What an attacker who can rewrite the unsigned manifest does after editing files: list the new digests. */
+function redigest(files: Files): void {
+  const m = JSON.parse(files.get('manifest.json')!.toString('utf8')) as { files: Record<string, string> };
+  for (const name of Object.keys(m.files)) {
+    const b = files.get(name);
+    if (b !== undefined) m.files[name] = sha256(b);
+  }
+  files.set('manifest.json', Buffer.from(`${JSON.stringify(m, null, 2)}\n`));
+}
+
+// A zip written byte by byte (stored entries), for the archives no honest zip tool writes.
+interface ZipEntry {
+  name: string;
+  data: Buffer;
+  symlink?: boolean;
+}
+function zip(entries: ZipEntry[]): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const name = Buffer.from(e.name, 'utf8');
+    const crc = zlib.crc32(e.data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x800, 6);
+    local.writeUInt16LE(0, 8);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(e.data.length, 18);
+    local.writeUInt32LE(e.data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    const cd = Buffer.alloc(46);
+    cd.writeUInt32LE(0x02014b50, 0);
+    cd.writeUInt16LE((3 << 8) | 20, 4);
+    cd.writeUInt16LE(20, 6);
+    cd.writeUInt16LE(0x800, 8);
+    cd.writeUInt32LE(crc, 16);
+    cd.writeUInt32LE(e.data.length, 20);
+    cd.writeUInt32LE(e.data.length, 24);
+    cd.writeUInt16LE(name.length, 28);
+    cd.writeUInt32LE((((e.symlink === true ? 0o120777 : 0o100644) << 16) >>> 0) as number, 38);
+    cd.writeUInt32LE(offset, 42);
+    parts.push(local, name, e.data);
+    central.push(cd, name);
+    offset += 30 + name.length + e.data.length;
+  }
+  const cdBuf = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(cdBuf.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...parts, cdBuf, end]);
+}
+
+// ------------------------------------------------------------------ the ledger and its bundles
+
+const dir = tempDir('witness-independent-');
+let ledger: string;
+let vkey: string;
+let genuineDir: string;
+let genuineZip: string;
+let genuine: Files;
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
+    throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before this test.');
+  }
+  // The demo records a support session with approvals, a denial, screenshots, a narrated video and captions.
+  const demo = path.join(dir, 'demo');
+  const r = await run(process.execPath, [BIN, 'demo', '--dir', demo], undefined, 240_000);
+  expect(r.code, r.stderr).toBe(0);
+  ledger = `sqlite:${path.join(demo, 'witness.db')}`;
+  vkey = /^ {2}public key +(\S+)$/m.exec(r.stdout)![1]!;
+  const session = fs
+    .readdirSync(demo)
+    .find((n) => n.startsWith('evidence-'))!
+    .slice('evidence-'.length);
+  genuineDir = path.join(dir, 'genuine');
+  genuineZip = path.join(dir, 'genuine.zip');
+  for (const out of [genuineDir, genuineZip]) {
+    const e = await runBin(['export', '--store', ledger, '--session', session, '--as', 'auditor', '-o', out]);
+    expect(e.code, e.stderr).toBe(0);
+  }
+  genuine = readTree(genuineDir);
+}, 300_000);
+
+let counter = 0;
+function tampered(edit: (files: Files) => void, options: { redigest?: boolean } = {}): string {
+  const files: Files = new Map([...genuine].map(([k, v]) => [k, Buffer.from(v)]));
+  edit(files);
+  if (options.redigest !== false) redigest(files);
+  counter += 1;
+  return writeTree(path.join(dir, `tampered-${counter}`), files);
+}
+
+/** Index of an events.jsonl line in the span whose event carries a payload, chosen by a predicate. */
+function lineWhere(files: Files, pred: (e: Record<string, unknown>) => boolean): number {
+  const l = lines(files.get('events.jsonl')!);
+  const i = l.findIndex((x, n) => n < l.length - 1 && pred(JSON.parse(x) as Record<string, unknown>));
+  if (i < 0) throw new Error('no such event in the genuine bundle');
+  return i;
+}
+
+function editLine(files: Files, name: string, i: number, edit: (o: Record<string, unknown>) => void): void {
+  const l = lines(files.get(name)!);
+  const o = JSON.parse(l[i]!) as Record<string, unknown>;
+  edit(o);
+  l[i] = JSON.stringify(o);
+  files.set(name, unlines(l));
+}
+
+// ------------------------------------------------------------------ tests
+
+describe('the independent Python verifier, read from docs/FORMAT.md alone', () => {
+  it('recomputes every vector and every step of the worked example in docs/FORMAT.md', async () => {
+    const r = await run(PY, [DOC_VECTORS, path.join(REPO_ROOT, 'docs', 'FORMAT.md'), '--json']);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { checks: number; failed: unknown[] };
+    expect(out.failed).toEqual([]);
+    expect(out.checks).toBeGreaterThan(60);
+    expect(r.code).toBe(0);
+  });
+
+  it('writes numbers as ECMAScript Number.prototype.toString does, for 20,000 random doubles', async () => {
+    const doubles: Buffer[] = [];
+    while (doubles.length < 20_000) {
+      const b = crypto.randomBytes(8);
+      if (Number.isFinite(b.readDoubleLE(0))) doubles.push(b);
+    }
+    for (const x of [1e21, 1e-7, 1e-6, 5e-324, 0.1, 2 ** 53 - 1, -(2 ** 53 - 1), 9.999999999999999e20, 1.5e-7, 100]) {
+      const b = Buffer.alloc(8);
+      b.writeDoubleLE(x);
+      doubles.push(b);
+    }
+    const r = await run(PY, [DOC_VECTORS, '--es-numbers'], doubles.map((b) => b.toString('hex')).join('\n'));
+    expect(r.stderr).toBe('');
+    const got = r.stdout.split('\n');
+    const wrong: string[] = [];
+    doubles.forEach((b, i) => {
+      const x = b.readDoubleLE(0);
+      // FORMAT.md 2.2: integers above 2^53 − 1 and below 10^21 are refused, not written.
+      const want = Number.isInteger(x) && Math.abs(x) > 2 ** 53 - 1 && Math.abs(x) < 1e21 ? 'refused' : String(x);
+      if (got[i] !== want) wrong.push(`${want} written as ${got[i]}`);
+    });
+    expect(wrong).toEqual([]);
+  });
+
+  it('passes the genuine bundle as a zip and as a directory, with the keys it carries and with the key pinned', async () => {
+    for (const b of [genuineZip, genuineDir]) {
+      const carried = await python(b);
+      expect(carried.report.failures).toEqual([]);
+      expect(carried.report.verdict).toBe('PASS');
+      expect(carried.code).toBe(0);
+      expect(carried.report.keys).toMatch(/^carried in the bundle/);
+      const pinned = await python(b, ['--trusted-key', vkey]);
+      expect(pinned.report.verdict).toBe('PASS');
+      expect(pinned.report.keys).toBe('pinned with --trusted-key');
+      expect(pinned.report.signedBy).toEqual([vkey.split('+').slice(0, 2).join('+')]);
+      expect((await witness(b)).ok).toBe(true);
+    }
+  });
+
+  it('passes a time-window bundle (other sessions out of scope, headers only) and a withheld one, counting the events without payload as witness verify does', async () => {
+    const events = lines(genuine.get('events.jsonl')!).map((l) => JSON.parse(l) as { ts: string });
+    const since = events[Math.floor(events.length / 2)]!.ts;
+    for (const extra of [[], ['--withhold-data']]) {
+      const out = path.join(dir, `window-${extra.length}.zip`);
+      const e = await runBin(['export', '--store', ledger, '--since', since, '--as', 'auditor', '-o', out, ...extra]);
+      expect(e.code, e.stderr).toBe(0);
+      const py = await python(out);
+      const w = await witness(out);
+      expect(py.report.failures).toEqual([]);
+      expect(py.report.verdict).toBe('PASS');
+      expect(w.ok).toBe(true);
+      expect(py.report.withoutPayload.length).toBe(w.payloadsAbsent);
+      if (extra.length > 0) expect(py.report.withoutPayload.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('refuses a pinned key that did not sign the checkpoints (checkpoint_signature)', async () => {
+    const other = 'example/witness/01a24c4a-c1f0-729c-af8e-d3efe6a58be8+bcaa270f+AUoj4hC5HBNwuBNsCuUKvdJoDD+GorZDnmpRqflN3dIr';
+    const py = await python(genuineZip, ['--trusted-key', other]);
+    expect(py.code).toBe(1);
+    expect(codes(py.report)).toContain('checkpoint_signature');
+    expect(codes(await witness(genuineZip, ['--trusted-key', other]))).toContain('checkpoint_signature');
+  });
+
+  // Each tamper rewrites the files and then, as an attacker would, the unsigned manifest's digests,
+  // so the failure is the one the tamper class itself causes, not file_mismatch.
+  const classes: Array<[string, (f: Files) => void, string]> = [
+    [
+      'a payload edited',
+      (f) =>
+        editLine(
+          f,
+          'events.jsonl',
+          lineWhere(f, (e) => e['data'] !== null && e['kind'] === 'tool.call'),
+          (o) => void ((o['data'] as Record<string, unknown>)['tampered'] = true),
+        ),
+      'payload_mismatch',
+    ],
+    [
+      'a header edited',
+      (f) =>
+        editLine(
+          f,
+          'events.jsonl',
+          lineWhere(f, (e) => e['kind'] === 'tool.result'),
+          (o) => void (o['outcome'] = 'success' === o['outcome'] ? 'error' : 'success'),
+        ),
+      'hash_mismatch',
+    ],
+    [
+      'an event line deleted (with its proof line)',
+      (f) => {
+        const i = lineWhere(f, (e) => e['kind'] === 'tool.call');
+        for (const name of ['events.jsonl', 'proofs.jsonl']) f.set(name, unlines(lines(f.get(name)!).filter((_, n) => n !== i)));
+      },
+      'span_gap',
+    ],
+    [
+      'two event lines swapped (with their proof lines)',
+      (f) => {
+        const i = lineWhere(f, (e) => e['kind'] === 'tool.call');
+        for (const name of ['events.jsonl', 'proofs.jsonl']) {
+          const l = lines(f.get(name)!);
+          [l[i], l[i + 1]] = [l[i + 1]!, l[i]!];
+          f.set(name, unlines(l));
+        }
+      },
+      'span_gap',
+    ],
+    [
+      'a step of an inclusion proof altered',
+      (f) =>
+        editLine(f, 'proofs.jsonl', 1, (o) => {
+          const p = o['proof'] as string[];
+          const s = p[p.length - 1]!;
+          p[p.length - 1] = (s[0] === '0' ? '1' : '0') + s.slice(1);
+        }),
+      'inclusion_failed',
+    ],
+    [
+      'the checkpoint signature altered (in checkpoint.txt and checkpoints.jsonl alike)',
+      (f) => {
+        const note = f.get('checkpoint.txt')!.toString('utf8');
+        const sig = /\u2014 \S+ (\S+)\n$/.exec(note)![1]!;
+        const k = 40; // a character in the middle of the signature half: still canonical base64
+        const forged = sig.slice(0, k) + (sig[k] === 'A' ? 'B' : 'A') + sig.slice(k + 1);
+        f.set('checkpoint.txt', Buffer.from(note.replace(sig, forged)));
+        f.set('checkpoints.jsonl', Buffer.from(f.get('checkpoints.jsonl')!.toString('utf8').replace(sig, forged)));
+      },
+      'checkpoint_signature',
+    ],
+    [
+      'a line removed from a population file',
+      (f) => {
+        const l = lines(f.get('populations/approvals.jsonl')!);
+        expect(l.length).toBeGreaterThan(0);
+        f.set('populations/approvals.jsonl', unlines(l.slice(1)));
+      },
+      'population_incomplete',
+    ],
+    [
+      'one byte of an artifact flipped',
+      (f) => {
+        const name = [...f.keys()].find((n) => n.startsWith('artifacts/') && n.endsWith('.png'))!;
+        const b = f.get(name)!;
+        b[b.length >> 1] ^= 0x01;
+      },
+      'artifact_mismatch',
+    ],
+    [
+      'the manifest lying about the mode (full → withheld)',
+      (f) => f.set('manifest.json', Buffer.from(f.get('manifest.json')!.toString('utf8').replace('"mode": "full"', '"mode": "withheld"'))),
+      'export_record_mismatch',
+    ],
+  ];
+
+  for (const [what, edit, code] of classes) {
+    it(`fails ${what} with ${code}, as witness verify does`, async () => {
+      const b = tampered(edit);
+      const py = await python(b);
+      expect(py.report.verdict).toBe('FAIL');
+      expect(py.code).toBe(1);
+      expect(codes(py.report)).toContain(code);
+      expect(codes(py.report)).not.toContain('file_mismatch');
+      const w = await witness(b);
+      expect(w.ok).toBe(false);
+      expect(codes(w)).toContain(code);
+    });
+  }
+
+  it('fails a file changed without its manifest digest (file_mismatch), and a name no v2 bundle has (bundle_invalid)', async () => {
+    const changed = tampered((f) => f.set('README.txt', Buffer.concat([f.get('README.txt')!, Buffer.from('more\n')])), { redigest: false });
+    expect(codes((await python(changed)).report)).toEqual(['file_mismatch']);
+    expect(codes(await witness(changed))).toContain('file_mismatch');
+    const added = tampered((f) => f.set('keys.txt', Buffer.from(`${vkey}\n`)), { redigest: false });
+    expect(codes((await python(added)).report)).toContain('bundle_invalid');
+    expect((await witness(added)).ok).toBe(false);
+  });
+
+  it('refuses a zip with a ../ name, an absolute name, a symbolic link or a name twice, as one bundle_invalid', async () => {
+    const entries = [...genuine].map(([name, data]) => ({ name, data }));
+    const hostile: Array<[string, ZipEntry[]]> = [
+      ['dotdot', [...entries, { name: '../evil.txt', data: Buffer.from('x') }]],
+      ['absolute', [...entries, { name: '/tmp/evil.txt', data: Buffer.from('x') }]],
+      ['symlink', [...entries.filter((e) => e.name !== 'README.txt'), { name: 'README.txt', data: Buffer.from('/etc/passwd'), symlink: true }]],
+      ['duplicate', [...entries, { name: 'events.jsonl', data: genuine.get('events.jsonl')! }]],
+    ];
+    const honest = path.join(dir, 'honest-crafted.zip');
+    fs.writeFileSync(honest, zip(entries));
+    expect((await python(honest)).report.verdict).toBe('PASS');
+    for (const [label, list] of hostile) {
+      const file = path.join(dir, `${label}.zip`);
+      fs.writeFileSync(file, zip(list));
+      const py = await python(file);
+      expect(
+        py.report.failures.map((f) => f.code),
+        label,
+      ).toEqual(['bundle_invalid']);
+      expect(py.code).toBe(1);
+      expect((await witness(file)).ok, label).toBe(false);
+    }
+  });
+
+  it('says UNVERIFIABLE, not PASS, for a bundle version above 2, and exits 2 on bad usage', async () => {
+    const newer = tampered((f) => f.set('manifest.json', Buffer.from(f.get('manifest.json')!.toString('utf8').replace('"version": 2', '"version": 3'))));
+    const py = await python(newer);
+    expect(py.report.verdict).toBe('UNVERIFIABLE');
+    expect(py.code).toBe(1);
+    expect((await witness(newer)).unverifiable).toBe(true);
+    expect((await run(PY, [VERIFIER, path.join(dir, 'no-such-bundle')])).code).toBe(2);
+    expect((await run(PY, [VERIFIER])).code).toBe(2);
+  });
+});
