@@ -85,6 +85,13 @@ export interface QueryPage {
  * errors), which belong to no one session. Every filter must hold; none given lists them all.
  */
 export interface SessionFilter {
+  /**
+   * Exactly this session (stream id): its one summary, or none when it is not a session (no
+   * events, or a system stream). A page's header reads it instead of walking the stream; both
+   * drivers answer it from their session index (SQLite's session rows, PostgreSQL's (stream, seq)
+   * index), never by reading the whole ledger.
+   */
+  session?: string;
   /** Sessions in which this agent recorded at least one event. */
   agent?: string;
   /** Sessions with at least one event on this resource. */

@@ -75,8 +75,9 @@ export abstract class PostgresQuery extends PostgresAppend {
 
   async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
     this.assertOpen();
-    const driver = drivenColumn(filter);
-    if (driver === undefined && filter.ended !== false) {
+    // One session is found by its id, so no column index need drive the walk.
+    const driver = filter.session === undefined ? drivenColumn(filter) : undefined;
+    if (driver === undefined && (filter.ended !== false || filter.session !== undefined)) {
       const { sql, args, limit } = pgSessionsSql(filter, page);
       return pgSessionPage(await this.sql<PgSessionRow>(sql, args), limit);
     }

@@ -36,6 +36,8 @@ export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest, c
   const where = ['e.seq = 0', 'e.pos >= 0', `left(e.stream, ${SYSTEM_STREAM_PREFIX.length}) <> ${arg(SYSTEM_STREAM_PREFIX)}`];
   // Candidates found by a driven walk are looked up by the (stream, seq) index, one each.
   if (candidates !== undefined) where.push(`e.stream = ANY(${arg(candidates.streams)}::text[])`);
+  // One session: its first event by the (stream, seq) index, whatever else the filter says.
+  if (filter.session !== undefined) where.push(`e.stream = ${arg(filter.session)}`);
   if (candidates?.after !== undefined) where.push(`e.ts > ${arg(candidates.after)}`);
   if (filter.until !== undefined) where.push(`e.ts < ${arg(filter.until)}`);
   if (page.cursor !== undefined) {

@@ -358,6 +358,7 @@ export function listSessionsSqlite(db: Database.Database, filter: SessionFilter,
     // Sessions whose first event is in the tail have no row yet.
     for (const t of tail.values()) {
       if (seen.has(t.stream) || t.first_seq !== 0 || t.stream.startsWith(SYSTEM_STREAM_PREFIX)) continue;
+      if (filter.session !== undefined && t.stream !== filter.session) continue;
       const s = summary(t);
       if (filter.until !== undefined && !(s.start < filter.until)) continue;
       if (cursor !== undefined && !before(s, cursor)) continue;
@@ -373,6 +374,11 @@ export function listSessionsSqlite(db: Database.Database, filter: SessionFilter,
 function indexedRows(filter: SessionFilter, cursor: { start: string; stream: string } | undefined, fetch: number, tailStreams: string[], cache: (sql: string) => Database.Statement): ListedRow[] {
   const where = [`substr(s.stream, 1, ${SYSTEM_STREAM_PREFIX.length}) <> '${SYSTEM_STREAM_PREFIX}'`];
   const args: unknown[] = [];
+  // One session: its row by the primary key, whatever else the filter says.
+  if (filter.session !== undefined) {
+    where.push('s.stream = ?');
+    args.push(filter.session);
+  }
   if (filter.until !== undefined) {
     where.push('s.start_ts < ?');
     args.push(filter.until);

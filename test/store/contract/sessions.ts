@@ -172,6 +172,32 @@ export function sessionsContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('[R-WHAT-WHEN-RESULT] finds exactly one session by id with its whole counts, indexed, unindexed or split between the two, and none for an unknown id or a system stream', async () => {
+      await withLedger(driver, async (l) => {
+        await l.append(firstHalf());
+        await l.seal();
+        // s-a is half indexed here (where a driver keeps an index), s-c not at all.
+        await l.append(secondHalf());
+        const one = async (filter: SessionFilter) => (await l.listSessions(filter)).sessions;
+        for (let round = 0; round < 2; round++) {
+          for (const id of ORDER) expect(await one({ session: id }), `${id} round ${round}`).toEqual([EXPECTED[id]]);
+          expect(await one({ session: 's-' })).toEqual([]);
+          expect(await one({ session: 'nothing-here' })).toEqual([]);
+          expect(await one({ session: 'witness.approvals' })).toEqual([]);
+          // Every other filter must still hold.
+          expect(await one({ session: 's-a', agent: 'alice', ended: true })).toEqual([EXPECTED['s-a']]);
+          expect(await one({ session: 's-a', agent: 'bob' })).toEqual([]);
+          expect(await one({ session: 's-b', ended: true })).toEqual([]);
+          expect(await one({ session: 's-b', ended: false })).toEqual([EXPECTED['s-b']]);
+          expect(await one({ session: 's-c', resource: 'billing' })).toEqual([]);
+          await l.seal();
+        }
+        // A session that grows after it was indexed is counted whole.
+        await l.append([call('s-b', 'bob', 13, 'crm', 'denied')]);
+        expect(await one({ session: 's-b' })).toEqual([{ ...EXPECTED['s-b'], end: minute(13), events: 4, toolCalls: 2, denials: 1 }]);
+      });
+    });
+
     it('[R-WHAT-WHEN-RESULT] pages through every session once, in order, while events keep being appended, new sessions started and old ones ended', async () => {
       await withLedger(driver, async (l) => {
         const n = 23;
