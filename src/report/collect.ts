@@ -21,6 +21,8 @@ export const SKEW_LIMIT_MS = 60_000;
 /** The appendix: each population's first events, and tool calls picked by the seeded hash. */
 export const SAMPLE_FIRST = 2;
 export const SAMPLE_RANDOM = 6;
+/** Oversight events kept for the chart. */
+export const OVERSIGHT_CAP = 50_000;
 
 export class Capped<T> {
   readonly items: T[] = [];
@@ -68,8 +70,10 @@ export interface ReportFacts {
   /** Per population, per calendar month (UTC, `YYYY-MM`), events in scope. */
   populationMonths: Map<string, Map<string, number>>;
   approvals: ApprovalStats;
-  /** Approval-related events (full mode only) for the viewer's per-interval chart. */
+  /** Approval requests, decisions and policy refusals (full mode only) for the viewer's per-interval chart. */
   oversightEvents: Ev[];
+  /** More than OVERSIGHT_CAP of them: the chart is left out. */
+  oversightOverflow: boolean;
   reviews: Capped<Ev>;
   changes: Capped<Ev>;
   access: Capped<Ev>;
@@ -126,6 +130,7 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
     populationMonths: new Map(POPULATIONS.map((p) => [p.name, new Map()])),
     approvals: { requests: 0, approved: 0, denied: 0, expired: 0, undecided: 0, waits: [], policyDenials: 0, overrides: 0, halts: 0 },
     oversightEvents: [],
+    oversightOverflow: false,
     reviews: new Capped(),
     changes: new Capped(),
     access: new Capped(),
@@ -270,9 +275,11 @@ function collectKind(f: ReportFacts, e: Ev, mode: BundleMode, requested: Map<str
     default:
       break;
   }
-  if (mode === 'full' && (e.kind === 'approval.request' || e.kind === 'approval.decision' || e.kind === 'policy.decision' || e.kind === 'tool.call') && f.oversightEvents.length < 50_000) {
-    // tool.call only to count calls per interval; the chart's builder reads nothing else of it.
-    f.oversightEvents.push(e.kind === 'tool.call' ? { ...e, data: null } : e);
+  // What the viewer's per-interval oversight chart reads: requests, decisions and refusals (rare
+  // kinds, not every call), kept whole up to OVERSIGHT_CAP; past it the chart is left out, not cut.
+  if (mode === 'full' && (e.kind === 'approval.request' || e.kind === 'approval.decision' || (e.kind === 'policy.decision' && e.policy?.decision === 'deny'))) {
+    if (f.oversightEvents.length < OVERSIGHT_CAP) f.oversightEvents.push(e);
+    else f.oversightOverflow = true;
   }
   if (e.kind === 'config.change' && str(e.data?.['target']) === 'retention') f.retention.add(e);
 }

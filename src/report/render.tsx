@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { BundleMode, BundleScope, Span } from '../export/index.js';
 import { views } from '../server/index.js';
-import { type Ev, type ReportFacts, SAMPLE_FIRST, SAMPLE_RANDOM, SKEW_LIMIT_MS } from './collect.js';
+import { type Ev, type ReportFacts, OVERSIGHT_CAP, SAMPLE_FIRST, SAMPLE_RANDOM, SKEW_LIMIT_MS } from './collect.js';
 import { REGIME_TITLES, controlsFor, type ControlRow, type Regime } from './controls.js';
 import { REPORT_CSS } from './style.js';
 
@@ -301,14 +301,15 @@ const Oversight: FC<{ m: ReportModel }> = ({ m }) => {
       {b === undefined || b.length === 0 ? (
         m.mode === 'withheld' ? (
           <p class="note">The per-interval chart reads payloads, which this bundle withholds.</p>
+        ) : m.facts.oversightOverflow ? (
+          <p class="note">{`More than ${OVERSIGHT_CAP.toLocaleString('en-US')} approval and refusal events are in scope: the per-interval chart is left out; the counts above are complete.`}</p>
         ) : null
       ) : (
         <div class="charts">
           <views.BarChart
-            title="Tool calls, approvals and denials per interval"
+            title="Approvals and denials per interval"
             labels={b.map((x) => showTime(x.start))}
             series={[
-              { name: 'tool calls', values: b.map((x) => x.toolCalls) },
               { name: 'approvals', values: b.map((x) => x.approvals) },
               { name: 'denials', values: b.map((x) => x.denials) },
             ]}

@@ -57,7 +57,7 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
     facts,
     samples,
   };
-  if (o.mode === 'full' && facts.first !== undefined && facts.last !== undefined) {
+  if (o.mode === 'full' && !facts.oversightOverflow && facts.oversightEvents.length > 0 && facts.first !== undefined && facts.last !== undefined) {
     const from = Date.parse(facts.first);
     const to = Math.max(Date.parse(facts.last) + 1, from + 1);
     model.buckets = views.overviewBuckets(facts.oversightEvents, { from: new Date(from).toISOString(), to: new Date(to).toISOString(), buckets: 24 });
