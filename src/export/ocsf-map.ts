@@ -20,6 +20,10 @@ import type { StoredEvent } from '../core/index.js';
  * the epoch), type_uid (class_uid * 100 + activity_id); for API Activity also actor (at least one
  * of user, app_name, session), api.operation and src_endpoint (at least one of name, hostname).
  *
+ * `metadata.profiles` names the profiles whose attributes a line uses: `host` for the `actor` of a
+ * Base Event or Application Error (those classes have it only through that profile), and
+ * `ai_operation` for an llm.call's `ai_model`.
+ *
  * Nothing Witness knows is lost: `unmapped.witness` holds the stored event exactly as the ledger
  * hashed it (header, data, salt, hash — so its hash can be recomputed), its leaf, the RFC 6962
  * inclusion proof to the newest checkpoint and that checkpoint's size and root.
@@ -179,7 +183,8 @@ export function toOcsf(e: StoredEvent, ctx: OcsfContext): Json {
   }
 
   const status = statusOf(e);
-  const hasAi = extra['ai_model'] !== undefined;
+  // API Activity has `actor` of its own; Base Event and Application Error take it from the host profile.
+  const profiles = [...(extra['ai_model'] !== undefined ? ['ai_operation'] : []), ...(classUid === 6003 ? [] : ['host'])];
   return compact({
     activity_id: activityId,
     activity_name: activityName,
@@ -202,7 +207,7 @@ export function toOcsf(e: StoredEvent, ctx: OcsfContext): Json {
       sequence: ctx.leaf,
       tenant_uid: e.tenant,
       log_name: ctx.origin,
-      profiles: hasAi ? ['ai_operation'] : undefined,
+      profiles: profiles.length === 0 ? undefined : profiles,
     }),
     ...extra,
     unmapped: {

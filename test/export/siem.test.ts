@@ -80,6 +80,9 @@ describe('OCSF export', () => {
       expect(lookup).toMatchObject({ activity_id: 2, actor: { app_name: 'support-bot', user: { uid: 'customer-12345' } } });
       const note = lines.find((l) => witness(l).kind === 'note')!;
       expect(note).toMatchObject({ class_uid: 0, category_uid: 0, activity_id: 99, type_uid: 99, activity_name: 'note' });
+      // Base Event has actor only through the host profile, which the line declares; API Activity has its own.
+      expect(at(note, 'metadata.profiles')).toEqual(['host']);
+      expect(at(refund, 'metadata.profiles')).toBeUndefined();
     } finally {
       await ledger.close();
     }
