@@ -5,7 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, verifyBundle, verifyZipBundle } from '../../src/export/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
-import { buildLedger, copyLedger, type BuiltLedger } from '../helpers/ledger.js';
+import { REPO_ROOT, buildLedger, copyLedger, runBin, type BuiltLedger } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { crafted, entry } from './standalone-verify-zip.js';
 
@@ -146,11 +146,46 @@ describe('verify.mjs on genuine bundles', () => {
     expect(wrong.err).toMatch(/is not a verifier key/);
   });
 
+  it('ships in the build: the built `witness export` writes it into the bundle, and `witness verify --json` gives the same verdict and counts', async () => {
+    const led = copyLedger(base, root);
+    const out = path.join(root, 'cli-bundle');
+    const e = await runBin(['export', '--store', `sqlite:${led.file}`, '--session', base.sessions.a, '-o', out]);
+    expect(e.stderr).toBe('');
+    expect(e.code).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'verify.mjs'))).toEqual(fs.readFileSync(path.join(REPO_ROOT, 'src', 'export', 'standalone', 'verify.mjs')));
+    for (const dir of [out, copyDir(out, 'cli-bundle-tampered')]) {
+      if (dir !== out) TAMPERS[0]![1](dir);
+      const cli = await runBin(['verify', dir, '--json']);
+      const theirs = JSON.parse(cli.stdout) as Report;
+      const mine = standalone(dir, '--json');
+      expect(mine.code).toBe(cli.code);
+      for (const k of ['ok', 'events', 'streams', 'checkpoints', 'sealedSize', 'payloadsAbsent', 'artifacts'] as const) expect([k, mine.json![k]]).toEqual([k, theirs[k]]);
+      expect(mine.json!.failures.map((f) => f.code)).toEqual(theirs.failures.map((f) => f.code));
+    }
+  });
+
   it('answers bad usage with exit 2 and one sentence', () => {
     expect(standalone(bundles.dir, '--frobnicate').code).toBe(2);
     const missing = run([path.join(bundles.dir, 'verify.mjs'), path.join(root, 'no-such-bundle')], os.tmpdir());
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/does not exist; pass an evidence bundle/);
+  });
+
+  it('sends a version 1 bundle and a ZIP64 archive elsewhere with exit 2, not a verdict', () => {
+    const v1 = path.join(root, 'v1-bundle');
+    fs.mkdirSync(v1);
+    fs.writeFileSync(path.join(v1, 'manifest.json'), JSON.stringify({ format: 'witness-evidence', version: 1, session: 's' }));
+    const old = run([path.join(bundles.dir, 'verify.mjs'), v1], os.tmpdir());
+    expect([old.code, old.out]).toEqual([2, '']);
+    expect(old.err).toMatch(/version 1 bundle; verify it with `witness verify`/);
+    const zip = crafted([entry('manifest.json', '{}')]);
+    zip.writeUInt16LE(0xffff, zip.length - 22 + 8);
+    zip.writeUInt16LE(0xffff, zip.length - 22 + 10);
+    const file = path.join(root, 'zip64.zip');
+    fs.writeFileSync(file, zip);
+    const big = run([path.join(bundles.dir, 'verify.mjs'), file], os.tmpdir());
+    expect(big.code).toBe(2);
+    expect(big.err).toMatch(/ZIP64 .* unzip it and pass the directory/);
   });
 });
 
