@@ -531,7 +531,15 @@ function scopedHeader(h: Record<string, unknown>): ScopedHeader | undefined {
   const agent = h['agent'] as { id?: unknown } | undefined;
   if (typeof h['id'] !== 'string' || typeof h['stream'] !== 'string' || typeof h['seq'] !== 'number' || typeof h['kind'] !== 'string' || typeof h['ts'] !== 'string') return undefined;
   if (typeof agent !== 'object' || agent === null || typeof agent.id !== 'string') return undefined;
-  return h as unknown as ScopedHeader;
+  // ScopeTracker keeps the id of every in-scope event (for the parent rule). A string parsed out of
+  // a line may be a slice that keeps the whole line alive (V8 sliced strings): measured, 40,000
+  // events of 1.4 KiB held 56 MB that way. A copy of the id holds only its 36 characters.
+  return { ...(h as unknown as ScopedHeader), id: flat(h['id']) };
+}
+
+/** A copy of `s` that shares no storage with the string it was cut from. */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 function artifactRefs(h: Record<string, unknown>): Array<{ sha256: string; mime: string }> {
