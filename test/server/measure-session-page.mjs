@@ -1,5 +1,6 @@
 // Measures the viewer's session page on one long session (not a unit test):
-//   npx tsc -p tsconfig.build.json && node test/server/measure-session-page.mjs [events=100000]
+//   npx tsc -p tsconfig.build.json && node test/server/measure-session-page.mjs [events=100000] [postgres]
+// (`postgres`: a fresh schema on postgres://postgres@127.0.0.1:5432/test, or $WITNESS_TEST_PG_URL, dropped afterwards)
 // Builds a SQLite ledger with one session of `events` events (per step: llm.call, tool.call and a
 // tool.result tied to it, plus a note), seals it, and times GET /session?id=… in process
 // (app.request, an auditor's key) for the first page of steps and for the last, 10 times each.
@@ -12,7 +13,10 @@ import { openLedger } from '../../dist/store/index.js';
 
 const total = Number(process.argv[2] ?? 100_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-measure-session-'));
-const ledger = await openLedger(`sqlite:${path.join(dir, 'w.db')}`);
+const pgUrl = process.env.WITNESS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `measure_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const onPostgres = process.argv[3] === 'postgres';
+const ledger = onPostgres ? await openLedger(`${pgUrl}?schema=${schema}`, { keyFile: path.join(dir, 'pg.key') }) : await openLedger(`sqlite:${path.join(dir, 'w.db')}`);
 const stream = `long-${randomUUID()}`;
 const agent = { id: 'measure-bot' };
 const t0 = Date.now();
@@ -57,4 +61,11 @@ await time('first page of steps', `/session?id=${encodeURIComponent(stream)}`);
 await time('middle page of steps', `/session?id=${encodeURIComponent(stream)}&from=${Math.floor(calls / 2)}`);
 await time('last page of steps', `/session?id=${encodeURIComponent(stream)}&from=${calls}`);
 await ledger.close();
+if (onPostgres) {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await c.end();
+}
 fs.rmSync(dir, { recursive: true, force: true });
