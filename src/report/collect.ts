@@ -84,6 +84,8 @@ export interface ReportFacts {
   retention: Capped<Ev>;
   skew: Capped<{ event: Ev; deltaMs: number }>;
   failedCaptures: Capped<Ev>;
+  /** Narrated videos (an artifact of type video/*, read from the header, so withheld exports list them too). */
+  videos: Capped<{ event: Ev; sha256: string; mime: string }>;
   sample: SampleEntry[];
   /** The seed of the hash sample (hex), as stated in the appendix. */
   sampleSeed: string;
@@ -141,6 +143,7 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
     retention: new Capped(),
     skew: new Capped(),
     failedCaptures: new Capped(),
+    videos: new Capped(),
     sample: [],
     sampleSeed: o.seed,
   };
@@ -182,6 +185,7 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
         if (list.length < SAMPLE_FIRST) list.push(e);
       }
       collectKind(f, e, o.mode, requested, decided);
+      for (const a of e.artifacts ?? []) if (a.mime.startsWith('video/')) f.videos.add({ event: e, sha256: a.sha256, mime: a.mime });
       if (e.kind === 'tool.call') {
         f.toolCalls++;
         const key = createHash('sha256').update(seed).update(Buffer.from(e.hash, 'hex')).digest('hex');

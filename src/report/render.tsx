@@ -54,6 +54,8 @@ export interface ReportModel {
   integrity: IntegrityFacts;
   facts: ReportFacts;
   samples: SampleView[];
+  /** Inside a bundle: the file a video is in (undefined when the bundle lacks it). */
+  videoFile?: (sha256: string) => string | undefined;
   /** The viewer's per-interval buckets for the oversight chart (full mode). */
   buckets?: views.OverviewBucket[];
 }
@@ -203,6 +205,20 @@ const Logged: FC<{ m: ReportModel }> = ({ m }) => {
         ))}
       </ul>
       {m.facts.purged === 0 ? null : <p>{`${plural(m.facts.purged, 'event')} in scope have had their payload purged under a retention policy; their headers and digests still verify.`}</p>}
+      <h3>Narrated videos</h3>
+      {m.facts.videos.total === 0 ? (
+        <p>No narrated video is recorded in scope.</p>
+      ) : (
+        <ul>
+          {m.facts.videos.items.map((v) => (
+            <li>
+              {`${showTime(v.event.ts)} · session ${v.event.resource ?? v.event.stream} · `}
+              <span class="mono">{m.videoFile?.(v.sha256) ?? `sha256 ${v.sha256}`}</span>
+              {m.videoFile !== undefined && m.videoFile(v.sha256) === undefined ? ' (not in this bundle)' : ''}
+            </li>
+          ))}
+        </ul>
+      )}
     </section>
   );
 };

@@ -53,6 +53,7 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
     mode: o.mode,
     ...(o.exportEvent === undefined ? {} : { exportEvent: o.exportEvent }),
     inBundle: o.artifactFile !== undefined,
+    ...(o.artifactFile === undefined ? {} : { videoFile: o.artifactFile }),
     integrity,
     facts,
     samples,

@@ -22,6 +22,8 @@ table.matrix td.req { width: 38%; }
 .sample { border: 1px solid var(--line); border-radius: 8px; padding: 0.6rem 0.9rem; margin: 0 0 1rem; break-inside: avoid-page; }
 .sample .steps { margin-top: 0.5rem; }
 .note { color: var(--muted); font-size: 0.88rem; }
+/* The oversight chart's second series is denials: red, as the viewer draws refusals (its default second colour is green). */
+.report .chart .bar.s1, .report .legend .key.s1 { fill: var(--denied); background: var(--denied); }
 @media print {
   html { font-size: 9.5pt; }
   .sample, .step { border-color: #999; }
