@@ -205,6 +205,33 @@ const Logged: FC<{ m: ReportModel }> = ({ m }) => {
         ))}
       </ul>
       {m.facts.purged === 0 ? null : <p>{`${plural(m.facts.purged, 'event')} in scope have had their payload purged under a retention policy; their headers and digests still verify.`}</p>}
+      <h3>Populations</h3>
+      <p>
+        The populations an auditor samples from, computed over the in-scope events of the span exactly as the bundle's <span class="mono">populations/&lt;name&gt;.jsonl</span> files are (the digest is
+        SHA-256 of that file), so the counts here and there are the same.
+      </p>
+      <table class="list populations">
+        <thead>
+          <tr>
+            <th>Population</th>
+            <th class="num">Events</th>
+            <th>Digest</th>
+            <th>Query</th>
+          </tr>
+        </thead>
+        <tbody>
+          {m.facts.populations.map((p) => (
+            <tr>
+              <td>{p.def.name}</td>
+              <td class="num">{p.count}</td>
+              <td class="mono" title={p.digest}>
+                {shortHash(p.digest)}
+              </td>
+              <td class="mono">{p.def.query}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
       <h3>Narrated videos</h3>
       {m.facts.videos.total === 0 ? (
         <p>No narrated video is recorded in scope.</p>
