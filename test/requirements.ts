@@ -52,6 +52,10 @@ export const REQUIREMENTS = {
   'R-OFFLINE': 'An exported session verifies offline with no database.',
   'R-WITHHOLD': 'An export without payloads still verifies.',
   'R-AUDIT-ACCESS': 'Exporting audit data is itself recorded: who, which session, what scope (HIPAA 164.312(b)).',
+  'R-REPORT-HONEST':
+    'The auditor report maps each requirement of the chosen regimes (EU AI Act, SOC 2, HIPAA, SEC/FINRA) to evidence in the bundle with one of three statuses — evidence present, gap, not assessable from logs — never a claim of compliance; an empty population is a gap.',
+  'R-REPORT-PRINTED':
+    "The report prints to PDF with the local Chromium, every section on its pages and the appendix's sampled calls with their inclusion proofs and before/after screenshots; recorded text in it is inert.",
   'R-GW-IDENTITY': 'The gateway records every call under the identity from its own configuration (flag or API key); what the client claims is recorded as a claim only.',
   'R-GW-DENY': 'A call denied by policy is answered by the gateway with a readable tool error and never reaches the server.',
   'R-GW-APPROVAL': 'A call under a review rule is held until a named person approves or denies it from another process, or it times out and is refused.',

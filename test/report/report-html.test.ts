@@ -34,7 +34,7 @@ function row(html: string, id: string): string {
 }
 
 describe('the auditor report (HTML)', () => {
-  it('has every section, in order, and runs no script: agent text with <script> is shown escaped', async () => {
+  it('[R-REPORT-PRINTED] has every section, in order, and runs no script: agent text with <script> is shown escaped', async () => {
     const html = await render(ALL);
     const headings = [...html.matchAll(/<h[12][^>]*>([^<]+)/g)].map((m) => m[1]!.trim());
     expect(headings).toEqual([
@@ -57,7 +57,7 @@ describe('the auditor report (HTML)', () => {
     expect(SCRIPT_TEXT).toContain('<script>');
   });
 
-  it('maps every chosen regime and never says "compliant"; an empty population is a gap row', async () => {
+  it('[R-REPORT-HONEST] maps every chosen regime and never says "compliant"; an empty population is a gap row', async () => {
     const html = await render(ALL);
     expect(html).not.toMatch(/\bcompliant\b/i);
     for (const c of CONTROLS) expect(html).toContain(`<b>${c.id}</b>`);

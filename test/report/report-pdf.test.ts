@@ -74,7 +74,7 @@ describe('witness report -o report.pdf', () => {
     expect(pages[0]).toContain('Witness evidence report · page 1 of');
   });
 
-  it('says per page what the records show, and never "compliant"', () => {
+  it('[R-REPORT-HONEST] says per page what the records show, and never "compliant"', () => {
     const text = pages.join('\n');
     expect(text).not.toMatch(/\bcompliant\b/i);
     const matrix = pages
@@ -96,7 +96,7 @@ describe('witness report -o report.pdf', () => {
     expect(text).toContain('<script>alert("pwned")</script>');
   });
 
-  it("shows the sampled call's before and after screenshots in the appendix", () => {
+  it("[R-REPORT-PRINTED] shows the sampled call's before and after screenshots in the appendix", () => {
     const appendix = pages.findIndex((p) => p.includes('Appendix: sampled events'));
     const magenta = colourCounts(MAGENTA);
     const cyan = colourCounts(CYAN);
@@ -110,7 +110,7 @@ describe('witness report -o report.pdf', () => {
     expect(pages[before]).toMatch(/Before · 2026-11-23 10:00:04 UTC/);
   });
 
-  it('records the report as access to audit data', async () => {
+  it('[R-AUDIT-ACCESS] records the report as access to audit data', async () => {
     const ledger = await openLedger(fx.store, { create: false });
     try {
       const access = (await ledger.query({ kind: 'audit.access', limit: 10 })).events.filter((e) => e.resource === 'report');
