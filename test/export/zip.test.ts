@@ -215,25 +215,41 @@ describe('zip evidence bundles', () => {
     expect(cli.code).toBe(1);
   });
 
-  it('refuses, before writing it, an archive whose entries unpack to more than the disk it unpacks onto has free (a few KiB of deflated zeros claiming 64 MiB each)', async () => {
+  it('refuses, before writing it, an archive whose entries unpack to more than the disk it unpacks onto has free, and a few KiB of deflated zeros claiming 64 MiB as a compression bomb', async () => {
+    const write = async (file: string, add: (z: yazl.ZipFile) => void) => {
+      const z = new yazl.ZipFile();
+      z.addBuffer(Buffer.from('{}'), 'manifest.json');
+      add(z);
+      z.end();
+      await new Promise<void>((resolve, reject) => z.outputStream.pipe(fs.createWriteStream(file)).on('close', resolve).on('error', reject));
+    };
     const bomb = path.join(dir, 'bomb.zip');
-    const z = new yazl.ZipFile();
-    z.addBuffer(Buffer.from('{}'), 'manifest.json');
-    for (let i = 0; i < 4; i++) z.addBuffer(Buffer.alloc(64 * 1024 * 1024), `artifacts/${String(i).repeat(64)}`, { compress: true });
-    z.end();
-    await new Promise<void>((resolve, reject) => z.outputStream.pipe(fs.createWriteStream(bomb)).on('close', resolve).on('error', reject));
+    await write(bomb, (z) => {
+      for (let i = 0; i < 4; i++) z.addBuffer(Buffer.alloc(64 * 1024 * 1024), `artifacts/${String(i).repeat(64)}`, { compress: true });
+    });
     expect(fs.statSync(bomb).size).toBeLessThan(1024 * 1024);
     const out = fs.mkdtempSync(path.join(dir, 'bomb-out-'));
-    // As if the disk had 100 MiB free: the second 64 MiB entry is refused before a byte of it is written.
-    const refusal = await extractZip(bomb, out, () => 1 << 30, undefined, 100 * 1024 * 1024);
-    expect(refusal).toMatch(/^bomb\.zip unpacks to more than the 104857600 bytes this verification may write/);
-    const written = fs.readdirSync(path.join(out, 'artifacts')).map((f) => fs.statSync(path.join(out, 'artifacts', f)).size);
-    expect(written).toEqual([64 * 1024 * 1024]);
+    // More than 200 to 1: refused before a byte of it is written, whatever the room.
+    expect(await extractZip(bomb, out, () => 1 << 30, undefined, 1024 * 1024 * 1024)).toMatch(
+      /^bomb\.zip holds "artifacts\/0{64}" claiming 67108864 bytes from \d+ compressed, more than 200 to 1: a compression bomb, not evidence$/,
+    );
+    expect(fs.existsSync(path.join(out, 'artifacts'))).toBe(false);
+    // Entries of honest sizes: as if the disk had 2.5 MiB free, the third 1 MiB entry is refused before a byte of it is written.
+    const big = path.join(dir, 'big.zip');
+    await write(big, (z) => {
+      for (let i = 0; i < 4; i++) z.addBuffer(Buffer.alloc(1024 * 1024, i), `artifacts/${String(i).repeat(64)}`);
+    });
+    const out2 = fs.mkdtempSync(path.join(dir, 'big-out-'));
+    const refusal = await extractZip(big, out2, () => 1 << 30, undefined, 2.5 * 1024 * 1024);
+    expect(refusal).toMatch(/^big\.zip unpacks to more than the 2621440 bytes this verification may write/);
+    const written = fs.readdirSync(path.join(out2, 'artifacts')).map((f) => fs.statSync(path.join(out2, 'artifacts', f)).size);
+    expect(written).toEqual([1024 * 1024, 1024 * 1024]);
     // With the room it claims, the same archive unpacks whole: the refusal above was the budget's.
     const roomy = fs.mkdtempSync(path.join(dir, 'bomb-roomy-'));
-    expect(await extractZip(bomb, roomy, () => 1 << 30, undefined, 1024 * 1024 * 1024)).toBeUndefined();
+    expect(await extractZip(big, roomy, () => 1 << 30, undefined, 1024 * 1024 * 1024)).toBeUndefined();
     fs.rmSync(roomy, { recursive: true, force: true });
     fs.rmSync(out, { recursive: true, force: true });
+    fs.rmSync(out2, { recursive: true, force: true });
   });
 
   it('reads a ZIP64 bundle (what the writer makes past 4 GiB), and leaves a zip to verifyZipBundle', async () => {
