@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle } from '../../src/export/index.js';
+import { extractZip } from '../../src/export/zip.js';
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger, type AppendRequest } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -73,5 +74,25 @@ describe('export v2 memory', () => {
     // Garbage is not collected on demand here, so the heap bound is loose; RSS is the honest measure.
     expect(heapDelta).toBeLessThan(80);
     expect(rssDelta).toBeLessThan(64);
+
+    // Proofs of whole 256-leaf blocks are hashed by the exporter, not read from the store: each
+    // must equal the store's own proof for that leaf.
+    const unpacked = path.join(dir, 'big');
+    fs.mkdirSync(unpacked);
+    expect(await extractZip(out, unpacked, () => 1 << 30)).toBeUndefined();
+    const proofs = fs
+      .readFileSync(path.join(unpacked, 'proofs.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { leaf: number; size: number; proof: string[] });
+    expect(proofs.length).toBe(EVENTS);
+    const check = SqliteLedger.open({ path: file, create: false });
+    try {
+      for (const p of proofs) {
+        expect(p.proof, `leaf ${p.leaf}`).toEqual((await check.inclusionProof(p.leaf, p.size)).map((h) => h.toString('hex')));
+      }
+    } finally {
+      await check.close();
+    }
   }, 300_000);
 });
