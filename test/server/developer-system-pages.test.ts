@@ -1,29 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
-import { serverFixture, type ServerFixture } from './fixture.js';
+import type { ServerFixture } from './fixture.js';
+import { EMAIL, mailSessionFixture } from './mail-session-fixture.js';
 import { Person } from './viewer-person.js';
 
 /**
- * The viewer's side of developer-system-streams.test.ts. A developer reads agents' sessions with personal data masked. Two ways around the mask are
- * closed: Witness's own streams (`witness.audit-access`: who read which session, from where;
- * `witness.keys`: who holds which key) answer 404 to a developer everywhere a stream can be named,
- * and a filter on a header field the developer sees masked (resource, action) is refused, since
- * "which sessions touched mailto:jane@…" would confirm the very value the mask hides.
+ * The viewer's side of developer-system-streams.test.ts (which says why): the session page of
+ * `witness.audit-access` answers 404 to a developer, and the sessions list filtered on a resource
+ * the developer sees masked is refused, so a guess cannot be confirmed.
  */
 const dir = tempDir('witness-dev-system-pages-');
 let f: ServerFixture;
-const sess = `mail-${randomUUID()}`;
-const EMAIL = 'mailto:jane.doe@example.com';
+let sess: string;
 
 beforeAll(async () => {
-  f = await serverFixture(dir);
-  await f.ledger.append([
-    { stream: sess, kind: 'session.start', agent: { id: 'mail-bot' }, data: { purpose: 'x' } },
-    { stream: sess, kind: 'tool.call', agent: { id: 'mail-bot' }, resource: EMAIL, action: 'send', data: { tool: 'send', arguments: { body: 'hello' } } },
-  ]);
-  // An auditor's read puts a record on the access stream naming the auditor and the session.
-  expect((await f.call('GET', `/v1/sessions/${encodeURIComponent(sess)}`, { key: f.keys.auditor })).status).toBe(200);
+  ({ f, sess } = await mailSessionFixture(dir));
 });
 afterAll(async () => {
   await f.close();

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
-import { serverFixture, type ServerFixture } from './fixture.js';
+import type { ServerFixture } from './fixture.js';
+import { EMAIL, mailSessionFixture } from './mail-session-fixture.js';
 
 /**
  * A developer reads agents' sessions with personal data masked. Two ways around the mask are
@@ -12,17 +12,9 @@ import { serverFixture, type ServerFixture } from './fixture.js';
  */
 const dir = tempDir('witness-dev-system-');
 let f: ServerFixture;
-const sess = `mail-${randomUUID()}`;
-const EMAIL = 'mailto:jane.doe@example.com';
 
 beforeAll(async () => {
-  f = await serverFixture(dir);
-  await f.ledger.append([
-    { stream: sess, kind: 'session.start', agent: { id: 'mail-bot' }, data: { purpose: 'x' } },
-    { stream: sess, kind: 'tool.call', agent: { id: 'mail-bot' }, resource: EMAIL, action: 'send', data: { tool: 'send', arguments: { body: 'hello' } } },
-  ]);
-  // An auditor's read puts a record on the access stream naming the auditor and the session.
-  expect((await f.call('GET', `/v1/sessions/${encodeURIComponent(sess)}`, { key: f.keys.auditor })).status).toBe(200);
+  ({ f } = await mailSessionFixture(dir));
 });
 afterAll(async () => {
   await f.close();
