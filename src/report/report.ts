@@ -69,9 +69,14 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
   return renderReportHtml(model)
     .replace(/ src="\/v1\/artifacts\/([0-9a-f]{64})"/g, (all, sha: string) => {
       const url = shots.get(sha);
-      return url === undefined ? all : ` src="${url}"`;
+      return url === undefined ? all : ` src="${attribute(url)}"`;
     })
     .replace(/ loading="lazy"/g, '');
+}
+
+/** A value escaped for a double-quoted attribute (the bundle's file name or a data: URI, escaped all the same). */
+function attribute(v: string): string {
+  return v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 async function integrityFacts(ledger: Ledger, cp: { size: number; root: string }): Promise<IntegrityFacts> {
