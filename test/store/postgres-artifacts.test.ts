@@ -1,16 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import { createPostgresRoles, openLedger, verifyLedger, type Ledger } from '../../src/store/index.js';
+import { createPostgresRoles, openLedger, verifyLedger } from '../../src/store/index.js';
 import { ARTIFACT_CHUNK_BYTES, PG_SCHEMA_VERSION, createSchemaObjects, migrateSchema } from '../../src/store/postgres/schema.js';
-import { tempDir } from '../helpers/tmp.js';
 import { killMidArtifact } from './contract/artifacts.js';
 import { event, note } from './contract/fixtures.js';
-import { PG_URL, requirePostgres } from './postgres-driver.js';
+import { PG_URL, superuser, testSchemas } from './postgres-driver.js';
 
 /**
  * The PostgreSQL driver's artifacts beyond the shared contract (test/store/contract/artifacts.ts):
@@ -18,36 +15,8 @@ import { PG_URL, requirePostgres } from './postgres-driver.js';
  * no more than a few chunks in memory, that the chunk table is as append-only as the rest (also
  * under session_replication_role = replica) and covered by the roles, and schema version 1 → 2.
  */
-const dir = tempDir('witness-pg-artifacts-');
-const schemas: string[] = [];
-let n = 0;
+const { schema: newSchema, fresh } = testSchemas('wt_pgart');
 const MiB = 1 << 20;
-
-async function fresh(): Promise<{ l: Ledger; schema: string; url: string; keyFile: string }> {
-  const schema = `wt_pgart_${process.pid}_${n++}`;
-  schemas.push(schema);
-  const url = `${PG_URL}?schema=${schema}`;
-  const keyFile = path.join(dir, `${schema}.key`);
-  return { l: await openLedger(url, { keyFile }), schema, url, keyFile };
-}
-
-async function superuser<T>(schema: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-beforeAll(requirePostgres);
-afterAll(async () => {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-  await c.end();
-});
 
 /** `total` pseudo-random bytes made as they are pulled, so the test itself never holds them. */
 async function* generated(total: number, piece: number, hash: ReturnType<typeof createHash>): AsyncGenerator<Uint8Array> {
@@ -285,10 +254,7 @@ describe('PostgreSQL artifacts', () => {
   });
 
   it('refuses to open a version 1 ledger, saying to run witness init; migrated, its old artifacts stream and its grants carry over to the chunks', async () => {
-    const schema = `wt_pgart_v1_${process.pid}_${n++}`;
-    schemas.push(schema);
-    const url = `${PG_URL}?schema=${schema}`;
-    const keyFile = path.join(dir, `${schema}.key`);
+    const { schema, url, keyFile } = newSchema('v1');
     const role = `wt_art_reader_${randomBytes(4).toString('hex')}`;
     // Version 1 as it was: its artifact of 3 MiB in one row.
     const old = randomBytes(3 * MiB + 5);
@@ -363,8 +329,7 @@ describe('PostgreSQL artifacts', () => {
       }));
     const made = await fresh();
     await made.l.close();
-    const old = `wt_pgart_old_${process.pid}_${n++}`;
-    schemas.push(old);
+    const { schema: old } = newSchema('old');
     await superuser('public', async (c) => {
       await c.query('BEGIN');
       const id = uuidv7();

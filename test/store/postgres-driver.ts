@@ -32,21 +32,77 @@ export async function requirePostgres(): Promise<void> {
   }
 }
 
+/** Drops `schemas` (a test run's own) with everything in them. */
+export async function dropSchemas(schemas: readonly string[]): Promise<void> {
+  if (schemas.length === 0) return;
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Runs `fn` on a connection of the superuser whose search_path is `schema`, below the driver, as an attacker with the server's own rights would. */
+export async function superuser<T>(schema: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A schema of a test file's own: its name, the store URL naming it, and where its signing key lives. */
+export interface TestSchema {
+  schema: string;
+  url: string;
+  keyFile: string;
+}
+
+export interface TestSchemas {
+  /** The temporary directory the key files are in. */
+  dir: string;
+  /** A new schema name `<prefix>[_<part>]_<pid>_<n>` (not created), dropped after the file's tests. */
+  schema(part?: string): TestSchema;
+  /** A fresh ledger in a new schema. */
+  fresh(): Promise<TestSchema & { l: Ledger }>;
+}
+
+/**
+ * For a test file's own tests of the PostgreSQL driver (beyond the contract, which uses
+ * postgresDriver): requires the server before the file's tests, and drops every schema it named
+ * after them.
+ */
+export function testSchemas(prefix: string): TestSchemas {
+  const dir = tempDir(`witness-${prefix}-`);
+  const schemas: string[] = [];
+  let n = 0;
+  beforeAll(requirePostgres);
+  afterAll(() => dropSchemas(schemas));
+  const schema = (part?: string): TestSchema => {
+    const name = `${prefix}${part === undefined ? '' : `_${part}`}_${process.pid}_${n++}`;
+    schemas.push(name);
+    return { schema: name, url: `${PG_URL}?schema=${name}`, keyFile: path.join(dir, `${name}.key`) };
+  };
+  return {
+    dir,
+    schema,
+    fresh: async () => {
+      const s = schema();
+      return { ...s, l: await openLedger(s.url, { keyFile: s.keyFile }) };
+    },
+  };
+}
+
 export function postgresDriver(name = 'postgres'): DriverUnderTest {
   const dir = tempDir('witness-pg-contract-');
   const schemas: string[] = [];
   const keyFile = (l: Ledger) => path.join(dir, `${parsePostgresUrl(l.info.location).schema}.key`);
   beforeAll(requirePostgres);
-  afterAll(async () => {
-    if (schemas.length === 0) return;
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    try {
-      for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-    } finally {
-      await c.end();
-    }
-  });
+  afterAll(() => dropSchemas(schemas));
   const urlOf = (schema: string) => `${PG_URL}?schema=${schema}`;
   const newSchema = () => {
     const schema = `wt_${randomBytes(6).toString('hex')}`;

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLedger, parsePostgresUrl, verifyLedger, type Ledger } from '../../src/store/index.js';
-import { tempDir } from '../helpers/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { openLedger, parsePostgresUrl, verifyLedger } from '../../src/store/index.js';
 import { note } from './contract/fixtures.js';
 import { PG_SCHEMA_VERSION } from '../../src/store/postgres/schema.js';
-import { PG_URL, requirePostgres } from './postgres-driver.js';
+import { PG_URL, superuser, testSchemas } from './postgres-driver.js';
 
 /**
  * What the PostgreSQL driver owes beyond the shared contract (test/store/drivers.test.ts): the
@@ -14,34 +13,7 @@ import { PG_URL, requirePostgres } from './postgres-driver.js';
  * INSERT guard on positions, a newer schema refused, a server that is down reported in one
  * sentence.
  */
-const dir = tempDir('witness-pg-');
-const schemas: string[] = [];
-let n = 0;
-
-async function fresh(): Promise<{ l: Ledger; schema: string; url: string }> {
-  const schema = `wt_pgtest_${process.pid}_${n++}`;
-  schemas.push(schema);
-  const url = `${PG_URL}?schema=${schema}`;
-  return { l: await openLedger(url, { keyFile: path.join(dir, `${schema}.key`) }), schema, url };
-}
-
-async function superuser<T>(schema: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-beforeAll(requirePostgres);
-afterAll(async () => {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-  await c.end();
-});
+const { dir, fresh } = testSchemas('wt_pgtest');
 
 describe('the PostgreSQL driver', () => {
   it('keeps the ledger in the schema the URL names, and says where in info.location without a password', async () => {
@@ -161,10 +133,10 @@ describe('the PostgreSQL driver', () => {
   });
 
   it('refuses, in one sentence, a schema written by a newer Witness', async () => {
-    const { l, schema, url } = await fresh();
+    const { l, schema, url, keyFile } = await fresh();
     await l.close();
     await superuser(schema, (c) => c.query(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`));
-    await expect(openLedger(url, { keyFile: path.join(dir, `${schema}.key`) })).rejects.toMatchObject({
+    await expect(openLedger(url, { keyFile })).rejects.toMatchObject({
       code: 'store_newer_schema',
       message: expect.stringMatching(new RegExp(`version 99, newer than this Witness understands \\(${PG_SCHEMA_VERSION}\\); upgrade Witness`)),
     });
@@ -186,8 +158,8 @@ describe('the PostgreSQL driver', () => {
   });
 
   it('refuses to append, seal or store an artifact on a read-only session, and the session itself refuses writes', async () => {
-    const { l, url, schema } = await fresh();
-    const reader = await openLedger(url, { readonly: true, create: false, keyFile: path.join(dir, `${schema}.key`) });
+    const { l, url, keyFile } = await fresh();
+    const reader = await openLedger(url, { readonly: true, create: false, keyFile });
     try {
       await l.append([note('s', 'one')]);
       await expect(reader.append([note('s', 'two')])).rejects.toMatchObject({ code: 'store_readonly' });
