@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, buildLedger, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -156,6 +156,10 @@ let vkey: string;
 let genuineDir: string;
 let genuineZip: string;
 let genuine: Files;
+/** A bundle of one session whose span interleaves another session's events (out of scope: headers only). */
+let mixed: Files;
+/** The full bundle of that other session, whose payloads an attacker could paste into `mixed`. */
+let other: Files;
 
 beforeAll(async () => {
   if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
@@ -178,11 +182,23 @@ beforeAll(async () => {
     expect(e.code, e.stderr).toBe(0);
   }
   genuine = readTree(genuineDir);
+
+  // A small SDK-recorded ledger: sessions a and b interleave, b captures a screenshot.
+  const built = await buildLedger(dir);
+  for (const [session, name] of [
+    [built.sessions.b, 'mixed'],
+    [built.sessions.a, 'other'],
+  ] as const) {
+    const e = await runBin(['export', '--store', `sqlite:${built.file}`, '--session', session, '--as', 'auditor', '-o', path.join(dir, name)]);
+    expect(e.code, e.stderr).toBe(0);
+  }
+  mixed = readTree(path.join(dir, 'mixed'));
+  other = readTree(path.join(dir, 'other'));
 }, 300_000);
 
 let counter = 0;
-function tampered(edit: (files: Files) => void, options: { redigest?: boolean } = {}): string {
-  const files: Files = new Map([...genuine].map(([k, v]) => [k, Buffer.from(v)]));
+function tampered(edit: (files: Files) => void, options: { redigest?: boolean; from?: Files } = {}): string {
+  const files: Files = new Map([...(options.from ?? genuine)].map(([k, v]) => [k, Buffer.from(v)]));
   edit(files);
   if (options.redigest !== false) redigest(files);
   counter += 1;
@@ -271,6 +287,47 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
       expect(py.report.withoutPayload.length).toBe(w.payloadsAbsent);
       if (extra.length > 0) expect(py.report.withoutPayload.length).toBeGreaterThan(0);
     }
+  });
+
+  it("passes a session bundle whose span holds another session's events as headers only, and fails a payload revealed or stripped there", async () => {
+    const b = path.join(dir, 'mixed');
+    const py = await python(b);
+    expect(py.report.failures).toEqual([]);
+    const outOfScope = py.report.withoutPayload.filter((e) => e.why === 'out of scope');
+    expect(outOfScope.length).toBeGreaterThan(0);
+    expect(py.report.withoutPayload.length).toBe((await witness(b)).payloadsAbsent);
+
+    // An out-of-scope header's real payload (from the other session's own bundle) pasted in: it verifies, but must not be there.
+    const leaf = outOfScope[0]!.leaf;
+    const donor = lines(other.get('events.jsonl')!)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e['leaf'] === leaf)!;
+    const revealed = tampered(
+      (f) => {
+        const l = lines(f.get('events.jsonl')!);
+        const i = l.findIndex((x) => (JSON.parse(x) as { leaf: number }).leaf === leaf);
+        editLine(f, 'events.jsonl', i, (o) => Object.assign(o, { data: donor['data'], salt: donor['salt'] }));
+      },
+      { from: mixed },
+    );
+    const r1 = await python(revealed);
+    expect(codes(r1.report)).toEqual(['payload_unexpected']);
+    expect(codes(await witness(revealed))).toEqual(['payload_unexpected']);
+
+    const stripped = tampered(
+      (f) =>
+        editLine(
+          f,
+          'events.jsonl',
+          lineWhere(f, (e) => e['kind'] === 'capture'),
+          (o) => Object.assign(o, { data: null, salt: null }),
+        ),
+      { from: mixed },
+    );
+    const r2 = await python(stripped);
+    // The capture's artifact is then referenced by no payload-carrying event, so it is unexpected too.
+    expect(codes(r2.report)).toEqual(['payload_missing', 'payload_unexpected']);
+    expect(codes(await witness(stripped))).toEqual(codes(r2.report));
   });
 
   it('refuses a pinned key that did not sign the checkpoints (checkpoint_signature)', async () => {
@@ -362,7 +419,8 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
       (f) => {
         const name = [...f.keys()].find((n) => n.startsWith('artifacts/') && n.endsWith('.png'))!;
         const b = f.get(name)!;
-        b[b.length >> 1] ^= 0x01;
+        const at = b.length >> 1;
+        b[at] = b[at]! ^ 0x01;
       },
       'artifact_mismatch',
     ],
@@ -381,9 +439,10 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
       expect(py.code).toBe(1);
       expect(codes(py.report)).toContain(code);
       expect(codes(py.report)).not.toContain('file_mismatch');
+      // Not only the verdict: both name the same set of failure codes on the same bytes.
       const w = await witness(b);
       expect(w.ok).toBe(false);
-      expect(codes(w)).toContain(code);
+      expect(codes(w)).toEqual(codes(py.report));
     });
   }
 

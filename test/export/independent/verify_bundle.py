@@ -647,12 +647,10 @@ class Report:
 
 
 def jsonl_lines(data: bytes, name: str, line_cap: int, report: Report) -> list[tuple[int, bytes]] | None:
-    """2.1 JSON Lines: LF-terminated; blank lines skipped. Returns (line number from 1, bytes)."""
-    if data and not data.endswith(b"\n"):
-        report.fail("bundle_invalid", f"{name} does not end with LF after its last line", file=name)
-        return None
+    """2.1 JSON Lines: blank lines skipped; a last line without its LF is read like the others (as
+    witness verify reads it). Returns (line number from 1, bytes)."""
     out = []
-    for i, line in enumerate(data.split(b"\n")[:-1] if data else []):
+    for i, line in enumerate(data.split(b"\n")):
         if len(line) > line_cap:
             report.fail("bundle_invalid", f"{name} line {i + 1} is over its cap of {line_cap} bytes", file=name)
             return None
@@ -670,6 +668,9 @@ class EventResult:
         self.obj: dict[str, Any] | None = None
         self.header: dict[str, Any] | None = None
         self.hash: bytes | None = None  # the recomputed event hash
+        # The hash that locates the line in the tree: the recomputed one, or, for a header that fails
+        # 3.2 and so has none, the line's own `hash` member (as witness verify does; FORMAT.md 7.12).
+        self.tree_hash: bytes | None = None
         self.has_payload = False
         self.payload_ok = False
 
@@ -679,6 +680,8 @@ def check_event(obj: dict[str, Any], report: Report, leaf: int) -> EventResult:
     r.obj, r.leaf = obj, leaf
     header = {k: v for k, v in obj.items() if k not in ("data", "salt", "hash", "leaf")}
     r.header = header
+    r.tree_hash = bytes.fromhex(obj["hash"]) if is_hex64(obj.get("hash")) else None
+    r.has_payload = obj.get("data") is not None
     stream = header.get("stream") if isinstance(header.get("stream"), str) else None
     seq = header.get("seq") if is_count(header.get("seq")) else None
     where = {"stream": stream, "seq": seq, "leaf": leaf}
@@ -698,7 +701,6 @@ def check_event(obj: dict[str, Any], report: Report, leaf: int) -> EventResult:
     if (data is None) != (salt is None):
         report.fail("payload_mismatch", "data and salt are not both present or both null", **where)
     elif data is not None:
-        r.has_payload = True
         if not is_hex64(salt):
             report.fail("payload_mismatch", "the salt is not 64 hex characters", **where)
         else:
@@ -712,7 +714,7 @@ def check_event(obj: dict[str, Any], report: Report, leaf: int) -> EventResult:
                 else:
                     r.payload_ok = True
     h = sha256(b"witness/event/v1\n" + bytes.fromhex(header["prev"]) + header_jcs)
-    r.hash = h
+    r.hash = r.tree_hash = h
     if h.hex() != obj["hash"]:
         report.fail("hash_mismatch", "the hash member differs from the recomputed event hash", **where)
     if r.payload_ok and header["kind"] == "session.end" and isinstance(data, dict):
@@ -754,7 +756,7 @@ class Chains:
                 self.report.fail("seq_gap", f"seq {seq} follows seq {last_seq}", **where)
             elif seq <= last_seq:
                 self.report.fail("seq_out_of_order", f"seq {seq} follows seq {last_seq}", **where)
-            elif prev != last_hash:
+            if prev != last_hash:
                 self.report.fail("prev_mismatch", "prev is not the previous event's recomputed hash", **where)
         self.last[stream] = (seq, r.hash)
         if h["kind"] == "session.end":
@@ -766,7 +768,8 @@ def parse_proof_line(line: bytes) -> dict[str, Any] | None:
         p = strict_loads(line)
     except Refused:
         return None
-    if not isinstance(p, dict) or set(p) != {"leaf", "size", "proof"} or not is_count(p["leaf"]) or not is_count(p["size"]):
+    # Other members are ignored, as witness verify ignores them (7.4 names the three it reads).
+    if not isinstance(p, dict) or not {"leaf", "size", "proof"} <= set(p) or not is_count(p["leaf"]) or not is_count(p["size"]):
         return None
     if not isinstance(p["proof"], list) or not all(is_hex64(x) for x in p["proof"]):
         return None
@@ -774,7 +777,7 @@ def parse_proof_line(line: bytes) -> dict[str, Any] | None:
 
 
 def check_inclusion(r: EventResult, proof: dict[str, Any] | None, size: int, root: bytes, report: Report) -> None:
-    if r.hash is None or r.leaf is None:
+    if r.tree_hash is None or r.leaf is None:
         return
     where = {"stream": r.header.get("stream") if r.header else None, "seq": r.header.get("seq") if r.header else None, "leaf": r.leaf}
     if proof is None:
@@ -785,7 +788,7 @@ def check_inclusion(r: EventResult, proof: dict[str, Any] | None, size: int, roo
         report.fail("inclusion_failed", f"the proof is for size {proof['size']}, not the checkpoint's {size}", **where)
     elif len(proof["proof"]) > 64:
         report.fail("inclusion_failed", "the proof has more than 64 steps", **where)
-    elif not verify_inclusion(r.leaf, size, leaf_hash(r.hash), [bytes.fromhex(x) for x in proof["proof"]], root):
+    elif not verify_inclusion(r.leaf, size, leaf_hash(r.tree_hash), [bytes.fromhex(x) for x in proof["proof"]], root):
         report.fail("inclusion_failed", "the inclusion proof does not lead to the checkpoint root", **where)
 
 
@@ -968,7 +971,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                 carried.append(entry["vkey"])
     keys = load_keys(trusted, carried, "keys.json", report)
 
-    # 5. checkpoint.txt
+    # 5. checkpoint.txt; inclusion proofs are checked only against a root it vouches for
+    checkpoint_ok = False
     try:
         checkpoint_text = files["checkpoint.txt"].decode("utf-8")
     except UnicodeDecodeError:
@@ -980,6 +984,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             report.signed_by = signers
             if size != cp_size or root != cp_root:
                 report.fail("checkpoint_invalid", "checkpoint.txt's size and root are not manifest.json's checkpoint", file="checkpoint.txt")
+            else:
+                checkpoint_ok = True
         except NoteError as e:
             report.fail(e.code, f"checkpoint.txt: {e}", file="checkpoint.txt")
 
@@ -1038,19 +1044,21 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     export: EventResult | None = None
     expect_leaf = span_from
     for i, (number, line) in enumerate(ev_lines):
+        if export is not None:
+            report.fail("bundle_invalid", f"events.jsonl line {number} follows the export event, which must be the last line", file="events.jsonl")
+            continue
         try:
             obj = strict_loads(line)
         except Refused as e:
             report.fail("bundle_invalid", f"events.jsonl line {number} is not strict JSON: {e}", file="events.jsonl")
+            expect_leaf += 1  # the line stands in its place; the next is checked against the one after
             continue
         if not isinstance(obj, dict) or not is_count(obj.get("leaf")) or not is_hex64(obj.get("hash")):
             report.fail("bundle_invalid", f"events.jsonl line {number} is not an object with an integer leaf and a hex64 hash", file="events.jsonl")
+            expect_leaf += 1
             continue
         leaf = int(obj["leaf"])
-        if export is not None:
-            report.fail("bundle_invalid", f"events.jsonl line {number} follows the export event", file="events.jsonl", leaf=leaf)
-            continue
-        is_export = leaf == export_leaf and i == len(ev_lines) - 1
+        is_export = leaf == export_leaf
         if not is_export:
             if not span_from <= leaf < span_to:
                 report.fail("span_gap", f"leaf {leaf} is outside the span [{span_from}, {span_to})", leaf=leaf)
@@ -1061,25 +1069,31 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         proof = parse_proof_line(pr_lines[i][1]) if i < len(pr_lines) else None
         if i < len(pr_lines) and proof is None:
             report.fail("bundle_invalid", f"proofs.jsonl line {pr_lines[i][0]} is not {{leaf, size, proof}}", file="proofs.jsonl")
-        else:
+        if checkpoint_ok:
             check_inclusion(r, proof, cp_size, cp_root, report)
         if is_export:
             export = r
             continue
         chains.add(r)
-        if r.header is None or r.hash is None:
+        if r.header is None or r.tree_hash is None:
             continue
         h = r.header
-        where = {"stream": h["stream"], "seq": h["seq"], "leaf": leaf}
-        digest.update(r.hash)
+        where = {"stream": h.get("stream"), "seq": h.get("seq"), "leaf": leaf}
+        digest.update(r.tree_hash)
         span_hashes += 1
-        scoped = in_scope(h, scope, found)
+        try:  # a header that failed 3.2 is judged as far as it can be read
+            scoped = in_scope(h, scope, found)
+        except (KeyError, TypeError):
+            scoped = False
         if scoped:
-            found.add(h["id"])
+            found.add(h.get("id"))
             count_in_scope += 1
             for name, _t, _q, predicate in POPULATIONS:
-                if in_population(h, predicate):
-                    members[name].append(population_line(leaf, h, r.hash))
+                try:
+                    if in_population(h, predicate):
+                        members[name].append(population_line(leaf, h, r.tree_hash))
+                except (KeyError, TypeError, AttributeError, Refused):
+                    pass
         belongs = mode == "full" and scoped
         if r.has_payload and not belongs:
             report.fail("payload_unexpected", "a payload where the scope or mode says none belongs", **where)
@@ -1087,7 +1101,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             report.fail("payload_missing", "an in-scope event of a full bundle without its payload", **where)
         if not r.has_payload:
             report.without_payload.append({"leaf": leaf, "why": "out of scope" if not scoped else "withheld by export mode" if mode == "withheld" else "stripped"})
-        if r.has_payload:
+        if r.has_payload and r.hash is not None:
             for a in h.get("artifacts", []):
                 referenced.setdefault(a["sha256"], set()).add(ext_of(a["mime"]))
     if len(pr_lines) != len(ev_lines):
@@ -1151,7 +1165,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                         report.fail("population_mismatch", f"the index entry of {name} differs from the recomputed population", file="populations/index.json")
                 got = files.get(fname)
                 if got is None:
-                    report.fail("population_incomplete" if members[name] else "population_mismatch", f"{fname} is missing", file=fname)
+                    # witness verify names a missing file population_incomplete even when the population is empty.
+                    report.fail("population_incomplete", f"{fname} is missing", file=fname)
                 elif got != want:
                     have = set(got.split(b"\n"))
                     if any(m[:-1] not in have for m in members[name]):
@@ -1160,7 +1175,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                         report.fail("population_mismatch", f"{fname} differs from the recomputed population", file=fname)
             for fname in files:
                 if POPULATION_NAME.fullmatch(fname) and fname[len("populations/") : -len(".jsonl")] not in members:
-                    report.fail("population_mismatch", f"{fname} is not one of the seven populations", file=fname)
+                    report.fail("bundle_invalid", f"{fname} is not one of the seven populations", file=fname)
 
     # 10. artifacts (7.10)
     present: set[str] = set()
