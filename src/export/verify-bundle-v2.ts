@@ -239,7 +239,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   checkpoints = 1;
 
   // --- checkpoints.jsonl: each signed, each consistent with the previous, the last checkpoint.txt
-  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, cp, fail, usedKeys) ?? 1;
+  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys) ?? 1;
 
   // --- events.jsonl beside proofs.jsonl
   const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
@@ -556,7 +556,8 @@ function checkCheckpointLog(
   unreadable: (name: string, f: BundleFile, max: number) => string,
   verifiers: ReturnType<typeof selectVerifiers>['verifiers'],
   origin: string,
-  cp: Checkpoint,
+  /** checkpoint.txt's text, which the last line's note must be byte for byte. */
+  cpNote: string,
   fail: (f: Failure) => void,
   usedKeys: Map<string, NoteKeyId>,
 ): number | undefined {
@@ -566,6 +567,7 @@ function checkCheckpointLog(
     return undefined;
   }
   let prev: { size: number; root: Uint8Array } | undefined;
+  let lastNote: string | undefined;
   let valid = 0;
   let n = 0;
   try {
@@ -576,6 +578,7 @@ function checkCheckpointLog(
       }
       if (read.text.trim() === '') continue;
       n = read.n;
+      lastNote = undefined;
       let line: CheckpointLine;
       try {
         const r = CheckpointLine.safeParse(strictParse(read.text));
@@ -586,6 +589,7 @@ function checkCheckpointLog(
         prev = undefined;
         continue;
       }
+      lastNote = line.note;
       let c: Checkpoint;
       try {
         const opened = openCheckpoint(line.note, verifiers, origin);
@@ -624,8 +628,8 @@ function checkCheckpointLog(
   }
   if (n === 0) {
     fail({ code: 'bundle_invalid', reason: 'checkpoints.jsonl holds no checkpoint; it must end with checkpoint.txt.' });
-  } else if (prev === undefined || prev.size !== cp.size || !Buffer.from(prev.root).equals(Buffer.from(cp.rootHash))) {
-    fail({ code: 'checkpoint_invalid', checkpoint: n, reason: 'The last line of checkpoints.jsonl is not the checkpoint of checkpoint.txt.' });
+  } else if (lastNote !== cpNote) {
+    fail({ code: 'checkpoint_invalid', checkpoint: n, reason: 'The note on the last line of checkpoints.jsonl is not checkpoint.txt byte for byte.' });
   }
   return valid;
 }

@@ -357,6 +357,43 @@ describe('failures only a format-2 bundle can have', () => {
     expect(r.first!.reason).toMatch(/mode withheld, but the signed export event recorded mode full/);
   });
 
+  it('checkpoints.jsonl: a consistency step changed is consistency_failed, a last line that is not checkpoint.txt is checkpoint_invalid', () => {
+    const b = fresh();
+    const file = path.join(b.dir, 'checkpoints.jsonl');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const last = JSON.parse(lines[1]!) as { consistency: string[]; note: string };
+    last.consistency[0] = (last.consistency[0]![0] === 'a' ? 'b' : 'a') + last.consistency[0]!.slice(1);
+    lines[1] = JSON.stringify(last);
+    fs.writeFileSync(file, lines.join('\n'));
+    refreshManifest(b.dir);
+    expect(verify(b).failures.map((f) => f.code)).toEqual(['consistency_failed']);
+
+    const c = fresh();
+    const cfile = path.join(c.dir, 'checkpoints.jsonl');
+    fs.writeFileSync(cfile, `${fs.readFileSync(cfile, 'utf8').split('\n')[0]!}\n`);
+    refreshManifest(c.dir);
+    const r = verify(c);
+    expect(r.failures.map((f) => f.code)).toEqual(['checkpoint_invalid']);
+    expect(r.first!.reason).toMatch(/not checkpoint\.txt byte for byte/);
+  });
+
+  it("the export event's record edited and re-committed, or missing, is caught", () => {
+    const b = fresh();
+    const ev = readEvents(b.dir);
+    const exp = ev[ev.length - 1]!;
+    (exp['data'] as { mode: string }).mode = 'withheld';
+    writeEvents(b.dir, ev);
+    refreshManifest(b.dir);
+    expect(verify(b).failures.map((f) => f.code)).toEqual(expect.arrayContaining(['payload_mismatch', 'export_record_mismatch']));
+
+    const c = fresh();
+    writeEvents(c.dir, readEvents(c.dir).slice(0, -1));
+    refreshManifest(c.dir, (m) => (m.events -= 1));
+    const r = verify(c);
+    expect(r.failures.map((f) => f.code)).toEqual(['export_record_mismatch']);
+    expect(r.first!.reason).toMatch(/no export event at leaf/);
+  });
+
   it('a payload stripped from a full export is payload_missing at that leaf', () => {
     const b = fresh();
     const ev = readEvents(b.dir);
