@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -20,6 +20,7 @@ import Database from 'better-sqlite3';
 import { benchAppend } from './append.js';
 import { makeConfig, type Config } from './config.js';
 import { benchCapture } from './capture.js';
+import { benchExport } from './export.js';
 import { benchGateway } from './gateway.js';
 import { benchGatewayModern } from './gateway-modern.js';
 import { LargeLedgers } from './ledgers.js';
@@ -42,7 +43,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -257,6 +258,7 @@ async function main(): Promise<void> {
     capture: () => benchCapture(cfg),
     postgres: () => benchPostgres(cfg),
     server: () => benchServer(cfg, ledgers),
+    export: () => benchExport(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];
