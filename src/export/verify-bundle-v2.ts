@@ -314,7 +314,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       }
       const { data, salt, hash, leaf, ...header } = ev;
       const seq = typeof header['seq'] === 'number' ? header['seq'] : -1;
-      const stream = typeof header['stream'] === 'string' ? header['stream'] : '';
+      // Copied (see flat): a failure keeps it, and must not keep the line it was cut from.
+      const stream = typeof header['stream'] === 'string' ? flat(header['stream']) : '';
       if (typeof leaf !== 'number' || !Number.isSafeInteger(leaf) || leaf < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
         fail({ code: 'bundle_invalid', stream, seq, reason: `events.jsonl line ${read.n} lacks a valid leaf index or hash.` });
         continue;
@@ -414,7 +415,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       } else {
         for (const a of artifactRefs(header)) {
           const w = wanted.get(a.sha256);
-          if (w === undefined) wanted.set(a.sha256, { exts: new Set([artifactExtension(a.mime)]), leaf });
+          if (w === undefined) wanted.set(flat(a.sha256), { exts: new Set([artifactExtension(a.mime)]), leaf });
           else w.exts.add(artifactExtension(a.mime));
         }
       }
