@@ -235,6 +235,25 @@ describe('the tamper corpus, redone on a format-2 bundle', () => {
     expect(codes).toContain('hash_mismatch');
   });
 
+  it("a stream's seq 0 chained from another genesis (the hash recomputed) is wrong_genesis there, and not in the signed tree", () => {
+    const b = fresh();
+    const ev = readEvents(b.dir);
+    const start = ev.find((x) => x['kind'] === 'session.start' && x['stream'] === 's-refund')!;
+    const { data, salt, hash, leaf, ...header } = start;
+    void data;
+    void salt;
+    void hash;
+    header['prev'] = 'ab'.repeat(32);
+    start['prev'] = header['prev'];
+    start['hash'] = eventHash(Buffer.from(String(header['prev']), 'hex'), canonicalize(header)).toString('hex');
+    writeEvents(b.dir, ev);
+    refreshManifest(b.dir);
+    const codes = verify(b)
+      .failures.filter((f) => f.leaf === leaf)
+      .map((f) => f.code);
+    expect(codes).toEqual(expect.arrayContaining(['wrong_genesis', 'inclusion_failed']));
+  });
+
   it('proof-step-flipped: inclusion_failed at that leaf', () => {
     const b = fresh();
     const file = path.join(b.dir, 'proofs.jsonl');
