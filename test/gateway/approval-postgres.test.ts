@@ -1,20 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WitnessError, parseSignerKey, type StoredEvent } from '../../src/core/index.js';
-import { keySha256 } from '../../src/gateway/index.js';
+import { WitnessError, parseSignerKey } from '../../src/core/index.js';
 import { decideApproval } from '../../src/approvals/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
-import { openLedger, type Ledger } from '../../src/store/index.js';
+import { openLedger } from '../../src/store/index.js';
 import { person, writeReviewPolicy } from '../helpers/approvers.js';
-import { BIN, REPO_ROOT, oneSentence, runBin } from '../helpers/ledger.js';
+import { eventsOf, mcpClient, raceOneGrant, requireBuild, text, until, witnessProcesses, writeGatewayConfig, type Listening } from '../helpers/gateway.js';
+import { oneSentence, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
+import { PG_URL, dropSchemas, requirePostgres } from '../store/postgres-driver.js';
 
 /**
  * Approvals across hosts on one PostgreSQL ledger: real `witness gateway` processes (each its own
@@ -25,29 +21,16 @@ import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
  */
 
 const dir = tempDir('witness-approval-pg-');
-const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
-const AGENT_KEY = 'wk_support-test-key-0000000000000000000000000000';
 const alice = person(dir, 'alice@corp');
 const POLICY = writeReviewPolicy(path.join(dir, 'review-big-sums.yaml'), [alice]);
 const POLL_MS = 60_000;
 
-if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
-  throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');
-}
-
+requireBuild();
 const schemas: string[] = [];
-const children: ChildProcess[] = [];
 beforeAll(requirePostgres);
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  try {
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-  } finally {
-    await c.end();
-  }
-});
+afterAll(() => dropSchemas(schemas));
+// Registered after the schemas' hook, so (after-hooks run last first) the gateways are killed before their schemas are dropped.
+const start = witnessProcesses();
 
 interface PgLedger {
   url: string;
@@ -65,69 +48,12 @@ async function newLedger(): Promise<PgLedger> {
   return { url, env: { WITNESS_SIGNING_KEY_FILE: keyFile } };
 }
 
-interface Gateway {
-  url: string;
-  stderr: () => string;
-}
-
 /** `witness gateway` as its own process on `l`, polling for decisions every POLL_MS. */
-async function startGateway(l: PgLedger): Promise<Gateway> {
-  const config = path.join(dir, `gateway-${randomBytes(4).toString('hex')}.yaml`);
-  fs.writeFileSync(
-    config,
-    [
-      'listen: "127.0.0.1:0"',
-      `policy: ${JSON.stringify(POLICY)}`,
-      `approvals: { poll_ms: ${POLL_MS} }`,
-      'agents:',
-      `  - { id: support-bot, key_sha256: "${keySha256(AGENT_KEY)}" }`,
-      'servers:',
-      '  - name: everything',
-      '    path: /mcp/everything',
-      `    command: ${JSON.stringify(process.execPath)}`,
-      `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(process.execPath, [BIN, 'gateway', '--config', config, '--store', l.url], { cwd: REPO_ROOT, env: { ...process.env, ...l.env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the gateway did not start: ${stderr}`)), 20_000);
-    child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (m !== null) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`the gateway exited (${code}): ${stderr}`)));
-  });
-  return { url, stderr: () => stderr };
+function startGateway(l: PgLedger): Promise<Listening> {
+  return start(['gateway', '--config', writeGatewayConfig(dir, { policy: POLICY, pollMs: POLL_MS }), '--store', l.url], { env: l.env });
 }
 
-async function mcpClient(g: Gateway): Promise<Client> {
-  const client = new Client({ name: 'approval-pg-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${g.url}/mcp/everything`), { requestInit: { headers: { Authorization: `Bearer ${AGENT_KEY}` } } }));
-  return client;
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function eventsOf(reader: Ledger, kind: string): Promise<StoredEvent[]> {
-  return (await reader.query({ kind, limit: 1000 })).events;
-}
-
-const text = (r: object) => (r as { content: Array<{ text: string }> }).content[0]!.text;
+const clientOf = (g: Listening) => mcpClient(g.url, 'approval-pg-test');
 
 describe('approvals on a PostgreSQL ledger shared by gateways on several hosts', () => {
   it('announces a committed approval decision to a handle on another connection, not ordinary events, and again after its LISTEN connection is cut', async () => {
@@ -208,7 +134,7 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
   it('delivers a decision made by witness approve in another process to the gateway holding the call within a second, though the gateway polls once a minute [R-GW-APPROVAL]', async () => {
     const l = await newLedger();
     const g = await startGateway(l);
-    const client = await mcpClient(g);
+    const client = await clientOf(g);
     const reader = await openLedger(l.url, { create: false, readonly: true });
     try {
       const call = client.callTool({ name: 'get-sum', arguments: { a: 500, b: 5 } });
@@ -234,7 +160,7 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
   it('releases one grant exactly once when two gateways in two processes hold identical calls on it, 20 times over, and refuses the other call in one sentence [R-GW-APPROVAL-BINDING]', async () => {
     const l = await newLedger();
     const [g1, g2] = await Promise.all([startGateway(l), startGateway(l)]);
-    const [c1, c2] = await Promise.all([mcpClient(g1), mcpClient(g2)]);
+    const [c1, c2] = await Promise.all([clientOf(g1), clientOf(g2)]);
     const reader = await openLedger(l.url, { create: false, readonly: true });
     process.env['WITNESS_SIGNING_KEY_FILE'] = l.env['WITNESS_SIGNING_KEY_FILE'];
     const approver = await openWitness({ store: l.url, strict: true });
@@ -242,28 +168,8 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
     let refusedByLedger = 0;
     try {
       for (let round = 0; round < 20; round++) {
-        const a = 1000 + round;
-        // The first gateway's call makes the request; the second's identical call waits on it.
-        const first = c1.callTool({ name: 'get-sum', arguments: { a, b: 1 } });
-        const request = await until(async () => (await eventsOf(reader, 'approval.request')).find((e) => (e.data?.['arguments'] as { a?: number }).a === a), `round ${round}'s request`);
-        const second = c2.callTool({ name: 'get-sum', arguments: { a, b: 1 } });
-        await until(
-          async () => (await eventsOf(reader, 'note')).find((e) => JSON.stringify(e.data).includes(`Waiting on approval request ${request.id}`)),
-          `round ${round}'s second call to wait on the request`,
-        );
-        const { decisionId } = await decideApproval(approver, request.id, { decision: 'approved', signer });
-        const answers = await Promise.all([first, second]);
-        const ok = answers.filter((r) => r.isError !== true);
-        const refused = answers.filter((r) => r.isError === true);
-        expect(ok, `round ${round}`).toHaveLength(1);
-        expect(text(ok[0]!)).toContain(String(a + 1));
-        expect(refused, `round ${round}`).toHaveLength(1);
-        expect(oneSentence(text(refused[0]!))).toMatch(
-          /^The call to get-sum was not made: its approval \(request [0-9a-f-]+\) (has already released a call, and a grant is used once|does not match it \(the approval was already used by event [0-9a-f-]+\))\.$/,
-        );
-        const releases = (await eventsOf(reader, 'policy.decision')).filter((e) => (e.data?.['approval'] as { decision_id?: string } | undefined)?.decision_id === decisionId);
-        expect(releases, `round ${round}`).toHaveLength(1);
-        if (/grant is used once/.test(text(refused[0]!))) refusedByLedger++;
+        const refusedByIndex = await raceOneGrant([c1, c2], reader, round, async (requestId) => (await decideApproval(approver, requestId, { decision: 'approved', signer })).decisionId);
+        if (refusedByIndex) refusedByLedger++;
       }
     } finally {
       delete process.env['WITNESS_SIGNING_KEY_FILE'];

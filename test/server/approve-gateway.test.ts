@@ -1,17 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import pg from 'pg';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { keySha256 } from '../../src/gateway/index.js';
 import { openLedger, verifyLedger } from '../../src/store/index.js';
 import { writeReviewPolicy } from '../helpers/approvers.js';
-import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
+import { mcpClient, requireBuild, text, witnessProcesses, writeGatewayConfig } from '../helpers/gateway.js';
+import { runBin } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
+import { PG_URL, dropSchemas, requirePostgres } from '../store/postgres-driver.js';
 
 /**
  * End to end, every part its own process: a real `witness gateway` holds a call to the real
@@ -21,47 +18,12 @@ import { PG_URL, requirePostgres } from '../store/postgres-driver.js';
  */
 
 const dir = tempDir('witness-approve-gateway-');
-const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
-const AGENT_KEY = 'wk_support-test-key-0000000000000000000000000000';
 
-if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
-  throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json` before these tests.');
-}
-
-const children: ChildProcess[] = [];
+requireBuild();
 const schemas: string[] = [];
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  if (schemas.length === 0) return;
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  try {
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-  } finally {
-    await c.end();
-  }
-});
-
-/** Starts `witness <args>` and resolves with the URL it prints once listening. */
-function start(args: string[], env: Record<string, string>, stream: 'stdout' | 'stderr'): Promise<string> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  return new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`witness ${args[0]} did not start: ${out}`)), 20_000);
-    const seen = (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/[^\s,;]+)/.exec(out);
-      if (m !== null) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    };
-    child[stream]!.on('data', seen);
-    child[stream === 'stdout' ? 'stderr' : 'stdout']!.on('data', (c: Buffer) => void (out += c.toString()));
-    child.once('exit', (code) => reject(new Error(`witness ${args[0]} exited (${code}): ${out}`)));
-  });
-}
+afterAll(() => dropSchemas(schemas));
+// Registered after the schemas' hook, so (after-hooks run last first) the processes are killed before their schemas are dropped.
+const start = witnessProcesses();
 
 interface Setup {
   gateway: string;
@@ -76,27 +38,10 @@ async function setup(store: string, env: Record<string, string>): Promise<Setup>
   expect(created.code, created.stderr).toBe(0);
   const key = JSON.parse(created.stdout) as { key: string; approver: { name: string; public_key: string } };
   const policy = writeReviewPolicy(path.join(dir, `policy-${randomBytes(4).toString('hex')}.yaml`), [{ name: key.approver.name, vkey: key.approver.public_key, skey: '', file: '' }]);
-  const config = path.join(dir, `gateway-${randomBytes(4).toString('hex')}.yaml`);
-  fs.writeFileSync(
-    config,
-    [
-      'listen: "127.0.0.1:0"',
-      `policy: ${JSON.stringify(policy)}`,
-      'approvals: { poll_ms: 50 }',
-      'agents:',
-      `  - { id: support-bot, key_sha256: "${keySha256(AGENT_KEY)}" }`,
-      'servers:',
-      '  - name: everything',
-      '    path: /mcp/everything',
-      `    command: ${JSON.stringify(process.execPath)}`,
-      `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
-      '',
-    ].join('\n'),
-  );
-  const [gateway, server] = await Promise.all([start(['gateway', '--config', config, '--store', store], env, 'stderr'), start(['serve', '--store', store, '--port', '0'], env, 'stdout')]);
-  const client = new Client({ name: 'approve-gateway-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway}/mcp/everything`), { requestInit: { headers: { Authorization: `Bearer ${AGENT_KEY}` } } }));
-  return { gateway, server, approverKey: key.key, client };
+  const config = writeGatewayConfig(dir, { policy, pollMs: 50 });
+  const [gateway, server] = await Promise.all([start(['gateway', '--config', config, '--store', store], { env }), start(['serve', '--store', store, '--port', '0'], { env, stream: 'stdout' })]);
+  const client = await mcpClient(gateway.url, 'approve-gateway-test');
+  return { gateway: gateway.url, server: server.url, approverKey: key.key, client };
 }
 
 async function http(s: Setup, method: string, route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -120,8 +65,6 @@ async function pendingFor(s: Setup, a: number): Promise<{ id: string; arguments:
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-const text = (r: object) => (r as { content: Array<{ text: string }> }).content[0]!.text;
 
 async function approveThenDeny(s: Setup): Promise<void> {
   try {
