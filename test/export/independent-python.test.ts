@@ -479,6 +479,21 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
     }
   });
 
+  it('agrees with every case of the committed v1 tamper corpus (test/fixtures/tamper): verdict, and the first failure code among its own', async () => {
+    const corpus = path.join(REPO_ROOT, 'test', 'fixtures', 'tamper');
+    const cases = fs.readdirSync(corpus).filter((d) => fs.existsSync(path.join(corpus, d, 'expected.json')) && fs.existsSync(path.join(corpus, d, 'manifest.json')));
+    expect(cases.length).toBeGreaterThan(15);
+    for (const name of cases) {
+      const expected = JSON.parse(fs.readFileSync(path.join(corpus, name, 'expected.json'), 'utf8')) as { ok: boolean; code?: string | null; unverifiable?: boolean };
+      const own = path.join(corpus, name, 'trusted.pub');
+      const key = fs.readFileSync(fs.existsSync(own) ? own : path.join(corpus, 'trusted.pub'), 'utf8').trim();
+      const py = await python(path.join(corpus, name), ['--trusted-key', key]);
+      const want = expected.unverifiable === true ? 'UNVERIFIABLE' : expected.ok ? 'PASS' : 'FAIL';
+      expect(py.report.verdict, name).toBe(want);
+      if (typeof expected.code === 'string') expect(codes(py.report), name).toContain(expected.code);
+    }
+  });
+
   it('says UNVERIFIABLE, not PASS, for a bundle version above 2, and exits 2 on bad usage', async () => {
     const newer = tampered((f) => f.set('manifest.json', Buffer.from(f.get('manifest.json')!.toString('utf8').replace('"version": 2', '"version": 3'))));
     const py = await python(newer);
