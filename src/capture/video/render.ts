@@ -10,6 +10,7 @@ import { runProgram } from '../exec.js';
 import { requireProgram } from '../programs.js';
 import { padTo, pcmSeconds, speak, writeWav, type Pcm, type Voice } from './audio.js';
 import { cardHtml } from './card.js';
+import { capturesByCall, changedRegionOf, labelShots, labelText, placement, pngSize, requireLabelFonts, roleWord, shotLabel, type LabelJob, type Placement } from './label.js';
 import { buildStoryboard, type Step } from './storyboard.js';
 import { requireVoice } from './voices.js';
 import { movTextCues, toVtt, type Cue } from './vtt.js';
@@ -17,8 +18,9 @@ import { movTextCues, toVtt, type Cue } from './vtt.js';
 /**
  * `witness video <session>`: the session as a narrated MP4. For each step a title card (what the
  * agent did and why, the policy decision, the approver, the result), then the before and after
- * screenshots; narration spoken by espeak-ng from the events; captions as a soft subtitle track and
- * a sidecar WebVTT; one chapter per step. H.264 + AAC, encoded bit-exact, so the same session
+ * screenshots, each frame labelled BEFORE / AFTER with its capture event's id and time and the
+ * screenshot's SHA-256 prefix (label.ts); narration spoken by espeak-ng from the events; captions
+ * as a soft subtitle track and a sidecar WebVTT; one chapter per step. H.264 + AAC, encoded bit-exact, so the same session
  * gives the same frames.
  */
 
@@ -53,6 +55,23 @@ export interface VideoResult {
   voice: Voice;
   /** Screenshots the events reference but the artifact store does not hold (withheld or lost). */
   missingScreenshots: string[];
+  /** Every screenshot shown, in order, with the label burned into its frames and when it is on screen. */
+  shots: VideoShot[];
+}
+
+export interface VideoShot {
+  /** BEFORE or AFTER, as the label shows it. */
+  role: string;
+  /** The capture event holding the screenshot. */
+  event: string;
+  ts: string;
+  /** The screenshot artifact's SHA-256 (the label shows its first 12 hex characters). */
+  sha256: string;
+  /** The label's text after the role. */
+  label: string;
+  placement: Placement;
+  startS: number;
+  endS: number;
 }
 
 const WIDTH = 1280;
@@ -68,6 +87,7 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
   // Every program is looked for before any work, so a missing one is named at once.
   const ffmpeg = requireProgram('ffmpeg', env);
   const espeak = requireProgram('espeak-ng', env);
+  const fonts = requireLabelFonts(env);
   const voice: Voice = { voice: options.voice?.voice ?? 'en-us', speed: options.voice?.speed ?? 165 };
   if (!Number.isInteger(voice.speed) || voice.speed < 80 || voice.speed > 450)
     throw new WitnessError('invalid_argument', `Speed ${voice.speed} must be a whole number of words per minute from 80 to 450.`);
@@ -77,6 +97,7 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
   const events = await ledger.readStream(session);
   if (events.length === 0) throw new WitnessError('not_found', `No session ${session} in ${ledger.info.location}; list sessions with \`witness query --kind session.start\`.`);
   const board = buildStoryboard(events);
+  const captures = capturesByCall(events);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-video-'));
   const ownBrowser = options.browser === undefined ? new CaptureBrowser({ env }) : undefined;
   const browser = options.browser ?? ownBrowser!;
@@ -90,12 +111,28 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
     const { sampleRate, channels } = clips[0]!;
     if (clips.some((c) => c.sampleRate !== sampleRate || c.channels !== channels)) throw new WitnessError('capture_failed', 'espeak-ng produced clips in different audio formats.');
 
-    // 2. Title cards, rendered together in one browser context.
+    // 2. Title cards, rendered together in one browser context, while ffmpeg burns the label into
+    // every screenshot (label.ts): each becomes a 1280×720 frame of its own before the encode.
+    const missing: string[] = [];
+    const shotsOf: ShotFile[][] = [];
+    for (const step of board.steps) shotsOf.push(await screenshotsOf(ledger, step, captures.get(step.callId ?? '') ?? [], work, missing));
     const footer = `witness · session ${board.session} · agent ${board.agent}`;
-    const cards = await browser.renderHtml(
-      board.steps.map((s) => cardHtml(s, footer)),
-      { width: WIDTH, height: HEIGHT },
-    );
+    // Both are waited for even when one fails, so no ffmpeg still writes into the work directory
+    // when it is removed.
+    const [rendered, labelled] = await Promise.allSettled([
+      browser.renderHtml(
+        board.steps.map((s) => cardHtml(s, footer)),
+        { width: WIDTH, height: HEIGHT },
+      ),
+      labelShots(
+        ffmpeg,
+        shotsOf.flat().flatMap((f) => (f.job === undefined ? [] : [f.job])),
+        fonts,
+      ),
+    ]);
+    if (rendered.status === 'rejected') throw rendered.reason;
+    if (labelled.status === 'rejected') throw labelled.reason;
+    const cards = rendered.value;
     options.onProgress?.('cards', cards.length, cards.length);
 
     // 3. Timing: each step lasts its narration plus a pause, and long enough to see its screenshots.
@@ -103,12 +140,12 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
     const slides: Slide[] = [];
     const cues: Cue[] = [];
     const chapters: VideoChapter[] = [];
-    const missing: string[] = [];
     const audio: Buffer[] = [];
+    const shown: VideoShot[] = [];
     let t = 0;
     for (const [i, step] of board.steps.entries()) {
       const clip = clips[i]!;
-      const shots = await screenshotsOf(ledger, step, work, missing);
+      const shots = shotsOf[i]!;
       const spoken = pcmSeconds(clip);
       const total = frame(Math.max(spoken + 0.7, 2 + 1.5 * shots.length));
       const cardFile = path.join(work, `card-${String(i).padStart(3, '0')}.png`);
@@ -116,9 +153,25 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
       const cardSeconds = shots.length === 0 ? total : frame(total * 0.4);
       slides.push({ file: cardFile, seconds: cardSeconds });
       let left = total - cardSeconds;
-      shots.forEach((file, k) => {
+      let at = t + cardSeconds;
+      shots.forEach((shot, k) => {
         const seconds = k === shots.length - 1 ? Math.round(left * fps) / fps : frame(left / (shots.length - k));
-        slides.push({ file, seconds });
+        slides.push({ file: shot.file, seconds });
+        if (shot.job !== undefined) {
+          const l = shot.job.label;
+          const startS = Math.round(at * 1000) / 1000;
+          shown.push({
+            role: roleWord(l.role),
+            event: l.event,
+            ts: l.ts,
+            sha256: l.sha256,
+            label: labelText(l),
+            placement: shot.job.placement,
+            startS,
+            endS: Math.round((at + seconds) * 1000) / 1000,
+          });
+        }
+        at += seconds;
         left -= seconds;
       });
       audio.push(padTo(clip, total).data);
@@ -248,6 +301,7 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
       chapters,
       voice,
       missingScreenshots: missing,
+      shots: shown,
     };
   } finally {
     if (ownBrowser !== undefined) await ownBrowser.close();
@@ -256,19 +310,34 @@ export async function renderSessionVideo(ledger: LedgerReader, session: string, 
   }
 }
 
-async function screenshotsOf(ledger: LedgerReader, step: Step, work: string, missing: string[]): Promise<string[]> {
-  const files: string[] = [];
+interface ShotFile {
+  /** The file the slide shows: the labelled frame, or the screenshot itself when it has no label. */
+  file: string;
+  job?: LabelJob;
+}
+
+async function screenshotsOf(ledger: LedgerReader, step: Step, captures: Parameters<typeof shotLabel>[0], work: string, missing: string[]): Promise<ShotFile[]> {
+  const files: ShotFile[] = [];
+  const region = changedRegionOf(captures);
   for (const [role, sha] of [
     ['before', step.before],
     ['after', step.after],
   ] as const) {
     if (sha === undefined) continue;
-    const file = path.join(work, `${role}-${String(step.index).padStart(3, '0')}.png`);
-    if (!(await copyArtifact(ledger, sha, file))) {
+    const name = `${role}-${String(step.index).padStart(3, '0')}`;
+    const raw = path.join(work, `${name}.shot.png`);
+    if (!(await copyArtifact(ledger, sha, raw))) {
       missing.push(sha);
       continue;
     }
-    files.push(file);
+    // The storyboard found this screenshot in the same capture event, so a label is always there.
+    const label = shotLabel(captures, role, sha);
+    if (label === undefined) {
+      files.push({ file: raw });
+      continue;
+    }
+    const output = path.join(work, `${name}.png`);
+    files.push({ file: output, job: { input: raw, output, label, placement: placement(region, pngSize(raw) ?? { width: 0, height: 0 }) } });
   }
   return files;
 }
