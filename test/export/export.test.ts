@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, isWitnessError, strictParse, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
-import { AUDIT_STREAM, exportSession, verifyBundle, type BundleManifest } from '../../src/export/index.js';
+import { AUDIT_STREAM, exportSession, verifyBundle, type BundleManifestV2 } from '../../src/export/index.js';
 import { openWitness } from '../../src/index.js';
 import { SqliteLedger, sidecarPaths } from '../../src/store/index.js';
 import { REPO_ROOT, artifactFile, buildLedger, copyLedger, oneSentence, runBin, runCli, tamper, type BuiltLedger } from '../helpers/ledger.js';
@@ -43,21 +43,34 @@ function allText(bundle: string): string {
 describe('export then verify', () => {
   it('[R-OFFLINE] round-trips a session with its artifact: every event, proof, checkpoint and file digest verifies offline', async () => {
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     let stored: Array<StoredEvent & { pos: number }>;
     try {
       const r = await exportSession(ledger, base.sessions.b, out);
-      expect(r).toMatchObject({ dir: out, events: 5, artifacts: 1, checkpointSize: 13 });
+      // Session b's 5 events in a span of 11 leaves (1..11), then the export's own event at leaf 13.
+      expect(r).toMatchObject({ dir: out, inScope: 5, events: 12, artifacts: 1, checkpointSize: 14, span: { from: 1, to: 12 } });
       stored = await ledger.readStream(base.sessions.b);
     } finally {
       await ledger.close();
     }
-    expect(fs.readdirSync(out).sort()).toEqual(['artifacts', 'checkpoint.txt', 'events.jsonl', 'keys.txt', 'manifest.json', 'proofs.jsonl']);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'README.txt',
+      'artifacts',
+      'checkpoint.txt',
+      'checkpoints.jsonl',
+      'events.jsonl',
+      'keys.json',
+      'manifest.json',
+      'populations',
+      'proofs.jsonl',
+      'system.json',
+      'verify.mjs',
+    ]);
 
-    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifest;
-    expect(manifest).toMatchObject({ format: 'witness-evidence', version: 1, session: base.sessions.b, agent: 'billing-bot', events: 5, withheld: false });
+    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifestV2;
+    expect(manifest).toMatchObject({ format: 'witness-evidence', version: 2, scope: { sessions: [base.sessions.b] }, mode: 'full', events: 12, in_scope: 5 });
     expect(manifest.ledger.origin).toBe(base.origin);
-    expect(manifest.checkpoint).toEqual({ size: 13, root: base.checkpoints[2]!.root.toString('hex') });
+    expect(manifest.checkpoint.size).toBe(14);
     for (const [name, digest] of Object.entries(manifest.files)) {
       expect(
         createHash('sha256')
@@ -66,18 +79,17 @@ describe('export then verify', () => {
         name,
       ).toBe(digest);
     }
-    expect(Object.keys(manifest.files)).toContain(`artifacts/${base.artifact.sha256}`);
-    expect(fs.readFileSync(path.join(out, 'artifacts', base.artifact.sha256)).equals(base.artifact.bytes)).toBe(true);
-    expect(fs.readFileSync(path.join(out, 'checkpoint.txt'), 'utf8')).toBe(base.checkpoints[2]!.note);
-    expect(fs.readFileSync(path.join(out, 'keys.txt'), 'utf8').trim()).toBe(base.vkey);
+    expect(Object.keys(manifest.files)).toContain(`artifacts/${base.artifact.sha256}.png`);
+    expect(fs.readFileSync(path.join(out, 'artifacts', `${base.artifact.sha256}.png`)).equals(base.artifact.bytes)).toBe(true);
+    expect((strictParse(fs.readFileSync(path.join(out, 'keys.json'), 'utf8')) as { keys: Array<{ vkey: string }> }).keys.map((k) => k.vkey)).toEqual([base.vkey]);
 
     const events = readLines(out, 'events.jsonl');
-    expect(events.map((e) => [e['seq'], e['leaf'], e['hash']])).toEqual(stored.map((e) => [e.seq, e.pos, e.hash]));
-    expect(readLines(out, 'proofs.jsonl').map((p) => [p['leaf'], p['size']])).toEqual(stored.map((e) => [e.pos, 13]));
+    expect(events.filter((e) => e['stream'] === base.sessions.b).map((e) => [e['seq'], e['leaf'], e['hash']])).toEqual(stored.map((e) => [e.seq, e.pos, e.hash]));
+    expect(readLines(out, 'proofs.jsonl').map((p) => [p['leaf'], p['size']])).toEqual(events.map((e) => [e['leaf'], 14]));
 
     const report = verifyBundle(out, { trustedKeys: [base.vkey] });
     expect(report.failures).toEqual([]);
-    expect(report).toMatchObject({ ok: true, events: 5, streams: 1, checkpoints: 1, sealedSize: 13, artifacts: 1, payloadsAbsent: 0, openSessions: 0 });
+    expect(report).toMatchObject({ ok: true, events: 12, artifacts: 1 });
     expect(report.trust.keys).toEqual([expect.objectContaining({ name: base.origin, source: 'pinned' })]);
   });
 
@@ -86,12 +98,11 @@ describe('export then verify', () => {
     const exported = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.a, '-o', out]);
     expect(exported.stderr).toBe('');
     expect(exported.code).toBe(0);
-    expect(exported.stdout).toContain(`Exported session ${base.sessions.a}: 6 events, 0 artifact(s), proofs against checkpoint size 13.`);
+    expect(exported.stdout).toContain(`Exported 6 event(s) in scope (leaves 0–9, 11 lines with the export's own record), 0 artifact(s), proofs against checkpoint size 14.`);
     expect(exported.stdout).toContain(out);
 
     const verified = await runCli(['verify', out, '--trusted-key', sidecarPaths(base.file).pub]);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toMatch(/✔ Bundle .* is intact: 6 events in 1 session\(s\), verified against 1 signed checkpoint\(s\) \(tree size 13\)\./);
     expect(verified.stdout).toContain('(pinned)');
   });
 
@@ -99,8 +110,8 @@ describe('export then verify', () => {
     const out = outDir();
     const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', base.sessions.b, '-o', out, '--json']);
     expect(r.code).toBe(0);
-    const json = JSON.parse(r.stdout) as { dir: string; events: number; artifacts: number; checkpointSize: number; manifest: BundleManifest };
-    expect(json).toMatchObject({ dir: out, events: 5, artifacts: 1, checkpointSize: 13, manifest: { session: base.sessions.b } });
+    const json = JSON.parse(r.stdout) as { dir: string; events: number; artifacts: number; checkpointSize: number; manifest: BundleManifestV2 };
+    expect(json).toMatchObject({ dir: out, inScope: 5, events: 12, artifacts: 1, checkpointSize: 14, manifest: { scope: { sessions: [base.sessions.b] } } });
   });
 });
 
@@ -118,14 +129,15 @@ describe('--withhold-data', () => {
     }
     expect(fs.existsSync(path.join(out, 'artifacts'))).toBe(false);
     expect(text).not.toContain(base.artifact.bytes.toString('latin1'));
-    for (const e of readLines(out, 'events.jsonl')) {
+    // Every line but the last, the export's own record, whose payload says what the bundle holds.
+    for (const e of readLines(out, 'events.jsonl').slice(0, -1)) {
       expect(e['data']).toBeNull();
       expect(e['salt']).toBeNull();
       expect(e['payload_digest']).toMatch(/^[0-9a-f]{64}$/);
     }
-    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifest;
-    expect(manifest.withheld).toBe(true);
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const manifest = strictParse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BundleManifestV2;
+    expect(manifest.mode).toBe('withheld');
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
       for (const e of await ledger.readStream(base.sessions.b)) expect(text).not.toContain(e.salt!);
     } finally {
@@ -134,14 +146,13 @@ describe('--withhold-data', () => {
 
     const report = verifyBundle(out, { trustedKeys: [base.vkey] });
     expect(report.failures).toEqual([]);
-    expect(report).toMatchObject({ ok: true, events: 5, payloadsAbsent: 5, artifacts: 1 });
-    expect(report.warnings.join(' ')).toMatch(/withheld/);
+    expect(report).toMatchObject({ ok: true, events: 12 });
   });
 
   it('keeps the same hashes and proofs as the full export, so either can be shown to the same auditor', async () => {
     const full = outDir();
     const withheld = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
       await exportSession(ledger, base.sessions.a, full);
       await exportSession(ledger, base.sessions.a, withheld, { withholdData: true });
@@ -152,8 +163,10 @@ describe('--withhold-data', () => {
       const { data: _d, salt: _s, ...rest } = e;
       return rest;
     };
-    expect(readLines(withheld, 'events.jsonl').map(strip)).toEqual(readLines(full, 'events.jsonl').map(strip));
-    expect(fs.readFileSync(path.join(withheld, 'proofs.jsonl'), 'utf8')).toBe(fs.readFileSync(path.join(full, 'proofs.jsonl'), 'utf8'));
+    // The span's lines (each export's own record, last, differs); each bundle's proofs lead to its own checkpoint.
+    expect(readLines(withheld, 'events.jsonl').slice(0, -1).map(strip)).toEqual(readLines(full, 'events.jsonl').slice(0, -1).map(strip));
+    expect(verifyBundle(withheld, { trustedKeys: [base.vkey] }).ok).toBe(true);
+    expect(verifyBundle(full, { trustedKeys: [base.vkey] }).ok).toBe(true);
   });
 });
 
@@ -163,16 +176,16 @@ describe('who exported what', () => {
     const out = outDir();
     const r = await runCli(['export', '--store', `sqlite:${l.file}`, '--session', base.sessions.a, '-o', out, '--as', 'auditor@example.com', '--withhold-data']);
     expect(r.code).toBe(0);
-    const ledger = SqliteLedger.open({ path: l.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: l.file, create: false });
     try {
       const audit = await ledger.readStream(AUDIT_STREAM);
       expect(audit).toHaveLength(1);
       expect(audit[0]).toMatchObject({
         kind: 'audit.access',
         principal: { id: 'auditor@example.com', kind: 'human' },
-        resource: base.sessions.a,
+        resource: 'bundle',
         action: 'export',
-        data: { actor: 'auditor@example.com', operation: 'export', scope: { session: base.sessions.a, withheld: true }, count: 6 },
+        data: { actor: 'auditor@example.com', operation: 'export', scope: { sessions: [base.sessions.a] }, mode: 'withheld', in_scope: 6 },
       });
       expect((await ledger.latestCheckpoint())!.size).toBe(base.size + 1);
     } finally {
@@ -194,7 +207,7 @@ describe('sealing before export', () => {
     } finally {
       await w.close();
     }
-    const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: file, create: false });
     try {
       expect(await ledger.checkpoints()).toEqual([]);
     } finally {
@@ -209,13 +222,13 @@ describe('sealing before export', () => {
     const r = await runCli(['export', '--store', `sqlite:${file}`, '--session', session, '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('proofs against checkpoint size 4');
+    expect(r.stdout).toContain('proofs against checkpoint size 5');
 
-    const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: file, create: false });
     try {
-      // The session's checkpoint (4), then the one sealing the export's own audit.access record.
+      // One checkpoint, sealing the session and the export's own audit.access record after it.
       const cps = await ledger.checkpoints();
-      expect(cps.map((c) => c.size)).toEqual([4, 5]);
+      expect(cps.map((c) => c.size)).toEqual([5]);
       expect(fs.readFileSync(path.join(out, 'checkpoint.txt'), 'utf8')).toBe(cps[0]!.note);
     } finally {
       await ledger.close();
@@ -225,13 +238,13 @@ describe('sealing before export', () => {
     expect(report.ok).toBe(true);
   });
 
-  it('refuses, in one sentence, to export an unsealed session when the signing key is not available', async () => {
+  it('refuses, in one sentence, to export when the signing key is not available (the export records and seals itself)', async () => {
     const { file, session } = await unsealedLedger();
     fs.rmSync(sidecarPaths(file).key);
     const out = outDir();
     const r = await runCli(['export', '--store', `sqlite:${file}`, '--session', session, '-o', out]);
     expect(r.code).toBe(1);
-    expect(oneSentence(r.stderr)).toMatch(/not yet covered by a signed checkpoint; run `witness seal`/);
+    expect(oneSentence(r.stderr)).toMatch(/needs the ledger's signing key/);
     expect(fs.existsSync(out)).toBe(false);
   });
 });
@@ -239,7 +252,7 @@ describe('sealing before export', () => {
 describe('export errors', () => {
   it('refuses an unknown session with a one-sentence not_found error and writes nothing', async () => {
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     let thrown: unknown;
     try {
       await exportSession(ledger, 'no-such-session', out);
@@ -249,17 +262,17 @@ describe('export errors', () => {
       await ledger.close();
     }
     expect(isWitnessError(thrown, 'not_found')).toBe(true);
-    expect(oneSentence((thrown as Error).message)).toContain('No session no-such-session');
+    expect(oneSentence((thrown as Error).message)).toMatch(/^No events in .* no-such-session/);
     expect(fs.existsSync(out)).toBe(false);
 
     const r = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', 'no-such-session', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(oneSentence(r.stderr)).toContain('No session no-such-session');
+    expect(oneSentence(r.stderr)).toMatch(/No events in .* no-such-session/);
     expect(fs.existsSync(out)).toBe(false);
 
     const json = await runCli(['export', '--store', `sqlite:${copyLedger(base, dir).file}`, '--session', 'no-such-session', '-o', out, '--json']);
-    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'not_found', message: expect.stringContaining('No session no-such-session') } });
+    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'not_found', message: expect.stringMatching(/^No events in .* no-such-session/) } });
   });
 
   it('refuses an output directory that is not empty, and leaves its contents alone', async () => {
@@ -323,7 +336,7 @@ describe('export errors', () => {
 describe('verifying an exported bundle', () => {
   it('fails a bundle with checkpoint_signature when a wrong key is pinned, by string or by file', async () => {
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
       await exportSession(ledger, base.sessions.a, out);
     } finally {
@@ -342,14 +355,14 @@ describe('verifying an exported bundle', () => {
     expect((JSON.parse(cli.stdout) as VerifyReport).first?.code).toBe('checkpoint_signature');
   });
 
-  it("[R-SECOND-KEY] ships only the ledger's own key in keys.txt, never a second key someone added to the key table", async () => {
+  it("[R-SECOND-KEY] ships only the ledger's own key in keys.json, never a second key someone added to the key table", async () => {
     const copy = copyLedger(base, dir);
     const planted = generateKey('planted').verifierKey;
     tamper(copy.file, (db) => {
       db.prepare('INSERT INTO public_keys (vkey, name, added_at) VALUES (?, ?, ?)').run(planted, 'planted', '2000-01-01T00:00:00.000Z');
     });
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: copy.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copy.file, create: false });
     let own: string;
     try {
       own = (await ledger.publicKeys())[0]!.vkey;
@@ -358,25 +371,25 @@ describe('verifying an exported bundle', () => {
       await ledger.close();
     }
     expect(own).not.toBe(planted);
-    expect(fs.readFileSync(path.join(out, 'keys.txt'), 'utf8')).toBe(`${own}\n`);
+    expect((strictParse(fs.readFileSync(path.join(out, 'keys.json'), 'utf8')) as { keys: Array<{ vkey: string }> }).keys.map((k) => k.vkey)).toEqual([own]);
     expect(verifyBundle(out).ok).toBe(true);
   });
 
-  it('exports a session already covered by a checkpoint even when the sealer refuses to seal the export record, and says so', async () => {
+  it('refuses to export, writing nothing, when the sealer refuses to seal the export record (the bundle must prove it)', async () => {
     const copy = copyLedger(base, dir);
     fs.rmSync(sidecarPaths(copy.file).sealed, { force: true }); // checkpoints but no record: the sealer wants --adopt
     const out = outDir();
     const r = await runCli(['export', '--store', `sqlite:${copy.file}`, '--session', base.sessions.a, '-o', out]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/^witness: The bundle is complete and this export is recorded, but the record of it could not be sealed: .*--adopt/m);
-    expect(verifyBundle(out).ok).toBe(true);
+    expect(r.code).toBe(1);
+    expect(oneSentence(r.stderr)).toMatch(/--adopt/);
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it('reports artifact_missing, naming the sha256 and the event, when the ledger lost an artifact before export', async () => {
     const l = copyLedger(base, dir);
     fs.rmSync(artifactFile(l.file, l.artifact.sha256));
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: l.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: l.file, create: false });
     try {
       expect(await exportSession(ledger, l.sessions.b, out)).toMatchObject({ artifacts: 0 });
     } finally {
@@ -386,16 +399,17 @@ describe('verifying an exported bundle', () => {
     expect(r.failures.map(({ code, artifact, leaf }) => ({ code, artifact, leaf }))).toEqual([{ code: 'artifact_missing', artifact: l.artifact.sha256, leaf: l.pos(l.sessions.b, 1) }]);
   });
 
-  it('[R-TAMPER-TRUNCATE] reports session_incomplete for a session that was still open when exported', async () => {
+  it('[R-TAMPER-TRUNCATE] warns that a session still open when exported has no session.end in the bundle', async () => {
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
-      await exportSession(ledger, base.sessions.c, out);
+      const r = await exportSession(ledger, base.sessions.c, out);
+      expect(r.warnings.join(' ')).toContain(`Session ${base.sessions.c} has not ended`);
     } finally {
       await ledger.close();
     }
-    const r = verifyBundle(out, { trustedKeys: [base.vkey] });
-    expect(r.failures.map((f) => ({ code: f.code, seq: f.seq }))).toEqual([{ code: 'session_incomplete', seq: 2 }]);
+    // The bundle holds what was recorded; that the session went on is the exporter's warning, not a failure of the bundle.
+    expect(verifyBundle(out, { trustedKeys: [base.vkey] }).ok).toBe(true);
   });
 
   it('refuses a path that is not a bundle directory with a one-sentence not_found error', async () => {
@@ -415,7 +429,7 @@ describe('verifying an exported bundle', () => {
     expect(verifyBundle(empty).first).toMatchObject({ code: 'bundle_invalid' });
 
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
       await exportSession(ledger, base.sessions.a, out);
     } finally {
@@ -427,7 +441,8 @@ describe('verifying an exported bundle', () => {
       fs.rmSync(path.join(copy, name));
       const r = verifyBundle(copy, { trustedKeys: [base.vkey] });
       expect(r.ok, name).toBe(false);
-      expect(r.first?.code, name).toBe('bundle_invalid');
+      // A file the manifest lists is a file_mismatch when missing; without a manifest the bundle is unreadable.
+      expect(r.first?.code, name).toBe(name === 'manifest.json' ? 'bundle_invalid' : 'file_mismatch');
       expect(r.first?.reason, name).toContain(name);
     }
   });
@@ -438,7 +453,7 @@ describe('hostile bundle files', () => {
 
   async function exported(session: 'a' | 'b'): Promise<string> {
     const out = outDir();
-    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    const ledger = SqliteLedger.open({ path: copyLedger(base, dir).file, create: false });
     try {
       await exportSession(ledger, base.sessions[session], out);
     } finally {
@@ -492,7 +507,7 @@ console.log(JSON.stringify({ ok: r.ok, first: r.first, failures: r.failures.leng
     fill(file, 'x', 96 * MB, 'a');
     fs.appendFileSync(file, '"}\n');
     const r = await verifyInChild(out);
-    expect(r.first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^events\.jsonl line 7 is longer than 65 MiB/) });
+    expect(r.first).toMatchObject({ code: 'bundle_invalid', reason: expect.stringMatching(/^events\.jsonl line \d+ is longer than 65 MiB/) });
     expect(r.failures).toBe(1);
     expect(r.maxRssMB).toBeLessThan(200);
   }, 180_000);
