@@ -285,7 +285,14 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
       expect(py.report.verdict).toBe('PASS');
       expect(w.ok).toBe(true);
       expect(py.report.withoutPayload.length).toBe(w.payloadsAbsent);
-      if (extra.length > 0) expect(py.report.withoutPayload.length).toBeGreaterThan(0);
+      if (extra.length > 0) {
+        expect(py.report.withoutPayload.length).toBeGreaterThan(0);
+        // 7.12 step 12: --require-payloads turns every event without payload into a failure.
+        const required = await python(out, ['--require-payloads']);
+        expect(codes(required.report)).toEqual(['payload_missing']);
+        expect(required.code).toBe(1);
+        expect(codes(await witness(out, ['--require-payloads']))).toEqual(['payload_missing']);
+      }
     }
   });
 

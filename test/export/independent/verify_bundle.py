@@ -4,7 +4,7 @@
 It is the auditor's test of the format document: nothing here was taken from Witness's TypeScript
 code. Python 3.11 standard library plus `cryptography` (Debian's python3-cryptography) for Ed25519.
 
-    /usr/bin/python3 verify_bundle.py BUNDLE(.zip|dir) [--trusted-key KEY]... [--json]
+    /usr/bin/python3 verify_bundle.py BUNDLE(.zip|dir) [--trusted-key KEY]... [--json] [--require-payloads]
 
 Exit status: 0 PASS; 1 FAIL, or UNVERIFIABLE (a bundle version above 2: not failed, but not verified
 either — `witness verify` exits 1 there too); 2 bad usage.
@@ -243,6 +243,7 @@ def is_hex64(v: Any) -> bool:
 
 
 def u16len(s: str) -> int:
+    """Schema lengths are counted in UTF-16 code units (FORMAT.md 1): an emoji counts 2."""
     return len(s.encode("utf-16-le")) // 2
 
 
@@ -1251,6 +1252,7 @@ def verify_v1(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             report.fail("bundle_invalid", f"events.jsonl line {number} is not of the manifest's session", file="events.jsonl")
         r = check_event(obj, report, int(obj["leaf"]))
         if r.header is not None and not r.has_payload:
+            report.without_payload.append({"leaf": r.leaf, "why": "withheld by export mode" if withheld else "stripped"})
             if not withheld:
                 report.fail("payload_missing", "an absent payload in a bundle that withholds none", stream=r.header["stream"], seq=r.header["seq"], leaf=r.leaf)
         chains.add(r)
@@ -1274,7 +1276,7 @@ def verify_v1(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
 # ---------------------------------------------------------------- entry point
 
 
-def verify(path: str, trusted: list[str]) -> Report:
+def verify(path: str, trusted: list[str], require_payloads: bool = False) -> Report:
     report = Report()
     try:
         files = read_zip(path) if os.path.isfile(path) else read_dir(path)
@@ -1295,6 +1297,10 @@ def verify(path: str, trusted: list[str]) -> Report:
         verify_v2(files, manifest, trusted, report)
     else:
         verify_v1(files, manifest, trusted, report)
+    if require_payloads:  # 7.12 step 12
+        for e in report.without_payload:
+            if e["why"] != "stripped":  # a stripped one is already payload_missing
+                report.fail("payload_missing", f"no payload ({e['why']}), and --require-payloads asks for every one", leaf=e["leaf"])
     return report
 
 
@@ -1303,6 +1309,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("bundle", help="the bundle directory or .zip")
     parser.add_argument("--trusted-key", action="append", default=[], help="a verifier key string (or a file of them, one a line) to pin")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--require-payloads", action="store_true", help="fail every event without its payload (7.12 step 12)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -1317,7 +1324,7 @@ def main(argv: list[str]) -> int:
                 trusted.extend(x.strip() for x in f if x.strip())
         else:
             trusted.append(t.strip())
-    report = verify(args.bundle, trusted)
+    report = verify(args.bundle, trusted, args.require_payloads)
     if args.json:
         print(json.dumps({
             "verdict": report.verdict, "version": report.version, "keys": report.keys_source, "signedBy": report.signed_by,
