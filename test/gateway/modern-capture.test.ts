@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
+import type { Client } from '@modelcontextprotocol/client';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Capturer } from '../../src/capture/index.js';
@@ -15,7 +14,7 @@ import { SqliteLedger } from '../../src/store/index.js';
 import { readEvents, REPO_ROOT, verifyFile } from '../helpers/ledger.js';
 import { proxyArgs } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
+import { MODERN, V2_SERVER, startV2HttpServer, v2HttpClient, v2StdioClient, type V2HttpServer } from '../helpers/v2.js';
 
 /**
  * Screenshots around a tool call in the 2026-07-28 era, real parts only: the official v2 SDK Client
@@ -26,7 +25,6 @@ import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
  */
 
 const dir = tempDir('witness-modern-capture-');
-const MODERN = '2026-07-28';
 const SUPPORT_KEY = 'wk_support-test-key-0000000000000000000000000000';
 const ARGS = { text: 'refund A-1042' };
 const PNG_SIGNATURE = Buffer.from('89504e470d0a1a0a', 'hex');
@@ -41,7 +39,7 @@ type Ev = StoredEvent & { pos: number };
 let seen: Array<{ url: string; at: number }> = [];
 let pages: http.Server;
 let pageBase: string;
-let upstream: ChildProcess;
+let upstream: V2HttpServer;
 let upstreamUrl: string;
 
 beforeAll(async () => {
@@ -54,16 +52,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => pages.listen(0, '127.0.0.1', r));
   pageBase = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
 
-  upstream = spawn(process.execPath, [V2_SERVER, 'http', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  upstreamUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    upstream.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    upstream.once('exit', (code) => reject(new Error(`the v2 server exited with ${code}`)));
-  });
+  upstream = await startV2HttpServer();
+  upstreamUrl = upstream.url;
 });
 
 beforeEach(() => {
@@ -71,7 +61,7 @@ beforeEach(() => {
 });
 
 afterAll(async () => {
-  upstream.kill();
+  upstream.child.kill();
   await new Promise<void>((r) => pages.close(() => r()));
 });
 
@@ -204,8 +194,7 @@ describe('captures in the 2026-07-28 era', () => {
       const gateway = await startHttpGateway(config, witness, { capturer, stopTimeoutMs: 500 });
       let looked: Awaited<ReturnType<typeof callAndLook>>;
       try {
-        const client = v2Client('v2-test', 'auto');
-        await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/v2`), { requestInit: { headers: { Authorization: `Bearer ${SUPPORT_KEY}` } } }));
+        const client = await v2HttpClient(`${gateway.url}/mcp/v2`, SUPPORT_KEY);
         try {
           expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
           looked = await callAndLook(client, store);

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, NOT_RECORDED, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
@@ -12,7 +12,7 @@ import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { person } from '../helpers/approvers.js';
 import { REPO_ROOT, driverOf, readEvents, runCli, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
+import { MODERN, V2_SCRIPT_EVENTS, V2_SERVER, eventLabel, modernPost, startV2HttpServer, v2Client, v2HttpClient, v2Script, v2StdioClient, type V2HttpServer } from '../helpers/v2.js';
 
 /**
  * `witness gateway` in the 2026-07-28 era over Streamable HTTP, real parts only: the official v2
@@ -22,31 +22,19 @@ import { V2_SERVER, v2Client, v2StdioClient } from '../helpers/v2.js';
  */
 
 const dir = tempDir('witness-modern-http-');
-const MODERN = '2026-07-28';
 const SUPPORT_KEY = 'wk_support-test-key-0000000000000000000000000000';
 const BILLING_KEY = 'wk_billing-test-key-0000000000000000000000000000';
 const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
-const ENVELOPE = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' } };
 const HINT = 'dev.witness/session';
 
-let upstream: ChildProcess;
+let upstream: V2HttpServer;
 let upstreamUrl: string;
-let upstreamLog = '';
 const alice = person(dir, 'alice@corp');
 
 beforeAll(async () => {
   // DEBUG=1: the server says on stderr when a call's signal aborted (a cancellation that reached it).
-  upstream = spawn(process.execPath, [V2_SERVER, 'http', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '1' } });
-  upstream.stderr!.on('data', (c: Buffer) => (upstreamLog += c.toString()));
-  upstreamUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    upstream.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    upstream.once('exit', (code) => reject(new Error(`the v2 server exited with ${code}`)));
-  });
+  upstream = await startV2HttpServer({ DEBUG: '1' });
+  upstreamUrl = upstream.url;
 });
 
 interface Running {
@@ -61,7 +49,7 @@ afterAll(async () => {
     await r.gateway.close();
     await r.witness.close();
   }
-  upstream.kill();
+  upstream.child.kill();
 });
 
 function policyFile(): string {
@@ -130,12 +118,6 @@ async function stop(r: Running): Promise<void> {
   running.splice(running.indexOf(r), 1);
 }
 
-async function connect(url: string, key: string, name = 'v2-test'): Promise<Client> {
-  const client = v2Client(name, 'auto');
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
-  return client;
-}
-
 async function events(r: Running): Promise<StoredEvent[]> {
   await r.witness.flush();
   return readEvents(r.store);
@@ -160,69 +142,19 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
-/** A raw modern POST (what the v2 client sends), with `_meta` extras and header overrides. */
-function modernPost(
-  url: string,
-  key: string,
-  body: { id?: number | string; method: string; params?: Record<string, unknown> },
-  meta: Record<string, unknown> = {},
-  headers: Record<string, string> = {},
-) {
-  const params: Record<string, unknown> = { ...body.params, _meta: { ...ENVELOPE, ...meta } };
-  const name = typeof params['name'] === 'string' ? params['name'] : typeof params['uri'] === 'string' ? params['uri'] : undefined;
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      Authorization: `Bearer ${key}`,
-      'MCP-Protocol-Version': MODERN,
-      'Mcp-Method': body.method,
-      ...(name === undefined ? {} : { 'Mcp-Name': name }),
-      ...headers,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', ...(body.id === undefined ? {} : { id: body.id }), method: body.method, params }),
-  });
-}
-
-const label = (e: StoredEvent) => `${e.kind}${typeof e.data?.['tool'] === 'string' ? `:${e.data['tool']}` : ''}`;
-
-/** The same calls through either client; each answer (or error) as JSON text, for a byte comparison. */
-async function script(client: Client): Promise<string[]> {
-  const out: string[] = [];
-  const step = async (fn: () => Promise<unknown>) => {
-    try {
-      out.push(JSON.stringify(await fn()));
-    } catch (e) {
-      out.push(`error ${String((e as { code?: unknown }).code)} ${(e as Error).message}`);
-    }
-  };
-  const progress: unknown[] = [];
-  await step(() => client.listTools());
-  await step(() => client.callTool({ name: 'echo', arguments: { text: 'order A-1042' } }));
-  await step(() => client.callTool({ name: 'fail', arguments: {} }));
-  await step(() => client.callTool({ name: 'throws', arguments: {} }));
-  await step(() => client.callTool({ name: 'nope', arguments: {} }));
-  await step(() => client.callTool({ name: 'slow', arguments: { steps: 2 } }, { onprogress: (p) => progress.push(p) }));
-  await step(() => client.readResource({ uri: 'mem://counter' }));
-  await step(() => client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } }));
-  out.push(JSON.stringify(progress));
-  return out;
-}
-
 describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over Streamable HTTP)', () => {
   it('negotiates 2026-07-28 in auto mode and answers discovery, calls, errors, progress, resources and prompts byte for byte as a direct connection does, recorded under the key’s agent', async () => {
     const r = await startGateway();
     const direct = v2Client('v2-test', 'auto');
     await direct.connect(new StreamableHTTPClientTransport(new URL(upstreamUrl)));
-    const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
     let viaDirect: string[];
     let viaGateway: string[];
     try {
       expect(direct.getNegotiatedProtocolVersion()).toBe(MODERN);
       expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
-      viaDirect = await script(direct);
-      viaGateway = await script(client);
+      viaDirect = await v2Script(direct, 'order A-1042');
+      viaGateway = await v2Script(client, 'order A-1042');
     } finally {
       await Promise.all([direct.close(), client.close()]);
     }
@@ -236,24 +168,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     const evs = (await readEvents(r.store)).filter((e) => e.stream !== GATEWAY_STREAM);
     // One group (no hint): one session, from the discovery probe to the gateway's close.
     expect(new Set(evs.map((e) => e.stream)).size).toBe(1);
-    expect(evs.map(label)).toEqual([
-      'session.start',
-      'tool.call:echo',
-      'tool.result:echo',
-      'tool.call:fail',
-      'tool.result:fail',
-      'tool.call:throws',
-      'tool.result:throws',
-      'tool.call:nope',
-      'tool.result:nope',
-      'tool.call:slow',
-      'tool.result:slow',
-      'tool.call:resources/read',
-      'tool.result:resources/read',
-      'tool.call:prompts/get',
-      'tool.result:prompts/get',
-      'session.end',
-    ]);
+    expect(evs.map(eventLabel)).toEqual(V2_SCRIPT_EVENTS);
     expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
     expect(evs[0]!.data?.['labels']).toMatchObject({ transport: 'streamable-http', era: MODERN, path: '/mcp/v2', server: 'v2', upstream: upstreamUrl });
     expect(evs[1]!.data).toMatchObject({ tool: 'echo', arguments: { text: 'order A-1042' } });
@@ -268,7 +183,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('records a call the client aborts as cancelled and stops it upstream [R-GW-PASSTHROUGH]', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
     const seen: number[] = [];
     try {
       const abort = new AbortController();
@@ -285,12 +200,12 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     expect(result.data).toMatchObject({ tool: 'slow', error: { code: 'cancelled' } });
     expect(seen.length).toBeLessThan(20);
     // The upstream POST was closed, which is how the modern era cancels: the server's handler saw its signal abort.
-    await until(() => /slow aborted at \d+/.test(upstreamLog), 'the server to see the cancellation');
+    await until(() => /slow aborted at \d+/.test(upstream.log()), 'the server to see the cancellation');
   });
 
   it('passes a subscriptions/listen stream through and delivers resources/updated after a touch', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY);
     const updates: unknown[] = [];
     client.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params));
     try {
@@ -309,7 +224,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('enforces the policy on modern requests: a denied call is not forwarded, its tool is hidden, and review calls wait for a person who approves one and denies another [R-GW-DENY] [R-GW-APPROVAL]', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/guarded`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/guarded`, SUPPORT_KEY);
     const before = await client.readResource({ uri: 'mem://counter' });
     try {
       const tools = (await client.listTools()).tools.map((t) => t.name);
@@ -367,7 +282,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('records spoofed identity in _meta as a claim only: the agent is the API key’s [R-GW-IDENTITY]', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY, 'billing-admin');
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2`, SUPPORT_KEY, 'billing-admin');
     try {
       await client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: { agent: 'billing-bot', 'io.modelcontextprotocol/clientInfo': { name: 'billing-bot', version: '1' } } });
     } finally {
@@ -392,7 +307,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
       '',
     ].join('\n');
     const gateway = await startHttpGateway(parseGatewayConfig(text, { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
-    const client = await connect(`${gateway.url}/mcp/v2`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${gateway.url}/mcp/v2`, SUPPORT_KEY);
     try {
       const before = await client.readResource({ uri: 'mem://counter' });
       // The ledger goes away under the running gateway.
@@ -418,7 +333,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('refuses a wrong API key with 401 before anything is forwarded [R-GW-AUTH]', async () => {
     const r = await startGateway();
-    await expect(connect(`${r.gateway.url}/mcp/v2`, 'wk_not-a-configured-key')).rejects.toThrow();
+    await expect(v2HttpClient(`${r.gateway.url}/mcp/v2`, 'wk_not-a-configured-key')).rejects.toThrow();
     const res = await modernPost(`${r.gateway.url}/mcp/v2`, 'wk_not-a-configured-key', { id: 1, method: 'tools/call', params: { name: 'touch', arguments: {} } });
     expect(res.status).toBe(401);
     const evs = await events(r);
@@ -501,7 +416,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
       await client.close();
     }
     const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
-    expect(evs.map(label)).toEqual(['session.start', 'tool.call:echo', 'tool.result:echo', 'session.end']);
+    expect(evs.map(eventLabel)).toEqual(['session.start', 'tool.call:echo', 'tool.result:echo', 'session.end']);
     expect(evs[0]!.data?.['labels']).toMatchObject({ transport: 'streamable-http', path: '/mcp/v2' });
     expect(evs[0]!.data?.['labels']).not.toHaveProperty('era');
   });
@@ -509,13 +424,13 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
   it('serves 2026-07-28 requests to a stdio server through one child per group, byte for byte as a direct stdio connection', async () => {
     const r = await startGateway();
     const direct = await v2StdioClient([process.execPath, V2_SERVER, 'stdio']);
-    const client = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
     let viaDirect: string[];
     let viaGateway: string[];
     try {
       expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
-      viaDirect = await script(direct.client);
-      viaGateway = await script(client);
+      viaDirect = await v2Script(direct.client, 'order A-1042');
+      viaGateway = await v2Script(client, 'order A-1042');
     } finally {
       await Promise.all([direct.client.close(), client.close()]);
     }
@@ -530,8 +445,8 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('keeps concurrent requests of two clients in one stdio group apart though their JSON-RPC ids and progress tokens collide', async () => {
     const r = await startGateway();
-    const a = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-a');
-    const b = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-b');
+    const a = await v2HttpClient(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-a');
+    const b = await v2HttpClient(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY, 'client-b');
     const progress: Record<string, number[]> = { a: [], b: [] };
     try {
       // Both clients number their requests from 0 and use the id as progress token: the same id 0 and token 0 at once.
@@ -552,7 +467,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('cancels a stdio call when its client aborts (recorded cancelled), delivers listen notifications, and the group’s child keeps serving', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/v2stdio`, SUPPORT_KEY);
     const updates: unknown[] = [];
     client.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params));
     try {
@@ -597,7 +512,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
     const again = await modernPost(url, SUPPORT_KEY, { id: 3, method: 'tools/list' });
     expect(await again.json()).toMatchObject({ id: 3, result: { tools: [] } });
     const evs = (await events(r)).filter((e) => e.stream !== GATEWAY_STREAM);
-    expect(evs.map(label)).toEqual(['session.start', 'tool.call:anything', 'tool.result:anything', 'error', 'session.end', 'session.start']);
+    expect(evs.map(eventLabel)).toEqual(['session.start', 'tool.call:anything', 'tool.result:anything', 'error', 'session.end', 'session.start']);
     expect(evs[2]!.data).toMatchObject({ is_error: true, error: { code: 'upstream_exited' } });
     expect(evs[3]!.data).toMatchObject({ code: 'upstream_exited', exit_code: 3 });
     expect(evs[4]!.data).toMatchObject({ reason: 'error' });
@@ -606,7 +521,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
 
   it('lets a v2 auto client fall back to a 2025 session in front of a 2025-only stdio server (server-everything), and that session works', async () => {
     const r = await startGateway();
-    const client = await connect(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
+    const client = await v2HttpClient(`${r.gateway.url}/mcp/everything`, SUPPORT_KEY);
     try {
       // The server itself answers the discovery probe with -32601, which makes the client fall back.
       expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
@@ -635,7 +550,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
       const probe = await modernPost(`${r.gateway.url}/mcp/sessionful`, SUPPORT_KEY, { id: 'server-discover-probe-1', method: 'server/discover' });
       expect(probe.status).toBe(400);
       expect(await probe.json()).toMatchObject({ id: 'server-discover-probe-1', error: { code: -32000, message: expect.stringMatching(/HTTP 400 \(Bad Request: Server not initialized\)/) } });
-      const client = await connect(`${r.gateway.url}/mcp/sessionful`, SUPPORT_KEY);
+      const client = await v2HttpClient(`${r.gateway.url}/mcp/sessionful`, SUPPORT_KEY);
       try {
         expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
         const res = await client.callTool({ name: 'echo', arguments: { message: 'after the fallback' } });
@@ -653,7 +568,7 @@ describe('witness gateway in the 2026-07-28 era (v2 SDK client and server over S
   it('ends a group’s session after session_idle_ms without a request, but not while a listen stream is open, and counts groups against max_sessions', async () => {
     const r = await startGateway('session_idle_ms: 300\nmax_sessions: 1\n');
     const url = `${r.gateway.url}/mcp/v2`;
-    const client = await connect(url, SUPPORT_KEY);
+    const client = await v2HttpClient(url, SUPPORT_KEY);
     try {
       const sub = await client.listen({ resourceSubscriptions: ['mem://counter'] });
       // A second group while the first is open: over max_sessions.

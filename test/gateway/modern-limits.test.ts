@@ -5,7 +5,6 @@ import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { GATEWAY_STREAM, StdioProxy, keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
@@ -13,7 +12,7 @@ import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { person } from '../helpers/approvers.js';
 import { driverOf, readEvents, runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { V2_SERVER, v2Client } from '../helpers/v2.js';
+import { MODERN, V2_SERVER, modernPost, v2HttpClient } from '../helpers/v2.js';
 
 /**
  * `witness gateway` in the 2026-07-28 era against upstreams and clients that misbehave: the limits
@@ -24,10 +23,8 @@ import { V2_SERVER, v2Client } from '../helpers/v2.js';
  */
 
 const dir = tempDir('witness-modern-limits-');
-const MODERN = '2026-07-28';
 const SUPPORT_KEY = 'wk_support-test-key-0000000000000000000000000000';
 const BILLING_KEY = 'wk_billing-test-key-0000000000000000000000000000';
-const ENVELOPE = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' } };
 const HINT = 'dev.witness/session';
 
 interface Running {
@@ -104,37 +101,7 @@ async function upstreamServer(handle: (body: string, res: http.ServerResponse, r
   return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/mcp`, seen };
 }
 
-function modernPost(
-  url: string,
-  key: string,
-  body: { id?: number | string; method: string; params?: Record<string, unknown> },
-  meta: Record<string, unknown> = {},
-  headers: Record<string, string> = {},
-  signal?: AbortSignal,
-) {
-  const params: Record<string, unknown> = { ...body.params, _meta: { ...ENVELOPE, ...meta } };
-  const name = typeof params['name'] === 'string' ? params['name'] : typeof params['uri'] === 'string' ? params['uri'] : undefined;
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      Authorization: `Bearer ${key}`,
-      'MCP-Protocol-Version': MODERN,
-      'Mcp-Method': body.method,
-      ...(name === undefined ? {} : { 'Mcp-Name': name }),
-      ...headers,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', ...(body.id === undefined ? {} : { id: body.id }), method: body.method, params }),
-    ...(signal === undefined ? {} : { signal }),
-  });
-}
-
-async function connect(url: string, key: string): Promise<Client> {
-  const client = v2Client('limits-test', 'auto');
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
-  return client;
-}
+const connect = (url: string, key: string) => v2HttpClient(url, key, 'limits-test');
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 8000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as V1StdioTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { Client } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../src/core/index.js';
 import { NOT_RECORDED, StdioProxy } from '../../src/gateway/index.js';
@@ -12,7 +11,7 @@ import { person } from '../helpers/approvers.js';
 import { driverOf, readEvents, REPO_ROOT, runBin, runCli, verifyFile } from '../helpers/ledger.js';
 import { proxyArgs, rawProxy } from '../helpers/proxy.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
-import { V2_SERVER, v2StdioClient, type Negotiation } from '../helpers/v2.js';
+import { MODERN, V2_SCRIPT_EVENTS, V2_SERVER, eventLabel, v2Script, v2StdioClient, type Negotiation } from '../helpers/v2.js';
 
 /**
  * `witness proxy` in the 2026-07-28 era, with real parts only: the official v2 SDK Client over its
@@ -25,7 +24,6 @@ import { V2_SERVER, v2StdioClient, type Negotiation } from '../helpers/v2.js';
 const dir = tempDir('witness-modern-stdio-');
 const SERVER = ['node', V2_SERVER, 'stdio'];
 const EVERYTHING = ['node', path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js'), 'stdio'];
-const MODERN = '2026-07-28';
 const CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
 
 if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'index.js'))) {
@@ -49,30 +47,7 @@ async function mainSession(store: string): Promise<Ev[]> {
   return real[0]!;
 }
 
-const kinds = (evs: Ev[]) => evs.map((e) => `${e.kind}${typeof e.data?.['tool'] === 'string' ? `:${e.data['tool']}` : ''}`);
-
-/** The same calls, in order; each answer (or error) as JSON text, for a byte comparison. */
-async function script(client: Client): Promise<string[]> {
-  const out: string[] = [];
-  const step = async (fn: () => Promise<unknown>) => {
-    try {
-      out.push(JSON.stringify(await fn()));
-    } catch (e) {
-      out.push(`error ${(e as { code?: unknown }).code} ${(e as Error).message}`);
-    }
-  };
-  const progress: unknown[] = [];
-  await step(() => client.listTools());
-  await step(() => client.callTool({ name: 'echo', arguments: { text: 'refund order A-1042' } }));
-  await step(() => client.callTool({ name: 'fail', arguments: {} }));
-  await step(() => client.callTool({ name: 'throws', arguments: {} }));
-  await step(() => client.callTool({ name: 'nope', arguments: {} }));
-  await step(() => client.callTool({ name: 'slow', arguments: { steps: 2 } }, { onprogress: (p) => progress.push(p) }));
-  await step(() => client.readResource({ uri: 'mem://counter' }));
-  await step(() => client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } }));
-  out.push(JSON.stringify(progress));
-  return out;
-}
+const kinds = (evs: Ev[]) => evs.map(eventLabel);
 
 interface ProxyRun {
   extra?: string[];
@@ -103,8 +78,8 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     try {
       expect(direct.client.getNegotiatedProtocolVersion()).toBe(MODERN);
       expect(proxied.client.getNegotiatedProtocolVersion()).toBe(MODERN);
-      viaDirect = await script(direct.client);
-      viaProxy = await script(proxied.client);
+      viaDirect = await v2Script(direct.client, 'refund order A-1042');
+      viaProxy = await v2Script(proxied.client, 'refund order A-1042');
     } finally {
       await Promise.all([direct.client.close(), proxied.client.close()]);
     }
@@ -114,24 +89,7 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(JSON.parse(viaProxy[8]!)).toHaveLength(2);
 
     const evs = await mainSession(store);
-    expect(kinds(evs)).toEqual([
-      'session.start',
-      'tool.call:echo',
-      'tool.result:echo',
-      'tool.call:fail',
-      'tool.result:fail',
-      'tool.call:throws',
-      'tool.result:throws',
-      'tool.call:nope',
-      'tool.result:nope',
-      'tool.call:slow',
-      'tool.result:slow',
-      'tool.call:resources/read',
-      'tool.result:resources/read',
-      'tool.call:prompts/get',
-      'tool.result:prompts/get',
-      'session.end',
-    ]);
+    expect(kinds(evs)).toEqual(V2_SCRIPT_EVENTS);
     expect(new Set(evs.map((e) => e.agent.id))).toEqual(new Set(['support-bot']));
     expect(evs[0]!.data?.['labels']).toMatchObject({ transport: 'stdio' });
     const echo = evs[1]!;
