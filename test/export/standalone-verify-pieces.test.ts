@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalize, eventHash, genesisHash, payloadDigest, strictParse, type EventHeader } from '../../src/core/index.js';
-import { exportBundle, verifyBundle as tsVerifyBundle } from '../../src/export/index.js';
+import { exportBundle, verifyBundle as tsVerifyBundle, verifyZipBundle as tsVerifyZipBundle } from '../../src/export/index.js';
 import { ScopeTracker as TsScopeTracker } from '../../src/export/populations.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { REPO_ROOT, buildLedger, readEvents, type BuiltLedger } from '../helpers/ledger.js';
@@ -222,12 +222,14 @@ describe('the standalone verifier on a real ledger written by Witness', () => {
 describe('the standalone verifier on hostile bytes', () => {
   const dir = tempDir('witness-standalone-fuzz-');
   let bundle: string;
+  let zip: string;
   beforeAll(async () => {
     const base = await buildLedger(dir);
     const ledger = SqliteLedger.open({ path: base.file, create: false });
     try {
       const scope = { since: null, until: null, agents: null, sessions: [base.sessions.a], regimes: [] };
       bundle = (await exportBundle(ledger, scope, path.join(dir, 'bundle'))).dir;
+      zip = (await exportBundle(ledger, { ...scope, sessions: [base.sessions.b] }, path.join(dir, 'bundle.zip'))).dir;
     } finally {
       await ledger.close();
     }
@@ -247,7 +249,7 @@ describe('the standalone verifier on hostile bytes', () => {
       const at = Math.floor(r() * bytes.length);
       const how = Math.floor(r() * 3);
       const edited = how === 0 ? Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]) : Buffer.from(bytes);
-      if (how === 1) edited[at] = Math.floor(r() * 256);
+      if (how === 1) edited[at] = (edited[at]! + 1 + Math.floor(r() * 255)) % 256; // never the byte it was
       if (how === 2) edited[at] = edited[at]! ^ (1 << Math.floor(r() * 8));
       fs.writeFileSync(file, edited);
       const report = await V.verifyBundle(V.openSource(work));
@@ -257,6 +259,24 @@ describe('the standalone verifier on hostile bytes', () => {
       // passes both verifiers; every other file is covered by the manifest's digests.
       if (!file.endsWith('manifest.json')) expect(report.ok, what).toBe(false);
       expect([what, report.ok, report.failures[0]?.code]).toEqual([what, theirs.ok, theirs.failures[0]?.code]);
+    }
+  }, 120_000);
+
+  it('gives 100 zips with one bit flipped anywhere the verdict and first failure code witness verify gives, never an exception', async () => {
+    const V = S as unknown as { verifyTarget(p: string): Promise<{ ok: boolean; failures: Array<{ code: string; reason: string }> }> };
+    const bytes = fs.readFileSync(zip);
+    const r = rng(5);
+    for (let i = 0; i < 100; i++) {
+      const edited = Buffer.from(bytes);
+      const at = Math.floor(r() * edited.length);
+      edited[at] = edited[at]! ^ (1 << Math.floor(r() * 8));
+      const file = path.join(dir, `flipped-${i}.zip`);
+      fs.writeFileSync(file, edited);
+      const mine = await V.verifyTarget(file);
+      const theirs = await tsVerifyZipBundle(file);
+      const what = `bit flip at byte ${at}: ${JSON.stringify(mine.failures[0])} vs ${JSON.stringify(theirs.failures[0])}`;
+      expect([what, mine.ok, mine.failures[0]?.code]).toEqual([what, theirs.ok, theirs.failures[0]?.code]);
+      fs.rmSync(file);
     }
   }, 120_000);
 });

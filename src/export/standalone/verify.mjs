@@ -1707,11 +1707,44 @@ export function formatVerdict(subject, r) {
   return out.join('\n');
 }
 
-export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), err = (s) => process.stderr.write(`${s}\n`)) {
-  let opts;
+/**
+ * Verifies the bundle at `target` (a directory or a zip): the report, with an archive refused as
+ * one bundle_invalid. Throws Unreadable for what is no bundle at all or cannot be read here.
+ */
+export async function verifyTarget(target, opts = {}) {
   let source;
   try {
-    opts = parseArgs(argv);
+    source = openSource(target);
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    const failure = { code: 'bundle_invalid', reason: `${e.message}: the bundle was refused.` };
+    return {
+      ok: false,
+      unverifiable: false,
+      events: 0,
+      streams: 0,
+      checkpoints: 0,
+      sealedSize: 0,
+      unsealed: 0,
+      payloadsAbsent: 0,
+      artifacts: 0,
+      openSessions: 0,
+      failures: [failure],
+      first: failure,
+      trust: { keys: [], statement: trustStatement('bundle', 0, 0) },
+      warnings: [],
+    };
+  }
+  try {
+    return await verifyBundle(source, opts);
+  } finally {
+    source.close?.();
+  }
+}
+
+export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), err = (s) => process.stderr.write(`${s}\n`)) {
+  try {
+    const opts = parseArgs(argv);
     if (opts.help) {
       out(
         'usage: node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads]\nBUNDLE defaults to the directory this file is in. Exit 0: verified; 1: verification failed; 2: bad usage.',
@@ -1719,31 +1752,7 @@ export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), er
       return 0;
     }
     const target = opts.target ?? path.dirname(fileURLToPath(import.meta.url));
-    try {
-      source = openSource(target);
-    } catch (e) {
-      if (!(e instanceof Refusal)) throw e;
-      source = { refusal: e };
-    }
-    const report =
-      source.refusal !== undefined
-        ? {
-            ok: false,
-            unverifiable: false,
-            events: 0,
-            streams: 0,
-            checkpoints: 0,
-            sealedSize: 0,
-            unsealed: 0,
-            payloadsAbsent: 0,
-            artifacts: 0,
-            openSessions: 0,
-            failures: [{ code: 'bundle_invalid', reason: `${source.refusal.message}: the bundle was refused.` }],
-            trust: { keys: [], statement: trustStatement('bundle', 0, 0) },
-            warnings: [],
-          }
-        : await verifyBundle(source, opts);
-    if (report.first === undefined && report.failures.length > 0) report.first = report.failures[0];
+    const report = await verifyTarget(target, opts);
     out(opts.json ? JSON.stringify(report, null, 2) : formatVerdict(`Bundle ${target}`, report));
     return report.ok ? 0 : 1;
   } catch (e) {
@@ -1752,8 +1761,6 @@ export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), er
       return 2;
     }
     throw e;
-  } finally {
-    source?.close?.();
   }
 }
 
