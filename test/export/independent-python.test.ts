@@ -413,6 +413,22 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
       'checkpoint_signature',
     ],
     [
+      'the checkpoint signature made malleable (S + L, which some Ed25519 libraries accept)',
+      (f) => {
+        const note = f.get('checkpoint.txt')!.toString('utf8');
+        const sig = /\u2014 \S+ (\S+)\n$/.exec(note)![1]!;
+        const raw = Buffer.from(sig, 'base64');
+        const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+        let S = BigInt(`0x${Buffer.from(raw.subarray(36)).reverse().toString('hex')}`) + L;
+        const out = Buffer.alloc(32);
+        for (let i = 0; i < 32; i++, S >>= 8n) out[i] = Number(S & 0xffn);
+        const forged = Buffer.concat([raw.subarray(0, 36), out]).toString('base64');
+        f.set('checkpoint.txt', Buffer.from(note.replace(sig, forged)));
+        f.set('checkpoints.jsonl', Buffer.from(f.get('checkpoints.jsonl')!.toString('utf8').replace(sig, forged)));
+      },
+      'checkpoint_signature',
+    ],
+    [
       'a line removed from a population file',
       (f) => {
         const l = lines(f.get('populations/approvals.jsonl')!);
