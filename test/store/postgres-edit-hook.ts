@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import pg from 'pg';
 import { parsePostgresUrl, type Ledger } from '../../src/store/index.js';
+import { headerColumns } from '../helpers/header-columns.js';
 import type { EventImage, LedgerEdit } from './contract/driver.js';
 import { PG_URL } from './postgres-driver.js';
 
@@ -133,24 +134,8 @@ async function insertRow(c: pg.Client, row: EventImage): Promise<void> {
   await c.query(`INSERT INTO events (${names.join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')})`, Object.values(cols));
 }
 
-/** The per-event query columns, filled from the header as the driver would (absent when the header is not an object). */
+/** The per-event query columns, filled from the header as the driver would; the identity columns (id, stream, seq) are left as they are. */
 function derivedColumns(header: string): Record<string, unknown> {
-  let h: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(header);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
-    h = parsed as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-  const agent = h['agent'];
-  const out: Record<string, unknown> = {
-    ts: h['ts'],
-    kind: h['kind'],
-    agent: typeof agent === 'object' && agent !== null ? (agent as { id?: unknown }).id : undefined,
-    resource: h['resource'] ?? null,
-    action: h['action'] ?? null,
-    outcome: h['outcome'] ?? null,
-  };
-  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+  const { id: _id, stream: _stream, seq: _seq, ...query } = headerColumns(header);
+  return query;
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { sidecarPaths, type Ledger } from '../../src/store/index.js';
+import { headerColumns } from '../helpers/header-columns.js';
 import type { EventImage, LedgerEdit } from './contract/driver.js';
 
 /**
@@ -97,30 +98,10 @@ function insertRow(db: Database.Database, row: EventImage, verb: 'INSERT' | 'INS
   db.prepare(`${verb} INTO events (${names.map((n) => `"${n}"`).join(', ')}) VALUES (${names.map((n) => `@${n}`).join(', ')})`).run(cols);
 }
 
-/** The per-event query columns this version of the table has, filled from the header as the driver would. */
+/** The per-event columns this version of the table has, filled from the header as the driver would. */
 function derivedColumns(db: Database.Database, header: string): Record<string, unknown> {
-  let h: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(header);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
-    h = parsed as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-  const agent = h['agent'];
-  const fromHeader: Record<string, unknown> = {
-    id: h['id'],
-    stream: h['stream'],
-    seq: h['seq'],
-    ts: h['ts'],
-    kind: h['kind'],
-    agent: typeof agent === 'object' && agent !== null ? (agent as { id?: unknown }).id : undefined,
-    resource: h['resource'] ?? null,
-    action: h['action'] ?? null,
-    outcome: h['outcome'] ?? null,
-  };
   const present = new Set(db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events') as string[]);
-  return Object.fromEntries(Object.entries(fromHeader).filter(([k, v]) => present.has(k) && v !== undefined));
+  return Object.fromEntries(Object.entries(headerColumns(header)).filter(([k]) => present.has(k)));
 }
 
 function editArtifactFile(file: string, op: Extract<LedgerEdit, { kind: 'rewriteArtifact' | 'deleteArtifact' }>): void {
