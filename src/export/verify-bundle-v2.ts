@@ -4,6 +4,7 @@ import {
   ChainChecker,
   MAX_FAILURES,
   WitnessError,
+  EventHeader,
   canonicalize,
   genesisHash,
   keyFingerprint,
@@ -332,37 +333,59 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
         }
         place(leaf, { stream, seq });
       }
+      // docs/FORMAT.md 7.12 step 7.3: a header that cannot be canonicalised fails the schema (3.2)
+      // too, and is judged as one that does: reported once, out of its chain, its line's hash
+      // standing in for its proof and the events digest. A payload that cannot be canonicalised
+      // is non_canonical, and its event still takes its place in the chain, the scope and the tree.
       let headerText: string;
-      let dataText: string | null;
       try {
         headerText = canonicalize(header);
-        dataText = data === null || data === undefined ? null : canonicalize(data);
       } catch (e) {
-        fail({ code: 'non_canonical', stream, seq, leaf, reason: `The event cannot be canonicalised: ${(e as Error).message}` });
-        continue;
-      }
-      const saltBytes = typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
-      const checker = isExport ? exportChain : chain;
-      const met = isExport ? exportEntries : entries;
-      const recomputed = checker.check(
-        {
-          pos: leaf,
-          id: String(header['id']),
+        const unsupported = header['v'] !== 1;
+        fail({
+          code: unsupported ? 'unsupported_version' : 'invalid_header',
           stream,
           seq,
-          ts: String(header['ts']),
-          kind: String(header['kind']),
-          agent: '',
-          resource: null,
-          action: null,
-          outcome: null,
-          header: headerText,
-          data: dataText,
-          salt: saltBytes,
-          hash: Buffer.from(hash, 'hex'),
-        },
-        { stream, seq, leaf },
-      );
+          leaf,
+          reason: `The header ${unsupported ? 'has another version and ' : ''}cannot be canonicalised: ${(e as Error).message}`,
+        });
+        headerText = '';
+      }
+      let dataText: string | null = null;
+      let payloadCanonical = true;
+      if (data !== null && data !== undefined) {
+        try {
+          dataText = canonicalize(data);
+        } catch (e) {
+          payloadCanonical = false;
+          fail({ code: 'non_canonical', stream, seq, leaf, reason: `The payload cannot be canonicalised, so its digest cannot be checked: ${(e as Error).message}` });
+        }
+      }
+      const saltBytes = !payloadCanonical ? null : typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
+      const checker = isExport ? exportChain : chain;
+      const met = isExport ? exportEntries : entries;
+      const recomputed: Uint8Array =
+        headerText === ''
+          ? Buffer.from(hash, 'hex')
+          : checker.check(
+              {
+                pos: leaf,
+                id: String(header['id']),
+                stream,
+                seq,
+                ts: String(header['ts']),
+                kind: String(header['kind']),
+                agent: '',
+                resource: null,
+                action: null,
+                outcome: null,
+                header: headerText,
+                data: dataText,
+                salt: saltBytes,
+                hash: Buffer.from(hash, 'hex'),
+              },
+              { stream, seq, leaf },
+            );
       // A stream's first event in the bundle continues a chain the bundle does not hold, unless
       // it is seq 0: then it must start from this ledger's genesis for that stream.
       for (const first of met) {
@@ -412,7 +435,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
         if (reason === 'missing') {
           fail({ code: 'payload_missing', stream, seq, leaf, reason: 'The event is in scope of a full export but carries no payload: it was stripped from the bundle.' });
         }
-      } else {
+      } else if (headerText !== '' && (!Array.isArray(header['artifacts']) || EventHeader.safeParse(header).success)) {
+        // A header that fails the schema requires no artifact (docs/FORMAT.md 7.12 step 7.3).
         for (const a of artifactRefs(header)) {
           const w = wanted.get(a.sha256);
           if (w === undefined) wanted.set(flat(a.sha256), { exts: new Set([artifactExtension(a.mime)]), leaf });
@@ -430,7 +454,6 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
     fail({ code: 'span_gap', leaf: expectLeaf, reason: `${range(expectLeaf, m.span.to)} of the span ${m.span.from}–${m.span.to - 1} are missing from events.jsonl: its tail was cut off.` });
   }
   if (lines !== m.events) fail({ code: 'bundle_invalid', reason: `manifest.json lists ${m.events} lines of events but events.jsonl holds ${lines}.` });
-  if (inScope !== m.in_scope) fail({ code: 'bundle_invalid', reason: `manifest.json says ${m.in_scope} events are in scope, but ${inScope} of the span are.` });
 
   // --- the export's own signed event
   const spanEvents = m.span.to - m.span.from;
@@ -538,6 +561,15 @@ function scopedHeader(h: Record<string, unknown>): ScopedHeader | undefined {
   return { ...(h as unknown as ScopedHeader), id: flat(h['id']) };
 }
 
+/** Whether two parsed JSON values are equal (their JCS texts); a value that cannot be canonicalised equals nothing. */
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalize(a) === canonicalize(b);
+  } catch {
+    return false;
+  }
+}
+
 /** A copy of `s` that shares no storage with the string it was cut from. */
 function flat(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
@@ -578,6 +610,7 @@ function checkCheckpointLog(
         return valid;
       }
       if (read.text.trim() === '') continue;
+      const first = n === 0;
       n = read.n;
       lastNote = undefined;
       let line: CheckpointLine;
@@ -591,6 +624,15 @@ function checkCheckpointLog(
         continue;
       }
       lastNote = line.note;
+      // The first line has no previous checkpoint in the bundle: a proof there proves nothing, so
+      // it is refused rather than ignored (docs/FORMAT.md 7.5).
+      if (first && line.consistency !== undefined) {
+        fail({
+          code: 'bundle_invalid',
+          checkpoint: read.n,
+          reason: 'The first line of checkpoints.jsonl carries a consistency proof, but there is no checkpoint before it in the bundle to prove it from.',
+        });
+      }
       let c: Checkpoint;
       try {
         const opened = openCheckpoint(line.note, verifiers, origin);
@@ -659,7 +701,10 @@ function checkExportEvent(
     no(`manifest.json's span ${m.span.from}–${m.span.to - 1} is not the span ${rec.span.from}–${rec.span.to - 1} the signed export event recorded.`);
   }
   if (rec.count !== span.count) no(`The signed export event counts ${rec.count} events in the span, not ${span.count}.`);
+  // manifest.in_scope is bound by the export record: a manifest that disagrees with it, or with the
+  // recomputed count, is the export record's mismatch (docs/FORMAT.md 7.12 step 8), reported once.
   if (rec.in_scope !== span.inScope) no(`The signed export event counts ${rec.in_scope} events in scope, but ${span.inScope} of the span are.`);
+  else if (m.in_scope !== rec.in_scope) no(`manifest.json says ${m.in_scope} events are in scope, but the signed export event recorded ${rec.in_scope}.`);
   if (rec.events_digest !== span.digest) no('The events of the bundle are not the events the signed export event recorded (events digest differs): events were dropped, swapped or added.');
 }
 
@@ -682,7 +727,14 @@ function checkPopulations(
     fail({ code: 'population_mismatch', reason: "populations/index.json's span or checkpoint is not the manifest's." });
   }
   const known = new Set(POPULATIONS.map((p) => p.name));
+  if (index.populations.map((e) => e.name).join('\n') !== POPULATIONS.map((p) => p.name).join('\n')) {
+    fail({ code: 'population_mismatch', reason: 'populations/index.json does not list the populations of this format, each once, in the order of docs/FORMAT.md 7.9.' });
+  }
   for (const entry of index.populations) {
+    const def = POPULATIONS.find((p) => p.name === entry.name);
+    if (def !== undefined && (entry.title !== def.title || entry.query !== def.query || !sameJson(entry.predicate, def.predicate))) {
+      fail({ code: 'population_mismatch', reason: `populations/index.json gives ${entry.name} another title, query or predicate than docs/FORMAT.md 7.9 defines: the index was edited.` });
+    }
     if (!known.has(entry.name)) fail({ code: 'population_mismatch', reason: `populations/index.json lists ${JSON.stringify(entry.name)}, which is no population of this format.` });
   }
   for (const name of present) {

@@ -3,7 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openWitness } from '../../src/index.js';
 import { BIN, REPO_ROOT, buildLedger, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -525,5 +527,129 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
     expect((await witness(newer)).unverifiable).toBe(true);
     expect((await run(PY, [VERIFIER, path.join(dir, 'no-such-bundle')])).code).toBe(2);
     expect((await run(PY, [VERIFIER])).code).toBe(2);
+  });
+});
+
+// ------------------------------------------------------------------ the three verifiers, one verdict
+
+interface StandaloneVerifier {
+  verifyTarget(target: string, opts?: { trustedKeys?: string[]; requirePayloads?: boolean }): Promise<{ ok: boolean; failures: Array<{ code: string }> }>;
+}
+let standaloneModule: StandaloneVerifier | undefined;
+/** The standalone verifier every bundle carries (src/export/standalone/verify.mjs), called in-process. */
+async function standalone(bundle: string): Promise<{ ok: boolean; failures: Array<{ code: string }> }> {
+  standaloneModule ??= (await import(pathToFileURL(path.join(REPO_ROOT, 'src', 'export', 'standalone', 'verify.mjs')).href)) as StandaloneVerifier;
+  return standaloneModule.verifyTarget(bundle);
+}
+
+/** The set of failure codes each of the three verifiers gives `bundle`: witness verify, verify.mjs, verify_bundle.py. */
+async function threeVerdicts(bundle: string): Promise<{ witness: string[]; standalone: string[]; python: string[] }> {
+  const [w, s, p] = await Promise.all([witness(bundle), standalone(bundle), python(bundle)]);
+  return { witness: codes(w), standalone: codes(s), python: codes(p.report) };
+}
+const agree = (want: string[]) => ({ witness: want, standalone: want, python: want });
+
+describe('witness verify, verify.mjs and the independent verifier agree where their authors found they did not (issue 14)', () => {
+  /** A ledger whose session carries a header label of 3,000 emoji (6,000 UTF-16 units; 3,000 code points). */
+  let emoji: Files;
+  let emojiDir: string;
+  beforeAll(async () => {
+    const file = path.join(dir, 'emoji.db');
+    const w = await openWitness({ store: `sqlite:${file}`, name: 'emoji', strict: true });
+    const s = await w.session({ agent: { id: 'support-bot' }, user: '\u{1F600}'.repeat(3000), purpose: 'a long label' });
+    await s.note('counted in code points');
+    await s.end();
+    await w.close();
+    emojiDir = path.join(dir, 'emoji-bundle');
+    const e = await runBin(['export', '--store', `sqlite:${file}`, '--session', s.id, '--as', 'auditor', '-o', emojiDir]);
+    expect(e.code, e.stderr).toBe(0);
+    emoji = readTree(emojiDir);
+  }, 120_000);
+
+  it('pass a header label of 3,000 emoji that the SDK recorded (the cap of 4,096 counts code points, not UTF-16 units)', async () => {
+    const line = lines(emoji.get('events.jsonl')!).find((l) => l.includes('\u{1F600}'))!;
+    expect((JSON.parse(line) as { user: string }).user.length).toBe(6000);
+    expect(await threeVerdicts(emojiDir)).toEqual(agree([]));
+  });
+
+  it('refuse a header label of 4,097 emoji as invalid_header, and only that (the event keeps its place in scope and in the tree)', async () => {
+    const b = tampered(
+      (f) => {
+        const l = lines(f.get('events.jsonl')!);
+        // The stream's last event (its session.end): left out of the chain, nothing after it to break.
+        const i = l.findIndex((x) => (JSON.parse(x) as { kind: string }).kind === 'session.end');
+        l[i] = l[i]!.replace('{', `{"resource":"${'\u{1F600}'.repeat(4097)}",`);
+        f.set('events.jsonl', unlines(l));
+      },
+      { from: emoji },
+    );
+    expect(await threeVerdicts(b)).toEqual(agree(['invalid_header']));
+  });
+
+  it('fail an index entry of populations/index.json whose title, query or predicate was edited with population_mismatch', async () => {
+    for (const edit of [
+      (e: Record<string, unknown>) => void (e['title'] = 'Nothing to see here'),
+      (e: Record<string, unknown>) => void (e['query'] = 'witness query --kind note'),
+      (e: Record<string, unknown>) => void (e['predicate'] = { kinds: ['note'] }),
+    ]) {
+      const b = tampered((f) => {
+        const index = JSON.parse(f.get('populations/index.json')!.toString('utf8')) as { populations: Array<Record<string, unknown>> };
+        edit(index.populations[1]!);
+        f.set('populations/index.json', Buffer.from(JSON.stringify(index, null, 2)));
+      });
+      expect(await threeVerdicts(b)).toEqual(agree(['population_mismatch']));
+    }
+  });
+
+  it("fail a manifest whose in_scope is not the signed export record's with export_record_mismatch alone", async () => {
+    const b = tampered((f) => {
+      const m = JSON.parse(f.get('manifest.json')!.toString('utf8')) as { in_scope: number };
+      m.in_scope -= 1;
+      f.set('manifest.json', Buffer.from(JSON.stringify(m, null, 2)));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree(['export_record_mismatch']));
+  });
+
+  it("fail a manifest whose ledger origin was changed with checkpoint_invalid alone (the signed note's origin line is the one believed)", async () => {
+    const b = tampered((f) => {
+      const m = JSON.parse(f.get('manifest.json')!.toString('utf8')) as { ledger: { origin: string } };
+      m.ledger.origin = `elsewhere/${m.ledger.origin}`;
+      f.set('manifest.json', Buffer.from(JSON.stringify(m, null, 2)));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree(['checkpoint_invalid']));
+  });
+
+  it('fail a payload that cannot be canonicalised (1e20) with non_canonical alone: its event stays in the chain, the scope and the events digest', async () => {
+    const b = tampered((f) => {
+      const l = lines(f.get('events.jsonl')!);
+      const i = lineWhere(f, (e) => e['data'] !== null && e['kind'] === 'tool.call');
+      expect(l[i]).toContain('"data":{');
+      l[i] = l[i]!.replace('"data":{', '"data":{"amount_in_cents":1e20,');
+      f.set('events.jsonl', unlines(l));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree(['non_canonical']));
+  });
+
+  it('refuse a consistency proof on the first line of checkpoints.jsonl as bundle_invalid', async () => {
+    const b = tampered((f) => {
+      const l = lines(f.get('checkpoints.jsonl')!);
+      const first = JSON.parse(l[0]!) as Record<string, unknown>;
+      first['consistency'] = [sha256(Buffer.from('nothing before it'))];
+      l[0] = JSON.stringify(first);
+      f.set('checkpoints.jsonl', unlines(l));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree(['bundle_invalid']));
+  });
+
+  it("pass the demo's own bundle, whose report.html the manifest lists", async () => {
+    const demo = path.join(dir, 'demo');
+    const bundle = path.join(
+      demo,
+      fs.readdirSync(demo).find((n) => n.startsWith('evidence-'))!,
+    );
+    const m = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
+    expect(m.files['report.html']).toBe(sha256(fs.readFileSync(path.join(bundle, 'report.html'))));
+    expect(fs.readFileSync(path.join(bundle, 'report.html'), 'utf8')).toContain('<html');
+    expect(await threeVerdicts(bundle)).toEqual(agree([]));
   });
 });

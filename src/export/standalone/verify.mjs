@@ -413,7 +413,9 @@ const OUTCOMES = ['success', 'error', 'denied', 'pending', 'expired'];
 const SYSTEM_STREAMS = new Set(['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys']);
 
 const T = {
-  text: (min, max) => (v) => typeof v === 'string' && v.length >= min && v.length <= max,
+  /** Lengths in code points (docs/FORMAT.md 1), as the recorder's schema counts them: an emoji counts 1. */
+  // (Every minimum is 0 or 1, where code points and UTF-16 units agree; a surrogate pair is counted once.)
+  text: (min, max) => (v) => typeof v === 'string' && v.length >= min && (v.length <= max || v.length - surrogatePairs(v) <= max),
   re: (re) => (v) => typeof v === 'string' && re.test(v),
   oneOf: (list) => (v) => list.includes(v),
   count: (v) => Number.isSafeInteger(v) && v >= 0,
@@ -421,6 +423,21 @@ const T = {
   /** A strict object: `spec` maps each allowed key to [check, required]. */
   object: (spec) => (v) => isObject(v) && Object.keys(v).every((k) => Object.hasOwn(spec, k) && spec[k][0](v[k])) && Object.entries(spec).every(([k, [, req]]) => !req || Object.hasOwn(v, k)),
 };
+/** How many surrogate pairs `s` holds: its UTF-16 length less this is its length in code points. */
+function surrogatePairs(s) {
+  let n = 0;
+  for (let i = 0; i + 1 < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n++;
+        i++;
+      }
+    }
+  }
+  return n;
+}
 const NAME = T.text(1, 512);
 const LABEL = T.text(0, 4096);
 const HEX64 = T.re(/^[0-9a-f]{64}$/);
@@ -482,6 +499,26 @@ const HEADER = {
 };
 
 /** The first header field that breaks the schema, or undefined. */
+/** Whether two parsed JSON values are equal (their JCS texts); a value that cannot be canonicalised equals nothing. */
+function sameJson(a, b) {
+  try {
+    return jcs(a) === jcs(b);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a header (one that failed the schema) has the fields ScopeTracker reads, with their types. */
+function scopable(h) {
+  return (
+    ['id', 'stream', 'kind', 'ts'].every((k) => typeof h[k] === 'string') &&
+    typeof h.seq === 'number' &&
+    isObject(h.agent) &&
+    typeof h.agent.id === 'string' &&
+    [h.resource, h.parent].every((v) => v === undefined || typeof v === 'string')
+  );
+}
+
 export function headerProblem(h) {
   for (const k of Object.keys(h)) if (!Object.hasOwn(HEADER, k)) return `${k} is not a header field`;
   for (const [k, [check, required]] of Object.entries(HEADER)) {
@@ -1083,6 +1120,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     let n = 0;
     for await (const line of lines('checkpoints.jsonl', cpsFile.chunks(), LIMITS.checkpointLineBytes)) {
       if (line.text === '') continue;
+      const first = n === 0;
       n = line.n;
       const where = { checkpoint: line.n };
       let c;
@@ -1095,6 +1133,10 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
         fail({ code: 'bundle_invalid', ...where, reason: `checkpoints.jsonl line ${line.n} is malformed: ${e.message}.` });
         prev = undefined;
         continue;
+      }
+      // The first line has no checkpoint before it in the bundle: a proof there proves nothing, so it is refused (FORMAT.md 7.5).
+      if (first && c.consistency !== undefined) {
+        fail({ code: 'bundle_invalid', ...where, reason: 'The first line of checkpoints.jsonl carries a consistency proof, but there is no checkpoint before it in the bundle to prove it from.' });
       }
       let opened;
       try {
@@ -1205,61 +1247,78 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       place(leaf, at);
     }
 
-    // --- header: canonical form, schema
+    // --- header: schema, canonical form (docs/FORMAT.md 7.12 step 7.3). A header that fails the
+    // schema (every one that cannot be canonicalised does) is reported once and left out of its
+    // chain; its line's hash stands in for its inclusion proof and the events digest, and its scope
+    // and payload presence are judged from the header as written. A payload that cannot be
+    // canonicalised is non_canonical; its event keeps its place in the chain, the scope and the tree.
     let headerText;
-    let dataText = null;
-    try {
-      headerText = jcs(header);
-      if (data !== null && data !== undefined) dataText = jcs(data);
-    } catch (e) {
-      fail({ code: 'non_canonical', ...at, reason: `The event cannot be canonicalised: ${e.message}.` });
-      continue;
-    }
+    let headerOk = true;
     if (header.v !== 1) {
       fail({ code: 'unsupported_version', ...at, reason: `The header has version ${JSON.stringify(header.v)}, which no format-2 bundle holds: the header was altered.` });
-      continue;
-    }
-    const problem = headerProblem(header);
-    if (problem !== undefined) {
-      fail({ code: 'invalid_header', ...at, reason: `The header field ${problem}.` });
-      continue;
-    }
-
-    // --- chain between the events of a stream the bundle holds; genesis at seq 0
-    // The export event is checked on its own: audit.access events recorded between the span's
-    // end and the export are not in the bundle, so its seq may rightly skip ahead.
-    const key = isExport ? `export\u0000${stream}` : stream;
-    const st = streams.get(key);
-    if (st?.ended === true) {
-      fail({ code: 'event_after_end', ...at, reason: `Stream ${stream} has an event after its session.end.` });
-    } else if (st !== undefined) {
-      if (seq > st.nextSeq) fail({ code: 'seq_gap', ...at, reason: `Seq ${st.nextSeq}${seq - st.nextSeq > 1 ? `–${seq - 1}` : ''} of stream ${stream} is missing: events were deleted.` });
-      else if (seq < st.nextSeq)
-        fail({ code: 'seq_out_of_order', ...at, reason: `Seq ${seq} of stream ${stream} appears again or out of order after seq ${st.nextSeq - 1}: events were reordered or inserted.` });
-      if (header.prev !== st.prev) {
-        fail({ code: 'prev_mismatch', ...at, reason: `The event does not link to the previous event of stream ${stream}: an earlier event was changed, removed or reordered.` });
+      headerOk = false;
+    } else {
+      const problem = headerProblem(header);
+      if (problem !== undefined) {
+        fail({ code: 'invalid_header', ...at, reason: `The header field ${problem}.` });
+        headerOk = false;
+      } else {
+        try {
+          headerText = jcs(header);
+        } catch (e) {
+          fail({ code: 'invalid_header', ...at, reason: `The header cannot be canonicalised: ${e.message}.` });
+          headerOk = false;
+        }
       }
     }
-    const prevHex = st !== undefined && st.ended !== true ? st.prev : header.prev;
+    let dataText = null;
+    let payloadCanonical = true;
+    if (headerOk && data !== null && data !== undefined) {
+      try {
+        dataText = jcs(data);
+      } catch (e) {
+        payloadCanonical = false;
+        fail({ code: 'non_canonical', ...at, reason: `The payload cannot be canonicalised, so its digest cannot be checked: ${e.message}.` });
+      }
+    }
     const hasData = data !== null && data !== undefined;
-    const hasSalt = salt !== null && salt !== undefined;
-    if (hasData !== hasSalt) fail({ code: 'payload_mismatch', ...at, reason: 'The payload and its salt must be present or absent together.' });
-    else if (hasData) {
-      if (typeof salt !== 'string' || !/^[0-9a-f]{64}$/.test(salt) || payloadDigestHex(salt, dataText) !== header.payload_digest) {
-        fail({ code: 'payload_mismatch', ...at, reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
-      } else if (header.kind === 'session.end' && (!isObject(data) || data.event_count !== seq || data.last_hash !== prevHex)) {
-        fail({
-          code: 'session_end_mismatch',
-          ...at,
-          reason: `session.end says ${String(data?.event_count)} events before it ending in ${String(data?.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….`,
-        });
+    let recomputed = hash;
+    if (headerOk) {
+      // --- chain between the events of a stream the bundle holds; genesis at seq 0
+      // The export event is checked on its own: audit.access events recorded between the span's
+      // end and the export are not in the bundle, so its seq may rightly skip ahead.
+      const key = isExport ? `export\u0000${stream}` : stream;
+      const st = streams.get(key);
+      if (st?.ended === true) {
+        fail({ code: 'event_after_end', ...at, reason: `Stream ${stream} has an event after its session.end.` });
+      } else if (st !== undefined) {
+        if (seq > st.nextSeq) fail({ code: 'seq_gap', ...at, reason: `Seq ${st.nextSeq}${seq - st.nextSeq > 1 ? `–${seq - 1}` : ''} of stream ${stream} is missing: events were deleted.` });
+        else if (seq < st.nextSeq)
+          fail({ code: 'seq_out_of_order', ...at, reason: `Seq ${seq} of stream ${stream} appears again or out of order after seq ${st.nextSeq - 1}: events were reordered or inserted.` });
+        if (header.prev !== st.prev) {
+          fail({ code: 'prev_mismatch', ...at, reason: `The event does not link to the previous event of stream ${stream}: an earlier event was changed, removed or reordered.` });
+        }
       }
-    }
-    const recomputed = eventHashHex(header.prev, headerText);
-    if (recomputed !== hash) fail({ code: 'hash_mismatch', ...at, reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
-    streams.set(key, { nextSeq: seq + 1, prev: recomputed, ended: header.kind === 'session.end' });
-    if (st === undefined && seq === 0 && header.prev !== genesisHex(origin, stream)) {
-      fail({ code: 'wrong_genesis', ...at, reason: `Stream ${stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
+      const prevHex = st !== undefined && st.ended !== true ? st.prev : header.prev;
+      const hasSalt = salt !== null && salt !== undefined;
+      if (hasData !== hasSalt) fail({ code: 'payload_mismatch', ...at, reason: 'The payload and its salt must be present or absent together.' });
+      else if (hasData && payloadCanonical) {
+        if (typeof salt !== 'string' || !/^[0-9a-f]{64}$/.test(salt) || payloadDigestHex(salt, dataText) !== header.payload_digest) {
+          fail({ code: 'payload_mismatch', ...at, reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
+        } else if (header.kind === 'session.end' && (!isObject(data) || data.event_count !== seq || data.last_hash !== prevHex)) {
+          fail({
+            code: 'session_end_mismatch',
+            ...at,
+            reason: `session.end says ${String(data?.event_count)} events before it ending in ${String(data?.last_hash).slice(0, 12)}…, but the stream has ${seq} ending in ${prevHex.slice(0, 12)}….`,
+          });
+        }
+      }
+      recomputed = eventHashHex(header.prev, headerText);
+      if (recomputed !== hash) fail({ code: 'hash_mismatch', ...at, reason: 'The stored event hash does not match the event: the header or the hash was edited.' });
+      streams.set(key, { nextSeq: seq + 1, prev: recomputed, ended: header.kind === 'session.end' });
+      if (st === undefined && seq === 0 && header.prev !== genesisHex(origin, stream)) {
+        fail({ code: 'wrong_genesis', ...at, reason: `Stream ${stream} does not start from this ledger's genesis for it: the event was moved from another stream or ledger.` });
+      }
     }
 
     // --- inclusion in the signed tree, every step of the proof
@@ -1283,10 +1342,17 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
 
     // --- scope, payload presence, populations, the events digest
     eventsDigest.update(Buffer.from(recomputed, 'hex'));
-    const within = scope.inScope(header);
+    // A header that failed the schema is judged as far as its fields have the types scope reads.
+    const within = (headerOk || scopable(header)) && scope.inScope(header);
     if (within) {
       inScope++;
-      for (const pop of pops) if (inPopulation(pop.def, header)) pop.lines.push(populationLine(leaf, header, recomputed));
+      for (const pop of pops) {
+        try {
+          if (inPopulation(pop.def, header)) pop.lines.push(populationLine(leaf, header, recomputed));
+        } catch {
+          // A field of a header that failed the schema is not what a population reads: not a member.
+        }
+      }
     }
     const due = m.mode === 'full' && within;
     if (hasData && !due) {
@@ -1303,7 +1369,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       addRange(without, leaf, reason);
       r.payloadsAbsent++;
       if (reason === 'missing') fail({ code: 'payload_missing', ...at, reason: 'The event is in scope of a full export but carries no payload: it was stripped from the bundle.' });
-    } else {
+    } else if (headerOk) {
       for (const a of header.artifacts ?? []) {
         const w = wanted.get(a.sha256);
         if (w === undefined) wanted.set(a.sha256, { exts: new Set([artifactExtension(a.mime)]), leaf });
@@ -1316,7 +1382,6 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     fail({ code: 'span_gap', leaf: expectLeaf, reason: `${range(expectLeaf, span.to)} of the span ${span.from}–${span.to - 1} are missing from events.jsonl: its tail was cut off.` });
   }
   if (lineCount !== m.events) fail({ code: 'bundle_invalid', reason: `manifest.json lists ${m.events} lines of events but events.jsonl holds ${lineCount}.` });
-  if (inScope !== m.in_scope) fail({ code: 'bundle_invalid', reason: `manifest.json says ${m.in_scope} events are in scope, but ${inScope} of the span are.` });
 
   // --- the export's own signed event binds scope, mode, span and the span's events
   const no = (reason) => fail({ code: 'export_record_mismatch', leaf: m.export_event.leaf, reason });
@@ -1336,7 +1401,9 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       if (d.mode !== m.mode) no(`manifest.json says mode ${m.mode}, but the signed export event recorded mode ${d.mode}.`);
       if (d.span.from !== span.from || d.span.to !== span.to) no(`manifest.json's span ${span.from}–${span.to - 1} is not the span ${d.span.from}–${d.span.to - 1} the signed export event recorded.`);
       if (d.count !== spanCount) no(`The signed export event counts ${d.count} events in the span, not ${spanCount}.`);
+      // manifest.in_scope is bound by the export record: disagreeing with it is its mismatch, reported once.
       if (d.in_scope !== inScope) no(`The signed export event counts ${d.in_scope} events in scope, but ${inScope} of the span are.`);
+      else if (m.in_scope !== d.in_scope) no(`manifest.json says ${m.in_scope} events are in scope, but the signed export event recorded ${d.in_scope}.`);
       if (d.events_digest !== digestHex) no('The events of the bundle are not the events the signed export event recorded (events digest differs): events were dropped, swapped or added.');
     }
   }
@@ -1350,9 +1417,16 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       if (index.span.from !== span.from || index.span.to !== span.to || index.checkpoint.size !== m.checkpoint.size || index.checkpoint.root !== m.checkpoint.root) {
         fail({ code: 'population_mismatch', reason: "populations/index.json's span or checkpoint is not the manifest's." });
       }
-      for (const e of index.populations)
-        if (!POPULATIONS.some((p) => p.name === e.name))
-          fail({ code: 'population_mismatch', reason: `populations/index.json lists ${JSON.stringify(e.name)}, which is no population of this format.` });
+      if (index.populations.map((e) => e.name).join('\n') !== POPULATIONS.map((p) => p.name).join('\n')) {
+        fail({ code: 'population_mismatch', reason: 'populations/index.json does not list the populations of this format, each once, in the order of docs/FORMAT.md 7.9.' });
+      }
+      for (const e of index.populations) {
+        const def = POPULATIONS.find((p) => p.name === e.name);
+        if (def === undefined) fail({ code: 'population_mismatch', reason: `populations/index.json lists ${JSON.stringify(e.name)}, which is no population of this format.` });
+        else if (e.title !== def.title || e.query !== def.query || !sameJson(e.predicate, def.predicate)) {
+          fail({ code: 'population_mismatch', reason: `populations/index.json gives ${e.name} another title, query or predicate than docs/FORMAT.md 7.9 defines: the index was edited.` });
+        }
+      }
       for (const name of present) {
         const pm = POPULATION_NAME.exec(name);
         if (pm !== null && !POPULATIONS.some((p) => p.name === pm[1])) fail({ code: 'bundle_invalid', reason: `${name} is no population of this format.` });
