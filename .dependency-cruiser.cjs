@@ -16,7 +16,7 @@ const ALLOWED = {
   export: ['core', 'store', 'capture'],
   report: ['core', 'store', 'capture', 'export', 'server'],
   cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo'],
-  demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export'],
+  demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report'],
 };
 const MODULES = Object.keys(ALLOWED);
 

@@ -6,6 +6,7 @@ import { CaptureBrowser, renderSessionVideo, requireProgram, type VideoResult } 
 import { decideApproval, listApprovals } from '../approvals/index.js';
 import { generateKey, isKind, isWitnessError, parseSignerKey, type NoteSigner, type StoredEvent, type VerifyReport } from '../core/index.js';
 import { exportSession, makeDirectory, verifyBundle, type DirectoryUse } from '../export/index.js';
+import { bundleReport as renderBundleReport } from '../report/index.js';
 import { openWitness, recordVideo } from '../recorder/index.js';
 import { openLedger, sqlitePath, verifyLedger } from '../store/index.js';
 import { SCRIPT, demoCapture, demoPolicy, runScriptedAgent, type StepOutcome } from './agent.js';
@@ -233,7 +234,7 @@ export async function runDemo(dir: string, store: string | undefined, log: (line
     try {
       ledgerReport = await verifyLedger(auditor);
       fs.rmSync(bundleDir, { recursive: true, force: true });
-      await exportSession(auditor, sessionId, bundleDir, { actor: 'witness-demo' });
+      await exportSession(auditor, sessionId, bundleDir, { actor: 'witness-demo', renderReport: renderBundleReport });
       keys = await auditor.publicKeys();
     } finally {
       await auditor.close();

@@ -2,6 +2,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { WitnessError, strictParse } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
+import type { ExportOptions } from '../export/index.js';
 import { RefusalLimiter, recordAccess } from './access.js';
 import type { RouteContext, RouteSpec } from './context.js';
 import type { OidcConfig } from './config.js';
@@ -27,6 +28,12 @@ export interface ServerOptions {
   onError?: (e: unknown) => void;
   /** OpenID Connect sign-in for the viewer (the config file's oidc: section); without it, key sign-in only. */
   oidc?: OidcConfig;
+  /**
+   * Renders report.html into each bundle POST /v1/exports writes (ExportOptions.renderReport). The
+   * report module imports the server's views, so the server cannot import it: whoever starts the
+   * server passes it in (`witness serve` passes report's bundleReport).
+   */
+  renderReport?: ExportOptions['renderReport'];
 }
 
 const DEFAULT_BODY_BYTES = 64 * 1024;
@@ -52,6 +59,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
     ...(options.oidc === undefined ? {} : { oidc: options.oidc }),
     ...(oidc === undefined ? {} : { oidcSignIn: oidc }),
     ...(options.onError === undefined ? {} : { onError: options.onError }),
+    ...(options.renderReport === undefined ? {} : { renderReport: options.renderReport }),
   });
   const openapi = openApiDocument(routes);
   const app = new Hono<Env>();

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { RouteContext, RouteSpec } from './context.js';
+import type { ExportOptions } from '../export/index.js';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute, whoami } from './handlers/admin.js';
 import { getArtifact } from './handlers/artifacts.js';
 import { ExportRunner } from './handlers/exports.js';
@@ -61,11 +62,13 @@ export const DEFAULT_INGEST_BODY_BYTES = 10 * 1024 * 1024;
  * `/healthz` and `/v1/openapi.json` are public (they say nothing about what was recorded);
  * `/metrics` is for auditors and admins, who are the ones alerted when audit generation fails.
  */
-export function routeTable(options: { maxIngestBytes?: number; oidc?: OidcConfig; oidcSignIn?: OidcSignIn; onError?: (e: unknown) => void } = {}): RouteSpec[] {
+export function routeTable(
+  options: { maxIngestBytes?: number; oidc?: OidcConfig; oidcSignIn?: OidcSignIn; onError?: (e: unknown) => void; renderReport?: ExportOptions['renderReport'] } = {},
+): RouteSpec[] {
   const owners = new StreamOwners();
   const verifier = new VerifyRunner();
   // Bundles go to the server's own directory, fixed when it starts, never to a path from a request.
-  const exports = new ExportRunner(path.resolve('witness-exports'), options.onError);
+  const exports = new ExportRunner(path.resolve('witness-exports'), options.onError, options.renderReport);
   const readers = ['developer', 'auditor'] as const;
   const people = ['developer', 'approver', 'auditor', 'admin'] as const;
   const pages = new PageState();

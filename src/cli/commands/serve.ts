@@ -27,6 +27,8 @@ export function registerServe(program: Command, io: Io): void {
     .action(async (opts: ServeOpts) => {
       if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new WitnessError('invalid_argument', `--port "${opts.port}" must be a port number from 0 to 65535.`);
       const { listen, loadServerConfig, OidcSignIn } = await import('../../server/index.js');
+      // Bundles exported over the API carry the auditor report, as `witness export`'s do.
+      const { bundleReport } = await import('../../report/index.js');
       // Read before the ledger is opened: a bad config stops the start in one sentence.
       const config = opts.config === undefined ? {} : loadServerConfig(opts.config);
       const ledger = await openExisting(resolveStore(opts.store));
@@ -38,6 +40,7 @@ export function registerServe(program: Command, io: Io): void {
           host: opts.host,
           ...(config.oidc === undefined ? {} : { oidc: config.oidc }),
           onError: (e) => io.err(inert(`witness serve: ${(e as Error).message ?? String(e)}`)),
+          renderReport: bundleReport,
         });
       } catch (e) {
         await ledger.close();

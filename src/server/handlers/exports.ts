@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { WitnessError, isWitnessError } from '../../core/index.js';
-import { exportSession } from '../../export/index.js';
+import { exportSession, type ExportOptions } from '../../export/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
 
@@ -51,6 +51,8 @@ export class ExportRunner {
   constructor(
     readonly dir: string,
     private readonly onError?: (e: unknown) => void,
+    /** Writes report.html into each bundle (createServer's renderReport); without it the bundle has none. */
+    private readonly renderReport?: ExportOptions['renderReport'],
   ) {}
 
   /** POST /v1/exports: checks the session is there, records the export as `audit.access`, then starts it. */
@@ -92,6 +94,7 @@ export class ExportRunner {
       withholdData: withheld,
       actor: job.started_by,
       identity: { agent: { id: 'witness-server', credential: caller.keyId }, recorder: { kind: 'server' } },
+      ...(this.renderReport === undefined ? {} : { renderReport: this.renderReport }),
     })
       .then((r) => {
         Object.assign(job, {
