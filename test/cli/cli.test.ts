@@ -25,7 +25,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   init: ['--store', '--name', '--roles', '--writer-role', '--auditor-role', '--json'],
   migrate: ['--from', '--to', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
-  verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads'],
+  verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads', '--require-payloads'],
   export: ['--since', '--until', '--agent', '--session', '--regime', '--out', '-o', '--withhold-data', '--as', '--store', '--seal-record', '--format', '--json'],
   review: ['--population', '--since', '--until', '--agent', '--session', '--disposition', '--note', '--reviewer', '--store', '--seal-record', '--json'],
   seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--json'],
