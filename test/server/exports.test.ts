@@ -1,8 +1,10 @@
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS_STREAM } from '../../src/server/index.js';
-import { runBin } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { serverFixture, type ServerFixture } from './fixture.js';
 
@@ -119,4 +121,72 @@ describe('exports over the API', () => {
     const verified = await runBin(['verify', file, '--trusted-key', f.built.vkey, '--json']);
     expect(verified.code, verified.stderr).toBe(0);
   });
+});
+
+describe('exports over the API of a real `witness serve`', () => {
+  it('[R-OFFLINE] a bundle exported through witness serve carries report.html, listed in its manifest, and passes witness verify, verify.mjs and the independent Python verifier', async () => {
+    // The server process writes bundles under its own working directory: a directory of this test.
+    const cwdOfServer = path.join(dir, 'served');
+    fs.mkdirSync(cwdOfServer, { recursive: true });
+    const child = spawn(process.execPath, [BIN, 'serve', '--store', `sqlite:${f.built.file}`, '--port', '0'], { cwd: cwdOfServer, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`witness serve did not start: ${out}`)), 20_000);
+        const seen = (c: Buffer) => {
+          out += c.toString();
+          const m = /listening on (http:\/\/[^\s,;]+)/.exec(out);
+          if (m !== null) {
+            clearTimeout(t);
+            resolve(m[1]!);
+          }
+        };
+        child.stdout.on('data', seen);
+        child.stderr.on('data', seen);
+        child.once('exit', (code) => reject(new Error(`witness serve exited (${code}): ${out}`)));
+      });
+      const auth = { authorization: `Bearer ${f.keys.auditor}` };
+      const started = await fetch(`${url}/v1/exports`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ session: f.built.sessions.a }) });
+      expect(started.status, await started.clone().text()).toBe(202);
+      const { id } = (await started.json()) as { id: string };
+      let doc: Record<string, unknown> = {};
+      for (let i = 0; i < 600 && doc['status'] !== 'done' && doc['status'] !== 'failed'; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 50));
+        doc = (await (await fetch(`${url}/v1/exports/${id}`, { headers: auth })).json()) as Record<string, unknown>;
+      }
+      expect(doc['status'], JSON.stringify(doc)).toBe('done');
+      const bundle = path.join(dir, 'served-bundle.zip');
+      fs.writeFileSync(bundle, Buffer.from(await (await fetch(`${url}/v1/exports/${id}/bundle.zip`, { headers: auth })).arrayBuffer()));
+
+      // The manifest lists report.html with the SHA-256 of the report in the zip (read by Python's zipfile).
+      const listed = spawnSync(
+        '/usr/bin/python3',
+        [
+          '-c',
+          'import hashlib,json,sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); m=json.loads(z.read("manifest.json")); r=z.read("report.html"); print(json.dumps([m["files"].get("report.html"), hashlib.sha256(r).hexdigest(), b"<html" in r]))',
+          bundle,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(listed.stderr).toBe('');
+      const [listedSha, actualSha, isHtml] = JSON.parse(listed.stdout) as [string | null, string, boolean];
+      expect(listedSha).toBe(actualSha);
+      expect(isHtml).toBe(true);
+
+      const witness = await runBin(['verify', bundle, '--trusted-key', f.built.vkey, '--json']);
+      expect(witness.code, witness.stdout).toBe(0);
+      const standalone = (await import(pathToFileURL(path.join(REPO_ROOT, 'src', 'export', 'standalone', 'verify.mjs')).href)) as {
+        verifyTarget(target: string, opts?: { trustedKeys?: string[] }): Promise<{ ok: boolean; failures: unknown[] }>;
+      };
+      const s = await standalone.verifyTarget(bundle, { trustedKeys: [f.built.vkey] });
+      expect(s.failures).toEqual([]);
+      expect(s.ok).toBe(true);
+      const py = spawnSync('/usr/bin/python3', [path.join(REPO_ROOT, 'test', 'export', 'independent', 'verify_bundle.py'), bundle, '--trusted-key', f.built.vkey, '--json'], { encoding: 'utf8' });
+      expect(py.stderr).toBe('');
+      expect((JSON.parse(py.stdout) as { verdict: string; failures: unknown[] }).failures).toEqual([]);
+      expect(py.status).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 120_000);
 });
