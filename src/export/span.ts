@@ -1,4 +1,4 @@
-import { SYSTEM_STREAMS, WitnessError } from '../core/index.js';
+import { WitnessError, eventHash } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import type { BundleScope } from './bundle-format.js';
 import { ScopeTracker, type ScopedHeader } from './populations.js';
@@ -12,7 +12,7 @@ export type Span = { from: number; to: number };
 /** A row as Ledger.scanForVerify reads it (the store exports no name for it). */
 export type ScanRow = Ledger['scanForVerify'] extends (...a: never[]) => AsyncIterable<Array<infer R>> ? R : never;
 
-const SYSTEM = new Set<string>(SYSTEM_STREAMS);
+const HEX64 = /^[0-9a-f]{64}$/;
 const PAGE = 2000;
 
 /**
@@ -49,27 +49,60 @@ async function scanStart(ledger: Ledger, scope: SpanScope): Promise<number | und
   let min: number | undefined;
   for (const s of scope.sessions) {
     const first = (await ledger.readStreamPage(s, { limit: 1 })).events[0];
+    // Found through the (stream, seq) columns; the header (checked against its hash when the scan
+    // reads it) must agree, or an edited column could start the scan after the session's first events.
+    if (first !== undefined && (first.stream !== s || first.seq !== 0)) {
+      throw new WitnessError(
+        'store_corrupt',
+        `The ledger's index columns disagree with the hashed headers (position ${first.pos}, the first event of session ${JSON.stringify(s)} is ${JSON.stringify(first.stream)} seq ${first.seq}), so the export cannot trust them to pick its events; run \`witness verify\`.`,
+      );
+    }
     if (first !== undefined && (min === undefined || first.pos < min)) min = first.pos;
   }
   return min;
 }
 
 /**
- * The header fields ScopeTracker reads, from a scanned row's columns; the stored header is parsed
- * only for a system-stream event (whose `parent` can bring it into scope).
+ * The hashed header of a scanned row, parsed from the stored header text (never from the row's
+ * index columns, which are not hashed), after two checks the export can afford as it reads: the
+ * header hashes to the row's stored hash (the hash the bundle exports and the tree holds), and each
+ * index column (id, stream, seq, ts, kind, agent, resource, action, outcome) says what the header
+ * says. Either failing means the database was edited: refused as store_corrupt, since a span or
+ * scope decided from a lying column could leave an event out and every verifier would still pass.
  */
-export function scopedHeaderOfRow(row: ScanRow): ScopedHeader {
-  const h: ScopedHeader = { id: row.id, stream: row.stream, seq: row.seq, kind: row.kind as ScopedHeader['kind'], ts: row.ts, agent: { id: row.agent } };
-  if (row.outcome !== null) h.outcome = row.outcome as ScopedHeader['outcome'];
-  if (row.resource !== null) h.resource = row.resource;
-  if (SYSTEM.has(row.stream)) {
-    let parent: unknown;
-    try {
-      parent = (JSON.parse(row.header) as { parent?: unknown }).parent;
-    } catch {
-      throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
-    }
-    if (typeof parent === 'string') h.parent = parent;
+export function hashedHeaderOfRow<H extends ScopedHeader = ScopedHeader>(row: ScanRow): H {
+  let h: H & { prev?: unknown; action?: unknown };
+  try {
+    h = JSON.parse(row.header) as typeof h;
+  } catch {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+  }
+  if (typeof h !== 'object' || h === null || typeof h.prev !== 'string' || !HEX64.test(h.prev) || eventHash(Buffer.from(h.prev, 'hex'), row.header).toString('hex') !== row.hash) {
+    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} does not match its stored hash: the ledger was edited; run \`witness verify\`.`);
+  }
+  const agent = typeof h.agent === 'object' && h.agent !== null ? h.agent.id : undefined;
+  const columns: Array<[string, unknown, unknown]> = [
+    ['id', row.id, h.id],
+    ['stream', row.stream, h.stream],
+    ['seq', row.seq, h.seq],
+    ['ts', row.ts, h.ts],
+    ['kind', row.kind, h.kind],
+    ['agent', row.agent, agent],
+    ['resource', row.resource, h.resource ?? null],
+    ['action', row.action, h.action ?? null],
+    ['outcome', row.outcome, h.outcome ?? null],
+  ];
+  const wrong = columns.find(([, col, hashed]) => col !== hashed);
+  if (wrong !== undefined) {
+    throw new WitnessError(
+      'store_corrupt',
+      `The ledger's index columns disagree with the hashed headers (position ${row.pos}, column "${wrong[0]}"), so the export cannot trust them to pick its events; run \`witness verify\`.`,
+    );
   }
   return h;
+}
+
+/** The header fields ScopeTracker reads, from a scanned row's hashed header (see hashedHeaderOfRow). */
+export function scopedHeaderOfRow(row: ScanRow): ScopedHeader {
+  return hashedHeaderOfRow(row);
 }

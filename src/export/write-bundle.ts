@@ -9,7 +9,7 @@ import { assertCanSeal, recordExport, type ExportIdentity } from './export-recor
 import { keyHistory } from './key-history.js';
 import { EventsDigest, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 import { readmeText } from './readme-text.js';
-import { resolveSpan, type ScanRow, type Span } from './span.js';
+import { hashedHeaderOfRow, resolveSpan, type ScanRow, type Span } from './span.js';
 import { SystemFacts } from './system-manifest.js';
 
 /** What the report hook is given: the ledger, the bundle's manifest but its file digests, and where each artifact is in the bundle. */
@@ -217,12 +217,9 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
 
 type Header = ScopedHeader & Pick<StoredEvent, 'artifacts' | 'recorder'>;
 
+/** The row's hashed header, checked against its stored hash and index columns (span.ts hashedHeaderOfRow). */
 function headerOf(row: ScanRow): Header {
-  try {
-    return JSON.parse(row.header) as Header;
-  } catch {
-    throw new WitnessError('store_corrupt', `The stored event at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
-  }
+  return hashedHeaderOfRow<Header>(row);
 }
 
 /**
