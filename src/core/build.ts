@@ -1,7 +1,7 @@
 import { canonicalize, encodeJcs, isWellFormedString, prototypesHaveToJSON, type Encoded } from './canonical-json.js';
 import { eventHashHex, newSalt, payloadDigestHex } from './chain.js';
 import { WitnessError } from './errors.js';
-import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, type EventHeader, type EventKind } from './event.js';
+import { EVENT_KINDS, EventInput, SCHEMA_VERSION, formatPath, isCalendarInstant, type EventHeader, type EventKind } from './event.js';
 import { fastHeader, fastHeaderParts } from './fast-header.js';
 import { isoAt, uuidv7At } from './ids.js';
 
@@ -86,6 +86,16 @@ export function prepareEvent(stream: unknown, input: unknown, opts: PrepareOptio
     kind = others.kind;
     data = encoded?.value ?? checked;
     canonicalData = encoded?.text ?? canonicalizeAt(checked, 'data');
+  }
+  for (const field of ['ts', 'received_ts'] as const) {
+    const t = rest[field];
+    if (typeof t === 'string' && !isCalendarInstant(t)) {
+      throw new WitnessError(
+        'invalid_event',
+        `Invalid event: ${field} ${JSON.stringify(t)} is not a real calendar instant (a second is 00–59, an hour 00–23, the day must exist in its month); fix that field and record it again.`,
+        { details: { path: field } },
+      );
+    }
   }
   const limit = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   // One UTF-8 byte per UTF-16 unit at least, three at most: the exact count only when in doubt.

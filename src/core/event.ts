@@ -20,6 +20,16 @@ const label = z.string().max(4096);
 export const Sha256Hex = hex64;
 export const IsoTime = isoTime;
 
+/**
+ * Whether `s` (already of isoTime's shape) names a real calendar instant: 2026-11-01T10:05:60.000Z,
+ * T24:00 and 11-31 have the shape but not the meaning. Checked on input only (prepareEvent), never
+ * by verify: a stored header is judged by the schema it was hashed under, so old ledgers still verify.
+ */
+export function isCalendarInstant(s: string): boolean {
+  const ms = Date.parse(s);
+  return Number.isFinite(ms) && new Date(ms).toISOString() === s;
+}
+
 export const EVENT_KINDS = [
   'session.start',
   'session.end',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { SYSTEM_STREAMS, type EventHeader } from '../core/index.js';
+import { SYSTEM_STREAMS, WitnessError, type EventHeader } from '../core/index.js';
 import type { BundleScope, PopulationLine } from './bundle-format.js';
 
 /**
@@ -91,7 +91,11 @@ const SYSTEM = new Set<string>(SYSTEM_STREAMS);
 /**
  * Decides, event by event in leaf order, which events of a span are in an export's scope:
  *
- * - with `since`/`until`: `since <= ts < until`, compared as instants (Date.parse);
+ * - with `since`/`until`: `since <= ts < until`, compared as strings (UTF-16 code units), as
+ *   docs/FORMAT.md says: the scope holds both in the form `YYYY-MM-DDTHH:MM:SS.mmmZ` (normaliseInstant),
+ *   the form every recorded `ts` has, so for real instants this is time order; a stored `ts` that
+ *   is no real instant (10:05:60, T24:00, 11-31: the recorder refuses them, an old ledger may hold
+ *   one) lands where its text sorts, and every verifier, in any language, gets the same answer;
  * - with `sessions`: the event's stream is one of them; with `agents`: its `agent.id` is one of them;
  * - an event of a system stream (witness.approvals, witness.evidence, …) that does not match the
  *   sessions/agents filter is still in scope when its `resource` names an in-scope session, or its
@@ -105,20 +109,19 @@ export class ScopeTracker {
   private readonly ids = new Set<string>();
   private readonly sessions: Set<string> | null;
   private readonly agents: Set<string> | null;
-  private readonly since: number | null;
-  private readonly until: number | null;
+  private readonly since: string | null;
+  private readonly until: string | null;
 
   constructor(scope: Pick<BundleScope, 'since' | 'until' | 'agents' | 'sessions'>) {
     this.sessions = scope.sessions === null ? null : new Set(scope.sessions);
     this.agents = scope.agents === null ? null : new Set(scope.agents);
-    this.since = scope.since === null ? null : Date.parse(scope.since);
-    this.until = scope.until === null ? null : Date.parse(scope.until);
+    this.since = scope.since;
+    this.until = scope.until;
   }
 
   inScope(e: ScopedHeader): boolean {
-    const t = Date.parse(e.ts);
-    if (this.since !== null && !(t >= this.since)) return false;
-    if (this.until !== null && !(t < this.until)) return false;
+    if (this.since !== null && !(e.ts >= this.since)) return false;
+    if (this.until !== null && !(e.ts < this.until)) return false;
     let ok = (this.sessions === null || this.sessions.has(e.stream)) && (this.agents === null || this.agents.has(e.agent.id));
     if (!ok && SYSTEM.has(e.stream)) {
       ok = (e.resource !== undefined && this.sessions?.has(e.resource) === true) || (e.parent !== undefined && this.ids.has(e.parent));
@@ -126,6 +129,40 @@ export class ScopeTracker {
     if (ok) this.ids.add(e.id);
     return ok;
   }
+}
+
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-](\d{2}):?(\d{2}))?)?$/i;
+
+/**
+ * A `--since`/`--until` value as the scope holds it, `YYYY-MM-DDTHH:MM:SS.mmmZ` (the form the
+ * tracker compares and the manifest records), or a one-sentence refusal. An ISO date (midnight UTC)
+ * or date-time; every part must exist: month 01–12, a day its month has, hour 00–23, minute and
+ * second 00–59 (Date.parse would turn 11-31 into 12-01 and T24:00 into the next day).
+ */
+export function normaliseInstant(value: string, flag: string): string {
+  const m = INSTANT.exec(value.trim());
+  const n = (i: number): number => (m?.[i] === undefined ? 0 : Number(m[i]));
+  const t = m === null ? NaN : Date.parse(m[4] === undefined ? `${m[1]}-${m[2]}-${m[3]}T00:00:00Z` : value.trim().replace(' ', 'T'));
+  const real =
+    m !== null &&
+    n(2) >= 1 &&
+    n(2) <= 12 &&
+    n(3) >= 1 &&
+    n(3) <= new Date(Date.UTC(2000, n(2), 0)).getUTCDate() - (n(2) === 2 && !leap(n(1)) ? 1 : 0) &&
+    n(4) <= 23 &&
+    n(5) <= 59 &&
+    n(6) <= 59 &&
+    n(8) <= 23 &&
+    n(9) <= 59 &&
+    Number.isFinite(t);
+  if (!real) {
+    throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} is not a real date or time; give an ISO date or time such as 2026-11-01 or 2026-11-01T09:00:00Z.`);
+  }
+  return new Date(t).toISOString();
+}
+
+function leap(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
 /**

@@ -2,7 +2,7 @@ import { WitnessError } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import { AUDIT_STREAM } from './bundle.js';
 import { POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
-import { resolveSpan, type Span, type SpanScope } from './span.js';
+import { normaliseScopeTimes, resolveSpan, type Span, type SpanScope } from './span.js';
 
 /**
  * `witness review`: a person attests they reviewed one population of a scope (SOC 2 CC7.2/CC4.1,
@@ -44,6 +44,8 @@ const PAGE = 2000;
 
 /** Checks the options, computes the population at the newest checkpoint covering its span, and records the review. */
 export async function recordReview(ledger: Ledger, options: ReviewOptions): Promise<ReviewResult> {
+  // since/until in the form ScopeTracker compares (YYYY-MM-DDTHH:MM:SS.mmmZ), or a refusal.
+  const scope = normaliseScopeTimes(options.scope);
   const def = POPULATIONS.find((p) => p.name === options.population);
   if (def === undefined) {
     throw new WitnessError('invalid_argument', `--population "${options.population}" is not a population; use one of ${POPULATIONS.map((p) => p.name).join(', ')}.`);
@@ -64,7 +66,7 @@ export async function recordReview(ledger: Ledger, options: ReviewOptions): Prom
       warnings.push(`The ledger could not be sealed first: ${e instanceof Error ? e.message.replace(/\.$/, '') : String(e)}.`);
     }
   }
-  const span = await resolveSpan(ledger, options.scope);
+  const span = await resolveSpan(ledger, scope);
   if (span === undefined) {
     throw new WitnessError('not_found', `No events in ${ledger.info.location} match this scope; check the ids with \`witness sessions\` or widen the time window.`);
   }
@@ -76,7 +78,7 @@ export async function recordReview(ledger: Ledger, options: ReviewOptions): Prom
     );
   }
 
-  const tracker = new ScopeTracker(options.scope);
+  const tracker = new ScopeTracker(scope);
   const builder = new PopulationBuilder();
   for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
     for (const row of page) {
@@ -92,7 +94,7 @@ export async function recordReview(ledger: Ledger, options: ReviewOptions): Prom
   const got = builder.results().find((r) => r.def.name === def.name)!;
   const checkpoint = { size: cp.size, root: cp.root.toString('hex') };
   const reviewer = options.reviewer.trim();
-  const sessions = options.scope.sessions;
+  const sessions = scope.sessions;
 
   const [receipt] = await ledger.append([
     {
@@ -113,7 +115,7 @@ export async function recordReview(ledger: Ledger, options: ReviewOptions): Prom
         disposition,
         span: { from: span.from, to: span.to },
         checkpoint,
-        scope: options.scope,
+        scope: scope,
       },
     },
   ]);

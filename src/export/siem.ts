@@ -5,7 +5,7 @@ import { toStored, type Ledger } from '../store/index.js';
 import { AUDIT_STREAM } from './bundle.js';
 import { OCSF_VERSION, toOcsf } from './ocsf-map.js';
 import { ScopeTracker } from './populations.js';
-import { resolveSpan, type Span, type SpanScope } from './span.js';
+import { normaliseScopeTimes, resolveSpan, type Span, type SpanScope } from './span.js';
 
 /**
  * Exports for SIEMs, one JSON object per line, streamed: the events of a scope (the same scope rules
@@ -149,6 +149,8 @@ class BlockProofs {
  * is thrown after the export is recorded as failed.
  */
 export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExportOptions): Promise<SiemExportResult> {
+  // since/until in the form ScopeTracker compares (YYYY-MM-DDTHH:MM:SS.mmmZ), or a refusal.
+  const scope = normaliseScopeTimes(options.scope);
   const withhold = options.withholdData === true;
   const warnings: string[] = [];
   if (ledger.canSeal) {
@@ -163,7 +165,7 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
     throw new WitnessError('invalid_checkpoint', `${ledger.info.location} has no signed checkpoint yet; run \`witness seal\` with the ledger's signing key, then export again.`);
   }
   const checkpoint = { size: cp.size, root: cp.root.toString('hex') };
-  const full = await resolveSpan(ledger, options.scope);
+  const full = await resolveSpan(ledger, scope);
   const span = full === undefined ? null : { from: full.from, to: Math.min(full.to, cp.size) };
   const product = { name: 'Witness', vendor_name: 'Witness', ...(options.productVersion === undefined ? {} : { version: options.productVersion }) };
   // An error event on `out` between writes (EPIPE arrives asynchronously) must not go unhandled.
@@ -177,7 +179,7 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
   let failure: unknown;
   try {
     if (full !== undefined) {
-      const tracker = new ScopeTracker(options.scope);
+      const tracker = new ScopeTracker(scope);
       const emit = async (ev: StoredEvent, leaf: number, proof: string[] | undefined) => {
         const line = proof === undefined ? JSON.stringify({ ...ev, leaf }) : JSON.stringify(toOcsf(ev, { leaf, proof, checkpoint, origin: ledger.info.origin, product }));
         if (outError !== undefined) throw isClosedPipe(outError) ? new OutputClosed() : outError;
@@ -230,7 +232,7 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
           actor: options.actor,
           operation: 'export',
           format: options.format === 'ocsf' ? `ocsf/${OCSF_VERSION}` : 'jsonl',
-          scope: options.scope,
+          scope: scope,
           mode: withhold ? 'withheld' : 'full',
           span,
           checkpoint,

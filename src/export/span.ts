@@ -1,10 +1,15 @@
 import { WitnessError, eventHash } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import type { BundleScope } from './bundle-format.js';
-import { ScopeTracker, type ScopedHeader } from './populations.js';
+import { ScopeTracker, normaliseInstant, type ScopedHeader } from './populations.js';
 
 /** The filters of a scope that decide which events are in it (regimes do not). */
 export type SpanScope = Pick<BundleScope, 'since' | 'until' | 'agents' | 'sessions'>;
+
+/** `scope` with since/until in the form ScopeTracker compares and a manifest records (YYYY-MM-DDTHH:MM:SS.mmmZ), or a one-sentence refusal. */
+export function normaliseScopeTimes<S extends SpanScope>(scope: S): S {
+  return { ...scope, since: scope.since === null ? null : normaliseInstant(scope.since, '--since'), until: scope.until === null ? null : normaliseInstant(scope.until, '--until') };
+}
 
 /** A contiguous run of leaves `from <= leaf < to`. */
 export type Span = { from: number; to: number };

@@ -9,7 +9,7 @@ import { assertCanSeal, recordExport, type ExportIdentity } from './export-recor
 import { keyHistory } from './key-history.js';
 import { EventsDigest, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 import { readmeText } from './readme-text.js';
-import { hashedHeaderOfRow, resolveSpan, type ScanRow, type Span } from './span.js';
+import { hashedHeaderOfRow, normaliseScopeTimes, resolveSpan, type ScanRow, type Span } from './span.js';
 import { SystemFacts } from './system-manifest.js';
 
 /** What the report hook is given: the ledger, the bundle's manifest but its file digests, and where each artifact is in the bundle. */
@@ -81,15 +81,10 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
   const parsed = BundleScope.safeParse(scopeIn);
   if (!parsed.success)
     throw new WitnessError('invalid_argument', `The export scope is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); give --since/--until as ISO times and known regimes.`);
-  const scope = parsed.data;
+  // since/until as the manifest holds them and ScopeTracker compares them (YYYY-MM-DDTHH:MM:SS.mmmZ).
+  const scope = normaliseScopeTimes(parsed.data);
   if (scope.since === null && scope.until === null && scope.agents === null && scope.sessions === null) {
     throw new WitnessError('invalid_argument', 'An export needs a scope; give --since/--until, --agent or --session.');
-  }
-  for (const [name, t] of [
-    ['since', scope.since],
-    ['until', scope.until],
-  ] as const) {
-    if (t !== null && Number.isNaN(Date.parse(t))) throw new WitnessError('invalid_argument', `--${name} ${JSON.stringify(t)} is not a date; give an ISO time such as 2026-11-01T00:00:00Z.`);
   }
   assertCanSeal(ledger);
   BundleOut.check(out);

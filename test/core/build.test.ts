@@ -67,3 +67,31 @@ describe('payload digests and event hashes', () => {
     expect(ev.fields.payload_digest).toBe(reference(ev.salt, ev.canonicalData));
   });
 });
+
+describe('input timestamps', () => {
+  const base = { agent: { id: 'a' }, kind: 'note', data: { text: 'x' } };
+  it.each(['2026-11-01T10:05:60.000Z', '2026-11-01T24:00:00.000Z', '2026-11-31T10:00:00.000Z', '2026-02-29T10:00:00.000Z', '2026-13-01T00:00:00.000Z'])(
+    'refuses ts %s, which has the shape of a time but is no calendar instant, in one sentence naming the field',
+    (ts) => {
+      for (const field of ['ts', 'received_ts']) {
+        let err: unknown;
+        try {
+          prepareEvent('s', { ...base, [field]: ts });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toMatchObject({ code: 'invalid_event' });
+        const message = (err as Error).message;
+        expect(message).toBe(
+          `Invalid event: ${field} ${JSON.stringify(ts)} is not a real calendar instant (a second is 00–59, an hour 00–23, the day must exist in its month); fix that field and record it again.`,
+        );
+      }
+    },
+  );
+
+  it('accepts real instants, a leap day of a leap year and the last millisecond of a day among them', () => {
+    for (const ts of ['2028-02-29T23:59:59.999Z', '2026-12-31T00:00:00.000Z', '0001-01-01T00:00:00.000Z']) {
+      expect(prepareEvent('s', { ...base, ts, received_ts: ts }).fields.ts).toBe(ts);
+    }
+  });
+});

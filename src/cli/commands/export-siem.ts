@@ -2,11 +2,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Writable } from 'node:stream';
 import { WitnessError } from '../../core/index.js';
-import { SIEM_FORMATS, exportSiem, type SiemFormat, type SpanScope } from '../../export/index.js';
+import { SIEM_FORMATS, exportSiem, normaliseInstant, type SiemFormat, type SpanScope } from '../../export/index.js';
 import { RECORDER_VERSION } from '../../recorder/index.js';
 import { type Io, jsonText } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
 import { parseTime } from './query.js';
+
+/**
+ * A --since/--until of a scope: an ISO date or time whose every part exists (2026-11-31 and T24:00
+ * are refused, not rolled over), or a span such as 24h; as YYYY-MM-DDTHH:MM:SS.mmmZ.
+ */
+export function scopeTime(value: string, flag: string): string {
+  return /^\s*\d{4}-/.test(value) ? normaliseInstant(value, flag) : parseTime(value, flag);
+}
 
 /** The flags of `witness export` that `--format ocsf|jsonl` reads. */
 export interface SiemExportFlags {
@@ -55,8 +63,8 @@ export async function siemExportCommand(io: Io, opts: SiemExportFlags): Promise<
   const format = opts.format as SiemFormat;
   if (opts.regime !== undefined) throw new WitnessError('invalid_argument', `--regime applies to evidence bundles only; leave it out with --format ${format}.`);
   const scope: SpanScope = {
-    since: opts.since === undefined ? null : parseTime(opts.since, '--since'),
-    until: opts.until === undefined ? null : parseTime(opts.until, '--until'),
+    since: opts.since === undefined ? null : scopeTime(opts.since, '--since'),
+    until: opts.until === undefined ? null : scopeTime(opts.until, '--until'),
     agents: list(opts.agent, '--agent'),
     sessions: list(opts.session, '--session'),
   };

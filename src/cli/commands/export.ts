@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
-import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
+import { BundleScope, exportBundle, normaliseInstant, type ExportOptions } from '../../export/index.js';
 import { bundleReport } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
@@ -36,12 +36,8 @@ function list(value: string | undefined, flag: string): string[] | null {
 }
 
 function instant(value: string | undefined, flag: string): string | null {
-  if (value === undefined) return null;
-  // An ISO date or date-time (a bare date is midnight UTC), nothing Date.parse guesses at.
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value))) {
-    throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} is not a date; give an ISO date or time such as 2026-11-01 or 2026-11-01T09:00:00Z.`);
-  }
-  return new Date(value).toISOString();
+  // An ISO date (midnight UTC) or date-time whose every part exists, as YYYY-MM-DDTHH:MM:SS.mmmZ.
+  return value === undefined ? null : normaliseInstant(value, flag);
 }
 
 /** The scope the flags ask for, or a one-sentence refusal (exit 2). */

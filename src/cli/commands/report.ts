@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
-import { AUDIT_STREAM, BundleScope, makeDirectory, resolveSpan } from '../../export/index.js';
+import { AUDIT_STREAM, BundleScope, makeDirectory, normaliseInstant, resolveSpan } from '../../export/index.js';
 import { printReportPdf, renderReport, writeFileAtomic, type Regime } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
@@ -29,10 +29,7 @@ function usage(message: string): WitnessError {
 }
 
 function instant(flag: string, v: string | undefined): string | null {
-  if (v === undefined) return null;
-  const t = Date.parse(v);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(t)) throw usage(`${flag} ${JSON.stringify(v)} is not a date; give an ISO-8601 time such as 2026-11-01 or 2026-11-01T09:00:00Z.`);
-  return new Date(t).toISOString();
+  return v === undefined ? null : normaliseInstant(v, flag);
 }
 
 function list(v: string | undefined): string[] | null {

@@ -4,7 +4,7 @@ import { WitnessError } from '../../core/index.js';
 import { DISPOSITIONS, POPULATIONS, recordReview, type SpanScope } from '../../export/index.js';
 import { type Io, printJson } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
-import { parseTime } from './query.js';
+import { scopeTime } from './export-siem.js';
 
 interface ReviewFlags {
   population: string;
@@ -63,8 +63,8 @@ export function registerReview(program: Command, io: Io): void {
       }
       if (opts.note.trim() === '') throw new WitnessError('invalid_argument', '--note is empty; say in a sentence what you reviewed and what you found.');
       const scope: SpanScope = {
-        since: opts.since === undefined ? null : parseTime(opts.since, '--since'),
-        until: opts.until === undefined ? null : parseTime(opts.until, '--until'),
+        since: opts.since === undefined ? null : scopeTime(opts.since, '--since'),
+        until: opts.until === undefined ? null : scopeTime(opts.until, '--until'),
         agents: list(opts.agent, '--agent'),
         sessions: list(opts.session, '--session'),
       };
