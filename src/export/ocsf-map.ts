@@ -42,7 +42,8 @@ export interface OcsfContext {
   leaf: number;
   /** Inclusion proof nodes (hex) of `leaf` in the tree of `checkpoint.size` leaves. */
   proof: string[];
-  checkpoint: { size: number; root: string };
+  /** The checkpoint the proof leads to: its size, root (hex) and signed note (which the ledger's key opens; its root is `root`). */
+  checkpoint: { size: number; root: string; note: string };
   /** The ledger's origin, which binds every stream's genesis. */
   origin: string;
   product: { name: string; vendor_name: string; version?: string };

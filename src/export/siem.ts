@@ -16,7 +16,8 @@ import { normaliseScopeTimes, resolveSpan, type Span, type SpanScope } from './s
  * - `jsonl`: each event in its stored form (header, data, salt, hash) plus `leaf`, exactly as a
  *   bundle's events.jsonl line: what a SIEM's generic JSON input reads.
  * - `ocsf`: each event mapped to OCSF 1.8.0 (ocsf-map.ts), the Witness event, its inclusion proof
- *   and the checkpoint under `unmapped.witness`.
+ *   and the checkpoint (size, root and its signed note, so each line alone ties its proof to the
+ *   ledger's signature) under `unmapped.witness`.
  *
  * Only events covered by the newest signed checkpoint are exported (the ledger is sealed first when
  * this process holds the key), so every OCSF line's proof verifies against that checkpoint. Payloads
@@ -43,7 +44,8 @@ export interface SiemExportResult {
   events: number;
   /** The leaf range read (the scope's span, cut at the checkpoint); null when nothing is in scope. */
   span: Span | null;
-  checkpoint: { size: number; root: string };
+  /** The newest checkpoint: size, root (hex) and its signed note (C2SP signed-note text), which opens with the ledger's key. */
+  checkpoint: { size: number; root: string; note: string };
   /** In-scope events newer than the checkpoint, left out (they have no proof yet). */
   unsealed: number;
   /** The output closed before every line was written (a reader that stopped early, e.g. `| head`). */
@@ -164,7 +166,8 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
   if (cp === undefined) {
     throw new WitnessError('invalid_checkpoint', `${ledger.info.location} has no signed checkpoint yet; run \`witness seal\` with the ledger's signing key, then export again.`);
   }
-  const checkpoint = { size: cp.size, root: cp.root.toString('hex') };
+  // The signed note travels with the root, so every proof leads to a signature (README "Proofs in a SIEM").
+  const checkpoint = { size: cp.size, root: cp.root.toString('hex'), note: cp.note };
   const full = await resolveSpan(ledger, scope);
   const span = full === undefined ? null : { from: full.from, to: Math.min(full.to, cp.size) };
   const product = { name: 'Witness', vendor_name: 'Witness', ...(options.productVersion === undefined ? {} : { version: options.productVersion }) };
@@ -235,7 +238,7 @@ export async function exportSiem(ledger: Ledger, out: Writable, options: SiemExp
           scope: scope,
           mode: withhold ? 'withheld' : 'full',
           span,
-          checkpoint,
+          checkpoint: { size: checkpoint.size, root: checkpoint.root },
           count: written,
           complete: failure === undefined && !closed,
         },

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { leafHash, verifyInclusion, type StoredEvent } from '../../src/core/index.js';
+import { generateKey, leafHash, openCheckpoint, parseVerifierKey, verifyInclusion, type StoredEvent } from '../../src/core/index.js';
 import { OCSF_REQUIRED, OCSF_VERSION, apiActivity, exportSiem, type SiemExportOptions } from '../../src/export/index.js';
 import { SqliteLedger, type Ledger } from '../../src/store/index.js';
 import { buildLedger, copyLedger, type BuiltLedger } from '../helpers/ledger.js';
@@ -92,7 +92,7 @@ describe('OCSF export', () => {
     const { lines, ledger, result } = await run(base, {});
     try {
       const cp = (await ledger.latestCheckpoint())!;
-      expect(result.checkpoint).toEqual({ size: cp.size, root: cp.root.toString('hex') });
+      expect(result.checkpoint).toEqual({ size: cp.size, root: cp.root.toString('hex'), note: cp.note });
       for (const l of lines) {
         const w = at(l, 'unmapped.witness') as { event: StoredEvent; leaf: number; inclusion_proof: { leaf: number; tree_size: number; hashes: string[] }; checkpoint: { size: number; root: string } };
         expect(w.checkpoint).toEqual(result.checkpoint);
@@ -112,6 +112,26 @@ describe('OCSF export', () => {
           cp.root,
         ).ok,
       ).toBe(false);
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it("ties every proof to a signature: each line carries the checkpoint's signed note, which opens with the ledger's key and whose root is the root the proof leads to", async () => {
+    const { lines, ledger } = await run(base, {});
+    try {
+      expect(lines.length).toBeGreaterThan(1);
+      for (const l of lines) {
+        const w = at(l, 'unmapped.witness') as { event: StoredEvent; leaf: number; inclusion_proof: { tree_size: number; hashes: string[] }; checkpoint: { size: number; root: string; note: string } };
+        // Only the note and the key an auditor pins: nothing read from the ledger.
+        const opened = openCheckpoint(w.checkpoint.note, [parseVerifierKey(base.vkey)], base.origin);
+        expect(opened.checkpoint.size).toBe(w.inclusion_proof.tree_size);
+        expect(Buffer.from(opened.checkpoint.rootHash).toString('hex')).toBe(w.checkpoint.root);
+        const proof = w.inclusion_proof.hashes.map((h) => Buffer.from(h, 'hex'));
+        expect(verifyInclusion(leafHash(Buffer.from(w.event.hash, 'hex')), w.leaf, w.inclusion_proof.tree_size, proof, opened.checkpoint.rootHash)).toEqual({ ok: true });
+      }
+      // Another key does not open it.
+      expect(() => openCheckpoint(at(lines[0], 'unmapped.witness.checkpoint.note') as string, [parseVerifierKey(generateKey('other').verifierKey)])).toThrow();
     } finally {
       await ledger.close();
     }
