@@ -58,6 +58,17 @@ export interface ReportModel {
   videoFile?: (sha256: string) => string | undefined;
   /** The viewer's per-interval buckets for the oversight chart (full mode). */
   buckets?: views.OverviewBucket[];
+  /** Reviews recorded after the span and bound to one of this report's populations (report.ts reviewsAfter). */
+  laterReviews?: LaterReview[];
+}
+
+/** A review outside the span (recorded after it) bound to a population of this report, and whether its inclusion proof holds. */
+export interface LaterReview {
+  ev: Ev;
+  leaf: number;
+  /** Against the report's checkpoint: `not covered` when the review is newer than it. */
+  proof: 'holds' | 'fails' | 'not covered';
+  checkpointSize: number;
 }
 
 const STATUS_CLASS: Record<Status, string> = { 'evidence present': 'present', gap: 'gap', 'not assessable from logs': 'na' };
@@ -377,55 +388,44 @@ export function reviewedPopulation(e: Ev): string | undefined {
   return undefined;
 }
 
-/** `YYYY-MM` of every calendar month (UTC) overlapping [since, until). */
-function monthsBetween(since: string, until: string): string[] {
-  const out: string[] = [];
-  const end = new Date(Date.parse(until) - 1);
-  const d = new Date(since);
-  if (Number.isNaN(d.getTime()) || Number.isNaN(end.getTime())) return out;
-  let y = d.getUTCFullYear();
-  let mo = d.getUTCMonth();
-  while ((y < end.getUTCFullYear() || (y === end.getUTCFullYear() && mo <= end.getUTCMonth())) && out.length < 120) {
-    out.push(`${y}-${String(mo + 1).padStart(2, '0')}`);
-    mo += 1;
-    if (mo === 12) {
-      mo = 0;
-      y += 1;
-    }
-  }
-  return out;
+/** The population a review counts for in this report: the one it names, when the digest it is bound to is this report's digest of it. */
+export function countedPopulation(r: Ev, digests: ReadonlyMap<string, string>): string | undefined {
+  const p = reviewedPopulation(r);
+  const d = r.data?.['population_digest'];
+  return p !== undefined && typeof d === 'string' && digests.get(p) === d ? p : undefined;
 }
 
-/** The months a review covers: those of the scope it recorded (since and until), else the month it was recorded in. */
-export function reviewedMonths(e: Ev): string[] {
-  const scope = e.data?.['scope'];
-  const s = scope !== null && typeof scope === 'object' ? (scope as Record<string, unknown>) : {};
-  if (typeof s['since'] === 'string' && typeof s['until'] === 'string') {
-    const months = monthsBetween(s['since'], s['until']);
-    if (months.length > 0) return months;
-  }
-  return [e.ts.slice(0, 7)];
+function laterReviewWhere(l: LaterReview): string {
+  const proof =
+    l.proof === 'holds'
+      ? `its inclusion proof to checkpoint ${l.checkpointSize} holds`
+      : l.proof === 'fails'
+        ? `its inclusion proof to checkpoint ${l.checkpointSize} FAILS`
+        : `checkpoint ${l.checkpointSize} does not cover it yet`;
+  return `recorded after this period, at leaf ${l.leaf}; ${proof}; not in this bundle (check it on the ledger with witness verify)`;
 }
 
 const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
+  const digests = new Map(m.facts.populations.map((p) => [p.def.name, p.digest]));
+  const later = (m.laterReviews ?? []).filter((l) => l.proof !== 'fails');
   const done = new Map<string, number>();
-  for (const r of m.facts.reviews.items) {
-    const p = reviewedPopulation(r);
-    if (p === undefined) continue;
-    for (const month of reviewedMonths(r)) done.set(`${p} ${month}`, (done.get(`${p} ${month}`) ?? 0) + 1);
+  for (const r of [...m.facts.reviews.items, ...later.map((l) => l.ev)]) {
+    const p = countedPopulation(r, digests);
+    if (p !== undefined) done.set(p, (done.get(p) ?? 0) + 1);
   }
   const due: Array<{ pop: string; month: string; events: number; reviews: number }> = [];
   for (const [pop, months] of m.facts.populationMonths) {
     if (pop === 'reviews') continue;
-    for (const [month, events] of [...months.entries()].sort()) due.push({ pop, month, events, reviews: done.get(`${pop} ${month}`) ?? 0 });
+    for (const [month, events] of [...months.entries()].sort()) due.push({ pop, month, events, reviews: done.get(pop) ?? 0 });
   }
   const met = due.filter((d) => d.reviews > 0).length;
   return (
     <section class="major" id="reviews">
       <h2>6. Reviews performed and due</h2>
       <p>
-        <b>The rule used here:</b> one review is due per population per calendar month (UTC) in which that population has at least one event in scope; a review counts for the population it names and
-        for every month of the period it recorded (its scope's since and until), or, when it recorded none, for the month in which it was recorded.{' '}
+        <b>The rule used here:</b> one review is due per population per calendar month (UTC) in which that population has at least one event in scope; a review counts for a population only when the
+        digest it is bound to is this report's digest of that population (the same events of the same span and scope), and then for every month of it. A review bound to another digest reviewed another
+        population or scope and is listed, not counted. A review recorded after this period is looked up on the ledger and counted when its digest matches and its proof holds.{' '}
         {`${met} of ${due.length} due reviews were performed; ${plural(m.facts.reviews.total, 'review event')} in scope.`}
       </p>
       {m.mode === 'withheld' && m.facts.reviews.total > 0 ? <p class="note">Which population a review covers is in its payload, withheld in this export: no review is counted below.</p> : null}
@@ -457,7 +457,7 @@ const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
           </tbody>
         </table>
       )}
-      {m.facts.reviews.items.length === 0 ? null : (
+      {m.facts.reviews.items.length === 0 && later.length === 0 ? null : (
         <>
           <h3>Reviews recorded</h3>
           <table class="list">
@@ -468,18 +468,29 @@ const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
                 <th>Population</th>
                 <th>Disposition</th>
                 <th>Bound to digest</th>
+                <th>Counts here</th>
               </tr>
             </thead>
             <tbody>
-              {m.facts.reviews.items.map((r) => (
-                <tr>
-                  <td>{showTime(r.ts)}</td>
-                  <td>{String(r.data?.['reviewer'] ?? r.principal?.id ?? r.agent.id)}</td>
-                  <td>{reviewedPopulation(r) ?? '(not named)'}</td>
-                  <td>{typeof r.data?.['disposition'] === 'string' ? r.data['disposition'] : m.mode === 'withheld' ? '(withheld)' : ''}</td>
-                  <td class="mono">{typeof r.data?.['population_digest'] === 'string' ? shortHash(r.data['population_digest']) : ''}</td>
-                </tr>
-              ))}
+              {[...m.facts.reviews.items.map((r) => ({ r, where: undefined as LaterReview | undefined })), ...later.map((l) => ({ r: l.ev, where: l }))].map(({ r, where }) => {
+                const digest = typeof r.data?.['population_digest'] === 'string' ? r.data['population_digest'] : undefined;
+                const counted = countedPopulation(r, digests) !== undefined;
+                const status = counted
+                  ? `counted for ${reviewedPopulation(r) ?? ''}${where === undefined ? '' : `; ${laterReviewWhere(where)}`}`
+                  : m.mode === 'withheld'
+                    ? 'not counted (its payload is withheld)'
+                    : `review of another population or scope (digest ${digest === undefined ? 'none' : shortHash(digest)}…, not this report's)`;
+                return (
+                  <tr>
+                    <td>{showTime(r.ts)}</td>
+                    <td>{String(r.data?.['reviewer'] ?? r.principal?.id ?? r.agent.id)}</td>
+                    <td>{reviewedPopulation(r) ?? '(not named)'}</td>
+                    <td>{typeof r.data?.['disposition'] === 'string' ? r.data['disposition'] : m.mode === 'withheld' ? '(withheld)' : ''}</td>
+                    <td class="mono">{digest === undefined ? '' : shortHash(digest)}</td>
+                    <td>{status}</td>
+                  </tr>
+                );
+              })}
             </tbody>
           </table>
           <More shown={m.facts.reviews.items.length} total={m.facts.reviews.total} what="review" />

@@ -1,10 +1,10 @@
-import { WitnessError, keyFingerprint, leafHash, openCheckpoint, parseVerifierKey, verifyInclusion } from '../core/index.js';
+import { WitnessError, canonicalize, keyFingerprint, leafHash, openCheckpoint, parseVerifierKey, payloadDigest, verifyInclusion } from '../core/index.js';
 import { ScopeTracker, type BundleMode, type BundleScope, type ReportContext, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import type { Ledger } from '../store/index.js';
 import { asExported, collectFacts, type Ev, type ReportFacts } from './collect.js';
 import type { Regime } from './controls.js';
-import { renderReportHtml, type IntegrityFacts, type ReportModel, type SampleView } from './render.js';
+import { renderReportHtml, reviewedPopulation, type IntegrityFacts, type LaterReview, type ReportModel, type SampleView } from './render.js';
 
 export interface ReportOptions {
   scope: BundleScope;
@@ -45,6 +45,7 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
   const facts = await collectFacts(ledger, { scope: o.scope, span: o.span, mode: o.mode, seed: o.checkpoint.root });
   const shots = new Map<string, string>();
   const samples = await sampleViews(ledger, facts, o, shots);
+  const laterReviews = o.mode === 'full' ? await reviewsAfter(ledger, o.span, o.checkpoint, facts) : [];
   const model: ReportModel = {
     generatedAt: (o.now ?? new Date()).toISOString(),
     scope: o.scope,
@@ -57,6 +58,7 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
     integrity,
     facts,
     samples,
+    laterReviews,
   };
   if (o.mode === 'full' && !facts.oversightOverflow && facts.oversightEvents.length > 0 && facts.first !== undefined && facts.last !== undefined) {
     const from = Date.parse(facts.first);
@@ -72,6 +74,46 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
       return url === undefined ? all : ` src="${attribute(url)}"`;
     })
     .replace(/ loading="lazy"/g, '');
+}
+
+/** Review events the lookup reads at most (a page of the query each). */
+const REVIEW_LOOKUP_CAP = 10_000;
+
+/**
+ * Reviews recorded after the span (a review is dated when it is recorded, usually after the period
+ * it reviewed, so an export of that period leaves it out) that are bound to one of this report's
+ * populations: the same population name and the same digest, which covers the population's every
+ * line (leaf, id, hash), so the same events of the same span and scope. Found through the query
+ * index (kind review), then judged from the event itself: its payload must match its hashed digest,
+ * and its inclusion proof to the report's checkpoint is checked when the checkpoint covers it.
+ */
+async function reviewsAfter(ledger: Ledger, span: Span, checkpoint: { size: number; root: string }, facts: ReportFacts): Promise<LaterReview[]> {
+  const digests = new Map(facts.populations.map((p) => [p.def.name, p.digest]));
+  const root = Buffer.from(checkpoint.root, 'hex');
+  const out: LaterReview[] = [];
+  let cursor: string | undefined;
+  let read = 0;
+  do {
+    const page = await ledger.query({ kind: 'review', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) {
+      read++;
+      if (e.pos < span.to || e.kind !== 'review') continue;
+      const pop = reviewedPopulation(e);
+      const digest = e.data?.['population_digest'];
+      if (pop === undefined || typeof digest !== 'string' || digests.get(pop) !== digest) continue;
+      // The population and digest are in the payload: it must be the one the header committed to.
+      if (e.salt === null || e.data === null || payloadDigest(Buffer.from(e.salt, 'hex'), canonicalize(e.data)).toString('hex') !== e.payload_digest) continue;
+      let proof: LaterReview['proof'];
+      if (e.pos >= checkpoint.size) proof = 'not covered';
+      else {
+        const path = await ledger.inclusionProof(e.pos, checkpoint.size);
+        proof = verifyInclusion(leafHash(Buffer.from(e.hash, 'hex')), e.pos, checkpoint.size, path, root).ok ? 'holds' : 'fails';
+      }
+      out.push({ ev: e, leaf: e.pos, proof, checkpointSize: checkpoint.size });
+    }
+    cursor = page.next;
+  } while (cursor !== undefined && read < REVIEW_LOOKUP_CAP);
+  return out.sort((a, b) => a.leaf - b.leaf);
 }
 
 /** A value escaped for a double-quoted attribute (the bundle's file name or a data: URI, escaped all the same). */
