@@ -106,9 +106,12 @@ export interface PopulationLine {
   hash: string;
 }
 
+/**
+ * populations/index.json. It names no checkpoint: it is written before the export's record is
+ * appended, so that record can bind its SHA-256 (ExportRecord.files).
+ */
 export const PopulationIndex = z.strictObject({
   span: z.strictObject({ from: leaf, to: leaf }),
-  checkpoint: z.strictObject({ size: leaf, root: hex64 }),
   populations: z.array(
     z.strictObject({
       name: z.string().min(1),
@@ -154,8 +157,9 @@ const ARTIFACT_EXTENSIONS: Record<string, string> = {
  * The payload of the export's own `audit.access` event (stream witness.audit-access, action
  * `export`), appended and sealed before the bundle is written, so the signed tree — not the
  * unsigned manifest — says what the bundle must hold: its scope, its mode (which events carry a
- * payload) and the digest of its span (populations.ts EventsDigest). The verifier checks the
- * manifest and events.jsonl against it.
+ * payload), the digest of its span (populations.ts EventsDigest), the SHA-256 of the files known
+ * before it (BOUND_FILES) and where checkpoints.jsonl starts. The verifier checks the manifest,
+ * events.jsonl and those files against it.
  */
 export const ExportRecord = z.looseObject({
   actor: z.string().min(1),
@@ -168,5 +172,16 @@ export const ExportRecord = z.looseObject({
   /** Events in the span, and how many of them are in scope. */
   count: leaf,
   in_scope: leaf,
+  /**
+   * SHA-256 of the bundle files known before this record is appended (BOUND_FILES; verify.mjs only
+   * when the bundle has one): the signature, not only the unsigned manifest, covers them.
+   * report.html cannot be bound (it shows this event), and is a reading aid.
+   */
+  files: z.record(z.string(), hex64),
+  /** The size of checkpoints.jsonl's first line (a stored checkpoint), or null when the ledger had none and the file holds only checkpoint.txt's line. */
+  checkpoints_from: leaf.nullable(),
 });
 export type ExportRecord = z.infer<typeof ExportRecord>;
+
+/** The files whose SHA-256 the export record binds (ExportRecord.files), in this order. */
+export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json'] as const;

@@ -25,7 +25,17 @@ export interface ExportIdentity {
 export async function recordExport(
   ledger: Ledger,
   who: ExportIdentity,
-  what: { scope: BundleScope; mode: BundleMode; span: { from: number; to: number }; eventsDigest: string; count: number; inScope: number; output: string },
+  what: {
+    scope: BundleScope;
+    mode: BundleMode;
+    span: { from: number; to: number };
+    eventsDigest: string;
+    count: number;
+    inScope: number;
+    output: string;
+    files: Record<string, string>;
+    checkpointsFrom: number | null;
+  },
 ): Promise<{ leaf: number; id: string; checkpoint: CheckpointRow }> {
   const data: ExportRecord = ExportRecord.parse({
     actor: who.actor,
@@ -37,6 +47,8 @@ export async function recordExport(
     events_digest: what.eventsDigest,
     count: what.count,
     in_scope: what.inScope,
+    files: what.files,
+    checkpoints_from: what.checkpointsFrom,
     output: what.output,
   });
   const request: AppendRequest = {

@@ -1,7 +1,11 @@
 import type { BundleManifestV2 } from './bundle-format.js';
 
-/** README.txt: how to verify this bundle, in plain words, for whoever receives it. */
-export function readmeText(m: Omit<BundleManifestV2, 'files'>, fingerprints: string[], hasVerifier: boolean): string {
+/**
+ * README.txt: how to verify this bundle, in plain words, for whoever receives it. Written before the
+ * export's record is appended (the record binds its SHA-256), so it names neither that event's leaf
+ * nor the final checkpoint: manifest.json and checkpoint.txt do.
+ */
+export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 'checkpoint'>, fingerprints: string[], hasVerifier: boolean): string {
   const s = m.scope;
   const scope = [
     s.since === null ? undefined : `since ${s.since}`,
@@ -18,8 +22,7 @@ Exported   ${m.created_at}
 Scope      ${scope.join('; ')}
 Mode       ${m.mode === 'full' ? 'full: every in-scope event carries its payload' : 'withheld: headers and salted payload digests only, no payloads and no artifacts'}
 Span       leaves ${m.span.from} to ${m.span.to - 1} of the ledger's Merkle tree, every one of them in events.jsonl
-           (${m.events - 1} events, ${m.in_scope} in scope, then this export's own audit.access event at leaf ${m.export_event.leaf})
-Checkpoint size ${m.checkpoint.size}, root ${m.checkpoint.root}
+           (${m.events - 1} events, ${m.in_scope} in scope, then this export's own audit.access event)
 Signed by  ${fingerprints.join(', ') || '(no key)'}
 
 How to verify it
@@ -40,8 +43,9 @@ ${hasVerifier ? '' : '   (this bundle was written without verify.mjs; use step 3
    event's payload digest (where the payload is present), hash and chain link; an inclusion proof
    for every event to checkpoint.txt, step by step; the checkpoint's signature; checkpoints.jsonl
    (each signed, each extending the previous one); that the span is contiguous, so no event of it
-   is missing; that the export's own audit.access event binds the scope, mode, span and a digest
-   of every event hash; every population in populations/ recomputed from events.jsonl; and every
+   is missing; that the export's own audit.access event binds the scope, mode, span, a digest
+   of every event hash, the first line of checkpoints.jsonl and the SHA-256 of system.json,
+   README.txt, verify.mjs and populations/index.json; every population in populations/ recomputed from events.jsonl; and every
    artifact re-hashed. Events without a payload are listed with the reason (out of scope, or
    withheld by the export mode).
 
@@ -58,7 +62,8 @@ system.json             agents and versions, models, prompt and tool-definition 
 populations/            approvals, denials, overrides and halts, configuration changes, reviews,
                         audit access, errors: complete lists an auditor can sample from
 artifacts/              screenshots, the narrated video and its captions, by SHA-256
-report.html             the auditor report (when rendered)
+report.html             the auditor report (when rendered): a reading aid not covered by the
+                        signature; its facts are checked from the signed events by the verifiers
 verify.mjs              the standalone verifier
 `;
 }

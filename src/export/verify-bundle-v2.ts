@@ -23,7 +23,7 @@ import {
 } from '../core/index.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
 import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader, V2_CAPS, capOfName, lenientPosition, type NoPayloadReason } from './bundle-checks.js';
-import { BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
+import { BOUND_FILES, BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
 import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
@@ -240,7 +240,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   checkpoints = 1;
 
   // --- checkpoints.jsonl: each signed, each consistent with the previous, the last checkpoint.txt
-  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys) ?? 1;
+  const logSizes: number[] = [];
+  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys, logSizes) ?? 1;
 
   // --- events.jsonl beside proofs.jsonl
   const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
@@ -457,7 +458,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
 
   // --- the export's own signed event
   const spanEvents = m.span.to - m.span.from;
-  checkExportEvent(exportEvent, m, { digest: spanDigest.hex(), count: spanEvents, inScope }, fail);
+  checkExportEvent(exportEvent, m, { digest: spanDigest.hex(), count: spanEvents, inScope }, { digests, present, checkpointSizes: logSizes }, fail);
 
   // --- populations, recomputed
   const recomputed = populations.results();
@@ -593,6 +594,8 @@ function checkCheckpointLog(
   cpNote: string,
   fail: (f: Failure) => void,
   usedKeys: Map<string, NoteKeyId>,
+  /** Filled in: the sizes its lines name, in order (the export record binds the first). */
+  sizes: number[],
 ): number | undefined {
   const f = open('checkpoints.jsonl', BUNDLE_LIMITS.fileBytes);
   if (!('fd' in f)) {
@@ -624,6 +627,7 @@ function checkCheckpointLog(
         continue;
       }
       lastNote = line.note;
+      sizes.push(line.size);
       // The first line has no previous checkpoint in the bundle: a proof there proves nothing, so
       // it is refused rather than ignored (docs/FORMAT.md 7.5).
       if (first && line.consistency !== undefined) {
@@ -681,6 +685,7 @@ function checkExportEvent(
   ev: { header: Record<string, unknown>; data: unknown; leaf: number } | undefined,
   m: BundleManifestV2,
   span: { digest: string; count: number; inScope: number },
+  bundle: { digests: ReadonlyMap<string, string>; present: readonly string[]; checkpointSizes: readonly number[] },
   fail: (f: Failure) => void,
 ): void {
   const at = { leaf: m.export_event.leaf };
@@ -706,6 +711,27 @@ function checkExportEvent(
   if (rec.in_scope !== span.inScope) no(`The signed export event counts ${rec.in_scope} events in scope, but ${span.inScope} of the span are.`);
   else if (m.in_scope !== rec.in_scope) no(`manifest.json says ${m.in_scope} events are in scope, but the signed export event recorded ${rec.in_scope}.`);
   if (rec.events_digest !== span.digest) no('The events of the bundle are not the events the signed export event recorded (events digest differs): events were dropped, swapped or added.');
+  // The files known before the record was appended are bound by their SHA-256 (docs/FORMAT.md 7.8).
+  for (const name of Object.keys(rec.files)) {
+    if (!(BOUND_FILES as readonly string[]).includes(name)) no(`The signed export event binds ${JSON.stringify(name)}, which is no file it binds.`);
+  }
+  for (const name of BOUND_FILES) {
+    const want = rec.files[name];
+    const got = bundle.digests.get(name);
+    if (want === undefined) {
+      if (bundle.present.includes(name)) no(`${name} is in the bundle, but the signed export event binds no ${name}: it was added after the export.`);
+    } else if (got === undefined) {
+      if (!bundle.present.includes(name)) no(`The signed export event binds ${name}, which is not in the bundle.`);
+    } else if (got !== want) {
+      no(`${name} is not the file the signed export event binds (its SHA-256 differs): it was replaced after the export.`);
+    }
+  }
+  const first = bundle.checkpointSizes[0];
+  if (rec.checkpoints_from === null) {
+    if (bundle.checkpointSizes.length > 1) no('The signed export event says the ledger had no checkpoint before it, so checkpoints.jsonl must hold only checkpoint.txt, but it holds more.');
+  } else if (first !== undefined && first !== rec.checkpoints_from) {
+    no(`checkpoints.jsonl starts at size ${first}, but the signed export event says it starts at size ${rec.checkpoints_from}: checkpoints were cut from it.`);
+  }
 }
 
 function checkPopulations(
@@ -723,8 +749,8 @@ function checkPopulations(
     return;
   }
   const index = parsed.data;
-  if (index.span.from !== m.span.from || index.span.to !== m.span.to || index.checkpoint.size !== m.checkpoint.size || index.checkpoint.root !== m.checkpoint.root) {
-    fail({ code: 'population_mismatch', reason: "populations/index.json's span or checkpoint is not the manifest's." });
+  if (index.span.from !== m.span.from || index.span.to !== m.span.to) {
+    fail({ code: 'population_mismatch', reason: "populations/index.json's span is not the manifest's." });
   }
   const known = new Set(POPULATIONS.map((p) => p.name));
   if (index.populations.map((e) => e.name).join('\n') !== POPULATIONS.map((p) => p.name).join('\n')) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WitnessError, keyFingerprint, leafHash, nodeHash, openCheckpoint, parseVerifierKey, type ArtifactRef, type StoredEvent } from '../core/index.js';
+import { WitnessError, keyFingerprint, leafHash, nodeHash, openCheckpoint, parseVerifierKey, sha256Hex, type ArtifactRef, type StoredEvent } from '../core/index.js';
 import type { CheckpointRow, Ledger } from '../store/index.js';
 import { BundleOut } from './bundle-out.js';
 import { BUNDLE_FORMAT_V2, BUNDLE_VERSION_V2, BundleManifestV2, BundleScope, CheckpointLine, PopulationIndex, artifactExtension, type BundleMode } from './bundle-format.js';
@@ -123,11 +123,49 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
     throw new WitnessError('store_corrupt', `The ledger has ${digest.count} events at leaves ${span.from}–${span.to - 1}, not ${span.to - span.from}: positions are missing; run \`witness verify\`.`);
   }
 
+  // ---- the files the export record binds (bundle-format.ts BOUND_FILES), written before it is appended
+  const keyRows = (await ledger.publicKeys()).slice(0, 1);
+  const systemText = `${JSON.stringify(system.result(), null, 2)}\n`;
+  const pops = populations.results();
+  const index = PopulationIndex.parse({
+    span,
+    populations: pops.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
+  });
+  const indexText = `${JSON.stringify(index, null, 2)}\n`;
+  const hasVerifier = fs.existsSync(STANDALONE_VERIFIER);
+  const verifierBytes = hasVerifier ? fs.readFileSync(STANDALONE_VERIFIER) : undefined;
+  const readme = readmeText(
+    {
+      format: BUNDLE_FORMAT_V2,
+      version: BUNDLE_VERSION_V2,
+      created_at: now.toISOString(),
+      ledger: { id: ledger.info.id, origin: ledger.info.origin },
+      scope,
+      mode,
+      span,
+      events: digest.count + 1,
+      in_scope: inScope,
+    },
+    keyRows.map((k) => keyFingerprint(parseVerifierKey(k.vkey))),
+    hasVerifier,
+  );
+  const bound: Record<string, string> = {
+    'system.json': sha256Hex(systemText),
+    'README.txt': sha256Hex(readme),
+    ...(verifierBytes === undefined ? {} : { 'verify.mjs': sha256Hex(verifierBytes) }),
+    'populations/index.json': sha256Hex(indexText),
+  };
+  // checkpoints.jsonl's first line: a stored checkpoint, chosen now so the record can name it.
+  const firstCheckpoint = await chainStart(ledger, span.from);
+
   // ---- 2. the export's own record, sealed
   const actor = options.actor ?? 'unknown';
-  const recorded = await recordExport(ledger, { actor, ...options.identity }, { scope, mode, span, eventsDigest: digest.hex(), count: digest.count, inScope, output: path.resolve(out) });
+  const recorded = await recordExport(
+    ledger,
+    { actor, ...options.identity },
+    { scope, mode, span, eventsDigest: digest.hex(), count: digest.count, inScope, output: path.resolve(out), files: bound, checkpointsFrom: firstCheckpoint?.size ?? null },
+  );
   const cp = recorded.checkpoint;
-  const keyRows = (await ledger.publicKeys()).slice(0, 1);
   // The checkpoint shipped must open with the key shipped, or the bundle is useless: checked before anything is written.
   const signedBy = openCheckpoint(
     cp.note,
@@ -144,17 +182,11 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
     await bundle.stream('events.jsonl', eventLines(ledger, span, scope, mode, recorded.id));
     await bundle.stream('proofs.jsonl', proofLines(ledger, span, recorded.leaf, cp.size));
     bundle.file('checkpoint.txt', cp.note);
-    const chain = await checkpointChain(ledger, span.from, cp);
+    const chain = await checkpointChain(ledger, firstCheckpoint, cp);
     bundle.file('checkpoints.jsonl', chain.map(({ ts: _ts, ...l }) => `${JSON.stringify(l)}\n`).join(''));
     bundle.file('keys.json', `${JSON.stringify(await keyHistory(ledger, chain[0]?.ts), null, 2)}\n`);
-    bundle.file('system.json', `${JSON.stringify(system.result(), null, 2)}\n`);
-    const pops = populations.results();
-    const index = PopulationIndex.parse({
-      span,
-      checkpoint: { size: cp.size, root: cp.root.toString('hex') },
-      populations: pops.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
-    });
-    bundle.file('populations/index.json', `${JSON.stringify(index, null, 2)}\n`);
+    bundle.file('system.json', systemText);
+    bundle.file('populations/index.json', indexText);
     for (const p of pops) bundle.file(`populations/${p.def.name}.jsonl`, p.text);
 
     const written = new Map<string, string>();
@@ -185,10 +217,9 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
     if (options.renderReport !== undefined) {
       bundle.file('report.html', await options.renderReport({ ledger, manifest: head, artifactFile: (sha) => written.get(sha) }));
     }
-    const hasVerifier = fs.existsSync(STANDALONE_VERIFIER);
-    if (hasVerifier) await bundle.stream('verify.mjs', fs.createReadStream(STANDALONE_VERIFIER));
+    if (verifierBytes !== undefined) bundle.file('verify.mjs', verifierBytes);
     else warnings.push(`The standalone verifier (${STANDALONE_VERIFIER}) is not installed, so the bundle has no verify.mjs; verify it with \`witness verify\`.`);
-    bundle.file('README.txt', readmeText(head, signedBy, hasVerifier));
+    bundle.file('README.txt', readme);
 
     manifest = BundleManifestV2.parse({ ...head, files: { ...bundle.files } });
     bundle.file('manifest.json', `${JSON.stringify(manifest, null, 2)}\n`, false);
@@ -294,17 +325,24 @@ async function blockLevels(ledger: Ledger, start: number): Promise<Buffer[][] | 
   return levels;
 }
 
+/** The stored checkpoint checkpoints.jsonl starts with: the newest at or below the span's start, or the first when none is; undefined when the ledger has none. */
+async function chainStart(ledger: Ledger, from: number): Promise<CheckpointRow | undefined> {
+  const all = (await ledger.checkpoints()).sort((a, b) => a.size - b.size || a.id - b.id);
+  let start = all[0];
+  for (const c of all) if (c.size <= from) start = c;
+  return start;
+}
+
 /**
- * checkpoints.jsonl: the stored checkpoints from the newest at or below the span's start (or the
- * first, when none is) to `final`, each after the first with the consistency proof from the one before.
+ * checkpoints.jsonl: the stored checkpoints from `first` (chainStart, chosen before the export's
+ * record was appended, which binds its size) to `final`, each after the first with the consistency
+ * proof from the one before; only `final` when the ledger had no checkpoint before.
  */
-async function checkpointChain(ledger: Ledger, from: number, final: CheckpointRow): Promise<Array<CheckpointLine & { ts: string }>> {
-  const all = (await ledger.checkpoints()).filter((c) => c.size <= final.size).sort((a, b) => a.size - b.size || a.id - b.id);
-  let start = 0;
-  for (let i = 0; i < all.length; i++) if (all[i]!.size <= from) start = i;
+async function checkpointChain(ledger: Ledger, first: CheckpointRow | undefined, final: CheckpointRow): Promise<Array<CheckpointLine & { ts: string }>> {
+  const all = first === undefined ? [] : (await ledger.checkpoints()).filter((c) => c.size >= first.size && c.size <= final.size).sort((a, b) => a.size - b.size || a.id - b.id);
   // One checkpoint per size (a heartbeat re-signs the same tree), the newest of each, `final` last.
   const bySize = new Map<number, CheckpointRow>();
-  for (const c of [...all.slice(start), final]) bySize.set(c.size, c);
+  for (const c of [...all, final]) bySize.set(c.size, c);
   const lines: Array<CheckpointLine & { ts: string }> = [];
   let prev: CheckpointRow | undefined;
   for (const c of [...bySize.values()].sort((a, b) => a.size - b.size)) {

@@ -473,7 +473,8 @@ describe('the independent Python verifier, read from docs/FORMAT.md alone', () =
 
   it('fails a file changed without its manifest digest (file_mismatch), and a name no v2 bundle has (bundle_invalid)', async () => {
     const changed = tampered((f) => f.set('README.txt', Buffer.concat([f.get('README.txt')!, Buffer.from('more\n')])), { redigest: false });
-    expect(codes((await python(changed)).report)).toEqual(['file_mismatch']);
+    // README.txt is also bound by the signed export record (FORMAT.md 7.8).
+    expect(codes((await python(changed)).report)).toEqual(['export_record_mismatch', 'file_mismatch']);
     expect(codes(await witness(changed))).toContain('file_mismatch');
     const added = tampered((f) => f.set('keys.txt', Buffer.from(`${vkey}\n`)), { redigest: false });
     expect(codes((await python(added)).report)).toContain('bundle_invalid');
@@ -586,7 +587,7 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
     expect(await threeVerdicts(b)).toEqual(agree(['invalid_header']));
   });
 
-  it('fail an index entry of populations/index.json whose title, query or predicate was edited with population_mismatch', async () => {
+  it('fail an index entry of populations/index.json whose title, query or predicate was edited with population_mismatch, and export_record_mismatch (the signed record binds the index)', async () => {
     for (const edit of [
       (e: Record<string, unknown>) => void (e['title'] = 'Nothing to see here'),
       (e: Record<string, unknown>) => void (e['query'] = 'witness query --kind note'),
@@ -597,7 +598,7 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
         edit(index.populations[1]!);
         f.set('populations/index.json', Buffer.from(JSON.stringify(index, null, 2)));
       });
-      expect(await threeVerdicts(b)).toEqual(agree(['population_mismatch']));
+      expect(await threeVerdicts(b)).toEqual(agree(['export_record_mismatch', 'population_mismatch']));
     }
   });
 
@@ -639,6 +640,33 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
       f.set('checkpoints.jsonl', unlines(l));
     });
     expect(await threeVerdicts(b)).toEqual(agree(['bundle_invalid']));
+  });
+
+  it('fail a system.json, README.txt, verify.mjs or populations/index.json replaced behind a re-digested manifest with export_record_mismatch: the signed export record binds their SHA-256', async () => {
+    const record = JSON.parse(lines(genuine.get('events.jsonl')!).at(-1)!) as { data: { files: Record<string, string>; checkpoints_from: number | null } };
+    expect(Object.keys(record.data.files).sort()).toEqual(['README.txt', 'populations/index.json', 'system.json', 'verify.mjs']);
+    for (const [name, bytes] of [
+      ['system.json', Buffer.from('{"agents":{},"note":"nothing to see"}\n')],
+      ['README.txt', Buffer.from('This bundle is COMPLIANT.\n')],
+      ['verify.mjs', Buffer.from("console.log('PASS');\n")],
+    ] as const) {
+      const b = tampered((f) => void f.set(name, bytes));
+      expect(await threeVerdicts(b), name).toEqual(agree(['export_record_mismatch']));
+    }
+  });
+
+  it('fail checkpoints.jsonl cut to its last line with export_record_mismatch: the signed export record names its first checkpoint', async () => {
+    const record = JSON.parse(lines(genuine.get('events.jsonl')!).at(-1)!) as { data: { checkpoints_from: number | null } };
+    const first = JSON.parse(lines(genuine.get('checkpoints.jsonl')!)[0]!) as { size: number };
+    expect(record.data.checkpoints_from).toBe(first.size);
+    expect(lines(genuine.get('checkpoints.jsonl')!).length).toBeGreaterThan(1);
+    const b = tampered((f) => {
+      const l = lines(f.get('checkpoints.jsonl')!);
+      const last = JSON.parse(l.at(-1)!) as Record<string, unknown>;
+      delete last['consistency'];
+      f.set('checkpoints.jsonl', unlines([JSON.stringify(last)]));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree(['export_record_mismatch']));
   });
 
   it("pass the demo's own bundle, whose report.html the manifest lists", async () => {

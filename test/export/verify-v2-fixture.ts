@@ -56,7 +56,11 @@ export interface Built {
 const ORIGIN = 'fixture.example/witness/0190c0de-0000-7000-8000-000000000001';
 const KEY = generateKey('witness-fixture-v2');
 
-export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?: Partial<BundleScope>; mode?: BundleMode; start?: Date; earlyCheckpoint?: number } = {}): Built {
+export function buildV2Bundle(
+  dir: string,
+  events: LedgerEvent[],
+  opts: { scope?: Partial<BundleScope>; mode?: BundleMode; start?: Date; earlyCheckpoint?: number; bound?: { 'README.txt'?: string; 'verify.mjs'?: string } } = {},
+): Built {
   const scope: BundleScope = { since: null, until: null, agents: null, sessions: null, regimes: [], ...opts.scope };
   const mode = opts.mode ?? 'full';
   const start = (opts.start ?? new Date('2026-11-23T10:00:00.000Z')).getTime();
@@ -116,6 +120,14 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
     lines.push(JSON.stringify(carries ? r.line : { ...r.line, data: null, salt: null }));
     if (carries && r.artifact !== undefined) artifacts.set(r.artifact.sha, { bytes: r.artifact.bytes, mime: r.artifact.mime });
   }
+  // The files the record binds (bundle-format.ts BOUND_FILES) are known before it is appended.
+  const systemText = `${JSON.stringify({ agents: {}, models: { requested: [], answering: [] } })}\n`;
+  const results = pops.results();
+  const indexText = `${JSON.stringify({
+    span,
+    populations: results.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
+  })}\n`;
+  const early = opts.earlyCheckpoint ?? Math.max(1, span.from);
   const record: ExportRecord = {
     actor: 'auditor@example.com',
     operation: 'export',
@@ -126,6 +138,12 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
     events_digest: digest.hex(),
     count: span.to - span.from,
     in_scope: inScope,
+    files: {
+      'system.json': sha256Hex(systemText),
+      'populations/index.json': sha256Hex(indexText),
+      ...Object.fromEntries(Object.entries(opts.bound ?? {}).map(([name, text]) => [name, sha256Hex(text)])),
+    },
+    checkpoints_from: early,
   };
   const exportRow = append({ stream: 'witness.audit-access', kind: 'audit.access', agent: 'witness-cli', resource: 'bundle', action: 'export', outcome: 'success', data: record });
   lines.push(JSON.stringify(exportRow.line));
@@ -145,7 +163,6 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
   const size = leaves.length;
   const root = rootFromLeafHashes(leaves);
   const note = signCheckpoint({ origin: ORIGIN, size, rootHash: root }, [signer]);
-  const early = opts.earlyCheckpoint ?? Math.max(1, span.from);
   const earlyRoot = rootFromLeafHashes(leaves.slice(0, early));
   const earlyNote = signCheckpoint({ origin: ORIGIN, size: early, rootHash: earlyRoot }, [signer]);
 
@@ -175,17 +192,10 @@ export function buildV2Bundle(dir: string, events: LedgerEvent[], opts: { scope?
     'keys.json',
     `${JSON.stringify({ keys: [{ vkey: KEY.verifierKey, fingerprint: keyFingerprint(vk), role: 'ledger-signing', valid_from: new Date(start).toISOString(), valid_until: null, source: 'fixture' }] }, null, 2)}\n`,
   );
-  write('system.json', `${JSON.stringify({ agents: {}, models: { requested: [], answering: [] } })}\n`);
-  const results = pops.results();
+  write('system.json', systemText);
+  for (const [name, text] of Object.entries(opts.bound ?? {})) write(name, text);
   for (const p of results) write(`populations/${p.def.name}.jsonl`, p.text);
-  write(
-    'populations/index.json',
-    `${JSON.stringify({
-      span,
-      checkpoint: { size, root: root.toString('hex') },
-      populations: results.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
-    })}\n`,
-  );
+  write('populations/index.json', indexText);
   for (const [sha, a] of artifacts) write(`artifacts/${sha}.${artifactExtension(a.mime)}`, a.bytes);
   const manifest: BundleManifestV2 = {
     format: 'witness-evidence',

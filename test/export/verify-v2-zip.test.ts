@@ -60,9 +60,9 @@ function expectRefused(r: Awaited<ReturnType<typeof verifyZipBundle>>, pattern: 
 
 describe('zip bundles of format 2', () => {
   it('extract every v2 name (populations/, checkpoints.jsonl, keys.json, system.json, artifacts/<sha>.<ext>, README.txt) and verify, stored or deflated', async () => {
-    const b = bundle();
-    fs.writeFileSync(path.join(b.dir, 'README.txt'), 'how to verify');
-    fs.writeFileSync(path.join(b.dir, 'verify.mjs'), '// verifier');
+    n++;
+    // README.txt and verify.mjs are bound by the signed export record (FORMAT.md 7.8); report.html is not.
+    const b = buildV2Bundle(path.join(dir, `b${n}`), sampleLedger(), { scope: { sessions: ['s-refund'] }, bound: { 'README.txt': 'how to verify', 'verify.mjs': '// verifier' } });
     fs.writeFileSync(path.join(b.dir, 'report.html'), '<html></html>');
     const { refreshManifest } = await import('./verify-v2-fixture.js');
     refreshManifest(b.dir);

@@ -1113,6 +1113,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
 
   // --- checkpoints.jsonl: each note signed, each extending the previous, the last one checkpoint.txt
   let checked = 1;
+  /** The sizes the lines of checkpoints.jsonl name, in order: the export record binds the first. */
+  const logSizes = [];
   const cpsFile = openOrFail('checkpoints.jsonl', LIMITS.fileBytes);
   if (cpsFile !== undefined) {
     checked = 0;
@@ -1134,6 +1136,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
         prev = undefined;
         continue;
       }
+      logSizes.push(c.size);
       // The first line has no checkpoint before it in the bundle: a proof there proves nothing, so it is refused (FORMAT.md 7.5).
       if (first && c.consistency !== undefined) {
         fail({ code: 'bundle_invalid', ...where, reason: 'The first line of checkpoints.jsonl carries a consistency proof, but there is no checkpoint before it in the bundle to prove it from.' });
@@ -1405,6 +1408,22 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       if (d.in_scope !== inScope) no(`The signed export event counts ${d.in_scope} events in scope, but ${inScope} of the span are.`);
       else if (m.in_scope !== d.in_scope) no(`manifest.json says ${m.in_scope} events are in scope, but the signed export event recorded ${d.in_scope}.`);
       if (d.events_digest !== digestHex) no('The events of the bundle are not the events the signed export event recorded (events digest differs): events were dropped, swapped or added.');
+      // The files known before the record was appended are bound by their SHA-256 (FORMAT.md 7.8).
+      for (const name of Object.keys(d.files)) if (!BOUND_FILES.includes(name)) no(`The signed export event binds ${JSON.stringify(name)}, which is no file it binds.`);
+      for (const name of BOUND_FILES) {
+        const want = Object.hasOwn(d.files, name) ? d.files[name] : undefined;
+        const got = digests.get(name);
+        if (want === undefined) {
+          if (present.includes(name)) no(`${name} is in the bundle, but the signed export event binds no ${name}: it was added after the export.`);
+        } else if (got === undefined) {
+          if (!present.includes(name)) no(`The signed export event binds ${name}, which is not in the bundle.`);
+        } else if (got !== want) no(`${name} is not the file the signed export event binds (its SHA-256 differs): it was replaced after the export.`);
+      }
+      if (d.checkpoints_from === null) {
+        if (logSizes.length > 1) no('The signed export event says the ledger had no checkpoint before it, so checkpoints.jsonl must hold only checkpoint.txt, but it holds more.');
+      } else if (logSizes.length > 0 && logSizes[0] !== d.checkpoints_from) {
+        no(`checkpoints.jsonl starts at size ${logSizes[0]}, but the signed export event says it starts at size ${d.checkpoints_from}: checkpoints were cut from it.`);
+      }
     }
   }
 
@@ -1414,8 +1433,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     const problem = populationIndexProblem(index);
     if (problem !== undefined) fail({ code: 'bundle_invalid', reason: `populations/index.json is invalid: ${problem}.` });
     else {
-      if (index.span.from !== span.from || index.span.to !== span.to || index.checkpoint.size !== m.checkpoint.size || index.checkpoint.root !== m.checkpoint.root) {
-        fail({ code: 'population_mismatch', reason: "populations/index.json's span or checkpoint is not the manifest's." });
+      if (index.span.from !== span.from || index.span.to !== span.to) {
+        fail({ code: 'population_mismatch', reason: "populations/index.json's span is not the manifest's." });
       }
       if (index.populations.map((e) => e.name).join('\n') !== POPULATIONS.map((p) => p.name).join('\n')) {
         fail({ code: 'population_mismatch', reason: 'populations/index.json does not list the populations of this format, each once, in the order of docs/FORMAT.md 7.9.' });
@@ -1664,11 +1683,16 @@ function exportRecordProblem(d) {
   if (!isSpan(d.span)) return 'span is invalid';
   if (!HEX64(d.events_digest)) return 'events_digest is invalid';
   if (!isSize(d.count) || !isSize(d.in_scope)) return 'count or in_scope is not a count';
+  if (!isObject(d.files) || !Object.values(d.files).every(HEX64)) return 'files is not a map of SHA-256 digests';
+  if (d.checkpoints_from !== null && !isSize(d.checkpoints_from)) return 'checkpoints_from is not a size or null';
   return undefined;
 }
 
+/** The files whose SHA-256 the export record binds (FORMAT.md 7.8). */
+const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json'];
+
 function populationIndexProblem(x) {
-  if (!strictKeys(x, ['span', 'checkpoint', 'populations']) || !isSpan(x.span) || !isTreeHead(x.checkpoint) || !Array.isArray(x.populations)) return 'it needs span, checkpoint and populations';
+  if (!strictKeys(x, ['span', 'populations']) || !isSpan(x.span) || !Array.isArray(x.populations)) return 'it needs span and populations';
   for (const p of x.populations) {
     if (!strictKeys(p, ['name', 'title', 'query', 'predicate', 'count', 'digest']) || typeof p.name !== 'string' || typeof p.title !== 'string' || typeof p.query !== 'string')
       return 'a population entry is incomplete';

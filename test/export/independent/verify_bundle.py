@@ -869,6 +869,36 @@ MANIFEST_V2_FIELDS: dict[str, tuple[bool, Any]] = {
 }
 
 
+BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json")
+
+
+def bound_files_problem(data: dict[str, Any], files: dict[str, bytes], cp_sizes: list[int]) -> str | None:
+    """7.8: the record's files (SHA-256 of the files known before it) and checkpoints_from."""
+    bound = data.get("files")
+    if not isinstance(bound, dict) or not all(isinstance(v, str) and is_hex64(v) for v in bound.values()):
+        return "the export record's files is not a map of SHA-256 digests"
+    if "checkpoints_from" not in data or not (data["checkpoints_from"] is None or is_count(data["checkpoints_from"])):
+        return "the export record's checkpoints_from is not a size or null"
+    for name in bound:
+        if name not in BOUND_FILES:
+            return f"the export record binds {name}, which 7.8 does not bind"
+    for name in BOUND_FILES:
+        if name not in bound:
+            if name in files:
+                return f"{name} is in the bundle but the export record binds none"
+        elif name not in files:
+            return f"the export record binds {name}, which is not in the bundle"
+        elif sha256(files[name]).hex() != bound[name]:
+            return f"{name} is not the file the export record binds (SHA-256 differs)"
+    first = data["checkpoints_from"]
+    if first is None:
+        if len(cp_sizes) > 1:
+            return "the export record says the ledger had no checkpoint before it, but checkpoints.jsonl holds more than checkpoint.txt"
+    elif cp_sizes and cp_sizes[0] != first:
+        return f"checkpoints.jsonl starts at size {cp_sizes[0]}, not checkpoints_from {first}"
+    return None
+
+
 def in_scope(h: dict[str, Any], scope: dict[str, Any], found: set[str]) -> bool:
     """7.11, one event, in leaf order; `found` holds the ids found in scope so far."""
     if scope["since"] is not None and not h["ts"] >= scope["since"]:
@@ -994,6 +1024,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     lines = jsonl_lines(files.get("checkpoints.jsonl", b""), "checkpoints.jsonl", 64 * KIB, report)
     prev_cp: tuple[int, bytes] | None = None
     last_note: str | None = None
+    cp_sizes: list[int] = []  # the sizes its lines name; 7.8 binds the first
     for number, line in lines or []:
         try:
             c = strict_loads(line)
@@ -1006,6 +1037,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             report.fail("bundle_invalid", problem, file="checkpoints.jsonl")
             break
         size, root = int(c["size"]), bytes.fromhex(c["root"])
+        cp_sizes.append(size)
         try:
             note_size, note_root, _ = open_note(c["note"], keys, origin)
             if (note_size, note_root) != (size, root):
@@ -1133,6 +1165,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             problem = "the export record's events_digest is not the digest of the span's events"
         elif data.get("count") != span_to - span_from or data.get("in_scope") != count_in_scope or data.get("in_scope") != manifest["in_scope"]:
             problem = "the export record's count or in_scope differ from the recomputed span"
+        else:
+            problem = bound_files_problem(data, files, cp_sizes)
     if problem is not None:
         report.fail("export_record_mismatch", problem, leaf=export_leaf)
 
@@ -1144,12 +1178,12 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             "query": (True, lambda v: isinstance(v, str)), "predicate": (True, lambda v: isinstance(v, dict)),
             "count": (True, is_count), "digest": (True, is_hex64),
         }  # fmt: skip
-        problem = _obj(index, {"span": (True, lambda v: isinstance(v, dict)), "checkpoint": (True, lambda v: isinstance(v, dict)), "populations": (True, _array(1000, _sub(entry_fields)))}, "populations/index.json")
+        problem = _obj(index, {"span": (True, lambda v: isinstance(v, dict)), "populations": (True, _array(1000, _sub(entry_fields)))}, "populations/index.json")
         if problem is not None:
             report.fail("bundle_invalid", problem, file="populations/index.json")
         else:
-            if not jeq(index["span"], manifest["span"]) or not jeq(index["checkpoint"], manifest["checkpoint"]):
-                report.fail("population_mismatch", "populations/index.json's span or checkpoint is not manifest.json's", file="populations/index.json")
+            if not jeq(index["span"], manifest["span"]):
+                report.fail("population_mismatch", "populations/index.json's span is not manifest.json's", file="populations/index.json")
             entries = index["populations"]
             if [e["name"] for e in entries] != [p[0] for p in POPULATIONS]:
                 report.fail("population_mismatch", "populations/index.json does not list the seven populations in order", file="populations/index.json")
