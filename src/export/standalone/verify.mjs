@@ -605,7 +605,7 @@ const ARTIFACT_EXTENSIONS = {
   'image/jpeg': 'jpg',
   'image/webp': 'webp',
   'image/gif': 'gif',
-  'image/svg+xml': 'svg',
+  'image/svg+xml': 'svg.txt',
   'video/mp4': 'mp4',
   'video/webm': 'webm',
   'audio/wav': 'wav',

@@ -827,7 +827,7 @@ POPULATIONS = [
 SYSTEM_STREAMS = {"witness.approvals", "witness.gateway", "witness.evidence", "witness.audit-access", "witness.keys"}
 
 MIME_EXT = {
-    "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/svg+xml": "svg",
+    "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/svg+xml": "svg.txt",
     "video/mp4": "mp4", "video/webm": "webm", "audio/wav": "wav", "audio/x-wav": "wav", "text/vtt": "vtt",
     "text/plain": "txt", "text/html": "html.txt", "text/csv": "csv", "application/json": "json", "application/pdf": "pdf",
 }  # fmt: skip
