@@ -79,7 +79,10 @@ export const STANDALONE_VERIFIER = fileURLToPath(new URL('./standalone/verify.mj
  */
 export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (out === '-') {
-    throw new WitnessError('invalid_argument', 'A bundle is a directory or a zip file, so it cannot go to stdout (-o -); give a path such as -o evidence.zip (only --format ocsf or jsonl can write to stdout).');
+    throw new WitnessError(
+      'invalid_argument',
+      'A bundle is a directory or a zip file, so it cannot go to stdout (-o -); give a path such as -o evidence.zip (only --format ocsf or jsonl can write to stdout).',
+    );
   }
   const parsed = BundleScope.safeParse(scopeIn);
   if (!parsed.success)
