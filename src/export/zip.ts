@@ -23,16 +23,23 @@ import { WitnessError } from '../core/index.js';
 const LOCAL = 0x04034b50;
 const END = 0x06054b50;
 
-/** The first bytes of a zip archive (a local header, or the end record of an empty one). */
+/**
+ * A regular file that is meant as a zip archive: its first bytes are a local header or the end
+ * record of an empty one, it ends with an end record, or its name ends in `.zip`. Data prepended
+ * to an archive does not make it something else: it is read as a zip and refused (extractZip).
+ */
 export function looksLikeZip(file: string): boolean {
   let fd: number | undefined;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    if (!fs.fstatSync(fd).isFile()) return false;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return false;
+    if (file.toLowerCase().endsWith('.zip')) return true;
     const b = Buffer.alloc(4);
     if (fs.readSync(fd, b, 0, 4, 0) < 4) return false;
     const sig = b.readUInt32LE(0);
-    return sig === LOCAL || sig === END;
+    if (sig === LOCAL || sig === END) return true;
+    return st.size >= 22 && fs.readSync(fd, b, 0, 4, st.size - 22) === 4 && b.readUInt32LE(0) === END;
   } catch {
     return false;
   } finally {
@@ -149,6 +156,83 @@ const S_IFLNK = 0o120000;
 /** Refusal of the archive, with the sentence a verification failure gives. */
 class Refused extends Error {}
 
+/** Where an entry lies in the archive, from its central record. */
+interface LaidOut {
+  name: string;
+  offset: number;
+  flags: number;
+  crc: number;
+  csize: number;
+  usize: number;
+}
+
+function readAt(fd: number, pos: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  const n = len === 0 ? 0 : fs.readSync(fd, b, 0, len, pos);
+  if (n !== len) throw new Refused('the zip is cut off');
+  return b;
+}
+
+/** The central directory's offset, from the end record (or its ZIP64 record); undefined when the file does not end with an end record without comment. */
+function centralOffset(fd: number, size: number): number | undefined {
+  if (size < 22) return undefined;
+  const end = readAt(fd, size - 22, 22);
+  if (end.readUInt32LE(0) !== END || end.readUInt16LE(20) !== 0) return undefined;
+  const offset = end.readUInt32LE(16);
+  if (offset !== 0xffffffff) return offset;
+  if (size < 42) return undefined;
+  const locator = readAt(fd, size - 42, 20);
+  if (locator.readUInt32LE(0) !== 0x07064b50) return undefined;
+  const record = readAt(fd, Number(locator.readBigUInt64LE(8)), 56);
+  if (record.readUInt32LE(0) !== 0x06064b50) return undefined;
+  return Number(record.readBigUInt64LE(48));
+}
+
+/**
+ * Why the archive's layout is refused, or undefined: the entries (directories included) must fill it
+ * from byte 0 to the central directory with nothing before, between or after them, each local header
+ * naming its entry as the central one does. The exporter never writes anything else, and those bytes
+ * are where a second archive, read by another tool, hides (docs/FORMAT.md 7.1).
+ */
+function layoutProblem(fd: number, base: string, layout: LaidOut[]): string | undefined {
+  const size = fs.fstatSync(fd).size;
+  const cd = centralOffset(fd, size);
+  if (cd === undefined) return `${base} has data after its end record, which an evidence bundle never has`;
+  layout.sort((a, b) => a.offset - b.offset);
+  let at = 0;
+  for (const [i, e] of layout.entries()) {
+    if (e.offset !== at)
+      return at === 0
+        ? `${base} has data before its first entry, which an evidence bundle never has`
+        : `${base} has data between its entries (before ${JSON.stringify(e.name)}), which an evidence bundle never has`;
+    const lh = readAt(fd, e.offset, 30);
+    if (lh.readUInt32LE(0) !== LOCAL) return `${base} holds ${JSON.stringify(e.name)} without its local header`;
+    const nameLen = lh.readUInt16LE(26);
+    if (!readAt(fd, e.offset + 30, nameLen).equals(Buffer.from(e.name, 'utf8')))
+      return `${base} holds ${JSON.stringify(e.name)} under another name in its local header, so two readers would see two bundles`;
+    const data = e.offset + 30 + nameLen + lh.readUInt16LE(28);
+    const next = i + 1 < layout.length ? layout[i + 1]!.offset : cd;
+    at = data + e.csize;
+    if (at > next) return `${base} holds ${JSON.stringify(e.name)} overlapping the next entry`;
+    if ((e.flags & 0x08) !== 0) {
+      const d = descriptorLength(readAt(fd, at, Math.min(24, next - at)), e);
+      if (d === undefined) return `${base} holds ${JSON.stringify(e.name)} with a data descriptor that does not match its central record`;
+      at += d;
+    }
+  }
+  if (at !== cd) return `${base} has data between its last entry and its central directory, which an evidence bundle never has`;
+  return undefined;
+}
+
+/** The length of a data descriptor (with or without its signature, 32- or 64-bit sizes) that matches `e`; undefined when none does. */
+function descriptorLength(b: Buffer, e: LaidOut): number | undefined {
+  const signed = b.length >= 4 && b.readUInt32LE(0) === 0x08074b50 ? 4 : 0;
+  if (b.length >= signed + 4 && b.readUInt32LE(signed) !== e.crc >>> 0) return undefined;
+  if (b.length >= signed + 20 && Number(b.readBigUInt64LE(signed + 4)) === e.csize && Number(b.readBigUInt64LE(signed + 12)) === e.usize) return signed + 20;
+  if (b.length >= signed + 12 && b.readUInt32LE(signed + 4) === e.csize && b.readUInt32LE(signed + 8) === e.usize) return signed + 12;
+  return undefined;
+}
+
 /**
  * Extracts a zip bundle into `destDir` (an empty directory) one entry at a time, streamed, so
  * memory stays bounded whatever the sizes. Resolves to why the archive is refused, in words for a
@@ -178,6 +262,9 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
   }
   const closed = new Promise<void>((resolve) => zip.once('close', () => resolve()));
   try {
+    // One archive, one reading: a comment could hold a second central directory another reader follows.
+    if (zip.comment !== '') return `${base} carries an archive comment, which an evidence bundle never has (it could hide a second bundle)`;
+    const layout: LaidOut[] = [];
     const seen = new Set<string>();
     let unpacked = 0;
     for await (const entry of zip.eachEntry()) {
@@ -185,6 +272,7 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       const shown = JSON.stringify(name);
       if (seen.has(name)) return `${base} holds ${shown} more than once, so which one counts is ambiguous`;
       seen.add(name);
+      layout.push({ name, offset: entry.relativeOffsetOfLocalHeader, flags: entry.generalPurposeBitFlag, crc: entry.crc32, csize: entry.compressedSize, usize: entry.uncompressedSize });
       // Made on Unix (high byte 3): the high 16 bits of the external attributes are the file mode,
       // and a symbolic link's "content" is its target; extracting it as a file would be harmless,
       // but a bundle never holds one, so the archive is not one Witness wrote.
@@ -227,7 +315,7 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       }
       if (crc >>> 0 !== entry.crc32) return `${base} holds ${shown} whose bytes do not match its CRC-32: the archive is damaged`;
     }
-    return undefined;
+    return layoutProblem(fd, base, layout);
   } catch (e) {
     if (e instanceof Refused) return e.message;
     // yauzl's own refusals: a `..` or absolute name, a damaged central directory or local header.

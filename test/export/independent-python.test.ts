@@ -109,12 +109,20 @@ interface ZipEntry {
   data: Buffer;
   symlink?: boolean;
 }
-function zip(entries: ZipEntry[]): Buffer {
-  const parts: Buffer[] = [];
+/** What a hostile zip adds: an archive comment, bytes before the first entry or after one, a local header name unlike the central one. */
+interface ZipOddities {
+  comment?: Buffer;
+  prefix?: Buffer;
+  gapAfter?: { index: number; bytes: Buffer };
+  localName?: { index: number; name: string };
+}
+function zip(entries: ZipEntry[], odd: ZipOddities = {}): Buffer {
+  const parts: Buffer[] = odd.prefix === undefined ? [] : [odd.prefix];
   const central: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
+  let offset = odd.prefix?.length ?? 0;
+  for (const [index, e] of entries.entries()) {
     const name = Buffer.from(e.name, 'utf8');
+    const localName = odd.localName?.index === index ? Buffer.from(odd.localName.name, 'utf8') : name;
     const crc = zlib.crc32(e.data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
@@ -124,7 +132,7 @@ function zip(entries: ZipEntry[]): Buffer {
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(e.data.length, 18);
     local.writeUInt32LE(e.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(localName.length, 26);
     const cd = Buffer.alloc(46);
     cd.writeUInt32LE(0x02014b50, 0);
     cd.writeUInt16LE((3 << 8) | 20, 4);
@@ -136,9 +144,13 @@ function zip(entries: ZipEntry[]): Buffer {
     cd.writeUInt16LE(name.length, 28);
     cd.writeUInt32LE((((e.symlink === true ? 0o120777 : 0o100644) << 16) >>> 0) as number, 38);
     cd.writeUInt32LE(offset, 42);
-    parts.push(local, name, e.data);
+    parts.push(local, localName, e.data);
     central.push(cd, name);
-    offset += 30 + name.length + e.data.length;
+    offset += 30 + localName.length + e.data.length;
+    if (odd.gapAfter?.index === index) {
+      parts.push(odd.gapAfter.bytes);
+      offset += odd.gapAfter.bytes.length;
+    }
   }
   const cdBuf = Buffer.concat(central);
   const end = Buffer.alloc(22);
@@ -147,7 +159,8 @@ function zip(entries: ZipEntry[]): Buffer {
   end.writeUInt16LE(entries.length, 10);
   end.writeUInt32LE(cdBuf.length, 12);
   end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...parts, cdBuf, end]);
+  end.writeUInt16LE(odd.comment?.length ?? 0, 20);
+  return Buffer.concat([...parts, cdBuf, end, odd.comment ?? Buffer.alloc(0)]);
 }
 
 // ------------------------------------------------------------------ the ledger and its bundles
@@ -667,6 +680,27 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
       f.set('checkpoints.jsonl', unlines([JSON.stringify(last)]));
     });
     expect(await threeVerdicts(b)).toEqual(agree(['export_record_mismatch']));
+  });
+
+  it('refuse as one bundle_invalid a zip with an archive comment (room for a second bundle), data before the first entry or between entries, a local name unlike the central one, or artifacts/ twice', async () => {
+    const entries = [...genuine].map(([name, data]) => ({ name, data }));
+    const honest = path.join(dir, 'honest-odd.zip');
+    fs.writeFileSync(honest, zip(entries));
+    expect(await threeVerdicts(honest)).toEqual(agree([]));
+    const readme = entries.findIndex((e) => e.name === 'README.txt');
+    const hostile: Array<[string, Buffer]> = [
+      ['comment', zip(entries, { comment: Buffer.from('a second central directory could hide here') })],
+      ['prefix', zip(entries, { prefix: Buffer.from('#!/bin/sh\necho PASS\n') })],
+      ['gap', zip(entries, { gapAfter: { index: 0, bytes: Buffer.from('hidden bytes') } })],
+      ['local-name', zip(entries, { localName: { index: readme, name: 'READMX.txt' } })],
+      ['dir-twice', zip([{ name: 'artifacts/', data: Buffer.alloc(0) }, ...entries, { name: 'artifacts/', data: Buffer.alloc(0) }])],
+    ];
+    for (const [label, bytes] of hostile) {
+      const file = path.join(dir, `odd-${label}.zip`);
+      fs.writeFileSync(file, bytes);
+      expect(await threeVerdicts(file), label).toEqual(agree(['bundle_invalid']));
+      expect((await python(file)).report.failures, label).toHaveLength(1);
+    }
   });
 
   it("pass the demo's own bundle, whose report.html the manifest lists", async () => {

@@ -752,6 +752,9 @@ class ZipSource {
       }
     }
     if (at < 0) throw new Refusal('the file is not a zip archive (no end of central directory)');
+    // One archive, one reading: a comment after the end record could hold a second central
+    // directory that another reader follows; the exporter never writes one (FORMAT.md 7.1).
+    if (buf.readUInt16LE(at + 20) !== 0) throw new Refusal('the zip carries an archive comment, which an evidence bundle never has (it could hide a second bundle)');
     const eocd = this.size - tail + at;
     const count = buf.readUInt16LE(at + 10);
     const cdSize = buf.readUInt32LE(at + 12);
@@ -763,6 +766,9 @@ class ZipSource {
     if (cdOffset + cdSize !== eocd || count > LIMITS.zipEntries) throw new Refusal('the zip central directory is damaged');
     const cd = this.read(cdOffset, cdSize);
     const list = [];
+    /** Every entry, directories included: together they must fill the archive up to the central directory. */
+    const layout = [];
+    const seenDirs = new Set();
     let p = 0;
     let total = 0;
     for (let n = 0; n < count; n++) {
@@ -788,8 +794,12 @@ class ZipSource {
       }
       if (madeBy >>> 8 === 3 && ((attrs >>> 16) & 0o170000) === 0o120000) throw new Refusal(`the zip entry ${name} is a symbolic link`);
       if (flags & 0x41) throw new Refusal(`the zip entry ${name} is encrypted`);
-      if (this.entries.has(name)) throw new Refusal(`the zip holds ${name} twice`);
-      if (name === 'artifacts/' || name === 'populations/') continue;
+      if (this.entries.has(name) || seenDirs.has(name)) throw new Refusal(`the zip holds ${name} twice`);
+      if (name === 'artifacts/' || name === 'populations/') {
+        seenDirs.add(name);
+        layout.push({ name, flags, crc, csize, usize, offset });
+        continue;
+      }
       const cap = capOfName(name);
       if (cap === undefined) throw new Refusal(`the zip holds ${JSON.stringify(name)}, which no evidence bundle has`);
       if (method !== 0 && method !== 8) throw new Refusal(`the zip entry ${name} uses compression method ${method}; only stored and deflate are read`);
@@ -798,24 +808,46 @@ class ZipSource {
       if (usize > 1024 * 1024 && usize > 200 * csize) throw new Refusal(`the zip entry ${name} unpacks to ${usize} bytes from ${csize}, more than 200 times its size: a compression bomb`);
       total += usize;
       if (total > LIMITS.zipTotalBytes) throw new Refusal('the zip declares more content than any evidence bundle holds');
-      const e = { name, method, crc, csize, usize, offset };
+      const e = { name, method, flags, crc, csize, usize, offset };
       this.entries.set(name, e);
       list.push(e);
+      layout.push(e);
     }
     // Entries must not overlap: each one's data ends before the next one starts (a classic bomb
     // reuses one compressed stream for many entries).
-    list.sort((a, b) => a.offset - b.offset);
-    for (let i = 0; i < list.length; i++) {
-      const e = list[i];
+    // No bytes before the first entry, between entries or before the central directory: the
+    // exporter never writes any, and they are where a second archive hides (FORMAT.md 7.1).
+    layout.sort((a, b) => a.offset - b.offset);
+    let at0 = 0;
+    for (let i = 0; i < layout.length; i++) {
+      const e = layout[i];
+      if (e.offset !== at0)
+        throw new Refusal(
+          at0 === 0 ? 'the zip has data before its first entry, which an evidence bundle never has' : `the zip has data between its entries (before ${e.name}), which an evidence bundle never has`,
+        );
       if (e.offset + 30 > cdOffset) throw new Refusal(`the zip entry ${e.name} lies outside the archive`);
       const lh = this.read(e.offset, 30);
       if (lh.readUInt32LE(0) !== 0x04034b50) throw new Refusal(`the zip entry ${e.name} has no local header`);
       const nameLen = lh.readUInt16LE(26);
       e.data = e.offset + 30 + nameLen + lh.readUInt16LE(28);
       if (this.read(e.offset + 30, nameLen).toString('latin1') !== e.name) throw new Refusal(`the zip entry ${e.name} has another name in its local header`);
-      const end = i + 1 < list.length ? list[i + 1].offset : cdOffset;
+      const end = i + 1 < layout.length ? layout[i + 1].offset : cdOffset;
       if (e.data + e.csize > end) throw new Refusal(`the zip entry ${e.name} overlaps the next one`);
+      at0 = e.data + e.csize + this.descriptorLength(e, end);
     }
+    if (at0 !== cdOffset) throw new Refusal('the zip has data between its last entry and its central directory, which an evidence bundle never has');
+  }
+
+  /** The length of the data descriptor after entry `e`'s data (flag bit 3), checked against its central record; 0 without one. */
+  descriptorLength(e, end) {
+    if ((e.flags & 0x08) === 0) return 0;
+    const at = e.data + e.csize;
+    const b = this.read(at, Math.min(16, end - at));
+    const signed = b.length >= 4 && b.readUInt32LE(0) === 0x08074b50 ? 4 : 0;
+    if (b.length < signed + 12 || b.readUInt32LE(signed) !== e.crc || b.readUInt32LE(signed + 4) !== e.csize || b.readUInt32LE(signed + 8) !== e.usize) {
+      throw new Refusal(`the zip entry ${e.name} has a data descriptor that does not match its central record`);
+    }
+    return signed + 12;
   }
 
   open(name, cap) {
@@ -1713,14 +1745,19 @@ export function openSource(target) {
     throw new Unreadable(`${target} does not exist; pass an evidence bundle directory or zip`);
   }
   if (st.isDirectory()) return new DirectorySource(target);
+  // A zip is a file that starts with a zip header, ends with an end record or is named *.zip: data
+  // prepended to an archive does not make it something else, it is read as a zip and refused.
   const head = Buffer.alloc(4);
+  const tail = Buffer.alloc(4);
   const fd = fs.openSync(target, 'r');
   try {
     fs.readSync(fd, head, 0, 4, 0);
+    if (st.size >= 22) fs.readSync(fd, tail, 0, 4, st.size - 22);
   } finally {
     fs.closeSync(fd);
   }
-  if (head.readUInt32LE(0) !== 0x04034b50 && head.readUInt32LE(0) !== 0x06054b50) throw new Unreadable(`${target} is neither a directory nor a zip; pass an evidence bundle`);
+  const zipped = target.toLowerCase().endsWith('.zip') || [0x04034b50, 0x06054b50].includes(head.readUInt32LE(0)) || tail.readUInt32LE(0) === 0x06054b50;
+  if (!zipped) throw new Unreadable(`${target} is neither a directory nor a zip; pass an evidence bundle`);
   return new ZipSource(target);
 }
 

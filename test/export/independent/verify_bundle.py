@@ -22,8 +22,10 @@ import math
 import os
 import re
 import stat
+import struct
 import sys
 import zipfile
+import zlib
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -565,39 +567,88 @@ def read_zip(path: str) -> dict[str, bytes]:
     except (zipfile.BadZipFile, OSError) as e:
         raise BundleRefused(f"{path} is not a readable zip ({e})") from None
     with zf:
-        seen: set[str] = set()
-        total = 0
-        for info in zf.infolist():
-            name = info.filename
-            if name in seen:
-                raise BundleRefused(f"the zip holds {name!r} twice")
-            seen.add(name)
-            if name.startswith("/") or "\\" in name or re.match(r"^[A-Za-z]:", name):
-                raise BundleRefused(f"the zip entry {name!r} is an absolute path")
-            if ".." in name.split("/"):
-                raise BundleRefused(f"the zip entry {name!r} has a '..' segment")
-            if stat.S_IFMT(info.external_attr >> 16) == stat.S_IFLNK:
-                raise BundleRefused(f"the zip entry {name!r} is a symbolic link")
-            if info.flag_bits & 0x1:
-                raise BundleRefused(f"the zip entry {name!r} is encrypted")
-            if name.endswith("/"):
-                if name not in ZIP_DIRS:
-                    raise BundleRefused(f"the zip holds a directory {name!r} no bundle has")
-                continue
-            if not v2_name(name) and V1_NAMES.fullmatch(name) is None:
-                raise BundleRefused(f"the zip holds {name!r}, a name no bundle has")
-            if info.file_size > cap_of(name):
-                raise BundleRefused(f"{name} is over its cap of {cap_of(name)} bytes")
-            if info.file_size > MIB and info.file_size > 200 * max(info.compress_size, 1):
-                raise BundleRefused(f"{name} unpacks to over 200 times its size (a compression bomb)")
-            total += info.file_size
-            if total > 64 * GIB:
-                raise BundleRefused("the zip's entries together are over 64 GiB")
-            with zf.open(info) as f:
-                data = f.read(cap_of(name) + 1)
-            if len(data) > cap_of(name) or len(data) != info.file_size:
-                raise BundleRefused(f"{name} does not unpack to its declared size within its cap")
-            files[name] = data
+        zip_layout(path, zf)
+        try:
+            return read_entries(zf, files)
+        except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as e:
+            raise BundleRefused(f"{path} is not a readable zip ({e})") from None
+
+
+def zip_layout(path: str, zf: zipfile.ZipFile) -> None:
+    """7.1: no archive comment; the entries fill the file from byte 0 to the central directory, with
+    nothing before, between or after them, each local header naming its entry as the central one."""
+    if zf.comment != b"":
+        raise BundleRefused("the zip carries an archive comment, which an evidence bundle never has")
+    size = os.path.getsize(path)
+    infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    with open(path, "rb") as f:
+        f.seek(max(size - 22, 0))
+        end = f.read(22)
+        if len(end) != 22 or end[:4] != b"PK\x05\x06" or struct.unpack_from("<H", end, 20)[0] != 0:
+            raise BundleRefused("the zip has data after its end record")
+        at = 0
+        for n, info in enumerate(infos):
+            if info.header_offset != at:
+                raise BundleRefused("the zip has data before its first entry" if at == 0 else f"the zip has data between its entries (before {info.filename!r})")
+            f.seek(at)
+            lh = f.read(30)
+            if len(lh) != 30 or lh[:4] != b"PK\x03\x04":
+                raise BundleRefused(f"the zip entry {info.filename!r} has no local header")
+            name_len, extra_len = struct.unpack_from("<HH", lh, 26)
+            raw = f.read(name_len)
+            central = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+            if raw != central:
+                raise BundleRefused(f"the zip entry {info.filename!r} has another name in its local header")
+            at += 30 + name_len + extra_len + info.compress_size
+            if info.flag_bits & 0x8:
+                f.seek(at)
+                d = f.read(24)
+                signed = 4 if d[:4] == b"PK\x07\x08" else 0
+                if len(d) >= signed + 12 and struct.unpack_from("<III", d, signed) == (info.CRC, info.compress_size, info.file_size):
+                    at += signed + 12
+                elif len(d) >= signed + 20 and struct.unpack_from("<IQQ", d, signed) == (info.CRC, info.compress_size, info.file_size):
+                    at += signed + 20
+                else:
+                    raise BundleRefused(f"the zip entry {info.filename!r} has a data descriptor unlike its central record")
+        if at != zf.start_dir:
+            raise BundleRefused("the zip has data between its last entry and its central directory")
+
+
+def read_entries(zf: zipfile.ZipFile, files: dict[str, bytes]) -> dict[str, bytes]:
+    """7.1: only bundle names, each once; no absolute path, '..', symlink, encryption; caps; no bombs."""
+    seen: set[str] = set()
+    total = 0
+    for info in zf.infolist():
+        name = info.filename
+        if name in seen:
+            raise BundleRefused(f"the zip holds {name!r} twice")
+        seen.add(name)
+        if name.startswith("/") or "\\" in name or re.match(r"^[A-Za-z]:", name):
+            raise BundleRefused(f"the zip entry {name!r} is an absolute path")
+        if ".." in name.split("/"):
+            raise BundleRefused(f"the zip entry {name!r} has a '..' segment")
+        if stat.S_IFMT(info.external_attr >> 16) == stat.S_IFLNK:
+            raise BundleRefused(f"the zip entry {name!r} is a symbolic link")
+        if info.flag_bits & 0x1:
+            raise BundleRefused(f"the zip entry {name!r} is encrypted")
+        if name.endswith("/"):
+            if name not in ZIP_DIRS:
+                raise BundleRefused(f"the zip holds a directory {name!r} no bundle has")
+            continue
+        if not v2_name(name) and V1_NAMES.fullmatch(name) is None:
+            raise BundleRefused(f"the zip holds {name!r}, a name no bundle has")
+        if info.file_size > cap_of(name):
+            raise BundleRefused(f"{name} is over its cap of {cap_of(name)} bytes")
+        if info.file_size > MIB and info.file_size > 200 * max(info.compress_size, 1):
+            raise BundleRefused(f"{name} unpacks to over 200 times its size (a compression bomb)")
+        total += info.file_size
+        if total > 64 * GIB:
+            raise BundleRefused("the zip's entries together are over 64 GiB")
+        with zf.open(info) as f:
+            data = f.read(cap_of(name) + 1)
+        if len(data) > cap_of(name) or len(data) != info.file_size:
+            raise BundleRefused(f"{name} does not unpack to its declared size within its cap")
+        files[name] = data
     return files
 
 
