@@ -21,7 +21,7 @@ import {
 import { BUNDLE_FORMAT } from './bundle.js';
 import { extractZip, looksLikeZip } from './zip.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
-import { BUNDLE_LIMITS, ProofReader, capOfName, lenientPosition } from './bundle-checks.js';
+import { BUNDLE_LIMITS, LeafRanges, ProofReader, capOfName, lenientPosition } from './bundle-checks.js';
 import { BUNDLE_VERSION_V2 } from './bundle-format.js';
 import { verifyDirectoryV2, type BundleVerifyReport } from './verify-bundle-v2.js';
 
@@ -206,6 +206,8 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
   const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
   if (!('fd' in eventsFile)) return bad(`${unreadable('events.jsonl', eventsFile, BUNDLE_LIMITS.fileBytes)!}.`);
   const withheld = manifest['withheld'] === true;
+  /** Leaves whose event carries no payload: a format-1 verdict names them all. */
+  const without = new LeafRanges();
   const chain = new ChainChecker(origin, fail, (w) => warnings.push(w), false, withheld);
   let count = 0;
   let last: { kind: string; seq: number; leaf: number } | undefined;
@@ -256,6 +258,19 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
         fail({ code: 'bundle_invalid', stream, seq, leaf: leaf as number, reason: `An event of stream ${stream} is in the bundle of session ${session}: it was moved here.` });
       }
       count++;
+      if (data === null || data === undefined) without.add(leaf as number, withheld ? 'withheld' : 'missing');
+      else if (withheld) {
+        // Format 1 declares withholding only in the unsigned manifest: nothing signed says which
+        // events may carry a payload, so a bundle that declares it must carry none at all (a
+        // format-2 bundle re-labelled as format 1 would otherwise show payloads its mode withholds).
+        fail({
+          code: 'payload_unexpected',
+          stream,
+          seq,
+          leaf: leaf as number,
+          reason: 'The event carries its payload, but manifest.json declares the payloads withheld: a format-1 bundle that withholds must carry none.',
+        });
+      }
       let headerText: string;
       let dataText: string | null;
       try {
@@ -347,6 +362,12 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
     }
   }
   if (withheld) warnings.push('Payloads and artifacts were withheld from this bundle: headers, digests and the signed tree were verified, not the content.');
+  if (without.count > 0) {
+    const leaves = without.ranges.map((r) => (r.to - r.from === 1 ? `${r.from}` : `${r.from}–${r.to - 1}`)).join(', ');
+    warnings.push(
+      `${without.count} event(s) carry no payload (${withheld ? 'declared withheld' : 'stripped'}): leaves ${leaves}. A bundle of format 1 declares withholding only in the unsigned manifest.json, not in anything signed; format 2 binds it in the signed export record.`,
+    );
+  }
   if (options.requirePayloads === true && chain.payloadsAbsent > 0) {
     fail({
       code: 'payload_missing',

@@ -703,6 +703,30 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
     }
   });
 
+  it('fail a format-1 bundle declaring withheld whose events still carry payloads (payload_unexpected), and say that format 1 declares withholding only in the unsigned manifest', async () => {
+    const tamper = path.join(REPO_ROOT, 'test', 'fixtures', 'tamper');
+    const withheld = readTree(path.join(tamper, 'withheld'));
+    const original = readTree(path.join(tamper, 'original'));
+    const genuineV1 = writeTree(path.join(dir, 'v1-withheld'), withheld);
+    const w = await runBin(['verify', genuineV1, '--json', '--trusted-key', fs.readFileSync(path.join(tamper, 'trusted.pub'), 'utf8').trim()]);
+    const verdict = JSON.parse(w.stdout) as WitnessReport & { warnings: string[] };
+    expect(verdict.ok).toBe(true);
+    expect(verdict.warnings.join(' ')).toMatch(/leaves 0, 2–3, 5–6, 8\. A bundle of format 1 declares withholding only in the unsigned manifest\.json/);
+    // A v2 bundle's payloads pasted back into a v1 manifest that still says withheld: nothing signed says which events may carry one.
+    const b = tampered(
+      (f) => {
+        const l = lines(f.get('events.jsonl')!);
+        l[1] = lines(original.get('events.jsonl')!)[1]!;
+        f.set('events.jsonl', unlines(l));
+      },
+      { from: withheld },
+    );
+    expect(codes(await witness(b))).toEqual(['payload_unexpected']);
+    expect(codes((await python(b)).report)).toEqual(['payload_unexpected']);
+    expect((await witness(genuineV1, ['--require-payloads'])).ok).toBe(false);
+    expect((await python(genuineV1, ['--require-payloads'])).report.verdict).toBe('FAIL');
+  });
+
   it("pass the demo's own bundle, whose report.html the manifest lists", async () => {
     const demo = path.join(dir, 'demo');
     const bundle = path.join(

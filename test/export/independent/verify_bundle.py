@@ -1339,6 +1339,9 @@ def verify_v1(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             report.without_payload.append({"leaf": r.leaf, "why": "withheld by export mode" if withheld else "stripped"})
             if not withheld:
                 report.fail("payload_missing", "an absent payload in a bundle that withholds none", stream=r.header["stream"], seq=r.header["seq"], leaf=r.leaf)
+        elif r.header is not None and withheld:
+            # Format 1 declares withholding only in the unsigned manifest: one that declares it carries no payload at all.
+            report.fail("payload_unexpected", "a payload in a format-1 bundle whose manifest declares the payloads withheld", stream=r.header["stream"], seq=r.header["seq"], leaf=r.leaf)
         chains.add(r)
         check_inclusion(r, proofs.get(int(obj["leaf"])), cp_size, cp_root, report)
         if r.header is not None:
