@@ -491,6 +491,30 @@ export const PAYLOADS = {
     operation: z.enum(['query', 'export', 'view', 'verify']),
     scope: z.unknown().optional(),
     count: z.number().int().nonnegative().optional(),
+    /**
+     * An export's record (src/export ExportRecord, docs/FORMAT.md 7.8): what was handed out and in
+     * what form — `witness-evidence/2`, `ocsf/<version>`, `jsonl`, `report/<pdf|html>` — the mode,
+     * the leaf span, the digest of the span's event hashes, the in-scope count, the bound file
+     * digests and where the first checkpoint line starts, the checkpoint it rests on, where it was
+     * written and whether a streamed export completed. Declared wide: the export module validates
+     * its own record strictly.
+     */
+    format: text.optional(),
+    mode: text.optional(),
+    span: z.unknown().optional(),
+    events_digest: text.optional(),
+    in_scope: z.number().int().nonnegative().optional(),
+    files: z.unknown().optional(),
+    checkpoints_from: z.unknown().optional(),
+    checkpoint: z.unknown().optional(),
+    output: text.optional(),
+    file: text.optional(),
+    complete: z.boolean().optional(),
+    /** A read through `witness serve` (src/server access.ts): the caller's role and key, where from, and a refusal's answer. */
+    role: text.optional(),
+    key_id: text.optional(),
+    from: text.optional(),
+    refusal: z.unknown().optional(),
   }),
   alert: loose({ severity: z.enum(['info', 'warning', 'critical']), message: z.string(), code: label.optional() }),
   'key.rotated': loose({ old_key: label, new_key: label, reason: label.optional() }),
