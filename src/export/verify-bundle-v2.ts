@@ -29,6 +29,9 @@ import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type Scoped
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
 const EXPORT_STREAM = 'witness.audit-access';
 
+/** Said by every verdict on a bundle holding report.html (verify.mjs and the Python verifier say the same). */
+export const REPORT_HTML_NOTE = 'report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.';
+
 /** What a format-2 verdict rests on and covers, beyond VerifyReport's counts. */
 export interface BundleVerdict {
   version: 2;
@@ -110,6 +113,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       warnings,
       ...(bundle === undefined ? {} : { bundle }),
     };
+    if (checkpoints === 0 && r.events === 0) r.trust = { ...r.trust, statement: 'Nothing was relied on: the bundle was refused before any signature or hash chain was checked.' };
     if (sorted[0] !== undefined) r.first = sorted[0];
     return r;
   };
@@ -510,6 +514,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
     }
   }
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
+  // report.html shows the export event and the final checkpoint, so the record cannot bind it (docs/FORMAT.md 7.2).
+  if (present.includes('report.html')) warnings.unshift(REPORT_HTML_NOTE);
 
   return report(
     {

@@ -25,6 +25,9 @@ import { BUNDLE_LIMITS, LeafRanges, ProofReader, capOfName, lenientPosition } fr
 import { BUNDLE_VERSION_V2 } from './bundle-format.js';
 import { verifyDirectoryV2, type BundleVerifyReport } from './verify-bundle-v2.js';
 
+/** The trust statement of a verdict that checked no checkpoint and no event (a refused or unreadable bundle). */
+export const NOTHING_RELIED_ON = 'Nothing was relied on: the bundle was refused before any signature or hash chain was checked.';
+
 export interface VerifyBundleOptions {
   /** Verifier keys the auditor trusts; without them the keys shipped in the bundle are used (and the report says so). */
   trustedKeys?: string[];
@@ -117,6 +120,8 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
       warnings,
     };
     r.ok = sorted.length === 0 && !r.unverifiable;
+    // No checkpoint and no event checked: a refused bundle relied on nothing, not on "the hash chains".
+    if (checkpoints === 0 && r.events === 0) r.trust = { ...r.trust, statement: NOTHING_RELIED_ON };
     if (sorted[0] !== undefined) r.first = sorted[0];
     return r;
   };

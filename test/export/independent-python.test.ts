@@ -727,6 +727,42 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
     expect((await python(genuineV1, ['--require-payloads'])).report.verdict).toBe('FAIL');
   });
 
+  it('print the same span and scope lines as witness verify, say "intact, but signed only by keys carried inside the bundle" without a pinned key, that report.html is a reading aid, and survive a closed pipe', async () => {
+    const demo = path.join(dir, 'demo');
+    const bundle = path.join(
+      demo,
+      fs.readdirSync(demo).find((n) => n.startsWith('evidence-'))!,
+    );
+    const mjs = path.join(REPO_ROOT, 'dist', 'export', 'standalone', 'verify.mjs');
+    const texts = {
+      witness: (await runBin(['verify', bundle])).stdout,
+      standalone: (await run(process.execPath, [mjs, bundle])).stdout,
+      python: (await run(PY, [VERIFIER, bundle])).stdout,
+    };
+    const pick = (t: string, tag: string) => t.split('\n').find((l) => l.startsWith(`  ${tag}:`));
+    const span = pick(texts.witness, 'span');
+    const scope = pick(texts.witness, 'scope');
+    expect(span).toMatch(/^ {2}span: {2}leaves \d+–\d+ \(\d+ events\), \d+ in scope; mode full; export event at leaf \d+$/);
+    expect(scope).toMatch(/^ {2}scope: sessions /);
+    for (const [who, text] of Object.entries(texts)) {
+      expect(pick(text, 'span'), who).toBe(span);
+      expect(pick(text, 'scope'), who).toBe(scope);
+      expect(text, who).toMatch(/intact, but signed only by keys carried inside the bundle — pin the key from your own record \(--trusted-key\)/);
+      expect(text, who).toContain('report.html is a reading aid not covered by the signature; its facts are checked here from the signed events');
+    }
+    const pinned = (await runBin(['verify', bundle, '--trusted-key', vkey])).stdout;
+    expect(pinned).toMatch(/✔ .* is intact: /);
+    // A refused zip relied on nothing: no verdict may say its hash chains were.
+    const refused = path.join(dir, 'odd-comment.zip');
+    for (const text of [(await runBin(['verify', refused])).stdout, (await run(process.execPath, [mjs, refused])).stdout]) expect(text).not.toMatch(/hash chains were/);
+    // `| head -1` closes the pipe after the first line: a passing bundle still exits 0.
+    const piped = await run('/bin/sh', ['-c', `${PY} ${VERIFIER} ${bundle} | head -1 >/dev/null; exit \${PIPESTATUS:-0}`]);
+    expect(piped.stderr).toBe('');
+    const epipe = await run('/bin/bash', ['-c', `set -o pipefail; ${PY} ${VERIFIER} ${bundle} --trusted-key '${vkey}' | head -c 1 >/dev/null`]);
+    expect(epipe.stderr).toBe('');
+    expect(epipe.code).toBe(0);
+  });
+
   it("pass the demo's own bundle, whose report.html the manifest lists", async () => {
     const demo = path.join(dir, 'demo');
     const bundle = path.join(

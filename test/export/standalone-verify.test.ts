@@ -103,8 +103,12 @@ describe('verify.mjs on genuine bundles', () => {
     const r = run([path.join(bundles.dir, 'verify.mjs')], os.tmpdir());
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^PASS ✔ Bundle .* is intact: \d+ events in \d+ session\(s\), verified against \d+ signed checkpoint\(s\)/);
+    // No key pinned: the headline says the bundle vouches for itself.
+    expect(r.out).toMatch(
+      /^PASS ✔ Bundle .* is intact, but signed only by keys carried inside the bundle — pin the key from your own record \(--trusted-key\): \d+ events in \d+ session\(s\), verified against \d+ signed checkpoint\(s\)/,
+    );
     expect(r.out).toContain('shipped inside the bundle; pin the key you trust with --trusted-key');
+    expect(r.out).toMatch(/^ {2}scope: sessions /m);
     expect(r.out).toMatch(/key: {3}\S+\+[0-9a-f]{8} \(bundle\)/);
     expect(r.out).toMatch(/out of scope \(header only\) \(\d+\): leaves /);
   });

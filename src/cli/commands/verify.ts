@@ -123,7 +123,10 @@ export function printReport(terminal: Io, subject: string, r: VerifyReport & { b
   } else if (r.unverifiable) {
     io.out(`? ${subject} is unverifiable by this version of Witness (written by a newer format); upgrade Witness.`);
   } else {
-    io.out(`✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
+    // Without a pinned key the bundle vouches for itself: the headline says so, not plain "intact".
+    const selfSigned = r.trust.keys.length > 0 && r.trust.keys.every((k) => k.source === 'bundle');
+    const intact = selfSigned ? 'is intact, but signed only by keys carried inside the bundle — pin the key from your own record (--trusted-key)' : 'is intact';
+    io.out(`✔ ${subject} ${intact}: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
   }
   if (r.payloadsAbsent > 0 && r.bundle === undefined) io.out(`  note:  ${n(r.payloadsAbsent)} event(s) carry no payload; their content was not checked.`);
   if (r.bundle !== undefined) printBundle(io, r.bundle, n);

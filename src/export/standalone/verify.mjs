@@ -971,7 +971,7 @@ export async function verifyBundle(source, opts = {}) {
     artifacts: 0,
     openSessions: 0,
     failures,
-    trust: { keys: [], statement: 'No checkpoint was checked, so no signing key was relied on; only the hash chains were.' },
+    trust: { keys: [], statement: 'Nothing was relied on: the bundle was refused before any signature or hash chain was checked.' },
     warnings,
     bundle: undefined,
   };
@@ -1559,6 +1559,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     }
   }
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
+  // report.html shows the export event and the final checkpoint, so the record cannot bind it (FORMAT.md 7.2).
+  if (present.includes('report.html')) warnings.unshift('report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.');
 
   r.events = lineCount;
   r.streams = new Set([...streams.keys()]).size;
@@ -1816,13 +1818,25 @@ export function formatVerdict(subject, r) {
   } else if (r.unverifiable) {
     line(`? ${subject} is unverifiable by this verifier (written by a newer format).`);
   } else {
-    line(`PASS ✔ ${subject} is intact: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
+    // Without a pinned key the bundle vouches for itself: the headline says so, not plain "intact".
+    const selfSigned = r.trust.keys.length > 0 && r.trust.keys.every((k) => k.source === 'bundle');
+    const intact = selfSigned ? 'is intact, but signed only by keys carried inside the bundle — pin the key from your own record (--trusted-key)' : 'is intact';
+    line(`PASS ✔ ${subject} ${intact}: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
   }
   const b = r.bundle;
   if (b !== undefined) {
-    line(
-      `  span:  leaves ${n(b.span.from)}–${n(Math.max(b.span.from, b.span.to - 1))} (${n(b.span.to - b.span.from)} events, ${n(b.inScope)} in scope), mode ${b.mode}; export event at leaf ${n(b.exportEvent.leaf)}`,
-    );
+    // The span and scope lines are witness verify's, word for word (src/cli/commands/verify.ts printBundle).
+    const leaves = (from, to) => (to - from === 1 ? String(from) : `${from}–${to - 1}`);
+    line(`  span:  leaves ${leaves(b.span.from, b.span.to)} (${n(b.span.to - b.span.from)} events), ${n(b.inScope)} in scope; mode ${b.mode}; export event at leaf ${b.exportEvent.leaf}`);
+    const s = b.scope;
+    const scope = [
+      s.since === null ? '' : `since ${s.since}`,
+      s.until === null ? '' : `until ${s.until}`,
+      s.agents === null ? '' : `agents ${s.agents.join(', ')}`,
+      s.sessions === null ? '' : `sessions ${s.sessions.join(', ')}`,
+      s.regimes.length === 0 ? '' : `regimes ${s.regimes.join(', ')}`,
+    ].filter((x) => x !== '');
+    line(`  scope: ${scope.length === 0 ? 'everything in the span' : scope.join('; ')}`);
     if (b.populations.length > 0) line(`  populations: ${b.populations.map((p) => `${p.name} ${n(p.count)}`).join(', ')}`);
     const byReason = new Map();
     for (const w of b.withoutPayload) {
@@ -1866,7 +1880,7 @@ export async function verifyTarget(target, opts = {}) {
       openSessions: 0,
       failures: [failure],
       first: failure,
-      trust: { keys: [], statement: trustStatement('bundle', 0, 0) },
+      trust: { keys: [], statement: 'Nothing was relied on: the bundle was refused before any signature or hash chain was checked.' },
       warnings: [],
     };
   }

@@ -678,6 +678,8 @@ class Report:
     def __init__(self) -> None:
         self.failures: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self.summary: list[str] = []  # the span and scope lines, worded as witness verify's
+        self.pinned = False
         self.without_payload: list[dict[str, Any]] = []
         self.keys_source = ""
         self.signed_by: list[str] = []
@@ -843,6 +845,7 @@ def check_inclusion(r: EventResult, proof: dict[str, Any] | None, size: int, roo
 def load_keys(trusted: list[str], carried: list[str], carried_from: str, report: Report) -> list[Key]:
     keys: list[Key] = []
     texts = trusted if trusted else carried
+    report.pinned = bool(trusted)
     report.keys_source = "pinned with --trusted-key" if trusted else f"carried in the bundle ({carried_from}), which proves only that the bundle is self-consistent"
     for t in texts:
         try:
@@ -1221,6 +1224,21 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     if problem is not None:
         report.fail("export_record_mismatch", problem, leaf=export_leaf)
 
+    leaves = lambda a, b: str(a) if b - a == 1 else f"{a}\u2013{b - 1}"  # noqa: E731
+    report.summary.append(f"  span:  leaves {leaves(span_from, span_to)} ({span_to - span_from:,} events), {count_in_scope:,} in scope; mode {mode}; export event at leaf {export_leaf}")
+    parts = [
+        f"since {scope['since']}" if scope.get("since") is not None else "",
+        f"until {scope['until']}" if scope.get("until") is not None else "",
+        f"agents {', '.join(scope['agents'])}" if scope.get("agents") is not None else "",
+        f"sessions {', '.join(scope['sessions'])}" if scope.get("sessions") is not None else "",
+        f"regimes {', '.join(scope['regimes'])}" if scope.get("regimes") else "",
+    ]
+    parts = [x for x in parts if x]
+    report.summary.append(f"  scope: {'; '.join(parts) if parts else 'everything in the span'}")
+    if "report.html" in files:
+        # 7.2: the export record cannot bind report.html (it shows the export event and the final checkpoint).
+        report.notes.append("report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.")
+
     # 9. populations (7.9)
     index = read_json_file(files, "populations/index.json", report)
     if index is not None:
@@ -1412,13 +1430,30 @@ def main(argv: list[str]) -> int:
         else:
             trusted.append(t.strip())
     report = verify(args.bundle, trusted, args.require_payloads)
+    code = 0 if report.verdict == "PASS" else 1
+    try:
+        write_verdict(args, report)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): the verdict stands; nothing more is printed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
+
+
+def write_verdict(args: argparse.Namespace, report: Report) -> None:
     if args.json:
         print(json.dumps({
             "verdict": report.verdict, "version": report.version, "keys": report.keys_source, "signedBy": report.signed_by,
             "failures": report.failures, "withoutPayload": report.without_payload, "unverifiable": report.unverifiable,
         }, ensure_ascii=False))  # fmt: skip
     else:
-        print(f"{report.verdict}  {args.bundle}")
+        if report.verdict == "PASS" and report.keys_source and not report.pinned:
+            # Without a pinned key the bundle vouches for itself: the headline says so, not plain "intact".
+            print(f"PASS  {args.bundle} is intact, but signed only by keys carried inside the bundle \u2014 pin the key from your own record (--trusted-key)")
+        else:
+            print(f"{report.verdict}  {args.bundle}")
+        for line in report.summary:
+            print(line)
         if report.unverifiable:
             print(f"  unverifiable: {report.unverifiable}")
         if report.keys_source:
@@ -1430,7 +1465,8 @@ def main(argv: list[str]) -> int:
         for f in report.failures:
             where = " ".join(f"{k}={f[k]}" for k in ("file", "stream", "seq", "leaf", "checkpoint") if k in f)
             print(f"  {f['code']}: {f['message']}" + (f" ({where})" if where else ""))
-    return 0 if report.verdict == "PASS" else 1
+        for note in report.notes:
+            print(f"  note:  {note}")
 
 
 if __name__ == "__main__":
