@@ -42,6 +42,8 @@ export class StdioProxy {
   private finishing: Promise<ProxyOutcome> | undefined;
   private clientClosed = false;
   private stopping = false;
+  /** Which came first, the client closing its stdin or a stop signal: it names how the run ended. */
+  private endedFirstBy: 'client' | 'signal' | undefined;
   private probeEnded = false;
   private resolveDone!: (o: ProxyOutcome) => void;
   /** Resolves once the session is ended and every record is written. */
@@ -94,6 +96,7 @@ export class StdioProxy {
   /** Stops the proxy (a signal): the server is asked to exit and the session ends as cancelled (a version probe's: completed). */
   async stop(): Promise<ProxyOutcome> {
     this.stopping = true;
+    this.endedFirstBy ??= 'signal';
     // A version probe's client sends SIGTERM and SIGKILLs a second later: its records are finished
     // before the server is asked to exit, which may take longer.
     await this.endProbe();
@@ -121,6 +124,7 @@ export class StdioProxy {
   private async clientGone(): Promise<void> {
     if (this.clientClosed) return;
     this.clientClosed = true;
+    this.endedFirstBy ??= 'client';
     await this.relay?.drained();
     await this.stopServer();
   }
@@ -140,7 +144,11 @@ export class StdioProxy {
       const message = upstream.describe(exit);
       if (this.clientClosed) await relay.clientGone('stdin closed');
       await relay.upstreamGone(message, spawnError !== undefined ? 'upstream_spawn_failed' : 'upstream_exited', !expected || spawnError !== undefined, { exit_code: code, signal });
-      const reason: ProxyEndReason = spawnError !== undefined ? 'spawn_failed' : this.stopping ? 'stopped' : this.clientClosed ? 'client_closed' : 'server_exited';
+      // Whoever ended the run first names it: a client that closed its stdin finished its session,
+      // even when it then signals the proxy because shutting the server down took longer than it
+      // waits (the MCP SDKs send SIGTERM 2 s after closing stdin), so that run ends completed.
+      const reason: ProxyEndReason =
+        spawnError !== undefined ? 'spawn_failed' : this.endedFirstBy === 'client' ? 'client_closed' : this.stopping ? 'stopped' : this.clientClosed ? 'client_closed' : 'server_exited';
       // Stop reading the client: nothing more can be forwarded.
       this.o.input.removeAllListeners('data');
       this.o.input.pause();

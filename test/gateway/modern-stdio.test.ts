@@ -150,6 +150,38 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
     expect(kinds(run)).toEqual(['session.start', 'tool.call:echo', 'tool.result:echo', 'session.end']);
   });
 
+  it('ends a session completed when its client closed stdin and then signalled the proxy (as the SDKs do 2 s later), and cancelled when the signal came first', async () => {
+    // A server kept alive for 4 s after its stdin closes, so the proxy is still stopping it when the signal arrives.
+    const slow = [
+      'node',
+      '--input-type=module',
+      '-e',
+      `process.argv[2] = 'stdio'; process.stdin.on('end', () => setTimeout(() => process.exit(0), 4000)); await import(${JSON.stringify(V2_SERVER)});`,
+    ];
+    const env = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const run = async (order: 'close-then-signal' | 'signal-first'): Promise<Ev[]> => {
+      const store = tempDb(dir);
+      const p = rawProxy(['proxy', '--agent', 'support-bot', '--store', `sqlite:${store}`, '--', ...slow]);
+      p.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: order }, _meta: env } }));
+      expect(await p.next()).toMatchObject({ id: 1, result: { content: [{ text: order }] } });
+      if (order === 'close-then-signal') {
+        p.endInput();
+        await new Promise((r) => setTimeout(r, 500));
+        p.kill('SIGTERM');
+      } else {
+        p.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 500));
+        p.endInput();
+      }
+      await p.exited;
+      return mainSession(store);
+    };
+    const [closed, signalled] = await Promise.all([run('close-then-signal'), run('signal-first')]);
+    expect(kinds(closed)).toEqual(['session.start', 'tool.call:echo', 'tool.result:echo', 'session.end']);
+    expect(closed.at(-1)!.data).toMatchObject({ reason: 'completed' });
+    expect(signalled.at(-1)!.data).toMatchObject({ reason: 'cancelled' });
+  }, 60_000);
+
   it('ends the probe run completed before its client kills it, even in front of a server that outlives its stdin', async () => {
     const store = tempDb(dir);
     // The fixture, kept alive for 4 s after stdin closes: stopping it takes the proxy its full stop

@@ -28,6 +28,10 @@ export interface RawProxy {
   until(id: number): Promise<Message[]>;
   /** Ends stdin and resolves with the exit code. */
   close(): Promise<number | null>;
+  /** Ends stdin without waiting for the exit (a client that hangs up, then perhaps signals). */
+  endInput(): void;
+  /** Sends the proxy a signal (what a client's SDK does when the proxy is slow to exit). */
+  kill(signal: NodeJS.Signals): void;
   /** Resolves with the exit code when the process ends by itself. */
   exited: Promise<number | null>;
   /** What the proxy has written to stderr so far. */
@@ -89,6 +93,8 @@ export function rawProxy(args: string[]): RawProxy {
       child.stdin.end();
       return exited;
     },
+    endInput: () => child.stdin.end(),
+    kill: (signal) => child.kill(signal),
     exited,
     stderr: () => stderr,
   };
