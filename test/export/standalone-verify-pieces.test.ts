@@ -217,6 +217,18 @@ describe('the standalone verifier on a real ledger written by Witness', () => {
       for (const e of events) expect(mine.inScope(e)).toBe(theirs.inScope(e as unknown as EventHeader));
     }
   });
+
+  it('compares ts with since/until as strings, as the TypeScript ScopeTracker does, also for a ts that is no real instant', () => {
+    const scope = { since: '2026-11-30T00:00:00.000Z', until: '2026-12-01T00:00:00.000Z', agents: null, sessions: null };
+    const at = (ts: string) => ({ id: ts, stream: 's', seq: 0, kind: 'note', ts, agent: { id: 'a' } });
+    // 11-31 and T24:00 are no instants (Date.parse rolls them into December); 10:05:60 sorts as its text.
+    for (const ts of ['2026-11-31T10:00:00.000Z', '2026-11-30T24:00:00.000Z', '2026-11-30T10:05:60.000Z', '2026-11-30T10:00:00Z', '2026-12-01T00:00:00.000Z', '2026-11-29T23:59:59.999Z']) {
+      const mine = new S.ScopeTracker(scope);
+      const theirs = new TsScopeTracker(scope);
+      expect(mine.inScope(at(ts)), ts).toBe(theirs.inScope(at(ts) as unknown as EventHeader));
+    }
+    expect(new S.ScopeTracker(scope).inScope(at('2026-11-31T10:00:00.000Z'))).toBe(true);
+  });
 });
 
 describe('the standalone verifier on hostile bytes', () => {

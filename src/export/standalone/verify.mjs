@@ -543,14 +543,16 @@ export class ScopeTracker {
     this.ids = new Set();
     this.sessions = scope.sessions === null ? null : new Set(scope.sessions);
     this.agents = scope.agents === null ? null : new Set(scope.agents);
-    this.since = scope.since === null ? null : Date.parse(scope.since);
-    this.until = scope.until === null ? null : Date.parse(scope.until);
+    // Compared as strings, as populations.ts does (FORMAT.md 7.11): the scope holds since/until as
+    // YYYY-MM-DDTHH:MM:SS.mmmZ, the form every recorded ts has, and a ts that is no real instant
+    // (11-31, T24:00) lands where its text sorts, the same in every verifier.
+    this.since = scope.since;
+    this.until = scope.until;
   }
 
   inScope(e) {
-    const t = Date.parse(e.ts);
-    if (this.since !== null && !(t >= this.since)) return false;
-    if (this.until !== null && !(t < this.until)) return false;
+    if (this.since !== null && !(e.ts >= this.since)) return false;
+    if (this.until !== null && !(e.ts < this.until)) return false;
     let ok = (this.sessions === null || this.sessions.has(e.stream)) && (this.agents === null || this.agents.has(e.agent.id));
     if (!ok && SYSTEM_STREAMS.has(e.stream)) {
       ok = (e.resource !== undefined && this.sessions?.has(e.resource) === true) || (e.parent !== undefined && this.ids.has(e.parent));
