@@ -65,6 +65,8 @@ export interface VerifyV2Options {
   requirePayloads?: boolean;
 }
 
+/** A line of only JSON whitespace (FORMAT.md 2.1: skipped, as every verifier does). */
+const BLANK = /^[ \t\r]*$/;
 const bytes = (n: number) => (n >= 1024 * 1024 && n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`);
 const range = (from: number, to: number) => (to - from === 1 ? `leaf ${from}` : `leaves ${from}–${to - 1}`);
 const REASON_WORDS: Record<NoPayloadReason, string> = {
@@ -304,7 +306,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
         return refuse(`events.jsonl line ${read.n} is longer than ${bytes(BUNDLE_LIMITS.eventLineBytes)}, more than any recorded event: the bundle was refused without reading it.`);
       }
       const line = read.text;
-      if (line.trim() === '') continue;
+      if (BLANK.test(line)) continue;
       lines++;
       let ev: Record<string, unknown>;
       try {
@@ -618,7 +620,7 @@ function checkCheckpointLog(
         fail({ code: 'bundle_invalid', checkpoint: read.n, reason: `checkpoints.jsonl line ${read.n} is longer than ${V2_CAPS.checkpointLineBytes} bytes, more than any checkpoint.` });
         return valid;
       }
-      if (read.text.trim() === '') continue;
+      if (BLANK.test(read.text)) continue;
       const first = n === 0;
       n = read.n;
       lastNote = undefined;

@@ -239,7 +239,7 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
       }
       const line = read.text;
       const i = read.n - 1;
-      if (line.trim() === '') continue;
+      if (/^[ \t\r]*$/.test(line)) continue;
       let ev: Record<string, unknown>;
       try {
         const parsed = strictParse(line);

@@ -763,6 +763,15 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
     expect(epipe.code).toBe(0);
   });
 
+  it('skip a whitespace-only line of events.jsonl as FORMAT.md 2.1 says, all three alike', async () => {
+    const b = tampered((f) => {
+      const l = lines(f.get('events.jsonl')!);
+      l.splice(2, 0, '   \t');
+      f.set('events.jsonl', unlines(l));
+    });
+    expect(await threeVerdicts(b)).toEqual(agree([]));
+  });
+
   it("pass the demo's own bundle, whose report.html the manifest lists", async () => {
     const demo = path.join(dir, 'demo');
     const bundle = path.join(

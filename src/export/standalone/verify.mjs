@@ -631,6 +631,9 @@ export function artifactExtension(mime) {
 /** The bundle as a whole is refused: one bundle_invalid failure, whatever else was found. */
 class Refusal extends Error {}
 
+/** A line of only JSON whitespace (FORMAT.md 2.1: skipped, as every verifier does). */
+const BLANK = /^[ \t\r]*$/;
+
 /** A bundle this verifier cannot read at all (exit 2): not evidence of tampering. */
 class Unreadable extends Error {}
 
@@ -1155,7 +1158,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     let prev;
     let n = 0;
     for await (const line of lines('checkpoints.jsonl', cpsFile.chunks(), LIMITS.checkpointLineBytes)) {
-      if (line.text === '') continue;
+      if (line.text !== undefined && BLANK.test(line.text)) continue;
       const first = n === 0;
       n = line.n;
       const where = { checkpoint: line.n };
@@ -1243,7 +1246,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       warnings.push(`Verification stopped at events.jsonl line ${line.n} after ${LIMITS.maxFailures} failures.`);
       break;
     }
-    if (line.text === '') continue;
+    if (line.text !== undefined && BLANK.test(line.text)) continue;
     lineCount++;
     let ev;
     try {
