@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -518,6 +519,12 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
   // report.html shows the export event and the final checkpoint, so the record cannot bind it (docs/FORMAT.md 7.2).
   if (present.includes('report.html')) warnings.unshift(REPORT_HTML_NOTE);
+  // The bundle's verify.mjs is bound by the record; whether it is the one this Witness ships is worth saying too.
+  const shippedVerifier = shippedVerifierDigest();
+  const bundledVerifier = digests.get('verify.mjs');
+  if (bundledVerifier !== undefined && shippedVerifier !== undefined && bundledVerifier !== shippedVerifier) {
+    warnings.push("This bundle's verify.mjs is not the one this Witness ships (another Witness version wrote it, or it was replaced): trust this verdict, not what that file prints.");
+  }
 
   return report(
     {
@@ -544,6 +551,17 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       artifacts: wanted.size,
     },
   );
+}
+
+/** SHA-256 of the standalone verifier this Witness ships beside this module (dist/export/standalone/verify.mjs), or undefined when it is not installed. */
+function shippedVerifierDigest(): string | undefined {
+  try {
+    return createHash('sha256')
+      .update(fs.readFileSync(new URL('./standalone/verify.mjs', import.meta.url)))
+      .digest('hex');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The names of the files in a bundle directory, `/`-separated: the top level and its two folders. */

@@ -130,6 +130,16 @@ describe('a genuine format-2 bundle', () => {
       expect(z.failures).toEqual([]);
       expect(z.bundle!.mode).toBe('withheld');
     });
+
+    it("carries the verify.mjs this Witness ships, bound by the signed export record; another one is named in the verdict's notes", () => {
+      const r = verifyBundle(out.dir, { trustedKeys: [out.vkey] });
+      expect(r.warnings.join(' ')).not.toMatch(/verify\.mjs is not the one/);
+      n++;
+      const other = buildV2Bundle(path.join(dir, `b${n}`), sampleLedger(), { scope: REFUND, bound: { 'verify.mjs': "console.log('PASS');\n" } });
+      const o = verify(other);
+      expect(o.ok).toBe(true);
+      expect(o.warnings.join(' ')).toMatch(/This bundle's verify\.mjs is not the one this Witness ships/);
+    });
   });
 });
 
