@@ -724,7 +724,11 @@ function checkExportEvent(
   }
   if (ev.data === null || ev.data === undefined) return no('The export event carries no payload, so what it binds cannot be checked.');
   const r = ExportRecord.safeParse(ev.data);
-  if (!r.success) return no(`The export event's payload field ${r.error.issues[0]?.path.join('.') || '(root)'} is not an export record.`);
+  if (!r.success) {
+    return no(
+      `The export event's payload field ${r.error.issues[0]?.path.join('.') || '(root)'} is missing or invalid, so it is not an export record of this format (v2 bundles written before the record bound files and checkpoints_from were never released).`,
+    );
+  }
   const rec = r.data;
   if (canonicalize(rec.scope) !== canonicalize(m.scope)) no("manifest.json's scope is not the scope the signed export event recorded.");
   if (rec.mode !== m.mode) no(`manifest.json says mode ${m.mode}, but the signed export event recorded mode ${rec.mode}.`);
