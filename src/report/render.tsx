@@ -167,6 +167,10 @@ const Integrity: FC<{ m: ReportModel }> = ({ m }) => {
         unnoticed. The population files are recomputed from the events by every verifier.
       </p>
       <p>
+        <b>This report is a reading aid not covered by the signature.</b> It shows the export's own event and the final checkpoint, so it is written after them and only the unsigned manifest lists its
+        digest; every verifier says so, and checks its facts from the signed events, not from this page.
+      </p>
+      <p>
         <b>What this rests on.</b> The signature is only as good as the key it is checked with. The key fingerprint above must be compared with one the auditor recorded independently (when the ledger
         was created, or from a second party); <span class="mono">witness verify bundle.zip --trusted-key &lt;key&gt;</span> pins it. A key carried in the bundle or stored beside the ledger proves only
         that whoever holds that key signed it.

@@ -781,6 +781,8 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
     const m = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
     expect(m.files['report.html']).toBe(sha256(fs.readFileSync(path.join(bundle, 'report.html'))));
     expect(fs.readFileSync(path.join(bundle, 'report.html'), 'utf8')).toContain('<html');
+    // report.html cannot be bound by the signed export record, and its integrity section says so.
+    expect(fs.readFileSync(path.join(bundle, 'report.html'), 'utf8')).toContain('This report is a reading aid not covered by the signature.');
     expect(await threeVerdicts(bundle)).toEqual(agree([]));
   });
 });
