@@ -5,6 +5,7 @@ import { WitnessError } from '../../core/index.js';
 import { SIEM_FORMATS, exportSiem, normaliseInstant, type SiemFormat, type SpanScope } from '../../export/index.js';
 import { RECORDER_VERSION } from '../../recorder/index.js';
 import { type Io, jsonText } from '../output.js';
+import { idList } from '../scope-flags.js';
 import { openExisting, resolveStore } from '../store-option.js';
 import { parseTime } from './query.js';
 
@@ -45,16 +46,6 @@ export function isSiemFormat(format: string | undefined): boolean {
   return true;
 }
 
-function list(value: string | undefined, flag: string): string[] | null {
-  if (value === undefined) return null;
-  const items = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (items.length === 0) throw new WitnessError('invalid_argument', `${flag} needs at least one id; give them separated by commas.`);
-  return items;
-}
-
 /**
  * `witness export --format ocsf|jsonl`: the scope's events streamed as lines to a new file or, with
  * `-o -`, to standard output (the summary then goes to standard error). No filter: every event.
@@ -65,8 +56,8 @@ export async function siemExportCommand(io: Io, opts: SiemExportFlags): Promise<
   const scope: SpanScope = {
     since: opts.since === undefined ? null : scopeTime(opts.since, '--since'),
     until: opts.until === undefined ? null : scopeTime(opts.until, '--until'),
-    agents: list(opts.agent, '--agent'),
-    sessions: list(opts.session, '--session'),
+    agents: idList(opts.agent, '--agent'),
+    sessions: idList(opts.session, '--session'),
   };
   if (scope.since !== null && scope.until !== null && scope.since >= scope.until) {
     throw new WitnessError('invalid_argument', `--since ${opts.since} is not before --until ${opts.until}; give a window that is not empty.`);

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { WitnessError } from '../../core/index.js';
-import { BundleScope, exportBundle, normaliseInstant, type ExportOptions } from '../../export/index.js';
+import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
 import { bundleReport } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
+import { bundleScopeFromFlags } from '../scope-flags.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 import { FORMAT_HELP, isSiemFormat, siemExportCommand } from './export-siem.js';
 
@@ -24,38 +24,9 @@ interface ExportFlags {
   json?: boolean;
 }
 
-/** `--agent a,b` → ['a', 'b']; absent → null (not filtered). */
-function list(value: string | undefined, flag: string): string[] | null {
-  if (value === undefined) return null;
-  const items = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (items.length === 0) throw new WitnessError('invalid_argument', `${flag} needs at least one id; give them separated by commas.`);
-  return items;
-}
-
-function instant(value: string | undefined, flag: string): string | null {
-  // An ISO date (midnight UTC) or date-time whose every part exists, as YYYY-MM-DDTHH:MM:SS.mmmZ.
-  return value === undefined ? null : normaliseInstant(value, flag);
-}
-
 /** The scope the flags ask for, or a one-sentence refusal (exit 2). */
 export function scopeFromFlags(opts: ExportFlags): BundleScope {
-  const since = instant(opts.since, '--since');
-  const until = instant(opts.until, '--until');
-  if (since !== null && until !== null && Date.parse(since) >= Date.parse(until)) {
-    throw new WitnessError('invalid_argument', `--since ${opts.since} is not before --until ${opts.until}; give a window that is not empty.`);
-  }
-  const regimes = list(opts.regime, '--regime') ?? [];
-  for (const r of regimes) {
-    if (!(REGIMES as readonly string[]).includes(r)) throw new WitnessError('invalid_argument', `Unknown regime ${JSON.stringify(r)}; choose from ${REGIMES.join(', ')}.`);
-  }
-  const scope: BundleScope = { since, until, agents: list(opts.agent, '--agent'), sessions: list(opts.session, '--session'), regimes: regimes as BundleScope['regimes'] };
-  if (since === null && until === null && scope.agents === null && scope.sessions === null) {
-    throw new WitnessError('invalid_argument', 'Say what to export: give --since/--until, --agent or --session (or several of them).');
-  }
-  return scope;
+  return bundleScopeFromFlags(opts, 'to export');
 }
 
 export function registerExport(program: Command, io: Io): void {

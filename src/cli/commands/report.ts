@@ -3,9 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
-import { AUDIT_STREAM, BundleScope, makeDirectory, normaliseInstant, resolveSpan } from '../../export/index.js';
+import { AUDIT_STREAM, BundleScope, makeDirectory, resolveSpan } from '../../export/index.js';
 import { printReportPdf, renderReport, writeFileAtomic, type Regime } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
+import { bundleScopeFromFlags } from '../scope-flags.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 
 interface ReportFlags {
@@ -28,30 +29,9 @@ function usage(message: string): WitnessError {
   return new WitnessError('invalid_argument', message);
 }
 
-function instant(flag: string, v: string | undefined): string | null {
-  return v === undefined ? null : normaliseInstant(v, flag);
-}
-
-function list(v: string | undefined): string[] | null {
-  if (v === undefined) return null;
-  const items = v
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  return items.length === 0 ? null : items;
-}
-
 /** The flags as a bundle scope (the same one `witness export` takes), or a one-sentence refusal. */
 export function reportScope(o: Pick<ReportFlags, 'since' | 'until' | 'agent' | 'session' | 'regime'>): BundleScope {
-  const regimes = list(o.regime) ?? [];
-  const unknown = regimes.filter((r) => !(REGIMES as readonly string[]).includes(r));
-  if (unknown.length > 0) throw usage(`Unknown regime ${unknown.join(', ')}; choose from ${REGIMES.join(', ')}.`);
-  const scope = BundleScope.parse({ since: instant('--since', o.since), until: instant('--until', o.until), agents: list(o.agent), sessions: list(o.session), regimes: [...new Set(regimes)] });
-  if (scope.since !== null && scope.until !== null && !(Date.parse(scope.until) > Date.parse(scope.since))) throw usage('--until must be later than --since.');
-  if (scope.since === null && scope.until === null && scope.agents === null && scope.sessions === null) {
-    throw usage('Say what the report covers: give --since and --until, --agent or --session (any together).');
-  }
-  return scope;
+  return bundleScopeFromFlags(o, 'the report covers');
 }
 
 export function registerReport(program: Command, io: Io): void {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
 import { DISPOSITIONS, POPULATIONS, recordReview, type SpanScope } from '../../export/index.js';
 import { type Io, printJson } from '../output.js';
+import { idList } from '../scope-flags.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 import { scopeTime } from './export-siem.js';
 
@@ -18,17 +19,6 @@ interface ReviewFlags {
   store?: string;
   sealRecord?: string;
   json?: boolean;
-}
-
-/** `--agent a,b` → ['a', 'b']; absent → null (not filtered). */
-function list(value: string | undefined, flag: string): string[] | null {
-  if (value === undefined) return null;
-  const items = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (items.length === 0) throw new WitnessError('invalid_argument', `${flag} needs at least one id; give them separated by commas.`);
-  return items;
 }
 
 /** The reviewer: --reviewer, else $USER, else the OS account. */
@@ -65,8 +55,8 @@ export function registerReview(program: Command, io: Io): void {
       const scope: SpanScope = {
         since: opts.since === undefined ? null : scopeTime(opts.since, '--since'),
         until: opts.until === undefined ? null : scopeTime(opts.until, '--until'),
-        agents: list(opts.agent, '--agent'),
-        sessions: list(opts.session, '--session'),
+        agents: idList(opts.agent, '--agent'),
+        sessions: idList(opts.session, '--session'),
       };
       if (scope.since !== null && scope.until !== null && scope.since >= scope.until) {
         throw new WitnessError('invalid_argument', `--since ${opts.since} is not before --until ${opts.until}; give a window that is not empty.`);
