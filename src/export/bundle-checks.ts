@@ -1,5 +1,5 @@
 import type { Line } from './bundle-files.js';
-import { strictParse, type Failure } from '../core/index.js';
+import { strictParse, type ChainChecker, type Failure } from '../core/index.js';
 
 /**
  * Checks shared by the bundle verifiers of format 1 and format 2: the inclusion proofs of
@@ -170,4 +170,45 @@ export class LeafRanges {
     if (last !== undefined && last.to === leaf && last.reason === reason) last.to = leaf + 1;
     else this.ranges.push({ from: leaf, to: leaf + 1, reason });
   }
+}
+
+/** What a bundle line gives the chain check: its header and payload, canonicalised, and its salt and hash as written. */
+export interface BundleLineEvent {
+  leaf: number;
+  stream: string;
+  seq: number;
+  header: Record<string, unknown>;
+  headerText: string;
+  dataText: string | null;
+  /** The line's `salt` member as parsed: 64 hex digits, null/absent, or anything else (then a wrong salt). */
+  salt: unknown;
+  hash: string;
+}
+
+/**
+ * Checks one event of a bundle line with the ledger verifier's own chain check (payload digest,
+ * event hash, prev, seq) and returns its recomputed hash. A salt that is not 64 hex digits is
+ * checked as an empty one, so the payload digest fails rather than being skipped.
+ */
+export function checkBundleEvent(chain: ChainChecker, e: BundleLineEvent): Uint8Array {
+  const salt = typeof e.salt === 'string' && /^[0-9a-f]{64}$/.test(e.salt) ? Buffer.from(e.salt, 'hex') : e.salt === null || e.salt === undefined ? null : Buffer.alloc(0);
+  return chain.check(
+    {
+      pos: e.leaf,
+      id: String(e.header['id']),
+      stream: e.stream,
+      seq: e.seq,
+      ts: String(e.header['ts']),
+      kind: String(e.header['kind']),
+      agent: '',
+      resource: null,
+      action: null,
+      outcome: null,
+      header: e.headerText,
+      data: e.dataText,
+      salt,
+      hash: Buffer.from(e.hash, 'hex'),
+    },
+    { stream: e.stream, seq: e.seq, leaf: e.leaf },
+  );
 }

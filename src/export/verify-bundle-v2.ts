@@ -23,7 +23,7 @@ import {
   type VerifyReport,
 } from '../core/index.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
-import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader, V2_CAPS, capOfName, lenientPosition, type NoPayloadReason } from './bundle-checks.js';
+import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader, V2_CAPS, capOfName, checkBundleEvent, lenientPosition, type NoPayloadReason } from './bundle-checks.js';
 import { BOUND_FILES, BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
 import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 
@@ -369,31 +369,10 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
           fail({ code: 'non_canonical', stream, seq, leaf, reason: `The payload cannot be canonicalised, so its digest cannot be checked: ${(e as Error).message}` });
         }
       }
-      const saltBytes = !payloadCanonical ? null : typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
       const checker = isExport ? exportChain : chain;
       const met = isExport ? exportEntries : entries;
       const recomputed: Uint8Array =
-        headerText === ''
-          ? Buffer.from(hash, 'hex')
-          : checker.check(
-              {
-                pos: leaf,
-                id: String(header['id']),
-                stream,
-                seq,
-                ts: String(header['ts']),
-                kind: String(header['kind']),
-                agent: '',
-                resource: null,
-                action: null,
-                outcome: null,
-                header: headerText,
-                data: dataText,
-                salt: saltBytes,
-                hash: Buffer.from(hash, 'hex'),
-              },
-              { stream, seq, leaf },
-            );
+        headerText === '' ? Buffer.from(hash, 'hex') : checkBundleEvent(checker, { leaf, stream, seq, header, headerText, dataText, salt: payloadCanonical ? salt : null, hash });
       // A stream's first event in the bundle continues a chain the bundle does not hold, unless
       // it is seq 0: then it must start from this ledger's genesis for that stream.
       for (const first of met) {

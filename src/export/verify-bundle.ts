@@ -21,7 +21,7 @@ import {
 import { BUNDLE_FORMAT } from './bundle.js';
 import { extractZip, looksLikeZip } from './zip.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
-import { BUNDLE_LIMITS, LeafRanges, ProofReader, capOfName, lenientPosition } from './bundle-checks.js';
+import { BUNDLE_LIMITS, LeafRanges, ProofReader, capOfName, checkBundleEvent, lenientPosition } from './bundle-checks.js';
 import { BUNDLE_VERSION_V2 } from './bundle-format.js';
 import { verifyDirectoryV2, type BundleVerifyReport } from './verify-bundle-v2.js';
 
@@ -285,26 +285,7 @@ function verifyDirectory(dir: string, options: VerifyBundleOptions, refusal?: st
         fail({ code: 'non_canonical', stream, seq, leaf: leaf as number, reason: `The event cannot be canonicalised: ${(e as Error).message}` });
         continue;
       }
-      const saltBytes = typeof salt === 'string' && /^[0-9a-f]{64}$/.test(salt) ? Buffer.from(salt, 'hex') : salt === null || salt === undefined ? null : Buffer.alloc(0);
-      const recomputed = chain.check(
-        {
-          pos: leaf as number,
-          id: String(header['id']),
-          stream,
-          seq,
-          ts: String(header['ts']),
-          kind: String(header['kind']),
-          agent: '',
-          resource: null,
-          action: null,
-          outcome: null,
-          header: headerText,
-          data: dataText,
-          salt: saltBytes,
-          hash: Buffer.from(hash, 'hex'),
-        },
-        { stream, seq, leaf: leaf as number },
-      );
+      const recomputed = checkBundleEvent(chain, { leaf: leaf as number, stream, seq, header, headerText, dataText, salt, hash });
       const p = proofs.take(leaf as number);
       if (proofs.tooLong !== undefined) {
         return refuse(`proofs.jsonl line ${proofs.tooLong} is longer than ${BUNDLE_LIMITS.proofLineBytes} bytes, more than any inclusion proof: the bundle was refused without reading it.`);

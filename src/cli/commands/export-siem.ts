@@ -5,7 +5,7 @@ import { WitnessError } from '../../core/index.js';
 import { SIEM_FORMATS, exportSiem, normaliseInstant, type SiemFormat, type SpanScope } from '../../export/index.js';
 import { RECORDER_VERSION } from '../../recorder/index.js';
 import { type Io, jsonText } from '../output.js';
-import { idList } from '../scope-flags.js';
+import { idList, type ScopeFlags } from '../scope-flags.js';
 import { openExisting, resolveStore } from '../store-option.js';
 import { parseTime } from './query.js';
 
@@ -17,14 +17,9 @@ export function scopeTime(value: string, flag: string): string {
   return /^\s*\d{4}-/.test(value) ? normaliseInstant(value, flag) : parseTime(value, flag);
 }
 
-/** The flags of `witness export` that `--format ocsf|jsonl` reads. */
-export interface SiemExportFlags {
+/** The flags of `witness export`, which `--format ocsf|jsonl` reads too. */
+export interface SiemExportFlags extends ScopeFlags {
   format?: string;
-  since?: string;
-  until?: string;
-  agent?: string;
-  session?: string;
-  regime?: string;
   withholdData?: boolean;
   out: string;
   as?: string;

@@ -5,24 +5,12 @@ import { bundleReport } from '../../report/index.js';
 import { type Io, printJson } from '../output.js';
 import { bundleScopeFromFlags } from '../scope-flags.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
-import { FORMAT_HELP, isSiemFormat, siemExportCommand } from './export-siem.js';
+import { FORMAT_HELP, isSiemFormat, siemExportCommand, type SiemExportFlags } from './export-siem.js';
 
 const REGIMES = BundleScope.shape.regimes.element.options;
 
-interface ExportFlags {
-  format?: string;
-  since?: string;
-  until?: string;
-  agent?: string;
-  session?: string;
-  regime?: string;
-  withholdData?: boolean;
-  out: string;
-  as?: string;
-  store?: string;
-  sealRecord?: string;
-  json?: boolean;
-}
+/** `witness export`'s flags: one set, whichever --format is asked for. */
+type ExportFlags = SiemExportFlags;
 
 /** The scope the flags ask for, or a one-sentence refusal (exit 2). */
 export function scopeFromFlags(opts: ExportFlags): BundleScope {
