@@ -46,8 +46,10 @@ export const EVENT_KINDS = [
   'review',
   'human.override',
   'human.halt',
+  'human.resume',
   'audit.access',
   'alert',
+  'anomaly',
   'key.rotated',
   'retention.purge',
   'hold.placed',
@@ -485,7 +487,10 @@ export const PAYLOADS = {
     scope: z.unknown().optional(),
   }),
   'human.override': loose({ actor: name, description: z.string(), target_event: uuid.optional() }),
-  'human.halt': loose({ actor: name, reason: z.string() }),
+  /** A person stopped an agent (EU AI Act Art. 14): `agent` is the halted agent's id; every gateway refuses its calls until a `human.resume` for it. */
+  'human.halt': loose({ actor: name, reason: z.string(), agent: name.optional() }),
+  /** A person lifted a halt: `agent` is the resumed agent's id, `halt` the id of the halt event it ends. */
+  'human.resume': loose({ actor: name, agent: name, reason: z.string().optional(), halt: uuid.optional() }),
   'audit.access': loose({
     actor: name,
     operation: z.enum(['query', 'export', 'view', 'verify']),
@@ -517,6 +522,8 @@ export const PAYLOADS = {
     refusal: z.unknown().optional(),
   }),
   alert: loose({ severity: z.enum(['info', 'warning', 'critical']), message: z.string(), code: label.optional() }),
+  /** A rule flagged unusual behaviour (never a block): `rule` is its stable id, `reason` the sentence a reader sees, `target_event` the event that tripped it. */
+  anomaly: loose({ rule: label, reason: z.string(), agent: name.optional(), target_event: uuid.optional() }),
   'key.rotated': loose({ old_key: label, new_key: label, reason: label.optional() }),
   'retention.purge': loose({ policy: label, before: isoTime, count: z.number().int().nonnegative() }),
   'hold.placed': loose({ hold_id: name, scope: z.unknown(), reason: z.string(), placed_by: name }),
@@ -546,8 +553,10 @@ export const EventInput = z.discriminatedUnion('kind', [
   inputOf('review'),
   inputOf('human.override'),
   inputOf('human.halt'),
+  inputOf('human.resume'),
   inputOf('audit.access'),
   inputOf('alert'),
+  inputOf('anomaly'),
   inputOf('key.rotated'),
   inputOf('retention.purge'),
   inputOf('hold.placed'),

@@ -41,9 +41,9 @@ export const POPULATIONS: readonly PopulationDefinition[] = [
   },
   {
     name: 'overrides-and-halts',
-    title: 'Human overrides and halts',
-    query: 'witness query --kind human.override,human.halt',
-    predicate: { kinds: ['human.override', 'human.halt'] },
+    title: 'Human overrides, halts and resumes',
+    query: 'witness query --kind human.override,human.halt,human.resume',
+    predicate: { kinds: ['human.override', 'human.halt', 'human.resume'] },
   },
   {
     name: 'configuration-changes',

@@ -19,6 +19,7 @@ export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
   'approval.decision',
   'human.override',
   'human.halt',
+  'human.resume',
   'review',
   'audit.access',
   'key.rotated',

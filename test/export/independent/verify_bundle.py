@@ -277,7 +277,7 @@ def b64decode_canonical(s: str) -> bytes | None:
 KINDS = {
     "session.start", "session.end", "llm.call", "tool.call", "tool.result", "policy.decision",
     "approval.request", "approval.decision", "capture", "error", "note", "config.change", "review",
-    "human.override", "human.halt", "audit.access", "alert", "key.rotated", "retention.purge",
+    "human.override", "human.halt", "human.resume", "audit.access", "alert", "anomaly", "key.rotated", "retention.purge",
     "hold.placed", "hold.released",
 }  # fmt: skip
 
@@ -871,7 +871,7 @@ def read_json_file(files: dict[str, bytes], name: str, report: Report) -> Any:
 POPULATIONS = [
     ("approvals", "Human approvals requested and decided", "witness query --kind approval.request,approval.decision", {"kinds": ["approval.request", "approval.decision"]}),
     ("denials", "Actions denied (by policy, a person or the gateway)", "witness query --outcome denied", {"outcomes": ["denied"], "policy_decisions": ["deny"]}),
-    ("overrides-and-halts", "Human overrides and halts", "witness query --kind human.override,human.halt", {"kinds": ["human.override", "human.halt"]}),
+    ("overrides-and-halts", "Human overrides, halts and resumes", "witness query --kind human.override,human.halt,human.resume", {"kinds": ["human.override", "human.halt", "human.resume"]}),
     ("configuration-changes", "Configuration changes (models, prompts, policies, tool scopes, retention, keys)", "witness query --kind config.change", {"kinds": ["config.change"]}),
     ("reviews", "Reviews of populations performed by people", "witness query --kind review", {"kinds": ["review"]}),
     ("audit-access", "Access to audit data (reads, searches, exports, verifications)", "witness query --kind audit.access", {"kinds": ["audit.access"]}),
