@@ -1,5 +1,5 @@
 import { WitnessError, eventHash } from '../core/index.js';
-import type { Ledger } from '../store/index.js';
+import { verifyLedger, type Ledger } from '../store/index.js';
 import type { BundleScope } from './bundle-format.js';
 import { ScopeTracker, normaliseInstant, type ScopedHeader } from './populations.js';
 
@@ -18,6 +18,7 @@ export type Span = { from: number; to: number };
 export type ScanRow = Ledger['scanForVerify'] extends (...a: never[]) => AsyncIterable<Array<infer R>> ? R : never;
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const ARTIFACT_FAILURES: ReadonlySet<string> = new Set(['artifact_missing', 'artifact_mismatch']);
 const PAGE = 2000;
 
 /**
@@ -32,6 +33,7 @@ const PAGE = 2000;
  * the ledger: a session's approvals and video can be recorded long after it ended.
  */
 export async function resolveSpan(ledger: Ledger, scope: SpanScope): Promise<Span | undefined> {
+  await assertLedgerVerifies(ledger);
   const start = await scanStart(ledger, scope);
   if (start === undefined) return undefined;
   const tracker = new ScopeTracker(scope);
@@ -46,6 +48,33 @@ export async function resolveSpan(ledger: Ledger, scope: SpanScope): Promise<Spa
     }
   }
   return from === undefined ? undefined : { from, to: last + 1 };
+}
+
+/**
+ * Refuses, as verification_failed, a ledger that `witness verify` would fail. The span and every
+ * population are decided from the stored headers; a header rewritten together with its stored hash
+ * passes the checks a scan can make row by row (hashedHeaderOfRow), yet moves its event out of the
+ * scope, and no bundle verifier can see an event the bundle leaves out. Only the whole ledger tells:
+ * the next event of the stream still links to the old hash, and a sealed event's leaf no longer
+ * rebuilds the signed root. So everything that picks events from a scope (export, report, review,
+ * the SIEM exports) first verifies the ledger it reads, from the raw rows, as `witness verify` does.
+ * What it cannot tell is an unsealed tail rewritten by someone who can write the database; sealing
+ * bounds that window (docs/FORMAT.md 7.3).
+ */
+export async function assertLedgerVerifies(ledger: Ledger): Promise<void> {
+  const report = await verifyLedger(ledger);
+  // A lost or altered artifact changes no event and so no span or population: the export goes on,
+  // and the bundle's verifiers report the artifact by its hash (artifact_missing / artifact_mismatch).
+  const failures = report.failures.filter((f) => !ARTIFACT_FAILURES.has(f.code));
+  if (failures.length === 0 && !report.unverifiable) return;
+  const first = failures[0];
+  const where = first?.leaf !== undefined ? ` at position ${first.leaf}` : first?.stream !== undefined ? ` in ${JSON.stringify(first.stream)}` : '';
+  const why = first === undefined ? (report.unverifiable ? 'written by a newer Witness' : 'unknown') : `${first.code}${where}: ${first.reason.replace(/[.\s]+$/, '')}`;
+  const n = failures.length;
+  throw new WitnessError(
+    'verification_failed',
+    `The ledger ${ledger.info.location} fails verification (${n === 1 ? '1 problem' : `${n} problems`}, the first ${why.replace(/\.\s+(?=[A-Z])/g, '; ')}), so events picked from it could be left out unnoticed; run \`witness verify\` to see every problem, and export from a ledger that verifies.`,
+  );
 }
 
 /** The first leaf an in-scope event can have; undefined when none can exist (no named session has an event). */

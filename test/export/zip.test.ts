@@ -314,6 +314,7 @@ describe('zip evidence bundles', () => {
     } finally {
       await ledger.close();
     }
-    expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+    // Verification before the export reads the artifact first, so the output directory may not even exist.
+    expect(fs.existsSync(path.dirname(out)) ? fs.readdirSync(path.dirname(out)) : []).toEqual([]);
   });
 });

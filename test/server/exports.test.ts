@@ -49,8 +49,13 @@ describe('exports over the API', () => {
     expect(started.headers.get('location')).toBe(`/v1/exports/${job.id}`);
 
     const done = await waitForExport(f, job.id, f.keys.auditor);
-    // The session's 5 events and the record of this POST, whose resource names the session (a bundle carries its session's access records).
-    expect(done).toMatchObject({ status: 'done', events: 6, artifacts: 1, bundle: `/v1/exports/${job.id}/bundle.zip` });
+    // The session's 5 events and the access records whose resource names the session (a bundle carries its session's access records):
+    // this POST, and any poll of the job recorded before the export picked its events (it verifies the ledger first, so that is timing).
+    const before = await f.ledger.readStream(ACCESS_STREAM);
+    const exported = before.find((e) => e.action === 'export');
+    const named = before.filter((e) => e.resource === session && exported !== undefined && e.seq < exported.seq);
+    expect(named[0]).toMatchObject({ action: 'POST /v1/exports' });
+    expect(done).toMatchObject({ status: 'done', events: 5 + named.length, artifacts: 1, bundle: `/v1/exports/${job.id}/bundle.zip` });
     expect(fs.existsSync(path.join(dir, 'witness-exports', `${job.id}.zip`))).toBe(true);
 
     const res = await f.call('GET', `/v1/exports/${job.id}/bundle.zip`, { key: f.keys.auditor });
