@@ -12,6 +12,8 @@ import { SYSTEM_STREAM_PREFIX } from '../keys.js';
  * would put its own words in front of a person as a held call. Policy decisions are the
  * gateway's too: one naming an approval is a release, which consumes the grant (once, by a
  * unique index) and which the storyboard and viewer tell as "<approver> approved it".
+ * Alerts and anomaly flags are the monitor's (src/monitor): a flag an agent writes about itself
+ * is not a flag, and a forged "resolved" alert would read as an all-clear.
  */
 export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
   'policy.decision',
@@ -26,6 +28,8 @@ export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
   'retention.purge',
   'hold.placed',
   'hold.released',
+  'alert',
+  'anomaly',
 ]);
 
 /**
