@@ -146,6 +146,8 @@ export const ZIP_LIMITS = {
   ratioFloorBytes: 1024 * 1024,
   /** All entries together, whatever the free space: far above any export (its videos included). */
   totalBytes: 64 * 1024 * 1024 * 1024,
+  /** Entries in one archive: a bundle of 1,000 screenshots has about 1,020. */
+  entries: 1_000_000,
 } as const;
 
 /** The directory entries a bundle zip may list (written by `zip -r`, for instance). */
@@ -173,19 +175,111 @@ function readAt(fd: number, pos: number, len: number): Buffer {
   return b;
 }
 
-/** The central directory's offset, from the end record (or its ZIP64 record); undefined when the file does not end with an end record without comment. */
-function centralOffset(fd: number, size: number): number | undefined {
-  if (size < 22) return undefined;
+const CENTRAL = 0x02014b50;
+const ZIP64_END = 0x06064b50;
+const ZIP64_LOCATOR = 0x07064b50;
+
+/** The archive as its end records and central directory declare it, read by this file and not by yauzl. */
+interface Structure {
+  cdOffset: number;
+  /** Each central record's name, in order, as its raw bytes spell it (printable ASCII). */
+  names: string[];
+}
+
+/** The end record of a file that has one somewhere in its last 64 KiB but not as its last 22 bytes: a comment, or data after it. */
+function misplacedEnd(fd: number, size: number, base: string): string {
+  const tail = Math.min(size, 22 + 0xffff);
+  const buf = readAt(fd, size - tail, tail);
+  for (let i = tail - 22; i >= 0; i--) {
+    if (buf.readUInt32LE(i) !== END) continue;
+    return i + 22 + buf.readUInt16LE(i + 20) === tail
+      ? `${base} carries an archive comment, which an evidence bundle never has (it could hide a second bundle)`
+      : `${base} has data after its end record, which an evidence bundle never has`;
+  }
+  return `${base} is not a zip archive (it does not end with an end-of-central-directory record)`;
+}
+
+/**
+ * Why a central record's extra field is refused, or undefined: its blocks must not run past it, and
+ * it holds one ZIP64 block (0x0001) at most, since readers differ on which of two they take.
+ */
+function extraProblem(extra: Buffer): string | undefined {
+  let zip64 = 0;
+  for (let i = 0; i + 4 <= extra.length; i += 4 + extra.readUInt16LE(i + 2)) {
+    if (i + 4 + extra.readUInt16LE(i + 2) > extra.length) return 'holds an extra field longer than its record';
+    if (extra.readUInt16LE(i) === 0x0001 && ++zip64 > 1) return 'holds an entry with two ZIP64 extra fields, which readers take differently';
+  }
+  return undefined;
+}
+
+/**
+ * The archive's structure (docs/FORMAT.md 7.1), read before any entry is: the last 22 bytes are the
+ * end record, without comment, on one disk; a ZIP64 locator before it points at the 56-byte ZIP64
+ * end record right before the locator, and the end record's fields are each that record's value or
+ * its all-ones placeholder; the central directory ends exactly where those records begin, and holds
+ * exactly `count` records that fill exactly its declared size. yauzl reads `count` records from the
+ * offset and ignores the size, so without this one file could show one bundle to it and another
+ * bundle, in the bytes after, to the next reader.
+ */
+function structureOf(fd: number, size: number, base: string): Structure | string {
+  if (size < 22) return `${base} is not a zip archive (it is ${size} bytes, shorter than an end record)`;
   const end = readAt(fd, size - 22, 22);
-  if (end.readUInt32LE(0) !== END || end.readUInt16LE(20) !== 0) return undefined;
-  const offset = end.readUInt32LE(16);
-  if (offset !== 0xffffffff) return offset;
-  if (size < 42) return undefined;
-  const locator = readAt(fd, size - 42, 20);
-  if (locator.readUInt32LE(0) !== 0x07064b50) return undefined;
-  const record = readAt(fd, Number(locator.readBigUInt64LE(8)), 56);
-  if (record.readUInt32LE(0) !== 0x06064b50) return undefined;
-  return Number(record.readBigUInt64LE(48));
+  if (end.readUInt32LE(0) !== END) return misplacedEnd(fd, size, base);
+  if (end.readUInt16LE(20) !== 0) return `${base} is not a zip archive (its end record declares a comment the file does not hold)`;
+  const several = `${base} spans several disks, which an evidence bundle never does`;
+  if (end.readUInt16LE(4) !== 0 || end.readUInt16LE(6) !== 0 || end.readUInt16LE(8) !== end.readUInt16LE(10)) return several;
+  let count = end.readUInt16LE(10);
+  let cdSize = end.readUInt32LE(12);
+  let cdOffset = end.readUInt32LE(16);
+  let cdEnd = size - 22;
+  if (size >= 42 && readAt(fd, size - 42, 4).readUInt32LE(0) === ZIP64_LOCATOR) {
+    const locator = readAt(fd, size - 42, 20);
+    if (locator.readUInt32LE(4) !== 0 || locator.readUInt32LE(16) !== 1) return several;
+    const at = size - 42 - 56;
+    if (at < 0 || locator.readBigUInt64LE(8) !== BigInt(at)) {
+      return `${base} has a ZIP64 locator that does not point at a ZIP64 end record right before it, which an evidence bundle never has`;
+    }
+    const record = readAt(fd, at, 56);
+    if (record.readUInt32LE(0) !== ZIP64_END || record.readBigUInt64LE(4) !== 44n) {
+      return `${base} has no 56-byte ZIP64 end record where its locator points, which an evidence bundle never has`;
+    }
+    if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0 || record.readBigUInt64LE(24) !== record.readBigUInt64LE(32)) return several;
+    const big = [record.readBigUInt64LE(32), record.readBigUInt64LE(40), record.readBigUInt64LE(48)];
+    if (big.some((v) => v > BigInt(size))) return `${base} has a ZIP64 end record declaring more than the file holds`;
+    const [count64, size64, offset64] = big.map(Number) as [number, number, number];
+    if ((count !== 0xffff && count !== count64) || (cdSize !== 0xffffffff && cdSize !== size64) || (cdOffset !== 0xffffffff && cdOffset !== offset64)) {
+      return `${base} has an end record and a ZIP64 end record that disagree, so two readers would see two archives`;
+    }
+    [count, cdSize, cdOffset, cdEnd] = [count64, size64, offset64, at];
+  }
+  if (cdOffset + cdSize !== cdEnd) {
+    return `${base} has a central directory (at ${cdOffset}, ${cdSize} bytes) that does not end where its end records begin (at ${cdEnd}), so another reader could find a second archive there`;
+  }
+  if (count > ZIP_LIMITS.entries) return `${base} declares ${count} entries, more than any evidence bundle holds`;
+  const names: string[] = [];
+  let p = cdOffset;
+  while (names.length < count) {
+    if (p + 46 > cdEnd) break;
+    const record = readAt(fd, p, 46);
+    if (record.readUInt32LE(0) !== CENTRAL) break;
+    const nameLen = record.readUInt16LE(28);
+    const next = p + 46 + nameLen + record.readUInt16LE(30) + record.readUInt16LE(32);
+    if (next > cdEnd) break;
+    const raw = readAt(fd, p + 46, nameLen).toString('latin1');
+    const extra = extraProblem(readAt(fd, p + 46 + nameLen, record.readUInt16LE(30)));
+    if (extra !== undefined) return `${base} ${extra}`;
+    // Bundle names are ASCII (7.1); a NUL ends a name for some readers (Python's zipfile) and not for others.
+    if (!/^[\x20-\x7e]+$/.test(raw)) return `${base} holds an entry whose name is not printable ASCII (${JSON.stringify(raw.slice(0, 80))}), which no evidence bundle has`;
+    names.push(raw);
+    p = next;
+  }
+  if (names.length < count) {
+    return `${base} has ${names.length} central-directory record(s) in the ${cdSize} bytes its end record declares, not the ${count} it counts: the central directory is damaged`;
+  }
+  if (p !== cdEnd) {
+    return `${base} has ${cdEnd - p} bytes in its central directory after the ${count} record(s) its end record counts, where a second archive's records could hide`;
+  }
+  return { cdOffset, names };
 }
 
 /**
@@ -194,10 +288,7 @@ function centralOffset(fd: number, size: number): number | undefined {
  * naming its entry as the central one does. The exporter never writes anything else, and those bytes
  * are where a second archive, read by another tool, hides (docs/FORMAT.md 7.1).
  */
-function layoutProblem(fd: number, base: string, layout: LaidOut[]): string | undefined {
-  const size = fs.fstatSync(fd).size;
-  const cd = centralOffset(fd, size);
-  if (cd === undefined) return `${base} has data after its end record, which an evidence bundle never has`;
+function layoutProblem(fd: number, base: string, layout: LaidOut[], cd: number): string | undefined {
   layout.sort((a, b) => a.offset - b.offset);
   let at = 0;
   for (const [i, e] of layout.entries()) {
@@ -224,7 +315,11 @@ function layoutProblem(fd: number, base: string, layout: LaidOut[]): string | un
   return undefined;
 }
 
-/** The length of a data descriptor (with or without its signature, 32- or 64-bit sizes) that matches `e`; undefined when none does. */
+/**
+ * The length of a data descriptor (with or without its signature) that matches `e`, its sizes read
+ * as 64-bit first and 32-bit second, as docs/FORMAT.md 7.1 fixes for every verifier (an empty entry's
+ * descriptor followed by zero bytes reads both ways); undefined when neither matches.
+ */
 function descriptorLength(b: Buffer, e: LaidOut): number | undefined {
   const signed = b.length >= 4 && b.readUInt32LE(0) === 0x08074b50 ? 4 : 0;
   if (b.length >= signed + 4 && b.readUInt32LE(signed) !== e.crc >>> 0) return undefined;
@@ -252,6 +347,20 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
     fs.closeSync(fd);
     return `${base} is not a regular file`;
   }
+  // The archive's structure is checked before yauzl reads it and before anything is extracted: a
+  // refused archive leaves nothing behind, and yauzl reads only an archive every reader reads alike.
+  let structure: Structure | string;
+  try {
+    structure = structureOf(fd, fs.fstatSync(fd).size, base);
+  } catch (e) {
+    fs.closeSync(fd);
+    if (e instanceof Refused) return `${base} is not a zip archive (${e.message})`;
+    throw e;
+  }
+  if (typeof structure === 'string') {
+    fs.closeSync(fd);
+    return structure;
+  }
   let zip: yauzl.ZipFile;
   try {
     // strictFileNames: a backslash is refused, not turned into a directory separator.
@@ -262,14 +371,17 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
   }
   const closed = new Promise<void>((resolve) => zip.once('close', () => resolve()));
   try {
-    // One archive, one reading: a comment could hold a second central directory another reader follows.
-    if (zip.comment !== '') return `${base} carries an archive comment, which an evidence bundle never has (it could hide a second bundle)`;
     const layout: LaidOut[] = [];
+    const picked: yauzl.Entry[] = [];
     const seen = new Set<string>();
     let unpacked = 0;
+    // First every central record, checked without extracting a byte; then the layout; then the entries.
     for await (const entry of zip.eachEntry()) {
       const name = entry.fileName;
       const shown = JSON.stringify(name);
+      // yauzl may take a name from an extra field (Info-ZIP's Unicode path): the record's own bytes are the name every reader sees.
+      if (name !== structure.names[layout.length])
+        return `${base} names an entry ${shown} in an extra field but ${JSON.stringify(structure.names[layout.length])} in its record, so two readers would see two bundles`;
       if (seen.has(name)) return `${base} holds ${shown} more than once, so which one counts is ambiguous`;
       seen.add(name);
       layout.push({ name, offset: entry.relativeOffsetOfLocalHeader, flags: entry.generalPurposeBitFlag, crc: entry.crc32, csize: entry.compressedSize, usize: entry.uncompressedSize });
@@ -297,6 +409,13 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
         return `${base} holds ${shown} claiming ${entry.uncompressedSize} bytes from ${entry.compressedSize} compressed, more than ${ZIP_LIMITS.maxRatio} to 1: a compression bomb, not evidence`;
       }
       if (unpacked > ZIP_LIMITS.totalBytes) return `${base} claims to unpack to more than ${ZIP_LIMITS.totalBytes} bytes in all, more than any evidence bundle`;
+      picked.push(entry);
+    }
+    const problem = layoutProblem(fd, base, layout, structure.cdOffset);
+    if (problem !== undefined) return problem;
+    for (const entry of picked) {
+      const name = entry.fileName;
+      const shown = JSON.stringify(name);
       // capOf admits one level of folder at most (artifacts/, populations/).
       const slash = name.indexOf('/');
       if (slash > 0) fs.mkdirSync(path.join(destDir, name.slice(0, slash)), { recursive: true });
@@ -315,7 +434,7 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
       }
       if (crc >>> 0 !== entry.crc32) return `${base} holds ${shown} whose bytes do not match its CRC-32: the archive is damaged`;
     }
-    return layoutProblem(fd, base, layout);
+    return undefined;
   } catch (e) {
     if (e instanceof Refused) return e.message;
     // yauzl's own refusals: a `..` or absolute name, a damaged central directory or local header.

@@ -175,21 +175,30 @@ describe('verify.mjs on genuine bundles', () => {
     expect(missing.err).toMatch(/does not exist; pass an evidence bundle/);
   });
 
-  it('sends a version 1 bundle and a ZIP64 archive elsewhere with exit 2, not a verdict', () => {
+  it('sends a version 1 bundle elsewhere with exit 2, reads a ZIP64 archive of small files (`zip -fz`), and refuses ZIP64 placeholders without ZIP64 records', () => {
     const v1 = path.join(root, 'v1-bundle');
     fs.mkdirSync(v1);
     fs.writeFileSync(path.join(v1, 'manifest.json'), JSON.stringify({ format: 'witness-evidence', version: 1, session: 's' }));
     const old = run([path.join(bundles.dir, 'verify.mjs'), v1], os.tmpdir());
     expect([old.code, old.out]).toEqual([2, '']);
     expect(old.err).toMatch(/version 1 bundle; verify it with `witness verify`/);
+    // ZIP64 records on a small bundle, as an auditor's `zip -fz` writes them: read, not sent elsewhere.
+    const fz = path.join(root, 'fz.zip');
+    spawnSync('zip', ['-qr', '-fz', fz, '.'], { cwd: bundles.dir });
+    expect(fs.readFileSync(fz).includes(Buffer.from('504b0606', 'hex'))).toBe(true);
+    const read = run([path.join(bundles.dir, 'verify.mjs'), fz], os.tmpdir());
+    expect([read.code, read.err]).toEqual([0, '']);
+    // An end record counting 0xffff entries with no ZIP64 record to hold the count: refused, one sentence.
     const zip = crafted([entry('manifest.json', '{}')]);
     zip.writeUInt16LE(0xffff, zip.length - 22 + 8);
     zip.writeUInt16LE(0xffff, zip.length - 22 + 10);
     const file = path.join(root, 'zip64.zip');
     fs.writeFileSync(file, zip);
     const big = run([path.join(bundles.dir, 'verify.mjs'), file], os.tmpdir());
-    expect(big.code).toBe(2);
-    expect(big.err).toMatch(/ZIP64 .* unzip it and pass the directory/);
+    expect([big.code, big.err]).toEqual([1, '']);
+    expect(big.out).toMatch(
+      /bundle_invalid: the zip has 1 central-directory record\(s\) in the \d+ bytes its end record declares, not the 65535 it counts: the central directory is damaged: the bundle was refused\./,
+    );
   });
 });
 

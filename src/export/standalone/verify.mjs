@@ -10,7 +10,7 @@
  * BUNDLE defaults to the directory this file sits in. KEY is a verifier key string
  * (`<name>+<hash>+<base64>`) or a file of them, one per line; without it the keys shipped in
  * keys.json are used, and the verdict says so. Exit code 0: the bundle verifies; 1: it does not;
- * 2: bad usage, or a bundle this verifier cannot read (a v1 bundle, a ZIP64 archive).
+ * 2: bad usage, or a bundle this verifier cannot read (a v1 bundle).
  *
  * The rules it implements are those of docs/FORMAT.md: RFC 8785 canonical JSON, the event hash
  * chain, RFC 9162 Merkle proofs, C2SP signed-note checkpoints with Ed25519 keys, and the bundle's
@@ -572,7 +572,12 @@ export const POPULATIONS = [
     predicate: { kinds: ['approval.request', 'approval.decision'] },
   },
   { name: 'denials', title: 'Actions denied (by policy, a person or the gateway)', query: 'witness query --outcome denied', predicate: { outcomes: ['denied'], policy_decisions: ['deny'] } },
-  { name: 'overrides-and-halts', title: 'Human overrides, halts and resumes', query: 'witness query --kind human.override,human.halt,human.resume', predicate: { kinds: ['human.override', 'human.halt', 'human.resume'] } },
+  {
+    name: 'overrides-and-halts',
+    title: 'Human overrides, halts and resumes',
+    query: 'witness query --kind human.override,human.halt,human.resume',
+    predicate: { kinds: ['human.override', 'human.halt', 'human.resume'] },
+  },
   {
     name: 'configuration-changes',
     title: 'Configuration changes (models, prompts, policies, tool scopes, retention, keys)',
@@ -723,14 +728,31 @@ export function crc32Table(crc, buf) {
   return ~c >>> 0;
 }
 
+/** The data of the ZIP64 extended information extra field (0x0001) in `extra`, or undefined; a malformed extra field or two ZIP64 fields are refused. */
+function zip64Field(extra) {
+  let found;
+  let i = 0;
+  while (i + 4 <= extra.length) {
+    const id = extra.readUInt16LE(i);
+    const len = extra.readUInt16LE(i + 2);
+    if (i + 4 + len > extra.length) throw new Refusal('the zip holds an extra field longer than its record');
+    if (id === 0x0001) {
+      if (found !== undefined) throw new Refusal('the zip holds an entry with two ZIP64 extra fields, which readers take differently');
+      found = extra.subarray(i + 4, i + 4 + len);
+    }
+    i += 4 + len;
+  }
+  return found;
+}
+
 /**
  * A zip bundle, read from its central directory. Refused (Refusal: one bundle_invalid) for: a name
  * with `..`, a leading `/`, a backslash or a drive letter; a name no bundle has; a name twice; a
  * symbolic link; an encrypted entry; a method other than stored or deflate; an entry declaring more
  * than its name's cap; entries overlapping each other. Entries are inflated as streams and stop the
  * moment they exceed their declared size (a zip bomb is read no further than that size, which is
- * capped); sizes and CRC-32 are checked at the end of each entry. ZIP64 archives (over 4 GiB) are
- * not read here: unzip them and verify the directory.
+ * capped); sizes and CRC-32 are checked at the end of each entry. ZIP64 records are read (yazl writes
+ * them past 4 GiB, `zip -fz` on any file), as `witness verify` reads them.
  */
 class ZipSource {
   constructor(file) {
@@ -748,29 +770,68 @@ class ZipSource {
     return b;
   }
 
-  readDirectory() {
-    const tail = Math.min(this.size, 22 + 0xffff);
-    const buf = this.read(this.size - tail, tail);
-    let at = -1;
-    for (let i = buf.length - 22; i >= 0; i--) {
-      if (buf.readUInt32LE(i) === 0x06054b50 && i + 22 + buf.readUInt16LE(i + 20) === buf.length) {
-        at = i;
-        break;
+  /**
+   * The end records and the central directory (FORMAT.md 7.1): the last 22 bytes are the end
+   * record, without comment, on one disk; a ZIP64 locator before it points at the 56-byte ZIP64 end
+   * record right before the locator, whose values the end record's fields equal or hold as all-ones
+   * placeholders; the central directory ends exactly where those records begin and its records are
+   * exactly `count`, filling exactly its declared size. Anything else is where one file shows one
+   * bundle to one reader and another bundle to the next.
+   */
+  endRecords() {
+    if (this.size < 22) throw new Refusal('the file is not a zip archive (it is shorter than an end record)');
+    const end = this.read(this.size - 22, 22);
+    if (end.readUInt32LE(0) !== 0x06054b50) {
+      const tail = Math.min(this.size, 22 + 0xffff);
+      const buf = this.read(this.size - tail, tail);
+      for (let i = tail - 22; i >= 0; i--) {
+        if (buf.readUInt32LE(i) !== 0x06054b50) continue;
+        // One archive, one reading: a comment after the end record could hold a second central
+        // directory that another reader follows; the exporter never writes one.
+        if (i + 22 + buf.readUInt16LE(i + 20) === tail) throw new Refusal('the zip carries an archive comment, which an evidence bundle never has (it could hide a second bundle)');
+        throw new Refusal('the zip has data after its end record, which an evidence bundle never has');
       }
+      throw new Refusal('the file is not a zip archive (it does not end with an end-of-central-directory record)');
     }
-    if (at < 0) throw new Refusal('the file is not a zip archive (no end of central directory)');
-    // One archive, one reading: a comment after the end record could hold a second central
-    // directory that another reader follows; the exporter never writes one (FORMAT.md 7.1).
-    if (buf.readUInt16LE(at + 20) !== 0) throw new Refusal('the zip carries an archive comment, which an evidence bundle never has (it could hide a second bundle)');
-    const eocd = this.size - tail + at;
-    const count = buf.readUInt16LE(at + 10);
-    const cdSize = buf.readUInt32LE(at + 12);
-    const cdOffset = buf.readUInt32LE(at + 16);
-    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff || (eocd >= 20 && this.read(eocd - 20, 4).readUInt32LE(0) === 0x07064b50)) {
-      throw new Unreadable('the zip is in ZIP64 format (over 4 GiB), which this standalone verifier does not read; unzip it and pass the directory, or use `witness verify`');
+    if (end.readUInt16LE(20) !== 0) throw new Refusal('the file is not a zip archive (its end record declares a comment the file does not hold)');
+    if (end.readUInt16LE(4) !== 0 || end.readUInt16LE(6) !== 0 || end.readUInt16LE(8) !== end.readUInt16LE(10)) throw new Refusal('the zip spans several disks, which an evidence bundle never does');
+    let count = end.readUInt16LE(10);
+    let cdSize = end.readUInt32LE(12);
+    let cdOffset = end.readUInt32LE(16);
+    let cdEnd = this.size - 22;
+    if (this.size >= 42 && this.read(this.size - 42, 4).readUInt32LE(0) === 0x07064b50) {
+      const locator = this.read(this.size - 42, 20);
+      if (locator.readUInt32LE(4) !== 0 || locator.readUInt32LE(16) !== 1) throw new Refusal('the zip spans several disks, which an evidence bundle never does');
+      const at = this.size - 42 - 56;
+      if (at < 0 || locator.readBigUInt64LE(8) !== BigInt(at)) {
+        throw new Refusal('the zip has a ZIP64 locator that does not point at a ZIP64 end record right before it, which an evidence bundle never has');
+      }
+      const record = this.read(at, 56);
+      if (record.readUInt32LE(0) !== 0x06064b50 || record.readBigUInt64LE(4) !== 44n) {
+        throw new Refusal('the zip has no 56-byte ZIP64 end record where its locator points, which an evidence bundle never has');
+      }
+      if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0 || record.readBigUInt64LE(24) !== record.readBigUInt64LE(32)) {
+        throw new Refusal('the zip spans several disks, which an evidence bundle never does');
+      }
+      const big = [record.readBigUInt64LE(32), record.readBigUInt64LE(40), record.readBigUInt64LE(48)];
+      if (big.some((v) => v > BigInt(this.size))) throw new Refusal('the zip has a ZIP64 end record declaring more than the file holds');
+      const [count64, size64, offset64] = big.map(Number);
+      if ((count !== 0xffff && count !== count64) || (cdSize !== 0xffffffff && cdSize !== size64) || (cdOffset !== 0xffffffff && cdOffset !== offset64)) {
+        throw new Refusal('the zip has an end record and a ZIP64 end record that disagree, so two readers would see two archives');
+      }
+      [count, cdSize, cdOffset, cdEnd] = [count64, size64, offset64, at];
     }
-    if (buf.readUInt16LE(at + 4) !== 0 || buf.readUInt16LE(at + 6) !== 0 || buf.readUInt16LE(at + 8) !== count) throw new Refusal('the zip spans several disks');
-    if (cdOffset + cdSize !== eocd || count > LIMITS.zipEntries) throw new Refusal('the zip central directory is damaged');
+    if (cdOffset + cdSize !== cdEnd) {
+      throw new Refusal(
+        `the zip has a central directory (at ${cdOffset}, ${cdSize} bytes) that does not end where its end records begin (at ${cdEnd}), so another reader could find a second archive there`,
+      );
+    }
+    if (count > LIMITS.zipEntries) throw new Refusal(`the zip declares ${count} entries, more than any evidence bundle holds`);
+    return { count, cdSize, cdOffset };
+  }
+
+  readDirectory() {
+    const { count, cdSize, cdOffset } = this.endRecords();
     const cd = this.read(cdOffset, cdSize);
     const list = [];
     /** Every entry, directories included: together they must fill the archive up to the central directory. */
@@ -778,24 +839,42 @@ class ZipSource {
     const seenDirs = new Set();
     let p = 0;
     let total = 0;
+    const short = (n) => new Refusal(`the zip has ${n} central-directory record(s) in the ${cdSize} bytes its end record declares, not the ${count} it counts: the central directory is damaged`);
     for (let n = 0; n < count; n++) {
-      if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw new Refusal('the zip central directory is damaged');
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw short(n);
       const madeBy = cd.readUInt16LE(p + 4);
       const flags = cd.readUInt16LE(p + 8);
       const method = cd.readUInt16LE(p + 10);
       const crc = cd.readUInt32LE(p + 16);
-      const csize = cd.readUInt32LE(p + 20);
-      const usize = cd.readUInt32LE(p + 24);
+      let csize = cd.readUInt32LE(p + 20);
+      let usize = cd.readUInt32LE(p + 24);
       const nameLen = cd.readUInt16LE(p + 28);
       const extraLen = cd.readUInt16LE(p + 30);
       const commentLen = cd.readUInt16LE(p + 32);
       const attrs = cd.readUInt32LE(p + 38);
-      const offset = cd.readUInt32LE(p + 42);
-      const raw = cd.subarray(p + 46, p + 46 + nameLen);
-      p += 46 + nameLen + extraLen + commentLen;
-      if (p > cd.length) throw new Refusal('the zip central directory is damaged');
-      const name = raw.toString('latin1');
-      if (!/^[\x20-\x7e]+$/.test(name)) throw new Refusal(`the zip holds an entry whose name is not plain ASCII (${JSON.stringify(name.slice(0, 80))})`);
+      let offset = cd.readUInt32LE(p + 42);
+      const next = p + 46 + nameLen + extraLen + commentLen;
+      if (next > cd.length) throw short(n);
+      const name = cd.subarray(p + 46, p + 46 + nameLen).toString('latin1');
+      // Bundle names are ASCII (FORMAT.md 7.1); a NUL ends a name for some readers and not for others.
+      if (!/^[\x20-\x7e]+$/.test(name)) throw new Refusal(`the zip holds an entry whose name is not printable ASCII (${JSON.stringify(name.slice(0, 80))}), which no evidence bundle has`);
+      // ZIP64 (FORMAT.md 7.1): a size or offset of all ones is read from the 0x0001 extra field, in
+      // the order uncompressed size, compressed size, local header offset, as every reader does.
+      const zip64 = zip64Field(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen));
+      if (usize === 0xffffffff || csize === 0xffffffff || offset === 0xffffffff) {
+        let at = 0;
+        const take = () => {
+          if (zip64 === undefined || at + 8 > zip64.length) throw new Refusal(`the zip entry ${name} declares a ZIP64 size or offset its extra field does not hold`);
+          const v = zip64.readBigUInt64LE(at);
+          at += 8;
+          if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Refusal(`the zip entry ${name} declares a ZIP64 size or offset beyond any evidence bundle`);
+          return Number(v);
+        };
+        if (usize === 0xffffffff) usize = take();
+        if (csize === 0xffffffff) csize = take();
+        if (offset === 0xffffffff) offset = take();
+      }
+      p = next;
       if (name.startsWith('/') || name.includes('\\') || /^[A-Za-z]:/.test(name) || name.split('/').includes('..')) {
         throw new Refusal(`the zip holds the entry ${JSON.stringify(name)}, a path outside the bundle`);
       }
@@ -820,6 +899,8 @@ class ZipSource {
       list.push(e);
       layout.push(e);
     }
+    if (p !== cd.length)
+      throw new Refusal(`the zip has ${cd.length - p} bytes in its central directory after the ${count} record(s) its end record counts, where a second archive's records could hide`);
     // Entries must not overlap: each one's data ends before the next one starts (a classic bomb
     // reuses one compressed stream for many entries).
     // No bytes before the first entry, between entries or before the central directory: the
@@ -845,16 +926,21 @@ class ZipSource {
     if (at0 !== cdOffset) throw new Refusal('the zip has data between its last entry and its central directory, which an evidence bundle never has');
   }
 
-  /** The length of the data descriptor after entry `e`'s data (flag bit 3), checked against its central record; 0 without one. */
+  /**
+   * The length of the data descriptor after entry `e`'s data (flag bit 3), checked against its
+   * central record: with or without its signature, its sizes read as 64-bit first and 32-bit second
+   * (FORMAT.md 7.1: an empty entry's descriptor followed by zero bytes reads both ways); 0 without one.
+   */
   descriptorLength(e, end) {
     if ((e.flags & 0x08) === 0) return 0;
     const at = e.data + e.csize;
-    const b = this.read(at, Math.min(16, end - at));
+    const b = this.read(at, Math.min(24, end - at));
     const signed = b.length >= 4 && b.readUInt32LE(0) === 0x08074b50 ? 4 : 0;
-    if (b.length < signed + 12 || b.readUInt32LE(signed) !== e.crc || b.readUInt32LE(signed + 4) !== e.csize || b.readUInt32LE(signed + 8) !== e.usize) {
-      throw new Refusal(`the zip entry ${e.name} has a data descriptor that does not match its central record`);
+    if (b.length >= signed + 4 && b.readUInt32LE(signed) === e.crc) {
+      if (b.length >= signed + 20 && b.readBigUInt64LE(signed + 4) === BigInt(e.csize) && b.readBigUInt64LE(signed + 12) === BigInt(e.usize)) return signed + 20;
+      if (b.length >= signed + 12 && b.readUInt32LE(signed + 4) === e.csize && b.readUInt32LE(signed + 8) === e.usize) return signed + 12;
     }
-    return signed + 12;
+    throw new Refusal(`the zip entry ${e.name} has a data descriptor that does not match its central record`);
   }
 
   open(name, cap) {

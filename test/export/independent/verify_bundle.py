@@ -559,9 +559,91 @@ class BundleRefused(Exception):
     pass
 
 
+def zip_structure(path: str) -> None:
+    """7.1, before any reader parses the archive: the end record is the file's last 22 bytes (no
+    comment, one disk); a ZIP64 locator before it points at the 56-byte ZIP64 end record right before
+    the locator, whose values the end record's fields equal or hold as all-ones placeholders; the
+    central directory ends where those records begin, and its records, read one after another from
+    its offset, are exactly the count and fill exactly the size; names are printable ASCII; an
+    extra field's blocks stay inside it, with one ZIP64 block at most."""
+    size = os.path.getsize(path)
+    several = "the zip spans several disks, which an evidence bundle never does"
+    with open(path, "rb") as f:
+
+        def at(pos: int, n: int) -> bytes:
+            f.seek(pos)
+            b = f.read(n)
+            if len(b) != n:
+                raise BundleRefused("the zip is cut off")
+            return b
+
+        if size < 22:
+            raise BundleRefused("the file is not a zip archive (it is shorter than an end record)")
+        end = at(size - 22, 22)
+        if end[:4] != b"PK\x05\x06":
+            tail = at(size - min(size, 22 + 0xFFFF), min(size, 22 + 0xFFFF))
+            i = tail.rfind(b"PK\x05\x06", 0, len(tail) - 21)
+            if i < 0:
+                raise BundleRefused("the file is not a zip archive (it does not end with an end-of-central-directory record)")
+            if i + 22 + struct.unpack_from("<H", tail, i + 20)[0] == len(tail):
+                raise BundleRefused("the zip carries an archive comment, which an evidence bundle never has")
+            raise BundleRefused("the zip has data after its end record")
+        disk, cd_disk, on_disk, count, cd_size, cd_offset, comment = struct.unpack_from("<HHHHIIH", end, 4)
+        if comment != 0:
+            raise BundleRefused("the file is not a zip archive (its end record declares a comment the file does not hold)")
+        if disk != 0 or cd_disk != 0 or on_disk != count:
+            raise BundleRefused(several)
+        cd_end = size - 22
+        if size >= 42 and at(size - 42, 4) == b"PK\x06\x07":
+            loc_disk, loc_offset, disks = struct.unpack_from("<IQI", at(size - 42, 20), 4)
+            if loc_disk != 0 or disks != 1:
+                raise BundleRefused(several)
+            rec_at = size - 42 - 56
+            if rec_at < 0 or loc_offset != rec_at:
+                raise BundleRefused("the zip has a ZIP64 locator that does not point at a ZIP64 end record right before it")
+            rec = at(rec_at, 56)
+            sig, rec_size, _made, _needed, d64, cd_d64, on64, count64, size64, offset64 = struct.unpack("<IQHHIIQQQQ", rec)
+            if sig != 0x06064B50 or rec_size != 44:
+                raise BundleRefused("the zip has no 56-byte ZIP64 end record where its locator points")
+            if d64 != 0 or cd_d64 != 0 or on64 != count64:
+                raise BundleRefused(several)
+            if count not in (0xFFFF, count64) or cd_size not in (0xFFFFFFFF, size64) or cd_offset not in (0xFFFFFFFF, offset64):
+                raise BundleRefused("the zip has an end record and a ZIP64 end record that disagree (two readers would see two archives)")
+            count, cd_size, cd_offset, cd_end = count64, size64, offset64, rec_at
+        if cd_offset + cd_size != cd_end:
+            raise BundleRefused(f"the zip's central directory (at {cd_offset}, {cd_size} bytes) does not end where its end records begin (at {cd_end})")
+        if count > 1_000_000:
+            raise BundleRefused(f"the zip declares {count} entries, more than any evidence bundle holds")
+        cd = at(cd_offset, cd_size)
+        p = 0
+        for n in range(count):
+            if p + 46 > len(cd) or cd[p : p + 4] != b"PK\x01\x02":
+                raise BundleRefused(f"the zip has {n} central-directory records in its declared {cd_size} bytes, not the {count} its end record counts")
+            name_len, extra_len, comment_len = struct.unpack_from("<HHH", cd, p + 28)
+            nxt = p + 46 + name_len + extra_len + comment_len
+            if nxt > len(cd):
+                raise BundleRefused(f"the zip has {n} central-directory records in its declared {cd_size} bytes, not the {count} its end record counts")
+            raw = cd[p + 46 : p + 46 + name_len]
+            if re.fullmatch(rb"[\x20-\x7e]+", raw) is None:
+                raise BundleRefused(f"the zip holds an entry whose name is not printable ASCII ({raw[:80]!r})")
+            extra, i, zip64 = cd[p + 46 + name_len : p + 46 + name_len + extra_len], 0, 0
+            while i + 4 <= len(extra):
+                xid, xlen = struct.unpack_from("<HH", extra, i)
+                if i + 4 + xlen > len(extra):
+                    raise BundleRefused("the zip holds an extra field longer than its record")
+                zip64 += xid == 0x0001
+                if zip64 > 1:
+                    raise BundleRefused("the zip holds an entry with two ZIP64 extra fields")
+                i += 4 + xlen
+            p = nxt
+        if p != len(cd):
+            raise BundleRefused(f"the zip has {len(cd) - p} bytes in its central directory after the {count} records its end record counts")
+
+
 def read_zip(path: str) -> dict[str, bytes]:
     """7.1: only bundle names, each once; no absolute path, '..', symlink, encryption; caps; no bombs."""
     files: dict[str, bytes] = {}
+    zip_structure(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -604,10 +686,11 @@ def zip_layout(path: str, zf: zipfile.ZipFile) -> None:
                 f.seek(at)
                 d = f.read(24)
                 signed = 4 if d[:4] == b"PK\x07\x08" else 0
-                if len(d) >= signed + 12 and struct.unpack_from("<III", d, signed) == (info.CRC, info.compress_size, info.file_size):
-                    at += signed + 12
-                elif len(d) >= signed + 20 and struct.unpack_from("<IQQ", d, signed) == (info.CRC, info.compress_size, info.file_size):
+                # 7.1: the sizes are tried as 64-bit first, then 32-bit.
+                if len(d) >= signed + 20 and struct.unpack_from("<IQQ", d, signed) == (info.CRC, info.compress_size, info.file_size):
                     at += signed + 20
+                elif len(d) >= signed + 12 and struct.unpack_from("<III", d, signed) == (info.CRC, info.compress_size, info.file_size):
+                    at += signed + 12
                 else:
                     raise BundleRefused(f"the zip entry {info.filename!r} has a data descriptor unlike its central record")
         if at != zf.start_dir:
