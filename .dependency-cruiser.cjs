@@ -15,7 +15,8 @@ const ALLOWED = {
   server: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'export'],
   export: ['core', 'store', 'capture'],
   report: ['core', 'store', 'capture', 'export', 'server'],
-  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo'],
+  monitor: ['core', 'store', 'recorder', 'approvals'],
+  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo', 'monitor'],
   demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report'],
 };
 const MODULES = Object.keys(ALLOWED);

@@ -7,6 +7,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerMonitor } from './commands/monitor.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerQuery } from './commands/query.js';
@@ -53,6 +54,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerVideo(program, io);
   registerServe(program, io);
   registerKeys(program, io);
+  registerMonitor(program, io, setExit);
   // Commander prints its usage errors as several lines; keep the text, print it as one sentence
   // below. Every command, nested ones too, is configured after all are registered.
   const configure = (cmd: Command, name: string): void => {

@@ -1,0 +1,386 @@
+import { z } from 'zod';
+import { WitnessError, type EventInput, type VerifyRow } from '../core/index.js';
+import { listApprovals } from '../approvals/index.js';
+import { RECORDER_VERSION } from '../recorder/index.js';
+import { verifyLedger, type AppendRequest, type Ledger } from '../store/index.js';
+import { ALERT_CODES, AlertBook, type AlertMessage } from './alerts.js';
+import { BehaviourConfig, BehaviourRules, type AnomalyFlag, type ObservedEvent } from './behaviour.js';
+import { verifyNewCheckpoints } from './incremental.js';
+import { MonitorMetrics } from './metrics.js';
+import type { AlertSink } from './sinks.js';
+import { freshState, loadState, saveState, type MonitorState } from './state.js';
+
+/** The stream the monitor records its `alert` and `anomaly` events in; its own events are never flagged or alerted on. */
+export const MONITOR_STREAM = 'witness.monitor';
+export const MONITOR_AGENT = 'witness-monitor';
+
+const HOUR = 3_600_000;
+/** On a first pass (no state yet), recording and capture failures this recent still alert; older ones are history. */
+const RECENT_MS = 24 * HOUR;
+
+export const MonitorConfig = z.strictObject({
+  /** An approval request waiting longer than this alerts (approval_pending). */
+  approvalPendingMs: z
+    .number()
+    .int()
+    .min(1)
+    .default(15 * 60_000),
+  /** Approval requests made this long ago at most are watched. */
+  approvalWindowMs: z
+    .number()
+    .int()
+    .min(1)
+    .default(7 * 24 * HOUR),
+  /** Unsealed events older than this with no new checkpoint alert (sealing_stalled). */
+  sealStallMs: z
+    .number()
+    .int()
+    .min(1)
+    .default(5 * 60_000),
+  /** The whole ledger is verified this often (verifyLedger); new checkpoints every pass. */
+  fullEveryMs: z.number().int().min(1).default(HOUR),
+  /** On the first pass, flag the history too instead of only learning from it. */
+  backfill: z.boolean().default(false),
+  /** Record alerts and anomaly flags in the ledger (false for a read-only ledger). */
+  record: z.boolean().default(true),
+  /** Verifier keys to trust instead of the ledger's own. */
+  trustedKeys: z.array(z.string()).optional(),
+  /** Where verify's worker threads open the ledger (a big ledger's full pass); default its location. */
+  url: z.string().optional(),
+  behaviour: BehaviourConfig.default(BehaviourConfig.parse({})),
+});
+export type MonitorConfig = z.input<typeof MonitorConfig>;
+
+export interface PassReport {
+  at: string;
+  /** Events read in this pass (the monitor's own included). */
+  events: number;
+  flags: AnomalyFlag[];
+  alerts: AlertMessage[];
+  verified: { checkpoint: number | null; size: number; checkedNow: number; failures: string[] };
+  full: { ok: boolean; events: number; failures: number; first?: string } | null;
+  unsealed: number;
+  /** Events the monitor recorded (alerts and flags). */
+  recorded: number;
+  /** Sinks that gave up, and recording that failed: one sentence each. */
+  errors: string[];
+}
+
+export interface MonitorDeps {
+  statePath: string;
+  sinks?: AlertSink[];
+  metrics?: MonitorMetrics;
+  now?: () => Date;
+}
+
+/**
+ * One pass reads what was appended since the last (anomaly rules, recorded failures, halts),
+ * verifies new checkpoints (and the whole ledger when due), looks at sealing and approvals,
+ * records what it found, sends alerts, and saves where it stopped. `run` repeats it.
+ */
+export class Monitor {
+  private readonly config: z.output<typeof MonitorConfig>;
+  readonly metrics: MonitorMetrics;
+  private readonly sinks: AlertSink[];
+  private readonly now: () => Date;
+  private failing = false;
+
+  constructor(
+    private readonly ledger: Ledger,
+    config: MonitorConfig,
+    private readonly deps: MonitorDeps,
+  ) {
+    const parsed = MonitorConfig.safeParse(config);
+    if (!parsed.success) throw new WitnessError('invalid_argument', `Monitor setting ${parsed.error.issues[0]?.path.join('.')} is invalid: ${parsed.error.issues[0]?.message}.`);
+    this.config = parsed.data;
+    this.metrics = deps.metrics ?? new MonitorMetrics();
+    this.sinks = deps.sinks ?? [];
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async pass(): Promise<PassReport> {
+    const now = this.now();
+    const loaded = loadState(this.deps.statePath, this.ledger.info.id);
+    const state: MonitorState = loaded ?? freshState(this.ledger.info.id);
+    const learnOnly = loaded === undefined && !this.config.backfill;
+    const book = new AlertBook(state.conditions, now);
+    const rules = new BehaviourRules(this.config.behaviour, state.behaviour);
+    const report: PassReport = {
+      at: now.toISOString(),
+      events: 0,
+      flags: [],
+      alerts: [],
+      verified: { checkpoint: null, size: 0, checkedNow: 0, failures: [] },
+      full: null,
+      unsealed: 0,
+      recorded: 0,
+      errors: [],
+    };
+
+    // 1. What was appended since the last pass.
+    const already = await this.alreadyFlagged(state.savedAt);
+    for await (const page of this.ledger.scanForVerify(state.cursor, undefined, 1000)) {
+      for (const row of page) {
+        state.cursor = row.pos + 1;
+        report.events++;
+        const e = observed(row);
+        if (e === undefined || e.stream === MONITOR_STREAM) continue;
+        for (const f of rules.observe(e, learnOnly)) if (!already.has(`${f.rule}\n${f.target_event}`)) report.flags.push(f);
+        // On the first pass history is learned, not alerted on, except failures recorded lately.
+        this.eventAlerts(e, book, learnOnly && now.getTime() - Date.parse(e.ts) > RECENT_MS);
+      }
+    }
+    this.metrics.eventsProcessed += report.events;
+
+    // 2. New checkpoints, and the whole ledger when due.
+    const inc = await verifyNewCheckpoints(this.ledger, state.verified, this.config.trustedKeys);
+    state.verified = inc.state;
+    report.verified = { checkpoint: inc.state?.checkpoint ?? null, size: inc.state?.size ?? 0, checkedNow: inc.checkpoints, failures: inc.failures.map((f) => f.reason) };
+    let failed = inc.failures[0]?.reason;
+    if (failed !== undefined) MonitorMetrics.bump(this.metrics.verificationFailures, 'incremental');
+    const fullDue = state.lastFull === undefined || now.getTime() - Date.parse(state.lastFull.at) >= this.config.fullEveryMs;
+    if (fullDue) {
+      const r = await verifyLedger(this.ledger, {
+        ...(this.config.trustedKeys === undefined ? {} : { trustedKeys: this.config.trustedKeys }),
+        ...(this.config.url === undefined ? {} : { url: this.config.url }),
+      });
+      state.lastFull = { at: now.toISOString(), ok: r.ok, events: r.events, ...(r.first === undefined ? {} : { first: r.first.reason }) };
+      report.full = { ok: r.ok, events: r.events, failures: r.failures.length, ...(r.first === undefined ? {} : { first: r.first.reason }) };
+      this.metrics.lastFullVerify = Math.floor(Date.now() / 1000);
+      this.metrics.lastFullVerifyOk = r.ok ? 1 : 0;
+      if (!r.ok) {
+        MonitorMetrics.bump(this.metrics.verificationFailures, 'full');
+        failed ??= `${r.failures.length} failure(s), the first: ${r.first?.reason ?? 'unknown'}`;
+      }
+    }
+    if (failed !== undefined) {
+      book.raise({
+        code: 'verification_failed',
+        key: 'verification_failed',
+        message: `The ledger ${this.ledger.info.location} does not verify: ${failed}`,
+        ...(inc.failures.length > 0 ? { details: { failures: inc.failures.slice(0, 5) } } : {}),
+      });
+    } else if (report.full?.ok === true) book.clear('verification_failed', `The ledger ${this.ledger.info.location} verifies again (full pass over ${report.full.events} events).`);
+
+    // 3. Sealing.
+    await this.checkSealing(state, book, now, report);
+
+    // 4. Approvals.
+    await this.checkApprovals(book, now);
+    for (const [key, c] of Object.entries(state.conditions)) {
+      if (c.oneShot === true && now.getTime() - Date.parse(c.since) > this.config.approvalWindowMs) delete state.conditions[key];
+    }
+
+    // 5. Record, send, save.
+    report.alerts = book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location });
+    let recordedOk = true;
+    if (this.config.record && (report.flags.length > 0 || report.alerts.length > 0)) {
+      try {
+        await this.ledger.append([...report.flags.map(flagEvent), ...report.alerts.map(alertEvent)]);
+        report.recorded = report.flags.length + report.alerts.length;
+      } catch (e) {
+        recordedOk = false;
+        report.errors.push(`The monitor could not record ${report.flags.length} flag(s) and ${report.alerts.length} alert(s) in the ledger: ${(e as Error).message}`);
+      }
+    }
+    const outgoing = recordedOk ? report.alerts : [...report.alerts, this.failure(`The monitor could not record its findings in ${this.ledger.info.location}: ${report.errors[0] ?? ''}`, now)];
+    report.errors.push(...(await this.send(outgoing)));
+    for (const f of report.flags) MonitorMetrics.bump(this.metrics.anomalies, f.rule);
+    for (const a of report.alerts) if (a.status === 'firing') MonitorMetrics.bump(this.metrics.alertsFired, a.code);
+    this.metrics.alertsActive.clear();
+    for (const code of Object.keys(ALERT_CODES)) this.metrics.alertsActive.set(code, 0);
+    for (const c of Object.values(state.conditions)) MonitorMetrics.bump(this.metrics.alertsActive, c.code);
+    this.metrics.ledgerSize = state.cursor;
+    this.metrics.verifiedSize = state.verified?.size ?? 0;
+    this.metrics.lastPass = Math.floor(Date.now() / 1000);
+    if (!recordedOk) throw new WitnessError('store_unavailable', report.errors[0]!);
+    state.savedAt = new Date().toISOString();
+    saveState(this.deps.statePath, state);
+    this.failing = false;
+    return report;
+  }
+
+  /**
+   * Passes until `signal` aborts, `intervalMs` apart. A pass that fails is reported to `onError`
+   * and, once until a pass succeeds again, to the sinks as monitor_failed.
+   */
+  async run(intervalMs: number, signal: AbortSignal, onPass: (r: PassReport) => void, onError: (e: Error) => void): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        onPass(await this.pass());
+      } catch (e) {
+        this.metrics.passErrors++;
+        onError(e as Error);
+        if (!this.failing) {
+          this.failing = true;
+          for (const err of await this.send([this.failure(`A monitor pass over ${this.ledger.info.location} failed: ${(e as Error).message}`, this.now())])) onError(new Error(err));
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, intervalMs);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  }
+
+  private failure(message: string, now: Date): AlertMessage {
+    const book = new AlertBook({}, now);
+    book.raise({ code: 'monitor_failed', key: 'monitor_failed', message });
+    return book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location })[0]!;
+  }
+
+  private async send(alerts: readonly AlertMessage[]): Promise<string[]> {
+    const errors: string[] = [];
+    await Promise.all(
+      this.sinks.map(async (sink) => {
+        for (const a of alerts) {
+          try {
+            await sink.send(a);
+          } catch (e) {
+            MonitorMetrics.bump(this.metrics.deliveryFailures, sink.name);
+            errors.push((e as Error).message);
+          }
+        }
+      }),
+    );
+    return errors;
+  }
+
+  /** Flags recorded after the state was last saved: by a pass that stopped before saving, and so not to be recorded again. */
+  private async alreadyFlagged(savedAt: string | undefined): Promise<Set<string>> {
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await this.ledger.query({ stream: MONITOR_STREAM, kind: 'anomaly', ...(savedAt === undefined ? {} : { since: savedAt }), limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      for (const e of page.events) {
+        const d = e.data;
+        if (d !== null && typeof d['rule'] === 'string' && typeof d['target_event'] === 'string') seen.add(`${d['rule']}\n${d['target_event']}`);
+      }
+      cursor = page.next;
+    } while (cursor !== undefined);
+    return seen;
+  }
+
+  private eventAlerts(e: ObservedEvent, book: AlertBook, learnOnly: boolean): void {
+    const d = e.data ?? {};
+    if (e.kind === 'human.halt') {
+      const agent = typeof d['agent'] === 'string' ? d['agent'] : e.agent;
+      book.raise({
+        code: 'agent_halted',
+        key: `agent_halted:${agent}`,
+        message: `${String(d['actor'] ?? 'someone')} halted agent ${agent}: ${String(d['reason'] ?? '(no reason given)')}`,
+        details: { halt: e.id, agent },
+      });
+    } else if (e.kind === 'human.resume' && typeof d['agent'] === 'string') {
+      book.clear(`agent_halted:${d['agent']}`, `${String(d['actor'] ?? 'someone')} resumed agent ${d['agent']}.`);
+    } else if (e.kind === 'capture') {
+      book.clear(`capture_failed:${e.agent}`, `Screenshots by ${e.agent} are stored again.`);
+    }
+    if (e.kind !== 'error' || learnOnly) return;
+    const code = d['code'];
+    const message = typeof d['message'] === 'string' ? d['message'] : '(no message)';
+    if (code === 'recording_gap') {
+      // One alert per agent per clock hour: an outage leaves a gap record in every session it hit.
+      book.raise({ code: 'recording_gap', key: `recording_gap:${e.agent}:${e.ts.slice(0, 13)}`, message: `${e.agent}: ${message}`, oneShot: true, details: { event: e.id, stream: e.stream } });
+    } else if (code === 'capture_failed' || code === 'no_capturer' || d['source'] === 'capture') {
+      book.raise({ code: 'capture_failed', key: `capture_failed:${e.agent}`, message: `A screenshot for ${e.agent} failed: ${message}`, details: { event: e.id, stream: e.stream } });
+    }
+  }
+
+  private async checkSealing(state: MonitorState, book: AlertBook, now: Date, report: PassReport): Promise<void> {
+    const latest = await this.ledger.latestCheckpoint();
+    const sealed = latest?.size ?? 0;
+    report.unsealed = Math.max(0, state.cursor - sealed);
+    this.metrics.sealedSize = sealed;
+    this.metrics.unsealed = report.unsealed;
+    // The oldest unsealed event not the monitor's own (its records wait for the recorder's next seal).
+    let oldest: string | undefined;
+    let pages = 0;
+    for await (const page of this.ledger.scanForVerify(sealed, undefined, 500)) {
+      oldest = page.find((r) => r.stream !== MONITOR_STREAM)?.ts;
+      if (oldest !== undefined || ++pages >= 20) break;
+    }
+    const age = oldest === undefined ? 0 : now.getTime() - Date.parse(oldest);
+    this.metrics.oldestUnsealedAgeSeconds = Math.max(0, Math.floor(age / 1000));
+    if (oldest !== undefined && age > this.config.sealStallMs) {
+      book.raise({
+        code: 'sealing_stalled',
+        key: 'sealing_stalled',
+        message: `${report.unsealed} event(s) in ${this.ledger.info.location} wait unsealed, the oldest since ${oldest}, and the newest checkpoint is ${latest === undefined ? 'none' : `from ${latest.ts}`}: is a recorder with the signing key running (or run \`witness seal\`)?`,
+        details: { unsealed: report.unsealed, oldest, checkpoint: latest?.id ?? null },
+      });
+    } else book.clear('sealing_stalled', `Events in ${this.ledger.info.location} are sealed again (checkpoint ${latest?.id ?? 'none'}, size ${sealed}).`);
+  }
+
+  private async checkApprovals(book: AlertBook, now: Date): Promise<void> {
+    const views = await listApprovals(this.ledger, { since: new Date(now.getTime() - this.config.approvalWindowMs).toISOString(), now });
+    const pending = new Set<string>();
+    for (const v of views) {
+      const id = v.request.id;
+      const what = `${v.request.agent.id}'s call of ${v.tool ?? 'a tool'}${v.rule === undefined ? '' : ` (rule ${v.rule})`}`;
+      if (v.status === 'pending') {
+        const waited = now.getTime() - Date.parse(v.request.ts);
+        if (waited > this.config.approvalPendingMs) {
+          pending.add(`approval_pending:${id}`);
+          book.raise({
+            code: 'approval_pending',
+            key: `approval_pending:${id}`,
+            message: `Approval request ${id} for ${what} has waited ${Math.round(waited / 60_000)} min for a decision (until ${v.expiresAt}).`,
+            details: { request: id },
+          });
+        }
+      } else if (v.status === 'expired') {
+        book.raise({
+          code: 'approval_expired',
+          key: `approval_expired:${id}`,
+          message: `Approval request ${id} for ${what} expired at ${v.expiresAt} without a decision that was used.`,
+          details: { request: id },
+          oneShot: true,
+        });
+      }
+    }
+    this.metrics.pendingApprovals = views.filter((v) => v.status === 'pending').length;
+    book.clearExcept('approval_pending:', pending, (c) => `Decided or withdrawn: ${c.message}`);
+  }
+}
+
+function observed(row: VerifyRow): ObservedEvent | undefined {
+  let header: { agent?: { id?: unknown }; outcome?: unknown };
+  let data: Record<string, unknown> | null = null;
+  try {
+    header = JSON.parse(row.header) as typeof header;
+    if (row.data !== null) {
+      const d: unknown = JSON.parse(row.data);
+      if (d !== null && typeof d === 'object' && !Array.isArray(d)) data = d as Record<string, unknown>;
+    }
+  } catch {
+    // A row that does not parse is verification's finding, not a behaviour to judge.
+    return undefined;
+  }
+  const agent = typeof header.agent?.id === 'string' ? header.agent.id : row.agent;
+  return { pos: row.pos, id: row.id, stream: row.stream, ts: row.ts, kind: row.kind, agent, outcome: typeof header.outcome === 'string' ? header.outcome : undefined, data };
+}
+
+const monitorFields = { agent: { id: MONITOR_AGENT }, recorder: { kind: 'cli' as const, id: MONITOR_AGENT, version: RECORDER_VERSION } };
+
+function flagEvent(f: AnomalyFlag): AppendRequest {
+  const input: EventInput = {
+    ...monitorFields,
+    kind: 'anomaly',
+    parent: f.target_event,
+    resource: f.agent,
+    action: f.rule,
+    data: { rule: f.rule, reason: f.reason, agent: f.agent, target_event: f.target_event, ...(f.evidence ?? {}) },
+  };
+  return { ...input, stream: MONITOR_STREAM };
+}
+
+function alertEvent(a: AlertMessage): AppendRequest {
+  const input: EventInput = {
+    ...monitorFields,
+    kind: 'alert',
+    action: a.status,
+    data: { severity: a.severity, message: a.message, code: a.code, status: a.status, key: a.key, since: a.since, alert_id: a.id, ...(a.details === undefined ? {} : { details: a.details }) },
+  };
+  return { ...input, stream: MONITOR_STREAM };
+}
