@@ -131,18 +131,29 @@ export class ScopeTracker {
   }
 }
 
-const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-](\d{2}):?(\d{2}))?)?$/i;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|([+-])(\d{2}):?(\d{2}))?)?$/i;
+/** The instants a scope can hold: stored times are compared as text, and "+010000-…" or "-000001-…" would sort wrongly. */
+const FIRST_INSTANT = utc(0, 1, 1);
+const LAST_INSTANT = utc(9999, 12, 31) + 86_400_000 - 1;
 
 /**
  * A `--since`/`--until` value as the scope holds it, `YYYY-MM-DDTHH:MM:SS.mmmZ` (the form the
- * tracker compares and the manifest records), or a one-sentence refusal. An ISO date (midnight UTC)
- * or date-time; every part must exist: month 01–12, a day its month has, hour 00–23, minute and
- * second 00–59 (Date.parse would turn 11-31 into 12-01 and T24:00 into the next day).
+ * tracker compares and the manifest records), or a one-sentence refusal. The one reading of a
+ * time for every command that takes one (export, report, review, the SIEM export, query, sessions):
+ *
+ * - a date alone is that day's midnight UTC (`2026-11-01` is `2026-11-01T00:00:00.000Z`);
+ * - a date-time must carry `Z` or an offset: read as the machine's local time, the same command
+ *   would pick other events on a machine in another zone, which an audit window must not;
+ * - every part must exist: month 01–12, a day its month has, hour 00–23, minute and second 00–59,
+ *   offset up to ±23:59 (Date.parse would turn 11-31 into 12-01 and T24:00 into the next day);
+ * - digits below the millisecond round UP: recorded times have milliseconds, so `t >= .0005` holds
+ *   exactly when `t >= .001`, and `t < .0005` exactly when `t < .001` (truncating to `.000` would
+ *   drop an event at `.000` from a window ending at `.0005`);
+ * - the instant must lie in the years 0000–9999 once the offset is applied.
  */
 export function normaliseInstant(value: string, flag: string): string {
   const m = INSTANT.exec(value.trim());
   const n = (i: number): number => (m?.[i] === undefined ? 0 : Number(m[i]));
-  const t = m === null ? NaN : Date.parse(m[4] === undefined ? `${m[1]}-${m[2]}-${m[3]}T00:00:00Z` : value.trim().replace(' ', 'T'));
   const real =
     m !== null &&
     n(2) >= 1 &&
@@ -152,13 +163,29 @@ export function normaliseInstant(value: string, flag: string): string {
     n(4) <= 23 &&
     n(5) <= 59 &&
     n(6) <= 59 &&
-    n(8) <= 23 &&
-    n(9) <= 59 &&
-    Number.isFinite(t);
+    n(10) <= 23 &&
+    n(11) <= 59;
   if (!real) {
     throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} is not a real date or time; give an ISO date or time such as 2026-11-01 or 2026-11-01T09:00:00Z.`);
   }
+  if (m[4] !== undefined && m[8] === undefined) {
+    throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} has no time zone; add Z for UTC or an offset such as +01:00.`);
+  }
+  const nanos = Number((m[7] ?? '').padEnd(9, '0'));
+  const ms = Math.ceil(nanos / 1e6);
+  const offset = m[9] === undefined ? 0 : (m[9] === '-' ? -1 : 1) * (n(10) * 60 + n(11)) * 60_000;
+  const t = utc(n(1), n(2), n(3)) + ((n(4) * 60 + n(5)) * 60 + n(6)) * 1000 + ms - offset;
+  if (!(t >= FIRST_INSTANT && t <= LAST_INSTANT)) {
+    throw new WitnessError('invalid_argument', `${flag} ${JSON.stringify(value)} lies outside the years 0000-9999 once its offset is applied; give a time within them.`);
+  }
   return new Date(t).toISOString();
+}
+
+/** Midnight UTC of a calendar day, for any year 0–9999 (Date.UTC reads years 0–99 as 1900–1999). */
+function utc(year: number, month: number, day: number): number {
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  return d.getTime();
 }
 
 function leap(y: number): boolean {

@@ -6,9 +6,16 @@ import { ScopeTracker, normaliseInstant, type ScopedHeader } from './populations
 /** The filters of a scope that decide which events are in it (regimes do not). */
 export type SpanScope = Pick<BundleScope, 'since' | 'until' | 'agents' | 'sessions'>;
 
-/** `scope` with since/until in the form ScopeTracker compares and a manifest records (YYYY-MM-DDTHH:MM:SS.mmmZ), or a one-sentence refusal. */
+/**
+ * `scope` with since/until in the form ScopeTracker compares and a manifest records
+ * (YYYY-MM-DDTHH:MM:SS.mmmZ), or a one-sentence refusal naming the field. The export module's
+ * entry points (exportBundle, recordReview, exportSiem) call it on the scope they are given, so a
+ * caller of the API may pass any time normaliseInstant reads; the CLI parses and refuses its flags
+ * with that same function first (naming the flag), so what it hands over is already in this form
+ * and passes unchanged: one reading of a time, in one module.
+ */
 export function normaliseScopeTimes<S extends SpanScope>(scope: S): S {
-  return { ...scope, since: scope.since === null ? null : normaliseInstant(scope.since, '--since'), until: scope.until === null ? null : normaliseInstant(scope.until, '--until') };
+  return { ...scope, since: scope.since === null ? null : normaliseInstant(scope.since, 'scope.since'), until: scope.until === null ? null : normaliseInstant(scope.until, 'scope.until') };
 }
 
 /** A contiguous run of leaves `from <= leaf < to`. */

@@ -86,8 +86,9 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
   }
   const parsed = BundleScope.safeParse(scopeIn);
   if (!parsed.success)
-    throw new WitnessError('invalid_argument', `The export scope is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); give --since/--until as ISO times and known regimes.`);
-  // since/until as the manifest holds them and ScopeTracker compares them (YYYY-MM-DDTHH:MM:SS.mmmZ).
+    throw new WitnessError('invalid_argument', `The export scope is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); give since and until as ISO times or null, and known regimes.`);
+  // The one normalisation of since/until (normaliseScopeTimes), to the form the manifest holds and
+  // ScopeTracker compares (YYYY-MM-DDTHH:MM:SS.mmmZ); the CLI's flags arrive in that form already.
   const scope = normaliseScopeTimes(parsed.data);
   if (scope.since === null && scope.until === null && scope.agents === null && scope.sessions === null) {
     throw new WitnessError('invalid_argument', 'An export needs a scope; give --since/--until, --agent or --session.');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { EVENT_KINDS, OUTCOMES, WitnessError, isKind, type StoredEvent } from '../../core/index.js';
+import { normaliseInstant } from '../../export/index.js';
 import type { QueryFilter } from '../../store/index.js';
 import { type Io, printJson, table } from '../output.js';
 import { openExisting, resolveStore } from '../store-option.js';
@@ -122,25 +123,22 @@ function resultText(output: unknown): string | undefined {
 }
 
 /**
- * ISO-8601 (a date, or a date and time; without `Z` or an offset it is local time), or a relative
+ * A time as the export reads one (normaliseInstant: a date is midnight UTC, a date-time needs `Z`
+ * or an offset, every part must exist, digits below the millisecond round up), or a relative
  * "30m", "24h", "7d" meaning that long ago. Anything else is bad usage: JavaScript's Date.parse
- * alone would read "1" as the year 2001 and "2026-02-30" as 2 March. Results must lie in the years
- * 0000-9999, because stored times are compared as text and "+010000-…" sorts before "2026-…".
+ * alone would read "1" as the year 2001, "2026-02-30" as 2 March and a zone-less time in the
+ * machine's zone. Results must lie in the years 0000-9999, because stored times are compared as
+ * text and "+010000-…" sorts before "2026-…".
  */
 export function parseTime(value: string, flag: string, now = Date.now()): string {
   const v = value.trim();
+  if (/^\d{4}-/.test(v)) return normaliseInstant(value, flag);
   const rel = /^(\d+)\s*(s|m|h|d)( ago)?$/.exec(v);
-  let t: number;
-  if (rel) {
-    const unit = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd'];
-    t = now - Number(rel[1]) * unit;
-  } else {
-    const iso = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i.exec(v);
-    t = iso === null || !isCalendarDate(Number(iso[1]), Number(iso[2]), Number(iso[3])) ? NaN : Date.parse(v);
-    if (Number.isNaN(t)) {
-      throw new WitnessError('invalid_argument', `${flag} "${value}" is not a time; use ISO-8601 (2026-11-23T10:00:00Z) or a span like 24h.`);
-    }
+  if (rel === null) {
+    throw new WitnessError('invalid_argument', `${flag} "${value}" is not a time; use ISO-8601 (2026-11-23T10:00:00Z) or a span like 24h.`);
   }
+  const unit = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+  const t = now - Number(rel[1]) * unit;
   if (!(t >= MIN_TIME && t <= MAX_TIME)) {
     throw new WitnessError('invalid_argument', `${flag} "${value}" lies outside the years 0000-9999; give a time within them or a shorter span.`);
   }
@@ -149,9 +147,3 @@ export function parseTime(value: string, flag: string, now = Date.now()): string
 
 const MIN_TIME = Date.parse('0000-01-01T00:00:00.000Z');
 const MAX_TIME = Date.parse('9999-12-31T23:59:59.999Z');
-
-function isCalendarDate(year: number, month: number, day: number): boolean {
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day);
-  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
-}
