@@ -66,6 +66,8 @@ export const REQUIREMENTS = {
     "A decision counts only when signed by the approver's key over the request id, arguments digest, policy version and expiry; unsigned, forged or mismatched decisions are recorded as errors and release nothing.",
   'R-APPROVER-ALLOWED': 'Only an approver the policy lists by public key for the rule may release a call, never the agent itself (identities compared after NFKC, trimming and case folding).',
   'R-APPROVAL-RACE': 'Of concurrent decisions on one request the first recorded wins, and the other decider is told it lost.',
+  'R-HALT':
+    "A person can stop an agent (EU AI Act Art. 14): `witness halt` (or the viewer, for admins and approvers) records who and why, every gateway on any process refuses that agent's calls within a second with a message naming them and records each refusal, fails closed when the halt state cannot be read, and `witness resume` lifts it.",
   'R-OUTCOMES':
     'Outcomes mean what a compliance reader expects: a held call is pending, a denial (policy, person, refused call) denied, an expiry expired, an approval success; a call held and then approved is never listed as denied.',
   'R-DIGEST-SALTED': 'Arguments digests are salted per call and computed over the redacted arguments, so no guess can be tested against a digest without the withheld payload.',

@@ -10,6 +10,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerMonitor } from './commands/monitor.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
+import { registerHalt } from './commands/halt.js';
 import { registerQuery } from './commands/query.js';
 import { registerReport } from './commands/report.js';
 import { registerReview } from './commands/review.js';
@@ -51,6 +52,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerGateway(program, io);
   registerApprovals(program, io);
   registerApprover(program, io);
+  registerHalt(program, io);
   registerVideo(program, io);
   registerServe(program, io);
   registerKeys(program, io);

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { recordExpiry, recordRelease, recordRequest, type ExpiryRecord, type ReleaseRecord, type RequestRecord } from '../approvals/index.js';
+import { recordExpiry, recordRelease, recordRequest, type ExpiryRecord, type HaltView, type ReleaseRecord, type RequestRecord } from '../approvals/index.js';
 import { argumentsDigest, newArgumentsSalt, type AgentRef, type Outcome, type RecordedErrorCode } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import type { Session, Witness } from '../recorder/index.js';
@@ -25,6 +25,11 @@ export interface CallStart {
   jsonrpcId: string | number;
   claims: unknown;
   evaluation: Evaluation | undefined;
+  /**
+   * The halt in force for the agent: the call is refused, and its policy.decision records a deny
+   * for reason `halted` naming the halt (instead of the policy's evaluation, which did not decide).
+   */
+  halt?: HaltView | undefined;
   /** More facts for the tool.call record (a modern MRTR retry's input responses and request state). */
   extra?: Record<string, unknown>;
 }
@@ -80,10 +85,10 @@ export class GatewayRecorder {
       },
       { ...base, id: callId, outcome: 'pending' },
     );
-    const e = c.evaluation;
+    const e = c.halt === undefined ? c.evaluation : undefined;
     const decision =
       e === undefined
-        ? Promise.resolve(undefined)
+        ? this.haltDecision(c, callId, base)
         : this.session.record(
             'policy.decision',
             {
@@ -106,6 +111,17 @@ export class GatewayRecorder {
           );
     const [receipt] = await Promise.all([call, decision]);
     return receipt === undefined ? undefined : callId;
+  }
+
+  /** The policy.decision of a call refused because its agent is halted (nothing when it is not). */
+  private async haltDecision(c: CallStart, callId: string, base: { resource: string; action: string }): Promise<unknown> {
+    const h = c.halt;
+    if (h === undefined) return undefined;
+    return this.session.record(
+      'policy.decision',
+      { decision: 'deny', reason: 'halted', tool: c.tool, ...this.digestFields(c.args), halt: { id: h.id, actor: h.actor, reason: h.reason, ts: h.ts } },
+      { ...base, parent: callId, outcome: 'denied', policy: { decision: 'deny', reason_code: 'halted', mode: 'enforce' } },
+    );
   }
 
   /** Records `tool.result` (large outputs spill into the artifact store). Does not block the caller. */

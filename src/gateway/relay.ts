@@ -1,6 +1,7 @@
 import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
+import { HaltWatch, haltedMessage, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
 import { DISCOVER, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
 import {
@@ -55,6 +56,8 @@ export interface RelayOptions {
    */
   failOpen?: boolean;
   approvals?: Partial<ApprovalSettings>;
+  /** How the agent's halt state is read (approvals/halt-watch.ts); the defaults obey a halt within a second. */
+  halts?: Partial<HaltWatchSettings>;
   /**
    * Screenshots around tool calls: a spec per tool name (see src/capture's CaptureSpec). The
    * `before` shot is taken and recorded before the call is forwarded, the `after` shot before the
@@ -121,6 +124,8 @@ export class McpRelay {
   /** False for a relay attached to a session it did not open (see attach): end() leaves that session open. */
   private ownsSession = true;
   private readonly desk: ApprovalDesk;
+  /** The agent's halt state, read from the ledger by one watch per agent per process (the stop button). */
+  private readonly halts: HaltWatch;
   /** The methods this relay records: a message naming one of them must be a well-formed request. */
   private readonly recorded: ReadonlySet<string>;
   private constructor(
@@ -134,12 +139,22 @@ export class McpRelay {
     readonly rec: GatewayRecorder,
   ) {
     this.recorded = recordedMethods(o.recordLists === true);
+    this.halts = HaltWatch.acquire(o.witness.reader, o.agent.id, o.halts);
     this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
       agent: o.agent.id,
       server: o.server,
       toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
       // forwardCall's only await is the before shot, which records its own failure and resolves.
       release: (held) => {
+        // A halt placed while the call waited for its approval stops it too.
+        const halt = this.halts.current();
+        if (halt.halted === true || (halt.halted === 'unreadable' && this.o.failOpen !== true)) {
+          const text = halt.halted === true ? haltedMessage(halt.halt, `this approved call to ${held.tool}`) : this.haltsUnreadable(held.tool, halt.why);
+          const result = held.shape === undefined ? toolErrorResult(text) : held.shape(toolErrorResult(text));
+          this.toClient(resultMessage(held.id, result), held.id);
+          this.rec.result({ callId: held.callId, tool: held.tool, server: this.o.server, output: result, isError: true, durationMs: performance.now() - held.started, outcome: 'denied' });
+          return;
+        }
         this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) =>
           this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`),
         );
@@ -344,6 +359,14 @@ export class McpRelay {
     const evaluation = this.o.policy === undefined ? undefined : evaluate(this.o.policy, { agent: this.o.agent.id, server, tool, args });
     const meta = params['_meta'];
     const started = performance.now();
+    // The stop button outranks the policy: a halted agent's call is refused whatever a rule says.
+    const halt = await this.halts.check();
+    if (halt.halted === true) return this.refuseHalted(id, tool, rawParams, halt.halt, started, { args, claims: this.claimsWith(meta), extra: roundTrip(params) });
+    if (halt.halted === 'unreadable') {
+      // Refused like a call that cannot be recorded: unless fail-open is configured for this server.
+      if (this.o.failOpen !== true) return this.refuseUnreadable(id, tool, halt.why, { args, claims: this.claimsWith(meta), extra: roundTrip(params) });
+      this.log(`witness gateway: forwarded a call to ${tool} though the halt state could not be read (fail-open is configured for this server): ${halt.why}`);
+    }
     const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation, extra: roundTrip(params) });
     if (callId === undefined && !this.notRecorded(id, tool)) return;
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
@@ -368,6 +391,38 @@ export class McpRelay {
       return;
     }
     await this.forwardCall(id, message, started, tool, args, callId);
+  }
+
+  /** A call of a halted agent: recorded (tool.call, a policy.decision deny for reason `halted`, a denied result) and answered with a tool error saying who halted it and why. */
+  private async refuseHalted(
+    id: JsonRpcId,
+    tool: string,
+    rawParams: unknown,
+    halt: HaltView,
+    started: number,
+    call: { args: unknown; claims: unknown; extra: Record<string, unknown> },
+  ): Promise<void> {
+    const server = this.o.server;
+    const callId = await this.rec.call({ kind: 'tool', tool, server, jsonrpcId: id, evaluation: undefined, halt, ...call });
+    const result = ownResult(rawParams, toolErrorResult(haltedMessage(halt, `this call to ${tool}`)));
+    this.toClient(resultMessage(id, result), id);
+    if (callId !== undefined) this.rec.result({ callId, tool, server, output: result, isError: true, durationMs: performance.now() - started, outcome: 'denied' });
+    this.log(`witness gateway: refused a call to ${tool}: agent ${this.o.agent.id} is halted (by ${halt.actor}: ${halt.reason}).`);
+  }
+
+  private haltsUnreadable(tool: string, why: string): string {
+    return `Witness could not read whether agent ${this.o.agent.id} is halted (${why.replace(/[.\s]+$/, '')}), so this call to ${tool} was not sent to the server (the gateway fails closed); try again once the ledger is readable.`;
+  }
+
+  /** The halt state could not be read: the call is refused as one that cannot be recorded is, and the refusal recorded when it can be. */
+  private async refuseUnreadable(id: JsonRpcId, tool: string, why: string, call: { args: unknown; claims: unknown; extra: Record<string, unknown> }): Promise<void> {
+    const message = this.haltsUnreadable(tool, why);
+    const started = performance.now();
+    this.toClient(errorMessage(id, ErrorCode.NotRecorded, message), id);
+    const callId = await this.rec.call({ kind: 'tool', tool, server: this.o.server, evaluation: undefined, jsonrpcId: id, ...call });
+    if (callId !== undefined) this.rec.failed({ callId, tool }, this.o.server, started, message, 'halts_unreadable');
+    this.rec.error(`Could not read whether agent ${this.o.agent.id} is halted, so a call to ${tool} was refused: ${why}`, 'halts_unreadable', 'gateway', { tool, jsonrpc_id: id });
+    this.log(`witness gateway: refused a call to ${tool} because the halt state could not be read: ${why}`);
   }
 
   /** Sends a tools/call to the server, after its `before` capture when one is configured. */
@@ -596,6 +651,7 @@ export class McpRelay {
     await this.clientQueue.drained();
     while (this.serverQueue.busy) await this.serverQueue.drained();
     this.desk.close();
+    this.halts.release();
     await this.rec.settle();
     if (!this.ownsSession) return;
     await this.rec.session.end({ reason });

@@ -1,0 +1,158 @@
+import path from 'node:path';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { openLedger } from '../../src/store/index.js';
+import { person, writeReviewPolicy } from '../helpers/approvers.js';
+import { EVERYTHING, eventsOf, mcpClient, requireBuild, text, witnessProcesses, writeGatewayConfig } from '../helpers/gateway.js';
+import { oneSentence, readEvents, runBin } from '../helpers/ledger.js';
+import { proxyArgs, stdioClient } from '../helpers/proxy.js';
+import { tempDb, tempDir } from '../helpers/tmp.js';
+import { MODERN, V2_SERVER, v2StdioClient } from '../helpers/v2.js';
+
+/**
+ * The stop button end to end, with real parts only: a running `witness proxy` (dist/, a child
+ * process) in front of the real server-everything, driven by the official SDK client, and
+ * `witness halt` / `witness resume` run as other processes on the same ledger. The test waits one
+ * second after `witness halt` returns, then asserts the very next call is refused: the gateway
+ * must have learnt of the halt from the ledger within that second.
+ */
+
+requireBuild();
+const dir = tempDir('witness-halt-gw-');
+const SERVER = [process.execPath, EVERYTHING, 'stdio'];
+const start = witnessProcesses();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One echo call as the agent makes it: its result's isError and text. */
+type Echo = (message: string) => Promise<{ isError: boolean; text: string }>;
+/** server-everything's echo through the v1 SDK client: it answers `Echo: <message>`. */
+const everythingEcho =
+  (c: Client): Echo =>
+  async (message) => {
+    const r = await c.callTool({ name: 'echo', arguments: { message } });
+    return { isError: r.isError === true, text: text(r) };
+  };
+
+const HALTED =
+  /^Agent support-bot was halted by \S+ at \d{4}-\d\d-\d\dT[\d:.]+Z \(refunding every order\), so this call to echo was not sent to the server; a person lifts the halt with `witness resume --agent support-bot`\.$/;
+
+/** Halts, checks the next call after one second is refused and recorded, resumes, checks calls pass again. */
+async function haltAndResume(echo: Echo, store: string, answer = (m: string) => `Echo: ${m}`): Promise<void> {
+  expect(await echo('before')).toEqual({ isError: false, text: answer('before') });
+
+  const halted = await runBin(['halt', '--agent', 'support-bot', '--reason', 'refunding every order', '--store', store]);
+  expect(halted.code, halted.stderr).toBe(0);
+  expect(halted.stdout).toMatch(/^Halted agent support-bot as \S+; recorded as event [0-9a-f-]{36}\./);
+  await sleep(1000);
+  const refused = await echo('while halted');
+  expect(refused.isError).toBe(true);
+  expect(oneSentence(refused.text)).toMatch(HALTED);
+
+  // Halting twice records nothing and says who halted first.
+  const twice = await runBin(['halt', '--agent', 'support-bot', '--reason', 'again', '--store', store, '--json']);
+  expect(twice.code).toBe(0);
+  expect(JSON.parse(twice.stdout)).toMatchObject({ agent: 'support-bot', halted: true, already: true, reason: 'refunding every order' });
+
+  const resumed = await runBin(['resume', '--agent', 'support-bot', '--reason', 'rule fixed', '--store', store]);
+  expect(resumed.code, resumed.stderr).toBe(0);
+  await sleep(1000);
+  expect(await echo('after')).toEqual({ isError: false, text: answer('after') });
+
+  // A second resume is refused: the agent is not halted.
+  const again = await runBin(['resume', '--agent', 'support-bot', '--store', store]);
+  expect(again.code).toBe(1);
+  expect(oneSentence(again.stderr)).toMatch(/^Agent support-bot is not halted \(\S+ resumed it at .*\), so there is nothing to resume; nothing was recorded\.$/);
+}
+
+/** The refused call is in the ledger: tool.call, a policy.decision deny for reason halted naming the halt, and a denied tool.result. */
+async function refusalRecorded(store: string, arg = 'message'): Promise<void> {
+  const reader = await openLedger(store, { create: false, readonly: true });
+  try {
+    const [halt] = await eventsOf(reader, 'human.halt');
+    expect(halt).toMatchObject({ stream: 'witness.approvals', agent: { id: 'support-bot' }, data: { reason: 'refunding every order', agent: 'support-bot' } });
+    const calls = (await eventsOf(reader, 'tool.call')).filter((e) => (e.data?.['arguments'] as Record<string, unknown> | undefined)?.[arg] === 'while halted');
+    expect(calls).toHaveLength(1);
+    const call = calls[0]!;
+    const decision = (await eventsOf(reader, 'policy.decision')).find((e) => e.parent === call.id);
+    expect(decision).toMatchObject({ outcome: 'denied', policy: { decision: 'deny', reason_code: 'halted' }, data: { decision: 'deny', reason: 'halted', tool: 'echo', halt: { id: halt!.id } } });
+    const result = (await eventsOf(reader, 'tool.result')).find((e) => e.parent === call.id);
+    expect(result).toMatchObject({ outcome: 'denied', data: { is_error: true } });
+    const [resume] = await eventsOf(reader, 'human.resume');
+    expect(resume).toMatchObject({ parent: halt!.id, data: { halt: halt!.id, agent: 'support-bot', reason: 'rule fixed' } });
+    // Only the refused call was stopped: the others reached the server.
+    expect((await eventsOf(reader, 'tool.result')).filter((e) => e.outcome === 'success')).toHaveLength(2);
+  } finally {
+    await reader.close();
+  }
+}
+
+describe('the stop button [R-HALT]', () => {
+  it('a halt from another process stops a running `witness proxy` within a second; the refusal is recorded; resume restores calls', async () => {
+    const db = tempDb(dir);
+    const client = await stdioClient(proxyArgs(db, SERVER));
+    try {
+      await haltAndResume(everythingEcho(client), `sqlite:${db}`);
+    } finally {
+      await client.close();
+    }
+    await refusalRecorded(`sqlite:${db}`);
+    const kinds = (await readEvents(db)).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'human.halt')).toHaveLength(1);
+  }, 60_000);
+
+  it('stops a `witness proxy` serving a 2026-07-28 client and server (v2 SDK) the same way', async () => {
+    const db = tempDb(dir);
+    const { client } = await v2StdioClient(proxyArgs(db, [process.execPath, V2_SERVER, 'stdio']), { negotiation: { pin: MODERN } });
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
+      const echo: Echo = async (message) => {
+        const r = (await client.callTool({ name: 'echo', arguments: { text: message } })) as { isError?: boolean; content: Array<{ text: string }> };
+        return { isError: r.isError === true, text: r.content[0]!.text };
+      };
+      await haltAndResume(echo, `sqlite:${db}`, (m) => m);
+    } finally {
+      await client.close();
+    }
+    await refusalRecorded(`sqlite:${db}`, 'text');
+  }, 60_000);
+
+  it('a halt from another process stops the HTTP gateway (`witness gateway`) within a second, and resume restores it', async () => {
+    const db = tempDb(dir);
+    const store = `sqlite:${db}`;
+    const policy = writeReviewPolicy(path.join(dir, 'policy.yaml'), [person(dir, 'alice@corp')]);
+    const g = await start(['gateway', '--config', writeGatewayConfig(dir, { policy, pollMs: 250 }), '--store', store]);
+    const client = await mcpClient(g.url, 'halt-test');
+    try {
+      await haltAndResume(everythingEcho(client), store);
+    } finally {
+      await client.close();
+    }
+    await refusalRecorded(store);
+  }, 60_000);
+});
+
+describe('witness halt and resume at the command line', () => {
+  it('refuses missing flags as bad usage (exit 2) in one sentence, recording nothing', async () => {
+    const db = tempDb(dir);
+    const store = `sqlite:${db}`;
+    await runBin(['init', '--store', store]);
+    const noAgent = await runBin(['halt', '--reason', 'x', '--store', store]);
+    expect(noAgent.code).toBe(2);
+    expect(oneSentence(noAgent.stderr)).toBe('witness halt needs --agent <id> (the agent to halt); run `witness halt --help` for usage.');
+    const noReason = await runBin(['halt', '--agent', 'support-bot', '--store', store]);
+    expect(noReason.code).toBe(2);
+    expect(oneSentence(noReason.stderr)).toBe('witness halt needs --reason <text> (why the agent is halted, recorded with the halt); run `witness halt --help` for usage.');
+    const blank = await runBin(['halt', '--agent', 'support-bot', '--reason', '  ', '--store', store, '--json']);
+    expect(blank.code).toBe(2);
+    expect(JSON.parse(blank.stdout)).toMatchObject({ error: { code: 'invalid_argument' } });
+    const resume = await runBin(['resume', '--store', store]);
+    expect(resume.code).toBe(2);
+    expect(oneSentence(resume.stderr)).toBe('witness resume needs --agent <id> (the halted agent); run `witness resume --help` for usage.');
+    const notHalted = await runBin(['resume', '--agent', 'support-bot', '--store', store, '--json']);
+    expect(notHalted.code).toBe(1);
+    expect(JSON.parse(notHalted.stdout)).toMatchObject({ error: { code: 'conflict', message: 'Agent support-bot is not halted, so there is nothing to resume; nothing was recorded.' } });
+    const state = await runBin(['halted', '--agent', 'support-bot', '--store', store, '--json']);
+    expect(JSON.parse(state.stdout)).toEqual({ agent: 'support-bot', halted: false });
+    expect((await readEvents(db)).filter((e) => e.kind.startsWith('human.'))).toEqual([]);
+  }, 60_000);
+});
