@@ -54,6 +54,7 @@ export {
   type DecisionProblemCode,
 } from './approval.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint, type OpenedCheckpoint } from './checkpoint.js';
+export { judgeCheckpointKeys, keyWindows, requiredKeys, rotationOf, type KeyWindow, type RotationEntry, type WindowFailureCode } from './rotation.js';
 export {
   ChainChecker,
   ChunkChecker,

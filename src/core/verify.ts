@@ -1,6 +1,7 @@
 import { canonicalize } from './canonical-json.js';
 import { genesisHash } from './chain.js';
 import { openCheckpoint, witnessTime, type Checkpoint } from './checkpoint.js';
+import { judgeCheckpointKeys, keyWindows, rotationOf, type KeyWindow, type RotationEntry } from './rotation.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, nodeHash, verifyConsistency } from './merkle.js';
@@ -58,7 +59,14 @@ export type FailureCode =
   /** A population file or its index entry differs from the population recomputed from the span. */
   | 'population_mismatch'
   /** An event carries a payload the bundle's scope and mode say it must not (data outside the export). */
-  | 'payload_unexpected';
+  | 'payload_unexpected'
+  // Key rotation (src/core/rotation.ts, docs/FORMAT.md "Key history and rotation"):
+  /** A checkpoint signed by a key after its window ended, and not by the key then in use. */
+  | 'retired_key'
+  /** The checkpoint covering a key rotation lacks the old or the new key's signature. */
+  | 'rotation_unsigned'
+  /** The key history disagrees with the key.rotated events (a rotation missing, altered, or retiring a key not in use). */
+  | 'key_history_mismatch';
 
 export interface Failure {
   code: FailureCode;
@@ -404,6 +412,12 @@ export interface LedgerVerifierOptions {
    * a checkpoint at least that large.
    */
   sealRecord?: { note: string; location: string };
+  /**
+   * The ledger's key history: its first key and its key.rotated events, read before the rows (by
+   * kind). Checkpoints are then judged by the key windows (src/core/rotation.ts), and each rotation
+   * must be the event its leaf holds; `verifiers` should hold every key of the history.
+   */
+  rotations?: { firstKey: string; entries: RotationEntry[] };
 }
 
 export class LedgerVerifier {
@@ -432,8 +446,12 @@ export class LedgerVerifier {
    * [0] below the record's size (excused once the ledger is shown to extend the record), [1] the rest.
    */
   private readonly gaps: Array<{ first: Failure; count: number } | undefined> = [undefined, undefined];
+  /** Rotation leaves still to be matched with their rows (see options.rotations). */
+  private readonly rotationsDue = new Map<number, RotationEntry>();
+  private windows: KeyWindow[] | undefined;
 
   constructor(private readonly options: LedgerVerifierOptions) {
+    for (const r of options.rotations?.entries ?? []) this.rotationsDue.set(r.leaf, r);
     this.chain = new ChainChecker(
       options.origin,
       (f) => this.fail(f),
@@ -466,12 +484,27 @@ export class LedgerVerifier {
   setCheckpoints(rows: readonly StoredCheckpoint[]): void {
     let prev: { size: number; root: Uint8Array; id: number } | undefined;
     const due: Array<{ id: number; checkpoint: Checkpoint }> = [];
+    const rot = this.options.rotations;
+    if (rot !== undefined) {
+      const { windows, problems } = keyWindows(
+        rot.firstKey,
+        rot.entries,
+        rows.map((r) => r.size),
+      );
+      this.windows = windows;
+      for (const reason of problems) this.fail({ code: 'key_history_mismatch', reason });
+    }
     for (const row of rows) {
       let cp: Checkpoint;
       try {
         const opened = openCheckpoint(row.note, this.options.verifiers, this.options.origin);
         cp = opened.checkpoint;
         for (const k of opened.verified) this.usedKeys.set(keyId(k), k);
+        const wrong = this.windows === undefined ? undefined : judgeCheckpointKeys(this.windows, cp.size, opened.verified);
+        if (wrong !== undefined) {
+          this.fail({ code: wrong.code, checkpoint: row.id, reason: `Checkpoint ${row.id}: ${wrong.reason}` });
+          continue;
+        }
       } catch (e) {
         const code = e instanceof WitnessError && (e.code === 'invalid_signature' || e.code === 'invalid_key') ? 'checkpoint_signature' : 'checkpoint_invalid';
         this.fail({ code, checkpoint: row.id, reason: `Checkpoint ${row.id} (size ${row.size}) does not verify: ${messageOf(e)}` });
@@ -520,6 +553,7 @@ export class LedgerVerifier {
     this.expectedPos = row.pos + 1;
     const recomputed = this.chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
     if (row.kind === 'session.end') this.endLeaves.push(row.pos);
+    if (row.kind === 'key.rotated' || this.rotationsDue.has(row.pos)) this.checkRotationRow(row);
     if (row.pos >= this.largestSigned && this.newestWitness !== undefined) this.checkDated(row);
     this.frontier.append(leafHash(recomputed));
     this.checkRootsAtCurrentSize();
@@ -552,6 +586,8 @@ export class LedgerVerifier {
    */
   addChunk(r: ChunkResult): boolean {
     if (this.frontier.size !== r.start) return false;
+    // A rotation's row is matched with the key history here, so its chunk is fed row by row.
+    for (const leaf of this.rotationsDue.keys()) if (leaf >= r.start && leaf < r.start + r.rows) return false;
     for (const e of r.entries) if (!this.chain.continues(e)) return false;
     if (r.first !== undefined) {
       if (r.first.pos !== this.expectedPos) this.fail(positionGap(r.first, this.expectedPos));
@@ -592,6 +628,34 @@ export class LedgerVerifier {
     const gap = this.gaps[found.bucket];
     if (gap !== undefined) gap.count++;
     else this.gaps[found.bucket] = { count: 1, first: found.first() };
+  }
+
+  /**
+   * A key.rotated row must be the rotation the key history holds at its leaf, and a rotation's leaf
+   * must hold that event: the history was read by kind before the rows, through an index whoever
+   * writes the database could edit, and only rows are hashed into the signed tree.
+   */
+  private checkRotationRow(row: VerifyRow): void {
+    const expected = this.rotationsDue.get(row.pos);
+    const at = { stream: row.stream, seq: row.seq, leaf: row.pos };
+    let data: unknown;
+    try {
+      data = row.data === null ? null : JSON.parse(row.data);
+    } catch {
+      data = null;
+    }
+    const got = row.kind === 'key.rotated' ? rotationOf(data) : undefined;
+    if (expected === undefined) {
+      // One that names no keys introduces none, so it changes no window.
+      if (got !== undefined && this.options.rotations !== undefined) {
+        this.fail({ ...at, code: 'key_history_mismatch', reason: `The key.rotated event at leaf ${row.pos} is not in the key history read from the ledger: the query index hides a key rotation.` });
+      }
+      return;
+    }
+    this.rotationsDue.delete(row.pos);
+    if (got === undefined || got.oldKey !== expected.oldKey || got.newKey !== expected.newKey) {
+      this.fail({ ...at, code: 'key_history_mismatch', reason: `Leaf ${row.pos} does not hold the key rotation the key history names for it: the rotation was altered or its payload erased.` });
+    }
   }
 
   private checkRootsAtCurrentSize(): void {
@@ -712,6 +776,15 @@ export class LedgerVerifier {
         ...firstGap.first,
         reason: `${firstGap.first.reason}${count > 1 ? `, and neither are ${count - 1} later event(s)` : ''}: it was appended after that checkpoint with an earlier date, or the checkpoints that covered it were deleted.`,
       });
+    }
+    for (const leaf of this.rotationsDue.keys()) {
+      this.fail({ code: 'key_history_mismatch', leaf, reason: `The key history names a key rotation at leaf ${leaf}, which the ledger does not hold.` });
+    }
+    if (this.windows !== undefined && this.windows.length > 1) {
+      const steps = this.windows.slice(1).map((w, i) => `${this.windows![i]!.fingerprint} → ${w.fingerprint} at leaf ${w.introducedAt}`);
+      this.warnings.push(
+        `The signing key was rotated (${steps.join('; ')}): each new key was taken from its key.rotated event and trusted because the key before it signed the checkpoint covering that event.`,
+      );
     }
     const unsealed = size - this.sealedSize;
     if (this.validCheckpoints === 0 && size > 0 && this.options.keySource === 'pinned' && !this.againstMatched) {

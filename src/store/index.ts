@@ -25,7 +25,9 @@ export { SqliteLedger, toStored, type SqliteLedgerOptions } from './sqlite/ledge
 export { DEFAULT_PG_SCHEMA, DEFAULT_STORE, SIGNING_KEY_FILE_ENV, parsePostgresUrl, parseStoreUrl, redactUrl, sidecarPaths, sqlitePath, type PostgresLocation, type StoreLocation } from './url.js';
 // Types only: the PostgreSQL driver (and node-postgres) loads when openLedger meets a postgres:// URL.
 export type { PostgresLedgerOptions } from './postgres/ledger.js';
-export { SIGNING_KEY_ENV, loadSigner } from './keys.js';
+export { SIGNER_COMMAND_ENV, SIGNER_NAME_ENV, SIGNING_KEY_ENV, commandSigner, installRotatedKey, keepNextKey, loadSigner, signingKeySource } from './keys.js';
+export { ROTATION_STREAM, rotateSigningKey, type RotateRequest, type RotateResult } from './seal-rotate.js';
+export { currentKey, ledgerKeyHistory, type LedgerKeyHistory, type RecordedRotation } from './seal-keys.js';
 export { SEAL_RECORD_ENV } from './seal-record.js';
 export { openLedger, type OpenLedgerOptions } from './open.js';
 export { verifyLedger, readAgainstFile, type VerifyLedgerOptions } from './verify.js';

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { WitnessError, type ArtifactRef, type EventInput, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
+import { WitnessError, type ArtifactRef, type EventInput, type NoteSigner, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
@@ -214,6 +214,12 @@ export interface SealOptions {
   /** Write a checkpoint even when no event arrived since the last one (the hourly heartbeat). */
   force?: boolean;
   now?: Date;
+  /**
+   * The new key of a key rotation being sealed (`witness keys rotate`): the checkpoint that first
+   * covers a key.rotated event must carry the new key's signature beside the old one's, and a seal
+   * that would cover one without its new key here is refused (store/seal-keys.ts).
+   */
+  cosigners?: readonly NoteSigner[];
 }
 
 /** What a store knows of an artifact without reading its bytes. */

@@ -6,10 +6,12 @@ import {
   formatCheckpoint,
   leafHash,
   openCheckpoint,
+  rotationOf,
   verifyConsistency,
   type Failure,
   type NodeSource,
   type NoteVerifier,
+  type RotationEntry,
 } from '../core/index.js';
 import type { RawEventRow } from './ledger.js';
 import { openSealRecord, readSealRecordText, recordOrPending, writeSealRecord, type SealRecord } from './seal-record.js';
@@ -178,6 +180,8 @@ export interface SealPlan {
   consistency: Buffer[];
   prevSize: number | null;
   body: string;
+  /** key.rotated events this checkpoint is the first to cover. */
+  rotations: RotationEntry[];
 }
 
 /** The sealer's record as the plan reads it (read before the newest checkpoint is looked at), or the pending note that stands for it. */
@@ -216,6 +220,8 @@ export class NewEvents {
   private readonly failures: Failure[] = [];
   private readonly chain: ChainChecker;
   readonly nodes: Array<{ level: number; index: number; hash: Buffer }> = [];
+  /** key.rotated events among the new ones: the checkpoint must then carry the new key's signature too (seal-keys.ts). */
+  readonly rotations: RotationEntry[] = [];
 
   constructor(
     private readonly ctx: SealRulesContext,
@@ -255,6 +261,16 @@ export class NewEvents {
       );
     }
     for (const n of this.frontier.push(leafHash(hash))) this.nodes.push(n);
+    if (row.kind === 'key.rotated') {
+      let data: unknown = null;
+      try {
+        data = row.data === null ? null : JSON.parse(row.data);
+      } catch {
+        // Unreadable: it names no key, so it asks for no signature (verify ignores it likewise).
+      }
+      const keys = rotationOf(data);
+      if (keys !== undefined) this.rotations.push({ leaf: row.pos, ...keys });
+    }
   }
 
   /** A page came back shorter than asked: a position below the committed end is not stored. */
@@ -294,5 +310,17 @@ export function finishPlan(
     );
   }
   const body = formatCheckpoint({ origin: ctx.origin, size: end, rootHash: root, extensions: [`witness-time ${now.toISOString()}`] });
-  return { recordText, lastId: last?.id, end, more: end < committed, nodes: events.nodes, root, frontier: JSON.stringify(events.frontier.toJSON()), consistency, prevSize, body };
+  return {
+    recordText,
+    lastId: last?.id,
+    end,
+    more: end < committed,
+    nodes: events.nodes,
+    root,
+    frontier: JSON.stringify(events.frontier.toJSON()),
+    consistency,
+    prevSize,
+    body,
+    rotations: events.rotations,
+  };
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { LedgerVerifier, MAX_FAILURES, WitnessError, isWitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type ChunkResult, type VerifyReport } from '../core/index.js';
 import type { Ledger } from './ledger.js';
+import { keyRotations } from './seal-keys.js';
 import { VerifyPool, availableThreads, scanRange, workerEntry } from './verify-pool.js';
 
 export interface VerifyLedgerOptions {
@@ -42,12 +43,24 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
   // unparseable stored key verifies nothing; checkpoints signed only by it fail below.
   const stored = await ledger.publicKeys();
   const [own, ...others] = stored;
-  const { verifiers, source } = selectVerifiers(options.trustedKeys, own === undefined ? [] : [own.vkey], 'ledger');
+  // Keys after the first come from key.rotated events only (seal-keys.ts), each trusted because the
+  // key before it signed the checkpoint covering its event; a pinned key anywhere in that chain
+  // extends the same trust to the rest of it, and checkpoints are judged by the keys' windows.
+  const rotations = await keyRotations(ledger);
+  // The first key is the ledger's own (its key table's first row), unless the auditor pinned keys.
+  const firstKey = options.trustedKeys !== undefined && options.trustedKeys.length > 0 ? (rotations[0]?.oldKey ?? own?.vkey) : own?.vkey;
+  const chain = firstKey === undefined ? [] : [firstKey, ...rotations.map((r) => r.newKey)];
+  const pinnedInChain = options.trustedKeys?.some((k) => chain.includes(k.trim())) === true;
+  const history = rotations.length > 0 && firstKey !== undefined && (options.trustedKeys === undefined || options.trustedKeys.length === 0 || pinnedInChain);
+  const selected = selectVerifiers(options.trustedKeys, own === undefined ? [] : [own.vkey], 'ledger');
+  const verifiers = history ? selectVerifiers(undefined, chain, selected.source).verifiers : selected.verifiers;
+  const source = selected.source;
   const { record: sealRecord, warning } = await readRecord(ledger);
   const v = new LedgerVerifier({
     origin: ledger.info.origin,
     verifiers,
     keySource: source,
+    ...(history && firstKey !== undefined ? { rotations: { firstKey, entries: rotations } } : {}),
     ...(options.against === undefined ? {} : { against: options.against }),
     ...(sealRecord === undefined ? {} : { sealRecord }),
   });

@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { APPROVER_NAME, WitnessError } from '../../core/index.js';
+import { APPROVER_NAME, WitnessError, generateKey, keyFingerprint, parseSignerKey } from '../../core/index.js';
+import { SIGNER_COMMAND_ENV, installRotatedKey, keepNextKey, loadSigner, openLedger, parseStoreUrl, postgresKeyFile, rotateSigningKey, sidecarPaths, signingKeySource } from '../../store/index.js';
 import { type Io, printJson, table } from '../output.js';
-import { openExisting, resolveStore } from '../store-option.js';
+import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 
 const ROLE_NAMES = ['agent', 'developer', 'approver', 'auditor', 'admin'] as const;
 type RoleName = (typeof ROLE_NAMES)[number];
@@ -22,7 +24,7 @@ function who(): string {
  * printed once, here.
  */
 export function registerKeys(program: Command, io: Io): void {
-  const keys = program.command('keys').description('API keys for witness serve: create (printed once), list, revoke; every change is a config.change event');
+  const keys = program.command('keys').description('API keys for witness serve: create (printed once), list, revoke; every change is a config.change event; rotate: the ledger signing key');
   const store = '--store <url>';
   const storeHelp = 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)';
 
@@ -156,6 +158,82 @@ export function registerKeys(program: Command, io: Io): void {
         io.out("And list the person in the server's config (witness serve --config), then restart the server:");
         io.out('');
         io.out(config);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+  keys
+    .command('rotate')
+    .description("rotate the ledger's signing key: records key.rotated, seals it with the old and the new key, and from then on only the new key signs")
+    .option('--reason <text>', 'why, recorded in the key.rotated event')
+    .option('--new-key <file>', 'the new private key (PRIVATE+KEY+…, as witness writes keys); default: generate one')
+    .option('--signer-command <command>', `the command that signs with the key in use (default $${SIGNER_COMMAND_ENV}; see README "Keeping the key outside Witness")`)
+    .option(store, storeHelp)
+    .option('--seal-record <file>', SEAL_RECORD_HELP)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { reason?: string; newKey?: string; signerCommand?: string; store?: string; sealRecord?: string; json?: boolean }) => {
+      const env = opts.signerCommand === undefined ? process.env : { ...process.env, [SIGNER_COMMAND_ENV]: opts.signerCommand };
+      let newKeyText: string | undefined;
+      if (opts.newKey !== undefined) {
+        try {
+          newKeyText = fs.readFileSync(opts.newKey, 'utf8').trim();
+          parseSignerKey(newKeyText);
+        } catch (e) {
+          throw new WitnessError(
+            'invalid_argument',
+            `--new-key ${opts.newKey} is not a readable signing key (${(e as Error).message.replace(/\.$/, '')}); give a file written by witness (PRIVATE+KEY+…) or leave --new-key out to generate one.`,
+          );
+        }
+      }
+      const url = resolveStore(opts.store);
+      const ledger = await openLedger(url, { create: false, env, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
+      try {
+        const loc = parseStoreUrl(url);
+        const keyFile = loc.driver === 'sqlite' ? sidecarPaths(loc.path).key : postgresKeyFile(ledger.info.id, undefined, env).file;
+        const pubFile = loc.driver === 'sqlite' ? sidecarPaths(loc.path).pub : `${keyFile.replace(/\.key$/, '')}.pub`;
+        const source = signingKeySource(env);
+        const oldSigner = loadSigner(keyFile, env);
+        if (oldSigner === undefined)
+          throw new WitnessError('invalid_key', `No signing key for ${ledger.info.location} (looked in ${keyFile} and $WITNESS_SIGNING_KEY), so there is no key in use to vouch for a new one.`);
+        // A generated key is written down before anything is recorded, so a crash cannot lose it.
+        const kept = newKeyText === undefined ? keepNextKey(keyFile, (newKeyText = generateKey(ledger.info.origin).signerKey)) : undefined;
+        const newSigner = parseSignerKey(newKeyText);
+        const who = ((): string => {
+          try {
+            return os.userInfo().username;
+          } catch {
+            return process.env['USER'] ?? 'unknown';
+          }
+        })();
+        const result = await rotateSigningKey(ledger, { oldSigner, newSigner, who, ...(opts.reason === undefined ? {} : { reason: opts.reason }) });
+        let installed: string | undefined;
+        let retired: string | undefined;
+        if (source === 'file') {
+          retired = installRotatedKey(keyFile, pubFile, newKeyText, oldSigner).retired;
+          installed = keyFile;
+          if (kept !== undefined) fs.rmSync(kept, { force: true });
+        }
+        const json = {
+          rotated: true,
+          resumed: result.resumed,
+          leaf: result.rotation.leaf,
+          old_key: result.rotation.oldKey,
+          new_key: result.rotation.newKey,
+          checkpoint: { size: result.checkpoint.size, note: result.checkpoint.note },
+          key_file: installed ?? null,
+          retired_key_file: retired ?? null,
+          new_key_file: installed === undefined ? (kept ?? opts.newKey ?? null) : null,
+        };
+        if (opts.json) return printJson(io, json);
+        io.out(
+          `Rotated the signing key of ${ledger.info.location}: ${keyFingerprint(oldSigner)} → ${keyFingerprint(newSigner)} (key.rotated at leaf ${result.rotation.leaf}${result.resumed ? ', completed now' : ''}); checkpoint ${result.checkpoint.size} is signed by both, later ones by the new key only.`,
+        );
+        if (installed !== undefined) io.out(`The new key is in ${installed}; the old one is kept in ${retired}. Restart long-running writers (gateways, serve) so they sign with the new key.`);
+        else
+          io.out(
+            `The key in use came from ${source === 'command' ? `the signer command ($${SIGNER_COMMAND_ENV})` : '$WITNESS_SIGNING_KEY'}, which Witness does not change: the new key is in ${kept ?? opts.newKey}; give it to every writer (or load it into your signer) before the next seal, since the old key signs no more.`,
+          );
       } finally {
         await ledger.close();
       }

@@ -2,6 +2,7 @@ import type { PoolClient } from 'pg';
 import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteVerifier } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, CheckpointRow, PublicKeyRow, RawEventRow, SealOptions, SealRecordText } from '../ledger.js';
 import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
+import { keyAwareFront, pendingRotationSigners } from '../seal-keys.js';
 import { clearPendingRecord, readSealRecordText, testKillAfterCommit, writePendingRecord, writeSealRecord } from '../seal-record.js';
 import { NewEvents, SEAL_MAX_EVENTS, finishPlan, neededNodes, nothingToSeal, readRecord, trustedFrontier, type SealPlan, type SealRulesContext } from '../seal-rules.js';
 import { translatePgError } from './errors.js';
@@ -54,7 +55,8 @@ export abstract class PostgresSeal extends PostgresQuery {
   }
 
   private async sealLocked(options: SealOptions): Promise<CheckpointRow | null> {
-    const { signer, own } = sealFrontSteps(this.sealFront());
+    const { signer, own } = sealFrontSteps(await keyAwareFront(this.sealFront(), this));
+    const cosigners = options.cosigners ?? [];
     const c = await this.sealerConnection();
     await this.lockSealer(c);
     try {
@@ -64,7 +66,8 @@ export abstract class PostgresSeal extends PostgresQuery {
       for (let attempt = 0; attempt < 10;) {
         const plan = await this.plan(c, own, force, now);
         if (plan === null) return newest;
-        const note = signNote(plan.body, [signer]);
+        // The first checkpoint over a key.rotated event carries the new key's signature too (../seal-keys.ts).
+        const note = signNote(plan.body, [signer, ...pendingRotationSigners(plan.rotations, signer, cosigners, this.info.location)]);
         // No record yet (the ledger's first checkpoint): its note goes beside it first, so a crash
         // between the commit and the record leaves what the next seal needs (seal-record.ts).
         if (plan.recordText === undefined) writePendingRecord(this.sealRecordPath, note);

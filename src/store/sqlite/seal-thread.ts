@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WitnessError, signNote, type ErrorCode, type NoteSigner } from '../../core/index.js';
+import { WitnessError, signNote, type ErrorCode, type NoteSigner, type RotationEntry } from '../../core/index.js';
+import { pendingRotationSigners } from '../seal-keys.js';
 import type { CheckpointRow } from '../ledger.js';
 import type { SealerContext, SealRequest } from './sealer.js';
 
@@ -23,7 +24,7 @@ export interface WireError {
 export type ToSealWorker = { type: 'seal'; id: number; force: boolean; now: string } | { type: 'signed'; id: number; note?: string; error?: string } | { type: 'locked' } | { type: 'close' };
 
 export type FromSealWorker =
-  | { type: 'sign'; id: number; body: string }
+  | { type: 'sign'; id: number; body: string; rotations: RotationEntry[] }
   | { type: 'lock' }
   | { type: 'unlock' }
   | { type: 'sealed'; id: number; row: CheckpointRow | null }
@@ -167,7 +168,9 @@ export class SealThread {
         // The key stays on this thread; signing one note is ~50 µs.
         let reply: ToSealWorker;
         try {
-          reply = { type: 'signed', id: m.id, note: signNote(m.body, [this.signer]) };
+          // A rotation is sealed inline by `witness keys rotate`, which holds its new key: here it is refused.
+          const next = pendingRotationSigners(m.rotations, this.signer, [], this.data.context.location);
+          reply = { type: 'signed', id: m.id, note: signNote(m.body, [this.signer, ...next]) };
         } catch (e) {
           reply = { type: 'signed', id: m.id, error: e instanceof Error ? e.message : String(e) };
         }

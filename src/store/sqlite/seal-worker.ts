@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { WitnessError, parseVerifierKey } from '../../core/index.js';
+import { WitnessError, parseVerifierKey, type RotationEntry } from '../../core/index.js';
 import type { CheckpointRow } from '../ledger.js';
 import { Sealer } from './sealer.js';
 import type { FromSealWorker, SealWorkerData, ToSealWorker, WireError } from './seal-thread.js';
@@ -26,11 +26,11 @@ function send(m: FromSealWorker): void {
   port!.postMessage(m);
 }
 
-function requestSignature(body: string): Promise<string> {
+function requestSignature(body: string, rotations: readonly RotationEntry[]): Promise<string> {
   const id = ++signIds;
   return new Promise((resolve, reject) => {
     signing.set(id, { resolve, reject });
-    send({ type: 'sign', id, body });
+    send({ type: 'sign', id, body, rotations: [...rotations] });
   });
 }
 

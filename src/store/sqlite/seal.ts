@@ -1,6 +1,7 @@
-import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteSigner, type PreparedEvent } from '../../core/index.js';
+import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteSigner, type PreparedEvent, type RotationEntry } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, AppendOptions, AppendReceipt, AppendRequest, CheckpointRow, PublicKeyRow, SealOptions, SealRecordText } from '../ledger.js';
 import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
+import { keyAwareFront, pendingRotationSigners } from '../seal-keys.js';
 import { SealThread, sealThreadAvailable } from './seal-thread.js';
 import { Sealer, storedNodes, type SealerContext } from './sealer.js';
 import { SqliteQuery } from './query.js';
@@ -46,8 +47,16 @@ export abstract class SqliteSeal extends SqliteQuery {
   }
 
   private async sealOnce(options: SealOptions): Promise<CheckpointRow | null> {
-    const { signer, own } = sealFrontSteps(this.sealFront());
+    const { signer, own } = sealFrontSteps(await keyAwareFront(this.sealFront(), this));
     const request = { force: options.force === true, now: options.now ?? new Date() };
+    const cosigners = options.cosigners ?? [];
+    if (cosigners.length > 0) {
+      // A key rotation: sealed here, where the new key is, by a sealer that signs with both.
+      const rotating = new Sealer(this.db, this.sealerContext(), own, { sign: this.signWith(signer, cosigners), durable: this.durability === 'process' ? 'raise-sync' : 'as-is' });
+      const sealed = await rotating.seal(request);
+      await rotating.afterSeal();
+      return sealed;
+    }
     const thread = this.threadFor(signer);
     if (thread?.ready === true) return thread.seal(request);
     // Until the thread has loaded (the first few hundred milliseconds of a process, or a one-shot
@@ -55,10 +64,15 @@ export abstract class SqliteSeal extends SqliteQuery {
     // have nobody recording beside them. Inline, on this connection, a commit is
     // synchronous=NORMAL under durability 'process'.
     thread?.warm();
-    this.inlineSealer ??= new Sealer(this.db, this.sealerContext(), own, { sign: (body) => signNote(body, [signer]), durable: this.durability === 'process' ? 'raise-sync' : 'as-is' });
+    this.inlineSealer ??= new Sealer(this.db, this.sealerContext(), own, { sign: this.signWith(signer, []), durable: this.durability === 'process' ? 'raise-sync' : 'as-is' });
     const sealed = await this.inlineSealer.seal(request);
     await this.inlineSealer.afterSeal();
     return sealed;
+  }
+
+  /** Signs with this process's key, and with a rotation's new key when the checkpoint is the first to cover it (../seal-keys.ts). */
+  private signWith(signer: NoteSigner, cosigners: readonly NoteSigner[]): (body: string, rotations: readonly RotationEntry[]) => string {
+    return (body, rotations) => signNote(body, [signer, ...pendingRotationSigners(rotations, signer, cosigners, this.info.location)]);
   }
 
   private sealerContext(): SealerContext {

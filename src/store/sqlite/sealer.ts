@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { WitnessError, type Frontier, type NodeSource, type NoteVerifier } from '../../core/index.js';
+import { WitnessError, type Frontier, type NodeSource, type NoteVerifier, type RotationEntry } from '../../core/index.js';
 import type { StoredCheckpointRow } from '../seal-front.js';
 import { clearPendingRecord, readSealRecordText, testKillAfterCommit, writePendingRecord, writeSealRecord, type SealRecord } from '../seal-record.js';
 import { NewEvents, SEAL_MAX_EVENTS, finishPlan, nothingToSeal, readRecord, trustedFrontier, type SealPlan, type SealRulesContext } from '../seal-rules.js';
@@ -21,8 +21,12 @@ export interface SealerContext {
   sealRecordConfigured: boolean;
 }
 
-/** Signs a checkpoint body (a signed note comes back). Where the key lives is the caller's affair. */
-export type SignBody = (body: string) => string | Promise<string>;
+/**
+ * Signs a checkpoint body (a signed note comes back). Where the key lives is the caller's affair;
+ * `rotations` are the key.rotated events the checkpoint is the first to cover, whose new key must
+ * sign too (store/seal-keys.ts).
+ */
+export type SignBody = (body: string, rotations: readonly RotationEntry[]) => string | Promise<string>;
 
 /**
  * Taken around each short write transaction of a sealer on another thread: the recording thread
@@ -159,7 +163,7 @@ export class Sealer {
     for (let attempt = 0; attempt < SEAL_ATTEMPTS; attempt++) {
       const plan = this.read(() => this.db.transaction(() => this.plan(force, now)).deferred());
       if (plan === null) return null;
-      const note = await this.sign(plan.body);
+      const note = await this.sign(plan.body, plan.rotations);
       // No record yet (a ledger's first checkpoint): its note goes beside it first, so a crash
       // between the commit and the record leaves what the next seal needs (seal-record.ts).
       if (plan.recordText === undefined) writePendingRecord(this.ctx.sealRecordPath, note);
