@@ -3,7 +3,7 @@ import { WitnessError, type EventInput, type VerifyRow } from '../core/index.js'
 import { listApprovals } from '../approvals/index.js';
 import { RECORDER_VERSION } from '../recorder/index.js';
 import { verifyLedger, type AppendRequest, type Ledger } from '../store/index.js';
-import { ALERT_CODES, AlertBook, type AlertMessage } from './alerts.js';
+import { ALERT_CODES, AlertBook, type AlertMessage, type Condition } from './alerts.js';
 import { BehaviourConfig, BehaviourRules, type AnomalyFlag, type ObservedEvent } from './behaviour.js';
 import { verifyNewCheckpoints } from './incremental.js';
 import { MonitorMetrics } from './metrics.js';
@@ -83,7 +83,11 @@ export class Monitor {
   readonly metrics: MonitorMetrics;
   private readonly sinks: AlertSink[];
   private readonly now: () => Date;
-  private failing = false;
+  /** The state this process continues from (undefined until its first pass: then the file's). */
+  private state: MonitorState | undefined;
+  /** Findings the ledger has not taken yet (a read-only or failing store), offered again each pass. */
+  private unrecorded: AppendRequest[] = [];
+  private readonly failing: Record<string, Condition> = {};
 
   constructor(
     private readonly ledger: Ledger,
@@ -100,7 +104,9 @@ export class Monitor {
 
   async pass(): Promise<PassReport> {
     const now = this.now();
-    const loaded = loadState(this.deps.statePath, this.ledger.info.id);
+    // This process's state when it has one (ahead of the file when a save failed), else the file's.
+    // A copy: a pass that throws midway leaves the state it started from.
+    const loaded = this.state === undefined ? loadState(this.deps.statePath, this.ledger.info.id) : structuredClone(this.state);
     const state: MonitorState = loaded ?? freshState(this.ledger.info.id);
     const learnOnly = loaded === undefined && !this.config.backfill;
     const book = new AlertBook(state.conditions, now);
@@ -171,20 +177,33 @@ export class Monitor {
       if (c.oneShot === true && now.getTime() - Date.parse(c.since) > this.config.approvalWindowMs) delete state.conditions[key];
     }
 
-    // 5. Record, send, save.
+    // 5. Record, send, save. Findings the ledger did not take are kept and offered again each
+    // pass; the state file is saved only once everything is recorded, so a restart redoes the rest.
     report.alerts = book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location });
-    let recordedOk = true;
-    if (this.config.record && (report.flags.length > 0 || report.alerts.length > 0)) {
+    if (this.config.record) this.unrecorded.push(...report.flags.map(flagEvent), ...report.alerts.map(alertEvent));
+    const problems: string[] = [];
+    if (this.unrecorded.length > 0) {
       try {
-        await this.ledger.append([...report.flags.map(flagEvent), ...report.alerts.map(alertEvent)]);
-        report.recorded = report.flags.length + report.alerts.length;
+        await this.ledger.append(this.unrecorded);
+        report.recorded = this.unrecorded.length;
+        this.unrecorded = [];
       } catch (e) {
-        recordedOk = false;
-        report.errors.push(`The monitor could not record ${report.flags.length} flag(s) and ${report.alerts.length} alert(s) in the ledger: ${(e as Error).message}`);
+        problems.push(
+          `The monitor could not record ${this.unrecorded.length} finding(s) in ${this.ledger.info.location} (${(e as Error).message.replace(/\.$/, '')}); it offers them again every pass.`,
+        );
       }
     }
-    const outgoing = recordedOk ? report.alerts : [...report.alerts, this.failure(`The monitor could not record its findings in ${this.ledger.info.location}: ${report.errors[0] ?? ''}`, now)];
-    report.errors.push(...(await this.send(outgoing)));
+    this.state = state;
+    if (this.unrecorded.length === 0) {
+      state.savedAt = new Date().toISOString();
+      try {
+        saveState(this.deps.statePath, state);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    report.errors.push(...problems);
+    report.errors.push(...(await this.send([...report.alerts, ...this.failureChange(problems, now)])));
     for (const f of report.flags) MonitorMetrics.bump(this.metrics.anomalies, f.rule);
     for (const a of report.alerts) if (a.status === 'firing') MonitorMetrics.bump(this.metrics.alertsFired, a.code);
     this.metrics.alertsActive.clear();
@@ -193,10 +212,6 @@ export class Monitor {
     this.metrics.ledgerSize = state.cursor;
     this.metrics.verifiedSize = state.verified?.size ?? 0;
     this.metrics.lastPass = Math.floor(Date.now() / 1000);
-    if (!recordedOk) throw new WitnessError('store_unavailable', report.errors[0]!);
-    state.savedAt = new Date().toISOString();
-    saveState(this.deps.statePath, state);
-    this.failing = false;
     return report;
   }
 
@@ -211,10 +226,8 @@ export class Monitor {
       } catch (e) {
         this.metrics.passErrors++;
         onError(e as Error);
-        if (!this.failing) {
-          this.failing = true;
-          for (const err of await this.send([this.failure(`A monitor pass over ${this.ledger.info.location} failed: ${(e as Error).message}`, this.now())])) onError(new Error(err));
-        }
+        const message = `A monitor pass over ${this.ledger.info.location} failed: ${(e as Error).message}`;
+        for (const err of await this.send(this.failureChange([message], this.now()))) onError(new Error(err));
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, intervalMs);
@@ -223,10 +236,12 @@ export class Monitor {
     }
   }
 
-  private failure(message: string, now: Date): AlertMessage {
-    const book = new AlertBook({}, now);
-    book.raise({ code: 'monitor_failed', key: 'monitor_failed', message });
-    return book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location })[0]!;
+  /** monitor_failed as a condition of this process (sent to the sinks only: the ledger may be what fails): fires on the first problem, resolves on the first clean pass. */
+  private failureChange(problems: readonly string[], now: Date): AlertMessage[] {
+    const book = new AlertBook(this.failing, now);
+    if (problems.length > 0) book.raise({ code: 'monitor_failed', key: 'monitor_failed', message: problems.join(' ') });
+    else book.clear('monitor_failed', `The monitor over ${this.ledger.info.location} records and saves again.`);
+    return book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location });
   }
 
   private async send(alerts: readonly AlertMessage[]): Promise<string[]> {

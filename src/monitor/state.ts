@@ -74,7 +74,11 @@ export function saveState(file: string, state: MonitorState): void {
     }
     fs.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // The directory itself is what failed; there is no temporary file to remove.
+    }
     throw new WitnessError(
       'store_unavailable',
       `The monitor state file ${file} cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the pass will be redone once it can.`,

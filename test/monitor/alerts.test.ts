@@ -283,3 +283,71 @@ describe('alerts', () => {
     await expect(new CommandSink('echo "pager unreachable" >&2; exit 3').send(alert)).rejects.toThrow('The alert command exited with 3: pager unreachable.');
   });
 });
+
+describe('when the monitor itself cannot write', () => {
+  const dir = tempDir('witness-monitor-selffail-');
+  const receiver = new Receiver();
+  beforeAll(async () => receiver.start());
+  afterAll(async () => receiver.close());
+
+  it('a state directory replaced by a file sends monitor_failed once, keeps monitoring in memory, and resolves once it can save', async () => {
+    const { ledger } = await newLedger(dir);
+    try {
+      const stateDir = path.join(dir, 'state');
+      fs.mkdirSync(stateDir);
+      const bot = new Agent(ledger, 'support-bot');
+      const m = new Monitor(ledger, {}, { statePath: path.join(stateDir, 'state.json'), sinks: [new WebhookSink({ url: receiver.url, secret: SECRET, baseDelayMs: 10 })] });
+      expect((await m.pass()).errors).toEqual([]);
+      fs.rmSync(stateDir, { recursive: true });
+      fs.writeFileSync(stateDir, 'a file where the state directory was');
+      await bot.record('human.halt', { actor: 'alice@corp', reason: 'checking refunds', agent: 'refund-bot' }, new Date().toISOString());
+      await ledger.seal();
+      const failing = await m.pass();
+      expect(failing.errors).toHaveLength(1);
+      expect(failing.errors[0]).toMatch(/The monitor state file .*state\.json cannot be written \(ENOTDIR\); the pass will be redone once it can\./);
+      expect(receiver.received.map((r) => [r.alert.code, r.alert.status, r.signed])).toEqual([
+        ['agent_halted', 'firing', true],
+        ['monitor_failed', 'firing', true],
+      ]);
+      // The next pass continues from memory: the halt is not alerted again, the failure not repeated.
+      const again = await m.pass();
+      expect(again.alerts).toEqual([]);
+      expect(again.errors).toHaveLength(1);
+      expect(receiver.received).toHaveLength(2);
+      fs.rmSync(stateDir);
+      fs.mkdirSync(stateDir);
+      const recovered = await m.pass();
+      expect(recovered.errors).toEqual([]);
+      expect(receiver.received.at(-1)?.alert).toMatchObject({ code: 'monitor_failed', status: 'resolved' });
+      expect(fs.existsSync(path.join(stateDir, 'state.json'))).toBe(true);
+      expect((await ledger.query({ stream: MONITOR_STREAM, kind: 'alert' })).events.map((e) => e.data?.['code'])).toEqual(['agent_halted']);
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('findings a read-only ledger refuses are offered again each pass and the state is not saved meanwhile', async () => {
+    const { ledger, url, file } = await newLedger(dir);
+    const bot = new Agent(ledger, 'support-bot');
+    await bot.record('human.halt', { actor: 'alice@corp', reason: 'audit', agent: 'refund-bot' }, new Date().toISOString());
+    await ledger.seal();
+    await ledger.close();
+    const readonly = await openLedger(url, { create: false, readonly: true });
+    try {
+      const statePath = `${file}.monitor.json`;
+      const m = new Monitor(readonly, {}, { statePath });
+      const r = await m.pass();
+      expect(r.alerts.map((a) => a.code)).toEqual(['agent_halted']);
+      expect(r.recorded).toBe(0);
+      expect(r.errors[0]).toMatch(/could not record 1 finding\(s\) in .* it offers them again every pass\./);
+      expect(fs.existsSync(statePath)).toBe(false);
+      expect((await m.pass()).errors[0]).toMatch(/could not record 1 finding/);
+      // --no-record: nothing offered, the place saved.
+      const quiet = await new Monitor(readonly, { record: false }, { statePath }).pass();
+      expect(quiet.errors).toEqual([]);
+      expect(fs.existsSync(statePath)).toBe(true);
+    } finally {
+      await readonly.close();
+    }
+  });
+});

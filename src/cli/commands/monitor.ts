@@ -50,7 +50,7 @@ export function registerMonitor(program: Command, io: Io, setExit: (code: number
     .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--backfill', 'on the first pass, flag the existing history too (by default it is only learned from)')
     .option('--no-record', 'do not record alerts and flags in the ledger (a read-only ledger)')
-    .option('--once', 'run one pass and exit (cron, tests): exit 1 when the ledger does not verify')
+    .option('--once', 'run one pass and exit (cron, tests): exit 1 when the ledger does not verify or a finding was not recorded, saved or delivered')
     .option('--json', 'machine-readable output: one JSON object per pass')
     .action(async (opts: MonitorOpts) => {
       const url = resolveStore(opts.store);
@@ -67,8 +67,8 @@ export function registerMonitor(program: Command, io: Io, setExit: (code: number
           const report = await monitor.pass();
           printPass(io, report, opts.json === true, true);
           for (const e of report.errors) io.err(inert(`witness: ${e}`));
-          const failed = report.verified.failures.length > 0 || report.full?.ok === false;
-          if (failed) setExit(1);
+          // Exit 1 when the ledger does not verify, or when a finding was not recorded, saved or delivered.
+          if (report.verified.failures.length > 0 || report.full?.ok === false || report.errors.length > 0) setExit(1);
           return;
         }
         const served = listen === undefined ? undefined : await serveMetrics(monitor.metrics, listen);
