@@ -29,6 +29,8 @@ import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type Scoped
 
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
 const EXPORT_STREAM = 'witness.audit-access';
+/** Streams Witness itself records (approvals, audit access, evidence, …); every other stream is an agent session. */
+const SYSTEM_STREAM_PREFIX = 'witness.';
 
 /** Said by every verdict on a bundle holding report.html (verify.mjs and the Python verifier say the same). */
 export const REPORT_HTML_NOTE = 'report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.';
@@ -243,6 +245,14 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   const cpRoot = Buffer.from(cp.rootHash).toString('hex');
   if (cp.size !== m.checkpoint.size || cpRoot !== m.checkpoint.root) {
     fail({ code: 'checkpoint_invalid', reason: `manifest.json names checkpoint size ${m.checkpoint.size}, but checkpoint.txt signs size ${cp.size} with another root.` });
+  }
+  // The manifest is not signed: its ledger id is believed only as the part of the signed origin after its last "/witness/" (docs/FORMAT.md 7.2).
+  const signedId = ledgerIdOf(origin);
+  if (signedId !== m.ledger.id) {
+    fail({
+      code: 'checkpoint_invalid',
+      reason: `manifest.json names ledger ${JSON.stringify(m.ledger.id)}, but checkpoint.txt signs the log of ${signedId === undefined ? 'no ledger id' : `ledger ${JSON.stringify(signedId)}`} (origin ${JSON.stringify(origin)}).`,
+    });
   }
   checkpoints = 1;
 
@@ -508,7 +518,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   return report(
     {
       events: lines,
-      streams: chain.streamCount + exportChain.streamCount,
+      // Agent sessions only (docs/FORMAT.md 7.12): the witness.* system streams (approvals, audit access, …) are not sessions.
+      streams: chain.exits().exits.filter((x) => !x.stream.startsWith(SYSTEM_STREAM_PREFIX)).length,
       sealedSize: cp.size,
       payloadsAbsent: without.count,
       artifacts: wanted.size,
@@ -530,6 +541,12 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       artifacts: wanted.size,
     },
   );
+}
+
+/** The ledger id a checkpoint origin `<name>/witness/<ledger uuid>` names: what follows its last "/witness/"; undefined when it has none. */
+function ledgerIdOf(origin: string): string | undefined {
+  const cut = origin.lastIndexOf('/witness/');
+  return cut > 0 ? origin.slice(cut + '/witness/'.length) : undefined;
 }
 
 /** SHA-256 of the standalone verifier this Witness ships beside this module (dist/export/standalone/verify.mjs), or undefined when it is not installed. */

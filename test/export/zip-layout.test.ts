@@ -1,13 +1,12 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
-import { verifyZipBundle } from '../../src/export/index.js';
-import { REPO_ROOT } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildV2Bundle, refreshManifest, sampleLedger, type Built } from './verify-v2-fixture.js';
+import { expectPassed, expectRefused, threeVerdicts, type Verdicts } from './verify-three.js';
 
 /**
  * One zip file must be one bundle, read the same way by all three verifiers (`witness verify`,
@@ -18,10 +17,6 @@ import { buildV2Bundle, refreshManifest, sampleLedger, type Built } from './veri
  * honest variants (ZIP64 records on small files from `zip -fz` and yazl, 64-bit data descriptors)
  * that all three must read alike.
  */
-
-const PY = '/usr/bin/python3';
-const PY_VERIFIER = path.join(REPO_ROOT, 'test', 'export', 'independent', 'verify_bundle.py');
-const STANDALONE = path.join(REPO_ROOT, 'src', 'export', 'standalone', 'verify.mjs');
 
 const dir = tempDir('witness-zip-layout-');
 let a: Built;
@@ -114,58 +109,11 @@ function honest(items: Item[]): Buffer {
   return Buffer.concat([locals, cd, endRecord(records.length, cd.length, locals.length)]);
 }
 
-interface Verdicts {
-  witness: { codes: string[]; reason: string };
-  standalone: { codes: string[]; reason: string; exit: number };
-  python: { codes: string[]; reason: string; exit: number };
-}
-
-function spawn(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: REPO_ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const unique = (xs: string[]) => [...new Set(xs)].sort();
-
 /** The three verifiers on one archive, pinned to the bundle's key. */
 async function three(bytes: Buffer, key: string): Promise<Verdicts> {
   const file = path.join(dir, `z${++n}.zip`);
   fs.writeFileSync(file, bytes);
-  const [w, s, p] = await Promise.all([
-    verifyZipBundle(file, { trustedKeys: [key] }),
-    spawn(process.execPath, [STANDALONE, file, '--trusted-key', key, '--json']),
-    spawn(PY, [PY_VERIFIER, file, '--trusted-key', key, '--json']),
-  ]);
-  expect(s.stderr, 'verify.mjs wrote to stderr').toBe('');
-  expect(p.stderr, 'verify_bundle.py wrote to stderr').toBe('');
-  const sr = JSON.parse(s.stdout) as { failures: Array<{ code: string; reason: string }> };
-  const pr = JSON.parse(p.stdout) as { failures: Array<{ code: string; message: string }> };
-  return {
-    witness: { codes: unique(w.failures.map((f) => f.code)), reason: w.failures.map((f) => f.reason).join(' | ') },
-    standalone: { codes: unique(sr.failures.map((f) => f.code)), reason: sr.failures.map((f) => f.reason).join(' | '), exit: s.code },
-    python: { codes: unique(pr.failures.map((f) => f.code)), reason: pr.failures.map((f) => f.message).join(' | '), exit: p.code },
-  };
-}
-
-/** All three refuse the archive as one bundle_invalid sentence matching `why`. */
-function expectRefused(v: Verdicts, why: RegExp): void {
-  for (const [who, r] of Object.entries(v)) {
-    expect(r.codes, `${who}: ${r.reason}`).toEqual(['bundle_invalid']);
-    expect(r.reason, who).toMatch(why);
-    expect(r.reason.includes(' | '), `${who} gave more than one failure: ${r.reason}`).toBe(false);
-  }
-  expect(v.standalone.exit).toBe(1);
-  expect(v.python.exit).toBe(1);
-}
-
-function expectPassed(v: Verdicts): void {
-  for (const [who, r] of Object.entries(v)) expect(r.codes, `${who}: ${r.reason}`).toEqual([]);
-  expect(v.standalone.exit).toBe(0);
-  expect(v.python.exit).toBe(0);
+  return threeVerdicts(file, key);
 }
 
 beforeAll(() => {

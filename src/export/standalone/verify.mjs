@@ -1234,6 +1234,14 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   if (cp.size !== m.checkpoint.size || cp.root.toString('hex') !== m.checkpoint.root) {
     fail({ code: 'checkpoint_invalid', reason: `manifest.json names checkpoint size ${m.checkpoint.size}, but checkpoint.txt signs size ${cp.size} with another root.` });
   }
+  // The manifest is not signed: its ledger id is believed only as the part of the signed origin after its last "/witness/" (FORMAT.md 7.2).
+  const signedId = ledgerIdOf(origin);
+  if (signedId !== m.ledger.id) {
+    fail({
+      code: 'checkpoint_invalid',
+      reason: `manifest.json names ledger ${JSON.stringify(m.ledger.id)}, but checkpoint.txt signs the log of ${signedId === undefined ? 'no ledger id' : `ledger ${JSON.stringify(signedId)}`} (origin ${JSON.stringify(origin)}).`,
+    });
+  }
   r.sealedSize = cp.size;
 
   // --- checkpoints.jsonl: each note signed, each extending the previous, the last one checkpoint.txt
@@ -1656,7 +1664,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   if (present.includes('report.html')) warnings.unshift('report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.');
 
   r.events = lineCount;
-  r.streams = new Set([...streams.keys()]).size;
+  // Agent sessions only (FORMAT.md 7.12): the witness.* system streams (approvals, audit access, …) are not sessions.
+  r.streams = [...streams.keys()].filter((k) => !k.startsWith('export\u0000') && !k.startsWith('witness.')).length;
   r.artifacts = wanted.size;
   r.openSessions = [...streams.entries()].filter(([k, s]) => !k.startsWith('export\u0000') && !s.ended).length;
   r.bundle = {
@@ -1674,6 +1683,12 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     withoutPayloadCount: r.payloadsAbsent,
     artifacts: wanted.size,
   };
+}
+
+/** The ledger id a checkpoint origin `<name>/witness/<ledger uuid>` names: what follows its last "/witness/"; undefined when it has none. */
+function ledgerIdOf(origin) {
+  const cut = origin.lastIndexOf('/witness/');
+  return cut > 0 ? origin.slice(cut + '/witness/'.length) : undefined;
 }
 
 const REASON_WORDS = { out_of_scope: 'out of scope (header only)', withheld: 'withheld by export mode', missing: 'stripped from a full export' };

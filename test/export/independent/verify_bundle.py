@@ -768,6 +768,12 @@ class Report:
         self.signed_by: list[str] = []
         self.unverifiable: str | None = None
         self.version: int | None = None
+        # For the PASS headline, worded as witness verify's: lines of events.jsonl, agent sessions
+        # (streams not named witness.*), checkpoints of checkpoints.jsonl, the signed tree's size.
+        self.events = 0
+        self.sessions = 0
+        self.checkpoints = 0
+        self.tree_size = 0
 
     def fail(self, code: str, message: str, **where: Any) -> None:
         self.failures.append({"code": code, "message": message, **{k: v for k, v in where.items() if v is not None}})
@@ -1150,6 +1156,10 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
             size, root, signers = open_note(checkpoint_text, keys, origin)
             report.signed_by = signers
             checkpoint_opened = True
+            # 7.2: ledger.id is the part of the signed origin after its last "/witness/".
+            cut = origin.rfind("/witness/")
+            if cut <= 0 or origin[cut + len("/witness/") :] != manifest["ledger"].get("id"):
+                report.fail("checkpoint_invalid", "manifest.json's ledger.id is not the ledger id in the origin checkpoint.txt signs", file="manifest.json")
             if size != cp_size or root != cp_root:
                 report.fail("checkpoint_invalid", "checkpoint.txt's size and root are not manifest.json's checkpoint", file="checkpoint.txt")
             else:
@@ -1278,6 +1288,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         report.fail("inclusion_failed", f"proofs.jsonl has {len(pr_lines)} lines for {len(ev_lines)} events", file="proofs.jsonl")
     if expect_leaf != span_to:
         report.fail("span_gap", f"the span ends at leaf {expect_leaf}, not {span_to}")
+    report.events, report.checkpoints, report.tree_size = len(ev_lines), len(cp_sizes), cp_size
+    report.sessions = len([s for s in chains.last if not s.startswith("witness.")])  # 7.12: agent sessions only
     if manifest["events"] != len(ev_lines):
         report.fail("bundle_invalid", f"manifest.json says {manifest['events']} events, events.jsonl has {len(ev_lines)} lines", file="manifest.json")
     # manifest.in_scope differing from the count is found by step 8: the export record binds it.
@@ -1528,11 +1540,20 @@ def write_verdict(args: argparse.Namespace, report: Report) -> None:
         print(json.dumps({
             "verdict": report.verdict, "version": report.version, "keys": report.keys_source, "signedBy": report.signed_by,
             "failures": report.failures, "withoutPayload": report.without_payload, "unverifiable": report.unverifiable,
+            "events": report.events, "sessions": report.sessions,
         }, ensure_ascii=False))  # fmt: skip
     else:
+        # v2: the counts witness verify and verify.mjs print, worded alike.
+        counts = (
+            f": {report.events:,} events in {report.sessions:,} session(s), verified against {report.checkpoints:,} signed checkpoint(s) (tree size {report.tree_size:,})."
+            if report.version == 2
+            else ""
+        )
         if report.verdict == "PASS" and report.keys_source and not report.pinned:
             # Without a pinned key the bundle vouches for itself: the headline says so, not plain "intact".
-            print(f"PASS  {args.bundle} is intact, but signed only by keys carried inside the bundle \u2014 pin the key from your own record (--trusted-key)")
+            print(f"PASS  {args.bundle} is intact, but signed only by keys carried inside the bundle \u2014 pin the key from your own record (--trusted-key){counts}")
+        elif report.verdict == "PASS" and counts:
+            print(f"PASS  {args.bundle} is intact{counts}")
         else:
             print(f"{report.verdict}  {args.bundle}")
         for line in report.summary:
