@@ -25,12 +25,18 @@ export const MonitorConfig = z.strictObject({
     .int()
     .min(1)
     .default(15 * 60_000),
-  /** Approval requests made this long ago at most are watched. */
+  /**
+   * Approval requests made this long ago at most are watched (holds last minutes: the gateway's
+   * --approval-timeout is 5 m by default), as the server's /metrics counts them. Listing reads the
+   * window's requests, decisions and policy decisions, which a busy gateway writes for every call…
+   */
   approvalWindowMs: z
     .number()
     .int()
     .min(1)
-    .default(7 * 24 * HOUR),
+    .default(24 * HOUR),
+  /** …so it is done at most this often, not every pass. */
+  approvalsEveryMs: z.number().int().min(0).default(60_000),
   /** Unsealed events older than this with no new checkpoint alert (sealing_stalled). */
   sealStallMs: z
     .number()
@@ -88,6 +94,7 @@ export class Monitor {
   /** Findings the ledger has not taken yet (a read-only or failing store), offered again each pass. */
   private unrecorded: AppendRequest[] = [];
   private readonly failing: Record<string, Condition> = {};
+  private approvalsCheckedAt: number | undefined;
 
   constructor(
     private readonly ledger: Ledger,
@@ -172,7 +179,10 @@ export class Monitor {
     await this.checkSealing(state, book, now, report);
 
     // 4. Approvals.
-    await this.checkApprovals(book, now);
+    if (this.approvalsCheckedAt === undefined || now.getTime() - this.approvalsCheckedAt >= this.config.approvalsEveryMs) {
+      await this.checkApprovals(book, now);
+      this.approvalsCheckedAt = now.getTime();
+    }
     for (const [key, c] of Object.entries(state.conditions)) {
       if (c.oneShot === true && now.getTime() - Date.parse(c.since) > this.config.approvalWindowMs) delete state.conditions[key];
     }
