@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { benchAppend } from './append.js';
+import { benchBacktest } from './backtest.js';
 import { makeConfig, type Config } from './config.js';
 import { benchCapture } from './capture.js';
 import { benchExport } from './export.js';
@@ -43,7 +44,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -259,6 +260,7 @@ async function main(): Promise<void> {
     postgres: () => benchPostgres(cfg),
     server: () => benchServer(cfg, ledgers),
     export: () => benchExport(cfg),
+    backtest: () => benchBacktest(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];

@@ -82,6 +82,8 @@ export const REQUIREMENTS = {
     "`witness approvals` shows every request's arguments whole, never cut, as the canonical JSON their digest covers; `witness approve` and `deny` print the whole arguments they signed.",
   'R-POLICY-FAIL-CLOSED':
     'A deny or review rule whose condition cannot be decided (an argument such as "0x3e8", "Infinity" or [900] ordered against a number; a key spelled "Amount" or with a zero-width character for args.amount; an array or object where a string test, in, == or under expects one value) applies; an allow rule does not.',
+  'R-POLICY-BACKTEST':
+    "`witness policy test` replays recorded tool calls through a candidate policy with the gateway's own evaluate and reports exactly which decisions would change, by transition, with the deciding rule; a call whose record lacks what the policy tests (redacted, purged or withheld) is reported as not assessable with why, never guessed.",
   'R-GW-AUTH': 'The HTTP gateway admits only bearer keys configured (hashed) for an agent; a missing or unknown key gets 401 and the refusal is recorded without the key.',
   'R-CAPTURE-BOUND': 'Before and after screenshots of a tool call are stored by SHA-256, recorded as capture events whose parent is the call, and a changed byte fails verification.',
   'R-MASK': 'Masked selectors are unreadable in the stored pixels and in the recorded page text.',

@@ -8,6 +8,7 @@ import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerMonitor } from './commands/monitor.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerHalt } from './commands/halt.js';
@@ -63,6 +64,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s) => void (usage = usageSentence(s, name)) });
     for (const sub of cmd.commands) configure(sub, `${name} ${sub.name()}`);
   };
+  registerPolicy(program, io, setExit);
   configure(program, 'witness');
   // Only flags before `--` are ours: what follows is another program's command line (proxy).
   const dashes = argv.indexOf('--');

@@ -1,0 +1,205 @@
+/**
+ * Benchmark 12 — policy backtesting (`witness policy test`, issue 15): a candidate policy replayed
+ * over 1,000,000 recorded tool calls, each with the policy.decision the gateway recorded for it,
+ * read through the `Ledger` interface in pages exactly as the command reads them. The baseline is
+ * the same reading (both queries, the merge, the join of every call to its decision) without
+ * evaluating anything: the ratio is what deciding the calls adds to reading them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { backtestLedger, recordedCallBatches } from '../src/cli/commands/policy.js';
+import { evaluate, parsePolicy, type Policy } from '../src/policy/index.js';
+import { SqliteLedger, type AppendRequest } from '../src/store/index.js';
+import { indexTail } from '../src/store/sqlite/indexer.js';
+import type { Config } from './config.js';
+import { fakeUuid } from './events.js';
+import { benchDir, fileBytes, fmtInt, fmtMiB, gc, hexOf, log, mdTable, median, pick, randInt, rng, type Section } from './util.js';
+
+/** What the gateway enforced while the calls were recorded. */
+const RECORDED_POLICY = `version: 1
+default: allow
+rules:
+  - id: refunds-over-500
+    match: { tool: billing.refund }
+    when: "args.amount > 500"
+    effect: review
+  - id: no-admin-grants
+    match: { tool: iam.set_role }
+    when: 'args.role == "admin"'
+    effect: deny
+`;
+
+/** The stricter candidate: lower review threshold, a deny band, role changes and record edits held, a server rule, a redacted-argument rule. */
+const CANDIDATE = `version: 1
+default: allow
+rules:
+  - id: refunds-over-100
+    match: { tool: billing.refund }
+    when: "args.amount > 100"
+    effect: review
+  - id: refunds-over-5000
+    match: { tool: billing.refund }
+    when: "args.amount > 5000"
+    effect: deny
+  - id: no-role-changes
+    match: { tool: iam.set_role }
+    effect: deny
+  - id: records-reviewed
+    match: { tool: records.* }
+    effect: review
+  - id: no-prod-writes
+    match: { server: prod-*, tool: "*.update" }
+    effect: review
+  - id: no-default-db-password
+    match: { tool: db.connect }
+    when: args.password == "postgres"
+    effect: deny
+  - id: lookups
+    match: { tool: [crm.lookup, kb.search] }
+    effect: allow
+`;
+
+const TOOLS = ['billing.refund', 'crm.lookup', 'crm.update', 'iam.set_role', 'records.fix_field', 'kb.search', 'db.connect'] as const;
+const SERVERS = ['backoffice', 'prod-eu', 'prod-us', 'staging'];
+const REASONS = [
+  'Duplicate charge on the March invoice.',
+  'Customer asked for a goodwill credit after a late delivery.',
+  'Least privilege for the new support hire.',
+  'Month and day swapped at intake.',
+];
+
+function argsFor(r: () => number, tool: (typeof TOOLS)[number]): Record<string, unknown> {
+  switch (tool) {
+    case 'billing.refund':
+      return { customer_id: `cus_${hexOf(r, 14)}`, amount: randInt(r, 5, 9_000), currency: 'USD', reason: pick(r, REASONS) };
+    case 'iam.set_role':
+      return { user_id: `u-${randInt(r, 1, 5000)}`, role: pick(r, ['admin', 'billing-viewer', 'support']), reason: pick(r, REASONS) };
+    case 'records.fix_field':
+      return { record_id: `R-${randInt(r, 1, 99_999)}`, field: 'date_of_birth', value: '1984-03-13', reason: pick(r, REASONS) };
+    case 'db.connect':
+      // Stored as the recorder stores it: the password redacted at write time.
+      return { host: `db-${randInt(r, 1, 9)}`, password: '[REDACTED:key]' };
+    default:
+      return { customer_id: `cus_${hexOf(r, 14)}`, query: pick(r, REASONS) };
+  }
+}
+
+/**
+ * `calls` tool.call events, each followed by its policy.decision (decided by RECORDED_POLICY with
+ * the gateway's `evaluate`), as the gateway records them: 2 × calls events over 2,000 sessions of
+ * 100 agents, ts rising evenly over 30 days. Indexed for queries as the sealer would.
+ */
+export async function buildLedger(file: string, calls: number): Promise<number> {
+  const recorded = parsePolicy(RECORDED_POLICY, { source: 'recorded.yaml' });
+  const r = rng(12);
+  const streams = Array.from({ length: 2000 }, () => fakeUuid(r));
+  const start = Date.now() - 30 * 86_400_000;
+  const ledger = SqliteLedger.open({ path: file });
+  const t0 = performance.now();
+  const BATCH = 5_000;
+  for (let i = 0; i < calls;) {
+    const batch: AppendRequest[] = [];
+    for (const end = Math.min(calls, i + BATCH / 2); i < end; i++) {
+      const s = i % streams.length;
+      const tool = TOOLS[Math.floor(r() * TOOLS.length)]!;
+      const server = SERVERS[Math.floor(r() * SERVERS.length)]!;
+      const args = argsFor(r, tool);
+      const agent = { id: `agent-${s % 100}` };
+      const ts = new Date(start + Math.floor((i * 30 * 86_400_000) / calls)).toISOString();
+      const id = fakeUuid(r);
+      const e = evaluate(recorded, { agent: agent.id, server, tool, args });
+      const head = { stream: streams[s]!, ts, agent, recorder: { kind: 'gateway' as const, version: '0.1.0' }, resource: server, action: tool };
+      batch.push({ ...head, id, kind: 'tool.call', outcome: 'pending', data: { tool, server, arguments: args, jsonrpc_id: i } });
+      batch.push({
+        ...head,
+        kind: 'policy.decision',
+        parent: id,
+        outcome: e.decision === 'deny' ? 'denied' : e.decision === 'review' ? 'pending' : 'success',
+        policy: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: 'enforce' },
+        data: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), mode: 'enforce', policy_version: e.policyVersion, tool },
+      });
+    }
+    ledger.appendPreparedSync(ledger.prepare(batch));
+    if (i % 100_000 === 0) log(`backtest: ${fmtInt(i)} / ${fmtInt(calls)} calls recorded`);
+  }
+  indexTail(ledger.database);
+  ledger.database.pragma('wal_checkpoint(TRUNCATE)');
+  await ledger.close();
+  return (performance.now() - t0) / 1000;
+}
+
+interface Run {
+  ms: number;
+  calls: number;
+  peakHeapMiB: number;
+}
+
+/** Times `fn` while sampling the heap, so a run that held the calls in memory would show. */
+async function timed(fn: () => Promise<number>): Promise<Run> {
+  gc();
+  const base = process.memoryUsage().heapUsed;
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 50);
+  const t0 = performance.now();
+  const calls = await fn();
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  peak = Math.max(peak, process.memoryUsage().heapUsed);
+  return { ms, calls, peakHeapMiB: (peak - base) / 1024 ** 2 };
+}
+
+export async function benchBacktest(cfg: Config): Promise<Section> {
+  const calls = cfg.quick ? 50_000 : 1_000_000;
+  const reps = cfg.quick ? 3 : Math.min(cfg.reps, 3);
+  const file = path.join(benchDir(), `backtest-${calls}.db`);
+  log(`backtest: recording ${fmtInt(calls)} calls and their decisions at ${file}`);
+  const buildSeconds = await buildLedger(file, calls);
+  const candidate: Policy = parsePolicy(CANDIDATE, { source: 'candidate.yaml' });
+  const ledger = SqliteLedger.open({ path: file, create: false, readonly: true });
+  const scan: Run[] = [];
+  const test: Run[] = [];
+  let report: Awaited<ReturnType<typeof backtestLedger>> | undefined;
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      // Interleaved, so both sides meet the same machine load.
+      scan.push(
+        await timed(async () => {
+          let n = 0;
+          for await (const batch of recordedCallBatches(ledger, {})) for (const c of batch) if (c.recorded !== undefined) n++;
+          return n;
+        }),
+      );
+      test.push(
+        await timed(async () => {
+          report = await backtestLedger(ledger, candidate, { since: null, until: null, agents: null, examples: 5 });
+          return report.total;
+        }),
+      );
+      log(`backtest: rep ${rep + 1}/${reps}: scan ${(scan[rep]!.ms / 1000).toFixed(1)} s, backtest ${(test[rep]!.ms / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    await ledger.close();
+  }
+  const bytes = fileBytes(file);
+  fs.rmSync(file, { force: true });
+  for (const suffix of ['-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+  const r = report!;
+  if (scan.some((s) => s.calls !== calls) || test.some((t) => t.calls !== calls))
+    throw new Error(`expected ${calls} calls with decisions, read ${scan.map((s) => s.calls).join(', ')} / ${test.map((t) => t.calls).join(', ')}`);
+  const scanMs = median(scan.map((s) => s.ms));
+  const testMs = median(test.map((t) => t.ms));
+  const row = (name: string, runs: Run[], ms: number) => [name, `${(ms / 1000).toFixed(2)} s`, fmtInt((calls / ms) * 1000), `${Math.max(...runs.map((x) => x.peakHeapMiB)).toFixed(0)} MiB`];
+  const transitions = r.changed.transitions.map((t) => `${t.from}→${t.to} ${fmtInt(t.count)}`).join(', ');
+  return {
+    id: 'backtest',
+    title: '12. Policy backtest over recorded calls',
+    method: [
+      `A SQLite ledger of ${fmtInt(calls)} tool.call events, each followed by the policy.decision the gateway would have recorded (${fmtInt(calls * 2)} events, ${fmtMiB(bytes)} MiB, 2,000 sessions of 100 agents over 30 days, 7 tools on 4 servers; db.connect calls carry a redacted password; recorded in ${buildSeconds.toFixed(1)} s, unsealed, query index built). The candidate policy has 7 rules (argument conditions, tool and server globs, one rule on a redacted argument). **Backtest**: \`backtestLedger\`, what \`witness policy test\` runs: both queries paged (5,000 events per page), merged, each call joined to its decision, decided by \`evaluate\` and counted, 5 examples per transition. **Scan (baseline)**: the same reading and join, no evaluation. Median of ${reps} interleaved repetitions; peak heap growth sampled every 50 ms.`,
+    ],
+    body: [
+      mdTable(['side', 'time (median)', 'calls/s', 'peak heap growth'], [row('scan (read + join, no evaluation)', scan, scanMs), row('backtest (read + join + evaluate + count)', test, testMs)]),
+      `Backtest / scan: **${(testMs / scanMs).toFixed(2)}×**. Result: ${fmtInt(r.unchanged.count)} unchanged, ${fmtInt(r.changed.count)} changed (${transitions}), ${fmtInt(r.not_assessable.count)} not assessable (the redacted password).`,
+    ],
+    verdicts: [],
+  };
+}
