@@ -58,13 +58,13 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerServe(program, io);
   registerKeys(program, io);
   registerMonitor(program, io, setExit);
+  registerPolicy(program, io, setExit);
   // Commander prints its usage errors as several lines; keep the text, print it as one sentence
   // below. Every command, nested ones too, is configured after all are registered.
   const configure = (cmd: Command, name: string): void => {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s) => void (usage = usageSentence(s, name)) });
     for (const sub of cmd.commands) configure(sub, `${name} ${sub.name()}`);
   };
-  registerPolicy(program, io, setExit);
   configure(program, 'witness');
   // Only flags before `--` are ours: what follows is another program's command line (proxy).
   const dashes = argv.indexOf('--');
