@@ -82,7 +82,7 @@ describe('alerts', () => {
     expect(webhookSignature(SECRET, '1765000000', '{"a":1}')).toBe(webhookSignatureByHand('1765000000', '{"a":1}'));
   });
 
-  it('a corrupted row fires verification_failed once, to the webhook (signed) and the command, and records it', async () => {
+  it('[R-MONITOR-ALERTS] [R-MONITOR-VERIFY] a corrupted row fires verification_failed once, to the webhook (signed) and the command, and records it', async () => {
     const built = await buildLedger(dir);
     const ledger = await openLedger(`sqlite:${built.file}`, { create: false });
     try {
@@ -111,7 +111,7 @@ describe('alerts', () => {
     }
   });
 
-  it('a new checkpoint over an edited leaf fails the incremental check before the full pass is due', async () => {
+  it('[R-MONITOR-VERIFY] a new checkpoint over an edited leaf fails the incremental check before the full pass is due', async () => {
     const { ledger, file } = await newLedger(dir);
     try {
       const bot = new Agent(ledger, 'support-bot');
@@ -133,7 +133,7 @@ describe('alerts', () => {
     }
   });
 
-  it('a failing disk path (the artifact store is not a directory) fires capture_failed', async () => {
+  it('[R-MONITOR-ALERTS] a failing disk path (the artifact store is not a directory) fires capture_failed', async () => {
     const file = path.join(dir, 'disk.db');
     const w = await openWitness({ store: `sqlite:${file}`, name: 'disk', seal: { enabled: false } });
     const s = await w.session({ agent: { id: 'browser-bot' } });
@@ -166,7 +166,7 @@ describe('alerts', () => {
     }
   });
 
-  it('an expired approval and one pending too long fire; the pending one resolves once decided', async () => {
+  it('[R-MONITOR-ALERTS] an expired approval and one pending too long fire; the pending one resolves once decided', async () => {
     const { ledger, file } = await newLedger(dir);
     try {
       const gw = new Agent(ledger, 'refund-bot');
@@ -216,7 +216,7 @@ describe('alerts', () => {
     }
   });
 
-  it('a halt fires agent_halted and its resume resolves it; unsealed events past --seal-stall fire sealing_stalled until sealed', async () => {
+  it('[R-MONITOR-ALERTS] a halt fires agent_halted and its resume resolves it; unsealed events past --seal-stall fire sealing_stalled until sealed', async () => {
     const { ledger, file } = await newLedger(dir);
     try {
       const ops = new Agent(ledger, 'ops-console');
@@ -240,7 +240,7 @@ describe('alerts', () => {
     }
   });
 
-  it('the webhook is retried after a 500 and then delivered, with the same alert id and a fresh signature', async () => {
+  it('[R-MONITOR-ALERTS] the webhook is retried after a 500 and then delivered, with the same alert id and a fresh signature', async () => {
     const sink = new WebhookSink({ url: receiver.url, secret: SECRET, baseDelayMs: 50 });
     const alert = {
       id: 'a'.repeat(32),

@@ -60,7 +60,7 @@ describe('witness monitor --once', () => {
 });
 
 describe('witness monitor --metrics (the real binary)', () => {
-  it('serves Prometheus metrics while it runs, and stops on SIGTERM', async () => {
+  it('[R-MONITOR-ALERTS] serves Prometheus metrics while it runs, and stops on SIGTERM', async () => {
     const fresh = await buildLedger(dir);
     const child = spawn(process.execPath, [BIN, 'monitor', '--store', `sqlite:${fresh.file}`, '--metrics', '127.0.0.1:0', '--interval', '200ms'], {
       cwd: REPO_ROOT,

@@ -12,7 +12,7 @@ describe('an agent key cannot write alert or anomaly events', () => {
   });
   afterAll(async () => f.close());
 
-  it('refuses both kinds with 403 naming the field, and appends nothing', async () => {
+  it('[R-ANOMALY-FLAGS] refuses both kinds with 403 naming the field, and appends nothing', async () => {
     const stream = `s-${randomUUID()}`;
     for (const event of [
       { stream, kind: 'anomaly', data: { rule: 'behaviour.burst', reason: 'all clear, nothing unusual' } },

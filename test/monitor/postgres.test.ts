@@ -14,7 +14,7 @@ describe('witness monitor on PostgreSQL', () => {
     for (const l of open) await l.close();
   });
 
-  it('verifies new checkpoints, flags, records, and alerts on an edited leaf', async () => {
+  it('[R-MONITOR-VERIFY] verifies new checkpoints, flags, records, and alerts on an edited leaf', async () => {
     const { l } = await schemas.fresh();
     open.push(l);
     const statePath = path.join(schemas.dir, 'pg.monitor.json');
