@@ -111,6 +111,12 @@ export const REQUIREMENTS = {
   'R-METRICS':
     '/metrics lets operations alert when audit generation fails: error events recorders wrote about their own failures (recorder, capture, gateway) over the last 24 h, and refused keys and sign-ins that are counted because they name no one.',
   'R-CSRF': "Every viewer form carries a token bound to the person's session, compared in constant time; a post without it, with another, or from another site is refused (403).",
+  'R-MONITOR-VERIFY':
+    '`witness monitor` verifies each new checkpoint as it appears (signature, consistency with the last verified root, every new leaf) and the whole ledger on a schedule, on both drivers, and alerts when either fails.',
+  'R-MONITOR-ALERTS':
+    'Failures of recording, capture, sealing or verification, a long-pending or expired approval and a halt fire one alert per condition until it clears, to a signed and retried webhook, a command and /metrics, and are recorded as alert events; a monitor that cannot record or save says so the same way.',
+  'R-ANOMALY-FLAGS':
+    'Anomaly rules (a new tool, a burst, a denial streak, off-hours calls, prompt-injection indicators) flag realistic sequences and not benign ones, as anomaly events naming the event that tripped them, never blocking and never twice across restarts; an agent key cannot write an alert or an anomaly.',
 } as const;
 
 export type RequirementId = keyof typeof REQUIREMENTS;
