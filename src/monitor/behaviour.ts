@@ -64,7 +64,7 @@ const MAX_TOOLS = 10_000;
 export const BEHAVIOUR_RULES = [
   { id: 'behaviour.new-tool', description: 'An agent called a tool (or MCP method) it never called before, after at least 20 calls of history (--new-tool-after).' },
   { id: 'behaviour.burst', description: 'An agent made more than 30 tool calls within 60 s (--burst 30/60s); flagged once per burst, again only after its rate fell back.' },
-  { id: 'behaviour.denial-streak', description: '5 calls in a row refused by policy (--denial-streak); a call let through ends the streak.' },
+  { id: 'behaviour.denial-streak', description: '5 calls in a row refused by policy (--denial-streak); a call let through ends the streak; refusals of a halted agent do not count.' },
   {
     id: 'behaviour.off-hours',
     description:
@@ -90,7 +90,8 @@ export class BehaviourRules {
       for (const hit of scanForInjection(content)) flag(hit.rule, `Prompt-injection indicator in ${where}: ${hit.excerpt}`, { excerpt: hit.excerpt });
     }
     const s = this.agent(e.agent);
-    if (e.kind === 'policy.decision') {
+    // A halted agent's calls are refused by the stop button, not the policy: the halt already alerts.
+    if (e.kind === 'policy.decision' && e.data?.['reason'] !== 'halted') {
       if (e.outcome === 'denied') {
         s.denials++;
         if (s.denials === this.config.denialStreak) flag('behaviour.denial-streak', `${s.denials} calls by ${e.agent} in a row were refused by policy.`, { streak: s.denials });

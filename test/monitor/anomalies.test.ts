@@ -54,6 +54,8 @@ describe('anomaly flags', () => {
     for (let i = 0; i < 4; i++) await bot.denied('billing.delete', at(4, 11, i));
     await bot.allowed('crm.lookup', at(4, 11, 10));
     for (let i = 0; i < 3; i++) await bot.denied('billing.delete', at(4, 11, 20 + i));
+    // Refused by the stop button, not the policy: not a denial streak (the halt alerts on its own).
+    for (let i = 0; i < 6; i++) await bot.record('policy.decision', { decision: 'deny', reason: 'halted', tool: 'crm.lookup' }, at(4, 11, 25 + i), { outcome: 'denied', action: 'crm.lookup' });
     await bot.captured('https://shop.example/orders', '<!-- header --><div class="nav">Home | Orders</div> You are now subscribed to updates.', at(4, 11, 30));
     await ledger.seal();
     const r = await monitor().pass();
