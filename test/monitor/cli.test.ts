@@ -36,6 +36,22 @@ describe('witness monitor --once', () => {
     expect([alert.code, alert.status, alert.ledger.location]).toEqual(['verification_failed', 'firing', built.file]);
   });
 
+  it('[R-MONITOR-ALERTS] a halt placed with `witness halt` alerts once, and `witness resume` resolves it', async () => {
+    const ledger = await buildLedger(dir);
+    const store = `sqlite:${ledger.file}`;
+    expect((await runCli(['monitor', '--store', store, '--once'])).code).toBe(0);
+    const halt = await runCli(['halt', '--agent', 'refund-bot', '--reason', 'refunds look wrong', '--store', store]);
+    expect(halt.code, halt.stderr).toBe(0);
+    const fired = await runCli(['monitor', '--store', store, '--once', '--json']);
+    const pass = JSON.parse(fired.stdout) as { alerts: Array<{ code: string; status: string; message: string }> };
+    expect(pass.alerts.map((a) => [a.code, a.status])).toEqual([['agent_halted', 'firing']]);
+    expect(pass.alerts[0]!.message).toMatch(/halted agent refund-bot: refunds look wrong$/);
+    expect((await runCli(['monitor', '--store', store, '--once', '--json'])).stdout).toContain('"alerts":[]');
+    expect((await runCli(['resume', '--agent', 'refund-bot', '--reason', 'checked', '--store', store])).code).toBe(0);
+    const resolved = JSON.parse((await runCli(['monitor', '--store', store, '--once', '--json'])).stdout) as typeof pass;
+    expect(resolved.alerts.map((a) => [a.code, a.status])).toEqual([['agent_halted', 'resolved']]);
+  });
+
   it('refuses bad usage with exit 2 and one sentence', async () => {
     delete process.env['WITNESS_TEST_UNSET_SECRET'];
     const cases: Array<[string[], RegExp]> = [
