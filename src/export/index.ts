@@ -15,7 +15,7 @@ export {
 export { bundleSession, verifyBundle, verifyZipBundle, type VerifyBundleOptions } from './verify-bundle.js';
 export type { BundleVerdict, BundleVerifyReport } from './verify-bundle-v2.js';
 export { looksLikeZip } from './zip.js';
-export { resolveSpan, type Span, type SpanScope } from './span.js';
+export { hashedHeaderOfRow, resolveSpan, type Span, type SpanScope } from './span.js';
 export { BundleManifestV2, BundleMode, BundleScope, artifactExtension } from './bundle-format.js';
 export { POPULATIONS, PopulationBuilder, ScopeTracker, inPopulation, normaliseInstant, type PopulationDefinition, type ScopedHeader } from './populations.js';
 export { SIEM_FORMATS, exportSiem, type SiemExportOptions, type SiemExportResult, type SiemFormat } from './siem.js';

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { BundleMode, BundleScope, Span } from '../export/index.js';
+import { normaliseInstant, type BundleMode, type BundleScope, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import { type Ev, type ReportFacts, OVERSIGHT_CAP, SAMPLE_FIRST, SAMPLE_RANDOM, SKEW_LIMIT_MS } from './collect.js';
 import { REGIME_TITLES, controlsFor, type ControlRow, type Regime } from './controls.js';
@@ -392,29 +392,57 @@ export function reviewedPopulation(e: Ev): string | undefined {
   return undefined;
 }
 
-/** The population a review counts for in this report: the one it names, when the digest it is bound to is this report's digest of it. */
-export function countedPopulation(r: Ev, digests: ReadonlyMap<string, string>): string | undefined {
+/**
+ * The population a review counts for in this report: the one it names, when the digest it is bound
+ * to is this report's digest of it AND the scope it recorded is this report's scope. The digest
+ * alone is not enough: an empty population's file is empty in every scope, so its digest is the
+ * SHA-256 of nothing everywhere, and "no overrides in session A" must not count for session B.
+ */
+export function countedPopulation(r: Ev, digests: ReadonlyMap<string, string>, scope: BundleScope): string | undefined {
   const p = reviewedPopulation(r);
   const d = r.data?.['population_digest'];
-  return p !== undefined && typeof d === 'string' && digests.get(p) === d ? p : undefined;
+  return p !== undefined && typeof d === 'string' && digests.get(p) === d && sameScope(r.data?.['scope'], scope) ? p : undefined;
+}
+
+/** Whether a review's recorded scope selects what `scope` selects: the same instants and the same agent and session ids (in any order); regimes do not select events. */
+function sameScope(recorded: unknown, scope: BundleScope): boolean {
+  if (recorded === null || typeof recorded !== 'object') return false;
+  const r = recorded as Record<string, unknown>;
+  return sameInstant(r['since'], scope.since) && sameInstant(r['until'], scope.until) && sameIds(r['agents'], scope.agents) && sameIds(r['sessions'], scope.sessions);
+}
+
+function sameInstant(recorded: unknown, ours: string | null): boolean {
+  if (recorded === null || ours === null) return recorded === ours;
+  if (typeof recorded !== 'string') return false;
+  try {
+    return normaliseInstant(recorded, 'since') === normaliseInstant(ours, 'since');
+  } catch {
+    return false;
+  }
+}
+
+function sameIds(recorded: unknown, ours: string[] | null): boolean {
+  if (recorded === null || ours === null) return recorded === ours;
+  if (!Array.isArray(recorded) || !recorded.every((x) => typeof x === 'string')) return false;
+  const a = [...new Set(recorded as string[])].sort();
+  const b = [...new Set(ours)].sort();
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function laterReviewWhere(l: LaterReview): string {
-  const proof =
-    l.proof === 'holds'
-      ? `its inclusion proof to checkpoint ${l.checkpointSize} holds`
-      : l.proof === 'fails'
-        ? `its inclusion proof to checkpoint ${l.checkpointSize} FAILS`
-        : `checkpoint ${l.checkpointSize} does not cover it yet`;
-  return `recorded after this period, at leaf ${l.leaf}; ${proof}; not in this bundle (check it on the ledger with witness verify)`;
+  const at = `recorded after this period, at leaf ${l.leaf}`;
+  if (l.proof === 'not covered') return `${at}, not yet sealed into a signed checkpoint, so not counted (seal the ledger and report again)`;
+  if (l.proof === 'fails') return `${at}; its inclusion proof to checkpoint ${l.checkpointSize} FAILS, so not counted`;
+  return `${at}; its inclusion proof to checkpoint ${l.checkpointSize} holds; not in this bundle (check it on the ledger with witness verify)`;
 }
 
 const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
   const digests = new Map(m.facts.populations.map((p) => [p.def.name, p.digest]));
-  const later = (m.laterReviews ?? []).filter((l) => l.proof !== 'fails');
+  const later = m.laterReviews ?? [];
   const done = new Map<string, number>();
-  for (const r of [...m.facts.reviews.items, ...later.map((l) => l.ev)]) {
-    const p = countedPopulation(r, digests);
+  // A later review counts only once a signed checkpoint holds it (in-span reviews always are: the span is sealed).
+  for (const r of [...m.facts.reviews.items, ...later.filter((l) => l.proof === 'holds').map((l) => l.ev)]) {
+    const p = countedPopulation(r, digests, m.scope);
     if (p !== undefined) done.set(p, (done.get(p) ?? 0) + 1);
   }
   const due: Array<{ pop: string; month: string; events: number; reviews: number }> = [];
@@ -428,11 +456,14 @@ const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
       <h2>6. Reviews performed and due</h2>
       <p>
         <b>The rule used here:</b> one review is due per population per calendar month (UTC) in which that population has at least one event in scope; a review counts for a population only when the
-        digest it is bound to is this report's digest of that population (the same events of the same span and scope), and then for every month of it. A review bound to another digest reviewed another
-        population or scope and is listed, not counted. A review recorded after this period is looked up on the ledger and counted when its digest matches and its proof holds.{' '}
+        digest it is bound to is this report's digest of that population (the same events of the same span) and the scope it recorded is this report's scope (an empty population has the same digest in
+        every scope), and then for every month of it. A review bound to another digest or scope reviewed another population or scope and is listed, not counted. A review recorded after this period is
+        looked up on the ledger, read through its hashed header, and counted when it is bound so and a signed checkpoint holds it (an unsealed one is listed, not counted).{' '}
         {`${met} of ${due.length} due reviews were performed; ${plural(m.facts.reviews.total, 'review event')} in scope.`}
       </p>
-      {m.mode === 'withheld' && m.facts.reviews.total > 0 ? <p class="note">Which population a review covers is in its payload, withheld in this export: no review is counted below.</p> : null}
+      {m.mode === 'withheld' && m.facts.reviews.total + later.length > 0 ? (
+        <p class="note">Which population a review covers is in its payload, withheld in this export: no review is counted below.</p>
+      ) : null}
       {due.length === 0 ? (
         <p>No population has an event in scope, so no review is due.</p>
       ) : (
@@ -478,17 +509,21 @@ const Reviews: FC<{ m: ReportModel }> = ({ m }) => {
             <tbody>
               {[...m.facts.reviews.items.map((r) => ({ r, where: undefined as LaterReview | undefined })), ...later.map((l) => ({ r: l.ev, where: l }))].map(({ r, where }) => {
                 const digest = typeof r.data?.['population_digest'] === 'string' ? r.data['population_digest'] : undefined;
-                const counted = countedPopulation(r, digests) !== undefined;
-                const status = counted
-                  ? `counted for ${reviewedPopulation(r) ?? ''}${where === undefined ? '' : `; ${laterReviewWhere(where)}`}`
-                  : m.mode === 'withheld'
-                    ? 'not counted (its payload is withheld)'
-                    : `review of another population or scope (digest ${digest === undefined ? 'none' : shortHash(digest)}…, not this report's)`;
+                const bound = countedPopulation(r, digests, m.scope);
+                const after = where === undefined ? '' : `; ${laterReviewWhere(where)}`;
+                const status =
+                  bound !== undefined && (where === undefined || where.proof === 'holds')
+                    ? `counted for ${bound}${after}`
+                    : m.mode === 'withheld'
+                      ? `not counted (its payload is withheld)${after}`
+                      : bound !== undefined && where !== undefined
+                        ? laterReviewWhere(where)
+                        : `review of another population or scope (digest ${digest === undefined ? 'none' : shortHash(digest)}…, not this report's)${after}`;
                 return (
                   <tr>
                     <td>{showTime(r.ts)}</td>
                     <td>{String(r.data?.['reviewer'] ?? r.principal?.id ?? r.agent.id)}</td>
-                    <td>{reviewedPopulation(r) ?? '(not named)'}</td>
+                    <td>{reviewedPopulation(r) ?? (m.mode === 'withheld' ? '(withheld)' : '(not named)')}</td>
                     <td>{typeof r.data?.['disposition'] === 'string' ? r.data['disposition'] : m.mode === 'withheld' ? '(withheld)' : ''}</td>
                     <td class="mono">{digest === undefined ? '' : shortHash(digest)}</td>
                     <td>{status}</td>

@@ -1,5 +1,5 @@
-import { WitnessError, canonicalize, keyFingerprint, leafHash, openCheckpoint, parseVerifierKey, payloadDigest, verifyInclusion } from '../core/index.js';
-import { ScopeTracker, type BundleMode, type BundleScope, type ReportContext, type Span } from '../export/index.js';
+import { WitnessError, canonicalize, keyFingerprint, leafHash, openCheckpoint, parseVerifierKey, payloadDigest, verifyInclusion, type StoredEvent } from '../core/index.js';
+import { ScopeTracker, hashedHeaderOfRow, type BundleMode, type BundleScope, type ReportContext, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import type { Ledger } from '../store/index.js';
 import { asExported, collectFacts, type Ev, type ReportFacts } from './collect.js';
@@ -45,7 +45,7 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
   const facts = await collectFacts(ledger, { scope: o.scope, span: o.span, mode: o.mode, seed: o.checkpoint.root });
   const shots = new Map<string, string>();
   const samples = await sampleViews(ledger, facts, o, shots);
-  const laterReviews = o.mode === 'full' ? await reviewsAfter(ledger, o.span, o.checkpoint, facts) : [];
+  const laterReviews = await reviewsAfter(ledger, o, facts);
   const model: ReportModel = {
     generatedAt: (o.now ?? new Date()).toISOString(),
     scope: o.scope,
@@ -76,44 +76,84 @@ export async function renderReport(ledger: Ledger, o: ReportOptions): Promise<st
     .replace(/ loading="lazy"/g, '');
 }
 
-/** Review events the lookup reads at most (a page of the query each). */
-const REVIEW_LOOKUP_CAP = 10_000;
+const REVIEW_PAGE = 1000;
 
 /**
  * Reviews recorded after the span (a review is dated when it is recorded, usually after the period
- * it reviewed, so an export of that period leaves it out) that are bound to one of this report's
- * populations: the same population name and the same digest, which covers the population's every
- * line (leaf, id, hash), so the same events of the same span and scope. Found through the query
- * index (kind review), then judged from the event itself: its payload must match its hashed digest,
- * and its inclusion proof to the report's checkpoint is checked when the checkpoint covers it.
+ * it reviewed, so an export of that period leaves it out) that name one of this report's populations
+ * and its digest. Every review is looked at, a page of the query index at a time, however many
+ * there are (reviews are rare, and the newest are the ones a report of a recent period needs); the
+ * index only finds candidates: each is then read from its raw row through its hashed header
+ * (hashedHeaderOfRow, as the export reads the span: a header rewritten with its stored hash kept is
+ * refused as store_corrupt), and its payload must match the digest that header commits to.
+ *
+ * Its inclusion proof is checked against the report's checkpoint when that covers it, else against
+ * the newest checkpoint the ledger holds, whose signature must verify with the ledger's keys; with
+ * neither, the review is `not covered` (unsealed) and render.tsx lists it without counting it.
+ * Whether it counts (same population name, scope and digest) is decided in render.tsx from the
+ * payload, which a withheld report does not carry: there it is shown from its header alone.
  */
-async function reviewsAfter(ledger: Ledger, span: Span, checkpoint: { size: number; root: string }, facts: ReportFacts): Promise<LaterReview[]> {
+async function reviewsAfter(ledger: Ledger, o: ReportOptions, facts: ReportFacts): Promise<LaterReview[]> {
   const digests = new Map(facts.populations.map((p) => [p.def.name, p.digest]));
-  const root = Buffer.from(checkpoint.root, 'hex');
+  const newest = await newestSigned(ledger, o.checkpoint.size);
   const out: LaterReview[] = [];
   let cursor: string | undefined;
-  let read = 0;
   do {
-    const page = await ledger.query({ kind: 'review', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    for (const e of page.events) {
-      read++;
-      if (e.pos < span.to || e.kind !== 'review') continue;
+    const page = await ledger.query({ kind: 'review', limit: REVIEW_PAGE, ...(cursor === undefined ? {} : { cursor }) });
+    for (const candidate of page.events) {
+      if (candidate.pos < o.span.to) continue;
+      const e = await verifiedEvent(ledger, candidate.pos);
+      if (e === undefined || e.kind !== 'review') continue;
       const pop = reviewedPopulation(e);
       const digest = e.data?.['population_digest'];
       if (pop === undefined || typeof digest !== 'string' || digests.get(pop) !== digest) continue;
       // The population and digest are in the payload: it must be the one the header committed to.
       if (e.salt === null || e.data === null || payloadDigest(Buffer.from(e.salt, 'hex'), canonicalize(e.data)).toString('hex') !== e.payload_digest) continue;
-      let proof: LaterReview['proof'];
-      if (e.pos >= checkpoint.size) proof = 'not covered';
-      else {
-        const path = await ledger.inclusionProof(e.pos, checkpoint.size);
-        proof = verifyInclusion(leafHash(Buffer.from(e.hash, 'hex')), e.pos, checkpoint.size, path, root).ok ? 'holds' : 'fails';
+      const against = e.pos < o.checkpoint.size ? { size: o.checkpoint.size, root: Buffer.from(o.checkpoint.root, 'hex') } : newest !== undefined && e.pos < newest.size ? newest : undefined;
+      let proof: LaterReview['proof'] = 'not covered';
+      if (against !== undefined) {
+        const path = await ledger.inclusionProof(e.pos, against.size);
+        proof = verifyInclusion(leafHash(Buffer.from(e.hash, 'hex')), e.pos, against.size, path, against.root).ok ? 'holds' : 'fails';
       }
-      out.push({ ev: e, leaf: e.pos, proof, checkpointSize: checkpoint.size });
+      out.push({ ev: asExported(e, o.mode), leaf: e.pos, proof, checkpointSize: against?.size ?? newest?.size ?? o.checkpoint.size });
     }
     cursor = page.next;
-  } while (cursor !== undefined && read < REVIEW_LOOKUP_CAP);
+  } while (cursor !== undefined);
   return out.sort((a, b) => a.leaf - b.leaf);
+}
+
+/** The event at `pos` read from its raw row and checked against its stored hash (hashedHeaderOfRow), with its payload. */
+async function verifiedEvent(ledger: Ledger, pos: number): Promise<Ev | undefined> {
+  for await (const page of ledger.scanForVerify(pos, pos + 1, 1)) {
+    const row = page[0];
+    if (row === undefined) return undefined;
+    const header = hashedHeaderOfRow<StoredEvent>(row);
+    let data: Record<string, unknown> | null;
+    try {
+      data = row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>);
+    } catch {
+      throw new WitnessError('store_corrupt', `The stored payload at position ${row.pos} is not valid JSON: the ledger was damaged or edited; run \`witness verify\`.`);
+    }
+    return { ...header, data, salt: row.salt, hash: row.hash, pos: row.pos };
+  }
+  return undefined;
+}
+
+/** The ledger's newest checkpoint when it is larger than `than` and its note verifies with one of the ledger's keys. */
+async function newestSigned(ledger: Ledger, than: number): Promise<{ size: number; root: Buffer } | undefined> {
+  const cp = await ledger.latestCheckpoint();
+  if (cp === undefined || cp.size <= than) return undefined;
+  try {
+    const opened = openCheckpoint(
+      cp.note,
+      (await ledger.publicKeys()).map((k) => parseVerifierKey(k.vkey)),
+      ledger.info.origin,
+    );
+    const c = opened.checkpoint;
+    return opened.verified.length > 0 && c.size === cp.size && Buffer.from(c.rootHash).equals(cp.root) ? { size: cp.size, root: cp.root } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A value escaped for a double-quoted attribute (the bundle's file name or a data: URI, escaped all the same). */
