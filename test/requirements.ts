@@ -110,6 +110,8 @@ export const REQUIREMENTS = {
     "People sign in to the viewer with a person's key (never an agent's) into a session whose cookie is HttpOnly and SameSite=Strict and whose id the server keeps only hashed; it ends when idle, at an absolute limit, at sign-out, and at once when the key is revoked.",
   'R-METRICS':
     '/metrics lets operations alert when audit generation fails: error events recorders wrote about their own failures (recorder, capture, gateway) over the last 24 h, and refused keys and sign-ins that are counted because they name no one.',
+  'R-RETENTION':
+    'Retention rules live in the ledger (config.change); `witness retention run` erases payloads (data + salt) of expired events through the one purge path the database admits, keeps headers, hashes and digests, and records a retention.purge event listing exactly the purged leaves under its policy; verify reports them as purged, and an erased payload no purge lists as `uncovered_purge`.',
   'R-CSRF': "Every viewer form carries a token bound to the person's session, compared in constant time; a post without it, with another, or from another site is refused (403).",
   'R-MONITOR-VERIFY':
     '`witness monitor` verifies each new checkpoint as it appears (signature, consistency with the last verified root, every new leaf) and the whole ledger on a schedule, on both drivers, and alerts when either fails.',

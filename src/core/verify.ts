@@ -28,6 +28,8 @@ export type FailureCode =
   | 'prev_mismatch'
   | 'payload_mismatch'
   | 'payload_missing'
+  /** (ledger) A payload and its salt are gone, and no retention.purge event lists the leaf: erased outside the one purge path. */
+  | 'uncovered_purge'
   | 'hash_mismatch'
   | 'session_end_mismatch'
   | 'event_after_end'
@@ -108,6 +110,156 @@ export interface VerifyReport {
   warnings: string[];
   /** Present when the sealer's record of its last checkpoint was read: where, its size, and whether the ledger extends it. */
   sealRecord?: { location: string; size: number; extended: boolean };
+  /** (ledger) Present when the ledger holds retention.purge events: what they cover, and how much of it is erased. */
+  purged?: PurgeSummary;
+}
+
+/**
+ * One retention.purge event as verification takes it (docs/FORMAT.md 3.6): the leaves whose
+ * payloads it says were erased, as inclusive ranges below its own leaf, and the policy it names.
+ */
+export interface PurgeRecord {
+  leaf: number;
+  id: string;
+  policy: string;
+  count: number;
+  ranges: Array<[number, number]>;
+}
+
+export interface PurgeSummary {
+  /** Events whose payload is absent and which a purge record lists: "purged under policy P", not a failure. */
+  payloads: number;
+  /** Events a purge record lists whose payload is still stored (and verifies against its digest). */
+  stillPresent: number;
+  records: Array<Pick<PurgeRecord, 'leaf' | 'id' | 'policy' | 'count'>>;
+}
+
+/** Inclusive leaf ranges of ascending, distinct positions: 0,1,2,5 → [[0,2],[5,5]]. */
+export function leafRanges(positions: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const p of positions) {
+    const last = out[out.length - 1];
+    if (last !== undefined && p === last[1] + 1) last[1] = p;
+    else out.push([p, p]);
+  }
+  return out;
+}
+
+/** A stored retention.purge event as purgeRecordOf reads it: the canonical payload text and its commitment. */
+export interface PurgeRow {
+  leaf: number;
+  id: string;
+  kind: string;
+  payloadDigest: string;
+  /** The canonical payload text, null when absent. */
+  data: string | null;
+  salt: Uint8Array | string | null;
+}
+
+/**
+ * A retention.purge row read as a PurgeRecord, or the sentence saying why it covers nothing. Only a
+ * payload that matches its digest counts (the full pass checks the same row again and reports an
+ * edit); its ranges must be ascending, disjoint, below its own leaf and add up to its count.
+ */
+export function purgeRecordOf(row: PurgeRow): PurgeRecord | string {
+  const at = `The retention.purge event at leaf ${row.leaf}`;
+  if (row.kind !== 'retention.purge') return `${at} is not one.`;
+  if (row.data === null || row.salt === null) return `${at} has no payload, so it lists nothing.`;
+  let digest: string;
+  try {
+    digest = payloadDigestHex(row.salt, row.data);
+  } catch {
+    return `${at} has a malformed salt.`;
+  }
+  if (digest !== row.payloadDigest) return `${at} does not match its digest.`;
+  let d: { policy?: unknown; count?: unknown; leaves?: unknown };
+  try {
+    d = JSON.parse(row.data) as typeof d;
+  } catch {
+    return `${at} is not JSON.`;
+  }
+  if (typeof d !== 'object' || d === null || typeof d.policy !== 'string' || !Number.isSafeInteger(d.count) || !Array.isArray(d.leaves)) {
+    return `${at} lacks policy, count or leaves.`;
+  }
+  const ranges: Array<[number, number]> = [];
+  let total = 0;
+  let next = 0;
+  for (const r of d.leaves as unknown[]) {
+    if (!Array.isArray(r) || r.length !== 2 || !Number.isSafeInteger(r[0]) || !Number.isSafeInteger(r[1])) return `${at} lists a leaf range that is not two integers.`;
+    const [from, to] = r as [number, number];
+    if (from < next || to < from || to >= row.leaf) return `${at} lists leaves ${from}–${to}, which are not ascending, disjoint and below its own leaf.`;
+    ranges.push([from, to]);
+    total += to - from + 1;
+    next = to + 1;
+  }
+  if (total !== d.count) return `${at} says it purged ${String(d.count)} events but lists ${total}.`;
+  return { leaf: row.leaf, id: row.id, policy: d.policy, count: total, ranges };
+}
+
+/** What a PurgeCover holds, as plain data (for a worker thread): disjoint ranges in order, each with the leaf of the purge record that lists it. */
+export interface PurgeCoverData {
+  from: number[];
+  to: number[];
+  by: number[];
+}
+
+/**
+ * Which purge record lists a leaf, answered in O(1) amortised for leaves asked in ascending order
+ * (a verify pass), by binary search otherwise. Built once from every record, so no leaf costs a
+ * query. Where two records list one leaf (a second purge of an erased event) the first counts.
+ */
+export class PurgeCover {
+  private i = 0;
+  private last = -1;
+
+  constructor(private readonly d: PurgeCoverData) {}
+
+  static of(records: readonly PurgeRecord[]): PurgeCover {
+    const all = records.flatMap((r) => r.ranges.map(([from, to]) => ({ from, to, by: r.leaf }))).sort((a, b) => a.from - b.from || a.by - b.by);
+    const d: PurgeCoverData = { from: [], to: [], by: [] };
+    let end = -1;
+    for (const r of all) {
+      const from = Math.max(r.from, end + 1);
+      if (from > r.to) continue;
+      d.from.push(from);
+      d.to.push(r.to);
+      d.by.push(r.by);
+      end = r.to;
+    }
+    return new PurgeCover(d);
+  }
+
+  /** The ranges that meet [start, end), for a chunk's plan. */
+  slice(start: number, end: number): PurgeCoverData {
+    const out: PurgeCoverData = { from: [], to: [], by: [] };
+    for (let k = this.lowerBound(start); k < this.d.from.length && this.d.from[k]! < end; k++) {
+      out.from.push(this.d.from[k]!);
+      out.to.push(this.d.to[k]!);
+      out.by.push(this.d.by[k]!);
+    }
+    return out;
+  }
+
+  /** The leaf of the purge record listing `pos`, or undefined. */
+  at(pos: number): number | undefined {
+    if (pos < this.last) this.i = this.lowerBound(pos);
+    this.last = pos;
+    const { from, to, by } = this.d;
+    while (this.i < from.length && to[this.i]! < pos) this.i++;
+    return this.i < from.length && from[this.i]! <= pos ? by[this.i] : undefined;
+  }
+
+  /** The first range that ends at or after `pos`. */
+  private lowerBound(pos: number): number {
+    let lo = 0;
+    let hi = this.d.to.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.d.to[mid]! < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 }
 
 /**
@@ -167,6 +319,11 @@ export class ChainChecker {
   private readonly endedStreams = new Set<string>();
   readonly artifactRefs = new Map<string, number>();
   payloadsAbsent = 0;
+  /** Absent payloads a purge record lists, and listed events whose payload is still there. */
+  payloadsPurged = 0;
+  purgedPresent = 0;
+  /** Which leaves retention.purge events list (a ledger's; see setCover). */
+  private cover: PurgeCover | undefined;
 
   constructor(
     private readonly origin: string,
@@ -175,11 +332,16 @@ export class ChainChecker {
     /** Bundles carry no indexed columns to compare. */
     private readonly compareColumns = true,
     /**
-     * Only a bundle exported with --withhold-data may lack payloads. This version has no
-     * retention purge, so in a ledger an absent payload can only have been erased.
+     * Only a bundle exported with --withhold-data may lack payloads. In a ledger an absent payload
+     * must be listed by a retention.purge event (setCover), else it was erased outside the purge.
      */
     private readonly allowAbsentPayloads = false,
   ) {}
+
+  /** The leaves retention.purge events list: an absent payload there is purged, not a failure. */
+  setCover(cover: PurgeCover): void {
+    this.cover = cover;
+  }
 
   /** Starts a stream mid-way: its next event must be `nextSeq` and link to `prev` (for sealing a tail). */
   seed(stream: string, nextSeq: number, prev: Uint8Array): void {
@@ -198,15 +360,17 @@ export class ChainChecker {
   }
 
   /** Where a chunk left its streams, its absent payloads and the artifacts it referenced. */
-  exits(): Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'artifacts'> {
+  exits(): Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'payloadsPurged' | 'purgedPresent' | 'artifacts'> {
     const exits: ChunkResult['exits'] = [];
     for (const [stream, st] of this.streams) exits.push({ stream, nextSeq: st.nextSeq, prev: st.prev, ended: false });
     for (const stream of this.endedStreams) exits.push({ stream, nextSeq: 0, prev: '', ended: true });
-    return { exits, payloadsAbsent: this.payloadsAbsent, artifacts: [...this.artifactRefs] };
+    return { exits, payloadsAbsent: this.payloadsAbsent, payloadsPurged: this.payloadsPurged, purgedPresent: this.purgedPresent, artifacts: [...this.artifactRefs] };
   }
 
   /** Takes in what exits() said of a chunk that follows this checker's state. */
-  takeChunk(r: Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'artifacts'>): void {
+  takeChunk(r: Pick<ChunkResult, 'exits' | 'payloadsAbsent' | 'payloadsPurged' | 'purgedPresent' | 'artifacts'>): void {
+    this.payloadsPurged += r.payloadsPurged;
+    this.purgedPresent += r.purgedPresent;
     for (const x of r.exits) {
       if (x.ended) {
         this.streams.delete(x.stream);
@@ -282,11 +446,18 @@ export class ChainChecker {
     if (row.data === null || row.salt === null) {
       if (row.data !== null || row.salt !== null) {
         this.report({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
+      } else if (this.cover?.at(row.pos) !== undefined) {
+        this.payloadsPurged++;
       } else if (!this.allowAbsentPayloads) {
-        this.report({ ...at, code: 'payload_missing', reason: 'The payload and its salt were erased: nothing in this version removes payloads, so the content was deleted after it was recorded.' });
+        this.report({
+          ...at,
+          code: 'uncovered_purge',
+          reason: 'The payload and its salt were erased, but no retention.purge event lists this leaf: the content was deleted outside the retention purge.',
+        });
       }
       this.payloadsAbsent++;
     } else {
+      if (this.cover?.at(row.pos) !== undefined) this.purgedPresent++;
       if (payloadDigestHex(row.salt, row.data) !== h.payload_digest) {
         this.report({ ...at, code: 'payload_mismatch', reason: 'The payload does not match its digest: the data was edited after it was recorded.' });
       } else if (h.kind === 'session.end') {
@@ -480,6 +651,20 @@ export class LedgerVerifier {
     }
   }
 
+  private purges: { records: PurgeRecord[]; cover: PurgeCover } | undefined;
+
+  /**
+   * The ledger's retention.purge events (purgeRecordOf), before any row is read: absent payloads
+   * they list are purged, not failures, and the report names each record. Their rows are verified
+   * in full like every other, so an edited record fails there.
+   */
+  setPurges(records: readonly PurgeRecord[]): void {
+    if (records.length === 0) return;
+    const cover = PurgeCover.of(records);
+    this.purges = { records: [...records].sort((a, b) => a.leaf - b.leaf), cover };
+    this.chain.setCover(cover);
+  }
+
   /** Verifies signatures and consistency of all checkpoints, before any row is read. */
   setCheckpoints(rows: readonly StoredCheckpoint[]): void {
     let prev: { size: number; root: Uint8Array; id: number } | undefined;
@@ -571,6 +756,7 @@ export class LedgerVerifier {
     if (this.record !== undefined) sizes.add(this.record.checkpoint.size);
     const marks = [...sizes].filter((n) => n > start && n <= end).sort((x, y) => x - y);
     const plan: ChunkPlan = { origin: this.options.origin, start, end, marks };
+    if (this.purges !== undefined) plan.purged = this.purges.cover.slice(start, end);
     if (this.newestWitness !== undefined) {
       plan.dated = { from: this.largestSigned, newest: this.newestWitness, ...(this.record === undefined ? {} : { recordSize: this.record.checkpoint.size }) };
     }
@@ -802,8 +988,14 @@ export class LedgerVerifier {
         `${ends.length} session(s) ended (first at leaf ${ends[0]}) with no checkpoint covering the end, although the recorder seals at every session end: a checkpoint may have been deleted.`,
       );
     }
-    if (this.chain.payloadsAbsent > 0) {
-      this.warnings.push(`${this.chain.payloadsAbsent} event(s) have no payload (withheld or erased with their salt): their headers and digests verify, their content cannot be checked.`);
+    const unlisted = this.chain.payloadsAbsent - this.chain.payloadsPurged;
+    if (unlisted > 0) {
+      this.warnings.push(`${unlisted} event(s) have no payload (withheld or erased with their salt): their headers and digests verify, their content cannot be checked.`);
+    }
+    if (this.chain.purgedPresent > 0) {
+      this.warnings.push(
+        `${this.chain.purgedPresent} event(s) listed by a retention.purge event still hold their payload (it verifies against its digest): the content was restored after the purge, or the purge did not complete; run the purge again to erase it.`,
+      );
     }
     if (this.failures.length === 0) {
       for (const leaf of this.indexLeaves) {
@@ -833,6 +1025,13 @@ export class LedgerVerifier {
     };
     if (failures[0] !== undefined) report.first = failures[0];
     if (rec !== undefined) report.sealRecord = { location: rec.location, size: rec.checkpoint.size, extended: rec.matched && this.largestSigned >= rec.checkpoint.size };
+    if (this.purges !== undefined) {
+      report.purged = {
+        payloads: this.chain.payloadsPurged,
+        stillPresent: this.chain.purgedPresent,
+        records: this.purges.records.map(({ leaf, id, policy, count }) => ({ leaf, id, policy, count })),
+      };
+    }
     return report;
   }
 }
@@ -986,6 +1185,8 @@ export interface ChunkPlan {
   marks: number[];
   /** For dating events no checkpoint covers (LedgerVerifier.checkDated), when there is a witness-time. */
   dated?: { from: number; newest: NewestWitness; recordSize?: number };
+  /** The purge records' ranges that meet the chunk (LedgerVerifier.setPurges). */
+  purged?: PurgeCoverData;
 }
 
 /** A chunk's findings, in the order a single pass would have made them; plain data, for postMessage. */
@@ -1006,6 +1207,8 @@ export interface ChunkResult {
   entries: Array<{ stream: string; seq: number; prev: string }>;
   exits: Array<{ stream: string; nextSeq: number; prev: string; ended: boolean }>;
   payloadsAbsent: number;
+  payloadsPurged: number;
+  purgedPresent: number;
   artifacts: Array<[string, number]>;
   gaps: Array<{ first: Failure; count: number } | null>;
 }
@@ -1036,6 +1239,7 @@ export class ChunkChecker {
       () => undefined,
     );
     this.entries = this.chain.trackEntries();
+    if (plan.purged !== undefined) this.chain.setCover(new PurgeCover(plan.purged));
   }
 
   add(row: VerifyRow): void {

@@ -30,7 +30,21 @@ export { ROTATION_STREAM, rotateSigningKey, type RotateRequest, type RotateResul
 export { currentKey, ledgerKeyHistory, type LedgerKeyHistory, type RecordedRotation } from './seal-keys.js';
 export { SEAL_RECORD_ENV } from './seal-record.js';
 export { openLedger, type OpenLedgerOptions } from './open.js';
-export { verifyLedger, readAgainstFile, type VerifyLedgerOptions } from './verify.js';
+export { verifyLedger, readAgainstFile, readPurgeRecords, type VerifyLedgerOptions } from './verify.js';
+export { UNPURGEABLE_KINDS, type PurgeReceipt, type PurgeRequest } from './ledger.js';
+export { GOVERNANCE_STREAM, activeHolds, listHolds, placeHold, releaseHold, type Actor, type Hold, type HoldScope, type PlaceHoldRequest } from './holds.js';
+export {
+  RETENTION_PRESETS,
+  cutoffOf,
+  listRetentionRules,
+  runRetention,
+  setRetentionRule,
+  type PolicyOutcome,
+  type RetentionRule,
+  type RetentionRunResult,
+  type RetentionSelector,
+} from './retention.js';
+export { eraseSubject, type EraseRequest, type EraseResult } from './erase.js';
 // Both import the PostgreSQL driver's modules (and node-postgres) lazily, when called.
 export { migrateToPostgres, postgresKeyFile, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { DEFAULT_AUDITOR_ROLE, DEFAULT_WRITER_ROLE, createPostgresRoles, migratePostgresSchema, type RoleOptions, type RolesResult } from './roles.js';

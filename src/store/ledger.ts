@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { WitnessError, type ArtifactRef, type EventInput, type NoteSigner, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
+import { WitnessError, leafRanges, type ArtifactRef, type EventInput, type NoteSigner, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
@@ -361,7 +361,67 @@ export interface Ledger extends LedgerReader {
   hasArtifact(sha256: string): Promise<boolean>;
   /** Whether this process can sign checkpoints (it has the private key). */
   readonly canSeal: boolean;
+  /**
+   * The one change to a stored event the ledger allows (DESIGN "Integrity"): in one transaction,
+   * appends `record` (a retention.purge event whose data.leaves lists exactly `positions`, see
+   * purgeRecord) and sets `data` and `salt` of the events at those positions to NULL. Headers,
+   * hashes and digests stay, so everything still verifies, and verify names the record. Both commit
+   * or neither does: a crash never leaves a purge without its record. Refused (`invalid_argument`)
+   * for positions not ascending, not yet sealed (the sealer checks every payload it signs), of a
+   * governance kind (retention.purge, hold.*, config.change, key.rotated), or a record that does
+   * not list them. The database's own guard admits this change and no other (purge.ts of each driver).
+   */
+  purgePayloads(request: PurgeRequest): Promise<PurgeReceipt>;
   close(): Promise<void>;
+}
+
+/** What purgePayloads erases and the event that records it. */
+export interface PurgeRequest {
+  /** Positions whose payloads are erased, ascending and distinct. */
+  positions: readonly number[];
+  /** The retention.purge event, `data.leaves` = leafRanges(positions) and `data.count` = their number. */
+  record: AppendRequest;
+}
+
+export interface PurgeReceipt {
+  /** The recording retention.purge event. */
+  record: AppendReceipt;
+  /** Payloads erased now (positions already erased count in `positions` but not here). */
+  erased: number;
+}
+
+/** Kinds never purged: the record of governance itself (policies, holds, purges, keys). */
+export const UNPURGEABLE_KINDS: readonly string[] = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+
+/** The checks both drivers run on a purge request before their transaction; throws `invalid_argument`. */
+export function checkPurgeRequest(request: PurgeRequest): void {
+  const { positions, record } = request;
+  const bad = (why: string) => new WitnessError('invalid_argument', `Cannot purge: ${why}.`, { details: { path: 'positions' } });
+  if (!Array.isArray(positions) || positions.length === 0) throw bad('no positions were given');
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i]!;
+    if (!Number.isSafeInteger(p) || p < 0 || (i > 0 && p <= positions[i - 1]!)) throw bad(`positions must be ascending distinct integers from 0, and ${String(p)} at index ${i} is not`);
+  }
+  if (record.kind !== 'retention.purge') throw bad(`the record must be a retention.purge event, not ${String(record.kind)}`);
+  const data = record.data as { count?: unknown; leaves?: unknown };
+  if (data.count !== positions.length || JSON.stringify(data.leaves) !== JSON.stringify(leafRanges(positions))) {
+    throw bad('the retention.purge record must list exactly the purged positions (data.leaves = leafRanges(positions), data.count = their number)');
+  }
+}
+
+/** The refusal of a purge that reaches a governance kind or an unsealed position, in one sentence; undefined when none does. */
+export function purgeTargetRefusal(rows: ReadonlyArray<{ pos: number; kind: string }>, sealedSize: number, expected: number): WitnessError | undefined {
+  if (rows.length !== expected) return new WitnessError('invalid_argument', `Cannot purge: ${expected - rows.length} of the given positions hold no event.`);
+  for (const r of rows) {
+    if (r.pos >= sealedSize) {
+      return new WitnessError(
+        'invalid_argument',
+        `Cannot purge leaf ${r.pos}: it is not in a signed checkpoint yet (sealed size ${sealedSize}); run \`witness seal\` first, so the key vouched for the content before it goes.`,
+      );
+    }
+    if (UNPURGEABLE_KINDS.includes(r.kind)) return new WitnessError('invalid_argument', `Cannot purge leaf ${r.pos}: it is a ${r.kind} event, part of the record of governance, which is kept.`);
+  }
+  return undefined;
 }
 
 /** Events per page of `readStreamPage` when the caller names no limit, and the most it allows. */

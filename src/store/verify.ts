@@ -1,7 +1,20 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { LedgerVerifier, MAX_FAILURES, WitnessError, isWitnessError, keyFingerprint, parseVerifierKey, selectVerifiers, type ChunkResult, type VerifyReport } from '../core/index.js';
+import {
+  LedgerVerifier,
+  MAX_FAILURES,
+  WitnessError,
+  canonicalize,
+  isWitnessError,
+  keyFingerprint,
+  parseVerifierKey,
+  purgeRecordOf,
+  selectVerifiers,
+  type ChunkResult,
+  type PurgeRecord,
+  type VerifyReport,
+} from '../core/index.js';
 import type { Ledger } from './ledger.js';
 import { keyRotations } from './seal-keys.js';
 import { VerifyPool, availableThreads, scanRange, workerEntry } from './verify-pool.js';
@@ -65,6 +78,8 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     ...(sealRecord === undefined ? {} : { sealRecord }),
   });
   v.setCheckpoints(await ledger.checkpoints());
+  const purges = await readPurgeRecords(ledger);
+  v.setPurges(purges.records);
   // A query index the driver keeps beside the events is compared with them (see indexMismatches):
   // with worker threads, while they check the rows, which leaves this thread idle.
   let index: Promise<number[]> | undefined;
@@ -80,6 +95,7 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
   await checkArtifacts(v, ledger);
   v.indexMismatches(await checkIndex());
   const report = v.finish();
+  report.warnings.push(...purges.notes);
   if (warning !== undefined) report.warnings.push(warning);
   if (sealRecord === undefined && warning === undefined && report.checkpoints > 0) {
     // Without the record a roll-back of the checkpoints to an older genuine one (rows and tree
@@ -96,6 +112,34 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
     }
   }
   return report;
+}
+
+/**
+ * Every retention.purge event of the ledger, read before the rows through the query's kind filter
+ * (one indexed read, never a query per event), each taken as a PurgeRecord when its payload matches
+ * its digest and lists leaves below its own; `notes` says why any other covers nothing. The rows
+ * themselves are verified in the full pass like every other.
+ */
+export async function readPurgeRecords(ledger: Pick<Ledger, 'query'>): Promise<{ records: PurgeRecord[]; notes: string[] }> {
+  const records: PurgeRecord[] = [];
+  const notes: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await ledger.query({ kind: 'retention.purge', limit: 10_000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) {
+      let data: string | null = null;
+      try {
+        data = e.data === null ? null : canonicalize(e.data);
+      } catch {
+        // Not canonicalisable: purgeRecordOf then says it does not match its digest.
+      }
+      const r = purgeRecordOf({ leaf: e.pos, id: e.id, kind: e.kind, payloadDigest: e.payload_digest, data: data ?? (e.data === null ? null : ''), salt: e.salt });
+      if (typeof r === 'string') notes.push(`${r} It covers no erased payload.`);
+      else records.push(r);
+    }
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return { records, notes };
 }
 
 /**

@@ -3,6 +3,7 @@ import { artifactsContract } from './contract/artifacts.js';
 import { concurrencyContract } from './contract/concurrency.js';
 import type { DriverUnderTest } from './contract/driver.js';
 import { ownerContract } from './contract/owner.js';
+import { purgeContract } from './contract/purge.js';
 import { queryContract } from './contract/query.js';
 import { readonlyContract } from './contract/readonly.js';
 import { refusalContract } from './contract/refusal.js';
@@ -33,4 +34,5 @@ export function ledgerContract(driver: DriverUnderTest): void {
   readonlyContract(driver);
   refusalContract(driver);
   tamperContract(driver);
+  purgeContract(driver);
 }

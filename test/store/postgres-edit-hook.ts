@@ -87,6 +87,11 @@ async function applyEdit(c: pg.Client, op: Exclude<LedgerEdit, { kind: 'forgetSe
       return void (await c.query('DELETE FROM tree_nodes'));
     case 'rewritePublicKey':
       return void (await c.query('UPDATE public_keys SET vkey = $1 WHERE n = (SELECT min(n) FROM public_keys)', [op.vkey]));
+    case 'guardedPurge':
+      // The flag only witness_purge() sets (src/store/postgres/schema.ts purgeGuard), set by hand as the schema's owner could.
+      await c.query(`SELECT set_config('witness.purge', 'on', true)`);
+      if (op.header === undefined) return void (await c.query('UPDATE events SET data = NULL, salt = NULL WHERE pos = $1', [op.pos]));
+      return void (await c.query('UPDATE events SET data = NULL, salt = NULL, header = $1 WHERE pos = $2', [op.header, op.pos]));
     case 'rewriteArtifact':
     case 'deleteArtifact': {
       const found = (await c.query<{ upload: string | null; chunk_size: number | null }>('SELECT upload, chunk_size FROM artifacts WHERE sha256 = $1', [op.sha256])).rows[0];

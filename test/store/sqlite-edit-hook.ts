@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { sidecarPaths, type Ledger } from '../../src/store/index.js';
+import { PURGE_FUNCTION } from '../../src/store/sqlite/schema.js';
 import { headerColumns } from '../helpers/header-columns.js';
 import type { EventImage, LedgerEdit } from './contract/driver.js';
 
@@ -25,6 +26,8 @@ export async function sqliteEdit(l: Ledger, op: LedgerEdit, options: { bypass?: 
   }
   const bypass = options.bypass ?? true;
   const db = new Database(file, { timeout: 10_000 });
+  // The mark of the driver's purge path (src/store/sqlite/purge.ts), put on this connection only for guardedPurge.
+  if (op.kind === 'guardedPurge') db.function(PURGE_FUNCTION, () => 1);
   try {
     db.transaction(() => {
       const triggers = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL`).all() as Array<{ name: string; sql: string }>;
@@ -79,6 +82,9 @@ function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewri
       return void db.prepare('DELETE FROM tree_nodes').run();
     case 'rewritePublicKey':
       return void db.prepare('UPDATE public_keys SET vkey = ? WHERE rowid = (SELECT min(rowid) FROM public_keys)').run(op.vkey);
+    case 'guardedPurge':
+      if (op.header === undefined) return void db.prepare('UPDATE events SET data = NULL, salt = NULL WHERE pos = ?').run(op.pos);
+      return void db.prepare('UPDATE events SET data = NULL, salt = NULL, header = ? WHERE pos = ?').run(op.header, op.pos);
   }
 }
 

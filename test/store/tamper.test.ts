@@ -793,12 +793,12 @@ describe('hostile files and rows never crash verify', () => {
     expect(r.first).toMatchObject({ code: 'position_gap', stream: C, seq: 1 });
   });
 
-  it('reports payload_missing for a payload erased together with its salt, since this version has no retention purge', async () => {
+  it('[R-RETENTION] reports uncovered_purge for a payload erased together with its salt by direct SQL, which no retention.purge lists', async () => {
     const l = fresh();
     tamper(l.file, (db) => db.prepare('UPDATE events SET data = NULL, salt = NULL WHERE pos = 5').run());
     const r = await verifyFile(l.file);
     expect(r.ok).toBe(false);
-    expect(r.first).toMatchObject({ code: 'payload_missing', leaf: 5 });
+    expect(r.first).toMatchObject({ code: 'uncovered_purge', leaf: 5 });
     expect(r.payloadsAbsent).toBe(1);
   });
 });

@@ -128,7 +128,22 @@ export function printReport(terminal: Io, subject: string, r: VerifyReport & { b
     const intact = selfSigned ? 'is intact, but signed only by keys carried inside the bundle — pin the key from your own record (--trusted-key)' : 'is intact';
     io.out(`✔ ${subject} ${intact}: ${n(r.events)} events in ${n(r.streams)} session(s), verified against ${n(r.checkpoints)} signed checkpoint(s) (tree size ${n(r.sealedSize)}).`);
   }
-  if (r.payloadsAbsent > 0 && r.bundle === undefined) io.out(`  note:  ${n(r.payloadsAbsent)} event(s) carry no payload; their content was not checked.`);
+  const purged = r.purged?.payloads ?? 0;
+  if (r.payloadsAbsent - purged > 0 && r.bundle === undefined) io.out(`  note:  ${n(r.payloadsAbsent - purged)} event(s) carry no payload; their content was not checked.`);
+  if (r.purged !== undefined) {
+    // Purged under a recorded policy is not a failure: say how many, and under which purge records.
+    const byPolicy = new Map<string, { count: number; leaves: number[] }>();
+    for (const p of r.purged.records) {
+      const e = byPolicy.get(p.policy) ?? { count: 0, leaves: [] };
+      e.count += p.count;
+      e.leaves.push(p.leaf);
+      byPolicy.set(p.policy, e);
+    }
+    io.out(`  purge: ${n(purged)} payload(s) purged under ${n(r.purged.records.length)} recorded retention.purge event(s); headers and digests verified`);
+    for (const [policy, e] of [...byPolicy].slice(0, 10))
+      io.out(`  purge: ${n(e.count)} under policy ${policy} (retention.purge at leaf ${e.leaves.slice(0, 3).join(', ')}${e.leaves.length > 3 ? ', …' : ''})`);
+    if (byPolicy.size > 10) io.out(`  purge: and ${byPolicy.size - 10} more polic(ies); --json lists them all`);
+  }
   if (r.bundle !== undefined) printBundle(io, r.bundle, n);
   io.out(`  trust: ${r.trust.statement}`);
   for (const k of r.trust.keys) io.out(`  key:   ${k.name}+${k.keyHash} (${k.source})`);

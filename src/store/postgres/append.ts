@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import { WitnessError, chainEvent, genesisHash, prepareEvent, recommitPayload, type PreparedEvent } from '../../core/index.js';
 import { batchStreams, checkOwner, type AppendOptions, type AppendReceipt, type AppendRequest } from '../ledger.js';
 import { PostgresArtifacts } from './artifacts.js';
@@ -99,7 +100,12 @@ export abstract class PostgresAppend extends PostgresArtifacts {
     return receipts;
   }
 
-  private async appendOnce(events: readonly PreparedEvent[], owner: string | undefined): Promise<AppendReceipt[]> {
+  /**
+   * One append transaction. `within`, when given, runs in it after the events are inserted and
+   * before COMMIT (the retention purge erases payloads there, so the record and the erasure commit
+   * together); it throws to roll both back.
+   */
+  protected async appendOnce(events: readonly PreparedEvent[], owner: string | undefined, within?: (c: PoolClient) => Promise<void>): Promise<AppendReceipt[]> {
     this.assertOpen();
     this.assertWritable('append events');
     if (events.length === 0) return [];
@@ -150,6 +156,7 @@ export abstract class PostgresAppend extends PostgresArtifacts {
         throw grantUsed(e, this.info.location) ?? e;
       }
       if (announce) await c.query('SELECT pg_notify($1, $2)', [notifyChannel(this.info.id), 'approval.decision']);
+      if (within !== undefined) await within(c);
       return { receipts, next: pos };
     });
     this.info.size = Math.max(this.info.size, next);

@@ -26,8 +26,9 @@ import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
  *
  * Version 2 (PG_MIGRATIONS[0]) streams large artifacts: see artifactChunks below. Version 3
  * (PG_MIGRATIONS[1]) indexes where sessions start, for the session list: see sessionStarts below.
+ * Version 4 (PG_MIGRATIONS[2]) adds the retention purge's one allowed change: see purgeGuard below.
  */
-export const PG_SCHEMA_VERSION = 3;
+export const PG_SCHEMA_VERSION = 4;
 
 /** The append-only tables of version 1; version 2 adds `artifact_chunks` (artifactChunks). */
 export const APPEND_ONLY = ['events', 'checkpoints', 'tree_nodes', 'public_keys', 'artifacts'] as const;
@@ -316,7 +317,71 @@ function sessionStarts(s: string): string {
   return `CREATE INDEX IF NOT EXISTS events_session_start ON ${s}.events (ts, stream) WHERE seq = 0;`;
 }
 
-export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [artifactChunks, sessionStarts];
+/** The function through which alone a payload is erased (purgeGuard); the writer role may EXECUTE it. */
+export const PURGE_FUNCTION = 'witness_purge';
+
+/**
+ * Version 3 → 4: the retention purge (Ledger.purgePayloads, postgres/purge.ts). Events keep their
+ * BEFORE UPDATE OR DELETE trigger, now with a function of their own that admits exactly one change:
+ * `data` and `salt` set to NULL with every other column unchanged, while the transaction-local
+ * flag `witness.purge` is on. Only `witness_purge(positions)` sets that flag: a SECURITY DEFINER
+ * function (it runs as the schema's owner, so the writer role needs EXECUTE on it and still no
+ * UPDATE on events) that first checks every position is listed (data.leaves) by a retention.purge
+ * event this same transaction appended (xmin), below that event's own position; so no payload goes
+ * without its record, and a header, hash or position is never changed. The schema's owner can set
+ * the flag or drop the triggers, as an owner can do anything: `witness verify` then reports a
+ * payload erased without a record as `uncovered_purge`.
+ */
+function purgeGuard(s: string): string {
+  const cols = ['pos', 'id', 'stream', 'seq', 'ts', 'kind', 'agent', 'resource', 'action', 'outcome', 'header', 'hash'];
+  return `
+CREATE OR REPLACE FUNCTION ${s}.witness_events_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND current_setting('witness.purge', true) = 'on' AND NEW.data IS NULL AND NEW.salt IS NULL
+     AND ROW(${cols.map((c) => `NEW.${c}`).join(', ')}) IS NOT DISTINCT FROM ROW(${cols.map((c) => `OLD.${c}`).join(', ')}) THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '${IMMUTABLE_STATE}', MESSAGE = format('witness: events are append-only; %s is refused (only the retention purge erases a payload)', TG_OP);
+END $$;
+DROP TRIGGER IF EXISTS events_no_change ON ${s}.events;
+CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON ${s}.events FOR EACH ROW EXECUTE FUNCTION ${s}.witness_events_guard();
+ALTER TABLE ${s}.events ENABLE ALWAYS TRIGGER events_no_change;
+CREATE OR REPLACE FUNCTION ${s}.${PURGE_FUNCTION}(positions bigint[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE unlisted bigint; erased bigint;
+BEGIN
+  SELECT count(*) INTO unlisted FROM (
+    SELECT unnest(positions)
+    EXCEPT
+    SELECT generate_series((l.r ->> 0)::bigint, (l.r ->> 1)::bigint)
+    FROM ${s}.events e, jsonb_array_elements(e.data::jsonb -> 'leaves') AS l(r)
+    WHERE e.kind = 'retention.purge' AND e.xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296
+      AND (l.r ->> 1)::bigint < e.pos
+  ) x;
+  IF unlisted > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '${IMMUTABLE_STATE}', MESSAGE = format('witness: %s position(s) are not listed by a retention.purge event of this transaction; a payload is erased only with its record', unlisted);
+  END IF;
+  PERFORM set_config('witness.purge', 'on', true);
+  UPDATE ${s}.events SET data = NULL, salt = NULL WHERE pos = ANY(positions) AND (data IS NOT NULL OR salt IS NOT NULL);
+  GET DIAGNOSTICS erased = ROW_COUNT;
+  PERFORM set_config('witness.purge', '', true);
+  RETURN erased;
+END $$;
+REVOKE ALL ON FUNCTION ${s}.${PURGE_FUNCTION}(bigint[]) FROM PUBLIC;
+DO $grants$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+           FROM pg_class c, aclexplode(c.relacl) a
+           WHERE c.oid = '${s}.events'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner AND a.grantee <> 0
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION ${s}.${PURGE_FUNCTION}(bigint[]) TO %s', r.grantee);
+  END LOOP;
+END $grants$;
+`;
+}
+
+export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [artifactChunks, sessionStarts, purgeGuard];
 
 /**
  * Brings the ledger in `schema` to version `to` with `steps` (by default this Witness's own), in
@@ -383,6 +448,8 @@ export function roleGrants(schema: string, writer: string, auditor: string): str
     `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks'].map((t) => `${schema}.${t}`).join(', ')} TO ${writer}`,
     `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${writer}`,
     `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${writer}`,
+    // The retention purge: the writer erases payloads only through this function (purgeGuard), never by UPDATE.
+    `GRANT EXECUTE ON FUNCTION ${schema}.${PURGE_FUNCTION}(bigint[]) TO ${writer}`,
   ];
 }
 

@@ -148,11 +148,34 @@ const NO_REPLACE: Record<string, string> = {
   artifacts: `EXISTS (SELECT 1 FROM artifacts WHERE sha256 = NEW.sha256)`,
 };
 
+/** The application function whose presence on a connection marks it as the driver's purge path (purge.ts registers it). */
+export const PURGE_FUNCTION = 'witness_purge_path';
+
+/**
+ * The one UPDATE of `events` SQLite admits: `data` and `salt` set to NULL with every other column
+ * unchanged, on a connection where the driver's purge path registered PURGE_FUNCTION (purge.ts,
+ * only when that process first purges, inside the transaction that also appends the
+ * retention.purge record listing the positions). The function is looked up in
+ * pragma_function_list rather than called, so any other connection (the sqlite3 shell, another
+ * program, a recorder that never purges) is refused with the same append-only message, and the
+ * driver's own connection is refused every other change. Whoever drops the triggers can do
+ * anything, as with every other table: `witness verify` reports a payload erased without a record
+ * as `uncovered_purge`.
+ */
+const EVENTS_NO_UPDATE = `CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+   WHEN NOT (NEW.data IS NULL AND NEW.salt IS NULL AND NEW.pos IS OLD.pos AND NEW.id IS OLD.id AND NEW.stream IS OLD.stream
+     AND NEW.seq IS OLD.seq AND NEW.ts IS OLD.ts AND NEW.kind IS OLD.kind AND NEW.agent IS OLD.agent AND NEW.resource IS OLD.resource
+     AND NEW.action IS OLD.action AND NEW.outcome IS OLD.outcome AND NEW.header IS OLD.header AND NEW.hash IS OLD.hash
+     AND EXISTS (SELECT 1 FROM pragma_function_list WHERE name = '${PURGE_FUNCTION}'))
+   BEGIN SELECT RAISE(ABORT, 'witness: events are append-only; UPDATE is refused (only the retention purge erases a payload)'); END;`;
+
 export const TRIGGERS = APPEND_ONLY.flatMap((t) => [
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_replace BEFORE INSERT ON ${t}
    WHEN ${NO_REPLACE[t]!}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; an existing row cannot be replaced'); END;`,
-  `CREATE TRIGGER IF NOT EXISTS ${t}_no_update BEFORE UPDATE ON ${t}
+  t === 'events'
+    ? EVENTS_NO_UPDATE
+    : `CREATE TRIGGER IF NOT EXISTS ${t}_no_update BEFORE UPDATE ON ${t}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; UPDATE is refused'); END;`,
   `CREATE TRIGGER IF NOT EXISTS ${t}_no_delete BEFORE DELETE ON ${t}
    BEGIN SELECT RAISE(ABORT, 'witness: ${t} are append-only; DELETE is refused'); END;`,
@@ -196,6 +219,22 @@ function ensureGrantOnce(db: Database.Database): void {
       db.exec(grantOnceIndex(next));
       db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('grant_once_from_pos', String(next));
     }
+  }).immediate();
+}
+
+/**
+ * Gives a ledger written before the retention purge its purge guard (EVENTS_NO_UPDATE) in place of
+ * the trigger that refused every UPDATE, under the write lock and checked again inside it. No new
+ * schema version: the guard is a stricter-or-equal trigger that older releases never exercise
+ * (they never UPDATE events), so they still open the file. Only a writer does this.
+ */
+function ensurePurgeGuard(db: Database.Database): void {
+  const current = () => db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_no_update'`).pluck().get() as string | undefined;
+  if (current()?.includes(PURGE_FUNCTION) === true) return;
+  db.transaction(() => {
+    if (current()?.includes(PURGE_FUNCTION) === true) return;
+    db.exec('DROP TRIGGER IF EXISTS events_no_update');
+    db.exec(EVENTS_NO_UPDATE);
   }).immediate();
 }
 
@@ -274,11 +313,13 @@ export function openOrCreateSchema(
       throw new WitnessError('store_corrupt', `${file} has schema version ${migrated}, which no Witness release wrote; it is damaged.`);
     }
     ensureGrantOnce(db);
+    ensurePurgeGuard(db);
     ensureSessionIndex(db);
     return { id, origin, version: SCHEMA_VERSION, created: false };
   }
   if (!options.readonly) {
     ensureGrantOnce(db);
+    ensurePurgeGuard(db);
     ensureSessionIndex(db);
   }
   return { id, origin, version, created: false };

@@ -90,4 +90,12 @@ export type LedgerEdit =
   /** Remove the stored bytes of an artifact. */
   | { kind: 'deleteArtifact'; sha256: string }
   /** Remove the sealer's record of its last checkpoint, kept outside the database (at `sealRecordLocation`). */
-  | { kind: 'forgetSealRecord' };
+  | { kind: 'forgetSealRecord' }
+  /**
+   * Null `data` and `salt` of one event (and set its header when given) as the purge guard's own
+   * path would, the guard's authorisation granted (SQLite: its function says yes on the hook's
+   * connection; PostgreSQL: the transaction's witness.purge flag on) but with no retention.purge
+   * record. With `bypass: false` the guard decides: it must admit the bare erasure (which verify
+   * then reports as uncovered_purge) and refuse any change to the header.
+   */
+  | { kind: 'guardedPurge'; pos: number; header?: string };

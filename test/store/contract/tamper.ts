@@ -46,14 +46,14 @@ export function tamperContract(driver: DriverUnderTest): void {
       expect(where(r)).toEqual([{ code: 'payload_mismatch', stream: s.a, seq: 1, leaf: at }]);
     });
 
-    it('reports payload_mismatch when only the salt is removed, and payload_missing when the payload goes with it', async () => {
+    it('[R-RETENTION] reports payload_mismatch when only the salt is removed, and uncovered_purge when the payload goes with it and no retention.purge lists it', async () => {
       const salt = await tampered(driver, async (l, s) => driver.edit(l, { kind: 'rewriteSalt', pos: s.pos(s.a, 2), salt: null }));
       expect(where(salt.r)).toEqual([{ code: 'payload_mismatch', stream: salt.s.a, seq: 2, leaf: salt.s.pos(salt.s.a, 2) }]);
       const both = await tampered(driver, async (l, s) => {
         await driver.edit(l, { kind: 'rewriteData', pos: s.pos(s.c, 1), data: null });
         await driver.edit(l, { kind: 'rewriteSalt', pos: s.pos(s.c, 1), salt: null });
       });
-      expect(both.r.first).toMatchObject({ code: 'payload_missing', stream: both.s.c, seq: 1 });
+      expect(both.r.first).toMatchObject({ code: 'uncovered_purge', stream: both.s.c, seq: 1 });
       expect(both.r.payloadsAbsent).toBe(1);
     });
 
