@@ -266,10 +266,10 @@ function structureOf(fd: number, size: number, base: string): Structure | string
     const next = p + 46 + nameLen + record.readUInt16LE(30) + record.readUInt16LE(32);
     if (next > cdEnd) break;
     const raw = readAt(fd, p + 46, nameLen).toString('latin1');
-    const extra = extraProblem(readAt(fd, p + 46 + nameLen, record.readUInt16LE(30)));
-    if (extra !== undefined) return `${base} ${extra}`;
     // Bundle names are ASCII (7.1); a NUL ends a name for some readers (Python's zipfile) and not for others.
     if (!/^[\x20-\x7e]+$/.test(raw)) return `${base} holds an entry whose name is not printable ASCII (${JSON.stringify(raw.slice(0, 80))}), which no evidence bundle has`;
+    const extra = extraProblem(readAt(fd, p + 46 + nameLen, record.readUInt16LE(30)));
+    if (extra !== undefined) return `${base} ${extra}`;
     names.push(raw);
     p = next;
   }

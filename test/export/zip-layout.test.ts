@@ -38,6 +38,8 @@ interface Item {
   data: Buffer;
   /** Flag bit 3: sizes after the data, in a descriptor with 32- or 64-bit sizes (and `pad` zero bytes after it). */
   descriptor?: { bits: 32 | 64; pad?: number };
+  /** The central record's extra field. */
+  extra?: Buffer;
 }
 
 /** Stored entries laid out from `base`: the local part (headers, data, descriptors) and one central record per entry. */
@@ -82,9 +84,10 @@ function layOut(items: Item[], base = 0): { locals: Buffer; records: Buffer[] } 
     c.writeUInt32LE(e.data.length, 20);
     c.writeUInt32LE(e.data.length, 24);
     c.writeUInt16LE(name.length, 28);
+    c.writeUInt16LE(e.extra?.length ?? 0, 30);
     c.writeUInt32LE(((e.name.endsWith('/') ? 0o40755 : 0o100644) << 16) >>> 0, 38);
     c.writeUInt32LE(offset, 42);
-    records.push(Buffer.concat([c, name]));
+    records.push(Buffer.concat([c, name, e.extra ?? Buffer.alloc(0)]));
     const whole = Buffer.concat([local, name, e.data, ...tail]);
     parts.push(whole);
     offset += whole.length;
@@ -174,6 +177,21 @@ describe('one zip, one bundle: the three verifiers read an archive the same way 
   it('refuse an entry name holding a NUL byte, all three alike', async () => {
     const items = filesOf(a.dir).map((e) => (e.name === 'README.txt' ? { ...e, name: 'README.txt\u0000.sh' } : e));
     expectRefused(await three(honest(items), a.vkey), /not printable ASCII/);
+  });
+
+  it('refuse a central record whose extra field holds two ZIP64 blocks (readers take different ones) or a block running past it', async () => {
+    const zip64 = (v: number) => {
+      const x = Buffer.alloc(12);
+      x.writeUInt16LE(0x0001, 0);
+      x.writeUInt16LE(8, 2);
+      x.writeBigUInt64LE(BigInt(v), 4);
+      return x;
+    };
+    const twice = filesOf(a.dir).map((e) => (e.name === 'README.txt' ? { ...e, extra: Buffer.concat([zip64(1), zip64(2)]) } : e));
+    expectRefused(await three(honest(twice), a.vkey), /two ZIP64 extra fields/);
+    const long = Buffer.from('5554ff00', 'hex');
+    const overrun = filesOf(a.dir).map((e) => (e.name === 'README.txt' ? { ...e, extra: Buffer.concat([long, Buffer.alloc(8)]) } : e));
+    expectRefused(await three(honest(overrun), a.vkey), /extra field longer than its record/);
   });
 
   it('read a data descriptor as 64-bit sizes first, then 32-bit, all three alike', async () => {
