@@ -21,7 +21,7 @@ export const VerifiedState = z.strictObject({
 export type VerifiedState = z.infer<typeof VerifiedState>;
 
 export interface IncrementalResult {
-  /** Checkpoints verified in this call. */
+  /** Checkpoints verified in this call: the newest, or none when it was verified before. */
   checkpoints: number;
   /** New leaves checked. */
   events: number;
@@ -32,6 +32,12 @@ export interface IncrementalResult {
   keySource: string;
 }
 
+/**
+ * Verifies the newest checkpoint against the last one verified. Checkpoints sealed in between are
+ * covered by the consistency proof between the two (and each is checked by itself in the full
+ * pass), so a pass reads one checkpoint row however many a busy sealer wrote: the table grows by
+ * 8,640 rows a day at one seal every 10 s.
+ */
 export async function verifyNewCheckpoints(ledger: Ledger, state: VerifiedState | undefined, trustedKeys?: string[]): Promise<IncrementalResult> {
   const latest = await ledger.latestCheckpoint();
   const result: IncrementalResult = { checkpoints: 0, events: 0, failures: [], state, keySource: 'ledger' };
@@ -39,19 +45,13 @@ export async function verifyNewCheckpoints(ledger: Ledger, state: VerifiedState 
   const [own] = await ledger.publicKeys();
   const { verifiers, source } = selectVerifiers(trustedKeys, own === undefined ? [] : [own.vkey], 'ledger');
   result.keySource = source;
-  const fresh = (await ledger.checkpoints()).filter((c) => state === undefined || c.id > state.checkpoint).sort((a, b) => a.id - b.id);
-  let current = state;
-  for (const cp of fresh) {
-    const failures = await checkOne(ledger, current, cp, verifiers);
-    result.checkpoints++;
-    if (failures.failures.length > 0) {
-      result.failures = failures.failures;
-      break;
-    }
-    result.events += failures.events;
-    current = failures.next;
+  const checked = await checkOne(ledger, state, latest, verifiers);
+  result.checkpoints = 1;
+  result.failures = checked.failures;
+  if (checked.failures.length === 0) {
+    result.events = checked.events;
+    result.state = checked.next;
   }
-  result.state = current;
   return result;
 }
 
