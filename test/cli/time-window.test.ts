@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/store/index.js';
-import { oneSentence, runCli } from '../helpers/ledger.js';
+import { oneSentence, runBin, runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -73,6 +73,16 @@ describe('a time without a zone', () => {
       if (saved === undefined) delete process.env['TZ'];
       else process.env['TZ'] = saved;
     }
+  });
+
+  it('is refused by the real binary started in a zone 14 hours from UTC, where a date alone is still midnight UTC', async () => {
+    const env = { TZ: 'Pacific/Kiritimati' };
+    const refused = await runBin(['query', '--store', store, '--until', '2026-11-01T10:00:00.0005'], { env });
+    expect(refused.code).toBe(2);
+    expect(oneSentence(refused.stderr)).toBe('--until "2026-11-01T10:00:00.0005" has no time zone; add Z for UTC or an offset such as +01:00.');
+    const day = await runBin(['query', '--store', store, '--json', '--since', '2026-11-01', '--until', '2026-11-01T10:00:00.0005Z'], { env });
+    expect(day.stderr).toBe('');
+    expect((JSON.parse(day.stdout) as { events: Array<{ ts: string }> }).events.map((e) => e.ts)).toEqual(['2026-11-01T09:59:59.999Z', '2026-11-01T10:00:00.000Z']);
   });
 
   it('is refused by witness query for T24:00 too, never rolled over to the next day', async () => {
