@@ -107,12 +107,15 @@ const HaltInput = z.strictObject({
   actor: person,
   reason: z.string().trim().min(1, 'say why the agent is halted (--reason)').max(4096, 'a reason is at most 4096 characters'),
   recorder: z.enum(['cli', 'server']).default('cli'),
+  /** How the person was authenticated (the server: which API key or sign-in), recorded with the act as `via` (a field named credential would be redacted). */
+  via: z.string().max(1024).optional(),
 });
 const ResumeInput = z.strictObject({
   agent: agentId,
   actor: person,
   reason: z.string().trim().min(1).max(4096, 'a reason is at most 4096 characters').optional(),
   recorder: z.enum(['cli', 'server']).default('cli'),
+  via: z.string().max(1024).optional(),
 });
 
 export type HaltInput = z.input<typeof HaltInput>;
@@ -151,7 +154,7 @@ export async function recordHalt(witness: Witness, input: HaltInput): Promise<Ha
     action: 'halt',
     outcome: 'success',
     ts,
-    data: { actor: i.actor, reason: i.reason, agent: i.agent },
+    data: { actor: i.actor, reason: i.reason, agent: i.agent, ...(i.via === undefined ? {} : { via: i.via }) },
   });
   return { halt: { id: receipt.id, agent: i.agent, actor: i.actor, reason: i.reason, ts, pos: receipt.pos, stream: HALT_STREAM }, already: false };
 }
@@ -184,7 +187,26 @@ export async function recordResume(witness: Witness, input: ResumeInput): Promis
     parent: now.halt.id,
     action: 'resume',
     outcome: 'success',
-    data: { actor: i.actor, agent: i.agent, halt: now.halt.id, ...(i.reason === undefined ? {} : { reason: i.reason }) },
+    data: {
+      actor: i.actor,
+      agent: i.agent,
+      halt: now.halt.id,
+      ...(i.reason === undefined ? {} : { reason: i.reason }),
+      ...(i.via === undefined ? {} : { via: i.via }),
+    },
   });
   return { id: receipt.id, halt: now.halt };
+}
+
+/** Every agent halted now (oldest halt first): the agents any halt names, each read as `haltState` reads it. */
+export async function haltedAgents(reader: LedgerReader): Promise<HaltView[]> {
+  const agents = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await reader.query({ kind: 'human.halt', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) if (isKind(e, 'human.halt')) agents.add(textField(e.data?.agent) ?? e.agent.id);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  const states = await Promise.all([...agents].map((a) => haltState(reader, a)));
+  return states.flatMap((s) => (s.halted ? [s.halt] : [])).sort((a, b) => a.pos - b.pos);
 }

@@ -22,6 +22,7 @@ export { canonicalKey, decisionProblem, fingerprintOf, type DecisionProblem, typ
 export {
   HALT_STREAM,
   haltState,
+  haltedAgents,
   haltedMessage,
   recordHalt,
   recordResume,

@@ -8,6 +8,7 @@ import { ExportRunner } from './handlers/exports.js';
 import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handlers/integrity.js';
 import { ingest, StreamOwners } from './handlers/ingest.js';
 import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
+import { haltRoutes } from './handlers/halts.js';
 import { getEvent, getSession, listSessions, search } from './handlers/read.js';
 import type { OidcConfig } from './config.js';
 import { OidcSignIn, oidcRoutes } from './oidc.js';
@@ -117,6 +118,8 @@ export function routeTable(
     ...page('POST', '/approvals/decide', ['approver'], 'Approve or deny a held call as the signed-in approver (form: csrf, request_id, arguments_digest, decision, reason).', (ctx) =>
       decideApproval(ctx, oidcApprovers),
     ),
+    // The stop button (handlers/halts.ts): its page, its form and its API rows.
+    ...haltRoutes(),
     ...page('GET', '/integrity', ['developer', 'auditor', 'admin'], 'Integrity panel: the newest checkpoint, its signers, the last verification.', (ctx) => integrityPage(ctx, pages), 'view'),
     ...page('POST', '/integrity/verify', ['auditor', 'admin'], 'Verify the whole ledger again (form: csrf).', (ctx) => reverify(ctx, pages), 'verify'),
     {

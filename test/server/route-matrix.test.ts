@@ -71,6 +71,16 @@ const EXAMPLES: Record<string, Example> = {
   'GET /v1/approvals/:id': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}` }),
   'POST /v1/approvals/:id/approve': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/approve`, body: { reason: 'checked' } }),
   'POST /v1/approvals/:id/deny': async (f) => ({ path: `/v1/approvals/${await pendingForApprover(f)}/deny`, body: {} }),
+  // The stop button (halt.test.ts tests it further): each allowed call halts, or resumes, an agent of its own.
+  'GET /halts': async () => ({ path: '/halts' }),
+  'POST /halts': async () => ({ path: '/halts', form: { agent: `matrix-${randomUUID()}`, action: 'halt', reason: 'matrix' }, allowed: [303] }),
+  'GET /v1/agents/:agent/halt': async () => ({ path: '/v1/agents/support-bot/halt' }),
+  'POST /v1/agents/:agent/halt': async () => ({ path: `/v1/agents/matrix-${randomUUID()}/halt`, body: { reason: 'matrix' } }),
+  'POST /v1/agents/:agent/resume': async (f) => {
+    const agent = `matrix-${randomUUID()}`;
+    expect((await f.call('POST', `/v1/agents/${agent}/halt`, { key: f.keys.admin, body: { reason: 'matrix' } })).status).toBe(201);
+    return { path: `/v1/agents/${agent}/resume`, body: {} };
+  },
   'POST /v1/keys/:id/revoke': async (f) => {
     const { record } = await createKey(f.ledger, { role: 'developer', name: 'throwaway' }, { who: 'test', recorder: 'cli' });
     return { path: `/v1/keys/${record.id}/revoke`, body: {} };

@@ -28,6 +28,7 @@ export { BarChart, LineChart, type ChartProps, type Series } from './chart.js';
 export { MAX_SHOWN, clip, plural, shortHash, showDuration, showTime, showToolOutput, showValue } from './format.js';
 export { renderDocument } from './layout.js';
 export { renderApprovalsPage } from './approvals-page.js';
+export { renderHaltsPage, type HaltsPageModel } from './halts-page.js';
 export { renderIntegrityPage } from './integrity-page.js';
 export { renderOverviewPage } from './overview-page.js';
 export { renderErrorPage, renderSignInPage } from './sign-in-page.js';

@@ -8,6 +8,7 @@ const NAV: Array<{ section: Section; label: string; href: string }> = [
   { section: 'overview', label: 'Overview', href: PATHS.overview },
   { section: 'sessions', label: 'Sessions', href: PATHS.sessions },
   { section: 'approvals', label: 'Approvals', href: PATHS.approvals },
+  { section: 'halts', label: 'Stop', href: PATHS.halts },
   { section: 'integrity', label: 'Integrity', href: PATHS.integrity },
 ];
 

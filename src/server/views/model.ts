@@ -12,7 +12,7 @@ import type { KeySource, Outcome } from '../../core/index.js';
 
 export type Role = 'agent' | 'developer' | 'approver' | 'auditor' | 'admin';
 
-export type Section = 'overview' | 'sessions' | 'approvals' | 'integrity';
+export type Section = 'overview' | 'sessions' | 'approvals' | 'halts' | 'integrity';
 
 /** The frame around every page: who is signed in, and the token their forms carry. */
 export interface Chrome {

@@ -16,6 +16,8 @@ export const PATHS = {
   /** POST: request_id, decision (approve | deny), reason, csrf. */
   decide: '/approvals/decide',
   integrity: '/integrity',
+  /** GET: who is halted; POST: csrf, agent, action (halt | resume), reason. */
+  halts: '/halts',
   /** POST: csrf. */
   reverify: '/integrity/verify',
   signIn: '/sign-in',
