@@ -166,6 +166,35 @@ describe('alerts', () => {
     }
   });
 
+  it('[R-MONITOR-ALERTS] a recording gap (the ledger locked by another process while an agent recorded) fires recording_gap once per agent', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const file = path.join(dir, 'gap.db');
+    const w = await openWitness({ store: `sqlite:${file}`, name: 'gap', busyTimeoutMs: 20, retryForMs: 100, seal: { enabled: false }, onError: () => undefined });
+    const sessions = [await w.session({ agent: { id: 'gap-bot' } }), await w.session({ agent: { id: 'gap-bot' } })];
+    const other = new Database(file);
+    other.exec('BEGIN EXCLUSIVE');
+    for (const s of sessions) expect(await s.note('written while the ledger is locked')).toBeUndefined();
+    other.exec('ROLLBACK');
+    other.close();
+    for (const s of sessions) await s.note('after recovery');
+    await w.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    await w.flush();
+    await w.sealNow();
+    await w.close();
+    const ledger = await openLedger(`sqlite:${file}`, { create: false });
+    try {
+      const gaps = (await ledger.query({ kind: 'error' })).events.filter((e) => e.data?.['code'] === 'recording_gap');
+      expect(gaps).toHaveLength(2);
+      const r = await monitorFor(ledger, `${file}.monitor.json`).pass();
+      expect(r.alerts.map((a) => [a.code, a.severity])).toEqual([['recording_gap', 'critical']]);
+      expect(r.alerts[0]!.message).toMatch(/^gap-bot: 1 event\(s\) of this session between .* could not be recorded \(store_locked\)/);
+      expect(receiver.received.at(-1)?.alert.code).toBe('recording_gap');
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('[R-MONITOR-ALERTS] an expired approval and one pending too long fire; the pending one resolves once decided', async () => {
     const { ledger, file } = await newLedger(dir);
     try {
