@@ -88,6 +88,15 @@ export const KeyHistory = z.strictObject({
       valid_until: iso.nullable(),
       /** Where the exporter took it from, in words (e.g. "the ledger's key table, first row"). */
       source: z.string(),
+      /**
+       * The key's window in tree sizes (docs/FORMAT.md "Key history and rotation"), present once the
+       * ledger's key was rotated: a checkpoint of size S must be signed by every key with
+       * from_size <= S <= until_size (null: no end). rotated_at_leaf: the key.rotated event that
+       * introduced the key (null for the first).
+       */
+      from_size: leaf.optional(),
+      until_size: leaf.nullable().optional(),
+      rotated_at_leaf: leaf.nullable().optional(),
     }),
   ),
 });

@@ -8,6 +8,7 @@ import {
   EventHeader,
   canonicalize,
   genesisHash,
+  judgeCheckpointKeys,
   keyFingerprint,
   leafHash,
   openCheckpoint,
@@ -19,12 +20,14 @@ import {
   verifyInclusion,
   type Checkpoint,
   type Failure,
+  type KeyWindow,
   type NoteKeyId,
   type VerifyReport,
 } from '../core/index.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
 import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader, V2_CAPS, capOfName, checkBundleEvent, lenientPosition, type NoPayloadReason } from './bundle-checks.js';
 import { BOUND_FILES, BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
+import { bundleKeyWindows } from './key-history.js';
 import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
@@ -208,6 +211,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   // --- keys and checkpoint.txt
   const keysRaw = readJson('keys.json', BUNDLE_LIMITS.keysBytes);
   let shipped: string[] = [];
+  // The key windows keys.json states (docs/FORMAT.md "Key history and rotation"), checked on every checkpoint.
+  let windows: KeyWindow[] | undefined;
   if (keysRaw !== undefined) {
     const k = KeyHistory.safeParse(keysRaw);
     if (!k.success) {
@@ -215,6 +220,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       fail({ code: 'bundle_invalid', reason: `keys.json field ${issue?.path.join('.') || '(root)'} is invalid: ${issue?.message ?? 'unknown problem'}.` });
     } else {
       shipped = k.data.keys.map((key) => key.vkey);
+      windows = bundleKeyWindows(k.data.keys);
       for (const [i, key] of k.data.keys.entries()) {
         try {
           if (keyFingerprint(parseVerifierKey(key.vkey)) !== key.fingerprint) {
@@ -237,6 +243,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
     const opened = openCheckpoint(note, verifiers, origin);
     cp = opened.checkpoint;
     for (const k of opened.verified) usedKeys.set(keyFingerprint(k), k);
+    const wrong = windows === undefined ? undefined : judgeCheckpointKeys(windows, cp.size, opened.verified);
+    if (wrong !== undefined) fail({ code: wrong.code, reason: `The bundle's checkpoint: ${wrong.reason}` });
   } catch (e) {
     const code = e instanceof WitnessError && (e.code === 'invalid_signature' || e.code === 'invalid_key') ? 'checkpoint_signature' : 'checkpoint_invalid';
     fail({ code, reason: `The bundle's checkpoint does not verify: ${(e as Error).message}` });
@@ -258,7 +266,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
 
   // --- checkpoints.jsonl: each signed, each consistent with the previous, the last checkpoint.txt
   const logSizes: number[] = [];
-  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys, logSizes) ?? 1;
+  checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys, logSizes, windows) ?? 1;
 
   // --- events.jsonl beside proofs.jsonl
   const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
@@ -618,6 +626,8 @@ function checkCheckpointLog(
   usedKeys: Map<string, NoteKeyId>,
   /** Filled in: the sizes its lines name, in order (the export record binds the first). */
   sizes: number[],
+  /** keys.json's key windows, when it states them: each line's signers are judged by them. */
+  windows?: readonly KeyWindow[],
 ): number | undefined {
   const f = open('checkpoints.jsonl', BUNDLE_LIMITS.fileBytes);
   if (!('fd' in f)) {
@@ -664,6 +674,8 @@ function checkCheckpointLog(
         const opened = openCheckpoint(line.note, verifiers, origin);
         c = opened.checkpoint;
         for (const k of opened.verified) usedKeys.set(keyFingerprint(k), k);
+        const wrong = windows === undefined ? undefined : judgeCheckpointKeys(windows, c.size, opened.verified);
+        if (wrong !== undefined) fail({ code: wrong.code, checkpoint: read.n, reason: `Checkpoint on line ${read.n} of checkpoints.jsonl: ${wrong.reason}` });
       } catch (e) {
         const code = e instanceof WitnessError && (e.code === 'invalid_signature' || e.code === 'invalid_key') ? 'checkpoint_signature' : 'checkpoint_invalid';
         fail({ code, checkpoint: read.n, reason: `Checkpoint on line ${read.n} of checkpoints.jsonl does not verify: ${(e as Error).message}` });

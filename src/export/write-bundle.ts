@@ -128,7 +128,8 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
   }
 
   // ---- the files the export record binds (bundle-format.ts BOUND_FILES), written before it is appended
-  const keyRows = (await ledger.publicKeys()).slice(0, 1);
+  // The key history (keys.json): the ledger's first key and any key a key.rotated event brought in.
+  const keyRows = (await keyHistory(ledger, undefined)).keys;
   const systemText = `${JSON.stringify(system.result(), null, 2)}\n`;
   const pops = populations.results();
   const index = PopulationIndex.parse({

@@ -1204,6 +1204,11 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       });
     }
   }
+  // The key windows keys.json states (FORMAT.md "Key history and rotation"): every key whose window holds a checkpoint's size must sign it.
+  const windows =
+    keysJson !== undefined && keyHistoryProblem(keysJson) === undefined && keysJson.keys.some((k) => k.from_size !== undefined)
+      ? keysJson.keys.map((k) => ({ fingerprint: k.fingerprint, from: k.from_size ?? 0, until: k.until_size ?? null, leaf: k.rotated_at_leaf ?? null }))
+      : undefined;
   const pinned = opts.trustedKeys !== undefined && opts.trustedKeys.length > 0;
   const verifiers = pinned ? opts.trustedKeys.map(parseVerifierKey) : shipped;
   const keySource = pinned ? 'pinned' : 'bundle';
@@ -1220,13 +1225,14 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     const c = parseCheckpoint(text);
     if (c.origin !== origin) throw Object.assign(new Error(`the checkpoint is for log ${JSON.stringify(c.origin)}, not ${JSON.stringify(origin)}`), { code: 'checkpoint_invalid' });
     for (const v of verified) usedKeys.set(v.fingerprint, v);
-    return { ...c, text };
+    return { ...c, text, windowProblem: windows === undefined ? undefined : windowProblem(windows, c.size, verified) };
   };
   const note = await readSmall('checkpoint.txt', LIMITS.smallFileBytes);
   if (note === undefined) return;
   let cp;
   try {
     cp = open(note);
+    if (cp.windowProblem !== undefined) fail({ code: cp.windowProblem.code, reason: `The bundle's checkpoint: ${cp.windowProblem.reason}` });
   } catch (e) {
     fail({ code: e.code ?? 'checkpoint_invalid', reason: `The bundle's checkpoint does not verify: ${e.message}.` });
     return trust(0);
@@ -1277,6 +1283,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       let opened;
       try {
         opened = open(c.note);
+        if (opened.windowProblem !== undefined) fail({ code: opened.windowProblem.code, ...where, reason: `Checkpoint on line ${line.n} of checkpoints.jsonl: ${opened.windowProblem.reason}` });
       } catch (e) {
         fail({ code: e.code ?? 'checkpoint_invalid', ...where, reason: `Checkpoint on line ${line.n} of checkpoints.jsonl does not verify: ${e.message}.` });
         prev = undefined;
@@ -1798,10 +1805,42 @@ function checkpointLineProblem(c) {
   return undefined;
 }
 
+/**
+ * FORMAT.md "Key history and rotation": a checkpoint of size S must be signed by every key whose
+ * window (from_size <= S <= until_size, null: no end) holds S. rotation_unsigned when two windows
+ * hold it (the rotation checkpoint) and one of the keys did not sign; retired_key when a key signed
+ * after its window and the key then in use did not; checkpoint_signature otherwise.
+ */
+function windowProblem(windows, size, verified) {
+  const signed = new Set(verified.map((v) => v.fingerprint));
+  const required = windows.filter((w) => w.from <= size && (w.until === null || size <= w.until));
+  const missing = required.filter((w) => !signed.has(w.fingerprint));
+  if (missing.length === 0) return undefined;
+  const names = missing.map((w) => w.fingerprint).join(' and ');
+  if (required.length > 1) {
+    return {
+      code: 'rotation_unsigned',
+      reason: `The checkpoint of size ${size} covers the key rotation at leaf ${required[required.length - 1].leaf} and must be signed by both the old and the new key, but ${names} did not sign it.`,
+    };
+  }
+  const retired = windows.find((w) => signed.has(w.fingerprint) && w.until !== null && w.until < size);
+  if (retired !== undefined) {
+    return {
+      code: 'retired_key',
+      reason: `The checkpoint of size ${size} is signed by ${retired.fingerprint}, retired by the checkpoint of size ${retired.until}, and not by the key then in use (${names}): a retired key signed it after its window.`,
+    };
+  }
+  return { code: 'checkpoint_signature', reason: `The checkpoint of size ${size} is not signed by ${names}, the key whose window holds it (a key signed it before the rotation that introduced it).` };
+}
+
 function keyHistoryProblem(k) {
   if (!strictKeys(k, ['keys']) || !Array.isArray(k.keys)) return 'it needs a keys list';
   for (const e of k.keys) {
-    if (!strictKeys(e, ['vkey', 'fingerprint', 'role', 'valid_from', 'valid_until', 'source'])) return 'a key entry has a field this format does not define';
+    if (!strictKeys(e, ['vkey', 'fingerprint', 'role', 'valid_from', 'valid_until', 'source', 'from_size', 'until_size', 'rotated_at_leaf']))
+      return 'a key entry has a field this format does not define';
+    if (e.from_size !== undefined && !isSize(e.from_size)) return 'a key entry has a from_size that is not a tree size';
+    if (!(e.until_size === undefined || e.until_size === null || isSize(e.until_size))) return 'a key entry has an until_size that is not a tree size or null';
+    if (!(e.rotated_at_leaf === undefined || e.rotated_at_leaf === null || isSize(e.rotated_at_leaf))) return 'a key entry has a rotated_at_leaf that is not a leaf or null';
     if (
       typeof e.vkey !== 'string' ||
       typeof e.fingerprint !== 'string' ||

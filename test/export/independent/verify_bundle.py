@@ -980,6 +980,23 @@ def ext_of(mime: str) -> str:
     return MIME_EXT.get(mime.split(";", 1)[0].strip().lower(), "bin")
 
 
+def window_problem(windows: list[dict[str, Any]] | None, size: int, signers: list[str]) -> tuple[str, str] | None:
+    """FORMAT.md "Key history and rotation": every key whose window (from_size <= size <= until_size,
+    None: no end) holds a checkpoint's size must have signed it. Returns (code, reason) or None."""
+    if windows is None:
+        return None
+    required = [w for w in windows if w["from"] <= size and (w["until"] is None or size <= w["until"])]
+    missing = [w["fp"] for w in required if w["fp"] not in signers]
+    if not missing:
+        return None
+    names = " and ".join(missing)
+    if len(required) > 1:
+        return ("rotation_unsigned", f"the checkpoint of size {size} covers the key rotation at leaf {required[-1]['leaf']} and must be signed by both keys, but {names} did not sign it")
+    if any(w["fp"] in signers and w["until"] is not None and w["until"] < size for w in windows):
+        return ("retired_key", f"the checkpoint of size {size} is signed by a key after its window ended, and not by {names}, the key then in use")
+    return ("checkpoint_signature", f"the checkpoint of size {size} is not signed by {names}, the key whose window holds it")
+
+
 def is_str_or_null(v: Any) -> bool:
     return v is None or isinstance(v, str)
 
@@ -1124,7 +1141,10 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         "vkey": (True, lambda v: isinstance(v, str)), "fingerprint": (True, lambda v: isinstance(v, str)),
         "role": (True, lambda v: isinstance(v, str)), "valid_from": (True, lambda v: isinstance(v, str)),
         "valid_until": (True, is_str_or_null), "source": (True, lambda v: isinstance(v, str)),
+        "from_size": (False, is_count), "until_size": (False, lambda v: v is None or is_count(v)),
+        "rotated_at_leaf": (False, lambda v: v is None or is_count(v)),
     }  # fmt: skip
+    windows: list[dict[str, Any]] | None = None
     if keys_doc is not None:
         problem = _obj(keys_doc, {"keys": (True, _array(10**9, _sub(key_entry)))}, "keys.json")
         if problem is not None:
@@ -1139,6 +1159,10 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                 if entry["fingerprint"] != k.fingerprint:
                     report.fail("bundle_invalid", f"keys.json's fingerprint {entry['fingerprint']} is not that of its vkey ({k.fingerprint})", file="keys.json")
                 carried.append(entry["vkey"])
+            if any("from_size" in e for e in keys_doc["keys"]):
+                windows = [
+                    {"fp": e["fingerprint"], "from": e.get("from_size", 0), "until": e.get("until_size"), "leaf": e.get("rotated_at_leaf")} for e in keys_doc["keys"]
+                ]  # fmt: skip
     keys = load_keys(trusted, carried, "keys.json", report)
 
     # 5. checkpoint.txt; inclusion proofs are checked only against a root it vouches for
@@ -1155,6 +1179,9 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         try:
             size, root, signers = open_note(checkpoint_text, keys, origin)
             report.signed_by = signers
+            judged = window_problem(windows, size, signers)
+            if judged is not None:
+                report.fail(judged[0], f"checkpoint.txt: {judged[1]}", file="checkpoint.txt")
             checkpoint_opened = True
             # 7.2: ledger.id is the part of the signed origin after its last "/witness/".
             cut = origin.rfind("/witness/")
@@ -1186,7 +1213,10 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         size, root = int(c["size"]), bytes.fromhex(c["root"])
         cp_sizes.append(size)
         try:
-            note_size, note_root, _ = open_note(c["note"], keys, origin)
+            note_size, note_root, line_signers = open_note(c["note"], keys, origin)
+            judged = window_problem(windows, note_size, line_signers)
+            if judged is not None:
+                report.fail(judged[0], f"checkpoints.jsonl line {number}: {judged[1]}", file="checkpoints.jsonl", checkpoint=note_size)
             if (note_size, note_root) != (size, root):
                 report.fail("checkpoint_invalid", f"checkpoints.jsonl line {number}: the note's size and root are not the line's", file="checkpoints.jsonl", checkpoint=size)
         except NoteError as e:
