@@ -31,6 +31,8 @@ export interface RecordedDecision {
   /** SHA-256 of the policy file that decided it. */
   readonly policyVersion?: string | undefined;
   readonly mode?: 'enforce' | 'shadow' | undefined;
+  /** The call was refused because its agent was halted (human.halt): the stop button decided, not a policy. */
+  readonly halted?: boolean | undefined;
 }
 
 /** One recorded tool call, as the ledger still holds it. */
@@ -54,7 +56,8 @@ export type FromDecision = Effect | 'none';
 
 export type Classification =
   | { readonly kind: 'assessed'; readonly from: FromDecision; readonly evaluation: Evaluation; readonly changed: boolean; readonly why: string }
-  | { readonly kind: 'not_assessable'; readonly from: FromDecision; readonly possible: readonly Effect[]; readonly why: string };
+  | { readonly kind: 'not_assessable'; readonly from: FromDecision; readonly possible: readonly Effect[]; readonly why: string }
+  | { readonly kind: 'halted'; readonly from: 'deny'; readonly why: string };
 
 // ---------------------------------------------------------------- one call
 
@@ -68,6 +71,8 @@ const SEVERITY: readonly Effect[] = ['allow', 'review', 'deny'];
  */
 export function classifyCall(policy: Policy, call: RecordedCall): Classification {
   const from: FromDecision = call.recorded?.decision ?? 'none';
+  // A halt outranks every policy (gateway/relay.ts): no candidate would have let the call through.
+  if (call.recorded?.halted === true) return { kind: 'halted', from: 'deny', why: 'its agent was halted (human.halt), which refuses calls whatever a policy says' };
   const args = 'value' in call.args ? call.args.value : undefined;
   const missing = 'missing' in call.args ? call.args.missing : undefined;
   const context = { agent: call.agent, server: call.server ?? '', tool: call.tool ?? '', args };
@@ -264,6 +269,8 @@ export const BacktestReport = z.strictObject({
     transitions: z.array(z.strictObject({ from: z.enum([...EFFECTS, 'none']), to: z.enum(EFFECTS), count: Count, examples: z.array(BacktestExample) })),
   }),
   not_assessable: z.strictObject({ count: Count, examples: z.array(BacktestExample) }),
+  /** Calls refused because their agent was halted: the stop button decided them, and no policy would change that. */
+  halted: Count,
   /** The policy versions that decided the recorded calls (at most 100 listed), with their counts. */
   recorded_versions: z.array(z.strictObject({ version: z.string(), calls: Count })),
 });
@@ -284,6 +291,7 @@ export class Backtest {
   private readonly unchanged = new Map<FromDecision, number>();
   private readonly changed = new Map<string, { from: FromDecision; to: Effect; count: number; examples: BacktestExample[] }>();
   private notAssessable = 0;
+  private halted = 0;
   private readonly notAssessableExamples: BacktestExample[] = [];
   private readonly versions = new Map<string, number>();
   private readonly examples: number;
@@ -300,7 +308,9 @@ export class Backtest {
     this.total++;
     const version = call.recorded?.policyVersion;
     if (version !== undefined && (this.versions.has(version) || this.versions.size < MAX_VERSIONS)) this.versions.set(version, (this.versions.get(version) ?? 0) + 1);
-    if (c.kind === 'not_assessable') {
+    if (c.kind === 'halted') {
+      this.halted++;
+    } else if (c.kind === 'not_assessable') {
       this.notAssessable++;
       if (this.notAssessableExamples.length < this.examples) this.notAssessableExamples.push(example(call, c));
     } else if (!c.changed) {
@@ -327,6 +337,7 @@ export class Backtest {
       unchanged: { count: sum(this.unchanged.values()), by_decision: Object.fromEntries(ORDER.filter((d) => this.unchanged.has(d)).map((d) => [d, this.unchanged.get(d)!])) },
       changed: { count: sum(transitions.map((t) => t.count)), transitions },
       not_assessable: { count: this.notAssessable, examples: this.notAssessableExamples },
+      halted: this.halted,
       recorded_versions: [...this.versions].map(([version, calls]) => ({ version, calls })).sort((a, b) => b.calls - a.calls),
     };
     return BacktestReport.parse(report);
@@ -364,7 +375,9 @@ function example(call: RecordedCall, c: Classification): BacktestExample {
             matched: [...c.evaluation.matched],
           },
         }
-      : { possible: [...c.possible] }),
+      : c.kind === 'not_assessable'
+        ? { possible: [...c.possible] }
+        : {}),
     why: c.why,
   };
 }

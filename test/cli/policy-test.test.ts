@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openWitness } from '../../src/index.js';
-import type { StoredEvent } from '../../src/core/index.js';
+import type { EventInput, StoredEvent } from '../../src/core/index.js';
 import { BacktestReport } from '../../src/policy/index.js';
 import { SqliteLedger } from '../../src/store/index.js';
 import { BIN, REPO_ROOT, oneSentence, readEvents, runCli, tamper } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
+import { testSchemas } from '../store/postgres-driver.js';
 
 /**
  * `witness policy test` on the demo's ledger (the real `witness demo`: its gateway, its policy and
@@ -58,7 +59,7 @@ function strictDecision(tool: string, args: Record<string, unknown>): string {
 }
 
 let strictFile: string;
-let ids: { old: string; secret: string; purged: string };
+let ids: { old: string; secret: string; purged: string; halted: string };
 
 function runDemo(): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -104,7 +105,21 @@ beforeAll(async () => {
         data: { decision: 'allow', tool: 'billing.refund', policy_version: 'b'.repeat(64), mode: 'enforce' },
       },
     ]);
-    ids = { old: call!.id, secret: '', purged: '' };
+    // A call of a halted agent, refused as the gateway refuses one (gateway/record.ts): a deny for reason code `halted`.
+    const haltTs = new Date(Date.now() - DAY).toISOString();
+    const head = { stream: 'halted-session', ts: haltTs, agent: { id: 'halted-bot' }, recorder: { kind: 'gateway' as const }, resource: 'backoffice', action: 'iam.set_role' };
+    const [halted] = await ledger.append([{ ...head, kind: 'tool.call', outcome: 'pending', data: { tool: 'iam.set_role', server: 'backoffice', arguments: { user_id: 'u-1', role: 'support' } } }]);
+    await ledger.append([
+      {
+        ...head,
+        kind: 'policy.decision',
+        parent: halted!.id,
+        outcome: 'denied',
+        policy: { decision: 'deny', reason_code: 'halted', mode: 'enforce' },
+        data: { decision: 'deny', reason: 'halted', tool: 'iam.set_role', halt: { id: halted!.id, actor: 'alice', reason: 'runaway loop', ts: haltTs } },
+      },
+    ]);
+    ids = { old: call!.id, secret: '', purged: '', halted: halted!.id };
   } finally {
     await ledger.close();
   }
@@ -135,7 +150,7 @@ async function expectedChanges(since: number | undefined, agent?: string): Promi
     if (e.kind !== 'tool.call' || e.data === null || e.data['method'] !== undefined) continue;
     if (since !== undefined && Date.parse(e.ts) < since) continue;
     if (agent !== undefined && e.agent.id !== agent) continue;
-    if (e.id === ids.secret) continue; // not assessable: checked on its own
+    if (e.id === ids.secret || e.id === ids.halted) continue; // not assessable, halted: checked on their own
     const from = firstDecision.get(e.id)?.policy?.decision ?? 'none';
     const to = strictDecision(e.data['tool'] as string, e.data['arguments'] as Record<string, unknown>);
     if (from === 'none' ? to === 'allow' : to === from) continue;
@@ -149,8 +164,8 @@ function changesOf(r: BacktestReport): Record<string, string[]> {
   return Object.fromEntries(r.changed.transitions.map((t) => [`${t.from}>${t.to}`, t.examples.map((e) => e.id).sort()]));
 }
 
-async function backtest(args: string[]): Promise<{ code: number; report: BacktestReport; stderr: string }> {
-  const r = await runCli(['policy', 'test', ...args, '--store', store, '--json', '--examples', '1000']);
+async function backtest(args: string[], on = store): Promise<{ code: number; report: BacktestReport; stderr: string }> {
+  const r = await runCli(['policy', 'test', ...args, '--store', on, '--json', '--examples', '1000']);
   return { code: r.code, report: BacktestReport.parse(JSON.parse(r.stdout)), stderr: r.stderr };
 }
 
@@ -186,9 +201,11 @@ describe('witness policy test', () => {
     expect(na[ids.secret]!.why).toContain('tests args.password, which the record holds redacted');
     expect(na[ids.purged]).toMatchObject({ tool: null, possible: ['allow', 'review', 'deny'] });
     expect(na[ids.purged]!.why).toContain('its payload is not in the ledger');
-    // Every tool call of the window is counted once: 6 demo calls + 2 ops-bot calls.
-    expect(report.total).toBe(8);
-    expect(report.unchanged.count + report.changed.count + report.not_assessable.count).toBe(report.total);
+    // The halted agent's call is counted apart: the stop button refused it, whatever a policy says.
+    expect(report.halted).toBe(1);
+    // Every tool call of the window is counted once: 6 demo calls + 2 ops-bot calls + 1 halted.
+    expect(report.total).toBe(9);
+    expect(report.unchanged.count + report.changed.count + report.not_assessable.count + report.halted).toBe(report.total);
     expect(report.window.since).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(Date.now() - Date.parse(report.window.since!)).toBeGreaterThanOrEqual(30 * DAY);
   });
@@ -197,7 +214,7 @@ describe('witness policy test', () => {
     const all = await backtest([strictFile]);
     expect(changesOf(all.report)).toEqual(await expectedChanges(undefined));
     expect(all.report.changed.transitions.find((t) => t.from === 'allow' && t.to === 'deny')!.examples.map((e) => e.id)).toContain(ids.old);
-    expect(all.report.total).toBe(9);
+    expect(all.report.total).toBe(10);
     const before = await backtest([strictFile, '--until', '30d']);
     expect(before.report.total).toBe(1);
     expect(changesOf(before.report)).toEqual({ 'allow>deny': [ids.old] });
@@ -233,7 +250,8 @@ describe('witness policy test', () => {
     expect(r.stdout).toMatch(/^ {2}allow → deny +1$/m);
     expect(r.stdout).toMatch(/^ {2}allow → review +1$/m);
     expect(r.stdout).toMatch(/^ {2}not assessable +2 +\(the record lacks what the policy tests\)$/m);
-    expect(r.stdout).toMatch(/^ {2}total +8 +3 decision\(s\) would change$/m);
+    expect(r.stdout).toMatch(/^ {2}halted +1 +\(refused by the stop button, whatever the policy\)$/m);
+    expect(r.stdout).toMatch(/^ {2}total +9 +3 decision\(s\) would change$/m);
     expect(r.stdout).toMatch(/^not assessable \(2, first 1 shown\):$/m);
     expect(r.stdout).toMatch(/^ {2}[0-9a-f-]{36} {2}\S+ {2}support-bot {2}backoffice\/billing\.refund {2}was review \(refunds-over-500\)$/m);
     expect(r.stdout).toMatch(/^ {6}rule refunds-over-1000 \(line 9, when args\.amount > 1000\) says deny: Refunds over \$1000 go to finance\.$/m);
@@ -275,5 +293,29 @@ describe('witness policy test', () => {
     const none = await runCli(['policy', 'test', strictFile, '--store', `sqlite:${path.join(dir, 'absent.db')}`]);
     expect(none.code).not.toBe(0);
     oneSentence(none.stderr);
+  });
+});
+
+describe('witness policy test on PostgreSQL', () => {
+  const pg = testSchemas('wt_policy_test');
+
+  it('reads the same calls through the PostgreSQL driver and finds the same changes', async () => {
+    const { url, l } = await pg.fresh();
+    try {
+      // The demo ledger's calls and decisions, copied event by event (the purged call has no payload to copy).
+      const copied = (await readEvents(db)).filter((e) => (e.kind === 'tool.call' || e.kind === 'policy.decision') && e.data !== null);
+      for (const e of copied) {
+        const { v: _v, seq: _seq, prev: _prev, hash: _hash, payload_digest: _d, salt: _salt, pos: _pos, stream, ...input } = e;
+        await l.append([{ ...(input as EventInput), stream }]);
+      }
+    } finally {
+      await l.close();
+    }
+    const onPg = await backtest([strictFile, '--since', '30d'], url);
+    const onSqlite = await backtest([strictFile, '--since', '30d']);
+    expect(onPg.code).toBe(0);
+    expect(changesOf(onPg.report)).toEqual(changesOf(onSqlite.report));
+    expect(onPg.report.total).toBe(onSqlite.report.total - 1);
+    expect(onPg.report.not_assessable.examples.map((e) => e.id)).toEqual([ids.secret]);
   });
 });

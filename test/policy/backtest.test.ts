@@ -174,6 +174,19 @@ describe('classifyCall: calls whose arguments are not all in the record', () => 
   });
 });
 
+describe('classifyCall: a halted agent', () => {
+  it('counts a call refused by a halt apart: the stop button decided it, not a policy', () => {
+    const policy = loadText(dir, 'version: 1\ndefault: allow\n');
+    const c = call('iam.set_role', { role: 'x' }, 'deny');
+    const halted = classifyCall(policy, { ...c, recorded: { decision: 'deny', halted: true } });
+    expect(halted).toEqual({ kind: 'halted', from: 'deny', why: 'its agent was halted (human.halt), which refuses calls whatever a policy says' });
+    expect(classifyCall(policy, c)).toMatchObject({ kind: 'assessed', changed: true, evaluation: { decision: 'allow' } });
+    const bt = new Backtest(policy);
+    bt.add({ ...c, recorded: { decision: 'deny', halted: true } });
+    expect(bt.report()).toMatchObject({ total: 1, halted: 1, changed: { count: 0 }, unchanged: { count: 0 } });
+  });
+});
+
 describe('Backtest: counts, examples and the report', () => {
   it('counts each transition, keeps the first N examples of each, and gives a report the schema accepts', () => {
     const policy: Policy = loadText(dir, STRICT);

@@ -249,11 +249,14 @@ export function decisionOf(e: StoredEvent): RecordedDecision | undefined {
   const rule = e.policy?.rule ?? data['rule'];
   const version = e.policy?.version ?? data['policy_version'];
   const mode = e.policy?.mode ?? data['mode'];
+  // gateway/record.ts: a halted agent's call is denied with reason code `halted` in the header (kept when the payload is purged).
+  const halted = e.policy?.reason_code === 'halted' || (data['reason'] === 'halted' && data['halt'] !== undefined);
   return {
     decision: decision as Effect,
     ...(typeof rule === 'string' ? { rule } : {}),
     ...(typeof version === 'string' ? { policyVersion: version } : {}),
     ...((MODES as readonly unknown[]).includes(mode) ? { mode: mode as 'enforce' | 'shadow' } : {}),
+    ...(halted ? { halted: true } : {}),
   };
 }
 
@@ -272,6 +275,7 @@ function printReport(io: Io, r: BacktestReport, policy: Policy): void {
   rows.push(['unchanged', r.unchanged.count, by === '' ? '' : `(${by})`]);
   for (const t of r.changed.transitions) rows.push([`${t.from === 'none' ? 'no policy' : t.from} → ${t.to}`, t.count, '']);
   rows.push(['not assessable', r.not_assessable.count, r.not_assessable.count === 0 ? '' : '(the record lacks what the policy tests)']);
+  if (r.halted > 0) rows.push(['halted', r.halted, '(refused by the stop button, whatever the policy)']);
   rows.push(['total', r.total, r.changed.count === 0 ? 'no decision would change' : `${r.changed.count} decision(s) would change`]);
   const width = Math.max(...rows.map(([l]) => l.length));
   const nwidth = Math.max(...rows.map(([, n]) => String(n).length));
