@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EventKind, Outcome } from '../core/index.js';
+import { normaliseInstant } from '../export/index.js';
 import { AgentId, KeyName } from './keys.js';
 import { Role } from './roles.js';
 
@@ -20,23 +21,23 @@ const digits = (what: string) =>
     .transform(Number);
 
 /**
- * ISO-8601 with a time and a zone (`2026-11-23T10:00:00Z`, `…+02:00`) or a bare date (midnight
- * UTC), on a real calendar day in the years 0000-9999, normalised to the stored form (UTC with
- * milliseconds, compared as text by the store). Date.parse alone would take "1" as 2001.
+ * An ISO-8601 time with a zone, or a date (midnight UTC), as the store compares it
+ * (`YYYY-MM-DDTHH:MM:SS.mmmZ`): read by the export module's normaliseInstant, the one reading every
+ * command uses, so `?since=` means what `--since` means (no roll-over of T24:00 or 02-30, no local
+ * zone, digits below the millisecond rounded up). Date.parse alone would take "1" as 2001.
  */
 export const TimeParam = z
   .string()
   .max(40)
-  .regex(/^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/, 'must be an ISO-8601 time with a zone, e.g. 2026-11-23T10:00:00Z, or a date')
-  .refine((v) => realDay(v) && !Number.isNaN(Date.parse(v)), 'is not a real calendar time')
-  .transform((v) => new Date(Date.parse(v)).toISOString());
-
-function realDay(v: string): boolean {
-  const [y, m, d] = [Number(v.slice(0, 4)), Number(v.slice(5, 7)), Number(v.slice(8, 10))];
-  const t = new Date(0);
-  t.setUTCFullYear(y, m - 1, d);
-  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
-}
+  .transform((v, ctx) => {
+    try {
+      return normaliseInstant(v, 'time');
+    } catch (e) {
+      // normaliseInstant says `time "<value>" <why>`; the caller's sentence names the parameter.
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^time ".*?" /, '') });
+      return z.NEVER;
+    }
+  });
 
 const text = z.string().min(1).max(512);
 
