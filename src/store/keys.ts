@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError, formatVerifierKey, generateKey, keyFingerprint, parseSignerKey, parseVerifierKey, type NoteSigner } from '../core/index.js';
 import { syncDirectory } from './sync-directory.js';
+import { SIGNING_KEY_FILE_ENV } from './url.js';
 
 /**
  * Signing keys live outside the database: a 0600 file beside it, or WITNESS_SIGNING_KEY. Whoever
@@ -28,6 +29,19 @@ export function loadSigner(keyPath: string, env: NodeJS.ProcessEnv = process.env
       throw new WitnessError('invalid_key', `Both ${SIGNING_KEY_ENV} and ${SIGNER_COMMAND_ENV} are set, so it is unclear which key signs; unset one of them.`);
     }
     return commandSigner(command.trim(), env);
+  }
+  // A key file anywhere ($WITNESS_SIGNING_KEY_FILE): the PostgreSQL driver already passes it as
+  // keyPath; for a ledger whose key would otherwise be beside it, it is read instead, and must exist.
+  const keyFileEnv = (env[SIGNING_KEY_FILE_ENV] ?? '').trim();
+  if ((fromEnv === undefined || fromEnv.trim() === '') && keyFileEnv !== '' && path.resolve(keyFileEnv) !== path.resolve(keyPath)) {
+    const signer = loadSigner(path.resolve(keyFileEnv), {});
+    if (signer === undefined) {
+      throw new WitnessError(
+        'invalid_key',
+        `The signing key file ${path.resolve(keyFileEnv)} named by $${SIGNING_KEY_FILE_ENV} does not exist; restore it, or unset the variable to use the key beside the ledger.`,
+      );
+    }
+    return signer;
   }
   if (fromEnv !== undefined && fromEnv.trim() !== '') return parseSignerKey(fromEnv.trim());
   let text: string;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeBase64Strict, parseVerifierKey } from '../../src/core/note.js';
+import { decodeBase64Strict, generateKey, openNote, parseVerifierKey } from '../../src/core/note.js';
 import { commandSigner, openLedger, verifyLedger, type AppendRequest } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -68,6 +68,31 @@ function opensslVerifies(noteText: string, keyPem: string): boolean {
     return false;
   }
 }
+
+describe('a key file anywhere ($WITNESS_SIGNING_KEY_FILE)', () => {
+  it('a SQLite ledger signs with a key kept in another directory, and a missing one is refused in one sentence', async () => {
+    const elsewhere = path.join(dir, 'vault');
+    fs.mkdirSync(elsewhere, { mode: 0o700 });
+    const { signerKey, verifierKey } = generateKey('vault-key');
+    const keyFile = path.join(elsewhere, 'ledger.key');
+    fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
+    const file = tempDb(dir);
+    const l = await openLedger(`sqlite:${file}`, { env: { WITNESS_SIGNING_KEY_FILE: keyFile } });
+    try {
+      expect(fs.existsSync(`${file}.key`)).toBe(false);
+      await l.append([note(0)]);
+      const cp = await l.seal();
+      expect(openNote(cp!.note, [parseVerifierKey(verifierKey)]).verified).toHaveLength(1);
+      expect((await verifyLedger(l, { trustedKeys: [verifierKey] })).ok).toBe(true);
+    } finally {
+      await l.close();
+    }
+    await expect(openLedger(`sqlite:${file}`, { create: false, env: { WITNESS_SIGNING_KEY_FILE: path.join(elsewhere, 'gone.key') } })).rejects.toMatchObject({
+      code: 'invalid_key',
+      message: expect.stringMatching(/gone\.key named by \$WITNESS_SIGNING_KEY_FILE does not exist; restore it, or unset the variable/),
+    });
+  });
+});
 
 describe('command signer ($WITNESS_SIGNER_COMMAND)', () => {
   it('signs checkpoints through openssl holding a key Witness never reads, and openssl verifies them', async () => {

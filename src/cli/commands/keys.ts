@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { APPROVER_NAME, WitnessError, generateKey, keyFingerprint, parseSignerKey } from '../../core/index.js';
 import { SIGNER_COMMAND_ENV, installRotatedKey, keepNextKey, loadSigner, openLedger, parseStoreUrl, postgresKeyFile, rotateSigningKey, sidecarPaths, signingKeySource } from '../../store/index.js';
@@ -190,7 +191,8 @@ export function registerKeys(program: Command, io: Io): void {
       const ledger = await openLedger(url, { create: false, env, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
       try {
         const loc = parseStoreUrl(url);
-        const keyFile = loc.driver === 'sqlite' ? sidecarPaths(loc.path).key : postgresKeyFile(ledger.info.id, undefined, env).file;
+        const keyFileEnv = (env['WITNESS_SIGNING_KEY_FILE'] ?? '').trim();
+        const keyFile = loc.driver === 'sqlite' ? (keyFileEnv === '' ? sidecarPaths(loc.path).key : path.resolve(keyFileEnv)) : postgresKeyFile(ledger.info.id, undefined, env).file;
         const pubFile = loc.driver === 'sqlite' ? sidecarPaths(loc.path).pub : `${keyFile.replace(/\.key$/, '')}.pub`;
         const source = signingKeySource(env);
         const oldSigner = loadSigner(keyFile, env);
