@@ -87,7 +87,7 @@ export function freshDbPath(label: string): string {
 
 /** Removes a SQLite file and everything Witness or SQLite keeps beside it. */
 export function removeDb(file: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal', '.key', '.pub']) fs.rmSync(file + suffix, { force: true });
+  for (const suffix of ['', '-wal', '-shm', '-journal', '.key', '.pub', '.sealed']) fs.rmSync(file + suffix, { force: true });
   fs.rmSync(`${file}.artifacts`, { recursive: true, force: true });
 }
 

@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { SYSTEM_STREAMS, WitnessError, type EventHeader } from '../core/index.js';
 import type { BundleScope, PopulationLine } from './bundle-format.js';
 
@@ -225,5 +227,64 @@ export class PopulationBuilder {
       const text = lines.join('');
       return { def, text, count: lines.length, digest: createHash('sha256').update(text).digest('hex') };
     });
+  }
+}
+
+/** Characters of a population's lines gathered before they are written to its file. */
+const FLUSH_CHARS = 64 * 1024;
+
+/**
+ * As PopulationBuilder, for the exporter: each population's lines go to `<dir>/<name>.jsonl` as they
+ * are made (a few at a time), with their count and SHA-256 kept as they pass, and the bundle streams
+ * the files. A population can be most of a span — every event of an agent that keeps failing is in
+ * errors-and-gaps — so held as text it would grow with the events (about 250 bytes a line).
+ */
+export class PopulationFiles {
+  private readonly pops: Array<{ def: PopulationDefinition; file: string; fd: number; count: number; hash: Hash; pending: string }> = [];
+
+  /** `dir` is a directory of the caller's, empty of these names; the caller removes it. */
+  constructor(dir: string) {
+    try {
+      for (const def of POPULATIONS) {
+        const file = path.join(dir, `${def.name}.jsonl`);
+        this.pops.push({ def, file, fd: fs.openSync(file, 'wx', 0o600), count: 0, hash: createHash('sha256'), pending: '' });
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  add(leaf: number, e: ScopedHeader & { hash: string }): void {
+    for (const p of this.pops) {
+      if (!inPopulation(p.def, e)) continue;
+      const line = populationLine(leaf, e);
+      p.hash.update(line);
+      p.count++;
+      p.pending += line;
+      if (p.pending.length >= FLUSH_CHARS) this.flush(p);
+    }
+  }
+
+  /** Writes what is pending and closes the files: each population's file, count and SHA-256 (hex) of its text, as PopulationBuilder.results gives them. */
+  finish(): Array<{ def: PopulationDefinition; file: string; count: number; digest: string }> {
+    for (const p of this.pops) this.flush(p);
+    this.close();
+    return this.pops.map((p) => ({ def: p.def, file: p.file, count: p.count, digest: p.hash.digest('hex') }));
+  }
+
+  /** Closes the files (safe to call twice); they stay in the caller's directory. */
+  close(): void {
+    for (const p of this.pops) {
+      if (p.fd < 0) continue;
+      fs.closeSync(p.fd);
+      p.fd = -1;
+    }
+  }
+
+  private flush(p: (typeof this.pops)[number]): void {
+    if (p.pending === '') return;
+    fs.writeSync(p.fd, p.pending);
+    p.pending = '';
   }
 }

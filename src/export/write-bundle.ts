@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WitnessError, keyFingerprint, leafHash, nodeHash, openCheckpoint, parseVerifierKey, sha256Hex, type ArtifactRef, type StoredEvent } from '../core/index.js';
@@ -7,7 +8,7 @@ import { BundleOut } from './bundle-out.js';
 import { BUNDLE_FORMAT_V2, BUNDLE_VERSION_V2, BundleManifestV2, BundleScope, CheckpointLine, PopulationIndex, artifactExtension, type BundleMode } from './bundle-format.js';
 import { assertCanSeal, recordExport, type ExportIdentity } from './export-record.js';
 import { keyHistory } from './key-history.js';
-import { EventsDigest, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
+import { EventsDigest, PopulationFiles, ScopeTracker, type ScopedHeader } from './populations.js';
 import { readmeText } from './readme-text.js';
 import { hashedHeaderOfRow, normaliseScopeTimes, resolveSpan, type ScanRow, type Span } from './span.js';
 import { SystemFacts } from './system-manifest.js';
@@ -74,8 +75,10 @@ export const STANDALONE_VERIFIER = fileURLToPath(new URL('./standalone/verify.mj
  * 3. the span is read again and written, with that event as the last line and every file streamed
  *    into the zip or directory, then the manifest with every file's digest.
  *
- * Nothing is held whole but the in-scope ids, the population lines and the set of artifacts: a
- * bundle of 100,000 events and 1,000 screenshots is written in bounded memory.
+ * Nothing is held whole but the in-scope ids (ScopeTracker's parent rule: about 100 bytes per
+ * in-scope event) and the set of artifacts; the populations go to files in a private temporary
+ * directory as the span is read, and are streamed into the bundle. BENCHMARKS.md "Evidence bundle
+ * export" measures the peak at 10,000 and 100,000 events.
  */
 export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (out === '-') {
@@ -103,26 +106,29 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
     throw new WitnessError('not_found', `No events in ${ledger.info.location} match this scope (${describeScope(scope)}); check the ids with \`witness sessions\` or widen the time window.`);
   }
 
-  // ---- 1. the span, read once
-  const tracker = new ScopeTracker(scope);
-  const digest = new EventsDigest();
-  const populations = new PopulationBuilder();
-  const system = new SystemFacts(mode);
-  const artifacts = new Map<string, ArtifactRef>();
-  const ended = new Set<string>();
-  let inScope = 0;
-  for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
-    for (const row of page) {
-      const h = headerOf(row);
-      digest.add(row.hash);
-      if (!tracker.inScope(h)) continue;
-      inScope++;
-      populations.add(row.pos, { ...h, hash: row.hash });
-      system.add(row.pos, { ...h, ...(mode === 'full' && h.kind === 'llm.call' && row.data !== null ? { data: JSON.parse(row.data) as unknown } : {}) });
-      if (h.kind === 'session.end') ended.add(h.stream);
-      if (mode === 'full') for (const a of h.artifacts ?? []) if (!artifacts.has(a.sha256)) artifacts.set(a.sha256, a);
-    }
+  // The population files are written while the span is read, and streamed into the bundle after.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-export-'));
+  try {
+    return await writeSpan(ledger, { scope, span, mode, now, out, work }, options);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** What exportBundle has settled before it reads the span: `work` is its private temporary directory. */
+interface Settled {
+  scope: BundleScope;
+  span: Span;
+  mode: BundleMode;
+  now: Date;
+  out: string;
+  work: string;
+}
+
+/** Steps 1 to 3 of exportBundle. */
+async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: Settled, options: ExportOptions): Promise<ExportResult> {
+  // ---- 1. the span, read once
+  const { digest, inScope, pops, system, artifacts, ended } = await readSpan(ledger, { scope, span, mode, work });
   if (digest.count !== span.to - span.from) {
     throw new WitnessError('store_corrupt', `The ledger has ${digest.count} events at leaves ${span.from}–${span.to - 1}, not ${span.to - span.from}: positions are missing; run \`witness verify\`.`);
   }
@@ -131,7 +137,6 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
   // The key history (keys.json): the ledger's first key and any key a key.rotated event brought in.
   const keyRows = (await keyHistory(ledger, undefined)).keys;
   const systemText = `${JSON.stringify(system.result(), null, 2)}\n`;
-  const pops = populations.results();
   const index = PopulationIndex.parse({
     span,
     populations: pops.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
@@ -192,7 +197,7 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
     bundle.file('keys.json', `${JSON.stringify(await keyHistory(ledger, chain[0]?.ts), null, 2)}\n`);
     bundle.file('system.json', systemText);
     bundle.file('populations/index.json', indexText);
-    for (const p of pops) bundle.file(`populations/${p.def.name}.jsonl`, p.text);
+    for (const p of pops) await bundle.stream(`populations/${p.def.name}.jsonl`, fs.createReadStream(p.file));
 
     const written = new Map<string, string>();
     for (const [sha, ref] of artifacts) {
@@ -250,6 +255,41 @@ export async function exportBundle(ledger: Ledger, scopeIn: BundleScope, out: st
 }
 
 type Header = ScopedHeader & Pick<StoredEvent, 'artifacts' | 'recorder'>;
+
+/**
+ * Step 1 of exportBundle: the span read once, for what the export's record binds — the digest of
+ * its event hashes, the in-scope count, the populations (written to files in `work`), the system
+ * facts — and the artifacts its in-scope events reference and the sessions that ended. A function
+ * of its own so that its ScopeTracker, which keeps every in-scope id, is garbage once it returns,
+ * not alive beside eventLines' own for the rest of the export.
+ */
+async function readSpan(ledger: Ledger, { scope, span, mode, work }: Pick<Settled, 'scope' | 'span' | 'mode' | 'work'>) {
+  const tracker = new ScopeTracker(scope);
+  const digest = new EventsDigest();
+  const populations = new PopulationFiles(work);
+  const system = new SystemFacts(mode);
+  const artifacts = new Map<string, ArtifactRef>();
+  const ended = new Set<string>();
+  let inScope = 0;
+  try {
+    for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
+      for (const row of page) {
+        const h = headerOf(row);
+        digest.add(row.hash);
+        if (!tracker.inScope(h)) continue;
+        inScope++;
+        populations.add(row.pos, { ...h, hash: row.hash });
+        system.add(row.pos, { ...h, ...(mode === 'full' && h.kind === 'llm.call' && row.data !== null ? { data: JSON.parse(row.data) as unknown } : {}) });
+        if (h.kind === 'session.end') ended.add(h.stream);
+        if (mode === 'full') for (const a of h.artifacts ?? []) if (!artifacts.has(a.sha256)) artifacts.set(a.sha256, a);
+      }
+    }
+  } catch (e) {
+    populations.close();
+    throw e;
+  }
+  return { digest, inScope, pops: populations.finish(), system, artifacts, ended };
+}
 
 /** The row's hashed header, checked against its stored hash and index columns (span.ts hashedHeaderOfRow). */
 function headerOf(row: ScanRow): Header {
