@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ChainChecker, Frontier, genesisHash, leafHash, openCheckpoint, selectVerifiers, verifyConsistency, type Failure, type NoteVerifier } from '../core/index.js';
-import type { CheckpointRow, Ledger } from '../store/index.js';
+import { ledgerKeyHistory, type CheckpointRow, type Ledger } from '../store/index.js';
 
 /**
  * Verifies each checkpoint as it appears, from the last one verified: its signature, that it
@@ -42,8 +42,15 @@ export async function verifyNewCheckpoints(ledger: Ledger, state: VerifiedState 
   const latest = await ledger.latestCheckpoint();
   const result: IncrementalResult = { checkpoints: 0, events: 0, failures: [], state, keySource: 'ledger' };
   if (latest === undefined || (state !== undefined && latest.id <= state.checkpoint)) return result;
-  const [own] = await ledger.publicKeys();
-  const { verifiers, source } = selectVerifiers(trustedKeys, own === undefined ? [] : [own.vkey], 'ledger');
+  // The ledger's keys: its first, and each a key.rotated event named after it. Any of them may have
+  // signed the newest checkpoint (one sealed just before a rotation's checkpoint carries only the
+  // old key); which key may sign when (the windows) is judged by the full pass. Pinned keys: the
+  // same chain when one of them is in it, else those keys alone.
+  const history = await ledgerKeyHistory(ledger);
+  const chain = history.firstKey === undefined ? [] : [history.firstKey, ...history.rotations.map((r) => r.newKey)];
+  const pinned = trustedKeys !== undefined && trustedKeys.length > 0 ? trustedKeys : undefined;
+  const inChain = pinned?.some((k) => chain.includes(k.trim())) === true;
+  const { verifiers, source } = pinned !== undefined && !inChain ? selectVerifiers(pinned, [], 'ledger') : selectVerifiers(undefined, chain, pinned === undefined ? 'ledger' : 'pinned');
   result.keySource = source;
   const checked = await checkOne(ledger, state, latest, verifiers);
   result.checkpoints = 1;

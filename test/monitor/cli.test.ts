@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, REPO_ROOT, buildLedger, oneSentence, runCli, tamper, type BuiltLedger } from '../helpers/ledger.js';
+import { openWitness } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** `witness monitor` as people run it: one pass from cron (--once), and the long-running process scraped at /metrics. */
@@ -50,6 +51,27 @@ describe('witness monitor --once', () => {
     expect((await runCli(['resume', '--agent', 'refund-bot', '--reason', 'checked', '--store', store])).code).toBe(0);
     const resolved = JSON.parse((await runCli(['monitor', '--store', store, '--once', '--json'])).stdout) as typeof pass;
     expect(resolved.alerts.map((a) => [a.code, a.status])).toEqual([['agent_halted', 'resolved']]);
+  });
+
+  it('[R-MONITOR-VERIFY] keeps verifying across a signing-key rotation (witness keys rotate): checkpoints signed by the new key pass', async () => {
+    const ledger = await buildLedger(dir);
+    const store = `sqlite:${ledger.file}`;
+    expect((await runCli(['monitor', '--store', store, '--once'])).code).toBe(0);
+    const rotated = await runCli(['keys', 'rotate', '--reason', 'yearly rotation', '--store', store]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const w = await openWitness({ store, name: 'tamper' });
+    const s = await w.session({ agent: { id: 'support-bot' } });
+    await s.note('after the rotation');
+    await s.end();
+    await w.close();
+    const r = await runCli(['monitor', '--store', store, '--once', '--json', '--full-every', '1ms']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const pass = JSON.parse(r.stdout) as { verified: { size: number; failures: string[] }; full: { ok: boolean }; alerts: unknown[] };
+    expect(pass.verified.failures).toEqual([]);
+    expect(pass.verified.size).toBeGreaterThan(ledger.size + 1);
+    expect(pass.full.ok).toBe(true);
+    expect(pass.alerts).toEqual([]);
   });
 
   it('refuses bad usage with exit 2 and one sentence', async () => {
