@@ -83,6 +83,12 @@ interface DeskHost {
   toClient(message: Record<string, unknown>, related?: JsonRpcId): void;
   /** Sends a released call to the server (after its release is recorded). */
   release(held: Held): void;
+  /**
+   * Why an approved call must not be released now (its agent was halted while it waited), as the
+   * text the agent reads; undefined to release it. Asked before the release is recorded, so a halted
+   * call never uses up its grant.
+   */
+  stopped(held: Held): string | undefined;
   log(message: string): void;
 }
 
@@ -419,6 +425,11 @@ export class ApprovalDesk {
 
   /** Records the release (consuming the grant), then forwards the call. */
   private async approve(h: Held, v: ApprovalView, d: Row<'approval.decision'> = v.decision!): Promise<void> {
+    const stop = this.host.stopped(h);
+    if (stop !== undefined) {
+      this.refuse(h, stop);
+      return;
+    }
     // Marked before the release is awaited, so two sessions polling the same grant cannot both pass.
     if (ApprovalDesk.used.has(d.id)) {
       this.refuse(h, `The call to ${h.tool} was not made: its approval (request ${v.requestId}) has already released a call, and a grant is used once.`);

@@ -146,18 +146,16 @@ export class McpRelay {
       toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
       // forwardCall's only await is the before shot, which records its own failure and resolves.
       release: (held) => {
-        // A halt placed while the call waited for its approval stops it too.
-        const halt = this.halts.current();
-        if (halt.halted === true || (halt.halted === 'unreadable' && this.o.failOpen !== true)) {
-          const text = halt.halted === true ? haltedMessage(halt.halt, `this approved call to ${held.tool}`) : this.haltsUnreadable(held.tool, halt.why);
-          const result = held.shape === undefined ? toolErrorResult(text) : held.shape(toolErrorResult(text));
-          this.toClient(resultMessage(held.id, result), held.id);
-          this.rec.result({ callId: held.callId, tool: held.tool, server: this.o.server, output: result, isError: true, durationMs: performance.now() - held.started, outcome: 'denied' });
-          return;
-        }
         this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) =>
           this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`),
         );
+      },
+      // A halt placed while the call waited for its approval stops it too.
+      stopped: (held) => {
+        const halt = this.halts.current();
+        if (halt.halted === true) return haltedMessage(halt.halt, `this approved call to ${held.tool}`);
+        if (halt.halted === 'unreadable' && this.o.failOpen !== true) return this.haltsUnreadable(held.tool, halt.why);
+        return undefined;
       },
       log: (m) => this.log(m),
     });

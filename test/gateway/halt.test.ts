@@ -131,6 +131,46 @@ describe('the stop button [R-HALT]', () => {
   }, 60_000);
 });
 
+describe('a call held for approval when its agent is halted [R-HALT]', () => {
+  it('is refused with the halt, not forwarded, even when a person approves it afterwards', async () => {
+    const db = tempDb(dir);
+    const store = `sqlite:${db}`;
+    const alice = person(dir, 'alice-held@corp');
+    const policy = writeReviewPolicy(path.join(dir, 'held-policy.yaml'), [alice]);
+    const client = await stdioClient(proxyArgs(db, SERVER, ['--server', 'everything', '--policy', policy]));
+    try {
+      const call = client.callTool({ name: 'get-sum', arguments: { a: 500, b: 25 } });
+      const reader = await openLedger(store, { create: false, readonly: true });
+      let request: string | undefined;
+      try {
+        for (let i = 0; i < 300 && request === undefined; i++) {
+          request = (await eventsOf(reader, 'approval.request'))[0]?.id;
+          if (request === undefined) await sleep(50);
+        }
+      } finally {
+        await reader.close();
+      }
+      expect(request).toBeDefined();
+      expect((await runBin(['halt', '--agent', 'support-bot', '--reason', 'refunding every order', '--store', store])).code).toBe(0);
+      await sleep(1000);
+      const approved = await runBin(['approve', request!, '--key', alice.file, '--reason', 'looks fine', '--store', store]);
+      expect(approved.code, approved.stderr).toBe(0);
+      const result = await call;
+      expect(result.isError).toBe(true);
+      expect(oneSentence(text(result))).toMatch(
+        /^Agent support-bot was halted by \S+ at .* \(refunding every order\), so this approved call to get-sum was not sent to the server; a person lifts the halt with `witness resume --agent support-bot`\.$/,
+      );
+    } finally {
+      await client.close();
+    }
+    const evs = await readEvents(db);
+    const result = evs.find((e) => e.kind === 'tool.result');
+    expect(result).toMatchObject({ outcome: 'denied', data: { tool: 'get-sum', is_error: true } });
+    // The approval was not used: no release was recorded for the halted call.
+    expect(evs.filter((e) => e.kind === 'policy.decision' && e.data?.['approval'] !== undefined)).toEqual([]);
+  }, 60_000);
+});
+
 describe('witness halt and resume at the command line', () => {
   it('refuses missing flags as bad usage (exit 2) in one sentence, recording nothing', async () => {
     const db = tempDb(dir);
