@@ -16,7 +16,8 @@ const ALLOWED = {
   export: ['core', 'store', 'capture'],
   report: ['core', 'store', 'capture', 'export', 'server'],
   monitor: ['core', 'store', 'recorder', 'approvals'],
-  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo', 'monitor'],
+  anchor: ['core', 'store'],
+  cli: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report', 'demo', 'monitor', 'anchor'],
   demo: ['core', 'store', 'recorder', 'integrations', 'approvals', 'policy', 'gateway', 'capture', 'server', 'export', 'report'],
 };
 const MODULES = Object.keys(ALLOWED);

@@ -119,6 +119,8 @@ export const REQUIREMENTS = {
     'Failures of recording, capture, sealing or verification, a long-pending or expired approval and a halt fire one alert per condition until it clears, to a signed and retried webhook, a command and /metrics, and are recorded as alert events; a monitor that cannot record or save says so the same way.',
   'R-ANOMALY-FLAGS':
     'Anomaly rules (a new tool, a burst, a denial streak, off-hours calls, prompt-injection indicators) flag realistic sequences and not benign ones, as anomaly events naming the event that tripped them, never blocking and never twice across restarts; an agent key cannot write an alert or an anomaly.',
+  'R-ANCHOR-COSIGN':
+    'A cosigning witness (C2SP tlog-witness) cosigns only a checkpoint consistent with the last one it cosigned for that log, refuses a forked log with the spec status (409/422) and keeps the refusal, and `witness verify --require-cosigner` fails when the newest checkpoint lacks a valid cosignature/v1 by that key.',
 } as const;
 
 export type RequirementId = keyof typeof REQUIREMENTS;

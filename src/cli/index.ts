@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { RECORDER_VERSION } from '../recorder/index.js';
+import { registerAnchor } from './commands/anchor.js';
 import { registerApprovals } from './commands/approvals.js';
 import { registerApprover } from './commands/approver.js';
 import { registerCheckpoint } from './commands/checkpoint.js';
+import { registerCosign } from './commands/cosign.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExport } from './commands/export.js';
 import { registerInit } from './commands/init.js';
@@ -49,6 +51,8 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerReview(program, io);
   registerSeal(program, io);
   registerCheckpoint(program, io);
+  registerAnchor(program, io, setExit);
+  registerCosign(program, io);
   registerProxy(program, io, setExit);
   registerGateway(program, io);
   registerApprovals(program, io);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
+import { checkCosignatures, defaultAnchorsFile, parseCosignerVerifierKey, readAnchors, type AnchorVerdict } from '../../anchor/index.js';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
 import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle, type BundleVerdict, type BundleVerifyReport } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
@@ -15,6 +16,8 @@ interface VerifyOpts {
   sealRecord?: string;
   threads?: string;
   requirePayloads?: boolean;
+  requireCosigner?: string[];
+  anchors?: string;
   json?: boolean;
 }
 
@@ -30,9 +33,13 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--seal-record <file>', SEAL_RECORD_HELP)
     .option('--threads <n>', 'worker threads for a ledger (default: one per core from 65,536 events; 1 = this thread only)')
     .option('--require-payloads', 'a bundle: fail on any event that carries no payload (out of scope or withheld), not only on stripped ones')
+    .option('--require-cosigner <vkey...>', 'fail unless the newest checkpoint carries a valid cosignature (C2SP cosignature/v1) by this witness key')
+    .option('--anchors <file>', 'the anchors file `witness anchor` keeps (default: <db>.anchors.jsonl beside a SQLite ledger)')
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
       const trustedKeys = readTrustedKeys(opts.trustedKey);
+      const requiredCosigners = (opts.requireCosigner ?? []).map(cosignerKeyArgument);
+      let anchors: AnchorVerdict | undefined;
       const threads = opts.threads === undefined ? undefined : threadCount(opts.threads);
       let report: BundleVerifyReport;
       let subject: string;
@@ -44,6 +51,9 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
+        if (requiredCosigners.length > 0) {
+          throw new WitnessError('invalid_argument', '--require-cosigner checks a ledger and its anchors file; bundles do not carry cosignatures yet — verify the ledger with --store.');
+        }
         const bundleOptions = { ...(trustedKeys === undefined ? {} : { trustedKeys }), ...(opts.requirePayloads === true ? { requirePayloads: true } : {}) };
         report = looksLikeZip(bundle) ? await verifyZipBundle(bundle, bundleOptions) : verifyBundle(bundle, bundleOptions);
         subject = `Bundle ${bundle}`;
@@ -75,15 +85,40 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           });
           bar.done();
           subject = `Ledger ${ledger.info.location}`;
+          if (requiredCosigners.length > 0) {
+            const { records, unreadable } = readAnchors(defaultAnchorsFile(store, opts.anchors));
+            anchors = checkCosignatures(await ledger.checkpoints(), records, unreadable, requiredCosigners);
+          }
         } finally {
           await ledger.close();
         }
         if (opts.session !== undefined) report = onlySession(report, opts.session);
       }
-      setExit(report.ok ? EXIT_OK : EXIT_FAILED);
-      if (opts.json) return printJson(io, report);
+      const ok = report.ok && (anchors?.ok ?? true);
+      setExit(ok ? EXIT_OK : EXIT_FAILED);
+      if (opts.json) return printJson(io, anchors === undefined ? report : { ...report, ok, anchors });
       printReport(io, subject, report);
+      if (anchors !== undefined) printAnchors(io, anchors);
     });
+}
+
+/** A key typed on the command line that is not a cosigner key is a mistyped command (exit 2). */
+function cosignerKeyArgument(vkey: string): ReturnType<typeof parseCosignerVerifierKey> {
+  try {
+    return parseCosignerVerifierKey(vkey);
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `--require-cosigner: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The anchors checked, each on its own line: which cosigners vouched for which checkpoint, and what is missing. */
+function printAnchors(terminal: Io, a: AnchorVerdict): void {
+  const io = { out: (line: string) => terminal.out(inert(line)) };
+  const head = a.head === null ? 'no checkpoint' : `checkpoint ${a.head.size}`;
+  io.out(a.ok ? `  anchor: ✔ every required cosigner vouched for ${head}` : `  anchor: ✘ FAILED: ${a.failures.length} problem(s) with the required cosignatures of ${head}`);
+  for (const c of a.checked) io.out(`  anchor: cosignature by ${c.cosigner} on checkpoint ${c.size} at ${new Date(c.timestamp * 1000).toISOString()} verified`);
+  for (const f of a.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
+  if (a.unjudged > 0) io.out(`  anchor: ${a.unjudged} cosignature(s) by witnesses you did not name were not checked`);
 }
 
 function threadCount(text: string): number {

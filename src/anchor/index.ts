@@ -1,0 +1,21 @@
+/** External anchoring of checkpoints (issue 15): cosigning witnesses (C2SP tlog-witness), copies. */
+export {
+  generateCosignerKey,
+  parseCosignerSignerKey,
+  parseCosignerVerifierKey,
+  cosign,
+  cosignedMessage,
+  parseCosignatureLine,
+  verifyCosignature,
+  cosignerLabel,
+  type Cosignature,
+  type CosignerSigner,
+  type CosignerVerifier,
+} from './cosig-key.js';
+export { addCheckpoint, startCosigner, type CosignerOptions, type RunningCosigner } from './witness-server.js';
+export { parseCosignerSpec, submitCheckpoint, type CosignerTarget } from './submit.js';
+export { anchorLatest, type AnchorOptions, type AnchorOutcome } from './anchor.js';
+export { appendAnchor, defaultAnchorsFile, readAnchors, type AnchorRecord } from './anchors-file.js';
+export { checkCosignatures, type AnchorFailure, type AnchorVerdict } from './check.js';
+export { copyCheckpoint, type CopyResult } from './copy.js';
+export { checkpointBodyOf } from './body.js';

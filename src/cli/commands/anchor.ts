@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { anchorLatest, defaultAnchorsFile, parseCosignerSpec, parseCosignerVerifierKey } from '../../anchor/index.js';
+import { WitnessError } from '../../core/index.js';
+import { EXIT_FAILED, EXIT_OK } from '../exit.js';
+import { type Io, printJson } from '../output.js';
+import { openExisting, resolveStore } from '../store-option.js';
+
+interface AnchorOpts {
+  store?: string;
+  anchors?: string;
+  cosigner?: string[];
+  copyTo?: string;
+  json?: boolean;
+}
+
+/** Cosigners from --cosigner, else $WITNESS_COSIGNERS (space-separated URL=VKEY). */
+function cosignerSpecs(flag: string[] | undefined): string[] {
+  if (flag !== undefined && flag.length > 0) return flag;
+  return (process.env['WITNESS_COSIGNERS'] ?? '').split(/\s+/).filter((s) => s !== '');
+}
+
+/**
+ * `witness anchor`: run after `witness seal` (by the same cron or service), not inside the sealer,
+ * so an unreachable witness never delays or fails sealing; a missing anchor shows up in
+ * `witness verify --require-cosigner` instead.
+ */
+export function registerAnchor(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('anchor')
+    .description('take the newest checkpoint outside Witness: cosignatures from witnesses (C2SP tlog-witness), a copy in a directory')
+    .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
+    .option('--anchors <file>', 'where cosignatures are kept (default: <db>.anchors.jsonl beside a SQLite ledger; required for PostgreSQL)')
+    .option('--cosigner <url=vkey...>', 'a witness: its URL and cosigner verifier key (default: $WITNESS_COSIGNERS, space-separated)')
+    .option('--copy-to <dir>', 'also write <size>.checkpoint (with its cosignatures) to this directory; never overwrites a different tree')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: AnchorOpts) => {
+      const store = resolveStore(opts.store);
+      const anchorsFile = defaultAnchorsFile(store, opts.anchors);
+      const cosigners = cosignerSpecs(opts.cosigner).map((s) => {
+        try {
+          return parseCosignerSpec(s, parseCosignerVerifierKey);
+        } catch (e) {
+          // A key typed on the command line that is not a cosigner key is a mistyped command (exit 2).
+          if (e instanceof WitnessError && e.code === 'invalid_key') throw new WitnessError('invalid_argument', `--cosigner: ${e.message}`, { cause: e });
+          throw e;
+        }
+      });
+      const ledger = await openExisting(store, { readonly: true });
+      try {
+        const out = await anchorLatest(ledger, { anchorsFile, cosigners, ...(opts.copyTo === undefined ? {} : { copyTo: opts.copyTo }) });
+        setExit(out.refused.length === 0 ? EXIT_OK : EXIT_FAILED);
+        if (opts.json) return printJson(io, { ...out, anchors: anchorsFile });
+        for (const c of out.cosigned) io.out(`✔ Cosigned checkpoint ${out.size} by ${c.cosigner} at ${new Date(c.timestamp * 1000).toISOString()}; kept in ${anchorsFile}.`);
+        for (const r of out.refused) io.out(`✘ ${r.cosigner}: ${r.message}`);
+        if (out.copy !== undefined) io.out(out.copy.written ? `✔ Copied checkpoint ${out.size} to ${out.copy.file}.` : `  ${out.copy.file} already holds checkpoint ${out.size}; unchanged.`);
+      } finally {
+        await ledger.close();
+      }
+    });
+}
