@@ -188,6 +188,8 @@ export const RECORDED_ERROR_CODES = [
   'approver_not_allowed',
   'approval_mismatch',
   'approvals_unreadable',
+  // the stop button (approvals/halt.ts): a gateway that cannot read whether its agent is halted refuses
+  'halts_unreadable',
   // the gateway refusing or losing a message
   'parse_error',
   'batch_refused',
