@@ -86,6 +86,11 @@ describe('witness keys rotate', () => {
       { mode: 0o755 },
     );
     const { file, store } = await ledgerWithEvents({ WITNESS_SIGNER_COMMAND: script });
+    // witness seal takes the same flag: the checkpoint is signed by the command's key, no key file made.
+    const sealed = await runCli(['seal', '--store', store, '--signer-command', script]);
+    expect(sealed.code, sealed.stderr).toBe(0);
+    expect(sealed.stdout).toMatch(/^Sealed checkpoint \d+: 2 events/);
+    expect(fs.existsSync(sidecarPaths(file).key)).toBe(false);
     const r = await runCli(['keys', 'rotate', '--store', store, '--signer-command', script, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as { key_file: string | null; new_key_file: string; new_key: string };

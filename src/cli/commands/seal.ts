@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
-import { readAgainstFile } from '../../store/index.js';
+import { SIGNER_COMMAND_ENV, openLedger, readAgainstFile } from '../../store/index.js';
 import { type Io, inert, printJson } from '../output.js';
-import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
+import { SEAL_RECORD_HELP, resolveStore } from '../store-option.js';
 
 interface SealOpts {
   store?: string;
@@ -10,6 +10,7 @@ interface SealOpts {
   adopt?: boolean;
   against?: string;
   sealRecord?: string;
+  signerCommand?: string;
   json?: boolean;
 }
 
@@ -22,13 +23,16 @@ export function registerSeal(program: Command, io: Io): void {
     .option('--adopt', 'for a ledger with checkpoints but no record: verify it whole with the key, record its newest checkpoint, then seal')
     .option('--against <file>', 'with --adopt: a checkpoint saved earlier that the ledger must still extend')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
+    .option('--signer-command <command>', `sign with this command instead of a key file (default $${SIGNER_COMMAND_ENV}; README "Keeping the key outside Witness")`)
     .option('--json', 'machine-readable output')
     .action(async (opts: SealOpts) => {
       if (opts.against !== undefined && opts.adopt !== true) {
         throw new WitnessError('invalid_argument', '--against is checked only when adopting; add --adopt, or use `witness verify --against` to check a ledger.');
       }
       const against = opts.against === undefined ? undefined : readAgainstFile(opts.against);
-      const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
+      // The signer command reaches the ledger as its environment would (store/keys.ts loadSigner).
+      const env = opts.signerCommand === undefined ? process.env : { ...process.env, [SIGNER_COMMAND_ENV]: opts.signerCommand };
+      const ledger = await openLedger(resolveStore(opts.store), { create: false, readonly: false, env, ...(opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord }) });
       try {
         // Adoption is never implicit (seal refuses a ledger with checkpoints and no record): only a
         // person can say the ledger is theirs and intact, so it is this flag, and it verifies first.
