@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest, purge (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -27,6 +27,7 @@ import { benchGatewayModern } from './gateway-modern.js';
 import { LargeLedgers } from './ledgers.js';
 import { benchMemory } from './memory.js';
 import { benchPostgres } from './postgres.js';
+import { benchPurge } from './purge.js';
 import { benchQuery } from './query.js';
 import { benchRecorder } from './recorder.js';
 import { benchServer } from './server.js';
@@ -44,7 +45,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest', 'purge'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -261,6 +262,7 @@ async function main(): Promise<void> {
     server: () => benchServer(cfg, ledgers),
     export: () => benchExport(cfg),
     backtest: () => benchBacktest(cfg),
+    purge: () => benchPurge(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];

@@ -23,6 +23,9 @@ import { registerServe } from './commands/serve.js';
 import { registerKeys } from './commands/keys.js';
 import { registerVerify } from './commands/verify.js';
 import { registerVideo } from './commands/video.js';
+import { registerRetention } from './commands/retention.js';
+import { registerHold } from './commands/hold.js';
+import { registerErase } from './commands/erase.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, messageFor } from './exit.js';
 import { type Io, inert, inertIo, jsonText, processIo } from './output.js';
 
@@ -61,6 +64,9 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerVideo(program, io);
   registerServe(program, io);
   registerKeys(program, io);
+  registerRetention(program, io);
+  registerHold(program, io);
+  registerErase(program, io);
   registerMonitor(program, io, setExit);
   registerPolicy(program, io, setExit);
   // Commander prints its usage errors as several lines; keep the text, print it as one sentence

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { sidecarPaths, type Ledger } from '../../src/store/index.js';
-import { PURGE_FUNCTION } from '../../src/store/sqlite/schema.js';
+import { genesisHash } from '../../src/core/index.js';
 import { headerColumns } from '../helpers/header-columns.js';
 import type { EventImage, LedgerEdit } from './contract/driver.js';
+import { forge } from './contract/fixtures.js';
 
 /**
  * The SQLite driver's edit hook for the contract suite: opens the ledger's file with better-sqlite3
@@ -26,13 +27,11 @@ export async function sqliteEdit(l: Ledger, op: LedgerEdit, options: { bypass?: 
   }
   const bypass = options.bypass ?? true;
   const db = new Database(file, { timeout: 10_000 });
-  // The mark of the driver's purge path (src/store/sqlite/purge.ts), put on this connection only for guardedPurge.
-  if (op.kind === 'guardedPurge') db.function(PURGE_FUNCTION, () => 1);
   try {
     db.transaction(() => {
       const triggers = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL`).all() as Array<{ name: string; sql: string }>;
       if (bypass) for (const t of triggers) db.exec(`DROP TRIGGER "${t.name.replaceAll('"', '""')}"`);
-      applyEdit(db, op);
+      applyEdit(db, op, l.info.origin);
       if (bypass) for (const t of triggers) db.exec(t.sql);
     }).immediate();
   } finally {
@@ -40,7 +39,7 @@ export async function sqliteEdit(l: Ledger, op: LedgerEdit, options: { bypass?: 
   }
 }
 
-function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewriteArtifact' | 'deleteArtifact' | 'forgetSealRecord' }>): void {
+function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewriteArtifact' | 'deleteArtifact' | 'forgetSealRecord' }>, origin: string): void {
   switch (op.kind) {
     case 'rewriteData':
       return void db.prepare('UPDATE events SET data = ? WHERE pos = ?').run(op.data, op.pos);
@@ -82,9 +81,15 @@ function applyEdit(db: Database.Database, op: Exclude<LedgerEdit, { kind: 'rewri
       return void db.prepare('DELETE FROM tree_nodes').run();
     case 'rewritePublicKey':
       return void db.prepare('UPDATE public_keys SET vkey = ? WHERE rowid = (SELECT min(rowid) FROM public_keys)').run(op.vkey);
-    case 'guardedPurge':
+    case 'guardedPurge': {
+      // The guard's door (src/store/sqlite/schema.ts EVENTS_NO_UPDATE): a retention.purge record
+      // inserted on this connection just before, here one that lists no leaf, correctly chained.
+      const stream = 'witness.forged-purge';
+      const pos = (db.prepare('SELECT coalesce(max(pos) + 1, 0) FROM events').pluck().get() as number) ?? 0;
+      insertRow(db, forge(stream, 0, genesisHash(origin, stream), pos, 'retention.purge', { policy: 'forged', before: '2026-01-01T00:00:00.000Z', count: 0, leaves: [] }), 'INSERT');
       if (op.header === undefined) return void db.prepare('UPDATE events SET data = NULL, salt = NULL WHERE pos = ?').run(op.pos);
       return void db.prepare('UPDATE events SET data = NULL, salt = NULL, header = ? WHERE pos = ?').run(op.header, op.pos);
+    }
   }
 }
 

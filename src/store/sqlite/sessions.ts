@@ -262,6 +262,25 @@ export function indexSessionsLocked(db: Database.Database, indexEnd: number, lim
   return to - from;
 }
 
+/**
+ * Inside the retention purge's transaction (purge.ts): folds the given streams again from their
+ * events below the rows' end, after payloads were erased, so the fields a row takes from a payload
+ * (an approval's decision, a session.end's reason) no longer hold what was purged, and verify's
+ * fold of the events agrees with the rows. Only rows that exist are rewritten; terms come from
+ * headers and do not change.
+ */
+export function refoldSessionsLocked(db: Database.Database, streams: Iterable<string>): void {
+  const s = statementsFor(db);
+  if (s === null) return;
+  const upto = Number(s.upto.get() ?? 0);
+  const facts = db.prepare(`${EVENT_FACTS.replace('WHERE pos >= ? AND pos < ? ORDER BY pos', 'WHERE stream = ? AND pos < ? ORDER BY pos')}`).raw(true);
+  for (const stream of streams) {
+    if (s.row.get(stream) === undefined) continue;
+    const folded = fold(facts.all(stream, upto) as Fact[]).get(stream);
+    if (folded !== undefined) s.put.run({ ...pick(folded), agents: JSON.stringify(folded.agents) });
+  }
+}
+
 function pick(a: Agg): Agg {
   const out = {} as Record<string, unknown>;
   for (const c of COLUMNS) out[c] = a[c];

@@ -92,10 +92,10 @@ export type LedgerEdit =
   /** Remove the sealer's record of its last checkpoint, kept outside the database (at `sealRecordLocation`). */
   | { kind: 'forgetSealRecord' }
   /**
-   * Null `data` and `salt` of one event (and set its header when given) as the purge guard's own
-   * path would, the guard's authorisation granted (SQLite: its function says yes on the hook's
-   * connection; PostgreSQL: the transaction's witness.purge flag on) but with no retention.purge
-   * record. With `bypass: false` the guard decides: it must admit the bare erasure (which verify
-   * then reports as uncovered_purge) and refuse any change to the header.
+   * Null `data` and `salt` of one event (and set its header when given) through the purge guard's
+   * own door but with no retention.purge record listing it (SQLite: a record listing no leaf is
+   * appended on the hook's connection first; PostgreSQL: the transaction's witness.purge flag is
+   * set by hand). With `bypass: false` the guard decides: it must admit the bare erasure (which
+   * verify then reports as uncovered_purge) and refuse any change to the header.
    */
   | { kind: 'guardedPurge'; pos: number; header?: string };

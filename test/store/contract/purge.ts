@@ -49,6 +49,22 @@ export function purgeContract(driver: DriverUnderTest): void {
       });
     });
 
+    it('[R-RETENTION] a purged session.end no longer gives its session a reason, and the session list still agrees with the events', async () => {
+      await withLedger(driver, async (l) => {
+        const s = await buildSealed(l);
+        expect((await l.listSessions({ session: s.a })).sessions[0]).toMatchObject({ ended: true, endReason: 'completed' });
+        const end = s.pos(s.a, 4);
+        await l.purgePayloads({ positions: [end], record: record([end]) });
+        await l.seal();
+        const [row] = (await l.listSessions({ session: s.a })).sessions;
+        expect(row).toMatchObject({ ended: true, events: 5 });
+        expect(row?.endReason).toBeUndefined();
+        const v = await verifyAfresh(driver, l);
+        expect(v.failures).toEqual([]);
+        expect(v.purged?.payloads).toBe(1);
+      });
+    });
+
     it('[R-RETENTION] verifies the same in worker threads, with purged leaves across chunk seams', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
