@@ -49,6 +49,10 @@ export const REQUIREMENTS = {
     'The viewer shows recorded text (agent output, tool results, page titles, URLs, names) as inert text: no markup, handler or script from it runs, no URL from it becomes a link or a load, and every page is sent with a Content-Security-Policy that allows no script and nothing from another origin.',
   'R-CLI-USAGE': 'Bad usage (unknown flag or command, missing value, out-of-range time, mistyped store scheme, a path that is not there) exits 2 with one sentence saying what to do.',
   'R-KEY-PIN-ADVICE': 'The CLI never presents the public key file beside the ledger as an independent pin; it prints the signing key fingerprint to compare with one recorded elsewhere.',
+  'R-KEY-ROTATION':
+    '`witness keys rotate` records key.rotated and seals it with the old and the new key, later checkpoints with the new key alone; verify (ledger and all three bundle verifiers) passes across it and fails a checkpoint signed only by a retired key after its window (retired_key) and a rotation checkpoint missing either signature (rotation_unsigned).',
+  'R-KEY-EXTERNAL':
+    'The signing key can live outside the ledger directory: a key file anywhere, the environment, or a command that signs (a KMS or HSM); a failing signer refuses the seal in one sentence and loses no event.',
   'R-OFFLINE': 'An exported session verifies offline with no database.',
   'R-WITHHOLD': 'An export without payloads still verifies.',
   'R-AUDIT-ACCESS': 'Exporting audit data is itself recorded: who, which session, what scope (HIPAA 164.312(b)).',

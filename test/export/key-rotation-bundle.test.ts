@@ -131,7 +131,7 @@ describe('a bundle exported across a key rotation', () => {
     expect(keys.keys[1]!.source).toMatch(/key\.rotated event at leaf/);
   });
 
-  it('verifies offline with all three verifiers, with both keys pinned and with the keys it carries', async () => {
+  it('[R-KEY-ROTATION] verifies offline with all three verifiers, with both keys pinned and with the keys it carries', async () => {
     for (const pins of [[oldVkey, newVkey], []]) {
       const v = await verdicts(path.join(dir, 'bundle'), pins);
       expect(v.witness).toEqual({ code: 0, failures: [] });

@@ -70,7 +70,7 @@ function opensslVerifies(noteText: string, keyPem: string): boolean {
 }
 
 describe('a key file anywhere ($WITNESS_SIGNING_KEY_FILE)', () => {
-  it('a SQLite ledger signs with a key kept in another directory, and a missing one is refused in one sentence', async () => {
+  it('[R-KEY-EXTERNAL] a SQLite ledger signs with a key kept in another directory, and a missing one is refused in one sentence', async () => {
     const elsewhere = path.join(dir, 'vault');
     fs.mkdirSync(elsewhere, { mode: 0o700 });
     const { signerKey, verifierKey } = generateKey('vault-key');
@@ -95,7 +95,7 @@ describe('a key file anywhere ($WITNESS_SIGNING_KEY_FILE)', () => {
 });
 
 describe('command signer ($WITNESS_SIGNER_COMMAND)', () => {
-  it('signs checkpoints through openssl holding a key Witness never reads, and openssl verifies them', async () => {
+  it('[R-KEY-EXTERNAL] signs checkpoints through openssl holding a key Witness never reads, and openssl verifies them', async () => {
     const key = pem('kms');
     const env = { WITNESS_SIGNER_COMMAND: signerScript('kms', key), WITNESS_SIGNER_NAME: 'kms-key' };
     const file = tempDb(dir);
@@ -117,7 +117,7 @@ describe('command signer ($WITNESS_SIGNER_COMMAND)', () => {
     }
   });
 
-  it('a failing signer refuses the seal in one sentence, loses no event, and the next seal covers them once it works', async () => {
+  it('[R-KEY-EXTERNAL] a failing signer refuses the seal in one sentence, loses no event, and the next seal covers them once it works', async () => {
     const key = pem('flaky');
     const flag = path.join(dir, 'offline');
     const env = { WITNESS_SIGNER_COMMAND: signerScript('flaky', key, key, flag) };

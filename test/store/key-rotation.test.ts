@@ -94,7 +94,7 @@ for (const h of harnesses) {
       return { ...f, oldSigner, newSigner, newKeyText, result };
     }
 
-    it('seals the rotation with both keys, later checkpoints with the new key only, and verify passes across it', async () => {
+    it('[R-KEY-ROTATION] seals the rotation with both keys, later checkpoints with the new key only, and verify passes across it', async () => {
       const f = await h.fresh();
       await f.l.append([note(0), note(1)]);
       await f.l.seal();
@@ -162,7 +162,7 @@ for (const h of harnesses) {
       await f.l.close();
     });
 
-    it('catches a checkpoint forged with the retired key after its window (retired_key)', async () => {
+    it('[R-KEY-ROTATION] catches a checkpoint forged with the retired key after its window (retired_key)', async () => {
       const f = await rotated();
       installRotatedKey(f.keyFile, f.pubFile, f.newKeyText, f.oldSigner);
       const l = await f.reopen();
