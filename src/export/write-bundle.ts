@@ -271,6 +271,8 @@ async function readSpan(ledger: Ledger, { scope, span, mode, work }: Pick<Settle
   const artifacts = new Map<string, ArtifactRef>();
   const ended = new Set<string>();
   let inScope = 0;
+  // In-scope payloads erased by the retention purge: a full bundle cannot show them as purged yet.
+  const purged: number[] = [];
   try {
     for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
       for (const row of page) {
@@ -278,11 +280,21 @@ async function readSpan(ledger: Ledger, { scope, span, mode, work }: Pick<Settle
         digest.add(row.hash);
         if (!tracker.inScope(h)) continue;
         inScope++;
+        if (mode === 'full' && row.data === null) purged.push(row.pos);
         populations.add(row.pos, { ...h, hash: row.hash });
         system.add(row.pos, { ...h, ...(mode === 'full' && h.kind === 'llm.call' && row.data !== null ? { data: JSON.parse(row.data) as unknown } : {}) });
         if (h.kind === 'session.end') ended.add(h.stream);
         if (mode === 'full') for (const a of h.artifacts ?? []) if (!artifacts.has(a.sha256)) artifacts.set(a.sha256, a);
       }
+    }
+    if (purged.length > 0) {
+      // The three bundle verifiers read a missing payload in a full bundle as stripped; until they
+      // accept one a bundled retention.purge lists, such an export is refused before it records anything.
+      throw new WitnessError(
+        'conflict',
+        `${purged.length} in-scope event(s) of this export (first at leaf ${purged[0]}) had their payloads purged under retention, which a full bundle cannot show yet; export with --withhold-data, or narrow the scope to leave them out.`,
+        { details: { purged: purged.slice(0, 100) } },
+      );
     }
   } catch (e) {
     populations.close();
