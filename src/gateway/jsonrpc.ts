@@ -37,6 +37,8 @@ export const ErrorCode = {
   NotRecorded: -32050,
   /** Witness's own: the message (or HTTP body) is over the gateway's size limit and was refused unread. */
   FrameTooLarge: -32051,
+  /** Witness's own: the agent is halted (`witness halt`), so a request other than tools/call was not forwarded. */
+  Halted: -32052,
 } as const;
 
 /** A JSON-RPC id as MCP allows it (no null for requests). */

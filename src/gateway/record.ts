@@ -10,8 +10,8 @@ import type { Session, Witness } from '../recorder/index.js';
  * whatever the client says about itself goes into `client_claims` only.
  */
 
-/** What a recorded request is: a tool call, a resource read, a prompt fetch, or a list call. */
-export type CallKind = 'tool' | 'resource' | 'prompt' | 'list';
+/** What a recorded request is: a tool call, a resource read, a prompt fetch, a list call, or another request (one a halt refused). */
+export type CallKind = 'tool' | 'resource' | 'prompt' | 'list' | 'request';
 
 export interface CallStart {
   kind: CallKind;

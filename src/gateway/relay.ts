@@ -3,7 +3,7 @@ import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/
 import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { HaltWatch, haltedMessage, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { DISCOVER, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
+import { DISCOVER, LISTEN, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
 import {
   ErrorCode,
   LineSplitter,
@@ -12,6 +12,7 @@ import {
   classifyMessage,
   errorMessage,
   idKey,
+  LIST_METHOD_NAMES,
   recordedMethods,
   refusalMessage,
   refusalRecord,
@@ -24,7 +25,7 @@ import {
   type Refusal,
 } from './jsonrpc.js';
 import { OrderedQueue } from './ordered-queue.js';
-import { GatewayRecorder, type CallKind } from './record.js';
+import { GatewayRecorder, type CallKind, type CallStart } from './record.js';
 
 /**
  * The transport-independent heart of the gateway: one MCP session between one client and one
@@ -284,6 +285,9 @@ export class McpRelay {
       // ledger, however differently from JSON.parse its parser treats spellings of numbers, escapes
       // or white space.
       if (method === 'tools/call') return this.toolCall(frame.id, frame.params, Wire.of(frame.message));
+      // tools/call checks the halt itself (it outranks the policy there); every other request that
+      // acts or reads through the server is stopped here, before it is recorded as sent.
+      if (!ALLOWED_WHILE_HALTED.has(method) && (await this.haltStops(frame.id, method, frame.params))) return;
       if (this.recorded.has(method)) return this.recordedRequest(frame.id, method, frame.params, Wire.of(frame.message));
       if (method === 'initialize') {
         const p = asObject(frame.params);
@@ -408,12 +412,43 @@ export class McpRelay {
     this.log(`witness gateway: refused a call to ${tool}: agent ${this.o.agent.id} is halted (by ${halt.actor}: ${halt.reason}).`);
   }
 
+  /**
+   * A request other than tools/call from a halted agent (resources/read, prompts/get, completion,
+   * tasks/result…): refused with the halt, recorded as a refused call is (the request, a
+   * policy.decision deny for reason `halted`, a denied result), and answered with a JSON-RPC error,
+   * since only a tool call has a result that carries an error. True when it was stopped.
+   */
+  private async haltStops(id: JsonRpcId, method: string, rawParams: unknown): Promise<boolean> {
+    const halt = await this.halts.check();
+    if (halt.halted === false) return false;
+    const params = asObject(rawParams);
+    const target = typeof params['uri'] === 'string' ? params['uri'] : typeof params['name'] === 'string' ? params['name'] : undefined;
+    const { _meta: meta, ...args } = params;
+    const call = { kind: callKind(method), method, target, args, claims: this.claimsWith(meta) };
+    if (halt.halted === 'unreadable') {
+      if (this.o.failOpen === true) {
+        this.log(`witness gateway: forwarded a ${method} though the halt state could not be read (fail-open is configured for this server): ${halt.why}`);
+        return false;
+      }
+      await this.refuseUnreadable(id, method, halt.why, call);
+      return true;
+    }
+    const started = performance.now();
+    const server = this.o.server;
+    const callId = await this.rec.call({ tool: method, server, jsonrpcId: id, evaluation: undefined, halt: halt.halt, ...call });
+    const message = haltedMessage(halt.halt, `this call to ${method}`);
+    this.toClient(errorMessage(id, ErrorCode.Halted, message), id);
+    if (callId !== undefined) this.rec.result({ callId, tool: method, server, isError: true, error: { message, code: 'halted' }, durationMs: performance.now() - started, outcome: 'denied' });
+    this.log(`witness gateway: refused a ${method}: agent ${this.o.agent.id} is halted (by ${halt.halt.actor}: ${halt.halt.reason}).`);
+    return true;
+  }
+
   private haltsUnreadable(tool: string, why: string): string {
     return `Witness could not read whether agent ${this.o.agent.id} is halted (${why.replace(/[.\s]+$/, '')}), so this call to ${tool} was not sent to the server (the gateway fails closed); try again once the ledger is readable.`;
   }
 
   /** The halt state could not be read: the call is refused as one that cannot be recorded is, and the refusal recorded when it can be. */
-  private async refuseUnreadable(id: JsonRpcId, tool: string, why: string, call: { args: unknown; claims: unknown; extra: Record<string, unknown> }): Promise<void> {
+  private async refuseUnreadable(id: JsonRpcId, tool: string, why: string, call: Pick<CallStart, 'args' | 'claims'> & Partial<Pick<CallStart, 'kind' | 'method' | 'target' | 'extra'>>): Promise<void> {
     const message = this.haltsUnreadable(tool, why);
     const started = performance.now();
     this.toClient(errorMessage(id, ErrorCode.NotRecorded, message), id);
@@ -449,7 +484,7 @@ export class McpRelay {
     const params = asObject(rawParams);
     const target = typeof params['uri'] === 'string' ? params['uri'] : typeof params['name'] === 'string' ? params['name'] : undefined;
     const { _meta: meta, ...args } = params;
-    const kind: CallKind = method === 'resources/read' ? 'resource' : method === 'prompts/get' ? 'prompt' : 'list';
+    const kind = callKind(method);
     const started = performance.now();
     const callId = await this.rec.call({ kind, tool: method, method, target, server: this.o.server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation: undefined });
     if (callId === undefined && !this.notRecorded(id, method)) return;
@@ -668,6 +703,36 @@ export class McpRelay {
       // A logger that throws must not take the gateway down.
     }
   }
+}
+
+/**
+ * The requests a halted agent may still send (tools/call and every other request are refused):
+ * the protocol's housekeeping, so a client can still connect, stay connected and show the halt's
+ * message — the handshake and discovery, ping, the lists of what exists, the log level — and what
+ * only stops or watches work: cancelling a task, a task's status, subscribing to change notices
+ * (reading what changed is refused). Notifications and answers to the server's own requests are
+ * not requests of the agent and pass as ever. Anything not named here, an unknown method too, is
+ * refused: a halt must not depend on this list knowing every method a server offers.
+ */
+export const ALLOWED_WHILE_HALTED: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  DISCOVER,
+  ...LIST_METHOD_NAMES,
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  LISTEN,
+  'tasks/list',
+  'tasks/get',
+  'tasks/cancel',
+]);
+
+/** How a request other than tools/call is recorded: a resource read, a prompt fetch, a list, or any other request. */
+function callKind(method: string): CallKind {
+  if (method === 'resources/read') return 'resource';
+  if (method === 'prompts/get') return 'prompt';
+  return LIST_METHOD_NAMES.includes(method) ? 'list' : 'request';
 }
 
 /** What the model reads when a call is refused by policy. */

@@ -131,6 +131,127 @@ describe('the stop button [R-HALT]', () => {
   }, 60_000);
 });
 
+/** What a request other than tools/call came to: its answer as JSON, or its JSON-RPC error code and message. */
+async function outcome(fn: () => Promise<unknown>): Promise<{ ok: true } | { ok: false; code: unknown; message: string }> {
+  try {
+    await fn();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, code: (e as { code?: unknown }).code, message: (e as Error).message };
+  }
+}
+
+const haltedRequest = (method: string) =>
+  new RegExp(
+    `Agent support-bot was halted by \\S+ at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(reading every record\\), so this call to ${method.replace('/', '\\/')} was not sent to the server; a person lifts the halt with \`witness resume --agent support-bot\`\\.$`,
+  );
+
+/** Each refused request is in the ledger as a refused call is: the request (with its method), a policy.decision deny for reason halted, a denied result. */
+async function requestsRefusedRecorded(store: string, methods: readonly string[]): Promise<void> {
+  const reader = await openLedger(store, { create: false, readonly: true });
+  try {
+    const [halt] = await eventsOf(reader, 'human.halt');
+    const decisions = await eventsOf(reader, 'policy.decision');
+    const results = await eventsOf(reader, 'tool.result');
+    const calls = await eventsOf(reader, 'tool.call');
+    for (const method of methods) {
+      const refused = calls.filter((c) => c.data?.['method'] === method && decisions.some((d) => d.parent === c.id));
+      expect(refused, method).toHaveLength(1);
+      const call = refused[0]!;
+      expect(
+        decisions.find((d) => d.parent === call.id),
+        method,
+      ).toMatchObject({
+        outcome: 'denied',
+        policy: { decision: 'deny', reason_code: 'halted' },
+        data: { decision: 'deny', reason: 'halted', tool: method, halt: { id: halt!.id } },
+      });
+      const result = results.find((r) => r.parent === call.id);
+      expect(result, method).toMatchObject({ outcome: 'denied', data: { is_error: true, error: { code: 'halted' } } });
+      expect(String((result!.data?.['error'] as { message: string }).message)).toMatch(haltedRequest(method));
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+describe('a halted agent is refused every request that acts or reads through the server, not only tool calls [R-HALT]', () => {
+  it('witness proxy (2025 era): resources/read, prompts/get and completion/complete are refused and recorded; the handshake, ping and the lists still answer; resume restores them', async () => {
+    const db = tempDb(dir);
+    const store = `sqlite:${db}`;
+    const client = await stdioClient(proxyArgs(db, SERVER));
+    try {
+      const { resources } = await client.listResources();
+      const uri = resources[0]!.uri;
+      const read = () => client.readResource({ uri });
+      const prompt = () => client.getPrompt({ name: 'simple-prompt' });
+      const complete = () => client.complete({ ref: { type: 'ref/prompt', name: 'completable-prompt' }, argument: { name: 'department', value: 'E' } });
+      expect(await outcome(read)).toEqual({ ok: true });
+      expect(await outcome(prompt)).toEqual({ ok: true });
+      expect(await outcome(complete)).toEqual({ ok: true });
+
+      expect((await runBin(['halt', '--agent', 'support-bot', '--reason', 'reading every record', '--store', store])).code).toBe(0);
+      await sleep(1000);
+      for (const [method, fn] of [
+        ['resources/read', read],
+        ['prompts/get', prompt],
+        ['completion/complete', complete],
+      ] as const) {
+        const o = await outcome(fn);
+        expect(o, method).toMatchObject({ ok: false, code: -32052 });
+        expect(oneSentence((o as { message: string }).message), method).toMatch(haltedRequest(method));
+      }
+      // The client can still talk to the server about what exists, and is told why it may do nothing.
+      expect(await outcome(() => client.ping())).toEqual({ ok: true });
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      expect((await client.listResources()).resources.length).toBeGreaterThan(0);
+      expect((await client.listPrompts()).prompts.length).toBeGreaterThan(0);
+      expect((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).isError).toBe(true);
+
+      expect((await runBin(['resume', '--agent', 'support-bot', '--reason', 'done', '--store', store])).code).toBe(0);
+      await sleep(1000);
+      expect(await outcome(read)).toEqual({ ok: true });
+      expect(await outcome(prompt)).toEqual({ ok: true });
+    } finally {
+      await client.close();
+    }
+    await requestsRefusedRecorded(store, ['resources/read', 'prompts/get', 'completion/complete']);
+    // The reads before the halt and after the resume reached the server; the refused one did not.
+    const reads = (await readEvents(db)).filter((e) => e.kind === 'tool.result' && e.data?.['tool'] === 'resources/read').map((e) => e.outcome);
+    expect(reads).toEqual(['success', 'denied', 'success']);
+  }, 60_000);
+
+  it('witness proxy (2026-07-28 era, v2 SDK): resources/read and prompts/get are refused and recorded the same way; discovery and lists still answer', async () => {
+    const db = tempDb(dir);
+    const store = `sqlite:${db}`;
+    const { client } = await v2StdioClient(proxyArgs(db, [process.execPath, V2_SERVER, 'stdio']), { negotiation: { pin: MODERN } });
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
+      const read = () => client.readResource({ uri: 'mem://counter' });
+      const prompt = () => client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } });
+      expect(await outcome(read)).toEqual({ ok: true });
+      expect((await runBin(['halt', '--agent', 'support-bot', '--reason', 'reading every record', '--store', store])).code).toBe(0);
+      await sleep(1000);
+      for (const [method, fn] of [
+        ['resources/read', read],
+        ['prompts/get', prompt],
+      ] as const) {
+        const o = await outcome(fn);
+        expect(o, method).toMatchObject({ ok: false, code: -32052 });
+        expect(oneSentence((o as { message: string }).message), method).toMatch(haltedRequest(method));
+      }
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      expect((await client.listResources()).resources.length).toBeGreaterThan(0);
+      expect((await runBin(['resume', '--agent', 'support-bot', '--reason', 'done', '--store', store])).code).toBe(0);
+      await sleep(1000);
+      expect(await outcome(prompt)).toEqual({ ok: true });
+    } finally {
+      await client.close();
+    }
+    await requestsRefusedRecorded(store, ['resources/read', 'prompts/get']);
+  }, 60_000);
+});
+
 describe('a call held for approval when its agent is halted [R-HALT]', () => {
   it('is refused with the halt, not forwarded, even when a person approves it afterwards', async () => {
     const db = tempDb(dir);
