@@ -40,7 +40,7 @@ export function refuseForeignKey(f: Pick<SealFront, 'foreignKey'>): void {
   if (f.foreignKey !== undefined) {
     throw new WitnessError(
       'seal_refused',
-      `Not signing: the signing key ${fingerprintOf(f.foreignKey.signer)} is not this ledger's key ${fingerprintOf(f.foreignKey.ledger)}, and a ledger is signed by the key it was created with only (key rotation is not built yet); use that key.`,
+      `Not signing: the signing key ${fingerprintOf(f.foreignKey.signer)} is not this ledger's key ${fingerprintOf(f.foreignKey.ledger)}, and a ledger is signed by the key it was created with until \`witness keys rotate\` names another; use that key.`,
     );
   }
 }
