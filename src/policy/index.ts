@@ -9,16 +9,4 @@ export { evaluate, visibleTools } from './evaluate.js';
 export { approversFor, requireApprovers } from './approvers.js';
 export { evaluateCondition, parseCondition, ConditionSyntaxError, type Condition } from './conditions.js';
 export { matchGlob } from './glob.js';
-export {
-  Backtest,
-  BacktestExample,
-  BacktestReport,
-  REDACTION_MARKER,
-  classifyCall,
-  explain,
-  type BacktestOptions,
-  type Classification,
-  type FromDecision,
-  type RecordedCall,
-  type RecordedDecision,
-} from './backtest.js';
+export { Backtest, BacktestExample, BacktestReport, classifyCall, type BacktestOptions, type Classification, type FromDecision, type RecordedCall, type RecordedDecision } from './backtest.js';
