@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { leafRanges } from '../../../src/core/index.js';
-import type { AppendRequest, Ledger } from '../../../src/store/index.js';
+import { eraseSubject, placeHold, releaseHold, runRetention, setRetentionRule, type AppendRequest, type Ledger } from '../../../src/store/index.js';
 import type { DriverUnderTest } from './driver.js';
 import { buildSealed, editedHeader, image, rawRows, verifyAfresh, where, withLedger } from './fixtures.js';
 
@@ -62,6 +62,41 @@ export function purgeContract(driver: DriverUnderTest): void {
         const v = await verifyAfresh(driver, l);
         expect(v.failures).toEqual([]);
         expect(v.purged?.payloads).toBe(1);
+      });
+    });
+
+    it('[R-LEGAL-HOLD] [R-ERASURE] retention run, holds and erasure through the interface alone: held events kept, a subject erased once its hold is released', async () => {
+      await withLedger(driver, async (l) => {
+        const s = await buildSealed(l);
+        const who = { actor: 'dpo@acme.example' };
+        await setRetentionRule(l, { match: { kind: 'note' }, olderThan: '30d' }, who);
+        const { hold } = await placeHold(l, { scope: { session: s.c }, reason: 'litigation' }, who);
+        await l.seal();
+        const later = new Date(Date.now() + 365 * 86_400_000);
+        const run = await runRetention(l, who, { now: later });
+        // Notes: a1 (leaf 3), a3 (leaf 5) purged; c1 (leaf 9) held.
+        expect(run).toMatchObject({ purged: 2, held: 1, heldBy: { [hold]: 1 } });
+        const rows = await rawRows(l);
+        expect(rows.filter((r) => r.data === null).map((r) => r.pos)).toEqual([s.pos(s.a, 2), s.pos(s.a, 3)]);
+        await expect(eraseSubject(l, { subject: 'nobody', reason: ' ' }, who)).rejects.toMatchObject({ code: 'invalid_argument' });
+        const [mine] = await l.append([{ stream: s.c, agent: { id: 'contract-bot' }, kind: 'note', subject: 'cust-9', data: { text: 'Ann called' } } as AppendRequest]);
+        const refused = eraseSubject(l, { subject: 'cust-9', reason: 'DSR-1' }, who);
+        await expect(refused).rejects.toMatchObject({ code: 'conflict' });
+        await expect(refused).rejects.toThrow(new RegExp(`a legal hold covers 1 of its events \\(${hold} \\(1\\)\\)`));
+        await releaseHold(l, hold, 'case closed', who);
+        // Unsealed, so erasure seals first: the key vouched for the content before it goes.
+        expect(await eraseSubject(l, { subject: 'cust-9', reason: 'DSR-1' }, who)).toMatchObject({ purged: 1, sealedFirst: true, policy: 'erasure:cust-9' });
+        expect((await l.getEvent(mine!.id))?.data).toBeNull();
+        await l.seal();
+        const v = await verifyAfresh(driver, l);
+        expect(v.failures).toEqual([]);
+        expect(v.purged).toMatchObject({
+          payloads: 3,
+          records: [
+            { policy: 'retention:kind=note:30d', count: 2 },
+            { policy: 'erasure:cust-9', count: 1 },
+          ],
+        });
       });
     });
 
