@@ -128,6 +128,8 @@ export const REQUIREMENTS = {
     'Anomaly rules (a new tool, a burst, a denial streak, off-hours calls, prompt-injection indicators) flag realistic sequences and not benign ones, as anomaly events naming the event that tripped them, never blocking and never twice across restarts; an agent key cannot write an alert or an anomaly.',
   'R-ANCHOR-COSIGN':
     'A cosigning witness (C2SP tlog-witness) cosigns only a checkpoint consistent with the last one it cosigned for that log, refuses a forked log with the spec status (409/422) and keeps the refusal, and `witness verify --require-cosigner` fails when the newest checkpoint lacks a valid cosignature/v1 by that key.',
+  'R-ANCHOR-TSA':
+    '`witness anchor --tsa URL` keeps an RFC 3161 time-stamp over the checkpoint note; `witness verify --tsa-cert FILE` checks its imprint and its signature chain (openssl ts -verify), reports the time, and fails for another authority or a newest checkpoint without one.',
 } as const;
 
 export type RequirementId = keyof typeof REQUIREMENTS;

@@ -5,6 +5,7 @@
  * that is down or slow never holds up sealing (the sealer's lock and its checkpoints stay as they
  * are); verify with --require-cosigner is what makes a missing anchor count.
  */
+import { createHash } from 'node:crypto';
 import { WitnessError, sha256Hex } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 import { checkpointBodyOf } from './body.js';
@@ -12,11 +13,14 @@ import { appendAnchor, readAnchors, type AnchorRecord } from './anchors-file.js'
 import { cosignerLabel } from './cosig-key.js';
 import { copyCheckpoint, type CopyResult } from './copy.js';
 import { submitCheckpoint, type CosignerTarget } from './submit.js';
+import { requestTimeStamp } from './tsa.js';
 
 export interface AnchorOptions {
   anchorsFile: string;
   cosigners: readonly CosignerTarget[];
   copyTo?: string;
+  /** RFC 3161 time-stamp authority URLs. */
+  tsa?: readonly string[];
   now?: () => Date;
 }
 
@@ -24,24 +28,26 @@ export interface AnchorOutcome {
   size: number;
   cosigned: Array<{ cosigner: string; timestamp: number }>;
   refused: Array<{ cosigner: string; code: string; message: string }>;
+  timestamps: Array<{ tsa: string; time: string }>;
+  tsaFailed: Array<{ tsa: string; code: string; message: string }>;
   copy?: CopyResult;
 }
 
 export async function anchorLatest(ledger: Ledger, opts: AnchorOptions): Promise<AnchorOutcome> {
   const cp = await ledger.latestCheckpoint();
   if (cp === undefined) throw new WitnessError('not_found', `${ledger.info.location} has no checkpoint yet; run \`witness seal\` first.`);
-  if (opts.cosigners.length === 0 && opts.copyTo === undefined) {
-    throw new WitnessError('invalid_argument', 'Nothing to anchor to: give --cosigner URL=VKEY and/or --copy-to DIR.');
+  if (opts.cosigners.length === 0 && opts.copyTo === undefined && (opts.tsa ?? []).length === 0) {
+    throw new WitnessError('invalid_argument', 'Nothing to anchor to: give --cosigner URL=VKEY, --tsa URL and/or --copy-to DIR.');
   }
   const body = checkpointBodyOf(cp.note);
   const digest = sha256Hex(Buffer.from(body, 'utf8'));
   const known = readAnchors(opts.anchorsFile).records;
-  const outcome: AnchorOutcome = { size: cp.size, cosigned: [], refused: [] };
+  const outcome: AnchorOutcome = { size: cp.size, cosigned: [], refused: [], timestamps: [], tsaFailed: [] };
   const received: AnchorRecord[] = [];
   for (const target of opts.cosigners) {
     const label = cosignerLabel(target.verifier);
     // Start from the largest size this witness cosigned for us; a 409 corrects a wrong guess.
-    const guess = Math.max(0, ...known.filter((r) => r.cosigner === label && r.size <= cp.size).map((r) => r.size));
+    const guess = Math.max(0, ...known.filter((r) => r.type === 'cosignature' && r.cosigner === label && r.size <= cp.size).map((r) => r.size));
     try {
       const c = await submitCheckpoint(target, { note: cp.note, size: cp.size, guess, proof: (old) => ledger.consistencyProof(old, cp.size) });
       received.push({ v: 1, type: 'cosignature', size: cp.size, checkpoint_sha256: digest, cosigner: label, line: c.line, received_at: (opts.now?.() ?? new Date()).toISOString() });
@@ -51,13 +57,34 @@ export async function anchorLatest(ledger: Ledger, opts: AnchorOptions): Promise
       outcome.refused.push({ cosigner: label, code: e.code, message: e.message });
     }
   }
+  const noteDigest = createHash('sha256').update(cp.note, 'utf8').digest();
+  for (const url of opts.tsa ?? []) {
+    try {
+      const { response, info } = await requestTimeStamp(url, noteDigest);
+      received.push({
+        v: 1,
+        type: 'timestamp',
+        size: cp.size,
+        checkpoint_sha256: digest,
+        note_sha256: noteDigest.toString('hex'),
+        tsa: url,
+        response: response.toString('base64'),
+        received_at: (opts.now?.() ?? new Date()).toISOString(),
+      });
+      outcome.timestamps.push({ tsa: url, time: info.time });
+    } catch (e) {
+      if (!(e instanceof WitnessError)) throw e;
+      outcome.tsaFailed.push({ tsa: url, code: e.code, message: e.message });
+    }
+  }
   for (const r of received) appendAnchor(opts.anchorsFile, r);
   if (opts.copyTo !== undefined)
     outcome.copy = copyCheckpoint(
       opts.copyTo,
       cp.size,
       cp.note,
-      received.map((r) => r.line),
+      received.flatMap((r) => (r.type === 'cosignature' ? [r.line] : [])),
+      received.flatMap((r) => (r.type === 'timestamp' ? [Buffer.from(r.response, 'base64')] : [])),
     );
   return outcome;
 }

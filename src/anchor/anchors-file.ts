@@ -22,8 +22,22 @@ export const CosignatureRecord = z.strictObject({
 });
 export type CosignatureRecord = z.infer<typeof CosignatureRecord>;
 
-export const AnchorRecord = CosignatureRecord;
-export type AnchorRecord = CosignatureRecord;
+export const TimestampRecord = z.strictObject({
+  v: z.literal(1),
+  type: z.literal('timestamp'),
+  size: z.number().int().nonnegative(),
+  checkpoint_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The imprint the TSA signed: SHA-256 (hex) of the whole log-signed note as the ledger stores it. */
+  note_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  tsa: z.string(),
+  /** The DER TimeStampResp, base64. */
+  response: z.string(),
+  received_at: z.string(),
+});
+export type TimestampRecord = z.infer<typeof TimestampRecord>;
+
+export const AnchorRecord = z.discriminatedUnion('type', [CosignatureRecord, TimestampRecord]);
+export type AnchorRecord = z.infer<typeof AnchorRecord>;
 
 /** The default anchors file for a store: beside a SQLite ledger; PostgreSQL has no "beside" and must name one. */
 export function defaultAnchorsFile(store: string, flag: string | undefined): string {

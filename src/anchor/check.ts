@@ -5,11 +5,13 @@
  * still in the ledger: one that does not verify is a failure (someone edited the anchors), never
  * silently skipped. Cosignatures by cosigners the auditor did not name are counted, not judged.
  */
+import { createHash } from 'node:crypto';
 import { sha256Hex } from '../core/index.js';
 import type { CheckpointRow } from '../store/index.js';
 import type { AnchorRecord } from './anchors-file.js';
 import { checkpointBodyOf } from './body.js';
 import { cosignerLabel, parseCosignatureLine, verifyCosignature, type CosignerVerifier } from './cosig-key.js';
+import { verifyTimeStamp } from './tsa.js';
 
 export type AnchorFailureCode = 'cosignature_missing' | 'cosignature_invalid' | 'anchors_unreadable';
 
@@ -41,6 +43,7 @@ export function checkCosignatures(checkpoints: readonly CheckpointRow[], records
   const byLabel = new Map(required.map((v) => [cosignerLabel(v), v]));
   const covered = new Set<string>();
   for (const r of records) {
+    if (r.type !== 'cosignature') continue;
     const v = byLabel.get(r.cosigner);
     if (v === undefined) {
       verdict.unjudged++;
@@ -73,6 +76,48 @@ export function checkCosignatures(checkpoints: readonly CheckpointRow[], records
         reason: `no valid cosignature by ${label} on the newest checkpoint (size ${newest.size}); run \`witness anchor --cosigner URL=VKEY\` after sealing`,
       });
     }
+  }
+  verdict.ok = verdict.failures.length === 0;
+  return verdict;
+}
+
+export interface TimestampVerdict {
+  ok: boolean;
+  head: { size: number } | null;
+  checked: Array<{ tsa: string; size: number; time: string }>;
+  failures: Array<{ code: 'timestamp_missing' | 'timestamp_invalid'; size?: number; tsa?: string; reason: string }>;
+}
+
+/**
+ * RFC 3161 tokens: each recorded for a checkpoint the ledger holds must verify (imprint = SHA-256
+ * of that exact log-signed note, signature chaining to the auditor's TSA certificate), and the
+ * newest checkpoint must have one.
+ */
+export async function checkTimestamps(checkpoints: readonly CheckpointRow[], records: readonly AnchorRecord[], tsaCertFile: string): Promise<TimestampVerdict> {
+  const byDigest = new Map<string, CheckpointRow>();
+  for (const cp of checkpoints) byDigest.set(sha256Hex(Buffer.from(checkpointBodyOf(cp.note), 'utf8')), cp);
+  const newest = checkpoints.reduce<CheckpointRow | undefined>((a, b) => (a === undefined || b.id > a.id ? b : a), undefined);
+  const verdict: TimestampVerdict = { ok: true, head: newest === undefined ? null : { size: newest.size }, checked: [], failures: [] };
+  let headCovered = false;
+  for (const r of records) {
+    if (r.type !== 'timestamp') continue;
+    const cp = byDigest.get(r.checkpoint_sha256);
+    if (cp === undefined) continue;
+    const noteDigest = createHash('sha256').update(cp.note, 'utf8').digest();
+    const res = await verifyTimeStamp(Buffer.from(r.response, 'base64'), noteDigest, tsaCertFile);
+    if (!res.ok) {
+      verdict.failures.push({ code: 'timestamp_invalid', size: cp.size, tsa: r.tsa, reason: `the time-stamp from ${r.tsa} on checkpoint ${cp.size} does not verify: ${res.reason}` });
+      continue;
+    }
+    verdict.checked.push({ tsa: r.tsa, size: cp.size, time: res.info.time });
+    if (cp === newest) headCovered = true;
+  }
+  if (newest !== undefined && !headCovered) {
+    verdict.failures.push({
+      code: 'timestamp_missing',
+      size: newest.size,
+      reason: `no valid RFC 3161 time-stamp on the newest checkpoint (size ${newest.size}); run \`witness anchor --tsa URL\` after sealing`,
+    });
   }
   verdict.ok = verdict.failures.length === 0;
   return verdict;

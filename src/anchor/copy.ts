@@ -14,7 +14,7 @@ export interface CopyResult {
   written: boolean;
 }
 
-export function copyCheckpoint(dir: string, size: number, note: string, cosignatureLines: readonly string[]): CopyResult {
+export function copyCheckpoint(dir: string, size: number, note: string, cosignatureLines: readonly string[], timeStamps: readonly Buffer[] = []): CopyResult {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${size}.checkpoint`);
   const body = checkpointBodyOf(note);
@@ -34,6 +34,7 @@ export function copyCheckpoint(dir: string, size: number, note: string, cosignat
         `${file} already holds a different checkpoint of size ${size} (${describe(existing)}; the ledger's is ${describe(note)}): two trees of one size is a fork; the copy was not overwritten — investigate which one is genuine.`,
       );
     }
+    writeTokens(dir, size, timeStamps);
     // A heartbeat re-signs the same tree with a new time line: the earlier copy of that tree stays.
     if (checkpointBodyOf(existing) !== body) return { file, written: false };
     // Same checkpoint: add cosignature lines the copy lacks, never remove any.
@@ -43,7 +44,20 @@ export function copyCheckpoint(dir: string, size: number, note: string, cosignat
     return { file, written: true };
   }
   writeAtomic(file, content);
+  writeTokens(dir, size, timeStamps);
   return { file, written: true };
+}
+
+/** RFC 3161 responses beside the copy (<size>.tsr, then <size>.2.tsr …); each token is new, none replaced. */
+function writeTokens(dir: string, size: number, timeStamps: readonly Buffer[]): void {
+  for (const der of timeStamps) {
+    for (let n = 1; ; n++) {
+      const tsr = path.join(dir, n === 1 ? `${size}.tsr` : `${size}.${n}.tsr`);
+      if (fs.existsSync(tsr)) continue;
+      writeAtomic(tsr, der);
+      break;
+    }
+  }
 }
 
 /** Same origin, size and root (extension lines may differ); false for another tree or an unreadable copy. */
@@ -66,7 +80,7 @@ function describe(note: string): string {
   }
 }
 
-function writeAtomic(file: string, content: string): void {
+function writeAtomic(file: string, content: string | Buffer): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, content, { mode: 0o644 });
   const fd = fs.openSync(tmp, 'r');

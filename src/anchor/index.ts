@@ -16,6 +16,7 @@ export { addCheckpoint, startCosigner, type CosignerOptions, type RunningCosigne
 export { parseCosignerSpec, submitCheckpoint, type CosignerTarget } from './submit.js';
 export { anchorLatest, type AnchorOptions, type AnchorOutcome } from './anchor.js';
 export { appendAnchor, defaultAnchorsFile, readAnchors, type AnchorRecord } from './anchors-file.js';
-export { checkCosignatures, type AnchorFailure, type AnchorVerdict } from './check.js';
+export { checkCosignatures, checkTimestamps, type AnchorFailure, type AnchorVerdict, type TimestampVerdict } from './check.js';
+export { describeResponse, requestTimeStamp, timeStampRequest, verifyTimeStamp, type TimeStampInfo } from './tsa.js';
 export { copyCheckpoint, type CopyResult } from './copy.js';
 export { checkpointBodyOf } from './body.js';

@@ -10,6 +10,7 @@ interface AnchorOpts {
   anchors?: string;
   cosigner?: string[];
   copyTo?: string;
+  tsa?: string[];
   json?: boolean;
 }
 
@@ -27,11 +28,12 @@ function cosignerSpecs(flag: string[] | undefined): string[] {
 export function registerAnchor(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('anchor')
-    .description('take the newest checkpoint outside Witness: cosignatures from witnesses (C2SP tlog-witness), a copy in a directory')
+    .description('take the newest checkpoint outside Witness: cosignatures from witnesses (C2SP tlog-witness), RFC 3161 time-stamps, a copy in a directory')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--anchors <file>', 'where cosignatures are kept (default: <db>.anchors.jsonl beside a SQLite ledger; required for PostgreSQL)')
     .option('--cosigner <url=vkey...>', 'a witness: its URL and cosigner verifier key (default: $WITNESS_COSIGNERS, space-separated)')
     .option('--copy-to <dir>', 'also write <size>.checkpoint (with its cosignatures) to this directory; never overwrites a different tree')
+    .option('--tsa <url...>', 'an RFC 3161 time-stamp authority: time-stamp the checkpoint note (SHA-256) there (default: $WITNESS_TSA, space-separated)')
     .option('--json', 'machine-readable output')
     .action(async (opts: AnchorOpts) => {
       const store = resolveStore(opts.store);
@@ -47,11 +49,14 @@ export function registerAnchor(program: Command, io: Io, setExit: (code: number)
       });
       const ledger = await openExisting(store, { readonly: true });
       try {
-        const out = await anchorLatest(ledger, { anchorsFile, cosigners, ...(opts.copyTo === undefined ? {} : { copyTo: opts.copyTo }) });
-        setExit(out.refused.length === 0 ? EXIT_OK : EXIT_FAILED);
+        const tsa = opts.tsa ?? (process.env['WITNESS_TSA'] ?? '').split(/\s+/).filter((u) => u !== '');
+        const out = await anchorLatest(ledger, { anchorsFile, cosigners, tsa, ...(opts.copyTo === undefined ? {} : { copyTo: opts.copyTo }) });
+        setExit(out.refused.length === 0 && out.tsaFailed.length === 0 ? EXIT_OK : EXIT_FAILED);
         if (opts.json) return printJson(io, { ...out, anchors: anchorsFile });
         for (const c of out.cosigned) io.out(`✔ Cosigned checkpoint ${out.size} by ${c.cosigner} at ${new Date(c.timestamp * 1000).toISOString()}; kept in ${anchorsFile}.`);
         for (const r of out.refused) io.out(`✘ ${r.cosigner}: ${r.message}`);
+        for (const t of out.timestamps) io.out(`✔ Time-stamped checkpoint ${out.size} by ${t.tsa} at ${t.time}; kept in ${anchorsFile}.`);
+        for (const t of out.tsaFailed) io.out(`✘ ${t.tsa}: ${t.message}`);
         if (out.copy !== undefined) io.out(out.copy.written ? `✔ Copied checkpoint ${out.size} to ${out.copy.file}.` : `  ${out.copy.file} already holds checkpoint ${out.size}; unchanged.`);
       } finally {
         await ledger.close();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { checkCosignatures, defaultAnchorsFile, parseCosignerVerifierKey, readAnchors, type AnchorVerdict } from '../../anchor/index.js';
+import { checkCosignatures, checkTimestamps, defaultAnchorsFile, parseCosignerVerifierKey, readAnchors, type AnchorVerdict, type TimestampVerdict } from '../../anchor/index.js';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
 import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle, type BundleVerdict, type BundleVerifyReport } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
@@ -17,6 +17,7 @@ interface VerifyOpts {
   threads?: string;
   requirePayloads?: boolean;
   requireCosigner?: string[];
+  tsaCert?: string;
   anchors?: string;
   json?: boolean;
 }
@@ -34,12 +35,17 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--threads <n>', 'worker threads for a ledger (default: one per core from 65,536 events; 1 = this thread only)')
     .option('--require-payloads', 'a bundle: fail on any event that carries no payload (out of scope or withheld), not only on stripped ones')
     .option('--require-cosigner <vkey...>', 'fail unless the newest checkpoint carries a valid cosignature (C2SP cosignature/v1) by this witness key')
+    .option('--tsa-cert <file>', 'check the RFC 3161 time-stamps (`witness anchor --tsa`) against this TSA or CA certificate (PEM); fail unless the newest checkpoint has a valid one')
     .option('--anchors <file>', 'the anchors file `witness anchor` keeps (default: <db>.anchors.jsonl beside a SQLite ledger)')
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
       const trustedKeys = readTrustedKeys(opts.trustedKey);
       const requiredCosigners = (opts.requireCosigner ?? []).map(cosignerKeyArgument);
       let anchors: AnchorVerdict | undefined;
+      let timestamps: TimestampVerdict | undefined;
+      if (opts.tsaCert !== undefined && !fs.existsSync(opts.tsaCert)) {
+        throw new WitnessError('invalid_argument', `The TSA certificate ${opts.tsaCert} does not exist; pass the PEM certificate of the time-stamp authority (or its CA) you trust.`);
+      }
       const threads = opts.threads === undefined ? undefined : threadCount(opts.threads);
       let report: BundleVerifyReport;
       let subject: string;
@@ -51,8 +57,8 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
-        if (requiredCosigners.length > 0) {
-          throw new WitnessError('invalid_argument', '--require-cosigner checks a ledger and its anchors file; bundles do not carry cosignatures yet — verify the ledger with --store.');
+        if (requiredCosigners.length > 0 || opts.tsaCert !== undefined) {
+          throw new WitnessError('invalid_argument', '--require-cosigner and --tsa-cert check a ledger and its anchors file; bundles do not carry cosignatures yet — verify the ledger with --store.');
         }
         const bundleOptions = { ...(trustedKeys === undefined ? {} : { trustedKeys }), ...(opts.requirePayloads === true ? { requirePayloads: true } : {}) };
         report = looksLikeZip(bundle) ? await verifyZipBundle(bundle, bundleOptions) : verifyBundle(bundle, bundleOptions);
@@ -85,20 +91,27 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           });
           bar.done();
           subject = `Ledger ${ledger.info.location}`;
-          if (requiredCosigners.length > 0) {
+          if (requiredCosigners.length > 0 || opts.tsaCert !== undefined) {
             const { records, unreadable } = readAnchors(defaultAnchorsFile(store, opts.anchors));
-            anchors = checkCosignatures(await ledger.checkpoints(), records, unreadable, requiredCosigners);
+            const checkpoints = await ledger.checkpoints();
+            if (requiredCosigners.length > 0) anchors = checkCosignatures(checkpoints, records, unreadable, requiredCosigners);
+            if (opts.tsaCert !== undefined) timestamps = await checkTimestamps(checkpoints, records, opts.tsaCert);
           }
         } finally {
           await ledger.close();
         }
         if (opts.session !== undefined) report = onlySession(report, opts.session);
       }
-      const ok = report.ok && (anchors?.ok ?? true);
+      const ok = report.ok && (anchors?.ok ?? true) && (timestamps?.ok ?? true);
       setExit(ok ? EXIT_OK : EXIT_FAILED);
-      if (opts.json) return printJson(io, anchors === undefined ? report : { ...report, ok, anchors });
+      if (opts.json)
+        return printJson(
+          io,
+          anchors === undefined && timestamps === undefined ? report : { ...report, ok, ...(anchors === undefined ? {} : { anchors }), ...(timestamps === undefined ? {} : { timestamps }) },
+        );
       printReport(io, subject, report);
       if (anchors !== undefined) printAnchors(io, anchors);
+      if (timestamps !== undefined) printTimestamps(io, timestamps);
     });
 }
 
@@ -119,6 +132,14 @@ function printAnchors(terminal: Io, a: AnchorVerdict): void {
   for (const c of a.checked) io.out(`  anchor: cosignature by ${c.cosigner} on checkpoint ${c.size} at ${new Date(c.timestamp * 1000).toISOString()} verified`);
   for (const f of a.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
   if (a.unjudged > 0) io.out(`  anchor: ${a.unjudged} cosignature(s) by witnesses you did not name were not checked`);
+}
+
+function printTimestamps(terminal: Io, t: TimestampVerdict): void {
+  const io = { out: (line: string) => terminal.out(inert(line)) };
+  const head = t.head === null ? 'no checkpoint' : `checkpoint ${t.head.size}`;
+  io.out(t.ok ? `  anchor: ✔ ${head} carries a valid RFC 3161 time-stamp` : `  anchor: ✘ FAILED: ${t.failures.length} problem(s) with the RFC 3161 time-stamps of ${head}`);
+  for (const c of t.checked) io.out(`  anchor: time-stamp by ${c.tsa} on checkpoint ${c.size}: ${c.time} (openssl ts -verify OK)`);
+  for (const f of t.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
 }
 
 function threadCount(text: string): number {
