@@ -559,7 +559,8 @@ export class ScopeTracker {
     if (!ok && SYSTEM_STREAMS.has(e.stream)) {
       ok = (e.resource !== undefined && this.sessions?.has(e.resource) === true) || (e.parent !== undefined && this.ids.has(e.parent));
     }
-    if (ok) this.ids.add(e.id);
+    // A copy, not the parsed slice: V8 keeps a sliced string's whole events.jsonl line alive (~760 bytes an event).
+    if (ok) this.ids.add(Buffer.from(e.id, 'utf8').toString('utf8'));
     return ok;
   }
 }
