@@ -69,7 +69,10 @@ export async function resolveSpan(ledger: Ledger, scope: SpanScope): Promise<Spa
  * bounds that window (docs/FORMAT.md 7.3).
  */
 export async function assertLedgerVerifies(ledger: Ledger): Promise<void> {
-  const report = await verifyLedger(ledger);
+  // One thread: worker threads (one per core, from 65,536 events) would add 100-150 MiB of peak
+  // memory to every large export and let it grow with the ledger (BENCHMARKS.md, export), for a
+  // speed-up of at most the number of cores; an export's memory must stay flat in its events.
+  const report = await verifyLedger(ledger, { threads: 1 });
   // A lost or altered artifact changes no event and so no span or population: the export goes on,
   // and the bundle's verifiers report the artifact by its hash (artifact_missing / artifact_mismatch).
   const failures = report.failures.filter((f) => !ARTIFACT_FAILURES.has(f.code));
