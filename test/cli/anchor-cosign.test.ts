@@ -62,6 +62,7 @@ describe('[R-ANCHOR-COSIGN] witness cosign / anchor / verify --require-cosigner'
   });
 
   it('verify fails while the required cosignature is missing, passes once anchored, and fails again for a newer unanchored checkpoint', async () => {
+    expect((await runCli(['verify', '--store', store])).stdout).not.toMatch(/anchor:/);
     const missing = await runCli(['verify', '--store', store, '--require-cosigner', vkey]);
     expect(missing.code).toBe(1);
     expect(missing.stdout).toMatch(/anchor: cosignature_missing: no valid cosignature by witness\.test\/w1\+[0-9a-f]{8} on the newest checkpoint \(size 1\)/);
@@ -71,6 +72,9 @@ describe('[R-ANCHOR-COSIGN] witness cosign / anchor / verify --require-cosigner'
     expect(a.stdout).toMatch(/✔ Cosigned checkpoint 1 by witness\.test\/w1\+/);
     expect(fs.readFileSync(path.join(copyDir, '1.checkpoint'), 'utf8')).toMatch(/\n\n\u2014 .+\n\u2014 witness\.test\/w1 .+\n$/);
 
+    const plain = await runCli(['verify', '--store', store]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/anchor: 1 cosignature\(s\) and 0 time-stamp\(s\) in .+\.anchors\.jsonl were not checked; name the witness keys with --require-cosigner/);
     const ok = await runCli(['verify', '--store', store, '--require-cosigner', vkey]);
     expect(ok.code, ok.stdout).toBe(0);
     expect(ok.stdout).toMatch(/anchor: ✔ every required cosigner vouched for checkpoint 1/);

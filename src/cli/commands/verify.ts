@@ -35,7 +35,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
     .option('--threads <n>', 'worker threads for a ledger (default: one per core from 65,536 events; 1 = this thread only)')
     .option('--require-payloads', 'a bundle: fail on any event that carries no payload (out of scope or withheld), not only on stripped ones')
     .option('--require-cosigner <vkey...>', 'fail unless the newest checkpoint carries a valid cosignature (C2SP cosignature/v1) by this witness key')
-    .option('--tsa-cert <file>', 'check the RFC 3161 time-stamps (`witness anchor --tsa`) against this TSA or CA certificate (PEM); fail unless the newest checkpoint has a valid one')
+    .option('--tsa-cert <file>', 'check the RFC 3161 time-stamps that witness anchor kept against this TSA or CA certificate (PEM); fail unless the newest checkpoint has a valid one')
     .option('--anchors <file>', 'the anchors file `witness anchor` keeps (default: <db>.anchors.jsonl beside a SQLite ledger)')
     .option('--json', 'machine-readable report')
     .action(async (bundle: string | undefined, opts: VerifyOpts) => {
@@ -43,6 +43,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       const requiredCosigners = (opts.requireCosigner ?? []).map(cosignerKeyArgument);
       let anchors: AnchorVerdict | undefined;
       let timestamps: TimestampVerdict | undefined;
+      let unchecked: string | undefined;
       if (opts.tsaCert !== undefined && !fs.existsSync(opts.tsaCert)) {
         throw new WitnessError('invalid_argument', `The TSA certificate ${opts.tsaCert} does not exist; pass the PEM certificate of the time-stamp authority (or its CA) you trust.`);
       }
@@ -96,6 +97,8 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
             const checkpoints = await ledger.checkpoints();
             if (requiredCosigners.length > 0) anchors = checkCosignatures(checkpoints, records, unreadable, requiredCosigners);
             if (opts.tsaCert !== undefined) timestamps = await checkTimestamps(checkpoints, records, opts.tsaCert);
+          } else {
+            unchecked = uncheckedAnchors(store, opts.anchors);
           }
         } finally {
           await ledger.close();
@@ -112,6 +115,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       printReport(io, subject, report);
       if (anchors !== undefined) printAnchors(io, anchors);
       if (timestamps !== undefined) printTimestamps(io, timestamps);
+      if (unchecked !== undefined) io.out(inert(`  anchor: ${unchecked}`));
     });
 }
 
@@ -140,6 +144,23 @@ function printTimestamps(terminal: Io, t: TimestampVerdict): void {
   io.out(t.ok ? `  anchor: ✔ ${head} carries a valid RFC 3161 time-stamp` : `  anchor: ✘ FAILED: ${t.failures.length} problem(s) with the RFC 3161 time-stamps of ${head}`);
   for (const c of t.checked) io.out(`  anchor: time-stamp by ${c.tsa} on checkpoint ${c.size}: ${c.time} (openssl ts -verify OK)`);
   for (const f of t.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
+}
+
+/**
+ * Which anchors this run did not check, so the verdict never implies they were: anchors recorded
+ * beside the ledger that the auditor named no key or certificate for. Undefined when there are none.
+ */
+function uncheckedAnchors(store: string, flag: string | undefined): string | undefined {
+  let file: string;
+  try {
+    file = defaultAnchorsFile(store, flag);
+  } catch {
+    return undefined; // PostgreSQL without --anchors: nothing beside it to mention
+  }
+  const { records } = readAnchors(file);
+  if (records.length === 0) return undefined;
+  const cos = records.filter((r) => r.type === 'cosignature').length;
+  return `${cos} cosignature(s) and ${records.length - cos} time-stamp(s) in ${file} were not checked; name the witness keys with --require-cosigner and the TSA certificate with --tsa-cert`;
 }
 
 function threadCount(text: string): number {
