@@ -34,6 +34,11 @@ export interface ServerOptions {
    * server passes it in (`witness serve` passes report's bundleReport).
    */
   renderReport?: ExportOptions['renderReport'];
+  /**
+   * More Prometheus series for GET /metrics, in the text format, from other parts running in the
+   * server's process (`witness serve --monitor` passes the monitor's, which the server may not import).
+   */
+  extraMetrics?: () => string | Promise<string>;
 }
 
 const DEFAULT_BODY_BYTES = 64 * 1024;
@@ -51,6 +56,7 @@ export function createServer(options: ServerOptions): Hono<Env> {
   metrics.keyRing = keys;
   const oidc = options.oidc === undefined ? undefined : new OidcSignIn(options.oidc);
   metrics.oidc = oidc;
+  metrics.extra = options.extraMetrics;
   const refusals = new RefusalLimiter();
   // Where this ledger keeps its files, withheld exactly from every refusal (errors.ts).
   const locations = serverLocations(ledger.info);

@@ -53,6 +53,11 @@ export class ServerMetrics {
   keyRing: { readonly unverified: number } | undefined;
   /** OpenID Connect sign-in, when configured (createServer sets it): refusals before the provider named anyone, by code. */
   oidc: { readonly unnamedRefusals: ReadonlyMap<string, number> } | undefined;
+  /**
+   * More series from whoever runs the server in its process (`witness serve --monitor` passes the
+   * monitor's: the server cannot import src/monitor), appended to every scrape (createServer sets it).
+   */
+  extra: (() => string | Promise<string>) | undefined;
   /** API keys refused (not issued here, revoked, or not `Bearer <key>`), by where they were presented: unauthenticated, so counted, never recorded. */
   readonly keyRefusals = new Map<KeyRefusalVia, number>();
   /** People's role refusals (403) recorded as `audit.access` denied… */
@@ -146,7 +151,8 @@ export class ServerMetrics {
       metric('witness_last_verify_timestamp_seconds', 'gauge', 'When the last verification run through this server finished (Unix time).', [['', Math.round(Date.parse(v.at) / 1000)]]);
       metric('witness_last_verify_failures', 'gauge', 'Failures the last verification reported.', [['', v.failures]]);
     }
-    return `${lines.join('\n')}\n`;
+    const extra = this.extra === undefined ? '' : await this.extra();
+    return `${lines.join('\n')}\n${extra}`;
   }
 
   /**
