@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WitnessError, openCheckpoint, verifyConsistency, type NoteVerifier, type OpenedCheckpoint } from '../core/index.js';
 import { cosign, type CosignerSigner } from './cosig-key.js';
-import { readState, recordRefusal, writeState } from './witness-state.js';
+import { lockState, readState, recordRefusal, writeState } from './witness-state.js';
 
 const MAX_BODY = 64 * 1024;
 const MAX_PROOF_LINES = 63;
@@ -93,6 +93,7 @@ export interface RunningCosigner {
 }
 
 export async function startCosigner(opts: CosignerOptions): Promise<RunningCosigner> {
+  const unlock = lockState(opts.stateDir);
   // Requests run one at a time: checking the old size and saving the new one must be atomic.
   let queue: Promise<unknown> = Promise.resolve();
   const server = http.createServer((req, res) => {
@@ -125,7 +126,10 @@ export async function startCosigner(opts: CosignerOptions): Promise<RunningCosig
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => {
+      unlock();
+      reject(e);
+    });
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
   });
   const addr = server.address() as AddressInfo;
@@ -133,7 +137,10 @@ export async function startCosigner(opts: CosignerOptions): Promise<RunningCosig
     url: `http://${addr.address}:${addr.port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          unlock();
+          resolve();
+        });
         server.closeAllConnections();
       }),
   };

@@ -66,3 +66,35 @@ export function writeState(dir: string, state: WitnessState): void {
 export function recordRefusal(dir: string, entry: { origin: string; status: number; reason: string; request: string }): void {
   fs.appendFileSync(path.join(dir, 'refused.jsonl'), `${JSON.stringify({ ...entry, at: new Date().toISOString() })}\n`, { mode: 0o600 });
 }
+
+/**
+ * One witness process per state directory: two would each check the old size against the file and
+ * could cosign two branches (the spec's roll-back race, across processes). A lock file naming the
+ * holder's pid; a lock whose process is gone is taken over. Returns the release function.
+ */
+export function lockState(dir: string): () => void {
+  const file = path.join(dir, 'lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) {
+        throw new WitnessError('store_locked', `Another witness (pid ${pid}) serves the state directory ${dir}; stop it first — two witnesses on one state could cosign a fork.`);
+      }
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw new WitnessError('store_locked', `Cannot lock the state directory ${dir}; another witness is starting there.`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -150,6 +150,18 @@ describe('[R-ANCHOR-COSIGN] a cosigning witness (C2SP tlog-witness add-checkpoin
     }
   });
 
+  it('refuses a second witness on the same state directory while the first runs, in one sentence', async () => {
+    await expect(startCosigner({ signer, stateDir, logs: new Map() })).rejects.toThrow(/Another witness \(pid \d+\) serves the state directory .+; stop it first/);
+    // A lock left by a process that is gone is taken over.
+    const other = path.join(dir, 'stale-state');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'lock'), '2147483646\n');
+    const w2 = await startCosigner({ signer, stateDir: other, logs: new Map() });
+    expect(fs.readFileSync(path.join(other, 'lock'), 'utf8').trim()).toBe(String(process.pid));
+    await w2.close();
+    expect(fs.existsSync(path.join(other, 'lock'))).toBe(false);
+  });
+
   it("answers with the spec's status codes: 404 unknown origin, 403 untrusted signature, 400 old size above the checkpoint, 409 with text/x.tlog.size", async () => {
     const cp = (await ledger.latestCheckpoint())!;
     const opts = { signer, stateDir, logs: new Map([[ledger.info.origin, [parseVerifierKey(logVkey)]]]) };
