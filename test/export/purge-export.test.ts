@@ -49,7 +49,7 @@ describe('export of a span with purged payloads', () => {
       const out = path.join(dir, 'full');
       const refused = exportBundle(ledger, { ...NONE, sessions: ['s1'] }, out, { actor: 'auditor@corp' });
       await expect(refused).rejects.toMatchObject({ code: 'conflict' });
-      const message = await refused.catch((e: Error) => e.message);
+      const message = ((await refused.catch((e: unknown) => e)) as Error).message;
       expect(oneSentence(message)).toBe(
         `1 in-scope event(s) of this export (first at leaf ${purgedLeaf}) had their payloads purged under retention, which a full bundle cannot show yet; export with --withhold-data, or narrow the scope to leave them out.`,
       );
