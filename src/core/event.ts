@@ -173,8 +173,14 @@ const loose = z.looseObject;
  */
 const text = z.string();
 
-/** Streams Witness writes itself, besides one stream per session. */
-export const SYSTEM_STREAMS = ['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys'] as const;
+/**
+ * Streams Witness writes itself, besides one stream per session, whose events an export of a
+ * session or agent takes in when they name the session in `resource` or an in-scope event in
+ * `parent` (docs/FORMAT.md 7.11): halts go to witness.approvals, and the monitor's anomaly flags to
+ * witness.monitor with the flagged event as parent. witness.retention is not one: its records name
+ * neither (resource `retention` or `erasure`), and a session could be called that.
+ */
+export const SYSTEM_STREAMS = ['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys', 'witness.monitor'] as const;
 export type SystemStream = (typeof SYSTEM_STREAMS)[number];
 
 /**

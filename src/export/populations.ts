@@ -99,7 +99,7 @@ const SYSTEM = new Set<string>(SYSTEM_STREAMS);
  *   is no real instant (10:05:60, T24:00, 11-31: the recorder refuses them, an old ledger may hold
  *   one) lands where its text sorts, and every verifier, in any language, gets the same answer;
  * - with `sessions`: the event's stream is one of them; with `agents`: its `agent.id` is one of them;
- * - an event of a system stream (witness.approvals, witness.evidence, …) that does not match the
+ * - an event of a system stream (SYSTEM_STREAMS: witness.approvals, witness.evidence, witness.monitor, …) that does not match the
  *   sessions/agents filter is still in scope when its `resource` names an in-scope session, or its
  *   `parent` is the id of an event already found in scope (a decision on a held call, the video of
  *   a session), so an export of one session carries its approvals and its video;

@@ -36,7 +36,7 @@ const EXPORT_STREAM = 'witness.audit-access';
 const SYSTEM_STREAM_PREFIX = 'witness.';
 
 /** Said by every verdict on a bundle holding report.html (verify.mjs and the Python verifier say the same). */
-export const REPORT_HTML_NOTE = 'report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.';
+export const REPORT_HTML_NOTE = 'report.html is a reading aid that is not signed and was not checked; the verified events are events.jsonl.';
 
 /** What a format-2 verdict rests on and covers, beyond VerifyReport's counts. */
 export interface BundleVerdict {

@@ -162,7 +162,9 @@ class Refused extends Error {}
 interface LaidOut {
   name: string;
   offset: number;
+  version: number;
   flags: number;
+  method: number;
   crc: number;
   csize: number;
   usize: number;
@@ -200,16 +202,34 @@ function misplacedEnd(fd: number, size: number, base: string): string {
 }
 
 /**
- * Why a central record's extra field is refused, or undefined: its blocks must not run past it, and
- * it holds one ZIP64 block (0x0001) at most, since readers differ on which of two they take.
+ * The extra-field blocks a bundle's writers write: ZIP64 (0x0001: yazl past 4 GiB, `zip -fz`), and
+ * what Info-ZIP's `zip -r` adds on Unix, the extended timestamp (0x5455) and the Unix UID/GID
+ * (0x7875). Any other block is refused: Info-ZIP's Unicode path (0x7075) gives an entry another
+ * name in the readers that honour it (unzip extracts it under that name, yauzl too), and a block
+ * nobody here reads may mean something to a reader that does (docs/FORMAT.md 7.1).
  */
-function extraProblem(extra: Buffer): string | undefined {
-  let zip64 = 0;
+const EXTRA_IDS = new Set([0x0001, 0x5455, 0x7875]);
+
+/**
+ * The ZIP64 block of a header's extra field (central or local), or why the field is refused: its
+ * blocks must not run past it, each is one a bundle's writers write, and there is one ZIP64 block at
+ * most, since readers differ on which of two they take.
+ */
+function extraOf(extra: Buffer, shown: string): { zip64: Buffer | undefined } | string {
+  let zip64: Buffer | undefined;
   for (let i = 0; i + 4 <= extra.length; i += 4 + extra.readUInt16LE(i + 2)) {
-    if (i + 4 + extra.readUInt16LE(i + 2) > extra.length) return 'holds an extra field longer than its record';
-    if (extra.readUInt16LE(i) === 0x0001 && ++zip64 > 1) return 'holds an entry with two ZIP64 extra fields, which readers take differently';
+    const id = extra.readUInt16LE(i);
+    const len = extra.readUInt16LE(i + 2);
+    if (i + 4 + len > extra.length) return 'holds an extra field longer than its record';
+    if (!EXTRA_IDS.has(id)) {
+      return `holds ${shown} with an extra field 0x${id.toString(16).padStart(4, '0')}, which no writer of a bundle adds (only ZIP64 0x0001, timestamp 0x5455 and Unix owner 0x7875 are read) and which can show other readers another name or other bytes`;
+    }
+    if (id === 0x0001) {
+      if (zip64 !== undefined) return 'holds an entry with two ZIP64 extra fields, which readers take differently';
+      zip64 = extra.subarray(i + 4, i + 4 + len);
+    }
   }
-  return undefined;
+  return { zip64 };
 }
 
 /**
@@ -268,8 +288,8 @@ function structureOf(fd: number, size: number, base: string): Structure | string
     const raw = readAt(fd, p + 46, nameLen).toString('latin1');
     // Bundle names are ASCII (7.1); a NUL ends a name for some readers (Python's zipfile) and not for others.
     if (!/^[\x20-\x7e]+$/.test(raw)) return `${base} holds an entry whose name is not printable ASCII (${JSON.stringify(raw.slice(0, 80))}), which no evidence bundle has`;
-    const extra = extraProblem(readAt(fd, p + 46 + nameLen, record.readUInt16LE(30)));
-    if (extra !== undefined) return `${base} ${extra}`;
+    const extra = extraOf(readAt(fd, p + 46 + nameLen, record.readUInt16LE(30)), JSON.stringify(raw));
+    if (typeof extra === 'string') return `${base} ${extra}`;
     names.push(raw);
     p = next;
   }
@@ -301,6 +321,8 @@ function layoutProblem(fd: number, base: string, layout: LaidOut[], cd: number):
     const nameLen = lh.readUInt16LE(26);
     if (!readAt(fd, e.offset + 30, nameLen).equals(Buffer.from(e.name, 'utf8')))
       return `${base} holds ${JSON.stringify(e.name)} under another name in its local header, so two readers would see two bundles`;
+    const local = localProblem(lh, readAt(fd, e.offset + 30 + nameLen, lh.readUInt16LE(28)), e);
+    if (local !== undefined) return `${base} ${local}`;
     const data = e.offset + 30 + nameLen + lh.readUInt16LE(28);
     const next = i + 1 < layout.length ? layout[i + 1]!.offset : cd;
     at = data + e.csize;
@@ -312,6 +334,55 @@ function layoutProblem(fd: number, base: string, layout: LaidOut[], cd: number):
     }
   }
   if (at !== cd) return `${base} has data between its last entry and its central directory, which an evidence bundle never has`;
+  return undefined;
+}
+
+/**
+ * Why a local header (its 30 fixed bytes and its extra field) is refused, or undefined: it must say
+ * what the entry's central record says (docs/FORMAT.md 7.1 step 4), since a streaming reader, and
+ * Info-ZIP's unzip for what it extracts, believe the local header: the same flags and method; the
+ * same version needed, except that one of the two may say 45 (ZIP64) where the other says less, as
+ * yazl (local 20, central 45) and `zip -fz` (local 45, a directory's central 10) write; without a
+ * data descriptor (flag bit 3) the same CRC-32 and sizes, all-ones sizes being read from a 16-byte
+ * ZIP64 block (uncompressed, then compressed) as `zip -fz` writes them; with one, a CRC-32 and
+ * compressed size of zero and an uncompressed size of zero (yazl) or the real one (zip to a pipe).
+ */
+function localProblem(lh: Buffer, extraField: Buffer, e: LaidOut): string | undefined {
+  const shown = JSON.stringify(e.name);
+  const extra = extraOf(extraField, shown);
+  if (typeof extra === 'string') return extra;
+  const version = lh.readUInt16LE(4);
+  const [low, high] = version < e.version ? [version, e.version] : [e.version, version];
+  if (low !== high && high !== 45) {
+    return `holds ${shown} whose local header says version ${version} is needed to extract it where its central record says ${e.version}, so two readers would see two bundles`;
+  }
+  const flags = lh.readUInt16LE(6);
+  if (flags !== e.flags) return `holds ${shown} whose local header has flags 0x${flags.toString(16)} where its central record has 0x${e.flags.toString(16)}, so two readers would see two bundles`;
+  const method = lh.readUInt16LE(8);
+  if (method !== e.method) {
+    return `holds ${shown} whose local header declares compression method ${method} where its central record declares ${e.method}, so another reader would extract other bytes`;
+  }
+  const crc = lh.readUInt32LE(14);
+  let csize = lh.readUInt32LE(18);
+  let usize = lh.readUInt32LE(22);
+  if (extra.zip64 !== undefined || csize === 0xffffffff || usize === 0xffffffff) {
+    if (extra.zip64?.length !== 16 || csize !== 0xffffffff || usize !== 0xffffffff) {
+      return `holds ${shown} whose local header does not give its ZIP64 sizes as every writer does (both sizes all ones, and both in a 16-byte ZIP64 block), so readers would take different sizes`;
+    }
+    [usize, csize] = [Number(extra.zip64.readBigUInt64LE(0)), Number(extra.zip64.readBigUInt64LE(8))];
+  }
+  if ((flags & 0x08) !== 0) {
+    if (crc !== 0 || csize !== 0 || (usize !== 0 && usize !== e.usize)) {
+      return `holds ${shown} with a data descriptor whose local header declares a CRC-32 or sizes (${csize} compressed, ${usize} uncompressed) other than zero and its true size, so another reader would extract other bytes`;
+    }
+    return undefined;
+  }
+  if (crc !== e.crc >>> 0) {
+    return `holds ${shown} whose local header declares CRC-32 ${crc.toString(16).padStart(8, '0')} where its central record declares ${(e.crc >>> 0).toString(16).padStart(8, '0')}, so another reader would extract other bytes`;
+  }
+  if (csize !== e.csize || usize !== e.usize) {
+    return `holds ${shown} whose local header declares a size of ${csize} compressed and ${usize} uncompressed bytes where its central record declares ${e.csize} and ${e.usize}, so another reader would extract other bytes`;
+  }
   return undefined;
 }
 
@@ -384,7 +455,16 @@ export async function extractZip(file: string, destDir: string, capOf: EntryCap,
         return `${base} names an entry ${shown} in an extra field but ${JSON.stringify(structure.names[layout.length])} in its record, so two readers would see two bundles`;
       if (seen.has(name)) return `${base} holds ${shown} more than once, so which one counts is ambiguous`;
       seen.add(name);
-      layout.push({ name, offset: entry.relativeOffsetOfLocalHeader, flags: entry.generalPurposeBitFlag, crc: entry.crc32, csize: entry.compressedSize, usize: entry.uncompressedSize });
+      layout.push({
+        name,
+        offset: entry.relativeOffsetOfLocalHeader,
+        version: entry.versionNeededToExtract,
+        flags: entry.generalPurposeBitFlag,
+        method: entry.compressionMethod,
+        crc: entry.crc32,
+        csize: entry.compressedSize,
+        usize: entry.uncompressedSize,
+      });
       // Made on Unix (high byte 3): the high 16 bits of the external attributes are the file mode,
       // and a symbolic link's "content" is its target; extracting it as a file would be harmless,
       // but a bundle never holds one, so the archive is not one Witness wrote.

@@ -748,7 +748,7 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
       expect(pick(text, 'span'), who).toBe(span);
       expect(pick(text, 'scope'), who).toBe(scope);
       expect(text, who).toMatch(/intact, but signed only by keys carried inside the bundle — pin the key from your own record \(--trusted-key\)/);
-      expect(text, who).toContain('report.html is a reading aid not covered by the signature; its facts are checked here from the signed events');
+      expect(text, who).toContain('report.html is a reading aid that is not signed and was not checked; the verified events are events.jsonl');
     }
     const pinned = (await runBin(['verify', bundle, '--trusted-key', vkey])).stdout;
     expect(pinned).toMatch(/✔ .* is intact: /);

@@ -412,7 +412,7 @@ export const EVENT_KINDS = [
   'hold.released',
 ];
 const OUTCOMES = ['success', 'error', 'denied', 'pending', 'expired'];
-const SYSTEM_STREAMS = new Set(['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys']);
+const SYSTEM_STREAMS = new Set(['witness.approvals', 'witness.gateway', 'witness.evidence', 'witness.audit-access', 'witness.keys', 'witness.monitor']);
 
 const T = {
   /** Lengths in code points (docs/FORMAT.md 1), as the recorder's schema counts them: an emoji counts 1. */
@@ -729,14 +729,29 @@ export function crc32Table(crc, buf) {
   return ~c >>> 0;
 }
 
-/** The data of the ZIP64 extended information extra field (0x0001) in `extra`, or undefined; a malformed extra field or two ZIP64 fields are refused. */
-function zip64Field(extra) {
+/**
+ * The extra-field blocks a bundle's writers write (FORMAT.md 7.1): ZIP64 (0x0001: yazl past 4 GiB,
+ * `zip -fz`), Info-ZIP zip's extended timestamp (0x5455) and Unix UID/GID (0x7875). Any other is
+ * refused: the Unicode path block (0x7075) gives an entry another name in the readers that honour it.
+ */
+const EXTRA_IDS = new Set([0x0001, 0x5455, 0x7875]);
+
+/**
+ * The data of the ZIP64 block (0x0001) of a header's extra field, or undefined; refused: a block
+ * running past the field, a block no bundle's writer adds, two ZIP64 blocks.
+ */
+function zip64Field(extra, name) {
   let found;
   let i = 0;
   while (i + 4 <= extra.length) {
     const id = extra.readUInt16LE(i);
     const len = extra.readUInt16LE(i + 2);
     if (i + 4 + len > extra.length) throw new Refusal('the zip holds an extra field longer than its record');
+    if (!EXTRA_IDS.has(id)) {
+      throw new Refusal(
+        `the zip entry ${name} has an extra field 0x${id.toString(16).padStart(4, '0')}, which no writer of a bundle adds (only ZIP64 0x0001, timestamp 0x5455 and Unix owner 0x7875 are read) and which can show other readers another name or other bytes`,
+      );
+    }
     if (id === 0x0001) {
       if (found !== undefined) throw new Refusal('the zip holds an entry with two ZIP64 extra fields, which readers take differently');
       found = extra.subarray(i + 4, i + 4 + len);
@@ -744,6 +759,50 @@ function zip64Field(extra) {
     i += 4 + len;
   }
   return found;
+}
+
+/**
+ * Why entry `e`'s local header (30 bytes `lh`, extra field `extra`) is refused, or undefined: it says
+ * what the central record says (FORMAT.md 7.1 step 4), since streaming readers and unzip believe it.
+ * The same flags and method; the same version needed, or one of them 45 (ZIP64) and the other less
+ * (yazl: local 20, central 45; `zip -fz`: local 45, a directory's central 10); without a data
+ * descriptor the same CRC-32 and sizes, all-ones sizes read from a 16-byte ZIP64 block (uncompressed,
+ * compressed); with one, CRC-32 and compressed size 0 and an uncompressed size of 0 or the true one.
+ */
+function localHeaderProblem(lh, extra, e) {
+  const z = zip64Field(extra, e.name);
+  const version = lh.readUInt16LE(4);
+  if (version !== e.version && Math.max(version, e.version) !== 45) {
+    return `the zip entry ${e.name} has a local header saying version ${version} is needed to extract it where its central record says ${e.version}, so two readers would see two bundles`;
+  }
+  const flags = lh.readUInt16LE(6);
+  if (flags !== e.flags)
+    return `the zip entry ${e.name} has a local header with flags 0x${flags.toString(16)} where its central record has 0x${e.flags.toString(16)}, so two readers would see two bundles`;
+  const method = lh.readUInt16LE(8);
+  if (method !== e.method)
+    return `the zip entry ${e.name} has a local header declaring compression method ${method} where its central record declares ${e.method}, so another reader would extract other bytes`;
+  const crc = lh.readUInt32LE(14);
+  let csize = lh.readUInt32LE(18);
+  let usize = lh.readUInt32LE(22);
+  if (z !== undefined || csize === 0xffffffff || usize === 0xffffffff) {
+    if (z?.length !== 16 || csize !== 0xffffffff || usize !== 0xffffffff) {
+      return `the zip entry ${e.name} has a local header that does not give its ZIP64 sizes as every writer does (both sizes all ones, and both in a 16-byte ZIP64 block), so readers would take different sizes`;
+    }
+    usize = Number(z.readBigUInt64LE(0));
+    csize = Number(z.readBigUInt64LE(8));
+  }
+  if (flags & 0x08) {
+    if (crc !== 0 || csize !== 0 || (usize !== 0 && usize !== e.usize)) {
+      return `the zip entry ${e.name} has a data descriptor and a local header declaring a CRC-32 or sizes (${csize} compressed, ${usize} uncompressed) other than zero and its true size, so another reader would extract other bytes`;
+    }
+    return undefined;
+  }
+  if (crc !== e.crc)
+    return `the zip entry ${e.name} has a local header declaring CRC-32 ${crc.toString(16).padStart(8, '0')} where its central record declares ${e.crc.toString(16).padStart(8, '0')}, so another reader would extract other bytes`;
+  if (csize !== e.csize || usize !== e.usize) {
+    return `the zip entry ${e.name} has a local header declaring a size of ${csize} compressed and ${usize} uncompressed bytes where its central record declares ${e.csize} and ${e.usize}, so another reader would extract other bytes`;
+  }
+  return undefined;
 }
 
 /**
@@ -844,6 +903,7 @@ class ZipSource {
     for (let n = 0; n < count; n++) {
       if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw short(n);
       const madeBy = cd.readUInt16LE(p + 4);
+      const version = cd.readUInt16LE(p + 6);
       const flags = cd.readUInt16LE(p + 8);
       const method = cd.readUInt16LE(p + 10);
       const crc = cd.readUInt32LE(p + 16);
@@ -861,7 +921,7 @@ class ZipSource {
       if (!/^[\x20-\x7e]+$/.test(name)) throw new Refusal(`the zip holds an entry whose name is not printable ASCII (${JSON.stringify(name.slice(0, 80))}), which no evidence bundle has`);
       // ZIP64 (FORMAT.md 7.1): a size or offset of all ones is read from the 0x0001 extra field, in
       // the order uncompressed size, compressed size, local header offset, as every reader does.
-      const zip64 = zip64Field(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen));
+      const zip64 = zip64Field(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen), name);
       if (usize === 0xffffffff || csize === 0xffffffff || offset === 0xffffffff) {
         let at = 0;
         const take = () => {
@@ -884,7 +944,7 @@ class ZipSource {
       if (this.entries.has(name) || seenDirs.has(name)) throw new Refusal(`the zip holds ${name} twice`);
       if (name === 'artifacts/' || name === 'populations/') {
         seenDirs.add(name);
-        layout.push({ name, flags, crc, csize, usize, offset });
+        layout.push({ name, version, flags, method, crc, csize, usize, offset });
         continue;
       }
       const cap = capOfName(name);
@@ -895,7 +955,7 @@ class ZipSource {
       if (usize > 1024 * 1024 && usize > 200 * csize) throw new Refusal(`the zip entry ${name} unpacks to ${usize} bytes from ${csize}, more than 200 times its size: a compression bomb`);
       total += usize;
       if (total > LIMITS.zipTotalBytes) throw new Refusal('the zip declares more content than any evidence bundle holds');
-      const e = { name, method, flags, crc, csize, usize, offset };
+      const e = { name, version, method, flags, crc, csize, usize, offset };
       this.entries.set(name, e);
       list.push(e);
       layout.push(e);
@@ -920,6 +980,8 @@ class ZipSource {
       const nameLen = lh.readUInt16LE(26);
       e.data = e.offset + 30 + nameLen + lh.readUInt16LE(28);
       if (this.read(e.offset + 30, nameLen).toString('latin1') !== e.name) throw new Refusal(`the zip entry ${e.name} has another name in its local header`);
+      const local = localHeaderProblem(lh, this.read(e.offset + 30 + nameLen, lh.readUInt16LE(28)), e);
+      if (local !== undefined) throw new Refusal(local);
       const end = i + 1 < layout.length ? layout[i + 1].offset : cdOffset;
       if (e.data + e.csize > end) throw new Refusal(`the zip entry ${e.name} overlaps the next one`);
       at0 = e.data + e.csize + this.descriptorLength(e, end);
@@ -1669,7 +1731,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   }
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
   // report.html shows the export event and the final checkpoint, so the record cannot bind it (FORMAT.md 7.2).
-  if (present.includes('report.html')) warnings.unshift('report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.');
+  if (present.includes('report.html')) warnings.unshift('report.html is a reading aid that is not signed and was not checked; the verified events are events.jsonl.');
 
   r.events = lineCount;
   // Agent sessions only (FORMAT.md 7.12): the witness.* system streams (approvals, audit access, …) are not sessions.

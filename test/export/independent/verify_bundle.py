@@ -559,6 +559,55 @@ class BundleRefused(Exception):
     pass
 
 
+# 7.1: the extra-field blocks a bundle's writers write (ZIP64; zip -r's timestamp and Unix UID/GID).
+EXTRA_IDS = {0x0001, 0x5455, 0x7875}
+
+
+def zip64_block(extra: bytes, name: str) -> bytes | None:
+    """7.1: an extra field (central or local) is a run of blocks none of which runs past it, each of
+    an id in EXTRA_IDS, with one ZIP64 block at most; returns that block's data."""
+    i, found = 0, None
+    while i + 4 <= len(extra):
+        xid, xlen = struct.unpack_from("<HH", extra, i)
+        if i + 4 + xlen > len(extra):
+            raise BundleRefused("the zip holds an extra field longer than its record")
+        if xid not in EXTRA_IDS:
+            raise BundleRefused(f"the zip entry {name!r} has an extra field 0x{xid:04x}, which no writer of a bundle adds (only 0x0001, 0x5455 and 0x7875)")
+        if xid == 0x0001:
+            if found is not None:
+                raise BundleRefused("the zip holds an entry with two ZIP64 extra fields")
+            found = extra[i + 4 : i + 4 + xlen]
+        i += 4 + xlen
+    return found
+
+
+def local_header_problem(lh: bytes, extra: bytes, info: zipfile.ZipInfo) -> str | None:
+    """7.1 step 4: the local header says what the central record says."""
+    name = info.filename
+    z = zip64_block(extra, name)
+    version, flags, method = struct.unpack_from("<HHH", lh, 4)
+    crc, csize, usize = struct.unpack_from("<III", lh, 14)
+    if version != info.extract_version and max(version, info.extract_version) != 45:
+        return f"the zip entry {name!r} has a local header needing version {version}, its central record {info.extract_version}"
+    if flags != info.flag_bits:
+        return f"the zip entry {name!r} has a local header with flags {flags:#x}, its central record {info.flag_bits:#x}"
+    if method != info.compress_type:
+        return f"the zip entry {name!r} has a local header with compression method {method}, its central record {info.compress_type}"
+    if z is not None or 0xFFFFFFFF in (csize, usize):
+        if z is None or len(z) != 16 or (csize, usize) != (0xFFFFFFFF, 0xFFFFFFFF):
+            return f"the zip entry {name!r} has a local header whose ZIP64 sizes are not both all ones with a 16-byte ZIP64 block"
+        usize, csize = struct.unpack("<QQ", z)
+    if flags & 0x8:
+        if crc != 0 or csize != 0 or usize not in (0, info.file_size):
+            return f"the zip entry {name!r} has a data descriptor and a local header with a CRC-32 or size other than zero and its true size"
+        return None
+    if crc != info.CRC:
+        return f"the zip entry {name!r} has a local header with CRC-32 {crc:08x}, its central record {info.CRC:08x}"
+    if (csize, usize) != (info.compress_size, info.file_size):
+        return f"the zip entry {name!r} has a local header with a size of {csize} and {usize} bytes, its central record {info.compress_size} and {info.file_size}"
+    return None
+
+
 def zip_structure(path: str) -> None:
     """7.1, before any reader parses the archive: the end record is the file's last 22 bytes (no
     comment, one disk); a ZIP64 locator before it points at the 56-byte ZIP64 end record right before
@@ -626,15 +675,7 @@ def zip_structure(path: str) -> None:
             raw = cd[p + 46 : p + 46 + name_len]
             if re.fullmatch(rb"[\x20-\x7e]+", raw) is None:
                 raise BundleRefused(f"the zip holds an entry whose name is not printable ASCII ({raw[:80]!r})")
-            extra, i, zip64 = cd[p + 46 + name_len : p + 46 + name_len + extra_len], 0, 0
-            while i + 4 <= len(extra):
-                xid, xlen = struct.unpack_from("<HH", extra, i)
-                if i + 4 + xlen > len(extra):
-                    raise BundleRefused("the zip holds an extra field longer than its record")
-                zip64 += xid == 0x0001
-                if zip64 > 1:
-                    raise BundleRefused("the zip holds an entry with two ZIP64 extra fields")
-                i += 4 + xlen
+            zip64_block(cd[p + 46 + name_len : p + 46 + name_len + extra_len], raw.decode("ascii"))
             p = nxt
         if p != len(cd):
             raise BundleRefused(f"the zip has {len(cd) - p} bytes in its central directory after the {count} records its end record counts")
@@ -681,6 +722,9 @@ def zip_layout(path: str, zf: zipfile.ZipFile) -> None:
             central = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
             if raw != central:
                 raise BundleRefused(f"the zip entry {info.filename!r} has another name in its local header")
+            problem = local_header_problem(lh, f.read(extra_len), info)
+            if problem is not None:
+                raise BundleRefused(problem)
             at += 30 + name_len + extra_len + info.compress_size
             if info.flag_bits & 0x8:
                 f.seek(at)
@@ -741,6 +785,10 @@ def read_dir(path: str) -> dict[str, bytes]:
         for d in dirs:
             if os.path.islink(os.path.join(root, d)):
                 raise BundleRefused(f"{os.path.join(root, d)} is a symbolic link")
+            # 7.1: the only folders are artifacts/ and populations/; any other, empty or not, is a name no bundle has.
+            rel = os.path.relpath(os.path.join(root, d), path).replace(os.sep, "/")
+            if rel not in ("artifacts", "populations"):
+                raise BundleRefused(f"the bundle holds {json.dumps(rel)}, which no format-2 bundle has")
         for n in names:
             full = os.path.join(root, n)
             rel = os.path.relpath(full, path).replace(os.sep, "/")
@@ -967,7 +1015,7 @@ POPULATIONS = [
     ("errors-and-gaps", "Errors, alerts and recording gaps", "witness query --kind error,alert; witness query --outcome error", {"kinds": ["error", "alert"], "outcomes": ["error"]}),
 ]  # fmt: skip
 
-SYSTEM_STREAMS = {"witness.approvals", "witness.gateway", "witness.evidence", "witness.audit-access", "witness.keys"}
+SYSTEM_STREAMS = {"witness.approvals", "witness.gateway", "witness.evidence", "witness.audit-access", "witness.keys", "witness.monitor"}
 
 MIME_EXT = {
     "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/svg+xml": "svg.txt",
@@ -1362,7 +1410,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     report.summary.append(f"  scope: {'; '.join(parts) if parts else 'everything in the span'}")
     if "report.html" in files:
         # 7.2: the export record cannot bind report.html (it shows the export event and the final checkpoint).
-        report.notes.append("report.html is a reading aid not covered by the signature; its facts are checked here from the signed events.")
+        report.notes.append("report.html is a reading aid that is not signed and was not checked; the verified events are events.jsonl.")
 
     # 9. populations (7.9)
     index = read_json_file(files, "populations/index.json", report)
