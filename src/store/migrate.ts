@@ -76,7 +76,10 @@ export async function migrateToPostgres(fromUrl: string, toUrl: string, options:
     }
   }
 
-  const source = await openLedger(fromUrl, { create: false, readonly: true, env });
+  // In a migration $WITNESS_SIGNING_KEY_FILE names the PostgreSQL ledger's key (postgresKeyFile), which
+  // may not exist yet; a SQLite source's key is the one beside it, so the source never reads that variable.
+  const sourceEnv = from.driver === 'sqlite' ? { ...env, [SIGNING_KEY_FILE_ENV]: undefined } : env;
+  const source = await openLedger(fromUrl, { create: false, readonly: true, env: sourceEnv });
   try {
     // 1. The source must verify, exactly as `witness verify` checks it: a damaged ledger is not moved.
     const sourceReport = await verifyLedger(source);
@@ -91,7 +94,7 @@ export async function migrateToPostgres(fromUrl: string, toUrl: string, options:
     }
     const keys = await source.publicKeys();
     const own = keys[0];
-    const found = sourceSigner(from, source.info.id, env);
+    const found = sourceSigner(from, source.info.id, sourceEnv);
     const signer = found?.signer;
     if (own !== undefined && signer !== undefined && signer.verifierKey !== own.vkey) {
       throw new WitnessError(
