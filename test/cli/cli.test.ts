@@ -28,7 +28,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads', '--require-payloads', '--require-cosigner', '--tsa-cert', '--anchors'],
   export: ['--since', '--until', '--agent', '--session', '--regime', '--out', '-o', '--withhold-data', '--as', '--store', '--seal-record', '--format', '--json'],
   review: ['--population', '--since', '--until', '--agent', '--session', '--disposition', '--note', '--reviewer', '--store', '--seal-record', '--json'],
-  seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--json'],
+  seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--signer-command', '--json'],
   checkpoint: ['--store', '--json'],
   anchor: ['--store', '--anchors', '--cosigner', '--copy-to', '--tsa', '--json'],
   'cosign init': ['--name', '--output', '-o', '--json'],

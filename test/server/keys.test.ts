@@ -91,7 +91,26 @@ describe('API keys', () => {
 
   it('witness serve and witness keys print help naming each of their flags', async () => {
     const flags: Record<string, string[]> = {
-      serve: ['--store', '--port', '--host', '--config'],
+      serve: [
+        '--store',
+        '--port',
+        '--host',
+        '--config',
+        '--monitor',
+        '--monitor-interval',
+        '--state',
+        '--webhook',
+        '--webhook-secret-env',
+        '--command',
+        '--full-every',
+        '--approval-pending',
+        '--seal-stall',
+        '--burst',
+        '--denial-streak',
+        '--new-tool-after',
+        '--trusted-key',
+        '--backfill',
+      ],
       'keys create': ['--role', '--agent', '--name', '--approver-key', '--approver-keys', '--store', '--json'],
       'keys list': ['--store', '--json'],
       'keys revoke': ['--approver-keys', '--store', '--json'],
@@ -100,7 +119,8 @@ describe('API keys', () => {
       const io = capture();
       expect(await main(['node', 'witness', ...command.split(' '), '--help'], io), command).toBe(0);
       expect(io.text(), command).toContain(`Usage: witness ${command}`);
-      const offered = [...io.text().matchAll(/^\s+(--[a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+      // Options start two spaces in; a description wrapped onto a line of its own starts further in.
+      const offered = [...io.text().matchAll(/^ {2}(--[a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
       expect(offered.sort(), command).toEqual([...expected].sort());
     }
   });
