@@ -59,11 +59,11 @@ checkpoint.txt          the signed checkpoint every proof leads to
 checkpoints.jsonl       the ledger's checkpoints over the span, each with a consistency proof
 keys.json               the signing-key history (a convenience: pin your own copy)
 system.json             agents and versions, models, prompt and tool-definition hashes, policy versions
-populations/            approvals, denials, overrides and halts, configuration changes, reviews,
+populations/            approvals, denials, overrides, halts and resumes, configuration changes, reviews,
                         audit access, errors: complete lists an auditor can sample from
 artifacts/              screenshots, the narrated video and its captions, by SHA-256
-report.html             the auditor report (when rendered): a reading aid not covered by the
-                        signature; its facts are checked from the signed events by the verifiers
+report.html             the auditor report (when rendered): a reading aid that is not signed and
+                        that no verifier checks; the verified record is events.jsonl
 verify.mjs              the standalone verifier
 `;
 }
