@@ -388,6 +388,8 @@ function observed(row: VerifyRow): ObservedEvent | undefined {
 
 const monitorFields = { agent: { id: MONITOR_AGENT }, recorder: { kind: 'cli' as const, id: MONITOR_AGENT, version: RECORDER_VERSION } };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 function flagEvent(f: AnomalyFlag): AppendRequest {
   const input: EventInput = {
     ...monitorFields,
@@ -401,8 +403,12 @@ function flagEvent(f: AnomalyFlag): AppendRequest {
 }
 
 function alertEvent(a: AlertMessage): AppendRequest {
+  // The event an alert is about (a recording gap, a failed capture, a halt, an approval request) is
+  // its parent, so an export of that agent or session carries the alert (FORMAT.md scope rule).
+  const about = [a.details?.['event'], a.details?.['halt'], a.details?.['request']].find((v): v is string => typeof v === 'string' && UUID.test(v));
   const input: EventInput = {
     ...monitorFields,
+    ...(about === undefined ? {} : { parent: about }),
     kind: 'alert',
     action: a.status,
     data: { severity: a.severity, message: a.message, code: a.code, status: a.status, key: a.key, since: a.since, alert_id: a.id, ...(a.details === undefined ? {} : { details: a.details }) },

@@ -257,6 +257,10 @@ describe('alerts', () => {
         ['sealing_stalled', 'sealing_stalled', 'critical'],
       ]);
       expect(r.alerts.find((a) => a.code === 'agent_halted')!.message).toBe('alice@corp halted agent refund-bot: refunds look wrong');
+      // Recorded with the halt as its parent, so an export of the halt's scope carries the alert.
+      const halt = (await ledger.query({ kind: 'human.halt' })).events[0]!;
+      const recorded = (await ledger.query({ stream: MONITOR_STREAM, kind: 'alert' })).events.find((e) => e.data?.['code'] === 'agent_halted');
+      expect(recorded?.parent).toBe(halt.id);
       await ops.record('human.resume', { actor: 'alice@corp', agent: 'refund-bot' }, new Date().toISOString());
       await ledger.seal();
       const after = await monitorFor(ledger, statePath).pass();
