@@ -193,4 +193,4 @@ export const ExportRecord = z.looseObject({
 export type ExportRecord = z.infer<typeof ExportRecord>;
 
 /** The files whose SHA-256 the export record binds (ExportRecord.files), in this order. */
-export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json'] as const;
+export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json'] as const;

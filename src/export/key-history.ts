@@ -44,10 +44,52 @@ export async function keyHistory(ledger: Ledger, firstCheckpointTs: string | und
 }
 
 /**
- * The windows keys.json states, for the bundle verifier: undefined when it states none (a ledger
- * never rotated, or a bundle from before rotation existed), and then no window is checked.
+ * The windows keys.json states, for the bundle verifier: undefined only for a history of one key
+ * without windows (a ledger never rotated). A history of several keys is always judged by windows:
+ * one that lacks them is a key_history_mismatch (keyHistoryProblems), and its keys are then all
+ * required on every checkpoint, never "no windows, no rule".
  */
 export function bundleKeyWindows(keys: KeyHistory['keys']): KeyWindow[] | undefined {
-  if (!keys.some((k) => k.from_size !== undefined)) return undefined;
+  if (keys.length <= 1 && !keys.some((k) => k.from_size !== undefined)) return undefined;
   return keys.map((k) => ({ vkey: k.vkey, fingerprint: k.fingerprint, fromSize: k.from_size ?? 0, untilSize: k.until_size ?? null, introducedAt: k.rotated_at_leaf ?? null }));
+}
+
+/**
+ * keys.json against the signed events of the bundle (docs/FORMAT.md 7.6), one sentence a problem
+ * (key_history_mismatch): several keys need a window each, every key after the first names the
+ * key.rotated leaf that brought it in (its window starting right after); every key.rotated event of
+ * the span is in keys.json at its leaf, with the same old and new key when its payload is in the
+ * bundle; and every rotation keys.json places inside the span is an event of the bundle.
+ * `rotations`: leaf → the event's payload (undefined when the bundle holds none).
+ */
+export function keyHistoryProblems(keys: KeyHistory['keys'], rotations: ReadonlyMap<number, unknown>, span: { from: number; to: number }): string[] {
+  const problems: string[] = [];
+  if (keys.length > 1) {
+    keys.forEach((k, i) => {
+      const leaf = k.rotated_at_leaf ?? null;
+      if (k.from_size === undefined || (i === 0 ? leaf !== null : leaf === null)) {
+        problems.push(`keys.json holds ${keys.length} keys but key ${i + 1} states no window (from_size, rotated_at_leaf): a key history with a rotation must say which tree sizes each key signs.`);
+      } else if (i > 0 && leaf !== null && k.from_size !== leaf + 1) {
+        problems.push(`keys.json key ${i + 1} was brought in at leaf ${leaf}, so its window starts at size ${leaf + 1}, not ${k.from_size}.`);
+      }
+    });
+  }
+  for (const [leaf, data] of rotations) {
+    const i = keys.findIndex((k, j) => j > 0 && k.rotated_at_leaf === leaf);
+    if (i < 1) {
+      problems.push(`The key.rotated event at leaf ${leaf} is not in keys.json: the key history leaves out a rotation the ledger signed.`);
+      continue;
+    }
+    const d = data as { old_key?: unknown; new_key?: unknown } | undefined;
+    if (d !== undefined && d !== null && (d.old_key !== keys[i - 1]!.vkey || d.new_key !== keys[i]!.vkey)) {
+      problems.push(`The key.rotated event at leaf ${leaf} retires ${String(d.old_key)} for ${String(d.new_key)}, but keys.json gives other keys for that rotation.`);
+    }
+  }
+  for (const k of keys) {
+    const leaf = k.rotated_at_leaf;
+    if (leaf !== undefined && leaf !== null && leaf >= span.from && leaf < span.to && !rotations.has(leaf)) {
+      problems.push(`keys.json names a key rotation at leaf ${leaf}, inside the bundle's span, where the bundle holds no key.rotated event.`);
+    }
+  }
+  return problems;
 }

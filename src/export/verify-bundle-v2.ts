@@ -22,12 +22,13 @@ import {
   type Failure,
   type KeyWindow,
   type NoteKeyId,
+  type NoteVerifier,
   type VerifyReport,
 } from '../core/index.js';
 import { countLines, openBundleFile, readLines, readWhole, sha256OfFile, type BundleFile } from './bundle-files.js';
 import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader, V2_CAPS, capOfName, checkBundleEvent, lenientPosition, type NoPayloadReason } from './bundle-checks.js';
 import { BOUND_FILES, BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
-import { bundleKeyWindows } from './key-history.js';
+import { bundleKeyWindows, keyHistoryProblems } from './key-history.js';
 import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
 
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
@@ -213,6 +214,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   let shipped: string[] = [];
   // The key windows keys.json states (docs/FORMAT.md "Key history and rotation"), checked on every checkpoint.
   let windows: KeyWindow[] | undefined;
+  let history: KeyHistory['keys'] | undefined;
   if (keysRaw !== undefined) {
     const k = KeyHistory.safeParse(keysRaw);
     if (!k.success) {
@@ -220,6 +222,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       fail({ code: 'bundle_invalid', reason: `keys.json field ${issue?.path.join('.') || '(root)'} is invalid: ${issue?.message ?? 'unknown problem'}.` });
     } else {
       shipped = k.data.keys.map((key) => key.vkey);
+      history = k.data.keys;
       windows = bundleKeyWindows(k.data.keys);
       for (const [i, key] of k.data.keys.entries()) {
         try {
@@ -234,7 +237,11 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   }
   // Shipped keys are a convenience: without --trusted-key they are all there is.
   const selected = selectVerifiers(options.trustedKeys, shipped, 'bundle', () => undefined);
-  const verifiers = selected.verifiers;
+  // Pinning a key of a rotated history trusts the other keys keys.json lists (bound by the export
+  // record), each within its window, provided checkpoint.txt, the newest, is signed by a pinned key:
+  // so an auditor pins the key in use at the bundle's checkpoint, never a retired one alone.
+  const pinnedIds = new Set(selected.source === 'pinned' ? selected.verifiers.map(keyFingerprint) : []);
+  const verifiers = selected.source === 'pinned' && shipped.length > 1 ? [...selected.verifiers, ...extraVerifiers(shipped, pinnedIds)] : selected.verifiers;
   source = selected.source === 'pinned' ? 'pinned' : 'bundle';
   const note = readSmall('checkpoint.txt', BUNDLE_LIMITS.checkpointBytes);
   if (typeof note !== 'string') return bad(`${note.reason}: the events cannot be tied to a signed tree.`);
@@ -243,6 +250,12 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
     const opened = openCheckpoint(note, verifiers, origin);
     cp = opened.checkpoint;
     for (const k of opened.verified) usedKeys.set(keyFingerprint(k), k);
+    if (pinnedIds.size > 0 && !opened.verified.some((k) => pinnedIds.has(keyFingerprint(k)))) {
+      fail({
+        code: 'checkpoint_signature',
+        reason: `checkpoint.txt (size ${opened.checkpoint.size}) is signed by ${opened.verified.map(keyFingerprint).join(' and ')} but by no key you pinned: pin the key in use at the bundle's checkpoint (older keys are trusted through keys.json from it).`,
+      });
+    }
     const wrong = windows === undefined ? undefined : judgeCheckpointKeys(windows, cp.size, opened.verified);
     if (wrong !== undefined) fail({ code: wrong.code, reason: `The bundle's checkpoint: ${wrong.reason}` });
   } catch (e) {
@@ -287,6 +300,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   let lines = 0;
   let inScope = 0;
   let exportEvent: { header: Record<string, unknown>; data: unknown; leaf: number } | undefined;
+  const rotations = new Map<number, unknown>();
   let proofsFile: BundleFile = { missing: true };
   try {
     const maxProofs = Math.min(BUNDLE_LIMITS.fileBytes, countLines(eventsFile) * BUNDLE_LIMITS.proofLineBytes);
@@ -410,6 +424,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
         if (!r.ok) fail({ code: 'inclusion_failed', stream, seq, leaf, reason: `Leaf ${leaf} is not in the signed tree of size ${cp.size}: ${r.reason}.` });
       }
       const hasPayload = data !== null && data !== undefined;
+      // keys.json is checked against these after the span (keyHistoryProblems); a payload that does not match its digest has failed already.
+      if (!isExport && header['kind'] === 'key.rotated') rotations.set(leaf, hasPayload ? data : undefined);
       if (isExport) {
         exportEvent = { header, data, leaf };
         continue;
@@ -462,6 +478,7 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
 
   // --- the export's own signed event
   const spanEvents = m.span.to - m.span.from;
+  if (history !== undefined) for (const reason of keyHistoryProblems(history, rotations, m.span)) fail({ code: 'key_history_mismatch', reason });
   checkExportEvent(exportEvent, m, { digest: spanDigest.hex(), count: spanEvents, inScope }, { digests, present, checkpointSizes: logSizes }, fail);
 
   // --- populations, recomputed
@@ -844,4 +861,18 @@ function checkPopulations(
       fail({ code: 'population_mismatch', reason: `${file} is not the population recomputed from the span: it holds other events, or other bytes.` });
     }
   }
+}
+
+/** The keys of keys.json not pinned already, as verifiers (a malformed one failed above and is left out). */
+function extraVerifiers(shipped: readonly string[], pinned: ReadonlySet<string>): NoteVerifier[] {
+  const out: NoteVerifier[] = [];
+  for (const vkey of shipped) {
+    try {
+      const v = parseVerifierKey(vkey);
+      if (!pinned.has(keyFingerprint(v))) out.push(v);
+    } catch {
+      // reported as keys.json's malformed key
+    }
+  }
+  return out;
 }

@@ -135,7 +135,12 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
 
   // ---- the files the export record binds (bundle-format.ts BOUND_FILES), written before it is appended
   // The key history (keys.json): the ledger's first key and any key a key.rotated event brought in.
-  const keyRows = (await keyHistory(ledger, undefined)).keys;
+  // Bound by the export record, so it is built now: its times start at the first checkpoint shipped when one is stored already.
+  // checkpoints.jsonl's first line: a stored checkpoint, chosen now so the record can name it.
+  const firstCheckpoint = await chainStart(ledger, span.from);
+  const history = await keyHistory(ledger, firstCheckpoint?.ts);
+  const keysText = `${JSON.stringify(history, null, 2)}\n`;
+  const keyRows = history.keys;
   const systemText = `${JSON.stringify(system.result(), null, 2)}\n`;
   const index = PopulationIndex.parse({
     span,
@@ -164,9 +169,8 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     'README.txt': sha256Hex(readme),
     ...(verifierBytes === undefined ? {} : { 'verify.mjs': sha256Hex(verifierBytes) }),
     'populations/index.json': sha256Hex(indexText),
+    'keys.json': sha256Hex(keysText),
   };
-  // checkpoints.jsonl's first line: a stored checkpoint, chosen now so the record can name it.
-  const firstCheckpoint = await chainStart(ledger, span.from);
 
   // ---- 2. the export's own record, sealed
   const actor = options.actor ?? 'unknown';
@@ -194,7 +198,7 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     bundle.file('checkpoint.txt', cp.note);
     const chain = await checkpointChain(ledger, firstCheckpoint, cp);
     bundle.file('checkpoints.jsonl', chain.map(({ ts: _ts, ...l }) => `${JSON.stringify(l)}\n`).join(''));
-    bundle.file('keys.json', `${JSON.stringify(await keyHistory(ledger, chain[0]?.ts), null, 2)}\n`);
+    bundle.file('keys.json', keysText);
     bundle.file('system.json', systemText);
     bundle.file('populations/index.json', indexText);
     for (const p of pops) await bundle.stream(`populations/${p.def.name}.jsonl`, fs.createReadStream(p.file));

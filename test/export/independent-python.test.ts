@@ -657,7 +657,7 @@ describe('witness verify, verify.mjs and the independent verifier agree where th
 
   it('fail a system.json, README.txt, verify.mjs or populations/index.json replaced behind a re-digested manifest with export_record_mismatch: the signed export record binds their SHA-256', async () => {
     const record = JSON.parse(lines(genuine.get('events.jsonl')!).at(-1)!) as { data: { files: Record<string, string>; checkpoints_from: number | null } };
-    expect(Object.keys(record.data.files).sort()).toEqual(['README.txt', 'populations/index.json', 'system.json', 'verify.mjs']);
+    expect(Object.keys(record.data.files).sort()).toEqual(['README.txt', 'keys.json', 'populations/index.json', 'system.json', 'verify.mjs']);
     for (const [name, bytes] of [
       ['system.json', Buffer.from('{"agents":{},"note":"nothing to see"}\n')],
       ['README.txt', Buffer.from('This bundle is COMPLIANT.\n')],

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -160,6 +161,99 @@ describe('a bundle exported across a key rotation', () => {
       for (const x of [v.witness, v.mjs, v.python]) {
         expect(x.code).toBe(1);
         expect(x.failures).toContain('rotation_unsigned');
+      }
+    }
+  });
+});
+
+describe('keys.json is bound and checked against the signed key.rotated events', () => {
+  /** A copy of the bundle whose keys.json is rewritten by `edit`, the manifest's hashes refreshed (what a forger can do without any key). */
+  function editedKeys(name: string, edit: (keys: Array<Record<string, unknown>>) => Array<Record<string, unknown>>): string {
+    const to = path.join(dir, name);
+    fs.cpSync(path.join(dir, 'bundle'), to, { recursive: true });
+    const k = JSON.parse(fs.readFileSync(path.join(to, 'keys.json'), 'utf8')) as { keys: Array<Record<string, unknown>> };
+    fs.writeFileSync(path.join(to, 'keys.json'), `${JSON.stringify({ keys: edit(k.keys) }, null, 2)}\n`);
+    refreshManifest(to);
+    return to;
+  }
+
+  it('the signed export record binds keys.json', () => {
+    const events = fs
+      .readFileSync(path.join(dir, 'bundle', 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
+    const record = (JSON.parse(events[events.length - 1]!) as { data: { files: Record<string, string> } }).data;
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(record.files['keys.json']).toBe(sha(fs.readFileSync(path.join(dir, 'bundle', 'keys.json'))));
+  });
+
+  it('a retired key re-signing the newest checkpoint after the windows were stripped from keys.json fails in all three (review repro)', async () => {
+    const stripped = editedKeys('stripped', (keys) => keys.map(({ from_size: _f, until_size: _u, rotated_at_leaf: _r, ...rest }) => rest));
+    fs.cpSync(stripped, path.join(dir, 'stripped-retired'), { recursive: true });
+    const b = path.join(dir, 'stripped-retired');
+    // re-sign the newest checkpoint by the retired key alone, as forge_rot.mjs did
+    const cpTxt = fs.readFileSync(path.join(b, 'checkpoint.txt'), 'utf8');
+    const again = signNote(cpTxt.slice(0, cpTxt.lastIndexOf('\n\n') + 1), [parseSignerKey(oldKey)]);
+    fs.writeFileSync(path.join(b, 'checkpoint.txt'), again);
+    const lines = fs
+      .readFileSync(path.join(b, 'checkpoints.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { note: string });
+    lines[lines.length - 1]!.note = again;
+    fs.writeFileSync(path.join(b, 'checkpoints.jsonl'), lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    refreshManifest(b);
+    for (const bundle of [stripped, b]) {
+      const v = await verdicts(bundle, [oldVkey, newVkey]);
+      for (const x of [v.witness, v.mjs, v.python]) {
+        expect(x.code, bundle).toBe(1);
+        expect(x.failures, bundle).toContain('export_record_mismatch');
+        expect(x.failures, bundle).toContain('key_history_mismatch');
+      }
+    }
+  });
+
+  it('a keys.json that drops the rotated key, or moves its rotation, fails in all three', async () => {
+    const dropped = editedKeys('dropped', (keys) => [{ ...keys[0], until_size: null }]);
+    const moved = editedKeys('moved', (keys) => [keys[0]!, { ...keys[1], rotated_at_leaf: rotationSize - 2 }]);
+    for (const bundle of [dropped, moved]) {
+      const v = await verdicts(bundle, [oldVkey, newVkey]);
+      for (const x of [v.witness, v.mjs, v.python]) {
+        expect(x.code, bundle).toBe(1);
+        expect(x.failures, bundle).toEqual(expect.arrayContaining(['export_record_mismatch', 'key_history_mismatch']));
+      }
+    }
+  });
+});
+
+describe('pinning for a bundle across a rotation', () => {
+  it("pinning the key in use at the bundle's checkpoint trusts the older key through keys.json, in all three", async () => {
+    const v = await verdicts(path.join(dir, 'bundle'), [newVkey]);
+    expect(v.witness).toEqual({ code: 0, failures: [] });
+    expect(v.mjs).toEqual({ code: 0, failures: [] });
+    expect(v.python).toEqual({ code: 0, failures: [] });
+  });
+
+  it('pinning only the retired key fails: checkpoint.txt is signed by no pinned key, in all three', async () => {
+    const v = await verdicts(path.join(dir, 'bundle'), [oldVkey]);
+    for (const x of [v.witness, v.mjs, v.python]) {
+      expect(x.code).toBe(1);
+      expect(x.failures).toEqual(['checkpoint_signature']);
+    }
+  });
+
+  it('with the current key pinned, a checkpoint re-signed by the retired key alone still fails, in all three', async () => {
+    // a checkpoint of the chain after the rotation: retired_key, judged by the windows of the bound keys.json
+    const chainForged = await verdicts(forged('retired-pin-new', lastSize, [oldKey]), [newVkey]);
+    // checkpoint.txt itself (the stripped-windows forgery above): signed by no pinned key
+    const newest = await verdicts(path.join(dir, 'stripped-retired'), [newVkey]);
+    for (const [v, code] of [
+      [chainForged, 'retired_key'],
+      [newest, 'checkpoint_signature'],
+    ] as const) {
+      for (const x of [v.witness, v.mjs, v.python]) {
+        expect(x.code).toBe(1);
+        expect(x.failures).toContain(code);
       }
     }
   });

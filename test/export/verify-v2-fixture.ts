@@ -128,6 +128,8 @@ export function buildV2Bundle(
     populations: results.map((p) => ({ name: p.def.name, title: p.def.title, query: p.def.query, predicate: p.def.predicate, count: p.count, digest: p.digest })),
   })}\n`;
   const early = opts.earlyCheckpoint ?? Math.max(1, span.from);
+  const vk = parseVerifierKey(KEY.verifierKey);
+  const keysText = `${JSON.stringify({ keys: [{ vkey: KEY.verifierKey, fingerprint: keyFingerprint(vk), role: 'ledger-signing', valid_from: new Date(start).toISOString(), valid_until: null, source: 'fixture' }] }, null, 2)}\n`;
   const record: ExportRecord = {
     actor: 'auditor@example.com',
     operation: 'export',
@@ -141,6 +143,7 @@ export function buildV2Bundle(
     files: {
       'system.json': sha256Hex(systemText),
       'populations/index.json': sha256Hex(indexText),
+      'keys.json': sha256Hex(keysText),
       ...Object.fromEntries(Object.entries(opts.bound ?? {}).map(([name, text]) => [name, sha256Hex(text)])),
     },
     checkpoints_from: early,
@@ -187,11 +190,7 @@ export function buildV2Bundle(
       consistency: consistencyProof(early, size, src).map((h) => h.toString('hex')),
     })}\n`,
   );
-  const vk = parseVerifierKey(KEY.verifierKey);
-  write(
-    'keys.json',
-    `${JSON.stringify({ keys: [{ vkey: KEY.verifierKey, fingerprint: keyFingerprint(vk), role: 'ledger-signing', valid_from: new Date(start).toISOString(), valid_until: null, source: 'fixture' }] }, null, 2)}\n`,
-  );
+  write('keys.json', keysText);
   write('system.json', systemText);
   for (const [name, text] of Object.entries(opts.bound ?? {})) write(name, text);
   for (const p of results) write(`populations/${p.def.name}.jsonl`, p.text);

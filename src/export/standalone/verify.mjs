@@ -1268,12 +1268,18 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     }
   }
   // The key windows keys.json states (FORMAT.md "Key history and rotation"): every key whose window holds a checkpoint's size must sign it.
+  // A history of several keys is always judged by windows (one without them is a key_history_mismatch below), never "no windows, no rule".
+  const keysOk = keysJson !== undefined && keyHistoryProblem(keysJson) === undefined;
   const windows =
-    keysJson !== undefined && keyHistoryProblem(keysJson) === undefined && keysJson.keys.some((k) => k.from_size !== undefined)
+    keysOk && (keysJson.keys.length > 1 || keysJson.keys.some((k) => k.from_size !== undefined))
       ? keysJson.keys.map((k) => ({ fingerprint: k.fingerprint, from: k.from_size ?? 0, until: k.until_size ?? null, leaf: k.rotated_at_leaf ?? null }))
       : undefined;
   const pinned = opts.trustedKeys !== undefined && opts.trustedKeys.length > 0;
-  const verifiers = pinned ? opts.trustedKeys.map(parseVerifierKey) : shipped;
+  // Pinning a key of a rotated history trusts the other keys of keys.json (bound by the export record),
+  // each within its window, provided checkpoint.txt, the newest, is signed by a pinned key.
+  const pins = pinned ? opts.trustedKeys.map(parseVerifierKey) : [];
+  const pinnedIds = new Set(pins.map((v) => v.fingerprint));
+  const verifiers = pinned ? (shipped.length > 1 ? [...pins, ...shipped.filter((v) => !pinnedIds.has(v.fingerprint))] : pins) : shipped;
   const keySource = pinned ? 'pinned' : 'bundle';
   const usedKeys = new Map();
   const trust = (checkpoints) => {
@@ -1295,6 +1301,13 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   let cp;
   try {
     cp = open(note);
+    const signers = openNote(note, verifiers).verified;
+    if (pinned && !signers.some((v) => pinnedIds.has(v.fingerprint))) {
+      fail({
+        code: 'checkpoint_signature',
+        reason: `checkpoint.txt (size ${cp.size}) is signed by ${signers.map((v) => v.fingerprint).join(' and ')} but by no key you pinned: pin the key in use at the bundle's checkpoint (older keys are trusted through keys.json from it).`,
+      });
+    }
     if (cp.windowProblem !== undefined) fail({ code: cp.windowProblem.code, reason: `The bundle's checkpoint: ${cp.windowProblem.reason}` });
   } catch (e) {
     fail({ code: e.code ?? 'checkpoint_invalid', reason: `The bundle's checkpoint does not verify: ${e.message}.` });
@@ -1391,6 +1404,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   const without = [];
   let inScope = 0;
   let exportEvent;
+  /** leaf → payload (undefined when the bundle holds none) of each key.rotated event of the span, checked against keys.json after it. */
+  const rotations = new Map();
   let expectLeaf = span.from;
   let lineCount = 0;
   const proofsFile = source.open('proofs.jsonl', LIMITS.fileBytes);
@@ -1541,6 +1556,7 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
         });
       }
     }
+    if (!isExport && header.kind === 'key.rotated') rotations.set(leaf, hasData ? data : undefined);
     if (isExport) {
       exportEvent = { header, data, leaf };
       continue;
@@ -1588,6 +1604,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     fail({ code: 'span_gap', leaf: expectLeaf, reason: `${range(expectLeaf, span.to)} of the span ${span.from}–${span.to - 1} are missing from events.jsonl: its tail was cut off.` });
   }
   if (lineCount !== m.events) fail({ code: 'bundle_invalid', reason: `manifest.json lists ${m.events} lines of events but events.jsonl holds ${lineCount}.` });
+
+  if (keysOk) for (const reason of keyHistoryMismatches(keysJson.keys, rotations, span)) fail({ code: 'key_history_mismatch', reason });
 
   // --- the export's own signed event binds scope, mode, span and the span's events
   const no = (reason) => fail({ code: 'export_record_mismatch', leaf: m.export_event.leaf, reason });
@@ -1896,6 +1914,41 @@ function windowProblem(windows, size, verified) {
   return { code: 'checkpoint_signature', reason: `The checkpoint of size ${size} is not signed by ${names}, the key whose window holds it (a key signed it before the rotation that introduced it).` };
 }
 
+/**
+ * keys.json against the signed events (FORMAT.md 7.6): several keys need a window each, every key
+ * after the first names the key.rotated leaf that brought it in (its window starting right after);
+ * every key.rotated event of the span is in keys.json at its leaf, with the same old and new key when
+ * its payload is in the bundle; every rotation keys.json places inside the span is an event of it.
+ */
+function keyHistoryMismatches(keys, rotations, span) {
+  const problems = [];
+  if (keys.length > 1) {
+    keys.forEach((k, i) => {
+      const leaf = k.rotated_at_leaf ?? null;
+      if (k.from_size === undefined || (i === 0 ? leaf !== null : leaf === null)) {
+        problems.push(`keys.json holds ${keys.length} keys but key ${i + 1} states no window (from_size, rotated_at_leaf): a key history with a rotation must say which tree sizes each key signs.`);
+      } else if (i > 0 && k.from_size !== leaf + 1) {
+        problems.push(`keys.json key ${i + 1} was brought in at leaf ${leaf}, so its window starts at size ${leaf + 1}, not ${k.from_size}.`);
+      }
+    });
+  }
+  for (const [leaf, data] of rotations) {
+    const i = keys.findIndex((k, j) => j > 0 && k.rotated_at_leaf === leaf);
+    if (i < 1) {
+      problems.push(`The key.rotated event at leaf ${leaf} is not in keys.json: the key history leaves out a rotation the ledger signed.`);
+    } else if (isObject(data) && (data.old_key !== keys[i - 1].vkey || data.new_key !== keys[i].vkey)) {
+      problems.push(`The key.rotated event at leaf ${leaf} retires ${String(data.old_key)} for ${String(data.new_key)}, but keys.json gives other keys for that rotation.`);
+    }
+  }
+  for (const k of keys) {
+    const leaf = k.rotated_at_leaf;
+    if (typeof leaf === 'number' && leaf >= span.from && leaf < span.to && !rotations.has(leaf)) {
+      problems.push(`keys.json names a key rotation at leaf ${leaf}, inside the bundle's span, where the bundle holds no key.rotated event.`);
+    }
+  }
+  return problems;
+}
+
 function keyHistoryProblem(k) {
   if (!strictKeys(k, ['keys']) || !Array.isArray(k.keys)) return 'it needs a keys list';
   for (const e of k.keys) {
@@ -1933,7 +1986,7 @@ function exportRecordProblem(d) {
 }
 
 /** The files whose SHA-256 the export record binds (FORMAT.md 7.8). */
-const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json'];
+const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json'];
 
 function populationIndexProblem(x) {
   if (!strictKeys(x, ['span', 'populations']) || !isSpan(x.span) || !Array.isArray(x.populations)) return 'it needs span and populations';

@@ -1077,7 +1077,30 @@ MANIFEST_V2_FIELDS: dict[str, tuple[bool, Any]] = {
 }
 
 
-BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json")
+BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json", "keys.json")
+
+
+def key_history_mismatches(keys: list[dict[str, Any]], rotations: dict[int, Any], span_from: int, span_to: int) -> list[str]:
+    """7.6: keys.json against the signed key.rotated events of the span."""
+    problems: list[str] = []
+    if len(keys) > 1:
+        for i, k in enumerate(keys):
+            leaf = k.get("rotated_at_leaf")
+            if "from_size" not in k or (leaf is not None if i == 0 else leaf is None):
+                problems.append(f"keys.json holds {len(keys)} keys but key {i + 1} states no window (from_size, rotated_at_leaf)")
+            elif i > 0 and k["from_size"] != leaf + 1:
+                problems.append(f"keys.json key {i + 1} was brought in at leaf {leaf}, so its window starts at {leaf + 1}, not {k['from_size']}")
+    for leaf, data in rotations.items():
+        at = [i for i, k in enumerate(keys) if i > 0 and k.get("rotated_at_leaf") == leaf]
+        if not at:
+            problems.append(f"the key.rotated event at leaf {leaf} is not in keys.json")
+        elif isinstance(data, dict) and (data.get("old_key") != keys[at[0] - 1]["vkey"] or data.get("new_key") != keys[at[0]]["vkey"]):
+            problems.append(f"the key.rotated event at leaf {leaf} names other keys than keys.json gives for that rotation")
+    for k in keys:
+        leaf = k.get("rotated_at_leaf")
+        if is_count(leaf) and span_from <= leaf < span_to and leaf not in rotations:
+            problems.append(f"keys.json names a key rotation at leaf {leaf}, inside the span, where the bundle holds no key.rotated event")
+    return problems
 
 
 def bound_files_problem(data: dict[str, Any], files: dict[str, bytes], cp_sizes: list[int]) -> str | None:
@@ -1193,6 +1216,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         "rotated_at_leaf": (False, lambda v: v is None or is_count(v)),
     }  # fmt: skip
     windows: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] | None = None
     if keys_doc is not None:
         problem = _obj(keys_doc, {"keys": (True, _array(10**9, _sub(key_entry)))}, "keys.json")
         if problem is not None:
@@ -1207,11 +1231,24 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                 if entry["fingerprint"] != k.fingerprint:
                     report.fail("bundle_invalid", f"keys.json's fingerprint {entry['fingerprint']} is not that of its vkey ({k.fingerprint})", file="keys.json")
                 carried.append(entry["vkey"])
-            if any("from_size" in e for e in keys_doc["keys"]):
+            history = keys_doc["keys"]
+            # several keys are always judged by windows (missing ones are a key_history_mismatch), never "no windows, no rule"
+            if len(history) > 1 or any("from_size" in e for e in history):
                 windows = [
                     {"fp": e["fingerprint"], "from": e.get("from_size", 0), "until": e.get("until_size"), "leaf": e.get("rotated_at_leaf")} for e in keys_doc["keys"]
                 ]  # fmt: skip
     keys = load_keys(trusted, carried, "keys.json", report)
+    # 7.6: pinning a key of a rotated history trusts the other keys of keys.json (bound by the export
+    # record) within their windows, provided checkpoint.txt is signed by a pinned key.
+    pinned_fps = {k.fingerprint for k in keys} if trusted else set()
+    if trusted and len(carried) > 1:
+        for t in carried:
+            try:
+                extra = parse_vkey(t)
+            except ValueError:
+                continue
+            if extra.fingerprint not in pinned_fps:
+                keys.append(extra)
 
     # 5. checkpoint.txt; inclusion proofs are checked only against a root it vouches for
     checkpoint_ok = False
@@ -1227,6 +1264,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         try:
             size, root, signers = open_note(checkpoint_text, keys, origin)
             report.signed_by = signers
+            if trusted and not any(s in pinned_fps for s in signers):
+                report.fail("checkpoint_signature", f"checkpoint.txt (size {size}) is signed by no pinned key: pin the key in use at the bundle's checkpoint", file="checkpoint.txt")
             judged = window_problem(windows, size, signers)
             if judged is not None:
                 report.fail(judged[0], f"checkpoint.txt: {judged[1]}", file="checkpoint.txt")
@@ -1301,6 +1340,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     referenced: dict[str, set[str]] = {}
     export: EventResult | None = None
     expect_leaf = span_from
+    rotations: dict[int, Any] = {}
     for i, (number, line) in enumerate(ev_lines):
         if export is not None:
             report.fail("bundle_invalid", f"events.jsonl line {number} follows the export event, which must be the last line", file="events.jsonl")
@@ -1336,6 +1376,8 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         if r.header is None or r.tree_hash is None:
             continue
         h = r.header
+        if h.get("kind") == "key.rotated":
+            rotations[leaf] = obj.get("data") if r.payload_ok else None
         where = {"stream": h.get("stream"), "seq": h.get("seq"), "leaf": leaf}
         digest.update(r.tree_hash)
         span_hashes += 1
@@ -1366,6 +1408,9 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         report.fail("inclusion_failed", f"proofs.jsonl has {len(pr_lines)} lines for {len(ev_lines)} events", file="proofs.jsonl")
     if expect_leaf != span_to:
         report.fail("span_gap", f"the span ends at leaf {expect_leaf}, not {span_to}")
+    if history is not None:
+        for problem in key_history_mismatches(history, rotations, span_from, span_to):
+            report.fail("key_history_mismatch", problem, file="keys.json")
     report.events, report.checkpoints, report.tree_size = len(ev_lines), len(cp_sizes), cp_size
     report.sessions = len([s for s in chains.last if not s.startswith("witness.")])  # 7.12: agent sessions only
     if manifest["events"] != len(ev_lines):
