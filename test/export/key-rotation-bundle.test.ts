@@ -234,6 +234,23 @@ describe('pinning for a bundle across a rotation', () => {
     expect(v.python).toEqual({ code: 0, failures: [] });
   });
 
+  it('a bundle of everything (the key.rotated payload in scope, its keys compared with keys.json) passes with the current key pinned, in all three', async () => {
+    const all = path.join(dir, 'bundle-all');
+    const e = await runCli(['export', '--store', store, '--since', '2000-01-01T00:00:00Z', '-o', all]);
+    expect(e.code, e.stderr).toBe(0);
+    const rotated = fs
+      .readFileSync(path.join(all, 'events.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { kind: string; data: { old_key?: string; new_key?: string } | null })
+      .find((x) => x.kind === 'key.rotated');
+    expect(rotated?.data).toMatchObject({ old_key: oldVkey, new_key: newVkey });
+    const v = await verdicts(all, [newVkey]);
+    expect(v.witness).toEqual({ code: 0, failures: [] });
+    expect(v.mjs).toEqual({ code: 0, failures: [] });
+    expect(v.python).toEqual({ code: 0, failures: [] });
+  });
+
   it('pinning only the retired key fails: checkpoint.txt is signed by no pinned key, in all three', async () => {
     const v = await verdicts(path.join(dir, 'bundle'), [oldVkey]);
     for (const x of [v.witness, v.mjs, v.python]) {
