@@ -1,5 +1,16 @@
 export { ERROR_CODES, WitnessError, isWitnessError, type ErrorCode } from './errors.js';
 export * from './event.js';
+export {
+  AGENT_REFUSED_KINDS,
+  GOVERNANCE_RULES,
+  SYSTEM_STREAM_PREFIX,
+  isGovernanceHeaderText,
+  isGovernanceRecord,
+  isSystemStreamName,
+  type GovernanceHeader,
+  type GovernanceRule,
+  type RecorderKind,
+} from './governance.js';
 export { canonicalize, canonicalBytes, isWellFormedString, toJsonValue, type JsonValue } from './canonical-json.js';
 export { strictParse } from './strict-json.js';
 export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';
