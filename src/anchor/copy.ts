@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { WitnessError, parseCheckpoint } from '../core/index.js';
-import { checkpointBodyOf } from './body.js';
+import { WitnessError } from '../core/index.js';
+import { forkMessage, planCopy } from './copy-plan.js';
 
 export interface CopyResult {
   file: string;
@@ -17,35 +17,17 @@ export interface CopyResult {
 export function copyCheckpoint(dir: string, size: number, note: string, cosignatureLines: readonly string[], timeStamps: readonly Buffer[] = []): CopyResult {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${size}.checkpoint`);
-  const body = checkpointBodyOf(note);
-  const extra = cosignatureLines.filter((l) => !note.includes(l));
-  const content = note + extra.join('');
   let existing: string | undefined;
   try {
     existing = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new WitnessError('store_unavailable', `The copy ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'}).`, { cause: e });
   }
-  if (existing !== undefined) {
-    const same = sameTree(existing, note);
-    if (same === false) {
-      throw new WitnessError(
-        'conflict',
-        `${file} already holds a different checkpoint of size ${size} (${describe(existing)}; the ledger's is ${describe(note)}): two trees of one size is a fork; the copy was not overwritten — investigate which one is genuine.`,
-      );
-    }
-    writeTokens(dir, size, timeStamps);
-    // A heartbeat re-signs the same tree with a new time line: the earlier copy of that tree stays.
-    if (checkpointBodyOf(existing) !== body) return { file, written: false };
-    // Same checkpoint: add cosignature lines the copy lacks, never remove any.
-    const missing = extra.filter((l) => !existing.includes(l));
-    if (missing.length === 0) return { file, written: false };
-    writeAtomic(file, existing + missing.join(''));
-    return { file, written: true };
-  }
-  writeAtomic(file, content);
+  const plan = planCopy(existing, note, cosignatureLines);
+  if (plan.kind === 'fork') throw new WitnessError('conflict', forkMessage(file, size, existing ?? '', note));
+  if (plan.kind !== 'unchanged') writeAtomic(file, plan.content);
   writeTokens(dir, size, timeStamps);
-  return { file, written: true };
+  return { file, written: plan.kind !== 'unchanged' };
 }
 
 /** RFC 3161 responses beside the copy (<size>.tsr, then <size>.2.tsr …); each token is new, none replaced. */
@@ -57,26 +39,6 @@ function writeTokens(dir: string, size: number, timeStamps: readonly Buffer[]): 
       writeAtomic(tsr, der);
       break;
     }
-  }
-}
-
-/** Same origin, size and root (extension lines may differ); false for another tree or an unreadable copy. */
-function sameTree(a: string, b: string): boolean {
-  try {
-    const x = parseCheckpoint(checkpointBodyOf(a));
-    const y = parseCheckpoint(checkpointBodyOf(b));
-    return x.origin === y.origin && x.size === y.size && Buffer.from(x.rootHash).equals(Buffer.from(y.rootHash));
-  } catch {
-    return false;
-  }
-}
-
-function describe(note: string): string {
-  try {
-    const c = parseCheckpoint(checkpointBodyOf(note));
-    return `root ${Buffer.from(c.rootHash).toString('base64')} of ${c.origin}`;
-  } catch {
-    return 'not a readable checkpoint';
   }
 }
 
