@@ -56,6 +56,8 @@ export class S3Client {
     const headers: Record<string, string> = {
       'content-type': contentType,
       'x-amz-content-sha256': createHash('sha256').update(body).digest('hex'),
+      // Buckets with Object Lock (default WORM retention) refuse a PUT without an integrity header; every S3 server knows this one.
+      'content-md5': createHash('md5').update(body).digest('base64'),
     };
     if (condition.absent === true) headers['if-none-match'] = '*';
     if (condition.etag !== undefined) headers['if-match'] = condition.etag;

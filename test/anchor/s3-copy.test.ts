@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -53,7 +54,7 @@ async function closedPort(): Promise<number> {
 }
 
 /**
- * A front for s3rver that evaluates `If-None-Match: *` and `If-Match` on PUT the way AWS S3 does
+ * A front for s3rver that checks Content-MD5 and evaluates `If-None-Match: *` and `If-Match` on PUT the way AWS S3 does
  * (412 PreconditionFailed) — or, in `not-implemented` mode, answers 501 to them as servers without
  * conditional writes do — and otherwise passes the request through untouched. `beforePut` runs once,
  * between Witness's read and its conditional write: another writer getting there first.
@@ -66,6 +67,11 @@ async function conditionalFront(mode: 'conditional' | 'not-implemented'): Promis
     req.on('end', () => {
       void (async () => {
         const path = req.url ?? '/';
+        // As S3 does: a body that does not match its Content-MD5 is refused (Witness sends one for Object Lock buckets).
+        if (req.method === 'PUT' && req.headers['content-md5'] !== createHash('md5').update(Buffer.concat(chunks)).digest('base64')) {
+          res.writeHead(400, { 'content-type': 'application/xml' }).end('<Error><Code>BadDigest</Code></Error>');
+          return;
+        }
         const ifNone = req.headers['if-none-match'];
         const ifMatch = req.headers['if-match'];
         if (req.method === 'PUT' && (ifNone !== undefined || ifMatch !== undefined)) {
