@@ -1,5 +1,5 @@
 import { WitnessError, canonicalKey, canonicalize, fingerprintOf, sameIdentity, signApproval, tryArgumentsDigest, type NoteSigner, type Payload } from '../core/index.js';
-import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, systemWriter, type Witness } from '../recorder/index.js';
 import type { AppendReceipt } from '../store/index.js';
 import { APPROVAL_STREAM } from './protocol.js';
 import { deciderOf, findApproval, type ApprovalView } from './view.js';
@@ -158,13 +158,15 @@ export async function decide(witness: Witness, input: DecisionInput): Promise<De
   // In the call's own session while it is open (its evidence then holds the decision); once that
   // session has ended — the gateway was restarted — in the approvals stream.
   let stream = v.session;
-  let receipt: AppendReceipt | undefined = await witness.recordStrict(stream, event).catch((e: unknown) => {
+  // A person's decision, written as the CLI or the server: the SDK's public path refuses approval.decision.
+  const writer = systemWriter(witness, input.recorder ?? 'cli');
+  let receipt: AppendReceipt | undefined = await writer.recordStrict(stream, event).catch((e: unknown) => {
     if (e instanceof WitnessError && e.code === 'invalid_event' && /already ended/.test(e.message)) return undefined;
     throw e;
   });
   if (receipt === undefined) {
     stream = APPROVAL_STREAM;
-    receipt = await witness.recordStrict(stream, event);
+    receipt = await writer.recordStrict(stream, event);
   }
   // Another person (or the gateway's expiry) may have decided between our read and our append:
   // the ledger's order decides, and whoever came second must hear it.

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { WitnessError, isKind, textField, type StoredEvent } from '../core/index.js';
-import { RECORDER_VERSION, type Witness } from '../recorder/index.js';
+import { WitnessError, isGovernanceRecord, isKind, textField, type StoredEvent } from '../core/index.js';
+import { RECORDER_VERSION, systemWriter, type Witness } from '../recorder/index.js';
 import type { LedgerReader } from '../store/index.js';
 import { APPROVAL_STREAM } from './protocol.js';
 
@@ -16,10 +16,10 @@ import { APPROVAL_STREAM } from './protocol.js';
  * and an agent-scoped evidence bundle hold them.
  *
  * The state of an agent is read from the events alone: it is halted when its latest halt comes
- * after its latest resume (ledger position). A `human.halt` for the agent in any stream counts (a
- * stop is never ignored for where it was written), but only a `human.resume` in the oversight
- * stream lifts one: a resume an SDK wrote into an agent's own session would otherwise let the agent
- * lift its own halt.
+ * after its latest resume (ledger position). Only halts and resumes a person recorded count: in the
+ * oversight stream, stamped by the CLI or the server (core's isGovernanceRecord). A resume an
+ * agent's process appended anywhere (its SDK refuses to, but whoever can write the database can)
+ * would otherwise lift its own halt, and a halt it appended would stop another agent.
  */
 
 /** Where halts and resumes are recorded: the human-oversight stream the approvals use. */
@@ -50,12 +50,13 @@ export type HaltState = { agent: string; halted: true; halt: HaltView } | { agen
 
 type Row<K extends 'human.halt' | 'human.resume'> = StoredEvent<K> & { pos: number };
 
-async function every<K extends 'human.halt' | 'human.resume'>(reader: LedgerReader, kind: K, agent: string, stream?: string): Promise<Row<K>[]> {
+/** The agent's halts or resumes that count (see above), in any order. */
+async function every<K extends 'human.halt' | 'human.resume'>(reader: LedgerReader, kind: K, agent: string): Promise<Row<K>[]> {
   const out: Row<K>[] = [];
   let cursor: string | undefined;
   do {
-    const page = await reader.query({ kind, agent, ...(stream === undefined ? {} : { stream }), limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    for (const e of page.events) if (isKind(e, kind)) out.push(e);
+    const page = await reader.query({ kind, agent, stream: HALT_STREAM, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) if (isKind(e, kind) && isGovernanceRecord(e)) out.push(e);
     cursor = page.next;
   } while (cursor !== undefined);
   return out;
@@ -72,7 +73,7 @@ function latest<T extends { pos: number }>(rows: readonly T[]): T | undefined {
  * A read that fails throws: a failed read is never "not halted".
  */
 export async function haltState(reader: LedgerReader, agent: string): Promise<HaltState> {
-  const [halts, resumes] = await Promise.all([every(reader, 'human.halt', agent), every(reader, 'human.resume', agent, HALT_STREAM)]);
+  const [halts, resumes] = await Promise.all([every(reader, 'human.halt', agent), every(reader, 'human.resume', agent)]);
   // A halt names its agent in data.agent; one written without it stops the event's own agent.
   const h = latest(halts.filter((e) => (textField(e.data?.agent) ?? e.agent.id) === agent));
   const r = latest(resumes.filter((e) => textField(e.data?.agent) === agent));
@@ -146,7 +147,7 @@ export async function recordHalt(witness: Witness, input: HaltInput): Promise<Ha
   const now = await haltState(witness.reader, i.agent);
   if (now.halted) return { halt: now.halt, already: true };
   const ts = new Date().toISOString();
-  const receipt = await witness.recordStrict(HALT_STREAM, {
+  const receipt = await systemWriter(witness, i.recorder).recordStrict(HALT_STREAM, {
     agent: { id: i.agent },
     principal: { id: i.actor, kind: 'human' },
     recorder: { kind: i.recorder, version: RECORDER_VERSION },
@@ -179,7 +180,7 @@ export async function recordResume(witness: Witness, input: ResumeInput): Promis
       details: { refusal: 'not_halted', agent: i.agent },
     });
   }
-  const receipt = await witness.recordStrict(HALT_STREAM, {
+  const receipt = await systemWriter(witness, i.recorder).recordStrict(HALT_STREAM, {
     agent: { id: i.agent },
     principal: { id: i.actor, kind: 'human' },
     recorder: { kind: i.recorder, version: RECORDER_VERSION },
@@ -203,8 +204,8 @@ export async function haltedAgents(reader: LedgerReader): Promise<HaltView[]> {
   const agents = new Set<string>();
   let cursor: string | undefined;
   do {
-    const page = await reader.query({ kind: 'human.halt', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    for (const e of page.events) if (isKind(e, 'human.halt')) agents.add(textField(e.data?.agent) ?? e.agent.id);
+    const page = await reader.query({ kind: 'human.halt', stream: HALT_STREAM, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) if (isKind(e, 'human.halt') && isGovernanceRecord(e)) agents.add(textField(e.data?.agent) ?? e.agent.id);
     cursor = page.next;
   } while (cursor !== undefined);
   const states = await Promise.all([...agents].map((a) => haltState(reader, a)));

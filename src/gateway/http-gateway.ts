@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef, SystemStream } from '../core/index.js';
-import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { KeyRing } from './http-auth.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, classifyMessage, errorMessage, errorResponse, recordedMethods, refusalMessage, refusalRecord, screenClientMessage, sniffId, type JsonRpcId, type Wire } from './jsonrpc.js';
@@ -488,7 +488,7 @@ class Gateway {
   }
 
   private recordGateway(agent: AgentRef, message: string, code: string, data: Record<string, unknown>): void {
-    void this.witness
+    void systemWriter(this.witness, 'gateway')
       .record(GATEWAY_STREAM, { agent, kind: 'error', outcome: 'error', recorder: { kind: 'gateway', version: RECORDER_VERSION }, data: { message, code, source: 'gateway', ...data } })
       .catch(() => undefined);
   }

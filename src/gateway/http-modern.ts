@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef } from '../core/index.js';
-import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { MODERN_VERSIONS, isModernVersion } from './era.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, idKey, type JsonRpcId, type Wire } from './jsonrpc.js';
@@ -378,7 +378,7 @@ export class ModernGateway {
       up.kind === 'stdio'
         ? new SharedStdioUpstream({ command: up.command, args: up.args, env: childEnv(up.env), cwd: up.cwd, stopTimeoutMs: this.d.stopTimeoutMs, onLog: (m) => this.d.log(m) })
         : undefined;
-    const ready = this.d.witness
+    const ready = systemWriter(this.d.witness, 'gateway')
       .session({
         agent,
         recorder: { kind: 'gateway', version: RECORDER_VERSION },

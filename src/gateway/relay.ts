@@ -1,6 +1,6 @@
 import type { AgentRef } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
-import { RECORDER_VERSION, type ToolCapturer, type Witness } from '../recorder/index.js';
+import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { HaltWatch, haltedMessage, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
 import { DISCOVER, LISTEN, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
@@ -164,7 +164,8 @@ export class McpRelay {
 
   /** Records session.start; resolves once it is durable. */
   static async open(o: RelayOptions, ports: RelayPorts): Promise<McpRelay> {
-    const session = await o.witness.session({
+    // The gateway's write path: its sessions hold policy decisions and approval requests, which the SDK's refuses.
+    const session = await systemWriter(o.witness, 'gateway').session({
       agent: o.agent,
       recorder: { kind: 'gateway', version: RECORDER_VERSION },
       purpose: o.purpose.slice(0, 4096),

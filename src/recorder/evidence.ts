@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { SystemStream } from '../core/index.js';
-import { RECORDER_VERSION, type Witness } from './witness.js';
+import { RECORDER_VERSION, systemWriter, type Witness } from './witness.js';
 
 /** Where evidence about an ended session (its video) is recorded: that session's chain is closed by session.end. */
 export const EVIDENCE_STREAM: SystemStream = 'witness.evidence';
@@ -28,7 +28,8 @@ export async function recordVideo(witness: Witness, session: string, v: Rendered
   const mp4 = await witness.storeArtifact(fs.readFileSync(v.path), 'video/mp4', 'video');
   const vtt = await witness.storeArtifact(fs.readFileSync(v.vttPath), 'text/vtt', 'captions');
   const stream = end === undefined ? session : EVIDENCE_STREAM;
-  const receipt = await witness.recordStrict(stream, {
+  // The CLI's record (witness.evidence is a system stream the SDK's public path refuses).
+  const receipt = await systemWriter(witness, 'cli').recordStrict(stream, {
     agent: start?.agent ?? { id: 'unknown' },
     recorder: { kind: 'cli', version: RECORDER_VERSION },
     ...(actor === undefined ? {} : { principal: { id: actor, kind: 'human' as const } }),

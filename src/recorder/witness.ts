@@ -1,5 +1,17 @@
 import os from 'node:os';
-import { WitnessError, canonicalize, isWitnessError, toJsonValue, type ArtifactRef, type EventInput, type EventKind, type PreparedEvent } from '../core/index.js';
+import {
+  AGENT_REFUSED_KINDS,
+  SYSTEM_STREAM_PREFIX,
+  WitnessError,
+  canonicalize,
+  isSystemStreamName,
+  isWitnessError,
+  toJsonValue,
+  type ArtifactRef,
+  type EventInput,
+  type EventKind,
+  type PreparedEvent,
+} from '../core/index.js';
 import { DEFAULT_STORE, openLedger, type AppendReceipt, type AppendRequest, type Ledger, type LedgerReader } from '../store/index.js';
 import { parseOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';
 import { NOT_PLAIN, Redactor } from './redact.js';
@@ -7,6 +19,81 @@ import { Session, type SessionHost, type SessionInit, type ToolCapturer } from '
 import { BatchWriter } from './writer.js';
 
 export const RECORDER_VERSION = '0.1.0';
+
+/** The recorders Witness's own writers stamp: the CLI, the gateway, the HTTP server. */
+export type SystemRecorderKind = 'cli' | 'gateway' | 'server';
+
+/**
+ * The write path of Witness's own writers (the CLI's halt, resume, approvals and video, the
+ * gateway, the server): what the SDK refuses (system streams, what a person or Witness itself
+ * did) is written here, stamped with the writer's recorder kind unless the event names its own.
+ * The package entry (src/index.ts) does not export `systemWriter`, so an agent holding the SDK
+ * gets the refusing `Witness.record` only. That is an API boundary, not a security one: code
+ * running in the agent's process can reach anything the process can (the ledger file itself), so
+ * readers still believe a governance record only by core's `isGovernanceRecord`.
+ */
+export interface SystemWriter {
+  readonly as: SystemRecorderKind;
+  /** As `Witness.record`, without the SDK's refusals. */
+  record(stream: string, input: EventInput): Promise<AppendReceipt | undefined>;
+  /** As `Witness.recordStrict`, without the SDK's refusals. */
+  recordStrict(stream: string, input: EventInput): Promise<AppendReceipt>;
+  /** A session whose records go through this writer (the gateway's sessions, with its policy decisions and approval requests). */
+  session(init: SessionInit): Promise<Session>;
+}
+
+/** Who a record is written as (see Witness.write). */
+type Stamp = SystemRecorderKind | 'sdk' | undefined;
+
+let grantSystem: (witness: Witness, as: SystemRecorderKind) => SystemWriter;
+
+/** The write path of Witness's own writers on `witness` (see SystemWriter). Internal: not exported from the package entry. */
+export function systemWriter(witness: Witness, as: SystemRecorderKind): SystemWriter {
+  return grantSystem(witness, as);
+}
+
+/** What to use instead, per refused kind: the SDK's refusal names it. */
+const INSTEAD: Partial<Record<EventKind, string>> = {
+  'human.halt': "`witness halt` (or the server's halt API)",
+  'human.resume': "`witness resume` (or the server's resume API)",
+  'approval.decision': '`witness approve` / `witness deny`',
+  'approval.request': 'the gateway (`witness proxy` or `witness gateway`), which holds the call',
+  'policy.decision': 'the gateway (`witness proxy` or `witness gateway`), which evaluates the policy',
+  'key.rotated': '`witness keys rotate`',
+  'retention.purge': '`witness retention run`',
+  'hold.placed': '`witness hold place`',
+  'hold.released': '`witness hold release`',
+  alert: '`witness monitor`',
+  anomaly: '`witness monitor`',
+};
+
+/**
+ * Why the SDK refuses to record `input` into `stream`, or undefined: a system stream, a kind that
+ * records what a person or Witness did (core's AGENT_REFUSED_KINDS, as the server refuses them to
+ * agent keys), or a recorder claim other than the SDK's own.
+ */
+function sdkRefusal(stream: string, input: EventInput): WitnessError | undefined {
+  const kind = (input as { kind?: unknown }).kind;
+  if (typeof kind === 'string' && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
+    const instead = INSTEAD[kind as EventKind] ?? "Witness's own commands";
+    return new WitnessError('forbidden', `The SDK does not record ${kind}, which records what a person or Witness itself did; use ${instead} for that.`, {
+      details: { path: 'kind', kind, stream },
+    });
+  }
+  if (typeof stream === 'string' && isSystemStreamName(stream)) {
+    return new WitnessError(
+      'forbidden',
+      `Stream ${JSON.stringify(stream)} is reserved for Witness's own records (names starting with "${SYSTEM_STREAM_PREFIX}"), which the SDK does not write; record under a session id of your own.`,
+      { details: { path: 'stream', stream } },
+    );
+  }
+  const recorder = (input as { recorder?: unknown }).recorder;
+  const claimed = typeof recorder === 'object' && recorder !== null ? (recorder as { kind?: unknown }).kind : undefined;
+  if (claimed !== undefined && claimed !== 'sdk') {
+    return new WitnessError('forbidden', `The SDK records as recorder kind "sdk", not ${JSON.stringify(claimed)}; leave recorder.kind out.`, { details: { path: 'recorder.kind', stream } });
+  }
+  return undefined;
+}
 
 /**
  * Opens (creating when missing) a ledger and returns the recorder. The only call that may throw:
@@ -26,6 +113,27 @@ export async function openWitness(options: WitnessOptionsInput = {}): Promise<Wi
 }
 
 export class Witness implements SessionHost {
+  static {
+    grantSystem = (w, as) => {
+      const host: SessionHost = {
+        record: (stream, input) => w.write(stream, input, as),
+        storeOutput: (kind, value) => w.storeOutput(kind, value),
+        storeArtifact: (bytes, mime, role) => w.storeArtifact(bytes, mime, role),
+        get capturer() {
+          return w.capturer;
+        },
+        sessionEnded: () => w.sessionEnded(),
+        now: () => w.now(),
+      };
+      return Object.freeze({
+        as,
+        record: (stream: string, input: EventInput) => w.write(stream, input, as),
+        recordStrict: (stream: string, input: EventInput) => w.writeStrict(stream, input, as),
+        session: (init: SessionInit) => w.startSession(host, init),
+      });
+    };
+  }
+
   /**
    * Not handed out: whoever holds the ledger could seal, close or write around the recorder's
    * redaction and batching. Readers get `reader`; tests reach the driver on purpose.
@@ -108,7 +216,11 @@ export class Witness implements SessionHost {
 
   /** Starts a session: records session.start and resolves once it is durable. */
   async session(init: SessionInit): Promise<Session> {
-    const s = new Session(this, init);
+    return this.startSession(this, init);
+  }
+
+  private async startSession(host: SessionHost, init: SessionInit): Promise<Session> {
+    const s = new Session(host, init);
     await s.record('session.start', {
       clock: { source: 'system' },
       ...(init.purpose === undefined ? {} : { purpose: init.purpose }),
@@ -119,19 +231,39 @@ export class Witness implements SessionHost {
 
   // ---------------------------------------------------------------- SessionHost
 
+  /**
+   * Records one event through the batching writer. An agent's SDK may not write Witness's own
+   * streams (`witness.*`), the kinds that record what a person or Witness did (a halt, a resume,
+   * an approval, a hold, a key rotation: core's AGENT_REFUSED_KINDS) or another recorder's name:
+   * refused with `forbidden` (thrown when strict, else reported to onError and, in the agent's own
+   * session, recorded there as an error).
+   */
   async record(stream: string, input: EventInput): Promise<AppendReceipt | undefined> {
+    return this.write(stream, input, undefined);
+  }
+
+  /**
+   * `as`: the system writer's recorder kind; `sdk`: the recorder's own records (a recording gap),
+   * stamped as the SDK's; neither refused. Undefined: the SDK's public path, refused as above.
+   */
+  private async write(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt | undefined> {
     if (this.closed) {
       return this.fault(new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.'));
     }
     let prepared: PreparedEvent;
     try {
-      prepared = this.prepare(stream, input);
+      if (as === undefined) {
+        const refused = sdkRefusal(stream, input);
+        if (refused !== undefined) throw refused;
+      }
+      prepared = this.prepare(stream, input, as);
     } catch (e) {
       const err = isWitnessError(e) ? e : new WitnessError('invalid_event', `Invalid event: ${String(e)}.`, { cause: e });
       if (this.options.strict) throw err;
       this.report(err);
-      // The rejected record leaves a visible gap rather than none at all.
-      if (input.kind !== 'error') {
+      // The rejected record leaves a visible gap rather than none at all (never in a system
+      // stream the SDK may not write).
+      if (input.kind !== 'error' && (as !== undefined || !isSystemStreamName(stream))) {
         void this.record(stream, {
           agent: input.agent,
           kind: 'error',
@@ -149,15 +281,23 @@ export class Witness implements SessionHost {
    * for a person's act at the command line (an approval), where "not recorded" must be said.
    */
   async recordStrict(stream: string, input: EventInput): Promise<AppendReceipt> {
+    return this.writeStrict(stream, input, undefined);
+  }
+
+  private async writeStrict(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt> {
     if (this.closed) throw new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.');
-    const prepared = this.prepare(stream, input);
+    if (as === undefined) {
+      const refused = sdkRefusal(stream, input);
+      if (refused !== undefined) throw refused;
+    }
+    const prepared = this.prepare(stream, input, as);
     await this.writer.drain();
     const [receipt] = await this.ledger.appendPrepared([prepared]);
     this.committed([receipt!]);
     return receipt!;
   }
 
-  private prepare(stream: string, input: EventInput): PreparedEvent {
+  private prepare(stream: string, input: EventInput, as: Stamp): PreparedEvent {
     // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
     // or a class instance whose toJSON() carries a secret is redacted like any other string; data
     // that is plain JSON already is redacted in the same walk (redactPlainJson says why that is
@@ -168,10 +308,9 @@ export class Witness implements SessionHost {
     if (data === NOT_PLAIN) data = this.redactor.redact(toJsonValue(input.data, { path: 'data' }));
     // Members first, then the spreads: V8 (Node 20) is slow to add members to a literal that opens
     // with a spread (a clone of that object); a prepared context spread first cost ~5 µs here.
+    const recorder = as === undefined || as === 'sdk' ? this.recorder : { kind: as, version: RECORDER_VERSION };
     const header: Record<string, unknown> =
-      this.deployment === undefined
-        ? { recorder: this.recorder, source: this.source, ...input, data, stream }
-        : { recorder: this.recorder, source: this.source, ...this.deployment, ...input, data, stream };
+      this.deployment === undefined ? { recorder, source: this.source, ...input, data, stream } : { recorder, source: this.source, ...this.deployment, ...input, data, stream };
     return this.ledger.prepare([this.redactor.redactOwnHeader(header) as AppendRequest])[0]!;
   }
 
@@ -257,16 +396,21 @@ export class Witness implements SessionHost {
   private recordGaps(): void {
     for (const [stream, g] of this.gaps) {
       this.gaps.delete(stream);
-      void this.record(stream, {
-        agent: { id: g.agent },
-        kind: 'error',
-        outcome: 'error',
-        data: {
-          message: `${g.count} event(s) of this session between ${g.from} and ${g.to} could not be recorded (${g.code}) and are missing from the ledger.`,
-          code: 'recording_gap',
-          source: 'recorder',
+      // The gap may be in a system stream (the gateway's): the recorder's own account of its outage.
+      void this.write(
+        stream,
+        {
+          agent: { id: g.agent },
+          kind: 'error',
+          outcome: 'error',
+          data: {
+            message: `${g.count} event(s) of this session between ${g.from} and ${g.to} could not be recorded (${g.code}) and are missing from the ledger.`,
+            code: 'recording_gap',
+            source: 'recorder',
+          },
         },
-      });
+        'sdk',
+      );
     }
   }
 

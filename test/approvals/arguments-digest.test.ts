@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { argumentsDigest, canonicalize, generateKey, newArgumentsSalt, parseSignerKey, signApproval, type NoteSigner, type StoredEvent } from '../../src/core/index.js';
 import { decide, decisionProblem, findApproval, releaseProblem, type Binding } from '../../src/approvals/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter, type Witness } from '../../src/recorder/index.js';
 import { driverOf, readEvents, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -33,7 +33,8 @@ interface Req {
  * another salt than the one recorded.
  */
 async function request(w: Witness, opts: { salt?: string | null; digestSalt?: string } = {}): Promise<Req> {
-  const s = await w.session({ agent: { id: 'support-bot' } });
+  // As the gateway records it: the SDK's public path refuses approval.request.
+  const s = await systemWriter(w, 'gateway').session({ agent: { id: 'support-bot' } });
   const id = randomUUID();
   const salt = opts.salt === null ? undefined : (opts.salt ?? newArgumentsSalt());
   const digest = salt === undefined ? plain(ARGS) : argumentsDigest(opts.digestSalt ?? salt, ARGS);
@@ -76,7 +77,8 @@ async function signedDecision(w: Witness, r: Req, who: NoteSigner, override: Rec
     ...override,
   };
   const data = { ...unsigned, approver_sig: signApproval(who, unsigned) };
-  await w.recordStrict(r.stream, {
+  // As `witness approve` records it (the SDK's public path refuses approval.decision).
+  await systemWriter(w, 'cli').recordStrict(r.stream, {
     agent: { id: 'support-bot' },
     principal: { id: who.name, kind: 'human' },
     kind: 'approval.decision',

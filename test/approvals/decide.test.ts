@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { argumentsDigest, generateKey, newArgumentsSalt, parseSignerKey, type NoteSigner } from '../../src/core/index.js';
 import { decide, decideApproval, findApproval, listApprovals } from '../../src/approvals/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter, type Witness } from '../../src/recorder/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { driverOf } from '../helpers/ledger.js';
 
@@ -18,7 +18,8 @@ const bob = parseSignerKey(generateKey('bob@corp').signerKey);
 const agentKey = parseSignerKey(generateKey('Support-Bot').signerKey);
 
 async function request(w: Witness, approvers: NoteSigner[]): Promise<string> {
-  const s = await w.session({ agent: { id: 'support-bot' } });
+  // As the gateway records it: the SDK's public path refuses approval.request.
+  const s = await systemWriter(w, 'gateway').session({ agent: { id: 'support-bot' } });
   const salt = newArgumentsSalt();
   const args = { amount: 650 };
   const id = randomUUID();

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { HALT_STREAM, HaltWatch, haltState, recordHalt, recordResume } from '../../src/approvals/index.js';
+import { HALT_STREAM, HaltWatch, haltState, haltedAgents, recordHalt, recordResume } from '../../src/approvals/index.js';
 import { WitnessError } from '../../src/core/index.js';
 import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { openLedger, type Ledger } from '../../src/store/index.js';
@@ -19,6 +19,8 @@ interface Store {
   url: string;
   /** A second handle on the same ledger, as another process has. */
   reader: () => Promise<Ledger>;
+  /** A writable handle that appends past the recorder, as whoever can write the database can. */
+  writer: () => Promise<Ledger>;
 }
 
 const DRIVERS: Array<[string, () => Promise<Store>]> = [
@@ -26,7 +28,7 @@ const DRIVERS: Array<[string, () => Promise<Store>]> = [
     'sqlite',
     async () => {
       const url = `sqlite:${tempDb(dir)}`;
-      return { url, reader: () => openLedger(url, { create: false, readonly: true }) };
+      return { url, reader: () => openLedger(url, { create: false, readonly: true }), writer: () => openLedger(url, { create: false }) };
     },
   ],
   [
@@ -34,7 +36,11 @@ const DRIVERS: Array<[string, () => Promise<Store>]> = [
     async () => {
       const s = await pg.fresh();
       await s.l.close();
-      return { url: s.url, reader: () => openLedger(s.url, { create: false, readonly: true, keyFile: s.keyFile }) };
+      return {
+        url: s.url,
+        reader: () => openLedger(s.url, { create: false, readonly: true, keyFile: s.keyFile }),
+        writer: () => openLedger(s.url, { create: false, keyFile: s.keyFile }),
+      };
     },
   ],
 ];
@@ -140,19 +146,35 @@ for (const [driver, make] of DRIVERS) {
       expect((await l.query({ kind: 'human.halt' })).events).toHaveLength(0);
     });
 
-    it('counts a halt written in any stream, but only a resume in the oversight stream lifts it', async () => {
+    it('believes only halts and resumes the CLI or the server recorded in the oversight stream: a resume appended directly with recorder sdk does not lift a halt', async () => {
       const store = await make();
       const w = await witnessOn(store.url);
-      const s = await w.session({ agent: { id: 'support-bot' } });
-      // A halt a person's console recorded in the agent's own session (no data.agent: its own agent).
-      await s.record('human.halt', { actor: 'ops', reason: 'console stop' });
-      // A resume written by the agent's SDK into its own session does not lift it.
-      await s.record('human.resume', { actor: 'support-bot', agent: 'support-bot' });
+      const { halt } = await recordHalt(w, { agent: 'support-bot', actor: 'alice', reason: 'refunding everything' });
       await w.flush();
+      // A direct writer of the ledger (the SDK refuses these now): the agent's resume in the
+      // oversight stream as recorder sdk, one with no recorder, and one stamped cli in its own session.
+      const direct = await store.writer();
+      open.push(direct);
+      const resume = (stream: string, recorder?: 'sdk' | 'cli') => ({
+        stream,
+        agent: { id: 'support-bot' },
+        ...(recorder === undefined ? {} : { recorder: { kind: recorder } }),
+        kind: 'human.resume' as const,
+        data: { actor: 'support-bot', agent: 'support-bot', halt: halt.id },
+      });
+      await direct.append([resume(HALT_STREAM, 'sdk'), resume(HALT_STREAM), resume('support-bot-session', 'cli')]);
       const other = await store.reader();
       open.push(other);
-      expect(await haltState(other, 'support-bot')).toMatchObject({ halted: true, halt: { actor: 'ops', reason: 'console stop', stream: s.id } });
-      await recordResume(w, { agent: 'support-bot', actor: 'alice' });
+      expect(await haltState(other, 'support-bot')).toMatchObject({ halted: true, halt: { id: halt.id, actor: 'alice' } });
+      expect((await haltedAgents(other)).map((h) => h.agent)).toEqual(['support-bot']);
+      // Nor does a halt an agent appended stop anyone: not another agent, not in its session.
+      await direct.append([
+        { stream: HALT_STREAM, agent: { id: 'billing-bot' }, recorder: { kind: 'sdk' }, kind: 'human.halt', data: { actor: 'support-bot', reason: 'spite', agent: 'billing-bot' } },
+        { stream: 'billing-bot-session', agent: { id: 'billing-bot' }, recorder: { kind: 'cli' }, kind: 'human.halt', data: { actor: 'ops', reason: 'elsewhere', agent: 'billing-bot' } },
+      ]);
+      expect((await haltState(other, 'billing-bot')).halted).toBe(false);
+      // The person's resume lifts the person's halt.
+      await recordResume(w, { agent: 'support-bot', actor: 'bob' });
       expect((await haltState(other, 'support-bot')).halted).toBe(false);
     });
 
