@@ -30,7 +30,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   review: ['--population', '--since', '--until', '--agent', '--session', '--disposition', '--note', '--reviewer', '--store', '--seal-record', '--json'],
   seal: ['--store', '--force', '--adopt', '--against', '--seal-record', '--signer-command', '--json'],
   checkpoint: ['--store', '--json'],
-  anchor: ['--store', '--anchors', '--cosigner', '--copy-to', '--tsa', '--json'],
+  anchor: ['--store', '--anchors', '--cosigner', '--copy-to', '--s3-endpoint', '--s3-path-style', '--tsa', '--json'],
   'cosign init': ['--name', '--output', '-o', '--json'],
   'cosign serve': ['--key', '--state', '--listen', '--log'],
   proxy: ['--agent', '--policy', '--server', '--store', '--approval-timeout', '--on-record-failure', '--record-lists', '--max-frame-bytes', '--capture'],
@@ -52,7 +52,7 @@ describe('help and usage', () => {
       expect(r.stdout, command).toContain(`Usage: witness ${command}`);
       for (const flag of flags) expect(r.stdout, `${command} ${flag}`).toMatch(new RegExp(`(^|[\\s,])${flag}\\b`, 'm'));
       // Every flag the help offers is in the table, so a new or renamed flag is listed (and tested) here.
-      const offered = [...r.stdout.matchAll(/^\s+(?:(-[A-Za-z]), )?(--[a-z][a-z-]*)/gm)].flatMap((m) => [m[1], m[2]]).filter((f): f is string => f !== undefined && f !== '-h' && f !== '--help');
+      const offered = [...r.stdout.matchAll(/^\s+(?:(-[A-Za-z]), )?(--[a-z][a-z0-9-]*)/gm)].flatMap((m) => [m[1], m[2]]).filter((f): f is string => f !== undefined && f !== '-h' && f !== '--help');
       expect(
         offered.filter((f) => !flags.includes(f)),
         command,
