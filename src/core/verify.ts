@@ -5,6 +5,7 @@ import { judgeCheckpointKeys, keyWindows, rotationOf, type KeyWindow, type Rotat
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, nodeHash, verifyConsistency } from './merkle.js';
+import { PurgeJudge, purgeRecordFact, type HoldFact, type PurgeRulesData, type RuleFact } from './purge-rules.js';
 import { keyFingerprint, parseVerifierKey, type NoteKeyId, type NoteVerifier } from './note.js';
 import { scanHeader, type HeaderFields } from './verify-header.js';
 import { eventHashFromHex, payloadDigestHex } from './verify-hash.js';
@@ -30,6 +31,8 @@ export type FailureCode =
   | 'payload_missing'
   /** (ledger) A payload and its salt are gone, and no retention.purge event lists the leaf: erased outside the one purge path. */
   | 'uncovered_purge'
+  /** (ledger) A payload was erased under a retention.purge record that may not erase it (docs/FORMAT.md 3.6: stream, recorder, governance kind, sealed, hold, policy). */
+  | 'unauthorised_purge'
   | 'hash_mismatch'
   | 'session_end_mismatch'
   | 'event_after_end'
@@ -124,6 +127,9 @@ export interface PurgeRecord {
   policy: string;
   count: number;
   ranges: Array<[number, number]>;
+  /** Where the record is and who wrote it (header `recorder`), when its reader gave them: the purge rules judge both. */
+  stream?: string;
+  recorder?: unknown;
 }
 
 export interface PurgeSummary {
@@ -154,6 +160,9 @@ export interface PurgeRow {
   /** The canonical payload text, null when absent. */
   data: string | null;
   salt: Uint8Array | string | null;
+  stream?: string;
+  /** The header's `recorder`. */
+  recorder?: unknown;
 }
 
 /**
@@ -193,7 +202,7 @@ export function purgeRecordOf(row: PurgeRow): PurgeRecord | string {
     next = to + 1;
   }
   if (total !== d.count) return `${at} says it purged ${String(d.count)} events but lists ${total}.`;
-  return { leaf: row.leaf, id: row.id, policy: d.policy, count: total, ranges };
+  return { leaf: row.leaf, id: row.id, policy: d.policy, count: total, ranges, ...(row.stream === undefined ? {} : { stream: row.stream }), ...('recorder' in row ? { recorder: row.recorder } : {}) };
 }
 
 /** What a PurgeCover holds, as plain data (for a worker thread): disjoint ranges in order, each with the leaf of the purge record that lists it. */
@@ -322,8 +331,9 @@ export class ChainChecker {
   /** Absent payloads a purge record lists, and listed events whose payload is still there. */
   payloadsPurged = 0;
   purgedPresent = 0;
-  /** Which leaves retention.purge events list (a ledger's; see setCover). */
+  /** Which leaves retention.purge events list (a ledger's; see setCover), and whether each record may erase them. */
   private cover: PurgeCover | undefined;
+  private judge: PurgeJudge | undefined;
 
   constructor(
     private readonly origin: string,
@@ -338,9 +348,13 @@ export class ChainChecker {
     private readonly allowAbsentPayloads = false,
   ) {}
 
-  /** The leaves retention.purge events list: an absent payload there is purged, not a failure. */
-  setCover(cover: PurgeCover): void {
+  /**
+   * The leaves retention.purge events list: an absent payload there is purged, not a failure,
+   * unless `judge` finds the record may not erase it (unauthorised_purge).
+   */
+  setCover(cover: PurgeCover, judge?: PurgeJudge): void {
     this.cover = cover;
+    this.judge = judge;
   }
 
   /** Starts a stream mid-way: its next event must be `nextSeq` and link to `prev` (for sealing a tail). */
@@ -443,11 +457,14 @@ export class ChainChecker {
       }
     }
 
+    let by: number | undefined;
     if (row.data === null || row.salt === null) {
       if (row.data !== null || row.salt !== null) {
         this.report({ ...at, code: 'payload_mismatch', reason: 'The payload and its salt must be present or absent together.' });
-      } else if (this.cover?.at(row.pos) !== undefined) {
-        this.payloadsPurged++;
+      } else if ((by = this.cover?.at(row.pos)) !== undefined) {
+        const refused = this.judge?.refusal(by, { pos: row.pos, kind: h.kind, stream: h.stream, agent: h.agent, ts: h.ts, header: row.header });
+        if (refused === undefined) this.payloadsPurged++;
+        else this.report({ ...at, code: 'unauthorised_purge', reason: refused });
       } else if (!this.allowAbsentPayloads) {
         this.report({
           ...at,
@@ -651,18 +668,33 @@ export class LedgerVerifier {
     }
   }
 
-  private purges: { records: PurgeRecord[]; cover: PurgeCover } | undefined;
+  private purges: { records: PurgeRecord[]; cover: PurgeCover; rules?: PurgeRulesData } | undefined;
 
   /**
-   * The ledger's retention.purge events (purgeRecordOf), before any row is read: absent payloads
-   * they list are purged, not failures, and the report names each record. Their rows are verified
-   * in full like every other, so an edited record fails there.
+   * The ledger's retention.purge events (purgeRecordOf), before any row is read and after the
+   * checkpoints: absent payloads they list are purged, not failures, and the report names each
+   * record. Their rows are verified in full like every other, so an edited record fails there.
+   * Given the ledger's holds and retention rules (`governance`), each erased leaf is also judged by
+   * the purge rules (purge-rules.ts), with the signed checkpoints this verifier accepted.
    */
-  setPurges(records: readonly PurgeRecord[]): void {
+  setPurges(records: readonly PurgeRecord[], governance?: { holds: HoldFact[]; rules: RuleFact[] }): void {
     if (records.length === 0) return;
     const cover = PurgeCover.of(records);
-    this.purges = { records: [...records].sort((a, b) => a.leaf - b.leaf), cover };
-    this.chain.setCover(cover);
+    const sorted = [...records].sort((a, b) => a.leaf - b.leaf);
+    let rules: PurgeRulesData | undefined;
+    if (governance !== undefined) {
+      const sizes = this.checkpointsDue.map((d) => d.checkpoint.size);
+      const facts = sorted.map((r) =>
+        purgeRecordFact(
+          { leaf: r.leaf, policy: r.policy, stream: r.stream ?? '', recorder: r.recorder },
+          sizes.reduce((m, n) => (n <= r.leaf && n > m ? n : m), 0),
+          governance.rules,
+        ),
+      );
+      rules = { records: facts, holds: governance.holds, rules: governance.rules };
+    }
+    this.purges = { records: sorted, cover, ...(rules === undefined ? {} : { rules }) };
+    this.chain.setCover(cover, rules === undefined ? undefined : new PurgeJudge(rules));
   }
 
   /** Verifies signatures and consistency of all checkpoints, before any row is read. */
@@ -757,6 +789,7 @@ export class LedgerVerifier {
     const marks = [...sizes].filter((n) => n > start && n <= end).sort((x, y) => x - y);
     const plan: ChunkPlan = { origin: this.options.origin, start, end, marks };
     if (this.purges !== undefined) plan.purged = this.purges.cover.slice(start, end);
+    if (this.purges?.rules !== undefined) plan.purgeRules = this.purges.rules;
     if (this.newestWitness !== undefined) {
       plan.dated = { from: this.largestSigned, newest: this.newestWitness, ...(this.record === undefined ? {} : { recordSize: this.record.checkpoint.size }) };
     }
@@ -1187,6 +1220,8 @@ export interface ChunkPlan {
   dated?: { from: number; newest: NewestWitness; recordSize?: number };
   /** The purge records' ranges that meet the chunk (LedgerVerifier.setPurges). */
   purged?: PurgeCoverData;
+  /** What the purge rules judge those records by: the records, holds and retention rules (small). */
+  purgeRules?: PurgeRulesData;
 }
 
 /** A chunk's findings, in the order a single pass would have made them; plain data, for postMessage. */
@@ -1239,7 +1274,7 @@ export class ChunkChecker {
       () => undefined,
     );
     this.entries = this.chain.trackEntries();
-    if (plan.purged !== undefined) this.chain.setCover(new PurgeCover(plan.purged));
+    if (plan.purged !== undefined) this.chain.setCover(new PurgeCover(plan.purged), plan.purgeRules === undefined ? undefined : new PurgeJudge(plan.purgeRules));
   }
 
   add(row: VerifyRow): void {

@@ -1,6 +1,6 @@
-import { WitnessError } from '../core/index.js';
+import { UNPURGEABLE_KINDS, WitnessError, erasurePolicy, selectorMatches } from '../core/index.js';
 import { GOVERNANCE_STREAM, activeHolds, governanceFields, type Actor } from './holds.js';
-import { UNPURGEABLE_KINDS, type Ledger } from './ledger.js';
+import type { Ledger } from './ledger.js';
 import { cutoffOf, headerExtras, heldBy, listRetentionRules, purgeBatches, purgeData, sealedSize, type RetentionRule } from './retention.js';
 
 export interface EraseRequest {
@@ -56,15 +56,7 @@ export async function eraseSubject(ledger: Ledger, request: EraseRequest, who: A
       const hold = heldBy(holds, row, extras);
       if (hold !== undefined) held.set(hold.id, (held.get(hold.id) ?? 0) + 1);
       for (const r of duties) {
-        const applies =
-          r.match.kind !== undefined
-            ? r.match.kind === row.kind
-            : r.match.record_class !== undefined
-              ? extras.record_class === r.match.record_class
-              : r.match.data_category !== undefined
-                ? extras.data_categories?.includes(r.match.data_category) === true
-                : true;
-        if (applies && row.ts >= cutoffOf(r.period, now).toISOString()) bound.set(r, (bound.get(r) ?? 0) + 1);
+        if (selectorMatches(r.match, row.kind, extras) && row.ts >= cutoffOf(r.period, now).toISOString()) bound.set(r, (bound.get(r) ?? 0) + 1);
       }
       if (row.pos >= sealed) unsealedSeen = true;
       positions.push(row.pos);
@@ -90,7 +82,7 @@ export async function eraseSubject(ledger: Ledger, request: EraseRequest, who: A
       },
     );
   }
-  const policy = `erasure:${request.subject}`;
+  const policy = erasurePolicy(request.subject);
   const result: EraseResult = { subject: request.subject, dryRun: request.dryRun === true, policy, purged: positions.length, alreadyPurged: already, records: [], sealedFirst: false };
   if (result.dryRun || positions.length === 0) return result;
   if (unsealedSeen) {

@@ -1,9 +1,9 @@
 import { v7 as uuidv7 } from 'uuid';
-import { WitnessError, type StoredEvent } from '../core/index.js';
+import { GOVERNANCE_STREAM, HOLD_SCOPE_KEYS, WitnessError, holdScopeCovers, holdScopeOf, type HoldScope, type HoldTarget, type StoredEvent } from '../core/index.js';
 import type { AppendReceipt, Ledger, LedgerReader } from './ledger.js';
 
-/** The stream that holds the record of governance: retention rules, holds and purges. */
-export const GOVERNANCE_STREAM = 'witness.retention';
+// The stream and the scope rules live in core (purge-rules.ts): verify judges purges by them too.
+export { GOVERNANCE_STREAM, type HoldScope, type HoldTarget };
 
 /** Who records a governance event: the person (`witness … --by`, else the OS account). */
 export interface Actor {
@@ -15,19 +15,13 @@ export interface Actor {
 /** The agent id governance events are recorded under; the person is the principal. */
 export const GOVERNANCE_AGENT = 'witness-governance';
 
-export function governanceFields(who: Actor): { agent: { id: string }; principal: { id: string; kind: 'human' }; recorder?: { kind: 'cli' | 'server'; version?: string } } {
-  return { agent: { id: GOVERNANCE_AGENT }, principal: { id: who.actor, kind: 'human' }, ...(who.recorder === undefined ? {} : { recorder: who.recorder }) };
-}
-
-/** What a legal hold covers: every field given must match (a session of an agent in a window, say). */
-export interface HoldScope {
-  session?: string;
-  agent?: string;
-  subject?: string;
-  /** Events at or after (ISO-8601). */
-  since?: string;
-  /** Events before (ISO-8601). */
-  until?: string;
+/**
+ * The fields every governance record carries. The recorder is always stamped (the CLI's when the
+ * caller names none: these functions are the operator's tools, never an agent's), because readers
+ * and verify count a governance record only from the CLI or the server (core purge-rules.ts).
+ */
+export function governanceFields(who: Actor): { agent: { id: string }; principal: { id: string; kind: 'human' }; recorder: { kind: 'cli' | 'server'; version?: string } } {
+  return { agent: { id: GOVERNANCE_AGENT }, principal: { id: who.actor, kind: 'human' }, recorder: who.recorder ?? { kind: 'cli' } };
 }
 
 export interface Hold {
@@ -42,18 +36,8 @@ export interface Hold {
   released?: { by: string; at: string; reason?: string; event: string };
 }
 
-const SCOPE_KEYS = ['session', 'agent', 'subject', 'since', 'until'] as const;
-
-/** A scope read from a stored hold.placed payload; undefined when it names nothing this version understands. */
-function scopeOf(v: unknown): HoldScope | undefined {
-  if (typeof v !== 'object' || v === null) return undefined;
-  const out: HoldScope = {};
-  for (const k of SCOPE_KEYS) {
-    const x = (v as Record<string, unknown>)[k];
-    if (typeof x === 'string') out[k] = x;
-  }
-  return Object.keys(out).length === 0 ? undefined : out;
-}
+const SCOPE_KEYS = HOLD_SCOPE_KEYS;
+const scopeOf = holdScopeOf;
 
 /** Every event of `kind`, in position order, through the query's kind filter. */
 export async function eventsOfKind(ledger: Pick<LedgerReader, 'query'>, kind: string): Promise<Array<StoredEvent & { pos: number }>> {
@@ -101,23 +85,9 @@ export async function activeHolds(ledger: Pick<LedgerReader, 'query'>): Promise<
   return (await listHolds(ledger)).filter((h) => h.released === undefined);
 }
 
-/** The fields of an event a hold is judged on; `subject` only when the scope needs it (it is read from the header). */
-export interface HoldTarget {
-  stream: string;
-  agent: string;
-  ts: string;
-  subject?: string | undefined;
-}
-
 /** Whether `hold` covers the event. */
 export function holdCovers(hold: Hold, e: HoldTarget): boolean {
-  const s = hold.scope;
-  if (s.session !== undefined && e.stream !== s.session) return false;
-  if (s.agent !== undefined && e.agent !== s.agent) return false;
-  if (s.subject !== undefined && e.subject !== s.subject) return false;
-  if (s.since !== undefined && e.ts < s.since) return false;
-  if (s.until !== undefined && e.ts >= s.until) return false;
-  return true;
+  return holdScopeCovers(hold.scope, e);
 }
 
 export interface PlaceHoldRequest {

@@ -1,5 +1,16 @@
 import type { Readable } from 'node:stream';
-import { WitnessError, leafRanges, type ArtifactRef, type EventInput, type NoteSigner, type PreparedEvent, type StoredEvent, type VerifyRow } from '../core/index.js';
+import {
+  WitnessError,
+  governanceKindProblem,
+  leafRanges,
+  unsealedProblem,
+  type ArtifactRef,
+  type EventInput,
+  type NoteSigner,
+  type PreparedEvent,
+  type StoredEvent,
+  type VerifyRow,
+} from '../core/index.js';
 
 /** One event to append: the caller's input plus the stream (session) it belongs to. */
 export type AppendRequest = EventInput & { stream: string };
@@ -390,8 +401,8 @@ export interface PurgeReceipt {
   erased: number;
 }
 
-/** Kinds never purged: the record of governance itself (policies, holds, purges, keys). */
-export const UNPURGEABLE_KINDS: readonly string[] = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+// Kinds never purged (the record of governance itself) are core's: verify judges purges by the same list.
+export { UNPURGEABLE_KINDS } from '../core/index.js';
 
 /** The checks both drivers run on a purge request before their transaction; throws `invalid_argument`. */
 export function checkPurgeRequest(request: PurgeRequest): void {
@@ -413,13 +424,15 @@ export function checkPurgeRequest(request: PurgeRequest): void {
 export function purgeTargetRefusal(rows: ReadonlyArray<{ pos: number; kind: string }>, sealedSize: number, expected: number): WitnessError | undefined {
   if (rows.length !== expected) return new WitnessError('invalid_argument', `Cannot purge: ${expected - rows.length} of the given positions hold no event.`);
   for (const r of rows) {
-    if (r.pos >= sealedSize) {
+    if (unsealedProblem(r.pos, sealedSize) !== undefined) {
       return new WitnessError(
         'invalid_argument',
         `Cannot purge leaf ${r.pos}: it is not in a signed checkpoint yet (sealed size ${sealedSize}); run \`witness seal\` first, so the key vouched for the content before it goes.`,
       );
     }
-    if (UNPURGEABLE_KINDS.includes(r.kind)) return new WitnessError('invalid_argument', `Cannot purge leaf ${r.pos}: it is a ${r.kind} event, part of the record of governance, which is kept.`);
+    if (governanceKindProblem(r.pos, r.kind) !== undefined) {
+      return new WitnessError('invalid_argument', `Cannot purge leaf ${r.pos}: it is a ${r.kind} event, part of the record of governance, which is kept.`);
+    }
   }
   return undefined;
 }

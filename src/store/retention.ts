@@ -1,6 +1,22 @@
-import { WitnessError, leafRanges } from '../core/index.js';
+import {
+  RETENTION_PRESETS,
+  UNPURGEABLE_KINDS,
+  WitnessError,
+  cutoffOf,
+  headerExtrasOf,
+  leafRanges,
+  retentionRuleOf,
+  selectorKey,
+  selectorMatches,
+  type HeaderExtras,
+  type RetentionPreset,
+  type RetentionSelector,
+} from '../core/index.js';
 import { GOVERNANCE_STREAM, activeHolds, eventsOfKind, governanceFields, holdCovers, type Actor, type Hold } from './holds.js';
-import { UNPURGEABLE_KINDS, type AppendReceipt, type Ledger, type LedgerReader, type VerifyScanRow } from './ledger.js';
+import type { AppendReceipt, Ledger, LedgerReader, VerifyScanRow } from './ledger.js';
+
+// The rules' vocabulary lives in core (purge-rules.ts), where verify judges purges by it too.
+export { RETENTION_PRESETS, cutoffOf, type RetentionPreset, type RetentionSelector };
 
 /**
  * Retention rules, kept in the ledger as config.change events (target `retention`), so the rules
@@ -9,24 +25,6 @@ import { UNPURGEABLE_KINDS, type AppendReceipt, type Ledger, type LedgerReader, 
  * the rules that apply to it has passed (a longer duty wins); an event no rule applies to is kept.
  * A later rule for the same selector replaces the earlier one.
  */
-
-/** Presets: minimum keeping duties of the named regimes, as periods (README "Retention, legal hold and erasure"). */
-export const RETENTION_PRESETS = {
-  /** EU AI Act Art. 19(1) and 26(6): logs of high-risk AI systems kept at least six months. */
-  'eu-ai-act': '6m',
-  /** HIPAA 45 CFR 164.316(b)(2)(i): required documentation kept six years. */
-  hipaa: '6y',
-  /** SEC Rule 17a-4(a): the records it names kept six years (others three; the longer is the safe default). */
-  'sec-17a-4': '6y',
-} as const;
-export type RetentionPreset = keyof typeof RETENTION_PRESETS;
-
-/** Which events a rule applies to: exactly one of these, or none for every event. */
-export interface RetentionSelector {
-  kind?: string;
-  record_class?: string;
-  data_category?: string;
-}
 
 export interface RetentionRule {
   /** `kind=llm.call`, `record_class=…`, `data_category=…` or `all`. */
@@ -44,35 +42,6 @@ export interface RetentionRule {
   event: string;
 }
 
-const PERIOD = /^([1-9]\d{0,4})([dwmy])$/;
-
-/** `now` minus a period: days and weeks exactly, months and years by the calendar (UTC). */
-export function cutoffOf(period: string, now: Date): Date {
-  const m = PERIOD.exec(period);
-  if (m === null) throw new WitnessError('invalid_argument', `${JSON.stringify(period)} is not a retention period; write a number and d, w, m or y, e.g. 180d or 6y.`);
-  const n = Number(m[1]);
-  const d = new Date(now.getTime());
-  switch (m[2]) {
-    case 'd':
-      return new Date(now.getTime() - n * 86_400_000);
-    case 'w':
-      return new Date(now.getTime() - n * 7 * 86_400_000);
-    case 'm':
-      d.setUTCMonth(d.getUTCMonth() - n);
-      return d;
-    default:
-      d.setUTCFullYear(d.getUTCFullYear() - n);
-      return d;
-  }
-}
-
-function selectorKey(s: RetentionSelector): string {
-  if (s.kind !== undefined) return `kind=${s.kind}`;
-  if (s.record_class !== undefined) return `record_class=${s.record_class}`;
-  if (s.data_category !== undefined) return `data_category=${s.data_category}`;
-  return 'all';
-}
-
 export interface SetRuleRequest {
   match: RetentionSelector;
   /** A period (`180d`); or a preset, whose period it takes. */
@@ -87,7 +56,7 @@ export async function setRetentionRule(ledger: Ledger, request: SetRuleRequest, 
   if ((request.olderThan === undefined) === (request.preset === undefined)) {
     throw new WitnessError('invalid_argument', 'Give a retention rule either --older-than (e.g. 180d) or --preset (eu-ai-act, hipaa, sec-17a-4), one of them.');
   }
-  if (request.preset !== undefined && !(request.preset in RETENTION_PRESETS)) {
+  if (request.preset !== undefined && !Object.hasOwn(RETENTION_PRESETS, request.preset)) {
     throw new WitnessError('invalid_argument', `Unknown preset ${JSON.stringify(request.preset)}; use one of ${Object.keys(RETENTION_PRESETS).join(', ')}.`);
   }
   const preset = request.preset as RetentionPreset | undefined;
@@ -115,21 +84,10 @@ export async function setRetentionRule(ledger: Ledger, request: SetRuleRequest, 
 export async function listRetentionRules(ledger: Pick<LedgerReader, 'query'>): Promise<RetentionRule[]> {
   const rules = new Map<string, RetentionRule>();
   for (const e of await eventsOfKind(ledger, 'config.change')) {
-    const d = e.data as { target?: unknown; rule?: Record<string, unknown> } | null;
-    const r = d?.rule;
-    if (d?.target !== 'retention' || typeof r !== 'object' || r === null || typeof r['older_than'] !== 'string' || !PERIOD.test(r['older_than'])) continue;
-    const match: RetentionSelector = {};
-    for (const k of ['kind', 'record_class', 'data_category'] as const) if (typeof r[k] === 'string') match[k] = r[k];
-    const selector = selectorKey(match);
-    const preset = typeof r['preset'] === 'string' && r['preset'] in RETENTION_PRESETS ? (r['preset'] as RetentionPreset) : undefined;
-    const period = r['older_than'];
-    rules.set(selector, {
-      selector,
-      match,
-      period,
-      ...(preset === undefined ? {} : { preset }),
-      duty: r['duty'] === true,
-      policy: `retention:${selector}:${period}${preset === undefined ? '' : `:${preset}`}`,
+    const def = retentionRuleOf(e.data);
+    if (def === undefined) continue;
+    rules.set(def.selector, {
+      ...def,
       setAt: e.ts,
       setBy: e.principal?.id ?? e.agent.id,
       event: e.id,
@@ -140,27 +98,9 @@ export async function listRetentionRules(ledger: Pick<LedgerReader, 'query'>): P
 
 // ------------------------------------------------------------------ reading the ledger once
 
-/** The header fields retention and holds read beyond the indexed columns, when the header has them. */
-interface HeaderExtras {
-  subject?: string;
-  record_class?: string;
-  data_categories?: string[];
-}
-
 /** Parses the header only when it carries one of the fields asked for (most events carry none). */
 export function headerExtras(row: Pick<VerifyScanRow, 'header'>, need: { subject: boolean; classes: boolean }): HeaderExtras {
-  const h = row.header;
-  if (!((need.subject && h.includes('"subject":')) || (need.classes && (h.includes('"record_class":') || h.includes('"data_categories":'))))) return {};
-  try {
-    const p = JSON.parse(h) as { subject?: unknown; record_class?: unknown; data_categories?: unknown };
-    return {
-      ...(typeof p.subject === 'string' ? { subject: p.subject } : {}),
-      ...(typeof p.record_class === 'string' ? { record_class: p.record_class } : {}),
-      ...(Array.isArray(p.data_categories) ? { data_categories: p.data_categories.filter((x): x is string => typeof x === 'string') } : {}),
-    };
-  } catch {
-    return {};
-  }
+  return headerExtrasOf(row.header, need);
 }
 
 /** Size of the newest checkpoint: only events below it may be purged (the key vouched for them first). */
@@ -273,9 +213,7 @@ export async function runRetention(ledger: Ledger, who: Actor, options: Retentio
       };
       consider(byKind.get(row.kind));
       consider(all);
-      for (const r of classRules) {
-        if (r.match.record_class !== undefined ? extras.record_class === r.match.record_class : extras.data_categories?.includes(r.match.data_category!) === true) consider(r);
-      }
+      for (const r of classRules) if (selectorMatches(r.match, row.kind, extras)) consider(r);
       const d = decider as RetentionRule | undefined;
       if (d === undefined || !(row.ts < cut.get(d.selector)!)) continue;
       const o = outcome(d);

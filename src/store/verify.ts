@@ -6,13 +6,18 @@ import {
   MAX_FAILURES,
   WitnessError,
   canonicalize,
+  governanceRecordProblem,
+  holdScopeOf,
   isWitnessError,
   keyFingerprint,
   parseVerifierKey,
   purgeRecordOf,
+  retentionRuleOf,
   selectVerifiers,
   type ChunkResult,
+  type HoldFact,
   type PurgeRecord,
+  type RuleFact,
   type VerifyReport,
 } from '../core/index.js';
 import type { Ledger } from './ledger.js';
@@ -79,7 +84,7 @@ export async function verifyLedger(ledger: Ledger, options: VerifyLedgerOptions 
   });
   v.setCheckpoints(await ledger.checkpoints());
   const purges = await readPurgeRecords(ledger);
-  v.setPurges(purges.records);
+  v.setPurges(purges.records, purges.records.length === 0 ? undefined : await readGovernance(ledger));
   // A query index the driver keeps beside the events is compared with them (see indexMismatches):
   // with worker threads, while they check the rows, which leaves this thread idle.
   let index: Promise<number[]> | undefined;
@@ -133,13 +138,60 @@ export async function readPurgeRecords(ledger: Pick<Ledger, 'query'>): Promise<{
       } catch {
         // Not canonicalisable: purgeRecordOf then says it does not match its digest.
       }
-      const r = purgeRecordOf({ leaf: e.pos, id: e.id, kind: e.kind, payloadDigest: e.payload_digest, data: data ?? (e.data === null ? null : ''), salt: e.salt });
+      const r = purgeRecordOf({
+        leaf: e.pos,
+        id: e.id,
+        kind: e.kind,
+        payloadDigest: e.payload_digest,
+        data: data ?? (e.data === null ? null : ''),
+        salt: e.salt,
+        stream: e.stream,
+        recorder: e.recorder,
+      });
       if (typeof r === 'string') notes.push(`${r} It covers no erased payload.`);
       else records.push(r);
     }
     cursor = page.next;
   } while (cursor !== undefined);
   return { records, notes };
+}
+
+/**
+ * The holds and retention rules the purge rules judge records by (core purge-rules.ts), read like
+ * the purge records through the query's kind filter, in position order. Only records in
+ * witness.retention by the CLI or the server count, as the writers' readers count them. A
+ * hold.placed whose payload is gone (erased: verify names that too) or names no scope this version
+ * reads covers everything and is never released: a hold is never weakened by a reader that cannot
+ * read it. The rows themselves are verified in the full pass like every other.
+ */
+export async function readGovernance(ledger: Pick<Ledger, 'query'>): Promise<{ holds: HoldFact[]; rules: RuleFact[] }> {
+  const holds = new Map<string, HoldFact>();
+  const rules: RuleFact[] = [];
+  const all = async (kind: string, each: (e: { pos: number; data: unknown }) => void) => {
+    let cursor: string | undefined;
+    const found: Array<{ pos: number; data: unknown }> = [];
+    do {
+      const page = await ledger.query({ kind, limit: 10_000, ...(cursor === undefined ? {} : { cursor }) });
+      for (const e of page.events) if (governanceRecordProblem(e.stream, e.recorder) === undefined) found.push({ pos: e.pos, data: e.data });
+      cursor = page.next;
+    } while (cursor !== undefined);
+    for (const e of found.sort((a, b) => a.pos - b.pos)) each(e);
+  };
+  await all('hold.placed', (e) => {
+    const d = e.data as { hold_id?: unknown; scope?: unknown } | null;
+    const id = d !== null && typeof d.hold_id === 'string' ? d.hold_id : `leaf ${e.pos}`;
+    if (!holds.has(id)) holds.set(id, { id, placed: e.pos, scope: d === null ? null : (holdScopeOf(d.scope) ?? null) });
+  });
+  await all('hold.released', (e) => {
+    const d = e.data as { hold_id?: unknown } | null;
+    const h = d === null || typeof d.hold_id !== 'string' ? undefined : holds.get(d.hold_id);
+    if (h !== undefined && h.released === undefined && e.pos > h.placed) h.released = e.pos;
+  });
+  await all('config.change', (e) => {
+    const def = retentionRuleOf(e.data);
+    if (def !== undefined) rules.push({ ...def, leaf: e.pos });
+  });
+  return { holds: [...holds.values()], rules };
 }
 
 /**

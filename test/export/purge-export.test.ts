@@ -23,7 +23,7 @@ async function purgedLedger(): Promise<{ file: string; ledger: SqliteLedger; pur
   const ledger = SqliteLedger.open({ path: file });
   const r = await ledger.append([
     { stream: 's1', agent, kind: 'session.start', data: {} },
-    { stream: 's1', agent, kind: 'note', data: { text: 'customer Ann asked for a refund' } },
+    { stream: 's1', agent, kind: 'note', subject: 'ann', data: { text: 'customer Ann asked for a refund' } },
     { stream: 's1', agent, kind: 'note', data: { text: 'refund done' } },
   ] as AppendRequest[]);
   await ledger.seal();
@@ -33,6 +33,7 @@ async function purgedLedger(): Promise<{ file: string; ledger: SqliteLedger; pur
     record: {
       stream: 'witness.retention',
       agent: { id: 'witness-governance' },
+      recorder: { kind: 'cli' },
       kind: 'retention.purge',
       data: { policy: 'erasure:ann', before: new Date().toISOString(), count: 1, leaves: leafRanges([leaf]) },
     } as AppendRequest,

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { leafRanges } from '../../src/core/index.js';
-import { SqliteLedger, type AppendRequest } from '../../src/store/index.js';
+import { SqliteLedger, setRetentionRule, type AppendRequest } from '../../src/store/index.js';
 import { REPO_ROOT, readRows, verifyFile } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -25,8 +25,8 @@ const [file, count] = [process.argv[2], Number(process.argv[3])];
 const l = await openLedger('sqlite:' + file, { create: false });
 const positions = Array.from({ length: count }, (_, i) => i);
 process.stdout.write('GO\\n');
-await l.purgePayloads({ positions, record: { stream: 'witness.retention', agent: { id: 'witness-governance' }, kind: 'retention.purge',
-  data: { policy: 'crash-test', before: '2026-01-01T00:00:00.000Z', count, leaves: [[0, count - 1]] } } });
+await l.purgePayloads({ positions, record: { stream: 'witness.retention', agent: { id: 'witness-governance' }, recorder: { kind: 'cli' }, kind: 'retention.purge',
+  data: { policy: 'retention:kind=note:1d', before: '2026-01-01T00:00:00.000Z', count, leaves: [[0, count - 1]] } } });
 process.stdout.write('DONE\\n');
 await l.close();
 `;
@@ -38,6 +38,8 @@ async function sealedLedger(): Promise<string> {
     const batch: AppendRequest[] = [];
     for (let i = 0; i < EVENTS; i++) batch.push({ stream: `s${i % 50}`, agent: { id: 'bot' }, kind: 'note', data: { text: `event ${i} about a customer` } } as AppendRequest);
     for (let i = 0; i < EVENTS; i += 5000) await l.append(batch.slice(i, i + 5000));
+    // The rule the child's purge names: verify judges a purge by the rules in the ledger.
+    await setRetentionRule(l, { match: { kind: 'note' }, olderThan: '1d' }, { actor: 'dpo@acme.example', recorder: { kind: 'cli' } });
     await l.seal();
   } finally {
     await l.close();

@@ -4,14 +4,20 @@ import { eraseSubject, placeHold, releaseHold, runRetention, setRetentionRule, t
 import type { DriverUnderTest } from './driver.js';
 import { buildSealed, editedHeader, image, rawRows, verifyAfresh, where, withLedger } from './fixtures.js';
 
-/** A retention.purge record listing exactly `positions`, as the retention run writes one. */
-function record(positions: number[], policy = 'retention:kind=note:30d', stream = 'witness.retention'): AppendRequest {
+/** A retention.purge record listing exactly `positions`, as the retention run writes one (under the rule `ruled` sets). */
+function record(positions: number[], policy = 'retention:all:30d', stream = 'witness.retention'): AppendRequest {
   return {
     stream,
     agent: { id: 'witness-governance' },
+    recorder: { kind: 'cli' },
     kind: 'retention.purge',
     data: { policy, before: '2026-01-01T00:00:00.000Z', count: positions.length, leaves: leafRanges(positions) },
   } as AppendRequest;
+}
+
+/** Records the retention rule `record` names (every event, 30 days), which a purge must follow (docs/FORMAT.md 3.6). */
+async function ruled(l: Ledger): Promise<void> {
+  await setRetentionRule(l, { match: {}, olderThan: '30d' }, { actor: 'dpo@acme.example', recorder: { kind: 'cli' } });
 }
 
 /** Every stored row but the payload and salt, which the purge alone may change. */
@@ -29,29 +35,31 @@ export function purgeContract(driver: DriverUnderTest): void {
     it('[R-RETENTION] erases payload and salt of the listed events only, records the purge, and verify passes naming it', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         const before = await headers(l);
         const targets = [s.pos(s.a, 1), s.pos(s.a, 2), s.pos(s.c, 1)].sort((x, y) => x - y);
         const r = await l.purgePayloads({ positions: targets, record: record(targets) });
-        expect(r).toMatchObject({ erased: 3, record: { pos: 11, stream: 'witness.retention' } });
+        expect(r).toMatchObject({ erased: 3, record: { pos: 12, stream: 'witness.retention' } });
         const rows = await rawRows(l);
         expect(rows.filter((x) => x.data === null).map((x) => x.pos)).toEqual(targets);
         expect(rows.filter((x) => x.salt === null).map((x) => x.pos)).toEqual(targets);
         // Headers, hashes, ids and positions exactly as they were; the record is appended after them.
-        expect((await headers(l)).slice(0, 11)).toEqual(before);
-        expect(rows).toHaveLength(12);
+        expect((await headers(l)).slice(0, 12)).toEqual(before);
+        expect(rows).toHaveLength(13);
         const stored = await l.getEvent(r.record.id);
-        expect(stored).toMatchObject({ kind: 'retention.purge', data: { count: 3, leaves: leafRanges(targets), policy: 'retention:kind=note:30d' } });
+        expect(stored).toMatchObject({ kind: 'retention.purge', data: { count: 3, leaves: leafRanges(targets), policy: 'retention:all:30d' } });
         await l.seal();
         const v = await verifyAfresh(driver, l);
         expect(v.failures).toEqual([]);
         expect(v.ok).toBe(true);
-        expect(v.purged).toEqual({ payloads: 3, stillPresent: 0, records: [{ leaf: 11, id: r.record.id, policy: 'retention:kind=note:30d', count: 3 }] });
+        expect(v.purged).toEqual({ payloads: 3, stillPresent: 0, records: [{ leaf: 12, id: r.record.id, policy: 'retention:all:30d', count: 3 }] });
       });
     });
 
     it('[R-RETENTION] a purged session.end no longer gives its session a reason, and the session list still agrees with the events', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         expect((await l.listSessions({ session: s.a })).sessions[0]).toMatchObject({ ended: true, endReason: 'completed' });
         const end = s.pos(s.a, 4);
         await l.purgePayloads({ positions: [end], record: record([end]) });
@@ -103,6 +111,7 @@ export function purgeContract(driver: DriverUnderTest): void {
     it('[R-RETENTION] verifies the same in worker threads, with purged leaves across chunk seams', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         const targets = [s.pos(s.a, 1), s.pos(s.a, 2), s.pos(s.b, 2), s.pos(s.c, 1)].sort((x, y) => x - y);
         await l.purgePayloads({ positions: targets, record: record(targets) });
         await l.seal();
@@ -116,6 +125,7 @@ export function purgeContract(driver: DriverUnderTest): void {
     it('[R-RETENTION] refuses, changing nothing: unsealed or governance events, positions out of order, a record that does not list them, a record that cannot be appended', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         const first = await l.purgePayloads({ positions: [s.pos(s.a, 1)], record: record([s.pos(s.a, 1)]) });
         await l.seal();
         const [unsealed] = await l.append([{ stream: s.c, agent: { id: 'contract-bot' }, kind: 'note', data: { text: 'fresh' } } as AppendRequest]);
@@ -138,6 +148,7 @@ export function purgeContract(driver: DriverUnderTest): void {
     it('[R-APPEND-ONLY] after a purge the database still refuses every other change, and its guard never lets a header change', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         await l.purgePayloads({ positions: [s.pos(s.a, 1)], record: record([s.pos(s.a, 1)]) });
         await l.seal();
         const rows = await rawRows(l);
@@ -161,6 +172,7 @@ export function purgeContract(driver: DriverUnderTest): void {
     it('[R-RETENTION] catches a payload erased without a record as uncovered_purge, through the guard or past it, while the recorded purge still passes', async () => {
       await withLedger(driver, async (l) => {
         const s = await buildSealed(l);
+        await ruled(l);
         const listed = s.pos(s.a, 1);
         await l.purgePayloads({ positions: [listed], record: record([listed]) });
         await l.seal();
