@@ -115,7 +115,7 @@ export const REQUIREMENTS = {
   'R-METRICS':
     '/metrics lets operations alert when audit generation fails: error events recorders wrote about their own failures (recorder, capture, gateway) over the last 24 h, and refused keys and sign-ins that are counted because they name no one.',
   'R-RETENTION':
-    'Retention rules live in the ledger (config.change); `witness retention run` erases payloads (data + salt) of expired events through the one purge path the database admits, keeps headers, hashes and digests, and records a retention.purge event listing exactly the purged leaves under its policy; verify reports them as purged, and an erased payload no purge lists as `uncovered_purge`.',
+    'Retention rules live in the ledger (config.change); `witness retention run` erases payloads (data + salt) of expired events through the one purge path the database admits, keeps headers, hashes and digests, and records a retention.purge event listing exactly the purged leaves under its policy; verify reports them as purged, an erased payload no purge lists as `uncovered_purge`, and one listed by a record that breaks the purge rules (stream, recorder, governance kind, sealed, hold, policy) as `unauthorised_purge`.',
   'R-LEGAL-HOLD': 'A legal hold (hold.placed / hold.released, read from the ledger) keeps every event it covers from purge and erasure; a run says how many it held back.',
   'R-ERASURE':
     "Subject erasure purges a subject's payloads with the same verifiable receipt (policy erasure:<subject>), and is refused in one sentence, changing nothing, under a hold or a keeping duty.",
