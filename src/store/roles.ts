@@ -6,11 +6,14 @@ export interface RoleOptions {
   writer?: string;
   /** Default `witness_auditor`: reads and verifies, nothing else. */
   auditor?: string;
+  /** Default `witness_retention`: `witness retention run` and `witness erase`, the only role that may purge payloads. */
+  retention?: string;
 }
 
 export interface RolesResult {
   writer: string;
   auditor: string;
+  retention: string;
   /** Roles this call created (NOLOGIN); the others existed and were re-granted. */
   created: string[];
   /** Every statement run, in order: the CREATE ROLEs, the REVOKE, then each GRANT. */
@@ -19,9 +22,10 @@ export interface RolesResult {
 
 export const DEFAULT_WRITER_ROLE = 'witness_writer';
 export const DEFAULT_AUDITOR_ROLE = 'witness_auditor';
+export const DEFAULT_RETENTION_ROLE = 'witness_retention';
 
 /**
- * `witness init --roles`: the writer and auditor roles for the PostgreSQL ledger at `url`, with
+ * `witness init --roles`: the writer, auditor and retention roles for the PostgreSQL ledger at `url`, with
  * exactly the privileges postgres/schema.ts roleGrants lists. The roles are created NOLOGIN (group
  * roles): Witness never handles their passwords; an administrator makes each login a member
  * (`GRANT witness_writer TO app_host_1`). A role that already exists is reused unless it could
@@ -32,13 +36,17 @@ export async function createPostgresRoles(url: string, options: RoleOptions = {}
   const loc = parsePostgresUrl(url);
   const writer = options.writer ?? DEFAULT_WRITER_ROLE;
   const auditor = options.auditor ?? DEFAULT_AUDITOR_ROLE;
+  const retention = options.retention ?? DEFAULT_RETENTION_ROLE;
   for (const [flag, name] of [
     ['--writer-role', writer],
     ['--auditor-role', auditor],
+    ['--retention-role', retention],
   ] as const) {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new WitnessError('invalid_argument', `${flag} "${name}" is not a plain lowercase role name (letters, digits, _; at most 63).`);
   }
-  if (writer === auditor) throw new WitnessError('invalid_argument', `The writer and auditor roles must differ, not both "${writer}".`);
+  if (new Set([writer, auditor, retention]).size !== 3) {
+    throw new WitnessError('invalid_argument', `The writer, auditor and retention roles must all differ, not "${writer}", "${auditor}" and "${retention}"; name each with its own flag.`);
+  }
   const { default: pg } = await import('pg');
   const { translatePgError } = await import('./postgres/errors.js');
   const { roleGrants } = await import('./postgres/schema.js');
@@ -54,7 +62,7 @@ export async function createPostgresRoles(url: string, options: RoleOptions = {}
     await client.query('BEGIN');
     const meta = (await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${loc.schema}.meta`])).rows[0]?.t;
     if (meta == null) throw new WitnessError('not_found', `No ledger in schema "${loc.schema}" at ${loc.location}; create it first with \`witness init --store\` and this URL.`);
-    for (const role of [writer, auditor]) {
+    for (const role of [writer, auditor, retention]) {
       const found = (
         await client.query<{ rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
           `SELECT r.rolsuper, r.rolbypassrls,
@@ -71,10 +79,10 @@ export async function createPostgresRoles(url: string, options: RoleOptions = {}
         created.push(role);
       } else if (found.rolsuper || found.rolbypassrls || found.owns) {
         const why = found.rolsuper ? 'a superuser' : found.rolbypassrls ? 'allowed to bypass row security' : `the owner of schema "${loc.schema}" or its tables`;
-        throw new WitnessError('conflict', `The role ${role} already exists and is ${why}, so no grant could limit it; choose another name with --writer-role or --auditor-role.`);
+        throw new WitnessError('conflict', `The role ${role} already exists and is ${why}, so no grant could limit it; choose another name with --writer-role, --auditor-role or --retention-role.`);
       }
     }
-    for (const sql of roleGrants(loc.schema, writer, auditor)) {
+    for (const sql of roleGrants(loc.schema, writer, auditor, retention)) {
       await client.query(sql);
       statements.push(sql);
     }
@@ -92,7 +100,7 @@ export async function createPostgresRoles(url: string, options: RoleOptions = {}
   } finally {
     await client.end().catch(() => undefined);
   }
-  return { writer, auditor, created, statements };
+  return { writer, auditor, retention, created, statements };
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { WitnessError, keyFingerprint, parseVerifierKey } from '../../core/index.js';
 import {
   DEFAULT_AUDITOR_ROLE,
+  DEFAULT_RETENTION_ROLE,
   DEFAULT_WRITER_ROLE,
   SIGNING_KEY_ENV,
   createPostgresRoles,
@@ -24,6 +25,7 @@ interface InitOpts {
   roles?: boolean;
   writerRole: string;
   auditorRole: string;
+  retentionRole: string;
   json?: boolean;
 }
 
@@ -33,9 +35,10 @@ export function registerInit(program: Command, io: Io): void {
     .description('create a ledger and its Ed25519 signing key (private key mode 0600, outside the database)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--name <name>', 'name for the checkpoint origin, e.g. your team or host', 'local')
-    .option('--roles', 'PostgreSQL: also create a writer and an auditor role (NOLOGIN) and grant them what they need, printing each grant')
+    .option('--roles', 'PostgreSQL: also create a writer, an auditor and a retention role (NOLOGIN) and grant them what they need, printing each grant')
     .option('--writer-role <name>', 'with --roles: the writer role (appends and seals)', DEFAULT_WRITER_ROLE)
     .option('--auditor-role <name>', 'with --roles: the read-only auditor role', DEFAULT_AUDITOR_ROLE)
+    .option('--retention-role <name>', 'with --roles: the role that alone may purge payloads (retention run, erase); it also appends and seals', DEFAULT_RETENTION_ROLE)
     .option('--json', 'machine-readable output')
     .action(async (opts: InitOpts) => {
       const url = resolveStore(opts.store);
@@ -102,7 +105,7 @@ async function initPostgres(url: string, opts: InitOpts, io: Io): Promise<void> 
     const keys = await ledger.publicKeys();
     const fromEnv = (process.env[SIGNING_KEY_ENV] ?? '').trim() !== '';
     const keyFile = postgresKeyFile(ledger.info.id, undefined).file;
-    const roles = opts.roles === true ? await createPostgresRoles(url, { writer: opts.writerRole, auditor: opts.auditorRole }) : undefined;
+    const roles = opts.roles === true ? await createPostgresRoles(url, { writer: opts.writerRole, auditor: opts.auditorRole, retention: opts.retentionRole }) : undefined;
     const result = {
       created: !existed,
       database: ledger.info.location,
@@ -122,14 +125,23 @@ async function initPostgres(url: string, opts: InitOpts, io: Io): Promise<void> 
           : `Ledger already exists at ${result.database} (schema version ${result.schemaVersion}, current); nothing changed${opts.name !== 'local' ? ' (its origin, and so --name, is fixed at creation)' : ''}.`
         : `Created ledger ${result.database} (schema version ${result.schemaVersion})`,
     );
+    if (migrated !== undefined && migrated.from < 5 && roles === undefined) {
+      // Version 5 took witness_purge from every role but the owner (postgres/schema.ts purgeRefusals).
+      io.out(
+        `  Only the schema's owner may purge payloads now: run \`witness init --roles\` (with your --writer-role and --auditor-role) to create the retention role, and run \`witness retention run\` and \`witness erase\` as a member of it.`,
+      );
+    }
     io.out(`  origin       ${result.origin}`);
     io.out(`  signing key  ${result.signingKey ?? `none found (looked for ${keyFile}; checkpoints cannot be signed by this process)`}`);
     io.out(`  seal record  ${result.sealRecord}`);
     for (const k of result.publicKeys) io.out(`  public key   ${k.vkey}\n  fingerprint  ${k.fingerprint}`);
     if (roles !== undefined) {
-      for (const r of [roles.writer, roles.auditor]) io.out(roles.created.includes(r) ? `Created role ${r} (NOLOGIN)` : `Role ${r} exists; its privileges on the ledger were replaced by these`);
+      for (const r of [roles.writer, roles.auditor, roles.retention])
+        io.out(roles.created.includes(r) ? `Created role ${r} (NOLOGIN)` : `Role ${r} exists; its privileges on the ledger were replaced by these`);
       for (const sql of roles.statements.filter((q) => !q.startsWith('CREATE ROLE'))) io.out(`  ${sql};`);
-      io.out(`Make each host's login a member, e.g. \`GRANT ${roles.writer} TO recorder_host_1;\` and \`GRANT ${roles.auditor} TO auditor_jane;\`: the roles themselves cannot log in.`);
+      io.out(
+        `Make each host's login a member, e.g. \`GRANT ${roles.writer} TO recorder_host_1;\`, \`GRANT ${roles.auditor} TO auditor_jane;\` and, for the one host that runs \`witness retention run\` or \`witness erase\`, \`GRANT ${roles.retention} TO retention_host;\`: the roles themselves cannot log in, and only ${roles.retention} (and the schema's owner) may purge.`,
+      );
     }
     io.out(
       `Record this public key and its fingerprint now, outside this machine and this database, and give auditors that copy: they pin it with \`witness verify --trusted-key\`; keep the private key on the sealer's host only (${result.signingKey ?? keyFile}).`,

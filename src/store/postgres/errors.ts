@@ -3,12 +3,15 @@ import { WitnessError } from '../../core/index.js';
 /** SQLSTATEs the schema's own triggers raise (schema.ts): the append-only refusal and the position guard. */
 export const IMMUTABLE_STATE = 'WA001';
 export const POSITION_STATE = 'WA002';
+/** SQLSTATE of witness_purge refusing a target (schema.ts purgeRefusals): its message is the driver's own sentence. */
+export const PURGE_STATE = 'WA003';
 
 /**
  * Turns node-postgres errors (a SQLSTATE in `code`, or a socket error) into one sentence a person
  * can act on, with the same stable codes as the SQLite driver: `store_unavailable` for a server
  * that cannot be reached or refused the connection (retry once it is up), `store_locked` for lock
  * and serialization conflicts, `store_readonly`, `immutable`, `invalid_event` for a duplicate id,
+ * `invalid_argument` for a purge target `witness_purge` refuses (its sentence is the driver's own),
  * and `store_fault` for anything Witness has no case for (a bug, never retried as an outage).
  */
 export function translatePgError(e: unknown, location: string): WitnessError {
@@ -24,6 +27,9 @@ export function translatePgError(e: unknown, location: string): WitnessError {
   }
   if (code === IMMUTABLE_STATE) {
     return new WitnessError('immutable', `The ledger ${location} is append-only: ${msg.replace(/^witness: /, '')}.`, { cause: e });
+  }
+  if (code === PURGE_STATE) {
+    return new WitnessError('invalid_argument', `${msg.replace(/^witness: /, '')}.`, { cause: e });
   }
   if (code === POSITION_STATE) {
     return new WitnessError(

@@ -1,4 +1,6 @@
+import { WitnessError } from '../../core/index.js';
 import { checkPurgeRequest, purgeTargetRefusal, type PurgeReceipt, type PurgeRequest } from '../ledger.js';
+import { DEFAULT_RETENTION_ROLE } from '../roles.js';
 import { PURGE_FUNCTION } from './schema.js';
 import { PostgresSeal } from './seal.js';
 
@@ -6,8 +8,9 @@ import { PostgresSeal } from './seal.js';
  * The retention purge (Ledger.purgePayloads): the record is appended and the payloads erased in
  * the append's own transaction, under the ledger lock, so both commit or neither does. The erasure
  * goes through the schema's `witness_purge` function (schema.ts purgeGuard), which admits only
- * positions a retention.purge event of this transaction lists and nulls only data and salt; the
- * writer role holds EXECUTE on it and no UPDATE on events.
+ * positions a retention.purge event of this transaction lists, refuses what purgeTargetRefusal
+ * refuses (schema version 5), and nulls only data and salt. Only the retention role and the
+ * schema's owner may EXECUTE it; the writer role cannot, and no role but the owner may UPDATE events.
  */
 export abstract class PostgresPurge extends PostgresSeal {
   async purgePayloads(request: PurgeRequest): Promise<PurgeReceipt> {
@@ -21,7 +24,17 @@ export abstract class PostgresPurge extends PostgresSeal {
       const sealed = (await c.query<{ size: number }>('SELECT size FROM checkpoints ORDER BY id DESC LIMIT 1')).rows[0]?.size ?? 0;
       const refusal = purgeTargetRefusal(rows, Number(sealed), positions.length);
       if (refusal !== undefined) throw refusal;
-      erased = Number((await c.query<{ n: number }>(`SELECT ${PURGE_FUNCTION}($1::bigint[]) AS n`, [positions])).rows[0]!.n);
+      try {
+        erased = Number((await c.query<{ n: number }>(`SELECT ${PURGE_FUNCTION}($1::bigint[]) AS n`, [positions])).rows[0]!.n);
+      } catch (e) {
+        // 42501 here is the function's EXECUTE, not a table: the login may write but not purge.
+        if ((e as { code?: unknown }).code !== '42501') throw e;
+        throw new WitnessError(
+          'forbidden',
+          `This login may not purge payloads of the ledger ${this.info.location} (${(e as Error).message}); run \`witness retention run\` or \`witness erase\` as a login that is a member of the retention role (\`witness init --roles\` makes ${DEFAULT_RETENTION_ROLE}).`,
+          { cause: e },
+        );
+      }
     });
     return { record: record!, erased };
   }

@@ -1,7 +1,7 @@
 import type { ClientBase, PoolClient } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { WitnessError, type NoteSigner } from '../../core/index.js';
-import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
+import { IMMUTABLE_STATE, POSITION_STATE, PURGE_STATE } from './errors.js';
 
 /**
  * The PostgreSQL schema, version 1, in the schema the URL names (`?schema=`, default `witness`):
@@ -27,8 +27,10 @@ import { IMMUTABLE_STATE, POSITION_STATE } from './errors.js';
  * Version 2 (PG_MIGRATIONS[0]) streams large artifacts: see artifactChunks below. Version 3
  * (PG_MIGRATIONS[1]) indexes where sessions start, for the session list: see sessionStarts below.
  * Version 4 (PG_MIGRATIONS[2]) adds the retention purge's one allowed change: see purgeGuard below.
+ * Version 5 (PG_MIGRATIONS[3]) makes that purge refuse what the driver refuses, and takes it from
+ * the writer role: see purgeRefusals below.
  */
-export const PG_SCHEMA_VERSION = 4;
+export const PG_SCHEMA_VERSION = 5;
 
 /** The append-only tables of version 1; version 2 adds `artifact_chunks` (artifactChunks). */
 export const APPEND_ONLY = ['events', 'checkpoints', 'tree_nodes', 'public_keys', 'artifacts'] as const;
@@ -317,7 +319,7 @@ function sessionStarts(s: string): string {
   return `CREATE INDEX IF NOT EXISTS events_session_start ON ${s}.events (ts, stream) WHERE seq = 0;`;
 }
 
-/** The function through which alone a payload is erased (purgeGuard); the writer role may EXECUTE it. */
+/** The function through which alone a payload is erased (purgeGuard, purgeRefusals); only the retention role and the owner may EXECUTE it. */
 export const PURGE_FUNCTION = 'witness_purge';
 
 /**
@@ -325,8 +327,8 @@ export const PURGE_FUNCTION = 'witness_purge';
  * BEFORE UPDATE OR DELETE trigger, now with a function of their own that admits exactly one change:
  * `data` and `salt` set to NULL with every other column unchanged, while the transaction-local
  * flag `witness.purge` is on. Only `witness_purge(positions)` sets that flag: a SECURITY DEFINER
- * function (it runs as the schema's owner, so the writer role needs EXECUTE on it and still no
- * UPDATE on events) that first checks every position is listed (data.leaves) by a retention.purge
+ * function (it runs as the schema's owner, so its caller needs EXECUTE on it and still no UPDATE
+ * on events; version 4 granted EXECUTE to the writer, version 5 to the retention role alone) that first checks every position is listed (data.leaves) by a retention.purge
  * event this same transaction appended (xmin), below that event's own position; so no payload goes
  * without its record, and a header, hash or position is never changed. The schema's owner can set
  * the flag or drop the triggers, as an owner can do anything: `witness verify` then reports a
@@ -381,7 +383,83 @@ END $grants$;
 `;
 }
 
-export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [artifactChunks, sessionStarts, purgeGuard];
+/**
+ * The kinds version 5's witness_purge never takes: ledger.ts UNPURGEABLE_KINDS as it stood, written
+ * out because a migration's SQL must not change after it ships (a test holds the two equal; a new
+ * kind there needs a new migration here).
+ */
+export const PG_V5_UNPURGEABLE_KINDS = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'] as const;
+
+/**
+ * Version 4 → 5: `witness_purge` refuses, in the database, what Ledger.purgePayloads refuses before
+ * it (ledger.ts purgeTargetRefusal), with the same sentences: a position that holds no event, a
+ * leaf at or beyond the newest stored checkpoint's size (the key has not vouched for its content
+ * yet), and an event of a governance kind (UNPURGEABLE_KINDS). In version 4 it checked only that a
+ * retention.purge event of the same transaction listed the positions, and that record is any row
+ * its caller inserts: a caller with SQL could erase hold records or rules, or content no checkpoint
+ * covers, and the sealer would then sign the record. Holds are judged by verify (src/core): their
+ * scopes are read from the ledger's events, which SQL here would have to mirror exactly.
+ *
+ * And the function is no longer the writer's: EXECUTE is revoked from every role but the owner
+ * (version 4 granted it to each role that could insert events), and `witness init --roles` grants
+ * it to the retention role alone (roleGrants), which the hosts running `witness retention run` or
+ * `witness erase` log in as; recorders and gateways keep appending and sealing as the writer and
+ * can erase nothing. A fake checkpoint row raising the sealed size is no way round: checkpoints
+ * are append-only, so it stays, and verify fails on its signature.
+ */
+function purgeRefusals(s: string): string {
+  return `
+CREATE OR REPLACE FUNCTION ${s}.${PURGE_FUNCTION}(positions bigint[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE wanted bigint; present bigint; sealed bigint; bad record; unlisted bigint; erased bigint;
+BEGIN
+  IF positions IS NULL OR cardinality(positions) = 0 OR array_position(positions, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = 'witness: Cannot purge: no positions were given (or one is NULL)';
+  END IF;
+  SELECT count(DISTINCT p) INTO wanted FROM unnest(positions) AS p;
+  SELECT count(*) INTO present FROM ${s}.events WHERE pos = ANY(positions);
+  IF present < wanted THEN
+    RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = format('witness: Cannot purge: %s of the given positions hold no event', wanted - present);
+  END IF;
+  SELECT coalesce((SELECT size FROM ${s}.checkpoints ORDER BY id DESC LIMIT 1), 0) INTO sealed;
+  SELECT pos, kind INTO bad FROM ${s}.events WHERE pos = ANY(positions) AND (pos >= sealed OR kind IN (${PG_V5_UNPURGEABLE_KINDS.map((k) => `'${k}'`).join(', ')})) ORDER BY pos LIMIT 1;
+  IF FOUND AND bad.pos >= sealed THEN
+    RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = format('witness: Cannot purge leaf %s: it is not in a signed checkpoint yet (sealed size %s); run \`witness seal\` first, so the key vouched for the content before it goes', bad.pos, sealed);
+  ELSIF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = format('witness: Cannot purge leaf %s: it is a %s event, part of the record of governance, which is kept', bad.pos, bad.kind);
+  END IF;
+  SELECT count(*) INTO unlisted FROM (
+    SELECT unnest(positions)
+    EXCEPT
+    SELECT generate_series((l.r ->> 0)::bigint, (l.r ->> 1)::bigint)
+    FROM ${s}.events e, jsonb_array_elements(e.data::jsonb -> 'leaves') AS l(r)
+    WHERE e.kind = 'retention.purge' AND e.xmin::text::bigint = pg_current_xact_id()::text::bigint % 4294967296
+      AND (l.r ->> 1)::bigint < e.pos
+  ) x;
+  IF unlisted > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '${IMMUTABLE_STATE}', MESSAGE = format('witness: %s position(s) are not listed by a retention.purge event of this transaction; a payload is erased only with its record', unlisted);
+  END IF;
+  PERFORM set_config('witness.purge', 'on', true);
+  UPDATE ${s}.events SET data = NULL, salt = NULL WHERE pos = ANY(positions) AND (data IS NOT NULL OR salt IS NOT NULL);
+  GET DIAGNOSTICS erased = ROW_COUNT;
+  PERFORM set_config('witness.purge', '', true);
+  RETURN erased;
+END $$;
+REVOKE ALL ON FUNCTION ${s}.${PURGE_FUNCTION}(bigint[]) FROM PUBLIC;
+DO $grants$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+           FROM pg_proc p, aclexplode(p.proacl) a
+           WHERE p.oid = '${s}.${PURGE_FUNCTION}(bigint[])'::regprocedure AND a.grantee <> p.proowner AND a.grantee <> 0
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION ${s}.${PURGE_FUNCTION}(bigint[]) FROM %s', r.grantee);
+  END LOOP;
+END $grants$;
+`;
+}
+
+export const PG_MIGRATIONS: ReadonlyArray<(schema: string) => string> = [artifactChunks, sessionStarts, purgeGuard, purgeRefusals];
 
 /**
  * Brings the ledger in `schema` to version `to` with `steps` (by default this Witness's own), in
@@ -423,7 +501,7 @@ export async function migrateSchema(
 export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', 'tree_nodes', 'checkpoints', 'public_keys', 'artifacts', 'artifact_chunks'] as const;
 
 /**
- * The privileges of the two roles `witness init --roles` creates (see README, PostgreSQL):
+ * The privileges of the three roles `witness init --roles` creates (see README, PostgreSQL):
  *
  * - The writer (recorders, gateways, the sealer) reads every table and INSERTs into what appends
  *   and seals add to: events, stream_heads, tree_nodes, checkpoints, artifacts, artifact_chunks. It UPDATEs only the
@@ -433,23 +511,35 @@ export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', '
  *   UPDATE). It never gets UPDATE, DELETE or TRUNCATE on events, checkpoints, tree nodes, public
  *   keys or artifacts (nor their chunks), nor INSERT on public_keys or meta (`witness init` records the key). No
  *   table of the ledger draws from a sequence the writer uses (public_keys' identity is the
- *   writer-free one), so no sequence is granted.
+ *   writer-free one), so no sequence is granted. Nor may it EXECUTE witness_purge: a recorder host
+ *   erases nothing.
  * - The auditor reads every table and nothing else.
+ * - The retention role (`witness retention run`, `witness erase`) holds what the writer holds, since
+ *   a purge appends its record and erasure may seal first, and EXECUTE on witness_purge, the one way
+ *   a payload is erased (purgeGuard, purgeRefusals).
  *
- * Every earlier privilege of both roles on the schema's tables is revoked first, so the grants
- * below are the whole of what they hold there.
+ * Every earlier privilege of the three on the schema's tables and on witness_purge is revoked
+ * first, so the grants below are the whole of what they hold there.
  */
-export function roleGrants(schema: string, writer: string, auditor: string): string[] {
+export function roleGrants(schema: string, writer: string, auditor: string, retention: string): string[] {
   const all = LEDGER_TABLES.map((t) => `${schema}.${t}`).join(', ');
+  const purge = `FUNCTION ${schema}.${PURGE_FUNCTION}(bigint[])`;
+  const writes = (role: string) => [
+    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks'].map((t) => `${schema}.${t}`).join(', ')} TO ${role}`,
+    `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${role}`,
+    `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${role}`,
+  ];
   return [
     `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${writer}, ${auditor}`,
+    `REVOKE ALL ON ${purge} FROM ${writer}, ${auditor}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${writer}, ${auditor}`,
     `GRANT SELECT ON ${all} TO ${writer}, ${auditor}`,
-    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks'].map((t) => `${schema}.${t}`).join(', ')} TO ${writer}`,
-    `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${writer}`,
-    `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${writer}`,
-    // The retention purge: the writer erases payloads only through this function (purgeGuard), never by UPDATE.
-    `GRANT EXECUTE ON FUNCTION ${schema}.${PURGE_FUNCTION}(bigint[]) TO ${writer}`,
+    ...writes(writer),
+    `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${retention}`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${retention}`,
+    `GRANT SELECT ON ${all} TO ${retention}`,
+    ...writes(retention),
+    `GRANT EXECUTE ON ${purge} TO ${retention}`,
   ];
 }
 
