@@ -47,4 +47,4 @@ export {
 export { eraseSubject, type EraseRequest, type EraseResult } from './erase.js';
 // Both import the PostgreSQL driver's modules (and node-postgres) lazily, when called.
 export { migrateToPostgres, postgresKeyFile, type MigrateOptions, type MigrateResult } from './migrate.js';
-export { DEFAULT_AUDITOR_ROLE, DEFAULT_WRITER_ROLE, createPostgresRoles, migratePostgresSchema, type RoleOptions, type RolesResult } from './roles.js';
+export { DEFAULT_AUDITOR_ROLE, DEFAULT_RETENTION_ROLE, DEFAULT_WRITER_ROLE, createPostgresRoles, migratePostgresSchema, type RoleOptions, type RolesResult } from './roles.js';
