@@ -124,8 +124,16 @@ describe('witness proxy in the 2026-07-28 era (v2 SDK client and server over std
   it('records the auto-mode probe run as a short session that ends completed, with a note, and no error', async () => {
     const store = tempDb(dir);
     const { client } = await v2Proxy(store);
+    // The real run needs no handshake in this era, so connect() returns as soon as it is launched.
+    // Under load its proxy may not have opened the ledger yet, and a client that closes at once
+    // kills it before it records anything (nothing was forwarded either): wait for its session.
+    await untilValue(async () => ((await sessions(store)).length === 2 ? true : undefined), "the real run's session.start");
     await client.close();
-    const all = await sessions(store);
+    // close() does not wait for the proxy to finish writing: wait until both sessions have ended.
+    const all = await untilValue(async () => {
+      const s = await sessions(store);
+      return s.length === 2 && s.every((evs) => evs.at(-1)?.kind === 'session.end') ? s : undefined;
+    }, 'both runs to end their sessions');
     expect(all).toHaveLength(2);
     const [probe, real] = all as [Ev[], Ev[]];
     expect(kinds(probe)).toEqual(['session.start', 'note', 'session.end']);
@@ -541,6 +549,17 @@ function asRecord(v: unknown): Record<string, unknown> {
 async function until(ok: () => boolean, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** What `check` resolves to once it is not undefined, asked every 20 ms; fails naming `what` after `ms`. */
+async function untilValue<T>(check: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
