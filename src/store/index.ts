@@ -7,6 +7,8 @@ export type {
   ArtifactRange,
   ArtifactSource,
   CheckpointRow,
+  KindScanRequest,
+  KindScanRow,
   Ledger,
   LedgerInfo,
   LedgerReader,

@@ -170,6 +170,34 @@ export interface StreamPage {
   nextSeq?: number;
 }
 
+/** Which events `scanKind` reads: one kind, in `query`'s (ts, pos) order, in a window. */
+export interface KindScanRequest {
+  kind: string;
+  agent?: string;
+  /** Inclusive lower bound on `ts` (ISO-8601). */
+  since?: string;
+  /** Exclusive upper bound on `ts` (ISO-8601). */
+  until?: string;
+  /** Continue after this event (exclusive): the previous page's last row. */
+  after?: { ts: string; pos: number };
+  /** Rows per page, an integer from 1 to 10,000; default 5,000. Fewer rows than this: the last page. */
+  limit?: number;
+  /** `always`: every row carries its header text; `purged` (the default): only a row whose payload is gone. */
+  header?: 'always' | 'purged';
+}
+
+/** One event as `scanKind` reads it: what a bulk reader needs and nothing parsed or converted. */
+export interface KindScanRow {
+  pos: number;
+  id: string;
+  ts: string;
+  agent: string;
+  /** The stored header text (JCS), or null when the request did not ask for it. */
+  header: string | null;
+  /** The stored payload text (JCS); null when purged or withheld. */
+  data: string | null;
+}
+
 /** A raw row as stored, for `verify`: nothing in it is trusted. SQLite hands blobs over as Buffers. */
 export type RawEventRow = VerifyRow & { salt: Buffer | null; hash: Buffer };
 
@@ -309,6 +337,13 @@ export interface Ledger extends LedgerReader {
    * integers in range is refused (`invalid_argument`).
    */
   readStreamPage(stream: string, page?: StreamPageRequest): Promise<StreamPage>;
+  /**
+   * One page of one kind's events in (ts, pos) order, as `query` would find them, but lean: no
+   * salt or hash, the header only where asked, nothing parsed. What a reader of many events of a
+   * kind (the policy backtest) reads instead of whole stored events. Answers never depend on how
+   * far a driver's query index has got.
+   */
+  scanKind(request: KindScanRequest): Promise<KindScanRow[]>;
   /** Raw rows in position order, in pages, for verification. */
   scan(fromPos?: number, pageSize?: number): AsyncIterable<RawEventRow[]>;
   /**

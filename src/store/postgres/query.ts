@@ -3,6 +3,8 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import {
   streamPageArgs,
   streamPageOf,
+  type KindScanRequest,
+  type KindScanRow,
   type QueryFilter,
   type QueryPage,
   type RawEventRow,
@@ -71,6 +73,12 @@ export abstract class PostgresQuery extends PostgresAppend {
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
     return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async scanKind(request: KindScanRequest): Promise<KindScanRow[]> {
+    this.assertOpen();
+    const { sql, args } = pgKindScanSql(request);
+    return this.sql<KindScanRow>(sql, args);
   }
 
   async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
@@ -161,6 +169,25 @@ export function pgQuerySql(filter: QueryFilter, fetch: number): { sql: string; a
     where.push(`(ts, pos) > (${arg(ts)}, ${arg(pos)})`);
   }
   return { sql: `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY ts, pos LIMIT ${arg(fetch)}`, args };
+}
+
+/** The statement `scanKind` runs: the (kind, ts, pos) index (or (agent, ts, pos)) walked from `after`. */
+export function pgKindScanSql(request: KindScanRequest): { sql: string; args: unknown[] } {
+  const limit = Math.min(Math.max(request.limit ?? 5000, 1), 10_000);
+  const after = request.after;
+  if (after !== undefined && !Number.isSafeInteger(after.pos)) throw new WitnessError('invalid_argument', `scanKind: after.pos ${String(after.pos)} is not a position; pass the last row's pos.`);
+  const args: unknown[] = [];
+  const arg = (v: unknown) => {
+    args.push(v);
+    return `$${args.length}`;
+  };
+  const where = ['pos >= 0', `kind = ${arg(request.kind)}`];
+  if (request.agent !== undefined) where.push(`agent = ${arg(request.agent)}`);
+  if (request.since !== undefined) where.push(`ts >= ${arg(request.since)}`);
+  if (request.until !== undefined) where.push(`ts < ${arg(request.until)}`);
+  if (after !== undefined) where.push(`(ts, pos) > (${arg(after.ts)}, ${arg(after.pos)})`);
+  const header = request.header === 'always' ? 'header' : 'CASE WHEN data IS NULL THEN header END AS header';
+  return { sql: `SELECT pos, id, ts, agent, data, ${header} FROM events WHERE ${where.join(' AND ')} ORDER BY ts, pos LIMIT ${arg(limit)}`, args };
 }
 
 /** A stored row as the interface hands it out (the same shape as the SQLite driver's). */

@@ -4,6 +4,8 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import {
   streamPageArgs,
   streamPageOf,
+  type KindScanRequest,
+  type KindScanRow,
   type QueryFilter,
   type QueryPage,
   type RawEventRow,
@@ -69,6 +71,34 @@ export abstract class SqliteQuery extends SqliteAppend {
     const page = rows.slice(0, limit).map(toStored);
     const last = page[page.length - 1];
     return more && last !== undefined ? { events: page, next: encodeCursor(last.ts, last.pos) } : { events: page };
+  }
+
+  async scanKind(request: KindScanRequest): Promise<KindScanRow[]> {
+    this.assertOpen();
+    const { limit, terms } = kindScanTerms(request);
+    const columns = (p: string) => `${p}pos, ${p}id, ${p}ts, ${p}agent, ${p}data, ${request.header === 'always' ? `${p}header` : `CASE WHEN ${p}data IS NULL THEN ${p}header END AS header`}`;
+    if (this.info.schemaVersion < 2) {
+      // A version-1 ledger opened read-only has no query index: its filters are indexed on events.
+      const { where, args } = terms('');
+      return this.read(() => this.cachedStatement(`SELECT ${columns('')} FROM events WHERE ${where} AND +pos >= 0 ORDER BY ts, pos LIMIT ?`).all(...args, limit) as KindScanRow[]);
+    }
+    // The query index and the tail it has not reached, as two statements in one read transaction
+    // (one snapshot, as querySql's UNION ALL is), merged here; the tail is usually empty, and as
+    // one UNION ALL SQLite sorted every page in temp B-trees even then.
+    const x = terms('x.');
+    const t = terms('');
+    const indexed = this.cachedStatement(`SELECT ${columns('e.')} FROM event_index x CROSS JOIN events e ON e.pos = x.pos WHERE ${x.where} AND +e.pos >= 0 ORDER BY x.ts, x.pos LIMIT ?`);
+    const tail = this.cachedStatement(`SELECT ${columns('')} FROM events WHERE pos >= ? AND ${t.where} ORDER BY ts, pos LIMIT ?`);
+    const indexEnd = this.cachedStatement('SELECT coalesce(max(pos) + 1, 0) AS n FROM event_index');
+    return this.read(() =>
+      this.db.transaction(() => {
+        const end = (indexEnd.get() as { n: number }).n;
+        const rows = indexed.all(...x.args, limit) as KindScanRow[];
+        const after = tail.all(end, ...t.args, limit) as KindScanRow[];
+        if (after.length === 0) return rows;
+        return [...rows, ...after].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.pos - b.pos)).slice(0, limit);
+      })(),
+    );
   }
 
   async listSessions(filter: SessionFilter = {}, page: SessionPageRequest = {}): Promise<SessionPage> {
@@ -213,6 +243,38 @@ function conditions(filter: QueryFilter, p: string): { where: string[]; args: un
     args.push(ts, ts, pos);
   }
   return { where, args };
+}
+
+/** The page size and the WHERE terms of a scanKind request, over columns prefixed by `p`. */
+function kindScanTerms(request: KindScanRequest): { limit: number; terms: (p: string) => { where: string; args: unknown[] } } {
+  const limit = Math.min(Math.max(request.limit ?? 5000, 1), 10_000);
+  const after = request.after;
+  if (after !== undefined && !Number.isSafeInteger(after.pos)) throw new WitnessError('invalid_argument', `scanKind: after.pos ${String(after.pos)} is not a position; pass the last row's pos.`);
+  return {
+    limit,
+    terms: (p) => {
+      const where = [`${p}kind = ?`];
+      const args: unknown[] = [request.kind];
+      if (request.agent !== undefined) {
+        where.push(`${p}agent = ?`);
+        args.push(request.agent);
+      }
+      if (request.since !== undefined) {
+        where.push(`${p}ts >= ?`);
+        args.push(request.since);
+      }
+      if (request.until !== undefined) {
+        where.push(`${p}ts < ?`);
+        args.push(request.until);
+      }
+      if (after !== undefined) {
+        // A row value, which SQLite turns into a seek of the (…, ts) index to the row.
+        where.push(`(${p}ts, ${p}pos) > (?, ?)`);
+        args.push(after.ts, after.pos);
+      }
+      return { where: where.join(' AND '), args };
+    },
+  };
 }
 
 function whereClause(where: string[]): string {
