@@ -5,11 +5,11 @@ import type { DriverUnderTest } from './driver.js';
 import { buildSealed, editedHeader, image, rawRows, verifyAfresh, where, withLedger } from './fixtures.js';
 
 /** A retention.purge record listing exactly `positions`, as the retention run writes one (under the rule `ruled` sets). */
-function record(positions: number[], policy = 'retention:all:30d', stream = 'witness.retention'): AppendRequest {
+function record(positions: number[], policy = 'retention:all:30d', stream = 'witness.retention', recorder = 'cli'): AppendRequest {
   return {
     stream,
     agent: { id: 'witness-governance' },
-    recorder: { kind: 'cli' },
+    recorder: { kind: recorder },
     kind: 'retention.purge',
     data: { policy, before: '2026-01-01T00:00:00.000Z', count: positions.length, leaves: leafRanges(positions) },
   } as AppendRequest;
@@ -186,6 +186,31 @@ export function purgeContract(driver: DriverUnderTest): void {
           { code: 'uncovered_purge', stream: s.c, seq: 1, leaf: s.pos(s.c, 1) },
         ]);
         expect(v.purged?.payloads).toBe(1);
+      });
+    });
+
+    it('[R-RETENTION] [R-LEGAL-HOLD] a purge the driver admits but the purge rules refuse fails verify as unauthorised_purge, naming the rule', async () => {
+      await withLedger(driver, async (l) => {
+        const s = await buildSealed(l);
+        await ruled(l);
+        await placeHold(l, { scope: { session: s.c }, reason: 'litigation' }, { actor: 'counsel@acme.example', recorder: { kind: 'cli' } });
+        const [made, sdk, held] = [s.pos(s.a, 1), s.pos(s.a, 2), s.pos(s.c, 1)];
+        const a = await l.purgePayloads({ positions: [made], record: record([made], 'gdpr-cleanup') });
+        const b = await l.purgePayloads({ positions: [sdk], record: record([sdk], undefined, undefined, 'sdk') });
+        const c = await l.purgePayloads({ positions: [held], record: record([held]) });
+        await l.seal();
+        const v = await verifyAfresh(driver, l);
+        expect(where(v)).toEqual([
+          { code: 'unauthorised_purge', stream: s.a, seq: 1, leaf: made },
+          { code: 'unauthorised_purge', stream: s.a, seq: 2, leaf: sdk },
+          { code: 'unauthorised_purge', stream: s.c, seq: 1, leaf: held },
+        ]);
+        expect(v.failures.map((f) => f.reason)).toEqual([
+          `The payload was erased under the retention.purge event at leaf ${a.record.pos} (policy gdpr-cleanup), which may not erase it: policy gdpr-cleanup is neither erasure:<subject> nor a retention rule's label.`,
+          `The payload was erased under the retention.purge event at leaf ${b.record.pos} (policy retention:all:30d), which may not erase it: the record was written by recorder sdk, not the CLI or the server.`,
+          expect.stringMatching(new RegExp(`^The payload was erased under the retention\\.purge event at leaf ${c.record.pos} \\(policy retention:all:30d\\), which may not erase it: leaf ${held} was under legal hold hold-\\S+ \\(placed at leaf \\d+\\), in force at the record\\.$`)),
+        ]);
+        expect(v.purged?.payloads).toBe(0);
       });
     });
 
