@@ -208,7 +208,11 @@ export function purgeContract(driver: DriverUnderTest): void {
         expect(v.failures.map((f) => f.reason)).toEqual([
           `The payload was erased under the retention.purge event at leaf ${a.record.pos} (policy gdpr-cleanup), which may not erase it: policy gdpr-cleanup is neither erasure:<subject> nor a retention rule's label.`,
           `The payload was erased under the retention.purge event at leaf ${b.record.pos} (policy retention:all:30d), which may not erase it: the record was written by recorder sdk, not the CLI or the server.`,
-          expect.stringMatching(new RegExp(`^The payload was erased under the retention\\.purge event at leaf ${c.record.pos} \\(policy retention:all:30d\\), which may not erase it: leaf ${held} was under legal hold hold-\\S+ \\(placed at leaf \\d+\\), in force at the record\\.$`)),
+          expect.stringMatching(
+            new RegExp(
+              `^The payload was erased under the retention\\.purge event at leaf ${c.record.pos} \\(policy retention:all:30d\\), which may not erase it: leaf ${held} was under legal hold hold-\\S+ \\(placed at leaf \\d+\\), in force at the record\\.$`,
+            ),
+          ),
         ]);
         expect(v.purged?.payloads).toBe(0);
       });
