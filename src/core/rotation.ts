@@ -5,7 +5,27 @@
  * derived from the rotation events and the checkpoint sizes, never from a table anyone could edit,
  * and one rule (docs/FORMAT.md "Key history and rotation") says which keys a checkpoint must carry.
  */
+import { GOVERNANCE_RULES, isGovernanceHeaderText } from './governance.js';
 import { keyFingerprint, parseVerifierKey, type NoteKeyId } from './note.js';
+
+/**
+ * The note verify gives a key.rotated event that is not a rotation, or undefined: a rotation counts
+ * only in witness.keys recorded by the CLI (`witness keys rotate`; core's GOVERNANCE_RULES). One
+ * anywhere else (an agent's process appending to its session) changes no key and is verified as an
+ * ordinary event; sealing ignores it too (src/store/seal-rules.ts).
+ */
+export function ignoredRotationNote(row: { kind: string; stream: string; seq: number; pos: number; header: string }): string | undefined {
+  if (row.kind !== 'key.rotated' || isGovernanceHeaderText(row.kind, row.stream, row.header)) return undefined;
+  let recorder = 'none';
+  try {
+    const r = (JSON.parse(row.header) as { recorder?: { kind?: unknown } }).recorder?.kind;
+    if (typeof r === 'string') recorder = r;
+  } catch {
+    recorder = 'unreadable';
+  }
+  const rule = GOVERNANCE_RULES['key.rotated']!;
+  return `The key.rotated event at leaf ${row.pos} (stream ${JSON.stringify(row.stream)}, seq ${row.seq}, recorder ${recorder}) rotates no key: a rotation counts only in ${rule.stream} recorded by the CLI (\`witness keys rotate\`), so it was verified as an ordinary event.`;
+}
 
 /** One `key.rotated` event: its leaf and the verifier keys it names. */
 export interface RotationEntry {

@@ -1,7 +1,7 @@
 import { canonicalize } from './canonical-json.js';
 import { genesisHash } from './chain.js';
 import { openCheckpoint, witnessTime, type Checkpoint } from './checkpoint.js';
-import { judgeCheckpointKeys, keyWindows, rotationOf, type KeyWindow, type RotationEntry } from './rotation.js';
+import { ignoredRotationNote, judgeCheckpointKeys, keyWindows, rotationOf, type KeyWindow, type RotationEntry } from './rotation.js';
 import { WitnessError } from './errors.js';
 import { EventHeader, SCHEMA_VERSION } from './event.js';
 import { Frontier, leafHash, nodeHash, verifyConsistency } from './merkle.js';
@@ -825,6 +825,7 @@ export class LedgerVerifier {
     for (; e < r.ends.length; e++) this.endLeaves.push(r.ends[e]!);
     this.frontier = extendFrontier(base, r.frontier, r.rows);
     this.chain.takeChunk(r);
+    for (const n of r.notes) this.warnings.push(n);
     for (const b of [0, 1] as const) {
       const g = r.gaps[b];
       if (g === undefined || g === null) continue;
@@ -863,7 +864,11 @@ export class LedgerVerifier {
     } catch {
       data = null;
     }
-    const got = row.kind === 'key.rotated' ? rotationOf(data) : undefined;
+    // A key.rotated outside witness.keys or not by the CLI rotates nothing (core's
+    // isGovernanceRecord): named in a note, then verified as the ordinary event it is.
+    const ignored = ignoredRotationNote(row);
+    if (ignored !== undefined) this.warnings.push(ignored);
+    const got = row.kind === 'key.rotated' && ignored === undefined ? rotationOf(data) : undefined;
     if (expected === undefined) {
       // One that names no keys introduces none, so it changes no window.
       if (got !== undefined && this.options.rotations !== undefined) {
@@ -1246,6 +1251,8 @@ export interface ChunkResult {
   purgedPresent: number;
   artifacts: Array<[string, number]>;
   gaps: Array<{ first: Failure; count: number } | null>;
+  /** Notes on the chunk's rows, in order: key.rotated events that rotate nothing (ignoredRotationNote). */
+  notes: string[];
 }
 
 /**
@@ -1260,6 +1267,7 @@ export class ChunkChecker {
   private readonly frontier = Frontier.empty();
   private readonly marks: ChunkResult['marks'] = [];
   private readonly ends: number[] = [];
+  private readonly notes: string[] = [];
   private readonly gaps: ChunkResult['gaps'] = [null, null];
   private first: ChunkResult['first'];
   private expectedPos = 0;
@@ -1283,6 +1291,10 @@ export class ChunkChecker {
     this.expectedPos = row.pos + 1;
     const recomputed = this.chain.check(row, { stream: row.stream, seq: row.seq, leaf: row.pos });
     if (row.kind === 'session.end') this.ends.push(row.pos);
+    if (row.kind === 'key.rotated') {
+      const note = ignoredRotationNote(row);
+      if (note !== undefined) this.notes.push(note);
+    }
     const dated = this.plan.dated;
     if (dated !== undefined && row.pos >= dated.from) {
       const found = datedGap(row, dated.newest, dated.recordSize);
@@ -1314,6 +1326,7 @@ export class ChunkChecker {
       entries: this.entries,
       ...this.chain.exits(),
       gaps: this.gaps,
+      notes: this.notes,
     };
   }
 }

@@ -1,4 +1,4 @@
-import { WitnessError, keyFingerprint, parseVerifierKey, rotationOf, type NoteSigner, type RotationEntry } from '../core/index.js';
+import { GOVERNANCE_RULES, WitnessError, isGovernanceRecord, keyFingerprint, parseVerifierKey, rotationOf, type NoteSigner, type RotationEntry } from '../core/index.js';
 import type { Ledger, LedgerReader, PublicKeyRow } from './ledger.js';
 
 /*
@@ -21,13 +21,22 @@ export interface LedgerKeyHistory {
   rotations: RecordedRotation[];
 }
 
-/** The ledger's key.rotated events in leaf order, read through its query index. */
+/** The stream rotations count in (core's GOVERNANCE_RULES: witness.keys, recorded by the CLI). */
+const ROTATIONS_IN = GOVERNANCE_RULES['key.rotated']!.stream;
+
+/**
+ * The ledger's key rotations in leaf order, read through its query index: the key.rotated events in
+ * witness.keys that `witness keys rotate` recorded (core's isGovernanceRecord). One anywhere else, or
+ * by another recorder, is an ordinary event (verify names it in a note): an agent's process that
+ * appended one to its session would otherwise block every seal until someone held the key it named.
+ */
 export async function keyRotations(ledger: Pick<LedgerReader, 'query'>): Promise<RecordedRotation[]> {
   const out: RecordedRotation[] = [];
   let cursor: string | undefined;
   do {
-    const page = await ledger.query({ kind: 'key.rotated', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    const page = await ledger.query({ kind: 'key.rotated', stream: ROTATIONS_IN, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
     for (const e of page.events) {
+      if (!isGovernanceRecord(e)) continue;
       const keys = rotationOf(e.data);
       // A rotation whose payload is unreadable introduces no key; verify reports its row.
       if (keys === undefined) continue;

@@ -1,9 +1,9 @@
-import { WitnessError, keyFingerprint, type NoteSigner } from '../core/index.js';
+import { GOVERNANCE_RULES, WitnessError, keyFingerprint, type NoteSigner } from '../core/index.js';
 import type { CheckpointRow, Ledger } from './ledger.js';
 import { currentKey, ledgerKeyHistory, type RecordedRotation } from './seal-keys.js';
 
 /** The system stream key rotations are recorded on. */
-export const ROTATION_STREAM = 'witness.keys';
+export const ROTATION_STREAM = GOVERNANCE_RULES['key.rotated']!.stream;
 
 export interface RotateRequest {
   /** The key in use, which vouches for the new one. */
@@ -12,6 +12,8 @@ export interface RotateRequest {
   reason?: string;
   /** Who rotates (the operating-system user), recorded as the principal. */
   who: string;
+  /** The CLI's version, recorded with its recorder kind (`cli`: the one recorder whose rotations count, core's GOVERNANCE_RULES). */
+  version?: string;
 }
 
 export interface RotateResult {
@@ -67,6 +69,7 @@ export async function rotateSigningKey(ledger: Ledger, req: RotateRequest): Prom
       stream: ROTATION_STREAM,
       agent: { id: 'witness-cli' },
       principal: { id: req.who, kind: 'human' },
+      recorder: { kind: 'cli', ...(req.version === undefined ? {} : { version: req.version }) },
       kind: 'key.rotated',
       resource: 'signing-key',
       action: 'rotate',

@@ -4,6 +4,7 @@ import {
   WitnessError,
   consistencyProof,
   formatCheckpoint,
+  isGovernanceHeaderText,
   leafHash,
   openCheckpoint,
   rotationOf,
@@ -261,7 +262,10 @@ export class NewEvents {
       );
     }
     for (const n of this.frontier.push(leafHash(hash))) this.nodes.push(n);
-    if (row.kind === 'key.rotated') {
+    // Only a rotation `witness keys rotate` recorded asks for the new key's signature (core's
+    // isGovernanceRecord): any other key.rotated is an ordinary event, so no writer of an agent's
+    // session can stop the sealer by naming a key nobody holds.
+    if (row.kind === 'key.rotated' && isGovernanceHeaderText(row.kind, row.stream, row.header)) {
       let data: unknown = null;
       try {
         data = row.data === null ? null : JSON.parse(row.data);

@@ -156,7 +156,10 @@ for (const h of harnesses) {
     it('refuses to cover a key.rotated event without its new key (a writer appending one cannot get it sealed)', async () => {
       const f = await h.fresh();
       const stranger = generateKey('intruder');
-      await f.l.append([{ stream: 'witness.keys', agent: { id: 'x' }, kind: 'key.rotated', data: { old_key: loadSigner(f.keyFile, {})!.verifierKey, new_key: stranger.verifierKey } }]);
+      // Shaped as `witness keys rotate` records it (witness.keys, recorder cli): one elsewhere rotates nothing (rotation-outside-keys.test.ts).
+      await f.l.append([
+        { stream: 'witness.keys', agent: { id: 'x' }, recorder: { kind: 'cli' }, kind: 'key.rotated', data: { old_key: loadSigner(f.keyFile, {})!.verifierKey, new_key: stranger.verifierKey } },
+      ]);
       await expect(f.l.seal()).rejects.toMatchObject({ message: expect.stringMatching(/key rotation at leaf 0 .* is not sealed yet, and its checkpoint needs the new key/) });
       expect(await f.l.latestCheckpoint()).toBeUndefined();
       await f.l.close();

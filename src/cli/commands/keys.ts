@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { APPROVER_NAME, WitnessError, generateKey, keyFingerprint, parseSignerKey } from '../../core/index.js';
 import { SIGNER_COMMAND_ENV, installRotatedKey, keepNextKey, loadSigner, openLedger, parseStoreUrl, postgresKeyFile, rotateSigningKey, sidecarPaths, signingKeySource } from '../../store/index.js';
+import { RECORDER_VERSION } from '../../recorder/index.js';
 import { type Io, printJson, table } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
 
@@ -208,7 +209,7 @@ export function registerKeys(program: Command, io: Io): void {
             return process.env['USER'] ?? 'unknown';
           }
         })();
-        const result = await rotateSigningKey(ledger, { oldSigner, newSigner, who, ...(opts.reason === undefined ? {} : { reason: opts.reason }) });
+        const result = await rotateSigningKey(ledger, { oldSigner, newSigner, who, version: RECORDER_VERSION, ...(opts.reason === undefined ? {} : { reason: opts.reason }) });
         let installed: string | undefined;
         let retired: string | undefined;
         if (source === 'file') {
