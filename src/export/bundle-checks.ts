@@ -50,6 +50,8 @@ export class ProofReader {
   constructor(
     private readonly lines: Generator<Line> | undefined,
     private readonly fail: (f: Failure) => void,
+    /** The file read, as failures name it. */
+    private readonly name = 'proofs.jsonl',
   ) {}
 
   take(leaf: number): ParsedProof | undefined {
@@ -92,7 +94,7 @@ export class ProofReader {
         });
         return { leaf: p.leaf as number, size: p.size as number, proof };
       } catch (e) {
-        this.fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${line.n} is malformed: ${(e as Error).message}.` });
+        this.fail({ code: 'bundle_invalid', reason: `${this.name} line ${line.n} is malformed: ${(e as Error).message}.` });
       }
     }
     return undefined;
@@ -142,6 +144,8 @@ export function capOfName(name: string): number | undefined {
     case 'events.jsonl':
     case 'proofs.jsonl':
     case 'checkpoints.jsonl':
+    case 'purges.jsonl':
+    case 'purge-proofs.jsonl':
     case 'report.html':
       return BUNDLE_LIMITS.fileBytes;
     default:

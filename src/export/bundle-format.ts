@@ -11,6 +11,8 @@ import { z } from 'zod';
  *   checkpoints.jsonl             the stored checkpoints from the one at or below the span's start
  *                                 to checkpoint.txt, each with the consistency proof from the previous
  *   keys.json                     the key history: every signing key with its validity window
+ *   purges.jsonl                  the retention.purge records listing in-scope payloads the purge erased (full bundles only, when any)
+ *   purge-proofs.jsonl            their inclusion proofs, one per line of purges.jsonl
  *   system.json                   agent versions, models, prompt and tool-definition hashes, policies
  *   populations/index.json        PopulationIndex: each population's query, count and digest
  *   populations/<name>.jsonl      one PopulationLine per event of that population, in leaf order
@@ -192,5 +194,5 @@ export const ExportRecord = z.looseObject({
 });
 export type ExportRecord = z.infer<typeof ExportRecord>;
 
-/** The files whose SHA-256 the export record binds (ExportRecord.files), in this order. */
-export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json'] as const;
+/** The files whose SHA-256 the export record binds (ExportRecord.files), in this order; purges.jsonl only in a full bundle holding purged payloads. */
+export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl'] as const;

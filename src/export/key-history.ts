@@ -1,6 +1,7 @@
 import { keyFingerprint, keyWindows, parseVerifierKey, type KeyWindow } from '../core/index.js';
 import { ledgerKeyHistory, type Ledger } from '../store/index.js';
 import { KeyHistory } from './bundle-format.js';
+import { isRotationHeader } from './purges.js';
 
 /**
  * keys.json: the ledger's signing-key history with validity windows (docs/FORMAT.md "Key history
@@ -14,7 +15,11 @@ import { KeyHistory } from './bundle-format.js';
 export async function keyHistory(ledger: Ledger, firstCheckpointTs: string | undefined): Promise<KeyHistory> {
   const row = (await ledger.publicKeys())[0];
   if (row === undefined) return { keys: [] };
-  const history = await ledgerKeyHistory(ledger);
+  const recorded = await ledgerKeyHistory(ledger);
+  // A key.rotated event counts only in witness.keys from the CLI (docs/FORMAT.md 7.6): one an agent
+  // wrote into its own session rotates nothing, and keys.json must not hand its key to an auditor.
+  const counted = await rotationLeaves(ledger);
+  const history = { ...recorded, rotations: recorded.rotations.filter((r) => counted.has(r.leaf)) };
   const checkpoints = history.rotations.length === 0 ? [] : await ledger.checkpoints();
   const { windows } = keyWindows(
     row.vkey,
@@ -43,6 +48,18 @@ export async function keyHistory(ledger: Ledger, firstCheckpointTs: string | und
   });
 }
 
+/** The leaves of the ledger's key.rotated events that are rotations (isRotationHeader), read through the query's kind filter. */
+async function rotationLeaves(ledger: Pick<Ledger, 'query'>): Promise<Set<number>> {
+  const leaves = new Set<number>();
+  let cursor: string | undefined;
+  do {
+    const page = await ledger.query({ kind: 'key.rotated', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) if (isRotationHeader(e)) leaves.add(e.pos);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return leaves;
+}
+
 /**
  * The windows keys.json states, for the bundle verifier: undefined only for a history of one key
  * without windows (a ledger never rotated). A history of several keys is always judged by windows:
@@ -58,7 +75,7 @@ export function bundleKeyWindows(keys: KeyHistory['keys']): KeyWindow[] | undefi
  * keys.json against the signed events of the bundle (docs/FORMAT.md 7.6), one sentence a problem
  * (key_history_mismatch): several keys need a window each, every key after the first names the
  * key.rotated leaf that brought it in (its window starting right after); every key.rotated event of
- * the span is in keys.json at its leaf, with the same old and new key when its payload is in the
+ * the span that is a rotation (isRotationHeader: the caller passes only those) is in keys.json at its leaf, with the same old and new key when its payload is in the
  * bundle; and every rotation keys.json places inside the span is an event of the bundle.
  * `rotations`: leaf → the event's payload (undefined when the bundle holds none).
  */

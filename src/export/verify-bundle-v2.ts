@@ -30,6 +30,8 @@ import { ARTIFACT_NAME, BUNDLE_LIMITS, LeafRanges, POPULATION_NAME, ProofReader,
 import { BOUND_FILES, BundleManifestV2, CheckpointLine, ExportRecord, KeyHistory, PopulationIndex, artifactExtension, type BundleMode, type BundleScope } from './bundle-format.js';
 import { bundleKeyWindows, keyHistoryProblems } from './key-history.js';
 import { EventsDigest, POPULATIONS, PopulationBuilder, ScopeTracker, type ScopedHeader } from './populations.js';
+import { GOVERNANCE_KINDS, isRotationHeader, purgeSentence } from './purges.js';
+import { readBundlePurges } from './verify-purges.js';
 
 /** The stream and action of the audit.access event an export appends (bundle-format.ts ExportRecord). */
 const EXPORT_STREAM = 'witness.audit-access';
@@ -281,6 +283,11 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
   const logSizes: number[] = [];
   checkpoints = checkCheckpointLog(open, unreadable, verifiers, origin, note, fail, usedKeys, logSizes, windows) ?? 1;
 
+  // --- purges.jsonl: the retention.purge records an absent in-scope payload may be listed by (docs/FORMAT.md 7.13)
+  const purges = readBundlePurges(open, cp, origin, fail, (w) => warnings.push(w));
+  /** Record leaf → how many in-scope payloads of the span it shows purged. */
+  const purgedBy = new Map<number, number>();
+
   // --- events.jsonl beside proofs.jsonl
   const eventsFile = open('events.jsonl', BUNDLE_LIMITS.fileBytes);
   if (!('fd' in eventsFile)) return bad(`${unreadable('events.jsonl', eventsFile, BUNDLE_LIMITS.fileBytes)}.`);
@@ -425,7 +432,8 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       }
       const hasPayload = data !== null && data !== undefined;
       // keys.json is checked against these after the span (keyHistoryProblems); a payload that does not match its digest has failed already.
-      if (!isExport && header['kind'] === 'key.rotated') rotations.set(leaf, hasPayload ? data : undefined);
+      // Only a key.rotated of witness.keys by the CLI rotates a key; one anywhere else is an ordinary event (docs/FORMAT.md 7.6).
+      if (!isExport && isRotationHeader(header)) rotations.set(leaf, hasPayload ? data : undefined);
       if (isExport) {
         exportEvent = { header, data, leaf };
         continue;
@@ -452,9 +460,22 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       }
       if (!hasPayload) {
         const reason: NoPayloadReason = !scopedIn ? 'out_of_scope' : m.mode === 'withheld' ? 'withheld' : 'missing';
-        without.add(leaf, reason);
-        if (reason === 'missing') {
-          fail({ code: 'payload_missing', stream, seq, leaf, reason: 'The event is in scope of a full export but carries no payload: it was stripped from the bundle.' });
+        // Listed by a purge record the bundle proved (7.13), and not a governance record (never purged): purged, not stripped.
+        const by = reason === 'missing' && !GOVERNANCE_KINDS.includes(String(header['kind'])) ? purges?.cover.at(leaf) : undefined;
+        if (by !== undefined) {
+          purgedBy.set(by, (purgedBy.get(by) ?? 0) + 1);
+          if (options.requirePayloads === true) fail({ code: 'payload_missing', stream, seq, leaf, reason: 'The payload was purged under retention, and --require-payloads asks for every one.' });
+        } else {
+          without.add(leaf, reason);
+        }
+        if (reason === 'missing' && by === undefined) {
+          fail({
+            code: 'payload_missing',
+            stream,
+            seq,
+            leaf,
+            reason: 'The event is in scope of a full export but carries no payload, and no retention.purge record of the bundle lists it: it was stripped from the bundle.',
+          });
         }
       } else if (headerText !== '' && (!Array.isArray(header['artifacts']) || EventHeader.safeParse(header).success)) {
         // A header that fails the schema requires no artifact (docs/FORMAT.md 7.12 step 7.3).
@@ -530,6 +551,9 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       });
     }
   }
+  const purgedRecords = [...purgedBy].sort((a, b) => a[0] - b[0]).map(([leaf, count]) => ({ leaf, id: purges?.records.get(leaf)?.id ?? '', policy: purges?.records.get(leaf)?.policy ?? '', count }));
+  for (const p of purgedRecords) warnings.push(purgeSentence(p.count, p.policy, p.leaf));
+  const purgedCount = purgedRecords.reduce((n, p) => n + p.count, 0);
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
   // report.html shows the export event and the final checkpoint, so the record cannot bind it (docs/FORMAT.md 7.2).
   if (present.includes('report.html')) warnings.unshift(REPORT_HTML_NOTE);
@@ -546,9 +570,10 @@ export function verifyDirectoryV2(dir: string, raw: Record<string, unknown>, opt
       // Agent sessions only (docs/FORMAT.md 7.12): the witness.* system streams (approvals, audit access, …) are not sessions.
       streams: chain.exits().exits.filter((x) => !x.stream.startsWith(SYSTEM_STREAM_PREFIX)).length,
       sealedSize: cp.size,
-      payloadsAbsent: without.count,
+      payloadsAbsent: without.count + purgedCount,
       artifacts: wanted.size,
       openSessions: chain.openStreams,
+      ...(purges === undefined ? {} : { purged: { payloads: purgedCount, stillPresent: 0, records: purgedRecords } }),
     },
     {
       version: 2,

@@ -8,6 +8,7 @@ import { BundleOut } from './bundle-out.js';
 import { BUNDLE_FORMAT_V2, BUNDLE_VERSION_V2, BundleManifestV2, BundleScope, CheckpointLine, PopulationIndex, artifactExtension, type BundleMode } from './bundle-format.js';
 import { assertCanSeal, recordExport, type ExportIdentity } from './export-record.js';
 import { keyHistory } from './key-history.js';
+import { GOVERNANCE_KINDS, PURGES_FILE, PURGE_PROOFS_FILE, PURGE_STREAM, ledgerPurges } from './purges.js';
 import { EventsDigest, PopulationFiles, ScopeTracker, type ScopedHeader } from './populations.js';
 import { readmeText } from './readme-text.js';
 import { hashedHeaderOfRow, normaliseScopeTimes, resolveSpan, type ScanRow, type Span } from './span.js';
@@ -128,7 +129,7 @@ interface Settled {
 /** Steps 1 to 3 of exportBundle. */
 async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: Settled, options: ExportOptions): Promise<ExportResult> {
   // ---- 1. the span, read once
-  const { digest, inScope, pops, system, artifacts, ended } = await readSpan(ledger, { scope, span, mode, work });
+  const { digest, inScope, pops, system, artifacts, ended, purgeRecords } = await readSpan(ledger, { scope, span, mode, work });
   if (digest.count !== span.to - span.from) {
     throw new WitnessError('store_corrupt', `The ledger has ${digest.count} events at leaves ${span.from}–${span.to - 1}, not ${span.to - span.from}: positions are missing; run \`witness verify\`.`);
   }
@@ -164,12 +165,16 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     keyRows.map((k) => keyFingerprint(parseVerifierKey(k.vkey))),
     hasVerifier,
   );
+  // The retention.purge records that list the in-scope payloads the purge erased (docs/FORMAT.md 7.13):
+  // bound by the record like keys.json, so none can be dropped or added; their proofs come after the seal.
+  const purgesText = purgeRecords.length === 0 ? undefined : await storedLines(ledger, purgeRecords);
   const bound: Record<string, string> = {
     'system.json': sha256Hex(systemText),
     'README.txt': sha256Hex(readme),
     ...(verifierBytes === undefined ? {} : { 'verify.mjs': sha256Hex(verifierBytes) }),
     'populations/index.json': sha256Hex(indexText),
     'keys.json': sha256Hex(keysText),
+    ...(purgesText === undefined ? {} : { [PURGES_FILE]: sha256Hex(purgesText) }),
   };
 
   // ---- 2. the export's own record, sealed
@@ -199,6 +204,12 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     const chain = await checkpointChain(ledger, firstCheckpoint, cp);
     bundle.file('checkpoints.jsonl', chain.map(({ ts: _ts, ...l }) => `${JSON.stringify(l)}\n`).join(''));
     bundle.file('keys.json', keysText);
+    if (purgesText !== undefined) {
+      bundle.file(PURGES_FILE, purgesText);
+      let proofs = '';
+      for (const leaf of purgeRecords) proofs += `${JSON.stringify({ leaf, size: cp.size, proof: (await ledger.inclusionProof(leaf, cp.size)).map((h) => h.toString('hex')) })}\n`;
+      bundle.file(PURGE_PROOFS_FILE, proofs);
+    }
     bundle.file('system.json', systemText);
     bundle.file('populations/index.json', indexText);
     for (const p of pops) await bundle.stream(`populations/${p.def.name}.jsonl`, fs.createReadStream(p.file));
@@ -275,8 +286,11 @@ async function readSpan(ledger: Ledger, { scope, span, mode, work }: Pick<Settle
   const artifacts = new Map<string, ArtifactRef>();
   const ended = new Set<string>();
   let inScope = 0;
-  // In-scope payloads erased by the retention purge: a full bundle cannot show them as purged yet.
-  const purged: number[] = [];
+  // In-scope payloads erased by the retention purge: each must be listed by a record the bundle can
+  // carry and its verifiers believe (purges.ts), else the export is refused before it records anything.
+  const purges = mode === 'full' ? await ledgerPurges(ledger) : undefined;
+  const uncovered: number[] = [];
+  const shipped = new Set<number>();
   try {
     for await (const page of ledger.scanForVerify(span.from, span.to, PAGE)) {
       for (const row of page) {
@@ -284,27 +298,30 @@ async function readSpan(ledger: Ledger, { scope, span, mode, work }: Pick<Settle
         digest.add(row.hash);
         if (!tracker.inScope(h)) continue;
         inScope++;
-        if (mode === 'full' && row.data === null) purged.push(row.pos);
+        if (purges !== undefined && row.data === null) {
+          const by = GOVERNANCE_KINDS.includes(h.kind) ? undefined : purges.cover.at(row.pos);
+          if (by === undefined) uncovered.push(row.pos);
+          else shipped.add(by);
+        }
         populations.add(row.pos, { ...h, hash: row.hash });
         system.add(row.pos, { ...h, ...(mode === 'full' && h.kind === 'llm.call' && row.data !== null ? { data: JSON.parse(row.data) as unknown } : {}) });
         if (h.kind === 'session.end') ended.add(h.stream);
         if (mode === 'full') for (const a of h.artifacts ?? []) if (!artifacts.has(a.sha256)) artifacts.set(a.sha256, a);
       }
     }
-    if (purged.length > 0) {
-      // The three bundle verifiers read a missing payload in a full bundle as stripped; until they
-      // accept one a bundled retention.purge lists, such an export is refused before it records anything.
+    if (uncovered.length > 0) {
+      // The three bundle verifiers read such a missing payload as stripped (payload_missing).
       throw new WitnessError(
         'conflict',
-        `${purged.length} in-scope event(s) of this export (first at leaf ${purged[0]}) had their payloads purged under retention, which a full bundle cannot show yet; export with --withhold-data, or narrow the scope to leave them out.`,
-        { details: { purged: purged.slice(0, 100) } },
+        `${uncovered.length} in-scope event(s) of this export (first at leaf ${uncovered[0]}) have no payload, and no retention.purge record of ${PURGE_STREAM} written by the CLI or the server lists them, so a full bundle would show them as stripped; run \`witness verify\`, and export with --withhold-data or narrow the scope to leave them out.`,
+        { details: { uncovered: uncovered.slice(0, 100) } },
       );
     }
   } catch (e) {
     populations.close();
     throw e;
   }
-  return { digest, inScope, pops: populations.finish(), system, artifacts, ended };
+  return { digest, inScope, pops: populations.finish(), system, artifacts, ended, purgeRecords: [...shipped].sort((a, b) => a - b) };
 }
 
 /** The row's hashed header, checked against its stored hash and index columns (span.ts hashedHeaderOfRow). */
@@ -333,6 +350,21 @@ async function* eventLines(ledger: Ledger, span: Span, scope: BundleScope, mode:
   if (ev === undefined) throw new WitnessError('store_corrupt', `The export's own event ${exportId} cannot be read back from the ledger; run \`witness verify\`.`);
   const { pos, ...stored } = ev;
   yield `${JSON.stringify({ ...stored, leaf: pos })}\n`;
+}
+
+/** purges.jsonl: the stored events at `leaves` (ascending), each as events.jsonl writes an event with its payload. */
+async function storedLines(ledger: Ledger, leaves: readonly number[]): Promise<string> {
+  let text = '';
+  for (const leaf of leaves) {
+    for await (const page of ledger.scanForVerify(leaf, leaf + 1, 1)) {
+      for (const row of page) {
+        headerOf(row);
+        if (row.data === null || row.salt === null) throw new WitnessError('store_corrupt', `The retention.purge record at leaf ${leaf} has lost its payload; run \`witness verify\`.`);
+        text += `${row.header.slice(0, row.header.lastIndexOf('}'))},"data":${row.data},"salt":"${row.salt}","hash":"${row.hash}","leaf":${row.pos}}\n`;
+      }
+    }
+  }
+  return text;
 }
 
 /** Leaves per block whose lower proof levels are computed here: 2^8. */

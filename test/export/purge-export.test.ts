@@ -4,14 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { leafRanges } from '../../src/core/index.js';
 import { exportBundle, verifyBundle } from '../../src/export/index.js';
 import { SqliteLedger, type AppendRequest } from '../../src/store/index.js';
-import { oneSentence } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
- * An evidence bundle of a span holding payloads erased by the retention purge. Until the three
- * bundle verifiers accept a missing payload that a bundled retention.purge lists (docs/FORMAT.md
- * 3.6), a full export of such a scope is refused in one sentence before it records anything, and
- * a withheld export (no payload at all) is written and verifies.
+ * An evidence bundle of a span holding a payload erased by a subject erasure (docs/FORMAT.md 7.13):
+ * a full export carries the retention.purge record that lists it (purges.jsonl, bound by the signed
+ * export record) and verifies, naming the erasure; a withheld export (no payload at all) carries no
+ * record and verifies too. test/export/purged-bundle.test.ts runs the three verifiers on tampered copies.
  */
 
 const dir = tempDir('witness-purge-export-');
@@ -43,25 +42,27 @@ async function purgedLedger(): Promise<{ file: string; ledger: SqliteLedger; pur
 }
 
 describe('export of a span with purged payloads', () => {
-  it('[R-RETENTION] refuses a full export in one sentence and records nothing; a withheld export is written and verifies', async () => {
+  it('[R-RETENTION] a full export carries the erasure record and verifies, naming it; a withheld export carries none and verifies', async () => {
     const { ledger, purgedLeaf } = await purgedLedger();
     try {
-      const size = ledger.info.size;
       const out = path.join(dir, 'full');
-      const refused = exportBundle(ledger, { ...NONE, sessions: ['s1'] }, out, { actor: 'auditor@corp' });
-      await expect(refused).rejects.toMatchObject({ code: 'conflict' });
-      const message = ((await refused.catch((e: unknown) => e)) as Error).message;
-      expect(oneSentence(message)).toBe(
-        `1 in-scope event(s) of this export (first at leaf ${purgedLeaf}) had their payloads purged under retention, which a full bundle cannot show yet; export with --withhold-data, or narrow the scope to leave them out.`,
-      );
-      expect(fs.existsSync(out)).toBe(false);
-      expect(ledger.info.size).toBe(size);
+      const full = await exportBundle(ledger, { ...NONE, sessions: ['s1'] }, out, { actor: 'auditor@corp' });
+      const lines = fs
+        .readFileSync(path.join(out, 'purges.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '');
+      expect(lines).toHaveLength(1);
+      expect((JSON.parse(lines[0]!) as { data: { leaves: unknown } }).data.leaves).toEqual([[purgedLeaf, purgedLeaf]]);
+      const v = await verifyBundle(out);
+      expect(v.failures).toEqual([]);
+      expect(v.warnings.join(' | ')).toContain(`1 payload purged under policy erasure:ann by the record at leaf ${full.span.to}`);
 
       const withheld = path.join(dir, 'withheld');
       await exportBundle(ledger, { ...NONE, sessions: ['s1'] }, withheld, { actor: 'auditor@corp', withholdData: true });
-      const v = await verifyBundle(withheld);
-      expect(v.failures).toEqual([]);
-      expect(v.ok).toBe(true);
+      expect(fs.existsSync(path.join(withheld, 'purges.jsonl'))).toBe(false);
+      const w = await verifyBundle(withheld);
+      expect(w.failures).toEqual([]);
+      expect(w.ok).toBe(true);
     } finally {
       await ledger.close();
     }

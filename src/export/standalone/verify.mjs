@@ -663,6 +663,8 @@ function capOfName(name) {
     case 'events.jsonl':
     case 'proofs.jsonl':
     case 'checkpoints.jsonl':
+    case 'purges.jsonl':
+    case 'purge-proofs.jsonl':
     case 'report.html':
       return LIMITS.fileBytes;
     default:
@@ -1393,6 +1395,11 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
   }
   trust(checked);
 
+  // --- purges.jsonl: the retention.purge records an absent in-scope payload may be listed by (FORMAT.md 7.13)
+  const purges = await readPurges(source, cp, origin, fail);
+  /** Record leaf → how many in-scope payloads of the span it shows purged. */
+  const purgedBy = new Map();
+
   // --- events.jsonl beside proofs.jsonl
   const eventsFile = openOrFail('events.jsonl', LIMITS.fileBytes);
   if (eventsFile === undefined) return;
@@ -1556,7 +1563,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
         });
       }
     }
-    if (!isExport && header.kind === 'key.rotated') rotations.set(leaf, hasData ? data : undefined);
+    // Only a key.rotated of witness.keys by the CLI rotates a key; one anywhere else is an ordinary event (FORMAT.md 7.6).
+    if (!isExport && isRotation(header)) rotations.set(leaf, hasData ? data : undefined);
     if (isExport) {
       exportEvent = { header, data, leaf };
       continue;
@@ -1588,9 +1596,20 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     }
     if (!hasData) {
       const reason = !within ? 'out_of_scope' : m.mode === 'withheld' ? 'withheld' : 'missing';
-      addRange(without, leaf, reason);
+      // Listed by a purge record the bundle proved (FORMAT.md 7.13), and not a governance record (never purged): purged, not stripped.
+      const by = reason === 'missing' && !GOVERNANCE_KINDS.includes(header.kind) ? purges.coverOf(leaf) : undefined;
       r.payloadsAbsent++;
-      if (reason === 'missing') fail({ code: 'payload_missing', ...at, reason: 'The event is in scope of a full export but carries no payload: it was stripped from the bundle.' });
+      if (by !== undefined) {
+        purgedBy.set(by, (purgedBy.get(by) ?? 0) + 1);
+        if (opts.requirePayloads) fail({ code: 'payload_missing', ...at, reason: 'The payload was purged under retention, and --require-payloads asks for every one.' });
+      } else addRange(without, leaf, reason);
+      if (reason === 'missing' && by === undefined) {
+        fail({
+          code: 'payload_missing',
+          ...at,
+          reason: 'The event is in scope of a full export but carries no payload, and no retention.purge record of the bundle lists it: it was stripped from the bundle.',
+        });
+      }
     } else if (headerOk) {
       for (const a of header.artifacts ?? []) {
         const w = wanted.get(a.sha256);
@@ -1747,6 +1766,13 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
       fail({ code: 'payload_missing', leaf: w.from, reason: `${range(w.from, w.to)} carry no payload (${REASON_WORDS[w.reason]}), and --require-payloads asks for every one.` });
     }
   }
+  const purged = [...purgedBy].sort((a, b) => a[0] - b[0]).map(([leaf, count]) => ({ leaf, id: purges.records.get(leaf).id, policy: purges.records.get(leaf).policy, count }));
+  for (const p of purged) {
+    warnings.push(
+      `${p.count} payload${p.count === 1 ? '' : 's'} purged under policy ${p.policy} by the record at leaf ${p.leaf} (purges.jsonl): their headers, digests and proofs were verified, not their content.`,
+    );
+  }
+  if (purges.present) r.purged = { payloads: purged.reduce((n, p) => n + p.count, 0), stillPresent: 0, records: purged };
   if (m.mode === 'withheld') warnings.push('Payloads and artifacts were withheld from this bundle (mode withheld): headers, digests and the signed tree were verified, not the content.');
   // report.html shows the export event and the final checkpoint, so the record cannot bind it (FORMAT.md 7.2).
   if (present.includes('report.html')) warnings.unshift('report.html is a reading aid that is not signed and was not checked; the verified events are events.jsonl.');
@@ -1771,6 +1797,132 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
     withoutPayloadCount: r.payloadsAbsent,
     artifacts: wanted.size,
   };
+}
+
+// --- purged payloads (FORMAT.md 7.13) and the governance records a bundle believes (7.6)
+
+const GOVERNANCE_KINDS = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+const recorderOf = (h) => (isObject(h.recorder) ? h.recorder.kind : undefined);
+/** A key.rotated event counts as a rotation only in witness.keys, stamped by the CLI. */
+const isRotation = (h) => h.kind === 'key.rotated' && h.stream === 'witness.keys' && recorderOf(h) === 'cli';
+
+/** Why a purge line's header and payload cannot be a record a bundle relies on (FORMAT.md 7.13), or undefined; `d` is its verified payload. */
+function purgeRecordProblem(h, d, leaf) {
+  if (h.kind !== 'retention.purge') return `it is a ${String(h.kind)} event, not retention.purge`;
+  if (h.stream !== 'witness.retention') return `it is in stream ${JSON.stringify(h.stream)}, not witness.retention`;
+  if (recorderOf(h) !== 'cli' && recorderOf(h) !== 'server') return 'it was not recorded by the CLI or the server';
+  if (!isObject(d) || typeof d.policy !== 'string' || !Number.isSafeInteger(d.count) || !Array.isArray(d.leaves)) return 'it lacks policy, count or leaves';
+  let next = 0;
+  let total = 0;
+  for (const r of d.leaves) {
+    if (!Array.isArray(r) || r.length !== 2 || !Number.isSafeInteger(r[0]) || !Number.isSafeInteger(r[1])) return 'it lists a leaf range that is not two integers';
+    if (r[0] < next || r[1] < r[0] || r[1] >= leaf) return `it lists leaves ${r[0]}–${r[1]}, which are not ascending, disjoint and below its own leaf`;
+    total += r[1] - r[0] + 1;
+    next = r[1] + 1;
+  }
+  if (total !== d.count) return `it says it purged ${d.count} events but lists ${total}`;
+  return undefined;
+}
+
+/**
+ * purges.jsonl beside purge-proofs.jsonl, before events.jsonl: each line a stored event with its
+ * payload, checked as any event is (header, payload digest, hash, genesis at seq 0), proved into the
+ * checkpoint's tree, and a well-formed retention.purge record of witness.retention by the CLI or the
+ * server. A line that fails covers nothing, and is reported. coverOf(leaf): the record listing it.
+ */
+async function readPurges(source, cp, origin, fail) {
+  const records = new Map();
+  const ranges = [];
+  const out = { present: false, records, coverOf: (leaf) => ranges.find((x) => x.from <= leaf && leaf <= x.to)?.by };
+  const f = source.open('purges.jsonl', LIMITS.fileBytes);
+  if (f.missing) return out;
+  out.present = true;
+  if (f.tooLarge) throw new Refusal(f.problem);
+  if (f.problem !== undefined) {
+    fail({ code: 'bundle_invalid', reason: `${f.problem}.` });
+    return out;
+  }
+  const pf = source.open('purge-proofs.jsonl', LIMITS.fileBytes);
+  if (pf.tooLarge) throw new Refusal(pf.problem);
+  if (pf.chunks === undefined) fail({ code: 'bundle_invalid', reason: 'The bundle has purges.jsonl but no readable purge-proofs.jsonl, so no purge record can be shown to be in the signed tree.' });
+  const proofs = new ProofReader(pf.chunks === undefined ? undefined : lines('purge-proofs.jsonl', pf.chunks(), LIMITS.proofLineBytes), fail, 'purge-proofs.jsonl');
+  let last = -1;
+  for await (const line of lines('purges.jsonl', f.chunks(), LIMITS.eventLineBytes)) {
+    if (line.text !== undefined && BLANK.test(line.text)) continue;
+    const bad = (reason, leaf) => fail({ code: 'bundle_invalid', leaf, reason: `purges.jsonl line ${line.n} ${reason}; it lists no purged payload.` });
+    let ev;
+    try {
+      if (line.text === undefined) throw new Error('it is not UTF-8');
+      ev = strictParse(line.text);
+      if (!isObject(ev)) throw new Error('it is not a JSON object');
+    } catch (e) {
+      bad(`is not strict JSON (${e.message})`);
+      continue;
+    }
+    const { data, salt, hash, leaf, ...header } = ev;
+    if (!isSize(leaf) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
+      bad('lacks a valid leaf index or hash');
+      continue;
+    }
+    if (leaf <= last) {
+      bad(`holds leaf ${leaf} after leaf ${last}, out of order`, leaf);
+      continue;
+    }
+    last = leaf;
+    const at = { stream: typeof header.stream === 'string' ? header.stream : '', seq: Number.isSafeInteger(header.seq) ? header.seq : -1, leaf };
+    let headerText;
+    let dataText = null;
+    if (header.v !== 1) {
+      fail({ code: 'unsupported_version', ...at, reason: `The purge record's header has version ${JSON.stringify(header.v)}: the header was altered.` });
+      continue;
+    }
+    const problem = headerProblem(header);
+    if (problem !== undefined) {
+      fail({ code: 'invalid_header', ...at, reason: `The purge record's header field ${problem}.` });
+      continue;
+    }
+    try {
+      headerText = jcs(header);
+      if (data !== null && data !== undefined) dataText = jcs(data);
+    } catch (e) {
+      fail({ code: 'non_canonical', ...at, reason: `The purge record in purges.jsonl cannot be canonicalised: ${e.message}.` });
+      continue;
+    }
+    let ok = true;
+    if (dataText === null || typeof salt !== 'string' || !/^[0-9a-f]{64}$/.test(salt) || payloadDigestHex(salt, dataText) !== header.payload_digest) {
+      fail({ code: 'payload_mismatch', ...at, reason: 'The purge record in purges.jsonl does not carry a payload that matches its digest: what it lists cannot be believed.' });
+      ok = false;
+    }
+    const recomputed = eventHashHex(header.prev, headerText);
+    if (recomputed !== hash) {
+      fail({ code: 'hash_mismatch', ...at, reason: 'The stored event hash of the purge record does not match the event: the header or the hash was edited.' });
+      ok = false;
+    }
+    if (header.seq === 0 && header.prev !== genesisHex(origin, header.stream)) {
+      fail({ code: 'wrong_genesis', ...at, reason: `Stream ${header.stream} does not start from this ledger's genesis for it: the purge record was moved from another stream or ledger.` });
+      ok = false;
+    }
+    const p = await proofs.take(leaf);
+    if (p === undefined || p.size !== cp.size) {
+      fail({ code: 'inclusion_failed', ...at, reason: `The purge record at leaf ${leaf} has no inclusion proof in purge-proofs.jsonl for the checkpoint's size ${cp.size}.` });
+      continue;
+    }
+    const got = rootFromInclusionProof(leafHash(Buffer.from(recomputed, 'hex')), leaf, cp.size, p.proof);
+    if (got.root === undefined || !got.root.equals(cp.root)) {
+      fail({ code: 'inclusion_failed', ...at, reason: `The purge record at leaf ${leaf} is not in the signed tree of size ${cp.size}: ${got.reason ?? 'its proof leads to a different root'}.` });
+      continue;
+    }
+    if (!ok) continue;
+    const wrong = purgeRecordProblem(header, data, leaf);
+    if (wrong !== undefined) {
+      bad(`is not a purge record a bundle can rely on: ${wrong}`, leaf);
+      continue;
+    }
+    records.set(leaf, { leaf, id: header.id, policy: data.policy, count: data.count });
+    for (const [from, to] of data.leaves) ranges.push({ from, to, by: leaf });
+  }
+  await proofs.drain();
+  return out;
 }
 
 /** The ledger id a checkpoint origin `<name>/witness/<ledger uuid>` names: what follows its last "/witness/"; undefined when it has none. */
@@ -1798,9 +1950,10 @@ function trustStatement(source, keys, checkpoints) {
 
 /** The proofs of proofs.jsonl, taken in step with the events (ascending leaf order); a proof no event asks for is skipped. */
 class ProofReader {
-  constructor(it, fail) {
+  constructor(it, fail, name = 'proofs.jsonl') {
     this.it = it;
     this.fail = fail;
+    this.name = name;
     this.pending = undefined;
     this.started = false;
   }
@@ -1835,7 +1988,7 @@ class ProofReader {
         if (!p.proof.every((x) => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x))) throw new Error('a proof step is not 64 hex characters');
         return { leaf: p.leaf, size: p.size, proof: p.proof.map((x) => Buffer.from(x, 'hex')) };
       } catch (e) {
-        this.fail({ code: 'bundle_invalid', reason: `proofs.jsonl line ${line.n} is malformed: ${e.message}.` });
+        this.fail({ code: 'bundle_invalid', reason: `${this.name} line ${line.n} is malformed: ${e.message}.` });
       }
     }
   }
@@ -1986,7 +2139,7 @@ function exportRecordProblem(d) {
 }
 
 /** The files whose SHA-256 the export record binds (FORMAT.md 7.8). */
-const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json'];
+const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl'];
 
 function populationIndexProblem(x) {
   if (!strictKeys(x, ['span', 'populations']) || !isSpan(x.span) || !Array.isArray(x.populations)) return 'it needs span and populations';

@@ -538,6 +538,7 @@ POPULATION_NAME = re.compile(r"populations/[a-z0-9][a-z0-9-]{0,63}\.jsonl")
 V2_FIXED = {
     "manifest.json", "events.jsonl", "proofs.jsonl", "checkpoint.txt", "checkpoints.jsonl", "keys.json",
     "system.json", "populations/index.json", "report.html", "verify.mjs", "README.txt",
+    "purges.jsonl", "purge-proofs.jsonl",
 }  # fmt: skip
 V1_NAMES = re.compile(r"manifest\.json|events\.jsonl|proofs\.jsonl|checkpoint\.txt|keys\.txt|artifacts/[0-9a-f]{64}")
 CAPS = {
@@ -1077,7 +1078,7 @@ MANIFEST_V2_FIELDS: dict[str, tuple[bool, Any]] = {
 }
 
 
-BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json", "keys.json")
+BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json", "keys.json", "purges.jsonl")
 
 
 def key_history_mismatches(keys: list[dict[str, Any]], rotations: dict[int, Any], span_from: int, span_to: int) -> list[str]:
@@ -1164,6 +1165,105 @@ def jeq(a: Any, b: Any) -> bool:
         return jcs(a) == jcs(b)
     except Refused:
         return False
+
+
+GOVERNANCE_KINDS = {"retention.purge", "hold.placed", "hold.released", "config.change", "key.rotated"}
+
+
+def recorder_of(h: dict[str, Any]) -> Any:
+    rec = h.get("recorder")
+    return rec.get("kind") if isinstance(rec, dict) else None
+
+
+def is_rotation(h: dict[str, Any]) -> bool:
+    """7.6: a key.rotated event is a rotation only in witness.keys, recorded by the CLI."""
+    return h.get("kind") == "key.rotated" and h.get("stream") == "witness.keys" and recorder_of(h) == "cli"
+
+
+def purge_record_problem(h: dict[str, Any], d: Any, leaf: int) -> str | None:
+    """7.13: why a verified purges.jsonl event is not a record a bundle relies on."""
+    if h.get("kind") != "retention.purge":
+        return "it is not a retention.purge event"
+    if h.get("stream") != "witness.retention":
+        return "it is not in stream witness.retention"
+    if recorder_of(h) not in ("cli", "server"):
+        return "it was not recorded by the CLI or the server"
+    if not isinstance(d, dict) or not isinstance(d.get("policy"), str) or not is_int(d.get("count")) or not isinstance(d.get("leaves"), list):
+        return "it lacks policy, count or leaves"
+    nxt, total = 0, 0
+    for r in d["leaves"]:
+        if not isinstance(r, list) or len(r) != 2 or not is_int(r[0]) or not is_int(r[1]):
+            return "it lists a leaf range that is not two integers"
+        if r[0] < nxt or r[1] < r[0] or r[1] >= leaf:
+            return f"it lists leaves {r[0]}-{r[1]}, not ascending, disjoint and below its own leaf"
+        total += r[1] - r[0] + 1
+        nxt = r[1] + 1
+    if total != d["count"]:
+        return f"it says it purged {d['count']} events but lists {total}"
+    return None
+
+
+class Purges:
+    def __init__(self) -> None:
+        self.records: dict[int, str] = {}  # record leaf -> policy
+        self.ranges: list[tuple[int, int, int]] = []
+
+    def cover_of(self, leaf: int) -> int | None:
+        for lo, hi, by in self.ranges:
+            if lo <= leaf <= hi:
+                return by
+        return None
+
+
+def read_purges(files: dict[str, bytes], origin: str, size: int, root: bytes, checkpoint_ok: bool, report: Report) -> Purges:
+    """7.13: purges.jsonl beside purge-proofs.jsonl; a line that fails any check covers nothing."""
+    out = Purges()
+    if "purges.jsonl" not in files:
+        return out
+    if "purge-proofs.jsonl" not in files:
+        report.fail("bundle_invalid", "purges.jsonl without purge-proofs.jsonl", file="purge-proofs.jsonl")
+    lines = jsonl_lines(files["purges.jsonl"], "purges.jsonl", 65 * MIB, report) or []
+    proofs: dict[int, dict[str, Any]] = {}
+    for number, line in jsonl_lines(files.get("purge-proofs.jsonl", b""), "purge-proofs.jsonl", 8 * KIB, report) or []:
+        p = parse_proof_line(line)
+        if p is None:
+            report.fail("bundle_invalid", f"purge-proofs.jsonl line {number} is not {{leaf, size, proof}}", file="purge-proofs.jsonl")
+        else:
+            proofs[int(p["leaf"])] = p
+    last = -1
+    for number, line in lines:
+        try:
+            obj = strict_loads(line)
+        except Refused as e:
+            report.fail("bundle_invalid", f"purges.jsonl line {number} is not strict JSON: {e}", file="purges.jsonl")
+            continue
+        if not isinstance(obj, dict) or not is_count(obj.get("leaf")) or not is_hex64(obj.get("hash")):
+            report.fail("bundle_invalid", f"purges.jsonl line {number} is not an object with an integer leaf and a hex64 hash", file="purges.jsonl")
+            continue
+        leaf = int(obj["leaf"])
+        if leaf <= last:
+            report.fail("bundle_invalid", f"purges.jsonl line {number} holds leaf {leaf} after leaf {last}", file="purges.jsonl", leaf=leaf)
+            continue
+        last = leaf
+        before = len(report.failures)
+        r = check_event(obj, report, leaf)
+        if r.header is not None and r.hash is not None and r.header["seq"] == 0 and bytes.fromhex(r.header["prev"]) != genesis(origin, r.header["stream"]):
+            report.fail("wrong_genesis", "the purge record's seq 0 does not start from its stream's genesis", leaf=leaf)
+        if checkpoint_ok:
+            check_inclusion(r, proofs.get(leaf), size, root, report)
+        if len(report.failures) > before or not checkpoint_ok or r.header is None:
+            continue
+        if not r.payload_ok:
+            report.fail("payload_mismatch", "the purge record in purges.jsonl carries no payload that matches its digest", file="purges.jsonl", leaf=leaf)
+            continue
+        problem = purge_record_problem(r.header, obj.get("data"), leaf)
+        if problem is not None:
+            report.fail("bundle_invalid", f"purges.jsonl line {number}: {problem}; it lists no purged payload", file="purges.jsonl", leaf=leaf)
+            continue
+        d = obj["data"]
+        out.records[leaf] = d["policy"]
+        out.ranges.extend((int(a), int(b), leaf) for a, b in d["leaves"])
+    return out
 
 
 def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[str], report: Report) -> None:
@@ -1323,6 +1423,10 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         elif checkpoint_text is not None and last_note != checkpoint_text:
             report.fail("checkpoint_invalid", "the last note of checkpoints.jsonl is not checkpoint.txt", file="checkpoints.jsonl")
 
+    # 7.13 purges.jsonl, before the events: the purge records an absent in-scope payload may be listed by
+    purges = read_purges(files, origin, cp_size, cp_root, checkpoint_ok, report)
+    purged_by: dict[int, int] = {}
+
     # 7. events and proofs
     ev_lines = jsonl_lines(files["events.jsonl"], "events.jsonl", 65 * MIB, report)
     pr_lines = jsonl_lines(files["proofs.jsonl"], "proofs.jsonl", 8 * KIB, report)
@@ -1376,7 +1480,7 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
         if r.header is None or r.tree_hash is None:
             continue
         h = r.header
-        if h.get("kind") == "key.rotated":
+        if is_rotation(h):  # 7.6: only a key.rotated of witness.keys by the CLI rotates a key
             rotations[leaf] = obj.get("data") if r.payload_ok else None
         where = {"stream": h.get("stream"), "seq": h.get("seq"), "leaf": leaf}
         digest.update(r.tree_hash)
@@ -1395,11 +1499,16 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
                 except (KeyError, TypeError, AttributeError, Refused):
                     pass
         belongs = mode == "full" and scoped
+        # 7.13: listed by a proven purge record, and not a governance record (never purged): purged, not stripped
+        by = purges.cover_of(leaf) if not r.has_payload and belongs and h.get("kind") not in GOVERNANCE_KINDS else None
         if r.has_payload and not belongs:
             report.fail("payload_unexpected", "a payload where the scope or mode says none belongs", **where)
-        elif not r.has_payload and belongs:
-            report.fail("payload_missing", "an in-scope event of a full bundle without its payload", **where)
-        if not r.has_payload:
+        elif not r.has_payload and belongs and by is None:
+            report.fail("payload_missing", "an in-scope event of a full bundle without its payload, listed by no purge record of the bundle", **where)
+        if by is not None:
+            purged_by[by] = purged_by.get(by, 0) + 1
+            report.without_payload.append({"leaf": leaf, "why": f"purged by the record at leaf {by}"})
+        elif not r.has_payload:
             report.without_payload.append({"leaf": leaf, "why": "out of scope" if not scoped else "withheld by export mode" if mode == "withheld" else "stripped"})
         if r.has_payload and r.hash is not None:
             for a in h.get("artifacts", []):
@@ -1442,6 +1551,9 @@ def verify_v2(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
     if problem is not None:
         report.fail("export_record_mismatch", problem, leaf=export_leaf)
 
+    for by in sorted(purged_by):
+        n, policy = purged_by[by], purges.records[by]
+        report.notes.append(f"{n} payload{'' if n == 1 else 's'} purged under policy {policy} by the record at leaf {by} (purges.jsonl): their headers, digests and proofs were verified, not their content.")
     leaves = lambda a, b: str(a) if b - a == 1 else f"{a}\u2013{b - 1}"  # noqa: E731
     report.summary.append(f"  span:  leaves {leaves(span_from, span_to)} ({span_to - span_from:,} events), {count_in_scope:,} in scope; mode {mode}; export event at leaf {export_leaf}")
     parts = [
@@ -1663,7 +1775,7 @@ def write_verdict(args: argparse.Namespace, report: Report) -> None:
         print(json.dumps({
             "verdict": report.verdict, "version": report.version, "keys": report.keys_source, "signedBy": report.signed_by,
             "failures": report.failures, "withoutPayload": report.without_payload, "unverifiable": report.unverifiable,
-            "events": report.events, "sessions": report.sessions,
+            "events": report.events, "sessions": report.sessions, "notes": report.notes,
         }, ensure_ascii=False))  # fmt: skip
     else:
         # v2: the counts witness verify and verify.mjs print, worded alike.
