@@ -1833,7 +1833,19 @@ function purgeRecordProblem(h, d, leaf) {
 async function readPurges(source, cp, origin, fail) {
   const records = new Map();
   const ranges = [];
-  const out = { present: false, records, coverOf: (leaf) => ranges.find((x) => x.from <= leaf && leaf <= x.to)?.by };
+  // Binary search over the ranges sorted by start (the first record listing a leaf counts): an
+  // absent payload costs a lookup, not a walk of every range of every record.
+  const coverOf = (leaf) => {
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ranges[mid].from <= leaf) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 && ranges[lo - 1].to >= leaf ? ranges[lo - 1].by : undefined;
+  };
+  const out = { present: false, records, coverOf };
   const f = source.open('purges.jsonl', LIMITS.fileBytes);
   if (f.missing) return out;
   out.present = true;
@@ -1922,6 +1934,18 @@ async function readPurges(source, cp, origin, fail) {
     for (const [from, to] of data.leaves) ranges.push({ from, to, by: leaf });
   }
   await proofs.drain();
+  // Disjoint within a record; across records one leaf may be listed twice (a second purge): keep the first record's range.
+  ranges.sort((a, b) => a.from - b.from || a.by - b.by);
+  let end = -1;
+  const merged = [];
+  for (const x of ranges) {
+    const from = Math.max(x.from, end + 1);
+    if (from > x.to) continue;
+    merged.push({ from, to: x.to, by: x.by });
+    end = x.to;
+  }
+  ranges.length = 0;
+  ranges.push(...merged);
   return out;
 }
 

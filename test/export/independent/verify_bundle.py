@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import math
@@ -1207,11 +1208,24 @@ class Purges:
     def __init__(self) -> None:
         self.records: dict[int, str] = {}  # record leaf -> policy
         self.ranges: list[tuple[int, int, int]] = []
+        self.starts: list[int] = []
+
+    def finish(self) -> None:
+        """Sorted, made disjoint (a leaf listed twice counts for the first record), for a binary search."""
+        merged: list[tuple[int, int, int]] = []
+        end = -1
+        for lo, hi, by in sorted(self.ranges, key=lambda r: (r[0], r[2])):
+            lo = max(lo, end + 1)
+            if lo <= hi:
+                merged.append((lo, hi, by))
+                end = hi
+        self.ranges = merged
+        self.starts = [r[0] for r in merged]
 
     def cover_of(self, leaf: int) -> int | None:
-        for lo, hi, by in self.ranges:
-            if lo <= leaf <= hi:
-                return by
+        i = bisect.bisect_right(self.starts, leaf) - 1
+        if i >= 0 and self.ranges[i][1] >= leaf:
+            return self.ranges[i][2]
         return None
 
 
@@ -1263,6 +1277,7 @@ def read_purges(files: dict[str, bytes], origin: str, size: int, root: bytes, ch
         d = obj["data"]
         out.records[leaf] = d["policy"]
         out.ranges.extend((int(a), int(b), leaf) for a, b in d["leaves"])
+    out.finish()
     return out
 
 
