@@ -274,6 +274,8 @@ export interface PurgedLeaf {
  */
 export class PurgeJudge {
   private readonly records = new Map<number, PurgeRecordFact>();
+  /** The holds in force at each record, worked out once per record (a purge lists up to 50,000 leaves). */
+  private readonly inForce = new Map<number, { holds: HoldFact[]; subject: boolean }>();
 
   constructor(private readonly d: PurgeRulesData) {
     for (const r of d.records) this.records.set(r.leaf, r);
@@ -297,9 +299,14 @@ export class PurgeJudge {
     const unsealed = unsealedProblem(leaf.pos, r.sealed);
     if (unsealed !== undefined) return unsealed;
     const rule = r.rule === undefined ? undefined : this.d.rules[r.rule];
-    const holds = this.d.holds.filter((h) => h.placed < by && (h.released === undefined || h.released > by));
+    let at = this.inForce.get(by);
+    if (at === undefined) {
+      const holds = this.d.holds.filter((h) => h.placed < by && (h.released === undefined || h.released > by));
+      this.inForce.set(by, (at = { holds, subject: holds.some((h) => h.scope?.subject !== undefined) }));
+    }
+    const holds = at.holds;
     const extras = headerExtrasOf(leaf.header, {
-      subject: r.erasure !== undefined || holds.some((h) => h.scope?.subject !== undefined),
+      subject: r.erasure !== undefined || at.subject,
       classes: rule !== undefined && rule.match.kind === undefined,
     });
     for (const h of holds) {
