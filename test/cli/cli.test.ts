@@ -22,7 +22,7 @@ beforeAll(async () => {
 
 const COMMAND_FLAGS: Record<string, string[]> = {
   demo: ['--dir', '--store', '--live', '--model', '--open', '--port', '--json'],
-  init: ['--store', '--name', '--roles', '--writer-role', '--auditor-role', '--json'],
+  init: ['--store', '--name', '--roles', '--writer-role', '--auditor-role', '--retention-role', '--json'],
   migrate: ['--from', '--to', '--json'],
   query: ['--store', '--agent', '--session', '--kind', '--resource', '--action', '--outcome', '--since', '--until', '--limit', '--cursor', '--json'],
   verify: ['--store', '--session', '--trusted-key', '--against', '--seal-record', '--json', '--threads', '--require-payloads', '--require-cosigner', '--tsa-cert', '--anchors'],

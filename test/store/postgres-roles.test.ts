@@ -52,11 +52,12 @@ async function initWithRoles(): Promise<{ schema: string; url: string; keyFile: 
   const schema = `wt_roles_${tag}`;
   const writer = `wt_writer_${tag}`;
   const auditor = `wt_auditor_${tag}`;
+  const retention = `wt_retention_${tag}`;
   schemas.push(schema);
-  roles.push(writer, auditor, `${writer}_login`, `${auditor}_login`);
+  roles.push(writer, auditor, retention, `${writer}_login`, `${auditor}_login`);
   const url = `${PG_URL}?schema=${schema}`;
   const keyFile = path.join(dir, `${schema}.key`);
-  const r = await runBin(['init', '--store', url, '--roles', '--writer-role', writer, '--auditor-role', auditor], { env: { WITNESS_SIGNING_KEY_FILE: keyFile } });
+  const r = await runBin(['init', '--store', url, '--roles', '--writer-role', writer, '--auditor-role', auditor, '--retention-role', retention], { env: { WITNESS_SIGNING_KEY_FILE: keyFile } });
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   await superuser(async (c) => {
@@ -226,7 +227,7 @@ describe('witness init --roles', () => {
     const schema = `wt_roles_${tag}`;
     schemas.push(schema);
     const url = `${PG_URL}?schema=${schema}`;
-    const r = await runBin(['init', '--store', url, '--roles', '--writer-role', 'postgres', '--auditor-role', `wt_auditor_${tag}`], {
+    const r = await runBin(['init', '--store', url, '--roles', '--writer-role', 'postgres', '--auditor-role', `wt_auditor_${tag}`, '--retention-role', `wt_retention_${tag}`], {
       env: { WITNESS_SIGNING_KEY_FILE: path.join(dir, `${schema}.key`) },
     });
     expect(r.code).toBe(1);
