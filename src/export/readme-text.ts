@@ -5,7 +5,7 @@ import type { BundleManifestV2 } from './bundle-format.js';
  * export's record is appended (the record binds its SHA-256), so it names neither that event's leaf
  * nor the final checkpoint: manifest.json and checkpoint.txt do.
  */
-export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 'checkpoint'>, fingerprints: string[], hasVerifier: boolean): string {
+export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 'checkpoint'>, fingerprints: string[], hasVerifier: boolean, hasPurges = false): string {
   const s = m.scope;
   const scope = [
     s.since === null ? undefined : `since ${s.since}`,
@@ -20,7 +20,7 @@ export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 
 Ledger     ${m.ledger.origin}
 Exported   ${m.created_at}
 Scope      ${scope.join('; ')}
-Mode       ${m.mode === 'full' ? 'full: every in-scope event carries its payload' : 'withheld: headers and salted payload digests only, no payloads and no artifacts'}
+Mode       ${m.mode === 'full' ? `full: every in-scope event carries its payload${hasPurges ? ', but those the retention purge erased (purges.jsonl)' : ''}` : 'withheld: headers and salted payload digests only, no payloads and no artifacts'}
 Span       leaves ${m.span.from} to ${m.span.to - 1} of the ledger's Merkle tree, every one of them in events.jsonl
            (${m.events - 1} events, ${m.in_scope} in scope, then this export's own audit.access event)
 Signed by  ${fingerprints.join(', ') || '(no key)'}
@@ -47,7 +47,8 @@ ${hasVerifier ? '' : '   (this bundle was written without verify.mjs; use step 3
    of every event hash, the first line of checkpoints.jsonl and the SHA-256 of system.json,
    README.txt, verify.mjs and populations/index.json; every population in populations/ recomputed from events.jsonl; and every
    artifact re-hashed. Events without a payload are listed with the reason (out of scope, or
-   withheld by the export mode).
+   withheld by the export mode, or purged under retention: only where a retention.purge record in
+   purges.jsonl, proved into the signed tree and bound by the export's event, lists it).
 
 What is in it
 -------------
@@ -58,7 +59,13 @@ proofs.jsonl            one inclusion proof per line of events.jsonl
 checkpoint.txt          the signed checkpoint every proof leads to
 checkpoints.jsonl       the ledger's checkpoints over the span, each with a consistency proof
 keys.json               the signing-key history (a convenience: pin your own copy)
-system.json             agents and versions, models, prompt and tool-definition hashes, policy versions
+${
+  hasPurges
+    ? `purges.jsonl            the retention.purge records listing the in-scope payloads the purge erased
+purge-proofs.jsonl      one inclusion proof per line of purges.jsonl
+`
+    : ''
+}system.json             agents and versions, models, prompt and tool-definition hashes, policy versions
 populations/            approvals, denials, overrides, halts and resumes, configuration changes, reviews,
                         audit access, errors: complete lists an auditor can sample from
 artifacts/              screenshots, the narrated video and its captions, by SHA-256

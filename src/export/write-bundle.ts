@@ -164,6 +164,7 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     },
     keyRows.map((k) => keyFingerprint(parseVerifierKey(k.vkey))),
     hasVerifier,
+    purgeRecords.length > 0,
   );
   // The retention.purge records that list the in-scope payloads the purge erased (docs/FORMAT.md 7.13):
   // bound by the record like keys.json, so none can be dropped or added; their proofs come after the seal.

@@ -86,6 +86,7 @@ describe('a full bundle holding purged payloads', () => {
     expect(lines.map((l) => l['leaf'])).toEqual([recordLeaf]);
     expect((lines[0]!['data'] as { policy: string }).policy).toBe(policy);
     expect(fs.readFileSync(path.join(bundle, 'purge-proofs.jsonl'), 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    expect(fs.readFileSync(path.join(bundle, 'README.txt'), 'utf8')).toContain('purges.jsonl            the retention.purge records listing');
     const events = readEvents(bundle);
     for (const leaf of purged) expect(events.find((e) => e['leaf'] === leaf)!['data']).toBeNull();
     expect(events.find((e) => e['leaf'] === kept)!['data']).toEqual({ purpose: 'refund' });
