@@ -1,5 +1,16 @@
 import { v7 as uuidv7 } from 'uuid';
-import { GOVERNANCE_STREAM, HOLD_SCOPE_KEYS, WitnessError, holdScopeCovers, holdScopeOf, type HoldScope, type HoldTarget, type StoredEvent } from '../core/index.js';
+import {
+  GOVERNANCE_RULES,
+  GOVERNANCE_STREAM,
+  HOLD_SCOPE_KEYS,
+  WitnessError,
+  isGovernanceRecord,
+  holdScopeCovers,
+  holdScopeOf,
+  type HoldScope,
+  type HoldTarget,
+  type StoredEvent,
+} from '../core/index.js';
 import type { AppendReceipt, Ledger, LedgerReader } from './ledger.js';
 
 // The stream and the scope rules live in core (purge-rules.ts): verify judges purges by them too.
@@ -52,13 +63,31 @@ export async function eventsOfKind(ledger: Pick<LedgerReader, 'query'>, kind: st
 }
 
 /**
+ * The governance records of `kind` a reader believes, in position order: in the kind's system
+ * stream, recorded by the CLI or the server (core's isGovernanceRecord). One an agent's process
+ * appended elsewhere or as another recorder (its SDK refuses to; whoever writes the database can)
+ * releases no hold and sets no rule.
+ */
+export async function governanceEventsOf(ledger: Pick<LedgerReader, 'query'>, kind: 'hold.placed' | 'hold.released' | 'config.change'): Promise<Array<StoredEvent & { pos: number }>> {
+  const stream = GOVERNANCE_RULES[kind]!.stream;
+  const out: Array<StoredEvent & { pos: number }> = [];
+  let cursor: string | undefined;
+  do {
+    const page = await ledger.query({ kind, stream, limit: 10_000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.events) if (isGovernanceRecord(e)) out.push(e);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return out.sort((a, b) => a.pos - b.pos);
+}
+
+/**
  * Every hold ever placed, from the ledger itself (hold.placed and hold.released events, never a
  * side file), with its release when there is one. A hold.placed whose scope names nothing known
  * is kept and covers everything: a hold is never weakened by a reader that cannot read it.
  */
 export async function listHolds(ledger: Pick<LedgerReader, 'query'>): Promise<Hold[]> {
   const holds = new Map<string, Hold>();
-  for (const e of await eventsOfKind(ledger, 'hold.placed')) {
+  for (const e of await governanceEventsOf(ledger, 'hold.placed')) {
     const d = e.data as { hold_id?: unknown; scope?: unknown; reason?: unknown; placed_by?: unknown; case?: unknown } | null;
     if (d === null || typeof d.hold_id !== 'string' || holds.has(d.hold_id)) continue;
     holds.set(d.hold_id, {
@@ -71,7 +100,7 @@ export async function listHolds(ledger: Pick<LedgerReader, 'query'>): Promise<Ho
       event: e.id,
     });
   }
-  for (const e of await eventsOfKind(ledger, 'hold.released')) {
+  for (const e of await governanceEventsOf(ledger, 'hold.released')) {
     const d = e.data as { hold_id?: unknown; released_by?: unknown; reason?: unknown } | null;
     const h = d === null || typeof d.hold_id !== 'string' ? undefined : holds.get(d.hold_id);
     if (h === undefined || h.released !== undefined) continue;

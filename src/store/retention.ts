@@ -12,7 +12,7 @@ import {
   type RetentionPreset,
   type RetentionSelector,
 } from '../core/index.js';
-import { GOVERNANCE_STREAM, activeHolds, eventsOfKind, governanceFields, holdCovers, type Actor, type Hold } from './holds.js';
+import { GOVERNANCE_STREAM, activeHolds, governanceEventsOf, governanceFields, holdCovers, type Actor, type Hold } from './holds.js';
 import type { AppendReceipt, Ledger, LedgerReader, VerifyScanRow } from './ledger.js';
 
 // The rules' vocabulary lives in core (purge-rules.ts), where verify judges purges by it too.
@@ -83,7 +83,8 @@ export async function setRetentionRule(ledger: Ledger, request: SetRuleRequest, 
 /** The rules in force, read from the ledger's config.change events: the latest per selector. */
 export async function listRetentionRules(ledger: Pick<LedgerReader, 'query'>): Promise<RetentionRule[]> {
   const rules = new Map<string, RetentionRule>();
-  for (const e of await eventsOfKind(ledger, 'config.change')) {
+  // Only rules a person set (witness.retention, by the CLI or the server): one an agent appended shortens nothing.
+  for (const e of await governanceEventsOf(ledger, 'config.change')) {
     const def = retentionRuleOf(e.data);
     if (def === undefined) continue;
     rules.set(def.selector, {
