@@ -27,6 +27,7 @@ let purged: number[] = [];
 let kept = 0;
 let recordLeaf = 0;
 let bundle = '';
+let windowed = '';
 
 beforeAll(async () => {
   const ledger = SqliteLedger.open({ path: tempDb(dir) });
@@ -52,6 +53,9 @@ beforeAll(async () => {
     await ledger.seal();
     bundle = path.join(dir, 'bundle');
     await exportBundle(ledger, { ...NONE, sessions: ['s1'] }, bundle, { actor: 'auditor@corp' });
+    // A time window holds everything: the purge record is then an in-scope event of the span too.
+    windowed = path.join(dir, 'windowed');
+    await exportBundle(ledger, { ...NONE, since: '2000-01-01T00:00:00.000Z' }, windowed, { actor: 'auditor@corp' });
   } finally {
     await ledger.close();
   }
@@ -100,6 +104,20 @@ describe('a full bundle holding purged payloads', () => {
     expect(JSON.stringify(v.python.report)).toContain(named);
   });
 
+  it("[R-RETENTION] passes when the record itself is in scope (a time window), counting the other session's purged payload too", async () => {
+    const events = readEvents(windowed);
+    expect((events.find((e) => e['leaf'] === recordLeaf)!['data'] as { policy: string }).policy).toBe(policy);
+    const v = await threeVerdicts(windowed, vkey);
+    expectPassed(v);
+    expect(v.witness.report.warnings.join(' | ')).toContain(`4 payloads purged under policy ${policy} by the record at leaf ${recordLeaf}`);
+  });
+
+  it("[R-RETENTION] fails in all three when the purge record's proof is dropped", async () => {
+    const unproved = forged('unproved', (to) => fs.rmSync(path.join(to, 'purge-proofs.jsonl')));
+    const v = await threeVerdicts(unproved, vkey);
+    expectFailed(v, 'payload_missing');
+  });
+
   it('[R-RETENTION] passes as a zip too', async () => {
     const zip = path.join(dir, 'bundle.zip');
     execFileSync('zip', ['-qrX', zip, '.'], { cwd: bundle });
@@ -133,17 +151,21 @@ describe('a full bundle holding purged payloads', () => {
     expectFailed(v, 'payload_missing');
   });
 
-  it('[R-RETENTION] fails in all three when a payload no record lists is nulled', async () => {
+  it('[R-RETENTION] fails in all three when a payload no record lists is nulled, in a directory and in a rebuilt zip', async () => {
     const stripped = forged('stripped', (to) =>
       writeEvents(
         to,
         readEvents(to).map((e) => (e['leaf'] === kept ? { ...e, data: null, salt: null } : e)),
       ),
     );
-    const v = await threeVerdicts(stripped, vkey);
-    for (const [who, r] of Object.entries(v)) {
-      expect(r.codes, `${who}: ${r.reason}`).toEqual(['payload_missing']);
-      expect(r.exit, who).toBe(1);
+    const zipped = path.join(dir, 'stripped.zip');
+    execFileSync('zip', ['-qrX', zipped, '.'], { cwd: stripped });
+    for (const target of [stripped, zipped]) {
+      const v = await threeVerdicts(target, vkey);
+      for (const [who, r] of Object.entries(v)) {
+        expect(r.codes, `${who}: ${r.reason}`).toEqual(['payload_missing']);
+        expect(r.exit, who).toBe(1);
+      }
     }
   });
 });
