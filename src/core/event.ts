@@ -290,6 +290,12 @@ export const PAYLOADS = {
     data_sources: z.array(DataSource).optional(),
     stop_reason: label.optional(),
     agent_version: label.optional(),
+    /** Written by the SDK wrappers (src/integrations): the provider's request id, a streamed answer, one cut off before its end, the provider's error, the time to its first chunk. */
+    request_id: text.optional(),
+    stream: z.boolean().optional(),
+    partial: z.boolean().optional(),
+    error: ErrorInfo.optional(),
+    first_chunk_ms: z.number().nonnegative().optional(),
   }),
   'tool.call': loose({
     tool: name,
