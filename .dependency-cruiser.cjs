@@ -7,7 +7,7 @@ const ALLOWED = {
   core: [],
   store: ['core'],
   recorder: ['core', 'store'],
-  integrations: ['recorder', 'core'],
+  integrations: ['recorder'],
   approvals: ['core', 'store', 'recorder'],
   policy: ['core'],
   gateway: ['recorder', 'policy', 'capture', 'approvals', 'core', 'store'],
