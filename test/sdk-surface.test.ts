@@ -46,3 +46,45 @@ describe('the SDK facade', () => {
     expect(heavy(modulesLoadedBy([], use('postgres://postgres@127.0.0.1:1/test?schema=w', true))).some((f) => /[/\\]pg[/\\]/.test(f))).toBe(true);
   });
 });
+
+/**
+ * The ES modules an import resolves (a module hook reports each resolved URL to the main thread),
+ * for the subpath exports, which are ES modules and never show in the CommonJS cache.
+ */
+function esModulesResolvedBy(specifier: string): string[] {
+  const hooks = `let port; export function initialize(d) { port = d.port; } export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }`;
+  const script = [
+    `import { register } from 'node:module';`,
+    `import { MessageChannel } from 'node:worker_threads';`,
+    `const { port1, port2 } = new MessageChannel();`,
+    `const seen = [];`,
+    `port1.on('message', (u) => seen.push(u));`,
+    `register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)}, import.meta.url, { data: { port: port2 }, transferList: [port2] });`,
+    `await import(${JSON.stringify(specifier)});`,
+    `await new Promise((r) => setTimeout(r, 200));`,
+    `port1.close();`,
+    `console.log(JSON.stringify(seen));`,
+  ].join('\n');
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return JSON.parse(out) as string[];
+}
+
+const wrappers = (urls: string[]) => urls.filter((u) => /\/dist\/integrations\/|\/node_modules\/(@anthropic-ai\/sdk|openai)\//.test(u));
+
+describe('the LLM client wrappers (witness/anthropic, witness/openai)', () => {
+  it('are not loaded by import "witness", nor are the provider SDKs', () => {
+    const facade = pathToFileURL(path.join(REPO_ROOT, 'dist', 'index.js')).href;
+    expect(wrappers(esModulesResolvedBy(facade))).toEqual([]);
+  });
+
+  it('load from their subpath exports without loading the provider SDKs (the check can fail)', () => {
+    for (const [sub, file] of [
+      ['witness/anthropic', 'anthropic.js'],
+      ['witness/openai', 'openai.js'],
+    ] as const) {
+      const loaded = wrappers(esModulesResolvedBy(sub));
+      expect(loaded.some((u) => u.endsWith(`/dist/integrations/${file}`))).toBe(true);
+      expect(loaded.filter((u) => u.includes('/node_modules/'))).toEqual([]);
+    }
+  });
+});
