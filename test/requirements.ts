@@ -124,6 +124,8 @@ export const REQUIREMENTS = {
     '`witness monitor` verifies each new checkpoint as it appears (signature, consistency with the last verified root, every new leaf) and the whole ledger on a schedule, on both drivers, and alerts when either fails.',
   'R-MONITOR-ALERTS':
     'Failures of recording, capture, sealing or verification, a long-pending or expired approval and a halt fire one alert per condition until it clears, to a signed and retried webhook, a command and /metrics, and are recorded as alert events; a monitor that cannot record or save says so the same way.',
+  'R-MONITOR-GOVERNANCE':
+    'Every act of governance (a purge, a legal hold placed or released, a retention rule set, a key rotated, an agent halted or resumed) fires one alert recorded with the act as parent; one outside its stream or from another recorder kind fires a critical alert; none fires twice across restarts.',
   'R-ANOMALY-FLAGS':
     'Anomaly rules (a new tool, a burst, a denial streak, off-hours calls, prompt-injection indicators) flag realistic sequences and not benign ones, as anomaly events naming the event that tripped them, never blocking and never twice across restarts; an agent key cannot write an alert or an anomaly.',
   'R-ANCHOR-COSIGN':

@@ -15,6 +15,14 @@ export const ALERT_CODES = {
   approval_pending: { severity: 'warning', what: 'An approval request has waited longer than --approval-pending.' },
   approval_expired: { severity: 'warning', what: 'An approval request expired undecided (or its grant expired unused).' },
   agent_halted: { severity: 'critical', what: 'A person halted an agent (human.halt); resolved by human.resume.' },
+  governance: {
+    severity: 'warning',
+    what: 'An act of governance was recorded where Witness records it: a purge, a legal hold placed or released, a retention rule set, a key rotated, an agent halted or resumed.',
+  },
+  governance_misplaced: {
+    severity: 'critical',
+    what: 'An act of governance was found outside its stream or stamped by another recorder kind than the one that records it: something else wrote it, and it may be forged.',
+  },
   monitor_failed: { severity: 'critical', what: "The monitor's own pass failed (the ledger unreadable, the state file unwritable); sent to the sinks only." },
 } as const;
 export type AlertCode = keyof typeof ALERT_CODES;
@@ -52,6 +60,8 @@ export interface Raised {
   message: string;
   details?: Record<string, unknown>;
   oneShot?: boolean;
+  /** When the condition began, when not now: an alert about one event dates from the event, so its id is the same whichever pass raises it. */
+  since?: string;
 }
 
 /** The active conditions (saved in the state file) and what changed in this pass. */
@@ -65,7 +75,7 @@ export class AlertBook {
 
   raise(r: Raised): void {
     if (this.active[r.key] !== undefined) return;
-    const since = this.now.toISOString();
+    const since = r.since ?? this.now.toISOString();
     this.active[r.key] = { code: r.code, since, message: r.message, ...(r.oneShot === true ? { oneShot: true } : {}) };
     this.changes.push({ status: 'firing', raised: r, since });
   }

@@ -18,6 +18,9 @@ export interface ObservedEvent {
   agent: string;
   outcome: string | undefined;
   data: Record<string, unknown> | null;
+  /** The header's recorder kind (sdk, gateway, server, otlp, cli) and principal id, when stamped. */
+  recorder?: string;
+  principal?: string;
 }
 
 export interface AnomalyFlag {

@@ -5,6 +5,7 @@ import { RECORDER_VERSION } from '../recorder/index.js';
 import { verifyLedger, type AppendRequest, type Ledger } from '../store/index.js';
 import { ALERT_CODES, AlertBook, type AlertMessage, type Condition } from './alerts.js';
 import { BehaviourConfig, BehaviourRules, type AnomalyFlag, type ObservedEvent } from './behaviour.js';
+import { GOVERNANCE_KINDS, governanceAct } from './governance.js';
 import { verifyNewCheckpoints } from './incremental.js';
 import { MonitorMetrics } from './metrics.js';
 import type { AlertSink } from './sinks.js';
@@ -54,6 +55,11 @@ export const MonitorConfig = z.strictObject({
   /** Where verify's worker threads open the ledger (a big ledger's full pass); default its location. */
   url: z.string().optional(),
   behaviour: BehaviourConfig.default(BehaviourConfig.parse({})),
+  /**
+   * Acts of governance not to announce (e.g. a nightly `retention.purge`). Only the ones recorded
+   * where Witness records them: one found elsewhere (governance_misplaced) is always announced.
+   */
+  quietGovernance: z.array(z.enum(GOVERNANCE_KINDS)).default([]),
 });
 export type MonitorConfig = z.input<typeof MonitorConfig>;
 
@@ -131,16 +137,20 @@ export class Monitor {
     };
 
     // 1. What was appended since the last pass.
-    const already = await this.alreadyFlagged(state.savedAt);
+    const already = await this.alreadyRecorded(state.savedAt);
     for await (const page of this.ledger.scanForVerify(state.cursor, undefined, 1000)) {
       for (const row of page) {
         state.cursor = row.pos + 1;
         report.events++;
         const e = observed(row);
-        if (e === undefined || e.stream === MONITOR_STREAM) continue;
-        for (const f of rules.observe(e, learnOnly)) if (!already.has(`${f.rule}\n${f.target_event}`)) report.flags.push(f);
+        if (e === undefined) continue;
         // On the first pass history is learned, not alerted on, except failures recorded lately.
-        this.eventAlerts(e, book, learnOnly && now.getTime() - Date.parse(e.ts) > RECENT_MS);
+        const history = learnOnly && now.getTime() - Date.parse(e.ts) > RECENT_MS;
+        // Before the monitor's own stream is passed over: a governance kind there is not the monitor's.
+        this.governanceAlert(e, book, history);
+        if (e.stream === MONITOR_STREAM) continue;
+        for (const f of rules.observe(e, learnOnly)) if (!already.flags.has(`${f.rule}\n${f.target_event}`)) report.flags.push(f);
+        this.eventAlerts(e, book, history);
       }
     }
     this.metrics.eventsProcessed += report.events;
@@ -190,7 +200,11 @@ export class Monitor {
     // 5. Record, send, save. Findings the ledger did not take are kept and offered again each
     // pass; the state file is saved only once everything is recorded, so a restart redoes the rest.
     report.alerts = book.messages({ id: this.ledger.info.id, origin: this.ledger.info.origin, location: this.ledger.info.location });
-    if (this.config.record) this.unrecorded.push(...report.flags.map(flagEvent), ...report.alerts.map(alertEvent));
+    // Sent before they are recorded and the place saved: a monitor stopped in between sends them
+    // again (at least once; an alert about one event keeps its id), and records them once, since
+    // what it recorded is found in the ledger (alreadyRecorded).
+    report.errors.push(...(await this.send(report.alerts)));
+    if (this.config.record) this.unrecorded.push(...report.flags.map(flagEvent), ...report.alerts.filter((a) => !already.alerts.has(a.key)).map(alertEvent));
     const problems: string[] = [];
     if (this.unrecorded.length > 0) {
       try {
@@ -213,7 +227,7 @@ export class Monitor {
       }
     }
     report.errors.push(...problems);
-    report.errors.push(...(await this.send([...report.alerts, ...this.failureChange(problems, now)])));
+    report.errors.push(...(await this.send(this.failureChange(problems, now))));
     for (const f of report.flags) MonitorMetrics.bump(this.metrics.anomalies, f.rule);
     for (const a of report.alerts) if (a.status === 'firing') MonitorMetrics.bump(this.metrics.alertsFired, a.code);
     this.metrics.alertsActive.clear();
@@ -271,24 +285,60 @@ export class Monitor {
     return errors;
   }
 
-  /** Flags recorded after the state was last saved: by a pass that stopped before saving, and so not to be recorded again. */
-  private async alreadyFlagged(savedAt: string | undefined): Promise<Set<string>> {
-    const seen = new Set<string>();
-    let cursor: string | undefined;
-    do {
-      const page = await this.ledger.query({ stream: MONITOR_STREAM, kind: 'anomaly', ...(savedAt === undefined ? {} : { since: savedAt }), limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-      for (const e of page.events) {
-        const d = e.data;
-        if (d !== null && typeof d['rule'] === 'string' && typeof d['target_event'] === 'string') seen.add(`${d['rule']}\n${d['target_event']}`);
-      }
-      cursor = page.next;
-    } while (cursor !== undefined);
-    return seen;
+  /**
+   * Flags, and alerts about one event (governance), recorded after the state was last saved: by a
+   * pass that stopped before saving, and so not to be recorded again.
+   */
+  private async alreadyRecorded(savedAt: string | undefined): Promise<{ flags: Set<string>; alerts: Set<string> }> {
+    const flags = new Set<string>();
+    const alerts = new Set<string>();
+    for (const kind of ['anomaly', 'alert'] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.ledger.query({ stream: MONITOR_STREAM, kind, ...(savedAt === undefined ? {} : { since: savedAt }), limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+        for (const e of page.events) {
+          const d = e.data;
+          if (d === null) continue;
+          if (kind === 'anomaly' && typeof d['rule'] === 'string' && typeof d['target_event'] === 'string') flags.add(`${d['rule']}\n${d['target_event']}`);
+          if (kind === 'alert' && typeof d['key'] === 'string' && d['key'].startsWith(GOVERNANCE_KEY)) alerts.add(d['key']);
+        }
+        cursor = page.next;
+      } while (cursor !== undefined);
+    }
+    return { flags, alerts };
+  }
+
+  /**
+   * Every act of governance is announced, once per event (keyed by its id, dated by its time, so
+   * the alert's id is the same whichever pass raises it); one outside its place louder. On a first
+   * pass, acts in their place older than a day are history; misplaced ones are announced whatever
+   * their age.
+   */
+  private governanceAlert(e: ObservedEvent, book: AlertBook, history: boolean): void {
+    const act = governanceAct(e);
+    if (act === undefined) return;
+    const key = `${GOVERNANCE_KEY}${e.id}`;
+    // A time written behind the recorder's back may be no time at all: the alert then dates from now.
+    const since = Number.isFinite(Date.parse(e.ts)) ? e.ts : undefined;
+    if (act.misplaced !== undefined) {
+      book.raise({
+        code: 'governance_misplaced',
+        key,
+        ...(since === undefined ? {} : { since }),
+        oneShot: true,
+        message: `A ${act.kind} event ${e.id} ${act.misplaced}, so Witness did not record it and readers that check its place ignore it; it says ${act.what}.`,
+        details: act.details,
+      });
+    } else if (!history && !this.config.quietGovernance.includes(act.kind)) {
+      book.raise({ code: 'governance', key, ...(since === undefined ? {} : { since }), oneShot: true, message: `${act.what} (${act.kind} ${e.id}).`, details: act.details });
+    }
   }
 
   private eventAlerts(e: ObservedEvent, book: AlertBook, learnOnly: boolean): void {
     const d = e.data ?? {};
-    if (e.kind === 'human.halt') {
+    // A halt or resume counts only where Witness records them (the gateways' halt watch agrees).
+    const placed = (e.kind !== 'human.halt' && e.kind !== 'human.resume') || governanceAct(e)?.misplaced === undefined;
+    if (e.kind === 'human.halt' && placed) {
       const agent = typeof d['agent'] === 'string' ? d['agent'] : e.agent;
       book.raise({
         code: 'agent_halted',
@@ -296,7 +346,7 @@ export class Monitor {
         message: `${String(d['actor'] ?? 'someone')} halted agent ${agent}: ${String(d['reason'] ?? '(no reason given)')}`,
         details: { halt: e.id, agent },
       });
-    } else if (e.kind === 'human.resume' && typeof d['agent'] === 'string') {
+    } else if (e.kind === 'human.resume' && placed && typeof d['agent'] === 'string') {
       book.clear(`agent_halted:${d['agent']}`, `${String(d['actor'] ?? 'someone')} resumed agent ${d['agent']}.`);
     } else if (e.kind === 'capture') {
       book.clear(`capture_failed:${e.agent}`, `Screenshots by ${e.agent} are stored again.`);
@@ -370,7 +420,7 @@ export class Monitor {
 }
 
 function observed(row: VerifyRow): ObservedEvent | undefined {
-  let header: { agent?: { id?: unknown }; outcome?: unknown };
+  let header: { agent?: { id?: unknown }; outcome?: unknown; recorder?: { kind?: unknown }; principal?: { id?: unknown } };
   let data: Record<string, unknown> | null = null;
   try {
     header = JSON.parse(row.header) as typeof header;
@@ -383,10 +433,24 @@ function observed(row: VerifyRow): ObservedEvent | undefined {
     return undefined;
   }
   const agent = typeof header.agent?.id === 'string' ? header.agent.id : row.agent;
-  return { pos: row.pos, id: row.id, stream: row.stream, ts: row.ts, kind: row.kind, agent, outcome: typeof header.outcome === 'string' ? header.outcome : undefined, data };
+  return {
+    pos: row.pos,
+    id: row.id,
+    stream: row.stream,
+    ts: row.ts,
+    kind: row.kind,
+    agent,
+    outcome: typeof header.outcome === 'string' ? header.outcome : undefined,
+    data,
+    ...(typeof header.recorder?.kind === 'string' ? { recorder: header.recorder.kind } : {}),
+    ...(typeof header.principal?.id === 'string' ? { principal: header.principal.id } : {}),
+  };
 }
 
 const monitorFields = { agent: { id: MONITOR_AGENT }, recorder: { kind: 'cli' as const, id: MONITOR_AGENT, version: RECORDER_VERSION } };
+
+/** The key of an alert about one act of governance: this, then the event's id. */
+const GOVERNANCE_KEY = 'governance:';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

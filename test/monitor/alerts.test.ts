@@ -250,21 +250,27 @@ describe('alerts', () => {
     try {
       const ops = new Agent(ledger, 'ops-console');
       const statePath = `${file}.monitor.json`;
-      await ops.record('human.halt', { actor: 'alice@corp', reason: 'refunds look wrong', agent: 'refund-bot' }, new Date(Date.now() - 10 * 60_000).toISOString());
+      // Where `witness halt` records it: a halt anywhere else halts nothing (governance_misplaced).
+      await ops.record('human.halt', { actor: 'alice@corp', reason: 'refunds look wrong', agent: 'refund-bot' }, new Date(Date.now() - 10 * 60_000).toISOString(), {
+        stream: 'witness.approvals',
+        recorder: { kind: 'cli' },
+      });
       const r = await monitorFor(ledger, statePath).pass();
+      const halt = (await ledger.query({ kind: 'human.halt' })).events[0]!;
       expect(r.alerts.map((a) => [a.code, a.key, a.severity]).sort()).toEqual([
         ['agent_halted', 'agent_halted:refund-bot', 'critical'],
+        ['governance', `governance:${halt.id}`, 'warning'],
         ['sealing_stalled', 'sealing_stalled', 'critical'],
       ]);
       expect(r.alerts.find((a) => a.code === 'agent_halted')!.message).toBe('alice@corp halted agent refund-bot: refunds look wrong');
       // Recorded with the halt as its parent, so an export of the halt's scope carries the alert.
-      const halt = (await ledger.query({ kind: 'human.halt' })).events[0]!;
       const recorded = (await ledger.query({ stream: MONITOR_STREAM, kind: 'alert' })).events.find((e) => e.data?.['code'] === 'agent_halted');
       expect(recorded?.parent).toBe(halt.id);
-      await ops.record('human.resume', { actor: 'alice@corp', agent: 'refund-bot' }, new Date().toISOString());
+      await ops.record('human.resume', { actor: 'alice@corp', agent: 'refund-bot' }, new Date().toISOString(), { stream: 'witness.approvals', recorder: { kind: 'cli' } });
       await ledger.seal();
       const after = await monitorFor(ledger, statePath).pass();
       expect(after.alerts.map((a) => [a.status, a.code]).sort()).toEqual([
+        ['firing', 'governance'],
         ['resolved', 'agent_halted'],
         ['resolved', 'sealing_stalled'],
       ]);
@@ -333,12 +339,13 @@ describe('when the monitor itself cannot write', () => {
       expect((await m.pass()).errors).toEqual([]);
       fs.rmSync(stateDir, { recursive: true });
       fs.writeFileSync(stateDir, 'a file where the state directory was');
-      await bot.record('human.halt', { actor: 'alice@corp', reason: 'checking refunds', agent: 'refund-bot' }, new Date().toISOString());
+      await bot.record('human.halt', { actor: 'alice@corp', reason: 'checking refunds', agent: 'refund-bot' }, new Date().toISOString(), { stream: 'witness.approvals', recorder: { kind: 'cli' } });
       await ledger.seal();
       const failing = await m.pass();
       expect(failing.errors).toHaveLength(1);
       expect(failing.errors[0]).toMatch(/The monitor state file .*state\.json cannot be written \(ENOTDIR\); the pass will be redone once it can\./);
       expect(receiver.received.map((r) => [r.alert.code, r.alert.status, r.signed])).toEqual([
+        ['governance', 'firing', true],
         ['agent_halted', 'firing', true],
         ['monitor_failed', 'firing', true],
       ]);
@@ -346,14 +353,14 @@ describe('when the monitor itself cannot write', () => {
       const again = await m.pass();
       expect(again.alerts).toEqual([]);
       expect(again.errors).toHaveLength(1);
-      expect(receiver.received).toHaveLength(2);
+      expect(receiver.received).toHaveLength(3);
       fs.rmSync(stateDir);
       fs.mkdirSync(stateDir);
       const recovered = await m.pass();
       expect(recovered.errors).toEqual([]);
       expect(receiver.received.at(-1)?.alert).toMatchObject({ code: 'monitor_failed', status: 'resolved' });
       expect(fs.existsSync(path.join(stateDir, 'state.json'))).toBe(true);
-      expect((await ledger.query({ stream: MONITOR_STREAM, kind: 'alert' })).events.map((e) => e.data?.['code'])).toEqual(['agent_halted']);
+      expect((await ledger.query({ stream: MONITOR_STREAM, kind: 'alert' })).events.map((e) => e.data?.['code'])).toEqual(['governance', 'agent_halted']);
     } finally {
       await ledger.close();
     }
@@ -362,7 +369,7 @@ describe('when the monitor itself cannot write', () => {
   it('findings a read-only ledger refuses are offered again each pass and the state is not saved meanwhile', async () => {
     const { ledger, url, file } = await newLedger(dir);
     const bot = new Agent(ledger, 'support-bot');
-    await bot.record('human.halt', { actor: 'alice@corp', reason: 'audit', agent: 'refund-bot' }, new Date().toISOString());
+    await bot.record('human.halt', { actor: 'alice@corp', reason: 'audit', agent: 'refund-bot' }, new Date().toISOString(), { stream: 'witness.approvals', recorder: { kind: 'cli' } });
     await ledger.seal();
     await ledger.close();
     const readonly = await openLedger(url, { create: false, readonly: true });
@@ -370,11 +377,11 @@ describe('when the monitor itself cannot write', () => {
       const statePath = `${file}.monitor.json`;
       const m = new Monitor(readonly, {}, { statePath });
       const r = await m.pass();
-      expect(r.alerts.map((a) => a.code)).toEqual(['agent_halted']);
+      expect(r.alerts.map((a) => a.code)).toEqual(['governance', 'agent_halted']);
       expect(r.recorded).toBe(0);
-      expect(r.errors[0]).toMatch(/could not record 1 finding\(s\) in .* it offers them again every pass\./);
+      expect(r.errors[0]).toMatch(/could not record 2 finding\(s\) in .* it offers them again every pass\./);
       expect(fs.existsSync(statePath)).toBe(false);
-      expect((await m.pass()).errors[0]).toMatch(/could not record 1 finding/);
+      expect((await m.pass()).errors[0]).toMatch(/could not record 2 finding/);
       // --no-record: nothing offered, the place saved.
       const quiet = await new Monitor(readonly, { record: false }, { statePath }).pass();
       expect(quiet.errors).toEqual([]);

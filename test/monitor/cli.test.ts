@@ -45,12 +45,19 @@ describe('witness monitor --once', () => {
     expect(halt.code, halt.stderr).toBe(0);
     const fired = await runCli(['monitor', '--store', store, '--once', '--json']);
     const pass = JSON.parse(fired.stdout) as { alerts: Array<{ code: string; status: string; message: string }> };
-    expect(pass.alerts.map((a) => [a.code, a.status])).toEqual([['agent_halted', 'firing']]);
-    expect(pass.alerts[0]!.message).toMatch(/halted agent refund-bot: refunds look wrong$/);
+    // The halt condition, and the act of governance that placed it.
+    expect(pass.alerts.map((a) => [a.code, a.status]).sort()).toEqual([
+      ['agent_halted', 'firing'],
+      ['governance', 'firing'],
+    ]);
+    expect(pass.alerts.find((a) => a.code === 'agent_halted')!.message).toMatch(/halted agent refund-bot: refunds look wrong$/);
     expect((await runCli(['monitor', '--store', store, '--once', '--json'])).stdout).toContain('"alerts":[]');
     expect((await runCli(['resume', '--agent', 'refund-bot', '--reason', 'checked', '--store', store])).code).toBe(0);
     const resolved = JSON.parse((await runCli(['monitor', '--store', store, '--once', '--json'])).stdout) as typeof pass;
-    expect(resolved.alerts.map((a) => [a.code, a.status])).toEqual([['agent_halted', 'resolved']]);
+    expect(resolved.alerts.map((a) => [a.code, a.status]).sort()).toEqual([
+      ['agent_halted', 'resolved'],
+      ['governance', 'firing'],
+    ]);
   });
 
   it('[R-MONITOR-VERIFY] keeps verifying across a signing-key rotation (witness keys rotate): checkpoints signed by the new key pass', async () => {
@@ -67,11 +74,12 @@ describe('witness monitor --once', () => {
     const r = await runCli(['monitor', '--store', store, '--once', '--json', '--full-every', '1ms']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const pass = JSON.parse(r.stdout) as { verified: { size: number; failures: string[] }; full: { ok: boolean }; alerts: unknown[] };
+    const pass = JSON.parse(r.stdout) as { verified: { size: number; failures: string[] }; full: { ok: boolean }; alerts: Array<{ code: string; severity: string; details?: { kind?: string } }> };
     expect(pass.verified.failures).toEqual([]);
     expect(pass.verified.size).toBeGreaterThan(ledger.size + 1);
     expect(pass.full.ok).toBe(true);
-    expect(pass.alerts).toEqual([]);
+    // The rotation is announced as the act of governance it is, in its place: no louder.
+    expect(pass.alerts.map((a) => [a.code, a.severity, a.details?.kind])).toEqual([['governance', 'warning', 'key.rotated']]);
   });
 
   it('refuses bad usage with exit 2 and one sentence', async () => {

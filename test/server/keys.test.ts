@@ -110,6 +110,7 @@ describe('API keys', () => {
         '--new-tool-after',
         '--trusted-key',
         '--backfill',
+        '--quiet-governance',
       ],
       'keys create': ['--role', '--agent', '--name', '--approver-key', '--approver-keys', '--store', '--json'],
       'keys list': ['--store', '--json'],

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
-import { CommandSink, Monitor, WebhookSink, parseListen, serveMetrics, type AlertSink, type MonitorConfig, type PassReport } from '../../monitor/index.js';
+import { CommandSink, GOVERNANCE_KINDS, Monitor, WebhookSink, parseListen, serveMetrics, type AlertSink, type GovernanceKind, type MonitorConfig, type PassReport } from '../../monitor/index.js';
 import { parseStoreUrl } from '../../store/index.js';
 import { type Io, inert, jsonText } from '../output.js';
 import { SEAL_RECORD_HELP, openExisting, readTrustedKeys, resolveStore } from '../store-option.js';
@@ -21,6 +21,7 @@ export interface MonitorSettingsOpts {
   newToolAfter: string;
   trustedKey?: string[];
   backfill?: boolean;
+  quietGovernance?: string;
 }
 
 interface MonitorOpts extends MonitorSettingsOpts {
@@ -53,7 +54,8 @@ export function addMonitorOptions(cmd: Command): string[] {
     .option('--denial-streak <n>', 'flag this many policy refusals in a row', '5')
     .option('--new-tool-after <n>', 'flag a tool new to an agent once it has made this many calls', '20')
     .option('--trusted-key <key-or-file...>', "verify checkpoints with these keys instead of the ledger's own")
-    .option('--backfill', 'on the first pass, flag the existing history too (by default it is only learned from)');
+    .option('--backfill', 'on the first pass, flag the existing history too (by default it is only learned from)')
+    .option('--quiet-governance <kinds>', `acts of governance not to alert on, comma-separated (${GOVERNANCE_KINDS.join(', ')}); misplaced ones alert all the same`);
   return cmd.options.map((o) => o.attributeName()).filter((n) => !before.has(n));
 }
 
@@ -139,6 +141,7 @@ function monitorConfig(opts: MonitorSettingsOpts, record: boolean) {
     sealStallMs: parseDuration(opts.sealStall, '--seal-stall'),
     backfill: opts.backfill === true,
     record,
+    quietGovernance: quietKinds(opts.quietGovernance),
     ...(trusted === undefined ? {} : { trustedKeys: trusted }),
     behaviour: {
       burstCalls: Number(m[1]),
@@ -149,6 +152,18 @@ function monitorConfig(opts: MonitorSettingsOpts, record: boolean) {
       hoursMinDays: 3,
     },
   };
+}
+
+function quietKinds(text: string | undefined): GovernanceKind[] {
+  if (text === undefined) return [];
+  const kinds = text
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  const unknown = kinds.find((k) => !(GOVERNANCE_KINDS as readonly string[]).includes(k));
+  if (unknown !== undefined || kinds.length === 0)
+    throw new WitnessError('invalid_argument', `--quiet-governance names ${JSON.stringify(unknown ?? text)}, which is not an act of governance; name some of ${GOVERNANCE_KINDS.join(', ')}.`);
+  return kinds as GovernanceKind[];
 }
 
 function defaultStatePath(url: string): string {
