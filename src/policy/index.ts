@@ -10,3 +10,4 @@ export { approversFor, requireApprovers } from './approvers.js';
 export { evaluateCondition, parseCondition, ConditionSyntaxError, type Condition } from './conditions.js';
 export { matchGlob } from './glob.js';
 export { Backtest, BacktestExample, BacktestReport, classifyCall, type BacktestOptions, type Classification, type FromDecision, type RecordedCall, type RecordedDecision } from './backtest.js';
+export { callOf, callOfTexts, decisionOf, decisionOfTexts, parseStored, type DecisionHeader, type RecordedCallFields, type StoredTexts } from './recorded.js';

@@ -1,7 +1,19 @@
 import type { Command } from 'commander';
-import { WitnessError, type StoredEvent } from '../../core/index.js';
-import { Backtest, EFFECTS, MODES, loadPolicyFile, type BacktestExample, type BacktestReport, type Effect, type Policy, type RecordedCall, type RecordedDecision } from '../../policy/index.js';
-import type { LedgerReader, QueryFilter } from '../../store/index.js';
+import { WitnessError } from '../../core/index.js';
+import {
+  Backtest,
+  callOfTexts,
+  decisionOfTexts,
+  loadPolicyFile,
+  parseStored,
+  type BacktestExample,
+  type BacktestReport,
+  type DecisionHeader,
+  type Policy,
+  type RecordedCall,
+  type RecordedCallFields,
+} from '../../policy/index.js';
+import type { KindScanRequest, KindScanRow, Ledger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson } from '../output.js';
 import { idList } from '../scope-flags.js';
@@ -85,7 +97,7 @@ export interface BacktestScope {
 }
 
 /** Runs the backtest over the ledger's recorded calls in the scope. */
-export async function backtestLedger(ledger: LedgerReader, policy: Policy, scope: BacktestScope): Promise<BacktestReport> {
+export async function backtestLedger(ledger: CallSource, policy: Policy, scope: BacktestScope): Promise<BacktestReport> {
   const bt = new Backtest(policy, { examples: scope.examples, window: { since: scope.since, until: scope.until, agents: scope.agents } });
   for (const filter of filtersFor(scope)) {
     for await (const batch of recordedCallBatches(ledger, filter)) for (const call of batch) bt.add(call);
@@ -107,6 +119,9 @@ export interface CallFilter {
   agent?: string;
 }
 
+/** What the backtest reads a ledger through: one kind's events at a time, lean (Ledger.scanKind). */
+export type CallSource = Pick<Ledger, 'scanKind'>;
+
 /**
  * How long after its tool.call a call's policy.decision may be stamped. The gateway records both in
  * the same turn (gateway/record.ts), so they are milliseconds apart; a call with no decision this
@@ -117,19 +132,21 @@ export const DECISION_HORIZON_MS = 60_000;
 const PAGE = 5_000;
 
 /**
- * The tool calls in the window with the decision recorded for each, read in pages through the
- * `Ledger` interface. Calls and decisions are read as two queries in (ts, pos) order and merged;
- * a call waits in `pending` until its decision (the first policy.decision naming it as parent; a
+ * The tool calls in the window with the decision recorded for each, read in pages through
+ * `Ledger.scanKind`: calls and decisions as two kind-filtered reads in (ts, pos) order, merged. A
+ * call waits in `pending` until its decision (the first policy.decision naming it as parent; a
  * later one releasing an approved call is a person's decision, not the policy's) or until the
- * merged reading is DECISION_HORIZON_MS past it. Yields calls in batches (one per page or so), so
- * a million calls cost a few hundred awaits, not millions.
+ * merged reading is DECISION_HORIZON_MS past it. Only what the answer reads is parsed: a call's
+ * payload (its header only when the payload is gone), a decision's header (its payload only when
+ * the header leaves something to it: src/policy/recorded.ts). Yields calls in batches (one per
+ * page or so), so a million calls cost a few hundred awaits, not millions.
  */
-export async function* recordedCallBatches(ledger: LedgerReader, filter: CallFilter, pageSize = PAGE): AsyncGenerator<RecordedCall[]> {
-  const calls = new Pages(ledger, { ...filter, kind: 'tool.call' }, pageSize);
+export async function* recordedCallBatches(ledger: CallSource, filter: CallFilter, pageSize = PAGE): AsyncGenerator<RecordedCall[]> {
+  const calls = new KindPages(ledger, { ...filter, kind: 'tool.call' }, pageSize);
   // A call just before `until` may have its decision just after it.
   const decisionUntil = filter.until === undefined ? undefined : new Date(Date.parse(filter.until) + DECISION_HORIZON_MS).toISOString();
-  const decisions = new Pages(ledger, { ...filter, kind: 'policy.decision', ...(decisionUntil === undefined ? {} : { until: decisionUntil }) }, pageSize);
-  const pending = new Map<string, { call: Omit<RecordedCall, 'recorded'>; at: number }>();
+  const decisions = new KindPages(ledger, { ...filter, kind: 'policy.decision', header: 'always', ...(decisionUntil === undefined ? {} : { until: decisionUntil }) }, pageSize);
+  const pending = new Map<string, { call: RecordedCallFields; at: number }>();
   let out: RecordedCall[] = [];
   for (;;) {
     // Awaited only at a page boundary.
@@ -155,13 +172,16 @@ export async function* recordedCallBatches(ledger: LedgerReader, filter: CallFil
       }
     }
     if (takeCall) {
-      const call = callOf(e);
+      const call = callOfTexts(e);
       if (call !== undefined) pending.set(call.id, { call, at });
-    } else if (e.parent !== undefined) {
-      const p = pending.get(e.parent);
+    } else if (pending.size > 0) {
+      // A decision is read only when a call waits for one: the header says which call it decides.
+      const header = parseStored(e, e.header!) as DecisionHeader | null;
+      const parent = header?.parent;
+      const p = parent === undefined ? undefined : pending.get(parent);
       if (p !== undefined) {
-        pending.delete(e.parent);
-        out.push({ ...p.call, recorded: decisionOf(e) });
+        pending.delete(parent!);
+        out.push({ ...p.call, recorded: decisionOfTexts(e.id, header!, e.data) });
       }
     }
   }
@@ -170,20 +190,19 @@ export async function* recordedCallBatches(ledger: LedgerReader, filter: CallFil
 }
 
 /** The same calls one at a time. */
-export async function* recordedCalls(ledger: LedgerReader, filter: CallFilter, pageSize = PAGE): AsyncGenerator<RecordedCall> {
+export async function* recordedCalls(ledger: CallSource, filter: CallFilter, pageSize = PAGE): AsyncGenerator<RecordedCall> {
   for await (const batch of recordedCallBatches(ledger, filter, pageSize)) yield* batch;
 }
 
-/** One query read page by page: the events of the current page, and the next page when asked. */
-class Pages {
-  private page: Array<StoredEvent & { pos: number }> = [];
+/** One kind's rows read page by page: the rows of the current page, and the next page when asked. */
+class KindPages {
+  private page: KindScanRow[] = [];
   private i = 0;
-  private cursor: string | undefined;
   private done = false;
 
   constructor(
-    private readonly ledger: LedgerReader,
-    private readonly filter: QueryFilter,
+    private readonly ledger: CallSource,
+    private readonly request: KindScanRequest,
     private readonly size: number,
   ) {}
 
@@ -191,73 +210,24 @@ class Pages {
     return this.i < this.page.length || this.done;
   }
 
-  /** Reads pages until one has an event left, or the query is done. */
+  /** Reads pages until one has a row left, or the rows are done. */
   async fill(): Promise<void> {
     while (this.i >= this.page.length && !this.done) {
-      const page = await this.ledger.query({ ...this.filter, limit: this.size, ...(this.cursor === undefined ? {} : { cursor: this.cursor }) });
-      this.page = page.events;
+      const last = this.page[this.page.length - 1];
+      const page = await this.ledger.scanKind({ ...this.request, limit: this.size, ...(last === undefined ? {} : { after: { ts: last.ts, pos: last.pos } }) });
+      if (page.length < this.size) this.done = true;
+      this.page = page;
       this.i = 0;
-      this.cursor = page.next;
-      if (page.next === undefined) this.done = true;
     }
   }
 
-  head(): (StoredEvent & { pos: number }) | undefined {
+  head(): KindScanRow | undefined {
     return this.page[this.i];
   }
 
-  take(): StoredEvent & { pos: number } {
+  take(): KindScanRow {
     return this.page[this.i++]!;
   }
-}
-
-const PURGED = 'its payload is not in the ledger (purged under retention, or withheld)';
-
-/**
- * A tool.call event as the backtest reads it; undefined for a recorded request that is not a
- * tools/call (a resource read, a prompt fetch, a list: no policy decides those). Fields are read
- * whatever they hold, since a ledger may hold anything.
- */
-export function callOf(e: StoredEvent): Omit<RecordedCall, 'recorded'> | undefined {
-  const base = { id: e.id, ts: e.ts, agent: e.agent.id };
-  const data = e.data;
-  if (data === null || data === undefined) {
-    const action = e.action;
-    const gateway = e.recorder?.kind === 'gateway';
-    // The gateway records other requests under their method (resources/read, prompts/get x, tools/list).
-    if (gateway && (action === undefined || action.includes('/'))) return undefined;
-    // The gateway's tool.call header: action = the tool, resource = the server, or the tool when the
-    // upstream has no name (then the server may have been '' or a name equal to the tool's).
-    const tool = gateway ? (action ?? null) : null;
-    const server = gateway && e.resource !== undefined && e.resource !== action ? e.resource : null;
-    return { ...base, server, tool, args: { missing: PURGED } };
-  }
-  if (typeof data['method'] === 'string') return undefined;
-  return {
-    ...base,
-    server: typeof data['server'] === 'string' ? data['server'] : '',
-    tool: typeof data['tool'] === 'string' ? data['tool'] : null,
-    args: { value: data['arguments'] },
-  };
-}
-
-/** The policy's decision as recorded: the header's `policy` (kept when a payload is purged), else the payload. */
-export function decisionOf(e: StoredEvent): RecordedDecision | undefined {
-  const data = e.data ?? {};
-  const decision = e.policy?.decision ?? data['decision'];
-  if (!(EFFECTS as readonly unknown[]).includes(decision)) return undefined;
-  const rule = e.policy?.rule ?? data['rule'];
-  const version = e.policy?.version ?? data['policy_version'];
-  const mode = e.policy?.mode ?? data['mode'];
-  // gateway/record.ts: a halted agent's call is denied with reason code `halted` in the header (kept when the payload is purged).
-  const halted = e.policy?.reason_code === 'halted' || (data['reason'] === 'halted' && data['halt'] !== undefined);
-  return {
-    decision: decision as Effect,
-    ...(typeof rule === 'string' ? { rule } : {}),
-    ...(typeof version === 'string' ? { policyVersion: version } : {}),
-    ...((MODES as readonly unknown[]).includes(mode) ? { mode: mode as 'enforce' | 'shadow' } : {}),
-    ...(halted ? { halted: true } : {}),
-  };
 }
 
 // ---------------------------------------------------------------- printing
