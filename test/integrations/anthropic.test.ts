@@ -207,6 +207,49 @@ describe('recordAnthropic', () => {
     expect(ev!.data).not.toHaveProperty('error');
   });
 
+  it('keeps withResponse() and asResponse(): the raw body stays unread for the caller, and a call read only that way is not recorded', async () => {
+    const s = await fresh();
+    const client = recordAnthropic(bare(), s);
+    server.next(messageAnswer());
+    const { data, response, request_id } = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    expect(data.id).toBe('msg_01XFDUDYJgAACzvnptvVoYEL');
+    expect(response.status).toBe(200);
+    expect(request_id).toBe('req_018EeWyXxfu5pfWkrYcMdjWG');
+    expect(await llmCalls(s)).toHaveLength(1);
+    server.next(messageAnswer());
+    const raw = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).asResponse();
+    expect(((await raw.json()) as { id: string }).id).toBe('msg_01XFDUDYJgAACzvnptvVoYEL');
+    expect(await llmCalls(s)).toHaveLength(1);
+  });
+
+  it('records a connection failure (no provider listening) as an error and rethrows the SDK APIConnectionError', async () => {
+    const s = await fresh();
+    const closed = new Anthropic({ apiKey: 'test-key', baseURL: 'http://127.0.0.1:9', maxRetries: 0 });
+    const err = await recordAnthropic(closed, s)
+      .messages.create({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIConnectionError);
+    const [ev] = await llmCalls(s);
+    expect(ev!.outcome).toBe('error');
+    expect(ev!.data).toMatchObject({ error: { name: (err as Error).name, message: (err as Error).message } });
+  });
+
+  it('records a stream the caller aborts through its controller as partial', async () => {
+    const s = await fresh();
+    // The server sends two events and holds the rest: the caller gives up waiting.
+    server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse'), holdAfter: 2, release: gate().promise });
+    const stream = await recordAnthropic(bare(), s).messages.create({ model: 'claude-sonnet-4-5', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'Refund A-1' }] });
+    const seen: string[] = [];
+    for await (const e of stream) {
+      seen.push(e.type);
+      if (e.type === 'content_block_start') stream.controller.abort();
+    }
+    expect(seen).toEqual(['message_start', 'content_block_start']);
+    const [ev] = await llmCalls(s);
+    expect(ev!.data).toMatchObject({ partial: true, stream: true });
+    expect(ev!.data).not.toHaveProperty('stop_reason');
+  });
+
   it('redacts a secret in a message before it reaches the ledger, while the provider gets the message as written', async () => {
     const s = await fresh();
     const secret = 'sk-ant-api03-R2D2C3POr2d2c3poR2D2C3PO';

@@ -166,6 +166,20 @@ describe('recordOpenAI', () => {
     expect(JSON.stringify(ev)).not.toContain('House rule 7');
   });
 
+  it('records a Responses stream cut before response.completed as partial, with the text that arrived', async () => {
+    const s = await fresh();
+    server.next({ kind: 'sse', events: sseEvents('openai-response-stream.sse'), cutAfter: 4 });
+    const stream = await recordOpenAI(bare(), s).responses.create({ model: 'gpt-4.1', input: 'Say hi', stream: true });
+    const caught = await (async () => {
+      for await (const _ of stream) void _;
+    })().catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(Error);
+    const [ev] = await llmCalls(s);
+    expect(ev!.outcome).toBe('error');
+    expect(ev!.data).toMatchObject({ partial: true, response_model: 'gpt-4.1-2025-04-14', output: [{ type: 'message', status: 'incomplete', content: [{ type: 'output_text', text: 'Hi there!' }] }] });
+    expect(ev!.data).not.toHaveProperty('stop_reason');
+  });
+
   it('records a streamed responses.create from its response.completed event, and the ledger verifies', async () => {
     const s = await fresh();
     server.next({ kind: 'sse', events: sseEvents('openai-response-stream.sse') });
