@@ -196,6 +196,19 @@ describe('recordAnthropic', () => {
     expect(ev!.data).not.toHaveProperty('stop_reason');
   });
 
+  it('records an error event mid-stream (overloaded) as a partial call with the provider error, which the caller gets as the SDK raised it', async () => {
+    const s = await fresh();
+    server.next({ kind: 'sse', events: sseEvents('anthropic-stream-error.sse') });
+    const stream = await recordAnthropic(bare(), s).messages.create({ model: 'claude-sonnet-4-5', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const caught = await (async () => {
+      for await (const _ of stream) void _;
+    })().catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(Anthropic.APIError);
+    const [ev] = await llmCalls(s);
+    expect(ev!.outcome).toBe('error');
+    expect(ev!.data).toMatchObject({ partial: true, output: [{ type: 'text', text: 'Let me' }], error: { code: 'overloaded_error', message: (caught as Error).message } });
+  });
+
   it('records a stream the caller leaves early as partial, without an error', async () => {
     const s = await fresh();
     server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse') });
