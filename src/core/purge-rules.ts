@@ -225,8 +225,10 @@ export interface PurgeRecordFact {
   /** Size of the largest valid signed checkpoint no larger than the record's leaf. */
   sealed: number;
   problem?: string;
-  /** `erasure:<subject>`: the subject. */
+  /** `erasure:<subject>`: the subject, the record's time, and the keeping duties (indices in `rules`) in force at it. */
   erasure?: string;
+  ts?: string;
+  duties?: number[];
   /** A retention label: the rule that defined it (the latest such definition before the record). */
   rule?: number;
 }
@@ -242,11 +244,20 @@ export interface PurgeRulesData {
  * A purge record's own problem (stream, recorder, policy), and what its policy names: the erased
  * subject, or the index in `rules` of the rule that defined its label before it.
  */
-export function purgeRecordFact(record: { leaf: number; policy: string; stream: string; recorder: unknown }, sealed: number, rules: readonly RuleFact[]): PurgeRecordFact {
+export function purgeRecordFact(record: { leaf: number; policy: string; stream: string; recorder: unknown; ts: string }, sealed: number, rules: readonly RuleFact[]): PurgeRecordFact {
   const base = { leaf: record.leaf, policy: record.policy, sealed };
   const own = governanceRecordProblem(record.stream, record.recorder);
   if (own !== undefined) return { ...base, problem: own };
-  if (record.policy.startsWith('erasure:') && record.policy.length > 'erasure:'.length) return { ...base, erasure: record.policy.slice('erasure:'.length) };
+  if (record.policy.startsWith('erasure:') && record.policy.length > 'erasure:'.length) {
+    if (!Number.isFinite(Date.parse(record.ts))) return { ...base, problem: `the record's time ${JSON.stringify(record.ts)} is not a time` };
+    // The rules in force at the record: the latest definition per selector before it.
+    const latest = new Map<string, number>();
+    rules.forEach((r, i) => {
+      if (r.leaf < record.leaf) latest.set(r.selector, i);
+    });
+    const duties = [...latest.values()].filter((i) => rules[i]!.duty);
+    return { ...base, erasure: record.policy.slice('erasure:'.length), ts: record.ts, duties };
+  }
   if (record.policy.startsWith('retention:')) {
     let found: number | undefined;
     rules.forEach((r, i) => {
@@ -305,9 +316,10 @@ export class PurgeJudge {
       this.inForce.set(by, (at = { holds, subject: holds.some((h) => h.scope?.subject !== undefined) }));
     }
     const holds = at.holds;
+    const duties = (r.duties ?? []).map((i) => this.d.rules[i]!);
     const extras = headerExtrasOf(leaf.header, {
       subject: r.erasure !== undefined || at.subject,
-      classes: rule !== undefined && rule.match.kind === undefined,
+      classes: (rule !== undefined && rule.match.kind === undefined) || duties.some((d) => d.match.kind === undefined),
     });
     for (const h of holds) {
       if (h.scope === null) return `the hold placed at leaf ${h.placed} was in force at the record, and its payload is gone or names no scope this version reads, so it may cover leaf ${leaf.pos}`;
@@ -317,6 +329,12 @@ export class PurgeJudge {
     }
     if (r.erasure !== undefined) {
       if (extras.subject !== r.erasure) return `leaf ${leaf.pos} is not about subject ${r.erasure} (${extras.subject === undefined ? 'it names no subject' : `it names ${extras.subject}`})`;
+      // A legal obligation to keep wins over erasure (GDPR Art. 17(3)(b)), as eraseSubject refuses.
+      for (const d of duties) {
+        if (selectorMatches(d.match, leaf.kind, extras) && leaf.ts >= cutoffOf(d.period, new Date(r.ts!)).toISOString()) {
+          return `the keeping duty ${d.policy} (set at leaf ${d.leaf}) still bound leaf ${leaf.pos}, dated ${leaf.ts}, at the record's time ${r.ts!}`;
+        }
+      }
       return undefined;
     }
     if (rule !== undefined && !selectorMatches(rule.match, leaf.kind, extras)) return `the rule ${rule.selector} does not apply to leaf ${leaf.pos} (a ${leaf.kind})`;

@@ -127,9 +127,10 @@ export interface PurgeRecord {
   policy: string;
   count: number;
   ranges: Array<[number, number]>;
-  /** Where the record is and who wrote it (header `recorder`), when its reader gave them: the purge rules judge both. */
+  /** Where the record is, who wrote it (header `recorder`) and when (`ts`), when its reader gave them: the purge rules judge them. */
   stream?: string;
   recorder?: unknown;
+  ts?: string;
 }
 
 export interface PurgeSummary {
@@ -163,6 +164,7 @@ export interface PurgeRow {
   stream?: string;
   /** The header's `recorder`. */
   recorder?: unknown;
+  ts?: string;
 }
 
 /**
@@ -202,7 +204,16 @@ export function purgeRecordOf(row: PurgeRow): PurgeRecord | string {
     next = to + 1;
   }
   if (total !== d.count) return `${at} says it purged ${String(d.count)} events but lists ${total}.`;
-  return { leaf: row.leaf, id: row.id, policy: d.policy, count: total, ranges, ...(row.stream === undefined ? {} : { stream: row.stream }), ...('recorder' in row ? { recorder: row.recorder } : {}) };
+  return {
+    leaf: row.leaf,
+    id: row.id,
+    policy: d.policy,
+    count: total,
+    ranges,
+    ...(row.stream === undefined ? {} : { stream: row.stream }),
+    ...('recorder' in row ? { recorder: row.recorder } : {}),
+    ...(row.ts === undefined ? {} : { ts: row.ts }),
+  };
 }
 
 /** What a PurgeCover holds, as plain data (for a worker thread): disjoint ranges in order, each with the leaf of the purge record that lists it. */
@@ -686,7 +697,7 @@ export class LedgerVerifier {
       const sizes = this.checkpointsDue.map((d) => d.checkpoint.size);
       const facts = sorted.map((r) =>
         purgeRecordFact(
-          { leaf: r.leaf, policy: r.policy, stream: r.stream ?? '', recorder: r.recorder },
+          { leaf: r.leaf, policy: r.policy, stream: r.stream ?? '', recorder: r.recorder, ts: r.ts ?? '' },
           sizes.reduce((m, n) => (n <= r.leaf && n > m ? n : m), 0),
           governance.rules,
         ),

@@ -147,6 +147,7 @@ export async function readPurgeRecords(ledger: Pick<Ledger, 'query'>): Promise<{
         salt: e.salt,
         stream: e.stream,
         recorder: e.recorder,
+        ts: e.ts,
       });
       if (typeof r === 'string') notes.push(`${r} It covers no erased payload.`);
       else records.push(r);

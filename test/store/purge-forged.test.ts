@@ -126,6 +126,15 @@ async function sealAndVerify(options: { threads?: number; chunkEvents?: number }
   return verifyFile(file, options);
 }
 
+async function addRule(request: Parameters<typeof setRetentionRule>[1]): Promise<void> {
+  const l = SqliteLedger.open({ path: file });
+  try {
+    await setRetentionRule(l, request, who);
+  } finally {
+    await l.close();
+  }
+}
+
 const unauthorised = (r: VerifyReport) => r.failures.filter((f) => f.code === 'unauthorised_purge');
 
 describe('a forged retention.purge record and a raw UPDATE on the same connection', () => {
@@ -184,6 +193,28 @@ describe('a forged retention.purge record and a raw UPDATE on the same connectio
     forgePurge({ leaves: [L.cust1, L.cust1b, L.plain], policy: 'erasure:cust-1' });
     const r = await sealAndVerify();
     expect(where(r)).toEqual([{ code: 'unauthorised_purge', stream: 's-old', seq: 2, leaf: L.plain }]);
+    expect(r.purged?.payloads).toBe(2);
+  });
+
+  it("[R-RETENTION] [R-ERASURE] is caught as unauthorised_purge: an erasure of the subject's event while a keeping duty binds it", async () => {
+    await addRule({ match: { kind: 'llm.call' }, preset: 'hipaa' });
+    const at = forgePurge({ leaves: [L.cust1], policy: 'erasure:cust-1' });
+    const r = await sealAndVerify();
+    expect(where(r)).toEqual([{ code: 'unauthorised_purge', stream: 's-old', seq: 0, leaf: L.cust1 }]);
+    expect(r.failures[0]!.reason).toMatch(
+      new RegExp(
+        `leaf ${at} \\(policy erasure:cust-1\\), which may not erase it: the keeping duty retention:kind=llm\\.call:6y:hipaa \\(set at leaf 8\\) still bound leaf 0, dated ${OLD}, at the record's time `,
+      ),
+    );
+  });
+
+  it('[R-RETENTION] [R-ERASURE] a duty that has run out, or that a later rule for its selector replaced, does not bind an erasure', async () => {
+    await addRule({ match: {}, preset: 'eu-ai-act' });
+    await addRule({ match: { kind: 'llm.call' }, preset: 'hipaa' });
+    await addRule({ match: { kind: 'llm.call' }, olderThan: '30d' });
+    forgePurge({ leaves: [L.cust1, L.cust1b], policy: 'erasure:cust-1' });
+    const r = await sealAndVerify();
+    expect(r.failures).toEqual([]);
     expect(r.purged?.payloads).toBe(2);
   });
 
