@@ -7,6 +7,7 @@
  */
 export { ALERT_CODES, type AlertCode, type AlertMessage, type Severity } from './alerts.js';
 export { BEHAVIOUR_RULES, BehaviourConfig, BehaviourRules, type AnomalyFlag, type ObservedEvent } from './behaviour.js';
+export { fullPass, type FullPassOptions, type FullPassResult } from './full-pass.js';
 export { GOVERNANCE_KINDS, governanceAct, type GovernanceAct, type GovernanceKind } from './governance.js';
 export { verifyNewCheckpoints, type IncrementalResult, type VerifiedState } from './incremental.js';
 export { INJECTION_RULES, MAX_SCAN_CHARS, scanForInjection, type InjectionHit, type InjectionRule } from './injection.js';

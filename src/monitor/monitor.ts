@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { WitnessError, type EventInput, type VerifyRow } from '../core/index.js';
 import { listApprovals } from '../approvals/index.js';
 import { RECORDER_VERSION } from '../recorder/index.js';
-import { verifyLedger, type AppendRequest, type Ledger } from '../store/index.js';
+import type { AppendRequest, Ledger } from '../store/index.js';
 import { ALERT_CODES, AlertBook, type AlertMessage, type Condition } from './alerts.js';
 import { BehaviourConfig, BehaviourRules, type AnomalyFlag, type ObservedEvent } from './behaviour.js';
+import { fullPass } from './full-pass.js';
 import { GOVERNANCE_KINDS, governanceAct } from './governance.js';
 import { verifyNewCheckpoints } from './incremental.js';
 import { MonitorMetrics } from './metrics.js';
@@ -70,7 +71,8 @@ export interface PassReport {
   flags: AnomalyFlag[];
   alerts: AlertMessage[];
   verified: { checkpoint: number | null; size: number; checkedNow: number; failures: string[] };
-  full: { ok: boolean; events: number; failures: number; first?: string } | null;
+  /** The scheduled full verification when one ran; `thread` is the worker thread it ran on (0: the monitor's own). */
+  full: { ok: boolean; events: number; failures: number; first?: string; thread: number; seconds: number } | null;
   unsealed: number;
   /** Events the monitor recorded (alerts and flags). */
   recorded: number;
@@ -101,6 +103,8 @@ export class Monitor {
   private unrecorded: AppendRequest[] = [];
   private readonly failing: Record<string, Condition> = {};
   private approvalsCheckedAt: number | undefined;
+  /** Set by `run`: a full pass under way is abandoned when it aborts (it only reads). */
+  private stopping: AbortSignal | undefined;
 
   constructor(
     private readonly ledger: Ledger,
@@ -162,13 +166,25 @@ export class Monitor {
     let failed = inc.failures[0]?.reason;
     if (failed !== undefined) MonitorMetrics.bump(this.metrics.verificationFailures, 'incremental');
     const fullDue = state.lastFull === undefined || now.getTime() - Date.parse(state.lastFull.at) >= this.config.fullEveryMs;
-    if (fullDue) {
-      const r = await verifyLedger(this.ledger, {
-        ...(this.config.trustedKeys === undefined ? {} : { trustedKeys: this.config.trustedKeys }),
-        ...(this.config.url === undefined ? {} : { url: this.config.url }),
-      });
+    const started = performance.now();
+    const done = fullDue
+      ? await fullPass(this.ledger, {
+          ...(this.config.trustedKeys === undefined ? {} : { trustedKeys: this.config.trustedKeys }),
+          ...(this.config.url === undefined ? {} : { url: this.config.url }),
+          ...(this.stopping === undefined ? {} : { signal: this.stopping }),
+        })
+      : undefined;
+    if (done !== undefined) {
+      const r = done.report;
       state.lastFull = { at: now.toISOString(), ok: r.ok, events: r.events, ...(r.first === undefined ? {} : { first: r.first.reason }) };
-      report.full = { ok: r.ok, events: r.events, failures: r.failures.length, ...(r.first === undefined ? {} : { first: r.first.reason }) };
+      report.full = {
+        ok: r.ok,
+        events: r.events,
+        failures: r.failures.length,
+        ...(r.first === undefined ? {} : { first: r.first.reason }),
+        thread: done.thread,
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
       this.metrics.lastFullVerify = Math.floor(Date.now() / 1000);
       this.metrics.lastFullVerifyOk = r.ok ? 1 : 0;
       if (!r.ok) {
@@ -244,6 +260,7 @@ export class Monitor {
    * and, once until a pass succeeds again, to the sinks as monitor_failed.
    */
   async run(intervalMs: number, signal: AbortSignal, onPass: (r: PassReport) => void, onError: (e: Error) => void): Promise<void> {
+    this.stopping = signal;
     while (!signal.aborted) {
       try {
         onPass(await this.pass());
@@ -253,6 +270,8 @@ export class Monitor {
         const message = `A monitor pass over ${this.ledger.info.location} failed: ${(e as Error).message}`;
         for (const err of await this.send(this.failureChange([message], this.now()))) onError(new Error(err));
       }
+      // Stopped during the pass: an abort event has already fired and will not fire again.
+      if (signal.aborted) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, intervalMs);
         signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });

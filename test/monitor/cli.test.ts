@@ -90,6 +90,7 @@ describe('witness monitor --once', () => {
       [['--webhook-secret-env', 'HOME'], /--webhook-secret-env is used only with --webhook/],
       [['--burst', 'lots'], /--burst "lots" is not calls\/duration/],
       [['--full-every', 'hourly'], /--full-every "hourly" is not a duration/],
+      [['--quiet-governance', 'retention.purge,hold.place'], /--quiet-governance names "hold\.place", which is not an act of governance; name some of retention\.purge, /],
       [['--metrics', '127.0.0.1:0'], /--metrics serves while the monitor runs/],
       [['--metrics', 'localhost'], /--metrics "localhost" is not host:port/],
     ];

@@ -198,7 +198,7 @@ function printPass(io: Io, r: PassReport, json: boolean, always: boolean): void 
   }
   for (const line of passLines(r)) io.out(inert(line));
   if (!always && r.alerts.length === 0 && r.flags.length === 0) return;
-  const full = r.full === null ? 'not due' : r.full.ok ? `ok (${r.full.events} events)` : `FAILED: ${r.full.first ?? ''}`;
+  const full = r.full === null ? 'not due' : r.full.ok ? `ok (${r.full.events} events, ${r.full.seconds} s)` : `FAILED: ${r.full.first ?? ''}`;
   const verified = r.verified.checkpoint === null ? 'no checkpoint yet' : `checkpoint ${r.verified.checkpoint} (size ${r.verified.size})`;
   io.out(
     inert(

@@ -89,6 +89,10 @@ export function registerServe(program: Command, io: Io): void {
         stop.signal,
         (r) => {
           for (const line of passLines(r)) io.err(inert(`witness serve: ${line}`));
+          if (r.full !== null) {
+            const where = r.full.thread === 0 ? "on the server's own thread" : `on worker thread ${r.full.thread}`;
+            io.err(`witness serve: full verification of ${r.full.events} events ${r.full.ok ? 'passed' : 'FAILED'} in ${r.full.seconds} s ${where}.`);
+          }
           for (const e of r.errors) io.err(inert(`witness serve: ${e}`));
         },
         (e) => io.err(inert(`witness serve: ${e.message}`)),
