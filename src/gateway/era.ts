@@ -13,8 +13,14 @@
  * MCP-Protocol-Version header names a modern revision); everything else is legacy.
  */
 
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode } from './error-codes.js';
+
 /** The modern revisions this gateway speaks. */
 export const MODERN_VERSIONS: readonly string[] = ['2026-07-28'];
+
+/** The 2025 revisions, which a client and server speak through initialize (the 1.x SDK's list: what 2025 sessions serve). */
+export const LEGACY_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
 
 /** Reserved `_meta` keys of the modern era. */
 export const META = {
@@ -105,9 +111,8 @@ export interface VersionRefusal {
   data: { supported: readonly string[]; requested: string | null };
 }
 
-/** JSON-RPC error codes of the modern era (spec: basic/versioning); a malformed envelope is Invalid params. */
-export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
-const INVALID_PARAMS = -32602;
+/** JSON-RPC error code of the modern era (spec: basic/versioning), from the gateway's one table. */
+export const UNSUPPORTED_PROTOCOL_VERSION = ErrorCode.UnsupportedProtocolVersion;
 
 /**
  * A request whose envelope claims a revision this gateway does not speak is refused here, with the
@@ -121,7 +126,7 @@ export function versionRefusal(message: unknown): VersionRefusal | undefined {
   if (typeof claimed !== 'string') {
     // Not a version at all: a malformed envelope, which the spec answers -32602 (and the value is not echoed).
     return {
-      code: INVALID_PARAMS,
+      code: ErrorCode.InvalidParams,
       message: `Invalid _meta envelope: ${META.protocolVersion} must be a string naming a protocol revision, not ${claimed === null ? 'null' : Array.isArray(claimed) ? 'an array' : typeof claimed}.`,
       data: { supported: MODERN_VERSIONS, requested: null },
     };

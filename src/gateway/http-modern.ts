@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classifyInboundRequest } from '@modelcontextprotocol/server';
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentRef } from '../core/index.js';
 import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
-import { MODERN_VERSIONS, isModernVersion } from './era.js';
+import { LEGACY_VERSIONS, MODERN_VERSIONS, isModernVersion } from './era.js';
 import type { GatewayConfig, GatewayServerConfig } from './http-config.js';
 import { ErrorCode, errorResponse, idKey, type JsonRpcId, type Wire } from './jsonrpc.js';
 import { GatewayRecorder } from './record.js';
@@ -34,10 +33,10 @@ const MAX_HINT_CHARS = 200;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The 2025 versions the gateway serves in sessions (through the SDK's session transport). */
-export const LEGACY_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+export { LEGACY_VERSIONS };
 
-/** Error codes of the modern era (spec 2026-07-28). */
-export const ModernErrorCode = { HeaderMismatch: -32020, UnsupportedProtocolVersion: -32022 } as const;
+/** Error codes of the modern era (spec 2026-07-28), from the gateway's one table. */
+export const ModernErrorCode = { HeaderMismatch: ErrorCode.HeaderMismatch, UnsupportedProtocolVersion: ErrorCode.UnsupportedProtocolVersion } as const;
 
 /**
  * The protocol versions the gateway serves for one upstream (named in -32022 refusals). Every kind
