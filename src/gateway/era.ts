@@ -207,3 +207,59 @@ export function discoverySummary(result: unknown, error: unknown): Record<string
   const r = result !== null && typeof result === 'object' ? (result as Record<string, unknown>) : {};
   return { server_era: 'modern', supported_versions: r['supportedVersions'] };
 }
+
+/** The version a request asks for: its envelope's claim (modern), or initialize's protocolVersion (2025); undefined otherwise. */
+export function requestedVersion(message: unknown): unknown {
+  const claimed = claimedVersion(message);
+  if (claimed !== undefined || message === null || typeof message !== 'object') return claimed;
+  const m = message as { method?: unknown; params?: unknown };
+  return m.method === 'initialize' && m.params !== null && typeof m.params === 'object' ? (m.params as { protocolVersion?: unknown }).protocolVersion : undefined;
+}
+
+/**
+ * A server's error answer that means this client and this server share no era of MCP, replaced by
+ * the gateway's own answer: one sentence naming the versions each side speaks and what to do (the
+ * server's text names neither, and a client pinned to a version shows only its own). Undefined for
+ * every other answer, which passes unchanged. The ledger keeps the server's own answer.
+ *
+ * - server/discover answered with any error but -32022: by the spec's rule (as the v2 client applies
+ *   it) the server is of the 2025 revisions. Answered -32022 with `data.supported` = those revisions:
+ *   a client in auto mode finds no modern version in the list and falls back to initialize as before;
+ *   one pinned to a modern version stops with this sentence.
+ * - initialize answered -32022: the server speaks only the modern revisions it lists.
+ */
+export function eraMismatch(id: unknown, method: string, requested: unknown, error: unknown): Record<string, unknown> | undefined {
+  if (error === null || typeof error !== 'object' || Array.isArray(error)) return undefined;
+  const e = error as Record<string, unknown>;
+  const version = typeof requested === 'string' ? requested.slice(0, 64) : null;
+  const answer = (message: string, supported: readonly string[]) => ({
+    jsonrpc: '2.0',
+    id,
+    error: { code: ErrorCode.UnsupportedProtocolVersion, message, data: { supported, requested: version } },
+  });
+  if (method === DISCOVER && e['code'] !== ErrorCode.UnsupportedProtocolVersion) {
+    const said = typeof e['message'] === 'string' && e['message'] !== '' ? ` ${e['message'].slice(0, 200)}` : '';
+    return answer(
+      `The MCP server behind this gateway speaks only the 2025 revisions of MCP (through initialize), not ${version ?? 'the 2026-07-28 era'}, as its answer to server/discover shows (error ${String(e['code']).slice(0, 20)}${said}): connect with a 2025 revision, which a v2 client in auto mode does by itself.`,
+      LEGACY_VERSIONS,
+    );
+  }
+  if (method === 'initialize' && e['code'] === ErrorCode.UnsupportedProtocolVersion) {
+    const listed = asStrings((e['data'] as Record<string, unknown> | undefined)?.['supported']);
+    const supported = listed.length > 0 ? listed : MODERN_VERSIONS;
+    return answer(
+      `The MCP server behind this gateway speaks only ${supported.join(', ')}, not ${version ?? 'the 2025 revision'} that this client asked for in initialize: connect with a client that speaks ${supported[0]!} (the v2 MCP SDK does, in auto mode or pinned to it).`,
+      supported,
+    );
+  }
+  return undefined;
+}
+
+function asStrings(v: unknown): string[] {
+  return Array.isArray(v)
+    ? v
+        .filter((x): x is string => typeof x === 'string')
+        .map((x) => x.slice(0, 64))
+        .slice(0, 16)
+    : [];
+}

@@ -3,7 +3,21 @@ import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/
 import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
 import { HaltWatch, haltedMessage, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
-import { DISCOVER, LISTEN, UNSUPPORTED_PROTOCOL_VERSION, discoverySummary, envelopeClaims, incompleteResult, isVersionProbe, ownResult, privateScope, roundTrip, versionRefusal } from './era.js';
+import {
+  DISCOVER,
+  LISTEN,
+  UNSUPPORTED_PROTOCOL_VERSION,
+  discoverySummary,
+  envelopeClaims,
+  eraMismatch,
+  incompleteResult,
+  isVersionProbe,
+  ownResult,
+  privateScope,
+  requestedVersion,
+  roundTrip,
+  versionRefusal,
+} from './era.js';
 import {
   ErrorCode,
   LineSplitter,
@@ -97,6 +111,8 @@ interface Pending {
   call?: { callId: string; tool: string };
   /** Arguments, kept for the `after` capture's URL template. */
   args?: unknown;
+  /** The protocol version the request asked for (era.ts requestedVersion), for an answer that shows the two sides share no era. */
+  version?: unknown;
 }
 
 export type RelayEnd = 'completed' | 'error' | 'cancelled' | 'timeout';
@@ -294,7 +310,7 @@ export class McpRelay {
         const p = asObject(frame.params);
         this.claims = { ...(p['clientInfo'] === undefined ? {} : { clientInfo: p['clientInfo'] }), ...(p['protocolVersion'] === undefined ? {} : { protocolVersion: p['protocolVersion'] }) };
       }
-      this.pending.set(idKey(frame.id), { id: frame.id, method, started: performance.now() });
+      this.pending.set(idKey(frame.id), { id: frame.id, method, started: performance.now(), version: requestedVersion(frame.message) });
     } else if (frame.type === 'notification' && frame.method === 'notifications/cancelled') {
       const requestId = asObject(frame.params)['requestId'];
       if (typeof requestId === 'string' || typeof requestId === 'number') {
@@ -564,7 +580,9 @@ export class McpRelay {
   private answer(frame: Extract<Frame, { type: 'response' }>, p: Pending, wire: Wire): void {
     const durationMs = performance.now() - p.started;
     const filtered = p.method === 'tools/list' && this.o.policy !== undefined && frame.error === undefined ? this.filterTools(frame) : undefined;
-    if (filtered !== undefined) this.toClient(filtered, p.id);
+    // An error showing that client and server share no era is answered in the gateway's words (era.ts).
+    const own = filtered ?? (frame.error === undefined ? undefined : eraMismatch(p.id, p.method, p.version, frame.error));
+    if (own !== undefined) this.toClient(own, p.id);
     else this.ports.toClient(wire, p.id);
     if (p.call !== undefined) {
       const result = frame.result;

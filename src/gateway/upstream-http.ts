@@ -1,4 +1,4 @@
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { JsonRpcId } from './jsonrpc.js';
 import { nodeFetch, publicUrl } from './upstream-modern.js';
@@ -65,6 +65,10 @@ export class HttpUpstream {
         await this.transport.send(message);
       } catch (e) {
         if (this.stopped) return;
+        // A 4xx whose body is a JSON-RPC error answering this very request is the server's answer
+        // (a 2026-only server refusing initialize with -32022), not a failure to reach it: passed on as such.
+        const answer = id === undefined ? undefined : errorAnswerIn(e, id);
+        if (answer !== undefined) return this.received(answer);
         const why = `The upstream MCP server at ${this.shown} could not be reached or refused the message (${oneLine(e).replaceAll(this.o.url, this.shown)})`;
         this.o.onFailure(`${why}.`, { url: this.shown, ...(method === undefined ? {} : { method }), ...(id === undefined ? {} : { jsonrpc_id: id }) }, id);
       }
@@ -95,6 +99,21 @@ export class HttpUpstream {
       await Promise.race([this.transport.terminateSession().catch(() => undefined), timeout]);
     }
     await this.transport.close();
+  }
+}
+
+/** The JSON-RPC error response to request `id` that the SDK's error for a 4xx POST carries in its text, if it carries one. */
+function errorAnswerIn(e: unknown, id: JsonRpcId): JSONRPCMessage | undefined {
+  if (!(e instanceof StreamableHTTPError) || typeof e.code !== 'number' || e.code < 400 || e.code >= 500) return undefined;
+  const at = e.message.indexOf('{');
+  if (at === -1) return undefined;
+  try {
+    const m = JSON.parse(e.message.slice(at)) as Record<string, unknown>;
+    const err = m['error'] as Record<string, unknown> | undefined;
+    if (m['jsonrpc'] !== '2.0' || m['id'] !== id || 'result' in m || err === null || typeof err !== 'object' || typeof err['code'] !== 'number') return undefined;
+    return m as unknown as JSONRPCMessage;
+  } catch {
+    return undefined;
   }
 }
 
