@@ -133,6 +133,20 @@ describe('recordAnthropic', () => {
     expect(data.first_chunk_ms).toBeLessThan(data.latency_ms);
   });
 
+  it('hands the caller the same stream events as the bare client, in the same order', async () => {
+    const s = await fresh();
+    const params = { model: 'claude-sonnet-4-5', max_tokens: 100, stream: true as const, messages: [{ role: 'user' as const, content: 'Refund A-1' }] };
+    const read = async (client: Anthropic) => {
+      server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse') });
+      const items: unknown[] = [];
+      for await (const e of await client.messages.create(params)) items.push(e);
+      return items;
+    };
+    const plain = await read(bare());
+    expect(await read(recordAnthropic(bare(), s))).toEqual(plain);
+    expect(plain).toHaveLength(12);
+  });
+
   it('records messages.stream() (which calls create) with its final message', async () => {
     const s = await fresh();
     server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse') });
