@@ -13,8 +13,10 @@ if (port === null) throw new Error('full-pass-worker.js runs as a worker thread'
 const job = workerData as FullPassJob;
 
 let reply: FromFullPass;
+let opened = false;
 try {
   const ledger = await openLedger(job.url, { readonly: true, create: false, sealRecord: job.sealRecord });
+  opened = true;
   try {
     const report = await verifyLedger(ledger, { url: job.url, threads: job.threads, ...(job.trustedKeys === undefined ? {} : { trustedKeys: job.trustedKeys }) });
     reply = { report, thread: threadId };
@@ -22,6 +24,10 @@ try {
     await ledger.close();
   }
 } catch (e) {
-  reply = { error: e instanceof Error ? e.message : String(e), code: typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'store_unavailable' };
+  reply = {
+    error: e instanceof Error ? e.message : String(e),
+    code: typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'store_unavailable',
+    opened,
+  };
 }
 port.postMessage(reply);

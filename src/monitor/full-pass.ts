@@ -38,7 +38,8 @@ export interface FullPassJob {
   trustedKeys?: string[];
 }
 
-export type FromFullPass = { report: VerifyReport; thread: number } | { error: string; code: string };
+/** `opened`: whether the thread got as far as opening the ledger (when not, the pass runs in the monitor's thread instead). */
+export type FromFullPass = { report: VerifyReport; thread: number } | { error: string; code: string; opened: boolean };
 
 const ENTRY = new URL('./full-pass-worker.js', import.meta.url);
 
@@ -59,12 +60,15 @@ export async function fullPass(ledger: Ledger, options: FullPassOptions = {}): P
   const entry = url === ':memory:' ? undefined : fullPassEntry();
   const threads = options.threads ?? Math.max(1, os.availableParallelism() - 1);
   const job: FullPassJob = { url, sealRecord: ledger.sealRecordLocation, threads, ...(options.trustedKeys === undefined ? {} : { trustedKeys: options.trustedKeys }) };
+  const inThread = async (): Promise<FullPassResult> => ({
+    report: await verifyLedger(ledger, { ...(options.trustedKeys === undefined ? {} : { trustedKeys: options.trustedKeys }), url }),
+    thread: 0,
+  });
   const worker = entry === undefined ? undefined : start(entry, job);
-  if (worker === undefined) {
-    const report = await verifyLedger(ledger, { ...(options.trustedKeys === undefined ? {} : { trustedKeys: options.trustedKeys }), url });
-    return { report, thread: 0 };
-  }
-  return new Promise((resolve, reject) => {
+  if (worker === undefined) return inThread();
+  // A thread that cannot open the ledger by its URL (a PostgreSQL password the caller left out of
+  // `url`, so only the redacted location was there) leaves the pass to this thread, as before.
+  const result = await new Promise<FullPassResult | undefined | 'unopened'>((resolve, reject) => {
     let settled = false;
     const settle = (f: () => void) => {
       if (settled) return;
@@ -85,12 +89,14 @@ export async function fullPass(ledger: Ledger, options: FullPassOptions = {}): P
     worker.once('message', (m: FromFullPass) =>
       settle(() => {
         if ('report' in m) resolve({ report: m.report, thread: m.thread });
+        else if (!m.opened) resolve('unopened');
         else reject(new WitnessError((ERROR_CODES as readonly string[]).includes(m.code) ? (m.code as ErrorCode) : 'store_unavailable', m.error));
       }),
     );
     worker.once('error', (e) => settle(() => reject(new WitnessError('store_unavailable', `The monitor's full verification thread failed: ${e.message}`, { cause: e }))));
     worker.once('exit', (code) => settle(() => reject(new WitnessError('store_unavailable', `The monitor's full verification thread exited with code ${code} before it reported.`))));
   });
+  return result === 'unopened' ? inThread() : result;
 }
 
 /**

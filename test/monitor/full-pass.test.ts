@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Monitor, fullPass, loadState, type PassReport } from '../../src/monitor/index.js';
@@ -34,6 +35,17 @@ describe('the full pass on a worker thread [R-MONITOR-VERIFY]', () => {
       expect(pass.full?.ok).toBe(false);
       expect(pass.full!.thread).toBeGreaterThan(0);
       expect(pass.alerts.map((a) => a.code)).toContain('verification_failed');
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('runs in the calling thread when the worker cannot open the ledger by the URL it was given', async () => {
+    const built = await buildLedger(dir);
+    const ledger = await openLedger(`sqlite:${built.file}`, { create: false });
+    try {
+      const r = await fullPass(ledger, { url: `sqlite:${path.join(dir, 'no-such-dir', 'gone.db')}` });
+      expect(r).toMatchObject({ thread: 0, report: { ok: true, events: built.size } });
     } finally {
       await ledger.close();
     }

@@ -26,6 +26,8 @@ describe('witness monitor on PostgreSQL', () => {
     await l.seal();
     const first = await monitor().pass();
     expect(first.full?.ok).toBe(true);
+    // On a thread of its own, which opened the schema itself.
+    expect(first.full?.thread).toBeGreaterThan(0);
     expect(first.flags).toEqual([]);
     expect(first.verified.size).toBe(43);
 
