@@ -58,7 +58,11 @@ export const DEFAULT_MEANING = 'reviewed the held call and its exact arguments i
 // One recorder per ledger, for its redaction and strict appends; sealing stays the server's.
 const recorders = new WeakMap<Ledger, Witness>();
 
-function recorderFor(ledger: Ledger): Witness {
+/**
+ * The server's recorder on `ledger` (one per ledger, sealing off: the server seals on its own
+ * schedule), for the people's acts it records: decisions here, halts and resumes in handlers/halts.ts.
+ */
+export function recorderFor(ledger: Ledger): Witness {
   let w = recorders.get(ledger);
   if (w === undefined) {
     w = new Witness(ledger, WitnessOptions.parse({ seal: { enabled: false } }));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { argumentsDigest, canonicalize, generateKey, newArgumentsSalt } from '../../src/core/index.js';
-import { openWitness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter } from '../../src/recorder/index.js';
 import { runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -30,7 +30,8 @@ async function seed(file: string, agent: string, tool: string, argsList: unknown
   const w = await openWitness({ store: `sqlite:${file}`, strict: true });
   const requests: Array<{ id: string; salt: string; digest: string }> = [];
   try {
-    const s = await w.session({ agent: { id: agent } });
+    // As the gateway records a held call (the SDK's public path refuses approval.request).
+    const s = await systemWriter(w, 'gateway').session({ agent: { id: agent } });
     for (const args of argsList) {
       const call = await s.record('tool.call', { tool, arguments: args });
       const salt = newArgumentsSalt();

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { haltState, haltedAgents, recordHalt, recordResume } from '../../approvals/index.js';
 import { WitnessError } from '../../core/index.js';
-import { Witness, WitnessOptions } from '../../recorder/index.js';
-import type { Ledger } from '../../store/index.js';
+import { recorderFor } from '../approve.js';
 import type { RouteContext, RouteSpec } from '../context.js';
 import type { Caller } from '../keys.js';
 import { SESSION_VAR, type PersonSession } from '../person-session.js';
@@ -21,17 +20,6 @@ import { html } from './pages.js';
 export const HALT_ROLES: readonly Role[] = ['admin', 'approver'];
 /** Who may see who is halted. */
 const HALT_READERS: readonly Role[] = ['approver', 'auditor', 'admin'];
-
-// One recorder per ledger for strict appends (approve.ts keeps its own the same way); sealing stays the server's.
-const recorders = new WeakMap<Ledger, Witness>();
-function recorderFor(ledger: Ledger): Witness {
-  let w = recorders.get(ledger);
-  if (w === undefined) {
-    w = new Witness(ledger, WitnessOptions.parse({ seal: { enabled: false } }));
-    recorders.set(ledger, w);
-  }
-  return w;
-}
 
 /** The person acting, as the route table authenticated them. */
 function actorOf(caller: Caller): { actor: string; via: string } {

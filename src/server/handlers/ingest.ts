@@ -1,36 +1,9 @@
-import { EVENT_KINDS, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
+import { AGENT_REFUSED_KINDS, EVENT_KINDS, SYSTEM_STREAM_PREFIX, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
 import { type AppendRequest } from '../../store/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
 import type { RouteContext } from '../context.js';
-import { SYSTEM_STREAM_PREFIX } from '../keys.js';
 
-/**
- * Kinds that record what a person or Witness itself did: an agent's key may not write them,
- * whatever stream it names (an agent cannot approve its own call, halt itself on someone's
- * behalf, or fake an access record, a purge or a legal hold). Approval requests are the
- * gateway's: approvers' queues list every approval.request in the ledger, so one an agent wrote
- * would put its own words in front of a person as a held call. Policy decisions are the
- * gateway's too: one naming an approval is a release, which consumes the grant (once, by a
- * unique index) and which the storyboard and viewer tell as "<approver> approved it".
- * Alerts and anomaly flags are the monitor's (src/monitor): a flag an agent writes about itself
- * is not a flag, and a forged "resolved" alert would read as an all-clear.
- */
-export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
-  'policy.decision',
-  'approval.request',
-  'approval.decision',
-  'human.override',
-  'human.halt',
-  'human.resume',
-  'review',
-  'audit.access',
-  'key.rotated',
-  'retention.purge',
-  'hold.placed',
-  'hold.released',
-  'alert',
-  'anomaly',
-]);
+// The kinds an agent key may not write, and the streams it may not name, are core's (governance.ts): the SDK refuses the same.
 
 /**
  * Header fields that state what a person or the gateway did: the policy verdict, the approvals
