@@ -54,24 +54,75 @@ async function openssl(args: string[]): Promise<{ ok: boolean; out: string }> {
 }
 
 export interface TimeStampInfo {
-  /** The TSA's time, as openssl prints it, converted to ISO-8601. */
+  /** The TSA's time (the signed genTime), as openssl prints it, converted to ISO-8601. */
   time: string;
   nonce: string | null;
+  /** The message imprint's hash algorithm as openssl names it (`sha256`). */
+  hashAlgorithm: string;
+  /** The message imprint, hex. */
+  imprint: string;
 }
 
-/** Reads a TimeStampResp's text form (status, time, nonce); refused unless the status is granted. */
+/** One DER TLV at `off`: its tag, where its contents start and end; undefined when cut short. */
+function tlvAt(der: Buffer, off: number): { tag: number; start: number; end: number } | undefined {
+  if (off + 2 > der.length) return undefined;
+  let len = der[off + 1]!;
+  let start = off + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i]!;
+    start += n;
+  }
+  return start + len > der.length ? undefined : { tag: der[off]!, start, end: start + len };
+}
+
+/**
+ * The PKIStatus of a DER TimeStampResp (RFC 3161 2.4.2: SEQUENCE { status SEQUENCE { INTEGER, … }, token }),
+ * read from the bytes: the status sits outside the TSA's signature and openssl's text form prints its
+ * free-text statusString unescaped, so a line of that text proves nothing.
+ */
+function pkiStatusOf(der: Buffer): number | undefined {
+  const resp = tlvAt(der, 0);
+  if (resp?.tag !== 0x30) return undefined;
+  const info = tlvAt(der, resp.start);
+  if (info?.tag !== 0x30) return undefined;
+  const status = tlvAt(der, info.start);
+  if (status?.tag !== 0x02 || status.end - status.start !== 1) return undefined;
+  return der[status.start]!;
+}
+
+/**
+ * Reads a TimeStampResp: refused unless its status is granted (0) or granted with modifications (1);
+ * the time, nonce and imprint come from the signed TSTInfo alone (`openssl ts -token_out`, then the
+ * token's text), never from the unsigned status text around it.
+ */
 export async function describeResponse(response: Buffer): Promise<TimeStampInfo> {
+  const status = pkiStatusOf(response);
+  if (status === undefined) throw new WitnessError('invalid_proof', 'The time-stamp authority answered with something that is not an RFC 3161 response.');
+  if (status > 1) throw new WitnessError('invalid_proof', `The time-stamp authority did not grant the request (PKIStatus ${status}).`);
   return withTemp({ 'resp.tsr': response }, async (p) => {
-    const r = await openssl(['ts', '-reply', '-in', p['resp.tsr']!, '-text']);
-    if (!r.ok) throw new WitnessError('invalid_proof', 'The time-stamp authority answered with something that is not an RFC 3161 response.');
-    if (!/Status: Granted\./.test(r.out)) {
-      throw new WitnessError('invalid_proof', `The time-stamp authority did not grant the request (${(/Status: (.*)/.exec(r.out)?.[1] ?? 'no status').trim()}).`);
-    }
-    const t = /Time stamp: (.+)/.exec(r.out)?.[1]?.trim();
+    const token = path.join(path.dirname(p['resp.tsr']!), 'token.der');
+    const out = await openssl(['ts', '-reply', '-in', p['resp.tsr']!, '-token_out', '-out', token]);
+    const r = out.ok ? await openssl(['ts', '-reply', '-in', token, '-token_in', '-text']) : out;
+    const at = r.out.indexOf('\nTST info:\n');
+    if (!r.ok || at < 0) throw new WitnessError('invalid_proof', 'The time-stamp authority answered with something that is not an RFC 3161 response.');
+    // Everything from here on is the TSTInfo, which the TSA signed.
+    const tst = r.out.slice(at);
+    const line = (name: string): string | undefined => {
+      const all = [...tst.matchAll(new RegExp(`^${name}: (.*)$`, 'gm'))];
+      return all.length === 1 ? all[0]![1]!.trim() : undefined;
+    };
+    const t = line('Time stamp');
     const ms = t === undefined ? NaN : Date.parse(t.replace(/ GMT$/, ' UTC'));
     if (!Number.isFinite(ms)) throw new WitnessError('invalid_proof', 'The time-stamp response carries no readable time.');
-    const nonce = /Nonce: (0x)?([0-9A-Fa-f]+)/.exec(r.out)?.[2]?.toLowerCase() ?? null;
-    return { time: new Date(ms).toISOString(), nonce };
+    const hashAlgorithm = line('Hash Algorithm');
+    if (hashAlgorithm === undefined) throw new WitnessError('invalid_proof', 'The time-stamp response names no hash algorithm.');
+    const data = /^Message data:\n((?: {4}[0-9a-f]{4} - .*\n)+)/m.exec(tst)?.[1] ?? '';
+    const imprint = [...data.matchAll(/^ {4}[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -]){0,15}[0-9a-f]{2})/gm)].map((m) => m[1]!.replace(/[ -]/g, '')).join('');
+    const nonce = /^Nonce: (0x)?([0-9A-Fa-f]+)$/m.exec(tst)?.[2]?.toLowerCase() ?? null;
+    return { time: new Date(ms).toISOString(), nonce, hashAlgorithm, imprint };
   });
 }
 
@@ -87,8 +138,12 @@ export async function requestTimeStamp(url: string, digest: Uint8Array, timeoutM
   if (res.status !== 200) throw new WitnessError('store_unavailable', `The time-stamp authority at ${url} answered ${res.status}.`);
   const response = Buffer.from(await res.arrayBuffer());
   const info = await describeResponse(response);
-  if (info.nonce !== null && info.nonce.replace(/^0+/, '') !== req.nonce.replace(/^0+/, '')) {
-    throw new WitnessError('invalid_proof', `The time-stamp authority at ${url} answered a different request (nonce mismatch).`);
+  // Checked here too, not only at verify time, so a token for another request is never recorded as a time-stamp.
+  if (info.nonce === null || info.nonce.replace(/^0+/, '') !== req.nonce.replace(/^0+/, '')) {
+    throw new WitnessError('invalid_proof', `The time-stamp authority at ${url} answered a different request (${info.nonce === null ? 'no nonce' : 'nonce mismatch'}).`);
+  }
+  if (info.hashAlgorithm !== 'sha256' || info.imprint !== Buffer.from(digest).toString('hex')) {
+    throw new WitnessError('invalid_proof', `The time-stamp authority at ${url} stamped something other than this checkpoint's SHA-256.`);
   }
   return { response, info };
 }
@@ -104,6 +159,8 @@ export async function verifyTimeStamp(response: Buffer, digest: Uint8Array, cert
   } catch (e) {
     return { ok: false, reason: (e as Error).message };
   }
+  // openssl compares the imprint's bytes, not its algorithm: a token claiming SHA3-256 over these bytes is not a SHA-256 stamp.
+  if (info.hashAlgorithm !== 'sha256') return { ok: false, reason: `the token's imprint is declared ${info.hashAlgorithm}, not sha256` };
   const r = await withTemp({ 'resp.tsr': response }, (p) => openssl(['ts', '-verify', '-in', p['resp.tsr']!, '-digest', Buffer.from(digest).toString('hex'), '-CAfile', certFile, '-partial_chain']));
   if (!r.ok || !/Verification: OK/.test(r.out)) {
     const why = /(message imprint mismatch|certificate verify error|unable to get local issuer certificate|signature failure|[a-z ]+error[^\n]*)/i.exec(r.out)?.[1];
