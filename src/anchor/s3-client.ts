@@ -11,6 +11,8 @@ import type { S3Credentials, S3Location, S3Settings } from './s3-settings.js';
 /** A checkpoint note or a time-stamp token is a few KiB; a larger object is not one of ours. */
 const MAX_OBJECT_BYTES = 1 << 20;
 const TIMEOUT_MS = 30_000;
+/** A whole copy (its reads, writes and retries) ends within this, however slowly an endpoint answers. */
+const COPY_DEADLINE_MS = 120_000;
 const RETRIED: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
@@ -31,6 +33,7 @@ export type PutResult = 'written' | 'precondition' | 'unsupported';
 
 export class S3Client {
   private readonly aws: AwsClient;
+  private readonly deadline = Date.now() + COPY_DEADLINE_MS;
 
   constructor(
     private readonly settings: S3Settings,
@@ -45,7 +48,14 @@ export class S3Client {
     const res = await this.send(location, name, { method: 'GET', headers: { 'x-amz-content-sha256': EMPTY_SHA256 } });
     if (res.status === 200) {
       const etag = res.headers.get('etag');
-      return { bytes: await readCapped(res, MAX_OBJECT_BYTES), ...(etag === null ? {} : { etag }) };
+      let bytes: Buffer;
+      try {
+        bytes = await readCapped(res, MAX_OBJECT_BYTES);
+      } catch (e) {
+        // The answer's head came in time but its body did not (or broke off): an outage, said like the others.
+        throw this.unreachable(e);
+      }
+      return { bytes, ...(etag === null ? {} : { etag }) };
     }
     const code = await errorCode(res);
     if (res.status === 404 && code !== 'NoSuchBucket') return undefined;
@@ -78,16 +88,26 @@ export class S3Client {
     try {
       for (let attempt = 1; ; attempt++) {
         // Redirects are answers (a bucket in another region), not hops: a signed request is never re-sent elsewhere.
-        const res = await this.aws.fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS) });
+        const left = this.deadline - Date.now();
+        if (left <= 0)
+          throw new WitnessError(
+            'store_unavailable',
+            `The S3 endpoint ${this.settings.endpoint} took longer than ${COPY_DEADLINE_MS / 1000} s for one copy; nothing more was written — try again later.`,
+          );
+        const res = await this.aws.fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(Math.min(TIMEOUT_MS, left)) });
         // S3 asks clients to retry 500, 503 SlowDown and the like; a conditional PUT is safe to repeat (a repeat that finds its own write reads it back as the same tree).
         if (attempt === 3 || !RETRIED.has(res.status)) return res;
         await res.body?.cancel();
         await new Promise((r) => setTimeout(r, 100 * 4 ** (attempt - 1)));
       }
     } catch (e) {
-      const why = (e as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : (causeCode(e) ?? 'network error');
-      throw new WitnessError('store_unavailable', `The S3 endpoint ${this.settings.endpoint} cannot be reached (${why}); check --s3-endpoint or AWS_ENDPOINT_URL_S3 and the network.`, { cause: e });
+      throw e instanceof WitnessError ? e : this.unreachable(e);
     }
+  }
+
+  private unreachable(e: unknown): WitnessError {
+    const why = (e as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : (causeCode(e) ?? 'network error');
+    return new WitnessError('store_unavailable', `The S3 endpoint ${this.settings.endpoint} cannot be reached (${why}); check --s3-endpoint or AWS_ENDPOINT_URL_S3 and the network.`, { cause: e });
   }
 
   private failure(location: S3Location, name: string, res: Response, code: string | undefined): WitnessError {
@@ -118,21 +138,32 @@ async function errorCode(res: Response): Promise<string | undefined> {
   }
 }
 
-/** Reads at most `max` bytes (and one more, so an oversized object shows as such) and drops the rest. */
+/**
+ * Reads at most `max` bytes (and one more, so an oversized object shows as such) and drops the rest,
+ * within TIMEOUT_MS: each read races a timer of its own rather than trusting the request's abort
+ * signal to reach a body already streaming (under vitest it did not, and a dripping body was read for ever).
+ */
 async function readCapped(res: Response, max: number): Promise<Buffer> {
   if (res.body === null) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let total = 0;
   const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(Buffer.from(value));
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      break;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DOMException(`no answer within ${TIMEOUT_MS} ms`, 'TimeoutError')), TIMEOUT_MS);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), expired]);
+      if (done) break;
+      chunks.push(Buffer.from(value));
+      total += value.byteLength;
+      if (total > max) break;
     }
+  } finally {
+    clearTimeout(timer);
+    // Ends the request on every way out (done, too large, timed out); its own failure is not news.
+    reader.cancel().catch(() => undefined);
   }
   return Buffer.concat(chunks);
 }
