@@ -1,7 +1,7 @@
-import type { AgentRef } from '../core/index.js';
+import type { AgentRef, Payload } from '../core/index.js';
 import { evaluate, visibleTools, type Evaluation, type Policy } from '../policy/index.js';
 import { RECORDER_VERSION, systemWriter, type ToolCapturer, type Witness } from '../recorder/index.js';
-import { HaltWatch, haltedMessage, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
+import { DEFAULT_HALT_WATCH, HaltWatch, haltedMessage, type HaltCheck, type HaltView, type HaltWatchSettings } from '../approvals/index.js';
 import { ApprovalDesk, type ApprovalSettings } from './approval-desk.js';
 import {
   DISCOVER,
@@ -39,6 +39,7 @@ import {
   type Refusal,
 } from './jsonrpc.js';
 import { OrderedQueue } from './ordered-queue.js';
+import { NOTIFICATIONS_WHILE_HALTED, SERVER_REQUESTS_WHILE_HALTED, answerOf, haltAnswer, type ServerRequest } from './halted-traffic.js';
 import { GatewayRecorder, type CallKind, type CallStart } from './record.js';
 
 /**
@@ -117,12 +118,35 @@ interface Pending {
 
 export type RelayEnd = 'completed' | 'error' | 'cancelled' | 'timeout';
 
+/** Why the agent may not act now, for the gateway's answers and records. */
+interface Stop {
+  code: 'halted' | 'halts_unreadable';
+  halt?: HaltView;
+  /** The reason, as a clause: "agent X was halted by Y at T (why)". */
+  said: string;
+}
+
+/** A server's answer after a cancel is recorded whole up to this many characters, else its head. */
+const MAX_LATE_ANSWER_CHARS = 64 * 1024;
+
 export class McpRelay {
   private readonly pending = new Map<string, Pending>();
-  /** Requests the server sent the client (sampling, elicitation, roots, ping): only their answers go back. */
-  private readonly serverRequests = new Set<string>();
-  /** Requests the client cancelled: a late answer from the server is dropped quietly (the spec allows it). */
-  private readonly cancelled = new Set<string>();
+  /** Requests the server sent the client (sampling, elicitation, roots, ping), until answered: only their answers go back. */
+  private readonly serverRequests = new Map<string, ServerRequest>();
+  /** Server requests the gateway answered itself because the agent was halted: the agent's late answer is dropped. */
+  private readonly answeredForHalt = new Map<string, ServerRequest>();
+  /** While server requests are open, the halt is looked at on this timer, so that a halt answers them at once. */
+  private openRequestsTimer: NodeJS.Timeout | undefined;
+  /**
+   * Requests the client cancelled that the server has not answered: their ids stay in use (a request
+   * reusing one is refused, so a late answer can never pass for its answer), and a late answer is
+   * recorded, not forwarded.
+   */
+  private readonly cancelled = new Map<string, Pending>();
+  /** Ids of calls held for approval: in use until the desk answers, releases or drops the call. */
+  private readonly heldIds = new Set<string>();
+  /** Records this relay writes through the session itself (they name a parent): awaited at the end. */
+  private readonly ownRecords = new Set<Promise<unknown>>();
   private claims: { clientInfo?: unknown; protocolVersion?: unknown } | undefined;
   /**
    * The distinct methods of the client's requests, at most two: enough to tell a version probe
@@ -160,9 +184,14 @@ export class McpRelay {
     this.desk = new ApprovalDesk(o.witness, rec, o.approvals ?? {}, {
       agent: o.agent.id,
       server: o.server,
-      toClient: (message, related) => this.ports.toClient(Wire.of(message), related),
+      toClient: (message, related) => {
+        // An answer ends the hold: the id is free again.
+        if (related !== undefined && ('result' in message || 'error' in message)) this.heldIds.delete(idKey(related));
+        this.ports.toClient(Wire.of(message), related);
+      },
       // forwardCall's only await is the before shot, which records its own failure and resolves.
       release: (held) => {
+        this.heldIds.delete(idKey(held.id));
         this.forwardCall(held.id, held.message, held.started, held.tool, held.args, held.callId).catch((e: unknown) =>
           this.log(`witness gateway: a released call could not be forwarded: ${e instanceof Error ? e.message : String(e)}`),
         );
@@ -283,6 +312,7 @@ export class McpRelay {
     if (frame.type === 'request') {
       const { method } = frame;
       if (this.firstMethods.length < 2 && !this.firstMethods.includes(method)) this.firstMethods.push(method);
+      if (this.idInUse(frame.id)) return this.refuseReusedId(frame.id, method);
       const badVersion = versionRefusal(frame.message);
       if (badVersion !== undefined) {
         // -32022 names the versions served (a client retries with one); a malformed claim gets -32602 alone.
@@ -311,6 +341,8 @@ export class McpRelay {
         this.claims = { ...(p['clientInfo'] === undefined ? {} : { clientInfo: p['clientInfo'] }), ...(p['protocolVersion'] === undefined ? {} : { protocolVersion: p['protocolVersion'] }) };
       }
       this.pending.set(idKey(frame.id), { id: frame.id, method, started: performance.now(), version: requestedVersion(frame.message) });
+    } else if (frame.type === 'notification' && !NOTIFICATIONS_WHILE_HALTED.has(frame.method) && (await this.notificationStopped(frame.method, frame.params))) {
+      return;
     } else if (frame.type === 'notification' && frame.method === 'notifications/cancelled') {
       const requestId = asObject(frame.params)['requestId'];
       if (typeof requestId === 'string' || typeof requestId === 'number') {
@@ -319,23 +351,18 @@ export class McpRelay {
         // The SDK cancels with "Request timed out" when its own timeout fires: an auditor asks which it was.
         const code = typeof reason === 'string' && /timed? ?out/i.test(reason) ? 'timeout' : 'cancelled';
         // A call still held for approval never reached the server: nothing to forward.
-        if (this.desk.cancel(requestId, why, code)) return;
+        if (this.desk.cancel(requestId, why, code)) return void this.heldIds.delete(idKey(requestId));
         const p = this.pending.get(idKey(requestId));
         if (p !== undefined) {
           this.pending.delete(idKey(p.id));
-          this.cancelled.add(idKey(p.id));
+          this.cancelled.set(idKey(p.id), p);
         }
         if (p?.call !== undefined) {
           this.rec.failed(p.call, this.o.server, p.started, why, code);
         }
       }
     } else if (frame.type === 'response') {
-      const key = idKey(frame.id);
-      if (!this.serverRequests.delete(key)) {
-        // Forwarding it would answer a request the server never made (or a stale one): drop it, say so.
-        this.rec.error('The client sent a response to a request the server never made; it was not forwarded.', 'unknown_response', 'gateway', { jsonrpc_id: frame.id });
-        return;
-      }
+      return this.clientAnswer(frame, wire);
     }
     this.ports.toServer(wire);
   }
@@ -389,6 +416,7 @@ export class McpRelay {
     const callId = await this.rec.call({ kind: 'tool', tool, server, args, jsonrpcId: id, claims: this.claimsWith(meta), evaluation, extra: roundTrip(params) });
     if (callId === undefined && !this.notRecorded(id, tool)) return;
     if (evaluation !== undefined && evaluation.enforced && evaluation.decision === 'review' && callId !== undefined) {
+      this.heldIds.add(idKey(id));
       await this.desk.hold({
         id,
         message,
@@ -543,10 +571,7 @@ export class McpRelay {
   }
 
   private handleServer(frame: Frame, wire: Wire): void {
-    if (frame.type === 'request') {
-      this.serverRequests.add(idKey(frame.id));
-      return this.ports.toClient(wire);
-    }
+    if (frame.type === 'request') return this.serverRequest(frame, wire);
     if (frame.type === 'notification') {
       const token = frame.method === 'notifications/progress' ? asObject(frame.params)['progressToken'] : undefined;
       return this.ports.toClient(wire, token === undefined ? undefined : this.relatedToToken(token));
@@ -555,7 +580,11 @@ export class McpRelay {
     const key = idKey(frame.id);
     const p = this.pending.get(key);
     if (p === undefined) {
-      if (this.cancelled.delete(key)) return;
+      const cancelled = this.cancelled.get(key);
+      if (cancelled !== undefined) {
+        this.cancelled.delete(key);
+        return this.answeredAfterCancel(frame, cancelled);
+      }
       if (this.clientGoneAt === undefined) {
         this.rec.error('The server sent a response to a request the client never made (or one already answered); it was not forwarded.', 'unknown_response', 'tool', { jsonrpc_id: frame.id });
       }
@@ -634,6 +663,211 @@ export class McpRelay {
     return { ...frame.message, result: { ...scoped, tools: kept } };
   }
 
+  // ---------------------------------------------------------------- the server's requests, the agent's answers, its notifications
+
+  /** A request of the server's for the agent: answered by the gateway while the agent is halted, passed on otherwise. */
+  private serverRequest(frame: Extract<Frame, { type: 'request' }>, wire: Wire): void {
+    const r: ServerRequest = { id: frame.id, method: frame.method, params: frame.params, call: this.openCall() };
+    const stop = SERVER_REQUESTS_WHILE_HALTED.has(r.method) ? undefined : this.haltedNow();
+    if (stop !== undefined) return this.answerForHalt(r, stop, false);
+    this.serverRequests.set(idKey(r.id), r);
+    this.watchOpenRequests();
+    this.ports.toClient(wire);
+  }
+
+  /**
+   * The agent's answer to a server's request: forwarded and recorded (a `note` under the call it
+   * belongs to: what the server asked, what the agent answered — what it confirmed), unless the
+   * agent is halted: then the server gets the gateway's own answer (haltAnswer) and the agent's is
+   * recorded as dropped.
+   */
+  private async clientAnswer(frame: Extract<Frame, { type: 'response' }>, wire: Wire): Promise<void> {
+    const key = idKey(frame.id);
+    const r = this.serverRequests.get(key);
+    if (r === undefined) return this.strayAnswer(frame);
+    const stop = SERVER_REQUESTS_WHILE_HALTED.has(r.method) ? undefined : this.stopFrom(await this.halts.check());
+    // The halt's timer may have answered it while the state was read.
+    if (!this.serverRequests.delete(key)) return this.strayAnswer(frame);
+    if (this.serverRequests.size === 0) this.unwatchOpenRequests();
+    if (stop !== undefined) return this.answerForHalt(r, stop, false, answerOf(frame.message));
+    this.ports.toServer(wire);
+    if (r.method === 'ping') return;
+    const answer = answerOf(frame.message);
+    const action = asObject(answer['result'])['action'];
+    this.record('note', r, {
+      text: `The agent answered the server's ${r.method.slice(0, 200)}${typeof action === 'string' ? `: ${action.slice(0, 64)}` : ''}.`,
+      server_request: { method: r.method, jsonrpc_id: r.id, params: r.params },
+      agent_answer: answer,
+    });
+  }
+
+  /** An answer to no open server request: one the gateway answered for a halt (dropped, recorded as such), or one never asked. */
+  private strayAnswer(frame: Extract<Frame, { type: 'response' }>): void {
+    const key = idKey(frame.id);
+    const voided = this.answeredForHalt.get(key);
+    if (voided === undefined) {
+      // Forwarding it would answer a request the server never made (or a stale one): drop it, say so.
+      this.rec.error('The client sent a response to a request the server never made; it was not forwarded.', 'unknown_response', 'gateway', { jsonrpc_id: frame.id });
+      return;
+    }
+    this.answeredForHalt.delete(key);
+    this.record('error', voided, {
+      message: `The agent answered the server's ${voided.method.slice(0, 200)} after the gateway had answered it because the agent is halted; the agent's answer was not forwarded.`,
+      code: 'halted',
+      source: 'gateway',
+      refused: true,
+      server_request: { method: voided.method, jsonrpc_id: voided.id },
+      agent_answer: answerOf(frame.message),
+    });
+  }
+
+  /**
+   * The gateway answers a server's request itself because the agent may not (haltAnswer: an
+   * elicitation declined, anything else an error), and records it. `asked`: the agent has the request
+   * and is told it is void; `agentAnswer`: what the agent had answered, dropped.
+   */
+  private answerForHalt(r: ServerRequest, stop: Stop, asked: boolean, agentAnswer?: Record<string, unknown>): void {
+    const { message, answered } = haltAnswer(r.id, r.method, `The gateway answered this ${r.method.slice(0, 200)} itself because ${stop.said}; the agent's answer was not taken.`);
+    this.ports.toServer(Wire.of(message));
+    if (asked) {
+      this.answeredForHalt.set(idKey(r.id), r);
+      // The agent's client stops waiting to answer a request the server no longer takes.
+      this.toClient({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: r.id, reason: `The gateway answered this request because ${stop.said}.` } });
+    }
+    const how = r.method === 'elicitation/create' ? 'declined' : 'refused with an error';
+    this.record('error', r, {
+      message: `The gateway ${how} the server's ${r.method.slice(0, 200)} for the agent because ${stop.said}${agentAnswer === undefined ? '' : "; the agent's own answer was not forwarded"}.`,
+      code: stop.code,
+      source: 'gateway',
+      refused: true,
+      server_request: { method: r.method, jsonrpc_id: r.id, params: r.params },
+      answered,
+      ...(agentAnswer === undefined ? {} : { agent_answer: agentAnswer }),
+      ...(stop.halt === undefined ? {} : { halt: { id: stop.halt.id, actor: stop.halt.actor, reason: stop.halt.reason, ts: stop.halt.ts } }),
+    });
+    this.log(`witness gateway: ${how} the server's ${r.method} for agent ${this.o.agent.id}: ${stop.said}.`);
+  }
+
+  /** A notification outside NOTIFICATIONS_WHILE_HALTED from an agent that may not act: dropped and recorded (true). */
+  private async notificationStopped(method: string, params: unknown): Promise<boolean> {
+    const stop = this.stopFrom(await this.halts.check());
+    if (stop === undefined) return false;
+    this.record('error', undefined, {
+      message: `The agent sent a ${method.slice(0, 200)} notification while ${stop.said}; it was not forwarded.`,
+      code: stop.code,
+      source: 'gateway',
+      refused: true,
+      notification: true,
+      method: method.slice(0, 200),
+      ...(params === undefined ? {} : { params_head: JSON.stringify(params).slice(0, 1024) }),
+      ...(stop.halt === undefined ? {} : { halt: { id: stop.halt.id, actor: stop.halt.actor, reason: stop.halt.reason, ts: stop.halt.ts } }),
+    });
+    this.log(`witness gateway: dropped the notification ${method} of agent ${this.o.agent.id}: ${stop.said}.`);
+    return true;
+  }
+
+  /** The agent may not act now: halted, or (unless fail-open) its halt state cannot be read. */
+  private stopFrom(h: HaltCheck): Stop | undefined {
+    if (h.halted === true) return { code: 'halted', halt: h.halt, said: `agent ${this.o.agent.id} was halted by ${h.halt.actor} at ${h.halt.ts} (${h.halt.reason.replace(/[.!?\s]+$/, '')})` };
+    if (h.halted === 'unreadable' && this.o.failOpen !== true)
+      return { code: 'halts_unreadable', said: `whether agent ${this.o.agent.id} is halted could not be read (${h.why.replace(/[.\s]+$/, '')})` };
+    return undefined;
+  }
+
+  /** Halted as last read, without waiting: a state not read yet is not a halt here (the agent's answer is checked again, waiting). */
+  private haltedNow(): Stop | undefined {
+    const h = this.halts.current();
+    return h.halted === true ? this.stopFrom(h) : undefined;
+  }
+
+  /** While the server waits for the agent, a halt answers its open requests within the watch's poll. */
+  private watchOpenRequests(): void {
+    if (this.openRequestsTimer !== undefined) return;
+    this.openRequestsTimer = setInterval(() => {
+      const stop = this.haltedNow();
+      if (stop !== undefined) {
+        for (const [key, r] of [...this.serverRequests]) {
+          if (SERVER_REQUESTS_WHILE_HALTED.has(r.method)) continue;
+          this.serverRequests.delete(key);
+          this.answerForHalt(r, stop, true);
+        }
+      }
+      if (this.serverRequests.size === 0) this.unwatchOpenRequests();
+    }, this.o.halts?.pollMs ?? DEFAULT_HALT_WATCH.pollMs);
+    this.openRequestsTimer.unref();
+  }
+
+  private unwatchOpenRequests(): void {
+    if (this.openRequestsTimer !== undefined) clearInterval(this.openRequestsTimer);
+    this.openRequestsTimer = undefined;
+  }
+
+  /** The one call open when a server request came, which it then belongs to (stdio does not say which). */
+  private openCall(): ServerRequest['call'] {
+    let only: ServerRequest['call'];
+    for (const p of this.pending.values()) {
+      if (p.call === undefined) continue;
+      if (only !== undefined) return undefined;
+      only = p.call;
+    }
+    return only;
+  }
+
+  /** An id the relay still matches answers by: a request waiting for its answer, a cancelled one the server has not answered, a held call. */
+  private idInUse(id: JsonRpcId): boolean {
+    const key = idKey(id);
+    return this.pending.has(key) || this.cancelled.has(key) || this.heldIds.has(key);
+  }
+
+  /**
+   * A request reusing an id in use: refused (-32600) and recorded, never forwarded. Forwarded, the
+   * server's answer to the first request would be delivered as the answer to the second (and the
+   * second's dropped), while the ledger says the first was cancelled or is still open.
+   */
+  private refuseReusedId(id: JsonRpcId, method: string): void {
+    const key = idKey(id);
+    const by = this.cancelled.has(key)
+      ? 'a request the client cancelled, which the server has not answered yet'
+      : this.heldIds.has(key)
+        ? 'a call held for approval'
+        : 'a request still waiting for its answer';
+    this.toClient(errorMessage(id, ErrorCode.InvalidRequest, `Invalid request: id ${JSON.stringify(id)} is still in use by ${by}; send this ${method.slice(0, 200)} with an id of its own.`), id);
+    this.rec.error(`Refused a ${method.slice(0, 200)} whose id is still in use by ${by}; it was not forwarded.`, 'duplicate_id', 'gateway', {
+      refused: true,
+      method: method.slice(0, 200),
+      jsonrpc_id: id,
+    });
+  }
+
+  /** The server answered a request the client had cancelled: not forwarded (the client stopped waiting), but recorded, since the server may have acted. */
+  private answeredAfterCancel(frame: Extract<Frame, { type: 'response' }>, p: Pending): void {
+    const answer = answerOf(frame.message);
+    const chars = JSON.stringify(answer).length;
+    this.record('error', p.call === undefined ? undefined : { id: p.id, method: p.method, params: undefined, call: p.call }, {
+      message: `The server answered ${p.method.slice(0, 200)} after the client had cancelled it, so it may have acted; the answer was not forwarded.`,
+      code: 'answered_after_cancel',
+      source: 'tool',
+      method: p.method.slice(0, 200),
+      jsonrpc_id: p.id,
+      ...(chars <= MAX_LATE_ANSWER_CHARS ? answer : { answer_head: JSON.stringify(answer).slice(0, 4096), answer_chars: chars }),
+    });
+  }
+
+  /** An event with the call it belongs to as parent (GatewayRecorder's records name none), awaited by end(). */
+  private record(kind: 'error' | 'note', about: ServerRequest | undefined, data: Record<string, unknown>): void {
+    const fields = {
+      ...(about?.call === undefined ? {} : { parent: about.call.callId }),
+      ...(this.o.server === undefined ? {} : { resource: this.o.server }),
+      ...(about === undefined ? {} : { action: about.method.slice(0, 200) }),
+      outcome: kind === 'note' ? ('success' as const) : data['refused'] === true ? ('denied' as const) : ('error' as const),
+    };
+    const written = (kind === 'note' ? this.rec.session.record('note', data as Payload<'note'>, fields) : this.rec.session.record('error', data as Payload<'error'>, fields)).catch((e: unknown) =>
+      this.log(`witness gateway: could not record ${kind === 'note' ? "the agent's answer to a server request" : 'a refusal'}: ${e instanceof Error ? e.message : String(e)}`),
+    );
+    this.ownRecords.add(written);
+    void written.finally(() => this.ownRecords.delete(written));
+  }
+
   // ---------------------------------------------------------------- ends
 
   /** Records a gateway-side error in this session (an HTTP-level refusal, an idle timeout). */
@@ -702,8 +936,10 @@ export class McpRelay {
     this.ended = true;
     await this.clientQueue.drained();
     while (this.serverQueue.busy) await this.serverQueue.drained();
+    this.unwatchOpenRequests();
     this.desk.close();
     this.halts.release();
+    while (this.ownRecords.size > 0) await Promise.allSettled([...this.ownRecords]);
     await this.rec.settle();
     if (!this.ownsSession) return;
     await this.rec.session.end({ reason });
