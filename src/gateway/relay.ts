@@ -209,7 +209,7 @@ export class McpRelay {
 
   /** Records session.start; resolves once it is durable. */
   static async open(o: RelayOptions, ports: RelayPorts): Promise<McpRelay> {
-    // The gateway's write path: its sessions hold policy decisions and approval requests, which the SDK's refuses.
+    // The gateway's write path: its sessions hold policy decisions and approval requests, which the SDK's public path refuses.
     const session = await systemWriter(o.witness, 'gateway').session({
       agent: o.agent,
       recorder: { kind: 'gateway', version: RECORDER_VERSION },
