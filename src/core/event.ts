@@ -196,6 +196,8 @@ export const RECORDED_ERROR_CODES = [
   'approvals_unreadable',
   // the stop button (approvals/halt.ts): a gateway that cannot read whether its agent is halted refuses
   'halts_unreadable',
+  // a halted agent's traffic the gateway answered or dropped itself (gateway/halted-traffic.ts)
+  'halted',
   // the gateway refusing or losing a message
   'parse_error',
   'batch_refused',
@@ -215,6 +217,9 @@ export const RECORDED_ERROR_CODES = [
   'forbidden',
   'client_disconnected',
   'cancelled',
+  // a request reusing an id still in use (pending, held, or cancelled but unanswered), and a server's answer after a cancel
+  'duplicate_id',
+  'answered_after_cancel',
   'timeout',
   'server_exited',
   'upstream_exited',
