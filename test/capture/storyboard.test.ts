@@ -6,7 +6,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { buildStoryboard, type Step } from '../../src/capture/index.js';
 import { parseSignerKey, signApproval, type StoredEvent } from '../../src/core/index.js';
-import { openWitness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter } from '../../src/recorder/index.js';
 import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
 import { BIN, REPO_ROOT, readEvents, runCli } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -36,7 +36,13 @@ async function writeDecision(store: string, session: string, request: string, da
   const digest = (await readEvents(store)).find((e) => e.id === request)!.data?.['arguments_digest'];
   const w = await openWitness({ store: `sqlite:${store}`, strict: true });
   try {
-    await w.recordStrict(session, { agent: { id: 'support-bot' }, kind: 'approval.decision', parent: request, data: { request_id: request, arguments_digest: digest, ...data } as never });
+    // Past the SDK's refusal (approval.decision is a person's act), as a writer of the ledger could.
+    await systemWriter(w, 'cli').recordStrict(session, {
+      agent: { id: 'support-bot' },
+      kind: 'approval.decision',
+      parent: request,
+      data: { request_id: request, arguments_digest: digest, ...data } as never,
+    });
   } finally {
     await w.close();
   }
@@ -138,7 +144,8 @@ describe('the storyboard names the decision that counted', () => {
     const w = await openWitness({ store: `sqlite:${store}`, strict: true });
     let session: string;
     try {
-      const s = await w.session({ agent: { id: 'support-bot' }, purpose: 'refund an order' });
+      // The gateway's write path: the SDK's public one refuses policy decisions and approvals.
+      const s = await systemWriter(w, 'gateway').session({ agent: { id: 'support-bot' }, purpose: 'refund an order' });
       session = s.id;
       const call = await s.record('tool.call', { tool: 'billing.refund', arguments: { order: 'A-1', amount: 900 } });
       await s.record('policy.decision', { decision: 'review', rule: 'big-refunds', reason: 'Refunds over 500 need a supervisor.' }, { parent: call!.id });
@@ -193,7 +200,7 @@ describe('the storyboard names the decision that counted', () => {
     let session: string;
     let requestId: string;
     try {
-      const s = await w.session({ agent: { id: 'support-bot' } });
+      const s = await systemWriter(w, 'gateway').session({ agent: { id: 'support-bot' } });
       session = s.id;
       const call = await s.record('tool.call', { tool: 'billing.refund', arguments: { order: 'A-2', amount: 900 } });
       requestId = uuidv7();

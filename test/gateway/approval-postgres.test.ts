@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WitnessError, parseSignerKey } from '../../src/core/index.js';
 import { decideApproval } from '../../src/approvals/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter, type Witness } from '../../src/recorder/index.js';
 import { openLedger } from '../../src/store/index.js';
 import { person, writeReviewPolicy } from '../helpers/approvers.js';
 import { eventsOf, mcpClient, raceOneGrant, requireBuild, text, until, witnessProcesses, writeGatewayConfig, type Listening } from '../helpers/gateway.js';
@@ -106,7 +106,8 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
       a = await openWitness({ store: l.url, strict: true });
       b = await openWitness({ store: l.url, strict: true });
       const release = (w: Witness, call: string) =>
-        w.recordStrict(`gw-${call}`, {
+        // As the gateway records a release (the SDK's public path refuses policy.decision).
+        systemWriter(w, 'gateway').recordStrict(`gw-${call}`, {
           agent: { id: 'support-bot' },
           kind: 'policy.decision',
           data: { decision: 'allow', tool: 'get-sum', approval: { request_id: 'req-1', decision_id: 'dec-1' } } as never,
@@ -118,7 +119,7 @@ describe('approvals on a PostgreSQL ledger shared by gateways on several hosts',
       expect(refused.code).toBe('conflict');
       expect(oneSentence(refused.message)).toMatch(/^Approval decision dec-1 has already released a call in .*, and a grant is used once; this release was not recorded\.$/);
       // Policy decisions that consume no grant are not limited.
-      for (const w of [a, b]) await w.recordStrict('gw-plain', { agent: { id: 'support-bot' }, kind: 'policy.decision', data: { decision: 'allow', tool: 'echo' } as never });
+      for (const w of [a, b]) await systemWriter(w, 'gateway').recordStrict('gw-plain', { agent: { id: 'support-bot' }, kind: 'policy.decision', data: { decision: 'allow', tool: 'echo' } as never });
       const reader = await openLedger(l.url, { create: false, readonly: true });
       const decisions = await eventsOf(reader, 'policy.decision');
       await reader.close();

@@ -6,7 +6,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { describe, expect, it } from 'vitest';
 import { canonicalize, parseSignerKey, parseVerifierKey, type StoredEvent } from '../../src/core/index.js';
 import { parseGatewayConfig } from '../../src/gateway/index.js';
-import { openWitness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter } from '../../src/recorder/index.js';
 import { person, writeReviewPolicy, type Person } from '../helpers/approvers.js';
 import { driverOf, BIN, REPO_ROOT, runBin, runCli, tamper, verifyFile, readEvents } from '../helpers/ledger.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -92,7 +92,8 @@ function signatureVerifies(data: Record<string, unknown>): boolean {
 async function writeDecision(store: string, session: string, request: string, data: Record<string, unknown>): Promise<void> {
   const w = await openWitness({ store: `sqlite:${store}`, strict: true });
   try {
-    await w.recordStrict(session, { agent: { id: 'support-bot' }, kind: 'approval.decision', parent: request, data: { request_id: request, ...data } as never });
+    // Past the SDK's refusal (approval.decision is a person's act), as a writer of the database could.
+    await systemWriter(w, 'cli').recordStrict(session, { agent: { id: 'support-bot' }, kind: 'approval.decision', parent: request, data: { request_id: request, ...data } as never });
   } finally {
     await w.close();
   }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { argumentsDigest, decisionProblem, approvalRequestParts, listedApprovers, newArgumentsSalt } from '../../src/core/index.js';
 import { findApproval } from '../../src/approvals/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter, type Witness } from '../../src/recorder/index.js';
 import { approveAs } from '../../src/server/approve.js';
 import { approverKeysDir, loadApproverKey, oidcApproverKeyId, storeApproverKey } from '../../src/server/approver-keys.js';
 import { openLedger } from '../../src/store/index.js';
@@ -18,7 +18,8 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
 const dir = tempDir('witness-approve-');
 
 async function request(w: Witness, approvers: string[], agent = 'support-bot'): Promise<string> {
-  const s = await w.session({ agent: { id: agent } });
+  // As the gateway records a held call (the SDK's public path refuses approval.request).
+  const s = await systemWriter(w, 'gateway').session({ agent: { id: agent } });
   const salt = newArgumentsSalt();
   const args = { amount: 650, customer: 'c-1' };
   const id = randomUUID();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildStoryboard } from '../../src/capture/index.js';
 import { decideApproval, findApproval } from '../../src/approvals/index.js';
 import { argumentsDigest, generateKey, newArgumentsSalt, parseSignerKey, type StoredEvent } from '../../src/core/index.js';
-import { openWitness } from '../../src/recorder/index.js';
+import { openWitness, systemWriter } from '../../src/recorder/index.js';
 import { createKey } from '../../src/server/index.js';
 import { buildSessionModel } from '../../src/server/views/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -118,7 +118,8 @@ describe('a grant is used up only by the gateway', () => {
     const alice = parseSignerKey(generateKey('alice@corp').signerKey);
     const w = await openWitness({ store });
     try {
-      const s = await w.session({ agent: { id: 'bot' } });
+      // The request as the gateway records it; the SDK's public path refuses approval.request and policy.decision.
+      const s = await systemWriter(w, 'gateway').session({ agent: { id: 'bot' } });
       const salt = newArgumentsSalt();
       const args = { amount: 650 };
       const id = randomUUID();
@@ -138,7 +139,10 @@ describe('a grant is used up only by the gateway', () => {
       );
       await w.flush();
       const d = await decideApproval(w, id, { decision: 'approved', signer: alice });
-      await s.record('policy.decision', { decision: 'allow', approval: { request_id: id, decision_id: d.decisionId } } as never);
+      // The release an agent's process appends past the SDK, stamped sdk, as a writer of the database could.
+      await f.ledger.append([
+        { stream: s.id, agent: { id: 'bot' }, recorder: { kind: 'sdk' }, kind: 'policy.decision', data: { decision: 'allow', approval: { request_id: id, decision_id: d.decisionId } } as never },
+      ]);
       await w.flush();
       const [release] = (await f.ledger.query({ kind: 'policy.decision', limit: 1000 })).events.filter((e) => JSON.stringify(e.data).includes(d.decisionId));
       expect(release?.recorder?.kind).toBe('sdk');
