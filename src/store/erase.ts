@@ -30,7 +30,8 @@ export interface EraseResult {
  * of them, or while a keeping duty binds any of them (a rule set by a preset whose period has not
  * passed: Art. 17(3)(b), a legal obligation to keep, wins). A rule set with --older-than is a limit,
  * not a duty, and does not block erasure. Unsealed events are sealed first when this process can
- * sign; otherwise the erasure is refused until someone seals.
+ * seal (Ledger.canSeal: the key, and on PostgreSQL a login in the writer role, which the retention
+ * role is not); otherwise the erasure is refused until the writer seals.
  */
 export async function eraseSubject(ledger: Ledger, request: EraseRequest, who: Actor): Promise<EraseResult> {
   if (request.subject.trim() === '') throw new WitnessError('invalid_argument', 'Name the subject to erase with --subject ID.');
@@ -89,7 +90,7 @@ export async function eraseSubject(ledger: Ledger, request: EraseRequest, who: A
     if (!ledger.canSeal) {
       throw new WitnessError(
         'conflict',
-        `Erasure of subject ${request.subject} refused: some of its events are not in a signed checkpoint yet and this process cannot sign; run \`witness seal\`, then erase.`,
+        `Erasure of subject ${request.subject} refused: some of its events are not in a signed checkpoint yet and this process cannot seal (it has no signing key, or its PostgreSQL login is not in the writer role); run \`witness seal\` as the writer, then erase.`,
       );
     }
     await ledger.seal();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { leafRanges } from '../../src/core/index.js';
-import { UNPURGEABLE_KINDS, createPostgresRoles, openLedger, runRetention, setRetentionRule, verifyLedger, type AppendRequest } from '../../src/store/index.js';
+import { UNPURGEABLE_KINDS, createPostgresRoles, eraseSubject, openLedger, runRetention, setRetentionRule, verifyLedger, type AppendRequest, type Ledger } from '../../src/store/index.js';
 import { translatePgError } from '../../src/store/postgres/errors.js';
 import { PG_SCHEMA_VERSION, PG_V5_UNPURGEABLE_KINDS, createSchemaObjects, migrateSchema } from '../../src/store/postgres/schema.js';
 import { oneSentence, runBin } from '../helpers/ledger.js';
@@ -177,23 +177,179 @@ describe('PostgreSQL witness_purge guard (schema version 5)', () => {
     expect(await payloads(s.url, s.keyFile)).toEqual(before);
   });
 
-  it('lets a login in the retention role run a genuine retention purge through the driver, which verifies', async () => {
+  it("refuses a login in the retention role the sealer's tables: a fake checkpoint (then a forged record and witness_purge of an unsealed leaf) fails at its INSERT, and nothing is erased", async () => {
     const s = await setup();
+    const before = await payloads(s.url, s.keyFile);
+    const sqlAs = async (login: string, statements: string[]): Promise<(Error & { code?: string }) | undefined> => {
+      const c = new pg.Client({ connectionString: asUser(login, s.schema), options: `-c search_path=${s.schema}` });
+      await c.connect();
+      try {
+        await c.query('BEGIN');
+        for (const q of statements) await c.query(q);
+        await c.query('COMMIT');
+        return undefined;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        return e as Error & { code?: string };
+      } finally {
+        await c.end();
+      }
+    };
+    const data = JSON.stringify({ policy: 'forged', count: 1, leaves: leafRanges([s.unsealed]) });
+    const attack = [
+      `INSERT INTO checkpoints (id, size, root, note, ts, frontier, consistency) SELECT max(id) + 1, 1000000, '\\x00', 'x', 'x', '[]', '[]' FROM checkpoints`,
+      `INSERT INTO events (pos, id, stream, seq, ts, kind, agent, header, data, salt, hash)
+       SELECT max(pos) + 1, 'forged-r4', 'forged-r4', 0, '2026-01-01T00:00:00.000Z', 'retention.purge', 'witness-governance', '{}', '${data}', '\\x00', '\\x00' FROM events`,
+      `SELECT witness_purge(ARRAY[${s.unsealed}]::bigint[])`,
+    ];
+    const refused = await sqlAs(`${s.retention}_login`, attack);
+    expect(refused?.code, refused?.message).toBe('42501');
+    expect(refused?.message).toMatch(/permission denied for table checkpoints/);
+    const nodes = await sqlAs(`${s.retention}_login`, [`INSERT INTO tree_nodes (level, idx, hash) VALUES (40, 0, '\\x00')`]);
+    expect(nodes?.code, nodes?.message).toBe('42501');
+    expect(await payloads(s.url, s.keyFile)).toEqual(before);
+    // Through the driver the retention login holds the key and still may not seal: it says whose job that is.
     const r = await openLedger(asUser(`${s.retention}_login`, s.schema), { create: false, keyFile: s.keyFile });
     try {
-      await r.seal();
-      const run = await runRetention(r, who, { now: new Date(Date.now() + 365 * 86_400_000) });
-      // Every note: a1, a3, c1 and the one after the first seal (sealed now).
-      expect(run).toMatchObject({ purged: 4 });
-      await r.seal();
-      const v = await verifyLedger(r);
-      expect(v.failures).toEqual([]);
-      expect(v.ok).toBe(true);
-      expect(v.purged).toMatchObject({ payloads: 4, records: [{ policy: 'retention:kind=note:30d', count: 4 }] });
+      expect(r.canSeal).toBe(false);
+      const sealing = r.seal();
+      await expect(sealing).rejects.toMatchObject({ code: 'forbidden' });
+      const message = await sealing.then(
+        () => '',
+        (e: Error) => e.message,
+      );
+      expect(oneSentence(message)).toMatch(new RegExp(`may not seal .*run \`witness seal\` as a login in the writer role`));
+      expect((await r.latestCheckpoint())?.size).toBe(s.unsealed);
     } finally {
       await r.close();
     }
+    // The writer, whose job sealing is, still seals.
+    const w = await openLedger(asUser(`${s.writer}_login`, s.schema), { create: false, keyFile: s.keyFile });
+    try {
+      expect(w.canSeal).toBe(true);
+      expect((await w.seal())?.size).toBe(before.length);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('refuses a purge under a newest checkpoint larger than the ledger (one a colluding writer or the owner inserted), in the function and through the driver', async () => {
+    const s = await setup();
+    const before = await payloads(s.url, s.keyFile);
+    await superuser(s.schema, (c) => c.query(`INSERT INTO checkpoints (id, size, root, note, ts, frontier, consistency) SELECT max(id) + 1, 1000000, '\\x00', 'x', 'x', '[]', '[]' FROM checkpoints`));
+    const r = await forgedPurge(`${s.retention}_login`, s.schema, [s.unsealed], true);
+    expect(r).toHaveProperty('error');
+    const { error } = r as { error: Error & { code?: string } };
+    expect(error.code, error.message).toBe('WA004');
+    // Its own record is in the ledger by then: before.length + 1 leaves.
+    expect(error.message).toMatch(new RegExp(`newest checkpoint claims 1000000 leaves but the ledger holds ${before.length + 1}`));
+    const translated = translatePgError(error, s.url);
+    expect(translated.code).toBe('store_corrupt');
+    expect(oneSentence(translated.message)).toMatch(/run `witness verify`/);
+    const l = await openLedger(asUser(`${s.retention}_login`, s.schema), { create: false, keyFile: s.keyFile });
+    try {
+      const refused = l.purgePayloads({ positions: [s.unsealed], record: record([s.unsealed]) });
+      await expect(refused).rejects.toMatchObject({ code: 'store_corrupt' });
+      // A sealed leaf is refused too: nothing is erased while the checkpoints lie about the ledger.
+      await expect(l.purgePayloads({ positions: [s.sealedNote], record: record([s.sealedNote]) })).rejects.toMatchObject({ code: 'store_corrupt' });
+    } finally {
+      await l.close();
+    }
+    expect(await payloads(s.url, s.keyFile)).toEqual(before);
+  });
+
+  it('lets a login in the retention role run a genuine retention purge and an erasure through the driver after a writer sealed, skipping or refusing what is unsealed, and it verifies', async () => {
+    const s = await setup();
+    const open = (login: string): Promise<Ledger> => openLedger(asUser(login, s.schema), { create: false, keyFile: s.keyFile });
+    const later = new Date(Date.now() + 365 * 86_400_000);
+    // A handle's size is what it saw at its open (and appended since), so each step opens its own, as each CLI run does.
+    const as = async <T>(login: string, fn: (l: Ledger) => Promise<T>): Promise<T> => {
+      const l = await open(login);
+      try {
+        return await fn(l);
+      } finally {
+        await l.close();
+      }
+    };
+    const [writer, retention] = [`${s.writer}_login`, `${s.retention}_login`];
+    const seal = () => as(writer, (w) => w.seal());
+    // Before the writer seals, the note after the first seal is kept, not sealed by the retention host.
+    await as(retention, async (r) => {
+      expect(await runRetention(r, who, { now: later })).toMatchObject({ purged: 3, policies: [{ unsealed: 1 }] });
+      expect((await r.latestCheckpoint())?.size).toBe(s.unsealed);
+    });
+    await seal();
+    expect(await as(retention, (r) => runRetention(r, who, { now: later }))).toMatchObject({ purged: 1 });
+    // An erasure with an unsealed event of the subject is refused, saying to seal as the writer first.
+    await as(writer, async (w) => {
+      await w.append([note('subj', 'Ann called', { subject: 'cust-7' })]);
+      await w.seal();
+      await w.append([note('subj', 'Ann called again', { subject: 'cust-7' })]);
+    });
+    const refused = as(retention, (r) => eraseSubject(r, { subject: 'cust-7', reason: 'DSR-7' }, who));
+    await expect(refused).rejects.toMatchObject({ code: 'conflict' });
+    const message = await refused.then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    expect(oneSentence(message)).toMatch(/not in a signed checkpoint yet.*run `witness seal` as the writer/);
+    await seal();
+    expect(await as(retention, (r) => eraseSubject(r, { subject: 'cust-7', reason: 'DSR-7' }, who))).toMatchObject({ purged: 2, sealedFirst: false });
+    await seal();
+    const v = await as(retention, (r) => verifyLedger(r));
+    expect(v.failures).toEqual([]);
+    expect(v.ok).toBe(true);
+    expect(v.purged).toMatchObject({ payloads: 6 });
     expect((await payloads(s.url, s.keyFile))[s.sealedNote]).toBeNull();
+  });
+
+  it('pins search_path on every function the schema creates, on a new ledger and on one migrated from version 4', async () => {
+    const pinned = (schema: string) =>
+      superuser('public', async (c) =>
+        (await c.query<{ proname: string; proconfig: string[] | null }>('SELECT proname, proconfig FROM pg_proc WHERE pronamespace = $1::regnamespace ORDER BY proname', [schema])).rows.map((r) => [
+          r.proname,
+          r.proconfig,
+        ]),
+      );
+    const { schema, url, keyFile } = newSchema('pin');
+    const l = await openLedger(url, { keyFile });
+    await l.append([note('pin', 'hello')]);
+    await l.close();
+    const expected = ['witness_append_only', 'witness_events_guard', 'witness_next_position', 'witness_purge'].map((f) => [f, ['search_path=pg_catalog, pg_temp']]);
+    expect(await pinned(schema)).toEqual(expected);
+    const old = newSchema('pinv4');
+    await superuser('public', async (c) => {
+      await c.query('BEGIN');
+      await createSchemaObjects(c, old.schema, { id: 'pin-v4', origin: 'test/witness/pin-v4' }, {}, 4);
+      await c.query('COMMIT');
+    });
+    expect((await pinned(old.schema)).filter(([, config]) => config === null).map(([f]) => f)).toEqual(['witness_append_only', 'witness_events_guard', 'witness_next_position']);
+    await superuser('public', (c) => migrateSchema(c, old.schema, old.url));
+    expect(await pinned(old.schema)).toEqual(expected);
+    // The pinned guards still guard: an append at the wrong position and an UPDATE are refused.
+    const m = await openLedger(old.url, { keyFile: old.keyFile });
+    try {
+      await m.append([note('pin', 'after the migration')]);
+    } finally {
+      await m.close();
+    }
+    const codes = await superuser(old.schema, async (c) => {
+      const out: Array<string | undefined> = [];
+      for (const q of [
+        `INSERT INTO events (pos, id, stream, seq, ts, kind, agent, header, data, salt, hash) VALUES (7, 'x', 'x', 0, 't', 'note', 'a', '{}', '{}', '\\x00', '\\x00')`,
+        `UPDATE events SET data = NULL`,
+        `TRUNCATE checkpoints`,
+      ]) {
+        out.push(
+          await c.query(q).then(
+            () => undefined,
+            (e: { code?: string }) => e.code,
+          ),
+        );
+      }
+      return out;
+    });
+    expect(codes).toEqual(['WA002', 'WA001', 'WA001']);
   });
 
   it('migrates a version 4 ledger to 5: the writer loses EXECUTE on witness_purge, the function gains its refusals, and init --roles grants the retention role', async () => {

@@ -5,6 +5,8 @@ export const IMMUTABLE_STATE = 'WA001';
 export const POSITION_STATE = 'WA002';
 /** SQLSTATE of witness_purge refusing a target (schema.ts purgeRefusals): its message is the driver's own sentence. */
 export const PURGE_STATE = 'WA003';
+/** SQLSTATE of witness_purge finding the newest checkpoint beyond the ledger's events (schema.ts purgeRefusals): a forged checkpoint or deleted events. */
+export const CHECKPOINT_STATE = 'WA004';
 
 /**
  * Turns node-postgres errors (a SQLSTATE in `code`, or a socket error) into one sentence a person
@@ -12,6 +14,7 @@ export const PURGE_STATE = 'WA003';
  * that cannot be reached or refused the connection (retry once it is up), `store_locked` for lock
  * and serialization conflicts, `store_readonly`, `immutable`, `invalid_event` for a duplicate id,
  * `invalid_argument` for a purge target `witness_purge` refuses (its sentence is the driver's own),
+ * `store_corrupt` for a purge under a checkpoint larger than the ledger,
  * and `store_fault` for anything Witness has no case for (a bug, never retried as an outage).
  */
 export function translatePgError(e: unknown, location: string): WitnessError {
@@ -30,6 +33,9 @@ export function translatePgError(e: unknown, location: string): WitnessError {
   }
   if (code === PURGE_STATE) {
     return new WitnessError('invalid_argument', `${msg.replace(/^witness: /, '')}.`, { cause: e });
+  }
+  if (code === CHECKPOINT_STATE) {
+    return new WitnessError('store_corrupt', `Cannot purge payloads of the ledger ${location}: ${msg.replace(/^witness: /, '')}; nothing was erased, run \`witness verify\`.`, { cause: e });
   }
   if (code === POSITION_STATE) {
     return new WitnessError(

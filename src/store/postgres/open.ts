@@ -52,6 +52,11 @@ export interface PgOpened {
   info: LedgerInfo;
   readonly: boolean;
   signer: NoteSigner | undefined;
+  /**
+   * Whether the login may store what a seal stores (INSERT on checkpoints and tree_nodes): the
+   * writer role and the owner may, the retention role and the auditor may not (schema.ts roleGrants).
+   */
+  maySeal: boolean;
   foreignKey: { signer: string; ledger: string } | undefined;
   sealRecord: { file: string; configured: boolean };
   maxPayloadBytes: number | undefined;
@@ -124,6 +129,8 @@ export async function openPostgres(options: PostgresLedgerOptions): Promise<PgOp
     // Only the key the ledger was created with signs it (see the SQLite driver's open.ts).
     const foreignKey = signer !== undefined && ledgerKey !== undefined && ledgerKey !== signer.verifierKey ? { signer: signer.verifierKey, ledger: ledgerKey } : undefined;
     const size = Number((await client.query<{ n: number }>('SELECT coalesce(max(pos) + 1, 0) AS n FROM events')).rows[0]!.n);
+    const privilege = "SELECT has_table_privilege($1, 'INSERT') AND has_table_privilege($2, 'INSERT') AS ok";
+    const maySeal = !readonly && (await client.query<{ ok: boolean }>(privilege, [`${loc.schema}.checkpoints`, `${loc.schema}.tree_nodes`])).rows[0]!.ok;
     client.release();
     return {
       pool,
@@ -133,6 +140,7 @@ export async function openPostgres(options: PostgresLedgerOptions): Promise<PgOp
       info: { id: meta.id, origin: meta.origin, schemaVersion: meta.version, location: loc.location, size },
       readonly,
       signer,
+      maySeal,
       foreignKey,
       sealRecord,
       maxPayloadBytes: options.maxPayloadBytes,
@@ -171,6 +179,7 @@ export abstract class PostgresBase {
   protected readonly loc: PostgresLocation;
   protected readonly connectionOptions: string;
   protected readonly signer: NoteSigner | undefined;
+  protected readonly maySeal: boolean;
   protected readonly ownVerifier: NoteVerifier | undefined;
   protected readonly foreignKey: { signer: string; ledger: string } | undefined;
   protected readonly sealRecordPath: string;
@@ -189,7 +198,9 @@ export abstract class PostgresBase {
     this.signer = o.signer;
     this.ownVerifier = o.signer === undefined ? undefined : parseVerifierKey(o.signer.verifierKey);
     this.foreignKey = o.foreignKey;
-    this.canSeal = o.signer !== undefined && !o.readonly;
+    this.maySeal = o.maySeal;
+    // A retention host holding the key still does not seal: its login may not store checkpoints.
+    this.canSeal = o.signer !== undefined && !o.readonly && o.maySeal;
     this.sealRecordPath = o.sealRecord.file;
     this.sealRecordConfigured = o.sealRecord.configured;
     this.readonly = o.readonly;

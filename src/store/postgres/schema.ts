@@ -1,7 +1,7 @@
 import type { ClientBase, PoolClient } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { WitnessError, type NoteSigner } from '../../core/index.js';
-import { IMMUTABLE_STATE, POSITION_STATE, PURGE_STATE } from './errors.js';
+import { CHECKPOINT_STATE, IMMUTABLE_STATE, POSITION_STATE, PURGE_STATE } from './errors.js';
 
 /**
  * The PostgreSQL schema, version 1, in the schema the URL names (`?schema=`, default `witness`):
@@ -27,8 +27,8 @@ import { IMMUTABLE_STATE, POSITION_STATE, PURGE_STATE } from './errors.js';
  * Version 2 (PG_MIGRATIONS[0]) streams large artifacts: see artifactChunks below. Version 3
  * (PG_MIGRATIONS[1]) indexes where sessions start, for the session list: see sessionStarts below.
  * Version 4 (PG_MIGRATIONS[2]) adds the retention purge's one allowed change: see purgeGuard below.
- * Version 5 (PG_MIGRATIONS[3]) makes that purge refuse what the driver refuses, and takes it from
- * the writer role: see purgeRefusals below.
+ * Version 5 (PG_MIGRATIONS[3]) makes that purge refuse what the driver refuses, takes it from
+ * the writer role, and pins every function's search_path: see purgeRefusals below.
  */
 export const PG_SCHEMA_VERSION = 5;
 
@@ -404,14 +404,24 @@ export const PG_V5_UNPURGEABLE_KINDS = ['retention.purge', 'hold.placed', 'hold.
  * (version 4 granted it to each role that could insert events), and `witness init --roles` grants
  * it to the retention role alone (roleGrants), which the hosts running `witness retention run` or
  * `witness erase` log in as; recorders and gateways keep appending and sealing as the writer and
- * can erase nothing. A fake checkpoint row raising the sealed size is no way round: checkpoints
- * are append-only, so it stays, and verify fails on its signature.
+ * can erase nothing. Sealing stays the writer's alone: the retention role may not insert
+ * checkpoints or tree nodes, so it cannot raise the sealed size with a fake checkpoint row and then
+ * erase a leaf no key vouched for (found by review). Erasing an unsealed leaf so takes a writer and
+ * a retention member together, and even then the function refuses a newest checkpoint claiming
+ * more leaves than the ledger holds (max(pos) + 1; SQLSTATE WA004, as the sealer never signs
+ * beyond the events); one within the ledger is caught by verify on its signature, too late for the
+ * payload but not for the record. Such a row stays: checkpoints are append-only.
+ *
+ * Every other function of the schema gets `SET search_path = pg_catalog, pg_temp`, as
+ * witness_purge has had it from the start: they name the ledger's tables with the schema, so
+ * nothing a caller puts earlier on its search_path (a table or operator of its own) is ever what
+ * a guard reads or calls.
  */
 function purgeRefusals(s: string): string {
   return `
 CREATE OR REPLACE FUNCTION ${s}.${PURGE_FUNCTION}(positions bigint[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE wanted bigint; present bigint; sealed bigint; bad record; unlisted bigint; erased bigint;
+DECLARE wanted bigint; present bigint; sealed bigint; total bigint; bad record; unlisted bigint; erased bigint;
 BEGIN
   IF positions IS NULL OR cardinality(positions) = 0 OR array_position(positions, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = 'witness: Cannot purge: no positions were given (or one is NULL)';
@@ -422,6 +432,10 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = format('witness: Cannot purge: %s of the given positions hold no event', wanted - present);
   END IF;
   SELECT coalesce((SELECT size FROM ${s}.checkpoints ORDER BY id DESC LIMIT 1), 0) INTO sealed;
+  SELECT coalesce(max(pos) + 1, 0) INTO total FROM ${s}.events;
+  IF sealed > total THEN
+    RAISE EXCEPTION USING ERRCODE = '${CHECKPOINT_STATE}', MESSAGE = format('witness: the newest checkpoint claims %s leaves but the ledger holds %s, so the checkpoints or the events were tampered with', sealed, total);
+  END IF;
   SELECT pos, kind INTO bad FROM ${s}.events WHERE pos = ANY(positions) AND (pos >= sealed OR kind IN (${PG_V5_UNPURGEABLE_KINDS.map((k) => `'${k}'`).join(', ')})) ORDER BY pos LIMIT 1;
   IF FOUND AND bad.pos >= sealed THEN
     RAISE EXCEPTION USING ERRCODE = '${PURGE_STATE}', MESSAGE = format('witness: Cannot purge leaf %s: it is not in a signed checkpoint yet (sealed size %s); run \`witness seal\` first, so the key vouched for the content before it goes', bad.pos, sealed);
@@ -456,6 +470,7 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION ${s}.${PURGE_FUNCTION}(bigint[]) FROM %s', r.grantee);
   END LOOP;
 END $grants$;
+${['witness_append_only', 'witness_next_position', 'witness_events_guard'].map((f) => `ALTER FUNCTION ${s}.${f}() SET search_path = pg_catalog, pg_temp;`).join('\n')}
 `;
 }
 
@@ -514,9 +529,11 @@ export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', '
  *   writer-free one), so no sequence is granted. Nor may it EXECUTE witness_purge: a recorder host
  *   erases nothing.
  * - The auditor reads every table and nothing else.
- * - The retention role (`witness retention run`, `witness erase`) holds what the writer holds, since
- *   a purge appends its record and erasure may seal first, and EXECUTE on witness_purge, the one way
- *   a payload is erased (purgeGuard, purgeRefusals).
+ * - The retention role (`witness retention run`, `witness erase`) appends, since a purge appends its
+ *   record (events, stream_heads and the two moving columns, as the writer), and may EXECUTE
+ *   witness_purge, the one way a payload is erased (purgeGuard, purgeRefusals). It does not seal:
+ *   no INSERT on checkpoints or tree_nodes (nor artifacts), so what it may erase is bounded by
+ *   what a writer sealed, and erasing a leaf no key vouched for takes both roles (purgeRefusals).
  *
  * Every earlier privilege of the three on the schema's tables and on witness_purge is revoked
  * first, so the grants below are the whole of what they hold there.
@@ -524,8 +541,8 @@ export const LEDGER_TABLES = ['meta', 'ledger_head', 'stream_heads', 'events', '
 export function roleGrants(schema: string, writer: string, auditor: string, retention: string): string[] {
   const all = LEDGER_TABLES.map((t) => `${schema}.${t}`).join(', ');
   const purge = `FUNCTION ${schema}.${PURGE_FUNCTION}(bigint[])`;
-  const writes = (role: string) => [
-    `GRANT INSERT ON ${['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks'].map((t) => `${schema}.${t}`).join(', ')} TO ${role}`,
+  const writes = (role: string, tables: readonly string[]) => [
+    `GRANT INSERT ON ${tables.map((t) => `${schema}.${t}`).join(', ')} TO ${role}`,
     `GRANT UPDATE (next_pos) ON ${schema}.ledger_head TO ${role}`,
     `GRANT UPDATE (seq, hash, ended) ON ${schema}.stream_heads TO ${role}`,
   ];
@@ -534,11 +551,11 @@ export function roleGrants(schema: string, writer: string, auditor: string, rete
     `REVOKE ALL ON ${purge} FROM ${writer}, ${auditor}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${writer}, ${auditor}`,
     `GRANT SELECT ON ${all} TO ${writer}, ${auditor}`,
-    ...writes(writer),
+    ...writes(writer, ['events', 'stream_heads', 'tree_nodes', 'checkpoints', 'artifacts', 'artifact_chunks']),
     `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${retention}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${retention}`,
     `GRANT SELECT ON ${all} TO ${retention}`,
-    ...writes(retention),
+    ...writes(retention, ['events', 'stream_heads']),
     `GRANT EXECUTE ON ${purge} TO ${retention}`,
   ];
 }

@@ -2,6 +2,7 @@ import type { PoolClient } from 'pg';
 import { WitnessError, consistencyProof, inclusionProof, signNote, type NodeSource, type NoteVerifier } from '../../core/index.js';
 import type { AdoptOptions, AdoptResult, CheckpointRow, PublicKeyRow, RawEventRow, SealOptions, SealRecordText } from '../ledger.js';
 import { adoptLedger, retryWhileRecordMissing, sealFrontSteps, sealRecordText, toCheckpoint, type SealFront, type StoredCheckpointRow } from '../seal-front.js';
+import { DEFAULT_WRITER_ROLE } from '../roles.js';
 import { keyAwareFront, pendingRotationSigners } from '../seal-keys.js';
 import { clearPendingRecord, readSealRecordText, testKillAfterCommit, writePendingRecord, writeSealRecord } from '../seal-record.js';
 import { NewEvents, SEAL_MAX_EVENTS, finishPlan, neededNodes, nothingToSeal, readRecord, trustedFrontier, type SealPlan, type SealRulesContext } from '../seal-rules.js';
@@ -41,6 +42,13 @@ export abstract class PostgresSeal extends PostgresQuery {
   async seal(options: SealOptions = {}): Promise<CheckpointRow | null> {
     this.assertOpen();
     if (this.closing !== undefined) throw new WitnessError('closed', `The ledger ${this.info.location} is closing; open it again to seal.`);
+    if (!this.readonly && !this.maySeal) {
+      // Said before any key check: with the key or without, this login's checkpoints would be refused at their INSERT.
+      throw new WitnessError(
+        'forbidden',
+        `This login may not seal the ledger ${this.info.location} (it may not insert checkpoints or tree nodes, as the retention and auditor roles may not); run \`witness seal\` as a login in the writer role (\`witness init --roles\` makes ${DEFAULT_WRITER_ROLE}).`,
+      );
+    }
     const run = this.sealChain.then(() => this.sealRetrying(options));
     this.sealChain = run.catch(() => undefined);
     return run;
