@@ -51,6 +51,13 @@ export type RecorderKind = 'sdk' | 'gateway' | 'server' | 'otlp' | 'cli';
 export interface GovernanceRule {
   stream: string;
   recorders: readonly RecorderKind[];
+  /**
+   * A record with no recorder at all counts too: `witness keys rotate` stamped none before it
+   * stamped `cli`, and ledgers rotated then must keep their keys. It opens nothing new: the SDK
+   * stamps `sdk` on everything it writes and refuses this stream, the server and gateway stamp their
+   * own kinds, and a direct writer of the database, the only one left, could stamp `cli` as well.
+   */
+  unstamped?: boolean;
 }
 
 /**
@@ -70,7 +77,7 @@ export const GOVERNANCE_RULES: Readonly<Partial<Record<EventKind, GovernanceRule
   'hold.released': { stream: 'witness.retention', recorders: ['cli', 'server'] },
   'retention.purge': { stream: 'witness.retention', recorders: ['cli', 'server'] },
   'config.change': { stream: 'witness.retention', recorders: ['cli', 'server'] },
-  'key.rotated': { stream: 'witness.keys', recorders: ['cli'] },
+  'key.rotated': { stream: 'witness.keys', recorders: ['cli'], unstamped: true },
 };
 
 /** The header fields the rule reads; anything else in the header is ignored. */
@@ -87,7 +94,8 @@ export interface GovernanceHeader {
 export function isGovernanceRecord(e: GovernanceHeader): boolean {
   const rule = GOVERNANCE_RULES[e.kind as EventKind];
   if (rule === undefined || e.stream !== rule.stream) return false;
-  const recorder = e.recorder?.kind;
+  if (e.recorder === undefined) return rule.unstamped === true;
+  const recorder = e.recorder.kind;
   return typeof recorder === 'string' && (rule.recorders as readonly string[]).includes(recorder);
 }
 
@@ -103,5 +111,6 @@ export function isGovernanceHeaderText(kind: string, stream: string, header: str
   } catch {
     return false;
   }
-  return isGovernanceRecord({ kind, stream, recorder: typeof recorder === 'object' && recorder !== null ? (recorder as { kind?: unknown }) : undefined });
+  // Absent is not the same as malformed: only a header with no recorder member is "unstamped".
+  return isGovernanceRecord({ kind, stream, recorder: recorder === undefined ? undefined : typeof recorder === 'object' && recorder !== null ? (recorder as { kind?: unknown }) : {} });
 }

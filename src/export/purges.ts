@@ -35,7 +35,10 @@ const recorderOf = (h: Header): unknown => (typeof h.recorder === 'object' && h.
  * must, and no verifier compares it with the key history.
  */
 export function isRotationHeader(h: Header): boolean {
-  return h.kind === 'key.rotated' && h.stream === ROTATION_STREAM && typeof recorderOf(h) === 'string' && ROTATION_RECORDERS.includes(recorderOf(h) as string);
+  if (h.kind !== 'key.rotated' || h.stream !== ROTATION_STREAM) return false;
+  // No recorder at all: a rotation written before `witness keys rotate` stamped `cli` (core's GOVERNANCE_RULES, FORMAT 5.4).
+  if (h.recorder === undefined) return true;
+  return typeof recorderOf(h) === 'string' && ROTATION_RECORDERS.includes(recorderOf(h) as string);
 }
 
 /** Why a header cannot be a purge record a bundle believes (kind, stream, recorder), or undefined. */

@@ -138,6 +138,44 @@ for (const h of harnesses) {
       }
     });
 
+    it('a rotation recorded before `witness keys rotate` stamped its recorder (none in the header) still counts: later seals with the new key, verify passes', async () => {
+      const f = await h.fresh();
+      await f.l.append([note(0)]);
+      await f.l.seal();
+      const oldSigner = loadSigner(f.keyFile, {})!;
+      const generated = generateKey(f.l.info.origin);
+      const newSigner = parseSignerKey(generated.signerKey);
+      // What rotateSigningKey wrote until it stamped recorder cli: the same event with no recorder member.
+      const [r] = await f.l.append([
+        {
+          stream: 'witness.keys',
+          agent: { id: 'witness-cli' },
+          principal: { id: 'tester', kind: 'human' },
+          kind: 'key.rotated',
+          resource: 'signing-key',
+          action: 'rotate',
+          outcome: 'success',
+          data: { old_key: oldSigner.verifierKey, new_key: newSigner.verifierKey, old_fingerprint: keyFingerprint(oldSigner), new_fingerprint: keyFingerprint(newSigner) },
+        },
+      ]);
+      expect((await f.l.getEvent(r!.id))?.recorder).toBeUndefined();
+      expect(await f.l.seal({ cosigners: [newSigner] })).not.toBeNull();
+      await f.l.close();
+      installRotatedKey(f.keyFile, f.pubFile, generated.signerKey, oldSigner);
+      const l = await f.reopen();
+      try {
+        await l.append([note(1)]);
+        const after = await l.seal();
+        expect(after).not.toBeNull();
+        expect(signers(after!.note, [oldSigner, newSigner])).toEqual([keyFingerprint(newSigner)]);
+        const report = await verifyLedger(l);
+        expect(report.failures).toEqual([]);
+        expect(report.trust.keys).toHaveLength(2);
+      } finally {
+        await l.close();
+      }
+    });
+
     it('refuses to seal with the retired key, in one sentence naming the key in use', async () => {
       const f = await rotated();
       const oldText = fs.readFileSync(f.keyFile, 'utf8').trim();

@@ -18,7 +18,12 @@ const dir = tempDir('witness-rotation-outside-');
 const pg = testSchemas('rotout');
 const note = (i: number): AppendRequest => ({ stream: 'agent-session', agent: { id: 'support-bot' }, kind: 'note', data: { text: `n${i}` } });
 
-/** The forgeries: a rotation naming the key in use as old, in the agent's session (as its SDK), in witness.keys as the SDK, and in witness.keys with no recorder. */
+/**
+ * The forgeries: a rotation naming the key in use as old, in the agent's session (as its SDK or as
+ * the CLI) and in witness.keys as the SDK. Not among them: one in witness.keys stamped cli or with no
+ * recorder (what `witness keys rotate` wrote before it stamped one): those are rotations by the
+ * rule, and only a direct writer of the database can append them, who could forge anything.
+ */
 function forgedRotations(inUse: string): AppendRequest[] {
   const next = generateKey('forged-next').verifierKey;
   const rotation = (stream: string, recorder?: 'sdk' | 'cli'): AppendRequest => ({
@@ -28,7 +33,7 @@ function forgedRotations(inUse: string): AppendRequest[] {
     kind: 'key.rotated',
     data: { old_key: inUse, new_key: next },
   });
-  return [rotation('agent-session', 'sdk'), rotation('agent-session', 'cli'), rotation('witness.keys', 'sdk'), rotation('witness.keys')];
+  return [rotation('agent-session', 'sdk'), rotation('agent-session', 'cli'), rotation('witness.keys', 'sdk')];
 }
 
 async function inUseKey(l: Ledger): Promise<string> {

@@ -1803,8 +1803,8 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
 
 const GOVERNANCE_KINDS = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
 const recorderOf = (h) => (isObject(h.recorder) ? h.recorder.kind : undefined);
-/** A key.rotated event counts as a rotation only in witness.keys, stamped by the CLI. */
-const isRotation = (h) => h.kind === 'key.rotated' && h.stream === 'witness.keys' && recorderOf(h) === 'cli';
+/** A key.rotated event counts as a rotation only in witness.keys, stamped by the CLI or, written before the CLI stamped one, with no recorder at all. */
+const isRotation = (h) => h.kind === 'key.rotated' && h.stream === 'witness.keys' && (h.recorder === undefined || recorderOf(h) === 'cli');
 
 /** Why a purge line's header and payload cannot be a record a bundle relies on (FORMAT.md 7.13), or undefined; `d` is its verified payload. */
 function purgeRecordProblem(h, d, leaf) {
