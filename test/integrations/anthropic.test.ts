@@ -32,7 +32,7 @@ async function llmCalls(s: Session): Promise<StoredEvent[]> {
 const messageAnswer = () => ({ kind: 'json' as const, status: 200, body: fixtureJson('anthropic-message.json'), headers: { 'request-id': 'req_018EeWyXxfu5pfWkrYcMdjWG' } });
 
 describe('recordAnthropic', () => {
-  it('records a messages.create as llm.call with models, input, hashes, output, tool calls, usage, latency, stop reason and request id, and the caller gets what the bare client gets', async () => {
+  it('[R-LLM-WRAPPERS] records a messages.create as llm.call with models, input, hashes, output, tool calls, usage, latency, stop reason and request id, and the caller gets what the bare client gets', async () => {
     const s = await fresh();
     const params = { model: 'claude-sonnet-4-5', max_tokens: 1024, temperature: 0.2, system: SYSTEM, tools: TOOLS, messages: [{ role: 'user' as const, content: 'Refund order A-1' }] };
     server.next(messageAnswer());
@@ -83,7 +83,7 @@ describe('recordAnthropic', () => {
     expect(toolCallParent(s, 'toolu_unknown')).toEqual({});
   });
 
-  it('hands the first streamed event to the caller before the stream ends, and records the assembled message once it has', async () => {
+  it('[R-LLM-WRAPPERS] hands the first streamed event to the caller before the stream ends, and records the assembled message once it has', async () => {
     const s = await fresh();
     const release = gate();
     server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse'), headers: { 'request-id': 'req_stream_1' }, holdAfter: 4, release: release.promise });

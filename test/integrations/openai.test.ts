@@ -32,7 +32,7 @@ async function llmCalls(s: Session): Promise<StoredEvent[]> {
 const chatAnswer = () => ({ kind: 'json' as const, status: 200, body: fixtureJson('openai-chat.json'), headers: { 'x-request-id': 'req_chat_1' } });
 
 describe('recordOpenAI', () => {
-  it('records chat.completions.create with the system prompt hashed (not stored), tool calls parsed, usage, stop reason and request id; the caller gets what the bare client gets', async () => {
+  it('[R-LLM-WRAPPERS] records chat.completions.create with the system prompt hashed (not stored), tool calls parsed, usage, stop reason and request id; the caller gets what the bare client gets', async () => {
     const s = await fresh();
     const params = {
       model: 'gpt-4o',
