@@ -304,8 +304,9 @@ function p99Steps(base: Stats, baseName: string, steps: ReadonlyArray<{ label: s
   const rises = chain.slice(1).map((s, i) => ({ label: s.label, p99: median(s.stats.p99), rise: median(s.stats.p99) - median(chain[i]!.stats.p99) }));
   const top = rises.reduce((a, r) => (r.rise > a.rise ? r : a));
   const share = median(witness.p99) - median(base.p99);
-  const where = share > 0 && top.rise > 0 ? ` The largest rise is at "${top.label}" (+${fmtMs(top.rise)} ms of the +${fmtMs(share)} ms).` : '';
-  return `p99 step by step, same run: ${baseName} ${fmtMs(median(base.p99))} ms → ${rises.map((r) => `${r.label} ${fmtMs(r.p99)} ms (${r.rise >= 0 ? '+' : ''}${fmtMs(r.rise)})`).join(' → ')}.${where} `;
+  const signed = (ms: number) => `${ms < 0 ? '−' : '+'}${fmtMs(Math.abs(ms))}`;
+  const where = share > 0 && top.rise > 0 ? ` The largest rise is at "${top.label}" (${signed(top.rise)} ms; ${baseName} to ${witnessLabel}: ${signed(share)} ms).` : '';
+  return `p99 step by step, same run: ${baseName} ${fmtMs(median(base.p99))} ms → ${rises.map((r) => `${r.label} ${fmtMs(r.p99)} ms (${signed(r.rise)})`).join(' → ')}.${where} `;
 }
 
 // ---------------------------------------------------------------- servers under test
