@@ -146,6 +146,7 @@ export function capOfName(name: string): number | undefined {
     case 'checkpoints.jsonl':
     case 'purges.jsonl':
     case 'purge-proofs.jsonl':
+    case 'anchors.jsonl':
     case 'report.html':
       return BUNDLE_LIMITS.fileBytes;
     default:

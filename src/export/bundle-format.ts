@@ -13,6 +13,7 @@ import { z } from 'zod';
  *   keys.json                     the key history: every signing key with its validity window
  *   purges.jsonl                  the retention.purge records listing in-scope payloads the purge erased (full bundles only, when any)
  *   purge-proofs.jsonl            their inclusion proofs, one per line of purges.jsonl
+ *   anchors.jsonl                 cosignatures and RFC 3161 time-stamps over checkpoints the bundle ships (when the ledger has any)
  *   system.json                   agent versions, models, prompt and tool-definition hashes, policies
  *   populations/index.json        PopulationIndex: each population's query, count and digest
  *   populations/<name>.jsonl      one PopulationLine per event of that population, in leaf order
@@ -195,4 +196,4 @@ export const ExportRecord = z.looseObject({
 export type ExportRecord = z.infer<typeof ExportRecord>;
 
 /** The files whose SHA-256 the export record binds (ExportRecord.files), in this order; purges.jsonl only in a full bundle holding purged payloads. */
-export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl'] as const;
+export const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl', 'anchors.jsonl'] as const;

@@ -15,6 +15,7 @@ export {
 export { bundleSession, verifyBundle, verifyZipBundle, type VerifyBundleOptions } from './verify-bundle.js';
 export type { BundleVerdict, BundleVerifyReport } from './verify-bundle-v2.js';
 export { looksLikeZip } from './zip.js';
+export { ANCHORS_FILE, checkBundleAnchors, type BundleAnchorVerdict, type BundleCosigner, type TimeStampCheck } from './bundle-anchors.js';
 export { hashedHeaderOfRow, resolveSpan, type Span, type SpanScope } from './span.js';
 export { BundleManifestV2, BundleMode, BundleScope, artifactExtension } from './bundle-format.js';
 export { POPULATIONS, PopulationBuilder, ScopeTracker, inPopulation, normaliseInstant, type PopulationDefinition, type ScopedHeader } from './populations.js';

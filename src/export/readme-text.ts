@@ -5,7 +5,7 @@ import type { BundleManifestV2 } from './bundle-format.js';
  * export's record is appended (the record binds its SHA-256), so it names neither that event's leaf
  * nor the final checkpoint: manifest.json and checkpoint.txt do.
  */
-export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 'checkpoint'>, fingerprints: string[], hasVerifier: boolean, hasPurges = false): string {
+export function readmeText(m: Omit<BundleManifestV2, 'files' | 'export_event' | 'checkpoint'>, fingerprints: string[], hasVerifier: boolean, hasPurges = false, hasAnchors = false): string {
   const s = m.scope;
   const scope = [
     s.since === null ? undefined : `since ${s.since}`,
@@ -65,7 +65,12 @@ ${
 purge-proofs.jsonl      one inclusion proof per line of purges.jsonl
 `
     : ''
-}system.json             agents and versions, models, prompt and tool-definition hashes, policy versions
+}${
+    hasAnchors
+      ? `anchors.jsonl           cosignatures and RFC 3161 time-stamps over checkpoints of this bundle (check: --require-cosigner, --tsa-cert)
+`
+      : ''
+  }system.json             agents and versions, models, prompt and tool-definition hashes, policy versions
 populations/            approvals, denials, overrides, halts and resumes, configuration changes, reviews,
                         audit access, errors: complete lists an auditor can sample from
 artifacts/              screenshots, the narrated video and its captions, by SHA-256

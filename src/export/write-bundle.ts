@@ -8,6 +8,7 @@ import { BundleOut } from './bundle-out.js';
 import { BUNDLE_FORMAT_V2, BUNDLE_VERSION_V2, BundleManifestV2, BundleScope, CheckpointLine, PopulationIndex, artifactExtension, type BundleMode } from './bundle-format.js';
 import { assertCanSeal, recordExport, type ExportIdentity } from './export-record.js';
 import { keyHistory } from './key-history.js';
+import { ANCHORS_FILE, anchoredDigest } from './bundle-anchors.js';
 import { GOVERNANCE_KINDS, PURGES_FILE, PURGE_PROOFS_FILE, PURGE_STREAM, ledgerPurges } from './purges.js';
 import { EventsDigest, PopulationFiles, ScopeTracker, type ScopedHeader } from './populations.js';
 import { readmeText } from './readme-text.js';
@@ -35,6 +36,11 @@ export interface ExportOptions {
   now?: Date;
   /** Renders report.html from the ledger and the manifest (src/report implements it). */
   renderReport?: (ctx: ReportContext) => Promise<string>;
+  /**
+   * The ledger's anchor records (`witness anchor`'s anchors file, read by the caller: src/export may
+   * not import src/anchor). Those over a checkpoint the bundle ships go into anchors.jsonl (FORMAT 7.14).
+   */
+  anchors?: ReadonlyArray<{ readonly checkpoint_sha256: string }>;
 }
 
 export interface ExportResult {
@@ -150,6 +156,9 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
   const indexText = `${JSON.stringify(index, null, 2)}\n`;
   const hasVerifier = fs.existsSync(STANDALONE_VERIFIER);
   const verifierBytes = hasVerifier ? fs.readFileSync(STANDALONE_VERIFIER) : undefined;
+  // Anchors over a checkpoint checkpoints.jsonl will ship (every stored one from its first): known now,
+  // so bound by the record like keys.json; dropping one cannot pass --require-cosigner, adding one is a mismatch.
+  const anchorsText = await anchorLines(ledger, firstCheckpoint, options.anchors ?? []);
   const readme = readmeText(
     {
       format: BUNDLE_FORMAT_V2,
@@ -165,6 +174,7 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     keyRows.map((k) => keyFingerprint(parseVerifierKey(k.vkey))),
     hasVerifier,
     purgeRecords.length > 0,
+    anchorsText !== undefined,
   );
   // The retention.purge records that list the in-scope payloads the purge erased (docs/FORMAT.md 7.13):
   // bound by the record like keys.json, so none can be dropped or added; their proofs come after the seal.
@@ -176,6 +186,7 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
     'populations/index.json': sha256Hex(indexText),
     'keys.json': sha256Hex(keysText),
     ...(purgesText === undefined ? {} : { [PURGES_FILE]: sha256Hex(purgesText) }),
+    ...(anchorsText === undefined ? {} : { [ANCHORS_FILE]: sha256Hex(anchorsText) }),
   };
 
   // ---- 2. the export's own record, sealed
@@ -211,6 +222,7 @@ async function writeSpan(ledger: Ledger, { scope, span, mode, now, out, work }: 
       for (const leaf of purgeRecords) proofs += `${JSON.stringify({ leaf, size: cp.size, proof: (await ledger.inclusionProof(leaf, cp.size)).map((h) => h.toString('hex')) })}\n`;
       bundle.file(PURGE_PROOFS_FILE, proofs);
     }
+    if (anchorsText !== undefined) bundle.file(ANCHORS_FILE, anchorsText);
     bundle.file('system.json', systemText);
     bundle.file('populations/index.json', indexText);
     for (const p of pops) await bundle.stream(`populations/${p.def.name}.jsonl`, fs.createReadStream(p.file));
@@ -366,6 +378,17 @@ async function storedLines(ledger: Ledger, leaves: readonly number[]): Promise<s
     }
   }
   return text;
+}
+
+/**
+ * anchors.jsonl: the anchor records over a stored checkpoint from `first` on (the ones checkpoints.jsonl
+ * can ship), as the anchors file holds them; undefined when there are none.
+ */
+async function anchorLines(ledger: Ledger, first: CheckpointRow | undefined, records: ReadonlyArray<{ readonly checkpoint_sha256: string }>): Promise<string | undefined> {
+  if (first === undefined || records.length === 0) return undefined;
+  const shipped = new Set((await ledger.checkpoints()).filter((c) => c.size >= first.size).map((c) => anchoredDigest(c.note)));
+  const lines = records.filter((r) => shipped.has(r.checkpoint_sha256)).map((r) => `${JSON.stringify(r)}\n`);
+  return lines.length === 0 ? undefined : lines.join('');
 }
 
 /** Leaves per block whose lower proof levels are computed here: 2^8. */

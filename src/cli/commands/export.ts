@@ -1,7 +1,9 @@
 import os from 'node:os';
 import type { Command } from 'commander';
+import { defaultAnchorsFile, readAnchors, type AnchorRecord } from '../../anchor/index.js';
 import { BundleScope, exportBundle, type ExportOptions } from '../../export/index.js';
 import { bundleReport } from '../../report/index.js';
+import { parseStoreUrl } from '../../store/index.js';
 import { type Io, printJson } from '../output.js';
 import { bundleScopeFromFlags } from '../scope-flags.js';
 import { SEAL_RECORD_HELP, openExisting, resolveStore } from '../store-option.js';
@@ -10,7 +12,12 @@ import { FORMAT_HELP, isSiemFormat, siemExportCommand, type SiemExportFlags } fr
 const REGIMES = BundleScope.shape.regimes.element.options;
 
 /** `witness export`'s flags: one set, whichever --format is asked for. */
-type ExportFlags = SiemExportFlags;
+type ExportFlags = SiemExportFlags & { anchors?: string };
+
+/** The anchor records `witness anchor` kept for this ledger: none for PostgreSQL without --anchors (it has no "beside"). */
+function ledgerAnchors(store: string, flag: string | undefined): AnchorRecord[] {
+  return flag !== undefined || parseStoreUrl(store).driver === 'sqlite' ? readAnchors(defaultAnchorsFile(store, flag)).records : [];
+}
 
 /** The scope the flags ask for, or a one-sentence refusal (exit 2). */
 export function scopeFromFlags(opts: ExportFlags): BundleScope {
@@ -31,6 +38,7 @@ export function registerExport(program: Command, io: Io): void {
     .option('--as <person>', 'who is exporting, recorded in the export event (default: the OS user)')
     .option('--store <url>', 'ledger location (default: $WITNESS_STORE or sqlite:./witness.db)')
     .option('--seal-record <file>', SEAL_RECORD_HELP)
+    .option('--anchors <file>', 'the anchors file `witness anchor` keeps, whose cosignatures and time-stamps the bundle carries (default: <db>.anchors.jsonl beside a SQLite ledger)')
     .option('--format <format>', FORMAT_HELP)
     .option('--json', 'machine-readable output')
     .action(async (opts: ExportFlags) => {
@@ -44,7 +52,7 @@ export function registerExport(program: Command, io: Io): void {
       try {
         const actor = opts.as ?? os.userInfo().username;
         // report.html: the auditor report of exactly this bundle (src/report), its screenshots linked as the bundle's files.
-        const options: ExportOptions = { withholdData: opts.withholdData === true, actor, renderReport: bundleReport };
+        const options: ExportOptions = { withholdData: opts.withholdData === true, actor, renderReport: bundleReport, anchors: ledgerAnchors(resolveStore(opts.store), opts.anchors) };
         const r = await exportBundle(ledger, scope, opts.out, options);
         if (opts.json) return printJson(io, r);
         for (const w of r.warnings) io.err(`witness: ${w}`);

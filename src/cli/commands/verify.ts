@@ -1,8 +1,20 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { checkCosignatures, checkTimestamps, defaultAnchorsFile, parseCosignerVerifierKey, readAnchors, type AnchorVerdict, type TimestampVerdict } from '../../anchor/index.js';
+import {
+  checkCosignatures,
+  checkTimestamps,
+  cosignerLabel,
+  defaultAnchorsFile,
+  parseCosignatureLine,
+  parseCosignerVerifierKey,
+  readAnchors,
+  verifyCosignature,
+  verifyTimeStamp,
+  type AnchorVerdict,
+  type TimestampVerdict,
+} from '../../anchor/index.js';
 import { WitnessError, type VerifyReport } from '../../core/index.js';
-import { bundleSession, looksLikeZip, verifyBundle, verifyZipBundle, type BundleVerdict, type BundleVerifyReport } from '../../export/index.js';
+import { bundleSession, checkBundleAnchors, looksLikeZip, verifyBundle, verifyZipBundle, type BundleAnchorVerdict, type BundleVerdict, type BundleVerifyReport } from '../../export/index.js';
 import { readAgainstFile, verifyLedger } from '../../store/index.js';
 import { EXIT_FAILED, EXIT_OK } from '../exit.js';
 import { type Io, inert, printJson, progress } from '../output.js';
@@ -44,6 +56,7 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
       let anchors: AnchorVerdict | undefined;
       let timestamps: TimestampVerdict | undefined;
       let unchecked: string | undefined;
+      let bundleAnchors: BundleAnchorVerdict | undefined;
       if (opts.tsaCert !== undefined && !fs.existsSync(opts.tsaCert)) {
         throw new WitnessError('invalid_argument', `The TSA certificate ${opts.tsaCert} does not exist; pass the PEM certificate of the time-stamp authority (or its CA) you trust.`);
       }
@@ -58,12 +71,25 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
           throw new WitnessError('invalid_argument', "--seal-record checks a ledger against its sealer's record, not a bundle; drop it, or use --store to verify the ledger.");
         }
         checkBundleArgument(bundle);
-        if (requiredCosigners.length > 0 || opts.tsaCert !== undefined) {
-          throw new WitnessError('invalid_argument', '--require-cosigner and --tsa-cert check a ledger and its anchors file; bundles do not carry cosignatures yet — verify the ledger with --store.');
+        if (opts.anchors !== undefined) {
+          throw new WitnessError('invalid_argument', '--anchors names the anchors file of a ledger; a bundle carries its own (anchors.jsonl), so drop --anchors.');
         }
         const bundleOptions = { ...(trustedKeys === undefined ? {} : { trustedKeys }), ...(opts.requirePayloads === true ? { requirePayloads: true } : {}) };
         report = looksLikeZip(bundle) ? await verifyZipBundle(bundle, bundleOptions) : verifyBundle(bundle, bundleOptions);
         subject = `Bundle ${bundle}`;
+        // The bundle's anchors.jsonl (docs/FORMAT.md 7.14), judged by src/anchor's cosignature/v1 and `openssl ts -verify`.
+        const tsaCert = opts.tsaCert;
+        bundleAnchors = await checkBundleAnchors(
+          bundle,
+          requiredCosigners.map((v) => ({
+            label: cosignerLabel(v),
+            verify: (body: string, line: string) => {
+              const c = parseCosignatureLine(line);
+              return c !== undefined && verifyCosignature(v, body, c) ? c.timestamp : undefined;
+            },
+          })),
+          tsaCert === undefined ? undefined : (response, digest) => verifyTimeStamp(response, digest, tsaCert),
+        );
         if (opts.session !== undefined) {
           const inBundle = await bundleSession(bundle);
           if (inBundle !== opts.session) {
@@ -105,17 +131,20 @@ export function registerVerify(program: Command, io: Io, setExit: (code: number)
         }
         if (opts.session !== undefined) report = onlySession(report, opts.session);
       }
-      const ok = report.ok && (anchors?.ok ?? true) && (timestamps?.ok ?? true);
+      const ok = report.ok && (anchors?.ok ?? true) && (timestamps?.ok ?? true) && (bundleAnchors?.ok ?? true);
       setExit(ok ? EXIT_OK : EXIT_FAILED);
       if (opts.json)
         return printJson(
           io,
-          anchors === undefined && timestamps === undefined ? report : { ...report, ok, ...(anchors === undefined ? {} : { anchors }), ...(timestamps === undefined ? {} : { timestamps }) },
+          anchors === undefined && timestamps === undefined && bundleAnchors === undefined
+            ? report
+            : { ...report, ok, ...(anchors === undefined ? {} : { anchors }), ...(timestamps === undefined ? {} : { timestamps }), ...(bundleAnchors === undefined ? {} : { anchors: bundleAnchors }) },
         );
       printReport(io, subject, report);
       if (anchors !== undefined) printAnchors(io, anchors);
       if (timestamps !== undefined) printTimestamps(io, timestamps);
       if (unchecked !== undefined) io.out(inert(`  anchor: ${unchecked}`));
+      if (bundleAnchors !== undefined) printBundleAnchors(io, bundleAnchors, requiredCosigners.length > 0, opts.tsaCert !== undefined);
     });
 }
 
@@ -136,6 +165,17 @@ function printAnchors(terminal: Io, a: AnchorVerdict): void {
   for (const c of a.checked) io.out(`  anchor: cosignature by ${c.cosigner} on checkpoint ${c.size} at ${new Date(c.timestamp * 1000).toISOString()} verified`);
   for (const f of a.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
   if (a.unjudged > 0) io.out(`  anchor: ${a.unjudged} cosignature(s) by witnesses you did not name were not checked`);
+}
+
+/** A bundle's anchors.jsonl: the cosignatures and time-stamps checked, the failures, and what was not judged. */
+function printBundleAnchors(terminal: Io, a: BundleAnchorVerdict, cosigners: boolean, tsa: boolean): void {
+  const io = { out: (line: string) => terminal.out(inert(line)) };
+  if (cosigners || tsa)
+    io.out(a.ok ? `  anchor: ✔ anchors.jsonl vouches for leaves 0–${a.covers - 1} as required` : `  anchor: ✘ FAILED: ${a.failures.length} problem(s) with the anchors the bundle must carry`);
+  for (const c of a.checked) io.out(`  anchor: cosignature by ${c.cosigner} on checkpoint ${c.size} at ${new Date(c.timestamp * 1000).toISOString()} verified`);
+  for (const t of a.timestamps) io.out(`  anchor: time-stamp by ${t.tsa} on checkpoint ${t.size}: ${t.time} (openssl ts -verify OK)`);
+  for (const f of a.failures) io.out(`  anchor: ${f.code}: ${f.reason}`);
+  if (a.unjudged > 0) io.out(`  anchor: ${a.unjudged} cosignature(s) in anchors.jsonl by witnesses you did not name were not checked; name their keys with --require-cosigner`);
 }
 
 function printTimestamps(terminal: Io, t: TimestampVerdict): void {

@@ -5,7 +5,7 @@
  * else: no npm install, no Witness, no network. It checks what `witness verify` checks on a v2
  * bundle, from the bytes of the bundle alone:
  *
- *   node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads]
+ *   node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads] [--require-cosigner VKEY]... [--tsa-cert FILE]
  *
  * BUNDLE defaults to the directory this file sits in. KEY is a verifier key string
  * (`<name>+<hash>+<base64>`) or a file of them, one per line; without it the keys shipped in
@@ -665,6 +665,7 @@ function capOfName(name) {
     case 'checkpoints.jsonl':
     case 'purges.jsonl':
     case 'purge-proofs.jsonl':
+    case 'anchors.jsonl':
     case 'report.html':
       return LIMITS.fileBytes;
     default:
@@ -2163,7 +2164,7 @@ function exportRecordProblem(d) {
 }
 
 /** The files whose SHA-256 the export record binds (FORMAT.md 7.8). */
-const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl'];
+const BOUND_FILES = ['system.json', 'README.txt', 'verify.mjs', 'populations/index.json', 'keys.json', 'purges.jsonl', 'anchors.jsonl'];
 
 function populationIndexProblem(x) {
   if (!strictKeys(x, ['span', 'populations']) || !isSpan(x.span) || !Array.isArray(x.populations)) return 'it needs span and populations';
@@ -2173,6 +2174,210 @@ function populationIndexProblem(x) {
     if (!Object.hasOwn(p, 'predicate') || !isSize(p.count) || !HEX64(p.digest)) return `population ${p.name} has no valid predicate, count or digest`;
   }
   return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// anchors.jsonl (FORMAT.md 7.14): cosignatures (C2SP tlog-cosignature v1, Ed25519) and RFC 3161
+// time-stamps over checkpoints the bundle ships. An anchor counts only over checkpoint.txt or a line
+// of checkpoints.jsonl (whose consistency to checkpoint.txt the bundle check proves), and a required
+// one only over a checkpoint whose size covers the whole span.
+
+const COSIG_NAME = /^[^\s+\u0000-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/u;
+
+function strictB64(s) {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) return undefined;
+  const b = Buffer.from(s, 'base64');
+  return b.toString('base64') === s ? b : undefined;
+}
+
+const cosignerKeyHash = (name, pub) => createHash('sha256').update(`${name}\n`, 'utf8').update(Uint8Array.of(0x04)).update(pub).digest().readUInt32BE(0);
+
+/** A cosigner verifier key `<name>+<8 hex>+base64(0x04 ‖ Ed25519 key)`; throws Unreadable for anything else. */
+function parseCosignerKey(text) {
+  const t = text.trim();
+  const i = t.indexOf('+');
+  const j = i < 0 ? -1 : t.indexOf('+', i + 1);
+  const bad = (why) => new Unreadable(`--require-cosigner ${text} is not a cosigner verifier key (${why}); pass the witness's key from your own record`);
+  if (j < 0) throw bad('it needs <name>+<key hash>+<key>');
+  const [name, hash, raw] = [t.slice(0, i), t.slice(i + 1, j), strictB64(t.slice(j + 1))];
+  if (!COSIG_NAME.test(name) || !/^[0-9a-f]{8}$/.test(hash)) throw bad('bad name or key hash');
+  if (raw === undefined || raw.length !== 33 || raw[0] !== 0x04) throw bad('not type 0x04 with a 32-byte Ed25519 key');
+  const pub = raw.subarray(1);
+  if (cosignerKeyHash(name, pub) !== Number.parseInt(hash, 16)) throw bad('its key hash does not match its name and key');
+  return { label: `${name}+${hash}`, name, keyHash: Number.parseInt(hash, 16), publicKey: createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, pub]), format: 'der', type: 'spki' }) };
+}
+
+/** The cosignature's timestamp when `line` is `key`'s valid cosignature/v1 over `body`, else undefined. */
+function cosignatureTime(key, body, line) {
+  const l = line.endsWith('\n') ? line.slice(0, -1) : line;
+  if (!l.startsWith('\u2014 ') || l.includes('\n')) return undefined;
+  const rest = l.slice(2);
+  const sp = rest.indexOf(' ');
+  const raw = sp <= 0 ? undefined : strictB64(rest.slice(sp + 1));
+  if (raw === undefined || raw.length !== 76 || rest.slice(0, sp) !== key.name || raw.readUInt32BE(0) !== key.keyHash) return undefined;
+  const t = raw.readBigUInt64BE(4);
+  if (t > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  try {
+    return ed25519Verify(null, Buffer.from(`cosignature/v1\ntime ${t}\n${body}`, 'utf8'), key.publicKey, raw.subarray(12)) ? Number(t) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const noteBody = (note) => {
+  const i = note.lastIndexOf('\n\n');
+  return i < 0 ? note : note.slice(0, i + 1);
+};
+
+async function runOpenssl(args) {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    execFile('openssl', args, { maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err !== null && err.code === 'ENOENT') reject(new Unreadable('openssl is not installed; --tsa-cert verifies RFC 3161 time-stamps with `openssl ts -verify`'));
+      else resolve({ ok: err === null, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+/** One DER TLV at `off`, or undefined when cut short. */
+function derAt(der, off) {
+  if (off + 2 > der.length) return undefined;
+  let len = der[off + 1];
+  let start = off + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
+    start += n;
+  }
+  return start + len > der.length ? undefined : { tag: der[off], start, end: start + len };
+}
+
+/**
+ * `openssl ts -verify` as witness verify runs it (src/anchor/tsa.ts): granted PKIStatus read from
+ * the DER, time and hash algorithm from the signed TSTInfo alone (-token_out), imprint SHA-256 of the note.
+ */
+async function checkTimeStamp(response, noteDigest, certFile) {
+  const resp = derAt(response, 0);
+  const info = resp?.tag === 0x30 ? derAt(response, resp.start) : undefined;
+  const status = info?.tag === 0x30 ? derAt(response, info.start) : undefined;
+  if (status?.tag !== 0x02 || status.end - status.start !== 1 || response[status.start] > 1) return { ok: false, reason: 'it is not a granted RFC 3161 response' };
+  const os = await import('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'verify-mjs-tsa-'));
+  try {
+    const tsr = path.join(dir, 'resp.tsr');
+    const token = path.join(dir, 'token.der');
+    fs.writeFileSync(tsr, response);
+    const out = await runOpenssl(['ts', '-reply', '-in', tsr, '-token_out', '-out', token]);
+    const r = out.ok ? await runOpenssl(['ts', '-reply', '-in', token, '-token_in', '-text']) : out;
+    const at = r.out.indexOf('\nTST info:\n');
+    if (!r.ok || at < 0) return { ok: false, reason: 'it is not an RFC 3161 response' };
+    const tst = r.out.slice(at);
+    const one = (name) => {
+      const all = [...tst.matchAll(new RegExp(`^${name}: (.*)$`, 'gm'))];
+      return all.length === 1 ? all[0][1].trim() : undefined;
+    };
+    const ms = Date.parse((one('Time stamp') ?? '').replace(/ GMT$/, ' UTC'));
+    if (!Number.isFinite(ms)) return { ok: false, reason: 'it carries no readable time' };
+    const alg = one('Hash Algorithm');
+    if (alg !== 'sha256') return { ok: false, reason: `the token's imprint is declared ${alg ?? 'with no algorithm'}, not sha256` };
+    const v = await runOpenssl(['ts', '-verify', '-in', tsr, '-digest', noteDigest.toString('hex'), '-CAfile', certFile, '-partial_chain']);
+    if (!v.ok || !/Verification: OK/.test(v.out)) return { ok: false, reason: 'openssl ts -verify refused it' };
+    return { ok: true, time: new Date(ms).toISOString() };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads anchors.jsonl and the bundle's checkpoints through `source`; adds failures to `r` and its findings as r.anchors. */
+async function checkAnchors(source, opts, r) {
+  const text = async (name, cap) => {
+    const f = source.open(name, cap);
+    if (f.chunks === undefined) return undefined;
+    try {
+      return utf8.decode(await readAll(f.chunks()));
+    } catch {
+      return undefined;
+    }
+  };
+  const checkpoints = new Map();
+  const add = (note, size) => {
+    if (typeof note === 'string' && isSize(size)) checkpoints.set(createHash('sha256').update(noteBody(note), 'utf8').digest('hex'), { size, note });
+  };
+  let covers = Number.MAX_SAFE_INTEGER;
+  try {
+    const m = strictParse((await text('manifest.json', LIMITS.manifestBytes)) ?? 'null');
+    if (isSize(m?.span?.to)) covers = m.span.to;
+    add(await text('checkpoint.txt', LIMITS.smallFileBytes), m?.checkpoint?.size);
+  } catch {
+    // judged by the bundle check
+  }
+  for (const l of ((await text('checkpoints.jsonl', LIMITS.fileBytes)) ?? '').split('\n')) {
+    try {
+      if (l !== '') {
+        const c = strictParse(l);
+        add(c?.note, c?.size);
+      }
+    } catch {
+      // judged by the bundle check
+    }
+  }
+  const a = { covers, checked: [], timestamps: [], unjudged: 0, failures: [] };
+  const fail = (f) => a.failures.push(f);
+  const keys = new Map(opts.cosigners.map((k) => [k.label, k]));
+  const covered = new Set();
+  let stamped = false;
+  const lines = ((await text('anchors.jsonl', LIMITS.fileBytes)) ?? '').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i] === '') continue;
+    let x;
+    try {
+      x = strictParse(lines[i]);
+    } catch {
+      x = undefined;
+    }
+    const cosig = isObject(x) && x.v === 1 && x.type === 'cosignature' && isSize(x.size) && HEX64(x.checkpoint_sha256) && typeof x.cosigner === 'string' && typeof x.line === 'string';
+    const stamp = isObject(x) && x.v === 1 && x.type === 'timestamp' && isSize(x.size) && HEX64(x.checkpoint_sha256) && typeof x.tsa === 'string' && typeof x.response === 'string';
+    if (!cosig && !stamp) {
+      fail({ code: 'anchors_unreadable', reason: `anchors.jsonl line ${i + 1} is not an anchor record.` });
+      continue;
+    }
+    const cp = checkpoints.get(x.checkpoint_sha256);
+    if (cosig) {
+      const k = keys.get(x.cosigner);
+      if (k === undefined) {
+        a.unjudged++;
+        continue;
+      }
+      if (cp === undefined) continue; // over no checkpoint of this bundle: counts for nothing
+      const t = cp.size === x.size ? cosignatureTime(k, noteBody(cp.note), x.line) : undefined;
+      if (t === undefined) {
+        fail({ code: 'cosignature_invalid', reason: `The cosignature by ${x.cosigner} in anchors.jsonl for checkpoint ${x.size} does not verify over that checkpoint.` });
+        continue;
+      }
+      a.checked.push({ cosigner: x.cosigner, size: cp.size, timestamp: t });
+      if (cp.size >= covers) covered.add(x.cosigner);
+    } else if (opts.tsaCert !== undefined && cp !== undefined) {
+      const res = await checkTimeStamp(Buffer.from(x.response, 'base64'), createHash('sha256').update(cp.note, 'utf8').digest(), opts.tsaCert);
+      if (!res.ok) {
+        fail({ code: 'timestamp_invalid', reason: `The time-stamp from ${x.tsa} on checkpoint ${cp.size} does not verify: ${res.reason}.` });
+        continue;
+      }
+      a.timestamps.push({ tsa: x.tsa, size: cp.size, time: res.time });
+      if (cp.size >= covers) stamped = true;
+    }
+  }
+  for (const label of keys.keys()) {
+    if (!covered.has(label))
+      fail({ code: 'cosignature_missing', reason: `anchors.jsonl holds no valid cosignature by ${label} on a checkpoint of the bundle covering its span (size at least ${covers}).` });
+  }
+  if (opts.tsaCert !== undefined && !stamped)
+    fail({ code: 'timestamp_missing', reason: `anchors.jsonl holds no valid RFC 3161 time-stamp on a checkpoint of the bundle covering its span (size at least ${covers}).` });
+  r.anchors = a;
+  r.failures.push(...a.failures);
+  r.ok = r.failures.length === 0 && !r.unverifiable;
+  if (r.first === undefined && r.failures[0] !== undefined) r.first = r.failures[0];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2204,12 +2409,20 @@ export function openSource(target) {
 }
 
 function parseArgs(argv) {
-  const opts = { trustedKeys: [], json: false, requirePayloads: false, target: undefined };
+  const opts = { trustedKeys: [], json: false, requirePayloads: false, target: undefined, cosigners: [], tsaCert: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
     else if (a === '--require-payloads') opts.requirePayloads = true;
-    else if (a === '--trusted-key' || a.startsWith('--trusted-key=')) {
+    else if (a === '--require-cosigner' || a.startsWith('--require-cosigner=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined || v === '') throw new Unreadable('--require-cosigner needs the cosigner verifier key');
+      opts.cosigners.push(parseCosignerKey(v));
+    } else if (a === '--tsa-cert' || a.startsWith('--tsa-cert=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined || !fs.existsSync(v)) throw new Unreadable(`--tsa-cert ${v ?? ''} does not exist; pass the PEM certificate of the time-stamp authority (or its CA) you trust`);
+      opts.tsaCert = v;
+    } else if (a === '--trusted-key' || a.startsWith('--trusted-key=')) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
       if (v === undefined || v === '') throw new Unreadable('--trusted-key needs a verifier key string or a file of them');
       const isFile = fs.existsSync(v) && fs.statSync(v).isFile();
@@ -2229,7 +2442,8 @@ function parseArgs(argv) {
       }
       opts.trustedKeys.push(...keys);
     } else if (a === '--help' || a === '-h') opts.help = true;
-    else if (a.startsWith('-')) throw new Unreadable(`unknown option ${a}; usage: node verify.mjs [BUNDLE] [--trusted-key KEY] [--json] [--require-payloads]`);
+    else if (a.startsWith('-'))
+      throw new Unreadable(`unknown option ${a}; usage: node verify.mjs [BUNDLE] [--trusted-key KEY] [--json] [--require-payloads] [--require-cosigner VKEY] [--tsa-cert FILE]`);
     else if (opts.target !== undefined) throw new Unreadable('pass one bundle at a time');
     else opts.target = a;
   }
@@ -2291,6 +2505,10 @@ export function formatVerdict(subject, r) {
     }
   }
   line(`  trust: ${r.trust.statement}`);
+  const an = r.anchors;
+  for (const c of an?.checked ?? []) line(`  anchor: cosignature by ${c.cosigner} on checkpoint ${c.size} at ${new Date(c.timestamp * 1000).toISOString()} verified`);
+  for (const t of an?.timestamps ?? []) line(`  anchor: time-stamp by ${t.tsa} on checkpoint ${t.size}: ${t.time} (openssl ts -verify OK)`);
+  if (an !== undefined && an.unjudged > 0) line(`  anchor: ${an.unjudged} cosignature(s) in anchors.jsonl by witnesses you did not name were not checked; name their keys with --require-cosigner`);
   for (const k of r.trust.keys) line(`  key:   ${k.name}+${k.keyHash} (${k.source})`);
   for (const w of r.warnings.slice(0, 5)) line(`  note:  ${w}`);
   return out.join('\n');
@@ -2325,7 +2543,9 @@ export async function verifyTarget(target, opts = {}) {
     };
   }
   try {
-    return await verifyBundle(source, opts);
+    const report = await verifyBundle(source, opts);
+    await checkAnchors(source, { cosigners: opts.cosigners ?? [], tsaCert: opts.tsaCert }, report);
+    return report;
   } finally {
     source.close?.();
   }
@@ -2336,7 +2556,7 @@ export async function main(argv, out = (s) => process.stdout.write(`${s}\n`), er
     const opts = parseArgs(argv);
     if (opts.help) {
       out(
-        'usage: node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads]\nBUNDLE defaults to the directory this file is in. Exit 0: verified; 1: verification failed; 2: bad usage.',
+        'usage: node verify.mjs [BUNDLE_DIR_OR_ZIP] [--trusted-key KEY]... [--json] [--require-payloads] [--require-cosigner VKEY]... [--tsa-cert FILE]\nBUNDLE defaults to the directory this file is in. Exit 0: verified; 1: verification failed; 2: bad usage.',
       );
       return 0;
     }

@@ -17,7 +17,10 @@ import argparse
 import base64
 import binascii
 import bisect
+import dataclasses
+import datetime
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -539,7 +542,7 @@ POPULATION_NAME = re.compile(r"populations/[a-z0-9][a-z0-9-]{0,63}\.jsonl")
 V2_FIXED = {
     "manifest.json", "events.jsonl", "proofs.jsonl", "checkpoint.txt", "checkpoints.jsonl", "keys.json",
     "system.json", "populations/index.json", "report.html", "verify.mjs", "README.txt",
-    "purges.jsonl", "purge-proofs.jsonl",
+    "purges.jsonl", "purge-proofs.jsonl", "anchors.jsonl",
 }  # fmt: skip
 V1_NAMES = re.compile(r"manifest\.json|events\.jsonl|proofs\.jsonl|checkpoint\.txt|keys\.txt|artifacts/[0-9a-f]{64}")
 CAPS = {
@@ -1079,7 +1082,7 @@ MANIFEST_V2_FIELDS: dict[str, tuple[bool, Any]] = {
 }
 
 
-BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json", "keys.json", "purges.jsonl")
+BOUND_FILES = ("system.json", "README.txt", "verify.mjs", "populations/index.json", "keys.json", "purges.jsonl", "anchors.jsonl")
 
 
 def key_history_mismatches(keys: list[dict[str, Any]], rotations: dict[int, Any], span_from: int, span_to: int) -> list[str]:
@@ -1726,7 +1729,125 @@ def verify_v1(files: dict[str, bytes], manifest: dict[str, Any], trusted: list[s
 # ---------------------------------------------------------------- entry point
 
 
-def verify(path: str, trusted: list[str], require_payloads: bool = False) -> Report:
+# ---------------------------------------------------------------- 7.14 anchors.jsonl
+
+COSIGNER_NAME = re.compile(r"[^\s+\x00-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+@dataclasses.dataclass
+class Cosigner:
+    label: str
+    name: str
+    key_hash: int
+    public: bytes
+
+
+def parse_cosigner_vkey(text: str) -> Cosigner:
+    """<name>+<8 hex>+base64(0x04 || Ed25519 key), key hash SHA-256(name || "\\n" || 0x04 || key)[:4] (C2SP tlog-cosignature)."""
+    t = text.strip()
+    parts = t.split("+", 2)
+    if len(parts) != 3 or COSIGNER_NAME.fullmatch(parts[0]) is None or re.fullmatch(r"[0-9a-f]{8}", parts[1]) is None:
+        raise ValueError("it needs <name>+<8 hex key hash>+<base64 key>")
+    raw = b64decode_canonical(parts[2])
+    if raw is None or len(raw) != 33 or raw[0] != 0x04:
+        raise ValueError("it is not type 0x04 with a 32-byte Ed25519 key")
+    public = raw[1:]
+    key_hash = int.from_bytes(sha256(parts[0].encode("utf-8") + b"\n" + b"\x04" + public)[:4], "big")
+    if key_hash != int(parts[1], 16):
+        raise ValueError("its key hash does not match its name and key")
+    return Cosigner(f"{parts[0]}+{parts[1]}", parts[0], key_hash, public)
+
+
+def cosignature_time(c: Cosigner, body: str, line: str) -> int | None:
+    """The timestamp when `line` is c's valid cosignature/v1 over `body`: Ed25519 over "cosignature/v1\\ntime <t>\\n" || body."""
+    text = line[:-1] if line.endswith("\n") else line
+    if not text.startswith("\u2014 ") or "\n" in text:
+        return None
+    name, _, sig = text[2:].partition(" ")
+    raw = b64decode_canonical(sig)
+    if name != c.name or raw is None or len(raw) != 76 or int.from_bytes(raw[:4], "big") != c.key_hash:
+        return None
+    t = int.from_bytes(raw[4:12], "big")
+    if t > 2**53 - 1:
+        return None
+    try:
+        Ed25519PublicKey.from_public_bytes(c.public).verify(raw[12:], f"cosignature/v1\ntime {t}\n{body}".encode("utf-8"))
+    except InvalidSignature:
+        return None
+    return t
+
+
+def note_body(note: str) -> str:
+    i = note.rfind("\n\n")
+    return note if i < 0 else note[: i + 1]
+
+
+def check_anchors(files: dict[str, bytes], cosigners: list[Cosigner], report: Report) -> None:
+    """7.14: cosignatures count only over checkpoint.txt or a checkpoints.jsonl note; a required one over a size covering the span.
+    RFC 3161 time-stamps are not checked here (no simple openssl binding): they are only counted."""
+    checkpoints: dict[str, tuple[int, str]] = {}
+
+    def add(note: Any, size: Any) -> None:
+        if isinstance(note, str) and is_count(size):
+            checkpoints[sha256(note_body(note).encode("utf-8")).hex()] = (size, note)
+
+    covers = 2**53 - 1
+    try:
+        m = strict_loads(files.get("manifest.json", b"null"))
+        if isinstance(m, dict) and isinstance(m.get("span"), dict) and is_count(m["span"].get("to")):
+            covers = m["span"]["to"]
+        if isinstance(m, dict) and isinstance(m.get("checkpoint"), dict) and "checkpoint.txt" in files:
+            add(files["checkpoint.txt"].decode("utf-8"), m["checkpoint"].get("size"))
+    except (ValueError, UnicodeDecodeError):
+        pass  # judged by verify_v2
+    for line in files.get("checkpoints.jsonl", b"").split(b"\n"):
+        try:
+            c = strict_loads(line) if line else None
+            if isinstance(c, dict):
+                add(c.get("note"), c.get("size"))
+        except (ValueError, UnicodeDecodeError):
+            pass  # judged by verify_v2
+    by_label = {c.label: c for c in cosigners}
+    covered: set[str] = set()
+    unjudged = stamps = 0
+    for number, raw in enumerate(files.get("anchors.jsonl", b"").split(b"\n"), 1):
+        if not raw:
+            continue
+        try:
+            r = strict_loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            r = None
+        ok = isinstance(r, dict) and r.get("v") == 1 and is_count(r.get("size")) and is_hex64(r.get("checkpoint_sha256"))
+        if ok and r["type"] == "timestamp" and isinstance(r.get("tsa"), str) and isinstance(r.get("response"), str):
+            stamps += 1
+            continue
+        if not (ok and r["type"] == "cosignature" and isinstance(r.get("cosigner"), str) and isinstance(r.get("line"), str)):
+            report.fail("anchors_unreadable", f"anchors.jsonl line {number} is not an anchor record", file="anchors.jsonl")
+            continue
+        c = by_label.get(r["cosigner"])
+        if c is None:
+            unjudged += 1
+            continue
+        cp = checkpoints.get(r["checkpoint_sha256"])
+        if cp is None:
+            continue  # over no checkpoint of this bundle: counts for nothing
+        t = cosignature_time(c, note_body(cp[1]), r["line"]) if cp[0] == r["size"] else None
+        if t is None:
+            report.fail("cosignature_invalid", f"the cosignature by {c.label} in anchors.jsonl for checkpoint {r['size']} does not verify over that checkpoint", file="anchors.jsonl")
+            continue
+        report.notes.append(f"cosignature by {c.label} on checkpoint {cp[0]} at {datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} verified")
+        if cp[0] >= covers:
+            covered.add(c.label)
+    for label in by_label:
+        if label not in covered:
+            report.fail("cosignature_missing", f"anchors.jsonl holds no valid cosignature by {label} on a checkpoint of the bundle covering its span (size at least {covers})", file="anchors.jsonl")
+    if unjudged:
+        report.notes.append(f"{unjudged} cosignature(s) in anchors.jsonl by witnesses you did not name were not checked")
+    if stamps:
+        report.notes.append(f"{stamps} RFC 3161 time-stamp(s) in anchors.jsonl were not checked here (use witness verify or verify.mjs with --tsa-cert)")
+
+
+def verify(path: str, trusted: list[str], require_payloads: bool = False, cosigners: list[Cosigner] | None = None) -> Report:
     report = Report()
     try:
         files = read_zip(path) if os.path.isfile(path) else read_dir(path)
@@ -1745,6 +1866,7 @@ def verify(path: str, trusted: list[str], require_payloads: bool = False) -> Rep
         return report
     if report.version == 2:
         verify_v2(files, manifest, trusted, report)
+        check_anchors(files, cosigners or [], report)
     else:
         verify_v1(files, manifest, trusted, report)
     if require_payloads:  # 7.12 step 12
@@ -1760,6 +1882,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--trusted-key", action="append", default=[], help="a verifier key string (or a file of them, one a line) to pin")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--require-payloads", action="store_true", help="fail every event without its payload (7.12 step 12)")
+    parser.add_argument("--require-cosigner", action="append", default=[], help="a cosigner verifier key whose cosignature/v1 must cover the span (7.14)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -1774,7 +1897,14 @@ def main(argv: list[str]) -> int:
                 trusted.extend(x.strip() for x in f if x.strip())
         else:
             trusted.append(t.strip())
-    report = verify(args.bundle, trusted, args.require_payloads)
+    cosigners: list[Cosigner] = []
+    for v in args.require_cosigner:
+        try:
+            cosigners.append(parse_cosigner_vkey(v))
+        except ValueError as e:
+            print(f"verify_bundle: --require-cosigner {v} is not a cosigner verifier key ({e}).", file=sys.stderr)
+            return 2
+    report = verify(args.bundle, trusted, args.require_payloads, cosigners)
     code = 0 if report.verdict == "PASS" else 1
     try:
         write_verdict(args, report)
