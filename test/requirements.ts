@@ -134,6 +134,8 @@ export const REQUIREMENTS = {
     'A cosigning witness (C2SP tlog-witness) cosigns only a checkpoint consistent with the last one it cosigned for that log, refuses a forked log with the spec status (409/422) and keeps the refusal, and `witness verify --require-cosigner` fails when the newest checkpoint lacks a valid cosignature/v1 by that key.',
   'R-ANCHOR-TSA':
     '`witness anchor --tsa URL` keeps an RFC 3161 time-stamp over the checkpoint note; `witness verify --tsa-cert FILE` checks its imprint and its signature chain (openssl ts -verify), reports the time, and fails for another authority or a newest checkpoint without one.',
+  'R-ANCHOR-BUNDLE':
+    'An evidence bundle carries the cosignatures and RFC 3161 time-stamps over the checkpoints it ships (anchors.jsonl, bound by the export record); `witness verify`, verify.mjs and the Python verifier pass `--require-cosigner` only with a valid cosignature/v1 by that key over a bundle checkpoint holding the whole span (cosignature_missing, cosignature_invalid otherwise), and `--tsa-cert` reports the signed time and refuses another authority.',
   'R-ANCHOR-COPY':
     '`witness anchor --copy-to DIR|s3://BUCKET/PREFIX` writes each checkpoint (with its cosignature lines) and its time-stamp tokens outside the ledger, adds cosignatures to a copy without removing any, and never overwrites a different tree of the same size, not even when another writer races it on a bucket with conditional writes; a bucket that is missing, refuses the credentials or cannot be reached is one sentence and exit 1, with no credential printed.',
 } as const;
