@@ -105,6 +105,18 @@ const GatewayFileSchema = z
     dup(f.agents, (a) => a.key_sha256.toLowerCase(), 'key_sha256', 'the key hash', 'agents');
     dup(f.servers, (s) => s.name, 'name', 'the server name', 'servers');
     dup(f.servers, (s) => normalPath(s.path), 'path', 'the path', 'servers');
+    // Every server is also reached at /<name>/mcp (http-gateway.ts route): a path there would make one URL mean two servers.
+    const names = new Set(f.servers.map((s) => s.name));
+    f.servers.forEach((s, i) => {
+      const alias = /^\/([^/]+)\/mcp$/.exec(normalPath(s.path));
+      if (alias !== null && alias[1] !== s.name && names.has(alias[1]!)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', i, 'path'],
+          message: `"${normalPath(s.path)}" is where server "${alias[1]}" is also reached (every server answers at /<name>/mcp too); choose another path`,
+        });
+      }
+    });
   });
 
 type GatewayFile = z.infer<typeof GatewayFileSchema>;

@@ -33,6 +33,9 @@ import { StdioUpstream } from './upstream-stdio.js';
 /** The stream that holds what happens outside any session: refused keys, unknown sessions, bad bodies. */
 export const GATEWAY_STREAM: SystemStream = 'witness.gateway';
 
+/** The request header that names the server on the bare `/mcp` path (Node lower-cases header names). */
+export const SERVER_HEADER = 'witness-server';
+
 export interface HttpGatewayOptions {
   onLog?: ((message: string) => void) | undefined;
   /** Takes the screenshots that servers' `capture` settings ask for; needed when any server has one. */
@@ -77,6 +80,7 @@ export async function startHttpGateway(config: GatewayConfig, witness: Witness, 
 class Gateway {
   private readonly keys: KeyRing;
   private readonly byPath: Map<string, GatewayServerConfig>;
+  private readonly byName: Map<string, GatewayServerConfig>;
   private readonly sessions = new Map<string, GatewaySession>();
   /** Every session not yet fully ended, closing ones included (their records are still being written). */
   private readonly live = new Set<GatewaySession>();
@@ -94,6 +98,7 @@ class Gateway {
   ) {
     this.keys = new KeyRing(config.agents);
     this.byPath = new Map(config.servers.map((s) => [s.path, s]));
+    this.byName = new Map(config.servers.map((s) => [s.name, s]));
     this.modern = new ModernGateway({
       witness,
       config,
@@ -148,7 +153,7 @@ class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     const method = req.method ?? 'GET';
-    const server = this.byPath.get(url.pathname.replace(/\/+$/, '') || '/');
+    const server = this.route(url.pathname, req.headers[SERVER_HEADER]);
     if (server === undefined) {
       return reply(res, 404, errorResponse(null, ErrorCode.InvalidRequest, `Not found: no MCP server is exposed at ${url.pathname.slice(0, 200)} on this gateway.`));
     }
@@ -200,6 +205,20 @@ class Gateway {
     }
     res.setHeader('Allow', 'GET, POST, DELETE');
     return reply(res, 405, errorResponse(null, ErrorCode.ConnectionClosed, `Method not allowed: an MCP endpoint takes POST, GET and DELETE, not ${method.slice(0, 20)}.`));
+  }
+
+  /**
+   * The server a request is for: its configured path, else `/<name>/mcp` (the MCP Inspector rewrites
+   * a URL whose path does not end in /mcp), else the bare `/mcp` with a Witness-Server header. A
+   * header that names another server than the path picks, or is sent twice, finds none: a client
+   * must never be recorded under a server it did not ask for.
+   */
+  private route(pathname: string, header: string | string[] | undefined): GatewayServerConfig | undefined {
+    if (Array.isArray(header)) return undefined;
+    const p = pathname.replace(/\/+$/, '') || '/';
+    const alias = /^\/([^/]+)\/mcp$/.exec(p);
+    const server = this.byPath.get(p) ?? (alias !== null ? this.byName.get(alias[1]!) : p === '/mcp' && header !== undefined ? this.byName.get(header) : undefined);
+    return header !== undefined && server?.name !== header ? undefined : server;
   }
 
   private unsupportedVersion(res: ServerResponse, version: string, agent: AgentRef, where: Record<string, unknown>, server: GatewayServerConfig): void {
