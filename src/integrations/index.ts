@@ -1,3 +1,8 @@
 export { recordAnthropic } from './anthropic.js';
 export { recordOpenAI } from './openai.js';
 export { toolCallParent } from './record-call.js';
+export * from './hooks/index.js';
+export type { ExportableEvent, OtlpProtocol, OtlpSenderOptions, SpanContextOptions } from './otlp-export.js';
+export type { FollowOptions, FollowSource } from './otlp-export-follow.js';
+/** OTLP export, loaded only when asked for: the OpenTelemetry exporter is large, and `witness hook` starts once per tool call. */
+export const loadOtlpExport = () => import('./otlp-export.js');
