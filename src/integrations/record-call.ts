@@ -4,7 +4,8 @@ import type { EventFields, Session } from '../recorder/index.js';
 
 /** What the wrapper knows about a request before it is sent. */
 export interface CallFacts {
-  provider: 'anthropic' | 'openai';
+  /** `anthropic`, `openai`, or the AI SDK model's provider id (`openai.chat`, `anthropic.messages`, …). */
+  provider: string;
   /** The SDK method, e.g. `messages.create` (recorded as the event's action). */
   method: string;
   model: string;
