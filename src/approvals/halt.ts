@@ -74,9 +74,11 @@ function latest<T extends { pos: number }>(rows: readonly T[]): T | undefined {
  */
 export async function haltState(reader: LedgerReader, agent: string): Promise<HaltState> {
   const [halts, resumes] = await Promise.all([every(reader, 'human.halt', agent), every(reader, 'human.resume', agent)]);
-  // A halt names its agent in data.agent; one written without it stops the event's own agent.
-  const h = latest(halts.filter((e) => (textField(e.data?.agent) ?? e.agent.id) === agent));
-  const r = latest(resumes.filter((e) => textField(e.data?.agent) === agent));
+  // A halt or resume names its agent in data.agent; one without it (written so, or its payload
+  // gone) acts on the event's own agent, so a missing payload never flips the state.
+  const named = (e: Row<'human.halt'> | Row<'human.resume'>) => (textField(e.data?.agent) ?? e.agent.id) === agent;
+  const h = latest(halts.filter(named));
+  const r = latest(resumes.filter(named));
   const resumed: ResumeView | undefined =
     r === undefined ? undefined : { id: r.id, agent, actor: textField(r.data?.actor) ?? r.principal?.id ?? 'unknown', reason: textField(r.data?.reason), ts: r.ts, pos: r.pos };
   if (h !== undefined && (r === undefined || r.pos < h.pos)) {

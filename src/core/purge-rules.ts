@@ -1,4 +1,5 @@
 import { WitnessError } from './errors.js';
+import { GOVERNANCE_RULES } from './governance.js';
 
 /**
  * The rules a retention.purge record must keep to erase a payload (docs/FORMAT.md 3.6, README
@@ -14,8 +15,12 @@ export const GOVERNANCE_STREAM = 'witness.retention';
 /** The recorders that write governance records there: `witness retention|hold|erase` and the server. */
 export const GOVERNANCE_RECORDERS: readonly string[] = ['cli', 'server'];
 
-/** Kinds never purged: the record of governance itself (policies, holds, purges, keys). */
-export const UNPURGEABLE_KINDS: readonly string[] = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+/**
+ * Kinds never purged: the record of governance itself, every kind core's GOVERNANCE_RULES counts
+ * (halts and resumes, holds, rules, purges, keys). Derived from it so the two cannot drift: a
+ * resume whose payload a retention run erased once stopped lifting its halt (found by review).
+ */
+export const UNPURGEABLE_KINDS: readonly string[] = Object.keys(GOVERNANCE_RULES);
 
 /** The recorder kind a header names, or `none`. */
 export function recorderKindOf(recorder: unknown): string {

@@ -1,4 +1,4 @@
-import { PurgeCover, canonicalize, purgeRecordOf, type PurgeRecord } from '../core/index.js';
+import { PurgeCover, UNPURGEABLE_KINDS, canonicalize, purgeRecordOf, type PurgeRecord } from '../core/index.js';
 import type { Ledger } from '../store/index.js';
 
 /*
@@ -18,8 +18,8 @@ export const PURGE_PROOFS_FILE = 'purge-proofs.jsonl';
 export const PURGE_STREAM = 'witness.retention';
 export const PURGE_RECORDERS: readonly string[] = ['cli', 'server'];
 
-/** Kinds whose payloads are never purged (store's UNPURGEABLE_KINDS): one of them without its payload is never "purged". */
-export const GOVERNANCE_KINDS: readonly string[] = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+/** Kinds whose payloads are never purged (core's UNPURGEABLE_KINDS, every kind GOVERNANCE_RULES counts): one of them without its payload is never "purged". */
+export const GOVERNANCE_KINDS: readonly string[] = UNPURGEABLE_KINDS;
 
 /** Where a key.rotated event counts as a rotation, and the one recorder that writes it there (`witness keys rotate`). */
 export const ROTATION_STREAM = 'witness.keys';

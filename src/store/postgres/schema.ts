@@ -384,11 +384,11 @@ END $grants$;
 }
 
 /**
- * The kinds version 5's witness_purge never takes: ledger.ts UNPURGEABLE_KINDS as it stood, written
+ * The kinds version 5's witness_purge never takes: core's UNPURGEABLE_KINDS as it stood, written
  * out because a migration's SQL must not change after it ships (a test holds the two equal; a new
  * kind there needs a new migration here).
  */
-export const PG_V5_UNPURGEABLE_KINDS = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'] as const;
+export const PG_V5_UNPURGEABLE_KINDS = ['human.halt', 'human.resume', 'hold.placed', 'hold.released', 'retention.purge', 'config.change', 'key.rotated'] as const;
 
 /**
  * Version 4 → 5: `witness_purge` refuses, in the database, what Ledger.purgePayloads refuses before

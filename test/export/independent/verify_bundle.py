@@ -1171,7 +1171,8 @@ def jeq(a: Any, b: Any) -> bool:
         return False
 
 
-GOVERNANCE_KINDS = {"retention.purge", "hold.placed", "hold.released", "config.change", "key.rotated"}
+# Never purged: every kind the governance rule counts (FORMAT 3.6, 5.4).
+GOVERNANCE_KINDS = {"human.halt", "human.resume", "hold.placed", "hold.released", "retention.purge", "config.change", "key.rotated"}
 
 
 def recorder_of(h: dict[str, Any]) -> Any:
