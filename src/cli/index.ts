@@ -14,6 +14,7 @@ import { registerPolicy } from './commands/policy.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerHalt } from './commands/halt.js';
+import { registerHook } from './commands/hook.js';
 import { registerQuery } from './commands/query.js';
 import { registerReport } from './commands/report.js';
 import { registerReview } from './commands/review.js';
@@ -69,6 +70,7 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   registerErase(program, io);
   registerMonitor(program, io, setExit);
   registerPolicy(program, io, setExit);
+  registerHook(program, io, setExit);
   // Commander prints its usage errors as several lines; keep the text, print it as one sentence
   // below. Every command, nested ones too, is configured after all are registered.
   const configure = (cmd: Command, name: string): void => {
