@@ -223,10 +223,50 @@ export interface PurgeCoverData {
   by: number[];
 }
 
+/** A binary min-heap, for PurgeCover.of. */
+class MinHeap<T> {
+  private readonly a: T[] = [];
+  constructor(private readonly less: (x: T, y: T) => number) {}
+
+  get top(): T | undefined {
+    return this.a[0];
+  }
+
+  push(x: T): void {
+    const a = this.a;
+    let i = a.push(x) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.less(a[p]!, a[i]!) <= 0) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+
+  pop(): void {
+    const a = this.a;
+    const last = a.pop();
+    if (a.length === 0 || last === undefined) return;
+    a[0] = last;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.less(a[l]!, a[m]!) < 0) m = l;
+      if (r < a.length && this.less(a[r]!, a[m]!) < 0) m = r;
+      if (m === i) return;
+      [a[m], a[i]] = [a[i]!, a[m]!];
+      i = m;
+    }
+  }
+}
+
 /**
  * Which purge record lists a leaf, answered in O(1) amortised for leaves asked in ascending order
  * (a verify pass), by binary search otherwise. Built once from every record, so no leaf costs a
- * query. Where two records list one leaf (a second purge of an erased event) the first counts.
+ * query. Where several records list one leaf (a second purge of an erased event, or a forgery
+ * laid over a genuine record) the earliest, at the lowest leaf, answers for it, whatever range
+ * starts first: a later record that keeps the rules must not hide an earlier one that broke them.
  */
 export class PurgeCover {
   private i = 0;
@@ -235,16 +275,28 @@ export class PurgeCover {
   constructor(private readonly d: PurgeCoverData) {}
 
   static of(records: readonly PurgeRecord[]): PurgeCover {
-    const all = records.flatMap((r) => r.ranges.map(([from, to]) => ({ from, to, by: r.leaf }))).sort((a, b) => a.from - b.from || a.by - b.by);
+    const all = records.flatMap((r) => r.ranges.map(([from, to]) => ({ from, to, by: r.leaf }))).sort((a, b) => a.from - b.from);
+    // Every range starts and ends at a cut, so between two cuts the ranges listing a leaf are the
+    // same ones; the owner there is the lowest record among them (a min-heap on `by`, whose ranges
+    // that ended are dropped only once they reach the top). O(n log n) for n ranges.
+    const cuts = [...new Set(all.flatMap((r) => [r.from, r.to + 1]))].sort((a, b) => a - b);
+    const heap = new MinHeap<{ to: number; by: number }>((a, b) => a.by - b.by);
     const d: PurgeCoverData = { from: [], to: [], by: [] };
-    let end = -1;
-    for (const r of all) {
-      const from = Math.max(r.from, end + 1);
-      if (from > r.to) continue;
-      d.from.push(from);
-      d.to.push(r.to);
-      d.by.push(r.by);
-      end = r.to;
+    let k = 0;
+    for (let c = 0; c + 1 < cuts.length; c++) {
+      const from = cuts[c]!;
+      const to = cuts[c + 1]! - 1;
+      while (k < all.length && all[k]!.from === from) heap.push(all[k++]!);
+      while (heap.top !== undefined && heap.top.to < from) heap.pop();
+      const top = heap.top;
+      if (top === undefined) continue;
+      const n = d.by.length - 1;
+      if (n >= 0 && d.by[n] === top.by && d.to[n] === from - 1) d.to[n] = to;
+      else {
+        d.from.push(from);
+        d.to.push(to);
+        d.by.push(top.by);
+      }
     }
     return new PurgeCover(d);
   }

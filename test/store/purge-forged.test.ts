@@ -233,6 +233,18 @@ describe('a forged retention.purge record and a raw UPDATE on the same connectio
     expect(r.failures[1]!.reason).toMatch(/leaf 6 is a hold\.placed event/);
   });
 
+  it('[R-RETENTION] the earliest record listing a leaf judges it: a later record that keeps the rules and lists it too does not hide one that broke them', async () => {
+    const bad = forgePurge({ leaves: [L.plain], stream: 'witness.forged' });
+    // A later record whose ranges start lower ([0, 2]) and that may erase all three leaves.
+    forgePurge({ leaves: [L.cust1, L.cust1b, L.plain] });
+    for (const threads of [undefined, 2]) {
+      const r = await sealAndVerify(threads === undefined ? {} : { threads, chunkEvents: 2 });
+      expect(where(r)).toEqual([{ code: 'unauthorised_purge', stream: 's-old', seq: 2, leaf: L.plain }]);
+      expect(unauthorised(r)[0]!.reason).toContain(`retention.purge event at leaf ${bad} (policy ${RULE})`);
+      expect(r.purged?.payloads).toBe(2);
+    }
+  });
+
   it('[R-RETENTION] reports the same in worker threads, with the purged leaves across chunk seams', async () => {
     forgePurge({ leaves: [L.cust1, L.plain, L.note, L.held] });
     const one = await sealAndVerify({ threads: 1 });

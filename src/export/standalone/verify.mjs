@@ -1802,10 +1802,52 @@ async function verifyInto(source, opts, r, fail, warnings, stopped) {
 
 // --- purged payloads (FORMAT.md 7.13) and the governance records a bundle believes (7.6)
 
-const GOVERNANCE_KINDS = ['retention.purge', 'hold.placed', 'hold.released', 'config.change', 'key.rotated'];
+/** Never purged: every kind the governance rule counts (FORMAT.md 3.6, 5.4). */
+const GOVERNANCE_KINDS = ['human.halt', 'human.resume', 'hold.placed', 'hold.released', 'retention.purge', 'config.change', 'key.rotated'];
 const recorderOf = (h) => (isObject(h.recorder) ? h.recorder.kind : undefined);
 /** A key.rotated event counts as a rotation only in witness.keys, stamped by the CLI or, written before the CLI stamped one, with no recorder at all. */
 const isRotation = (h) => h.kind === 'key.rotated' && h.stream === 'witness.keys' && (h.recorder === undefined || recorderOf(h) === 'cli');
+
+/**
+ * The purged ranges as disjoint runs, each owned by one record: across records one leaf may be listed
+ * twice (a second purge), and the earliest record (lowest leaf) answers for it, whatever range starts
+ * first. Between two cuts the same ranges list every leaf; the owner is the lowest record among them.
+ */
+export function ownedRanges(ranges) {
+  const spans = [...ranges].sort((a, b) => a.from - b.from);
+  const cuts = [...new Set(spans.flatMap((x) => [x.from, x.to + 1]))].sort((a, b) => a - b);
+  const heap = [];
+  const up = (i) => {
+    while (i > 0 && heap[(i - 1) >> 1].by > heap[i].by) {
+      const p = (i - 1) >> 1;
+      [heap[p], heap[i]] = [heap[i], heap[p]];
+      i = p;
+    }
+  };
+  const popTop = () => {
+    const last = heap.pop();
+    if (heap.length === 0) return;
+    heap[0] = last;
+    for (let i = 0; ;) {
+      let m = i;
+      for (const c of [2 * i + 1, 2 * i + 2]) if (c < heap.length && heap[c].by < heap[m].by) m = c;
+      if (m === i) return;
+      [heap[m], heap[i]] = [heap[i], heap[m]];
+      i = m;
+    }
+  };
+  const merged = [];
+  for (let c = 0, k = 0; c + 1 < cuts.length; c++) {
+    const from = cuts[c];
+    while (k < spans.length && spans[k].from === from) up(heap.push(spans[k++]) - 1);
+    while (heap.length > 0 && heap[0].to < from) popTop();
+    if (heap.length === 0) continue;
+    const last = merged[merged.length - 1];
+    if (last !== undefined && last.by === heap[0].by && last.to === from - 1) last.to = cuts[c + 1] - 1;
+    else merged.push({ from, to: cuts[c + 1] - 1, by: heap[0].by });
+  }
+  return merged;
+}
 
 /** Why a purge line's header and payload cannot be a record a bundle relies on (FORMAT.md 7.13), or undefined; `d` is its verified payload. */
 function purgeRecordProblem(h, d, leaf) {
@@ -1834,7 +1876,7 @@ function purgeRecordProblem(h, d, leaf) {
 async function readPurges(source, cp, origin, fail) {
   const records = new Map();
   const ranges = [];
-  // Binary search over the ranges sorted by start (the first record listing a leaf counts): an
+  // Binary search over the ranges sorted by start (the earliest record listing a leaf counts): an
   // absent payload costs a lookup, not a walk of every range of every record.
   const coverOf = (leaf) => {
     let lo = 0;
@@ -1935,16 +1977,7 @@ async function readPurges(source, cp, origin, fail) {
     for (const [from, to] of data.leaves) ranges.push({ from, to, by: leaf });
   }
   await proofs.drain();
-  // Disjoint within a record; across records one leaf may be listed twice (a second purge): keep the first record's range.
-  ranges.sort((a, b) => a.from - b.from || a.by - b.by);
-  let end = -1;
-  const merged = [];
-  for (const x of ranges) {
-    const from = Math.max(x.from, end + 1);
-    if (from > x.to) continue;
-    merged.push({ from, to: x.to, by: x.by });
-    end = x.to;
-  }
+  const merged = ownedRanges(ranges);
   ranges.length = 0;
   ranges.push(...merged);
   return out;

@@ -1215,14 +1215,28 @@ class Purges:
         self.starts: list[int] = []
 
     def finish(self) -> None:
-        """Sorted, made disjoint (a leaf listed twice counts for the first record), for a binary search."""
+        """Sorted, made disjoint, for a binary search: a leaf listed twice counts for the earliest
+        record (lowest leaf), whatever range starts first. Between two cuts the same ranges list
+        every leaf; the owner is the lowest record among them (a heap on the record's leaf)."""
+        spans = sorted(self.ranges)
+        cuts = sorted({r[0] for r in spans} | {r[1] + 1 for r in spans})
         merged: list[tuple[int, int, int]] = []
-        end = -1
-        for lo, hi, by in sorted(self.ranges, key=lambda r: (r[0], r[2])):
-            lo = max(lo, end + 1)
-            if lo <= hi:
+        heap: list[tuple[int, int]] = []  # (by, hi)
+        k = 0
+        for c in range(len(cuts) - 1):
+            lo, hi = cuts[c], cuts[c + 1] - 1
+            while k < len(spans) and spans[k][0] == lo:
+                heapq.heappush(heap, (spans[k][2], spans[k][1]))
+                k += 1
+            while heap and heap[0][1] < lo:
+                heapq.heappop(heap)
+            if not heap:
+                continue
+            by = heap[0][0]
+            if merged and merged[-1][2] == by and merged[-1][1] == lo - 1:
+                merged[-1] = (merged[-1][0], hi, by)
+            else:
                 merged.append((lo, hi, by))
-                end = hi
         self.ranges = merged
         self.starts = [r[0] for r in merged]
 
