@@ -1,0 +1,153 @@
+import os from 'node:os';
+import { WitnessError } from '../../core/index.js';
+import { AUDIT_STREAM, ScopeTracker, resolveSpan, type SpanScope } from '../../export/index.js';
+import { loadOtlpExport, type ExportableEvent, type OtlpProtocol } from '../../integrations/index.js';
+import { toStored, type Ledger } from '../../store/index.js';
+import { type Io, jsonText } from '../output.js';
+import { idList, type ScopeFlags } from '../scope-flags.js';
+import { openExisting, resolveStore } from '../store-option.js';
+import { scopeTime } from './export-siem.js';
+
+/** The flags `witness export --otlp URL` reads. */
+export interface OtlpExportFlags extends ScopeFlags {
+  otlp: string;
+  otlpProtocol?: string;
+  otlpHeader?: string[];
+  withholdData?: boolean;
+  as?: string;
+  store?: string;
+  sealRecord?: string;
+  json?: boolean;
+}
+
+/** `--otlp-header K=V` (repeatable) → headers; refuses a pair without a name. */
+export function otlpHeaders(pairs: readonly string[] | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const p of pairs ?? []) {
+    const i = p.indexOf('=');
+    const name = i < 0 ? '' : p.slice(0, i).trim();
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new WitnessError('invalid_argument', `--otlp-header "${p.split('=')[0]}" is not NAME=VALUE; give e.g. --otlp-header authorization="Bearer …".`);
+    headers[name] = p.slice(i + 1);
+  }
+  return headers;
+}
+
+const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json'];
+
+export function otlpProtocol(value: string | undefined): OtlpProtocol {
+  const p = value ?? 'http/protobuf';
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(p)) throw new WitnessError('invalid_argument', `--otlp-protocol "${p}" is not supported; use ${OTLP_PROTOCOLS.join(' or ')}.`);
+  return p as OtlpProtocol;
+}
+
+/** The scope's events, a page at a time, as the span mapper reads them. */
+async function* scopedEvents(ledger: Ledger, scope: SpanScope, from: number, to: number, withhold: boolean): AsyncIterable<ExportableEvent[]> {
+  const tracker = new ScopeTracker(scope);
+  for await (const page of ledger.scan(from, 1000)) {
+    const out: ExportableEvent[] = [];
+    let done = false;
+    for (const row of page) {
+      if (row.pos >= to) {
+        done = true;
+        break;
+      }
+      const e = toStored(row);
+      if (tracker.inScope(e)) out.push(withhold ? { ...e, data: null } : e);
+    }
+    if (out.length > 0) yield out;
+    if (done) return;
+  }
+}
+
+/**
+ * `witness export --otlp URL`: the scope's events sent as spans (src/integrations/otlp-export.ts),
+ * recorded as an audit.access event (operation export, format otlp) whether it ends or fails. The
+ * record names the endpoint but never the headers: they usually hold a credential.
+ */
+export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<void> {
+  if (opts.regime !== undefined) throw new WitnessError('invalid_argument', '--regime applies to evidence bundles only; leave it out with --otlp.');
+  const protocol = otlpProtocol(opts.otlpProtocol);
+  const headers = otlpHeaders(opts.otlpHeader);
+  const scope: SpanScope = {
+    since: opts.since === undefined ? null : scopeTime(opts.since, '--since'),
+    until: opts.until === undefined ? null : scopeTime(opts.until, '--until'),
+    agents: idList(opts.agent, '--agent'),
+    sessions: idList(opts.session, '--session'),
+  };
+  if (scope.since !== null && scope.until !== null && scope.since >= scope.until) {
+    throw new WitnessError('invalid_argument', `--since ${opts.since} is not before --until ${opts.until}; give a window that is not empty.`);
+  }
+  const { OtlpExportError, OtlpSender, SpanMapper, sendEvents } = await loadOtlpExport();
+  let sender: InstanceType<typeof OtlpSender>;
+  try {
+    sender = new OtlpSender({ url: opts.otlp, protocol, headers });
+  } catch (e) {
+    throw new WitnessError('invalid_argument', (e as Error).message);
+  }
+  const withhold = opts.withholdData === true;
+  const actor = opts.as ?? os.userInfo().username;
+  const ledger = await openExisting(resolveStore(opts.store), opts.sealRecord === undefined ? {} : { sealRecord: opts.sealRecord });
+  const warnings: string[] = [];
+  try {
+    // Sealed first when this process holds the key, so each span can name a checkpoint covering it.
+    if (ledger.canSeal) {
+      try {
+        await ledger.seal();
+      } catch (e) {
+        warnings.push(`The ledger could not be sealed, so newer spans carry no witness.checkpoint.size: ${(e as Error).message.replace(/\.$/, '')}.`);
+      }
+    }
+    const cp = await ledger.latestCheckpoint();
+    const checkpointSize = cp?.size ?? 0;
+    const span = (await resolveSpan(ledger, scope)) ?? null;
+    const mapper = new SpanMapper({ origin: ledger.info.origin, checkpointSize, withholdData: withhold });
+    let sent = 0;
+    let failure: unknown;
+    try {
+      if (span !== null) await sendEvents(scopedEvents(ledger, scope, span.from, span.to, withhold), mapper, sender, (_next, n) => void (sent += n));
+    } catch (e) {
+      failure = e;
+    } finally {
+      await sender.close().catch(() => undefined);
+    }
+    const [receipt] = await ledger.append([
+      {
+        stream: AUDIT_STREAM,
+        agent: { id: 'witness-cli' },
+        principal: { id: actor, kind: 'human' },
+        kind: 'audit.access',
+        resource: 'otlp-export',
+        action: 'export',
+        outcome: failure === undefined ? 'success' : 'error',
+        data: {
+          actor,
+          operation: 'export',
+          format: 'otlp',
+          protocol,
+          endpoint: sender.url,
+          scope,
+          mode: withhold ? 'withheld' : 'full',
+          span,
+          checkpoint: { size: checkpointSize },
+          count: sent,
+          complete: failure === undefined,
+        },
+      },
+    ]);
+    if (ledger.canSeal) await ledger.seal().catch(() => undefined);
+    if (failure !== undefined) {
+      if (failure instanceof OtlpExportError) throw new WitnessError('store_unavailable', failure.message, { cause: failure });
+      throw failure;
+    }
+    const result = { format: 'otlp', protocol, endpoint: sender.url, spans: sent, span, checkpoint: { size: checkpointSize }, accessEvent: receipt?.id, warnings };
+    if (opts.json) return io.out(jsonText(result));
+    for (const w of warnings) io.err(`witness: ${w}`);
+    const range = span === null ? 'no event in scope' : `leaves ${span.from}–${span.to - 1}`;
+    io.out(
+      `Exported ${sent} event(s) as OpenTelemetry spans to ${sender.url} (${protocol}, ${range}${withhold ? ', payloads withheld' : ''}); each span checks back against the ledger by its witness.ledger.position and witness.event.hash (README "OpenTelemetry export").`,
+    );
+  } finally {
+    await ledger.close();
+  }
+}
