@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { openWitness, type Witness } from '../src/index.js';
+import { ledgerOf } from '../src/recorder/index.js';
 import type { SqliteLedger } from '../src/store/index.js';
 import type { Config } from './config.js';
 import { fakeUuid, toolCallData } from './events.js';
@@ -355,5 +356,5 @@ export async function benchRecorder(cfg: Config): Promise<Section> {
 
 /** The recorder's SQLite driver, for measuring its WAL: Witness keeps its ledger private on purpose. */
 function driverOf(w: Witness): SqliteLedger {
-  return w['ledger'] as SqliteLedger;
+  return ledgerOf(w) as SqliteLedger;
 }

@@ -44,6 +44,33 @@ export const AGENT_REFUSED_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
   'anomaly',
 ]);
 
+/**
+ * Header fields that state what a person or the gateway did: the policy verdict, the approvals
+ * given, the human the agent acted for. An agent saying so is only its claim, and readers show
+ * these fields as facts, so the server's ingest (agent keys) and the SDK's public `record` refuse
+ * them rather than store them (an agent's own account belongs in `data`, a note for instance).
+ */
+export const AGENT_REFUSED_FIELDS = ['policy', 'approvals', 'principal'] as const;
+
+/**
+ * The recorders that write approval records: a request only by the gateway, which holds the call
+ * (the MCP gateway, and `witness hook run` as the gateway of a coding agent's hooks); a decision
+ * by a person through the CLI or the server, or by the gateway when a request expires undecided.
+ * Approvers' queues list requests and the report counts them, so a request any other recorder wrote
+ * would put an agent's own words in front of a person as a held call.
+ */
+export const APPROVAL_RECORDERS = {
+  'approval.request': ['gateway'],
+  'approval.decision': ['cli', 'server', 'gateway'],
+} as const satisfies Partial<Record<EventKind, readonly RecorderKind[]>>;
+
+/** Whether an approval.request or approval.decision was written by a recorder that writes it (APPROVAL_RECORDERS); false for other kinds. */
+export function isApprovalRecord(e: Pick<GovernanceHeader, 'kind' | 'recorder'>): boolean {
+  const recorders: readonly string[] | undefined = APPROVAL_RECORDERS[e.kind as keyof typeof APPROVAL_RECORDERS];
+  const recorder = e.recorder?.kind;
+  return recorders !== undefined && typeof recorder === 'string' && recorders.includes(recorder);
+}
+
 /** The recorder kinds a header may name (core's RecorderRef). */
 export type RecorderKind = 'sdk' | 'gateway' | 'server' | 'otlp' | 'cli';
 

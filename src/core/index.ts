@@ -1,10 +1,13 @@
 export { ERROR_CODES, WitnessError, isWitnessError, type ErrorCode } from './errors.js';
 export * from './event.js';
 export {
+  AGENT_REFUSED_FIELDS,
   AGENT_REFUSED_KINDS,
+  APPROVAL_RECORDERS,
   GOVERNANCE_RULES,
   SYSTEM_STREAM_PREFIX,
   isGovernanceHeaderText,
+  isApprovalRecord,
   isGovernanceRecord,
   isSystemStreamName,
   type GovernanceHeader,

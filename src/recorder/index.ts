@@ -1,4 +1,4 @@
-export { RECORDER_VERSION, Witness, openWitness, systemWriter, type SystemRecorderKind, type SystemWriter } from './witness.js';
+export { RECORDER_VERSION, Witness, ledgerOf, openWitness, systemWriter, type SystemRecorderKind, type SystemWriter } from './witness.js';
 export { Session, type CaptureShot, type ToolCapturer, type EndInput, type EventFields, type LlmCallInput, type SessionInit, type ToolOptions } from './session.js';
 export { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS, Redactor, type RedactionConfig, type RedactionRule } from './redact.js';
 export { WitnessOptions, type ParsedWitnessOptions, type WitnessOptionsInput } from './options.js';

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import {
+  AGENT_REFUSED_FIELDS,
   AGENT_REFUSED_KINDS,
   SYSTEM_STREAM_PREFIX,
   WitnessError,
@@ -46,6 +47,15 @@ export interface SystemWriter {
 type Stamp = SystemRecorderKind | 'sdk' | undefined;
 
 let grantSystem: (witness: Witness, as: SystemRecorderKind) => SystemWriter;
+let grantLedger: (witness: Witness) => Ledger;
+
+/**
+ * The recorder's own driver, for tests that look at what it wrote or break it on purpose.
+ * Internal: not exported from the package entry, like `systemWriter`.
+ */
+export function ledgerOf(witness: Witness): Ledger {
+  return grantLedger(witness);
+}
 
 /** The write path of Witness's own writers on `witness` (see SystemWriter). Internal: not exported from the package entry. */
 export function systemWriter(witness: Witness, as: SystemRecorderKind): SystemWriter {
@@ -68,12 +78,15 @@ const INSTEAD: Partial<Record<EventKind, string>> = {
 };
 
 /**
- * Why the SDK refuses to record `input` into `stream`, or undefined: a system stream, a kind that
+ * Why the SDK refuses to record `head` into `stream`, or undefined: a system stream, a kind that
  * records what a person or Witness did (core's AGENT_REFUSED_KINDS, as the server refuses them to
- * agent keys), or a recorder claim other than the SDK's own.
+ * agent keys), a header field that states what a person or the gateway did (core's
+ * AGENT_REFUSED_FIELDS, refused to agent keys too), or a recorder claim other than the SDK's own.
+ * `head` is the recorder's own plain copy of the caller's header (see snapshot): what is checked
+ * here is what is written, whatever accessors the caller's object had.
  */
-function sdkRefusal(stream: string, input: EventInput): WitnessError | undefined {
-  const kind = (input as { kind?: unknown }).kind;
+function sdkRefusal(stream: string, head: Readonly<Record<string, unknown>>): WitnessError | undefined {
+  const kind = head['kind'];
   if (typeof kind === 'string' && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
     const instead = INSTEAD[kind as EventKind] ?? "Witness's own commands";
     return new WitnessError('forbidden', `The SDK does not record ${kind}, which records what a person or Witness itself did; use ${instead} for that.`, {
@@ -87,12 +100,44 @@ function sdkRefusal(stream: string, input: EventInput): WitnessError | undefined
       { details: { path: 'stream', stream } },
     );
   }
-  const recorder = (input as { recorder?: unknown }).recorder;
+  const recorder = head['recorder'];
   const claimed = typeof recorder === 'object' && recorder !== null ? (recorder as { kind?: unknown }).kind : undefined;
   if (claimed !== undefined && claimed !== 'sdk') {
     return new WitnessError('forbidden', `The SDK records as recorder kind "sdk", not ${JSON.stringify(claimed)}; leave recorder.kind out.`, { details: { path: 'recorder.kind', stream } });
   }
+  for (const field of AGENT_REFUSED_FIELDS) {
+    if (head[field] !== undefined) {
+      return new WitnessError('forbidden', `The SDK does not record ${field}, which states what a person or the Witness gateway did; leave it out and put the agent's own account in data.`, {
+        details: { path: field, stream },
+      });
+    }
+  }
   return undefined;
+}
+
+/** A caller's event, read once: its header as plain JSON, and its payload as given. */
+interface Snapshot {
+  head: Record<string, unknown>;
+  data: unknown;
+}
+
+/**
+ * Reads the caller's event once, before anything is checked: each member of the header, and of the
+ * recorder claim inside it, is read once into a copy of the recorder's own (accessors and proxies
+ * answer once), and that copy is both what sdkRefusal checks and what prepare writes. An accessor
+ * that answered `note` to the check and `approval.request` to the writer recorded what was never
+ * checked. Not a full toJSON walk of the header (core's toJsonValue): that costs ~3.5 µs a record
+ * (Node 20, a tool call's header), while what the refusals read is the top level and recorder.kind;
+ * the nested header values are validated and copied once more by the ledger's prepare.
+ */
+function snapshot(input: unknown): Snapshot {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new WitnessError('invalid_event', 'Invalid event: an event must be an object with agent, kind and data; pass one.', { details: { path: '(root)' } });
+  }
+  const { data, ...head } = input as Record<string, unknown>;
+  const recorder = head['recorder'];
+  if (typeof recorder === 'object' && recorder !== null) head['recorder'] = { ...recorder };
+  return { head, data };
 }
 
 /**
@@ -114,9 +159,10 @@ export async function openWitness(options: WitnessOptionsInput = {}): Promise<Wi
 
 export class Witness implements SessionHost {
   static {
+    grantLedger = (w) => w.#ledger;
     grantSystem = (w, as) => {
       const host: SessionHost = {
-        record: (stream, input) => w.write(stream, input, as),
+        record: (stream, input) => w.#write(stream, input, as),
         storeOutput: (kind, value) => w.storeOutput(kind, value),
         storeArtifact: (bytes, mime, role) => w.storeArtifact(bytes, mime, role),
         get capturer() {
@@ -127,19 +173,22 @@ export class Witness implements SessionHost {
       };
       return Object.freeze({
         as,
-        record: (stream: string, input: EventInput) => w.write(stream, input, as),
-        recordStrict: (stream: string, input: EventInput) => w.writeStrict(stream, input, as),
+        record: (stream: string, input: EventInput) => w.#write(stream, input, as),
+        recordStrict: (stream: string, input: EventInput) => w.#writeStrict(stream, input, as),
         session: (init: SessionInit) => w.startSession(host, init),
       });
     };
   }
 
   /**
-   * Not handed out: whoever holds the ledger could seal, close or write around the recorder's
-   * redaction and batching. Readers get `reader`; tests reach the driver on purpose.
+   * Not handed out: whoever holds the ledger (or the writer, which holds it) could seal, close or
+   * write around the recorder's redaction, batching and refusals. ECMAScript private, not TS
+   * `private`: the SDK runs in the agent's process, where TS modifiers do nothing, and the cheap
+   * route (`w.ledger.append(…)`) must not be one. Readers get `reader`; tests reach the driver on
+   * purpose through `ledgerOf`, which the package entry does not export.
    */
-  private readonly ledger: Ledger;
-  private readonly writer: BatchWriter;
+  readonly #ledger: Ledger;
+  readonly #writer: BatchWriter;
   private readonly redactor: Redactor;
   private readonly onError: (e: WitnessError) => void;
   private readonly source = { host: os.hostname(), process: String(process.pid) };
@@ -161,7 +210,7 @@ export class Witness implements SessionHost {
     ledger: Ledger,
     private readonly options: ParsedWitnessOptions,
   ) {
-    this.ledger = ledger;
+    this.#ledger = ledger;
     // Methods bound one by one, so nothing but these (and watch) is reachable from the reader; `info` is a
     // fresh frozen copy on every read, since the driver's own object is live (its size grows) and an
     // origin changed through it would make the driver chain and sign under the wrong origin.
@@ -182,7 +231,7 @@ export class Witness implements SessionHost {
         : { ...(options.env === undefined ? {} : { env: options.env }), ...(options.tenant === undefined ? {} : { tenant: options.tenant }) };
     this.onError = options.onError ?? (() => undefined);
     this.redactor = new Redactor(options.redact);
-    this.writer = new BatchWriter(ledger, {
+    this.#writer = new BatchWriter(ledger, {
       maxBatch: options.maxBatch,
       maxQueue: options.maxQueue,
       retryForMs: options.retryForMs,
@@ -239,41 +288,44 @@ export class Witness implements SessionHost {
    * session, recorded there as an error).
    */
   async record(stream: string, input: EventInput): Promise<AppendReceipt | undefined> {
-    return this.write(stream, input, undefined);
+    return this.#write(stream, input, undefined);
   }
 
   /**
    * `as`: the system writer's recorder kind; `sdk`: the recorder's own records (a recording gap),
    * stamped as the SDK's; neither refused. Undefined: the SDK's public path, refused as above.
    */
-  private async write(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt | undefined> {
+  async #write(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt | undefined> {
     if (this.closed) {
       return this.fault(new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.'));
     }
     let prepared: PreparedEvent;
+    let event: Snapshot | undefined;
     try {
+      event = snapshot(input);
       if (as === undefined) {
-        const refused = sdkRefusal(stream, input);
+        const refused = sdkRefusal(stream, event.head);
         if (refused !== undefined) throw refused;
       }
-      prepared = this.prepare(stream, input, as);
+      prepared = this.#prepare(stream, event, as);
     } catch (e) {
       const err = isWitnessError(e) ? e : new WitnessError('invalid_event', `Invalid event: ${String(e)}.`, { cause: e });
       if (this.options.strict) throw err;
       this.report(err);
       // The rejected record leaves a visible gap rather than none at all (never in a system
-      // stream the SDK may not write).
-      if (input.kind !== 'error' && (as !== undefined || !isSystemStreamName(stream))) {
+      // stream the SDK may not write), told from the copy that was checked, never read again.
+      const kind = event?.head['kind'];
+      if (kind !== 'error' && (as !== undefined || !isSystemStreamName(stream))) {
         void this.record(stream, {
-          agent: input.agent,
+          agent: event?.head['agent'] as EventInput['agent'],
           kind: 'error',
           outcome: 'error',
-          data: { message: `A ${input.kind} record was rejected: ${err.message}`, code: err.code, source: 'recorder' },
+          data: { message: `A ${String(kind)} record was rejected: ${err.message}`, code: err.code, source: 'recorder' },
         });
       }
       return undefined;
     }
-    return this.writer.write(prepared);
+    return this.#writer.write(prepared);
   }
 
   /**
@@ -281,37 +333,38 @@ export class Witness implements SessionHost {
    * for a person's act at the command line (an approval), where "not recorded" must be said.
    */
   async recordStrict(stream: string, input: EventInput): Promise<AppendReceipt> {
-    return this.writeStrict(stream, input, undefined);
+    return this.#writeStrict(stream, input, undefined);
   }
 
-  private async writeStrict(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt> {
+  async #writeStrict(stream: string, input: EventInput, as: Stamp): Promise<AppendReceipt> {
     if (this.closed) throw new WitnessError('closed', 'The recorder is closed; call openWitness again before recording.');
+    const event = snapshot(input);
     if (as === undefined) {
-      const refused = sdkRefusal(stream, input);
+      const refused = sdkRefusal(stream, event.head);
       if (refused !== undefined) throw refused;
     }
-    const prepared = this.prepare(stream, input, as);
-    await this.writer.drain();
-    const [receipt] = await this.ledger.appendPrepared([prepared]);
+    const prepared = this.#prepare(stream, event, as);
+    await this.#writer.drain();
+    const [receipt] = await this.#ledger.appendPrepared([prepared]);
     this.committed([receipt!]);
     return receipt!;
   }
 
-  private prepare(stream: string, input: EventInput, as: Stamp): PreparedEvent {
+  #prepare(stream: string, event: Snapshot, as: Stamp): PreparedEvent {
     // Plain JSON first (toJSON applied, cycles named at their real path), then redaction, so a URL
     // or a class instance whose toJSON() carries a secret is redacted like any other string; data
     // that is plain JSON already is redacted in the same walk (redactPlainJson says why that is
     // the same). Header strings are hashed too and are all a withheld export shows: a URL with a
     // token in `resource`, or a reason an approver typed, must not slip through because it is not
     // in `data`. The header object is built here, so it is redacted in place, not copied again.
-    let data = this.redactor.redactPlainJson(input.data);
-    if (data === NOT_PLAIN) data = this.redactor.redact(toJsonValue(input.data, { path: 'data' }));
+    let data = this.redactor.redactPlainJson(event.data);
+    if (data === NOT_PLAIN) data = this.redactor.redact(toJsonValue(event.data, { path: 'data' }));
     // Members first, then the spreads: V8 (Node 20) is slow to add members to a literal that opens
     // with a spread (a clone of that object); a prepared context spread first cost ~5 µs here.
     const recorder = as === undefined || as === 'sdk' ? this.recorder : { kind: as, version: RECORDER_VERSION };
     const header: Record<string, unknown> =
-      this.deployment === undefined ? { recorder, source: this.source, ...input, data, stream } : { recorder, source: this.source, ...this.deployment, ...input, data, stream };
-    return this.ledger.prepare([this.redactor.redactOwnHeader(header) as AppendRequest])[0]!;
+      this.deployment === undefined ? { recorder, source: this.source, ...event.head, data, stream } : { recorder, source: this.source, ...this.deployment, ...event.head, data, stream };
+    return this.#ledger.prepare([this.redactor.redactOwnHeader(header) as AppendRequest])[0]!;
   }
 
   /**
@@ -346,7 +399,7 @@ export class Witness implements SessionHost {
       return { value };
     }
     try {
-      const artifact = await this.ledger.putArtifact(Buffer.from(text), 'application/json', `${kind}.output`);
+      const artifact = await this.#ledger.putArtifact(Buffer.from(text), 'application/json', `${kind}.output`);
       return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, artifact };
     } catch (e) {
       this.report(isWitnessError(e) ? e : new WitnessError('store_unavailable', `Could not store a large output: ${String(e)}.`, { cause: e }));
@@ -356,7 +409,7 @@ export class Witness implements SessionHost {
 
   /** Stores bytes in the content-addressed artifact store (screenshots, videos). */
   async storeArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef> {
-    return this.ledger.putArtifact(bytes, mime, role);
+    return this.#ledger.putArtifact(bytes, mime, role);
   }
 
   get capturer(): ToolCapturer | undefined {
@@ -397,7 +450,7 @@ export class Witness implements SessionHost {
     for (const [stream, g] of this.gaps) {
       this.gaps.delete(stream);
       // The gap may be in a system stream (the gateway's): the recorder's own account of its outage.
-      void this.write(
+      void this.#write(
         stream,
         {
           agent: { id: g.agent },
@@ -432,20 +485,20 @@ export class Witness implements SessionHost {
 
   /** Writes a checkpoint now (also the hourly heartbeat when `force`). Never throws. */
   async sealNow(force = false): Promise<void> {
-    if (!this.ledger.canSeal) {
+    if (!this.#ledger.canSeal) {
       if (!this.warnedNoKey) {
         this.warnedNoKey = true;
-        this.report(new WitnessError('invalid_key', `No signing key for ${this.ledger.info.location}; events are chained but no checkpoint is signed until \`witness seal\` runs with the key.`));
+        this.report(new WitnessError('invalid_key', `No signing key for ${this.#ledger.info.location}; events are chained but no checkpoint is signed until \`witness seal\` runs with the key.`));
       }
       return;
     }
     while (this.sealing !== undefined) await this.sealing;
     let sealed = false;
     const run = (async () => {
-      await this.writer.drain();
+      await this.#writer.drain();
       const before = this.sinceSeal;
       try {
-        await this.ledger.seal({ force });
+        await this.#ledger.seal({ force });
         this.sinceSeal = Math.max(0, this.sinceSeal - before);
         this.lastSealAt = Date.now();
         this.sealFault = undefined;
@@ -474,14 +527,14 @@ export class Witness implements SessionHost {
 
   /** Resolves when every accepted event is durable. */
   async flush(): Promise<void> {
-    await this.writer.drain();
+    await this.#writer.drain();
   }
 
   /** Flushes, seals what is unsealed, and closes the ledger. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closing = true;
-    await this.writer.drain();
+    await this.#writer.drain();
     // A periodic seal may still be on its way (on the sealer thread): let it finish before the
     // ledger closes under it, or it fails with "ledger is closed" (what broke the off-thread sealer
     // reverted at bbcbecd); sealNow waits for it before sealing what is left.
@@ -489,7 +542,7 @@ export class Witness implements SessionHost {
     while (this.sealing !== undefined) await this.sealing;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    await this.ledger.close();
+    await this.#ledger.close();
   }
 
   private report(e: WitnessError): void {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openWitness, type Witness } from '../../src/index.js';
+import { ledgerOf } from '../../src/recorder/index.js';
 import { canonicalize, eventHash, payloadDigest, type StoredEvent, type VerifyReport } from '../../src/core/index.js';
 import { SqliteLedger, sidecarPaths, verifyLedger, type CheckpointRow, type RawEventRow, type VerifyLedgerOptions } from '../../src/store/index.js';
 import { tempDb } from './tmp.js';
@@ -39,10 +40,10 @@ export const PNG_BYTES = Buffer.from('89504e470d0a1a0a0000000d494844520000000100
 /**
  * The recorder's own driver, for tests that look at what it wrote or break it on purpose. Witness
  * keeps its ledger private (callers get `reader`, which cannot write, seal or close); a test of the
- * driver under the recorder reaches it here, deliberately, through TypeScript's index access.
+ * driver under the recorder reaches it here, deliberately, through the internal `ledgerOf`.
  */
 export function driverOf(w: Witness): SqliteLedger {
-  return w['ledger'] as SqliteLedger;
+  return ledgerOf(w) as SqliteLedger;
 }
 
 export async function buildLedger(dir: string): Promise<BuiltLedger> {

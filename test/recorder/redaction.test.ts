@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openWitness, Redactor, type Witness } from '../../src/index.js';
-import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS } from '../../src/recorder/index.js';
+import { BUILTIN_PATTERNS, BUILTIN_SECRET_KEYS, HEADER_TEXT_FIELDS, systemWriter } from '../../src/recorder/index.js';
 import { verifyLedger } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 import { driverOf } from '../helpers/ledger.js';
@@ -312,7 +312,9 @@ describe('redaction of the shapes secrets also take', () => {
     ];
     let stream = '';
     try {
-      const s = await w.session({ agent: { id: 'hdr-bot', version: 'v1 passwd=hdr-version-qwz', credential: 'key-id-7 sk-proj-hdrcredqwz0123456789' } });
+      // Through Witness's own write path: the SDK's public one refuses principal, policy and
+      // approvals (what a person or the gateway did), which the gateway and the CLI do write.
+      const s = await systemWriter(w, 'gateway').session({ agent: { id: 'hdr-bot', version: 'v1 passwd=hdr-version-qwz', credential: 'key-id-7 sk-proj-hdrcredqwz0123456789' } });
       stream = s.id;
       const ref = await w.storeArtifact(Buffer.from('x'), 'text/plain', 'role token=hdr-art-role-qwz');
       await s.record(

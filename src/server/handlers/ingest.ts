@@ -1,17 +1,10 @@
-import { AGENT_REFUSED_KINDS, EVENT_KINDS, SYSTEM_STREAM_PREFIX, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
+import { AGENT_REFUSED_FIELDS, AGENT_REFUSED_KINDS, EVENT_KINDS, SYSTEM_STREAM_PREFIX, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
 import { type AppendRequest } from '../../store/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
+import { OTLP_STREAM_PREFIX, otlpStreamPrefix } from '../../integrations/index.js';
 import type { RouteContext } from '../context.js';
 
-// The kinds an agent key may not write, and the streams it may not name, are core's (governance.ts): the SDK refuses the same.
-
-/**
- * Header fields that state what a person or the gateway did: the policy verdict, the approvals
- * given, the human the agent acted for. An agent key saying so is only its claim, and a reader
- * shows these fields as facts, so they are refused rather than stored (an agent's own account
- * belongs in `data`, e.g. a note).
- */
-const AGENT_REFUSED_FIELDS = ['policy', 'approvals', 'principal'] as const;
+// The kinds an agent key may not write, the header fields it may not set and the streams it may not name are core's (governance.ts): the SDK refuses the same.
 
 // The same write-time redaction as every other way into the ledger: secrets never reach it.
 const redactor = new Redactor();
@@ -78,6 +71,10 @@ function stamp(raw: unknown, i: number, agentId: string, keyId: string, received
     throw new WitnessError('forbidden', `${at}.stream ${JSON.stringify(stream)} is reserved for Witness (names starting with "${SYSTEM_STREAM_PREFIX}"); use a session id of your own.`, {
       details: { path: `${at}.stream` },
     });
+  }
+  // OTLP ingest's streams are namespaced by agent (handlers/otlp.ts); another agent's namespace is not this key's to open.
+  if (stream.startsWith(OTLP_STREAM_PREFIX) && !stream.startsWith(otlpStreamPrefix(agentId))) {
+    throw new WitnessError('forbidden', `${at}.stream ${JSON.stringify(stream)} is in another agent's OpenTelemetry namespace; use a session id of your own.`, { details: { path: `${at}.stream` } });
   }
   const kind = rest['kind'];
   if (typeof kind === 'string' && (EVENT_KINDS as readonly string[]).includes(kind) && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
