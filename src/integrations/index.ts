@@ -1,6 +1,7 @@
 export { recordAnthropic } from './anthropic.js';
 export { recordOpenAI } from './openai.js';
 export { toolCallParent } from './record-call.js';
+export * from './otlp.js';
 export * from './hooks/index.js';
 export type { ExportableEvent, OtlpProtocol, OtlpSenderOptions, SpanContextOptions } from './otlp-export.js';
 export type { FollowOptions, FollowSource } from './otlp-export-follow.js';

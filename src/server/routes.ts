@@ -7,6 +7,7 @@ import { getArtifact } from './handlers/artifacts.js';
 import { ExportRunner } from './handlers/exports.js';
 import { VerifyRunner, consistency, inclusion, listCheckpoints } from './handlers/integrity.js';
 import { ingest, StreamOwners } from './handlers/ingest.js';
+import { traces } from './handlers/otlp.js';
 import { decideRoute, getApprovalRoute, listApprovalsRoute } from './handlers/approvals.js';
 import { haltRoutes } from './handlers/halts.js';
 import { getEvent, getSession, listSessions, search } from './handlers/read.js';
@@ -142,6 +143,18 @@ export function routeTable(
       countsIngest: true,
       response: IngestResponse,
       handler: (ctx) => ingest(ctx as RouteContext<unknown, unknown, { events: unknown[] }>, owners),
+    },
+    {
+      method: 'POST',
+      path: '/v1/traces',
+      roles: ['agent'],
+      summary:
+        "OTLP/HTTP trace ingest (application/x-protobuf or application/json, optionally gzip'd): GenAI spans as llm.call, tool.call and tool.result, any other span as a note, under the key's agent in streams otlp:<agent>:<conversation or trace id>; a span sent again is stored once; all or nothing.",
+      maxBodyBytes: options.maxIngestBytes ?? DEFAULT_INGEST_BODY_BYTES,
+      countsIngest: true,
+      response: z.object({ partialSuccess: z.object({ rejectedSpans: z.string().optional(), errorMessage: z.string().optional() }).optional() }),
+      produces: 'application/json',
+      handler: (ctx) => traces(ctx, owners, options.maxIngestBytes ?? DEFAULT_INGEST_BODY_BYTES),
     },
     {
       method: 'GET',

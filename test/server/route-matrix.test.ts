@@ -27,6 +27,11 @@ const EXAMPLES: Record<string, Example> = {
   'GET /v1/openapi.json': async () => ({ path: '/v1/openapi.json' }),
   'GET /v1/whoami': async () => ({ path: '/v1/whoami' }),
   'POST /v1/events': async () => ({ path: '/v1/events', body: { events: [{ stream: `matrix-${randomUUID()}`, kind: 'note', data: { text: 'hello' } }] } }),
+  // OTLP/JSON with a fresh trace id each call, so every allowed call records a span.
+  'POST /v1/traces': async () => ({
+    path: '/v1/traces',
+    body: { resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: randomUUID().replace(/-/g, ''), spanId: 'eee19b7ec3c1b174', name: 'matrix' }] }] }] },
+  }),
   'GET /v1/events': async (f) => ({ path: `/v1/events?session=${f.built.sessions.a}&limit=5` }),
   'GET /v1/events/:id': async (f) => ({ path: `/v1/events/${(await f.ledger.readStream(f.built.sessions.a))[0]!.id}` }),
   'GET /v1/sessions': async () => ({ path: '/v1/sessions?limit=10' }),
