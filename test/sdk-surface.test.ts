@@ -88,3 +88,23 @@ describe('the LLM client wrappers (witness/anthropic, witness/openai)', () => {
     }
   });
 });
+
+const sdkAdapters = (urls: string[]) => urls.filter((u) => /\/dist\/integrations\/(ai|langchain)\.js$|\/node_modules\/(ai|@ai-sdk\/[^/]+|@langchain\/[^/]+)\//.test(u));
+
+describe('the AI SDK and LangChain adapters (witness/ai, witness/langchain)', () => {
+  it('are not loaded by import "witness", nor are the AI SDK or LangChain', () => {
+    const facade = pathToFileURL(path.join(REPO_ROOT, 'dist', 'index.js')).href;
+    expect(sdkAdapters(esModulesResolvedBy(facade))).toEqual([]);
+  });
+
+  it('load from their subpath exports, with the SDK they adapt (the check can fail)', () => {
+    for (const [sub, file, sdk] of [
+      ['witness/ai', 'ai.js', /\/node_modules\/ai\//],
+      ['witness/langchain', 'langchain.js', /\/node_modules\/@langchain\/core\//],
+    ] as const) {
+      const loaded = sdkAdapters(esModulesResolvedBy(sub));
+      expect(loaded.some((u) => u.endsWith(`/dist/integrations/${file}`))).toBe(true);
+      expect(loaded.some((u) => sdk.test(u))).toBe(true);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 export { recordAnthropic } from './anthropic.js';
 export { recordOpenAI } from './openai.js';
 export { toolCallParent } from './record-call.js';
+// witness/ai and witness/langchain are subpath exports only: they load the AI SDK or LangChain at run time.
 export * from './otlp.js';
 export * from './hooks/index.js';
 export type { ExportableEvent, OtlpProtocol, OtlpSenderOptions, SpanContextOptions } from './otlp-export.js';
