@@ -208,8 +208,8 @@ class Gateway {
   }
 
   /**
-   * The server a request is for: its configured path, else `/<name>/mcp` (the MCP Inspector rewrites
-   * a URL whose path does not end in /mcp), else the bare `/mcp` with a Witness-Server header. A
+   * The server a request is for: its configured path, else `/<name>/mcp` (the MCP Inspector takes a
+   * URL whose path does not end in /mcp for the old SSE transport), else the bare `/mcp` with a Witness-Server header. A
    * header that names another server than the path picks, or is sent twice, finds none: a client
    * must never be recorded under a server it did not ask for.
    */

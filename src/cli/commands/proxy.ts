@@ -40,7 +40,9 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
     .option('--record-lists', 'also record tools/list, resources/list and prompts/list calls')
     .option('--capture <file>', 'screenshots around tool calls: a YAML file mapping tool names to { url, before, after, mask }')
     .option('--max-frame-bytes <n>', 'refuse client messages larger than this', String(4 * 1024 * 1024))
-    .usage('--agent <id> [--policy <file>] [--store <url>] -- <command> [args...]')
+    .usage('--agent <id> [--policy <file>] [--store <url>] [--] <command> [args...]')
+    // Everything from the server command on is the server's, `--` or not: launchers that split their own argv at the first `--` (the MCP Inspector) can then pass the proxy through whole.
+    .passThroughOptions()
     .action(async (server: string[], opts: ProxyOpts) => {
       const agent = opts.agent.trim();
       if (agent === '' || agent.length > 512) throw new WitnessError('invalid_argument', '--agent must be a non-empty agent identity of at most 512 characters.');
