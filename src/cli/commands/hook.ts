@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
 import type { Io } from '../output.js';
 import { resolveStore } from '../store-option.js';
-import { parseDuration } from './proxy.js';
 
 /**
  * `witness hook <agent>` (the command a coding agent runs on each hook event) and
@@ -229,6 +228,15 @@ async function uninstallFrom(file: string, io: Io): Promise<void> {
   }
   fs.writeFileSync(file, change.text);
   io.out(`Removed Witness's hook from ${change.events.join(', ')} in ${file} (the file changed since install, so the rest of it was kept as it is now, reformatted).`);
+}
+
+/** `45s`, `2m`, `1500ms` or milliseconds (as `witness proxy --approval-timeout`; not imported from there, which loads the gateway). */
+function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  const ms = m === null ? Number.NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit];
+  if (!Number.isFinite(ms) || ms < 1 || ms > 24 * 3_600_000) throw new WitnessError('invalid_argument', `${flag} "${text}" is not a duration; use e.g. 45s, 2m or 1500ms (at most a day).`);
+  return Math.round(ms);
 }
 
 function readStdin(): Promise<string> {
