@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The published entry point: the compiled CLI. `npm ci` builds dist/ through the prepare script.
-import { guardStandardStreams, main, outputFailure } from '../dist/cli/index.js';
+// `witness hook` runs once per tool call of a coding agent: it loads only its own command (hook-main.js).
+const { guardStandardStreams, main, outputFailure } = await import(process.argv[2] === 'hook' ? '../dist/cli/commands/hook-main.js' : '../dist/cli/index.js');
 
 // Before anything is written: a reader that closes early (`witness verify | head -1`) must not turn
 // a verdict into exit 1 (src/cli/output.ts).
