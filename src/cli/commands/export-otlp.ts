@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { WitnessError } from '../../core/index.js';
 import { AUDIT_STREAM, ScopeTracker, resolveSpan, type SpanScope } from '../../export/index.js';
-import { loadOtlpExport, type ExportableEvent, type OtlpProtocol } from '../../integrations/index.js';
+import { loadOtlpExport, loadOtlpFollow, type ExportableEvent, type OtlpProtocol } from '../../integrations/index.js';
 import { toStored, type Ledger } from '../../store/index.js';
 import { type Io, jsonText } from '../output.js';
 import { idList, type ScopeFlags } from '../scope-flags.js';
@@ -150,4 +150,73 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
   } finally {
     await ledger.close();
   }
+}
+
+/** `witness serve --otlp-export URL`'s flags. */
+export interface ServeOtlpFlags {
+  otlpExport?: string;
+  otlpExportProtocol?: string;
+  otlpExportHeader?: string[];
+  otlpExportState?: string;
+  otlpExportInterval: string;
+}
+
+export interface ServeOtlpSetup {
+  url: string;
+  protocol: OtlpProtocol;
+  headers: Record<string, string>;
+  stateFile: string;
+  intervalMs: number;
+}
+
+/** Read before the server starts: a bad flag stops the start in one sentence. */
+export async function otlpExportSetup(opts: ServeOtlpFlags, store: string): Promise<ServeOtlpSetup> {
+  const { parseDuration } = await import('./proxy.js');
+  const { parseStoreUrl } = await import('../../store/index.js');
+  const loc = parseStoreUrl(store);
+  const stateFile = opts.otlpExportState ?? (loc.driver === 'sqlite' ? `${loc.path}.otlp-export.json` : undefined);
+  if (stateFile === undefined) throw new WitnessError('invalid_argument', 'A PostgreSQL ledger has no directory to keep the OTLP export position beside; give --otlp-export-state FILE.');
+  const { tracesUrl } = await loadOtlpExport();
+  let url: string;
+  try {
+    url = tracesUrl(opts.otlpExport!);
+  } catch (e) {
+    throw new WitnessError('invalid_argument', `--otlp-export: ${(e as Error).message}`);
+  }
+  return { url, protocol: otlpProtocol(opts.otlpExportProtocol), headers: otlpHeaders(opts.otlpExportHeader), stateFile, intervalMs: parseDuration(opts.otlpExportInterval, '--otlp-export-interval') };
+}
+
+/** Starts following `ledger`; each failed pass is one line on standard error and is retried from the saved position. */
+export async function startOtlpExport(setup: ServeOtlpSetup, ledger: Ledger, io: Io): Promise<{ stop(): Promise<void> }> {
+  const { OtlpFollower } = await loadOtlpFollow();
+  let failing = false;
+  let follower: InstanceType<typeof OtlpFollower>;
+  try {
+    follower = new OtlpFollower(
+      {
+        origin: ledger.info.origin,
+        read: async function* (from: number) {
+          for await (const page of ledger.scan(from, 500)) yield page.map((row) => toStored(row));
+        },
+        checkpointSize: async () => (await ledger.latestCheckpoint())?.size ?? 0,
+      },
+      {
+        ...setup,
+        onSent: () => {
+          if (failing) io.err(`witness serve: OTLP export to ${setup.url} resumed.`);
+          failing = false;
+        },
+        onError: (message) => {
+          // Once per outage, not once per pass: the position is kept and every pass retries.
+          if (!failing) io.err(`witness serve: ${message.replace(/(, then export again)?\.$/, '; the export retries from where it stopped.')}`);
+          failing = true;
+        },
+      },
+    );
+  } catch (e) {
+    throw new WitnessError('invalid_argument', (e as Error).message, { cause: e });
+  }
+  io.err(`witness serve: exporting events as OpenTelemetry spans to ${setup.url} (${setup.protocol}) from leaf ${follower.position}; position in ${setup.stateFile}.`);
+  follower.start();
+  return follower;
 }

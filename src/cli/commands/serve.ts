@@ -6,6 +6,7 @@ import { openExisting, resolveStore } from '../store-option.js';
 import { untilStopped } from '../until-stopped.js';
 import { addMonitorOptions, monitorSetup, passLines, type MonitorSettingsOpts } from './monitor.js';
 import { parseDuration } from './proxy.js';
+import { otlpExportSetup, startOtlpExport } from './export-otlp.js';
 
 interface ServeOpts extends MonitorSettingsOpts {
   store?: string;
@@ -14,6 +15,11 @@ interface ServeOpts extends MonitorSettingsOpts {
   config?: string;
   monitor?: boolean;
   monitorInterval: string;
+  otlpExport?: string;
+  otlpExportProtocol?: string;
+  otlpExportHeader?: string[];
+  otlpExportState?: string;
+  otlpExportInterval: string;
 }
 
 /**
@@ -30,7 +36,12 @@ export function registerServe(program: Command, io: Io): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--config <file>', 'server config file (YAML): public_url, and an oidc: section for OpenID Connect sign-in to the viewer')
     .option('--monitor', "also run `witness monitor` in this process (its options below); its metrics join the server's /metrics")
-    .option('--monitor-interval <duration>', 'with --monitor: time between passes', '10s');
+    .option('--monitor-interval <duration>', 'with --monitor: time between passes', '10s')
+    .option('--otlp-export <url>', 'also send every committed event, in order, as an OpenTelemetry span to this OTLP/HTTP endpoint (at least once; resumes where it stopped)')
+    .option('--otlp-export-protocol <protocol>', 'with --otlp-export: http/protobuf (default) or http/json')
+    .option('--otlp-export-header <name=value>', 'with --otlp-export: a header for the endpoint (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--otlp-export-state <file>', 'with --otlp-export: where the export keeps its place (default: <db>.otlp-export.json beside a SQLite ledger; required for PostgreSQL)')
+    .option('--otlp-export-interval <duration>', 'with --otlp-export: time between looks for new events', '2s');
   // The monitor's options are witness monitor's own (one definition), taken only with --monitor.
   const monitorOptions = [...addMonitorOptions(cmd), 'monitorInterval'];
   cmd.action(async (opts: ServeOpts) => {
@@ -48,6 +59,7 @@ export function registerServe(program: Command, io: Io): void {
     const { bundleReport } = await import('../../report/index.js');
     // Read before the ledger is opened: a bad config stops the start in one sentence.
     const config = opts.config === undefined ? {} : loadServerConfig(opts.config);
+    const otlpExport = opts.otlpExport === undefined ? undefined : await otlpExportSetup(opts, url);
     const ledger = await openExisting(url);
     // Built before the server listens, so its first scrape already has the monitor's series.
     const monitor = monitoring === undefined ? undefined : new Monitor(ledger, monitoring.config, { statePath: monitoring.statePath, sinks: monitoring.sinks });
@@ -98,7 +110,10 @@ export function registerServe(program: Command, io: Io): void {
         (e) => io.err(inert(`witness serve: ${e.message}`)),
       );
     }
+    // Beside ingest, never in its way: the follower reads committed events and only ever delays itself.
+    const follower = otlpExport === undefined ? undefined : await startOtlpExport(otlpExport, ledger, io);
     await untilStopped();
+    await follower?.stop();
     // The monitor finishes its pass (it records into this ledger) before the server closes the ledger.
     stop.abort();
     await monitorRun;
