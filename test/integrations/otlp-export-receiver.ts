@@ -22,18 +22,19 @@ export async function startReceiver(): Promise<Receiver> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void answer());
+    const answer = async () => {
       const status = r.answers.shift() ?? 200;
       const contentType = req.headers['content-type'] ?? '';
       r.requests.push({ path: req.url ?? '', contentType, headers: req.headers, status });
       if (status === 200) {
         const body = Buffer.concat(chunks);
-        const doc = contentType.startsWith('application/json') ? (JSON.parse(body.toString('utf8')) as unknown) : decodeTraceRequest(body);
+        const doc = contentType.startsWith('application/json') ? (JSON.parse(body.toString('utf8')) as unknown) : await decodeTraceRequest(body);
         r.spans.push(...readTraceRequest(doc));
       }
       res.writeHead(status, { 'content-type': contentType.startsWith('application/json') ? 'application/json' : 'application/x-protobuf', ...(status === 429 ? { 'retry-after': '0' } : {}) });
       res.end(contentType.startsWith('application/json') ? '{}' : '');
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
