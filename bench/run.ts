@@ -27,6 +27,7 @@ import { benchGatewayModern } from './gateway-modern.js';
 import { benchHook } from './hook.js';
 import { LargeLedgers } from './ledgers.js';
 import { benchMemory } from './memory.js';
+import { benchOtlp } from './otlp.js';
 import { benchPostgres } from './postgres.js';
 import { benchPurge } from './purge.js';
 import { benchQuery } from './query.js';
