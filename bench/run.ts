@@ -47,7 +47,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest', 'purge', 'hook'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest', 'purge', 'hook', 'otlp'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -266,6 +266,7 @@ async function main(): Promise<void> {
     backtest: () => benchBacktest(cfg),
     purge: () => benchPurge(cfg),
     hook: () => benchHook(cfg),
+    otlp: () => benchOtlp(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];
