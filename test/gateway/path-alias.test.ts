@@ -71,7 +71,7 @@ async function recordedCall(marker: string) {
 
 describe('a server is reached by its path, by /<name>/mcp and by the Witness-Server header', () => {
   for (const route of ROUTES) {
-    it(`a v1 SDK client (2025 session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
+    it(`[R-GW-IDENTITY] a v1 SDK client (2025 session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
       const client = new V1Client({ name: 'alias-v1', version: '1.0.0' });
       await client.connect(new V1HttpTransport(new URL(gateway.url + route.path), { requestInit: { headers: headersOf(route) } }));
       const marker = `v1 via ${route.label}`;
@@ -85,7 +85,7 @@ describe('a server is reached by its path, by /<name>/mcp and by the Witness-Ser
       expect(start?.data).toMatchObject({ labels: { path: '/mcp/demo', server: 'demo', transport: 'streamable-http' } });
     });
 
-    it(`a v2 SDK client pinned to ${MODERN} (no session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
+    it(`[R-GW-IDENTITY] a v2 SDK client pinned to ${MODERN} (no session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
       const client = v2Client('alias-v2', { pin: MODERN });
       await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url + route.path), { requestInit: { headers: headersOf(route) } }));
       const marker = `v2 via ${route.label}`;

@@ -30,7 +30,7 @@ export function registerProxy(program: Command, io: Io, setExit: (code: number) 
   program
     .command('proxy')
     .description('run an MCP server over stdio behind the audit proxy: record every tool call, enforce a policy')
-    .argument('<server...>', 'the MCP server command and its arguments, after --')
+    .argument('<server...>', 'the MCP server command and its arguments, after the options (a -- before it is optional)')
     .requiredOption('--agent <id>', 'the agent identity to record every call under (never taken from the client)')
     .option('--policy <file>', 'a policy file (YAML) to enforce: allow, deny or review each tool call')
     .option('--server <name>', 'a name for the upstream server, for policy rules (match.server) and the records')
