@@ -152,6 +152,15 @@ describe('witness hook claude-code', () => {
     ]);
   }, 30_000);
 
+  it('answers at its --budget and ends then, even while a review is still being waited for', async () => {
+    const db = tempDb(dir);
+    const started = Date.now();
+    const r = await hook(fixture('pre-tool-use-mcp'), ['--store', `sqlite:${db}`, '--policy', policyFile, '--review-timeout', '30s', '--budget', '2s']);
+    const took = Date.now() - started;
+    expect(denial(r).permissionDecisionReason).toMatch(/^Witness could not record or check this action, so it was refused \(fail closed\): it did not finish within 2000 ms$/);
+    expect(took).toBeLessThan(15_000);
+  }, 40_000);
+
   it('answers allow when the ledger is unreachable with --fail open, and deny with --fail closed', async () => {
     const store = ['--store', `sqlite:${path.join(dir, 'no-such-dir', 'sub', 'w.db')}`];
     fs.writeFileSync(path.join(dir, 'no-such-dir'), 'a file, so no directory can be made here');

@@ -81,6 +81,10 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
       if (answer.stdout !== '') process.stdout.write(answer.stdout);
       if (answer.stderr !== '') process.stderr.write(answer.stderr);
       setExit(answer.exitCode);
+      // The agent waits for the hook process to end, not for its answer: work still under way when
+      // the budget ran out (a ledger that hangs, a review poll) must not keep it alive. Unref'd, so
+      // a process that ends by itself is not held back either.
+      setTimeout(() => process.exit(answer.exitCode), 500).unref();
     });
 
   const hooks = program.command('hooks').description("install or remove Witness's hooks in a coding agent's own settings");
