@@ -144,6 +144,9 @@ describe('[R-ANCHOR-BUNDLE] evidence bundles carry the ledger’s cosignatures a
     fs.writeFileSync(path.join(dropped, 'anchors.jsonl'), `${lines.filter((l) => !l.includes('"timestamp"')).join('\n')}\n`);
     const d = await three(dropped, logKey, []);
     for (const [who, r] of Object.entries(d)) expect(r.exit, `${who}: ${r.text}`).toBe(1);
+    // A line that is no anchor record (no type) is anchors_unreadable in all three, never a crash.
+    fs.appendFileSync(path.join(dropped, 'anchors.jsonl'), `${JSON.stringify({ v: 1, size: 1, checkpoint_sha256: '0'.repeat(64) })}\n`);
+    for (const [who, r] of Object.entries(await three(dropped, logKey, []))) expect(r.codes, `${who}: ${r.text}`).toContain('anchors_unreadable');
   });
 
   it('a bundle without anchors fails --require-cosigner with cosignature_missing in all three', async () => {

@@ -1833,10 +1833,10 @@ def check_anchors(files: dict[str, bytes], cosigners: list[Cosigner], report: Re
         except (ValueError, UnicodeDecodeError):
             r = None
         ok = isinstance(r, dict) and r.get("v") == 1 and is_count(r.get("size")) and is_hex64(r.get("checkpoint_sha256"))
-        if ok and r["type"] == "timestamp" and isinstance(r.get("tsa"), str) and isinstance(r.get("response"), str):
+        if ok and r.get("type") == "timestamp" and isinstance(r.get("tsa"), str) and isinstance(r.get("response"), str):
             stamps += 1
             continue
-        if not (ok and r["type"] == "cosignature" and isinstance(r.get("cosigner"), str) and isinstance(r.get("line"), str)):
+        if not (ok and r.get("type") == "cosignature" and isinstance(r.get("cosigner"), str) and isinstance(r.get("line"), str)):
             report.fail("anchors_unreadable", f"anchors.jsonl line {number} is not an anchor record", file="anchors.jsonl")
             continue
         c = by_label.get(r["cosigner"])
