@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest, purge, integrations (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest, purge, hook, integrations (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
@@ -24,9 +24,11 @@ import { benchCapture } from './capture.js';
 import { benchExport } from './export.js';
 import { benchGateway } from './gateway.js';
 import { benchGatewayModern } from './gateway-modern.js';
+import { benchHook } from './hook.js';
 import { benchIntegrations } from './integrations.js';
 import { LargeLedgers } from './ledgers.js';
 import { benchMemory } from './memory.js';
+import { benchOtlp } from './otlp.js';
 import { benchPostgres } from './postgres.js';
 import { benchPurge } from './purge.js';
 import { benchQuery } from './query.js';
@@ -46,7 +48,7 @@ function noteLoad(when: string): void {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest', 'purge', 'integrations'] as const;
+const NAMES = ['append', 'recorder', 'verify', 'query', 'memory', 'gateway', 'modern', 'capture', 'postgres', 'server', 'export', 'backtest', 'purge', 'hook', 'otlp', 'integrations'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Args {
@@ -265,6 +267,8 @@ async function main(): Promise<void> {
     backtest: () => benchBacktest(cfg),
     purge: () => benchPurge(cfg),
     integrations: () => benchIntegrations(cfg),
+    hook: () => benchHook(cfg),
+    otlp: () => benchOtlp(cfg),
   };
   const sections: Section[] = [];
   const failed: string[] = [];
