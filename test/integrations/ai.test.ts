@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createOpenAI } from '@ai-sdk/openai';
-import { generateObject, generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
+import { generateObject, generateText, jsonSchema, stepCountIs, streamObject, streamText, tool } from 'ai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalize, type StoredEvent } from '../../src/core/index.js';
 import { recordModel, toolCallParent } from '../../src/integrations/ai.js';
@@ -124,6 +124,28 @@ describe('recordModel (Vercel AI SDK)', () => {
     const [ev] = await llmCalls(s);
     expect((ev!.data as { parameters: { responseFormat: unknown } }).parameters.responseFormat).toEqual({ type: 'json', schema: orderSchema.jsonSchema });
     expect((ev!.data as { output: unknown }).output).toEqual([{ type: 'text', text: '{"order_id":"A-1"}' }]);
+  });
+
+  it('records streamObject once its stream is complete, with the JSON text it streamed', async () => {
+    const s = await fresh();
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'chatcmpl-obj', object: 'chat.completion.chunk', created: 1741570290, model: 'gpt-4o-2024-08-06', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const events = [chunk({ role: 'assistant', content: '' }), chunk({ content: '{"order_id":' }), chunk({ content: '"A-1"}' }), chunk({}, 'stop'), 'data: [DONE]\n\n'];
+    const run = async (model: Parameters<typeof streamObject>[0]['model']) => {
+      const r = streamObject({ model, schema: orderSchema, prompt: 'Which order?', maxRetries: 0 });
+      for await (const partial of r.partialObjectStream) void partial;
+      return r.object;
+    };
+    server.next({ kind: 'sse', events });
+    const plain = await run(bare());
+    server.next({ kind: 'sse', events });
+    expect(await run(recordModel(bare(), s))).toEqual(plain);
+    const [ev] = await llmCalls(s);
+    const data = ev!.data as Record<string, unknown>;
+    expect(ev!.action).toBe('stream');
+    expect(data['partial']).toBeUndefined();
+    expect(data['output']).toEqual([{ type: 'text', text: '{"order_id":"A-1"}' }]);
+    expect(data['stop_reason']).toBe('stop');
   });
 
   it('records streamText once the stream is complete, with the text and tool call it streamed, and hands on the same parts as the bare model', async () => {
