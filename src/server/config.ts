@@ -66,6 +66,8 @@ export interface OidcApprover {
 export interface ServerConfig {
   publicUrl?: string;
   oidc?: OidcConfig;
+  /** Continuous OTLP export (`witness serve --otlp-export`); the flags override it. */
+  otlpExport?: { url: string; protocol?: 'http/protobuf' | 'http/json'; headers?: Record<string, string>; state?: string; interval?: string };
 }
 
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -126,15 +128,25 @@ const ApproverEntry = z.strictObject({
   name: z.string().regex(APPROVER_NAME, 'must be an approver identity of letters, digits and . _ @ - (as in alice@acme.example)'),
 });
 
+const OtlpExportSection = z.strictObject({
+  url: z.string().min(1),
+  protocol: z.enum(['http/protobuf', 'http/json']).optional(),
+  headers: z.record(z.string().min(1), z.string()).optional(),
+  state: z.string().min(1).optional(),
+  interval: z.string().min(1).optional(),
+});
+
 const ConfigFile = z.strictObject({
   public_url: webUrl('public_url').optional(),
   oidc: OidcSection.optional(),
+  otlp_export: OtlpExportSection.optional(),
 });
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': Object.keys(ConfigFile.shape),
   oidc: Object.keys(OidcSection.shape),
   'oidc.roles': ['claim', 'map'],
+  otlp_export: Object.keys(OtlpExportSection.shape),
 };
 const APPROVER_KEYS = ['subject', 'name'];
 
@@ -195,6 +207,9 @@ export function parseServerConfig(text: string, options: { source?: string; env?
   const out: ServerConfig = {};
   const publicUrl = file.public_url?.replace(/\/+$/, '');
   if (publicUrl !== undefined) out.publicUrl = publicUrl;
+  const x = file.otlp_export;
+  // A relative state path is the config file's neighbour, as client_secret_file is.
+  if (x !== undefined) out.otlpExport = { ...x, ...(x.state === undefined ? {} : { state: path.resolve(options.dir ?? process.cwd(), x.state) }) };
   const o = file.oidc;
   if (o === undefined) return out;
 

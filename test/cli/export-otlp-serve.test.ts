@@ -32,8 +32,11 @@ async function waitFor<T>(check: () => T | undefined, what: string, ms = 20_000)
   }
 }
 
-async function serve(store: string): Promise<{ child: ChildProcess; url: string; err: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--store', store, '--port', '0', '--otlp-export', receiver.url, '--otlp-export-protocol', 'http/json', '--otlp-export-interval', '100ms'], {
+async function serve(
+  store: string,
+  flags: string[] = ['--otlp-export', '', '--otlp-export-protocol', 'http/json', '--otlp-export-interval', '100ms'],
+): Promise<{ child: ChildProcess; url: string; err: () => string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--store', store, '--port', '0', ...flags.map((f) => (f === '' ? receiver.url : f))], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -101,4 +104,19 @@ describe('witness serve --otlp-export', () => {
       expect(await second.stop()).toBe(0);
     }
   }, 60_000);
+
+  it("takes the endpoint from the server config's otlp_export: section, its state file beside the config", async () => {
+    const config = `${dir}/serve-otlp.yaml`;
+    fs.writeFileSync(config, `otlp_export:\n  url: ${receiver.url}\n  protocol: http/json\n  headers:\n    authorization: Bearer cfg\n  state: cfg.otlp-state.json\n  interval: 100ms\n`);
+    receiver.requests.length = 0;
+    const s = await serve(`sqlite:${base.file}`, ['--config', config]);
+    try {
+      await waitFor(() => (/from leaf \d+;/.test(s.err()) ? true : undefined), `the export to start (${s.err()})`);
+      expect(s.err()).toMatch(/\(http\/json\) from leaf 0; position in .*\/cfg\.otlp-state\.json\./);
+      await waitFor(() => (receiver.requests.length > 0 ? true : undefined), 'a request');
+      expect(receiver.requests[0]!.headers.authorization).toBe('Bearer cfg');
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 30_000);
 });

@@ -59,7 +59,20 @@ export function registerServe(program: Command, io: Io): void {
     const { bundleReport } = await import('../../report/index.js');
     // Read before the ledger is opened: a bad config stops the start in one sentence.
     const config = opts.config === undefined ? {} : loadServerConfig(opts.config);
-    const otlpExport = opts.otlpExport === undefined ? undefined : await otlpExportSetup(opts, url);
+    // The config file's otlp_export: section, each of its settings overridden by the flag that names it.
+    const x = config.otlpExport;
+    const otlpOpts =
+      x === undefined
+        ? opts
+        : {
+            ...opts,
+            otlpExport: opts.otlpExport ?? x.url,
+            otlpExportProtocol: opts.otlpExportProtocol ?? x.protocol,
+            otlpExportHeader: opts.otlpExportHeader ?? Object.entries(x.headers ?? {}).map(([k, v]) => `${k}=${v}`),
+            otlpExportState: opts.otlpExportState ?? x.state,
+            otlpExportInterval: cmd.getOptionValueSource('otlpExportInterval') === 'cli' ? opts.otlpExportInterval : (x.interval ?? opts.otlpExportInterval),
+          };
+    const otlpExport = otlpOpts.otlpExport === undefined ? undefined : await otlpExportSetup(otlpOpts, url);
     const ledger = await openExisting(url);
     // Built before the server listens, so its first scrape already has the monitor's series.
     const monitor = monitoring === undefined ? undefined : new Monitor(ledger, monitoring.config, { statePath: monitoring.statePath, sinks: monitoring.sinks });
