@@ -2,6 +2,7 @@ import {
   WitnessError,
   approvalRequestParts,
   decisionProblem,
+  isApprovalRecord,
   isKind,
   listedApprovers,
   textField,
@@ -109,7 +110,11 @@ export async function listApprovals(ledger: LedgerReader, options: ListOptions =
   // decision that anything else recorded (an SDK, an agent key through the server) consumes nothing.
   const consumptions = policy.filter((e) => e.recorder?.kind === 'gateway' && approvalRef(e)?.decision_id !== undefined);
   const now = options.now ?? new Date();
-  const views = requests.sort((a, b) => a.pos - b.pos).map((r) => view(r, decisions, consumptions, now, ledger.info.origin));
+  // Only the gateway records a request (it holds the call): one that any other recorder wrote (an
+  // agent's SDK, an agent key through the server, a direct writer stamping nothing) would put the
+  // agent's own rule and reason in front of approvers as a held call, and the gateway would join it.
+  const held = requests.filter((r) => isApprovalRecord(r));
+  const views = held.sort((a, b) => a.pos - b.pos).map((r) => view(r, decisions, consumptions, now, ledger.info.origin));
   if (options.status === undefined) return views;
   const wanted: readonly ApprovalStatus[] = typeof options.status === 'string' ? [options.status] : options.status;
   return views.filter((v) => wanted.includes(v.status));
@@ -123,6 +128,12 @@ export async function findApproval(ledger: LedgerReader, idOrPrefix: string, now
   let matches: ApprovalView[];
   if (exact !== undefined) {
     if (exact.kind !== 'approval.request') throw new WitnessError('not_found', `Event ${id} is a ${exact.kind}, not an approval request; see \`witness approvals\`.`);
+    if (!isApprovalRecord(exact)) {
+      throw new WitnessError(
+        'not_found',
+        `Event ${id} is an approval.request not recorded by the Witness gateway (recorder ${exact.recorder?.kind ?? 'none'}), so no call is held on it; see \`witness approvals\`.`,
+      );
+    }
     matches = (await listApprovals(ledger, { since: exact.ts, agent: exact.agent.id, now })).filter((v) => v.requestId === id);
   } else {
     matches = (await listApprovals(ledger, { now })).filter((v) => v.requestId.startsWith(id));

@@ -183,18 +183,32 @@ export interface DecisionProblem {
  * a key in `allowed`, by someone who is not the agent (`sameIdentity`), binding exactly this request
  * (id, agent, tool, server, session, arguments digest, policy version, expiry and, when `origin` is
  * given, the ledger origin) and made before the expiry, both by its own `decided_at` and by the time
- * it was recorded. The gateway's own expiry record (`decision: "expired"`) counts unsigned: it can
- * only ever refuse.
+ * it was recorded. The gateway's own expiry record (`decision: "expired"`) counts unsigned, but only
+ * as the gateway recorded it (recorder kind `gateway`) in the session the request lives in: pass the
+ * decision's `stream` and `recorder`, or no expiry counts.
  *
  * `allowed` is the caller's to choose: the gateway passes the keys its own policy lists for the
  * rule, never the ledger's word; a reader of the events alone passes `listedApprovers(request)`.
  * `origin` is undefined only for such a reader, who does not know which ledger the events came from
  * (the gateway checks it, and records a decision that fails it as an error).
  */
-export function decisionProblem(request: ApprovalRequestParts, decision: Pick<StoredEvent, 'data' | 'ts'>, allowed: readonly string[], origin: string | undefined): DecisionProblem | undefined {
+export function decisionProblem(
+  request: ApprovalRequestParts,
+  decision: Pick<StoredEvent, 'data' | 'ts'> & Partial<Pick<StoredEvent, 'stream' | 'recorder'>>,
+  allowed: readonly string[],
+  origin: string | undefined,
+): DecisionProblem | undefined {
   const data: Unchecked<Payload<'approval.decision'>> | null = decision.data;
   const d = { ts: decision.ts, data };
-  if (d.data?.decision === 'expired') return undefined;
+  if (d.data?.decision === 'expired') {
+    // Unsigned, so only where the gateway that holds the call writes it: an expiry anyone else
+    // recorded (an agent's SDK, in its own or another agent's session) would mark a request expired.
+    if (decision.recorder?.kind === 'gateway' && decision.stream === request.session) return undefined;
+    return {
+      code: 'approval_forged',
+      reason: `it is an unsigned expiry that the gateway did not record in the request's session (${request.session}); recorded by ${String(decision.recorder?.kind ?? 'no recorder')} in ${decision.stream ?? 'an unknown stream'}`,
+    };
+  }
   const named = str(d.data?.approver) ?? '(nobody)';
   if (verifyApprovalSignature(decision.data) === undefined) {
     return { code: 'approval_forged', reason: `it carries no valid signature by the approver it names (${named})` };

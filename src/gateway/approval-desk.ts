@@ -14,7 +14,7 @@ import {
   type DecisionProblem,
   type Row,
 } from '../approvals/index.js';
-import { newArgumentsSalt, textField, tryArgumentsDigest } from '../core/index.js';
+import { isApprovalRecord, newArgumentsSalt, textField, tryArgumentsDigest } from '../core/index.js';
 import type { Evaluation } from '../policy/index.js';
 import type { Witness } from '../recorder/index.js';
 import { ErrorCode, errorMessage, idKey, resultMessage, toolErrorResult, type JsonRpcId, type Wire } from './jsonrpc.js';
@@ -179,7 +179,9 @@ export class ApprovalDesk {
       return;
     }
     const joined = new Set([...this.held.values()].map((h) => h.requestId));
-    const waiting = recent.find((v) => v.status === 'pending' && !joined.has(v.requestId) && requestMismatch(v, binding) === undefined);
+    // Only a request a gateway recorded is joined (listApprovals lists no other): one an agent wrote
+    // into its own session would otherwise hold this call on the agent's own rule and reason.
+    const waiting = recent.find((v) => v.status === 'pending' && isApprovalRecord(v.request) && !joined.has(v.requestId) && requestMismatch(v, binding) === undefined);
     for (const v of recent) {
       const mismatch = v.status === 'approved' && v.tool === input.tool && v.server === this.host.server && v.argumentsSalt !== undefined ? requestMismatch(v, binding) : undefined;
       if (mismatch !== undefined && v.argumentsSalt !== undefined) {
@@ -373,15 +375,17 @@ export class ApprovalDesk {
       if (h.judged.has(d.id)) continue;
       h.judged.add(d.id);
       const decision = d.data?.decision;
+      const problem = decisionProblem(v, d, binding.approvers, this.origin);
+      if (problem !== undefined) {
+        // This desk's own expiry of a request it joined (made in another session) counts only by
+        // the request's own expiry time, which the refusal below already applies: nothing to record.
+        if (!(decision === 'expired' && d.recorder?.kind === 'gateway' && d.stream === h.session)) this.ignore(h, v, d, problem);
+        continue;
+      }
       if (decision === 'expired') {
         if (!this.takeHeld(h)) return;
         this.refuse(h, expired, 'expired');
         return;
-      }
-      const problem = decisionProblem(v, d, binding.approvers, this.origin);
-      if (problem !== undefined) {
-        this.ignore(h, v, d, problem);
-        continue;
       }
       const approver = textField(d.data?.approver) ?? 'unknown';
       if (decision === 'denied') {

@@ -202,8 +202,27 @@ describe('whether a decision counts', () => {
   it('counts a decision signed by a listed approver, not the agent, binding this request, made before its expiry [R-APPROVER-SIGNED] [R-APPROVER-ALLOWED]', () => {
     expect(decisionProblem(parts, decision(alice), allowed, ORIGIN)).toBeUndefined();
     expect(decisionProblem(parts, decision(bob, { decision: 'denied', reason: 'no' }), allowed, ORIGIN)).toBeUndefined();
-    // The gateway's own expiry record counts unsigned: it can only ever refuse.
-    expect(decisionProblem(parts, { ts: request.ts, data: { decision: 'expired', approver: 'witness-gateway' } }, allowed, ORIGIN)).toBeUndefined();
+    // The gateway's own expiry record, in the request's session, counts unsigned: it can only ever refuse.
+    const expiry = { ts: request.ts, stream: request.stream, recorder: { kind: 'gateway' as const }, data: { decision: 'expired', approver: 'witness-gateway' } };
+    expect(decisionProblem(parts, expiry, allowed, ORIGIN)).toBeUndefined();
+  });
+
+  it('ignores an unsigned expiry unless the gateway recorded it in the session the request lives in', () => {
+    const data = { request_id: parts.requestId, decision: 'expired', approver: 'nobody' };
+    const forged: Array<[string, Pick<StoredEvent, 'data' | 'ts' | 'stream'> & Partial<Pick<StoredEvent, 'recorder'>>]> = [
+      ["by the agent's SDK, in another agent's session", { ts: request.ts, stream: 'other-agent-session', recorder: { kind: 'sdk' }, data }],
+      ["by the agent's SDK, in the request's session", { ts: request.ts, stream: request.stream, recorder: { kind: 'sdk' }, data }],
+      ['by the CLI (a person signs what they decide)', { ts: request.ts, stream: request.stream, recorder: { kind: 'cli' }, data }],
+      ['with no recorder', { ts: request.ts, stream: request.stream, data }],
+      ['by the gateway, in another session', { ts: request.ts, stream: 'other-session', recorder: { kind: 'gateway' }, data }],
+    ];
+    for (const [what, d] of forged) {
+      const problem = decisionProblem(parts, d, allowed, ORIGIN);
+      expect(problem?.code, what).toBe('approval_forged');
+      expect(problem?.reason, what).toMatch(/^it is an unsigned expiry that the gateway did not record in the request's session/);
+    }
+    // A caller that knows neither stream nor recorder (an old reader) gets no free pass either.
+    expect(decisionProblem(parts, { ts: request.ts, data }, allowed, ORIGIN)?.code).toBe('approval_forged');
   });
 
   it('does not count an unsigned or forged decision, nor one by a key not listed or by the agent itself, and says why [R-APPROVER-SIGNED] [R-APPROVER-ALLOWED]', () => {
