@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { StoredEvent } from '../core/index.js';
+import { GOVERNANCE_RULES, isApprovalRecord, isGovernanceRecord, type EventKind, type StoredEvent } from '../core/index.js';
 import { POPULATIONS, PopulationBuilder, ScopeTracker, inPopulation, type BundleMode, type BundleScope, type PopulationDefinition, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import { toStored, type Ledger } from '../store/index.js';
@@ -82,6 +82,14 @@ export interface ReportFacts {
   errorsBySource: Map<string, number>;
   recordingGaps: Capped<Ev>;
   retention: Capped<Ev>;
+  /**
+   * Records of governance kinds that no reader of the ledger honours (core's isGovernanceRecord:
+   * a halt, resume, hold, purge, retention rule or key rotation outside its witness.* stream or
+   * from another recorder; isApprovalRecord: an approval request not the gateway's, a decision not
+   * by a person through the CLI or the server, an expiry not the gateway's). Counted nowhere else
+   * in the report; the populations include them as recorded.
+   */
+  outOfPlace: Capped<Ev>;
   skew: Capped<{ event: Ev; deltaMs: number }>;
   failedCaptures: Capped<Ev>;
   /** Narrated videos (an artifact of type video/*, read from the header, so withheld exports list them too). */
@@ -141,6 +149,7 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
     errorsBySource: new Map(),
     recordingGaps: new Capped(),
     retention: new Capped(),
+    outOfPlace: new Capped(),
     skew: new Capped(),
     failedCaptures: new Capped(),
     videos: new Capped(),
@@ -221,7 +230,30 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
   return f;
 }
 
+/**
+ * Whether readers of the ledger honour `e`, a record of a governance kind, where it is; true for
+ * every other record. Read from the header (a withheld export reads the same), but for a
+ * config.change, which is a retention rule only when its payload says so: any recorder may record
+ * a model or prompt change anywhere.
+ */
+export function honoured(e: Ev): boolean {
+  if (e.kind === 'approval.request') return isApprovalRecord(e);
+  if (e.kind === 'approval.decision') {
+    if (!isApprovalRecord(e)) return false;
+    // The gateway records only expiries; a person's approval or denial comes through the CLI or the server.
+    const expiry = e.outcome === 'expired' || e.data?.['decision'] === 'expired';
+    return expiry === (e.recorder?.kind === 'gateway');
+  }
+  if (GOVERNANCE_RULES[e.kind as EventKind] === undefined) return true;
+  if (e.kind === 'config.change' && str(e.data?.['target']) !== 'retention') return true;
+  return isGovernanceRecord(e);
+}
+
 function collectKind(f: ReportFacts, e: Ev, mode: BundleMode, requested: Map<string, number>, decided: Set<string>): void {
+  if (!honoured(e)) {
+    f.outOfPlace.add(e);
+    return;
+  }
   const a = f.approvals;
   switch (e.kind) {
     case 'approval.request':

@@ -722,6 +722,25 @@ const Exceptions: FC<{ m: ReportModel }> = ({ m }) => {
           ]}
         />
       )}
+      <h3>Records of governance kinds out of their place (not honoured)</h3>
+      {f.outOfPlace.total === 0 ? (
+        <p>Every halt, resume, hold, purge, retention rule, key rotation and approval record in scope is where Witness's own writers record it.</p>
+      ) : (
+        <>
+          <p>
+            {`${plural(f.outOfPlace.total, 'record')} of governance kinds in scope ${f.outOfPlace.total === 1 ? 'is' : 'are'} not where Witness's own writers record them (a halt, resume, hold, purge, retention rule or key rotation outside its witness.* stream or from another recorder; an approval request not recorded by the gateway, a decision not recorded by the CLI or the server, an expiry not recorded by the gateway). Witness honours none of them and this report counts none of them above; the populations include them as recorded.${f.outOfPlace.total > f.outOfPlace.items.length ? ` The first ${f.outOfPlace.items.length} are listed.` : ''}`}
+          </p>
+          <EventTable
+            events={f.outOfPlace.items}
+            columns={[
+              ['Kind', (e) => e.kind],
+              ['Session', (e) => e.stream],
+              ['Agent', (e) => e.agent.id],
+              ['Recorder', (e) => e.recorder?.kind ?? '(none)'],
+            ]}
+          />
+        </>
+      )}
     </section>
   );
 };

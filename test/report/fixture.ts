@@ -100,6 +100,8 @@ export async function buildReportLedger(dir: string): Promise<ReportLedger> {
         id: requestId,
         parent: callId,
         kind: 'approval.request',
+        // As the writers stamp them: the gateway holds the call, alice decides through the CLI.
+        recorder: { kind: 'gateway', version: '0.1.0' },
         policy: review,
         outcome: 'pending',
         data: { request_id: requestId, arguments_digest: HEX('a'), rule: 'refunds-over-500' },
@@ -130,6 +132,7 @@ export async function buildReportLedger(dir: string): Promise<ReportLedger> {
         ts: t(95),
         parent: requestId,
         kind: 'approval.decision',
+        recorder: { kind: 'cli', version: '0.1.0' },
         outcome: 'success',
         principal: { id: 'alice@corp', kind: 'human' },
         data: { request_id: requestId, decision: 'approved', approver: 'alice@corp', arguments_digest: HEX('a'), reason: 'duplicate charge confirmed' },
