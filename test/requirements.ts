@@ -7,6 +7,8 @@ export const REQUIREMENTS = {
   'R-WHO': 'Every event names the acting agent; an event without an agent identity is refused (AU-3).',
   'R-WHAT-WHEN-RESULT': 'Events are queryable by agent, session, kind, resource, action, outcome and time window (AU-3, Art. 12).',
   'R-REASONING': 'An LLM call records model, input, output, requested tool calls, tokens, latency and the system-prompt digest (Art. 12).',
+  'R-CODING-AGENT-HOOKS':
+    "A coding agent's hook records its prompts, tool calls and results under the agent the installed command names, and enforces the gateway's policy: deny answers the agent's block with the reason, review waits for `witness approve` within the hook's limit.",
   'R-LLM-WRAPPERS':
     'A wrapped Anthropic or OpenAI client records every call as llm.call (models, input, hashes, output, tool calls, usage, latency, stop reason, request id), streams once complete or marked partial without delaying the first token, and rethrows provider errors unchanged.',
   'R-TOOL-LINK': 'A tool call is recorded before it runs and its result or error after, linked by parent.',

@@ -68,7 +68,7 @@ const denial = (r: Run): { permissionDecision?: string; permissionDecisionReason
   r.stdout === '' ? {} : (JSON.parse(r.stdout) as { hookSpecificOutput: { permissionDecision: string; permissionDecisionReason: string } }).hookSpecificOutput;
 
 describe('witness hook claude-code', () => {
-  it('records a session, a prompt, an allowed Bash call and its result, and answers allow with no output', async () => {
+  it('[R-CODING-AGENT-HOOKS] records a session, a prompt, an allowed Bash call and its result, and answers allow with no output', async () => {
     const db = tempDb(dir);
     const store = ['--store', `sqlite:${db}`, '--policy', policyFile];
     for (const name of ['session-start', 'user-prompt-submit', 'pre-tool-use-write', 'post-tool-use-write', 'session-end']) {
@@ -95,7 +95,7 @@ describe('witness hook claude-code', () => {
     expect((await verifyFile(db)).ok).toBe(true);
   }, 60_000);
 
-  it("denies a call the policy denies with Claude Code's deny answer naming the rule's reason, and records the refusal", async () => {
+  it("[R-CODING-AGENT-HOOKS] denies a call the policy denies with Claude Code's deny answer naming the rule's reason, and records the refusal", async () => {
     const db = tempDb(dir);
     const r = await hook(fixture('pre-tool-use-bash-rm'), ['--store', `sqlite:${db}`, '--policy', policyFile]);
     expect(r.code).toBe(0);
@@ -114,7 +114,7 @@ describe('witness hook claude-code', () => {
     expect(events[1]!.data).toMatchObject({ tool: 'Bash', arguments: { command: 'rm -rf /home/user/my-project/build' } });
   }, 30_000);
 
-  it('holds a review call until a concurrent `witness approve`, then answers allow and records the release', async () => {
+  it('[R-CODING-AGENT-HOOKS] holds a review call until a concurrent `witness approve`, then answers allow and records the release', async () => {
     const db = tempDb(dir);
     let approving: Promise<Run> | undefined;
     const r = await hook(fixture('pre-tool-use-mcp'), ['--store', `sqlite:${db}`, '--policy', policyFile, '--review-timeout', '25s'], (err) => {
