@@ -153,6 +153,13 @@ describe('OTLP trace ingest on witness serve (POST /v1/traces)', () => {
     expect(again.code).toBe(0);
     expect(f.ledger.info.size).toBe(size);
     expect(await f.ledger.readStream(`otlp:${AGENT_ID}:conv-2`)).toHaveLength(4);
+    // Old spans beside a new one: the new one is written, the old ones are not written again.
+    const extra = plainSpan();
+    expect((await send(proto(), [...spans, ...extra])).code).toBe(0);
+    expect(f.ledger.info.size).toBe(size + 1);
+    expect(await f.ledger.readStream(`otlp:${AGENT_ID}:conv-2`)).toHaveLength(4);
+    expect(await f.ledger.readStream(`otlp:${AGENT_ID}:${extra[0]!.spanContext().traceId}`)).toHaveLength(1);
+    expect((await verifyLedger(f.ledger)).ok).toBe(true);
   });
 
   it('keeps a span without GenAI attributes, sent as JSON, as a note in a stream named by its trace id, with its error status', async () => {

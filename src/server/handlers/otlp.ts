@@ -66,19 +66,22 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
     if (owner !== undefined && owner !== agentId) throw new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session.`, { details: { path: 'stream' } });
   }
   const received = new Date().toISOString();
-  // Twice at most: an identical request racing this one may store the same spans between our look and our append.
-  for (let attempt = 0; ; attempt++) {
-    const fresh = await unstored(ctx, mapped);
-    if (fresh.length > 0) {
-      const prepared = ctx.ledger.prepare(fresh.map((m) => stamp(m, agentId, ctx.caller!.keyId, received)));
-      try {
-        await append(ctx, prepared, agentId);
-      } catch (e) {
-        if (attempt === 0 && isWitnessError(e) && e.code === 'invalid_event' && /same id already exists/.test(e.message)) continue;
-        throw e;
+  // A span repeated within one request is one span.
+  const unique = [...new Map(mapped.map((m) => [m.id, m])).values()];
+  // New spans are the common case: append at once, and look up which are stored only when the
+  // store refuses a duplicate id (an exporter's retry, or an identical request racing this one).
+  let batch = unique;
+  for (let attempt = 0; batch.length > 0; attempt++) {
+    try {
+      await append(ctx, ctx.ledger.prepare(batch.map((m) => stamp(m, agentId, ctx.caller!.keyId, received))), agentId);
+    } catch (e) {
+      if (attempt < 2 && isWitnessError(e) && e.code === 'invalid_event' && /same id already exists/.test(e.message)) {
+        batch = await unstored(ctx, batch);
+        continue;
       }
-      for (const m of fresh) owners.remember(m.stream, agentId);
+      throw e;
     }
+    for (const m of batch) owners.remember(m.stream, agentId);
     break;
   }
   // Everything is accepted or nothing is: there is never a partial_success to report.
@@ -93,13 +96,7 @@ async function append(ctx: RouteContext, prepared: PreparedEvent[], agentId: str
 /** The mapped events whose ids the ledger does not hold yet (the ids are the agent's own: otlp-map.ts spanEventId). */
 async function unstored(ctx: RouteContext, mapped: MappedEvent[]): Promise<MappedEvent[]> {
   const out: MappedEvent[] = [];
-  const seen = new Set<string>();
-  for (const m of mapped) {
-    // A span repeated within one request is one span.
-    if (seen.has(m.id)) continue;
-    seen.add(m.id);
-    if ((await ctx.ledger.getEvent(m.id)) === undefined) out.push(m);
-  }
+  for (const m of mapped) if ((await ctx.ledger.getEvent(m.id)) === undefined) out.push(m);
   return out;
 }
 
