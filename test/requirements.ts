@@ -9,6 +9,8 @@ export const REQUIREMENTS = {
   'R-REASONING': 'An LLM call records model, input, output, requested tool calls, tokens, latency and the system-prompt digest (Art. 12).',
   'R-CODING-AGENT-HOOKS':
     "A coding agent's hook records its prompts, tool calls and results under the agent the installed command names, and enforces the gateway's policy: deny answers the agent's block with the reason, review waits for `witness approve` within the hook's limit.",
+  'R-OTLP-EXPORT':
+    "Witness events reach an OpenTelemetry trace backend as spans carrying the ledger position and event hash, which check back against a signed checkpoint with an inclusion proof.",
   'R-LLM-WRAPPERS':
     'A wrapped Anthropic or OpenAI client records every call as llm.call (models, input, hashes, output, tool calls, usage, latency, stop reason, request id), streams once complete or marked partial without delaying the first token, and rethrows provider errors unchanged.',
   'R-TOOL-LINK': 'A tool call is recorded before it runs and its result or error after, linked by parent.',

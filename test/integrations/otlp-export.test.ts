@@ -28,7 +28,7 @@ function open(file: string, readonly = true): SqliteLedger {
 
 describe('OTLP export of a ledger', () => {
   for (const protocol of ['http/protobuf', 'http/json'] as const) {
-    it(`sends every event as one span over ${protocol}, with the GenAI attributes and the ledger's position and hash`, async () => {
+    it(`[R-OTLP-EXPORT] sends every event as one span over ${protocol}, with the GenAI attributes and the ledger's position and hash`, async () => {
       const { OtlpSender, SpanMapper, sendEvents } = await loadOtlpExport();
       receiver.requests.length = 0;
       receiver.spans.length = 0;
@@ -77,7 +77,7 @@ describe('OTLP export of a ledger', () => {
     });
   }
 
-  it("a span's position and hash check back against the ledger's signed checkpoint with an inclusion proof, and a wrong hash does not", async () => {
+  it("[R-OTLP-EXPORT] a span's position and hash check back against the ledger's signed checkpoint with an inclusion proof, and a wrong hash does not", async () => {
     const ledger = open(base.file);
     try {
       const cp = (await ledger.latestCheckpoint())!;
