@@ -242,6 +242,12 @@ describe('POST /v1/traces refuses, and writes nothing', () => {
     expect((await unchanged(f.ledger, () => post(small, 'not gzip', { 'content-type': 'application/json', 'content-encoding': 'gzip' }))).status).toBe(400);
   });
 
+  it('more spans in one request than the limit → 413', async () => {
+    const spans = Array.from({ length: 5_001 }, (_, i) => ({ traceId: '5b8efff798038103d269b633813fc60c', spanId: (i + 1).toString(16).padStart(16, '0'), name: 'x' }));
+    const res = await unchanged(f.ledger, () => post(f.app, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans }] }] }), { 'content-type': 'application/json' }));
+    expect(res.status).toBe(413);
+  });
+
   it('a request whose second span is malformed writes not even its first', async () => {
     const body = JSON.stringify({
       resourceSpans: [

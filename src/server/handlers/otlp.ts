@@ -11,6 +11,8 @@ const redactor = new Redactor();
 
 const PROTOBUF = 'application/x-protobuf';
 const JSON_TYPE = 'application/json';
+/** Spans in one request, appended as one batch (the SDK's batch processor sends at most 512 by default). */
+export const MAX_SPANS = 5_000;
 
 /**
  * POST /v1/traces (OTLP/HTTP): an ExportTraceServiceRequest, protobuf or JSON, optionally gzip'd,
@@ -55,7 +57,14 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
   }
   let mapped: MappedEvent[];
   try {
-    mapped = mapSpans(readTraceRequest(doc), agentId);
+    const spans = readTraceRequest(doc);
+    if (spans.length > MAX_SPANS) {
+      throw new WitnessError(
+        'payload_too_large',
+        `The request holds ${spans.length.toLocaleString('en-US')} spans, over the limit of ${MAX_SPANS.toLocaleString('en-US')}; export smaller batches (the SDK's maxExportBatchSize).`,
+      );
+    }
+    mapped = mapSpans(spans, agentId);
   } catch (e) {
     if (e instanceof OtlpRequestError) throw new WitnessError('invalid_argument', `Nothing was recorded: ${e.message}`, { cause: e, details: { path: e.path ?? 'body' } });
     throw e;
