@@ -130,6 +130,15 @@ function requestIdOf(headers: Record<string, string | undefined> | undefined): s
  * the provider's body as text, so they are read into the shape the other wrappers record.
  */
 function failure(err: unknown): Answer {
+  try {
+    return apiFailure(err);
+  } catch {
+    // A hostile getter on the error: the error itself, as the other wrappers record it.
+    return { error: err };
+  }
+}
+
+function apiFailure(err: unknown): Answer {
   const e = recordOf(err);
   const headers = recordOf(e['responseHeaders']) as Record<string, string | undefined>;
   if (typeof e['statusCode'] !== 'number') return { error: err, requestId: requestIdOf(headers) };

@@ -20,6 +20,10 @@ interface ToolRun {
   started: number;
 }
 
+const RECORDED_ELSEWHERE = ['model', 'model_name', 'modelName', 'tools', 'functions', 'stream', 'streaming', 'messages'];
+/** Invocation params are each integration's own; one that carries a credential or headers must not put it in the ledger. */
+const CREDENTIAL = /api[_-]?key|secret|password|authori[sz]ation|^headers$|credential/i;
+
 /** Runs left open (a model call or tool whose end never came) are dropped past this many. */
 const MAX_OPEN_RUNS = 4096;
 
@@ -145,8 +149,7 @@ export class WitnessCallbackHandler extends BaseCallbackHandler {
       const tools = invocation['tools'] ?? invocation['functions'];
       const stream = invocation['stream'] === true || invocation['streaming'] === true;
       const parameters: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(invocation))
-        if (v !== undefined && !['model', 'model_name', 'modelName', 'tools', 'functions', 'stream', 'streaming', 'messages'].includes(k)) parameters[k] = v;
+      for (const [k, v] of Object.entries(invocation)) if (v !== undefined && !RECORDED_ELSEWHERE.includes(k) && !CREDENTIAL.test(k)) parameters[k] = v;
       const facts: CallFacts = {
         provider,
         method: kind === 'chat' ? 'chat_model' : 'llm',
