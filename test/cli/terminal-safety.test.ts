@@ -55,7 +55,8 @@ beforeAll(async () => {
           expires_at: '2999-01-01T00:00:00.000Z',
           rule: HOSTILE.fakeRow,
         },
-        { resource: 'billing', action: 'billing.refund', outcome: 'pending' },
+        // Stamped as the gateway records it: `witness approvals` lists no other request.
+        { resource: 'billing', action: 'billing.refund', outcome: 'pending', recorder: { kind: 'gateway' } },
       ),
       ev('session.end', { reason: 'completed' }),
     ]);

@@ -226,7 +226,9 @@ describe('alerts', () => {
       expect((await monitorFor(ledger, statePath).pass()).alerts).toEqual([]);
       await ledger.append([
         {
-          stream: 'witness.approvals',
+          // As the gateway records an expiry: in the request's session, stamped gateway (no other counts).
+          stream: gw.stream,
+          recorder: { kind: 'gateway' },
           agent: { id: 'refund-bot' },
           kind: 'approval.decision',
           parent: pending!,

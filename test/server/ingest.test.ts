@@ -119,6 +119,7 @@ describe('POST /v1/events', () => {
         stream: f.built.sessions.c,
         agent: { id: 'ops-bot' },
         kind: 'approval.request',
+        recorder: { kind: 'gateway' },
         ts: new Date(Date.now() - 60_000).toISOString(),
         action: 'restart',
         data: { request_id: 'held-1', tool: 'restart', arguments_digest: 'b'.repeat(64), expires_at: new Date(Date.now() + 600_000).toISOString() },

@@ -128,6 +128,8 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
       id: id.request,
       ts: at(base, 5),
       kind: 'approval.request',
+      // As the gateway stamps it: the approvals queue lists no other request.
+      recorder: { kind: 'gateway', version: '0.1.0' },
       parent: id.refund,
       resource: 'billing',
       action: 'refund',
