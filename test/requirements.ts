@@ -9,6 +9,8 @@ export const REQUIREMENTS = {
   'R-REASONING': 'An LLM call records model, input, output, requested tool calls, tokens, latency and the system-prompt digest (Art. 12).',
   'R-CODING-AGENT-HOOKS':
     "A coding agent's hook records its prompts, tool calls and results under the agent the installed command names, and enforces the gateway's policy: deny answers the agent's block with the reason, review waits for `witness approve` within the hook's limit.",
+  'R-OTLP-INGEST':
+    "OpenTelemetry GenAI spans sent to `witness serve` become Witness events under the ingest key's agent (span attributes kept as claims), unknown spans are kept, a span sent twice is stored once, and malformed requests write nothing.",
   'R-OTLP-EXPORT':
     "Witness events reach an OpenTelemetry trace backend as spans carrying the ledger position and event hash, which check back against a signed checkpoint with an inclusion proof.",
   'R-LLM-WRAPPERS':

@@ -91,7 +91,7 @@ describe('OTLP trace ingest on witness serve (POST /v1/traces)', () => {
   const proto = () => new ProtoExporter({ url: `${server.url}/v1/traces`, headers: { authorization: `Bearer ${f.keys.agent}` }, compression: 'gzip' as never });
   const json = () => new JsonExporter({ url: `${server.url}/v1/traces`, headers: { authorization: `Bearer ${f.keys.agent}` } });
 
-  it("records the real SDK's GenAI spans sent as gzip'd protobuf as llm.call, tool.call, tool.result and a note, field by field, under the key's agent, and the ledger verifies", async () => {
+  it("[R-OTLP-INGEST] records the real SDK's GenAI spans sent as gzip'd protobuf as llm.call, tool.call, tool.result and a note, field by field, under the key's agent, and the ledger verifies", async () => {
     const spans = genAiSpans('conv-1');
     const r = await send(proto(), spans);
     expect(r.error).toBeUndefined();
@@ -144,7 +144,7 @@ describe('OTLP trace ingest on witness serve (POST /v1/traces)', () => {
     expect((await verifyLedger(f.ledger)).ok).toBe(true);
   });
 
-  it('stores a span sent twice once (again as JSON), and answers the retry as a success', async () => {
+  it('[R-OTLP-INGEST] stores a span sent twice once (again as JSON), and answers the retry as a success', async () => {
     const spans = genAiSpans('conv-2');
     expect((await send(proto(), spans)).code).toBe(0);
     const size = f.ledger.info.size;
