@@ -4,7 +4,7 @@
  *   node --expose-gc dist-bench/bench/run.js [--quick] [--only name[,name…]] [--out file] [--keep]
  *
  *   --quick / BENCH_QUICK=1   smaller sizes and 3 repetitions (a smoke run, under a minute)
- *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest, purge, hook, integrations (comma-separated)
+ *   --only / BENCH_ONLY       append, recorder, verify, query, memory, gateway, modern, capture, postgres, server, export, backtest, purge, hook, integrations, otlp (comma-separated)
  *   --out                     where to write the report (default: BENCHMARKS.md for a full run,
  *                             dist-bench/BENCHMARKS.partial.md for --quick or --only, so a smoke
  *                             run never overwrites the published numbers)
