@@ -11,8 +11,7 @@ export const REQUIREMENTS = {
     "A coding agent's hook records its prompts, tool calls and results under the agent the installed command names, and enforces the gateway's policy: deny answers the agent's block with the reason, review waits for `witness approve` within the hook's limit.",
   'R-OTLP-INGEST':
     "OpenTelemetry GenAI spans sent to `witness serve` become Witness events under the ingest key's agent (span attributes kept as claims), unknown spans are kept, a span sent twice is stored once, and malformed requests write nothing.",
-  'R-OTLP-EXPORT':
-    "Witness events reach an OpenTelemetry trace backend as spans carrying the ledger position and event hash, which check back against a signed checkpoint with an inclusion proof.",
+  'R-OTLP-EXPORT': 'Witness events reach an OpenTelemetry trace backend as spans carrying the ledger position and event hash, which check back against a signed checkpoint with an inclusion proof.',
   'R-LLM-WRAPPERS':
     'A wrapped Anthropic or OpenAI client records every call as llm.call (models, input, hashes, output, tool calls, usage, latency, stop reason, request id), streams once complete or marked partial without delaying the first token, and rethrows provider errors unchanged.',
   'R-TOOL-LINK': 'A tool call is recorded before it runs and its result or error after, linked by parent.',

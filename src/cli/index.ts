@@ -43,7 +43,11 @@ export async function main(argv: string[], terminal: Io = processIo): Promise<nu
   const setExit = (code: number) => {
     exitCode = code;
   };
-  const program = new Command().name('witness').description('Tamper-evident flight recorder for AI agents: record, verify, query and export evidence.').version(RECORDER_VERSION).enablePositionalOptions();
+  const program = new Command()
+    .name('witness')
+    .description('Tamper-evident flight recorder for AI agents: record, verify, query and export evidence.')
+    .version(RECORDER_VERSION)
+    .enablePositionalOptions();
   registerDemo(program, io, setExit);
   registerInit(program, io);
   registerMigrate(program, io);

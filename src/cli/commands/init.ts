@@ -38,7 +38,11 @@ export function registerInit(program: Command, io: Io): void {
     .option('--roles', 'PostgreSQL: also create a writer, an auditor and a retention role (NOLOGIN) and grant them what they need, printing each grant')
     .option('--writer-role <name>', 'with --roles: the writer role (appends and seals)', DEFAULT_WRITER_ROLE)
     .option('--auditor-role <name>', 'with --roles: the read-only auditor role', DEFAULT_AUDITOR_ROLE)
-    .option('--retention-role <name>', 'with --roles: the role that alone may purge payloads (retention run, erase); it appends its purge records but does not seal: a writer seals first', DEFAULT_RETENTION_ROLE)
+    .option(
+      '--retention-role <name>',
+      'with --roles: the role that alone may purge payloads (retention run, erase); it appends its purge records but does not seal: a writer seals first',
+      DEFAULT_RETENTION_ROLE,
+    )
     .option('--json', 'machine-readable output')
     .action(async (opts: InitOpts) => {
       const url = resolveStore(opts.store);
