@@ -79,7 +79,9 @@ async function measure(label, extra, witness = bin) {
   ms.sort((a, b) => a - b);
   const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))].toFixed(1);
   const passes = (err.match(/full verification/g) ?? []).length;
-  console.log(`${label}: ${ms.length} requests in ${seconds} s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${ms[ms.length - 1].toFixed(1)} ms${passes > 0 ? ` (${passes} line(s) naming full verification)` : ''}`);
+  console.log(
+    `${label}: ${ms.length} requests in ${seconds} s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${ms[ms.length - 1].toFixed(1)} ms${passes > 0 ? ` (${passes} line(s) naming full verification)` : ''}`,
+  );
   return err;
 }
 
