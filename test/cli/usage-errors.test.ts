@@ -25,7 +25,8 @@ describe("commander's usage errors", () => {
     [['query', '--stor', 'x'], /unknown option '--stor' \(did you mean --store\?\).*witness query --help/],
     [['query', '--store'], /option '--store <url>' argument missing.*witness query --help/],
     [['frobnicate'], /unknown command 'frobnicate'.*witness --help/],
-    [['export', '--session', 'x'], /required option '-o, --out <path>' not specified.*witness export --help/],
+    // -o is optional to commander since --otlp sends instead of writing; the command says which it needs.
+    [['export', '--session', 'x'], /witness export needs -o <path> \(or --otlp <url> to send spans\).*witness export --help/],
     [['approve'], /missing required argument 'request'.*witness approve --help/],
     [['verify', 'one', 'two'], /too many arguments for 'verify'; expected 1 argument but got 2.*witness verify --help/],
   ];

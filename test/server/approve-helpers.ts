@@ -20,6 +20,8 @@ export async function heldRequest(ledger: Ledger, approvers: readonly string[], 
       id,
       agent: { id: agent },
       user: 'customer-12345',
+      // Readers believe an approval.request only as the gateway records it (core's isApprovalRecord).
+      recorder: { kind: 'gateway' },
       kind: 'approval.request',
       resource: 'billing',
       action: 'refund',

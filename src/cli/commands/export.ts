@@ -54,7 +54,7 @@ export function registerExport(program: Command, io: Io): void {
         const { otlpExportCommand } = await import('./export-otlp.js');
         return otlpExportCommand(io, { ...otlp, otlp: otlp.otlp });
       }
-      if (otlp.out === undefined) throw new WitnessError('invalid_argument', 'witness export needs -o <path> (or --otlp <url> to send spans); say where to write.');
+      if (otlp.out === undefined) throw new WitnessError('invalid_argument', 'witness export needs -o <path> (or --otlp <url> to send spans); say where to write, see `witness export --help`.');
       // OCSF and JSONL stream lines for a SIEM (export-siem.ts); the rest of this action is the bundle.
       if (isSiemFormat(opts.format)) return siemExportCommand(io, opts);
       // Flags first: a bad date or regime is refused before the ledger is opened.
