@@ -1,19 +1,15 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anchorLatest, checkTimestamps, readAnchors, requestTimeStamp, timeStampRequest, verifyTimeStamp } from '../../src/anchor/index.js';
 import type { Ledger } from '../../src/store/index.js';
 import { runCli } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { makeCa } from './tsa-authority.js';
+import { makeCa, startTsa } from './tsa-authority.js';
 import { Agent, newLedger } from '../monitor/fixture.js';
-
-const run = promisify(execFile);
 
 describe('[R-ANCHOR-TSA] RFC 3161 time-stamps on checkpoints against a local openssl TSA', () => {
   const dir = tempDir('witness-anchor-tsa-');
@@ -27,29 +23,7 @@ describe('[R-ANCHOR-TSA] RFC 3161 time-stamps on checkpoints against a local ope
   beforeAll(async () => {
     makeCa(ca, 'Test');
     makeCa(other, 'Other');
-    let n = 0;
-    server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const q = path.join(ca, `q${++n}.tsq`);
-        fs.writeFileSync(q, Buffer.concat(chunks));
-        run('openssl', ['ts', '-reply', '-config', 'tsa.cnf', '-section', 'tsa_config1', '-queryfile', q, '-signer', 'tsa.pem', '-inkey', 'tsa.key', '-chain', 'ca.pem', '-out', `${q}.tsr`], {
-          cwd: ca,
-        }).then(
-          () => {
-            res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
-            res.end(fs.readFileSync(`${q}.tsr`));
-          },
-          (e: Error) => {
-            res.writeHead(500);
-            res.end(e.message);
-          },
-        );
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tsa`;
+    ({ server, url } = await startTsa(ca));
     ({ ledger, file } = await newLedger(dir, 'ts'));
     await new Agent(ledger, 'bot').call('crm.lookup', new Date().toISOString());
     await ledger.seal();

@@ -1,20 +1,16 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anchorLatest, generateCosignerKey, parseCosignerSignerKey, parseCosignerVerifierKey, startCosigner, type RunningCosigner } from '../../src/anchor/index.js';
 import { parseVerifierKey } from '../../src/core/index.js';
 import type { Ledger } from '../../src/store/index.js';
-import { makeCa } from '../anchor/tsa-authority.js';
+import { makeCa, startTsa } from '../anchor/tsa-authority.js';
 import { REPO_ROOT, runCli } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Agent, newLedger } from '../monitor/fixture.js';
 import { spawn } from './verify-three.js';
 
-const run = promisify(execFile);
 const STANDALONE = path.join(REPO_ROOT, 'src', 'export', 'standalone', 'verify.mjs');
 const PY = path.join(REPO_ROOT, 'test', 'export', 'independent', 'verify_bundle.py');
 
@@ -70,29 +66,7 @@ describe('[R-ANCHOR-BUNDLE] evidence bundles carry the ledger’s cosignatures a
   beforeAll(async () => {
     makeCa(ca, 'Test');
     makeCa(other, 'Other');
-    let n = 0;
-    tsa = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const q = path.join(ca, `q${++n}.tsq`);
-        fs.writeFileSync(q, Buffer.concat(chunks));
-        run('openssl', ['ts', '-reply', '-config', 'tsa.cnf', '-section', 'tsa_config1', '-queryfile', q, '-signer', 'tsa.pem', '-inkey', 'tsa.key', '-chain', 'ca.pem', '-out', `${q}.tsr`], {
-          cwd: ca,
-        }).then(
-          () => {
-            res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
-            res.end(fs.readFileSync(`${q}.tsr`));
-          },
-          (e: Error) => {
-            res.writeHead(500);
-            res.end(e.message);
-          },
-        );
-      });
-    });
-    await new Promise<void>((r) => tsa.listen(0, '127.0.0.1', () => r()));
-    tsaUrl = `http://127.0.0.1:${(tsa.address() as AddressInfo).port}/tsa`;
+    ({ server: tsa, url: tsaUrl } = await startTsa(ca));
 
     ({ ledger, file, url: store } = await newLedger(dir, 'anchored'));
     logKey = (await ledger.publicKeys())[0]!.vkey;
