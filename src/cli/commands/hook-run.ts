@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { GATEWAY_APPROVER, canonicalKey, decidedRequests, decisionProblem, findApproval, recordExpiry, recordRelease, recordRequest, releaseProblem, type Binding } from '../../approvals/index.js';
 import { argumentsDigest, newArgumentsSalt, textField, type Outcome } from '../../core/index.js';
-import { claudeCodeAnswer, parseClaudeCode, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict } from '../../integrations/index.js';
+import { hookAdapter, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict } from '../../integrations/index.js';
 import { evaluate, type Evaluation, type Policy } from '../../policy/index.js';
 import { RECORDER_VERSION, Session, openWitness, systemWriter, type Witness } from '../../recorder/index.js';
 
@@ -38,10 +38,7 @@ export function hookStream(kind: HookAgent, agent: string, agentSession: string)
 }
 
 function answerFor(kind: HookAgent, event: HookEvent | undefined, verdict: HookVerdict): HookAnswer {
-  switch (kind) {
-    case 'claude-code':
-      return claudeCodeAnswer(event, verdict);
-  }
+  return hookAdapter(kind).answer(event, verdict);
 }
 
 function parse(kind: HookAgent, text: string): HookEvent {
@@ -51,10 +48,7 @@ function parse(kind: HookAgent, text: string): HookEvent {
   } catch {
     throw new Error('The hook payload on standard input is not JSON.');
   }
-  switch (kind) {
-    case 'claude-code':
-      return parseClaudeCode(doc);
-  }
+  return hookAdapter(kind).parse(doc);
 }
 
 export async function runHook(o: HookRunOptions, stdin: string): Promise<HookAnswer> {
@@ -258,9 +252,11 @@ async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, c
     for (const d of v.decisions) {
       if (judged.has(d.id)) continue;
       judged.add(d.id);
-      if (d.data?.decision === 'expired') return { decision: 'deny', reason: `The ${ev.tool} call was not approved before approval request ${requestId} expired, so it was refused.` };
+      // Judged before anything is read from it: an unsigned `expired` counts only from the gateway in the request's own session.
       const problem = decisionProblem(v, d, approvers, origin);
       if (problem !== undefined) {
+        // This hook's own expiry, written just before the last look, is not a decision to complain about.
+        if (d.data?.decision === 'expired' && d.recorder?.kind === 'gateway' && d.stream === s.id) continue;
         await s.record(
           'error',
           { message: `Decision ${d.id} on approval request ${requestId} was ignored: ${problem.reason}.`, code: problem.code, source: 'gateway', request_id: requestId, decision_id: d.id },
@@ -268,6 +264,7 @@ async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, c
         );
         continue;
       }
+      if (d.data?.decision === 'expired') return { decision: 'deny', reason: `The ${ev.tool} call was not approved before approval request ${requestId} expired, so it was refused.` };
       const approver = textField(d.data?.approver) ?? 'unknown';
       if (d.data?.decision === 'denied') {
         const why = textField(d.data?.reason);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { WitnessError } from '../../core/index.js';
+import type { HookAdapter } from '../../integrations/index.js';
 import type { Io } from '../output.js';
 import { resolveStore } from '../store-option.js';
 
@@ -13,7 +14,9 @@ import { resolveStore } from '../store-option.js';
  * settings). The hook's work is in hook-run.ts, loaded only when a hook runs.
  */
 
-const AGENTS = ['claude-code'];
+/** HOOK_AGENTS of src/integrations, repeated so that registering the command loads nothing (test/cli/hook-agents.test.ts keeps the two equal). */
+export const AGENTS = ['claude-code'] as const;
+type Agent = (typeof AGENTS)[number];
 
 interface HookOpts {
   agent: string;
@@ -33,8 +36,9 @@ interface Backup {
   installed_sha256: string;
 }
 
-function checkAgent(kind: string): void {
-  if (!AGENTS.includes(kind)) throw new WitnessError('invalid_argument', `witness hooks support ${AGENTS.join(', ')}, not "${kind}"; codex, cursor and gemini are not supported yet.`);
+function checkAgent(kind: string): Agent {
+  if (!(AGENTS as readonly string[]).includes(kind)) throw new WitnessError('invalid_argument', `witness hooks support ${AGENTS.join(', ')}, not "${kind}".`);
+  return kind as Agent;
 }
 
 function checkAgentId(id: string): string {
@@ -59,8 +63,8 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
     .option('--fail <mode>', 'closed: refuse a tool call Witness cannot record or check; open: let it run', 'closed')
     .option('--review-timeout <duration>', 'how long a call held for review waits for `witness approve` before it is refused', '45s')
     .option('--budget <duration>', "the hook's whole time limit, below the agent's own hook timeout (default: review timeout + 5s)")
-    .action(async (kind: string, opts: HookOpts) => {
-      checkAgent(kind);
+    .action(async (kindText: string, opts: HookOpts) => {
+      const kind = checkAgent(kindText);
       const agent = checkAgentId(opts.agent);
       const failOpen = parseFail(opts.fail);
       const reviewMs = parseDuration(opts.reviewTimeout, '--review-timeout');
@@ -77,7 +81,7 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
           policyProblem = e instanceof Error ? e.message : String(e);
         }
       }
-      const answer = await runHook({ agentKind: 'claude-code', agent, store: resolveStore(opts.store), policy, policyProblem, failOpen, reviewMs, budgetMs, log: (m) => io.err(m) }, stdin);
+      const answer = await runHook({ agentKind: kind, agent, store: resolveStore(opts.store), policy, policyProblem, failOpen, reviewMs, budgetMs, log: (m) => io.err(m) }, stdin);
       if (answer.stdout !== '') process.stdout.write(answer.stdout);
       if (answer.stderr !== '') process.stderr.write(answer.stderr);
       setExit(answer.exitCode);
@@ -92,27 +96,29 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
     .command('install')
     .description("adds `witness hook` to the agent's settings file (other hooks kept; idempotent; backed up for uninstall)")
     .argument('<agent>', AGENTS.join(', '))
-    .option('--project', 'the project settings (.claude/settings.json under the current directory; the default)')
-    .option('--user', "the user's settings (~/.claude/settings.json)")
+    .option('--project', "the project's settings under the current directory (the default; .claude/settings.json for claude-code)")
+    .option('--user', "the user's settings under the home directory (~/.claude/settings.json for claude-code)")
     .option('--settings <file>', 'this settings file instead')
-    .option('--agent <id>', 'the agent identity the hook records under', 'claude-code')
+    .option('--agent <id>', "the agent identity the hook records under (default: the coding agent's name)")
     .option('--store <url>', 'ledger location written into the hook command (default: the hook reads $WITNESS_STORE or sqlite:./witness.db)')
     .option('--policy <file>', 'the policy file the hook enforces (written as an absolute path)')
     .option('--fail <mode>', 'closed or open (see witness hook --help)', 'closed')
     .option('--review-timeout <duration>', 'how long a review waits for `witness approve`', '45s')
     .option('--command <cmd>', 'how the agent runs witness', 'witness')
-    .action(async (kind: string, o: InstallOpts) => {
-      checkAgent(kind);
-      const file = settingsFile(o);
-      const agent = checkAgentId(o.agent);
+    .action(async (kindText: string, o: InstallOpts) => {
+      const kind = checkAgent(kindText);
+      const { hookAdapter } = await import('../../integrations/index.js');
+      const adapter = hookAdapter(kind);
+      const file = settingsFile(o, adapter.settingsFile);
+      const agent = checkAgentId(o.agent ?? kind);
       parseFail(o.fail);
       const reviewMs = parseDuration(o.reviewTimeout, '--review-timeout');
       const budgetS = Math.ceil(reviewMs / 1000) + 5;
-      const parts = [o.command, 'hook', 'claude-code', '--agent', agent, '--fail', o.fail, '--review-timeout', o.reviewTimeout, '--budget', `${budgetS}s`];
+      const parts = [o.command, 'hook', kind, '--agent', agent, '--fail', o.fail, '--review-timeout', o.reviewTimeout, '--budget', `${budgetS}s`];
       if (o.store !== undefined) parts.push('--store', o.store);
       if (o.policy !== undefined) parts.push('--policy', path.resolve(o.policy));
       const command = parts.map((p, i) => (i === 0 && p === o.command ? p : shellQuote(p))).join(' ');
-      await installInto(file, command, budgetS + 5, io);
+      await installInto(adapter, file, command, budgetS + 5, io);
     });
   hooks
     .command('uninstall')
@@ -121,9 +127,11 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
     .option('--project', 'the project settings (the default)')
     .option('--user', "the user's settings")
     .option('--settings <file>', 'this settings file instead')
-    .action(async (kind: string, o: InstallOpts) => {
-      checkAgent(kind);
-      await uninstallFrom(settingsFile(o), io);
+    .action(async (kindText: string, o: InstallOpts) => {
+      const kind = checkAgent(kindText);
+      const { hookAdapter } = await import('../../integrations/index.js');
+      const adapter = hookAdapter(kind);
+      await uninstallFrom(adapter, settingsFile(o, adapter.settingsFile), io);
     });
 }
 
@@ -131,7 +139,7 @@ interface InstallOpts {
   project?: boolean;
   user?: boolean;
   settings?: string;
-  agent: string;
+  agent?: string;
   store?: string;
   policy?: string;
   fail: string;
@@ -139,11 +147,11 @@ interface InstallOpts {
   command: string;
 }
 
-function settingsFile(o: Pick<InstallOpts, 'project' | 'user' | 'settings'>): string {
+function settingsFile(o: Pick<InstallOpts, 'project' | 'user' | 'settings'>, where: HookAdapter['settingsFile']): string {
   if ([o.project, o.user, o.settings !== undefined].filter(Boolean).length > 1) throw new WitnessError('invalid_argument', 'Give one of --project, --user and --settings.');
   if (o.settings !== undefined) return path.resolve(o.settings);
-  if (o.user === true) return path.join(os.homedir(), '.claude', 'settings.json');
-  return path.resolve('.claude', 'settings.json');
+  if (o.user === true) return path.join(os.homedir(), where.user);
+  return path.resolve(where.project);
 }
 
 /** A POSIX shell word: Claude Code runs hook commands through a shell. */
@@ -162,14 +170,12 @@ function readIf(file: string): Buffer | undefined {
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-async function installInto(file: string, command: string, timeoutSeconds: number, io: Io): Promise<void> {
+async function installInto(adapter: HookAdapter, file: string, command: string, timeoutSeconds: number, io: Io): Promise<void> {
   const before = readIf(file);
-  // Loaded here, not at the top: `witness hook` must not pay for modules it does not use.
-  const { addClaudeCodeHooks } = await import('../../integrations/index.js');
   {
     let change;
     try {
-      change = addClaudeCodeHooks(before?.toString('utf8'), command, timeoutSeconds, file);
+      change = adapter.install(before?.toString('utf8'), command, timeoutSeconds, file);
     } catch (e) {
       throw new WitnessError('invalid_argument', (e as Error).message);
     }
@@ -193,7 +199,7 @@ async function installInto(file: string, command: string, timeoutSeconds: number
   }
 }
 
-async function uninstallFrom(file: string, io: Io): Promise<void> {
+async function uninstallFrom(adapter: HookAdapter, file: string, io: Io): Promise<void> {
   const backupFile = `${file}.witness-backup`;
   const now = readIf(file);
   const raw = readIf(backupFile);
@@ -218,10 +224,9 @@ async function uninstallFrom(file: string, io: Io): Promise<void> {
     io.out(`${file} does not exist; nothing to remove.`);
     return;
   }
-  const { removeClaudeCodeHooks } = await import('../../integrations/index.js');
   let change;
   try {
-    change = removeClaudeCodeHooks(now.toString('utf8'), file);
+    change = adapter.uninstall(now.toString('utf8'), file);
   } catch (e) {
     throw new WitnessError('invalid_argument', (e as Error).message);
   }

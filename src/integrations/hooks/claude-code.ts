@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { HookAnswer, HookEvent, HookVerdict } from './types.js';
+import { addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
+import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
 
 /**
  * Claude Code's hooks (https://code.claude.com/docs/en/hooks): one JSON object on stdin per event,
@@ -83,3 +84,12 @@ export function claudeCodeAnswer(event: Pick<HookEvent, 'type' | 'event'> | unde
   // A payload Witness could not read: exit 2 blocks a PreToolUse (and a prompt), stderr is the reason.
   return { stdout: '', stderr: `${verdict.reason}\n`, exitCode: 2 };
 }
+
+export const claudeCode: HookAdapter = {
+  kind: 'claude-code',
+  parse: parseClaudeCode,
+  answer: claudeCodeAnswer,
+  settingsFile: { project: '.claude/settings.json', user: '.claude/settings.json' },
+  install: addClaudeCodeHooks,
+  uninstall: removeClaudeCodeHooks,
+};

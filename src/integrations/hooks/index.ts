@@ -3,6 +3,7 @@
  * agent expects, and the agent's own settings file. Recording and policy are the CLI's
  * (src/cli/commands/hook-run.ts), which may import policy and approvals; this folder may not.
  */
-export { HOOK_AGENTS, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict } from './types.js';
+export { HOOK_AGENTS, type HookAdapter, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict, type SettingsChange } from './types.js';
+export { hookAdapter, isHookAgent } from './agents.js';
 export { claudeCodeAnswer, claudeCodeTool, parseClaudeCode } from './claude-code.js';
-export { CLAUDE_CODE_EVENTS, HOOK_MARKER, addClaudeCodeHooks, removeClaudeCodeHooks, type SettingsChange } from './settings.js';
+export { CLAUDE_CODE_EVENTS, HOOK_MARKER, addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';

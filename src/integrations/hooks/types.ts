@@ -4,7 +4,7 @@
  * comes from the installed hook command (`--agent`), never from here.
  */
 
-/** The coding agents `witness hook` and `witness hooks install` know. */
+/** The coding agents `witness hook` and `witness hooks install` know (each has an adapter in agents.ts). */
 export const HOOK_AGENTS = ['claude-code'] as const;
 export type HookAgent = (typeof HOOK_AGENTS)[number];
 
@@ -35,4 +35,29 @@ export interface HookAnswer {
   stdout: string;
   stderr: string;
   exitCode: number;
+}
+
+/** What a settings edit did: the file's new text, and the events a Witness hook was added to (install) or removed from (uninstall). */
+export interface SettingsChange {
+  text: string;
+  events: string[];
+}
+
+/**
+ * One coding agent's hooks: how to read its payloads, how to answer it, and how to put Witness's
+ * hook command into its own settings file and take it out again. Pure: the CLI reads stdin, writes
+ * the answer, and reads and writes the settings file (keeping the backup that makes uninstall exact).
+ */
+export interface HookAdapter {
+  readonly kind: HookAgent;
+  /** Reads one payload (already parsed from JSON); throws a one-sentence Error when it is not one of this agent's. */
+  parse(payload: unknown): HookEvent;
+  /** What the agent expects for `verdict` on `event` (undefined: the payload could not be read). */
+  answer(event: Pick<HookEvent, 'type' | 'event'> | undefined, verdict: HookVerdict): HookAnswer;
+  /** The settings file the hooks go into: relative to the project directory, and to the user's home directory. */
+  readonly settingsFile: { project: string; user: string };
+  /** Adds Witness's hook `command` (the agent's time limit `timeoutSeconds`) to every event it records that does not have it yet; the user's own hooks are kept as they are. */
+  install(text: string | undefined, command: string, timeoutSeconds: number, file: string): SettingsChange;
+  /** Removes every Witness hook (an entry whose command contains ` hook <kind>`), and what that leaves empty. */
+  uninstall(text: string, file: string): SettingsChange;
 }

@@ -5,6 +5,7 @@
  * is Witness's, once; the user's own groups are left exactly as they were. Pure: the CLI reads and
  * writes the file (and keeps the backup that makes uninstall byte-exact).
  */
+import type { SettingsChange } from './types.js';
 
 /** The events Witness records, and whether Claude Code matches them by tool name. */
 export const CLAUDE_CODE_EVENTS: ReadonlyArray<{ event: string; matcher: boolean }> = [
@@ -36,12 +37,6 @@ function parseSettings(text: string | undefined, file: string): Json {
 function isOurs(group: unknown): boolean {
   const hooks = (group as { hooks?: unknown } | null)?.hooks;
   return Array.isArray(hooks) && hooks.some((h) => typeof (h as { command?: unknown } | null)?.command === 'string' && (h as { command: string }).command.includes(HOOK_MARKER));
-}
-
-export interface SettingsChange {
-  text: string;
-  /** The events a Witness hook was added to (install) or removed from (uninstall). */
-  events: string[];
 }
 
 /** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have it yet. */
