@@ -149,7 +149,7 @@ export function routeTable(
       path: '/v1/traces',
       roles: ['agent'],
       summary:
-        "OTLP/HTTP trace ingest (application/x-protobuf or application/json, optionally gzip'd): GenAI spans as llm.call, tool.call and tool.result, any other span as a note, under the key's agent in streams otlp:<agent>:<conversation or trace id>; a span sent again is stored once; all or nothing.",
+        "OTLP/HTTP trace ingest (application/x-protobuf or application/json, optionally gzip'd): GenAI spans as llm.call, tool.call and tool.result, any other span as a note, under the key's agent in streams otlp:<agent>:<conversation or trace id>; a span sent again is stored once; a request that does not read as OTLP is refused whole, a span the ledger cannot take (over the payload or a field limit) is refused alone, recorded as an error event and counted in partialSuccess.",
       maxBodyBytes: options.maxIngestBytes ?? DEFAULT_INGEST_BODY_BYTES,
       countsIngest: true,
       response: z.object({ partialSuccess: z.object({ rejectedSpans: z.string().optional(), errorMessage: z.string().optional() }).optional() }),

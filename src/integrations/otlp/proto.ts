@@ -1,4 +1,4 @@
-import type { Type } from 'protobufjs';
+import type { Root } from 'protobufjs';
 
 /**
  * The messages of OTLP's ExportTraceServiceRequest (opentelemetry-proto v1:
@@ -101,10 +101,10 @@ export const OTLP_TRACE_DESCRIPTOR = {
 };
 
 // Loaded on the first request, not when the integrations module is imported (the CLI imports it, and `witness hook` must start fast).
-let requestType: Promise<Type> | undefined;
-function traceRequestType(): Promise<Type> {
-  requestType ??= import('protobufjs/light.js').then((m) => m.default.Root.fromJSON(OTLP_TRACE_DESCRIPTOR).lookupType('ExportTraceServiceRequest'));
-  return requestType;
+let root: Promise<Root> | undefined;
+function otlpRoot(): Promise<Root> {
+  root ??= import('protobufjs/light.js').then((m) => m.default.Root.fromJSON(OTLP_TRACE_DESCRIPTOR));
+  return root;
 }
 
 /**
@@ -113,18 +113,33 @@ function traceRequestType(): Promise<Type> {
  * Rejects with protobufjs's error on bytes that are not such a message.
  */
 export async function decodeTraceRequest(bytes: Uint8Array): Promise<unknown> {
-  const Request = await traceRequestType();
+  const Request = (await otlpRoot()).lookupType('ExportTraceServiceRequest');
   const message = Request.decode(bytes);
   const obj = Request.toObject(message, { longs: String, bytes: Array, defaults: false, arrays: true, oneofs: false });
   return hexIds(obj);
 }
 
+/** Spans refused one by one while the rest of the request was written (OTLP's partial success). */
+export interface TracePartialSuccess {
+  rejectedSpans: number;
+  errorMessage: string;
+}
+
 /**
- * ExportTraceServiceResponse with everything accepted: no partial_success, so no field set, which
- * protobuf encodes as zero bytes.
+ * ExportTraceServiceResponse as protobuf. Everything accepted: no partial_success, so no field set,
+ * which protobuf encodes as zero bytes. Some spans refused: partial_success with rejected_spans and
+ * error_message, as the OTLP spec requires of a server that accepts only part of a request
+ * (https://opentelemetry.io/docs/specs/otlp/#partial-success-1).
  */
-export function encodeTraceResponse(): Uint8Array {
-  return new Uint8Array(0);
+export async function encodeTraceResponse(partial?: TracePartialSuccess): Promise<Uint8Array> {
+  if (partial === undefined) return new Uint8Array(0);
+  const Response = (await otlpRoot()).lookupType('ExportTraceServiceResponse');
+  return Response.encode(Response.fromObject({ partialSuccess: { rejectedSpans: partial.rejectedSpans, errorMessage: partial.errorMessage } })).finish();
+}
+
+/** The same response in OTLP/JSON: int64 as a decimal string (the proto3 JSON mapping OTLP/JSON follows). */
+export function traceResponseJson(partial?: TracePartialSuccess): Record<string, unknown> {
+  return partial === undefined ? {} : { partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } };
 }
 
 const ID_FIELDS = new Set(['traceId', 'spanId', 'parentSpanId']);

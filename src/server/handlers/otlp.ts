@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { WitnessError, isWitnessError, SYSTEM_STREAM_PREFIX, strictParse, type PreparedEvent } from '../../core/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
-import { OtlpRequestError, decodeTraceRequest, encodeTraceResponse, mapSpans, readTraceRequest, type MappedEvent } from '../../integrations/index.js';
+import { OtlpRequestError, decodeTraceRequest, encodeTraceResponse, mapSpan, readTraceRequest, spanEventId, traceResponseJson, type MappedEvent, type OtlpSpan } from '../../integrations/index.js';
 import type { AppendRequest } from '../../store/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
@@ -16,7 +16,9 @@ export const MAX_SPANS = 5_000;
 
 /**
  * POST /v1/traces (OTLP/HTTP): an ExportTraceServiceRequest, protobuf or JSON, optionally gzip'd,
- * mapped to events (integrations/otlp-map.ts) and appended as one batch, all or nothing. As on
+ * mapped to events (integrations/otlp-map.ts) and appended as one batch. A request that does not
+ * read as OTLP is refused whole (400/413, nothing written); a span whose events the ledger cannot
+ * take is refused alone and answered as OTLP's partial success (200, partial_success). As on
  * /v1/events the identity is the key's: the agent, the recorder (`otlp`, this server's version),
  * and the time (`ts` and `received_ts` are the server's clock; the span's own times are kept as its
  * claim). A span already stored (same agent, trace id and span id) is answered as accepted and not
@@ -55,46 +57,138 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
       details: { path: 'body' },
     });
   }
-  let mapped: MappedEvent[];
+  let spans: OtlpSpan[];
+  let groups: MappedEvent[][];
   try {
-    const spans = readTraceRequest(doc);
+    spans = readTraceRequest(doc);
     if (spans.length > MAX_SPANS) {
       throw new WitnessError(
         'payload_too_large',
         `The request holds ${spans.length.toLocaleString('en-US')} spans, over the limit of ${MAX_SPANS.toLocaleString('en-US')}; export smaller batches (the SDK's maxExportBatchSize).`,
       );
     }
-    mapped = mapSpans(spans, agentId);
+    groups = spans.map((s) => mapSpan(s, agentId));
   } catch (e) {
     if (e instanceof OtlpRequestError) throw new WitnessError('invalid_argument', `Nothing was recorded: ${e.message}`, { cause: e, details: { path: e.path ?? 'body' } });
     throw e;
   }
 
-  for (const stream of new Set(mapped.map((m) => m.stream))) {
+  for (const stream of new Set(groups.map((g) => g[0]!.stream))) {
     const owner = owners.ownerOf(stream);
     if (owner !== undefined && owner !== agentId) throw new WitnessError('forbidden', `Stream ${JSON.stringify(stream)} is another agent's session.`, { details: { path: 'stream' } });
   }
+  const keyId = ctx.caller!.keyId;
   const received = new Date().toISOString();
-  // A span repeated within one request is one span.
-  const unique = [...new Map(mapped.map((m) => [m.id, m])).values()];
+  // A span repeated within one request is one span. Each span is checked on its own: one the
+  // ledger cannot take (its event over the payload limit, a value over a field's limit) is refused
+  // alone and the others are written, as OTLP's partial success allows; the refusal itself is
+  // recorded where the span would have been, so the gap shows in the ledger and not only in the
+  // exporter's log.
+  const seen = new Set<string>();
+  const batch: Writable[] = [];
+  const refused: Refused[] = [];
+  spans.forEach((span, i) => {
+    const group = groups[i]!;
+    if (seen.has(group[0]!.id)) return;
+    seen.add(group[0]!.id);
+    const why = refusalOf(ctx, group, agentId, keyId, received);
+    if (why === undefined) batch.push(...group);
+    else {
+      const kind = typeof why.details?.['kind'] === 'string' ? why.details['kind'] : group[0]!.kind;
+      refused.push({ span, why, kind });
+      batch.push(refusalEvent(span, group[0]!, agentId, why, kind));
+    }
+  });
   // New spans are the common case: append at once, and look up which are stored only when the
   // store refuses a duplicate id (an exporter's retry, or an identical request racing this one).
-  let batch = unique;
-  for (let attempt = 0; batch.length > 0; attempt++) {
+  let pending = batch;
+  for (let attempt = 0; pending.length > 0; attempt++) {
     try {
-      await append(ctx, ctx.ledger.prepare(batch.map((m) => stamp(m, agentId, ctx.caller!.keyId, received))), agentId);
+      await append(ctx, ctx.ledger.prepare(pending.map((m) => stamp(m, agentId, keyId, received))), agentId);
     } catch (e) {
       if (attempt < 2 && isWitnessError(e) && e.code === 'invalid_event' && /same id already exists/.test(e.message)) {
-        batch = await unstored(ctx, batch);
+        pending = await unstored(ctx, pending);
         continue;
       }
       throw e;
     }
-    for (const m of batch) owners.remember(m.stream, agentId);
+    for (const m of pending) owners.remember(m.stream, agentId);
     break;
   }
-  // Everything is accepted or nothing is: there is never a partial_success to report.
-  return type === PROTOBUF ? c.body(encodeTraceResponse() as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': PROTOBUF }) : c.json({}, 200);
+  const partial = refused.length === 0 ? undefined : { rejectedSpans: refused.length, errorMessage: partialMessage(refused, seen.size) };
+  return type === PROTOBUF ? c.body((await encodeTraceResponse(partial)) as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': PROTOBUF }) : c.json(traceResponseJson(partial), 200);
+}
+
+interface Refused {
+  span: OtlpSpan;
+  why: WitnessError;
+  /** The kind of the event the ledger refused (an execute_tool span maps to two). */
+  kind: string;
+}
+
+/** A mapped event, or the `error` event that records a span's refusal. */
+type Writable = Omit<MappedEvent, 'kind'> & { kind: MappedEvent['kind'] | 'error' };
+
+/**
+ * Why the ledger would not take this span's events, or undefined when it would: prepare's own
+ * checks (the event schema's field limits, the payload limit), run on the span alone. Only those
+ * two codes are the span's fault; anything else is the server's and fails the request as before.
+ */
+function refusalOf(ctx: RouteContext, group: MappedEvent[], agentId: string, keyId: string, received: string): WitnessError | undefined {
+  try {
+    ctx.ledger.prepare(group.map((m) => stamp(m, agentId, keyId, received)));
+    return undefined;
+  } catch (e) {
+    if (isWitnessError(e) && (e.code === 'payload_too_large' || e.code === 'invalid_event')) return e;
+    throw e;
+  }
+}
+
+const MAX_NAME = 256;
+const MAX_REASON = 400;
+
+function spanName(span: OtlpSpan): string {
+  return span.name.length <= MAX_NAME ? span.name : `${span.name.slice(0, MAX_NAME)}…`;
+}
+
+/** The reason a span was refused, for the sender and the ledger: what was over which limit. */
+function reasonOf(kind: string, e: WitnessError): string {
+  if (e.code === 'payload_too_large') {
+    const bytes = Number(e.details?.['bytes']);
+    const limit = Number(e.details?.['limit']);
+    return `its ${kind} event would be ${bytes.toLocaleString('en-US')} bytes, over the ledger's limit of ${limit.toLocaleString('en-US')} bytes per event (send large content in smaller spans)`;
+  }
+  // The first clause says what is wrong; the rest of core's sentence speaks to a recorder's caller, not to an exporter.
+  const m = e.message
+    .replace(/^Invalid event: /, '')
+    .split('; ')[0]!
+    .replace(/\.$/, '');
+  return `its ${kind} event is not valid (${m.length <= MAX_REASON ? m : `${m.slice(0, MAX_REASON)}…`})`;
+}
+
+/** An `error` event in the span's stream saying it was refused; its id is derived, so a retry records it once. */
+function refusalEvent(span: OtlpSpan, first: MappedEvent, agentId: string, why: WitnessError, kind: string): Writable {
+  return {
+    id: spanEventId(agentId, span.traceId, span.spanId, 'refused'),
+    stream: first.stream,
+    kind: 'error',
+    outcome: 'error',
+    action: 'otlp.refused',
+    ...(first.parent === undefined ? {} : { parent: first.parent }),
+    data: {
+      message: `The span ${span.spanId} (${JSON.stringify(spanName(span))}) was not recorded: ${reasonOf(kind, why)}.`,
+      code: why.code,
+      otlp: { trace_id: span.traceId, span_id: span.spanId, name: spanName(span) },
+      ...(why.code === 'payload_too_large' ? { bytes: why.details?.['bytes'], limit: why.details?.['limit'] } : {}),
+    },
+  };
+}
+
+/** partial_success.error_message: how many of the request's spans were refused, and why, the first three named. */
+function partialMessage(refused: Refused[], total: number): string {
+  const listed = refused.slice(0, 3).map((r) => `span ${r.span.spanId} (${JSON.stringify(spanName(r.span))}): ${reasonOf(r.kind, r.why)}`);
+  const more = refused.length > 3 ? `; and ${refused.length - 3} more` : '';
+  return `${refused.length} of ${total} spans ${refused.length === 1 ? 'was' : 'were'} not recorded: ${listed.join('; ')}${more}.`;
 }
 
 async function append(ctx: RouteContext, prepared: PreparedEvent[], agentId: string): Promise<void> {
@@ -103,13 +197,13 @@ async function append(ctx: RouteContext, prepared: PreparedEvent[], agentId: str
 }
 
 /** The mapped events whose ids the ledger does not hold yet (the ids are the agent's own: otlp-map.ts spanEventId). */
-async function unstored(ctx: RouteContext, mapped: MappedEvent[]): Promise<MappedEvent[]> {
-  const out: MappedEvent[] = [];
+async function unstored(ctx: RouteContext, mapped: Writable[]): Promise<Writable[]> {
+  const out: Writable[] = [];
   for (const m of mapped) if ((await ctx.ledger.getEvent(m.id)) === undefined) out.push(m);
   return out;
 }
 
-function stamp(m: MappedEvent, agentId: string, keyId: string, received: string): AppendRequest {
+function stamp(m: Writable, agentId: string, keyId: string, received: string): AppendRequest {
   // otlp-map.ts builds every stream under "otlp:", so none is a system stream; checked all the same.
   if (m.stream.startsWith(SYSTEM_STREAM_PREFIX)) throw new WitnessError('forbidden', `Stream ${JSON.stringify(m.stream)} is reserved for Witness.`);
   const header = redactor.redactHeader({
