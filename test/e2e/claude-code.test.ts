@@ -1,0 +1,137 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBuild } from '../helpers/gateway.js';
+import { REPO_ROOT, readEvents, runBin } from '../helpers/ledger.js';
+import { tempDir } from '../helpers/tmp.js';
+import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, runAgent, writeRmRfPolicy } from './agent-cli.js';
+import { sseFile, startModelServer, type ModelRequest, type ModelServer } from './model-server.js';
+
+/**
+ * The real Claude Code CLI (`@anthropic-ai/claude-code`, a devDependency) run non-interactively
+ * (`claude -p`) in a temporary project whose `.claude/settings.json` the real `witness hooks install
+ * claude-code --project` wrote, against a local stand-in for the Anthropic Messages API
+ * (ANTHROPIC_BASE_URL) that streams recorded answers (test/fixtures/e2e/claude-code): a Bash call
+ * the policy allows, one it denies, then a final text. What Claude Code did on disk, what it sent
+ * back to the model and what the ledger holds are all checked.
+ */
+
+requireBuild();
+const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'claude-code');
+const ECHO_ID = 'toolu_01E2EBashEcho00000001';
+const RM_ID = 'toolu_01E2EBashRm0000000002';
+
+/**
+ * The CLI as `npm ci` leaves it. The package's postinstall only hard-links the native binary of
+ * its platform package (an optional dependency, from the registry) over a placeholder; should an npm
+ * that skips install scripts leave the placeholder, the platform package's binary is the same file.
+ */
+function claudeBinary(): string {
+  const bin = path.join(REPO_ROOT, 'node_modules', '@anthropic-ai', 'claude-code', 'bin', 'claude.exe');
+  if (fs.existsSync(bin) && fs.statSync(bin).size > 1024 * 1024) return bin;
+  const native = path.join(REPO_ROOT, 'node_modules', '@anthropic-ai', `claude-code-${process.platform}-${process.arch}`, 'claude');
+  if (fs.existsSync(native)) return native;
+  throw new Error('The Claude Code CLI is not installed: run `npm ci` (it is a devDependency, @anthropic-ai/claude-code).');
+}
+
+interface Block {
+  type: string;
+  tool_use_id?: string;
+  content?: unknown;
+  is_error?: boolean;
+}
+
+const blocks = (r: ModelRequest): Block[] =>
+  ((r.body as { messages?: Array<{ content: unknown }> } | undefined)?.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? (m.content as Block[]) : []));
+const toolResults = (r: ModelRequest): Block[] => blocks(r).filter((b) => b.type === 'tool_result');
+/** The agent loop's requests carry the tool list; anything else Claude Code asks (a title, a summary) does not. */
+const isAgentTurn = (r: ModelRequest): boolean => ((r.body as { tools?: Array<{ name: string }> } | undefined)?.tools ?? []).some((t) => t.name === 'Bash');
+const resultText = (b: Block): string => (typeof b.content === 'string' ? b.content : JSON.stringify(b.content));
+
+/** The model's script: which recorded answer follows how many tool results Claude Code has sent back. */
+function answer(r: ModelRequest): ReturnType<typeof sseFile> {
+  if (!r.url.startsWith('/v1/messages'))
+    return { status: 404, contentType: 'application/json', body: JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `No ${r.url} here.` } }) };
+  if (!isAgentTurn(r)) return sseFile(path.join(FIX, 'side-text.sse'));
+  const turn = ['1-bash-echo', '2-bash-rm', '3-final-text'][toolResults(r).length];
+  if (turn === undefined) throw new Error('The script has no fourth turn.');
+  return sseFile(path.join(FIX, `${turn}.sse`));
+}
+
+describe('Claude Code (the real CLI) with witness hook installed', () => {
+  const dir = tempDir('witness-e2e-cc-');
+  const home = path.join(dir, 'home');
+  const project = path.join(dir, 'project');
+  const db = path.join(dir, 'witness.db');
+  let model: ModelServer;
+
+  beforeAll(async () => {
+    model = await startModelServer(answer);
+    fs.mkdirSync(home, { recursive: true });
+    fs.mkdirSync(path.join(project, 'keep'), { recursive: true });
+    fs.writeFileSync(path.join(project, 'keep', 'notes.txt'), 'still here\n');
+  });
+  afterAll(async () => model.close());
+
+  it('[R-CODING-AGENT-HOOKS] runs the allowed Bash call and records it, refuses `rm -rf` with the policy reason the model then reads, and the ledger verifies', async () => {
+    const policy = writeRmRfPolicy(dir, ['Bash']);
+    const install = await runBin(['hooks', 'install', 'claude-code', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
+      cwd: project,
+    });
+    expect(install.code).toBe(0);
+    expect(fs.existsSync(path.join(project, '.claude', 'settings.json'))).toBe(true);
+
+    const run = await runAgent(claudeBinary(), ['-p', 'Write hi to out.txt, then remove the keep directory.', '--output-format', 'json', '--allowedTools', 'Bash'], {
+      cwd: project,
+      env: {
+        ...baseEnv(home),
+        ANTHROPIC_BASE_URL: model.origin,
+        ANTHROPIC_API_KEY: 'sk-ant-e2e-local-model-server',
+        // No telemetry, error reports or update checks: the model server is the only thing to reach.
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        DISABLE_AUTOUPDATER: '1',
+      },
+      timeoutMs: 90_000,
+    });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    const result = JSON.parse(run.stdout) as { session_id: string; is_error: boolean; result: string; permission_denials: Array<{ tool_use_id: string }> };
+    expect(result.is_error).toBe(false);
+    expect(result.result).toMatch(/^out\.txt now says hi\./);
+    expect(result.permission_denials.map((d) => d.tool_use_id)).toEqual([RM_ID]);
+
+    // What happened on disk: the allowed command ran, the denied one did not.
+    expect(fs.readFileSync(path.join(project, 'out.txt'), 'utf8')).toBe('hi\n');
+    expect(fs.readFileSync(path.join(project, 'keep', 'notes.txt'), 'utf8')).toBe('still here\n');
+
+    // What the model was told: the echo's result, then Witness's refusal naming the rule and its reason.
+    const turns = model.requests.filter(isAgentTurn);
+    expect(turns.map((r) => toolResults(r).map((b) => b.tool_use_id))).toEqual([[], [ECHO_ID], [ECHO_ID, RM_ID]]);
+    const [echoResult, rmResult] = toolResults(turns[2]!);
+    expect(echoResult!.is_error).toBe(false);
+    expect(rmResult!.is_error).toBe(true);
+    expect(resultText(rmResult!)).toContain(`Witness policy rule ${RM_RF_RULE} denies this Bash call: ${RM_RF_REASON}`);
+
+    // What the ledger holds: one session under the installed --agent, named by Claude Code's session id.
+    const events = await readEvents(db);
+    expect(new Set(events.map((e) => e.stream))).toEqual(new Set([`claude-code:e2e-laptop:${result.session_id}`]));
+    for (const e of events) expect({ agent: e.agent.id, recorder: e.recorder?.kind }).toEqual({ agent: 'e2e-laptop', recorder: 'gateway' });
+    const calls = events.filter((e) => e.kind === 'tool.call');
+    expect(calls.map((e) => e.data)).toEqual([
+      expect.objectContaining({ tool: 'Bash', arguments: expect.objectContaining({ command: 'echo hi > out.txt' }), client_claims: expect.objectContaining({ tool_use_id: ECHO_ID }) }),
+      expect.objectContaining({ tool: 'Bash', arguments: expect.objectContaining({ command: 'rm -rf keep' }), client_claims: expect.objectContaining({ tool_use_id: RM_ID }) }),
+    ]);
+    const after = (callId: string, kind: string) => events.filter((e) => e.kind === kind && e.parent === callId);
+    expect(after(calls[0]!.id, 'policy.decision').map((e) => [e.outcome, (e.data as { decision: string }).decision])).toEqual([['success', 'allow']]);
+    expect(after(calls[0]!.id, 'tool.result').map((e) => e.outcome)).toEqual(['success']);
+    expect(after(calls[1]!.id, 'policy.decision').map((e) => [e.outcome, (e.data as { decision: string }).decision, e.policy?.rule])).toEqual([['denied', 'deny', RM_RF_RULE]]);
+    expect(after(calls[1]!.id, 'tool.result').map((e) => e.outcome)).toEqual(['denied']);
+    const kinds = events.map((e) => e.kind);
+    expect(kinds[0]).toBe('session.start');
+    expect(kinds.at(-1)).toBe('session.end');
+    expect(events.some((e) => e.kind === 'note' && (e.data as { text?: string }).text === 'Write hi to out.txt, then remove the keep directory.')).toBe(true);
+
+    const verified = await runBin(['verify', '--store', `sqlite:${db}`]);
+    expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(verified.stdout).toMatch(/is intact/);
+  }, 120_000);
+});
