@@ -159,6 +159,8 @@ describe("the viewer's session page reads a long session in pages, never whole",
           stream,
           agent: agentId,
           kind: 'approval.request',
+          // As the gateway stamps it: the viewer believes no other request (core's isApprovalRecord).
+          recorder: { kind: 'gateway' },
           parent: held.id,
           outcome: 'pending',
           data: { request_id: 'req-250', rule: 'big-refund', reason: 'over 500', arguments_digest: 'a'.repeat(64) },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { fingerprintOf, type ApprovalView } from '../../approvals/index.js';
-import { OUTCOMES, type StoredEvent, type VerifyReport } from '../../core/index.js';
+import { OUTCOMES, isApprovalRecord, type StoredEvent, type VerifyReport } from '../../core/index.js';
 import { showTime } from './format.js';
 import type { IntegrityBadge, OverviewBucket, PendingApproval, SessionCounts, SessionFilters, SessionRow, SignerView, VerificationView } from './model.js';
 
@@ -62,6 +62,9 @@ export interface OverviewOptions {
 /**
  * Counts per time bucket over [from, to). Approval waits are measured from the request's `ts` to a
  * person's decision (`decided_at`, else the decision's `ts`), and counted in the decision's bucket.
+ * Only the gateway's requests start a wait (core's isApprovalRecord, as the approvals queue reads
+ * them): a request any other recorder wrote held no call, and one naming a genuine request's id
+ * would move that request's start.
  */
 export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions): OverviewBucket[] {
   const from = Date.parse(options.from);
@@ -80,7 +83,7 @@ export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions):
   const waits = Array.from({ length: n }, () => ({ total: 0, count: 0 }));
   const requested = new Map<string, number>();
   for (const e of events) {
-    if (e.kind === 'approval.request') {
+    if (e.kind === 'approval.request' && isApprovalRecord(e)) {
       const id = e.data?.['request_id'];
       if (typeof id === 'string') requested.set(id, Date.parse(e.ts));
     }

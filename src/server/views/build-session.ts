@@ -1,5 +1,5 @@
 import { buildStoryboard, type Step } from '../../capture/index.js';
-import type { StoredEvent } from '../../core/index.js';
+import { isApprovalRecord, type StoredEvent } from '../../core/index.js';
 import type { ApprovalDecisionView, ApprovalView, Chrome, ErrorView, IntegrityBadge, PolicyView, Region, Screenshot, SessionPageModel, TimelineStep, VideoView } from './model.js';
 import { isSha256Hex } from './paths.js';
 
@@ -92,6 +92,40 @@ function isRelease(e: Ev): boolean {
   return namesApproval(e) && e.recorder?.kind === 'gateway';
 }
 
+/**
+ * The approval request a call was held on: one the gateway recorded, since it alone holds a call
+ * (core's isApprovalRecord, as approvers' queues, `witness approvals` and the auditor report read
+ * requests). Any other recorder's request (an agent writing past the SDK's refusal straight into
+ * the ledger) held nothing and asked no one; `claimedRequests` gives those.
+ */
+function heldOn(children: readonly Ev[]): Ev | undefined {
+  return children.find((e) => e.kind === 'approval.request' && isApprovalRecord(e));
+}
+
+function claimedRequests(children: readonly Ev[]): Ev[] {
+  return children.filter((e) => e.kind === 'approval.request' && !isApprovalRecord(e));
+}
+
+/**
+ * What a call's approval line says when its only requests are ones the gateway did not record:
+ * where they stand, not their rule and reason (the writer's own words, which the page would
+ * otherwise show as why a call was held), nor the decisions recorded on them as anyone's verdict.
+ */
+function notHeldView(claimed: readonly Ev[], byParent: ReadonlyMap<string, Ev[]>): ApprovalView {
+  const recorders = [...new Set(claimed.map((e) => e.recorder?.kind ?? 'no recorder'))].join(' and ');
+  const what = claimed.length === 1 ? 'an approval.request' : `${claimed.length} approval.request records`;
+  const decided = claimed.flatMap((r) => (byParent.get(r.id) ?? []).filter((e) => e.kind === 'approval.decision'));
+  const names = [...new Set(decided.map((d) => str(d.data?.['approver']) ?? 'nobody'))].join(', ');
+  return defined<ApprovalView>({
+    summary: `Not held: ${what} recorded by ${recorders}, not the Witness gateway: no call was held on it and no approver was asked`,
+    decisions: [],
+    ignored:
+      decided.length === 0
+        ? undefined
+        : `${decided.length} decision${decided.length === 1 ? '' : 's'} recorded on it (claimed by ${names}): a decision on a request the gateway did not record decides nothing`,
+  });
+}
+
 function policyView(e: Ev): PolicyView | undefined {
   const d = e.data ?? {};
   const decision = e.policy?.decision ?? str(d['decision']);
@@ -158,11 +192,13 @@ function judgedApprovals(ordered: readonly Ev[], calls: readonly Ev[], byParent:
   const keep = new Set<string>();
   for (const call of calls) {
     const children = byParent.get(call.id) ?? [];
-    const request = children.find((e) => e.kind === 'approval.request');
+    const request = heldOn(children);
     const released = children.some((e) => isRelease(e));
     if (request === undefined && !released) continue;
     keep.add(call.id);
-    for (const e of children) keep.add(e.id);
+    // A request the gateway did not record is left out: the storyboard would tell it as held.
+    const claimed = new Set(claimedRequests(children));
+    for (const e of children) if (!claimed.has(e)) keep.add(e.id);
     for (const e of request === undefined ? [] : (byParent.get(request.id) ?? [])) keep.add(e.id);
   }
   if (keep.size === 0) return new Map();
@@ -231,8 +267,7 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
   const placed = new Set<string>();
   for (const call of calls) {
     const children = byParent.get(call.id) ?? [];
-    const request = children.find((e) => e.kind === 'approval.request');
-    for (const e of [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))]) placed.add(e.id);
+    for (const e of [...children, ...children.filter((r) => r.kind === 'approval.request').flatMap((r) => byParent.get(r.id) ?? [])]) placed.add(e.id);
   }
   const steps: TimelineStep[] = [];
   let n = first - 1;
@@ -240,8 +275,11 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
     n += 1;
     const d = call.data ?? {};
     const children = byParent.get(call.id) ?? [];
-    const request = children.find((e) => e.kind === 'approval.request');
+    const request = heldOn(children);
+    const claimed = claimedRequests(children);
     const related = [...children, ...(request === undefined ? [] : (byParent.get(request.id) ?? []))];
+    // Errors tied to a request the gateway did not record still belong to this call.
+    const claimedErrors = claimed.flatMap((r) => (byParent.get(r.id) ?? []).filter((e) => e.kind === 'error'));
     const reasoningEvent = reasoningOf.get(call.id);
     const reasoningText = outputText(reasoningEvent?.data?.['output']);
     const result = children.find((e) => e.kind === 'tool.result');
@@ -260,6 +298,8 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
         decisions: decisions.filter((x): x is ApprovalDecisionView => x !== undefined),
         ignored: row(story, 'Ignored'),
       });
+    } else if (claimed.length > 0) {
+      approval = notHeldView(claimed, byParent);
     }
     const resultError = obj(rd['error']);
     steps.push(
@@ -293,7 +333,7 @@ export function buildSessionModel(events: readonly Ev[], options: SessionModelOp
               }),
         before: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'before')),
         after: screenshot(children.find((e) => e.kind === 'capture' && e.data?.['role'] === 'after')),
-        errors: related.filter((e) => e.kind === 'error').map(errorView),
+        errors: [...related.filter((e) => e.kind === 'error'), ...claimedErrors].sort((a, b) => a.seq - b.seq).map(errorView),
         tone:
           story?.tone ??
           toneOf(
