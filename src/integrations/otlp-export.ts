@@ -98,6 +98,97 @@ function put(attrs: Attributes, key: string, value: AttributeValue | undefined):
   if (value !== undefined) attrs[key] = value;
 }
 
+/**
+ * Longest string attribute value sent, in UTF-8 bytes. The OpenTelemetry SDKs set no length limit by
+ * default (https://opentelemetry.io/docs/specs/otel/common/#attribute-limits), but backends do (New
+ * Relic keeps 4,095 characters of a value), and a collector refuses a request over its body or gRPC
+ * message limit (4 MiB for gRPC by default) whole, so one giant event would hold back every export
+ * after it. A span is a view; the ledger keeps the whole value.
+ */
+export const OTLP_MAX_VALUE_BYTES = 16 * 1024;
+/** Attributes per span: the OpenTelemetry SDKs' default span attribute count limit (same page). */
+export const OTLP_MAX_ATTRIBUTES = 128;
+/** Never cut or dropped: what a trace is checked back against the ledger by. */
+const KEPT_WHOLE = ['witness.ledger.position', 'witness.event.hash', 'witness.event.id'] as const;
+/** The marks of a cut: the keys cut, and each one's length in UTF-8 bytes before the cut (parallel arrays: OTLP arrays hold one type). */
+const TRUNCATED = 'witness.truncated';
+const TRUNCATED_BYTES = 'witness.truncated.bytes';
+
+/** `text` cut to at most `max` UTF-8 bytes on a character boundary, or undefined when it fits. */
+function cut(text: string, max: number): { text: string; bytes: number } | undefined {
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes: the exact count only when in doubt.
+  if (text.length * 3 <= max) return undefined;
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= max) return undefined;
+  const head = Buffer.from(text.slice(0, max), 'utf8');
+  let end = Math.min(max, head.length);
+  // Back off continuation bytes (10xxxxxx) so no character is split.
+  while (end > 0 && (head[end]! & 0xc0) === 0x80) end--;
+  return { text: head.subarray(0, end).toString('utf8'), bytes };
+}
+
+/**
+ * Bounds a span's attributes in place: at most OTLP_MAX_ATTRIBUTES (those kept whole first, then in
+ * the order they were set, two places kept for the marks), each string (and each string of an
+ * array) at most OTLP_MAX_VALUE_BYTES, with the cut keys and their original byte lengths named in
+ * `witness.truncated` and `witness.truncated.bytes`. Returns how many attributes were dropped.
+ */
+export function boundAttributes(attrs: Attributes): number {
+  const keys = Object.keys(attrs);
+  let dropped = 0;
+  if (keys.length > OTLP_MAX_ATTRIBUTES - 2) {
+    const keep = new Set<string>(KEPT_WHOLE.filter((k) => k in attrs));
+    for (const k of keys) if (keep.size < OTLP_MAX_ATTRIBUTES - 2) keep.add(k);
+    for (const k of keys) {
+      if (keep.has(k)) continue;
+      delete attrs[k];
+      dropped++;
+    }
+  }
+  const cutKeys: string[] = [];
+  const cutBytes: number[] = [];
+  for (const [k, v] of Object.entries(attrs)) {
+    if ((KEPT_WHOLE as readonly string[]).includes(k)) continue;
+    if (typeof v === 'string') {
+      const c = cut(v, OTLP_MAX_VALUE_BYTES);
+      if (c === undefined) continue;
+      attrs[k] = c.text;
+      cutKeys.push(k);
+      cutBytes.push(c.bytes);
+    } else if (Array.isArray(v) && v.some((x) => typeof x === 'string')) {
+      let total = 0;
+      let changed = false;
+      const out = (v as unknown[]).map((x) => {
+        if (typeof x !== 'string') return x;
+        const c = cut(x, OTLP_MAX_VALUE_BYTES);
+        total += c?.bytes ?? Buffer.byteLength(x);
+        if (c === undefined) return x;
+        changed = true;
+        return c.text;
+      });
+      if (!changed) continue;
+      attrs[k] = out as AttributeValue;
+      cutKeys.push(k);
+      cutBytes.push(total);
+    }
+  }
+  if (cutKeys.length > 0) {
+    attrs[TRUNCATED] = cutKeys;
+    attrs[TRUNCATED_BYTES] = cutBytes;
+  }
+  return dropped;
+}
+
+/** Bytes a span's string attributes take (what makes a request large), to bound a batch. */
+function attributeBytes(attrs: Attributes): number {
+  let n = 0;
+  for (const v of Object.values(attrs)) {
+    if (typeof v === 'string') n += v.length;
+    else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') n += x.length;
+  }
+  return n;
+}
+
 /** GenAI semantic-convention attributes and the span's name for one event. */
 function genAi(ev: ExportableEvent, attrs: Attributes, withhold: boolean): { name: string; kind: SpanKind; durationMs: number } {
   const d = ev.data ?? {};
@@ -199,6 +290,7 @@ export class SpanMapper {
     else if (ev.data === null) attrs['witness.data'] = 'purged';
     const failed = ev.outcome === 'error' || ev.outcome === 'denied' || ev.outcome === 'expired';
     if (failed) attrs['error.type'] = ev.outcome!;
+    const dropped = boundAttributes(attrs);
 
     const traceId = traceIdOf(this.options.origin, ev.stream);
     if (this.traces.size > 100_000) this.traces.clear();
@@ -229,7 +321,7 @@ export class SpanMapper {
       ended: true,
       resource: this.resourceFor(ev.agent),
       instrumentationScope: this.scope,
-      droppedAttributesCount: 0,
+      droppedAttributesCount: dropped,
       droppedEventsCount: 0,
       droppedLinksCount: 0,
     };
@@ -297,6 +389,11 @@ function describeFailure(url: string, error: Error | undefined): OtlpExportError
 
 /** Spans per OTLP request: the SDK's BatchSpanProcessor default. */
 export const OTLP_BATCH = 512;
+/**
+ * Attribute bytes per OTLP request: a batch is sent early when its spans' strings reach this, so a
+ * run of large (capped) events stays under a collector's 4 MiB gRPC message limit when it forwards.
+ */
+export const OTLP_BATCH_BYTES = 3 * 1024 * 1024;
 
 /**
  * Sends every event of `pages` as spans, in order, a batch at a time; `onBatch` runs after each
@@ -306,6 +403,7 @@ export const OTLP_BATCH = 512;
 export async function sendEvents(pages: AsyncIterable<ExportableEvent[]>, mapper: SpanMapper, sender: OtlpSender, onBatch?: (next: number, count: number) => Promise<void> | void): Promise<number> {
   let sent = 0;
   let batch: ReadableSpan[] = [];
+  let bytes = 0;
   let next = -1;
   const flush = async () => {
     if (batch.length === 0) return;
@@ -313,13 +411,16 @@ export async function sendEvents(pages: AsyncIterable<ExportableEvent[]>, mapper
     sent += batch.length;
     const n = batch.length;
     batch = [];
+    bytes = 0;
     await onBatch?.(next, n);
   };
   for await (const page of pages) {
     for (const ev of page) {
-      batch.push(mapper.span(ev));
+      const span = mapper.span(ev);
+      batch.push(span);
+      bytes += attributeBytes(span.attributes);
       next = ev.pos + 1;
-      if (batch.length >= OTLP_BATCH) await flush();
+      if (batch.length >= OTLP_BATCH || bytes >= OTLP_BATCH_BYTES) await flush();
     }
   }
   await flush();
