@@ -1,11 +1,13 @@
 import { claudeCode } from './claude-code.js';
 import { codex } from './codex.js';
+import { gemini } from './gemini.js';
 import type { HookAdapter, HookAgent } from './types.js';
 
 /** Every coding agent's adapter, by the name `witness hook <agent>` and `witness hooks install <agent>` take. */
 const ADAPTERS: Record<HookAgent, HookAdapter> = {
   'claude-code': claudeCode,
   codex,
+  gemini,
 };
 
 export function hookAdapter(kind: HookAgent): HookAdapter {
