@@ -65,7 +65,7 @@ export function geminiTool(name: string, mcp?: { server_name: string; tool_name:
   return m === null ? { tool: name } : { server: m[1]!, tool: m[2]! };
 }
 
-const CLAIMS = ['cwd', 'transcript_path', 'timestamp', 'mcp_context', 'original_request_name', 'source', 'trigger', 'stop_hook_active', 'notification_type', 'details'] as const;
+const CLAIMS = ['cwd', 'transcript_path', 'timestamp', 'original_request_name', 'source', 'trigger', 'stop_hook_active', 'notification_type', 'details'] as const;
 
 /** Reads one Gemini CLI hook payload; throws a one-sentence Error when it is not one. */
 export function parseGemini(payload: unknown): HookEvent {
@@ -77,6 +77,8 @@ export function parseGemini(payload: unknown): HookEvent {
   const p = r.data;
   const claims: Record<string, unknown> = {};
   for (const k of CLAIMS) if (p[k] !== undefined) claims[k] = p[k];
+  // Which server, not how it is launched: the command, args or URL of a server can hold a credential.
+  if (p.mcp_context !== undefined) claims['mcp_context'] = { server_name: p.mcp_context.server_name, tool_name: p.mcp_context.tool_name };
   const common = { agentSession: p.session_id, event: p.hook_event_name, claims };
   switch (p.hook_event_name) {
     case 'SessionStart':
