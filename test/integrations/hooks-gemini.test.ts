@@ -145,6 +145,14 @@ describe("Gemini CLI's settings file", () => {
     expect(adapter.uninstall(text('settings-with-hooks.json'), 'settings.json')).toEqual({ text: text('settings-with-hooks.json'), events: [] });
   });
 
+  it("keeps a hook the user put into Witness's own definition when uninstalling, and removes only Witness's", () => {
+    const installed = JSON.parse(adapter.install('{}', COMMAND, 55, 's.json').text) as { hooks: Record<string, Array<{ hooks: unknown[] }>> };
+    installed.hooks['BeforeTool']![0]!.hooks.push({ type: 'command', command: './scripts/guard.sh' });
+    const removed = adapter.uninstall(JSON.stringify(installed, null, 2), 's.json');
+    expect(removed.events).toContain('BeforeTool');
+    expect(JSON.parse(removed.text)).toEqual({ hooks: { BeforeTool: [{ matcher: '*', hooks: [{ type: 'command', command: './scripts/guard.sh' }] }] } });
+  });
+
   it('refuses a broken file with one sentence naming it and where, and a hooks entry of the wrong shape', () => {
     expect(() => adapter.install('{ "ui": { "theme": "GitHub", }, }', COMMAND, 55, '/p/.gemini/settings.json')).toThrow(
       /^\/p\/\.gemini\/settings\.json is not valid JSON \(\w+ at line 1\); fix it or move it aside before installing the hooks\.$/,

@@ -57,10 +57,21 @@ function read(text: string, file: string): Doc {
   return { text, root, format };
 }
 
-function isOurs(group: unknown): boolean {
-  const hooks = (group as { hooks?: unknown } | null)?.hooks;
-  return Array.isArray(hooks) && hooks.some((h) => typeof (h as { command?: unknown } | null)?.command === 'string' && (h as { command: string }).command.includes(GEMINI_HOOK_MARKER));
+/** Whether one hook configuration is Witness's. */
+function isOurHook(hook: unknown): boolean {
+  const command = (hook as { command?: unknown } | null)?.command;
+  return typeof command === 'string' && command.includes(GEMINI_HOOK_MARKER);
 }
+
+function hooksOf(group: unknown): unknown[] {
+  const hooks = (group as { hooks?: unknown } | null)?.hooks;
+  return Array.isArray(hooks) ? hooks : [];
+}
+
+/** A definition that holds a Witness hook (install adds none to an event that has one). */
+const isOurs = (group: unknown): boolean => hooksOf(group).some(isOurHook);
+/** A definition that holds nothing but Witness hooks (uninstall removes it whole). */
+const onlyOurs = (group: unknown): boolean => isOurs(group) && hooksOf(group).every(isOurHook);
 
 /**
  * Inserts `value` at `path`, formatting only what is inserted: jsonc-parser's own formatting of an
@@ -136,8 +147,14 @@ export function removeGeminiHooks(text: string, file = 'settings.json'): Setting
     if (node?.type !== 'array') continue;
     const groups = j.getNodeValue(node) as unknown[];
     if (!groups.some(isOurs)) continue;
-    if (groups.every(isOurs)) doc = remove(doc, node.parent!);
-    else for (let i = groups.length - 1; i >= 0; i--) if (isOurs(groups[i])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i])!);
+    if (groups.every(onlyOurs)) doc = remove(doc, node.parent!);
+    else
+      for (let i = groups.length - 1; i >= 0; i--) {
+        if (onlyOurs(groups[i])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i])!);
+        // A hook the user added to Witness's definition stays; only Witness's own are taken out of it.
+        else if (isOurs(groups[i]))
+          for (let k = hooksOf(groups[i]).length - 1; k >= 0; k--) if (isOurHook(hooksOf(groups[i])[k])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i, 'hooks', k])!);
+      }
     events.push(event);
   }
   if (events.length === 0) return { text, events };
