@@ -226,6 +226,32 @@ describe('witness hooks install / uninstall gemini', () => {
     expect(fs.readFileSync(settings, 'utf8')).toBe(original.replace('"theme": "GitHub"', '"theme": "Dracula"'));
   }, 60_000);
 
+  it('the installed command works as Gemini runs it: `bash -c` in the project, with only the environment Gemini passes on', async () => {
+    const project = path.join(dir, 'proj-run');
+    const settings = path.join(project, '.gemini', 'settings.json');
+    const db = path.join(dir, 'space dir', 'w.db');
+    fs.mkdirSync(path.dirname(db), { recursive: true });
+    const command = `'${process.execPath}' '${BIN}'`;
+    expect((await runBin(['hooks', 'install', 'gemini', '--settings', settings, '--agent', 'dev-laptop', '--policy', policyFile, '--store', `sqlite:${db}`, '--command', command])).code).toBe(0);
+    const doc = JSON.parse(fs.readFileSync(settings, 'utf8')) as { hooks: Record<string, Array<{ hooks: Array<{ command: string }> }>> };
+    const installed = doc.hooks['BeforeTool']![0]!.hooks[0]!.command;
+    // hookRunner.ts: spawn(bash, ['-c', command]) with cwd = the payload's cwd and a sanitized environment (PATH, HOME and GEMINI_* kept).
+    const r = await new Promise<Run>((resolve) => {
+      const child = spawn('bash', ['-c', installed], { cwd: project, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, GEMINI_PROJECT_DIR: project, GEMINI_SESSION_ID: SESSION } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => void (stderr += c.toString()));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      child.stdin.end(fixture('before-tool-shell-rm'));
+    });
+    expect({ code: r.code, answer: answer(r) }).toEqual({
+      code: 0,
+      answer: { decision: 'deny', reason: 'Witness policy rule no-rm-rf denies this run_shell_command call: Recursive deletes are not allowed.' },
+    });
+    expect((await readEvents(db)).map((e) => e.kind)).toEqual(['session.start', 'tool.call', 'policy.decision', 'tool.result']);
+  }, 60_000);
+
   it('a broken settings file gets one clear sentence and is left untouched', async () => {
     const settings = path.join(dir, 'proj3', '.gemini', 'settings.json');
     fs.mkdirSync(path.dirname(settings), { recursive: true });
