@@ -15,7 +15,7 @@ import { resolveStore } from '../store-option.js';
  */
 
 /** HOOK_AGENTS of src/integrations, repeated so that registering the command loads nothing (test/cli/hook-agents.test.ts keeps the two equal). */
-export const AGENTS = ['claude-code', 'codex', 'gemini'] as const;
+export const AGENTS = ['claude-code', 'codex', 'cursor', 'gemini'] as const;
 type Agent = (typeof AGENTS)[number];
 
 interface HookOpts {

@@ -1,5 +1,6 @@
 import { claudeCode } from './claude-code.js';
 import { codex } from './codex.js';
+import { cursor } from './cursor.js';
 import { gemini } from './gemini.js';
 import type { HookAdapter, HookAgent } from './types.js';
 
@@ -7,6 +8,7 @@ import type { HookAdapter, HookAgent } from './types.js';
 const ADAPTERS: Record<HookAgent, HookAdapter> = {
   'claude-code': claudeCode,
   codex,
+  cursor,
   gemini,
 };
 

@@ -9,5 +9,7 @@ export { claudeCodeAnswer, claudeCodeTool, parseClaudeCode } from './claude-code
 export { CLAUDE_CODE_EVENTS, HOOK_MARKER, addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
 export { codexAnswer, codexTool, parseCodex } from './codex.js';
 export { CODEX_EVENTS, CODEX_HOOK_MARKER, addCodexHooks, removeCodexHooks } from './codex-settings.js';
+export { cursorAnswer, parseCursor } from './cursor.js';
+export { CURSOR_EVENTS, CURSOR_HOOK_MARKER, addCursorHooks, removeCursorHooks } from './cursor-settings.js';
 export { geminiAnswer, geminiTool, parseGemini } from './gemini.js';
 export { GEMINI_EVENTS, GEMINI_HOOK_MARKER, addGeminiHooks, removeGeminiHooks } from './gemini-settings.js';

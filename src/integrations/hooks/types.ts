@@ -5,7 +5,7 @@
  */
 
 /** The coding agents `witness hook` and `witness hooks install` know (each has an adapter in agents.ts). */
-export const HOOK_AGENTS = ['claude-code', 'codex', 'gemini'] as const;
+export const HOOK_AGENTS = ['claude-code', 'codex', 'cursor', 'gemini'] as const;
 export type HookAgent = (typeof HOOK_AGENTS)[number];
 
 interface Common {
