@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN } from '../helpers/ledger.js';
+import { expect } from 'vitest';
+import { BIN, readEvents, runBin } from '../helpers/ledger.js';
 
 /** What the end-to-end tests with real coding-agent CLIs share: running the CLI, the policy, the hook command. */
 
@@ -81,4 +82,56 @@ export function baseEnv(home: string): Record<string, string> {
   const env: Record<string, string> = { HOME: home, PATH: process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TERM: 'dumb' };
   if (process.env['TMPDIR'] !== undefined) env['TMPDIR'] = process.env['TMPDIR'];
   return env;
+}
+
+export interface HookSession {
+  /** The stream `witness hook` names after the agent's own session id. */
+  stream: string;
+  /** The installed command's --agent. */
+  agent: string;
+  /** The shell tool's name as the agent's hook payload gives it. */
+  tool: string;
+  allowed: string;
+  denied: string;
+  /** The agent's ids of the two calls, when its payload carries them (`client_claims.tool_use_id`). */
+  toolUseIds?: [string, string];
+  prompt: string;
+}
+
+/**
+ * The ledger after one run of the scripted session: one stream under the installed agent identity,
+ * recorded through the gateway's write path; the allowed call with its allow decision and result,
+ * the denied call with its deny decision (the rule) and the refusal; the prompt; a start and an end.
+ * Then `witness verify` (the real binary) passes.
+ */
+export async function expectHookSession(db: string, s: HookSession): Promise<void> {
+  const events = await readEvents(db);
+  expect(new Set(events.map((e) => e.stream))).toEqual(new Set([s.stream]));
+  for (const e of events) expect({ agent: e.agent.id, recorder: e.recorder?.kind }).toEqual({ agent: s.agent, recorder: 'gateway' });
+  const calls = events.filter((e) => e.kind === 'tool.call');
+  const ids = s.toolUseIds;
+  expect(calls.map((e) => e.data)).toEqual(
+    [s.allowed, s.denied].map((command, i) =>
+      expect.objectContaining({
+        tool: s.tool,
+        arguments: expect.objectContaining({ command }),
+        ...(ids === undefined ? {} : { client_claims: expect.objectContaining({ tool_use_id: ids[i] }) }),
+      }),
+    ),
+  );
+  const decisions = (i: number) => events.filter((e) => e.kind === 'policy.decision' && e.parent === calls[i]!.id);
+  // A call's result is the one recorded after it and before the next call. It names the call as its
+  // parent when the agent's payload carries a call id to find it by (Gemini CLI's AfterTool has none).
+  const results = (i: number) => events.filter((e) => e.kind === 'tool.result' && e.seq > calls[i]!.seq && e.seq < (calls[i + 1]?.seq ?? Infinity));
+  expect(decisions(0).map((e) => [e.outcome, (e.data as { decision: string }).decision])).toEqual([['success', 'allow']]);
+  expect(decisions(1).map((e) => [e.outcome, (e.data as { decision: string }).decision, e.policy?.rule])).toEqual([['denied', 'deny', RM_RF_RULE]]);
+  expect(results(0).map((e) => e.outcome)).toEqual(['success']);
+  if (ids !== undefined) expect(results(0)[0]!.parent).toBe(calls[0]!.id);
+  expect(results(1).map((e) => [e.outcome, e.parent])).toEqual([['denied', calls[1]!.id]]);
+  expect(events.some((e) => e.kind === 'note' && (e.data as { text?: string }).text === s.prompt)).toBe(true);
+  expect(events[0]!.kind).toBe('session.start');
+  expect(events.at(-1)!.kind).toBe('session.end');
+  const verified = await runBin(['verify', '--store', `sqlite:${db}`]);
+  expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(verified.stdout).toMatch(/is intact/);
 }

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBuild } from '../helpers/gateway.js';
-import { REPO_ROOT, readEvents, runBin } from '../helpers/ledger.js';
+import { REPO_ROOT, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, runAgent, writeRmRfPolicy } from './agent-cli.js';
+import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, expectHookSession, runAgent, writeRmRfPolicy } from './agent-cli.js';
 import { sseFile, startModelServer, type ModelRequest, type ModelServer } from './model-server.js';
 
 /**
@@ -20,6 +20,7 @@ requireBuild();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'claude-code');
 const ECHO_ID = 'toolu_01E2EBashEcho00000001';
 const RM_ID = 'toolu_01E2EBashRm0000000002';
+const PROMPT = 'Write hi to out.txt, then remove the keep directory.';
 
 /**
  * The CLI as `npm ci` leaves it. The package's postinstall only hard-links the native binary of
@@ -75,13 +76,15 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
 
   it('[R-CODING-AGENT-HOOKS] runs the allowed Bash call and records it, refuses `rm -rf` with the policy reason the model then reads, and the ledger verifies', async () => {
     const policy = writeRmRfPolicy(dir, ['Bash']);
+    // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'claude-code', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
+      env: { HOME: home },
     });
     expect(install.code).toBe(0);
     expect(fs.existsSync(path.join(project, '.claude', 'settings.json'))).toBe(true);
 
-    const run = await runAgent(claudeBinary(), ['-p', 'Write hi to out.txt, then remove the keep directory.', '--output-format', 'json', '--allowedTools', 'Bash'], {
+    const run = await runAgent(claudeBinary(), ['-p', PROMPT, '--output-format', 'json', '--allowedTools', 'Bash'], {
       cwd: project,
       env: {
         ...baseEnv(home),
@@ -112,26 +115,14 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
     expect(resultText(rmResult!)).toContain(`Witness policy rule ${RM_RF_RULE} denies this Bash call: ${RM_RF_REASON}`);
 
     // What the ledger holds: one session under the installed --agent, named by Claude Code's session id.
-    const events = await readEvents(db);
-    expect(new Set(events.map((e) => e.stream))).toEqual(new Set([`claude-code:e2e-laptop:${result.session_id}`]));
-    for (const e of events) expect({ agent: e.agent.id, recorder: e.recorder?.kind }).toEqual({ agent: 'e2e-laptop', recorder: 'gateway' });
-    const calls = events.filter((e) => e.kind === 'tool.call');
-    expect(calls.map((e) => e.data)).toEqual([
-      expect.objectContaining({ tool: 'Bash', arguments: expect.objectContaining({ command: 'echo hi > out.txt' }), client_claims: expect.objectContaining({ tool_use_id: ECHO_ID }) }),
-      expect.objectContaining({ tool: 'Bash', arguments: expect.objectContaining({ command: 'rm -rf keep' }), client_claims: expect.objectContaining({ tool_use_id: RM_ID }) }),
-    ]);
-    const after = (callId: string, kind: string) => events.filter((e) => e.kind === kind && e.parent === callId);
-    expect(after(calls[0]!.id, 'policy.decision').map((e) => [e.outcome, (e.data as { decision: string }).decision])).toEqual([['success', 'allow']]);
-    expect(after(calls[0]!.id, 'tool.result').map((e) => e.outcome)).toEqual(['success']);
-    expect(after(calls[1]!.id, 'policy.decision').map((e) => [e.outcome, (e.data as { decision: string }).decision, e.policy?.rule])).toEqual([['denied', 'deny', RM_RF_RULE]]);
-    expect(after(calls[1]!.id, 'tool.result').map((e) => e.outcome)).toEqual(['denied']);
-    const kinds = events.map((e) => e.kind);
-    expect(kinds[0]).toBe('session.start');
-    expect(kinds.at(-1)).toBe('session.end');
-    expect(events.some((e) => e.kind === 'note' && (e.data as { text?: string }).text === 'Write hi to out.txt, then remove the keep directory.')).toBe(true);
-
-    const verified = await runBin(['verify', '--store', `sqlite:${db}`]);
-    expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(verified.stdout).toMatch(/is intact/);
+    await expectHookSession(db, {
+      stream: `claude-code:e2e-laptop:${result.session_id}`,
+      agent: 'e2e-laptop',
+      tool: 'Bash',
+      allowed: 'echo hi > out.txt',
+      denied: 'rm -rf keep',
+      toolUseIds: [ECHO_ID, RM_ID],
+      prompt: PROMPT,
+    });
   }, 120_000);
 });

@@ -31,12 +31,13 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-/** The events of a recorded SSE file (blank-line separated), each ending in its blank line. */
+/** The events of a recorded SSE file (blank-line separated, LF or CRLF as recorded), each ending in its blank line. */
 export function sseEvents(text: string): string[] {
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
   return text
-    .split(/\n\n+/)
+    .split(/(?:\r?\n){2,}/)
     .filter((e) => e.trim() !== '')
-    .map((e) => `${e}\n\n`);
+    .map((e) => `${e}${eol}${eol}`);
 }
 
 export function sseFile(file: string): Answer {
