@@ -100,6 +100,29 @@ describe('witness hook gemini', () => {
     expect(verified.code).toBe(0);
   }, 60_000);
 
+  it('answers every documented payload with {} and exit 0 when no policy objects, and records each (the notification as a note)', async () => {
+    const db = tempDb(dir);
+    const names = fs
+      .readdirSync(FIX)
+      .filter((f) => f.endsWith('.json') && !f.startsWith('settings-'))
+      .map((f) => f.slice(0, -'.json'.length))
+      // As a session runs: started first, ended last (an event after SessionEnd would open a new stream).
+      .sort((a, b) => Number(b === 'session-start') - Number(a === 'session-start') || Number(a === 'session-end') - Number(b === 'session-end'));
+    expect(names).toHaveLength(11);
+    for (const name of names) {
+      const r = await hook(fixture(name), ['--store', `sqlite:${db}`]);
+      expect({ name, code: r.code, stdout: r.stdout }).toEqual({ name, code: 0, stdout: '{}\n' });
+    }
+    const events = await readEvents(db);
+    expect(new Set(events.map((e) => e.stream))).toEqual(new Set([`gemini:dev-laptop:${SESSION}`, 'gemini:dev-laptop:test-123']));
+    expect(events.filter((e) => e.kind === 'tool.call')).toHaveLength(5);
+    expect(events.find((e) => e.kind === 'note' && e.action === 'Notification')?.data).toMatchObject({
+      text: 'Tool Confirm Shell Command requires execution',
+      client_claims: { notification_type: 'ToolPermission' },
+    });
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 90_000);
+
   it('records the agent identity of the installed command even when the payload claims another', async () => {
     const db = tempDb(dir);
     const claimed = { ...(JSON.parse(fixture('before-tool-shell')) as object), agent: { id: 'root-bot' }, agent_id: 'root-bot' };
