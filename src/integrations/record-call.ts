@@ -88,12 +88,156 @@ export function recordCall(session: Session, facts: CallFacts, answer: Answer, l
       ...(error === undefined ? {} : { error }),
       ...(session.agent.version === undefined ? {} : { agent_version: session.agent.version }),
     };
+    bound(data);
     const fields: EventFields = { id, resource: facts.provider, action: facts.method, outcome: error === undefined ? 'success' : 'error' };
     // A strict recorder rejects instead of reporting; the agent's call must not fail for it.
     session.record('llm.call', data, fields).catch(() => undefined);
   } catch {
     // Recording never breaks the agent's call (a hostile getter, a cycle in its parameters).
   }
+}
+
+/**
+ * Bytes of an llm.call payload the wrappers record inline (its RFC 8785 JSON, before redaction):
+ * under the ledger's default payload limit (maxPayloadBytes, 1 MiB), which would otherwise refuse
+ * the whole record. The wrapper cannot see the recorder's options, so it keeps under the default.
+ */
+export const LLM_CALL_INLINE_BYTES = 768 * 1024;
+/** The first bytes of a cut part kept in its marker, so a reader sees how it began. */
+export const TRUNCATED_HEAD_BYTES = 4 * 1024;
+
+interface Part {
+  /** Where in `data`, as a path the ledger's reader can follow (`output`, `input[2]`, `tool_calls[0].arguments`). */
+  path: string;
+  text: string;
+  bytes: number;
+  set(marker: unknown): void;
+}
+
+/**
+ * Keeps an llm.call within LLM_CALL_INLINE_BYTES: when it is over, its largest parts (input
+ * messages one by one, the output, each requested tool call's arguments, the parameters) are
+ * replaced, largest first, by a marker with the part's byte length, its SHA-256 (both of its RFC
+ * 8785 JSON, so whoever holds the provider's own copy can check it) and its first bytes, and
+ * `data.truncated` lists their paths. Over still (thousands of small messages), the whole input is
+ * replaced by one marker. The agent's own objects are never changed: only `data`'s references.
+ *
+ * Why not an artifact: the recorder's artifact store is reached through the Witness object, which a
+ * wrapped client does not hold (it holds a Session); a record cut and marked is the fallback.
+ */
+function bound(data: Record<string, unknown>): void {
+  const size = estimate(data);
+  // Most calls: far under by the upper bound, with no copy made. In between: the exact count.
+  if (size.high <= LLM_CALL_INLINE_BYTES || (size.low <= LLM_CALL_INLINE_BYTES && inlineBytes(data) <= LLM_CALL_INLINE_BYTES)) return;
+  const parts: Part[] = [];
+  const sent = data['input'] as unknown[];
+  const input = [...sent];
+  data['input'] = input;
+  input.forEach((m, i) => parts.push(part(`input[${i}]`, m, (x) => (input[i] = x))));
+  if (data['output'] !== undefined) parts.push(part('output', data['output'], (x) => (data['output'] = x)));
+  const calls = data['tool_calls'] as Array<Record<string, unknown>> | undefined;
+  if (calls !== undefined) {
+    const copy = calls.map((c) => ({ ...c }));
+    data['tool_calls'] = copy;
+    copy.forEach((c, i) => {
+      if (c['arguments'] !== undefined) parts.push(part(`tool_calls[${i}].arguments`, c['arguments'], (x) => (c['arguments'] = x)));
+    });
+  }
+  if (data['parameters'] !== undefined) parts.push(part('parameters', data['parameters'], (x) => (data['parameters'] = x)));
+  // Every part is written once (its RFC 8785 JSON, which a marker needs anyway); the rest of the
+  // payload (model, usage, ids) is small. The separators between parts are left out: a few bytes.
+  const skeleton = { ...data, input: [], output: null, parameters: null, tool_calls: calls?.map((c) => ({ ...c, arguments: null })) };
+  let total = inlineBytes(skeleton) + parts.reduce((n, p) => n + p.bytes, 0);
+  const cut = new Set<Part>();
+  for (const p of [...parts].sort((a, b) => b.bytes - a.bytes)) {
+    // A part not much larger than its marker saves nothing when cut.
+    if (total <= LLM_CALL_INLINE_BYTES || p.bytes <= 2 * TRUNCATED_HEAD_BYTES) break;
+    const m = marker(p);
+    p.set(m);
+    total -= p.bytes - Buffer.byteLength(JSON.stringify(m));
+    cut.add(p);
+  }
+  let truncated = parts.filter((p) => cut.has(p)).map((p) => p.path);
+  if (total > LLM_CALL_INLINE_BYTES) {
+    const whole = `[${parts
+      .filter((p) => p.path.startsWith('input['))
+      .map((p) => p.text)
+      .join(',')}]`;
+    data['input'] = [marker({ path: 'input', text: whole, bytes: Buffer.byteLength(whole), set: () => undefined })];
+    truncated = ['input', ...truncated.filter((t) => !t.startsWith('input['))];
+  }
+  data['truncated'] = truncated;
+}
+
+function part(path: string, value: unknown, set: (marker: unknown) => void): Part {
+  const text = canonicalJson(value);
+  return { path, text, bytes: Buffer.byteLength(text), set };
+}
+
+function marker(p: Part): Record<string, unknown> {
+  return {
+    $truncated: `Too large to record inline (the SDK wrappers keep an llm.call within ${LLM_CALL_INLINE_BYTES.toLocaleString('en-US')} bytes); bytes and sha256 are of its RFC 8785 JSON, head is how that begins.`,
+    bytes: p.bytes,
+    sha256: sha256(p.text),
+    head: utf8Head(p.text, TRUNCATED_HEAD_BYTES),
+  };
+}
+
+/**
+ * Bounds on the payload's JSON length in UTF-8 bytes without writing it (a walk costs about a
+ * microsecond on an ordinary call; JSON.stringify of a 5 MiB answer, tens of milliseconds): every
+ * UTF-16 unit of a string is 1 to 6 bytes (3 in UTF-8, 6 as a \u escape), a number at most 24.
+ */
+function estimate(value: unknown): { low: number; high: number } {
+  const size = { low: 0, high: 0 };
+  const walk = (v: unknown, depth: number): void => {
+    // Over for certain, or unknowable here: stop (a cycle must not be walked 64 levels down every branch).
+    if (size.low > LLM_CALL_INLINE_BYTES || size.high === Infinity) return;
+    if (typeof v === 'string') {
+      size.low += v.length + 2;
+      size.high += v.length * 6 + 2;
+    } else if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) {
+      size.low += 1;
+      size.high += 24;
+    } else if (depth > 64 || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+      // A cycle, a BigInt, a value with its own toJSON: the exact count decides (and the recorder names a problem).
+      size.high = Infinity;
+    } else if (Array.isArray(v)) {
+      size.low += 2 + v.length;
+      size.high += 2 + v.length;
+      for (const x of v) walk(x, depth + 1);
+    } else {
+      size.low += 2;
+      size.high += 2;
+      for (const [k, x] of Object.entries(v)) {
+        size.low += k.length + 4;
+        size.high += k.length * 6 + 4;
+        walk(x, depth + 1);
+      }
+    }
+  };
+  walk(value, 0);
+  return size;
+}
+
+/** The payload's JSON length, exact only when it could be over (a UTF-16 unit is 1 to 3 UTF-8 bytes). */
+function inlineBytes(data: Record<string, unknown>): number {
+  let json: string;
+  try {
+    json = JSON.stringify(data);
+  } catch {
+    // A cycle or a BigInt: the recorder names the problem on the real record (an error event), so let it through.
+    return 0;
+  }
+  return json.length * 3 <= LLM_CALL_INLINE_BYTES ? json.length : Buffer.byteLength(json);
+}
+
+/** At most `max` UTF-8 bytes of `text`, never half a character. */
+function utf8Head(text: string, max: number): string {
+  const head = Buffer.from(text.slice(0, max), 'utf8');
+  let end = Math.min(max, head.length);
+  while (end > 0 && (head[end]! & 0xc0) === 0x80) end--;
+  return head.subarray(0, end).toString('utf8');
 }
 
 /** The error as the ledger keeps it: message, class name, the provider's error type or HTTP status, and the status. */
