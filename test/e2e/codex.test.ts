@@ -53,8 +53,10 @@ describe('Codex (the real CLI) with witness hook installed', () => {
     // The user's own Codex configuration (https://developers.openai.com/codex/config-sample,
     // "model_providers"): the local server as a Responses-API provider whose key is read from an
     // environment variable; the project trusted, since Codex loads a project's .codex/ layer, hooks
-    // included, only then (https://developers.openai.com/codex/config-basic); no update check or
-    // analytics, so the model server is the only thing Codex reaches.
+    // included, only then (https://developers.openai.com/codex/config-basic); no update check,
+    // analytics or plugins (Codex 0.171.0 syncs its curated plugin list from api.github.com and
+    // chatgpt.com at start, seen as DNS look-ups under strace), so the model server is the only
+    // thing Codex reaches.
     fs.writeFileSync(
       path.join(home, '.codex', 'config.toml'),
       [
@@ -73,6 +75,9 @@ describe('Codex (the real CLI) with witness hook installed', () => {
         '',
         '[analytics]',
         'enabled = false',
+        '',
+        '[features]',
+        'plugins = false',
         '',
       ].join('\n'),
     );
