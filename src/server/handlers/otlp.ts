@@ -86,25 +86,31 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
   // exporter's log.
   const seen = new Set<string>();
   const batch: Writable[] = [];
+  const prepared: PreparedEvent[] = [];
   const refused: Refused[] = [];
+  const prepare = (events: Writable[]) => ctx.ledger.prepare(events.map((m) => stamp(m, agentId, keyId, received)));
   spans.forEach((span, i) => {
     const group = groups[i]!;
     if (seen.has(group[0]!.id)) return;
     seen.add(group[0]!.id);
-    const why = refusalOf(ctx, group, agentId, keyId, received);
-    if (why === undefined) batch.push(...group);
-    else {
-      const kind = typeof why.details?.['kind'] === 'string' ? why.details['kind'] : group[0]!.kind;
-      refused.push({ span, why, kind });
-      batch.push(refusalEvent(span, group[0]!, agentId, why, kind));
+    const ready = prepareSpan(group, prepare);
+    if (Array.isArray(ready)) {
+      batch.push(...group);
+      prepared.push(...ready);
+      return;
     }
+    const kind = typeof ready.details?.['kind'] === 'string' ? ready.details['kind'] : group[0]!.kind;
+    refused.push({ span, why: ready, kind });
+    const refusal = refusalEvent(span, group[0]!, agentId, ready, kind);
+    batch.push(refusal);
+    prepared.push(...prepare([refusal]));
   });
   // New spans are the common case: append at once, and look up which are stored only when the
   // store refuses a duplicate id (an exporter's retry, or an identical request racing this one).
   let pending = batch;
   for (let attempt = 0; pending.length > 0; attempt++) {
     try {
-      await append(ctx, ctx.ledger.prepare(pending.map((m) => stamp(m, agentId, keyId, received))), agentId);
+      await append(ctx, attempt === 0 ? prepared : prepare(pending), agentId);
     } catch (e) {
       if (attempt < 2 && isWitnessError(e) && e.code === 'invalid_event' && /same id already exists/.test(e.message)) {
         pending = await unstored(ctx, pending);
@@ -130,14 +136,14 @@ interface Refused {
 type Writable = Omit<MappedEvent, 'kind'> & { kind: MappedEvent['kind'] | 'error' };
 
 /**
- * Why the ledger would not take this span's events, or undefined when it would: prepare's own
- * checks (the event schema's field limits, the payload limit), run on the span alone. Only those
- * two codes are the span's fault; anything else is the server's and fails the request as before.
+ * The span's events prepared for the append (each span on its own, so one the ledger cannot take
+ * does not take the others with it), or why the ledger would not take them: prepare's own checks,
+ * the event schema's field limits and the payload limit. Only those two codes are the span's
+ * fault; anything else is the server's and fails the request as before.
  */
-function refusalOf(ctx: RouteContext, group: MappedEvent[], agentId: string, keyId: string, received: string): WitnessError | undefined {
+function prepareSpan(group: MappedEvent[], prepare: (events: Writable[]) => PreparedEvent[]): PreparedEvent[] | WitnessError {
   try {
-    ctx.ledger.prepare(group.map((m) => stamp(m, agentId, keyId, received)));
-    return undefined;
+    return prepare(group);
   } catch (e) {
     if (isWitnessError(e) && (e.code === 'payload_too_large' || e.code === 'invalid_event')) return e;
     throw e;
