@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
+import { createOpenAI } from '@ai-sdk/openai';
+import { generateText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalize, type StoredEvent } from '../../src/core/index.js';
+import { recordModel } from '../../src/integrations/ai.js';
 import { recordAnthropic } from '../../src/integrations/anthropic.js';
 import { recordOpenAI } from '../../src/integrations/openai.js';
 import { LLM_CALL_INLINE_BYTES, TRUNCATED_HEAD_BYTES } from '../../src/integrations/record-call.js';
@@ -121,6 +124,23 @@ describe('an llm.call larger than the ledger takes', () => {
     expect(data).toMatchObject({ stream: true, stop_reason: 'stop', request_id: 'req_big_3', truncated: ['output'] });
     expect(data['partial']).toBeUndefined();
     expect((data['output'] as { bytes: number }).bytes).toBeGreaterThan(FIVE_MIB);
+    expect(errors).toEqual([]);
+  });
+
+  it('[R-LLM-WRAPPERS] a 5 MiB answer through the Vercel AI SDK (witness/ai): generateText returns it whole, the llm.call is recorded cut and marked', async () => {
+    const answer = fixtureJson('openai-chat-text.json') as { choices: Array<{ message: { content: string } }> };
+    const long = 'Ipsum. '.repeat(FIVE_MIB / 7);
+    answer.choices[0]!.message.content = long;
+    const s = await fresh();
+    server.next({ kind: 'json', status: 200, body: answer });
+    const model = recordModel(createOpenAI({ apiKey: 'test-key', baseURL: `${server.baseURL}/v1` }).chat('gpt-4o'), s);
+    const r = await generateText({ model, prompt: 'Go on.', maxRetries: 0 });
+    expect(r.text.length).toBe(long.length);
+    const [, ev] = await events(s);
+    expect(ev!.kind).toBe('llm.call');
+    const data = ev!.data as { truncated: string[]; output: { bytes: number } };
+    expect(data.truncated).toEqual(['output']);
+    expect(data.output.bytes).toBeGreaterThan(FIVE_MIB);
     expect(errors).toEqual([]);
   });
 
