@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { GATEWAY_APPROVER, canonicalKey, decidedRequests, decisionProblem, findApproval, recordExpiry, recordRelease, recordRequest, releaseProblem, type Binding } from '../../approvals/index.js';
-import { argumentsDigest, newArgumentsSalt, textField, type Outcome } from '../../core/index.js';
+import { argumentsDigest, canonicalize, isWellFormedString, newArgumentsSalt, textField, type ArtifactRef, type Outcome } from '../../core/index.js';
 import { hookAdapter, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict } from '../../integrations/index.js';
 import { evaluate, type Evaluation, type Policy } from '../../policy/index.js';
 import { RECORDER_VERSION, Session, openWitness, systemWriter, type Witness } from '../../recorder/index.js';
@@ -12,7 +12,10 @@ import { RECORDER_VERSION, Session, openWitness, systemWriter, type Witness } fr
  * recorder kind `gateway`: Witness observing from outside the agent's code), in one stream per
  * agent session, under the agent identity of the installed command (`--agent`), never the
  * payload's. The agent's own hook timeout kills a hook that overruns, so everything here races
- * `budgetMs`; a failure (or the budget) answers as `failOpen` says.
+ * `budgetMs`; a failure (or the budget) answers as `failOpen` says, except that a call the policy
+ * denies or holds for review is refused whatever recording does (issue 16 review, H4 and M5), and
+ * only what the agent is about to do (a tool call, a prompt) is ever refused (M2). A failure is
+ * recorded as an `error` event when the ledger takes anything at all (M6).
  */
 
 export interface HookRunOptions {
@@ -37,6 +40,16 @@ export function hookStream(kind: HookAgent, agent: string, agentSession: string)
   return `${kind}:${agent}:${plain}`;
 }
 
+/**
+ * Where a fault goes that belongs to no session (a payload that could not be read): the gateway's
+ * own stream, as the HTTP gateway records its faults (src/gateway GATEWAY_STREAM; not imported,
+ * which would load the gateway into every hook).
+ */
+const FAULT_STREAM = 'witness.gateway';
+/** How long recording a fault (and closing the ledger) may take once the answer is decided: the agent's own timeout is 5 s above the budget. */
+const FAULT_MS = 1500;
+const CLOSE_MS = 3000;
+
 function answerFor(kind: HookAgent, event: HookEvent | undefined, verdict: HookVerdict): HookAnswer {
   return hookAdapter(kind).answer(event, verdict);
 }
@@ -51,41 +64,127 @@ function parse(kind: HookAgent, text: string): HookEvent {
   return hookAdapter(kind).parse(doc);
 }
 
-export async function runHook(o: HookRunOptions, stdin: string): Promise<HookAnswer> {
+/** Resolves `p`, or undefined after `ms` (the work goes on unobserved). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, ms))));
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+/** What the hook learnt while working, for recording a fault where it belongs. */
+interface Progress {
+  stream?: string;
+  callId?: string;
+}
+
+/** `stdin`: the payload, or why it could not be read (too large, a broken pipe). */
+export async function runHook(o: HookRunOptions, stdin: string | Error): Promise<HookAnswer> {
   const log = o.log ?? (() => undefined);
+  const deadline = Date.now() + o.budgetMs;
   let event: HookEvent | undefined;
-  const failed = (why: string): HookAnswer => {
+  /** The policy's own verdict on a tool call it denies or holds: the answer whenever anything fails (review H4, M5). */
+  let floor: Extract<HookVerdict, { decision: 'deny' }> | undefined;
+  let witness: Witness | undefined;
+  let opening: 'idle' | 'pending' | 'failed' | 'open' = 'idle';
+  const progress: Progress = {};
+  const open = async (retryForMs: number): Promise<Witness> => {
+    opening = 'pending';
+    try {
+      witness = await openWitness({ store: o.store, strict: true, retryForMs });
+      opening = 'open';
+      return witness;
+    } catch (e) {
+      opening = 'failed';
+      throw e;
+    }
+  };
+  const recordFault = async (why: string): Promise<void> => {
+    // A ledger that could not be opened, or is still being opened, is not asked again.
+    if (opening === 'failed' || opening === 'pending') return;
+    const w = witness ?? (await open(0));
+    const stream = progress.stream ?? FAULT_STREAM;
+    await systemWriter(w, 'gateway').record(stream, {
+      agent: { id: o.agent },
+      kind: 'error',
+      outcome: 'error',
+      ...(progress.callId === undefined ? {} : { parent: progress.callId }),
+      recorder: { kind: 'gateway', version: RECORDER_VERSION },
+      data: { message: `witness hook ${o.agentKind} failed: ${why}`, code: 'hook_failed', source: 'gateway', coding_agent: o.agentKind, ...(event === undefined ? {} : { hook_event: event.event }) },
+    } as Parameters<Witness['record']>[1]);
+    await w.flush();
+  };
+  const failed = async (why: string): Promise<HookAnswer> => {
     log(`witness hook: ${why}`);
-    // Only what the agent is about to do can be refused; anything else just goes on.
+    await within(
+      recordFault(why).catch(() => undefined),
+      Math.min(FAULT_MS, Math.max(deadline + 2000 - Date.now(), 0)),
+    );
+    if (floor !== undefined) return answerFor(o.agentKind, event, floor);
     if (o.failOpen) return answerFor(o.agentKind, event, { decision: 'allow' });
+    // Only what the agent is about to do (a tool call, a prompt) is refused: every adapter answers a
+    // deny on any other event without blocking (a notice to the user at most), review M2.
     return answerFor(o.agentKind, event, { decision: 'deny', reason: `Witness could not record or check this action, so it was refused (fail closed): ${why}` });
   };
   try {
-    event = parse(o.agentKind, stdin);
-  } catch (e) {
-    return failed((e as Error).message);
-  }
-  const ev = event;
-  let timer: NodeJS.Timeout | undefined;
-  const budget = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), o.budgetMs);
-  });
-  let witness: Witness | undefined;
-  const work = (async (): Promise<HookVerdict> => {
-    witness = await openWitness({ store: o.store, strict: true, retryForMs: 1000 });
-    return handle(witness, o, ev, log);
-  })();
-  try {
-    const r = await Promise.race([work, budget]);
-    if (r === 'timeout') return failed(`it did not finish within ${o.budgetMs} ms`);
-    return answerFor(o.agentKind, ev, r);
-  } catch (e) {
-    return failed(e instanceof Error ? e.message : String(e));
-  } finally {
-    clearTimeout(timer);
+    try {
+      if (stdin instanceof Error) throw stdin;
+      event = parse(o.agentKind, stdin);
+    } catch (e) {
+      return await failed((e as Error).message);
+    }
+    const ev = event;
+    let evaluation: Evaluation | undefined;
+    if (ev.type === 'tool.before' && o.policy !== undefined) {
+      try {
+        evaluation = strictest(o.policy, o.agent, ev);
+      } catch (e) {
+        return await failed(`the policy could not be evaluated: ${(e as Error).message}`);
+      }
+      if (evaluation.enforced && evaluation.decision === 'deny') floor = { decision: 'deny', reason: denyReason(evaluation, ev.tool) };
+      if (evaluation.enforced && evaluation.decision === 'review') {
+        floor = {
+          decision: 'deny',
+          reason: `The ${ev.tool} call needs a person's approval (policy rule ${evaluation.rule ?? 'default'}), and Witness could not hold it for review, so it was refused.`,
+        };
+      }
+    }
+    const work = (async (): Promise<HookVerdict> => handle(await open(1000), o, ev, evaluation, progress, log))();
     work.catch(() => undefined);
-    await (witness as Witness | undefined)?.close().catch(() => undefined);
+    const r = await within(work, deadline - Date.now()).catch((e: unknown) => e as Error);
+    if (r === undefined) return await failed(`it did not finish within ${o.budgetMs} ms`);
+    if (r instanceof Error) return await failed(r.message);
+    return answerFor(o.agentKind, ev, r);
+  } finally {
+    if (witness !== undefined)
+      await within(
+        witness.close().catch(() => undefined),
+        CLOSE_MS,
+      );
   }
+}
+
+function denyReason(e: Evaluation, tool: string): string {
+  return `Witness policy rule ${e.rule ?? 'default'} denies this ${tool} call${e.reason === undefined ? '.' : `: ${e.reason}`}`;
+}
+
+type ToolBefore = Extract<HookEvent, { type: 'tool.before' }>;
+
+/**
+ * The policy's verdict on a tool call. `mcp__<server>__<tool>` cannot say where a server name with
+ * `__` in it ends (`mcp__bank__eu__transfer`: server `bank`, or `bank__eu`?), so every reading is
+ * evaluated and the strictest wins: a rule on either server applies (issue 16 review, L1).
+ */
+function strictest(policy: Policy, agent: string, ev: Pick<ToolBefore, 'server' | 'tool' | 'args'>): Evaluation {
+  const first = evaluate(policy, { agent, server: ev.server, tool: ev.tool, args: ev.args });
+  if (ev.server === undefined || !ev.tool.includes('__')) return first;
+  const rank = (e: Evaluation): number => (!e.enforced ? 0 : e.decision === 'deny' ? 3 : e.decision === 'review' ? 2 : 1);
+  const whole = `${ev.server}__${ev.tool}`;
+  let worst = first;
+  for (let at = whole.indexOf('__', ev.server.length + 2); at > 0 && at + 2 < whole.length; at = whole.indexOf('__', at + 1)) {
+    const e = evaluate(policy, { agent, server: whole.slice(0, at), tool: whole.slice(at + 2), args: ev.args });
+    if (rank(e) > rank(worst)) worst = e;
+  }
+  return worst;
 }
 
 /** A Session on the hook's stream through the gateway's write path, without recording session.start (which only the first sight of the session does). */
@@ -102,39 +201,79 @@ function sessionOn(w: Witness, stream: string, agent: string, kind: HookAgent): 
   return new Session(host, { id: stream, agent: { id: agent }, resource: kind, recorder: { kind: 'gateway', version: RECORDER_VERSION } });
 }
 
-async function handle(w: Witness, o: HookRunOptions, ev: HookEvent, log: (line: string) => void): Promise<HookVerdict> {
-  const stream = hookStream(o.agentKind, o.agent, ev.agentSession);
+/** How many stream segments one agent session may have (each resume after a session.end opens one). */
+const MAX_SEGMENTS = 1000;
+
+/**
+ * The stream segment an agent session records into now. A session.end closes a stream for good
+ * (the store refuses anything after it), but Claude Code sends a resumed session's events under the
+ * same session id: those go on in `<stream>#2`, `#3`, … (`#` never occurs in hookStream's names),
+ * whose session.start names the segment it continues (issue 16 review, H3).
+ */
+async function segment(w: Witness, base: string): Promise<{ stream: string; fresh: boolean; continues?: { stream: string; session_end: string } }> {
+  let continues: { stream: string; session_end: string } | undefined;
+  for (let n = 1; n <= MAX_SEGMENTS; n++) {
+    const stream = n === 1 ? base : `${base}#${n}`;
+    const [any, end] = await Promise.all([w.reader.query({ stream, limit: 1 }), w.reader.query({ stream, kind: 'session.end', limit: 1 })]);
+    if (any.events.length === 0) return { stream, fresh: true, ...(continues === undefined ? {} : { continues }) };
+    const ended = end.events[0];
+    if (ended === undefined) return { stream, fresh: false };
+    continues = { stream, session_end: ended.id };
+  }
+  throw new Error(`the agent session has ended ${MAX_SEGMENTS} times, more than Witness records as one session`);
+}
+
+/** A receipt, or the failure it is: the store refused the record or gave up on it (review H3, H4). */
+function recorded<T>(receipt: T | undefined, what: string): T {
+  if (receipt === undefined) throw new Error(`the ${what} could not be recorded`);
+  return receipt;
+}
+
+async function handle(w: Witness, o: HookRunOptions, ev: HookEvent, e: Evaluation | undefined, progress: Progress, log: (line: string) => void): Promise<HookVerdict> {
+  const seg = await segment(w, hookStream(o.agentKind, o.agent, ev.agentSession));
+  const stream = seg.stream;
+  progress.stream = stream;
   const s = sessionOn(w, stream, o.agent, o.agentKind);
-  const seen = await w.reader.query({ stream, limit: 1 });
-  if (seen.events.length === 0) {
-    await s.record('session.start', { clock: { source: 'system' }, labels: { via: 'hook', coding_agent: o.agentKind, agent_session: ev.agentSession.slice(0, 256) } });
+  if (seg.fresh) {
+    recorded(
+      await s.record('session.start', {
+        clock: { source: 'system' },
+        labels: { via: 'hook', coding_agent: o.agentKind, agent_session: ev.agentSession.slice(0, 256) },
+        ...(seg.continues === undefined ? {} : { continues: seg.continues }),
+      }),
+      'session.start',
+    );
   }
   const claims = { hook_event: ev.event, ...ev.claims };
   switch (ev.type) {
     case 'session.start':
-      await s.record('note', { text: `${o.agentKind} session ${ev.source ?? 'started'}.`, client_claims: claims });
+      recorded(await s.record('note', { text: `${o.agentKind} session ${ev.source ?? 'started'}.`, client_claims: claims }), 'note');
       return { decision: 'allow' };
     case 'session.end':
-      if (ev.reason !== undefined) await s.record('note', { text: `${o.agentKind} session ended: ${ev.reason}.`, client_claims: claims });
-      await s.end({ reason: 'completed' });
+      if (ev.reason !== undefined) recorded(await s.record('note', { text: `${o.agentKind} session ended: ${ev.reason}.`, client_claims: claims }), 'note');
+      recorded(await s.end({ reason: 'completed' }), 'session.end');
       return { decision: 'allow' };
     case 'prompt':
-      await s.record('note', { text: ev.prompt, level: 'info', client_claims: claims }, { action: 'user_prompt' });
+      recorded(await s.record('note', { text: ev.prompt, level: 'info', client_claims: claims }, { action: 'user_prompt' }), 'prompt');
       return { decision: 'allow' };
     case 'other':
-      await s.record('note', { text: ev.text ?? `${o.agentKind} ${ev.event}.`, client_claims: claims }, { action: ev.event });
+      recorded(await s.record('note', { text: ev.text ?? `${o.agentKind} ${ev.event}.`, client_claims: claims }, { action: ev.event }), 'note');
       return { decision: 'allow' };
     case 'tool.after': {
       const callId = await findCall(w, stream, ev.callRef);
-      await s.record(
+      const out: Recordable = ev.output === undefined ? { value: null, plain: null } : await recordable(w, ev.output, 'tool.result.output');
+      recorded(
+        await s.record(
+          'tool.result',
+          { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), output: out.value, is_error: false, client_claims: claims },
+          { resource: ev.server ?? ev.tool, action: ev.tool, outcome: 'success', ...(callId === undefined ? {} : { parent: callId }), ...artifactsOf(out) },
+        ),
         'tool.result',
-        { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), output: ev.output ?? null, is_error: false, client_claims: claims },
-        { resource: ev.server ?? ev.tool, action: ev.tool, outcome: 'success', ...(callId === undefined ? {} : { parent: callId }) },
       );
       return { decision: 'allow' };
     }
     case 'tool.before':
-      return toolBefore(w, o, s, ev, claims, log);
+      return toolBefore(w, o, s, ev, e, claims, progress, log);
   }
 }
 
@@ -151,17 +290,79 @@ async function findCall(w: Witness, stream: string, callRef: string | undefined)
   return found;
 }
 
-type ToolBefore = Extract<HookEvent, { type: 'tool.before' }>;
+/** How deep a recorded value may nest (the ledger's canonical JSON refuses 200 levels, counted from `data`). */
+const MAX_NESTING = 180;
 
-async function toolBefore(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, claims: Record<string, unknown>, log: (line: string) => void): Promise<HookVerdict> {
+/**
+ * `value` (parsed from the agent's JSON) as the ledger can hold it, changing only what it cannot:
+ * an integer beyond 2^53 or a number JSON.parse made infinite becomes `{ $number: "1e+20" }`, a
+ * lone UTF-16 surrogate U+FFFD, nesting deeper than MAX_NESTING `{ $truncated: … }` (issue 16
+ * review, H4: a call whose arguments the ledger refused went unrecorded, and under fail open ran).
+ */
+function representable(value: unknown, depth = 0): unknown {
+  if (typeof value === 'number') return Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)) ? value : { $number: String(value) };
+  if (typeof value === 'string') return wellFormed(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_NESTING) return { $truncated: `nested deeper than ${MAX_NESTING} levels` };
+  if (Array.isArray(value)) return value.map((v) => representable(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[wellFormed(k)] = representable(v, depth + 1);
+  return out;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const wellFormed = (t: string): string => (isWellFormedString(t) ? t : t.replace(LONE_SURROGATE, '\uFFFD'));
+
+/** Above this a tool call's arguments or a tool's output go to the artifact store (the recorder's default spill size for outputs). */
+const SPILL_BYTES = 256 * 1024;
+
+interface Recordable {
+  /** What goes into the event: the redacted value, or `{ $artifact, bytes, mime }` for a large one. */
+  value: unknown;
+  /** The redacted value itself (what an approval or a digest binds). */
+  plain: unknown;
+  artifact?: ArtifactRef;
+}
+
+/**
+ * A tool's arguments or output as the ledger takes it: made representable, redacted, and stored as
+ * a content-addressed artifact bound into the event when it is large, as the gateway spills large
+ * tool outputs (review M3: a 1.2 MB Write was refused, a 1.2 MB output went unrecorded).
+ */
+async function recordable(w: Witness, value: unknown, role: string): Promise<Recordable> {
+  let plain: unknown;
+  try {
+    plain = w.redactData(value);
+  } catch {
+    plain = w.redactData(representable(value));
+  }
+  const json = JSON.stringify(plain);
+  if (json.length <= SPILL_BYTES / 3 || Buffer.byteLength(json) <= SPILL_BYTES) return { value: plain, plain };
+  const artifact = await w.storeArtifact(Buffer.from(canonicalize(plain)), 'application/json', role);
+  return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, plain, artifact };
+}
+
+const artifactsOf = (r: Recordable): { artifacts?: ArtifactRef[] } => (r.artifact === undefined ? {} : { artifacts: [r.artifact] });
+
+async function toolBefore(
+  w: Witness,
+  o: HookRunOptions,
+  s: Session,
+  ev: ToolBefore,
+  e: Evaluation | undefined,
+  claims: Record<string, unknown>,
+  progress: Progress,
+  log: (line: string) => void,
+): Promise<HookVerdict> {
   const callId = uuidv7();
+  progress.callId = callId;
   const base = { resource: ev.server ?? ev.tool, action: ev.tool };
-  const e: Evaluation | undefined = o.policy === undefined ? undefined : evaluate(o.policy, { agent: o.agent, server: ev.server, tool: ev.tool, args: ev.args });
   const review = e?.decision === 'review' && e.enforced;
+  const args = await recordable(w, ev.args, 'tool.call.arguments');
   const call = s.record(
     'tool.call',
-    { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), arguments: ev.args, ...(review ? { requires_approval: true } : {}), client_claims: claims },
-    { ...base, id: callId, outcome: 'pending' },
+    { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), arguments: args.value, ...(review ? { requires_approval: true } : {}), client_claims: claims },
+    { ...base, id: callId, outcome: 'pending', ...artifactsOf(args) },
   );
   const decision =
     e === undefined
@@ -175,7 +376,7 @@ async function toolBefore(w: Witness, o: HookRunOptions, s: Session, ev: ToolBef
             policy_version: e.policyVersion,
             ...(e.reason === undefined ? {} : { reason: e.reason }),
             tool: ev.tool,
-            ...digestFields(w, ev.args),
+            ...digestFields(args.value),
             ...(e.matched.length === 0 ? {} : { matched: e.matched }),
             ...(e.approvers === undefined ? {} : { approvers: e.approvers.map((a) => a.id) }),
           },
@@ -186,9 +387,15 @@ async function toolBefore(w: Witness, o: HookRunOptions, s: Session, ev: ToolBef
             policy: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
           },
         );
-  await Promise.all([call, decision]);
+  const [callReceipt, decisionReceipt] = await Promise.all([call, decision]);
+  // Neither may be missing: a call run without its record, or a decision without its call, is what the review found (H3, H4).
+  recorded(callReceipt, `tool.call of this ${ev.tool} call`);
+  if (e !== undefined) recorded(decisionReceipt, `policy decision on this ${ev.tool} call`);
   if (o.policyProblem !== undefined) {
-    await s.record('error', { message: `The hook's policy could not be loaded: ${o.policyProblem}`, code: 'policy_unavailable', source: 'gateway' }, { parent: callId, outcome: 'error' });
+    recorded(
+      await s.record('error', { message: `The hook's policy could not be loaded: ${o.policyProblem}`, code: 'policy_unavailable', source: 'gateway' }, { parent: callId, outcome: 'error' }),
+      'policy error',
+    );
     if (!o.failOpen) {
       const reason = `Witness refused this ${ev.tool} call because its policy could not be loaded (fail closed): ${o.policyProblem}`;
       await refused(w, s, ev, callId, reason, 'denied');
@@ -198,27 +405,31 @@ async function toolBefore(w: Witness, o: HookRunOptions, s: Session, ev: ToolBef
   }
   if (e === undefined || !e.enforced || e.decision === 'allow') return { decision: 'allow' };
   if (e.decision === 'deny') {
-    const reason = `Witness policy rule ${e.rule ?? 'default'} denies this ${ev.tool} call${e.reason === undefined ? '.' : `: ${e.reason}`}`;
+    const reason = denyReason(e, ev.tool);
     await refused(w, s, ev, callId, reason, 'denied');
     return { decision: 'deny', reason };
   }
-  return hold(w, o, s, ev, callId, e, log);
+  return hold(w, o, s, ev, callId, e, args.value, log);
 }
 
 /** Closes a call the agent will not make with a tool.result saying why. */
 async function refused(w: Witness, s: Session, ev: ToolBefore, callId: string, reason: string, outcome: Outcome): Promise<void> {
-  await s.record(
-    'tool.result',
-    { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), is_error: true, error: { message: reason, code: outcome }, duration_ms: 0 },
-    { resource: ev.server ?? ev.tool, action: ev.tool, parent: callId, outcome },
+  recorded(
+    await s.record(
+      'tool.result',
+      { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), is_error: true, error: { message: reason, code: outcome }, duration_ms: 0 },
+      { resource: ev.server ?? ev.tool, action: ev.tool, parent: callId, outcome },
+    ),
+    'refusal',
   );
   await w.flush();
 }
 
-function digestFields(w: Witness, args: unknown): Record<string, string> {
+/** The salted digest of the arguments as recorded (already redacted, representable, or the artifact that holds them). */
+function digestFields(recordedArgs: unknown): Record<string, string> {
   try {
     const salt = newArgumentsSalt();
-    return { arguments_salt: salt, arguments_digest: argumentsDigest(salt, w.redactData(args)) };
+    return { arguments_salt: salt, arguments_digest: argumentsDigest(salt, recordedArgs) };
   } catch {
     return {};
   }
@@ -230,8 +441,7 @@ function digestFields(w: Witness, args: unknown): Record<string, string> {
  * gateway's do (core's decisionProblem, then releaseProblem against this policy's approvers); the
  * first that counts decides; at the limit the expiry is recorded and the call refused.
  */
-async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, callId: string, e: Evaluation, log: (line: string) => void): Promise<HookVerdict> {
-  const redacted = w.redactData(ev.args);
+async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, callId: string, e: Evaluation, redacted: unknown, log: (line: string) => void): Promise<HookVerdict> {
   const salt = newArgumentsSalt();
   const digest = argumentsDigest(salt, redacted);
   const approvers = (e.approvers ?? []).map((a) => canonicalKey(a.key)).filter((k): k is string => k !== undefined);

@@ -18,6 +18,9 @@ import { resolveStore } from '../store-option.js';
 export const AGENTS = ['claude-code', 'codex', 'cursor', 'gemini'] as const;
 type Agent = (typeof AGENTS)[number];
 
+/** How much longer than the review the budget must be: the expiry and the refusal are written after the review's wait ends. */
+const REVIEW_MARGIN_MS = 2000;
+
 interface HookOpts {
   agent: string;
   store?: string;
@@ -27,10 +30,18 @@ interface HookOpts {
   budget?: string;
 }
 
-/** The settings file a hook install writes, and the backup that lets uninstall put back exactly what was there. */
+/**
+ * What install keeps so that uninstall can put back exactly what was there: in the user's own
+ * state directory (`$WITNESS_STATE_DIR`, else ~/.witness), under hooks-backup/<SHA-256 of the
+ * settings file's absolute path>.json, never beside the settings file, where a cloned repository
+ * could ship one (issue 16 review, M4 U4). Bound to that path; believed only while the file is
+ * exactly what install wrote.
+ */
 interface Backup {
-  witness_hooks_backup: 1;
-  /** The file's bytes before the first install (base64), or null when there was no file. */
+  witness_hooks_backup: 2;
+  /** The settings file's absolute path. */
+  file: string;
+  /** The file's bytes before Witness's hooks went in (base64), or null when there was no file. */
   before: string | null;
   /** SHA-256 of what install wrote: uninstall restores `before` only when the file is still exactly that. */
   installed_sha256: string;
@@ -62,14 +73,23 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
     .option('--policy <file>', 'the policy (YAML) that allows, denies or holds each tool call for review')
     .option('--fail <mode>', 'closed: refuse a tool call Witness cannot record or check; open: let it run', 'closed')
     .option('--review-timeout <duration>', 'how long a call held for review waits for `witness approve` before it is refused', '45s')
-    .option('--budget <duration>', "the hook's whole time limit, below the agent's own hook timeout (default: review timeout + 5s)")
+    .option('--budget <duration>', "the hook's whole time limit, below the agent's own hook timeout, at least 2s above the review timeout (default: review timeout + 5s)")
+    .option('--installed-by <what>', '`witness hooks install` marks the commands it writes with this, to find them again (ignored)')
     .action(async (kindText: string, opts: HookOpts) => {
       const kind = checkAgent(kindText);
       const agent = checkAgentId(opts.agent);
       const failOpen = parseFail(opts.fail);
       const reviewMs = parseDuration(opts.reviewTimeout, '--review-timeout');
       const budgetMs = opts.budget === undefined ? reviewMs + 5000 : parseDuration(opts.budget, '--budget');
-      const stdin = await readStdin();
+      // A held call must end, refused with its expiry recorded, before the budget answers for it (review M5).
+      if (budgetMs < reviewMs + REVIEW_MARGIN_MS) {
+        throw new WitnessError(
+          'invalid_argument',
+          `--budget (${opts.budget ?? ''}) must be at least ${REVIEW_MARGIN_MS / 1000}s longer than --review-timeout (${opts.reviewTimeout}), so that a call held for review is refused before the hook's time runs out.`,
+        );
+      }
+      // A payload over the limit is a failure like any other: answered as --fail says (review M3).
+      const stdin = await readStdin().catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
       const { runHook } = await import('./hook-run.js');
       let policy: import('../../policy/index.js').Policy | undefined;
       let policyProblem: string | undefined;
@@ -107,7 +127,7 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
     .option('--command <cmd>', 'how the agent runs witness', 'witness')
     .action(async (kindText: string, o: InstallOpts) => {
       const kind = checkAgent(kindText);
-      const { hookAdapter } = await import('../../integrations/index.js');
+      const { HOOK_MARK, hookAdapter } = await import('../../integrations/index.js');
       const adapter = hookAdapter(kind);
       const file = settingsFile(o, adapter.settingsFile);
       const agent = checkAgentId(o.agent ?? kind);
@@ -117,6 +137,7 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
       const parts = [o.command, 'hook', kind, '--agent', agent, '--fail', o.fail, '--review-timeout', o.reviewTimeout, '--budget', `${budgetS}s`];
       if (o.store !== undefined) parts.push('--store', o.store);
       if (o.policy !== undefined) parts.push('--policy', path.resolve(o.policy));
+      parts.push(HOOK_MARK);
       const command = parts.map((p, i) => (i === 0 && p === o.command ? p : shellQuote(p))).join(' ');
       await installInto(adapter, file, command, budgetS + 5, io);
     });
@@ -159,68 +180,136 @@ function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function readIf(file: string): Buffer | undefined {
+/** Refuses a symbolic link where Witness writes: install and uninstall never edit a file somewhere else than the one named (issue 16 review, M4 U3). */
+function refuseLink(file: string): void {
+  let st: fs.Stats;
   try {
-    return fs.readFileSync(file);
+    st = fs.lstatSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new WitnessError('invalid_argument', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'}); check its permissions.`);
+  }
+  if (st.isSymbolicLink()) throw new WitnessError('invalid_argument', `${file} is a symbolic link, which Witness does not write through; name the file it points to with --settings instead.`);
+  if (!st.isFile()) throw new WitnessError('invalid_argument', `${file} is not a regular file; move it aside or name another file with --settings.`);
+}
+
+function readIf(file: string): Buffer | undefined {
+  refuseLink(file);
+  let fd: number;
+  try {
+    // O_NOFOLLOW: a link put in place after the check above is refused, not followed.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') refuseLink(file);
     throw new WitnessError('invalid_argument', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'}); check its permissions.`);
+  }
+  try {
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Replaces `file` by a new file holding `bytes` (a temporary file renamed over it: never half-written, and a link at `file` is replaced, not followed). */
+function writeAtomic(file: string, bytes: string | Buffer, mode: number): void {
+  refuseLink(file);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.witness-${process.pid}-${Date.now()}.tmp`;
+  // 'wx' is O_CREAT | O_EXCL: it never opens an existing file or link.
+  fs.writeFileSync(tmp, bytes, { flag: 'wx', mode });
+  try {
+    fs.chmodSync(tmp, mode);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
 }
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-async function installInto(adapter: HookAdapter, file: string, command: string, timeoutSeconds: number, io: Io): Promise<void> {
-  const before = readIf(file);
-  {
-    let change;
-    try {
-      change = adapter.install(before?.toString('utf8'), command, timeoutSeconds, file);
-    } catch (e) {
-      throw new WitnessError('invalid_argument', (e as Error).message);
-    }
-    if (change.events.length === 0) {
-      io.out(`Witness's hooks are already in ${file}; nothing changed.`);
-      return;
-    }
-    const backupFile = `${file}.witness-backup`;
-    // The first install's backup is kept: it holds the file as it was before any Witness hook.
-    if (readIf(backupFile) === undefined) {
-      const backup: Backup = { witness_hooks_backup: 1, before: before === undefined ? null : before.toString('base64'), installed_sha256: sha256(change.text) };
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(backupFile, `${JSON.stringify(backup)}\n`, { mode: 0o600 });
-    } else {
-      const b = JSON.parse(fs.readFileSync(backupFile, 'utf8')) as Backup;
-      fs.writeFileSync(backupFile, `${JSON.stringify({ ...b, installed_sha256: sha256(change.text) })}\n`, { mode: 0o600 });
-    }
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, change.text);
-    io.out(`Added Witness's hook to ${change.events.join(', ')} in ${file} (backup: ${backupFile}); the hook command is: ${command}`);
+function backupFileFor(file: string): string {
+  const state = process.env['WITNESS_STATE_DIR'] || path.join(os.homedir(), '.witness');
+  return path.join(state, 'hooks-backup', `${sha256(file)}.json`);
+}
+
+/** The backup of `file`, or undefined when there is none that install wrote for this very file. */
+function readBackup(file: string): Backup | undefined {
+  let raw: Buffer | undefined;
+  try {
+    raw = readIf(backupFileFor(file));
+  } catch {
+    return undefined;
+  }
+  if (raw === undefined) return undefined;
+  try {
+    const b = JSON.parse(raw.toString('utf8')) as Partial<Backup>;
+    if (b.witness_hooks_backup !== 2 || b.file !== file || typeof b.installed_sha256 !== 'string' || (b.before !== null && typeof b.before !== 'string')) return undefined;
+    return b as Backup;
+  } catch {
+    return undefined;
   }
 }
 
-async function uninstallFrom(adapter: HookAdapter, file: string, io: Io): Promise<void> {
-  const backupFile = `${file}.witness-backup`;
-  const now = readIf(file);
-  const raw = readIf(backupFile);
-  let backup: Backup | undefined;
-  if (raw !== undefined) {
-    try {
-      backup = JSON.parse(raw.toString('utf8')) as Backup;
-      if (backup.witness_hooks_backup !== 1) backup = undefined;
-    } catch {
-      backup = undefined;
-    }
+function modeOf(file: string): number {
+  try {
+    return fs.statSync(file).mode & 0o777;
+  } catch {
+    return 0o644;
   }
+}
+
+async function installInto(adapter: HookAdapter, file: string, command: string, timeoutSeconds: number, io: Io): Promise<void> {
+  const before = readIf(file);
+  let change;
+  let hadOurs: boolean;
+  try {
+    change = adapter.install(before?.toString('utf8'), command, timeoutSeconds, file);
+    hadOurs = before !== undefined && adapter.uninstall(before.toString('utf8'), file).events.length > 0;
+  } catch (e) {
+    throw new WitnessError('invalid_argument', (e as Error).message);
+  }
+  if (change.events.length === 0) {
+    io.out(`Witness's hooks are already in ${file}; nothing changed.`);
+    return;
+  }
+  const backupFile = backupFileFor(file);
+  const kept = readBackup(file);
+  // A file without Witness's hooks is the one to put back (a backup from an earlier install is
+  // stale then: the hooks were taken out by hand and the file changed since, review M4 U2). A file
+  // that has them keeps the backup only while it is exactly what install wrote.
+  const base = !hadOurs
+    ? { before: before === undefined ? null : before.toString('base64') }
+    : kept !== undefined && before !== undefined && sha256(before) === kept.installed_sha256
+      ? { before: kept.before }
+      : undefined;
+  if (base === undefined) fs.rmSync(backupFile, { force: true });
+  else {
+    const backup: Backup = { witness_hooks_backup: 2, file, ...base, installed_sha256: sha256(change.text) };
+    fs.mkdirSync(path.dirname(backupFile), { recursive: true, mode: 0o700 });
+    writeAtomic(backupFile, `${JSON.stringify(backup)}\n`, 0o600);
+  }
+  writeAtomic(file, change.text, modeOf(file));
+  io.out(
+    `${hadOurs ? 'Updated' : 'Added'} Witness's hook ${hadOurs ? 'in' : 'to'} ${change.events.join(', ')} in ${file} (${base === undefined ? 'no backup: the file changed since the last install, so uninstall will remove only the Witness hooks' : `backup: ${backupFile}`}); the hook command is: ${command}`,
+  );
+}
+
+async function uninstallFrom(adapter: HookAdapter, file: string, io: Io): Promise<void> {
+  const backupFile = backupFileFor(file);
+  const now = readIf(file);
+  const backup = readBackup(file);
   if (backup !== undefined && now !== undefined && sha256(now) === backup.installed_sha256) {
     if (backup.before === null) fs.rmSync(file);
-    else fs.writeFileSync(file, Buffer.from(backup.before, 'base64'));
-    fs.rmSync(backupFile);
+    else writeAtomic(file, Buffer.from(backup.before, 'base64'), modeOf(file));
+    fs.rmSync(backupFile, { force: true });
     io.out(backup.before === null ? `Removed ${file}, which Witness's install had created.` : `Restored ${file} exactly as it was before Witness's hooks were installed.`);
     return;
   }
+  // Anything else is stale: never restored from, only removed.
+  fs.rmSync(backupFile, { force: true });
   if (now === undefined) {
-    if (raw !== undefined) fs.rmSync(backupFile);
     io.out(`${file} does not exist; nothing to remove.`);
     return;
   }
@@ -230,12 +319,11 @@ async function uninstallFrom(adapter: HookAdapter, file: string, io: Io): Promis
   } catch (e) {
     throw new WitnessError('invalid_argument', (e as Error).message);
   }
-  if (raw !== undefined) fs.rmSync(backupFile);
   if (change.events.length === 0) {
     io.out(`No Witness hooks in ${file}; nothing changed.`);
     return;
   }
-  fs.writeFileSync(file, change.text);
+  writeAtomic(file, change.text, modeOf(file));
   io.out(`Removed Witness's hook from ${change.events.join(', ')} in ${file} (the file changed since install, so the rest of it was kept as it is now, reformatted).`);
 }
 

@@ -2,9 +2,12 @@
  * Claude Code's settings file (`.claude/settings.json` in a project, `~/.claude/settings.json` for
  * the user): `hooks` maps an event to matcher groups, each `{ matcher?, hooks: [{ type: "command",
  * command, timeout }] }` (timeout in seconds). Installing adds one group per event whose command
- * is Witness's, once; the user's own groups are left exactly as they were. Pure: the CLI reads and
+ * is Witness's, once; the user's own groups are left exactly as they were. Witness's entries are
+ * found by marker.ts's exact test, never by a substring of someone else's command, and only those
+ * entries are removed (a hook the user put into Witness's group stays). Pure: the CLI reads and
  * writes the file (and keeps the backup that makes uninstall byte-exact).
  */
+import { isWitnessHookCommand } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /** The events Witness records, and whether Claude Code matches them by tool name. */
@@ -17,8 +20,9 @@ export const CLAUDE_CODE_EVENTS: ReadonlyArray<{ event: string; matcher: boolean
   { event: 'SessionEnd', matcher: false },
 ];
 
-/** What every Witness hook command contains, so install finds it already there and uninstall finds it to remove. */
+/** What every Witness hook command for Claude Code contains (with marker.ts's HOOK_MARK at its end). */
 export const HOOK_MARKER = ' hook claude-code';
+const KIND = 'claude-code';
 
 type Json = Record<string, unknown>;
 
@@ -34,12 +38,14 @@ function parseSettings(text: string | undefined, file: string): Json {
   return doc as Json;
 }
 
-function isOurs(group: unknown): boolean {
+const isOursEntry = (h: unknown): boolean => isWitnessHookCommand((h as { command?: unknown } | null)?.command, KIND);
+
+function entries(group: unknown): unknown[] {
   const hooks = (group as { hooks?: unknown } | null)?.hooks;
-  return Array.isArray(hooks) && hooks.some((h) => typeof (h as { command?: unknown } | null)?.command === 'string' && (h as { command: string }).command.includes(HOOK_MARKER));
+  return Array.isArray(hooks) ? hooks : [];
 }
 
-/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have it yet. */
+/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly it yet; Witness entries with another command (an install with other options) are replaced. */
 export function addClaudeCodeHooks(text: string | undefined, command: string, timeoutSeconds: number, file = 'settings.json'): SettingsChange {
   const doc = parseSettings(text, file);
   const hooks = doc['hooks'] ?? {};
@@ -49,8 +55,9 @@ export function addClaudeCodeHooks(text: string | undefined, command: string, ti
   for (const { event, matcher } of CLAUDE_CODE_EVENTS) {
     const groups = h[event] ?? [];
     if (!Array.isArray(groups)) throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
-    if (groups.some(isOurs)) continue;
-    h[event] = [...groups, { ...(matcher ? { matcher: '*' } : {}), hooks: [{ type: 'command', command, timeout: timeoutSeconds }] }];
+    const ours = groups.flatMap(entries).filter(isOursEntry) as Array<{ command?: unknown; timeout?: unknown }>;
+    if (ours.length === 1 && ours[0]!.command === command && ours[0]!.timeout === timeoutSeconds) continue;
+    h[event] = [...withoutOurs(groups), { ...(matcher ? { matcher: '*' } : {}), hooks: [{ type: 'command', command, timeout: timeoutSeconds }] }];
     events.push(event);
   }
   if (events.length === 0) return { text: text ?? '', events };
@@ -58,7 +65,22 @@ export function addClaudeCodeHooks(text: string | undefined, command: string, ti
   return { text: `${JSON.stringify(doc, null, 2)}\n`, events };
 }
 
-/** Removes every Witness hook group (and an event or `hooks` left empty by that). */
+/** `groups` without Witness's entries; a group left with no entry goes, any other group stays as it was (its other keys too). */
+function withoutOurs(groups: unknown[]): unknown[] {
+  const kept: unknown[] = [];
+  for (const g of groups) {
+    const all = entries(g);
+    if (!all.some(isOursEntry)) {
+      kept.push(g);
+      continue;
+    }
+    const rest = all.filter((e) => !isOursEntry(e));
+    if (rest.length > 0) kept.push({ ...(g as Json), hooks: rest });
+  }
+  return kept;
+}
+
+/** Removes every Witness hook entry (and a group, event or `hooks` left empty by that). */
 export function removeClaudeCodeHooks(text: string, file = 'settings.json'): SettingsChange {
   const doc = parseSettings(text, file);
   const hooks = doc['hooks'];
@@ -66,8 +88,8 @@ export function removeClaudeCodeHooks(text: string, file = 'settings.json'): Set
   const h = hooks as Json;
   const events: string[] = [];
   for (const [event, groups] of Object.entries(h)) {
-    if (!Array.isArray(groups) || !groups.some(isOurs)) continue;
-    const kept = groups.filter((g) => !isOurs(g));
+    if (!Array.isArray(groups) || !groups.flatMap(entries).some(isOursEntry)) continue;
+    const kept = withoutOurs(groups);
     if (kept.length === 0) delete h[event];
     else h[event] = kept;
     events.push(event);

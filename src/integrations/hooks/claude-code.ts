@@ -81,6 +81,10 @@ export function claudeCodeAnswer(event: Pick<HookEvent, 'type' | 'event'> | unde
     return { stdout: `${JSON.stringify(out)}\n`, stderr: '', exitCode: 0 };
   }
   if (event?.type === 'prompt') return { stdout: `${JSON.stringify({ decision: 'block', reason: verdict.reason })}\n`, stderr: '', exitCode: 0 };
+  // Nothing else can be refused: exit 2 on Stop, SubagentStop or PreCompact would keep the agent
+  // working (Claude Code reads it as "block stoppage"), so those go on, and the user is told through
+  // `systemMessage`, a field every event's JSON output may carry (issue 16 review, M2).
+  if (event !== undefined) return { stdout: `${JSON.stringify({ systemMessage: verdict.reason })}\n`, stderr: '', exitCode: 0 };
   // A payload Witness could not read: exit 2 blocks a PreToolUse (and a prompt), stderr is the reason.
   return { stdout: '', stderr: `${verdict.reason}\n`, exitCode: 2 };
 }

@@ -7,6 +7,7 @@ export { HOOK_AGENTS, type HookAdapter, type HookAgent, type HookAnswer, type Ho
 export { hookAdapter, isHookAgent } from './agents.js';
 export { claudeCodeAnswer, claudeCodeTool, parseClaudeCode } from './claude-code.js';
 export { CLAUDE_CODE_EVENTS, HOOK_MARKER, addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
+export { HOOK_MARK, isWitnessHookCommand } from './marker.js';
 export { codexAnswer, codexTool, parseCodex } from './codex.js';
 export { CODEX_EVENTS, CODEX_HOOK_MARKER, addCodexHooks, removeCodexHooks } from './codex-settings.js';
 export { cursorAnswer, parseCursor } from './cursor.js';

@@ -1,7 +1,7 @@
 import { AGENT_REFUSED_FIELDS, AGENT_REFUSED_KINDS, EVENT_KINDS, SYSTEM_STREAM_PREFIX, WitnessError, isWitnessError, type EventKind, type PreparedEvent } from '../../core/index.js';
 import { type AppendRequest } from '../../store/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
-import { OTLP_STREAM_PREFIX, otlpStreamPrefix } from '../../integrations/index.js';
+import { HOOK_AGENTS, OTLP_STREAM_PREFIX, otlpStreamPrefix } from '../../integrations/index.js';
 import type { RouteContext } from '../context.js';
 
 // The kinds an agent key may not write, the header fields it may not set and the streams it may not name are core's (governance.ts): the SDK refuses the same.
@@ -75,6 +75,13 @@ function stamp(raw: unknown, i: number, agentId: string, keyId: string, received
   // OTLP ingest's streams are namespaced by agent (handlers/otlp.ts); another agent's namespace is not this key's to open.
   if (stream.startsWith(OTLP_STREAM_PREFIX) && !stream.startsWith(otlpStreamPrefix(agentId))) {
     throw new WitnessError('forbidden', `${at}.stream ${JSON.stringify(stream)} is in another agent's OpenTelemetry namespace; use a session id of your own.`, { details: { path: `${at}.stream` } });
+  }
+  // Coding-agent hook streams (<agent kind>:<agent>:<session>) are written only by `witness hook`, straight into the ledger: no key opens, fills or ends one here (issue 16 review, H3).
+  const hookKind = HOOK_AGENTS.find((k) => stream.startsWith(`${k}:`));
+  if (hookKind !== undefined) {
+    throw new WitnessError('forbidden', `${at}.stream ${JSON.stringify(stream)} is reserved for Witness's ${hookKind} hook (names starting with "${hookKind}:"); use a session id of your own.`, {
+      details: { path: `${at}.stream` },
+    });
   }
   const kind = rest['kind'];
   if (typeof kind === 'string' && (EVENT_KINDS as readonly string[]).includes(kind) && AGENT_REFUSED_KINDS.has(kind as EventKind)) {
