@@ -179,7 +179,7 @@ export function boundAttributes(attrs: Attributes): number {
   return dropped;
 }
 
-/** Bytes a span's string attributes take (what makes a request large), to bound a batch. */
+/** Characters in a span's string attributes (what makes a request large; a UTF-16 count is close enough to bound a batch). */
 function attributeBytes(attrs: Attributes): number {
   let n = 0;
   for (const v of Object.values(attrs)) {
@@ -390,7 +390,7 @@ function describeFailure(url: string, error: Error | undefined): OtlpExportError
 /** Spans per OTLP request: the SDK's BatchSpanProcessor default. */
 export const OTLP_BATCH = 512;
 /**
- * Attribute bytes per OTLP request: a batch is sent early when its spans' strings reach this, so a
+ * Attribute text per OTLP request: a batch is sent early when its spans' strings reach this, so a
  * run of large (capped) events stays under a collector's 4 MiB gRPC message limit when it forwards.
  */
 export const OTLP_BATCH_BYTES = 3 * 1024 * 1024;
