@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger, type AppendRequest, type SessionPage } from '../../src/store/index.js';
 import { oneSentence, runCli } from '../helpers/ledger.js';
@@ -16,6 +17,7 @@ const dir = tempDir('witness-cli-sessions-');
 const ESC = '\x1b';
 const minute = (i: number) => new Date(Date.UTC(2026, 2, 1, 9, i)).toISOString();
 const digest = 'cd'.repeat(32);
+const R1 = uuidv7();
 const hostileAgent = `bot${ESC}]0;pwned\x07`;
 
 function ev(stream: string, agentId: string, i: number, kind: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}): AppendRequest {
@@ -27,8 +29,16 @@ function corpus(): AppendRequest[] {
   return [
     ev('refund-1', 'support-bot', 0, 'session.start', {}),
     ev('refund-1', 'support-bot', 1, 'tool.call', { tool: 'billing.refund', arguments: { cents: 65000 } }, { resource: 'billing', action: 'refund', outcome: 'pending' }),
-    ev('refund-1', 'support-bot', 2, 'approval.request', { request_id: 'r1', arguments_digest: digest }),
-    ev('refund-1', 'support-bot', 3, 'approval.decision', { request_id: 'r1', decision: 'approved', approver: 'alice@corp', arguments_digest: digest }),
+    // Stamped as the gateway records a request and `witness approve` a decision on it: sessions count no other.
+    ev('refund-1', 'support-bot', 2, 'approval.request', { request_id: R1, arguments_digest: digest }, { id: R1, recorder: { kind: 'gateway', version: '0.1.0' } }),
+    ev(
+      'refund-1',
+      'support-bot',
+      3,
+      'approval.decision',
+      { request_id: R1, decision: 'approved', approver: 'alice@corp', arguments_digest: digest },
+      { parent: R1, recorder: { kind: 'cli', version: '0.1.0' } },
+    ),
     ev('refund-1', 'support-bot', 4, 'tool.call', { tool: 'billing.void', arguments: {} }, { resource: 'billing', action: 'void', outcome: 'denied' }),
     ev('refund-1', 'support-bot', 65, 'session.end', { reason: 'completed' }),
     ev('lookup-2', 'crm-bot', 70, 'session.start', {}),

@@ -8,6 +8,7 @@ import { queryContract } from './contract/query.js';
 import { readonlyContract } from './contract/readonly.js';
 import { refusalContract } from './contract/refusal.js';
 import { sealContract } from './contract/seal.js';
+import { sessionApprovalsContract } from './contract/session-approvals.js';
 import { sessionsContract } from './contract/sessions.js';
 import { streamPageContract } from './contract/stream-page.js';
 import { tamperContract } from './contract/tamper.js';
@@ -29,6 +30,7 @@ export function ledgerContract(driver: DriverUnderTest): void {
   sealContract(driver);
   queryContract(driver);
   sessionsContract(driver);
+  sessionApprovalsContract(driver);
   streamPageContract(driver);
   artifactsContract(driver);
   readonlyContract(driver);

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { decodeSessionCursor, encodeSessionCursor } from '../cursor.js';
 import type { SessionFilter, SessionPage, SessionPageRequest, SessionSummary } from '../ledger.js';
-import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
+import { SYSTEM_STREAM_PREFIX, countedDecision, countedRequest, sessionLimit } from '../sessions.js';
 
 /**
  * The session list: one row per stream with its counts (`session_index`), and which agents,
@@ -54,16 +54,37 @@ const UPTO_KEY = 'sessions_indexed_upto';
  * What a session row is made of, read from each event: its narrow columns and, for approval
  * decisions and session ends only, the one payload field that counts (CASE, not AND: SQLite's AND
  * evaluates both sides, and parsing every payload made a 5,000-event tail cost 22 ms instead of
- * 0.6, measured). A payload that is not valid JSON counts as absent: a damaged row is verify's to
- * report, not a reason for listing to fail. Raw rows, in position order.
+ * 0.6, measured). For approval records also who recorded them, and for a decision who recorded the
+ * request its `parent` names in the same stream (one probe of the id index), from the hashed
+ * headers: the counts take only what the rest of Witness honours (countedRequest, countedDecision).
+ * A payload or header that is not valid JSON counts as absent: a damaged row is verify's to report,
+ * not a reason for listing to fail. Raw rows, in position order.
  */
 const EVENT_FACTS = `
-SELECT pos, stream, seq, ts, kind, agent, resource, outcome,
-  CASE WHEN kind = 'approval.decision' AND json_valid(data) THEN json_extract(data, '$.decision')
-       WHEN kind = 'session.end' AND json_valid(data) THEN json_extract(data, '$.reason') END
-FROM events WHERE pos >= ? AND pos < ? ORDER BY pos`;
+SELECT e.pos, e.stream, e.seq, e.ts, e.kind, e.agent, e.resource, e.outcome,
+  CASE WHEN e.kind = 'approval.decision' AND json_valid(e.data) THEN json_extract(e.data, '$.decision')
+       WHEN e.kind = 'session.end' AND json_valid(e.data) THEN json_extract(e.data, '$.reason') END,
+  CASE WHEN e.kind IN ('approval.request', 'approval.decision') THEN
+    CASE WHEN json_valid(e.header) THEN json_extract(e.header, '$.recorder.kind') END END,
+  CASE WHEN e.kind = 'approval.decision' THEN
+    CASE WHEN json_valid(e.header) THEN
+      (SELECT CASE WHEN json_valid(p.header) THEN json_extract(p.header, '$.recorder.kind') END FROM events p
+       WHERE p.id = json_extract(e.header, '$.parent') AND p.stream = e.stream AND p.kind = 'approval.request') END END
+FROM events e WHERE pos >= ? AND pos < ? ORDER BY pos`;
 
-type Fact = [pos: number, stream: string, seq: number, ts: string, kind: string, agent: string, resource: string | null, outcome: string | null, detail: unknown];
+type Fact = [
+  pos: number,
+  stream: string,
+  seq: number,
+  ts: string,
+  kind: string,
+  agent: string,
+  resource: string | null,
+  outcome: string | null,
+  detail: unknown,
+  recorder: unknown,
+  requestRecorder: unknown,
+];
 
 const COUNTS = ['events', 'tool_calls', 'denials', 'errors', 'requested', 'approved', 'denied', 'expired'] as const;
 const COLUMNS = ['stream', 'start_ts', 'agent', 'agents', 'end_ts', 'last_pos', ...COUNTS, 'ended', 'end_reason'] as const;
@@ -104,7 +125,7 @@ function fold(facts: Iterable<Fact>, into = new Map<string, Folded>()): Map<stri
   return into;
 }
 
-function foldOne(into: Map<string, Folded>, [pos, stream, seq, ts, kind, agent, resource, outcome, detail]: Fact): Folded {
+function foldOne(into: Map<string, Folded>, [pos, stream, seq, ts, kind, agent, resource, outcome, detail, recorder, requestRecorder]: Fact): Folded {
   let a = into.get(stream);
   if (a === undefined) {
     a = {
@@ -140,11 +161,10 @@ function foldOne(into: Map<string, Folded>, [pos, stream, seq, ts, kind, agent, 
   if (kind === 'tool.call') a.tool_calls++;
   if (outcome === 'denied') a.denials++;
   if (kind === 'error' || outcome === 'error') a.errors++;
-  if (kind === 'approval.request') a.requested++;
+  if (kind === 'approval.request' && countedRequest(recorder)) a.requested++;
   if (kind === 'approval.decision') {
-    if (detail === 'approved') a.approved++;
-    else if (detail === 'denied') a.denied++;
-    else if (detail === 'expired') a.expired++;
+    const counted = countedDecision(detail, recorder, requestRecorder);
+    if (counted !== undefined) a[counted]++;
   }
   if (kind === 'session.end') {
     a.ended = 1;
@@ -186,18 +206,47 @@ export function hasSessionIndex(db: Database.Database): boolean {
 }
 
 /**
+ * Which rule folded the rows (`meta.sessions_fold`): none (an older Witness) counted every approval
+ * record whoever wrote it; 2 counts only what the rest of Witness honours (countedRequest,
+ * countedDecision). Rows folded by another rule are not this Witness's to read, list or check.
+ */
+const FOLD_KEY = 'sessions_fold';
+export const SESSIONS_FOLD = 2;
+
+function foldOf(db: Database.Database): number | undefined {
+  const v = db.prepare(`SELECT value FROM meta WHERE key = '${FOLD_KEY}'`).pluck().get() as string | undefined;
+  return v === undefined ? undefined : Number(v);
+}
+
+/** Whether the session rows exist and were folded by this Witness's rule. */
+function hasCurrentRows(db: Database.Database): boolean {
+  return hasSessionIndex(db) && foldOf(db) === SESSIONS_FOLD;
+}
+
+/**
  * Creates the session tables when missing (a ledger written before them), empty, for the indexer
  * to fill from position 0; under the write lock and checked again inside it. Only a writer does:
  * a reader lists from the events themselves until a writer has opened the file. Adding them needs
  * no new schema version: an older Witness ignores them, and their own position tells this one
  * where to pick up.
+ *
+ * Rows an older Witness folded by another rule (FOLD_KEY) are emptied the same way and refolded
+ * by the indexer from position 0, as for a ledger that had none; until then a list unites nothing
+ * with the whole tail, which gives the same answer, and verify checks no rows. The events are not
+ * touched, so the ledger verifies as before. An older Witness that goes on writing the file after
+ * this folds its new events by its own rule into the rows, which verify then reports as
+ * index_mismatch: upgrade every writer of a file together.
  */
 export function ensureSessionIndex(db: Database.Database): void {
-  if (hasSessionIndex(db)) return;
+  if (hasCurrentRows(db)) return;
   db.transaction(() => {
-    if (hasSessionIndex(db)) return;
-    db.exec(TABLES);
+    if (hasCurrentRows(db)) return;
+    if (hasSessionIndex(db)) {
+      db.exec('DELETE FROM session_index; DELETE FROM session_terms;');
+      db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('sessions_refolded_at', new Date().toISOString());
+    } else db.exec(TABLES);
     db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(UPTO_KEY, '0');
+    db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(FOLD_KEY, String(SESSIONS_FOLD));
   }).immediate();
 }
 
@@ -215,9 +264,9 @@ const compiled = new WeakMap<Database.Database, Statements>();
 function statementsFor(db: Database.Database): Statements | null {
   const known = compiled.get(db);
   if (known !== undefined) return known;
-  // A ledger without the tables (a reader opened it before any writer created them) is looked at
-  // again next time rather than remembered as lacking them.
-  if (!hasSessionIndex(db)) return null;
+  // A ledger without the tables, or with rows another rule folded (a reader opened it before any
+  // writer created or refolded them), is looked at again next time rather than remembered so.
+  if (!hasCurrentRows(db)) return null;
   const s: Statements = {
     upto: db.prepare(`SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${UPTO_KEY}'`).pluck(),
     setUpto: db.prepare(`UPDATE meta SET value = ? WHERE key = '${UPTO_KEY}'`),

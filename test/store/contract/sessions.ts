@@ -1,3 +1,4 @@
+import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { SYSTEM_STREAMS, type WitnessError } from '../../../src/core/index.js';
 import type { AppendRequest, Ledger, SessionFilter, SessionSummary } from '../../../src/store/index.js';
@@ -15,9 +16,21 @@ const start = (stream: string, agentId: string, i: number) => ev(stream, agentId
 const end = (stream: string, agentId: string, i: number, reason: string) => ev(stream, agentId, i, 'session.end', { reason });
 const call = (stream: string, agentId: string, i: number, resource: string, outcome: string) =>
   ev(stream, agentId, i, 'tool.call', { tool: `${resource}.do`, arguments: {} }, { resource, action: 'do', outcome });
-const request = (stream: string, agentId: string, i: number, id: string) => ev(stream, agentId, i, 'approval.request', { request_id: id, arguments_digest: digest });
+// Stamped as the gateway records a request and a person (or, for an expiry, the gateway) a
+// decision on it, with `parent` naming the request: the only approval records sessions count.
+const requestIds = new Map<string, string>();
+const requestId = (name: string) => requestIds.get(name) ?? requestIds.set(name, uuidv7()).get(name)!;
+const request = (stream: string, agentId: string, i: number, id: string) =>
+  ev(stream, agentId, i, 'approval.request', { request_id: requestId(id), arguments_digest: digest }, { id: requestId(id), recorder: { kind: 'gateway', version: '0.1.0' } });
 const decision = (stream: string, agentId: string, i: number, id: string, d: string) =>
-  ev(stream, agentId, i, 'approval.decision', { request_id: id, decision: d, approver: 'alice@corp', arguments_digest: digest });
+  ev(
+    stream,
+    agentId,
+    i,
+    'approval.decision',
+    { request_id: requestId(id), decision: d, approver: 'alice@corp', arguments_digest: digest },
+    { parent: requestId(id), recorder: { kind: d === 'expired' ? 'gateway' : 'cli', version: '0.1.0' } },
+  );
 
 /**
  * Four sessions and a system stream, every count known: s-a has a bit of everything and ended,
