@@ -35,7 +35,14 @@ function session(calls: number): StoredEvent[] {
     const decision = (['allow', 'deny', 'review'] as const)[i % 3]!;
     add({ kind: 'policy.decision', parent: call, policy: { decision, rule: `rule-${i % 4}` }, data: { decision, rule: `rule-${i % 4}`, reason: `because ${i}` } });
     if (decision === 'review') {
-      const request = add({ kind: 'approval.request', parent: call, outcome: 'pending', data: { tool: 'refund', arguments: { amount: i }, arguments_digest: 'ab'.repeat(32) } });
+      // The gateway records requests; now and then the agent's own, which no reader believes.
+      const request = add({
+        kind: 'approval.request',
+        parent: call,
+        outcome: 'pending',
+        recorder: { kind: i % 5 === 4 ? 'sdk' : 'gateway' },
+        data: { tool: 'refund', arguments: { amount: i }, arguments_digest: 'ab'.repeat(32) },
+      });
       const d1 = add({ kind: 'approval.decision', parent: request, data: { request_id: request, decision: 'approved', approver: `alice-${i % 2}@corp`, reason: 'checked' } });
       if (i % 4 === 2) add({ kind: 'approval.decision', parent: request, data: { request_id: request, decision: 'denied', approver: 'mallory@corp' } });
       if (i % 8 === 2) add({ kind: 'error', data: { code: 'approval_forged', decision_id: d1 } });

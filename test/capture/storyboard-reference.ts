@@ -1,7 +1,7 @@
 // The storyboard as it was before it was made linear (issue 13), kept as the brute-force reference
 // the linear one must agree with: every call scans every event for its reasoning. Its rules follow
 // the storyboard's; only the way it finds the reasoning stays the old one.
-import { approvalRequestParts, decisionProblem, isKind, listedApprovers, textField as str, type DecisionProblemCode, type StoredEvent } from '../../src/core/index.js';
+import { approvalRequestParts, decisionProblem, isApprovalRecord, isKind, listedApprovers, textField as str, type DecisionProblemCode, type StoredEvent } from '../../src/core/index.js';
 
 /**
  * A session turned into the steps of a video, from its events alone (so the same session always
@@ -277,7 +277,7 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const args = summariseArgs(omit(callArgs, ['reason', 'justification']));
     const children = byParent.get(call.id) ?? [];
     const decisions = children.filter((e) => isKind(e, 'policy.decision'));
-    const request = children.find((e) => isKind(e, 'approval.request'));
+    const request = children.find((e): e is Request => isKind(e, 'approval.request') && isApprovalRecord(e));
     // Only the gateway releases a held call (as the storyboard has ruled since 7fa3f51).
     const release = decisions.find((e) => e.recorder?.kind === 'gateway' && approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
     const judged =

@@ -1,4 +1,4 @@
-import { approvalRequestParts, decisionProblem, isKind, listedApprovers, textField as str, type DecisionProblemCode, type StoredEvent } from '../../core/index.js';
+import { approvalRequestParts, decisionProblem, isApprovalRecord, isKind, listedApprovers, textField as str, type DecisionProblemCode, type StoredEvent } from '../../core/index.js';
 
 /**
  * A session turned into the steps of a video, from its events alone (so the same session always
@@ -285,7 +285,10 @@ export function buildStoryboard(events: readonly Ev[]): Storyboard {
     const args = summariseArgs(omit(callArgs, ['reason', 'justification']));
     const children = byParent.get(call.id) ?? [];
     const decisions = children.filter((e) => isKind(e, 'policy.decision'));
-    const request = children.find((e) => isKind(e, 'approval.request'));
+    // Only the gateway records a request (core's isApprovalRecord, as the session page and the
+    // approvals queue read them): one any other recorder wrote held nothing, and it lists its own
+    // approvers, so a decision signed by a key the agent holds would be told as a person's approval.
+    const request = children.find((e): e is Request => isKind(e, 'approval.request') && isApprovalRecord(e));
     // Only the gateway releases a held call: a policy.decision naming an approval that anything else
     // recorded (an SDK, an agent's key through the server) is a claim, never told as an approval.
     const release = decisions.find((e) => e.recorder?.kind === 'gateway' && approvalRef(e)?.decision_id !== undefined && (request === undefined || approvalRef(e)?.request_id === request.id));
