@@ -185,8 +185,12 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
       const c = views.countEvents([e]);
       f.counts.events += c.events;
       f.counts.toolCalls += c.toolCalls;
-      f.counts.denials += c.denials;
-      f.counts.approvals += c.approvals;
+      // A record no reader honours is counted in outOfPlace alone (countEvents already leaves out
+      // the decisions nobody honours; this keeps the two rules from drifting apart).
+      if (honoured(e)) {
+        f.counts.denials += c.denials;
+        f.counts.approvals += c.approvals;
+      }
       for (const p of POPULATIONS) {
         if (!inPopulation(p, e)) continue;
         bump(f.populationMonths.get(p.name)!, monthOf(e.ts));

@@ -11,15 +11,29 @@ import type { IntegrityBadge, OverviewBucket, PendingApproval, SessionCounts, Se
 
 type Ev = StoredEvent;
 
+/**
+ * An approval.decision as the rest of Witness honours it (core's isApprovalRecord, the report's
+ * `honoured`): a person's approval or denial recorded through the CLI or the server, an expiry
+ * recorded by the gateway, which records nothing else. One an agent wrote straight into the ledger,
+ * or with no recorder, is shown as recorded but counted as no approval or refusal. Whether a
+ * person's signature holds is the session page's judgement (decisionProblem), not the totals'.
+ */
+function honouredDecision(e: Ev): 'approved' | 'denied' | 'expired' | undefined {
+  if (e.kind !== 'approval.decision' || !isApprovalRecord(e)) return undefined;
+  const d = e.data?.['decision'];
+  if (d !== 'approved' && d !== 'denied' && d !== 'expired') return undefined;
+  return (d === 'expired') === (e.recorder?.kind === 'gateway') ? d : undefined;
+}
+
 /** A person's denial, a policy denial, an expiry: a call that was refused. */
 function isDenial(e: Ev): boolean {
   if (e.kind === 'policy.decision') return (e.policy?.decision ?? e.data?.['decision']) === 'deny';
-  if (e.kind === 'approval.decision') return e.data?.['decision'] === 'denied' || e.data?.['decision'] === 'expired';
-  return false;
+  const d = honouredDecision(e);
+  return d === 'denied' || d === 'expired';
 }
 
 function isApproval(e: Ev): boolean {
-  return e.kind === 'approval.decision' && e.data?.['decision'] === 'approved';
+  return honouredDecision(e) === 'approved';
 }
 
 export function countEvents(events: Iterable<Ev>): SessionCounts {
@@ -64,7 +78,7 @@ export interface OverviewOptions {
  * person's decision (`decided_at`, else the decision's `ts`), and counted in the decision's bucket.
  * Only the gateway's requests start a wait (core's isApprovalRecord, as the approvals queue reads
  * them): a request any other recorder wrote held no call, and one naming a genuine request's id
- * would move that request's start.
+ * would move that request's start. Only a person's honoured decision ends one (honouredDecision).
  */
 export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions): OverviewBucket[] {
   const from = Date.parse(options.from);
@@ -96,7 +110,8 @@ export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions):
     if (isDenial(e)) b.denials += 1;
     if (isApproval(e)) b.approvals += 1;
     if (e.kind === 'error' && RECORDING_SOURCES.has(e.data?.['source'])) b.recordingErrors += 1;
-    if (e.kind === 'approval.decision' && e.data?.['decision'] !== 'expired') {
+    const decided = honouredDecision(e);
+    if (decided === 'approved' || decided === 'denied') {
       const asked = requested.get(String(e.data?.['request_id']));
       const decidedAt = typeof e.data?.['decided_at'] === 'string' ? Date.parse(e.data['decided_at']) : t;
       if (asked !== undefined && decidedAt >= asked) {

@@ -146,7 +146,8 @@ export async function buildFixture(dir: string, options: { leak: string; png: { 
         policy_version: policyVersion,
       },
     }),
-    ev({ id: id.decision, ts: at(base, 96), kind: 'approval.decision', parent: id.request, outcome: 'success', data: decision as never }),
+    // As `witness approve` stamps it: the totals count no decision another recorder wrote.
+    ev({ id: id.decision, ts: at(base, 96), kind: 'approval.decision', recorder: { kind: 'cli', version: '0.1.0' }, parent: id.request, outcome: 'success', data: decision as never }),
     ev({
       id: id.release,
       ts: at(base, 97),
