@@ -1,7 +1,20 @@
 #!/usr/bin/env node
 // The published entry point: the compiled CLI. `npm ci` builds dist/ through the prepare script.
-// `witness hook` runs once per tool call of a coding agent: it loads only its own command (hook-main.js).
-const { guardStandardStreams, main, outputFailure } = await import(process.argv[2] === 'hook' ? '../dist/cli/commands/hook-main.js' : '../dist/cli/index.js');
+import fs from 'node:fs';
+
+// `witness hook` runs once per tool call of a coding agent: it loads only its own command, bundled
+// into a few files by scripts/bundle-hook.mjs (dist/hook/) unless tsc has compiled the CLI since
+// the bundle was made, then as compiled (dist/cli/commands/hook-main.js).
+function hookEntry() {
+  try {
+    if (fs.statSync(new URL('../dist/hook/hook-main.js', import.meta.url)).mtimeMs >= fs.statSync(new URL('../dist/cli/commands/hook-main.js', import.meta.url)).mtimeMs)
+      return '../dist/hook/hook-main.js';
+  } catch {
+    // No bundle (a build without the bundler): the compiled command.
+  }
+  return '../dist/cli/commands/hook-main.js';
+}
+const { guardStandardStreams, main, outputFailure } = await import(process.argv[2] === 'hook' ? hookEntry() : '../dist/cli/index.js');
 
 // Before anything is written: a reader that closes early (`witness verify | head -1`) must not turn
 // a verdict into exit 1 (src/cli/output.ts).
