@@ -227,7 +227,9 @@ describe('witness hooks install / uninstall codex', () => {
     expect(installed.hooks['PreToolUse']![0]!.matcher).toBe('Bash');
     const ours = installed.hooks['PreToolUse']![1]!;
     expect(ours.matcher).toBeUndefined();
-    expect(ours.hooks[0]!.command).toBe(`${process.execPath} ${BIN} hook codex --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store sqlite:${db} --policy ${policyFile}`);
+    expect(ours.hooks[0]!.command).toBe(
+      `${process.execPath} ${BIN} hook codex --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store sqlite:${db} --policy ${policyFile} --installed-by=witness-hooks-install`,
+    );
     expect(ours.hooks[0]!.timeout).toBe(55);
     expect(installed.hooks['SessionEnd']![0]!.hooks[0]!.timeout).toBe(3);
 

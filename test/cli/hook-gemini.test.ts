@@ -225,7 +225,9 @@ describe('witness hooks install / uninstall gemini', () => {
     const ours = installed.hooks['BeforeTool']![1]!;
     expect(ours.matcher).toBe('*');
     expect(ours.hooks[0]).toMatchObject({ name: 'witness', type: 'command', timeout: 55_000 });
-    expect(ours.hooks[0]!.command).toBe(`witness hook gemini --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store sqlite:${path.join(dir, 'w.db')} --policy ${policyFile}`);
+    expect(ours.hooks[0]!.command).toBe(
+      `witness hook gemini --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store sqlite:${path.join(dir, 'w.db')} --policy ${policyFile} --installed-by=witness-hooks-install`,
+    );
     const afterFirst = fs.readFileSync(settings);
     const second = await runBin(args, { cwd: project });
     expect(second.stdout).toMatch(/already in .*; nothing changed\./);

@@ -9,7 +9,7 @@ import { REPO_ROOT } from '../helpers/ledger.js';
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'codex');
 const fixture = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(FIX, `${name}.json`), 'utf8'));
 const SESSION = '019a6c2e-6a4f-7c21-9d0b-3f5e2b8c1a47';
-const COMMAND = "witness hook codex --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --policy '/etc/witness/policy one.yaml'";
+const COMMAND = "witness hook codex --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --policy '/etc/witness/policy one.yaml' --installed-by=witness-hooks-install";
 
 describe('parseCodex reads every documented payload', () => {
   it('SessionStart becomes session.start with its source and the session facts as claims', () => {

@@ -14,7 +14,7 @@ const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'cursor');
 const text = (name: string): string => fs.readFileSync(path.join(FIX, name), 'utf8');
 const payload = (name: string): Record<string, unknown> => JSON.parse(text(`${name}.json`)) as Record<string, unknown>;
 const SESSION = '668320d2-2fd8-4888-b33c-2a466fec86e7';
-const COMMAND = "witness hook cursor --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store 'sqlite:/home/dev/witness.db'";
+const COMMAND = "witness hook cursor --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store 'sqlite:/home/dev/witness.db' --installed-by=witness-hooks-install";
 
 describe('parseCursor', () => {
   it('reads every documented payload in the fixtures folder into a neutral event', () => {

@@ -10,7 +10,7 @@ const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'gemini');
 const text = (name: string): string => fs.readFileSync(path.join(FIX, name), 'utf8');
 const payload = (name: string): unknown => JSON.parse(text(`${name}.json`));
 const SESSION = '0c4a7b1e-5f3d-4c2a-9b8e-2d6f1a9c3e71';
-const COMMAND = "witness hook gemini --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store 'sqlite:/home/user/w.db'";
+const COMMAND = "witness hook gemini --agent dev-laptop --fail closed --review-timeout 45s --budget 50s --store 'sqlite:/home/user/w.db' --installed-by=witness-hooks-install";
 
 describe('reading Gemini CLI hook payloads', () => {
   it('reads SessionStart, BeforeAgent, AfterAgent, Notification and SessionEnd as the session, the prompt and notes', () => {

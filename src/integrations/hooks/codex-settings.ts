@@ -7,6 +7,7 @@
  * re-serialised. Installing adds one group per event whose command is Witness's, once; the user's
  * own groups are left exactly as they were. Pure: the CLI reads and writes the file.
  */
+import { isWitnessHookCommand } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /**
@@ -44,7 +45,7 @@ function parseHooksFile(text: string | undefined, file: string): Json {
 
 function isOurs(group: unknown): boolean {
   const hooks = (group as { hooks?: unknown } | null)?.hooks;
-  return Array.isArray(hooks) && hooks.some((h) => typeof (h as { command?: unknown } | null)?.command === 'string' && (h as { command: string }).command.includes(CODEX_HOOK_MARKER));
+  return Array.isArray(hooks) && hooks.some((h) => isWitnessHookCommand((h as { command?: unknown } | null)?.command, 'codex'));
 }
 
 /** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have it yet. */

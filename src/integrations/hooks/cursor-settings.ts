@@ -6,6 +6,7 @@
  * whose command is Witness's, once; the user's own entries are left exactly as they were. Pure:
  * the CLI reads and writes the file (and keeps the backup that makes uninstall byte-exact).
  */
+import { isWitnessHookCommand } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /**
@@ -43,8 +44,7 @@ function parseHooksFile(text: string | undefined, file: string): Json {
 }
 
 function isOurs(entry: unknown): boolean {
-  const command = (entry as { command?: unknown } | null)?.command;
-  return typeof command === 'string' && command.includes(CURSOR_HOOK_MARKER);
+  return isWitnessHookCommand((entry as { command?: unknown } | null)?.command, 'cursor');
 }
 
 /**

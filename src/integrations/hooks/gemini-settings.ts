@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Jsonc from 'jsonc-parser';
+import { isWitnessHookCommand } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /** The events Witness records, and whether Gemini matches them by tool name (a regex; `*` is every tool). */
@@ -59,8 +60,7 @@ function read(text: string, file: string): Doc {
 
 /** Whether one hook configuration is Witness's. */
 function isOurHook(hook: unknown): boolean {
-  const command = (hook as { command?: unknown } | null)?.command;
-  return typeof command === 'string' && command.includes(GEMINI_HOOK_MARKER);
+  return isWitnessHookCommand((hook as { command?: unknown } | null)?.command, 'gemini');
 }
 
 function hooksOf(group: unknown): unknown[] {
