@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { Redactor } from '../recorder/index.js';
 import type { AttrValue, OtlpSpan } from './otlp/request.js';
 
 /**
@@ -9,14 +10,34 @@ import type { AttrValue, OtlpSpan } from './otlp/request.js';
  *   execute_tool → `tool.call` and its `tool.result`; anything else (invoke_agent, create_agent,
  *   embeddings, a span with no GenAI attributes) → a `note`, so no span is dropped.
  * - Every event keeps the span as sent in `data.otlp` (ids, name, kind, times, status, every span
- *   and resource attribute, events, links): what the exporter said, stored as its claim. The agent
- *   a span names (`gen_ai.agent.id`/`name`) is only such a claim, under `data.otlp.claimed_agent`;
- *   the event's agent is always the ingest key's.
+ *   attribute, events, links): what the exporter said, stored as its claim. An attribute Witness
+ *   maps into a field of its own (the messages, tool arguments and result) is kept once, in that
+ *   field, and `data.otlp.mapped` names where: a 600 KB prompt stored twice would be over the
+ *   ledger's 1 MiB payload limit. The resource and scope are the caller's to attach
+ *   (`SpanOwner.shared`): the server stores a large one once per request and names it by digest. The agent a span names
+ *   (`gen_ai.agent.id`/`name`) is only such a claim, under `data.otlp.claimed_agent`; the event's
+ *   agent is always the ingest key's.
  * - The stream is `otlp:<agent>:<gen_ai.conversation.id or trace id>`, the agent percent-encoded,
- *   so each key's agent has its own namespace and one agent's spans can never name another's session.
- * - Event ids are derived from the agent, trace id and span id (UUIDv8 over SHA-256), so a span
- *   sent twice maps to the same ids and is stored once.
+ *   so each key's agent has its own namespace and one agent's spans can never name another's
+ *   session. A conversation id that the recorder's redaction would change (it holds a secret) is
+ *   replaced by `hmac-` and its keyed digest: stream names are in the hashed header, where
+ *   nothing can be redacted later.
+ * - Event ids are derived under the server's per-ledger secret from the agent, trace id and span
+ *   id (UUIDv8 over HMAC-SHA-256), so a span sent twice maps to the same ids and is stored once,
+ *   and nobody without the secret can compute the id of someone else's span (trace and span ids
+ *   are not secret: W3C traceparent carries them to every downstream service).
  */
+
+/** Whose spans these are: the ingest key's agent, and the server's per-ledger secret the ids and hashed names are keyed by. */
+export interface SpanOwner {
+  agent: string;
+  secret: Uint8Array;
+  /**
+   * What `data.otlp.resource` (or `.scope`) holds for a span: the value itself, or a reference to
+   * where it is stored once, since every span of a request shares them. Default: the value itself.
+   */
+  shared?: (value: Record<string, unknown>, what: 'resource' | 'scope') => unknown;
+}
 
 export type MappedKind = 'llm.call' | 'tool.call' | 'tool.result' | 'note';
 
@@ -38,21 +59,26 @@ const STATUS_CODES = ['unset', 'ok', 'error'] as const;
 const MAX_AGENT_PART = 128;
 const MAX_SESSION_PART = 256;
 
-export function mapSpans(spans: readonly OtlpSpan[], agentId: string): MappedEvent[] {
-  return spans.flatMap((s) => mapSpan(s, agentId));
+export function mapSpans(spans: readonly OtlpSpan[], owner: SpanOwner): MappedEvent[] {
+  return spans.flatMap((s) => mapSpan(s, owner));
 }
 
-export function mapSpan(span: OtlpSpan, agentId: string): MappedEvent[] {
+/** The attributes an operation maps into fields of their own, and the field each goes to. */
+const LLM_MAPPED = { 'gen_ai.input.messages': 'input', 'gen_ai.output.messages': 'output' } as const;
+const TOOL_MAPPED = { 'gen_ai.tool.call.arguments': 'arguments', 'gen_ai.tool.call.result': 'tool.result output' } as const;
+
+export function mapSpan(span: OtlpSpan, owner: SpanOwner): MappedEvent[] {
   const a = span.attributes;
   const op = str(a['gen_ai.operation.name']);
   const base = {
-    stream: streamFor(span, agentId),
+    stream: streamFor(span, owner),
     outcome: span.status?.code === 2 ? ('error' as const) : ('success' as const),
-    ...(span.parentSpanId === undefined ? {} : { parent: spanEventId(agentId, span.traceId, span.parentSpanId) }),
+    ...(span.parentSpanId === undefined ? {} : { parent: spanEventId(owner, span.traceId, span.parentSpanId) }),
   };
-  const otlp = spanClaims(span);
+  const mapped = op !== undefined && LLM_OPERATIONS.has(op) ? LLM_MAPPED : op === 'execute_tool' ? TOOL_MAPPED : {};
+  const otlp = spanClaims(span, owner, mapped);
   const durationMs = duration(span);
-  const id = spanEventId(agentId, span.traceId, span.spanId);
+  const id = spanEventId(owner, span.traceId, span.spanId);
   const error =
     span.status?.code === 2
       ? { error: { message: span.status.message ?? str(a['error.type']) ?? 'The span ended with status ERROR.', ...(str(a['error.type']) ? { name: str(a['error.type']) } : {}) } }
@@ -96,7 +122,7 @@ export function mapSpan(span: OtlpSpan, agentId: string): MappedEvent[] {
     const result: MappedEvent = {
       stream: base.stream,
       outcome: base.outcome,
-      id: spanEventId(agentId, span.traceId, span.spanId, 'result'),
+      id: spanEventId(owner, span.traceId, span.spanId, 'result'),
       parent: id,
       kind: 'tool.result',
       action: 'execute_tool',
@@ -113,22 +139,28 @@ export function mapSpan(span: OtlpSpan, agentId: string): MappedEvent[] {
 
 /**
  * The event id of a span (`part` tells the two events of one execute_tool span apart): UUIDv8
- * (RFC 9562) from SHA-256("witness/otlp/v1" NUL agent NUL trace id NUL span id NUL part). The
- * agent is in it, so two agents sending the same ids never meet, and one cannot learn by a
- * duplicate whether another sent a span.
+ * (RFC 9562) from HMAC-SHA-256 under the server's per-ledger secret of
+ * "witness/otlp/v2" NUL agent NUL trace id NUL span id NUL part. The agent is in it, so two agents
+ * sending the same ids never meet; the secret is in it, so no other caller can compute the id to
+ * take it first or to probe with a duplicate whether a span was sent.
  */
-export function spanEventId(agentId: string, traceId: string, spanId: string, part = 'span'): string {
-  const h = createHash('sha256').update(['witness/otlp/v1', agentId, traceId, spanId, part].join('\0')).digest();
+export function spanEventId(owner: Pick<SpanOwner, 'agent' | 'secret'>, traceId: string, spanId: string, part = 'span'): string {
+  const h = createHmac('sha256', owner.secret).update(['witness/otlp/v2', owner.agent, traceId, spanId, part].join('\0')).digest();
   h[6] = (h[6]! & 0x0f) | 0x80;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-export function streamFor(span: OtlpSpan, agentId: string): string {
+const redactor = new Redactor();
+
+export function streamFor(span: OtlpSpan, owner: Pick<SpanOwner, 'agent' | 'secret'>): string {
   const conversation = str(span.attributes['gen_ai.conversation.id']);
   const session = conversation !== undefined && conversation !== '' ? conversation : span.traceId;
-  return `${otlpStreamPrefix(agentId)}${bounded(session, MAX_SESSION_PART)}`;
+  // A conversation id holding what redaction removes (an API key as the session id) would sit in the hashed header for good.
+  const named =
+    session !== span.traceId && redactor.redactString(session) !== session ? `hmac-${createHmac('sha256', owner.secret).update(`witness/otlp-stream/v1\0${session}`).digest('hex')}` : session;
+  return `${otlpStreamPrefix(owner.agent)}${bounded(named, MAX_SESSION_PART)}`;
 }
 
 /** The start of every stream OTLP ingest writes for this agent; /v1/events refuses an agent key another agent's. */
@@ -142,8 +174,16 @@ function bounded(s: string, max: number): string {
   return s.length <= max ? s : `sha256-${createHash('sha256').update(s).digest('hex')}`;
 }
 
-function spanClaims(span: OtlpSpan): Record<string, unknown> {
+function spanClaims(span: OtlpSpan, owner: SpanOwner, mapped: Readonly<Record<string, string>>): Record<string, unknown> {
   const a = span.attributes;
+  let attributes = a;
+  const moved: Record<string, string> = {};
+  for (const [k, to] of Object.entries(mapped)) if (Object.hasOwn(a, k) && a[k] !== null) moved[k] = to;
+  if (Object.keys(moved).length > 0) {
+    attributes = {};
+    // Defined, not assigned: an attribute named __proto__ stays data.
+    for (const [k, v] of Object.entries(a)) if (!Object.hasOwn(moved, k)) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
   const claimedAgent = pick({ id: str(a['gen_ai.agent.id']), name: str(a['gen_ai.agent.name']) });
   return pick({
     trace_id: span.traceId,
@@ -155,9 +195,10 @@ function spanClaims(span: OtlpSpan): Record<string, unknown> {
     end_time_unix_nano: span.endTimeUnixNano,
     status: span.status === undefined ? undefined : pick({ code: STATUS_CODES[span.status.code] ?? String(span.status.code), message: span.status.message }),
     claimed_agent: Object.keys(claimedAgent).length === 0 ? undefined : claimedAgent,
-    attributes: span.attributes,
-    resource: Object.keys(span.resource).length === 0 ? undefined : span.resource,
-    scope: span.scope,
+    attributes,
+    mapped: Object.keys(moved).length === 0 ? undefined : moved,
+    resource: Object.keys(span.resource).length === 0 ? undefined : (owner.shared?.(span.resource, 'resource') ?? span.resource),
+    scope: span.scope === undefined ? undefined : (owner.shared?.(span.scope, 'scope') ?? span.scope),
     events: span.events.length === 0 ? undefined : span.events,
     links: span.links.length === 0 ? undefined : span.links,
   });

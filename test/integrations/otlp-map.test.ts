@@ -3,6 +3,8 @@ import { mapSpan, otlpStreamPrefix, readTraceRequest, spanEventId, streamFor, ty
 
 const TRACE = '5b8efff798038103d269b633813fc60c';
 const SPAN = 'eee19b7ec3c1b174';
+const SECRET = Buffer.alloc(32, 1);
+const as = (agent: string) => ({ agent, secret: SECRET });
 
 function span(attributes: OtlpSpan['attributes'] = {}, more: Partial<OtlpSpan> = {}): OtlpSpan {
   return { traceId: TRACE, spanId: SPAN, name: 's', kind: 1, attributes, events: [], links: [], resource: {}, ...more };
@@ -13,31 +15,32 @@ function request(attributes: unknown[]): unknown {
 }
 
 describe('the OTLP span mapping', () => {
-  it("derives an event id per agent, trace and span: the same span maps to the same id, another agent's to another", () => {
-    const id = spanEventId('a', TRACE, SPAN);
+  it("derives an event id per secret, agent, trace and span: the same span maps to the same id, another agent's or another ledger's to another", () => {
+    const id = spanEventId(as('a'), TRACE, SPAN);
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(spanEventId('a', TRACE, SPAN)).toBe(id);
-    expect(spanEventId('b', TRACE, SPAN)).not.toBe(id);
-    expect(spanEventId('a', TRACE, SPAN, 'result')).not.toBe(id);
+    expect(spanEventId(as('a'), TRACE, SPAN)).toBe(id);
+    expect(spanEventId(as('b'), TRACE, SPAN)).not.toBe(id);
+    expect(spanEventId({ agent: 'a', secret: Buffer.alloc(32, 2) }, TRACE, SPAN)).not.toBe(id);
+    expect(spanEventId(as('a'), TRACE, SPAN, 'result')).not.toBe(id);
   });
 
   it("names the stream by the key's agent, percent-encoded, so no conversation id or agent name reaches another agent's namespace", () => {
-    expect(streamFor(span({ 'gen_ai.conversation.id': 'c1' }), 'bot')).toBe('otlp:bot:c1');
-    expect(streamFor(span(), 'bot')).toBe(`otlp:bot:${TRACE}`);
+    expect(streamFor(span({ 'gen_ai.conversation.id': 'c1' }), as('bot'))).toBe('otlp:bot:c1');
+    expect(streamFor(span(), as('bot'))).toBe(`otlp:bot:${TRACE}`);
     // Agent "a:b" and agent "a" with conversation "b:c" do not meet.
-    expect(streamFor(span({ 'gen_ai.conversation.id': 'c' }), 'a:b')).toBe('otlp:a%3Ab:c');
-    expect(streamFor(span({ 'gen_ai.conversation.id': 'b:c' }), 'a')).toBe('otlp:a:b:c');
-    expect(streamFor(span({ 'gen_ai.conversation.id': 'x'.repeat(300) }), 'a'.repeat(512))).toMatch(/^otlp:sha256-[0-9a-f]{64}:sha256-[0-9a-f]{64}$/);
-    expect(streamFor(span(), 'a'.repeat(512)).startsWith(otlpStreamPrefix('a'.repeat(512)))).toBe(true);
+    expect(streamFor(span({ 'gen_ai.conversation.id': 'c' }), as('a:b'))).toBe('otlp:a%3Ab:c');
+    expect(streamFor(span({ 'gen_ai.conversation.id': 'b:c' }), as('a'))).toBe('otlp:a:b:c');
+    expect(streamFor(span({ 'gen_ai.conversation.id': 'x'.repeat(300) }), as('a'.repeat(512)))).toMatch(/^otlp:sha256-[0-9a-f]{64}:sha256-[0-9a-f]{64}$/);
+    expect(streamFor(span(), as('a'.repeat(512))).startsWith(otlpStreamPrefix('a'.repeat(512)))).toBe(true);
   });
 
   it('keeps a claimed gen_ai.agent.id as a claim and every attribute as sent', () => {
-    const [note] = mapSpan(span({ 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.id': 'root', 'x.y': [1, 'two'] }), 'bot');
+    const [note] = mapSpan(span({ 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.id': 'root', 'x.y': [1, 'two'] }), as('bot'));
     expect(note).toMatchObject({ kind: 'note', action: 'invoke_agent', data: { otlp: { claimed_agent: { id: 'root' }, attributes: { 'x.y': [1, 'two'] } } } });
   });
 
   it('maps an execute_tool span with an error status to a call and an error result linked to it', () => {
-    const events = mapSpan(span({ 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 't', 'gen_ai.tool.call.arguments': 'not json' }, { status: { code: 2, message: 'boom' } }), 'bot');
+    const events = mapSpan(span({ 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 't', 'gen_ai.tool.call.arguments': 'not json' }, { status: { code: 2, message: 'boom' } }), as('bot'));
     expect(events.map((e) => e.kind)).toEqual(['tool.call', 'tool.result']);
     expect(events[0]!.data).toMatchObject({ tool: 't', arguments: 'not json' });
     expect(events[1]).toMatchObject({ parent: events[0]!.id, outcome: 'error', data: { is_error: true, error: { message: 'boom' } } });

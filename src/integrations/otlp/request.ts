@@ -76,6 +76,8 @@ export function readTraceRequest(doc: unknown): OtlpSpan[] {
   r.data.resourceSpans?.forEach((rs, i) => {
     const resource = attributes(rs.resource?.attributes, `resourceSpans[${i}].resource.attributes`);
     rs.scopeSpans?.forEach((ss, j) => {
+      // One object per scope, like the resource, so what every span shares can be stored once (by identity).
+      const scope = ss.scope === undefined ? undefined : { ...(ss.scope.name ? { name: ss.scope.name } : {}), ...(ss.scope.version ? { version: ss.scope.version } : {}) };
       ss.spans?.forEach((raw, k) => {
         const at = `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`;
         const p = SpanDoc.safeParse(raw);
@@ -103,7 +105,7 @@ export function readTraceRequest(doc: unknown): OtlpSpan[] {
             attributes: attributes(l.attributes, `${at}.links[${n}].attributes`),
           })),
           resource,
-          ...(ss.scope === undefined ? {} : { scope: { ...(ss.scope.name ? { name: ss.scope.name } : {}), ...(ss.scope.version ? { version: ss.scope.version } : {}) } }),
+          ...(scope === undefined ? {} : { scope }),
         });
       });
     });

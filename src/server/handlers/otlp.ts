@@ -1,10 +1,23 @@
+import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { WitnessError, isWitnessError, SYSTEM_STREAM_PREFIX, strictParse, type PreparedEvent } from '../../core/index.js';
+import { WitnessError, canonicalBytes, isWitnessError, SYSTEM_STREAM_PREFIX, strictParse, type ArtifactRef, type PreparedEvent } from '../../core/index.js';
 import { RECORDER_VERSION, Redactor } from '../../recorder/index.js';
-import { OtlpRequestError, decodeTraceRequest, encodeTraceResponse, mapSpan, readTraceRequest, spanEventId, traceResponseJson, type MappedEvent, type OtlpSpan } from '../../integrations/index.js';
+import {
+  OtlpRequestError,
+  decodeTraceRequest,
+  encodeTraceResponse,
+  mapSpan,
+  readTraceRequest,
+  spanEventId,
+  traceResponseJson,
+  type MappedEvent,
+  type OtlpSpan,
+  type SpanOwner,
+} from '../../integrations/index.js';
 import type { AppendRequest } from '../../store/index.js';
 import type { RouteContext } from '../context.js';
 import { errorResponse } from '../errors.js';
+import { otlpIdSecret } from '../otlp-secret.js';
 import type { StreamOwners } from './ingest.js';
 
 const redactor = new Redactor();
@@ -13,6 +26,19 @@ const PROTOBUF = 'application/x-protobuf';
 const JSON_TYPE = 'application/json';
 /** Spans in one request, appended as one batch (the SDK's batch processor sends at most 512 by default). */
 export const MAX_SPANS = 5_000;
+/**
+ * A resource or scope whose canonical JSON is over this is stored once per request, as an artifact
+ * the span events name by digest, instead of inside each of them: a 4 KB gzip'd request with a
+ * 900 KiB resource attribute and 1,000 spans wrote 1.77 GiB when it was copied (issue 16 review, H2).
+ * Under it, a copy per span costs at most 2 KiB a span, 10 MiB for the most spans a request may hold.
+ */
+export const MAX_INLINE_SHARED = 2 * 1024;
+/**
+ * The events a request maps to may hold at most this many characters of canonical JSON per byte of
+ * the body limit: what a span says once is stored once now, but protobuf carries a control
+ * character in one byte that JSON writes in six, so a body can still grow when mapped.
+ */
+export const MAX_MAPPED_PER_BODY_BYTE = 2;
 
 /**
  * POST /v1/traces (OTLP/HTTP): an ExportTraceServiceRequest, protobuf or JSON, optionally gzip'd,
@@ -59,6 +85,8 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
   }
   let spans: OtlpSpan[];
   let groups: MappedEvent[][];
+  const shared = new SharedParts();
+  const owner: SpanOwner = { agent: agentId, secret: otlpIdSecret(ctx.ledger.info), shared: (value, what) => shared.refer(value, what) };
   try {
     spans = readTraceRequest(doc);
     if (spans.length > MAX_SPANS) {
@@ -67,7 +95,7 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
         `The request holds ${spans.length.toLocaleString('en-US')} spans, over the limit of ${MAX_SPANS.toLocaleString('en-US')}; export smaller batches (the SDK's maxExportBatchSize).`,
       );
     }
-    groups = spans.map((s) => mapSpan(s, agentId));
+    groups = spans.map((s) => mapSpan(s, owner));
   } catch (e) {
     if (e instanceof OtlpRequestError) throw new WitnessError('invalid_argument', `Nothing was recorded: ${e.message}`, { cause: e, details: { path: e.path ?? 'body' } });
     throw e;
@@ -85,44 +113,65 @@ export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: 
   // recorded where the span would have been, so the gap shows in the ledger and not only in the
   // exporter's log.
   const seen = new Set<string>();
-  const batch: Writable[] = [];
-  const prepared: PreparedEvent[] = [];
+  const entries: Entry[] = [];
   const refused: Refused[] = [];
   const prepare = (events: Writable[]) => ctx.ledger.prepare(events.map((m) => stamp(m, agentId, keyId, received)));
+  const limit = MAX_MAPPED_PER_BODY_BYTE * maxBytes;
+  let mappedSize = 0;
+  const count = (ready: PreparedEvent[]) => {
+    for (const p of ready) mappedSize += p.canonicalData.length;
+    if (mappedSize + shared.bytes > limit) {
+      throw new WitnessError(
+        'payload_too_large',
+        `The request maps to more than ${limit.toLocaleString('en-US')} characters of events, over the limit of ${MAX_MAPPED_PER_BODY_BYTE} per byte of the ${maxBytes.toLocaleString('en-US')}-byte body limit; nothing was recorded, send smaller batches.`,
+      );
+    }
+  };
   spans.forEach((span, i) => {
-    const group = groups[i]!;
+    const group = withShared(groups[i]!, shared.artifactsOf(span));
     if (seen.has(group[0]!.id)) return;
     seen.add(group[0]!.id);
     const ready = prepareSpan(group, prepare);
     if (Array.isArray(ready)) {
-      batch.push(...group);
-      prepared.push(...ready);
+      count(ready);
+      entries.push({ span, events: group, prepared: ready });
       return;
     }
     const kind = typeof ready.details?.['kind'] === 'string' ? ready.details['kind'] : group[0]!.kind;
     refused.push({ span, why: ready, kind });
-    const refusal = refusalEvent(span, group[0]!, agentId, ready, kind);
-    batch.push(refusal);
-    prepared.push(...prepare([refusal]));
+    const refusal = refusalEvent(span, group[0]!, owner, ready, kind);
+    const prepared = prepare([refusal]);
+    count(prepared);
+    entries.push({ span, events: [refusal], prepared });
   });
+  // Bounded before anything is written: the shared parts first, so every event's artifact is there when it is.
+  await shared.store(ctx);
   // New spans are the common case: append at once, and look up which are stored only when the
   // store refuses a duplicate id (an exporter's retry, or an identical request racing this one).
-  let pending = batch;
+  let pending = entries;
   for (let attempt = 0; pending.length > 0; attempt++) {
+    const events = pending.flatMap((e) => e.events);
     try {
-      await append(ctx, attempt === 0 ? prepared : prepare(pending), agentId);
+      await append(ctx, attempt === 0 ? pending.flatMap((e) => e.prepared) : prepare(events), agentId);
     } catch (e) {
       if (attempt < 2 && isWitnessError(e) && e.code === 'invalid_event' && /same id already exists/.test(e.message)) {
-        pending = await unstored(ctx, pending);
+        pending = await unstored(ctx, pending, agentId, refused);
         continue;
       }
       throw e;
     }
-    for (const m of pending) owners.remember(m.stream, agentId);
+    for (const m of events) owners.remember(m.stream, agentId);
     break;
   }
   const partial = refused.length === 0 ? undefined : { rejectedSpans: refused.length, errorMessage: partialMessage(refused, seen.size) };
   return type === PROTOBUF ? c.body((await encodeTraceResponse(partial)) as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': PROTOBUF }) : c.json(traceResponseJson(partial), 200);
+}
+
+/** One span of the request and what it is written as: its events, or the error event recording its refusal. */
+interface Entry {
+  span: OtlpSpan;
+  events: Writable[];
+  prepared: PreparedEvent[];
 }
 
 interface Refused {
@@ -133,7 +182,53 @@ interface Refused {
 }
 
 /** A mapped event, or the `error` event that records a span's refusal. */
-type Writable = Omit<MappedEvent, 'kind'> & { kind: MappedEvent['kind'] | 'error' };
+type Writable = Omit<MappedEvent, 'kind'> & { kind: MappedEvent['kind'] | 'error'; artifacts?: ArtifactRef[] };
+
+/** The span's first event (the one carrying `data.otlp`) binds the shared parts it names, so verify re-hashes them. */
+function withShared(group: MappedEvent[], artifacts: ArtifactRef[]): Writable[] {
+  if (artifacts.length === 0) return group;
+  return [{ ...group[0]!, artifacts }, ...group.slice(1)];
+}
+
+/**
+ * The resources and scopes of one request: each one over MAX_INLINE_SHARED stored once, as a
+ * content-addressed artifact (the same resource sent in another request is the same artifact),
+ * redacted like the payload it would have been part of. The span events hold
+ * `{ sha256, bytes, mime }` in its place and list it in `artifacts` (role `otlp.resource` or
+ * `otlp.scope`), so the event's hash covers the digest.
+ */
+class SharedParts {
+  private readonly refs = new Map<object, { ref: ArtifactRef; body: Buffer } | null>();
+  /** Bytes of the parts to store, counted against the request's mapped limit. */
+  bytes = 0;
+
+  refer(value: Record<string, unknown>, what: 'resource' | 'scope'): unknown {
+    let got = this.refs.get(value);
+    if (got === undefined) {
+      const body = canonicalBytes(redactor.redact(value) as never);
+      if (body.length <= MAX_INLINE_SHARED) got = null;
+      else {
+        got = { ref: { sha256: createHash('sha256').update(body).digest('hex'), mime: 'application/json', bytes: body.length, role: `otlp.${what}` }, body: Buffer.from(body) };
+        this.bytes += body.length;
+      }
+      this.refs.set(value, got);
+    }
+    return got === null ? undefined : { sha256: got.ref.sha256, bytes: got.ref.bytes, mime: got.ref.mime };
+  }
+
+  artifactsOf(span: OtlpSpan): ArtifactRef[] {
+    const out: ArtifactRef[] = [];
+    for (const v of [span.resource, span.scope]) {
+      const got = v === undefined ? undefined : this.refs.get(v);
+      if (got) out.push(got.ref);
+    }
+    return out;
+  }
+
+  async store(ctx: RouteContext): Promise<void> {
+    for (const got of this.refs.values()) if (got) await ctx.ledger.putArtifact(got.body, got.ref.mime, got.ref.role);
+  }
+}
 
 /**
  * The span's events prepared for the append (each span on its own, so one the ledger cannot take
@@ -141,7 +236,7 @@ type Writable = Omit<MappedEvent, 'kind'> & { kind: MappedEvent['kind'] | 'error
  * the event schema's field limits and the payload limit. Only those two codes are the span's
  * fault; anything else is the server's and fails the request as before.
  */
-function prepareSpan(group: MappedEvent[], prepare: (events: Writable[]) => PreparedEvent[]): PreparedEvent[] | WitnessError {
+function prepareSpan(group: Writable[], prepare: (events: Writable[]) => PreparedEvent[]): PreparedEvent[] | WitnessError {
   try {
     return prepare(group);
   } catch (e) {
@@ -159,6 +254,7 @@ function spanName(span: OtlpSpan): string {
 
 /** The reason a span was refused, for the sender and the ledger: what was over which limit. */
 function reasonOf(kind: string, e: WitnessError): string {
+  if (e.code === 'conflict') return `its ${kind} event id is already taken by another record, so nothing of it was recorded (send it with a new span id)`;
   if (e.code === 'payload_too_large') {
     const bytes = Number(e.details?.['bytes']);
     const limit = Number(e.details?.['limit']);
@@ -173,9 +269,9 @@ function reasonOf(kind: string, e: WitnessError): string {
 }
 
 /** An `error` event in the span's stream saying it was refused; its id is derived, so a retry records it once. */
-function refusalEvent(span: OtlpSpan, first: MappedEvent, agentId: string, why: WitnessError, kind: string): Writable {
+function refusalEvent(span: OtlpSpan, first: Writable, owner: SpanOwner, why: WitnessError, kind: string): Writable {
   return {
-    id: spanEventId(agentId, span.traceId, span.spanId, 'refused'),
+    id: spanEventId(owner, span.traceId, span.spanId, 'refused'),
     stream: first.stream,
     kind: 'error',
     outcome: 'error',
@@ -197,15 +293,33 @@ function partialMessage(refused: Refused[], total: number): string {
   return `${refused.length} of ${total} spans ${refused.length === 1 ? 'was' : 'were'} not recorded: ${listed.join('; ')}${more}.`;
 }
 
-async function append(ctx: RouteContext, prepared: PreparedEvent[], agentId: string): Promise<void> {
+async function append(ctx: RouteContext, prepared: readonly PreparedEvent[], agentId: string): Promise<void> {
   const receipts = await ctx.ledger.appendPrepared(prepared, { owner: agentId });
   ctx.metrics.appended += receipts.length;
 }
 
-/** The mapped events whose ids the ledger does not hold yet (the ids are the agent's own: otlp-map.ts spanEventId). */
-async function unstored(ctx: RouteContext, mapped: Writable[]): Promise<Writable[]> {
-  const out: Writable[] = [];
-  for (const m of mapped) if ((await ctx.ledger.getEvent(m.id)) === undefined) out.push(m);
+/**
+ * The spans still to write after the store refused a duplicate id. An event already stored counts
+ * as this span sent before only when it is OTLP ingest's, from the same agent and in the same
+ * stream; an id held by anything else (which the keyed ids make a forgery or a bug) refuses the
+ * span, answered as partial success without a word about the other record.
+ */
+async function unstored(ctx: RouteContext, entries: Entry[], agentId: string, refused: Refused[]): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for (const entry of entries) {
+    const events: Writable[] = [];
+    let taken = false;
+    for (const m of entry.events) {
+      const stored = await ctx.ledger.getEvent(m.id);
+      if (stored === undefined) events.push(m);
+      else if (stored.recorder?.kind !== 'otlp' || stored.agent.id !== agentId || stored.stream !== m.stream) taken = true;
+    }
+    if (taken) {
+      refused.push({ span: entry.span, why: new WitnessError('conflict', 'Its event id is already taken in this ledger by another record.'), kind: entry.events[0]!.kind });
+      continue;
+    }
+    if (events.length > 0) out.push({ ...entry, events });
+  }
   return out;
 }
 
@@ -223,6 +337,7 @@ function stamp(m: Writable, agentId: string, keyId: string, received: string): A
     ...(m.parent === undefined ? {} : { parent: m.parent }),
     ...(m.action === undefined ? {} : { action: m.action }),
     ...(m.resource === undefined ? {} : { resource: m.resource }),
+    ...(m.artifacts === undefined ? {} : { artifacts: m.artifacts }),
     data: redactor.redact(m.data),
   });
   return { ...(header as unknown as AppendRequest), stream: m.stream };
