@@ -57,6 +57,8 @@ const UPTO_KEY = 'sessions_indexed_upto';
  * 0.6, measured). For approval records also who recorded them, and for a decision who recorded the
  * request its `parent` names in the same stream (one probe of the id index), from the hashed
  * headers: the counts take only what the rest of Witness honours (countedRequest, countedDecision).
+ * Only approval records pay for it: reading a 5,100-event tail took 8 ms with none, and with one
+ * event in 25 an approval record 12 ms instead of 8 (fastest of 40, a loaded 2-core machine).
  * A payload or header that is not valid JSON counts as absent: a damaged row is verify's to report,
  * not a reason for listing to fail. Raw rows, in position order.
  */
