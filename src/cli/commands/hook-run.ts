@@ -110,7 +110,7 @@ export async function runHook(o: HookRunOptions, stdin: string | Error): Promise
       ...(progress.callId === undefined ? {} : { parent: progress.callId }),
       recorder: { kind: 'gateway', version: RECORDER_VERSION },
       data: { message: `witness hook ${o.agentKind} failed: ${why}`, code: 'hook_failed', source: 'gateway', coding_agent: o.agentKind, ...(event === undefined ? {} : { hook_event: event.event }) },
-    } as Parameters<Witness['record']>[1]);
+    });
     await w.flush();
   };
   const failed = async (why: string): Promise<HookAnswer> => {
