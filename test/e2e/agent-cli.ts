@@ -57,20 +57,29 @@ export const WITNESS_COMMAND = `${shellWord(process.execPath)} ${shellWord(BIN)}
 export const RM_RF_RULE = 'no-rm-rf';
 export const RM_RF_REASON = 'Recursive deletes are not allowed.';
 
-/** A policy that allows everything but a shell command containing `rm -rf`. */
-export function writeRmRfPolicy(dir: string, tools: string[]): string {
+export const REVIEW_RULE = 'touch-needs-review';
+
+/**
+ * A policy that allows everything but a shell command containing `rm -rf`; with `review`, a command
+ * containing `review.command` is held for `witness approve` by the one approver whose Ed25519 public
+ * key is given.
+ */
+export function writeRmRfPolicy(dir: string, tools: string[], review?: { command: string; approver: string; key: string }): string {
   const file = path.join(dir, 'policy.yaml');
+  const match = `    match: { tool: [${tools.join(', ')}] }`;
   fs.writeFileSync(
     file,
     [
       'version: 1',
       'default: allow',
+      ...(review === undefined ? [] : ['approvers:', `  - id: ${review.approver}`, `    key: "${review.key}"`]),
       'rules:',
       `  - id: ${RM_RF_RULE}`,
-      `    match: { tool: [${tools.join(', ')}] }`,
+      match,
       '    when: args.command contains "rm -rf"',
       '    effect: deny',
       `    reason: ${RM_RF_REASON}`,
+      ...(review === undefined ? [] : [`  - id: ${REVIEW_RULE}`, match, `    when: args.command contains ${JSON.stringify(review.command)}`, '    effect: review']),
       '',
     ].join('\n'),
   );
@@ -84,6 +93,14 @@ export function baseEnv(home: string): Record<string, string> {
   return env;
 }
 
+export interface ScriptedCall {
+  command: string;
+  /** The agent's id of the call, when its payload carries one (`client_claims.tool_use_id`). */
+  id?: string;
+  /** allowed: ran; denied: refused by the rm -rf rule; approved: held for review, approved, ran. */
+  verdict: 'allowed' | 'denied' | 'approved';
+}
+
 export interface HookSession {
   /** The stream `witness hook` names after the agent's own session id. */
   stream: string;
@@ -91,43 +108,61 @@ export interface HookSession {
   agent: string;
   /** The shell tool's name as the agent's hook payload gives it. */
   tool: string;
-  allowed: string;
-  denied: string;
-  /** The agent's ids of the two calls, when its payload carries them (`client_claims.tool_use_id`). */
-  toolUseIds?: [string, string];
+  calls: ScriptedCall[];
   prompt: string;
 }
 
+/** What the ledger holds about one call between its `tool.call` and the next: kind, outcome, decision. */
+const TRAIL: Record<ScriptedCall['verdict'], string[][]> = {
+  allowed: [
+    ['policy.decision', 'success', 'allow'],
+    ['tool.result', 'success', ''],
+  ],
+  denied: [
+    ['policy.decision', 'denied', 'deny'],
+    ['tool.result', 'denied', ''],
+  ],
+  approved: [
+    ['policy.decision', 'pending', 'review'],
+    ['approval.request', 'pending', ''],
+    ['approval.decision', 'success', 'approved'],
+    ['policy.decision', 'success', 'allow'],
+    ['tool.result', 'success', ''],
+  ],
+};
+
 /**
  * The ledger after one run of the scripted session: one stream under the installed agent identity,
- * recorded through the gateway's write path; the allowed call with its allow decision and result,
- * the denied call with its deny decision (the rule) and the refusal; the prompt; a start and an end.
- * Then `witness verify` (the real binary) passes.
+ * recorded through the gateway's write path; each call with what its verdict leaves (decisions,
+ * approval, result), the denied one under the rm -rf rule; the prompt; a start and an end. Then
+ * `witness verify` (the real binary) passes.
  */
 export async function expectHookSession(db: string, s: HookSession): Promise<void> {
   const events = await readEvents(db);
   expect(new Set(events.map((e) => e.stream))).toEqual(new Set([s.stream]));
-  for (const e of events) expect({ agent: e.agent.id, recorder: e.recorder?.kind }).toEqual({ agent: s.agent, recorder: 'gateway' });
+  // Witness observing the agent from outside (the gateway's write path), but for a person's decision, which `witness approve` records.
+  for (const e of events) expect({ agent: e.agent.id, recorder: e.recorder?.kind }).toEqual({ agent: s.agent, recorder: e.kind === 'approval.decision' ? 'cli' : 'gateway' });
   const calls = events.filter((e) => e.kind === 'tool.call');
-  const ids = s.toolUseIds;
   expect(calls.map((e) => e.data)).toEqual(
-    [s.allowed, s.denied].map((command, i) =>
+    s.calls.map((c) =>
       expect.objectContaining({
         tool: s.tool,
-        arguments: expect.objectContaining({ command }),
-        ...(ids === undefined ? {} : { client_claims: expect.objectContaining({ tool_use_id: ids[i] }) }),
+        arguments: expect.objectContaining({ command: c.command }),
+        ...(c.id === undefined ? {} : { client_claims: expect.objectContaining({ tool_use_id: c.id }) }),
       }),
     ),
   );
-  const decisions = (i: number) => events.filter((e) => e.kind === 'policy.decision' && e.parent === calls[i]!.id);
-  // A call's result is the one recorded after it and before the next call. It names the call as its
-  // parent when the agent's payload carries a call id to find it by (Gemini CLI's AfterTool has none).
-  const results = (i: number) => events.filter((e) => e.kind === 'tool.result' && e.seq > calls[i]!.seq && e.seq < (calls[i + 1]?.seq ?? Infinity));
-  expect(decisions(0).map((e) => [e.outcome, (e.data as { decision: string }).decision])).toEqual([['success', 'allow']]);
-  expect(decisions(1).map((e) => [e.outcome, (e.data as { decision: string }).decision, e.policy?.rule])).toEqual([['denied', 'deny', RM_RF_RULE]]);
-  expect(results(0).map((e) => e.outcome)).toEqual(['success']);
-  if (ids !== undefined) expect(results(0)[0]!.parent).toBe(calls[0]!.id);
-  expect(results(1).map((e) => [e.outcome, e.parent])).toEqual([['denied', calls[1]!.id]]);
+  s.calls.forEach((c, i) => {
+    const call = calls[i]!;
+    // What follows a call up to the next one (notes aside). Results name the call as their parent
+    // when the agent's payload carries a call id to find it by (Gemini CLI's AfterTool has none).
+    const trail = events.filter((e) => e.seq > call.seq && e.seq < (calls[i + 1]?.seq ?? Infinity) && e.kind !== 'note' && e.kind !== 'session.end');
+    expect({ command: c.command, trail: trail.map((e) => [e.kind, e.outcome ?? '', (e.data as { decision?: string }).decision ?? '']) }).toEqual({ command: c.command, trail: TRAIL[c.verdict] });
+    const linked = trail.filter((e) => e.kind === 'policy.decision' || e.kind === 'approval.request' || (e.kind === 'tool.result' && (c.id !== undefined || c.verdict === 'denied')));
+    expect(linked.map((e) => [e.kind, e.parent])).toEqual(linked.map((e) => [e.kind, call.id]));
+    if (c.verdict === 'denied') expect(trail[0]!.policy?.rule).toBe(RM_RF_RULE);
+    if (c.verdict === 'approved') expect(trail[0]!.policy?.rule).toBe(REVIEW_RULE);
+  });
   expect(events.some((e) => e.kind === 'note' && (e.data as { text?: string }).text === s.prompt)).toBe(true);
   expect(events[0]!.kind).toBe('session.start');
   expect(events.at(-1)!.kind).toBe('session.end');

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../src/core/index.js';
 import { requireBuild } from '../helpers/gateway.js';
-import { REPO_ROOT, runBin } from '../helpers/ledger.js';
+import { REPO_ROOT, readEvents, runBin, type CliResult } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, expectHookSession, runAgent, writeRmRfPolicy } from './agent-cli.js';
 import { sseFile, startModelServer, type ModelRequest, type ModelServer } from './model-server.js';
@@ -12,15 +13,17 @@ import { sseFile, startModelServer, type ModelRequest, type ModelServer } from '
  * (`claude -p`) in a temporary project whose `.claude/settings.json` the real `witness hooks install
  * claude-code --project` wrote, against a local stand-in for the Anthropic Messages API
  * (ANTHROPIC_BASE_URL) that streams recorded answers (test/fixtures/e2e/claude-code): a Bash call
- * the policy allows, one it denies, then a final text. What Claude Code did on disk, what it sent
- * back to the model and what the ledger holds are all checked.
+ * the policy allows, one it denies, one it holds until a concurrent `witness approve`, then a final
+ * text. What Claude Code did on disk, what it sent back to the model and what the ledger holds are
+ * all checked.
  */
 
 requireBuild();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'claude-code');
 const ECHO_ID = 'toolu_01E2EBashEcho00000001';
 const RM_ID = 'toolu_01E2EBashRm0000000002';
-const PROMPT = 'Write hi to out.txt, then remove the keep directory.';
+const TOUCH_ID = 'toolu_01E2EBashTouch000000003';
+const PROMPT = 'Write hi to out.txt, remove the keep directory, then create approved.txt.';
 
 /**
  * The CLI as `npm ci` leaves it. The package's postinstall only hard-links the native binary of
@@ -54,8 +57,8 @@ function answer(r: ModelRequest): ReturnType<typeof sseFile> {
   if (!r.url.startsWith('/v1/messages'))
     return { status: 404, contentType: 'application/json', body: JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `No ${r.url} here.` } }) };
   if (!isAgentTurn(r)) return sseFile(path.join(FIX, 'side-text.sse'));
-  const turn = ['1-bash-echo', '2-bash-rm', '3-final-text'][toolResults(r).length];
-  if (turn === undefined) throw new Error('The script has no fourth turn.');
+  const turn = ['1-bash-echo', '2-bash-rm', '3-bash-review', '4-final-text'][toolResults(r).length];
+  if (turn === undefined) throw new Error('The script has no fifth turn.');
   return sseFile(path.join(FIX, `${turn}.sse`));
 }
 
@@ -74,8 +77,11 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
   });
   afterAll(async () => model.close());
 
-  it('[R-CODING-AGENT-HOOKS] runs the allowed Bash call and records it, refuses `rm -rf` with the policy reason the model then reads, and the ledger verifies', async () => {
-    const policy = writeRmRfPolicy(dir, ['Bash']);
+  it('[R-CODING-AGENT-HOOKS] runs the allowed Bash call and records it, refuses `rm -rf` with the policy reason the model then reads, runs a held call once `witness approve` releases it, and the ledger verifies', async () => {
+    const { signerKey, verifierKey } = generateKey('alice@corp');
+    const keyFile = path.join(dir, 'alice@corp.key');
+    fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
+    const policy = writeRmRfPolicy(dir, ['Bash'], { command: 'touch approved.txt', approver: 'alice@corp', key: verifierKey });
     // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'claude-code', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
@@ -84,7 +90,7 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
     expect(install.code).toBe(0);
     expect(fs.existsSync(path.join(project, '.claude', 'settings.json'))).toBe(true);
 
-    const run = await runAgent(claudeBinary(), ['-p', PROMPT, '--output-format', 'json', '--allowedTools', 'Bash'], {
+    const running = runAgent(claudeBinary(), ['-p', PROMPT, '--output-format', 'json', '--allowedTools', 'Bash'], {
       cwd: project,
       env: {
         ...baseEnv(home),
@@ -96,21 +102,27 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
       },
       timeoutMs: 90_000,
     });
+    // A person approves the held call from another terminal, as soon as the hook has recorded its request.
+    const approved = await approveWhenRequested(db, keyFile, home, running);
+    const run = await running;
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(approved.code).toBe(0);
     const result = JSON.parse(run.stdout) as { session_id: string; is_error: boolean; result: string; permission_denials: Array<{ tool_use_id: string }> };
     expect(result.is_error).toBe(false);
-    expect(result.result).toMatch(/^out\.txt now says hi\./);
+    expect(result.result).toMatch(/^out\.txt says hi and approved\.txt exists\./);
     expect(result.permission_denials.map((d) => d.tool_use_id)).toEqual([RM_ID]);
 
-    // What happened on disk: the allowed command ran, the denied one did not.
+    // What happened on disk: the allowed and the approved commands ran, the denied one did not.
     expect(fs.readFileSync(path.join(project, 'out.txt'), 'utf8')).toBe('hi\n');
+    expect(fs.existsSync(path.join(project, 'approved.txt'))).toBe(true);
     expect(fs.readFileSync(path.join(project, 'keep', 'notes.txt'), 'utf8')).toBe('still here\n');
 
     // What the model was told: the echo's result, then Witness's refusal naming the rule and its reason.
     const turns = model.requests.filter(isAgentTurn);
-    expect(turns.map((r) => toolResults(r).map((b) => b.tool_use_id))).toEqual([[], [ECHO_ID], [ECHO_ID, RM_ID]]);
-    const [echoResult, rmResult] = toolResults(turns[2]!);
+    expect(turns.map((r) => toolResults(r).map((b) => b.tool_use_id))).toEqual([[], [ECHO_ID], [ECHO_ID, RM_ID], [ECHO_ID, RM_ID, TOUCH_ID]]);
+    const [echoResult, rmResult, touchResult] = toolResults(turns[3]!);
     expect(echoResult!.is_error).toBe(false);
+    expect(touchResult!.is_error).toBe(false);
     expect(rmResult!.is_error).toBe(true);
     expect(resultText(rmResult!)).toContain(`Witness policy rule ${RM_RF_RULE} denies this Bash call: ${RM_RF_REASON}`);
 
@@ -119,10 +131,27 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
       stream: `claude-code:e2e-laptop:${result.session_id}`,
       agent: 'e2e-laptop',
       tool: 'Bash',
-      allowed: 'echo hi > out.txt',
-      denied: 'rm -rf keep',
-      toolUseIds: [ECHO_ID, RM_ID],
+      calls: [
+        { command: 'echo hi > out.txt', id: ECHO_ID, verdict: 'allowed' },
+        { command: 'rm -rf keep', id: RM_ID, verdict: 'denied' },
+        { command: 'touch approved.txt', id: TOUCH_ID, verdict: 'approved' },
+      ],
       prompt: PROMPT,
     });
   }, 120_000);
 });
+
+/**
+ * Waits (while the agent runs) for the hook's approval request in the ledger, then runs the real
+ * `witness approve` with the approver's key, as a person would from another terminal.
+ */
+async function approveWhenRequested(db: string, keyFile: string, home: string, running: Promise<unknown>): Promise<CliResult> {
+  let done = false;
+  void running.finally(() => (done = true));
+  while (!done) {
+    const request = fs.existsSync(db) ? (await readEvents(db)).find((e) => e.kind === 'approval.request') : undefined;
+    if (request !== undefined) return runBin(['approve', request.id, '--key', keyFile, '--store', `sqlite:${db}`], { env: { HOME: home } });
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('Claude Code ended before the hook recorded an approval request.');
+}

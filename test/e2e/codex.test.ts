@@ -128,9 +128,10 @@ describe('Codex (the real CLI) with witness hook installed', () => {
       stream: `codex:e2e-laptop:${threadId!}`,
       agent: 'e2e-laptop',
       tool: 'Bash',
-      allowed: 'echo hi > out.txt',
-      denied: 'rm -rf keep',
-      toolUseIds: [ECHO_ID, RM_ID],
+      calls: [
+        { command: 'echo hi > out.txt', id: ECHO_ID, verdict: 'allowed' },
+        { command: 'rm -rf keep', id: RM_ID, verdict: 'denied' },
+      ],
       prompt: PROMPT,
     });
   }, 120_000);

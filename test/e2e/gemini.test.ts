@@ -110,8 +110,10 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
       stream: `gemini:e2e-laptop:${result.session_id}`,
       agent: 'e2e-laptop',
       tool: 'run_shell_command',
-      allowed: 'echo hi > out.txt',
-      denied: 'rm -rf keep',
+      calls: [
+        { command: 'echo hi > out.txt', verdict: 'allowed' },
+        { command: 'rm -rf keep', verdict: 'denied' },
+      ],
       prompt: PROMPT,
     });
   }, 120_000);
