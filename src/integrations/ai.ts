@@ -2,7 +2,7 @@ import type { LanguageModelMiddleware } from 'ai';
 import { wrapLanguageModel } from 'ai';
 import type { Session } from '../recorder/index.js';
 import { parseArguments, recordOf } from './observe.js';
-import { recordCall, type Answer, type CallFacts } from './record-call.js';
+import { recordCall, surface, type Answer, type CallFacts, type Verdict } from './record-call.js';
 
 export { toolCallParent } from './record-call.js';
 
@@ -34,14 +34,17 @@ export function witnessMiddleware(session: Session): LanguageModelMiddleware {
       try {
         result = await doGenerate();
       } catch (err) {
-        recordCall(session, facts, failure(err), performance.now() - started);
+        void recordCall(session, facts, failure(err), performance.now() - started);
         throw err;
       }
+      let verdict: Promise<Verdict> | undefined;
       try {
-        recordCall(session, facts, generatedAnswer(result), performance.now() - started);
+        verdict = recordCall(session, facts, generatedAnswer(result), performance.now() - started);
       } catch {
         // Recording never breaks the agent's call.
       }
+      // Only a strict recorder's refusal of the record rejects here, once the answer is in.
+      await surface(verdict);
       return result;
     },
     async wrapStream({ doStream, params, model }) {
@@ -51,7 +54,7 @@ export function witnessMiddleware(session: Session): LanguageModelMiddleware {
       try {
         result = await doStream();
       } catch (err) {
-        recordCall(session, facts, failure(err), performance.now() - started);
+        void recordCall(session, facts, failure(err), performance.now() - started);
         throw err;
       }
       return { ...result, stream: observed(result.stream, session, facts, started, requestIdOf(result.response?.headers)) };
@@ -169,13 +172,13 @@ function observed(source: ReadableStream<StreamPart>, session: Session, facts: C
   const reader = source.getReader();
   let firstChunkMs: number | undefined;
   let recorded = false;
-  const finish = (error?: unknown): void => {
-    if (recorded) return;
+  const finish = (error?: unknown): Promise<Verdict> | undefined => {
+    if (recorded) return undefined;
     recorded = true;
     try {
       const { complete, ...answer } = acc.answer();
       const err = error ?? answer.error;
-      recordCall(
+      return recordCall(
         session,
         facts,
         { ...answer, requestId, firstChunkMs, ...(complete && err === undefined ? {} : { partial: true }), ...(err === undefined ? {} : { error: failure(err).error }) },
@@ -183,6 +186,7 @@ function observed(source: ReadableStream<StreamPart>, session: Session, facts: C
       );
     } catch {
       // Recording never breaks the agent's stream.
+      return undefined;
     }
   };
   return new ReadableStream<StreamPart>(
@@ -192,11 +196,12 @@ function observed(source: ReadableStream<StreamPart>, session: Session, facts: C
         try {
           r = await reader.read();
         } catch (err) {
-          finish(err);
+          void finish(err);
           throw err;
         }
         if (r.done) {
-          finish();
+          // Every part has reached the caller; a strict recorder's refusal errors the stream instead of closing it.
+          await surface(finish());
           controller.close();
           return;
         }
@@ -209,7 +214,7 @@ function observed(source: ReadableStream<StreamPart>, session: Session, facts: C
         controller.enqueue(r.value);
       },
       async cancel(reason) {
-        finish();
+        void finish();
         await reader.cancel(reason);
       },
     },

@@ -5,7 +5,7 @@ import type { LLMResult } from '@langchain/core/outputs';
 import { v7 as uuidv7 } from 'uuid';
 import type { Session } from '../recorder/index.js';
 import { parseArguments, recordOf } from './observe.js';
-import { recordCall, toolCallParent, type Answer, type CallFacts } from './record-call.js';
+import { recordCall, surface, toolCallParent, verdictOf, type Answer, type CallFacts, type Verdict } from './record-call.js';
 
 export { toolCallParent } from './record-call.js';
 
@@ -32,12 +32,16 @@ const MAX_OPEN_RUNS = 4096;
  * and every tool run as `tool.call` and `tool.result` in `session`; a tool run that carries the
  * model's tool call id links to the `llm.call` that requested it. Pass it in `callbacks`
  * (`model.invoke(messages, { callbacks: [handler] })`, or to an agent). Recording never fails the
- * run: the handler records without waiting for the write, and LangChain swallows its errors.
+ * run: the handler records without waiting for the write; only a strict recorder's refusal of a
+ * record is thrown, and raiseError makes LangChain fail the run with it (as a strict recorder
+ * rejects any other recording call) instead of only logging it.
  */
 export class WitnessCallbackHandler extends BaseCallbackHandler {
   name = 'witness';
   /** Handled inline (not on LangChain's background queue), so each record is queued before the run goes on. */
   override awaitHandlers = true;
+  /** The handler throws only a strict recorder's refusal (its own faults are caught): let it fail the run. */
+  override raiseError = true;
   private readonly llmRuns = new Map<string, LlmRun>();
   private readonly toolRuns = new Map<string, ToolRun>();
 
@@ -79,7 +83,7 @@ export class WitnessCallbackHandler extends BaseCallbackHandler {
     );
   }
 
-  override handleLLMEnd(output: LLMResult, runId: string): void {
+  override async handleLLMEnd(output: LLMResult, runId: string): Promise<void> {
     const run = take(this.llmRuns, runId);
     if (run === undefined) return;
     let answer: Answer;
@@ -88,48 +92,63 @@ export class WitnessCallbackHandler extends BaseCallbackHandler {
     } catch {
       answer = {};
     }
-    recordCall(this.session, run.facts, answer, performance.now() - run.started);
+    await surface(recordCall(this.session, run.facts, answer, performance.now() - run.started));
   }
 
-  override handleLLMError(err: Error, runId: string): void {
+  override async handleLLMError(err: Error, runId: string): Promise<void> {
     const run = take(this.llmRuns, runId);
     if (run === undefined) return;
     // An abort mid-stream ends here too: what had arrived is not in the error, so the record says partial.
-    recordCall(this.session, run.facts, { error: err, ...(run.facts.stream ? { partial: true } : {}) }, performance.now() - run.started);
+    // The model's error is the one the run fails with: a refusal of its record is not thrown over it.
+    void recordCall(this.session, run.facts, { error: err, ...(run.facts.stream ? { partial: true } : {}) }, performance.now() - run.started);
   }
 
-  override handleToolStart(tool: Serialized, input: string, runId: string, _parent?: string, _tags?: string[], _metadata?: Record<string, unknown>, runName?: string, toolCallId?: string): void {
+  override async handleToolStart(
+    tool: Serialized,
+    input: string,
+    runId: string,
+    _parent?: string,
+    _tags?: string[],
+    _metadata?: Record<string, unknown>,
+    runName?: string,
+    toolCallId?: string,
+  ): Promise<void> {
+    let verdict: Promise<Verdict> | undefined;
     try {
       const name = runName ?? serializedName(tool);
       const id = uuidv7();
       remember(this.toolRuns, runId, { id, name, started: performance.now() });
       const fields = { id, resource: name, action: name, outcome: 'pending' as const, ...toolCallParent(this.session, toolCallId) };
       const data = { tool: name, arguments: parseArguments(input), ...(toolCallId === undefined ? {} : { tool_call_id: toolCallId }) };
-      this.session.record('tool.call', data, fields).catch(() => undefined);
+      verdict = verdictOf(this.session.record('tool.call', data, fields));
     } catch {
       // Recording never breaks the agent's run.
     }
+    await surface(verdict);
   }
 
-  override handleToolEnd(output: unknown, runId: string): void {
+  override async handleToolEnd(output: unknown, runId: string): Promise<void> {
     const run = take(this.toolRuns, runId);
     if (run === undefined) return;
-    this.toolResult(run, { output: toolOutputOf(output), is_error: false }, 'success');
+    await this.toolResult(run, { output: toolOutputOf(output), is_error: false }, 'success');
   }
 
-  override handleToolError(err: Error, runId: string): void {
+  override async handleToolError(err: Error, runId: string): Promise<void> {
     const run = take(this.toolRuns, runId);
     if (run === undefined) return;
-    this.toolResult(run, { is_error: true, error: { message: err?.message ?? String(err), name: err?.name ?? 'Error' } }, 'error');
+    // The tool's error is the one the run fails with: a refusal of its record is not thrown over it.
+    await this.toolResult(run, { is_error: true, error: { message: err?.message ?? String(err), name: err?.name ?? 'Error' } }, 'error').catch(() => undefined);
   }
 
-  private toolResult(run: ToolRun, data: { is_error: boolean; output?: unknown; error?: { message: string; name: string } }, outcome: 'success' | 'error'): void {
+  private async toolResult(run: ToolRun, data: { is_error: boolean; output?: unknown; error?: { message: string; name: string } }, outcome: 'success' | 'error'): Promise<void> {
+    let verdict: Promise<Verdict> | undefined;
     try {
       const duration = Math.round((performance.now() - run.started) * 1000) / 1000;
-      this.session.record('tool.result', { tool: run.name, ...data, duration_ms: duration }, { parent: run.id, resource: run.name, action: run.name, outcome }).catch(() => undefined);
+      verdict = verdictOf(this.session.record('tool.result', { tool: run.name, ...data, duration_ms: duration }, { parent: run.id, resource: run.name, action: run.name, outcome }));
     } catch {
       // As above.
     }
+    await surface(verdict);
   }
 
   private startLlm(

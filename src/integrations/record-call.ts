@@ -30,6 +30,14 @@ export interface Answer {
   partial?: boolean;
   error?: unknown;
   firstChunkMs?: number | undefined;
+  /** The caller took the raw HTTP response (`.asResponse()`) and reads its body itself: the answer is not in the record. */
+  rawResponse?: boolean;
+}
+
+/** What the recorder made of an llm.call by the time the caller is handed its answer. */
+export interface Verdict {
+  /** The recorder's error when it rejected the record (a strict recorder): the wrapper rethrows it. */
+  refused?: unknown;
 }
 
 /** The provider's own call id of each requested tool call → the llm.call event that requested it, per session. */
@@ -50,23 +58,41 @@ export function toolCallParent(session: Session, toolCallId: string | undefined)
 }
 
 /**
+ * How many turns of the microtask queue the caller's answer waits for the recorder's verdict on
+ * its llm.call. The recorder checks a record synchronously and settles a refused one within a few
+ * turns (5 with this recorder, measured; test/integrations/wrapper-holes.test.ts fails if that
+ * grows past this), while an accepted one settles only at its commit: the wait ends here, with no timer and no
+ * I/O in it, so the caller never waits for the write.
+ */
+const VERDICT_TURNS = 16;
+
+/**
  * Records one `llm.call`. The event id is chosen here and the requested tool calls are linked to it
  * before the record is written, so a tool call the agent runs next finds its parent at once, and
  * the caller never waits for the write: the recorder queues it ahead of anything the agent records
- * after, and reports its own faults to onError, never to the agent.
+ * after. A record the recorder refuses (invalid, or the store gave up) takes its links back, so no
+ * tool call is linked to an id the ledger does not hold; the refusal is reported to onError by the
+ * recorder, or, strict, rejects the record, which the verdict carries for the wrapper to rethrow.
+ * The verdict settles within VERDICT_TURNS microtask turns; await it before handing the caller the
+ * answer, so that a refusal is known by then.
  */
-export function recordCall(session: Session, facts: CallFacts, answer: Answer, latencyMs: number): void {
+export function recordCall(session: Session, facts: CallFacts, answer: Answer, latencyMs: number): Promise<Verdict> {
   try {
     const id = uuidv7();
+    const linked: string[] = [];
+    let links = requested.get(session);
     if (answer.toolCalls !== undefined && answer.toolCalls.length > 0) {
-      let links = requested.get(session);
       if (links === undefined) requested.set(session, (links = new Map()));
       for (const c of answer.toolCalls) {
         if (c.id === undefined) continue;
         links.set(c.id, id);
+        linked.push(c.id);
         if (links.size > MAX_LINKS) links.delete(links.keys().next().value!);
       }
     }
+    const unlink = (): void => {
+      for (const c of linked) if (links?.get(c) === id) links.delete(c);
+    };
     const error = answer.error === undefined ? undefined : errorInfo(answer.error);
     const data = {
       provider: facts.provider,
@@ -85,16 +111,49 @@ export function recordCall(session: Session, facts: CallFacts, answer: Answer, l
       ...(answer.requestId === undefined || answer.requestId === null ? {} : { request_id: answer.requestId }),
       ...(facts.stream ? { stream: true } : {}),
       ...(answer.partial === true ? { partial: true } : {}),
+      ...(answer.rawResponse === true ? { raw_response: true } : {}),
       ...(error === undefined ? {} : { error }),
       ...(session.agent.version === undefined ? {} : { agent_version: session.agent.version }),
     };
     bound(data);
     const fields: EventFields = { id, resource: facts.provider, action: facts.method, outcome: error === undefined ? 'success' : 'error' };
-    // A strict recorder rejects instead of reporting; the agent's call must not fail for it.
-    session.record('llm.call', data, fields).catch(() => undefined);
+    return verdictOf(session.record('llm.call', data, fields), unlink);
   } catch {
     // Recording never breaks the agent's call (a hostile getter, a cycle in its parameters).
+    return Promise.resolve({});
   }
+}
+
+/**
+ * The recorder's verdict on a record it was handed (`receipt`, the promise `session.record`
+ * returned), as far as it is known within VERDICT_TURNS microtask turns; `refused` runs when the
+ * record is refused, whenever that is.
+ */
+export function verdictOf(receipt: Promise<unknown>, refused: () => void = () => undefined): Promise<Verdict> {
+  const verdict = receipt.then(
+    (r): Verdict => {
+      if (r === undefined) refused();
+      return {};
+    },
+    (err: unknown): Verdict => {
+      refused();
+      return { refused: err };
+    },
+  );
+  return within(verdict, VERDICT_TURNS, {});
+}
+
+/** Rethrows a strict recorder's refusal of the record; anything else lets the caller's answer through. */
+export async function surface(verdict: Promise<Verdict> | undefined): Promise<void> {
+  const v = verdict === undefined ? undefined : await verdict;
+  if (v?.refused !== undefined) throw v.refused;
+}
+
+/** `promise`'s value if it settles within `turns` turns of the microtask queue, else `otherwise`. */
+function within<T>(promise: Promise<T>, turns: number, otherwise: T): Promise<T> {
+  let late = Promise.resolve(otherwise);
+  for (let i = 1; i < turns; i++) late = late.then((x) => x);
+  return Promise.race([promise, late]);
 }
 
 /**

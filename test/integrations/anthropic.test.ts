@@ -234,7 +234,7 @@ describe('recordAnthropic', () => {
     expect(ev!.data).not.toHaveProperty('error');
   });
 
-  it('keeps withResponse() and asResponse(): the raw body stays unread for the caller, and a call read only that way is not recorded', async () => {
+  it('keeps withResponse() and asResponse(): the raw body stays unread for the caller, and a call read only that way is recorded without its answer', async () => {
     const s = await fresh();
     const client = recordAnthropic(bare(), s);
     server.next(messageAnswer());
@@ -246,7 +246,10 @@ describe('recordAnthropic', () => {
     server.next(messageAnswer());
     const raw = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).asResponse();
     expect(((await raw.json()) as { id: string }).id).toBe('msg_01XFDUDYJgAACzvnptvVoYEL');
-    expect(await llmCalls(s)).toHaveLength(1);
+    const [, rawCall, ...more] = await llmCalls(s);
+    expect(more).toEqual([]);
+    expect(rawCall!.data).toMatchObject({ raw_response: true, request_id: 'req_018EeWyXxfu5pfWkrYcMdjWG' });
+    expect(rawCall!.data).not.toHaveProperty('output');
   });
 
   it('records a connection failure (no provider listening) as an error and rethrows the SDK APIConnectionError', async () => {
