@@ -14,6 +14,7 @@ export {
   type GovernanceRule,
   type RecorderKind,
 } from './governance.js';
+export { EXPIRY_RECORDER, HONOURED_REQUEST_RECORDERS, PERSON_DECISION_RECORDERS, honouredDecision, isHonouredRequest, statedDecision, type HonouredDecision } from './honoured-approvals.js';
 export { canonicalize, canonicalBytes, isWellFormedString, toJsonValue, type JsonValue } from './canonical-json.js';
 export { strictParse } from './strict-json.js';
 export { EVENT_DOMAIN, GENESIS_DOMAIN, SALT_BYTES, eventHash, genesisHash, newSalt, payloadDigest, sha256, sha256Hex } from './chain.js';

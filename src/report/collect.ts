@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { GOVERNANCE_RULES, isApprovalRecord, isGovernanceRecord, type EventKind, type StoredEvent } from '../core/index.js';
+import { GOVERNANCE_RULES, honouredDecision, isGovernanceRecord, isHonouredRequest, statedDecision, type EventKind, type HonouredDecision, type StoredEvent } from '../core/index.js';
 import { POPULATIONS, PopulationBuilder, ScopeTracker, inPopulation, type BundleMode, type BundleScope, type PopulationDefinition, type Span } from '../export/index.js';
 import { views } from '../server/index.js';
 import { toStored, type Ledger } from '../store/index.js';
@@ -85,8 +85,8 @@ export interface ReportFacts {
   /**
    * Records of governance kinds that no reader of the ledger honours (core's isGovernanceRecord:
    * a halt, resume, hold, purge, retention rule or key rotation outside its witness.* stream or
-   * from another recorder; isApprovalRecord: an approval request not the gateway's, a decision not
-   * by a person through the CLI or the server, an expiry not the gateway's). Counted nowhere else
+   * from another recorder; isHonouredRequest and honouredDecision: an approval request not the
+   * gateway's, a decision not by a person through the CLI or the server, an expiry not the gateway's). Counted nowhere else
    * in the report; the populations include them as recorded.
    */
   outOfPlace: Capped<Ev>;
@@ -185,12 +185,10 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
       const c = views.countEvents([e]);
       f.counts.events += c.events;
       f.counts.toolCalls += c.toolCalls;
-      // A record no reader honours is counted in outOfPlace alone (countEvents already leaves out
-      // the decisions nobody honours; this keeps the two rules from drifting apart).
-      if (honoured(e)) {
-        f.counts.denials += c.denials;
-        f.counts.approvals += c.approvals;
-      }
+      // countEvents counts approvals and refusals by core's honouredDecision, as `honoured` judges
+      // them here: a decision nobody honours is counted in outOfPlace alone.
+      f.counts.denials += c.denials;
+      f.counts.approvals += c.approvals;
       for (const p of POPULATIONS) {
         if (!inPopulation(p, e)) continue;
         bump(f.populationMonths.get(p.name)!, monthOf(e.ts));
@@ -235,19 +233,24 @@ export async function collectFacts(ledger: Ledger, o: CollectOptions): Promise<R
 }
 
 /**
+ * An approval.decision as Witness honours it (core's honouredDecision, as the session counts and the
+ * overview judge it), judged without its request, which the report's window may not hold: a person's
+ * approval or denial through the CLI or the server, an expiry by the gateway. Read from the header's
+ * outcome where the export withholds the payload (statedDecision).
+ */
+function decisionOf(e: Ev): HonouredDecision | undefined {
+  return honouredDecision(statedDecision(e), e.recorder?.kind);
+}
+
+/**
  * Whether readers of the ledger honour `e`, a record of a governance kind, where it is; true for
  * every other record. Read from the header (a withheld export reads the same), but for a
  * config.change, which is a retention rule only when its payload says so: any recorder may record
  * a model or prompt change anywhere.
  */
 export function honoured(e: Ev): boolean {
-  if (e.kind === 'approval.request') return isApprovalRecord(e);
-  if (e.kind === 'approval.decision') {
-    if (!isApprovalRecord(e)) return false;
-    // The gateway records only expiries; a person's approval or denial comes through the CLI or the server.
-    const expiry = e.outcome === 'expired' || e.data?.['decision'] === 'expired';
-    return expiry === (e.recorder?.kind === 'gateway');
-  }
+  if (e.kind === 'approval.request') return isHonouredRequest(e.recorder?.kind);
+  if (e.kind === 'approval.decision') return decisionOf(e) !== undefined;
   if (GOVERNANCE_RULES[e.kind as EventKind] === undefined) return true;
   if (e.kind === 'config.change' && str(e.data?.['target']) !== 'retention') return true;
   return isGovernanceRecord(e);
@@ -265,15 +268,14 @@ function collectKind(f: ReportFacts, e: Ev, mode: BundleMode, requested: Map<str
       requested.set(e.id, Date.parse(e.ts));
       break;
     case 'approval.decision': {
-      // From the header, so a withheld export reads the same: the approvals module stamps outcome
-      // success (approved), denied or expired, and links the decision to its request by `parent`.
-      if (e.outcome === 'expired') a.expired++;
-      else if (e.outcome === 'denied') a.denied++;
-      else a.approved++;
+      // As `honoured` judged it (so a withheld export reads the same); the approvals module links
+      // the decision to its request by `parent`.
+      const d = decisionOf(e);
+      if (d !== undefined) a[d]++;
       if (e.parent !== undefined) {
         decided.add(e.parent);
         const asked = requested.get(e.parent);
-        if (asked !== undefined && e.outcome !== 'expired') a.waits.push(Date.parse(e.ts) - asked);
+        if (asked !== undefined && d !== 'expired') a.waits.push(Date.parse(e.ts) - asked);
       }
       break;
     }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { fingerprintOf, type ApprovalView } from '../../approvals/index.js';
-import { OUTCOMES, isApprovalRecord, type StoredEvent, type VerifyReport } from '../../core/index.js';
+import { OUTCOMES, honouredDecision, isHonouredRequest, statedDecision, type HonouredDecision, type StoredEvent, type VerifyReport } from '../../core/index.js';
 import { showTime } from './format.js';
 import type { IntegrityBadge, OverviewBucket, PendingApproval, SessionCounts, SessionFilters, SessionRow, SignerView, VerificationView } from './model.js';
 
@@ -12,28 +12,26 @@ import type { IntegrityBadge, OverviewBucket, PendingApproval, SessionCounts, Se
 type Ev = StoredEvent;
 
 /**
- * An approval.decision as the rest of Witness honours it (core's isApprovalRecord, the report's
- * `honoured`): a person's approval or denial recorded through the CLI or the server, an expiry
- * recorded by the gateway, which records nothing else. One an agent wrote straight into the ledger,
- * or with no recorder, is shown as recorded but counted as no approval or refusal. Whether a
- * person's signature holds is the session page's judgement (decisionProblem), not the totals'.
+ * An approval.decision as the rest of Witness honours it (core's honouredDecision, which the session
+ * counts and the report apply too): a person's approval or denial recorded through the CLI or the
+ * server, an expiry recorded by the gateway. Judged without its request, which a window of the
+ * ledger may not hold. One an agent wrote straight into the ledger, or with no recorder, is shown as
+ * recorded but counted as no approval or refusal. Read from the header's outcome where the payload
+ * is withheld or purged (statedDecision), so a bundle's report counts the same either way.
  */
-function honouredDecision(e: Ev): 'approved' | 'denied' | 'expired' | undefined {
-  if (e.kind !== 'approval.decision' || !isApprovalRecord(e)) return undefined;
-  const d = e.data?.['decision'];
-  if (d !== 'approved' && d !== 'denied' && d !== 'expired') return undefined;
-  return (d === 'expired') === (e.recorder?.kind === 'gateway') ? d : undefined;
+function decisionOf(e: Ev): HonouredDecision | undefined {
+  return e.kind === 'approval.decision' ? honouredDecision(statedDecision(e), e.recorder?.kind) : undefined;
 }
 
 /** A person's denial, a policy denial, an expiry: a call that was refused. */
 function isDenial(e: Ev): boolean {
   if (e.kind === 'policy.decision') return (e.policy?.decision ?? e.data?.['decision']) === 'deny';
-  const d = honouredDecision(e);
+  const d = decisionOf(e);
   return d === 'denied' || d === 'expired';
 }
 
 function isApproval(e: Ev): boolean {
-  return honouredDecision(e) === 'approved';
+  return decisionOf(e) === 'approved';
 }
 
 export function countEvents(events: Iterable<Ev>): SessionCounts {
@@ -76,9 +74,9 @@ export interface OverviewOptions {
 /**
  * Counts per time bucket over [from, to). Approval waits are measured from the request's `ts` to a
  * person's decision (`decided_at`, else the decision's `ts`), and counted in the decision's bucket.
- * Only the gateway's requests start a wait (core's isApprovalRecord, as the approvals queue reads
+ * Only the gateway's requests start a wait (core's isHonouredRequest, as the approvals queue reads
  * them): a request any other recorder wrote held no call, and one naming a genuine request's id
- * would move that request's start. Only a person's honoured decision ends one (honouredDecision).
+ * would move that request's start. Only a person's honoured decision ends one (decisionOf).
  */
 export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions): OverviewBucket[] {
   const from = Date.parse(options.from);
@@ -97,7 +95,7 @@ export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions):
   const waits = Array.from({ length: n }, () => ({ total: 0, count: 0 }));
   const requested = new Map<string, number>();
   for (const e of events) {
-    if (e.kind === 'approval.request' && isApprovalRecord(e)) {
+    if (e.kind === 'approval.request' && isHonouredRequest(e.recorder?.kind)) {
       const id = e.data?.['request_id'];
       if (typeof id === 'string') requested.set(id, Date.parse(e.ts));
     }
@@ -110,7 +108,7 @@ export function overviewBuckets(events: Iterable<Ev>, options: OverviewOptions):
     if (isDenial(e)) b.denials += 1;
     if (isApproval(e)) b.approvals += 1;
     if (e.kind === 'error' && RECORDING_SOURCES.has(e.data?.['source'])) b.recordingErrors += 1;
-    const decided = honouredDecision(e);
+    const decided = decisionOf(e);
     if (decided === 'approved' || decided === 'denied') {
       const asked = requested.get(String(e.data?.['request_id']));
       const decidedAt = typeof e.data?.['decided_at'] === 'string' ? Date.parse(e.data['decided_at']) : t;

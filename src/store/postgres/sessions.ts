@@ -1,6 +1,7 @@
 import { decodeSessionCursor, encodeSessionCursor } from '../cursor.js';
 import type { SessionFilter, SessionPage, SessionPageRequest, SessionSummary } from '../ledger.js';
-import { COUNTED_REQUEST_RECORDERS, EXPIRY_RECORDER, PERSON_DECISION_RECORDERS, SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
+import { EXPIRY_RECORDER, HONOURED_REQUEST_RECORDERS, PERSON_DECISION_RECORDERS } from '../../core/index.js';
+import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
 
 /**
  * The session list over `events` alone, with no table of its own (PostgreSQL maintains the
@@ -52,12 +53,13 @@ export function pgSessionsSql(filter: SessionFilter, page: SessionPageRequest, c
   has('outcome', filter.outcome);
   if (filter.since !== undefined) where.push(`(SELECT l.ts FROM events l WHERE l.stream = e.stream ORDER BY l.seq DESC LIMIT 1) >= ${arg(filter.since)}`);
   if (filter.ended !== undefined) where.push(`EXISTS (SELECT 1 FROM stream_heads h WHERE h.stream = e.stream AND h.ended = ${arg(filter.ended)})`);
-  // Only the approval records the rest of Witness honours (../sessions.ts countedRequest and
-  // countedDecision, the same rule as the SQLite fold), read from the hashed headers: the request a
-  // decision's parent names is one probe of the id index, and only for the session's decisions.
+  // Only the approval records the rest of Witness honours (core's isHonouredRequest and
+  // honouredDecision, which the SQLite fold calls; the contract suite holds this SQL to the same
+  // answers), read from the hashed headers: the request a decision's parent names is one probe of
+  // the id index, and only for the session's decisions.
   const recorderOf = (alias: string) => `(${alias}.header::jsonb -> 'recorder' ->> 'kind')`;
   const anyOf = (kinds: readonly string[]) => `ANY(${arg([...kinds])}::text[])`;
-  const honouredRequest = `EXISTS (SELECT 1 FROM events q WHERE q.id = (f.header::jsonb ->> 'parent') AND q.stream = f.stream AND q.kind = 'approval.request' AND q.pos >= 0 AND ${recorderOf('q')} = ${anyOf(COUNTED_REQUEST_RECORDERS)})`;
+  const honouredRequest = `EXISTS (SELECT 1 FROM events q WHERE q.id = (f.header::jsonb ->> 'parent') AND q.stream = f.stream AND q.kind = 'approval.request' AND q.pos >= 0 AND ${recorderOf('q')} = ${anyOf(HONOURED_REQUEST_RECORDERS)})`;
   const decision = (d: 'approved' | 'denied' | 'expired') =>
     `count(*) FILTER (WHERE f.kind = 'approval.decision' AND f.data::jsonb ->> 'decision' = '${d}' AND ${recorderOf('f')} = ${d === 'expired' ? arg(EXPIRY_RECORDER) : anyOf(PERSON_DECISION_RECORDERS)} AND ${honouredRequest})::int`;
   const sql = `
@@ -72,7 +74,7 @@ CROSS JOIN LATERAL (
     count(*) FILTER (WHERE f.kind = 'tool.call')::int AS tool_calls,
     count(*) FILTER (WHERE f.outcome = 'denied')::int AS denials,
     count(*) FILTER (WHERE f.kind = 'error' OR f.outcome = 'error')::int AS errors,
-    count(*) FILTER (WHERE f.kind = 'approval.request' AND ${recorderOf('f')} = ${anyOf(COUNTED_REQUEST_RECORDERS)})::int AS requested,
+    count(*) FILTER (WHERE f.kind = 'approval.request' AND ${recorderOf('f')} = ${anyOf(HONOURED_REQUEST_RECORDERS)})::int AS requested,
     ${decision('approved')} AS approved, ${decision('denied')} AS denied, ${decision('expired')} AS expired,
     bool_or(f.kind = 'session.end') AS ended,
     max(CASE WHEN f.kind = 'session.end' THEN f.data::jsonb ->> 'reason' END) AS end_reason,

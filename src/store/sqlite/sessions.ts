@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import { decodeSessionCursor, encodeSessionCursor } from '../cursor.js';
 import type { SessionFilter, SessionPage, SessionPageRequest, SessionSummary } from '../ledger.js';
-import { SYSTEM_STREAM_PREFIX, countedDecision, countedRequest, sessionLimit } from '../sessions.js';
+import { honouredDecision, isHonouredRequest } from '../../core/index.js';
+import { SYSTEM_STREAM_PREFIX, sessionLimit } from '../sessions.js';
 
 /**
  * The session list: one row per stream with its counts (`session_index`), and which agents,
@@ -56,7 +57,7 @@ const UPTO_KEY = 'sessions_indexed_upto';
  * evaluates both sides, and parsing every payload made a 5,000-event tail cost 22 ms instead of
  * 0.6, measured). For approval records also who recorded them, and for a decision who recorded the
  * request its `parent` names in the same stream (one probe of the id index), from the hashed
- * headers: the counts take only what the rest of Witness honours (countedRequest, countedDecision).
+ * headers: the counts take only what the rest of Witness honours (core's isHonouredRequest, honouredDecision).
  * Only approval records pay for it: reading a 5,100-event tail took 8 ms with none, and with one
  * event in 25 an approval record 12 ms instead of 8 (fastest of 40, a loaded 2-core machine).
  * A payload or header that is not valid JSON counts as absent: a damaged row is verify's to report,
@@ -163,9 +164,9 @@ function foldOne(into: Map<string, Folded>, [pos, stream, seq, ts, kind, agent, 
   if (kind === 'tool.call') a.tool_calls++;
   if (outcome === 'denied') a.denials++;
   if (kind === 'error' || outcome === 'error') a.errors++;
-  if (kind === 'approval.request' && countedRequest(recorder)) a.requested++;
+  if (kind === 'approval.request' && isHonouredRequest(recorder)) a.requested++;
   if (kind === 'approval.decision') {
-    const counted = countedDecision(detail, recorder, requestRecorder);
+    const counted = honouredDecision(detail, recorder, { recorder: requestRecorder });
     if (counted !== undefined) a[counted]++;
   }
   if (kind === 'session.end') {
@@ -209,8 +210,8 @@ export function hasSessionIndex(db: Database.Database): boolean {
 
 /**
  * Which rule folded the rows (`meta.sessions_fold`): none (an older Witness) counted every approval
- * record whoever wrote it; 2 counts only what the rest of Witness honours (countedRequest,
- * countedDecision). Rows folded by another rule are not this Witness's to read, list or check.
+ * record whoever wrote it; 2 counts only what the rest of Witness honours (core's isHonouredRequest,
+ * honouredDecision). Rows folded by another rule are not this Witness's to read, list or check.
  */
 const FOLD_KEY = 'sessions_fold';
 export const SESSIONS_FOLD = 2;
