@@ -175,6 +175,20 @@ describe('inputs and outputs over the ledger limits', () => {
     expect((await verifyFile(db)).ok).toBe(true);
   }, 60_000);
 
+  it('records a prompt over 1 MiB as its head and an artifact instead of refusing it under --fail closed', async () => {
+    const db = tempDb(dir);
+    const prompt = `Summarise this log:\n${'line of log\n'.repeat(100_000)}`;
+    const r = await hook({ ...base, hook_event_name: 'UserPromptSubmit', prompt }, ['--store', `sqlite:${db}`, '--fail', 'closed']);
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: '' });
+    const note = (await readEvents(db)).find((e) => e.kind === 'note')!;
+    const data = note.data as { text: string; text_artifact: { $artifact: string; bytes: number } };
+    expect(data.text.startsWith('Summarise this log:\nline of log\n')).toBe(true);
+    expect(data.text.length).toBeLessThan(5000);
+    expect(data.text_artifact.bytes).toBe(Buffer.byteLength(prompt));
+    expect(note.artifacts?.[0]?.sha256).toBe(data.text_artifact.$artifact);
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 30_000);
+
   it('answers a payload over 16 MiB as --fail says (exit 0 open, exit 2 closed) and records the fault', async () => {
     const db = tempDb(dir);
     const big = JSON.stringify({ ...base, hook_event_name: 'PostToolUse', tool_name: 'Bash', tool_input: {}, tool_response: 'z'.repeat(17 * 1024 * 1024) });

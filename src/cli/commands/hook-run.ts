@@ -253,12 +253,16 @@ async function handle(w: Witness, o: HookRunOptions, ev: HookEvent, e: Evaluatio
       if (ev.reason !== undefined) recorded(await s.record('note', { text: `${o.agentKind} session ended: ${ev.reason}.`, client_claims: claims }), 'note');
       recorded(await s.end({ reason: 'completed' }), 'session.end');
       return { decision: 'allow' };
-    case 'prompt':
-      recorded(await s.record('note', { text: ev.prompt, level: 'info', client_claims: claims }, { action: 'user_prompt' }), 'prompt');
+    case 'prompt': {
+      const t = await recordableText(w, ev.prompt, 'note.prompt');
+      recorded(await s.record('note', { ...t.data, level: 'info', client_claims: claims }, { action: 'user_prompt', ...artifactsOf(t) }), 'prompt');
       return { decision: 'allow' };
-    case 'other':
-      recorded(await s.record('note', { text: ev.text ?? `${o.agentKind} ${ev.event}.`, client_claims: claims }, { action: ev.event }), 'note');
+    }
+    case 'other': {
+      const t = await recordableText(w, ev.text ?? `${o.agentKind} ${ev.event}.`, 'note.text');
+      recorded(await s.record('note', { ...t.data, client_claims: claims }, { action: ev.event, ...artifactsOf(t) }), 'note');
       return { decision: 'allow' };
+    }
     case 'tool.after': {
       const callId = await findCall(w, stream, ev.callRef);
       const out: Recordable = ev.output === undefined ? { value: null, plain: null } : await recordable(w, ev.output, 'tool.result.output');
@@ -342,7 +346,26 @@ async function recordable(w: Witness, value: unknown, role: string): Promise<Rec
   return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, plain, artifact };
 }
 
-const artifactsOf = (r: Recordable): { artifacts?: ArtifactRef[] } => (r.artifact === undefined ? {} : { artifacts: [r.artifact] });
+const artifactsOf = (r: { artifact?: ArtifactRef | undefined }): { artifacts?: ArtifactRef[] } => (r.artifact === undefined ? {} : { artifacts: [r.artifact] });
+
+/** How much of a text spilled to an artifact stays inline, so the note still reads as what it was. */
+const TEXT_HEAD_CHARS = 4096;
+
+/**
+ * A prompt or a notice as a note's `text`: redacted and well formed, and over SPILL_BYTES stored
+ * whole as an artifact (`text_artifact`) with its head inline, instead of a note the ledger refuses
+ * (which under --fail closed would refuse the user's prompt).
+ */
+async function recordableText(w: Witness, text: string, role: string): Promise<{ data: { text: string; text_artifact?: unknown }; artifact?: ArtifactRef }> {
+  const redacted = w.redactData(wellFormed(text)) as string;
+  if (redacted.length <= SPILL_BYTES / 3 || Buffer.byteLength(redacted) <= SPILL_BYTES) return { data: { text: redacted } };
+  const artifact = await w.storeArtifact(Buffer.from(redacted), 'text/plain; charset=utf-8', role);
+  const head = wellFormed(redacted.slice(0, TEXT_HEAD_CHARS));
+  return {
+    data: { text: `${head}… [${artifact.bytes} bytes in all, in artifact ${artifact.sha256}]`, text_artifact: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime } },
+    artifact,
+  };
+}
 
 async function toolBefore(
   w: Witness,
