@@ -69,7 +69,7 @@ export function addCodexHooks(text: string | undefined, command: string, timeout
   return { text: `${JSON.stringify(doc, null, 2)}\n`, events };
 }
 
-/** Removes every Witness hook group (and an event or `hooks` left empty by that). */
+/** Removes every Witness hook entry (and a group, an event or `hooks` left empty by that). */
 export function removeCodexHooks(text: string, file = 'hooks.json'): SettingsChange {
   const doc = parseHooksFile(text, file);
   const hooks = doc['hooks'];
@@ -78,7 +78,12 @@ export function removeCodexHooks(text: string, file = 'hooks.json'): SettingsCha
   const events: string[] = [];
   for (const [event, groups] of Object.entries(h)) {
     if (!Array.isArray(groups) || !groups.some(isOurs)) continue;
-    const kept = groups.filter((g) => !isOurs(g));
+    // Only Witness's entries go: a hook the user put into Witness's group stays, in that group (issue 16 review, M4 U5).
+    const kept = groups.flatMap((g) => {
+      if (!isOurs(g)) return [g];
+      const rest = ((g as { hooks: unknown[] }).hooks ?? []).filter((e) => !isWitnessHookCommand((e as { command?: unknown } | null)?.command, 'codex'));
+      return rest.length === 0 ? [] : [{ ...(g as Json), hooks: rest }];
+    });
     if (kept.length === 0) delete h[event];
     else h[event] = kept;
     events.push(event);
