@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { OtlpSender, SpanMapper, sendEvents, type ExportableEvent, type OtlpSenderOptions } from './otlp-export.js';
+import { OtlpSender, SpanMapper, sendEvents, type ExportableEvent, type OtlpExportError, type OtlpSenderOptions } from './otlp-export.js';
 
 /**
  * Continuous OTLP export (`witness serve --otlp-export URL`): follows the ledger by polling, as the
@@ -9,8 +9,11 @@ import { OtlpSender, SpanMapper, sendEvents, type ExportableEvent, type OtlpSend
  *
  * Delivery is at least once: the position is saved in the state file after the endpoint accepts a
  * batch, so a crash between the two sends that batch again on restart (same span ids, derived from
- * the events), and nothing is ever skipped. It runs beside ingest and never holds it up: a slow or
- * absent endpoint only delays the export, which resumes from the saved position.
+ * the events), and nothing is skipped unless the backend refuses it for good: a span refused with a
+ * 4xx that is about the batch (sendEvents' onRefused) is handed to `onSkipped`, to be recorded as a
+ * gap, and the export goes on past it instead of stalling at it for ever. It runs beside ingest and
+ * never holds it up: a slow or absent endpoint only delays the export, which resumes from the saved
+ * position.
  */
 export interface FollowSource {
   /** The ledger's origin: names the traces, and ties the state file to this ledger. */
@@ -30,6 +33,12 @@ export interface FollowOptions extends OtlpSenderOptions {
   onSent?: (count: number, next: number) => void;
   /** One sentence per failed pass; the next pass retries from the saved position. */
   onError?: (message: string) => void;
+  /**
+   * A span the backend refused for good, passed over (leaves `from` to `to`, `to` excluded).
+   * Awaited before the position moves past it, so a record of the gap is written first; when it
+   * throws, the pass fails and the span is tried again next pass.
+   */
+  onSkipped?: (from: number, to: number, error: OtlpExportError) => Promise<void> | void;
 }
 
 const FollowState = z.object({ origin: z.string(), next: z.number().int().nonnegative(), url: z.string().optional() });
@@ -94,11 +103,18 @@ export class OtlpFollower {
   /** One pass: everything committed since the saved position. */
   async pass(): Promise<number> {
     this.mapper.checkpointSize = await this.source.checkpointSize();
-    return sendEvents(this.source.read(this.next), this.mapper, this.sender, (next, count) => {
-      this.next = next;
-      writeFollowState(this.options.stateFile, { origin: this.source.origin, next, url: this.sender.url });
-      this.options.onSent?.(count, next);
-    });
+    const onSkipped = this.options.onSkipped;
+    return sendEvents(
+      this.source.read(this.next),
+      this.mapper,
+      this.sender,
+      (next, count) => {
+        this.next = next;
+        writeFollowState(this.options.stateFile, { origin: this.source.origin, next, url: this.sender.url });
+        this.options.onSent?.(count, next);
+      },
+      onSkipped === undefined ? undefined : (pos, e) => onSkipped(pos, pos + 1, e),
+    );
   }
 
   start(): void {

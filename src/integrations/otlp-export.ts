@@ -49,15 +49,34 @@ export interface SpanContextOptions {
   withholdData?: boolean;
 }
 
-/** Why an export failed, as one sentence; `kind` tells unreachable from refused. */
+/**
+ * HTTP statuses that say the endpoint or its credentials are wrong, or that it is busy, not that
+ * this batch is bad: the same batch (and every one after it) is worth sending again once that is
+ * fixed, so they stop the export instead of skipping events.
+ */
+const ABOUT_THE_ENDPOINT = new Set([401, 403, 404, 405, 407, 408, 429]);
+
+/** Why an export failed, as one sentence; `kind` tells unreachable from refused, `status` is the HTTP status of a refusal. */
 export class OtlpExportError extends Error {
   constructor(
     readonly kind: 'unreachable' | 'refused',
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = 'OtlpExportError';
+    this.status = options?.status;
+  }
+
+  readonly status: number | undefined;
+
+  /**
+   * The backend refused this batch for good: a 4xx other than those about the endpoint (above).
+   * OTLP exporters do not retry these either (https://opentelemetry.io/docs/specs/otlp/#failures-1);
+   * sent again unchanged, the batch would be refused again forever.
+   */
+  get permanent(): boolean {
+    return this.kind === 'refused' && this.status !== undefined && this.status >= 400 && this.status < 500 && !ABOUT_THE_ENDPOINT.has(this.status);
   }
 }
 
@@ -381,7 +400,10 @@ function describeFailure(url: string, error: Error | undefined): OtlpExportError
   const e = error as (Error & { code?: unknown; data?: unknown }) | undefined;
   if (typeof e?.code === 'number') {
     const body = typeof e.data === 'string' && e.data.trim() !== '' ? `: ${e.data.trim().slice(0, 200)}` : '';
-    return new OtlpExportError('refused', `The OTLP endpoint ${url} refused the spans with HTTP ${e.code}${body}; check the URL, the protocol and the --otlp-header credentials.`, { cause: e });
+    return new OtlpExportError('refused', `The OTLP endpoint ${url} refused the spans with HTTP ${e.code}${body}; check the URL, the protocol and the --otlp-header credentials.`, {
+      cause: e,
+      status: e.code,
+    });
   }
   const code = typeof e?.code === 'string' ? e.code : (e?.message ?? 'no answer');
   return new OtlpExportError('unreachable', `The OTLP endpoint ${url} could not be reached (${code}); check that the collector is running at that address, then export again.`, { cause: e });
@@ -399,18 +421,45 @@ export const OTLP_BATCH_BYTES = 3 * 1024 * 1024;
  * Sends every event of `pages` as spans, in order, a batch at a time; `onBatch` runs after each
  * batch is accepted with the position after its last event (what a follower saves). Stops at the
  * first batch that fails, throwing its sentence: what was sent before stays sent.
+ *
+ * With `onRefused`, a batch the backend refuses for good (OtlpExportError.permanent: a 400 or 413,
+ * say) does not stop the export: it is split in halves and each sent again, down to single spans,
+ * and each span still refused is handed to `onRefused` with its ledger position (to be recorded as
+ * a gap) and passed over. Without it, such a batch would be sent again from the same position on
+ * every pass, for ever.
  */
-export async function sendEvents(pages: AsyncIterable<ExportableEvent[]>, mapper: SpanMapper, sender: OtlpSender, onBatch?: (next: number, count: number) => Promise<void> | void): Promise<number> {
+export async function sendEvents(
+  pages: AsyncIterable<ExportableEvent[]>,
+  mapper: SpanMapper,
+  sender: OtlpSender,
+  onBatch?: (next: number, count: number) => Promise<void> | void,
+  onRefused?: (position: number, error: OtlpExportError) => Promise<void> | void,
+): Promise<number> {
   let sent = 0;
   let batch: ReadableSpan[] = [];
+  let positions: number[] = [];
   let bytes = 0;
   let next = -1;
+  const deliver = async (spans: ReadableSpan[], at: number[]): Promise<number> => {
+    try {
+      await sender.send(spans);
+      return spans.length;
+    } catch (e) {
+      if (onRefused === undefined || !(e instanceof OtlpExportError) || !e.permanent) throw e;
+      if (spans.length === 1) {
+        await onRefused(at[0]!, e);
+        return 0;
+      }
+      const half = Math.ceil(spans.length / 2);
+      return (await deliver(spans.slice(0, half), at.slice(0, half))) + (await deliver(spans.slice(half), at.slice(half)));
+    }
+  };
   const flush = async () => {
     if (batch.length === 0) return;
-    await sender.send(batch);
-    sent += batch.length;
-    const n = batch.length;
+    const n = await deliver(batch, positions);
+    sent += n;
     batch = [];
+    positions = [];
     bytes = 0;
     await onBatch?.(next, n);
   };
@@ -418,6 +467,7 @@ export async function sendEvents(pages: AsyncIterable<ExportableEvent[]>, mapper
     for (const ev of page) {
       const span = mapper.span(ev);
       batch.push(span);
+      positions.push(ev.pos);
       bytes += attributeBytes(span.attributes);
       next = ev.pos + 1;
       if (batch.length >= OTLP_BATCH || bytes >= OTLP_BATCH_BYTES) await flush();

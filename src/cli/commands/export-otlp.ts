@@ -1,7 +1,9 @@
 import os from 'node:os';
-import { WitnessError } from '../../core/index.js';
+import { SYSTEM_STREAM_PREFIX, WitnessError, type StoredEvent } from '../../core/index.js';
 import { AUDIT_STREAM, ScopeTracker, resolveSpan, type SpanScope } from '../../export/index.js';
 import { loadOtlpExport, loadOtlpFollow, type ExportableEvent, type OtlpProtocol } from '../../integrations/index.js';
+import { RECORDER_VERSION } from '../../recorder/index.js';
+import { maskEvent } from '../../server/index.js';
 import { toStored, type Ledger } from '../../store/index.js';
 import { type Io, jsonText } from '../output.js';
 import { idList, type ScopeFlags } from '../scope-flags.js';
@@ -41,6 +43,20 @@ export function otlpProtocol(value: string | undefined): OtlpProtocol {
   return p as OtlpProtocol;
 }
 
+/**
+ * What an OTLP export hands a trace backend, whose readers are developers: an event as the server
+ * shows it to the developer role (server/mask.ts: secrets redacted again, personal data masked,
+ * salts withheld), and none of Witness's own streams (`witness.*`: API-key records, audit-access
+ * records with people's search terms, approvals), which a developer does not read either, unless
+ * the export names that stream as a session (`--session witness.keys`).
+ */
+export const OTLP_EXPORT_ROLE = 'developer';
+
+function exportable(e: StoredEvent, named: readonly string[]): StoredEvent | undefined {
+  if (e.stream.startsWith(SYSTEM_STREAM_PREFIX) && !named.includes(e.stream)) return undefined;
+  return maskEvent(e);
+}
+
 /** The scope's events, a page at a time, as the span mapper reads them. */
 async function* scopedEvents(ledger: Ledger, scope: SpanScope, from: number, to: number, withhold: boolean): AsyncIterable<ExportableEvent[]> {
   const tracker = new ScopeTracker(scope);
@@ -52,8 +68,9 @@ async function* scopedEvents(ledger: Ledger, scope: SpanScope, from: number, to:
         done = true;
         break;
       }
-      const e = toStored(row);
-      if (tracker.inScope(e)) out.push(withhold ? { ...e, data: null } : e);
+      const stored = toStored(row);
+      const e = tracker.inScope(stored) ? exportable(stored, scope.sessions ?? []) : undefined;
+      if (e !== undefined) out.push({ ...e, pos: row.pos, ...(withhold ? { data: null } : {}) });
     }
     if (out.length > 0) yield out;
     if (done) return;
@@ -128,6 +145,7 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
           endpoint: sender.url,
           scope,
           mode: withhold ? 'withheld' : 'full',
+          masked_as: OTLP_EXPORT_ROLE,
           span,
           checkpoint: { size: checkpointSize },
           count: sent,
@@ -186,7 +204,29 @@ export async function otlpExportSetup(opts: ServeOtlpFlags, store: string): Prom
   return { url, protocol: otlpProtocol(opts.otlpExportProtocol), headers: otlpHeaders(opts.otlpExportHeader), stateFile, intervalMs: parseDuration(opts.otlpExportInterval, '--otlp-export-interval') };
 }
 
-/** Starts following `ledger`; each failed pass is one line on standard error and is retried from the saved position. */
+/** An `audit.access` record of the continuous export, in the stream the server records reads in; never the headers, which usually hold a credential. */
+async function recordServeExport(ledger: Ledger, setup: ServeOtlpSetup, outcome: 'success' | 'error', detail: Record<string, unknown>): Promise<void> {
+  await ledger.append([
+    {
+      stream: AUDIT_STREAM,
+      agent: { id: 'witness-server' },
+      recorder: { kind: 'server', version: RECORDER_VERSION },
+      kind: 'audit.access',
+      resource: 'otlp-export',
+      action: 'export',
+      outcome,
+      data: { actor: 'witness serve --otlp-export', operation: 'export', format: 'otlp', protocol: setup.protocol, endpoint: setup.url, mode: 'continuous', masked_as: OTLP_EXPORT_ROLE, ...detail },
+    },
+  ]);
+}
+
+/**
+ * Starts following `ledger`; each failed pass is one line on standard error and is retried from the
+ * saved position. Events go out as `exportable` makes them (masked as for a developer, no `witness.*`
+ * stream). The start is recorded as `audit.access` (operation export, mode continuous, the endpoint
+ * and the first leaf); a span the backend refuses for good is recorded the same way with outcome
+ * error, `skipped: {from, to}` and the reason, before the export moves past it.
+ */
 export async function startOtlpExport(setup: ServeOtlpSetup, ledger: Ledger, io: Io): Promise<{ stop(): Promise<void> }> {
   const { OtlpFollower } = await loadOtlpFollow();
   let failing = false;
@@ -196,7 +236,14 @@ export async function startOtlpExport(setup: ServeOtlpSetup, ledger: Ledger, io:
       {
         origin: ledger.info.origin,
         read: async function* (from: number) {
-          for await (const page of ledger.scan(from, 500)) yield page.map((row) => toStored(row));
+          for await (const page of ledger.scan(from, 500)) {
+            const out: ExportableEvent[] = [];
+            for (const row of page) {
+              const e = exportable(toStored(row), []);
+              if (e !== undefined) out.push({ ...e, pos: row.pos });
+            }
+            if (out.length > 0) yield out;
+          }
         },
         checkpointSize: async () => (await ledger.latestCheckpoint())?.size ?? 0,
       },
@@ -211,12 +258,19 @@ export async function startOtlpExport(setup: ServeOtlpSetup, ledger: Ledger, io:
           if (!failing) io.err(`witness serve: ${message.replace(/(, then export again)?\.$/, '; the export retries from where it stopped.')}`);
           failing = true;
         },
+        onSkipped: async (from, to, error) => {
+          await recordServeExport(ledger, setup, 'error', { skipped: { from, to }, reason: error.message, complete: false });
+          io.err(`witness serve: the OTLP endpoint refused leaf ${from} for good (${error.message.replace(/\.$/, '')}); recorded as a gap in ${AUDIT_STREAM}, the export goes on.`);
+        },
       },
     );
   } catch (e) {
     throw new WitnessError('invalid_argument', (e as Error).message, { cause: e });
   }
-  io.err(`witness serve: exporting events as OpenTelemetry spans to ${setup.url} (${setup.protocol}) from leaf ${follower.position}; position in ${setup.stateFile}.`);
+  await recordServeExport(ledger, setup, 'success', { from_leaf: follower.position, system_streams: false });
+  io.err(
+    `witness serve: exporting events as OpenTelemetry spans to ${setup.url} (${setup.protocol}) from leaf ${follower.position}, masked as for the ${OTLP_EXPORT_ROLE} role and without Witness's own streams; position in ${setup.stateFile}.`,
+  );
   follower.start();
   return follower;
 }
