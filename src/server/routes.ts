@@ -149,7 +149,7 @@ export function routeTable(
       path: '/v1/traces',
       roles: ['agent'],
       summary:
-        "OTLP/HTTP trace ingest (application/x-protobuf or application/json, optionally gzip'd): GenAI spans as llm.call, tool.call and tool.result, any other span as a note, under the key's agent in streams otlp:<agent>:<conversation or trace id>; a span sent again is stored once; a request that does not read as OTLP is refused whole, a span the ledger cannot take (over the payload or a field limit) is refused alone, recorded as an error event and counted in partialSuccess.",
+        "OTLP/HTTP trace ingest (application/x-protobuf or application/json, optionally gzip'd): GenAI spans as llm.call, tool.call and tool.result, any other span as a note, under the key's agent in streams otlp:<agent>:<conversation or trace id>; a span sent again is stored once (event ids keyed by a per-ledger secret); a resource or scope over 2 KiB is stored once per request as an artifact; a request that does not read as OTLP, or whose events would exceed twice the body limit, is refused whole, a span the ledger cannot take (over the payload or a field limit, or its id held by another record) is refused alone and counted in partialSuccess, recorded as an error event unless its id was held.",
       maxBodyBytes: options.maxIngestBytes ?? DEFAULT_INGEST_BODY_BYTES,
       countsIngest: true,
       response: z.object({ partialSuccess: z.object({ rejectedSpans: z.string().optional(), errorMessage: z.string().optional() }).optional() }),
