@@ -47,11 +47,13 @@ export const MAX_MAPPED_PER_BODY_BYTE = 2;
  * take is refused alone and answered as OTLP's partial success (200, partial_success). As on
  * /v1/events the identity is the key's: the agent, the recorder (`otlp`, this server's version),
  * and the time (`ts` and `received_ts` are the server's clock; the span's own times are kept as its
- * claim). A span already stored (same agent, trace id and span id) is answered as accepted and not
- * written again, so an exporter's retry is harmless.
+ * claim). A span already stored (same agent, trace id and span id: its ids are keyed by the
+ * ledger's secret, otlp-secret.ts) is answered as accepted and not written again, so an exporter's
+ * retry is harmless.
  *
- * `maxBytes` bounds the body twice: as sent (the route's body limit) and once inflated, so a small
- * gzip bomb is refused with 413 before it is held in memory whole.
+ * `maxBytes` bounds the body three times: as sent (the route's body limit), once inflated, so a
+ * small gzip bomb is refused with 413 before it is held in memory whole, and once mapped
+ * (MAX_MAPPED_PER_BODY_BYTE), before anything is written.
  */
 export async function traces(ctx: RouteContext, owners: StreamOwners, maxBytes: number): Promise<Response> {
   const c = ctx.c;
