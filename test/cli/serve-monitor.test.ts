@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBuild } from '../helpers/gateway.js';
-import { BIN, REPO_ROOT, buildLedger, oneSentence, runBin, tamper } from '../helpers/ledger.js';
+import { buildLedger, oneSentence, runBin, tamper } from '../helpers/ledger.js';
+import { auditorKey, startServe, waitFor } from '../helpers/serve.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -52,35 +53,17 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
 
-async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, what: string, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 describe('witness serve --monitor [R-MONITOR-ALERTS]', () => {
   it('runs the monitor in the server: a halt and a corrupted row reach the webhook, /metrics holds both sets of series, SIGTERM stops it cleanly', async () => {
     const built = await buildLedger(dir);
     const store = `sqlite:${built.file}`;
-    const auditor = JSON.parse((await runBin(['keys', 'create', '--role', 'auditor', '--name', 'dana', '--store', store, '--json'])).stdout) as { key: string };
-    const child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--store', store, '--port', '0', '--monitor', '--webhook', hookUrl, '--webhook-secret-env', 'WITNESS_TEST_HOOK_SECRET', '--monitor-interval', '200ms', '--full-every', '500ms'],
-      { cwd: REPO_ROOT, env: { ...process.env, WITNESS_TEST_HOOK_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const auditor = await auditorKey(store);
+    const serve = await startServe(store, ['--monitor', '--webhook', hookUrl, '--webhook-secret-env', 'WITNESS_TEST_HOOK_SECRET', '--monitor-interval', '200ms', '--full-every', '500ms'], {
+      env: { WITNESS_TEST_HOOK_SECRET: SECRET },
+    });
     try {
-      const url = await waitFor(() => /listening on (http:\/\/\S+?) /.exec(out)?.[1], `serve to listen (${err})`);
       const scrape = async () => {
-        const res = await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${auditor.key}` } });
+        const res = await fetch(`${serve.url}/metrics`, { headers: { Authorization: `Bearer ${auditor}` } });
         expect(res.status).toBe(200);
         return res.text();
       };
@@ -114,15 +97,15 @@ describe('witness serve --monitor [R-MONITOR-ALERTS]', () => {
       expect(after).toMatch(/^witness_monitor_alerts_fired_total\{code="agent_halted"\} 1$/m);
       expect(after).toMatch(/^witness_monitor_last_full_verify_ok 0$/m);
       expect(after).toMatch(/^# TYPE witness_server_refused_keys_total counter$/m);
-      expect(err).toMatch(/^witness serve: ALERT firing agent_halted \[\w+\]: /m);
+      expect(serve.err()).toMatch(/^witness serve: ALERT firing agent_halted \[\w+\]: /m);
       // Each condition alerts once until it clears, however many passes see it.
       await sleep(1000);
       expect(received.filter((a) => a.code === 'agent_halted')).toHaveLength(1);
     } finally {
-      child.kill('SIGTERM');
+      serve.stop();
     }
-    expect(await exited).toBe(0);
-    expect(err).toMatch(/witness serve: stopped; every acknowledged event is committed and the ledger is closed\.\n$/);
+    expect(await serve.exited).toBe(0);
+    expect(serve.err()).toMatch(/witness serve: stopped; every acknowledged event is committed and the ledger is closed\.\n$/);
   }, 90_000);
 
   it('refuses monitor options without --monitor, and a bad monitor option, as bad usage (exit 2) in one sentence, before it listens', async () => {

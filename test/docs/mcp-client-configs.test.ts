@@ -4,10 +4,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
 import { BIN, REPO_ROOT, readEvents } from '../helpers/ledger.js';
-import { requireBuild } from '../helpers/gateway.js';
+import { EVERYTHING, requireBuild } from '../helpers/gateway.js';
+import { startInProcessGateway, type InProcessGateway } from '../helpers/http-gateway.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -23,7 +22,6 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
 
 requireBuild();
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-const EVERYTHING = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 const KEY = 'wk_docs-test-key-000000000000000000000000000000000';
 const GATEWAY_AGENT = 'gateway-docs-bot';
 const dir = tempDir('witness-docs-clients-');
@@ -93,41 +91,23 @@ async function callOverStdio(argv: readonly string[], env: Record<string, string
   return { agent: call!.agent.id, server: (call!.data as { server?: unknown }).server };
 }
 
-let gateway: HttpGateway;
-let witness: Witness;
-let gatewayStore: string;
+let gw: InProcessGateway;
 
 beforeAll(async () => {
-  gatewayStore = tempDb(dir);
-  witness = await openWitness({ store: `sqlite:${gatewayStore}`, retryForMs: 2000 });
-  const config = [
-    'listen: "127.0.0.1:0"',
-    'agents:',
-    `  - { id: ${GATEWAY_AGENT}, key_sha256: "${keySha256(KEY)}" }`,
-    'servers:',
-    '  - name: everything',
-    '    path: /mcp/everything',
-    `    command: ${JSON.stringify(process.execPath)}`,
-    `    args: ${JSON.stringify([EVERYTHING, 'stdio'])}`,
-    '',
-  ].join('\n');
-  gateway = await startHttpGateway(parseGatewayConfig(config, { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+  gw = await startInProcessGateway(dir, [{ id: GATEWAY_AGENT, key: KEY }], [{ name: 'everything', path: '/mcp/everything', script: EVERYTHING }]);
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await witness?.close();
-});
+afterAll(() => gw?.close());
 
 /** Connects to the README's gateway URL (its host and port replaced by the test gateway's) with `headers`, calls echo, returns the recorded agent. */
 async function callOverHttp(url: string, headers: Record<string, string>, marker: string): Promise<string> {
   expect(url).toMatch(/^http:\/\/127\.0\.0\.1:8808\//);
   const client = new Client({ name: 'docs-client', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url.replace('http://127.0.0.1:8808', gateway.url)), { requestInit: { headers } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url.replace('http://127.0.0.1:8808', gw.url)), { requestInit: { headers } }));
   const r = await client.callTool({ name: 'echo', arguments: { message: marker } });
   expect(JSON.stringify(r.content)).toContain(marker);
   await client.close();
-  const call = (await readEvents(gatewayStore)).find((e) => e.kind === 'tool.call' && JSON.stringify(e.data).includes(marker));
+  const call = (await readEvents(gw.store)).find((e) => e.kind === 'tool.call' && JSON.stringify(e.data).includes(marker));
   expect(call, `the gateway recorded ${marker}`).toBeDefined();
   return call!.agent.id;
 }

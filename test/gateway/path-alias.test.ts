@@ -2,10 +2,10 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keySha256, parseGatewayConfig, startHttpGateway, type HttpGateway } from '../../src/gateway/index.js';
-import { openWitness, type Witness } from '../../src/recorder/index.js';
+import { keySha256, parseGatewayConfig } from '../../src/gateway/index.js';
 import { readEvents } from '../helpers/ledger.js';
-import { tempDb, tempDir } from '../helpers/tmp.js';
+import { startInProcessGateway, type InProcessGateway } from '../helpers/http-gateway.js';
+import { tempDir } from '../helpers/tmp.js';
 import { MODERN, V2_SERVER, v2Client } from '../helpers/v2.js';
 
 /**
@@ -19,36 +19,23 @@ import { MODERN, V2_SERVER, v2Client } from '../helpers/v2.js';
 const dir = tempDir('witness-path-alias-');
 const KEY = 'wk_alias-test-key-00000000000000000000000000000000';
 const OTHER_KEY = 'wk_alias-other-key-0000000000000000000000000000000';
-let gateway: HttpGateway;
-let witness: Witness;
-let store: string;
+let gw: InProcessGateway;
 
 beforeAll(async () => {
-  store = tempDb(dir);
-  witness = await openWitness({ store: `sqlite:${store}`, retryForMs: 2000 });
-  const config = [
-    'listen: "127.0.0.1:0"',
-    'agents:',
-    `  - { id: alias-bot, key_sha256: "${keySha256(KEY)}" }`,
-    `  - { id: other-bot, key_sha256: "${keySha256(OTHER_KEY)}" }`,
-    'servers:',
-    '  - name: demo',
-    '    path: /mcp/demo',
-    `    command: ${JSON.stringify(process.execPath)}`,
-    `    args: ${JSON.stringify([V2_SERVER, 'stdio'])}`,
-    '  - name: second',
-    '    path: /tools/second',
-    `    command: ${JSON.stringify(process.execPath)}`,
-    `    args: ${JSON.stringify([V2_SERVER, 'stdio'])}`,
-    '',
-  ].join('\n');
-  gateway = await startHttpGateway(parseGatewayConfig(config, { source: 'gateway.yaml', baseDir: dir }), witness, { stopTimeoutMs: 500 });
+  gw = await startInProcessGateway(
+    dir,
+    [
+      { id: 'alias-bot', key: KEY },
+      { id: 'other-bot', key: OTHER_KEY },
+    ],
+    [
+      { name: 'demo', path: '/mcp/demo', script: V2_SERVER },
+      { name: 'second', path: '/tools/second', script: V2_SERVER },
+    ],
+  );
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await witness?.close();
-});
+afterAll(() => gw?.close());
 
 type Route = { label: string; path: string; header?: string };
 const ROUTES: Route[] = [
@@ -61,7 +48,7 @@ const headersOf = (r: Route, key = KEY): Record<string, string> => ({ Authorizat
 
 /** The recorded tool.call and tool.result of the call whose argument text is `marker`, with the session's start. */
 async function recordedCall(marker: string) {
-  const events = await readEvents(store);
+  const events = await readEvents(gw.store);
   const call = events.find((e) => e.kind === 'tool.call' && JSON.stringify(e.data).includes(marker));
   expect(call, `a tool.call carrying ${marker}`).toBeDefined();
   const result = events.find((e) => e.kind === 'tool.result' && e.parent === call!.id);
@@ -73,7 +60,7 @@ describe('a server is reached by its path, by /<name>/mcp and by the Witness-Ser
   for (const route of ROUTES) {
     it(`[R-GW-IDENTITY] a v1 SDK client (2025 session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
       const client = new V1Client({ name: 'alias-v1', version: '1.0.0' });
-      await client.connect(new V1HttpTransport(new URL(gateway.url + route.path), { requestInit: { headers: headersOf(route) } }));
+      await client.connect(new V1HttpTransport(new URL(gw.url + route.path), { requestInit: { headers: headersOf(route) } }));
       const marker = `v1 via ${route.label}`;
       const r = await client.callTool({ name: 'echo', arguments: { text: marker } });
       expect(JSON.stringify(r.content)).toContain(marker);
@@ -87,7 +74,7 @@ describe('a server is reached by its path, by /<name>/mcp and by the Witness-Ser
 
     it(`[R-GW-IDENTITY] a v2 SDK client pinned to ${MODERN} (no session) reaches the server through ${route.label}, recorded under the key's agent and the server's own path`, async () => {
       const client = v2Client('alias-v2', { pin: MODERN });
-      await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url + route.path), { requestInit: { headers: headersOf(route) } }));
+      await client.connect(new StreamableHTTPClientTransport(new URL(gw.url + route.path), { requestInit: { headers: headersOf(route) } }));
       const marker = `v2 via ${route.label}`;
       const r = await client.callTool({ name: 'echo', arguments: { text: marker } });
       expect(JSON.stringify(r.content)).toContain(marker);
@@ -118,7 +105,7 @@ describe('a server is reached by its path, by /<name>/mcp and by the Witness-Ser
 
 describe('a name the gateway does not know, or that disagrees with the path, is 404 like an unknown path', () => {
   const initialize = (path: string, headers: Record<string, string>) =>
-    fetch(gateway.url + path, {
+    fetch(gw.url + path, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
@@ -157,7 +144,7 @@ describe('a name the gateway does not know, or that disagrees with the path, is 
   it("the alias keeps authentication: no key is 401, and the refusal is recorded with the server's own path", async () => {
     const res = await initialize('/demo/mcp', {});
     expect(res.status).toBe(401);
-    const events = await readEvents(store);
+    const events = await readEvents(gw.store);
     const refusal = events.filter((e) => e.kind === 'error' && (e.data as { code?: string }).code === 'unauthorized').at(-1);
     expect(refusal?.data).toMatchObject({ path: '/mcp/demo' });
   });
@@ -168,7 +155,7 @@ describe('a name the gateway does not know, or that disagrees with the path, is 
     const session = res.headers.get('mcp-session-id')!;
     await res.body?.cancel();
     const ping = (path: string, key: string, extra: Record<string, string> = {}) =>
-      fetch(gateway.url + path, {
+      fetch(gw.url + path, {
         method: 'POST',
         headers: {
           'Content-Type': 'application/json',
