@@ -214,16 +214,16 @@ function readIf(file: string): Buffer | undefined {
 /** Replaces `file` by a new file holding `bytes` (a temporary file renamed over it: never half-written, and a link at `file` is replaced, not followed). */
 function writeAtomic(file: string, bytes: string | Buffer, mode: number): void {
   refuseLink(file);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.witness-${process.pid}-${Date.now()}.tmp`;
-  // 'wx' is O_CREAT | O_EXCL: it never opens an existing file or link.
-  fs.writeFileSync(tmp, bytes, { flag: 'wx', mode });
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // 'wx' is O_CREAT | O_EXCL: it never opens an existing file or link.
+    fs.writeFileSync(tmp, bytes, { flag: 'wx', mode });
     fs.chmodSync(tmp, mode);
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw new WitnessError('invalid_argument', `${file} cannot be written (${(e as NodeJS.ErrnoException).code ?? 'error'}); check the permissions of its directory.`, { cause: e });
   }
 }
 
