@@ -94,6 +94,24 @@ describe('witness export --otlp', () => {
     }
   }, 20_000);
 
+  it('passes over a span the endpoint refuses for good (400), sends the rest, records the export as incomplete with the leaf it skipped, and exits 1', async () => {
+    receiver.spans.length = 0;
+    // Session b's five events in one batch: refused whole, its first three taken, its last two refused, the fourth taken, the fifth refused.
+    receiver.answers.push(400, 200, 400, 200, 400);
+    const r = await runCli(['export', '--otlp', receiver.url, '--otlp-protocol', 'http/json', '--session', base.sessions.b, '--as', 'dana', '--store', `sqlite:${base.file}`]);
+    expect(r.code).toBe(1);
+    const skipped = base.pos(base.sessions.b, 4);
+    expect(oneSentence(r.stderr)).toMatch(new RegExp(`refused 1 span for good \\(leaf ${skipped}; .*HTTP 400.*\\); the other 4 were sent`));
+    expect(receiver.spans).toHaveLength(4);
+    const ledger = SqliteLedger.open({ path: base.file, create: false, readonly: true });
+    try {
+      const last = (await ledger.readStream('witness.audit-access')).at(-1)!;
+      expect(last).toMatchObject({ kind: 'audit.access', outcome: 'error', data: { format: 'otlp', count: 4, complete: false, skipped: [skipped] } });
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('retries a 429, then succeeds', async () => {
     receiver.requests.length = 0;
     receiver.answers = [429];

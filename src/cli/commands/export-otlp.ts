@@ -121,8 +121,22 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
     const mapper = new SpanMapper({ origin: ledger.info.origin, checkpointSize, withholdData: withhold });
     let sent = 0;
     let failure: unknown;
+    // Spans the endpoint refused for good (a 400, a 413: sendEvents splits their batch to find them): passed over, so the rest still go, and named in the record.
+    const skipped: number[] = [];
+    let skipReason = '';
     try {
-      if (span !== null) await sendEvents(scopedEvents(ledger, scope, span.from, span.to, withhold), mapper, sender, (_next, n) => void (sent += n));
+      if (span !== null) {
+        await sendEvents(
+          scopedEvents(ledger, scope, span.from, span.to, withhold),
+          mapper,
+          sender,
+          (_next, n) => void (sent += n),
+          (pos, e) => {
+            skipped.push(pos);
+            skipReason ||= `HTTP ${e.status}`;
+          },
+        );
+      }
     } catch (e) {
       failure = e;
     } finally {
@@ -136,7 +150,7 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
         kind: 'audit.access',
         resource: 'otlp-export',
         action: 'export',
-        outcome: failure === undefined ? 'success' : 'error',
+        outcome: failure === undefined && skipped.length === 0 ? 'success' : 'error',
         data: {
           actor,
           operation: 'export',
@@ -149,7 +163,8 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
           span,
           checkpoint: { size: checkpointSize },
           count: sent,
-          complete: failure === undefined,
+          complete: failure === undefined && skipped.length === 0,
+          ...(skipped.length === 0 ? {} : { skipped }),
         },
       },
     ]);
@@ -157,6 +172,13 @@ export async function otlpExportCommand(io: Io, opts: OtlpExportFlags): Promise<
     if (failure !== undefined) {
       if (failure instanceof OtlpExportError) throw new WitnessError('store_unavailable', failure.message, { cause: failure });
       throw failure;
+    }
+    if (skipped.length > 0) {
+      const leaves = `${skipped.length === 1 ? 'leaf' : 'leaves'} ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', …' : ''}`;
+      throw new WitnessError(
+        'store_unavailable',
+        `The OTLP endpoint ${sender.url} refused ${skipped.length} ${skipped.length === 1 ? 'span' : 'spans'} for good (${leaves}; ${skipReason}); the other ${sent} were sent, and the export is recorded as incomplete with the leaves it passed over.`,
+      );
     }
     const result = { format: 'otlp', protocol, endpoint: sender.url, spans: sent, span, checkpoint: { size: checkpointSize }, accessEvent: receipt?.id, warnings };
     if (opts.json) return io.out(jsonText(result));
