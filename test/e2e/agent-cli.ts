@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { BIN, readEvents, runBin } from '../helpers/ledger.js';
+import { generateKey } from '../../src/core/index.js';
+import { BIN, readEvents, runBin, type CliResult } from '../helpers/ledger.js';
 
 /** What the end-to-end tests with real coding-agent CLIs share: running the CLI, the policy, the hook command. */
 
@@ -23,6 +24,8 @@ export function runAgent(command: string, args: string[], options: { cwd: string
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (child.pid !== undefined) running.add(child.pid);
+    child.on('exit', () => child.pid !== undefined && running.delete(child.pid));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
@@ -45,6 +48,24 @@ export function runAgent(command: string, args: string[], options: { cwd: string
   });
 }
 
+const running = new Set<number>();
+
+/**
+ * Kills what is left of every agent run (its process group: the CLI and the hooks it started), for
+ * a test's afterAll: a test that failed half-way must not leave an agent writing into the temporary
+ * directory as it is removed.
+ */
+export function stopAgents(): void {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  running.clear();
+}
+
 /** A POSIX shell word: the agents run hook commands through a shell. */
 export function shellWord(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
@@ -58,6 +79,25 @@ export const RM_RF_RULE = 'no-rm-rf';
 export const RM_RF_REASON = 'Recursive deletes are not allowed.';
 
 export const REVIEW_RULE = 'touch-needs-review';
+/** The command the review rule holds, which each scripted session runs third. */
+export const REVIEWED_COMMAND = 'touch approved.txt';
+
+export interface Approver {
+  approver: string;
+  /** The Ed25519 public key the policy lists. */
+  key: string;
+  /** The private key `witness approve --key` signs with. */
+  keyFile: string;
+  command: string;
+}
+
+/** A person's signing key (0600 in `dir`), and what the policy's review rule needs from it. */
+export function writeApproverKey(dir: string): Approver {
+  const { signerKey, verifierKey } = generateKey('alice@corp');
+  const keyFile = path.join(dir, 'alice@corp.key');
+  fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
+  return { approver: 'alice@corp', key: verifierKey, keyFile, command: REVIEWED_COMMAND };
+}
 
 /**
  * A policy that allows everything but a shell command containing `rm -rf`; with `review`, a command
@@ -169,4 +209,26 @@ export async function expectHookSession(db: string, s: HookSession): Promise<voi
   const verified = await runBin(['verify', '--store', `sqlite:${db}`]);
   expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
   expect(verified.stdout).toMatch(/is intact/);
+}
+
+/**
+ * Waits (while the agent runs) for the hook's approval request in the ledger, then runs the real
+ * `witness approve` with the approver's key, as a person would from another terminal.
+ */
+export async function approveWhenRequested(db: string, keyFile: string, home: string, running: Promise<unknown>): Promise<CliResult> {
+  let done = false;
+  let lastError: unknown;
+  void running.finally(() => (done = true));
+  while (!done) {
+    let request;
+    try {
+      request = fs.existsSync(db) ? (await readEvents(db)).find((e) => e.kind === 'approval.request') : undefined;
+    } catch (e) {
+      // The first hook may be creating the ledger this very moment (an empty file is not a ledger yet).
+      lastError = e;
+    }
+    if (request !== undefined) return runBin(['approve', request.id, '--key', keyFile, '--store', `sqlite:${db}`], { env: { HOME: home } });
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('The agent ended before the hook recorded an approval request.', { cause: lastError });
 }

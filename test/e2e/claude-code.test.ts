@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKey } from '../../src/core/index.js';
 import { requireBuild } from '../helpers/gateway.js';
-import { REPO_ROOT, readEvents, runBin, type CliResult } from '../helpers/ledger.js';
+import { REPO_ROOT, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, expectHookSession, runAgent, writeRmRfPolicy } from './agent-cli.js';
+import { REVIEWED_COMMAND, RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, approveWhenRequested, baseEnv, expectHookSession, runAgent, stopAgents, writeRmRfPolicy, writeApproverKey } from './agent-cli.js';
 import { sseFile, startModelServer, type ModelRequest, type ModelServer } from './model-server.js';
 
 /**
@@ -75,13 +74,14 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
     fs.mkdirSync(path.join(project, 'keep'), { recursive: true });
     fs.writeFileSync(path.join(project, 'keep', 'notes.txt'), 'still here\n');
   });
-  afterAll(async () => model.close());
+  afterAll(async () => {
+    stopAgents();
+    await model.close();
+  });
 
   it('[R-CODING-AGENT-HOOKS] runs the allowed Bash call and records it, refuses `rm -rf` with the policy reason the model then reads, runs a held call once `witness approve` releases it, and the ledger verifies', async () => {
-    const { signerKey, verifierKey } = generateKey('alice@corp');
-    const keyFile = path.join(dir, 'alice@corp.key');
-    fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
-    const policy = writeRmRfPolicy(dir, ['Bash'], { command: 'touch approved.txt', approver: 'alice@corp', key: verifierKey });
+    const approver = writeApproverKey(dir);
+    const policy = writeRmRfPolicy(dir, ['Bash'], approver);
     // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'claude-code', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
@@ -103,7 +103,7 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
       timeoutMs: 90_000,
     });
     // A person approves the held call from another terminal, as soon as the hook has recorded its request.
-    const approved = await approveWhenRequested(db, keyFile, home, running);
+    const approved = await approveWhenRequested(db, approver.keyFile, home, running);
     const run = await running;
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     expect(approved.code).toBe(0);
@@ -134,24 +134,9 @@ describe('Claude Code (the real CLI) with witness hook installed', () => {
       calls: [
         { command: 'echo hi > out.txt', id: ECHO_ID, verdict: 'allowed' },
         { command: 'rm -rf keep', id: RM_ID, verdict: 'denied' },
-        { command: 'touch approved.txt', id: TOUCH_ID, verdict: 'approved' },
+        { command: REVIEWED_COMMAND, id: TOUCH_ID, verdict: 'approved' },
       ],
       prompt: PROMPT,
     });
   }, 120_000);
 });
-
-/**
- * Waits (while the agent runs) for the hook's approval request in the ledger, then runs the real
- * `witness approve` with the approver's key, as a person would from another terminal.
- */
-async function approveWhenRequested(db: string, keyFile: string, home: string, running: Promise<unknown>): Promise<CliResult> {
-  let done = false;
-  void running.finally(() => (done = true));
-  while (!done) {
-    const request = fs.existsSync(db) ? (await readEvents(db)).find((e) => e.kind === 'approval.request') : undefined;
-    if (request !== undefined) return runBin(['approve', request.id, '--key', keyFile, '--store', `sqlite:${db}`], { env: { HOME: home } });
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('Claude Code ended before the hook recorded an approval request.');
-}

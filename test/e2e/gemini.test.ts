@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBuild } from '../helpers/gateway.js';
 import { REPO_ROOT, runBin } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
-import { RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, baseEnv, expectHookSession, runAgent, writeRmRfPolicy } from './agent-cli.js';
+import { REVIEWED_COMMAND, RM_RF_REASON, RM_RF_RULE, WITNESS_COMMAND, approveWhenRequested, baseEnv, expectHookSession, runAgent, stopAgents, writeApproverKey, writeRmRfPolicy } from './agent-cli.js';
 import { sseFile, startModelServer, type Answer, type ModelRequest, type ModelServer } from './model-server.js';
 
 /**
@@ -12,13 +12,13 @@ import { sseFile, startModelServer, type Answer, type ModelRequest, type ModelSe
  * in a temporary project whose `.gemini/settings.json` the real `witness hooks install gemini
  * --project` wrote, against a local stand-in for the Gemini API (GOOGLE_GEMINI_BASE_URL) that
  * streams recorded answers (test/fixtures/e2e/gemini): a `run_shell_command` call the policy
- * allows, one it denies, then a final text.
+ * allows, one it denies, one it holds until a concurrent `witness approve`, then a final text.
  */
 
 requireBuild();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'gemini');
 const MODEL = 'gemini-2.5-flash';
-const PROMPT = 'Write hi to out.txt, then remove the keep directory.';
+const PROMPT = 'Write hi to out.txt, remove the keep directory, then create approved.txt.';
 
 interface Part {
   functionCall?: { name: string; args: Record<string, unknown> };
@@ -33,8 +33,8 @@ function answer(r: ModelRequest): Answer {
   if (r.method !== 'POST' || r.url !== `/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`) {
     return { status: 404, contentType: 'application/json', body: JSON.stringify({ error: { code: 404, message: `No ${r.method} ${r.url} here.`, status: 'NOT_FOUND' } }) };
   }
-  const turn = ['1-shell-echo', '2-shell-rm', '3-final-text'][responses(r).length];
-  if (turn === undefined) throw new Error('The script has no fourth turn.');
+  const turn = ['1-shell-echo', '2-shell-rm', '3-shell-review', '4-final-text'][responses(r).length];
+  if (turn === undefined) throw new Error('The script has no fifth turn.');
   return sseFile(path.join(FIX, `${turn}.sse`));
 }
 
@@ -66,10 +66,14 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
       )}\n`,
     );
   });
-  afterAll(async () => model.close());
+  afterAll(async () => {
+    stopAgents();
+    await model.close();
+  });
 
-  it('[R-CODING-AGENT-HOOKS] runs the allowed shell command and records it, blocks `rm -rf` with the policy reason the model then reads, and the ledger verifies', async () => {
-    const policy = writeRmRfPolicy(dir, ['run_shell_command']);
+  it('[R-CODING-AGENT-HOOKS] runs the allowed shell command and records it, blocks `rm -rf` with the policy reason the model then reads, runs a held call once `witness approve` releases it, and the ledger verifies', async () => {
+    const approver = writeApproverKey(dir);
+    const policy = writeRmRfPolicy(dir, ['run_shell_command'], approver);
     // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'gemini', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
@@ -82,7 +86,7 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
     // user's own approval of every tool call, so what stops `rm -rf` must be the hook.
     // GEMINI_CLI_TRUST_WORKSPACE: a headless run in a folder nobody trusted interactively
     // (https://geminicli.com/docs/cli/trusted-folders/#headless-and-automated-environments).
-    const run = await runAgent(
+    const running = runAgent(
       process.execPath,
       [path.join(REPO_ROOT, 'node_modules', '@google', 'gemini-cli', 'bundle', 'gemini.js'), '-m', MODEL, '-p', PROMPT, '--approval-mode', 'yolo', '--output-format', 'json'],
       {
@@ -91,19 +95,25 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
         timeoutMs: 90_000,
       },
     );
+    // A person approves the held call from another terminal, as soon as the hook has recorded its request.
+    const approved = await approveWhenRequested(db, approver.keyFile, home, running);
+    const run = await running;
+    expect(approved.code).toBe(0);
     expect({ code: run.code, signal: run.signal }).toEqual({ code: 0, signal: null });
     const result = JSON.parse(run.stdout) as { session_id: string; response: string };
-    expect(result.response).toMatch(/^out\.txt now says hi\./);
+    expect(result.response).toMatch(/^out\.txt says hi and approved\.txt exists\./);
 
-    // What happened on disk: the allowed command ran, the denied one did not.
+    // What happened on disk: the allowed and the approved commands ran, the denied one did not.
     expect(fs.readFileSync(path.join(project, 'out.txt'), 'utf8')).toBe('hi\n');
+    expect(fs.existsSync(path.join(project, 'approved.txt'))).toBe(true);
     expect(fs.readFileSync(path.join(project, 'keep', 'notes.txt'), 'utf8')).toBe('still here\n');
 
     // What the model was told: the echo's output, then Witness's refusal naming the rule and its reason.
-    expect(model.requests.map((r) => r.url)).toEqual(Array(3).fill(`/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`));
-    expect(model.requests.map((r) => responses(r).length)).toEqual([0, 1, 2]);
-    const [echoOut, rmOut] = responses(model.requests[2]!);
+    expect(model.requests.map((r) => r.url)).toEqual(Array(4).fill(`/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`));
+    expect(model.requests.map((r) => responses(r).length)).toEqual([0, 1, 2, 3]);
+    const [echoOut, rmOut, touchOut] = responses(model.requests[3]!);
     expect(echoOut!.response.error).toBeUndefined();
+    expect(touchOut!.response.error).toBeUndefined();
     expect(rmOut!.response).toEqual({ error: `Tool execution blocked: Witness policy rule ${RM_RF_RULE} denies this run_shell_command call: ${RM_RF_REASON}` });
 
     await expectHookSession(db, {
@@ -113,6 +123,7 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
       calls: [
         { command: 'echo hi > out.txt', verdict: 'allowed' },
         { command: 'rm -rf keep', verdict: 'denied' },
+        { command: REVIEWED_COMMAND, verdict: 'approved' },
       ],
       prompt: PROMPT,
     });
