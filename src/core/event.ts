@@ -301,6 +301,9 @@ export const PAYLOADS = {
     partial: z.boolean().optional(),
     error: ErrorInfo.optional(),
     first_chunk_ms: z.number().nonnegative().optional(),
+    /** Also the wrappers': the paths of parts replaced by a `$truncated` marker (`output`, `input[2]`), and a call whose raw HTTP response the caller read itself. */
+    truncated: z.array(text).optional(),
+    raw_response: z.boolean().optional(),
   }),
   'tool.call': loose({
     tool: name,

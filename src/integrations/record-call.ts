@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { EventFields, Session } from '../recorder/index.js';
 
+type ArtifactRef = Awaited<ReturnType<Session['storeJson']>>;
+
 /** What the wrapper knows about a request before it is sent. */
 export interface CallFacts {
   /** `anthropic`, `openai`, or the AI SDK model's provider id (`openai.chat`, `anthropic.messages`, …). */
@@ -115,9 +117,17 @@ export function recordCall(session: Session, facts: CallFacts, answer: Answer, l
       ...(error === undefined ? {} : { error }),
       ...(session.agent.version === undefined ? {} : { agent_version: session.agent.version }),
     };
-    bound(data);
+    const cuts = bound(data);
     const fields: EventFields = { id, resource: facts.provider, action: facts.method, outcome: error === undefined ? 'success' : 'error' };
-    return verdictOf(session.record('llm.call', data, fields), unlink);
+    const write = (): Promise<Verdict> => verdictOf(session.record('llm.call', data, fields), unlink);
+    if (cuts.length === 0) return write();
+    // The record waits for its cut parts to be stored, and the caller's answer for the record to be
+    // queued: it stays ahead of anything the agent records next (the store's write of the parts is
+    // the only I/O the caller waits for, and only for a call over LLM_CALL_INLINE_BYTES).
+    return storeCuts(session, cuts).then((artifacts) => {
+      if (artifacts.length > 0) fields.artifacts = artifacts;
+      return write();
+    });
   } catch {
     // Recording never breaks the agent's call (a hostile getter, a cycle in its parameters).
     return Promise.resolve({});
@@ -168,9 +178,36 @@ export const TRUNCATED_HEAD_BYTES = 4 * 1024;
 interface Part {
   /** Where in `data`, as a path the ledger's reader can follow (`output`, `input[2]`, `tool_calls[0].arguments`). */
   path: string;
+  value: unknown;
   text: string;
   bytes: number;
   set(marker: unknown): void;
+}
+
+/** A part replaced by its marker, to be stored whole. */
+interface Cut {
+  path: string;
+  value: unknown;
+  marker: Record<string, unknown>;
+}
+
+/**
+ * Stores each cut part whole as an artifact (redacted, its RFC 8785 JSON) and names it in its
+ * marker as `$artifact`, as a spilled tool output is named. A part that cannot be stored keeps a
+ * marker without `$artifact`, which says so: the record is written either way.
+ */
+async function storeCuts(session: Session, cuts: Cut[]): Promise<ArtifactRef[]> {
+  const refs = new Map<string, ArtifactRef>();
+  for (const c of cuts) {
+    try {
+      const ref = await session.storeJson(c.value, `llm.call.${c.path}`);
+      c.marker['$artifact'] = ref.sha256;
+      if (!refs.has(ref.sha256)) refs.set(ref.sha256, ref);
+    } catch {
+      // Without it the marker still carries the part's size, digest and first bytes.
+    }
+  }
+  return [...refs.values()];
 }
 
 /**
@@ -181,13 +218,12 @@ interface Part {
  * `data.truncated` lists their paths. Over still (thousands of small messages), the whole input is
  * replaced by one marker. The agent's own objects are never changed: only `data`'s references.
  *
- * Why not an artifact: the recorder's artifact store is reached through the Witness object, which a
- * wrapped client does not hold (it holds a Session); a record cut and marked is the fallback.
+ * Returns the parts cut, for recordCall to store whole (session.storeJson).
  */
-function bound(data: Record<string, unknown>): void {
+function bound(data: Record<string, unknown>): Cut[] {
   const size = estimate(data);
   // Most calls: far under by the upper bound, with no copy made. In between: the exact count.
-  if (size.high <= LLM_CALL_INLINE_BYTES || (size.low <= LLM_CALL_INLINE_BYTES && inlineBytes(data) <= LLM_CALL_INLINE_BYTES)) return;
+  if (size.high <= LLM_CALL_INLINE_BYTES || (size.low <= LLM_CALL_INLINE_BYTES && inlineBytes(data) <= LLM_CALL_INLINE_BYTES)) return [];
   const parts: Part[] = [];
   const sent = data['input'] as unknown[];
   const input = [...sent];
@@ -207,35 +243,38 @@ function bound(data: Record<string, unknown>): void {
   // payload (model, usage, ids) is small. The separators between parts are left out: a few bytes.
   const skeleton = { ...data, input: [], output: null, parameters: null, tool_calls: calls?.map((c) => ({ ...c, arguments: null })) };
   let total = inlineBytes(skeleton) + parts.reduce((n, p) => n + p.bytes, 0);
-  const cut = new Set<Part>();
+  const cut = new Map<Part, Record<string, unknown>>();
   for (const p of [...parts].sort((a, b) => b.bytes - a.bytes)) {
     // A part not much larger than its marker saves nothing when cut.
     if (total <= LLM_CALL_INLINE_BYTES || p.bytes <= 2 * TRUNCATED_HEAD_BYTES) break;
     const m = marker(p);
     p.set(m);
+    // The `$artifact` added once it is stored is a few bytes more than this counts.
     total -= p.bytes - Buffer.byteLength(JSON.stringify(m));
-    cut.add(p);
+    cut.set(p, m);
   }
-  let truncated = parts.filter((p) => cut.has(p)).map((p) => p.path);
+  let cuts: Cut[] = parts.filter((p) => cut.has(p)).map((p) => ({ path: p.path, value: p.value, marker: cut.get(p)! }));
   if (total > LLM_CALL_INLINE_BYTES) {
     const whole = `[${parts
       .filter((p) => p.path.startsWith('input['))
       .map((p) => p.text)
       .join(',')}]`;
-    data['input'] = [marker({ path: 'input', text: whole, bytes: Buffer.byteLength(whole), set: () => undefined })];
-    truncated = ['input', ...truncated.filter((t) => !t.startsWith('input['))];
+    const m = marker({ path: 'input', value: sent, text: whole, bytes: Buffer.byteLength(whole), set: () => undefined });
+    data['input'] = [m];
+    cuts = [{ path: 'input', value: sent, marker: m }, ...cuts.filter((c) => !c.path.startsWith('input['))];
   }
-  if (truncated.length > 0) data['truncated'] = truncated;
+  if (cuts.length > 0) data['truncated'] = cuts.map((c) => c.path);
+  return cuts;
 }
 
 function part(path: string, value: unknown, set: (marker: unknown) => void): Part {
   const text = canonicalJson(value);
-  return { path, text, bytes: Buffer.byteLength(text), set };
+  return { path, value, text, bytes: Buffer.byteLength(text), set };
 }
 
 function marker(p: Part): Record<string, unknown> {
   return {
-    $truncated: `Too large to record inline (the SDK wrappers keep an llm.call within ${LLM_CALL_INLINE_BYTES.toLocaleString('en-US')} bytes); bytes and sha256 are of its RFC 8785 JSON, head is how that begins.`,
+    $truncated: `Too large to record inline (the SDK wrappers keep an llm.call within ${LLM_CALL_INLINE_BYTES.toLocaleString('en-US')} bytes); bytes and sha256 are of its RFC 8785 JSON as sent, head is how that begins, and $artifact, when present, names the artifact that holds it whole, redacted.`,
     bytes: p.bytes,
     sha256: sha256(p.text),
     head: utf8Head(p.text, TRUNCATED_HEAD_BYTES),

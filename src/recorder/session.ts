@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { canonicalize, sha256Hex, type AgentRef, type ArtifactRef, type EventKind, type EventInput, type Payload } from '../core/index.js';
+import { WitnessError, canonicalize, sha256Hex, type AgentRef, type ArtifactRef, type EventKind, type EventInput, type Payload } from '../core/index.js';
 import type { AppendReceipt } from '../store/index.js';
 
 /** Fields of the header a session sets on every event, or a caller sets on one. */
@@ -74,6 +74,8 @@ export interface SessionHost {
   record(stream: string, input: EventInput): Promise<AppendReceipt | undefined>;
   storeOutput(kind: EventKind, value: unknown): Promise<{ value: unknown; artifact?: ArtifactRef }>;
   storeArtifact(bytes: Uint8Array, mime: string, role?: string): Promise<ArtifactRef>;
+  /** `value` as a record stores it inside `data`: plain JSON, redacted (the Witness has it; a host without it cannot store JSON). */
+  redactData?(value: unknown): unknown;
   readonly capturer?: ToolCapturer | undefined;
   sessionEnded(): Promise<void>;
   now(): number;
@@ -273,6 +275,19 @@ export class Session {
       },
       { ...fields, action: fields.action ?? `capture.${shot.role}`, outcome: 'success', artifacts: [...(fields.artifacts ?? []), artifact] },
     );
+  }
+
+  /**
+   * Stores `value` whole in the content-addressed artifact store as its RFC 8785 JSON, redacted as
+   * a record's data is, and returns its reference (sha256 of the stored bytes) for a record to
+   * name. For what a record cannot hold inline, such as the parts of an llm.call the SDK wrappers
+   * cut to keep it within the ledger's payload limit. Rejects when it cannot be stored.
+   */
+  async storeJson(value: unknown, role?: string): Promise<ArtifactRef> {
+    if (this.host.redactData === undefined)
+      throw new WitnessError('invalid_argument', 'This session cannot store JSON artifacts (its recorder does not redact them); record the value inline instead.');
+    const text = canonicalize(this.host.redactData(value));
+    return this.host.storeArtifact(Buffer.from(text, 'utf8'), 'application/json', role);
   }
 
   async note(text: string, fields: EventFields = {}): Promise<AppendReceipt | undefined> {

@@ -49,6 +49,8 @@ function marker(value: unknown) {
     bytes: Buffer.byteLength(text),
     sha256: sha256(text),
     head: expect.any(String) as string,
+    // The part itself, whole (redacted), in the artifact store (large-call-artifacts.test.ts reads it).
+    $artifact: expect.stringMatching(/^[0-9a-f]{64}$/) as string,
   };
 }
 
