@@ -163,6 +163,18 @@ describe('SDK wrappers: review 16 holes', () => {
     expect(toolCallParent(s, use.id)).toEqual({ parent: (await calls(strict, s))[0]!.id });
   });
 
+  it('in strict mode a call that failed rejects with the SDK’s own error, not the refusal of its record', async () => {
+    const s = await strict.session({ agent: { id: 'bot' } });
+    server.next({ kind: 'json', status: 529, body: fixtureJson('anthropic-error-529.json'), headers: { 'request-id': 'req_529' } });
+    const err = await recordAnthropic(anthropic(), s)
+      .messages.create(unholdable)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(Anthropic.OverloadedError);
+  });
+
   it('in strict mode hands every streamed item on, then rejects the end of the stream when its llm.call is refused', async () => {
     const s = await strict.session({ agent: { id: 'bot' } });
     server.next({ kind: 'sse', events: sseEvents('anthropic-stream.sse'), headers: { 'request-id': 'req_s' } });
