@@ -152,6 +152,25 @@ describe('addCodexHooks / removeCodexHooks over .codex/hooks.json', () => {
     expect(twice).toEqual({ text: once.text, events: [] });
   });
 
+  it("installing again with other options replaces Witness's entry in every event, keeping the user's groups and a hook the user put into Witness's group", () => {
+    const first = JSON.parse(addCodexHooks(original, COMMAND, 55, 'hooks.json').text) as { hooks: Record<string, Array<{ hooks: Array<{ command: string }> }>> };
+    first.hooks['PreToolUse']![1]!.hooks.push({ command: './scripts/guard.sh' });
+    const other = COMMAND.replace('--fail closed', '--fail open');
+    const again = addCodexHooks(JSON.stringify(first, null, 2), other, 65, 'hooks.json');
+    expect(again.events).toEqual(CODEX_EVENTS.map((e) => e.event));
+    const doc = JSON.parse(again.text) as typeof first;
+    for (const { event } of CODEX_EVENTS) expect(doc.hooks[event]!.flatMap((g) => g.hooks.map((h) => h.command)).filter((c) => c.includes(' hook codex '))).toEqual([other]);
+    const before = JSON.parse(original) as typeof first;
+    expect(doc.hooks['PreToolUse']).toEqual([
+      before.hooks['PreToolUse']![0],
+      { hooks: [{ command: './scripts/guard.sh' }] },
+      { hooks: [{ type: 'command', command: other, timeout: 65, statusMessage: 'Witness: recording and checking this tool call' }] },
+    ]);
+    expect(doc.hooks['Stop']![0]).toEqual(before.hooks['Stop']![0]);
+    expect(addCodexHooks(again.text, other, 65, 'hooks.json')).toEqual({ text: again.text, events: [] });
+    expect(addCodexHooks(again.text, other, 70, 'hooks.json').events).toEqual(CODEX_EVENTS.filter((e) => e.maxTimeoutSeconds === undefined).map((e) => e.event));
+  });
+
   it("removes only Witness's groups, and what they leave empty", () => {
     const installed = addCodexHooks(original, COMMAND, 55, 'hooks.json').text;
     const removed = removeCodexHooks(installed, 'hooks.json');

@@ -125,6 +125,25 @@ describe("Gemini CLI's settings file", () => {
     }
   });
 
+  it("installing again with other options replaces Witness's hook in every event, keeping the user's comments, hooks and a hook put into Witness's definition", () => {
+    const original = text('settings-with-comments.json');
+    const first = adapter.install(original, COMMAND, 55, 's.json').text;
+    const other = COMMAND.replace('--fail closed', '--fail open');
+    const again = adapter.install(first, other, 65, 's.json');
+    expect(again.events).toEqual(GEMINI_EVENTS.map((e) => e.event));
+    expect(again.text).not.toContain(COMMAND);
+    expect(again.text).toBe(adapter.install(original, other, 65, 's.json').text);
+    expect(adapter.install(again.text, other, 65, 's.json')).toEqual({ text: again.text, events: [] });
+    expect(adapter.uninstall(again.text, 's.json').text).toBe(original);
+    const shared = JSON.parse(adapter.install('{}', COMMAND, 55, 's.json').text) as { hooks: Record<string, Array<{ hooks: Array<Record<string, unknown>> }>> };
+    shared.hooks['AfterTool']![0]!.hooks.push({ type: 'command', command: './scripts/guard.sh' });
+    const replaced = JSON.parse(adapter.install(JSON.stringify(shared, null, 2), other, 65, 's.json').text) as typeof shared;
+    expect(replaced.hooks['AfterTool']).toEqual([
+      { matcher: '*', hooks: [{ type: 'command', command: './scripts/guard.sh' }] },
+      { matcher: '*', hooks: [expect.objectContaining({ command: other, timeout: 65_000 })] },
+    ]);
+  });
+
   it("keeps the user's comments and layout: only Witness's entries are added", () => {
     const original = text('settings-with-comments.json');
     const installed = adapter.install(original, COMMAND, 55, 'settings.json').text;

@@ -4,7 +4,8 @@
  * an event to matcher groups `{ matcher?, hooks: [{ type: "command", command, timeout,
  * statusMessage? }] }` (timeout in seconds). Codex reads the same shape from `[hooks]` tables of
  * `config.toml`; Witness writes only the JSON file, so the user's TOML (and its comments) is never
- * re-serialised. Installing adds one group per event whose command is Witness's, once; the user's
+ * re-serialised. Installing adds one group per event whose command is Witness's, once, and an
+ * install with other options replaces Witness's entry (as for Claude Code and Cursor); the user's
  * own groups are left exactly as they were. Pure: the CLI reads and writes the file.
  */
 import { isWitnessHookCommand } from './marker.js';
@@ -43,12 +44,25 @@ function parseHooksFile(text: string | undefined, file: string): Json {
   return doc as Json;
 }
 
-function isOurs(group: unknown): boolean {
+const isOursEntry = (h: unknown): boolean => isWitnessHookCommand((h as { command?: unknown } | null)?.command, 'codex');
+
+function entries(group: unknown): unknown[] {
   const hooks = (group as { hooks?: unknown } | null)?.hooks;
-  return Array.isArray(hooks) && hooks.some((h) => isWitnessHookCommand((h as { command?: unknown } | null)?.command, 'codex'));
+  return Array.isArray(hooks) ? hooks : [];
 }
 
-/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have it yet. */
+const isOurs = (group: unknown): boolean => entries(group).some(isOursEntry);
+
+/** `groups` without Witness's entries: a group left with no entry goes, a hook the user put into Witness's group stays in it (issue 16 review, M4 U5). */
+function withoutOurs(groups: unknown[]): unknown[] {
+  return groups.flatMap((g) => {
+    if (!isOurs(g)) return [g];
+    const rest = entries(g).filter((e) => !isOursEntry(e));
+    return rest.length === 0 ? [] : [{ ...(g as Json), hooks: rest }];
+  });
+}
+
+/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly that entry yet; a Witness entry with other options (or an older install's) is replaced. */
 export function addCodexHooks(text: string | undefined, command: string, timeoutSeconds: number, file = 'hooks.json'): SettingsChange {
   const doc = parseHooksFile(text, file);
   const hooks = doc['hooks'] ?? {};
@@ -58,9 +72,11 @@ export function addCodexHooks(text: string | undefined, command: string, timeout
   for (const { event, maxTimeoutSeconds, statusMessage } of CODEX_EVENTS) {
     const groups = h[event] ?? [];
     if (!Array.isArray(groups)) throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
-    if (groups.some(isOurs)) continue;
     const timeout = Math.min(timeoutSeconds, maxTimeoutSeconds ?? timeoutSeconds);
-    h[event] = [...groups, { hooks: [{ type: 'command', command, timeout, ...(statusMessage === undefined ? {} : { statusMessage }) }] }];
+    const entry = { type: 'command', command, timeout, ...(statusMessage === undefined ? {} : { statusMessage }) };
+    const ours = groups.flatMap(entries).filter(isOursEntry);
+    if (ours.length === 1 && JSON.stringify(ours[0]) === JSON.stringify(entry)) continue;
+    h[event] = [...withoutOurs(groups), { hooks: [entry] }];
     events.push(event);
   }
   if (events.length === 0) return { text: text ?? '', events };
@@ -78,12 +94,7 @@ export function removeCodexHooks(text: string, file = 'hooks.json'): SettingsCha
   const events: string[] = [];
   for (const [event, groups] of Object.entries(h)) {
     if (!Array.isArray(groups) || !groups.some(isOurs)) continue;
-    // Only Witness's entries go: a hook the user put into Witness's group stays, in that group (issue 16 review, M4 U5).
-    const kept = groups.flatMap((g) => {
-      if (!isOurs(g)) return [g];
-      const rest = ((g as { hooks: unknown[] }).hooks ?? []).filter((e) => !isWitnessHookCommand((e as { command?: unknown } | null)?.command, 'codex'));
-      return rest.length === 0 ? [] : [{ ...(g as Json), hooks: rest }];
-    });
+    const kept = withoutOurs(groups);
     if (kept.length === 0) delete h[event];
     else h[event] = kept;
     events.push(event);

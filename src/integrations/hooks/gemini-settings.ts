@@ -68,7 +68,7 @@ function hooksOf(group: unknown): unknown[] {
   return Array.isArray(hooks) ? hooks : [];
 }
 
-/** A definition that holds a Witness hook (install adds none to an event that has one). */
+/** A definition that holds a Witness hook. */
 const isOurs = (group: unknown): boolean => hooksOf(group).some(isOurHook);
 /** A definition that holds nothing but Witness hooks (uninstall removes it whole). */
 const onlyOurs = (group: unknown): boolean => isOurs(group) && hooksOf(group).every(isOurHook);
@@ -110,7 +110,23 @@ function reparse(doc: Doc, text: string): Doc {
   return { ...doc, text, root };
 }
 
-/** Adds Witness's hook `command` (its time limit `timeoutSeconds`) to every recorded event that does not have it yet. */
+/** Takes Witness's hooks out of the list at `hooks.<event>` (whole definitions where nothing else is in them), leaving everything else byte for byte. */
+function removeOurs(doc: Doc, event: string, groups: unknown[]): Doc {
+  const j = jsonc();
+  for (let i = groups.length - 1; i >= 0; i--) {
+    if (onlyOurs(groups[i])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i])!);
+    // A hook the user added to Witness's definition stays; only Witness's own are taken out of it.
+    else if (isOurs(groups[i]))
+      for (let k = hooksOf(groups[i]).length - 1; k >= 0; k--) if (isOurHook(hooksOf(groups[i])[k])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i, 'hooks', k])!);
+  }
+  return doc;
+}
+
+/**
+ * Adds Witness's hook `command` (its time limit `timeoutSeconds`) to every recorded event that does
+ * not have exactly that definition yet; a Witness hook with other options (or an older install's)
+ * is replaced, as for Claude Code and Cursor, so a reinstall with another policy takes effect.
+ */
 export function addGeminiHooks(text: string | undefined, command: string, timeoutSeconds: number, file = 'settings.json'): SettingsChange {
   const j = jsonc();
   let doc = read(text === undefined || text.trim() === '' ? '{}\n' : text, file);
@@ -121,12 +137,15 @@ export function addGeminiHooks(text: string | undefined, command: string, timeou
     const node = j.findNodeAtLocation(doc.root, ['hooks', event]);
     if (node !== undefined && node.type !== 'array') throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
     const groups = node === undefined ? [] : (j.getNodeValue(node) as unknown[]);
-    if (groups.some(isOurs)) continue;
     const group = {
       ...(matcher ? { matcher: '*' } : {}),
       hooks: [{ name: HOOK_NAME, type: 'command', command, timeout: timeoutSeconds * 1000, description: 'Witness records this event and applies its policy' }],
     };
-    doc = node === undefined ? insert(doc, ['hooks', event], [group]) : insert(doc, ['hooks', event, -1], group, true);
+    const ours = groups.filter(isOurs);
+    if (ours.length === 1 && JSON.stringify(ours[0]) === JSON.stringify(group)) continue;
+    // Witness's own definitions out first, then the new one in as a first install puts it, so that uninstalling still gives back the user's bytes.
+    if (node === undefined || groups.every(onlyOurs)) doc = insert(doc, ['hooks', event], [group]);
+    else doc = insert(removeOurs(doc, event, groups), ['hooks', event, -1], group, true);
     events.push(event);
   }
   if (events.length === 0) return { text: text ?? '', events };
@@ -147,14 +166,7 @@ export function removeGeminiHooks(text: string, file = 'settings.json'): Setting
     if (node?.type !== 'array') continue;
     const groups = j.getNodeValue(node) as unknown[];
     if (!groups.some(isOurs)) continue;
-    if (groups.every(onlyOurs)) doc = remove(doc, node.parent!);
-    else
-      for (let i = groups.length - 1; i >= 0; i--) {
-        if (onlyOurs(groups[i])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i])!);
-        // A hook the user added to Witness's definition stays; only Witness's own are taken out of it.
-        else if (isOurs(groups[i]))
-          for (let k = hooksOf(groups[i]).length - 1; k >= 0; k--) if (isOurHook(hooksOf(groups[i])[k])) doc = remove(doc, j.findNodeAtLocation(doc.root, ['hooks', event, i, 'hooks', k])!);
-      }
+    doc = groups.every(onlyOurs) ? remove(doc, node.parent!) : removeOurs(doc, event, groups);
     events.push(event);
   }
   if (events.length === 0) return { text, events };
