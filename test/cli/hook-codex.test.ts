@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/core/index.js';
 import { BIN, REPO_ROOT, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
 import { requireBuild } from '../helpers/gateway.js';
+import { temporaryHome } from '../helpers/real-home.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -15,6 +16,8 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
  */
 
 requireBuild();
+// hooks install keeps its backup in the state directory: a temporary one, never the real ~/.witness.
+temporaryHome();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'codex');
 const fixture = (name: string): string => fs.readFileSync(path.join(FIX, `${name}.json`), 'utf8');
 const SESSION = '019a6c2e-6a4f-7c21-9d0b-3f5e2b8c1a47';

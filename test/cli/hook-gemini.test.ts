@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/core/index.js';
 import { BIN, REPO_ROOT, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
 import { requireBuild } from '../helpers/gateway.js';
+import { temporaryHome } from '../helpers/real-home.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
 /**
@@ -14,6 +15,8 @@ import { tempDb, tempDir } from '../helpers/tmp.js';
  */
 
 requireBuild();
+// hooks install keeps its backup in the state directory: a temporary one, never the real ~/.witness.
+temporaryHome();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'gemini');
 const fixture = (name: string): string => fs.readFileSync(path.join(FIX, `${name}.json`), 'utf8');
 const SESSION = '0c4a7b1e-5f3d-4c2a-9b8e-2d6f1a9c3e71';

@@ -16,7 +16,8 @@ requireBuild();
 const dir = tempDir('witness-hook-install-');
 const home = path.join(dir, 'home');
 fs.mkdirSync(home);
-const env = { HOME: home };
+// Both named: a WITNESS_STATE_DIR in the environment vitest runs in would otherwise take the backups out of this HOME.
+const env = { HOME: home, WITNESS_STATE_DIR: path.join(home, '.witness') };
 let n = 0;
 function project(settings?: unknown): { root: string; file: string } {
   n += 1;

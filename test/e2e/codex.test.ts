@@ -92,10 +92,10 @@ describe('Codex (the real CLI) with witness hook installed', () => {
   it('[R-CODING-AGENT-HOOKS] runs the allowed command and records it, blocks `rm -rf` with the policy reason the model then reads, runs a held call once `witness approve` releases it, and the ledger verifies', async () => {
     const approver = writeApproverKey(dir);
     const policy = writeRmRfPolicy(dir, ['Bash'], approver);
-    // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
+    // Under the test's HOME and state directory, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'codex', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
-      env: { HOME: home },
+      env: { HOME: home, WITNESS_STATE_DIR: path.join(home, '.witness') },
     });
     expect(install.code).toBe(0);
     expect(fs.existsSync(path.join(project, '.codex', 'hooks.json'))).toBe(true);

@@ -74,10 +74,10 @@ describe('Gemini CLI (the real CLI) with witness hook installed', () => {
   it('[R-CODING-AGENT-HOOKS] runs the allowed shell command and records it, blocks `rm -rf` with the policy reason the model then reads, runs a held call once `witness approve` releases it, and the ledger verifies', async () => {
     const approver = writeApproverKey(dir);
     const policy = writeRmRfPolicy(dir, ['run_shell_command'], approver);
-    // Under the test's HOME, as the agent runs: whatever install keeps for the user stays in the temporary directory.
+    // Under the test's HOME and state directory, as the agent runs: whatever install keeps for the user stays in the temporary directory.
     const install = await runBin(['hooks', 'install', 'gemini', '--project', '--agent', 'e2e-laptop', '--policy', policy, '--store', `sqlite:${db}`, '--command', WITNESS_COMMAND], {
       cwd: project,
-      env: { HOME: home },
+      env: { HOME: home, WITNESS_STATE_DIR: path.join(home, '.witness') },
     });
     expect(install.code).toBe(0);
     expect(fs.existsSync(path.join(project, '.gemini', 'settings.json'))).toBe(true);
