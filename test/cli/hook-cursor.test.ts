@@ -127,6 +127,8 @@ describe('witness hook cursor', () => {
     expect(results[0]!.parent).toBe(shell!.id);
     expect(results[0]!.data).toMatchObject({ output: { exitCode: 0, stdout: 'added 212 packages' } });
     expect(results[1]!.data).toMatchObject({ tool: 'create_issue', server: 'github', output: { content: [{ type: 'text', text: 'Created issue #42' }] } });
+    // afterMCPExecution carries no call id, and the one MCP call before it was postgres's query: nothing to link it to.
+    expect([results[0]!.data, results[1]!.parent, results[1]!.data]).toMatchObject([{ call_link: { by: 'tool_use_id' } }, undefined, { call_link: { by: 'none' } }]);
     const notes = events.filter((e) => e.kind === 'note').map((e) => (e.data as { text: string }).text);
     expect(notes).toContain('Install the dependencies and run the tests');
     expect(notes).toContain('The Shell call ghi789 failed (timeout): Command timed out after 30s');
@@ -213,6 +215,53 @@ describe('witness hook cursor', () => {
     const open = await hook('not json', ['--store', `sqlite:${tempDb(dir)}`, '--fail', 'open']);
     expect({ code: open.code, answer: answer(open) }).toEqual({ code: 0, answer: {} });
   }, 30_000);
+
+  /** A github create_issue beforeMCPExecution or afterMCPExecution titled `title` (on `server`), as the fixtures send it: tool_input a JSON string. */
+  const issue = (event: 'beforeMCPExecution' | 'afterMCPExecution', title: string, server = 'github'): string =>
+    JSON.stringify({
+      ...(JSON.parse(fixture(event === 'beforeMCPExecution' ? 'before-mcp-execution' : 'after-mcp-execution')) as object),
+      mcp_server_name: server,
+      tool_input: JSON.stringify({ owner: 'acme', repo: 'app', title }),
+      ...(event === 'afterMCPExecution' ? { result_json: JSON.stringify({ content: [{ type: 'text', text: `Created ${title}` }] }) } : {}),
+    });
+
+  it('[R-CODING-AGENT-HOOKS] links each afterMCPExecution (no call id) to its own beforeMCPExecution by server, tool and arguments, two calls answered in reverse order', async () => {
+    const db = tempDb(dir);
+    const store = ['--store', `sqlite:${db}`];
+    for (const p of [issue('beforeMCPExecution', 'First'), issue('beforeMCPExecution', 'Second'), issue('afterMCPExecution', 'Second'), issue('afterMCPExecution', 'First')]) {
+      expect({ code: (await hook(p, store)).code }).toEqual({ code: 0 });
+    }
+    const events = await readEvents(db);
+    const calls = events.filter((e) => e.kind === 'tool.call');
+    const results = events.filter((e) => e.kind === 'tool.result');
+    expect(results.map((e) => [e.parent, (e.data as { output: { content: Array<{ text: string }> } }).output.content[0]!.text])).toEqual([
+      [calls[1]!.id, 'Created Second'],
+      [calls[0]!.id, 'Created First'],
+    ]);
+    for (const r of results) expect(r.data).toMatchObject({ call_link: { by: 'arguments' } });
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 60_000);
+
+  it("records a result no call matches with no parent and the reason: another server's call with the same tool and arguments, and a postToolUse whose tool_use_id no call has", async () => {
+    const db = tempDb(dir);
+    const store = ['--store', `sqlite:${db}`];
+    const stray = JSON.stringify({ ...(JSON.parse(fixture('post-tool-use-shell')) as object), tool_use_id: 'never-called' });
+    for (const p of [issue('beforeMCPExecution', 'Same', 'gitlab'), issue('afterMCPExecution', 'Same'), fixture('pre-tool-use-shell'), stray]) {
+      expect({ code: (await hook(p, store)).code }).toEqual({ code: 0 });
+    }
+    const results = (await readEvents(db)).filter((e) => e.kind === 'tool.result');
+    expect(results.map((e) => [e.parent, e.data])).toEqual([
+      [
+        undefined,
+        expect.objectContaining({
+          server: 'github',
+          call_link: { by: 'none', reason: 'The agent gave this result no call id, and no tool.call in this session with the same tool, server and arguments is waiting for its result.' },
+        }),
+      ],
+      [undefined, expect.objectContaining({ tool: 'Shell', call_link: { by: 'none', reason: 'No tool.call in this session has the tool call id never-called.' } })],
+    ]);
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 60_000);
 });
 
 describe('witness hooks install / uninstall cursor', () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/core/index.js';
-import { BIN, REPO_ROOT, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
+import { BIN, REPO_ROOT, artifactFile, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
 import { requireBuild } from '../helpers/gateway.js';
 import { temporaryHome } from '../helpers/real-home.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
@@ -206,6 +206,103 @@ describe('witness hook gemini', () => {
     expect(closed.code).toBe(0);
     expect(answer(closed)).toMatchObject({ decision: 'deny', reason: expect.stringMatching(/^Witness could not record or check this action, so it was refused \(fail closed\): /) as unknown });
   }, 30_000);
+
+  /** A run_shell_command BeforeTool or AfterTool of `command`, as the fixture's session (or `session`) sends it. */
+  const shell = (event: 'BeforeTool' | 'AfterTool', command: string, session = SESSION): string =>
+    JSON.stringify({
+      ...(JSON.parse(fixture('before-tool-shell')) as object),
+      session_id: session,
+      hook_event_name: event,
+      tool_input: { command, dir_path: '/home/user/my-project' },
+      ...(event === 'AfterTool' ? { tool_response: { llmContent: `ran ${command}`, returnDisplay: `ran ${command}` } } : {}),
+    });
+
+  it('[R-CODING-AGENT-HOOKS] links each AfterTool to its own BeforeTool by tool and arguments (Gemini gives no call id): two calls answered in reverse order, and of two identical calls the newest unanswered first', async () => {
+    const db = tempDb(dir);
+    const store = ['--store', `sqlite:${db}`];
+    const order = [
+      shell('BeforeTool', 'npm test'),
+      shell('BeforeTool', 'npm run lint'),
+      shell('AfterTool', 'npm run lint'),
+      shell('AfterTool', 'npm test'),
+      shell('BeforeTool', 'git status'),
+      shell('BeforeTool', 'git status'),
+      shell('AfterTool', 'git status'),
+      shell('AfterTool', 'git status'),
+    ];
+    for (const p of order) expect((await hook(p, store)).code).toBe(0);
+    const events = await readEvents(db);
+    const calls = events.filter((e) => e.kind === 'tool.call');
+    const results = events.filter((e) => e.kind === 'tool.result');
+    expect(calls).toHaveLength(4);
+    expect(results.map((e) => e.parent)).toEqual([calls[1]!.id, calls[0]!.id, calls[3]!.id, calls[2]!.id]);
+    expect(results.map((e) => (e.data as { output: { llmContent: string } }).output.llmContent)).toEqual(['ran npm run lint', 'ran npm test', 'ran git status', 'ran git status']);
+    for (const r of results) expect(r.data).toMatchObject({ call_link: { by: 'arguments' } });
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 60_000);
+
+  it('records an AfterTool that no unanswered BeforeTool of the same session, tool and arguments precedes with no parent and the reason, never linking across sessions', async () => {
+    const db = tempDb(dir);
+    const store = ['--store', `sqlite:${db}`];
+    const other = '7d1e2f3a-0b4c-4d5e-8f6a-1b2c3d4e5f60';
+    for (const p of [
+      shell('BeforeTool', 'npm test', other),
+      shell('AfterTool', 'npm test'),
+      shell('BeforeTool', 'npm run build'),
+      shell('AfterTool', 'npm run build'),
+      shell('AfterTool', 'npm run build'),
+    ]) {
+      expect((await hook(p, store)).code).toBe(0);
+    }
+    const events = await readEvents(db);
+    const mine = events.filter((e) => e.stream === `gemini:dev-laptop:${SESSION}`);
+    const build = mine.find((e) => e.kind === 'tool.call')!;
+    const results = mine.filter((e) => e.kind === 'tool.result');
+    expect(results.map((e) => e.parent)).toEqual([undefined, build.id, undefined]);
+    const unlinked = {
+      call_link: { by: 'none', reason: 'The agent gave this result no call id, and no tool.call in this session with the same tool, server and arguments is waiting for its result.' },
+    };
+    expect(results[0]!.data).toMatchObject(unlinked);
+    expect(results[2]!.data).toMatchObject(unlinked);
+    expect(events.filter((e) => e.stream !== `gemini:dev-laptop:${SESSION}`).map((e) => e.kind)).toEqual(['session.start', 'tool.call']);
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 60_000);
+
+  it('stores an oversized argument and output as artifacts redacted as the ledger is (no secret in the store), and links the result to its call through them', async () => {
+    const db = tempDb(dir);
+    const store = ['--store', `sqlite:${db}`];
+    const secret = 'sk-proj-Zq8xT4mN2vB6cL1kR9wY3hJ5';
+    const aws = 'AKIAQ7N3LP2XW5YT8RZK';
+    const content = `OPENAI_API_KEY=${secret}\n${'const filler = 1;\n'.repeat(80_000)}aws_access_key_id = ${aws}\n`;
+    const write = (event: 'BeforeTool' | 'AfterTool'): string =>
+      JSON.stringify({
+        ...(JSON.parse(fixture(event === 'BeforeTool' ? 'before-tool-write-file' : 'after-tool-write-file')) as object),
+        tool_input: { file_path: '/home/user/my-project/.env.big', content },
+        ...(event === 'AfterTool' ? { tool_response: { llmContent: content, returnDisplay: 'Wrote .env.big' } } : {}),
+      });
+    for (const p of [write('BeforeTool'), write('AfterTool')]) expect((await hook(p, store)).code).toBe(0);
+    const events = await readEvents(db);
+    const call = events.find((e) => e.kind === 'tool.call')!;
+    const result = events.find((e) => e.kind === 'tool.result')!;
+    const argsRef = (call.data as { arguments: { $artifact: string } }).arguments.$artifact;
+    const outRef = (result.data as { output: { $artifact: string } }).output.$artifact;
+    expect([argsRef, outRef]).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/), expect.stringMatching(/^[0-9a-f]{64}$/)]);
+    expect(result.parent).toBe(call.id);
+    for (const sha of [argsRef, outRef]) {
+      const stored = fs.readFileSync(artifactFile(db, sha), 'utf8');
+      expect(stored.length).toBeGreaterThan(1_000_000);
+      expect(stored).not.toContain(secret);
+      expect(stored).not.toContain(aws);
+      expect(stored).toContain('[REDACTED:');
+    }
+    const folder = path.dirname(path.dirname(artifactFile(db, argsRef)));
+    for (const f of fs.readdirSync(folder, { recursive: true, encoding: 'utf8' })) {
+      const file = path.join(folder, f);
+      if (fs.statSync(file).isFile()) expect({ file: f, secret: fs.readFileSync(file, 'utf8').includes(secret) }).toEqual({ file: f, secret: false });
+    }
+    expect(JSON.stringify(events)).not.toContain(secret);
+    expect((await verifyFile(db)).ok).toBe(true);
+  }, 60_000);
 });
 
 describe('witness hooks install / uninstall gemini', () => {

@@ -194,6 +194,8 @@ function sessionOn(w: Witness, stream: string, agent: string, kind: HookAgent): 
     record: (s, input) => writer.record(s, input),
     storeOutput: (k, v) => w.storeOutput(k, v),
     storeArtifact: (b, m, r) => w.storeArtifact(b, m, r),
+    // Session.storeJson refuses a host that cannot redact: what the hook stores is redacted as its records are.
+    redactData: (v) => w.redactData(v),
     capturer: undefined,
     sessionEnded: () => w.sessionEnded(),
     now: () => w.now(),
@@ -264,13 +266,13 @@ async function handle(w: Witness, o: HookRunOptions, ev: HookEvent, e: Evaluatio
       return { decision: 'allow' };
     }
     case 'tool.after': {
-      const callId = await findCall(w, stream, ev.callRef);
+      const call = await findCall(w, stream, ev);
       const out: Recordable = ev.output === undefined ? { value: null, plain: null } : await recordable(w, ev.output, 'tool.result.output');
       recorded(
         await s.record(
           'tool.result',
-          { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), output: out.value, is_error: false, client_claims: claims },
-          { resource: ev.server ?? ev.tool, action: ev.tool, outcome: 'success', ...(callId === undefined ? {} : { parent: callId }), ...artifactsOf(out) },
+          { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), output: out.value, is_error: false, call_link: call.link, client_claims: claims },
+          { resource: ev.server ?? ev.tool, action: ev.tool, outcome: 'success', ...(call.id === undefined ? {} : { parent: call.id }), ...artifactsOf(out) },
         ),
         'tool.result',
       );
@@ -281,17 +283,70 @@ async function handle(w: Witness, o: HookRunOptions, ev: HookEvent, e: Evaluatio
   }
 }
 
-/** The tool.call a PostToolUse answers: the newest in the stream with the same tool-use id. */
-async function findCall(w: Witness, stream: string, callRef: string | undefined): Promise<string | undefined> {
-  if (callRef === undefined) return undefined;
-  let found: string | undefined;
-  let cursor: string | undefined;
-  do {
-    const page = await w.reader.query({ stream, kind: 'tool.call', limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    for (const e of page.events) if ((e.data as { client_claims?: { tool_use_id?: unknown } } | null)?.client_claims?.tool_use_id === callRef) found = e.id;
-    cursor = page.next;
-  } while (cursor !== undefined);
-  return found;
+type ToolAfter = Extract<HookEvent, { type: 'tool.after' }>;
+
+/**
+ * How a tool.result was tied to its tool.call, recorded beside it as `call_link`: Witness's own
+ * reading of the payloads (by the agent's call id, or by matching arguments), or why it has no
+ * parent, so an auditor can tell a missing call from one that could not be told.
+ */
+type CallLink = { by: 'tool_use_id' | 'arguments' } | { by: 'none'; reason: string };
+
+const NO_MATCH = 'The agent gave this result no call id, and no tool.call in this session with the same tool, server and arguments is waiting for its result.';
+
+/**
+ * The tool.call a tool's result answers, looked for in this stream only (never across sessions).
+ * By the agent's call id when it sends one (Claude Code, Codex, Cursor's postToolUse): the newest
+ * call with that id. Gemini CLI's AfterTool and Cursor's afterMCPExecution carry none
+ * (https://geminicli.com/docs/hooks/reference, https://cursor.com/docs/hooks), so there: the
+ * newest call of the same tool and server, with the same arguments as recorded (redacted, so the
+ * comparison sees what the ledger holds; over SPILL_BYTES, the digest of the artifact holding
+ * them), that has no tool.result yet. Two calls alike in all of that are told apart by order only.
+ */
+async function findCall(w: Witness, stream: string, ev: ToolAfter): Promise<{ id?: string; link: CallLink }> {
+  type Stored = Awaited<ReturnType<Witness['reader']['query']>>['events'][number];
+  const all = async (filter: { kind: string; resource?: string; action?: string }): Promise<Stored[]> => {
+    const out: Stored[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await w.reader.query({ stream, ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      out.push(...page.events);
+      cursor = page.next;
+    } while (cursor !== undefined);
+    return out;
+  };
+  const newest = (events: Stored[]): Stored | undefined => events.reduce<Stored | undefined>((a, e) => (a === undefined || e.seq > a.seq ? e : a), undefined);
+  if (ev.callRef !== undefined) {
+    const byId = newest((await all({ kind: 'tool.call' })).filter((e) => (e.data as { client_claims?: { tool_use_id?: unknown } } | null)?.client_claims?.tool_use_id === ev.callRef));
+    if (byId !== undefined) return { id: byId.id, link: { by: 'tool_use_id' } };
+    return { link: { by: 'none', reason: `No tool.call in this session has the tool call id ${ev.callRef.slice(0, 256)}.` } };
+  }
+  let text: string;
+  try {
+    text = canonicalize(redactedValue(w, ev.args));
+  } catch (e) {
+    return { link: { by: 'none', reason: `The agent gave this result no call id, and its arguments could not be read to find its call: ${(e as Error).message}` } };
+  }
+  let digest: string | undefined;
+  const sameArgs = (recordedArgs: unknown): boolean => {
+    try {
+      if (canonicalize(recordedArgs) === text) return true;
+    } catch {
+      return false;
+    }
+    const ref = (recordedArgs as { $artifact?: unknown } | null)?.$artifact;
+    return typeof ref === 'string' && ref === (digest ??= createHash('sha256').update(text).digest('hex'));
+  };
+  const where = { resource: ev.server ?? ev.tool, action: ev.tool };
+  const [calls, results] = await Promise.all([all({ kind: 'tool.call', ...where }), all({ kind: 'tool.result', ...where })]);
+  const answered = new Set(results.map((e) => e.parent));
+  const match = newest(
+    calls.filter((e) => {
+      const d = e.data as { tool?: unknown; server?: unknown; arguments?: unknown } | null;
+      return d !== null && d.tool === ev.tool && d.server === ev.server && !answered.has(e.id) && sameArgs(d.arguments);
+    }),
+  );
+  return match === undefined ? { link: { by: 'none', reason: NO_MATCH } } : { id: match.id, link: { by: 'arguments' } };
 }
 
 /** How deep a recorded value may nest (the ledger's canonical JSON refuses 200 levels, counted from `data`). */
@@ -334,16 +389,20 @@ interface Recordable {
  * tool outputs (review M3: a 1.2 MB Write was refused, a 1.2 MB output went unrecorded).
  */
 async function recordable(w: Witness, value: unknown, role: string): Promise<Recordable> {
-  let plain: unknown;
-  try {
-    plain = w.redactData(value);
-  } catch {
-    plain = w.redactData(representable(value));
-  }
+  const plain = redactedValue(w, value);
   const json = JSON.stringify(plain);
   if (json.length <= SPILL_BYTES / 3 || Buffer.byteLength(json) <= SPILL_BYTES) return { value: plain, plain };
   const artifact = await w.storeArtifact(Buffer.from(canonicalize(plain)), 'application/json', role);
   return { value: { $artifact: artifact.sha256, bytes: artifact.bytes, mime: artifact.mime }, plain, artifact };
+}
+
+/** `value` redacted as the ledger holds it, made representable first when it could not be taken as sent. */
+function redactedValue(w: Witness, value: unknown): unknown {
+  try {
+    return w.redactData(value);
+  } catch {
+    return w.redactData(representable(value));
+  }
 }
 
 const artifactsOf = (r: { artifact?: ArtifactRef | undefined }): { artifacts?: ArtifactRef[] } => (r.artifact === undefined ? {} : { artifacts: [r.artifact] });
