@@ -331,6 +331,13 @@ export const PAYLOADS = {
     requires_approval: z.boolean().optional(),
     /** A 2026-07-28 result that does not finish its request (e.g. `input_required`). */
     result_type: text.optional(),
+    /** What the client said about itself (a coding agent's hook payload fields): recorded as a claim, never trusted. */
+    client_claims: z.unknown().optional(),
+    /** How `witness hook` found the call this result answers: Witness's inference, not the agent's claim. */
+    call_link: z
+      .object({ by: z.enum(['tool_use_id', 'arguments', 'none']), reason: text.optional() })
+      .passthrough()
+      .optional(),
   }),
   'policy.decision': loose({
     decision: PolicyDecision,
