@@ -1,6 +1,19 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { GATEWAY_APPROVER, canonicalKey, decidedRequests, decisionProblem, findApproval, recordExpiry, recordRelease, recordRequest, releaseProblem, type Binding } from '../../approvals/index.js';
+import {
+  GATEWAY_APPROVER,
+  canonicalKey,
+  decidedRequests,
+  decisionProblem,
+  findApproval,
+  haltState,
+  recordExpiry,
+  recordRelease,
+  recordRequest,
+  releaseProblem,
+  type Binding,
+  type HaltView,
+} from '../../approvals/index.js';
 import { argumentsDigest, canonicalize, isWellFormedString, newArgumentsSalt, textField, type ArtifactRef, type Outcome } from '../../core/index.js';
 import { hookAdapter, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict } from '../../integrations/index.js';
 import { evaluate, type Evaluation, type Policy } from '../../policy/index.js';
@@ -75,6 +88,8 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 interface Progress {
   stream?: string;
   callId?: string;
+  /** A refusal decided before recording finished (the agent is halted): the answer whatever recording or --fail does. */
+  refusal?: Extract<HookVerdict, { decision: 'deny' }>;
 }
 
 /** `stdin`: the payload, or why it could not be read (too large, a broken pipe). */
@@ -119,7 +134,8 @@ export async function runHook(o: HookRunOptions, stdin: string | Error): Promise
       recordFault(why).catch(() => undefined),
       Math.min(FAULT_MS, Math.max(deadline + 2000 - Date.now(), 0)),
     );
-    if (floor !== undefined) return answerFor(o.agentKind, event, floor);
+    const refusal = progress.refusal ?? floor;
+    if (refusal !== undefined) return answerFor(o.agentKind, event, refusal);
     if (o.failOpen) return answerFor(o.agentKind, event, { decision: 'allow' });
     // Only what the agent is about to do (a tool call, a prompt) is refused: every adapter answers a
     // deny on any other event without blocking (a notice to the user at most), review M2.
@@ -436,43 +452,59 @@ async function toolBefore(
   progress: Progress,
   log: (line: string) => void,
 ): Promise<HookVerdict> {
+  // The stop button outranks the policy and --fail, as at every gateway (issue 16 review 2, M-B): a
+  // halted agent's call is refused with the halt's reason once that is known, whatever recording does.
+  const halt = await haltOf(w, o.agent);
+  if (halt !== undefined) progress.refusal = { decision: 'deny', reason: haltedReason(halt, ev.tool) };
   const callId = uuidv7();
   progress.callId = callId;
   const base = { resource: ev.server ?? ev.tool, action: ev.tool };
-  const review = e?.decision === 'review' && e.enforced;
+  const review = halt === undefined && e?.decision === 'review' && e.enforced;
   const args = await recordable(w, ev.args, 'tool.call.arguments');
   const call = s.record(
     'tool.call',
     { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), arguments: args.value, ...(review ? { requires_approval: true } : {}), client_claims: claims },
     { ...base, id: callId, outcome: 'pending', ...artifactsOf(args) },
   );
+  // Recorded as the gateway records a halted agent's call (src/gateway/record.ts haltDecision): a deny
+  // for reason `halted` naming the halt, instead of the policy's evaluation, which did not decide.
   const decision =
-    e === undefined
-      ? undefined
-      : s.record(
+    halt !== undefined
+      ? s.record(
           'policy.decision',
-          {
-            decision: e.decision,
-            ...(e.rule === undefined ? {} : { rule: e.rule }),
-            mode: e.mode,
-            policy_version: e.policyVersion,
-            ...(e.reason === undefined ? {} : { reason: e.reason }),
-            tool: ev.tool,
-            ...digestFields(args.value),
-            ...(e.matched.length === 0 ? {} : { matched: e.matched }),
-            ...(e.approvers === undefined ? {} : { approvers: e.approvers.map((a) => a.id) }),
-          },
-          {
-            ...base,
-            parent: callId,
-            outcome: !e.enforced || e.decision === 'allow' ? 'success' : e.decision === 'deny' ? 'denied' : 'pending',
-            policy: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
-          },
-        );
+          { decision: 'deny', reason: 'halted', tool: ev.tool, ...digestFields(args.value), halt: { id: halt.id, actor: halt.actor, reason: halt.reason, ts: halt.ts } },
+          { ...base, parent: callId, outcome: 'denied', policy: { decision: 'deny', reason_code: 'halted', mode: 'enforce' } },
+        )
+      : e === undefined
+        ? undefined
+        : s.record(
+            'policy.decision',
+            {
+              decision: e.decision,
+              ...(e.rule === undefined ? {} : { rule: e.rule }),
+              mode: e.mode,
+              policy_version: e.policyVersion,
+              ...(e.reason === undefined ? {} : { reason: e.reason }),
+              tool: ev.tool,
+              ...digestFields(args.value),
+              ...(e.matched.length === 0 ? {} : { matched: e.matched }),
+              ...(e.approvers === undefined ? {} : { approvers: e.approvers.map((a) => a.id) }),
+            },
+            {
+              ...base,
+              parent: callId,
+              outcome: !e.enforced || e.decision === 'allow' ? 'success' : e.decision === 'deny' ? 'denied' : 'pending',
+              policy: { decision: e.decision, ...(e.rule === undefined ? {} : { rule: e.rule }), version: e.policyVersion, mode: e.mode },
+            },
+          );
   const [callReceipt, decisionReceipt] = await Promise.all([call, decision]);
   // Neither may be missing: a call run without its record, or a decision without its call, is what the review found (H3, H4).
   recorded(callReceipt, `tool.call of this ${ev.tool} call`);
-  if (e !== undefined) recorded(decisionReceipt, `policy decision on this ${ev.tool} call`);
+  if (halt !== undefined || e !== undefined) recorded(decisionReceipt, `policy decision on this ${ev.tool} call`);
+  if (progress.refusal !== undefined) {
+    await refused(w, s, ev, callId, progress.refusal.reason, 'denied', 'halted');
+    return progress.refusal;
+  }
   if (o.policyProblem !== undefined) {
     recorded(
       await s.record('error', { message: `The hook's policy could not be loaded: ${o.policyProblem}`, code: 'policy_unavailable', source: 'gateway' }, { parent: callId, outcome: 'error' }),
@@ -494,12 +526,33 @@ async function toolBefore(
   return hold(w, o, s, ev, callId, e, args.value, log);
 }
 
-/** Closes a call the agent will not make with a tool.result saying why. */
-async function refused(w: Witness, s: Session, ev: ToolBefore, callId: string, reason: string, outcome: Outcome): Promise<void> {
+/**
+ * The halt in force on `agent`, read by the rule every gateway obeys (approvals' haltState: its
+ * latest halt a person recorded comes after its latest resume). A hook lives for one call, so it
+ * reads once instead of keeping the gateway's HaltWatch. A state that cannot be read is a failure
+ * (then --fail decides, as the gateway's fail-open setting does), never "not halted".
+ */
+async function haltOf(w: Witness, agent: string): Promise<HaltView | undefined> {
+  try {
+    const state = await haltState(w.reader, agent);
+    return state.halted ? state.halt : undefined;
+  } catch (e) {
+    throw new Error(`whether agent ${agent} is halted could not be read: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** What the agent (and the model) reads when a halt refuses its call: who halted it, when, why, and how it is lifted. */
+function haltedReason(halt: HaltView, tool: string): string {
+  const why = halt.reason.replace(/[.!?\s]+$/, '');
+  return `Agent ${halt.agent} was halted by ${halt.actor} at ${halt.ts} (${why}), so this ${tool} call was refused; a person lifts the halt with \`witness resume --agent ${halt.agent}\`.`;
+}
+
+/** Closes a call the agent will not make with a tool.result saying why (`code`: the error code, the outcome unless given). */
+async function refused(w: Witness, s: Session, ev: ToolBefore, callId: string, reason: string, outcome: Outcome, code: string = outcome): Promise<void> {
   recorded(
     await s.record(
       'tool.result',
-      { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), is_error: true, error: { message: reason, code: outcome }, duration_ms: 0 },
+      { tool: ev.tool, ...(ev.server === undefined ? {} : { server: ev.server }), is_error: true, error: { message: reason, code }, duration_ms: 0 },
       { resource: ev.server ?? ev.tool, action: ev.tool, parent: callId, outcome },
     ),
     'refusal',
@@ -537,6 +590,8 @@ async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, c
   const origin = w.reader.info.origin;
   const judged = new Set<string>();
   const pollMs = o.pollMs ?? 250;
+  /** Set when a halt placed while the call waited refuses it: its tool.result then says `halted`. */
+  let haltedWhileHeld = false;
   const look = async (now: Date): Promise<HookVerdict | undefined> => {
     const decided = await decidedRequests(w.reader, o.agent, new Set([requestId]), requestedAt);
     if (!decided.has(requestId)) return undefined;
@@ -562,6 +617,12 @@ async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, c
         const why = textField(d.data?.reason);
         return { decision: 'deny', reason: `The ${ev.tool} call was denied by ${approver}${why === undefined ? '' : `: ${why}`} (approval request ${requestId}).` };
       }
+      // A halt placed while the call waited stops it too, before the release would use up the grant (as the gateway's approval desk asks `stopped`).
+      const halt = await haltOf(w, o.agent);
+      if (halt !== undefined) {
+        haltedWhileHeld = true;
+        return { decision: 'deny', reason: haltedReason(halt, ev.tool) };
+      }
       const mismatch = releaseProblem(v, d, binding, now, origin);
       if (mismatch !== undefined) return { decision: 'deny', reason: `The ${ev.tool} call was refused: its approval (request ${requestId}) does not release it (${mismatch.reason}).` };
       const released = await recordRelease(s, { callId, tool: ev.tool, server: ev.server, salt, digest, policy: e, requestId, decision: d });
@@ -574,7 +635,7 @@ async function hold(w: Witness, o: HookRunOptions, s: Session, ev: ToolBefore, c
   while (Date.now() < expiresAt) {
     const verdict = await look(new Date(Math.min(Date.now(), expiresAt - 1)));
     if (verdict !== undefined) {
-      if (verdict.decision === 'deny') await refused(w, s, ev, callId, verdict.reason, 'denied');
+      if (verdict.decision === 'deny') await refused(w, s, ev, callId, verdict.reason, 'denied', haltedWhileHeld ? 'halted' : 'denied');
       return verdict;
     }
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, expiresAt - Date.now()))));
