@@ -186,18 +186,16 @@ function denyReason(e: Evaluation, tool: string): string {
 type ToolBefore = Extract<HookEvent, { type: 'tool.before' }>;
 
 /**
- * The policy's verdict on a tool call. `mcp__<server>__<tool>` cannot say where a server name with
- * `__` in it ends (`mcp__bank__eu__transfer`: server `bank`, or `bank__eu`?), so every reading is
- * evaluated and the strictest wins: a rule on either server applies (issue 16 review, L1).
+ * The policy's verdict on a tool call. A qualified MCP name that cannot say where its server's name
+ * ends (`mcp__bank__eu__transfer`: server `bank`, or `bank__eu`? Gemini's `mcp_my_bank_transfer`:
+ * `my`, or `my_bank`?) comes with every reading (the adapters' `readings`), each is evaluated and
+ * the strictest wins: a rule on any of those servers applies (issue 16 review L1, review 2 L-D).
  */
-function strictest(policy: Policy, agent: string, ev: Pick<ToolBefore, 'server' | 'tool' | 'args'>): Evaluation {
-  const first = evaluate(policy, { agent, server: ev.server, tool: ev.tool, args: ev.args });
-  if (ev.server === undefined || !ev.tool.includes('__')) return first;
+function strictest(policy: Policy, agent: string, ev: Pick<ToolBefore, 'server' | 'tool' | 'args' | 'readings'>): Evaluation {
   const rank = (e: Evaluation): number => (!e.enforced ? 0 : e.decision === 'deny' ? 3 : e.decision === 'review' ? 2 : 1);
-  const whole = `${ev.server}__${ev.tool}`;
-  let worst = first;
-  for (let at = whole.indexOf('__', ev.server.length + 2); at > 0 && at + 2 < whole.length; at = whole.indexOf('__', at + 1)) {
-    const e = evaluate(policy, { agent, server: whole.slice(0, at), tool: whole.slice(at + 2), args: ev.args });
+  let worst = evaluate(policy, { agent, server: ev.server, tool: ev.tool, args: ev.args });
+  for (const r of ev.readings ?? []) {
+    const e = evaluate(policy, { agent, server: r.server, tool: r.tool, args: ev.args });
     if (rank(e) > rank(worst)) worst = e;
   }
   return worst;

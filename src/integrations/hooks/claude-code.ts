@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
+import { mcpReadings } from './mcp-name.js';
 import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
 
 /**
@@ -66,7 +67,9 @@ export function parseClaudeCode(payload: unknown): HookEvent {
       if (p.tool_name === undefined) throw new Error(`The Claude Code ${p.hook_event_name} payload has no tool_name.`);
       const t = claudeCodeTool(p.tool_name);
       const base = { ...common, tool: t.tool, server: t.server, args: p.tool_input ?? {}, callRef: p.tool_use_id };
-      return p.hook_event_name === 'PreToolUse' ? { ...base, type: 'tool.before' } : { ...base, type: 'tool.after', output: p.tool_response };
+      if (p.hook_event_name === 'PostToolUse') return { ...base, type: 'tool.after', output: p.tool_response };
+      const readings = t.server === undefined ? undefined : mcpReadings(p.tool_name.slice('mcp__'.length), '__');
+      return { ...base, type: 'tool.before', ...(readings === undefined ? {} : { readings }) };
     }
     default:
       return { ...common, type: 'other', text: p.message };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { addGeminiHooks, removeGeminiHooks } from './gemini-settings.js';
-import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
+import { mcpReadings } from './mcp-name.js';
+import type { HookAdapter, HookAnswer, HookEvent, HookVerdict, McpReading } from './types.js';
 
 /**
  * Gemini CLI's hooks (https://geminicli.com/docs/hooks/reference): one JSON object on stdin per
@@ -51,7 +52,7 @@ const Payload = z
 
 /** `mcp__<server>__<tool>`: the MCP tool name in Gemini's hook reference until March 2026. */
 const MCP_OLD = /^mcp__(.+?)__(.+)$/;
-/** `mcp_<server>_<tool>`: the name since; a server name with `_` in it cannot be told apart here, which is why `mcp_context` comes first. */
+/** `mcp_<server>_<tool>`: the name since; a server name with `_` in it cannot be told apart here, which is why `mcp_context` comes first (and without it every reading is evaluated). */
 const MCP_NEW = /^mcp_([^_]+)_(.+)$/;
 
 /**
@@ -63,6 +64,14 @@ export function geminiTool(name: string, mcp?: { server_name: string; tool_name:
   if (mcp !== undefined) return { server: mcp.server_name, tool: mcp.tool_name };
   const m = MCP_OLD.exec(name) ?? MCP_NEW.exec(name);
   return m === null ? { tool: name } : { server: m[1]!, tool: m[2]! };
+}
+
+/** Every reading of a qualified name that does not say where its server's name ends (none when `mcp_context` says it). */
+function geminiReadings(name: string, mcp: unknown): McpReading[] | undefined {
+  if (mcp !== undefined) return undefined;
+  if (MCP_OLD.test(name)) return mcpReadings(name.slice('mcp__'.length), '__');
+  if (MCP_NEW.test(name)) return mcpReadings(name.slice('mcp_'.length), '_');
+  return undefined;
 }
 
 const CLAIMS = ['cwd', 'transcript_path', 'timestamp', 'original_request_name', 'source', 'trigger', 'stop_hook_active', 'notification_type', 'details'] as const;
@@ -92,7 +101,9 @@ export function parseGemini(payload: unknown): HookEvent {
       if (p.tool_name === undefined) throw new Error(`The Gemini CLI ${p.hook_event_name} payload has no tool_name.`);
       const t = geminiTool(p.tool_name, p.mcp_context);
       const base = { ...common, tool: t.tool, server: t.server, args: p.tool_input ?? {} };
-      return p.hook_event_name === 'BeforeTool' ? { ...base, type: 'tool.before' } : { ...base, type: 'tool.after', output: p.tool_response };
+      if (p.hook_event_name === 'AfterTool') return { ...base, type: 'tool.after', output: p.tool_response };
+      const readings = geminiReadings(p.tool_name, p.mcp_context);
+      return { ...base, type: 'tool.before', ...(readings === undefined ? {} : { readings }) };
     }
     case 'AfterAgent':
       // The agent's final answer of the turn: what it told the user.

@@ -17,12 +17,22 @@ interface Common {
   claims: Record<string, unknown>;
 }
 
+/** One reading of a qualified MCP tool name as server and tool. */
+export interface McpReading {
+  server: string;
+  tool: string;
+}
+
 export type HookEvent =
   | (Common & { type: 'session.start'; source?: string | undefined })
   | (Common & { type: 'session.end'; reason?: string | undefined })
   | (Common & { type: 'prompt'; prompt: string })
-  /** A tool call about to run: the only event whose answer can refuse something. */
-  | (Common & { type: 'tool.before'; tool: string; server?: string | undefined; args: unknown; callRef?: string | undefined })
+  /**
+   * A tool call about to run: the only event whose answer can refuse something. `readings`: every
+   * way the agent's qualified name splits into server and tool when it does not say where the
+   * server's name ends (the first is `server` and `tool`); the policy is evaluated in each.
+   */
+  | (Common & { type: 'tool.before'; tool: string; server?: string | undefined; args: unknown; callRef?: string | undefined; readings?: McpReading[] | undefined })
   | (Common & { type: 'tool.after'; tool: string; server?: string | undefined; args: unknown; output: unknown; callRef?: string | undefined })
   /** Anything else the agent reports (Stop, Notification, PreCompact, …): recorded as a note. */
   | (Common & { type: 'other'; text?: string | undefined });
