@@ -77,11 +77,37 @@ describe('witness hooks install / uninstall with hostile or unusual settings', (
     const planted = `${file}.witness-backup`;
     const backup = JSON.stringify({ witness_hooks_backup: 1, before: Buffer.from(evil).toString('base64'), installed_sha256: '0' });
     fs.writeFileSync(planted, backup);
-    expect((await install(root)).code).toBe(0);
+    // Nothing binds that old format to this machine, so it is neither restored from nor deleted: named in one sentence and left.
+    const oldBackupNote = (stdout: string): string => oneSentence(stdout.split('\n').find((l) => l.includes('.witness-backup')) ?? '');
+    const installed = await install(root);
+    expect(installed.code).toBe(0);
+    expect(oldBackupNote(installed.stdout)).toMatch(/^Left .*settings\.json\.witness-backup as it is: .*earlier Witness install.* neither restores from it nor deletes it/);
     expect(fs.readFileSync(planted, 'utf8')).toBe(backup);
-    expect((await uninstall(root)).code).toBe(0);
+    const removed = await uninstall(root);
+    expect(removed.code).toBe(0);
+    expect(oldBackupNote(removed.stdout)).toMatch(/^Left .*settings\.json\.witness-backup as it is/);
+    expect(fs.readFileSync(planted, 'utf8')).toBe(backup);
     expect(fs.readFileSync(file, 'utf8')).not.toContain('evil.example');
     expect(read(file)).toEqual({ model: 'mine' });
+  }, 60_000);
+
+  it("replaces Witness's exact command shipped under a matcher no tool has, and says which events it added to and which it replaced", async () => {
+    const exact = { type: 'command', command: `witness hook claude-code --agent claude-code --fail closed --review-timeout 45s --budget 50s ${HOOK_MARK}`, timeout: 55 };
+    const { root, file } = project({ hooks: { PreToolUse: [{ matcher: 'NoSuchTool', hooks: [exact] }] } });
+    const first = await install(root);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(
+      /^Added Witness's hook to SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd and replaced Witness's entry in PreToolUse \(it differed from what this install writes\) in /,
+    );
+    expect(read(file).hooks!['PreToolUse']).toEqual([{ matcher: '*', hooks: [exact] }]);
+    // The same again on a file that has every other event right: only the replacement is named.
+    const s = read(file);
+    s.hooks!['PreToolUse']![0]!.matcher = 'NoSuchTool';
+    fs.writeFileSync(file, JSON.stringify(s, null, 2));
+    const second = await install(root);
+    expect(second.stdout).toMatch(/^Replaced Witness's entry in PreToolUse \(it differed from what this install writes\) in /);
+    expect(read(file).hooks!['PreToolUse']).toEqual([{ matcher: '*', hooks: [exact] }]);
+    expect((await install(root)).stdout).toMatch(/already in .*; nothing changed\./);
   }, 60_000);
 
   it("keeps a hook the user put into Witness's own group when uninstalling", async () => {

@@ -140,6 +140,7 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
       parts.push(HOOK_MARK);
       const command = parts.map((p, i) => (i === 0 && p === o.command ? p : shellQuote(p))).join(' ');
       await installInto(adapter, file, command, budgetS + 5, io);
+      noteOldBackup(file, io);
     });
   hooks
     .command('uninstall')
@@ -152,7 +153,9 @@ export function registerHook(program: Command, io: Io, setExit: (code: number) =
       const kind = checkAgent(kindText);
       const { hookAdapter } = await import('../../integrations/index.js');
       const adapter = hookAdapter(kind);
-      await uninstallFrom(adapter, settingsFile(o, adapter.settingsFile), io);
+      const file = settingsFile(o, adapter.settingsFile);
+      await uninstallFrom(adapter, file, io);
+      noteOldBackup(file, io);
     });
 }
 
@@ -263,10 +266,11 @@ function modeOf(file: string): number {
 async function installInto(adapter: HookAdapter, file: string, command: string, timeoutSeconds: number, io: Io): Promise<void> {
   const before = readIf(file);
   let change;
-  let hadOurs: boolean;
+  let had: Set<string>;
   try {
     change = adapter.install(before?.toString('utf8'), command, timeoutSeconds, file);
-    hadOurs = before !== undefined && adapter.uninstall(before.toString('utf8'), file).events.length > 0;
+    // Events that already held a Witness entry: where install rewrote one, it was not exactly what install writes (other options, matcher or field; review round 2, M-C).
+    had = new Set(before === undefined ? [] : adapter.uninstall(before.toString('utf8'), file).events);
   } catch (e) {
     throw new WitnessError('invalid_argument', (e as Error).message);
   }
@@ -274,6 +278,7 @@ async function installInto(adapter: HookAdapter, file: string, command: string, 
     io.out(`Witness's hooks are already in ${file}; nothing changed.`);
     return;
   }
+  const hadOurs = had.size > 0;
   const backupFile = backupFileFor(file);
   const kept = readBackup(file);
   // A file without Witness's hooks is the one to put back (a backup from an earlier install is
@@ -291,8 +296,36 @@ async function installInto(adapter: HookAdapter, file: string, command: string, 
     writeAtomic(backupFile, `${JSON.stringify(backup)}\n`, 0o600);
   }
   writeAtomic(file, change.text, modeOf(file));
+  const added = change.events.filter((e) => !had.has(e));
+  const replaced = change.events.filter((e) => had.has(e));
+  const what = [
+    ...(added.length > 0 ? [`added Witness's hook to ${added.join(', ')}`] : []),
+    ...(replaced.length > 0 ? [`replaced Witness's entry in ${replaced.join(', ')} (it differed from what this install writes)`] : []),
+  ].join(' and ');
   io.out(
-    `${hadOurs ? 'Updated' : 'Added'} Witness's hook ${hadOurs ? 'in' : 'to'} ${change.events.join(', ')} in ${file} (${base === undefined ? 'no backup: the file changed since the last install, so uninstall will remove only the Witness hooks' : `backup: ${backupFile}`}); the hook command is: ${command}`,
+    `${what.charAt(0).toUpperCase()}${what.slice(1)} in ${file} (${base !== undefined ? `backup: ${backupFile}` : `no backup: ${kept === undefined ? 'the file already held Witness hooks that no install here backed up' : 'the file changed since the last install'}, so uninstall will remove only the Witness hooks`}); the hook command is: ${command}`,
+  );
+}
+
+/**
+ * The installer before 11aa4d5 kept its backup beside the settings file, as `<file>.witness-backup`
+ * holding `{ witness_hooks_backup: 1, before, installed_sha256 }`. Nothing in that format binds it
+ * to this machine, this user or this path (a cloned repository can ship one in exactly that shape),
+ * so it is never restored from; nor is it deleted, as it may be the user's only copy of their
+ * earlier settings. Install and uninstall name it in one sentence and leave it.
+ */
+function noteOldBackup(file: string, io: Io): void {
+  const old = `${file}.witness-backup`;
+  try {
+    // A settings backup is a few KiB; a large planted file is not read at all.
+    if (fs.lstatSync(old).size > 1024 * 1024) return;
+    const b = JSON.parse(readIf(old)?.toString('utf8') ?? 'null') as { witness_hooks_backup?: unknown } | null;
+    if (b?.witness_hooks_backup !== 1) return;
+  } catch {
+    return;
+  }
+  io.out(
+    `Left ${old} as it is: it is in the backup format of an earlier Witness install, which nothing binds to this machine (a repository could have shipped it), so Witness neither restores from it nor deletes it; delete it yourself once you no longer need it.`,
   );
 }
 
@@ -324,7 +357,9 @@ async function uninstallFrom(adapter: HookAdapter, file: string, io: Io): Promis
     return;
   }
   writeAtomic(file, change.text, modeOf(file));
-  io.out(`Removed Witness's hook from ${change.events.join(', ')} in ${file} (the file changed since install, so the rest of it was kept as it is now, reformatted).`);
+  io.out(
+    `Removed Witness's hook from ${change.events.join(', ')} in ${file} (${backup === undefined ? 'no install here kept a backup of it' : 'the file changed since install'}, so the rest of it was kept as it is now, reformatted).`,
+  );
 }
 
 /** `45s`, `2m`, `1500ms` or milliseconds (as `witness proxy --approval-timeout`; not imported from there, which loads the gateway). */

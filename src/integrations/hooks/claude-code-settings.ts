@@ -7,7 +7,7 @@
  * entries are removed (a hook the user put into Witness's group stays). Pure: the CLI reads and
  * writes the file (and keeps the backup that makes uninstall byte-exact).
  */
-import { isWitnessHookCommand } from './marker.js';
+import { isWitnessHookCommand, sameJson } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /** The events Witness records, and whether Claude Code matches them by tool name. */
@@ -45,7 +45,7 @@ function entries(group: unknown): unknown[] {
   return Array.isArray(hooks) ? hooks : [];
 }
 
-/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly it yet; Witness entries with another command (an install with other options) are replaced. */
+/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly the group install writes yet; any other Witness entry there (other options, another matcher, another field) is replaced, the user's hooks kept. */
 export function addClaudeCodeHooks(text: string | undefined, command: string, timeoutSeconds: number, file = 'settings.json'): SettingsChange {
   const doc = parseSettings(text, file);
   const hooks = doc['hooks'] ?? {};
@@ -55,9 +55,12 @@ export function addClaudeCodeHooks(text: string | undefined, command: string, ti
   for (const { event, matcher } of CLAUDE_CODE_EVENTS) {
     const groups = h[event] ?? [];
     if (!Array.isArray(groups)) throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
-    const ours = groups.flatMap(entries).filter(isOursEntry) as Array<{ command?: unknown; timeout?: unknown }>;
-    if (ours.length === 1 && ours[0]!.command === command && ours[0]!.timeout === timeoutSeconds) continue;
-    h[event] = [...withoutOurs(groups), { ...(matcher ? { matcher: '*' } : {}), hooks: [{ type: 'command', command, timeout: timeoutSeconds }] }];
+    const group = { ...(matcher ? { matcher: '*' } : {}), hooks: [{ type: 'command', command, timeout: timeoutSeconds }] };
+    // Installed only as exactly this group: the same command under a narrower matcher, or with `async: true` (run in the background, so it cannot
+    // block; https://docs.rs/claude-code-settings/0.1.0/claude_code_settings/struct.CommandHook.html), guards nothing (review round 2, M-C).
+    const ours = groups.filter((g) => entries(g).some(isOursEntry));
+    if (ours.length === 1 && sameJson(ours[0], group)) continue;
+    h[event] = [...withoutOurs(groups), group];
     events.push(event);
   }
   if (events.length === 0) return { text: text ?? '', events };

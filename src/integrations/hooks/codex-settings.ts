@@ -8,7 +8,7 @@
  * install with other options replaces Witness's entry (as for Claude Code and Cursor); the user's
  * own groups are left exactly as they were. Pure: the CLI reads and writes the file.
  */
-import { isWitnessHookCommand } from './marker.js';
+import { isWitnessHookCommand, sameJson } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /**
@@ -62,7 +62,7 @@ function withoutOurs(groups: unknown[]): unknown[] {
   });
 }
 
-/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly that entry yet; a Witness entry with other options (or an older install's) is replaced. */
+/** Adds Witness's hook `command` (timeout in seconds) to every recorded event that does not have exactly the group install writes yet; any other Witness entry there (other options, an older install's, under a matcher) is replaced, the user's hooks kept. */
 export function addCodexHooks(text: string | undefined, command: string, timeoutSeconds: number, file = 'hooks.json'): SettingsChange {
   const doc = parseHooksFile(text, file);
   const hooks = doc['hooks'] ?? {};
@@ -74,9 +74,11 @@ export function addCodexHooks(text: string | undefined, command: string, timeout
     if (!Array.isArray(groups)) throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
     const timeout = Math.min(timeoutSeconds, maxTimeoutSeconds ?? timeoutSeconds);
     const entry = { type: 'command', command, timeout, ...(statusMessage === undefined ? {} : { statusMessage }) };
-    const ours = groups.flatMap(entries).filter(isOursEntry);
-    if (ours.length === 1 && JSON.stringify(ours[0]) === JSON.stringify(entry)) continue;
-    h[event] = [...withoutOurs(groups), { hooks: [entry] }];
+    const group = { hooks: [entry] };
+    // Installed only as exactly this group: a `matcher` (or any other field) someone added can narrow it to no tool at all (review round 2, M-C).
+    const ours = groups.filter(isOurs);
+    if (ours.length === 1 && sameJson(ours[0], group)) continue;
+    h[event] = [...withoutOurs(groups), group];
     events.push(event);
   }
   if (events.length === 0) return { text: text ?? '', events };

@@ -6,7 +6,7 @@
  * whose command is Witness's, once; the user's own entries are left exactly as they were. Pure:
  * the CLI reads and writes the file (and keeps the backup that makes uninstall byte-exact).
  */
-import { isWitnessHookCommand } from './marker.js';
+import { isWitnessHookCommand, sameJson } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /**
@@ -66,8 +66,9 @@ export function addCursorHooks(text: string | undefined, command: string, timeou
     const entries = h[event] ?? [];
     if (!Array.isArray(entries)) throw new Error(`"hooks.${event}" in ${file} is not a list; fix it before installing the hooks.`);
     const entry = { command, timeout: timeoutSeconds, ...(gate && failClosed ? { failClosed: true } : {}) };
+    // Installed only as exactly this entry (a `matcher` or a missing `failClosed` weakens it; review round 2, M-C), in whatever key order.
     const ours = entries.filter(isOurs);
-    if (ours.length === 1 && JSON.stringify(ours[0]) === JSON.stringify(entry)) continue;
+    if (ours.length === 1 && sameJson(ours[0], entry)) continue;
     // A Witness entry with other options (an earlier install with another policy, say) is replaced, not kept beside the new one.
     h[event] = [...entries.filter((e) => !isOurs(e)), entry];
     events.push(event);

@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Jsonc from 'jsonc-parser';
-import { isWitnessHookCommand } from './marker.js';
+import { isWitnessHookCommand, sameJson } from './marker.js';
 import type { SettingsChange } from './types.js';
 
 /** The events Witness records, and whether Gemini matches them by tool name (a regex; `*` is every tool). */
@@ -141,8 +141,9 @@ export function addGeminiHooks(text: string | undefined, command: string, timeou
       ...(matcher ? { matcher: '*' } : {}),
       hooks: [{ name: HOOK_NAME, type: 'command', command, timeout: timeoutSeconds * 1000, description: 'Witness records this event and applies its policy' }],
     };
+    // Installed only as exactly this definition (matcher, timeout, every field), in whatever key order (review round 2, M-C).
     const ours = groups.filter(isOurs);
-    if (ours.length === 1 && JSON.stringify(ours[0]) === JSON.stringify(group)) continue;
+    if (ours.length === 1 && sameJson(ours[0], group)) continue;
     // Witness's own definitions out first, then the new one in as a first install puts it, so that uninstalling still gives back the user's bytes.
     if (node === undefined || groups.every(onlyOurs)) doc = insert(doc, ['hooks', event], [group]);
     else doc = insert(removeOurs(doc, event, groups), ['hooks', event, -1], group, true);

@@ -49,6 +49,21 @@ function isUnmarkedWitnessHookCommand(command: string, kind: string): boolean {
   return policy === undefined || (path.isAbsolute(policy) && path.resolve(policy) === policy);
 }
 
+/**
+ * Whether two JSON values are the same, whatever the order of their objects' keys: install counts
+ * Witness's entry as installed only when it (and its group) is exactly what install would write
+ * (issue 16 review round 2, M-C: the exact command under a matcher no tool has, or with
+ * `async: true`, guards nothing), while an agent or editor that writes the settings back with its
+ * keys reordered has changed nothing that matters.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return a === b;
+  const ka = Object.keys(a);
+  const kb = b as Record<string, unknown>;
+  return ka.length === Object.keys(kb).length && ka.every((k) => Object.prototype.hasOwnProperty.call(kb, k) && sameJson((a as Record<string, unknown>)[k], kb[k]));
+}
+
 /** The installer's shellQuote (src/cli/commands/hook.ts), repeated: this module must not import the CLI. */
 function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
