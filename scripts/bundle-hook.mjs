@@ -11,11 +11,12 @@
 // Run by `npm run build` after tsc. bin/witness.js uses the bundle only when it is at least as new
 // as dist/cli/commands/hook-main.js, so a tsc run on its own never leaves a stale hook running.
 //
-// What stays outside the bundle: better-sqlite3 (a native addon, required from node_modules as
-// before) and pg (required only for postgres:// stores). The SQLite sealer thread's script
-// (store/sqlite/seal-worker.js) is not beside the bundle, so the store seals inline
-// (seal-thread.ts, sealThreadAvailable): what a process that records a few events and exits
-// wants, since starting the thread loads the store a second time in a new isolate.
+// What stays outside the bundle: better-sqlite3 (a native addon, required from node_modules when
+// the store first opens a SQLite file, see LAZY_SQLITE) and pg (required only for postgres://
+// stores). The SQLite sealer thread's script (store/sqlite/seal-worker.js) is not beside the
+// bundle, so the store seals inline (seal-thread.ts, sealThreadAvailable): what a process that
+// records a few events and exits wants, since starting the thread loads the store a second time
+// in a new isolate.
 //
 // Rolldown (https://rolldown.rs, the bundler of Vite): treeshake.moduleSideEffects false for our
 // own compiled files lets it drop whole modules whose exports the hook does not use (the
@@ -42,11 +43,24 @@ try {
   process.stderr.write(`bundle-hook: rolldown cannot be loaded (${e.code ?? e.message}); witness hook will run unbundled.\n`);
   process.exit(0);
 }
+// The store imports better-sqlite3 at its top level, which in one bundle is a require as the hook
+// loads: an addon this Node.js cannot load (built for another version, the everyday case after a
+// Node upgrade) would then fail the whole hook before it could answer. Required where the store
+// constructs its Database (its only use of the import, `new Database(file, options)`), the failure
+// is the store's, answered as --fail says like any ledger fault, and a postgres:// store never
+// loads it. A store that came to use anything else of the module fails this build (no such export).
+const LAZY_SQLITE = '\0witness:lazy-better-sqlite3';
+const lazySqlite = {
+  name: 'witness-lazy-better-sqlite3',
+  resolveId: (id, importer) => (id !== 'better-sqlite3' ? null : importer === LAZY_SQLITE ? { id, external: true } : LAZY_SQLITE),
+  load: (id) => (id === LAZY_SQLITE ? 'export default function Database(file, options) {\n  return new (require("better-sqlite3"))(file, options);\n}\n' : null),
+};
 const escaped = DIST.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const bundle = await rolldown({
   input: ENTRY,
   platform: 'node',
-  external: [/^better-sqlite3$/, /^pg$/],
+  external: [/^pg$/],
+  plugins: [lazySqlite],
   treeshake: { moduleSideEffects: [{ test: new RegExp(`^${escaped}[\\\\/]`), sideEffects: false }] },
   logLevel: 'warn',
 });
