@@ -5,6 +5,7 @@
  */
 export { HOOK_AGENTS, type HookAdapter, type HookAgent, type HookAnswer, type HookEvent, type HookVerdict, type SettingsChange } from './types.js';
 export { hookAdapter, isHookAgent } from './agents.js';
+export { REFUSABLE_EVENTS } from './refusable.js';
 export { claudeCodeAnswer, claudeCodeTool, parseClaudeCode } from './claude-code.js';
 export { CLAUDE_CODE_EVENTS, HOOK_MARKER, addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
 export { HOOK_MARK, isWitnessHookCommand } from './marker.js';
