@@ -213,7 +213,10 @@ describe('what can and cannot be refused, and faults on the record', () => {
       expect({ event, code: r.code, stdout: r.stdout }).toEqual({
         event,
         code: 0,
-        stdout: expect.stringMatching(/^\{"systemMessage":"Witness could not record or check this action, so it was refused \(fail closed\): .*"\}\n$/),
+        // The notice says what happened, which is no refusal (review 2, L-G).
+        stdout: expect.stringMatching(
+          new RegExp(`^\\{"systemMessage":"Witness could not record this ${event} event, which goes on as usual \\(fail closed holds back only tool calls and prompts\\): .*"\\}\\n$`),
+        ),
       });
     }
   }, 60_000);

@@ -63,18 +63,16 @@ const FAULT_STREAM = 'witness.gateway';
 const FAULT_MS = 1500;
 const CLOSE_MS = 3000;
 
-function answerFor(kind: HookAgent, event: HookEvent | undefined, verdict: HookVerdict): HookAnswer {
+function answerFor(kind: HookAgent, event: Pick<HookEvent, 'type' | 'event'> | undefined, verdict: HookVerdict): HookAnswer {
   return hookAdapter(kind).answer(event, verdict);
 }
 
-function parse(kind: HookAgent, text: string): HookEvent {
-  let doc: unknown;
+function readJson(text: string): unknown {
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     throw new Error('The hook payload on standard input is not JSON.');
   }
-  return hookAdapter(kind).parse(doc);
 }
 
 /** Resolves `p`, or undefined after `ms` (the work goes on unobserved). */
@@ -97,6 +95,8 @@ export async function runHook(o: HookRunOptions, stdin: string | Error): Promise
   const log = o.log ?? (() => undefined);
   const deadline = Date.now() + o.budgetMs;
   let event: HookEvent | undefined;
+  /** The event the payload names, read before it is parsed: what a payload that fails to parse is answered as (review 2, L-G). */
+  let seen: Pick<HookEvent, 'type' | 'event'> | undefined;
   /** The policy's own verdict on a tool call it denies or holds: the answer whenever anything fails (review H4, M5). */
   let floor: Extract<HookVerdict, { decision: 'deny' }> | undefined;
   let witness: Witness | undefined;
@@ -118,13 +118,20 @@ export async function runHook(o: HookRunOptions, stdin: string | Error): Promise
     if (opening === 'failed' || opening === 'pending') return;
     const w = witness ?? (await open(0));
     const stream = progress.stream ?? FAULT_STREAM;
+    const named = (event ?? seen)?.event;
     await systemWriter(w, 'gateway').record(stream, {
       agent: { id: o.agent },
       kind: 'error',
       outcome: 'error',
       ...(progress.callId === undefined ? {} : { parent: progress.callId }),
       recorder: { kind: 'gateway', version: RECORDER_VERSION },
-      data: { message: `witness hook ${o.agentKind} failed: ${why}`, code: 'hook_failed', source: 'gateway', coding_agent: o.agentKind, ...(event === undefined ? {} : { hook_event: event.event }) },
+      data: {
+        message: `witness hook ${o.agentKind} failed: ${why}`,
+        code: 'hook_failed',
+        source: 'gateway',
+        coding_agent: o.agentKind,
+        ...(named === undefined ? {} : { hook_event: named }),
+      },
     });
     await w.flush();
   };
@@ -134,17 +141,28 @@ export async function runHook(o: HookRunOptions, stdin: string | Error): Promise
       recordFault(why).catch(() => undefined),
       Math.min(FAULT_MS, Math.max(deadline + 2000 - Date.now(), 0)),
     );
+    const answering = event ?? seen;
     const refusal = progress.refusal ?? floor;
-    if (refusal !== undefined) return answerFor(o.agentKind, event, refusal);
-    if (o.failOpen) return answerFor(o.agentKind, event, { decision: 'allow' });
+    if (refusal !== undefined) return answerFor(o.agentKind, answering, refusal);
+    if (o.failOpen) return answerFor(o.agentKind, answering, { decision: 'allow' });
     // Only what the agent is about to do (a tool call, a prompt) is refused: every adapter answers a
-    // deny on any other event without blocking (a notice to the user at most), review M2.
-    return answerFor(o.agentKind, event, { decision: 'deny', reason: `Witness could not record or check this action, so it was refused (fail closed): ${why}` });
+    // deny on any other event without blocking (a notice to the user at most), review M2; the notice
+    // then says what happened, which is no refusal (review 2, L-G). A payload naming no event is
+    // answered as the refusal it most likely is.
+    if (answering !== undefined && answering.type !== 'tool.before' && answering.type !== 'prompt') {
+      return answerFor(o.agentKind, answering, {
+        decision: 'deny',
+        reason: `Witness could not record this ${answering.event} event, which goes on as usual (fail closed holds back only tool calls and prompts): ${why}`,
+      });
+    }
+    return answerFor(o.agentKind, answering, { decision: 'deny', reason: `Witness could not record or check this action, so it was refused (fail closed): ${why}` });
   };
   try {
     try {
       if (stdin instanceof Error) throw stdin;
-      event = parse(o.agentKind, stdin);
+      const doc = readJson(stdin);
+      seen = hookAdapter(o.agentKind).eventOf(doc);
+      event = hookAdapter(o.agentKind).parse(doc);
     } catch (e) {
       return await failed((e as Error).message);
     }

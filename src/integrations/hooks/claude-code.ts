@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addClaudeCodeHooks, removeClaudeCodeHooks } from './claude-code-settings.js';
+import { seenEvent, type SeenEvent } from './event-name.js';
 import { mcpReadings } from './mcp-name.js';
 import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
 
@@ -43,6 +44,18 @@ export function claudeCodeTool(name: string): { tool: string; server?: string } 
   const m = MCP_TOOL.exec(name);
   return m === null ? { tool: name } : { server: m[1]!, tool: m[2]! };
 }
+
+/** The events parse reads as more than a note (test/integrations/hooks-event-of.test.ts keeps the two in step). */
+const TYPES: ReadonlyMap<string, HookEvent['type']> = new Map([
+  ['SessionStart', 'session.start'],
+  ['SessionEnd', 'session.end'],
+  ['UserPromptSubmit', 'prompt'],
+  ['PreToolUse', 'tool.before'],
+  ['PostToolUse', 'tool.after'],
+]);
+
+/** Which event a Claude Code payload names, even one parseClaudeCode refuses. */
+export const claudeCodeEventOf = (payload: unknown): SeenEvent | undefined => seenEvent(payload, TYPES);
 
 /** Reads one Claude Code hook payload; throws a one-sentence Error when it is not one. */
 export function parseClaudeCode(payload: unknown): HookEvent {
@@ -95,6 +108,7 @@ export function claudeCodeAnswer(event: Pick<HookEvent, 'type' | 'event'> | unde
 export const claudeCode: HookAdapter = {
   kind: 'claude-code',
   parse: parseClaudeCode,
+  eventOf: claudeCodeEventOf,
   answer: claudeCodeAnswer,
   settingsFile: { project: '.claude/settings.json', user: '.claude/settings.json' },
   install: addClaudeCodeHooks,

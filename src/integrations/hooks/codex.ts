@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addCodexHooks, removeCodexHooks } from './codex-settings.js';
+import { seenEvent, type SeenEvent } from './event-name.js';
 import { mcpReadings } from './mcp-name.js';
 import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
 
@@ -61,6 +62,18 @@ export function codexTool(name: string): { tool: string; server?: string } {
   return m === null ? { tool: name } : { server: m[1]!, tool: m[2]! };
 }
 
+/** The events parse reads as more than a note (test/integrations/hooks-event-of.test.ts keeps the two in step). */
+const TYPES: ReadonlyMap<string, HookEvent['type']> = new Map([
+  ['SessionStart', 'session.start'],
+  ['SessionEnd', 'session.end'],
+  ['UserPromptSubmit', 'prompt'],
+  ['PreToolUse', 'tool.before'],
+  ['PostToolUse', 'tool.after'],
+]);
+
+/** Which event a Codex payload names, even one parseCodex refuses. */
+export const codexEventOf = (payload: unknown): SeenEvent | undefined => seenEvent(payload, TYPES);
+
 /** Reads one Codex hook payload; throws a one-sentence Error when it is not one. */
 export function parseCodex(payload: unknown): HookEvent {
   const r = Payload.safeParse(payload);
@@ -112,6 +125,7 @@ export function codexAnswer(event: Pick<HookEvent, 'type' | 'event'> | undefined
 export const codex: HookAdapter = {
   kind: 'codex',
   parse: parseCodex,
+  eventOf: codexEventOf,
   answer: codexAnswer,
   settingsFile: { project: '.codex/hooks.json', user: '.codex/hooks.json' },
   install: addCodexHooks,

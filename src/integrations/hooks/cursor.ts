@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addCursorHooks, removeCursorHooks } from './cursor-settings.js';
+import { seenEvent, type SeenEvent } from './event-name.js';
 import type { HookAdapter, HookAnswer, HookEvent, HookVerdict } from './types.js';
 
 /**
@@ -72,6 +73,25 @@ function jsonish(value: unknown): unknown {
   } catch {
     return value;
   }
+}
+
+/** The events parse reads as more than a note (test/integrations/hooks-event-of.test.ts keeps the two in step). */
+const TYPES: ReadonlyMap<string, HookEvent['type']> = new Map([
+  ['sessionStart', 'session.start'],
+  ['sessionEnd', 'session.end'],
+  ['beforeSubmitPrompt', 'prompt'],
+  ['preToolUse', 'tool.before'],
+  ['postToolUse', 'tool.after'],
+  ['beforeMCPExecution', 'tool.before'],
+  ['afterMCPExecution', 'tool.after'],
+]);
+
+/** Which event a Cursor payload names, even one parseCursor refuses (preToolUse and postToolUse of an `MCP:` tool are notes, as parse reads them). */
+export function cursorEventOf(payload: unknown): SeenEvent | undefined {
+  const seen = seenEvent(payload, TYPES);
+  if (seen === undefined || (seen.event !== 'preToolUse' && seen.event !== 'postToolUse')) return seen;
+  const tool = (payload as { tool_name?: unknown }).tool_name;
+  return typeof tool === 'string' && MCP_TOOL.test(tool) ? { type: 'other', event: seen.event } : seen;
 }
 
 /** Reads one Cursor hook payload; throws a one-sentence Error when it is not one. */
@@ -147,6 +167,7 @@ export function cursorAnswer(event: Pick<HookEvent, 'type' | 'event'> | undefine
 export const cursor: HookAdapter = {
   kind: 'cursor',
   parse: parseCursor,
+  eventOf: cursorEventOf,
   answer: cursorAnswer,
   settingsFile: { project: '.cursor/hooks.json', user: '.cursor/hooks.json' },
   install: addCursorHooks,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addGeminiHooks, removeGeminiHooks } from './gemini-settings.js';
+import { seenEvent, type SeenEvent } from './event-name.js';
 import { mcpReadings } from './mcp-name.js';
 import type { HookAdapter, HookAnswer, HookEvent, HookVerdict, McpReading } from './types.js';
 
@@ -76,6 +77,18 @@ function geminiReadings(name: string, mcp: unknown): McpReading[] | undefined {
 
 const CLAIMS = ['cwd', 'transcript_path', 'timestamp', 'original_request_name', 'source', 'trigger', 'stop_hook_active', 'notification_type', 'details'] as const;
 
+/** The events parse reads as more than a note (test/integrations/hooks-event-of.test.ts keeps the two in step). */
+const TYPES: ReadonlyMap<string, HookEvent['type']> = new Map([
+  ['SessionStart', 'session.start'],
+  ['SessionEnd', 'session.end'],
+  ['BeforeAgent', 'prompt'],
+  ['BeforeTool', 'tool.before'],
+  ['AfterTool', 'tool.after'],
+]);
+
+/** Which event a Gemini CLI payload names, even one parseGemini refuses. */
+export const geminiEventOf = (payload: unknown): SeenEvent | undefined => seenEvent(payload, TYPES);
+
 /** Reads one Gemini CLI hook payload; throws a one-sentence Error when it is not one. */
 export function parseGemini(payload: unknown): HookEvent {
   const r = Payload.safeParse(payload);
@@ -129,6 +142,7 @@ export function geminiAnswer(event: Pick<HookEvent, 'type' | 'event'> | undefine
 export const gemini: HookAdapter = {
   kind: 'gemini',
   parse: parseGemini,
+  eventOf: geminiEventOf,
   answer: geminiAnswer,
   settingsFile: { project: '.gemini/settings.json', user: '.gemini/settings.json' },
   install: addGeminiHooks,

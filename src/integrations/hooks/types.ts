@@ -62,6 +62,8 @@ export interface HookAdapter {
   readonly kind: HookAgent;
   /** Reads one payload (already parsed from JSON); throws a one-sentence Error when it is not one of this agent's. */
   parse(payload: unknown): HookEvent;
+  /** Which event a payload names, read leniently from `hook_event_name` alone, for answering one `parse` refuses (undefined: it names none). */
+  eventOf(payload: unknown): Pick<HookEvent, 'type' | 'event'> | undefined;
   /** What the agent expects for `verdict` on `event` (undefined: the payload could not be read). */
   answer(event: Pick<HookEvent, 'type' | 'event'> | undefined, verdict: HookVerdict): HookAnswer;
   /** The settings file the hooks go into: relative to the project directory, and to the user's home directory. */
