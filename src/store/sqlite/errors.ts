@@ -14,6 +14,14 @@ export function translateSqliteError(e: unknown, file: string): WitnessError {
   const code = typeof raw === 'string' ? raw : '';
   const primary = /^SQLITE_[A-Z]+/.exec(code)?.[0] ?? '';
   const msg = e instanceof Error ? e.message : String(e);
+  // The driver's native addon itself would not load: after a Node.js upgrade, the everyday case.
+  if (code === 'ERR_DLOPEN_FAILED') {
+    return new WitnessError(
+      'store_unavailable',
+      `The SQLite driver (better-sqlite3's native module) cannot be loaded to open ${file} (${msg.replace(/\.$/, '')}); it was built for another Node.js version or is damaged: run \`npm rebuild better-sqlite3\`.`,
+      { cause: e },
+    );
+  }
   switch (primary) {
     case 'SQLITE_BUSY':
     case 'SQLITE_LOCKED':
