@@ -190,6 +190,11 @@ export function headerExtrasOf(header: string, need: { subject: boolean; classes
   }
 }
 
+/** Whether selectorMatches needs the header's extras for a rule of `match` (a record class or a data category). */
+function selectorNeedsHeader(match: RetentionSelector): boolean {
+  return match.kind === undefined && (match.record_class !== undefined || match.data_category !== undefined);
+}
+
 /** Whether a rule of `match` applies to an event of `kind` with these header extras. */
 export function selectorMatches(match: RetentionSelector, kind: string, extras: HeaderExtras): boolean {
   if (match.kind !== undefined) return match.kind === kind;
@@ -290,8 +295,8 @@ export interface PurgedLeaf {
  */
 export class PurgeJudge {
   private readonly records = new Map<number, PurgeRecordFact>();
-  /** The holds in force at each record, worked out once per record (a purge lists up to 50,000 leaves). */
-  private readonly inForce = new Map<number, { holds: HoldFact[]; subject: boolean }>();
+  /** What each record needs, worked out once per record (a purge lists up to 50,000 leaves): the holds in force at it, its duties, and which header fields its leaves are judged on. */
+  private readonly inForce = new Map<number, { holds: HoldFact[]; duties: RuleFact[]; subject: boolean; classes: boolean }>();
 
   constructor(private readonly d: PurgeRulesData) {
     for (const r of d.records) this.records.set(r.leaf, r);
@@ -318,14 +323,19 @@ export class PurgeJudge {
     let at = this.inForce.get(by);
     if (at === undefined) {
       const holds = this.d.holds.filter((h) => h.placed < by && (h.released === undefined || h.released > by));
-      this.inForce.set(by, (at = { holds, subject: holds.some((h) => h.scope?.subject !== undefined) }));
+      const duties = (r.duties ?? []).map((i) => this.d.rules[i]!);
+      at = {
+        holds,
+        duties,
+        subject: r.erasure !== undefined || holds.some((h) => h.scope?.subject !== undefined),
+        // A rule for every event or for a kind matches without the header: searching each erased
+        // leaf's header for classes it never uses cost 0.7 s of a 1,000,000-leaf verify (profiled).
+        classes: (rule !== undefined && selectorNeedsHeader(rule.match)) || duties.some((d) => selectorNeedsHeader(d.match)),
+      };
+      this.inForce.set(by, at);
     }
-    const holds = at.holds;
-    const duties = (r.duties ?? []).map((i) => this.d.rules[i]!);
-    const extras = headerExtrasOf(leaf.header, {
-      subject: r.erasure !== undefined || at.subject,
-      classes: (rule !== undefined && rule.match.kind === undefined) || duties.some((d) => d.match.kind === undefined),
-    });
+    const { holds, duties } = at;
+    const extras = headerExtrasOf(leaf.header, { subject: at.subject, classes: at.classes });
     for (const h of holds) {
       if (h.scope === null) return `the hold placed at leaf ${h.placed} was in force at the record, and its payload is gone or names no scope this version reads, so it may cover leaf ${leaf.pos}`;
       if (holdScopeCovers(h.scope, { stream: leaf.stream, agent: leaf.agent, ts: leaf.ts, subject: extras.subject })) {
