@@ -73,7 +73,7 @@ describe('WitnessCallbackHandler (LangChain.js)', () => {
     handler.handleChatModelStart({ lc: 1, type: 'not_implemented', id: ['custom', 'Chat'] }, [[new HumanMessage('hi')]], 'run-1', undefined, {
       invocation_params: { model: 'm', temperature: 0, api_key: 'sk-secret-1', headers: { authorization: 'Bearer sk-secret-2' }, clientSecret: 'sk-secret-3' },
     });
-    handler.handleLLMEnd({ generations: [[{ text: 'hello' }]] }, 'run-1');
+    await handler.handleLLMEnd({ generations: [[{ text: 'hello' }]] }, 'run-1');
     const [ev] = (await events(s)).filter((e) => e.kind === 'llm.call');
     expect((ev!.data as { parameters: unknown }).parameters).toEqual({ temperature: 0 });
     expect(JSON.stringify(ev)).not.toContain('sk-secret');
