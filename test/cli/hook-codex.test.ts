@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateKey } from '../../src/core/index.js';
 import { BIN, REPO_ROOT, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
 import { requireBuild } from '../helpers/gateway.js';
+import { type HookRun, hookFixture, runHook, shellAndMcpRules, writeHookPolicy } from '../helpers/hook.js';
 import { temporaryHome } from '../helpers/real-home.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -19,59 +18,21 @@ requireBuild();
 // hooks install keeps its backup in the state directory: a temporary one, never the real ~/.witness.
 temporaryHome();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'codex');
-const fixture = (name: string): string => fs.readFileSync(path.join(FIX, `${name}.json`), 'utf8');
+const fixture = (name: string): string => hookFixture('codex', name);
 const SESSION = '019a6c2e-6a4f-7c21-9d0b-3f5e2b8c1a47';
 const dir = tempDir('witness-hook-codex-');
-const { signerKey, verifierKey } = generateKey('alice@corp');
-const keyFile = path.join(dir, 'alice@corp.key');
-fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
-const policyFile = path.join(dir, 'policy.yaml');
-fs.writeFileSync(
-  policyFile,
-  [
-    'version: 1',
-    'default: allow',
-    'approvers:',
-    `  - id: alice@corp`,
-    `    key: "${verifierKey}"`,
-    'rules:',
-    '  - id: no-rm-rf',
-    '    match: { tool: Bash }',
-    '    when: args.command contains "rm -rf"',
-    '    effect: deny',
-    '    reason: Recursive deletes are not allowed.',
-    '  - id: no-env-edits',
-    '    match: { tool: apply_patch }',
-    `    when: 'args.command contains "File: .env"'`,
-    '    effect: deny',
-    '  - id: memory-needs-review',
-    '    match: { server: memory, tool: create_entities }',
-    '    effect: review',
-    '',
-  ].join('\n'),
-);
+const { policyFile, keyFile } = writeHookPolicy(dir, [
+  ...shellAndMcpRules('Bash', { id: 'memory-needs-review', server: 'memory', tool: 'create_entities' }),
+  '  - id: no-env-edits',
+  '    match: { tool: apply_patch }',
+  `    when: 'args.command contains "File: .env"'`,
+  '    effect: deny',
+]);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = HookRun;
 
 /** Runs `argv` with `payload` on stdin; `onErr` sees stderr as it arrives (the approval request id is logged there). */
-function run(argv: string[], payload: string, onErr?: (text: string) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, WITNESS_STORE: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      onErr?.(stderr);
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(payload);
-  });
-}
+const run = (argv: string[], payload: string, onErr?: (text: string) => void): Promise<Run> => runHook(argv, payload, { cwd: dir, onErr });
 
 const hook = (payload: string, args: string[], onErr?: (text: string) => void): Promise<Run> => run([process.execPath, BIN, 'hook', 'codex', '--agent', 'dev-laptop', ...args], payload, onErr);
 

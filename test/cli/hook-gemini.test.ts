@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateKey } from '../../src/core/index.js';
 import { BIN, REPO_ROOT, artifactFile, readEvents, runBin, verifyFile } from '../helpers/ledger.js';
 import { requireBuild } from '../helpers/gateway.js';
+import { type HookRun, hookFixture, runHook, shellAndMcpRules, writeHookPolicy } from '../helpers/hook.js';
 import { temporaryHome } from '../helpers/real-home.js';
 import { tempDb, tempDir } from '../helpers/tmp.js';
 
@@ -18,55 +18,16 @@ requireBuild();
 // hooks install keeps its backup in the state directory: a temporary one, never the real ~/.witness.
 temporaryHome();
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures', 'hooks', 'gemini');
-const fixture = (name: string): string => fs.readFileSync(path.join(FIX, `${name}.json`), 'utf8');
+const fixture = (name: string): string => hookFixture('gemini', name);
 const SESSION = '0c4a7b1e-5f3d-4c2a-9b8e-2d6f1a9c3e71';
 const dir = tempDir('witness-hook-gemini-');
-const { signerKey, verifierKey } = generateKey('alice@corp');
-const keyFile = path.join(dir, 'alice@corp.key');
-fs.writeFileSync(keyFile, `${signerKey}\n`, { mode: 0o600 });
-const policyFile = path.join(dir, 'policy.yaml');
-fs.writeFileSync(
-  policyFile,
-  [
-    'version: 1',
-    'default: allow',
-    'approvers:',
-    `  - id: alice@corp`,
-    `    key: "${verifierKey}"`,
-    'rules:',
-    '  - id: no-rm-rf',
-    '    match: { tool: run_shell_command }',
-    '    when: args.command contains "rm -rf"',
-    '    effect: deny',
-    '    reason: Recursive deletes are not allowed.',
-    '  - id: issues-need-review',
-    '    match: { server: github, tool: create_issue }',
-    '    effect: review',
-    '',
-  ].join('\n'),
-);
+const { policyFile, keyFile } = writeHookPolicy(dir, shellAndMcpRules('run_shell_command', { id: 'issues-need-review', server: 'github', tool: 'create_issue' }));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = HookRun;
 
 /** Runs the hook with `payload` on stdin; `onErr` sees stderr as it arrives (the approval request id is logged there). */
-function hook(payload: string, args: string[], onErr?: (text: string) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'hook', 'gemini', '--agent', 'dev-laptop', ...args], { cwd: dir, env: { ...process.env, WITNESS_STORE: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      onErr?.(stderr);
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(payload);
-  });
-}
+const hook = (payload: string, args: string[], onErr?: (text: string) => void): Promise<Run> =>
+  runHook([process.execPath, BIN, 'hook', 'gemini', '--agent', 'dev-laptop', ...args], payload, { cwd: dir, onErr });
 
 /** What Gemini reads from an exit-0 hook: its stdout as JSON. */
 const answer = (r: Run): { decision?: string; reason?: string; systemMessage?: string } => JSON.parse(r.stdout) as { decision?: string; reason?: string };
